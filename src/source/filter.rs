@@ -1,0 +1,1 @@
+//! BPF filters (being written).

@@ -1,0 +1,3 @@
+//! Packet sources: capture files (and, later, the live ring), plus the BPF filter.
+pub mod filter;
+pub mod pcap_file;
