@@ -1,7 +1,14 @@
 //! netpipe-fast: network traffic (live or pcap/pcapng) into AntiNex-compatible JSON packet
 //! messages. See `docs/FORMAT.md` for the message and `../shared/DESIGN.md` for the data path.
+//!
+//! Embedding: build a [`pipeline::read::ReadJob`] and call `run` (or `run_with_sink` with a
+//! sink of your own); or call [`decode::decode`] and [`encode::JsonEncoder::encode`] directly
+//! for one frame at a time.
 #![deny(unsafe_code)]
 
+pub mod cli;
 pub mod decode;
 pub mod encode;
+pub mod pipeline;
+pub mod sink;
 pub mod source;

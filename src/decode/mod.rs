@@ -1,1 +1,414 @@
-//! Decoders.
+//! In-place decoders: every header is read through a `zerocopy` overlay borrowed from the
+//! frame; nothing is copied or allocated, and no input can make them panic.
+//!
+//! [`decode`] walks a frame from its link layer inwards and returns a [`Packet`]: the layers it
+//! recognised (outermost first), the undecoded rest (`raw`), the trailer beyond the innermost
+//! length field (`padding`) and, when a header was cut short or malformed, a [`ParseError`]
+//! naming the layer and the reason. Layer choice and boundaries follow scapy 2.5, whose class
+//! and field names the JSON message keeps (see `docs/FORMAT.md`).
+
+pub mod arp;
+pub mod dns;
+pub mod ethernet;
+pub mod icmp;
+pub mod icmpv6;
+pub mod ipv4;
+pub mod ipv6;
+pub mod tcp;
+pub mod udp;
+
+use std::fmt;
+
+/// Link types (LINKTYPE_* numbers of pcap/pcapng) the decoder understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkType {
+    /// 0: BSD loopback, a 4-byte address family in the capturing host's byte order.
+    Null,
+    /// 1: Ethernet II.
+    Ethernet,
+    /// 101: raw IP, version from the first nibble.
+    Raw,
+    /// 228: raw IPv4.
+    Ipv4,
+    /// 229: raw IPv6.
+    Ipv6,
+    /// 113: Linux cooked capture v1.
+    LinuxSll,
+    /// 276: Linux cooked capture v2.
+    LinuxSll2,
+}
+
+impl LinkType {
+    /// Maps a LINKTYPE_* number; `None` for link types this decoder does not support.
+    pub fn from_number(link_type: u32) -> Option<LinkType> {
+        Some(match link_type {
+            0 => LinkType::Null,
+            1 => LinkType::Ethernet,
+            101 => LinkType::Raw,
+            228 => LinkType::Ipv4,
+            229 => LinkType::Ipv6,
+            113 => LinkType::LinuxSll,
+            276 => LinkType::LinuxSll2,
+            _ => return None,
+        })
+    }
+
+    pub fn number(self) -> u32 {
+        match self {
+            LinkType::Null => 0,
+            LinkType::Ethernet => 1,
+            LinkType::Raw => 101,
+            LinkType::Ipv4 => 228,
+            LinkType::Ipv6 => 229,
+            LinkType::LinuxSll => 113,
+            LinkType::LinuxSll2 => 276,
+        }
+    }
+}
+
+/// A human name for a LINKTYPE_* number, for error messages.
+pub fn link_type_name(link_type: u32) -> &'static str {
+    match link_type {
+        0 => "NULL (BSD loopback)",
+        1 => "EN10MB (Ethernet)",
+        6 => "IEEE802 (Token Ring)",
+        9 => "PPP",
+        10 => "FDDI",
+        50 => "PPP_HDLC",
+        101 => "RAW (raw IP)",
+        104 => "C_HDLC (Cisco HDLC)",
+        105 => "IEEE802_11 (Wi-Fi)",
+        107 => "FRELAY",
+        108 => "LOOP (OpenBSD loopback)",
+        113 => "LINUX_SLL (Linux cooked v1)",
+        117 => "PFLOG",
+        119 => "IEEE802_11_PRISM",
+        127 => "IEEE802_11_RADIOTAP",
+        143 => "DOCSIS",
+        147..=162 => "USER",
+        165 => "SCCP",
+        187 => "BLUETOOTH_HCI_H4",
+        189 => "USB_LINUX",
+        192 => "PPI",
+        195 => "IEEE802_15_4_WITHFCS",
+        201 => "BLUETOOTH_HCI_H4_WITH_PHDR",
+        215 => "IEEE802_15_4_NONASK_PHY",
+        220 => "USB_LINUX_MMAPPED",
+        228 => "IPV4",
+        229 => "IPV6",
+        230 => "IEEE802_15_4_NOFCS",
+        239 => "NFLOG",
+        249 => "USBPCAP",
+        276 => "LINUX_SLL2 (Linux cooked v2)",
+        _ => "unknown",
+    }
+}
+
+/// The layer a [`ParseError`] happened in; also the JSON key stem of that layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerName {
+    Ether,
+    Dot1q,
+    Sll,
+    Sll2,
+    Loopback,
+    Arp,
+    Ip,
+    Ipv6,
+    Ipv6Ext,
+    Icmp,
+    Icmpv6,
+    Tcp,
+    Udp,
+    Dns,
+}
+
+impl LayerName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayerName::Ether => "ether",
+            LayerName::Dot1q => "dot1q",
+            LayerName::Sll => "cookedlinux",
+            LayerName::Sll2 => "cookedlinuxv2",
+            LayerName::Loopback => "loopback",
+            LayerName::Arp => "arp",
+            LayerName::Ip => "ip",
+            LayerName::Ipv6 => "ipv6",
+            LayerName::Ipv6Ext => "ipv6exthdr",
+            LayerName::Icmp => "icmp",
+            LayerName::Icmpv6 => "icmpv6",
+            LayerName::Tcp => "tcp",
+            LayerName::Udp => "udp",
+            LayerName::Dns => "dns",
+        }
+    }
+}
+
+/// Why a layer could not be (fully) decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The header is cut short by the end of the captured bytes.
+    Truncated,
+    /// A length or offset field points outside the data or below the minimum.
+    BadLength,
+    /// A DNS name compression pointer loops or a name exceeds its bounds.
+    BadName,
+    /// A DNS section claims more records than its bytes hold.
+    BadRecord,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 4] = [
+        ErrorKind::Truncated,
+        ErrorKind::BadLength,
+        ErrorKind::BadName,
+        ErrorKind::BadRecord,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Truncated => "truncated",
+            ErrorKind::BadLength => "bad length",
+            ErrorKind::BadName => "bad name",
+            ErrorKind::BadRecord => "bad record",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A malformed or truncated layer: a small `Copy` value, never a panic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub layer: LayerName,
+    pub kind: ErrorKind,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.layer.as_str(), self.kind.as_str())
+    }
+}
+
+impl ParseError {
+    pub(crate) fn new(layer: LayerName, kind: ErrorKind) -> ParseError {
+        ParseError { layer, kind }
+    }
+}
+
+/// One decoded layer, borrowing its header from the frame.
+#[derive(Clone, Copy, Debug)]
+pub enum Layer<'a> {
+    Ether(&'a ethernet::EtherHdr),
+    /// An 802.1Q (`dot1q`) or 802.1ad (`dot1ad`) tag.
+    Vlan {
+        hdr: &'a ethernet::VlanHdr,
+        ad: bool,
+    },
+    Sll(&'a ethernet::SllHdr),
+    Sll2(&'a ethernet::Sll2Hdr),
+    /// BSD loopback; the value scapy shows as `type` (the family's first byte).
+    Loopback(u32),
+    Arp(arp::Arp<'a>),
+    Ipv4(ipv4::Ipv4<'a>),
+    Ipv6(ipv6::Ipv6<'a>),
+    Ipv6Ext(ipv6::ExtHeader<'a>),
+    Icmp(icmp::Icmp<'a>),
+    Icmpv6(icmpv6::Icmpv6<'a>),
+    NdOption(icmpv6::NdOption<'a>),
+    Tcp(tcp::Tcp<'a>),
+    Udp(udp::Udp<'a>),
+    Dns(dns::Dns<'a>),
+}
+
+/// Most layers a frame can yield; deeper nesting ends in `raw`.
+pub const MAX_LAYERS: usize = 24;
+
+/// A decoded frame. `layers[..len]` are valid; `raw` and `padding` are sub-slices of the frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Packet<'a> {
+    layers: [Option<Layer<'a>>; MAX_LAYERS],
+    len: usize,
+    /// Bytes after the last decoded layer (scapy's `Raw`).
+    pub raw: &'a [u8],
+    /// Trailer beyond the innermost length field (scapy's `Padding`).
+    pub padding: &'a [u8],
+    /// First malformation met, if any.
+    pub error: Option<ParseError>,
+}
+
+impl<'a> Packet<'a> {
+    fn new() -> Packet<'a> {
+        Packet {
+            layers: [None; MAX_LAYERS],
+            len: 0,
+            raw: &[],
+            padding: &[],
+            error: None,
+        }
+    }
+
+    /// The decoded layers, outermost first.
+    pub fn layers(&self) -> impl Iterator<Item = &Layer<'a>> {
+        self.layers[..self.len].iter().flatten()
+    }
+
+    pub fn layer_count(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, layer: Layer<'a>) -> bool {
+        if self.len < MAX_LAYERS {
+            self.layers[self.len] = Some(layer);
+            self.len += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What comes next while walking inwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    Ether,
+    /// Continue by EtherType (Ethernet, VLAN and SLL all use the same table).
+    EtherType(u16),
+    Ipv4 {
+        quoted: bool,
+    },
+    Ipv6 {
+        quoted: bool,
+    },
+    /// IPv4 version nibble or IPv6, whichever the first byte says (link type 101).
+    IpAny,
+    /// An IPv6 next-header value; `quoted` inside an ICMPv6 error.
+    Ipv6Nh {
+        nh: u8,
+        quoted: bool,
+    },
+    /// An IPv4 protocol number (only reached when the fragment offset is 0).
+    IpProto {
+        proto: u8,
+        quoted: bool,
+    },
+    Tcp {
+        quoted: bool,
+    },
+    Udp {
+        quoted: bool,
+    },
+    Icmp {
+        quoted: bool,
+    },
+    Icmpv6,
+    NdOptions,
+    Dns {
+        tcp: bool,
+    },
+    Arp,
+    /// Nothing more to decode: the rest is `raw`.
+    Stop,
+}
+
+/// The walk's cursor: `data[pos..end]` is what the next layer may use; `data[end..]` is
+/// padding already split off by an outer length field.
+pub(crate) struct Cursor<'a> {
+    pub data: &'a [u8],
+    pub pos: usize,
+    pub end: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// The bytes available to the next layer.
+    #[inline]
+    pub fn rest(&self) -> &'a [u8] {
+        self.data.get(self.pos..self.end).unwrap_or(&[])
+    }
+
+    /// Moves `pos` forward by `n` bytes (never past `end`).
+    #[inline]
+    pub fn advance(&mut self, n: usize) {
+        self.pos = self.pos.saturating_add(n).min(self.end);
+    }
+
+    /// Limits the remaining payload to `len` bytes from `pos`: the rest becomes padding.
+    #[inline]
+    pub fn limit(&mut self, len: usize) {
+        let new_end = self.pos.saturating_add(len);
+        if new_end < self.end {
+            self.end = new_end;
+        }
+    }
+}
+
+/// Decodes one frame captured on `link`.
+pub fn decode(link: LinkType, frame: &[u8]) -> Packet<'_> {
+    let mut pkt = Packet::new();
+    let mut cur = Cursor {
+        data: frame,
+        pos: 0,
+        end: frame.len(),
+    };
+    let mut next = match link {
+        LinkType::Ethernet => Next::Ether,
+        LinkType::Raw => Next::IpAny,
+        LinkType::Ipv4 => Next::Ipv4 { quoted: false },
+        LinkType::Ipv6 => Next::Ipv6 { quoted: false },
+        LinkType::LinuxSll => ethernet::decode_sll(&mut cur, &mut pkt),
+        LinkType::LinuxSll2 => ethernet::decode_sll2(&mut cur, &mut pkt),
+        LinkType::Null => ethernet::decode_loopback(&mut cur, &mut pkt),
+    };
+    loop {
+        if pkt.len >= MAX_LAYERS {
+            break;
+        }
+        next = match next {
+            Next::Stop => break,
+            Next::Ether => ethernet::decode_ether(&mut cur, &mut pkt),
+            Next::EtherType(t) => ethernet::by_ether_type(t, &mut cur, &mut pkt),
+            Next::Arp => arp::decode(&mut cur, &mut pkt),
+            Next::IpAny => match cur.rest().first().map(|b| b >> 4) {
+                Some(6) => ipv6::decode(&mut cur, &mut pkt, false),
+                Some(_) => ipv4::decode(&mut cur, &mut pkt, false),
+                None => Next::Stop,
+            },
+            Next::Ipv4 { quoted } => ipv4::decode(&mut cur, &mut pkt, quoted),
+            Next::Ipv6 { quoted } => ipv6::decode(&mut cur, &mut pkt, quoted),
+            Next::IpProto { proto, quoted } => ipv4::by_proto(proto, quoted),
+            Next::Ipv6Nh { nh, quoted } => ipv6::by_next_header(nh, quoted, &mut cur, &mut pkt),
+            Next::Tcp { quoted } => tcp::decode(&mut cur, &mut pkt, quoted),
+            Next::Udp { quoted } => udp::decode(&mut cur, &mut pkt, quoted),
+            Next::Icmp { quoted } => icmp::decode(&mut cur, &mut pkt, quoted),
+            Next::Icmpv6 => icmpv6::decode(&mut cur, &mut pkt),
+            Next::NdOptions => icmpv6::decode_nd_option(&mut cur, &mut pkt),
+            Next::Dns { tcp } => dns::decode(&mut cur, &mut pkt, tcp),
+        };
+    }
+    pkt.raw = cur.rest();
+    pkt.padding = frame.get(cur.end..).unwrap_or(&[]);
+    pkt
+}
+
+/// Records a malformation (the first one wins) and stops the walk.
+#[inline]
+pub(crate) fn fail(pkt: &mut Packet<'_>, layer: LayerName, kind: ErrorKind) -> Next {
+    note(pkt, layer, kind);
+    Next::Stop
+}
+
+/// Records a malformation without stopping (the layer itself was still usable).
+#[inline]
+pub(crate) fn note(pkt: &mut Packet<'_>, layer: LayerName, kind: ErrorKind) {
+    if pkt.error.is_none() {
+        pkt.error = Some(ParseError::new(layer, kind));
+    }
+}
+
+/// Pushes a layer; when the layer budget is exhausted the walk stops and the rest is raw.
+#[inline]
+pub(crate) fn push<'a>(pkt: &mut Packet<'a>, layer: Layer<'a>) -> bool {
+    pkt.push(layer)
+}

@@ -1,1 +1,5 @@
-//! Encoders.
+//! Encoders: the packet JSON writer and the formatting primitives it uses.
+pub mod hex;
+pub mod json;
+
+pub use json::{FrameMeta, JsonEncoder};

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# The one test command (README): installs the system packages the tests use, starts the
+# brokers the sink tests talk to, then runs rustfmt, clippy and every test target.
+# Run from anywhere; it works in the repository root. Idempotent: installs and starts only
+# what is missing. .ci/run calls it with NETPIPE_REQUIRE_LIVE=1.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+started_at=$SECONDS
+step() { printf '\n==> [%4ss] %s\n' "$((SECONDS - started_at))" "$*"; }
+info() { printf '    %s\n' "$*"; }
+die() {
+  printf 'scripts/test.sh: %s\n' "$*" >&2
+  exit 1
+}
+
+# Root runs commands directly; anyone else goes through sudo (and only when needed).
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root for '$*' and sudo is not installed"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# System packages
+# ---------------------------------------------------------------------------------------------
+
+pkg_installed() {
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]
+}
+
+apt_updated=0
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install by hand: $*"
+  if [ "$apt_updated" -eq 0 ]; then
+    info "apt-get update"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null
+    apt_updated=1
+  fi
+  info "apt-get install $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    -o Dpkg::Use-Pty=0 "$@" </dev/null
+}
+
+# Each entry: package, and a command it provides ("-" when it is a library or module).
+step "system packages"
+missing=()
+for entry in libpcap-dev:- python3-scapy:- tshark:tshark tcpdump:tcpdump iproute2:ip; do
+  pkg=${entry%%:*}
+  cmd=${entry#*:}
+  if pkg_installed "$pkg" && { [ "$cmd" = - ] || command -v "$cmd" >/dev/null 2>&1; }; then
+    info "$pkg: present"
+  else
+    info "$pkg: missing"
+    missing+=("$pkg")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt_install "${missing[@]}"
+fi
+# python3-scapy lands in the system interpreter; a pyenv or venv python3 earlier on PATH does
+# not see it, so say which interpreter the scapy oracle lives in.
+if python3 -c 'import scapy' >/dev/null 2>&1; then
+  info "scapy: importable by $(command -v python3)"
+elif /usr/bin/python3 -c 'import scapy' >/dev/null 2>&1; then
+  info "scapy: importable by /usr/bin/python3 only (python3 on PATH is $(command -v python3 || echo none))"
+else
+  die "python3-scapy is installed but /usr/bin/python3 cannot import scapy"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Rust toolchain
+# ---------------------------------------------------------------------------------------------
+
+step "rust toolchain"
+if ! command -v cargo >/dev/null 2>&1 && [ -f "${HOME:-/root}/.cargo/env" ]; then
+  # shellcheck disable=SC1091
+  . "${HOME:-/root}/.cargo/env"
+fi
+command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust with rustup)"
+for component in rustfmt clippy; do
+  sub=${component/rustfmt/fmt}
+  if ! cargo "$sub" --version >/dev/null 2>&1; then
+    command -v rustup >/dev/null 2>&1 || die "cargo $sub is missing and rustup is not installed"
+    info "rustup component add $component"
+    rustup component add "$component"
+  fi
+done
+info "$(cargo --version)"
+
+# ---------------------------------------------------------------------------------------------
+# Brokers: Redis on 127.0.0.1:6379, RabbitMQ on 127.0.0.1:5672
+# ---------------------------------------------------------------------------------------------
+
+# True when a Redis server answers PING on 127.0.0.1:6379 (plain bash, no redis-cli needed).
+redis_answers() {
+  timeout 3 bash -c '
+    exec 3<>/dev/tcp/127.0.0.1/6379 || exit 1
+    printf "PING\r\n" >&3
+    IFS= read -r -t 2 reply <&3 || exit 1
+    [[ $reply == +PONG* ]]' 2>/dev/null
+}
+
+# True when an AMQP 0-9-1 broker answers on 127.0.0.1:5672: after the protocol header a broker
+# that accepts it sends a method frame, whose first byte (frame type) is 1 (AMQP 0-9-1, 4.2.3).
+amqp_answers() {
+  timeout 3 bash -c '
+    exec 3<>/dev/tcp/127.0.0.1/5672 || exit 1
+    printf "AMQP\x00\x00\x09\x01" >&3
+    first=$(head -c 1 <&3 | od -An -tu1 | tr -d " \n")
+    [ "$first" = 1 ]' 2>/dev/null
+}
+
+# wait_until SECONDS DESCRIPTION COMMAND...: poll COMMAND every half second until it succeeds,
+# failing after SECONDS.
+wait_until() {
+  local limit=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      die "$what did not become ready within ${limit}s"
+    fi
+    sleep 0.5
+  done
+}
+
+step "Redis on 127.0.0.1:6379"
+if redis_answers; then
+  info "already answering"
+else
+  if ! command -v redis-server >/dev/null 2>&1; then
+    apt_install redis-server
+  fi
+  # Installing the package may have started its own service.
+  if ! redis_answers; then
+    info "starting redis-server"
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no
+  fi
+  wait_until 30 "Redis" redis_answers
+  info "ready"
+fi
+
+# Waits for the node with rabbitmqctl (bounded), then for the AMQP port itself.
+rabbit_ready() {
+  as_root timeout 15 rabbitmqctl -q await_startup --timeout 10 >/dev/null 2>&1 || true
+  amqp_answers
+}
+
+step "RabbitMQ on 127.0.0.1:5672"
+if amqp_answers; then
+  info "already answering"
+else
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    apt_install rabbitmq-server
+  fi
+  # A node named after the container's host name may not resolve; where the Debian config
+  # does not name the node, pin it (and the listener) to the loopback interface.
+  if ! grep -qs '^[[:space:]]*NODENAME=' /etc/rabbitmq/rabbitmq-env.conf; then
+    export RABBITMQ_NODENAME=rabbit@localhost
+    export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+    export ERL_EPMD_ADDRESS=127.0.0.1
+  fi
+  if ! amqp_answers; then
+    info "starting rabbitmq-server"
+    as_root rabbitmq-server -detached </dev/null
+  fi
+  wait_until 180 "RabbitMQ" rabbit_ready
+  info "ready"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+# ---------------------------------------------------------------------------------------------
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo test --release --all-targets"
+cargo test --release --all-targets
+
+# --all-targets leaves out documentation examples; they are part of "everything".
+step "cargo test --release --doc"
+cargo test --release --doc
+
+step "all checks passed in $((SECONDS - started_at))s"

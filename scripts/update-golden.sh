@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Regenerates tests/golden/<capture>.jsonl for every capture in pcaps/ with the release binary
+# (`netpipe-fast read FILE`, SOURCE_HOST unset so "source" is "localdev"). A capture whose run
+# does not exit 0 also gets tests/golden/<capture>.exit with its exit code, which
+# tests/golden.rs then expects. Review `git diff tests/golden` before committing: the golden
+# files are the reviewed contract, not whatever the decoder prints today.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v cargo >/dev/null 2>&1 && [ -f "${HOME:-/root}/.cargo/env" ]; then
+  # shellcheck disable=SC1091
+  . "${HOME:-/root}/.cargo/env"
+fi
+
+echo "==> cargo build --release --bin netpipe-fast"
+cargo build --release --bin netpipe-fast
+bin="${CARGO_TARGET_DIR:-target}/release/netpipe-fast"
+[ -x "$bin" ] || { echo "update-golden: $bin was not built" >&2; exit 1; }
+
+# Same rule as tests/golden.rs: a capture is a file with a pcap or pcapng magic number.
+is_capture() {
+  case "$(head -c 4 "$1" | od -An -tx1 | tr -d ' \n')" in
+    a1b2c3d4 | d4c3b2a1 | a1b23c4d | 4d3cb2a1 | 0a0d0d0a) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+# Build the new set beside the old one and swap only when every capture has been run.
+new=$(mktemp -d "${TMPDIR:-/tmp}/netpipe-golden.XXXXXX")
+trap 'rm -rf "$new"' EXIT
+
+count=0
+for capture in pcaps/*; do
+  [ -f "$capture" ] && is_capture "$capture" || continue
+  name=$(basename "$capture")
+  rc=0
+  env -u SOURCE_HOST "$bin" read "$capture" >"$new/$name.jsonl" 2>"$new/stderr" </dev/null || rc=$?
+  lines=$(wc -l <"$new/$name.jsonl")
+  if [ "$rc" -eq 101 ] || grep -q panicked "$new/stderr"; then
+    echo "update-golden: netpipe-fast panicked on $capture:" >&2
+    cat "$new/stderr" >&2
+    exit 1
+  fi
+  if [ "$rc" -ne 0 ]; then
+    echo "$rc" >"$new/$name.exit"
+    printf '    %-40s %7d lines  exit %d: %s\n' "$name" "$lines" "$rc" "$(head -n 1 "$new/stderr")"
+  else
+    printf '    %-40s %7d lines\n' "$name" "$lines"
+  fi
+  count=$((count + 1))
+done
+rm -f "$new/stderr"
+[ "$count" -gt 0 ] || { echo "update-golden: no pcap or pcapng file in pcaps/" >&2; exit 1; }
+
+mkdir -p tests/golden
+rm -f tests/golden/*.jsonl tests/golden/*.exit
+cp "$new"/* tests/golden/
+echo "==> wrote $count golden files to tests/golden/; review with: git diff --stat tests/golden"

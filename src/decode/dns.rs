@@ -1,0 +1,377 @@
+//! DNS messages (RFC 1035) on UDP/TCP port 53 and mDNS port 5353: header, questions and the
+//! answer, authority and additional records, with name decompression bounded against loops
+//! and runaway names.
+//!
+//! [`decode`] validates the whole message once; the encoder walks it again with the same
+//! [`Walker`], which is cheap and keeps the layer a pair of borrowed slices.
+
+use super::{fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
+
+/// Most compression pointers followed for one name (RFC 1035 names have at most 127 labels).
+pub const MAX_POINTERS: usize = 128;
+/// Longest decoded name accepted, in bytes (RFC 1035 allows 255 on the wire).
+pub const MAX_NAME_BYTES: usize = 1024;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Dns<'a> {
+    /// The message from its 12-byte header to the end of its last record.
+    pub msg: &'a [u8],
+    /// The 2-byte length prefix of DNS over TCP.
+    pub tcp_length: Option<u16>,
+}
+
+impl Dns<'_> {
+    fn be16(&self, at: usize) -> u16 {
+        match self.msg.get(at..at + 2) {
+            Some(b) => u16::from_be_bytes([b[0], b[1]]),
+            None => 0,
+        }
+    }
+    pub fn id(&self) -> u16 {
+        self.be16(0)
+    }
+    /// The 16-bit flags word (QR, opcode, AA, TC, RD, RA, Z, AD, CD, RCODE).
+    pub fn flags(&self) -> u16 {
+        self.be16(2)
+    }
+    pub fn qdcount(&self) -> u16 {
+        self.be16(4)
+    }
+    pub fn ancount(&self) -> u16 {
+        self.be16(6)
+    }
+    pub fn nscount(&self) -> u16 {
+        self.be16(8)
+    }
+    pub fn arcount(&self) -> u16 {
+        self.be16(10)
+    }
+    pub fn walker(&self) -> Walker<'_> {
+        Walker {
+            msg: self.msg,
+            pos: 12,
+        }
+    }
+}
+
+/// A question: where its name starts, and its type and class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Question {
+    pub name_at: usize,
+    pub qtype: u16,
+    pub qclass: u16,
+}
+
+/// A resource record: where its owner name starts, its fixed fields and its rdata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub name_at: usize,
+    pub rtype: u16,
+    pub rclass: u16,
+    pub ttl: u32,
+    pub rdlen: u16,
+    /// Offset of the rdata in the message (names inside it may point anywhere before).
+    pub rdata_at: usize,
+    pub rdata: &'a [u8],
+}
+
+/// Reads questions and records in order from a message.
+pub struct Walker<'a> {
+    msg: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Walker<'a> {
+    pub fn question(&mut self) -> Result<Question, ErrorKind> {
+        let name_at = self.pos;
+        let end = walk_name(self.msg, self.pos, |_| {})?;
+        let f = self.msg.get(end..end + 4).ok_or(ErrorKind::Truncated)?;
+        self.pos = end + 4;
+        Ok(Question {
+            name_at,
+            qtype: u16::from_be_bytes([f[0], f[1]]),
+            qclass: u16::from_be_bytes([f[2], f[3]]),
+        })
+    }
+
+    pub fn record(&mut self) -> Result<Record<'a>, ErrorKind> {
+        let name_at = self.pos;
+        let end = walk_name(self.msg, self.pos, |_| {})?;
+        let f = self.msg.get(end..end + 10).ok_or(ErrorKind::Truncated)?;
+        let rdlen = u16::from_be_bytes([f[8], f[9]]);
+        let rdata_at = end + 10;
+        let rdata = self
+            .msg
+            .get(rdata_at..rdata_at + usize::from(rdlen))
+            .ok_or(ErrorKind::Truncated)?;
+        self.pos = rdata_at + usize::from(rdlen);
+        Ok(Record {
+            name_at,
+            rtype: u16::from_be_bytes([f[0], f[1]]),
+            rclass: u16::from_be_bytes([f[2], f[3]]),
+            ttl: u32::from_be_bytes([f[4], f[5], f[6], f[7]]),
+            rdlen,
+            rdata_at,
+            rdata,
+        })
+    }
+
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+}
+
+/// Walks the (possibly compressed) name at `pos`, calling `label` for each label in order,
+/// and returns the offset just after the name as it is stored at `pos`.
+///
+/// Like scapy, a pointer to a place already visited ends the name (loop); unlike scapy, a
+/// pointer into the header, a label past the end, more than [`MAX_POINTERS`] pointers or a
+/// name longer than [`MAX_NAME_BYTES`] is an error.
+pub fn walk_name<F: FnMut(&[u8])>(
+    msg: &[u8],
+    pos: usize,
+    mut label: F,
+) -> Result<usize, ErrorKind> {
+    let mut p = pos;
+    let mut after_first_pointer: Option<usize> = None;
+    let mut visited = [0u16; MAX_POINTERS];
+    let mut hops = 0usize;
+    let mut name_len = 0usize;
+    loop {
+        let &len = msg.get(p).ok_or(ErrorKind::Truncated)?;
+        if len & 0xc0 != 0 {
+            let &low = msg.get(p + 1).ok_or(ErrorKind::Truncated)?;
+            if after_first_pointer.is_none() {
+                after_first_pointer = Some(p + 2);
+            }
+            let target = (usize::from(len & 0x3f) << 8) | usize::from(low);
+            if target < 12 || target >= msg.len() {
+                return Err(ErrorKind::BadName);
+            }
+            // Targets fit in 14 bits, so u16 holds them.
+            if visited[..hops].contains(&(target as u16)) {
+                break;
+            }
+            if hops == MAX_POINTERS {
+                return Err(ErrorKind::BadName);
+            }
+            visited[hops] = target as u16;
+            hops += 1;
+            p = target;
+        } else if len > 0 {
+            let start = p + 1;
+            let bytes = msg
+                .get(start..start + usize::from(len))
+                .ok_or(ErrorKind::Truncated)?;
+            name_len += bytes.len() + 1;
+            if name_len > MAX_NAME_BYTES {
+                return Err(ErrorKind::BadName);
+            }
+            label(bytes);
+            p = start + usize::from(len);
+        } else {
+            p += 1;
+            break;
+        }
+    }
+    Ok(after_first_pointer.unwrap_or(p))
+}
+
+/// TXT rdata: the character-strings in order (a string cut short keeps what is there).
+pub fn txt_strings(rdata: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = rdata;
+    std::iter::from_fn(move || {
+        let (&len, after) = rest.split_first()?;
+        let n = usize::from(len).min(after.len());
+        let (s, tail) = after.split_at(n);
+        rest = tail;
+        Some(s)
+    })
+}
+
+/// EDNS(0) options in OPT rdata: (code, declared length, data as captured).
+pub fn edns_options(rdata: &[u8]) -> impl Iterator<Item = (u16, u16, &[u8])> {
+    let mut rest = rdata;
+    std::iter::from_fn(move || {
+        if rest.len() < 4 {
+            return None;
+        }
+        let code = u16::from_be_bytes([rest[0], rest[1]]);
+        let len = u16::from_be_bytes([rest[2], rest[3]]);
+        let end = (4 + usize::from(len)).min(rest.len());
+        let data = &rest[4..end];
+        rest = &rest[end..];
+        Some((code, len, data))
+    })
+}
+
+/// Validates every name and record so that encoding can walk the message without surprises.
+fn validate(msg: &[u8]) -> Result<usize, ErrorKind> {
+    if msg.len() < 12 {
+        return Err(ErrorKind::Truncated);
+    }
+    let dns = Dns {
+        msg,
+        tcp_length: None,
+    };
+    let body = msg.len() - 12;
+    let counts = [dns.qdcount(), dns.ancount(), dns.nscount(), dns.arcount()];
+    if counts.iter().any(|&c| usize::from(c) > body) {
+        return Err(ErrorKind::BadRecord);
+    }
+    let mut w = dns.walker();
+    for _ in 0..counts[0] {
+        w.question()?;
+    }
+    for _ in 0..(u32::from(counts[1]) + u32::from(counts[2]) + u32::from(counts[3])) {
+        let r = w.record()?;
+        if let Some(name_kind) = rdata_name_offsets(r.rtype) {
+            check_rdata_names(msg, &r, name_kind)?;
+        } else {
+            match r.rtype {
+                1 if r.rdata.len() < 4 => return Err(ErrorKind::Truncated),
+                28 if r.rdata.len() < 16 => return Err(ErrorKind::Truncated),
+                _ => {}
+            }
+        }
+    }
+    Ok(w.position())
+}
+
+/// Record types whose rdata holds names, and how they are laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RdataNames {
+    /// NS, MD, MF, CNAME, PTR: one name.
+    One,
+    /// MX: preference, exchange.
+    Mx,
+    /// SOA: mname, rname, then five 32-bit numbers.
+    Soa,
+    /// SRV: priority, weight, port, target.
+    Srv,
+}
+
+pub fn rdata_name_offsets(rtype: u16) -> Option<RdataNames> {
+    match rtype {
+        2..=5 | 12 => Some(RdataNames::One),
+        15 => Some(RdataNames::Mx),
+        6 => Some(RdataNames::Soa),
+        33 => Some(RdataNames::Srv),
+        _ => None,
+    }
+}
+
+fn check_rdata_names(msg: &[u8], r: &Record<'_>, kind: RdataNames) -> Result<(), ErrorKind> {
+    let end = r.rdata_at + r.rdata.len();
+    let walk = |at: usize| -> Result<usize, ErrorKind> {
+        if at >= end {
+            return Err(ErrorKind::Truncated);
+        }
+        walk_name(msg, at, |_| {})
+    };
+    match kind {
+        RdataNames::One => {
+            walk(r.rdata_at)?;
+        }
+        RdataNames::Mx => {
+            walk(r.rdata_at + 2)?;
+        }
+        RdataNames::Srv => {
+            walk(r.rdata_at + 6)?;
+        }
+        RdataNames::Soa => {
+            let after_m = walk(r.rdata_at)?;
+            let after_r = walk(after_m)?;
+            if after_r + 20 > end {
+                return Err(ErrorKind::Truncated);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, tcp: bool) -> Next {
+    let rest = cur.rest();
+    let (tcp_length, msg, prefix) = if tcp {
+        let Some(len) = rest.get(..2) else {
+            return fail(pkt, LayerName::Dns, ErrorKind::Truncated);
+        };
+        let len = u16::from_be_bytes([len[0], len[1]]);
+        // scapy refuses DNS over TCP whose length is below 14 or beyond the segment.
+        if len < 14 || usize::from(len) > rest.len() - 2 {
+            return fail(pkt, LayerName::Dns, ErrorKind::BadLength);
+        }
+        (Some(len), &rest[2..], 2)
+    } else {
+        (None, rest, 0)
+    };
+    let used = match validate(msg) {
+        Ok(n) => n,
+        Err(kind) => return fail(pkt, LayerName::Dns, kind),
+    };
+    if !push(
+        pkt,
+        Layer::Dns(Dns {
+            msg: &msg[..used],
+            tcp_length,
+        }),
+    ) {
+        return Next::Stop;
+    }
+    cur.advance(prefix + used);
+    Next::Stop
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name_of(msg: &[u8], at: usize) -> Result<(String, usize), ErrorKind> {
+        let mut s = String::new();
+        let end = walk_name(msg, at, |l| {
+            s.push_str(std::str::from_utf8(l).unwrap());
+            s.push('.');
+        })?;
+        Ok((s, end))
+    }
+
+    #[test]
+    fn compression_and_loops() {
+        let mut m = vec![0u8; 12];
+        m.extend_from_slice(b"\x03www\x07example\x03com\x00");
+        m.extend_from_slice(&[0x04, b'm', b'a', b'i', b'l', 0xc0, 16]);
+        assert_eq!(name_of(&m, 12).unwrap(), ("www.example.com.".into(), 29));
+        assert_eq!(name_of(&m, 29).unwrap(), ("mail.example.com.".into(), 36));
+        // A pointer to itself: ends the name (as scapy does).
+        let mut l = vec![0u8; 12];
+        l.extend_from_slice(&[0xc0, 12]);
+        assert_eq!(name_of(&l, 12).unwrap(), (String::new(), 14));
+        // A pointer into the header or past the end is an error.
+        let mut h = vec![0u8; 12];
+        h.extend_from_slice(&[0xc0, 2]);
+        assert_eq!(name_of(&h, 12), Err(ErrorKind::BadName));
+        let mut t = vec![0u8; 12];
+        t.extend_from_slice(&[9, b'a']);
+        assert_eq!(name_of(&t, 12), Err(ErrorKind::Truncated));
+    }
+
+    #[test]
+    fn long_pointer_chain_is_bounded() {
+        // 200 labels of 1 byte each chained by pointers: more than MAX_POINTERS hops.
+        let mut m = vec![0u8; 12];
+        for i in 0..200usize {
+            let next = 12 + (i + 1) * 4;
+            m.extend_from_slice(&[1, b'a', 0xc0 | (next >> 8) as u8, next as u8]);
+        }
+        m.push(0);
+        assert_eq!(name_of(&m, 12), Err(ErrorKind::BadName));
+    }
+
+    #[test]
+    fn txt_and_edns() {
+        let v: Vec<_> = txt_strings(b"\x02hi\x05there\x09cut").collect();
+        assert_eq!(v, [&b"hi"[..], b"there", b"cut"]);
+        let v: Vec<_> = edns_options(&[0, 10, 0, 2, 1, 2, 0, 3, 0, 9, 7]).collect();
+        assert_eq!(v, [(10, 2, &[1u8, 2][..]), (3, 9, &[7u8][..])]);
+    }
+}

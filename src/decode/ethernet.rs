@@ -1,0 +1,213 @@
+//! Link layers: Ethernet II, 802.1Q / 802.1ad tags, Linux cooked capture v1 and v2, BSD
+//! loopback. EtherType dispatch is shared by all of them.
+
+use super::{fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
+use zerocopy::network_endian::{U16, U32};
+use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
+
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+pub const ETHERTYPE_VLAN: u16 = 0x8100;
+pub const ETHERTYPE_QINQ: u16 = 0x88a8;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+
+/// Ethernet II header (IEEE 802.3 clause 3.1.1 with an EtherType).
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
+#[repr(C)]
+pub struct EtherHdr {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+    pub ether_type: U16,
+}
+
+/// The four bytes after the TPID of an 802.1Q / 802.1ad tag: TCI then the inner EtherType.
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
+#[repr(C)]
+pub struct VlanHdr {
+    pub tci: U16,
+    pub ether_type: U16,
+}
+
+impl VlanHdr {
+    /// Priority code point (3 bits).
+    pub fn prio(&self) -> u16 {
+        self.tci.get() >> 13
+    }
+    /// Drop eligible indicator (scapy calls it `id`).
+    pub fn dei(&self) -> u16 {
+        (self.tci.get() >> 12) & 1
+    }
+    pub fn vlan(&self) -> u16 {
+        self.tci.get() & 0x0fff
+    }
+}
+
+/// Linux cooked capture v1 (LINKTYPE_LINUX_SLL), 16 bytes.
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
+#[repr(C)]
+pub struct SllHdr {
+    pub pkttype: U16,
+    pub lladdrtype: U16,
+    pub lladdrlen: U16,
+    pub src: [u8; 8],
+    pub proto: U16,
+}
+
+/// Linux cooked capture v2 (LINKTYPE_LINUX_SLL2), 20 bytes.
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
+#[repr(C)]
+pub struct Sll2Hdr {
+    pub proto: U16,
+    pub reserved: U16,
+    pub ifindex: U32,
+    pub lladdrtype: U16,
+    pub pkttype: u8,
+    pub lladdrlen: u8,
+    pub src: [u8; 8],
+}
+
+/// Where an EtherType leads.
+#[inline]
+pub(crate) fn next_for_ether_type(t: u16) -> Next {
+    match t {
+        ETHERTYPE_IPV4 => Next::Ipv4 { quoted: false },
+        ETHERTYPE_IPV6 => Next::Ipv6 { quoted: false },
+        ETHERTYPE_ARP => Next::Arp,
+        ETHERTYPE_VLAN | ETHERTYPE_QINQ => Next::EtherType(t),
+        _ => Next::Stop,
+    }
+}
+
+pub(crate) fn decode_ether<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
+    let Ok((hdr, _)) = EtherHdr::ref_from_prefix(cur.rest()) else {
+        return fail(pkt, LayerName::Ether, ErrorKind::Truncated);
+    };
+    if !push(pkt, Layer::Ether(hdr)) {
+        return Next::Stop;
+    }
+    cur.advance(14);
+    next_for_ether_type(hdr.ether_type.get())
+}
+
+/// Called with the EtherType that announced a VLAN tag (0x8100 or 0x88a8).
+pub(crate) fn by_ether_type<'a>(tpid: u16, cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
+    let Ok((hdr, _)) = VlanHdr::ref_from_prefix(cur.rest()) else {
+        return fail(pkt, LayerName::Dot1q, ErrorKind::Truncated);
+    };
+    if !push(
+        pkt,
+        Layer::Vlan {
+            hdr,
+            ad: tpid == ETHERTYPE_QINQ,
+        },
+    ) {
+        return Next::Stop;
+    }
+    cur.advance(4);
+    let t = hdr.ether_type.get();
+    if t <= 1500 {
+        // An 802.3 length: the payload (LLC) is that long, the rest is padding.
+        cur.limit(usize::from(t));
+        return Next::Stop;
+    }
+    next_for_ether_type(t)
+}
+
+pub(crate) fn decode_sll<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
+    let Ok((hdr, _)) = SllHdr::ref_from_prefix(cur.rest()) else {
+        return fail(pkt, LayerName::Sll, ErrorKind::Truncated);
+    };
+    if !push(pkt, Layer::Sll(hdr)) {
+        return Next::Stop;
+    }
+    cur.advance(16);
+    next_for_ether_type(hdr.proto.get())
+}
+
+pub(crate) fn decode_sll2<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
+    let Ok((hdr, _)) = Sll2Hdr::ref_from_prefix(cur.rest()) else {
+        return fail(pkt, LayerName::Sll2, ErrorKind::Truncated);
+    };
+    if !push(pkt, Layer::Sll2(hdr)) {
+        return Next::Stop;
+    }
+    cur.advance(20);
+    next_for_ether_type(hdr.proto.get())
+}
+
+/// BSD loopback: a 4-byte protocol family in the byte order of the host that captured.
+/// scapy shows the first byte as `type`; the family is read in either byte order.
+pub(crate) fn decode_loopback<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
+    let rest = cur.rest();
+    let Some(family) = rest.get(..4) else {
+        return fail(pkt, LayerName::Loopback, ErrorKind::Truncated);
+    };
+    let shown = u32::from(family[0]);
+    if !push(pkt, Layer::Loopback(shown)) {
+        return Next::Stop;
+    }
+    cur.advance(4);
+    // Little-endian hosts put the family in byte 0, big-endian ones in byte 3.
+    let af = if family[0] != 0 { family[0] } else { family[3] };
+    match af {
+        // AF_INET everywhere; 0 is what scapy also maps to IPv4.
+        0 | 2 => Next::Ipv4 { quoted: false },
+        // AF_INET6: Linux 10, NetBSD/OpenBSD 24, FreeBSD 28, Darwin 30.
+        10 | 24 | 28 | 30 => Next::Ipv6 { quoted: false },
+        _ => Next::Stop,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::decode::{decode, Layer, LinkType};
+
+    #[test]
+    fn ethernet_vlan_stack() {
+        let mut f = vec![0xffu8; 6];
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&[0x88, 0xa8, 0x20, 0x64, 0x81, 0x00, 0xe0, 0x0a, 0x08, 0x06]);
+        let p = decode(LinkType::Ethernet, &f);
+        let layers: Vec<_> = p.layers().collect();
+        assert_eq!(layers.len(), 3);
+        match layers[1] {
+            Layer::Vlan { hdr, ad } => {
+                assert!(*ad);
+                assert_eq!((hdr.prio(), hdr.dei(), hdr.vlan()), (1, 0, 100));
+            }
+            other => panic!("{other:?}"),
+        }
+        match layers[2] {
+            Layer::Vlan { hdr, ad } => {
+                assert!(!*ad);
+                assert_eq!((hdr.prio(), hdr.dei(), hdr.vlan()), (7, 0, 10));
+            }
+            other => panic!("{other:?}"),
+        }
+        // ARP announced but no bytes left: truncated.
+        assert_eq!(p.error.unwrap().layer, crate::decode::LayerName::Arp);
+    }
+
+    #[test]
+    fn short_ethernet_is_raw() {
+        let f = [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        let p = decode(LinkType::Ethernet, &f);
+        assert_eq!(p.layer_count(), 0);
+        assert_eq!(p.raw, &f);
+        assert!(p.error.is_some());
+    }
+
+    #[test]
+    fn loopback_both_byte_orders() {
+        let mut le = vec![2u8, 0, 0, 0];
+        le.extend_from_slice(&[
+            0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+        ]);
+        let p = decode(LinkType::Null, &le);
+        assert_eq!(p.layer_count(), 2);
+        let mut be = vec![0u8, 0, 0, 2];
+        be.extend_from_slice(&le[4..]);
+        let p = decode(LinkType::Null, &be);
+        assert_eq!(p.layer_count(), 2);
+    }
+}

@@ -1,0 +1,175 @@
+//! ICMPv6 (RFC 4443) and Neighbor Discovery (RFC 4861): the message types scapy 2.5 gives
+//! classes of their own that netpipe-fast decodes, and the ND options after them.
+
+use super::{fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
+
+/// The ICMPv6 message classes decoded (scapy class names in lower case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Icmpv6Kind {
+    DestUnreach,
+    PacketTooBig,
+    TimeExceeded,
+    ParamProblem,
+    EchoRequest,
+    EchoReply,
+    RouterSolicit,
+    RouterAdvert,
+    NeighborSolicit,
+    NeighborAdvert,
+}
+
+impl Icmpv6Kind {
+    pub fn from_type(t: u8) -> Option<Icmpv6Kind> {
+        Some(match t {
+            1 => Icmpv6Kind::DestUnreach,
+            2 => Icmpv6Kind::PacketTooBig,
+            3 => Icmpv6Kind::TimeExceeded,
+            4 => Icmpv6Kind::ParamProblem,
+            128 => Icmpv6Kind::EchoRequest,
+            129 => Icmpv6Kind::EchoReply,
+            133 => Icmpv6Kind::RouterSolicit,
+            134 => Icmpv6Kind::RouterAdvert,
+            135 => Icmpv6Kind::NeighborSolicit,
+            136 => Icmpv6Kind::NeighborAdvert,
+            _ => return None,
+        })
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Icmpv6Kind::DestUnreach => "icmpv6destunreach",
+            Icmpv6Kind::PacketTooBig => "icmpv6packettoobig",
+            Icmpv6Kind::TimeExceeded => "icmpv6timeexceeded",
+            Icmpv6Kind::ParamProblem => "icmpv6paramproblem",
+            Icmpv6Kind::EchoRequest => "icmpv6echorequest",
+            Icmpv6Kind::EchoReply => "icmpv6echoreply",
+            Icmpv6Kind::RouterSolicit => "icmpv6nd_rs",
+            Icmpv6Kind::RouterAdvert => "icmpv6nd_ra",
+            Icmpv6Kind::NeighborSolicit => "icmpv6nd_ns",
+            Icmpv6Kind::NeighborAdvert => "icmpv6nd_na",
+        }
+    }
+
+    /// Fixed header size (the minimum scapy requires before it picks the class).
+    pub fn header_len(self) -> usize {
+        match self {
+            Icmpv6Kind::RouterAdvert => 16,
+            Icmpv6Kind::NeighborSolicit | Icmpv6Kind::NeighborAdvert => 24,
+            _ => 8,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Icmpv6<'a> {
+    pub kind: Icmpv6Kind,
+    /// The fixed header; for echo messages also the data after it.
+    pub bytes: &'a [u8],
+}
+
+impl Icmpv6<'_> {
+    pub fn be16(&self, at: usize) -> u16 {
+        match self.bytes.get(at..at + 2) {
+            Some(b) => u16::from_be_bytes([b[0], b[1]]),
+            None => 0,
+        }
+    }
+    pub fn be32(&self, at: usize) -> u32 {
+        match self.bytes.get(at..at + 4) {
+            Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            None => 0,
+        }
+    }
+    pub fn byte(&self, at: usize) -> u8 {
+        self.bytes.get(at).copied().unwrap_or(0)
+    }
+}
+
+/// ND option types decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NdOptKind {
+    SrcLlAddr,
+    DstLlAddr,
+    PrefixInfo,
+    Mtu,
+}
+
+impl NdOptKind {
+    pub fn key(self) -> &'static str {
+        match self {
+            NdOptKind::SrcLlAddr => "icmpv6ndoptsrclladdr",
+            NdOptKind::DstLlAddr => "icmpv6ndoptdstlladdr",
+            NdOptKind::PrefixInfo => "icmpv6ndoptprefixinfo",
+            NdOptKind::Mtu => "icmpv6ndoptmtu",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct NdOption<'a> {
+    pub kind: NdOptKind,
+    pub bytes: &'a [u8],
+}
+
+impl NdOption<'_> {
+    pub fn be32(&self, at: usize) -> u32 {
+        match self.bytes.get(at..at + 4) {
+            Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            None => 0,
+        }
+    }
+    pub fn byte(&self, at: usize) -> u8 {
+        self.bytes.get(at).copied().unwrap_or(0)
+    }
+}
+
+pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
+    let rest = cur.rest();
+    let Some(&t) = rest.first() else {
+        return fail(pkt, LayerName::Icmpv6, ErrorKind::Truncated);
+    };
+    let Some(kind) = Icmpv6Kind::from_type(t) else {
+        return Next::Stop;
+    };
+    let len = kind.header_len();
+    if rest.len() < len {
+        return fail(pkt, LayerName::Icmpv6, ErrorKind::Truncated);
+    }
+    let echo = matches!(kind, Icmpv6Kind::EchoRequest | Icmpv6Kind::EchoReply);
+    // Echo messages carry their data inside the layer (scapy's `data` field).
+    let bytes = if echo { rest } else { &rest[..len] };
+    if !push(pkt, Layer::Icmpv6(Icmpv6 { kind, bytes })) {
+        return Next::Stop;
+    }
+    cur.advance(bytes.len());
+    match kind {
+        Icmpv6Kind::DestUnreach
+        | Icmpv6Kind::PacketTooBig
+        | Icmpv6Kind::TimeExceeded
+        | Icmpv6Kind::ParamProblem => Next::Ipv6 { quoted: true },
+        Icmpv6Kind::EchoRequest | Icmpv6Kind::EchoReply => Next::Stop,
+        _ => Next::NdOptions,
+    }
+}
+
+pub(crate) fn decode_nd_option<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
+    let rest = cur.rest();
+    if rest.len() < 2 {
+        return Next::Stop;
+    }
+    let (kind, len) = match rest[0] {
+        1 => (NdOptKind::SrcLlAddr, 8),
+        2 => (NdOptKind::DstLlAddr, 8),
+        3 => (NdOptKind::PrefixInfo, 32),
+        5 => (NdOptKind::Mtu, 8),
+        _ => return Next::Stop,
+    };
+    let Some(bytes) = rest.get(..len) else {
+        return fail(pkt, LayerName::Icmpv6, ErrorKind::Truncated);
+    };
+    if !push(pkt, Layer::NdOption(NdOption { kind, bytes })) {
+        return Next::Stop;
+    }
+    cur.advance(len);
+    Next::NdOptions
+}

@@ -1,0 +1,150 @@
+//! TCP (RFC 9293) with its options. Inside an ICMP error the header is scapy's `TCPerror`.
+
+use super::{fail, note, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
+use zerocopy::network_endian::{U16, U32};
+use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
+
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
+#[repr(C)]
+pub struct TcpHdr {
+    pub sport: U16,
+    pub dport: U16,
+    pub seq: U32,
+    pub ack: U32,
+    /// data offset (4 bits), reserved (3), then the 9 flag bits.
+    pub off_flags: U16,
+    pub window: U16,
+    pub chksum: U16,
+    pub urgptr: U16,
+}
+
+impl TcpHdr {
+    /// Header length in 32-bit words.
+    pub fn dataofs(&self) -> u16 {
+        self.off_flags.get() >> 12
+    }
+    pub fn reserved(&self) -> u16 {
+        (self.off_flags.get() >> 9) & 0x7
+    }
+    /// NS..FIN as scapy's integer flag field.
+    pub fn flags(&self) -> u16 {
+        self.off_flags.get() & 0x1ff
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Tcp<'a> {
+    pub hdr: &'a TcpHdr,
+    /// Option bytes as captured.
+    pub options: &'a [u8],
+    pub quoted: bool,
+}
+
+/// One TCP option as found on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpOption<'a> {
+    pub kind: u8,
+    /// Data after kind and length (empty for EOL and NOP).
+    pub data: &'a [u8],
+}
+
+/// Iterates the options the way scapy 2.5 reads them: EOL ends the list, a length below 2 is
+/// taken as 2, a length past the end takes what is there.
+#[derive(Clone, Debug)]
+pub struct TcpOptions<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> TcpOptions<'a> {
+    pub fn new(options: &'a [u8]) -> Self {
+        TcpOptions { rest: options }
+    }
+}
+
+impl<'a> Iterator for TcpOptions<'a> {
+    type Item = TcpOption<'a>;
+
+    fn next(&mut self) -> Option<TcpOption<'a>> {
+        let (&kind, after) = self.rest.split_first()?;
+        match kind {
+            0 => {
+                self.rest = &[];
+                Some(TcpOption { kind, data: &[] })
+            }
+            1 => {
+                self.rest = after;
+                Some(TcpOption { kind, data: &[] })
+            }
+            _ => {
+                let len = usize::from(after.first().copied().unwrap_or(0)).max(2);
+                let data = self.rest.get(2..len.min(self.rest.len())).unwrap_or(&[]);
+                self.rest = self.rest.get(len..).unwrap_or(&[]);
+                Some(TcpOption { kind, data })
+            }
+        }
+    }
+}
+
+pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: bool) -> Next {
+    let Ok((hdr, rest)) = TcpHdr::ref_from_prefix(cur.rest()) else {
+        return fail(pkt, LayerName::Tcp, ErrorKind::Truncated);
+    };
+    let opt_len = (usize::from(hdr.dataofs()) * 4).saturating_sub(20);
+    let options = rest.get(..opt_len).unwrap_or(rest);
+    if !push(
+        pkt,
+        Layer::Tcp(Tcp {
+            hdr,
+            options,
+            quoted,
+        }),
+    ) {
+        return Next::Stop;
+    }
+    cur.advance(20 + options.len());
+    if hdr.dataofs() < 5 {
+        note(pkt, LayerName::Tcp, ErrorKind::BadLength);
+    }
+    if options.len() < opt_len {
+        return fail(pkt, LayerName::Tcp, ErrorKind::Truncated);
+    }
+    if cur.rest().is_empty() {
+        return Next::Stop;
+    }
+    if hdr.sport.get() == 53 || hdr.dport.get() == 53 {
+        Next::Dns { tcp: true }
+    } else {
+        Next::Stop
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_like_scapy() {
+        let raw = [
+            2, 4, 5, 0xb4, 1, 3, 3, 7, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 0, 9, 9,
+        ];
+        let v: Vec<_> = TcpOptions::new(&raw).map(|o| o.kind).collect();
+        assert_eq!(v, [2, 1, 3, 4, 8, 0]);
+        // Length 0 is read as 2; a length past the end takes what is there.
+        let v: Vec<_> = TcpOptions::new(&[30, 0, 28, 9, 1]).collect();
+        assert_eq!(
+            v[0],
+            TcpOption {
+                kind: 30,
+                data: &[]
+            }
+        );
+        assert_eq!(
+            v[1],
+            TcpOption {
+                kind: 28,
+                data: &[1]
+            }
+        );
+        assert_eq!(v.len(), 2);
+    }
+}

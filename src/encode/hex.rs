@@ -1,0 +1,184 @@
+//! Table-driven text formatting into a byte buffer: hex, MAC and IP addresses, JSON strings.
+
+/// Lower-case hex digit pairs for every byte value.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [DIGITS[i >> 4], DIGITS[i & 15]];
+        i += 1;
+    }
+    t
+};
+
+/// Appends `bytes` as lower-case hex.
+#[inline]
+pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len();
+    out.resize(start + bytes.len() * 2, 0);
+    for (pair, &b) in out[start..].chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
+    }
+}
+
+/// Appends a MAC address as `aa:bb:cc:dd:ee:ff` (any length; bytes joined by colons).
+#[inline]
+pub fn push_mac(out: &mut Vec<u8>, mac: &[u8]) {
+    for (i, &b) in mac.iter().enumerate() {
+        if i > 0 {
+            out.push(b':');
+        }
+        out.extend_from_slice(&HEX_PAIRS[usize::from(b)]);
+    }
+}
+
+/// Appends an integer in decimal.
+#[inline]
+pub fn push_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// Appends a dotted-quad IPv4 address.
+#[inline]
+pub fn push_ipv4(out: &mut Vec<u8>, a: &[u8; 4]) {
+    let mut buf = itoa::Buffer::new();
+    for (i, &b) in a.iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        out.extend_from_slice(buf.format(b).as_bytes());
+    }
+}
+
+/// Appends an IPv6 address the way glibc's `inet_ntop` prints it (RFC 5952 style: lower
+/// case, no leading zeros, the longest run of two or more zero groups as `::`, the first run
+/// on ties), with the embedded-IPv4 forms `::a.b.c.d` and `::ffff:a.b.c.d`.
+pub fn push_ipv6(out: &mut Vec<u8>, a: &[u8; 16]) {
+    let mut words = [0u16; 8];
+    for (i, w) in words.iter_mut().enumerate() {
+        *w = u16::from_be_bytes([a[2 * i], a[2 * i + 1]]);
+    }
+    // Longest run of zero words (length >= 2).
+    let (mut best_start, mut best_len) = (usize::MAX, 0usize);
+    let mut i = 0;
+    while i < 8 {
+        if words[i] == 0 {
+            let s = i;
+            while i < 8 && words[i] == 0 {
+                i += 1;
+            }
+            if i - s > best_len {
+                best_start = s;
+                best_len = i - s;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    if best_len < 2 {
+        best_start = usize::MAX;
+        best_len = 0;
+    }
+    let mut i = 0;
+    while i < 8 {
+        if i == best_start {
+            out.push(b':');
+            i += best_len;
+            if i == 8 {
+                out.push(b':');
+            }
+            continue;
+        }
+        if i != 0 {
+            out.push(b':');
+        }
+        // glibc: an address starting with 6 zero words (not ::0.0.0.x... see below) or
+        // 5 zero words then ffff ends in dotted IPv4.
+        if i == 6 && best_start == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff)) {
+            push_ipv4(out, &[a[12], a[13], a[14], a[15]]);
+            return;
+        }
+        push_hex_word(out, words[i]);
+        i += 1;
+    }
+}
+
+fn push_hex_word(out: &mut Vec<u8>, w: u16) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut started = false;
+    for shift in [12u32, 8, 4, 0] {
+        let d = ((w >> shift) & 0xf) as usize;
+        if d != 0 || started || shift == 0 {
+            out.push(DIGITS[d]);
+            started = true;
+        }
+    }
+}
+
+/// Appends bytes as the contents of a JSON string, each byte one character U+0000..U+00FF
+/// (latin-1): printable ASCII as is, `"` and `\` escaped, everything else as `\u00XX`.
+pub fn push_latin1_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x20..=0x7e => out.push(b),
+            _ => {
+                out.extend_from_slice(b"\\u00");
+                out.extend_from_slice(&HEX_PAIRS[usize::from(b)]);
+            }
+        }
+    }
+}
+
+/// Appends a UTF-8 string as the contents of a JSON string (control characters, `"` and `\`
+/// escaped).
+pub fn push_str_escaped(out: &mut Vec<u8>, s: &str) {
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x00..=0x1f => {
+                out.extend_from_slice(b"\\u00");
+                out.extend_from_slice(&HEX_PAIRS[usize::from(b)]);
+            }
+            _ => out.push(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v6(s: &str) -> String {
+        let a: std::net::Ipv6Addr = s.parse().unwrap();
+        let mut out = Vec::new();
+        push_ipv6(&mut out, &a.octets());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn ipv6_like_glibc() {
+        assert_eq!(v6("::"), "::");
+        assert_eq!(v6("::1"), "::1");
+        assert_eq!(v6("2001:db8::1"), "2001:db8::1");
+        assert_eq!(v6("2001:db8:0:0:1:0:0:1"), "2001:db8::1:0:0:1");
+        assert_eq!(v6("2001:db8:0:1:1:1:1:1"), "2001:db8:0:1:1:1:1:1");
+        assert_eq!(v6("::ffff:192.0.2.1"), "::ffff:192.0.2.1");
+        assert_eq!(v6("::192.0.2.1"), "::192.0.2.1");
+        assert_eq!(v6("fe80::"), "fe80::");
+        assert_eq!(v6("ff02::1:ff00:1"), "ff02::1:ff00:1");
+        assert_eq!(v6("1:0:0:2:0:0:0:3"), "1:0:0:2::3");
+    }
+
+    #[test]
+    fn hex_and_strings() {
+        let mut o = Vec::new();
+        push_hex(&mut o, &[0, 0xab, 0x7f]);
+        push_mac(&mut o, &[1, 2, 0xfe]);
+        push_latin1_escaped(&mut o, b"a\"\\\x01\xe9");
+        assert_eq!(o, b"00ab7f01:02:fea\\\"\\\\\\u0001\\u00e9");
+    }
+}

@@ -1,0 +1,871 @@
+//! The packet writer: appends one JSON message per packet (see `docs/FORMAT.md`) to a reused
+//! buffer. No intermediate tree, no per-packet allocation once the buffer has grown.
+
+use super::hex::{
+    push_hex, push_ipv4, push_ipv6, push_latin1_escaped, push_mac, push_str_escaped, push_u64,
+};
+use crate::decode::arp::{AddrForm, Arp};
+use crate::decode::dns::{self, Dns, RdataNames};
+use crate::decode::icmp::{self, Icmp};
+use crate::decode::icmpv6::{Icmpv6, Icmpv6Kind, NdOptKind, NdOption};
+use crate::decode::ipv4::Ipv4;
+use crate::decode::ipv6::{ExtHeader, ExtKind, Ipv6};
+use crate::decode::tcp::{Tcp, TcpOptions};
+use crate::decode::udp::Udp;
+use crate::decode::{Layer, Packet, MAX_LAYERS};
+
+/// What the capture says about a frame besides its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameMeta {
+    /// Capture time, nanoseconds since the Unix epoch.
+    pub time_ns: i64,
+    /// Length on the wire.
+    pub wire_len: u32,
+    /// Bytes captured.
+    pub cap_len: u32,
+}
+
+/// Writes packet messages. Holds the escaped `source` value and a one-entry cache of the
+/// formatted `created` second, so consecutive packets of the same second cost nothing there.
+#[derive(Clone, Debug)]
+pub struct JsonEncoder {
+    source_json: Vec<u8>,
+    cached_sec: i64,
+    cached_created: [u8; 19],
+}
+
+impl JsonEncoder {
+    /// `source_host` is the `source` value of every message (`SOURCE_HOST`, default
+    /// `localdev`).
+    pub fn new(source_host: &str) -> JsonEncoder {
+        let mut source_json = Vec::with_capacity(source_host.len() + 2);
+        push_str_escaped(&mut source_json, source_host);
+        JsonEncoder {
+            source_json,
+            cached_sec: i64::MIN,
+            cached_created: [0; 19],
+        }
+    }
+
+    /// Appends the message for `pkt` and a newline to `out`.
+    pub fn encode(&mut self, out: &mut Vec<u8>, meta: &FrameMeta, pkt: &Packet<'_>) {
+        out.extend_from_slice(b"{\"data\":{");
+        write_layers(out, pkt);
+        out.extend_from_slice(b"},\"created\":\"");
+        let sec = meta.time_ns.div_euclid(1_000_000_000);
+        if sec != self.cached_sec {
+            self.cached_created = format_created(sec);
+            self.cached_sec = sec;
+        }
+        out.extend_from_slice(&self.cached_created);
+        out.extend_from_slice(b"\",\"source\":\"");
+        out.extend_from_slice(&self.source_json);
+        out.extend_from_slice(b"\",\"time_ns\":");
+        if meta.time_ns < 0 {
+            out.push(b'-');
+        }
+        push_u64(out, meta.time_ns.unsigned_abs());
+        out.extend_from_slice(b",\"wire_len\":");
+        push_u64(out, u64::from(meta.wire_len));
+        out.extend_from_slice(b",\"cap_len\":");
+        push_u64(out, u64::from(meta.cap_len));
+        if let Some(e) = pkt.error {
+            out.extend_from_slice(b",\"decode_error\":{\"layer\":\"");
+            out.extend_from_slice(e.layer.as_str().as_bytes());
+            out.extend_from_slice(b"\",\"reason\":\"");
+            out.extend_from_slice(e.kind.as_str().as_bytes());
+            out.extend_from_slice(b"\"}");
+        }
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+/// `%Y-%m-%d %H:%M:%S` in UTC for seconds since the epoch (proleptic Gregorian calendar).
+pub fn format_created(sec: i64) -> [u8; 19] {
+    let days = sec.div_euclid(86_400);
+    let secs_of_day = sec.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let mut b = *b"0000-00-00 00:00:00";
+    let y = y.clamp(0, 9999) as u32;
+    b[0] = b'0' + (y / 1000) as u8;
+    b[1] = b'0' + (y / 100 % 10) as u8;
+    b[2] = b'0' + (y / 10 % 10) as u8;
+    b[3] = b'0' + (y % 10) as u8;
+    let two = |b: &mut [u8; 19], at: usize, v: u32| {
+        b[at] = b'0' + (v / 10) as u8;
+        b[at + 1] = b'0' + (v % 10) as u8;
+    };
+    two(&mut b, 5, m);
+    two(&mut b, 8, d);
+    two(&mut b, 11, (secs_of_day / 3600) as u32);
+    two(&mut b, 14, (secs_of_day / 60 % 60) as u32);
+    two(&mut b, 17, (secs_of_day % 60) as u32);
+    b
+}
+
+/// Days since 1970-01-01 to (year, month, day), by the era arithmetic of the proleptic
+/// Gregorian calendar (400-year cycles of 146,097 days).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Tracks layer keys already written so a repeated one gets `_2`, `_3`, ...
+struct Keys {
+    seen: [(&'static str, u8); MAX_LAYERS],
+    n: usize,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        Keys {
+            seen: [("", 0); MAX_LAYERS],
+            n: 0,
+        }
+    }
+
+    /// Writes `"key":` (with a leading comma after the first) and the suffix if repeated.
+    fn open(&mut self, out: &mut Vec<u8>, key: &'static str) {
+        if self.n > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        let mut count = 1u8;
+        if let Some(e) = self.seen[..self.n].iter_mut().find(|(k, _)| *k == key) {
+            e.1 = e.1.saturating_add(1);
+            count = e.1;
+        } else if self.n < MAX_LAYERS {
+            self.seen[self.n] = (key, 1);
+        }
+        // Count the layer even when it repeats, so the comma logic stays right.
+        self.n = (self.n + 1).min(MAX_LAYERS);
+        if count > 1 {
+            out.push(b'_');
+            push_u64(out, u64::from(count));
+        }
+        out.extend_from_slice(b"\":{");
+    }
+}
+
+fn write_layers(out: &mut Vec<u8>, pkt: &Packet<'_>) {
+    let mut keys = Keys::new();
+    // `raw` and `padding` are written once each even if the layer budget is full.
+    let mut any = false;
+    for layer in pkt.layers() {
+        any = true;
+        match layer {
+            Layer::Ether(h) => {
+                keys.open(out, "ether");
+                out.extend_from_slice(b"\"dst\":\"");
+                push_mac(out, &h.dst);
+                out.extend_from_slice(b"\",\"src\":\"");
+                push_mac(out, &h.src);
+                out.extend_from_slice(b"\",\"type\":");
+                push_u64(out, u64::from(h.ether_type.get()));
+            }
+            Layer::Vlan { hdr, ad } => {
+                keys.open(out, if *ad { "dot1ad" } else { "dot1q" });
+                field_first(out, "prio", u64::from(hdr.prio()));
+                field(out, "id", u64::from(hdr.dei()));
+                field(out, "vlan", u64::from(hdr.vlan()));
+                field(out, "type", u64::from(hdr.ether_type.get()));
+            }
+            Layer::Sll(h) => {
+                keys.open(out, "cookedlinux");
+                field_first(out, "pkttype", u64::from(h.pkttype.get()));
+                field(out, "lladdrtype", u64::from(h.lladdrtype.get()));
+                field(out, "lladdrlen", u64::from(h.lladdrlen.get()));
+                hex_field(out, "src", &h.src);
+                field(out, "proto", u64::from(h.proto.get()));
+            }
+            Layer::Sll2(h) => {
+                keys.open(out, "cookedlinuxv2");
+                field_first(out, "proto", u64::from(h.proto.get()));
+                field(out, "reserved", u64::from(h.reserved.get()));
+                field(out, "ifindex", u64::from(h.ifindex.get()));
+                field(out, "lladdrtype", u64::from(h.lladdrtype.get()));
+                field(out, "pkttype", u64::from(h.pkttype));
+                field(out, "lladdrlen", u64::from(h.lladdrlen));
+                hex_field(out, "src", &h.src);
+            }
+            Layer::Loopback(t) => {
+                keys.open(out, "loopback");
+                field_first(out, "type", u64::from(*t));
+            }
+            Layer::Arp(a) => {
+                keys.open(out, "arp");
+                write_arp(out, a);
+            }
+            Layer::Ipv4(ip) => {
+                keys.open(out, if ip.quoted { "iperror" } else { "ip" });
+                write_ipv4(out, ip);
+            }
+            Layer::Ipv6(ip) => {
+                keys.open(out, if ip.quoted { "iperror6" } else { "ipv6" });
+                write_ipv6(out, ip);
+            }
+            Layer::Ipv6Ext(e) => {
+                keys.open(out, e.kind.key());
+                write_ext(out, e);
+            }
+            Layer::Icmp(i) => {
+                keys.open(out, if i.quoted { "icmperror" } else { "icmp" });
+                write_icmp(out, i);
+            }
+            Layer::Icmpv6(i) => {
+                keys.open(out, i.kind.key());
+                write_icmpv6(out, i);
+            }
+            Layer::NdOption(o) => {
+                keys.open(out, o.kind.key());
+                write_nd_option(out, o);
+            }
+            Layer::Tcp(t) => {
+                keys.open(out, if t.quoted { "tcperror" } else { "tcp" });
+                write_tcp(out, t);
+            }
+            Layer::Udp(u) => {
+                keys.open(out, if u.quoted { "udperror" } else { "udp" });
+                write_udp(out, u);
+            }
+            Layer::Dns(d) => {
+                keys.open(out, "dns");
+                write_dns(out, d);
+            }
+        }
+        out.push(b'}');
+    }
+    for (key, bytes) in [("raw", pkt.raw), ("padding", pkt.padding)] {
+        if bytes.is_empty() {
+            continue;
+        }
+        if any {
+            out.push(b',');
+        }
+        any = true;
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\":{\"load\":\"");
+        push_hex(out, bytes);
+        out.extend_from_slice(b"\"}");
+    }
+}
+
+// ---- field helpers: `first` variants omit the leading comma ----
+
+#[inline]
+fn key(out: &mut Vec<u8>, name: &str, first: bool) {
+    if !first {
+        out.push(b',');
+    }
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+#[inline]
+fn field_first(out: &mut Vec<u8>, name: &str, v: u64) {
+    key(out, name, true);
+    push_u64(out, v);
+}
+
+#[inline]
+fn field(out: &mut Vec<u8>, name: &str, v: u64) {
+    key(out, name, false);
+    push_u64(out, v);
+}
+
+#[inline]
+fn hex_field(out: &mut Vec<u8>, name: &str, bytes: &[u8]) {
+    key(out, name, false);
+    out.push(b'"');
+    push_hex(out, bytes);
+    out.push(b'"');
+}
+
+#[inline]
+fn ipv4_field(out: &mut Vec<u8>, name: &str, a: &[u8]) {
+    key(out, name, false);
+    push_ipv4_or_hex(out, a);
+}
+
+fn push_ipv4_or_hex(out: &mut Vec<u8>, a: &[u8]) {
+    out.push(b'"');
+    match <&[u8; 4]>::try_from(a) {
+        Ok(a4) => push_ipv4(out, a4),
+        Err(_) => push_hex(out, a),
+    }
+    out.push(b'"');
+}
+
+fn push_ipv6_or_hex(out: &mut Vec<u8>, a: &[u8]) {
+    out.push(b'"');
+    match <&[u8; 16]>::try_from(a) {
+        Ok(a16) => push_ipv6(out, a16),
+        Err(_) => push_hex(out, a),
+    }
+    out.push(b'"');
+}
+
+#[inline]
+fn ipv6_field(out: &mut Vec<u8>, name: &str, a: &[u8]) {
+    key(out, name, false);
+    push_ipv6_or_hex(out, a);
+}
+
+fn write_arp(out: &mut Vec<u8>, a: &Arp<'_>) {
+    let h = a.hdr;
+    field_first(out, "hwtype", u64::from(h.hwtype.get()));
+    field(out, "ptype", u64::from(h.ptype.get()));
+    field(out, "hwlen", u64::from(h.hwlen));
+    field(out, "plen", u64::from(h.plen));
+    field(out, "op", u64::from(h.op.get()));
+    let hw = a.hw_form();
+    let pr = a.proto_form();
+    for (name, bytes, form) in [
+        ("hwsrc", a.hwsrc, hw),
+        ("psrc", a.psrc, pr),
+        ("hwdst", a.hwdst, hw),
+        ("pdst", a.pdst, pr),
+    ] {
+        key(out, name, false);
+        match form {
+            AddrForm::Mac => {
+                out.push(b'"');
+                push_mac(out, bytes);
+                out.push(b'"');
+            }
+            AddrForm::Ipv4 => push_ipv4_or_hex(out, bytes),
+            AddrForm::Ipv6 => push_ipv6_or_hex(out, bytes),
+            AddrForm::Bytes => {
+                out.push(b'"');
+                push_hex(out, bytes);
+                out.push(b'"');
+            }
+        }
+    }
+}
+
+fn write_ipv4(out: &mut Vec<u8>, ip: &Ipv4<'_>) {
+    let h = ip.hdr;
+    field_first(out, "version", u64::from(h.version()));
+    field(out, "ihl", u64::from(h.ihl()));
+    field(out, "tos", u64::from(h.tos));
+    field(out, "len", u64::from(h.total_len.get()));
+    field(out, "id", u64::from(h.id.get()));
+    field(out, "flags", u64::from(h.flags()));
+    field(out, "frag", u64::from(h.frag()));
+    field(out, "ttl", u64::from(h.ttl));
+    field(out, "proto", u64::from(h.proto));
+    field(out, "chksum", u64::from(h.chksum.get()));
+    ipv4_field(out, "src", &h.src);
+    ipv4_field(out, "dst", &h.dst);
+    hex_field(out, "options", ip.options);
+}
+
+fn write_ipv6(out: &mut Vec<u8>, ip: &Ipv6<'_>) {
+    let h = ip.hdr;
+    field_first(out, "version", u64::from(h.version()));
+    field(out, "tc", u64::from(h.tc()));
+    field(out, "fl", u64::from(h.fl()));
+    field(out, "plen", u64::from(h.plen.get()));
+    field(out, "nh", u64::from(h.nh));
+    field(out, "hlim", u64::from(h.hlim));
+    ipv6_field(out, "src", &h.src);
+    ipv6_field(out, "dst", &h.dst);
+}
+
+fn write_ext(out: &mut Vec<u8>, e: &ExtHeader<'_>) {
+    field_first(out, "nh", u64::from(e.nh()));
+    match e.kind {
+        ExtKind::HopByHop | ExtKind::DestOpt => {
+            field(out, "len", u64::from(e.len_field()));
+            hex_field(out, "options", e.options());
+        }
+        ExtKind::Routing => {
+            field(out, "len", u64::from(e.len_field()));
+            let (rtype, segleft, reserved) = e.routing_fields();
+            field(out, "type", u64::from(rtype));
+            field(out, "segleft", u64::from(segleft));
+            field(out, "reserved", u64::from(reserved));
+            key(out, "addresses", false);
+            out.push(b'[');
+            for (i, a) in e.addresses().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_ipv6_or_hex(out, a);
+            }
+            out.push(b']');
+        }
+        ExtKind::Fragment => {
+            let (res1, offset, res2, m, id) = e.fragment_fields();
+            field(out, "res1", u64::from(res1));
+            field(out, "offset", u64::from(offset));
+            field(out, "res2", u64::from(res2));
+            field(out, "m", u64::from(m));
+            field(out, "id", u64::from(id));
+        }
+    }
+}
+
+fn write_icmp(out: &mut Vec<u8>, i: &Icmp<'_>) {
+    let t = i.icmp_type();
+    field_first(out, "type", u64::from(t));
+    field(out, "code", u64::from(i.code()));
+    field(out, "chksum", u64::from(i.be16(2)));
+    let mut at = 4;
+    if icmp::ID_SEQ_TYPES.contains(&t) {
+        field(out, "id", u64::from(i.be16(4)));
+        field(out, "seq", u64::from(i.be16(6)));
+        at = 8;
+    }
+    match t {
+        13 | 14 => {
+            field(out, "ts_ori", u64::from(i.be32(8)));
+            field(out, "ts_rx", u64::from(i.be32(12)));
+            field(out, "ts_tx", u64::from(i.be32(16)));
+            at = 20;
+        }
+        5 => {
+            ipv4_field(out, "gw", sub(i.bytes, 4, 8));
+            at = 8;
+        }
+        12 => {
+            field(out, "ptr", u64::from(i.byte(4)));
+            field(out, "length", u64::from(i.byte(5)));
+            at = 6;
+        }
+        3 | 11 => {
+            field(out, "reserved", u64::from(i.byte(4)));
+            field(out, "length", u64::from(i.byte(5)));
+            at = 6;
+            if t == 3 {
+                field(out, "nexthopmtu", u64::from(i.be16(6)));
+                at = 8;
+            }
+        }
+        17 | 18 => {
+            ipv4_field(out, "addr_mask", sub(i.bytes, 8, 12));
+            at = 12;
+        }
+        _ => {}
+    }
+    match icmp::unused_len(t) {
+        2 => field(out, "unused", u64::from(i.be16(at))),
+        4 => field(out, "unused", u64::from(i.be32(at))),
+        _ => out.extend_from_slice(b",\"unused\":\"\""),
+    }
+}
+
+fn write_icmpv6(out: &mut Vec<u8>, i: &Icmpv6<'_>) {
+    field_first(out, "type", u64::from(i.byte(0)));
+    field(out, "code", u64::from(i.byte(1)));
+    field(out, "cksum", u64::from(i.be16(2)));
+    match i.kind {
+        Icmpv6Kind::DestUnreach | Icmpv6Kind::TimeExceeded => {
+            field(out, "length", u64::from(i.byte(4)));
+            field(out, "unused", u64::from(i.be32(4) & 0x00ff_ffff));
+        }
+        Icmpv6Kind::PacketTooBig => field(out, "mtu", u64::from(i.be32(4))),
+        Icmpv6Kind::ParamProblem => field(out, "ptr", u64::from(i.be32(4))),
+        Icmpv6Kind::EchoRequest | Icmpv6Kind::EchoReply => {
+            field(out, "id", u64::from(i.be16(4)));
+            field(out, "seq", u64::from(i.be16(6)));
+            hex_field(out, "data", i.bytes.get(8..).unwrap_or(&[]));
+        }
+        Icmpv6Kind::RouterSolicit => field(out, "res", u64::from(i.be32(4))),
+        Icmpv6Kind::RouterAdvert => {
+            let b = i.byte(5);
+            field(out, "chlim", u64::from(i.byte(4)));
+            field(out, "M", u64::from(b >> 7));
+            field(out, "O", u64::from((b >> 6) & 1));
+            field(out, "H", u64::from((b >> 5) & 1));
+            field(out, "prf", u64::from((b >> 3) & 3));
+            field(out, "P", u64::from((b >> 2) & 1));
+            field(out, "res", u64::from(b & 3));
+            field(out, "routerlifetime", u64::from(i.be16(6)));
+            field(out, "reachabletime", u64::from(i.be32(8)));
+            field(out, "retranstimer", u64::from(i.be32(12)));
+        }
+        Icmpv6Kind::NeighborSolicit => {
+            field(out, "res", u64::from(i.be32(4)));
+            ipv6_field(out, "tgt", sub(i.bytes, 8, 24));
+        }
+        Icmpv6Kind::NeighborAdvert => {
+            let w = i.be32(4);
+            field(out, "R", u64::from(w >> 31));
+            field(out, "S", u64::from((w >> 30) & 1));
+            field(out, "O", u64::from((w >> 29) & 1));
+            field(out, "res", u64::from(w & 0x1fff_ffff));
+            ipv6_field(out, "tgt", sub(i.bytes, 8, 24));
+        }
+    }
+}
+
+fn write_nd_option(out: &mut Vec<u8>, o: &NdOption<'_>) {
+    field_first(out, "type", u64::from(o.byte(0)));
+    field(out, "len", u64::from(o.byte(1)));
+    match o.kind {
+        NdOptKind::SrcLlAddr | NdOptKind::DstLlAddr => {
+            key(out, "lladdr", false);
+            out.push(b'"');
+            push_mac(out, sub(o.bytes, 2, 8));
+            out.push(b'"');
+        }
+        NdOptKind::PrefixInfo => {
+            let b = o.byte(3);
+            field(out, "prefixlen", u64::from(o.byte(2)));
+            field(out, "L", u64::from(b >> 7));
+            field(out, "A", u64::from((b >> 6) & 1));
+            field(out, "R", u64::from((b >> 5) & 1));
+            field(out, "res1", u64::from(b & 0x1f));
+            field(out, "validlifetime", u64::from(o.be32(4)));
+            field(out, "preferredlifetime", u64::from(o.be32(8)));
+            field(out, "res2", u64::from(o.be32(12)));
+            ipv6_field(out, "prefix", sub(o.bytes, 16, 32));
+        }
+        NdOptKind::Mtu => {
+            let res = u16::from_be_bytes([o.byte(2), o.byte(3)]);
+            field(out, "res", u64::from(res));
+            field(out, "mtu", u64::from(o.be32(4)));
+        }
+    }
+}
+
+/// scapy 2.5's name for a TCP option kind, if it has one.
+fn tcp_option_name(kind: u8) -> Option<&'static str> {
+    Some(match kind {
+        0 => "EOL",
+        1 => "NOP",
+        2 => "MSS",
+        3 => "WScale",
+        4 => "SAckOK",
+        5 => "SAck",
+        8 => "Timestamp",
+        14 => "AltChkSum",
+        15 => "AltChkSumOpt",
+        19 => "MD5",
+        25 => "Mood",
+        28 => "UTO",
+        29 => "AO",
+        34 => "TFO",
+        _ => return None,
+    })
+}
+
+/// Big-endian u16 at the start of `b` (0 if `b` is shorter).
+fn be_u16(b: &[u8]) -> u64 {
+    match b {
+        [x, y, ..] => u64::from(u16::from_be_bytes([*x, *y])),
+        _ => 0,
+    }
+}
+
+/// Big-endian u32 at the start of `b` (0 if `b` is shorter).
+fn be_u32(b: &[u8]) -> u64 {
+    match b {
+        [w, x, y, z, ..] => u64::from(u32::from_be_bytes([*w, *x, *y, *z])),
+        _ => 0,
+    }
+}
+
+/// `b[from..to]`, or what exists of it.
+fn sub(b: &[u8], from: usize, to: usize) -> &[u8] {
+    b.get(from..to.min(b.len())).unwrap_or(&[])
+}
+
+fn write_tcp(out: &mut Vec<u8>, t: &Tcp<'_>) {
+    let h = t.hdr;
+    field_first(out, "sport", u64::from(h.sport.get()));
+    field(out, "dport", u64::from(h.dport.get()));
+    field(out, "seq", u64::from(h.seq.get()));
+    field(out, "ack", u64::from(h.ack.get()));
+    field(out, "dataofs", u64::from(h.dataofs()));
+    field(out, "reserved", u64::from(h.reserved()));
+    field(out, "flags", u64::from(h.flags()));
+    field(out, "window", u64::from(h.window.get()));
+    field(out, "chksum", u64::from(h.chksum.get()));
+    field(out, "urgptr", u64::from(h.urgptr.get()));
+    key(out, "fields_options", false);
+    out.push(b'{');
+    let mut first = true;
+    let mut later = TcpOptions::new(t.options);
+    for opt in TcpOptions::new(t.options) {
+        later.next();
+        // A kind that occurs again later keeps only its last value (the original's dict).
+        if later.clone().any(|o| o.kind == opt.kind) {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.push(b'"');
+        match tcp_option_name(opt.kind) {
+            Some(name) => out.extend_from_slice(name.as_bytes()),
+            None => push_u64(out, u64::from(opt.kind)),
+        }
+        out.extend_from_slice(b"\":");
+        let d = opt.data;
+        match (opt.kind, d.len()) {
+            (0 | 1, _) => out.extend_from_slice(b"null"),
+            (2 | 28, 2) => push_u64(out, be_u16(d)),
+            (3, 1) => push_u64(out, u64::from(d[0])),
+            (8, 8) => {
+                push_u64(out, be_u32(d));
+                out.extend_from_slice(b",\"TSecr\":");
+                push_u64(out, be_u32(sub(d, 4, 8)));
+            }
+            (5, n) if n % 4 == 0 && n != 4 => {
+                out.push(b'[');
+                for (i, c) in d.chunks_exact(4).enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    push_u64(out, be_u32(c));
+                }
+                out.push(b']');
+            }
+            (5, 4) => push_u64(out, be_u32(d)),
+            (14, 3) => {
+                out.push(b'[');
+                push_u64(out, u64::from(d.first().copied().unwrap_or(0)));
+                out.push(b',');
+                push_u64(out, be_u16(sub(d, 1, 3)));
+                out.push(b']');
+            }
+            (34, 8) => {
+                out.push(b'[');
+                push_u64(out, be_u32(d));
+                out.push(b',');
+                push_u64(out, be_u32(sub(d, 4, 8)));
+                out.push(b']');
+            }
+            _ => {
+                out.push(b'"');
+                push_hex(out, d);
+                out.push(b'"');
+            }
+        }
+    }
+    out.push(b'}');
+}
+
+fn write_udp(out: &mut Vec<u8>, u: &Udp<'_>) {
+    let h = u.hdr;
+    field_first(out, "sport", u64::from(h.sport.get()));
+    field(out, "dport", u64::from(h.dport.get()));
+    field(out, "len", u64::from(h.len.get()));
+    field(out, "chksum", u64::from(h.chksum.get()));
+}
+
+/// Writes a DNS name as a JSON string; `root` is what an empty name shows as.
+fn dns_name(out: &mut Vec<u8>, msg: &[u8], at: usize, root: &[u8]) {
+    out.push(b'"');
+    let start = out.len();
+    // Validated at decode time; an error here cannot happen, and would only cut the name.
+    let _ = dns::walk_name(msg, at, |label| {
+        push_latin1_escaped(out, label);
+        out.push(b'.');
+    });
+    if out.len() == start {
+        out.extend_from_slice(root);
+    }
+    out.push(b'"');
+}
+
+fn write_dns(out: &mut Vec<u8>, d: &Dns<'_>) {
+    let first = match d.tcp_length {
+        Some(len) => {
+            field_first(out, "length", u64::from(len));
+            false
+        }
+        None => true,
+    };
+    key(out, "id", first);
+    push_u64(out, u64::from(d.id()));
+    let f = d.flags();
+    field(out, "qr", u64::from(f >> 15));
+    field(out, "opcode", u64::from((f >> 11) & 0xf));
+    field(out, "aa", u64::from((f >> 10) & 1));
+    field(out, "tc", u64::from((f >> 9) & 1));
+    field(out, "rd", u64::from((f >> 8) & 1));
+    field(out, "ra", u64::from((f >> 7) & 1));
+    field(out, "z", u64::from((f >> 6) & 1));
+    field(out, "ad", u64::from((f >> 5) & 1));
+    field(out, "cd", u64::from((f >> 4) & 1));
+    field(out, "rcode", u64::from(f & 0xf));
+    let counts = [d.qdcount(), d.ancount(), d.nscount(), d.arcount()];
+    field(out, "qdcount", u64::from(counts[0]));
+    field(out, "ancount", u64::from(counts[1]));
+    field(out, "nscount", u64::from(counts[2]));
+    field(out, "arcount", u64::from(counts[3]));
+    let msg = d.msg;
+    let mut w = d.walker();
+    key(out, "qd", false);
+    out.push(b'[');
+    for i in 0..counts[0] {
+        let Ok(q) = w.question() else { break };
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"qname\":");
+        dns_name(out, msg, q.name_at, b".");
+        field(out, "qtype", u64::from(q.qtype));
+        field(out, "qclass", u64::from(q.qclass));
+        out.push(b'}');
+    }
+    out.push(b']');
+    for (section, count) in [("an", counts[1]), ("ns", counts[2]), ("ar", counts[3])] {
+        key(out, section, false);
+        out.push(b'[');
+        for i in 0..count {
+            let Ok(r) = w.record() else { break };
+            if i > 0 {
+                out.push(b',');
+            }
+            write_record(out, msg, &r);
+        }
+        out.push(b']');
+    }
+}
+
+fn write_record(out: &mut Vec<u8>, msg: &[u8], r: &dns::Record<'_>) {
+    out.extend_from_slice(b"{\"rrname\":");
+    dns_name(out, msg, r.name_at, b".");
+    field(out, "type", u64::from(r.rtype));
+    if r.rtype == 41 {
+        // OPT (RFC 6891): class is the UDP payload size, TTL holds extended RCODE, version, Z.
+        field(out, "rclass", u64::from(r.rclass));
+        field(out, "extrcode", u64::from(r.ttl >> 24));
+        field(out, "version", u64::from((r.ttl >> 16) & 0xff));
+        field(out, "z", u64::from(r.ttl & 0xffff));
+        field(out, "rdlen", u64::from(r.rdlen));
+        key(out, "rdata", false);
+        out.push(b'[');
+        for (i, (code, len, data)) in dns::edns_options(r.rdata).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"optcode\":");
+            push_u64(out, u64::from(code));
+            field(out, "optlen", u64::from(len));
+            hex_field(out, "optdata", data);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+        return;
+    }
+    field(out, "rclass", u64::from(r.rclass));
+    field(out, "ttl", u64::from(r.ttl));
+    field(out, "rdlen", u64::from(r.rdlen));
+    let rd = r.rdata;
+    let at = r.rdata_at;
+    match dns::rdata_name_offsets(r.rtype) {
+        Some(RdataNames::One) => {
+            key(out, "rdata", false);
+            dns_name(out, msg, at, b"");
+        }
+        Some(RdataNames::Mx) => {
+            field(out, "preference", be_u16(rd));
+            key(out, "exchange", false);
+            dns_name(out, msg, at + 2, b"");
+        }
+        Some(RdataNames::Srv) => {
+            field(out, "priority", be_u16(rd));
+            field(out, "weight", be_u16(sub(rd, 2, 4)));
+            field(out, "port", be_u16(sub(rd, 4, 6)));
+            key(out, "target", false);
+            dns_name(out, msg, at + 6, b"");
+        }
+        Some(RdataNames::Soa) => {
+            key(out, "mname", false);
+            dns_name(out, msg, at, b"");
+            let after_m = dns::walk_name(msg, at, |_| {}).unwrap_or(at);
+            key(out, "rname", false);
+            dns_name(out, msg, after_m, b"");
+            let after_r = dns::walk_name(msg, after_m, |_| {}).unwrap_or(after_m);
+            let nums = msg.get(after_r..after_r + 20).unwrap_or(&[0; 20]);
+            for (i, name) in ["serial", "refresh", "retry", "expire", "minimum"]
+                .iter()
+                .enumerate()
+            {
+                field(out, name, be_u32(sub(nums, i * 4, i * 4 + 4)));
+            }
+        }
+        None => {
+            key(out, "rdata", false);
+            match r.rtype {
+                1 => push_ipv4_or_hex(out, sub(rd, 0, 4)),
+                28 => push_ipv6_or_hex(out, sub(rd, 0, 16)),
+                16 => {
+                    out.push(b'[');
+                    for (i, s) in dns::txt_strings(rd).enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        out.push(b'"');
+                        push_latin1_escaped(out, s);
+                        out.push(b'"');
+                    }
+                    out.push(b']');
+                }
+                _ => {
+                    out.push(b'"');
+                    push_hex(out, rd);
+                    out.push(b'"');
+                }
+            }
+        }
+    }
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{decode, LinkType};
+
+    #[test]
+    fn created_dates() {
+        assert_eq!(&format_created(0), b"1970-01-01 00:00:00");
+        assert_eq!(&format_created(951_782_400), b"2000-02-29 00:00:00");
+        assert_eq!(&format_created(1_796_043_791), b"2026-11-29 12:23:11");
+        assert_eq!(&format_created(-1), b"1969-12-31 23:59:59");
+    }
+
+    #[test]
+    fn repeated_keys_get_suffixes() {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x81, 0, 0, 1, 0x81, 0, 0, 2, 0x12, 0x34]);
+        let pkt = decode(LinkType::Ethernet, &f);
+        let mut out = Vec::new();
+        let meta = FrameMeta {
+            time_ns: 0,
+            wire_len: 22,
+            cap_len: 22,
+        };
+        JsonEncoder::new("t\"x").encode(&mut out, &meta, &pkt);
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.contains("\"dot1q\":{\"prio\":0,\"id\":0,\"vlan\":1,"),
+            "{s}"
+        );
+        assert!(
+            s.contains("\"dot1q_2\":{\"prio\":0,\"id\":0,\"vlan\":2,"),
+            "{s}"
+        );
+        assert!(s.contains("\"source\":\"t\\\"x\""), "{s}");
+        assert!(s.ends_with("}\n"));
+    }
+}

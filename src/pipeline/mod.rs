@@ -1,0 +1,6 @@
+//! The data path: a source feeds workers that decode and encode into [`batch::JsonBatch`]es;
+//! a publisher thread writes them to the sink in order and hands the buffers back.
+pub mod batch;
+pub mod read;
+pub mod stats;
+pub mod worker;

@@ -1,0 +1,451 @@
+//! `read`: capture files through the worker code to a sink, in file order.
+//!
+//! With one worker the reading thread decodes in place (no copy of the frame); with more it
+//! copies frames into [`FrameBatch`]es that worker threads turn into [`JsonBatch`]es. Either
+//! way a publisher thread writes the batches in order and hands the buffers back, so memory
+//! stays bounded by the buffer pools whatever the file size.
+
+use super::batch::{FrameBatch, JsonBatch};
+use super::stats::{DecodeStats, Summary};
+use super::worker::Worker;
+use crate::decode::{link_type_name, LinkType};
+use crate::encode::FrameMeta;
+use crate::sink::{Output, Sink};
+use crate::source::filter::{BpfFilter, FilterError};
+use crate::source::pcap_file::{CaptureReader, Frame, ReadError};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+/// A `read` run: which files, what to keep, where to write.
+#[derive(Clone, Debug)]
+pub struct ReadJob {
+    pub files: Vec<PathBuf>,
+    /// tcpdump filter expression, compiled by libpcap per link type.
+    pub filter: Option<String>,
+    /// Stop after this many packets have passed the filter.
+    pub count: Option<u64>,
+    /// Decoding threads (1 decodes on the reading thread).
+    pub workers: usize,
+    /// `source` of every message.
+    pub source_host: String,
+    pub output: Output,
+}
+
+/// Why a run stopped early. Everything decoded before it was still written.
+#[derive(Debug)]
+pub enum JobError {
+    Read(ReadError),
+    UnsupportedLinkType {
+        name: String,
+        link_type: u32,
+        offset: u64,
+    },
+    Filter {
+        name: String,
+        error: FilterError,
+    },
+    Output {
+        dest: String,
+        error: io::Error,
+    },
+}
+
+impl JobError {
+    /// Process exit code: 3 unreadable input, 4 not a capture, 5 damaged capture, 6
+    /// unsupported link type, 7 bad filter, 8 output failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            JobError::Read(e) => e.exit_code(),
+            JobError::UnsupportedLinkType { .. } => 6,
+            JobError::Filter { .. } => 7,
+            JobError::Output { .. } => 8,
+        }
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobError::Read(e) => write!(f, "{e}"),
+            JobError::UnsupportedLinkType {
+                name,
+                link_type,
+                offset,
+            } => write!(
+                f,
+                "{name}: unsupported link type {link_type} ({}) at offset {offset}; \
+                 supported: 0 (BSD loopback), 1 (Ethernet), 101/228/229 (raw IP), \
+                 113/276 (Linux cooked)",
+                link_type_name(*link_type)
+            ),
+            JobError::Filter { name, error } => write!(f, "{name}: {error}"),
+            JobError::Output { dest, error } => write!(f, "cannot write to {dest}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for JobError {}
+
+/// The result of a run: the counters, and the error that ended it early, if any.
+#[derive(Debug)]
+pub struct Outcome {
+    pub summary: Summary,
+    pub error: Option<JobError>,
+}
+
+/// Buffers in flight per worker (bounds memory and keeps every thread busy).
+const BUFFERS_PER_WORKER: usize = 3;
+
+impl ReadJob {
+    /// Runs the job with the sink its `output` names.
+    pub fn run(&self) -> Outcome {
+        match self.output.open() {
+            Ok(sink) => self.run_with_sink(sink),
+            Err(error) => Outcome {
+                summary: Summary::default(),
+                error: Some(JobError::Output {
+                    dest: self.output.describe(),
+                    error,
+                }),
+            },
+        }
+    }
+
+    /// Runs the job into any sink (for embedding, tests and benchmarks).
+    pub fn run_with_sink(&self, sink: Box<dyn Sink>) -> Outcome {
+        let workers = self.workers.max(1);
+        let pool = BUFFERS_PER_WORKER * workers + 1;
+        let (full_tx, full_rx) = bounded::<JsonBatch>(pool);
+        let (free_tx, free_rx) = bounded::<JsonBatch>(pool);
+        for _ in 0..pool {
+            // The channel has room for the whole pool.
+            let _ = free_tx.send(JsonBatch::with_capacity());
+        }
+        let output_closed = Arc::new(AtomicBool::new(false));
+        let publisher = {
+            let closed = Arc::clone(&output_closed);
+            thread::Builder::new()
+                .name("netpipe-publish".into())
+                .spawn(move || publish(sink, full_rx, free_tx, &closed))
+        };
+        let publisher = match publisher {
+            Ok(p) => p,
+            Err(error) => {
+                return Outcome {
+                    summary: Summary::default(),
+                    error: Some(JobError::Output {
+                        dest: self.output.describe(),
+                        error,
+                    }),
+                }
+            }
+        };
+        let mut summary = Summary::default();
+        let mut state = ReadState::new(self, &output_closed);
+        let (decode, error) = if workers == 1 {
+            self.run_inline(&mut state, &full_tx, &free_rx)
+        } else {
+            self.run_parallel(&mut state, workers, &full_tx, &free_rx)
+        };
+        drop(full_tx);
+        let published = publisher.join().unwrap_or(Published {
+            written: 0,
+            not_written: 0,
+            error: Some(io::Error::other("publisher thread panicked")),
+        });
+        summary.read = state.read;
+        summary.filtered_out = state.filtered_out;
+        summary.decode = decode;
+        summary.written = published.written;
+        summary.not_written = published.not_written;
+        let error = match published.error {
+            // The output failing explains any early stop better than what the reader saw.
+            Some(e) if e.kind() != io::ErrorKind::BrokenPipe => Some(JobError::Output {
+                dest: self.output.describe(),
+                error: e,
+            }),
+            _ => error,
+        };
+        Outcome { summary, error }
+    }
+
+    /// One thread reads, filters, decodes and encodes; the publisher writes.
+    fn run_inline(
+        &self,
+        state: &mut ReadState<'_>,
+        full_tx: &Sender<JsonBatch>,
+        free_rx: &Receiver<JsonBatch>,
+    ) -> (DecodeStats, Option<JobError>) {
+        let mut worker = Worker::new(&self.source_host);
+        let mut seq = 0u64;
+        let Ok(mut batch) = free_rx.recv() else {
+            return (worker.stats, None);
+        };
+        let error = state.for_each_frame(|link, frame, meta| {
+            worker.process(link, frame.data, meta, &mut batch);
+            if batch.is_full() {
+                batch.seq = seq;
+                seq += 1;
+                let next = free_rx.recv().map_err(|_| ())?;
+                full_tx
+                    .send(std::mem::replace(&mut batch, next))
+                    .map_err(|_| ())?;
+            }
+            Ok(())
+        });
+        if !batch.is_empty() {
+            batch.seq = seq;
+            let _ = full_tx.send(batch);
+        }
+        (worker.stats, error)
+    }
+
+    /// The reading thread copies frames into batches; `workers` threads decode them.
+    fn run_parallel(
+        &self,
+        state: &mut ReadState<'_>,
+        workers: usize,
+        full_tx: &Sender<JsonBatch>,
+        free_rx: &Receiver<JsonBatch>,
+    ) -> (DecodeStats, Option<JobError>) {
+        let frames_pool = BUFFERS_PER_WORKER * workers;
+        let (work_tx, work_rx) = bounded::<FrameBatch>(frames_pool);
+        let (back_tx, back_rx) = bounded::<FrameBatch>(frames_pool);
+        for _ in 0..frames_pool {
+            let _ = back_tx.send(FrameBatch::with_capacity());
+        }
+        thread::scope(|scope| {
+            let mut handles = Vec::with_capacity(workers);
+            for i in 0..workers {
+                let work_rx = work_rx.clone();
+                let back_tx = back_tx.clone();
+                let full_tx = full_tx.clone();
+                let free_rx = free_rx.clone();
+                let source_host = self.source_host.as_str();
+                let h = thread::Builder::new()
+                    .name(format!("netpipe-worker-{i}"))
+                    .spawn_scoped(scope, move || {
+                        let mut worker = Worker::new(source_host);
+                        // Take an output buffer before a frame batch, so the batch the
+                        // publisher waits for can always be finished (no deadlock).
+                        while let Ok(mut out) = free_rx.recv() {
+                            let Ok(mut frames) = work_rx.recv() else {
+                                break;
+                            };
+                            out.seq = frames.seq;
+                            for f in &frames.frames {
+                                let link = LinkType::from_number(f.link_type);
+                                if let Some(link) = link {
+                                    worker.process(link, frames.frame(f), &f.meta, &mut out);
+                                }
+                            }
+                            frames.clear();
+                            let _ = back_tx.send(frames);
+                            if full_tx.send(out).is_err() {
+                                break;
+                            }
+                        }
+                        worker.stats
+                    });
+                match h {
+                    Ok(h) => handles.push(h),
+                    Err(e) => {
+                        return (
+                            DecodeStats::default(),
+                            Some(JobError::Output {
+                                dest: "worker thread".into(),
+                                error: e,
+                            }),
+                        )
+                    }
+                }
+            }
+            drop(work_rx);
+            let mut seq = 0u64;
+            let mut current = back_rx.recv().ok();
+            let error = state.for_each_frame(|_, frame, meta| {
+                let batch = current.as_mut().ok_or(())?;
+                batch.push(frame.data, frame.link_type, *meta);
+                if batch.is_full() {
+                    let mut full = current.take().ok_or(())?;
+                    full.seq = seq;
+                    seq += 1;
+                    work_tx.send(full).map_err(|_| ())?;
+                    current = Some(back_rx.recv().map_err(|_| ())?);
+                }
+                Ok(())
+            });
+            if let Some(mut last) = current.take() {
+                if !last.frames.is_empty() {
+                    last.seq = seq;
+                    let _ = work_tx.send(last);
+                }
+            }
+            drop(work_tx);
+            let mut stats = DecodeStats::default();
+            for h in handles {
+                if let Ok(s) = h.join() {
+                    stats.add(&s);
+                }
+            }
+            (stats, error)
+        })
+    }
+}
+
+/// Reading-side state: counters, compiled filters, the stop conditions.
+struct ReadState<'j> {
+    job: &'j ReadJob,
+    output_closed: &'j AtomicBool,
+    filters: HashMap<u32, BpfFilter>,
+    read: u64,
+    filtered_out: u64,
+    passed: u64,
+}
+
+impl<'j> ReadState<'j> {
+    fn new(job: &'j ReadJob, output_closed: &'j AtomicBool) -> Self {
+        ReadState {
+            job,
+            output_closed,
+            filters: HashMap::new(),
+            read: 0,
+            filtered_out: 0,
+            passed: 0,
+        }
+    }
+
+    /// Calls `f` for every frame that passes the filter, file after file, until the count is
+    /// reached, the output closes, `f` fails, or a file ends in an error (returned).
+    fn for_each_frame<F>(&mut self, mut f: F) -> Option<JobError>
+    where
+        F: FnMut(LinkType, &Frame<'_>, &FrameMeta) -> Result<(), ()>,
+    {
+        let limit = self.job.count.unwrap_or(u64::MAX);
+        for path in &self.job.files {
+            if self.passed >= limit {
+                return None;
+            }
+            let mut reader = match CaptureReader::open(path) {
+                Ok(r) => r,
+                Err(e) => return Some(JobError::Read(e)),
+            };
+            loop {
+                if self.passed >= limit || self.output_closed.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let offset = reader.offset();
+                let frame = match reader.next_frame() {
+                    Ok(Some(fr)) => fr,
+                    Ok(None) => break,
+                    Err(e) => return Some(JobError::Read(e)),
+                };
+                self.read += 1;
+                let Some(link) = LinkType::from_number(frame.link_type) else {
+                    return Some(JobError::UnsupportedLinkType {
+                        name: path.display().to_string(),
+                        link_type: frame.link_type,
+                        offset,
+                    });
+                };
+                if let Some(expr) = &self.job.filter {
+                    let filter = match self.filters.entry(frame.link_type) {
+                        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            match BpfFilter::compile(expr, frame.link_type) {
+                                Ok(flt) => v.insert(flt),
+                                Err(error) => {
+                                    return Some(JobError::Filter {
+                                        name: path.display().to_string(),
+                                        error,
+                                    })
+                                }
+                            }
+                        }
+                    };
+                    if !filter.matches(frame.data, frame.wire_len) {
+                        self.filtered_out += 1;
+                        continue;
+                    }
+                }
+                self.passed += 1;
+                let meta = FrameMeta {
+                    time_ns: frame.time_ns,
+                    wire_len: frame.wire_len,
+                    cap_len: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
+                };
+                if f(link, &frame, &meta).is_err() {
+                    // The pipeline behind us stopped (its error is reported by the publisher).
+                    return None;
+                }
+            }
+        }
+        None
+    }
+}
+
+struct Published {
+    written: u64,
+    not_written: u64,
+    error: Option<io::Error>,
+}
+
+/// The publisher thread: writes batches in sequence order, returns their buffers.
+fn publish(
+    mut sink: Box<dyn Sink>,
+    full_rx: Receiver<JsonBatch>,
+    free_tx: Sender<JsonBatch>,
+    closed: &AtomicBool,
+) -> Published {
+    let mut out = Published {
+        written: 0,
+        not_written: 0,
+        error: None,
+    };
+    let mut pending: BTreeMap<u64, JsonBatch> = BTreeMap::new();
+    let mut next_seq = 0u64;
+    let mut handle = |mut batch: JsonBatch, out: &mut Published| {
+        if out.error.is_none() {
+            match sink.write_batch(&batch) {
+                Ok(()) => out.written += batch.len() as u64,
+                Err(e) => {
+                    out.not_written += batch.len() as u64;
+                    out.error = Some(e);
+                    closed.store(true, Ordering::Relaxed);
+                }
+            }
+        } else {
+            out.not_written += batch.len() as u64;
+        }
+        batch.clear();
+        let _ = free_tx.send(batch);
+    };
+    for batch in full_rx.iter() {
+        if batch.seq != next_seq {
+            pending.insert(batch.seq, batch);
+            continue;
+        }
+        handle(batch, &mut out);
+        next_seq += 1;
+        while let Some(b) = pending.remove(&next_seq) {
+            handle(b, &mut out);
+            next_seq += 1;
+        }
+    }
+    // Anything left waited for a batch that never came (the reader stopped): keep order.
+    for (_, b) in std::mem::take(&mut pending) {
+        handle(b, &mut out);
+    }
+    if out.error.is_none() {
+        if let Err(e) = sink.flush() {
+            out.error = Some(e);
+        }
+    }
+    out
+}

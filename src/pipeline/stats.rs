@@ -1,0 +1,67 @@
+//! Counters every stage keeps, merged into the exit summary.
+
+use crate::decode::ErrorKind;
+use std::fmt;
+
+/// Decode-side counters (one set per worker, added up at the end).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeStats {
+    pub decoded: u64,
+    /// Packets with a truncated or malformed layer, by [`ErrorKind::index`].
+    pub malformed: [u64; ErrorKind::ALL.len()],
+}
+
+impl DecodeStats {
+    pub fn add(&mut self, other: &DecodeStats) {
+        self.decoded += other.decoded;
+        for (a, b) in self.malformed.iter_mut().zip(other.malformed) {
+            *a += b;
+        }
+    }
+
+    pub fn malformed_total(&self) -> u64 {
+        self.malformed.iter().sum()
+    }
+}
+
+/// What a `read` run did, for the exit summary and for library callers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Frames read from the files.
+    pub read: u64,
+    /// Frames the filter rejected.
+    pub filtered_out: u64,
+    /// Messages written to the sink.
+    pub written: u64,
+    /// Messages encoded but not written because the output failed or closed.
+    pub not_written: u64,
+    pub decode: DecodeStats,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} packets read, {} written, {} filtered out, {} malformed",
+            self.read,
+            self.written,
+            self.filtered_out,
+            self.decode.malformed_total()
+        )?;
+        if self.decode.malformed_total() > 0 {
+            let mut sep = " (";
+            for kind in ErrorKind::ALL {
+                let n = self.decode.malformed[kind.index()];
+                if n > 0 {
+                    write!(f, "{sep}{} {n}", kind.as_str())?;
+                    sep = ", ";
+                }
+            }
+            f.write_str(")")?;
+        }
+        if self.not_written > 0 {
+            write!(f, ", {} not written (output failed)", self.not_written)?;
+        }
+        Ok(())
+    }
+}
