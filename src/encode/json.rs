@@ -840,7 +840,7 @@ mod tests {
     fn created_dates() {
         assert_eq!(&format_created(0), b"1970-01-01 00:00:00");
         assert_eq!(&format_created(951_782_400), b"2000-02-29 00:00:00");
-        assert_eq!(&format_created(1_796_043_791), b"2026-11-29 12:23:11");
+        assert_eq!(&format_created(1_796_043_791), b"2026-11-30 13:03:11");
         assert_eq!(&format_created(-1), b"1969-12-31 23:59:59");
     }
 
