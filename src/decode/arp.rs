@@ -18,10 +18,34 @@ pub struct ArpHdr {
 #[derive(Clone, Copy, Debug)]
 pub struct Arp<'a> {
     pub hdr: &'a ArpHdr,
-    pub hwsrc: &'a [u8],
-    pub psrc: &'a [u8],
-    pub hwdst: &'a [u8],
-    pub pdst: &'a [u8],
+    /// The four addresses, `2 * (hwlen + plen)` bytes.
+    pub addrs: &'a [u8],
+}
+
+impl<'a> Arp<'a> {
+    fn addr(&self, index: usize) -> &'a [u8] {
+        let hl = usize::from(self.hdr.hwlen);
+        let pl = usize::from(self.hdr.plen);
+        let (start, len) = match index {
+            0 => (0, hl),
+            1 => (hl, pl),
+            2 => (hl + pl, hl),
+            _ => (2 * hl + pl, pl),
+        };
+        self.addrs.get(start..start + len).unwrap_or(&[])
+    }
+    pub fn hwsrc(&self) -> &'a [u8] {
+        self.addr(0)
+    }
+    pub fn psrc(&self) -> &'a [u8] {
+        self.addr(1)
+    }
+    pub fn hwdst(&self) -> &'a [u8] {
+        self.addr(2)
+    }
+    pub fn pdst(&self) -> &'a [u8] {
+        self.addr(3)
+    }
 }
 
 /// How an ARP address is shown (scapy's MultipleTypeField choice).
@@ -60,20 +84,8 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     if rest.len() < need {
         return fail(pkt, LayerName::Arp, ErrorKind::Truncated);
     }
-    let (hwsrc, rest) = rest.split_at(hl);
-    let (psrc, rest) = rest.split_at(pl);
-    let (hwdst, rest) = rest.split_at(hl);
-    let pdst = &rest[..pl];
-    if !push(
-        pkt,
-        Layer::Arp(Arp {
-            hdr,
-            hwsrc,
-            psrc,
-            hwdst,
-            pdst,
-        }),
-    ) {
+    let addrs = &rest[..need];
+    if !push(pkt, Layer::Arp(Arp { hdr, addrs })) {
         return Next::Stop;
     }
     cur.advance(8 + need);
@@ -97,8 +109,8 @@ mod tests {
         let p = decode(LinkType::Ethernet, &f);
         let arp = p.layers().nth(1).unwrap();
         let Layer::Arp(a) = arp else { panic!() };
-        assert_eq!(a.psrc, &[192, 0, 2, 1]);
-        assert_eq!(a.pdst, &[192, 0, 2, 2]);
+        assert_eq!(a.psrc(), &[192, 0, 2, 1]);
+        assert_eq!(a.pdst(), &[192, 0, 2, 2]);
         assert_eq!(p.raw.len(), 0);
         assert_eq!(p.padding.len(), 18);
     }

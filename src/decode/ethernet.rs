@@ -82,11 +82,22 @@ pub(crate) fn decode_ether<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Ne
     let Ok((hdr, _)) = EtherHdr::ref_from_prefix(cur.rest()) else {
         return fail(pkt, LayerName::Ether, ErrorKind::Truncated);
     };
+    let t = hdr.ether_type.get();
+    if t <= 1500 {
+        // IEEE 802.3 with a length instead of an EtherType (scapy's `Dot3`); its LLC payload
+        // is not decoded, and bytes beyond the length are padding.
+        if !push(pkt, Layer::Dot3(hdr)) {
+            return Next::Stop;
+        }
+        cur.advance(14);
+        cur.limit(usize::from(t));
+        return Next::Stop;
+    }
     if !push(pkt, Layer::Ether(hdr)) {
         return Next::Stop;
     }
     cur.advance(14);
-    next_for_ether_type(hdr.ether_type.get())
+    next_for_ether_type(t)
 }
 
 /// Called with the EtherType that announced a VLAN tag (0x8100 or 0x88a8).

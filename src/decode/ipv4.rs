@@ -38,13 +38,21 @@ impl Ipv4Hdr {
     }
 }
 
+/// A decoded IPv4 header. Kept to two words so a [`Packet`] stays small to move around.
 #[derive(Clone, Copy, Debug)]
 pub struct Ipv4<'a> {
-    pub hdr: &'a Ipv4Hdr,
-    /// Option bytes as captured (`ihl * 4 - 20` of them unless cut short).
-    pub options: &'a [u8],
+    /// The fixed header followed by the option bytes as captured (`ihl * 4 - 20` of them
+    /// unless cut short); always at least 20 bytes.
+    pub bytes: &'a [u8],
     /// Quoted inside an ICMP error (scapy `IPerror`).
     pub quoted: bool,
+}
+
+impl<'a> Ipv4<'a> {
+    /// The fixed header and the options.
+    pub fn split(&self) -> Option<(&'a Ipv4Hdr, &'a [u8])> {
+        Ipv4Hdr::ref_from_prefix(self.bytes).ok()
+    }
 }
 
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: bool) -> Next {
@@ -57,8 +65,7 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: boo
     if !push(
         pkt,
         Layer::Ipv4(Ipv4 {
-            hdr,
-            options,
+            bytes: cur.rest().get(..20 + options.len()).unwrap_or(&[]),
             quoted,
         }),
     ) {
@@ -131,8 +138,9 @@ mod tests {
         let Some(Layer::Ipv4(l)) = p.layers().next() else {
             panic!()
         };
-        assert_eq!(l.options, &[1, 1, 1, 0]);
-        assert_eq!(l.hdr.flags(), 2);
+        let (hdr, options) = l.split().unwrap();
+        assert_eq!(options, &[1, 1, 1, 0]);
+        assert_eq!(hdr.flags(), 2);
         assert_eq!(p.raw, &[0xaa, 0xbb, 0xcc, 0xdd]);
         assert_eq!(p.padding, &[0xee]);
         assert!(p.error.is_none());

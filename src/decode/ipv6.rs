@@ -146,7 +146,14 @@ pub(crate) fn by_next_header<'a>(
         ExtKind::Fragment => 8,
         _ => (usize::from(rest[1]) + 1) * 8,
     };
-    let bytes = rest.get(..len).unwrap_or(rest);
+    let options_only = matches!(kind, ExtKind::HopByHop | ExtKind::DestOpt);
+    let bytes = match rest.get(..len) {
+        Some(b) => b,
+        // Options headers cut short keep the options that are there; routing and fragment
+        // headers cut short are not shown at all (scapy does the same).
+        None if options_only => rest,
+        None => return fail(pkt, LayerName::Ipv6Ext, ErrorKind::Truncated),
+    };
     if !push(pkt, Layer::Ipv6Ext(ExtHeader { kind, bytes })) {
         return Next::Stop;
     }

@@ -202,6 +202,8 @@ impl ParseError {
 #[derive(Clone, Copy, Debug)]
 pub enum Layer<'a> {
     Ether(&'a ethernet::EtherHdr),
+    /// An IEEE 802.3 frame: the EtherType field holds a length (scapy `Dot3`).
+    Dot3(&'a ethernet::EtherHdr),
     /// An 802.1Q (`dot1q`) or 802.1ad (`dot1ad`) tag.
     Vlan {
         hdr: &'a ethernet::VlanHdr,
@@ -224,7 +226,7 @@ pub enum Layer<'a> {
 }
 
 /// Most layers a frame can yield; deeper nesting ends in `raw`.
-pub const MAX_LAYERS: usize = 24;
+pub const MAX_LAYERS: usize = 16;
 
 /// A decoded frame. `layers[..len]` are valid; `raw` and `padding` are sub-slices of the frame.
 #[derive(Clone, Copy, Debug)]

@@ -32,12 +32,20 @@ impl TcpHdr {
     }
 }
 
+/// A decoded TCP header, kept to two words.
 #[derive(Clone, Copy, Debug)]
 pub struct Tcp<'a> {
-    pub hdr: &'a TcpHdr,
-    /// Option bytes as captured.
-    pub options: &'a [u8],
+    /// The fixed header followed by the option bytes as captured; at least 20 bytes.
+    pub bytes: &'a [u8],
+    /// Quoted inside an ICMP error (scapy `TCPerror`).
     pub quoted: bool,
+}
+
+impl<'a> Tcp<'a> {
+    /// The fixed header and the options.
+    pub fn split(&self) -> Option<(&'a TcpHdr, &'a [u8])> {
+        TcpHdr::ref_from_prefix(self.bytes).ok()
+    }
 }
 
 /// One TCP option as found on the wire.
@@ -94,8 +102,7 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: boo
     if !push(
         pkt,
         Layer::Tcp(Tcp {
-            hdr,
-            options,
+            bytes: cur.rest().get(..20 + options.len()).unwrap_or(&[]),
             quoted,
         }),
     ) {

@@ -15,11 +15,35 @@ static HEX_PAIRS: [[u8; 2]; 256] = {
 /// Appends `bytes` as lower-case hex.
 #[inline]
 pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    let start = out.len();
-    out.resize(start + bytes.len() * 2, 0);
-    for (pair, &b) in out[start..].chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
+    out.reserve(bytes.len() * 2);
+    let mut chunks = bytes.chunks_exact(16);
+    for chunk in &mut chunks {
+        if let Ok(block) = <&[u8; 16]>::try_from(chunk) {
+            out.extend_from_slice(&hex_block(block));
+        }
     }
+    for &b in chunks.remainder() {
+        out.extend_from_slice(&HEX_PAIRS[usize::from(b)]);
+    }
+}
+
+/// 16 bytes to 32 hex digits with branch-free arithmetic on fixed-size arrays, which the
+/// compiler turns into vector instructions.
+#[inline]
+fn hex_block(block: &[u8; 16]) -> [u8; 32] {
+    let digit = |n: u8| n + b'0' + u8::from(n > 9) * (b'a' - b'0' - 10);
+    let mut hi = [0u8; 16];
+    let mut lo = [0u8; 16];
+    for i in 0..16 {
+        hi[i] = digit(block[i] >> 4);
+        lo[i] = digit(block[i] & 0x0f);
+    }
+    let mut text = [0u8; 32];
+    for i in 0..16 {
+        text[2 * i] = hi[i];
+        text[2 * i + 1] = lo[i];
+    }
+    text
 }
 
 /// Appends a MAC address as `aa:bb:cc:dd:ee:ff` (any length; bytes joined by colons).
@@ -33,21 +57,107 @@ pub fn push_mac(out: &mut Vec<u8>, mac: &[u8]) {
     }
 }
 
-/// Appends an integer in decimal.
+/// "00" to "99", for writing two decimal digits at a time.
+static DEC_PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
+
+/// Appends an integer in decimal: the digits are built two at a time in a fixed 20-byte
+/// array, which is appended whole (an inline copy, no call) and then trimmed.
 #[inline]
 pub fn push_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    if v < 10 {
+        out.push(b'0' + v as u8);
+        return;
+    }
+    let (buf, digits) = match u32::try_from(v) {
+        // Most numbers fit 32 bits, where division is cheaper.
+        Ok(small) => digits_u32(small),
+        Err(_) => digits_u64(v),
+    };
+    let start = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(start + digits);
+}
+
+/// Left-aligned decimal digits of `n` and their count.
+#[inline]
+fn digits_u32(mut n: u32) -> ([u8; 20], usize) {
+    let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
+    let mut buf = [0u8; 20];
+    let mut i = digits.min(20);
+    while i >= 2 {
+        let pair = DEC_PAIRS[(n % 100) as usize];
+        n /= 100;
+        i -= 2;
+        buf[i] = pair[0];
+        buf[i + 1] = pair[1];
+    }
+    if i == 1 {
+        buf[0] = b'0' + n as u8;
+    }
+    (buf, digits)
+}
+
+#[inline]
+fn digits_u64(mut n: u64) -> ([u8; 20], usize) {
+    let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
+    let mut buf = [0u8; 20];
+    let mut i = digits.min(20);
+    while i >= 2 {
+        let pair = DEC_PAIRS[(n % 100) as usize];
+        n /= 100;
+        i -= 2;
+        buf[i] = pair[0];
+        buf[i + 1] = pair[1];
+    }
+    if i == 1 {
+        buf[0] = b'0' + n as u8;
+    }
+    (buf, digits)
+}
+
+/// Appends exactly nine digits (zero-padded), for the nanosecond part of a timestamp.
+#[inline]
+pub fn push_nine_digits(out: &mut Vec<u8>, mut n: u32) {
+    let mut buf = [b'0'; 9];
+    let mut i = 9;
+    while i > 1 {
+        let pair = DEC_PAIRS[(n % 100) as usize];
+        n /= 100;
+        i -= 2;
+        buf[i] = pair[0];
+        buf[i + 1] = pair[1];
+    }
+    buf[0] = b'0' + (n % 10) as u8;
+    out.extend_from_slice(&buf);
 }
 
 /// Appends a dotted-quad IPv4 address.
 #[inline]
 pub fn push_ipv4(out: &mut Vec<u8>, a: &[u8; 4]) {
-    let mut buf = itoa::Buffer::new();
     for (i, &b) in a.iter().enumerate() {
         if i > 0 {
             out.push(b'.');
         }
-        out.extend_from_slice(buf.format(b).as_bytes());
+        push_u8_decimal(out, b);
+    }
+}
+
+#[inline]
+fn push_u8_decimal(out: &mut Vec<u8>, b: u8) {
+    if b >= 100 {
+        out.extend_from_slice(&[b'0' + b / 100, b'0' + b / 10 % 10, b'0' + b % 10]);
+    } else if b >= 10 {
+        out.extend_from_slice(&[b'0' + b / 10, b'0' + b % 10]);
+    } else {
+        out.push(b'0' + b);
     }
 }
 
@@ -171,6 +281,27 @@ mod tests {
         assert_eq!(v6("fe80::"), "fe80::");
         assert_eq!(v6("ff02::1:ff00:1"), "ff02::1:ff00:1");
         assert_eq!(v6("1:0:0:2:0:0:0:3"), "1:0:0:2::3");
+    }
+
+    #[test]
+    fn numbers_and_long_hex() {
+        let mut o = Vec::new();
+        for v in [0u64, 9, 10, 99, 100, 65535, 4294967295, u64::MAX] {
+            o.clear();
+            push_u64(&mut o, v);
+            assert_eq!(o, v.to_string().as_bytes());
+        }
+        o.clear();
+        push_nine_digits(&mut o, 1234);
+        assert_eq!(o, b"000001234");
+        o.clear();
+        push_ipv4(&mut o, &[0, 9, 10, 255]);
+        assert_eq!(o, b"0.9.10.255");
+        let bytes: Vec<u8> = (0..=255u8).chain(0..40).collect();
+        o.clear();
+        push_hex(&mut o, &bytes);
+        let want: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(o, want.as_bytes());
     }
 
     #[test]

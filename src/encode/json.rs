@@ -2,7 +2,8 @@
 //! buffer. No intermediate tree, no per-packet allocation once the buffer has grown.
 
 use super::hex::{
-    push_hex, push_ipv4, push_ipv6, push_latin1_escaped, push_mac, push_str_escaped, push_u64,
+    push_hex, push_ipv4, push_ipv6, push_latin1_escaped, push_mac, push_nine_digits,
+    push_str_escaped, push_u64,
 };
 use crate::decode::arp::{AddrForm, Arp};
 use crate::decode::dns::{self, Dns, RdataNames};
@@ -13,6 +14,46 @@ use crate::decode::ipv6::{ExtHeader, ExtKind, Ipv6};
 use crate::decode::tcp::{Tcp, TcpOptions};
 use crate::decode::udp::Udp;
 use crate::decode::{Layer, Packet, MAX_LAYERS};
+
+// Field writers. The names are literals, so each key token is a constant of known length
+// and the compiler copies it inline (no call per field).
+macro_rules! key {
+    ($out:expr, $name:literal) => {
+        $out.extend_from_slice(concat!(",\"", $name, "\":").as_bytes())
+    };
+}
+macro_rules! num {
+    ($out:expr, $name:literal, $v:expr) => {{
+        key!($out, $name);
+        push_u64($out, $v);
+    }};
+}
+macro_rules! num_first {
+    ($out:expr, $name:literal, $v:expr) => {{
+        $out.extend_from_slice(concat!("\"", $name, "\":").as_bytes());
+        push_u64($out, $v);
+    }};
+}
+macro_rules! hex_field {
+    ($out:expr, $name:literal, $bytes:expr) => {{
+        key!($out, $name);
+        $out.push(b'"');
+        push_hex($out, $bytes);
+        $out.push(b'"');
+    }};
+}
+macro_rules! ipv4_field {
+    ($out:expr, $name:literal, $a:expr) => {{
+        key!($out, $name);
+        push_ipv4_or_hex($out, $a);
+    }};
+}
+macro_rules! ipv6_field {
+    ($out:expr, $name:literal, $a:expr) => {{
+        key!($out, $name);
+        push_ipv6_or_hex($out, $a);
+    }};
+}
 
 /// What the capture says about a frame besides its bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,10 +102,17 @@ impl JsonEncoder {
         out.extend_from_slice(b"\",\"source\":\"");
         out.extend_from_slice(&self.source_json);
         out.extend_from_slice(b"\",\"time_ns\":");
-        if meta.time_ns < 0 {
-            out.push(b'-');
+        let nanos = meta.time_ns.rem_euclid(1_000_000_000) as u32;
+        if sec > 0 {
+            // Seconds then nine digits of nanoseconds: cheaper than one 19-digit number.
+            push_u64(out, sec.unsigned_abs());
+            push_nine_digits(out, nanos);
+        } else {
+            if meta.time_ns < 0 {
+                out.push(b'-');
+            }
+            push_u64(out, meta.time_ns.unsigned_abs());
         }
-        push_u64(out, meta.time_ns.unsigned_abs());
         out.extend_from_slice(b",\"wire_len\":");
         push_u64(out, u64::from(meta.wire_len));
         out.extend_from_slice(b",\"cap_len\":");
@@ -172,34 +220,43 @@ fn write_layers(out: &mut Vec<u8>, pkt: &Packet<'_>) {
                 out.extend_from_slice(b"\",\"type\":");
                 push_u64(out, u64::from(h.ether_type.get()));
             }
+            Layer::Dot3(h) => {
+                keys.open(out, "dot3");
+                out.extend_from_slice(b"\"dst\":\"");
+                push_mac(out, &h.dst);
+                out.extend_from_slice(b"\",\"src\":\"");
+                push_mac(out, &h.src);
+                out.extend_from_slice(b"\",\"len\":");
+                push_u64(out, u64::from(h.ether_type.get()));
+            }
             Layer::Vlan { hdr, ad } => {
                 keys.open(out, if *ad { "dot1ad" } else { "dot1q" });
-                field_first(out, "prio", u64::from(hdr.prio()));
-                field(out, "id", u64::from(hdr.dei()));
-                field(out, "vlan", u64::from(hdr.vlan()));
-                field(out, "type", u64::from(hdr.ether_type.get()));
+                num_first!(out, "prio", u64::from(hdr.prio()));
+                num!(out, "id", u64::from(hdr.dei()));
+                num!(out, "vlan", u64::from(hdr.vlan()));
+                num!(out, "type", u64::from(hdr.ether_type.get()));
             }
             Layer::Sll(h) => {
                 keys.open(out, "cookedlinux");
-                field_first(out, "pkttype", u64::from(h.pkttype.get()));
-                field(out, "lladdrtype", u64::from(h.lladdrtype.get()));
-                field(out, "lladdrlen", u64::from(h.lladdrlen.get()));
-                hex_field(out, "src", &h.src);
-                field(out, "proto", u64::from(h.proto.get()));
+                num_first!(out, "pkttype", u64::from(h.pkttype.get()));
+                num!(out, "lladdrtype", u64::from(h.lladdrtype.get()));
+                num!(out, "lladdrlen", u64::from(h.lladdrlen.get()));
+                hex_field!(out, "src", &h.src);
+                num!(out, "proto", u64::from(h.proto.get()));
             }
             Layer::Sll2(h) => {
                 keys.open(out, "cookedlinuxv2");
-                field_first(out, "proto", u64::from(h.proto.get()));
-                field(out, "reserved", u64::from(h.reserved.get()));
-                field(out, "ifindex", u64::from(h.ifindex.get()));
-                field(out, "lladdrtype", u64::from(h.lladdrtype.get()));
-                field(out, "pkttype", u64::from(h.pkttype));
-                field(out, "lladdrlen", u64::from(h.lladdrlen));
-                hex_field(out, "src", &h.src);
+                num_first!(out, "proto", u64::from(h.proto.get()));
+                num!(out, "reserved", u64::from(h.reserved.get()));
+                num!(out, "ifindex", u64::from(h.ifindex.get()));
+                num!(out, "lladdrtype", u64::from(h.lladdrtype.get()));
+                num!(out, "pkttype", u64::from(h.pkttype));
+                num!(out, "lladdrlen", u64::from(h.lladdrlen));
+                hex_field!(out, "src", &h.src);
             }
             Layer::Loopback(t) => {
                 keys.open(out, "loopback");
-                field_first(out, "type", u64::from(*t));
+                num_first!(out, "type", u64::from(*t));
             }
             Layer::Arp(a) => {
                 keys.open(out, "arp");
@@ -273,29 +330,9 @@ fn key(out: &mut Vec<u8>, name: &str, first: bool) {
 }
 
 #[inline]
-fn field_first(out: &mut Vec<u8>, name: &str, v: u64) {
-    key(out, name, true);
-    push_u64(out, v);
-}
-
-#[inline]
 fn field(out: &mut Vec<u8>, name: &str, v: u64) {
     key(out, name, false);
     push_u64(out, v);
-}
-
-#[inline]
-fn hex_field(out: &mut Vec<u8>, name: &str, bytes: &[u8]) {
-    key(out, name, false);
-    out.push(b'"');
-    push_hex(out, bytes);
-    out.push(b'"');
-}
-
-#[inline]
-fn ipv4_field(out: &mut Vec<u8>, name: &str, a: &[u8]) {
-    key(out, name, false);
-    push_ipv4_or_hex(out, a);
 }
 
 fn push_ipv4_or_hex(out: &mut Vec<u8>, a: &[u8]) {
@@ -316,26 +353,20 @@ fn push_ipv6_or_hex(out: &mut Vec<u8>, a: &[u8]) {
     out.push(b'"');
 }
 
-#[inline]
-fn ipv6_field(out: &mut Vec<u8>, name: &str, a: &[u8]) {
-    key(out, name, false);
-    push_ipv6_or_hex(out, a);
-}
-
 fn write_arp(out: &mut Vec<u8>, a: &Arp<'_>) {
     let h = a.hdr;
-    field_first(out, "hwtype", u64::from(h.hwtype.get()));
-    field(out, "ptype", u64::from(h.ptype.get()));
-    field(out, "hwlen", u64::from(h.hwlen));
-    field(out, "plen", u64::from(h.plen));
-    field(out, "op", u64::from(h.op.get()));
+    num_first!(out, "hwtype", u64::from(h.hwtype.get()));
+    num!(out, "ptype", u64::from(h.ptype.get()));
+    num!(out, "hwlen", u64::from(h.hwlen));
+    num!(out, "plen", u64::from(h.plen));
+    num!(out, "op", u64::from(h.op.get()));
     let hw = a.hw_form();
     let pr = a.proto_form();
     for (name, bytes, form) in [
-        ("hwsrc", a.hwsrc, hw),
-        ("psrc", a.psrc, pr),
-        ("hwdst", a.hwdst, hw),
-        ("pdst", a.pdst, pr),
+        ("hwsrc", a.hwsrc(), hw),
+        ("psrc", a.psrc(), pr),
+        ("hwdst", a.hwdst(), hw),
+        ("pdst", a.pdst(), pr),
     ] {
         key(out, name, false);
         match form {
@@ -356,48 +387,50 @@ fn write_arp(out: &mut Vec<u8>, a: &Arp<'_>) {
 }
 
 fn write_ipv4(out: &mut Vec<u8>, ip: &Ipv4<'_>) {
-    let h = ip.hdr;
-    field_first(out, "version", u64::from(h.version()));
-    field(out, "ihl", u64::from(h.ihl()));
-    field(out, "tos", u64::from(h.tos));
-    field(out, "len", u64::from(h.total_len.get()));
-    field(out, "id", u64::from(h.id.get()));
-    field(out, "flags", u64::from(h.flags()));
-    field(out, "frag", u64::from(h.frag()));
-    field(out, "ttl", u64::from(h.ttl));
-    field(out, "proto", u64::from(h.proto));
-    field(out, "chksum", u64::from(h.chksum.get()));
-    ipv4_field(out, "src", &h.src);
-    ipv4_field(out, "dst", &h.dst);
-    hex_field(out, "options", ip.options);
+    let Some((h, options)) = ip.split() else {
+        return;
+    };
+    num_first!(out, "version", u64::from(h.version()));
+    num!(out, "ihl", u64::from(h.ihl()));
+    num!(out, "tos", u64::from(h.tos));
+    num!(out, "len", u64::from(h.total_len.get()));
+    num!(out, "id", u64::from(h.id.get()));
+    num!(out, "flags", u64::from(h.flags()));
+    num!(out, "frag", u64::from(h.frag()));
+    num!(out, "ttl", u64::from(h.ttl));
+    num!(out, "proto", u64::from(h.proto));
+    num!(out, "chksum", u64::from(h.chksum.get()));
+    ipv4_field!(out, "src", &h.src);
+    ipv4_field!(out, "dst", &h.dst);
+    hex_field!(out, "options", options);
 }
 
 fn write_ipv6(out: &mut Vec<u8>, ip: &Ipv6<'_>) {
     let h = ip.hdr;
-    field_first(out, "version", u64::from(h.version()));
-    field(out, "tc", u64::from(h.tc()));
-    field(out, "fl", u64::from(h.fl()));
-    field(out, "plen", u64::from(h.plen.get()));
-    field(out, "nh", u64::from(h.nh));
-    field(out, "hlim", u64::from(h.hlim));
-    ipv6_field(out, "src", &h.src);
-    ipv6_field(out, "dst", &h.dst);
+    num_first!(out, "version", u64::from(h.version()));
+    num!(out, "tc", u64::from(h.tc()));
+    num!(out, "fl", u64::from(h.fl()));
+    num!(out, "plen", u64::from(h.plen.get()));
+    num!(out, "nh", u64::from(h.nh));
+    num!(out, "hlim", u64::from(h.hlim));
+    ipv6_field!(out, "src", &h.src);
+    ipv6_field!(out, "dst", &h.dst);
 }
 
 fn write_ext(out: &mut Vec<u8>, e: &ExtHeader<'_>) {
-    field_first(out, "nh", u64::from(e.nh()));
+    num_first!(out, "nh", u64::from(e.nh()));
     match e.kind {
         ExtKind::HopByHop | ExtKind::DestOpt => {
-            field(out, "len", u64::from(e.len_field()));
-            hex_field(out, "options", e.options());
+            num!(out, "len", u64::from(e.len_field()));
+            hex_field!(out, "options", e.options());
         }
         ExtKind::Routing => {
-            field(out, "len", u64::from(e.len_field()));
+            num!(out, "len", u64::from(e.len_field()));
             let (rtype, segleft, reserved) = e.routing_fields();
-            field(out, "type", u64::from(rtype));
-            field(out, "segleft", u64::from(segleft));
-            field(out, "reserved", u64::from(reserved));
-            key(out, "addresses", false);
+            num!(out, "type", u64::from(rtype));
+            num!(out, "segleft", u64::from(segleft));
+            num!(out, "reserved", u64::from(reserved));
+            key!(out, "addresses");
             out.push(b'[');
             for (i, a) in e.addresses().enumerate() {
                 if i > 0 {
@@ -409,135 +442,135 @@ fn write_ext(out: &mut Vec<u8>, e: &ExtHeader<'_>) {
         }
         ExtKind::Fragment => {
             let (res1, offset, res2, m, id) = e.fragment_fields();
-            field(out, "res1", u64::from(res1));
-            field(out, "offset", u64::from(offset));
-            field(out, "res2", u64::from(res2));
-            field(out, "m", u64::from(m));
-            field(out, "id", u64::from(id));
+            num!(out, "res1", u64::from(res1));
+            num!(out, "offset", u64::from(offset));
+            num!(out, "res2", u64::from(res2));
+            num!(out, "m", u64::from(m));
+            num!(out, "id", u64::from(id));
         }
     }
 }
 
 fn write_icmp(out: &mut Vec<u8>, i: &Icmp<'_>) {
     let t = i.icmp_type();
-    field_first(out, "type", u64::from(t));
-    field(out, "code", u64::from(i.code()));
-    field(out, "chksum", u64::from(i.be16(2)));
+    num_first!(out, "type", u64::from(t));
+    num!(out, "code", u64::from(i.code()));
+    num!(out, "chksum", u64::from(i.be16(2)));
     let mut at = 4;
     if icmp::ID_SEQ_TYPES.contains(&t) {
-        field(out, "id", u64::from(i.be16(4)));
-        field(out, "seq", u64::from(i.be16(6)));
+        num!(out, "id", u64::from(i.be16(4)));
+        num!(out, "seq", u64::from(i.be16(6)));
         at = 8;
     }
     match t {
         13 | 14 => {
-            field(out, "ts_ori", u64::from(i.be32(8)));
-            field(out, "ts_rx", u64::from(i.be32(12)));
-            field(out, "ts_tx", u64::from(i.be32(16)));
+            num!(out, "ts_ori", u64::from(i.be32(8)));
+            num!(out, "ts_rx", u64::from(i.be32(12)));
+            num!(out, "ts_tx", u64::from(i.be32(16)));
             at = 20;
         }
         5 => {
-            ipv4_field(out, "gw", sub(i.bytes, 4, 8));
+            ipv4_field!(out, "gw", sub(i.bytes, 4, 8));
             at = 8;
         }
         12 => {
-            field(out, "ptr", u64::from(i.byte(4)));
-            field(out, "length", u64::from(i.byte(5)));
+            num!(out, "ptr", u64::from(i.byte(4)));
+            num!(out, "length", u64::from(i.byte(5)));
             at = 6;
         }
         3 | 11 => {
-            field(out, "reserved", u64::from(i.byte(4)));
-            field(out, "length", u64::from(i.byte(5)));
+            num!(out, "reserved", u64::from(i.byte(4)));
+            num!(out, "length", u64::from(i.byte(5)));
             at = 6;
             if t == 3 {
-                field(out, "nexthopmtu", u64::from(i.be16(6)));
+                num!(out, "nexthopmtu", u64::from(i.be16(6)));
                 at = 8;
             }
         }
         17 | 18 => {
-            ipv4_field(out, "addr_mask", sub(i.bytes, 8, 12));
+            ipv4_field!(out, "addr_mask", sub(i.bytes, 8, 12));
             at = 12;
         }
         _ => {}
     }
     match icmp::unused_len(t) {
-        2 => field(out, "unused", u64::from(i.be16(at))),
-        4 => field(out, "unused", u64::from(i.be32(at))),
+        2 => num!(out, "unused", u64::from(i.be16(at))),
+        4 => num!(out, "unused", u64::from(i.be32(at))),
         _ => out.extend_from_slice(b",\"unused\":\"\""),
     }
 }
 
 fn write_icmpv6(out: &mut Vec<u8>, i: &Icmpv6<'_>) {
-    field_first(out, "type", u64::from(i.byte(0)));
-    field(out, "code", u64::from(i.byte(1)));
-    field(out, "cksum", u64::from(i.be16(2)));
+    num_first!(out, "type", u64::from(i.byte(0)));
+    num!(out, "code", u64::from(i.byte(1)));
+    num!(out, "cksum", u64::from(i.be16(2)));
     match i.kind {
         Icmpv6Kind::DestUnreach | Icmpv6Kind::TimeExceeded => {
-            field(out, "length", u64::from(i.byte(4)));
-            field(out, "unused", u64::from(i.be32(4) & 0x00ff_ffff));
+            num!(out, "length", u64::from(i.byte(4)));
+            num!(out, "unused", u64::from(i.be32(4) & 0x00ff_ffff));
         }
-        Icmpv6Kind::PacketTooBig => field(out, "mtu", u64::from(i.be32(4))),
-        Icmpv6Kind::ParamProblem => field(out, "ptr", u64::from(i.be32(4))),
+        Icmpv6Kind::PacketTooBig => num!(out, "mtu", u64::from(i.be32(4))),
+        Icmpv6Kind::ParamProblem => num!(out, "ptr", u64::from(i.be32(4))),
         Icmpv6Kind::EchoRequest | Icmpv6Kind::EchoReply => {
-            field(out, "id", u64::from(i.be16(4)));
-            field(out, "seq", u64::from(i.be16(6)));
-            hex_field(out, "data", i.bytes.get(8..).unwrap_or(&[]));
+            num!(out, "id", u64::from(i.be16(4)));
+            num!(out, "seq", u64::from(i.be16(6)));
+            hex_field!(out, "data", i.bytes.get(8..).unwrap_or(&[]));
         }
-        Icmpv6Kind::RouterSolicit => field(out, "res", u64::from(i.be32(4))),
+        Icmpv6Kind::RouterSolicit => num!(out, "res", u64::from(i.be32(4))),
         Icmpv6Kind::RouterAdvert => {
             let b = i.byte(5);
-            field(out, "chlim", u64::from(i.byte(4)));
-            field(out, "M", u64::from(b >> 7));
-            field(out, "O", u64::from((b >> 6) & 1));
-            field(out, "H", u64::from((b >> 5) & 1));
-            field(out, "prf", u64::from((b >> 3) & 3));
-            field(out, "P", u64::from((b >> 2) & 1));
-            field(out, "res", u64::from(b & 3));
-            field(out, "routerlifetime", u64::from(i.be16(6)));
-            field(out, "reachabletime", u64::from(i.be32(8)));
-            field(out, "retranstimer", u64::from(i.be32(12)));
+            num!(out, "chlim", u64::from(i.byte(4)));
+            num!(out, "M", u64::from(b >> 7));
+            num!(out, "O", u64::from((b >> 6) & 1));
+            num!(out, "H", u64::from((b >> 5) & 1));
+            num!(out, "prf", u64::from((b >> 3) & 3));
+            num!(out, "P", u64::from((b >> 2) & 1));
+            num!(out, "res", u64::from(b & 3));
+            num!(out, "routerlifetime", u64::from(i.be16(6)));
+            num!(out, "reachabletime", u64::from(i.be32(8)));
+            num!(out, "retranstimer", u64::from(i.be32(12)));
         }
         Icmpv6Kind::NeighborSolicit => {
-            field(out, "res", u64::from(i.be32(4)));
-            ipv6_field(out, "tgt", sub(i.bytes, 8, 24));
+            num!(out, "res", u64::from(i.be32(4)));
+            ipv6_field!(out, "tgt", sub(i.bytes, 8, 24));
         }
         Icmpv6Kind::NeighborAdvert => {
             let w = i.be32(4);
-            field(out, "R", u64::from(w >> 31));
-            field(out, "S", u64::from((w >> 30) & 1));
-            field(out, "O", u64::from((w >> 29) & 1));
-            field(out, "res", u64::from(w & 0x1fff_ffff));
-            ipv6_field(out, "tgt", sub(i.bytes, 8, 24));
+            num!(out, "R", u64::from(w >> 31));
+            num!(out, "S", u64::from((w >> 30) & 1));
+            num!(out, "O", u64::from((w >> 29) & 1));
+            num!(out, "res", u64::from(w & 0x1fff_ffff));
+            ipv6_field!(out, "tgt", sub(i.bytes, 8, 24));
         }
     }
 }
 
 fn write_nd_option(out: &mut Vec<u8>, o: &NdOption<'_>) {
-    field_first(out, "type", u64::from(o.byte(0)));
-    field(out, "len", u64::from(o.byte(1)));
+    num_first!(out, "type", u64::from(o.byte(0)));
+    num!(out, "len", u64::from(o.byte(1)));
     match o.kind {
         NdOptKind::SrcLlAddr | NdOptKind::DstLlAddr => {
-            key(out, "lladdr", false);
+            key!(out, "lladdr");
             out.push(b'"');
             push_mac(out, sub(o.bytes, 2, 8));
             out.push(b'"');
         }
         NdOptKind::PrefixInfo => {
             let b = o.byte(3);
-            field(out, "prefixlen", u64::from(o.byte(2)));
-            field(out, "L", u64::from(b >> 7));
-            field(out, "A", u64::from((b >> 6) & 1));
-            field(out, "R", u64::from((b >> 5) & 1));
-            field(out, "res1", u64::from(b & 0x1f));
-            field(out, "validlifetime", u64::from(o.be32(4)));
-            field(out, "preferredlifetime", u64::from(o.be32(8)));
-            field(out, "res2", u64::from(o.be32(12)));
-            ipv6_field(out, "prefix", sub(o.bytes, 16, 32));
+            num!(out, "prefixlen", u64::from(o.byte(2)));
+            num!(out, "L", u64::from(b >> 7));
+            num!(out, "A", u64::from((b >> 6) & 1));
+            num!(out, "R", u64::from((b >> 5) & 1));
+            num!(out, "res1", u64::from(b & 0x1f));
+            num!(out, "validlifetime", u64::from(o.be32(4)));
+            num!(out, "preferredlifetime", u64::from(o.be32(8)));
+            num!(out, "res2", u64::from(o.be32(12)));
+            ipv6_field!(out, "prefix", sub(o.bytes, 16, 32));
         }
         NdOptKind::Mtu => {
             let res = u16::from_be_bytes([o.byte(2), o.byte(3)]);
-            field(out, "res", u64::from(res));
-            field(out, "mtu", u64::from(o.be32(4)));
+            num!(out, "res", u64::from(res));
+            num!(out, "mtu", u64::from(o.be32(4)));
         }
     }
 }
@@ -585,22 +618,24 @@ fn sub(b: &[u8], from: usize, to: usize) -> &[u8] {
 }
 
 fn write_tcp(out: &mut Vec<u8>, t: &Tcp<'_>) {
-    let h = t.hdr;
-    field_first(out, "sport", u64::from(h.sport.get()));
-    field(out, "dport", u64::from(h.dport.get()));
-    field(out, "seq", u64::from(h.seq.get()));
-    field(out, "ack", u64::from(h.ack.get()));
-    field(out, "dataofs", u64::from(h.dataofs()));
-    field(out, "reserved", u64::from(h.reserved()));
-    field(out, "flags", u64::from(h.flags()));
-    field(out, "window", u64::from(h.window.get()));
-    field(out, "chksum", u64::from(h.chksum.get()));
-    field(out, "urgptr", u64::from(h.urgptr.get()));
-    key(out, "fields_options", false);
+    let Some((h, options)) = t.split() else {
+        return;
+    };
+    num_first!(out, "sport", u64::from(h.sport.get()));
+    num!(out, "dport", u64::from(h.dport.get()));
+    num!(out, "seq", u64::from(h.seq.get()));
+    num!(out, "ack", u64::from(h.ack.get()));
+    num!(out, "dataofs", u64::from(h.dataofs()));
+    num!(out, "reserved", u64::from(h.reserved()));
+    num!(out, "flags", u64::from(h.flags()));
+    num!(out, "window", u64::from(h.window.get()));
+    num!(out, "chksum", u64::from(h.chksum.get()));
+    num!(out, "urgptr", u64::from(h.urgptr.get()));
+    key!(out, "fields_options");
     out.push(b'{');
     let mut first = true;
-    let mut later = TcpOptions::new(t.options);
-    for opt in TcpOptions::new(t.options) {
+    let mut later = TcpOptions::new(options);
+    for opt in TcpOptions::new(options) {
         later.next();
         // A kind that occurs again later keeps only its last value (the original's dict).
         if later.clone().any(|o| o.kind == opt.kind) {
@@ -663,10 +698,10 @@ fn write_tcp(out: &mut Vec<u8>, t: &Tcp<'_>) {
 
 fn write_udp(out: &mut Vec<u8>, u: &Udp<'_>) {
     let h = u.hdr;
-    field_first(out, "sport", u64::from(h.sport.get()));
-    field(out, "dport", u64::from(h.dport.get()));
-    field(out, "len", u64::from(h.len.get()));
-    field(out, "chksum", u64::from(h.chksum.get()));
+    num_first!(out, "sport", u64::from(h.sport.get()));
+    num!(out, "dport", u64::from(h.dport.get()));
+    num!(out, "len", u64::from(h.len.get()));
+    num!(out, "chksum", u64::from(h.chksum.get()));
 }
 
 /// Writes a DNS name as a JSON string; `root` is what an empty name shows as.
@@ -687,7 +722,7 @@ fn dns_name(out: &mut Vec<u8>, msg: &[u8], at: usize, root: &[u8]) {
 fn write_dns(out: &mut Vec<u8>, d: &Dns<'_>) {
     let first = match d.tcp_length {
         Some(len) => {
-            field_first(out, "length", u64::from(len));
+            num_first!(out, "length", u64::from(len));
             false
         }
         None => true,
@@ -695,24 +730,24 @@ fn write_dns(out: &mut Vec<u8>, d: &Dns<'_>) {
     key(out, "id", first);
     push_u64(out, u64::from(d.id()));
     let f = d.flags();
-    field(out, "qr", u64::from(f >> 15));
-    field(out, "opcode", u64::from((f >> 11) & 0xf));
-    field(out, "aa", u64::from((f >> 10) & 1));
-    field(out, "tc", u64::from((f >> 9) & 1));
-    field(out, "rd", u64::from((f >> 8) & 1));
-    field(out, "ra", u64::from((f >> 7) & 1));
-    field(out, "z", u64::from((f >> 6) & 1));
-    field(out, "ad", u64::from((f >> 5) & 1));
-    field(out, "cd", u64::from((f >> 4) & 1));
-    field(out, "rcode", u64::from(f & 0xf));
+    num!(out, "qr", u64::from(f >> 15));
+    num!(out, "opcode", u64::from((f >> 11) & 0xf));
+    num!(out, "aa", u64::from((f >> 10) & 1));
+    num!(out, "tc", u64::from((f >> 9) & 1));
+    num!(out, "rd", u64::from((f >> 8) & 1));
+    num!(out, "ra", u64::from((f >> 7) & 1));
+    num!(out, "z", u64::from((f >> 6) & 1));
+    num!(out, "ad", u64::from((f >> 5) & 1));
+    num!(out, "cd", u64::from((f >> 4) & 1));
+    num!(out, "rcode", u64::from(f & 0xf));
     let counts = [d.qdcount(), d.ancount(), d.nscount(), d.arcount()];
-    field(out, "qdcount", u64::from(counts[0]));
-    field(out, "ancount", u64::from(counts[1]));
-    field(out, "nscount", u64::from(counts[2]));
-    field(out, "arcount", u64::from(counts[3]));
+    num!(out, "qdcount", u64::from(counts[0]));
+    num!(out, "ancount", u64::from(counts[1]));
+    num!(out, "nscount", u64::from(counts[2]));
+    num!(out, "arcount", u64::from(counts[3]));
     let msg = d.msg;
     let mut w = d.walker();
-    key(out, "qd", false);
+    key!(out, "qd");
     out.push(b'[');
     for i in 0..counts[0] {
         let Ok(q) = w.question() else { break };
@@ -721,8 +756,8 @@ fn write_dns(out: &mut Vec<u8>, d: &Dns<'_>) {
         }
         out.extend_from_slice(b"{\"qname\":");
         dns_name(out, msg, q.name_at, b".");
-        field(out, "qtype", u64::from(q.qtype));
-        field(out, "qclass", u64::from(q.qclass));
+        num!(out, "qtype", u64::from(q.qtype));
+        num!(out, "qclass", u64::from(q.qclass));
         out.push(b'}');
     }
     out.push(b']');
@@ -743,15 +778,15 @@ fn write_dns(out: &mut Vec<u8>, d: &Dns<'_>) {
 fn write_record(out: &mut Vec<u8>, msg: &[u8], r: &dns::Record<'_>) {
     out.extend_from_slice(b"{\"rrname\":");
     dns_name(out, msg, r.name_at, b".");
-    field(out, "type", u64::from(r.rtype));
+    num!(out, "type", u64::from(r.rtype));
     if r.rtype == 41 {
         // OPT (RFC 6891): class is the UDP payload size, TTL holds extended RCODE, version, Z.
-        field(out, "rclass", u64::from(r.rclass));
-        field(out, "extrcode", u64::from(r.ttl >> 24));
-        field(out, "version", u64::from((r.ttl >> 16) & 0xff));
-        field(out, "z", u64::from(r.ttl & 0xffff));
-        field(out, "rdlen", u64::from(r.rdlen));
-        key(out, "rdata", false);
+        num!(out, "rclass", u64::from(r.rclass));
+        num!(out, "extrcode", u64::from(r.ttl >> 24));
+        num!(out, "version", u64::from((r.ttl >> 16) & 0xff));
+        num!(out, "z", u64::from(r.ttl & 0xffff));
+        num!(out, "rdlen", u64::from(r.rdlen));
+        key!(out, "rdata");
         out.push(b'[');
         for (i, (code, len, data)) in dns::edns_options(r.rdata).enumerate() {
             if i > 0 {
@@ -759,40 +794,40 @@ fn write_record(out: &mut Vec<u8>, msg: &[u8], r: &dns::Record<'_>) {
             }
             out.extend_from_slice(b"{\"optcode\":");
             push_u64(out, u64::from(code));
-            field(out, "optlen", u64::from(len));
-            hex_field(out, "optdata", data);
+            num!(out, "optlen", u64::from(len));
+            hex_field!(out, "optdata", data);
             out.push(b'}');
         }
         out.extend_from_slice(b"]}");
         return;
     }
-    field(out, "rclass", u64::from(r.rclass));
-    field(out, "ttl", u64::from(r.ttl));
-    field(out, "rdlen", u64::from(r.rdlen));
+    num!(out, "rclass", u64::from(r.rclass));
+    num!(out, "ttl", u64::from(r.ttl));
+    num!(out, "rdlen", u64::from(r.rdlen));
     let rd = r.rdata;
     let at = r.rdata_at;
     match dns::rdata_name_offsets(r.rtype) {
         Some(RdataNames::One) => {
-            key(out, "rdata", false);
+            key!(out, "rdata");
             dns_name(out, msg, at, b"");
         }
         Some(RdataNames::Mx) => {
-            field(out, "preference", be_u16(rd));
-            key(out, "exchange", false);
+            num!(out, "preference", be_u16(rd));
+            key!(out, "exchange");
             dns_name(out, msg, at + 2, b"");
         }
         Some(RdataNames::Srv) => {
-            field(out, "priority", be_u16(rd));
-            field(out, "weight", be_u16(sub(rd, 2, 4)));
-            field(out, "port", be_u16(sub(rd, 4, 6)));
-            key(out, "target", false);
+            num!(out, "priority", be_u16(rd));
+            num!(out, "weight", be_u16(sub(rd, 2, 4)));
+            num!(out, "port", be_u16(sub(rd, 4, 6)));
+            key!(out, "target");
             dns_name(out, msg, at + 6, b"");
         }
         Some(RdataNames::Soa) => {
-            key(out, "mname", false);
+            key!(out, "mname");
             dns_name(out, msg, at, b"");
             let after_m = dns::walk_name(msg, at, |_| {}).unwrap_or(at);
-            key(out, "rname", false);
+            key!(out, "rname");
             dns_name(out, msg, after_m, b"");
             let after_r = dns::walk_name(msg, after_m, |_| {}).unwrap_or(after_m);
             let nums = msg.get(after_r..after_r + 20).unwrap_or(&[0; 20]);
@@ -804,7 +839,7 @@ fn write_record(out: &mut Vec<u8>, msg: &[u8], r: &dns::Record<'_>) {
             }
         }
         None => {
-            key(out, "rdata", false);
+            key!(out, "rdata");
             match r.rtype {
                 1 => push_ipv4_or_hex(out, sub(rd, 0, 4)),
                 28 => push_ipv6_or_hex(out, sub(rd, 0, 16)),

@@ -1,0 +1,1923 @@
+#!/usr/bin/python3
+"""Write netpipe-fast's packet-capture fixtures.
+
+Usage:  /usr/bin/python3 scripts/gen-pcaps.py [OUTDIR]   (default: the repository's pcaps/)
+
+Run it with Debian's python3 and its python3-scapy package (scapy 2.5.0). scapy builds the
+packets (so lengths and checksums are right unless a fixture breaks them on purpose); the
+capture files themselves -- pcap in either byte order, nanosecond pcap, pcapng -- are written
+here with struct, so every header byte is under our control. Nothing is sent on any network.
+
+The output is deterministic: timestamps start at 2026-11-29 12:00:00 UTC and move in fixed
+steps, and every random choice comes from a seeded random.Random, so two runs give
+byte-identical files (compare with sha256sum).
+
+Addresses come from documentation ranges only: 192.0.2.0/24, 198.51.100.0/24 and
+203.0.113.0/24 (RFC 5737), 2001:db8::/32 (RFC 3849) and MACs 00:00:5e:00:53:xx (RFC 7042),
+plus the link-local and multicast addresses IPv6 neighbour discovery cannot do without.
+
+One function per fixture file; pcaps/README.md describes what each file holds.
+"""
+
+import calendar
+import ipaddress
+import os
+import random
+import struct
+import sys
+from collections import namedtuple
+
+from scapy.config import conf
+
+conf.verb = 0
+
+# pylint: disable=wrong-import-position
+from scapy.layers.inet import (  # noqa: E402
+    ICMP,
+    IP,
+    TCP,
+    UDP,
+    IPOption_EOL,
+    IPOption_NOP,
+    IPOption_Router_Alert,
+    IPOption_RR,
+    IPOption_Timestamp,
+)
+from scapy.layers.inet6 import (  # noqa: E402
+    HAO,
+    HBHOptUnknown,
+    ICMPv6DestUnreach,
+    ICMPv6EchoReply,
+    ICMPv6EchoRequest,
+    ICMPv6MLReport,
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
+    ICMPv6ND_RA,
+    ICMPv6ND_RS,
+    ICMPv6NDOptDstLLAddr,
+    ICMPv6NDOptMTU,
+    ICMPv6NDOptPrefixInfo,
+    ICMPv6NDOptSrcLLAddr,
+    ICMPv6PacketTooBig,
+    ICMPv6ParamProblem,
+    ICMPv6TimeExceeded,
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+    IPv6ExtHdrRouting,
+    PadN,
+    RouterAlert,
+)
+from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether  # noqa: E402
+from scapy.packet import Raw  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------
+# Link types (https://www.tcpdump.org/linktypes.html)
+
+LINKTYPE_NULL = 0
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+LINKTYPE_LINUX_SLL2 = 276
+
+ETH_P_IP = 0x0800
+ETH_P_ARP = 0x0806
+ETH_P_8021Q = 0x8100
+ETH_P_8021AD = 0x88A8
+ETH_P_IPV6 = 0x86DD
+
+# 2026-11-29 12:00:00 UTC; each file starts at its own whole minute after this.
+T0_NS = calendar.timegm((2026, 11, 29, 12, 0, 0)) * 1_000_000_000
+MINUTE_NS = 60 * 1_000_000_000
+
+SNAPLEN = 262144
+
+# ---------------------------------------------------------------------------------------------
+# Hosts
+
+Host = namedtuple("Host", "mac ip4 ip6 ll6")
+
+CLIENT = Host("00:00:5e:00:53:0a", "192.0.2.10", "2001:db8::10", "fe80::200:5eff:fe00:530a")
+CLIENT2 = Host("00:00:5e:00:53:0b", "192.0.2.11", "2001:db8::11", "fe80::200:5eff:fe00:530b")
+GATEWAY = Host("00:00:5e:00:53:01", "192.0.2.1", "2001:db8::1", "fe80::200:5eff:fe00:5301")
+RESOLVER = Host("00:00:5e:00:53:35", "192.0.2.53", "2001:db8::53", "fe80::200:5eff:fe00:5335")
+# Off-link hosts: their frames carry the gateway's MAC.
+SERVER = Host(GATEWAY.mac, "198.51.100.20", "2001:db8:1::20", None)
+SERVER2 = Host(GATEWAY.mac, "198.51.100.21", "2001:db8:1::21", None)
+ROUTER = Host(GATEWAY.mac, "203.0.113.1", "2001:db8:2::1", None)
+
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+ZERO_MAC = "00:00:00:00:00:00"
+
+
+def mac_bytes(mac):
+    return bytes(int(octet, 16) for octet in mac.split(":"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Capture files
+
+Record = namedtuple("Record", "ts_ns data wire_len")
+
+
+class Capture:
+    """The packets of one file, in order, with a clock that only moves forward."""
+
+    def __init__(self, minute, linktype=LINKTYPE_ETHERNET):
+        self.now_ns = T0_NS + minute * MINUTE_NS
+        self.linktype = linktype
+        self.records = []
+
+    def add(self, frame, gap_us=1000, gap_ns=0, caplen=None, wire_len=None):
+        """Append one frame `gap_us` (+ `gap_ns`) after the previous one.
+
+        `caplen` keeps only the first bytes, as a small snaplen would; the record's wire length
+        stays the full frame length unless `wire_len` says otherwise.
+        """
+        data = frame if isinstance(frame, bytes) else bytes(frame)
+        self.now_ns += gap_us * 1000 + gap_ns
+        full_len = len(data) if wire_len is None else wire_len
+        if caplen is not None:
+            data = data[:caplen]
+        self.records.append(Record(self.now_ns, data, full_len))
+        return data
+
+
+def write_pcap(path, linktype, records, byteorder="<", nanosecond=False, snaplen=SNAPLEN):
+    """Classic libpcap format, version 2.4, in the given byte order ('<' or '>')."""
+    magic = 0xA1B23C4D if nanosecond else 0xA1B2C3D4
+    with open(path, "wb") as out:
+        out.write(struct.pack(byteorder + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
+        for rec in records:
+            sec, frac_ns = divmod(rec.ts_ns, 1_000_000_000)
+            frac = frac_ns if nanosecond else frac_ns // 1000
+            out.write(struct.pack(byteorder + "IIII", sec, frac, len(rec.data), rec.wire_len))
+            out.write(rec.data)
+
+
+def pcapng_options(options, byteorder):
+    """Options are (code, value bytes); the list ends with opt_endofopt."""
+    if not options:
+        return b""
+    out = b""
+    for code, value in options:
+        out += struct.pack(byteorder + "HH", code, len(value)) + value + b"\0" * ((-len(value)) % 4)
+    return out + b"\0\0\0\0"
+
+
+def pcapng_block(block_type, body, byteorder):
+    total = 12 + len(body)
+    return struct.pack(byteorder + "II", block_type, total) + body + \
+        struct.pack(byteorder + "I", total)
+
+
+def write_pcapng(path, section_options, interfaces, packets, statistics=(), byteorder="<"):
+    """pcapng with one section, in the given byte order.
+
+    Numeric option values (if_tsresol aside, which is one byte) must already be packed in
+    `byteorder` by the caller.
+
+    interfaces: (linktype, snaplen, options) per Interface Description Block; an if_tsresol
+    option (code 9) sets the unit of that interface's timestamps.
+    packets: (interface_id, ts_ns, data, wire_len, options) -> Enhanced Packet Blocks.
+    statistics: (interface_id, ts_ns, options) -> Interface Statistics Blocks at the end.
+    """
+    units_per_s = []
+    for _linktype, _snaplen, options in interfaces:
+        resol = 6
+        for code, value in options:
+            if code == 9:
+                resol = value[0]
+        assert resol < 0x80, "only power-of-ten resolutions are written here"
+        units_per_s.append(10**resol)
+
+    bo = byteorder
+
+    def stamp(interface_id, ts_ns):
+        units = ts_ns * units_per_s[interface_id] // 1_000_000_000
+        return struct.pack(bo + "II", units >> 32, units & 0xFFFFFFFF)
+
+    with open(path, "wb") as out:
+        body = struct.pack(bo + "IHHq", 0x1A2B3C4D, 1, 0, -1) + \
+            pcapng_options(section_options, bo)
+        out.write(pcapng_block(0x0A0D0D0A, body, bo))
+        for linktype, snaplen, options in interfaces:
+            body = struct.pack(bo + "HHI", linktype, 0, snaplen) + pcapng_options(options, bo)
+            out.write(pcapng_block(0x00000001, body, bo))
+        for interface_id, ts_ns, data, wire_len, options in packets:
+            body = (
+                struct.pack(bo + "I", interface_id)
+                + stamp(interface_id, ts_ns)
+                + struct.pack(bo + "II", len(data), wire_len)
+                + data
+                + b"\0" * ((-len(data)) % 4)
+                + pcapng_options(options, bo)
+            )
+            out.write(pcapng_block(0x00000006, body, bo))
+        for interface_id, ts_ns, options in statistics:
+            body = struct.pack(bo + "I", interface_id) + stamp(interface_id, ts_ns)
+            out.write(pcapng_block(0x00000005, body + pcapng_options(options, bo), bo))
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+
+
+def eth(src, dst, ethertype=None):
+    """An Ethernet header; both MACs always given so scapy never looks anything up."""
+    fields = {"src": src.mac if isinstance(src, Host) else src,
+              "dst": dst.mac if isinstance(dst, Host) else dst}
+    if ethertype is not None:
+        fields["type"] = ethertype
+    return Ether(**fields)
+
+
+class TcpConn:
+    """One TCP connection; tracks sequence numbers, ACKs, IP ids and timestamps per side.
+
+    `link(from_client)` returns the layers under IP (an Ether header, Ether/Dot1Q, ...) or
+    None for raw IP.
+    """
+
+    def __init__(self, client, server, sport, dport, link, v6=False, cisn=1000, sisn=5000,
+                 ts_opt=True, ip_id=(0x1000, 0x2000), ts_base=(100000, 900000), rng=None):
+        self.client, self.server = client, server
+        self.sport, self.dport = sport, dport
+        self.link = link
+        self.v6 = v6
+        self.seq = {True: cisn, False: sisn}
+        self.ip_id = {True: ip_id[0], False: ip_id[1]}
+        self.tsval = {True: ts_base[0], False: ts_base[1]}
+        self.ts_opt = ts_opt
+        self.window = {True: 502, False: 509}
+        self.rng = rng
+
+    def syn_options(self, from_client):
+        ts = self.tsval[from_client]
+        if from_client:
+            return [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (ts, 0)), ("NOP", None),
+                    ("WScale", 7)]
+        return [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (ts, self.tsval[True])),
+                ("NOP", None), ("WScale", 7)]
+
+    def seg(self, from_client, flags, payload=b"", options=None, seq=None, advance=True,
+            ip=None, **tcp_fields):
+        """One segment; returns the full frame as a scapy packet."""
+        src, dst = (self.client, self.server) if from_client else (self.server, self.client)
+        if seq is None:
+            seq = self.seq[from_client]
+        ack = self.seq[not from_client] if "A" in flags else 0
+        self.tsval[from_client] += 1 if self.rng is None else self.rng.randint(1, 40)
+        if options is None:
+            if "S" in flags:
+                options = self.syn_options(from_client)
+            elif self.ts_opt:
+                options = [("NOP", None), ("NOP", None),
+                           ("Timestamp", (self.tsval[from_client], self.tsval[not from_client]))]
+            else:
+                options = []
+        fields = {"window": 64240 if "S" in flags else self.window[from_client]}
+        fields.update(tcp_fields)
+        tcp = TCP(sport=self.sport if from_client else self.dport,
+                  dport=self.dport if from_client else self.sport,
+                  seq=seq, ack=ack, flags=flags, options=options, **fields)
+        ip_fields = dict(ip or {})
+        if self.v6:
+            ip_fields.setdefault("hlim", 64 if from_client else 55)
+            l3 = IPv6(src=src.ip6, dst=dst.ip6, **ip_fields)
+        else:
+            ip_fields.setdefault("id", self.ip_id[from_client])
+            ip_fields.setdefault("flags", "DF")
+            ip_fields.setdefault("ttl", 64 if from_client else 55)
+            l3 = IP(src=src.ip4, dst=dst.ip4, **ip_fields)
+            self.ip_id[from_client] = (self.ip_id[from_client] + 1) & 0xFFFF
+        pkt = l3 / tcp
+        if payload:
+            pkt = pkt / Raw(payload)
+        if advance:
+            grow = len(payload) + (1 if "S" in flags else 0) + (1 if "F" in flags else 0)
+            self.seq[from_client] = (seq + grow) & 0xFFFFFFFF
+        under = self.link(from_client)
+        return pkt if under is None else under / pkt
+
+
+def eth_link(client, server):
+    return lambda from_client: eth(client, server) if from_client else eth(server, client)
+
+
+def no_link(_from_client):
+    return None
+
+
+def ip4(src, dst, **fields):
+    fields.setdefault("ttl", 64)
+    return IP(src=src.ip4 if isinstance(src, Host) else src,
+              dst=dst.ip4 if isinstance(dst, Host) else dst, **fields)
+
+
+def ip6(src, dst, **fields):
+    fields.setdefault("hlim", 64)
+    return IPv6(src=src.ip6 if isinstance(src, Host) else src,
+                dst=dst.ip6 if isinstance(dst, Host) else dst, **fields)
+
+
+def http_request(path, host="www.example.com", extra=b""):
+    return (b"GET " + path.encode() + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\n"
+            b"User-Agent: netpipe-fixture/1.0\r\nAccept: */*\r\n" + extra + b"\r\n")
+
+
+def http_response(body, content_type=b"text/html"):
+    head = (b"HTTP/1.1 200 OK\r\nServer: fixture\r\nContent-Type: " + content_type +
+            b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+    return head + body
+
+
+def filler_text(rng, size):
+    """Readable, deterministic body text of exactly `size` bytes."""
+    words = [b"packet", b"capture", b"fixture", b"network", b"frame", b"header", b"payload",
+             b"example", b"documentation", b"address", b"netpipe", b"decode", b"json"]
+    out = bytearray(b"<html><body><p>")
+    while len(out) < size:
+        out += rng.choice(words) + b" "
+    return bytes(out[:size])
+
+
+def chunks(data, size):
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+# ---------------------------------------------------------------------------------------------
+# DNS messages, written by hand so that name compression is exactly what we ask for
+# (RFC 1035 section 4; EDNS0 per RFC 6891).
+
+DNS_A, DNS_NS, DNS_CNAME, DNS_SOA, DNS_PTR, DNS_MX, DNS_TXT = 1, 2, 5, 6, 12, 15, 16
+DNS_AAAA, DNS_SRV, DNS_OPT, DNS_SPF = 28, 33, 41, 99
+DNS_PRIVATE = 65280
+CLASS_IN = 1
+
+
+def dns_flags(qr=0, opcode=0, aa=0, tc=0, rd=1, ra=0, z=0, ad=0, cd=0, rcode=0):
+    return (qr << 15 | opcode << 11 | aa << 10 | tc << 9 | rd << 8 | ra << 7 | z << 6 |
+            ad << 5 | cd << 4 | rcode)
+
+
+class DnsWriter:
+    def __init__(self):
+        self.buf = bytearray()
+        self.suffixes = {}
+
+    def u8(self, value):
+        self.buf += struct.pack("!B", value)
+
+    def u16(self, value):
+        self.buf += struct.pack("!H", value)
+
+    def u32(self, value):
+        self.buf += struct.pack("!I", value)
+
+    def raw(self, data):
+        self.buf += data
+
+    def name(self, name, compress=True):
+        labels = [label for label in name.encode("latin-1").split(b".") if label]
+        for i in range(len(labels)):
+            key = b".".join(labels[i:]).lower()
+            if compress and key in self.suffixes:
+                self.u16(0xC000 | self.suffixes[key])
+                return
+            if len(self.buf) < 0x3FFF:
+                self.suffixes.setdefault(key, len(self.buf))
+            self.u8(len(labels[i]))
+            self.raw(labels[i])
+        self.u8(0)
+
+
+def rr(name, rtype, rdata, ttl=300, rclass=CLASS_IN):
+    """rdata: bytes, or a function writing into the DnsWriter (for names inside rdata)."""
+    return (name, rtype, rclass, ttl, rdata)
+
+
+def rd_a(addr):
+    return bytes(int(x) for x in addr.split("."))
+
+
+def rd_aaaa(addr):
+    return ipaddress.IPv6Address(addr).packed
+
+
+def rd_name(target, compress=True):
+    return lambda w: w.name(target, compress)
+
+
+def rd_mx(preference, exchange):
+    def write(w):
+        w.u16(preference)
+        w.name(exchange)
+    return write
+
+
+def rd_soa(mname, rname, serial, refresh, retry, expire, minimum):
+    def write(w):
+        w.name(mname)
+        w.name(rname)
+        for value in (serial, refresh, retry, expire, minimum):
+            w.u32(value)
+    return write
+
+
+def rd_srv(priority, weight, port, target):
+    # RFC 2782: the target name is not compressed.
+    def write(w):
+        w.u16(priority)
+        w.u16(weight)
+        w.u16(port)
+        w.name(target, compress=False)
+    return write
+
+
+def rd_txt(*strings):
+    return b"".join(bytes([len(s)]) + s for s in strings)
+
+
+def rr_opt(udp_size=1232, ext_rcode=0, version=0, do=0, options=()):
+    """EDNS0 OPT pseudo-record: class is the UDP payload size, TTL carries flags."""
+    rdata = b"".join(struct.pack("!HH", code, len(data)) + data for code, data in options)
+    ttl = ext_rcode << 24 | version << 16 | do << 15
+    return (".", DNS_OPT, udp_size, ttl, rdata)
+
+
+def dns_message(ident, flags, qd=(), an=(), ns=(), ar=(), counts=None):
+    """A DNS message; qd items are (name, qtype, qclass), section items come from rr()."""
+    w = DnsWriter()
+    w.u16(ident)
+    w.u16(flags)
+    for count in counts or (len(qd), len(an), len(ns), len(ar)):
+        w.u16(count)
+    for name, qtype, qclass in qd:
+        w.name(name)
+        w.u16(qtype)
+        w.u16(qclass)
+    for section in (an, ns, ar):
+        for name, rtype, rclass, ttl, rdata in section:
+            w.name(name)
+            w.u16(rtype)
+            w.u16(rclass)
+            w.u32(ttl)
+            length_at = len(w.buf)
+            w.u16(0)
+            if callable(rdata):
+                rdata(w)
+            else:
+                w.raw(rdata)
+            struct.pack_into("!H", w.buf, length_at, len(w.buf) - length_at - 2)
+    return bytes(w.buf)
+
+
+def dns_over_tcp(message):
+    """RFC 1035 4.2.2: a two-byte length in front of each message."""
+    return struct.pack("!H", len(message)) + message
+
+
+EDNS_COOKIE = 10  # RFC 7873
+
+
+def dns_exchanges():
+    """(query, response) pairs covering every record type the decoder knows, and some it doesn't."""
+    q = dns_flags
+    r = lambda **kw: dns_flags(qr=1, ra=1, **kw)  # noqa: E731
+    cookie = bytes.fromhex("0123456789abcdef")
+    out = []
+
+    # A with a CNAME chain, NS in authority, glue A/AAAA and OPT in additional.
+    out.append((
+        dns_message(0x1A01, q(), qd=[("www.example.com.", DNS_A, CLASS_IN)],
+                    ar=[rr_opt(options=[(EDNS_COOKIE, cookie)])]),
+        dns_message(0x1A01, r(), qd=[("www.example.com.", DNS_A, CLASS_IN)],
+                    an=[rr("www.example.com.", DNS_CNAME, rd_name("web.example.com."), 3600),
+                        rr("web.example.com.", DNS_A, rd_a("192.0.2.80")),
+                        rr("web.example.com.", DNS_A, rd_a("192.0.2.81"))],
+                    ns=[rr("example.com.", DNS_NS, rd_name("ns1.example.com."), 86400),
+                        rr("example.com.", DNS_NS, rd_name("ns2.example.com."), 86400)],
+                    ar=[rr("ns1.example.com.", DNS_A, rd_a("198.51.100.53"), 86400),
+                        rr("ns1.example.com.", DNS_AAAA, rd_aaaa("2001:db8:1::53"), 86400),
+                        rr_opt(options=[(EDNS_COOKIE, cookie + bytes(range(16)))])]),
+    ))
+    # AAAA
+    out.append((
+        dns_message(0x1A02, q(ad=1), qd=[("www.example.com.", DNS_AAAA, CLASS_IN)]),
+        dns_message(0x1A02, r(), qd=[("www.example.com.", DNS_AAAA, CLASS_IN)],
+                    an=[rr("www.example.com.", DNS_CNAME, rd_name("web.example.com."), 3600),
+                        rr("web.example.com.", DNS_AAAA, rd_aaaa("2001:db8:1::80"))]),
+    ))
+    # MX with glue
+    out.append((
+        dns_message(0x1A03, q(), qd=[("example.com.", DNS_MX, CLASS_IN)]),
+        dns_message(0x1A03, r(), qd=[("example.com.", DNS_MX, CLASS_IN)],
+                    an=[rr("example.com.", DNS_MX, rd_mx(10, "mail.example.com.")),
+                        rr("example.com.", DNS_MX, rd_mx(20, "mail2.example.net."))],
+                    ar=[rr("mail.example.com.", DNS_A, rd_a("198.51.100.25"))]),
+    ))
+    # PTR
+    out.append((
+        dns_message(0x1A04, q(), qd=[("80.2.0.192.in-addr.arpa.", DNS_PTR, CLASS_IN)]),
+        dns_message(0x1A04, r(aa=1), qd=[("80.2.0.192.in-addr.arpa.", DNS_PTR, CLASS_IN)],
+                    an=[rr("80.2.0.192.in-addr.arpa.", DNS_PTR, rd_name("web.example.com."))]),
+    ))
+    # TXT: several strings in one record, an empty one, a quote, a byte above 0x7f.
+    out.append((
+        dns_message(0x1A05, q(), qd=[("example.com.", DNS_TXT, CLASS_IN)]),
+        dns_message(0x1A05, r(), qd=[("example.com.", DNS_TXT, CLASS_IN)],
+                    an=[rr("example.com.", DNS_TXT,
+                           rd_txt(b"v=spf1 ip4:192.0.2.0/24 -all", b"hello \"world\"", b"",
+                                  b"caf\xe9")),
+                        rr("example.com.", DNS_TXT, rd_txt(b"x" * 200))]),
+    ))
+    # SRV (uncompressed targets) with glue
+    out.append((
+        dns_message(0x1A06, q(), qd=[("_sip._udp.example.com.", DNS_SRV, CLASS_IN)]),
+        dns_message(0x1A06, r(), qd=[("_sip._udp.example.com.", DNS_SRV, CLASS_IN)],
+                    an=[rr("_sip._udp.example.com.", DNS_SRV,
+                           rd_srv(10, 60, 5060, "sip.example.com.")),
+                        rr("_sip._udp.example.com.", DNS_SRV,
+                           rd_srv(20, 0, 5060, "sip2.example.com."))],
+                    ar=[rr("sip.example.com.", DNS_A, rd_a("198.51.100.60"))]),
+    ))
+    # NS
+    out.append((
+        dns_message(0x1A07, q(rd=0), qd=[("example.com.", DNS_NS, CLASS_IN)]),
+        dns_message(0x1A07, r(aa=1, rd=0), qd=[("example.com.", DNS_NS, CLASS_IN)],
+                    an=[rr("example.com.", DNS_NS, rd_name("ns1.example.com."), 86400),
+                        rr("example.com.", DNS_NS, rd_name("ns2.example.com."), 86400)],
+                    ar=[rr("ns1.example.com.", DNS_A, rd_a("198.51.100.53"), 86400),
+                        rr("ns2.example.com.", DNS_A, rd_a("203.0.113.53"), 86400)]),
+    ))
+    soa = rd_soa("ns1.example.com.", "hostmaster.example.com.", 2026112901, 7200, 3600,
+                 1209600, 300)
+    # SOA
+    out.append((
+        dns_message(0x1A08, q(), qd=[("example.com.", DNS_SOA, CLASS_IN)]),
+        dns_message(0x1A08, r(aa=1), qd=[("example.com.", DNS_SOA, CLASS_IN)],
+                    an=[rr("example.com.", DNS_SOA, soa, 3600)]),
+    ))
+    # NXDOMAIN: SOA in authority, DNSSEC-ish bits set.
+    out.append((
+        dns_message(0x1A09, q(cd=1), qd=[("nosuch.example.com.", DNS_A, CLASS_IN)],
+                    ar=[rr_opt(udp_size=4096, do=1)]),
+        dns_message(0x1A09, r(aa=1, cd=1, rcode=3), qd=[("nosuch.example.com.", DNS_A, CLASS_IN)],
+                    ns=[rr("example.com.", DNS_SOA, soa, 300)],
+                    ar=[rr_opt(udp_size=1232, do=1)]),
+    ))
+    # A type from the private-use range with opaque rdata.
+    out.append((
+        dns_message(0x1A0A, q(), qd=[("opaque.example.com.", DNS_PRIVATE, CLASS_IN)]),
+        dns_message(0x1A0A, r(), qd=[("opaque.example.com.", DNS_PRIVATE, CLASS_IN)],
+                    an=[rr("opaque.example.com.", DNS_PRIVATE, bytes.fromhex("deadbeef0001"))]),
+    ))
+    # SPF (type 99), obsolete: rdata has TXT layout.
+    out.append((
+        dns_message(0x1A0B, q(), qd=[("example.com.", DNS_SPF, CLASS_IN)]),
+        dns_message(0x1A0B, r(), qd=[("example.com.", DNS_SPF, CLASS_IN)],
+                    an=[rr("example.com.", DNS_SPF, rd_txt(b"v=spf1 -all"))]),
+    ))
+    # A referral with no answers (ancount 0, nscount and arcount only).
+    out.append((
+        dns_message(0x1A0C, q(rd=0), qd=[("www.example.org.", DNS_A, CLASS_IN)]),
+        dns_message(0x1A0C, dns_flags(qr=1, rd=0), qd=[("www.example.org.", DNS_A, CLASS_IN)],
+                    ns=[rr("example.org.", DNS_NS, rd_name("a.iana-servers.example."), 172800)],
+                    ar=[rr("a.iana-servers.example.", DNS_A, rd_a("203.0.113.43"), 172800)]),
+    ))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# ethernet-ipv4-tcp.pcap
+
+
+def fixture_ethernet_ipv4_tcp():
+    cap = Capture(0)
+    link = eth_link(CLIENT, SERVER)
+    rng = random.Random(4)
+
+    # HTTP on port 80.
+    conn = TcpConn(CLIENT, SERVER, 51514, 80, link, cisn=0x1F2E3D4C, sisn=0x8A7B6C5D)
+    every_option = [("MSS", 1460), ("NOP", None), ("WScale", 7), ("SAckOK", b""),
+                    ("Timestamp", (100000, 0)), ("EOL", None)]
+    cap.add(conn.seg(True, "S", options=every_option), gap_us=0)
+    cap.add(conn.seg(False, "SA", options=[("MSS", 1400), ("SAckOK", b""),
+                                            ("Timestamp", (900000, 100000)), ("NOP", None),
+                                            ("WScale", 8), ("EOL", None)],
+                     ip={"flags": 0, "id": 0}), gap_us=21000)
+    # ACK with Record Route (two slots, one filled) behind a NOP.
+    cap.add(conn.seg(True, "A", ip={"options": [IPOption_NOP(),
+                                                 IPOption_RR(pointer=8, routers=["192.0.2.1",
+                                                                                 "0.0.0.0"])]}),
+            gap_us=120)
+    # Request with Router Alert, NOP and EOL.
+    request = http_request("/index.html")
+    cap.add(conn.seg(True, "PA", request,
+                     ip={"options": [IPOption_Router_Alert(), IPOption_NOP(), IPOption_EOL()]}),
+            gap_us=80)
+    cap.add(conn.seg(False, "A"), gap_us=20500)
+
+    # Response in five pieces; pieces 1 and 3 arrive late, so the client SACKs 2 and 4.
+    body = filler_text(rng, 2600)
+    response = http_response(body)
+    pieces = chunks(response, 600)
+    starts = []
+    seq = conn.seq[False]
+    for piece in pieces:
+        starts.append(seq)
+        seq += len(piece)
+    end_seq = seq
+    for i in (0, 2, 4):
+        cap.add(conn.seg(False, "PA" if i == 4 else "A", pieces[i], seq=starts[i],
+                         advance=False), gap_us=300)
+    conn.seq[False] = starts[1]
+    sack = (starts[2], starts[3], starts[4], end_seq)
+    cap.add(conn.seg(True, "A", options=[("NOP", None), ("NOP", None),
+                                          ("Timestamp", (100050, 900010)), ("NOP", None),
+                                          ("NOP", None), ("SAck", sack)]), gap_us=90)
+    for i in (1, 3):
+        cap.add(conn.seg(False, "A", pieces[i], seq=starts[i], advance=False), gap_us=21000)
+    conn.seq[False] = end_seq
+    # ACK carrying User Timeout (RFC 5482) and an option kind scapy has no name for.
+    cap.add(conn.seg(True, "A", options=[("NOP", None), ("NOP", None), ("UTO", 300)]),
+            gap_us=60)
+    cap.add(conn.seg(True, "A", options=[(30, bytes.fromhex("01020304")), ("NOP", None),
+                                          ("NOP", None)]), gap_us=40)
+    # Close.
+    cap.add(conn.seg(True, "FA"), gap_us=50000)
+    cap.add(conn.seg(False, "FA"), gap_us=20800)
+    cap.add(conn.seg(True, "A"), gap_us=70)
+
+    # Port 8080: ECN negotiation, DSCP/ECN codepoints, URG data, the NS bit, then RST.
+    conn = TcpConn(CLIENT, SERVER2, 51620, 8080, eth_link(CLIENT, SERVER2),
+                   cisn=0x00000001, sisn=0xFFFFFF00, ip_id=(0x3000, 0x7000))
+    cap.add(conn.seg(True, "SEC", ip={"tos": 0x00}), gap_us=100000)
+    cap.add(conn.seg(False, "SAE", ip={"tos": 0x00}), gap_us=18000)
+    cap.add(conn.seg(True, "A"), gap_us=100)
+    cap.add(conn.seg(True, "PA", b"POST /api HTTP/1.1\r\nHost: api.example.com\r\n"
+                     b"Content-Length: 5\r\n\r\nhello", ip={"tos": 0x2A}), gap_us=200)
+    cap.add(conn.seg(False, "AE", ip={"tos": 0x03}), gap_us=18000)  # CE mark echoed
+    cap.add(conn.seg(True, "AC", ip={"tos": 0x02}), gap_us=100)
+    cap.add(conn.seg(True, "PAU", b"!", urgptr=1, ip={"tos": 0xB8}), gap_us=100)
+    # Sequence number wraps past 2^32 on the server side here.
+    cap.add(conn.seg(False, "PA", b"HTTP/1.1 204 No Content\r\n\r\n" + b"z" * 240), gap_us=18000)
+    cap.add(conn.seg(True, "NA"), gap_us=100)  # NS (RFC 3540) bit set
+    cap.add(conn.seg(True, "RA", options=[]), gap_us=5000)
+
+    # A segment sent as two IPv4 fragments (MF on the first, offset 185*8 on the second).
+    conn = TcpConn(CLIENT, SERVER, 51700, 80, link, cisn=0x11111111, sisn=0x22222222,
+                   ip_id=(0x4242, 0x5000))
+    whole = conn.seg(True, "PA", filler_text(rng, 1900), ip={"flags": 0})
+    ip_bytes = bytes(whole[IP])
+    transport = ip_bytes[20:]
+    first, second = transport[:1480], transport[1480:]
+    cap.add(eth(CLIENT, SERVER) / ip4(CLIENT, SERVER, id=0x4242, flags="MF", frag=0, proto=6)
+            / Raw(first), gap_us=200000)
+    cap.add(eth(CLIENT, SERVER) / ip4(CLIENT, SERVER, id=0x4242, flags=0, frag=185, proto=6)
+            / Raw(second), gap_us=10)
+
+    # A BGP-style SYN with a TCP MD5 signature (RFC 2385), answered by RST; the SYN has the
+    # reserved IPv4 flag bit set and a low TTL.
+    conn = TcpConn(CLIENT, ROUTER, 179, 179, eth_link(CLIENT, ROUTER), cisn=0x0BADF00D,
+                   sisn=0, ts_opt=False, ip_id=(0x0101, 0))
+    cap.add(conn.seg(True, "S", options=[("MSS", 1400), ("NOP", None), ("NOP", None),
+                                          ("MD5", bytes(range(0xA0, 0xB0)))],
+                     ip={"flags": "evil", "ttl": 1, "tos": 0xC0}), gap_us=300000)
+    cap.add(conn.seg(False, "RA", options=[], ip={"flags": 0}), gap_us=4000)
+    return cap
+
+
+# ---------------------------------------------------------------------------------------------
+# ethernet-udp-dns.pcap
+
+
+def fixture_ethernet_udp_dns():
+    cap = Capture(1)
+    sport = 40000
+    for query, response in dns_exchanges():
+        sport += 7
+        cap.add(eth(CLIENT, RESOLVER) / ip4(CLIENT, RESOLVER, id=sport & 0xFFFF)
+                / UDP(sport=sport, dport=53) / Raw(query), gap_us=150000)
+        cap.add(eth(RESOLVER, CLIENT) / ip4(RESOLVER, CLIENT, id=(sport + 1) & 0xFFFF, ttl=64)
+                / UDP(sport=53, dport=sport) / Raw(response), gap_us=1200)
+
+    # A large TXT answer: truncated over UDP (TC=1), then fetched again over TCP.
+    question = ("big.example.com.", DNS_TXT, CLASS_IN)
+    txt = rd_txt(*[(b"chunk-%02d-" % i) + b"t" * 200 for i in range(6)])
+    query = dns_message(0x2B01, dns_flags(), qd=[question])
+    cap.add(eth(CLIENT, RESOLVER) / ip4(CLIENT, RESOLVER, id=0x2B01)
+            / UDP(sport=40500, dport=53) / Raw(query), gap_us=150000)
+    cap.add(eth(RESOLVER, CLIENT) / ip4(RESOLVER, CLIENT, id=0x2B02)
+            / UDP(sport=53, dport=40500)
+            / Raw(dns_message(0x2B01, dns_flags(qr=1, ra=1, tc=1), qd=[question])), gap_us=900)
+
+    conn = TcpConn(CLIENT, RESOLVER, 40501, 53, eth_link(CLIENT, RESOLVER), cisn=0x5A5A0000,
+                   sisn=0xA5A50000)
+    cap.add(conn.seg(True, "S"), gap_us=500)
+    cap.add(conn.seg(False, "SA"), gap_us=300)
+    cap.add(conn.seg(True, "A"), gap_us=50)
+    tcp_query = dns_message(0x2B02, dns_flags(), qd=[question],
+                            ar=[rr_opt(options=[(EDNS_COOKIE, bytes(8))])])
+    cap.add(conn.seg(True, "PA", dns_over_tcp(tcp_query)), gap_us=40)
+    cap.add(conn.seg(False, "A"), gap_us=300)
+    full_tcp = dns_message(0x2B02, dns_flags(qr=1, ra=1), qd=[question],
+                           an=[rr("big.example.com.", DNS_TXT, txt)])
+    cap.add(conn.seg(False, "PA", dns_over_tcp(full_tcp)), gap_us=900)
+    cap.add(conn.seg(True, "A"), gap_us=40)
+    cap.add(conn.seg(True, "FA"), gap_us=200)
+    cap.add(conn.seg(False, "FA"), gap_us=300)
+    cap.add(conn.seg(True, "A"), gap_us=40)
+
+    # Plain UDP on ports scapy binds nothing to.
+    cap.add(eth(CLIENT, GATEWAY) / ip4(CLIENT, "203.0.113.50", id=0x0514)
+            / UDP(sport=41514, dport=514)
+            / Raw(b"<34>Nov 29 12:01:05 client app[42]: disk almost full"), gap_us=100000)
+    cap.add(eth(CLIENT, CLIENT2) / ip4(CLIENT, CLIENT2, id=0x0007)
+            / UDP(sport=41007, dport=7) / Raw(b"echo me " * 8), gap_us=1000)
+    cap.add(eth(CLIENT2, CLIENT) / ip4(CLIENT2, CLIENT, id=0x0008)
+            / UDP(sport=7, dport=41007) / Raw(b"echo me " * 8), gap_us=300)
+    cap.add(eth(CLIENT, GATEWAY) / ip4(CLIENT, SERVER, id=0x8235, ttl=1)
+            / UDP(sport=41999, dport=33434), gap_us=1000)  # empty payload
+    cap.add(eth(CLIENT, GATEWAY) / ip4(CLIENT, SERVER, id=0x0443)
+            / UDP(sport=41443, dport=443) / Raw(bytes(random.Random(443).randrange(256)
+                                                      for _ in range(120))), gap_us=1000)
+    # IPv4 UDP may send no checksum at all (RFC 768).
+    cap.add(eth(CLIENT, CLIENT2) / ip4(CLIENT, CLIENT2, id=0x0009)
+            / UDP(sport=41009, dport=9, chksum=0) / Raw(b"discard this"), gap_us=1000)
+    return cap
+
+
+# ---------------------------------------------------------------------------------------------
+# ethernet-icmp.pcap
+
+
+def fixture_ethernet_icmp():
+    cap = Capture(2)
+    out = lambda: eth(CLIENT, GATEWAY)  # noqa: E731
+    back = lambda: eth(GATEWAY, CLIENT)  # noqa: E731
+    payload = bytes(range(0x10, 0x38))  # 40 bytes, like Linux ping's pattern area
+
+    for seq in (1, 2):
+        cap.add(out() / ip4(CLIENT, SERVER, id=0x100 + seq, flags="DF")
+                / ICMP(type=8, id=0x4D2, seq=seq) / Raw(payload), gap_us=1000000)
+        cap.add(back() / ip4(SERVER, CLIENT, id=0x900 + seq, ttl=55)
+                / ICMP(type=0, id=0x4D2, seq=seq) / Raw(payload), gap_us=18700)
+    # Echo with an IPv4 Timestamp option (ping -T tsonly).
+    cap.add(out() / ip4(CLIENT, SERVER, id=0x103,
+                        options=[IPOption_Timestamp(flg=0, timestamp=[43200000, 0, 0])])
+            / ICMP(type=8, id=0x4D2, seq=3) / Raw(payload[:8]), gap_us=1000000)
+
+    # Destination unreachable, port unreachable: quotes IP + the whole UDP datagram.
+    probe = bytes(ip4(CLIENT, SERVER, id=0x7777) / UDP(sport=42000, dport=9999)
+                  / Raw(b"anyone there?"))
+    cap.add(out() / ip4(CLIENT, SERVER, id=0x7777) / UDP(sport=42000, dport=9999)
+            / Raw(b"anyone there?"), gap_us=100000)
+    cap.add(back() / ip4(SERVER, CLIENT, id=0x9901, ttl=55) / ICMP(type=3, code=3)
+            / Raw(probe), gap_us=18000)
+    # Host unreachable: IP header + first 8 bytes of TCP only (RFC 792 minimum).
+    syn = bytes(ip4(CLIENT, "198.51.100.99", id=0x7778, flags="DF")
+                / TCP(sport=51000, dport=80, seq=0xC0FFEE, flags="S",
+                      options=[("MSS", 1460), ("SAckOK", b""), ("NOP", None),
+                               ("WScale", 7)]))
+    cap.add(back() / ip4(ROUTER, CLIENT, id=0x9902, ttl=250) / ICMP(type=3, code=1)
+            / Raw(syn[:28]), gap_us=3000000)
+    # Administratively prohibited: the full TCP header with options quoted.
+    cap.add(back() / ip4(ROUTER, CLIENT, id=0x9903, ttl=250) / ICMP(type=3, code=13)
+            / Raw(syn), gap_us=1000)
+    # Fragmentation needed with the next-hop MTU (RFC 1191).
+    big = bytes(ip4(CLIENT, SERVER, id=0x7779, flags="DF")
+                / TCP(sport=51001, dport=80, seq=1, ack=1, flags="A") / Raw(b"D" * 1400))
+    cap.add(back() / ip4(ROUTER, CLIENT, id=0x9904, ttl=250)
+            / ICMP(type=3, code=4, nexthopmtu=1280) / Raw(big[:548]), gap_us=1000)
+    # Time exceeded in transit for a traceroute probe.
+    trace = bytes(ip4(CLIENT, SERVER, id=0x8236, ttl=1) / UDP(sport=42001, dport=33435)
+                  / Raw(b"@" * 32))
+    cap.add(out() / ip4(CLIENT, SERVER, id=0x8236, ttl=1) / UDP(sport=42001, dport=33435)
+            / Raw(b"@" * 32), gap_us=500000)
+    cap.add(back() / ip4(GATEWAY, CLIENT, id=0x9905, ttl=255) / ICMP(type=11, code=0)
+            / Raw(trace[:28]), gap_us=400)
+    # Fragment reassembly time exceeded.
+    cap.add(back() / ip4(SERVER, CLIENT, id=0x9906, ttl=55) / ICMP(type=11, code=1)
+            / Raw(trace), gap_us=1000)
+    # Redirect for host, pointing at a better gateway; quotes an echo request.
+    echo = bytes(ip4(CLIENT, "198.51.100.77", id=0x104) / ICMP(type=8, id=0x4D3, seq=1)
+                 / Raw(payload))
+    cap.add(back() / ip4(GATEWAY, CLIENT, id=0x9907, ttl=255)
+            / ICMP(type=5, code=1, gw="192.0.2.254") / Raw(echo[:28]), gap_us=200000)
+    # Timestamp request / reply (RFC 792): milliseconds since midnight UT.
+    cap.add(out() / ip4(CLIENT, SERVER, id=0x105) / ICMP(type=13, id=0x4D4, seq=1,
+                                                        ts_ori=43260000, ts_rx=0, ts_tx=0),
+            gap_us=500000)
+    cap.add(back() / ip4(SERVER, CLIENT, id=0x9908, ttl=55)
+            / ICMP(type=14, id=0x4D4, seq=1, ts_ori=43260000, ts_rx=43260009,
+                   ts_tx=43260010), gap_us=18000)
+    # Address mask request / reply (RFC 950).
+    cap.add(eth(CLIENT, BROADCAST) / ip4(CLIENT, "192.0.2.255", id=0x106)
+            / ICMP(type=17, id=0x4D5, seq=1, addr_mask="0.0.0.0"), gap_us=500000)
+    cap.add(back() / ip4(GATEWAY, CLIENT, id=0x9909, ttl=255)
+            / ICMP(type=18, id=0x4D5, seq=1, addr_mask="255.255.255.0"), gap_us=600)
+    # Parameter problem, pointer at the bad option byte of the quoted header.
+    bad = bytes(ip4(CLIENT, SERVER, id=0x107, options=[IPOption_NOP(), IPOption_EOL()])
+                / UDP(sport=42002, dport=9999))
+    bad = bytearray(bad)
+    bad[21] = 0x99  # an option type nobody knows
+    refresh_ipv4_checksum(bad, 0)
+    bad = bytes(bad)
+    cap.add(back() / ip4(SERVER, CLIENT, id=0x990A, ttl=55) / ICMP(type=12, code=0, ptr=21)
+            / Raw(bad), gap_us=300000)
+    # Source quench (deprecated, RFC 6633) still decodes.
+    cap.add(back() / ip4(ROUTER, CLIENT, id=0x990B, ttl=250) / ICMP(type=4, code=0)
+            / Raw(echo[:28]), gap_us=1000)
+    return cap
+
+
+# ---------------------------------------------------------------------------------------------
+# ethernet-arp.pcap
+
+
+def arp_frame(src_mac, dst_mac, op, hwsrc, psrc, hwdst, pdst, pad=b""):
+    return eth(src_mac, dst_mac) / ARP(op=op, hwsrc=hwsrc, psrc=psrc, hwdst=hwdst,
+                                       pdst=pdst) / Raw(pad) if pad else \
+        eth(src_mac, dst_mac) / ARP(op=op, hwsrc=hwsrc, psrc=psrc, hwdst=hwdst, pdst=pdst)
+
+
+def fixture_ethernet_arp():
+    cap = Capture(3)
+    pad = bytes(18)  # frames padded to the 60-byte Ethernet minimum, as a NIC would
+    # Request and reply as seen from the requester (unpadded outgoing, padded incoming).
+    cap.add(arp_frame(CLIENT.mac, BROADCAST, 1, CLIENT.mac, CLIENT.ip4, ZERO_MAC, GATEWAY.ip4),
+            gap_us=0)
+    cap.add(arp_frame(GATEWAY.mac, CLIENT.mac, 2, GATEWAY.mac, GATEWAY.ip4, CLIENT.mac,
+                      CLIENT.ip4, pad), gap_us=400)
+    # Another host asks for us, we answer.
+    cap.add(arp_frame(CLIENT2.mac, BROADCAST, 1, CLIENT2.mac, CLIENT2.ip4, ZERO_MAC, CLIENT.ip4,
+                      pad), gap_us=2000000)
+    cap.add(arp_frame(CLIENT.mac, CLIENT2.mac, 2, CLIENT.mac, CLIENT.ip4, CLIENT2.mac,
+                      CLIENT2.ip4), gap_us=50)
+    # Probe (RFC 5227): sender IP 0.0.0.0.
+    cap.add(arp_frame(RESOLVER.mac, BROADCAST, 1, RESOLVER.mac, "0.0.0.0", ZERO_MAC,
+                      RESOLVER.ip4, pad), gap_us=1000000)
+    # Gratuitous request (announcement) and gratuitous reply.
+    cap.add(arp_frame(RESOLVER.mac, BROADCAST, 1, RESOLVER.mac, RESOLVER.ip4, ZERO_MAC,
+                      RESOLVER.ip4, pad), gap_us=2000000)
+    cap.add(arp_frame(GATEWAY.mac, BROADCAST, 2, GATEWAY.mac, GATEWAY.ip4, BROADCAST,
+                      GATEWAY.ip4, pad), gap_us=1000000)
+    # Unicast refresh (Linux re-validates the neighbour entry this way).
+    cap.add(arp_frame(CLIENT.mac, GATEWAY.mac, 1, CLIENT.mac, CLIENT.ip4, ZERO_MAC,
+                      GATEWAY.ip4), gap_us=30000000)
+    cap.add(arp_frame(GATEWAY.mac, CLIENT.mac, 2, GATEWAY.mac, GATEWAY.ip4, CLIENT.mac,
+                      CLIENT.ip4, pad), gap_us=300)
+    return cap
+
+
+# ---------------------------------------------------------------------------------------------
+# ethernet-ipv6.pcap
+
+
+def fixture_ethernet_ipv6():
+    cap = Capture(4)
+    out = lambda: eth(CLIENT, GATEWAY)  # noqa: E731
+    back = lambda: eth(GATEWAY, CLIENT)  # noqa: E731
+    payload = bytes(range(0x20, 0x58))
+
+    # Neighbour discovery first, as a host coming up would.
+    cap.add(eth(CLIENT, "33:33:00:00:00:02") / ip6(CLIENT.ll6, "ff02::2", hlim=255)
+            / ICMPv6ND_RS() / ICMPv6NDOptSrcLLAddr(lladdr=CLIENT.mac), gap_us=0)
+    cap.add(eth(GATEWAY, "33:33:00:00:00:01") / ip6(GATEWAY.ll6, "ff02::1", hlim=255)
+            / ICMPv6ND_RA(chlim=64, M=0, O=1, routerlifetime=1800, reachabletime=30000,
+                          retranstimer=1000)
+            / ICMPv6NDOptSrcLLAddr(lladdr=GATEWAY.mac) / ICMPv6NDOptMTU(mtu=1500)
+            / ICMPv6NDOptPrefixInfo(prefix="2001:db8::", prefixlen=64, L=1, A=1,
+                                    validlifetime=86400, preferredlifetime=14400),
+            gap_us=3000)
+    cap.add(eth(CLIENT, "33:33:ff:00:00:01") / ip6(CLIENT.ip6, "ff02::1:ff00:1", hlim=255)
+            / ICMPv6ND_NS(tgt=GATEWAY.ip6) / ICMPv6NDOptSrcLLAddr(lladdr=CLIENT.mac),
+            gap_us=200000)
+    cap.add(back() / ip6(GATEWAY.ip6, CLIENT.ip6, hlim=255)
+            / ICMPv6ND_NA(R=1, S=1, O=1, tgt=GATEWAY.ip6)
+            / ICMPv6NDOptDstLLAddr(lladdr=GATEWAY.mac), gap_us=300)
+    # MLDv1 report behind a hop-by-hop header with Router Alert and PadN.
+    cap.add(eth(CLIENT, "33:33:00:00:00:fb") / ip6(CLIENT.ll6, "ff02::fb", hlim=1)
+            / IPv6ExtHdrHopByHop(options=[RouterAlert(value=0), PadN(optdata=b"")])
+            / ICMPv6MLReport(mladdr="ff02::fb"), gap_us=5000)
+
+    # Echo request / reply.
+    for seq in (1, 2):
+        cap.add(out() / ip6(CLIENT, SERVER) / ICMPv6EchoRequest(id=0x77, seq=seq, data=payload),
+                gap_us=1000000)
+        cap.add(back() / ip6(SERVER, CLIENT, hlim=55)
+                / ICMPv6EchoReply(id=0x77, seq=seq, data=payload), gap_us=19000)
+
+    # TCP: handshake, a request, the answer, reset.
+    conn = TcpConn(CLIENT, SERVER, 52000, 80, eth_link(CLIENT, SERVER), v6=True,
+                   cisn=0x600D0000, sisn=0x0BAD0000)
+    cap.add(conn.seg(True, "S", ip={"fl": 0xABCDE}), gap_us=500000)
+    cap.add(conn.seg(False, "SA", ip={"fl": 0x12345}), gap_us=19000)
+    cap.add(conn.seg(True, "A", ip={"fl": 0xABCDE}), gap_us=60)
+    cap.add(conn.seg(True, "PA", http_request("/v6", host="[2001:db8:1::20]"),
+                     ip={"fl": 0xABCDE, "tc": 0x28}), gap_us=50)
+    cap.add(conn.seg(False, "PA", http_response(b"<p>over IPv6</p>"), ip={"fl": 0x12345}),
+            gap_us=20000)
+    cap.add(conn.seg(True, "RA", options=[], ip={"fl": 0xABCDE}), gap_us=100)
+
+    # UDP: a DNS query over IPv6, and plain UDP.
+    query, response = dns_exchanges()[1]
+    cap.add(eth(CLIENT, RESOLVER) / ip6(CLIENT, RESOLVER) / UDP(sport=43001, dport=53)
+            / Raw(query), gap_us=100000)
+    cap.add(eth(RESOLVER, CLIENT) / ip6(RESOLVER, CLIENT) / UDP(sport=53, dport=43001)
+            / Raw(response), gap_us=800)
+    cap.add(out() / ip6(CLIENT, SERVER) / UDP(sport=43002, dport=514)
+            / Raw(b"<13>syslog over IPv6"), gap_us=1000)
+
+    # Extension headers, alone and chained.
+    cap.add(out() / ip6(CLIENT, SERVER)
+            / IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\x00\x00\x00\x00")])
+            / UDP(sport=43003, dport=9999) / Raw(b"hop-by-hop"), gap_us=1000)
+    cap.add(out() / ip6(CLIENT, "2001:db8:2::1")
+            / IPv6ExtHdrRouting(type=0, segleft=2, addresses=["2001:db8:3::1", SERVER.ip6])
+            / UDP(sport=43004, dport=9999) / Raw(b"source routed"), gap_us=1000)
+    # With a Home Address option the checksum pseudo-header uses the home address (RFC 6275
+    # 6.3), which scapy does not know; take the checksum from a build with that source.
+    home = "2001:db8::99"
+    as_sent_home = bytes(ip6(home, SERVER) / UDP(sport=43005, dport=9999)
+                         / Raw(b"destination options"))
+    udp_sum = struct.unpack_from("!H", as_sent_home, 40 + 6)[0]
+    cap.add(out() / ip6(CLIENT, SERVER)
+            / IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\x00\x00"), HAO(hoa=home)])
+            / UDP(sport=43005, dport=9999, chksum=udp_sum)
+            / Raw(b"destination options"), gap_us=1000)
+    cap.add(out() / ip6(CLIENT, SERVER)
+            / IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=0x1E, optdata=b"\xab\xcd"),
+                                         PadN(optdata=b"")])
+            / TCP(sport=52001, dport=80, seq=7, ack=9, flags="A", window=500), gap_us=1000)
+    # A UDP datagram in two fragments; the first carries the UDP header.
+    frag_id = 0x1234ABCD
+    # scapy fills the UDP checksum only with an IPv6 header under it: build whole, then cut.
+    datagram = bytes((ip6(CLIENT, SERVER) / UDP(sport=43006, dport=9999)
+                      / Raw(b"F" * 1500))[UDP])
+    cap.add(out() / ip6(CLIENT, SERVER) / IPv6ExtHdrFragment(nh=17, offset=0, m=1, id=frag_id)
+            / Raw(datagram[:1232]), gap_us=1000)
+    cap.add(out() / ip6(CLIENT, SERVER)
+            / IPv6ExtHdrFragment(nh=17, offset=1232 // 8, m=0, id=frag_id)
+            / Raw(datagram[1232:]), gap_us=10)
+    # Atomic fragment (offset 0, M clear) around a TCP segment.
+    cap.add(out() / ip6(CLIENT, SERVER) / IPv6ExtHdrFragment(offset=0, m=0, id=0x0A70)
+            / TCP(sport=52002, dport=80, seq=1, ack=1, flags="A", window=500), gap_us=1000)
+    # The RFC 8200 order: hop-by-hop, destination options, routing, fragment, destination
+    # options, upper layer.
+    cap.add(out() / ip6(CLIENT, "2001:db8:2::1")
+            / IPv6ExtHdrHopByHop(options=[RouterAlert(value=2), PadN(optdata=b"")])
+            / IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\x00\x00\x00\x00")])
+            / IPv6ExtHdrRouting(type=0, segleft=1, addresses=[SERVER.ip6])
+            / IPv6ExtHdrFragment(offset=0, m=0, id=0xC4A1)
+            / IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\x00\x00\x00\x00")])
+            / TCP(sport=52003, dport=80, seq=100, ack=200, flags="PA", window=500)
+            / Raw(b"chained"), gap_us=1000)
+    cap.add(out() / ip6(CLIENT, "2001:db8:2::1")
+            / IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\x00\x00\x00\x00")])
+            / IPv6ExtHdrRouting(type=0, segleft=0, addresses=[])
+            / UDP(sport=43007, dport=9999) / Raw(b"empty routing header"), gap_us=1000)
+    # Destination options followed by No Next Header (59): nothing after it.
+    cap.add(out() / ip6(CLIENT, SERVER)
+            / IPv6ExtHdrDestOpt(nh=59, options=[PadN(optdata=b"\x00\x00\x00\x00")]),
+            gap_us=1000)
+
+    # ICMPv6 errors, each quoting the packet that caused it.
+    udp_probe = bytes(ip6(CLIENT, SERVER) / UDP(sport=43008, dport=9999) / Raw(b"knock"))
+    cap.add(back() / ip6(SERVER, CLIENT, hlim=55) / ICMPv6DestUnreach(code=4)
+            / Raw(udp_probe), gap_us=100000)
+    cap.add(back() / ip6(ROUTER, CLIENT, hlim=250) / ICMPv6DestUnreach(code=3)
+            / Raw(udp_probe), gap_us=1000)
+    big = bytes(ip6(CLIENT, SERVER) / TCP(sport=52004, dport=80, seq=1, ack=1, flags="A",
+                                          window=500) / Raw(b"T" * 1400))
+    cap.add(back() / ip6(ROUTER, CLIENT, hlim=250) / ICMPv6PacketTooBig(mtu=1280)
+            / Raw(big[:1232]), gap_us=1000)
+    trace = bytes(ip6(CLIENT, SERVER, hlim=1) / UDP(sport=43009, dport=33434) / Raw(b"@" * 24))
+    cap.add(back() / ip6(GATEWAY, CLIENT, hlim=64) / ICMPv6TimeExceeded(code=0) / Raw(trace),
+            gap_us=1000)
+    unknown_nh = bytes(ip6(CLIENT, SERVER, nh=0xFD) / Raw(b"experimental protocol 253"))
+    cap.add(back() / ip6(SERVER, CLIENT, hlim=55) / ICMPv6ParamProblem(code=1, ptr=6)
+            / Raw(unknown_nh), gap_us=1000)
+    return cap
+
+
+# ---------------------------------------------------------------------------------------------
+# vlan.pcap
+
+
+def fixture_vlan():
+    cap = Capture(5)
+    rng = random.Random(5)
+    # 802.1Q, one tag: several VLAN ids, priorities, DEI.
+    cap.add(eth(CLIENT, SERVER) / Dot1Q(prio=0, id=0, vlan=10) / ip4(CLIENT, SERVER, id=1)
+            / TCP(sport=53000, dport=80, seq=1, flags="S", window=64240,
+                  options=[("MSS", 1460), ("SAckOK", b"")]), gap_us=0)
+    cap.add(eth(SERVER, CLIENT) / Dot1Q(prio=0, id=0, vlan=10) / ip4(SERVER, CLIENT, id=2)
+            / TCP(sport=80, dport=53000, seq=77, ack=2, flags="SA", window=65535,
+                  options=[("MSS", 1460), ("SAckOK", b"")]), gap_us=15000)
+    query, response = dns_exchanges()[0]
+    cap.add(eth(CLIENT, RESOLVER) / Dot1Q(prio=5, id=1, vlan=20) / ip4(CLIENT, RESOLVER, id=3)
+            / UDP(sport=44001, dport=53) / Raw(query), gap_us=1000)
+    cap.add(eth(RESOLVER, CLIENT) / Dot1Q(prio=5, id=1, vlan=20) / ip4(RESOLVER, CLIENT, id=4)
+            / UDP(sport=53, dport=44001) / Raw(response), gap_us=700)
+    cap.add(eth(CLIENT, BROADCAST) / Dot1Q(prio=7, id=0, vlan=4094)
+            / ARP(op=1, hwsrc=CLIENT.mac, psrc=CLIENT.ip4, hwdst=ZERO_MAC, pdst=GATEWAY.ip4),
+            gap_us=1000)
+    cap.add(eth(GATEWAY, CLIENT) / Dot1Q(prio=7, id=0, vlan=4094)
+            / ARP(op=2, hwsrc=GATEWAY.mac, psrc=GATEWAY.ip4, hwdst=CLIENT.mac,
+                  pdst=CLIENT.ip4) / Raw(bytes(14)), gap_us=300)
+    # Priority tag only (VLAN 0) around IPv6.
+    cap.add(eth(CLIENT, GATEWAY) / Dot1Q(prio=6, id=0, vlan=0) / ip6(CLIENT, SERVER)
+            / ICMPv6EchoRequest(id=9, seq=1, data=b"tagged"), gap_us=1000)
+    cap.add(eth(CLIENT, GATEWAY) / Dot1Q(prio=1, id=0, vlan=1) / ip4(CLIENT, SERVER, id=5)
+            / ICMP(type=8, id=9, seq=1) / Raw(b"vlan one"), gap_us=1000)
+    cap.add(eth(CLIENT, GATEWAY) / Dot1Q(prio=3, id=1, vlan=2049) / ip4(CLIENT, SERVER, id=6)
+            / UDP(sport=44002, dport=514) / Raw(b"<14>tagged syslog"), gap_us=1000)
+
+    # 802.1ad QinQ: S-tag 0x88a8 outside, C-tag 0x8100 inside.
+    cap.add(eth(CLIENT, SERVER, ETH_P_8021AD) / Dot1AD(prio=3, id=0, vlan=100, type=ETH_P_8021Q)
+            / Dot1Q(prio=0, id=0, vlan=10) / ip4(CLIENT, SERVER, id=7)
+            / UDP(sport=44003, dport=9999) / Raw(b"qinq"), gap_us=1000)
+    cap.add(eth(SERVER, CLIENT, ETH_P_8021AD) / Dot1AD(prio=3, id=1, vlan=100, type=ETH_P_8021Q)
+            / Dot1Q(prio=2, id=0, vlan=11) / ip6(SERVER, CLIENT)
+            / UDP(sport=9999, dport=44003) / Raw(b"qinq v6"), gap_us=1000)
+    cap.add(eth(CLIENT, BROADCAST, ETH_P_8021AD)
+            / Dot1AD(prio=0, id=0, vlan=200, type=ETH_P_8021Q) / Dot1Q(prio=0, id=0, vlan=30)
+            / ARP(op=1, hwsrc=CLIENT.mac, psrc=CLIENT.ip4, hwdst=ZERO_MAC, pdst=CLIENT2.ip4),
+            gap_us=1000)
+    # Two 0x8100 tags (the pre-802.1ad way of stacking).
+    cap.add(eth(CLIENT, SERVER, ETH_P_8021Q) / Dot1Q(prio=4, id=0, vlan=300, type=ETH_P_8021Q)
+            / Dot1Q(prio=4, id=0, vlan=31) / ip4(CLIENT, SERVER, id=8)
+            / TCP(sport=53001, dport=80, seq=1000, ack=2000, flags="PA", window=502)
+            / Raw(http_request("/double-tagged")), gap_us=1000)
+    cap.add(eth(SERVER, CLIENT, ETH_P_8021Q) / Dot1Q(prio=4, id=0, vlan=300, type=ETH_P_8021Q)
+            / Dot1Q(prio=4, id=0, vlan=31) / ip4(SERVER, CLIENT, id=9)
+            / TCP(sport=80, dport=53001, seq=2000, ack=1000, flags="A", window=509),
+            gap_us=15000)
+    # Three tags: S-tag, then two C-tags.
+    cap.add(eth(CLIENT, SERVER, ETH_P_8021AD) / Dot1AD(prio=1, id=0, vlan=400, type=ETH_P_8021Q)
+            / Dot1Q(prio=1, id=0, vlan=40, type=ETH_P_8021Q) / Dot1Q(prio=1, id=0, vlan=41)
+            / ip4(CLIENT, SERVER, id=10) / ICMP(type=8, id=10, seq=1) / Raw(b"three tags"),
+            gap_us=1000)
+    # A tagged frame padded to the 64-byte minimum with arbitrary trailer bytes.
+    ack = bytes(eth(CLIENT, SERVER) / Dot1Q(prio=0, id=0, vlan=10) / ip4(CLIENT, SERVER, id=11)
+                / TCP(sport=53000, dport=80, seq=2, ack=78, flags="A", window=502))
+    cap.add(ack + bytes(rng.randrange(256) for _ in range(64 - len(ack))), gap_us=1000)
+    return cap
+
+
+# ---------------------------------------------------------------------------------------------
+# Linux cooked captures (tcpdump -i any)
+
+SLL_HOST, SLL_BROADCAST, SLL_MULTICAST, SLL_OTHERHOST, SLL_OUTGOING = 0, 1, 2, 3, 4
+ARPHRD_ETHER, ARPHRD_LOOPBACK = 1, 772
+
+
+def cooked_traffic():
+    """(pkttype, arphrd, ll address, ifindex, ethertype, payload) for both cooked formats."""
+    rng = random.Random(113)
+    mac_c, mac_g = mac_bytes(CLIENT.mac), mac_bytes(GATEWAY.mac)
+    items = []
+    conn = TcpConn(CLIENT, SERVER, 54000, 80, no_link, cisn=0x1000, sisn=0x9000, rng=rng)
+    items.append((SLL_OUTGOING, ARPHRD_ETHER, mac_c, 2, ETH_P_IP, conn.seg(True, "S")))
+    items.append((SLL_HOST, ARPHRD_ETHER, mac_g, 2, ETH_P_IP, conn.seg(False, "SA")))
+    items.append((SLL_OUTGOING, ARPHRD_ETHER, mac_c, 2, ETH_P_IP, conn.seg(True, "A")))
+    items.append((SLL_OUTGOING, ARPHRD_ETHER, mac_c, 2, ETH_P_IP,
+                  conn.seg(True, "PA", http_request("/cooked"))))
+    items.append((SLL_HOST, ARPHRD_ETHER, mac_g, 2, ETH_P_IP,
+                  conn.seg(False, "PA", http_response(filler_text(rng, 300)))))
+    query, response = dns_exchanges()[2]
+    items.append((SLL_OUTGOING, ARPHRD_ETHER, mac_c, 2, ETH_P_IP,
+                  ip4(CLIENT, RESOLVER, id=0x51) / UDP(sport=45001, dport=53) / Raw(query)))
+    items.append((SLL_HOST, ARPHRD_ETHER, mac_bytes(RESOLVER.mac), 2, ETH_P_IP,
+                  ip4(RESOLVER, CLIENT, id=0x52) / UDP(sport=53, dport=45001) / Raw(response)))
+    items.append((SLL_BROADCAST, ARPHRD_ETHER, mac_bytes(CLIENT2.mac), 2, ETH_P_ARP,
+                  ARP(op=1, hwsrc=CLIENT2.mac, psrc=CLIENT2.ip4, hwdst=ZERO_MAC,
+                      pdst=CLIENT.ip4)))
+    items.append((SLL_OUTGOING, ARPHRD_ETHER, mac_c, 2, ETH_P_ARP,
+                  ARP(op=2, hwsrc=CLIENT.mac, psrc=CLIENT.ip4, hwdst=CLIENT2.mac,
+                      pdst=CLIENT2.ip4)))
+    items.append((SLL_OUTGOING, ARPHRD_ETHER, mac_c, 2, ETH_P_IPV6,
+                  ip6(CLIENT, SERVER) / ICMPv6EchoRequest(id=5, seq=1, data=b"cooked v6")))
+    items.append((SLL_HOST, ARPHRD_ETHER, mac_g, 2, ETH_P_IPV6,
+                  ip6(SERVER, CLIENT, hlim=55) / ICMPv6EchoReply(id=5, seq=1, data=b"cooked v6")))
+    items.append((SLL_MULTICAST, ARPHRD_ETHER, mac_g, 2, ETH_P_IPV6,
+                  ip6(GATEWAY.ll6, "ff02::1", hlim=255)
+                  / ICMPv6ND_RA(routerlifetime=1800) / ICMPv6NDOptSrcLLAddr(lladdr=GATEWAY.mac)))
+    items.append((SLL_OTHERHOST, ARPHRD_ETHER, mac_bytes(CLIENT2.mac), 2, ETH_P_IP,
+                  ip4(CLIENT2, SERVER, id=0x53) / ICMP(type=8, id=2, seq=7) / Raw(b"promisc")))
+    # Loopback device: address length 6 but all zero.
+    conn = TcpConn(Host(None, "127.0.0.1", "::1", None), Host(None, "127.0.0.1", "::1", None),
+                   54001, 8080, no_link, ts_opt=False)
+    items.append((SLL_HOST, ARPHRD_LOOPBACK, bytes(6), 1, ETH_P_IP, conn.seg(True, "S")))
+    conn6 = TcpConn(Host(None, "127.0.0.1", "::1", None), Host(None, "127.0.0.1", "::1", None),
+                    54002, 8080, no_link, v6=True, ts_opt=False)
+    items.append((SLL_HOST, ARPHRD_LOOPBACK, bytes(6), 1, ETH_P_IPV6, conn6.seg(True, "S")))
+    return items
+
+
+def sll_header(pkttype, arphrd, lladdr, ethertype):
+    """Linux cooked v1 (https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL.html)."""
+    return struct.pack("!HHH", pkttype, arphrd, len(lladdr)) + lladdr.ljust(8, b"\0") + \
+        struct.pack("!H", ethertype)
+
+
+def sll2_header(pkttype, arphrd, lladdr, ifindex, ethertype):
+    """Linux cooked v2 (https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL2.html)."""
+    return struct.pack("!HHIHBB", ethertype, 0, ifindex, arphrd, pkttype, len(lladdr)) + \
+        lladdr.ljust(8, b"\0")
+
+
+def fixture_sll():
+    cap = Capture(6, LINKTYPE_LINUX_SLL)
+    for i, (pkttype, arphrd, lladdr, _ifindex, ethertype, pkt) in enumerate(cooked_traffic()):
+        cap.add(sll_header(pkttype, arphrd, lladdr, ethertype) + bytes(pkt),
+                gap_us=0 if i == 0 else 1500)
+    return cap
+
+
+def fixture_sll2():
+    cap = Capture(7, LINKTYPE_LINUX_SLL2)
+    for i, (pkttype, arphrd, lladdr, ifindex, ethertype, pkt) in enumerate(cooked_traffic()):
+        cap.add(sll2_header(pkttype, arphrd, lladdr, ifindex, ethertype) + bytes(pkt),
+                gap_us=0 if i == 0 else 1500)
+    return cap
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw IP link types
+
+
+def raw_ipv4_traffic():
+    rng = random.Random(228)
+    conn = TcpConn(CLIENT, SERVER, 55000, 80, no_link, cisn=0x3000, sisn=0x7000, rng=rng)
+    query, response = dns_exchanges()[0]
+    return [
+        conn.seg(True, "S"),
+        conn.seg(False, "SA"),
+        conn.seg(True, "A"),
+        conn.seg(True, "PA", http_request("/raw")),
+        conn.seg(False, "PA", http_response(filler_text(rng, 500))),
+        conn.seg(True, "FA"),
+        ip4(CLIENT, RESOLVER, id=0x61) / UDP(sport=46001, dport=53) / Raw(query),
+        ip4(RESOLVER, CLIENT, id=0x62) / UDP(sport=53, dport=46001) / Raw(response),
+        ip4(CLIENT, SERVER, id=0x63) / ICMP(type=8, id=3, seq=1) / Raw(b"raw ping"),
+        ip4(SERVER, CLIENT, id=0x64, ttl=55) / ICMP(type=0, id=3, seq=1) / Raw(b"raw ping"),
+    ]
+
+
+def raw_ipv6_traffic():
+    rng = random.Random(229)
+    conn = TcpConn(CLIENT, SERVER, 55001, 80, no_link, v6=True, cisn=0x3100, sisn=0x7100,
+                   rng=rng)
+    query, response = dns_exchanges()[1]
+    return [
+        conn.seg(True, "S"),
+        conn.seg(False, "SA"),
+        conn.seg(True, "A"),
+        conn.seg(True, "PA", http_request("/raw6")),
+        conn.seg(False, "PA", http_response(filler_text(rng, 400))),
+        ip6(CLIENT, RESOLVER) / UDP(sport=46002, dport=53) / Raw(query),
+        ip6(RESOLVER, CLIENT) / UDP(sport=53, dport=46002) / Raw(response),
+        ip6(CLIENT, SERVER) / ICMPv6EchoRequest(id=4, seq=1, data=b"raw ping6"),
+        ip6(SERVER, CLIENT, hlim=55) / ICMPv6EchoReply(id=4, seq=1, data=b"raw ping6"),
+        ip6(CLIENT, SERVER) / IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\x00\x00\x00\x00")])
+        / UDP(sport=46003, dport=9999) / Raw(b"raw with destopt"),
+    ]
+
+
+def fixture_raw_ip():
+    cap = Capture(8, LINKTYPE_RAW)
+    v4, v6 = raw_ipv4_traffic(), raw_ipv6_traffic()
+    for i in range(max(len(v4), len(v6))):  # interleave the two families
+        for pkts in (v4, v6):
+            if i < len(pkts):
+                cap.add(pkts[i], gap_us=2500)
+    return cap
+
+
+def fixture_raw_ipv4():
+    cap = Capture(9, LINKTYPE_IPV4)
+    for pkt in raw_ipv4_traffic():
+        cap.add(pkt, gap_us=2500)
+    return cap
+
+
+def fixture_raw_ipv6():
+    cap = Capture(10, LINKTYPE_IPV6)
+    for pkt in raw_ipv6_traffic():
+        cap.add(pkt, gap_us=2500)
+    return cap
+
+
+# ---------------------------------------------------------------------------------------------
+# bsd-loopback.pcap
+
+
+def fixture_bsd_loopback():
+    """DLT_NULL: a 4-byte address family in the capturing host's byte order (little-endian
+    here). IPv6 is 24 on NetBSD/OpenBSD, 28 on FreeBSD, 30 on macOS."""
+    cap = Capture(11, LINKTYPE_NULL)
+    lo4 = Host(None, "127.0.0.1", "::1", None)
+    conn = TcpConn(lo4, lo4, 56000, 8080, no_link, cisn=0x100, sisn=0x200)
+    family = lambda value: struct.pack("<I", value)  # noqa: E731
+    cap.add(family(2) + bytes(conn.seg(True, "S")), gap_us=0)
+    cap.add(family(2) + bytes(conn.seg(False, "SA")), gap_us=30)
+    cap.add(family(2) + bytes(conn.seg(True, "A")), gap_us=20)
+    cap.add(family(2) + bytes(conn.seg(True, "PA", http_request("/loop", host="localhost"))),
+            gap_us=20)
+    cap.add(family(2) + bytes(ip4("127.0.0.1", "127.0.0.1", id=0x71)
+                              / UDP(sport=56001, dport=53)
+                              / Raw(dns_exchanges()[3][0])), gap_us=100)
+    for af in (24, 28, 30):
+        cap.add(family(af) + bytes(ip6("::1", "::1") / ICMPv6EchoRequest(id=af, seq=1,
+                                                                       data=b"loopback")),
+                gap_us=1000)
+        cap.add(family(af) + bytes(ip6("::1", "::1") / ICMPv6EchoReply(id=af, seq=1,
+                                                                     data=b"loopback")),
+                gap_us=20)
+    cap.add(family(30) + bytes(ip6("::1", "::1") / UDP(sport=56002, dport=9999)
+                               / Raw(b"udp over lo0")), gap_us=1000)
+    return cap
+
+
+# ---------------------------------------------------------------------------------------------
+# padding.pcap
+
+
+def fixture_padding():
+    cap = Capture(12)
+    # TCP ACK (54 bytes) padded to 60 with zeros, as most NICs do.
+    ack = eth(SERVER, CLIENT) / ip4(SERVER, CLIENT, id=0x81) / TCP(sport=80, dport=57000,
+                                                                    seq=1, ack=1, flags="A",
+                                                                    window=509)
+    cap.add(bytes(ack) + bytes(6), gap_us=0)
+    # The same padded with non-zero bytes (some switches leave junk there).
+    cap.add(bytes(ack) + bytes.fromhex("deadbeef0102"), gap_us=1000)
+    # A full-size frame with the 4-byte FCS left on.
+    seg = eth(SERVER, CLIENT) / ip4(SERVER, CLIENT, id=0x82) / TCP(sport=80, dport=57000,
+                                                                    seq=1, ack=1, flags="PA",
+                                                                    window=509) / Raw(b"x" * 100)
+    cap.add(bytes(seg) + bytes.fromhex("1c2d3e4f"), gap_us=1000)
+    # UDP whose length covers 4 payload bytes while the IP payload holds 20: the extra 12
+    # bytes belong to neither, and the Ethernet frame adds its own zero padding after that.
+    udp_short = ip4(CLIENT, CLIENT2, id=0x83, proto=17) / Raw(
+        bytes(UDP(sport=57001, dport=9999, len=12, chksum=0) / Raw(b"data")) + b"trailing-ip!")
+    frame = bytes(eth(CLIENT, CLIENT2) / udp_short)
+    cap.add(frame + bytes(60 - len(frame)) if len(frame) < 60 else frame, gap_us=1000)
+    # UDP length shorter than the IP payload, no Ethernet padding (frame already > 60).
+    udp_short2 = ip4(CLIENT, CLIENT2, id=0x84, proto=17) / Raw(
+        bytes(UDP(sport=57002, dport=9999, len=20, chksum=0) / Raw(b"twelve bytes")) +
+        b"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14")
+    cap.add(eth(CLIENT, CLIENT2) / udp_short2, gap_us=1000)
+    # ICMP echo with Ethernet padding.
+    ping = eth(CLIENT, CLIENT2) / ip4(CLIENT, CLIENT2, id=0x85) / ICMP(type=8, id=1, seq=1)
+    cap.add(bytes(ping) + b"\xaa" * (60 - len(ping)), gap_us=1000)
+    # ARP padded with a non-zero pattern.
+    arp = eth(CLIENT2, BROADCAST) / ARP(op=1, hwsrc=CLIENT2.mac, psrc=CLIENT2.ip4,
+                                        hwdst=ZERO_MAC, pdst=CLIENT.ip4)
+    cap.add(bytes(arp) + bytes(range(1, 19)), gap_us=1000)
+    # IPv6 UDP with a trailer past the payload length.
+    v6 = eth(CLIENT, CLIENT2) / ip6(CLIENT, CLIENT2) / UDP(sport=57003, dport=9999) / Raw(b"v6")
+    cap.add(bytes(v6) + bytes.fromhex("cafebabe"), gap_us=1000)
+    # DNS query with a trailer after the UDP datagram.
+    query = dns_exchanges()[0][0]
+    dns = eth(CLIENT, RESOLVER) / ip4(CLIENT, RESOLVER, id=0x86) / UDP(sport=57004, dport=53) \
+        / Raw(query)
+    cap.add(bytes(dns) + bytes.fromhex("00000000f00d"), gap_us=1000)
+    # TCP data segment (PSH) short enough to be padded.
+    tiny = eth(CLIENT, SERVER) / ip4(CLIENT, SERVER, id=0x87) / TCP(sport=57000, dport=80,
+                                                                     seq=1, ack=1, flags="PA",
+                                                                     window=502) / Raw(b"hi")
+    cap.add(bytes(tiny) + b"\x00\x00\x00\xff", gap_us=1000)
+    # VLAN-tagged ACK padded (to 64 bytes: 60 + the 4-byte tag).
+    tagged = eth(CLIENT, SERVER) / Dot1Q(vlan=10) / ip4(CLIENT, SERVER, id=0x88) / TCP(
+        sport=57005, dport=80, seq=1, ack=1, flags="A", window=502)
+    cap.add(bytes(tagged) + bytes(64 - len(tagged)), gap_us=1000)
+    return cap
+
+
+# ---------------------------------------------------------------------------------------------
+# malformed.pcap
+
+
+def fixture_malformed():
+    """A well-formed file of broken packets. Cut frames keep their real wire length, so their
+    caplen is smaller than wire_len; the others are broken in their bytes."""
+    cap = Capture(13)
+    gap = 1000
+
+    def cut(frame, caplen):
+        cap.add(frame, gap_us=gap, caplen=caplen)
+
+    # Reference packets to cut.
+    tcp_opts = [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1, 0)), ("NOP", None),
+                ("WScale", 7)]
+    tcp4 = bytes(eth(CLIENT, SERVER) / ip4(CLIENT, SERVER, id=0xB1)
+                 / TCP(sport=58000, dport=80, seq=1, flags="S", window=64240, options=tcp_opts))
+    tcp4_ipopt = bytes(eth(CLIENT, SERVER)
+                       / ip4(CLIENT, SERVER, id=0xB2,
+                             options=[IPOption_RR(routers=["0.0.0.0"] * 4)])
+                       / TCP(sport=58000, dport=80, seq=1, flags="S", window=64240))
+    vlan = bytes(eth(CLIENT, SERVER) / Dot1Q(vlan=10) / ip4(CLIENT, SERVER, id=0xB3)
+                 / UDP(sport=58001, dport=9999) / Raw(b"vlan"))
+    udp4 = bytes(eth(CLIENT, SERVER) / ip4(CLIENT, SERVER, id=0xB4) / UDP(sport=58002,
+                                                                         dport=9999)
+                 / Raw(b"udp payload"))
+    icmp4 = bytes(eth(CLIENT, SERVER) / ip4(CLIENT, SERVER, id=0xB5) / ICMP(type=8, id=1, seq=1)
+                  / Raw(b"ping"))
+    arp = bytes(eth(CLIENT, BROADCAST) / ARP(op=1, hwsrc=CLIENT.mac, psrc=CLIENT.ip4,
+                                             hwdst=ZERO_MAC, pdst=GATEWAY.ip4))
+    v6 = bytes(eth(CLIENT, SERVER) / ip6(CLIENT, SERVER) / UDP(sport=58003, dport=9999)
+               / Raw(b"v6"))
+    v6_chain = bytes(eth(CLIENT, SERVER) / ip6(CLIENT, "2001:db8:2::1")
+                     / IPv6ExtHdrHopByHop(options=[RouterAlert(value=0), PadN(optdata=b"")])
+                     / IPv6ExtHdrRouting(type=0, segleft=1, addresses=[SERVER.ip6])
+                     / IPv6ExtHdrFragment(offset=0, m=0, id=0xDEAD)
+                     / IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\x00\x00\x00\x00")])
+                     / TCP(sport=58004, dport=80, seq=1, flags="S", window=64240,
+                           options=tcp_opts))
+    query, response = dns_exchanges()[0]
+    dns_q = bytes(eth(CLIENT, RESOLVER) / ip4(CLIENT, RESOLVER, id=0xB6)
+                  / UDP(sport=58005, dport=53) / Raw(query))
+    dns_r = bytes(eth(RESOLVER, CLIENT) / ip4(RESOLVER, CLIENT, id=0xB7)
+                  / UDP(sport=53, dport=58005) / Raw(response))
+    E, I4, I6 = 14, 20, 40  # header sizes
+    udp_at = E + I4 + 8  # where DNS starts
+
+    # A frame cut inside each header in turn.
+    cut(tcp4, 0)  # nothing captured at all
+    cut(tcp4, 6)  # Ethernet: destination only
+    cut(tcp4, 13)  # Ethernet: half the EtherType
+    cut(vlan, 16)  # inside the 802.1Q tag
+    cut(vlan, 17)  # tag complete, inner EtherType cut
+    cut(tcp4, E + 12)  # IPv4 fixed header
+    cut(tcp4_ipopt, E + I4 + 6)  # IPv4 options
+    cut(v6, E + 30)  # IPv6 fixed header
+    cut(v6_chain, E + I6 + 4)  # hop-by-hop
+    cut(v6_chain, E + I6 + 8 + 10)  # routing header, inside the address list
+    cut(v6_chain, E + I6 + 8 + 24 + 4)  # fragment header
+    cut(v6_chain, E + I6 + 8 + 24 + 8 + 3)  # destination options
+    cut(v6_chain, E + I6 + 8 + 24 + 8 + 8 + 10)  # TCP after the chain
+    cut(tcp4, E + I4 + 10)  # TCP fixed header
+    cut(tcp4, E + I4 + 20 + 9)  # TCP options (inside Timestamp)
+    cut(udp4, E + I4 + 5)  # UDP header
+    cut(icmp4, E + I4 + 2)  # ICMP type/code only
+    cut(icmp4, E + I4 + 6)  # ICMP echo id/seq
+    cut(arp, E + 12)  # ARP
+    cut(dns_q, udp_at + 7)  # DNS header
+    cut(dns_q, udp_at + 12 + 6)  # DNS question name
+    cut(dns_q, udp_at + 12 + 17 + 2)  # DNS question type/class
+    cut(dns_r, udp_at + 12 + 21 + 6)  # DNS answer RR header (after the compressed name)
+    cut(dns_r, udp_at + 12 + 21 + 12 + 3)  # DNS answer rdata (inside the CNAME target)
+    cut(dns_r, len(dns_r) - 30)  # DNS additional section
+
+    # IPv4 header length below the minimum (ihl 4, and ihl 0).
+    # (Checksums are recomputed after each edit so that the edit is the only defect.)
+    for ihl in (4, 0):
+        frame = bytearray(udp4)
+        frame[E] = 0x40 | ihl
+        refresh_ipv4_checksum(frame, E)
+        cap.add(bytes(frame), gap_us=gap)
+    # IPv4 ihl claims options the packet does not have (ihl 15, total length 39).
+    frame = bytearray(udp4)
+    frame[E] = 0x4F
+    refresh_ipv4_checksum(frame, E)
+    cap.add(bytes(frame), gap_us=gap)
+    # IPv4 total length larger than what arrived (and caplen == wire len).
+    frame = bytearray(udp4)
+    struct.pack_into("!H", frame, E + 2, 1500)
+    refresh_ipv4_checksum(frame, E)
+    cap.add(bytes(frame), gap_us=gap)
+    # IPv4 total length smaller than the header.
+    frame = bytearray(udp4)
+    struct.pack_into("!H", frame, E + 2, 10)
+    refresh_ipv4_checksum(frame, E)
+    cap.add(bytes(frame), gap_us=gap)
+    # Version 6 in an IPv4 EtherType, version 4 in an IPv6 one.
+    frame = bytearray(udp4)
+    frame[E] = 0x65
+    refresh_ipv4_checksum(frame, E)
+    cap.add(bytes(frame), gap_us=gap)
+    frame = bytearray(v6)
+    frame[E] = 0x40 | (frame[E] & 0x0F)
+    cap.add(bytes(frame), gap_us=gap)
+    # IPv4 option with length 0, and one whose length runs past the header.
+    for opt in (b"\x07\x00\x00\x00", b"\x94\x20\x00\x00"):
+        raw_ip = bytearray(bytes(ip4(CLIENT, SERVER, id=0xB8, options=[IPOption_NOP()] * 4)
+                                 / UDP(sport=58006, dport=9999)))
+        raw_ip[20:24] = opt
+        refresh_ipv4_checksum(raw_ip, 0)
+        cap.add(bytes(eth(CLIENT, SERVER, ETH_P_IP)) + bytes(raw_ip), gap_us=gap)
+    # TCP data offset below 5, and one pointing past the segment.
+    for dataofs in (3, 15):
+        frame = bytearray(tcp4)
+        frame[E + I4 + 12] = dataofs << 4
+        refresh_l4_checksum(frame, E, E + I4, 16)
+        cap.add(bytes(frame), gap_us=gap)
+    # TCP options: an MSS of length 0 (a loop waiting to happen), and a final WScale whose
+    # length runs past the header.
+    opts_at = E + I4 + 20
+    frame = bytearray(tcp4)
+    frame[opts_at:opts_at + 4] = b"\x02\x00\x05\xb4"
+    refresh_l4_checksum(frame, E, E + I4, 16)
+    cap.add(bytes(frame), gap_us=gap)
+    frame = bytearray(tcp4)
+    frame[opts_at + 17:opts_at + 20] = b"\x03\x09\x07"
+    refresh_l4_checksum(frame, E, E + I4, 16)
+    cap.add(bytes(frame), gap_us=gap)
+    # UDP length below 8, and above the IP payload.
+    for udp_len in (4, 200):
+        frame = bytearray(udp4)
+        struct.pack_into("!H", frame, E + I4 + 4, udp_len)
+        cap.add(bytes(frame), gap_us=gap)
+    # IPv6 payload length past the frame; hop-by-hop length past the packet.
+    frame = bytearray(v6)
+    struct.pack_into("!H", frame, E + 4, 1400)
+    cap.add(bytes(frame), gap_us=gap)
+    frame = bytearray(v6_chain)
+    frame[E + I6 + 1] = 200
+    cap.add(bytes(frame), gap_us=gap)
+    # ARP with hardware length 255 (the addresses run off the frame).
+    frame = bytearray(arp)
+    frame[E + 4] = 255
+    cap.add(bytes(frame), gap_us=gap)
+    # ICMP error quoting an IPv4 header cut to 10 bytes.
+    cap.add(eth(SERVER, CLIENT) / ip4(SERVER, CLIENT, id=0xB9) / ICMP(type=3, code=3)
+            / Raw(udp4[E:E + 10]), gap_us=gap)
+    # ICMPv6 neighbour solicitation with an option of length 0.
+    ns = bytearray(bytes(eth(CLIENT, "33:33:ff:00:00:01")
+                         / ip6(CLIENT.ip6, "ff02::1:ff00:1", hlim=255)
+                         / ICMPv6ND_NS(tgt=GATEWAY.ip6)
+                         / ICMPv6NDOptSrcLLAddr(lladdr=CLIENT.mac)))
+    ns[E + I6 + 24 + 1] = 0
+    refresh_l4_checksum(ns, E, E + I6, 2, v6=True)
+    cap.add(bytes(ns), gap_us=gap)
+
+    # DNS bodies that are broken inside a complete packet.
+    def dns_frame(message, sport):
+        return eth(CLIENT, RESOLVER) / ip4(CLIENT, RESOLVER, id=sport & 0xFFFF) \
+            / UDP(sport=sport, dport=53) / Raw(message)
+
+    header = struct.pack("!HHHHHH", 0xBAD0, dns_flags(), 1, 0, 0, 0)
+    # A name that points at itself.
+    cap.add(dns_frame(header + b"\xc0\x0c" + b"\x00\x01\x00\x01", 58100), gap_us=gap)
+    # Two pointers pointing at each other (in the answer section).
+    looped = struct.pack("!HHHHHH", 0xBAD1, dns_flags(qr=1), 1, 1, 0, 0)
+    looped += b"\x01a\xc0\x14" + b"\x00\x01\x00\x01"  # qname at 12: "a", then -> 20
+    looped += b"\x01b\xc0\x0c" + b"\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\xc0\x00\x02\x01"
+    assert looped[20:22] == b"\x01b"  # answer name at 20: "b", then -> 12
+    cap.add(dns_frame(looped, 58101), gap_us=gap)
+    # A label longer than the rest of the message.
+    cap.add(dns_frame(header + b"\x3fonly-a-few-bytes", 58102), gap_us=gap)
+    # A pointer past the end of the message.
+    cap.add(dns_frame(header + b"\xc3\xff" + b"\x00\x01\x00\x01", 58103), gap_us=gap)
+    # A reserved label type (0b10).
+    cap.add(dns_frame(header + b"\x85abcde\x00" + b"\x00\x01\x00\x01", 58104), gap_us=gap)
+    # Counts promising more records than there are.
+    lying = bytearray(response)
+    struct.pack_into("!HHHH", lying, 4, 5, 9, 9, 9)
+    cap.add(dns_frame(bytes(lying), 58105), gap_us=gap)
+    # rdlength longer than the message.
+    short_rr = struct.pack("!HHHHHH", 0xBAD2, dns_flags(qr=1), 0, 1, 0, 0) + \
+        b"\x00" + struct.pack("!HHIH", DNS_A, CLASS_IN, 60, 400) + b"\xc0\x00\x02"
+    cap.add(dns_frame(short_rr, 58106), gap_us=gap)
+    # A DNS header alone, shorter than 12 bytes, inside a complete UDP datagram.
+    cap.add(dns_frame(b"\xba\xd3\x01\x00\x00", 58107), gap_us=gap)
+    # DNS over TCP whose length prefix promises more than the segment holds.
+    cap.add(eth(CLIENT, RESOLVER) / ip4(CLIENT, RESOLVER, id=0xBA)
+            / TCP(sport=58108, dport=53, seq=1, ack=1, flags="PA", window=502)
+            / Raw(struct.pack("!H", 900) + query), gap_us=gap)
+    # An EtherType nobody decodes (IEEE local experimental), and an 802.3 length field.
+    cap.add(eth(CLIENT, SERVER, 0x88B5) / Raw(b"local experimental ethertype"), gap_us=gap)
+    cap.add(eth(CLIENT, "01:80:c2:00:00:00", 0x0026)
+            / Raw(bytes.fromhex("424203000000000080000000") + bytes(34)), gap_us=gap)
+    return cap
+
+
+def inet_checksum(data):
+    """RFC 1071 one's-complement sum."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def refresh_ipv4_checksum(frame, at):
+    """Recompute the IPv4 header checksum in place after a deliberate edit, so that the edit is
+    the only thing wrong with the header (a header shorter than 20 bytes is summed as 20)."""
+    header_len = min(max(20, (frame[at] & 0x0F) * 4), len(frame) - at)
+    struct.pack_into("!H", frame, at + 10, 0)
+    struct.pack_into("!H", frame, at + 10, inet_checksum(bytes(frame[at:at + header_len])))
+
+
+def refresh_l4_checksum(frame, l3_at, l4_at, checksum_offset, v6=False):
+    """Recompute a TCP/UDP/ICMPv6 checksum in place after a deliberate edit of its header."""
+    if v6:
+        src, dst = bytes(frame[l3_at + 8:l3_at + 24]), bytes(frame[l3_at + 24:l3_at + 40])
+        segment = bytes(frame[l4_at:])
+        proto = frame[l3_at + 6]
+        pseudo = src + dst + struct.pack("!IxxxB", len(segment), proto)
+    else:
+        total_len = struct.unpack_from("!H", frame, l3_at + 2)[0]
+        src, dst = bytes(frame[l3_at + 12:l3_at + 16]), bytes(frame[l3_at + 16:l3_at + 20])
+        segment = bytes(frame[l4_at:l3_at + total_len])
+        pseudo = src + dst + struct.pack("!xBH", frame[l3_at + 9], len(segment))
+    struct.pack_into("!H", frame, l4_at + checksum_offset, 0)
+    segment = bytes(frame[l4_at:l4_at + len(segment)])
+    struct.pack_into("!H", frame, l4_at + checksum_offset, inet_checksum(pseudo + segment))
+
+
+# ---------------------------------------------------------------------------------------------
+# File-format variants: the same kind of Ethernet traffic in other containers.
+
+
+def sample_ethernet_traffic(seed):
+    """A short, typical Ethernet conversation: ARP, DNS, a TCP/HTTP exchange, a ping, IPv6."""
+    rng = random.Random(seed)
+    query, response = dns_exchanges()[0]
+    conn = TcpConn(CLIENT, SERVER, 59000 + seed % 100, 80, eth_link(CLIENT, SERVER),
+                   cisn=rng.getrandbits(32), sisn=rng.getrandbits(32), rng=rng)
+    return [
+        arp_frame(CLIENT.mac, BROADCAST, 1, CLIENT.mac, CLIENT.ip4, ZERO_MAC, GATEWAY.ip4),
+        arp_frame(GATEWAY.mac, CLIENT.mac, 2, GATEWAY.mac, GATEWAY.ip4, CLIENT.mac, CLIENT.ip4,
+                  bytes(18)),
+        eth(CLIENT, RESOLVER) / ip4(CLIENT, RESOLVER, id=1) / UDP(sport=47001, dport=53)
+        / Raw(query),
+        eth(RESOLVER, CLIENT) / ip4(RESOLVER, CLIENT, id=2) / UDP(sport=53, dport=47001)
+        / Raw(response),
+        conn.seg(True, "S"),
+        conn.seg(False, "SA"),
+        conn.seg(True, "A"),
+        conn.seg(True, "PA", http_request("/variant")),
+        conn.seg(False, "A"),
+        conn.seg(False, "PA", http_response(filler_text(rng, 700))),
+        conn.seg(True, "A"),
+        conn.seg(True, "FA"),
+        conn.seg(False, "FA"),
+        conn.seg(True, "A"),
+        eth(CLIENT, GATEWAY) / ip4(CLIENT, SERVER, id=3) / ICMP(type=8, id=7, seq=1)
+        / Raw(b"variant ping"),
+        eth(GATEWAY, CLIENT) / ip4(SERVER, CLIENT, id=4, ttl=55) / ICMP(type=0, id=7, seq=1)
+        / Raw(b"variant ping"),
+        eth(CLIENT, GATEWAY) / Dot1Q(vlan=10) / ip6(CLIENT, SERVER)
+        / UDP(sport=47002, dport=9999) / Raw(b"tagged v6"),
+    ]
+
+
+def fixture_big_endian():
+    cap = Capture(14)
+    for pkt in sample_ethernet_traffic(14):
+        cap.add(pkt, gap_us=3217)
+    return cap
+
+
+def fixture_nanosecond():
+    cap = Capture(15)
+    for i, pkt in enumerate(sample_ethernet_traffic(15)):
+        # About 2 ms apart, each time with its own non-zero digits below the microsecond.
+        target_ns = (cap.now_ns // 1000 + 2000) * 1000 + 1 + (347 * i + 122) % 999
+        cap.add(pkt, gap_us=0, gap_ns=target_ns - cap.now_ns)
+    # A last frame 999 ns after the previous one: only a nanosecond reader tells them apart.
+    cap.add(sample_ethernet_traffic(15)[-1], gap_us=0, gap_ns=999)
+    return cap
+
+
+PcapngFile = namedtuple("PcapngFile", "section_options interfaces packets statistics byteorder")
+
+
+def fixture_multi_pcapng():
+    """Three interfaces, interleaved: Ethernet (microseconds, the default resolution), raw IP
+    with if_tsresol 9 (nanoseconds), and Linux cooked v1 with if_tsresol 3 (milliseconds)."""
+    interfaces = [
+        (LINKTYPE_ETHERNET, SNAPLEN, [(2, b"eth0"), (3, b"wired, 1 Gb/s")]),
+        (LINKTYPE_RAW, SNAPLEN, [(2, b"tun0"), (9, b"\x09")]),
+        (LINKTYPE_LINUX_SLL, 128, [(2, b"any"), (9, b"\x03")]),
+    ]
+    ethernet = [bytes(p) for p in sample_ethernet_traffic(16)]
+    raw = [bytes(p) for p in raw_ipv4_traffic()[:6] + raw_ipv6_traffic()[5:9]]
+    cooked = [sll_header(pt, hrd, ll, et) + bytes(p)
+              for pt, hrd, ll, _ifi, et, p in cooked_traffic()[:10]]
+    now = T0_NS + 16 * MINUTE_NS
+    packets = []
+    streams = [(0, ethernet), (1, raw), (2, cooked)]
+    i = 0
+    while any(stream for _ifid, stream in streams):
+        for interface_id, stream in streams:
+            if not stream:
+                continue
+            data = stream.pop(0)
+            # Each interface's clock only has its own resolution; round to it here so that the
+            # written value is exact.
+            now += 1_234_567 + 1_111 * i
+            i += 1
+            units = {0: 1000, 1: 1, 2: 1_000_000}[interface_id]
+            ts = now - now % units
+            wire_len = len(data)
+            snaplen = interfaces[interface_id][1]
+            options = []
+            if i == 5:
+                options.append((1, b"a comment on one packet"))
+            packets.append((interface_id, ts, data[:snaplen], wire_len, options))
+    section_options = [(2, b"x86_64"), (3, b"Linux"), (4, b"netpipe-fast scripts/gen-pcaps.py")]
+    statistics = [(0, now, [(4, struct.pack("<Q", 17)), (5, struct.pack("<Q", 0))]),
+                  (1, now, [(4, struct.pack("<Q", 10)), (5, struct.pack("<Q", 0))])]
+    return PcapngFile(section_options, interfaces, packets, statistics, "<")
+
+
+def fixture_big_endian_pcapng():
+    """A big-endian section with two Ethernet interfaces (so libpcap-based tools read it too):
+    eth0 at the default microsecond resolution, eth1 with if_tsresol 9."""
+    interfaces = [
+        (LINKTYPE_ETHERNET, SNAPLEN, [(2, b"eth0")]),
+        (LINKTYPE_ETHERNET, SNAPLEN, [(2, b"eth1"), (9, b"\x09")]),
+    ]
+    now = T0_NS + 17 * MINUTE_NS
+    packets = []
+    for i, pkt in enumerate(sample_ethernet_traffic(17)):
+        interface_id = i % 2
+        now += 1_500_000 + 7_777 * i + 1
+        ts = now - now % 1000 if interface_id == 0 else now
+        packets.append((interface_id, ts, bytes(pkt), len(pkt), []))
+    section_options = [(4, b"netpipe-fast scripts/gen-pcaps.py")]
+    return PcapngFile(section_options, interfaces, packets, (), ">")
+
+
+# ---------------------------------------------------------------------------------------------
+# mixed.pcap: a few thousand flows' worth of ordinary traffic, for benches.
+
+# Ports scapy binds a dissector to; mixed traffic avoids them as ephemeral ports so that every
+# oracle sees the same layers.
+SCAPY_BOUND_PORTS = {48879}
+
+
+class MixedNet:
+    """The hosts, URL paths and names the mixed capture's flows pick from."""
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.clients = [Host("00:00:5e:00:53:%02x" % (0x0A + i), "192.0.2.%d" % (10 + i),
+                             "2001:db8::%x" % (0x10 + i),
+                             "fe80::200:5eff:fe00:53%02x" % (0x0A + i)) for i in range(6)]
+        self.servers = [Host(GATEWAY.mac, "198.51.100.%d" % (20 + i), "2001:db8:1::%x" % (0x20 + i),
+                             None) for i in range(5)]
+        self.paths = ["/", "/index.html", "/static/app.js", "/static/style.css", "/api/v1/items",
+                      "/img/logo.png", "/favicon.ico", "/news/2026/11/29", "/search?q=netpipe"]
+        self.names = ["www.example.com.", "api.example.com.", "cdn.example.net.",
+                      "mail.example.org.", "static.example.com.", "ntp.example.net.",
+                      "login.example.com.", "files.example.org."]
+
+    def port(self):
+        while True:
+            port = self.rng.randint(32768, 60999)
+            if port not in SCAPY_BOUND_PORTS:
+                return port
+
+
+def mixed_http_flow(net, rng, client, server, v6=False, vlan=None):
+    """One HTTP request/response on its own connection; returns [(offset_ns, frame)]."""
+    def link(from_client):
+        base = eth(client, server) if from_client else eth(server, client)
+        return base / Dot1Q(prio=vlan[1], vlan=vlan[0]) if vlan else base
+
+    conn = TcpConn(client, server, net.port(), 80, link, v6=v6, cisn=rng.getrandbits(32),
+                   sisn=rng.getrandbits(32), ip_id=(rng.getrandbits(16), 0), rng=rng)
+    rtt = rng.randint(8, 60) * 1000_000 // 4  # 2..15 ms
+    frames = []
+    t = 0
+
+    def emit(delay_ns, frame):
+        nonlocal t
+        t += delay_ns
+        frames.append((t, frame))
+
+    emit(0, conn.seg(True, "S"))
+    emit(rtt, conn.seg(False, "SA", ip={"id": 0} if not v6 else None))
+    emit(50_000, conn.seg(True, "A"))
+    path = rng.choice(net.paths)
+    cookie = b"Cookie: session=" + b"%032x" % rng.getrandbits(128) + b"\r\n" \
+        if rng.random() < 0.6 else b""
+    emit(40_000, conn.seg(True, "PA", http_request(path, extra=cookie)))
+    size = rng.choice([0, 600, 2800, 4300, 5700, 7200, 9000, 12000, 15000])
+    size += rng.randint(0, 1400)
+    if size == 0 or rng.random() < 0.15:
+        response = b"HTTP/1.1 304 Not Modified\r\nServer: fixture\r\nETag: \"%08x\"\r\n\r\n" \
+            % rng.getrandbits(32)
+    else:
+        response = http_response(filler_text(rng, size))
+    emit(rtt, conn.seg(False, "A"))
+    pieces = chunks(response, 1448)
+    for n, piece in enumerate(pieces):
+        last = n == len(pieces) - 1
+        emit(rng.randint(20, 400) * 1000, conn.seg(False, "PA" if last else "A", piece))
+        if n % 2 == 1 or last:
+            emit(rng.randint(30, 200) * 1000, conn.seg(True, "A"))
+    emit(rng.randint(1, 50) * 1000_000, conn.seg(True, "FA"))
+    emit(rtt, conn.seg(False, "FA"))
+    emit(40_000, conn.seg(True, "A"))
+    return frames
+
+
+def mixed_dns_flow(net, rng, client, v6=False, vlan=None):
+    name = rng.choice(net.names)
+    qtype = rng.choice([DNS_A, DNS_A, DNS_A, DNS_AAAA, DNS_AAAA, DNS_MX, DNS_TXT, DNS_PTR])
+    ident = rng.getrandbits(16)
+    opt = [rr_opt()] if rng.random() < 0.5 else []
+    if qtype == DNS_PTR:
+        name = "%d.2.0.192.in-addr.arpa." % rng.randint(1, 254)
+    query = dns_message(ident, dns_flags(), qd=[(name, qtype, CLASS_IN)], ar=opt)
+    answers = []
+    if qtype == DNS_A:
+        answers = [rr(name, DNS_A, rd_a("198.51.100.%d" % rng.randint(20, 24)),
+                      rng.randint(30, 3600))
+                   for _ in range(rng.randint(1, 3))]
+    elif qtype == DNS_AAAA:
+        answers = [rr(name, DNS_AAAA, rd_aaaa("2001:db8:1::%x" % rng.randint(0x20, 0x24)))]
+    elif qtype == DNS_MX:
+        answers = [rr(name, DNS_MX, rd_mx(10, "mx1." + name)),
+                   rr(name, DNS_MX, rd_mx(20, "mx2." + name))]
+    elif qtype == DNS_TXT:
+        answers = [rr(name, DNS_TXT, rd_txt(b"v=spf1 -all", b"id=%08x" % rng.getrandbits(32)))]
+    else:
+        answers = [rr(name, DNS_PTR, rd_name(rng.choice(net.names)))]
+    nxdomain = rng.random() < 0.08
+    soa = rd_soa("ns1.example.com.", "hostmaster.example.com.", 2026112900, 7200, 3600,
+                 1209600, 300)
+    if nxdomain:
+        response = dns_message(ident, dns_flags(qr=1, ra=1, rcode=3), qd=[(name, qtype, CLASS_IN)],
+                               ns=[rr("example.com.", DNS_SOA, soa)], ar=opt)
+    else:
+        response = dns_message(ident, dns_flags(qr=1, ra=1), qd=[(name, qtype, CLASS_IN)],
+                               an=answers, ar=opt)
+    sport = net.port()
+    frames = []
+    for t, src, dst, s, d, msg in ((0, client, RESOLVER, sport, 53, query),
+                                   (rng.randint(300, 30000) * 1000, RESOLVER, client, 53, sport,
+                                    response)):
+        l2 = eth(src, dst)
+        if vlan:
+            l2 = l2 / Dot1Q(prio=vlan[1], vlan=vlan[0])
+        l3 = ip6(src, dst) if v6 else ip4(src, dst, id=rng.getrandbits(16))
+        frames.append((t, l2 / l3 / UDP(sport=s, dport=d) / Raw(msg)))
+    return frames
+
+
+def mixed_icmp_flow(net, rng, client):
+    server = rng.choice(net.servers)
+    ident = rng.getrandbits(16)
+    payload = bytes(range(0x10, 0x10 + 48))
+    frames = []
+    t = 0
+    for seq in range(1, rng.randint(2, 6)):
+        frames.append((t, eth(client, GATEWAY)
+                       / ip4(client, server, id=rng.getrandbits(16), flags="DF")
+                       / ICMP(type=8, id=ident, seq=seq) / Raw(payload)))
+        if rng.random() < 0.9:
+            frames.append((t + rng.randint(5, 40) * 1000_000, eth(GATEWAY, client)
+                           / ip4(server, client, id=rng.getrandbits(16), ttl=55)
+                           / ICMP(type=0, id=ident, seq=seq) / Raw(payload)))
+        else:
+            probe = bytes(ip4(client, server, id=1, flags="DF") / ICMP(type=8, id=ident, seq=seq)
+                          / Raw(payload))
+            frames.append((t + 3000_000_000, eth(GATEWAY, client)
+                           / ip4(ROUTER, client, id=rng.getrandbits(16), ttl=250)
+                           / ICMP(type=3, code=1) / Raw(probe[:28])))
+        t += 1000_000_000
+    return frames
+
+
+def mixed_arp_flow(net, rng, client):
+    target = rng.choice(net.clients + [GATEWAY, RESOLVER])
+    if target.ip4 == client.ip4:
+        target = GATEWAY
+    frames = [(0, arp_frame(client.mac, BROADCAST, 1, client.mac, client.ip4, ZERO_MAC,
+                            target.ip4))]
+    frames.append((rng.randint(100, 900) * 1000, arp_frame(
+        target.mac, client.mac, 2, target.mac, target.ip4, client.mac, client.ip4, bytes(18))))
+    return frames
+
+
+def mixed_ipv6_misc_flow(net, rng, client):
+    """ICMPv6 echo, or neighbour solicitation/advertisement."""
+    server = rng.choice(net.servers)
+    if rng.random() < 0.5:
+        ident = rng.getrandbits(16)
+        data = bytes(range(56))
+        return [(0, eth(client, GATEWAY) / ip6(client, server)
+                 / ICMPv6EchoRequest(id=ident, seq=1, data=data)),
+                (rng.randint(5, 40) * 1000_000, eth(GATEWAY, client) / ip6(server, client, hlim=55)
+                 / ICMPv6EchoReply(id=ident, seq=1, data=data))]
+    solicited = "ff02::1:ff00:1"
+    return [(0, eth(client, "33:33:ff:00:00:01") / ip6(client.ll6, solicited, hlim=255)
+             / ICMPv6ND_NS(tgt=GATEWAY.ll6) / ICMPv6NDOptSrcLLAddr(lladdr=client.mac)),
+            (rng.randint(100, 900) * 1000, eth(GATEWAY, client) / ip6(GATEWAY.ll6, client.ll6,
+                                                                     hlim=255)
+             / ICMPv6ND_NA(R=1, S=1, O=1, tgt=GATEWAY.ll6)
+             / ICMPv6NDOptDstLLAddr(lladdr=GATEWAY.mac))]
+
+
+MIXED_PACKETS = 13620
+MIXED_SECONDS = 600
+
+
+def fixture_mixed():
+    rng = random.Random(13620)
+    net = MixedNet(rng)
+    # Flow kinds with weights chosen so the packet shares land near REFERENCE.md's fixture:
+    # TCP/HTTP about 55 %, then DNS, IPv6, VLAN, ICMP, ARP.
+    kinds = [("http", 370), ("http6", 30), ("vlan_http", 30), ("dns", 1300), ("dns6", 300),
+             ("vlan_dns", 300), ("icmp", 150), ("icmp6", 260), ("arp", 300)]
+    total_weight = sum(weight for _kind, weight in kinds)
+    timeline = []
+    count = 0
+    flow_no = 0
+    while count < MIXED_PACKETS + 200:
+        pick = rng.randrange(total_weight)
+        for kind, weight in kinds:
+            if pick < weight:
+                break
+            pick -= weight
+        client = rng.choice(net.clients)
+        vlan = (rng.choice([10, 20, 30]), rng.choice([0, 0, 3, 5]))
+        if kind == "http":
+            frames = mixed_http_flow(net, rng, client, rng.choice(net.servers))
+        elif kind == "http6":
+            frames = mixed_http_flow(net, rng, client, rng.choice(net.servers), v6=True)
+        elif kind == "vlan_http":
+            frames = mixed_http_flow(net, rng, client, rng.choice(net.servers), vlan=vlan)
+        elif kind == "dns":
+            frames = mixed_dns_flow(net, rng, client)
+        elif kind == "dns6":
+            frames = mixed_dns_flow(net, rng, client, v6=True)
+        elif kind == "vlan_dns":
+            frames = mixed_dns_flow(net, rng, client, vlan=vlan)
+        elif kind == "icmp":
+            frames = mixed_icmp_flow(net, rng, client)
+        elif kind == "icmp6":
+            frames = mixed_ipv6_misc_flow(net, rng, client)
+        else:
+            frames = mixed_arp_flow(net, rng, client)
+        start = rng.randrange(MIXED_SECONDS * 1_000_000) * 1000  # whole microseconds
+        for offset, frame in frames:
+            timeline.append((start + offset - offset % 1000, flow_no, len(timeline), bytes(frame)))
+        count += len(frames)
+        flow_no += 1
+    timeline.sort()
+    cap = Capture(20)
+    base = cap.now_ns
+    for ts, _flow, _n, data in timeline[:MIXED_PACKETS]:
+        cap.records.append(Record(base + ts, data, len(data)))
+    return cap
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv):
+    outdir = argv[1] if len(argv) > 1 else os.path.normpath(
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pcaps"))
+    os.makedirs(outdir, exist_ok=True)
+    random.seed(0)  # in case scapy ever reaches for the global generator
+
+    def pcap(name, fixture, **kw):
+        cap = fixture()
+        write_pcap(os.path.join(outdir, name), cap.linktype, cap.records, **kw)
+        print("%-24s %6d packets  linktype %d" % (name, len(cap.records), cap.linktype))
+
+    def pcapng(name, fixture):
+        ng = fixture()
+        write_pcapng(os.path.join(outdir, name), ng.section_options, ng.interfaces, ng.packets,
+                     ng.statistics, ng.byteorder)
+        print("%-24s %6d packets  linktypes %s" % (
+            name, len(ng.packets), ", ".join(str(i[0]) for i in ng.interfaces)))
+
+    pcap("ethernet-ipv4-tcp.pcap", fixture_ethernet_ipv4_tcp)
+    pcap("ethernet-udp-dns.pcap", fixture_ethernet_udp_dns)
+    pcap("ethernet-icmp.pcap", fixture_ethernet_icmp)
+    pcap("ethernet-arp.pcap", fixture_ethernet_arp)
+    pcap("ethernet-ipv6.pcap", fixture_ethernet_ipv6)
+    pcap("vlan.pcap", fixture_vlan)
+    pcap("sll.pcap", fixture_sll)
+    pcap("sll2.pcap", fixture_sll2)
+    pcap("raw-ip.pcap", fixture_raw_ip)
+    pcap("raw-ipv4.pcap", fixture_raw_ipv4)
+    pcap("raw-ipv6.pcap", fixture_raw_ipv6)
+    pcap("bsd-loopback.pcap", fixture_bsd_loopback)
+    pcap("padding.pcap", fixture_padding)
+    pcap("malformed.pcap", fixture_malformed)
+    pcap("big-endian.pcap", fixture_big_endian, byteorder=">")
+    pcap("nanosecond.pcap", fixture_nanosecond, nanosecond=True)
+    pcapng("multi.pcapng", fixture_multi_pcapng)
+    pcapng("big-endian.pcapng", fixture_big_endian_pcapng)
+    pcap("mixed.pcap", fixture_mixed)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: installs what the build needs (libpcap-dev), builds the
+# release binary, and runs it. With no arguments it turns the bundled pcaps/mixed.pcap into
+# JSON lines on stdout; any arguments are passed to netpipe-fast instead, e.g.
+#   scripts/run.sh read pcaps/ethernet-udp-dns.pcap --filter 'udp port 53'
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+if [ "$(dpkg-query -W -f='${db:Status-Status}' libpcap-dev 2>/dev/null || true)" != installed ]; then
+  echo "scripts/run.sh: installing libpcap-dev (needed to compile filter expressions)" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libpcap-dev </dev/null >&2
+fi
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
+cargo build --release --quiet --bin netpipe-fast >&2
+
+if [ "$#" -eq 0 ]; then
+  set -- read pcaps/mixed.pcap
+fi
+exec target/release/netpipe-fast "$@"
