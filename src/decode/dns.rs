@@ -205,6 +205,53 @@ pub fn edns_options(rdata: &[u8]) -> impl Iterator<Item = (u16, u16, &[u8])> {
     })
 }
 
+/// An EDNS(0) Client Subnet option (RFC 7871), shown field by field as scapy does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientSubnet {
+    pub family: u16,
+    pub source_plen: u8,
+    pub scope_plen: u8,
+    /// The address prefix, zero-filled to a whole address.
+    pub address: SubnetAddr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubnetAddr {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+/// Decodes option code 8 the way scapy's `EDNS0ClientSubnet` does: `source_plen / 8` address
+/// bytes, zero-filled. `None` (shown as plain option data) when the prefix is not a whole
+/// number of bytes or the bytes are missing.
+pub fn client_subnet(code: u16, data: &[u8]) -> Option<ClientSubnet> {
+    if code != 8 || data.len() < 4 {
+        return None;
+    }
+    let family = u16::from_be_bytes([data[0], data[1]]);
+    let (source_plen, scope_plen) = (data[2], data[3]);
+    let addr_len = if family == 2 { 16 } else { 4 };
+    let take = (usize::from(source_plen) / 8).min(addr_len);
+    let prefix = data.get(4..4 + take)?;
+    let pad = (addr_len * 8).saturating_sub(usize::from(source_plen)) / 8;
+    if take + pad < addr_len {
+        return None;
+    }
+    let mut full = [0u8; 16];
+    full[..take].copy_from_slice(prefix);
+    let address = if family == 2 {
+        SubnetAddr::V6(full)
+    } else {
+        SubnetAddr::V4([full[0], full[1], full[2], full[3]])
+    };
+    Some(ClientSubnet {
+        family,
+        source_plen,
+        scope_plen,
+        address,
+    })
+}
+
 /// Validates every name and record so that encoding can walk the message without surprises.
 fn validate(msg: &[u8]) -> Result<usize, ErrorKind> {
     if msg.len() < 12 {

@@ -84,8 +84,9 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: boo
     } else {
         note(pkt, LayerName::Ip, ErrorKind::BadLength);
     }
-    if hdr.frag() != 0 {
-        // A non-first fragment: its payload is not a transport header.
+    if hdr.frag() != 0 && hdr.proto != 41 {
+        // A non-first fragment: its payload is not a transport header. (scapy binds IPv6
+        // in IPv4 without looking at the fragment offset; so do we.)
         return Next::Stop;
     }
     Next::IpProto {
@@ -101,7 +102,8 @@ pub(crate) fn by_proto(proto: u8, quoted: bool) -> Next {
         4 => Next::Ipv4 { quoted },
         6 => Next::Tcp { quoted },
         17 => Next::Udp { quoted },
-        41 if !quoted => Next::Ipv6 { quoted: false },
+        // IPv6 in IPv4, also inside an ICMP error, is a plain IPv6 header (as in scapy).
+        41 => Next::Ipv6 { quoted: false },
         _ => Next::Stop,
     }
 }

@@ -167,9 +167,11 @@ pub(crate) fn by_next_header<'a>(
             return Next::Stop;
         }
     }
+    // After an extension header the next layer is looked up as for plain IPv6, even inside
+    // an ICMPv6 error (scapy's extension-header classes do not know they are quoted).
     Next::Ipv6Nh {
         nh: rest[0],
-        quoted,
+        quoted: false,
     }
 }
 

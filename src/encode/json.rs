@@ -795,7 +795,21 @@ fn write_record(out: &mut Vec<u8>, msg: &[u8], r: &dns::Record<'_>) {
             out.extend_from_slice(b"{\"optcode\":");
             push_u64(out, u64::from(code));
             num!(out, "optlen", u64::from(len));
-            hex_field!(out, "optdata", data);
+            match dns::client_subnet(code, data) {
+                Some(ecs) => {
+                    num!(out, "family", u64::from(ecs.family));
+                    num!(out, "source_plen", u64::from(ecs.source_plen));
+                    num!(out, "scope_plen", u64::from(ecs.scope_plen));
+                    key!(out, "address");
+                    out.push(b'"');
+                    match ecs.address {
+                        dns::SubnetAddr::V4(a) => push_ipv4(out, &a),
+                        dns::SubnetAddr::V6(a) => push_ipv6(out, &a),
+                    }
+                    out.push(b'"');
+                }
+                None => hex_field!(out, "optdata", data),
+            }
             out.push(b'}');
         }
         out.extend_from_slice(b"]}");
