@@ -46,9 +46,25 @@ fn hex_block(block: &[u8; 16]) -> [u8; 32] {
     text
 }
 
+/// Appends a 6-byte MAC address as `aa:bb:cc:dd:ee:ff` in one fixed-size copy.
+#[inline]
+pub fn push_mac6(out: &mut Vec<u8>, mac: &[u8; 6]) {
+    let mut text = [b':'; 17];
+    for (i, &b) in mac.iter().enumerate() {
+        let pair = HEX_PAIRS[usize::from(b)];
+        text[3 * i] = pair[0];
+        text[3 * i + 1] = pair[1];
+    }
+    out.extend_from_slice(&text);
+}
+
 /// Appends a MAC address as `aa:bb:cc:dd:ee:ff` (any length; bytes joined by colons).
 #[inline]
 pub fn push_mac(out: &mut Vec<u8>, mac: &[u8]) {
+    if let Ok(m) = <&[u8; 6]>::try_from(mac) {
+        push_mac6(out, m);
+        return;
+    }
     for (i, &b) in mac.iter().enumerate() {
         if i > 0 {
             out.push(b':');
@@ -68,74 +84,95 @@ static DEC_PAIRS: [[u8; 2]; 100] = {
     t
 };
 
-/// Appends an integer in decimal: the digits are built two at a time in a fixed 20-byte
-/// array, which is appended whole (an inline copy, no call) and then trimmed.
-#[inline]
+/// Appends an integer in decimal: appends a fixed 20-byte window (an inline copy, no call),
+/// writes the digits into its front from the right, then trims it. (Measured faster here
+/// than two-digit tables that return a buffer by value.)
+///
+/// Numbers below 100 (most header fields) take an inlined path; longer ones a shared one.
+#[inline(always)]
 pub fn push_u64(out: &mut Vec<u8>, v: u64) {
     if v < 10 {
         out.push(b'0' + v as u8);
-        return;
+    } else if v < 100 {
+        out.extend_from_slice(&DEC_PAIRS[v as usize]);
+    } else {
+        push_u64_long(out, v);
     }
-    let (buf, digits) = match u32::try_from(v) {
-        // Most numbers fit 32 bits, where division is cheaper.
-        Ok(small) => digits_u32(small),
-        Err(_) => digits_u64(v),
-    };
+}
+
+#[inline(never)]
+fn push_u64_long(out: &mut Vec<u8>, v: u64) {
+    let digits = v.checked_ilog10().unwrap_or(0) as usize + 1;
     let start = out.len();
-    out.extend_from_slice(&buf);
+    out.extend_from_slice(&[0u8; 20]);
+    if let Some(window) = out.get_mut(start..start + digits) {
+        match u32::try_from(v) {
+            // Most numbers fit 32 bits, where division is cheaper.
+            Ok(n) => fill_u32(window, n),
+            Err(_) => fill_pairs_u64(window, v),
+        }
+    }
     out.truncate(start + digits);
 }
 
-/// Left-aligned decimal digits of `n` and their count.
-#[inline]
-fn digits_u32(mut n: u32) -> ([u8; 20], usize) {
-    let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
-    let mut buf = [0u8; 20];
-    let mut i = digits.min(20);
-    while i >= 2 {
-        let pair = DEC_PAIRS[(n % 100) as usize];
-        n /= 100;
-        i -= 2;
-        buf[i] = pair[0];
-        buf[i + 1] = pair[1];
+/// Fills `window` (exactly as long as the number has digits). The low four digits and the
+/// rest are computed from one split, so the two division chains run side by side.
+#[inline(always)]
+fn fill_u32(window: &mut [u8], n: u32) {
+    let len = window.len();
+    if len > 4 {
+        let (high, low) = (n / 10_000, n % 10_000);
+        let (a, b) = (
+            DEC_PAIRS[(low / 100) as usize],
+            DEC_PAIRS[(low % 100) as usize],
+        );
+        window[len - 4] = a[0];
+        window[len - 3] = a[1];
+        window[len - 2] = b[0];
+        window[len - 1] = b[1];
+        fill_pairs_u32(&mut window[..len - 4], high);
+    } else {
+        fill_pairs_u32(window, n);
     }
-    if i == 1 {
-        buf[0] = b'0' + n as u8;
-    }
-    (buf, digits)
 }
 
-#[inline]
-fn digits_u64(mut n: u64) -> ([u8; 20], usize) {
-    let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
-    let mut buf = [0u8; 20];
-    let mut i = digits.min(20);
+/// Fills `window` (exactly as long as the number has digits) two digits per division.
+#[inline(always)]
+fn fill_pairs_u32(window: &mut [u8], mut n: u32) {
+    let mut i = window.len();
     while i >= 2 {
         let pair = DEC_PAIRS[(n % 100) as usize];
         n /= 100;
         i -= 2;
-        buf[i] = pair[0];
-        buf[i + 1] = pair[1];
+        window[i] = pair[0];
+        window[i + 1] = pair[1];
     }
     if i == 1 {
-        buf[0] = b'0' + n as u8;
+        window[0] = b'0' + n as u8;
     }
-    (buf, digits)
+}
+
+#[inline(always)]
+fn fill_pairs_u64(window: &mut [u8], mut n: u64) {
+    let mut i = window.len();
+    while i >= 2 {
+        let pair = DEC_PAIRS[(n % 100) as usize];
+        n /= 100;
+        i -= 2;
+        window[i] = pair[0];
+        window[i + 1] = pair[1];
+    }
+    if i == 1 {
+        window[0] = b'0' + n as u8;
+    }
 }
 
 /// Appends exactly nine digits (zero-padded), for the nanosecond part of a timestamp.
 #[inline]
-pub fn push_nine_digits(out: &mut Vec<u8>, mut n: u32) {
+pub fn push_nine_digits(out: &mut Vec<u8>, n: u32) {
+    let n = n % 1_000_000_000;
     let mut buf = [b'0'; 9];
-    let mut i = 9;
-    while i > 1 {
-        let pair = DEC_PAIRS[(n % 100) as usize];
-        n /= 100;
-        i -= 2;
-        buf[i] = pair[0];
-        buf[i + 1] = pair[1];
-    }
-    buf[0] = b'0' + (n % 10) as u8;
+    fill_u32(&mut buf, n);
     out.extend_from_slice(&buf);
 }
 

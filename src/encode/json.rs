@@ -2,7 +2,7 @@
 //! buffer. No intermediate tree, no per-packet allocation once the buffer has grown.
 
 use super::hex::{
-    push_hex, push_ipv4, push_ipv6, push_latin1_escaped, push_mac, push_nine_digits,
+    push_hex, push_ipv4, push_ipv6, push_latin1_escaped, push_mac, push_mac6, push_nine_digits,
     push_str_escaped, push_u64,
 };
 use crate::decode::arp::{AddrForm, Arp};
@@ -90,6 +90,8 @@ impl JsonEncoder {
 
     /// Appends the message for `pkt` and a newline to `out`.
     pub fn encode(&mut self, out: &mut Vec<u8>, meta: &FrameMeta, pkt: &Packet<'_>) {
+        // One reservation per packet: hex doubles the payload, headers add well under 2 KiB.
+        out.reserve(2 * (pkt.raw.len() + pkt.padding.len()) + 2048);
         out.extend_from_slice(b"{\"data\":{");
         write_layers(out, pkt);
         out.extend_from_slice(b"},\"created\":\"");
@@ -168,27 +170,47 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// Tracks layer keys already written so a repeated one gets `_2`, `_3`, ...
 struct Keys {
+    /// Keys written so far (`n` of them), with how often each occurred.
     seen: [(&'static str, u8); MAX_LAYERS],
     n: usize,
+    /// A cheap signature per key seen, so the common case (no repeat) skips the search.
+    signatures: u64,
 }
 
 impl Keys {
+    #[inline]
     fn new() -> Keys {
         Keys {
             seen: [("", 0); MAX_LAYERS],
             n: 0,
+            signatures: 0,
         }
     }
 
-    /// Writes `"key":` (with a leading comma after the first) and the suffix if repeated.
+    #[inline]
+    fn signature(key: &str) -> u64 {
+        let b = key.as_bytes();
+        let last = b.last().copied().unwrap_or(0);
+        1u64 << ((b.len() * 7 + usize::from(last)) % 64)
+    }
+
+    /// Writes `"key":{` (with a leading comma after the first) and the suffix if repeated.
+    #[inline]
     fn open(&mut self, out: &mut Vec<u8>, key: &'static str) {
         if self.n > 0 {
             out.push(b',');
         }
         out.push(b'"');
         out.extend_from_slice(key.as_bytes());
+        let sig = Keys::signature(key);
         let mut count = 1u8;
-        if let Some(e) = self.seen[..self.n].iter_mut().find(|(k, _)| *k == key) {
+        let repeat = if self.signatures & sig != 0 {
+            self.seen[..self.n].iter_mut().find(|(k, _)| *k == key)
+        } else {
+            None
+        };
+        self.signatures |= sig;
+        if let Some(e) = repeat {
             e.1 = e.1.saturating_add(1);
             count = e.1;
         } else if self.n < MAX_LAYERS {
@@ -214,18 +236,18 @@ fn write_layers(out: &mut Vec<u8>, pkt: &Packet<'_>) {
             Layer::Ether(h) => {
                 keys.open(out, "ether");
                 out.extend_from_slice(b"\"dst\":\"");
-                push_mac(out, &h.dst);
+                push_mac6(out, &h.dst);
                 out.extend_from_slice(b"\",\"src\":\"");
-                push_mac(out, &h.src);
+                push_mac6(out, &h.src);
                 out.extend_from_slice(b"\",\"type\":");
                 push_u64(out, u64::from(h.ether_type.get()));
             }
             Layer::Dot3(h) => {
                 keys.open(out, "dot3");
                 out.extend_from_slice(b"\"dst\":\"");
-                push_mac(out, &h.dst);
+                push_mac6(out, &h.dst);
                 out.extend_from_slice(b"\",\"src\":\"");
-                push_mac(out, &h.src);
+                push_mac6(out, &h.src);
                 out.extend_from_slice(b"\",\"len\":");
                 push_u64(out, u64::from(h.ether_type.get()));
             }
