@@ -173,3 +173,70 @@ pub(crate) fn decode_nd_option<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -
     cur.advance(len);
     Next::NdOptions
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{decode, LinkType};
+
+    fn ipv6(nh: u8, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u16;
+        let mut f = vec![0x60, 0, 0, 0, (len >> 8) as u8, len as u8, nh, 255];
+        f.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 2]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn neighbor_solicitation_with_options() {
+        let mut ns = vec![135, 0, 0x12, 0x34, 0, 0, 0, 0];
+        ns.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        ns.extend_from_slice(&[1, 1, 0, 0, 0x5e, 0, 0x53, 1]);
+        ns.extend_from_slice(&[5, 1, 0, 0, 0, 0, 5, 220]);
+        let f = ipv6(58, &ns);
+        let p = decode(LinkType::Ipv6, &f);
+        let kinds: Vec<_> = p
+            .layers()
+            .filter_map(|l| match l {
+                Layer::Icmpv6(m) => Some(m.kind.key()),
+                Layer::NdOption(o) => Some(o.kind.key()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["icmpv6nd_ns", "icmpv6ndoptsrclladdr", "icmpv6ndoptmtu"]
+        );
+        assert!(p.raw.is_empty() && p.error.is_none());
+    }
+
+    #[test]
+    fn echo_keeps_data_and_short_messages_are_truncated() {
+        let f = ipv6(58, &[128, 0, 0, 0, 0, 7, 0, 1, b'h', b'i']);
+        let p = decode(LinkType::Ipv6, &f);
+        let Some(Layer::Icmpv6(m)) = p.layers().nth(1) else {
+            panic!("{p:?}")
+        };
+        assert_eq!(
+            (m.kind, m.be16(4), &m.bytes[8..]),
+            (Icmpv6Kind::EchoRequest, 7, &b"hi"[..])
+        );
+        let f = ipv6(58, &[135, 0, 0, 0, 0, 0]);
+        let p = decode(LinkType::Ipv6, &f);
+        assert_eq!(p.layer_count(), 1);
+        assert_eq!(p.error.unwrap().kind, ErrorKind::Truncated);
+    }
+
+    #[test]
+    fn errors_quote_the_datagram() {
+        let inner = ipv6(17, &[0, 53, 0, 53, 0, 8, 0, 0]);
+        let mut msg = vec![1, 4, 0, 0, 0, 0, 0, 0];
+        msg.extend_from_slice(&inner);
+        let f = ipv6(58, &msg);
+        let p = decode(LinkType::Ipv6, &f);
+        assert_eq!(p.layer_count(), 4);
+        assert!(matches!(p.layers().nth(2), Some(Layer::Ipv6(i)) if i.quoted));
+        assert!(matches!(p.layers().nth(3), Some(Layer::Udp(u)) if u.quoted));
+    }
+}

@@ -51,3 +51,74 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: boo
         Next::Stop
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::decode::{decode, Layer, LinkType};
+
+    fn udp_in_ipv4(
+        sport: u16,
+        dport: u16,
+        udp_len: u16,
+        payload: &[u8],
+        trailer: &[u8],
+    ) -> Vec<u8> {
+        let total = 20 + 8 + payload.len() as u16;
+        let mut f = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            17,
+            0,
+            0,
+        ];
+        f.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&dport.to_be_bytes());
+        f.extend_from_slice(&udp_len.to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(payload);
+        f.extend_from_slice(trailer);
+        f
+    }
+
+    #[test]
+    fn length_splits_payload_and_padding() {
+        // UDP says 8 + 3 bytes; the IP payload has 5: two bytes of UDP-level padding, then
+        // the IP trailer.
+        let f = udp_in_ipv4(4000, 9999, 11, b"abcde", &[0xee]);
+        let p = decode(LinkType::Ipv4, &f);
+        assert!(matches!(p.layers().nth(1), Some(Layer::Udp(_))));
+        assert_eq!(p.raw, b"abc");
+        assert_eq!(p.padding, &[b'd', b'e', 0xee]);
+        assert!(p.error.is_none());
+    }
+
+    #[test]
+    fn short_length_is_flagged_and_trims_like_scapy() {
+        let f = udp_in_ipv4(4000, 9999, 6, b"abcde", &[]);
+        let p = decode(LinkType::Ipv4, &f);
+        assert_eq!(p.raw, b"abc");
+        assert_eq!(p.padding, b"de");
+        assert_eq!(p.error.unwrap().kind, crate::decode::ErrorKind::BadLength);
+    }
+
+    #[test]
+    fn dns_ports() {
+        let mut dns = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        dns.extend_from_slice(b"\x07example\x00\x00\x01\x00\x01");
+        for (s, d) in [(5353, 5353), (40000, 53), (53, 40000)] {
+            let f = udp_in_ipv4(s, d, 8 + dns.len() as u16, &dns, &[]);
+            let p = decode(LinkType::Ipv4, &f);
+            assert!(matches!(p.layers().nth(2), Some(Layer::Dns(_))), "{s}->{d}");
+        }
+        let f = udp_in_ipv4(40000, 5355, 8 + dns.len() as u16, &dns, &[]);
+        assert_eq!(decode(LinkType::Ipv4, &f).layer_count(), 2);
+    }
+}
