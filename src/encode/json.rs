@@ -5,6 +5,7 @@ use super::hex::{
     push_hex, push_ipv4, push_ipv6, push_latin1_escaped, push_mac, push_mac6, push_nine_digits,
     push_str_escaped, push_u64,
 };
+use super::out::Out;
 use crate::decode::arp::{AddrForm, Arp};
 use crate::decode::dns::{self, Dns, RdataNames};
 use crate::decode::icmp::{self, Icmp};
@@ -13,7 +14,7 @@ use crate::decode::ipv4::Ipv4;
 use crate::decode::ipv6::{ExtHeader, ExtKind, Ipv6};
 use crate::decode::tcp::{Tcp, TcpOptions};
 use crate::decode::udp::Udp;
-use crate::decode::{Layer, Packet, MAX_LAYERS};
+use crate::decode::{Layer, Packet};
 
 // Field writers. The names are literals, so each key token is a constant of known length
 // and the compiler copies it inline (no call per field).
@@ -79,8 +80,12 @@ impl JsonEncoder {
     /// `source_host` is the `source` value of every message (`SOURCE_HOST`, default
     /// `localdev`).
     pub fn new(source_host: &str) -> JsonEncoder {
-        let mut source_json = Vec::with_capacity(source_host.len() + 2);
-        push_str_escaped(&mut source_json, source_host);
+        // Escaping grows a byte to at most six (`\u00XX`).
+        let mut source_json = vec![0u8; 6 * source_host.len()];
+        let mut out = Out::new(&mut source_json);
+        push_str_escaped(&mut out, source_host);
+        let n = out.len();
+        source_json.truncate(n);
         JsonEncoder {
             source_json,
             cached_sec: i64::MIN,
@@ -90,8 +95,42 @@ impl JsonEncoder {
 
     /// Appends the message for `pkt` and a newline to `out`.
     pub fn encode(&mut self, out: &mut Vec<u8>, meta: &FrameMeta, pkt: &Packet<'_>) {
-        // One reservation per packet: hex doubles the payload, headers add well under 2 KiB.
-        out.reserve(2 * (pkt.raw.len() + pkt.padding.len()) + 2048);
+        let start = out.len();
+        let end = self.encode_at(out, start, meta, pkt);
+        out.truncate(end);
+    }
+
+    /// Writes the message for `pkt` and a newline into `buf` at offset `used` and returns the
+    /// new end. `buf.len()` is treated as room to write in, not as content: it is grown
+    /// (zero-filled) only when the packet might not fit, so a buffer reused across packets is
+    /// never cleared or re-zeroed. This is the workers' path.
+    pub fn encode_at(
+        &mut self,
+        buf: &mut Vec<u8>,
+        used: usize,
+        meta: &FrameMeta,
+        pkt: &Packet<'_>,
+    ) -> usize {
+        let bound = size_bound(pkt);
+        if buf.len() < used + bound {
+            buf.resize(used + bound, 0);
+        }
+        let written = {
+            let mut out = Out::new(&mut buf[used..]);
+            self.write_message(&mut out, meta, pkt);
+            if !out.overflowed() {
+                return used + out.len();
+            }
+            out.len()
+        };
+        // The estimate was short (it should not be): grow to the exact size and write again.
+        buf.resize(used + written, 0);
+        let mut out = Out::new(&mut buf[used..]);
+        self.write_message(&mut out, meta, pkt);
+        used + out.len()
+    }
+
+    fn write_message(&mut self, out: &mut Out<'_>, meta: &FrameMeta, pkt: &Packet<'_>) {
         out.extend_from_slice(b"{\"data\":{");
         write_layers(out, pkt);
         out.extend_from_slice(b"},\"created\":\"");
@@ -128,6 +167,25 @@ impl JsonEncoder {
         }
         out.extend_from_slice(b"}\n");
     }
+}
+
+/// An upper bound of the message size for `pkt`, so it can be written without growing the
+/// buffer: hex doubles payload and padding, a DNS message can grow at most about twelve-fold
+/// (escaped name bytes, per-record keys), every other layer stays well under 512 bytes.
+fn size_bound(pkt: &Packet<'_>) -> usize {
+    let mut n = 512 + 2 * (pkt.raw.len() + pkt.padding.len());
+    for layer in pkt.layers() {
+        n += match layer {
+            Layer::Dns(d) => 512 + 16 * d.msg.len(),
+            Layer::Ipv6Ext(e) => 512 + 16 * e.bytes.len(),
+            Layer::Icmpv6(i) => 512 + 2 * i.bytes.len(),
+            Layer::Ipv4(ip) => 512 + 2 * ip.bytes.len(),
+            Layer::Tcp(t) => 512 + 16 * t.bytes.len(),
+            Layer::Arp(a) => 512 + 4 * a.addrs.len(),
+            _ => 512,
+        };
+    }
+    n
 }
 
 /// `%Y-%m-%d %H:%M:%S` in UTC for seconds since the epoch (proleptic Gregorian calendar).
@@ -168,73 +226,83 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// Tracks layer keys already written so a repeated one gets `_2`, `_3`, ...
-struct Keys {
-    /// Keys written so far (`n` of them), with how often each occurred.
-    seen: [(&'static str, u8); MAX_LAYERS],
-    n: usize,
-    /// A cheap signature per key seen, so the common case (no repeat) skips the search.
-    signatures: u64,
+/// The JSON key stem of a layer: scapy's class name in lower case.
+fn layer_key(layer: &Layer<'_>) -> &'static str {
+    match layer {
+        Layer::Ether(_) => "ether",
+        Layer::Dot3(_) => "dot3",
+        Layer::Vlan { ad: true, .. } => "dot1ad",
+        Layer::Vlan { ad: false, .. } => "dot1q",
+        Layer::Sll(_) => "cookedlinux",
+        Layer::Sll2(_) => "cookedlinuxv2",
+        Layer::Loopback(_) => "loopback",
+        Layer::Arp(_) => "arp",
+        Layer::Ipv4(ip) if ip.quoted => "iperror",
+        Layer::Ipv4(_) => "ip",
+        Layer::Ipv6(ip) if ip.quoted => "iperror6",
+        Layer::Ipv6(_) => "ipv6",
+        Layer::Ipv6Ext(e) => e.kind.key(),
+        Layer::Icmp(i) if i.quoted => "icmperror",
+        Layer::Icmp(_) => "icmp",
+        Layer::Icmpv6(i) => i.kind.key(),
+        Layer::NdOption(o) => o.kind.key(),
+        Layer::Tcp(t) if t.quoted => "tcperror",
+        Layer::Tcp(_) => "tcp",
+        Layer::Udp(u) if u.quoted => "udperror",
+        Layer::Udp(_) => "udp",
+        Layer::Dns(_) => "dns",
+    }
 }
 
-impl Keys {
-    #[inline]
-    fn new() -> Keys {
-        Keys {
-            seen: [("", 0); MAX_LAYERS],
-            n: 0,
-            signatures: 0,
-        }
-    }
+/// A cheap signature of a key, so the common case (no key repeats) needs no search.
+#[inline]
+fn key_signature(key: &str) -> u64 {
+    let b = key.as_bytes();
+    let last = b.last().copied().unwrap_or(0);
+    1u64 << ((b.len() * 7 + usize::from(last)) % 64)
+}
 
-    #[inline]
-    fn signature(key: &str) -> u64 {
-        let b = key.as_bytes();
-        let last = b.last().copied().unwrap_or(0);
-        1u64 << ((b.len() * 7 + usize::from(last)) % 64)
+/// Writes `"key":{` for the layer at `index` (with a leading comma after the first), with a
+/// `_2`, `_3`, ... suffix when an earlier layer had the same key.
+#[inline]
+fn open_layer(
+    out: &mut Out<'_>,
+    pkt: &Packet<'_>,
+    index: usize,
+    layer: &Layer<'_>,
+    signatures: &mut u64,
+) {
+    let key = layer_key(layer);
+    if index > 0 {
+        out.push(b',');
     }
-
-    /// Writes `"key":{` (with a leading comma after the first) and the suffix if repeated.
-    #[inline]
-    fn open(&mut self, out: &mut Vec<u8>, key: &'static str) {
-        if self.n > 0 {
-            out.push(b',');
-        }
-        out.push(b'"');
-        out.extend_from_slice(key.as_bytes());
-        let sig = Keys::signature(key);
-        let mut count = 1u8;
-        let repeat = if self.signatures & sig != 0 {
-            self.seen[..self.n].iter_mut().find(|(k, _)| *k == key)
-        } else {
-            None
-        };
-        self.signatures |= sig;
-        if let Some(e) = repeat {
-            e.1 = e.1.saturating_add(1);
-            count = e.1;
-        } else if self.n < MAX_LAYERS {
-            self.seen[self.n] = (key, 1);
-        }
-        // Count the layer even when it repeats, so the comma logic stays right.
-        self.n = (self.n + 1).min(MAX_LAYERS);
-        if count > 1 {
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    let sig = key_signature(key);
+    if *signatures & sig != 0 {
+        let earlier = pkt
+            .layers()
+            .take(index)
+            .filter(|l| layer_key(l) == key)
+            .count();
+        if earlier > 0 {
             out.push(b'_');
-            push_u64(out, u64::from(count));
+            push_u64(out, earlier as u64 + 1);
         }
-        out.extend_from_slice(b"\":{");
     }
+    *signatures |= sig;
+    out.extend_from_slice(b"\":{");
 }
 
-fn write_layers(out: &mut Vec<u8>, pkt: &Packet<'_>) {
-    let mut keys = Keys::new();
+fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) {
+    let mut signatures = 0u64;
     // `raw` and `padding` are written once each even if the layer budget is full.
     let mut any = false;
-    for layer in pkt.layers() {
+    for (index, layer) in pkt.layers().enumerate() {
         any = true;
+        open_layer(out, pkt, index, layer, &mut signatures);
         match layer {
             Layer::Ether(h) => {
-                keys.open(out, "ether");
                 out.extend_from_slice(b"\"dst\":\"");
                 push_mac6(out, &h.dst);
                 out.extend_from_slice(b"\",\"src\":\"");
@@ -243,7 +311,6 @@ fn write_layers(out: &mut Vec<u8>, pkt: &Packet<'_>) {
                 push_u64(out, u64::from(h.ether_type.get()));
             }
             Layer::Dot3(h) => {
-                keys.open(out, "dot3");
                 out.extend_from_slice(b"\"dst\":\"");
                 push_mac6(out, &h.dst);
                 out.extend_from_slice(b"\",\"src\":\"");
@@ -251,15 +318,13 @@ fn write_layers(out: &mut Vec<u8>, pkt: &Packet<'_>) {
                 out.extend_from_slice(b"\",\"len\":");
                 push_u64(out, u64::from(h.ether_type.get()));
             }
-            Layer::Vlan { hdr, ad } => {
-                keys.open(out, if *ad { "dot1ad" } else { "dot1q" });
+            Layer::Vlan { hdr, .. } => {
                 num_first!(out, "prio", u64::from(hdr.prio()));
                 num!(out, "id", u64::from(hdr.dei()));
                 num!(out, "vlan", u64::from(hdr.vlan()));
                 num!(out, "type", u64::from(hdr.ether_type.get()));
             }
             Layer::Sll(h) => {
-                keys.open(out, "cookedlinux");
                 num_first!(out, "pkttype", u64::from(h.pkttype.get()));
                 num!(out, "lladdrtype", u64::from(h.lladdrtype.get()));
                 num!(out, "lladdrlen", u64::from(h.lladdrlen.get()));
@@ -267,7 +332,6 @@ fn write_layers(out: &mut Vec<u8>, pkt: &Packet<'_>) {
                 num!(out, "proto", u64::from(h.proto.get()));
             }
             Layer::Sll2(h) => {
-                keys.open(out, "cookedlinuxv2");
                 num_first!(out, "proto", u64::from(h.proto.get()));
                 num!(out, "reserved", u64::from(h.reserved.get()));
                 num!(out, "ifindex", u64::from(h.ifindex.get()));
@@ -277,47 +341,36 @@ fn write_layers(out: &mut Vec<u8>, pkt: &Packet<'_>) {
                 hex_field!(out, "src", &h.src);
             }
             Layer::Loopback(t) => {
-                keys.open(out, "loopback");
                 num_first!(out, "type", u64::from(*t));
             }
             Layer::Arp(a) => {
-                keys.open(out, "arp");
                 write_arp(out, a);
             }
             Layer::Ipv4(ip) => {
-                keys.open(out, if ip.quoted { "iperror" } else { "ip" });
                 write_ipv4(out, ip);
             }
             Layer::Ipv6(ip) => {
-                keys.open(out, if ip.quoted { "iperror6" } else { "ipv6" });
                 write_ipv6(out, ip);
             }
             Layer::Ipv6Ext(e) => {
-                keys.open(out, e.kind.key());
                 write_ext(out, e);
             }
             Layer::Icmp(i) => {
-                keys.open(out, if i.quoted { "icmperror" } else { "icmp" });
                 write_icmp(out, i);
             }
             Layer::Icmpv6(i) => {
-                keys.open(out, i.kind.key());
                 write_icmpv6(out, i);
             }
             Layer::NdOption(o) => {
-                keys.open(out, o.kind.key());
                 write_nd_option(out, o);
             }
             Layer::Tcp(t) => {
-                keys.open(out, if t.quoted { "tcperror" } else { "tcp" });
                 write_tcp(out, t);
             }
             Layer::Udp(u) => {
-                keys.open(out, if u.quoted { "udperror" } else { "udp" });
                 write_udp(out, u);
             }
             Layer::Dns(d) => {
-                keys.open(out, "dns");
                 write_dns(out, d);
             }
         }
@@ -342,7 +395,7 @@ fn write_layers(out: &mut Vec<u8>, pkt: &Packet<'_>) {
 // ---- field helpers: `first` variants omit the leading comma ----
 
 #[inline]
-fn key(out: &mut Vec<u8>, name: &str, first: bool) {
+fn key(out: &mut Out<'_>, name: &str, first: bool) {
     if !first {
         out.push(b',');
     }
@@ -352,12 +405,12 @@ fn key(out: &mut Vec<u8>, name: &str, first: bool) {
 }
 
 #[inline]
-fn field(out: &mut Vec<u8>, name: &str, v: u64) {
+fn field(out: &mut Out<'_>, name: &str, v: u64) {
     key(out, name, false);
     push_u64(out, v);
 }
 
-fn push_ipv4_or_hex(out: &mut Vec<u8>, a: &[u8]) {
+fn push_ipv4_or_hex(out: &mut Out<'_>, a: &[u8]) {
     out.push(b'"');
     match <&[u8; 4]>::try_from(a) {
         Ok(a4) => push_ipv4(out, a4),
@@ -366,7 +419,7 @@ fn push_ipv4_or_hex(out: &mut Vec<u8>, a: &[u8]) {
     out.push(b'"');
 }
 
-fn push_ipv6_or_hex(out: &mut Vec<u8>, a: &[u8]) {
+fn push_ipv6_or_hex(out: &mut Out<'_>, a: &[u8]) {
     out.push(b'"');
     match <&[u8; 16]>::try_from(a) {
         Ok(a16) => push_ipv6(out, a16),
@@ -375,7 +428,7 @@ fn push_ipv6_or_hex(out: &mut Vec<u8>, a: &[u8]) {
     out.push(b'"');
 }
 
-fn write_arp(out: &mut Vec<u8>, a: &Arp<'_>) {
+fn write_arp(out: &mut Out<'_>, a: &Arp<'_>) {
     let h = a.hdr;
     num_first!(out, "hwtype", u64::from(h.hwtype.get()));
     num!(out, "ptype", u64::from(h.ptype.get()));
@@ -408,7 +461,7 @@ fn write_arp(out: &mut Vec<u8>, a: &Arp<'_>) {
     }
 }
 
-fn write_ipv4(out: &mut Vec<u8>, ip: &Ipv4<'_>) {
+fn write_ipv4(out: &mut Out<'_>, ip: &Ipv4<'_>) {
     let Some((h, options)) = ip.split() else {
         return;
     };
@@ -427,7 +480,7 @@ fn write_ipv4(out: &mut Vec<u8>, ip: &Ipv4<'_>) {
     hex_field!(out, "options", options);
 }
 
-fn write_ipv6(out: &mut Vec<u8>, ip: &Ipv6<'_>) {
+fn write_ipv6(out: &mut Out<'_>, ip: &Ipv6<'_>) {
     let h = ip.hdr;
     num_first!(out, "version", u64::from(h.version()));
     num!(out, "tc", u64::from(h.tc()));
@@ -439,7 +492,7 @@ fn write_ipv6(out: &mut Vec<u8>, ip: &Ipv6<'_>) {
     ipv6_field!(out, "dst", &h.dst);
 }
 
-fn write_ext(out: &mut Vec<u8>, e: &ExtHeader<'_>) {
+fn write_ext(out: &mut Out<'_>, e: &ExtHeader<'_>) {
     num_first!(out, "nh", u64::from(e.nh()));
     match e.kind {
         ExtKind::HopByHop | ExtKind::DestOpt => {
@@ -473,7 +526,7 @@ fn write_ext(out: &mut Vec<u8>, e: &ExtHeader<'_>) {
     }
 }
 
-fn write_icmp(out: &mut Vec<u8>, i: &Icmp<'_>) {
+fn write_icmp(out: &mut Out<'_>, i: &Icmp<'_>) {
     let t = i.icmp_type();
     num_first!(out, "type", u64::from(t));
     num!(out, "code", u64::from(i.code()));
@@ -522,7 +575,7 @@ fn write_icmp(out: &mut Vec<u8>, i: &Icmp<'_>) {
     }
 }
 
-fn write_icmpv6(out: &mut Vec<u8>, i: &Icmpv6<'_>) {
+fn write_icmpv6(out: &mut Out<'_>, i: &Icmpv6<'_>) {
     num_first!(out, "type", u64::from(i.byte(0)));
     num!(out, "code", u64::from(i.byte(1)));
     num!(out, "cksum", u64::from(i.be16(2)));
@@ -567,7 +620,7 @@ fn write_icmpv6(out: &mut Vec<u8>, i: &Icmpv6<'_>) {
     }
 }
 
-fn write_nd_option(out: &mut Vec<u8>, o: &NdOption<'_>) {
+fn write_nd_option(out: &mut Out<'_>, o: &NdOption<'_>) {
     num_first!(out, "type", u64::from(o.byte(0)));
     num!(out, "len", u64::from(o.byte(1)));
     match o.kind {
@@ -639,7 +692,7 @@ fn sub(b: &[u8], from: usize, to: usize) -> &[u8] {
     b.get(from..to.min(b.len())).unwrap_or(&[])
 }
 
-fn write_tcp(out: &mut Vec<u8>, t: &Tcp<'_>) {
+fn write_tcp(out: &mut Out<'_>, t: &Tcp<'_>) {
     let Some((h, options)) = t.split() else {
         return;
     };
@@ -718,7 +771,7 @@ fn write_tcp(out: &mut Vec<u8>, t: &Tcp<'_>) {
     out.push(b'}');
 }
 
-fn write_udp(out: &mut Vec<u8>, u: &Udp<'_>) {
+fn write_udp(out: &mut Out<'_>, u: &Udp<'_>) {
     let h = u.hdr;
     num_first!(out, "sport", u64::from(h.sport.get()));
     num!(out, "dport", u64::from(h.dport.get()));
@@ -727,7 +780,7 @@ fn write_udp(out: &mut Vec<u8>, u: &Udp<'_>) {
 }
 
 /// Writes a DNS name as a JSON string; `root` is what an empty name shows as.
-fn dns_name(out: &mut Vec<u8>, msg: &[u8], at: usize, root: &[u8]) {
+fn dns_name(out: &mut Out<'_>, msg: &[u8], at: usize, root: &[u8]) {
     out.push(b'"');
     let start = out.len();
     // Validated at decode time; an error here cannot happen, and would only cut the name.
@@ -741,7 +794,7 @@ fn dns_name(out: &mut Vec<u8>, msg: &[u8], at: usize, root: &[u8]) {
     out.push(b'"');
 }
 
-fn write_dns(out: &mut Vec<u8>, d: &Dns<'_>) {
+fn write_dns(out: &mut Out<'_>, d: &Dns<'_>) {
     let first = match d.tcp_length {
         Some(len) => {
             num_first!(out, "length", u64::from(len));
@@ -797,7 +850,7 @@ fn write_dns(out: &mut Vec<u8>, d: &Dns<'_>) {
     }
 }
 
-fn write_record(out: &mut Vec<u8>, msg: &[u8], r: &dns::Record<'_>) {
+fn write_record(out: &mut Out<'_>, msg: &[u8], r: &dns::Record<'_>) {
     out.extend_from_slice(b"{\"rrname\":");
     dns_name(out, msg, r.name_at, b".");
     num!(out, "type", u64::from(r.rtype));

@@ -1,5 +1,6 @@
 //! Encoders: the packet JSON writer and the formatting primitives it uses.
 pub mod hex;
 pub mod json;
+pub mod out;
 
 pub use json::{FrameMeta, JsonEncoder};

@@ -12,8 +12,11 @@ pub const BATCH_PACKETS: usize = 1024;
 pub struct JsonBatch {
     /// Position in the source's order (the publisher writes batches in this order).
     pub seq: u64,
-    /// The JSON lines, each ending in `\n`.
+    /// The JSON lines, each ending in `\n`, are `buf[..used]`. The vector's length is only
+    /// room to write in (see `JsonEncoder::encode_at`); it is never cleared, so a reused
+    /// batch is never zero-filled again.
     pub buf: Vec<u8>,
+    pub used: usize,
     /// End offset of each message in `buf`.
     pub ends: Vec<u32>,
 }
@@ -23,6 +26,7 @@ impl JsonBatch {
         JsonBatch {
             seq: 0,
             buf: Vec::with_capacity(BATCH_BYTES + 64 * 1024),
+            used: 0,
             ends: Vec::with_capacity(BATCH_PACKETS),
         }
     }
@@ -36,14 +40,19 @@ impl JsonBatch {
     }
 
     pub fn is_full(&self) -> bool {
-        self.buf.len() >= BATCH_BYTES || self.ends.len() >= BATCH_PACKETS
+        self.used >= BATCH_BYTES || self.ends.len() >= BATCH_PACKETS
     }
 
-    /// Marks the end of the message just appended to `buf`.
-    pub fn commit(&mut self) {
+    /// The serialised messages.
+    pub fn bytes(&self) -> &[u8] {
+        self.buf.get(..self.used).unwrap_or(&self.buf)
+    }
+
+    /// Records that the message just written ends at `end`.
+    pub fn commit(&mut self, end: usize) {
+        self.used = end;
         // Batches stay far below 4 GiB (BATCH_BYTES plus one message).
-        self.ends
-            .push(u32::try_from(self.buf.len()).unwrap_or(u32::MAX));
+        self.ends.push(u32::try_from(end).unwrap_or(u32::MAX));
     }
 
     /// The messages, each without its trailing newline.
@@ -58,7 +67,7 @@ impl JsonBatch {
     }
 
     pub fn clear(&mut self) {
-        self.buf.clear();
+        self.used = 0;
         self.ends.clear();
     }
 }

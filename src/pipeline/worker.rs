@@ -33,7 +33,9 @@ impl Worker {
         if let Some(e) = pkt.error {
             self.stats.malformed[e.kind.index()] += 1;
         }
-        self.encoder.encode(&mut batch.buf, meta, &pkt);
-        batch.commit();
+        let end = self
+            .encoder
+            .encode_at(&mut batch.buf, batch.used, meta, &pkt);
+        batch.commit(end);
     }
 }

@@ -69,7 +69,7 @@ struct StdoutSink;
 
 impl Sink for StdoutSink {
     fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
-        io::stdout().lock().write_all(&batch.buf)
+        io::stdout().lock().write_all(batch.bytes())
     }
     fn flush(&mut self) -> io::Result<()> {
         io::stdout().lock().flush()
@@ -82,7 +82,7 @@ struct FileSink {
 
 impl Sink for FileSink {
     fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
-        self.file.write_all(&batch.buf)
+        self.file.write_all(batch.bytes())
     }
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()

@@ -1,0 +1,80 @@
+//! A write cursor over a pre-sized byte slice.
+//!
+//! Appending to a `Vec<u8>` field by field re-reads and re-stores the vector's length around
+//! every write (the bytes written may alias it, as far as the compiler knows). The encoder
+//! instead writes through a slice with the position in a local, checks room with one slice
+//! bound per write, and never panics: a write that does not fit is skipped but still counted,
+//! so the caller learns the exact size needed and encodes again into a larger buffer.
+
+/// Cursor over `buf`; `pos` may run past the end (see [`Out::overflowed`]).
+pub struct Out<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> Out<'a> {
+    #[inline(always)]
+    pub fn new(buf: &'a mut [u8]) -> Out<'a> {
+        Out { buf, pos: 0 }
+    }
+
+    /// Bytes written (or that would have been written).
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.pos
+    }
+
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.pos == 0
+    }
+
+    /// True when some write did not fit; the output is then incomplete.
+    #[inline(always)]
+    pub fn overflowed(&self) -> bool {
+        self.pos > self.buf.len()
+    }
+
+    #[inline(always)]
+    pub fn push(&mut self, b: u8) {
+        if let Some(d) = self.buf.get_mut(self.pos) {
+            *d = b;
+        }
+        self.pos += 1;
+    }
+
+    #[inline(always)]
+    pub fn extend_from_slice(&mut self, s: &[u8]) {
+        if let Some(d) = self.buf.get_mut(self.pos..self.pos + s.len()) {
+            d.copy_from_slice(s);
+        }
+        self.pos += s.len();
+    }
+
+    /// The next `n` bytes to fill in place (`None` if they do not fit); the cursor moves past
+    /// them either way.
+    #[inline(always)]
+    pub fn window(&mut self, n: usize) -> Option<&mut [u8]> {
+        let start = self.pos;
+        self.pos += n;
+        self.buf.get_mut(start..start + n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overflow_is_counted_not_written() {
+        let mut buf = [0u8; 4];
+        let mut o = Out::new(&mut buf);
+        o.extend_from_slice(b"abc");
+        o.extend_from_slice(b"de");
+        o.push(b'f');
+        assert!(o.overflowed());
+        assert_eq!(o.len(), 6);
+        assert!(o.window(3).is_none());
+        assert_eq!(&buf, b"abc\0");
+    }
+}
