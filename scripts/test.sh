@@ -184,11 +184,16 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
-step "cargo test --release --all-targets"
-cargo test --release --all-targets
-
+step "cargo test --release --all-targets (and documentation examples)"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --release --all-targets 2>&1 | tee "$log"
 # --all-targets leaves out documentation examples; they are part of "everything".
-step "cargo test --release --doc"
-cargo test --release --doc
+cargo test --release --doc 2>&1 | tee -a "$log"
+# One closing line for the whole run, added up over every test binary.
+read -r passed failed < <(awk '/^test result:/ {
+    for (i = 1; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i }
+  } END { print p + 0, f + 0 }' "$log")
 
 step "all checks passed in $((SECONDS - started_at))s"
+echo "tests: ${passed} passed, ${failed} failed"

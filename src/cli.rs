@@ -33,7 +33,7 @@ pub struct ReadArgs {
     pub output: String,
 
     /// Keep only packets matching this tcpdump filter expression (compiled by libpcap).
-    #[arg(short, long, value_name = "EXPR", env = "NETWORK_FILTER")]
+    #[arg(short, long, value_name = "EXPR")]
     pub filter: Option<String>,
 
     /// Stop after N packets (after the filter).

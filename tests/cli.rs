@@ -228,32 +228,12 @@ fn top_level_keys(line: &str) -> Vec<String> {
     keys
 }
 
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), by counting 400-year
-/// eras of 146,097 days from 0000-03-01 (so the leap day ends a year).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// `%Y-%m-%d %H:%M:%S` in UTC for a time in nanoseconds since the epoch.
+/// `%Y-%m-%d %H:%M:%S` in UTC for a time in nanoseconds since the epoch, by the library's
+/// formatter (whose calendar arithmetic its unit tests check against known dates); here the
+/// point is that `created` and `time_ns` describe the same instant.
 fn utc_text(time_ns: u64) -> String {
     let secs = (time_ns / 1_000_000_000) as i64;
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    String::from_utf8_lossy(&netpipe_fast::encode::json::format_created(secs)).into_owned()
 }
 
 /// Parses one output line and checks the envelope of docs/FORMAT.md.

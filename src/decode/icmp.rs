@@ -2,7 +2,7 @@
 //! exactly as scapy 2.5's conditional fields lay them out. Error messages (types 3, 4, 5, 11,
 //! 12) quote the offending datagram, decoded as `iperror` and friends.
 
-use super::{fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
+use super::{bytes, fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
 
 /// Types whose 4 bytes after the checksum are identifier and sequence number.
 pub const ID_SEQ_TYPES: [u8; 10] = [0, 8, 13, 14, 15, 16, 17, 18, 37, 38];
@@ -55,19 +55,13 @@ impl Icmp<'_> {
         self.bytes[1]
     }
     pub fn be16(&self, at: usize) -> u16 {
-        match self.bytes.get(at..at + 2) {
-            Some(b) => u16::from_be_bytes([b[0], b[1]]),
-            None => 0,
-        }
+        bytes::be16(self.bytes, at)
     }
     pub fn be32(&self, at: usize) -> u32 {
-        match self.bytes.get(at..at + 4) {
-            Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            None => 0,
-        }
+        bytes::be32(self.bytes, at)
     }
     pub fn byte(&self, at: usize) -> u8 {
-        self.bytes.get(at).copied().unwrap_or(0)
+        bytes::byte(self.bytes, at)
     }
 }
 

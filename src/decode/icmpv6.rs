@@ -1,7 +1,7 @@
 //! ICMPv6 (RFC 4443) and Neighbor Discovery (RFC 4861): the message types scapy 2.5 gives
 //! classes of their own that netpipe-fast decodes, and the ND options after them.
 
-use super::{fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
+use super::{bytes, fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
 
 /// The ICMPv6 message classes decoded (scapy class names in lower case).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,19 +69,13 @@ pub struct Icmpv6<'a> {
 
 impl Icmpv6<'_> {
     pub fn be16(&self, at: usize) -> u16 {
-        match self.bytes.get(at..at + 2) {
-            Some(b) => u16::from_be_bytes([b[0], b[1]]),
-            None => 0,
-        }
+        bytes::be16(self.bytes, at)
     }
     pub fn be32(&self, at: usize) -> u32 {
-        match self.bytes.get(at..at + 4) {
-            Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            None => 0,
-        }
+        bytes::be32(self.bytes, at)
     }
     pub fn byte(&self, at: usize) -> u8 {
-        self.bytes.get(at).copied().unwrap_or(0)
+        bytes::byte(self.bytes, at)
     }
 }
 
@@ -113,13 +107,10 @@ pub struct NdOption<'a> {
 
 impl NdOption<'_> {
     pub fn be32(&self, at: usize) -> u32 {
-        match self.bytes.get(at..at + 4) {
-            Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            None => 0,
-        }
+        bytes::be32(self.bytes, at)
     }
     pub fn byte(&self, at: usize) -> u8 {
-        self.bytes.get(at).copied().unwrap_or(0)
+        bytes::byte(self.bytes, at)
     }
 }
 

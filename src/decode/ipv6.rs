@@ -1,7 +1,7 @@
 //! IPv6 (RFC 8200) and its extension headers: hop-by-hop options, routing, fragment and
 //! destination options. Inside an ICMPv6 error the header is scapy's `IPerror6`.
 
-use super::{fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
+use super::{bytes, fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
 use zerocopy::network_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
@@ -77,9 +77,7 @@ impl<'a> ExtHeader<'a> {
     /// Routing header: routing type, segments left, the 32-bit reserved word.
     pub fn routing_fields(&self) -> (u8, u8, u32) {
         let b = self.bytes;
-        let get = |i: usize| b.get(i).copied().unwrap_or(0);
-        let reserved = u32::from_be_bytes([get(4), get(5), get(6), get(7)]);
-        (get(2), get(3), reserved)
+        (bytes::byte(b, 2), bytes::byte(b, 3), bytes::be32(b, 4))
     }
     /// Routing header: the addresses (whole 16-byte chunks after the first 8 bytes).
     pub fn addresses(&self) -> impl Iterator<Item = &'a [u8]> {

@@ -8,6 +8,7 @@
 //! and field names the JSON message keeps (see `docs/FORMAT.md`).
 
 pub mod arp;
+pub mod bytes;
 pub mod dns;
 pub mod ethernet;
 pub mod icmp;

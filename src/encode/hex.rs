@@ -136,28 +136,13 @@ fn fill_u32(window: &mut [u8], n: u32) {
         window[len - 3] = a[1];
         window[len - 2] = b[0];
         window[len - 1] = b[1];
-        fill_pairs_u32(&mut window[..len - 4], high);
+        fill_pairs_u64(&mut window[..len - 4], u64::from(high));
     } else {
-        fill_pairs_u32(window, n);
+        fill_pairs_u64(window, u64::from(n));
     }
 }
 
 /// Fills `window` (exactly as long as the number has digits) two digits per division.
-#[inline(always)]
-fn fill_pairs_u32(window: &mut [u8], mut n: u32) {
-    let mut i = window.len();
-    while i >= 2 {
-        let pair = DEC_PAIRS[(n % 100) as usize];
-        n /= 100;
-        i -= 2;
-        window[i] = pair[0];
-        window[i + 1] = pair[1];
-    }
-    if i == 1 {
-        window[0] = b'0' + n as u8;
-    }
-}
-
 #[inline(always)]
 fn fill_pairs_u64(window: &mut [u8], mut n: u64) {
     let mut i = window.len();

@@ -7,6 +7,7 @@ use super::hex::{
 };
 use super::out::Out;
 use crate::decode::arp::{AddrForm, Arp};
+use crate::decode::bytes;
 use crate::decode::dns::{self, Dns, RdataNames};
 use crate::decode::icmp::{self, Icmp};
 use crate::decode::icmpv6::{Icmpv6, Icmpv6Kind, NdOptKind, NdOption};
@@ -673,18 +674,12 @@ fn tcp_option_name(kind: u8) -> Option<&'static str> {
 
 /// Big-endian u16 at the start of `b` (0 if `b` is shorter).
 fn be_u16(b: &[u8]) -> u64 {
-    match b {
-        [x, y, ..] => u64::from(u16::from_be_bytes([*x, *y])),
-        _ => 0,
-    }
+    u64::from(bytes::be16(b, 0))
 }
 
 /// Big-endian u32 at the start of `b` (0 if `b` is shorter).
 fn be_u32(b: &[u8]) -> u64 {
-    match b {
-        [w, x, y, z, ..] => u64::from(u32::from_be_bytes([*w, *x, *y, *z])),
-        _ => 0,
-    }
+    u64::from(bytes::be32(b, 0))
 }
 
 /// `b[from..to]`, or what exists of it.
