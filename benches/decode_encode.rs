@@ -12,7 +12,7 @@
 //! Under `cargo test --all-targets` each bench runs once, as a smoke test.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use netpipe_fast::decode::{decode, LinkType};
+use netpipe_fast::decode::{decode, decode_with, LinkType};
 use netpipe_fast::encode::{FrameMeta, JsonEncoder};
 use netpipe_fast::source::pcap_file::CaptureReader;
 use std::hint::black_box;
@@ -80,8 +80,9 @@ fn benches(c: &mut Criterion) {
         let mut used = 0usize;
         b.iter(|| {
             for &(link, start, end, meta) in &all.frames {
-                let pkt = decode(link, &all.bytes[start..end]);
-                used = enc.encode_at(&mut out, used, &meta, &pkt);
+                used = decode_with(link, &all.bytes[start..end], |pkt| {
+                    enc.encode_at(&mut out, used, &meta, pkt)
+                });
                 if used >= FLUSH_BYTES {
                     black_box(&out[..used]);
                     used = 0;

@@ -232,7 +232,8 @@ pub const MAX_LAYERS: usize = 16;
 /// A decoded frame. `layers[..len]` are valid; `raw` and `padding` are sub-slices of the frame.
 #[derive(Clone, Copy, Debug)]
 pub struct Packet<'a> {
-    layers: [Option<Layer<'a>>; MAX_LAYERS],
+    /// `layers[..len]` are the decoded layers; the rest are placeholders, never read.
+    layers: [Layer<'a>; MAX_LAYERS],
     len: usize,
     /// Bytes after the last decoded layer (scapy's `Raw`).
     pub raw: &'a [u8],
@@ -245,7 +246,7 @@ pub struct Packet<'a> {
 impl<'a> Packet<'a> {
     fn new() -> Packet<'a> {
         Packet {
-            layers: [None; MAX_LAYERS],
+            layers: [Layer::Loopback(0); MAX_LAYERS],
             len: 0,
             raw: &[],
             padding: &[],
@@ -255,7 +256,7 @@ impl<'a> Packet<'a> {
 
     /// The decoded layers, outermost first.
     pub fn layers(&self) -> impl Iterator<Item = &Layer<'a>> {
-        self.layers[..self.len].iter().flatten()
+        self.layers[..self.len].iter()
     }
 
     pub fn layer_count(&self) -> usize {
@@ -264,7 +265,7 @@ impl<'a> Packet<'a> {
 
     fn push(&mut self, layer: Layer<'a>) -> bool {
         if self.len < MAX_LAYERS {
-            self.layers[self.len] = Some(layer);
+            self.layers[self.len] = layer;
             self.len += 1;
             true
         } else {
@@ -350,6 +351,20 @@ impl<'a> Cursor<'a> {
 /// Decodes one frame captured on `link`.
 pub fn decode(link: LinkType, frame: &[u8]) -> Packet<'_> {
     let mut pkt = Packet::new();
+    decode_into(&mut pkt, link, frame);
+    pkt
+}
+
+/// Decodes one frame and hands the result to `f` without moving it (a [`Packet`] is a few
+/// hundred bytes; the per-packet path avoids copying it out).
+#[inline]
+pub fn decode_with<R>(link: LinkType, frame: &[u8], f: impl FnOnce(&Packet<'_>) -> R) -> R {
+    let mut pkt = Packet::new();
+    decode_into(&mut pkt, link, frame);
+    f(&pkt)
+}
+
+fn decode_into<'a>(pkt: &mut Packet<'a>, link: LinkType, frame: &'a [u8]) {
     let mut cur = Cursor {
         data: frame,
         pos: 0,
@@ -360,9 +375,9 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Packet<'_> {
         LinkType::Raw => Next::IpAny,
         LinkType::Ipv4 => Next::Ipv4 { quoted: false },
         LinkType::Ipv6 => Next::Ipv6 { quoted: false },
-        LinkType::LinuxSll => ethernet::decode_sll(&mut cur, &mut pkt),
-        LinkType::LinuxSll2 => ethernet::decode_sll2(&mut cur, &mut pkt),
-        LinkType::Null => ethernet::decode_loopback(&mut cur, &mut pkt),
+        LinkType::LinuxSll => ethernet::decode_sll(&mut cur, pkt),
+        LinkType::LinuxSll2 => ethernet::decode_sll2(&mut cur, pkt),
+        LinkType::Null => ethernet::decode_loopback(&mut cur, pkt),
     };
     loop {
         if pkt.len >= MAX_LAYERS {
@@ -370,29 +385,28 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Packet<'_> {
         }
         next = match next {
             Next::Stop => break,
-            Next::Ether => ethernet::decode_ether(&mut cur, &mut pkt),
-            Next::EtherType(t) => ethernet::by_ether_type(t, &mut cur, &mut pkt),
-            Next::Arp => arp::decode(&mut cur, &mut pkt),
+            Next::Ether => ethernet::decode_ether(&mut cur, pkt),
+            Next::EtherType(t) => ethernet::by_ether_type(t, &mut cur, pkt),
+            Next::Arp => arp::decode(&mut cur, pkt),
             Next::IpAny => match cur.rest().first().map(|b| b >> 4) {
-                Some(6) => ipv6::decode(&mut cur, &mut pkt, false),
-                Some(_) => ipv4::decode(&mut cur, &mut pkt, false),
+                Some(6) => ipv6::decode(&mut cur, pkt, false),
+                Some(_) => ipv4::decode(&mut cur, pkt, false),
                 None => Next::Stop,
             },
-            Next::Ipv4 { quoted } => ipv4::decode(&mut cur, &mut pkt, quoted),
-            Next::Ipv6 { quoted } => ipv6::decode(&mut cur, &mut pkt, quoted),
+            Next::Ipv4 { quoted } => ipv4::decode(&mut cur, pkt, quoted),
+            Next::Ipv6 { quoted } => ipv6::decode(&mut cur, pkt, quoted),
             Next::IpProto { proto, quoted } => ipv4::by_proto(proto, quoted),
-            Next::Ipv6Nh { nh, quoted } => ipv6::by_next_header(nh, quoted, &mut cur, &mut pkt),
-            Next::Tcp { quoted } => tcp::decode(&mut cur, &mut pkt, quoted),
-            Next::Udp { quoted } => udp::decode(&mut cur, &mut pkt, quoted),
-            Next::Icmp { quoted } => icmp::decode(&mut cur, &mut pkt, quoted),
-            Next::Icmpv6 => icmpv6::decode(&mut cur, &mut pkt),
-            Next::NdOptions => icmpv6::decode_nd_option(&mut cur, &mut pkt),
-            Next::Dns { tcp } => dns::decode(&mut cur, &mut pkt, tcp),
+            Next::Ipv6Nh { nh, quoted } => ipv6::by_next_header(nh, quoted, &mut cur, pkt),
+            Next::Tcp { quoted } => tcp::decode(&mut cur, pkt, quoted),
+            Next::Udp { quoted } => udp::decode(&mut cur, pkt, quoted),
+            Next::Icmp { quoted } => icmp::decode(&mut cur, pkt, quoted),
+            Next::Icmpv6 => icmpv6::decode(&mut cur, pkt),
+            Next::NdOptions => icmpv6::decode_nd_option(&mut cur, pkt),
+            Next::Dns { tcp } => dns::decode(&mut cur, pkt, tcp),
         };
     }
     pkt.raw = cur.rest();
     pkt.padding = frame.get(cur.end..).unwrap_or(&[]);
-    pkt
 }
 
 /// Records a malformation (the first one wins) and stops the walk.

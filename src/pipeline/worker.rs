@@ -2,7 +2,7 @@
 
 use super::batch::JsonBatch;
 use super::stats::DecodeStats;
-use crate::decode::{decode, LinkType};
+use crate::decode::{decode_with, LinkType};
 use crate::encode::{FrameMeta, JsonEncoder};
 
 /// Decodes and encodes frames; one per worker thread.
@@ -28,14 +28,14 @@ impl Worker {
         meta: &FrameMeta,
         batch: &mut JsonBatch,
     ) {
-        let pkt = decode(link, frame);
-        self.stats.decoded += 1;
-        if let Some(e) = pkt.error {
-            self.stats.malformed[e.kind.index()] += 1;
-        }
-        let end = self
-            .encoder
-            .encode_at(&mut batch.buf, batch.used, meta, &pkt);
+        let end = decode_with(link, frame, |pkt| {
+            self.stats.decoded += 1;
+            if let Some(e) = pkt.error {
+                self.stats.malformed[e.kind.index()] += 1;
+            }
+            self.encoder
+                .encode_at(&mut batch.buf, batch.used, meta, pkt)
+        });
         batch.commit(end);
     }
 }
