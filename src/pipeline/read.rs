@@ -164,6 +164,8 @@ impl ReadJob {
         summary.decode = decode;
         summary.written = published.written;
         summary.not_written = published.not_written;
+        summary.output_closed =
+            matches!(&published.error, Some(e) if e.kind() == io::ErrorKind::BrokenPipe);
         let error = match published.error {
             // The output failing explains any early stop better than what the reader saw.
             Some(e) if e.kind() != io::ErrorKind::BrokenPipe => Some(JobError::Output {

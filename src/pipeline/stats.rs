@@ -35,6 +35,8 @@ pub struct Summary {
     pub written: u64,
     /// Messages encoded but not written because the output failed or closed.
     pub not_written: u64,
+    /// The reader of the output went away (a closed pipe, as with `| head`): not an error.
+    pub output_closed: bool,
     pub decode: DecodeStats,
 }
 
@@ -60,7 +62,12 @@ impl fmt::Display for Summary {
             f.write_str(")")?;
         }
         if self.not_written > 0 {
-            write!(f, ", {} not written (output failed)", self.not_written)?;
+            let why = if self.output_closed {
+                "output closed"
+            } else {
+                "output failed"
+            };
+            write!(f, ", {} not written ({why})", self.not_written)?;
         }
         Ok(())
     }
