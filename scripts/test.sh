@@ -74,6 +74,26 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
+# Python virtual environment with kombu (the original's messaging library), from PyPI, for
+# tests/sink_redis.rs: its consumer must read what we publish. Made once, kept in target/.
+# ---------------------------------------------------------------------------------------------
+
+step "kombu virtual environment (target/kombu-venv)"
+kombu_venv=target/kombu-venv
+if "$kombu_venv/bin/python" -c 'import kombu.transport.redis, redis' >/dev/null 2>&1; then
+  info "present"
+else
+  if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  rm -rf "$kombu_venv"
+  /usr/bin/python3 -m venv "$kombu_venv"
+  # kombu's redis extra brings redis-py and what its Redis transport imports.
+  "$kombu_venv/bin/pip" install -q --disable-pip-version-check 'kombu[redis]'
+fi
+info "$("$kombu_venv/bin/python" -c 'import kombu, redis; print("kombu", kombu.__version__, "redis-py", redis.__version__)')"
+
+# ---------------------------------------------------------------------------------------------
 # Rust toolchain
 # ---------------------------------------------------------------------------------------------
 

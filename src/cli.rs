@@ -1,6 +1,7 @@
 //! Command-line definitions (clap), with the original's environment variables as fallbacks.
 
-use clap::{Args, Parser, Subcommand};
+use crate::sink::{OutputOptions, RedisFormat};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -19,6 +20,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Read pcap/pcapng files and write one JSON message per packet.
+    #[command(after_help = READ_EXIT_CODES)]
     Read(ReadArgs),
 }
 
@@ -28,9 +30,50 @@ pub struct ReadArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
-    /// Where to write: "-" or "stdout", or "file:PATH" (JSON lines).
-    #[arg(short, long, default_value = "-", value_name = "DEST")]
+    /// Where to write: "-" or "stdout", "file:PATH" (JSON lines), "tcp://HOST:PORT" (JSON
+    /// lines to a listener), "redis://[:PASSWORD@]HOST[:PORT][/DB]" (the Redis list --queue).
+    /// Broker outputs connect at start and, once running, reconnect forever.
+    #[arg(
+        short,
+        long,
+        env = "FORWARD_BROKER_URL",
+        hide_env_values = true,
+        default_value = "-",
+        value_name = "DEST"
+    )]
     pub output: String,
+
+    /// What each Redis list element holds: kombu's envelope (readable by kombu and Celery
+    /// consumers) or the packet JSON itself.
+    #[arg(long, value_enum, default_value_t = RedisFormatArg::Kombu, value_name = "FORMAT")]
+    pub redis_format: RedisFormatArg,
+
+    /// The queue (Redis list) messages go to.
+    #[arg(
+        long,
+        env = "FORWARD_QUEUE",
+        default_value = "NEW_PACKETS",
+        value_name = "NAME"
+    )]
+    pub queue: String,
+
+    /// The exchange named in kombu envelopes and bindings.
+    #[arg(
+        long,
+        env = "FORWARD_EXCHANGE",
+        default_value = "NEW_PACKETS",
+        value_name = "NAME"
+    )]
+    pub exchange: String,
+
+    /// The routing key named in kombu envelopes and bindings.
+    #[arg(
+        long,
+        env = "FORWARD_ROUTING_KEY",
+        default_value = "NEW_PACKETS",
+        value_name = "KEY"
+    )]
+    pub routing_key: String,
 
     /// Keep only packets matching this tcpdump filter expression (compiled by libpcap).
     #[arg(short, long, value_name = "EXPR")]
@@ -58,3 +101,43 @@ pub struct ReadArgs {
     #[arg(short, long)]
     pub quiet: bool,
 }
+
+/// `--redis-format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RedisFormatArg {
+    Kombu,
+    Raw,
+}
+
+impl ReadArgs {
+    /// The broker settings of `--output`.
+    pub fn output_options(&self) -> OutputOptions {
+        OutputOptions {
+            redis_format: match self.redis_format {
+                RedisFormatArg::Kombu => RedisFormat::Kombu,
+                RedisFormatArg::Raw => RedisFormat::Raw,
+            },
+            queue: self.queue.clone(),
+            exchange: self.exchange.clone(),
+            routing_key: self.routing_key.clone(),
+        }
+    }
+}
+
+/// Exit codes of `read`, shown by `read --help`.
+const READ_EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  2  usage error, or a malformed --output URL
+  3  a file cannot be opened      4  not a capture file
+  5  truncated or corrupt capture  6  unsupported link type
+  7  bad filter expression         8  output failed while writing
+  9  broker unreachable at start (refused, unknown host, timeout)
+  10 broker refused the credentials at start
+  11 TLS output (rediss://) not supported by this build yet
+
+Once running, tcp:// and redis:// outputs reconnect forever with capped backoff, holding the
+output (back-pressure, nothing dropped), and send again what the lost connection may not have
+delivered (redis: the one batch in flight; tcp: the last tcp_wmem+tcp_rmem bytes of whole
+batches, 36 MiB here), so a
+receiver may see those messages twice; they are counted as resent.";

@@ -38,6 +38,7 @@ where
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("SOURCE_HOST")
+        .env_remove("FORWARD_BROKER_URL")
         .stdin(Stdio::null());
     cmd
 }

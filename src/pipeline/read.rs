@@ -97,6 +97,8 @@ impl std::error::Error for JobError {}
 pub struct Outcome {
     pub summary: Summary,
     pub error: Option<JobError>,
+    /// The sink's own line for the summary (broker sinks: published, resent, reconnects).
+    pub sink_report: Option<String>,
 }
 
 /// Buffers in flight per worker (bounds memory and keeps every thread busy).
@@ -113,6 +115,7 @@ impl ReadJob {
                     dest: self.output.describe(),
                     error,
                 }),
+                sink_report: None,
             },
         }
     }
@@ -143,6 +146,7 @@ impl ReadJob {
                         dest: self.output.describe(),
                         error,
                     }),
+                    sink_report: None,
                 }
             }
         };
@@ -158,6 +162,7 @@ impl ReadJob {
             written: 0,
             not_written: 0,
             error: Some(io::Error::other("publisher thread panicked")),
+            report: None,
         });
         summary.read = state.read;
         summary.filtered_out = state.filtered_out;
@@ -174,7 +179,11 @@ impl ReadJob {
             }),
             _ => error,
         };
-        Outcome { summary, error }
+        Outcome {
+            summary,
+            error,
+            sink_report: published.report,
+        }
     }
 
     /// One thread reads, filters, decodes and encodes; the publisher writes.
@@ -396,6 +405,7 @@ struct Published {
     written: u64,
     not_written: u64,
     error: Option<io::Error>,
+    report: Option<String>,
 }
 
 /// The publisher thread: writes batches in sequence order, returns their buffers.
@@ -409,6 +419,7 @@ fn publish(
         written: 0,
         not_written: 0,
         error: None,
+        report: None,
     };
     let mut pending: BTreeMap<u64, JsonBatch> = BTreeMap::new();
     let mut next_seq = 0u64;
@@ -449,5 +460,6 @@ fn publish(
             out.error = Some(e);
         }
     }
+    out.report = sink.report();
     out
 }

@@ -1,16 +1,111 @@
-//! Sinks: where the publisher thread writes batches. This version has JSON lines to stdout and
-//! to a file.
+//! Sinks: where the publisher thread writes batches. JSON lines to stdout, a file or a TCP
+//! listener ([`tcp`]), and Redis lists readable by kombu consumers ([`redis`]).
+//!
+//! Broker sinks connect when opened, so a wrong address or password ends the run before any
+//! packet is read, with one line and a distinct exit code ([`StartError`]). Once running they
+//! never give up: a lost connection is retried with capped exponential backoff while the
+//! publisher holds the batch, so the bounded pipeline behind it applies back-pressure and
+//! nothing is dropped. Delivery is at-least-once; each sink documents its duplicate window
+//! and counts what it sent again ([`Sink::report`]).
+
+pub mod redis;
+pub mod tcp;
 
 use crate::pipeline::batch::JsonBatch;
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use self::redis::{RedisConfig, RedisFormat, RedisSink};
+pub use self::tcp::{TcpConfig, TcpSink};
 
 /// A destination for pre-serialised batches.
 pub trait Sink: Send {
     /// Writes every message of the batch, in order.
     fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()>;
+    /// One line for the exit summary about what this sink did beyond writing (broker sinks:
+    /// messages published, resent, reconnects). Called after [`Sink::flush`].
+    fn report(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Exit code: the broker could not be reached at start-up (refused, unknown host, timeout).
+pub const EXIT_UNREACHABLE: u8 = 9;
+/// Exit code: the broker refused the credentials at start-up.
+pub const EXIT_AUTH: u8 = 10;
+/// Exit code: TLS output asked for (`rediss://`) but not available, or the TLS handshake failed.
+pub const EXIT_TLS: u8 = 11;
+/// Exit code: a malformed output URL (the usage-error code).
+pub const EXIT_BAD_URL: u8 = 2;
+
+/// Why a sink could not start. Carried inside the `io::Error` that [`Output::open`] returns;
+/// [`start_exit_code`] gets the exit code back out of it. Never holds a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartError {
+    pub exit_code: u8,
+    pub message: String,
+}
+
+impl StartError {
+    pub fn new(exit_code: u8, message: impl Into<String>) -> StartError {
+        StartError {
+            exit_code,
+            message: message.into(),
+        }
+    }
+
+    pub fn into_io(self) -> io::Error {
+        let kind = match self.exit_code {
+            EXIT_UNREACHABLE => io::ErrorKind::ConnectionRefused,
+            EXIT_AUTH => io::ErrorKind::PermissionDenied,
+            EXIT_TLS => io::ErrorKind::Unsupported,
+            _ => io::ErrorKind::InvalidInput,
+        };
+        io::Error::new(kind, self)
+    }
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// The exit code a start-up failure of a sink asks for, if `error` is one.
+pub fn start_exit_code(error: &io::Error) -> Option<u8> {
+    error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<StartError>())
+        .map(|e| e.exit_code)
+}
+
+/// Settings for broker outputs that do not fit in the URL (environment variables of the
+/// original: FORWARD_QUEUE, FORWARD_EXCHANGE, FORWARD_ROUTING_KEY).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputOptions {
+    pub redis_format: RedisFormat,
+    pub queue: String,
+    pub exchange: String,
+    pub routing_key: String,
+}
+
+impl Default for OutputOptions {
+    fn default() -> Self {
+        OutputOptions {
+            redis_format: RedisFormat::Kombu,
+            queue: "NEW_PACKETS".into(),
+            exchange: "NEW_PACKETS".into(),
+            routing_key: "NEW_PACKETS".into(),
+        }
+    }
 }
 
 /// The `--output` choices.
@@ -18,37 +113,65 @@ pub trait Sink: Send {
 pub enum Output {
     Stdout,
     File(PathBuf),
+    Tcp(TcpConfig),
+    Redis(RedisConfig),
 }
 
 impl Output {
-    /// `-` or `stdout`, or `file:PATH`.
+    /// `-` or `stdout`, `file:PATH`, `tcp://HOST:PORT`, `redis://[[user]:password@]HOST[:PORT][/DB]`
+    /// (or `rediss://`), with default queue names and the kombu format.
     pub fn parse(s: &str) -> Result<Output, String> {
-        match s {
-            "-" | "stdout" => Ok(Output::Stdout),
-            _ => match s.strip_prefix("file:") {
-                Some("") => Err("output \"file:\" needs a path, as in file:/tmp/packets.jsonl".into()),
-                Some(path) => Ok(Output::File(PathBuf::from(path))),
-                None => Err(format!(
-                    "unsupported output \"{}\": this version writes to \"-\" (stdout) or \"file:PATH\"",
-                    redact(s)
-                )),
-            },
+        Output::parse_with(s, &OutputOptions::default())
+    }
+
+    /// As [`Output::parse`], with the broker settings given. Errors never contain a password.
+    /// An empty value (FORWARD_BROKER_URL set but empty) means stdout.
+    pub fn parse_with(s: &str, options: &OutputOptions) -> Result<Output, String> {
+        if s.trim().is_empty() || s == "-" || s == "stdout" {
+            return Ok(Output::Stdout);
+        }
+        if let Some(path) = s.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err("output \"file:\" needs a path, as in file:/tmp/packets.jsonl".into());
+            }
+            return Ok(Output::File(PathBuf::from(path)));
+        }
+        let scheme = s.split_once("://").map(|(scheme, _)| scheme);
+        match scheme.map(str::to_ascii_lowercase).as_deref() {
+            Some("tcp") => TcpConfig::parse(s).map(Output::Tcp),
+            Some("redis") | Some("rediss") => RedisConfig::parse(s, options).map(Output::Redis),
+            _ => Err(format!(
+                "unsupported output \"{}\": use \"-\" (stdout), \"file:PATH\", \
+                 \"tcp://HOST:PORT\" or \"redis://[:PASSWORD@]HOST[:PORT][/DB]\"",
+                redact(s)
+            )),
         }
     }
 
+    /// Opens the sink. Broker sinks connect here; their start-up failures carry a
+    /// [`StartError`] (see [`start_exit_code`]).
     pub fn open(&self) -> io::Result<Box<dyn Sink>> {
         Ok(match self {
             Output::Stdout => Box::new(StdoutSink),
             Output::File(path) => Box::new(FileSink {
                 file: File::create(path)?,
             }),
+            Output::Tcp(cfg) => {
+                Box::new(TcpSink::connect(cfg.clone()).map_err(StartError::into_io)?)
+            }
+            Output::Redis(cfg) => {
+                Box::new(RedisSink::connect(cfg.clone()).map_err(StartError::into_io)?)
+            }
         })
     }
 
+    /// The destination for messages: no password, ever.
     pub fn describe(&self) -> String {
         match self {
             Output::Stdout => "stdout".into(),
             Output::File(p) => format!("file:{}", p.display()),
+            Output::Tcp(cfg) => cfg.describe(),
+            Output::Redis(cfg) => cfg.describe(),
         }
     }
 }
@@ -56,7 +179,10 @@ impl Output {
 /// Hides a password in a URL (`scheme://user:secret@host` becomes `scheme://user:***@host`).
 pub fn redact(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((cred, host)) = rest.split_once('@') {
+        // The credentials end at the last '@' before the path (a password may contain '@').
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            let (cred, host) = (&rest[..at], &rest[at + 1..]);
             if let Some((user, _)) = cred.split_once(':') {
                 return format!("{scheme}://{user}:***@{host}");
             }
@@ -64,6 +190,101 @@ pub fn redact(url: &str) -> String {
     }
     url.to_string()
 }
+
+/// A host and port as written in a URL: `[::1]:6379`, `localhost:6379`, `10.0.0.1`.
+pub(crate) fn split_host_port(
+    authority: &str,
+    default_port: Option<u16>,
+) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| "unclosed '[' in the host".to_string())?;
+        match after {
+            "" => (host, None),
+            _ => match after.strip_prefix(':') {
+                Some(p) => (host, Some(p)),
+                None => return Err(format!("unexpected \"{after}\" after the host")),
+            },
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("the host is missing".into());
+    }
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("\"{p}\" is not a port number (1-65535)"))?,
+        None => default_port.ok_or_else(|| "the port is missing (HOST:PORT)".to_string())?,
+    };
+    Ok((host.to_string(), port))
+}
+
+/// Capped exponential backoff between reconnect attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before attempt `attempt` (0 is the first retry): initial × 2^attempt, capped.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// Counters a broker sink keeps; shared, so a caller can read them while the sink runs in
+/// the publisher thread.
+#[derive(Debug, Default)]
+pub struct SinkCounters {
+    /// Messages the broker or peer accepted (each counted once).
+    pub published: AtomicU64,
+    /// Messages sent again after a reconnect: the possible duplicates.
+    pub resent: AtomicU64,
+    /// Connections lost and made again.
+    pub reconnects: AtomicU64,
+}
+
+impl SinkCounters {
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+    pub fn resent(&self) -> u64 {
+        self.resent.load(Ordering::Relaxed)
+    }
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// A sink's log line (stderr): connection lost, reconnected. Never holds a password.
+pub(crate) fn log(line: std::fmt::Arguments<'_>) {
+    eprintln!("netpipe-fast: {line}");
+}
+
+/// Shared handle type for [`SinkCounters`].
+pub type SharedCounters = Arc<SinkCounters>;
 
 struct StdoutSink;
 
@@ -98,7 +319,54 @@ mod tests {
         assert_eq!(Output::parse("-"), Ok(Output::Stdout));
         assert_eq!(Output::parse("file:/x"), Ok(Output::File("/x".into())));
         assert!(Output::parse("file:").is_err());
-        let e = Output::parse("redis://u:hunter2@h:1/0").unwrap_err();
+        let e = Output::parse("amqp://u:hunter2@h:1/0").unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
+        assert!(matches!(
+            Output::parse("tcp://127.0.0.1:9"),
+            Ok(Output::Tcp(_))
+        ));
+        assert!(matches!(Output::parse("redis://h"), Ok(Output::Redis(_))));
+    }
+
+    #[test]
+    fn redact_hides_passwords_with_at_signs() {
+        assert_eq!(redact("redis://:p@ss@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(redact("redis://u:s@h"), "redis://u:***@h");
+        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
+    }
+
+    #[test]
+    fn host_port() {
+        assert_eq!(split_host_port("h:1", None), Ok(("h".into(), 1)));
+        assert_eq!(split_host_port("[::1]:7", None), Ok(("::1".into(), 7)));
+        assert_eq!(
+            split_host_port("[::1]", Some(6379)),
+            Ok(("::1".into(), 6379))
+        );
+        assert_eq!(split_host_port("h", Some(6379)), Ok(("h".into(), 6379)));
+        assert!(split_host_port("h", None).is_err());
+        assert!(split_host_port("h:0", None).is_err());
+        assert!(split_host_port("h:99999", None).is_err());
+        assert!(split_host_port(":1", None).is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        assert_eq!(b.delay(0), Duration::from_millis(100));
+        assert_eq!(b.delay(1), Duration::from_millis(200));
+        assert_eq!(b.delay(3), Duration::from_millis(800));
+        assert_eq!(b.delay(4), Duration::from_secs(1));
+        assert_eq!(b.delay(1000), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn start_errors_carry_exit_codes() {
+        let e = StartError::new(EXIT_AUTH, "refused").into_io();
+        assert_eq!(start_exit_code(&e), Some(EXIT_AUTH));
+        assert_eq!(start_exit_code(&io::Error::other("x")), None);
     }
 }

@@ -1,0 +1,618 @@
+//! The Redis sink against real servers: the shared Redis on 127.0.0.1:6379 (started by
+//! scripts/test.sh; each test uses its own queue names in database 13, or 12 for kombu, and
+//! deletes them), and redis-server processes the tests start themselves on free ports (outage,
+//! password). The shared server on 6379 is never stopped.
+
+use netpipe_fast::pipeline::read::ReadJob;
+use netpipe_fast::sink::{Backoff, Output, OutputOptions, RedisConfig, RedisFormat, RedisSink};
+use redis::Commands;
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SHARED: &str = "redis://127.0.0.1:6379";
+const FIXTURE: &str = "pcaps/mixed.pcap";
+const FIXTURE_MESSAGES: usize = 13_620;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_netpipe-fast"));
+    c.current_dir(root());
+    for v in [
+        "FORWARD_BROKER_URL",
+        "FORWARD_QUEUE",
+        "FORWARD_EXCHANGE",
+        "FORWARD_ROUTING_KEY",
+        "SOURCE_HOST",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// A name no other test (or run) uses.
+fn unique(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("netpipe_test_{what}_{}_{nanos}", std::process::id())
+}
+
+/// The messages `read` writes to stdout, one per line, in order.
+fn expected(args: &[&str]) -> Vec<Vec<u8>> {
+    let out = bin().arg("read").arg("-q").args(args).output().unwrap();
+    assert!(out.status.success(), "read to stdout failed: {out:?}");
+    out.stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn shared_redis(db: u8) -> redis::Connection {
+    let url = format!("{SHARED}/{db}");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|e| {
+            panic!("Redis is not answering on 127.0.0.1:6379 ({e}); run scripts/test.sh")
+        })
+}
+
+/// The list from oldest to newest (LPUSH puts the newest at the head).
+fn list_in_order(con: &mut redis::Connection, key: &str) -> Vec<Vec<u8>> {
+    let mut items: Vec<Vec<u8>> = con.lrange(key, 0, -1).unwrap();
+    items.reverse();
+    items
+}
+
+/// Deletes the keys it names when dropped, also when a test fails.
+struct Cleanup {
+    db: u8,
+    keys: Vec<String>,
+    members: Vec<(String, Vec<u8>)>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Ok(client) = redis::Client::open(format!("{SHARED}/{}", self.db).as_str()) {
+            if let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(5)) {
+                for k in &self.keys {
+                    let _: Result<i64, _> = con.del(k);
+                }
+                for (set, member) in &self.members {
+                    let _: Result<i64, _> = con.srem(set, member);
+                }
+            }
+        }
+    }
+}
+
+fn binding_member(routing_key: &str, queue: &str) -> Vec<u8> {
+    let mut m = routing_key.as_bytes().to_vec();
+    m.extend_from_slice(b"\x06\x16\x06\x16");
+    m.extend_from_slice(queue.as_bytes());
+    m
+}
+
+fn b64_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|&c| c != b'=') {
+        let v = ALPHABET
+            .iter()
+            .position(|&a| a == c)
+            .expect("base64 symbol") as u32;
+        acc = acc << 6 | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+fn is_uuid4(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
+        })
+        && b[14] == b'4'
+        && matches!(b[19], b'8' | b'9' | b'a' | b'b')
+}
+
+/// Checks one kombu envelope against REFERENCE section 3 and returns its decoded body.
+fn open_envelope(item: &[u8], exchange: &str, routing_key: &str) -> (Vec<u8>, String) {
+    let v: Value = serde_json::from_slice(item).expect("envelope is JSON");
+    let obj = v.as_object().expect("envelope is an object");
+    let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        [
+            "body",
+            "content-encoding",
+            "content-type",
+            "headers",
+            "properties"
+        ]
+    );
+    assert_eq!(v["content-encoding"], "utf-8");
+    assert_eq!(v["content-type"], "application/json");
+    assert_eq!(v["headers"], serde_json::json!({}));
+    let p = &v["properties"];
+    assert_eq!(p["delivery_mode"], 2);
+    assert_eq!(p["priority"], 0);
+    assert_eq!(p["body_encoding"], "base64");
+    assert_eq!(
+        p["delivery_info"],
+        serde_json::json!({"exchange": exchange, "routing_key": routing_key})
+    );
+    let tag = p["delivery_tag"]
+        .as_str()
+        .expect("delivery_tag")
+        .to_string();
+    assert!(is_uuid4(&tag), "delivery_tag {tag} is not a uuid4");
+    (b64_decode(v["body"].as_str().expect("body")), tag)
+}
+
+#[test]
+fn kombu_format_delivers_every_message_once_in_order() {
+    let queue = unique("kombu_q");
+    let exchange = unique("kombu_x");
+    let routing_key = unique("kombu_rk");
+    let binding = format!("_kombu.binding.{exchange}");
+    let _clean = Cleanup {
+        db: 13,
+        keys: vec![
+            queue.clone(),
+            binding.clone(),
+            format!("_kombu.binding_permanent.{exchange}"),
+        ],
+        members: vec![],
+    };
+    let want = expected(&[FIXTURE]);
+    assert_eq!(want.len(), FIXTURE_MESSAGES);
+    let out = bin()
+        .args(["read", FIXTURE, "-o", &format!("{SHARED}/13")])
+        .args(["--queue", &queue, "--exchange", &exchange])
+        .args(["--routing-key", &routing_key])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty(), "broker output also wrote to stdout");
+    let mut con = shared_redis(13);
+    let items = list_in_order(&mut con, &queue);
+    assert_eq!(items.len(), want.len(), "messages in the list");
+    let mut tags = std::collections::HashSet::new();
+    for (i, (item, line)) in items.iter().zip(&want).enumerate() {
+        let (body, tag) = open_envelope(item, &exchange, &routing_key);
+        assert!(
+            body == *line,
+            "message {i}: body differs from the stdout line"
+        );
+        assert!(tags.insert(tag), "message {i}: delivery_tag repeated");
+    }
+    let bound: bool = con
+        .sismember(&binding, binding_member(&routing_key, &queue))
+        .unwrap();
+    assert!(bound, "kombu binding {binding} missing");
+    let bound: bool = con
+        .sismember(
+            format!("_kombu.binding_permanent.{exchange}"),
+            binding_member(&routing_key, &queue),
+        )
+        .unwrap();
+    assert!(bound, "kombu 5.7 permanent binding missing");
+}
+
+#[test]
+fn raw_format_delivers_every_message_once_in_order_with_env_settings() {
+    let queue = unique("raw_q");
+    let _clean = Cleanup {
+        db: 13,
+        keys: vec![queue.clone()],
+        members: vec![],
+    };
+    let want = expected(&[FIXTURE]);
+    // The URL and queue from the original's environment variables.
+    let out = bin()
+        .args(["read", FIXTURE, "--redis-format", "raw"])
+        .env("FORWARD_BROKER_URL", format!("{SHARED}/13"))
+        .env("FORWARD_QUEUE", &queue)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty());
+    let mut con = shared_redis(13);
+    let items = list_in_order(&mut con, &queue);
+    assert_eq!(items.len(), FIXTURE_MESSAGES);
+    assert!(items == want, "raw list differs from the stdout lines");
+}
+
+fn venv_python() -> PathBuf {
+    let py = root().join("target/kombu-venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/test.sh, which makes the kombu virtual environment",
+        py.display()
+    );
+    py
+}
+
+/// Runs tests/kombu/consume.py and returns its JSON lines.
+fn consume(args: &[&str]) -> Vec<Value> {
+    let out = Command::new(venv_python())
+        .arg(root().join("tests/kombu/consume.py"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "consume.py {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("consume.py prints JSON"))
+        .collect()
+}
+
+/// The original's consumer library reads what we publish: kombu gets dictionaries equal to
+/// the packet JSON, with kombu's content type, properties and delivery info.
+#[test]
+fn kombu_consumer_reads_our_messages() {
+    let queue = unique("py_q");
+    let raw_queue = unique("py_raw_q");
+    let exchange = unique("py_x");
+    let routing_key = unique("py_rk");
+    let _clean = Cleanup {
+        db: 12,
+        keys: vec![
+            queue.clone(),
+            raw_queue.clone(),
+            format!("_kombu.binding.{exchange}"),
+            format!("_kombu.binding_permanent.{exchange}"),
+            "unacked".into(),
+            "unacked_index".into(),
+            "unacked_mutex".into(),
+        ],
+        members: vec![],
+    };
+    let fixture_args = [FIXTURE, "--count", "300"];
+    let want: Vec<Value> = expected(&fixture_args)
+        .iter()
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(want.len(), 300);
+    let url = format!("{SHARED}/12");
+    for (format, q) in [("kombu", &queue), ("raw", &raw_queue)] {
+        let out = bin()
+            .arg("read")
+            .args(fixture_args)
+            .args(["-o", &url, "--redis-format", format, "--queue", q])
+            .args(["--exchange", &exchange, "--routing-key", &routing_key])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let n = want.len().to_string();
+    let got = consume(&[
+        "--url",
+        &url,
+        "--queue",
+        &queue,
+        "--exchange",
+        &exchange,
+        "--routing-key",
+        &routing_key,
+        "--mode",
+        "kombu",
+        "--count",
+        &n,
+    ]);
+    assert_eq!(got.len(), want.len() + 1, "kombu consumer lines");
+    assert_eq!(got[want.len()], serde_json::json!({"left": 0}));
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            g["payload"] == *w,
+            "kombu message {i}: {} != {w}",
+            g["payload"]
+        );
+        assert_eq!(g["content_type"], "application/json");
+        assert_eq!(g["content_encoding"], "utf-8");
+        assert_eq!(
+            g["delivery_info"],
+            serde_json::json!({"exchange": exchange, "routing_key": routing_key})
+        );
+        assert_eq!(
+            g["properties"],
+            serde_json::json!({"delivery_mode": 2, "priority": 0, "body_encoding": "base64"})
+        );
+        assert!(is_uuid4(g["delivery_tag"].as_str().unwrap()));
+    }
+    // Raw format is not a kombu envelope; a plain Redis consumer reads it.
+    let got = consume(&[
+        "--url", &url, "--queue", &raw_queue, "--mode", "raw", "--count", &n,
+    ]);
+    assert_eq!(got.len(), want.len() + 1);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(g["payload"] == *w, "raw message {i} differs");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers of our own
+// ---------------------------------------------------------------------------------------------
+
+/// A redis-server on a free port, killed on drop.
+struct OwnRedis {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    args: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl OwnRedis {
+    fn start(what: &str, args: &[&str]) -> OwnRedis {
+        let dir = std::env::temp_dir().join(unique(what));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = OwnRedis {
+            child: Command::new("true").spawn().unwrap(),
+            port: free_port(),
+            dir,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--dir"])
+            .arg(&self.dir)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test.sh installs it)");
+        let _ = std::mem::replace(&mut self.child, child).wait();
+        // Ready when it accepts a connection (a password-protected one answers NOAUTH).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "own redis-server did not start");
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("own redis-server exited: {status}");
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `received` must be `expected` with at most one block of `dup` messages sent twice,
+/// `dup <= resent`.
+fn assert_at_least_once(received: &[Vec<u8>], expected: &[Vec<u8>], resent: u64) {
+    assert!(
+        received.len() >= expected.len(),
+        "lost messages: {} received, {} expected",
+        received.len(),
+        expected.len()
+    );
+    let dup = received.len() - expected.len();
+    assert!(dup as u64 <= resent, "{dup} duplicates but {resent} resent");
+    let i = received
+        .iter()
+        .zip(expected)
+        .position(|(a, b)| a != b)
+        .unwrap_or(expected.len());
+    assert!(
+        received[..i] == expected[..i] && received[i + dup..] == expected[i..],
+        "received is not the expected sequence with {dup} duplicates at {i}"
+    );
+}
+
+/// Kill -9 the server mid-stream, start it again on the same port: with an append-only
+/// file synced before every reply, an acknowledged LPUSH survives, so nothing may be lost;
+/// the batch in flight at the kill may arrive twice (counted as resent).
+#[test]
+fn redis_outage_mid_stream_loses_nothing() {
+    let mut server = OwnRedis::start(
+        "outage",
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    );
+    let copies = 12;
+    let files: Vec<PathBuf> = (0..copies).map(|_| root().join(FIXTURE)).collect();
+    let queue = unique("outage_q");
+    let options = OutputOptions {
+        redis_format: RedisFormat::Kombu,
+        queue: queue.clone(),
+        ..OutputOptions::default()
+    };
+    let mut cfg = RedisConfig::parse(&server.url(), &options).unwrap();
+    cfg.backoff = Backoff {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+    };
+    let sink = RedisSink::connect(cfg.clone()).unwrap();
+    let counters = sink.counters();
+    let job = ReadJob {
+        files,
+        filter: None,
+        count: None,
+        workers: 1,
+        source_host: "localdev".into(),
+        output: Output::Redis(cfg),
+    };
+    let runner = std::thread::spawn(move || job.run_with_sink(Box::new(sink)));
+
+    // Kill once a part of the stream is in.
+    let client = redis::Client::open(server.url().as_str()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut con = client.get_connection().unwrap();
+        let len: usize = con.llen(&queue).unwrap();
+        if len >= FIXTURE_MESSAGES {
+            break;
+        }
+        assert!(Instant::now() < deadline, "publishing did not start");
+        assert!(!runner.is_finished(), "the run ended before the outage");
+    }
+    server.kill();
+    server.spawn();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !runner.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish after the restart"
+        );
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+    let outcome = runner.join().unwrap();
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.summary.written as usize, copies * FIXTURE_MESSAGES);
+    assert!(counters.reconnects() >= 1, "the sink never reconnected");
+
+    let want_one = expected(&[FIXTURE]);
+    let want: Vec<Vec<u8>> = (0..copies).flat_map(|_| want_one.iter().cloned()).collect();
+    // The server may still be loading its append-only file when the run ends.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let items = loop {
+        let attempt = client
+            .get_connection()
+            .and_then(|mut con| con.lrange::<_, Vec<Vec<u8>>>(&queue, 0, -1));
+        match attempt {
+            Ok(v) => break v,
+            Err(e) => assert!(Instant::now() < deadline, "cannot read back: {e}"),
+        }
+    };
+    let bodies: Vec<Vec<u8>> = items
+        .iter()
+        .rev()
+        .map(|item| open_envelope(item, "NEW_PACKETS", "NEW_PACKETS").0)
+        .collect();
+    assert_at_least_once(&bodies, &want, counters.resent());
+    assert!(counters.resent() <= 1024, "resent more than one batch");
+}
+
+fn combined(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `read` into `url`; returns exit code and the stderr error line.
+fn start_failure(url: &str) -> (Option<i32>, String, String) {
+    let out = bin().args(["read", FIXTURE, "-o", url]).output().unwrap();
+    let all = combined(&out);
+    assert!(out.stdout.is_empty(), "{url}: wrote to stdout");
+    let line = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    (out.status.code(), line, all)
+}
+
+#[test]
+fn start_up_errors_are_one_line_with_distinct_codes_and_no_password() {
+    let secret = "s3cr3t-pw";
+    let server = OwnRedis::start("auth", &["--requirepass", secret]);
+    let port = server.port;
+
+    // Wrong password, and no password at all.
+    let (code, line, all) = start_failure(&format!("redis://:wrong-{secret}@127.0.0.1:{port}/0"));
+    assert_eq!(code, Some(10), "{all}");
+    assert!(line.contains("authentication refused"), "{line}");
+    assert!(!all.contains(secret), "password printed: {all}");
+    let (code, line, _) = start_failure(&format!("redis://127.0.0.1:{port}/0"));
+    assert_eq!(code, Some(10), "{line}");
+    assert!(line.contains("wants a password"), "{line}");
+
+    // The right password works.
+    let queue = unique("auth_q");
+    let out = bin()
+        .args(["read", FIXTURE, "--count", "10", "--queue", &queue])
+        .args(["-o", &format!("redis://:{secret}@127.0.0.1:{port}/0")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", combined(&out));
+    assert!(!combined(&out).contains(secret));
+    let info = redis::IntoConnectionInfo::into_connection_info(redis::ConnectionAddr::Tcp(
+        "127.0.0.1".into(),
+        port,
+    ))
+    .unwrap()
+    .set_redis_settings(redis::RedisConnectionInfo::default().set_password(secret));
+    let client = redis::Client::open(info).unwrap();
+    let len: usize = client.get_connection().unwrap().llen(&queue).unwrap();
+    assert_eq!(len, 10);
+
+    // Nothing listening.
+    let dead = free_port();
+    let (code, line, all) = start_failure(&format!("redis://:{secret}@127.0.0.1:{dead}/0"));
+    assert_eq!(code, Some(9), "{all}");
+    assert!(line.contains("cannot connect"), "{line}");
+    assert!(!all.contains(secret), "{all}");
+
+    // Malformed URLs: usage error.
+    for url in [
+        format!("redis://:{secret}@127.0.0.1:notaport/0"),
+        format!("redis://:{secret}@127.0.0.1:6379/db"),
+        format!("nosuch://:{secret}@127.0.0.1:6379/0"),
+    ] {
+        let (code, line, all) = start_failure(&url);
+        assert_eq!(code, Some(2), "{all}");
+        assert!(
+            line.contains("URL") || line.contains("unsupported output"),
+            "{line}"
+        );
+        assert!(!all.contains(secret), "{all}");
+    }
+
+    // TLS asked for: not in this build.
+    let (code, line, all) = start_failure(&format!("rediss://:{secret}@127.0.0.1:{port}/0"));
+    assert_eq!(code, Some(11), "{all}");
+    assert!(line.contains("TLS"), "{line}");
+    assert!(!all.contains(secret), "{all}");
+}
