@@ -1,3 +1,5 @@
 //! Packet sources: capture files (and, later, the live ring), plus the BPF filter.
 pub mod filter;
 pub mod pcap_file;
+pub mod ring;
+pub mod ring_sys;

@@ -1,0 +1,1078 @@
+//! System calls behind the live TPACKET_V3 receive ring, and the bounds-checked walk over a
+//! retired block. This is the only module of the crate where `unsafe` is allowed.
+//!
+//! References: the kernel's `Documentation/networking/packet_mmap.rst` (TPACKET_V3 blocks,
+//! `tpacket_req3`, block ownership through `block_status`), `include/uapi/linux/if_packet.h`
+//! (the structures mirrored below) and `packet(7)`.
+//!
+//! Rules kept here (see DESIGN.md, "Unsafe code"):
+//! - each `unsafe {}` block holds one operation and says in a `// SAFETY:` comment why it is
+//!   sound;
+//! - the socket is an [`OwnedFd`], the mapping is unmapped when [`Mapping`] drops;
+//! - a block's status word is read with an Acquire load and handed back with a Release store
+//!   through an `&AtomicU32`; the block's bytes are borrowed (shared, never `&mut`) only while
+//!   the kernel has handed the block to user space, and only until the Release store;
+//! - every offset and length the kernel writes into a block is untrusted: [`walk_block`]
+//!   checks each one against the block and ends the walk, reporting why, at the first bad one.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use zerocopy::{FromBytes, Immutable, KnownLayout};
+
+use crate::source::filter::BpfInsn;
+
+// ---- constants from include/uapi/linux/if_packet.h and if_ether.h ----
+
+/// `ETH_P_ALL`: every protocol, including outgoing frames.
+pub const ETH_P_ALL: u16 = 0x0003;
+/// `SOL_PACKET` socket option level.
+pub const SOL_PACKET: libc::c_int = 263;
+pub const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+pub const PACKET_RX_RING: libc::c_int = 5;
+pub const PACKET_STATISTICS: libc::c_int = 6;
+pub const PACKET_VERSION: libc::c_int = 10;
+pub const PACKET_FANOUT: libc::c_int = 18;
+/// `enum tpacket_versions { TPACKET_V1, TPACKET_V2, TPACKET_V3 }`.
+pub const TPACKET_V3: libc::c_int = 2;
+pub const PACKET_MR_PROMISC: u16 = 1;
+
+pub const PACKET_FANOUT_HASH: u16 = 0;
+pub const PACKET_FANOUT_LB: u16 = 1;
+pub const PACKET_FANOUT_CPU: u16 = 2;
+pub const PACKET_FANOUT_ROLLOVER: u16 = 3;
+pub const PACKET_FANOUT_QM: u16 = 5;
+/// Reassemble IP fragments before hashing, so every fragment of a datagram (and so a whole
+/// flow) lands on the same ring.
+pub const PACKET_FANOUT_FLAG_DEFRAG: u16 = 0x8000;
+
+pub const TP_STATUS_KERNEL: u32 = 0;
+pub const TP_STATUS_USER: u32 = 1 << 0;
+pub const TP_STATUS_COPY: u32 = 1 << 1;
+pub const TP_STATUS_LOSING: u32 = 1 << 2;
+/// `tp_vlan_tci` holds the tag the kernel took out of the frame.
+pub const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+pub const TP_STATUS_BLK_TMO: u32 = 1 << 5;
+/// `tp_vlan_tpid` holds that tag's TPID (0x8100, 0x88a8, ...).
+pub const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
+
+pub const TPACKET_ALIGNMENT: usize = 16;
+/// `TPACKET3_HDRLEN`: `TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) + sizeof(struct sockaddr_ll)`,
+/// the least room a frame slot needs before any packet byte.
+pub const TPACKET3_HDRLEN: usize = size_of::<Tpacket3Hdr>().div_ceil(TPACKET_ALIGNMENT)
+    * TPACKET_ALIGNMENT
+    + size_of::<SockaddrLl>();
+
+/// `ARPHRD_ETHER` and `ARPHRD_LOOPBACK` (`include/uapi/linux/if_arp.h`): both deliver
+/// Ethernet headers to a `SOCK_RAW` packet socket.
+pub const ARPHRD_ETHER: u16 = 1;
+pub const ARPHRD_LOOPBACK: u16 = 772;
+
+// ---- #[repr(C)] mirrors of the kernel structures (sizes checked by the tests below) ----
+
+/// `struct tpacket_req3`: the geometry of a TPACKET_V3 ring.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TpacketReq3 {
+    pub tp_block_size: u32,
+    pub tp_block_nr: u32,
+    pub tp_frame_size: u32,
+    pub tp_frame_nr: u32,
+    /// Milliseconds after which a block that is not full is retired anyway.
+    pub tp_retire_blk_tov: u32,
+    pub tp_sizeof_priv: u32,
+    pub tp_feature_req_word: u32,
+}
+
+/// `struct tpacket_bd_ts`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, KnownLayout, Immutable)]
+pub struct TpacketBdTs {
+    pub ts_sec: u32,
+    /// Nanoseconds with TPACKET_V3 (`ts_usec` and `ts_nsec` share this word).
+    pub ts_nsec: u32,
+}
+
+/// `struct tpacket_hdr_v1`, the header of a TPACKET_V3 block.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, KnownLayout, Immutable)]
+pub struct TpacketHdrV1 {
+    pub block_status: u32,
+    pub num_pkts: u32,
+    pub offset_to_first_pkt: u32,
+    pub blk_len: u32,
+    /// `__aligned_u64`.
+    pub seq_num: u64,
+    pub ts_first_pkt: TpacketBdTs,
+    pub ts_last_pkt: TpacketBdTs,
+}
+
+/// `struct tpacket_block_desc` (the union `tpacket_bd_header_u` has one member, `bh1`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, KnownLayout, Immutable)]
+pub struct TpacketBlockDesc {
+    pub version: u32,
+    pub offset_to_priv: u32,
+    pub bh1: TpacketHdrV1,
+}
+
+/// Byte offset of `hdr.bh1.block_status` inside a block.
+pub const BLOCK_STATUS_OFFSET: usize = 8;
+
+/// `struct tpacket_hdr_variant1`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, KnownLayout, Immutable)]
+pub struct TpacketHdrVariant1 {
+    pub tp_rxhash: u32,
+    pub tp_vlan_tci: u32,
+    pub tp_vlan_tpid: u16,
+    pub tp_padding: u16,
+}
+
+/// `struct tpacket3_hdr`, the header in front of each packet of a block (the anonymous union
+/// has one member, `hv1`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, KnownLayout, Immutable)]
+pub struct Tpacket3Hdr {
+    pub tp_next_offset: u32,
+    pub tp_sec: u32,
+    pub tp_nsec: u32,
+    pub tp_snaplen: u32,
+    pub tp_len: u32,
+    pub tp_status: u32,
+    pub tp_mac: u16,
+    pub tp_net: u16,
+    pub hv1: TpacketHdrVariant1,
+    pub tp_padding: [u8; 8],
+}
+
+/// `struct sockaddr_ll` (`linux/if_packet.h`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, KnownLayout, Immutable)]
+pub struct SockaddrLl {
+    pub sll_family: u16,
+    /// Network byte order.
+    pub sll_protocol: u16,
+    pub sll_ifindex: i32,
+    pub sll_hatype: u16,
+    pub sll_pkttype: u8,
+    pub sll_halen: u8,
+    pub sll_addr: [u8; 8],
+}
+
+/// `struct tpacket_stats_v3`. The kernel zeroes its counters on every read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, KnownLayout, Immutable)]
+pub struct TpacketStatsV3 {
+    /// Packets that passed the filter, including the dropped ones.
+    pub tp_packets: u32,
+    /// Packets that passed the filter but found no room in the ring.
+    pub tp_drops: u32,
+    /// Times the queue was frozen because user space held every block.
+    pub tp_freeze_q_cnt: u32,
+}
+
+/// `struct packet_mreq`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PacketMreq {
+    pub mr_ifindex: i32,
+    pub mr_type: u16,
+    pub mr_alen: u16,
+    pub mr_address: [u8; 8],
+}
+
+/// `struct sock_fprog` (`linux/filter.h`): the program handed to `SO_ATTACH_FILTER`.
+#[repr(C)]
+#[derive(Debug)]
+struct SockFprog {
+    len: u16,
+    /// Explicit padding, so every byte handed to the kernel is initialised.
+    pad: [u8; size_of::<usize>() - 2],
+    filter: *const BpfInsn,
+}
+
+/// `struct ifreq` as `SIOCGIFFLAGS` fills it: the name, then `ifr_flags` (a `short`) at the
+/// start of the 24-byte union. Our own mirror, so no union is ever read.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct IfreqFlags {
+    name: [u8; libc::IFNAMSIZ],
+    flags: i16,
+    pad: [u8; 22],
+}
+
+/// `struct ifreq` as `SIOCGIFHWADDR` fills it: the name, then a `struct sockaddr` whose
+/// `sa_family` is the ARPHRD_* hardware type.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct IfreqHwaddr {
+    name: [u8; libc::IFNAMSIZ],
+    sa_family: u16,
+    sa_data: [u8; 14],
+    pad: [u8; 8],
+}
+
+// ---- socket set-up ----
+
+/// `setsockopt(fd, level, name, value, size_of::<T>())` for the plain, padding-free `#[repr(C)]`
+/// values of this module (every `T` used here has no padding, so every byte the kernel copies
+/// is initialised).
+fn setsockopt_value<T>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    let len = libc::socklen_t::try_from(size_of::<T>())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let ptr: *const libc::c_void = (value as *const T).cast();
+    // SAFETY: `ptr` points at `len` readable, initialised bytes (a live `&T` of a padding-free
+    // type) for the whole call; the kernel only copies from it and keeps no pointer to it.
+    // `fd` is a descriptor the caller owns; a wrong one is reported as EBADF, not UB.
+    let rc = unsafe { libc::setsockopt(fd, level, name, ptr, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Opens `socket(AF_PACKET, SOCK_RAW, 0)` (close-on-exec).
+///
+/// Protocol 0 on purpose: a packet socket created with `htons(ETH_P_ALL)` is hooked into
+/// every interface of the namespace at once, so frames of all interfaces would queue up
+/// before the filter is attached and before `bind` narrows it to one interface (libpcap then
+/// drains them). With protocol 0 the socket receives nothing until [`bind_interface`] names
+/// both the interface and `ETH_P_ALL`, which happens after the filter and the ring are in
+/// place (`packet(7)`: "If protocol is set to zero, no packets are received").
+pub fn open_packet_socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) takes no pointers; any return value is checked below.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2), is open, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `if_nametoindex(3)` in the calling thread's network namespace.
+pub fn interface_index(name: &str) -> io::Result<u32> {
+    let c_name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c_name` is a valid NUL-terminated string that outlives the call, which only
+    // reads it.
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    if index == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(index)
+    }
+}
+
+fn ifreq_name(name: &str) -> io::Result<[u8; libc::IFNAMSIZ]> {
+    let bytes = name.as_bytes();
+    // The name must leave room for its NUL terminator and hold no NUL itself.
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let mut out = [0u8; libc::IFNAMSIZ];
+    out[..bytes.len()].copy_from_slice(bytes);
+    Ok(out)
+}
+
+/// `SIOCGIFFLAGS`: the interface flags (`IFF_UP`, ...), asked through `fd`'s namespace.
+pub fn interface_flags(fd: &OwnedFd, name: &str) -> io::Result<i16> {
+    let mut req = IfreqFlags {
+        name: ifreq_name(name)?,
+        flags: 0,
+        pad: [0; 22],
+    };
+    let ptr: *mut IfreqFlags = &mut req;
+    // SAFETY: `ptr` is a live, exclusive, 40-byte `struct ifreq` (size checked in the tests)
+    // with a NUL-terminated name; SIOCGIFFLAGS writes only `ifr_flags` inside it.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, ptr) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(req.flags)
+}
+
+/// `SIOCGIFHWADDR`: the interface's ARPHRD_* hardware type.
+pub fn interface_hardware_type(fd: &OwnedFd, name: &str) -> io::Result<u16> {
+    let mut req = IfreqHwaddr {
+        name: ifreq_name(name)?,
+        sa_family: 0,
+        sa_data: [0; 14],
+        pad: [0; 8],
+    };
+    let ptr: *mut IfreqHwaddr = &mut req;
+    // SAFETY: `ptr` is a live, exclusive, 40-byte `struct ifreq` with a NUL-terminated name;
+    // SIOCGIFHWADDR writes only the `struct sockaddr` (16 bytes) inside it.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, ptr) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(req.sa_family)
+}
+
+/// `PACKET_VERSION = TPACKET_V3`.
+pub fn set_tpacket_v3(fd: &OwnedFd) -> io::Result<()> {
+    setsockopt_value(fd.as_raw_fd(), SOL_PACKET, PACKET_VERSION, &TPACKET_V3)
+}
+
+/// `SO_ATTACH_FILTER` with a classic BPF program (`struct sock_filter` layout). The kernel
+/// copies and checks the program during the call.
+pub fn attach_filter(fd: &OwnedFd, insns: &[BpfInsn]) -> io::Result<()> {
+    let len =
+        u16::try_from(insns.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let prog = SockFprog {
+        len,
+        pad: [0; size_of::<usize>() - 2],
+        filter: insns.as_ptr(),
+    };
+    // The kernel reads `len` instructions through `filter` during the call; `insns` is
+    // borrowed for the whole call, so they are there.
+    setsockopt_value(
+        fd.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_ATTACH_FILTER,
+        &prog,
+    )
+}
+
+/// `PACKET_RX_RING` with `req` (a zeroed `req` releases the ring).
+pub fn set_rx_ring(fd: &OwnedFd, req: &TpacketReq3) -> io::Result<()> {
+    setsockopt_value(fd.as_raw_fd(), SOL_PACKET, PACKET_RX_RING, req)
+}
+
+/// `bind(2)` to one interface for `ETH_P_ALL`; from here on frames arrive.
+pub fn bind_interface(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
+    let addr = SockaddrLl {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: ETH_P_ALL.to_be(),
+        sll_ifindex: i32::try_from(ifindex)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        ..SockaddrLl::default()
+    };
+    let ptr: *const libc::sockaddr = (&addr as *const SockaddrLl).cast();
+    let len = size_of::<SockaddrLl>() as libc::socklen_t;
+    // SAFETY: `ptr` points at a live, padding-free 20-byte `sockaddr_ll`, `len` is its size;
+    // bind(2) only reads it during the call.
+    let rc = unsafe { libc::bind(fd.as_raw_fd(), ptr, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `PACKET_ADD_MEMBERSHIP` with `PACKET_MR_PROMISC`: promiscuous mode for as long as the
+/// socket is open (the kernel drops the membership on close).
+pub fn add_promisc_membership(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
+    let mreq = PacketMreq {
+        mr_ifindex: i32::try_from(ifindex)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        mr_type: PACKET_MR_PROMISC,
+        ..PacketMreq::default()
+    };
+    setsockopt_value(fd.as_raw_fd(), SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq)
+}
+
+/// `PACKET_FANOUT`: joins group `group_id` with `type_flags` (mode | flags). Needs a bound
+/// socket.
+pub fn join_fanout(fd: &OwnedFd, group_id: u16, type_flags: u16) -> io::Result<()> {
+    let arg: u32 = u32::from(group_id) | (u32::from(type_flags) << 16);
+    setsockopt_value(fd.as_raw_fd(), SOL_PACKET, PACKET_FANOUT, &arg)
+}
+
+/// Reads (and thereby resets) the kernel's counters: `PACKET_STATISTICS`.
+pub fn read_statistics(fd: &OwnedFd) -> io::Result<TpacketStatsV3> {
+    let mut stats = TpacketStatsV3::default();
+    let mut len = size_of::<TpacketStatsV3>() as libc::socklen_t;
+    let ptr: *mut libc::c_void = (&mut stats as *mut TpacketStatsV3).cast();
+    // SAFETY: `ptr` is a live, exclusive `tpacket_stats_v3` of `len` bytes and `len` a live
+    // `socklen_t`; the kernel writes at most `len` bytes there (any bit pattern is a valid
+    // `TpacketStatsV3`) and updates `len`.
+    let rc =
+        unsafe { libc::getsockopt(fd.as_raw_fd(), SOL_PACKET, PACKET_STATISTICS, ptr, &mut len) };
+    if rc == 0 {
+        Ok(stats)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Takes the socket's pending error (`SO_ERROR`), e.g. ENETDOWN when the interface went
+/// down or away.
+pub fn take_socket_error(fd: &OwnedFd) -> io::Result<Option<io::Error>> {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    let ptr: *mut libc::c_void = (&mut value as *mut libc::c_int).cast();
+    // SAFETY: `ptr` is a live, exclusive `int` of `len` bytes, `len` a live `socklen_t`;
+    // the kernel writes at most `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            ptr,
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((value != 0).then(|| io::Error::from_raw_os_error(value)))
+}
+
+/// Reads and discards whatever sits in the socket's ordinary receive queue (frames queued
+/// before the ring existed), without blocking. Returns how many were discarded. Bounded, so a
+/// busy interface cannot keep it going.
+pub fn drain_receive_queue(fd: &OwnedFd) -> usize {
+    let mut buf = [0u8; 64];
+    let mut drained = 0;
+    while drained < 1_000_000 {
+        let ptr: *mut libc::c_void = buf.as_mut_ptr().cast();
+        // SAFETY: `ptr` is a live, exclusive buffer of `buf.len()` bytes for the call;
+        // recv(2) writes at most that many (MSG_TRUNC only changes the return value).
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                ptr,
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+            )
+        };
+        if n < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+        drained += 1;
+    }
+    drained
+}
+
+/// What [`poll_readable`] saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollOutcome {
+    Readable,
+    /// `POLLERR`: the socket has a pending error (see [`take_socket_error`]).
+    Error,
+    TimedOut,
+    Interrupted,
+}
+
+/// `poll(2)` for `POLLIN` with a timeout (rounded up to whole milliseconds, at most
+/// `i32::MAX`).
+pub fn poll_readable(fd: &OwnedFd, timeout: Duration) -> io::Result<PollOutcome> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN | libc::POLLERR,
+        revents: 0,
+    };
+    let ms = timeout.as_micros().div_ceil(1000);
+    let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `&mut pfd` is one live, exclusive `pollfd` and nfds is 1.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(PollOutcome::Interrupted)
+        } else {
+            Err(e)
+        };
+    }
+    if rc == 0 {
+        return Ok(PollOutcome::TimedOut);
+    }
+    if pfd.revents & libc::POLLERR != 0 {
+        return Ok(PollOutcome::Error);
+    }
+    Ok(PollOutcome::Readable)
+}
+
+/// `sysconf(_SC_PAGESIZE)`; 4096 if the system will not say.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf(3) takes no pointers and has no preconditions.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(v).ok().filter(|&v| v > 0).unwrap_or(4096)
+}
+
+// ---- the mapped ring ----
+
+/// A `PACKET_RX_RING` mapped into our address space: `block_count` blocks of `block_bytes`,
+/// shared with the kernel. Unmapped on drop.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    block_bytes: usize,
+    block_count: usize,
+}
+
+// SAFETY: the mapping is plain memory owned by this value (no thread-local state); moving it
+// to another thread moves the only handle through which this process touches it. `Mapping`
+// is not `Sync`, so two threads never use it at the same time.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    fn len(&self) -> usize {
+        self.block_bytes * self.block_count
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what mmap returned; no reference into the mapping
+        // outlives `self` (every borrow handed out is tied to `&self`/`&mut self` of the
+        // ring), so nothing can touch it after this.
+        let rc = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len()) };
+        debug_assert_eq!(rc, 0, "munmap of the ring failed");
+    }
+}
+
+/// A TPACKET_V3 packet socket with its ring: the socket, the mapping, and which block is
+/// next. Fields drop in order: the mapping goes before the socket is closed.
+#[derive(Debug)]
+pub struct PacketSocket {
+    map: Option<Mapping>,
+    fd: OwnedFd,
+    next_block: usize,
+}
+
+impl PacketSocket {
+    pub fn new(fd: OwnedFd) -> PacketSocket {
+        PacketSocket {
+            map: None,
+            fd,
+            next_block: 0,
+        }
+    }
+
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Asks the kernel for a ring of `req` and maps it. On failure no ring is left behind
+    /// (a failed mmap releases the kernel's blocks again), so the caller may retry smaller.
+    /// `req.tp_block_size` must be a non-zero multiple of the page size.
+    pub fn map_ring(&mut self, req: &TpacketReq3) -> io::Result<()> {
+        let block_bytes = req.tp_block_size as usize;
+        let block_count = req.tp_block_nr as usize;
+        let page = page_size();
+        if self.map.is_some()
+            || block_bytes == 0
+            || block_bytes % page != 0
+            || block_count == 0
+            || block_bytes.checked_mul(block_count).is_none()
+        {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        set_rx_ring(&self.fd, req)?;
+        let len = block_bytes * block_count;
+        // SAFETY: a fresh shared mapping of the ring the kernel just allocated for this socket
+        // (at an address the kernel picks, so nothing existing is replaced); the result is
+        // checked against MAP_FAILED below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                self.fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            let e = io::Error::last_os_error();
+            // Release the kernel's blocks so a smaller retry can succeed.
+            let _ = set_rx_ring(&self.fd, &TpacketReq3::default());
+            return Err(e);
+        }
+        let Some(ptr) = NonNull::new(ptr.cast::<u8>()) else {
+            // mmap never returns NULL for a non-fixed mapping; treat it as a failure anyway.
+            let _ = set_rx_ring(&self.fd, &TpacketReq3::default());
+            return Err(io::Error::from(io::ErrorKind::Other));
+        };
+        self.map = Some(Mapping {
+            ptr,
+            block_bytes,
+            block_count,
+        });
+        self.next_block = 0;
+        Ok(())
+    }
+
+    /// The status word of block `index` as an atomic. `None` without a ring or out of range.
+    fn status_word(map: &Mapping, index: usize) -> Option<&AtomicU32> {
+        if index >= map.block_count {
+            return None;
+        }
+        let at = index * map.block_bytes + BLOCK_STATUS_OFFSET;
+        let word: *mut u32 = map.ptr.as_ptr().wrapping_add(at).cast();
+        // SAFETY: `at + 4 <= index * block_bytes + 12 <= len` (blocks are at least a page),
+        // so the word lies inside the live mapping, which outlives the returned borrow of
+        // `map`. It is 4-byte aligned: mmap returns page-aligned memory, `block_bytes` is a
+        // multiple of the page size and the offset is 8. The kernel writes this word only
+        // while it owns the block, publishing it with a write barrier after filling the block
+        // (packet_mmap.rst), and we only touch it through this atomic, never through a
+        // non-atomic `&`/`&mut` at the same time as a store.
+        Some(unsafe { AtomicU32::from_ptr(word) })
+    }
+
+    /// If the next block has been handed to user space, lends its bytes to `f`, then hands
+    /// the block back to the kernel (even if `f` panics) and moves on to the following block.
+    /// `None` when the next block is still the kernel's (or there is no ring).
+    pub fn with_next_block<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let index = self.next_block;
+        let map = self.map.as_ref()?;
+        let status = Self::status_word(map, index)?;
+        // Acquire pairs with the kernel's barrier before it sets TP_STATUS_USER: everything
+        // it wrote into the block is visible after this load.
+        if status.load(Ordering::Acquire) & TP_STATUS_USER == 0 {
+            return None;
+        }
+        let block_bytes = map.block_bytes;
+        let start: *const u8 = map.ptr.as_ptr().wrapping_add(index * block_bytes);
+        let next = (index + 1) % map.block_count;
+
+        /// Hands the block back when dropped (also on unwind).
+        struct GiveBack<'a>(&'a AtomicU32);
+        impl Drop for GiveBack<'_> {
+            fn drop(&mut self) {
+                // Release: our reads of the block happen before the kernel may reuse it.
+                self.0.store(TP_STATUS_KERNEL, Ordering::Release);
+            }
+        }
+        let give_back = GiveBack(status);
+        // SAFETY: `start..start + block_bytes` is block `index`, inside the live mapping
+        // (index < block_count), and the mapping outlives this call. The status word says
+        // the block belongs to user space: the kernel does not write any of its bytes until
+        // we store TP_STATUS_KERNEL, which `give_back` does only after `f` has returned (or
+        // unwound), when this borrow is dead; the borrow cannot escape `f` (`f` gets a
+        // `&[u8]` of an anonymous lifetime). Nobody writes the block meanwhile: we never make
+        // a `&mut` into the mapping, and the status word is only loaded during the borrow.
+        let block = unsafe { std::slice::from_raw_parts(start, block_bytes) };
+        self.next_block = next;
+        let r = f(block);
+        drop(give_back);
+        Some(r)
+    }
+
+    /// Ring geometry `(block_bytes, block_count)`, when mapped.
+    pub fn geometry(&self) -> Option<(usize, usize)> {
+        self.map.as_ref().map(|m| (m.block_bytes, m.block_count))
+    }
+}
+
+// ---- the bounds-checked walk over one block ----
+
+/// One packet found in a block, exactly as the kernel described it.
+#[derive(Clone, Copy, Debug)]
+pub struct RawFrame<'a> {
+    /// `tp_snaplen` bytes from `tp_mac`.
+    pub bytes: &'a [u8],
+    pub sec: u32,
+    pub nsec: u32,
+    /// `tp_len`, the length on the wire (without a stripped VLAN tag).
+    pub wire_len: u32,
+    pub status: u32,
+    pub vlan_tci: u32,
+    pub vlan_tpid: u16,
+}
+
+/// Why the walk over a block stopped early. `index` is the packet it stopped at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadBlock {
+    /// The block is smaller than its own header.
+    ShortBlock,
+    /// `offset_to_first_pkt` points before the end of the block header or past the block.
+    FirstOffset(u32),
+    /// A packet header does not fit in the block.
+    PacketHeader { index: u32 },
+    /// `tp_mac` points into the packet header or past the block.
+    MacOffset { index: u32 },
+    /// `tp_mac + tp_snaplen` runs past the block.
+    Snaplen { index: u32 },
+    /// `tp_next_offset` is 0 (or overflows) although more packets were announced.
+    NextOffset { index: u32 },
+}
+
+/// What [`walk_block`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockWalk {
+    /// `num_pkts` as the block header says.
+    pub announced: u32,
+    /// Frames handed to the callback.
+    pub frames: u32,
+    pub bad: Option<BadBlock>,
+}
+
+/// Walks one retired block, calling `f` for each packet in order. Every kernel-written
+/// offset and length is checked against `block` before it is used; the first that does not
+/// fit ends the walk and is reported in [`BlockWalk::bad`]. Never panics.
+pub fn walk_block<'a>(block: &'a [u8], mut f: impl FnMut(RawFrame<'a>)) -> BlockWalk {
+    let mut walk = BlockWalk {
+        announced: 0,
+        frames: 0,
+        bad: None,
+    };
+    let Ok((desc, _)) = TpacketBlockDesc::read_from_prefix(block) else {
+        walk.bad = Some(BadBlock::ShortBlock);
+        return walk;
+    };
+    walk.announced = desc.bh1.num_pkts;
+    if walk.announced == 0 {
+        return walk;
+    }
+    let first = desc.bh1.offset_to_first_pkt;
+    let mut offset = first as usize;
+    if offset < size_of::<TpacketBlockDesc>() || offset >= block.len() {
+        walk.bad = Some(BadBlock::FirstOffset(first));
+        return walk;
+    }
+    for index in 0..walk.announced {
+        let Some(Ok((hdr, _))) = block.get(offset..).map(Tpacket3Hdr::read_from_prefix) else {
+            walk.bad = Some(BadBlock::PacketHeader { index });
+            return walk;
+        };
+        let mac = usize::from(hdr.tp_mac);
+        if mac < size_of::<Tpacket3Hdr>() {
+            walk.bad = Some(BadBlock::MacOffset { index });
+            return walk;
+        }
+        let Some(start) = offset.checked_add(mac).filter(|&s| s <= block.len()) else {
+            walk.bad = Some(BadBlock::MacOffset { index });
+            return walk;
+        };
+        let Some(bytes) = start
+            .checked_add(hdr.tp_snaplen as usize)
+            .and_then(|end| block.get(start..end))
+        else {
+            walk.bad = Some(BadBlock::Snaplen { index });
+            return walk;
+        };
+        f(RawFrame {
+            bytes,
+            sec: hdr.tp_sec,
+            nsec: hdr.tp_nsec,
+            wire_len: hdr.tp_len,
+            status: hdr.tp_status,
+            vlan_tci: hdr.hv1.tp_vlan_tci,
+            vlan_tpid: hdr.hv1.tp_vlan_tpid,
+        });
+        walk.frames += 1;
+        if index + 1 < walk.announced {
+            let next = hdr.tp_next_offset as usize;
+            match offset.checked_add(next) {
+                Some(n) if next != 0 => offset = n,
+                _ => {
+                    walk.bad = Some(BadBlock::NextOffset { index });
+                    return walk;
+                }
+            }
+        }
+    }
+    walk
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{align_of, offset_of};
+
+    // Expected values worked out by hand from /usr/include/linux/if_packet.h (x86_64 and
+    // every other Linux ABI: only `unsigned int`, `__u16`, `__u32`, `__aligned_u64`), and
+    // cross-checked against the `libc` crate's own definitions where it has them.
+
+    #[test]
+    fn tpacket_req3_layout() {
+        assert_eq!(size_of::<TpacketReq3>(), 28);
+        assert_eq!(offset_of!(TpacketReq3, tp_retire_blk_tov), 16);
+        assert_eq!(offset_of!(TpacketReq3, tp_sizeof_priv), 20);
+        assert_eq!(offset_of!(TpacketReq3, tp_feature_req_word), 24);
+        assert_eq!(size_of::<TpacketReq3>(), size_of::<libc::tpacket_req3>());
+    }
+
+    #[test]
+    fn block_desc_layout() {
+        assert_eq!(size_of::<TpacketBdTs>(), 8);
+        assert_eq!(size_of::<TpacketHdrV1>(), 40);
+        assert_eq!(align_of::<TpacketHdrV1>(), 8);
+        assert_eq!(offset_of!(TpacketHdrV1, num_pkts), 4);
+        assert_eq!(offset_of!(TpacketHdrV1, offset_to_first_pkt), 8);
+        assert_eq!(offset_of!(TpacketHdrV1, blk_len), 12);
+        assert_eq!(offset_of!(TpacketHdrV1, seq_num), 16);
+        assert_eq!(offset_of!(TpacketHdrV1, ts_first_pkt), 24);
+        assert_eq!(offset_of!(TpacketHdrV1, ts_last_pkt), 32);
+        assert_eq!(size_of::<TpacketBlockDesc>(), 48);
+        assert_eq!(offset_of!(TpacketBlockDesc, bh1), 8);
+        assert_eq!(
+            offset_of!(TpacketBlockDesc, bh1) + offset_of!(TpacketHdrV1, block_status),
+            BLOCK_STATUS_OFFSET
+        );
+        assert_eq!(
+            size_of::<TpacketBlockDesc>(),
+            size_of::<libc::tpacket_block_desc>()
+        );
+        assert_eq!(size_of::<TpacketHdrV1>(), size_of::<libc::tpacket_hdr_v1>());
+    }
+
+    #[test]
+    fn tpacket3_hdr_layout() {
+        assert_eq!(size_of::<TpacketHdrVariant1>(), 12);
+        assert_eq!(offset_of!(TpacketHdrVariant1, tp_vlan_tci), 4);
+        assert_eq!(offset_of!(TpacketHdrVariant1, tp_vlan_tpid), 8);
+        assert_eq!(size_of::<Tpacket3Hdr>(), 48);
+        assert_eq!(offset_of!(Tpacket3Hdr, tp_snaplen), 12);
+        assert_eq!(offset_of!(Tpacket3Hdr, tp_len), 16);
+        assert_eq!(offset_of!(Tpacket3Hdr, tp_status), 20);
+        assert_eq!(offset_of!(Tpacket3Hdr, tp_mac), 24);
+        assert_eq!(offset_of!(Tpacket3Hdr, tp_net), 26);
+        assert_eq!(offset_of!(Tpacket3Hdr, hv1), 28);
+        assert_eq!(offset_of!(Tpacket3Hdr, tp_padding), 40);
+        assert_eq!(size_of::<Tpacket3Hdr>(), size_of::<libc::tpacket3_hdr>());
+        assert_eq!(
+            offset_of!(Tpacket3Hdr, tp_mac),
+            offset_of!(libc::tpacket3_hdr, tp_mac)
+        );
+        // TPACKET3_HDRLEN = TPACKET_ALIGN(48) + 20.
+        assert_eq!(TPACKET3_HDRLEN, 68);
+    }
+
+    #[test]
+    fn small_struct_layouts() {
+        assert_eq!(size_of::<SockaddrLl>(), 20);
+        assert_eq!(offset_of!(SockaddrLl, sll_ifindex), 4);
+        assert_eq!(offset_of!(SockaddrLl, sll_hatype), 8);
+        assert_eq!(offset_of!(SockaddrLl, sll_addr), 12);
+        assert_eq!(size_of::<SockaddrLl>(), size_of::<libc::sockaddr_ll>());
+        assert_eq!(size_of::<TpacketStatsV3>(), 12);
+        assert_eq!(offset_of!(TpacketStatsV3, tp_freeze_q_cnt), 8);
+        assert_eq!(
+            size_of::<TpacketStatsV3>(),
+            size_of::<libc::tpacket_stats_v3>()
+        );
+        assert_eq!(size_of::<PacketMreq>(), 16);
+        assert_eq!(size_of::<PacketMreq>(), size_of::<libc::packet_mreq>());
+        assert_eq!(size_of::<IfreqFlags>(), size_of::<libc::ifreq>());
+        assert_eq!(size_of::<IfreqHwaddr>(), size_of::<libc::ifreq>());
+        assert_eq!(offset_of!(IfreqFlags, flags), libc::IFNAMSIZ);
+        assert_eq!(size_of::<SockFprog>(), size_of::<libc::sock_fprog>());
+        assert_eq!(offset_of!(SockFprog, filter), size_of::<usize>());
+        assert_eq!(size_of::<BpfInsn>(), size_of::<libc::sock_filter>());
+        assert_eq!(offset_of!(BpfInsn, k), 4);
+    }
+
+    #[test]
+    fn constants_match_libc() {
+        assert_eq!(SOL_PACKET, libc::SOL_PACKET);
+        assert_eq!(PACKET_RX_RING, libc::PACKET_RX_RING);
+        assert_eq!(PACKET_STATISTICS, libc::PACKET_STATISTICS);
+        assert_eq!(PACKET_VERSION, libc::PACKET_VERSION);
+        assert_eq!(PACKET_FANOUT, libc::PACKET_FANOUT);
+        assert_eq!(PACKET_ADD_MEMBERSHIP, libc::PACKET_ADD_MEMBERSHIP);
+        assert_eq!(TPACKET_V3, 2); // third member of enum tpacket_versions
+        assert_eq!(i32::from(ETH_P_ALL), libc::ETH_P_ALL);
+        assert_eq!(
+            u32::from(PACKET_FANOUT_FLAG_DEFRAG),
+            libc::PACKET_FANOUT_FLAG_DEFRAG
+        );
+        assert_eq!(TP_STATUS_VLAN_VALID, libc::TP_STATUS_VLAN_VALID);
+        assert_eq!(TP_STATUS_VLAN_TPID_VALID, libc::TP_STATUS_VLAN_TPID_VALID);
+    }
+
+    // ---- fabricated blocks ----
+
+    const BLOCK: usize = 4096;
+    const FIRST: usize = 48;
+
+    fn put32(b: &mut [u8], at: usize, v: u32) {
+        b[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+    fn put16(b: &mut [u8], at: usize, v: u16) {
+        b[at..at + 2].copy_from_slice(&v.to_ne_bytes());
+    }
+
+    /// A block as the kernel lays it out: header, then packets at 16-aligned offsets, each
+    /// a `tpacket3_hdr`, room for a `sockaddr_ll`, then the frame at `tp_mac`.
+    fn block_with(frames: &[&[u8]]) -> Vec<u8> {
+        let mut b = vec![0u8; BLOCK];
+        put32(&mut b, 8, TP_STATUS_USER);
+        put32(&mut b, 12, frames.len() as u32);
+        put32(&mut b, 16, FIRST as u32);
+        let mut off = FIRST;
+        for (i, frame) in frames.iter().enumerate() {
+            let mac = 80usize;
+            let total = (mac + frame.len()).div_ceil(16) * 16;
+            let next = if i + 1 < frames.len() {
+                total as u32
+            } else {
+                0
+            };
+            put32(&mut b, off, next);
+            put32(&mut b, off + 4, 1_700_000_000 + i as u32);
+            put32(&mut b, off + 8, 123_456_789);
+            put32(&mut b, off + 12, frame.len() as u32);
+            put32(&mut b, off + 16, frame.len() as u32 + 100);
+            put32(&mut b, off + 20, TP_STATUS_USER);
+            put16(&mut b, off + 24, mac as u16);
+            put16(&mut b, off + 26, mac as u16 + 14);
+            b[off + mac..off + mac + frame.len()].copy_from_slice(frame);
+            off += total;
+        }
+        put32(&mut b, 20, off as u32);
+        b
+    }
+
+    fn collect(block: &[u8]) -> (Vec<Vec<u8>>, BlockWalk) {
+        let mut out = Vec::new();
+        let walk = walk_block(block, |f| out.push(f.bytes.to_vec()));
+        (out, walk)
+    }
+
+    #[test]
+    fn walks_a_good_block() {
+        let a = [1u8; 60];
+        let b = [2u8; 100];
+        let c = [3u8; 1];
+        let block = block_with(&[&a, &b, &c]);
+        let mut times = Vec::new();
+        let walk = walk_block(&block, |f| times.push((f.sec, f.nsec, f.wire_len)));
+        assert_eq!(
+            walk,
+            BlockWalk {
+                announced: 3,
+                frames: 3,
+                bad: None
+            }
+        );
+        assert_eq!(times[1], (1_700_000_001, 123_456_789, 200));
+        let (frames, _) = collect(&block);
+        assert_eq!(frames, vec![a.to_vec(), b.to_vec(), c.to_vec()]);
+    }
+
+    #[test]
+    fn empty_block_is_fine() {
+        let block = block_with(&[]);
+        assert_eq!(
+            collect(&block).1,
+            BlockWalk {
+                announced: 0,
+                frames: 0,
+                bad: None
+            }
+        );
+    }
+
+    #[test]
+    fn short_block_is_bad() {
+        assert_eq!(collect(&[0u8; 10]).1.bad, Some(BadBlock::ShortBlock));
+    }
+
+    #[test]
+    fn hostile_first_offset() {
+        for first in [0u32, 47, BLOCK as u32, u32::MAX, BLOCK as u32 - 1] {
+            let mut block = block_with(&[&[9u8; 20]]);
+            put32(&mut block, 16, first);
+            let (frames, walk) = collect(&block);
+            assert!(walk.bad.is_some(), "first offset {first}");
+            assert!(frames.is_empty());
+        }
+    }
+
+    #[test]
+    fn hostile_num_pkts_stops_at_missing_next_offset() {
+        let mut block = block_with(&[&[9u8; 20], &[8u8; 20]]);
+        put32(&mut block, 12, u32::MAX);
+        let (frames, walk) = collect(&block);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(walk.bad, Some(BadBlock::NextOffset { index: 1 }));
+    }
+
+    #[test]
+    fn hostile_next_offset_past_the_block() {
+        let mut block = block_with(&[&[9u8; 20], &[8u8; 20]]);
+        put32(&mut block, FIRST, BLOCK as u32 - 10);
+        let (frames, walk) = collect(&block);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(walk.bad, Some(BadBlock::PacketHeader { index: 1 }));
+        put32(&mut block, FIRST, u32::MAX);
+        assert_eq!(
+            collect(&block).1.bad,
+            Some(BadBlock::PacketHeader { index: 1 })
+        );
+    }
+
+    #[test]
+    fn hostile_mac_and_snaplen() {
+        let mut block = block_with(&[&[9u8; 20]]);
+        put16(&mut block, FIRST + 24, 3);
+        assert_eq!(
+            collect(&block).1.bad,
+            Some(BadBlock::MacOffset { index: 0 })
+        );
+        put16(&mut block, FIRST + 24, u16::MAX);
+        assert_eq!(
+            collect(&block).1.bad,
+            Some(BadBlock::MacOffset { index: 0 })
+        );
+        // A frame that starts in the block but ends past it.
+        put16(&mut block, FIRST + 24, (BLOCK - FIRST - 10) as u16);
+        assert_eq!(collect(&block).1.bad, Some(BadBlock::Snaplen { index: 0 }));
+        put16(&mut block, FIRST + 24, 80);
+        put32(&mut block, FIRST + 12, BLOCK as u32);
+        assert_eq!(collect(&block).1.bad, Some(BadBlock::Snaplen { index: 0 }));
+        put32(&mut block, FIRST + 12, u32::MAX);
+        assert_eq!(collect(&block).1.bad, Some(BadBlock::Snaplen { index: 0 }));
+        // The last byte of the block is still in bounds.
+        let room = (BLOCK - FIRST - 80) as u32;
+        put32(&mut block, FIRST + 12, room);
+        let (frames, walk) = collect(&block);
+        assert_eq!((frames[0].len(), walk.bad), (room as usize, None));
+    }
+
+    #[test]
+    fn header_at_the_very_end_is_bad_not_a_panic() {
+        let mut block = block_with(&[&[9u8; 20]]);
+        put32(&mut block, 16, (BLOCK - 10) as u32);
+        assert_eq!(
+            collect(&block).1.bad,
+            Some(BadBlock::PacketHeader { index: 0 })
+        );
+    }
+
+    /// Any bytes at all: the walk ends, never panics, and every frame lies inside the block.
+    #[test]
+    fn arbitrary_blocks_never_panic() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..2000 {
+            let len = (next() % 600) as usize;
+            let mut block: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if round % 2 == 0 && len >= 48 {
+                // Plausible header fields so the walk gets past the first checks.
+                put32(&mut block, 12, (next() % 8) as u32);
+                put32(&mut block, 16, 48 + (next() % 64) as u32);
+            }
+            let range = block.as_ptr_range();
+            let walk = walk_block(&block, |f| {
+                let r = f.bytes.as_ptr_range();
+                assert!(r.start >= range.start && r.end <= range.end);
+            });
+            assert!(walk.frames <= walk.announced);
+        }
+    }
+}
