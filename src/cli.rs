@@ -31,7 +31,9 @@ pub struct ReadArgs {
     pub files: Vec<PathBuf>,
 
     /// Where to write: "-" or "stdout", "file:PATH" (JSON lines), "tcp://HOST:PORT" (JSON
-    /// lines to a listener), "redis://[:PASSWORD@]HOST[:PORT][/DB]" (the Redis list --queue).
+    /// lines to a listener), "redis://[:PASSWORD@]HOST[:PORT][/DB]" (the Redis list --queue),
+    /// "amqp://USER:PASS@HOST[:PORT][/VHOST]" (RabbitMQ: --exchange, --queue, --routing-key,
+    /// publisher confirms).
     /// Broker outputs connect at start and, once running, reconnect forever.
     #[arg(
         short,
@@ -134,10 +136,10 @@ Exit codes:
   7  bad filter expression         8  output failed while writing
   9  broker unreachable at start (refused, unknown host, timeout)
   10 broker refused the credentials at start
-  11 TLS output (rediss://) not supported by this build yet
+  11 TLS output (rediss://, amqps://) not supported by this build yet
 
-Once running, tcp:// and redis:// outputs reconnect forever with capped backoff, holding the
-output (back-pressure, nothing dropped), and send again what the lost connection may not have
-delivered (redis: the one batch in flight; tcp: the last tcp_wmem+tcp_rmem bytes of whole
-batches, 36 MiB here), so a
-receiver may see those messages twice; they are counted as resent.";
+Once running, tcp://, redis:// and amqp:// outputs reconnect forever with capped backoff,
+holding the output (back-pressure, nothing dropped), and send again what the lost connection
+may not have delivered (redis: the one batch in flight; amqp: every unconfirmed message; tcp:
+the last tcp_wmem+tcp_rmem bytes of whole batches), so a receiver may see those messages
+twice; they are counted as resent.";

@@ -1,5 +1,6 @@
 //! Sinks: where the publisher thread writes batches. JSON lines to stdout, a file or a TCP
-//! listener ([`tcp`]), and Redis lists readable by kombu consumers ([`redis`]).
+//! listener ([`tcp`]), Redis lists readable by kombu consumers ([`redis`]) and RabbitMQ
+//! exchanges with publisher confirms ([`amqp`]).
 //!
 //! Broker sinks connect when opened, so a wrong address or password ends the run before any
 //! packet is read, with one line and a distinct exit code ([`StartError`]). Once running they
@@ -8,6 +9,7 @@
 //! nothing is dropped. Delivery is at-least-once; each sink documents its duplicate window
 //! and counts what it sent again ([`Sink::report`]).
 
+pub mod amqp;
 pub mod redis;
 pub mod tcp;
 
@@ -20,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::amqp::{AmqpConfig, AmqpSink};
 pub use self::redis::{RedisConfig, RedisFormat, RedisSink};
 pub use self::tcp::{TcpConfig, TcpSink};
 
@@ -39,7 +42,7 @@ pub trait Sink: Send {
 pub const EXIT_UNREACHABLE: u8 = 9;
 /// Exit code: the broker refused the credentials at start-up.
 pub const EXIT_AUTH: u8 = 10;
-/// Exit code: TLS output asked for (`rediss://`) but not available, or the TLS handshake failed.
+/// Exit code: TLS output asked for (`rediss://`, `amqps://`) but not available, or the TLS handshake failed.
 pub const EXIT_TLS: u8 = 11;
 /// Exit code: a malformed output URL (the usage-error code).
 pub const EXIT_BAD_URL: u8 = 2;
@@ -115,11 +118,13 @@ pub enum Output {
     File(PathBuf),
     Tcp(TcpConfig),
     Redis(RedisConfig),
+    Amqp(AmqpConfig),
 }
 
 impl Output {
     /// `-` or `stdout`, `file:PATH`, `tcp://HOST:PORT`, `redis://[[user]:password@]HOST[:PORT][/DB]`
-    /// (or `rediss://`), with default queue names and the kombu format.
+    /// (or `rediss://`), `amqp://[USER:PASSWORD@]HOST[:PORT][/VHOST]` (or `amqps://`), with
+    /// default queue names and the kombu format.
     pub fn parse(s: &str) -> Result<Output, String> {
         Output::parse_with(s, &OutputOptions::default())
     }
@@ -140,9 +145,11 @@ impl Output {
         match scheme.map(str::to_ascii_lowercase).as_deref() {
             Some("tcp") => TcpConfig::parse(s).map(Output::Tcp),
             Some("redis") | Some("rediss") => RedisConfig::parse(s, options).map(Output::Redis),
+            Some("amqp") | Some("amqps") => AmqpConfig::parse(s, options).map(Output::Amqp),
             _ => Err(format!(
                 "unsupported output \"{}\": use \"-\" (stdout), \"file:PATH\", \
-                 \"tcp://HOST:PORT\" or \"redis://[:PASSWORD@]HOST[:PORT][/DB]\"",
+                 \"tcp://HOST:PORT\", \"redis://[:PASSWORD@]HOST[:PORT][/DB]\" or \
+                 \"amqp://USER:PASSWORD@HOST[:PORT][/VHOST]\"",
                 redact(s)
             )),
         }
@@ -162,6 +169,9 @@ impl Output {
             Output::Redis(cfg) => {
                 Box::new(RedisSink::connect(cfg.clone()).map_err(StartError::into_io)?)
             }
+            Output::Amqp(cfg) => {
+                Box::new(AmqpSink::connect(cfg.clone()).map_err(StartError::into_io)?)
+            }
         })
     }
 
@@ -172,6 +182,7 @@ impl Output {
             Output::File(p) => format!("file:{}", p.display()),
             Output::Tcp(cfg) => cfg.describe(),
             Output::Redis(cfg) => cfg.describe(),
+            Output::Amqp(cfg) => cfg.describe(),
         }
     }
 }
@@ -319,13 +330,14 @@ mod tests {
         assert_eq!(Output::parse("-"), Ok(Output::Stdout));
         assert_eq!(Output::parse("file:/x"), Ok(Output::File("/x".into())));
         assert!(Output::parse("file:").is_err());
-        let e = Output::parse("amqp://u:hunter2@h:1/0").unwrap_err();
+        let e = Output::parse("mqtt://u:hunter2@h:1/0").unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
         assert!(matches!(
             Output::parse("tcp://127.0.0.1:9"),
             Ok(Output::Tcp(_))
         ));
         assert!(matches!(Output::parse("redis://h"), Ok(Output::Redis(_))));
+        assert!(matches!(Output::parse("amqp://h"), Ok(Output::Amqp(_))));
     }
 
     #[test]

@@ -1,0 +1,765 @@
+//! `amqp://[USER[:PASSWORD]@]HOST[:PORT][/VHOST]`: messages to RabbitMQ the way the original's
+//! kombu publisher sent them (REFERENCE section 3): exchange FORWARD_EXCHANGE (`topic` when a
+//! routing key is set, else `direct`; durable), queue FORWARD_QUEUE (durable) bound to it with
+//! FORWARD_ROUTING_KEY, and each message persistent (delivery_mode 2) with content type
+//! `application/json` and content encoding `utf-8`, its body the packet JSON. kombu consumers
+//! decode such a body into the packet dictionary.
+//!
+//! Publisher confirms (RabbitMQ's extension to AMQP 0-9-1) are on: a batch counts as
+//! delivered only once the broker has acknowledged every message in it. To keep the link busy
+//! the sink does not wait for a batch's confirms before sending the next: up to
+//! [`AmqpConfig::window_batches`] batches (1,024 messages each at most) are in flight, and
+//! `write_batch` waits for the oldest only when the window is full; `flush` waits for all.
+//!
+//! The sink keeps its own copy of every unconfirmed message. A nack, a lost connection, a
+//! closed channel or a confirm that does not come within [`AmqpConfig::confirm_timeout`] makes
+//! it reconnect with capped exponential backoff (forever, holding the output), declare the
+//! exchange, queue and binding again and send every unconfirmed message again, in order.
+//!
+//! At-least-once window: a message the broker had stored but whose confirm was lost with the
+//! connection is stored twice. At most the in-flight window (`window_batches` × 1,024
+//! messages) can be sent again per reconnect; every message sent again is counted as
+//! `resent`, so duplicates ≤ resent.
+//!
+//! Start-up failures end the run: unreachable (exit 9), credentials or virtual host refused
+//! (10), `amqps://` (11: TLS is not supported by this build yet), malformed URL or an exchange
+//! or queue that exists with other settings (2).
+//!
+//! lapin does its socket I/O on a thread of its own and runs its heartbeat and RPC tasks on
+//! the async runtime it is given. The sink owns a Tokio runtime with one worker thread for
+//! those, and the publisher thread blocks on it (`block_on`) to publish and to wait for
+//! confirms. A current-thread runtime would run lapin's tasks only while the publisher thread
+//! is inside `block_on`: heartbeats would stop while a quiet live capture sends nothing, and
+//! lapin's I/O thread cannot drive a current-thread runtime's reactor from outside.
+
+use super::redis::Secret;
+use super::{
+    log, split_host_port, Backoff, OutputOptions, SharedCounters, Sink, SinkCounters, StartError,
+    EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
+};
+use crate::pipeline::batch::JsonBatch;
+use async_rs::traits::Executor;
+use async_rs::TokioRuntime;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{FieldTable, ShortString};
+use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    PublisherConfirm,
+};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+/// Where to connect and what to declare.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AmqpConfig {
+    pub host: String,
+    pub port: u16,
+    /// The virtual host, decoded (`/` for RabbitMQ's default one).
+    pub vhost: String,
+    pub username: String,
+    pub password: Secret,
+    /// `amqps://`: TLS (not supported by this build yet; refused at open with exit 11).
+    pub tls: bool,
+    pub queue: String,
+    pub exchange: String,
+    /// Empty: a `direct` exchange bound with the empty key; else a `topic` exchange.
+    pub routing_key: String,
+    /// Publisher confirms (on by default). Off: a batch counts as written once it is on the
+    /// socket, and a lost connection can lose what the broker had not stored yet.
+    pub confirms: bool,
+    /// Batches sent but not yet confirmed before `write_batch` waits for the oldest.
+    pub window_batches: usize,
+    pub connect_timeout: Duration,
+    /// How long to wait for a batch's confirms before treating the connection as lost.
+    pub confirm_timeout: Duration,
+    pub backoff: Backoff,
+    /// The name the broker shows for the connection (`rabbitmqctl list_connections`).
+    pub connection_name: String,
+}
+
+impl AmqpConfig {
+    /// Parses `amqp://` / `amqps://` URLs as kombu reads them: user and password default to
+    /// guest/guest, the port to 5672 (5671 for amqps), the virtual host is the %-decoded path
+    /// (`/`, `//` and `/%2f` all mean `/`).
+    pub fn parse(url: &str, options: &OutputOptions) -> Result<AmqpConfig, String> {
+        let shown = super::redact(url);
+        let bad = |why: &str| {
+            format!(
+                "bad output URL \"{shown}\": {why}; expected \
+                 amqp://USER:PASSWORD@HOST[:PORT][/VHOST]"
+            )
+        };
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
+        let tls = scheme.eq_ignore_ascii_case("amqps");
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
+        if path.contains(['?', '#']) || authority.contains(['?', '#']) {
+            return Err(bad("URL parameters are not supported"));
+        }
+        let (cred, hostport) = match authority.rfind('@') {
+            Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+            None => (None, authority),
+        };
+        let (username, password) = match cred {
+            None => ("guest".to_string(), "guest".to_string()),
+            Some(c) => {
+                let (u, p) = c.split_once(':').unwrap_or((c, "guest"));
+                let u = percent_decode(u).ok_or_else(|| bad("bad %-escape in the user name"))?;
+                let p = percent_decode(p).ok_or_else(|| bad("bad %-escape in the password"))?;
+                (if u.is_empty() { "guest".into() } else { u }, p)
+            }
+        };
+        let default_port = if tls { 5671 } else { 5672 };
+        let (host, port) = split_host_port(hostport, Some(default_port)).map_err(|e| bad(&e))?;
+        let vhost = percent_decode(path).ok_or_else(|| bad("bad %-escape in the virtual host"))?;
+        let vhost = if vhost.is_empty() { "/".into() } else { vhost };
+        for (what, name) in [("queue", &options.queue), ("exchange", &options.exchange)] {
+            if name.is_empty() {
+                return Err(format!("the {what} name must not be empty"));
+            }
+        }
+        for (what, name) in [
+            ("queue", &options.queue),
+            ("exchange", &options.exchange),
+            ("routing key", &options.routing_key),
+        ] {
+            // AMQP 0-9-1 short strings: at most 255 bytes.
+            if name.len() > 255 {
+                return Err(format!("the {what} name is longer than 255 bytes"));
+            }
+        }
+        Ok(AmqpConfig {
+            host,
+            port,
+            vhost,
+            username,
+            password: Secret(password),
+            tls,
+            queue: options.queue.clone(),
+            exchange: options.exchange.clone(),
+            routing_key: options.routing_key.clone(),
+            confirms: true,
+            window_batches: 4,
+            connect_timeout: Duration::from_secs(10),
+            confirm_timeout: Duration::from_secs(60),
+            backoff: Backoff::default(),
+            connection_name: "netpipe-fast".into(),
+        })
+    }
+
+    /// The URL with the password replaced by `***` and the virtual host %-encoded.
+    pub fn describe(&self) -> String {
+        let scheme = if self.tls { "amqps" } else { "amqp" };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!(
+            "{scheme}://{}:***@{host}:{}/{}",
+            percent_encode(&self.username),
+            self.port,
+            percent_encode(&self.vhost)
+        )
+    }
+
+    /// `topic` when a routing key is set (so consumers may bind with patterns), else `direct`:
+    /// what the original's publisher declared.
+    pub fn exchange_kind(&self) -> ExchangeKind {
+        if self.routing_key.is_empty() {
+            ExchangeKind::Direct
+        } else {
+            ExchangeKind::Topic
+        }
+    }
+
+    /// The exchange type's name, as kombu spells it.
+    pub fn exchange_type(&self) -> &'static str {
+        if self.routing_key.is_empty() {
+            "direct"
+        } else {
+            "topic"
+        }
+    }
+
+    fn uri(&self) -> AMQPUri {
+        AMQPUri {
+            scheme: AMQPScheme::AMQP,
+            authority: AMQPAuthority {
+                userinfo: AMQPUserInfo {
+                    username: self.username.clone(),
+                    password: self.password.0.clone(),
+                },
+                host: self.host.clone(),
+                port: self.port,
+            },
+            vhost: self.vhost.clone(),
+            query: AMQPQueryString::default(),
+        }
+    }
+}
+
+/// `%XX` escapes to bytes; `None` for a broken escape or text that is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Escapes everything but RFC 3986 unreserved characters (so `/` becomes `%2f`).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02x}"));
+        }
+    }
+    out
+}
+
+/// One batch's messages, copied, until the broker has confirmed all of them.
+#[derive(Default)]
+struct InFlight {
+    bytes: Vec<u8>,
+    /// End offset of each message body in `bytes`.
+    ends: Vec<usize>,
+    /// Messages at the front already confirmed.
+    acked: usize,
+    /// Confirms of messages `acked..` on the current connection, in order (empty when not
+    /// sent on it yet).
+    confirms: VecDeque<PublisherConfirm>,
+}
+
+impl InFlight {
+    fn fill(&mut self, batch: &JsonBatch) {
+        self.bytes.clear();
+        self.ends.clear();
+        self.acked = 0;
+        self.confirms.clear();
+        for m in batch.messages() {
+            self.bytes.extend_from_slice(m);
+            self.ends.push(self.bytes.len());
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Messages `from..`, in order.
+    fn messages(&self, from: usize) -> impl Iterator<Item = &[u8]> {
+        let start = if from == 0 { 0 } else { self.ends[from - 1] };
+        let mut at = start;
+        self.ends[from..].iter().map(move |&end| {
+            let m = &self.bytes[at..end];
+            at = end;
+            m
+        })
+    }
+}
+
+/// A connection and the channel messages go out on.
+struct Link {
+    connection: Connection,
+    channel: Channel,
+}
+
+/// Why a connection is given up.
+enum Failure {
+    Lapin(lapin::Error),
+    Nack,
+    Timeout(&'static str),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Lapin(e) => write!(f, "{e}"),
+            Failure::Nack => f.write_str("the broker refused (nacked) a message"),
+            Failure::Timeout(what) => write!(f, "no answer to {what} in time"),
+        }
+    }
+}
+
+impl From<lapin::Error> for Failure {
+    fn from(e: lapin::Error) -> Self {
+        Failure::Lapin(e)
+    }
+}
+
+/// Messages to a RabbitMQ exchange, confirmed, reconnecting forever.
+pub struct AmqpSink {
+    cfg: AmqpConfig,
+    runtime: TokioRuntime,
+    link: Option<Link>,
+    in_flight: VecDeque<InFlight>,
+    /// Emptied [`InFlight`] buffers for reuse.
+    spare: Vec<InFlight>,
+    properties: BasicProperties,
+    exchange: ShortString,
+    routing_key: ShortString,
+    /// Messages sent for the first time.
+    sent: u64,
+    /// `published`: messages the broker confirmed (or, with confirms off, put on the socket).
+    counters: SharedCounters,
+}
+
+impl AmqpSink {
+    /// Connects, declares the exchange, queue and binding, and turns confirms on.
+    pub fn connect(cfg: AmqpConfig) -> Result<AmqpSink, StartError> {
+        if cfg.tls {
+            return Err(StartError::new(
+                EXIT_TLS,
+                "TLS (amqps://) is not supported by this build yet; use amqp://",
+            ));
+        }
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("netpipe-amqp")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                StartError::new(
+                    EXIT_UNREACHABLE,
+                    format!("cannot start the AMQP runtime: {e}"),
+                )
+            })?;
+        let runtime = async_rs::Runtime::tokio_with_runtime(tokio);
+        let link = open_link(&cfg, &runtime).map_err(|e| start_error(&cfg, &e))?;
+        Ok(AmqpSink {
+            properties: BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_content_encoding("utf-8".into())
+                .with_delivery_mode(2),
+            exchange: cfg.exchange.as_str().into(),
+            routing_key: cfg.routing_key.as_str().into(),
+            cfg,
+            runtime,
+            link: Some(link),
+            in_flight: VecDeque::new(),
+            spare: Vec::new(),
+            sent: 0,
+            counters: Arc::new(SinkCounters::default()),
+        })
+    }
+
+    /// The counters, readable while the sink runs elsewhere.
+    pub fn counters(&self) -> SharedCounters {
+        Arc::clone(&self.counters)
+    }
+
+    /// Sends the unacknowledged messages of in-flight batch `index` on the current link.
+    fn send(&mut self, index: usize) -> Result<(), Failure> {
+        let Some(link) = self.link.as_ref() else {
+            return Err(Failure::Timeout("a connection"));
+        };
+        let batch = &self.in_flight[index];
+        let publishes: Vec<_> = batch
+            .messages(batch.acked)
+            .map(|body| {
+                Box::pin(link.channel.basic_publish(
+                    self.exchange.clone(),
+                    self.routing_key.clone(),
+                    BasicPublishOptions::default(),
+                    body,
+                    self.properties.clone(),
+                ))
+            })
+            .collect();
+        let timeout = self.cfg.confirm_timeout;
+        let confirms = self
+            .runtime
+            .block_on(async move { tokio::time::timeout(timeout, join_in_order(publishes)).await })
+            .map_err(|_| Failure::Timeout("publishing"))??;
+        self.in_flight[index].confirms = confirms.into();
+        Ok(())
+    }
+
+    /// Waits until every message of the oldest in-flight batch is confirmed, then retires it.
+    fn confirm_oldest(&mut self) -> Result<(), Failure> {
+        let Some(batch) = self.in_flight.front_mut() else {
+            return Ok(());
+        };
+        if !self.cfg.confirms {
+            SinkCounters::add(&self.counters.published, (batch.len() - batch.acked) as u64);
+        } else {
+            let counters = &self.counters;
+            let deadline = tokio::time::Instant::now() + self.cfg.confirm_timeout;
+            let result = self.runtime.block_on(async {
+                while let Some(confirm) = batch.confirms.front_mut() {
+                    let answer = tokio::time::timeout_at(deadline, confirm)
+                        .await
+                        .map_err(|_| Failure::Timeout("the publisher confirms"))??;
+                    match answer {
+                        Confirmation::Nack(_) => return Err(Failure::Nack),
+                        Confirmation::Ack(_) | Confirmation::NotRequested => {
+                            batch.confirms.pop_front();
+                            batch.acked += 1;
+                            SinkCounters::add(&counters.published, 1);
+                        }
+                    }
+                }
+                Ok(())
+            });
+            result?;
+            debug_assert_eq!(batch.acked, batch.len());
+        }
+        if let Some(done) = self.in_flight.pop_front() {
+            self.spare.push(done);
+        }
+        Ok(())
+    }
+
+    /// Connects again, forever, with capped exponential backoff, and sends every unconfirmed
+    /// message again, oldest first.
+    fn recover(&mut self, why: &Failure) {
+        let dest = self.cfg.describe();
+        log(format_args!(
+            "{dest}: {why}; reconnecting, holding the output"
+        ));
+        if let Some(old) = self.link.take() {
+            close_link(&self.runtime, old);
+        }
+        let mut attempt = 0u32;
+        loop {
+            std::thread::sleep(self.cfg.backoff.delay(attempt));
+            attempt = attempt.saturating_add(1);
+            match open_link(&self.cfg, &self.runtime) {
+                Ok(link) => {
+                    self.link = Some(link);
+                    SinkCounters::add(&self.counters.reconnects, 1);
+                }
+                Err(e) => {
+                    let b = self.cfg.backoff;
+                    if b.delay(attempt - 1) < b.max && b.delay(attempt) >= b.max {
+                        log(format_args!("{dest}: still failing ({e}); retrying"));
+                    }
+                    continue;
+                }
+            }
+            let mut resent = 0u64;
+            let mut failed = None;
+            for i in 0..self.in_flight.len() {
+                let b = &self.in_flight[i];
+                resent += (b.len() - b.acked) as u64;
+                if let Err(e) = self.send(i) {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            SinkCounters::add(&self.counters.resent, resent);
+            match failed {
+                None => {
+                    log(format_args!(
+                        "{dest}: reconnected after {attempt} attempt(s), {resent} unconfirmed \
+                         message(s) sent again"
+                    ));
+                    return;
+                }
+                Some(e) => {
+                    log(format_args!("{dest}: lost again while resending ({e})"));
+                    if let Some(old) = self.link.take() {
+                        close_link(&self.runtime, old);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Sink for AmqpSink {
+    fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut slot = self.spare.pop().unwrap_or_default();
+        slot.fill(batch);
+        self.sent += slot.len() as u64;
+        self.in_flight.push_back(slot);
+        let last = self.in_flight.len() - 1;
+        if let Err(e) = self.send(last) {
+            // Sends every in-flight batch again, this one included.
+            self.recover(&e);
+        }
+        while self.in_flight.len() > self.cfg.window_batches.max(1) {
+            if let Err(e) = self.confirm_oldest() {
+                self.recover(&e);
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        while !self.in_flight.is_empty() {
+            if let Err(e) = self.confirm_oldest() {
+                self.recover(&e);
+            }
+        }
+        Ok(())
+    }
+
+    fn report(&self) -> Option<String> {
+        let c = &self.counters;
+        let confirmed = if self.cfg.confirms {
+            format!("{} confirmed", c.published())
+        } else {
+            "confirms off".to_string()
+        };
+        Some(format!(
+            "published {} to {} exchange {} queue {}, {confirmed}, {} resent after {} reconnects",
+            self.sent,
+            self.cfg.describe(),
+            self.cfg.exchange,
+            self.cfg.queue,
+            c.resent(),
+            c.reconnects()
+        ))
+    }
+}
+
+impl Drop for AmqpSink {
+    fn drop(&mut self) {
+        if let Some(link) = self.link.take() {
+            close_link(&self.runtime, link);
+        }
+    }
+}
+
+/// Polls the futures in order until all are ready; the first error ends it. The publishes of
+/// a batch are all started in the first poll, so their frames go out back to back and in
+/// order, and each one's confirm (delivery tag) follows the order of the batch.
+async fn join_in_order<T, F>(mut futures: Vec<Pin<Box<F>>>) -> lapin::Result<Vec<T>>
+where
+    F: Future<Output = lapin::Result<T>>,
+{
+    let mut done: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    let mut first_open = 0usize;
+    std::future::poll_fn(|cx| {
+        for (i, f) in futures.iter_mut().enumerate().skip(first_open) {
+            if done[i].is_some() {
+                continue;
+            }
+            match f.as_mut().poll(cx) {
+                Poll::Ready(Ok(v)) => done[i] = Some(v),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+        }
+        while first_open < done.len() && done[first_open].is_some() {
+            first_open += 1;
+        }
+        if first_open == done.len() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await?;
+    Ok(done.into_iter().flatten().collect())
+}
+
+/// Connects, opens a channel, declares the exchange (durable), the queue (durable) and the
+/// binding, and turns publisher confirms on.
+fn open_link(cfg: &AmqpConfig, runtime: &TokioRuntime) -> Result<Link, Failure> {
+    let properties =
+        ConnectionProperties::default().with_connection_name(cfg.connection_name.as_str().into());
+    let exchange: ShortString = cfg.exchange.as_str().into();
+    let queue: ShortString = cfg.queue.as_str().into();
+    let timeout = cfg.connect_timeout;
+    let work = async {
+        let connection =
+            Connection::connect_uri_with_runtime(cfg.uri(), properties, runtime.clone()).await?;
+        let channel = connection.create_channel().await?;
+        let link = Link {
+            connection,
+            channel,
+        };
+        link.channel
+            .exchange_declare(
+                exchange.clone(),
+                cfg.exchange_kind(),
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        link.channel
+            .queue_declare(
+                queue.clone(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        link.channel
+            .queue_bind(
+                queue,
+                exchange,
+                cfg.routing_key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        if cfg.confirms {
+            link.channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+        }
+        Ok::<Link, lapin::Error>(link)
+    };
+    runtime
+        .block_on(async { tokio::time::timeout(timeout, work).await })
+        .map_err(|_| Failure::Timeout("connecting"))?
+        .map_err(Failure::Lapin)
+}
+
+/// Closes a connection politely, waiting a little; a dead one is simply dropped.
+fn close_link(runtime: &TokioRuntime, link: Link) {
+    runtime.block_on(async move {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            link.connection.close(200, "bye".into()),
+        )
+        .await;
+    });
+}
+
+/// One line for a failure at start-up, with its exit code; never the password. The caller
+/// names the destination (`cannot write to amqp://...: <this>`).
+fn start_error(cfg: &AmqpConfig, e: &Failure) -> StartError {
+    let Failure::Lapin(e) = e else {
+        return StartError::new(EXIT_UNREACHABLE, format!("cannot connect: {e}"));
+    };
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => {
+            let text = amqp.get_message().as_str();
+            match amqp.get_id() {
+                // ACCESS_REFUSED: the credentials (or the user's rights on the vhost).
+                403 if text.contains("login") || text.contains("PLAIN") => StartError::new(
+                    EXIT_AUTH,
+                    format!(
+                        "authentication refused for user \"{}\" (check the user and password \
+                         in the URL)",
+                        cfg.username
+                    ),
+                ),
+                403 | 530 => StartError::new(
+                    EXIT_AUTH,
+                    format!(
+                        "access refused for user \"{}\" (virtual host \"{}\"): {text}",
+                        cfg.username, cfg.vhost
+                    ),
+                ),
+                // PRECONDITION_FAILED: the exchange or queue exists with other settings.
+                406 => StartError::new(
+                    EXIT_BAD_URL,
+                    format!(
+                        "the broker refused the declarations (exchange \"{}\" of type {}, queue \
+                         \"{}\", both durable): {text}",
+                        cfg.exchange,
+                        cfg.exchange_type(),
+                        cfg.queue
+                    ),
+                ),
+                _ => StartError::new(EXIT_UNREACHABLE, format!("the broker refused: {text}")),
+            }
+        }
+        _ => StartError::new(EXIT_UNREACHABLE, format!("cannot connect: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_urls() {
+        let o = OutputOptions::default();
+        let c = AmqpConfig::parse("amqp://guest:guest@127.0.0.1:5672/%2f", &o).unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.vhost.as_str()),
+            ("127.0.0.1", 5672, "/")
+        );
+        assert_eq!(c.describe(), "amqp://guest:***@127.0.0.1:5672/%2f");
+        assert_eq!(c.exchange_kind(), ExchangeKind::Topic);
+        // kombu's spellings of the default virtual host, and its defaults.
+        for url in ["amqp://h", "amqp://h/", "amqp://h//"] {
+            let c = AmqpConfig::parse(url, &o).unwrap();
+            assert_eq!((c.port, c.vhost.as_str()), (5672, "/"), "{url}");
+            assert_eq!(
+                (c.username.as_str(), c.password.0.as_str()),
+                ("guest", "guest")
+            );
+        }
+        let c = AmqpConfig::parse("amqp://u:p%40ss@[::1]:7/prod", &o).unwrap();
+        assert_eq!(c.password, Secret("p@ss".into()));
+        assert_eq!(c.describe(), "amqp://u:***@[::1]:7/prod");
+        assert!(!format!("{c:?}").contains("p@ss"));
+        let c = AmqpConfig::parse("amqps://u:p@h", &o).unwrap();
+        assert!(c.tls);
+        assert_eq!(c.port, 5671);
+        for bad in [
+            "amqp://u:s3cret@h:port/",
+            "amqp://u:s3cret@:1/",
+            "amqp://u:s3cret@h:1/v?heartbeat=10",
+            "amqp://u:s3cret%zz@h:1/",
+        ] {
+            let e = AmqpConfig::parse(bad, &o).unwrap_err();
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+    }
+
+    #[test]
+    fn direct_exchange_without_routing_key() {
+        let o = OutputOptions {
+            routing_key: String::new(),
+            ..OutputOptions::default()
+        };
+        let c = AmqpConfig::parse("amqp://h", &o).unwrap();
+        assert_eq!(c.exchange_kind(), ExchangeKind::Direct);
+    }
+
+    #[test]
+    fn in_flight_copies_messages_without_newlines() {
+        let mut b = JsonBatch::with_capacity();
+        for m in ["{\"a\":1}", "{}", "[2]"] {
+            b.buf.extend_from_slice(m.as_bytes());
+            b.buf.push(b'\n');
+            let end = b.buf.len();
+            b.commit(end);
+        }
+        let mut f = InFlight::default();
+        f.fill(&b);
+        let all: Vec<&[u8]> = f.messages(0).collect();
+        assert_eq!(all, [&b"{\"a\":1}"[..], b"{}", b"[2]"]);
+        let rest: Vec<&[u8]> = f.messages(2).collect();
+        assert_eq!(rest, [&b"[2]"[..]]);
+    }
+}
