@@ -34,8 +34,8 @@
 
 use super::redis::Secret;
 use super::{
-    log, split_host_port, Backoff, OutputOptions, SharedCounters, Sink, SinkCounters, StartError,
-    EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
+    log, reconnect_forever, split_host_port, Backoff, OutputOptions, SharedCounters, Sink,
+    SinkCounters, StartError, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
 };
 use crate::pipeline::batch::JsonBatch;
 use async_rs::traits::Executor;
@@ -443,23 +443,12 @@ impl AmqpSink {
         if let Some(old) = self.link.take() {
             close_link(&self.runtime, old);
         }
-        let mut attempt = 0u32;
         loop {
-            std::thread::sleep(self.cfg.backoff.delay(attempt));
-            attempt = attempt.saturating_add(1);
-            match open_link(&self.cfg, &self.runtime) {
-                Ok(link) => {
-                    self.link = Some(link);
-                    SinkCounters::add(&self.counters.reconnects, 1);
-                }
-                Err(e) => {
-                    let b = self.cfg.backoff;
-                    if b.delay(attempt - 1) < b.max && b.delay(attempt) >= b.max {
-                        log(format_args!("{dest}: still failing ({e}); retrying"));
-                    }
-                    continue;
-                }
-            }
+            let (cfg, runtime) = (&self.cfg, &self.runtime);
+            let (link, attempt) = reconnect_forever(&dest, cfg.backoff, &self.counters, || {
+                open_link(cfg, runtime)
+            });
+            self.link = Some(link);
             let mut resent = 0u64;
             let mut failed = None;
             for i in 0..self.in_flight.len() {

@@ -289,6 +289,34 @@ impl SinkCounters {
     }
 }
 
+/// Opens a connection again, forever: waits `backoff` before each attempt, logs one line when
+/// the wait reaches its cap (not one per attempt), and counts the reconnect. Returns the new
+/// connection and how many attempts it took.
+pub(crate) fn reconnect_forever<T, E: fmt::Display>(
+    dest: &str,
+    backoff: Backoff,
+    counters: &SinkCounters,
+    mut open: impl FnMut() -> Result<T, E>,
+) -> (T, u32) {
+    let mut attempt = 0u32;
+    loop {
+        std::thread::sleep(backoff.delay(attempt));
+        match open() {
+            Ok(connection) => {
+                SinkCounters::add(&counters.reconnects, 1);
+                return (connection, attempt + 1);
+            }
+            Err(e) => {
+                if backoff.delay(attempt) < backoff.max && backoff.delay(attempt + 1) >= backoff.max
+                {
+                    log(format_args!("{dest}: still failing ({e}); retrying"));
+                }
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+}
+
 /// A sink's log line (stderr): connection lost, reconnected. Never holds a password.
 pub(crate) fn log(line: std::fmt::Arguments<'_>) {
     eprintln!("netpipe-fast: {line}");

@@ -23,8 +23,8 @@
 //! (at most 1,024 messages) is sent again and may be stored twice; it is counted as `resent`.
 
 use super::{
-    log, split_host_port, Backoff, OutputOptions, SharedCounters, Sink, SinkCounters, StartError,
-    EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
+    log, reconnect_forever, split_host_port, Backoff, OutputOptions, SharedCounters, Sink,
+    SinkCounters, StartError, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
 };
 use crate::pipeline::batch::JsonBatch;
 use ::redis::{
@@ -395,28 +395,13 @@ impl RedisSink {
                 "server error"
             }
         ));
-        let mut attempt = 0u32;
-        loop {
-            std::thread::sleep(self.cfg.backoff.delay(attempt));
-            match open_connection(&self.cfg) {
-                Ok(con) => {
-                    self.con = Some(con);
-                    SinkCounters::add(&self.counters.reconnects, 1);
-                    log(format_args!(
-                        "{dest}: reconnected after {} attempt(s)",
-                        attempt + 1
-                    ));
-                    return;
-                }
-                Err(e) => {
-                    let b = self.cfg.backoff;
-                    if b.delay(attempt) < b.max && b.delay(attempt + 1) >= b.max {
-                        log(format_args!("{dest}: still failing ({e}); retrying"));
-                    }
-                    attempt = attempt.saturating_add(1);
-                }
-            }
-        }
+        let cfg = &self.cfg;
+        let (con, attempts) =
+            reconnect_forever(&dest, cfg.backoff, &self.counters, || open_connection(cfg));
+        self.con = Some(con);
+        log(format_args!(
+            "{dest}: reconnected after {attempts} attempt(s)"
+        ));
     }
 }
 

@@ -20,8 +20,8 @@
 //! and resends the window.
 
 use super::{
-    log, split_host_port, Backoff, SharedCounters, Sink, SinkCounters, StartError, EXIT_BAD_URL,
-    EXIT_UNREACHABLE,
+    log, reconnect_forever, split_host_port, Backoff, SharedCounters, Sink, SinkCounters,
+    StartError, EXIT_BAD_URL, EXIT_UNREACHABLE,
 };
 use crate::pipeline::batch::JsonBatch;
 use std::collections::VecDeque;
@@ -170,30 +170,13 @@ impl TcpSink {
         log(format_args!(
             "{dest}: connection lost ({why}); reconnecting, holding the output"
         ));
-        let mut attempt = 0u32;
-        loop {
-            std::thread::sleep(self.cfg.backoff.delay(attempt));
-            match open_stream(&self.cfg) {
-                Ok(s) => {
-                    self.stream = Some(s);
-                    SinkCounters::add(&self.counters.reconnects, 1);
-                    log(format_args!(
-                        "{dest}: reconnected after {} attempt(s)",
-                        attempt + 1
-                    ));
-                    return;
-                }
-                Err(e) => {
-                    // One line when the wait reaches its cap, not one per attempt.
-                    if self.cfg.backoff.delay(attempt) < self.cfg.backoff.max
-                        && self.cfg.backoff.delay(attempt + 1) >= self.cfg.backoff.max
-                    {
-                        log(format_args!("{dest}: still unreachable ({e}); retrying"));
-                    }
-                    attempt = attempt.saturating_add(1);
-                }
-            }
-        }
+        let cfg = &self.cfg;
+        let (stream, attempts) =
+            reconnect_forever(&dest, cfg.backoff, &self.counters, || open_stream(cfg));
+        self.stream = Some(stream);
+        log(format_args!(
+            "{dest}: reconnected after {attempts} attempt(s)"
+        ));
     }
 
     /// Writes every kept batch again on a fresh connection. `current_sent`: whether the last
