@@ -8,53 +8,14 @@ use netpipe_fast::pipeline::read::ReadJob;
 use netpipe_fast::sink::{AmqpConfig, AmqpSink, Backoff, Output, OutputOptions};
 use serde_json::Value;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
+
 const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const FIXTURE: &str = "pcaps/mixed.pcap";
-const FIXTURE_MESSAGES: usize = 13_620;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_netpipe-fast"));
-    c.current_dir(root());
-    for v in [
-        "FORWARD_BROKER_URL",
-        "FORWARD_QUEUE",
-        "FORWARD_EXCHANGE",
-        "FORWARD_ROUTING_KEY",
-        "SOURCE_HOST",
-    ] {
-        c.env_remove(v);
-    }
-    c
-}
-
-/// A name no other test (or run) uses.
-fn unique(what: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("netpipe_test_{what}_{}_{nanos}", std::process::id())
-}
-
-/// The messages `read` writes to stdout, one per line, in order.
-fn expected(args: &[&str]) -> Vec<Vec<u8>> {
-    let out = bin().arg("read").arg("-q").args(args).output().unwrap();
-    assert!(out.status.success(), "read to stdout failed: {out:?}");
-    out.stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect()
-}
-
 fn venv_python() -> PathBuf {
     let py = root().join("target/kombu-venv/bin/python");
     assert!(

@@ -7,37 +7,17 @@ use netpipe_fast::pipeline::read::ReadJob;
 use netpipe_fast::sink::{Backoff, Output, TcpConfig, TcpSink};
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const FIXTURE: &str = "pcaps/mixed.pcap";
-const FIXTURE_MESSAGES: usize = 13_620;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_netpipe-fast"));
-    c.current_dir(root());
-    c.env_remove("FORWARD_BROKER_URL").env_remove("SOURCE_HOST");
-    c
-}
+mod common;
+use common::{bin, lines, root, FIXTURE, FIXTURE_MESSAGES};
 
 fn stdout_of(args: &[&str]) -> Vec<u8> {
     let out = bin().arg("read").arg("-q").args(args).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     out.stdout
-}
-
-fn lines(bytes: &[u8]) -> Vec<Vec<u8>> {
-    bytes
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect()
 }
 
 /// Waits for a thread with a bounded deadline.

@@ -1,0 +1,54 @@
+//! Helpers shared by the sink tests (each test crate uses a different subset).
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+
+pub const FIXTURE: &str = "pcaps/mixed.pcap";
+pub const FIXTURE_MESSAGES: usize = 13_620;
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The binary, run from the repository root, with none of the environment variables that
+/// would change where or how it publishes.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_netpipe-fast"));
+    c.current_dir(root());
+    for v in [
+        "FORWARD_BROKER_URL",
+        "FORWARD_QUEUE",
+        "FORWARD_EXCHANGE",
+        "FORWARD_ROUTING_KEY",
+        "SOURCE_HOST",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// A name no other test (or run) uses.
+pub fn unique(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("netpipe_test_{what}_{}_{nanos}", std::process::id())
+}
+
+/// Non-empty lines of `bytes`.
+pub fn lines(bytes: &[u8]) -> Vec<Vec<u8>> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// The messages `read` writes to stdout, one per line, in order.
+pub fn expected(args: &[&str]) -> Vec<Vec<u8>> {
+    let out = bin().arg("read").arg("-q").args(args).output().unwrap();
+    assert!(out.status.success(), "read to stdout failed: {out:?}");
+    lines(&out.stdout)
+}
