@@ -87,6 +87,17 @@ pub struct CaptureArgs {
     #[arg(short, long, env = "NETWORK_FILTER", value_name = "EXPR")]
     pub filter: Option<String>,
 
+    /// One of the original's capture filters (combined with --filter when both are given):
+    /// arp "arp", icmp "icmp", tcp "tcp and ( port 80 or port 443 or port 8010 or port
+    /// 8443 )", ssh "tcp and ( port 22 )", telnet "tcp and ( port 23 )", udp "udp".
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub preset: Option<PresetArg>,
+
+    /// Also capture the output's own broker connection (by default it is left out, so that
+    /// published packets are not captured again).
+    #[arg(long)]
+    pub capture_own_traffic: bool,
+
     /// Stop after writing exactly N packets (over all workers).
     #[arg(short, long, value_name = "N")]
     pub count: Option<u64>,
@@ -383,5 +394,30 @@ mod tests {
         assert_eq!(a.out.output, "file:/tmp/x");
         assert_eq!((a.ring_mb, a.block_kb, a.block_timeout_ms), (64, 1024, 10));
         assert!(!a.no_promisc);
+    }
+}
+
+/// `--preset` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PresetArg {
+    Arp,
+    Icmp,
+    Tcp,
+    Ssh,
+    Telnet,
+    Udp,
+}
+
+impl PresetArg {
+    pub fn preset(self) -> crate::pipeline::capture::Preset {
+        use crate::pipeline::capture::Preset;
+        match self {
+            PresetArg::Arp => Preset::Arp,
+            PresetArg::Icmp => Preset::Icmp,
+            PresetArg::Tcp => Preset::Tcp,
+            PresetArg::Ssh => Preset::Ssh,
+            PresetArg::Telnet => Preset::Telnet,
+            PresetArg::Udp => Preset::Udp,
+        }
     }
 }

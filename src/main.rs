@@ -2,7 +2,9 @@
 
 use clap::Parser;
 use netpipe_fast::cli::{CaptureArgs, Cli, Command};
-use netpipe_fast::pipeline::capture::{stop_on_signals, CaptureError, CaptureJob};
+use netpipe_fast::pipeline::capture::{
+    effective_filter, stop_on_signals, CaptureError, CaptureJob,
+};
 use netpipe_fast::pipeline::read::{JobError, ReadJob};
 use netpipe_fast::sink::{start_exit_code, Output};
 use std::process::ExitCode;
@@ -61,7 +63,15 @@ fn capture(args: CaptureArgs) -> ExitCode {
     };
     let job = CaptureJob {
         iface: args.iface,
-        filter: args.filter.filter(|f| !f.trim().is_empty()),
+        filter: effective_filter(
+            args.filter.as_deref(),
+            args.preset.map(|p| p.preset()),
+            if args.capture_own_traffic {
+                None
+            } else {
+                output.endpoint()
+            },
+        ),
         count: args.count,
         duration: args.duration,
         workers: usize::from(args.workers),

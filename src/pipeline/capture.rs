@@ -222,6 +222,56 @@ struct WorkerEnd {
     error: Option<io::Error>,
 }
 
+/// The original's capture presets (its capture_*.py scripts, REFERENCE section 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    Arp,
+    Icmp,
+    Tcp,
+    Ssh,
+    Telnet,
+    Udp,
+}
+
+impl Preset {
+    /// The preset's filter expression, exactly as the original used it.
+    pub fn expression(self) -> &'static str {
+        match self {
+            Preset::Arp => "arp",
+            Preset::Icmp => "icmp",
+            Preset::Tcp => "tcp and ( port 80 or port 443 or port 8010 or port 8443 )",
+            Preset::Ssh => "tcp and ( port 22 )",
+            Preset::Telnet => "tcp and ( port 23 )",
+            Preset::Udp => "udp",
+        }
+    }
+}
+
+/// The one kernel filter for a capture: the preset and the user's expression (both must
+/// match), minus the output's own broker connection (unless `own_traffic` is None), so that
+/// published packets are not captured again.
+pub fn effective_filter(
+    filter: Option<&str>,
+    preset: Option<Preset>,
+    own_traffic: Option<(&str, u16)>,
+) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(p) = preset {
+        parts.push(format!("( {} )", p.expression()));
+    }
+    if let Some(f) = filter.map(str::trim).filter(|f| !f.is_empty()) {
+        parts.push(format!("( {f} )"));
+    }
+    if let Some((host, port)) = own_traffic {
+        parts.push(format!("not ( host {host} and tcp port {port} )"));
+    }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join(" and "))
+    }
+}
+
 impl CaptureJob {
     /// Opens the rings and the sink and captures until a stop condition; `stop` is checked
     /// throughout (the binary sets it from SIGINT/SIGTERM). `notify` gets warnings and the
@@ -811,5 +861,36 @@ mod tests {
             error: io::Error::from_raw_os_error(libc::EIO),
         };
         assert_eq!(e.exit_code(), 14);
+    }
+
+    #[test]
+    fn presets_and_own_traffic_make_one_filter() {
+        use super::{effective_filter, Preset};
+        assert_eq!(effective_filter(None, None, None), None);
+        assert_eq!(effective_filter(Some("  "), None, None), None);
+        assert_eq!(
+            effective_filter(
+                Some("host 192.0.2.1"),
+                Some(Preset::Ssh),
+                Some(("127.0.0.1", 6379))
+            )
+            .as_deref(),
+            Some(
+                "( tcp and ( port 22 ) ) and ( host 192.0.2.1 ) and \
+                 not ( host 127.0.0.1 and tcp port 6379 )"
+            )
+        );
+        // Every combination compiles with libpcap.
+        for p in [
+            Preset::Arp,
+            Preset::Icmp,
+            Preset::Tcp,
+            Preset::Ssh,
+            Preset::Telnet,
+            Preset::Udp,
+        ] {
+            let expr = effective_filter(Some("vlan or not vlan"), Some(p), Some(("::1", 5672)));
+            crate::source::filter::BpfFilter::compile(&expr.unwrap(), 1).unwrap();
+        }
     }
 }

@@ -175,6 +175,17 @@ impl Output {
         })
     }
 
+    /// Host and TCP port of a network output (what live capture leaves out by default, so
+    /// published packets are not captured again).
+    pub fn endpoint(&self) -> Option<(&str, u16)> {
+        match self {
+            Output::Stdout | Output::File(_) => None,
+            Output::Tcp(cfg) => Some((cfg.host.as_str(), cfg.port)),
+            Output::Redis(cfg) => Some((cfg.host.as_str(), cfg.port)),
+            Output::Amqp(cfg) => Some((cfg.host.as_str(), cfg.port)),
+        }
+    }
+
     /// The destination for messages: no password, ever.
     pub fn describe(&self) -> String {
         match self {
