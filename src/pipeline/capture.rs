@@ -14,6 +14,7 @@
 //! the kernel has already put in their rings (bounded in time), then the sink is flushed.
 
 use super::batch::JsonBatch;
+use super::publish::{BatchWriter, Published};
 use super::stats::DecodeStats;
 use super::worker::Worker;
 use crate::decode::LinkType;
@@ -519,9 +520,7 @@ impl CaptureJob {
         }
         let published = publisher.join().unwrap_or_else(|_| Published {
             written: written.load(Ordering::Relaxed),
-            not_written: 0,
-            error: Some(io::Error::other("publisher thread panicked")),
-            report: None,
+            ..Published::lost()
         });
         summary.written = published.written;
         summary.not_written = published.not_written;
@@ -727,54 +726,21 @@ fn publish_ring_stats(live: &Live, s: RingStats) {
     live.freezes.store(s.freezes, Ordering::Relaxed);
 }
 
-struct Published {
-    written: u64,
-    not_written: u64,
-    error: Option<io::Error>,
-    report: Option<String>,
-}
-
-/// The publisher thread: writes batches as they arrive, returns their buffers; on an output
-/// error it stops the workers and counts the rest as not written.
+/// The publisher thread of live capture: writes batches as they arrive (no order across
+/// workers), returns their buffers; on an output error it stops the workers and counts the
+/// rest as not written.
 fn publish_unordered(
-    mut sink: Box<dyn Sink>,
+    sink: Box<dyn Sink>,
     full_rx: Receiver<JsonBatch>,
     free_tx: Sender<JsonBatch>,
     halt: &AtomicBool,
     written: &AtomicU64,
 ) -> Published {
-    let mut out = Published {
-        written: 0,
-        not_written: 0,
-        error: None,
-        report: None,
-    };
-    for mut batch in full_rx.iter() {
-        if out.error.is_none() {
-            match sink.write_batch(&batch) {
-                Ok(()) => {
-                    out.written += batch.len() as u64;
-                    written.store(out.written, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    out.not_written += batch.len() as u64;
-                    out.error = Some(e);
-                    halt.store(true, Ordering::Relaxed);
-                }
-            }
-        } else {
-            out.not_written += batch.len() as u64;
-        }
-        batch.clear();
-        let _ = free_tx.send(batch);
+    let mut writer = BatchWriter::new(sink, free_tx, halt, Some(written));
+    for batch in full_rx.iter() {
+        writer.write(batch);
     }
-    if out.error.is_none() {
-        if let Err(e) = sink.flush() {
-            out.error = Some(e);
-        }
-    }
-    out.report = sink.report();
-    out
+    writer.finish()
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! a publisher thread writes them to the sink in order and hands the buffers back.
 pub mod batch;
 pub mod capture;
+mod publish;
 pub mod read;
 pub mod stats;
 pub mod worker;

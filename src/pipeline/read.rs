@@ -6,6 +6,7 @@
 //! stays bounded by the buffer pools whatever the file size.
 
 use super::batch::{FrameBatch, JsonBatch};
+use super::publish::{BatchWriter, Published};
 use super::stats::{DecodeStats, Summary};
 use super::worker::Worker;
 use crate::decode::{link_type_name, LinkType};
@@ -158,12 +159,7 @@ impl ReadJob {
             self.run_parallel(&mut state, workers, &full_tx, &free_rx)
         };
         drop(full_tx);
-        let published = publisher.join().unwrap_or(Published {
-            written: 0,
-            not_written: 0,
-            error: Some(io::Error::other("publisher thread panicked")),
-            report: None,
-        });
+        let published = publisher.join().unwrap_or_else(|_| Published::lost());
         summary.read = state.read;
         summary.filtered_out = state.filtered_out;
         summary.decode = decode;
@@ -401,65 +397,31 @@ impl<'j> ReadState<'j> {
     }
 }
 
-struct Published {
-    written: u64,
-    not_written: u64,
-    error: Option<io::Error>,
-    report: Option<String>,
-}
-
 /// The publisher thread: writes batches in sequence order, returns their buffers.
 fn publish(
-    mut sink: Box<dyn Sink>,
+    sink: Box<dyn Sink>,
     full_rx: Receiver<JsonBatch>,
     free_tx: Sender<JsonBatch>,
     closed: &AtomicBool,
 ) -> Published {
-    let mut out = Published {
-        written: 0,
-        not_written: 0,
-        error: None,
-        report: None,
-    };
+    let mut writer = BatchWriter::new(sink, free_tx, closed, None);
     let mut pending: BTreeMap<u64, JsonBatch> = BTreeMap::new();
     let mut next_seq = 0u64;
-    let mut handle = |mut batch: JsonBatch, out: &mut Published| {
-        if out.error.is_none() {
-            match sink.write_batch(&batch) {
-                Ok(()) => out.written += batch.len() as u64,
-                Err(e) => {
-                    out.not_written += batch.len() as u64;
-                    out.error = Some(e);
-                    closed.store(true, Ordering::Relaxed);
-                }
-            }
-        } else {
-            out.not_written += batch.len() as u64;
-        }
-        batch.clear();
-        let _ = free_tx.send(batch);
-    };
     for batch in full_rx.iter() {
         if batch.seq != next_seq {
             pending.insert(batch.seq, batch);
             continue;
         }
-        handle(batch, &mut out);
+        writer.write(batch);
         next_seq += 1;
         while let Some(b) = pending.remove(&next_seq) {
-            handle(b, &mut out);
+            writer.write(b);
             next_seq += 1;
         }
     }
     // Anything left waited for a batch that never came (the reader stopped): keep order.
     for (_, b) in std::mem::take(&mut pending) {
-        handle(b, &mut out);
+        writer.write(b);
     }
-    if out.error.is_none() {
-        if let Err(e) = sink.flush() {
-            out.error = Some(e);
-        }
-    }
-    out.report = sink.report();
-    out
+    writer.finish()
 }
