@@ -34,8 +34,9 @@
 
 use super::redis::Secret;
 use super::{
-    log, reconnect_forever, split_host_port, Backoff, OutputOptions, SharedCounters, Sink,
-    SinkCounters, StartError, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
+    log, percent_decode, reconnect_forever, split_host_port, split_url, Backoff, OutputOptions,
+    SharedCounters, Sink, SinkCounters, StartError, UrlParts, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS,
+    EXIT_UNREACHABLE,
 };
 use crate::pipeline::batch::JsonBatch;
 use async_rs::traits::Executor;
@@ -98,27 +99,18 @@ impl AmqpConfig {
                  amqp://USER:PASSWORD@HOST[:PORT][/VHOST]"
             )
         };
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
-        let tls = scheme.eq_ignore_ascii_case("amqps");
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, ""),
-        };
-        if path.contains(['?', '#']) || authority.contains(['?', '#']) {
-            return Err(bad("URL parameters are not supported"));
-        }
-        let (cred, hostport) = match authority.rfind('@') {
-            Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
-            None => (None, authority),
-        };
-        let (username, password) = match cred {
+        let UrlParts {
+            tls,
+            credentials,
+            host_port: hostport,
+            path,
+        } = split_url(url, "amqps").map_err(|e| bad(&e))?;
+        let (username, password) = match credentials {
             None => ("guest".to_string(), "guest".to_string()),
-            Some(c) => {
-                let (u, p) = c.split_once(':').unwrap_or((c, "guest"));
-                let u = percent_decode(u).ok_or_else(|| bad("bad %-escape in the user name"))?;
-                let p = percent_decode(p).ok_or_else(|| bad("bad %-escape in the password"))?;
-                (if u.is_empty() { "guest".into() } else { u }, p)
-            }
+            Some((u, p)) => (
+                if u.is_empty() { "guest".into() } else { u },
+                p.unwrap_or_else(|| "guest".into()),
+            ),
         };
         let default_port = if tls { 5671 } else { 5672 };
         let (host, port) = split_host_port(hostport, Some(default_port)).map_err(|e| bad(&e))?;
@@ -208,23 +200,6 @@ impl AmqpConfig {
             query: AMQPQueryString::default(),
         }
     }
-}
-
-/// `%XX` escapes to bytes; `None` for a broken escape or text that is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Escapes everything but RFC 3986 unreserved characters (so `/` becomes `%2f`).

@@ -213,6 +213,72 @@ pub fn redact(url: &str) -> String {
     url.to_string()
 }
 
+/// A broker URL split into its parts: `scheme://[USER[:PASSWORD]@]HOST[:PORT][/PATH]`, user
+/// and password %-decoded. Errors are the reason only; callers add the URL and its form.
+pub(crate) struct UrlParts<'a> {
+    /// The scheme is the TLS one (`rediss`, `amqps`).
+    pub tls: bool,
+    /// `None` without credentials; `Some((user, password))` otherwise, the password `None`
+    /// when there is no `:`.
+    pub credentials: Option<(String, Option<String>)>,
+    pub host_port: &'a str,
+    /// After the first `/`, not decoded.
+    pub path: &'a str,
+}
+
+pub(crate) fn split_url<'a>(url: &'a str, tls_scheme: &str) -> Result<UrlParts<'a>, String> {
+    let (scheme, rest) = url.split_once("://").ok_or("no scheme")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, ""),
+    };
+    if path.contains(['?', '#']) || authority.contains(['?', '#']) {
+        return Err("URL parameters are not supported".into());
+    }
+    let (cred, host_port) = match authority.rfind('@') {
+        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+        None => (None, authority),
+    };
+    let credentials = match cred {
+        None => None,
+        Some(c) => {
+            let (u, p) = match c.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
+                None => (c, None),
+            };
+            let u = percent_decode(u).ok_or("bad %-escape in the user name")?;
+            let p = match p {
+                Some(p) => Some(percent_decode(p).ok_or("bad %-escape in the password")?),
+                None => None,
+            };
+            Some((u, p))
+        }
+    };
+    Ok(UrlParts {
+        tls: scheme.eq_ignore_ascii_case(tls_scheme),
+        credentials,
+        host_port,
+        path,
+    })
+}
+
+/// `%XX` escapes to bytes; `None` for a broken escape or text that is not UTF-8.
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// A host and port as written in a URL: `[::1]:6379`, `localhost:6379`, `10.0.0.1`.
 pub(crate) fn split_host_port(
     authority: &str,

@@ -23,8 +23,8 @@
 //! (at most 1,024 messages) is sent again and may be stored twice; it is counted as `resent`.
 
 use super::{
-    log, reconnect_forever, split_host_port, Backoff, OutputOptions, SharedCounters, Sink,
-    SinkCounters, StartError, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
+    log, reconnect_forever, split_host_port, split_url, Backoff, OutputOptions, SharedCounters,
+    Sink, SinkCounters, StartError, UrlParts, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
 };
 use crate::pipeline::batch::JsonBatch;
 use ::redis::{
@@ -94,36 +94,16 @@ impl RedisConfig {
                 "bad output URL \"{shown}\": {why}; expected redis://[:PASSWORD@]HOST[:PORT][/DB]"
             )
         };
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
-        let tls = scheme.eq_ignore_ascii_case("rediss");
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, ""),
-        };
-        if path.contains(['?', '#']) || authority.contains(['?', '#']) {
-            return Err(bad("URL parameters are not supported"));
-        }
-        let (cred, hostport) = match authority.rfind('@') {
-            Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
-            None => (None, authority),
-        };
-        let (username, password) = match cred {
+        let UrlParts {
+            tls,
+            credentials,
+            host_port: hostport,
+            path,
+        } = split_url(url, "rediss").map_err(|e| bad(&e))?;
+        let (username, password) = match credentials {
             None => (None, None),
-            Some(c) => {
-                let (u, p) = match c.split_once(':') {
-                    Some((u, p)) => (u, Some(p)),
-                    None => (c, None),
-                };
-                let u = percent_decode(u).ok_or_else(|| bad("bad %-escape in the user name"))?;
-                let p = match p {
-                    Some(p) => {
-                        Some(percent_decode(p).ok_or_else(|| bad("bad %-escape in the password"))?)
-                    }
-                    None => None,
-                };
-                // A credential without ':' is a user name (RFC 3986 userinfo), as redis-py reads it.
-                ((!u.is_empty()).then_some(u), p.map(Secret))
-            }
+            // A credential without ':' is a user name (RFC 3986 userinfo), as redis-py reads it.
+            Some((u, p)) => ((!u.is_empty()).then_some(u), p.map(Secret)),
         };
         let (host, port) = split_host_port(hostport, Some(6379)).map_err(|e| bad(&e))?;
         let db = match path.trim_end_matches('/') {
@@ -190,24 +170,6 @@ impl RedisConfig {
         member.extend_from_slice(self.queue.as_bytes());
         (key, member)
     }
-}
-
-/// `%XX` escapes to bytes; `None` for a broken escape or text that is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// kombu's Redis envelope, built by appending bytes: the constant parts are made once.
