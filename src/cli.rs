@@ -12,7 +12,10 @@ use std::time::Duration;
     version,
     about = "Turns network traffic into AntiNex-compatible JSON packet messages",
     long_about = "Turns network traffic into AntiNex-compatible JSON packet messages \
-                  (one JSON object per packet, scapy layer and field names; see docs/FORMAT.md)."
+                  (one JSON object per packet, scapy layer and field names; see docs/FORMAT.md).",
+    override_usage = "netpipe-fast --iface IFACE [--workers N] [CAPTURE OPTIONS]\n       \
+                      netpipe-fast <COMMAND> [OPTIONS] ...",
+    after_help = TOP_LEVEL_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -157,6 +160,11 @@ pub struct CaptureArgs {
         value_name = "NAME"
     )]
     pub source_host: String,
+
+    /// Once the capture sockets are open, switch to this user (its groups, group and user
+    /// id), as `tcpdump -Z` does; the output is then opened as that user.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 
     /// Do not print warnings, running summaries or the summary at exit.
     #[arg(short, long)]
@@ -307,6 +315,39 @@ impl OutputArgs {
     }
 }
 
+/// The subcommand run when the first argument is an option rather than a command word.
+pub const DEFAULT_COMMAND: &str = "capture";
+
+const TOP_LEVEL_HELP: &str = "\
+Without a command word, `netpipe-fast --iface IFACE --workers N ...` is live capture, the same
+as `netpipe-fast capture --iface IFACE --workers N ...` (see `netpipe-fast capture --help` for
+its options and exit codes); with CAP_DEVICE set, `netpipe-fast` alone captures on it.";
+
+/// Puts [`DEFAULT_COMMAND`] in front of the arguments when they start with an option (other
+/// than help or version), or when there are none and `CAP_DEVICE` names an interface, so
+/// `netpipe-fast --iface eth1` means `netpipe-fast capture --iface eth1`. Any command word
+/// (`read`, `capture`, `help`, and whatever subcommands are added later) passes through
+/// untouched, so this needs no change when a subcommand is added.
+pub fn with_default_command<I>(args: I, cap_device_set: bool) -> Vec<std::ffi::OsString>
+where
+    I: IntoIterator,
+    I::Item: Into<std::ffi::OsString>,
+{
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let insert = match args.get(1).and_then(|a| a.to_str()) {
+        None if args.len() == 1 => cap_device_set,
+        Some(first) => {
+            first.starts_with('-') && !matches!(first, "-h" | "--help" | "-V" | "--version")
+        }
+        // A first argument that is not UTF-8 is no command word and no option we know.
+        None => false,
+    };
+    if insert {
+        args.insert(1.min(args.len()), DEFAULT_COMMAND.into());
+    }
+    args
+}
+
 /// Exit codes of `read`, shown by `read --help`.
 const READ_EXIT_CODES: &str = "\
 Exit codes:
@@ -335,6 +376,7 @@ Exit codes:
   12 no permission: live capture needs CAP_NET_RAW (run as root)
   13 no such interface, or it is (or went) down
   14 any other socket or ring failure
+  15 --user names no user, or switching to it failed
 
 Stopping prints a tcpdump-style summary on stderr: packets captured (handed to the encoder),
 received by filter and dropped by kernel (the kernel's counters over all rings), queue freezes,
@@ -394,6 +436,49 @@ mod tests {
         assert_eq!(a.out.output, "file:/tmp/x");
         assert_eq!((a.ring_mb, a.block_kb, a.block_timeout_ms), (64, 1024, 10));
         assert!(!a.no_promisc);
+    }
+
+    fn words(args: &[&str], cap_device_set: bool) -> Vec<String> {
+        with_default_command(args.iter().copied(), cap_device_set)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn options_first_means_capture() {
+        assert_eq!(
+            words(&["np", "--iface", "eth1", "--workers", "2"], false),
+            ["np", "capture", "--iface", "eth1", "--workers", "2"]
+        );
+        assert_eq!(
+            words(&["np", "-i", "eth1"], false),
+            ["np", "capture", "-i", "eth1"]
+        );
+        // Command words, help and version pass through.
+        for args in [
+            &["np", "read", "x.pcap"][..],
+            &["np", "capture", "-i", "eth1"],
+            &["np", "some-future-command", "--flag"],
+            &["np", "--help"],
+            &["np", "-h"],
+            &["np", "--version"],
+            &["np", "help", "capture"],
+        ] {
+            assert_eq!(words(args, true), args);
+        }
+        // No arguments at all: capture only when CAP_DEVICE names the interface.
+        assert_eq!(words(&["np"], true), ["np", "capture"]);
+        assert_eq!(words(&["np"], false), ["np"]);
+        let cli = Cli::try_parse_from(words(&["np", "--iface", "eth1", "--user", "nobody"], false))
+            .unwrap();
+        let Command::Capture(a) = cli.command else {
+            panic!("not capture")
+        };
+        assert_eq!(
+            (a.iface.as_str(), a.user.as_deref()),
+            ("eth1", Some("nobody"))
+        );
     }
 }
 

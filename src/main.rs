@@ -1,18 +1,20 @@
 //! `netpipe-fast`: flags, then one library call, then an exit code.
 
 use clap::Parser;
-use netpipe_fast::cli::{CaptureArgs, Cli, Command};
+use netpipe_fast::cli::{with_default_command, CaptureArgs, Cli, Command};
 use netpipe_fast::pipeline::capture::{
     effective_filter, stop_on_signals, CaptureError, CaptureJob,
 };
 use netpipe_fast::pipeline::read::{JobError, ReadJob};
 use netpipe_fast::sink::{start_exit_code, Output};
+use netpipe_fast::source::privilege::TargetUser;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cap_device_set = std::env::var_os("CAP_DEVICE").is_some_and(|v| !v.is_empty());
+    let cli = Cli::parse_from(with_default_command(std::env::args_os(), cap_device_set));
     match cli.command {
         Command::Read(args) => {
             let output = match Output::parse_with(&args.out.output, &args.output_options()) {
@@ -54,6 +56,14 @@ fn main() -> ExitCode {
 }
 
 fn capture(args: CaptureArgs) -> ExitCode {
+    // Looked up before any socket is opened, so a wrong name fails at once.
+    let drop_to = match args.user.as_deref().map(TargetUser::lookup).transpose() {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("netpipe-fast: {e}");
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1));
+        }
+    };
     let output = match Output::parse_with(&args.out.output, &args.out.output_options()) {
         Ok(o) => o,
         Err(e) => {
@@ -85,6 +95,7 @@ fn capture(args: CaptureArgs) -> ExitCode {
         stats_interval: args.stats_interval,
         source_host: args.source_host,
         output,
+        drop_to,
     };
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = stop_on_signals(&stop) {

@@ -21,6 +21,7 @@ use crate::decode::LinkType;
 use crate::encode::FrameMeta;
 use crate::sink::{Output, Sink};
 use crate::source::filter::{BpfFilter, FilterError};
+use crate::source::privilege::{PrivilegeError, TargetUser};
 use crate::source::ring::{FanoutMode, Ring, RingConfig, RingError, RingStats, MIN_BLOCK_COUNT};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::fmt;
@@ -70,6 +71,9 @@ pub struct CaptureJob {
     /// `source` of every message.
     pub source_host: String,
     pub output: Output,
+    /// Switch to this user once the rings are open, before the output is opened
+    /// (`--user`, like `tcpdump -Z`).
+    pub drop_to: Option<TargetUser>,
 }
 
 /// Why a capture could not start or stopped early. Everything captured before was written.
@@ -91,6 +95,8 @@ pub enum CaptureError {
     },
     /// A thread could not be started.
     Thread(io::Error),
+    /// `--user`: the switch to the user failed.
+    User(PrivilegeError),
 }
 
 impl CaptureError {
@@ -108,6 +114,7 @@ impl CaptureError {
             },
             CaptureError::Output { .. } => 8,
             CaptureError::Thread(_) => 1,
+            CaptureError::User(e) => e.exit_code(),
         }
     }
 }
@@ -123,6 +130,7 @@ impl fmt::Display for CaptureError {
             }
             CaptureError::Output { dest, error } => write!(f, "cannot write to {dest}: {error}"),
             CaptureError::Thread(e) => write!(f, "cannot start a thread: {e}"),
+            CaptureError::User(e) => write!(f, "{e}"),
         }
     }
 }
@@ -310,6 +318,17 @@ impl CaptureJob {
                 "ring budget too small for {workers} worker(s) with {} KiB blocks; \
                  using {MIN_BLOCK_COUNT} blocks per ring",
                 self.block_bytes / 1024
+            ));
+        }
+        // Every socket this capture needs is open and bound: root is no longer needed. The
+        // output is opened after the switch, so a file is created as the user.
+        if let Some(user) = &self.drop_to {
+            if let Err(e) = user.switch() {
+                return CaptureOutcome::failed(CaptureError::User(e));
+            }
+            notify(&format!(
+                "switched to user {:?} (uid {}, gid {})",
+                user.name, user.uid, user.gid
             ));
         }
         let sink = match self.output.open() {
@@ -764,6 +783,7 @@ mod tests {
             stats_interval: None,
             source_host: "test".into(),
             output: Output::Stdout,
+            drop_to: None,
         }
     }
 
