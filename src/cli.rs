@@ -31,6 +31,10 @@ pub enum Command {
     /// group) and write one JSON message per packet. Needs CAP_NET_RAW (root).
     #[command(after_help = CAPTURE_EXIT_CODES)]
     Capture(CaptureArgs),
+    /// Send the frames of pcap/pcapng files out of an interface (TPACKET_V2 TX ring, qdisc
+    /// bypass): a traffic generator for tests and benchmarks. Needs CAP_NET_RAW (root).
+    #[command(after_help = REPLAY_EXIT_CODES)]
+    Replay(ReplayArgs),
 }
 
 #[derive(Args, Debug)]
@@ -506,3 +510,43 @@ impl PresetArg {
         }
     }
 }
+
+/// `replay` arguments.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Interface to send on (Ethernet).
+    #[arg(short, long, value_name = "IFACE")]
+    pub iface: String,
+
+    /// Capture files (pcap or pcapng) whose Ethernet frames are sent, in order.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Send at most this many frames per second (paced by the clock, in batches of about a
+    /// millisecond); default: as fast as the interface takes them.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pps: Option<u64>,
+
+    /// Send the files this many times; 0 means until SIGINT or SIGTERM.
+    #[arg(long = "loop", default_value_t = 1, value_name = "N")]
+    pub loops: u64,
+
+    /// Do not print the summary at exit.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Exit codes of `replay`, shown by `replay --help`.
+const REPLAY_EXIT_CODES: &str = "\
+Exit codes:
+  0  every pass sent (or stopped by SIGINT/SIGTERM)
+  2  usage error
+  3  a file cannot be opened   4  not a capture file   5  truncated or corrupt capture
+  6  the interface is not Ethernet
+  12 no permission: sending raw frames needs CAP_NET_RAW (run as root)
+  13 no such interface, or it is (or went) down
+  14 any other socket or ring failure
+
+The summary on stderr counts frames sent, bytes, elapsed time and rate, frames the kernel
+rejected, frames not sent because the interface cannot carry them (shorter than an Ethernet
+header, longer than the MTU allows), and frames skipped because they are not Ethernet.";

@@ -12,3 +12,4 @@ pub mod encode;
 pub mod pipeline;
 pub mod sink;
 pub mod source;
+pub mod tools;

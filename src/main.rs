@@ -52,6 +52,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Capture(args) => capture(args),
+        Command::Replay(args) => replay(args),
     }
 }
 
@@ -121,6 +122,32 @@ fn capture(args: CaptureArgs) -> ExitCode {
         Some(CaptureError::Output { error, .. }) if start_exit_code(&error).is_some() => {
             ExitCode::from(start_exit_code(&error).unwrap_or(8))
         }
+        Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
+        None => ExitCode::SUCCESS,
+    }
+}
+
+fn replay(args: netpipe_fast::cli::ReplayArgs) -> ExitCode {
+    use netpipe_fast::tools::replay::ReplayJob;
+    let job = ReplayJob {
+        iface: args.iface,
+        files: args.files,
+        pps: args.pps,
+        loops: args.loops,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Err(e) = stop_on_signals(&stop) {
+        eprintln!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+        return ExitCode::from(1);
+    }
+    let outcome = job.run(&stop);
+    if let Some(e) = &outcome.error {
+        eprintln!("netpipe-fast: {e}");
+    }
+    if outcome.started && !args.quiet {
+        eprintln!("replay: {}", outcome.summary);
+    }
+    match outcome.error {
         Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
         None => ExitCode::SUCCESS,
     }

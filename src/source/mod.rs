@@ -4,3 +4,4 @@ pub mod pcap_file;
 pub mod privilege;
 pub mod ring;
 pub mod ring_sys;
+pub mod tx_ring;

@@ -151,7 +151,7 @@ pub struct RingError {
 }
 
 impl RingError {
-    fn new(kind: RingErrorKind, iface: &str, message: impl Into<String>) -> RingError {
+    pub(crate) fn new(kind: RingErrorKind, iface: &str, message: impl Into<String>) -> RingError {
         RingError {
             kind,
             iface: iface.to_owned(),
@@ -161,7 +161,7 @@ impl RingError {
     }
 
     /// A failed system call, classified by its errno.
-    fn sys(iface: &str, what: &str, e: io::Error) -> RingError {
+    pub(crate) fn sys(iface: &str, what: &str, e: io::Error) -> RingError {
         let kind = match e.raw_os_error() {
             Some(libc::EPERM) | Some(libc::EACCES) => RingErrorKind::Permission,
             Some(libc::ENODEV) | Some(libc::ENXIO) => RingErrorKind::NoSuchInterface,

@@ -353,23 +353,7 @@ pub fn set_rx_ring(fd: &OwnedFd, req: &TpacketReq3) -> io::Result<()> {
 
 /// `bind(2)` to one interface for `ETH_P_ALL`; from here on frames arrive.
 pub fn bind_interface(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
-    let addr = SockaddrLl {
-        sll_family: libc::AF_PACKET as u16,
-        sll_protocol: ETH_P_ALL.to_be(),
-        sll_ifindex: i32::try_from(ifindex)
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
-        ..SockaddrLl::default()
-    };
-    let ptr: *const libc::sockaddr = (&addr as *const SockaddrLl).cast();
-    let len = size_of::<SockaddrLl>() as libc::socklen_t;
-    // SAFETY: `ptr` points at a live, padding-free 20-byte `sockaddr_ll`, `len` is its size;
-    // bind(2) only reads it during the call.
-    let rc = unsafe { libc::bind(fd.as_raw_fd(), ptr, len) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    bind_with_protocol(fd, ifindex, ETH_P_ALL.to_be())
 }
 
 /// `PACKET_ADD_MEMBERSHIP` with `PACKET_MR_PROMISC`: promiscuous mode for as long as the
@@ -672,6 +656,357 @@ impl PacketSocket {
     }
 }
 
+// ---- the TPACKET_V2 transmit ring (used by `replay`) ----
+//
+// Kernel reference: packet_mmap.rst, "TX_RING", and `tpacket_snd` in net/packet/af_packet.c.
+// The ring is an array of fixed-size frames, each a `tpacket2_hdr` followed (for transmit,
+// without PACKET_TX_HAS_OFF) by the frame bytes at `TPACKET2_HDRLEN - sizeof(sockaddr_ll)`.
+// A frame belongs to user space while its status is TP_STATUS_AVAILABLE (or
+// TP_STATUS_WRONG_FORMAT after a rejection); user space fills it and stores
+// TP_STATUS_SEND_REQUEST; `send(2)` makes the kernel transmit every requested frame from its
+// head onwards, marking each TP_STATUS_SENDING until the packet is freed, then AVAILABLE.
+// The kernel only reads a frame's bytes; it writes its status word and, at completion, may
+// write the timestamp words of a frame that is SENDING.
+
+pub const PACKET_TX_RING: libc::c_int = 13;
+pub const PACKET_QDISC_BYPASS: libc::c_int = 20;
+/// `enum tpacket_versions`: the second member.
+pub const TPACKET_V2: libc::c_int = 1;
+
+pub const TP_STATUS_AVAILABLE: u32 = 0;
+pub const TP_STATUS_SEND_REQUEST: u32 = 1 << 0;
+pub const TP_STATUS_SENDING: u32 = 1 << 1;
+/// The kernel refused the frame (bad length or header); its head stays on that frame.
+pub const TP_STATUS_WRONG_FORMAT: u32 = 1 << 2;
+
+/// `struct tpacket2_hdr`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, KnownLayout, Immutable)]
+pub struct Tpacket2Hdr {
+    pub tp_status: u32,
+    pub tp_len: u32,
+    pub tp_snaplen: u32,
+    pub tp_mac: u16,
+    pub tp_net: u16,
+    pub tp_sec: u32,
+    pub tp_nsec: u32,
+    pub tp_vlan_tci: u16,
+    pub tp_vlan_tpid: u16,
+    pub tp_padding: [u8; 4],
+}
+
+/// Where a transmitted frame's bytes start inside its slot:
+/// `TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)` = `TPACKET_ALIGN(sizeof(tpacket2_hdr))`.
+pub const TX_DATA_OFFSET: usize =
+    size_of::<Tpacket2Hdr>().div_ceil(TPACKET_ALIGNMENT) * TPACKET_ALIGNMENT;
+/// Byte offset of `tp_len` in a frame slot.
+const TP_LEN_OFFSET: usize = 4;
+
+/// `struct tpacket_req`: the geometry of a TPACKET_V1/V2 ring.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TpacketReq {
+    pub tp_block_size: u32,
+    pub tp_block_nr: u32,
+    pub tp_frame_size: u32,
+    pub tp_frame_nr: u32,
+}
+
+/// `struct ifreq` as `SIOCGIFMTU` fills it: the name, then `ifr_mtu` (an `int`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct IfreqMtu {
+    name: [u8; libc::IFNAMSIZ],
+    mtu: i32,
+    pad: [u8; 20],
+}
+
+/// `SIOCGIFMTU`: the interface's MTU in bytes (payload after the link-layer header).
+pub fn interface_mtu(fd: &OwnedFd, name: &str) -> io::Result<u32> {
+    let mut req = IfreqMtu {
+        name: ifreq_name(name)?,
+        mtu: 0,
+        pad: [0; 20],
+    };
+    let ptr: *mut IfreqMtu = &mut req;
+    // SAFETY: `ptr` is a live, exclusive, 40-byte `struct ifreq` (size checked in the tests)
+    // with a NUL-terminated name; SIOCGIFMTU writes only `ifr_mtu` inside it.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, ptr) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    u32::try_from(req.mtu).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// `PACKET_VERSION = TPACKET_V2`.
+pub fn set_tpacket_v2(fd: &OwnedFd) -> io::Result<()> {
+    setsockopt_value(fd.as_raw_fd(), SOL_PACKET, PACKET_VERSION, &TPACKET_V2)
+}
+
+/// `PACKET_QDISC_BYPASS = 1`: frames go straight to the driver, skipping the qdisc layer
+/// (and its queueing and drops), as netsniff-ng's trafgen does.
+pub fn set_qdisc_bypass(fd: &OwnedFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    setsockopt_value(fd.as_raw_fd(), SOL_PACKET, PACKET_QDISC_BYPASS, &one)
+}
+
+fn set_tx_ring(fd: &OwnedFd, req: &TpacketReq) -> io::Result<()> {
+    setsockopt_value(fd.as_raw_fd(), SOL_PACKET, PACKET_TX_RING, req)
+}
+
+/// `send(fd, NULL, 0, flags)`: asks the kernel to transmit every requested frame of the TX
+/// ring. Without `MSG_DONTWAIT` it returns once they are all sent (their packets freed).
+/// Returns the bytes the kernel accepted.
+fn kick_tx(fd: &OwnedFd, flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: a NULL buffer of length 0 is never dereferenced; with a TX ring the kernel
+    // takes the frames from the ring, which stays mapped for the whole call.
+    let n = unsafe { libc::send(fd.as_raw_fd(), std::ptr::null(), 0, flags) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// A TPACKET_V2 packet socket with a mapped TX ring. The mapping goes before the socket is
+/// closed (field order).
+#[derive(Debug)]
+pub struct TxSocket {
+    map: Option<Mapping>,
+    fd: OwnedFd,
+    frame_bytes: usize,
+    frames_per_block: usize,
+    frame_count: usize,
+}
+
+impl TxSocket {
+    pub fn new(fd: OwnedFd) -> TxSocket {
+        TxSocket {
+            map: None,
+            fd,
+            frame_bytes: 0,
+            frames_per_block: 0,
+            frame_count: 0,
+        }
+    }
+
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Frames in the ring (0 before [`TxSocket::map_ring`]).
+    pub fn frame_count(&self) -> usize {
+        self.frame_count
+    }
+
+    /// The largest frame a slot holds.
+    pub fn frame_capacity_bytes(&self) -> usize {
+        self.frame_bytes.saturating_sub(TX_DATA_OFFSET)
+    }
+
+    /// Asks the kernel for a TX ring of `req` and maps it. `tp_block_size` must be a multiple
+    /// of the page size, `tp_frame_size` a multiple of 16 that divides it, and
+    /// `tp_frame_nr` exactly the frames the blocks hold. On failure no ring is left.
+    pub fn map_ring(&mut self, req: &TpacketReq) -> io::Result<()> {
+        let block_bytes = req.tp_block_size as usize;
+        let block_count = req.tp_block_nr as usize;
+        let frame_bytes = req.tp_frame_size as usize;
+        let page = page_size();
+        if self.map.is_some()
+            || block_bytes == 0
+            || block_bytes % page != 0
+            || block_count == 0
+            || frame_bytes <= TX_DATA_OFFSET
+            || frame_bytes % TPACKET_ALIGNMENT != 0
+            || block_bytes % frame_bytes != 0
+            || (block_bytes / frame_bytes).checked_mul(block_count)
+                != Some(req.tp_frame_nr as usize)
+            || block_bytes.checked_mul(block_count).is_none()
+        {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        set_tx_ring(&self.fd, req)?;
+        let len = block_bytes * block_count;
+        // SAFETY: a fresh shared mapping of the ring the kernel just allocated for this socket
+        // (at an address the kernel picks, so nothing existing is replaced); the result is
+        // checked against MAP_FAILED below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                self.fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            let e = io::Error::last_os_error();
+            let _ = set_tx_ring(&self.fd, &TpacketReq::default());
+            return Err(e);
+        }
+        let Some(ptr) = NonNull::new(ptr.cast::<u8>()) else {
+            let _ = set_tx_ring(&self.fd, &TpacketReq::default());
+            return Err(io::Error::from(io::ErrorKind::Other));
+        };
+        self.map = Some(Mapping {
+            ptr,
+            block_bytes,
+            block_count,
+        });
+        self.frame_bytes = frame_bytes;
+        self.frames_per_block = block_bytes / frame_bytes;
+        self.frame_count = req.tp_frame_nr as usize;
+        Ok(())
+    }
+
+    /// Start of frame slot `index` inside the mapping, or `None` (no ring, out of range).
+    /// Frames never straddle blocks: block `i / per_block`, slot `i % per_block` in it.
+    fn frame_start(&self, index: usize) -> Option<(&Mapping, usize)> {
+        let map = self.map.as_ref()?;
+        if index >= self.frame_count || self.frames_per_block == 0 {
+            return None;
+        }
+        let at = (index / self.frames_per_block) * map.block_bytes
+            + (index % self.frames_per_block) * self.frame_bytes;
+        Some((map, at))
+    }
+
+    /// The status word of frame `index` as an atomic.
+    fn frame_status_word(&self, index: usize) -> Option<&AtomicU32> {
+        let (map, at) = self.frame_start(index)?;
+        let word: *mut u32 = map.ptr.as_ptr().wrapping_add(at).cast();
+        // SAFETY: `at + frame_bytes <= len` (index < frame_count, frames lie inside their
+        // block), so the word is inside the live mapping, which outlives the borrow of
+        // `self`. It is 4-byte aligned: the mapping is page aligned, blocks are whole pages
+        // and frame sizes multiples of 16. The kernel reads and writes this word concurrently
+        // (with barriers around it); we only ever touch it through this atomic.
+        Some(unsafe { AtomicU32::from_ptr(word) })
+    }
+
+    /// The status of frame `index` (Acquire: when it reads AVAILABLE, the kernel is done
+    /// with the frame, timestamp words included).
+    pub fn frame_status(&self, index: usize) -> Option<u32> {
+        self.frame_status_word(index)
+            .map(|w| w.load(Ordering::Acquire))
+    }
+
+    /// Copies `bytes` into frame `index` and requests its transmission. Returns false, and
+    /// changes nothing, when the frame is not ours (the kernel still has it), `bytes` do not
+    /// fit the slot, or `index` is out of range.
+    pub fn fill_frame(&mut self, index: usize, bytes: &[u8]) -> bool {
+        let capacity = self.frame_capacity_bytes();
+        let Ok(len) = u32::try_from(bytes.len()) else {
+            return false;
+        };
+        if bytes.len() > capacity {
+            return false;
+        }
+        let Some(status) = self.frame_status_word(index) else {
+            return false;
+        };
+        let owned = status.load(Ordering::Acquire);
+        if owned != TP_STATUS_AVAILABLE && owned != TP_STATUS_WRONG_FORMAT {
+            return false;
+        }
+        let Some((map, at)) = self.frame_start(index) else {
+            return false;
+        };
+        // Everything after the status word, up to the end of the slot.
+        let body: *mut u8 = map.ptr.as_ptr().wrapping_add(at + TP_LEN_OFFSET);
+        // SAFETY: `body .. body + frame_bytes - 4` lies inside frame `index`, inside the live
+        // mapping (see `frame_status_word`), and does not include the status word, which
+        // stays reachable only through its atomic. The frame is ours (status AVAILABLE or
+        // WRONG_FORMAT, read with Acquire): the kernel neither reads nor writes any of these
+        // bytes until we store SEND_REQUEST below, after this borrow ends; and `&mut self`
+        // means no other borrow of the ring exists in this process.
+        let slot = unsafe { std::slice::from_raw_parts_mut(body, self.frame_bytes - 4) };
+        // tp_len, then tp_snaplen (ignored by the kernel for transmit; kept consistent).
+        slot[0..4].copy_from_slice(&len.to_ne_bytes());
+        slot[4..8].copy_from_slice(&len.to_ne_bytes());
+        let data = TX_DATA_OFFSET - TP_LEN_OFFSET;
+        slot[data..data + bytes.len()].copy_from_slice(bytes);
+        // Release: the bytes above are visible to the kernel before it sees the request.
+        status.store(TP_STATUS_SEND_REQUEST, Ordering::Release);
+        true
+    }
+
+    /// The bytes last put in frame `index` (`len` of them), while the frame is not in the
+    /// kernel's hands for sending (status SEND_REQUEST not yet taken, WRONG_FORMAT or
+    /// AVAILABLE). `None` otherwise.
+    pub fn frame_bytes(&self, index: usize, len: usize) -> Option<&[u8]> {
+        let status = self.frame_status(index)?;
+        if status & TP_STATUS_SENDING != 0 || len > self.frame_capacity_bytes() {
+            return None;
+        }
+        let (map, at) = self.frame_start(index)?;
+        let start: *const u8 = map.ptr.as_ptr().wrapping_add(at + TX_DATA_OFFSET);
+        // SAFETY: `start .. start + len` lies inside frame `index`'s data area (len is within
+        // the slot's capacity), inside the live mapping, which outlives the borrow of `self`.
+        // The kernel never writes a frame's data area (it only reads it to build the packet);
+        // we write it only in `fill_frame`, which needs `&mut self`, so not while this
+        // borrow lives.
+        Some(unsafe { std::slice::from_raw_parts(start, len) })
+    }
+
+    /// Takes back a frame whose transmission was requested but that the kernel never took
+    /// (or refused): SEND_REQUEST or WRONG_FORMAT becomes AVAILABLE. Only sound to call
+    /// between sends: the kernel looks at requested frames only inside `send(2)`, which only
+    /// [`TxSocket::send_all`] calls, with `&mut self`. Returns false for any other status.
+    pub fn reclaim_frame(&mut self, index: usize) -> bool {
+        let Some(status) = self.frame_status_word(index) else {
+            return false;
+        };
+        let s = status.load(Ordering::Acquire);
+        if s != TP_STATUS_SEND_REQUEST && s != TP_STATUS_WRONG_FORMAT {
+            return false;
+        }
+        status.store(TP_STATUS_AVAILABLE, Ordering::Release);
+        true
+    }
+
+    /// Transmits every requested frame and waits until they are all sent (blocking
+    /// `send(2)`); the bytes the kernel accepted. An error leaves the refused frame (if any)
+    /// marked WRONG_FORMAT.
+    pub fn send_all(&mut self) -> io::Result<usize> {
+        kick_tx(&self.fd, 0)
+    }
+
+    /// Binds for transmit only: protocol 0, so the socket receives nothing (not even the
+    /// frames it sends itself), and the kernel sends on `ifindex`.
+    pub fn bind(&self, ifindex: u32) -> io::Result<()> {
+        bind_with_protocol(&self.fd, ifindex, 0)
+    }
+}
+
+fn bind_with_protocol(fd: &OwnedFd, ifindex: u32, protocol_be: u16) -> io::Result<()> {
+    let addr = SockaddrLl {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: protocol_be,
+        sll_ifindex: i32::try_from(ifindex)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        ..SockaddrLl::default()
+    };
+    let ptr: *const libc::sockaddr = (&addr as *const SockaddrLl).cast();
+    let len = size_of::<SockaddrLl>() as libc::socklen_t;
+    // SAFETY: `ptr` points at a live, padding-free 20-byte `sockaddr_ll`, `len` is its size;
+    // bind(2) only reads it during the call.
+    let rc = unsafe { libc::bind(fd.as_raw_fd(), ptr, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets up a TX socket as `replay` wants it, in the order the kernel needs: TPACKET_V2,
+/// qdisc bypass, the ring, then `bind`.
+pub fn open_tx_socket(req: &TpacketReq, ifindex: u32) -> io::Result<TxSocket> {
+    let fd = open_packet_socket()?;
+    set_tpacket_v2(&fd)?;
+    set_qdisc_bypass(&fd)?;
+    let mut sock = TxSocket::new(fd);
+    sock.map_ring(req)?;
+    sock.bind(ifindex)?;
+    Ok(sock)
+}
+
 // ---- the bounds-checked walk over one block ----
 
 /// One packet found in a block, exactly as the kernel described it.
@@ -869,6 +1204,69 @@ mod tests {
         assert_eq!(offset_of!(SockFprog, filter), size_of::<usize>());
         assert_eq!(size_of::<BpfInsn>(), size_of::<libc::sock_filter>());
         assert_eq!(offset_of!(BpfInsn, k), 4);
+    }
+
+    #[test]
+    fn tx_ring_layout() {
+        assert_eq!(size_of::<Tpacket2Hdr>(), 32);
+        assert_eq!(offset_of!(Tpacket2Hdr, tp_len), TP_LEN_OFFSET);
+        assert_eq!(offset_of!(Tpacket2Hdr, tp_sec), 16);
+        assert_eq!(offset_of!(Tpacket2Hdr, tp_vlan_tci), 24);
+        assert_eq!(size_of::<Tpacket2Hdr>(), size_of::<libc::tpacket2_hdr>());
+        assert_eq!(size_of::<TpacketReq>(), size_of::<libc::tpacket_req>());
+        assert_eq!(size_of::<IfreqMtu>(), size_of::<libc::ifreq>());
+        assert_eq!(offset_of!(IfreqMtu, mtu), libc::IFNAMSIZ);
+        // TPACKET2_HDRLEN - sizeof(struct sockaddr_ll).
+        assert_eq!(TX_DATA_OFFSET, 32);
+        assert_eq!(
+            TX_DATA_OFFSET,
+            libc::TPACKET2_HDRLEN - size_of::<SockaddrLl>()
+        );
+        assert_eq!(PACKET_TX_RING, libc::PACKET_TX_RING);
+        assert_eq!(PACKET_QDISC_BYPASS, libc::PACKET_QDISC_BYPASS);
+        assert_eq!(TP_STATUS_SEND_REQUEST, libc::TP_STATUS_SEND_REQUEST);
+        assert_eq!(TP_STATUS_SENDING, libc::TP_STATUS_SENDING);
+        assert_eq!(TP_STATUS_WRONG_FORMAT, libc::TP_STATUS_WRONG_FORMAT);
+        assert_eq!(TP_STATUS_AVAILABLE, libc::TP_STATUS_AVAILABLE);
+    }
+
+    #[test]
+    fn tx_ring_geometry_is_checked_before_the_kernel_sees_it() {
+        let fd = OwnedFd::from(std::fs::File::open("/dev/null").expect("/dev/null"));
+        let mut sock = TxSocket::new(fd);
+        let page = page_size() as u32;
+        for req in [
+            TpacketReq::default(),
+            // frame size not a multiple of 16
+            TpacketReq {
+                tp_block_size: page,
+                tp_block_nr: 1,
+                tp_frame_size: 1000,
+                tp_frame_nr: 4,
+            },
+            // frame count does not match
+            TpacketReq {
+                tp_block_size: page,
+                tp_block_nr: 2,
+                tp_frame_size: 2048,
+                tp_frame_nr: 5,
+            },
+            // block not a page multiple
+            TpacketReq {
+                tp_block_size: page + 16,
+                tp_block_nr: 1,
+                tp_frame_size: 16 * 64,
+                tp_frame_nr: 4,
+            },
+        ] {
+            let e = sock.map_ring(&req).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{req:?}");
+        }
+        // Without a ring nothing is filled or read.
+        assert!(!sock.fill_frame(0, &[0u8; 60]));
+        assert_eq!(sock.frame_status(0), None);
+        assert!(sock.frame_bytes(0, 1).is_none());
+        assert!(!sock.reclaim_frame(0));
     }
 
     #[test]
