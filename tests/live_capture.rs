@@ -6,6 +6,8 @@
 //! hex on an AF_PACKET socket, so this file needs no unsafe code). Without them the tests say
 //! why and pass, unless `NETPIPE_REQUIRE_LIVE=1`, which makes them fail instead (CI sets it).
 //!
+//! The replay tests send with `netpipe-fast replay` (the TX ring) instead of python.
+//!
 //! The frames go to a MAC address that is not B's, so B's stack drops them and answers
 //! nothing; the capture's kernel filter matches only them (the veth pair's own IPv6 neighbour
 //! and multicast chatter is left out).
@@ -315,8 +317,15 @@ struct Capture {
 
 impl Capture {
     fn start(ns: &str, out: &Path, args: &[&str]) -> Capture {
+        Capture::start_as(ns, out, &["capture"], args)
+    }
+
+    /// `prefix` is the command word(s): `["capture"]`, or none for the top-level form.
+    fn start_as(ns: &str, out: &Path, prefix: &[&str], args: &[&str]) -> Capture {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, BIN, "capture", "--iface", "vb"])
+            .args(["netns", "exec", ns, BIN])
+            .args(prefix)
+            .args(["--iface", "vb"])
             .args(args)
             .arg("-o")
             .arg(format!("file:{}", out.display()))
@@ -643,4 +652,605 @@ fn missing_interface_exits_13() {
         "{stderr}"
     );
     assert!(out.stdout.is_empty());
+}
+
+// ---- replay (TX ring) into capture ----
+
+/// Runs `netpipe-fast replay --iface va FILE ARGS...` in namespace `ns`; returns its exit
+/// status and stderr.
+fn replay(ns: &str, pcap: &Path, args: &[&str]) -> (ExitStatus, String) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, BIN, "replay", "--iface", "va"])
+        .arg(pcap)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run replay");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The number before `label` in replay's summary line ("replay: N frames sent, ...").
+fn replay_count(stderr: &str, label: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("replay: "))
+        .unwrap_or_else(|| panic!("no replay summary: {stderr}"));
+    let at = line
+        .find(label)
+        .unwrap_or_else(|| panic!("{label:?} not in {line:?}"));
+    line[..at]
+        .trim_end()
+        .rsplit([',', ' ', '('])
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number before {label:?} in {line:?}"))
+}
+
+/// Replays a generated pcap of unique frames with `netpipe-fast replay` from A, captures on
+/// B with `workers` workers: every frame once, with the `data` that `read` gives.
+fn replay_every_frame_once(workers: &str, tag: &str, top_level: bool) {
+    if !live_available() {
+        return;
+    }
+    let pair = NetnsPair::new(tag);
+    let dir = TempDir::new(tag);
+    let out = dir.path("capture.jsonl");
+    let args = [
+        "--workers",
+        workers,
+        "--filter",
+        FILTER,
+        "--ring-mb",
+        "8",
+        "--block-kb",
+        "64",
+    ];
+    let mut cap = if top_level {
+        // The form without a command word.
+        Capture::start_as(&pair.b, &out, &[], &args)
+    } else {
+        Capture::start(&pair.b, &out, &args)
+    };
+    cap.wait_listening();
+    let frames = test_frames(0..2000);
+    let pcap = dir.path("replay.pcap");
+    write_pcap(&pcap, &frames);
+    let (status, replay_err) = replay(&pair.a, &pcap, &[]);
+    assert!(status.success(), "replay: {status:?} {replay_err}");
+    assert_eq!(
+        replay_count(&replay_err, " frames sent"),
+        2000,
+        "{replay_err}"
+    );
+    assert_eq!(replay_count(&replay_err, " rejected by the kernel"), 0);
+    cap.wait_for_records(frames.len());
+    cap.signal("-INT");
+    let (status, stderr) = cap.finish();
+    assert!(status.success(), "exit {status:?}; stderr: {stderr:?}");
+
+    let text = fs::read_to_string(&out).expect("read the output");
+    assert_eq!(
+        data_counts(&text),
+        data_from_read(&dir, &frames),
+        "every replayed frame exactly once, as read decodes it"
+    );
+    let s = summary(&stderr);
+    assert_eq!((s.written, s.captured), (2000, 2000), "{s:?}");
+    assert_eq!((s.kernel_drops, s.inside_drops), (0, 0), "{s:?}");
+}
+
+#[test]
+fn replay_into_one_worker_every_frame_once() {
+    replay_every_frame_once("1", "rp1", false);
+}
+
+#[test]
+fn replay_into_four_workers_every_frame_once_top_level_form() {
+    replay_every_frame_once("4", "rp4", true);
+}
+
+/// The fixture pcaps/mixed.pcap through replay and capture: what was sent (everything the
+/// MTU allows) comes out once each, as `read` decodes the same frames.
+#[test]
+fn replay_of_the_mixed_fixture_matches_read() {
+    if !live_available() {
+        return;
+    }
+    let pair = NetnsPair::new("mix");
+    let dir = TempDir::new("mix");
+    let out = dir.path("capture.jsonl");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/mixed.pcap");
+    // The fixture's own frames only: none of them comes from the veth pair's MACs.
+    let macs = |ns: &str| -> String {
+        let o = Command::new("ip")
+            .args(["-n", ns, "-o", "link", "show"])
+            .output()
+            .expect("ip link");
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let mac = text
+            .split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .expect("a MAC")
+            .to_owned();
+        mac
+    };
+    let filter = format!(
+        "not ether src {} and not ether src {}",
+        macs(&pair.a),
+        macs(&pair.b)
+    );
+    let mut cap = Capture::start(
+        &pair.b,
+        &out,
+        &["--workers", "2", "--filter", &filter, "--ring-mb", "16"],
+    );
+    cap.wait_listening();
+    let (status, replay_err) = replay(&pair.a, &fixture, &[]);
+    assert!(status.success(), "replay: {status:?} {replay_err}");
+    let sent = replay_count(&replay_err, " frames sent");
+    let too_long = replay_count(&replay_err, " not sent");
+    assert!(sent > 10_000, "{replay_err}");
+    cap.wait_for_records(sent as usize);
+    cap.signal("-INT");
+    let (status, stderr) = cap.finish();
+    assert!(status.success(), "exit {status:?}; stderr: {stderr:?}");
+
+    // What `read` gives for the frames the veth MTU (1500) lets through.
+    let mtu_ok = Command::new(BIN)
+        .arg("read")
+        .arg(&fixture)
+        .args([
+            "-q",
+            "-o",
+            "-",
+            "--filter",
+            "len <= 1514 or (vlan and len <= 1518)",
+        ])
+        .output()
+        .expect("run read");
+    assert!(mtu_ok.status.success());
+    let expected = data_counts(&String::from_utf8(mtu_ok.stdout).expect("utf-8"));
+    let got = data_counts(&fs::read_to_string(&out).expect("read the output"));
+    assert_eq!(
+        expected.values().sum::<usize>() as u64,
+        sent,
+        "{replay_err}"
+    );
+    assert_eq!(too_long + sent, 13_620, "{replay_err}");
+    assert_eq!(
+        got, expected,
+        "every sent frame once, decoded as read decodes it"
+    );
+}
+
+/// 802.1Q frames through the capture path: veth hands the tag to the kernel's metadata, the
+/// ring reports it in tp_vlan_tci and the capture puts it back: `dot1q` is in the JSON and
+/// the record equals what `read` gives for the tagged frame.
+#[test]
+fn vlan_tagged_frames_keep_their_dot1q_layer() {
+    if !live_available() {
+        return;
+    }
+    let pair = NetnsPair::new("vl");
+    let dir = TempDir::new("vl");
+    let out = dir.path("capture.jsonl");
+    let mut cap = Capture::start(
+        &pair.b,
+        &out,
+        &[
+            "--filter",
+            "ether src 02:00:00:00:00:01",
+            "--ring-mb",
+            "4",
+            "--block-kb",
+            "64",
+        ],
+    );
+    cap.wait_listening();
+    // Priority 5, VLAN 42, around an ordinary test frame.
+    let frames: Vec<Vec<u8>> = (0..20)
+        .map(|n| {
+            let mut f = test_frame(n);
+            f.splice(12..12, [0x81, 0x00, 0xa0, 0x2a]);
+            f
+        })
+        .collect();
+    let pcap = dir.path("vlan.pcap");
+    write_pcap(&pcap, &frames);
+    let (status, replay_err) = replay(&pair.a, &pcap, &[]);
+    assert!(status.success(), "replay: {status:?} {replay_err}");
+    assert_eq!(
+        replay_count(&replay_err, " frames sent"),
+        20,
+        "{replay_err}"
+    );
+    cap.wait_for_records(frames.len());
+    cap.signal("-INT");
+    let (status, stderr) = cap.finish();
+    assert!(status.success(), "exit {status:?}; stderr: {stderr:?}");
+    let text = fs::read_to_string(&out).expect("read the output");
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        let tag = &v["data"]["dot1q"];
+        assert_eq!(
+            (tag["vlan"].as_u64(), tag["prio"].as_u64()),
+            (Some(42), Some(5)),
+            "{line}"
+        );
+        assert!(v["data"]["ip"].is_object(), "{line}");
+        assert_eq!(v["wire_len"], v["cap_len"], "{line}");
+        // The tag is counted in the length again: 4 bytes more than the untagged frame.
+        let untagged = test_frame(0).len() as u64;
+        assert!(
+            v["wire_len"].as_u64().is_some_and(|l| l >= untagged + 4),
+            "{line}"
+        );
+    }
+    assert_eq!(data_counts(&text), data_from_read(&dir, &frames));
+}
+
+/// Ethernet + IPv4 TCP (SYN) from `sport` to `dport`, tagged with `n` in the payload.
+fn tcp_frame(n: u32, sport: u16, dport: u16) -> Vec<u8> {
+    let mut tcp = sport.to_be_bytes().to_vec();
+    tcp.extend_from_slice(&dport.to_be_bytes());
+    tcp.extend_from_slice(&n.to_be_bytes()); // seq
+    tcp.extend_from_slice(&[0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    tcp.extend_from_slice(format!("preset test {n}").as_bytes());
+    ipv4_frame(6, n as u16, &tcp)
+}
+
+fn udp_frame(n: u32, dport: u16) -> Vec<u8> {
+    let tag = format!("preset test {n}");
+    let mut udp = 40_000u16.to_be_bytes().to_vec();
+    udp.extend_from_slice(&dport.to_be_bytes());
+    udp.extend_from_slice(&((8 + tag.len()) as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(tag.as_bytes());
+    ipv4_frame(17, n as u16, &udp)
+}
+
+/// An ARP request from SRC_MAC / 192.0.2.1 for 192.0.2.(n % 250).
+fn arp_frame(n: u32) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&SRC_MAC);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&SRC_MAC);
+    f.extend_from_slice(&[192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 192, 0, 2, (n % 250) as u8]);
+    f
+}
+
+/// A filter and each preset, all capturing at once on B while one replay sends a mix with a
+/// known answer for each: exactly the matching frames come out of each.
+#[test]
+fn filter_and_each_preset_capture_exactly_the_matching_frames() {
+    if !live_available() {
+        return;
+    }
+    // (label, frame). Labels say which presets match.
+    let mut mix: Vec<(&str, Vec<u8>)> = Vec::new();
+    for round in 0..3u32 {
+        let n = |k: u32| round * 100 + k;
+        mix.push(("arp", arp_frame(n(0))));
+        mix.push(("icmp", test_frame(n(2) * 3 + 2)));
+        mix.push(("tcp", tcp_frame(n(3), 40_000, 80)));
+        mix.push(("tcp", tcp_frame(n(4), 443, 40_001)));
+        mix.push(("tcp", tcp_frame(n(5), 40_002, 8010)));
+        mix.push(("tcp", tcp_frame(n(6), 40_003, 8443)));
+        mix.push(("ssh", tcp_frame(n(7), 40_004, 22)));
+        mix.push(("telnet", tcp_frame(n(8), 23, 40_005)));
+        mix.push(("other-tcp", tcp_frame(n(9), 40_006, 25)));
+        mix.push(("udp", udp_frame(n(10), 53)));
+        mix.push(("udp", udp_frame(n(11), 9999)));
+    }
+    // The custom filter: SMTP or DNS.
+    let custom = "tcp dst port 25 or udp dst port 53";
+    let custom_match = |label: &str, f: &[u8]| {
+        label == "other-tcp" || (label == "udp" && f.get(36..38) == Some(&[0, 53][..]))
+    };
+
+    let pair = NetnsPair::new("pre");
+    let dir = TempDir::new("pre");
+    // Only our frames (the veth pair's own IPv6 chatter would match udp otherwise).
+    let ours = "ether src 02:00:00:00:00:01";
+    let mut runs: Vec<(String, Capture)> = Vec::new();
+    for preset in ["arp", "icmp", "tcp", "ssh", "telnet", "udp"] {
+        let out = dir.path(&format!("{preset}.jsonl"));
+        let cap = Capture::start(
+            &pair.b,
+            &out,
+            &[
+                "--preset",
+                preset,
+                "--filter",
+                ours,
+                "--ring-mb",
+                "2",
+                "--block-kb",
+                "64",
+            ],
+        );
+        runs.push((preset.to_owned(), cap));
+    }
+    let custom_filter = format!("( {custom} ) and {ours}");
+    let out = dir.path("custom.jsonl");
+    runs.push((
+        "custom".to_owned(),
+        Capture::start(
+            &pair.b,
+            &out,
+            &[
+                "--filter",
+                &custom_filter,
+                "--ring-mb",
+                "2",
+                "--block-kb",
+                "64",
+            ],
+        ),
+    ));
+    for (_, cap) in &mut runs {
+        cap.wait_listening();
+    }
+    let frames: Vec<Vec<u8>> = mix.iter().map(|(_, f)| f.clone()).collect();
+    let pcap = dir.path("mix.pcap");
+    write_pcap(&pcap, &frames);
+    let (status, replay_err) = replay(&pair.a, &pcap, &[]);
+    assert!(status.success(), "replay: {status:?} {replay_err}");
+    assert_eq!(
+        replay_count(&replay_err, " frames sent"),
+        frames.len() as u64
+    );
+
+    for (name, cap) in runs {
+        let expected: Vec<Vec<u8>> = mix
+            .iter()
+            .filter(|(label, f)| {
+                if name == "custom" {
+                    custom_match(label, f)
+                } else {
+                    *label == name
+                }
+            })
+            .map(|(_, f)| f.clone())
+            .collect();
+        assert!(!expected.is_empty());
+        cap.wait_for_records(expected.len());
+        cap.signal("-INT");
+        let out = cap.out.clone();
+        let (status, stderr) = cap.finish();
+        assert!(
+            status.success(),
+            "{name}: exit {status:?}; stderr: {stderr:?}"
+        );
+        let text = fs::read_to_string(&out).expect("read the output");
+        let sub = TempDir::new(&format!("pre-{name}"));
+        assert_eq!(
+            data_counts(&text),
+            data_from_read(&sub, &expected),
+            "{name}: exactly the matching frames"
+        );
+        assert_eq!(summary(&stderr).written, expected.len() as u64, "{name}");
+    }
+}
+
+/// A tiny ring and an output nobody reads: the kernel drops, the summary says how many, and
+/// captured + dropped accounts for every frame sent.
+#[test]
+fn kernel_drops_are_counted_with_a_tiny_ring_and_a_stalled_output() {
+    if !live_available() {
+        return;
+    }
+    let pair = NetnsPair::new("drop");
+    let dir = TempDir::new("drop");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &pair.b, BIN, "capture", "--iface", "vb"])
+        .args([
+            "--filter",
+            FILTER,
+            "--ring-mb",
+            "1",
+            "--block-kb",
+            "4",
+            "-o",
+            "-",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start capture");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let end = Instant::now() + DEADLINE;
+    while !lines.iter().any(|l: &String| l.contains("listening on vb")) {
+        let left = end.saturating_duration_since(Instant::now());
+        lines.push(rx.recv_timeout(left).expect("capture listening"));
+    }
+    // Nobody reads stdout while 20,000 frames arrive: the pipe fills, the publisher waits,
+    // the workers wait, the 2 x 4 KiB blocks fill, and the kernel drops.
+    let frames = test_frames(0..20_000);
+    let pcap = dir.path("flood.pcap");
+    write_pcap(&pcap, &frames);
+    let (status, replay_err) = replay(&pair.a, &pcap, &[]);
+    assert!(status.success(), "replay: {status:?} {replay_err}");
+    assert_eq!(replay_count(&replay_err, " frames sent"), 20_000);
+    // Now read everything, so the capture can drain and stop.
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut all).expect("read stdout");
+        all
+    });
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok);
+    loop {
+        let left = end.saturating_duration_since(Instant::now()) + DEADLINE;
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!("capture did not stop: {lines:?}");
+            }
+        }
+    }
+    let status = child.wait().expect("wait");
+    let out = reader.join().expect("reader");
+    assert!(status.success(), "exit {status:?}: {lines:?}");
+    let s = summary(&lines);
+    let written_lines = out.iter().filter(|&&b| b == b'\n').count() as u64;
+    assert!(s.kernel_drops > 0, "no kernel drops: {s:?}");
+    assert_eq!(s.written, written_lines, "{s:?}");
+    assert_eq!(s.captured, s.written + s.inside_drops, "{s:?}");
+    assert_eq!(s.received, 20_000, "every frame passed the filter: {s:?}");
+    assert_eq!(
+        s.captured + s.kernel_drops,
+        s.received,
+        "captured + dropped by kernel == sent: {s:?}"
+    );
+}
+
+/// `--user`: after the rings are open the process runs as that user (all four uids, the
+/// group, the supplementary groups), and it still captures.
+#[test]
+fn user_switch_after_the_rings_are_open_still_captures() {
+    if !live_available() {
+        return;
+    }
+    let id = |flag: &str| -> String {
+        let o = Command::new("id")
+            .args([flag, "nobody"])
+            .output()
+            .expect("run id");
+        assert!(o.status.success(), "no user nobody: {o:?}");
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let (uid, gid, groups) = (id("-u"), id("-g"), id("-G"));
+    let pair = NetnsPair::new("usr");
+    let dir = TempDir::new("usr");
+    // The output is opened after the switch: the directory must be writable by nobody.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let out = dir.path("capture.jsonl");
+    let mut cap = Capture::start(
+        &pair.b,
+        &out,
+        &[
+            "--user",
+            "nobody",
+            "--filter",
+            FILTER,
+            "--ring-mb",
+            "4",
+            "--block-kb",
+            "64",
+        ],
+    );
+    cap.wait_for_line("switched to user \"nobody\"");
+    cap.wait_listening();
+    let status = fs::read_to_string(format!("/proc/{}/status", cap.child.id()))
+        .expect("read /proc/PID/status");
+    let field = |name: &str| -> Vec<String> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(field("Uid:"), vec![uid.clone(); 4], "{status}");
+    assert_eq!(field("Gid:"), vec![gid.clone(); 4], "{status}");
+    let mut want_groups: Vec<String> = groups.split_whitespace().map(str::to_owned).collect();
+    let mut got_groups = field("Groups:");
+    want_groups.sort();
+    got_groups.sort();
+    assert_eq!(got_groups, want_groups, "{status}");
+    assert_eq!(
+        field("CapEff:"),
+        vec!["0000000000000000".to_owned()],
+        "{status}"
+    );
+
+    let frames = test_frames(0..100);
+    let pcap = dir.path("replay.pcap");
+    write_pcap(&pcap, &frames);
+    let (st, replay_err) = replay(&pair.a, &pcap, &[]);
+    assert!(st.success(), "replay: {st:?} {replay_err}");
+    cap.wait_for_records(frames.len());
+    cap.signal("-INT");
+    let (st, stderr) = cap.finish();
+    assert!(st.success(), "exit {st:?}; stderr: {stderr:?}");
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(&out).expect("output").uid()
+    };
+    assert_eq!(
+        owner.to_string(),
+        uid,
+        "the output file is created as the user"
+    );
+    let text = fs::read_to_string(&out).expect("read the output");
+    assert_eq!(data_counts(&text), data_from_read(&dir, &frames));
+}
+
+#[test]
+fn unknown_user_exits_15_before_opening_anything() {
+    // Needs no root: the name is looked up before any socket is opened.
+    let out = Command::new(BIN)
+        .args(["--iface", "nope0", "--user", "no-such-user-np", "-o", "-"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(15), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "netpipe-fast: --user \"no-such-user-np\": no such user"
+    );
+}
+
+#[test]
+fn top_level_form_and_replay_report_missing_interfaces_as_13() {
+    if !live_available() {
+        return;
+    }
+    let pair = NetnsPair::new("miss2");
+    let dir = TempDir::new("miss2");
+    let pcap = dir.path("one.pcap");
+    write_pcap(&pcap, &test_frames(0..1));
+    for args in [
+        vec!["--iface", "nope0", "-o", "-"],
+        vec![
+            "replay",
+            "--iface",
+            "nope0",
+            pcap.to_str().expect("utf-8 path"),
+        ],
+    ] {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &pair.b, BIN])
+            .args(&args)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(13), "{args:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("\"nope0\": no such interface"), "{stderr}");
+    }
 }
