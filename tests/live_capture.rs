@@ -1254,3 +1254,89 @@ fn top_level_form_and_replay_report_missing_interfaces_as_13() {
         assert!(stderr.contains("\"nope0\": no such interface"), "{stderr}");
     }
 }
+
+/// A frame the kernel refuses does not stall the TX ring: with replay running, A's MTU drops
+/// to 1000, so its 1400-byte frames are refused (TP_STATUS_WRONG_FORMAT; replay checked them
+/// against the MTU it read at start). They are counted as rejected, the small frames go on,
+/// and every frame replay counts as sent arrives, exactly once.
+#[test]
+fn frames_the_kernel_refuses_are_counted_and_replay_goes_on() {
+    if !live_available() {
+        return;
+    }
+    let pair = NetnsPair::new("rej");
+    let dir = TempDir::new("rej");
+    let out = dir.path("capture.jsonl");
+    let mut cap = Capture::start(
+        &pair.b,
+        &out,
+        &[
+            "--filter",
+            "ether src 02:00:00:00:00:01",
+            "--ring-mb",
+            "8",
+            "--block-kb",
+            "64",
+        ],
+    );
+    cap.wait_listening();
+    // Alternately 100 and 1400 bytes, every frame different within a pass.
+    let frames: Vec<Vec<u8>> = (0..100u32)
+        .map(|i| {
+            let len = if i % 2 == 1 { 1400 } else { 100 };
+            let mut f = DST_MAC.to_vec();
+            f.extend_from_slice(&SRC_MAC);
+            f.extend_from_slice(&[0x88, 0xb5]); // local experimental EtherType
+            f.extend_from_slice(&i.to_be_bytes());
+            f.resize(len, i as u8);
+            f
+        })
+        .collect();
+    let pcap = dir.path("sizes.pcap");
+    write_pcap(&pcap, &frames);
+    let mut replay = Command::new("ip")
+        .args(["netns", "exec", &pair.a, BIN, "replay", "--iface", "va"])
+        .arg(&pcap)
+        .args(["--pps", "4000", "--loop", "0"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start replay");
+    cap.wait_for_records(200);
+    ip(&["-n", &pair.a, "link", "set", "va", "mtu", "1000"]);
+    let refused_from = cap.lines_written();
+    // Small frames keep arriving while the big ones are refused.
+    cap.wait_for_records(refused_from + 200);
+    let ok = Command::new("kill")
+        .args(["-INT", &replay.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut replay.stderr.take().expect("stderr"), &mut err)
+        .expect("replay stderr");
+    let status = replay.wait().expect("wait for replay");
+    assert!(status.success(), "replay: {status:?} {err}");
+    let sent = replay_count(&err, " frames sent");
+    let rejected = replay_count(&err, " rejected by the kernel");
+    assert!(rejected >= 50, "{err}");
+    cap.wait_for_records(sent as usize);
+    cap.signal("-INT");
+    let (st, stderr) = cap.finish();
+    assert!(st.success(), "exit {st:?}; stderr: {stderr:?}");
+    let s = summary(&stderr);
+    assert_eq!(
+        s.written, sent,
+        "every frame sent arrived once: {s:?} / {err}"
+    );
+    let text = fs::read_to_string(&out).expect("read the output");
+    let after = text.lines().skip(refused_from + 100);
+    for line in after {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        assert!(
+            v["wire_len"].as_u64().is_some_and(|l| l <= 1018),
+            "a frame longer than MTU 1000 allows got through: {line}"
+        );
+    }
+}
