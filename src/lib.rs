@@ -7,8 +7,10 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod dataset;
 pub mod decode;
 pub mod encode;
 pub mod pipeline;
 pub mod sink;
 pub mod source;
+pub mod tools;
