@@ -494,12 +494,12 @@ pub struct DatasetPrepareArgs {
     pub label_column: Option<String>,
 
     /// The two label names (below, above).
-    #[arg(long, value_name = "BELOW,ABOVE", value_delimiter = ',', num_args = 2,
+    #[arg(long, value_name = "BELOW,ABOVE", value_delimiter = ',',
           default_values_t = ["not_attack".to_owned(), "attack".to_owned()])]
     pub label_names: Vec<String>,
 
     /// The two label values (below, above).
-    #[arg(long, value_name = "BELOW,ABOVE", value_delimiter = ',', num_args = 2,
+    #[arg(long, value_name = "BELOW,ABOVE", value_delimiter = ',',
           allow_negative_numbers = true, default_values_t = [0i64, 1])]
     pub label_values: Vec<i64>,
 
@@ -525,7 +525,12 @@ pub struct DatasetPrepareArgs {
 
 impl DatasetPrepareArgs {
     /// The library's configuration, defaults filled in as the original did.
-    pub fn config(&self, clock_seed: u64) -> crate::dataset::PrepareConfig {
+    pub fn config(&self, clock_seed: u64) -> Result<crate::dataset::PrepareConfig, String> {
+        if self.label_names.len() != 2 || self.label_values.len() != 2 {
+            return Err(
+                "--label-names and --label-values take two values each: BELOW,ABOVE".into(),
+            );
+        }
         let inputs = if !self.inputs.is_empty() {
             self.inputs.clone()
         } else if let Some(g) = self.glob_path.as_ref().filter(|g| !g.trim().is_empty()) {
@@ -539,7 +544,7 @@ impl DatasetPrepareArgs {
             names: [self.label_names[0].clone(), self.label_names[1].clone()],
             values: [self.label_values[0], self.label_values[1]],
         });
-        crate::dataset::PrepareConfig {
+        Ok(crate::dataset::PrepareConfig {
             inputs,
             fulldata_file: self
                 .fulldata_file
@@ -553,7 +558,7 @@ impl DatasetPrepareArgs {
             label,
             seed: self.seed.unwrap_or(clock_seed),
             fill_missing: self.fill_missing.clone(),
-        }
+        })
     }
 }
 

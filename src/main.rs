@@ -127,7 +127,13 @@ fn dataset(args: netpipe_fast::cli::DatasetArgs) -> ExitCode {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| (d.as_nanos() % (1u128 << 53)) as u64)
         .unwrap_or(0);
-    let config = args.config(clock_seed);
+    let config = match args.config(clock_seed) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("netpipe-fast: dataset prepare: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match netpipe_fast::dataset::prepare::prepare(&config) {
         Ok(report) => {
             for p in &report.skipped_outputs {
