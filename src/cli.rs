@@ -627,6 +627,7 @@ pub struct UdpSendArgs {
     /// Destination (the original's default 0.0.0.0 also meant this host).
     #[arg(long, env = "UDP_SEND_TO_HOST", default_value = "127.0.0.1")]
     pub host: String,
+    /// Destination port.
     #[arg(long, env = "UDP_SEND_TO_PORT", default_value_t = 17000)]
     pub port: u16,
     /// The message [default: "testing UDP msg time=<now> - <uuid>"].
@@ -703,8 +704,10 @@ pub enum ListenKind {
 
 #[derive(Args, Debug)]
 pub struct TcpListenArgs {
+    /// Address to listen on.
     #[arg(long, env = "LISTEN_ON_HOST", default_value = "127.0.0.1")]
     pub host: String,
+    /// TCP port (0: any free port, printed at start).
     #[arg(long, env = "LISTEN_ON_PORT", default_value_t = 80)]
     pub port: u16,
     /// listen(2) backlog.
@@ -732,8 +735,10 @@ pub struct TcpListenArgs {
 
 #[derive(Args, Debug)]
 pub struct UdpListenArgs {
+    /// Address to listen on.
     #[arg(long, env = "UDP_LISTEN_ON_HOST", default_value = "127.0.0.1")]
     pub host: String,
+    /// UDP port (0: any free port, printed at start).
     #[arg(long, env = "UDP_LISTEN_ON_PORT", default_value_t = 17000)]
     pub port: u16,
     /// Accepted for the original's sake; datagrams are read whole (64 KiB buffer) whatever it
