@@ -500,7 +500,7 @@ pub struct DatasetPrepareArgs {
 
     /// The two label values (below, above).
     #[arg(long, value_name = "BELOW,ABOVE", value_delimiter = ',',
-          allow_negative_numbers = true, default_values_t = [0i64, 1])]
+          allow_hyphen_values = true, default_values_t = [0i64, 1])]
     pub label_values: Vec<i64>,
 
     /// Seed of the label draw; the same inputs and seed give byte-identical CSVs. Default: from
@@ -786,3 +786,87 @@ Exit codes:
   4  no permission: icmp falls back to a ping socket, arp needs root (CAP_NET_RAW)
   5  the send (or reading the reply) failed
   6  no such interface, or it has no address to default to";
+
+#[cfg(test)]
+mod dataset_and_tools_tests {
+    use super::*;
+
+    fn prepare_args(args: &[&str]) -> DatasetPrepareArgs {
+        let cli =
+            Cli::try_parse_from([&["netpipe-fast", "dataset", "prepare"], args].concat()).unwrap();
+        let Command::Dataset(DatasetArgs {
+            command: DatasetCommand::Prepare(a),
+        }) = cli.command
+        else {
+            panic!("not dataset prepare")
+        };
+        a
+    }
+
+    #[test]
+    fn prepare_defaults_follow_the_original() {
+        let a = prepare_args(&["--ds-dir", "/data/ds", "--output-dir", "/out"]);
+        let c = a.config(9).unwrap();
+        assert_eq!(c.inputs, ["/data/ds/*/*.csv"]);
+        assert_eq!(
+            c.fulldata_file,
+            PathBuf::from("/out/fulldata_attack_scans.csv")
+        );
+        assert_eq!(
+            c.cleaned_file,
+            PathBuf::from("/out/cleaned_attack_scans.csv")
+        );
+        assert_eq!(c.drop_columns.len(), 10);
+        assert_eq!(c.label, None);
+        assert_eq!(c.seed, 9);
+    }
+
+    #[test]
+    fn prepare_label_flags() {
+        let a = prepare_args(&[
+            "-i",
+            "a/*.csv",
+            "--input",
+            "b.csv",
+            "--label-above",
+            "85",
+            "--label-names",
+            "ok,bad",
+            "--label-values",
+            "-1,1",
+            "--seed",
+            "3",
+        ]);
+        let c = a.config(0).unwrap();
+        assert_eq!(c.inputs, ["a/*.csv", "b.csv"]);
+        let rule = c.label.unwrap();
+        assert_eq!(rule.above, 85.0);
+        assert_eq!(rule.names, ["ok".to_owned(), "bad".to_owned()]);
+        assert_eq!(rule.values, [-1, 1]);
+        assert_eq!(c.seed, 3);
+        let three = prepare_args(&["--label-above", "1", "--label-names", "a,b,c"]);
+        assert!(three.config(0).is_err());
+    }
+
+    #[test]
+    fn send_and_listen_parse() {
+        let cli =
+            Cli::try_parse_from(["netpipe-fast", "send", "tcp-large", "--port", "9"]).unwrap();
+        let Command::Send(SendArgs {
+            kind: SendKind::TcpLarge(a),
+        }) = cli.command
+        else {
+            panic!("not send tcp-large")
+        };
+        assert_eq!((a.host.as_str(), a.port), ("127.0.0.1", 9));
+        let cli = Cli::try_parse_from(["netpipe-fast", "listen", "udp", "--count", "2"]).unwrap();
+        let Command::Listen(ListenArgs {
+            kind: ListenKind::Udp(u),
+        }) = cli.command
+        else {
+            panic!("not listen udp")
+        };
+        assert_eq!((u.port, u.count), (17000, Some(2)));
+        assert!(Cli::try_parse_from(["netpipe-fast", "send", "smtp"]).is_err());
+    }
+}

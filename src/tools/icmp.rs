@@ -180,7 +180,8 @@ pub fn send_icmp(cfg: &IcmpSend, report: &mut dyn FnMut(&str)) -> Result<IcmpOut
                 && their_seq == seq
                 && (kind == IcmpSocketKind::Ping || their_id == id);
             if ours {
-                rtt_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+                // Microsecond resolution is all a round trip time needs.
+                rtt_ms = Some((started.elapsed().as_secs_f64() * 1e6).round() / 1e3);
                 break;
             }
         }
