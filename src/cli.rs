@@ -35,6 +35,13 @@ pub enum Command {
     /// bypass): a traffic generator for tests and benchmarks. Needs CAP_NET_RAW (root).
     #[command(after_help = REPLAY_EXIT_CODES)]
     Replay(ReplayArgs),
+    /// Build datasets from recorded CSVs (`dataset prepare`).
+    Dataset(DatasetArgs),
+    /// Send test traffic: tcp, tcp-large, udp, icmp, arp (the original's *_send_msg scripts).
+    #[command(after_help = SEND_HELP)]
+    Send(SendArgs),
+    /// Listen for test traffic: tcp, udp (the original's listen_*_port scripts).
+    Listen(ListenArgs),
 }
 
 #[derive(Args, Debug)]
@@ -550,3 +557,444 @@ Exit codes:
 The summary on stderr counts frames sent, bytes, elapsed time and rate, frames the kernel
 rejected, frames not sent because the interface cannot carry them (shorter than an Ethernet
 header, longer than the MTU allows), and frames skipped because they are not Ethernet.";
+// ---------------------------------------------------------------------------------------------
+// dataset prepare (src/dataset/)
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Args, Debug)]
+pub struct DatasetArgs {
+    #[command(subcommand)]
+    pub command: DatasetCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatasetCommand {
+    /// Merge recorded CSVs into a labelled full CSV and a numeric-only clean CSV, each with
+    /// its metadata JSON (the original's prepare_dataset.py).
+    #[command(after_help = DATASET_PREPARE_HELP)]
+    Prepare(DatasetPrepareArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DatasetPrepareArgs {
+    /// Recorded CSVs: a glob pattern (`*`, `**`, `?`, `[..]`); repeat for more. Default:
+    /// DS_GLOB_PATH, else DS_DIR/*/*.csv.
+    #[arg(long = "input", short = 'i', value_name = "GLOB")]
+    pub inputs: Vec<String>,
+
+    /// Used when no --input is given.
+    #[arg(
+        long,
+        env = "DS_GLOB_PATH",
+        value_name = "GLOB",
+        hide_env_values = true
+    )]
+    pub glob_path: Option<String>,
+
+    /// Folder of recorded datasets, for the default pattern DS_DIR/*/*.csv.
+    #[arg(
+        long,
+        env = "DS_DIR",
+        default_value = "/opt/antinex/datasets",
+        value_name = "DIR"
+    )]
+    pub ds_dir: PathBuf,
+
+    /// Folder of the two CSVs when their paths are not given.
+    #[arg(long, env = "OUTPUT_DIR", default_value = "/tmp", value_name = "DIR")]
+    pub output_dir: PathBuf,
+
+    /// Full CSV [default: OUTPUT_DIR/fulldata_attack_scans.csv].
+    #[arg(long, env = "FULLDATA_FILE", value_name = "FILE")]
+    pub fulldata_file: Option<PathBuf>,
+
+    /// Clean CSV [default: OUTPUT_DIR/cleaned_attack_scans.csv].
+    #[arg(long, env = "CLEANED_FILE", value_name = "FILE")]
+    pub cleaned_file: Option<PathBuf>,
+
+    /// Label rows: the second label when the number is above N (a draw from 0..=100, or the
+    /// --label-column value), else the first. Without it no label columns are added.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub label_above: Option<f64>,
+
+    /// Take the label's number from this column instead of a seeded draw.
+    #[arg(long, value_name = "COLUMN", requires = "label_above")]
+    pub label_column: Option<String>,
+
+    /// The two label names (below, above).
+    #[arg(long, value_name = "BELOW,ABOVE", value_delimiter = ',',
+          default_values_t = ["not_attack".to_owned(), "attack".to_owned()])]
+    pub label_names: Vec<String>,
+
+    /// The two label values (below, above).
+    #[arg(long, value_name = "BELOW,ABOVE", value_delimiter = ',',
+          allow_hyphen_values = true, default_values_t = [0i64, 1])]
+    pub label_values: Vec<i64>,
+
+    /// Seed of the label draw; the same inputs and seed give byte-identical CSVs. Default: from
+    /// the clock (printed, and kept in the metadata).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Columns never used as features (repeat; replaces the default list).
+    #[arg(long = "drop-column", value_name = "COLUMN",
+          default_values_t = crate::dataset::prepare::DEFAULT_DROP_COLUMNS.map(String::from))]
+    pub drop_columns: Vec<String>,
+
+    /// Clean CSV: write this number into empty cells instead of dropping the row.
+    #[arg(long, value_name = "NUMBER", allow_negative_numbers = true)]
+    pub fill_missing: Option<String>,
+
+    /// Print the summary (SHOW_SUMMARY=0 silences it, as in the original).
+    #[arg(long, env = "SHOW_SUMMARY", default_value = "1", value_name = "0|1",
+          value_parser = ["0", "1"])]
+    pub show_summary: String,
+}
+
+impl DatasetPrepareArgs {
+    /// The library's configuration, defaults filled in as the original did.
+    pub fn config(&self, clock_seed: u64) -> Result<crate::dataset::PrepareConfig, String> {
+        if self.label_names.len() != 2 || self.label_values.len() != 2 {
+            return Err(
+                "--label-names and --label-values take two values each: BELOW,ABOVE".into(),
+            );
+        }
+        let inputs = if !self.inputs.is_empty() {
+            self.inputs.clone()
+        } else if let Some(g) = self.glob_path.as_ref().filter(|g| !g.trim().is_empty()) {
+            vec![g.clone()]
+        } else {
+            vec![format!("{}/*/*.csv", self.ds_dir.display())]
+        };
+        let label = self.label_above.map(|above| crate::dataset::LabelRule {
+            above,
+            column: self.label_column.clone(),
+            names: [self.label_names[0].clone(), self.label_names[1].clone()],
+            values: [self.label_values[0], self.label_values[1]],
+        });
+        Ok(crate::dataset::PrepareConfig {
+            inputs,
+            fulldata_file: self
+                .fulldata_file
+                .clone()
+                .unwrap_or_else(|| self.output_dir.join("fulldata_attack_scans.csv")),
+            cleaned_file: self
+                .cleaned_file
+                .clone()
+                .unwrap_or_else(|| self.output_dir.join("cleaned_attack_scans.csv")),
+            drop_columns: self.drop_columns.clone(),
+            label,
+            seed: self.seed.unwrap_or(clock_seed),
+            fill_missing: self.fill_missing.clone(),
+        })
+    }
+}
+
+const DATASET_PREPARE_HELP: &str = "\
+Columns of the full CSV: src_file, then every input column (first-seen order), then
+label_value and label_name when --label-above is given. A row whose field count differs from
+its file's header (or that is not UTF-8) is skipped and reported as FILE:LINE.
+
+The clean CSV keeps a column when it is not dropped (--drop-column, label_name), some row has a
+value in it, and every value in it is a decimal number (sign, digits, fraction, exponent); a
+row with an empty cell in a kept column is left out (or filled: --fill-missing).
+fulldata_metadata.json and cleaned_metadata.json are written beside the two CSVs.
+
+Exit codes:
+  0  done                               5  done, but rows were skipped (reported above)
+  2  usage error (bad pattern, unknown --label-column, non-numeric --fill-missing)
+  3  no input file matched, or an input cannot be read
+  4  an input is not CSV (empty, header not UTF-8)
+  6  an output cannot be written (nothing is replaced)";
+
+// ---------------------------------------------------------------------------------------------
+// Traffic tools: send / listen (src/tools/)
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Args, Debug)]
+pub struct SendArgs {
+    #[command(subcommand)]
+    pub kind: SendKind,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SendKind {
+    /// One TCP message (MSG, or a timestamped test message), then half-close.
+    Tcp(TcpSendArgs),
+    /// One large TCP message: the message plus " large_random_data=" and 10,000 UUIDs.
+    TcpLarge(TcpSendArgs),
+    /// One UDP datagram to UDP_SEND_TO_HOST:UDP_SEND_TO_PORT.
+    Udp(UdpSendArgs),
+    /// ICMP echo requests (raw socket as root, else an unprivileged ping socket if allowed).
+    Icmp(IcmpSendArgs),
+    /// One ARP request on an interface (AF_PACKET: needs root), waiting for the reply.
+    Arp(ArpSendArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TcpSendArgs {
+    /// Host to connect to (the original's was fixed at 127.0.0.1).
+    #[arg(long, env = "TCP_SEND_TO_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port (the original's was fixed at 80).
+    #[arg(long, env = "TCP_SEND_TO_PORT", default_value_t = 80)]
+    pub port: u16,
+    /// The message [default: "testing msg time=<now> - <uuid>"].
+    #[arg(long, env = "MSG")]
+    pub msg: Option<String>,
+    /// Wait for and print the reply (up to 1024 bytes).
+    #[arg(long, env = "NEED_RESPONSE")]
+    pub need_response: bool,
+    /// Give up connecting or waiting for the reply after this many seconds.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub timeout: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct UdpSendArgs {
+    /// Destination (the original's default 0.0.0.0 also meant this host).
+    #[arg(long, env = "UDP_SEND_TO_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Destination port.
+    #[arg(long, env = "UDP_SEND_TO_PORT", default_value_t = 17000)]
+    pub port: u16,
+    /// The message [default: "testing UDP msg time=<now> - <uuid>"].
+    #[arg(long, env = "MSG")]
+    pub msg: Option<String>,
+    /// Wait for and print one reply datagram.
+    #[arg(long, env = "NEED_RESPONSE")]
+    pub need_response: bool,
+    /// Give up waiting for the reply after this many seconds.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub timeout: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct IcmpSendArgs {
+    /// Host to ping.
+    #[arg(long, env = "ICMP_DST", default_value = "localhost")]
+    pub dst: String,
+    /// Echo requests to send.
+    #[arg(long, env = "ICMP_COUNT", default_value_t = 3)]
+    pub count: u32,
+    /// ICMP message size in bytes (8-byte header included), as the original counted it.
+    #[arg(long, env = "ICMP_PACKET_SIZE", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(8..=65_000))]
+    pub size: u16,
+    /// Seconds to wait for each reply.
+    #[arg(
+        long,
+        env = "ICMP_TIMEOUT",
+        default_value_t = 2.0,
+        value_name = "SECONDS"
+    )]
+    pub timeout: f64,
+    /// Milliseconds from one request to the next (the original paced one per second).
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub interval_ms: u64,
+    /// Print only the final line.
+    #[arg(long, env = "ICMP_SILENT")]
+    pub silent: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ArpSendArgs {
+    /// Interface to send on (the original's default was enp0s3; loopback here).
+    #[arg(long, env = "ARP_INTERFACE", default_value = "lo")]
+    pub iface: String,
+    /// Address asked for [default: the interface's own IPv4 address, as the original].
+    #[arg(long, env = "ARP_DST_IP")]
+    pub dst_ip: Option<std::net::Ipv4Addr>,
+    /// Ethernet destination [default: the interface's own MAC address, as the original].
+    #[arg(long, env = "ARP_DST_MAC")]
+    pub dst_mac: Option<String>,
+    /// Seconds to wait for the reply.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub timeout: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct ListenArgs {
+    #[command(subcommand)]
+    pub kind: ListenKind,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ListenKind {
+    /// Accept TCP connections one at a time: echo the first read back, read to the end, print
+    /// one JSON line per message. Stops when the shutdown file exists.
+    #[command(after_help = LISTEN_HELP)]
+    Tcp(TcpListenArgs),
+    /// Receive UDP datagrams, one JSON line each. Stops when the shutdown file exists.
+    #[command(after_help = LISTEN_HELP)]
+    Udp(UdpListenArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TcpListenArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ON_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// TCP port (0: any free port, printed at start).
+    #[arg(long, env = "LISTEN_ON_PORT", default_value_t = 80)]
+    pub port: u16,
+    /// listen(2) backlog.
+    #[arg(long, env = "LISTEN_BACKLOG", default_value_t = 5)]
+    pub backlog: i32,
+    /// Bytes per read (the first read is echoed back).
+    #[arg(long, env = "LISTEN_SIZE", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
+    pub size: u32,
+    /// Seconds between checks of the shutdown file while idle.
+    #[arg(
+        long,
+        env = "LISTEN_SLEEP",
+        default_value_t = 0.5,
+        value_name = "SECONDS"
+    )]
+    pub sleep: f64,
+    /// Stop when this file exists [default: /tmp/shutdown-listen-server-HOST-PORT].
+    #[arg(long, env = "LISTEN_SHUTDOWN_HOOK", value_name = "FILE")]
+    pub shutdown_hook: Option<PathBuf>,
+    /// Stop after N messages.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct UdpListenArgs {
+    /// Address to listen on.
+    #[arg(long, env = "UDP_LISTEN_ON_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// UDP port (0: any free port, printed at start).
+    #[arg(long, env = "UDP_LISTEN_ON_PORT", default_value_t = 17000)]
+    pub port: u16,
+    /// Accepted for the original's sake; datagrams are read whole (64 KiB buffer) whatever it
+    /// says, so none is cut short.
+    #[arg(long, env = "UDP_LISTEN_SIZE", default_value_t = 1024)]
+    pub size: u32,
+    /// Seconds between checks of the shutdown file while idle.
+    #[arg(
+        long,
+        env = "UDP_LISTEN_SLEEP",
+        default_value_t = 0.5,
+        value_name = "SECONDS"
+    )]
+    pub sleep: f64,
+    /// Stop when this file exists [default: /tmp/udp-shutdown-listen-server-HOST-PORT].
+    #[arg(long, env = "UDP_LISTEN_SHUTDOWN_HOOK", value_name = "FILE")]
+    pub shutdown_hook: Option<PathBuf>,
+    /// Stop after N datagrams.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+const LISTEN_HELP: &str = "\
+Each message is one JSON line on stdout: {\"msg\": N, \"proto\", \"peer\", \"bytes\", \"data\"}
+(data as UTF-8 text, invalid bytes replaced). The shutdown file is checked at least every
+SLEEP seconds; if it exists at start the listener refuses to start, as the original did.
+SIGINT/SIGTERM stop it too. The last line on stderr counts the messages and bytes received.
+
+Exit codes:
+  0  stopped (shutdown file, --count, SIGINT/SIGTERM)
+  2  usage error (bad address or number)
+  3  the shutdown file exists at start
+  4  cannot bind (address in use, or a port below 1024 without root)
+  5  a receive error other than a peer resetting its connection";
+
+const SEND_HELP: &str = "\
+Every send prints one JSON line on stdout saying what was sent (and what came back).
+Defaults target this host only (127.0.0.1, localhost, lo).
+
+Exit codes:
+  0  sent (icmp: every request answered; arp: the reply came)
+  1  sent, but icmp requests went unanswered or no arp reply came in time
+  2  usage error (bad address, MAC or number)
+  3  cannot resolve or connect (connection refused, timeout)
+  4  no permission: icmp falls back to a ping socket, arp needs root (CAP_NET_RAW)
+  5  the send (or reading the reply) failed
+  6  no such interface, or it has no address to default to";
+
+#[cfg(test)]
+mod dataset_and_tools_tests {
+    use super::*;
+
+    fn prepare_args(args: &[&str]) -> DatasetPrepareArgs {
+        let cli =
+            Cli::try_parse_from([&["netpipe-fast", "dataset", "prepare"], args].concat()).unwrap();
+        let Command::Dataset(DatasetArgs {
+            command: DatasetCommand::Prepare(a),
+        }) = cli.command
+        else {
+            panic!("not dataset prepare")
+        };
+        a
+    }
+
+    #[test]
+    fn prepare_defaults_follow_the_original() {
+        let a = prepare_args(&["--ds-dir", "/data/ds", "--output-dir", "/out"]);
+        let c = a.config(9).unwrap();
+        assert_eq!(c.inputs, ["/data/ds/*/*.csv"]);
+        assert_eq!(
+            c.fulldata_file,
+            PathBuf::from("/out/fulldata_attack_scans.csv")
+        );
+        assert_eq!(
+            c.cleaned_file,
+            PathBuf::from("/out/cleaned_attack_scans.csv")
+        );
+        assert_eq!(c.drop_columns.len(), 10);
+        assert_eq!(c.label, None);
+        assert_eq!(c.seed, 9);
+    }
+
+    #[test]
+    fn prepare_label_flags() {
+        let a = prepare_args(&[
+            "-i",
+            "a/*.csv",
+            "--input",
+            "b.csv",
+            "--label-above",
+            "85",
+            "--label-names",
+            "ok,bad",
+            "--label-values",
+            "-1,1",
+            "--seed",
+            "3",
+        ]);
+        let c = a.config(0).unwrap();
+        assert_eq!(c.inputs, ["a/*.csv", "b.csv"]);
+        let rule = c.label.unwrap();
+        assert_eq!(rule.above, 85.0);
+        assert_eq!(rule.names, ["ok".to_owned(), "bad".to_owned()]);
+        assert_eq!(rule.values, [-1, 1]);
+        assert_eq!(c.seed, 3);
+        let three = prepare_args(&["--label-above", "1", "--label-names", "a,b,c"]);
+        assert!(three.config(0).is_err());
+    }
+
+    #[test]
+    fn send_and_listen_parse() {
+        let cli =
+            Cli::try_parse_from(["netpipe-fast", "send", "tcp-large", "--port", "9"]).unwrap();
+        let Command::Send(SendArgs {
+            kind: SendKind::TcpLarge(a),
+        }) = cli.command
+        else {
+            panic!("not send tcp-large")
+        };
+        assert_eq!((a.host.as_str(), a.port), ("127.0.0.1", 9));
+        let cli = Cli::try_parse_from(["netpipe-fast", "listen", "udp", "--count", "2"]).unwrap();
+        let Command::Listen(ListenArgs {
+            kind: ListenKind::Udp(u),
+        }) = cli.command
+        else {
+            panic!("not listen udp")
+        };
+        assert_eq!((u.port, u.count), (17000, Some(2)));
+        assert!(Cli::try_parse_from(["netpipe-fast", "send", "smtp"]).is_err());
+    }
+}

@@ -53,6 +53,9 @@ fn main() -> ExitCode {
         }
         Command::Capture(args) => capture(args),
         Command::Replay(args) => replay(args),
+        Command::Dataset(args) => dataset(args),
+        Command::Send(args) => send(args),
+        Command::Listen(args) => listen(args),
     }
 }
 
@@ -124,6 +127,245 @@ fn capture(args: CaptureArgs) -> ExitCode {
         }
         Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
         None => ExitCode::SUCCESS,
+    }
+}
+
+fn dataset(args: netpipe_fast::cli::DatasetArgs) -> ExitCode {
+    let netpipe_fast::cli::DatasetCommand::Prepare(args) = args.command;
+    // Without --seed the draw still has to be reproducible afterwards: the seed is printed
+    // and kept in the metadata.
+    // Kept below 2^53 so the metadata's JSON number survives readers that use doubles.
+    let clock_seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| (d.as_nanos() % (1u128 << 53)) as u64)
+        .unwrap_or(0);
+    let config = match args.config(clock_seed) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("netpipe-fast: dataset prepare: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match netpipe_fast::dataset::prepare::prepare(&config) {
+        Ok(report) => {
+            for p in &report.skipped_outputs {
+                eprintln!(
+                    "netpipe-fast: {}: matched an --input pattern but is this run's output; not read",
+                    p.display()
+                );
+            }
+            for (file, column) in &report.duplicate_headers {
+                eprintln!(
+                    "netpipe-fast: {}: column {column:?} appears twice in the header; the first is used",
+                    file.display()
+                );
+            }
+            for p in &report.problems {
+                eprintln!("netpipe-fast: {p}");
+            }
+            let unlisted = report.rows_skipped - report.problems.len() as u64;
+            if unlisted > 0 {
+                eprintln!("netpipe-fast: {unlisted} more rows skipped (not listed)");
+            }
+            if args.show_summary == "1" {
+                eprintln!("{}", report.summary(&config));
+            }
+            if report.rows_skipped > 0 {
+                ExitCode::from(5)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("netpipe-fast: dataset prepare: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn send(args: netpipe_fast::cli::SendArgs) -> ExitCode {
+    use netpipe_fast::cli::SendKind;
+    use netpipe_fast::tools::{self, arp, icmp, send, send_exit, ToolError};
+    let result = (|| -> Result<u8, ToolError> {
+        match args.kind {
+            SendKind::Tcp(a) => send_tcp(a, false),
+            SendKind::TcpLarge(a) => send_tcp(a, true),
+            SendKind::Udp(a) => {
+                let message = a
+                    .msg
+                    .unwrap_or_else(|| tools::default_message("testing UDP msg"));
+                let cfg = send::UdpSend {
+                    host: a.host,
+                    port: a.port,
+                    message: message.clone().into_bytes(),
+                    need_response: a.need_response,
+                    timeout: tools::seconds("--timeout", a.timeout)?,
+                };
+                let sent = send::send_udp(&cfg)?;
+                println!("{}", sent.json_line(message.as_bytes()));
+                Ok(0)
+            }
+            SendKind::Icmp(a) => {
+                let cfg = icmp::IcmpSend {
+                    dst: a.dst,
+                    count: a.count,
+                    size: a.size,
+                    timeout: tools::seconds("--timeout", a.timeout)?,
+                    interval: std::time::Duration::from_millis(a.interval_ms),
+                };
+                let silent = a.silent;
+                let outcome = icmp::send_icmp(&cfg, &mut |line| {
+                    if !silent {
+                        println!("{line}");
+                    }
+                })?;
+                println!("{}", outcome.summary_line());
+                Ok(if outcome.received() == outcome.results.len() {
+                    0
+                } else {
+                    send_exit::UNANSWERED
+                })
+            }
+            SendKind::Arp(a) => {
+                let dst_mac = match a.dst_mac.as_deref() {
+                    None => None,
+                    Some(s) => Some(arp::parse_mac(s).ok_or_else(|| {
+                        ToolError::new(
+                            send_exit::USAGE,
+                            format!("--dst-mac {s:?} is not a MAC address"),
+                        )
+                    })?),
+                };
+                let cfg = arp::ArpSend {
+                    iface: a.iface,
+                    dst_ip: a.dst_ip,
+                    dst_mac,
+                    timeout: tools::seconds("--timeout", a.timeout)?,
+                };
+                let outcome = arp::send_arp(&cfg)?;
+                println!("{}", outcome.json_line());
+                Ok(if outcome.reply_from.is_some() {
+                    0
+                } else {
+                    eprintln!("netpipe-fast: no ARP reply for {} in time", outcome.dst_ip);
+                    send_exit::UNANSWERED
+                })
+            }
+        }
+    })();
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("netpipe-fast: send: {e}");
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn send_tcp(
+    a: netpipe_fast::cli::TcpSendArgs,
+    large: bool,
+) -> Result<u8, netpipe_fast::tools::ToolError> {
+    use netpipe_fast::tools::{self, send};
+    let mut message = a
+        .msg
+        .unwrap_or_else(|| tools::default_message("testing msg"));
+    if large {
+        message = send::large_message(&message);
+    }
+    let cfg = send::TcpSend {
+        host: a.host,
+        port: a.port,
+        message: message.into_bytes(),
+        need_response: a.need_response,
+        timeout: tools::seconds("--timeout", a.timeout)?,
+    };
+    let sent = send::send_tcp(&cfg)?;
+    println!("{}", sent.json_line(&cfg.message));
+    Ok(0)
+}
+
+fn listen(args: netpipe_fast::cli::ListenArgs) -> ExitCode {
+    use netpipe_fast::cli::ListenKind;
+    use netpipe_fast::tools::listen::{self, default_shutdown_hook, ListenConfig, Proto};
+    use netpipe_fast::tools::seconds;
+    let made = match args.kind {
+        ListenKind::Tcp(a) => seconds("--sleep", a.sleep).map(|sleep| ListenConfig {
+            proto: Proto::Tcp,
+            shutdown_hook: a
+                .shutdown_hook
+                .unwrap_or_else(|| default_shutdown_hook(Proto::Tcp, &a.host, a.port)),
+            host: a.host,
+            port: a.port,
+            backlog: a.backlog,
+            read_bytes: a.size as usize,
+            sleep,
+            count: a.count,
+        }),
+        ListenKind::Udp(a) => seconds("--sleep", a.sleep).map(|sleep| ListenConfig {
+            proto: Proto::Udp,
+            shutdown_hook: a
+                .shutdown_hook
+                .unwrap_or_else(|| default_shutdown_hook(Proto::Udp, &a.host, a.port)),
+            host: a.host,
+            port: a.port,
+            backlog: 0,
+            read_bytes: (a.size as usize).max(1),
+            sleep,
+            count: a.count,
+        }),
+    };
+    let cfg = match made {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("netpipe-fast: listen: {e}");
+            return ExitCode::from(listen::exit::USAGE);
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Err(e) = stop_on_signals(&stop) {
+        eprintln!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+        return ExitCode::from(1);
+    }
+    let outcome = job.run(&stop);
+    if let Some(e) = &outcome.error {
+        eprintln!("netpipe-fast: {e}");
+    }
+    if outcome.started && !args.quiet {
+        eprintln!("replay: {}", outcome.summary);
+    }
+    match outcome.error {
+        Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
+        None => ExitCode::SUCCESS,
+    let proto = if cfg.proto == Proto::Tcp {
+        "tcp"
+    } else {
+        "udp"
+    };
+    let hook = cfg.shutdown_hook.display().to_string();
+    let result = listen::listen(
+        &cfg,
+        &stop,
+        &mut |addr| {
+            eprintln!("netpipe-fast: listening on {proto} {addr} (stops when {hook} exists)")
+        },
+        &mut |line| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            // Flushed per message so a reader sees it at once, not when a buffer fills.
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        },
+    );
+    match result {
+        Ok(summary) => {
+            eprintln!("netpipe-fast: {}", summary.line(&cfg));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("netpipe-fast: listen: {e}");
+            ExitCode::from(e.code)
+        }
     }
 }
 

@@ -1118,6 +1118,50 @@ pub fn walk_block<'a>(block: &'a [u8], mut f: impl FnMut(RawFrame<'a>)) -> Block
     walk
 }
 
+// ---- interface addresses (the traffic tools' `send arp`) ----
+
+/// `SIOCGIFHWADDR`: the interface's hardware type and its first six address bytes (the MAC
+/// address of an Ethernet interface; all zero for loopback).
+pub fn interface_mac_address(fd: &OwnedFd, name: &str) -> io::Result<(u16, [u8; 6])> {
+    let mut req = IfreqHwaddr {
+        name: ifreq_name(name)?,
+        sa_family: 0,
+        sa_data: [0; 14],
+        pad: [0; 8],
+    };
+    let ptr: *mut IfreqHwaddr = &mut req;
+    // SAFETY: `ptr` is a live, exclusive, 40-byte `struct ifreq` with a NUL-terminated name;
+    // SIOCGIFHWADDR writes only the `struct sockaddr` (16 bytes) inside it.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, ptr) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&req.sa_data[..6]);
+    Ok((req.sa_family, mac))
+}
+
+/// `SIOCGIFADDR`: the interface's (primary) IPv4 address. `EADDRNOTAVAIL` when it has none.
+pub fn interface_ipv4_address(fd: &OwnedFd, name: &str) -> io::Result<std::net::Ipv4Addr> {
+    // Same 40-byte `struct ifreq`; the union holds a `sockaddr_in`: family, port (2 bytes),
+    // address (4 bytes, network order), zero padding.
+    let mut req = IfreqHwaddr {
+        name: ifreq_name(name)?,
+        sa_family: libc::AF_INET as u16,
+        sa_data: [0; 14],
+        pad: [0; 8],
+    };
+    let ptr: *mut IfreqHwaddr = &mut req;
+    // SAFETY: `ptr` is a live, exclusive, 40-byte `struct ifreq` with a NUL-terminated name;
+    // SIOCGIFADDR writes only the `struct sockaddr` (16 bytes) inside it.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFADDR, ptr) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let a = &req.sa_data;
+    Ok(std::net::Ipv4Addr::new(a[2], a[3], a[4], a[5]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
