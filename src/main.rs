@@ -327,16 +327,6 @@ fn listen(args: netpipe_fast::cli::ListenArgs) -> ExitCode {
         eprintln!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
         return ExitCode::from(1);
     }
-    let outcome = job.run(&stop);
-    if let Some(e) = &outcome.error {
-        eprintln!("netpipe-fast: {e}");
-    }
-    if outcome.started && !args.quiet {
-        eprintln!("replay: {}", outcome.summary);
-    }
-    match outcome.error {
-        Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
-        None => ExitCode::SUCCESS,
     let proto = if cfg.proto == Proto::Tcp {
         "tcp"
     } else {
