@@ -184,77 +184,13 @@ fn dataset(args: netpipe_fast::cli::DatasetArgs) -> ExitCode {
 }
 
 fn send(args: netpipe_fast::cli::SendArgs) -> ExitCode {
-    use netpipe_fast::cli::SendKind;
-    use netpipe_fast::tools::{self, arp, icmp, send, send_exit, ToolError};
-    let result = (|| -> Result<u8, ToolError> {
-        match args.kind {
-            SendKind::Tcp(a) => send_tcp(a, false),
-            SendKind::TcpLarge(a) => send_tcp(a, true),
-            SendKind::Udp(a) => {
-                let message = a
-                    .msg
-                    .unwrap_or_else(|| tools::default_message("testing UDP msg"));
-                let cfg = send::UdpSend {
-                    host: a.host,
-                    port: a.port,
-                    message: message.clone().into_bytes(),
-                    need_response: a.need_response,
-                    timeout: tools::seconds("--timeout", a.timeout)?,
-                };
-                let sent = send::send_udp(&cfg)?;
-                println!("{}", sent.json_line(message.as_bytes()));
-                Ok(0)
+    match netpipe_fast::tools::command::run_send(args, &mut |line| println!("{line}")) {
+        Ok(code) => {
+            if code == netpipe_fast::tools::send_exit::UNANSWERED {
+                eprintln!("netpipe-fast: send: sent, but not every request was answered in time");
             }
-            SendKind::Icmp(a) => {
-                let cfg = icmp::IcmpSend {
-                    dst: a.dst,
-                    count: a.count,
-                    size: a.size,
-                    timeout: tools::seconds("--timeout", a.timeout)?,
-                    interval: std::time::Duration::from_millis(a.interval_ms),
-                };
-                let silent = a.silent;
-                let outcome = icmp::send_icmp(&cfg, &mut |line| {
-                    if !silent {
-                        println!("{line}");
-                    }
-                })?;
-                println!("{}", outcome.summary_line());
-                Ok(if outcome.received() == outcome.results.len() {
-                    0
-                } else {
-                    send_exit::UNANSWERED
-                })
-            }
-            SendKind::Arp(a) => {
-                let dst_mac = match a.dst_mac.as_deref() {
-                    None => None,
-                    Some(s) => Some(arp::parse_mac(s).ok_or_else(|| {
-                        ToolError::new(
-                            send_exit::USAGE,
-                            format!("--dst-mac {s:?} is not a MAC address"),
-                        )
-                    })?),
-                };
-                let cfg = arp::ArpSend {
-                    iface: a.iface,
-                    dst_ip: a.dst_ip,
-                    dst_mac,
-                    timeout: tools::seconds("--timeout", a.timeout)?,
-                };
-                let outcome = arp::send_arp(&cfg)?;
-                println!("{}", outcome.json_line());
-                Ok(if outcome.reply_from.is_some() {
-                    0
-                } else {
-                    eprintln!("netpipe-fast: no ARP reply for {} in time", outcome.dst_ip);
-                    send_exit::UNANSWERED
-                })
-            }
+            ExitCode::from(code)
         }
-    })();
-    match result {
-        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("netpipe-fast: send: {e}");
             ExitCode::from(e.code)
@@ -262,64 +198,13 @@ fn send(args: netpipe_fast::cli::SendArgs) -> ExitCode {
     }
 }
 
-fn send_tcp(
-    a: netpipe_fast::cli::TcpSendArgs,
-    large: bool,
-) -> Result<u8, netpipe_fast::tools::ToolError> {
-    use netpipe_fast::tools::{self, send};
-    let mut message = a
-        .msg
-        .unwrap_or_else(|| tools::default_message("testing msg"));
-    if large {
-        message = send::large_message(&message);
-    }
-    let cfg = send::TcpSend {
-        host: a.host,
-        port: a.port,
-        message: message.into_bytes(),
-        need_response: a.need_response,
-        timeout: tools::seconds("--timeout", a.timeout)?,
-    };
-    let sent = send::send_tcp(&cfg)?;
-    println!("{}", sent.json_line(&cfg.message));
-    Ok(0)
-}
-
 fn listen(args: netpipe_fast::cli::ListenArgs) -> ExitCode {
-    use netpipe_fast::cli::ListenKind;
-    use netpipe_fast::tools::listen::{self, default_shutdown_hook, ListenConfig, Proto};
-    use netpipe_fast::tools::seconds;
-    let made = match args.kind {
-        ListenKind::Tcp(a) => seconds("--sleep", a.sleep).map(|sleep| ListenConfig {
-            proto: Proto::Tcp,
-            shutdown_hook: a
-                .shutdown_hook
-                .unwrap_or_else(|| default_shutdown_hook(Proto::Tcp, &a.host, a.port)),
-            host: a.host,
-            port: a.port,
-            backlog: a.backlog,
-            read_bytes: a.size as usize,
-            sleep,
-            count: a.count,
-        }),
-        ListenKind::Udp(a) => seconds("--sleep", a.sleep).map(|sleep| ListenConfig {
-            proto: Proto::Udp,
-            shutdown_hook: a
-                .shutdown_hook
-                .unwrap_or_else(|| default_shutdown_hook(Proto::Udp, &a.host, a.port)),
-            host: a.host,
-            port: a.port,
-            backlog: 0,
-            read_bytes: (a.size as usize).max(1),
-            sleep,
-            count: a.count,
-        }),
-    };
-    let cfg = match made {
+    use netpipe_fast::tools::listen::{self, Proto};
+    let cfg = match netpipe_fast::tools::command::listen_config(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("netpipe-fast: listen: {e}");
-            return ExitCode::from(listen::exit::USAGE);
+            return ExitCode::from(e.code);
         }
     };
     let stop = Arc::new(AtomicBool::new(false));

@@ -600,3 +600,107 @@ fn arp_on_a_missing_interface_exits_6() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// One namespace with only loopback, up; deleted on drop.
+struct LoopbackNetns(String);
+
+impl LoopbackNetns {
+    fn new(tag: &str) -> LoopbackNetns {
+        let name = format!("np-tools-{}-{tag}", std::process::id());
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        LoopbackNetns(name)
+    }
+
+    /// `netpipe-fast ARGS` in the namespace as user and group nobody (65534), no privileges.
+    /// The binary is run from a world-readable copy: the build directory may sit under a
+    /// home directory nobody cannot enter.
+    fn run_unprivileged(&self, bin: &Path, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.0, "setpriv"])
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin)
+            .args(args)
+            .output()
+            .expect("run setpriv")
+    }
+}
+
+impl Drop for LoopbackNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+#[test]
+fn unprivileged_icmp_uses_a_ping_socket_or_says_why() {
+    if !live_available() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let ns = LoopbackNetns::new("ping");
+    let dir = std::env::temp_dir().join(format!("np-tools-{}-bin", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.join("netpipe-fast");
+    fs::copy(BIN, &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    struct RemoveDir(PathBuf);
+    impl Drop for RemoveDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = RemoveDir(dir);
+    let icmp = ["send", "icmp", "--dst", "127.0.0.1", "--count", "2"];
+    let icmp = [&icmp[..], &["--interval-ms", "0"]].concat();
+    // A new namespace starts with ping sockets allowed for no group ("1 0").
+    let refused = ns.run_unprivileged(&bin, &icmp);
+    let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(4), "{err}");
+    assert!(err.contains("ping_group_range"), "{err}");
+    let arp = ns.run_unprivileged(&bin, &["send", "arp"]);
+    assert_eq!(arp.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&arp.stderr).contains("needs root"));
+    // Allowed for every group (in this namespace only): the ping socket sends and gets replies.
+    // /proc/sys/net is the namespace of the process that opens it: the one `ip netns exec` set.
+    ip(&[
+        "netns",
+        "exec",
+        &ns.0,
+        "sh",
+        "-c",
+        "echo '0 2147483647' > /proc/sys/net/ipv4/ping_group_range",
+    ]);
+    let ok = ns.run_unprivileged(&bin, &icmp);
+    let err = String::from_utf8_lossy(&ok.stderr).into_owned();
+    assert_eq!(ok.status.code(), Some(0), "{err}");
+    let lines = stdout_lines(&ok);
+    let last = lines.last().expect("summary line");
+    assert_eq!(last["socket"], "ping");
+    assert_eq!(
+        (last["transmitted"].as_u64(), last["received"].as_u64()),
+        (Some(2), Some(2))
+    );
+}
+
+#[test]
+fn sigterm_stops_a_listener_with_its_summary() {
+    let hook = temp_path("sigterm-hook");
+    let mut listener = listen_tcp(&hook);
+    listener.wait_listening_port();
+    let ok = Command::new("kill")
+        .args(["-TERM", &listener.child.id().to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok);
+    let (status, stderr) = listener.finish();
+    assert_eq!(status.code(), Some(0), "{stderr:?}");
+    assert!(
+        stderr
+            .last()
+            .is_some_and(|l| l.contains("0 messages") && l.contains("stopped by signal")),
+        "{stderr:?}"
+    );
+}

@@ -854,4 +854,87 @@ mod tests {
             "in.csv:4: ragged row: 2 fields where the header has 3; row skipped"
         );
     }
+
+    /// A scratch directory for one test, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let p =
+                std::env::temp_dir().join(format!("np-prepare-unit-{}-{tag}", std::process::id()));
+            let _ = fs::remove_dir_all(&p);
+            fs::create_dir_all(&p).unwrap();
+            Scratch(p)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn config_for(dir: &Path, input: &Path) -> PrepareConfig {
+        PrepareConfig {
+            inputs: vec![input.to_string_lossy().into_owned()],
+            fulldata_file: dir.join("full.csv"),
+            cleaned_file: dir.join("clean.csv"),
+            drop_columns: DEFAULT_DROP_COLUMNS.map(String::from).to_vec(),
+            label: Some(LabelRule {
+                above: 50.0,
+                column: None,
+                names: ["a".into(), "b".into()],
+                values: [0, 1],
+            }),
+            seed: 1,
+            fill_missing: None,
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_row_is_skipped_with_its_line() {
+        let dir = Scratch::new("utf8");
+        let input = dir.0.join("in.csv");
+        fs::write(&input, b"idx,x\n0,1\n1,\xff\xfe\n2,3\n").unwrap();
+        let report = prepare(&config_for(&dir.0, &input)).unwrap();
+        assert_eq!((report.rows_read, report.rows_written), (3, 2));
+        assert_eq!(
+            report.problems,
+            [RowProblem {
+                file: input.clone(),
+                line: 3,
+                kind: RowProblemKind::InvalidUtf8
+            }]
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Any bytes as an input CSV: a report or an error, never a panic; every row read is
+        /// either written or counted as skipped.
+        #[test]
+        fn any_bytes_no_panic(bytes in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::prelude::Just(b','),
+                proptest::prelude::Just(b'"'),
+                proptest::prelude::Just(b'\n'),
+                proptest::prelude::Just(b'\r'),
+                proptest::prelude::Just(b'1'),
+                proptest::prelude::Just(b'a'),
+                proptest::prelude::any::<u8>(),
+            ],
+            0..300,
+        )) {
+            let dir = Scratch::new("prop");
+            let input = dir.0.join("in.csv");
+            fs::write(&input, &bytes).unwrap();
+            if let Ok(r) = prepare(&config_for(&dir.0, &input)) {
+                proptest::prop_assert_eq!(r.rows_read, r.rows_written + r.rows_skipped);
+                proptest::prop_assert_eq!(
+                    r.clean_rows_written + r.clean_rows_dropped,
+                    r.rows_written
+                );
+            }
+        }
+    }
 }

@@ -18,6 +18,10 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 pub const ETHERTYPE_ARP: u16 = 0x0806;
+/// `ARPHRD_ETHER` and `ARPHRD_LOOPBACK` (linux/if_arp.h): interfaces that carry Ethernet
+/// frames.
+const ARPHRD_ETHER: u16 = 1;
+const ARPHRD_LOOPBACK: u16 = 772;
 pub const OP_REQUEST: u16 = 1;
 pub const OP_REPLY: u16 = 2;
 /// Ethernet header (14) + ARP for Ethernet/IPv4 (28); sent unpadded, as scapy sends it.
@@ -137,12 +141,22 @@ pub fn send_arp(cfg: &ArpSend) -> Result<ArpOutcome, ToolError> {
             format!("no interface {}: {e}", cfg.iface),
         )
     })?;
-    let (_, src_mac) = interface_mac_address(&fd, &cfg.iface).map_err(|e| {
+    let (hw_type, src_mac) = interface_mac_address(&fd, &cfg.iface).map_err(|e| {
         ToolError::new(
             send_exit::INTERFACE,
             format!("cannot read the MAC address of {}: {e}", cfg.iface),
         )
     })?;
+    // An Ethernet frame on anything else (a tun device, a GRE tunnel) would be garbage.
+    if hw_type != ARPHRD_ETHER && hw_type != ARPHRD_LOOPBACK {
+        return Err(ToolError::new(
+            send_exit::INTERFACE,
+            format!(
+                "{} is not an Ethernet interface (hardware type {hw_type})",
+                cfg.iface
+            ),
+        ));
+    }
     let own_ip = interface_ipv4_address(&fd, &cfg.iface).ok();
     let dst_ip = match (cfg.dst_ip, own_ip) {
         (Some(ip), _) => ip,

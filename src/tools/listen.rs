@@ -234,6 +234,10 @@ fn listen_tcp(
         stream
             .set_read_timeout(Some(poll))
             .map_err(|e| ToolError::new(exit::RECEIVE, format!("read timeout: {e}")))?;
+        // The echo is best effort: a peer that never reads must not block the listener.
+        stream
+            .set_write_timeout(Some(poll))
+            .map_err(|e| ToolError::new(exit::RECEIVE, format!("write timeout: {e}")))?;
         let mut data = Vec::new();
         let mut total: u64 = 0;
         let mut echoed = false;

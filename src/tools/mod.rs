@@ -6,6 +6,7 @@
 //! a script or a test can compare both ends; progress and errors go to stderr.
 
 pub mod arp;
+pub mod command;
 pub mod icmp;
 pub mod listen;
 pub mod replay;
