@@ -1381,3 +1381,42 @@ fn replay_loops_and_paces() {
         assert_eq!(got.get(data), Some(&(n * 3)), "each frame three times");
     }
 }
+
+/// Without CAP_NET_RAW (run as nobody): exit 12 and a line saying what is needed, for the
+/// top-level capture form and for replay alike.
+#[test]
+fn without_cap_net_raw_capture_and_replay_exit_12() {
+    if !live_available() {
+        return;
+    }
+    let dir = TempDir::new("perm");
+    let pcap = dir.path("one.pcap");
+    write_pcap(&pcap, &test_frames(0..1));
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs::set_permissions(&pcap, fs::Permissions::from_mode(0o644)).expect("chmod");
+    // A copy nobody can run wherever the checkout is (it may sit under a 0700 home).
+    let bin = dir.path("netpipe-fast");
+    fs::copy(BIN, &bin).expect("copy the binary");
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).expect("chmod");
+    for args in [
+        vec!["--iface", "lo", "-o", "-"],
+        vec![
+            "replay",
+            "--iface",
+            "lo",
+            pcap.to_str().expect("utf-8 path"),
+        ],
+    ] {
+        let out = Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(&bin)
+            .args(&args)
+            .output()
+            .expect("run runuser");
+        assert_eq!(out.status.code(), Some(12), "{args:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("CAP_NET_RAW"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
