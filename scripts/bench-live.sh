@@ -14,7 +14,8 @@
 #      own rx_dropped).
 #
 # Medians of RUNS runs (ZERO_RUNS for each zero-drop step). The sender is pinned to SEND_CPU,
-# the capture (tcpdump, or netpipe-fast's single worker) to CAP_CPU. Usage, as root:
+# the capture (tcpdump, or the whole netpipe-fast process with one worker) to CAP_CPU; with two
+# workers netpipe-fast runs on both CPUs, its second worker beside the sender. Usage, as root:
 #
 #   scripts/bench-live.sh
 #   RUNS=7 LOOPS=100 scripts/bench-live.sh
@@ -210,7 +211,9 @@ capture_run() {
   rm -f "$out"
   local veth_before
   veth_before=$(veth_rx_dropped)
-  ip netns exec "$NS_B" "$BIN" --iface vb --workers "$workers" --cpus "$cpus" \
+  # The whole process (workers and the publisher thread that writes the file) on CPUS, so
+  # with one worker it stays off the sender's core, as tcpdump does.
+  ip netns exec "$NS_B" taskset -c "$cpus" "$BIN" --iface vb --workers "$workers" --cpus "$cpus" \
     --ring-mb "$RING_MB" --filter "$FILTER" -o "file:$out" 2>"$log" &
   local pid=$!
   wait_for "$log" "listening on vb"

@@ -1340,3 +1340,83 @@ fn frames_the_kernel_refuses_are_counted_and_replay_goes_on() {
         );
     }
 }
+
+/// `--loop 3 --pps 3000` of 200 frames: 600 frames, each frame three times, and no faster
+/// than asked (the pacing can only make it later, never earlier, so the lower bound holds
+/// on a busy machine too).
+#[test]
+fn replay_loops_and_paces() {
+    if !live_available() {
+        return;
+    }
+    let pair = NetnsPair::new("pace");
+    let dir = TempDir::new("pace");
+    let out = dir.path("capture.jsonl");
+    let mut cap = Capture::start(
+        &pair.b,
+        &out,
+        &["--filter", FILTER, "--ring-mb", "4", "--block-kb", "64"],
+    );
+    cap.wait_listening();
+    let frames = test_frames(0..200);
+    let pcap = dir.path("pace.pcap");
+    write_pcap(&pcap, &frames);
+    let started = Instant::now();
+    let (status, err) = replay(&pair.a, &pcap, &["--pps", "3000", "--loop", "3"]);
+    let took = started.elapsed();
+    assert!(status.success(), "replay: {status:?} {err}");
+    assert_eq!(replay_count(&err, " frames sent"), 600, "{err}");
+    // 600 frames at 3000/s: the last batch may not start before 199 ms... and the 600th
+    // frame is due at 599/3000 s.
+    assert!(took >= Duration::from_millis(195), "{took:?}: {err}");
+    assert!(replay_count(&err, " frames/s") <= 3150, "{err}");
+    cap.wait_for_records(600);
+    cap.signal("-INT");
+    let (st, stderr) = cap.finish();
+    assert!(st.success(), "exit {st:?}; stderr: {stderr:?}");
+    let got = data_counts(&fs::read_to_string(&out).expect("read the output"));
+    let once = data_from_read(&dir, &frames);
+    assert_eq!(got.len(), once.len());
+    for (data, n) in &once {
+        assert_eq!(got.get(data), Some(&(n * 3)), "each frame three times");
+    }
+}
+
+/// Without CAP_NET_RAW (run as nobody): exit 12 and a line saying what is needed, for the
+/// top-level capture form and for replay alike.
+#[test]
+fn without_cap_net_raw_capture_and_replay_exit_12() {
+    if !live_available() {
+        return;
+    }
+    let dir = TempDir::new("perm");
+    let pcap = dir.path("one.pcap");
+    write_pcap(&pcap, &test_frames(0..1));
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs::set_permissions(&pcap, fs::Permissions::from_mode(0o644)).expect("chmod");
+    // A copy nobody can run wherever the checkout is (it may sit under a 0700 home).
+    let bin = dir.path("netpipe-fast");
+    fs::copy(BIN, &bin).expect("copy the binary");
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).expect("chmod");
+    for args in [
+        vec!["--iface", "lo", "-o", "-"],
+        vec![
+            "replay",
+            "--iface",
+            "lo",
+            pcap.to_str().expect("utf-8 path"),
+        ],
+    ] {
+        let out = Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(&bin)
+            .args(&args)
+            .output()
+            .expect("run runuser");
+        assert_eq!(out.status.code(), Some(12), "{args:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("CAP_NET_RAW"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
