@@ -10,5 +10,6 @@ pub mod cli;
 pub mod decode;
 pub mod encode;
 pub mod pipeline;
+pub mod record;
 pub mod sink;
 pub mod source;
