@@ -54,6 +54,10 @@ pub const ALWAYS_COLUMNS: [&str; 10] = [
     "pad_id",
 ];
 
+/// The error of a packet message without any field (a frame nothing could be decoded from):
+/// not bad input, but no row either (the original recorder made none).
+pub const EMPTY_PACKET: &str = "\"data\" has no layer with a field (empty packet)";
+
 /// What kind of JSON value a cell came from (the AntiNex client converts numbers only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CellKind {
@@ -182,9 +186,7 @@ pub fn flatten_message(
     let outcome = match result {
         Err(e) => Err(format!("not a JSON packet message: {e}")),
         Ok(()) if !saw_data => Err("no \"data\" key (not a packet message)".to_string()),
-        Ok(()) if rows.cells.len() == cell_mark => {
-            Err("\"data\" has no layer with a field (empty packet)".to_string())
-        }
+        Ok(()) if rows.cells.len() == cell_mark => Err(EMPTY_PACKET.to_string()),
         Ok(()) => Ok(info),
     };
     match outcome {

@@ -66,6 +66,9 @@ pub struct Outcome {
     pub read: u64,
     pub recorded: u64,
     pub rejected: u64,
+    /// Packet messages without any field (undecodable frames): no row, kept with the
+    /// rejected messages, not an error.
+    pub empty: u64,
     pub skipped_duplicates: u64,
     pub snapshots: u64,
     pub csv_rewrites: u64,
@@ -93,12 +96,13 @@ impl Outcome {
 
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "record: {} message(s) read, {} recorded, {} rejected, {} skipped as already \
-             recorded; {} snapshot(s), {} CSV rewrite(s) for new columns; CSV {} has {} row(s) \
-             and {} column(s){}",
+            "record: {} message(s) read, {} recorded, {} rejected, {} without fields, {} skipped \
+             as already recorded; {} snapshot(s), {} CSV rewrite(s) for new columns; CSV {} has \
+             {} row(s) and {} column(s){}",
             self.read,
             self.recorded,
             self.rejected,
+            self.empty,
             self.skipped_duplicates,
             self.snapshots,
             self.csv_rewrites,
@@ -108,11 +112,11 @@ impl Outcome {
             if self.resumed { " (resumed)" } else { "" },
         );
         s.push_str(&format!("; archive {}", self.archive_path.display()));
-        if self.rejected > 0 {
+        if self.rejected + self.empty > 0 {
             s.push_str(&format!(
-                "; rejected messages in {} (first: {})",
+                "; rejected and empty messages in {} (first rejected: {})",
                 self.rejected_path.display(),
-                self.first_rejection.as_deref().unwrap_or("?")
+                self.first_rejection.as_deref().unwrap_or("none")
             ));
         }
         if let Some(a) = &self.antinex {
@@ -429,6 +433,14 @@ impl RecordJob {
                 append_archive_entry(&mut p.archive, payload, info);
                 p.archive_count += 1;
                 out.recorded += 1;
+            }
+            Err(error) if error == flatten::EMPTY_PACKET => {
+                out.empty += 1;
+                p.rejections.push(Rejection {
+                    position: input.position(),
+                    error,
+                    message: raw.to_vec(),
+                });
             }
             Err(error) => {
                 let position = input.position();
