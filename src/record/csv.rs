@@ -349,22 +349,32 @@ impl Store {
             pos[c as usize] = p;
         }
         let width = self.file_order.len();
-        let mut slots: Vec<Option<usize>> = vec![None; width];
+        let mut order: Vec<(usize, usize)> = Vec::with_capacity(64);
         let mut written = 0u64;
         for (idx, r) in (self.state.rows..).zip(0..rows.len()) {
             let cells = rows.row(r);
-            for (i, c) in cells.iter().enumerate() {
-                slots[pos[c.column as usize]] = Some(i);
-            }
+            order.clear();
+            order.extend(
+                cells
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (pos[c.column as usize], i)),
+            );
+            order.sort_unstable();
             let line = &mut self.line;
             line.clear();
             line.extend_from_slice(itoa::Buffer::new().format(idx).as_bytes());
-            for slot in slots.iter_mut() {
-                line.push(b',');
-                if let Some(i) = slot.take() {
-                    csv_field(line, rows.cell_text(&cells[i]));
+            // One comma before each column; the empty ones in runs.
+            let mut at = 0;
+            for (k, &(p, i)) in order.iter().enumerate() {
+                if order.get(k + 1).is_some_and(|n| n.0 == p) {
+                    continue; // a repeated key: the last value wins
                 }
+                line.resize(line.len() + (p + 1 - at), b',');
+                csv_field(line, rows.cell_text(&cells[i]));
+                at = p + 1;
             }
+            line.resize(line.len() + (width - at), b',');
             line.push(b'\n');
             out.write_all(line)?;
             written += line.len() as u64;

@@ -68,14 +68,59 @@ pub enum CellKind {
     List,
 }
 
+/// A multiply-xor hash for column names (short, trusted-enough keys: a hash flood could only
+/// slow the recorder down, and the column table is bounded by what the messages hold).
+#[derive(Default, Clone, Copy)]
+pub struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        for &b in chunks.remainder() {
+            h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        self.0 = h;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type NameMap = HashMap<String, u32, std::hash::BuildHasherDefault<NameHasher>>;
+
 /// Every column name seen, numbered in order of first appearance.
 #[derive(Default)]
 pub struct Columns {
     names: Vec<String>,
-    index: HashMap<String, u32>,
+    index: NameMap,
+    /// The column of the k-th cell of the last message: consecutive messages mostly share
+    /// their shape, and one string compare is cheaper than a hash lookup.
+    hints: Vec<u32>,
 }
 
 impl Columns {
+    /// The id of the `ordinal`-th cell's column `name` (the hint makes repeats cheap).
+    fn id_at(&mut self, ordinal: usize, name: &str) -> u32 {
+        if let Some(&h) = self.hints.get(ordinal) {
+            if self.names[h as usize] == name {
+                return h;
+            }
+        }
+        let id = self.id(name);
+        if ordinal < self.hints.len() {
+            self.hints[ordinal] = id;
+        } else if ordinal == self.hints.len() {
+            self.hints.push(id);
+        }
+        id
+    }
+
     pub fn id(&mut self, name: &str) -> u32 {
         if let Some(&id) = self.index.get(name) {
             return id;
@@ -213,24 +258,14 @@ struct Walker<'a> {
 
 impl Walker<'_> {
     fn cell(&mut self, kind: CellKind, text: &[u8]) {
-        let column = self.columns.id(&self.path);
+        let row_start = self.rows.row_ends.last().copied().unwrap_or(0);
+        let ordinal = self.rows.cells.len() - row_start;
+        let column = self.columns.id_at(ordinal, &self.path);
         let start = self.rows.text.len() as u32;
         self.rows.text.extend_from_slice(text);
-        // A repeated key (invalid but parseable JSON): the last value wins, as in Python.
         let end = self.rows.text.len() as u32;
-        let row_start = self.rows.row_ends.last().copied().unwrap_or(0);
-        if let Some(c) = self.rows.cells[row_start..]
-            .iter_mut()
-            .find(|c| c.column == column)
-        {
-            *c = Cell {
-                column,
-                kind,
-                start,
-                end,
-            };
-            return;
-        }
+        // A repeated key (invalid but parseable JSON) makes two cells of one column; the
+        // writer keeps the last, as Python's json does.
         self.rows.cells.push(Cell {
             column,
             kind,

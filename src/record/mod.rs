@@ -254,6 +254,9 @@ struct Pending {
     archive_count: u64,
     rejections: Vec<Rejection>,
     body: Vec<u8>,
+    /// `received` text, refreshed every 200 ms rather than formatted per message.
+    received: String,
+    received_at: Instant,
 }
 
 impl Pending {
@@ -304,6 +307,8 @@ impl RecordJob {
             archive_count: 0,
             rejections: Vec::new(),
             body: Vec::new(),
+            received: now_text(),
+            received_at: Instant::now(),
         };
         let mut raw = Vec::with_capacity(4096);
         let mut last_stop_check = Instant::now();
@@ -430,7 +435,12 @@ impl RecordJob {
                 if p.archive_count > 0 {
                     p.archive.extend_from_slice(b",\n");
                 }
-                append_archive_entry(&mut p.archive, payload, info);
+                let now = Instant::now();
+                if now.duration_since(p.received_at) >= Duration::from_millis(200) {
+                    p.received = now_text();
+                    p.received_at = now;
+                }
+                append_archive_entry(&mut p.archive, payload, info, &p.received);
                 p.archive_count += 1;
                 out.recorded += 1;
             }
@@ -509,7 +519,12 @@ impl RecordJob {
 
 /// The message as the archive keeps it: the packet JSON with `id` (a UUID) and `received`
 /// added, as the original did (kept as they are when the message has them already).
-fn append_archive_entry(out: &mut Vec<u8>, payload: &[u8], info: flatten::MessageInfo) {
+fn append_archive_entry(
+    out: &mut Vec<u8>,
+    payload: &[u8],
+    info: flatten::MessageInfo,
+    received: &str,
+) {
     let mut end = payload.len();
     while end > 0 && payload[end - 1].is_ascii_whitespace() {
         end -= 1;
@@ -533,7 +548,7 @@ fn append_archive_entry(out: &mut Vec<u8>, payload: &[u8], info: flatten::Messag
     }
     if !info.has_received {
         out.extend_from_slice(b",\"received\":\"");
-        out.extend_from_slice(now_text().as_bytes());
+        out.extend_from_slice(received.as_bytes());
         out.push(b'"');
     }
     out.push(b'}');
@@ -575,6 +590,7 @@ mod tests {
             &mut out,
             br#" {"data":{"ip":{"a":1}}} "#,
             flatten::MessageInfo::default(),
+            &now_text(),
         );
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["id"].as_str().unwrap().len(), 36);
