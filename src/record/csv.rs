@@ -79,8 +79,12 @@ pub struct Store {
     /// Column ids in the file's order (the header after `idx`).
     file_order: Vec<u32>,
     pub state: State,
-    /// Reused buffers.
+    /// Reused buffers: one CSV line, a snapshot's rows.
     line: Vec<u8>,
+    rows_out: Vec<u8>,
+    /// Open handles, kept between snapshots (the CSV's is dropped when a rewrite replaces it).
+    csv_file: Option<File>,
+    archive_file: Option<File>,
     pub csv_rewrites: u64,
     /// Whether the files were found and resumed.
     pub resumed: bool,
@@ -123,6 +127,9 @@ impl Store {
                 ..State::default()
             },
             line: Vec::new(),
+            rows_out: Vec::new(),
+            csv_file: None,
+            archive_file: None,
             csv_rewrites: 0,
             resumed: false,
         };
@@ -328,17 +335,29 @@ impl Store {
                 .collect();
             self.csv_rewrites += 1;
         } else {
-            let mut f = OpenOptions::new().write(true).open(&self.csv_path)?;
-            f.seek(SeekFrom::Start(self.state.csv_bytes))?;
-            let mut w = BufWriter::with_capacity(1 << 20, f);
-            let n = self.render_rows(rows, &mut w)?;
-            let f = w.into_inner().map_err(|e| e.into_error())?;
-            f.set_len(self.state.csv_bytes + n)?;
-            f.sync_data()?;
+            let mut buf = std::mem::take(&mut self.rows_out);
+            buf.clear();
+            let n = self.render_rows(rows, &mut buf)?;
+            let result = self.append_csv(&buf);
+            self.rows_out = buf;
+            result?;
             self.state.csv_bytes += n;
         }
         self.state.rows += rows.len() as u64;
         Ok(())
+    }
+
+    fn append_csv(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.csv_file.is_none() {
+            self.csv_file = Some(OpenOptions::new().write(true).open(&self.csv_path)?);
+        }
+        let Some(f) = self.csv_file.as_mut() else {
+            return Err(io::Error::other("CSV not open"));
+        };
+        f.seek(SeekFrom::Start(self.state.csv_bytes))?;
+        f.write_all(buf)?;
+        f.set_len(self.state.csv_bytes + buf.len() as u64)?;
+        f.sync_data()
     }
 
     /// Renders `rows` in `self.file_order`, numbering from `state.rows`; returns bytes written.
@@ -435,30 +454,37 @@ impl Store {
         f.sync_all()?;
         drop(f);
         fs::rename(&tmp, &self.csv_path)?;
+        self.csv_file = None;
         sync_dir(&self.csv_path)?;
         self.state.csv_bytes = total;
         Ok(())
     }
 
     fn append_archive(&mut self, entries: &[u8], count: u64) -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.archive_path)?;
-        let mut at = self.state.archive_packets_end;
-        let mut buf = Vec::with_capacity(entries.len() + 256);
-        if at == 0 {
-            buf.extend_from_slice(b"{\"packets\": [\n");
-        } else {
-            buf.extend_from_slice(b",\n");
+        if self.archive_file.is_none() {
+            self.archive_file = Some(
+                OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&self.archive_path)?,
+            );
         }
-        buf.extend_from_slice(entries);
-        f.seek(SeekFrom::Start(at))?;
-        f.write_all(&buf)?;
-        at += buf.len() as u64;
+        let mut at = self.state.archive_packets_end;
+        let head: &[u8] = if at == 0 {
+            b"{\"packets\": [\n"
+        } else {
+            b",\n"
+        };
         self.state.archive_packets += count;
         let tail = self.archive_tail();
+        let Some(f) = self.archive_file.as_mut() else {
+            return Err(io::Error::other("archive not open"));
+        };
+        f.seek(SeekFrom::Start(at))?;
+        f.write_all(head)?;
+        f.write_all(entries)?;
+        at += (head.len() + entries.len()) as u64;
         f.write_all(&tail)?;
         f.set_len(at + tail.len() as u64)?;
         f.sync_data()?;
@@ -494,9 +520,10 @@ impl Store {
     /// The commit point: the state file replaced atomically.
     pub fn write_state(&self) -> io::Result<()> {
         let tmp = suffixed(&self.state_path, ".tmp");
+        let mut text = serde_json::to_vec(&self.state).map_err(io::Error::other)?;
+        text.push(b'\n');
         let mut f = File::create(&tmp)?;
-        serde_json::to_writer_pretty(&mut f, &self.state).map_err(io::Error::other)?;
-        f.write_all(b"\n")?;
+        f.write_all(&text)?;
         f.sync_all()?;
         drop(f);
         fs::rename(&tmp, &self.state_path)?;
