@@ -528,5 +528,5 @@ Exit codes:
   4  done, but some messages were rejected (see <csv>.rejected.jsonl)
   9, 10, 11  broker unreachable, credentials refused, TLS asked for (as for read)
   15 the CSV, archive or state cannot be written, or exists without a state to resume
-  17 the input failed while running (what was read is saved; unacknowledged messages stay
-     in the broker)";
+  17 the input failed while running (the snapshots taken are kept; messages not yet in one
+     stay with the broker, or are read again from a file, at the next start)";

@@ -823,3 +823,112 @@ fn antinex_client_logs_in_sends_jwt_and_logs_in_again_after_401() {
     assert!(err.contains("0 job(s) sent (0 rows), 1 failed"), "{err}");
     assert_eq!(rows_in(&dir.path("dead.csv")), 2);
 }
+
+#[test]
+fn stop_file_gives_the_message_in_hand_back_and_a_restart_finishes_the_queue() {
+    let dir = TempDir::new("rec_stopfile");
+    let (_, want) = reference(&dir, FIXTURE_MESSAGES);
+    let queue = RedisQueue(unique("rec_stop"));
+    fill_redis(&queue.0, FIXTURE_MESSAGES);
+    let mut args: Vec<String> = vec![
+        "--input".into(),
+        REDIS.into(),
+        "--queue".into(),
+        queue.0.clone(),
+        "--save-after-num".into(),
+        "10".into(),
+    ];
+    args.extend(files(&dir, "s"));
+    let csv = dir.path("s.csv");
+    let child = spawn(&args);
+    poll("the first 1000 rows", Duration::from_secs(60), || {
+        committed_rows(&csv) >= 1000
+    });
+    let err = stop(child, &dir.path("s.stop"));
+    assert!(err.contains("stopped: stop file found"), "{err}");
+    let mut con = redis_con();
+    let left: usize = con.llen(&queue.0).unwrap();
+    let rows = rows_in(&csv);
+    assert!(left > 0, "the queue was drained before the stop");
+    assert_eq!(rows + left, FIXTURE_MESSAGES, "{err}");
+    let lists: Vec<String> = con
+        .keys(format!("{}.netpipe-processing.*", queue.0))
+        .unwrap();
+    assert!(lists.is_empty(), "processing lists left: {lists:?}");
+    // With the stop file still there the recorder refuses to start.
+    let out = rec().args(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    std::fs::remove_file(dir.path("s.stop")).unwrap();
+    let child = spawn(&args);
+    poll("every row", Duration::from_secs(60), || {
+        committed_rows(&csv) as usize >= FIXTURE_MESSAGES
+    });
+    stop(child, &dir.path("s.stop"));
+    assert_eq!(row_bag(&csv), want);
+}
+
+#[test]
+fn environment_variables_and_stdin() {
+    let dir = TempDir::new("rec_env");
+    let packets = bin()
+        .args(["read", "-q", "-c", "20", FIXTURE])
+        .output()
+        .unwrap();
+    assert!(packets.status.success());
+    let mut child = rec()
+        .args(["--input", "-"])
+        .env("SAVE_AFTER_NUM", "7")
+        .env("DS_DIR", &dir.0)
+        .env("DS_NAME", "envset")
+        .env("STOP_FILE", dir.path("never"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&packets.stdout)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("20 recorded"), "{err}");
+    assert!(err.contains("3 snapshot(s)"), "{err}");
+    let names: Vec<String> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let csv = names
+        .iter()
+        .find(|n| n.starts_with("envset-") && n.ends_with(".csv"))
+        .unwrap_or_else(|| panic!("no DS_DIR/DS_NAME-*.csv in {names:?}"));
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("packets-envset-") && n.ends_with(".json")),
+        "{names:?}"
+    );
+    assert_eq!(rows_in(&dir.path(csv)), 20);
+    // STOP_AFTER_NUM from the environment, and the flag winning over it.
+    let jsonl = dir.path("in.jsonl");
+    std::fs::write(&jsonl, &packets.stdout).unwrap();
+    let out = rec()
+        .args(["--input", &format!("file:{}", jsonl.display())])
+        .args(files(&dir, "after2"))
+        .env("STOP_AFTER_NUM", "5")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(rows_in(&dir.path("after2.csv")), 5);
+    let out = rec()
+        .args(["--input", &format!("file:{}", jsonl.display())])
+        .args(files(&dir, "after3"))
+        .args(["--stop-after-num", "8"])
+        .env("STOP_AFTER_NUM", "5")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(rows_in(&dir.path("after3.csv")), 8);
+}

@@ -323,7 +323,7 @@ impl Store {
     }
 
     fn write_rows(&mut self, rows: &Rows) -> io::Result<()> {
-        let wider = self.columns.len() > self.file_order.len();
+        let wider = self.columns.len() != self.file_order.len();
         if wider {
             let order = self.columns.sorted();
             self.rewrite_csv(&order, rows)?;
@@ -379,6 +379,11 @@ impl Store {
                     .enumerate()
                     .map(|(i, c)| (pos[c.column as usize], i)),
             );
+            if order.iter().any(|&(p, _)| p >= width) {
+                // Cannot happen while file_order lists every column (write_rows rewrites
+                // when it does not); an error rather than a wrong row.
+                return Err(io::Error::other("a column is missing from the CSV header"));
+            }
             order.sort_unstable();
             let line = &mut self.line;
             line.clear();

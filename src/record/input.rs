@@ -225,8 +225,20 @@ impl RedisInput {
         let (consumer, committed) = if resumed.source == source && !resumed.consumer.is_empty() {
             (resumed.consumer.clone(), resumed.generation)
         } else {
+            if !resumed.consumer.is_empty() {
+                super::log(format_args!(
+                    "the state was written for input {} (consumer {}); its processing lists \
+                     {}.netpipe-processing.{}.* are not taken up by this input",
+                    resumed.source, resumed.consumer, cfg.queue, resumed.consumer
+                ));
+            }
             (uuid::Uuid::new_v4().simple().to_string(), 0)
         };
+        super::log(format_args!(
+            "{source}: consuming {} through processing lists {}.netpipe-processing.{consumer}.* \
+             (start again with the same OUTPUT_CSV to take them up after a crash)",
+            cfg.queue, cfg.queue
+        ));
         let mut input = RedisInput {
             cfg,
             con,

@@ -24,6 +24,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// A snapshot is taken early when the pending rows or archive entries reach this size.
+const MAX_PENDING_BYTES: usize = 1 << 30;
+
 /// Exit code: the CSV, archive or state cannot be opened, resumed or written.
 pub const EXIT_FILES: u8 = 15;
 /// Exit code: finished, but some messages were rejected as bad input.
@@ -276,6 +279,16 @@ impl RecordJob {
             rejected_path: csv::suffixed(&self.csv_path, ".rejected.jsonl"),
             ..Outcome::default()
         };
+        if self.stop_file.exists() {
+            out.error = Some((
+                2,
+                format!(
+                    "the stop file {} exists already: remove it to record",
+                    self.stop_file.display()
+                ),
+            ));
+            return out;
+        }
         let mut store = match Store::open(
             self.csv_path.clone(),
             self.archive_path.clone(),
@@ -370,7 +383,9 @@ impl RecordJob {
                 &mut pending,
                 &mut out,
             );
-            if pending.messages() >= save_after {
+            // Offsets in the pending buffers are 32-bit, and memory stays bounded.
+            let big = pending.rows.text.len().max(pending.archive.len()) >= MAX_PENDING_BYTES;
+            if pending.messages() >= save_after || big {
                 if let Err(e) = self.snapshot(
                     &mut store,
                     &mut *input,
@@ -387,13 +402,17 @@ impl RecordJob {
             }
         };
         out.stop = Some(reason);
-        if reason != StopReason::Failed || matches!(out.error, Some((EXIT_INPUT_LOST, _))) {
-            // Whatever was read is saved, even when the input failed (its messages are then
-            // acknowledged if the input still can, else they come again: at-least-once).
-            if let Err(e) = input.release_unused() {
-                log(format_args!("{e}"));
+        // After an input failure nothing more is saved: the messages not yet in a snapshot
+        // stay with the broker (Redis: in this recorder's processing list, taken up at the next
+        // start; RabbitMQ: unacknowledged, so delivered again; a file: read again after the
+        // last saved line). Saving them now could save messages whose move the broker made but
+        // whose reply was lost, and then drop that list as done.
+        if reason != StopReason::Failed {
+            let released = input.release_unused();
+            if let Err(e) = &released {
+                out.error = Some((EXIT_INPUT_LOST, e.0.clone()));
             }
-            if pending.messages() > 0 || input.unacked_skips() > 0 {
+            if released.is_ok() && (pending.messages() > 0 || input.unacked_skips() > 0) {
                 if let Err(e) = self.snapshot(
                     &mut store,
                     &mut *input,
