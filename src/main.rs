@@ -157,6 +157,9 @@ fn record(args: RecordArgs) -> ExitCode {
             .prefetch
             .unwrap_or_else(|| u16::try_from(save_after).unwrap_or(u16::MAX)),
         antinex,
+        abort_after_commit: std::env::var("NETPIPE_RECORD_ABORT_AFTER_COMMIT")
+            .ok()
+            .and_then(|v| v.parse().ok()),
     };
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = stop_on_signals(&stop) {

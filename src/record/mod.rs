@@ -51,6 +51,10 @@ pub struct RecordJob {
     pub idle_save: Option<Duration>,
     pub prefetch: u16,
     pub antinex: Option<AntinexConfig>,
+    /// Test hook (NETPIPE_RECORD_ABORT_AFTER_COMMIT=N): abort the process right after the
+    /// N-th snapshot is committed and before its messages are acknowledged, to show that a
+    /// restart neither loses nor duplicates them.
+    pub abort_after_commit: Option<u64>,
 }
 
 /// Why the recorder stopped.
@@ -519,6 +523,10 @@ impl RecordJob {
                 )
             })?;
         out.snapshots += 1;
+        if self.abort_after_commit == Some(out.snapshots) {
+            // Test hook: a crash between the commit and the acknowledgement.
+            std::process::abort();
+        }
         let acked = input.committed();
         if let Some(client) = antinex.as_mut() {
             if let Err(e) = client.publish(store, &p.rows, first_idx) {
