@@ -571,6 +571,26 @@ struct AmqpNames {
 }
 
 impl AmqpNames {
+    /// Unique names; the clean-up on drop needs target/kombu-venv (scripts/test.sh makes it),
+    /// so its absence fails the test rather than leaving queues on the shared broker.
+    fn new(what: &str) -> AmqpNames {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", 5672)).is_ok(),
+            "RabbitMQ is not answering on 127.0.0.1:5672; run scripts/test.sh"
+        );
+        let py = root().join("target/kombu-venv/bin/python");
+        assert!(
+            py.exists(),
+            "{} is missing: run scripts/test.sh (the clean-up of test queues uses kombu)",
+            py.display()
+        );
+        AmqpNames {
+            queue: unique(&format!("{what}_q")),
+            exchange: unique(&format!("{what}_x")),
+            key: unique(&format!("{what}_rk")),
+        }
+    }
+
     fn args(&self) -> Vec<String> {
         [
             "--queue",
@@ -605,11 +625,7 @@ fn two_recorders_split_one_rabbitmq_queue() {
     );
     let dir = TempDir::new("rec_two_amqp");
     let (_, want) = reference(&dir, FIXTURE_MESSAGES);
-    let names = AmqpNames {
-        queue: unique("rec_q"),
-        exchange: unique("rec_x"),
-        key: unique("rec_rk"),
-    };
+    let names = AmqpNames::new("rec_two");
     let mk = |name: &str| {
         let mut a: Vec<String> = vec![
             "--input".into(),
@@ -985,11 +1001,7 @@ fn crash_between_commit_and_ack_duplicates_nothing_rabbitmq() {
     );
     let dir = TempDir::new("rec_crash_amqp");
     let (_, want) = reference(&dir, FIXTURE_MESSAGES);
-    let names = AmqpNames {
-        queue: unique("rec_cq"),
-        exchange: unique("rec_cx"),
-        key: unique("rec_crk"),
-    };
+    let names = AmqpNames::new("rec_crash");
     let mut args: Vec<String> = vec![
         "--input".into(),
         AMQP.into(),
