@@ -195,6 +195,26 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
+# record: Python virtual environment with pandas, for tests/record.rs (its oracle,
+# tests/record/pandas_oracle.py, builds the CSV the original recorder's way with
+# json_normalize) and scripts/bench-record.sh. Made once, kept in target/.
+# ---------------------------------------------------------------------------------------------
+
+step "pandas virtual environment (target/pandas-venv)"
+pandas_venv=target/pandas-venv
+if "$pandas_venv/bin/python" -c 'import pandas' >/dev/null 2>&1; then
+  info "present"
+else
+  if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  rm -rf "$pandas_venv"
+  /usr/bin/python3 -m venv "$pandas_venv"
+  "$pandas_venv/bin/pip" install -q --disable-pip-version-check pandas
+fi
+info "$("$pandas_venv/bin/python" -c 'import pandas; print("pandas", pandas.__version__)')"
+
+# ---------------------------------------------------------------------------------------------
 # Checks
 # ---------------------------------------------------------------------------------------------
 

@@ -42,6 +42,10 @@ pub enum Command {
     Send(SendArgs),
     /// Listen for test traffic: tcp, udp (the original's listen_*_port scripts).
     Listen(ListenArgs),
+    /// Record packet messages (Redis, RabbitMQ, a JSON-lines file or stdin) into the original
+    /// recorder's CSV dataset and JSON archive, at-least-once, with optional AntiNex predictions.
+    #[command(after_help = RECORD_HELP)]
+    Record(RecordArgs),
 }
 
 #[derive(Args, Debug)]
@@ -998,3 +1002,108 @@ mod dataset_and_tools_tests {
         assert!(Cli::try_parse_from(["netpipe-fast", "send", "smtp"]).is_err());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// record
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    /// Where messages come from: "redis://[:PASSWORD@]HOST[:PORT][/DB]" (the list --queue;
+    /// kombu envelopes or packet JSON, told apart per message), "amqp://USER:PASS@HOST[:PORT]
+    /// [/VHOST]" (the queue --queue, bound to --exchange with --routing-key), "file:PATH"
+    /// (JSON lines) or "-" (JSON lines on stdin).
+    #[arg(long, value_name = "URL")]
+    pub input: String,
+
+    /// The queue (Redis list or RabbitMQ queue) to consume.
+    #[arg(
+        long,
+        env = "FORWARD_QUEUE",
+        default_value = "NEW_PACKETS",
+        value_name = "NAME"
+    )]
+    pub queue: String,
+
+    /// The exchange the RabbitMQ queue is bound to.
+    #[arg(
+        long,
+        env = "FORWARD_EXCHANGE",
+        default_value = "NEW_PACKETS",
+        value_name = "NAME"
+    )]
+    pub exchange: String,
+
+    /// The routing key of the RabbitMQ binding.
+    #[arg(
+        long,
+        env = "FORWARD_ROUTING_KEY",
+        default_value = "NEW_PACKETS",
+        value_name = "KEY"
+    )]
+    pub routing_key: String,
+
+    /// Save a snapshot (CSV rows, archive, state) every N messages; messages are acknowledged
+    /// only once in a snapshot.
+    #[arg(long, env = "SAVE_AFTER_NUM", default_value_t = 100, value_name = "N")]
+    pub save_after_num: i64,
+
+    /// Stop after N messages (-1: never).
+    #[arg(long, env = "STOP_AFTER_NUM", default_value_t = -1, value_name = "N",
+          allow_hyphen_values = true)]
+    pub stop_after_num: i64,
+
+    /// Stop when this file exists; the message in hand goes back to the queue.
+    #[arg(
+        long,
+        env = "STOP_FILE",
+        default_value = "/tmp/stop-recording-csv",
+        value_name = "PATH"
+    )]
+    pub stop_file: PathBuf,
+
+    /// Dataset name (file names and the archive's "dataset").
+    #[arg(long, env = "DS_NAME", default_value = "netdata", value_name = "NAME")]
+    pub ds_name: String,
+
+    /// Folder of the default file names.
+    #[arg(long, env = "DS_DIR", default_value = "/tmp", value_name = "DIR")]
+    pub ds_dir: PathBuf,
+
+    /// The CSV (default DS_DIR/DS_NAME-%Y-%m-%d-%H-%M-%S.csv). An existing one with its
+    /// .state file beside it is resumed.
+    #[arg(long, env = "OUTPUT_CSV", value_name = "PATH")]
+    pub output_csv: Option<PathBuf>,
+
+    /// The JSON archive (default DS_DIR/packets-DS_NAME-%Y-%m-%d-%H-%M-%S.json).
+    #[arg(long, env = "ARCHIVE_JSON", value_name = "PATH")]
+    pub archive_json: Option<PathBuf>,
+
+    /// Also save a snapshot when no message came for this many milliseconds (0: only every
+    /// SAVE_AFTER_NUM messages, as the original).
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub idle_save_ms: u64,
+
+    /// RabbitMQ prefetch window (default: SAVE_AFTER_NUM, at most 65535).
+    #[arg(long, value_name = "N")]
+    pub prefetch: Option<u16>,
+
+    /// Do not print the summary at exit.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Exit codes and files of `record`, shown by `record --help`.
+const RECORD_HELP: &str = "\
+Files: the CSV, the archive, <csv>.state (what is committed; lets a restart resume without
+duplicates) and <csv>.rejected.jsonl (messages that are not packet messages, with position and
+reason). AntiNex predictions: ANTINEX_PUBLISH_ENABLED=1 and the other ANTINEX_* variables.
+
+Exit codes:
+  0  done (end of input, STOP_FILE, STOP_AFTER_NUM, SIGINT/SIGTERM)
+  2  usage error or malformed input URL     3  input file cannot be opened
+  4  done, but some messages were rejected (see <csv>.rejected.jsonl)
+  9, 10, 11  broker unreachable, credentials refused, TLS asked for (as for read)
+  15 the CSV, archive or state cannot be written, or exists without a state to resume
+  17 the input failed while running (the snapshots taken are kept; messages not yet in one
+     stay with the broker, or are read again from a file, at the next start)";

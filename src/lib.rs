@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod decode;
 pub mod encode;
 pub mod pipeline;
+pub mod record;
 pub mod sink;
 pub mod source;
 pub mod tools;

@@ -1,7 +1,7 @@
 //! `netpipe-fast`: flags, then one library call, then an exit code.
 
 use clap::Parser;
-use netpipe_fast::cli::{with_default_command, CaptureArgs, Cli, Command};
+use netpipe_fast::cli::{with_default_command, CaptureArgs, Cli, Command, RecordArgs};
 use netpipe_fast::pipeline::capture::{
     effective_filter, stop_on_signals, CaptureError, CaptureJob,
 };
@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         Command::Dataset(args) => dataset(args),
         Command::Send(args) => send(args),
         Command::Listen(args) => listen(args),
+        Command::Record(args) => record(args),
     }
 }
 
@@ -268,4 +269,64 @@ fn replay(args: netpipe_fast::cli::ReplayArgs) -> ExitCode {
         Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
         None => ExitCode::SUCCESS,
     }
+}
+
+fn record(args: RecordArgs) -> ExitCode {
+    use netpipe_fast::record::{antinex::AntinexConfig, file_stamp, RecordJob};
+    use netpipe_fast::sink::{OutputOptions, RedisFormat};
+    let antinex = match AntinexConfig::from_env(|k| std::env::var(k).ok()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("netpipe-fast: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stamp = file_stamp();
+    let save_after = u64::try_from(args.save_after_num.max(1)).unwrap_or(1);
+    let job = RecordJob {
+        input: args.input,
+        options: OutputOptions {
+            redis_format: RedisFormat::Raw,
+            queue: args.queue,
+            exchange: args.exchange,
+            routing_key: args.routing_key,
+        },
+        save_after,
+        stop_after: u64::try_from(args.stop_after_num).ok().filter(|&n| n > 0),
+        stop_file: args.stop_file,
+        csv_path: args
+            .output_csv
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| args.ds_dir.join(format!("{}-{stamp}.csv", args.ds_name))),
+        archive_path: args
+            .archive_json
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| {
+                args.ds_dir
+                    .join(format!("packets-{}-{stamp}.json", args.ds_name))
+            }),
+        dataset: args.ds_name,
+        idle_save: (args.idle_save_ms > 0)
+            .then(|| std::time::Duration::from_millis(args.idle_save_ms)),
+        prefetch: args
+            .prefetch
+            .unwrap_or_else(|| u16::try_from(save_after).unwrap_or(u16::MAX)),
+        antinex,
+        abort_after_commit: std::env::var("NETPIPE_RECORD_ABORT_AFTER_COMMIT")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Err(e) = stop_on_signals(&stop) {
+        eprintln!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+        return ExitCode::from(1);
+    }
+    let outcome = job.run(&stop);
+    if let Some((_, e)) = &outcome.error {
+        eprintln!("netpipe-fast: {e}");
+    }
+    if !args.quiet {
+        eprintln!("{}", outcome.summary());
+    }
+    ExitCode::from(outcome.exit_code())
 }

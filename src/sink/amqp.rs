@@ -185,7 +185,7 @@ impl AmqpConfig {
         }
     }
 
-    fn uri(&self) -> AMQPUri {
+    pub(crate) fn uri(&self) -> AMQPUri {
         AMQPUri {
             scheme: AMQPScheme::AMQP,
             authority: AMQPAuthority {
@@ -617,6 +617,11 @@ fn close_link(runtime: &TokioRuntime, link: Link) {
 
 /// One line for a failure at start-up, with its exit code; never the password. The caller
 /// names the destination (`cannot write to amqp://...: <this>`).
+/// A start-up failure of `record`'s AMQP input, with the sink's exit codes and wording.
+pub(crate) fn start_error_for_input(cfg: &AmqpConfig, e: lapin::Error) -> StartError {
+    start_error(cfg, &Failure::Lapin(e))
+}
+
 fn start_error(cfg: &AmqpConfig, e: &Failure) -> StartError {
     let Failure::Lapin(e) = e else {
         return StartError::new(EXIT_UNREACHABLE, format!("cannot connect: {e}"));

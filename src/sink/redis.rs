@@ -433,6 +433,18 @@ impl Sink for RedisSink {
 
 /// Connects, authenticates, selects the database and checks the server answers commands
 /// (PING), and in kombu format records the binding.
+/// A connection for `record`'s Redis input: the sink's start-up checks and exit codes, and the
+/// same AUTH/SELECT (no binding writes when `cfg.format` is raw).
+pub(crate) fn connect_for_input(cfg: &RedisConfig) -> Result<Connection, StartError> {
+    if cfg.tls {
+        return Err(StartError::new(
+            EXIT_TLS,
+            "TLS (rediss://) is not supported by this build yet; use redis://",
+        ));
+    }
+    open_connection(cfg).map_err(|e| start_error(cfg, &e))
+}
+
 fn open_connection(cfg: &RedisConfig) -> Result<Connection, RedisError> {
     let mut settings = RedisConnectionInfo::default()
         .set_db(cfg.db)

@@ -1,0 +1,652 @@
+//! The recorder's files: the CSV, the JSON archive, the rejected-messages file and the state
+//! file that makes a restart resume without duplicates.
+//!
+//! Linear cost: a snapshot appends its rows to the CSV and its packets to the archive; the
+//! CSV is rewritten (into a temporary file, fsync, rename) only when the snapshot brings new
+//! columns, because the header and every earlier row then gain cells.
+//!
+//! Commit protocol, per snapshot:
+//! 1. CSV: append the rows at the committed length and fsync, or write the whole new CSV to a
+//!    temporary file, fsync it, rename it over the old one and fsync the directory;
+//! 2. archive: overwrite its closing tail with the new packets and a new tail, fsync;
+//! 3. rejected messages: append, fsync;
+//! 4. state (`<csv>.state`): write a temporary file, fsync, rename, fsync the directory.
+//!
+//! Step 4 is the commit point: only then are the snapshot's messages acknowledged to the
+//! broker. The state records how much of each file is committed (CSV bytes and rows, archive
+//! bytes up to the end of the last packet, rejected bytes). A recorder started again on the
+//! same CSV reads the state and cuts each file back to its committed end, so a crash in steps
+//! 1 to 3 leaves no row, packet or rejection twice: those messages were not acknowledged and
+//! come again. When the crash fell between a rename in step 1 and step 4, the CSV holds a
+//! wider header; the restart keeps that header and the committed rows only.
+//!
+//! Between a crash and the restart the tail of the CSV may hold a partial row and the archive
+//! may lack its closing tail; the state file says where the committed data ends.
+
+use super::flatten::{csv_field, CellKind, Columns, Rows, ALWAYS_COLUMNS};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// What survives a restart (the commit record).
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct State {
+    pub version: u32,
+    /// The CSV header after `idx`, as in the file.
+    pub columns: Vec<String>,
+    pub csv_bytes: u64,
+    /// Rows in the CSV, and so the next `idx`.
+    pub rows: u64,
+    /// Where the last packet of the archive ends (the closing tail follows).
+    pub archive_packets_end: u64,
+    pub archive_packets: u64,
+    pub rejected_bytes: u64,
+    pub rejected: u64,
+    pub snapshots: u64,
+    /// Input bookkeeping (see `input.rs`): a consumer id, the last committed generation, lines
+    /// consumed from a file, and hashes of the last AMQP batch.
+    pub input: InputState,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct InputState {
+    /// The input URL this state belongs to (without a password).
+    pub source: String,
+    pub consumer: String,
+    pub generation: u64,
+    pub lines: u64,
+    pub redelivery_hashes: Vec<String>,
+}
+
+const STATE_VERSION: u32 = 1;
+
+/// A rejected message, kept so nothing is acknowledged that was not saved somewhere.
+pub struct Rejection {
+    pub position: String,
+    pub error: String,
+    pub message: Vec<u8>,
+}
+
+/// The files of one recording and what of them is committed.
+pub struct Store {
+    pub csv_path: PathBuf,
+    pub archive_path: PathBuf,
+    pub rejected_path: PathBuf,
+    pub state_path: PathBuf,
+    pub dataset: String,
+    pub columns: Columns,
+    /// Column ids in the file's order (the header after `idx`).
+    file_order: Vec<u32>,
+    pub state: State,
+    /// Reused buffers: one CSV line, a snapshot's rows.
+    line: Vec<u8>,
+    rows_out: Vec<u8>,
+    /// Open handles, kept between snapshots (the CSV's is dropped when a rewrite replaces it).
+    csv_file: Option<File>,
+    archive_file: Option<File>,
+    pub csv_rewrites: u64,
+    /// Whether the files were found and resumed.
+    pub resumed: bool,
+}
+
+/// Why the files cannot be used.
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err(path: &Path, what: &str, e: io::Error) -> StoreError {
+    StoreError(format!("{}: {what}: {e}", path.display()))
+}
+
+impl Store {
+    /// Opens the files: resumes them when `<csv>.state` exists, else starts new ones (and
+    /// refuses to overwrite a CSV or archive it did not write).
+    pub fn open(
+        csv_path: PathBuf,
+        archive_path: PathBuf,
+        dataset: String,
+    ) -> Result<Store, StoreError> {
+        let state_path = suffixed(&csv_path, ".state");
+        let rejected_path = suffixed(&csv_path, ".rejected.jsonl");
+        let mut store = Store {
+            csv_path,
+            archive_path,
+            rejected_path,
+            state_path,
+            dataset,
+            columns: Columns::default(),
+            file_order: Vec::new(),
+            state: State {
+                version: STATE_VERSION,
+                ..State::default()
+            },
+            line: Vec::new(),
+            rows_out: Vec::new(),
+            csv_file: None,
+            archive_file: None,
+            csv_rewrites: 0,
+            resumed: false,
+        };
+        for c in ALWAYS_COLUMNS {
+            store.columns.id(c);
+        }
+        match fs::read(&store.state_path) {
+            Ok(bytes) => {
+                let state: State = serde_json::from_slice(&bytes).map_err(|e| {
+                    StoreError(format!(
+                        "{}: not a recorder state file: {e}",
+                        store.state_path.display()
+                    ))
+                })?;
+                if state.version != STATE_VERSION {
+                    return Err(StoreError(format!(
+                        "{}: state version {} is not {STATE_VERSION}",
+                        store.state_path.display(),
+                        state.version
+                    )));
+                }
+                store.state = state;
+                store.recover()?;
+                store.resumed = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                for p in [&store.csv_path, &store.archive_path] {
+                    if p.exists() {
+                        return Err(StoreError(format!(
+                            "{} exists and has no {} beside it (not a recording to resume); \
+                             choose another OUTPUT_CSV/ARCHIVE_JSON or remove it",
+                            p.display(),
+                            store.state_path.display()
+                        )));
+                    }
+                }
+                // Claim the names now, so a bad path fails before any message is taken.
+                store
+                    .write_state()
+                    .map_err(|e| err(&store.state_path, "write", e))?;
+                File::create(&store.csv_path).map_err(|e| err(&store.csv_path, "create", e))?;
+                let _ = fs::remove_file(&store.csv_path);
+            }
+            Err(e) => return Err(err(&store.state_path, "read", e)),
+        }
+        Ok(store)
+    }
+
+    /// Cuts the files back to what the state says is committed.
+    fn recover(&mut self) -> Result<(), StoreError> {
+        let st = self.state.clone();
+        for name in &st.columns {
+            self.columns.id(name);
+        }
+        if st.rows > 0 || st.csv_bytes > 0 {
+            let file = File::open(&self.csv_path).map_err(|e| err(&self.csv_path, "open", e))?;
+            let mut reader = BufReader::new(file);
+            let mut header = Vec::new();
+            read_record(&mut reader, &mut header).map_err(|e| err(&self.csv_path, "read", e))?;
+            let fields = split_record(&header);
+            if fields.first().map(Vec::as_slice) != Some(b"idx".as_slice()) {
+                return Err(StoreError(format!(
+                    "{}: the first line is not a recorder header",
+                    self.csv_path.display()
+                )));
+            }
+            let names: Vec<String> = fields[1..]
+                .iter()
+                .map(|f| String::from_utf8_lossy(f).into_owned())
+                .collect();
+            let len = fs::metadata(&self.csv_path)
+                .map_err(|e| err(&self.csv_path, "stat", e))?
+                .len();
+            let keep = if names == st.columns {
+                if len < st.csv_bytes {
+                    return Err(StoreError(format!(
+                        "{}: shorter ({len} bytes) than its committed {} bytes; it was changed \
+                         by something else",
+                        self.csv_path.display(),
+                        st.csv_bytes
+                    )));
+                }
+                st.csv_bytes
+            } else {
+                // A rewrite was renamed in but not committed: keep its header (a superset)
+                // and the committed rows.
+                let mut at = header.len() as u64;
+                let mut rec = Vec::new();
+                for _ in 0..st.rows {
+                    let n = read_record(&mut reader, &mut rec)
+                        .map_err(|e| err(&self.csv_path, "read", e))?;
+                    if n == 0 || !rec.ends_with(b"\n") {
+                        return Err(StoreError(format!(
+                            "{}: fewer rows than the {} committed",
+                            self.csv_path.display(),
+                            st.rows
+                        )));
+                    }
+                    at += n as u64;
+                }
+                for name in &names {
+                    self.columns.id(name);
+                }
+                self.state.columns = names;
+                at
+            };
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&self.csv_path)
+                .map_err(|e| err(&self.csv_path, "open", e))?;
+            f.set_len(keep)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| err(&self.csv_path, "truncate", e))?;
+            self.state.csv_bytes = keep;
+        }
+        self.file_order = self
+            .state
+            .columns
+            .iter()
+            .map(|n| self.columns.get(n).unwrap_or(0))
+            .collect();
+        if st.archive_packets_end > 0 {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .open(&self.archive_path)
+                .map_err(|e| err(&self.archive_path, "open", e))?;
+            let len = f
+                .metadata()
+                .map_err(|e| err(&self.archive_path, "stat", e))?
+                .len();
+            if len < st.archive_packets_end {
+                return Err(StoreError(format!(
+                    "{}: shorter than its committed {} bytes",
+                    self.archive_path.display(),
+                    st.archive_packets_end
+                )));
+            }
+            f.seek(SeekFrom::Start(st.archive_packets_end))
+                .and_then(|_| f.write_all(&self.archive_tail()))
+                .and_then(|()| f.stream_position())
+                .and_then(|end| f.set_len(end))
+                .and_then(|()| f.sync_all())
+                .map_err(|e| err(&self.archive_path, "repair", e))?;
+        }
+        if let Ok(f) = OpenOptions::new().write(true).open(&self.rejected_path) {
+            f.set_len(st.rejected_bytes)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| err(&self.rejected_path, "truncate", e))?;
+        }
+        Ok(())
+    }
+
+    fn archive_tail(&self) -> Vec<u8> {
+        let mut t = Vec::new();
+        t.extend_from_slice(b"\n], \"dataset\": ");
+        t.extend_from_slice(&serde_json::to_vec(&self.dataset).unwrap_or_default());
+        t.extend_from_slice(b", \"num_packets\": ");
+        t.extend_from_slice(
+            itoa::Buffer::new()
+                .format(self.state.archive_packets)
+                .as_bytes(),
+        );
+        t.extend_from_slice(b", \"created\": \"");
+        t.extend_from_slice(super::now_text().as_bytes());
+        t.extend_from_slice(b"\"}\n");
+        t
+    }
+
+    /// Writes the snapshot (rows, archive entries, rejections), then commits the state with
+    /// `input` in it. Returns once everything is on disk.
+    pub fn snapshot(
+        &mut self,
+        rows: &Rows,
+        archive_entries: &[u8],
+        archive_count: u64,
+        rejections: &[Rejection],
+        input: &InputState,
+    ) -> io::Result<()> {
+        if !rows.is_empty() {
+            self.write_rows(rows)?;
+        }
+        if archive_count > 0 {
+            self.append_archive(archive_entries, archive_count)?;
+        }
+        if !rejections.is_empty() {
+            self.append_rejections(rejections)?;
+        }
+        self.state.input = input.clone();
+        self.state.snapshots += 1;
+        self.write_state()
+    }
+
+    fn write_rows(&mut self, rows: &Rows) -> io::Result<()> {
+        let wider = self.columns.len() != self.file_order.len();
+        if wider {
+            let order = self.columns.sorted();
+            self.rewrite_csv(&order, rows)?;
+            self.file_order = order;
+            self.state.columns = self
+                .file_order
+                .iter()
+                .map(|&c| self.columns.name(c).to_string())
+                .collect();
+            self.csv_rewrites += 1;
+        } else {
+            let mut buf = std::mem::take(&mut self.rows_out);
+            buf.clear();
+            let n = self.render_rows(rows, &mut buf)?;
+            let result = self.append_csv(&buf);
+            self.rows_out = buf;
+            result?;
+            self.state.csv_bytes += n;
+        }
+        self.state.rows += rows.len() as u64;
+        Ok(())
+    }
+
+    fn append_csv(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.csv_file.is_none() {
+            self.csv_file = Some(OpenOptions::new().write(true).open(&self.csv_path)?);
+        }
+        let Some(f) = self.csv_file.as_mut() else {
+            return Err(io::Error::other("CSV not open"));
+        };
+        f.seek(SeekFrom::Start(self.state.csv_bytes))?;
+        f.write_all(buf)?;
+        f.set_len(self.state.csv_bytes + buf.len() as u64)?;
+        f.sync_data()
+    }
+
+    /// Renders `rows` in `self.file_order`, numbering from `state.rows`; returns bytes written.
+    fn render_rows(&mut self, rows: &Rows, out: &mut impl Write) -> io::Result<u64> {
+        // Position of each column id in the file order.
+        let mut pos = vec![usize::MAX; self.columns.len()];
+        for (p, &c) in self.file_order.iter().enumerate() {
+            pos[c as usize] = p;
+        }
+        let width = self.file_order.len();
+        let mut order: Vec<(usize, usize)> = Vec::with_capacity(64);
+        let mut written = 0u64;
+        for (idx, r) in (self.state.rows..).zip(0..rows.len()) {
+            let cells = rows.row(r);
+            order.clear();
+            order.extend(
+                cells
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (pos[c.column as usize], i)),
+            );
+            if order.iter().any(|&(p, _)| p >= width) {
+                // Cannot happen while file_order lists every column (write_rows rewrites
+                // when it does not); an error rather than a wrong row.
+                return Err(io::Error::other("a column is missing from the CSV header"));
+            }
+            order.sort_unstable();
+            let line = &mut self.line;
+            line.clear();
+            line.extend_from_slice(itoa::Buffer::new().format(idx).as_bytes());
+            // One comma before each column; the empty ones in runs.
+            let mut at = 0;
+            for (k, &(p, i)) in order.iter().enumerate() {
+                if order.get(k + 1).is_some_and(|n| n.0 == p) {
+                    continue; // a repeated key: the last value wins
+                }
+                line.resize(line.len() + (p + 1 - at), b',');
+                csv_field(line, rows.cell_text(&cells[i]));
+                at = p + 1;
+            }
+            line.resize(line.len() + (width - at), b',');
+            line.push(b'\n');
+            out.write_all(line)?;
+            written += line.len() as u64;
+        }
+        Ok(written)
+    }
+
+    /// The whole CSV again with the new columns: header, the committed rows widened, the new
+    /// rows; into a temporary file renamed over the old one.
+    fn rewrite_csv(&mut self, order: &[u32], rows: &Rows) -> io::Result<()> {
+        let tmp = suffixed(&self.csv_path, ".tmp");
+        let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        let mut header = b"idx".to_vec();
+        for &c in order {
+            header.push(b',');
+            csv_field(&mut header, self.columns.name(c).as_bytes());
+        }
+        header.push(b'\n');
+        w.write_all(&header)?;
+        let mut total = header.len() as u64;
+        if self.state.rows > 0 {
+            // new position → old position, by column id.
+            let mut old_pos = vec![usize::MAX; self.columns.len()];
+            for (p, &c) in self.file_order.iter().enumerate() {
+                old_pos[c as usize] = p;
+            }
+            let map: Vec<usize> = order.iter().map(|&c| old_pos[c as usize]).collect();
+            let f = File::open(&self.csv_path)?;
+            let mut reader = BufReader::with_capacity(1 << 20, f.take(self.state.csv_bytes));
+            let mut rec = Vec::new();
+            read_record(&mut reader, &mut rec)?; // old header
+            let mut line = Vec::new();
+            loop {
+                rec.clear();
+                if read_record(&mut reader, &mut rec)? == 0 {
+                    break;
+                }
+                let fields = split_record(&rec);
+                line.clear();
+                line.extend_from_slice(fields.first().map_or(&b""[..], Vec::as_slice));
+                for &old in &map {
+                    line.push(b',');
+                    if let Some(f) = fields
+                        .get(old.wrapping_add(1))
+                        .filter(|_| old != usize::MAX)
+                    {
+                        csv_field(&mut line, f);
+                    }
+                }
+                line.push(b'\n');
+                w.write_all(&line)?;
+                total += line.len() as u64;
+            }
+        }
+        self.file_order = order.to_vec();
+        total += self.render_rows(rows, &mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, &self.csv_path)?;
+        self.csv_file = None;
+        sync_dir(&self.csv_path)?;
+        self.state.csv_bytes = total;
+        Ok(())
+    }
+
+    fn append_archive(&mut self, entries: &[u8], count: u64) -> io::Result<()> {
+        if self.archive_file.is_none() {
+            self.archive_file = Some(
+                OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&self.archive_path)?,
+            );
+        }
+        let mut at = self.state.archive_packets_end;
+        let head: &[u8] = if at == 0 {
+            b"{\"packets\": [\n"
+        } else {
+            b",\n"
+        };
+        self.state.archive_packets += count;
+        let tail = self.archive_tail();
+        let Some(f) = self.archive_file.as_mut() else {
+            return Err(io::Error::other("archive not open"));
+        };
+        f.seek(SeekFrom::Start(at))?;
+        f.write_all(head)?;
+        f.write_all(entries)?;
+        at += (head.len() + entries.len()) as u64;
+        f.write_all(&tail)?;
+        f.set_len(at + tail.len() as u64)?;
+        f.sync_data()?;
+        self.state.archive_packets_end = at;
+        Ok(())
+    }
+
+    fn append_rejections(&mut self, rejections: &[Rejection]) -> io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.rejected_path)?;
+        f.seek(SeekFrom::Start(self.state.rejected_bytes))?;
+        let mut buf = Vec::new();
+        for r in rejections {
+            let line = serde_json::json!({
+                "position": r.position,
+                "error": r.error,
+                "message": String::from_utf8_lossy(&r.message),
+            });
+            serde_json::to_writer(&mut buf, &line).map_err(io::Error::other)?;
+            buf.push(b'\n');
+        }
+        f.write_all(&buf)?;
+        f.set_len(self.state.rejected_bytes + buf.len() as u64)?;
+        f.sync_data()?;
+        self.state.rejected_bytes += buf.len() as u64;
+        self.state.rejected += rejections.len() as u64;
+        Ok(())
+    }
+
+    /// The commit point: the state file replaced atomically.
+    pub fn write_state(&self) -> io::Result<()> {
+        let tmp = suffixed(&self.state_path, ".tmp");
+        let mut text = serde_json::to_vec(&self.state).map_err(io::Error::other)?;
+        text.push(b'\n');
+        let mut f = File::create(&tmp)?;
+        f.write_all(&text)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, &self.state_path)?;
+        sync_dir(&self.state_path)
+    }
+
+    /// One row's values by column name, for the AntiNex client.
+    pub fn row_values<'s, 'r: 's>(
+        &'s self,
+        rows: &'r Rows,
+        r: usize,
+    ) -> impl Iterator<Item = (&'s str, CellKind, &'r [u8])> + 's {
+        rows.row(r)
+            .iter()
+            .map(move |c| (self.columns.name(c.column), c.kind, rows.cell_text(c)))
+    }
+}
+
+/// `path` with `suffix` appended to its file name.
+pub fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+/// Reads one CSV record (which may span lines inside quotes) into `out`, newline included;
+/// returns the bytes read (0 at the end).
+pub fn read_record(r: &mut impl BufRead, out: &mut Vec<u8>) -> io::Result<usize> {
+    out.clear();
+    let mut total = 0;
+    loop {
+        let n = r.read_until(b'\n', out)?;
+        total += n;
+        if n == 0 {
+            return Ok(total);
+        }
+        let quotes = out.iter().filter(|&&b| b == b'"').count();
+        if quotes % 2 == 0 {
+            return Ok(total);
+        }
+    }
+}
+
+/// The fields of one CSV record, unquoted.
+pub fn split_record(rec: &[u8]) -> Vec<Vec<u8>> {
+    let rec = rec.strip_suffix(b"\n").unwrap_or(rec);
+    let mut fields = Vec::new();
+    let mut cur = Vec::new();
+    let mut quoted = false;
+    let mut i = 0;
+    while i < rec.len() {
+        let b = rec[i];
+        if quoted {
+            if b == b'"' {
+                if rec.get(i + 1) == Some(&b'"') {
+                    cur.push(b'"');
+                    i += 1;
+                } else {
+                    quoted = false;
+                }
+            } else {
+                cur.push(b);
+            }
+        } else if b == b'"' {
+            quoted = true;
+        } else if b == b',' {
+            fields.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(b);
+        }
+        i += 1;
+    }
+    fields.push(cur);
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let mut line = Vec::new();
+        for f in [&b"1"[..], b"a,b", b"q\"x", b"l1\nl2", b""] {
+            csv_field(&mut line, f);
+            line.push(b',');
+        }
+        line.pop();
+        line.push(b'\n');
+        let mut r = BufReader::new(&line[..]);
+        let mut rec = Vec::new();
+        assert_eq!(read_record(&mut r, &mut rec).unwrap(), line.len());
+        let fields = split_record(&rec);
+        assert_eq!(
+            fields,
+            vec![
+                b"1".to_vec(),
+                b"a,b".to_vec(),
+                b"q\"x".to_vec(),
+                b"l1\nl2".to_vec(),
+                b"".to_vec()
+            ]
+        );
+    }
+
+    #[test]
+    fn suffix() {
+        assert_eq!(
+            suffixed(Path::new("/tmp/a.csv"), ".state"),
+            PathBuf::from("/tmp/a.csv.state")
+        );
+    }
+}

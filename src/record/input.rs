@@ -1,0 +1,467 @@
+//! Where the recorder's messages come from, and how each source is told they are saved.
+//!
+//! - `file:PATH` and `-` (stdin): JSON lines. The state keeps the lines consumed, so a
+//!   recorder started again on the same file and CSV goes on after the last committed line.
+//! - `redis://`: reliable fetch. Each message is moved atomically (LMOVE queue → processing
+//!   list, right to left) into a processing list of this recorder and snapshot generation,
+//!   `<queue>.netpipe-processing.<consumer>.<generation>`; after the snapshot is committed the
+//!   list is deleted (DEL is idempotent, so a crash between commit and DEL does no harm). At
+//!   start the recorder deletes the list of its last committed generation (already in the
+//!   CSV) and takes up the messages left in the next one (not in the CSV) before new ones.
+//!   The consumer id lives in the state file, so the same OUTPUT_CSV means the same lists.
+//!   Two recorders (two CSVs) on one queue split it: each LMOVE hands a message to one only.
+//! - `amqp://`: manual acks with a prefetch window the size of a snapshot; after the commit one
+//!   `basic.ack(multiple)` acknowledges the snapshot. A crash after the commit but before the
+//!   ack makes the broker deliver that snapshot's messages again (flagged `redelivered`): the
+//!   state keeps a hash of each of them, and redelivered messages whose hash is there are
+//!   acknowledged without a second row. (Messages identical byte for byte are
+//!   interchangeable, so a hash match is always a right match when the multiset is kept.)
+
+use super::csv::InputState;
+use crate::sink::{AmqpConfig, OutputOptions, RedisConfig, RedisFormat, StartError};
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long a broker input waits for a message before saying it is idle.
+pub const IDLE_WAIT: Duration = Duration::from_millis(500);
+
+/// What `next` got.
+pub enum Fetch {
+    /// A message (its bytes are in the buffer given to `next`).
+    Message,
+    /// Nothing arrived for a while (brokers only).
+    Idle,
+    /// The input ended (files only).
+    End,
+}
+
+/// An input failure once running (not a bad message: those are rejected and recorded).
+#[derive(Debug)]
+pub struct InputError(pub String);
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub trait Input {
+    /// The next message into `buf`. `room`: how many more messages the coming snapshot takes
+    /// (a broker input never takes more ahead, so a commit covers all it holds).
+    fn next(&mut self, buf: &mut Vec<u8>, room: usize) -> Result<Fetch, InputError>;
+    /// Where the last message came from, for error reports.
+    fn position(&self) -> String;
+    /// The last message taken goes back to its queue (STOP_FILE); every message taken before
+    /// it is in the coming snapshot.
+    fn give_back_last(&mut self) -> Result<(), InputError>;
+    /// Messages taken from the broker but not handed out go back (before a final snapshot).
+    fn release_unused(&mut self) -> Result<(), InputError> {
+        Ok(())
+    }
+    /// What the state must hold once the messages taken so far are committed.
+    fn state(&self) -> InputState;
+    /// Called after the commit: acknowledge every message taken so far.
+    fn committed(&mut self) -> Result<(), InputError>;
+    /// Messages skipped because an earlier run had already recorded them.
+    fn skipped(&self) -> u64 {
+        0
+    }
+    /// Messages waiting to be acknowledged that are not rows (skipped duplicates).
+    fn unacked_skips(&self) -> u64 {
+        0
+    }
+}
+
+/// Opens the input named by `url`.
+pub fn open(
+    url: &str,
+    options: &OutputOptions,
+    prefetch: u16,
+    resumed: &InputState,
+) -> Result<Box<dyn Input>, StartError> {
+    if url == "-" {
+        return Ok(Box::new(Lines::new(
+            Box::new(BufReader::with_capacity(1 << 20, io::stdin())),
+            "stdin".into(),
+            "-".into(),
+            resumed,
+        )));
+    }
+    if let Some(path) = url.strip_prefix("file:") {
+        let path = PathBuf::from(path);
+        let f = File::open(&path).map_err(|e| {
+            StartError::new(3, format!("cannot open input {}: {e}", path.display()))
+        })?;
+        return Ok(Box::new(Lines::new(
+            Box::new(BufReader::with_capacity(1 << 20, f)),
+            path.display().to_string(),
+            url.to_string(),
+            resumed,
+        )));
+    }
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        let mut opts = options.clone();
+        // The input only reads: no kombu binding writes at connect.
+        opts.redis_format = RedisFormat::Raw;
+        let cfg = RedisConfig::parse(url, &opts).map_err(|e| StartError::new(2, e))?;
+        return Ok(Box::new(RedisInput::open(cfg, resumed)?));
+    }
+    if url.starts_with("amqp://") || url.starts_with("amqps://") {
+        let cfg = AmqpConfig::parse(url, options).map_err(|e| StartError::new(2, e))?;
+        return Ok(Box::new(super::amqp_input::AmqpInput::open(
+            cfg, prefetch, resumed,
+        )?));
+    }
+    Err(StartError::new(
+        2,
+        format!(
+            "bad input \"{}\": expected redis://..., amqp://..., file:PATH or -",
+            crate::sink::redact(url)
+        ),
+    ))
+}
+
+/// JSON lines from a file or stdin.
+struct Lines {
+    reader: Box<dyn BufRead>,
+    name: String,
+    source: String,
+    /// Lines consumed and committed or about to be (the last one given back excluded).
+    line: u64,
+    given_back: bool,
+}
+
+impl Lines {
+    fn new(reader: Box<dyn BufRead>, name: String, source: String, resumed: &InputState) -> Lines {
+        let mut l = Lines {
+            reader,
+            name,
+            source,
+            line: 0,
+            given_back: false,
+        };
+        // Same input as the run being resumed: skip the lines it committed.
+        if resumed.source == l.source && resumed.lines > 0 {
+            let mut skip = Vec::new();
+            while l.line < resumed.lines {
+                skip.clear();
+                match l.reader.read_until(b'\n', &mut skip) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => l.line += 1,
+                }
+            }
+        }
+        l
+    }
+}
+
+impl Input for Lines {
+    fn next(&mut self, buf: &mut Vec<u8>, _room: usize) -> Result<Fetch, InputError> {
+        loop {
+            buf.clear();
+            let n = self
+                .reader
+                .read_until(b'\n', buf)
+                .map_err(|e| InputError(format!("{}: read error: {e}", self.name)))?;
+            if n == 0 {
+                return Ok(Fetch::End);
+            }
+            self.line += 1;
+            while buf.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                buf.pop();
+            }
+            if !buf.is_empty() {
+                return Ok(Fetch::Message);
+            }
+        }
+    }
+
+    fn position(&self) -> String {
+        format!("{} line {}", self.name, self.line)
+    }
+
+    fn give_back_last(&mut self) -> Result<(), InputError> {
+        if !self.given_back {
+            self.line -= 1;
+            self.given_back = true;
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> InputState {
+        InputState {
+            source: self.source.clone(),
+            lines: self.line,
+            ..InputState::default()
+        }
+    }
+
+    fn committed(&mut self) -> Result<(), InputError> {
+        Ok(())
+    }
+}
+
+/// Reliable fetch from a Redis list (see the module documentation).
+struct RedisInput {
+    cfg: RedisConfig,
+    con: ::redis::Connection,
+    consumer: String,
+    /// The generation being filled (the last committed one + 1).
+    generation: u64,
+    /// Messages moved into the processing list but not yet handed out, oldest first.
+    ready: VecDeque<Vec<u8>>,
+    /// The last message handed out (for give_back_last).
+    last: Option<Vec<u8>>,
+    taken: u64,
+}
+
+impl RedisInput {
+    fn open(cfg: RedisConfig, resumed: &InputState) -> Result<RedisInput, StartError> {
+        let con = crate::sink::redis::connect_for_input(&cfg)?;
+        let source = cfg.describe();
+        let (consumer, committed) = if resumed.source == source && !resumed.consumer.is_empty() {
+            (resumed.consumer.clone(), resumed.generation)
+        } else {
+            if !resumed.consumer.is_empty() {
+                super::log(format_args!(
+                    "the state was written for input {} (consumer {}); its processing lists \
+                     {}.netpipe-processing.{}.* are not taken up by this input",
+                    resumed.source, resumed.consumer, cfg.queue, resumed.consumer
+                ));
+            }
+            (uuid::Uuid::new_v4().simple().to_string(), 0)
+        };
+        super::log(format_args!(
+            "{source}: consuming {} through processing lists {}.netpipe-processing.{consumer}.* \
+             (start again with the same OUTPUT_CSV to take them up after a crash)",
+            cfg.queue, cfg.queue
+        ));
+        let mut input = RedisInput {
+            cfg,
+            con,
+            consumer,
+            generation: committed + 1,
+            ready: VecDeque::new(),
+            last: None,
+            taken: 0,
+        };
+        let fail = |e: ::redis::RedisError| {
+            StartError::new(
+                9,
+                format!("{}: recovery failed: {e}", input_source(&source)),
+            )
+        };
+        if committed > 0 {
+            // Already in the CSV: only the list is left to drop.
+            ::redis::cmd("DEL")
+                .arg(input.list(committed))
+                .query::<i64>(&mut input.con)
+                .map_err(fail)?;
+        }
+        // Taken by the crashed run but not committed: first in line now. LRANGE lists them
+        // newest first (LMOVE pushes on the left).
+        let left: Vec<Vec<u8>> = ::redis::cmd("LRANGE")
+            .arg(input.list(input.generation))
+            .arg(0)
+            .arg(-1)
+            .query(&mut input.con)
+            .map_err(fail)?;
+        input.ready.extend(left.into_iter().rev());
+        Ok(input)
+    }
+
+    fn list(&self, generation: u64) -> String {
+        format!(
+            "{}.netpipe-processing.{}.{generation}",
+            self.cfg.queue, self.consumer
+        )
+    }
+
+    /// Moves up to `n` messages into the processing list in one round trip.
+    fn fetch(&mut self, n: usize) -> Result<(), ::redis::RedisError> {
+        let list = self.list(self.generation);
+        let mut pipe = ::redis::pipe();
+        for _ in 0..n {
+            pipe.cmd("LMOVE")
+                .arg(&self.cfg.queue)
+                .arg(&list)
+                .arg("RIGHT")
+                .arg("LEFT");
+        }
+        let got: Vec<Option<Vec<u8>>> = pipe.query(&mut self.con)?;
+        self.ready.extend(got.into_iter().flatten());
+        if self.ready.is_empty() {
+            let got: Option<Vec<u8>> = ::redis::cmd("BLMOVE")
+                .arg(&self.cfg.queue)
+                .arg(&list)
+                .arg("RIGHT")
+                .arg("LEFT")
+                .arg(IDLE_WAIT.as_secs_f64())
+                .query(&mut self.con)?;
+            self.ready.extend(got);
+        }
+        Ok(())
+    }
+}
+
+impl RedisInput {
+    /// `last` (if any) and every message fetched but not handed out go back to the consumer
+    /// end of the queue (RPUSH, the oldest last so it is taken first) and leave the
+    /// processing list, where they are the newest (leftmost). One transaction.
+    fn give_back(&mut self, last: Option<Vec<u8>>) -> Result<(), InputError> {
+        let mut back: Vec<Vec<u8>> = last.into_iter().collect();
+        back.extend(self.ready.drain(..));
+        if back.is_empty() {
+            return Ok(());
+        }
+        let list = self.list(self.generation);
+        let mut pipe = ::redis::pipe();
+        pipe.atomic();
+        pipe.cmd("RPUSH").arg(&self.cfg.queue);
+        for m in back.iter().rev() {
+            pipe.arg(m);
+        }
+        pipe.cmd("LTRIM").arg(&list).arg(back.len()).arg(-1);
+        pipe.query::<()>(&mut self.con)
+            .map_err(|e| InputError(format!("{}: give back: {e}", self.cfg.describe())))
+    }
+}
+
+fn input_source(s: &str) -> String {
+    format!("input {s}")
+}
+
+/// Messages moved per round trip.
+const REDIS_FETCH: usize = 256;
+
+impl Input for RedisInput {
+    fn next(&mut self, buf: &mut Vec<u8>, room: usize) -> Result<Fetch, InputError> {
+        if self.ready.is_empty() {
+            self.fetch(room.clamp(1, REDIS_FETCH)).map_err(|e| {
+                InputError(format!(
+                    "{}: {e} (messages taken and not saved stay in {} and are taken up at \
+                     the next start with this OUTPUT_CSV)",
+                    self.cfg.describe(),
+                    self.list(self.generation)
+                ))
+            })?;
+        }
+        match self.ready.pop_front() {
+            Some(m) => {
+                buf.clear();
+                buf.extend_from_slice(&m);
+                self.last = Some(m);
+                self.taken += 1;
+                Ok(Fetch::Message)
+            }
+            None => Ok(Fetch::Idle),
+        }
+    }
+
+    fn position(&self) -> String {
+        format!(
+            "{} queue {} message {}",
+            self.cfg.describe(),
+            self.cfg.queue,
+            self.taken
+        )
+    }
+
+    fn give_back_last(&mut self) -> Result<(), InputError> {
+        let last = self.last.take();
+        if last.is_some() {
+            self.taken -= 1;
+        }
+        self.give_back(last)
+    }
+
+    fn release_unused(&mut self) -> Result<(), InputError> {
+        self.give_back(None)
+    }
+
+    fn state(&self) -> InputState {
+        InputState {
+            source: self.cfg.describe(),
+            consumer: self.consumer.clone(),
+            generation: self.generation,
+            ..InputState::default()
+        }
+    }
+
+    fn committed(&mut self) -> Result<(), InputError> {
+        // Everything in the list is in the committed snapshot: `next` never takes more than
+        // the snapshot's room and release_unused ran before the commit.
+        let list = self.list(self.generation);
+        self.generation += 1;
+        self.last = None;
+        ::redis::cmd("DEL")
+            .arg(&list)
+            .query::<i64>(&mut self.con)
+            .map(drop)
+            .map_err(|e| InputError(format!("{}: acknowledge: {e}", self.cfg.describe())))
+    }
+}
+
+/// FNV-1a, 64 bits: a stable hash of a message body for the redelivery check.
+pub fn body_hash(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// A multiset of hashes.
+#[derive(Default)]
+pub struct HashBag(pub HashMap<String, u32>);
+
+impl HashBag {
+    pub fn from_list(list: &[String]) -> HashBag {
+        let mut bag = HashBag::default();
+        for h in list {
+            *bag.0.entry(h.clone()).or_default() += 1;
+        }
+        bag
+    }
+    /// Removes one `h`; true when it was there.
+    pub fn take(&mut self, h: &str) -> bool {
+        match self.0.get_mut(h) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                true
+            }
+            Some(_) => {
+                self.0.remove(h);
+                true
+            }
+            None => false,
+        }
+    }
+    pub fn to_list(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (h, &n) in &self.0 {
+            for _ in 0..n {
+                v.push(h.clone());
+            }
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_bag_counts() {
+        let mut b = HashBag::from_list(&["a".into(), "a".into(), "b".into()]);
+        assert!(b.take("a") && b.take("a") && !b.take("a"));
+        assert!(b.take("b") && !b.take("c"));
+        assert!(b.to_list().is_empty());
+        assert_eq!(body_hash(b""), "cbf29ce484222325");
+    }
+}

@@ -1,0 +1,626 @@
+//! `netpipe-fast record`: packet messages from a broker, a JSON-lines file or stdin into the
+//! original recorder's CSV dataset and JSON archive (REFERENCE section 4), at-least-once and
+//! in linear time, with optional AntiNex predictions.
+//!
+//! Data path: input ([`input`]) → envelope unwrapped (kombu's, body base64 or JSON text, or the
+//! packet JSON itself) → [`flatten`] into a pending row and an archive entry → every
+//! SAVE_AFTER_NUM messages a snapshot ([`csv`]) → the input acknowledges → AntiNex
+//! ([`antinex`]). Messages that are not packet messages are rejected: counted, reported with
+//! their position, and saved in `<csv>.rejected.jsonl` with the snapshot, so they too are
+//! acknowledged only once saved.
+
+pub mod amqp_input;
+pub mod antinex;
+pub mod csv;
+pub mod flatten;
+pub mod input;
+
+use crate::sink::{OutputOptions, StartError};
+use antinex::{AntinexClient, AntinexConfig};
+use csv::{Rejection, Store};
+use flatten::{flatten_message, Columns, Rows};
+use input::{Fetch, Input};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// A snapshot is taken early when the pending rows or archive entries reach this size.
+const MAX_PENDING_BYTES: usize = 1 << 30;
+
+/// Exit code: the CSV, archive or state cannot be opened, resumed or written.
+pub const EXIT_FILES: u8 = 15;
+/// Exit code: finished, but some messages were rejected as bad input.
+pub const EXIT_REJECTED: u8 = 4;
+/// Exit code: the input failed while running (connection lost, read error).
+pub const EXIT_INPUT_LOST: u8 = 17;
+
+/// What to record and where.
+#[derive(Debug, Clone)]
+pub struct RecordJob {
+    /// `redis://...`, `amqp://...`, `file:PATH` or `-`.
+    pub input: String,
+    pub options: OutputOptions,
+    pub save_after: u64,
+    /// `None`: never.
+    pub stop_after: Option<u64>,
+    pub stop_file: PathBuf,
+    pub dataset: String,
+    pub csv_path: PathBuf,
+    pub archive_path: PathBuf,
+    /// A snapshot also when nothing arrived for this long and messages are pending.
+    pub idle_save: Option<Duration>,
+    pub prefetch: u16,
+    pub antinex: Option<AntinexConfig>,
+    /// Test hook (NETPIPE_RECORD_ABORT_AFTER_COMMIT=N): abort the process right after the
+    /// N-th snapshot is committed and before its messages are acknowledged, to show that a
+    /// restart neither loses nor duplicates them.
+    pub abort_after_commit: Option<u64>,
+}
+
+/// Why the recorder stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    EndOfInput,
+    StopFile,
+    StopAfter,
+    Signal,
+    Failed,
+}
+
+/// The run's outcome: counters for the summary and an error if it failed.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub read: u64,
+    pub recorded: u64,
+    pub rejected: u64,
+    /// Packet messages without any field (undecodable frames): no row, kept with the
+    /// rejected messages, not an error.
+    pub empty: u64,
+    pub skipped_duplicates: u64,
+    pub snapshots: u64,
+    pub csv_rewrites: u64,
+    pub rows_total: u64,
+    pub columns: usize,
+    pub resumed: bool,
+    pub given_back: bool,
+    pub stop: Option<StopReason>,
+    pub antinex: Option<antinex::AntinexCounters>,
+    pub error: Option<(u8, String)>,
+    pub csv_path: PathBuf,
+    pub archive_path: PathBuf,
+    pub rejected_path: PathBuf,
+    pub first_rejection: Option<String>,
+}
+
+impl Outcome {
+    pub fn exit_code(&self) -> u8 {
+        match &self.error {
+            Some((code, _)) => *code,
+            None if self.rejected > 0 => EXIT_REJECTED,
+            None => 0,
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "record: {} message(s) read, {} recorded, {} rejected, {} without fields, {} skipped \
+             as already recorded; {} snapshot(s), {} CSV rewrite(s) for new columns; CSV {} has \
+             {} row(s) and {} column(s){}",
+            self.read,
+            self.recorded,
+            self.rejected,
+            self.empty,
+            self.skipped_duplicates,
+            self.snapshots,
+            self.csv_rewrites,
+            self.csv_path.display(),
+            self.rows_total,
+            self.columns + 1,
+            if self.resumed { " (resumed)" } else { "" },
+        );
+        s.push_str(&format!("; archive {}", self.archive_path.display()));
+        if self.rejected + self.empty > 0 {
+            s.push_str(&format!(
+                "; rejected and empty messages in {} (first rejected: {})",
+                self.rejected_path.display(),
+                self.first_rejection.as_deref().unwrap_or("none")
+            ));
+        }
+        if let Some(a) = &self.antinex {
+            s.push_str(&format!(
+                "; antinex: {} job(s) sent ({} rows), {} failed, {} login(s)",
+                a.jobs_sent, a.rows_sent, a.jobs_failed, a.logins
+            ));
+        }
+        let why = match self.stop {
+            Some(StopReason::EndOfInput) => "end of input",
+            Some(StopReason::StopFile) if self.given_back => {
+                "stop file found (the message in hand went back to the queue)"
+            }
+            Some(StopReason::StopFile) => "stop file found",
+            Some(StopReason::StopAfter) => "STOP_AFTER_NUM reached",
+            Some(StopReason::Signal) => "signal",
+            Some(StopReason::Failed) | None => "error",
+        };
+        s.push_str(&format!("; stopped: {why}"));
+        s
+    }
+}
+
+/// One line on stderr, prefixed.
+pub(crate) fn log(args: std::fmt::Arguments) {
+    eprintln!("netpipe-fast record: {args}");
+}
+
+/// `%Y-%m-%d %H:%M:%S`, UTC, now.
+pub fn now_text() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    String::from_utf8_lossy(&crate::encode::json::format_created(secs)).into_owned()
+}
+
+/// `-%Y-%m-%d-%H-%M-%S` as the original named its files (UTC).
+pub fn file_stamp() -> String {
+    now_text().replace([' ', ':'], "-")
+}
+
+/// The packet JSON inside a message: kombu's envelope (body base64 when
+/// `properties.body_encoding` says so, else the JSON text itself), or the message itself.
+pub fn unwrap_envelope<'a>(raw: &'a [u8], body: &'a mut Vec<u8>) -> Result<&'a [u8], String> {
+    // Our own messages start with {"data": skip the envelope parse for them.
+    let start = raw
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    if raw[start..].starts_with(b"{\"data\"") {
+        return Ok(raw);
+    }
+    #[derive(serde::Deserialize)]
+    struct Envelope<'x> {
+        #[serde(borrow)]
+        body: Option<&'x serde_json::value::RawValue>,
+        #[serde(default)]
+        properties: Option<Properties>,
+        #[serde(default)]
+        data: Option<serde::de::IgnoredAny>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Properties {
+        #[serde(default)]
+        body_encoding: Option<String>,
+    }
+    let env: Envelope = match serde_json::from_slice(raw) {
+        Ok(e) => e,
+        // Not JSON at all: let the flattener report it.
+        Err(_) => return Ok(raw),
+    };
+    let (Some(b), None) = (env.body, env.data) else {
+        return Ok(raw);
+    };
+    let text: String = match serde_json::from_str::<serde_json::Value>(b.get()) {
+        Ok(serde_json::Value::String(s)) => s,
+        // A body that is an object already.
+        Ok(serde_json::Value::Object(_)) => {
+            body.clear();
+            body.extend_from_slice(b.get().as_bytes());
+            return Ok(body);
+        }
+        _ => return Err("kombu envelope with a \"body\" that is neither text nor object".into()),
+    };
+    body.clear();
+    let base64 = env
+        .properties
+        .and_then(|p| p.body_encoding)
+        .is_some_and(|e| e == "base64");
+    if base64 {
+        base64_decode(text.as_bytes(), body)
+            .ok_or_else(|| "kombu envelope: body is not valid base64".to_string())?;
+    } else {
+        body.extend_from_slice(text.as_bytes());
+    }
+    Ok(body)
+}
+
+/// Standard base64 (padding optional, no line breaks) into `out`.
+pub fn base64_decode(input: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    fn val(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let input = input
+        .strip_suffix(b"==")
+        .or_else(|| input.strip_suffix(b"="))
+        .unwrap_or(input);
+    if input.len() % 4 == 1 {
+        return None;
+    }
+    out.reserve(input.len() * 3 / 4);
+    for chunk in input.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= val(c)? << (18 - 6 * i);
+        }
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Some(())
+}
+
+/// Pending work between snapshots.
+struct Pending {
+    rows: Rows,
+    archive: Vec<u8>,
+    archive_count: u64,
+    rejections: Vec<Rejection>,
+    body: Vec<u8>,
+    /// `received` text, refreshed every 200 ms rather than formatted per message.
+    received: String,
+    received_at: Instant,
+}
+
+impl Pending {
+    fn messages(&self) -> u64 {
+        self.rows.len() as u64 + self.rejections.len() as u64
+    }
+}
+
+impl RecordJob {
+    /// Runs until the input ends, the stop file appears, STOP_AFTER_NUM messages were read or
+    /// `stop` is set (signals). Everything read is in the files when it returns, except after
+    /// a failure to write them (then nothing unsaved was acknowledged).
+    pub fn run(&self, stop: &AtomicBool) -> Outcome {
+        let mut out = Outcome {
+            csv_path: self.csv_path.clone(),
+            archive_path: self.archive_path.clone(),
+            rejected_path: csv::suffixed(&self.csv_path, ".rejected.jsonl"),
+            ..Outcome::default()
+        };
+        if self.stop_file.exists() {
+            out.error = Some((
+                2,
+                format!(
+                    "the stop file {} exists already: remove it to record",
+                    self.stop_file.display()
+                ),
+            ));
+            return out;
+        }
+        let mut store = match Store::open(
+            self.csv_path.clone(),
+            self.archive_path.clone(),
+            self.dataset.clone(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                out.error = Some((EXIT_FILES, e.0));
+                return out;
+            }
+        };
+        out.resumed = store.resumed;
+        let mut input = match input::open(
+            &self.input,
+            &self.options,
+            self.prefetch,
+            &store.state.input,
+        ) {
+            Ok(i) => i,
+            Err(StartError { exit_code, message }) => {
+                out.error = Some((exit_code, message));
+                return out;
+            }
+        };
+        let mut antinex = self.antinex.clone().map(AntinexClient::new);
+        let mut pending = Pending {
+            rows: Rows::default(),
+            archive: Vec::with_capacity(1 << 20),
+            archive_count: 0,
+            rejections: Vec::new(),
+            body: Vec::new(),
+            received: now_text(),
+            received_at: Instant::now(),
+        };
+        let mut raw = Vec::with_capacity(4096);
+        let mut last_stop_check = Instant::now();
+        let mut last_message = Instant::now();
+        let save_after = self.save_after.max(1);
+        let stop_check = Duration::from_millis(50);
+        let reason = loop {
+            if stop.load(Ordering::Relaxed) {
+                break StopReason::Signal;
+            }
+            let mut room = save_after.saturating_sub(pending.messages()).max(1);
+            if let Some(limit) = self.stop_after {
+                room = room.min(limit.saturating_sub(out.read).max(1));
+            }
+            match input.next(&mut raw, usize::try_from(room).unwrap_or(usize::MAX)) {
+                Err(e) => {
+                    out.error = Some((EXIT_INPUT_LOST, e.0));
+                    break StopReason::Failed;
+                }
+                Ok(Fetch::End) => break StopReason::EndOfInput,
+                Ok(Fetch::Idle) => {
+                    if self.stop_file.exists() {
+                        break StopReason::StopFile;
+                    }
+                    let idle_due = self.idle_save.is_some_and(|d| last_message.elapsed() >= d);
+                    if (pending.messages() > 0 || input.unacked_skips() > 0) && idle_due {
+                        if let Err(e) = self.snapshot(
+                            &mut store,
+                            &mut *input,
+                            &mut pending,
+                            &mut antinex,
+                            &mut out,
+                        ) {
+                            out.error = Some(e);
+                            break StopReason::Failed;
+                        }
+                    }
+                    continue;
+                }
+                Ok(Fetch::Message) => {}
+            }
+            last_message = Instant::now();
+            if last_message.duration_since(last_stop_check) >= stop_check {
+                last_stop_check = last_message;
+                if self.stop_file.exists() {
+                    if let Err(e) = input.give_back_last() {
+                        out.error = Some((EXIT_INPUT_LOST, e.0));
+                        break StopReason::Failed;
+                    }
+                    out.given_back = true;
+                    break StopReason::StopFile;
+                }
+            }
+            out.read += 1;
+            self.take(
+                &raw,
+                &mut *input,
+                &mut store.columns,
+                &mut pending,
+                &mut out,
+            );
+            // Offsets in the pending buffers are 32-bit, and memory stays bounded.
+            let big = pending.rows.text.len().max(pending.archive.len()) >= MAX_PENDING_BYTES;
+            if pending.messages() >= save_after || big {
+                if let Err(e) = self.snapshot(
+                    &mut store,
+                    &mut *input,
+                    &mut pending,
+                    &mut antinex,
+                    &mut out,
+                ) {
+                    out.error = Some(e);
+                    break StopReason::Failed;
+                }
+            }
+            if self.stop_after.is_some_and(|n| out.read >= n) {
+                break StopReason::StopAfter;
+            }
+        };
+        out.stop = Some(reason);
+        // After an input failure nothing more is saved: the messages not yet in a snapshot
+        // stay with the broker (Redis: in this recorder's processing list, taken up at the next
+        // start; RabbitMQ: unacknowledged, so delivered again; a file: read again after the
+        // last saved line). Saving them now could save messages whose move the broker made but
+        // whose reply was lost, and then drop that list as done.
+        if reason != StopReason::Failed {
+            let released = input.release_unused();
+            if let Err(e) = &released {
+                out.error = Some((EXIT_INPUT_LOST, e.0.clone()));
+            }
+            if released.is_ok() && (pending.messages() > 0 || input.unacked_skips() > 0) {
+                if let Err(e) = self.snapshot(
+                    &mut store,
+                    &mut *input,
+                    &mut pending,
+                    &mut antinex,
+                    &mut out,
+                ) {
+                    if out.error.is_none() {
+                        out.error = Some(e);
+                    } else {
+                        log(format_args!("{}", e.1));
+                    }
+                }
+            }
+        }
+        out.skipped_duplicates = input.skipped();
+        out.csv_rewrites = store.csv_rewrites;
+        out.rows_total = store.state.rows;
+        out.columns = store.state.columns.len();
+        out.antinex = antinex.map(|a| a.counters);
+        out
+    }
+
+    /// One message: unwrapped, flattened, archived; or rejected.
+    fn take(
+        &self,
+        raw: &[u8],
+        input: &mut dyn Input,
+        columns: &mut Columns,
+        p: &mut Pending,
+        out: &mut Outcome,
+    ) {
+        let result = unwrap_envelope(raw, &mut p.body).and_then(|payload| {
+            let info = flatten_message(payload, columns, &mut p.rows)?;
+            Ok((payload, info))
+        });
+        match result {
+            Ok((payload, info)) => {
+                if p.archive_count > 0 {
+                    p.archive.extend_from_slice(b",\n");
+                }
+                let now = Instant::now();
+                if now.duration_since(p.received_at) >= Duration::from_millis(200) {
+                    p.received = now_text();
+                    p.received_at = now;
+                }
+                append_archive_entry(&mut p.archive, payload, info, &p.received);
+                p.archive_count += 1;
+                out.recorded += 1;
+            }
+            Err(error) if error == flatten::EMPTY_PACKET => {
+                out.empty += 1;
+                p.rejections.push(Rejection {
+                    position: input.position(),
+                    error,
+                    message: raw.to_vec(),
+                });
+            }
+            Err(error) => {
+                let position = input.position();
+                if out.first_rejection.is_none() {
+                    out.first_rejection = Some(format!("{position}: {error}"));
+                }
+                if out.rejected < 10 {
+                    log(format_args!("rejected {position}: {error}"));
+                }
+                out.rejected += 1;
+                p.rejections.push(Rejection {
+                    position,
+                    error,
+                    message: raw.to_vec(),
+                });
+            }
+        }
+    }
+
+    /// Saves the pending messages, commits, acknowledges, then sends the rows to AntiNex.
+    fn snapshot(
+        &self,
+        store: &mut Store,
+        input: &mut dyn Input,
+        p: &mut Pending,
+        antinex: &mut Option<AntinexClient>,
+        out: &mut Outcome,
+    ) -> Result<(), (u8, String)> {
+        let first_idx = store.state.rows;
+        store
+            .snapshot(
+                &p.rows,
+                &p.archive,
+                p.archive_count,
+                &p.rejections,
+                &input.state(),
+            )
+            .map_err(|e| {
+                (
+                    EXIT_FILES,
+                    format!(
+                        "cannot save the snapshot ({} or beside it): {e}; the {} message(s) of \
+                         this snapshot were not acknowledged",
+                        self.csv_path.display(),
+                        p.messages()
+                    ),
+                )
+            })?;
+        out.snapshots += 1;
+        if self.abort_after_commit == Some(out.snapshots) {
+            // Test hook: a crash between the commit and the acknowledgement.
+            std::process::abort();
+        }
+        let acked = input.committed();
+        if let Some(client) = antinex.as_mut() {
+            if let Err(e) = client.publish(store, &p.rows, first_idx) {
+                log(format_args!(
+                    "antinex: {e} ({} row(s) not predicted; recording goes on)",
+                    p.rows.len()
+                ));
+            }
+        }
+        p.rows.clear();
+        p.archive.clear();
+        p.archive_count = 0;
+        p.rejections.clear();
+        acked.map_err(|e| (EXIT_INPUT_LOST, e.0))
+    }
+}
+
+/// The message as the archive keeps it: the packet JSON with `id` (a UUID) and `received`
+/// added, as the original did (kept as they are when the message has them already).
+fn append_archive_entry(
+    out: &mut Vec<u8>,
+    payload: &[u8],
+    info: flatten::MessageInfo,
+    received: &str,
+) {
+    let mut end = payload.len();
+    while end > 0 && payload[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    let start = payload
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    // flatten_message accepted it, so it is an object: ends with '}'.
+    let body = &payload[start..end.saturating_sub(1)];
+    out.extend_from_slice(body);
+    if !info.has_id {
+        out.extend_from_slice(b",\"id\":\"");
+        out.extend_from_slice(
+            uuid::Uuid::new_v4()
+                .hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer())
+                .as_bytes(),
+        );
+        out.push(b'"');
+    }
+    if !info.has_received {
+        out.extend_from_slice(b",\"received\":\"");
+        out.extend_from_slice(received.as_bytes());
+        out.push(b'"');
+    }
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes() {
+        let mut body = Vec::new();
+        let raw = br#"{"data":{"ip":{"a":1}}}"#;
+        assert_eq!(unwrap_envelope(raw, &mut body).unwrap(), raw);
+        let env = br#"{"body": "eyJkYXRhIjogMX0=", "properties": {"body_encoding": "base64"}}"#;
+        assert_eq!(unwrap_envelope(env, &mut body).unwrap(), br#"{"data": 1}"#);
+        let env = br#"{"body": "{\"data\": 2}", "content-type": "application/json"}"#;
+        assert_eq!(unwrap_envelope(env, &mut body).unwrap(), br#"{"data": 2}"#);
+        let bad = br#"{"body": "!!!", "properties": {"body_encoding": "base64"}}"#;
+        assert!(unwrap_envelope(bad, &mut body).is_err());
+    }
+
+    #[test]
+    fn base64() {
+        let mut out = Vec::new();
+        base64_decode(b"aGVsbG8=", &mut out).unwrap();
+        assert_eq!(out, b"hello");
+        out.clear();
+        base64_decode(b"aGk", &mut out).unwrap();
+        assert_eq!(out, b"hi");
+        assert!(base64_decode(b"a", &mut Vec::new()).is_none());
+        assert!(base64_decode(b"a$==", &mut Vec::new()).is_none());
+    }
+
+    #[test]
+    fn archive_entry_adds_id_and_received() {
+        let mut out = Vec::new();
+        append_archive_entry(
+            &mut out,
+            br#" {"data":{"ip":{"a":1}}} "#,
+            flatten::MessageInfo::default(),
+            &now_text(),
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["id"].as_str().unwrap().len(), 36);
+        assert_eq!(v["received"].as_str().unwrap().len(), 19);
+    }
+}
