@@ -11,7 +11,9 @@
 
 pub mod amqp;
 pub mod redis;
+mod resp;
 pub mod tcp;
+pub mod tls;
 
 use crate::pipeline::batch::JsonBatch;
 use std::fmt;
@@ -25,6 +27,7 @@ use std::time::Duration;
 pub use self::amqp::{AmqpConfig, AmqpSink};
 pub use self::redis::{RedisConfig, RedisFormat, RedisSink};
 pub use self::tcp::{TcpConfig, TcpSink};
+pub use self::tls::{CertReqs, SslOptions};
 
 /// A destination for pre-serialised batches.
 pub trait Sink: Send {
@@ -42,7 +45,9 @@ pub trait Sink: Send {
 pub const EXIT_UNREACHABLE: u8 = 9;
 /// Exit code: the broker refused the credentials at start-up.
 pub const EXIT_AUTH: u8 = 10;
-/// Exit code: TLS output asked for (`rediss://`, `amqps://`) but not available, or the TLS handshake failed.
+/// Exit code: TLS (`rediss://`, `amqps://`, FORWARD_SSL_OPTIONS) could not start: the
+/// handshake failed (certificate not trusted, wrong host name, not a TLS port) or the
+/// certificate files could not be read.
 pub const EXIT_TLS: u8 = 11;
 /// Exit code: a malformed output URL (the usage-error code).
 pub const EXIT_BAD_URL: u8 = 2;
@@ -91,13 +96,16 @@ pub fn start_exit_code(error: &io::Error) -> Option<u8> {
 }
 
 /// Settings for broker outputs that do not fit in the URL (environment variables of the
-/// original: FORWARD_QUEUE, FORWARD_EXCHANGE, FORWARD_ROUTING_KEY).
+/// original: FORWARD_QUEUE, FORWARD_EXCHANGE, FORWARD_ROUTING_KEY, FORWARD_SSL_OPTIONS).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputOptions {
     pub redis_format: RedisFormat,
     pub queue: String,
     pub exchange: String,
     pub routing_key: String,
+    /// TLS settings for `rediss://` and `amqps://`; when given, TLS for `redis://` and
+    /// `amqp://` too (as kombu does).
+    pub ssl: SslOptions,
 }
 
 impl Default for OutputOptions {
@@ -107,6 +115,7 @@ impl Default for OutputOptions {
             queue: "NEW_PACKETS".into(),
             exchange: "NEW_PACKETS".into(),
             routing_key: "NEW_PACKETS".into(),
+            ssl: SslOptions::default(),
         }
     }
 }
