@@ -297,6 +297,11 @@ pub struct OutputArgs {
         value_name = "JSON"
     )]
     pub ssl_options: SslOptions,
+
+    /// amqp:// without publisher confirms: a batch counts as written once it is on the
+    /// socket (faster; a lost connection may lose what the broker had not stored yet).
+    #[arg(long)]
+    pub no_confirms: bool,
 }
 
 impl ReadArgs {
@@ -318,6 +323,7 @@ impl OutputArgs {
             exchange: self.exchange.clone(),
             routing_key: self.routing_key.clone(),
             ssl: self.ssl_options.clone(),
+            amqp_confirms: !self.no_confirms,
         }
     }
 }

@@ -153,7 +153,7 @@ impl AmqpConfig {
             queue: options.queue.clone(),
             exchange: options.exchange.clone(),
             routing_key: options.routing_key.clone(),
-            confirms: true,
+            confirms: options.amqp_confirms,
             window_batches: 4,
             connect_timeout: Duration::from_secs(10),
             confirm_timeout: Duration::from_secs(60),
@@ -430,6 +430,28 @@ impl AmqpSink {
         Ok(())
     }
 
+    /// Waits until the broker has processed everything sent on the channel so far: a passive
+    /// declare of the exchange, whose answer follows the frames before it.
+    fn barrier(&mut self) -> Result<(), Failure> {
+        let Some(link) = self.link.as_ref() else {
+            return Err(Failure::Timeout("a connection"));
+        };
+        let work = link.channel.exchange_declare(
+            self.exchange.clone(),
+            self.cfg.exchange_kind(),
+            ExchangeDeclareOptions {
+                passive: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        );
+        let timeout = self.cfg.confirm_timeout;
+        self.runtime
+            .block_on(async move { tokio::time::timeout(timeout, work).await })
+            .map_err(|_| Failure::Timeout("the end-of-output check"))?
+            .map_err(Failure::Lapin)
+    }
+
     /// Connects again, forever, with capped exponential backoff, and sends every unconfirmed
     /// message again, oldest first.
     fn recover(&mut self, why: &Failure) {
@@ -499,6 +521,18 @@ impl Sink for AmqpSink {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if !self.cfg.confirms {
+            // Without confirms a publish is done once lapin has queued it, not once the broker
+            // has it: a synchronous call on the same channel answers only after the broker
+            // has processed every frame sent before it, so the batches still held are
+            // released only after that answer (and sent again if it does not come).
+            while !self.in_flight.is_empty() {
+                match self.barrier() {
+                    Ok(()) => break,
+                    Err(e) => self.recover(&e),
+                }
+            }
+        }
         while !self.in_flight.is_empty() {
             if let Err(e) = self.confirm_oldest() {
                 self.recover(&e);

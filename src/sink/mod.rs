@@ -106,6 +106,8 @@ pub struct OutputOptions {
     /// TLS settings for `rediss://` and `amqps://`; when given, TLS for `redis://` and
     /// `amqp://` too (as kombu does).
     pub ssl: SslOptions,
+    /// RabbitMQ publisher confirms (on unless `--no-confirms`).
+    pub amqp_confirms: bool,
 }
 
 impl Default for OutputOptions {
@@ -116,6 +118,7 @@ impl Default for OutputOptions {
             exchange: "NEW_PACKETS".into(),
             routing_key: "NEW_PACKETS".into(),
             ssl: SslOptions::default(),
+            amqp_confirms: true,
         }
     }
 }
