@@ -520,3 +520,18 @@ fn amqps_delivers_every_message_in_order_and_checks_the_certificate() {
     );
     assert_tls_failure(&out, password, "TLS");
 }
+
+#[test]
+fn bad_ssl_options_are_a_usage_error_named_in_one_line() {
+    for (options, says) in [
+        (r#"{"ca_cert": "/x.pem"}"#, "unknown SSL option"),
+        (r#"{"cert_reqs": "CERT_MAYBE"}"#, "cert_reqs"),
+        ("not json", "JSON"),
+    ] {
+        let out = read_with(options, &["-o", "rediss://:s3cret@127.0.0.1:1/0"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{options}: {err}");
+        assert!(err.contains(says), "{options}: {err}");
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+}
