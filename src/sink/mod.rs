@@ -1,6 +1,6 @@
 //! Sinks: where the publisher thread writes batches. JSON lines to stdout, a file or a TCP
 //! listener ([`tcp`]), Redis lists readable by kombu consumers ([`redis`]) and RabbitMQ
-//! exchanges with publisher confirms ([`amqp`]).
+//! exchanges with publisher confirms ([`amqp`]); TLS for both from kombu's ssl options ([`tls`]).
 //!
 //! Broker sinks connect when opened, so a wrong address or password ends the run before any
 //! packet is read, with one line and a distinct exit code ([`StartError`]). Once running they
@@ -161,7 +161,7 @@ impl Output {
             _ => Err(format!(
                 "unsupported output \"{}\": use \"-\" (stdout), \"file:PATH\", \
                  \"tcp://HOST:PORT\", \"redis://[:PASSWORD@]HOST[:PORT][/DB]\" or \
-                 \"amqp://USER:PASSWORD@HOST[:PORT][/VHOST]\"",
+                 \"amqp://USER:PASSWORD@HOST[:PORT][/VHOST]\" (rediss://, amqps:// for TLS)",
                 redact(s)
             )),
         }
