@@ -215,6 +215,21 @@ fi
 info "$("$pandas_venv/bin/python" -c 'import pandas; print("pandas", pandas.__version__)')"
 
 # ---------------------------------------------------------------------------------------------
+# TLS tests (tests/sink_tls.rs): openssl makes their CA and certificates; they start their own
+# redis-server (with a TLS port: Debian's build links OpenSSL) and RabbitMQ node.
+# ---------------------------------------------------------------------------------------------
+
+step "openssl (TLS test certificates)"
+if command -v openssl >/dev/null 2>&1; then
+  info "present: $(openssl version)"
+else
+  apt_install openssl
+fi
+if ! redis-server --help 2>&1 | grep -q -- '--tls-port' && ! ldd "$(command -v redis-server)" | grep -q libssl; then
+  die "this redis-server has no TLS support; tests/sink_tls.rs needs one built with TLS"
+fi
+
+# ---------------------------------------------------------------------------------------------
 # Checks
 # ---------------------------------------------------------------------------------------------
 

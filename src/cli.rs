@@ -1,6 +1,6 @@
 //! Command-line definitions (clap), with the original's environment variables as fallbacks.
 
-use crate::sink::{OutputOptions, RedisFormat};
+use crate::sink::{OutputOptions, RedisFormat, SslOptions};
 use crate::source::ring::FanoutMode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -306,6 +306,25 @@ pub struct OutputArgs {
         value_name = "KEY"
     )]
     pub routing_key: String,
+
+    /// TLS settings for rediss:// and amqps:// as a JSON object with kombu's names:
+    /// {"ca_certs": "ca.pem", "certfile": "client.pem", "keyfile": "client.key",
+    /// "cert_reqs": "CERT_REQUIRED"} (cert_reqs: CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED or
+    /// 0, 1, 2). Without ca_certs the system's CAs are trusted. Non-empty turns TLS on for
+    /// redis:// and amqp:// too, as kombu does.
+    #[arg(
+        long,
+        env = "FORWARD_SSL_OPTIONS",
+        default_value = "{}",
+        value_parser = SslOptions::parse_json,
+        value_name = "JSON"
+    )]
+    pub ssl_options: SslOptions,
+
+    /// amqp:// without publisher confirms: a batch counts as written once it is on the
+    /// socket (faster; a lost connection may lose what the broker had not stored yet).
+    #[arg(long)]
+    pub no_confirms: bool,
 }
 
 impl ReadArgs {
@@ -326,6 +345,8 @@ impl OutputArgs {
             queue: self.queue.clone(),
             exchange: self.exchange.clone(),
             routing_key: self.routing_key.clone(),
+            ssl: self.ssl_options.clone(),
+            amqp_confirms: !self.no_confirms,
         }
     }
 }
@@ -373,11 +394,12 @@ Exit codes:
   7  bad filter expression         8  output failed while writing
   9  broker unreachable at start (refused, unknown host, timeout)
   10 broker refused the credentials at start
-  11 TLS output (rediss://, amqps://) not supported by this build yet
+  11 TLS could not start (rediss://, amqps://, --ssl-options): certificate not trusted,
+     wrong host name, not a TLS port, or a certificate/key file unreadable
 
 Once running, tcp://, redis:// and amqp:// outputs reconnect forever with capped backoff,
 holding the output (back-pressure, nothing dropped), and send again what the lost connection
-may not have delivered (redis: the one batch in flight; amqp: every unconfirmed message; tcp:
+may not have delivered (redis: the unanswered LPUSH batches, at most 4; amqp: every unconfirmed message; tcp:
 the last tcp_wmem+tcp_rmem bytes of whole batches), so a receiver may see those messages
 twice; they are counted as resent.";
 

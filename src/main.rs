@@ -290,6 +290,7 @@ fn record(args: RecordArgs) -> ExitCode {
             queue: args.queue,
             exchange: args.exchange,
             routing_key: args.routing_key,
+            ..OutputOptions::default()
         },
         save_after,
         stop_after: u64::try_from(args.stop_after_num).ok().filter(|&n| n > 0),

@@ -21,9 +21,13 @@
 //! messages) can be sent again per reconnect; every message sent again is counted as
 //! `resent`, so duplicates ≤ resent.
 //!
+//! `amqps://` (or any FORWARD_SSL_OPTIONS): TLS through rustls with the options' CA, client
+//! certificate and `cert_reqs` ([`super::tls`]), on a socket our own connector opens for lapin.
+//!
 //! Start-up failures end the run: unreachable (exit 9), credentials or virtual host refused
-//! (10), `amqps://` (11: TLS is not supported by this build yet), malformed URL or an exchange
-//! or queue that exists with other settings (2).
+//! (10), TLS failure (11: certificate not trusted, wrong host name, not a TLS port,
+//! unreadable certificate files), malformed URL or an exchange or queue that exists with
+//! other settings (2).
 //!
 //! lapin does its socket I/O on a thread of its own and runs its heartbeat and RPC tasks on
 //! the async runtime it is given. The sink owns a Tokio runtime with one worker thread for
@@ -33,6 +37,7 @@
 //! lapin's I/O thread cannot drive a current-thread runtime's reactor from outside.
 
 use super::redis::Secret;
+use super::tls::{is_tls_error, SslOptions};
 use super::{
     log, percent_decode, reconnect_forever, split_host_port, split_url, Backoff, OutputOptions,
     SharedCounters, Sink, SinkCounters, StartError, UrlParts, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS,
@@ -45,6 +50,7 @@ use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
+use lapin::tcp::{AsyncTcpStream, RustlsConnector};
 use lapin::types::{FieldTable, ShortString};
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use lapin::{
@@ -55,7 +61,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -68,8 +74,10 @@ pub struct AmqpConfig {
     pub vhost: String,
     pub username: String,
     pub password: Secret,
-    /// `amqps://`: TLS (not supported by this build yet; refused at open with exit 11).
+    /// `amqps://`, or SSL options given: TLS.
     pub tls: bool,
+    /// FORWARD_SSL_OPTIONS (CA, client certificate, cert_reqs).
+    pub ssl: SslOptions,
     pub queue: String,
     pub exchange: String,
     /// Empty: a `direct` exchange bound with the empty key; else a `topic` exchange.
@@ -112,6 +120,9 @@ impl AmqpConfig {
                 p.unwrap_or_else(|| "guest".into()),
             ),
         };
+        // kombu (py-amqp) turns TLS on when ssl options are given, whatever the scheme, and
+        // then defaults to the TLS port.
+        let tls = tls || options.ssl.given;
         let default_port = if tls { 5671 } else { 5672 };
         let (host, port) = split_host_port(hostport, Some(default_port)).map_err(|e| bad(&e))?;
         let vhost = percent_decode(path).ok_or_else(|| bad("bad %-escape in the virtual host"))?;
@@ -138,10 +149,11 @@ impl AmqpConfig {
             username,
             password: Secret(password),
             tls,
+            ssl: options.ssl.clone(),
             queue: options.queue.clone(),
             exchange: options.exchange.clone(),
             routing_key: options.routing_key.clone(),
-            confirms: true,
+            confirms: options.amqp_confirms,
             window_batches: 4,
             connect_timeout: Duration::from_secs(10),
             confirm_timeout: Duration::from_secs(60),
@@ -185,6 +197,7 @@ impl AmqpConfig {
         }
     }
 
+    /// The URI lapin gets: always `amqp`, since the TLS layer (when on) is our connector's.
     pub(crate) fn uri(&self) -> AMQPUri {
         AMQPUri {
             scheme: AMQPScheme::AMQP,
@@ -265,6 +278,8 @@ struct Link {
 /// Why a connection is given up.
 enum Failure {
     Lapin(lapin::Error),
+    /// The TLS handshake failed (what rustls said).
+    Tls(String),
     Nack,
     Timeout(&'static str),
 }
@@ -273,6 +288,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Lapin(e) => write!(f, "{e}"),
+            Failure::Tls(e) => write!(f, "TLS: {e}"),
             Failure::Nack => f.write_str("the broker refused (nacked) a message"),
             Failure::Timeout(what) => write!(f, "no answer to {what} in time"),
         }
@@ -289,6 +305,8 @@ impl From<lapin::Error> for Failure {
 pub struct AmqpSink {
     cfg: AmqpConfig,
     runtime: TokioRuntime,
+    /// Built once from the SSL options; `None` without TLS.
+    tls: Option<RustlsConnector>,
     link: Option<Link>,
     in_flight: VecDeque<InFlight>,
     /// Emptied [`InFlight`] buffers for reuse.
@@ -305,12 +323,15 @@ pub struct AmqpSink {
 impl AmqpSink {
     /// Connects, declares the exchange, queue and binding, and turns confirms on.
     pub fn connect(cfg: AmqpConfig) -> Result<AmqpSink, StartError> {
-        if cfg.tls {
-            return Err(StartError::new(
-                EXIT_TLS,
-                "TLS (amqps://) is not supported by this build yet; use amqp://",
-            ));
-        }
+        let tls = if cfg.tls {
+            let config = cfg
+                .ssl
+                .client_config()
+                .map_err(|e| StartError::new(EXIT_TLS, format!("TLS set-up failed: {e}")))?;
+            Some(RustlsConnector::from(config))
+        } else {
+            None
+        };
         let tokio = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("netpipe-amqp")
@@ -323,8 +344,9 @@ impl AmqpSink {
                 )
             })?;
         let runtime = async_rs::Runtime::tokio_with_runtime(tokio);
-        let link = open_link(&cfg, &runtime).map_err(|e| start_error(&cfg, &e))?;
+        let link = open_link(&cfg, &runtime, tls.as_ref()).map_err(|e| start_error(&cfg, &e))?;
         Ok(AmqpSink {
+            tls,
             properties: BasicProperties::default()
                 .with_content_type("application/json".into())
                 .with_content_encoding("utf-8".into())
@@ -408,6 +430,28 @@ impl AmqpSink {
         Ok(())
     }
 
+    /// Waits until the broker has processed everything sent on the channel so far: a passive
+    /// declare of the exchange, whose answer follows the frames before it.
+    fn barrier(&mut self) -> Result<(), Failure> {
+        let Some(link) = self.link.as_ref() else {
+            return Err(Failure::Timeout("a connection"));
+        };
+        let work = link.channel.exchange_declare(
+            self.exchange.clone(),
+            self.cfg.exchange_kind(),
+            ExchangeDeclareOptions {
+                passive: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        );
+        let timeout = self.cfg.confirm_timeout;
+        self.runtime
+            .block_on(async move { tokio::time::timeout(timeout, work).await })
+            .map_err(|_| Failure::Timeout("the end-of-output check"))?
+            .map_err(Failure::Lapin)
+    }
+
     /// Connects again, forever, with capped exponential backoff, and sends every unconfirmed
     /// message again, oldest first.
     fn recover(&mut self, why: &Failure) {
@@ -419,9 +463,9 @@ impl AmqpSink {
             close_link(&self.runtime, old);
         }
         loop {
-            let (cfg, runtime) = (&self.cfg, &self.runtime);
+            let (cfg, runtime, tls) = (&self.cfg, &self.runtime, self.tls.as_ref());
             let (link, attempt) = reconnect_forever(&dest, cfg.backoff, &self.counters, || {
-                open_link(cfg, runtime)
+                open_link(cfg, runtime, tls)
             });
             self.link = Some(link);
             let mut resent = 0u64;
@@ -477,6 +521,18 @@ impl Sink for AmqpSink {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if !self.cfg.confirms {
+            // Without confirms a publish is done once lapin has queued it, not once the broker
+            // has it: a synchronous call on the same channel answers only after the broker
+            // has processed every frame sent before it, so the batches still held are
+            // released only after that answer (and sent again if it does not come).
+            while !self.in_flight.is_empty() {
+                match self.barrier() {
+                    Ok(()) => break,
+                    Err(e) => self.recover(&e),
+                }
+            }
+        }
         while !self.in_flight.is_empty() {
             if let Err(e) = self.confirm_oldest() {
                 self.recover(&e);
@@ -545,17 +601,48 @@ where
     Ok(done.into_iter().flatten().collect())
 }
 
-/// Connects, opens a channel, declares the exchange (durable), the queue (durable) and the
-/// binding, and turns publisher confirms on.
-fn open_link(cfg: &AmqpConfig, runtime: &TokioRuntime) -> Result<Link, Failure> {
+/// Connects (through TLS when `tls` is given), opens a channel, declares the exchange
+/// (durable), the queue (durable) and the binding, and turns publisher confirms on.
+fn open_link(
+    cfg: &AmqpConfig,
+    runtime: &TokioRuntime,
+    tls: Option<&RustlsConnector>,
+) -> Result<Link, Failure> {
     let properties =
         ConnectionProperties::default().with_connection_name(cfg.connection_name.as_str().into());
     let exchange: ShortString = cfg.exchange.as_str().into();
     let queue: ShortString = cfg.queue.as_str().into();
     let timeout = cfg.connect_timeout;
+    // What the TLS layer said, if the handshake failed: lapin reports it as an I/O error of
+    // its own, and the start-up error must say TLS (exit 11).
+    let tls_failure: Arc<Mutex<Option<String>>> = Arc::default();
     let work = async {
-        let connection =
-            Connection::connect_uri_with_runtime(cfg.uri(), properties, runtime.clone()).await?;
+        let connection = match tls {
+            None => {
+                Connection::connect_uri_with_runtime(cfg.uri(), properties, runtime.clone()).await?
+            }
+            Some(connector) => {
+                let connector = connector.clone();
+                let failure = Arc::clone(&tls_failure);
+                Connection::connector(
+                    cfg.uri(),
+                    runtime.clone(),
+                    async move |uri: AMQPUri, runtime: TokioRuntime| {
+                        let host = uri.authority.host.clone();
+                        let addrs = runtime.to_socket_addrs((host.clone(), uri.authority.port));
+                        let plain = AsyncTcpStream::connect(&runtime, addrs).await?;
+                        plain.into_rustls(&connector, &host).await.map_err(|e| {
+                            if let Ok(mut slot) = failure.lock() {
+                                *slot = Some(tls_failure_text(&e));
+                            }
+                            lapin::Error::from(e)
+                        })
+                    },
+                    properties,
+                )
+                .await?
+            }
+        };
         let channel = connection.create_channel().await?;
         let link = Link {
             connection,
@@ -598,10 +685,26 @@ fn open_link(cfg: &AmqpConfig, runtime: &TokioRuntime) -> Result<Link, Failure> 
         }
         Ok::<Link, lapin::Error>(link)
     };
-    runtime
+    let result = runtime
         .block_on(async { tokio::time::timeout(timeout, work).await })
         .map_err(|_| Failure::Timeout("connecting"))?
-        .map_err(Failure::Lapin)
+        .map_err(Failure::Lapin);
+    if result.is_err() {
+        if let Some(why) = tls_failure.lock().ok().and_then(|mut s| s.take()) {
+            return Err(Failure::Tls(why));
+        }
+    }
+    result
+}
+
+/// A handshake failure in words; a server that closes on the ClientHello is most likely not
+/// speaking TLS on that port.
+fn tls_failure_text(e: &io::Error) -> String {
+    if is_tls_error(e) {
+        e.to_string()
+    } else {
+        format!("the server closed the connection during the handshake ({e}); is it a TLS port?")
+    }
 }
 
 /// Closes a connection politely, waiting a little; a dead one is simply dropped.
@@ -623,6 +726,12 @@ pub(crate) fn start_error_for_input(cfg: &AmqpConfig, e: lapin::Error) -> StartE
 }
 
 fn start_error(cfg: &AmqpConfig, e: &Failure) -> StartError {
+    if let Failure::Tls(why) = e {
+        return StartError::new(
+            EXIT_TLS,
+            format!("TLS handshake failed ({}): {why}", cfg.ssl.describe()),
+        );
+    }
     let Failure::Lapin(e) = e else {
         return StartError::new(EXIT_UNREACHABLE, format!("cannot connect: {e}"));
     };

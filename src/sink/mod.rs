@@ -1,6 +1,6 @@
 //! Sinks: where the publisher thread writes batches. JSON lines to stdout, a file or a TCP
 //! listener ([`tcp`]), Redis lists readable by kombu consumers ([`redis`]) and RabbitMQ
-//! exchanges with publisher confirms ([`amqp`]).
+//! exchanges with publisher confirms ([`amqp`]); TLS for both from kombu's ssl options ([`tls`]).
 //!
 //! Broker sinks connect when opened, so a wrong address or password ends the run before any
 //! packet is read, with one line and a distinct exit code ([`StartError`]). Once running they
@@ -11,7 +11,9 @@
 
 pub mod amqp;
 pub mod redis;
+mod resp;
 pub mod tcp;
+pub mod tls;
 
 use crate::pipeline::batch::JsonBatch;
 use std::fmt;
@@ -25,6 +27,7 @@ use std::time::Duration;
 pub use self::amqp::{AmqpConfig, AmqpSink};
 pub use self::redis::{RedisConfig, RedisFormat, RedisSink};
 pub use self::tcp::{TcpConfig, TcpSink};
+pub use self::tls::{CertReqs, SslOptions};
 
 /// A destination for pre-serialised batches.
 pub trait Sink: Send {
@@ -42,7 +45,9 @@ pub trait Sink: Send {
 pub const EXIT_UNREACHABLE: u8 = 9;
 /// Exit code: the broker refused the credentials at start-up.
 pub const EXIT_AUTH: u8 = 10;
-/// Exit code: TLS output asked for (`rediss://`, `amqps://`) but not available, or the TLS handshake failed.
+/// Exit code: TLS (`rediss://`, `amqps://`, FORWARD_SSL_OPTIONS) could not start: the
+/// handshake failed (certificate not trusted, wrong host name, not a TLS port) or the
+/// certificate files could not be read.
 pub const EXIT_TLS: u8 = 11;
 /// Exit code: a malformed output URL (the usage-error code).
 pub const EXIT_BAD_URL: u8 = 2;
@@ -91,13 +96,18 @@ pub fn start_exit_code(error: &io::Error) -> Option<u8> {
 }
 
 /// Settings for broker outputs that do not fit in the URL (environment variables of the
-/// original: FORWARD_QUEUE, FORWARD_EXCHANGE, FORWARD_ROUTING_KEY).
+/// original: FORWARD_QUEUE, FORWARD_EXCHANGE, FORWARD_ROUTING_KEY, FORWARD_SSL_OPTIONS).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputOptions {
     pub redis_format: RedisFormat,
     pub queue: String,
     pub exchange: String,
     pub routing_key: String,
+    /// TLS settings for `rediss://` and `amqps://`; when given, TLS for `redis://` and
+    /// `amqp://` too (as kombu does).
+    pub ssl: SslOptions,
+    /// RabbitMQ publisher confirms (on unless `--no-confirms`).
+    pub amqp_confirms: bool,
 }
 
 impl Default for OutputOptions {
@@ -107,6 +117,8 @@ impl Default for OutputOptions {
             queue: "NEW_PACKETS".into(),
             exchange: "NEW_PACKETS".into(),
             routing_key: "NEW_PACKETS".into(),
+            ssl: SslOptions::default(),
+            amqp_confirms: true,
         }
     }
 }
@@ -149,7 +161,7 @@ impl Output {
             _ => Err(format!(
                 "unsupported output \"{}\": use \"-\" (stdout), \"file:PATH\", \
                  \"tcp://HOST:PORT\", \"redis://[:PASSWORD@]HOST[:PORT][/DB]\" or \
-                 \"amqp://USER:PASSWORD@HOST[:PORT][/VHOST]\"",
+                 \"amqp://USER:PASSWORD@HOST[:PORT][/VHOST]\" (rediss://, amqps:// for TLS)",
                 redact(s)
             )),
         }

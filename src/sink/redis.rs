@@ -2,9 +2,15 @@
 //! as kombu's Redis transport stores them (REFERENCE section 3), so the original's consumers
 //! (kombu, Celery) read them; or, with `--redis-format raw`, the packet JSON itself.
 //!
-//! One `LPUSH queue m1 m2 ... mN` per batch (up to 1,024 messages), written as one
-//! pre-built RESP command: one round trip per batch. LPUSH puts each value at the head and
-//! kombu's consumer BRPOPs from the tail, so the list stays first-in first-out.
+//! One `LPUSH queue m1 m2 ... mN` per batch (up to 1,024 messages), built as RESP bytes in one
+//! buffer and written straight to the socket ([`super::resp`]). Up to
+//! [`RedisConfig::window_commands`] such commands are in flight: the next batch goes out while
+//! the server still works on the previous ones, and replies are read in order. LPUSH puts each
+//! value at the head and kombu's consumer BRPOPs from the tail, so the list stays first-in
+//! first-out.
+//!
+//! `rediss://` (or any FORWARD_SSL_OPTIONS): TLS through rustls with the options' CA,
+//! client certificate and `cert_reqs` ([`super::tls`]).
 //!
 //! In kombu format the sink also adds the queue to the exchange's binding set
 //! (`_kombu.binding.<exchange>`, member `<routing_key>\x06\x16\x06\x16<queue>`, empty pattern
@@ -13,24 +19,27 @@
 //! `_kombu.binding_permanent.<exchange>` for a queue without expiry (its binding sweep keeps
 //! a table while that set has members); the sink adds it there too.
 //!
-//! Start-up failures end the run: unreachable (exit 9), authentication refused (10),
-//! `rediss://` (11: TLS is not supported by this build yet), malformed URL (2). Once running,
+//! Start-up failures end the run: unreachable (exit 9), authentication refused (10), TLS
+//! failure (11: certificate not trusted, wrong host name, not a TLS port, unreadable
+//! certificate files), malformed URL (2). Once running,
 //! a lost connection or a transient server error (LOADING, OOM, READONLY, MISCONF, NOAUTH ...)
 //! is retried forever with capped exponential backoff while the publisher holds the batch.
 //!
-//! At-least-once window: each LPUSH is atomic and the next batch is sent only after its reply,
-//! so when a connection dies between sending a batch and reading the reply, that one batch
-//! (at most 1,024 messages) is sent again and may be stored twice; it is counted as `resent`.
+//! At-least-once window: each LPUSH is atomic, and every command whose reply has not been read
+//! is kept; when the connection dies (or the server answers a transient error) they are all
+//! sent again, in order, on the new connection. So at most the in-flight window
+//! (`window_commands` batches of at most 1,024 messages) may be stored twice per reconnect;
+//! every message sent again is counted as `resent`, so duplicates ≤ resent.
 
+use super::resp::{bulk_header, encode_command, Reply, RespConnection, RespError};
+use super::tls::SslOptions;
 use super::{
     log, reconnect_forever, split_host_port, split_url, Backoff, OutputOptions, SharedCounters,
     Sink, SinkCounters, StartError, UrlParts, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
 };
 use crate::pipeline::batch::JsonBatch;
-use ::redis::{
-    Client, Connection, ConnectionAddr, ConnectionLike, ErrorKind, IntoConnectionInfo,
-    RedisConnectionInfo, RedisError, Value,
-};
+use rustls::ClientConfig;
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
@@ -73,8 +82,10 @@ pub struct RedisConfig {
     pub db: i64,
     pub username: Option<String>,
     pub password: Option<Secret>,
-    /// `rediss://`: TLS (not supported by this build yet; refused at open with exit 11).
+    /// `rediss://`, or SSL options given: TLS.
     pub tls: bool,
+    /// FORWARD_SSL_OPTIONS (CA, client certificate, cert_reqs).
+    pub ssl: SslOptions,
     pub format: RedisFormat,
     pub queue: String,
     pub exchange: String,
@@ -83,6 +94,8 @@ pub struct RedisConfig {
     /// How long to wait for a reply before treating the connection as lost.
     pub response_timeout: Duration,
     pub backoff: Backoff,
+    /// LPUSH commands written but not yet answered before `write_batch` waits for the oldest.
+    pub window_commands: usize,
 }
 
 impl RedisConfig {
@@ -129,7 +142,9 @@ impl RedisConfig {
             db,
             username,
             password,
-            tls,
+            // kombu turns TLS on when ssl options are given, whatever the scheme.
+            tls: tls || options.ssl.given,
+            ssl: options.ssl.clone(),
             format: options.redis_format,
             queue: options.queue.clone(),
             exchange: options.exchange.clone(),
@@ -137,6 +152,7 @@ impl RedisConfig {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(60),
             backoff: Backoff::default(),
+            window_commands: 4,
         })
     }
 
@@ -253,60 +269,80 @@ pub fn base64_len(n: usize) -> usize {
 }
 
 /// Appends the padded standard base64 (RFC 4648 section 4) of `input`.
+///
+/// The output is sized once and filled four bytes per three input bytes through exact chunks
+/// (no capacity check per symbol): this runs over every kombu message body.
 pub fn base64_into(out: &mut Vec<u8>, input: &[u8]) {
-    out.reserve(base64_len(input.len()));
+    let start = out.len();
+    out.resize(start + base64_len(input.len()), 0);
     let sym = |n: u32, shift: u32| BASE64[((n >> shift) & 63) as usize];
-    let chunks = input.chunks_exact(3);
-    let rest = chunks.remainder();
-    for c in chunks {
-        let n = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
-        out.extend_from_slice(&[sym(n, 18), sym(n, 12), sym(n, 6), sym(n, 0)]);
+    let (body, tail) = out[start..].split_at_mut(input.len() / 3 * 4);
+    let src = input.chunks_exact(3);
+    let rest = src.remainder();
+    for (o, c) in body.chunks_exact_mut(4).zip(src) {
+        if let ([a, b, c2, d], [x, y, z]) = (o, c) {
+            let n = u32::from(*x) << 16 | u32::from(*y) << 8 | u32::from(*z);
+            *a = sym(n, 18);
+            *b = sym(n, 12);
+            *c2 = sym(n, 6);
+            *d = sym(n, 0);
+        }
     }
-    match *rest {
-        [a] => {
-            let n = u32::from(a) << 16;
-            out.extend_from_slice(&[sym(n, 18), sym(n, 12), b'=', b'=']);
+    if let [a, b, c, d] = tail {
+        match *rest {
+            [x] => {
+                let n = u32::from(x) << 16;
+                (*a, *b, *c, *d) = (sym(n, 18), sym(n, 12), b'=', b'=');
+            }
+            [x, y] => {
+                let n = u32::from(x) << 16 | u32::from(y) << 8;
+                (*a, *b, *c, *d) = (sym(n, 18), sym(n, 12), sym(n, 6), b'=');
+            }
+            _ => {}
         }
-        [a, b] => {
-            let n = u32::from(a) << 16 | u32::from(b) << 8;
-            out.extend_from_slice(&[sym(n, 18), sym(n, 12), sym(n, 6), b'=']);
-        }
-        _ => {}
     }
 }
 
-/// Appends a RESP bulk-string header `$len\r\n`.
-fn bulk_header(out: &mut Vec<u8>, len: usize) {
-    out.push(b'$');
-    out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
-    out.extend_from_slice(b"\r\n");
+/// One LPUSH written and not yet answered.
+struct Pending {
+    cmd: Vec<u8>,
+    messages: u64,
 }
 
 /// Messages into a Redis list, reconnecting forever.
 pub struct RedisSink {
     cfg: RedisConfig,
-    con: Option<Connection>,
+    /// Built once from the SSL options; `None` without TLS.
+    tls: Option<Arc<ClientConfig>>,
+    con: Option<RespConnection>,
     envelope: KombuEnvelope,
-    /// The RESP command of the current batch (kept to resend it whole).
-    cmd: Vec<u8>,
+    /// Commands sent whose replies are not read yet, oldest first (kept to resend them).
+    in_flight: VecDeque<Pending>,
+    /// Emptied command buffers for reuse.
+    spare: Vec<Vec<u8>>,
     counters: SharedCounters,
 }
 
 impl RedisSink {
-    /// Connects (AUTH, SELECT) and, in kombu format, records the exchange binding.
+    /// Connects (TLS, AUTH, SELECT) and, in kombu format, records the exchange binding.
     pub fn connect(cfg: RedisConfig) -> Result<RedisSink, StartError> {
-        if cfg.tls {
-            return Err(StartError::new(
-                EXIT_TLS,
-                "TLS (rediss://) is not supported by this build yet; use redis://",
-            ));
-        }
-        let con = open_connection(&cfg).map_err(|e| start_error(&cfg, &e))?;
+        let tls = if cfg.tls {
+            Some(
+                cfg.ssl
+                    .client_config()
+                    .map_err(|e| StartError::new(EXIT_TLS, format!("TLS set-up failed: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let con = open_connection(&cfg, tls.as_ref()).map_err(|e| start_error(&cfg, &e))?;
         Ok(RedisSink {
             envelope: KombuEnvelope::new(&cfg.exchange, &cfg.routing_key),
             cfg,
+            tls,
             con: Some(con),
-            cmd: Vec::new(),
+            in_flight: VecDeque::new(),
+            spare: Vec::new(),
             counters: Arc::new(SinkCounters::default()),
         })
     }
@@ -316,9 +352,8 @@ impl RedisSink {
         Arc::clone(&self.counters)
     }
 
-    /// Builds `LPUSH queue m1 ... mN` for the batch into `self.cmd`.
-    fn build(&mut self, batch: &JsonBatch) {
-        let cmd = &mut self.cmd;
+    /// Builds `LPUSH queue m1 ... mN` for the batch into `cmd`.
+    fn build(&self, cmd: &mut Vec<u8>, batch: &JsonBatch) {
         cmd.clear();
         cmd.push(b'*');
         cmd.extend_from_slice(itoa::Buffer::new().format(batch.len() + 2).as_bytes());
@@ -346,24 +381,82 @@ impl RedisSink {
         }
     }
 
-    /// Connects again, forever, with capped exponential backoff.
-    fn reconnect(&mut self, why: &RedisError) {
+    /// Reads the reply of the oldest command in flight. `Ok(Err(_))`: the connection (or a
+    /// transient server state) failed and the caller must recover; `Err(_)`: the server
+    /// refused the command for good (wrong type of key, ...), which ends the run.
+    fn settle_oldest(&mut self) -> io::Result<Result<(), RespError>> {
+        let Some(con) = self.con.as_mut() else {
+            return Ok(Err(RespError::Io(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "not connected",
+            ))));
+        };
+        let reply = match con.read_reply() {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        match reply {
+            Reply::Int(_) => {
+                if let Some(done) = self.in_flight.pop_front() {
+                    SinkCounters::add(&self.counters.published, done.messages);
+                    self.spare.push(done.cmd);
+                }
+                Ok(Ok(()))
+            }
+            Reply::Error(text) if retriable_code(Some(&text)) => {
+                Ok(Err(RespError::Protocol(format!("server error {text}"))))
+            }
+            Reply::Error(text) => Err(io::Error::other(format!(
+                "{}: LPUSH to {} refused: {text}",
+                self.cfg.describe(),
+                self.cfg.queue
+            ))),
+            other => Err(io::Error::other(format!(
+                "{}: unexpected reply to LPUSH: {other:?}",
+                self.cfg.describe()
+            ))),
+        }
+    }
+
+    /// Connects again, forever, with capped exponential backoff, and sends every command
+    /// still in flight again, oldest first.
+    fn recover(&mut self, why: &RespError) {
         let dest = self.cfg.describe();
         log(format_args!(
             "{dest}: {} ({why}); reconnecting, holding the output",
-            if why.is_io_error() {
-                "connection lost"
-            } else {
-                "server error"
+            match why {
+                RespError::Io(_) | RespError::Tls(_) => "connection lost",
+                RespError::Protocol(_) => "server error",
             }
         ));
-        let cfg = &self.cfg;
-        let (con, attempts) =
-            reconnect_forever(&dest, cfg.backoff, &self.counters, || open_connection(cfg));
-        self.con = Some(con);
-        log(format_args!(
-            "{dest}: reconnected after {attempts} attempt(s)"
-        ));
+        self.con = None;
+        loop {
+            let (cfg, tls) = (&self.cfg, self.tls.as_ref());
+            let (mut con, attempts) = reconnect_forever(&dest, cfg.backoff, &self.counters, || {
+                open_connection(cfg, tls)
+            });
+            let mut resent = 0u64;
+            let mut failed = None;
+            for p in &self.in_flight {
+                resent += p.messages;
+                if let Err(e) = con.send(&p.cmd) {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            SinkCounters::add(&self.counters.resent, resent);
+            match failed {
+                None => {
+                    self.con = Some(con);
+                    log(format_args!(
+                        "{dest}: reconnected after {attempts} attempt(s), {resent} unanswered \
+                         message(s) sent again"
+                    ));
+                    return;
+                }
+                Some(e) => log(format_args!("{dest}: lost again while resending ({e})")),
+            }
+        }
     }
 }
 
@@ -372,48 +465,38 @@ impl Sink for RedisSink {
         if batch.is_empty() {
             return Ok(());
         }
-        self.build(batch);
-        let n = batch.len() as u64;
-        let mut tries = 0u32;
-        loop {
-            let Some(con) = self.con.as_mut() else {
-                // Only after a failure: reconnect() always leaves a connection.
-                return Err(io::Error::new(io::ErrorKind::NotConnected, "not connected"));
-            };
-            if tries > 0 {
-                SinkCounters::add(&self.counters.resent, n);
-            }
-            tries += 1;
-            match con
-                .req_packed_command(&self.cmd)
-                .and_then(Value::extract_error)
-            {
-                Ok(Value::Int(_)) => break,
-                Ok(other) => {
-                    return Err(io::Error::other(format!(
-                        "{}: unexpected reply to LPUSH: {other:?}",
-                        self.cfg.describe()
-                    )))
-                }
-                Err(e) if retriable(&e) => {
-                    self.con = None;
-                    self.reconnect(&e);
-                }
-                Err(e) => {
-                    return Err(io::Error::other(format!(
-                        "{}: LPUSH to {} refused: {e}",
-                        self.cfg.describe(),
-                        self.cfg.queue
-                    )))
-                }
+        // Room first, so at most `window_commands` commands are ever unanswered.
+        while self.in_flight.len() >= self.cfg.window_commands.max(1) {
+            if let Err(e) = self.settle_oldest()? {
+                self.recover(&e);
             }
         }
-        SinkCounters::add(&self.counters.published, n);
+        let mut cmd = self.spare.pop().unwrap_or_default();
+        self.build(&mut cmd, batch);
+        let sent = match self.con.as_mut() {
+            Some(con) => con.send(&cmd),
+            None => Err(RespError::Io(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "not connected",
+            ))),
+        };
+        self.in_flight.push_back(Pending {
+            cmd,
+            messages: batch.len() as u64,
+        });
+        if let Err(e) = sent {
+            // Sends every command in flight again, this one included.
+            self.recover(&e);
+        }
         Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        // Every LPUSH was answered before the next batch: nothing is buffered.
+        while !self.in_flight.is_empty() {
+            if let Err(e) = self.settle_oldest()? {
+                self.recover(&e);
+            }
+        }
         Ok(())
     }
 
@@ -431,22 +514,158 @@ impl Sink for RedisSink {
     }
 }
 
+/// Why a connection could not be opened.
+enum OpenError {
+    Resp(RespError),
+    /// An error reply to AUTH/SELECT/PING/SADD: the command and the server's text.
+    Refused(&'static str, String),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Resp(e) => write!(f, "{e}"),
+            // Never the AUTH arguments: only the server's answer, which holds no password.
+            OpenError::Refused(cmd, text) => write!(f, "{cmd} refused: {text}"),
+        }
+    }
+}
+
+impl From<RespError> for OpenError {
+    fn from(e: RespError) -> Self {
+        OpenError::Resp(e)
+    }
+}
+
+/// Sends one command; an error reply becomes [`OpenError::Refused`].
+fn expect_ok(
+    con: &mut RespConnection,
+    name: &'static str,
+    args: &[&[u8]],
+) -> Result<Reply, OpenError> {
+    match con.command(args)? {
+        Reply::Error(text) => Err(OpenError::Refused(name, text)),
+        r => Ok(r),
+    }
+}
+
 /// Connects, authenticates, selects the database and checks the server answers commands
 /// (PING), and in kombu format records the binding.
-/// A connection for `record`'s Redis input: the sink's start-up checks and exit codes, and the
-/// same AUTH/SELECT (no binding writes when `cfg.format` is raw).
-pub(crate) fn connect_for_input(cfg: &RedisConfig) -> Result<Connection, StartError> {
+fn open_connection(
+    cfg: &RedisConfig,
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<RespConnection, OpenError> {
+    let mut con = RespConnection::connect(
+        &cfg.host,
+        cfg.port,
+        tls,
+        cfg.connect_timeout,
+        cfg.response_timeout,
+    )?;
+    if let Some(p) = &cfg.password {
+        match &cfg.username {
+            Some(u) => expect_ok(&mut con, "AUTH", &[b"AUTH", u.as_bytes(), p.0.as_bytes()])?,
+            None => expect_ok(&mut con, "AUTH", &[b"AUTH", p.0.as_bytes()])?,
+        };
+    }
+    if cfg.db != 0 {
+        let db = cfg.db.to_string();
+        expect_ok(&mut con, "SELECT", &[b"SELECT", db.as_bytes()])?;
+    }
+    // PING first: a server that wants a password answers NOAUTH here.
+    expect_ok(&mut con, "PING", &[b"PING"])?;
+    if cfg.format == RedisFormat::Kombu {
+        let (key, member) = cfg.binding();
+        let permanent = cfg.permanent_binding_key();
+        let mut cmds = Vec::new();
+        encode_command(&mut cmds, &[b"SADD", key.as_bytes(), &member]);
+        encode_command(&mut cmds, &[b"SADD", permanent.as_bytes(), &member]);
+        con.send(&cmds)?;
+        for _ in 0..2 {
+            if let Reply::Error(text) = con.read_reply()? {
+                return Err(OpenError::Refused("SADD", text));
+            }
+        }
+    }
+    Ok(con)
+}
+
+fn is_auth_error(e: &OpenError) -> bool {
+    match e {
+        OpenError::Refused("AUTH", _) => true,
+        OpenError::Refused(_, text) => {
+            matches!(text.split_whitespace().next(), Some("NOAUTH" | "WRONGPASS"))
+        }
+        OpenError::Resp(_) => false,
+    }
+}
+
+/// Server error codes worth waiting out: states that pass.
+fn retriable_code(text: Option<&str>) -> bool {
+    matches!(
+        text.and_then(|t| t.split_whitespace().next()),
+        Some(
+            "LOADING"
+                | "BUSY"
+                | "TRYAGAIN"
+                | "MASTERDOWN"
+                | "CLUSTERDOWN"
+                | "OOM"
+                | "READONLY"
+                | "MISCONF"
+                | "NOAUTH"
+                | "WRONGPASS"
+        )
+    )
+}
+
+/// One line for a failure at start-up, with its exit code; never the password. The caller
+/// names the destination (`cannot write to redis://...: <this>`).
+fn start_error(cfg: &RedisConfig, e: &OpenError) -> StartError {
+    if is_auth_error(e) {
+        let how = if cfg.password.is_some() {
+            "check the password in the URL"
+        } else {
+            "the server wants a password: redis://:PASSWORD@HOST:PORT/DB"
+        };
+        return StartError::new(EXIT_AUTH, format!("authentication refused ({how})"));
+    }
+    match e {
+        OpenError::Resp(RespError::Tls(why)) => StartError::new(
+            EXIT_TLS,
+            format!("TLS handshake failed ({}): {why}", cfg.ssl.describe()),
+        ),
+        OpenError::Resp(e) => StartError::new(EXIT_UNREACHABLE, format!("cannot connect: {e}")),
+        OpenError::Refused("SELECT", text) => StartError::new(
+            EXIT_BAD_URL,
+            format!("database {} does not exist on the server ({text})", cfg.db),
+        ),
+        OpenError::Refused(..) => StartError::new(
+            EXIT_UNREACHABLE,
+            format!("the server refused to start: {e}"),
+        ),
+    }
+}
+
+/// A connection for `record`'s Redis input: the redis crate's blocking client, whose commands
+/// the recorder's reliable fetch uses. The start-up checks, exit codes and wording are the
+/// sink's: AUTH, SELECT and PING go first through [`open_connection`] on a probe connection.
+pub(crate) fn connect_for_input(cfg: &RedisConfig) -> Result<::redis::Connection, StartError> {
     if cfg.tls {
         return Err(StartError::new(
             EXIT_TLS,
-            "TLS (rediss://) is not supported by this build yet; use redis://",
+            "record cannot read from rediss:// (TLS) yet; use redis://",
         ));
     }
-    open_connection(cfg).map_err(|e| start_error(cfg, &e))
-}
-
-fn open_connection(cfg: &RedisConfig) -> Result<Connection, RedisError> {
-    let mut settings = RedisConnectionInfo::default()
+    // Raw format: the probe writes no kombu binding.
+    let probe = RedisConfig {
+        format: RedisFormat::Raw,
+        ..cfg.clone()
+    };
+    drop(open_connection(&probe, None).map_err(|e| start_error(cfg, &e))?);
+    let cannot =
+        |e: ::redis::RedisError| StartError::new(EXIT_UNREACHABLE, format!("cannot connect: {e}"));
+    let mut settings = ::redis::RedisConnectionInfo::default()
         .set_db(cfg.db)
         .set_skip_set_lib_name();
     if let Some(u) = &cfg.username {
@@ -455,72 +674,19 @@ fn open_connection(cfg: &RedisConfig) -> Result<Connection, RedisError> {
     if let Some(p) = &cfg.password {
         settings = settings.set_password(&p.0);
     }
-    let info = ConnectionAddr::Tcp(cfg.host.clone(), cfg.port)
-        .into_connection_info()?
-        .set_redis_settings(settings);
-    let mut con = Client::open(info)?.get_connection_with_timeout(cfg.connect_timeout)?;
-    con.set_read_timeout(Some(cfg.response_timeout))?;
-    con.set_write_timeout(Some(cfg.response_timeout))?;
-    // PING first: a server that wants a password answers NOAUTH here, as a plain error.
-    ::redis::cmd("PING").query::<String>(&mut con)?;
-    if cfg.format == RedisFormat::Kombu {
-        let (key, member) = cfg.binding();
-        ::redis::pipe()
-            .sadd(key, &member)
-            .sadd(cfg.permanent_binding_key(), &member)
-            .query::<(i64, i64)>(&mut con)?;
-    }
+    let info = ::redis::IntoConnectionInfo::into_connection_info(::redis::ConnectionAddr::Tcp(
+        cfg.host.clone(),
+        cfg.port,
+    ))
+    .map_err(cannot)?
+    .set_redis_settings(settings);
+    let con = ::redis::Client::open(info)
+        .and_then(|c| c.get_connection_with_timeout(cfg.connect_timeout))
+        .map_err(cannot)?;
+    con.set_read_timeout(Some(cfg.response_timeout))
+        .and_then(|()| con.set_write_timeout(Some(cfg.response_timeout)))
+        .map_err(cannot)?;
     Ok(con)
-}
-
-fn is_auth_error(e: &RedisError) -> bool {
-    e.kind() == ErrorKind::AuthenticationFailed || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
-}
-
-/// Errors worth waiting out: the connection, or a server state that passes.
-fn retriable(e: &RedisError) -> bool {
-    e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || is_auth_error(e)
-        || matches!(
-            e.code(),
-            Some(
-                "LOADING"
-                    | "BUSY"
-                    | "TRYAGAIN"
-                    | "MASTERDOWN"
-                    | "CLUSTERDOWN"
-                    | "OOM"
-                    | "READONLY"
-                    | "MISCONF"
-            )
-        )
-}
-
-/// One line for a failure at start-up, with its exit code; never the password. The caller
-/// names the destination (`cannot write to redis://...: <this>`).
-fn start_error(cfg: &RedisConfig, e: &RedisError) -> StartError {
-    if is_auth_error(e) {
-        let how = if cfg.password.is_some() {
-            "check the password in the URL"
-        } else {
-            "the server wants a password: redis://:PASSWORD@HOST:PORT/DB"
-        };
-        StartError::new(EXIT_AUTH, format!("authentication refused ({how})"))
-    } else if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() {
-        StartError::new(EXIT_UNREACHABLE, format!("cannot connect: {e}"))
-    } else if e.detail().is_some_and(|d| d.contains("DB index")) {
-        StartError::new(
-            EXIT_BAD_URL,
-            format!("database {} does not exist on the server ({e})", cfg.db),
-        )
-    } else {
-        StartError::new(
-            EXIT_UNREACHABLE,
-            format!("the server refused to start: {e}"),
-        )
-    }
 }
 
 #[cfg(test)]
@@ -657,11 +823,13 @@ mod tests {
             ..OutputOptions::default()
         };
         let cfg = RedisConfig::parse("redis://h", &o).unwrap();
-        let mut sink = RedisSink {
+        let sink = RedisSink {
             envelope: KombuEnvelope::new("e", "r"),
             cfg,
+            tls: None,
             con: None,
-            cmd: Vec::new(),
+            in_flight: VecDeque::new(),
+            spare: Vec::new(),
             counters: Arc::default(),
         };
         let mut b = JsonBatch::with_capacity();
@@ -671,9 +839,10 @@ mod tests {
             let end = b.buf.len();
             b.commit(end);
         }
-        sink.build(&b);
+        let mut cmd = Vec::new();
+        sink.build(&mut cmd, &b);
         assert_eq!(
-            sink.cmd,
+            cmd,
             b"*4\r\n$5\r\nLPUSH\r\n$1\r\nQ\r\n$7\r\n{\"a\":1}\r\n$2\r\n{}\r\n"
         );
     }

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# Publishing figures and their anchors, measured in one run on this machine (PERFORMANCE.md,
+# section "Publishing"). Every broker here is private to the script: a redis-server and a
+# RabbitMQ node on free ports, with their own data folders, stopped at the end; the shared
+# brokers on 6379/5672 are not touched.
+#
+# Per run (RUNS runs, medians reported):
+#   Redis  1. redis-benchmark -t lpush -d 400 -P 64 (the anchor: pipelined LPUSH, 1 value each)
+#          2. netpipe-fast read BIG --redis-format raw    (BIG: mixed.pcap repeated, ~313k msgs)
+#          3. netpipe-fast read BIG --redis-format kombu
+#          4. the original's path: one kombu publish per message (scripts/bench/kombu_publish.py)
+#   AMQP   5. netpipe-fast read AMQP_PCAP -o amqp://... (publisher confirms)
+#          6. the same with --no-confirms
+#          7. the original's path into RabbitMQ (kombu, one publish per message)
+# with the broker's CPU time over each netpipe-fast run (100% = one core busy) from
+# /proc/PID/stat, and CPU microseconds per message of the broker and of netpipe-fast (GNU
+# time): on a shared machine the per-message CPU costs say more than the wall-clock rates. Every netpipe-fast run is checked: the list length / the queue's message
+# count equals the packets read.
+#
+# Usage:  scripts/bench-publish.sh                 RUNS=5 by default
+#         RUNS=3 BIG_MB=100 AMQP_MB=20 KOMBU_COUNT=2000 scripts/bench-publish.sh
+# Needs: a release build (cargo build --release), redis-server, redis-benchmark,
+# rabbitmq-server, python3, target/kombu-venv (scripts/test.sh makes it).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+RUNS=${RUNS:-5}
+BIG_MB=${BIG_MB:-100}
+AMQP_MB=${AMQP_MB:-20}
+KOMBU_COUNT=${KOMBU_COUNT:-2000}
+BENCH_N=${BENCH_N:-1000000}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+BIN=$TARGET_DIR/release/netpipe-fast
+PY=target/kombu-venv/bin/python
+
+die() {
+  printf 'bench-publish.sh: %s\n' "$*" >&2
+  exit 1
+}
+for cmd in redis-server redis-benchmark redis-cli python3; do
+  command -v "$cmd" >/dev/null 2>&1 || die "$cmd is not installed"
+done
+[ -x "$BIN" ] || die "$BIN is missing: cargo build --release"
+[ -x "$PY" ] || die "$PY is missing: run scripts/test.sh (it makes the kombu venv)"
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || die "rabbitmq-server is not installed"
+
+work=$(mktemp -d /tmp/npf-bench-publish.XXXXXX)
+redis_pid=
+rabbit_child=
+cleanup() {
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null || true
+  if [ -f "$work/rabbit/pid" ]; then
+    kill -TERM "$(cat "$work/rabbit/pid")" 2>/dev/null || true
+  fi
+  if [ -n "$rabbit_child" ]; then
+    for _ in $(seq 1 120); do kill -0 "$rabbit_child" 2>/dev/null || break; sleep 0.25; done
+    kill -KILL "$rabbit_child" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# CPU ticks (user + system) a process has used so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+echo "==> inputs"
+python3 scripts/make-big-pcap.py pcaps/mixed.pcap "$work/big.pcap" $((BIG_MB << 20))
+python3 scripts/make-big-pcap.py pcaps/mixed.pcap "$work/amqp.pcap" $((AMQP_MB << 20))
+big_n=$("$BIN" read "$work/big.pcap" -q | wc -l)
+amqp_n=$("$BIN" read "$work/amqp.pcap" -q | wc -l)
+"$BIN" read pcaps/mixed.pcap -q >"$work/messages.jsonl"
+echo "    big.pcap: $big_n messages, amqp.pcap: $amqp_n messages"
+
+echo "==> private redis-server"
+rport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
+  --daemonize yes --pidfile "$work/redis.pid" --logfile "$work/redis.log"
+for _ in $(seq 1 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis_pid=$(cat "$work/redis.pid")
+R() { redis-cli -p "$rport" "$@"; }
+
+echo "==> private RabbitMQ node"
+mkdir -p "$work/rabbit"
+aport=$(free_port)
+cat >"$work/rabbit/rabbitmq.conf" <<EOF
+listeners.tcp.default = 127.0.0.1:$aport
+default_user = bench
+default_pass = bench
+EOF
+echo "[]." >"$work/rabbit/enabled_plugins"
+RABBITMQ_NODENAME="npf-bench-$$@localhost" RABBITMQ_DIST_PORT="$(free_port)" \
+  RABBITMQ_CONFIG_FILE="$work/rabbit/rabbitmq.conf" \
+  RABBITMQ_ENABLED_PLUGINS_FILE="$work/rabbit/enabled_plugins" \
+  RABBITMQ_MNESIA_BASE="$work/rabbit/mnesia" RABBITMQ_LOG_BASE="$work/rabbit/log" \
+  RABBITMQ_PID_FILE="$work/rabbit/pid" \
+  /usr/lib/rabbitmq/bin/rabbitmq-server </dev/null >"$work/rabbit/out.log" 2>&1 &
+rabbit_child=$!
+for _ in $(seq 1 240); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$aport") 2>/dev/null && break
+  sleep 0.5
+done
+(exec 3<>"/dev/tcp/127.0.0.1/$aport") 2>/dev/null || die "RabbitMQ did not start: $(tail -5 "$work/rabbit/out.log")"
+beam_pid=$(cat "$work/rabbit/pid")
+amqp_url="amqp://bench:bench@127.0.0.1:$aport/"
+Q=npf_bench
+amqp_drop() {
+  "$PY" tests/kombu/consume_amqp.py --url "$amqp_url" --queue "$Q" --exchange "$Q" \
+    --routing-key "$Q" --delete >/dev/null
+}
+amqp_count() {
+  "$PY" - "$amqp_url" "$Q" <<'PYEOF'
+import sys
+from kombu import Connection
+with Connection(sys.argv[1]) as c:
+    print(c.default_channel.queue_declare(sys.argv[2], passive=True).message_count)
+PYEOF
+}
+
+# run_netpipe NAME PCAP EXPECTED BROKER_PID CHECK_CMD -- ARGS...: one timed run; appends
+# "rate cpu%" to $work/NAME.
+run_netpipe() {
+  local name=$1 pcap=$2 want=$3 bpid=$4 check=$5
+  shift 6
+  local t0 s0 s1 t1 got
+  t0=$(ticks "$bpid")
+  s0=$(now)
+  /usr/bin/time -f "%U %S" -o "$work/time" "$BIN" read "$pcap" -q "$@"
+  s1=$(now)
+  got=$($check)
+  # Without confirms the run ends when the messages are on the socket, not in the queue: the
+  # clock stops only once the broker holds them all (polled; the poll's own ~0.3 s included).
+  local deadline=$((SECONDS + 120))
+  while [ "$got" != "$want" ] && [ "$SECONDS" -lt "$deadline" ]; do
+    got=$($check)
+    s1=$(now)
+  done
+  t1=$(ticks "$bpid")
+  [ "$got" = "$want" ] || die "$name: $got messages at the broker, $want expected"
+  # rate, broker CPU %, broker CPU µs per message, netpipe-fast CPU µs per message
+  awk -v n="$want" -v a="$s0" -v b="$s1" -v t0="$t0" -v t1="$t1" -v hz="$hz" \
+    -v ours="$(awk '{print $1 + $2}' "$work/time")" \
+    'BEGIN {printf "%.0f %.0f %.2f %.2f\n", n / (b - a), 100 * (t1 - t0) / hz / (b - a),
+            1e6 * (t1 - t0) / hz / n, 1e6 * ours / n}' >>"$work/$name"
+}
+redis_len() { R llen "$Q"; }
+
+for run in $(seq 1 "$RUNS"); do
+  echo "==> run $run of $RUNS"
+  R flushall >/dev/null
+  redis-benchmark -p "$rport" -t lpush -d 400 -P 64 -n "$BENCH_N" -q --csv |
+    awk -F'"' '/LPUSH/ {printf "%.0f - - -\n", $4}' >>"$work/redis_benchmark"
+  R flushall >/dev/null
+  run_netpipe redis_raw "$work/big.pcap" "$big_n" "$redis_pid" redis_len -- \
+    -o "redis://127.0.0.1:$rport/0" --redis-format raw --queue "$Q"
+  R flushall >/dev/null
+  run_netpipe redis_kombu "$work/big.pcap" "$big_n" "$redis_pid" redis_len -- \
+    -o "redis://127.0.0.1:$rport/0" --redis-format kombu --queue "$Q" --exchange "$Q" \
+    --routing-key "$Q"
+  R flushall >/dev/null
+  "$PY" scripts/bench/kombu_publish.py --url "redis://127.0.0.1:$rport/0" \
+    --file "$work/messages.jsonl" --count "$KOMBU_COUNT" --queue "$Q" --exchange "$Q" \
+    --routing-key "$Q" | python3 -c 'import json,sys; print("%.0f - - -" % json.load(sys.stdin)["rate"])' \
+    >>"$work/redis_original"
+  R flushall >/dev/null
+
+  amqp_drop
+  run_netpipe amqp_confirms "$work/amqp.pcap" "$amqp_n" "$beam_pid" amqp_count -- \
+    -o "$amqp_url" --queue "$Q" --exchange "$Q" --routing-key "$Q"
+  amqp_drop
+  run_netpipe amqp_no_confirms "$work/amqp.pcap" "$amqp_n" "$beam_pid" amqp_count -- \
+    -o "$amqp_url" --queue "$Q" --exchange "$Q" --routing-key "$Q" --no-confirms
+  amqp_drop
+  "$PY" scripts/bench/kombu_publish.py --url "$amqp_url" \
+    --file "$work/messages.jsonl" --count "$KOMBU_COUNT" --queue "$Q" --exchange "$Q" \
+    --routing-key "$Q" | python3 -c 'import json,sys; print("%.0f - - -" % json.load(sys.stdin)["rate"])' \
+    >>"$work/amqp_original"
+  amqp_drop
+done
+
+med() {
+  if grep -q -- ' -' "$work/$1"; then [ "$2" = 1 ] && cut -d' ' -f1 "$work/$1" | median || echo -; else cut -d' ' -f"$2" "$work/$1" | median; fi
+}
+all() { cut -d' ' -f1 "$work/$1" | tr '\n' ' '; }
+echo
+echo "== medians of $RUNS runs ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+printf '%-18s %10s %8s %12s %12s   %s\n' "what" "msg/s" "broker" "broker µs/msg" "ours µs/msg" "all runs (msg/s)"
+for name in redis_benchmark redis_raw redis_kombu redis_original amqp_confirms amqp_no_confirms amqp_original; do
+  printf '%-18s %10s %7s%% %12s %12s   %s\n' "$name" "$(med "$name" 1)" "$(med "$name" 2)" \
+    "$(med "$name" 3)" "$(med "$name" 4)" "$(all "$name")"
+done
+ratio() { awk -v a="$(med "$1" 1)" -v b="$(med "$2" 1)" 'BEGIN {printf "%.2f", a / b}'; }
+echo
+echo "ratios (medians):"
+echo "  redis raw   / redis-benchmark LPUSH ops/s : $(ratio redis_raw redis_benchmark)"
+echo "  redis kombu / redis-benchmark LPUSH ops/s : $(ratio redis_kombu redis_benchmark)"
+echo "  redis raw   / original kombu publish      : $(ratio redis_raw redis_original)"
+echo "  redis kombu / original kombu publish      : $(ratio redis_kombu redis_original)"
+echo "  amqp confirmed / original kombu publish   : $(ratio amqp_confirms amqp_original)"
+echo "  amqp confirmed / amqp confirms off        : $(ratio amqp_confirms amqp_no_confirms)"
+echo "messages: redis $big_n per run, amqp $amqp_n per run, original path $KOMBU_COUNT per run"

@@ -1,0 +1,537 @@
+//! TLS outputs (`rediss://`, `amqps://`, FORWARD_SSL_OPTIONS) against brokers this test starts
+//! itself: a certificate authority, a server certificate for 127.0.0.1/localhost and a client
+//! certificate made with `openssl` in a temporary folder; a private redis-server with a TLS
+//! port (client certificates required) and a private RabbitMQ node with a TLS listener
+//! (verify_peer, fail_if_no_peer_cert), each on free ports, stopped at the end. The shared
+//! brokers on 6379 and 5672 are never touched.
+//!
+//! Each private broker also has a plain port on 127.0.0.1, used only by the test to read the
+//! messages back; netpipe-fast is given the TLS port alone.
+
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls until something accepts TCP connections on `port`, or panics at the deadline or
+/// when `child` exits first.
+fn wait_for_port(port: u16, child: &mut Child, what: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited before listening on {port}: {status}");
+        }
+        assert!(Instant::now() < deadline, "{what} not listening on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A temporary folder removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(unique(what));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A CA, a second unrelated CA, a server certificate (127.0.0.1 and localhost) and a client
+/// certificate, both signed by the first CA.
+struct Pki {
+    dir: TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = TempDir::new("pki");
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir.0)
+                .output()
+                .expect("openssl is installed (scripts/test.sh installs it)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        for (name, subject) in [("ca", "/CN=netpipe test CA"), ("other-ca", "/CN=other CA")] {
+            run(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                subject,
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+            ]);
+        }
+        std::fs::write(
+            dir.0.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        std::fs::write(dir.0.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        for (name, subject) in [
+            ("server", "/CN=localhost"),
+            ("client", "/CN=netpipe client"),
+        ] {
+            run(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                subject,
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ]);
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
+                &format!("{name}.pem"),
+            ]);
+        }
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.0.join(name).display().to_string()
+    }
+
+    /// FORWARD_SSL_OPTIONS with the client certificate, trusting `ca` (a file name here).
+    fn options(&self, ca: &str, cert_reqs: &str) -> String {
+        serde_json::json!({
+            "ca_certs": self.path(ca),
+            "certfile": self.path("client.pem"),
+            "keyfile": self.path("client.key"),
+            "cert_reqs": cert_reqs,
+        })
+        .to_string()
+    }
+}
+
+/// Runs `read` of the fixture with `args` and FORWARD_SSL_OPTIONS set to `ssl_options`.
+fn read_with(ssl_options: &str, args: &[&str]) -> Output {
+    bin()
+        .arg("read")
+        .arg(FIXTURE)
+        .args(args)
+        .env("FORWARD_SSL_OPTIONS", ssl_options)
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A start-up failure must be exit 11 with one line naming TLS first, and no password.
+fn assert_tls_failure(out: &Output, password: &str, must_mention: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(11), "{err}");
+    let first = err.lines().next().unwrap_or("");
+    assert!(first.contains("TLS"), "{first}");
+    assert!(first.contains(must_mention), "{first}");
+    assert!(!err.contains(password), "password printed: {err}");
+    assert!(out.stdout.is_empty());
+}
+
+struct TlsRedis {
+    child: Child,
+    tls_port: u16,
+    plain_port: u16,
+    _dir: TempDir,
+}
+
+impl TlsRedis {
+    fn start(pki: &Pki, password: &str) -> TlsRedis {
+        let dir = TempDir::new("tls_redis");
+        let (tls_port, plain_port) = (free_port(), free_port());
+        let mut child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", &plain_port.to_string()])
+            .args(["--tls-port", &tls_port.to_string()])
+            .args(["--tls-cert-file", &pki.path("server.pem")])
+            .args(["--tls-key-file", &pki.path("server.key")])
+            .args(["--tls-ca-cert-file", &pki.path("ca.pem")])
+            .args(["--tls-auth-clients", "yes", "--requirepass", password])
+            .arg("--dir")
+            .arg(&dir.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test.sh installs it)");
+        wait_for_port(
+            tls_port,
+            &mut child,
+            "own TLS redis-server",
+            Duration::from_secs(20),
+        );
+        TlsRedis {
+            child,
+            tls_port,
+            plain_port,
+            _dir: dir,
+        }
+    }
+
+    /// The list, oldest first, read through the plain port.
+    fn list(&self, password: &str, key: &str) -> Vec<Vec<u8>> {
+        let info = redis::IntoConnectionInfo::into_connection_info(redis::ConnectionAddr::Tcp(
+            "127.0.0.1".into(),
+            self.plain_port,
+        ))
+        .unwrap()
+        .set_redis_settings(redis::RedisConnectionInfo::default().set_password(password));
+        let mut con = redis::Client::open(info).unwrap().get_connection().unwrap();
+        let mut items: Vec<Vec<u8>> = redis::Commands::lrange(&mut con, key, 0, -1).unwrap();
+        items.reverse();
+        items
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn rediss_delivers_every_message_in_order_and_checks_the_certificate() {
+    let pki = Pki::new();
+    let password = "tls-s3cret";
+    let server = TlsRedis::start(&pki, password);
+    let url = format!("rediss://:{password}@127.0.0.1:{}/0", server.tls_port);
+    let want = expected(&[FIXTURE]);
+    assert_eq!(want.len(), FIXTURE_MESSAGES);
+
+    // The right CA and a client certificate: everything arrives, in order.
+    let queue = unique("tls_raw");
+    let out = read_with(
+        &pki.options("ca.pem", "CERT_REQUIRED"),
+        &["-o", &url, "--redis-format", "raw", "--queue", &queue],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(password));
+    assert_eq!(server.list(password, &queue), want);
+
+    // The options as a flag, with redis-py's spellings and the numeric cert_reqs.
+    let queue = unique("tls_flag");
+    let flag = serde_json::json!({
+        "ssl_ca_certs": pki.path("ca.pem"),
+        "ssl_certfile": pki.path("client.pem"),
+        "ssl_keyfile": pki.path("client.key"),
+        "ssl_cert_reqs": 2,
+    })
+    .to_string();
+    let out = read_with(
+        "",
+        &[
+            "-o",
+            &url,
+            "--ssl-options",
+            &flag,
+            "--count",
+            "100",
+            "--queue",
+            &queue,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.list(password, &queue).len(), 100);
+
+    // A CA that did not sign the server's certificate: exit 11 before reading anything.
+    let queue = unique("tls_wrong_ca");
+    let out = read_with(
+        &pki.options("other-ca.pem", "CERT_REQUIRED"),
+        &["-o", &url, "--queue", &queue],
+    );
+    assert_tls_failure(&out, password, "UnknownIssuer");
+    assert!(server.list(password, &queue).is_empty());
+
+    // CERT_NONE accepts it (encryption without verification), as Python's ssl does.
+    let out = read_with(
+        &pki.options("other-ca.pem", "CERT_NONE"),
+        &["-o", &url, "--count", "10", "--queue", &queue],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.list(password, &queue).len(), 10);
+
+    // No client certificate: the server refuses it (tls-auth-clients yes).
+    let ca_only = serde_json::json!({ "ca_certs": pki.path("ca.pem") }).to_string();
+    let out = read_with(&ca_only, &["-o", &url, "--queue", &queue]);
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(password));
+
+    // A CA file that does not exist is named.
+    let missing = serde_json::json!({ "ca_certs": "/nonexistent/ca.pem" }).to_string();
+    let out = read_with(&missing, &["-o", &url]);
+    assert_tls_failure(&out, password, "/nonexistent/ca.pem");
+
+    // The plain port spoken to with TLS: exit 11, not a hang.
+    let plain = format!("rediss://:{password}@127.0.0.1:{}/0", server.plain_port);
+    let out = read_with(&pki.options("ca.pem", "CERT_REQUIRED"), &["-o", &plain]);
+    assert_tls_failure(&out, password, "TLS");
+}
+
+fn venv_python() -> PathBuf {
+    let py = root().join("target/kombu-venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/test.sh, which makes the kombu virtual environment",
+        py.display()
+    );
+    py
+}
+
+const RABBIT_USER: &str = "npf";
+const RABBIT_PASSWORD: &str = "tls-amqp-s3cret";
+
+/// A RabbitMQ node of this test alone: its own node name, ports, database and logs, no
+/// plugins (the shared node's management port stays untouched). Stopped with SIGTERM.
+struct TlsRabbit {
+    child: Child,
+    dir: TempDir,
+    tls_port: u16,
+    plain_port: u16,
+}
+
+impl TlsRabbit {
+    fn start(pki: &Pki) -> TlsRabbit {
+        let dir = TempDir::new("tls_rabbit");
+        let (tls_port, plain_port, dist_port) = (free_port(), free_port(), free_port());
+        let conf = format!(
+            "listeners.tcp.default = 127.0.0.1:{plain_port}\n\
+             listeners.ssl.default = 127.0.0.1:{tls_port}\n\
+             ssl_options.cacertfile = {}\n\
+             ssl_options.certfile = {}\n\
+             ssl_options.keyfile = {}\n\
+             ssl_options.verify = verify_peer\n\
+             ssl_options.fail_if_no_peer_cert = true\n\
+             default_user = {RABBIT_USER}\n\
+             default_pass = {RABBIT_PASSWORD}\n",
+            pki.path("ca.pem"),
+            pki.path("server.pem"),
+            pki.path("server.key"),
+        );
+        std::fs::write(dir.0.join("rabbitmq.conf"), conf).unwrap();
+        std::fs::write(dir.0.join("enabled_plugins"), "[].\n").unwrap();
+        // The package's wrapper in /usr/sbin switches to the rabbitmq user, who cannot read
+        // our folder; the script it runs takes its settings from the environment.
+        let server = Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
+        assert!(
+            server.exists(),
+            "{} is missing: install rabbitmq-server (scripts/test.sh does)",
+            server.display()
+        );
+        let mut child = Command::new(server)
+            .env(
+                "RABBITMQ_NODENAME",
+                format!("npf-tls-{}@localhost", std::process::id()),
+            )
+            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+            .env("RABBITMQ_CONFIG_FILE", dir.0.join("rabbitmq.conf"))
+            .env(
+                "RABBITMQ_ENABLED_PLUGINS_FILE",
+                dir.0.join("enabled_plugins"),
+            )
+            .env("RABBITMQ_MNESIA_BASE", dir.0.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.0.join("log"))
+            .env("RABBITMQ_PID_FILE", dir.0.join("pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rabbitmq-server starts");
+        wait_for_port(
+            tls_port,
+            &mut child,
+            "own RabbitMQ node",
+            Duration::from_secs(90),
+        );
+        TlsRabbit {
+            child,
+            dir,
+            tls_port,
+            plain_port,
+        }
+    }
+
+    /// Reads `count` messages through the plain port with kombu (tests/kombu/consume_amqp.py).
+    fn consume(&self, queue: &str, count: usize) -> Vec<Value> {
+        let url = format!(
+            "amqp://{RABBIT_USER}:{RABBIT_PASSWORD}@127.0.0.1:{}//",
+            self.plain_port
+        );
+        let out = Command::new(venv_python())
+            .arg(root().join("tests/kombu/consume_amqp.py"))
+            .args(["--url", &url, "--count", &count.to_string()])
+            .args([
+                "--queue",
+                queue,
+                "--exchange",
+                queue,
+                "--routing-key",
+                queue,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "consume_amqp.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("consume_amqp.py prints JSON"))
+            .collect()
+    }
+}
+
+impl Drop for TlsRabbit {
+    fn drop(&mut self) {
+        // The Erlang VM writes its pid; SIGTERM stops the node cleanly, the script follows.
+        if let Ok(pid) = std::fs::read_to_string(self.dir.0.join("pid")) {
+            let _ = Command::new("kill").args(["-TERM", pid.trim()]).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !matches!(self.child.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn amqps_delivers_every_message_in_order_and_checks_the_certificate() {
+    let pki = Pki::new();
+    let broker = TlsRabbit::start(&pki);
+    let password = RABBIT_PASSWORD;
+    let url = format!(
+        "amqps://{RABBIT_USER}:{password}@127.0.0.1:{}/",
+        broker.tls_port
+    );
+    let want = expected(&[FIXTURE]);
+
+    let queue = unique("amqps_all");
+    let names = [
+        "--queue",
+        &queue,
+        "--exchange",
+        &queue,
+        "--routing-key",
+        &queue,
+    ];
+    let out = read_with(
+        &pki.options("ca.pem", "CERT_REQUIRED"),
+        &[&["-o", url.as_str()][..], &names[..]].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains(password), "password printed: {err}");
+    assert!(
+        err.contains(&format!("{FIXTURE_MESSAGES} confirmed")),
+        "{err}"
+    );
+    let records = broker.consume(&queue, FIXTURE_MESSAGES);
+    let (last, messages) = records
+        .split_last()
+        .expect("consume_amqp.py printed nothing");
+    assert_eq!(
+        last["left"].as_u64(),
+        Some(0),
+        "more messages than published"
+    );
+    let got: Vec<Vec<u8>> = messages
+        .iter()
+        .map(|r| r["body"].as_str().expect("body").as_bytes().to_vec())
+        .collect();
+    assert_eq!(got, want);
+
+    // A CA that did not sign the broker's certificate: exit 11, nothing published.
+    let out = read_with(
+        &pki.options("other-ca.pem", "CERT_REQUIRED"),
+        &[&["-o", url.as_str()][..], &names[..]].concat(),
+    );
+    assert_tls_failure(&out, password, "UnknownIssuer");
+
+    // CERT_NONE accepts it.
+    let out = read_with(
+        &pki.options("other-ca.pem", "CERT_NONE"),
+        &[&["-o", url.as_str(), "--count", "5"][..], &names[..]].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = broker.consume(&queue, 5);
+    assert_eq!(records.last().unwrap()["left"].as_u64(), Some(0));
+
+    // The plain AMQP port spoken to with TLS: exit 11.
+    let plain = format!(
+        "amqps://{RABBIT_USER}:{password}@127.0.0.1:{}/",
+        broker.plain_port
+    );
+    let out = read_with(
+        &pki.options("ca.pem", "CERT_REQUIRED"),
+        &[&["-o", plain.as_str()][..], &names[..]].concat(),
+    );
+    assert_tls_failure(&out, password, "TLS");
+}
+
+#[test]
+fn bad_ssl_options_are_a_usage_error_named_in_one_line() {
+    for (options, says) in [
+        (r#"{"ca_cert": "/x.pem"}"#, "unknown SSL option"),
+        (r#"{"cert_reqs": "CERT_MAYBE"}"#, "cert_reqs"),
+        ("not json", "JSON"),
+    ] {
+        let out = read_with(options, &["-o", "rediss://:s3cret@127.0.0.1:1/0"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{options}: {err}");
+        assert!(err.contains(says), "{options}: {err}");
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+}
