@@ -1,6 +1,6 @@
 //! Command-line definitions (clap), with the original's environment variables as fallbacks.
 
-use crate::sink::{OutputOptions, RedisFormat};
+use crate::sink::{Delivery, OutputOptions, RedisFormat, WhenFull};
 use crate::source::ring::FanoutMode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -283,6 +283,9 @@ pub struct OutputArgs {
         value_name = "KEY"
     )]
     pub routing_key: String,
+
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 }
 
 impl ReadArgs {
@@ -418,6 +421,53 @@ impl PresetArg {
             PresetArg::Ssh => Preset::Ssh,
             PresetArg::Telnet => Preset::Telnet,
             PresetArg::Udp => Preset::Udp,
+        }
+    }
+}
+
+/// `--when-full`, `--spool-dir`, `--spool-mb`: what a broker output does when the broker is
+/// slow or gone (shared by `read` and `capture`).
+#[derive(Args, Debug)]
+pub struct DeliveryArgs {
+    /// When the broker is slow or gone: "spool" keeps what cannot be sent in an on-disk spool
+    /// (--spool-dir) and sends it, in order, once the broker is back (also at the next start,
+    /// if the process stopped first); "drop" drops it and counts it; "block" makes the
+    /// workers wait (back-pressure; live capture then counts queue-full waits and the kernel
+    /// drops when its ring fills). Only for tcp://, redis:// and amqp:// outputs.
+    #[arg(long, value_enum, default_value_t = WhenFullArg::Spool, value_name = "MODE")]
+    pub when_full: WhenFullArg,
+
+    /// The spool directory [default: /var/tmp/netpipe-fast/<scheme-host-port-...-queue>, one
+    /// per destination].
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// Cap of the spool on disk, in MiB; past it new messages are dropped and counted
+    /// ("spool full").
+    #[arg(long, default_value_t = crate::sink::outbox::DEFAULT_SPOOL_MB, value_name = "MIB",
+          value_parser = clap::value_parser!(u64).range(1..=16 * 1024 * 1024))]
+    pub spool_mb: u64,
+}
+
+/// `--when-full` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WhenFullArg {
+    Block,
+    Drop,
+    Spool,
+}
+
+impl DeliveryArgs {
+    pub fn delivery(&self) -> Delivery {
+        Delivery {
+            when_full: match self.when_full {
+                WhenFullArg::Block => WhenFull::Block,
+                WhenFullArg::Drop => WhenFull::Drop,
+                WhenFullArg::Spool => WhenFull::Spool,
+            },
+            spool_dir: self.spool_dir.clone(),
+            spool_cap_bytes: self.spool_mb << 20,
+            ..Delivery::default()
         }
     }
 }

@@ -34,9 +34,9 @@
 
 use super::redis::Secret;
 use super::{
-    log, percent_decode, reconnect_forever, split_host_port, split_url, Backoff, OutputOptions,
-    SharedCounters, Sink, SinkCounters, StartError, UrlParts, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS,
-    EXIT_UNREACHABLE,
+    log, percent_decode, reconnect_forever, split_host_port, split_url, Backoff, Outage,
+    OutputOptions, SharedCounters, Sink, SinkCounters, StartError, UrlParts, WriteError, EXIT_AUTH,
+    EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
 };
 use crate::pipeline::batch::JsonBatch;
 use async_rs::traits::Executor;
@@ -454,6 +454,30 @@ impl AmqpSink {
     }
 }
 
+impl AmqpSink {
+    /// Gives up the connection and hands every unconfirmed message back, oldest first.
+    fn hand_back(&mut self, reason: String) -> WriteError {
+        if let Some(old) = self.link.take() {
+            close_link(&self.runtime, old);
+        }
+        let mut outage = Outage {
+            reason,
+            ..Outage::default()
+        };
+        while let Some(mut b) = self.in_flight.pop_front() {
+            if !b.confirms.is_empty() {
+                outage.maybe_delivered += b.confirms.len() as u64;
+            }
+            outage
+                .unconfirmed
+                .extend(b.messages(b.acked).map(<[u8]>::to_vec));
+            b.confirms.clear();
+            self.spare.push(b);
+        }
+        WriteError::Outage(outage)
+    }
+}
+
 impl Sink for AmqpSink {
     fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
         if batch.is_empty() {
@@ -483,6 +507,51 @@ impl Sink for AmqpSink {
             }
         }
         Ok(())
+    }
+
+    /// As `write_batch`, but a failure hands every unconfirmed message back (oldest first)
+    /// instead of reconnecting.
+    fn try_write_batch(&mut self, batch: &JsonBatch) -> Result<(), WriteError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut slot = self.spare.pop().unwrap_or_default();
+        slot.fill(batch);
+        self.sent += slot.len() as u64;
+        self.in_flight.push_back(slot);
+        if self.link.is_none() {
+            return Err(self.hand_back("not connected".into()));
+        }
+        let last = self.in_flight.len() - 1;
+        if let Err(e) = self.send(last) {
+            return Err(self.hand_back(e.to_string()));
+        }
+        while self.in_flight.len() > self.cfg.window_batches.max(1) {
+            if let Err(e) = self.confirm_oldest() {
+                return Err(self.hand_back(e.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    fn try_flush(&mut self) -> Result<(), WriteError> {
+        while !self.in_flight.is_empty() {
+            if let Err(e) = self.confirm_oldest() {
+                return Err(self.hand_back(e.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    fn reconnect_once(&mut self) -> Result<(), String> {
+        let link = open_link(&self.cfg, &self.runtime).map_err(|e| e.to_string())?;
+        self.link = Some(link);
+        SinkCounters::add(&self.counters.reconnects, 1);
+        Ok(())
+    }
+
+    fn delivered(&self) -> u64 {
+        self.counters.published()
     }
 
     fn report(&self) -> Option<String> {

@@ -23,8 +23,9 @@
 //! (at most 1,024 messages) is sent again and may be stored twice; it is counted as `resent`.
 
 use super::{
-    log, reconnect_forever, split_host_port, split_url, Backoff, OutputOptions, SharedCounters,
-    Sink, SinkCounters, StartError, UrlParts, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
+    log, reconnect_forever, split_host_port, split_url, Backoff, Outage, OutputOptions,
+    SharedCounters, Sink, SinkCounters, StartError, UrlParts, WriteError, EXIT_AUTH, EXIT_BAD_URL,
+    EXIT_TLS, EXIT_UNREACHABLE,
 };
 use crate::pipeline::batch::JsonBatch;
 use ::redis::{
@@ -415,6 +416,63 @@ impl Sink for RedisSink {
     fn flush(&mut self) -> io::Result<()> {
         // Every LPUSH was answered before the next batch: nothing is buffered.
         Ok(())
+    }
+
+    /// One LPUSH; a lost connection or a passing server error hands the batch back (it may
+    /// have been stored when the reply was lost: `maybe_delivered`).
+    fn try_write_batch(&mut self, batch: &JsonBatch) -> Result<(), WriteError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let outage = |reason: String, sent: bool| {
+            WriteError::Outage(Outage {
+                reason,
+                unconfirmed: batch.messages().map(<[u8]>::to_vec).collect(),
+                maybe_delivered: if sent { batch.len() as u64 } else { 0 },
+            })
+        };
+        self.build(batch);
+        let Some(con) = self.con.as_mut() else {
+            return Err(outage("not connected".into(), false));
+        };
+        match con
+            .req_packed_command(&self.cmd)
+            .and_then(Value::extract_error)
+        {
+            Ok(Value::Int(_)) => {
+                SinkCounters::add(&self.counters.published, batch.len() as u64);
+                Ok(())
+            }
+            Ok(other) => Err(WriteError::Fatal(io::Error::other(format!(
+                "{}: unexpected reply to LPUSH: {other:?}",
+                self.cfg.describe()
+            )))),
+            Err(e) if retriable(&e) => {
+                self.con = None;
+                let what = if e.is_io_error() {
+                    "connection lost"
+                } else {
+                    "server error"
+                };
+                Err(outage(format!("{what} ({e})"), true))
+            }
+            Err(e) => Err(WriteError::Fatal(io::Error::other(format!(
+                "{}: LPUSH to {} refused: {e}",
+                self.cfg.describe(),
+                self.cfg.queue
+            )))),
+        }
+    }
+
+    fn reconnect_once(&mut self) -> Result<(), String> {
+        let con = open_connection(&self.cfg).map_err(|e| e.to_string())?;
+        self.con = Some(con);
+        SinkCounters::add(&self.counters.reconnects, 1);
+        Ok(())
+    }
+
+    fn delivered(&self) -> u64 {
+        self.counters.published()
     }
 
     fn report(&self) -> Option<String> {
