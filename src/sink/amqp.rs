@@ -59,6 +59,9 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+/// How often a wait for confirms looks at whether the connection is still there.
+const CONFIRM_POLL: Duration = Duration::from_millis(100);
+
 /// Where to connect and what to declare.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AmqpConfig {
@@ -382,12 +385,32 @@ impl AmqpSink {
             SinkCounters::add(&self.counters.published, (batch.len() - batch.acked) as u64);
         } else {
             let counters = &self.counters;
+            let link = self.link.as_ref();
             let deadline = tokio::time::Instant::now() + self.cfg.confirm_timeout;
             let result = self.runtime.block_on(async {
                 while let Some(confirm) = batch.confirms.front_mut() {
-                    let answer = tokio::time::timeout_at(deadline, confirm)
-                        .await
-                        .map_err(|_| Failure::Timeout("the publisher confirms"))??;
+                    // A confirm whose connection died may never resolve: look at the
+                    // connection between short waits, so an outage is seen at once rather
+                    // than after the whole confirm timeout.
+                    let answer = loop {
+                        let step = (tokio::time::Instant::now() + CONFIRM_POLL).min(deadline);
+                        match tokio::time::timeout_at(step, &mut *confirm).await {
+                            Ok(answer) => break answer?,
+                            Err(_) if tokio::time::Instant::now() >= deadline => {
+                                return Err(Failure::Timeout("the publisher confirms"));
+                            }
+                            Err(_) => {
+                                if !link.is_some_and(|l| {
+                                    l.connection.status().connected()
+                                        && l.channel.status().connected()
+                                }) {
+                                    return Err(Failure::Timeout(
+                                        "the publisher confirms (connection lost)",
+                                    ));
+                                }
+                            }
+                        }
+                    };
                     match answer {
                         Confirmation::Nack(_) => return Err(Failure::Nack),
                         Confirmation::Ack(_) | Confirmation::NotRequested => {

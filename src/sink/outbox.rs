@@ -593,6 +593,11 @@ impl Delivering {
                     Wrote::Ok => break,
                     other => other,
                 },
+                Next::Idle if !self.pending.is_empty() => {
+                    // Nothing else to do: wait for the broker's acknowledgements, so the
+                    // replayed part of the spool is deleted now rather than at the next write.
+                    self.idle_flush()
+                }
                 Next::Idle => {
                     match self.rx.recv_timeout(IDLE_POLL) {
                         Ok(msg) => self.handle_while_up(msg),
@@ -739,7 +744,25 @@ impl Delivering {
         }
         match self.sink.try_flush() {
             Ok(()) => {
-                self.settle();
+                self.settle_up_to(u64::MAX);
+                Wrote::Ok
+            }
+            Err(WriteError::Outage(outage)) => {
+                self.spool_unconfirmed(outage);
+                Wrote::Down
+            }
+            Err(WriteError::Fatal(e)) => {
+                log(format_args!("{e}"));
+                Wrote::Failed
+            }
+        }
+    }
+
+    fn idle_flush(&mut self) -> Wrote {
+        match self.sink.try_flush() {
+            Ok(()) => {
+                // A flush that succeeded means everything written is acknowledged.
+                self.settle_up_to(u64::MAX);
                 Wrote::Ok
             }
             Err(WriteError::Outage(outage)) => {
@@ -755,7 +778,12 @@ impl Delivering {
 
     /// Deletes from the spool what the broker has acknowledged.
     fn settle(&mut self) {
-        let delivered = self.sink.delivered();
+        self.settle_up_to(self.sink.delivered());
+    }
+
+    /// Deletes from the spool the replayed batches acknowledged once the sink's delivered
+    /// count reached `delivered`.
+    fn settle_up_to(&mut self, delivered: u64) {
         let mut last = None;
         while let Some(&(pos, target, n)) = self.pending.front() {
             if target > delivered {
