@@ -323,7 +323,8 @@ Exit codes:
   11 TLS output (rediss://, amqps://) not supported by this build yet
 
 Once running, tcp://, redis:// and amqp:// outputs reconnect forever with capped backoff,
-holding the output (back-pressure, nothing dropped), and send again what the lost connection
+spooling to disk meanwhile (--when-full spool, the default) or holding the output
+(--when-full block: back-pressure, nothing dropped), and send again what the lost connection
 may not have delivered (redis: the one batch in flight; amqp: every unconfirmed message; tcp:
 the last tcp_wmem+tcp_rmem bytes of whole batches), so a receiver may see those messages
 twice; they are counted as resent.";

@@ -53,20 +53,32 @@ fn mkfifo(path: &Path) {
     assert!(ok, "mkfifo {} failed", path.display());
 }
 
+/// A run of the binary, killed (by its process id) if the test ends before it does.
+struct Run(Child);
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `netpipe-fast read <fifos> <args>`, stderr to a file. The pipes are made here; the
 /// reader opens them one after the other (the first once the output has connected).
-fn start_reader(fifos: &[PathBuf], stderr: &Path, args: &[&str]) -> Child {
+fn start_reader(fifos: &[PathBuf], stderr: &Path, args: &[&str]) -> Run {
     for f in fifos {
         mkfifo(f);
     }
-    bin()
+    Run(bin()
         .arg("read")
         .args(fifos)
         .args(args)
         .stdout(Stdio::null())
         .stderr(File::create(stderr).unwrap())
         .spawn()
-        .unwrap()
+        .unwrap())
 }
 
 /// Writes a whole pcap into a pipe (waiting for the reader to open it) and closes it.
@@ -141,7 +153,8 @@ fn count(summary: &str, word: &str) -> u64 {
         .unwrap_or_else(|| panic!("no number before \"{word}\" in:\n{summary}"))
 }
 
-fn wait_exit(child: &mut Child, limit: Duration, stderr: &Path) -> String {
+fn wait_exit(run: &mut Run, limit: Duration, stderr: &Path) -> String {
+    let child = &mut run.0;
     let mut status = None;
     wait_for("the run to end", limit, || {
         status = child.try_wait().unwrap();
@@ -301,8 +314,8 @@ fn kill_9_while_spooling_then_the_next_start_replays_the_spool() {
         || spooled_records(&spool) == FIXTURE_MESSAGES,
     );
     // The reader now waits on the third pipe, the spool holds the second copy.
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
     server.spawn();
 
     // The next start, with another capture (and another source name, so its messages differ).
@@ -413,6 +426,12 @@ fn when_full_drop_counts_every_drop() {
 /// RabbitMQ: a private node killed mid-stream and started again on the same ports and
 /// database: nothing is lost (confirmed messages are persistent; unconfirmed ones come back
 /// from the spool).
+///
+/// The node is killed and started again rather than stopped with `rabbitmqctl stop_app` and
+/// `start_app`: on the RabbitMQ 3.10.8 / Erlang 25 of this machine, `start_app` after
+/// `stop_app` fails to open the AMQP listener again (`eaddrinuse`, though nothing listens on
+/// the port) and leaves the node unable to start its application, so that outage could not
+/// end.
 #[test]
 fn rabbitmq_outage_spools_and_replays() {
     let py = root().join("target/kombu-venv/bin/python");
