@@ -920,6 +920,208 @@ impl Delivering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A broker in memory: stores what it is sent, and can be "down".
+    #[derive(Default)]
+    struct FakeBroker {
+        stored: Mutex<Vec<Vec<u8>>>,
+        down: AtomicBool,
+        /// Writes refused so far (to wait for the outage to be noticed).
+        refused: AtomicUsize,
+    }
+
+    struct FakeSink(Arc<FakeBroker>);
+
+    impl Sink for FakeSink {
+        fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
+            self.try_write_batch(batch)
+                .map_err(|_| io::Error::other("down"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn try_write_batch(&mut self, batch: &JsonBatch) -> Result<(), WriteError> {
+            if self.0.down.load(Ordering::SeqCst) {
+                self.0.refused.fetch_add(1, Ordering::SeqCst);
+                return Err(WriteError::Outage(Outage {
+                    reason: "down".into(),
+                    unconfirmed: batch.messages().map(<[u8]>::to_vec).collect(),
+                    maybe_delivered: 0,
+                }));
+            }
+            let mut stored = self.0.stored.lock().unwrap();
+            stored.extend(batch.messages().map(<[u8]>::to_vec));
+            Ok(())
+        }
+        fn reconnect_once(&mut self) -> Result<(), String> {
+            if self.0.down.load(Ordering::SeqCst) {
+                Err("refused".into())
+            } else {
+                Ok(())
+            }
+        }
+        fn delivered(&self) -> u64 {
+            self.0.stored.lock().unwrap().len() as u64
+        }
+    }
+
+    fn batch_of(first: usize, n: usize) -> JsonBatch {
+        let mut b = JsonBatch::with_capacity();
+        for i in first..first + n {
+            b.buf.truncate(b.used);
+            b.buf
+                .extend_from_slice(format!("{{\"n\":{i}}}\n").as_bytes());
+            let end = b.buf.len();
+            b.commit(end);
+        }
+        b
+    }
+
+    fn quick() -> Delivery {
+        Delivery {
+            backoff: Backoff {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(5),
+            },
+            finish_patience: Duration::from_millis(200),
+            ..Delivery::default()
+        }
+    }
+
+    /// Whatever the timing, an outage in the middle of a stream loses nothing and keeps the
+    /// order: the spool takes what the broker cannot, and sends it first when it is back.
+    #[test]
+    fn an_outage_mid_stream_keeps_every_message_in_order() {
+        let dir = std::env::temp_dir().join(format!("npf-outbox-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let broker = Arc::new(FakeBroker::default());
+        let mut outbox = Outbox::start(
+            Box::new(FakeSink(Arc::clone(&broker))),
+            "fake".into(),
+            &quick(),
+            &dir,
+        )
+        .unwrap();
+        let counters = outbox.counters();
+        let mut next = 0;
+        for round in 0..30 {
+            if round == 10 {
+                broker.down.store(true, Ordering::SeqCst);
+            }
+            if round == 20 {
+                // The outage has been noticed (a write was refused) before it ends.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while broker.refused.load(Ordering::SeqCst) == 0 {
+                    assert!(Instant::now() < deadline, "the outage was never noticed");
+                    std::thread::yield_now();
+                }
+                broker.down.store(false, Ordering::SeqCst);
+            }
+            let (_, taken) = outbox.write_owned(batch_of(next, 7));
+            assert_eq!(taken.unwrap(), 7);
+            next += 7;
+        }
+        outbox.flush().unwrap();
+        let want: Vec<Vec<u8>> = (0..next)
+            .map(|i| format!("{{\"n\":{i}}}").into_bytes())
+            .collect();
+        assert_eq!(*broker.stored.lock().unwrap(), want);
+        assert!(counters.spooled() > 0, "nothing went through the spool");
+        assert_eq!(counters.replayed(), counters.spooled());
+        assert_eq!(counters.dropped(), 0);
+        assert_eq!(counters.left_in_spool(), 0);
+        let report = outbox.report().unwrap();
+        assert!(report.contains("1 outage(s)"), "{report}");
+        drop(outbox);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A broker that stays away: the run ends after the patience, the rest stays in the
+    /// spool, and the next start sends it first.
+    #[test]
+    fn what_is_left_at_exit_is_sent_at_the_next_start() {
+        let dir = std::env::temp_dir().join(format!("npf-outbox-left-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let broker = Arc::new(FakeBroker::default());
+        broker.down.store(true, Ordering::SeqCst);
+        let mut outbox = Outbox::start(
+            Box::new(FakeSink(Arc::clone(&broker))),
+            "fake".into(),
+            &quick(),
+            &dir,
+        )
+        .unwrap();
+        for i in 0..5 {
+            let _ = outbox.write_owned(batch_of(i * 3, 3));
+        }
+        outbox.flush().unwrap();
+        assert_eq!(outbox.counters().left_in_spool(), 15);
+        drop(outbox);
+        assert!(broker.stored.lock().unwrap().is_empty());
+
+        broker.down.store(false, Ordering::SeqCst);
+        let mut outbox = Outbox::start(
+            Box::new(FakeSink(Arc::clone(&broker))),
+            "fake".into(),
+            &quick(),
+            &dir,
+        )
+        .unwrap();
+        assert_eq!(outbox.counters().recovered(), 15);
+        let _ = outbox.write_owned(batch_of(15, 2));
+        outbox.flush().unwrap();
+        let want: Vec<Vec<u8>> = (0..17)
+            .map(|i| format!("{{\"n\":{i}}}").into_bytes())
+            .collect();
+        assert_eq!(*broker.stored.lock().unwrap(), want);
+        drop(outbox);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn drop_mode_counts_what_it_drops() {
+        let broker = Arc::new(FakeBroker::default());
+        let delivery = Delivery {
+            when_full: WhenFull::Drop,
+            ..quick()
+        };
+        // A sink that never returns until released: the queue fills and the rest drops.
+        struct Stuck(Arc<FakeBroker>, Receiver<()>);
+        impl Sink for Stuck {
+            fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
+                let _ = self.1.recv();
+                self.0
+                    .stored
+                    .lock()
+                    .unwrap()
+                    .extend(batch.messages().map(<[u8]>::to_vec));
+                Ok(())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let (release_tx, release_rx) = unbounded();
+        let mut outbox = Outbox::start(
+            Box::new(Stuck(Arc::clone(&broker), release_rx)),
+            "stuck".into(),
+            &delivery,
+            Path::new("/nonexistent-unused"),
+        )
+        .unwrap();
+        let mut taken_total = 0;
+        for i in 0..20 {
+            let (_, taken) = outbox.write_owned(batch_of(i * 4, 4));
+            taken_total += taken.unwrap();
+        }
+        drop(release_tx);
+        outbox.flush().unwrap();
+        let c = outbox.counters();
+        assert!(c.dropped() > 0);
+        assert_eq!(taken_total as u64 + c.dropped(), 80);
+        assert_eq!(broker.stored.lock().unwrap().len(), taken_total);
+    }
 
     #[test]
     fn default_dirs_are_one_safe_name_under_var_tmp() {
