@@ -39,6 +39,7 @@ use crate::pipeline::batch::JsonBatch;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -149,22 +150,36 @@ impl Spool {
     pub fn open(dir: &Path, cap_bytes: u64) -> io::Result<(Spool, Recovery)> {
         fs::create_dir_all(dir).map_err(|e| named(dir, e))?;
         let lock_path = dir.join("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| named(&lock_path, e))?;
-        // flock: released by the kernel when the process ends, however it ends (kill -9).
-        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!(
-                    "spool directory {} is in use by another netpipe-fast process",
-                    dir.display()
-                ),
-            ));
-        }
+        let lock = loop {
+            let lock = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| named(&lock_path, e))?;
+            // flock: released by the kernel when the process ends, however it ends (kill -9).
+            if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                .is_err()
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!(
+                        "spool directory {} is in use by another netpipe-fast process",
+                        dir.display()
+                    ),
+                ));
+            }
+            // An empty spool deletes its lock file when it closes (see Drop): if that
+            // happened between our open and our lock, the lock is on a deleted file; open
+            // the new one.
+            let same = match (lock.metadata(), fs::metadata(&lock_path)) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
+            if same {
+                break lock;
+            }
+        };
         let mut ids = Vec::new();
         for entry in fs::read_dir(dir).map_err(|e| named(dir, e))? {
             let name = entry.map_err(|e| named(dir, e))?.file_name();
@@ -519,6 +534,13 @@ impl Spool {
 impl Drop for Spool {
     fn drop(&mut self) {
         let _ = self.sync_writer();
+        if self.segments.is_empty() {
+            // Nothing left: leave no trace (the lock file goes while we still hold it; see
+            // the check in `open`). The directory goes too if nothing else is in it.
+            let _ = fs::remove_file(self.dir.join("cursor"));
+            let _ = fs::remove_file(self.dir.join("lock"));
+            let _ = fs::remove_dir(&self.dir);
+        }
     }
 }
 
@@ -682,7 +704,7 @@ mod tests {
             .collect();
         assert!(left.is_empty(), "{left:?}");
         drop(s);
-        let _ = fs::remove_dir_all(&dir);
+        assert!(!dir.exists(), "an empty spool leaves its directory behind");
     }
 
     #[test]
