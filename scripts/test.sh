@@ -230,6 +230,17 @@ if ! redis-server --help 2>&1 | grep -q -- '--tls-port' && ! ldd "$(command -v r
 fi
 
 # ---------------------------------------------------------------------------------------------
+# Broker outage tests (tests/sink_outage.rs): they start private redis-server and RabbitMQ
+# nodes of their own (installed above), feed the binary through named pipes (mkfifo) and
+# pause a broker with kill -STOP/-CONT (/usr/bin/kill, from procps).
+# ---------------------------------------------------------------------------------------------
+
+step "outage test tools (mkfifo, kill)"
+command -v mkfifo >/dev/null 2>&1 || apt_install coreutils
+[ -x /usr/bin/kill ] || [ -x /bin/kill ] || apt_install procps
+info "ready"
+
+# ---------------------------------------------------------------------------------------------
 # Checks
 # ---------------------------------------------------------------------------------------------
 

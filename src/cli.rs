@@ -1,6 +1,6 @@
 //! Command-line definitions (clap), with the original's environment variables as fallbacks.
 
-use crate::sink::{OutputOptions, RedisFormat, SslOptions};
+use crate::sink::{Delivery, OutputOptions, RedisFormat, SslOptions, WhenFull};
 use crate::source::ring::FanoutMode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -325,6 +325,8 @@ pub struct OutputArgs {
     /// socket (faster; a lost connection may lose what the broker had not stored yet).
     #[arg(long)]
     pub no_confirms: bool,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 }
 
 impl ReadArgs {
@@ -398,8 +400,10 @@ Exit codes:
      wrong host name, not a TLS port, or a certificate/key file unreadable
 
 Once running, tcp://, redis:// and amqp:// outputs reconnect forever with capped backoff,
-holding the output (back-pressure, nothing dropped), and send again what the lost connection
-may not have delivered (redis: the unanswered LPUSH batches, at most 4; amqp: every unconfirmed message; tcp:
+spooling to disk meanwhile (--when-full spool, the default) or holding the output
+(--when-full block: back-pressure, nothing dropped), and send again what the lost connection
+may not have delivered (redis: the unanswered LPUSH batches, at most 4; amqp: every
+unconfirmed message; tcp:
 the last tcp_wmem+tcp_rmem bytes of whole batches), so a receiver may see those messages
 twice; they are counted as resent.";
 
@@ -1129,3 +1133,49 @@ Exit codes:
   15 the CSV, archive or state cannot be written, or exists without a state to resume
   17 the input failed while running (the snapshots taken are kept; messages not yet in one
      stay with the broker, or are read again from a file, at the next start)";
+/// `--when-full`, `--spool-dir`, `--spool-mb`: what a broker output does when the broker is
+/// slow or gone (shared by `read` and `capture`).
+#[derive(Args, Debug)]
+pub struct DeliveryArgs {
+    /// When the broker is slow or gone: "spool" keeps what cannot be sent in an on-disk spool
+    /// (--spool-dir) and sends it, in order, once the broker is back (also at the next start,
+    /// if the process stopped first); "drop" drops it and counts it; "block" makes the
+    /// workers wait (back-pressure; live capture then counts queue-full waits and the kernel
+    /// drops when its ring fills). Only for tcp://, redis:// and amqp:// outputs.
+    #[arg(long, value_enum, default_value_t = WhenFullArg::Spool, value_name = "MODE")]
+    pub when_full: WhenFullArg,
+
+    /// The spool directory [default: /var/tmp/netpipe-fast/<scheme-host-port-...-queue>, one
+    /// per destination].
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// Cap of the spool on disk, in MiB; past it new messages are dropped and counted
+    /// ("spool full").
+    #[arg(long, default_value_t = crate::sink::outbox::DEFAULT_SPOOL_MB, value_name = "MIB",
+          value_parser = clap::value_parser!(u64).range(1..=16 * 1024 * 1024))]
+    pub spool_mb: u64,
+}
+
+/// `--when-full` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WhenFullArg {
+    Block,
+    Drop,
+    Spool,
+}
+
+impl DeliveryArgs {
+    pub fn delivery(&self) -> Delivery {
+        Delivery {
+            when_full: match self.when_full {
+                WhenFullArg::Block => WhenFull::Block,
+                WhenFullArg::Drop => WhenFull::Drop,
+                WhenFullArg::Spool => WhenFull::Spool,
+            },
+            spool_dir: self.spool_dir.clone(),
+            spool_cap_bytes: self.spool_mb << 20,
+            ..Delivery::default()
+        }
+    }
+}

@@ -18,7 +18,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Read(args) => {
             let output = match Output::parse_with(&args.out.output, &args.output_options()) {
-                Ok(o) => o,
+                // A file can wait for a slow broker: spool only during outages.
+                Ok(o) => o.with_delivery(netpipe_fast::sink::Delivery {
+                    wait_while_connected: true,
+                    ..args.out.delivery.delivery()
+                }),
                 Err(e) => {
                     eprintln!("netpipe-fast: {e}");
                     return ExitCode::from(2);
@@ -70,7 +74,7 @@ fn capture(args: CaptureArgs) -> ExitCode {
         }
     };
     let output = match Output::parse_with(&args.out.output, &args.out.output_options()) {
-        Ok(o) => o,
+        Ok(o) => o.with_delivery(args.out.delivery.delivery()),
         Err(e) => {
             eprintln!("netpipe-fast: {e}");
             return ExitCode::from(2);

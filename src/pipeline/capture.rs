@@ -153,6 +153,8 @@ pub struct CaptureSummary {
     pub written: u64,
     /// Blocks whose layout the kernel got wrong (their remaining frames were skipped).
     pub bad_blocks: u64,
+    /// Times a worker had to wait for the output (no empty batch ready): back-pressure.
+    pub queue_full_waits: u64,
     pub decode: DecodeStats,
 }
 
@@ -174,6 +176,9 @@ impl fmt::Display for CaptureSummary {
         }
         if self.bad_blocks > 0 {
             write!(f, ", {} bad ring blocks", self.bad_blocks)?;
+        }
+        if self.queue_full_waits > 0 {
+            write!(f, ", {} queue-full waits", self.queue_full_waits)?;
         }
         Ok(())
     }
@@ -228,6 +233,7 @@ struct WorkerEnd {
     decode: DecodeStats,
     ring: RingStats,
     captured: u64,
+    queue_full_waits: u64,
     error: Option<io::Error>,
 }
 
@@ -518,6 +524,7 @@ impl CaptureJob {
             match h.join() {
                 Ok(end) => {
                     summary.captured += end.captured;
+                    summary.queue_full_waits += end.queue_full_waits;
                     summary.decode.add(&end.decode);
                     summary.received += end.ring.packets;
                     summary.kernel_drops += end.ring.drops;
@@ -601,6 +608,8 @@ struct Encoding<'a> {
     batch: Option<JsonBatch>,
     batch_started: Instant,
     captured: u64,
+    /// Times no empty batch was ready: the output was behind (`--when-full block`).
+    queue_full_waits: u64,
     limit: Option<u64>,
     claimed: &'a AtomicU64,
     halt: &'a AtomicBool,
@@ -648,7 +657,14 @@ impl Encoding<'_> {
                 self.halt.store(true, Ordering::Relaxed);
                 return;
             }
-            self.batch = self.free_rx.recv().ok();
+            self.batch = match self.free_rx.try_recv() {
+                Ok(b) => Some(b),
+                Err(_) => {
+                    // The output is behind: wait for it (back-pressure), and count the wait.
+                    self.queue_full_waits += 1;
+                    self.free_rx.recv().ok()
+                }
+            };
             if self.batch.is_none() {
                 self.halt.store(true, Ordering::Relaxed);
             }
@@ -675,6 +691,7 @@ impl WorkerCtx {
             batch: self.free_rx.recv().ok(),
             batch_started: Instant::now(),
             captured: 0,
+            queue_full_waits: 0,
             limit: self.limit,
             claimed: &self.claimed,
             halt: &self.halt,
@@ -734,6 +751,7 @@ impl WorkerCtx {
             decode: enc.worker.stats,
             ring,
             captured: enc.captured,
+            queue_full_waits: enc.queue_full_waits,
             error,
         }
     }
@@ -832,6 +850,16 @@ mod tests {
             s.to_string(),
             "10 packets captured, 12 received by filter, 1 dropped by kernel, 0 queue freezes, \
              0 dropped inside netpipe-fast, 10 written"
+        );
+        let waited = CaptureSummary {
+            queue_full_waits: 3,
+            ..s
+        };
+        assert!(
+            waited
+                .to_string()
+                .ends_with(", 10 written, 3 queue-full waits"),
+            "{waited}"
         );
     }
 

@@ -61,12 +61,16 @@ impl<'a> BatchWriter<'a> {
         }
     }
 
-    pub fn write(&mut self, mut batch: JsonBatch) {
+    pub fn write(&mut self, batch: JsonBatch) {
         let n = batch.len() as u64;
-        if self.out.error.is_none() {
-            match self.sink.write_batch(&batch) {
-                Ok(()) => {
-                    self.out.written += n;
+        let mut batch = if self.out.error.is_none() {
+            // The sink may keep this batch and hand back another empty one (the delivery
+            // thread of `--when-full spool|drop`); the pool keeps its size either way.
+            let (batch, result) = self.sink.write_owned(batch);
+            match result {
+                Ok(taken) => {
+                    // What the sink did not take it dropped and counted in its report.
+                    self.out.written += taken as u64;
                     if let Some(w) = self.written_live {
                         w.store(self.out.written, Ordering::Relaxed);
                     }
@@ -77,9 +81,11 @@ impl<'a> BatchWriter<'a> {
                     self.stop.store(true, Ordering::Relaxed);
                 }
             }
+            batch
         } else {
             self.out.not_written += n;
-        }
+            batch
+        };
         batch.clear();
         // The pool may be gone when the sources have stopped; the buffer is then just freed.
         let _ = self.free_tx.send(batch);

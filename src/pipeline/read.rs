@@ -194,7 +194,20 @@ impl ReadJob {
         let Ok(mut batch) = free_rx.recv() else {
             return (worker.stats, None);
         };
-        let error = state.for_each_frame(|link, frame, meta| {
+        let error = state.for_each_frame(|item| {
+            // At the end of each file its last messages go out at once (a file may be a pipe
+            // that the next part of the stream takes a while to arrive on).
+            let Some((link, frame, meta)) = item else {
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                batch.seq = seq;
+                seq += 1;
+                let next = free_rx.recv().map_err(|_| ())?;
+                return full_tx
+                    .send(std::mem::replace(&mut batch, next))
+                    .map_err(|_| ());
+            };
             worker.process(link, frame.data, meta, &mut batch);
             if batch.is_full() {
                 batch.seq = seq;
@@ -276,10 +289,17 @@ impl ReadJob {
             drop(work_rx);
             let mut seq = 0u64;
             let mut current = back_rx.recv().ok();
-            let error = state.for_each_frame(|_, frame, meta| {
+            let error = state.for_each_frame(|item| {
                 let batch = current.as_mut().ok_or(())?;
-                batch.push(frame.data, frame.link_type, *meta);
-                if batch.is_full() {
+                let end_of_file = match item {
+                    Some((_, frame, meta)) => {
+                        batch.push(frame.data, frame.link_type, *meta);
+                        false
+                    }
+                    // A file ended: its last frames go to a worker at once.
+                    None => !batch.frames.is_empty(),
+                };
+                if batch.is_full() || end_of_file {
                     let mut full = current.take().ok_or(())?;
                     full.seq = seq;
                     seq += 1;
@@ -328,11 +348,12 @@ impl<'j> ReadState<'j> {
         }
     }
 
-    /// Calls `f` for every frame that passes the filter, file after file, until the count is
-    /// reached, the output closes, `f` fails, or a file ends in an error (returned).
+    /// Calls `f` for every frame that passes the filter, file after file, and with `None`
+    /// at the end of each file, until the count is reached, the output closes, `f` fails, or
+    /// a file ends in an error (returned).
     fn for_each_frame<F>(&mut self, mut f: F) -> Option<JobError>
     where
-        F: FnMut(LinkType, &Frame<'_>, &FrameMeta) -> Result<(), ()>,
+        F: FnMut(Option<(LinkType, &Frame<'_>, &FrameMeta)>) -> Result<(), ()>,
     {
         let limit = self.job.count.unwrap_or(u64::MAX);
         for path in &self.job.files {
@@ -350,7 +371,12 @@ impl<'j> ReadState<'j> {
                 let offset = reader.offset();
                 let frame = match reader.next_frame() {
                     Ok(Some(fr)) => fr,
-                    Ok(None) => break,
+                    Ok(None) => {
+                        if f(None).is_err() {
+                            return None;
+                        }
+                        break;
+                    }
                     Err(e) => return Some(JobError::Read(e)),
                 };
                 self.read += 1;
@@ -387,7 +413,7 @@ impl<'j> ReadState<'j> {
                     wire_len: frame.wire_len,
                     cap_len: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
                 };
-                if f(link, &frame, &meta).is_err() {
+                if f(Some((link, &frame, &meta))).is_err() {
                     // The pipeline behind us stopped (its error is reported by the publisher).
                     return None;
                 }

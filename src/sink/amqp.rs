@@ -39,9 +39,9 @@
 use super::redis::Secret;
 use super::tls::{is_tls_error, SslOptions};
 use super::{
-    log, percent_decode, reconnect_forever, split_host_port, split_url, Backoff, OutputOptions,
-    SharedCounters, Sink, SinkCounters, StartError, UrlParts, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS,
-    EXIT_UNREACHABLE,
+    log, percent_decode, reconnect_forever, split_host_port, split_url, Backoff, Outage,
+    OutputOptions, SharedCounters, Sink, SinkCounters, StartError, UrlParts, WriteError, EXIT_AUTH,
+    EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
 };
 use crate::pipeline::batch::JsonBatch;
 use async_rs::traits::Executor;
@@ -64,6 +64,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
+
+/// How often a wait for confirms looks at whether the connection is still there.
+const CONFIRM_POLL: Duration = Duration::from_millis(100);
 
 /// Where to connect and what to declare.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -404,12 +407,32 @@ impl AmqpSink {
             SinkCounters::add(&self.counters.published, (batch.len() - batch.acked) as u64);
         } else {
             let counters = &self.counters;
+            let link = self.link.as_ref();
             let deadline = tokio::time::Instant::now() + self.cfg.confirm_timeout;
             let result = self.runtime.block_on(async {
                 while let Some(confirm) = batch.confirms.front_mut() {
-                    let answer = tokio::time::timeout_at(deadline, confirm)
-                        .await
-                        .map_err(|_| Failure::Timeout("the publisher confirms"))??;
+                    // A confirm whose connection died may never resolve: look at the
+                    // connection between short waits, so an outage is seen at once rather
+                    // than after the whole confirm timeout.
+                    let answer = loop {
+                        let step = (tokio::time::Instant::now() + CONFIRM_POLL).min(deadline);
+                        match tokio::time::timeout_at(step, &mut *confirm).await {
+                            Ok(answer) => break answer?,
+                            Err(_) if tokio::time::Instant::now() >= deadline => {
+                                return Err(Failure::Timeout("the publisher confirms"));
+                            }
+                            Err(_) => {
+                                if !link.is_some_and(|l| {
+                                    l.connection.status().connected()
+                                        && l.channel.status().connected()
+                                }) {
+                                    return Err(Failure::Timeout(
+                                        "the publisher confirms (connection lost)",
+                                    ));
+                                }
+                            }
+                        }
+                    };
                     match answer {
                         Confirmation::Nack(_) => return Err(Failure::Nack),
                         Confirmation::Ack(_) | Confirmation::NotRequested => {
@@ -498,6 +521,30 @@ impl AmqpSink {
     }
 }
 
+impl AmqpSink {
+    /// Gives up the connection and hands every unconfirmed message back, oldest first.
+    fn hand_back(&mut self, reason: String) -> WriteError {
+        if let Some(old) = self.link.take() {
+            close_link(&self.runtime, old);
+        }
+        let mut outage = Outage {
+            reason,
+            ..Outage::default()
+        };
+        while let Some(mut b) = self.in_flight.pop_front() {
+            if !b.confirms.is_empty() {
+                outage.maybe_delivered += b.confirms.len() as u64;
+            }
+            outage
+                .unconfirmed
+                .extend(b.messages(b.acked).map(<[u8]>::to_vec));
+            b.confirms.clear();
+            self.spare.push(b);
+        }
+        WriteError::Outage(outage)
+    }
+}
+
 impl Sink for AmqpSink {
     fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
         if batch.is_empty() {
@@ -539,6 +586,52 @@ impl Sink for AmqpSink {
             }
         }
         Ok(())
+    }
+
+    /// As `write_batch`, but a failure hands every unconfirmed message back (oldest first)
+    /// instead of reconnecting.
+    fn try_write_batch(&mut self, batch: &JsonBatch) -> Result<(), WriteError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut slot = self.spare.pop().unwrap_or_default();
+        slot.fill(batch);
+        self.sent += slot.len() as u64;
+        self.in_flight.push_back(slot);
+        if self.link.is_none() {
+            return Err(self.hand_back("not connected".into()));
+        }
+        let last = self.in_flight.len() - 1;
+        if let Err(e) = self.send(last) {
+            return Err(self.hand_back(e.to_string()));
+        }
+        while self.in_flight.len() > self.cfg.window_batches.max(1) {
+            if let Err(e) = self.confirm_oldest() {
+                return Err(self.hand_back(e.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    fn try_flush(&mut self) -> Result<(), WriteError> {
+        while !self.in_flight.is_empty() {
+            if let Err(e) = self.confirm_oldest() {
+                return Err(self.hand_back(e.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    fn reconnect_once(&mut self) -> Result<(), String> {
+        let link =
+            open_link(&self.cfg, &self.runtime, self.tls.as_ref()).map_err(|e| e.to_string())?;
+        self.link = Some(link);
+        SinkCounters::add(&self.counters.reconnects, 1);
+        Ok(())
+    }
+
+    fn delivered(&self) -> u64 {
+        self.counters.published()
     }
 
     fn report(&self) -> Option<String> {

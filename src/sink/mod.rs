@@ -10,8 +10,10 @@
 //! and counts what it sent again ([`Sink::report`]).
 
 pub mod amqp;
+pub mod outbox;
 pub mod redis;
 mod resp;
+pub mod spool;
 pub mod tcp;
 pub mod tls;
 
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::amqp::{AmqpConfig, AmqpSink};
+pub use self::outbox::{Delivery, Outbox, WhenFull};
 pub use self::redis::{RedisConfig, RedisFormat, RedisSink};
 pub use self::tcp::{TcpConfig, TcpSink};
 pub use self::tls::{CertReqs, SslOptions};
@@ -39,6 +42,60 @@ pub trait Sink: Send {
     fn report(&self) -> Option<String> {
         None
     }
+
+    /// Writes a batch the caller gives away, and gives back an empty batch of the same size
+    /// class for the caller's pool (this one, or another), with how many of its messages the
+    /// sink took (the rest were dropped and counted by the sink). The delivery layer
+    /// ([`outbox::Outbox`]) takes the batch itself, so the healthy path copies nothing.
+    fn write_owned(&mut self, batch: JsonBatch) -> (JsonBatch, io::Result<usize>) {
+        let result = self.write_batch(&batch).map(|()| batch.len());
+        (batch, result)
+    }
+
+    /// As [`Sink::write_batch`], but a lost connection is handed back to the caller as an
+    /// [`Outage`] (with every message the broker may not have stored) instead of being
+    /// waited out inside: the spool of [`outbox::Outbox`] then takes them. Sinks that cannot
+    /// do this keep holding the output (the default).
+    fn try_write_batch(&mut self, batch: &JsonBatch) -> Result<(), WriteError> {
+        self.write_batch(batch).map_err(WriteError::Fatal)
+    }
+
+    /// As [`Sink::flush`], handing a lost connection back as [`Sink::try_write_batch`] does.
+    fn try_flush(&mut self) -> Result<(), WriteError> {
+        self.flush().map_err(WriteError::Fatal)
+    }
+
+    /// After an [`Outage`]: one attempt to connect again (the caller waits between attempts).
+    fn reconnect_once(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Messages the broker has accepted (confirmed, for RabbitMQ) so far, each counted once.
+    /// The spool deletes what it replayed only once this count has passed it.
+    fn delivered(&self) -> u64 {
+        0
+    }
+}
+
+/// A connection lost while writing, with the messages that may not have reached the broker.
+#[derive(Debug, Default)]
+pub struct Outage {
+    /// Why (no password).
+    pub reason: String,
+    /// Messages not known to be stored, oldest first (the failed batch included).
+    pub unconfirmed: Vec<Vec<u8>>,
+    /// How many of them had been sent on the lost connection (possible duplicates when sent
+    /// again).
+    pub maybe_delivered: u64,
+}
+
+/// Why [`Sink::try_write_batch`] failed.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The connection is gone; reconnect with [`Sink::reconnect_once`].
+    Outage(Outage),
+    /// The broker refused in a way that waiting does not fix.
+    Fatal(io::Error),
 }
 
 /// Exit code: the broker could not be reached at start-up (refused, unknown host, timeout).
@@ -131,6 +188,9 @@ pub enum Output {
     Tcp(TcpConfig),
     Redis(RedisConfig),
     Amqp(AmqpConfig),
+    /// A broker output with a delivery thread and, by default, a spool in front
+    /// (`--when-full drop|spool`; see [`outbox`]). Made by [`Output::with_delivery`].
+    Delivered(Box<Output>, Delivery),
 }
 
 impl Output {
@@ -184,7 +244,47 @@ impl Output {
             Output::Amqp(cfg) => {
                 Box::new(AmqpSink::connect(cfg.clone()).map_err(StartError::into_io)?)
             }
+            Output::Delivered(inner, delivery) => {
+                let sink = inner.open()?;
+                let dir = delivery
+                    .spool_dir
+                    .clone()
+                    .unwrap_or_else(|| outbox::default_spool_dir(&inner.identity()));
+                Box::new(
+                    Outbox::start(sink, inner.describe(), delivery, &dir)
+                        .map_err(StartError::into_io)?,
+                )
+            }
         })
+    }
+
+    /// This output with `delivery` in front of it: broker outputs (tcp, redis, amqp) get a
+    /// delivery thread unless `--when-full block`; stdout and files are left as they are.
+    pub fn with_delivery(self, delivery: Delivery) -> Output {
+        match self {
+            Output::Stdout | Output::File(_) => self,
+            Output::Delivered(inner, _) => inner.with_delivery(delivery),
+            _ if delivery.when_full == WhenFull::Block => self,
+            _ => Output::Delivered(Box::new(self), delivery),
+        }
+    }
+
+    /// A name for the destination, for the default spool directory: scheme, host, port and
+    /// the names messages go to (never a password).
+    pub fn identity(&self) -> String {
+        match self {
+            Output::Stdout => "stdout".into(),
+            Output::File(p) => format!("file-{}", p.display()),
+            Output::Tcp(cfg) => format!("tcp-{}-{}", cfg.host, cfg.port),
+            Output::Redis(cfg) => {
+                format!("redis-{}-{}-{}-{}", cfg.host, cfg.port, cfg.db, cfg.queue)
+            }
+            Output::Amqp(cfg) => format!(
+                "amqp-{}-{}-{}-{}-{}",
+                cfg.host, cfg.port, cfg.vhost, cfg.exchange, cfg.queue
+            ),
+            Output::Delivered(inner, _) => inner.identity(),
+        }
     }
 
     /// Host and TCP port of a network output (what live capture leaves out by default, so
@@ -195,6 +295,7 @@ impl Output {
             Output::Tcp(cfg) => Some((cfg.host.as_str(), cfg.port)),
             Output::Redis(cfg) => Some((cfg.host.as_str(), cfg.port)),
             Output::Amqp(cfg) => Some((cfg.host.as_str(), cfg.port)),
+            Output::Delivered(inner, _) => inner.endpoint(),
         }
     }
 
@@ -206,6 +307,7 @@ impl Output {
             Output::Tcp(cfg) => cfg.describe(),
             Output::Redis(cfg) => cfg.describe(),
             Output::Amqp(cfg) => cfg.describe(),
+            Output::Delivered(inner, _) => inner.describe(),
         }
     }
 }

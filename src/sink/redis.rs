@@ -34,8 +34,9 @@
 use super::resp::{bulk_header, encode_command, Reply, RespConnection, RespError};
 use super::tls::SslOptions;
 use super::{
-    log, reconnect_forever, split_host_port, split_url, Backoff, OutputOptions, SharedCounters,
-    Sink, SinkCounters, StartError, UrlParts, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
+    log, reconnect_forever, split_host_port, split_url, Backoff, Outage, OutputOptions,
+    SharedCounters, Sink, SinkCounters, StartError, UrlParts, WriteError, EXIT_AUTH, EXIT_BAD_URL,
+    EXIT_TLS, EXIT_UNREACHABLE,
 };
 use crate::pipeline::batch::JsonBatch;
 use rustls::ClientConfig;
@@ -304,9 +305,17 @@ pub fn base64_into(out: &mut Vec<u8>, input: &[u8]) {
 }
 
 /// One LPUSH written and not yet answered.
+#[derive(Default)]
 struct Pending {
     cmd: Vec<u8>,
     messages: u64,
+    /// With a delivery layer in front (`try_write_batch`): the batch's messages as given
+    /// (concatenated, and each one's length), to hand back if the connection is lost before
+    /// the reply; `write_batch` resends `cmd` itself and leaves these empty.
+    kept: Vec<u8>,
+    kept_lens: Vec<usize>,
+    /// Written to a connection (so it may have been stored even without a reply).
+    sent: bool,
 }
 
 /// Messages into a Redis list, reconnecting forever.
@@ -318,8 +327,8 @@ pub struct RedisSink {
     envelope: KombuEnvelope,
     /// Commands sent whose replies are not read yet, oldest first (kept to resend them).
     in_flight: VecDeque<Pending>,
-    /// Emptied command buffers for reuse.
-    spare: Vec<Vec<u8>>,
+    /// Emptied commands for reuse.
+    spare: Vec<Pending>,
     counters: SharedCounters,
 }
 
@@ -399,7 +408,7 @@ impl RedisSink {
             Reply::Int(_) => {
                 if let Some(done) = self.in_flight.pop_front() {
                     SinkCounters::add(&self.counters.published, done.messages);
-                    self.spare.push(done.cmd);
+                    self.spare.push(done);
                 }
                 Ok(Ok(()))
             }
@@ -416,6 +425,31 @@ impl RedisSink {
                 self.cfg.describe()
             ))),
         }
+    }
+
+    /// Gives up the connection and hands every unanswered message back, oldest first.
+    fn hand_back(&mut self, why: &RespError) -> Outage {
+        self.con = None;
+        let mut outage = Outage {
+            reason: match why {
+                RespError::Io(_) | RespError::Tls(_) => format!("connection lost ({why})"),
+                RespError::Protocol(_) => format!("server error ({why})"),
+            },
+            ..Outage::default()
+        };
+        while let Some(mut p) = self.in_flight.pop_front() {
+            if p.sent {
+                outage.maybe_delivered += p.messages;
+            }
+            let mut start = 0;
+            for &len in &p.kept_lens {
+                outage.unconfirmed.push(p.kept[start..start + len].to_vec());
+                start += len;
+            }
+            p.sent = false;
+            self.spare.push(p);
+        }
+        outage
     }
 
     /// Connects again, forever, with capped exponential backoff, and sends every command
@@ -471,19 +505,19 @@ impl Sink for RedisSink {
                 self.recover(&e);
             }
         }
-        let mut cmd = self.spare.pop().unwrap_or_default();
-        self.build(&mut cmd, batch);
+        let mut pending = self.spare.pop().unwrap_or_default();
+        self.build(&mut pending.cmd, batch);
+        pending.messages = batch.len() as u64;
+        pending.kept.clear();
+        pending.kept_lens.clear();
         let sent = match self.con.as_mut() {
-            Some(con) => con.send(&cmd),
+            Some(con) => con.send(&pending.cmd),
             None => Err(RespError::Io(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "not connected",
             ))),
         };
-        self.in_flight.push_back(Pending {
-            cmd,
-            messages: batch.len() as u64,
-        });
+        self.in_flight.push_back(pending);
         if let Err(e) = sent {
             // Sends every command in flight again, this one included.
             self.recover(&e);
@@ -498,6 +532,73 @@ impl Sink for RedisSink {
             }
         }
         Ok(())
+    }
+
+    /// As `write_batch` (up to `window_commands` LPUSHes unanswered), but a lost connection
+    /// or a passing server error hands every unanswered message back, oldest first, instead
+    /// of reconnecting: those already written may have been stored (`maybe_delivered`).
+    fn try_write_batch(&mut self, batch: &JsonBatch) -> Result<(), WriteError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        while self.in_flight.len() >= self.cfg.window_commands.max(1) {
+            match self.settle_oldest() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    let mut outage = self.hand_back(&e);
+                    outage
+                        .unconfirmed
+                        .extend(batch.messages().map(<[u8]>::to_vec));
+                    return Err(WriteError::Outage(outage));
+                }
+                Err(fatal) => return Err(WriteError::Fatal(fatal)),
+            }
+        }
+        let mut pending = self.spare.pop().unwrap_or_default();
+        self.build(&mut pending.cmd, batch);
+        pending.messages = batch.len() as u64;
+        pending.kept.clear();
+        pending.kept_lens.clear();
+        for m in batch.messages() {
+            pending.kept.extend_from_slice(m);
+            pending.kept_lens.push(m.len());
+        }
+        let sent = match self.con.as_mut() {
+            Some(con) => con.send(&pending.cmd),
+            None => Err(RespError::Io(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "not connected",
+            ))),
+        };
+        // A failed write may still have put part (or all) of the command on the wire.
+        pending.sent = self.con.is_some();
+        self.in_flight.push_back(pending);
+        match sent {
+            Ok(()) => Ok(()),
+            Err(e) => Err(WriteError::Outage(self.hand_back(&e))),
+        }
+    }
+
+    fn try_flush(&mut self) -> Result<(), WriteError> {
+        while !self.in_flight.is_empty() {
+            match self.settle_oldest() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(WriteError::Outage(self.hand_back(&e))),
+                Err(fatal) => return Err(WriteError::Fatal(fatal)),
+            }
+        }
+        Ok(())
+    }
+
+    fn reconnect_once(&mut self) -> Result<(), String> {
+        let con = open_connection(&self.cfg, self.tls.as_ref()).map_err(|e| e.to_string())?;
+        self.con = Some(con);
+        SinkCounters::add(&self.counters.reconnects, 1);
+        Ok(())
+    }
+
+    fn delivered(&self) -> u64 {
+        self.counters.published()
     }
 
     fn report(&self) -> Option<String> {

@@ -1,0 +1,527 @@
+//! Broker outages with `--when-full spool` (the default) and `--when-full drop`, against
+//! private brokers each test starts itself (tests/common/brokers.rs), so the shared Redis and
+//! RabbitMQ are never stopped.
+//!
+//! The binary reads pcaps from named pipes the test writes, so the test decides when each
+//! part of the stream arrives (`read` sends a file's last messages when the file ends): one
+//! copy of the fixture while the broker is up, one while it is down, one after it is back.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Bytes of the pcap global header (records follow it).
+const PCAP_HEADER_BYTES: usize = 24;
+
+mod common;
+use common::brokers::{wait_for, PrivateRabbit, PrivateRedis};
+use common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
+
+struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    fn new(what: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(unique(what));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch { dir }
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // What the runs said, to see why.
+            for name in ["stderr", "stderr1"] {
+                if let Ok(text) = std::fs::read_to_string(self.path(name)) {
+                    eprintln!("--- {name} of the run:\n{text}");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo").arg(path).status().unwrap().success();
+    assert!(ok, "mkfifo {} failed", path.display());
+}
+
+/// A run of the binary, killed (by its process id) if the test ends before it does.
+struct Run(Child);
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// `netpipe-fast read <fifos> <args>`, stderr to a file. The pipes are made here; the
+/// reader opens them one after the other (the first once the output has connected).
+fn start_reader(fifos: &[PathBuf], stderr: &Path, args: &[&str]) -> Run {
+    for f in fifos {
+        mkfifo(f);
+    }
+    Run(bin()
+        .arg("read")
+        .args(fifos)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(File::create(stderr).unwrap())
+        .spawn()
+        .unwrap())
+}
+
+/// Writes a whole pcap into a pipe (waiting for the reader to open it) and closes it.
+fn feed(fifo: &Path, pcap: &[u8]) {
+    let mut pipe = File::options().write(true).open(fifo).unwrap();
+    pipe.write_all(pcap).unwrap();
+}
+
+fn parts(scratch: &Scratch, n: usize) -> Vec<PathBuf> {
+    (1..=n)
+        .map(|i| scratch.path(&format!("part{i}.pcap")))
+        .collect()
+}
+
+fn fixture_bytes() -> Vec<u8> {
+    std::fs::read(root().join(FIXTURE)).unwrap()
+}
+
+/// Messages in the spool's segment files (all of them: nothing is acknowledged while the
+/// broker is down).
+fn spooled_records(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in entries.flatten() {
+        if e.path().extension().and_then(|x| x.to_str()) != Some("seg") {
+            continue;
+        }
+        let bytes = std::fs::read(e.path()).unwrap_or_default();
+        let mut at = 8;
+        while at + 8 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            if at + 8 + len > bytes.len() {
+                break;
+            }
+            at += 8 + len;
+            n += 1;
+        }
+    }
+    n
+}
+
+fn segment_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().and_then(|x| x.to_str()) == Some("seg"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The delivery layer's line of the summary.
+fn delivery_line(summary: &str) -> &str {
+    summary
+        .lines()
+        .find(|l| l.starts_with("delivery ("))
+        .unwrap_or_else(|| panic!("no delivery line in the summary:\n{summary}"))
+}
+
+/// The number written just before `word` in the summary (`"... 123 spooled, ..."`).
+fn count(summary: &str, word: &str) -> u64 {
+    let at = summary
+        .find(word)
+        .unwrap_or_else(|| panic!("no \"{word}\" in the summary:\n{summary}"));
+    summary[..at]
+        .trim_end()
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("no number before \"{word}\" in:\n{summary}"))
+}
+
+fn wait_exit(run: &mut Run, limit: Duration, stderr: &Path) -> String {
+    let child = &mut run.0;
+    let mut status = None;
+    wait_for("the run to end", limit, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let text = std::fs::read_to_string(stderr).unwrap();
+    assert!(status.unwrap().success(), "the run failed: {text}");
+    text
+}
+
+/// The Redis list, oldest first.
+fn redis_list(server: &PrivateRedis, queue: &str) -> Vec<Vec<u8>> {
+    let mut items: Vec<Vec<u8>> = redis::cmd("LRANGE")
+        .arg(queue)
+        .arg(0)
+        .arg(-1)
+        .query(&mut server.connection())
+        .unwrap();
+    items.reverse();
+    items
+}
+
+fn redis_len(server: &PrivateRedis, queue: &str) -> usize {
+    redis::cmd("LLEN")
+        .arg(queue)
+        .query(&mut server.connection())
+        .unwrap()
+}
+
+/// `received` is `want` with at most `resent` messages repeated (the at-least-once window).
+fn assert_in_order_at_least_once(received: &[Vec<u8>], want: &[Vec<u8>], resent: u64) {
+    assert!(
+        received.len() >= want.len(),
+        "lost messages: {} received, {} sent",
+        received.len(),
+        want.len()
+    );
+    let dup = (received.len() - want.len()) as u64;
+    assert!(dup <= resent, "{dup} duplicates but only {resent} resent");
+    // Every wanted message in order; an extra one may only repeat one already received.
+    let mut w = 0;
+    for (i, m) in received.iter().enumerate() {
+        if w < want.len() && *m == want[w] {
+            w += 1;
+        } else {
+            assert!(
+                received[..i].contains(m),
+                "message {i} received is neither the next one sent nor a repeat"
+            );
+        }
+    }
+    assert_eq!(w, want.len(), "not every message arrived in order");
+}
+
+/// Redis killed mid-stream and started again on the same port: the messages of the outage
+/// go to the spool and are sent, in order, before the ones after it.
+#[test]
+fn redis_outage_spools_and_replays_in_order() {
+    let scratch = Scratch::new("outage_redis");
+    let mut server = PrivateRedis::start(
+        "outage_redis_srv",
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    );
+    let queue = unique("outage_q");
+    let fifos = parts(&scratch, 3);
+    let spool = scratch.path("spool");
+    let stderr = scratch.path("stderr");
+    let url = server.url();
+    let mut child = start_reader(
+        &fifos,
+        &stderr,
+        &[
+            "--output",
+            &url,
+            "--redis-format",
+            "raw",
+            "--queue",
+            &queue,
+            "--spool-dir",
+            spool.to_str().unwrap(),
+        ],
+    );
+    let pcap = fixture_bytes();
+    feed(&fifos[0], &pcap);
+    wait_for("the first copy in Redis", Duration::from_secs(60), || {
+        redis_len(&server, &queue) == FIXTURE_MESSAGES
+    });
+    server.kill();
+    feed(&fifos[1], &pcap);
+    wait_for(
+        "the second copy in the spool",
+        Duration::from_secs(60),
+        || spooled_records(&spool) == FIXTURE_MESSAGES,
+    );
+    server.spawn();
+    feed(&fifos[2], &pcap);
+    let summary = wait_exit(&mut child, Duration::from_secs(120), &stderr);
+
+    let total = 3 * FIXTURE_MESSAGES as u64;
+    assert_eq!(count(&summary, "packets read"), total, "{summary}");
+    assert_eq!(count(&summary, "written"), total, "{summary}");
+    let spooled = count(&summary, "spooled");
+    assert!(spooled >= FIXTURE_MESSAGES as u64, "{summary}");
+    assert_eq!(count(&summary, "replayed"), spooled, "{summary}");
+    assert_eq!(count(&summary, "dropped"), 0, "{summary}");
+    assert!(count(&summary, "outage(s)") >= 1, "{summary}");
+    assert!(!summary.contains("left in the spool"), "{summary}");
+    assert_eq!(segment_files(&spool), 0, "the spool was not emptied");
+
+    let one = expected(&["--redis-format", "raw", FIXTURE]);
+    let want: Vec<Vec<u8>> = (0..3).flat_map(|_| one.iter().cloned()).collect();
+    let received = redis_list(&server, &queue);
+    assert_in_order_at_least_once(
+        &received,
+        &want,
+        count(delivery_line(&summary), "resent after"),
+    );
+}
+
+/// Kill -9 the publisher while the broker is down and the stream is in the spool; start it
+/// again with the broker up: the spool is sent first, then the new run's messages; nothing
+/// is lost and nothing is repeated.
+#[test]
+fn kill_9_while_spooling_then_the_next_start_replays_the_spool() {
+    let scratch = Scratch::new("kill9");
+    let mut server = PrivateRedis::start(
+        "kill9_srv",
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    );
+    let queue = unique("kill9_q");
+    let fifos = parts(&scratch, 3);
+    let spool = scratch.path("spool");
+    let spool_arg = spool.to_str().unwrap().to_string();
+    let url = server.url();
+    let common_args = [
+        "--output",
+        &url,
+        "--redis-format",
+        "raw",
+        "--queue",
+        &queue,
+        "--spool-dir",
+        &spool_arg,
+    ];
+    let stderr1 = scratch.path("stderr1");
+    let mut child = start_reader(&fifos, &stderr1, &common_args);
+    let pcap = fixture_bytes();
+    feed(&fifos[0], &pcap);
+    wait_for("the first copy in Redis", Duration::from_secs(60), || {
+        redis_len(&server, &queue) == FIXTURE_MESSAGES
+    });
+    server.kill();
+    feed(&fifos[1], &pcap);
+    wait_for(
+        "the second copy in the spool",
+        Duration::from_secs(60),
+        || spooled_records(&spool) == FIXTURE_MESSAGES,
+    );
+    // The reader now waits on the third pipe, the spool holds the second copy.
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
+    server.spawn();
+
+    // The next start, with another capture (and another source name, so its messages differ).
+    let out = bin()
+        .arg("read")
+        .arg("pcaps/ethernet-icmp.pcap")
+        .args(["--source-host", "second-run"])
+        .args(common_args)
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{summary}");
+    assert!(
+        summary.contains(&format!(
+            "{FIXTURE_MESSAGES} message(s) left in the spool {} by an earlier run",
+            spool.display()
+        )),
+        "{summary}"
+    );
+    assert_eq!(
+        count(&summary, "left by an earlier run"),
+        FIXTURE_MESSAGES as u64
+    );
+    assert!(
+        count(&summary, "replayed") >= FIXTURE_MESSAGES as u64,
+        "{summary}"
+    );
+    assert_eq!(count(&summary, "dropped"), 0, "{summary}");
+    assert_eq!(segment_files(&spool), 0, "the spool was not emptied");
+
+    let one = expected(&["--redis-format", "raw", FIXTURE]);
+    let second = expected(&[
+        "--redis-format",
+        "raw",
+        "--source-host",
+        "second-run",
+        "pcaps/ethernet-icmp.pcap",
+    ]);
+    assert!(!second.is_empty());
+    let want: Vec<Vec<u8>> = one
+        .iter()
+        .chain(one.iter())
+        .chain(second.iter())
+        .cloned()
+        .collect();
+    let received = redis_list(&server, &queue);
+    assert_eq!(received.len(), want.len(), "lost or repeated messages");
+    assert!(received == want, "messages out of order");
+}
+
+/// `--when-full drop` with a broker that stops answering (SIGSTOP): what the delivery thread
+/// has no room for is dropped, and every message is either in Redis or counted as dropped.
+#[test]
+fn when_full_drop_counts_every_drop() {
+    let scratch = Scratch::new("drop");
+    let server = PrivateRedis::start("drop_srv", &[]);
+    let queue = unique("drop_q");
+    let fifos = parts(&scratch, 1);
+    let stderr = scratch.path("stderr");
+    let url = server.url();
+    let mut child = start_reader(
+        &fifos,
+        &stderr,
+        &[
+            "--output",
+            &url,
+            "--redis-format",
+            "raw",
+            "--queue",
+            &queue,
+            "--when-full",
+            "drop",
+        ],
+    );
+    // Open the pipe first: the reader opens it once the output has connected.
+    let mut pipe = File::options().write(true).open(&fifos[0]).unwrap();
+    server.pause(true);
+    let pcap = fixture_bytes();
+    pipe.write_all(&pcap).unwrap();
+    for _ in 0..2 {
+        pipe.write_all(&pcap[PCAP_HEADER_BYTES..]).unwrap();
+    }
+    drop(pipe);
+    server.pause(false);
+    let summary = wait_exit(&mut child, Duration::from_secs(120), &stderr);
+
+    let total = 3 * FIXTURE_MESSAGES as u64;
+    assert_eq!(count(&summary, "packets read"), total, "{summary}");
+    let dropped = count(&summary, "dropped");
+    assert!(dropped > 0, "nothing was dropped: {summary}");
+    assert_eq!(count(&summary, "queue full"), dropped, "{summary}");
+    let received = redis_list(&server, &queue);
+    assert_eq!(
+        received.len() as u64 + dropped,
+        total,
+        "received + dropped != read: {summary}"
+    );
+    assert_eq!(count(&summary, "written"), received.len() as u64);
+    // What arrived, arrived in order.
+    let one = expected(&["--redis-format", "raw", FIXTURE]);
+    let want: Vec<Vec<u8>> = (0..3).flat_map(|_| one.iter().cloned()).collect();
+    let mut w = want.iter();
+    for (i, m) in received.iter().enumerate() {
+        assert!(w.any(|x| x == m), "message {i} out of order");
+    }
+}
+
+/// RabbitMQ: a private node killed mid-stream and started again on the same ports and
+/// database: nothing is lost (confirmed messages are persistent; unconfirmed ones come back
+/// from the spool).
+///
+/// The node is killed and started again rather than stopped with `rabbitmqctl stop_app` and
+/// `start_app`: on the RabbitMQ 3.10.8 / Erlang 25 of this machine, `start_app` after
+/// `stop_app` fails to open the AMQP listener again (`eaddrinuse`, though nothing listens on
+/// the port) and leaves the node unable to start its application, so that outage could not
+/// end.
+#[test]
+fn rabbitmq_outage_spools_and_replays() {
+    let py = root().join("target/kombu-venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/test.sh, which makes the kombu virtual environment",
+        py.display()
+    );
+    let scratch = Scratch::new("outage_amqp");
+    let mut node = PrivateRabbit::start("outage_amqp_node");
+    let names = [
+        ("--queue", unique("oq")),
+        ("--exchange", unique("ox")),
+        ("--routing-key", unique("ork")),
+    ];
+    let mut args: Vec<String> = Vec::new();
+    for (flag, name) in &names {
+        args.push(flag.to_string());
+        args.push(name.clone());
+    }
+    let fifos = parts(&scratch, 3);
+    let spool = scratch.path("spool");
+    let stderr = scratch.path("stderr");
+    let url = node.url();
+    let mut run_args: Vec<&str> = vec!["--output", &url, "--spool-dir", spool.to_str().unwrap()];
+    run_args.extend(args.iter().map(String::as_str));
+    let mut child = start_reader(&fifos, &stderr, &run_args);
+    let pcap = fixture_bytes();
+    feed(&fifos[0], &pcap);
+    // The first copy confirmed: the queue holds it (rabbitmqctl counts it).
+    let queue = names[0].1.clone();
+    let node_name = node.node.clone();
+    wait_for(
+        "the first copy in RabbitMQ",
+        Duration::from_secs(60),
+        || {
+            let out = Command::new("rabbitmqctl")
+                .args(["-q", "-n", &node_name, "list_queues", "name", "messages"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+                l.starts_with(&queue) && l.trim_end().ends_with(&FIXTURE_MESSAGES.to_string())
+            })
+        },
+    );
+    node.kill();
+    feed(&fifos[1], &pcap);
+    // At least the second copy: the queue counts messages before their confirms reach us, so
+    // some of the first copy may be unconfirmed at the kill and spooled too.
+    wait_for(
+        "the second copy in the spool",
+        Duration::from_secs(60),
+        || spooled_records(&spool) >= FIXTURE_MESSAGES,
+    );
+    node.spawn();
+    feed(&fifos[2], &pcap);
+    let summary = wait_exit(&mut child, Duration::from_secs(180), &stderr);
+    let total = 3 * FIXTURE_MESSAGES as u64;
+    assert_eq!(count(&summary, "written"), total, "{summary}");
+    assert_eq!(count(&summary, "dropped"), 0, "{summary}");
+    assert!(count(&summary, "outage(s)") >= 1, "{summary}");
+    let spooled = count(&summary, "spooled");
+    assert!(spooled >= FIXTURE_MESSAGES as u64, "{summary}");
+    assert_eq!(count(&summary, "replayed"), spooled, "{summary}");
+    assert_eq!(segment_files(&spool), 0, "the spool was not emptied");
+
+    let out = Command::new(&py)
+        .arg(root().join("tests/kombu/consume_amqp.py"))
+        .args(["--url", &url, "--count", &(total + 100_000).to_string()])
+        .args(["--drain", "--timeout", "3"])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "consume_amqp.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let received: Vec<Vec<u8>> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+        .filter_map(|r| r["body"].as_str().map(|b| b.as_bytes().to_vec()))
+        .collect();
+    let one = expected(&[FIXTURE]);
+    let want: Vec<Vec<u8>> = (0..3).flat_map(|_| one.iter().cloned()).collect();
+    assert_in_order_at_least_once(
+        &received,
+        &want,
+        count(delivery_line(&summary), "resent after"),
+    );
+}
