@@ -1,6 +1,8 @@
 //! Helpers shared by the sink tests (each test crate uses a different subset).
 #![allow(dead_code)]
 
+pub mod harness;
+
 use std::path::Path;
 use std::process::Command;
 
