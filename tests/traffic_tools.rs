@@ -81,6 +81,18 @@ fn stdout_lines(o: &Output) -> Vec<Value> {
         .collect()
 }
 
+/// Runs a `send`, which must exit 0; returns the JSON line it prints first.
+fn sent_ok(cmd: &mut Command) -> Value {
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout_lines(&out).swap_remove(0)
+}
+
 /// A running process whose stderr and stdout lines arrive on channels.
 struct Running {
     process: Process,
@@ -158,7 +170,7 @@ fn tcp_message_arrives_whole_and_the_echo_comes_back() {
     let mut listener = listen_tcp(&hook);
     let port = listener.wait_listening_port();
     let message = "hello from send tcp, with \"quotes\" and ünïcode";
-    let out = tool(&[
+    let sent = &sent_ok(&mut tool(&[
         "send",
         "tcp",
         "--port",
@@ -166,16 +178,7 @@ fn tcp_message_arrives_whole_and_the_echo_comes_back() {
         "--msg",
         message,
         "--need-response",
-    ])
-    .output()
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sent = &stdout_lines(&out)[0];
+    ]));
     assert_eq!(sent["sent"], "tcp");
     assert_eq!(sent["to"], format!("127.0.0.1:{port}"));
     assert_eq!(sent["data"], message);
@@ -196,18 +199,11 @@ fn tcp_large_message_arrives_whole() {
     let hook = temp_path("tcp-large-hook");
     let mut listener = listen_tcp(&hook);
     let port = listener.wait_listening_port();
-    let out = tool(&["send", "tcp-large"])
-        .env("TCP_SEND_TO_PORT", port.to_string())
-        .env("MSG", "large one")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let sent = &sent_ok(
+        tool(&["send", "tcp-large"])
+            .env("TCP_SEND_TO_PORT", port.to_string())
+            .env("MSG", "large one"),
     );
-    let sent = &stdout_lines(&out)[0];
     let data = sent["data"].as_str().unwrap().to_owned();
     // The original's shape: message, marker, 10,000 UUIDs.
     let uuids = data.strip_prefix("large one large_random_data=").unwrap();
@@ -234,14 +230,12 @@ fn udp_datagrams_arrive_as_sent_with_the_originals_variables() {
     let port = listener.wait_listening_port();
     let mut sent_data = Vec::new();
     for msg in ["first datagram", "second, datagram"] {
-        let out = tool(&["send", "udp"])
-            .env("UDP_SEND_TO_HOST", "127.0.0.1")
-            .env("UDP_SEND_TO_PORT", port.to_string())
-            .env("MSG", msg)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0));
-        let sent = &stdout_lines(&out)[0];
+        let sent = &sent_ok(
+            tool(&["send", "udp"])
+                .env("UDP_SEND_TO_HOST", "127.0.0.1")
+                .env("UDP_SEND_TO_PORT", port.to_string())
+                .env("MSG", msg),
+        );
         assert_eq!(
             (sent["sent"].as_str(), sent["data"].as_str()),
             (Some("udp"), Some(msg))
