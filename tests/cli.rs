@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod common;
+use common::harness::TempDir;
+
 const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 const PCAPS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps");
 const ENVELOPE_KEYS: [&str; 6] = [
@@ -165,31 +168,10 @@ fn capture_kind(path: &Path) -> Option<Kind> {
 }
 
 /// A directory under the system temp dir, unique per test, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "netpipe-fast-cli-{}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            label
-        ));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
+fn temp_dir(label: &str) -> TempDir {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    TempDir::new("netpipe-fast-cli", &format!("{n}-{label}"))
 }
 
 /// The keys of the outermost JSON object, in text order. `line` must be valid JSON.
@@ -412,7 +394,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn missing_file_exits_3_and_names_it() {
-    let tmp = TempDir::new("missing");
+    let tmp = temp_dir("missing");
     let path = tmp.path("no-such-capture.pcap");
     let out = run([OsStr::new("read"), path.as_os_str()]);
     assert_exit(&out, 3, "missing file");
@@ -427,7 +409,7 @@ fn missing_file_exits_3_and_names_it() {
 
 #[test]
 fn text_file_exits_4() {
-    let tmp = TempDir::new("text");
+    let tmp = temp_dir("text");
     let path = tmp.path("notes.txt");
     fs::write(
         &path,
@@ -461,7 +443,7 @@ fn check_truncation(source: &Path) {
 
     let k = (records.len() / 2).min(10);
     let (start, end) = records[k];
-    let tmp = TempDir::new("truncated");
+    let tmp = temp_dir("truncated");
     let cut_path = tmp.path(&format!("cut-{name}"));
 
     // A cut exactly between records: a valid, shorter file.
@@ -523,7 +505,7 @@ fn truncated_pcapng_exits_5_after_writing_earlier_packets() {
 
 #[test]
 fn unsupported_link_type_exits_6_and_names_it() {
-    let tmp = TempDir::new("linktype");
+    let tmp = temp_dir("linktype");
     let path = tmp.path("wlan.pcap");
     // Link type 105 is IEEE 802.11; a minimal data-frame header is enough.
     fs::write(&path, pcap_bytes(105, &[&[0x08, 0x00, 0x00, 0x00][..]])).unwrap();
@@ -571,7 +553,7 @@ fn every_supported_link_type_is_read() {
         (113, &sll, "cookedlinux"),
         (276, &sll2, "cookedlinuxv2"),
     ];
-    let tmp = TempDir::new("linktypes");
+    let tmp = temp_dir("linktypes");
     for (link_type, frame, first_layer) in cases {
         let what = format!("link type {link_type}");
         let path = tmp.path(&format!("lt{link_type}.pcap"));
@@ -610,7 +592,7 @@ fn bad_filter_exits_7() {
 #[test]
 fn unwritable_output_exits_8() {
     let mixed = fixture("mixed.pcap");
-    let tmp = TempDir::new("unwritable");
+    let tmp = temp_dir("unwritable");
     let dest = format!("file:{}", tmp.path("no/such/dir/out.jsonl").display());
     let out = run([
         OsStr::new("read"),
@@ -635,7 +617,7 @@ fn unwritable_output_exits_8() {
 #[test]
 fn fault_in_a_later_file_keeps_earlier_packets() {
     let mixed = fixture("mixed.pcap");
-    let tmp = TempDir::new("later-fault");
+    let tmp = temp_dir("later-fault");
     let missing = tmp.path("missing.pcap");
     let full = run_ok([OsStr::new("read"), mixed.as_os_str()], "mixed.pcap");
     let out = run([OsStr::new("read"), mixed.as_os_str(), missing.as_os_str()]);
@@ -777,7 +759,7 @@ fn output_file_matches_stdout() {
         );
         assert!(out == stdout, "-o {dest} differs from the default");
     }
-    let tmp = TempDir::new("output");
+    let tmp = temp_dir("output");
     let path = tmp.path("out.jsonl");
     let dest = format!("file:{}", path.display());
     for flag in ["-o", "--output"] {

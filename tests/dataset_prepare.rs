@@ -4,8 +4,11 @@
 
 use serde_json::Value;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+
+mod common;
+use common::harness::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 const TCP: &str = "tests/dataset/tcp/recorded-tcp.csv";
@@ -13,28 +16,10 @@ const UDP: &str = "tests/dataset/udp/recorded-udp.csv";
 const RAGGED: &str = "tests/dataset/bad/ragged.csv";
 
 /// A directory of our own under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("np-dataset-{}-{tag}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
+fn temp_dir(tag: &str) -> TempDir {
+    TempDir::new("np-dataset", tag)
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The binary from the repository root, with none of the original's variables set.
 fn prepare(args: &[&str]) -> Output {
     let mut c = Command::new(BIN);
     c.current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -89,7 +74,7 @@ fn col(header: &[String], name: &str) -> usize {
 
 #[test]
 fn headers_labels_and_metadata_as_specified() {
-    let dir = TempDir::new("spec");
+    let dir = temp_dir("spec");
     let full = dir.path("full.csv");
     let clean = dir.path("clean.csv");
     let out = prepare(&[
@@ -269,7 +254,7 @@ fn headers_labels_and_metadata_as_specified() {
 
 #[test]
 fn rows_with_an_empty_cell_leave_the_clean_csv_without_fill() {
-    let dir = TempDir::new("dropna");
+    let dir = temp_dir("dropna");
     let full = dir.path("full.csv");
     let clean = dir.path("clean.csv");
     let out = prepare(&[
@@ -311,7 +296,7 @@ fn write_many_rows(path: &Path) {
 
 #[test]
 fn same_seed_same_bytes_other_seed_other_labels() {
-    let dir = TempDir::new("seed");
+    let dir = temp_dir("seed");
     let input = dir.path("in.csv");
     write_many_rows(&input);
     let run = |seed: &str, tag: &str| {
@@ -358,7 +343,7 @@ fn same_seed_same_bytes_other_seed_other_labels() {
 
 #[test]
 fn ragged_rows_are_reported_with_file_and_line_and_skipped() {
-    let dir = TempDir::new("ragged");
+    let dir = temp_dir("ragged");
     let full = dir.path("full.csv");
     let clean = dir.path("clean.csv");
     let out = prepare(&[
@@ -394,7 +379,7 @@ fn ragged_rows_are_reported_with_file_and_line_and_skipped() {
 
 #[test]
 fn original_variables_choose_inputs_and_outputs() {
-    let dir = TempDir::new("env");
+    let dir = temp_dir("env");
     let out = Command::new(BIN)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["dataset", "prepare"])
@@ -416,7 +401,7 @@ fn original_variables_choose_inputs_and_outputs() {
 
 #[test]
 fn bad_inputs_exit_with_their_codes_and_write_nothing() {
-    let dir = TempDir::new("bad");
+    let dir = temp_dir("bad");
     let full = dir.path("full.csv");
     let clean = dir.path("clean.csv");
     let files = [

@@ -18,9 +18,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::harness::{self, ip, NetnsPair, Process, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 /// Every wait in this file is bounded by this.
@@ -47,110 +49,43 @@ while True:
 "#;
 
 fn live_available() -> bool {
-    let ok = |cmd: &str, args: &[&str]| {
-        Command::new(cmd)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    };
-    let why = if !effective_uid_is_root() {
-        "not running as root"
-    } else if !ok("ip", &["netns", "list"]) {
-        "`ip netns` is not available"
-    } else if !ok(
-        "/usr/bin/python3",
-        &["-c", "import socket; socket.AF_PACKET"],
-    ) {
-        "python3 (with AF_PACKET sockets) is not available to send frames"
-    } else {
-        return true;
-    };
-    if std::env::var("NETPIPE_REQUIRE_LIVE").as_deref() == Ok("1") {
-        panic!("live capture test cannot run: {why} (NETPIPE_REQUIRE_LIVE=1 requires it)");
+    harness::live_available(
+        "live capture test",
+        &[(
+            "/usr/bin/python3",
+            &["-c", "import socket; socket.AF_PACKET"],
+            "python3 (with AF_PACKET sockets) is not available to send frames",
+        )],
+    )
+}
+
+/// For test `tag`: namespaces `np-cap-<pid>-<tag>-a/b` with `va` in A and `vb` in B, a veth
+/// pair, both up, no addresses (so A's stack sends no ARP), and a scratch directory; none
+/// (the test passes without running) when the live tests cannot run here.
+fn live_setup(tag: &str) -> Option<(NetnsPair, TempDir)> {
+    if !live_available() {
+        return None;
     }
-    eprintln!("skipping live capture test: {why} (set NETPIPE_REQUIRE_LIVE=1 to fail instead)");
-    false
+    Some((NetnsPair::new("np-cap", tag, None), scratch_dir(tag)))
 }
 
-fn effective_uid_is_root() -> bool {
-    // "Uid:\treal\teffective\tsaved\tfs" in /proc/self/status.
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
+fn scratch_dir(tag: &str) -> TempDir {
+    TempDir::new("np-live-capture", tag)
 }
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// `netpipe-fast` in namespace `ns`; its arguments follow.
+fn bin_in(ns: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, BIN]);
+    c
 }
 
-/// Namespaces `np-cap-<pid>-<tag>-a/b` with `va` in A and `vb` in B, a veth pair, both up,
-/// no addresses (so A's stack sends no ARP). Deleted on drop, with the veth pair.
-struct NetnsPair {
-    a: String,
-    b: String,
-}
-
-impl NetnsPair {
-    fn new(tag: &str) -> NetnsPair {
-        let base = format!("np-cap-{}-{tag}", std::process::id());
-        let pair = NetnsPair {
-            a: format!("{base}-a"),
-            b: format!("{base}-b"),
-        };
-        ip(&["netns", "add", &pair.a]);
-        ip(&["netns", "add", &pair.b]);
-        ip(&[
-            "-n", &pair.a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns",
-            &pair.b,
-        ]);
-        ip(&["-n", &pair.a, "link", "set", "va", "up"]);
-        ip(&["-n", &pair.b, "link", "set", "vb", "up"]);
-        pair
-    }
-}
-
-impl Drop for NetnsPair {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
-}
-
-/// A directory of our own under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("np-live-capture-{}-{tag}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
+/// Capture arguments: kernel filter `filter`, a ring of `ring_mb` MiB in 64 KiB blocks, then
+/// `more`.
+fn ring_args<'a>(filter: &'a str, ring_mb: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--filter", filter, "--ring-mb", ring_mb, "--block-kb", "64"];
+    args.extend_from_slice(more);
+    args
 }
 
 /// The python sender in namespace A.
@@ -307,11 +242,9 @@ fn data_counts(jsonl: &str) -> BTreeMap<String, usize> {
     counts
 }
 
-/// A running `netpipe-fast capture` in namespace B; its stderr lines arrive on `lines`.
+/// A running `netpipe-fast capture` in namespace B, writing to the file `out`.
 struct Capture {
-    child: Child,
-    lines: Receiver<String>,
-    stderr: Vec<String>,
+    process: Process,
     out: PathBuf,
 }
 
@@ -322,52 +255,23 @@ impl Capture {
 
     /// `prefix` is the command word(s): `["capture"]`, or none for the top-level form.
     fn start_as(ns: &str, out: &Path, prefix: &[&str], args: &[&str]) -> Capture {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, BIN])
-            .args(prefix)
+        let mut cmd = bin_in(ns);
+        cmd.args(prefix)
             .args(["--iface", "vb"])
             .args(args)
             .arg("-o")
             .arg(format!("file:{}", out.display()))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start capture");
-        let stderr = child.stderr.take().expect("capture stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+            .stdout(Stdio::null());
         Capture {
-            child,
-            lines: rx,
-            stderr: Vec::new(),
+            process: Process::start(&mut cmd, DEADLINE),
             out: out.to_owned(),
         }
     }
 
     /// Waits for a stderr line containing `what`.
     fn wait_for_line(&mut self, what: &str) {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(what);
-                    self.stderr.push(line);
-                    if found {
-                        return;
-                    }
-                }
-                Err(e) => panic!("no {what:?} on stderr ({e:?}); so far: {:?}", self.stderr),
-            }
-        }
+        self.process.wait_for_stderr(what);
     }
 
     /// Waits until the capture is listening (the rings are open and in their group).
@@ -395,33 +299,19 @@ impl Capture {
         }
     }
 
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill {sig} failed");
+    /// Waits for the process to end; returns its exit status and every stderr line.
+    fn finish(self) -> (ExitStatus, Vec<String>) {
+        self.process.finish()
     }
 
-    /// Waits for the process to end (its stderr closes first); returns its exit status and
-    /// every stderr line.
-    fn finish(mut self) -> (ExitStatus, Vec<String>) {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.stderr.push(line),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    panic!("capture did not end in time; stderr: {:?}", self.stderr);
-                }
-            }
-        }
-        let status = self.child.wait().expect("wait for capture");
-        (status, std::mem::take(&mut self.stderr))
+    /// Waits for `n` records, stops the capture with SIGINT and checks that it exits 0;
+    /// returns its stderr lines.
+    fn stop_after(self, n: usize) -> Vec<String> {
+        self.wait_for_records(n);
+        self.process.signal("-INT");
+        let (status, stderr) = self.finish();
+        assert!(status.success(), "exit {status:?}; stderr: {stderr:?}");
+        stderr
     }
 }
 
@@ -463,34 +353,20 @@ fn summary(stderr: &[String]) -> Summary {
 /// Sends frames 0..k, stops the capture with SIGINT once all are written, and checks that
 /// each appears exactly once with the `data` that `read` gives.
 fn every_frame_once(workers: &str, tag: &str) {
-    if !live_available() {
+    let Some((pair, dir)) = live_setup(tag) else {
         return;
-    }
-    let pair = NetnsPair::new(tag);
-    let dir = TempDir::new(tag);
+    };
     let out = dir.path("capture.jsonl");
     let mut cap = Capture::start(
         &pair.b,
         &out,
-        &[
-            "--workers",
-            workers,
-            "--filter",
-            FILTER,
-            "--ring-mb",
-            "4",
-            "--block-kb",
-            "64",
-        ],
+        &ring_args(FILTER, "4", &["--workers", workers]),
     );
     cap.wait_listening();
     let frames = test_frames(0..200);
     let mut sender = Sender::open(&pair.a);
     sender.send(&frames);
-    cap.wait_for_records(frames.len());
-    cap.signal("-INT");
-    let (status, stderr) = cap.finish();
-    assert!(status.success(), "exit {status:?}; stderr: {stderr:?}");
+    let stderr = cap.stop_after(frames.len());
 
     let text = fs::read_to_string(&out).expect("read the output");
     assert_eq!(
@@ -522,30 +398,19 @@ fn two_workers_write_every_frame_once() {
 
 #[test]
 fn count_stops_after_exactly_that_many() {
-    if !live_available() {
+    let Some((pair, dir)) = live_setup("cnt") else {
         return;
-    }
-    let pair = NetnsPair::new("cnt");
-    let dir = TempDir::new("cnt");
+    };
     let out = dir.path("capture.jsonl");
     // Two workers on round robin, so both hand out packet numbers.
     let mut cap = Capture::start(
         &pair.b,
         &out,
-        &[
-            "--workers",
-            "2",
-            "--fanout",
-            "lb",
-            "--count",
-            "50",
-            "--filter",
+        &ring_args(
             FILTER,
-            "--ring-mb",
             "4",
-            "--block-kb",
-            "64",
-        ],
+            &["--workers", "2", "--fanout", "lb", "--count", "50"],
+        ),
     );
     cap.wait_listening();
     let mut sender = Sender::open(&pair.a);
@@ -561,27 +426,14 @@ fn count_stops_after_exactly_that_many() {
 
 #[test]
 fn sigint_mid_stream_prints_a_summary_that_adds_up() {
-    if !live_available() {
+    let Some((pair, dir)) = live_setup("int") else {
         return;
-    }
-    let pair = NetnsPair::new("int");
-    let dir = TempDir::new("int");
+    };
     let out = dir.path("capture.jsonl");
     let mut cap = Capture::start(
         &pair.b,
         &out,
-        &[
-            "--workers",
-            "2",
-            "--filter",
-            FILTER,
-            "--ring-mb",
-            "8",
-            "--block-kb",
-            "64",
-            "--stats-interval",
-            "0.2",
-        ],
+        &ring_args(FILTER, "8", &["--workers", "2", "--stats-interval", "0.2"]),
     );
     cap.wait_listening();
 
@@ -601,7 +453,7 @@ fn sigint_mid_stream_prints_a_summary_that_adds_up() {
     cap.wait_for_records(500);
     // The running summary shows up while capturing.
     cap.wait_for_line("capture: ");
-    cap.signal("-INT");
+    cap.process.signal("-INT");
     let (status, stderr) = cap.finish();
     streaming.store(false, Ordering::Relaxed);
     let sent = stream.join().expect("sender thread");
@@ -634,14 +486,11 @@ fn sigint_mid_stream_prints_a_summary_that_adds_up() {
 
 #[test]
 fn missing_interface_exits_13() {
-    if !live_available() {
+    let Some((pair, _dir)) = live_setup("miss") else {
         return;
-    }
-    let pair = NetnsPair::new("miss");
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", &pair.b, BIN, "capture", "--iface", "nope0", "-o", "-",
-        ])
+    };
+    let out = bin_in(&pair.b)
+        .args(["capture", "--iface", "nope0", "-o", "-"])
         .output()
         .expect("run capture");
     assert_eq!(out.status.code(), Some(13), "{out:?}");
@@ -659,8 +508,8 @@ fn missing_interface_exits_13() {
 /// Runs `netpipe-fast replay --iface va FILE ARGS...` in namespace `ns`; returns its exit
 /// status and stderr.
 fn replay(ns: &str, pcap: &Path, args: &[&str]) -> (ExitStatus, String) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, BIN, "replay", "--iface", "va"])
+    let out = bin_in(ns)
+        .args(["replay", "--iface", "va"])
         .arg(pcap)
         .args(args)
         .stdin(Stdio::null())
@@ -670,6 +519,15 @@ fn replay(ns: &str, pcap: &Path, args: &[&str]) -> (ExitStatus, String) {
         out.status,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Writes `frames` to the pcap file `pcap` and replays it from namespace `ns`, which must
+/// succeed; returns replay's stderr.
+fn replay_frames(ns: &str, pcap: &Path, frames: &[Vec<u8>]) -> String {
+    write_pcap(pcap, frames);
+    let (status, replay_err) = replay(ns, pcap, &[]);
+    assert!(status.success(), "replay: {status:?} {replay_err}");
+    replay_err
 }
 
 /// The number before `label` in replay's summary line ("replay: N frames sent, ...").
@@ -692,22 +550,11 @@ fn replay_count(stderr: &str, label: &str) -> u64 {
 /// Replays a generated pcap of unique frames with `netpipe-fast replay` from A, captures on
 /// B with `workers` workers: every frame once, with the `data` that `read` gives.
 fn replay_every_frame_once(workers: &str, tag: &str, top_level: bool) {
-    if !live_available() {
+    let Some((pair, dir)) = live_setup(tag) else {
         return;
-    }
-    let pair = NetnsPair::new(tag);
-    let dir = TempDir::new(tag);
+    };
     let out = dir.path("capture.jsonl");
-    let args = [
-        "--workers",
-        workers,
-        "--filter",
-        FILTER,
-        "--ring-mb",
-        "8",
-        "--block-kb",
-        "64",
-    ];
+    let args = ring_args(FILTER, "8", &["--workers", workers]);
     let mut cap = if top_level {
         // The form without a command word.
         Capture::start_as(&pair.b, &out, &[], &args)
@@ -717,19 +564,14 @@ fn replay_every_frame_once(workers: &str, tag: &str, top_level: bool) {
     cap.wait_listening();
     let frames = test_frames(0..2000);
     let pcap = dir.path("replay.pcap");
-    write_pcap(&pcap, &frames);
-    let (status, replay_err) = replay(&pair.a, &pcap, &[]);
-    assert!(status.success(), "replay: {status:?} {replay_err}");
+    let replay_err = replay_frames(&pair.a, &pcap, &frames);
     assert_eq!(
         replay_count(&replay_err, " frames sent"),
         2000,
         "{replay_err}"
     );
     assert_eq!(replay_count(&replay_err, " rejected by the kernel"), 0);
-    cap.wait_for_records(frames.len());
-    cap.signal("-INT");
-    let (status, stderr) = cap.finish();
-    assert!(status.success(), "exit {status:?}; stderr: {stderr:?}");
+    let stderr = cap.stop_after(frames.len());
 
     let text = fs::read_to_string(&out).expect("read the output");
     assert_eq!(
@@ -756,32 +598,16 @@ fn replay_into_four_workers_every_frame_once_top_level_form() {
 /// MTU allows) comes out once each, as `read` decodes the same frames.
 #[test]
 fn replay_of_the_mixed_fixture_matches_read() {
-    if !live_available() {
+    let Some((pair, dir)) = live_setup("mix") else {
         return;
-    }
-    let pair = NetnsPair::new("mix");
-    let dir = TempDir::new("mix");
+    };
     let out = dir.path("capture.jsonl");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/mixed.pcap");
     // The fixture's own frames only: none of them comes from the veth pair's MACs.
-    let macs = |ns: &str| -> String {
-        let o = Command::new("ip")
-            .args(["-n", ns, "-o", "link", "show"])
-            .output()
-            .expect("ip link");
-        let text = String::from_utf8_lossy(&o.stdout).into_owned();
-        let mac = text
-            .split_whitespace()
-            .skip_while(|w| *w != "link/ether")
-            .nth(1)
-            .expect("a MAC")
-            .to_owned();
-        mac
-    };
     let filter = format!(
         "not ether src {} and not ether src {}",
-        macs(&pair.a),
-        macs(&pair.b)
+        pair.mac(&pair.a, "va"),
+        pair.mac(&pair.b, "vb")
     );
     let mut cap = Capture::start(
         &pair.b,
@@ -794,10 +620,7 @@ fn replay_of_the_mixed_fixture_matches_read() {
     let sent = replay_count(&replay_err, " frames sent");
     let too_long = replay_count(&replay_err, " not sent");
     assert!(sent > 10_000, "{replay_err}");
-    cap.wait_for_records(sent as usize);
-    cap.signal("-INT");
-    let (status, stderr) = cap.finish();
-    assert!(status.success(), "exit {status:?}; stderr: {stderr:?}");
+    cap.stop_after(sent as usize);
 
     // What `read` gives for the frames the veth MTU (1500) lets through.
     let mtu_ok = Command::new(BIN)
@@ -832,23 +655,14 @@ fn replay_of_the_mixed_fixture_matches_read() {
 /// the record equals what `read` gives for the tagged frame.
 #[test]
 fn vlan_tagged_frames_keep_their_dot1q_layer() {
-    if !live_available() {
+    let Some((pair, dir)) = live_setup("vl") else {
         return;
-    }
-    let pair = NetnsPair::new("vl");
-    let dir = TempDir::new("vl");
+    };
     let out = dir.path("capture.jsonl");
     let mut cap = Capture::start(
         &pair.b,
         &out,
-        &[
-            "--filter",
-            "ether src 02:00:00:00:00:01",
-            "--ring-mb",
-            "4",
-            "--block-kb",
-            "64",
-        ],
+        &ring_args("ether src 02:00:00:00:00:01", "4", &[]),
     );
     cap.wait_listening();
     // Priority 5, VLAN 42, around an ordinary test frame.
@@ -860,18 +674,13 @@ fn vlan_tagged_frames_keep_their_dot1q_layer() {
         })
         .collect();
     let pcap = dir.path("vlan.pcap");
-    write_pcap(&pcap, &frames);
-    let (status, replay_err) = replay(&pair.a, &pcap, &[]);
-    assert!(status.success(), "replay: {status:?} {replay_err}");
+    let replay_err = replay_frames(&pair.a, &pcap, &frames);
     assert_eq!(
         replay_count(&replay_err, " frames sent"),
         20,
         "{replay_err}"
     );
-    cap.wait_for_records(frames.len());
-    cap.signal("-INT");
-    let (status, stderr) = cap.finish();
-    assert!(status.success(), "exit {status:?}; stderr: {stderr:?}");
+    cap.stop_after(frames.len());
     let text = fs::read_to_string(&out).expect("read the output");
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
@@ -952,54 +761,27 @@ fn filter_and_each_preset_capture_exactly_the_matching_frames() {
         label == "other-tcp" || (label == "udp" && f.get(36..38) == Some(&[0, 53][..]))
     };
 
-    let pair = NetnsPair::new("pre");
-    let dir = TempDir::new("pre");
+    let (pair, dir) = (NetnsPair::new("np-cap", "pre", None), scratch_dir("pre"));
     // Only our frames (the veth pair's own IPv6 chatter would match udp otherwise).
     let ours = "ether src 02:00:00:00:00:01";
     let mut runs: Vec<(String, Capture)> = Vec::new();
     for preset in ["arp", "icmp", "tcp", "ssh", "telnet", "udp"] {
         let out = dir.path(&format!("{preset}.jsonl"));
-        let cap = Capture::start(
-            &pair.b,
-            &out,
-            &[
-                "--preset",
-                preset,
-                "--filter",
-                ours,
-                "--ring-mb",
-                "2",
-                "--block-kb",
-                "64",
-            ],
-        );
+        let cap = Capture::start(&pair.b, &out, &ring_args(ours, "2", &["--preset", preset]));
         runs.push((preset.to_owned(), cap));
     }
     let custom_filter = format!("( {custom} ) and {ours}");
     let out = dir.path("custom.jsonl");
     runs.push((
         "custom".to_owned(),
-        Capture::start(
-            &pair.b,
-            &out,
-            &[
-                "--filter",
-                &custom_filter,
-                "--ring-mb",
-                "2",
-                "--block-kb",
-                "64",
-            ],
-        ),
+        Capture::start(&pair.b, &out, &ring_args(&custom_filter, "2", &[])),
     ));
     for (_, cap) in &mut runs {
         cap.wait_listening();
     }
     let frames: Vec<Vec<u8>> = mix.iter().map(|(_, f)| f.clone()).collect();
     let pcap = dir.path("mix.pcap");
-    write_pcap(&pcap, &frames);
-    let (status, replay_err) = replay(&pair.a, &pcap, &[]);
-    assert!(status.success(), "replay: {status:?} {replay_err}");
+    let replay_err = replay_frames(&pair.a, &pcap, &frames);
     assert_eq!(
         replay_count(&replay_err, " frames sent"),
         frames.len() as u64
@@ -1019,7 +801,7 @@ fn filter_and_each_preset_capture_exactly_the_matching_frames() {
             .collect();
         assert!(!expected.is_empty());
         cap.wait_for_records(expected.len());
-        cap.signal("-INT");
+        cap.process.signal("-INT");
         let out = cap.out.clone();
         let (status, stderr) = cap.finish();
         assert!(
@@ -1027,7 +809,7 @@ fn filter_and_each_preset_capture_exactly_the_matching_frames() {
             "{name}: exit {status:?}; stderr: {stderr:?}"
         );
         let text = fs::read_to_string(&out).expect("read the output");
-        let sub = TempDir::new(&format!("pre-{name}"));
+        let sub = scratch_dir(&format!("pre-{name}"));
         assert_eq!(
             data_counts(&text),
             data_from_read(&sub, &expected),
@@ -1041,13 +823,11 @@ fn filter_and_each_preset_capture_exactly_the_matching_frames() {
 /// captured + dropped accounts for every frame sent.
 #[test]
 fn kernel_drops_are_counted_with_a_tiny_ring_and_a_stalled_output() {
-    if !live_available() {
+    let Some((pair, dir)) = live_setup("drop") else {
         return;
-    }
-    let pair = NetnsPair::new("drop");
-    let dir = TempDir::new("drop");
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &pair.b, BIN, "capture", "--iface", "vb"])
+    };
+    let mut cmd = bin_in(&pair.b);
+    cmd.args(["capture", "--iface", "vb"])
         .args([
             "--filter",
             FILTER,
@@ -1059,34 +839,15 @@ fn kernel_drops_are_counted_with_a_tiny_ring_and_a_stalled_output() {
             "-",
         ])
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start capture");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let end = Instant::now() + DEADLINE;
-    while !lines.iter().any(|l: &String| l.contains("listening on vb")) {
-        let left = end.saturating_duration_since(Instant::now());
-        lines.push(rx.recv_timeout(left).expect("capture listening"));
-    }
+        .stdout(Stdio::piped());
+    let mut cap = Process::start(&mut cmd, DEADLINE);
+    let mut stdout = cap.child.stdout.take().expect("stdout");
+    cap.wait_for_stderr("listening on vb");
     // Nobody reads stdout while 20,000 frames arrive: the pipe fills, the publisher waits,
     // the workers wait, the 2 x 4 KiB blocks fill, and the kernel drops.
     let frames = test_frames(0..20_000);
     let pcap = dir.path("flood.pcap");
-    write_pcap(&pcap, &frames);
-    let (status, replay_err) = replay(&pair.a, &pcap, &[]);
-    assert!(status.success(), "replay: {status:?} {replay_err}");
+    let replay_err = replay_frames(&pair.a, &pcap, &frames);
     assert_eq!(replay_count(&replay_err, " frames sent"), 20_000);
     // Now read everything, so the capture can drain and stop.
     let reader = std::thread::spawn(move || {
@@ -1094,24 +855,8 @@ fn kernel_drops_are_counted_with_a_tiny_ring_and_a_stalled_output() {
         std::io::Read::read_to_end(&mut stdout, &mut all).expect("read stdout");
         all
     });
-    let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok);
-    loop {
-        let left = end.saturating_duration_since(Instant::now()) + DEADLINE;
-        match rx.recv_timeout(left) {
-            Ok(line) => lines.push(line),
-            Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                panic!("capture did not stop: {lines:?}");
-            }
-        }
-    }
-    let status = child.wait().expect("wait");
+    cap.signal("-INT");
+    let (status, lines) = cap.finish();
     let out = reader.join().expect("reader");
     assert!(status.success(), "exit {status:?}: {lines:?}");
     let s = summary(&lines);
@@ -1143,8 +888,7 @@ fn user_switch_after_the_rings_are_open_still_captures() {
         String::from_utf8_lossy(&o.stdout).trim().to_owned()
     };
     let (uid, gid, groups) = (id("-u"), id("-g"), id("-G"));
-    let pair = NetnsPair::new("usr");
-    let dir = TempDir::new("usr");
+    let (pair, dir) = (NetnsPair::new("np-cap", "usr", None), scratch_dir("usr"));
     // The output is opened after the switch: the directory must be writable by nobody.
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o777)).expect("chmod");
@@ -1152,20 +896,11 @@ fn user_switch_after_the_rings_are_open_still_captures() {
     let mut cap = Capture::start(
         &pair.b,
         &out,
-        &[
-            "--user",
-            "nobody",
-            "--filter",
-            FILTER,
-            "--ring-mb",
-            "4",
-            "--block-kb",
-            "64",
-        ],
+        &ring_args(FILTER, "4", &["--user", "nobody"]),
     );
     cap.wait_for_line("switched to user \"nobody\"");
     cap.wait_listening();
-    let status = fs::read_to_string(format!("/proc/{}/status", cap.child.id()))
+    let status = fs::read_to_string(format!("/proc/{}/status", cap.process.child.id()))
         .expect("read /proc/PID/status");
     let field = |name: &str| -> Vec<String> {
         status
@@ -1191,13 +926,8 @@ fn user_switch_after_the_rings_are_open_still_captures() {
 
     let frames = test_frames(0..100);
     let pcap = dir.path("replay.pcap");
-    write_pcap(&pcap, &frames);
-    let (st, replay_err) = replay(&pair.a, &pcap, &[]);
-    assert!(st.success(), "replay: {st:?} {replay_err}");
-    cap.wait_for_records(frames.len());
-    cap.signal("-INT");
-    let (st, stderr) = cap.finish();
-    assert!(st.success(), "exit {st:?}; stderr: {stderr:?}");
+    replay_frames(&pair.a, &pcap, &frames);
+    cap.stop_after(frames.len());
     let owner = {
         use std::os::unix::fs::MetadataExt;
         fs::metadata(&out).expect("output").uid()
@@ -1228,11 +958,9 @@ fn unknown_user_exits_15_before_opening_anything() {
 
 #[test]
 fn top_level_form_and_replay_report_missing_interfaces_as_13() {
-    if !live_available() {
+    let Some((pair, dir)) = live_setup("miss2") else {
         return;
-    }
-    let pair = NetnsPair::new("miss2");
-    let dir = TempDir::new("miss2");
+    };
     let pcap = dir.path("one.pcap");
     write_pcap(&pcap, &test_frames(0..1));
     for args in [
@@ -1244,11 +972,7 @@ fn top_level_form_and_replay_report_missing_interfaces_as_13() {
             pcap.to_str().expect("utf-8 path"),
         ],
     ] {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &pair.b, BIN])
-            .args(&args)
-            .output()
-            .expect("run");
+        let out = bin_in(&pair.b).args(&args).output().expect("run");
         assert_eq!(out.status.code(), Some(13), "{args:?}: {out:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("\"nope0\": no such interface"), "{stderr}");
@@ -1261,23 +985,14 @@ fn top_level_form_and_replay_report_missing_interfaces_as_13() {
 /// and every frame replay counts as sent arrives, exactly once.
 #[test]
 fn frames_the_kernel_refuses_are_counted_and_replay_goes_on() {
-    if !live_available() {
+    let Some((pair, dir)) = live_setup("rej") else {
         return;
-    }
-    let pair = NetnsPair::new("rej");
-    let dir = TempDir::new("rej");
+    };
     let out = dir.path("capture.jsonl");
     let mut cap = Capture::start(
         &pair.b,
         &out,
-        &[
-            "--filter",
-            "ether src 02:00:00:00:00:01",
-            "--ring-mb",
-            "8",
-            "--block-kb",
-            "64",
-        ],
+        &ring_args("ether src 02:00:00:00:00:01", "8", &[]),
     );
     cap.wait_listening();
     // Alternately 100 and 1400 bytes, every frame different within a pass.
@@ -1294,8 +1009,8 @@ fn frames_the_kernel_refuses_are_counted_and_replay_goes_on() {
         .collect();
     let pcap = dir.path("sizes.pcap");
     write_pcap(&pcap, &frames);
-    let mut replay = Command::new("ip")
-        .args(["netns", "exec", &pair.a, BIN, "replay", "--iface", "va"])
+    let mut replay = bin_in(&pair.a)
+        .args(["replay", "--iface", "va"])
         .arg(&pcap)
         .args(["--pps", "4000", "--loop", "0"])
         .stdin(Stdio::null())
@@ -1321,10 +1036,7 @@ fn frames_the_kernel_refuses_are_counted_and_replay_goes_on() {
     let sent = replay_count(&err, " frames sent");
     let rejected = replay_count(&err, " rejected by the kernel");
     assert!(rejected >= 50, "{err}");
-    cap.wait_for_records(sent as usize);
-    cap.signal("-INT");
-    let (st, stderr) = cap.finish();
-    assert!(st.success(), "exit {st:?}; stderr: {stderr:?}");
+    let stderr = cap.stop_after(sent as usize);
     let s = summary(&stderr);
     assert_eq!(
         s.written, sent,
@@ -1346,17 +1058,11 @@ fn frames_the_kernel_refuses_are_counted_and_replay_goes_on() {
 /// on a busy machine too).
 #[test]
 fn replay_loops_and_paces() {
-    if !live_available() {
+    let Some((pair, dir)) = live_setup("pace") else {
         return;
-    }
-    let pair = NetnsPair::new("pace");
-    let dir = TempDir::new("pace");
+    };
     let out = dir.path("capture.jsonl");
-    let mut cap = Capture::start(
-        &pair.b,
-        &out,
-        &["--filter", FILTER, "--ring-mb", "4", "--block-kb", "64"],
-    );
+    let mut cap = Capture::start(&pair.b, &out, &ring_args(FILTER, "4", &[]));
     cap.wait_listening();
     let frames = test_frames(0..200);
     let pcap = dir.path("pace.pcap");
@@ -1370,10 +1076,7 @@ fn replay_loops_and_paces() {
     // frame is due at 599/3000 s.
     assert!(took >= Duration::from_millis(195), "{took:?}: {err}");
     assert!(replay_count(&err, " frames/s") <= 3150, "{err}");
-    cap.wait_for_records(600);
-    cap.signal("-INT");
-    let (st, stderr) = cap.finish();
-    assert!(st.success(), "exit {st:?}; stderr: {stderr:?}");
+    cap.stop_after(600);
     let got = data_counts(&fs::read_to_string(&out).expect("read the output"));
     let once = data_from_read(&dir, &frames);
     assert_eq!(got.len(), once.len());
@@ -1389,7 +1092,7 @@ fn without_cap_net_raw_capture_and_replay_exit_12() {
     if !live_available() {
         return;
     }
-    let dir = TempDir::new("perm");
+    let dir = scratch_dir("perm");
     let pcap = dir.path("one.pcap");
     write_pcap(&pcap, &test_frames(0..1));
     use std::os::unix::fs::PermissionsExt;

@@ -14,7 +14,6 @@
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use netpipe_fast::decode::{decode, Layer, LinkType};
@@ -23,88 +22,20 @@ use netpipe_fast::source::filter::BpfFilter;
 use netpipe_fast::source::ring::{FanoutMode, Ring, RingConfig, RingError, RingErrorKind};
 use netpipe_fast::source::ring_sys;
 
+mod common;
+use common::harness::{self, NetnsPair};
+
 /// The whole file should finish in well under 20 s; each wait is bounded by this.
 const DEADLINE: Duration = Duration::from_secs(5);
 /// No new frame for this long after the expected ones arrived: nothing more is coming.
 const QUIET: Duration = Duration::from_millis(300);
 
 fn live_available() -> bool {
-    let why = if !effective_uid_is_root() {
-        "not running as root"
-    } else if !Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-    {
-        "`ip netns` is not available"
-    } else {
-        return true;
-    };
-    if std::env::var("NETPIPE_REQUIRE_LIVE").as_deref() == Ok("1") {
-        panic!("live ring test cannot run: {why} (NETPIPE_REQUIRE_LIVE=1 requires it)");
-    }
-    eprintln!("skipping live ring test: {why} (set NETPIPE_REQUIRE_LIVE=1 to fail instead)");
-    false
+    harness::live_available("live ring test", &[])
 }
 
-fn effective_uid_is_root() -> bool {
-    // "Uid:\treal\teffective\tsaved\tfs" in /proc/self/status.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Two namespaces `np-ring-<pid>-<tag>-a/b`, `va` in A and `vb` in B joined by a veth pair,
-/// both up. Deleted on drop (which also deletes the veth pair).
-struct NetnsPair {
-    a: String,
-    b: String,
-}
-
-impl NetnsPair {
-    fn new(tag: &str) -> NetnsPair {
-        let base = format!("np-ring-{}-{tag}", std::process::id());
-        let pair = NetnsPair {
-            a: format!("{base}-a"),
-            b: format!("{base}-b"),
-        };
-        // `pair` exists before anything is created, so a failure below still cleans up.
-        ip(&["netns", "add", &pair.a]);
-        ip(&["netns", "add", &pair.b]);
-        ip(&[
-            "-n", &pair.a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns",
-            &pair.b,
-        ]);
-        ip(&["-n", &pair.a, "addr", "add", "192.0.2.1/24", "dev", "va"]);
-        ip(&["-n", &pair.b, "addr", "add", "192.0.2.2/24", "dev", "vb"]);
-        ip(&["-n", &pair.a, "link", "set", "va", "up"]);
-        ip(&["-n", &pair.b, "link", "set", "vb", "up"]);
-        pair
-    }
-}
-
-impl Drop for NetnsPair {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
+fn netns_pair(tag: &str) -> NetnsPair {
+    NetnsPair::new("np-ring", tag, Some(("192.0.2.1/24", "192.0.2.2/24")))
 }
 
 /// Runs `f` on a thread that has entered network namespace `ns`.
@@ -251,7 +182,7 @@ fn every_frame_sent_appears_once_and_stats_are_running_totals() {
     if !live_available() {
         return;
     }
-    let pair = NetnsPair::new("all");
+    let pair = netns_pair("all");
     let mut ring = open_ring(&pair.b, small_config("vb")).expect("open ring on vb");
     assert!(ring.warnings().is_empty(), "{:?}", ring.warnings());
     assert_eq!(ring.link_type(), LinkType::Ethernet);
@@ -317,7 +248,7 @@ fn kernel_filter_passes_only_matching_frames() {
     if !live_available() {
         return;
     }
-    let pair = NetnsPair::new("flt");
+    let pair = netns_pair("flt");
     let mut cfg = small_config("vb");
     cfg.filter = Some(BpfFilter::compile("icmp", 1).expect("compile icmp"));
     cfg.snaplen = 1500;
@@ -364,7 +295,7 @@ fn vlan_tags_are_put_back() {
     if !live_available() {
         return;
     }
-    let pair = NetnsPair::new("vlan");
+    let pair = netns_pair("vlan");
     let mut cfg = small_config("vb");
     cfg.promisc = false;
     let mut ring = open_ring(&pair.b, cfg).expect("open ring on vb");
@@ -408,7 +339,7 @@ fn missing_and_down_interfaces_are_clear_errors() {
     if !live_available() {
         return;
     }
-    let pair = NetnsPair::new("err");
+    let pair = netns_pair("err");
     let err = open_ring(&pair.b, small_config("nope0")).expect_err("no such interface");
     assert_eq!(err.kind(), RingErrorKind::NoSuchInterface, "{err}");
     assert!(err.to_string().contains("no such interface"), "{err}");
@@ -429,7 +360,7 @@ fn snaplen_cuts_frames_in_the_kernel() {
     if !live_available() {
         return;
     }
-    let pair = NetnsPair::new("snap");
+    let pair = netns_pair("snap");
     let mut cfg = small_config("vb");
     cfg.snaplen = 40;
     cfg.filter = Some(BpfFilter::compile("icmp", 1).expect("compile icmp"));
@@ -450,7 +381,7 @@ fn fanout_group_delivers_each_frame_to_one_ring() {
     if !live_available() {
         return;
     }
-    let pair = NetnsPair::new("fan");
+    let pair = netns_pair("fan");
     let group = (std::process::id() & 0xffff) as u16;
     let mut rings: Vec<Ring> = (0..2)
         .map(|_| {

@@ -10,11 +10,13 @@
 
 use serde_json::Value;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::harness::{self, ip, lines_of, NetnsPair, Process, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 /// Every wait in this file is bounded by this.
@@ -79,63 +81,34 @@ fn stdout_lines(o: &Output) -> Vec<Value> {
         .collect()
 }
 
-/// A running process whose stderr and stdout lines arrive on channels.
-struct Running {
-    child: Child,
-    stderr: Receiver<String>,
-    stdout: Receiver<String>,
-    seen_stderr: Vec<String>,
+/// Runs a `send`, which must exit 0; returns the JSON line it prints first.
+fn sent_ok(cmd: &mut Command) -> Value {
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout_lines(&out).swap_remove(0)
 }
 
-fn lines_of(r: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
+/// A running process whose stderr and stdout lines arrive on channels.
+struct Running {
+    process: Process,
+    stdout: Receiver<String>,
 }
 
 impl Running {
     fn start(mut cmd: Command) -> Running {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start netpipe-fast");
-        let stderr = lines_of(child.stderr.take().unwrap());
-        let stdout = lines_of(child.stdout.take().unwrap());
-        Running {
-            child,
-            stderr,
-            stdout,
-            seen_stderr: Vec::new(),
-        }
+        let mut process = Process::start(cmd.stdin(Stdio::null()).stdout(Stdio::piped()), DEADLINE);
+        let stdout = lines_of(process.child.stdout.take().unwrap());
+        Running { process, stdout }
     }
 
     /// Waits for a stderr line containing `what`; returns it.
     fn wait_for_stderr(&mut self, what: &str) -> String {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen_stderr.push(line.clone());
-                    if line.contains(what) {
-                        return line;
-                    }
-                }
-                Err(e) => panic!(
-                    "no {what:?} on stderr ({e:?}); so far: {:?}",
-                    self.seen_stderr
-                ),
-            }
-        }
+        self.process.wait_for_stderr(what)
     }
 
     /// The listener's port, from "listening on tcp 127.0.0.1:PORT".
@@ -151,35 +124,16 @@ impl Running {
     fn next_stdout(&mut self) -> Value {
         match self.stdout.recv_timeout(DEADLINE) {
             Ok(line) => parse(&line),
-            Err(e) => panic!("no stdout line ({e:?}); stderr: {:?}", self.seen_stderr),
+            Err(e) => panic!(
+                "no stdout line ({e:?}); stderr: {:?}",
+                self.process.seen_stderr()
+            ),
         }
     }
 
     /// Waits for the process to end; returns its status and the rest of its stderr.
-    fn finish(mut self) -> (ExitStatus, Vec<String>) {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) => self.seen_stderr.push(line),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    panic!("did not end in time; stderr: {:?}", self.seen_stderr);
-                }
-            }
-        }
-        let status = self.child.wait().expect("wait");
-        (status, std::mem::take(&mut self.seen_stderr))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // Only reached with the process still running when a test failed half-way.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn finish(self) -> (ExitStatus, Vec<String>) {
+        self.process.finish()
     }
 }
 
@@ -216,7 +170,7 @@ fn tcp_message_arrives_whole_and_the_echo_comes_back() {
     let mut listener = listen_tcp(&hook);
     let port = listener.wait_listening_port();
     let message = "hello from send tcp, with \"quotes\" and ünïcode";
-    let out = tool(&[
+    let sent = &sent_ok(&mut tool(&[
         "send",
         "tcp",
         "--port",
@@ -224,16 +178,7 @@ fn tcp_message_arrives_whole_and_the_echo_comes_back() {
         "--msg",
         message,
         "--need-response",
-    ])
-    .output()
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sent = &stdout_lines(&out)[0];
+    ]));
     assert_eq!(sent["sent"], "tcp");
     assert_eq!(sent["to"], format!("127.0.0.1:{port}"));
     assert_eq!(sent["data"], message);
@@ -254,18 +199,11 @@ fn tcp_large_message_arrives_whole() {
     let hook = temp_path("tcp-large-hook");
     let mut listener = listen_tcp(&hook);
     let port = listener.wait_listening_port();
-    let out = tool(&["send", "tcp-large"])
-        .env("TCP_SEND_TO_PORT", port.to_string())
-        .env("MSG", "large one")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let sent = &sent_ok(
+        tool(&["send", "tcp-large"])
+            .env("TCP_SEND_TO_PORT", port.to_string())
+            .env("MSG", "large one"),
     );
-    let sent = &stdout_lines(&out)[0];
     let data = sent["data"].as_str().unwrap().to_owned();
     // The original's shape: message, marker, 10,000 UUIDs.
     let uuids = data.strip_prefix("large one large_random_data=").unwrap();
@@ -292,14 +230,12 @@ fn udp_datagrams_arrive_as_sent_with_the_originals_variables() {
     let port = listener.wait_listening_port();
     let mut sent_data = Vec::new();
     for msg in ["first datagram", "second, datagram"] {
-        let out = tool(&["send", "udp"])
-            .env("UDP_SEND_TO_HOST", "127.0.0.1")
-            .env("UDP_SEND_TO_PORT", port.to_string())
-            .env("MSG", msg)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0));
-        let sent = &stdout_lines(&out)[0];
+        let sent = &sent_ok(
+            tool(&["send", "udp"])
+                .env("UDP_SEND_TO_HOST", "127.0.0.1")
+                .env("UDP_SEND_TO_PORT", port.to_string())
+                .env("MSG", msg),
+        );
         assert_eq!(
             (sent["sent"].as_str(), sent["data"].as_str()),
             (Some("udp"), Some(msg))
@@ -367,91 +303,14 @@ fn send_to_a_closed_port_says_so() {
 // ---- live: icmp and arp through a veth pair, seen by capture ----
 
 fn live_available() -> bool {
-    let why = if !effective_uid_is_root() {
-        "not running as root"
-    } else if !Command::new("ip")
-        .args(["netns", "list"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        "`ip netns` is not available"
-    } else {
-        return true;
-    };
-    if std::env::var("NETPIPE_REQUIRE_LIVE").as_deref() == Ok("1") {
-        panic!("live traffic tool test cannot run: {why} (NETPIPE_REQUIRE_LIVE=1 requires it)");
-    }
-    eprintln!(
-        "skipping live traffic tool test: {why} (set NETPIPE_REQUIRE_LIVE=1 to fail instead)"
-    );
-    false
-}
-
-fn effective_uid_is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    harness::live_available("live traffic tool test", &[])
 }
 
 /// Namespaces `np-tools-<pid>-<tag>-a/b`, veth `va` (A, 10.99.<net>.1/24) and `vb`
-/// (B, 10.99.<net>.2/24), both up. Deleted on drop, with the veth pair.
-struct NetnsPair {
-    a: String,
-    b: String,
-}
-
-impl NetnsPair {
-    fn new(tag: &str, net: u8) -> NetnsPair {
-        let base = format!("np-tools-{}-{tag}", std::process::id());
-        let pair = NetnsPair {
-            a: format!("{base}-a"),
-            b: format!("{base}-b"),
-        };
-        ip(&["netns", "add", &pair.a]);
-        ip(&["netns", "add", &pair.b]);
-        ip(&[
-            "-n", &pair.a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns",
-            &pair.b,
-        ]);
-        let (a_addr, b_addr) = (format!("10.99.{net}.1/24"), format!("10.99.{net}.2/24"));
-        ip(&["-n", &pair.a, "addr", "add", &a_addr, "dev", "va"]);
-        ip(&["-n", &pair.b, "addr", "add", &b_addr, "dev", "vb"]);
-        ip(&["-n", &pair.a, "link", "set", "va", "up"]);
-        ip(&["-n", &pair.b, "link", "set", "vb", "up"]);
-        pair
-    }
-
-    fn mac(&self, ns: &str, dev: &str) -> String {
-        let out = ip(&["-n", ns, "-o", "link", "show", dev]);
-        let at = out.find("link/ether ").expect("link/ether in ip output") + 11;
-        out[at..at + 17].to_owned()
-    }
-}
-
-impl Drop for NetnsPair {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
+/// (B, 10.99.<net>.2/24), both up.
+fn netns_pair(tag: &str, net: u8) -> NetnsPair {
+    let (a_addr, b_addr) = (format!("10.99.{net}.1/24"), format!("10.99.{net}.2/24"));
+    NetnsPair::new("np-tools", tag, Some((&a_addr, &b_addr)))
 }
 
 /// `netpipe-fast capture` in `ns` on `vb`, writing `count` packets matching `filter` to `out`.
@@ -495,7 +354,7 @@ fn icmp_echo_requests_are_answered_and_captured() {
     if !live_available() {
         return;
     }
-    let pair = NetnsPair::new("icmp", 1);
+    let pair = netns_pair("icmp", 1);
     let out = temp_path("icmp-capture.jsonl");
     let cap = start_capture(&pair.b, "icmp", "4", &out);
     let send = Command::new("ip")
@@ -545,7 +404,7 @@ fn arp_request_is_answered_and_captured() {
     if !live_available() {
         return;
     }
-    let pair = NetnsPair::new("arp", 2);
+    let pair = netns_pair("arp", 2);
     let (mac_a, mac_b) = (pair.mac(&pair.a, "va"), pair.mac(&pair.b, "vb"));
     let out = temp_path("arp-capture.jsonl");
     let cap = start_capture(&pair.b, "arp", "2", &out);
@@ -639,19 +498,11 @@ fn unprivileged_icmp_uses_a_ping_socket_or_says_why() {
     }
     use std::os::unix::fs::PermissionsExt;
     let ns = LoopbackNetns::new("ping");
-    let dir = std::env::temp_dir().join(format!("np-tools-{}-bin", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = dir.join("netpipe-fast");
+    let dir = TempDir::new("np-tools", "bin");
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path("netpipe-fast");
     fs::copy(BIN, &bin).unwrap();
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-    struct RemoveDir(PathBuf);
-    impl Drop for RemoveDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-    let _cleanup = RemoveDir(dir);
     let icmp = ["send", "icmp", "--dst", "127.0.0.1", "--count", "2"];
     let icmp = [&icmp[..], &["--interval-ms", "0"]].concat();
     // A new namespace starts with ping sockets allowed for no group ("1 0").
@@ -689,12 +540,7 @@ fn sigterm_stops_a_listener_with_its_summary() {
     let hook = temp_path("sigterm-hook");
     let mut listener = listen_tcp(&hook);
     listener.wait_listening_port();
-    let ok = Command::new("kill")
-        .args(["-TERM", &listener.child.id().to_string()])
-        .status()
-        .expect("run kill")
-        .success();
-    assert!(ok);
+    listener.process.signal("-TERM");
     let (status, stderr) = listener.finish();
     assert_eq!(status.code(), Some(0), "{stderr:?}");
     assert!(

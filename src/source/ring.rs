@@ -15,7 +15,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -262,33 +262,7 @@ impl Ring {
         let program =
             filter_program(cfg).map_err(|m| RingError::new(RingErrorKind::Filter, iface, m))?;
 
-        let fd = ring_sys::open_packet_socket()
-            .map_err(|e| RingError::sys(iface, "opening a packet socket", e))?;
-        let ifindex = ring_sys::interface_index(iface).map_err(|e| {
-            if e.kind() == io::ErrorKind::InvalidInput {
-                RingError::new(RingErrorKind::Config, iface, "not a valid interface name")
-            } else {
-                RingError::new(RingErrorKind::NoSuchInterface, iface, "no such interface")
-            }
-        })?;
-        let flags = ring_sys::interface_flags(&fd, iface)
-            .map_err(|e| RingError::sys(iface, "reading interface flags", e))?;
-        if i32::from(flags) & libc::IFF_UP == 0 {
-            return Err(RingError::new(
-                RingErrorKind::InterfaceDown,
-                iface,
-                format!("interface is down (bring it up: ip link set {iface} up)"),
-            ));
-        }
-        let hatype = ring_sys::interface_hardware_type(&fd, iface)
-            .map_err(|e| RingError::sys(iface, "reading the hardware type", e))?;
-        if hatype != ring_sys::ARPHRD_ETHER && hatype != ring_sys::ARPHRD_LOOPBACK {
-            return Err(RingError::new(
-                RingErrorKind::UnsupportedLinkType,
-                iface,
-                format!("hardware type {hatype} is not Ethernet; only Ethernet interfaces can be captured"),
-            ));
-        }
+        let (fd, ifindex) = open_checked_socket(iface, "only Ethernet interfaces can be captured")?;
         ring_sys::set_tpacket_v3(&fd)
             .map_err(|e| RingError::sys(iface, "selecting TPACKET_V3", e))?;
         ring_sys::attach_filter(&fd, &program)
@@ -448,6 +422,43 @@ impl AsFd for Ring {
 }
 
 /// Checks `cfg` and turns it into the kernel's ring request.
+/// Opens a packet socket (in the calling thread's network namespace) and checks through it
+/// that `iface` exists, is up and is Ethernet or loopback; returns the socket and the
+/// interface index. `not_ethernet` ends the error for any other hardware type.
+pub(super) fn open_checked_socket(
+    iface: &str,
+    not_ethernet: &str,
+) -> Result<(OwnedFd, u32), RingError> {
+    let fd = ring_sys::open_packet_socket()
+        .map_err(|e| RingError::sys(iface, "opening a packet socket", e))?;
+    let ifindex = ring_sys::interface_index(iface).map_err(|e| {
+        if e.kind() == io::ErrorKind::InvalidInput {
+            RingError::new(RingErrorKind::Config, iface, "not a valid interface name")
+        } else {
+            RingError::new(RingErrorKind::NoSuchInterface, iface, "no such interface")
+        }
+    })?;
+    let flags = ring_sys::interface_flags(&fd, iface)
+        .map_err(|e| RingError::sys(iface, "reading interface flags", e))?;
+    if i32::from(flags) & libc::IFF_UP == 0 {
+        return Err(RingError::new(
+            RingErrorKind::InterfaceDown,
+            iface,
+            format!("interface is down (bring it up: ip link set {iface} up)"),
+        ));
+    }
+    let hatype = ring_sys::interface_hardware_type(&fd, iface)
+        .map_err(|e| RingError::sys(iface, "reading the hardware type", e))?;
+    if hatype != ring_sys::ARPHRD_ETHER && hatype != ring_sys::ARPHRD_LOOPBACK {
+        return Err(RingError::new(
+            RingErrorKind::UnsupportedLinkType,
+            iface,
+            format!("hardware type {hatype} is not Ethernet; {not_ethernet}"),
+        ));
+    }
+    Ok((fd, ifindex))
+}
+
 fn validate(cfg: &RingConfig) -> Result<TpacketReq3, RingError> {
     let bad = |m: String| Err(RingError::new(RingErrorKind::Config, &cfg.iface, m));
     let name = cfg.iface.as_bytes();

@@ -305,20 +305,7 @@ pub fn interface_flags(fd: &OwnedFd, name: &str) -> io::Result<i16> {
 
 /// `SIOCGIFHWADDR`: the interface's ARPHRD_* hardware type.
 pub fn interface_hardware_type(fd: &OwnedFd, name: &str) -> io::Result<u16> {
-    let mut req = IfreqHwaddr {
-        name: ifreq_name(name)?,
-        sa_family: 0,
-        sa_data: [0; 14],
-        pad: [0; 8],
-    };
-    let ptr: *mut IfreqHwaddr = &mut req;
-    // SAFETY: `ptr` is a live, exclusive, 40-byte `struct ifreq` with a NUL-terminated name;
-    // SIOCGIFHWADDR writes only the `struct sockaddr` (16 bytes) inside it.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, ptr) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(req.sa_family)
+    interface_mac_address(fd, name).map(|(hardware_type, _)| hardware_type)
 }
 
 /// `PACKET_VERSION = TPACKET_V3`.
@@ -492,7 +479,7 @@ pub fn page_size() -> usize {
 
 // ---- the mapped ring ----
 
-/// A `PACKET_RX_RING` mapped into our address space: `block_count` blocks of `block_bytes`,
+/// A packet ring (`PACKET_RX_RING` or `PACKET_TX_RING`) mapped into our address space: `block_count` blocks of `block_bytes`,
 /// shared with the kernel. Unmapped on drop.
 #[derive(Debug)]
 pub struct Mapping {
@@ -507,6 +494,57 @@ pub struct Mapping {
 unsafe impl Send for Mapping {}
 
 impl Mapping {
+    /// Whether `block_count` blocks of `block_bytes` can be a ring: a non-zero number of
+    /// non-zero, page-sized blocks whose total fits a `usize`.
+    fn geometry_ok(block_bytes: usize, block_count: usize) -> bool {
+        block_bytes != 0
+            && block_bytes % page_size() == 0
+            && block_count != 0
+            && block_bytes.checked_mul(block_count).is_some()
+    }
+
+    /// Maps the ring of `block_count` blocks of `block_bytes` (checked by
+    /// [`Mapping::geometry_ok`]) that the kernel has just set up on `fd`, RX or TX alike.
+    /// On failure `release` is called to hand the kernel's blocks back, so no ring is left
+    /// behind and a smaller retry can succeed.
+    fn new(
+        fd: &OwnedFd,
+        block_bytes: usize,
+        block_count: usize,
+        release: impl FnOnce(),
+    ) -> io::Result<Mapping> {
+        let len = block_bytes * block_count;
+        // SAFETY: a fresh shared mapping of the ring the kernel just allocated for this socket
+        // (at an address the kernel picks, so nothing existing is replaced); the result is
+        // checked against MAP_FAILED below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            // Read before `release`, whose system call would overwrite errno.
+            let e = io::Error::last_os_error();
+            release();
+            return Err(e);
+        }
+        let Some(ptr) = NonNull::new(ptr.cast::<u8>()) else {
+            // mmap never returns NULL for a non-fixed mapping; treat it as a failure anyway.
+            release();
+            return Err(io::Error::from(io::ErrorKind::Other));
+        };
+        Ok(Mapping {
+            ptr,
+            block_bytes,
+            block_count,
+        })
+    }
+
     fn len(&self) -> usize {
         self.block_bytes * self.block_count
     }
@@ -550,46 +588,13 @@ impl PacketSocket {
     pub fn map_ring(&mut self, req: &TpacketReq3) -> io::Result<()> {
         let block_bytes = req.tp_block_size as usize;
         let block_count = req.tp_block_nr as usize;
-        let page = page_size();
-        if self.map.is_some()
-            || block_bytes == 0
-            || block_bytes % page != 0
-            || block_count == 0
-            || block_bytes.checked_mul(block_count).is_none()
-        {
+        if self.map.is_some() || !Mapping::geometry_ok(block_bytes, block_count) {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
         set_rx_ring(&self.fd, req)?;
-        let len = block_bytes * block_count;
-        // SAFETY: a fresh shared mapping of the ring the kernel just allocated for this socket
-        // (at an address the kernel picks, so nothing existing is replaced); the result is
-        // checked against MAP_FAILED below.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                self.fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            let e = io::Error::last_os_error();
-            // Release the kernel's blocks so a smaller retry can succeed.
+        self.map = Some(Mapping::new(&self.fd, block_bytes, block_count, || {
             let _ = set_rx_ring(&self.fd, &TpacketReq3::default());
-            return Err(e);
-        }
-        let Some(ptr) = NonNull::new(ptr.cast::<u8>()) else {
-            // mmap never returns NULL for a non-fixed mapping; treat it as a failure anyway.
-            let _ = set_rx_ring(&self.fd, &TpacketReq3::default());
-            return Err(io::Error::from(io::ErrorKind::Other));
-        };
-        self.map = Some(Mapping {
-            ptr,
-            block_bytes,
-            block_count,
-        });
+        })?);
         self.next_block = 0;
         Ok(())
     }
@@ -807,49 +812,20 @@ impl TxSocket {
         let block_bytes = req.tp_block_size as usize;
         let block_count = req.tp_block_nr as usize;
         let frame_bytes = req.tp_frame_size as usize;
-        let page = page_size();
         if self.map.is_some()
-            || block_bytes == 0
-            || block_bytes % page != 0
-            || block_count == 0
+            || !Mapping::geometry_ok(block_bytes, block_count)
             || frame_bytes <= TX_DATA_OFFSET
             || frame_bytes % TPACKET_ALIGNMENT != 0
             || block_bytes % frame_bytes != 0
             || (block_bytes / frame_bytes).checked_mul(block_count)
                 != Some(req.tp_frame_nr as usize)
-            || block_bytes.checked_mul(block_count).is_none()
         {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
         set_tx_ring(&self.fd, req)?;
-        let len = block_bytes * block_count;
-        // SAFETY: a fresh shared mapping of the ring the kernel just allocated for this socket
-        // (at an address the kernel picks, so nothing existing is replaced); the result is
-        // checked against MAP_FAILED below.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                self.fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            let e = io::Error::last_os_error();
+        self.map = Some(Mapping::new(&self.fd, block_bytes, block_count, || {
             let _ = set_tx_ring(&self.fd, &TpacketReq::default());
-            return Err(e);
-        }
-        let Some(ptr) = NonNull::new(ptr.cast::<u8>()) else {
-            let _ = set_tx_ring(&self.fd, &TpacketReq::default());
-            return Err(io::Error::from(io::ErrorKind::Other));
-        };
-        self.map = Some(Mapping {
-            ptr,
-            block_bytes,
-            block_count,
-        });
+        })?);
         self.frame_bytes = frame_bytes;
         self.frames_per_block = block_bytes / frame_bytes;
         self.frame_count = req.tp_frame_nr as usize;

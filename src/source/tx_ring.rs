@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::ring::{RingError, RingErrorKind};
+use super::ring::{open_checked_socket, RingError};
 use super::ring_sys::{self, TpacketReq, TxSocket, TP_STATUS_AVAILABLE, TP_STATUS_WRONG_FORMAT};
 
 /// `ETH_HLEN`: the kernel refuses anything shorter (`dev_validate_header`).
@@ -75,33 +75,7 @@ impl TxRing {
     /// Opens a TX ring on `iface` (in the calling thread's network namespace), with slots
     /// large enough for the interface's MTU.
     pub fn open(iface: &str) -> Result<TxRing, RingError> {
-        let probe = ring_sys::open_packet_socket()
-            .map_err(|e| RingError::sys(iface, "opening a packet socket", e))?;
-        let ifindex = ring_sys::interface_index(iface).map_err(|e| {
-            if e.kind() == io::ErrorKind::InvalidInput {
-                RingError::new(RingErrorKind::Config, iface, "not a valid interface name")
-            } else {
-                RingError::new(RingErrorKind::NoSuchInterface, iface, "no such interface")
-            }
-        })?;
-        let flags = ring_sys::interface_flags(&probe, iface)
-            .map_err(|e| RingError::sys(iface, "reading interface flags", e))?;
-        if i32::from(flags) & libc::IFF_UP == 0 {
-            return Err(RingError::new(
-                RingErrorKind::InterfaceDown,
-                iface,
-                format!("interface is down (bring it up: ip link set {iface} up)"),
-            ));
-        }
-        let hatype = ring_sys::interface_hardware_type(&probe, iface)
-            .map_err(|e| RingError::sys(iface, "reading the hardware type", e))?;
-        if hatype != ring_sys::ARPHRD_ETHER && hatype != ring_sys::ARPHRD_LOOPBACK {
-            return Err(RingError::new(
-                RingErrorKind::UnsupportedLinkType,
-                iface,
-                format!("hardware type {hatype} is not Ethernet; only Ethernet frames can be sent"),
-            ));
-        }
+        let (probe, ifindex) = open_checked_socket(iface, "only Ethernet frames can be sent")?;
         let mtu = ring_sys::interface_mtu(&probe, iface)
             .map_err(|e| RingError::sys(iface, "reading the MTU", e))?;
         drop(probe);

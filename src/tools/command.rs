@@ -13,16 +13,8 @@ pub fn run_send(args: SendArgs, print: &mut dyn FnMut(&str)) -> Result<u8, ToolE
         SendKind::TcpLarge(a) => run_send_tcp(a, true, print),
         SendKind::Udp(a) => {
             let message = a.msg.unwrap_or_else(|| default_message("testing UDP msg"));
-            let cfg = send::UdpSend {
-                host: a.host,
-                port: a.port,
-                message: message.into_bytes(),
-                need_response: a.need_response,
-                timeout: seconds("--timeout", a.timeout)?,
-            };
-            let sent = send::send_udp(&cfg)?;
-            print(&sent.json_line(&cfg.message));
-            Ok(0)
+            let cfg = message_send(a.host, a.port, message, a.need_response, a.timeout)?;
+            send_message(send::send_udp, &cfg, print)
         }
         SendKind::Icmp(a) => {
             let cfg = icmp::IcmpSend {
@@ -77,14 +69,34 @@ fn run_send_tcp(a: TcpSendArgs, large: bool, print: &mut dyn FnMut(&str)) -> Res
     if large {
         message = send::large_message(&message);
     }
-    let cfg = send::TcpSend {
-        host: a.host,
-        port: a.port,
+    let cfg = message_send(a.host, a.port, message, a.need_response, a.timeout)?;
+    send_message(send::send_tcp, &cfg, print)
+}
+
+/// A TCP or UDP send from its flags (`timeout_s`: `--timeout` in seconds).
+fn message_send(
+    host: String,
+    port: u16,
+    message: String,
+    need_response: bool,
+    timeout_s: f64,
+) -> Result<send::MessageSend, ToolError> {
+    Ok(send::MessageSend {
+        host,
+        port,
         message: message.into_bytes(),
-        need_response: a.need_response,
-        timeout: seconds("--timeout", a.timeout)?,
-    };
-    let sent = send::send_tcp(&cfg)?;
+        need_response,
+        timeout: seconds("--timeout", timeout_s)?,
+    })
+}
+
+/// Sends `cfg` with `send_fn` (TCP or UDP) and prints what was sent; exit code 0.
+fn send_message(
+    send_fn: fn(&send::MessageSend) -> Result<send::Sent, ToolError>,
+    cfg: &send::MessageSend,
+    print: &mut dyn FnMut(&str),
+) -> Result<u8, ToolError> {
+    let sent = send_fn(cfg)?;
     print(&sent.json_line(&cfg.message));
     Ok(0)
 }

@@ -24,8 +24,10 @@ pub fn large_message(base: &str) -> String {
     m
 }
 
+/// One message to send over TCP or UDP: where to, what, and whether (and how long) to wait
+/// for a reply.
 #[derive(Clone, Debug)]
-pub struct TcpSend {
+pub struct MessageSend {
     pub host: String,
     pub port: u16,
     pub message: Vec<u8>,
@@ -62,7 +64,7 @@ fn io_error(what: &str, e: io::Error) -> ToolError {
 /// Connects, writes the whole message, half-closes, then reads what the peer sends back
 /// until it closes (a graceful end: closing with unread data would make the kernel send a
 /// reset, which can discard what the listener has not read yet).
-pub fn send_tcp(cfg: &TcpSend) -> Result<Sent, ToolError> {
+pub fn send_tcp(cfg: &MessageSend) -> Result<Sent, ToolError> {
     let addr = resolve(&cfg.host, cfg.port)?;
     let timeout = cfg.timeout.max(Duration::from_millis(1));
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
@@ -101,17 +103,8 @@ pub fn send_tcp(cfg: &TcpSend) -> Result<Sent, ToolError> {
     })
 }
 
-#[derive(Clone, Debug)]
-pub struct UdpSend {
-    pub host: String,
-    pub port: u16,
-    pub message: Vec<u8>,
-    pub need_response: bool,
-    pub timeout: Duration,
-}
-
 /// One datagram; with `need_response`, waits for one datagram back.
-pub fn send_udp(cfg: &UdpSend) -> Result<Sent, ToolError> {
+pub fn send_udp(cfg: &MessageSend) -> Result<Sent, ToolError> {
     let addr = resolve(&cfg.host, cfg.port)?;
     let bind: std::net::SocketAddr = if addr.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
@@ -171,7 +164,7 @@ mod tests {
     #[test]
     fn refused_connection_is_exit_3() {
         // Port 1 on loopback: nothing listens there in a test environment.
-        let cfg = TcpSend {
+        let cfg = MessageSend {
             host: "127.0.0.1".into(),
             port: 1,
             message: b"x".to_vec(),
@@ -192,7 +185,7 @@ mod tests {
             server.send_to(&buf[..n], from).unwrap();
             buf[..n].to_vec()
         });
-        let sent = send_udp(&UdpSend {
+        let sent = send_udp(&MessageSend {
             host: "127.0.0.1".into(),
             port,
             message: b"ping".to_vec(),
