@@ -435,7 +435,7 @@ impl Drop for RedisQueue {
         if let Ok(c) = redis::Client::open(REDIS) {
             if let Ok(mut con) = c.get_connection_with_timeout(Duration::from_secs(5)) {
                 let mut keys: Vec<String> = con
-                    .keys(format!("{}.netpipe-processing.*", self.0))
+                    .keys(format!("{}.netpipe-*", self.0))
                     .unwrap_or_default();
                 keys.push(self.0.clone());
                 for k in keys {
@@ -558,6 +558,100 @@ fn two_recorders_split_one_redis_queue() {
     let (ra, rb) = (rows_in(&ca), rows_in(&cb));
     assert!(ra > 0 && rb > 0, "one recorder got everything: {ra} / {rb}");
     assert_eq!(merge(row_bag(&ca), row_bag(&cb)), want);
+}
+
+/// Recorder A takes 2500 messages with snapshots of 1000 and no idle snapshot and dies (kill -9
+/// when `abort_after_commit` is None: 500 taken and not saved; else the test hook aborts it
+/// right after that commit, before its list is removed); it never comes back. Recorder B, on
+/// another CSV, must end with exactly the messages A did not commit. Returns B's stderr.
+fn dead_recorder_taken_up(what: &str, abort_after_commit: Option<u32>) -> String {
+    let dir = TempDir::new(what);
+    let (_, want) = reference(&dir, 2500);
+    let queue = RedisQueue(unique(what));
+    fill_redis(&queue.0, 2500);
+    let mk = |name: &str, save: &str| {
+        let mut a: Vec<String> = vec![
+            "--input".into(),
+            REDIS.into(),
+            "--queue".into(),
+            queue.0.clone(),
+            "--save-after-num".into(),
+            save.into(),
+            "--idle-save-ms".into(),
+            "0".into(),
+        ];
+        a.extend(files(&dir, name));
+        a
+    };
+    let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
+    let mut con = redis_con();
+    let processing = format!("{}.netpipe-processing.*", queue.0);
+    let mut a = rec();
+    a.args(mk("a", "1000"))
+        .env("NETPIPE_RECORD_LEASE_MS", "1000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(n) = abort_after_commit {
+        a.env("NETPIPE_RECORD_ABORT_AFTER_COMMIT", n.to_string());
+        let status = a.status().unwrap();
+        assert!(!status.success(), "the test hook did not abort");
+    } else {
+        let mut a = a.spawn().unwrap();
+        poll("A: 2000 saved, 500 taken", Duration::from_secs(60), || {
+            let keys: Vec<String> = con.keys(&processing).unwrap();
+            let held: usize = keys.iter().map(|k| con.llen::<_, usize>(k).unwrap()).sum();
+            committed_rows(&ca) == 2000 && held == 500
+        });
+        a.kill().unwrap(); // SIGKILL: no clean-up, the lease stays until it expires
+        a.wait().unwrap();
+    }
+    assert_eq!(committed_rows(&ca), 2000);
+    assert_eq!(rows_in(&ca), 2000);
+    let left: Vec<String> = con.keys(&processing).unwrap();
+    assert_eq!(left.len(), 1, "A's processing list: {left:?}");
+    let mut b = rec();
+    b.args(mk("b", "50"))
+        .env("NETPIPE_RECORD_LEASE_MS", "1000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let b = b.spawn().unwrap();
+    poll(
+        "B: A's list gone and the rest saved",
+        Duration::from_secs(60),
+        || {
+            let keys: Vec<String> = con.keys(&processing).unwrap();
+            let queued: usize = con.llen(&queue.0).unwrap();
+            // B's own list is empty between snapshots once everything is saved.
+            keys.iter()
+                .all(|k| con.llen::<_, usize>(k).unwrap() == 0 && !k.contains(&left[0]))
+                && queued == 0
+                && committed_rows(&cb) == 500
+        },
+    );
+    let err = stop(b, &dir.path("b.stop"));
+    assert_eq!(
+        merge(row_bag(&ca), row_bag(&cb)),
+        want,
+        "A's and B's rows are not every message once"
+    );
+    let keys: Vec<String> = con.keys(format!("{}.netpipe-*", queue.0)).unwrap();
+    assert!(keys.is_empty(), "keys left: {keys:?}");
+    err
+}
+
+#[test]
+fn dead_redis_recorder_unsaved_messages_go_to_another_recorder() {
+    let err = dead_recorder_taken_up("rec_dead_kill", None);
+    assert!(err.contains("put 500 message(s)"), "{err}");
+}
+
+#[test]
+fn dead_redis_recorder_committed_list_is_dropped_not_recorded_twice() {
+    let err = dead_recorder_taken_up("rec_dead_abort", Some(2));
+    assert!(
+        err.contains("dropped") && err.contains("(1000 message(s)"),
+        "{err}"
+    );
 }
 
 // ------------------------------------------------------------------------------------------
