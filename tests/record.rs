@@ -1087,6 +1087,83 @@ fn crash_between_commit_and_ack_duplicates_nothing_redis() {
     assert_eq!(row_bag(&csv), want);
 }
 
+fn rabbitmqctl(args: &[&str]) -> String {
+    let out = Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl (the broker's own tool) is needed by this test");
+    assert!(out.status.success(), "rabbitmqctl {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The broker's id of the recorder's connection (its name carries the process id).
+fn recorder_connection(pid: u32) -> Option<String> {
+    let marker = format!("netpipe-fast record {pid}");
+    rabbitmqctl(&["list_connections", "pid", "client_properties"])
+        .lines()
+        .find(|l| l.contains(&marker))
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+}
+
+/// (unacknowledged, total) messages of a queue.
+fn queue_counts(queue: &str) -> Option<(u64, u64)> {
+    rabbitmqctl(&["list_queues", "name", "messages_unacknowledged", "messages"])
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() == 3 && f[0] == queue)
+        .and_then(|f| Some((f[1].parse().ok()?, f[2].parse().ok()?)))
+}
+
+#[test]
+fn rabbitmq_connection_closed_by_the_broker_reconnects_without_duplicates() {
+    let dir = TempDir::new("rec_amqp_reconnect");
+    let (_, want) = reference(&dir, 2500);
+    let names = AmqpNames::new("rec_reconnect");
+    let mut args: Vec<String> = vec![
+        "--input".into(),
+        AMQP.into(),
+        "--save-after-num".into(),
+        "1000".into(),
+        "--idle-save-ms".into(),
+        "0".into(),
+    ];
+    args.extend(names.args());
+    args.extend(files(&dir, "r"));
+    let csv = dir.path("r.csv");
+    let child = spawn(&args);
+    let pid = child.id();
+    poll("the recorder's connection", Duration::from_secs(30), || {
+        recorder_connection(pid).is_some()
+    });
+    let out = bin()
+        .args(["read", "-q", "-c", "2500", FIXTURE, "-o", AMQP])
+        .args(names.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // Two snapshots committed, 500 rows pending and unacknowledged.
+    poll("2000 saved, 500 held", Duration::from_secs(60), || {
+        committed_rows(&csv) == 2000 && queue_counts(&names.queue) == Some((500, 500))
+    });
+    let first = recorder_connection(pid).unwrap();
+    rabbitmqctl(&[
+        "close_connection",
+        &first,
+        "test: connection closed by the broker",
+    ]);
+    // A new connection, and the 500 delivered again to it (recognised, held unacknowledged).
+    poll("the new connection", Duration::from_secs(60), || {
+        recorder_connection(pid).is_some_and(|c| c != first)
+            && queue_counts(&names.queue) == Some((500, 500))
+    });
+    let err = stop(child, &dir.path("r.stop"));
+    assert!(err.contains("reconnected"), "{err}");
+    assert_eq!(rows_in(&csv), 2500, "{err}");
+    assert_eq!(row_bag(&csv), want);
+    assert_eq!(queue_counts(&names.queue), Some((0, 0)), "{err}");
+}
+
 #[test]
 fn crash_between_commit_and_ack_duplicates_nothing_rabbitmq() {
     assert!(

@@ -710,6 +710,9 @@ impl HashBag {
         }
         bag
     }
+    pub fn add(&mut self, h: String) {
+        *self.0.entry(h).or_default() += 1;
+    }
     /// Removes one `h`; true when it was there.
     pub fn take(&mut self, h: &str) -> bool {
         match self.0.get_mut(h) {
