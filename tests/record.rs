@@ -435,7 +435,7 @@ impl Drop for RedisQueue {
         if let Ok(c) = redis::Client::open(REDIS) {
             if let Ok(mut con) = c.get_connection_with_timeout(Duration::from_secs(5)) {
                 let mut keys: Vec<String> = con
-                    .keys(format!("{}.netpipe-processing.*", self.0))
+                    .keys(format!("{}.netpipe-*", self.0))
                     .unwrap_or_default();
                 keys.push(self.0.clone());
                 for k in keys {
@@ -558,6 +558,100 @@ fn two_recorders_split_one_redis_queue() {
     let (ra, rb) = (rows_in(&ca), rows_in(&cb));
     assert!(ra > 0 && rb > 0, "one recorder got everything: {ra} / {rb}");
     assert_eq!(merge(row_bag(&ca), row_bag(&cb)), want);
+}
+
+/// Recorder A takes 2500 messages with snapshots of 1000 and no idle snapshot and dies (kill -9
+/// when `abort_after_commit` is None: 500 taken and not saved; else the test hook aborts it
+/// right after that commit, before its list is removed); it never comes back. Recorder B, on
+/// another CSV, must end with exactly the messages A did not commit. Returns B's stderr.
+fn dead_recorder_taken_up(what: &str, abort_after_commit: Option<u32>) -> String {
+    let dir = TempDir::new(what);
+    let (_, want) = reference(&dir, 2500);
+    let queue = RedisQueue(unique(what));
+    fill_redis(&queue.0, 2500);
+    let mk = |name: &str, save: &str| {
+        let mut a: Vec<String> = vec![
+            "--input".into(),
+            REDIS.into(),
+            "--queue".into(),
+            queue.0.clone(),
+            "--save-after-num".into(),
+            save.into(),
+            "--idle-save-ms".into(),
+            "0".into(),
+        ];
+        a.extend(files(&dir, name));
+        a
+    };
+    let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
+    let mut con = redis_con();
+    let processing = format!("{}.netpipe-processing.*", queue.0);
+    let mut a = rec();
+    a.args(mk("a", "1000"))
+        .env("NETPIPE_RECORD_LEASE_MS", "1000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(n) = abort_after_commit {
+        a.env("NETPIPE_RECORD_ABORT_AFTER_COMMIT", n.to_string());
+        let status = a.status().unwrap();
+        assert!(!status.success(), "the test hook did not abort");
+    } else {
+        let mut a = a.spawn().unwrap();
+        poll("A: 2000 saved, 500 taken", Duration::from_secs(60), || {
+            let keys: Vec<String> = con.keys(&processing).unwrap();
+            let held: usize = keys.iter().map(|k| con.llen::<_, usize>(k).unwrap()).sum();
+            committed_rows(&ca) == 2000 && held == 500
+        });
+        a.kill().unwrap(); // SIGKILL: no clean-up, the lease stays until it expires
+        a.wait().unwrap();
+    }
+    assert_eq!(committed_rows(&ca), 2000);
+    assert_eq!(rows_in(&ca), 2000);
+    let left: Vec<String> = con.keys(&processing).unwrap();
+    assert_eq!(left.len(), 1, "A's processing list: {left:?}");
+    let mut b = rec();
+    b.args(mk("b", "50"))
+        .env("NETPIPE_RECORD_LEASE_MS", "1000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let b = b.spawn().unwrap();
+    poll(
+        "B: A's list gone and the rest saved",
+        Duration::from_secs(60),
+        || {
+            let keys: Vec<String> = con.keys(&processing).unwrap();
+            let queued: usize = con.llen(&queue.0).unwrap();
+            // B's own list is empty between snapshots once everything is saved.
+            keys.iter()
+                .all(|k| con.llen::<_, usize>(k).unwrap() == 0 && !k.contains(&left[0]))
+                && queued == 0
+                && committed_rows(&cb) == 500
+        },
+    );
+    let err = stop(b, &dir.path("b.stop"));
+    assert_eq!(
+        merge(row_bag(&ca), row_bag(&cb)),
+        want,
+        "A's and B's rows are not every message once"
+    );
+    let keys: Vec<String> = con.keys(format!("{}.netpipe-*", queue.0)).unwrap();
+    assert!(keys.is_empty(), "keys left: {keys:?}");
+    err
+}
+
+#[test]
+fn dead_redis_recorder_unsaved_messages_go_to_another_recorder() {
+    let err = dead_recorder_taken_up("rec_dead_kill", None);
+    assert!(err.contains("put 500 message(s)"), "{err}");
+}
+
+#[test]
+fn dead_redis_recorder_committed_list_is_dropped_not_recorded_twice() {
+    let err = dead_recorder_taken_up("rec_dead_abort", Some(2));
+    assert!(
+        err.contains("dropped") && err.contains("(1000 message(s)"),
+        "{err}"
+    );
 }
 
 // ------------------------------------------------------------------------------------------
@@ -991,6 +1085,83 @@ fn crash_between_commit_and_ack_duplicates_nothing_redis() {
     let err = crash_between_commit_and_ack(&args, &csv, &dir.path("c.stop"));
     assert!(err.contains("(resumed)"), "{err}");
     assert_eq!(row_bag(&csv), want);
+}
+
+fn rabbitmqctl(args: &[&str]) -> String {
+    let out = Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl (the broker's own tool) is needed by this test");
+    assert!(out.status.success(), "rabbitmqctl {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The broker's id of the recorder's connection (its name carries the process id).
+fn recorder_connection(pid: u32) -> Option<String> {
+    let marker = format!("netpipe-fast record {pid}");
+    rabbitmqctl(&["list_connections", "pid", "client_properties"])
+        .lines()
+        .find(|l| l.contains(&marker))
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+}
+
+/// (unacknowledged, total) messages of a queue.
+fn queue_counts(queue: &str) -> Option<(u64, u64)> {
+    rabbitmqctl(&["list_queues", "name", "messages_unacknowledged", "messages"])
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() == 3 && f[0] == queue)
+        .and_then(|f| Some((f[1].parse().ok()?, f[2].parse().ok()?)))
+}
+
+#[test]
+fn rabbitmq_connection_closed_by_the_broker_reconnects_without_duplicates() {
+    let dir = TempDir::new("rec_amqp_reconnect");
+    let (_, want) = reference(&dir, 2500);
+    let names = AmqpNames::new("rec_reconnect");
+    let mut args: Vec<String> = vec![
+        "--input".into(),
+        AMQP.into(),
+        "--save-after-num".into(),
+        "1000".into(),
+        "--idle-save-ms".into(),
+        "0".into(),
+    ];
+    args.extend(names.args());
+    args.extend(files(&dir, "r"));
+    let csv = dir.path("r.csv");
+    let child = spawn(&args);
+    let pid = child.id();
+    poll("the recorder's connection", Duration::from_secs(30), || {
+        recorder_connection(pid).is_some()
+    });
+    let out = bin()
+        .args(["read", "-q", "-c", "2500", FIXTURE, "-o", AMQP])
+        .args(names.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // Two snapshots committed, 500 rows pending and unacknowledged.
+    poll("2000 saved, 500 held", Duration::from_secs(60), || {
+        committed_rows(&csv) == 2000 && queue_counts(&names.queue) == Some((500, 500))
+    });
+    let first = recorder_connection(pid).unwrap();
+    rabbitmqctl(&[
+        "close_connection",
+        &first,
+        "test: connection closed by the broker",
+    ]);
+    // A new connection, and the 500 delivered again to it (recognised, held unacknowledged).
+    poll("the new connection", Duration::from_secs(60), || {
+        recorder_connection(pid).is_some_and(|c| c != first)
+            && queue_counts(&names.queue) == Some((500, 500))
+    });
+    let err = stop(child, &dir.path("r.stop"));
+    assert!(err.contains("reconnected"), "{err}");
+    assert_eq!(rows_in(&csv), 2500, "{err}");
+    assert_eq!(row_bag(&csv), want);
+    assert_eq!(queue_counts(&names.queue), Some((0, 0)), "{err}");
 }
 
 #[test]

@@ -4,12 +4,15 @@
 //! The runtime is set up as in the AMQP sink (a one-worker Tokio runtime that runs lapin's
 //! heartbeat and RPC tasks; the recording thread blocks on it). The exchange, queue and
 //! binding are declared as the publisher declares them, so starting the recorder first works.
-//! A lost connection ends the run (exit 17): every unacknowledged message goes back to the
-//! queue at the broker, and the CSV holds exactly the acknowledged ones.
+//! A lost connection is made again with capped exponential backoff (the sinks' `Backoff`),
+//! one attempt per call so the recorder keeps checking its stop file and signals meanwhile.
+//! Every unacknowledged message goes back to the queue at the broker; the hashes of those
+//! already taken as rows since the last commit join the redelivery check, so their second
+//! delivery (flagged `redelivered`) is acknowledged at the next commit without a second row.
 
 use super::csv::InputState;
 use super::input::{body_hash, Fetch, HashBag, Input, InputError, IDLE_WAIT};
-use crate::sink::{AmqpConfig, StartError};
+use crate::sink::{AmqpConfig, Backoff, StartError};
 use async_rs::traits::Executor;
 use async_rs::TokioRuntime;
 use futures_core::Stream;
@@ -20,13 +23,99 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+/// Connects, declares the exchange, queue and binding as the publisher does, sets the
+/// prefetch window and starts consuming. None: no answer within the connect timeout.
+fn connect(
+    cfg: &AmqpConfig,
+    prefetch: u16,
+    runtime: &TokioRuntime,
+) -> Result<(Connection, Channel, Consumer), Option<lapin::Error>> {
+    let uri = cfg.uri();
+    // The process id in the name lets an operator (or a test) find this connection.
+    let props = ConnectionProperties::default()
+        .with_connection_name(format!("netpipe-fast record {}", std::process::id()).into());
+    let work = async {
+        let connection = Connection::connect_uri_with_runtime(uri, props, runtime.clone()).await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .exchange_declare(
+                cfg.exchange.as_str().into(),
+                cfg.exchange_kind(),
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_declare(
+                cfg.queue.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                cfg.queue.as_str().into(),
+                cfg.exchange.as_str().into(),
+                cfg.routing_key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .basic_qos(prefetch.max(1), BasicQosOptions::default())
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                cfg.queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok::<_, lapin::Error>((connection, channel, consumer))
+    };
+    runtime
+        .block_on(async { tokio::time::timeout(cfg.connect_timeout, work).await })
+        .map_err(|_| None)?
+        .map_err(Some)
+}
+
+/// Closes politely (the broker requeues what is unacknowledged at once), waiting 2 s at most.
+fn close_quickly(runtime: &TokioRuntime, connection: &Connection) {
+    let _ = runtime.block_on(async move {
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            connection.close(200, "recorder stopping".into()),
+        )
+        .await
+    });
+}
+
+struct Link {
+    connection: Connection,
+    channel: Channel,
+    consumer: Consumer,
+}
 
 pub struct AmqpInput {
     cfg: AmqpConfig,
+    prefetch: u16,
     runtime: TokioRuntime,
-    _connection: Connection,
-    channel: Channel,
-    consumer: Consumer,
+    /// None while the connection is lost (reconnecting).
+    link: Option<Link>,
+    backoff: Backoff,
+    /// Failed reconnect attempts since the connection was lost.
+    attempts: u32,
+    next_attempt: Instant,
+    reconnects: u64,
     /// Delivery tag of the last message handed out (rows or skipped), 0 when none is unacked.
     last_tag: u64,
     last_hash: String,
@@ -37,6 +126,8 @@ pub struct AmqpInput {
     earlier: HashBag,
     skipped: u64,
     unacked_skips: u64,
+    /// Hashes of the skipped messages not yet acknowledged (they may come once more).
+    skip_hashes: Vec<String>,
 }
 
 impl AmqpInput {
@@ -58,60 +149,11 @@ impl AmqpInput {
             .build()
             .map_err(|e| StartError::new(9, format!("cannot start the AMQP runtime: {e}")))?;
         let runtime = async_rs::Runtime::tokio_with_runtime(tokio);
-        let uri = cfg.uri();
-        let props =
-            ConnectionProperties::default().with_connection_name("netpipe-fast record".into());
-        let work = async {
-            let connection =
-                Connection::connect_uri_with_runtime(uri, props, runtime.clone()).await?;
-            let channel = connection.create_channel().await?;
-            channel
-                .exchange_declare(
-                    cfg.exchange.as_str().into(),
-                    cfg.exchange_kind(),
-                    ExchangeDeclareOptions {
-                        durable: true,
-                        ..ExchangeDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?;
-            channel
-                .queue_declare(
-                    cfg.queue.as_str().into(),
-                    QueueDeclareOptions {
-                        durable: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?;
-            channel
-                .queue_bind(
-                    cfg.queue.as_str().into(),
-                    cfg.exchange.as_str().into(),
-                    cfg.routing_key.as_str().into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-            channel
-                .basic_qos(prefetch.max(1), BasicQosOptions::default())
-                .await?;
-            let consumer = channel
-                .basic_consume(
-                    cfg.queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-            Ok::<_, lapin::Error>((connection, channel, consumer))
-        };
-        let (connection, channel, consumer) = runtime
-            .block_on(async { tokio::time::timeout(cfg.connect_timeout, work).await })
-            .map_err(|_| StartError::new(9, format!("{}: no answer in time", cfg.describe())))?
-            .map_err(|e| crate::sink::amqp::start_error_for_input(&cfg, e))?;
+        let (connection, channel, consumer) =
+            connect(&cfg, prefetch, &runtime).map_err(|e| match e {
+                None => StartError::new(9, format!("{}: no answer in time", cfg.describe())),
+                Some(e) => crate::sink::amqp::start_error_for_input(&cfg, e),
+            })?;
         let earlier = if resumed.source == cfg.describe() {
             HashBag::from_list(&resumed.redelivery_hashes)
         } else {
@@ -119,10 +161,17 @@ impl AmqpInput {
         };
         Ok(AmqpInput {
             cfg,
+            prefetch,
             runtime,
-            _connection: connection,
-            channel,
-            consumer,
+            link: Some(Link {
+                connection,
+                channel,
+                consumer,
+            }),
+            backoff: Backoff::default(),
+            attempts: 0,
+            next_attempt: Instant::now(),
+            reconnects: 0,
             last_tag: 0,
             last_hash: String::new(),
             taken: 0,
@@ -130,21 +179,93 @@ impl AmqpInput {
             earlier,
             skipped: 0,
             unacked_skips: 0,
+            skip_hashes: Vec::new(),
         })
     }
 
-    fn lost(&self, e: impl std::fmt::Display) -> InputError {
-        InputError(format!(
-            "{}: connection lost: {e} (unacknowledged messages go back to the queue)",
-            self.cfg.describe()
-        ))
+    /// The connection is gone: every message not acknowledged goes back to the queue at the
+    /// broker and will come again flagged `redelivered`. Those handed out since the last
+    /// commit are rows already (pending, or committed if the ack was what failed), so their
+    /// hashes join the redelivery check: their second delivery is acknowledged, not recorded.
+    fn drop_link(&mut self, e: impl std::fmt::Display) {
+        super::log(format_args!(
+            "{}: connection lost: {e}; reconnecting (unacknowledged messages come back from \
+             the queue; the {} taken since the last snapshot are recognised and not recorded \
+             twice)",
+            self.cfg.describe(),
+            self.batch_hashes.len()
+        ));
+        if let Some(link) = self.link.take() {
+            close_quickly(&self.runtime, &link.connection);
+        }
+        for h in self
+            .batch_hashes
+            .drain(..)
+            .chain(self.skip_hashes.drain(..))
+        {
+            self.earlier.add(h);
+        }
+        // Delivery tags belong to the channel that is gone.
+        self.last_tag = 0;
+        self.unacked_skips = 0;
+        self.attempts = 0;
+        self.next_attempt = Instant::now() + self.backoff.delay(0);
+    }
+
+    /// One reconnect attempt if its time has come; otherwise waits a little (at most
+    /// IDLE_WAIT, so the caller keeps checking its stop conditions).
+    fn try_reconnect(&mut self) {
+        let now = Instant::now();
+        if now < self.next_attempt {
+            std::thread::sleep((self.next_attempt - now).min(IDLE_WAIT));
+            return;
+        }
+        match connect(&self.cfg, self.prefetch, &self.runtime) {
+            Ok((connection, channel, consumer)) => {
+                self.reconnects += 1;
+                super::log(format_args!(
+                    "{}: reconnected (attempt {})",
+                    self.cfg.describe(),
+                    self.attempts + 1
+                ));
+                self.link = Some(Link {
+                    connection,
+                    channel,
+                    consumer,
+                });
+            }
+            Err(e) => {
+                self.attempts += 1;
+                let delay = self.backoff.delay(self.attempts);
+                if delay == self.backoff.max && self.backoff.delay(self.attempts - 1) < delay {
+                    super::log(format_args!(
+                        "{}: still cannot reconnect ({}); trying every {} ms",
+                        self.cfg.describe(),
+                        e.map_or_else(|| "no answer in time".to_string(), |e| e.to_string()),
+                        delay.as_millis()
+                    ));
+                }
+                self.next_attempt = Instant::now() + delay;
+            }
+        }
+    }
+
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
     }
 }
 
 impl Input for AmqpInput {
     fn next(&mut self, buf: &mut Vec<u8>, _room: usize) -> Result<Fetch, InputError> {
         loop {
-            let consumer = &mut self.consumer;
+            let Some(link) = self.link.as_mut() else {
+                self.try_reconnect();
+                if self.link.is_none() {
+                    return Ok(Fetch::Idle);
+                }
+                continue;
+            };
+            let consumer = &mut link.consumer;
             let got = self.runtime.block_on(async {
                 tokio::time::timeout(
                     IDLE_WAIT,
@@ -154,8 +275,14 @@ impl Input for AmqpInput {
             });
             let delivery = match got {
                 Err(_) => return Ok(Fetch::Idle),
-                Ok(None) => return Err(self.lost("the consumer was cancelled")),
-                Ok(Some(Err(e))) => return Err(self.lost(e)),
+                Ok(None) => {
+                    self.drop_link("the consumer was cancelled");
+                    return Ok(Fetch::Idle);
+                }
+                Ok(Some(Err(e))) => {
+                    self.drop_link(e);
+                    return Ok(Fetch::Idle);
+                }
                 Ok(Some(Ok(d))) => d,
             };
             self.last_tag = delivery.delivery_tag;
@@ -164,6 +291,7 @@ impl Input for AmqpInput {
                 // Recorded and committed by an earlier run whose ack did not arrive.
                 self.skipped += 1;
                 self.unacked_skips += 1;
+                self.skip_hashes.push(hash);
                 continue;
             }
             self.taken += 1;
@@ -190,22 +318,28 @@ impl Input for AmqpInput {
             return Ok(());
         }
         let tag = self.last_tag;
-        let channel = self.channel.clone();
-        self.runtime
-            .block_on(async move {
-                channel
-                    .basic_nack(
-                        tag,
-                        BasicNackOptions {
-                            multiple: false,
-                            requeue: true,
-                        },
-                    )
-                    .await
-            })
-            .map_err(|e| self.lost(e))?;
+        let Some(link) = self.link.as_ref() else {
+            return Ok(());
+        };
+        let channel = link.channel.clone();
+        let nacked = self.runtime.block_on(async move {
+            channel
+                .basic_nack(
+                    tag,
+                    BasicNackOptions {
+                        multiple: false,
+                        requeue: true,
+                    },
+                )
+                .await
+        });
         self.batch_hashes.pop();
         self.taken -= 1;
+        if let Err(e) = nacked {
+            // The broker gives it back anyway when the connection is gone.
+            self.drop_link(e);
+            return Ok(());
+        }
         // The ack of the snapshot must not cover the message given back: ack up to the one
         // before (delivery tags on a channel count up by one).
         self.last_tag = tag - 1;
@@ -215,6 +349,9 @@ impl Input for AmqpInput {
     fn state(&self) -> InputState {
         let mut hashes = self.earlier.to_list();
         hashes.extend(self.batch_hashes.iter().cloned());
+        // Skipped ones are acknowledged by the same ack as the batch: if that ack is lost
+        // they come again, and must again be recognised.
+        hashes.extend(self.skip_hashes.iter().cloned());
         InputState {
             source: self.cfg.describe(),
             redelivery_hashes: hashes,
@@ -223,18 +360,22 @@ impl Input for AmqpInput {
     }
 
     fn committed(&mut self) -> Result<(), InputError> {
-        if self.last_tag > 0 {
+        if let (true, Some(link)) = (self.last_tag > 0, self.link.as_ref()) {
             let tag = self.last_tag;
-            let channel = self.channel.clone();
-            self.runtime
-                .block_on(async move {
-                    channel
-                        .basic_ack(tag, BasicAckOptions { multiple: true })
-                        .await
-                })
-                .map_err(|e| self.lost(e))?;
+            let channel = link.channel.clone();
+            let acked = self.runtime.block_on(async move {
+                channel
+                    .basic_ack(tag, BasicAckOptions { multiple: true })
+                    .await
+            });
+            if let Err(e) = acked {
+                // Committed but not acknowledged: they come again and are recognised.
+                self.drop_link(e);
+                return Ok(());
+            }
         }
         self.batch_hashes.clear();
+        self.skip_hashes.clear();
         self.unacked_skips = 0;
         Ok(())
     }
@@ -250,14 +391,8 @@ impl Input for AmqpInput {
 
 impl Drop for AmqpInput {
     fn drop(&mut self) {
-        // Close politely so the broker requeues what is unacknowledged at once.
-        let connection = &self._connection;
-        let _ = self.runtime.block_on(async move {
-            tokio::time::timeout(
-                std::time::Duration::from_secs(2),
-                connection.close(200, "recorder stopping".into()),
-            )
-            .await
-        });
+        if let Some(link) = self.link.take() {
+            close_quickly(&self.runtime, &link.connection);
+        }
     }
 }

@@ -222,10 +222,20 @@ pub fn flatten_message(
         info: MessageInfo::default(),
         saw_data: false,
     };
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let result = (&mut de)
-        .deserialize_map(MessageVisitor(&mut walker))
-        .and_then(|()| de.end());
+    // One UTF-8 check of the whole message is cheaper than serde_json's check of each string
+    // (profiled: ~9 % of the file path); invalid UTF-8 anywhere is a rejected message either way.
+    let result = match std::str::from_utf8(json) {
+        Err(e) => Err(de::Error::custom(format_args!(
+            "invalid UTF-8 at byte {}",
+            e.valid_up_to()
+        ))),
+        Ok(text) => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            (&mut de)
+                .deserialize_map(MessageVisitor(&mut walker))
+                .and_then(|()| de.end())
+        }
+    };
     let saw_data = walker.saw_data;
     let info = walker.info;
     let outcome = match result {
@@ -489,12 +499,14 @@ pub fn csv_field(out: &mut Vec<u8>, field: &[u8]) {
         .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
     {
         out.push(b'"');
-        for &b in field {
-            if b == b'"' {
-                out.push(b'"');
-            }
-            out.push(b);
+        // Whole runs between quotes rather than a push per byte.
+        let mut rest = field;
+        while let Some(q) = rest.iter().position(|&b| b == b'"') {
+            out.extend_from_slice(&rest[..=q]);
+            out.push(b'"');
+            rest = &rest[q + 1..];
         }
+        out.extend_from_slice(rest);
         out.push(b'"');
     } else {
         out.extend_from_slice(field);

@@ -10,6 +10,23 @@
 //!   CSV) and takes up the messages left in the next one (not in the CSV) before new ones.
 //!   The consumer id lives in the state file, so the same OUTPUT_CSV means the same lists.
 //!   Two recorders (two CSVs) on one queue split it: each LMOVE hands a message to one only.
+//!
+//!   A recorder that crashed and never comes back: each recorder holds a lease,
+//!   `<queue>.netpipe-lease.<consumer>` (SET PX, refreshed with PEXPIRE every third of its
+//!   time to live, default 30 s, NETPIPE_RECORD_LEASE_MS) and an owner record without expiry,
+//!   `<queue>.netpipe-owner.<consumer>` (host name and state file path). At start and then
+//!   once per lease period every recorder on the queue looks for processing lists whose owner
+//!   has no lease. For each such list one Lua script checks again that the lease is absent
+//!   and, atomically, either moves the list back to the consumer end of the queue (LMOVE, so
+//!   the oldest message is taken first) or deletes it. It deletes it only when it can read
+//!   the owner's state file (same host) and that state says the generation is committed: the
+//!   owner crashed between its commit and its DEL, and the messages are in the owner's CSV.
+//!   Without that proof (another host, state file gone) the list goes back to the queue, and
+//!   in that one case a message can be recorded twice (at-least-once). A recorder whose lease
+//!   was found expired (it stalled longer than the time to live) stops with an input error
+//!   instead of committing, because its messages may have been handed to another recorder;
+//!   it checks the lease right before each commit, so only a stall of more than the time to
+//!   live inside the snapshot write itself is left to that at-least-once window.
 //! - `amqp://`: manual acks with a prefetch window the size of a snapshot; after the commit one
 //!   `basic.ack(multiple)` acknowledges the snapshot. A crash after the commit but before the
 //!   ack makes the broker deliver that snapshot's messages again (flagged `redelivered`): the
@@ -23,7 +40,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a broker input waits for a message before saying it is idle.
 pub const IDLE_WAIT: Duration = Duration::from_millis(500);
@@ -73,6 +90,11 @@ pub trait Input {
     fn unacked_skips(&self) -> u64 {
         0
     }
+    /// Called right before a commit: may the messages taken be committed (Redis: the lease
+    /// is still held, so no other recorder took them back)?
+    fn before_commit(&mut self) -> Result<(), InputError> {
+        Ok(())
+    }
 }
 
 /// Opens the input named by `url`.
@@ -81,6 +103,7 @@ pub fn open(
     options: &OutputOptions,
     prefetch: u16,
     resumed: &InputState,
+    state_path: &std::path::Path,
 ) -> Result<Box<dyn Input>, StartError> {
     if url == "-" {
         return Ok(Box::new(Lines::new(
@@ -107,7 +130,7 @@ pub fn open(
         // The input only reads: no kombu binding writes at connect.
         opts.redis_format = RedisFormat::Raw;
         let cfg = RedisConfig::parse(url, &opts).map_err(|e| StartError::new(2, e))?;
-        return Ok(Box::new(RedisInput::open(cfg, resumed)?));
+        return Ok(Box::new(RedisInput::open(cfg, resumed, state_path)?));
     }
     if url.starts_with("amqp://") || url.starts_with("amqps://") {
         let cfg = AmqpConfig::parse(url, options).map_err(|e| StartError::new(2, e))?;
@@ -216,10 +239,48 @@ struct RedisInput {
     /// The last message handed out (for give_back_last).
     last: Option<Vec<u8>>,
     taken: u64,
+    lease_ttl: Duration,
+    lease_refreshed: Instant,
+    orphans_checked: Instant,
 }
 
+/// The lease's time to live (NETPIPE_RECORD_LEASE_MS, default 30 s, at least 300 ms).
+fn lease_ttl() -> Duration {
+    let ms = std::env::var("NETPIPE_RECORD_LEASE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(30_000)
+        .max(300);
+    Duration::from_millis(ms)
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Moves a dead owner's processing list back to the queue (ARGV[1] = "requeue") or deletes
+/// it ("drop"), only if the lease KEYS[1] is still absent; returns the messages concerned, or
+/// -1 when the lease exists. KEYS: lease, list, queue.
+const RECOVER_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+if ARGV[1] == 'drop' then
+  local n = redis.call('LLEN', KEYS[2])
+  redis.call('DEL', KEYS[2])
+  return n
+end
+local n = 0
+while redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT') do n = n + 1 end
+return n
+";
+
 impl RedisInput {
-    fn open(cfg: RedisConfig, resumed: &InputState) -> Result<RedisInput, StartError> {
+    fn open(
+        cfg: RedisConfig,
+        resumed: &InputState,
+        state_path: &std::path::Path,
+    ) -> Result<RedisInput, StartError> {
         let con = crate::sink::redis::connect_for_input(&cfg)?;
         let source = cfg.describe();
         let (consumer, committed) = if resumed.source == source && !resumed.consumer.is_empty() {
@@ -247,6 +308,9 @@ impl RedisInput {
             ready: VecDeque::new(),
             last: None,
             taken: 0,
+            lease_ttl: lease_ttl(),
+            lease_refreshed: Instant::now(),
+            orphans_checked: Instant::now(),
         };
         let fail = |e: ::redis::RedisError| {
             StartError::new(
@@ -254,6 +318,25 @@ impl RedisInput {
                 format!("{}: recovery failed: {e}", input_source(&source)),
             )
         };
+        let state_abs = std::path::absolute(state_path).unwrap_or_else(|_| state_path.into());
+        // The lease first: from here on no other recorder takes this consumer's lists.
+        let mut pipe = ::redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(input.lease_key(&input.consumer))
+            .arg(std::process::id())
+            .arg("PX")
+            .arg(input.lease_ttl.as_millis() as u64)
+            .ignore()
+            .cmd("HSET")
+            .arg(input.owner_key(&input.consumer))
+            .arg("host")
+            .arg(host_name())
+            .arg("state")
+            .arg(state_abs.to_string_lossy().as_ref())
+            .ignore();
+        pipe.query::<()>(&mut input.con).map_err(fail)?;
+        input.lease_refreshed = Instant::now();
         if committed > 0 {
             // Already in the CSV: only the list is left to drop.
             ::redis::cmd("DEL")
@@ -270,7 +353,175 @@ impl RedisInput {
             .query(&mut input.con)
             .map_err(fail)?;
         input.ready.extend(left.into_iter().rev());
+        input.recover_orphans().map_err(fail)?;
         Ok(input)
+    }
+
+    fn lease_key(&self, consumer: &str) -> String {
+        format!("{}.netpipe-lease.{consumer}", self.cfg.queue)
+    }
+
+    fn owner_key(&self, consumer: &str) -> String {
+        format!("{}.netpipe-owner.{consumer}", self.cfg.queue)
+    }
+
+    /// Extends the lease; an error if it had expired (another recorder may have taken this
+    /// recorder's messages back to the queue).
+    fn refresh_lease(&mut self) -> Result<(), InputError> {
+        let extended: i64 = ::redis::cmd("PEXPIRE")
+            .arg(self.lease_key(&self.consumer))
+            .arg(self.lease_ttl.as_millis() as u64)
+            .query(&mut self.con)
+            .map_err(|e| InputError(format!("{}: lease: {e}", self.cfg.describe())))?;
+        if extended == 0 {
+            return Err(InputError(format!(
+                "{}: this recorder's lease {} expired (stalled longer than {} ms): its \
+                 messages not yet saved may have gone back to the queue, so it stops without \
+                 saving them",
+                self.cfg.describe(),
+                self.lease_key(&self.consumer),
+                self.lease_ttl.as_millis()
+            )));
+        }
+        self.lease_refreshed = Instant::now();
+        Ok(())
+    }
+
+    /// Takes back the processing lists of recorders whose lease expired (see the module
+    /// documentation). Returns the messages put back on the queue.
+    fn recover_orphans(&mut self) -> Result<u64, ::redis::RedisError> {
+        self.orphans_checked = Instant::now();
+        let prefix = format!("{}.netpipe-processing.", self.cfg.queue);
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = ::redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", redis_glob_escape(&prefix)))
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut self.con)?;
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        // consumer -> generations
+        let mut by_owner: HashMap<String, Vec<u64>> = HashMap::new();
+        for k in &keys {
+            let Some(rest) = k.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some((consumer, generation)) = rest.rsplit_once('.') else {
+                continue;
+            };
+            let Ok(generation) = generation.parse::<u64>() else {
+                continue;
+            };
+            if consumer != self.consumer {
+                by_owner
+                    .entry(consumer.to_string())
+                    .or_default()
+                    .push(generation);
+            }
+        }
+        let mut requeued_total = 0;
+        for (owner, mut generations) in by_owner {
+            let lease = self.lease_key(&owner);
+            let alive: bool = ::redis::cmd("EXISTS").arg(&lease).query(&mut self.con)?;
+            if alive {
+                continue;
+            }
+            let committed = self.owner_committed(&owner)?;
+            // Newest first: each list goes to the consumer end, so the oldest ends up first.
+            generations.sort_unstable_by(|a, b| b.cmp(a));
+            let mut all_done = true;
+            for generation in generations {
+                let list = format!("{prefix}{owner}.{generation}");
+                let done = committed.is_some_and(|c| generation <= c);
+                let n: i64 = ::redis::cmd("EVAL")
+                    .arg(RECOVER_SCRIPT)
+                    .arg(3)
+                    .arg(&lease)
+                    .arg(&list)
+                    .arg(&self.cfg.queue)
+                    .arg(if done { "drop" } else { "requeue" })
+                    .query(&mut self.con)?;
+                if n < 0 {
+                    all_done = false;
+                    break;
+                }
+                if n == 0 {
+                    continue;
+                }
+                if done {
+                    super::log(format_args!(
+                        "{}: dropped {list} ({n} message(s) its recorder had committed before \
+                         it stopped without removing the list)",
+                        self.cfg.describe()
+                    ));
+                } else {
+                    requeued_total += n as u64;
+                    super::log(format_args!(
+                        "{}: put {n} message(s) of {list} back on {} (its recorder's lease \
+                         expired){}",
+                        self.cfg.describe(),
+                        self.cfg.queue,
+                        if committed.is_none() {
+                            "; its state file was not readable here, so if that recorder had \
+                             committed them just before it stopped they are recorded twice"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+            if all_done {
+                let _: i64 = ::redis::cmd("DEL")
+                    .arg(self.owner_key(&owner))
+                    .query(&mut self.con)?;
+            }
+        }
+        Ok(requeued_total)
+    }
+
+    /// The last generation a lease-less owner committed, from its state file when it is on
+    /// this host and readable; None when that cannot be known.
+    fn owner_committed(&mut self, owner: &str) -> Result<Option<u64>, ::redis::RedisError> {
+        let fields: HashMap<String, String> = ::redis::cmd("HGETALL")
+            .arg(self.owner_key(owner))
+            .query(&mut self.con)?;
+        let (Some(host), Some(state)) = (fields.get("host"), fields.get("state")) else {
+            return Ok(None);
+        };
+        if *host != host_name() {
+            return Ok(None);
+        }
+        let Ok(bytes) = std::fs::read(state) else {
+            return Ok(None);
+        };
+        let Ok(state) = serde_json::from_slice::<super::csv::State>(&bytes) else {
+            return Ok(None);
+        };
+        Ok((state.input.consumer == owner).then_some(state.input.generation))
+    }
+
+    /// Lease refresh and the periodic look for dead recorders' lists.
+    fn housekeeping(&mut self) -> Result<(), InputError> {
+        if self.lease_refreshed.elapsed() >= self.lease_ttl / 3 {
+            self.refresh_lease()?;
+        }
+        if self.orphans_checked.elapsed() >= self.lease_ttl {
+            self.recover_orphans().map_err(|e| {
+                InputError(format!(
+                    "{}: taking up dead recorders' lists: {e}",
+                    self.cfg.describe()
+                ))
+            })?;
+        }
+        Ok(())
     }
 
     fn list(&self, generation: u64) -> String {
@@ -339,6 +590,7 @@ const REDIS_FETCH: usize = 256;
 
 impl Input for RedisInput {
     fn next(&mut self, buf: &mut Vec<u8>, room: usize) -> Result<Fetch, InputError> {
+        self.housekeeping()?;
         if self.ready.is_empty() {
             self.fetch(room.clamp(1, REDIS_FETCH)).map_err(|e| {
                 InputError(format!(
@@ -391,6 +643,10 @@ impl Input for RedisInput {
         }
     }
 
+    fn before_commit(&mut self) -> Result<(), InputError> {
+        self.refresh_lease()
+    }
+
     fn committed(&mut self) -> Result<(), InputError> {
         // Everything in the list is in the committed snapshot: `next` never takes more than
         // the snapshot's room and release_unused ran before the commit.
@@ -403,6 +659,33 @@ impl Input for RedisInput {
             .map(drop)
             .map_err(|e| InputError(format!("{}: acknowledge: {e}", self.cfg.describe())))
     }
+}
+
+impl Drop for RedisInput {
+    /// A clean stop hands the lease back at once; the owner record stays while a processing
+    /// list is left, so that another recorder can still tell what of it was committed.
+    fn drop(&mut self) {
+        let list = self.list(self.generation);
+        let left: Result<bool, _> = ::redis::cmd("EXISTS").arg(&list).query(&mut self.con);
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("DEL").arg(self.lease_key(&self.consumer)).ignore();
+        if matches!(left, Ok(false)) {
+            pipe.cmd("DEL").arg(self.owner_key(&self.consumer)).ignore();
+        }
+        let _ = pipe.query::<()>(&mut self.con);
+    }
+}
+
+/// `s` with Redis glob characters escaped.
+fn redis_glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// FNV-1a, 64 bits: a stable hash of a message body for the redelivery check.
@@ -426,6 +709,9 @@ impl HashBag {
             *bag.0.entry(h.clone()).or_default() += 1;
         }
         bag
+    }
+    pub fn add(&mut self, h: String) {
+        *self.0.entry(h).or_default() += 1;
     }
     /// Removes one `h`; true when it was there.
     pub fn take(&mut self, h: &str) -> bool {

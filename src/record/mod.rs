@@ -310,6 +310,7 @@ impl RecordJob {
             &self.options,
             self.prefetch,
             &store.state.input,
+            &store.state_path,
         ) {
             Ok(i) => i,
             Err(StartError { exit_code, message }) => {
@@ -503,6 +504,7 @@ impl RecordJob {
         out: &mut Outcome,
     ) -> Result<(), (u8, String)> {
         let first_idx = store.state.rows;
+        input.before_commit().map_err(|e| (EXIT_INPUT_LOST, e.0))?;
         store
             .snapshot(
                 &p.rows,
