@@ -299,6 +299,7 @@ impl Outbox {
             pending: VecDeque::new(),
             accepted: 0,
             finishing: false,
+            unflushed: false,
         };
         let thread = std::thread::Builder::new()
             .name("netpipe-deliver".into())
@@ -549,6 +550,10 @@ struct Delivering {
     /// The sink's delivered count once everything written so far is acknowledged.
     accepted: u64,
     finishing: bool,
+    /// Written to the sink (spool mode) since the last flush: when the queue runs dry, the
+    /// sink's unanswered commands are settled first, so a broker lost while idle hands back
+    /// only what it really may not hold (not what it stored before going quiet).
+    unflushed: bool,
 }
 
 enum Next {
@@ -593,9 +598,10 @@ impl Delivering {
                     Wrote::Ok => break,
                     other => other,
                 },
-                Next::Idle if !self.pending.is_empty() => {
+                Next::Idle if !self.pending.is_empty() || self.unflushed => {
                     // Nothing else to do: wait for the broker's acknowledgements, so the
-                    // replayed part of the spool is deleted now rather than at the next write.
+                    // replayed part of the spool is deleted now rather than at the next write,
+                    // and nothing stored is handed back if the broker goes away while idle.
                     self.idle_flush()
                 }
                 Next::Idle => {
@@ -699,6 +705,7 @@ impl Delivering {
 
     fn write(&mut self, batch: &JsonBatch, from_spool: Option<Pos>) -> Wrote {
         let n = batch.len() as u64;
+        self.unflushed = self.mode == WhenFull::Spool;
         if self.mode != WhenFull::Spool {
             // The sink holds the output and reconnects by itself.
             return match self.sink.write_batch(batch) {
@@ -759,6 +766,7 @@ impl Delivering {
     }
 
     fn idle_flush(&mut self) -> Wrote {
+        self.unflushed = false;
         match self.sink.try_flush() {
             Ok(()) => {
                 // A flush that succeeded means everything written is acknowledged.
