@@ -622,6 +622,10 @@ impl Sink for AmqpSink {
         Ok(())
     }
 
+    fn try_settle(&mut self) -> Result<(), WriteError> {
+        self.try_flush()
+    }
+
     fn reconnect_once(&mut self) -> Result<(), String> {
         let link =
             open_link(&self.cfg, &self.runtime, self.tls.as_ref()).map_err(|e| e.to_string())?;

@@ -65,6 +65,13 @@ pub trait Sink: Send {
         self.flush().map_err(WriteError::Fatal)
     }
 
+    /// Reads the broker's answers to everything written so far, without ending the stream
+    /// (the delivery thread calls it when its queue runs dry). Sinks with nothing to settle
+    /// (stdout, files, tcp, whose `flush` closes the stream) keep the default.
+    fn try_settle(&mut self) -> Result<(), WriteError> {
+        Ok(())
+    }
+
     /// After an [`Outage`]: one attempt to connect again (the caller waits between attempts).
     fn reconnect_once(&mut self) -> Result<(), String> {
         Ok(())

@@ -598,11 +598,26 @@ impl Delivering {
                     Wrote::Ok => break,
                     other => other,
                 },
-                Next::Idle if !self.pending.is_empty() || self.unflushed => {
+                Next::Idle if !self.pending.is_empty() => {
                     // Nothing else to do: wait for the broker's acknowledgements, so the
-                    // replayed part of the spool is deleted now rather than at the next write,
-                    // and nothing stored is handed back if the broker goes away while idle.
+                    // replayed part of the spool is deleted now rather than at the next write.
                     self.idle_flush()
+                }
+                Next::Idle if self.unflushed => {
+                    // Settle what was written, so nothing the broker stored is handed back
+                    // if it goes away while idle.
+                    self.unflushed = false;
+                    match self.sink.try_settle() {
+                        Ok(()) => Wrote::Ok,
+                        Err(WriteError::Outage(outage)) => {
+                            self.spool_unconfirmed(outage);
+                            Wrote::Down
+                        }
+                        Err(WriteError::Fatal(e)) => {
+                            log(format_args!("{e}"));
+                            Wrote::Failed
+                        }
+                    }
                 }
                 Next::Idle => {
                     match self.rx.recv_timeout(IDLE_POLL) {
@@ -766,7 +781,6 @@ impl Delivering {
     }
 
     fn idle_flush(&mut self) -> Wrote {
-        self.unflushed = false;
         match self.sink.try_flush() {
             Ok(()) => {
                 // A flush that succeeded means everything written is acknowledged.

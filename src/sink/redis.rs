@@ -590,6 +590,10 @@ impl Sink for RedisSink {
         Ok(())
     }
 
+    fn try_settle(&mut self) -> Result<(), WriteError> {
+        self.try_flush()
+    }
+
     fn reconnect_once(&mut self) -> Result<(), String> {
         let con = open_connection(&self.cfg, self.tls.as_ref()).map_err(|e| e.to_string())?;
         self.con = Some(con);
