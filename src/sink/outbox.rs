@@ -607,17 +607,8 @@ impl Delivering {
                     // Settle what was written, so nothing the broker stored is handed back
                     // if it goes away while idle.
                     self.unflushed = false;
-                    match self.sink.try_settle() {
-                        Ok(()) => Wrote::Ok,
-                        Err(WriteError::Outage(outage)) => {
-                            self.spool_unconfirmed(outage);
-                            Wrote::Down
-                        }
-                        Err(WriteError::Fatal(e)) => {
-                            log(format_args!("{e}"));
-                            Wrote::Failed
-                        }
-                    }
+                    let settled = self.sink.try_settle();
+                    self.wrote_after(settled, false)
                 }
                 Next::Idle => {
                     match self.rx.recv_timeout(IDLE_POLL) {
@@ -764,27 +755,23 @@ impl Delivering {
                 }
             };
         }
-        match self.sink.try_flush() {
-            Ok(()) => {
-                self.settle_up_to(u64::MAX);
-                Wrote::Ok
-            }
-            Err(WriteError::Outage(outage)) => {
-                self.spool_unconfirmed(outage);
-                Wrote::Down
-            }
-            Err(WriteError::Fatal(e)) => {
-                log(format_args!("{e}"));
-                Wrote::Failed
-            }
-        }
+        let flushed = self.sink.try_flush();
+        self.wrote_after(flushed, true)
     }
 
     fn idle_flush(&mut self) -> Wrote {
-        match self.sink.try_flush() {
+        let flushed = self.sink.try_flush();
+        self.wrote_after(flushed, true)
+    }
+
+    /// What a flush or settle came to: an outage hands its messages to the spool; a flush
+    /// that succeeded (`all_acknowledged`) means everything written is acknowledged.
+    fn wrote_after(&mut self, result: Result<(), WriteError>, all_acknowledged: bool) -> Wrote {
+        match result {
             Ok(()) => {
-                // A flush that succeeded means everything written is acknowledged.
-                self.settle_up_to(u64::MAX);
+                if all_acknowledged {
+                    self.settle_up_to(u64::MAX);
+                }
                 Wrote::Ok
             }
             Err(WriteError::Outage(outage)) => {
