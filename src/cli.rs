@@ -883,12 +883,21 @@ pub struct TcpListenArgs {
         value_name = "SECONDS"
     )]
     pub sleep: f64,
-    /// Stop when this file exists [default: /tmp/shutdown-listen-server-HOST-PORT].
+    /// Stop when this file exists [default: STATE_DIR/shutdown-listen-server-HOST-PORT].
     #[arg(long, env = "LISTEN_SHUTDOWN_HOOK", value_name = "FILE")]
     pub shutdown_hook: Option<PathBuf>,
     /// Stop after N messages.
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
+    /// Close a connection silent for this many seconds (what it sent is reported), so one
+    /// idle peer cannot hold the clients queued behind it.
+    #[arg(
+        long,
+        env = "LISTEN_IDLE_TIMEOUT",
+        default_value_t = 5.0,
+        value_name = "SECONDS"
+    )]
+    pub idle_timeout: f64,
 }
 
 #[derive(Args, Debug)]
@@ -911,7 +920,7 @@ pub struct UdpListenArgs {
         value_name = "SECONDS"
     )]
     pub sleep: f64,
-    /// Stop when this file exists [default: /tmp/udp-shutdown-listen-server-HOST-PORT].
+    /// Stop when this file exists [default: STATE_DIR/udp-shutdown-listen-server-HOST-PORT].
     #[arg(long, env = "UDP_LISTEN_SHUTDOWN_HOOK", value_name = "FILE")]
     pub shutdown_hook: Option<PathBuf>,
     /// Stop after N datagrams.
@@ -923,6 +932,10 @@ const LISTEN_HELP: &str = "\
 Each message is one JSON line on stdout: {\"msg\": N, \"proto\", \"peer\", \"bytes\", \"data\"}
 (data as UTF-8 text, invalid bytes replaced). The shutdown file is checked at least every
 SLEEP seconds; if it exists at start the listener refuses to start, as the original did.
+It counts only if owned by this user or root. STATE_DIR: /var/lib/netpipe-fast for root, else
+$XDG_STATE_HOME/netpipe-fast or ~/.local/state/netpipe-fast (made 0700 at start); the
+original's /tmp names could be created by any user. TCP connections are served one at a time;
+one silent for --idle-timeout seconds is closed, so an idle peer cannot block the rest.
 SIGINT/SIGTERM stop it too. The last line on stderr counts the messages and bytes received.
 
 Exit codes:
