@@ -139,6 +139,10 @@ pub struct InputState {
     pub file_ino: u64,
     #[serde(default)]
     pub bytes: u64,
+    /// The file's birth time (statx), nanoseconds since 1970; 0 where the file system does not
+    /// keep it. Tells a new file apart from an old one whose inode number it reuses.
+    #[serde(default)]
+    pub file_birth_ns: u64,
 }
 
 const STATE_VERSION: u32 = 1;

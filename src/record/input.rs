@@ -149,6 +149,11 @@ pub fn open(
         let identity = FileIdentity {
             dev: meta.dev(),
             ino: meta.ino(),
+            birth_ns: meta
+                .created()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
         };
         let mut lines = Lines::new(
             Box::new(BufReader::with_capacity(1 << 20, f.try_clone().map_err(open_error)?)),
@@ -161,6 +166,7 @@ pub fn open(
             && resumed.bytes > 0
             && resumed.file_dev == identity.dev
             && resumed.file_ino == identity.ino
+            && (resumed.file_birth_ns == 0 || resumed.file_birth_ns == identity.birth_ns)
             && meta.len() >= resumed.bytes;
         if same_file {
             // Lines already committed: skipped by seeking past them.
@@ -213,6 +219,8 @@ pub fn open(
 struct FileIdentity {
     dev: u64,
     ino: u64,
+    /// 0: not known.
+    birth_ns: u64,
 }
 
 /// JSON lines from a file or stdin.
@@ -360,6 +368,7 @@ impl Input for Lines {
             bytes: self.bytes,
             file_dev: self.identity.map_or(0, |i| i.dev),
             file_ino: self.identity.map_or(0, |i| i.ino),
+            file_birth_ns: self.identity.map_or(0, |i| i.birth_ns),
             ..InputState::default()
         }
     }
