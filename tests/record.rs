@@ -1296,7 +1296,10 @@ fn overlong_line_is_rejected_by_position_and_length_not_copied() {
     input.push(b'\n');
     std::fs::write(dir.path("in.jsonl"), &input).unwrap();
     let out = rec()
-        .args(["--input", &format!("file:{}", dir.path("in.jsonl").display())])
+        .args([
+            "--input",
+            &format!("file:{}", dir.path("in.jsonl").display()),
+        ])
         .args(["--max-line-bytes", "1048576"])
         .args(files(&dir, "r"))
         .output()
@@ -1324,7 +1327,10 @@ fn distinct_key_flood_stops_at_max_columns() {
     }
     std::fs::write(dir.path("in.jsonl"), input).unwrap();
     let out = rec()
-        .args(["--input", &format!("file:{}", dir.path("in.jsonl").display())])
+        .args([
+            "--input",
+            &format!("file:{}", dir.path("in.jsonl").display()),
+        ])
         .args(["--max-columns", "50", "--save-after-num", "7"])
         .args(files(&dir, "r"))
         .output()
@@ -1362,7 +1368,10 @@ fn csv_safe_prefixes_formula_text_but_not_numbers() {
         let (header, rows) = read_csv(&dir.path(&format!("{name}.csv")));
         let cell = |c: &str| rows[0][header.iter().position(|h| h == c).unwrap()].clone();
         let p = if safe { "'" } else { "" };
-        assert_eq!(cell("dns_qname"), format!("{p}=HYPERLINK(\"http://x\",\"y\")"));
+        assert_eq!(
+            cell("dns_qname"),
+            format!("{p}=HYPERLINK(\"http://x\",\"y\")")
+        );
         assert_eq!(cell("dns_an"), format!("{p}+1-2"));
         assert_eq!(cell("dns_ar"), format!("{p}@SUM(A1)"));
         assert_eq!(cell("dns_ns"), format!("{p}-cmd"));
@@ -1395,13 +1404,20 @@ fn plant_link(to: &Path, at: &Path) {
 fn links_planted_at_the_recorders_names_are_not_followed() {
     let (dir, victim) = shared_folder("rec_links");
     let packets = dir.path("in.jsonl");
-    let out = bin().args(["read", "-q", "-c", "20", FIXTURE]).output().unwrap();
+    let out = bin()
+        .args(["read", "-q", "-c", "20", FIXTURE])
+        .output()
+        .unwrap();
     std::fs::write(&packets, &out.stdout).unwrap();
     let input = format!("file:{}", packets.display());
     // The old fixed temporaries: <csv>.state.tmp and <csv>.tmp, linked to the victim.
     plant_link(&victim, &dir.path("a.csv.state.tmp"));
     plant_link(&victim, &dir.path("a.csv.tmp"));
-    let out = rec().args(["--input", &input]).args(files(&dir, "a")).output().unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "a"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(rows_in(&dir.path("a.csv")), 20);
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
@@ -1414,19 +1430,34 @@ fn links_planted_at_the_recorders_names_are_not_followed() {
     // a link at the CSV name: refused, nothing created or changed through them.
     let made = dir.path("made-by-root");
     plant_link(&made, &dir.path("b.json"));
-    let out = rec().args(["--input", &input]).args(files(&dir, "b")).output().unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "b"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(15), "{}", text(&out));
     assert!(!made.exists());
-    assert!(!dir.path("b.csv.state").exists(), "a failed start left its state");
+    assert!(
+        !dir.path("b.csv.state").exists(),
+        "a failed start left its state"
+    );
     plant_link(&victim, &dir.path("c.csv"));
-    let out = rec().args(["--input", &input]).args(files(&dir, "c")).output().unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "c"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(15), "{}", text(&out));
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     // A state file planted by another user (it says what to cut the CSV back to): refused.
     std::fs::copy(dir.path("a.csv.state"), dir.path("d.csv.state")).unwrap();
     std::os::unix::fs::lchown(dir.path("d.csv.state"), Some(65534), Some(65534)).unwrap();
     std::fs::copy(&victim, dir.path("d.csv")).unwrap();
-    let out = rec().args(["--input", &input]).args(files(&dir, "d")).output().unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "d"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(15), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not trusted: owned by uid 65534"));
     assert_eq!(std::fs::read(dir.path("d.csv")).unwrap(), b"precious");
@@ -1434,7 +1465,11 @@ fn links_planted_at_the_recorders_names_are_not_followed() {
     let stop_file = dir.path("e.stop");
     std::fs::write(&stop_file, b"").unwrap();
     std::os::unix::fs::lchown(&stop_file, Some(65534), Some(65534)).unwrap();
-    let out = rec().args(["--input", &input]).args(files(&dir, "e")).output().unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "e"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(rows_in(&dir.path("e.csv")), 20);
 }
@@ -1459,8 +1494,14 @@ fn record_stdin(stdin: &[u8], args: &[String]) -> Output {
 #[test]
 fn stdin_resume_skips_nothing_and_output_csv_alone_runs_again() {
     let dir = TempDir::new("rec_stdin_again");
-    let first = bin().args(["read", "-q", "-c", "30", FIXTURE]).output().unwrap();
-    let second = bin().args(["read", "-q", "-c", "20", FIXTURE]).output().unwrap();
+    let first = bin()
+        .args(["read", "-q", "-c", "30", FIXTURE])
+        .output()
+        .unwrap();
+    let second = bin()
+        .args(["read", "-q", "-c", "20", FIXTURE])
+        .output()
+        .unwrap();
     let csv = dir.path("icmp.csv");
     let args = vec!["--output-csv".to_string(), csv.display().to_string()];
     let out = record_stdin(&first.stdout, &args);
@@ -1470,7 +1511,10 @@ fn stdin_resume_skips_nothing_and_output_csv_alone_runs_again() {
     assert!(out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("20 message(s) read, 20 recorded"), "{err}");
-    assert!(err.contains(&format!("CSV {} has 50 row(s)", csv.display())), "{err}");
+    assert!(
+        err.contains(&format!("CSV {} has 50 row(s)", csv.display())),
+        "{err}"
+    );
     assert!(err.contains("(resumed)"), "{err}");
     assert_eq!(rows_in(&csv), 50);
     let archive: serde_json::Value =
@@ -1483,7 +1527,10 @@ fn stdin_resume_skips_nothing_and_output_csv_alone_runs_again() {
 #[test]
 fn file_resume_offset_applies_only_to_the_same_file() {
     let dir = TempDir::new("rec_same_file");
-    let packets = bin().args(["read", "-q", "-c", "30", FIXTURE]).output().unwrap();
+    let packets = bin()
+        .args(["read", "-q", "-c", "30", FIXTURE])
+        .output()
+        .unwrap();
     let path = dir.path("in.jsonl");
     std::fs::write(&path, &packets.stdout).unwrap();
     let input = format!("file:{}", path.display());
@@ -1497,17 +1544,28 @@ fn file_resume_offset_applies_only_to_the_same_file() {
     // skipped.
     std::fs::rename(&path, dir.path("in.jsonl.1")).unwrap();
     std::fs::write(&path, &packets.stdout).unwrap();
-    let out = rec().args(["--input", &input]).args(files(&dir, "r")).output().unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "r"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("30 message(s) read, 30 recorded"), "{err}");
     assert!(err.contains("is read from its first line"), "{err}");
     assert_eq!(rows_in(&dir.path("r.csv")), 40);
     // The same file again, grown: only the new lines.
-    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
     f.write_all(&packets.stdout[..packets.stdout.iter().position(|&b| b == b'\n').unwrap() + 1])
         .unwrap();
-    let out = rec().args(["--input", &input]).args(files(&dir, "r")).output().unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "r"))
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("1 message(s) read, 1 recorded"), "{err}");
     assert_eq!(rows_in(&dir.path("r.csv")), 41);
@@ -1522,7 +1580,11 @@ fn failed_start_leaves_no_state_file() {
         ("gone", "redis://127.0.0.1:1/0", 9),
         ("nofile", "file:/nonexistent/in.jsonl", 3),
     ] {
-        let out = rec().args(["--input", url]).args(files(&dir, name)).output().unwrap();
+        let out = rec()
+            .args(["--input", url])
+            .args(files(&dir, name))
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(code), "{url}: {}", text(&out));
         let left: Vec<_> = std::fs::read_dir(&dir.0).unwrap().collect();
         assert!(left.is_empty(), "{url}: left {left:?}");
@@ -1533,14 +1595,25 @@ fn failed_start_leaves_no_state_file() {
 #[test]
 fn stale_state_with_missing_csv_says_what_to_delete() {
     let dir = TempDir::new("rec_stale_state");
-    let packets = bin().args(["read", "-q", "-c", "12", FIXTURE]).output().unwrap();
+    let packets = bin()
+        .args(["read", "-q", "-c", "12", FIXTURE])
+        .output()
+        .unwrap();
     let path = dir.path("in.jsonl");
     std::fs::write(&path, &packets.stdout).unwrap();
     let input = format!("file:{}", path.display());
-    let out = rec().args(["--input", &input]).args(files(&dir, "r")).output().unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "r"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     std::fs::remove_file(dir.path("r.csv")).unwrap();
-    let out = rec().args(["--input", &input]).args(files(&dir, "r")).output().unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "r"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(15), "{}", text(&out));
     let state = dir.path("r.csv.state");
     let line = format!(

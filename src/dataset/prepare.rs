@@ -928,6 +928,43 @@ mod tests {
         }
     }
 
+    /// Issue 9 item 9: the old temporaries were `.<name>.tmp-<pid>` beside the output (in
+    /// /tmp by default), created following links. Links planted at those names for this very
+    /// process are neither followed nor used.
+    #[test]
+    fn links_at_the_old_predictable_temporary_names_are_not_followed() {
+        let dir = Scratch::new("oldtmp");
+        let input = dir.0.join("in.csv");
+        fs::write(&input, b"idx,x\n0,1\n1,2\n").unwrap();
+        let victim = dir.0.join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let pid = std::process::id();
+        let planted: Vec<PathBuf> = [
+            "full.csv",
+            "clean.csv",
+            "fulldata_metadata.json",
+            "cleaned_metadata.json",
+        ]
+        .iter()
+        .map(|n| dir.0.join(format!(".{n}.tmp-{pid}")))
+        .collect();
+        for at in &planted {
+            std::os::unix::fs::symlink(&victim, at).unwrap();
+        }
+        prepare(&config_for(&dir.0, &input)).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        for at in &planted {
+            assert!(fs::symlink_metadata(at).unwrap().file_type().is_symlink());
+        }
+        assert_eq!(
+            fs::read_to_string(dir.0.join("full.csv"))
+                .unwrap()
+                .lines()
+                .count(),
+            3
+        );
+    }
+
     #[test]
     fn invalid_utf8_row_is_skipped_with_its_line() {
         let dir = Scratch::new("utf8");

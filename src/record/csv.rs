@@ -316,8 +316,8 @@ impl Store {
             self.columns.id(name);
         }
         if st.rows > 0 || st.csv_bytes > 0 {
-            let file = open_read_nofollow(&self.csv_path)
-                .map_err(|e| self.missing(&self.csv_path, e))?;
+            let file =
+                open_read_nofollow(&self.csv_path).map_err(|e| self.missing(&self.csv_path, e))?;
             let mut reader = BufReader::new(file);
             let mut header = Vec::new();
             read_record(&mut reader, &mut header).map_err(|e| err(&self.csv_path, "read", e))?;
@@ -528,9 +528,7 @@ impl Store {
                     CellKind::Null | CellKind::Number | CellKind::Bool => {
                         line.extend_from_slice(rows.cell_text(cell))
                     }
-                    CellKind::Text if self.csv_safe => {
-                        csv_field_safe(line, rows.cell_text(cell))
-                    }
+                    CellKind::Text if self.csv_safe => csv_field_safe(line, rows.cell_text(cell)),
                     CellKind::Text | CellKind::List => csv_field(line, rows.cell_text(cell)),
                 }
                 *s = u32::MAX;
@@ -726,7 +724,10 @@ const MAX_STATE_BYTES: u64 = 256 << 20;
 /// `field` as [`csv_field`] writes it, with a `'` first when a spreadsheet would take it for a
 /// formula (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return; OWASP's list).
 pub fn csv_field_safe(out: &mut Vec<u8>, field: &[u8]) {
-    if matches!(field.first(), Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')) {
+    if matches!(
+        field.first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    ) {
         let mut quoted = Vec::with_capacity(field.len() + 1);
         quoted.push(b'\'');
         quoted.extend_from_slice(field);

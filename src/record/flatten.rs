@@ -232,7 +232,8 @@ impl Rows {
     pub fn shrink_to(&mut self, bytes: usize) {
         self.text.shrink_to(bytes);
         self.cells.shrink_to(bytes / std::mem::size_of::<Cell>());
-        self.row_ends.shrink_to(bytes / std::mem::size_of::<usize>());
+        self.row_ends
+            .shrink_to(bytes / std::mem::size_of::<usize>());
     }
 
     /// The cells of row `i`.

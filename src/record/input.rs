@@ -156,7 +156,10 @@ pub fn open(
                 .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
         };
         let mut lines = Lines::new(
-            Box::new(BufReader::with_capacity(1 << 20, f.try_clone().map_err(open_error)?)),
+            Box::new(BufReader::with_capacity(
+                1 << 20,
+                f.try_clone().map_err(open_error)?,
+            )),
             path.display().to_string(),
             url.to_string(),
             Some(identity),
@@ -247,7 +250,10 @@ enum Line {
     Kept(u64),
     /// A line longer than the cap, consumed but not kept: its bytes, newline included, and
     /// without it.
-    TooLong { consumed: u64, length: u64 },
+    TooLong {
+        consumed: u64,
+        length: u64,
+    },
 }
 
 /// Reads one line into `buf` (newline included), keeping at most `max` bytes of it: past that

@@ -371,7 +371,9 @@ impl RecordJob {
             }
         };
         store.csv_safe = self.csv_safe;
-        store.columns.set_limit(self.max_columns.saturating_add(ALWAYS_COLUMNS.len()));
+        store
+            .columns
+            .set_limit(self.max_columns.saturating_add(ALWAYS_COLUMNS.len()));
         out.store_opened = true;
         out.rows_total = store.state.rows;
         out.columns = store.state.columns.len();
@@ -693,9 +695,7 @@ impl RecordJob {
         p.rows.shrink_to(KEEP_BUFFER_BYTES);
         p.archive.shrink_to(KEEP_BUFFER_BYTES);
         p.rejections.shrink_to(1024);
-        marked
-            .and(acked)
-            .map_err(|e| (EXIT_INPUT_LOST, e.0))
+        marked.and(acked).map_err(|e| (EXIT_INPUT_LOST, e.0))
     }
 }
 
