@@ -591,6 +591,27 @@ mod tests {
     }
 
     #[test]
+    fn column_cap_rejects_the_message_and_forgets_its_new_columns() {
+        let mut cols = Columns::default();
+        cols.set_limit(3);
+        let mut rows = Rows::default();
+        flatten_message(br#"{"data":{"ip":{"a":1,"b":2}}}"#, &mut cols, &mut rows).unwrap();
+        // c fits, d does not: the whole message goes, c with it.
+        let e =
+            flatten_message(br#"{"data":{"ip":{"c":1,"d":2}}}"#, &mut cols, &mut rows).unwrap_err();
+        assert!(e.starts_with(TOO_MANY_COLUMNS), "{e}");
+        assert_eq!((cols.len(), rows.len()), (2, 1));
+        assert_eq!(cols.get("ip_c"), None);
+        // Known columns still take rows, and one more new one fits.
+        flatten_message(br#"{"data":{"ip":{"b":5,"e":6}}}"#, &mut cols, &mut rows).unwrap();
+        assert_eq!((cols.len(), rows.len()), (3, 2));
+        // A message rejected for bad JSON adds no column either.
+        let mut cols = Columns::default();
+        assert!(flatten_message(br#"{"data":{"ip":{"z":1},"#, &mut cols, &mut rows).is_err());
+        assert!(cols.is_empty());
+    }
+
+    #[test]
     fn prefixes_nesting_and_values() {
         let got = flat(
             r#"{"data":{"ether":{"type":2048},"tcp":{"fields_options":{"MSS":1460,"NOP":null,

@@ -902,6 +902,36 @@ impl HashBag {
 mod tests {
     use super::*;
 
+    fn capped(input: &[u8], max: u64) -> Vec<String> {
+        let mut r = BufReader::with_capacity(7, input);
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            match read_line_capped(&mut r, &mut buf, max).unwrap() {
+                Line::Eof => return out,
+                Line::Kept(n) => {
+                    assert_eq!(n as usize, buf.len());
+                    out.push(String::from_utf8(buf.clone()).unwrap());
+                }
+                Line::TooLong { consumed, length } => {
+                    out.push(format!("too long {consumed} {length}"))
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lines_are_capped_at_max_bytes_without_their_newline() {
+        // Exactly the cap is kept; one byte more is skipped to its newline; the next line
+        // is read whole; a last line without a newline counts too.
+        let got = capped(b"12345678\n123456789\nabc\n1234567890", 8);
+        assert_eq!(
+            got,
+            ["12345678\n", "too long 10 9", "abc\n", "too long 10 10"]
+        );
+        assert_eq!(capped(b"", 8), Vec::<String>::new());
+    }
+
     #[test]
     fn hash_bag_counts() {
         let mut b = HashBag::from_list(&["a".into(), "a".into(), "b".into()]);

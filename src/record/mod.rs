@@ -754,6 +754,27 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_output_name_comes_from_the_other() {
+        use std::path::Path;
+        let d = Path::new("/data");
+        let (c, a) = output_paths(d, "n", Some(Path::new("/x/icmp.csv")), None, "S");
+        assert_eq!(
+            (c.to_str(), a.to_str()),
+            (Some("/x/icmp.csv"), Some("/x/packets-icmp.json"))
+        );
+        let (c, a) = output_paths(d, "n", None, Some(Path::new("/y/packets-tcp.json")), "S");
+        assert_eq!(
+            (c.to_str(), a.to_str()),
+            (Some("/y/tcp.csv"), Some("/y/packets-tcp.json"))
+        );
+        let (c, a) = output_paths(d, "n", None, None, "S");
+        assert_eq!(
+            (c.to_str(), a.to_str()),
+            (Some("/data/n-S.csv"), Some("/data/packets-n-S.json"))
+        );
+    }
+
+    #[test]
     fn base64() {
         let mut out = Vec::new();
         base64_decode(b"aGVsbG8=", &mut out).unwrap();
