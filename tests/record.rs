@@ -1473,6 +1473,25 @@ fn links_planted_at_the_recorders_names_are_not_followed() {
     assert_eq!(out.status.code(), Some(15), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not trusted: owned by uid 65534"));
     assert_eq!(std::fs::read(dir.path("d.csv")).unwrap(), b"precious");
+    // A CSV swapped for another user's file between two runs is not resumed (cut, appended).
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "f"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let theirs = std::fs::read(dir.path("f.csv")).unwrap();
+    std::fs::remove_file(dir.path("f.csv")).unwrap();
+    std::fs::write(dir.path("f.csv"), &theirs).unwrap();
+    std::os::unix::fs::lchown(dir.path("f.csv"), Some(65534), Some(65534)).unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "f"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(15), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not resumed: owned by uid 65534"));
+    assert_eq!(std::fs::read(dir.path("f.csv")).unwrap(), theirs);
     // A stop file made by another user does not stop this recorder.
     let stop_file = dir.path("e.stop");
     std::fs::write(&stop_file, b"").unwrap();

@@ -296,17 +296,35 @@ impl Store {
 
     /// The error for a state whose CSV (or archive) is gone.
     fn missing(&self, what: &Path, e: io::Error) -> StoreError {
+        let (count, unit) = if what == self.archive_path {
+            (self.state.archive_packets, "packets")
+        } else {
+            (self.state.rows, "rows")
+        };
         if e.kind() == io::ErrorKind::NotFound {
             StoreError(format!(
-                "state file {} records {} rows of {}, which is missing: delete {} to start over",
+                "state file {} records {count} {unit} of {}, which is missing: delete {} to \
+                 start over",
                 self.state_path.display(),
-                self.state.rows,
                 what.display(),
                 self.state_path.display()
+            ))
+        } else if e.raw_os_error() == Some(libc::ELOOP) {
+            StoreError(format!(
+                "{}: not resumed: it is a symbolic link (not the file this recorder wrote)",
+                what.display()
             ))
         } else {
             err(what, "open", e)
         }
+    }
+
+    /// A file being resumed must still be ours (in a shared folder without the sticky bit
+    /// another user could have put their own file in its place).
+    fn check_ours(path: &Path, f: &File) -> Result<(), StoreError> {
+        let meta = f.metadata().map_err(|e| err(path, "stat", e))?;
+        trusted_owner(&meta)
+            .map_err(|why| StoreError(format!("{}: not resumed: {why}", path.display())))
     }
 
     /// Cuts the files back to what the state says is committed.
@@ -318,6 +336,7 @@ impl Store {
         if st.rows > 0 || st.csv_bytes > 0 {
             let file =
                 open_read_nofollow(&self.csv_path).map_err(|e| self.missing(&self.csv_path, e))?;
+            Self::check_ours(&self.csv_path, &file)?;
             let mut reader = BufReader::new(file);
             let mut header = Vec::new();
             read_record(&mut reader, &mut header).map_err(|e| err(&self.csv_path, "read", e))?;
@@ -384,6 +403,7 @@ impl Store {
         if st.archive_packets_end > 0 {
             let mut f = open_write_nofollow(&self.archive_path, false)
                 .map_err(|e| self.missing(&self.archive_path, e))?;
+            Self::check_ours(&self.archive_path, &f)?;
             let len = f
                 .metadata()
                 .map_err(|e| err(&self.archive_path, "stat", e))?
