@@ -1600,6 +1600,20 @@ fn file_resume_offset_applies_only_to_the_same_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("1 message(s) read, 1 recorded"), "{err}");
     assert_eq!(rows_in(&dir.path("r.csv")), 41);
+    // Deleted and written again at once: the file system may give the new file the old
+    // inode number; its birth time still tells it apart (where the file system keeps one).
+    if std::fs::metadata(&path).unwrap().created().is_ok() {
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, &packets.stdout).unwrap();
+        let out = rec()
+            .args(["--input", &input])
+            .args(files(&dir, "r"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("30 message(s) read, 30 recorded"), "{err}");
+        assert_eq!(rows_in(&dir.path("r.csv")), 71);
+    }
 }
 
 /// Item 12: a usage error or a failed start leaves no state file (nor CSV) behind.
