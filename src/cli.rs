@@ -883,12 +883,21 @@ pub struct TcpListenArgs {
         value_name = "SECONDS"
     )]
     pub sleep: f64,
-    /// Stop when this file exists [default: /tmp/shutdown-listen-server-HOST-PORT].
+    /// Stop when this file exists [default: STATE_DIR/shutdown-listen-server-HOST-PORT].
     #[arg(long, env = "LISTEN_SHUTDOWN_HOOK", value_name = "FILE")]
     pub shutdown_hook: Option<PathBuf>,
     /// Stop after N messages.
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
+    /// Close a connection silent for this many seconds (what it sent is reported), so one
+    /// idle peer cannot hold the clients queued behind it.
+    #[arg(
+        long,
+        env = "LISTEN_IDLE_TIMEOUT",
+        default_value_t = 5.0,
+        value_name = "SECONDS"
+    )]
+    pub idle_timeout: f64,
 }
 
 #[derive(Args, Debug)]
@@ -911,7 +920,7 @@ pub struct UdpListenArgs {
         value_name = "SECONDS"
     )]
     pub sleep: f64,
-    /// Stop when this file exists [default: /tmp/udp-shutdown-listen-server-HOST-PORT].
+    /// Stop when this file exists [default: STATE_DIR/udp-shutdown-listen-server-HOST-PORT].
     #[arg(long, env = "UDP_LISTEN_SHUTDOWN_HOOK", value_name = "FILE")]
     pub shutdown_hook: Option<PathBuf>,
     /// Stop after N datagrams.
@@ -923,6 +932,10 @@ const LISTEN_HELP: &str = "\
 Each message is one JSON line on stdout: {\"msg\": N, \"proto\", \"peer\", \"bytes\", \"data\"}
 (data as UTF-8 text, invalid bytes replaced). The shutdown file is checked at least every
 SLEEP seconds; if it exists at start the listener refuses to start, as the original did.
+It counts only if owned by this user or root. STATE_DIR: /var/lib/netpipe-fast for root, else
+$XDG_STATE_HOME/netpipe-fast or ~/.local/state/netpipe-fast (made 0700 at start); the
+original's /tmp names could be created by any user. TCP connections are served one at a time;
+one silent for --idle-timeout seconds is closed, so an idle peer cannot block the rest.
 SIGINT/SIGTERM stop it too. The last line on stderr counts the messages and bytes received.
 
 Exit codes:
@@ -1079,14 +1092,10 @@ pub struct RecordArgs {
           allow_hyphen_values = true)]
     pub stop_after_num: i64,
 
-    /// Stop when this file exists; the message in hand goes back to the queue.
-    #[arg(
-        long,
-        env = "STOP_FILE",
-        default_value = "/tmp/stop-recording-csv",
-        value_name = "PATH"
-    )]
-    pub stop_file: PathBuf,
+    /// Stop when this file exists (and is owned by this user or root); the message in hand
+    /// goes back to the queue [default: <OUTPUT_CSV>.stop, beside the CSV].
+    #[arg(long, env = "STOP_FILE", value_name = "PATH")]
+    pub stop_file: Option<PathBuf>,
 
     /// Dataset name (file names and the archive's "dataset").
     #[arg(long, env = "DS_NAME", default_value = "netdata", value_name = "NAME")]
@@ -1096,14 +1105,35 @@ pub struct RecordArgs {
     #[arg(long, env = "DS_DIR", default_value = "/tmp", value_name = "DIR")]
     pub ds_dir: PathBuf,
 
-    /// The CSV (default DS_DIR/DS_NAME-%Y-%m-%d-%H-%M-%S.csv). An existing one with its
-    /// .state file beside it is resumed.
+    /// The CSV (default: beside ARCHIVE_JSON, named after it without "packets-", when that is
+    /// given; else DS_DIR/DS_NAME-%Y-%m-%d-%H-%M-%S.csv). An existing one with its .state file
+    /// beside it is resumed.
     #[arg(long, env = "OUTPUT_CSV", value_name = "PATH")]
     pub output_csv: Option<PathBuf>,
 
-    /// The JSON archive (default DS_DIR/packets-DS_NAME-%Y-%m-%d-%H-%M-%S.json).
+    /// The JSON archive (default: packets-<CSV name>.json beside OUTPUT_CSV when that is
+    /// given, so the same command resumes; else DS_DIR/packets-DS_NAME-%Y-%m-%d-%H-%M-%S.json).
     #[arg(long, env = "ARCHIVE_JSON", value_name = "PATH")]
     pub archive_json: Option<PathBuf>,
+
+    /// Reject a line or message longer than this many bytes (counted, its position and length
+    /// in <csv>.rejected.jsonl, the bytes not kept).
+    #[arg(long, default_value_t = crate::record::input::DEFAULT_MAX_LINE_BYTES,
+          value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1..=(1u64 << 32)))]
+    pub max_line_bytes: u64,
+
+    /// At most this many CSV columns besides idx and the ten <layer>_id columns; a message that
+    /// would add more is rejected and counted (so a flood of distinct keys cannot make every
+    /// snapshot rewrite an ever wider CSV).
+    #[arg(long, default_value_t = crate::record::DEFAULT_MAX_COLUMNS, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_columns: usize,
+
+    /// Prefix text cells that start with = + - @ (or a tab or CR) with ' so that a
+    /// spreadsheet shows them instead of running them as formulas (numbers stay as they are).
+    #[arg(long)]
+    pub csv_safe: bool,
 
     /// Also save a snapshot when no message came for this many milliseconds (0: only every
     /// SAVE_AFTER_NUM messages, as the original).
@@ -1122,15 +1152,25 @@ pub struct RecordArgs {
 /// Exit codes and files of `record`, shown by `record --help`.
 const RECORD_HELP: &str = "\
 Files: the CSV, the archive, <csv>.state (what is committed; lets a restart resume without
-duplicates) and <csv>.rejected.jsonl (messages that are not packet messages, with position and
-reason). AntiNex predictions: ANTINEX_PUBLISH_ENABLED=1 and the other ANTINEX_* variables.
+duplicates), <csv>.rejected.jsonl (messages that are not packet messages, with position and
+reason) and the stop file <csv>.stop. New files are created mode 0600 without following
+symbolic links; temporaries get random names beside their target. The same command resumes:
+with --output-csv alone the archive name comes from the CSV's. A file input is resumed only if
+it is the same file (path, device, inode, not shorter); stdin is always read from its start.
+AntiNex predictions: ANTINEX_PUBLISH_ENABLED=1 and the other ANTINEX_* variables.
+
+Spreadsheets: a cell starting with = + - @ is a formula to Excel or LibreOffice (CSV
+injection). Packet fields can hold such text (DNS names, payload text): open the CSV in a
+spreadsheet only with --csv-safe, which writes ' before such text cells. Numbers (-1, +3.5)
+are never prefixed; --csv-safe changes the text, so the CSV then differs from the original's.
 
 Exit codes:
   0  done (end of input, STOP_FILE, STOP_AFTER_NUM, SIGINT/SIGTERM)
   2  usage error or malformed input URL     3  input file cannot be opened
   4  done, but some messages were rejected (see <csv>.rejected.jsonl)
   9, 10, 11  broker unreachable, credentials refused, TLS asked for (as for read)
-  15 the CSV, archive or state cannot be written, or exists without a state to resume
+  15 the CSV, archive or state cannot be written, or exists without a state to resume, or
+     the state is not trusted (not ours, a link) or records rows of a CSV that is missing
   17 the input failed while running (the snapshots taken are kept; messages not yet in one
      stay with the broker, or are read again from a file, at the next start)";
 /// `--when-full`, `--spool-dir`, `--spool-mb`: what a broker output does when the broker is

@@ -276,7 +276,7 @@ fn replay(args: netpipe_fast::cli::ReplayArgs) -> ExitCode {
 }
 
 fn record(args: RecordArgs) -> ExitCode {
-    use netpipe_fast::record::{antinex::AntinexConfig, file_stamp, RecordJob};
+    use netpipe_fast::record::{antinex::AntinexConfig, file_stamp, output_paths, RecordJob};
     use netpipe_fast::sink::{OutputOptions, RedisFormat};
     let antinex = match AntinexConfig::from_env(|k| std::env::var(k).ok()) {
         Ok(a) => a,
@@ -285,7 +285,13 @@ fn record(args: RecordArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let stamp = file_stamp();
+    let (csv_path, archive_path) = output_paths(
+        &args.ds_dir,
+        &args.ds_name,
+        args.output_csv.as_deref(),
+        args.archive_json.as_deref(),
+        &file_stamp(),
+    );
     let save_after = u64::try_from(args.save_after_num.max(1)).unwrap_or(1);
     let job = RecordJob {
         input: args.input,
@@ -298,18 +304,15 @@ fn record(args: RecordArgs) -> ExitCode {
         },
         save_after,
         stop_after: u64::try_from(args.stop_after_num).ok().filter(|&n| n > 0),
-        stop_file: args.stop_file,
-        csv_path: args
-            .output_csv
+        stop_file: args
+            .stop_file
             .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| args.ds_dir.join(format!("{}-{stamp}.csv", args.ds_name))),
-        archive_path: args
-            .archive_json
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| {
-                args.ds_dir
-                    .join(format!("packets-{}-{stamp}.json", args.ds_name))
-            }),
+            .unwrap_or_else(|| netpipe_fast::record::csv::suffixed(&csv_path, ".stop")),
+        csv_path,
+        archive_path,
+        max_line_bytes: args.max_line_bytes,
+        max_columns: args.max_columns,
+        csv_safe: args.csv_safe,
         dataset: args.ds_name,
         idle_save: (args.idle_save_ms > 0)
             .then(|| std::time::Duration::from_millis(args.idle_save_ms)),

@@ -453,3 +453,73 @@ fn bad_inputs_exit_with_their_codes_and_write_nothing() {
     );
     assert!(!dir.path("cleaned_metadata.json").exists());
 }
+
+/// Issue 9 item 9: a symbolic-link loop in the input tree (`a/loop -> .`) makes `**` reach one
+/// CSV through many paths (a/x.csv, a/loop/x.csv, a/loop/loop/x.csv, ...): it is read once.
+#[test]
+fn symlink_loop_input_is_read_once() {
+    let dir = temp_dir("loop");
+    let a = dir.path("a");
+    fs::create_dir_all(&a).unwrap();
+    fs::copy(TCP, a.join("x.csv")).unwrap();
+    std::os::unix::fs::symlink(".", a.join("loop")).unwrap();
+    let pattern = format!("{}/**/*.csv", a.display());
+    let full = dir.path("full.csv");
+    let clean = dir.path("clean.csv");
+    let out = prepare(&[
+        "--input",
+        &pattern,
+        "--fulldata-file",
+        full.to_str().unwrap(),
+        "--cleaned-file",
+        clean.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let meta = json(&dir.path("fulldata_metadata.json"));
+    assert_eq!(
+        strings(&meta["pipeline_files"]),
+        [a.join("x.csv").display().to_string()]
+    );
+    let (_, once) = read_csv(Path::new(TCP));
+    let (_, rows) = read_csv(&full);
+    assert_eq!(rows.len(), once.len());
+}
+
+/// Issue 9 item 9: in a shared output folder, links planted by another user at the output
+/// names are replaced, not followed (the root-owned file they point to is unchanged), the
+/// outputs are ours and mode 0600, and no temporary is left behind.
+#[test]
+fn links_planted_at_output_names_are_not_followed() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !common::harness::root_available("planted-link test (files owned by another uid)") {
+        return;
+    }
+    let dir = temp_dir("links");
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o1777)).unwrap();
+    let victim = dir.path("victim");
+    fs::write(&victim, b"precious").unwrap();
+    for name in [
+        "fulldata_attack_scans.csv",
+        "cleaned_attack_scans.csv",
+        "fulldata_metadata.json",
+        "cleaned_metadata.json",
+    ] {
+        let at = dir.path(name);
+        std::os::unix::fs::symlink(&victim, &at).unwrap();
+        std::os::unix::fs::lchown(&at, Some(65534), Some(65534)).unwrap();
+    }
+    let out = prepare(&["--input", TCP, "--output-dir", dir.0.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    for name in ["fulldata_attack_scans.csv", "cleaned_attack_scans.csv"] {
+        let m = fs::symlink_metadata(dir.path(name)).unwrap();
+        assert!(m.is_file(), "{name} is still a link");
+        assert_eq!((m.uid(), m.mode() & 0o777), (0, 0o600), "{name}");
+    }
+    let left: Vec<String> = fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

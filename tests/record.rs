@@ -1193,3 +1193,484 @@ fn crash_between_commit_and_ack_duplicates_nothing_rabbitmq() {
     assert!(err.contains("50 skipped as already recorded"), "{err}");
     assert_eq!(row_bag(&dir.path("c.csv")), want);
 }
+
+// ------------------------------------------------------------------------------------------
+// Hardening (issue 9): items 3, 8, 9, 11, 12
+// ------------------------------------------------------------------------------------------
+
+/// The peak resident memory of a running process, in KiB.
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Item 3: an owner record planted in Redis names `/dev/zero` (and a root-only file) as the
+/// dead recorder's state file. The recorder that takes the orphaned list up must not open
+/// either: it finishes the queue quickly, with bounded memory, and records the orphaned
+/// messages (at-least-once: no commit mark, so they go back to the queue).
+#[test]
+fn hostile_owner_record_path_is_never_opened() {
+    let dir = TempDir::new("rec_owner_path");
+    let (_, want) = reference(&dir, 40);
+    let queue = RedisQueue(unique("rec_owner_path"));
+    let mut con = redis_con();
+    // 40 messages in two dead recorders' processing lists (30 and 10), nothing on the queue.
+    fill_redis(&queue.0, 40);
+    let orphan = format!("{}.netpipe-processing.deadbeef.1", queue.0);
+    let _: () = redis::cmd("RENAME")
+        .arg(&queue.0)
+        .arg(&orphan)
+        .query(&mut con)
+        .unwrap();
+    let orphan2 = format!("{}.netpipe-processing.cafef00d.3", queue.0);
+    for _ in 0..10 {
+        let _: Option<Vec<u8>> = redis::cmd("LMOVE")
+            .arg(&orphan)
+            .arg(&orphan2)
+            .arg("RIGHT")
+            .arg("LEFT")
+            .query(&mut con)
+            .unwrap();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let secret = dir.path("root-only-secret");
+    std::fs::write(&secret, b"not for the broker").unwrap();
+    for (owner, path) in [
+        ("deadbeef", "/dev/zero".to_string()),
+        ("cafef00d", secret.display().to_string()),
+    ] {
+        let _: () = redis::cmd("HSET")
+            .arg(format!("{}.netpipe-owner.{owner}", queue.0))
+            .arg("host")
+            .arg(host.trim())
+            .arg("state")
+            .arg(&path)
+            .query(&mut con)
+            .unwrap();
+    }
+    let mut args = vec![
+        "--input".to_string(),
+        REDIS.into(),
+        "--queue".into(),
+        queue.0.clone(),
+        "--save-after-num".into(),
+        "10".into(),
+    ];
+    args.extend(files(&dir, "b"));
+    let child = spawn(&args);
+    let pid = child.id();
+    poll(
+        "the orphaned messages recorded",
+        Duration::from_secs(20),
+        || committed_rows(&dir.path("b.csv")) == 40,
+    );
+    let hwm = vm_hwm_kib(pid);
+    assert!(hwm < 200 * 1024, "peak RSS {hwm} KiB: something was read");
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        !fds.iter().any(|p| p == "/dev/zero" || p.contains("secret")),
+        "{fds:?}"
+    );
+    let err = stop(child, &dir.path("b.stop"));
+    assert!(
+        err.contains("put 30 message(s)") && err.contains("put 10 message(s)"),
+        "{err}"
+    );
+    assert_eq!(row_bag(&dir.path("b.csv")), want);
+}
+
+/// Item 8: a line over --max-line-bytes is skipped to its newline, counted as rejected with
+/// its position and length, and not copied into rejected.jsonl; the lines around it are
+/// recorded.
+#[test]
+fn overlong_line_is_rejected_by_position_and_length_not_copied() {
+    let dir = TempDir::new("rec_long_line");
+    let good = r#"{"data":{"ip":{"src":"10.0.0.1","ttl":64}}}"#;
+    let long_len = 3 << 20;
+    let mut input = Vec::new();
+    input.extend_from_slice(good.as_bytes());
+    input.push(b'\n');
+    let mut long = br#"{"data":{"ip":{"src":""#.to_vec();
+    long.resize(long_len - 4, b'A');
+    long.extend_from_slice(br#""}}}"#);
+    assert_eq!(long.len(), long_len);
+    input.extend_from_slice(&long);
+    input.push(b'\n');
+    input.extend_from_slice(good.as_bytes());
+    input.push(b'\n');
+    std::fs::write(dir.path("in.jsonl"), &input).unwrap();
+    let out = rec()
+        .args([
+            "--input",
+            &format!("file:{}", dir.path("in.jsonl").display()),
+        ])
+        .args(["--max-line-bytes", "1048576"])
+        .args(files(&dir, "r"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3 message(s) read, 2 recorded, 1 rejected (1 over --max-line-bytes"));
+    assert_eq!(rows_in(&dir.path("r.csv")), 2);
+    let rejected = std::fs::read(dir.path("r.csv.rejected.jsonl")).unwrap();
+    assert!(rejected.len() < 1024, "{} bytes", rejected.len());
+    let v: serde_json::Value = serde_json::from_slice(&rejected).unwrap();
+    assert_eq!(v["length"], long_len);
+    assert!(v["position"].as_str().unwrap().ends_with("line 2"), "{v}");
+    assert!(v.get("message").is_none(), "{v}");
+}
+
+/// Item 8: a flood of distinct keys stops at --max-columns: the messages that would add
+/// more columns are rejected and counted, and the CSV keeps its width.
+#[test]
+fn distinct_key_flood_stops_at_max_columns() {
+    let dir = TempDir::new("rec_columns");
+    let mut input = String::new();
+    for i in 0..300 {
+        input.push_str(&format!("{{\"data\":{{\"ip\":{{\"k{i:04}\":{i}}}}}}}\n"));
+    }
+    std::fs::write(dir.path("in.jsonl"), input).unwrap();
+    let out = rec()
+        .args([
+            "--input",
+            &format!("file:{}", dir.path("in.jsonl").display()),
+        ])
+        .args(["--max-columns", "50", "--save-after-num", "7"])
+        .args(files(&dir, "r"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("300 message(s) read, 50 recorded, 250 rejected (0 over --max-line-bytes, 250 past --max-columns)"),
+        "{err}"
+    );
+    let (header, rows) = read_csv(&dir.path("r.csv"));
+    // idx, the ten <layer>_id columns, 50 of the flood.
+    assert_eq!(header.len(), 1 + 10 + 50, "{header:?}");
+    assert_eq!(rows.len(), 50);
+    // A rejected message adds no column: the ones kept are the first 50 keys.
+    assert!(header.contains(&"ip_k0049".to_string()) && !header.contains(&"ip_k0050".to_string()));
+}
+
+/// Item 11: --csv-safe writes ' before text cells a spreadsheet would run as formulas;
+/// numbers (even negative ones) are left alone, and without the flag nothing changes.
+#[test]
+fn csv_safe_prefixes_formula_text_but_not_numbers() {
+    let dir = TempDir::new("rec_csv_safe");
+    let msg = r#"{"data":{"dns":{"qname":"=HYPERLINK(\"http://x\",\"y\")","an":"+1-2","ar":"@SUM(A1)","ns":"-cmd","ok":"plain","ttl":-1,"w":2.5}}}"#;
+    std::fs::write(dir.path("in.jsonl"), format!("{msg}\n")).unwrap();
+    let input = format!("file:{}", dir.path("in.jsonl").display());
+    for (name, safe) in [("safe", true), ("plain", false)] {
+        let mut c = rec();
+        c.args(["--input", &input]).args(files(&dir, name));
+        if safe {
+            c.arg("--csv-safe");
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let (header, rows) = read_csv(&dir.path(&format!("{name}.csv")));
+        let cell = |c: &str| rows[0][header.iter().position(|h| h == c).unwrap()].clone();
+        let p = if safe { "'" } else { "" };
+        assert_eq!(
+            cell("dns_qname"),
+            format!("{p}=HYPERLINK(\"http://x\",\"y\")")
+        );
+        assert_eq!(cell("dns_an"), format!("{p}+1-2"));
+        assert_eq!(cell("dns_ar"), format!("{p}@SUM(A1)"));
+        assert_eq!(cell("dns_ns"), format!("{p}-cmd"));
+        assert_eq!(cell("dns_ok"), "plain");
+        assert_eq!(cell("dns_ttl"), "-1");
+        assert_eq!(cell("dns_w"), "2.5");
+    }
+}
+
+/// A folder like /tmp (sticky, world-writable) with a root-owned victim file in it.
+fn shared_folder(what: &str) -> (TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new(what);
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let victim = dir.path("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    (dir, victim)
+}
+
+/// A symbolic link at `at` to `to`, owned by another user (nobody), as an attacker plants it.
+fn plant_link(to: &Path, at: &Path) {
+    std::os::unix::fs::symlink(to, at).unwrap();
+    std::os::unix::fs::lchown(at, Some(65534), Some(65534)).unwrap();
+}
+
+/// Item 9: links planted by another user at the recorder's names are never followed: the old
+/// fixed temporary name is not used any more, a link at the CSV or the archive stops the run
+/// before anything is written through it, and a state file that is not ours is refused.
+#[test]
+fn links_planted_at_the_recorders_names_are_not_followed() {
+    if !common::harness::root_available("planted-link test (files owned by another uid)") {
+        return;
+    }
+    let (dir, victim) = shared_folder("rec_links");
+    let packets = dir.path("in.jsonl");
+    let out = bin()
+        .args(["read", "-q", "-c", "20", FIXTURE])
+        .output()
+        .unwrap();
+    std::fs::write(&packets, &out.stdout).unwrap();
+    let input = format!("file:{}", packets.display());
+    // The old fixed temporaries: <csv>.state.tmp and <csv>.tmp, linked to the victim.
+    plant_link(&victim, &dir.path("a.csv.state.tmp"));
+    plant_link(&victim, &dir.path("a.csv.tmp"));
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "a"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(rows_in(&dir.path("a.csv")), 20);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["a.csv", "a.json", "a.csv.state"] {
+        let mode = std::fs::metadata(dir.path(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    // A dangling link at the archive name (to make a file where the attacker wants it) and
+    // a link at the CSV name: refused, nothing created or changed through them.
+    let made = dir.path("made-by-root");
+    plant_link(&made, &dir.path("b.json"));
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "b"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(15), "{}", text(&out));
+    assert!(!made.exists());
+    assert!(
+        !dir.path("b.csv.state").exists(),
+        "a failed start left its state"
+    );
+    plant_link(&victim, &dir.path("c.csv"));
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "c"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(15), "{}", text(&out));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    // A state file planted by another user (it says what to cut the CSV back to): refused.
+    std::fs::copy(dir.path("a.csv.state"), dir.path("d.csv.state")).unwrap();
+    std::os::unix::fs::lchown(dir.path("d.csv.state"), Some(65534), Some(65534)).unwrap();
+    std::fs::copy(&victim, dir.path("d.csv")).unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "d"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(15), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not trusted: owned by uid 65534"));
+    assert_eq!(std::fs::read(dir.path("d.csv")).unwrap(), b"precious");
+    // A CSV swapped for another user's file between two runs is not resumed (cut, appended).
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "f"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let theirs = std::fs::read(dir.path("f.csv")).unwrap();
+    std::fs::remove_file(dir.path("f.csv")).unwrap();
+    std::fs::write(dir.path("f.csv"), &theirs).unwrap();
+    std::os::unix::fs::lchown(dir.path("f.csv"), Some(65534), Some(65534)).unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "f"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(15), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not resumed: owned by uid 65534"));
+    assert_eq!(std::fs::read(dir.path("f.csv")).unwrap(), theirs);
+    // A stop file made by another user does not stop this recorder.
+    let stop_file = dir.path("e.stop");
+    std::fs::write(&stop_file, b"").unwrap();
+    std::os::unix::fs::lchown(&stop_file, Some(65534), Some(65534)).unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "e"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(rows_in(&dir.path("e.csv")), 20);
+}
+
+/// Runs `record --input -` with `stdin` and the given arguments.
+fn record_stdin(stdin: &[u8], args: &[String]) -> Output {
+    let mut child = rec()
+        .args(["--input", "-"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Item 12: resuming from stdin skips nothing, the same command (only --output-csv, so the
+/// archive name and the stop file come from it) runs again and resumes, and the summary
+/// gives the CSV's real row count.
+#[test]
+fn stdin_resume_skips_nothing_and_output_csv_alone_runs_again() {
+    let dir = TempDir::new("rec_stdin_again");
+    let first = bin()
+        .args(["read", "-q", "-c", "30", FIXTURE])
+        .output()
+        .unwrap();
+    let second = bin()
+        .args(["read", "-q", "-c", "20", FIXTURE])
+        .output()
+        .unwrap();
+    let csv = dir.path("icmp.csv");
+    let args = vec!["--output-csv".to_string(), csv.display().to_string()];
+    let out = record_stdin(&first.stdout, &args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(dir.path("packets-icmp.json").exists());
+    let out = record_stdin(&second.stdout, &args);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("20 message(s) read, 20 recorded"), "{err}");
+    assert!(
+        err.contains(&format!("CSV {} has 50 row(s)", csv.display())),
+        "{err}"
+    );
+    assert!(err.contains("(resumed)"), "{err}");
+    assert_eq!(rows_in(&csv), 50);
+    let archive: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path("packets-icmp.json")).unwrap()).unwrap();
+    assert_eq!(archive["num_packets"], 50);
+}
+
+/// Item 12: the resume offset of a file input applies only to that file: a new file at the
+/// same path (another inode) is read from its first line.
+#[test]
+fn file_resume_offset_applies_only_to_the_same_file() {
+    let dir = TempDir::new("rec_same_file");
+    let packets = bin()
+        .args(["read", "-q", "-c", "30", FIXTURE])
+        .output()
+        .unwrap();
+    let path = dir.path("in.jsonl");
+    std::fs::write(&path, &packets.stdout).unwrap();
+    let input = format!("file:{}", path.display());
+    let out = rec()
+        .args(["--input", &input, "--stop-after-num", "10"])
+        .args(files(&dir, "r"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // Same path, another file (the old one rotated away, so a new inode): 30 lines, none
+    // skipped.
+    std::fs::rename(&path, dir.path("in.jsonl.1")).unwrap();
+    std::fs::write(&path, &packets.stdout).unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "r"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("30 message(s) read, 30 recorded"), "{err}");
+    assert!(err.contains("is read from its first line"), "{err}");
+    assert_eq!(rows_in(&dir.path("r.csv")), 40);
+    // The same file again, grown: only the new lines.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(&packets.stdout[..packets.stdout.iter().position(|&b| b == b'\n').unwrap() + 1])
+        .unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "r"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 message(s) read, 1 recorded"), "{err}");
+    assert_eq!(rows_in(&dir.path("r.csv")), 41);
+    // Deleted and written again at once: the file system may give the new file the old
+    // inode number; its birth time still tells it apart (where the file system keeps one).
+    if std::fs::metadata(&path).unwrap().created().is_ok() {
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, &packets.stdout).unwrap();
+        let out = rec()
+            .args(["--input", &input])
+            .args(files(&dir, "r"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("30 message(s) read, 30 recorded"), "{err}");
+        assert_eq!(rows_in(&dir.path("r.csv")), 71);
+    }
+}
+
+/// Item 12: a usage error or a failed start leaves no state file (nor CSV) behind.
+#[test]
+fn failed_start_leaves_no_state_file() {
+    let dir = TempDir::new("rec_failed_start");
+    for (name, url, code) in [
+        ("bad", "bogus://x", 2),
+        ("gone", "redis://127.0.0.1:1/0", 9),
+        ("nofile", "file:/nonexistent/in.jsonl", 3),
+    ] {
+        let out = rec()
+            .args(["--input", url])
+            .args(files(&dir, name))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{url}: {}", text(&out));
+        let left: Vec<_> = std::fs::read_dir(&dir.0).unwrap().collect();
+        assert!(left.is_empty(), "{url}: left {left:?}");
+    }
+}
+
+/// Item 12: a state file whose CSV was deleted gives one clear line and exit 15.
+#[test]
+fn stale_state_with_missing_csv_says_what_to_delete() {
+    let dir = TempDir::new("rec_stale_state");
+    let packets = bin()
+        .args(["read", "-q", "-c", "12", FIXTURE])
+        .output()
+        .unwrap();
+    let path = dir.path("in.jsonl");
+    std::fs::write(&path, &packets.stdout).unwrap();
+    let input = format!("file:{}", path.display());
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "r"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::remove_file(dir.path("r.csv")).unwrap();
+    let out = rec()
+        .args(["--input", &input])
+        .args(files(&dir, "r"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(15), "{}", text(&out));
+    let state = dir.path("r.csv.state");
+    let line = format!(
+        "state file {} records 12 rows of {}, which is missing: delete {} to start over",
+        state.display(),
+        dir.path("r.csv").display(),
+        state.display()
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&line), "{err}");
+    assert!(err.contains("not opened"), "{err}");
+}

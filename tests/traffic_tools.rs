@@ -32,6 +32,7 @@ const TOOL_VARS: &[&str] = &[
     "LISTEN_SIZE",
     "LISTEN_SLEEP",
     "LISTEN_SHUTDOWN_HOOK",
+    "LISTEN_IDLE_TIMEOUT",
     "UDP_LISTEN_ON_HOST",
     "UDP_LISTEN_ON_PORT",
     "UDP_LISTEN_SIZE",
@@ -547,6 +548,51 @@ fn sigterm_stops_a_listener_with_its_summary() {
         stderr
             .last()
             .is_some_and(|l| l.contains("0 messages") && l.contains("stopped by signal")),
+        "{stderr:?}"
+    );
+}
+
+/// Issue 9 item 10: a peer that connects and then stays silent does not block the listener:
+/// it is closed after --idle-timeout, and a second client's message, sent while the idle one
+/// is still open, is received and printed within that bound.
+#[test]
+fn idle_tcp_peer_does_not_block_the_next_client() {
+    use std::io::{Read, Write};
+    let hook = temp_path("tcp-idle-hook");
+    let mut listener = Running::start(tool(&[
+        "listen",
+        "tcp",
+        "--port",
+        "0",
+        "--sleep",
+        "0.05",
+        "--idle-timeout",
+        "1",
+        "--shutdown-hook",
+        hook.to_str().unwrap(),
+    ]));
+    let port = listener.wait_listening_port();
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let started = Instant::now();
+    let mut busy = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    busy.write_all(b"second client").unwrap();
+    busy.shutdown(std::net::Shutdown::Write).unwrap();
+    let got = listener.next_stdout();
+    let waited = started.elapsed();
+    assert_eq!(got["data"], "second client");
+    // The idle timeout (1 s) plus scheduling slack; without the timeout it never comes.
+    assert!(waited < Duration::from_secs(4), "waited {waited:?}");
+    // The idle peer was closed by the listener (end of stream), not left hanging.
+    idle.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(idle.read_to_end(&mut rest).unwrap(), 0);
+    fs::write(&hook, b"").unwrap();
+    let (status, stderr) = listener.finish();
+    let _ = fs::remove_file(&hook);
+    assert_eq!(status.code(), Some(0), "{stderr:?}");
+    let last = stderr.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("1 messages") && last.contains("1 closed after 1000 ms idle"),
         "{stderr:?}"
     );
 }

@@ -245,17 +245,24 @@ impl SplitMix64 {
 }
 
 /// Expands the glob patterns: matching regular files, each pattern's matches sorted, a file
-/// matched by two patterns kept once (first place).
+/// reached by two patterns or two paths kept once (first place). "The same file" is the same
+/// device and inode, so links and symbolic-link loops (`a/loop/loop/x.csv`, up to the kernel's
+/// 40 hops) do not read one CSV many times.
 pub fn expand_inputs(patterns: &[String]) -> Result<Vec<PathBuf>, PrepareError> {
+    use std::os::unix::fs::MetadataExt;
     let mut files: Vec<PathBuf> = Vec::new();
+    let mut seen: std::collections::HashSet<(u64, u64)> = std::collections::HashSet::new();
     for pattern in patterns {
         let paths = glob::glob(pattern)
             .map_err(|e| PrepareError::Usage(format!("bad --input pattern {pattern:?}: {e}")))?;
         let mut matched = Vec::new();
         for entry in paths {
             match entry {
-                Ok(p) if p.is_file() => matched.push(p),
-                Ok(_) => {}
+                Ok(p) => {
+                    if let Some(m) = fs::metadata(&p).ok().filter(|m| m.is_file()) {
+                        matched.push((p, (m.dev(), m.ino())));
+                    }
+                }
                 Err(e) => {
                     return Err(PrepareError::Open {
                         path: e.path().to_owned(),
@@ -264,12 +271,18 @@ pub fn expand_inputs(patterns: &[String]) -> Result<Vec<PathBuf>, PrepareError> 
                 }
             }
         }
-        matched.sort();
-        for p in matched {
-            if !files.contains(&p) {
-                files.push(p);
-            }
-        }
+        // The shortest path of a file first (the loop's a/x.csv before a/loop/x.csv), then
+        // by name.
+        matched.sort_by(|a, b| {
+            (a.0.components().count(), &a.0).cmp(&(b.0.components().count(), &b.0))
+        });
+        let mut kept: Vec<PathBuf> = matched
+            .into_iter()
+            .filter(|(_, id)| seen.insert(*id))
+            .map(|(p, _)| p)
+            .collect();
+        kept.sort();
+        files.extend(kept);
     }
     if files.is_empty() {
         return Err(PrepareError::NoInput(format!(
@@ -344,22 +357,47 @@ fn metadata_path(csv_path: &Path, name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// A file written beside its final path and renamed over it when complete.
+/// A file written beside its final path and renamed over it when complete. The temporary has
+/// a random name and is created `O_EXCL` mode 0600 (OUTPUT_DIR defaults to /tmp, where a fixed
+/// name could be a link planted by another user); the rename replaces whatever is at the
+/// final path without following it.
 struct AtomicFile {
+    /// None once committed.
+    file: Option<tempfile::NamedTempFile>,
     tmp: PathBuf,
     path: PathBuf,
 }
 
 impl AtomicFile {
-    fn new(path: &Path) -> AtomicFile {
+    fn new(path: &Path) -> Result<AtomicFile, PrepareError> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-        AtomicFile {
-            tmp,
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let file = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|error| PrepareError::Write {
+                path: path.to_owned(),
+                error,
+            })?;
+        Ok(AtomicFile {
+            tmp: file.path().to_owned(),
+            file: Some(file),
             path: path.to_owned(),
+        })
+    }
+
+    /// A second handle on the temporary, for writing.
+    fn handle(&self) -> Result<fs::File, PrepareError> {
+        match &self.file {
+            Some(f) => f.as_file().try_clone().map_err(|e| self.write_error(e)),
+            None => Err(self.write_error(io::Error::other("already renamed into place"))),
         }
     }
 
@@ -370,20 +408,19 @@ impl AtomicFile {
         }
     }
 
-    fn commit(&self) -> Result<(), PrepareError> {
-        fs::rename(&self.tmp, &self.path).map_err(|e| self.write_error(e))
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        // After a commit the temporary name is gone and this does nothing.
-        let _ = fs::remove_file(&self.tmp);
+    fn commit(&mut self) -> Result<(), PrepareError> {
+        match self.file.take() {
+            Some(f) => f
+                .persist(&self.path)
+                .map(drop)
+                .map_err(|e| self.write_error(e.error)),
+            None => Ok(()),
+        }
     }
 }
 
 fn csv_writer(file: &AtomicFile) -> Result<csv::Writer<fs::File>, PrepareError> {
-    let f = fs::File::create(&file.tmp).map_err(|e| file.write_error(e))?;
+    let f = file.handle()?;
     Ok(csv::WriterBuilder::new().flexible(false).from_writer(f))
 }
 
@@ -473,7 +510,7 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport, PrepareError> {
     let ncols = columns.len();
 
     // Pass 2: every row under the union, labelled, into the full CSV.
-    let full = AtomicFile::new(&config.fulldata_file);
+    let mut full = AtomicFile::new(&config.fulldata_file)?;
     let mut writer = csv_writer(&full)?;
     writer
         .write_record(&columns)
@@ -614,7 +651,7 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport, PrepareError> {
     report.clean_columns = keep.iter().map(|&i| columns[i].clone()).collect();
 
     // Pass 3: the full CSV again, numeric-ready columns only.
-    let clean = AtomicFile::new(&config.cleaned_file);
+    let mut clean = AtomicFile::new(&config.cleaned_file)?;
     let mut clean_writer = csv_writer(&clean)?;
     clean_writer
         .write_record(&report.clean_columns)
@@ -715,8 +752,8 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport, PrepareError> {
     });
     report.fulldata_metadata = metadata_path(&config.fulldata_file, "fulldata_metadata.json");
     report.cleaned_metadata = metadata_path(&config.cleaned_file, "cleaned_metadata.json");
-    let full_meta_file = write_json(&report.fulldata_metadata, &fulldata_meta)?;
-    let clean_meta_file = write_json(&report.cleaned_metadata, &cleaned_meta)?;
+    let mut full_meta_file = write_json(&report.fulldata_metadata, &fulldata_meta)?;
+    let mut clean_meta_file = write_json(&report.cleaned_metadata, &cleaned_meta)?;
     full.commit()?;
     clean.commit()?;
     full_meta_file.commit()?;
@@ -727,11 +764,11 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport, PrepareError> {
 }
 
 fn write_json(path: &Path, value: &Value) -> Result<AtomicFile, PrepareError> {
-    let file = AtomicFile::new(path);
+    let file = AtomicFile::new(path)?;
     let mut text = serde_json::to_string_pretty(value)
         .map_err(|e| file.write_error(io::Error::other(e.to_string())))?;
     text.push('\n');
-    fs::write(&file.tmp, text).map_err(|e| file.write_error(e))?;
+    io::Write::write_all(&mut file.handle()?, text.as_bytes()).map_err(|e| file.write_error(e))?;
     Ok(file)
 }
 
@@ -889,6 +926,43 @@ mod tests {
             seed: 1,
             fill_missing: None,
         }
+    }
+
+    /// Issue 9 item 9: the old temporaries were `.<name>.tmp-<pid>` beside the output (in
+    /// /tmp by default), created following links. Links planted at those names for this very
+    /// process are neither followed nor used.
+    #[test]
+    fn links_at_the_old_predictable_temporary_names_are_not_followed() {
+        let dir = Scratch::new("oldtmp");
+        let input = dir.0.join("in.csv");
+        fs::write(&input, b"idx,x\n0,1\n1,2\n").unwrap();
+        let victim = dir.0.join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let pid = std::process::id();
+        let planted: Vec<PathBuf> = [
+            "full.csv",
+            "clean.csv",
+            "fulldata_metadata.json",
+            "cleaned_metadata.json",
+        ]
+        .iter()
+        .map(|n| dir.0.join(format!(".{n}.tmp-{pid}")))
+        .collect();
+        for at in &planted {
+            std::os::unix::fs::symlink(&victim, at).unwrap();
+        }
+        prepare(&config_for(&dir.0, &input)).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        for at in &planted {
+            assert!(fs::symlink_metadata(at).unwrap().file_type().is_symlink());
+        }
+        assert_eq!(
+            fs::read_to_string(dir.0.join("full.csv"))
+                .unwrap()
+                .lines()
+                .count(),
+            3
+        );
     }
 
     #[test]

@@ -22,12 +22,86 @@
 //!
 //! Between a crash and the restart the tail of the CSV may hold a partial row and the archive
 //! may lack its closing tail; the state file says where the committed data ends.
+//!
+//! The files often live in a shared folder (DS_DIR defaults to /tmp, as in the original) and
+//! the recorder often runs as root, so no file is opened through a symbolic link: new files are
+//! created `O_EXCL|O_NOFOLLOW` mode 0600, existing ones opened `O_NOFOLLOW`, temporaries get
+//! unpredictable names beside their target (created `O_EXCL`, renamed into place), and the
+//! state file, which decides what is cut from the other files, is trusted only when it is
+//! owned by this user (or root) and writable by no one else.
 
 use super::flatten::{csv_field, CellKind, Columns, Rows, ALWAYS_COLUMNS};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+/// Opens `path` for writing without following a symbolic link in its last component;
+/// `create`: a new file (mode 0600) when there is none.
+fn open_write_nofollow(path: &Path, create: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Opens `path` for reading without following a symbolic link in its last component.
+fn open_read_nofollow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Creates `path`, which must not exist (not even as a dangling symbolic link), mode 0600.
+fn create_new_nofollow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// A temporary file beside `target` (same folder, so the rename is atomic), with a random name,
+/// created `O_EXCL` mode 0600.
+fn temp_beside(target: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+}
+
+/// Whether this process may trust a file it reads its own bookkeeping from: owned by the
+/// effective user or root, and writable by no one else.
+fn trusted_owner(meta: &fs::Metadata) -> Result<(), String> {
+    let euid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != euid && meta.uid() != 0 {
+        return Err(format!(
+            "owned by uid {}, not by this user (uid {euid}) or root",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "writable by group or others (mode {:o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
 
 /// What survives a restart (the commit record).
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
@@ -57,6 +131,18 @@ pub struct InputState {
     pub generation: u64,
     pub lines: u64,
     pub redelivery_hashes: Vec<String>,
+    /// `file:` inputs: which file the lines were counted in (device and inode) and how many
+    /// bytes they take, so that a restart skips them only in that same file.
+    #[serde(default)]
+    pub file_dev: u64,
+    #[serde(default)]
+    pub file_ino: u64,
+    #[serde(default)]
+    pub bytes: u64,
+    /// The file's birth time (statx), nanoseconds since 1970; 0 where the file system does not
+    /// keep it. Tells a new file apart from an old one whose inode number it reuses.
+    #[serde(default)]
+    pub file_birth_ns: u64,
 }
 
 const STATE_VERSION: u32 = 1;
@@ -66,6 +152,8 @@ pub struct Rejection {
     pub position: String,
     pub error: String,
     pub message: Vec<u8>,
+    /// Set for a line too long to keep: its length in bytes, the message not copied.
+    pub length: Option<u64>,
 }
 
 /// The files of one recording and what of them is committed.
@@ -88,6 +176,11 @@ pub struct Store {
     pub csv_rewrites: u64,
     /// Whether the files were found and resumed.
     pub resumed: bool,
+    /// Whether this run wrote the state file (a new recording): a start that fails then
+    /// removes it again ([`Store::discard_new`]).
+    created: bool,
+    /// `--csv-safe`: text cells that a spreadsheet would run as a formula get a `'` first.
+    pub csv_safe: bool,
 }
 
 /// Why the files cannot be used.
@@ -132,11 +225,13 @@ impl Store {
             archive_file: None,
             csv_rewrites: 0,
             resumed: false,
+            created: false,
+            csv_safe: false,
         };
         for c in ALWAYS_COLUMNS {
             store.columns.id(c);
         }
-        match fs::read(&store.state_path) {
+        match read_trusted(&store.state_path) {
             Ok(bytes) => {
                 let state: State = serde_json::from_slice(&bytes).map_err(|e| {
                     StoreError(format!(
@@ -155,9 +250,11 @@ impl Store {
                 store.recover()?;
                 store.resumed = true;
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(StateRead::Missing) => {
                 for p in [&store.csv_path, &store.archive_path] {
-                    if p.exists() {
+                    // symlink_metadata: a dangling link counts as there (it must not be
+                    // followed to create whatever it names).
+                    if fs::symlink_metadata(p).is_ok() {
                         return Err(StoreError(format!(
                             "{} exists and has no {} beside it (not a recording to resume); \
                              choose another OUTPUT_CSV/ARCHIVE_JSON or remove it",
@@ -170,12 +267,64 @@ impl Store {
                 store
                     .write_state()
                     .map_err(|e| err(&store.state_path, "write", e))?;
-                File::create(&store.csv_path).map_err(|e| err(&store.csv_path, "create", e))?;
+                store.created = true;
+                if let Err(e) = create_new_nofollow(&store.csv_path) {
+                    store.discard_new();
+                    return Err(err(&store.csv_path, "create", e));
+                }
                 let _ = fs::remove_file(&store.csv_path);
             }
-            Err(e) => return Err(err(&store.state_path, "read", e)),
+            Err(StateRead::Io(e)) => return Err(err(&store.state_path, "read", e)),
+            Err(StateRead::Untrusted(why)) => {
+                return Err(StoreError(format!(
+                    "{}: not trusted: {why}; the recorder does not resume from it",
+                    store.state_path.display()
+                )))
+            }
         }
         Ok(store)
+    }
+
+    /// After a failed start: removes the state file this run created, so that nothing is
+    /// left behind (a recording that never took a message is no recording).
+    pub fn discard_new(&mut self) {
+        if self.created && self.state.snapshots == 0 {
+            let _ = fs::remove_file(&self.state_path);
+            self.created = false;
+        }
+    }
+
+    /// The error for a state whose CSV (or archive) is gone.
+    fn missing(&self, what: &Path, e: io::Error) -> StoreError {
+        let (count, unit) = if what == self.archive_path {
+            (self.state.archive_packets, "packets")
+        } else {
+            (self.state.rows, "rows")
+        };
+        if e.kind() == io::ErrorKind::NotFound {
+            StoreError(format!(
+                "state file {} records {count} {unit} of {}, which is missing: delete {} to \
+                 start over",
+                self.state_path.display(),
+                what.display(),
+                self.state_path.display()
+            ))
+        } else if e.raw_os_error() == Some(libc::ELOOP) {
+            StoreError(format!(
+                "{}: not resumed: it is a symbolic link (not the file this recorder wrote)",
+                what.display()
+            ))
+        } else {
+            err(what, "open", e)
+        }
+    }
+
+    /// A file being resumed must still be ours (in a shared folder without the sticky bit
+    /// another user could have put their own file in its place).
+    fn check_ours(path: &Path, f: &File) -> Result<(), StoreError> {
+        let meta = f.metadata().map_err(|e| err(path, "stat", e))?;
+        trusted_owner(&meta)
+            .map_err(|why| StoreError(format!("{}: not resumed: {why}", path.display())))
     }
 
     /// Cuts the files back to what the state says is committed.
@@ -185,7 +334,9 @@ impl Store {
             self.columns.id(name);
         }
         if st.rows > 0 || st.csv_bytes > 0 {
-            let file = File::open(&self.csv_path).map_err(|e| err(&self.csv_path, "open", e))?;
+            let file =
+                open_read_nofollow(&self.csv_path).map_err(|e| self.missing(&self.csv_path, e))?;
+            Self::check_ours(&self.csv_path, &file)?;
             let mut reader = BufReader::new(file);
             let mut header = Vec::new();
             read_record(&mut reader, &mut header).map_err(|e| err(&self.csv_path, "read", e))?;
@@ -236,9 +387,7 @@ impl Store {
                 self.state.columns = names;
                 at
             };
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&self.csv_path)
+            let f = open_write_nofollow(&self.csv_path, false)
                 .map_err(|e| err(&self.csv_path, "open", e))?;
             f.set_len(keep)
                 .and_then(|()| f.sync_all())
@@ -252,10 +401,9 @@ impl Store {
             .map(|n| self.columns.get(n).unwrap_or(0))
             .collect();
         if st.archive_packets_end > 0 {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .open(&self.archive_path)
-                .map_err(|e| err(&self.archive_path, "open", e))?;
+            let mut f = open_write_nofollow(&self.archive_path, false)
+                .map_err(|e| self.missing(&self.archive_path, e))?;
+            Self::check_ours(&self.archive_path, &f)?;
             let len = f
                 .metadata()
                 .map_err(|e| err(&self.archive_path, "stat", e))?
@@ -274,7 +422,7 @@ impl Store {
                 .and_then(|()| f.sync_all())
                 .map_err(|e| err(&self.archive_path, "repair", e))?;
         }
-        if let Ok(f) = OpenOptions::new().write(true).open(&self.rejected_path) {
+        if let Ok(f) = open_write_nofollow(&self.rejected_path, false) {
             f.set_len(st.rejected_bytes)
                 .and_then(|()| f.sync_all())
                 .map_err(|e| err(&self.rejected_path, "truncate", e))?;
@@ -349,7 +497,7 @@ impl Store {
 
     fn append_csv(&mut self, buf: &[u8]) -> io::Result<()> {
         if self.csv_file.is_none() {
-            self.csv_file = Some(OpenOptions::new().write(true).open(&self.csv_path)?);
+            self.csv_file = Some(open_write_nofollow(&self.csv_path, false)?);
         }
         let Some(f) = self.csv_file.as_mut() else {
             return Err(io::Error::other("CSV not open"));
@@ -400,6 +548,7 @@ impl Store {
                     CellKind::Null | CellKind::Number | CellKind::Bool => {
                         line.extend_from_slice(rows.cell_text(cell))
                     }
+                    CellKind::Text if self.csv_safe => csv_field_safe(line, rows.cell_text(cell)),
                     CellKind::Text | CellKind::List => csv_field(line, rows.cell_text(cell)),
                 }
                 *s = u32::MAX;
@@ -416,8 +565,8 @@ impl Store {
     /// The whole CSV again with the new columns: header, the committed rows widened, the new
     /// rows; into a temporary file renamed over the old one.
     fn rewrite_csv(&mut self, order: &[u32], rows: &Rows) -> io::Result<()> {
-        let tmp = suffixed(&self.csv_path, ".tmp");
-        let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        let tmp = temp_beside(&self.csv_path)?;
+        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file().try_clone()?);
         let mut header = b"idx".to_vec();
         for &c in order {
             header.push(b',');
@@ -433,7 +582,7 @@ impl Store {
                 old_pos[c as usize] = p;
             }
             let map: Vec<usize> = order.iter().map(|&c| old_pos[c as usize]).collect();
-            let f = File::open(&self.csv_path)?;
+            let f = open_read_nofollow(&self.csv_path)?;
             let mut reader = BufReader::with_capacity(1 << 20, f.take(self.state.csv_bytes));
             let mut rec = Vec::new();
             read_record(&mut reader, &mut rec)?; // old header
@@ -465,7 +614,7 @@ impl Store {
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         drop(f);
-        fs::rename(&tmp, &self.csv_path)?;
+        tmp.persist(&self.csv_path).map_err(|e| e.error)?;
         self.csv_file = None;
         sync_dir(&self.csv_path)?;
         self.state.csv_bytes = total;
@@ -474,13 +623,7 @@ impl Store {
 
     fn append_archive(&mut self, entries: &[u8], count: u64) -> io::Result<()> {
         if self.archive_file.is_none() {
-            self.archive_file = Some(
-                OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&self.archive_path)?,
-            );
+            self.archive_file = Some(open_write_nofollow(&self.archive_path, true)?);
         }
         let mut at = self.state.archive_packets_end;
         let head: &[u8] = if at == 0 {
@@ -505,19 +648,23 @@ impl Store {
     }
 
     fn append_rejections(&mut self, rejections: &[Rejection]) -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.rejected_path)?;
+        let mut f = open_write_nofollow(&self.rejected_path, true)?;
         f.seek(SeekFrom::Start(self.state.rejected_bytes))?;
         let mut buf = Vec::new();
         for r in rejections {
-            let line = serde_json::json!({
-                "position": r.position,
-                "error": r.error,
-                "message": String::from_utf8_lossy(&r.message),
-            });
+            // An over-long line is not copied: its position, length and reason say enough.
+            let line = match r.length {
+                Some(length) => serde_json::json!({
+                    "position": r.position,
+                    "error": r.error,
+                    "length": length,
+                }),
+                None => serde_json::json!({
+                    "position": r.position,
+                    "error": r.error,
+                    "message": String::from_utf8_lossy(&r.message),
+                }),
+            };
             serde_json::to_writer(&mut buf, &line).map_err(io::Error::other)?;
             buf.push(b'\n');
         }
@@ -531,14 +678,12 @@ impl Store {
 
     /// The commit point: the state file replaced atomically.
     pub fn write_state(&self) -> io::Result<()> {
-        let tmp = suffixed(&self.state_path, ".tmp");
         let mut text = serde_json::to_vec(&self.state).map_err(io::Error::other)?;
         text.push(b'\n');
-        let mut f = File::create(&tmp)?;
-        f.write_all(&text)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, &self.state_path)?;
+        let mut tmp = temp_beside(&self.state_path)?;
+        tmp.write_all(&text)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(&self.state_path).map_err(|e| e.error)?;
         sync_dir(&self.state_path)
     }
 
@@ -551,6 +696,64 @@ impl Store {
         rows.row(r)
             .iter()
             .map(move |c| (self.columns.name(c.column), c.kind, rows.cell_text(c)))
+    }
+}
+
+/// Why a state file was not read.
+enum StateRead {
+    Missing,
+    Io(io::Error),
+    Untrusted(String),
+}
+
+/// The state file's bytes, if it is a regular file of ours (see [`trusted_owner`]), opened
+/// without following a link.
+fn read_trusted(path: &Path) -> Result<Vec<u8>, StateRead> {
+    let mut f = match open_read_nofollow(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StateRead::Missing),
+        // ELOOP: the last component is a symbolic link.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(StateRead::Untrusted("it is a symbolic link".into()))
+        }
+        Err(e) => return Err(StateRead::Io(e)),
+    };
+    let meta = f.metadata().map_err(StateRead::Io)?;
+    if !meta.is_file() {
+        return Err(StateRead::Untrusted("not a regular file".into()));
+    }
+    trusted_owner(&meta).map_err(StateRead::Untrusted)?;
+    // A state file is a few hundred bytes (a few MB with many AMQP hashes): bounded read.
+    let mut bytes = Vec::new();
+    Read::by_ref(&mut f)
+        .take(MAX_STATE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(StateRead::Io)?;
+    if bytes.len() as u64 > MAX_STATE_BYTES {
+        return Err(StateRead::Untrusted(format!(
+            "larger than {MAX_STATE_BYTES} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Largest state file read (the AMQP redelivery hashes are its only part that grows: 17 bytes
+/// per message of a snapshot).
+const MAX_STATE_BYTES: u64 = 256 << 20;
+
+/// `field` as [`csv_field`] writes it, with a `'` first when a spreadsheet would take it for a
+/// formula (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return; OWASP's list).
+pub fn csv_field_safe(out: &mut Vec<u8>, field: &[u8]) {
+    if matches!(
+        field.first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    ) {
+        let mut quoted = Vec::with_capacity(field.len() + 1);
+        quoted.push(b'\'');
+        quoted.extend_from_slice(field);
+        csv_field(out, &quoted);
+    } else {
+        csv_field(out, field);
     }
 }
 

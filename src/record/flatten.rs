@@ -58,6 +58,9 @@ pub const ALWAYS_COLUMNS: [&str; 10] = [
 /// not bad input, but no row either (the original recorder made none).
 pub const EMPTY_PACKET: &str = "\"data\" has no layer with a field (empty packet)";
 
+/// The start of the error of a message that would add columns past the cap (`--max-columns`).
+pub const TOO_MANY_COLUMNS: &str = "would add columns past --max-columns";
+
 /// What kind of JSON value a cell came from (the AntiNex client converts numbers only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CellKind {
@@ -102,6 +105,10 @@ pub struct Columns {
     /// The column of the k-th cell of the last message: consecutive messages mostly share
     /// their shape, and one string compare is cheaper than a hash lookup.
     hints: Vec<u32>,
+    /// At most this many columns (0: no limit); a name past it gets [`Columns::OVER`].
+    limit: usize,
+    /// Names refused since the last [`Columns::mark`].
+    refused: usize,
 }
 
 impl Columns {
@@ -113,6 +120,9 @@ impl Columns {
             }
         }
         let id = self.id(name);
+        if id == Self::OVER {
+            return id;
+        }
         if ordinal < self.hints.len() {
             self.hints[ordinal] = id;
         } else if ordinal == self.hints.len() {
@@ -121,9 +131,39 @@ impl Columns {
         id
     }
 
+    /// The id given to a column refused by the limit (its cells are never written: the
+    /// message is rejected).
+    pub const OVER: u32 = u32::MAX;
+
+    /// Caps the number of columns (0: no cap).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    /// Where a message starts: [`Columns::rollback`] forgets what it added.
+    fn mark(&mut self) -> usize {
+        self.refused = 0;
+        self.names.len()
+    }
+
+    /// Forgets the columns added since `mark` (a rejected message adds none).
+    fn rollback(&mut self, mark: usize) {
+        if self.names.len() > mark {
+            for name in self.names.drain(mark..) {
+                self.index.remove(&name);
+            }
+            // A hint may name a forgotten column.
+            self.hints.clear();
+        }
+    }
+
     pub fn id(&mut self, name: &str) -> u32 {
         if let Some(&id) = self.index.get(name) {
             return id;
+        }
+        if self.limit > 0 && self.names.len() >= self.limit {
+            self.refused += 1;
+            return Self::OVER;
         }
         let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
         self.names.push(name.to_string());
@@ -188,6 +228,14 @@ impl Rows {
         self.row_ends.clear();
     }
 
+    /// Gives back memory past about `bytes` (after a snapshot of unusually large rows).
+    pub fn shrink_to(&mut self, bytes: usize) {
+        self.text.shrink_to(bytes);
+        self.cells.shrink_to(bytes / std::mem::size_of::<Cell>());
+        self.row_ends
+            .shrink_to(bytes / std::mem::size_of::<usize>());
+    }
+
     /// The cells of row `i`.
     pub fn row(&self, i: usize) -> &[Cell] {
         let start = if i == 0 { 0 } else { self.row_ends[i - 1] };
@@ -215,6 +263,7 @@ pub fn flatten_message(
 ) -> Result<MessageInfo, String> {
     let text_mark = rows.text.len();
     let cell_mark = rows.cells.len();
+    let column_mark = columns.mark();
     let mut walker = Walker {
         columns,
         rows,
@@ -238,8 +287,15 @@ pub fn flatten_message(
     };
     let saw_data = walker.saw_data;
     let info = walker.info;
+    let refused = columns.refused;
     let outcome = match result {
         Err(e) => Err(format!("not a JSON packet message: {e}")),
+        Ok(()) if refused > 0 => Err(format!(
+            "{TOO_MANY_COLUMNS} ({} new column(s) refused; the CSV keeps at most {} columns \
+             besides idx)",
+            refused,
+            columns.limit.saturating_sub(ALWAYS_COLUMNS.len())
+        )),
         Ok(()) if !saw_data => Err("no \"data\" key (not a packet message)".to_string()),
         Ok(()) if rows.cells.len() == cell_mark => Err(EMPTY_PACKET.to_string()),
         Ok(()) => Ok(info),
@@ -252,6 +308,7 @@ pub fn flatten_message(
         Err(e) => {
             rows.text.truncate(text_mark);
             rows.cells.truncate(cell_mark);
+            columns.rollback(column_mark);
             Err(e)
         }
     }
@@ -531,6 +588,27 @@ mod tests {
                 )
             })
             .collect())
+    }
+
+    #[test]
+    fn column_cap_rejects_the_message_and_forgets_its_new_columns() {
+        let mut cols = Columns::default();
+        cols.set_limit(3);
+        let mut rows = Rows::default();
+        flatten_message(br#"{"data":{"ip":{"a":1,"b":2}}}"#, &mut cols, &mut rows).unwrap();
+        // c fits, d does not: the whole message goes, c with it.
+        let e =
+            flatten_message(br#"{"data":{"ip":{"c":1,"d":2}}}"#, &mut cols, &mut rows).unwrap_err();
+        assert!(e.starts_with(TOO_MANY_COLUMNS), "{e}");
+        assert_eq!((cols.len(), rows.len()), (2, 1));
+        assert_eq!(cols.get("ip_c"), None);
+        // Known columns still take rows, and one more new one fits.
+        flatten_message(br#"{"data":{"ip":{"b":5,"e":6}}}"#, &mut cols, &mut rows).unwrap();
+        assert_eq!((cols.len(), rows.len()), (3, 2));
+        // A message rejected for bad JSON adds no column either.
+        let mut cols = Columns::default();
+        assert!(flatten_message(br#"{"data":{"ip":{"z":1},"#, &mut cols, &mut rows).is_err());
+        assert!(cols.is_empty());
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! Where the recorder's messages come from, and how each source is told they are saved.
 //!
-//! - `file:PATH` and `-` (stdin): JSON lines. The state keeps the lines consumed, so a
-//!   recorder started again on the same file and CSV goes on after the last committed line.
+//! - `file:PATH` and `-` (stdin): JSON lines. The state keeps the lines and bytes consumed and
+//!   the file's device and inode, so a recorder started again on the same file (same path,
+//!   device and inode, not shorter than what was consumed) and CSV goes on after the last
+//!   committed line. Stdin and any other file are read from their start. A line longer than
+//!   the cap (`--max-line-bytes`) is skipped to its newline without being kept in memory, and
+//!   rejected with its position and length.
 //! - `redis://`: reliable fetch. Each message is moved atomically (LMOVE queue → processing
 //!   list, right to left) into a processing list of this recorder and snapshot generation,
 //!   `<queue>.netpipe-processing.<consumer>.<generation>`; after the snapshot is committed the
@@ -14,15 +18,19 @@
 //!   A recorder that crashed and never comes back: each recorder holds a lease,
 //!   `<queue>.netpipe-lease.<consumer>` (SET PX, refreshed with PEXPIRE every third of its
 //!   time to live, default 30 s, NETPIPE_RECORD_LEASE_MS) and an owner record without expiry,
-//!   `<queue>.netpipe-owner.<consumer>` (host name and state file path). At start and then
-//!   once per lease period every recorder on the queue looks for processing lists whose owner
-//!   has no lease. For each such list one Lua script checks again that the lease is absent
-//!   and, atomically, either moves the list back to the consumer end of the queue (LMOVE, so
-//!   the oldest message is taken first) or deletes it. It deletes it only when it can read
-//!   the owner's state file (same host) and that state says the generation is committed: the
-//!   owner crashed between its commit and its DEL, and the messages are in the owner's CSV.
-//!   Without that proof (another host, state file gone) the list goes back to the queue, and
-//!   in that one case a message can be recorded twice (at-least-once). A recorder whose lease
+//!   `<queue>.netpipe-owner.<consumer>` (host name, and `committed`: the last generation its
+//!   recorder committed, set right after each commit and before the list is deleted). At
+//!   start and then once per lease period every recorder on the queue looks for processing
+//!   lists whose owner has no lease. For each such list one Lua script checks again that the
+//!   lease is absent and, atomically, either moves the list back to the consumer end of the
+//!   queue (LMOVE, so the oldest message is taken first) or deletes it. It deletes it only when
+//!   the owner record says the generation is committed: the owner crashed between its commit
+//!   and its DEL, and the messages are in the owner's CSV. Nothing read from the broker is
+//!   ever used as a path (an owner record is writable by anyone who can write the queue, so a
+//!   file named there could make a root recorder read /dev/zero or a secret). Without that
+//!   proof (a crash between writing the state file and the `committed` mark, a few
+//!   microseconds) the list goes back to the queue, and in that one case a message can be
+//!   recorded twice (at-least-once). A recorder whose lease
 //!   was found expired (it stalled longer than the time to live) stops with an input error
 //!   instead of committing, because its messages may have been handed to another recorder;
 //!   it checks the lease right before each commit, so only a stall of more than the time to
@@ -38,7 +46,8 @@ use super::csv::InputState;
 use crate::sink::{AmqpConfig, OutputOptions, RedisConfig, RedisFormat, StartError};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -53,7 +62,12 @@ pub enum Fetch {
     Idle,
     /// The input ended (files only).
     End,
+    /// A line longer than the cap, skipped to its newline and not kept: its length in bytes.
+    TooLong(u64),
 }
+
+/// Default cap of one input line or message (`--max-line-bytes`).
+pub const DEFAULT_MAX_LINE_BYTES: u64 = 64 << 20;
 
 /// An input failure once running (not a bad message: those are rejected and recorded).
 #[derive(Debug)]
@@ -82,6 +96,11 @@ pub trait Input {
     fn state(&self) -> InputState;
     /// Called after the commit: acknowledge every message taken so far.
     fn committed(&mut self) -> Result<(), InputError>;
+    /// Called right after the state file is written, before [`Input::committed`]: records the
+    /// commit with the broker where another recorder can see it (Redis).
+    fn commit_mark(&mut self) -> Result<(), InputError> {
+        Ok(())
+    }
     /// Messages skipped because an earlier run had already recorded them.
     fn skipped(&self) -> u64 {
         0
@@ -103,34 +122,85 @@ pub fn open(
     options: &OutputOptions,
     prefetch: u16,
     resumed: &InputState,
-    state_path: &std::path::Path,
+    max_line_bytes: u64,
 ) -> Result<Box<dyn Input>, StartError> {
     if url == "-" {
+        if resumed.source == "-" && resumed.lines > 0 {
+            super::log(format_args!(
+                "stdin is read from its first line: the {} line(s) of the recording being \
+                 resumed came from an earlier stdin, not this one",
+                resumed.lines
+            ));
+        }
         return Ok(Box::new(Lines::new(
             Box::new(BufReader::with_capacity(1 << 20, io::stdin())),
             "stdin".into(),
             "-".into(),
-            resumed,
+            None,
+            max_line_bytes,
         )));
     }
     if let Some(path) = url.strip_prefix("file:") {
         let path = PathBuf::from(path);
-        let f = File::open(&path).map_err(|e| {
-            StartError::new(3, format!("cannot open input {}: {e}", path.display()))
-        })?;
-        return Ok(Box::new(Lines::new(
-            Box::new(BufReader::with_capacity(1 << 20, f)),
+        let open_error =
+            |e: io::Error| StartError::new(3, format!("cannot open input {}: {e}", path.display()));
+        let mut f = File::open(&path).map_err(open_error)?;
+        let meta = f.metadata().map_err(open_error)?;
+        let identity = FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            birth_ns: meta
+                .created()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        };
+        let mut lines = Lines::new(
+            Box::new(BufReader::with_capacity(
+                1 << 20,
+                f.try_clone().map_err(open_error)?,
+            )),
             path.display().to_string(),
             url.to_string(),
-            resumed,
-        )));
+            Some(identity),
+            max_line_bytes,
+        );
+        let same_file = resumed.source == url
+            && resumed.bytes > 0
+            && resumed.file_dev == identity.dev
+            && resumed.file_ino == identity.ino
+            && (resumed.file_birth_ns == 0 || resumed.file_birth_ns == identity.birth_ns)
+            && meta.len() >= resumed.bytes;
+        if same_file {
+            // Lines already committed: skipped by seeking past them.
+            f.seek(SeekFrom::Start(resumed.bytes)).map_err(open_error)?;
+            lines.reader = Box::new(BufReader::with_capacity(1 << 20, f));
+            lines.line = resumed.lines;
+            lines.bytes = resumed.bytes;
+        } else if resumed.lines > 0 {
+            super::log(format_args!(
+                "{} is read from its first line: the recording being resumed consumed {} \
+                 line(s) of {} (device {}, inode {}, {} bytes), and this is not that file \
+                 (device {}, inode {}, {} bytes)",
+                path.display(),
+                resumed.lines,
+                resumed.source,
+                resumed.file_dev,
+                resumed.file_ino,
+                resumed.bytes,
+                identity.dev,
+                identity.ino,
+                meta.len()
+            ));
+        }
+        return Ok(Box::new(lines));
     }
     if url.starts_with("redis://") || url.starts_with("rediss://") {
         let mut opts = options.clone();
         // The input only reads: no kombu binding writes at connect.
         opts.redis_format = RedisFormat::Raw;
         let cfg = RedisConfig::parse(url, &opts).map_err(|e| StartError::new(2, e))?;
-        return Ok(Box::new(RedisInput::open(cfg, resumed, state_path)?));
+        return Ok(Box::new(RedisInput::open(cfg, resumed)?));
     }
     if url.starts_with("amqp://") || url.starts_with("amqps://") {
         let cfg = AmqpConfig::parse(url, options).map_err(|e| StartError::new(2, e))?;
@@ -147,52 +217,134 @@ pub fn open(
     ))
 }
 
+/// A file's device and inode: the same path may name another file on the next run.
+#[derive(Clone, Copy)]
+struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    /// 0: not known.
+    birth_ns: u64,
+}
+
 /// JSON lines from a file or stdin.
 struct Lines {
     reader: Box<dyn BufRead>,
     name: String,
     source: String,
+    /// `file:` inputs only (stdin is never resumed).
+    identity: Option<FileIdentity>,
     /// Lines consumed and committed or about to be (the last one given back excluded).
     line: u64,
+    /// Bytes of those lines.
+    bytes: u64,
+    /// Bytes of the last line read (for give_back_last).
+    last_bytes: u64,
     given_back: bool,
+    max_line_bytes: u64,
+}
+
+/// What [`read_line_capped`] found.
+enum Line {
+    Eof,
+    /// A line (in the buffer) of this many bytes, newline included.
+    Kept(u64),
+    /// A line longer than the cap, consumed but not kept: its bytes, newline included, and
+    /// without it.
+    TooLong {
+        consumed: u64,
+        length: u64,
+    },
+}
+
+/// Reads one line into `buf` (newline included), keeping at most `max` bytes of it: past that
+/// the rest is read and dropped up to the newline, so memory stays bounded by `max` whatever
+/// the input holds.
+fn read_line_capped(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: u64) -> io::Result<Line> {
+    buf.clear();
+    let mut total: u64 = 0;
+    let mut too_long = false;
+    let mut newline = false;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            break;
+        }
+        let (take, done) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        total += take as u64;
+        if !too_long {
+            // The newline does not count against the cap.
+            let content = total - u64::from(done);
+            if content > max {
+                too_long = true;
+                buf.clear();
+                buf.shrink_to(1 << 16);
+            } else {
+                buf.extend_from_slice(&avail[..take]);
+            }
+        }
+        r.consume(take);
+        if done {
+            newline = true;
+            break;
+        }
+    }
+    Ok(match (total, too_long) {
+        (0, _) => Line::Eof,
+        (n, true) => Line::TooLong {
+            consumed: n,
+            length: n - u64::from(newline),
+        },
+        (n, false) => Line::Kept(n),
+    })
 }
 
 impl Lines {
-    fn new(reader: Box<dyn BufRead>, name: String, source: String, resumed: &InputState) -> Lines {
-        let mut l = Lines {
+    fn new(
+        reader: Box<dyn BufRead>,
+        name: String,
+        source: String,
+        identity: Option<FileIdentity>,
+        max_line_bytes: u64,
+    ) -> Lines {
+        Lines {
             reader,
             name,
             source,
+            identity,
             line: 0,
+            bytes: 0,
+            last_bytes: 0,
             given_back: false,
-        };
-        // Same input as the run being resumed: skip the lines it committed.
-        if resumed.source == l.source && resumed.lines > 0 {
-            let mut skip = Vec::new();
-            while l.line < resumed.lines {
-                skip.clear();
-                match l.reader.read_until(b'\n', &mut skip) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => l.line += 1,
-                }
-            }
+            max_line_bytes,
         }
-        l
     }
 }
 
 impl Input for Lines {
     fn next(&mut self, buf: &mut Vec<u8>, _room: usize) -> Result<Fetch, InputError> {
         loop {
-            buf.clear();
-            let n = self
-                .reader
-                .read_until(b'\n', buf)
+            let got = read_line_capped(&mut *self.reader, buf, self.max_line_bytes)
                 .map_err(|e| InputError(format!("{}: read error: {e}", self.name)))?;
-            if n == 0 {
-                return Ok(Fetch::End);
-            }
+            let n = match got {
+                Line::Eof => return Ok(Fetch::End),
+                Line::Kept(n) => n,
+                Line::TooLong { consumed, length } => {
+                    self.line += 1;
+                    self.bytes += consumed;
+                    self.last_bytes = consumed;
+                    return Ok(Fetch::TooLong(length));
+                }
+            };
             self.line += 1;
+            self.bytes += n;
+            self.last_bytes = n;
             while buf.last().is_some_and(|b| b.is_ascii_whitespace()) {
                 buf.pop();
             }
@@ -209,6 +361,7 @@ impl Input for Lines {
     fn give_back_last(&mut self) -> Result<(), InputError> {
         if !self.given_back {
             self.line -= 1;
+            self.bytes -= self.last_bytes;
             self.given_back = true;
         }
         Ok(())
@@ -218,6 +371,10 @@ impl Input for Lines {
         InputState {
             source: self.source.clone(),
             lines: self.line,
+            bytes: self.bytes,
+            file_dev: self.identity.map_or(0, |i| i.dev),
+            file_ino: self.identity.map_or(0, |i| i.ino),
+            file_birth_ns: self.identity.map_or(0, |i| i.birth_ns),
             ..InputState::default()
         }
     }
@@ -276,11 +433,7 @@ return n
 ";
 
 impl RedisInput {
-    fn open(
-        cfg: RedisConfig,
-        resumed: &InputState,
-        state_path: &std::path::Path,
-    ) -> Result<RedisInput, StartError> {
+    fn open(cfg: RedisConfig, resumed: &InputState) -> Result<RedisInput, StartError> {
         let con = crate::sink::redis::connect_for_input(&cfg)?;
         let source = cfg.describe();
         let (consumer, committed) = if resumed.source == source && !resumed.consumer.is_empty() {
@@ -318,7 +471,6 @@ impl RedisInput {
                 format!("{}: recovery failed: {e}", input_source(&source)),
             )
         };
-        let state_abs = std::path::absolute(state_path).unwrap_or_else(|_| state_path.into());
         // The lease first: from here on no other recorder takes this consumer's lists.
         let mut pipe = ::redis::pipe();
         pipe.atomic()
@@ -332,8 +484,13 @@ impl RedisInput {
             .arg(input.owner_key(&input.consumer))
             .arg("host")
             .arg(host_name())
+            .arg("committed")
+            .arg(committed)
+            .ignore()
+            // Written by earlier versions: a path no recorder reads any more.
+            .cmd("HDEL")
+            .arg(input.owner_key(&input.consumer))
             .arg("state")
-            .arg(state_abs.to_string_lossy().as_ref())
             .ignore();
         pipe.query::<()>(&mut input.con).map_err(fail)?;
         input.lease_refreshed = Instant::now();
@@ -470,7 +627,7 @@ impl RedisInput {
                         self.cfg.describe(),
                         self.cfg.queue,
                         if committed.is_none() {
-                            "; its state file was not readable here, so if that recorder had \
+                            "; its owner record holds no commit mark, so if that recorder had \
                              committed them just before it stopped they are recorded twice"
                         } else {
                             ""
@@ -487,25 +644,18 @@ impl RedisInput {
         Ok(requeued_total)
     }
 
-    /// The last generation a lease-less owner committed, from its state file when it is on
-    /// this host and readable; None when that cannot be known.
+    /// The last generation a lease-less owner committed, from the `committed` field of its
+    /// owner record; None when there is none or it is not a number. Only that one field is
+    /// read (a planted record could be large), and it is a number, never a path.
     fn owner_committed(&mut self, owner: &str) -> Result<Option<u64>, ::redis::RedisError> {
-        let fields: HashMap<String, String> = ::redis::cmd("HGETALL")
+        let committed: Option<Vec<u8>> = ::redis::cmd("HGET")
             .arg(self.owner_key(owner))
+            .arg("committed")
             .query(&mut self.con)?;
-        let (Some(host), Some(state)) = (fields.get("host"), fields.get("state")) else {
-            return Ok(None);
-        };
-        if *host != host_name() {
-            return Ok(None);
-        }
-        let Ok(bytes) = std::fs::read(state) else {
-            return Ok(None);
-        };
-        let Ok(state) = serde_json::from_slice::<super::csv::State>(&bytes) else {
-            return Ok(None);
-        };
-        Ok((state.input.consumer == owner).then_some(state.input.generation))
+        Ok(committed
+            .filter(|c| c.len() <= 20)
+            .and_then(|c| std::str::from_utf8(&c).ok()?.parse::<u64>().ok())
+            .filter(|&c| c > 0))
     }
 
     /// Lease refresh and the periodic look for dead recorders' lists.
@@ -647,6 +797,16 @@ impl Input for RedisInput {
         self.refresh_lease()
     }
 
+    fn commit_mark(&mut self) -> Result<(), InputError> {
+        ::redis::cmd("HSET")
+            .arg(self.owner_key(&self.consumer))
+            .arg("committed")
+            .arg(self.generation)
+            .query::<i64>(&mut self.con)
+            .map(drop)
+            .map_err(|e| InputError(format!("{}: commit mark: {e}", self.cfg.describe())))
+    }
+
     fn committed(&mut self) -> Result<(), InputError> {
         // Everything in the list is in the committed snapshot: `next` never takes more than
         // the snapshot's room and release_unused ran before the commit.
@@ -741,6 +901,36 @@ impl HashBag {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn capped(input: &[u8], max: u64) -> Vec<String> {
+        let mut r = BufReader::with_capacity(7, input);
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            match read_line_capped(&mut r, &mut buf, max).unwrap() {
+                Line::Eof => return out,
+                Line::Kept(n) => {
+                    assert_eq!(n as usize, buf.len());
+                    out.push(String::from_utf8(buf.clone()).unwrap());
+                }
+                Line::TooLong { consumed, length } => {
+                    out.push(format!("too long {consumed} {length}"))
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lines_are_capped_at_max_bytes_without_their_newline() {
+        // Exactly the cap is kept; one byte more is skipped to its newline; the next line
+        // is read whole; a last line without a newline counts too.
+        let got = capped(b"12345678\n123456789\nabc\n1234567890", 8);
+        assert_eq!(
+            got,
+            ["12345678\n", "too long 10 9", "abc\n", "too long 10 10"]
+        );
+        assert_eq!(capped(b"", 8), Vec::<String>::new());
+    }
 
     #[test]
     fn hash_bag_counts() {

@@ -18,7 +18,7 @@ pub mod input;
 use crate::sink::{OutputOptions, StartError};
 use antinex::{AntinexClient, AntinexConfig};
 use csv::{Rejection, Store};
-use flatten::{flatten_message, Columns, Rows};
+use flatten::{flatten_message, Columns, Rows, ALWAYS_COLUMNS};
 use input::{Fetch, Input};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,8 +26,14 @@ use std::time::{Duration, Instant};
 
 /// A snapshot is taken early when the pending rows or archive entries reach this size.
 const MAX_PENDING_BYTES: usize = 1 << 30;
+/// Buffers that grew past this for one big message or snapshot are shrunk back to it after
+/// use, so a few large messages do not hold their peak memory for the rest of the run.
+const KEEP_BUFFER_BYTES: usize = 4 << 20;
+/// Default of `--max-columns`.
+pub const DEFAULT_MAX_COLUMNS: usize = 4096;
 
-/// Exit code: the CSV, archive or state cannot be opened, resumed or written.
+/// Exit code: the CSV, archive or state cannot be opened, resumed or written (also: a state
+/// file whose CSV is missing, or one not owned by this user).
 pub const EXIT_FILES: u8 = 15;
 /// Exit code: finished, but some messages were rejected as bad input.
 pub const EXIT_REJECTED: u8 = 4;
@@ -55,6 +61,14 @@ pub struct RecordJob {
     /// N-th snapshot is committed and before its messages are acknowledged, to show that a
     /// restart neither loses nor duplicates them.
     pub abort_after_commit: Option<u64>,
+    /// A longer line or message is rejected without being kept (`--max-line-bytes`).
+    pub max_line_bytes: u64,
+    /// The CSV never gets more columns than this besides `idx` (`--max-columns`): a message
+    /// that would add more is rejected, so a flood of distinct keys cannot make every
+    /// snapshot rewrite an ever wider CSV.
+    pub max_columns: usize,
+    /// `--csv-safe`: text cells starting with `= + - @` (or tab, CR) get a `'` first.
+    pub csv_safe: bool,
 }
 
 /// Why the recorder stopped.
@@ -73,6 +87,12 @@ pub struct Outcome {
     pub read: u64,
     pub recorded: u64,
     pub rejected: u64,
+    /// Of the rejected: lines or messages over `--max-line-bytes`.
+    pub rejected_too_long: u64,
+    /// Of the rejected: messages that would have added columns past `--max-columns`.
+    pub rejected_columns: u64,
+    /// Whether the CSV was opened (else the summary has no row count to give).
+    pub store_opened: bool,
     /// Packet messages without any field (undecodable frames): no row, kept with the
     /// rejected messages, not an error.
     pub empty: u64,
@@ -103,21 +123,31 @@ impl Outcome {
 
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "record: {} message(s) read, {} recorded, {} rejected, {} without fields, {} skipped \
-             as already recorded; {} snapshot(s), {} CSV rewrite(s) for new columns; CSV {} has \
-             {} row(s) and {} column(s){}",
-            self.read,
-            self.recorded,
-            self.rejected,
-            self.empty,
-            self.skipped_duplicates,
-            self.snapshots,
-            self.csv_rewrites,
-            self.csv_path.display(),
-            self.rows_total,
-            self.columns + 1,
-            if self.resumed { " (resumed)" } else { "" },
+            "record: {} message(s) read, {} recorded, {} rejected",
+            self.read, self.recorded, self.rejected,
         );
+        if self.rejected_too_long + self.rejected_columns > 0 {
+            s.push_str(&format!(
+                " ({} over --max-line-bytes, {} past --max-columns)",
+                self.rejected_too_long, self.rejected_columns
+            ));
+        }
+        s.push_str(&format!(
+            ", {} without fields, {} skipped as already recorded; {} snapshot(s), {} CSV \
+             rewrite(s) for new columns; ",
+            self.empty, self.skipped_duplicates, self.snapshots, self.csv_rewrites,
+        ));
+        if self.store_opened {
+            s.push_str(&format!(
+                "CSV {} has {} row(s) and {} column(s){}",
+                self.csv_path.display(),
+                self.rows_total,
+                self.columns + 1,
+                if self.resumed { " (resumed)" } else { "" },
+            ));
+        } else {
+            s.push_str(&format!("CSV {} not opened", self.csv_path.display()));
+        }
         s.push_str(&format!("; archive {}", self.archive_path.display()));
         if self.rejected + self.empty > 0 {
             s.push_str(&format!(
@@ -164,6 +194,42 @@ pub fn now_text() -> String {
 /// `-%Y-%m-%d-%H-%M-%S` as the original named its files (UTC).
 pub fn file_stamp() -> String {
     now_text().replace([' ', ':'], "-")
+}
+
+/// The CSV and archive paths. Given names are kept; a missing one is made from the other
+/// (archive `packets-<csv stem>.json` beside the CSV, CSV `<archive stem without packets->.csv`
+/// beside the archive), so that running the same command again resumes the same recording;
+/// with neither, both are new names in `ds_dir` stamped with `stamp` (the original's).
+pub fn output_paths(
+    ds_dir: &std::path::Path,
+    ds_name: &str,
+    csv: Option<&std::path::Path>,
+    archive: Option<&std::path::Path>,
+    stamp: &str,
+) -> (PathBuf, PathBuf) {
+    let csv = csv.filter(|p| !p.as_os_str().is_empty());
+    let archive = archive.filter(|p| !p.as_os_str().is_empty());
+    let stem = |p: &std::path::Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    match (csv, archive) {
+        (Some(c), Some(a)) => (c.to_path_buf(), a.to_path_buf()),
+        (Some(c), None) => {
+            let a = c.with_file_name(format!("packets-{}.json", stem(c)));
+            (c.to_path_buf(), a)
+        }
+        (None, Some(a)) => {
+            let s = stem(a);
+            let name = s.strip_prefix("packets-").unwrap_or(&s);
+            (a.with_file_name(format!("{name}.csv")), a.to_path_buf())
+        }
+        (None, None) => (
+            ds_dir.join(format!("{ds_name}-{stamp}.csv")),
+            ds_dir.join(format!("packets-{ds_name}-{stamp}.json")),
+        ),
+    }
 }
 
 /// The packet JSON inside a message: kombu's envelope (body base64 when
@@ -283,7 +349,7 @@ impl RecordJob {
             rejected_path: csv::suffixed(&self.csv_path, ".rejected.jsonl"),
             ..Outcome::default()
         };
-        if self.stop_file.exists() {
+        if self.stop_file_present() {
             out.error = Some((
                 2,
                 format!(
@@ -304,16 +370,25 @@ impl RecordJob {
                 return out;
             }
         };
+        store.csv_safe = self.csv_safe;
+        store
+            .columns
+            .set_limit(self.max_columns.saturating_add(ALWAYS_COLUMNS.len()));
+        out.store_opened = true;
+        out.rows_total = store.state.rows;
+        out.columns = store.state.columns.len();
         out.resumed = store.resumed;
         let mut input = match input::open(
             &self.input,
             &self.options,
             self.prefetch,
             &store.state.input,
-            &store.state_path,
+            self.max_line_bytes,
         ) {
             Ok(i) => i,
             Err(StartError { exit_code, message }) => {
+                // A failed start leaves no state file behind (when this run made it).
+                store.discard_new();
                 out.error = Some((exit_code, message));
                 return out;
             }
@@ -347,8 +422,29 @@ impl RecordJob {
                     break StopReason::Failed;
                 }
                 Ok(Fetch::End) => break StopReason::EndOfInput,
+                Ok(Fetch::TooLong(length)) => {
+                    out.read += 1;
+                    self.reject_too_long(length, &*input, &mut pending, &mut out);
+                    last_message = Instant::now();
+                    if pending.messages() >= save_after {
+                        if let Err(e) = self.snapshot(
+                            &mut store,
+                            &mut *input,
+                            &mut pending,
+                            &mut antinex,
+                            &mut out,
+                        ) {
+                            out.error = Some(e);
+                            break StopReason::Failed;
+                        }
+                    }
+                    if self.stop_after.is_some_and(|n| out.read >= n) {
+                        break StopReason::StopAfter;
+                    }
+                    continue;
+                }
                 Ok(Fetch::Idle) => {
-                    if self.stop_file.exists() {
+                    if self.stop_file_present() {
                         break StopReason::StopFile;
                     }
                     let idle_due = self.idle_save.is_some_and(|d| last_message.elapsed() >= d);
@@ -371,7 +467,7 @@ impl RecordJob {
             last_message = Instant::now();
             if last_message.duration_since(last_stop_check) >= stop_check {
                 last_stop_check = last_message;
-                if self.stop_file.exists() {
+                if self.stop_file_present() {
                     if let Err(e) = input.give_back_last() {
                         out.error = Some((EXIT_INPUT_LOST, e.0));
                         break StopReason::Failed;
@@ -381,13 +477,24 @@ impl RecordJob {
                 }
             }
             out.read += 1;
-            self.take(
-                &raw,
-                &mut *input,
-                &mut store.columns,
-                &mut pending,
-                &mut out,
-            );
+            if raw.len() as u64 > self.max_line_bytes {
+                // A broker message over the cap (a file's line never gets here).
+                self.reject_too_long(raw.len() as u64, &*input, &mut pending, &mut out);
+            } else {
+                self.take(
+                    &raw,
+                    &mut *input,
+                    &mut store.columns,
+                    &mut pending,
+                    &mut out,
+                );
+            }
+            if raw.capacity() > KEEP_BUFFER_BYTES {
+                raw = Vec::with_capacity(4096);
+            }
+            if pending.body.capacity() > KEEP_BUFFER_BYTES {
+                pending.body = Vec::new();
+            }
             // Offsets in the pending buffers are 32-bit, and memory stays bounded.
             let big = pending.rows.text.len().max(pending.archive.len()) >= MAX_PENDING_BYTES;
             if pending.messages() >= save_after || big {
@@ -441,6 +548,43 @@ impl RecordJob {
         out
     }
 
+    /// Whether the stop file is there. One owned by another user (not root) does not count,
+    /// so that in a shared folder nobody else can stop this recorder.
+    fn stop_file_present(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::symlink_metadata(&self.stop_file) {
+            Ok(m) => {
+                let euid = nix::unistd::geteuid().as_raw();
+                m.uid() == euid || m.uid() == 0
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// A line or message over `--max-line-bytes`: rejected with its position and length, its
+    /// bytes not copied anywhere.
+    fn reject_too_long(&self, length: u64, input: &dyn Input, p: &mut Pending, out: &mut Outcome) {
+        let position = input.position();
+        let error = format!(
+            "{length} bytes, over --max-line-bytes {} (skipped, not copied)",
+            self.max_line_bytes
+        );
+        if out.first_rejection.is_none() {
+            out.first_rejection = Some(format!("{position}: {error}"));
+        }
+        if out.rejected < 10 {
+            log(format_args!("rejected {position}: {error}"));
+        }
+        out.rejected += 1;
+        out.rejected_too_long += 1;
+        p.rejections.push(Rejection {
+            position,
+            error,
+            message: Vec::new(),
+            length: Some(length),
+        });
+    }
+
     /// One message: unwrapped, flattened, archived; or rejected.
     fn take(
         &self,
@@ -474,9 +618,13 @@ impl RecordJob {
                     position: input.position(),
                     error,
                     message: raw.to_vec(),
+                    length: None,
                 });
             }
             Err(error) => {
+                if error.starts_with(flatten::TOO_MANY_COLUMNS) {
+                    out.rejected_columns += 1;
+                }
                 let position = input.position();
                 if out.first_rejection.is_none() {
                     out.first_rejection = Some(format!("{position}: {error}"));
@@ -489,6 +637,7 @@ impl RecordJob {
                     position,
                     error,
                     message: raw.to_vec(),
+                    length: None,
                 });
             }
         }
@@ -525,6 +674,7 @@ impl RecordJob {
                 )
             })?;
         out.snapshots += 1;
+        let marked = input.commit_mark();
         if self.abort_after_commit == Some(out.snapshots) {
             // Test hook: a crash between the commit and the acknowledgement.
             std::process::abort();
@@ -542,7 +692,10 @@ impl RecordJob {
         p.archive.clear();
         p.archive_count = 0;
         p.rejections.clear();
-        acked.map_err(|e| (EXIT_INPUT_LOST, e.0))
+        p.rows.shrink_to(KEEP_BUFFER_BYTES);
+        p.archive.shrink_to(KEEP_BUFFER_BYTES);
+        p.rejections.shrink_to(1024);
+        marked.and(acked).map_err(|e| (EXIT_INPUT_LOST, e.0))
     }
 }
 
@@ -598,6 +751,27 @@ mod tests {
         assert_eq!(unwrap_envelope(env, &mut body).unwrap(), br#"{"data": 2}"#);
         let bad = br#"{"body": "!!!", "properties": {"body_encoding": "base64"}}"#;
         assert!(unwrap_envelope(bad, &mut body).is_err());
+    }
+
+    #[test]
+    fn a_missing_output_name_comes_from_the_other() {
+        use std::path::Path;
+        let d = Path::new("/data");
+        let (c, a) = output_paths(d, "n", Some(Path::new("/x/icmp.csv")), None, "S");
+        assert_eq!(
+            (c.to_str(), a.to_str()),
+            (Some("/x/icmp.csv"), Some("/x/packets-icmp.json"))
+        );
+        let (c, a) = output_paths(d, "n", None, Some(Path::new("/y/packets-tcp.json")), "S");
+        assert_eq!(
+            (c.to_str(), a.to_str()),
+            (Some("/y/tcp.csv"), Some("/y/packets-tcp.json"))
+        );
+        let (c, a) = output_paths(d, "n", None, None, "S");
+        assert_eq!(
+            (c.to_str(), a.to_str()),
+            (Some("/data/n-S.csv"), Some("/data/packets-n-S.json"))
+        );
     }
 
     #[test]

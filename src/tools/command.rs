@@ -108,9 +108,11 @@ pub fn listen_config(args: ListenArgs) -> Result<ListenConfig, ToolError> {
         ListenKind::Tcp(a) => ListenConfig {
             proto: Proto::Tcp,
             sleep: seconds("--sleep", a.sleep).map_err(usage)?,
-            shutdown_hook: a
-                .shutdown_hook
-                .unwrap_or_else(|| default_shutdown_hook(Proto::Tcp, &a.host, a.port)),
+            idle_timeout: seconds("--idle-timeout", a.idle_timeout).map_err(usage)?,
+            shutdown_hook: match a.shutdown_hook {
+                Some(h) => h,
+                None => default_hook_ready(default_shutdown_hook(Proto::Tcp, &a.host, a.port))?,
+            },
             host: a.host,
             port: a.port,
             backlog: a.backlog,
@@ -120,9 +122,11 @@ pub fn listen_config(args: ListenArgs) -> Result<ListenConfig, ToolError> {
         ListenKind::Udp(a) => ListenConfig {
             proto: Proto::Udp,
             sleep: seconds("--sleep", a.sleep).map_err(usage)?,
-            shutdown_hook: a
-                .shutdown_hook
-                .unwrap_or_else(|| default_shutdown_hook(Proto::Udp, &a.host, a.port)),
+            idle_timeout: super::listen::DEFAULT_IDLE_TIMEOUT,
+            shutdown_hook: match a.shutdown_hook {
+                Some(h) => h,
+                None => default_hook_ready(default_shutdown_hook(Proto::Udp, &a.host, a.port))?,
+            },
             host: a.host,
             port: a.port,
             backlog: 0,
@@ -130,4 +134,23 @@ pub fn listen_config(args: ListenArgs) -> Result<ListenConfig, ToolError> {
             count: a.count,
         },
     })
+}
+
+/// The default shutdown file, its folder (the state directory) made 0700 if missing so that
+/// the file can be created there.
+fn default_hook_ready(hook: std::path::PathBuf) -> Result<std::path::PathBuf, ToolError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(dir) = hook.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                ToolError::new(
+                    super::listen::exit::USAGE,
+                    format!("cannot make the state directory {}: {e}", dir.display()),
+                )
+            })?;
+    }
+    Ok(hook)
 }

@@ -7,6 +7,15 @@
 //! every `sleep` to look. The original also read a single `LISTEN_SIZE` chunk per connection
 //! and hung up on the rest (a `tcp-large` message was cut at 1024 bytes); here a connection is
 //! read to its end and reported as one message.
+//!
+//! Connections are served one at a time (as the original did), so a peer that connects and
+//! then sends nothing would hold every later client in the backlog: each connection is closed
+//! once it has been silent for the idle timeout (`--idle-timeout`, LISTEN_IDLE_TIMEOUT, default
+//! 5 s), what it sent reported, and the next one accepted.
+//!
+//! The shutdown file's default lives in this user's state directory (see [`state_dir`]), not in
+//! /tmp where anyone could create it, and a shutdown file owned by another user (not root) is
+//! ignored.
 
 use super::{is_timeout, ToolError};
 use serde_json::json;
@@ -15,7 +24,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Exit codes of `listen`.
 pub mod exit {
@@ -57,14 +66,47 @@ pub struct ListenConfig {
     pub sleep: Duration,
     pub shutdown_hook: PathBuf,
     pub count: Option<u64>,
+    /// TCP: a connection silent for this long is closed (and what it sent reported).
+    pub idle_timeout: Duration,
 }
 
-/// The original's default shutdown file for this listener.
-pub fn default_shutdown_hook(proto: Proto, host: &str, port: u16) -> PathBuf {
-    match proto {
-        Proto::Tcp => PathBuf::from(format!("/tmp/shutdown-listen-server-{host}-{port}")),
-        Proto::Udp => PathBuf::from(format!("/tmp/udp-shutdown-listen-server-{host}-{port}")),
+/// Default of `--idle-timeout`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// This user's state directory: /var/lib/netpipe-fast for root, else
+/// $XDG_STATE_HOME/netpipe-fast or ~/.local/state/netpipe-fast (XDG Base Directory spec).
+pub fn state_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/netpipe-fast");
     }
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").and_then(absolute) {
+        return d.join("netpipe-fast");
+    }
+    match std::env::var_os("HOME").and_then(absolute) {
+        Some(h) => h.join(".local/state/netpipe-fast"),
+        // No home: the current directory rather than a shared folder.
+        None => PathBuf::from(".netpipe-fast"),
+    }
+}
+
+/// The default shutdown file for this listener: the original's name, in [`state_dir`].
+pub fn default_shutdown_hook(proto: Proto, host: &str, port: u16) -> PathBuf {
+    let name = match proto {
+        Proto::Tcp => format!("shutdown-listen-server-{host}-{port}"),
+        Proto::Udp => format!("udp-shutdown-listen-server-{host}-{port}"),
+    };
+    state_dir().join(name)
+}
+
+/// Whether the shutdown file is there and owned by this user or root (another user's file in
+/// a shared folder does not stop the listener).
+fn hook_present(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| {
+        let euid = nix::unistd::geteuid().as_raw();
+        m.uid() == euid || m.uid() == 0
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +122,9 @@ pub struct ListenSummary {
     pub bytes: u64,
     /// TCP connections the peer reset before ending them properly (still reported).
     pub resets: u64,
+    /// TCP connections closed by us after `idle_timeout` of silence (reported if they sent
+    /// anything).
+    pub idle_closed: u64,
     pub stopped_by: StopReason,
 }
 
@@ -91,12 +136,14 @@ impl ListenSummary {
             StopReason::Signal => "signal".to_owned(),
         };
         format!(
-            "listen {}: {} messages, {} bytes received, {} connections reset by the peer; \
-             stopped by {why}",
+            "listen {}: {} messages, {} bytes received, {} connections reset by the peer, {} \
+             closed after {} ms idle; stopped by {why}",
             cfg.proto.name(),
             self.messages,
             self.bytes,
-            self.resets
+            self.resets,
+            self.idle_closed,
+            cfg.idle_timeout.as_millis()
         )
     }
 }
@@ -106,7 +153,7 @@ fn should_stop(cfg: &ListenConfig, stop: &AtomicBool, messages: u64) -> Option<S
         Some(StopReason::Signal)
     } else if cfg.count.is_some_and(|c| messages >= c) {
         Some(StopReason::Count)
-    } else if cfg.shutdown_hook.exists() {
+    } else if hook_present(&cfg.shutdown_hook) {
         Some(StopReason::ShutdownFile)
     } else {
         None
@@ -135,7 +182,7 @@ pub fn listen(
     on_ready: &mut dyn FnMut(SocketAddr),
     on_message: &mut dyn FnMut(&str),
 ) -> Result<ListenSummary, ToolError> {
-    if cfg.shutdown_hook.exists() {
+    if hook_present(&cfg.shutdown_hook) {
         return Err(ToolError::new(
             exit::HOOK_EXISTS,
             format!(
@@ -209,9 +256,12 @@ fn listen_tcp(
         messages: 0,
         bytes: 0,
         resets: 0,
+        idle_closed: 0,
         stopped_by: StopReason::Signal,
     };
     let mut buf = vec![0u8; cfg.read_bytes];
+    // The read timeout is also the idle check's resolution.
+    let read_poll = poll.min(cfg.idle_timeout.max(MIN_POLL));
     loop {
         if let Some(why) = should_stop(cfg, stop, summary.messages) {
             summary.stopped_by = why;
@@ -232,7 +282,7 @@ fn listen_tcp(
         let peer = peer.as_socket().map(|a| a.to_string()).unwrap_or_default();
         let mut stream = TcpStream::from(conn);
         stream
-            .set_read_timeout(Some(poll))
+            .set_read_timeout(Some(read_poll))
             .map_err(|e| ToolError::new(exit::RECEIVE, format!("read timeout: {e}")))?;
         // The echo is best effort: a peer that never reads must not block the listener.
         stream
@@ -242,10 +292,13 @@ fn listen_tcp(
         let mut total: u64 = 0;
         let mut echoed = false;
         let mut reset = false;
+        let mut idle = false;
+        let mut heard = Instant::now();
         loop {
             match stream.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
+                    heard = Instant::now();
                     total += n as u64;
                     let room = MAX_KEPT_BYTES.saturating_sub(data.len());
                     data.extend_from_slice(&buf[..n.min(room)]);
@@ -258,8 +311,13 @@ fn listen_tcp(
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_timeout(&e) => {
-                    // Idle peer: stop waiting for it only if we are asked to stop.
-                    if stop.load(Ordering::Relaxed) || cfg.shutdown_hook.exists() {
+                    // Idle peer: stop waiting for it when asked to stop, or once it has been
+                    // silent for the idle timeout (the next client is waiting).
+                    if stop.load(Ordering::Relaxed) || hook_present(&cfg.shutdown_hook) {
+                        break;
+                    }
+                    if heard.elapsed() >= cfg.idle_timeout {
+                        idle = true;
                         break;
                     }
                 }
@@ -278,7 +336,10 @@ fn listen_tcp(
         if reset {
             summary.resets += 1;
         }
-        if total > 0 || !reset {
+        if idle {
+            summary.idle_closed += 1;
+        }
+        if total > 0 || !(reset || idle) {
             let truncated = total > data.len() as u64;
             on_message(&message_line(
                 Proto::Tcp,
@@ -312,6 +373,7 @@ fn listen_udp(
         messages: 0,
         bytes: 0,
         resets: 0,
+        idle_closed: 0,
         stopped_by: StopReason::Signal,
     };
     // Any UDP datagram fits, so none is cut short whatever UDP_LISTEN_SIZE says.
@@ -362,6 +424,7 @@ mod tests {
             sleep: Duration::from_millis(20),
             shutdown_hook: hook,
             count,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 
@@ -372,15 +435,15 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_the_originals() {
+    fn default_hooks_have_the_originals_names_in_the_state_directory() {
+        let tcp = default_shutdown_hook(Proto::Tcp, "127.0.0.1", 80);
+        let udp = default_shutdown_hook(Proto::Udp, "127.0.0.1", 17000);
+        assert_eq!(tcp, state_dir().join("shutdown-listen-server-127.0.0.1-80"));
         assert_eq!(
-            default_shutdown_hook(Proto::Tcp, "127.0.0.1", 80),
-            PathBuf::from("/tmp/shutdown-listen-server-127.0.0.1-80")
+            udp,
+            state_dir().join("udp-shutdown-listen-server-127.0.0.1-17000")
         );
-        assert_eq!(
-            default_shutdown_hook(Proto::Udp, "127.0.0.1", 17000),
-            PathBuf::from("/tmp/udp-shutdown-listen-server-127.0.0.1-17000")
-        );
+        assert!(!tcp.starts_with("/tmp") && !udp.starts_with("/tmp"));
     }
 
     #[test]

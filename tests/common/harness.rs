@@ -161,6 +161,17 @@ pub fn live_available(what: &str, also: &[(&str, &[&str], &str)]) -> bool {
     } else {
         return true;
     };
+    skip_or_fail(what, why)
+}
+
+/// Whether a test that needs root only (e.g. to plant files owned by another user) can run;
+/// as [`live_available`] without the namespace requirement.
+pub fn root_available(what: &str) -> bool {
+    effective_uid_is_root() || skip_or_fail(what, "not running as root")
+}
+
+/// Says why `what` is skipped and returns false, or panics under `NETPIPE_REQUIRE_LIVE=1`.
+fn skip_or_fail(what: &str, why: &str) -> bool {
     if std::env::var("NETPIPE_REQUIRE_LIVE").as_deref() == Ok("1") {
         panic!("{what} cannot run: {why} (NETPIPE_REQUIRE_LIVE=1 requires it)");
     }
