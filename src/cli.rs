@@ -398,6 +398,11 @@ Exit codes:
   10 broker refused the credentials at start
   11 TLS could not start (rediss://, amqps://, --ssl-options): certificate not trusted,
      wrong host name, not a TLS port, or a certificate/key file unreadable
+  16 messages were dropped (--when-full drop, spool full, broker unreachable) or are still
+     in the spool at exit, or a damaged spool segment was moved aside (*.damaged); the last
+     line says how many and where
+  (8 also when the spool directory is unsafe: not owned by you or root, writable by
+  others, or a symbolic link on its path)
 
 Once running, tcp://, redis:// and amqp:// outputs reconnect forever with capped backoff,
 spooling to disk meanwhile (--when-full spool, the default) or holding the output
@@ -418,6 +423,7 @@ Exit codes:
   13 no such interface, or it is (or went) down
   14 any other socket or ring failure
   15 --user names no user, or switching to it failed
+  16 messages were dropped or are still in the spool at exit (as for read)
 
 Stopping prints a tcpdump-style summary on stderr: packets captured (handed to the encoder),
 received by filter and dropped by kernel (the kernel's counters over all rings), queue freezes,
@@ -1145,8 +1151,10 @@ pub struct DeliveryArgs {
     #[arg(long, value_enum, default_value_t = WhenFullArg::Spool, value_name = "MODE")]
     pub when_full: WhenFullArg,
 
-    /// The spool directory [default: /var/tmp/netpipe-fast/<scheme-host-port-...-queue>, one
-    /// per destination].
+    /// The spool directory [default: /var/lib/netpipe-fast/spool/<scheme-host-port-...-queue>
+    /// for root, $XDG_STATE_HOME/netpipe-fast/spool/<...> (~/.local/state/...) for others; one
+    /// per destination]. Every directory on its path must belong to you or root and not be
+    /// writable by others (so not under /tmp).
     #[arg(long, value_name = "DIR")]
     pub spool_dir: Option<PathBuf>,
 
