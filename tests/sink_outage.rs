@@ -24,8 +24,10 @@ struct Scratch {
 }
 
 impl Scratch {
+    /// Under target/, not the system temp dir: the spool refuses a path through a
+    /// world-writable directory such as /tmp.
     fn new(what: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(unique(what));
+        let dir = root().join("target/test-scratch").join(unique(what));
         std::fs::create_dir_all(&dir).unwrap();
         Scratch { dir }
     }
@@ -154,6 +156,13 @@ fn count(summary: &str, word: &str) -> u64 {
 }
 
 fn wait_exit(run: &mut Run, limit: Duration, stderr: &Path) -> String {
+    let (code, text) = wait_exit_code(run, limit, stderr);
+    assert_eq!(code, Some(0), "the run failed: {text}");
+    text
+}
+
+/// Waits (at most `limit`) for the run to end; its exit code and stderr.
+fn wait_exit_code(run: &mut Run, limit: Duration, stderr: &Path) -> (Option<i32>, String) {
     let child = &mut run.0;
     let mut status = None;
     wait_for("the run to end", limit, || {
@@ -161,8 +170,7 @@ fn wait_exit(run: &mut Run, limit: Duration, stderr: &Path) -> String {
         status.is_some()
     });
     let text = std::fs::read_to_string(stderr).unwrap();
-    assert!(status.unwrap().success(), "the run failed: {text}");
-    text
+    (status.and_then(|s| s.code()), text)
 }
 
 /// The Redis list, oldest first.
@@ -400,7 +408,13 @@ fn when_full_drop_counts_every_drop() {
     }
     drop(pipe);
     server.pause(false);
-    let summary = wait_exit(&mut child, Duration::from_secs(120), &stderr);
+    let (code, summary) = wait_exit_code(&mut child, Duration::from_secs(120), &stderr);
+    // Dropping is loss: not exit 0.
+    assert_eq!(code, Some(16), "{summary}");
+    assert!(
+        summary.contains("not everything was delivered: "),
+        "{summary}"
+    );
 
     let total = 3 * FIXTURE_MESSAGES as u64;
     assert_eq!(count(&summary, "packets read"), total, "{summary}");
@@ -421,6 +435,134 @@ fn when_full_drop_counts_every_drop() {
     for (i, m) in received.iter().enumerate() {
         assert!(w.any(|x| x == m), "message {i} out of order");
     }
+}
+
+/// `--when-full drop` with Redis killed mid-stream (the case: the run used to hold
+/// the output and retry forever): the outage drops and counts, the run ends at once with
+/// exit 16, and every message read was either acknowledged or counted as dropped.
+#[test]
+fn when_full_drop_with_the_broker_killed_ends_with_exit_16() {
+    let scratch = Scratch::new("drop_kill");
+    let mut server = PrivateRedis::start(
+        "drop_kill_srv",
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    );
+    let queue = unique("drop_kill_q");
+    let fifos = parts(&scratch, 2);
+    let stderr = scratch.path("stderr");
+    let url = server.url();
+    let mut child = start_reader(
+        &fifos,
+        &stderr,
+        &[
+            "--output",
+            &url,
+            "--redis-format",
+            "raw",
+            "--queue",
+            &queue,
+            "--when-full",
+            "drop",
+        ],
+    );
+    let pcap = fixture_bytes();
+    feed(&fifos[0], &pcap);
+    // Drop mode may drop some of the first copy too (queue full on a busy machine): wait
+    // for the broker to have some of it, not all.
+    wait_for("the first copy in Redis", Duration::from_secs(60), || {
+        redis_len(&server, &queue) > 0
+    });
+    server.kill();
+    feed(&fifos[1], &pcap);
+    // Bounded: nothing is held for a broker that is gone.
+    let (code, summary) = wait_exit_code(&mut child, Duration::from_secs(30), &stderr);
+    assert_eq!(code, Some(16), "{summary}");
+
+    let total = 2 * FIXTURE_MESSAGES as u64;
+    assert_eq!(count(&summary, "packets read"), total, "{summary}");
+    let line = delivery_line(&summary);
+    let acknowledged = count(line, "acknowledged by the broker");
+    let dropped = count(line, "dropped");
+    assert_eq!(acknowledged + dropped, total, "{summary}");
+    // The second copy was read with the broker gone: all of it is dropped.
+    assert!(dropped >= FIXTURE_MESSAGES as u64, "{summary}");
+    assert!(line.contains("broker unreachable"), "{summary}");
+    let last = summary.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!("{dropped} message(s) dropped")),
+        "the last line says how many were lost: {summary}"
+    );
+    // What Redis really holds (it kept every acknowledged write on disk): at least what was
+    // acknowledged, nothing of the second copy.
+    server.spawn();
+    let stored = redis_len(&server, &queue) as u64;
+    assert!(stored >= acknowledged, "{stored} stored: {summary}");
+    assert!(
+        stored <= FIXTURE_MESSAGES as u64,
+        "{stored} stored: {summary}"
+    );
+}
+
+/// `--spool-mb 1` with Redis killed: the spool takes what fits, the rest is dropped (spool
+/// full), and what is in the spool at the end stays there: exit 16, and the last line says
+/// how many were dropped and how many are left in which directory.
+#[test]
+fn spool_full_and_messages_left_in_the_spool_exit_16() {
+    let scratch = Scratch::new("spool_full");
+    let mut server = PrivateRedis::start("spool_full_srv", &[]);
+    let queue = unique("spool_full_q");
+    let fifos = parts(&scratch, 2);
+    let spool = scratch.path("spool");
+    let stderr = scratch.path("stderr");
+    let url = server.url();
+    let mut child = start_reader(
+        &fifos,
+        &stderr,
+        &[
+            "--output",
+            &url,
+            "--redis-format",
+            "raw",
+            "--queue",
+            &queue,
+            "--spool-dir",
+            spool.to_str().unwrap(),
+            "--spool-mb",
+            "1",
+        ],
+    );
+    let pcap = fixture_bytes();
+    feed(&fifos[0], &pcap);
+    wait_for("the first copy in Redis", Duration::from_secs(60), || {
+        redis_len(&server, &queue) == FIXTURE_MESSAGES
+    });
+    server.kill();
+    feed(&fifos[1], &pcap);
+    // The run waits FINISH_PATIENCE (10 s) for the broker, then leaves the rest.
+    let (code, summary) = wait_exit_code(&mut child, Duration::from_secs(60), &stderr);
+    assert_eq!(code, Some(16), "{summary}");
+    let line = delivery_line(&summary);
+    let dropped = count(line, "dropped");
+    let left = count(line, "left in the spool");
+    let acknowledged = count(line, "acknowledged by the broker");
+    assert!(dropped > 0, "{summary}");
+    assert_eq!(count(line, "spool full"), dropped, "{summary}");
+    assert!(left > 0, "{summary}");
+    assert_eq!(
+        acknowledged + dropped + left,
+        2 * FIXTURE_MESSAGES as u64,
+        "{summary}"
+    );
+    assert_eq!(spooled_records(&spool) as u64, left, "{summary}");
+    let last = summary.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!("{dropped} message(s) dropped"))
+            && last.contains(&format!(
+                "{left} message(s) still in the spool {}",
+                spool.display()
+            )),
+        "{summary}"
+    );
 }
 
 /// RabbitMQ: a private node killed mid-stream and started again on the same ports and
