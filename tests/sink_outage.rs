@@ -17,7 +17,7 @@ const PCAP_HEADER_BYTES: usize = 24;
 
 mod common;
 use common::brokers::{wait_for, PrivateRabbit, PrivateRedis};
-use common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
+use common::{bin, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES};
 
 struct Scratch {
     dir: PathBuf,
@@ -97,31 +97,6 @@ fn parts(scratch: &Scratch, n: usize) -> Vec<PathBuf> {
 
 fn fixture_bytes() -> Vec<u8> {
     std::fs::read(root().join(FIXTURE)).unwrap()
-}
-
-/// Messages in the spool's segment files (all of them: nothing is acknowledged while the
-/// broker is down).
-fn spooled_records(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut n = 0;
-    for e in entries.flatten() {
-        if e.path().extension().and_then(|x| x.to_str()) != Some("seg") {
-            continue;
-        }
-        let bytes = std::fs::read(e.path()).unwrap_or_default();
-        let mut at = 8;
-        while at + 8 <= bytes.len() {
-            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-            if at + 8 + len > bytes.len() {
-                break;
-            }
-            at += 8 + len;
-            n += 1;
-        }
-    }
-    n
 }
 
 fn segment_files(dir: &Path) -> usize {
