@@ -540,6 +540,143 @@ fn spool_full_and_messages_left_in_the_spool_exit_16() {
     );
 }
 
+/// The records of each segment file in `dir`, oldest segment first: the file, its id, and
+/// each record's offset and payload (read independently of src/sink/spool.rs: magic, then
+/// u32 LE length, u32 LE CRC-32C, payload).
+type SegmentRecords = (PathBuf, u64, Vec<(usize, Vec<u8>)>);
+
+fn segment_records(dir: &Path) -> Vec<SegmentRecords> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().into_string().unwrap();
+        let Some(id) = name
+            .strip_suffix(".seg")
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+        else {
+            continue;
+        };
+        let bytes = std::fs::read(e.path()).unwrap();
+        let mut records = Vec::new();
+        let mut at = 8;
+        while at + 8 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            if at + 8 + len > bytes.len() {
+                break;
+            }
+            records.push((at, bytes[at + 8..at + 8 + len].to_vec()));
+            at += 8 + len;
+        }
+        out.push((e.path(), id, records));
+    }
+    out.sort_by_key(|s| s.1);
+    out
+}
+
+/// A spool written by the binary (Redis killed, the reader killed -9 while spooling), then
+/// damaged as the issue found it: a flipped byte in record 3 of a segment, a cursor pointing
+/// inside a record of it, and a cursor past the end of every other segment. The next start
+/// moves the damaged segment aside (`*.damaged`, named in the summary), sends every other
+/// record (from the record the cursor points into), deletes nothing unsent, and ends with
+/// exit 16 because a damaged segment was set aside.
+#[test]
+fn a_damaged_spool_and_bad_cursors_still_deliver_every_good_record() {
+    let scratch = Scratch::new("damaged");
+    let mut server = PrivateRedis::start("damaged_srv", &[]);
+    let queue = unique("damaged_q");
+    let fifos = parts(&scratch, 3);
+    let spool = scratch.path("spool");
+    let spool_arg = spool.to_str().unwrap().to_string();
+    let url = server.url();
+    let common_args = [
+        "--output",
+        &url,
+        "--redis-format",
+        "raw",
+        "--queue",
+        &queue,
+        "--spool-dir",
+        &spool_arg,
+    ];
+    let mut child = start_reader(&fifos, &scratch.path("stderr1"), &common_args);
+    let pcap = fixture_bytes();
+    feed(&fifos[0], &pcap);
+    wait_for("the first copy in Redis", Duration::from_secs(60), || {
+        redis_len(&server, &queue) == FIXTURE_MESSAGES
+    });
+    server.kill();
+    feed(&fifos[1], &pcap);
+    wait_for(
+        "the second copy in the spool",
+        Duration::from_secs(60),
+        || spooled_records(&spool) == FIXTURE_MESSAGES,
+    );
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
+
+    let segments = segment_records(&spool);
+    let (damaged_at, _) = segments
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, s)| s.2.len())
+        .unwrap();
+    let mut cursor = String::new();
+    let mut want = Vec::new();
+    let mut damaged_name = String::new();
+    for (i, (path, id, records)) in segments.iter().enumerate() {
+        if i == damaged_at {
+            assert!(records.len() > 4, "{} records", records.len());
+            let mut bytes = std::fs::read(path).unwrap();
+            bytes[records[2].0 + 8 + 1] ^= 0x01;
+            std::fs::write(path, &bytes).unwrap();
+            cursor.push_str(&format!("{id:016x} {}\n", records[1].0 + 3));
+            want.push(records[1].1.clone());
+            want.extend(records[3..].iter().map(|r| r.1.clone()));
+            damaged_name = format!("{}.damaged", path.file_name().unwrap().to_str().unwrap());
+        } else {
+            let len = std::fs::metadata(path).unwrap().len();
+            cursor.push_str(&format!("{id:016x} {}\n", len + 1000));
+            want.extend(records.iter().map(|r| r.1.clone()));
+        }
+    }
+    std::fs::write(spool.join("cursor"), cursor).unwrap();
+    // Without --appendonly the restarted server starts empty: Redis then holds exactly what
+    // the next run sends.
+    server.spawn();
+    assert_eq!(redis_len(&server, &queue), 0);
+
+    let empty = scratch.path("empty.pcap");
+    std::fs::write(&empty, &pcap[..PCAP_HEADER_BYTES]).unwrap();
+    let out = bin()
+        .arg("read")
+        .arg(&empty)
+        .args(common_args)
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(16), "{summary}");
+    let received = redis_list(&server, &queue);
+    assert_eq!(received.len(), want.len(), "{summary}");
+    assert!(
+        received == want,
+        "not every good record arrived in order: {summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "1 damaged spool segment(s) moved aside ({damaged_name})"
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "did not point at a record boundary in {} segment(s)",
+            segments.len()
+        )),
+        "{summary}"
+    );
+    assert!(spool.join(&damaged_name).exists());
+    assert_eq!(segment_files(&spool), 0, "the spool was not emptied");
+}
+
 /// RabbitMQ: a private node killed mid-stream and started again on the same ports and
 /// database: nothing is lost (confirmed messages are persistent; unconfirmed ones come back
 /// from the spool).
