@@ -405,8 +405,9 @@ Exit codes:
   others, or a symbolic link on its path)
 
 Once running, tcp://, redis:// and amqp:// outputs reconnect forever with capped backoff,
-spooling to disk meanwhile (--when-full spool, the default) or holding the output
-(--when-full block: back-pressure, nothing dropped), and send again what the lost connection
+spooling to disk meanwhile (--when-full spool, the default), holding the output
+(--when-full block: back-pressure, nothing dropped) or dropping and counting
+(--when-full drop: the run then ends at once, exit 16), and send again what the lost connection
 may not have delivered (redis: the unanswered LPUSH batches, at most 4; amqp: every
 unconfirmed message; tcp:
 the last tcp_wmem+tcp_rmem bytes of whole batches), so a receiver may see those messages
