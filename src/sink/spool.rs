@@ -1421,6 +1421,53 @@ mod tests {
         let _ = fs::remove_dir_all(&victim);
     }
 
+    fn encoded(msgs: &[Vec<u8>]) -> (Vec<u8>, Vec<Span>) {
+        let mut bytes = MAGIC.to_vec();
+        let mut spans = Vec::new();
+        for m in msgs {
+            let start = bytes.len() as u64;
+            write_record(&mut bytes, m).unwrap();
+            spans.push(Span {
+                start,
+                end: bytes.len() as u64,
+            });
+        }
+        (bytes, spans)
+    }
+
+    proptest::proptest! {
+        /// File bytes never make the scan panic, and what it finds are whole records.
+        #[test]
+        fn any_bytes_scan_without_panicking(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            let found = scan(&bytes);
+            for r in &found.records {
+                proptest::prop_assert!(r.end as usize <= bytes.len());
+                proptest::prop_assert!(record_at(&bytes, r.start as usize, true) == Some(*r));
+            }
+        }
+
+        /// One flipped byte anywhere after the magic costs at most the record it falls in:
+        /// every other record is found again, in order.
+        #[test]
+        fn one_flipped_byte_loses_at_most_its_record(
+            msgs in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64), 1..40),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let (mut bytes, spans) = encoded(&msgs);
+            let pos = MAGIC.len() + at.index(bytes.len() - MAGIC.len());
+            bytes[pos] ^= 1 << bit;
+            let found = scan(&bytes);
+            let hit = spans.iter().position(|s| (s.start as usize..s.end as usize).contains(&pos));
+            for (i, s) in spans.iter().enumerate() {
+                if Some(i) != hit {
+                    proptest::prop_assert!(found.records.contains(s), "record {} lost", i);
+                }
+            }
+            proptest::prop_assert!(found.damaged || found.records.len() == spans.len() - 1);
+        }
+    }
+
     #[test]
     fn a_second_process_is_kept_out() {
         let dir = temp_dir("lock");
