@@ -967,9 +967,11 @@ fn scan(bytes: &[u8]) -> Scan {
             let end = (at as u64)
                 .saturating_add(RECORD_HEADER_BYTES)
                 .saturating_add(len);
-            if len == 0 || len > u64::from(MAX_RECORD_BYTES) || end > bytes.len() as u64 {
-                None
-            } else if !plausible_end(bytes, end as usize) {
+            if len == 0
+                || len > u64::from(MAX_RECORD_BYTES)
+                || end > bytes.len() as u64
+                || !plausible_end(bytes, end as usize)
+            {
                 None
             } else if budget < len {
                 // Out of budget: the rest stays unread (and in the damaged copy); `at` is
