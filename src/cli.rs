@@ -400,7 +400,7 @@ Exit codes:
      wrong host name, not a TLS port, or a certificate/key file unreadable
   16 messages were dropped (--when-full drop, spool full, broker unreachable) or are still
      in the spool at exit, or a damaged spool segment was moved aside (*.damaged); the last
-     line says how many and where
+     line says how many and where (a code above, if one applies, is given instead)
   (8 also when the spool directory is unsafe: not owned by you or root, writable by
   others, or a symbolic link on its path)
 
@@ -419,7 +419,8 @@ Exit codes:
   0  stopped by --count, --duration, SIGINT or SIGTERM
   2  usage error, a malformed --output URL, or a ring setting the kernel refuses
   6  the interface is not Ethernet   7  bad filter expression
-  8  output failed while writing    9, 10, 11  broker output could not start (as for read)
+  8  output failed while writing, or its spool directory is unsafe (as for read)
+  9, 10, 11  broker output could not start (as for read)
   12 no permission: live capture needs CAP_NET_RAW (run as root)
   13 no such interface, or it is (or went) down
   14 any other socket or ring failure
