@@ -393,7 +393,9 @@ Exit codes:
   2  usage error, or a malformed --output URL
   3  a file cannot be opened      4  not a capture file
   5  truncated or corrupt capture  6  unsupported link type
-  7  bad filter expression         8  output failed while writing
+  7  bad filter expression
+  8  output failed while writing, or the spool directory is unsafe (not owned by you or
+     root, writable by group or others, a symbolic link on its path) or in use
   9  broker unreachable at start (refused, unknown host, timeout)
   10 broker refused the credentials at start
   11 TLS could not start (rediss://, amqps://, --ssl-options): certificate not trusted,
@@ -401,13 +403,12 @@ Exit codes:
   16 messages were dropped (--when-full drop, spool full, broker unreachable) or are still
      in the spool at exit, or a damaged spool segment was moved aside (*.damaged); the last
      line says how many and where (a code above, if one applies, is given instead)
-  (8 also when the spool directory is unsafe: not owned by you or root, writable by
-  others, or a symbolic link on its path)
 
 Once running, tcp://, redis:// and amqp:// outputs reconnect forever with capped backoff,
 spooling to disk meanwhile (--when-full spool, the default), holding the output
 (--when-full block: back-pressure, nothing dropped) or dropping and counting
-(--when-full drop: the run then ends at once, exit 16), and send again what the lost connection
+(--when-full drop: counted, and nothing waits for the broker at the end), and send again
+what the lost connection
 may not have delivered (redis: the unanswered LPUSH batches, at most 4; amqp: every
 unconfirmed message; tcp:
 the last tcp_wmem+tcp_rmem bytes of whole batches), so a receiver may see those messages
