@@ -226,8 +226,9 @@ fn a_spool_directory_or_segment_owned_by_another_user_is_refused() {
 }
 
 /// With the default spool, a plant where the old default was (/var/tmp/netpipe-fast/<id>) is
-/// never looked at: the run (as root) uses /var/lib/netpipe-fast/spool/<id>, made 0700,
-/// publishes exactly its own messages and leaves the victim alone.
+/// never looked at: the run (as root) uses /var/lib/netpipe-fast/spool/<id> (seeded here with
+/// one message of our own, which it sends first), publishes exactly that and its own
+/// messages, leaves the victim alone, and removes the emptied directory.
 #[test]
 fn the_default_spool_is_private_and_ignores_the_old_world_writable_place() {
     if !can_plant("default spool test") {
@@ -242,6 +243,14 @@ fn the_default_spool_is_private_and_ignores_the_old_world_writable_place() {
     fs::create_dir_all(old_root).unwrap();
     let planted = old_root.join(&identity);
     plant(&planted, &victim);
+    let spool = Path::new("/var/lib/netpipe-fast/spool").join(&identity);
+    let ours = format!("{{\"seeded\":\"{queue}\"}}").into_bytes();
+    fs::create_dir_all(&spool).unwrap();
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o700)).unwrap();
+    let seg = spool.join("0000010000000000.seg");
+    fs::write(&seg, segment_with(&ours)).unwrap();
+    fs::set_permissions(&seg, fs::Permissions::from_mode(0o600)).unwrap();
+
     let (code, stderr) = read_to_redis(&queue, &[]);
     let items = redis_items(&queue);
     redis_del(&queue);
@@ -249,22 +258,27 @@ fn the_default_spool_is_private_and_ignores_the_old_world_writable_place() {
     if made_old_root {
         let _ = fs::remove_dir(old_root);
     }
-    let spool = Path::new("/var/lib/netpipe-fast/spool").join(&identity);
-    let spool_meta = fs::symlink_metadata(&spool);
+    let left = spool.exists();
     let _ = fs::remove_dir_all(&spool);
     assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(items.len(), FIXTURE_MESSAGES, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "1 message(s) left in the spool {} by an earlier run",
+            spool.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(items.len(), FIXTURE_MESSAGES + 1, "{stderr}");
+    assert!(items.contains(&ours), "the default spool was not read");
     assert!(
         !items.iter().any(|m| m == PLANTED),
         "the planted message was sent"
     );
     assert_eq!(fs::read(&victim).unwrap(), PRECIOUS);
-    let meta = spool_meta.expect("the default spool directory was made");
-    assert!(meta.is_dir());
-    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o700));
+    assert!(!left, "the emptied spool directory was left behind");
     for dir in ["/var/lib/netpipe-fast", "/var/lib/netpipe-fast/spool"] {
         let m = fs::symlink_metadata(dir).unwrap();
-        assert_eq!(m.mode() & 0o022, 0, "{dir} is writable by others");
+        assert_eq!((m.uid(), m.mode() & 0o022), (0, 0), "{dir}");
     }
 }
 

@@ -445,7 +445,14 @@ impl Spool {
     /// checks what a previous run left there. Refuses a directory it cannot trust (see the
     /// module's note on trust).
     pub fn open(dir: &Path, cap_bytes: u64) -> io::Result<(Spool, Recovery)> {
-        Spool::open_in(SpoolDir::open(dir)?, cap_bytes)
+        match Spool::open_in(SpoolDir::open(dir)?, cap_bytes) {
+            // Another process's empty spool removed the directory between our walk and our
+            // lock (see Drop): walk again, once.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Spool::open_in(SpoolDir::open(dir)?, cap_bytes)
+            }
+            other => other,
+        }
     }
 
     /// As [`Spool::open`], in a directory already checked and opened.
@@ -829,11 +836,14 @@ impl Drop for Spool {
     fn drop(&mut self) {
         let _ = self.sync_writer();
         if self.segments.is_empty() {
-            // Nothing left: leave no trace but the (empty) directory, which stays so that
-            // its checked path need not be made again (the lock file goes while we still
-            // hold it; see the check in `open_in`).
+            // Nothing left: leave no trace (the lock file goes while we still hold it; see
+            // the check in `open_in`). The directory goes too if nothing else is in it: by
+            // its path, which was checked (no link, nobody else can write on the way), and
+            // rmdir removes only an empty directory. A `--user` capture cannot remove it
+            // from root's parent; it stays, empty and the user's.
             let _ = self.dir.remove_if_there("cursor");
             let _ = self.dir.remove_if_there("lock");
+            let _ = std::fs::remove_dir(&self.dir.path);
         }
     }
 }
@@ -1235,12 +1245,7 @@ mod tests {
             .collect();
         assert!(left.is_empty(), "{left:?}");
         drop(s);
-        let left: Vec<_> = fs::read_dir(&dir).unwrap().collect();
-        assert!(
-            left.is_empty(),
-            "an empty spool leaves files behind: {left:?}"
-        );
-        let _ = fs::remove_dir_all(&dir);
+        assert!(!dir.exists(), "an empty spool leaves its directory behind");
     }
 
     #[test]
