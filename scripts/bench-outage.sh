@@ -26,12 +26,14 @@ bin=target/release/netpipe-fast
 [ -x "$bin" ] || cargo build --release
 
 work=$(mktemp -d /tmp/npf-bench-outage.XXXXXX)
+# The spool refuses a path through a world-writable directory such as /tmp: keep it in target/.
+spool="$PWD/target/bench-outage-spool.$$"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -n "${redis_pid:-}" ] && kill "$redis_pid" 2>/dev/null || true
-  rm -rf "$work"
+  rm -rf "$work" "$spool"
 }
 trap cleanup EXIT
 
@@ -45,7 +47,7 @@ start_redis() {
 start_redis
 mkfifo "$work/in.pcap"
 "$bin" read "$work/in.pcap" --output "redis://127.0.0.1:$port/0" --redis-format raw \
-  --queue bench_outage --spool-dir "$work/spool" --spool-mb "$spool_mb" 2>"$work/stderr" &
+  --queue bench_outage --spool-dir "$spool" --spool-mb "$spool_mb" 2>"$work/stderr" &
 npf=$!
 pids+=("$npf")
 
@@ -97,7 +99,7 @@ for t in $(seq 1 "$total"); do
   fi
   rss=$(awk '/^VmRSS/ {print $2}' "/proc/$npf/status" 2>/dev/null || echo gone)
   # Segments come and go while du looks: its complaints do not matter.
-  spool=$( (du -sk "$work/spool" 2>/dev/null || true) | cut -f1)
+  spool=$( (du -sk "$spool" 2>/dev/null || true) | cut -f1)
   fed=$(cat "$work/fed" 2>/dev/null || echo 0)
   printf '%4d %8s %10s %10s %s\n' "$t" "$rss" "$spool" "$fed" "${state:-up}"
 done

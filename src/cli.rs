@@ -393,15 +393,22 @@ Exit codes:
   2  usage error, or a malformed --output URL
   3  a file cannot be opened      4  not a capture file
   5  truncated or corrupt capture  6  unsupported link type
-  7  bad filter expression         8  output failed while writing
+  7  bad filter expression
+  8  output failed while writing, or the spool directory is unsafe (not owned by you or
+     root, writable by group or others, a symbolic link on its path) or in use
   9  broker unreachable at start (refused, unknown host, timeout)
   10 broker refused the credentials at start
   11 TLS could not start (rediss://, amqps://, --ssl-options): certificate not trusted,
      wrong host name, not a TLS port, or a certificate/key file unreadable
+  16 messages were dropped (--when-full drop, spool full, broker unreachable) or are still
+     in the spool at exit, or a damaged spool segment was moved aside (*.damaged); the last
+     line says how many and where (a code above, if one applies, is given instead)
 
 Once running, tcp://, redis:// and amqp:// outputs reconnect forever with capped backoff,
-spooling to disk meanwhile (--when-full spool, the default) or holding the output
-(--when-full block: back-pressure, nothing dropped), and send again what the lost connection
+spooling to disk meanwhile (--when-full spool, the default), holding the output
+(--when-full block: back-pressure, nothing dropped) or dropping and counting
+(--when-full drop: counted, and nothing waits for the broker at the end), and send again
+what the lost connection
 may not have delivered (redis: the unanswered LPUSH batches, at most 4; amqp: every
 unconfirmed message; tcp:
 the last tcp_wmem+tcp_rmem bytes of whole batches), so a receiver may see those messages
@@ -413,11 +420,13 @@ Exit codes:
   0  stopped by --count, --duration, SIGINT or SIGTERM
   2  usage error, a malformed --output URL, or a ring setting the kernel refuses
   6  the interface is not Ethernet   7  bad filter expression
-  8  output failed while writing    9, 10, 11  broker output could not start (as for read)
+  8  output failed while writing, or its spool directory is unsafe (as for read)
+  9, 10, 11  broker output could not start (as for read)
   12 no permission: live capture needs CAP_NET_RAW (run as root)
   13 no such interface, or it is (or went) down
   14 any other socket or ring failure
   15 --user names no user, or switching to it failed
+  16 messages were dropped or are still in the spool at exit (as for read)
 
 Stopping prints a tcpdump-style summary on stderr: packets captured (handed to the encoder),
 received by filter and dropped by kernel (the kernel's counters over all rings), queue freezes,
@@ -1185,8 +1194,10 @@ pub struct DeliveryArgs {
     #[arg(long, value_enum, default_value_t = WhenFullArg::Spool, value_name = "MODE")]
     pub when_full: WhenFullArg,
 
-    /// The spool directory [default: /var/tmp/netpipe-fast/<scheme-host-port-...-queue>, one
-    /// per destination].
+    /// The spool directory [default: /var/lib/netpipe-fast/spool/<scheme-host-port-...-queue>
+    /// for root, $XDG_STATE_HOME/netpipe-fast/spool/<...> (~/.local/state/...) for others; one
+    /// per destination]. Every directory on its path must belong to you or root and not be
+    /// writable by others (so not under /tmp).
     #[arg(long, value_name = "DIR")]
     pub spool_dir: Option<PathBuf>,
 

@@ -6,7 +6,7 @@ use netpipe_fast::pipeline::capture::{
     effective_filter, stop_on_signals, CaptureError, CaptureJob,
 };
 use netpipe_fast::pipeline::read::{JobError, ReadJob};
-use netpipe_fast::sink::{start_exit_code, Output};
+use netpipe_fast::sink::{start_exit_code, Output, Undelivered, EXIT_UNDELIVERED};
 use netpipe_fast::source::privilege::TargetUser;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
                     ExitCode::from(start_exit_code(&error).unwrap_or(8))
                 }
                 Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
-                None => ExitCode::SUCCESS,
+                None => loss_exit(&outcome.undelivered),
             }
         }
         Command::Capture(args) => capture(args),
@@ -131,7 +131,18 @@ fn capture(args: CaptureArgs) -> ExitCode {
             ExitCode::from(start_exit_code(&error).unwrap_or(8))
         }
         Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
-        None => ExitCode::SUCCESS,
+        None => loss_exit(&outcome.undelivered),
+    }
+}
+
+/// A run that ended normally: 0, or 16 with one line (even with --quiet) when messages were
+/// dropped or are still in the spool.
+fn loss_exit(undelivered: &Undelivered) -> ExitCode {
+    if undelivered.any() {
+        eprintln!("netpipe-fast: {}", undelivered.line());
+        ExitCode::from(EXIT_UNDELIVERED)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -17,15 +17,17 @@ const PCAP_HEADER_BYTES: usize = 24;
 
 mod common;
 use common::brokers::{wait_for, PrivateRabbit, PrivateRedis};
-use common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
+use common::{bin, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES};
 
 struct Scratch {
     dir: PathBuf,
 }
 
 impl Scratch {
+    /// Under target/, not the system temp dir: the spool refuses a path through a
+    /// world-writable directory such as /tmp.
     fn new(what: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(unique(what));
+        let dir = root().join("target/test-scratch").join(unique(what));
         std::fs::create_dir_all(&dir).unwrap();
         Scratch { dir }
     }
@@ -97,31 +99,6 @@ fn fixture_bytes() -> Vec<u8> {
     std::fs::read(root().join(FIXTURE)).unwrap()
 }
 
-/// Messages in the spool's segment files (all of them: nothing is acknowledged while the
-/// broker is down).
-fn spooled_records(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut n = 0;
-    for e in entries.flatten() {
-        if e.path().extension().and_then(|x| x.to_str()) != Some("seg") {
-            continue;
-        }
-        let bytes = std::fs::read(e.path()).unwrap_or_default();
-        let mut at = 8;
-        while at + 8 <= bytes.len() {
-            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-            if at + 8 + len > bytes.len() {
-                break;
-            }
-            at += 8 + len;
-            n += 1;
-        }
-    }
-    n
-}
-
 fn segment_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|d| {
@@ -154,6 +131,13 @@ fn count(summary: &str, word: &str) -> u64 {
 }
 
 fn wait_exit(run: &mut Run, limit: Duration, stderr: &Path) -> String {
+    let (code, text) = wait_exit_code(run, limit, stderr);
+    assert_eq!(code, Some(0), "the run failed: {text}");
+    text
+}
+
+/// Waits (at most `limit`) for the run to end; its exit code and stderr.
+fn wait_exit_code(run: &mut Run, limit: Duration, stderr: &Path) -> (Option<i32>, String) {
     let child = &mut run.0;
     let mut status = None;
     wait_for("the run to end", limit, || {
@@ -161,8 +145,7 @@ fn wait_exit(run: &mut Run, limit: Duration, stderr: &Path) -> String {
         status.is_some()
     });
     let text = std::fs::read_to_string(stderr).unwrap();
-    assert!(status.unwrap().success(), "the run failed: {text}");
-    text
+    (status.and_then(|s| s.code()), text)
 }
 
 /// The Redis list, oldest first.
@@ -400,7 +383,13 @@ fn when_full_drop_counts_every_drop() {
     }
     drop(pipe);
     server.pause(false);
-    let summary = wait_exit(&mut child, Duration::from_secs(120), &stderr);
+    let (code, summary) = wait_exit_code(&mut child, Duration::from_secs(120), &stderr);
+    // Dropping is loss: not exit 0.
+    assert_eq!(code, Some(16), "{summary}");
+    assert!(
+        summary.contains("not everything was delivered: "),
+        "{summary}"
+    );
 
     let total = 3 * FIXTURE_MESSAGES as u64;
     assert_eq!(count(&summary, "packets read"), total, "{summary}");
@@ -421,6 +410,271 @@ fn when_full_drop_counts_every_drop() {
     for (i, m) in received.iter().enumerate() {
         assert!(w.any(|x| x == m), "message {i} out of order");
     }
+}
+
+/// `--when-full drop` with Redis killed mid-stream (the issue's case: the run used to hold
+/// the output and retry forever): the outage drops and counts, the run ends at once with
+/// exit 16, and every message read was either acknowledged or counted as dropped.
+#[test]
+fn when_full_drop_with_the_broker_killed_ends_with_exit_16() {
+    let scratch = Scratch::new("drop_kill");
+    let mut server = PrivateRedis::start(
+        "drop_kill_srv",
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    );
+    let queue = unique("drop_kill_q");
+    let fifos = parts(&scratch, 2);
+    let stderr = scratch.path("stderr");
+    let url = server.url();
+    let mut child = start_reader(
+        &fifos,
+        &stderr,
+        &[
+            "--output",
+            &url,
+            "--redis-format",
+            "raw",
+            "--queue",
+            &queue,
+            "--when-full",
+            "drop",
+        ],
+    );
+    let pcap = fixture_bytes();
+    feed(&fifos[0], &pcap);
+    // Drop mode may drop some of the first copy too (queue full on a busy machine): wait
+    // for the broker to have some of it, not all.
+    wait_for("the first copy in Redis", Duration::from_secs(60), || {
+        redis_len(&server, &queue) > 0
+    });
+    server.kill();
+    feed(&fifos[1], &pcap);
+    // Bounded: nothing is held for a broker that is gone.
+    let (code, summary) = wait_exit_code(&mut child, Duration::from_secs(30), &stderr);
+    assert_eq!(code, Some(16), "{summary}");
+
+    let total = 2 * FIXTURE_MESSAGES as u64;
+    assert_eq!(count(&summary, "packets read"), total, "{summary}");
+    let line = delivery_line(&summary);
+    let acknowledged = count(line, "acknowledged by the broker");
+    let dropped = count(line, "dropped");
+    assert_eq!(acknowledged + dropped, total, "{summary}");
+    // The second copy was read with the broker gone: all of it is dropped.
+    assert!(dropped >= FIXTURE_MESSAGES as u64, "{summary}");
+    assert!(line.contains("broker unreachable"), "{summary}");
+    let last = summary.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!("{dropped} message(s) dropped")),
+        "the last line says how many were lost: {summary}"
+    );
+    // What Redis really holds (it kept every acknowledged write on disk): at least what was
+    // acknowledged, nothing of the second copy.
+    server.spawn();
+    let stored = redis_len(&server, &queue) as u64;
+    assert!(stored >= acknowledged, "{stored} stored: {summary}");
+    assert!(
+        stored <= FIXTURE_MESSAGES as u64,
+        "{stored} stored: {summary}"
+    );
+}
+
+/// `--spool-mb 1` with Redis killed: the spool takes what fits, the rest is dropped (spool
+/// full), and what is in the spool at the end stays there: exit 16, and the last line says
+/// how many were dropped and how many are left in which directory.
+#[test]
+fn spool_full_and_messages_left_in_the_spool_exit_16() {
+    let scratch = Scratch::new("spool_full");
+    let mut server = PrivateRedis::start("spool_full_srv", &[]);
+    let queue = unique("spool_full_q");
+    let fifos = parts(&scratch, 2);
+    let spool = scratch.path("spool");
+    let stderr = scratch.path("stderr");
+    let url = server.url();
+    let mut child = start_reader(
+        &fifos,
+        &stderr,
+        &[
+            "--output",
+            &url,
+            "--redis-format",
+            "raw",
+            "--queue",
+            &queue,
+            "--spool-dir",
+            spool.to_str().unwrap(),
+            "--spool-mb",
+            "1",
+        ],
+    );
+    let pcap = fixture_bytes();
+    feed(&fifos[0], &pcap);
+    wait_for("the first copy in Redis", Duration::from_secs(60), || {
+        redis_len(&server, &queue) == FIXTURE_MESSAGES
+    });
+    server.kill();
+    feed(&fifos[1], &pcap);
+    // The run waits FINISH_PATIENCE (10 s) for the broker, then leaves the rest.
+    let (code, summary) = wait_exit_code(&mut child, Duration::from_secs(60), &stderr);
+    assert_eq!(code, Some(16), "{summary}");
+    let line = delivery_line(&summary);
+    let dropped = count(line, "dropped");
+    let left = count(line, "left in the spool");
+    let acknowledged = count(line, "acknowledged by the broker");
+    assert!(dropped > 0, "{summary}");
+    assert_eq!(count(line, "spool full"), dropped, "{summary}");
+    assert!(left > 0, "{summary}");
+    assert_eq!(
+        acknowledged + dropped + left,
+        2 * FIXTURE_MESSAGES as u64,
+        "{summary}"
+    );
+    assert_eq!(spooled_records(&spool) as u64, left, "{summary}");
+    let last = summary.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!("{dropped} message(s) dropped"))
+            && last.contains(&format!(
+                "{left} message(s) still in the spool {}",
+                spool.display()
+            )),
+        "{summary}"
+    );
+}
+
+/// The records of each segment file in `dir`, oldest segment first: the file, its id, and
+/// each record's offset and payload (read independently of src/sink/spool.rs: magic, then
+/// u32 LE length, u32 LE CRC-32C, payload).
+type SegmentRecords = (PathBuf, u64, Vec<(usize, Vec<u8>)>);
+
+fn segment_records(dir: &Path) -> Vec<SegmentRecords> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().into_string().unwrap();
+        let Some(id) = name
+            .strip_suffix(".seg")
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+        else {
+            continue;
+        };
+        let bytes = std::fs::read(e.path()).unwrap();
+        let mut records = Vec::new();
+        let mut at = 8;
+        while at + 8 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            if at + 8 + len > bytes.len() {
+                break;
+            }
+            records.push((at, bytes[at + 8..at + 8 + len].to_vec()));
+            at += 8 + len;
+        }
+        out.push((e.path(), id, records));
+    }
+    out.sort_by_key(|s| s.1);
+    out
+}
+
+/// A spool written by the binary (Redis killed, the reader killed -9 while spooling), then
+/// damaged as the issue found it: a flipped byte in record 3 of a segment, a cursor pointing
+/// inside a record of it, and a cursor past the end of every other segment. The next start
+/// moves the damaged segment aside (`*.damaged`, named in the summary), sends every other
+/// record (from the record the cursor points into), deletes nothing unsent, and ends with
+/// exit 16 because a damaged segment was set aside.
+#[test]
+fn a_damaged_spool_and_bad_cursors_still_deliver_every_good_record() {
+    let scratch = Scratch::new("damaged");
+    let mut server = PrivateRedis::start("damaged_srv", &[]);
+    let queue = unique("damaged_q");
+    let fifos = parts(&scratch, 3);
+    let spool = scratch.path("spool");
+    let spool_arg = spool.to_str().unwrap().to_string();
+    let url = server.url();
+    let common_args = [
+        "--output",
+        &url,
+        "--redis-format",
+        "raw",
+        "--queue",
+        &queue,
+        "--spool-dir",
+        &spool_arg,
+    ];
+    let mut child = start_reader(&fifos, &scratch.path("stderr1"), &common_args);
+    let pcap = fixture_bytes();
+    feed(&fifos[0], &pcap);
+    wait_for("the first copy in Redis", Duration::from_secs(60), || {
+        redis_len(&server, &queue) == FIXTURE_MESSAGES
+    });
+    server.kill();
+    feed(&fifos[1], &pcap);
+    wait_for(
+        "the second copy in the spool",
+        Duration::from_secs(60),
+        || spooled_records(&spool) == FIXTURE_MESSAGES,
+    );
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
+
+    let segments = segment_records(&spool);
+    let (damaged_at, _) = segments
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, s)| s.2.len())
+        .unwrap();
+    let mut cursor = String::new();
+    let mut want = Vec::new();
+    let mut damaged_name = String::new();
+    for (i, (path, id, records)) in segments.iter().enumerate() {
+        if i == damaged_at {
+            assert!(records.len() > 4, "{} records", records.len());
+            let mut bytes = std::fs::read(path).unwrap();
+            bytes[records[2].0 + 8 + 1] ^= 0x01;
+            std::fs::write(path, &bytes).unwrap();
+            cursor.push_str(&format!("{id:016x} {}\n", records[1].0 + 3));
+            want.push(records[1].1.clone());
+            want.extend(records[3..].iter().map(|r| r.1.clone()));
+            damaged_name = format!("{}.damaged", path.file_name().unwrap().to_str().unwrap());
+        } else {
+            let len = std::fs::metadata(path).unwrap().len();
+            cursor.push_str(&format!("{id:016x} {}\n", len + 1000));
+            want.extend(records.iter().map(|r| r.1.clone()));
+        }
+    }
+    std::fs::write(spool.join("cursor"), cursor).unwrap();
+    // Without --appendonly the restarted server starts empty: Redis then holds exactly what
+    // the next run sends.
+    server.spawn();
+    assert_eq!(redis_len(&server, &queue), 0);
+
+    let empty = scratch.path("empty.pcap");
+    std::fs::write(&empty, &pcap[..PCAP_HEADER_BYTES]).unwrap();
+    let out = bin()
+        .arg("read")
+        .arg(&empty)
+        .args(common_args)
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(16), "{summary}");
+    let received = redis_list(&server, &queue);
+    assert_eq!(received.len(), want.len(), "{summary}");
+    assert!(
+        received == want,
+        "not every good record arrived in order: {summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "1 damaged spool segment(s) moved aside ({damaged_name})"
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "did not point at a record boundary in {} segment(s)",
+            segments.len()
+        )),
+        "{summary}"
+    );
+    assert!(spool.join(&damaged_name).exists());
+    assert_eq!(segment_files(&spool), 0, "the spool was not emptied");
 }
 
 /// RabbitMQ: a private node killed mid-stream and started again on the same ports and

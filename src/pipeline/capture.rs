@@ -19,7 +19,7 @@ use super::stats::DecodeStats;
 use super::worker::Worker;
 use crate::decode::LinkType;
 use crate::encode::FrameMeta;
-use crate::sink::{Output, Sink};
+use crate::sink::{Output, Sink, Undelivered};
 use crate::source::filter::{BpfFilter, FilterError};
 use crate::source::privilege::{PrivilegeError, TargetUser};
 use crate::source::ring::{FanoutMode, Ring, RingConfig, RingError, RingStats, MIN_BLOCK_COUNT};
@@ -191,6 +191,8 @@ pub struct CaptureOutcome {
     pub error: Option<CaptureError>,
     /// The sink's own line for the summary (broker sinks: published, resent, reconnects).
     pub sink_report: Option<String>,
+    /// Messages dropped or left in the spool: the run ends with exit code 16 if any.
+    pub undelivered: Undelivered,
     /// False when the capture never started (rings, filter or sink failed to open): then
     /// there is no summary worth printing.
     pub started: bool,
@@ -202,6 +204,7 @@ impl CaptureOutcome {
             summary: CaptureSummary::default(),
             error: Some(error),
             sink_report: None,
+            undelivered: Undelivered::default(),
             started: false,
         }
     }
@@ -327,8 +330,20 @@ impl CaptureJob {
             ));
         }
         // Every socket this capture needs is open and bound: root is no longer needed. The
-        // output is opened after the switch, so a file is created as the user.
+        // output is opened after the switch, so a file is created as the user; its spool
+        // directory is checked and opened before it, as root, and given to the user (the
+        // default one is under /var/lib/netpipe-fast, which only root can reach).
+        let mut output = self.output.clone();
         if let Some(user) = &self.drop_to {
+            output = match output.with_spool_for_user(user.uid, user.gid) {
+                Ok(o) => o,
+                Err(error) => {
+                    return CaptureOutcome::failed(CaptureError::Output {
+                        dest: self.output.describe(),
+                        error,
+                    })
+                }
+            };
             if let Err(e) = user.switch() {
                 return CaptureOutcome::failed(CaptureError::User(e));
             }
@@ -337,7 +352,7 @@ impl CaptureJob {
                 user.name, user.uid, user.gid
             ));
         }
-        let sink = match self.output.open() {
+        let sink = match output.open() {
             Ok(s) => s,
             Err(error) => {
                 return CaptureOutcome::failed(CaptureError::Output {
@@ -564,6 +579,7 @@ impl CaptureJob {
             summary,
             error,
             sink_report: published.report,
+            undelivered: published.undelivered,
             started: true,
         }
     }

@@ -2,7 +2,7 @@
 //! first) and live capture (which writes batches as they come).
 
 use super::batch::JsonBatch;
-use crate::sink::Sink;
+use crate::sink::{Sink, Undelivered};
 use crossbeam_channel::Sender;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,6 +14,8 @@ pub(crate) struct Published {
     pub error: Option<io::Error>,
     /// The sink's own summary line (broker sinks: published, resent, reconnects).
     pub report: Option<String>,
+    /// What the sink dropped or left in its spool.
+    pub undelivered: Undelivered,
 }
 
 impl Published {
@@ -24,6 +26,7 @@ impl Published {
             not_written: 0,
             error: Some(io::Error::other("publisher thread panicked")),
             report: None,
+            undelivered: Undelivered::default(),
         }
     }
 }
@@ -57,6 +60,7 @@ impl<'a> BatchWriter<'a> {
                 not_written: 0,
                 error: None,
                 report: None,
+                undelivered: Undelivered::default(),
             },
         }
     }
@@ -99,6 +103,7 @@ impl<'a> BatchWriter<'a> {
             }
         }
         self.out.report = self.sink.report();
+        self.out.undelivered = self.sink.undelivered();
         self.out
     }
 }

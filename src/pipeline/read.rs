@@ -11,7 +11,7 @@ use super::stats::{DecodeStats, Summary};
 use super::worker::Worker;
 use crate::decode::{link_type_name, LinkType};
 use crate::encode::FrameMeta;
-use crate::sink::{Output, Sink};
+use crate::sink::{Output, Sink, Undelivered};
 use crate::source::filter::{BpfFilter, FilterError};
 use crate::source::pcap_file::{CaptureReader, Frame, ReadError};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -100,6 +100,8 @@ pub struct Outcome {
     pub error: Option<JobError>,
     /// The sink's own line for the summary (broker sinks: published, resent, reconnects).
     pub sink_report: Option<String>,
+    /// Messages dropped or left in the spool: the run ends with exit code 16 if any.
+    pub undelivered: Undelivered,
 }
 
 /// Buffers in flight per worker (bounds memory and keeps every thread busy).
@@ -117,6 +119,7 @@ impl ReadJob {
                     error,
                 }),
                 sink_report: None,
+                undelivered: Undelivered::default(),
             },
         }
     }
@@ -148,6 +151,7 @@ impl ReadJob {
                         error,
                     }),
                     sink_report: None,
+                    undelivered: Undelivered::default(),
                 }
             }
         };
@@ -179,6 +183,7 @@ impl ReadJob {
             summary,
             error,
             sink_report: published.report,
+            undelivered: published.undelivered,
         }
     }
 

@@ -82,6 +82,57 @@ pub trait Sink: Send {
     fn delivered(&self) -> u64 {
         0
     }
+
+    /// What this run dropped or left in the spool (after [`Sink::flush`]); a run with any of
+    /// it ends with [`EXIT_UNDELIVERED`].
+    fn undelivered(&self) -> Undelivered {
+        Undelivered::default()
+    }
+}
+
+/// Messages a run did not deliver: dropped (and counted), or still in the spool at exit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Undelivered {
+    pub dropped: u64,
+    pub left_in_spool: u64,
+    /// Damaged spool segments found at start and moved aside (`*.damaged` files).
+    pub damaged_segments: u64,
+    pub spool_dir: Option<PathBuf>,
+}
+
+impl Undelivered {
+    /// Anything the exit code must report.
+    pub fn any(&self) -> bool {
+        self.dropped > 0 || self.left_in_spool > 0 || self.damaged_segments > 0
+    }
+
+    /// The one line that explains exit code [`EXIT_UNDELIVERED`].
+    pub fn line(&self) -> String {
+        let dir = self
+            .spool_dir
+            .as_ref()
+            .map_or_else(|| "the spool".to_string(), |d| d.display().to_string());
+        let mut parts = Vec::new();
+        if self.dropped > 0 {
+            parts.push(format!(
+                "{} message(s) dropped (counted above)",
+                self.dropped
+            ));
+        }
+        if self.left_in_spool > 0 {
+            parts.push(format!(
+                "{} message(s) still in the spool {dir} (sent at the next start)",
+                self.left_in_spool
+            ));
+        }
+        if self.damaged_segments > 0 {
+            parts.push(format!(
+                "{} damaged spool segment(s) moved aside in {dir} (*.damaged)",
+                self.damaged_segments
+            ));
+        }
+        format!("not everything was delivered: {}", parts.join("; "))
+    }
 }
 
 /// A connection lost while writing, with the messages that may not have reached the broker.
@@ -115,6 +166,10 @@ pub const EXIT_AUTH: u8 = 10;
 pub const EXIT_TLS: u8 = 11;
 /// Exit code: a malformed output URL (the usage-error code).
 pub const EXIT_BAD_URL: u8 = 2;
+/// Exit code: the output failed, or its spool directory cannot be trusted or used.
+pub const EXIT_OUTPUT_FAILED: u8 = 8;
+/// Exit code: messages were dropped or are still in the spool ([`Undelivered`]).
+pub const EXIT_UNDELIVERED: u8 = 16;
 
 /// Why a sink could not start. Carried inside the `io::Error` that [`Output::open`] returns;
 /// [`start_exit_code`] gets the exit code back out of it. Never holds a password.
@@ -252,17 +307,40 @@ impl Output {
                 Box::new(AmqpSink::connect(cfg.clone()).map_err(StartError::into_io)?)
             }
             Output::Delivered(inner, delivery) => {
+                // The spool is checked before the broker is connected to: an unsafe spool
+                // directory ends the run before anything is sent.
+                let dir = outbox::spool_dir_of(delivery, &inner.identity());
+                let spool = outbox::open_spool(delivery, &dir).map_err(StartError::into_io)?;
                 let sink = inner.open()?;
-                let dir = delivery
-                    .spool_dir
-                    .clone()
-                    .unwrap_or_else(|| outbox::default_spool_dir(&inner.identity()));
                 Box::new(
-                    Outbox::start(sink, inner.describe(), delivery, &dir)
+                    Outbox::start_with(sink, inner.describe(), delivery, &dir, spool)
                         .map_err(StartError::into_io)?,
                 )
             }
         })
+    }
+
+    /// For a capture that switches to `uid`:`gid` (`--user`) after opening its sockets: the
+    /// spool directory is checked and opened now, as root, and given to that user, so the
+    /// default spool keeps working after the switch. Other outputs are returned as they are.
+    pub fn with_spool_for_user(self, uid: u32, gid: u32) -> io::Result<Output> {
+        match self {
+            Output::Delivered(inner, mut delivery)
+                if delivery.when_full == WhenFull::Spool && delivery.prepared_dir.is_none() =>
+            {
+                let dir = outbox::spool_dir_of(&delivery, &inner.identity());
+                let prepared = spool::SpoolDir::open_for_user(&dir, uid, gid).map_err(|e| {
+                    StartError::new(
+                        EXIT_OUTPUT_FAILED,
+                        format!("cannot use the spool directory {}: {e}", dir.display()),
+                    )
+                    .into_io()
+                })?;
+                delivery.prepared_dir = Some(prepared);
+                Ok(Output::Delivered(inner, delivery))
+            }
+            other => Ok(other),
+        }
     }
 
     /// This output with `delivery` in front of it: broker outputs (tcp, redis, amqp) get a

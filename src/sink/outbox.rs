@@ -5,8 +5,10 @@
 //!   the kernel ring fills and the kernel drops and counts). No [`Outbox`] is used.
 //! - `drop`: an [`Outbox`] with a delivery thread in front of the sink. The publisher hands
 //!   batches over while the delivery thread has room ([`QUEUE_BATCHES`] batches); when it has
-//!   none, the batch is dropped and counted (`dropped (queue full)`). The sink holds and
-//!   reconnects as with `block`.
+//!   none, the batch is dropped and counted (`dropped (queue full)`). When the connection is
+//!   lost, the messages it may not have delivered and every batch that arrives until it is
+//!   back are dropped and counted (`dropped (broker unreachable)`) while the delivery thread
+//!   reconnects with capped backoff; at the end of the run nothing waits for the broker.
 //! - `spool` (the default): as `drop`, but what the delivery thread has no room for goes to
 //!   the on-disk [`Spool`] instead, in order. When the connection is lost, the sink does not
 //!   wait it out: it hands back every message the broker may not have stored (the batch in
@@ -31,8 +33,11 @@
 //! messages are deleted from the spool only once the broker has acknowledged them (RabbitMQ:
 //! confirmed); a crash between the two sends them again (counted in the next run's replay).
 
-use super::spool::{AppendError, Pos, Spool};
-use super::{log, Backoff, Outage, Sink, StartError, WriteError, EXIT_BAD_URL};
+use super::spool::{AppendError, Pos, Recovery, Spool, SpoolDir};
+use super::{
+    log, Backoff, Outage, Sink, StartError, Undelivered, WriteError, EXIT_BAD_URL,
+    EXIT_OUTPUT_FAILED,
+};
 use crate::pipeline::batch::{JsonBatch, BATCH_BYTES, BATCH_PACKETS};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::collections::VecDeque;
@@ -83,6 +88,9 @@ pub struct Delivery {
     pub when_full: WhenFull,
     /// `None`: [`default_spool_dir`] of the output.
     pub spool_dir: Option<PathBuf>,
+    /// The spool directory, already checked and opened for the user a capture switches to
+    /// (`--user`; see [`SpoolDir::open_for_user`]); used instead of `spool_dir`.
+    pub prepared_dir: Option<SpoolDir>,
     pub spool_cap_bytes: u64,
     /// Waits between reconnect attempts (spool mode; the other modes use the sink's own).
     pub backoff: Backoff,
@@ -99,6 +107,7 @@ impl Default for Delivery {
         Delivery {
             when_full: WhenFull::Spool,
             spool_dir: None,
+            prepared_dir: None,
             spool_cap_bytes: DEFAULT_SPOOL_MB << 20,
             backoff: Backoff::default(),
             finish_patience: FINISH_PATIENCE,
@@ -107,10 +116,44 @@ impl Default for Delivery {
     }
 }
 
-/// `/var/tmp/netpipe-fast/<identity>`: /var/tmp survives reboots (unlike /tmp on many
-/// systems), and one directory per destination keeps two outputs from mixing.
+/// `<state root>/<identity>`, one directory per destination so two outputs never mix. The
+/// state root is `/var/lib/netpipe-fast/spool` for root and
+/// `$XDG_STATE_HOME/netpipe-fast/spool` (`~/.local/state/netpipe-fast/spool` when that is
+/// not set) for other users: never a world-writable folder (see [`super::spool`] on trust).
 pub fn default_spool_dir(identity: &str) -> PathBuf {
-    let safe: String = identity
+    default_spool_root(
+        super::spool::effective_uid(),
+        std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
+        std::env::var_os("HOME").map(PathBuf::from),
+    )
+    .join(safe_name(identity))
+}
+
+/// The state root for `uid` (see [`default_spool_dir`]); relative `XDG_STATE_HOME` or `HOME`
+/// values are ignored, as the XDG base directory specification asks.
+fn default_spool_root(uid: u32, xdg_state_home: Option<PathBuf>, home: Option<PathBuf>) -> PathBuf {
+    if uid == 0 {
+        return PathBuf::from("/var/lib/netpipe-fast/spool");
+    }
+    let state = xdg_state_home
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            home.filter(|p| p.is_absolute())
+                .or_else(|| {
+                    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                        .ok()
+                        .flatten()
+                        .map(|u| u.dir)
+                })
+                .map(|h| h.join(".local/state"))
+        })
+        // No home at all: a path that the trust check refuses by name if it is unusable.
+        .unwrap_or_else(|| PathBuf::from(format!("/var/lib/netpipe-fast/user-{uid}")));
+    state.join("netpipe-fast/spool")
+}
+
+fn safe_name(identity: &str) -> String {
+    identity
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
@@ -119,8 +162,38 @@ pub fn default_spool_dir(identity: &str) -> PathBuf {
                 '_'
             }
         })
-        .collect();
-    Path::new("/var/tmp/netpipe-fast").join(safe)
+        .collect()
+}
+
+/// The spool directory `delivery` uses for an output named `identity`.
+pub fn spool_dir_of(delivery: &Delivery, identity: &str) -> PathBuf {
+    match (&delivery.prepared_dir, &delivery.spool_dir) {
+        (Some(d), _) => d.path().to_path_buf(),
+        (None, Some(p)) => p.clone(),
+        (None, None) => default_spool_dir(identity),
+    }
+}
+
+/// Opens the spool of `delivery` (spool mode only), checked before anything connects or is
+/// sent. A directory that cannot be trusted or used ends the run with exit code
+/// [`EXIT_OUTPUT_FAILED`].
+pub fn open_spool(
+    delivery: &Delivery,
+    dir: &Path,
+) -> Result<Option<(Spool, Recovery)>, StartError> {
+    if delivery.when_full != WhenFull::Spool {
+        return Ok(None);
+    }
+    let opened = match &delivery.prepared_dir {
+        Some(prepared) => Spool::open_in(prepared.clone(), delivery.spool_cap_bytes),
+        None => Spool::open(dir, delivery.spool_cap_bytes),
+    };
+    opened.map(Some).map_err(|e| {
+        StartError::new(
+            EXIT_OUTPUT_FAILED,
+            format!("cannot use the spool directory {}: {e}", dir.display()),
+        )
+    })
 }
 
 /// What the delivery layer did, for the exit summary. Shared with the delivery thread.
@@ -142,6 +215,13 @@ pub struct DeliveryCounters {
     pub dropped_spool_error: AtomicU64,
     /// Dropped: the broker refused them for good (an error waiting does not fix).
     pub dropped_refused: AtomicU64,
+    /// Dropped: the connection was lost (`--when-full drop`): what it may not have
+    /// delivered, and what arrived before it was back.
+    pub dropped_unreachable: AtomicU64,
+    /// Damaged spool segments found at start and moved aside (`*.damaged`).
+    pub damaged_segments: AtomicU64,
+    /// Cursor entries that pointed inside a record or past a segment's end, fixed at start.
+    pub cursors_fixed: AtomicU64,
     /// Damaged or cut records found at the end of spool segments at start, and their bytes.
     pub torn_records: AtomicU64,
     pub torn_bytes: AtomicU64,
@@ -177,6 +257,7 @@ impl DeliveryCounters {
             + get(&self.dropped_spool_full)
             + get(&self.dropped_spool_error)
             + get(&self.dropped_refused)
+            + get(&self.dropped_unreachable)
     }
     pub fn left_in_spool(&self) -> u64 {
         get(&self.left_in_spool)
@@ -220,6 +301,8 @@ pub struct Outbox {
     mode: WhenFull,
     dest: String,
     spool_dir: Option<PathBuf>,
+    /// Damaged segments moved aside at start (names in the spool directory).
+    damaged: Vec<String>,
     tx: Sender<Msg>,
     recycled: Receiver<JsonBatch>,
     shared: Arc<Shared>,
@@ -241,40 +324,63 @@ impl Outbox {
         delivery: &Delivery,
         spool_dir: &Path,
     ) -> Result<Outbox, StartError> {
+        let spool = open_spool(delivery, spool_dir)?;
+        Outbox::start_with(sink, dest, delivery, spool_dir, spool)
+    }
+
+    /// As [`Outbox::start`], with the spool already opened by [`open_spool`].
+    pub fn start_with(
+        sink: Box<dyn Sink>,
+        dest: String,
+        delivery: &Delivery,
+        spool_dir: &Path,
+        spool: Option<(Spool, Recovery)>,
+    ) -> Result<Outbox, StartError> {
         let counters = Arc::new(DeliveryCounters::default());
-        let spool = match delivery.when_full {
-            WhenFull::Spool => {
-                let (spool, recovery) =
-                    Spool::open(spool_dir, delivery.spool_cap_bytes).map_err(|e| {
-                        StartError::new(
-                            EXIT_BAD_URL,
-                            format!("cannot use the spool directory (--spool-dir): {e}"),
-                        )
-                    })?;
-                add(&counters.recovered, recovery.records);
-                add(&counters.torn_records, recovery.torn_records);
-                add(&counters.torn_bytes, recovery.torn_bytes);
-                if recovery.records > 0 {
-                    log(format_args!(
-                        "{dest}: {} message(s) left in the spool {} by an earlier run; sending \
-                         them first",
-                        recovery.records,
-                        spool_dir.display()
-                    ));
-                }
-                if recovery.torn_records > 0 {
-                    log(format_args!(
-                        "spool {}: {} segment(s) ended in a cut or damaged record ({} bytes \
-                         ignored)",
-                        spool_dir.display(),
-                        recovery.torn_records,
-                        recovery.torn_bytes
-                    ));
-                }
-                Some(spool)
+        let mut damaged = Vec::new();
+        let spool = spool.map(|(spool, recovery)| {
+            add(&counters.recovered, recovery.records);
+            add(&counters.torn_records, recovery.torn_records);
+            add(&counters.torn_bytes, recovery.torn_bytes);
+            add(&counters.damaged_segments, recovery.damaged.len() as u64);
+            add(&counters.cursors_fixed, recovery.cursors_fixed);
+            if recovery.records > 0 {
+                log(format_args!(
+                    "{dest}: {} message(s) left in the spool {} by an earlier run; sending \
+                     them first",
+                    recovery.records,
+                    spool_dir.display()
+                ));
             }
-            _ => None,
-        };
+            if recovery.torn_records > 0 {
+                log(format_args!(
+                    "spool {}: {} segment(s) ended in a record cut short ({} bytes ignored)",
+                    spool_dir.display(),
+                    recovery.torn_records,
+                    recovery.torn_bytes
+                ));
+            }
+            if !recovery.damaged.is_empty() {
+                log(format_args!(
+                    "spool {}: {} damaged segment(s) moved aside ({}; {} bytes unreadable); \
+                     their good records are sent",
+                    spool_dir.display(),
+                    recovery.damaged.len(),
+                    recovery.damaged.join(", "),
+                    recovery.damaged_bytes
+                ));
+            }
+            if recovery.cursors_fixed > 0 {
+                log(format_args!(
+                    "spool {}: the cursor did not point at a record boundary in {} segment(s); \
+                     moved back (some messages may be sent twice)",
+                    spool_dir.display(),
+                    recovery.cursors_fixed
+                ));
+            }
+            damaged = recovery.damaged;
+            spool
+        });
         let shared = Arc::new(Shared {
             spool: Mutex::new(spool),
             counters,
@@ -314,6 +420,7 @@ impl Outbox {
             mode: delivery.when_full,
             dest,
             spool_dir: (delivery.when_full == WhenFull::Spool).then(|| spool_dir.to_path_buf()),
+            damaged,
             tx,
             recycled,
             shared,
@@ -458,6 +565,10 @@ impl Sink for Outbox {
         }
     }
 
+    fn undelivered(&self) -> Undelivered {
+        self.undelivered_now()
+    }
+
     fn report(&self) -> Option<String> {
         let c = &self.shared.counters;
         let end = self.end.as_ref();
@@ -485,6 +596,7 @@ impl Sink for Outbox {
             (get(&c.dropped_spool_full), "spool full"),
             (get(&c.dropped_spool_error), "spool write failed"),
             (get(&c.dropped_refused), "refused by the broker"),
+            (get(&c.dropped_unreachable), "broker unreachable"),
         ];
         if c.dropped() > 0 {
             let parts: Vec<String> = reasons
@@ -501,6 +613,13 @@ impl Sink for Outbox {
                 get(&c.torn_bytes)
             ));
         }
+        if !self.damaged.is_empty() {
+            line.push_str(&format!(
+                ", {} damaged spool segment(s) moved aside ({})",
+                self.damaged.len(),
+                self.damaged.join(", ")
+            ));
+        }
         if c.left_in_spool() > 0 {
             if let Some(dir) = &self.spool_dir {
                 line.push_str(&format!(
@@ -514,6 +633,19 @@ impl Sink for Outbox {
             Some(sink) => format!("{sink}\n{line}"),
             None => line,
         })
+    }
+}
+
+impl Outbox {
+    /// What this run did not deliver (after [`Sink::flush`]).
+    fn undelivered_now(&self) -> Undelivered {
+        let c = &self.shared.counters;
+        Undelivered {
+            dropped: c.dropped(),
+            left_in_spool: c.left_in_spool(),
+            damaged_segments: self.damaged.len() as u64,
+            spool_dir: self.spool_dir.clone(),
+        }
     }
 }
 
@@ -711,8 +843,8 @@ impl Delivering {
 
     fn write(&mut self, batch: &JsonBatch, from_spool: Option<Pos>) -> Wrote {
         let n = batch.len() as u64;
-        self.unflushed = self.mode == WhenFull::Spool;
-        if self.mode != WhenFull::Spool {
+        self.unflushed = true;
+        if self.mode == WhenFull::Block {
             // The sink holds the output and reconnects by itself.
             return match self.sink.write_batch(batch) {
                 Ok(()) => Wrote::Ok,
@@ -744,9 +876,9 @@ impl Delivering {
         }
     }
 
-    /// Flushes the sink at the end (spool mode: waits for the last confirms).
+    /// Flushes the sink at the end (spool and drop modes: waits for the last confirms).
     fn finish_sink(&mut self) -> Wrote {
-        if self.mode != WhenFull::Spool {
+        if self.mode == WhenFull::Block {
             return match self.sink.flush() {
                 Ok(()) => Wrote::Ok,
                 Err(e) => {
@@ -818,6 +950,21 @@ impl Delivering {
         let counters = Arc::clone(&self.shared.counters);
         add(&counters.outages, 1);
         self.shared.down.store(true, Ordering::Relaxed);
+        if self.mode == WhenFull::Drop {
+            // Nothing is kept: what the connection may not have delivered is dropped and
+            // counted (some of it may have arrived: at most `maybe_delivered`).
+            log(format_args!(
+                "{}: {}; dropping messages until it is back",
+                self.dest, outage.reason
+            ));
+            add(
+                &counters.dropped_unreachable,
+                outage.unconfirmed.len() as u64,
+            );
+            self.pending.clear();
+            self.accepted = self.sink.delivered();
+            return;
+        }
         log(format_args!(
             "{}: {}; spooling until it is back",
             self.dest, outage.reason
@@ -859,6 +1006,14 @@ impl Delivering {
         let mut finishing_since = self.finishing.then(Instant::now);
         loop {
             let now = Instant::now();
+            if self.mode == WhenFull::Drop && self.finishing {
+                // Nothing is held for the broker: the run ends now.
+                log(format_args!(
+                    "{}: still unreachable at the end of the run",
+                    self.dest
+                ));
+                return false;
+            }
             if let Some(since) = finishing_since {
                 if now.duration_since(since) >= self.finish_patience {
                     log(format_args!(
@@ -913,6 +1068,10 @@ impl Delivering {
     fn append_while_down(&mut self, batch: &JsonBatch) {
         let counters = Arc::clone(&self.shared.counters);
         let n = batch.len() as u64;
+        if self.mode == WhenFull::Drop {
+            add(&counters.dropped_unreachable, n);
+            return;
+        }
         match self.shared.lock().as_mut().map(|s| s.append(batch)) {
             Some(Ok(())) => add(&counters.spooled, n),
             Some(Err(AppendError::Full)) => add(&counters.dropped_spool_full, n),
@@ -987,6 +1146,14 @@ mod tests {
         b
     }
 
+    /// A scratch spool directory under target/ (the system temp dir is world-writable, which
+    /// the spool refuses).
+    fn unit_dir(what: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/unit-outbox")
+            .join(format!("{what}-{}", std::process::id()))
+    }
+
     fn quick() -> Delivery {
         Delivery {
             backoff: Backoff {
@@ -1002,7 +1169,7 @@ mod tests {
     /// order: the spool takes what the broker cannot, and sends it first when it is back.
     #[test]
     fn an_outage_mid_stream_keeps_every_message_in_order() {
-        let dir = std::env::temp_dir().join(format!("npf-outbox-unit-{}", std::process::id()));
+        let dir = unit_dir("unit");
         let _ = std::fs::remove_dir_all(&dir);
         let broker = Arc::new(FakeBroker::default());
         let mut outbox = Outbox::start(
@@ -1050,7 +1217,7 @@ mod tests {
     /// spool, and the next start sends it first.
     #[test]
     fn what_is_left_at_exit_is_sent_at_the_next_start() {
-        let dir = std::env::temp_dir().join(format!("npf-outbox-left-{}", std::process::id()));
+        let dir = unit_dir("left");
         let _ = std::fs::remove_dir_all(&dir);
         let broker = Arc::new(FakeBroker::default());
         broker.down.store(true, Ordering::SeqCst);
@@ -1133,14 +1300,21 @@ mod tests {
     }
 
     #[test]
-    fn default_dirs_are_one_safe_name_under_var_tmp() {
+    fn default_dirs_are_one_safe_name_under_a_private_state_root() {
+        let root = default_spool_root(0, Some("/x".into()), Some("/root".into()));
+        assert_eq!(root, PathBuf::from("/var/lib/netpipe-fast/spool"));
         assert_eq!(
-            default_spool_dir("redis-127.0.0.1-6379-0-NEW_PACKETS"),
-            PathBuf::from("/var/tmp/netpipe-fast/redis-127.0.0.1-6379-0-NEW_PACKETS")
+            default_spool_root(1000, Some("/s".into()), Some("/home/u".into())),
+            PathBuf::from("/s/netpipe-fast/spool")
         );
+        // A relative XDG_STATE_HOME is ignored (XDG base directory specification).
         assert_eq!(
-            default_spool_dir("amqp-h-5672-/-a/../b"),
-            PathBuf::from("/var/tmp/netpipe-fast/amqp-h-5672-_-a_.._b")
+            default_spool_root(1000, Some("rel".into()), Some("/home/u".into())),
+            PathBuf::from("/home/u/.local/state/netpipe-fast/spool")
         );
+        assert_eq!(safe_name("amqp-h-5672-/-a/../b"), "amqp-h-5672-_-a_.._b");
+        let dir = default_spool_dir("redis-127.0.0.1-6379-0-NEW_PACKETS");
+        assert!(dir.ends_with("netpipe-fast/spool/redis-127.0.0.1-6379-0-NEW_PACKETS"));
+        assert!(!dir.starts_with("/tmp") && !dir.starts_with("/var/tmp"));
     }
 }

@@ -55,3 +55,28 @@ pub fn expected(args: &[&str]) -> Vec<Vec<u8>> {
     assert!(out.status.success(), "read to stdout failed: {out:?}");
     lines(&out.stdout)
 }
+
+/// Messages in the spool's segment files in `dir` (every whole record after the 8-byte
+/// magic, delivered or not: nothing is acknowledged while the broker is down).
+pub fn spooled_records(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in entries.flatten() {
+        if e.path().extension().and_then(|x| x.to_str()) != Some("seg") {
+            continue;
+        }
+        let bytes = std::fs::read(e.path()).unwrap_or_default();
+        let mut at = 8;
+        while at + 8 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            if at + 8 + len > bytes.len() {
+                break;
+            }
+            at += 8 + len;
+            n += 1;
+        }
+    }
+    n
+}
