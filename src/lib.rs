@@ -10,6 +10,7 @@ pub mod cli;
 pub mod dataset;
 pub mod decode;
 pub mod encode;
+pub mod paths;
 pub mod pipeline;
 pub mod record;
 pub mod sink;

@@ -121,35 +121,13 @@ impl Default for Delivery {
 /// `$XDG_STATE_HOME/netpipe-fast/spool` (`~/.local/state/netpipe-fast/spool` when that is
 /// not set) for other users: never a world-writable folder (see [`super::spool`] on trust).
 pub fn default_spool_dir(identity: &str) -> PathBuf {
-    default_spool_root(
+    crate::paths::state_root_for(
         super::spool::effective_uid(),
         std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
         std::env::var_os("HOME").map(PathBuf::from),
     )
+    .join("spool")
     .join(safe_name(identity))
-}
-
-/// The state root for `uid` (see [`default_spool_dir`]); relative `XDG_STATE_HOME` or `HOME`
-/// values are ignored, as the XDG base directory specification asks.
-fn default_spool_root(uid: u32, xdg_state_home: Option<PathBuf>, home: Option<PathBuf>) -> PathBuf {
-    if uid == 0 {
-        return PathBuf::from("/var/lib/netpipe-fast/spool");
-    }
-    let state = xdg_state_home
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            home.filter(|p| p.is_absolute())
-                .or_else(|| {
-                    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                        .ok()
-                        .flatten()
-                        .map(|u| u.dir)
-                })
-                .map(|h| h.join(".local/state"))
-        })
-        // No home at all: a path that the trust check refuses by name if it is unusable.
-        .unwrap_or_else(|| PathBuf::from(format!("/var/lib/netpipe-fast/user-{uid}")));
-    state.join("netpipe-fast/spool")
 }
 
 fn safe_name(identity: &str) -> String {
@@ -1301,17 +1279,6 @@ mod tests {
 
     #[test]
     fn default_dirs_are_one_safe_name_under_a_private_state_root() {
-        let root = default_spool_root(0, Some("/x".into()), Some("/root".into()));
-        assert_eq!(root, PathBuf::from("/var/lib/netpipe-fast/spool"));
-        assert_eq!(
-            default_spool_root(1000, Some("/s".into()), Some("/home/u".into())),
-            PathBuf::from("/s/netpipe-fast/spool")
-        );
-        // A relative XDG_STATE_HOME is ignored (XDG base directory specification).
-        assert_eq!(
-            default_spool_root(1000, Some("rel".into()), Some("/home/u".into())),
-            PathBuf::from("/home/u/.local/state/netpipe-fast/spool")
-        );
         assert_eq!(safe_name("amqp-h-5672-/-a/../b"), "amqp-h-5672-_-a_.._b");
         let dir = default_spool_dir("redis-127.0.0.1-6379-0-NEW_PACKETS");
         assert!(dir.ends_with("netpipe-fast/spool/redis-127.0.0.1-6379-0-NEW_PACKETS"));

@@ -73,21 +73,9 @@ pub struct ListenConfig {
 /// Default of `--idle-timeout`.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// This user's state directory: /var/lib/netpipe-fast for root, else
-/// $XDG_STATE_HOME/netpipe-fast or ~/.local/state/netpipe-fast (XDG Base Directory spec).
+/// This user's state directory (see [`crate::paths::state_root`]).
 pub fn state_dir() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/var/lib/netpipe-fast");
-    }
-    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME").and_then(absolute) {
-        return d.join("netpipe-fast");
-    }
-    match std::env::var_os("HOME").and_then(absolute) {
-        Some(h) => h.join(".local/state/netpipe-fast"),
-        // No home: the current directory rather than a shared folder.
-        None => PathBuf::from(".netpipe-fast"),
-    }
+    crate::paths::state_root()
 }
 
 /// The default shutdown file for this listener: the original's name, in [`state_dir`].
