@@ -123,6 +123,8 @@ impl AmqpConfig {
                 p.unwrap_or_else(|| "guest".into()),
             ),
         };
+        // --password-file wins over a password in the URL.
+        let password = options.password.as_ref().map_or(password, |p| p.0.clone());
         // kombu (py-amqp) turns TLS on when ssl options are given, whatever the scheme, and
         // then defaults to the TLS port.
         let tls = tls || options.ssl.given;

@@ -119,6 +119,8 @@ impl RedisConfig {
             // A credential without ':' is a user name (RFC 3986 userinfo), as redis-py reads it.
             Some((u, p)) => ((!u.is_empty()).then_some(u), p.map(Secret)),
         };
+        // --password-file wins over a password in the URL.
+        let password = options.password.clone().or(password);
         let (host, port) = split_host_port(hostport, Some(6379)).map_err(|e| bad(&e))?;
         let db = match path.trim_end_matches('/') {
             "" => 0,

@@ -146,8 +146,7 @@ impl TargetUser {
         let groups = unistd::getgrouplist(&c_name, gid).map_err(fail("getgrouplist"))?;
         // First, while CAP_SETPCAP may still be effective (it goes with the uid change).
         let bounding_set_emptied = drop_bounding_set().map_err(cap_fail("PR_CAPBSET_DROP"))?;
-        rthread::clear_ambient_capability_set()
-            .map_err(cap_fail("PR_CAP_AMBIENT_CLEAR_ALL"))?;
+        rthread::clear_ambient_capability_set().map_err(cap_fail("PR_CAP_AMBIENT_CLEAR_ALL"))?;
         unistd::setgroups(&groups).map_err(fail("setgroups"))?;
         unistd::setgid(gid).map_err(fail("setgid"))?;
         unistd::setuid(uid).map_err(fail("setuid"))?;
