@@ -104,6 +104,11 @@ pub struct Outcome {
 
 /// Buffers in flight per worker (bounds memory and keeps every thread busy).
 const BUFFERS_PER_WORKER: usize = 3;
+/// Oversized frame batches (see [`FrameBatch::is_oversized`]) handed to workers and not yet
+/// encoded. The pool bounds buffers by count, which a file of 16 MiB records turns into
+/// gigabytes (16 workers: 48 frame batches of 16 MiB plus their 32 MiB JSON); this bounds
+/// them by size too. Ordinary frames never reach it.
+const OVERSIZED_IN_FLIGHT: usize = 2;
 
 impl ReadJob {
     /// Runs the job with the sink its `output` names.
@@ -240,6 +245,12 @@ impl ReadJob {
         for _ in 0..frames_pool {
             let _ = back_tx.send(FrameBatch::with_capacity());
         }
+        // One token per oversized batch in flight; only workers hold senders, so the reader's
+        // wait ends (with an error) if they have all stopped.
+        let (token_tx, token_rx) = bounded::<()>(OVERSIZED_IN_FLIGHT);
+        for _ in 0..OVERSIZED_IN_FLIGHT {
+            let _ = token_tx.send(());
+        }
         thread::scope(|scope| {
             let mut handles = Vec::with_capacity(workers);
             for i in 0..workers {
@@ -247,6 +258,7 @@ impl ReadJob {
                 let back_tx = back_tx.clone();
                 let full_tx = full_tx.clone();
                 let free_rx = free_rx.clone();
+                let token_tx = token_tx.clone();
                 let source_host = self.source_host.as_str();
                 let h = thread::Builder::new()
                     .name(format!("netpipe-worker-{i}"))
@@ -264,6 +276,9 @@ impl ReadJob {
                                 if let Some(link) = link {
                                     worker.process(link, frames.frame(f), &f.meta, &mut out);
                                 }
+                            }
+                            if frames.is_oversized() {
+                                let _ = token_tx.send(());
                             }
                             frames.clear();
                             let _ = back_tx.send(frames);
@@ -287,6 +302,7 @@ impl ReadJob {
                 }
             }
             drop(work_rx);
+            drop(token_tx);
             let mut seq = 0u64;
             let mut current = back_rx.recv().ok();
             let error = state.for_each_frame(|item| {
@@ -303,13 +319,16 @@ impl ReadJob {
                     let mut full = current.take().ok_or(())?;
                     full.seq = seq;
                     seq += 1;
+                    if full.is_oversized() {
+                        token_rx.recv().map_err(|_| ())?;
+                    }
                     work_tx.send(full).map_err(|_| ())?;
                     current = Some(back_rx.recv().map_err(|_| ())?);
                 }
                 Ok(())
             });
             if let Some(mut last) = current.take() {
-                if !last.frames.is_empty() {
+                if !last.frames.is_empty() && (!last.is_oversized() || token_rx.recv().is_ok()) {
                     last.seq = seq;
                     let _ = work_tx.send(last);
                 }
