@@ -178,7 +178,8 @@ pub struct CaptureArgs {
     pub source_host: String,
 
     /// Once the capture sockets are open, switch to this user (its groups, group and user
-    /// id), as `tcpdump -Z` does; the output is then opened as that user.
+    /// id), as `tcpdump -Z` does, and give up every capability (bounding, ambient, permitted,
+    /// effective, inheritable; no_new_privs set); the output is then opened as that user.
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
 
@@ -433,7 +434,7 @@ Exit codes:
   12 no permission: live capture needs CAP_NET_RAW (run as root)
   13 no such interface, or it is (or went) down
   14 any other socket or ring failure
-  15 --user names no user, or switching to it failed
+  15 --user names no user, or switching to it failed, or a capability is still held after it
 
 Stopping prints a tcpdump-style summary on stderr: packets captured (handed to the encoder),
 received by filter and dropped by kernel (the kernel's counters over all rings), queue freezes,

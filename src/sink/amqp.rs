@@ -914,6 +914,21 @@ mod tests {
     }
 
     #[test]
+    fn password_file_replaces_the_url_password() {
+        let o = OutputOptions {
+            password: Some(Secret("from-file".into())),
+            ..OutputOptions::default()
+        };
+        for url in ["amqp://u:in-url@h/", "amqp://u@h/", "amqp://h/"] {
+            let c = AmqpConfig::parse(url, &o).unwrap();
+            assert_eq!(c.password.0, "from-file", "{url}");
+        }
+        let c = AmqpConfig::parse("amqp://u:p/w@h:1/vh", &OutputOptions::default()).unwrap();
+        assert_eq!((c.password.0.as_str(), c.host.as_str()), ("p/w", "h"));
+        assert_eq!((c.port, c.vhost.as_str()), (1, "vh"));
+    }
+
+    #[test]
     fn direct_exchange_without_routing_key() {
         let o = OutputOptions {
             routing_key: String::new(),

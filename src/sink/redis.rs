@@ -887,6 +887,21 @@ mod tests {
     }
 
     #[test]
+    fn password_file_replaces_the_url_password() {
+        let o = OutputOptions {
+            password: Some(Secret("from-file".into())),
+            ..OutputOptions::default()
+        };
+        for url in ["redis://:in-url@h/0", "redis://u@h", "redis://h"] {
+            let c = RedisConfig::parse(url, &o).unwrap();
+            assert_eq!(c.password, Some(Secret("from-file".into())), "{url}");
+        }
+        let c = RedisConfig::parse("redis://:S3cr/et@h:7/2", &OutputOptions::default()).unwrap();
+        assert_eq!(c.password, Some(Secret("S3cr/et".into())));
+        assert_eq!((c.host.as_str(), c.port, c.db), ("h", 7, 2));
+    }
+
+    #[test]
     fn parse_urls() {
         let o = OutputOptions::default();
         let c = RedisConfig::parse("redis://localhost:6379/15", &o).unwrap();
