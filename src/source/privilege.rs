@@ -147,9 +147,31 @@ impl TargetUser {
         // First, while CAP_SETPCAP may still be effective (it goes with the uid change).
         let bounding_set_emptied = drop_bounding_set().map_err(cap_fail("PR_CAPBSET_DROP"))?;
         rthread::clear_ambient_capability_set().map_err(cap_fail("PR_CAP_AMBIENT_CLEAR_ALL"))?;
-        unistd::setgroups(&groups).map_err(fail("setgroups"))?;
-        unistd::setgid(gid).map_err(fail("setgid"))?;
-        unistd::setuid(uid).map_err(fail("setuid"))?;
+        // A process already running as the user (a non-root launcher that handed it
+        // capabilities) needs no change of ids, and may lack CAP_SETGID/CAP_SETUID to make
+        // one: a call that would change nothing is skipped, and a refused setgroups is
+        // accepted when the process holds no group the user lacks (it only has less).
+        let mut have_groups = unistd::getgroups().map_err(fail("getgroups"))?;
+        let mut want_groups = groups.clone();
+        have_groups.sort_unstable_by_key(|g| g.as_raw());
+        have_groups.dedup();
+        want_groups.sort_unstable_by_key(|g| g.as_raw());
+        want_groups.dedup();
+        if have_groups != want_groups {
+            match unistd::setgroups(&groups) {
+                Ok(()) => {}
+                Err(nix::Error::EPERM) if have_groups.iter().all(|g| groups.contains(g)) => {}
+                Err(e) => return Err(fail("setgroups")(e)),
+            }
+        }
+        let rg = unistd::getresgid().map_err(fail("getresgid"))?;
+        if [rg.real, rg.effective, rg.saved] != [gid; 3] {
+            unistd::setgid(gid).map_err(fail("setgid"))?;
+        }
+        let ru = unistd::getresuid().map_err(fail("getresuid"))?;
+        if [ru.real, ru.effective, ru.saved] != [uid; 3] {
+            unistd::setuid(uid).map_err(fail("setuid"))?;
+        }
         let none = CapabilitySets {
             effective: CapabilitySet::empty(),
             permitted: CapabilitySet::empty(),
