@@ -25,6 +25,21 @@ pub struct JsonBatch {
     pub used: usize,
     /// End offset of each message in `buf`.
     pub ends: Vec<u32>,
+    /// Set while the batch holds the JSON of an oversized frame batch: handed back (and the
+    /// reader may send the next oversized one) when the batch is cleared or dropped.
+    pub hold: Option<OversizedToken>,
+}
+
+/// Permission for one oversized frame batch to be in flight, from the reader until its JSON
+/// has been written; returned to the pool when dropped (see `pipeline::read`).
+#[derive(Debug)]
+pub struct OversizedToken(pub crossbeam_channel::Sender<()>);
+
+impl Drop for OversizedToken {
+    fn drop(&mut self) {
+        // The pool has room for every token; it is gone only when the reader has stopped.
+        let _ = self.0.try_send(());
+    }
 }
 
 impl JsonBatch {
@@ -34,6 +49,7 @@ impl JsonBatch {
             buf: Vec::with_capacity(JSON_BATCH_ROOM_BYTES),
             used: 0,
             ends: Vec::with_capacity(BATCH_PACKETS),
+            hold: None,
         }
     }
 
@@ -77,6 +93,7 @@ impl JsonBatch {
     pub fn clear(&mut self) {
         self.used = 0;
         self.ends.clear();
+        self.hold = None;
         if self.buf.capacity() > SHRINK_FACTOR * JSON_BATCH_ROOM_BYTES {
             self.buf = Vec::with_capacity(JSON_BATCH_ROOM_BYTES);
         }
@@ -92,6 +109,9 @@ pub struct FrameBatch {
     pub seq: u64,
     pub data: Vec<u8>,
     pub frames: Vec<FrameRef>,
+    /// The reader's permission to send this oversized batch; the worker moves it to the
+    /// JSON batch it writes.
+    pub hold: Option<OversizedToken>,
 }
 
 /// One frame inside a [`FrameBatch`].
@@ -109,6 +129,7 @@ impl FrameBatch {
             seq: 0,
             data: Vec::with_capacity(BATCH_BYTES),
             frames: Vec::with_capacity(BATCH_PACKETS),
+            hold: None,
         }
     }
 
@@ -154,6 +175,19 @@ impl FrameBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_go_back_when_the_json_is_cleared_or_dropped() {
+        let (tx, rx) = crossbeam_channel::bounded::<()>(2);
+        let mut json = JsonBatch::with_capacity();
+        json.hold = Some(OversizedToken(tx.clone()));
+        assert!(rx.try_recv().is_err());
+        json.clear();
+        assert!(rx.try_recv().is_ok());
+        json.hold = Some(OversizedToken(tx));
+        drop(json);
+        assert!(rx.try_recv().is_ok());
+    }
 
     #[test]
     fn oversized_buffers_shrink_back_when_cleared() {
