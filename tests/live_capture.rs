@@ -992,9 +992,17 @@ fn user_switch_from_ambient_capabilities_leaves_none() {
             "{switched}"
         );
         cap.wait_listening();
-        // Every thread of the running capture (workers and publisher included).
+        // Every thread of the running capture (workers and publisher included), once they
+        // have started (bounded poll).
         let pid = cap.process.child.id();
-        let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("list the threads");
+        let task_dir = format!("/proc/{pid}/task");
+        let threads = || fs::read_dir(&task_dir).map(Iterator::count).unwrap_or(0);
+        let end = Instant::now() + DEADLINE;
+        while threads() < 3 {
+            assert!(Instant::now() < end, "the capture threads did not start");
+            std::thread::sleep(POLL);
+        }
+        let tasks = fs::read_dir(&task_dir).expect("list the threads");
         let mut seen = 0;
         for task in tasks {
             let status =
@@ -1016,7 +1024,7 @@ fn user_switch_from_ambient_capabilities_leaves_none() {
             assert_eq!(field("NoNewPrivs:"), "1", "{caps}: {status}");
             seen += 1;
         }
-        assert!(seen >= 2, "the capture threads were running");
+        assert!(seen >= 3, "main, worker and publisher threads checked");
         replay_frames(&pair.a, &pcap, &frames);
         cap.stop_after(frames.len());
     }
