@@ -50,7 +50,7 @@ apt_install() {
 # Each entry: package, and a command it provides ("-" when it is a library or module).
 step "system packages"
 missing=()
-for entry in libpcap-dev:- python3-scapy:- tshark:tshark tcpdump:tcpdump iproute2:ip; do
+for entry in libpcap-dev:- python3-scapy:- tshark:tshark tcpdump:tcpdump iproute2:ip time:/usr/bin/time util-linux:setpriv; do
   pkg=${entry%%:*}
   cmd=${entry#*:}
   if pkg_installed "$pkg" && { [ "$cmd" = - ] || command -v "$cmd" >/dev/null 2>&1; }; then

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap), with the original's environment variables as fallbacks.
 
-use crate::sink::{Delivery, OutputOptions, RedisFormat, SslOptions, WhenFull};
+use crate::sink::redis::Secret;
+use crate::sink::{read_password_file, Delivery, OutputOptions, RedisFormat, SslOptions, WhenFull};
 use crate::source::ring::FanoutMode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -177,7 +178,8 @@ pub struct CaptureArgs {
     pub source_host: String,
 
     /// Once the capture sockets are open, switch to this user (its groups, group and user
-    /// id), as `tcpdump -Z` does; the output is then opened as that user.
+    /// id), as `tcpdump -Z` does, and give up every capability (bounding, ambient, permitted,
+    /// effective, inheritable; no_new_privs set); the output is then opened as that user.
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
 
@@ -265,6 +267,8 @@ pub struct OutputArgs {
     /// "amqp://USER:PASS@HOST[:PORT][/VHOST]" (RabbitMQ: --exchange, --queue, --routing-key,
     /// publisher confirms).
     /// Broker outputs connect at start and, once running, reconnect forever.
+    /// A password on the command line is visible to every local user (ps): give the URL in
+    /// FORWARD_BROKER_URL or the password in --password-file instead.
     #[arg(
         short,
         long,
@@ -274,6 +278,11 @@ pub struct OutputArgs {
         value_name = "DEST"
     )]
     pub output: String,
+
+    /// The broker password: the first line of FILE (keep it mode 0600). Replaces any password
+    /// in the URL; for redis:// and amqp:// outputs only.
+    #[arg(long, env = "FORWARD_BROKER_PASSWORD_FILE", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
 
     /// What each Redis list element holds: kombu's envelope (readable by kombu and Celery
     /// consumers) or the packet JSON itself.
@@ -330,16 +339,24 @@ pub struct OutputArgs {
 }
 
 impl ReadArgs {
-    /// The broker settings of `--output`.
-    pub fn output_options(&self) -> OutputOptions {
+    /// The broker settings of `--output`; fails when the password file cannot be read.
+    pub fn output_options(&self) -> Result<OutputOptions, String> {
         self.out.output_options()
     }
 }
 
+/// The password in `--password-file` (or its environment variable), when one is named.
+fn password_from(file: Option<&std::path::Path>) -> Result<Option<Secret>, String> {
+    file.filter(|p| !p.as_os_str().is_empty())
+        .map(read_password_file)
+        .transpose()
+}
+
 impl OutputArgs {
-    /// The broker settings of `--output`.
-    pub fn output_options(&self) -> OutputOptions {
-        OutputOptions {
+    /// The broker settings of `--output`; fails when the password file cannot be read.
+    pub fn output_options(&self) -> Result<OutputOptions, String> {
+        Ok(OutputOptions {
+            password: password_from(self.password_file.as_deref())?,
             redis_format: match self.redis_format {
                 RedisFormatArg::Kombu => RedisFormat::Kombu,
                 RedisFormatArg::Raw => RedisFormat::Raw,
@@ -349,7 +366,7 @@ impl OutputArgs {
             routing_key: self.routing_key.clone(),
             ssl: self.ssl_options.clone(),
             amqp_confirms: !self.no_confirms,
-        }
+        })
     }
 }
 
@@ -425,7 +442,7 @@ Exit codes:
   12 no permission: live capture needs CAP_NET_RAW (run as root)
   13 no such interface, or it is (or went) down
   14 any other socket or ring failure
-  15 --user names no user, or switching to it failed
+  15 --user names no user, or switching to it failed, or a capability is still held after it
   16 messages were dropped or are still in the spool at exit (as for read)
 
 Stopping prints a tcpdump-style summary on stderr: packets captured (handed to the encoder),
@@ -1060,9 +1077,21 @@ pub struct RecordArgs {
     /// Where messages come from: "redis://[:PASSWORD@]HOST[:PORT][/DB]" (the list --queue;
     /// kombu envelopes or packet JSON, told apart per message), "amqp://USER:PASS@HOST[:PORT]
     /// [/VHOST]" (the queue --queue, bound to --exchange with --routing-key), "file:PATH"
-    /// (JSON lines) or "-" (JSON lines on stdin).
-    #[arg(long, value_name = "URL")]
+    /// (JSON lines) or "-" (JSON lines on stdin). A password on the command line is visible
+    /// to every local user (ps): give the URL in RECORD_INPUT_URL or the password in
+    /// --password-file instead.
+    #[arg(
+        long,
+        env = "RECORD_INPUT_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub input: String,
+
+    /// The broker password: the first line of FILE (keep it mode 0600). Replaces any password
+    /// in the URL; for redis:// and amqp:// inputs only.
+    #[arg(long, env = "RECORD_INPUT_PASSWORD_FILE", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
 
     /// The queue (Redis list or RabbitMQ queue) to consume.
     #[arg(
@@ -1156,6 +1185,13 @@ pub struct RecordArgs {
     /// Do not print the summary at exit.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+impl RecordArgs {
+    /// The password in `--password-file`, when one is named; fails when it cannot be read.
+    pub fn input_password(&self) -> Result<Option<Secret>, String> {
+        password_from(self.password_file.as_deref())
+    }
 }
 
 /// Exit codes and files of `record`, shown by `record --help`.

@@ -17,7 +17,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(with_default_command(std::env::args_os(), cap_device_set));
     match cli.command {
         Command::Read(args) => {
-            let output = match Output::parse_with(&args.out.output, &args.output_options()) {
+            let options = args.output_options();
+            let output = match options.and_then(|o| Output::parse_with(&args.out.output, &o)) {
                 // A file can wait for a slow broker: spool only during outages.
                 Ok(o) => o.with_delivery(netpipe_fast::sink::Delivery {
                     wait_while_connected: true,
@@ -73,7 +74,8 @@ fn capture(args: CaptureArgs) -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1));
         }
     };
-    let output = match Output::parse_with(&args.out.output, &args.out.output_options()) {
+    let options = args.out.output_options();
+    let output = match options.and_then(|o| Output::parse_with(&args.out.output, &o)) {
         Ok(o) => o.with_delivery(args.out.delivery.delivery()),
         Err(e) => {
             eprintln!("netpipe-fast: {e}");
@@ -296,6 +298,13 @@ fn record(args: RecordArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let password = match args.input_password() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("netpipe-fast: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (csv_path, archive_path) = output_paths(
         &args.ds_dir,
         &args.ds_name,
@@ -311,6 +320,7 @@ fn record(args: RecordArgs) -> ExitCode {
             queue: args.queue,
             exchange: args.exchange,
             routing_key: args.routing_key,
+            password,
             ..OutputOptions::default()
         },
         save_after,

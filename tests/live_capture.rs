@@ -941,6 +941,95 @@ fn user_switch_after_the_rings_are_open_still_captures() {
     assert_eq!(data_counts(&text), data_from_read(&dir, &frames));
 }
 
+/// `--user` started as a NON-root user that holds ambient capabilities (as systemd's
+/// `AmbientCapabilities=` or a capability-aware launcher gives them): the uid does not move
+/// away from 0, so the kernel clears nothing by itself. After the switch the running capture
+/// must hold no capability in any set (and the bounding set is empty when CAP_SETPCAP allowed
+/// dropping it), no_new_privs is set, and it still captures. The second run is the issue's
+/// case (CapEff 0x3042: net_raw, net_admin, setgid, dac_override, no setpcap); the third holds
+/// only the capture capabilities (no CAP_SETGID to set groups with).
+#[test]
+fn user_switch_from_ambient_capabilities_leaves_none() {
+    if !live_available() {
+        return;
+    }
+    let (pair, dir) = (NetnsPair::new("np-cap", "amb", None), scratch_dir("amb"));
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o777)).expect("chmod");
+    // A copy nobody can run wherever the checkout is (it may sit under a 0700 home).
+    let bin = dir.path("netpipe-fast");
+    fs::copy(BIN, &bin).expect("copy the binary");
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let frames = test_frames(0..20);
+    let pcap = dir.path("replay.pcap");
+    for (run, caps, bounding_emptied) in [
+        (0, "+net_raw,+net_admin,+setuid,+setgid,+setpcap", true),
+        (1, "+net_raw,+net_admin,+setgid,+dac_override", false),
+        // Only what capture needs: no id can change, none has to.
+        (2, "+net_raw,+net_admin", false),
+    ] {
+        let out = dir.path(&format!("capture-{run}.jsonl"));
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &pair.b, "setpriv"])
+            .args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups"])
+            .args(["--inh-caps", caps, "--ambient-caps", caps])
+            .arg(&bin)
+            .args(["capture", "--iface", "vb"])
+            .args(ring_args(FILTER, "4", &["--user", "nobody"]))
+            .arg("-o")
+            .arg(format!("file:{}", out.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        let mut cap = Capture {
+            process: Process::start(&mut cmd, DEADLINE),
+            out: out.clone(),
+        };
+        let switched = cap.process.wait_for_stderr("switched to user \"nobody\"");
+        assert!(switched.contains("no capabilities left"), "{switched}");
+        assert_eq!(
+            switched.contains("bounding set kept"),
+            !bounding_emptied,
+            "{switched}"
+        );
+        cap.wait_listening();
+        // Every thread of the running capture (workers and publisher included), once they
+        // have started (bounded poll).
+        let pid = cap.process.child.id();
+        let task_dir = format!("/proc/{pid}/task");
+        let threads = || fs::read_dir(&task_dir).map(Iterator::count).unwrap_or(0);
+        let end = Instant::now() + DEADLINE;
+        while threads() < 3 {
+            assert!(Instant::now() < end, "the capture threads did not start");
+            std::thread::sleep(POLL);
+        }
+        let tasks = fs::read_dir(&task_dir).expect("list the threads");
+        let mut seen = 0;
+        for task in tasks {
+            let status =
+                fs::read_to_string(task.expect("task").path().join("status")).expect("status");
+            let field = |name: &str| -> String {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .unwrap_or_else(|| panic!("no {name} in {status}"))
+                    .trim()
+                    .to_owned()
+            };
+            for name in ["CapInh:", "CapPrm:", "CapEff:", "CapAmb:"] {
+                assert_eq!(field(name), "0000000000000000", "{caps}: {status}");
+            }
+            if bounding_emptied {
+                assert_eq!(field("CapBnd:"), "0000000000000000", "{caps}: {status}");
+            }
+            assert_eq!(field("NoNewPrivs:"), "1", "{caps}: {status}");
+            seen += 1;
+        }
+        assert!(seen >= 3, "main, worker and publisher threads checked");
+        replay_frames(&pair.a, &pcap, &frames);
+        cap.stop_after(frames.len());
+    }
+}
+
 #[test]
 fn unknown_user_exits_15_before_opening_anything() {
     // Needs no root: the name is looked up before any socket is opened.

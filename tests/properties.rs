@@ -12,8 +12,9 @@
 //! frames; `tests/corpus.rs` runs those files as they are, this file mutates them). When
 //! neither holds a capture, a few frames built here stand in, so the properties still run.
 
+use netpipe_fast::decode::dns::{MAX_MESSAGE_NAME_JSON_BYTES, MAX_RECORDS_PER_SECTION};
 use netpipe_fast::decode::{decode, LinkType};
-use netpipe_fast::encode::{FrameMeta, JsonEncoder};
+use netpipe_fast::encode::{max_message_bytes, FrameMeta, JsonEncoder};
 use netpipe_fast::source::pcap_file::CaptureReader;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -199,6 +200,14 @@ fn check_one(
     assert!(
         line.len() >= 2 && line.ends_with(b"\n"),
         "message does not end in a newline ({})",
+        context()
+    );
+    assert!(
+        line.len() <= max_message_bytes(frame.len(), SOURCE),
+        "{} bytes of JSON from {} bytes, over the documented bound {} ({})",
+        line.len(),
+        frame.len(),
+        max_message_bytes(frame.len(), SOURCE),
         context()
     );
     let body = &line[..line.len() - 1];
@@ -434,6 +443,168 @@ proptest! {
             apply(&mut frame, m);
         }
         check_all_link_types(&frame, time_ns, 0);
+    }
+}
+
+/// An IPv4 packet (link type Raw) carrying `dns` in UDP from port 53.
+fn ipv4_udp_dns(dns: &[u8]) -> Vec<u8> {
+    let total = 20 + 8 + dns.len();
+    let total16 = u16::try_from(total).expect("fits one IPv4 packet");
+    let mut f = vec![
+        0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2,
+    ];
+    f[2..4].copy_from_slice(&total16.to_be_bytes());
+    f.extend_from_slice(&53u16.to_be_bytes());
+    f.extend_from_slice(&40000u16.to_be_bytes());
+    f.extend_from_slice(&(total16 - 20).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(dns);
+    f
+}
+
+/// A DNS response of maximal pointer fan-out: one question whose name is `labels` labels of
+/// `label_len` copies of `byte` (255 wire bytes at most), then `records` answers of type
+/// `rtype` whose owner and rdata names are 2-byte pointers to it (or, with `chain`, one
+/// 1-byte label plus a pointer to the previous owner, so names grow up to the per-name cap).
+fn fan_out_message(
+    labels: usize,
+    label_len: u8,
+    byte: u8,
+    records: usize,
+    rtype: u16,
+    chain: bool,
+) -> Vec<u8> {
+    let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1];
+    m.extend_from_slice(&u16::try_from(records).unwrap_or(u16::MAX).to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0, 0]);
+    for _ in 0..labels {
+        m.push(label_len);
+        m.extend(std::iter::repeat(byte).take(usize::from(label_len)));
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let mut prev_owner = 12usize;
+    for _ in 0..records {
+        let owner = m.len();
+        if chain && prev_owner < 0x3fff {
+            m.extend_from_slice(&[1, byte]);
+        }
+        let target = if chain { prev_owner } else { 12 };
+        m.extend_from_slice(&[0xc0 | (target >> 8) as u8, target as u8]);
+        prev_owner = owner.min(0x3fff);
+        m.extend_from_slice(&rtype.to_be_bytes());
+        m.extend_from_slice(&[0, 1, 0, 0, 0x0e, 0x10]);
+        let rdata: Vec<u8> = match rtype {
+            15 => vec![0, 10, 0xc0, 12],
+            33 => vec![0, 1, 0, 2, 0, 53, 0xc0, 12],
+            6 => {
+                let mut r = vec![0xc0, 12, 0xc0, 12];
+                r.extend_from_slice(&[0; 20]);
+                r
+            }
+            _ => vec![0xc0, 12],
+        };
+        m.extend_from_slice(&u16::try_from(rdata.len()).unwrap().to_be_bytes());
+        m.extend_from_slice(&rdata);
+    }
+    m
+}
+
+/// What the DNS layer of `json` decoded: the JSON bytes of its names and its entry counts.
+fn dns_names_and_entries(json: &Value) -> (usize, [usize; 4]) {
+    let dns = &json["data"]["dns"];
+    let mut names = 0;
+    let mut entries = [0; 4];
+    for (i, section) in ["qd", "an", "ns", "ar"].iter().enumerate() {
+        for item in dns[section].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            entries[i] += 1;
+            for key in [
+                "qname", "rrname", "rdata", "exchange", "target", "mname", "rname",
+            ] {
+                if let Some(name) = item[key].as_str() {
+                    // As written in JSON, without the quotes.
+                    names += serde_json::to_string(name).unwrap().len() - 2;
+                }
+            }
+        }
+    }
+    (names, entries)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Crafted messages of maximal pointer fan-out (long names, bytes that need escaping,
+    /// thousands of pointer-only records, pointer chains): the JSON stays within the
+    /// documented bound, the decoded names within the per-message budget, each section within
+    /// its entry cap, and whatever was not decoded is `raw` with `decode_error` "over limit".
+    #[test]
+    fn dns_pointer_fan_out_is_bounded(
+        labels in 1usize..=4,
+        label_len in 1u8..=63,
+        byte in prop_oneof![Just(b'a'), Just(b'"'), Just(0x01u8), Just(0xffu8), any::<u8>()],
+        records in 0usize..=4000,
+        rtype in prop_oneof![Just(5u16), Just(12), Just(15), Just(33), Just(6), Just(1), Just(16)],
+        chain in any::<bool>(),
+    ) {
+        // 255 wire bytes at most per name (RFC 1035), as a resolver would send.
+        let labels = labels.min(254 / (usize::from(label_len) + 1)).max(1);
+        let msg = fan_out_message(labels, label_len, byte, records, rtype, chain);
+        prop_assume!(msg.len() <= 65_507);
+        let frame = ipv4_udp_dns(&msg);
+        check_all_link_types(&frame, 1, 0);
+        let mut enc = JsonEncoder::new(SOURCE);
+        let mut out = Vec::new();
+        let cap_len = frame.len() as u32;
+        let meta = FrameMeta { time_ns: 1, wire_len: cap_len, cap_len };
+        enc.encode(&mut out, &meta, &decode(LinkType::Raw, &frame));
+        let json: Value = serde_json::from_slice(&out).unwrap();
+        let (names, entries) = dns_names_and_entries(&json);
+        prop_assert!(names <= MAX_MESSAGE_NAME_JSON_BYTES, "{names} name bytes");
+        prop_assert!(entries.iter().all(|&n| n <= usize::from(MAX_RECORDS_PER_SECTION)));
+        if entries[1] < records && json["data"].get("dns").is_some() {
+            prop_assert_eq!(&json["decode_error"]["reason"], "over limit");
+            prop_assert_eq!(&json["decode_error"]["layer"], "dns");
+            prop_assert!(json["data"]["raw"]["load"].is_string(), "the rest is raw");
+        }
+    }
+}
+
+/// The issue's case: one 1,511-byte frame of pointer fan-out made 83 KB of JSON; a 64 KB
+/// datagram made 10.5 MB. Both now stay within the documented bound, and the records that fit
+/// the budget are decoded exactly (the first answer's owner is the whole question name).
+#[test]
+fn dns_amplification_of_the_issue_is_capped() {
+    let name_len_wire = 4 * 60; // four 59-byte labels
+    for (records, frame_bytes_at_most) in [(87, 1_511), (4_600, 65_535)] {
+        let msg = fan_out_message(4, 59, b'w', records, 5, false);
+        let frame = ipv4_udp_dns(&msg);
+        assert!(frame.len() <= frame_bytes_at_most, "{} bytes", frame.len());
+        let mut enc = JsonEncoder::new(SOURCE);
+        let mut out = Vec::new();
+        let cap_len = frame.len() as u32;
+        let meta = FrameMeta {
+            time_ns: 1,
+            wire_len: cap_len,
+            cap_len,
+        };
+        enc.encode(&mut out, &meta, &decode(LinkType::Raw, &frame));
+        let bound = max_message_bytes(frame.len(), SOURCE);
+        assert!(out.len() <= bound, "{} > {bound}", out.len());
+        let json: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(json["decode_error"]["reason"], "over limit", "{records}");
+        let an = json["data"]["dns"]["an"].as_array().expect("answers");
+        let full = format!("{}.", vec!["w".repeat(59); 4].join("."));
+        assert_eq!(full.len(), name_len_wire);
+        assert_eq!(an[0]["rrname"], full.as_str());
+        assert_eq!(an[0]["rdata"], full.as_str());
+        // Each answer holds two full names; the question one.
+        assert_eq!(an.len(), (MAX_MESSAGE_NAME_JSON_BYTES - 240) / 480);
+        assert_eq!(json["data"]["dns"]["ancount"], records);
+        println!(
+            "{records} records: {} bytes of frame, {} of JSON",
+            frame.len(),
+            out.len()
+        );
     }
 }
 

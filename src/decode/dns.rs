@@ -4,20 +4,45 @@
 //!
 //! [`decode`] validates the whole message once; the encoder walks it again with the same
 //! [`Walker`], which is cheap and keeps the layer a pair of borrowed slices.
+//!
+//! Name compression lets a few wire bytes stand for a long name: a 2-byte pointer can repeat a
+//! 255-byte name, so per-name limits alone let one 1,511-byte frame become 83 KB of JSON. The
+//! budget is therefore per message too: at most [`MAX_MESSAGE_NAME_JSON_BYTES`] of expanded names
+//! and [`MAX_RECORDS_PER_SECTION`] entries per section are decoded. The question or record
+//! that would go past either limit, and everything after it, stays undecoded (`raw`) and the
+//! packet gets `decode_error` `{"layer":"dns","reason":"over limit"}`; the header counts still
+//! say what the message claimed. docs/FORMAT.md states the resulting bound on a message's JSON.
 
-use super::{fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
+use super::{fail, note, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
 
 /// Most compression pointers followed for one name (RFC 1035 names have at most 127 labels).
 pub const MAX_POINTERS: usize = 128;
 /// Longest decoded name accepted, in bytes (RFC 1035 allows 255 on the wire).
 pub const MAX_NAME_BYTES: usize = 1024;
+/// Expanded names decoded per message, counted as they are written in JSON (each label byte
+/// 1, 2 or 6 bytes as escaped, plus its dot; every name of every decoded question and record,
+/// rdata names included). Ordinary answers use well under 2 KiB; a 64 KiB zone-transfer
+/// message may pass it and is then decoded in part.
+pub const MAX_MESSAGE_NAME_JSON_BYTES: usize = 16 * 1024;
+/// Questions or records decoded per section (qd, an, ns, ar). Ordinary answers hold a few
+/// dozen; this keeps the per-record keys of a datagram of empty records bounded as well.
+pub const MAX_RECORDS_PER_SECTION: u16 = 512;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Dns<'a> {
-    /// The message from its 12-byte header to the end of its last record.
+    /// The message from its 12-byte header to the end of the UDP payload or TCP segment
+    /// (compression pointers may point anywhere in it, as they did when it was validated).
     pub msg: &'a [u8],
     /// The 2-byte length prefix of DNS over TCP.
     pub tcp_length: Option<u16>,
+    /// Offset just after the last decoded question or record.
+    pub used: usize,
+    /// Entries decoded per section (qd, an, ns, ar): the header counts, or fewer when a
+    /// per-message limit was reached.
+    pub shown: [u16; 4],
+    /// JSON bytes of the expanded names of the decoded entries (at most
+    /// [`MAX_MESSAGE_NAME_JSON_BYTES`]).
+    pub name_bytes: usize,
 }
 
 impl Dns<'_> {
@@ -252,37 +277,91 @@ pub fn client_subnet(code: u16, data: &[u8]) -> Option<ClientSubnet> {
     })
 }
 
-/// Validates every name and record so that encoding can walk the message without surprises.
-fn validate(msg: &[u8]) -> Result<usize, ErrorKind> {
+/// What [`validate`] found: how far the decoded part goes and how much of it there is.
+struct Validated {
+    used: usize,
+    shown: [u16; 4],
+    name_bytes: usize,
+    over_limit: bool,
+}
+
+/// The end of the name at `pos` and its length as written in JSON: each label byte as the
+/// encoder escapes it (`"` and `\\` two bytes, printable ASCII one, anything else `\u00XX`),
+/// plus its dot. The enclosing quotes are counted with the record's keys.
+fn name_len(msg: &[u8], pos: usize) -> Result<(usize, usize), ErrorKind> {
+    let mut n = 0usize;
+    let end = walk_name(msg, pos, |l| {
+        n += 1 + l
+            .iter()
+            .map(|&b| match b {
+                b'"' | b'\\' => 2,
+                0x20..=0x7e => 1,
+                _ => 6,
+            })
+            .sum::<usize>();
+    })?;
+    Ok((end, n))
+}
+
+/// Validates every name and record so that encoding can walk the message without surprises,
+/// up to the per-message limits (see the module documentation).
+fn validate(msg: &[u8]) -> Result<Validated, ErrorKind> {
     if msg.len() < 12 {
         return Err(ErrorKind::Truncated);
     }
     let dns = Dns {
         msg,
         tcp_length: None,
+        used: 12,
+        shown: [0; 4],
+        name_bytes: 0,
     };
     let body = msg.len() - 12;
     let counts = [dns.qdcount(), dns.ancount(), dns.nscount(), dns.arcount()];
     if counts.iter().any(|&c| usize::from(c) > body) {
         return Err(ErrorKind::BadRecord);
     }
+    let mut v = Validated {
+        used: 12,
+        shown: [0; 4],
+        name_bytes: 0,
+        over_limit: false,
+    };
     let mut w = dns.walker();
-    for _ in 0..counts[0] {
-        w.question()?;
-    }
-    for _ in 0..(u32::from(counts[1]) + u32::from(counts[2]) + u32::from(counts[3])) {
-        let r = w.record()?;
-        if let Some(name_kind) = rdata_name_offsets(r.rtype) {
-            check_rdata_names(msg, &r, name_kind)?;
-        } else {
-            match r.rtype {
-                1 if r.rdata.len() < 4 => return Err(ErrorKind::Truncated),
-                28 if r.rdata.len() < 16 => return Err(ErrorKind::Truncated),
-                _ => {}
+    for (section, &count) in counts.iter().enumerate() {
+        for _ in 0..count {
+            let before = w.position();
+            let names = if section == 0 {
+                let q = w.question()?;
+                name_len(msg, q.name_at)?.1
+            } else {
+                let r = w.record()?;
+                let mut names = name_len(msg, r.name_at)?.1;
+                if let Some(name_kind) = rdata_name_offsets(r.rtype) {
+                    names += check_rdata_names(msg, &r, name_kind)?;
+                } else {
+                    match r.rtype {
+                        1 if r.rdata.len() < 4 => return Err(ErrorKind::Truncated),
+                        28 if r.rdata.len() < 16 => return Err(ErrorKind::Truncated),
+                        _ => {}
+                    }
+                }
+                names
+            };
+            if v.shown[section] == MAX_RECORDS_PER_SECTION
+                || v.name_bytes + names > MAX_MESSAGE_NAME_JSON_BYTES
+            {
+                // This entry and the rest stay undecoded.
+                v.used = before;
+                v.over_limit = true;
+                return Ok(v);
             }
+            v.shown[section] += 1;
+            v.name_bytes += names;
         }
     }
-    Ok(w.position())
+    v.used = w.position();
+    Ok(v)
 }
 
 /// Record types whose rdata holds names, and how they are laid out.
@@ -308,33 +387,28 @@ pub fn rdata_name_offsets(rtype: u16) -> Option<RdataNames> {
     }
 }
 
-fn check_rdata_names(msg: &[u8], r: &Record<'_>, kind: RdataNames) -> Result<(), ErrorKind> {
+/// Checks the names in `r`'s rdata; returns their expanded bytes.
+fn check_rdata_names(msg: &[u8], r: &Record<'_>, kind: RdataNames) -> Result<usize, ErrorKind> {
     let end = r.rdata_at + r.rdata.len();
-    let walk = |at: usize| -> Result<usize, ErrorKind> {
+    let walk = |at: usize| -> Result<(usize, usize), ErrorKind> {
         if at >= end {
             return Err(ErrorKind::Truncated);
         }
-        walk_name(msg, at, |_| {})
+        name_len(msg, at)
     };
-    match kind {
-        RdataNames::One => {
-            walk(r.rdata_at)?;
-        }
-        RdataNames::Mx => {
-            walk(r.rdata_at + 2)?;
-        }
-        RdataNames::Srv => {
-            walk(r.rdata_at + 6)?;
-        }
+    Ok(match kind {
+        RdataNames::One => walk(r.rdata_at)?.1,
+        RdataNames::Mx => walk(r.rdata_at + 2)?.1,
+        RdataNames::Srv => walk(r.rdata_at + 6)?.1,
         RdataNames::Soa => {
-            let after_m = walk(r.rdata_at)?;
-            let after_r = walk(after_m)?;
+            let (after_m, m) = walk(r.rdata_at)?;
+            let (after_r, n) = walk(after_m)?;
             if after_r + 20 > end {
                 return Err(ErrorKind::Truncated);
             }
+            m + n
         }
-    }
-    Ok(())
+    })
 }
 
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, tcp: bool) -> Next {
@@ -352,20 +426,26 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, tcp: bool) 
     } else {
         (None, rest, 0)
     };
-    let used = match validate(msg) {
-        Ok(n) => n,
+    let v = match validate(msg) {
+        Ok(v) => v,
         Err(kind) => return fail(pkt, LayerName::Dns, kind),
     };
     if !push(
         pkt,
         Layer::Dns(Dns {
-            msg: &msg[..used],
+            msg,
             tcp_length,
+            used: v.used,
+            shown: v.shown,
+            name_bytes: v.name_bytes,
         }),
     ) {
         return Next::Stop;
     }
-    cur.advance(prefix + used);
+    if v.over_limit {
+        note(pkt, LayerName::Dns, ErrorKind::OverLimit);
+    }
+    cur.advance(prefix + v.used);
     Next::Stop
 }
 

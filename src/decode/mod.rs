@@ -156,14 +156,18 @@ pub enum ErrorKind {
     BadName,
     /// A DNS section claims more records than its bytes hold.
     BadRecord,
+    /// A DNS message goes past a per-message decoding limit (expanded name bytes, entries per
+    /// section); the rest stays raw.
+    OverLimit,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 4] = [
+    pub const ALL: [ErrorKind; 5] = [
         ErrorKind::Truncated,
         ErrorKind::BadLength,
         ErrorKind::BadName,
         ErrorKind::BadRecord,
+        ErrorKind::OverLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -172,6 +176,7 @@ impl ErrorKind {
             ErrorKind::BadLength => "bad length",
             ErrorKind::BadName => "bad name",
             ErrorKind::BadRecord => "bad record",
+            ErrorKind::OverLimit => "over limit",
         }
     }
 

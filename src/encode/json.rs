@@ -170,6 +170,20 @@ impl JsonEncoder {
     }
 }
 
+/// The largest message, newline included, that a frame of `frame_len` captured bytes can
+/// produce with source host `source` (docs/FORMAT.md, "Size of a message"):
+/// `512 * (MAX_LAYERS + 1) + 16 * frame_len + MAX_MESSAGE_NAME_JSON_BYTES + 6 * source.len()`.
+/// Every layer's keys fit in 512 bytes plus at most 16 JSON bytes per byte of its own header
+/// (hex, numbers, TCP and IPv6 option lists, DNS record keys), `raw` and `padding` are two hex
+/// digits per byte, DNS names as written in JSON are capped per message, and the source is escaped once (six bytes per byte at
+/// most). Tested against the real encoder in tests/properties.rs.
+pub fn max_message_bytes(frame_len: usize, source: &str) -> usize {
+    512 * (crate::decode::MAX_LAYERS + 1)
+        + 16 * frame_len
+        + dns::MAX_MESSAGE_NAME_JSON_BYTES
+        + 6 * source.len()
+}
+
 /// An upper bound of the message size for `pkt`, so it can be written without growing the
 /// buffer: hex doubles payload and padding, a DNS message can grow at most about twelve-fold
 /// (escaped name bytes, per-record keys), every other layer stays well under 512 bytes.
@@ -177,7 +191,8 @@ fn size_bound(pkt: &Packet<'_>) -> usize {
     let mut n = 512 + 2 * (pkt.raw.len() + pkt.padding.len());
     for layer in pkt.layers() {
         n += match layer {
-            Layer::Dns(d) => 512 + 16 * d.msg.len(),
+            // Names: counted as written in JSON when decoded.
+            Layer::Dns(d) => 512 + 16 * d.used + d.name_bytes,
             Layer::Ipv6Ext(e) => 512 + 16 * e.bytes.len(),
             Layer::Icmpv6(i) => 512 + 2 * i.bytes.len(),
             Layer::Ipv4(ip) => 512 + 2 * ip.bytes.len(),
@@ -819,7 +834,7 @@ fn write_dns(out: &mut Out<'_>, d: &Dns<'_>) {
     let mut w = d.walker();
     key!(out, "qd");
     out.push(b'[');
-    for i in 0..counts[0] {
+    for i in 0..d.shown[0] {
         let Ok(q) = w.question() else { break };
         if i > 0 {
             out.push(b',');
@@ -831,7 +846,7 @@ fn write_dns(out: &mut Out<'_>, d: &Dns<'_>) {
         out.push(b'}');
     }
     out.push(b']');
-    for (section, count) in [("an", counts[1]), ("ns", counts[2]), ("ar", counts[3])] {
+    for (section, count) in [("an", d.shown[1]), ("ns", d.shown[2]), ("ar", d.shown[3])] {
         key(out, section, false);
         out.push(b'[');
         for i in 0..count {

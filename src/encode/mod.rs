@@ -3,4 +3,4 @@ pub mod hex;
 pub mod json;
 pub mod out;
 
-pub use json::{FrameMeta, JsonEncoder};
+pub use json::{max_message_bytes, FrameMeta, JsonEncoder};

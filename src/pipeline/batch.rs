@@ -6,6 +6,12 @@ use crate::encode::FrameMeta;
 pub const BATCH_BYTES: usize = 256 * 1024;
 /// ...or holds this many packets.
 pub const BATCH_PACKETS: usize = 1024;
+/// A batch buffer that grew past this many times its usual size (one huge frame, or its JSON)
+/// is given back to the allocator when the batch is cleared, so a few 16 MiB records do not
+/// leave every buffer of the pool at tens of MiB for the rest of the run.
+pub const SHRINK_FACTOR: usize = 4;
+/// Usual room of a JSON batch: a full batch plus one message.
+const JSON_BATCH_ROOM_BYTES: usize = BATCH_BYTES + 64 * 1024;
 
 /// Pre-serialised packet messages, one per line, ready for a sink.
 #[derive(Debug, Default)]
@@ -19,15 +25,31 @@ pub struct JsonBatch {
     pub used: usize,
     /// End offset of each message in `buf`.
     pub ends: Vec<u32>,
+    /// Set while the batch holds the JSON of an oversized frame batch: handed back (and the
+    /// reader may send the next oversized one) when the batch is cleared or dropped.
+    pub hold: Option<OversizedToken>,
+}
+
+/// Permission for one oversized frame batch to be in flight, from the reader until its JSON
+/// has been written; returned to the pool when dropped (see `pipeline::read`).
+#[derive(Debug)]
+pub struct OversizedToken(pub crossbeam_channel::Sender<()>);
+
+impl Drop for OversizedToken {
+    fn drop(&mut self) {
+        // The pool has room for every token; it is gone only when the reader has stopped.
+        let _ = self.0.try_send(());
+    }
 }
 
 impl JsonBatch {
     pub fn with_capacity() -> JsonBatch {
         JsonBatch {
             seq: 0,
-            buf: Vec::with_capacity(BATCH_BYTES + 64 * 1024),
+            buf: Vec::with_capacity(JSON_BATCH_ROOM_BYTES),
             used: 0,
             ends: Vec::with_capacity(BATCH_PACKETS),
+            hold: None,
         }
     }
 
@@ -66,9 +88,18 @@ impl JsonBatch {
         })
     }
 
+    /// Empties the batch for reuse; a buffer that grew far past its usual size is freed and
+    /// replaced by one of the usual size (the one branch costs nothing per packet).
     pub fn clear(&mut self) {
         self.used = 0;
         self.ends.clear();
+        self.hold = None;
+        if self.buf.capacity() > SHRINK_FACTOR * JSON_BATCH_ROOM_BYTES {
+            self.buf = Vec::with_capacity(JSON_BATCH_ROOM_BYTES);
+        }
+        if self.ends.capacity() > SHRINK_FACTOR * BATCH_PACKETS {
+            self.ends = Vec::with_capacity(BATCH_PACKETS);
+        }
     }
 }
 
@@ -78,6 +109,9 @@ pub struct FrameBatch {
     pub seq: u64,
     pub data: Vec<u8>,
     pub frames: Vec<FrameRef>,
+    /// The reader's permission to send this oversized batch; the worker moves it to the
+    /// JSON batch it writes.
+    pub hold: Option<OversizedToken>,
 }
 
 /// One frame inside a [`FrameBatch`].
@@ -95,6 +129,7 @@ impl FrameBatch {
             seq: 0,
             data: Vec::with_capacity(BATCH_BYTES),
             frames: Vec::with_capacity(BATCH_PACKETS),
+            hold: None,
         }
     }
 
@@ -118,8 +153,70 @@ impl FrameBatch {
         self.data.get(s..s + f.len as usize).unwrap_or(&[])
     }
 
+    /// Holds far more bytes than a usual batch (a frame of MiBs): the reader lets only a few
+    /// of these be in flight at once (see `pipeline::read`).
+    pub fn is_oversized(&self) -> bool {
+        self.data.len() > SHRINK_FACTOR * BATCH_BYTES
+    }
+
+    /// Empties the batch for reuse, freeing a buffer that grew far past its usual size.
     pub fn clear(&mut self) {
         self.data.clear();
         self.frames.clear();
+        if self.data.capacity() > SHRINK_FACTOR * BATCH_BYTES {
+            self.data = Vec::with_capacity(BATCH_BYTES);
+        }
+        if self.frames.capacity() > SHRINK_FACTOR * BATCH_PACKETS {
+            self.frames = Vec::with_capacity(BATCH_PACKETS);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_go_back_when_the_json_is_cleared_or_dropped() {
+        let (tx, rx) = crossbeam_channel::bounded::<()>(2);
+        let mut json = JsonBatch::with_capacity();
+        json.hold = Some(OversizedToken(tx.clone()));
+        assert!(rx.try_recv().is_err());
+        json.clear();
+        assert!(rx.try_recv().is_ok());
+        json.hold = Some(OversizedToken(tx));
+        drop(json);
+        assert!(rx.try_recv().is_ok());
+    }
+
+    #[test]
+    fn oversized_buffers_shrink_back_when_cleared() {
+        let meta = FrameMeta {
+            time_ns: 0,
+            wire_len: 0,
+            cap_len: 0,
+        };
+        let mut frames = FrameBatch::with_capacity();
+        frames.push(&vec![7u8; 16 << 20], 1, meta);
+        assert!(frames.is_oversized());
+        frames.clear();
+        assert!(!frames.is_oversized());
+        assert!(frames.data.capacity() <= SHRINK_FACTOR * BATCH_BYTES);
+        // A usual batch keeps its buffer (no reallocation per batch).
+        frames.push(&[1u8; 1500], 1, meta);
+        let cap = frames.data.capacity();
+        frames.clear();
+        assert_eq!(frames.data.capacity(), cap);
+
+        let mut json = JsonBatch::with_capacity();
+        json.buf.resize(32 << 20, 0);
+        json.commit(32 << 20);
+        json.clear();
+        assert!(json.buf.capacity() <= SHRINK_FACTOR * JSON_BATCH_ROOM_BYTES);
+        assert!(json.is_empty() && json.bytes().is_empty());
+        json.buf.resize(100_000, 0);
+        let cap = json.buf.capacity();
+        json.clear();
+        assert_eq!(json.buf.capacity(), cap);
     }
 }

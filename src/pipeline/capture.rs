@@ -344,12 +344,20 @@ impl CaptureJob {
                     })
                 }
             };
-            if let Err(e) = user.switch() {
-                return CaptureOutcome::failed(CaptureError::User(e));
-            }
+            let report = match user.switch() {
+                Ok(r) => r,
+                Err(e) => return CaptureOutcome::failed(CaptureError::User(e)),
+            };
             notify(&format!(
-                "switched to user {:?} (uid {}, gid {})",
-                user.name, user.uid, user.gid
+                "switched to user {:?} (uid {}, gid {}), no capabilities left{}",
+                user.name,
+                user.uid,
+                user.gid,
+                if report.bounding_set_emptied {
+                    ""
+                } else {
+                    " (bounding set kept: no CAP_SETPCAP; no_new_privs is set)"
+                }
             ));
         }
         let sink = match output.open() {

@@ -5,7 +5,7 @@
 //! way a publisher thread writes the batches in order and hands the buffers back, so memory
 //! stays bounded by the buffer pools whatever the file size.
 
-use super::batch::{FrameBatch, JsonBatch};
+use super::batch::{FrameBatch, JsonBatch, OversizedToken};
 use super::publish::{BatchWriter, Published};
 use super::stats::{DecodeStats, Summary};
 use super::worker::Worker;
@@ -106,6 +106,13 @@ pub struct Outcome {
 
 /// Buffers in flight per worker (bounds memory and keeps every thread busy).
 const BUFFERS_PER_WORKER: usize = 3;
+/// Oversized frame batches (see [`FrameBatch::is_oversized`]) in flight: from the reader until
+/// their JSON is written (or dropped). The pools bound buffers by count, which a file of
+/// 16 MiB records turns into gigabytes (16 workers: 48 frame batches of 16 MiB plus their
+/// 32 MiB JSON); this bounds them by size too. Ordinary frames never reach it. The wait cannot
+/// deadlock: tokens go back from the workers and the publisher, which never wait for the
+/// reader.
+const OVERSIZED_IN_FLIGHT: usize = 2;
 
 impl ReadJob {
     /// Runs the job with the sink its `output` names.
@@ -245,6 +252,12 @@ impl ReadJob {
         for _ in 0..frames_pool {
             let _ = back_tx.send(FrameBatch::with_capacity());
         }
+        // One token per oversized batch in flight; it travels with the batch and its JSON
+        // (OversizedToken) and comes back when that is cleared or dropped.
+        let (token_tx, token_rx) = bounded::<()>(OVERSIZED_IN_FLIGHT);
+        for _ in 0..OVERSIZED_IN_FLIGHT {
+            let _ = token_tx.send(());
+        }
         thread::scope(|scope| {
             let mut handles = Vec::with_capacity(workers);
             for i in 0..workers {
@@ -270,6 +283,8 @@ impl ReadJob {
                                     worker.process(link, frames.frame(f), &f.meta, &mut out);
                                 }
                             }
+                            // Held until the publisher has written the JSON.
+                            out.hold = frames.hold.take();
                             frames.clear();
                             let _ = back_tx.send(frames);
                             if full_tx.send(out).is_err() {
@@ -308,13 +323,20 @@ impl ReadJob {
                     let mut full = current.take().ok_or(())?;
                     full.seq = seq;
                     seq += 1;
+                    if full.is_oversized() {
+                        token_rx.recv().map_err(|_| ())?;
+                        full.hold = Some(OversizedToken(token_tx.clone()));
+                    }
                     work_tx.send(full).map_err(|_| ())?;
                     current = Some(back_rx.recv().map_err(|_| ())?);
                 }
                 Ok(())
             });
             if let Some(mut last) = current.take() {
-                if !last.frames.is_empty() {
+                if !last.frames.is_empty() && (!last.is_oversized() || token_rx.recv().is_ok()) {
+                    if last.is_oversized() {
+                        last.hold = Some(OversizedToken(token_tx.clone()));
+                    }
                     last.seq = seq;
                     let _ = work_tx.send(last);
                 }

@@ -124,6 +124,21 @@ pub fn open(
     resumed: &InputState,
     max_line_bytes: u64,
 ) -> Result<Box<dyn Input>, StartError> {
+    let is_broker = ["redis://", "rediss://", "amqp://", "amqps://"]
+        .iter()
+        .any(|p| url.starts_with(p));
+    if options.password.is_some() && !is_broker {
+        return Err(StartError::new(
+            2,
+            format!(
+                "a password file was given, but input \"{}\" takes no password (only \
+                 redis://, rediss://, amqp:// and amqps:// do)",
+                crate::sink::redact(url)
+            ),
+        ));
+    }
+    // The sink's parsers say "output"; here the URL is the input.
+    let as_input = |e: String| StartError::new(2, e.replacen("bad output URL", "bad input URL", 1));
     if url == "-" {
         if resumed.source == "-" && resumed.lines > 0 {
             super::log(format_args!(
@@ -199,11 +214,11 @@ pub fn open(
         let mut opts = options.clone();
         // The input only reads: no kombu binding writes at connect.
         opts.redis_format = RedisFormat::Raw;
-        let cfg = RedisConfig::parse(url, &opts).map_err(|e| StartError::new(2, e))?;
+        let cfg = RedisConfig::parse(url, &opts).map_err(as_input)?;
         return Ok(Box::new(RedisInput::open(cfg, resumed)?));
     }
     if url.starts_with("amqp://") || url.starts_with("amqps://") {
-        let cfg = AmqpConfig::parse(url, options).map_err(|e| StartError::new(2, e))?;
+        let cfg = AmqpConfig::parse(url, options).map_err(as_input)?;
         return Ok(Box::new(super::amqp_input::AmqpInput::open(
             cfg, prefetch, resumed,
         )?));

@@ -123,6 +123,8 @@ impl AmqpConfig {
                 p.unwrap_or_else(|| "guest".into()),
             ),
         };
+        // --password-file wins over a password in the URL.
+        let password = options.password.as_ref().map_or(password, |p| p.0.clone());
         // kombu (py-amqp) turns TLS on when ssl options are given, whatever the scheme, and
         // then defaults to the TLS port.
         let tls = tls || options.ssl.given;
@@ -909,6 +911,21 @@ mod tests {
             let e = AmqpConfig::parse(bad, &o).unwrap_err();
             assert!(!e.contains("s3cret"), "{e}");
         }
+    }
+
+    #[test]
+    fn password_file_replaces_the_url_password() {
+        let o = OutputOptions {
+            password: Some(Secret("from-file".into())),
+            ..OutputOptions::default()
+        };
+        for url in ["amqp://u:in-url@h/", "amqp://u@h/", "amqp://h/"] {
+            let c = AmqpConfig::parse(url, &o).unwrap();
+            assert_eq!(c.password.0, "from-file", "{url}");
+        }
+        let c = AmqpConfig::parse("amqp://u:p/w@h:1/vh", &OutputOptions::default()).unwrap();
+        assert_eq!((c.password.0.as_str(), c.host.as_str()), ("p/w", "h"));
+        assert_eq!((c.port, c.vhost.as_str()), (1, "vh"));
     }
 
     #[test]

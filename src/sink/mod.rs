@@ -227,6 +227,9 @@ pub struct OutputOptions {
     pub ssl: SslOptions,
     /// RabbitMQ publisher confirms (on unless `--no-confirms`).
     pub amqp_confirms: bool,
+    /// From `--password-file`: replaces any password in the URL, so the URL (in argv or the
+    /// environment) need not hold one.
+    pub password: Option<redis::Secret>,
 }
 
 impl Default for OutputOptions {
@@ -238,6 +241,7 @@ impl Default for OutputOptions {
             routing_key: "NEW_PACKETS".into(),
             ssl: SslOptions::default(),
             amqp_confirms: true,
+            password: None,
         }
     }
 }
@@ -266,6 +270,16 @@ impl Output {
     /// As [`Output::parse`], with the broker settings given. Errors never contain a password.
     /// An empty value (FORWARD_BROKER_URL set but empty) means stdout.
     pub fn parse_with(s: &str, options: &OutputOptions) -> Result<Output, String> {
+        let is_broker = ["redis://", "rediss://", "amqp://", "amqps://"]
+            .iter()
+            .any(|p| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)));
+        if options.password.is_some() && !is_broker {
+            return Err(format!(
+                "a password file was given, but output \"{}\" takes no password (only \
+                 redis://, rediss://, amqp:// and amqps:// do)",
+                redact(s)
+            ));
+        }
         if s.trim().is_empty() || s == "-" || s == "stdout" {
             return Ok(Output::Stdout);
         }
@@ -397,19 +411,72 @@ impl Output {
     }
 }
 
-/// Hides a password in a URL (`scheme://user:secret@host` becomes `scheme://user:***@host`).
+/// What of a URL may appear in a message: the scheme and the host (with the port when it is
+/// a number), never a user name, password, path or parameters; for example
+/// `redis://:secret@h:1/0` gives `redis://h:1`. Used by every error that names a URL the
+/// user gave, which may be malformed in any way: so the credentials are taken to end at the
+/// LAST `@` anywhere (a password may hold `@` and `/`), and without `://` only a scheme-like
+/// word before the first `:` is kept.
 pub fn redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        // The credentials end at the last '@' before the path (a password may contain '@').
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            let (cred, host) = (&rest[..at], &rest[at + 1..]);
-            if let Some((user, _)) = cred.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
-            }
-        }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        let word = url.split([':', '@', '/']).next().unwrap_or("");
+        return if word.len() == url.len() && !url.contains('%') {
+            // Not a URL at all ("stdout2", "localhost"): nothing to hide.
+            url.to_string()
+        } else {
+            format!("{}:...", shown_scheme(word))
+        };
+    };
+    let after_cred = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let host_port = after_cred.split(['/', '?', '#']).next().unwrap_or_default();
+    // A port that is not a number may be a password written without '@' (`redis://u:pass`):
+    // only a numeric port is shown.
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, after)) => (&host_port[..h.len() + 2], after.strip_prefix(':')),
+            None => ("", None),
+        },
+        None => match host_port.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        },
+    };
+    let shown_host = match port {
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => format!("{host}:{p}"),
+        _ => host.to_string(),
+    };
+    format!("{}://{shown_host}", shown_scheme(scheme))
+}
+
+/// A scheme as written when it looks like one (letters, digits, `+ - .`), else `?`.
+fn shown_scheme(s: &str) -> &str {
+    let ok = !s.is_empty()
+        && s.len() <= 16
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if ok {
+        s
+    } else {
+        "?"
     }
-    url.to_string()
+}
+
+/// The password from `--password-file FILE` (or its environment variable): the first line,
+/// without its line end. The file is named in errors; its content never is.
+pub fn read_password_file(path: &std::path::Path) -> Result<redis::Secret, String> {
+    let text = std::fs::read(path)
+        .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?;
+    let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    if first.is_empty() {
+        return Err(format!(
+            "the password file {} is empty (the password is its first line)",
+            path.display()
+        ));
+    }
+    String::from_utf8(first.to_vec())
+        .map(redis::Secret)
+        .map_err(|_| format!("the password file {} is not UTF-8 text", path.display()))
 }
 
 /// A broker URL split into its parts: `scheme://[USER[:PASSWORD]@]HOST[:PORT][/PATH]`, user
@@ -425,19 +492,28 @@ pub(crate) struct UrlParts<'a> {
     pub path: &'a str,
 }
 
+/// Splits a broker URL. The userinfo normally ends at the last `@` before the first `/`; when
+/// no `@` comes before the first `/` but one comes after it, the `/` is taken to be part of
+/// the password (`redis://:S3cr/et@host`: generated passwords hold `/`), so it is neither
+/// refused nor shown as a path. Write `@` in a path as `%40`.
 pub(crate) fn split_url<'a>(url: &'a str, tls_scheme: &str) -> Result<UrlParts<'a>, String> {
     let (scheme, rest) = url.split_once("://").ok_or("no scheme")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i + 1..]),
-        None => (rest, ""),
+    let slash = rest.find('/').unwrap_or(rest.len());
+    let cred_end = match rest[..slash].rfind('@') {
+        Some(at) => Some(at),
+        None => rest.rfind('@'),
     };
-    if path.contains(['?', '#']) || authority.contains(['?', '#']) {
+    let (cred, after_cred) = match cred_end {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let (host_port, path) = match after_cred.find('/') {
+        Some(i) => (&after_cred[..i], &after_cred[i + 1..]),
+        None => (after_cred, ""),
+    };
+    if path.contains(['?', '#']) || host_port.contains(['?', '#']) {
         return Err("URL parameters are not supported".into());
     }
-    let (cred, host_port) = match authority.rfind('@') {
-        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
-        None => (None, authority),
-    };
     let credentials = match cred {
         None => None,
         Some(c) => {
@@ -491,7 +567,8 @@ pub(crate) fn split_host_port(
             "" => (host, None),
             _ => match after.strip_prefix(':') {
                 Some(p) => (host, Some(p)),
-                None => return Err(format!("unexpected \"{after}\" after the host")),
+                // Not echoed: whatever was typed here may be a misplaced password.
+                None => return Err("unexpected text after the bracketed host".into()),
             },
         }
     } else {
@@ -508,7 +585,8 @@ pub(crate) fn split_host_port(
             .parse::<u16>()
             .ok()
             .filter(|&p| p != 0)
-            .ok_or_else(|| format!("\"{p}\" is not a port number (1-65535)"))?,
+            // Not echoed: `redis://user:pass` puts a password where the port goes.
+            .ok_or_else(|| "the port is not a number from 1 to 65535".to_string())?,
         None => default_port.ok_or_else(|| "the port is missing (HOST:PORT)".to_string())?,
     };
     Ok((host.to_string(), port))
@@ -645,10 +723,69 @@ mod tests {
     }
 
     #[test]
-    fn redact_hides_passwords_with_at_signs() {
-        assert_eq!(redact("redis://:p@ss@h:1/0"), "redis://:***@h:1/0");
-        assert_eq!(redact("redis://u:s@h"), "redis://u:***@h");
-        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
+    fn redact_keeps_scheme_and_host_only() {
+        for (url, shown) in [
+            ("redis://:p@ss@h:1/0", "redis://h:1"),
+            ("redis://u:s@h", "redis://h"),
+            ("redis://h:1/0", "redis://h:1"),
+            ("redis://:S3cr/et@h:6379/0", "redis://h:6379"),
+            ("tcp://user:pass@h:9", "tcp://h:9"),
+            ("amqp://u:p@[::1]:5672/vh", "amqp://[::1]:5672"),
+            ("redis://user:pass", "redis://user"),
+            ("redis://:pass", "redis://"),
+            ("redis://h:pass/0", "redis://h"),
+            ("redis:/u:pass@h", "redis:..."),
+            ("u:pass@h", "u:..."),
+            ("\u{e9}\u{e9}:pw", "?:..."),
+            ("stdot", "stdot"),
+            ("redis://h?password=pw", "redis://h"),
+        ] {
+            assert_eq!(redact(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn passwords_with_slashes_and_at_signs_parse() {
+        let p = split_url("redis://:S3cr/et@h:1/2", "rediss").expect("parses");
+        assert_eq!(p.credentials, Some((String::new(), Some("S3cr/et".into()))));
+        assert_eq!((p.host_port, p.path), ("h:1", "2"));
+        // An '@' before the first '/' ends the userinfo as usual; the path keeps the rest.
+        let p = split_url("amqp://u:a@b/c@h", "amqps").expect("parses");
+        assert_eq!(p.credentials, Some(("u".into(), Some("a".into()))));
+        assert_eq!((p.host_port, p.path), ("b", "c@h"));
+    }
+
+    #[test]
+    fn password_file_first_line() {
+        let dir = std::env::temp_dir().join(format!("np-pwfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let f = dir.join("pw");
+        std::fs::write(&f, "s3cr/et@x\r\nsecond line\n").expect("write");
+        assert_eq!(
+            read_password_file(&f).map(|s| s.0),
+            Ok("s3cr/et@x".to_string())
+        );
+        std::fs::write(&f, "\n").expect("write");
+        let e = read_password_file(&f).map(|s| s.0).unwrap_err();
+        assert!(e.contains("is empty"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+        let e = read_password_file(&dir.join("none"))
+            .map(|s| s.0)
+            .unwrap_err();
+        assert!(e.starts_with("cannot read the password file"), "{e}");
+    }
+
+    #[test]
+    fn password_file_needs_a_broker_output() {
+        let options = OutputOptions {
+            password: Some(redis::Secret("pw".into())),
+            ..OutputOptions::default()
+        };
+        for url in ["-", "file:/x", "tcp://h:1"] {
+            let e = Output::parse_with(url, &options).unwrap_err();
+            assert!(e.contains("takes no password"), "{e}");
+        }
+        assert!(Output::parse_with("redis://h", &options).is_ok());
     }
 
     #[test]

@@ -119,6 +119,8 @@ impl RedisConfig {
             // A credential without ':' is a user name (RFC 3986 userinfo), as redis-py reads it.
             Some((u, p)) => ((!u.is_empty()).then_some(u), p.map(Secret)),
         };
+        // --password-file wins over a password in the URL.
+        let password = options.password.clone().or(password);
         let (host, port) = split_host_port(hostport, Some(6379)).map_err(|e| bad(&e))?;
         let db = match path.trim_end_matches('/') {
             "" => 0,
@@ -882,6 +884,21 @@ mod tests {
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains(r#""exchange": "ex\"1""#), "{s}");
         assert!(s.contains(r#""routing_key": "rk\\\u000a""#), "{s}");
+    }
+
+    #[test]
+    fn password_file_replaces_the_url_password() {
+        let o = OutputOptions {
+            password: Some(Secret("from-file".into())),
+            ..OutputOptions::default()
+        };
+        for url in ["redis://:in-url@h/0", "redis://u@h", "redis://h"] {
+            let c = RedisConfig::parse(url, &o).unwrap();
+            assert_eq!(c.password, Some(Secret("from-file".into())), "{url}");
+        }
+        let c = RedisConfig::parse("redis://:S3cr/et@h:7/2", &OutputOptions::default()).unwrap();
+        assert_eq!(c.password, Some(Secret("S3cr/et".into())));
+        assert_eq!((c.host.as_str(), c.port, c.db), ("h", 7, 2));
     }
 
     #[test]

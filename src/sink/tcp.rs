@@ -73,8 +73,9 @@ impl TcpConfig {
 
     /// `tcp://HOST:PORT` (an IPv6 host in brackets).
     pub fn parse(url: &str) -> Result<TcpConfig, String> {
+        let shown = super::redact(url);
         let bad =
-            |why: String| format!("bad output URL \"{url}\": {why}; expected tcp://HOST:PORT");
+            |why: String| format!("bad output URL \"{shown}\": {why}; expected tcp://HOST:PORT");
         let rest = url
             .split_once("://")
             .map(|(_, r)| r)

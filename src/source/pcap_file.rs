@@ -53,6 +53,10 @@ use std::path::Path;
 const PCAP_DEFAULT_MAX_CAPLEN_BYTES: u32 = 256 * 1024;
 /// Hard ceiling for one pcap record's bytes and for one whole pcapng block.
 const MAX_RECORD_BYTES: u32 = 16 * 1024 * 1024;
+/// The record buffer is cut back to [`SHRINK_TO_BYTES`] when it is larger than this and the
+/// next record fits the smaller size.
+const SHRINK_ABOVE_BYTES: usize = 4 * PCAP_DEFAULT_MAX_CAPLEN_BYTES as usize;
+const SHRINK_TO_BYTES: usize = PCAP_DEFAULT_MAX_CAPLEN_BYTES as usize;
 /// Interfaces one pcapng section may describe before it is called corrupt; keeps the
 /// per-interface table bounded whatever the file says.
 const MAX_INTERFACES_PER_SECTION: usize = 65_536;
@@ -545,6 +549,11 @@ impl<R: Read> CaptureReader<R> {
     fn fill_buf(&mut self, len: usize) -> Result<usize, ReadError> {
         if self.buf.len() < len {
             self.buf.resize(len, 0);
+        } else if self.buf.len() > SHRINK_ABOVE_BYTES && len <= SHRINK_TO_BYTES {
+            // A huge record came and went: give its memory back rather than keep it for the
+            // rest of the file (or of a long-running pipe).
+            self.buf.truncate(SHRINK_TO_BYTES);
+            self.buf.shrink_to_fit();
         }
         let target = self.buf.get_mut(..len).unwrap_or_default();
         read_full(&mut self.reader, target).map_err(|source| ReadError::Io {

@@ -21,6 +21,9 @@ pub fn bin() -> Command {
     c.current_dir(root());
     for v in [
         "FORWARD_BROKER_URL",
+        "FORWARD_BROKER_PASSWORD_FILE",
+        "RECORD_INPUT_URL",
+        "RECORD_INPUT_PASSWORD_FILE",
         "FORWARD_QUEUE",
         "FORWARD_EXCHANGE",
         "FORWARD_ROUTING_KEY",
