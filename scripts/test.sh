@@ -225,7 +225,11 @@ if command -v openssl >/dev/null 2>&1; then
 else
   apt_install openssl
 fi
-if ! redis-server --help 2>&1 | grep -q -- '--tls-port' && ! ldd "$(command -v redis-server)" | grep -q libssl; then
+# Read whole outputs first: with pipefail, `cmd | grep -q` fails when grep exits at its first
+# match and cmd then dies of SIGPIPE (it did, under load).
+redis_help=$(redis-server --help 2>&1 || true)
+redis_libs=$(ldd "$(command -v redis-server)" 2>/dev/null || true)
+if [[ $redis_help != *--tls-port* && $redis_libs != *libssl* ]]; then
   die "this redis-server has no TLS support; tests/sink_tls.rs needs one built with TLS"
 fi
 
