@@ -570,9 +570,9 @@ impl Sink for AmqpSink {
     fn flush(&mut self) -> io::Result<()> {
         if !self.cfg.confirms {
             // Without confirms a publish is done once lapin has written it to the socket, not
-            // once the broker has it: a synchronous call on the same channel answers only after the broker
-            // has processed every frame sent before it, so the batches still held are
-            // released only after that answer (and sent again if it does not come).
+            // once the broker has it: a synchronous call on the same channel answers only
+            // after the broker has processed every frame sent before it, so the batches still
+            // held are released only after that answer (and sent again if it does not come).
             while !self.in_flight.is_empty() {
                 match self.barrier() {
                     Ok(()) => break,
