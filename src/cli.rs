@@ -443,7 +443,9 @@ Exit codes:
   13 no such interface, or it is (or went) down
   14 any other socket or ring failure
   15 --user names no user, or switching to it failed, or a capability is still held after it
-  16 messages were dropped or are still in the spool at exit (as for read)
+  16 packets or messages were dropped or left in the spool: packets the kernel dropped (the
+     summary's \"dropped by kernel\": a ring was full), or messages dropped or still in the
+     spool at exit (as for read); a closing line says how many and where
 
 Stopping prints a tcpdump-style summary on stderr: packets captured (handed to the encoder),
 received by filter and dropped by kernel (the kernel's counters over all rings), queue freezes,

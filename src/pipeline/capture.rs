@@ -191,7 +191,8 @@ pub struct CaptureOutcome {
     pub error: Option<CaptureError>,
     /// The sink's own line for the summary (broker sinks: published, resent, reconnects).
     pub sink_report: Option<String>,
-    /// Messages dropped or left in the spool: the run ends with exit code 16 if any.
+    /// Messages dropped or left in the spool: the run ends with exit code 16 if any (as it
+    /// does when the kernel dropped packets, see [`CaptureOutcome::loss_lines`]).
     pub undelivered: Undelivered,
     /// False when the capture never started (rings, filter or sink failed to open): then
     /// there is no summary worth printing.
@@ -199,6 +200,30 @@ pub struct CaptureOutcome {
 }
 
 impl CaptureOutcome {
+    /// The closing lines that explain exit code 16 ([`crate::sink::EXIT_UNDELIVERED`]) for a
+    /// run that ended without an error, one per place where something was lost: the kernel's
+    /// capture rings, then the output (dropped or left in the spool). Empty: nothing lost.
+    ///
+    /// Queue freezes (`tp_freeze_q_cnt`) are no loss by themselves: the block-retire timer
+    /// can freeze the queue with no packet waiting, and every packet that arrives while it is
+    /// frozen is counted in `tp_drops` (net/packet/af_packet.c), so drops alone decide.
+    pub fn loss_lines(&self, iface: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        let s = &self.summary;
+        if s.kernel_drops > 0 {
+            lines.push(format!(
+                "not everything was captured: {} packet(s) dropped by the kernel on {iface} \
+                 (capture ring full; {} queue freeze(s)); a larger --ring-mb, more --workers \
+                 or a faster output helps",
+                s.kernel_drops, s.freezes
+            ));
+        }
+        if self.undelivered.any() {
+            lines.push(self.undelivered.line());
+        }
+        lines
+    }
+
     fn failed(error: CaptureError) -> CaptureOutcome {
         CaptureOutcome {
             summary: CaptureSummary::default(),
@@ -885,6 +910,38 @@ mod tests {
                 .ends_with(", 10 written, 3 queue-full waits"),
             "{waited}"
         );
+    }
+
+    #[test]
+    fn kernel_drops_and_undelivered_messages_each_get_a_closing_line() {
+        let outcome = |kernel_drops, freezes, dropped| CaptureOutcome {
+            summary: CaptureSummary {
+                kernel_drops,
+                freezes,
+                ..CaptureSummary::default()
+            },
+            error: None,
+            sink_report: None,
+            undelivered: Undelivered {
+                dropped,
+                ..Undelivered::default()
+            },
+            started: true,
+        };
+        assert!(outcome(0, 0, 0).loss_lines("vb").is_empty());
+        // A freeze with no drop lost nothing.
+        assert!(outcome(0, 3, 0).loss_lines("vb").is_empty());
+        let lines = outcome(17, 2, 0).loss_lines("vb");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains(
+                "17 packet(s) dropped by the kernel on vb (capture ring full; 2 queue freeze(s))"
+            ),
+            "{lines:?}"
+        );
+        let lines = outcome(17, 2, 5).loss_lines("vb");
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[1].contains("5 message(s) dropped"), "{lines:?}");
     }
 
     #[test]
