@@ -13,7 +13,9 @@ use std::time::Duration;
     about = "Turns network traffic into AntiNex-compatible JSON packet messages",
     long_about = "Turns network traffic into AntiNex-compatible JSON packet messages \
                   (one JSON object per packet, scapy layer and field names; see docs/FORMAT.md).",
-    override_usage = "netpipe-fast --iface IFACE [--workers N] [CAPTURE OPTIONS]\n       \
+    override_usage = "netpipe-fast -i IFACE [-j N] [-w FILE] [CAPTURE OPTIONS] [EXPRESSION]\n       \
+                      netpipe-fast -r FILE [READ OPTIONS] [EXPRESSION]\n       \
+                      netpipe-fast -D\n       \
                       netpipe-fast <COMMAND> [OPTIONS] ...",
     after_help = TOP_LEVEL_HELP
 )]
@@ -50,15 +52,25 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct ReadArgs {
-    /// Capture files (pcap or pcapng), read in order.
-    #[arg(required = true, value_name = "FILE")]
+    /// Capture files (pcap or pcapng; "-" is stdin), read in order, then optionally a filter
+    /// expression as tcpdump takes it: after the first file, words that name existing files
+    /// (or end in .pcap, .pcapng, .cap) are files; the first other word starts the expression.
+    #[arg(value_name = "FILE|EXPRESSION")]
     pub files: Vec<PathBuf>,
+
+    /// A capture file to read, as tcpdump -r (repeat for more); then every word after the
+    /// options is the filter expression.
+    #[arg(short = 'r', long = "read-file", value_name = "FILE")]
+    pub read_files: Vec<PathBuf>,
 
     #[command(flatten)]
     pub out: OutputArgs,
 
+    #[command(flatten)]
+    pub pcap: PcapOutArgs,
+
     /// Keep only packets matching this tcpdump filter expression (compiled by libpcap).
-    #[arg(short, long, value_name = "EXPR")]
+    #[arg(short, long, env = "NETWORK_FILTER", value_name = "EXPR")]
     pub filter: Option<String>,
 
     /// Stop after N packets (after the filter).
@@ -66,7 +78,7 @@ pub struct ReadArgs {
     pub count: Option<u64>,
 
     /// Decoding threads; the output keeps file order whatever the number.
-    #[arg(short, long, default_value_t = 1, value_name = "N",
+    #[arg(short = 'j', long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
 
@@ -84,6 +96,106 @@ pub struct ReadArgs {
     pub quiet: bool,
 }
 
+/// File-name endings taken as capture files even when the file is missing (so a typo is
+/// "cannot open", not a filter expression).
+const CAPTURE_FILE_ENDINGS: [&str; 6] = [".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcap.zst", ".pcap.xz"];
+
+impl ReadArgs {
+    /// The files to read and the filter: `-f`/NETWORK_FILTER or the words after the files
+    /// (both at once is a usage error).
+    pub fn inputs(&self) -> Result<(Vec<PathBuf>, Option<String>), String> {
+        let mut files = self.read_files.clone();
+        let mut words = self.files.iter();
+        if files.is_empty() {
+            match words.next() {
+                Some(first) => files.push(first.clone()),
+                None => return Err("read needs a capture file: read FILE... or -r FILE".into()),
+            }
+            let is_file = |w: &PathBuf| {
+                let text = w.to_string_lossy();
+                w.as_os_str() == "-"
+                    || std::fs::symlink_metadata(w).is_ok()
+                    || CAPTURE_FILE_ENDINGS.iter().any(|e| text.ends_with(e))
+            };
+            let mut rest = words.as_slice();
+            while let Some((w, tail)) = rest.split_first() {
+                if !is_file(w) {
+                    break;
+                }
+                files.push(w.clone());
+                rest = tail;
+            }
+            words = rest.iter();
+        }
+        let expression: Vec<String> = words.map(|w| w.to_string_lossy().into_owned()).collect();
+        let expression = (!expression.is_empty()).then(|| expression.join(" "));
+        let filter = self.filter.clone().filter(|f| !f.trim().is_empty());
+        match (filter, expression) {
+            (Some(_), Some(e)) => Err(format!(
+                "two filters: -f (or NETWORK_FILTER) and the words {e:?} after the files; \
+                 give one (if {e:?} is a file, it does not exist)"
+            )),
+            (f, e) => Ok((files, f.or(e))),
+        }
+    }
+}
+
+/// `-w` and its rotation flags (shared by `read` and `capture`), as tcpdump spells them.
+#[derive(Args, Debug, Clone)]
+pub struct PcapOutArgs {
+    /// Write the frames (after the filter) to FILE as pcap with nanosecond timestamps, as
+    /// tcpdump -w ("-" is stdout). JSON is then written only when -o (or FORWARD_BROKER_URL)
+    /// names a destination. New files are mode 0600; a symbolic link is not followed.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
+
+    /// With -w: pcapng (nanosecond if_tsresol, one interface block per link type) instead of
+    /// pcap.
+    #[arg(long, requires = "write")]
+    pub pcapng: bool,
+
+    /// With -w: a new file every SECONDS (FILE is a strftime pattern, expanded in UTC).
+    #[arg(short = 'G', long = "rotate-seconds", value_name = "SECONDS", requires = "write",
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub rotate_seconds: Option<u64>,
+
+    /// With -w: a new file once the current one is larger than MB x 1,000,000 bytes (FILE,
+    /// FILE1, FILE2, ... as tcpdump).
+    #[arg(short = 'C', long = "rotate-mb", value_name = "MB", requires = "write",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub rotate_mb: Option<u64>,
+
+    /// With -C or -G: keep COUNT files, a ring (-C names them FILE0 .. FILE<COUNT-1>; -G
+    /// removes the oldest file of the run).
+    #[arg(short = 'W', long = "rotate-files", value_name = "COUNT", requires = "write",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rotate_files: Option<u32>,
+
+    /// With -w: run CMD FILE on every completed file (no shell; as tcpdump -z), the last one
+    /// included.
+    #[arg(long, value_name = "CMD", requires = "write")]
+    pub post_rotate: Option<PathBuf>,
+}
+
+impl PcapOutArgs {
+    /// The writer's settings, when -w is given.
+    pub fn config(&self) -> Option<Result<crate::pipeline::pcap_writer::PcapOutConfig, String>> {
+        use crate::pipeline::pcap_writer::{PcapFormat, PcapOutConfig, ROTATE_UNIT_BYTES};
+        let path = self.write.as_ref()?;
+        let mut cfg = PcapOutConfig::new(path);
+        cfg.format = if self.pcapng {
+            PcapFormat::PcapNg
+        } else {
+            PcapFormat::Pcap
+        };
+        cfg.rotate_every = self.rotate_seconds.map(Duration::from_secs);
+        cfg.rotate_bytes = self.rotate_mb.map(|mb| mb * ROTATE_UNIT_BYTES);
+        cfg.file_count = self.rotate_files;
+        cfg.post_rotate = self.post_rotate.clone();
+        Some(cfg.check().map(|()| cfg))
+    }
+}
+
 /// `--redis-format` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RedisFormatArg {
@@ -94,11 +206,25 @@ pub enum RedisFormatArg {
 #[derive(Args, Debug)]
 pub struct CaptureArgs {
     /// Interface to capture on (Ethernet).
-    #[arg(short, long, env = "CAP_DEVICE", value_name = "IFACE")]
-    pub iface: String,
+    #[arg(short, long, env = "CAP_DEVICE", value_name = "IFACE",
+          required_unless_present = "list_interfaces")]
+    pub iface: Option<String>,
+
+    /// List the interfaces (index, name, link type, up or down, addresses) and exit, as
+    /// tcpdump -D.
+    #[arg(short = 'D', long)]
+    pub list_interfaces: bool,
+
+    /// A filter expression after the options, as tcpdump takes it (the words are joined);
+    /// the same as -f.
+    #[arg(value_name = "EXPRESSION")]
+    pub expression: Vec<String>,
 
     #[command(flatten)]
     pub out: OutputArgs,
+
+    #[command(flatten)]
+    pub pcap: PcapOutArgs,
 
     /// Capture only packets matching this tcpdump filter expression (compiled by libpcap,
     /// run in the kernel before any packet reaches the ring).
@@ -125,7 +251,7 @@ pub struct CaptureArgs {
     pub duration: Option<Duration>,
 
     /// Capture threads, each with its own ring in one fanout group.
-    #[arg(short, long, default_value_t = 1, value_name = "N",
+    #[arg(short = 'j', long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
 
@@ -159,8 +285,8 @@ pub struct CaptureArgs {
           value_parser = clap::value_parser!(u32).range(1..=262144))]
     pub snaplen: u32,
 
-    /// Do not put the interface into promiscuous mode.
-    #[arg(long)]
+    /// Do not put the interface into promiscuous mode (tcpdump -p).
+    #[arg(short = 'p', long)]
     pub no_promisc: bool,
 
     /// Print a one-line running summary on stderr every SECS seconds.
@@ -178,12 +304,26 @@ pub struct CaptureArgs {
 
     /// Once the capture sockets are open, switch to this user (its groups, group and user
     /// id), as `tcpdump -Z` does; the output is then opened as that user.
-    #[arg(long, value_name = "NAME")]
+    #[arg(short = 'Z', long, value_name = "NAME")]
     pub user: Option<String>,
 
     /// Do not print warnings, running summaries or the summary at exit.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+impl CaptureArgs {
+    /// The filter: `-f`/NETWORK_FILTER or the words after the options (not both).
+    pub fn filter_expression(&self) -> Result<Option<String>, String> {
+        let words = (!self.expression.is_empty()).then(|| self.expression.join(" "));
+        match (self.filter.clone().filter(|f| !f.trim().is_empty()), words) {
+            (Some(_), Some(w)) => Err(format!(
+                "two filters: -f (or NETWORK_FILTER) and the words {w:?} after the options; \
+                 give one"
+            )),
+            (f, w) => Ok(f.or(w)),
+        }
+    }
 }
 
 /// `--fanout` values.
@@ -265,15 +405,16 @@ pub struct OutputArgs {
     /// "amqp://USER:PASS@HOST[:PORT][/VHOST]" (RabbitMQ: --exchange, --queue, --routing-key,
     /// publisher confirms).
     /// Broker outputs connect at start and, once running, reconnect forever.
+    /// A value without a scheme is a file path (as "file:PATH"). Default: stdout, or nothing
+    /// when -w is given.
     #[arg(
         short,
         long,
         env = "FORWARD_BROKER_URL",
         hide_env_values = true,
-        default_value = "-",
         value_name = "DEST"
     )]
-    pub output: String,
+    pub output: Option<String>,
 
     /// What each Redis list element holds: kombu's envelope (readable by kombu and Celery
     /// consumers) or the packet JSON itself.
@@ -337,6 +478,11 @@ impl ReadArgs {
 }
 
 impl OutputArgs {
+    /// The `--output` value, "-" (stdout) when none is given.
+    pub fn dest(&self) -> &str {
+        self.output.as_deref().unwrap_or("-")
+    }
+
     /// The broker settings of `--output`.
     pub fn output_options(&self) -> OutputOptions {
         OutputOptions {
@@ -359,7 +505,10 @@ pub const DEFAULT_COMMAND: &str = "capture";
 const TOP_LEVEL_HELP: &str = "\
 Without a command word, `netpipe-fast --iface IFACE --workers N ...` is live capture, the same
 as `netpipe-fast capture --iface IFACE --workers N ...` (see `netpipe-fast capture --help` for
-its options and exit codes); with CAP_DEVICE set, `netpipe-fast` alone captures on it.";
+its options and exit codes); with CAP_DEVICE set, `netpipe-fast` alone captures on it.
+`netpipe-fast -r FILE ...` is `netpipe-fast read -r FILE ...`; `netpipe-fast -D` lists the
+interfaces. As in tcpdump: -i interface, -w write pcap, -r read pcap, -c count, -s snaplen,
+-p no promiscuous mode, -Z user, -G/-C/-W rotation, -q quiet; -j sets the workers.";
 
 /// Puts [`DEFAULT_COMMAND`] in front of the arguments when they start with an option (other
 /// than help or version), or when there are none and `CAP_DEVICE` names an interface, so
@@ -381,7 +530,16 @@ where
         None => false,
     };
     if insert {
-        args.insert(1.min(args.len()), DEFAULT_COMMAND.into());
+        // tcpdump's `-r FILE` (before any `--`) reads files instead of capturing.
+        let reads = args
+            .iter()
+            .skip(1)
+            .filter_map(|a| a.to_str())
+            .take_while(|a| *a != "--")
+            .any(|a| a == "-r" || a == "--read-file" || a.starts_with("--read-file=")
+                || (a.starts_with("-r") && !a.starts_with("--")));
+        let command = if reads { "read" } else { DEFAULT_COMMAND };
+        args.insert(1.min(args.len()), command.into());
     }
     args
 }
@@ -469,12 +627,12 @@ mod tests {
         let Command::Capture(a) = cli.command else {
             panic!("not capture")
         };
-        assert_eq!(a.iface, "eth1");
+        assert_eq!(a.iface.as_deref(), Some("eth1"));
         assert_eq!(a.workers, 2);
         assert_eq!(a.fanout.mode(), FanoutMode::Lb);
         assert_eq!(a.cpus, Some(CpuList(vec![0, 1])));
         assert_eq!(a.count, Some(5));
-        assert_eq!(a.out.output, "file:/tmp/x");
+        assert_eq!(a.out.dest(), "file:/tmp/x");
         assert_eq!((a.ring_mb, a.block_kb, a.block_timeout_ms), (64, 1024, 10));
         assert!(!a.no_promisc);
     }
@@ -517,8 +675,8 @@ mod tests {
             panic!("not capture")
         };
         assert_eq!(
-            (a.iface.as_str(), a.user.as_deref()),
-            ("eth1", Some("nobody"))
+            (a.iface.as_deref(), a.user.as_deref()),
+            (Some("eth1"), Some("nobody"))
         );
     }
 }
@@ -609,7 +767,7 @@ pub enum DatasetCommand {
 pub struct DatasetPrepareArgs {
     /// Recorded CSVs: a glob pattern (`*`, `**`, `?`, `[..]`); repeat for more. Default:
     /// DS_GLOB_PATH, else DS_DIR/*/*.csv.
-    #[arg(long = "input", short = 'i', value_name = "GLOB")]
+    #[arg(long = "input", value_name = "GLOB")]
     pub inputs: Vec<String>,
 
     /// Used when no --input is given.
@@ -675,9 +833,13 @@ pub struct DatasetPrepareArgs {
     #[arg(long, value_name = "NUMBER", allow_negative_numbers = true)]
     pub fill_missing: Option<String>,
 
-    /// Print the summary (SHOW_SUMMARY=0 silences it, as in the original).
+    /// Do not print the summary at exit (SHOW_SUMMARY=0 does the same, as in the original).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// The original's spelling of -q (0 silences the summary); kept for old scripts.
     #[arg(long, env = "SHOW_SUMMARY", default_value = "1", value_name = "0|1",
-          value_parser = ["0", "1"])]
+          value_parser = ["0", "1"], hide = true)]
     pub show_summary: String,
 }
 
@@ -995,7 +1157,7 @@ mod dataset_and_tools_tests {
     #[test]
     fn prepare_label_flags() {
         let a = prepare_args(&[
-            "-i",
+            "--input",
             "a/*.csv",
             "--input",
             "b.csv",

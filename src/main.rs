@@ -5,9 +5,11 @@ use netpipe_fast::cli::{with_default_command, CaptureArgs, Cli, Command, RecordA
 use netpipe_fast::pipeline::capture::{
     effective_filter, stop_on_signals, CaptureError, CaptureJob,
 };
+use netpipe_fast::pipeline::pcap_writer::{PcapOutConfig, PcapWriter};
 use netpipe_fast::pipeline::read::{JobError, ReadJob};
 use netpipe_fast::sink::{start_exit_code, Output};
 use netpipe_fast::source::privilege::TargetUser;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -16,45 +18,7 @@ fn main() -> ExitCode {
     let cap_device_set = std::env::var_os("CAP_DEVICE").is_some_and(|v| !v.is_empty());
     let cli = Cli::parse_from(with_default_command(std::env::args_os(), cap_device_set));
     match cli.command {
-        Command::Read(args) => {
-            let output = match Output::parse_with(&args.out.output, &args.output_options()) {
-                // A file can wait for a slow broker: spool only during outages.
-                Ok(o) => o.with_delivery(netpipe_fast::sink::Delivery {
-                    wait_while_connected: true,
-                    ..args.out.delivery.delivery()
-                }),
-                Err(e) => {
-                    eprintln!("netpipe-fast: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let job = ReadJob {
-                files: args.files,
-                filter: args.filter.filter(|f| !f.trim().is_empty()),
-                count: args.count,
-                workers: usize::from(args.workers),
-                source_host: args.source_host,
-                output,
-            };
-            let outcome = job.run();
-            if let Some(e) = &outcome.error {
-                eprintln!("netpipe-fast: {e}");
-            }
-            if !args.quiet {
-                eprintln!("{}", outcome.summary);
-                if let Some(report) = &outcome.sink_report {
-                    eprintln!("{report}");
-                }
-            }
-            match outcome.error {
-                // A broker sink that could not start says which exit code fits (9, 10, 11).
-                Some(JobError::Output { error, .. }) if start_exit_code(&error).is_some() => {
-                    ExitCode::from(start_exit_code(&error).unwrap_or(8))
-                }
-                Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
-                None => ExitCode::SUCCESS,
-            }
-        }
+        Command::Read(args) => read(args),
         Command::Capture(args) => capture(args),
         Command::Replay(args) => replay(args),
         Command::Dataset(args) => dataset(args),
@@ -64,7 +28,165 @@ fn main() -> ExitCode {
     }
 }
 
+/// The JSON destination and the `-w` settings of `read` and `capture`: with `-w` and no
+/// `-o`, no JSON; `-w -` and JSON on stdout together is a usage error.
+fn outputs(
+    out: &netpipe_fast::cli::OutputArgs,
+    pcap: &netpipe_fast::cli::PcapOutArgs,
+) -> Result<(Output, Option<PcapOutConfig>), String> {
+    let pcap = pcap.config().transpose()?;
+    let output = match (&pcap, out.output.as_deref()) {
+        (Some(_), None) => Output::Discard,
+        (_, dest) => Output::parse_with(dest.unwrap_or("-"), &out.output_options())?,
+    };
+    if pcap.as_ref().is_some_and(|p| p.is_stdout()) && output == Output::Stdout {
+        return Err("-w - writes the pcap to stdout, and so would the JSON: give -o FILE or a \
+                    URL for the JSON, or leave -o (and FORWARD_BROKER_URL) out for no JSON"
+            .into());
+    }
+    Ok((output, pcap))
+}
+
+/// Checks a filter expression before any output is created, for the link type of the first
+/// file (Ethernet for stdin or a file that cannot be opened; that error comes later).
+fn check_filter(expr: &str, first_file: Option<&std::path::Path>) -> Result<(), String> {
+    use netpipe_fast::source::filter::BpfFilter;
+    use netpipe_fast::source::pcap_file::CaptureReader;
+    let link_type = first_file
+        .filter(|p| p.as_os_str() != "-")
+        .and_then(|p| CaptureReader::open(p).ok())
+        .and_then(|r| r.link_types().first().copied())
+        .unwrap_or(1);
+    BpfFilter::compile(expr, link_type)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The `-w` line of the summary.
+fn pcap_line(pcap: &PcapOutConfig, written: Option<(u64, u64)>) -> Option<String> {
+    let (frames, files) = written?;
+    Some(format!(
+        "{frames} frames written to {}{}",
+        if pcap.is_stdout() {
+            "stdout".to_owned()
+        } else {
+            pcap.path.display().to_string()
+        },
+        if files > 1 {
+            format!(" ({files} files)")
+        } else {
+            String::new()
+        }
+    ))
+}
+
+fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
+    let (files, filter) = match args.inputs() {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("netpipe-fast: read: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        eprintln!("netpipe-fast: read: stdin (-) can be read once");
+        return ExitCode::from(2);
+    }
+    let (output, pcap) = match outputs(&args.out, &args.pcap) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("netpipe-fast: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(expr) = &filter {
+        if let Err(e) = check_filter(expr, files.first().map(|p| p.as_path())) {
+            eprintln!("netpipe-fast: {e}");
+            return ExitCode::from(7);
+        }
+    }
+    // A file can wait for a slow broker: spool only during outages.
+    let output = output.with_delivery(netpipe_fast::sink::Delivery {
+        wait_while_connected: true,
+        ..args.out.delivery.delivery()
+    });
+    let writer = match &pcap {
+        Some(cfg) => match PcapWriter::create(cfg.clone(), None) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("netpipe-fast: -w {}: {e}", cfg.path.display());
+                return ExitCode::from(8);
+            }
+        },
+        None => None,
+    };
+    let job = ReadJob {
+        files,
+        filter,
+        count: args.count,
+        workers: usize::from(args.workers),
+        source_host: args.source_host,
+        output,
+    };
+    let outcome = job.run_writing(writer);
+    if let Some(e) = &outcome.error {
+        eprintln!("netpipe-fast: {e}");
+    }
+    if !args.quiet {
+        eprintln!("{}", outcome.summary);
+        if let Some(report) = &outcome.sink_report {
+            eprintln!("{report}");
+        }
+        if let Some(line) = pcap.as_ref().and_then(|p| pcap_line(p, outcome.pcap_written)) {
+            eprintln!("{line}");
+        }
+    }
+    match outcome.error {
+        // A broker sink that could not start says which exit code fits (9, 10, 11).
+        Some(JobError::Output { error, .. }) if start_exit_code(&error).is_some() => {
+            ExitCode::from(start_exit_code(&error).unwrap_or(8))
+        }
+        Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
+        None => ExitCode::SUCCESS,
+    }
+}
+
+/// `-D`: one line per interface on stdout.
+fn list_interfaces() -> ExitCode {
+    match netpipe_fast::source::interfaces::list() {
+        Ok(all) => {
+            let mut out = std::io::stdout().lock();
+            for i in all {
+                if writeln!(out, "{}", i.line()).is_err() {
+                    // `-D | head -1`: the reader has what it wanted.
+                    return ExitCode::SUCCESS;
+                }
+            }
+            let _ = out.flush();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("netpipe-fast: cannot list the interfaces: {e}");
+            ExitCode::from(14)
+        }
+    }
+}
+
 fn capture(args: CaptureArgs) -> ExitCode {
+    if args.list_interfaces {
+        return list_interfaces();
+    }
+    let Some(iface) = args.iface.clone() else {
+        eprintln!("netpipe-fast: capture needs an interface: -i IFACE (or CAP_DEVICE)");
+        return ExitCode::from(2);
+    };
+    let user_filter = match args.filter_expression() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("netpipe-fast: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // Looked up before any socket is opened, so a wrong name fails at once.
     let drop_to = match args.user.as_deref().map(TargetUser::lookup).transpose() {
         Ok(u) => u,
@@ -73,17 +195,18 @@ fn capture(args: CaptureArgs) -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1));
         }
     };
-    let output = match Output::parse_with(&args.out.output, &args.out.output_options()) {
-        Ok(o) => o.with_delivery(args.out.delivery.delivery()),
+    let (output, pcap) = match outputs(&args.out, &args.pcap) {
+        Ok((o, p)) => (o.with_delivery(args.out.delivery.delivery()), p),
         Err(e) => {
             eprintln!("netpipe-fast: {e}");
             return ExitCode::from(2);
         }
     };
     let job = CaptureJob {
-        iface: args.iface,
+        iface,
+        pcap_out: pcap.clone(),
         filter: effective_filter(
-            args.filter.as_deref(),
+            user_filter.as_deref(),
             args.preset.map(|p| p.preset()),
             if args.capture_own_traffic {
                 None
@@ -124,6 +247,9 @@ fn capture(args: CaptureArgs) -> ExitCode {
         eprintln!("{}", outcome.summary);
         if let Some(report) = &outcome.sink_report {
             eprintln!("{report}");
+        }
+        if let Some(line) = pcap.as_ref().and_then(|p| pcap_line(p, outcome.pcap_written)) {
+            eprintln!("{line}");
         }
     }
     match outcome.error {
@@ -172,7 +298,7 @@ fn dataset(args: netpipe_fast::cli::DatasetArgs) -> ExitCode {
             if unlisted > 0 {
                 eprintln!("netpipe-fast: {unlisted} more rows skipped (not listed)");
             }
-            if args.show_summary == "1" {
+            if args.show_summary == "1" && !args.quiet {
                 eprintln!("{}", report.summary(&config));
             }
             if report.rows_skipped > 0 {

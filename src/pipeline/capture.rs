@@ -14,6 +14,7 @@
 //! the kernel has already put in their rings (bounded in time), then the sink is flushed.
 
 use super::batch::JsonBatch;
+use super::pcap_writer::{PcapOutConfig, PcapWriter};
 use super::publish::{BatchWriter, Published};
 use super::stats::DecodeStats;
 use super::worker::Worker;
@@ -27,7 +28,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -74,6 +75,9 @@ pub struct CaptureJob {
     /// Switch to this user once the rings are open, before the output is opened
     /// (`--user`, like `tcpdump -Z`).
     pub drop_to: Option<TargetUser>,
+    /// `-w`: the frames also go to a pcap/pcapng file (rotated as configured), written by the
+    /// workers straight from their ring blocks.
+    pub pcap_out: Option<PcapOutConfig>,
 }
 
 /// Why a capture could not start or stopped early. Everything captured before was written.
@@ -90,6 +94,11 @@ pub enum CaptureError {
         error: io::Error,
     },
     Output {
+        dest: String,
+        error: io::Error,
+    },
+    /// `-w`: the capture file could not be created or written.
+    PcapOut {
         dest: String,
         error: io::Error,
     },
@@ -112,7 +121,7 @@ impl CaptureError {
                 Some(libc::ENETDOWN) | Some(libc::ENODEV) | Some(libc::ENXIO) => 13,
                 _ => 14,
             },
-            CaptureError::Output { .. } => 8,
+            CaptureError::Output { .. } | CaptureError::PcapOut { .. } => 8,
             CaptureError::Thread(_) => 1,
             CaptureError::User(e) => e.exit_code(),
         }
@@ -129,6 +138,7 @@ impl fmt::Display for CaptureError {
                 write!(f, "interface {iface:?}: capture failed: {error}")
             }
             CaptureError::Output { dest, error } => write!(f, "cannot write to {dest}: {error}"),
+            CaptureError::PcapOut { dest, error } => write!(f, "-w {dest}: {error}"),
             CaptureError::Thread(e) => write!(f, "cannot start a thread: {e}"),
             CaptureError::User(e) => write!(f, "{e}"),
         }
@@ -194,6 +204,8 @@ pub struct CaptureOutcome {
     /// False when the capture never started (rings, filter or sink failed to open): then
     /// there is no summary worth printing.
     pub started: bool,
+    /// `-w`: frames written to the capture file(s), and how many files were completed.
+    pub pcap_written: Option<(u64, u64)>,
 }
 
 impl CaptureOutcome {
@@ -203,6 +215,7 @@ impl CaptureOutcome {
             error: Some(error),
             sink_report: None,
             started: false,
+            pcap_written: None,
         }
     }
 }
@@ -235,6 +248,7 @@ struct WorkerEnd {
     captured: u64,
     queue_full_waits: u64,
     error: Option<io::Error>,
+    pcap_error: Option<io::Error>,
 }
 
 /// The original's capture presets (its capture_*.py scripts, REFERENCE section 2).
@@ -337,6 +351,23 @@ impl CaptureJob {
                 user.name, user.uid, user.gid
             ));
         }
+        let pcap = match &self.pcap_out {
+            Some(cfg) => {
+                let mut cfg = cfg.clone();
+                cfg.snaplen = self.snaplen;
+                match PcapWriter::create(cfg, Some(LinkType::Ethernet.number())) {
+                    Ok(w) => Some(Arc::new(Mutex::new(w))),
+                    Err(error) => {
+                        return CaptureOutcome::failed(CaptureError::PcapOut {
+                            dest: self.pcap_out.as_ref().map(|c| c.path.display().to_string())
+                                .unwrap_or_default(),
+                            error,
+                        })
+                    }
+                }
+            }
+            None => None,
+        };
         let sink = match self.output.open() {
             Ok(s) => s,
             Err(error) => {
@@ -359,7 +390,7 @@ impl CaptureJob {
                 None => String::new(),
             }
         ));
-        self.run_rings(rings, cpus, sink, stop, notify)
+        self.run_rings(rings, cpus, sink, pcap, stop, notify)
     }
 
     /// The ring settings each worker gets: the budget split evenly, whole blocks.
@@ -420,6 +451,7 @@ impl CaptureJob {
         rings: Vec<Ring>,
         cpus: Vec<Option<core_affinity::CoreId>>,
         sink: Box<dyn Sink>,
+        pcap: Option<Arc<Mutex<PcapWriter>>>,
         stop: &AtomicBool,
         notify: &mut dyn FnMut(&str),
     ) -> CaptureOutcome {
@@ -474,6 +506,7 @@ impl CaptureJob {
                 live: Arc::clone(&live[i]),
                 full_tx: full_tx.clone(),
                 free_rx: free_rx.clone(),
+                pcap: pcap.clone(),
                 _alive: alive_tx.clone(),
             };
             match thread::Builder::new()
@@ -530,6 +563,13 @@ impl CaptureJob {
                     summary.kernel_drops += end.ring.drops;
                     summary.freezes += end.ring.freezes;
                     summary.bad_blocks += end.ring.bad_blocks;
+                    if let (None, Some(e)) = (&error, end.pcap_error) {
+                        error = Some(CaptureError::PcapOut {
+                            dest: self.pcap_out.as_ref().map(|c| c.path.display().to_string())
+                                .unwrap_or_default(),
+                            error: e,
+                        });
+                    }
                     if let (None, Some(e)) = (&error, end.error) {
                         error = Some(CaptureError::Capture {
                             iface: self.iface.clone(),
@@ -544,6 +584,27 @@ impl CaptureJob {
                 }
             }
         }
+        // Every worker has ended: the writer is ours alone again. Its last file is closed
+        // (and handed to --post-rotate) before the summary is printed.
+        let pcap_written = pcap
+            .and_then(|p| Arc::try_unwrap(p).ok())
+            .and_then(|m| m.into_inner().ok())
+            .map(|w| {
+                let counts = (w.frames_written, w.files_closed + 1);
+                if let Err(e) = w.finish(LinkType::Ethernet.number()) {
+                    if e.kind() != io::ErrorKind::BrokenPipe {
+                        error.get_or_insert(CaptureError::PcapOut {
+                            dest: self
+                                .pcap_out
+                                .as_ref()
+                                .map(|c| c.path.display().to_string())
+                                .unwrap_or_default(),
+                            error: e,
+                        });
+                    }
+                }
+                counts
+            });
         let published = publisher.join().unwrap_or_else(|_| Published {
             written: written.load(Ordering::Relaxed),
             ..Published::lost()
@@ -565,6 +626,7 @@ impl CaptureJob {
             error,
             sink_report: published.report,
             started: true,
+            pcap_written,
         }
     }
 }
@@ -598,6 +660,7 @@ struct WorkerCtx {
     live: Arc<Live>,
     full_tx: Sender<JsonBatch>,
     free_rx: Receiver<JsonBatch>,
+    pcap: Option<Arc<Mutex<PcapWriter>>>,
     /// Dropped when the worker ends (see `alive_rx`).
     _alive: Sender<()>,
 }
@@ -615,6 +678,11 @@ struct Encoding<'a> {
     halt: &'a AtomicBool,
     full_tx: &'a Sender<JsonBatch>,
     free_rx: &'a Receiver<JsonBatch>,
+    /// `-w`: shared by the workers; each frame is copied from the ring block into the
+    /// writer's buffer under the lock.
+    pcap: Option<&'a Mutex<PcapWriter>>,
+    /// The first `-w` write error (the run then stops).
+    pcap_error: Option<io::Error>,
 }
 
 impl Encoding<'_> {
@@ -629,6 +697,27 @@ impl Encoding<'_> {
             }
             if n + 1 == limit {
                 self.halt.store(true, Ordering::Relaxed);
+            }
+        }
+        if let Some(pcap) = self.pcap {
+            if self.pcap_error.is_none() {
+                let written = match pcap.lock() {
+                    Ok(mut w) => w.write(
+                        LinkType::Ethernet.number(),
+                        meta.time_ns,
+                        meta.wire_len,
+                        bytes,
+                    ),
+                    Err(_) => Err(io::Error::other("another worker panicked while writing")),
+                };
+                if let Err(e) = written {
+                    // `-w - | head`: the reader went away, which stops the run quietly.
+                    if e.kind() != io::ErrorKind::BrokenPipe {
+                        self.pcap_error = Some(e);
+                    }
+                    self.halt.store(true, Ordering::Relaxed);
+                    return;
+                }
             }
         }
         let Some(batch) = self.batch.as_mut() else {
@@ -697,6 +786,8 @@ impl WorkerCtx {
             halt: &self.halt,
             full_tx: &self.full_tx,
             free_rx: &self.free_rx,
+            pcap: self.pcap.as_deref(),
+            pcap_error: None,
         };
         let mut error = None;
         let mut last_stats = Instant::now();
@@ -705,7 +796,18 @@ impl WorkerCtx {
                 .ring
                 .next_block(POLL_TIMEOUT, |bytes, meta| enc.frame(bytes, meta))
             {
-                Ok(0) => enc.send(),
+                Ok(0) => {
+                    enc.send();
+                    // A quiet link: what is buffered reaches the file (or `-w -`) now.
+                    if let Some(Ok(mut w)) = enc.pcap.map(Mutex::lock) {
+                        if let Err(e) = w.flush() {
+                            if e.kind() != io::ErrorKind::BrokenPipe {
+                                enc.pcap_error.get_or_insert(e);
+                            }
+                            self.halt.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
                 Ok(_) => enc.send_if_old(),
                 Err(e) => {
                     error = Some(e);
@@ -753,6 +855,7 @@ impl WorkerCtx {
             captured: enc.captured,
             queue_full_waits: enc.queue_full_waits,
             error,
+            pcap_error: enc.pcap_error,
         }
     }
 }
@@ -802,6 +905,7 @@ mod tests {
             source_host: "test".into(),
             output: Output::Stdout,
             drop_to: None,
+            pcap_out: None,
         }
     }
 
