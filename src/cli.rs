@@ -98,7 +98,14 @@ pub struct ReadArgs {
 
 /// File-name endings taken as capture files even when the file is missing (so a typo is
 /// "cannot open", not a filter expression).
-const CAPTURE_FILE_ENDINGS: [&str; 6] = [".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcap.zst", ".pcap.xz"];
+const CAPTURE_FILE_ENDINGS: [&str; 6] = [
+    ".pcap",
+    ".pcapng",
+    ".cap",
+    ".pcap.gz",
+    ".pcap.zst",
+    ".pcap.xz",
+];
 
 impl ReadArgs {
     /// The files to read and the filter: `-f`/NETWORK_FILTER or the words after the files
@@ -206,8 +213,13 @@ pub enum RedisFormatArg {
 #[derive(Args, Debug)]
 pub struct CaptureArgs {
     /// Interface to capture on (Ethernet).
-    #[arg(short, long, env = "CAP_DEVICE", value_name = "IFACE",
-          required_unless_present = "list_interfaces")]
+    #[arg(
+        short,
+        long,
+        env = "CAP_DEVICE",
+        value_name = "IFACE",
+        required_unless_present = "list_interfaces"
+    )]
     pub iface: Option<String>,
 
     /// List the interfaces (index, name, link type, up or down, addresses) and exit, as
@@ -536,8 +548,12 @@ where
             .skip(1)
             .filter_map(|a| a.to_str())
             .take_while(|a| *a != "--")
-            .any(|a| a == "-r" || a == "--read-file" || a.starts_with("--read-file=")
-                || (a.starts_with("-r") && !a.starts_with("--")));
+            .any(|a| {
+                a == "-r"
+                    || a == "--read-file"
+                    || a.starts_with("--read-file=")
+                    || (a.starts_with("-r") && !a.starts_with("--"))
+            });
         let command = if reads { "read" } else { DEFAULT_COMMAND };
         args.insert(1.min(args.len()), command.into());
     }

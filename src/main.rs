@@ -14,6 +14,14 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+/// A line on stderr that cannot panic: `2>&1 | head` closing the pipe must not turn a
+/// finished run into a crash (eprintln! panics when the write fails).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
     let cap_device_set = std::env::var_os("CAP_DEVICE").is_some_and(|v| !v.is_empty());
     let cli = Cli::parse_from(with_default_command(std::env::args_os(), cap_device_set));
@@ -40,9 +48,11 @@ fn outputs(
         (_, dest) => Output::parse_with(dest.unwrap_or("-"), &out.output_options())?,
     };
     if pcap.as_ref().is_some_and(|p| p.is_stdout()) && output == Output::Stdout {
-        return Err("-w - writes the pcap to stdout, and so would the JSON: give -o FILE or a \
+        return Err(
+            "-w - writes the pcap to stdout, and so would the JSON: give -o FILE or a \
                     URL for the JSON, or leave -o (and FORWARD_BROKER_URL) out for no JSON"
-            .into());
+                .into(),
+        );
     }
     Ok((output, pcap))
 }
@@ -84,24 +94,24 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
     let (files, filter) = match args.inputs() {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("netpipe-fast: read: {e}");
+            say!("netpipe-fast: read: {e}");
             return ExitCode::from(2);
         }
     };
     if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
-        eprintln!("netpipe-fast: read: stdin (-) can be read once");
+        say!("netpipe-fast: read: stdin (-) can be read once");
         return ExitCode::from(2);
     }
     let (output, pcap) = match outputs(&args.out, &args.pcap) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("netpipe-fast: {e}");
+            say!("netpipe-fast: {e}");
             return ExitCode::from(2);
         }
     };
     if let Some(expr) = &filter {
         if let Err(e) = check_filter(expr, files.first().map(|p| p.as_path())) {
-            eprintln!("netpipe-fast: {e}");
+            say!("netpipe-fast: {e}");
             return ExitCode::from(7);
         }
     }
@@ -114,7 +124,7 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
         Some(cfg) => match PcapWriter::create(cfg.clone(), None) {
             Ok(w) => Some(w),
             Err(e) => {
-                eprintln!("netpipe-fast: -w {}: {e}", cfg.path.display());
+                say!("netpipe-fast: -w {}: {e}", cfg.path.display());
                 return ExitCode::from(8);
             }
         },
@@ -130,15 +140,18 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
     };
     let outcome = job.run_writing(writer);
     if let Some(e) = &outcome.error {
-        eprintln!("netpipe-fast: {e}");
+        say!("netpipe-fast: {e}");
     }
     if !args.quiet {
-        eprintln!("{}", outcome.summary);
+        say!("{}", outcome.summary);
         if let Some(report) = &outcome.sink_report {
-            eprintln!("{report}");
+            say!("{report}");
         }
-        if let Some(line) = pcap.as_ref().and_then(|p| pcap_line(p, outcome.pcap_written)) {
-            eprintln!("{line}");
+        if let Some(line) = pcap
+            .as_ref()
+            .and_then(|p| pcap_line(p, outcome.pcap_written))
+        {
+            say!("{line}");
         }
     }
     match outcome.error {
@@ -166,7 +179,7 @@ fn list_interfaces() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("netpipe-fast: cannot list the interfaces: {e}");
+            say!("netpipe-fast: cannot list the interfaces: {e}");
             ExitCode::from(14)
         }
     }
@@ -177,13 +190,13 @@ fn capture(args: CaptureArgs) -> ExitCode {
         return list_interfaces();
     }
     let Some(iface) = args.iface.clone() else {
-        eprintln!("netpipe-fast: capture needs an interface: -i IFACE (or CAP_DEVICE)");
+        say!("netpipe-fast: capture needs an interface: -i IFACE (or CAP_DEVICE)");
         return ExitCode::from(2);
     };
     let user_filter = match args.filter_expression() {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("netpipe-fast: {e}");
+            say!("netpipe-fast: {e}");
             return ExitCode::from(2);
         }
     };
@@ -191,14 +204,14 @@ fn capture(args: CaptureArgs) -> ExitCode {
     let drop_to = match args.user.as_deref().map(TargetUser::lookup).transpose() {
         Ok(u) => u,
         Err(e) => {
-            eprintln!("netpipe-fast: {e}");
+            say!("netpipe-fast: {e}");
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1));
         }
     };
     let (output, pcap) = match outputs(&args.out, &args.pcap) {
         Ok((o, p)) => (o.with_delivery(args.out.delivery.delivery()), p),
         Err(e) => {
-            eprintln!("netpipe-fast: {e}");
+            say!("netpipe-fast: {e}");
             return ExitCode::from(2);
         }
     };
@@ -231,25 +244,28 @@ fn capture(args: CaptureArgs) -> ExitCode {
     };
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = stop_on_signals(&stop) {
-        eprintln!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+        say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
         return ExitCode::from(1);
     }
     let quiet = args.quiet;
     let outcome = job.run(&stop, &mut |line| {
         if !quiet {
-            eprintln!("netpipe-fast: {line}");
+            say!("netpipe-fast: {line}");
         }
     });
     if let Some(e) = &outcome.error {
-        eprintln!("netpipe-fast: {e}");
+        say!("netpipe-fast: {e}");
     }
     if outcome.started && !quiet {
-        eprintln!("{}", outcome.summary);
+        say!("{}", outcome.summary);
         if let Some(report) = &outcome.sink_report {
-            eprintln!("{report}");
+            say!("{report}");
         }
-        if let Some(line) = pcap.as_ref().and_then(|p| pcap_line(p, outcome.pcap_written)) {
-            eprintln!("{line}");
+        if let Some(line) = pcap
+            .as_ref()
+            .and_then(|p| pcap_line(p, outcome.pcap_written))
+        {
+            say!("{line}");
         }
     }
     match outcome.error {
@@ -273,33 +289,33 @@ fn dataset(args: netpipe_fast::cli::DatasetArgs) -> ExitCode {
     let config = match args.config(clock_seed) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("netpipe-fast: dataset prepare: {e}");
+            say!("netpipe-fast: dataset prepare: {e}");
             return ExitCode::from(2);
         }
     };
     match netpipe_fast::dataset::prepare::prepare(&config) {
         Ok(report) => {
             for p in &report.skipped_outputs {
-                eprintln!(
+                say!(
                     "netpipe-fast: {}: matched an --input pattern but is this run's output; not read",
                     p.display()
                 );
             }
             for (file, column) in &report.duplicate_headers {
-                eprintln!(
+                say!(
                     "netpipe-fast: {}: column {column:?} appears twice in the header; the first is used",
                     file.display()
                 );
             }
             for p in &report.problems {
-                eprintln!("netpipe-fast: {p}");
+                say!("netpipe-fast: {p}");
             }
             let unlisted = report.rows_skipped - report.problems.len() as u64;
             if unlisted > 0 {
-                eprintln!("netpipe-fast: {unlisted} more rows skipped (not listed)");
+                say!("netpipe-fast: {unlisted} more rows skipped (not listed)");
             }
             if args.show_summary == "1" && !args.quiet {
-                eprintln!("{}", report.summary(&config));
+                say!("{}", report.summary(&config));
             }
             if report.rows_skipped > 0 {
                 ExitCode::from(5)
@@ -308,22 +324,27 @@ fn dataset(args: netpipe_fast::cli::DatasetArgs) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("netpipe-fast: dataset prepare: {e}");
+            say!("netpipe-fast: dataset prepare: {e}");
             ExitCode::from(e.exit_code())
         }
     }
 }
 
 fn send(args: netpipe_fast::cli::SendArgs) -> ExitCode {
-    match netpipe_fast::tools::command::run_send(args, &mut |line| println!("{line}")) {
+    // A reader that went away (`| head -c 10`) has seen what it wanted: the send itself has
+    // happened, so its exit code stands and nothing panics.
+    let mut print = |line: &str| {
+        let _ = writeln!(std::io::stdout(), "{line}");
+    };
+    match netpipe_fast::tools::command::run_send(args, &mut print) {
         Ok(code) => {
             if code == netpipe_fast::tools::send_exit::UNANSWERED {
-                eprintln!("netpipe-fast: send: sent, but not every request was answered in time");
+                say!("netpipe-fast: send: sent, but not every request was answered in time");
             }
             ExitCode::from(code)
         }
         Err(e) => {
-            eprintln!("netpipe-fast: send: {e}");
+            say!("netpipe-fast: send: {e}");
             ExitCode::from(e.code)
         }
     }
@@ -334,13 +355,13 @@ fn listen(args: netpipe_fast::cli::ListenArgs) -> ExitCode {
     let cfg = match netpipe_fast::tools::command::listen_config(args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("netpipe-fast: listen: {e}");
+            say!("netpipe-fast: listen: {e}");
             return ExitCode::from(e.code);
         }
     };
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = stop_on_signals(&stop) {
-        eprintln!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+        say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
         return ExitCode::from(1);
     }
     let proto = if cfg.proto == Proto::Tcp {
@@ -352,9 +373,7 @@ fn listen(args: netpipe_fast::cli::ListenArgs) -> ExitCode {
     let result = listen::listen(
         &cfg,
         &stop,
-        &mut |addr| {
-            eprintln!("netpipe-fast: listening on {proto} {addr} (stops when {hook} exists)")
-        },
+        &mut |addr| say!("netpipe-fast: listening on {proto} {addr} (stops when {hook} exists)"),
         &mut |line| {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -365,11 +384,11 @@ fn listen(args: netpipe_fast::cli::ListenArgs) -> ExitCode {
     );
     match result {
         Ok(summary) => {
-            eprintln!("netpipe-fast: {}", summary.line(&cfg));
+            say!("netpipe-fast: {}", summary.line(&cfg));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("netpipe-fast: listen: {e}");
+            say!("netpipe-fast: listen: {e}");
             ExitCode::from(e.code)
         }
     }
@@ -385,15 +404,15 @@ fn replay(args: netpipe_fast::cli::ReplayArgs) -> ExitCode {
     };
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = stop_on_signals(&stop) {
-        eprintln!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+        say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
         return ExitCode::from(1);
     }
     let outcome = job.run(&stop);
     if let Some(e) = &outcome.error {
-        eprintln!("netpipe-fast: {e}");
+        say!("netpipe-fast: {e}");
     }
     if outcome.started && !args.quiet {
-        eprintln!("replay: {}", outcome.summary);
+        say!("replay: {}", outcome.summary);
     }
     match outcome.error {
         Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
@@ -407,7 +426,7 @@ fn record(args: RecordArgs) -> ExitCode {
     let antinex = match AntinexConfig::from_env(|k| std::env::var(k).ok()) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("netpipe-fast: {e}");
+            say!("netpipe-fast: {e}");
             return ExitCode::from(2);
         }
     };
@@ -452,15 +471,15 @@ fn record(args: RecordArgs) -> ExitCode {
     };
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = stop_on_signals(&stop) {
-        eprintln!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+        say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
         return ExitCode::from(1);
     }
     let outcome = job.run(&stop);
     if let Some((_, e)) = &outcome.error {
-        eprintln!("netpipe-fast: {e}");
+        say!("netpipe-fast: {e}");
     }
     if !args.quiet {
-        eprintln!("{}", outcome.summary());
+        say!("{}", outcome.summary());
     }
     ExitCode::from(outcome.exit_code())
 }

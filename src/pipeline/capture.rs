@@ -359,7 +359,10 @@ impl CaptureJob {
                     Ok(w) => Some(Arc::new(Mutex::new(w))),
                     Err(error) => {
                         return CaptureOutcome::failed(CaptureError::PcapOut {
-                            dest: self.pcap_out.as_ref().map(|c| c.path.display().to_string())
+                            dest: self
+                                .pcap_out
+                                .as_ref()
+                                .map(|c| c.path.display().to_string())
                                 .unwrap_or_default(),
                             error,
                         })
@@ -565,7 +568,10 @@ impl CaptureJob {
                     summary.bad_blocks += end.ring.bad_blocks;
                     if let (None, Some(e)) = (&error, end.pcap_error) {
                         error = Some(CaptureError::PcapOut {
-                            dest: self.pcap_out.as_ref().map(|c| c.path.display().to_string())
+                            dest: self
+                                .pcap_out
+                                .as_ref()
+                                .map(|c| c.path.display().to_string())
                                 .unwrap_or_default(),
                             error: e,
                         });

@@ -100,7 +100,9 @@ impl PcapOutConfig {
                 || self.file_count.is_some()
                 || self.post_rotate.is_some())
         {
-            return Err("-w - (stdout) cannot rotate: -G, -C, -W and --post-rotate need a file".into());
+            return Err(
+                "-w - (stdout) cannot rotate: -G, -C, -W and --post-rotate need a file".into(),
+            );
         }
         if self.file_count.is_some() && self.rotate_bytes.is_none() && self.rotate_every.is_none() {
             return Err("-W needs -C or -G (it sets how many rotated files are kept)".into());
@@ -146,7 +148,10 @@ fn strftime(pattern: &Path, at: SystemTime) -> Result<PathBuf, String> {
 
 /// Where the bytes go.
 enum Out {
-    File { file: BufWriter<File>, path: PathBuf },
+    File {
+        file: BufWriter<File>,
+        path: PathBuf,
+    },
     Stdout(BufWriter<io::Stdout>),
 }
 
@@ -430,11 +435,7 @@ impl PcapWriter {
                 drop(file);
                 self.files_closed += 1;
                 if let Some(cmd) = &self.cfg.post_rotate {
-                    match Command::new(cmd)
-                        .arg(&path)
-                        .stdin(Stdio::null())
-                        .spawn()
-                    {
+                    match Command::new(cmd).arg(&path).stdin(Stdio::null()).spawn() {
                         Ok(c) => self.children.push(c),
                         Err(e) => {
                             return Err(io::Error::new(
@@ -581,7 +582,8 @@ mod tests {
             let mut cfg = PcapOutConfig::new(&path);
             cfg.format = format;
             let mut w = PcapWriter::create(cfg, None).unwrap();
-            w.write(1, 1_700_000_000_123_456_789, 60, &[1, 2, 3]).unwrap();
+            w.write(1, 1_700_000_000_123_456_789, 60, &[1, 2, 3])
+                .unwrap();
             w.write(1, 5, 4, &[9; 4]).unwrap();
             w.finish(1).unwrap();
             let r = CaptureReader::open(&path).unwrap();

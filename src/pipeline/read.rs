@@ -190,11 +190,16 @@ impl ReadJob {
             let counts = (w.frames_written, w.files_closed + 1);
             // The last file is closed (and handed to --post-rotate) before the summary.
             let link = state.last_link_type.unwrap_or(LinkType::Ethernet.number());
-            if let Err(e) = w.finish(link) {
-                error.get_or_insert(JobError::PcapOut {
-                    dest: pcap_dest.clone().unwrap_or_default(),
-                    error: e,
-                });
+            match w.finish(link) {
+                // `-w - | head`: the reader went away, as for the JSON on stdout.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+                Err(e) => {
+                    error.get_or_insert(JobError::PcapOut {
+                        dest: pcap_dest.clone().unwrap_or_default(),
+                        error: e,
+                    });
+                }
+                Ok(()) => {}
             }
             counts
         });

@@ -83,14 +83,14 @@ pub fn list() -> io::Result<Vec<InterfaceInfo>> {
             if let Some(v4) = m.as_sockaddr_in() {
                 return Some(v4.ip().to_bits().count_ones());
             }
-            m.as_sockaddr_in6()
-                .map(|v6| v6.ip().to_bits().count_ones())
+            m.as_sockaddr_in6().map(|v6| v6.ip().to_bits().count_ones())
         };
         if let Some(addr) = &ifa.address {
             let ip = if let Some(v4) = addr.as_sockaddr_in() {
                 Some(std::net::IpAddr::V4(v4.ip()))
             } else {
-                addr.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip()))
+                addr.as_sockaddr_in6()
+                    .map(|v6| std::net::IpAddr::V6(v6.ip()))
             };
             if let Some(ip) = ip {
                 let text = match prefix(ifa.netmask.as_ref()) {
