@@ -1123,3 +1123,75 @@ fn without_cap_net_raw_capture_and_replay_exit_12() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
 }
+
+/// capinfos' exact frame count and data bytes (`-M`).
+fn capinfos(path: &Path) -> (u64, u64) {
+    let out = Command::new("capinfos")
+        .args(["-M", "-c", "-d"])
+        .arg(path)
+        .output()
+        .expect("run capinfos (apt-get install tshark)");
+    assert!(out.status.success(), "capinfos {}: {out:?}", path.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |label: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(label))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {label} in capinfos output: {text}"))
+    };
+    (field("Number of packets"), field("Data size"))
+}
+
+/// `-w` during a live capture with two workers, beside the JSON: every frame replayed is in
+/// the pcap/pcapng file exactly once (capinfos counts and bytes, tcpdump reads it, and `read`
+/// of the file decodes the same data as the frames sent), and in the JSON too.
+#[test]
+fn w_writes_every_captured_frame_beside_the_json() {
+    let Some((pair, dir)) = live_setup("wpcap") else {
+        return;
+    };
+    for (name, extra) in [("cap.pcap", None), ("cap.pcapng", Some("--pcapng"))] {
+        let out = dir.path(&format!("{name}.jsonl"));
+        let pcap = dir.path(name);
+        let pcap_arg = pcap.to_str().expect("utf-8 path").to_owned();
+        let mut more = vec!["-j", "2", "-w", pcap_arg.as_str()];
+        more.extend(extra);
+        let mut cap = Capture::start(&pair.b, &out, &ring_args(FILTER, "8", &more));
+        cap.wait_listening();
+        let frames = test_frames(0..1000);
+        replay_frames(&pair.a, &dir.path("replay.pcap"), &frames);
+        let stderr = cap.stop_after(frames.len());
+        assert!(
+            stderr
+                .iter()
+                .any(|l| l == &format!("1000 frames written to {pcap_arg}")),
+            "{stderr:?}"
+        );
+        let bytes: usize = frames.iter().map(Vec::len).sum();
+        assert_eq!(capinfos(&pcap), (1000, bytes as u64), "{name}");
+        let tcpdump = Command::new("tcpdump")
+            .args(["-nn", "-q", "-r"])
+            .arg(&pcap)
+            .output()
+            .expect("run tcpdump");
+        assert!(tcpdump.status.success(), "{tcpdump:?}");
+        assert_eq!(tcpdump.stdout.iter().filter(|&&b| b == b'\n').count(), 1000);
+        let back = Command::new(BIN)
+            .arg("read")
+            .arg(&pcap)
+            .args(["-q"])
+            .output()
+            .expect("run read");
+        assert!(back.status.success(), "{back:?}");
+        let want = data_from_read(&dir, &frames);
+        assert_eq!(
+            data_counts(&String::from_utf8(back.stdout).expect("utf-8")),
+            want,
+            "{name}: every frame once, byte for byte as sent"
+        );
+        let json = fs::read_to_string(&out).expect("read the JSON");
+        assert_eq!(data_counts(&json), want, "{name}: the JSON beside it");
+    }
+}
