@@ -175,6 +175,7 @@ fn list_interfaces() -> ExitCode {
                     return ExitCode::SUCCESS;
                 }
             }
+            let _ = writeln!(out, "{}", netpipe_fast::source::interfaces::ANY_LINE);
             let _ = out.flush();
             ExitCode::SUCCESS
         }

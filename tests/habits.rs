@@ -621,6 +621,11 @@ fn list_interfaces_names_loopback_with_index_link_type_and_address() {
         if lo.contains("[Up") {
             assert!(lo.contains("127.0.0.1/8"), "{lo}");
         }
+        let last = text.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("0.any [Up, Running] link-type LINUX_SLL2"),
+            "{last}"
+        );
     }
 }
 

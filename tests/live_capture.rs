@@ -1195,3 +1195,78 @@ fn w_writes_every_captured_frame_beside_the_json() {
         assert_eq!(data_counts(&json), want, "{name}: the JSON beside it");
     }
 }
+
+/// `-i any` in a namespace with two interfaces (vb from the veth pair, and lo): frames from
+/// both arrive as Linux cooked v2 with their interface's index, loopback traffic once (not
+/// once sent and once received), the filter applies, `-c` stops it exactly, and the `-w`
+/// file says LINUX_SLL2 to tcpdump and capinfos.
+#[test]
+fn any_captures_every_interface_as_linux_cooked_v2() {
+    let Some((pair, dir)) = live_setup("any") else {
+        return;
+    };
+    ip(&["-n", &pair.b, "link", "set", "lo", "up"]);
+    let vb_index: u64 = ip(&["-n", &pair.b, "-o", "link", "show", "vb"])
+        .split(':')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .expect("vb's index");
+    let json = dir.path("any.jsonl");
+    let pcap = dir.path("any.pcap");
+    let frames = test_frames(0..100);
+    let udp_frames = frames.iter().filter(|f| f[23] == 17).count();
+    let from_lo = 20;
+    let total = udp_frames + from_lo;
+    let mut cmd = bin_in(&pair.b);
+    cmd.args(["-i", "any", "-c", &total.to_string(), "-w"])
+        .arg(&pcap)
+        .arg("-o")
+        .arg(&json)
+        .args(["udp", "dst", "port", "9999"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut cap = Process::start(&mut cmd, DEADLINE);
+    cap.wait_for_stderr("listening on any, link-type LINUX_SLL2");
+    replay_frames(&pair.a, &dir.path("replay.pcap"), &frames);
+    let sent = Command::new("ip")
+        .args(["netns", "exec", &pair.b, "/usr/bin/python3", "-c"])
+        .arg(format!(
+            "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             for i in range({from_lo}): s.sendto(b'lo %d' % i, ('127.0.0.1', 9999))"
+        ))
+        .status()
+        .expect("send on lo");
+    assert!(sent.success());
+    let (status, stderr) = cap.finish();
+    assert!(status.success(), "{status:?} {stderr:?}");
+    let text = fs::read_to_string(&json).expect("the JSON");
+    let mut by_index = BTreeMap::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        let cooked = &v["data"]["cookedlinuxv2"];
+        assert!(cooked.is_object(), "not cooked: {line}");
+        assert_eq!(v["data"]["udp"]["dport"], 9999, "{line}");
+        *by_index
+            .entry(cooked["ifindex"].as_u64().expect("ifindex"))
+            .or_insert(0usize) += 1;
+    }
+    assert_eq!(
+        by_index,
+        BTreeMap::from([(1, from_lo), (vb_index, udp_frames)]),
+        "frames per interface index (lo is 1, vb is {vb_index})"
+    );
+    assert_eq!(capinfos(&pcap).0, total as u64);
+    let tcpdump = Command::new("tcpdump")
+        .args(["-nn", "-r"])
+        .arg(&pcap)
+        .output()
+        .expect("run tcpdump");
+    assert!(
+        String::from_utf8_lossy(&tcpdump.stderr).contains("LINUX_SLL2"),
+        "{tcpdump:?}"
+    );
+    assert_eq!(
+        tcpdump.stdout.iter().filter(|&&b| b == b'\n').count(),
+        total
+    );
+}

@@ -23,7 +23,9 @@ use crate::encode::FrameMeta;
 use crate::sink::{Output, Sink};
 use crate::source::filter::{BpfFilter, FilterError};
 use crate::source::privilege::{PrivilegeError, TargetUser};
-use crate::source::ring::{FanoutMode, Ring, RingConfig, RingError, RingStats, MIN_BLOCK_COUNT};
+use crate::source::ring::{
+    FanoutMode, Ring, RingConfig, RingError, RingStats, ANY_INTERFACE, MIN_BLOCK_COUNT,
+};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::fmt;
 use std::io;
@@ -307,12 +309,25 @@ impl CaptureJob {
     /// running summaries, one line each.
     pub fn run(&self, stop: &AtomicBool, notify: &mut dyn FnMut(&str)) -> CaptureOutcome {
         let workers = self.workers.max(1);
-        let filter = match &self.filter {
-            Some(expr) => match BpfFilter::compile(expr, LinkType::Ethernet.number()) {
+        // On `any` the frames are cooked (SLL2) in user space, so the filter runs there too,
+        // compiled for SLL2; elsewhere the kernel runs it, compiled for Ethernet.
+        let any = self.iface == ANY_INTERFACE;
+        let link = if any {
+            LinkType::LinuxSll2
+        } else {
+            LinkType::Ethernet
+        };
+        let compiled = match &self.filter {
+            Some(expr) => match BpfFilter::compile(expr, link.number()) {
                 Ok(f) => Some(f),
                 Err(e) => return CaptureOutcome::failed(CaptureError::Filter(e)),
             },
             None => None,
+        };
+        let (filter, user_filter) = if any {
+            (None, compiled)
+        } else {
+            (compiled, None)
         };
         let cpus = match self.worker_cpus(workers, notify) {
             Ok(c) => c,
@@ -355,7 +370,7 @@ impl CaptureJob {
             Some(cfg) => {
                 let mut cfg = cfg.clone();
                 cfg.snaplen = self.snaplen;
-                match PcapWriter::create(cfg, Some(LinkType::Ethernet.number())) {
+                match PcapWriter::create(cfg, Some(link.number())) {
                     Ok(w) => Some(Arc::new(Mutex::new(w))),
                     Err(error) => {
                         return CaptureOutcome::failed(CaptureError::PcapOut {
@@ -383,9 +398,14 @@ impl CaptureJob {
         // As tcpdump says it: from here on every packet that passes the filter is captured.
         let (block_bytes, blocks) = rings.first().map(Ring::geometry).unwrap_or((0, 0));
         notify(&format!(
-            "listening on {}, link-type EN10MB (Ethernet), snapshot length {} bytes, \
+            "listening on {}, link-type {}, snapshot length {} bytes, \
              {workers} worker(s), ring {blocks} x {} KiB each{}",
             self.iface,
+            if any {
+                "LINUX_SLL2 (Linux cooked v2; the filter runs in user space)"
+            } else {
+                "EN10MB (Ethernet)"
+            },
             self.snaplen,
             block_bytes / 1024,
             match per_ring.fanout {
@@ -393,7 +413,7 @@ impl CaptureJob {
                 None => String::new(),
             }
         ));
-        self.run_rings(rings, cpus, sink, pcap, stop, notify)
+        self.run_rings(rings, cpus, sink, pcap, user_filter, stop, notify)
     }
 
     /// The ring settings each worker gets: the budget split evenly, whole blocks.
@@ -455,9 +475,14 @@ impl CaptureJob {
         cpus: Vec<Option<core_affinity::CoreId>>,
         sink: Box<dyn Sink>,
         pcap: Option<Arc<Mutex<PcapWriter>>>,
+        user_filter: Option<BpfFilter>,
         stop: &AtomicBool,
         notify: &mut dyn FnMut(&str),
     ) -> CaptureOutcome {
+        let link = rings
+            .first()
+            .map(Ring::link_type)
+            .unwrap_or(LinkType::Ethernet);
         let workers = rings.len().max(1);
         let pool = BUFFERS_PER_WORKER * workers + 1;
         let (full_tx, full_rx) = bounded::<JsonBatch>(pool);
@@ -510,6 +535,7 @@ impl CaptureJob {
                 full_tx: full_tx.clone(),
                 free_rx: free_rx.clone(),
                 pcap: pcap.clone(),
+                user_filter: user_filter.clone(),
                 _alive: alive_tx.clone(),
             };
             match thread::Builder::new()
@@ -597,7 +623,7 @@ impl CaptureJob {
             .and_then(|m| m.into_inner().ok())
             .map(|w| {
                 let counts = (w.frames_written, w.files_closed + 1);
-                if let Err(e) = w.finish(LinkType::Ethernet.number()) {
+                if let Err(e) = w.finish(link.number()) {
                     if e.kind() != io::ErrorKind::BrokenPipe {
                         error.get_or_insert(CaptureError::PcapOut {
                             dest: self
@@ -667,6 +693,8 @@ struct WorkerCtx {
     full_tx: Sender<JsonBatch>,
     free_rx: Receiver<JsonBatch>,
     pcap: Option<Arc<Mutex<PcapWriter>>>,
+    /// On `any`: the filter, run here on the cooked frames (the kernel cannot).
+    user_filter: Option<BpfFilter>,
     /// Dropped when the worker ends (see `alive_rx`).
     _alive: Sender<()>,
 }
@@ -689,10 +717,19 @@ struct Encoding<'a> {
     pcap: Option<&'a Mutex<PcapWriter>>,
     /// The first `-w` write error (the run then stops).
     pcap_error: Option<io::Error>,
+    /// What the ring delivers: Ethernet, or SLL2 on `any`.
+    link: LinkType,
+    user_filter: Option<&'a BpfFilter>,
 }
 
 impl Encoding<'_> {
     fn frame(&mut self, bytes: &[u8], meta: &FrameMeta) {
+        if let Some(f) = self.user_filter {
+            // Not captured, as the kernel filter would have kept it out of the ring.
+            if !f.matches(bytes, meta.wire_len) {
+                return;
+            }
+        }
         if let Some(limit) = self.limit {
             // Packet numbers are handed out once over all workers, so exactly `limit` are
             // encoded whatever the number of workers.
@@ -708,12 +745,7 @@ impl Encoding<'_> {
         if let Some(pcap) = self.pcap {
             if self.pcap_error.is_none() {
                 let written = match pcap.lock() {
-                    Ok(mut w) => w.write(
-                        LinkType::Ethernet.number(),
-                        meta.time_ns,
-                        meta.wire_len,
-                        bytes,
-                    ),
+                    Ok(mut w) => w.write(self.link.number(), meta.time_ns, meta.wire_len, bytes),
                     Err(_) => Err(io::Error::other("another worker panicked while writing")),
                 };
                 if let Err(e) = written {
@@ -733,7 +765,7 @@ impl Encoding<'_> {
         if batch.is_empty() {
             self.batch_started = Instant::now();
         }
-        self.worker.process(LinkType::Ethernet, bytes, meta, batch);
+        self.worker.process(self.link, bytes, meta, batch);
         self.captured += 1;
         if batch.is_full() {
             self.send();
@@ -794,6 +826,8 @@ impl WorkerCtx {
             free_rx: &self.free_rx,
             pcap: self.pcap.as_deref(),
             pcap_error: None,
+            link: self.ring.link_type(),
+            user_filter: self.user_filter.as_ref(),
         };
         let mut error = None;
         let mut last_stats = Instant::now();

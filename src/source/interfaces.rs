@@ -65,6 +65,10 @@ impl InterfaceInfo {
     }
 }
 
+/// The last `-D` line: the pseudo-interface that captures on all of them (bound to index 0).
+pub const ANY_LINE: &str = "0.any [Up, Running] link-type LINUX_SLL2 (Linux cooked v2), \
+                            every interface of this network namespace";
+
 /// The interfaces of this network namespace, by index.
 pub fn list() -> io::Result<Vec<InterfaceInfo>> {
     let mut by_name: BTreeMap<String, InterfaceInfo> = BTreeMap::new();
