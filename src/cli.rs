@@ -682,6 +682,19 @@ mod tests {
         ] {
             assert_eq!(words(args, true), args);
         }
+        // tcpdump's -r means read, wherever it stands before `--`.
+        assert_eq!(
+            words(&["np", "-r", "x.pcap", "-c", "3"], false),
+            ["np", "read", "-r", "x.pcap", "-c", "3"]
+        );
+        assert_eq!(
+            words(&["np", "-q", "-rx.pcap"], false),
+            ["np", "read", "-q", "-rx.pcap"]
+        );
+        assert_eq!(
+            words(&["np", "-i", "eth0", "--", "-r"], false),
+            ["np", "capture", "-i", "eth0", "--", "-r"]
+        );
         // No arguments at all: capture only when CAP_DEVICE names the interface.
         assert_eq!(words(&["np"], true), ["np", "capture"]);
         assert_eq!(words(&["np"], false), ["np"]);

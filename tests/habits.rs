@@ -805,3 +805,29 @@ fn changed_flags_workers_quiet_and_input() {
     }
     let _ = FIXTURE;
 }
+
+/// Without CAP_NET_RAW (run as nobody), `replay` says replay needs it, and `capture` says
+/// live capture does; both exit 12.
+#[test]
+fn replay_without_privilege_speaks_of_replay() {
+    if !harness::root_available("running as nobody") {
+        return;
+    }
+    let as_nobody = |args: &[&str]| {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_netpipe-fast"))
+            .args(args)
+            .current_dir(common::root())
+            .output()
+            .expect("run setpriv");
+        (out.status.code(), stderr(&out))
+    };
+    let (code, err) = as_nobody(&["replay", "-i", "lo", "pcaps/ethernet-arp.pcap"]);
+    assert_eq!(code, Some(12), "{err}");
+    assert!(err.contains("replay needs CAP_NET_RAW"), "{err}");
+    assert!(!err.contains("live capture"), "{err}");
+    let (code, err) = as_nobody(&["capture", "-i", "lo"]);
+    assert_eq!(code, Some(12), "{err}");
+    assert!(err.contains("live capture needs CAP_NET_RAW"), "{err}");
+}

@@ -1270,3 +1270,44 @@ fn any_captures_every_interface_as_linux_cooked_v2() {
         total
     );
 }
+
+/// A reader that goes away (`netpipe-fast -i vb | head -c 10`) ends a live capture quietly,
+/// exit 0 with its summary, whether stdout carries the JSON or the `-w -` pcap.
+#[test]
+fn a_closed_stdout_ends_a_live_capture_quietly() {
+    let Some((pair, dir)) = live_setup("pipe") else {
+        return;
+    };
+    for extra in [&[][..], &["-w", "-"][..]] {
+        let mut cmd = bin_in(&pair.b);
+        cmd.args(["-i", "vb", "-f", FILTER])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let mut cap = Process::start(&mut cmd, DEADLINE);
+        // The reading end closes before anything is written.
+        drop(cap.child.stdout.take());
+        cap.wait_for_stderr("listening on vb");
+        // Frames until the first write has failed and the capture ended by itself.
+        let pcap = dir.path("pipe.pcap");
+        let mut frames = 0u32;
+        while cap.child.try_wait().expect("try_wait").is_none() {
+            assert!(
+                frames < 50_000,
+                "{extra:?}: still running after {frames} frames"
+            );
+            replay_frames(&pair.a, &pcap, &test_frames(frames..frames + 100));
+            frames += 100;
+        }
+        let (status, stderr) = cap.finish();
+        assert_eq!(status.code(), Some(0), "{extra:?}: {stderr:?}");
+        assert!(
+            !stderr.iter().any(|l| l.contains("panicked")),
+            "{extra:?}: {stderr:?}"
+        );
+        assert!(
+            stderr.iter().any(|l| l.contains("packets captured")),
+            "{extra:?}: no summary: {stderr:?}"
+        );
+    }
+}

@@ -413,7 +413,7 @@ impl CaptureJob {
                 None => String::new(),
             }
         ));
-        self.run_rings(rings, cpus, sink, pcap, user_filter, stop, notify)
+        self.run_rings(rings, cpus, sink, Taps { pcap, user_filter }, stop, notify)
     }
 
     /// The ring settings each worker gets: the budget split evenly, whole blocks.
@@ -474,11 +474,11 @@ impl CaptureJob {
         rings: Vec<Ring>,
         cpus: Vec<Option<core_affinity::CoreId>>,
         sink: Box<dyn Sink>,
-        pcap: Option<Arc<Mutex<PcapWriter>>>,
-        user_filter: Option<BpfFilter>,
+        taps: Taps,
         stop: &AtomicBool,
         notify: &mut dyn FnMut(&str),
     ) -> CaptureOutcome {
+        let Taps { pcap, user_filter } = taps;
         let link = rings
             .first()
             .map(Ring::link_type)
@@ -677,6 +677,12 @@ fn running_line(live: &[Arc<Live>], written: u64) -> String {
         sum(|l| &l.freezes),
         written
     )
+}
+
+/// What the workers do besides encoding: `-w`, and the user-space filter of `-i any`.
+struct Taps {
+    pcap: Option<Arc<Mutex<PcapWriter>>>,
+    user_filter: Option<BpfFilter>,
 }
 
 /// Everything one worker thread owns.
