@@ -567,6 +567,18 @@ fn w_never_writes_through_links_or_into_files_of_others() {
     let out = run(&[o("read"), s(&input), o("-w"), s(&hard)]);
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+    // -o PATH (JSON) is opened the same way.
+    for dest in [
+        link.display().to_string(),
+        format!("file:{}", hard.display()),
+    ] {
+        let out = run(&[o("read"), s(&input), o("-o"), o(&dest)]);
+        assert_eq!(out.status.code(), Some(8), "{dest}: {}", stderr(&out));
+        assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+    }
+    let json = dir.path("new.jsonl");
+    ok(&[o("read"), o("-q"), s(&input), o("-o"), s(&json)]);
+    assert_eq!(fs::metadata(&json).unwrap().mode() & 0o777, 0o600);
     // A rotated name that is a planted link is refused too, and nothing is written through it.
     let base = dir.path("rot");
     std::os::unix::fs::symlink(&victim, dir.path("rot1")).unwrap();

@@ -28,10 +28,10 @@
 //! - Each file is flushed and closed before the next one is opened; `--post-rotate CMD` then
 //!   runs `CMD FILE` (no shell, as `tcpdump -z`) on it, and on the last file at the end.
 
+use crate::sink::create::open_for_writing as open_for_capture;
 use std::collections::{HashMap, VecDeque};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -502,61 +502,11 @@ fn put_u32s(buf: &mut [u8], values: &[u32]) {
     }
 }
 
-/// Opens `path` to write a capture into: created mode 0600 without following a symbolic
-/// link; an existing regular file is emptied only if this user owns it and it has one link;
-/// FIFOs and character devices are written as they are.
-pub fn open_for_capture(path: &Path) -> io::Result<File> {
-    let named = |what: String| io::Error::new(io::ErrorKind::PermissionDenied, what);
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                named(format!(
-                    "{}: is a symbolic link; not followed (give the real path)",
-                    path.display()
-                ))
-            } else {
-                io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-            }
-        })?;
-    let meta = file.metadata()?;
-    let kind = meta.file_type();
-    if kind.is_file() {
-        let euid = nix::unistd::geteuid().as_raw();
-        if meta.uid() != euid {
-            return Err(named(format!(
-                "{}: exists and is owned by uid {}, not by this user (uid {euid}); not \
-                 overwritten",
-                path.display(),
-                meta.uid()
-            )));
-        }
-        if meta.nlink() > 1 {
-            return Err(named(format!(
-                "{}: exists with {} hard links; not overwritten",
-                path.display(),
-                meta.nlink()
-            )));
-        }
-        file.set_len(0)?;
-    } else if !(kind.is_fifo() || kind.is_char_device()) {
-        return Err(named(format!(
-            "{}: not a regular file, FIFO or character device",
-            path.display()
-        )));
-    }
-    Ok(file)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::source::pcap_file::{CaptureFormat, CaptureReader};
+    use std::os::unix::fs::MetadataExt;
 
     fn dir(tag: &str) -> tempfile::TempDir {
         tempfile::Builder::new()

@@ -10,6 +10,7 @@
 //! and counts what it sent again ([`Sink::report`]).
 
 pub mod amqp;
+pub mod create;
 pub mod outbox;
 pub mod redis;
 mod resp;
@@ -247,7 +248,7 @@ impl Output {
             Output::Stdout => Box::new(StdoutSink),
             Output::Discard => Box::new(DiscardSink),
             Output::File(path) => Box::new(FileSink {
-                file: File::create(path)?,
+                file: create::open_for_writing(path)?,
             }),
             Output::Tcp(cfg) => {
                 Box::new(TcpSink::connect(cfg.clone()).map_err(StartError::into_io)?)
