@@ -565,9 +565,10 @@ const READ_EXIT_CODES: &str = "\
 Exit codes:
   0  done
   2  usage error, or a malformed --output URL
-  3  a file cannot be opened      4  not a capture file
+  3  a file cannot be opened      4  not a capture file (a compressed one is named)
   5  truncated or corrupt capture  6  unsupported link type
-  7  bad filter expression         8  output failed while writing
+  7  bad filter expression (checked before any output is created)
+  8  output (or the -w file) failed, or cannot be created
   9  broker unreachable at start (refused, unknown host, timeout)
   10 broker refused the credentials at start
   11 TLS could not start (rediss://, amqps://, --ssl-options): certificate not trusted,
@@ -587,7 +588,7 @@ Exit codes:
   0  stopped by --count, --duration, SIGINT or SIGTERM
   2  usage error, a malformed --output URL, or a ring setting the kernel refuses
   6  the interface is not Ethernet   7  bad filter expression
-  8  output failed while writing    9, 10, 11  broker output could not start (as for read)
+  8  output (or the -w file) failed  9, 10, 11  broker output could not start (as for read)
   12 no permission: live capture needs CAP_NET_RAW (run as root)
   13 no such interface, or it is (or went) down
   14 any other socket or ring failure

@@ -72,11 +72,12 @@ fn check_filter(expr: &str, first_file: Option<&std::path::Path>) -> Result<(), 
         .map_err(|e| e.to_string())
 }
 
-/// The `-w` line of the summary.
-fn pcap_line(pcap: &PcapOutConfig, written: Option<(u64, u64)>) -> Option<String> {
+/// The `-w` line of the summary (saying so when the messages went nowhere: `-w` without
+/// `-o`, where the summary's "written" counts messages encoded and not kept).
+fn pcap_line(pcap: &PcapOutConfig, written: Option<(u64, u64)>, output: &Output) -> Option<String> {
     let (frames, files) = written?;
     Some(format!(
-        "{frames} frames written to {}{}",
+        "{frames} frames written to {}{}{}",
         if pcap.is_stdout() {
             "stdout".to_owned()
         } else {
@@ -86,6 +87,11 @@ fn pcap_line(pcap: &PcapOutConfig, written: Option<(u64, u64)>) -> Option<String
             format!(" ({files} files)")
         } else {
             String::new()
+        },
+        if *output == Output::Discard {
+            "; no JSON kept (-w without -o)"
+        } else {
+            ""
         }
     ))
 }
@@ -149,7 +155,7 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
         }
         if let Some(line) = pcap
             .as_ref()
-            .and_then(|p| pcap_line(p, outcome.pcap_written))
+            .and_then(|p| pcap_line(p, outcome.pcap_written, &job.output))
         {
             say!("{line}");
         }
@@ -264,7 +270,7 @@ fn capture(args: CaptureArgs) -> ExitCode {
         }
         if let Some(line) = pcap
             .as_ref()
-            .and_then(|p| pcap_line(p, outcome.pcap_written))
+            .and_then(|p| pcap_line(p, outcome.pcap_written, &job.output))
         {
             say!("{line}");
         }

@@ -289,6 +289,30 @@ fn size_rotation_and_a_ring_of_files_with_post_rotate() {
     let logged = fs::read_to_string(&log).unwrap();
     assert_eq!(logged.lines().count(), files.len(), "{logged}");
 
+    // pcapng rotates the same way; every file has its section and interface blocks.
+    let ng = dir.path("ng");
+    fs::create_dir(&ng).unwrap();
+    ok(&[
+        o("read"),
+        o("-q"),
+        s(&input),
+        o("--pcapng"),
+        o("-w"),
+        s(&ng.join("cap")),
+        o("-C"),
+        o("1"),
+    ]);
+    let ng_files = names(&ng);
+    assert!(ng_files.len() >= 4, "{ng_files:?}");
+    let (mut f_sum, mut b_sum) = (0, 0);
+    for name in &ng_files {
+        let (f, b) = capinfos(&ng.join(name));
+        assert_eq!(tshark_frames(&ng.join(name)), (f, b), "{name}");
+        f_sum += f;
+        b_sum += b;
+    }
+    assert_eq!((f_sum, b_sum), (frames, bytes));
+
     // -W 2: a ring of cap0 and cap1 (the newest frames), each complete.
     let ring = dir.path("ring");
     fs::create_dir(&ring).unwrap();
