@@ -1022,7 +1022,7 @@ pub struct IcmpSendArgs {
 #[derive(Args, Debug)]
 pub struct ArpSendArgs {
     /// Interface to send on (the original's default was enp0s3; loopback here).
-    #[arg(long, env = "ARP_INTERFACE", default_value = "lo")]
+    #[arg(short, long, env = "ARP_INTERFACE", default_value = "lo")]
     pub iface: String,
     /// Address asked for [default: the interface's own IPv4 address, as the original].
     #[arg(long, env = "ARP_DST_IP")]

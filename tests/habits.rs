@@ -839,6 +839,11 @@ fn changed_flags_workers_quiet_and_input() {
     ] {
         assert!(help.contains(flag), "capture --help lacks {flag}");
     }
+    // -i means interface wherever an interface is asked for.
+    let help = ok(&[o("send"), o("arp"), o("--help")]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("-i, --iface"));
+    let help = ok(&[o("replay"), o("--help")]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("-i, --iface"));
     let _ = FIXTURE;
 }
 
