@@ -1211,6 +1211,22 @@ fn any_captures_every_interface_as_linux_cooked_v2() {
         .next()
         .and_then(|n| n.trim().parse().ok())
         .expect("vb's index");
+    // -D in this namespace: lo, vb (with their indexes), then any.
+    let listed = bin_in(&pair.b).arg("-D").output().expect("run -D");
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 3, "{listed}");
+    assert!(
+        lines[0].starts_with("1.lo [Up, Running, Loopback] link-type EN10MB"),
+        "{listed}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("{vb_index}.vb [Up")) && lines[1].contains("EN10MB"),
+        "{listed}"
+    );
+    assert!(lines[2].starts_with("0.any "), "{listed}");
+
     let json = dir.path("any.jsonl");
     let pcap = dir.path("any.pcap");
     let frames = test_frames(0..100);
