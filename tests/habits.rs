@@ -430,6 +430,88 @@ fn time_rotation_opens_strftime_named_files() {
     assert_eq!(total, u64::from(sent), "{files:?}");
 }
 
+/// -G with -W 2: a ring of the two newest files; --post-rotate sees every file as it closes
+/// (complete: the copy it makes equals what capinfos reads), even the ones later removed.
+#[test]
+fn time_rotation_with_a_file_count_keeps_the_newest() {
+    let dir = TempDir::new("np-habits", "timering");
+    let fifo = dir.path("feed");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let out_dir = dir.path("out");
+    fs::create_dir(&out_dir).unwrap();
+    let copies = dir.path("copies");
+    fs::create_dir(&copies).unwrap();
+    let script = dir.path("post.sh");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncp \"$1\" \"{}/$(basename \"$1\")\"\n",
+            copies.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let pattern = out_dir.join("cap-%H%M%S.pcap");
+    let mut child = bin()
+        .args([
+            o("read"),
+            o("-q"),
+            s(&fifo),
+            o("-w"),
+            s(&pattern),
+            o("-G"),
+            o("1"),
+            o("-W"),
+            o("2"),
+            o("--post-rotate"),
+            s(&script),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut feed = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    pcap_header(&mut feed);
+    let end = Instant::now() + DEADLINE;
+    let mut sent = 0u32;
+    // Until three files have been closed (so at least one was removed again).
+    while names(&copies).len() < 3 {
+        assert!(Instant::now() < end, "no third rotation in time");
+        assert!(names(&out_dir).len() <= 2, "{:?}", names(&out_dir));
+        pcap_record(&mut feed, sent);
+        feed.flush().unwrap();
+        sent += 1;
+        std::thread::sleep(POLL);
+    }
+    drop(feed);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status:?} {err}");
+    let kept = names(&out_dir);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    // Every closed file reached --post-rotate complete; together they hold every frame.
+    let all = names(&copies);
+    let total: u64 = all.iter().map(|n| capinfos(&copies.join(n)).0).sum();
+    assert_eq!(total, u64::from(sent), "{all:?}");
+    for n in &kept {
+        assert!(
+            fs::read(out_dir.join(n)).unwrap() == fs::read(copies.join(n)).unwrap(),
+            "{n}"
+        );
+    }
+}
+
 #[test]
 fn r_flag_stdin_and_network_filter() {
     let input = fixture("mixed.pcap");

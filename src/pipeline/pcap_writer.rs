@@ -468,20 +468,22 @@ impl PcapWriter {
             .cfg
             .name(self.interval_started_at, self.counter)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let file = open_for_capture(&path)?;
         if self.cfg.rotate_every.is_some() {
             if let Some(n) = self.cfg.file_count {
+                // The oldest file goes before the new one is created, so there are never
+                // more than N at a time.
                 if !self.kept.contains(&path) {
-                    self.kept.push_back(path.clone());
-                }
-                while self.kept.len() > n as usize {
-                    if let Some(old) = self.kept.pop_front() {
-                        // Ours (created by this run); a failure leaves one file too many.
-                        let _ = std::fs::remove_file(old);
+                    while self.kept.len() >= n as usize {
+                        if let Some(old) = self.kept.pop_front() {
+                            // Ours (created by this run); a failure leaves one file too many.
+                            let _ = std::fs::remove_file(old);
+                        }
                     }
+                    self.kept.push_back(path.clone());
                 }
             }
         }
+        let file = open_for_capture(&path)?;
         self.out = Some(Out::File {
             file: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
             path,
