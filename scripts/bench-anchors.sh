@@ -96,10 +96,10 @@ ratio() { python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2
 # hyperfine -N runs each command without a shell, with stdout and stderr on /dev/null (its
 # default --output=null): the same as `COMMAND > /dev/null` minus the shell's start-up noise.
 
-step "hyperfine: netpipe-fast read (-w 1, -w 2), $RUNS runs each"
+step "hyperfine: netpipe-fast read (-j 1, -j 2), $RUNS runs each"
 hyperfine -N --style basic --warmup 2 --runs "$RUNS" --export-json "$work/read.json" \
   "$BIN read $FIXTURE -q" \
-  "$BIN read $FIXTURE -q -w 2" >&2
+  "$BIN read $FIXTURE -q -j 2" >&2
 
 step "hyperfine: tshark -T ek, $TSHARK_RUNS runs"
 hyperfine -N --style basic --warmup 1 --runs "$TSHARK_RUNS" --export-json "$work/tshark.json" \
@@ -122,7 +122,7 @@ med_packets=$(printf '%s\n' "$med_line" | sed -E 's/^[^:]*: ([0-9]+) packets.*/\
 step "hyperfine: $COPIES x $FIXTURE ($med_packets packets)"
 hyperfine -N --style basic --warmup 1 --runs "$RUNS" --export-json "$work/med.json" \
   "$BIN read $med -q" \
-  "$BIN read $med -q -w 2" >&2
+  "$BIN read $med -q -j 2" >&2
 hyperfine -N --style basic --warmup 0 --runs "$TSHARK_RUNS" --export-json "$work/med-tshark.json" \
   "tshark -T ek -r $med" >&2
 med_w1_s=$(median_s "$work/med.json" 0)
@@ -185,7 +185,7 @@ if [ "$SKIP_BIG" != 1 ]; then
 
   # peak_rss WORKERS: runs the read under GNU time, prints "KiB seconds".
   peak_rss() {
-    /usr/bin/time -v -o "$work/time.txt" "$BIN" read "$big" -q -w "$1" >/dev/null
+    /usr/bin/time -v -o "$work/time.txt" "$BIN" read "$big" -q -j "$1" >/dev/null
     python3 - "$work/time.txt" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -197,7 +197,7 @@ for part in wall.split(":"):
 print(rss, secs)
 PY
   }
-  step "/usr/bin/time -v netpipe-fast read BIG -q (-w 1, -w 2)"
+  step "/usr/bin/time -v netpipe-fast read BIG -q (-j 1, -j 2)"
   out=$(peak_rss 1)
   read -r rss_w1_kib big_w1_s <<<"$out"
   out=$(peak_rss 2)
@@ -226,13 +226,13 @@ printf '| figure | command | median | packets/s | vs tshark -T ek (same run) |\n
 printf '|---|---|---|---|---|\n'
 printf '| read, 1 worker | `%s read %s -q > /dev/null` (%s runs) | %.4f s | %s | %sx |\n' \
   "$BIN" "$FIXTURE" "$RUNS" "$read_w1_s" "$read_w1_pps" "$(ratio "$read_w1_pps" "$tshark_pps")"
-printf '| read, 2 workers | `%s read %s -q -w 2 > /dev/null` (%s runs) | %.4f s | %s | %sx |\n' \
+printf '| read, 2 workers | `%s read %s -q -j 2 > /dev/null` (%s runs) | %.4f s | %s | %sx |\n' \
   "$BIN" "$FIXTURE" "$RUNS" "$read_w2_s" "$read_w2_pps" "$(ratio "$read_w2_pps" "$tshark_pps")"
 printf '| anchor: tshark -T ek | `tshark -T ek -r %s > /dev/null` (%s runs) | %.3f s | %s | 1x |\n' \
   "$FIXTURE" "$TSHARK_RUNS" "$tshark_s" "$tshark_pps"
 printf '| read, 1 worker, %sx file | `%s read mixed-x%s.pcap -q > /dev/null` (%s runs, %s packets) | %.4f s | %s | %sx |\n' \
   "$COPIES" "$BIN" "$COPIES" "$RUNS" "$med_packets" "$med_w1_s" "$med_w1_pps" "$(ratio "$med_w1_pps" "$med_tshark_pps")"
-printf '| read, 2 workers, %sx file | `%s read mixed-x%s.pcap -q -w 2 > /dev/null` (%s runs) | %.4f s | %s | %sx |\n' \
+printf '| read, 2 workers, %sx file | `%s read mixed-x%s.pcap -q -j 2 > /dev/null` (%s runs) | %.4f s | %s | %sx |\n' \
   "$COPIES" "$BIN" "$COPIES" "$RUNS" "$med_w2_s" "$med_w2_pps" "$(ratio "$med_w2_pps" "$med_tshark_pps")"
 printf '| anchor: tshark -T ek, %sx file | `tshark -T ek -r mixed-x%s.pcap > /dev/null` (%s runs) | %.3f s | %s | 1x |\n' \
   "$COPIES" "$COPIES" "$TSHARK_RUNS" "$med_tshark_s" "$med_tshark_pps"
@@ -242,7 +242,7 @@ printf '| decode + JSON (full payload hex), 1 core | `cargo bench --bench decode
   "$decode_encode_ms" "$decode_encode_pps" "$(ratio "$decode_encode_pps" "$tshark_pps")"
 printf '| reference: original (REFERENCE.md 5, not measured here) | kamene + convert_pkt_to_json + json.dumps | | ~%s | |\n' \
   "$ORIGINAL_PPS"
-printf '\nvs the original'"'"'s ~%s packets/s (reference figure): read -w 1 %sx, decode+JSON %sx\n' \
+printf '\nvs the original'"'"'s ~%s packets/s (reference figure): read -j 1 %sx, decode+JSON %sx\n' \
   "$ORIGINAL_PPS" "$(ratio "$read_w1_pps" "$ORIGINAL_PPS")" "$(ratio "$decode_encode_pps" "$ORIGINAL_PPS")"
 printf '\nstart-up, one-packet file (median of %s): netpipe-fast read %.4f s, tshark -T ek %.3f s\n' \
   "$RUNS" "$one_s" "$one_tshark_s"
@@ -252,7 +252,7 @@ if [ "$SKIP_BIG" != 1 ]; then
   printf '| big pcap read | peak RSS | wall | packets/s |\n|---|---|---|---|\n'
   printf '| `/usr/bin/time -v %s read BIG -q > /dev/null` | %s KiB (%s MiB) | %.2f s | %s |\n' \
     "$BIN" "$rss_w1_kib" "$(mib "$rss_w1_kib")" "$big_w1_s" "$big_w1_pps"
-  printf '| `/usr/bin/time -v %s read BIG -q -w 2 > /dev/null` | %s KiB (%s MiB) | %.2f s | %s |\n' \
+  printf '| `/usr/bin/time -v %s read BIG -q -j 2 > /dev/null` | %s KiB (%s MiB) | %.2f s | %s |\n' \
     "$BIN" "$rss_w2_kib" "$(mib "$rss_w2_kib")" "$big_w2_s" "$big_w2_pps"
 else
   printf '\nbig pcap: %s\n' "$big_line"

@@ -50,7 +50,10 @@ apt_install() {
 # Each entry: package, and a command it provides ("-" when it is a library or module).
 step "system packages"
 missing=()
-for entry in libpcap-dev:- python3-scapy:- tshark:tshark tcpdump:tcpdump iproute2:ip time:/usr/bin/time util-linux:setpriv; do
+# wireshark-common: capinfos; gzip, zstd, xz-utils, bzip2: the compressed-file tests (-w, read);
+# time (/usr/bin/time): peak RSS of big records; util-linux: setpriv for the capability tests.
+for entry in libpcap-dev:- python3-scapy:- tshark:tshark wireshark-common:capinfos tcpdump:tcpdump \
+  iproute2:ip gzip:gzip zstd:zstd xz-utils:xz bzip2:bzip2 time:/usr/bin/time util-linux:setpriv; do
   pkg=${entry%%:*}
   cmd=${entry#*:}
   if pkg_installed "$pkg" && { [ "$cmd" = - ] || command -v "$cmd" >/dev/null 2>&1; }; then

@@ -14,7 +14,9 @@ use std::time::Duration;
     about = "Turns network traffic into AntiNex-compatible JSON packet messages",
     long_about = "Turns network traffic into AntiNex-compatible JSON packet messages \
                   (one JSON object per packet, scapy layer and field names; see docs/FORMAT.md).",
-    override_usage = "netpipe-fast --iface IFACE [--workers N] [CAPTURE OPTIONS]\n       \
+    override_usage = "netpipe-fast -i IFACE [-j N] [-w FILE] [CAPTURE OPTIONS] [EXPRESSION]\n       \
+                      netpipe-fast -r FILE [READ OPTIONS] [EXPRESSION]\n       \
+                      netpipe-fast -D\n       \
                       netpipe-fast <COMMAND> [OPTIONS] ...",
     after_help = TOP_LEVEL_HELP
 )]
@@ -51,15 +53,25 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct ReadArgs {
-    /// Capture files (pcap or pcapng), read in order.
-    #[arg(required = true, value_name = "FILE")]
+    /// Capture files (pcap or pcapng; "-" is stdin), read in order, then optionally a filter
+    /// expression as tcpdump takes it: after the first file, words that name existing files
+    /// (or end in .pcap, .pcapng, .cap) are files; the first other word starts the expression.
+    #[arg(value_name = "FILE|EXPRESSION")]
     pub files: Vec<PathBuf>,
+
+    /// A capture file to read, as tcpdump -r (repeat for more); then every word after the
+    /// options is the filter expression.
+    #[arg(short = 'r', long = "read-file", value_name = "FILE")]
+    pub read_files: Vec<PathBuf>,
 
     #[command(flatten)]
     pub out: OutputArgs,
 
+    #[command(flatten)]
+    pub pcap: PcapOutArgs,
+
     /// Keep only packets matching this tcpdump filter expression (compiled by libpcap).
-    #[arg(short, long, value_name = "EXPR")]
+    #[arg(short, long, env = "NETWORK_FILTER", value_name = "EXPR")]
     pub filter: Option<String>,
 
     /// Stop after N packets (after the filter).
@@ -67,7 +79,7 @@ pub struct ReadArgs {
     pub count: Option<u64>,
 
     /// Decoding threads; the output keeps file order whatever the number.
-    #[arg(short, long, default_value_t = 1, value_name = "N",
+    #[arg(short = 'j', long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
 
@@ -85,6 +97,113 @@ pub struct ReadArgs {
     pub quiet: bool,
 }
 
+/// File-name endings taken as capture files even when the file is missing (so a typo is
+/// "cannot open", not a filter expression).
+const CAPTURE_FILE_ENDINGS: [&str; 6] = [
+    ".pcap",
+    ".pcapng",
+    ".cap",
+    ".pcap.gz",
+    ".pcap.zst",
+    ".pcap.xz",
+];
+
+impl ReadArgs {
+    /// The files to read and the filter: `-f`/NETWORK_FILTER or the words after the files
+    /// (both at once is a usage error).
+    pub fn inputs(&self) -> Result<(Vec<PathBuf>, Option<String>), String> {
+        let mut files = self.read_files.clone();
+        let mut words = self.files.iter();
+        if files.is_empty() {
+            match words.next() {
+                Some(first) => files.push(first.clone()),
+                None => return Err("read needs a capture file: read FILE... or -r FILE".into()),
+            }
+            let is_file = |w: &PathBuf| {
+                let text = w.to_string_lossy();
+                w.as_os_str() == "-"
+                    || std::fs::symlink_metadata(w).is_ok()
+                    || CAPTURE_FILE_ENDINGS.iter().any(|e| text.ends_with(e))
+            };
+            let mut rest = words.as_slice();
+            while let Some((w, tail)) = rest.split_first() {
+                if !is_file(w) {
+                    break;
+                }
+                files.push(w.clone());
+                rest = tail;
+            }
+            words = rest.iter();
+        }
+        let expression: Vec<String> = words.map(|w| w.to_string_lossy().into_owned()).collect();
+        let expression = (!expression.is_empty()).then(|| expression.join(" "));
+        let filter = self.filter.clone().filter(|f| !f.trim().is_empty());
+        match (filter, expression) {
+            (Some(_), Some(e)) => Err(format!(
+                "two filters: -f (or NETWORK_FILTER) and the words {e:?} after the files; \
+                 give one (if {e:?} is a file, it does not exist)"
+            )),
+            (f, e) => Ok((files, f.or(e))),
+        }
+    }
+}
+
+/// `-w` and its rotation flags (shared by `read` and `capture`), as tcpdump spells them.
+#[derive(Args, Debug, Clone)]
+pub struct PcapOutArgs {
+    /// Write the frames (after the filter) to FILE as pcap with nanosecond timestamps, as
+    /// tcpdump -w ("-" is stdout). JSON is then written only when -o (or FORWARD_BROKER_URL)
+    /// names a destination. New files are mode 0600; a symbolic link is not followed.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
+
+    /// With -w: pcapng (nanosecond if_tsresol, one interface block per link type) instead of
+    /// pcap.
+    #[arg(long, requires = "write")]
+    pub pcapng: bool,
+
+    /// With -w: a new file every SECONDS (FILE is a strftime pattern, expanded in UTC).
+    #[arg(short = 'G', long = "rotate-seconds", value_name = "SECONDS", requires = "write",
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub rotate_seconds: Option<u64>,
+
+    /// With -w: a new file once the current one is larger than MB x 1,000,000 bytes (FILE,
+    /// FILE1, FILE2, ... as tcpdump).
+    #[arg(short = 'C', long = "rotate-mb", value_name = "MB", requires = "write",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub rotate_mb: Option<u64>,
+
+    /// With -C or -G: keep COUNT files, a ring (-C names them FILE0 .. FILE<COUNT-1>; -G
+    /// removes the oldest file of the run).
+    #[arg(short = 'W', long = "rotate-files", value_name = "COUNT", requires = "write",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rotate_files: Option<u32>,
+
+    /// With -w: run CMD FILE on every completed file (no shell; as tcpdump -z), the last one
+    /// included.
+    #[arg(long, value_name = "CMD", requires = "write")]
+    pub post_rotate: Option<PathBuf>,
+}
+
+impl PcapOutArgs {
+    /// The writer's settings, when -w is given.
+    pub fn config(&self) -> Option<Result<crate::pipeline::pcap_writer::PcapOutConfig, String>> {
+        use crate::pipeline::pcap_writer::{PcapFormat, PcapOutConfig, ROTATE_UNIT_BYTES};
+        let path = self.write.as_ref()?;
+        let mut cfg = PcapOutConfig::new(path);
+        cfg.format = if self.pcapng {
+            PcapFormat::PcapNg
+        } else {
+            PcapFormat::Pcap
+        };
+        cfg.rotate_every = self.rotate_seconds.map(Duration::from_secs);
+        cfg.rotate_bytes = self.rotate_mb.map(|mb| mb * ROTATE_UNIT_BYTES);
+        cfg.file_count = self.rotate_files;
+        cfg.post_rotate = self.post_rotate.clone();
+        Some(cfg.check().map(|()| cfg))
+    }
+}
+
 /// `--redis-format` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RedisFormatArg {
@@ -95,11 +214,30 @@ pub enum RedisFormatArg {
 #[derive(Args, Debug)]
 pub struct CaptureArgs {
     /// Interface to capture on (Ethernet).
-    #[arg(short, long, env = "CAP_DEVICE", value_name = "IFACE")]
-    pub iface: String,
+    #[arg(
+        short,
+        long,
+        env = "CAP_DEVICE",
+        value_name = "IFACE",
+        required_unless_present = "list_interfaces"
+    )]
+    pub iface: Option<String>,
+
+    /// List the interfaces (index, name, link type, up or down, addresses) and exit, as
+    /// tcpdump -D.
+    #[arg(short = 'D', long)]
+    pub list_interfaces: bool,
+
+    /// A filter expression after the options, as tcpdump takes it (the words are joined);
+    /// the same as -f.
+    #[arg(value_name = "EXPRESSION")]
+    pub expression: Vec<String>,
 
     #[command(flatten)]
     pub out: OutputArgs,
+
+    #[command(flatten)]
+    pub pcap: PcapOutArgs,
 
     /// Capture only packets matching this tcpdump filter expression (compiled by libpcap,
     /// run in the kernel before any packet reaches the ring).
@@ -126,7 +264,7 @@ pub struct CaptureArgs {
     pub duration: Option<Duration>,
 
     /// Capture threads, each with its own ring in one fanout group.
-    #[arg(short, long, default_value_t = 1, value_name = "N",
+    #[arg(short = 'j', long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
 
@@ -160,8 +298,8 @@ pub struct CaptureArgs {
           value_parser = clap::value_parser!(u32).range(1..=262144))]
     pub snaplen: u32,
 
-    /// Do not put the interface into promiscuous mode.
-    #[arg(long)]
+    /// Do not put the interface into promiscuous mode (tcpdump -p).
+    #[arg(short = 'p', long)]
     pub no_promisc: bool,
 
     /// Print a one-line running summary on stderr every SECS seconds.
@@ -180,12 +318,26 @@ pub struct CaptureArgs {
     /// Once the capture sockets are open, switch to this user (its groups, group and user
     /// id), as `tcpdump -Z` does, and give up every capability (bounding, ambient, permitted,
     /// effective, inheritable; no_new_privs set); the output is then opened as that user.
-    #[arg(long, value_name = "NAME")]
+    #[arg(short = 'Z', long, value_name = "NAME")]
     pub user: Option<String>,
 
     /// Do not print warnings, running summaries or the summary at exit.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+impl CaptureArgs {
+    /// The filter: `-f`/NETWORK_FILTER or the words after the options (not both).
+    pub fn filter_expression(&self) -> Result<Option<String>, String> {
+        let words = (!self.expression.is_empty()).then(|| self.expression.join(" "));
+        match (self.filter.clone().filter(|f| !f.trim().is_empty()), words) {
+            (Some(_), Some(w)) => Err(format!(
+                "two filters: -f (or NETWORK_FILTER) and the words {w:?} after the options; \
+                 give one"
+            )),
+            (f, w) => Ok(f.or(w)),
+        }
+    }
 }
 
 /// `--fanout` values.
@@ -267,17 +419,17 @@ pub struct OutputArgs {
     /// "amqp://USER:PASS@HOST[:PORT][/VHOST]" (RabbitMQ: --exchange, --queue, --routing-key,
     /// publisher confirms).
     /// Broker outputs connect at start and, once running, reconnect forever.
-    /// A password on the command line is visible to every local user (ps): give the URL in
-    /// FORWARD_BROKER_URL or the password in --password-file instead.
+    /// A value without a scheme is a file path (as "file:PATH"). Default: stdout, or nothing
+    /// when -w is given. A password on the command line is visible to every local user (ps):
+    /// give the URL in FORWARD_BROKER_URL or the password in --password-file instead.
     #[arg(
         short,
         long,
         env = "FORWARD_BROKER_URL",
         hide_env_values = true,
-        default_value = "-",
         value_name = "DEST"
     )]
-    pub output: String,
+    pub output: Option<String>,
 
     /// The broker password: the first line of FILE (keep it mode 0600). Replaces any password
     /// in the URL; for redis:// and amqp:// outputs only.
@@ -353,6 +505,11 @@ fn password_from(file: Option<&std::path::Path>) -> Result<Option<Secret>, Strin
 }
 
 impl OutputArgs {
+    /// The `--output` value, "-" (stdout) when none is given.
+    pub fn dest(&self) -> &str {
+        self.output.as_deref().unwrap_or("-")
+    }
+
     /// The broker settings of `--output`; fails when the password file cannot be read.
     pub fn output_options(&self) -> Result<OutputOptions, String> {
         Ok(OutputOptions {
@@ -376,7 +533,10 @@ pub const DEFAULT_COMMAND: &str = "capture";
 const TOP_LEVEL_HELP: &str = "\
 Without a command word, `netpipe-fast --iface IFACE --workers N ...` is live capture, the same
 as `netpipe-fast capture --iface IFACE --workers N ...` (see `netpipe-fast capture --help` for
-its options and exit codes); with CAP_DEVICE set, `netpipe-fast` alone captures on it.";
+its options and exit codes); with CAP_DEVICE set, `netpipe-fast` alone captures on it.
+`netpipe-fast -r FILE ...` is `netpipe-fast read -r FILE ...`; `netpipe-fast -D` lists the
+interfaces. As in tcpdump: -i interface, -w write pcap, -r read pcap, -c count, -s snaplen,
+-p no promiscuous mode, -Z user, -G/-C/-W rotation, -q quiet; -j sets the workers.";
 
 /// Puts [`DEFAULT_COMMAND`] in front of the arguments when they start with an option (other
 /// than help or version), or when there are none and `CAP_DEVICE` names an interface, so
@@ -398,7 +558,20 @@ where
         None => false,
     };
     if insert {
-        args.insert(1.min(args.len()), DEFAULT_COMMAND.into());
+        // tcpdump's `-r FILE` (before any `--`) reads files instead of capturing.
+        let reads = args
+            .iter()
+            .skip(1)
+            .filter_map(|a| a.to_str())
+            .take_while(|a| *a != "--")
+            .any(|a| {
+                a == "-r"
+                    || a == "--read-file"
+                    || a.starts_with("--read-file=")
+                    || (a.starts_with("-r") && !a.starts_with("--"))
+            });
+        let command = if reads { "read" } else { DEFAULT_COMMAND };
+        args.insert(1.min(args.len()), command.into());
     }
     args
 }
@@ -408,11 +581,12 @@ const READ_EXIT_CODES: &str = "\
 Exit codes:
   0  done
   2  usage error, or a malformed --output URL
-  3  a file cannot be opened      4  not a capture file
+  3  a file cannot be opened      4  not a capture file (a compressed one is named)
   5  truncated or corrupt capture  6  unsupported link type
-  7  bad filter expression
-  8  output failed while writing, or the spool directory is unsafe (not owned by you or
-     root, writable by group or others, a symbolic link on its path) or in use
+  7  bad filter expression (checked before any output is created)
+  8  output (or the -w file) failed or cannot be created, or the spool directory is unsafe
+     (not owned by you or root, writable by group or others, a symbolic link on its path) or
+     in use
   9  broker unreachable at start (refused, unknown host, timeout)
   10 broker refused the credentials at start
   11 TLS could not start (rediss://, amqps://, --ssl-options): certificate not trusted,
@@ -437,7 +611,7 @@ Exit codes:
   0  stopped by --count, --duration, SIGINT or SIGTERM
   2  usage error, a malformed --output URL, or a ring setting the kernel refuses
   6  the interface is not Ethernet   7  bad filter expression
-  8  output failed while writing, or its spool directory is unsafe (as for read)
+  8  output (or the -w file) failed, or its spool directory is unsafe (as for read)
   9, 10, 11  broker output could not start (as for read)
   12 no permission: live capture needs CAP_NET_RAW (run as root)
   13 no such interface, or it is (or went) down
@@ -497,12 +671,12 @@ mod tests {
         let Command::Capture(a) = cli.command else {
             panic!("not capture")
         };
-        assert_eq!(a.iface, "eth1");
+        assert_eq!(a.iface.as_deref(), Some("eth1"));
         assert_eq!(a.workers, 2);
         assert_eq!(a.fanout.mode(), FanoutMode::Lb);
         assert_eq!(a.cpus, Some(CpuList(vec![0, 1])));
         assert_eq!(a.count, Some(5));
-        assert_eq!(a.out.output, "file:/tmp/x");
+        assert_eq!(a.out.dest(), "file:/tmp/x");
         assert_eq!((a.ring_mb, a.block_kb, a.block_timeout_ms), (64, 1024, 10));
         assert!(!a.no_promisc);
     }
@@ -536,6 +710,19 @@ mod tests {
         ] {
             assert_eq!(words(args, true), args);
         }
+        // tcpdump's -r means read, wherever it stands before `--`.
+        assert_eq!(
+            words(&["np", "-r", "x.pcap", "-c", "3"], false),
+            ["np", "read", "-r", "x.pcap", "-c", "3"]
+        );
+        assert_eq!(
+            words(&["np", "-q", "-rx.pcap"], false),
+            ["np", "read", "-q", "-rx.pcap"]
+        );
+        assert_eq!(
+            words(&["np", "-i", "eth0", "--", "-r"], false),
+            ["np", "capture", "-i", "eth0", "--", "-r"]
+        );
         // No arguments at all: capture only when CAP_DEVICE names the interface.
         assert_eq!(words(&["np"], true), ["np", "capture"]);
         assert_eq!(words(&["np"], false), ["np"]);
@@ -545,8 +732,8 @@ mod tests {
             panic!("not capture")
         };
         assert_eq!(
-            (a.iface.as_str(), a.user.as_deref()),
-            ("eth1", Some("nobody"))
+            (a.iface.as_deref(), a.user.as_deref()),
+            (Some("eth1"), Some("nobody"))
         );
     }
 }
@@ -637,7 +824,7 @@ pub enum DatasetCommand {
 pub struct DatasetPrepareArgs {
     /// Recorded CSVs: a glob pattern (`*`, `**`, `?`, `[..]`); repeat for more. Default:
     /// DS_GLOB_PATH, else DS_DIR/*/*.csv.
-    #[arg(long = "input", short = 'i', value_name = "GLOB")]
+    #[arg(long = "input", value_name = "GLOB")]
     pub inputs: Vec<String>,
 
     /// Used when no --input is given.
@@ -703,9 +890,13 @@ pub struct DatasetPrepareArgs {
     #[arg(long, value_name = "NUMBER", allow_negative_numbers = true)]
     pub fill_missing: Option<String>,
 
-    /// Print the summary (SHOW_SUMMARY=0 silences it, as in the original).
+    /// Do not print the summary at exit (SHOW_SUMMARY=0 does the same, as in the original).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// The original's spelling of -q (0 silences the summary); kept for old scripts.
     #[arg(long, env = "SHOW_SUMMARY", default_value = "1", value_name = "0|1",
-          value_parser = ["0", "1"])]
+          value_parser = ["0", "1"], hide = true)]
     pub show_summary: String,
 }
 
@@ -858,7 +1049,7 @@ pub struct IcmpSendArgs {
 #[derive(Args, Debug)]
 pub struct ArpSendArgs {
     /// Interface to send on (the original's default was enp0s3; loopback here).
-    #[arg(long, env = "ARP_INTERFACE", default_value = "lo")]
+    #[arg(short, long, env = "ARP_INTERFACE", default_value = "lo")]
     pub iface: String,
     /// Address asked for [default: the interface's own IPv4 address, as the original].
     #[arg(long, env = "ARP_DST_IP")]
@@ -1023,7 +1214,7 @@ mod dataset_and_tools_tests {
     #[test]
     fn prepare_label_flags() {
         let a = prepare_args(&[
-            "-i",
+            "--input",
             "a/*.csv",
             "--input",
             "b.csv",

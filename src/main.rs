@@ -5,57 +5,28 @@ use netpipe_fast::cli::{with_default_command, CaptureArgs, Cli, Command, RecordA
 use netpipe_fast::pipeline::capture::{
     effective_filter, stop_on_signals, CaptureError, CaptureJob,
 };
+use netpipe_fast::pipeline::pcap_writer::{PcapOutConfig, PcapWriter};
 use netpipe_fast::pipeline::read::{JobError, ReadJob};
 use netpipe_fast::sink::{start_exit_code, Output, Undelivered, EXIT_UNDELIVERED};
 use netpipe_fast::source::privilege::TargetUser;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+
+/// A line on stderr that cannot panic: `2>&1 | head` closing the pipe must not turn a
+/// finished run into a crash (eprintln! panics when the write fails).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 fn main() -> ExitCode {
     let cap_device_set = std::env::var_os("CAP_DEVICE").is_some_and(|v| !v.is_empty());
     let cli = Cli::parse_from(with_default_command(std::env::args_os(), cap_device_set));
     match cli.command {
-        Command::Read(args) => {
-            let options = args.output_options();
-            let output = match options.and_then(|o| Output::parse_with(&args.out.output, &o)) {
-                // A file can wait for a slow broker: spool only during outages.
-                Ok(o) => o.with_delivery(netpipe_fast::sink::Delivery {
-                    wait_while_connected: true,
-                    ..args.out.delivery.delivery()
-                }),
-                Err(e) => {
-                    eprintln!("netpipe-fast: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let job = ReadJob {
-                files: args.files,
-                filter: args.filter.filter(|f| !f.trim().is_empty()),
-                count: args.count,
-                workers: usize::from(args.workers),
-                source_host: args.source_host,
-                output,
-            };
-            let outcome = job.run();
-            if let Some(e) = &outcome.error {
-                eprintln!("netpipe-fast: {e}");
-            }
-            if !args.quiet {
-                eprintln!("{}", outcome.summary);
-                if let Some(report) = &outcome.sink_report {
-                    eprintln!("{report}");
-                }
-            }
-            match outcome.error {
-                // A broker sink that could not start says which exit code fits (9, 10, 11).
-                Some(JobError::Output { error, .. }) if start_exit_code(&error).is_some() => {
-                    ExitCode::from(start_exit_code(&error).unwrap_or(8))
-                }
-                Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
-                None => loss_exit(&outcome.undelivered),
-            }
-        }
+        Command::Read(args) => read(args),
         Command::Capture(args) => capture(args),
         Command::Replay(args) => replay(args),
         Command::Dataset(args) => dataset(args),
@@ -65,27 +36,197 @@ fn main() -> ExitCode {
     }
 }
 
+/// The JSON destination and the `-w` settings of `read` and `capture`: with `-w` and no
+/// `-o`, no JSON; `-w -` and JSON on stdout together is a usage error.
+fn outputs(
+    out: &netpipe_fast::cli::OutputArgs,
+    pcap: &netpipe_fast::cli::PcapOutArgs,
+) -> Result<(Output, Option<PcapOutConfig>), String> {
+    let pcap = pcap.config().transpose()?;
+    let output = match (&pcap, out.output.as_deref()) {
+        (Some(_), None) => Output::Discard,
+        (_, dest) => Output::parse_with(dest.unwrap_or("-"), &out.output_options()?)?,
+    };
+    if pcap.as_ref().is_some_and(|p| p.is_stdout()) && output == Output::Stdout {
+        return Err(
+            "-w - writes the pcap to stdout, and so would the JSON: give -o FILE or a \
+                    URL for the JSON, or leave -o (and FORWARD_BROKER_URL) out for no JSON"
+                .into(),
+        );
+    }
+    Ok((output, pcap))
+}
+
+/// Checks a filter expression before any output is created, for the link type of the first
+/// file (Ethernet for stdin or a file that cannot be opened; that error comes later).
+fn check_filter(expr: &str, first_file: Option<&std::path::Path>) -> Result<(), String> {
+    use netpipe_fast::source::filter::BpfFilter;
+    use netpipe_fast::source::pcap_file::CaptureReader;
+    let link_type = first_file
+        .filter(|p| p.as_os_str() != "-")
+        .and_then(|p| CaptureReader::open(p).ok())
+        .and_then(|r| r.link_types().first().copied())
+        .unwrap_or(1);
+    BpfFilter::compile(expr, link_type)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The `-w` line of the summary (saying so when the messages went nowhere: `-w` without
+/// `-o`, where the summary's "written" counts messages encoded and not kept).
+fn pcap_line(pcap: &PcapOutConfig, written: Option<(u64, u64)>, output: &Output) -> Option<String> {
+    let (frames, files) = written?;
+    Some(format!(
+        "{frames} frames written to {}{}{}",
+        if pcap.is_stdout() {
+            "stdout".to_owned()
+        } else {
+            pcap.path.display().to_string()
+        },
+        if files > 1 {
+            format!(" ({files} files)")
+        } else {
+            String::new()
+        },
+        if *output == Output::Discard {
+            "; no JSON kept (-w without -o)"
+        } else {
+            ""
+        }
+    ))
+}
+
+fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
+    let (files, filter) = match args.inputs() {
+        Ok(i) => i,
+        Err(e) => {
+            say!("netpipe-fast: read: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        say!("netpipe-fast: read: stdin (-) can be read once");
+        return ExitCode::from(2);
+    }
+    let (output, pcap) = match outputs(&args.out, &args.pcap) {
+        Ok(o) => o,
+        Err(e) => {
+            say!("netpipe-fast: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(expr) = &filter {
+        if let Err(e) = check_filter(expr, files.first().map(|p| p.as_path())) {
+            say!("netpipe-fast: {e}");
+            return ExitCode::from(7);
+        }
+    }
+    // A file can wait for a slow broker: spool only during outages.
+    let output = output.with_delivery(netpipe_fast::sink::Delivery {
+        wait_while_connected: true,
+        ..args.out.delivery.delivery()
+    });
+    let writer = match &pcap {
+        Some(cfg) => match PcapWriter::create(cfg.clone(), None) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                say!("netpipe-fast: -w {}: {e}", cfg.path.display());
+                return ExitCode::from(8);
+            }
+        },
+        None => None,
+    };
+    let job = ReadJob {
+        files,
+        filter,
+        count: args.count,
+        workers: usize::from(args.workers),
+        source_host: args.source_host,
+        output,
+    };
+    let outcome = job.run_writing(writer);
+    if let Some(e) = &outcome.error {
+        say!("netpipe-fast: {e}");
+    }
+    if !args.quiet {
+        say!("{}", outcome.summary);
+        if let Some(report) = &outcome.sink_report {
+            say!("{report}");
+        }
+        if let Some(line) = pcap
+            .as_ref()
+            .and_then(|p| pcap_line(p, outcome.pcap_written, &job.output))
+        {
+            say!("{line}");
+        }
+    }
+    match outcome.error {
+        // A broker sink that could not start says which exit code fits (9, 10, 11).
+        Some(JobError::Output { error, .. }) if start_exit_code(&error).is_some() => {
+            ExitCode::from(start_exit_code(&error).unwrap_or(8))
+        }
+        Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
+        None => loss_exit(&outcome.undelivered),
+    }
+}
+
+/// `-D`: one line per interface on stdout.
+fn list_interfaces() -> ExitCode {
+    match netpipe_fast::source::interfaces::list() {
+        Ok(all) => {
+            let mut out = std::io::stdout().lock();
+            for i in all {
+                if writeln!(out, "{}", i.line()).is_err() {
+                    // `-D | head -1`: the reader has what it wanted.
+                    return ExitCode::SUCCESS;
+                }
+            }
+            let _ = writeln!(out, "{}", netpipe_fast::source::interfaces::ANY_LINE);
+            let _ = out.flush();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            say!("netpipe-fast: cannot list the interfaces: {e}");
+            ExitCode::from(14)
+        }
+    }
+}
+
 fn capture(args: CaptureArgs) -> ExitCode {
+    if args.list_interfaces {
+        return list_interfaces();
+    }
+    let Some(iface) = args.iface.clone() else {
+        say!("netpipe-fast: capture needs an interface: -i IFACE (or CAP_DEVICE)");
+        return ExitCode::from(2);
+    };
+    let user_filter = match args.filter_expression() {
+        Ok(f) => f,
+        Err(e) => {
+            say!("netpipe-fast: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // Looked up before any socket is opened, so a wrong name fails at once.
     let drop_to = match args.user.as_deref().map(TargetUser::lookup).transpose() {
         Ok(u) => u,
         Err(e) => {
-            eprintln!("netpipe-fast: {e}");
+            say!("netpipe-fast: {e}");
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1));
         }
     };
-    let options = args.out.output_options();
-    let output = match options.and_then(|o| Output::parse_with(&args.out.output, &o)) {
-        Ok(o) => o.with_delivery(args.out.delivery.delivery()),
+    let (output, pcap) = match outputs(&args.out, &args.pcap) {
+        Ok((o, p)) => (o.with_delivery(args.out.delivery.delivery()), p),
         Err(e) => {
-            eprintln!("netpipe-fast: {e}");
+            say!("netpipe-fast: {e}");
             return ExitCode::from(2);
         }
     };
     let job = CaptureJob {
-        iface: args.iface,
+        iface,
+        pcap_out: pcap.clone(),
         filter: effective_filter(
-            args.filter.as_deref(),
+            user_filter.as_deref(),
             args.preset.map(|p| p.preset()),
             if args.capture_own_traffic {
                 None
@@ -110,22 +251,28 @@ fn capture(args: CaptureArgs) -> ExitCode {
     };
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = stop_on_signals(&stop) {
-        eprintln!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+        say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
         return ExitCode::from(1);
     }
     let quiet = args.quiet;
     let outcome = job.run(&stop, &mut |line| {
         if !quiet {
-            eprintln!("netpipe-fast: {line}");
+            say!("netpipe-fast: {line}");
         }
     });
     if let Some(e) = &outcome.error {
-        eprintln!("netpipe-fast: {e}");
+        say!("netpipe-fast: {e}");
     }
     if outcome.started && !quiet {
-        eprintln!("{}", outcome.summary);
+        say!("{}", outcome.summary);
         if let Some(report) = &outcome.sink_report {
-            eprintln!("{report}");
+            say!("{report}");
+        }
+        if let Some(line) = pcap
+            .as_ref()
+            .and_then(|p| pcap_line(p, outcome.pcap_written, &job.output))
+        {
+            say!("{line}");
         }
     }
     match outcome.error {
@@ -171,33 +318,33 @@ fn dataset(args: netpipe_fast::cli::DatasetArgs) -> ExitCode {
     let config = match args.config(clock_seed) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("netpipe-fast: dataset prepare: {e}");
+            say!("netpipe-fast: dataset prepare: {e}");
             return ExitCode::from(2);
         }
     };
     match netpipe_fast::dataset::prepare::prepare(&config) {
         Ok(report) => {
             for p in &report.skipped_outputs {
-                eprintln!(
+                say!(
                     "netpipe-fast: {}: matched an --input pattern but is this run's output; not read",
                     p.display()
                 );
             }
             for (file, column) in &report.duplicate_headers {
-                eprintln!(
+                say!(
                     "netpipe-fast: {}: column {column:?} appears twice in the header; the first is used",
                     file.display()
                 );
             }
             for p in &report.problems {
-                eprintln!("netpipe-fast: {p}");
+                say!("netpipe-fast: {p}");
             }
             let unlisted = report.rows_skipped - report.problems.len() as u64;
             if unlisted > 0 {
-                eprintln!("netpipe-fast: {unlisted} more rows skipped (not listed)");
+                say!("netpipe-fast: {unlisted} more rows skipped (not listed)");
             }
-            if args.show_summary == "1" {
-                eprintln!("{}", report.summary(&config));
+            if args.show_summary == "1" && !args.quiet {
+                say!("{}", report.summary(&config));
             }
             if report.rows_skipped > 0 {
                 ExitCode::from(5)
@@ -206,22 +353,27 @@ fn dataset(args: netpipe_fast::cli::DatasetArgs) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("netpipe-fast: dataset prepare: {e}");
+            say!("netpipe-fast: dataset prepare: {e}");
             ExitCode::from(e.exit_code())
         }
     }
 }
 
 fn send(args: netpipe_fast::cli::SendArgs) -> ExitCode {
-    match netpipe_fast::tools::command::run_send(args, &mut |line| println!("{line}")) {
+    // A reader that went away (`| head -c 10`) has seen what it wanted: the send itself has
+    // happened, so its exit code stands and nothing panics.
+    let mut print = |line: &str| {
+        let _ = writeln!(std::io::stdout(), "{line}");
+    };
+    match netpipe_fast::tools::command::run_send(args, &mut print) {
         Ok(code) => {
             if code == netpipe_fast::tools::send_exit::UNANSWERED {
-                eprintln!("netpipe-fast: send: sent, but not every request was answered in time");
+                say!("netpipe-fast: send: sent, but not every request was answered in time");
             }
             ExitCode::from(code)
         }
         Err(e) => {
-            eprintln!("netpipe-fast: send: {e}");
+            say!("netpipe-fast: send: {e}");
             ExitCode::from(e.code)
         }
     }
@@ -232,13 +384,13 @@ fn listen(args: netpipe_fast::cli::ListenArgs) -> ExitCode {
     let cfg = match netpipe_fast::tools::command::listen_config(args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("netpipe-fast: listen: {e}");
+            say!("netpipe-fast: listen: {e}");
             return ExitCode::from(e.code);
         }
     };
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = stop_on_signals(&stop) {
-        eprintln!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+        say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
         return ExitCode::from(1);
     }
     let proto = if cfg.proto == Proto::Tcp {
@@ -250,9 +402,7 @@ fn listen(args: netpipe_fast::cli::ListenArgs) -> ExitCode {
     let result = listen::listen(
         &cfg,
         &stop,
-        &mut |addr| {
-            eprintln!("netpipe-fast: listening on {proto} {addr} (stops when {hook} exists)")
-        },
+        &mut |addr| say!("netpipe-fast: listening on {proto} {addr} (stops when {hook} exists)"),
         &mut |line| {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -263,11 +413,11 @@ fn listen(args: netpipe_fast::cli::ListenArgs) -> ExitCode {
     );
     match result {
         Ok(summary) => {
-            eprintln!("netpipe-fast: {}", summary.line(&cfg));
+            say!("netpipe-fast: {}", summary.line(&cfg));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("netpipe-fast: listen: {e}");
+            say!("netpipe-fast: listen: {e}");
             ExitCode::from(e.code)
         }
     }
@@ -283,15 +433,15 @@ fn replay(args: netpipe_fast::cli::ReplayArgs) -> ExitCode {
     };
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = stop_on_signals(&stop) {
-        eprintln!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+        say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
         return ExitCode::from(1);
     }
     let outcome = job.run(&stop);
     if let Some(e) = &outcome.error {
-        eprintln!("netpipe-fast: {e}");
+        say!("netpipe-fast: {e}");
     }
     if outcome.started && !args.quiet {
-        eprintln!("replay: {}", outcome.summary);
+        say!("replay: {}", outcome.summary);
     }
     match outcome.error {
         Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
@@ -305,7 +455,7 @@ fn record(args: RecordArgs) -> ExitCode {
     let antinex = match AntinexConfig::from_env(|k| std::env::var(k).ok()) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("netpipe-fast: {e}");
+            say!("netpipe-fast: {e}");
             return ExitCode::from(2);
         }
     };
@@ -358,15 +508,15 @@ fn record(args: RecordArgs) -> ExitCode {
     };
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = stop_on_signals(&stop) {
-        eprintln!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+        say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
         return ExitCode::from(1);
     }
     let outcome = job.run(&stop);
     if let Some((_, e)) = &outcome.error {
-        eprintln!("netpipe-fast: {e}");
+        say!("netpipe-fast: {e}");
     }
     if !args.quiet {
-        eprintln!("{}", outcome.summary());
+        say!("{}", outcome.summary());
     }
     ExitCode::from(outcome.exit_code())
 }

@@ -1,4 +1,4 @@
-//! Huge records do not pin memory: `read -w 16` of a capture with 80 records of 16 MiB (the
+//! Huge records do not pin memory: `read -j 16` of a capture with 80 records of 16 MiB (the
 //! largest a record may be) used to reach 2.4 GB of resident memory, because every buffer of
 //! the pools grew to the largest frame (and twice that for its JSON) and stayed there, and the
 //! pools bound buffers by count, not size. Now oversized buffers shrink back when reused and
@@ -61,7 +61,7 @@ fn sixteen_mib_records_with_16_workers_stay_within_memory_bound() {
         .arg(env!("CARGO_BIN_EXE_netpipe-fast"))
         .arg("read")
         .arg(&fifo)
-        .args(["-w", "16", "-o", "-"])
+        .args(["-j", "16", "-o", "-"])
         .env_remove("FORWARD_BROKER_URL")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

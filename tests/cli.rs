@@ -762,15 +762,16 @@ fn output_file_matches_stdout() {
     let tmp = temp_dir("output");
     let path = tmp.path("out.jsonl");
     let dest = format!("file:{}", path.display());
-    for flag in ["-o", "--output"] {
+    let bare = path.display().to_string();
+    for (flag, dest) in [("-o", &dest), ("--output", &dest), ("-o", &bare)] {
         let out = run_ok(
             [
                 OsStr::new("read"),
                 OsStr::new(flag),
-                OsStr::new(&dest),
+                OsStr::new(dest),
                 mixed.as_os_str(),
             ],
-            &dest,
+            dest,
         );
         assert!(out.is_empty(), "{flag} {dest}: packets also went to stdout");
         let written = fs::read(&path).unwrap();
@@ -793,7 +794,7 @@ fn workers_keep_file_order() {
     );
     let default = run_ok([OsStr::new("read"), mixed.as_os_str()], "default workers");
     assert!(default == one, "default differs from --workers 1");
-    for flag in ["-w", "--workers"] {
+    for flag in ["-j", "--workers"] {
         let four = run_ok(
             [
                 OsStr::new("read"),
@@ -810,7 +811,7 @@ fn workers_keep_file_order() {
     let args = |workers: &'static str| {
         [
             OsStr::new("read"),
-            OsStr::new("-w"),
+            OsStr::new("-j"),
             OsStr::new(workers),
             OsStr::new("-f"),
             OsStr::new("tcp or udp"),

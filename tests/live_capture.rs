@@ -1242,3 +1242,207 @@ fn without_cap_net_raw_capture_and_replay_exit_12() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
 }
+
+/// capinfos' exact frame count and data bytes (`-M`).
+fn capinfos(path: &Path) -> (u64, u64) {
+    let out = Command::new("capinfos")
+        .args(["-M", "-c", "-d"])
+        .arg(path)
+        .output()
+        .expect("run capinfos (apt-get install tshark)");
+    assert!(out.status.success(), "capinfos {}: {out:?}", path.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |label: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(label))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {label} in capinfos output: {text}"))
+    };
+    (field("Number of packets"), field("Data size"))
+}
+
+/// `-w` during a live capture with two workers, beside the JSON: every frame replayed is in
+/// the pcap/pcapng file exactly once (capinfos counts and bytes, tcpdump reads it, and `read`
+/// of the file decodes the same data as the frames sent), and in the JSON too.
+#[test]
+fn w_writes_every_captured_frame_beside_the_json() {
+    let Some((pair, dir)) = live_setup("wpcap") else {
+        return;
+    };
+    for (name, extra) in [("cap.pcap", None), ("cap.pcapng", Some("--pcapng"))] {
+        let out = dir.path(&format!("{name}.jsonl"));
+        let pcap = dir.path(name);
+        let pcap_arg = pcap.to_str().expect("utf-8 path").to_owned();
+        let mut more = vec!["-j", "2", "-w", pcap_arg.as_str()];
+        more.extend(extra);
+        let mut cap = Capture::start(&pair.b, &out, &ring_args(FILTER, "8", &more));
+        cap.wait_listening();
+        let frames = test_frames(0..1000);
+        replay_frames(&pair.a, &dir.path("replay.pcap"), &frames);
+        let stderr = cap.stop_after(frames.len());
+        assert!(
+            stderr
+                .iter()
+                .any(|l| l == &format!("1000 frames written to {pcap_arg}")),
+            "{stderr:?}"
+        );
+        let bytes: usize = frames.iter().map(Vec::len).sum();
+        assert_eq!(capinfos(&pcap), (1000, bytes as u64), "{name}");
+        let tcpdump = Command::new("tcpdump")
+            .args(["-nn", "-q", "-r"])
+            .arg(&pcap)
+            .output()
+            .expect("run tcpdump");
+        assert!(tcpdump.status.success(), "{tcpdump:?}");
+        assert_eq!(tcpdump.stdout.iter().filter(|&&b| b == b'\n').count(), 1000);
+        let back = Command::new(BIN)
+            .arg("read")
+            .arg(&pcap)
+            .args(["-q"])
+            .output()
+            .expect("run read");
+        assert!(back.status.success(), "{back:?}");
+        let want = data_from_read(&dir, &frames);
+        assert_eq!(
+            data_counts(&String::from_utf8(back.stdout).expect("utf-8")),
+            want,
+            "{name}: every frame once, byte for byte as sent"
+        );
+        let json = fs::read_to_string(&out).expect("read the JSON");
+        assert_eq!(data_counts(&json), want, "{name}: the JSON beside it");
+    }
+}
+
+/// `-i any` in a namespace with two interfaces (vb from the veth pair, and lo): frames from
+/// both arrive as Linux cooked v2 with their interface's index, loopback traffic once (not
+/// once sent and once received), the filter applies, `-c` stops it exactly, and the `-w`
+/// file says LINUX_SLL2 to tcpdump and capinfos.
+#[test]
+fn any_captures_every_interface_as_linux_cooked_v2() {
+    let Some((pair, dir)) = live_setup("any") else {
+        return;
+    };
+    ip(&["-n", &pair.b, "link", "set", "lo", "up"]);
+    let vb_index: u64 = ip(&["-n", &pair.b, "-o", "link", "show", "vb"])
+        .split(':')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .expect("vb's index");
+    // -D in this namespace: lo, vb (with their indexes), then any.
+    let listed = bin_in(&pair.b).arg("-D").output().expect("run -D");
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 3, "{listed}");
+    assert!(
+        lines[0].starts_with("1.lo [Up, Running, Loopback] link-type EN10MB"),
+        "{listed}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("{vb_index}.vb [Up")) && lines[1].contains("EN10MB"),
+        "{listed}"
+    );
+    assert!(lines[2].starts_with("0.any "), "{listed}");
+
+    let json = dir.path("any.jsonl");
+    let pcap = dir.path("any.pcap");
+    let frames = test_frames(0..100);
+    let udp_frames = frames.iter().filter(|f| f[23] == 17).count();
+    let from_lo = 20;
+    let total = udp_frames + from_lo;
+    let mut cmd = bin_in(&pair.b);
+    cmd.args(["-i", "any", "-c", &total.to_string(), "-w"])
+        .arg(&pcap)
+        .arg("-o")
+        .arg(&json)
+        .args(["udp", "dst", "port", "9999"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut cap = Process::start(&mut cmd, DEADLINE);
+    cap.wait_for_stderr("listening on any, link-type LINUX_SLL2");
+    replay_frames(&pair.a, &dir.path("replay.pcap"), &frames);
+    let sent = Command::new("ip")
+        .args(["netns", "exec", &pair.b, "/usr/bin/python3", "-c"])
+        .arg(format!(
+            "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             for i in range({from_lo}): s.sendto(b'lo %d' % i, ('127.0.0.1', 9999))"
+        ))
+        .status()
+        .expect("send on lo");
+    assert!(sent.success());
+    let (status, stderr) = cap.finish();
+    assert!(status.success(), "{status:?} {stderr:?}");
+    let text = fs::read_to_string(&json).expect("the JSON");
+    let mut by_index = BTreeMap::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        let cooked = &v["data"]["cookedlinuxv2"];
+        assert!(cooked.is_object(), "not cooked: {line}");
+        assert_eq!(v["data"]["udp"]["dport"], 9999, "{line}");
+        *by_index
+            .entry(cooked["ifindex"].as_u64().expect("ifindex"))
+            .or_insert(0usize) += 1;
+    }
+    assert_eq!(
+        by_index,
+        BTreeMap::from([(1, from_lo), (vb_index, udp_frames)]),
+        "frames per interface index (lo is 1, vb is {vb_index})"
+    );
+    assert_eq!(capinfos(&pcap).0, total as u64);
+    let tcpdump = Command::new("tcpdump")
+        .args(["-nn", "-r"])
+        .arg(&pcap)
+        .output()
+        .expect("run tcpdump");
+    assert!(
+        String::from_utf8_lossy(&tcpdump.stderr).contains("LINUX_SLL2"),
+        "{tcpdump:?}"
+    );
+    assert_eq!(
+        tcpdump.stdout.iter().filter(|&&b| b == b'\n').count(),
+        total
+    );
+}
+
+/// A reader that goes away (`netpipe-fast -i vb | head -c 10`) ends a live capture quietly,
+/// exit 0 with its summary, whether stdout carries the JSON or the `-w -` pcap.
+#[test]
+fn a_closed_stdout_ends_a_live_capture_quietly() {
+    let Some((pair, dir)) = live_setup("pipe") else {
+        return;
+    };
+    for extra in [&[][..], &["-w", "-"][..]] {
+        let mut cmd = bin_in(&pair.b);
+        cmd.args(["-i", "vb", "-f", FILTER])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let mut cap = Process::start(&mut cmd, DEADLINE);
+        // The reading end closes before anything is written.
+        drop(cap.child.stdout.take());
+        cap.wait_for_stderr("listening on vb");
+        // Frames until the first write has failed and the capture ended by itself.
+        let pcap = dir.path("pipe.pcap");
+        let mut frames = 0u32;
+        while cap.child.try_wait().expect("try_wait").is_none() {
+            assert!(
+                frames < 50_000,
+                "{extra:?}: still running after {frames} frames"
+            );
+            replay_frames(&pair.a, &pcap, &test_frames(frames..frames + 100));
+            frames += 100;
+        }
+        let (status, stderr) = cap.finish();
+        assert_eq!(status.code(), Some(0), "{extra:?}: {stderr:?}");
+        assert!(
+            !stderr.iter().any(|l| l.contains("panicked")),
+            "{extra:?}: {stderr:?}"
+        );
+        assert!(
+            stderr.iter().any(|l| l.contains("packets captured")),
+            "{extra:?}: no summary: {stderr:?}"
+        );
+    }
+}

@@ -14,6 +14,7 @@
 //! the kernel has already put in their rings (bounded in time), then the sink is flushed.
 
 use super::batch::JsonBatch;
+use super::pcap_writer::{PcapOutConfig, PcapWriter};
 use super::publish::{BatchWriter, Published};
 use super::stats::DecodeStats;
 use super::worker::Worker;
@@ -22,12 +23,14 @@ use crate::encode::FrameMeta;
 use crate::sink::{Output, Sink, Undelivered};
 use crate::source::filter::{BpfFilter, FilterError};
 use crate::source::privilege::{PrivilegeError, TargetUser};
-use crate::source::ring::{FanoutMode, Ring, RingConfig, RingError, RingStats, MIN_BLOCK_COUNT};
+use crate::source::ring::{
+    FanoutMode, Ring, RingConfig, RingError, RingStats, ANY_INTERFACE, MIN_BLOCK_COUNT,
+};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -74,6 +77,9 @@ pub struct CaptureJob {
     /// Switch to this user once the rings are open, before the output is opened
     /// (`--user`, like `tcpdump -Z`).
     pub drop_to: Option<TargetUser>,
+    /// `-w`: the frames also go to a pcap/pcapng file (rotated as configured), written by the
+    /// workers straight from their ring blocks.
+    pub pcap_out: Option<PcapOutConfig>,
 }
 
 /// Why a capture could not start or stopped early. Everything captured before was written.
@@ -90,6 +96,11 @@ pub enum CaptureError {
         error: io::Error,
     },
     Output {
+        dest: String,
+        error: io::Error,
+    },
+    /// `-w`: the capture file could not be created or written.
+    PcapOut {
         dest: String,
         error: io::Error,
     },
@@ -112,7 +123,7 @@ impl CaptureError {
                 Some(libc::ENETDOWN) | Some(libc::ENODEV) | Some(libc::ENXIO) => 13,
                 _ => 14,
             },
-            CaptureError::Output { .. } => 8,
+            CaptureError::Output { .. } | CaptureError::PcapOut { .. } => 8,
             CaptureError::Thread(_) => 1,
             CaptureError::User(e) => e.exit_code(),
         }
@@ -129,6 +140,7 @@ impl fmt::Display for CaptureError {
                 write!(f, "interface {iface:?}: capture failed: {error}")
             }
             CaptureError::Output { dest, error } => write!(f, "cannot write to {dest}: {error}"),
+            CaptureError::PcapOut { dest, error } => write!(f, "-w {dest}: {error}"),
             CaptureError::Thread(e) => write!(f, "cannot start a thread: {e}"),
             CaptureError::User(e) => write!(f, "{e}"),
         }
@@ -197,6 +209,8 @@ pub struct CaptureOutcome {
     /// False when the capture never started (rings, filter or sink failed to open): then
     /// there is no summary worth printing.
     pub started: bool,
+    /// `-w`: frames written to the capture file(s), and how many files were completed.
+    pub pcap_written: Option<(u64, u64)>,
 }
 
 impl CaptureOutcome {
@@ -231,6 +245,7 @@ impl CaptureOutcome {
             sink_report: None,
             undelivered: Undelivered::default(),
             started: false,
+            pcap_written: None,
         }
     }
 }
@@ -263,6 +278,7 @@ struct WorkerEnd {
     captured: u64,
     queue_full_waits: u64,
     error: Option<io::Error>,
+    pcap_error: Option<io::Error>,
 }
 
 /// The original's capture presets (its capture_*.py scripts, REFERENCE section 2).
@@ -321,12 +337,25 @@ impl CaptureJob {
     /// running summaries, one line each.
     pub fn run(&self, stop: &AtomicBool, notify: &mut dyn FnMut(&str)) -> CaptureOutcome {
         let workers = self.workers.max(1);
-        let filter = match &self.filter {
-            Some(expr) => match BpfFilter::compile(expr, LinkType::Ethernet.number()) {
+        // On `any` the frames are cooked (SLL2) in user space, so the filter runs there too,
+        // compiled for SLL2; elsewhere the kernel runs it, compiled for Ethernet.
+        let any = self.iface == ANY_INTERFACE;
+        let link = if any {
+            LinkType::LinuxSll2
+        } else {
+            LinkType::Ethernet
+        };
+        let compiled = match &self.filter {
+            Some(expr) => match BpfFilter::compile(expr, link.number()) {
                 Ok(f) => Some(f),
                 Err(e) => return CaptureOutcome::failed(CaptureError::Filter(e)),
             },
             None => None,
+        };
+        let (filter, user_filter) = if any {
+            (None, compiled)
+        } else {
+            (compiled, None)
         };
         let cpus = match self.worker_cpus(workers, notify) {
             Ok(c) => c,
@@ -385,6 +414,26 @@ impl CaptureJob {
                 }
             ));
         }
+        let pcap = match &self.pcap_out {
+            Some(cfg) => {
+                let mut cfg = cfg.clone();
+                cfg.snaplen = self.snaplen;
+                match PcapWriter::create(cfg, Some(link.number())) {
+                    Ok(w) => Some(Arc::new(Mutex::new(w))),
+                    Err(error) => {
+                        return CaptureOutcome::failed(CaptureError::PcapOut {
+                            dest: self
+                                .pcap_out
+                                .as_ref()
+                                .map(|c| c.path.display().to_string())
+                                .unwrap_or_default(),
+                            error,
+                        })
+                    }
+                }
+            }
+            None => None,
+        };
         let sink = match output.open() {
             Ok(s) => s,
             Err(error) => {
@@ -397,9 +446,14 @@ impl CaptureJob {
         // As tcpdump says it: from here on every packet that passes the filter is captured.
         let (block_bytes, blocks) = rings.first().map(Ring::geometry).unwrap_or((0, 0));
         notify(&format!(
-            "listening on {}, link-type EN10MB (Ethernet), snapshot length {} bytes, \
+            "listening on {}, link-type {}, snapshot length {} bytes, \
              {workers} worker(s), ring {blocks} x {} KiB each{}",
             self.iface,
+            if any {
+                "LINUX_SLL2 (Linux cooked v2; the filter runs in user space)"
+            } else {
+                "EN10MB (Ethernet)"
+            },
             self.snaplen,
             block_bytes / 1024,
             match per_ring.fanout {
@@ -407,7 +461,7 @@ impl CaptureJob {
                 None => String::new(),
             }
         ));
-        self.run_rings(rings, cpus, sink, stop, notify)
+        self.run_rings(rings, cpus, sink, Taps { pcap, user_filter }, stop, notify)
     }
 
     /// The ring settings each worker gets: the budget split evenly, whole blocks.
@@ -468,9 +522,15 @@ impl CaptureJob {
         rings: Vec<Ring>,
         cpus: Vec<Option<core_affinity::CoreId>>,
         sink: Box<dyn Sink>,
+        taps: Taps,
         stop: &AtomicBool,
         notify: &mut dyn FnMut(&str),
     ) -> CaptureOutcome {
+        let Taps { pcap, user_filter } = taps;
+        let link = rings
+            .first()
+            .map(Ring::link_type)
+            .unwrap_or(LinkType::Ethernet);
         let workers = rings.len().max(1);
         let pool = BUFFERS_PER_WORKER * workers + 1;
         let (full_tx, full_rx) = bounded::<JsonBatch>(pool);
@@ -522,6 +582,8 @@ impl CaptureJob {
                 live: Arc::clone(&live[i]),
                 full_tx: full_tx.clone(),
                 free_rx: free_rx.clone(),
+                pcap: pcap.clone(),
+                user_filter: user_filter.clone(),
                 _alive: alive_tx.clone(),
             };
             match thread::Builder::new()
@@ -578,6 +640,16 @@ impl CaptureJob {
                     summary.kernel_drops += end.ring.drops;
                     summary.freezes += end.ring.freezes;
                     summary.bad_blocks += end.ring.bad_blocks;
+                    if let (None, Some(e)) = (&error, end.pcap_error) {
+                        error = Some(CaptureError::PcapOut {
+                            dest: self
+                                .pcap_out
+                                .as_ref()
+                                .map(|c| c.path.display().to_string())
+                                .unwrap_or_default(),
+                            error: e,
+                        });
+                    }
                     if let (None, Some(e)) = (&error, end.error) {
                         error = Some(CaptureError::Capture {
                             iface: self.iface.clone(),
@@ -592,6 +664,27 @@ impl CaptureJob {
                 }
             }
         }
+        // Every worker has ended: the writer is ours alone again. Its last file is closed
+        // (and handed to --post-rotate) before the summary is printed.
+        let pcap_written = pcap
+            .and_then(|p| Arc::try_unwrap(p).ok())
+            .and_then(|m| m.into_inner().ok())
+            .map(|w| {
+                let counts = (w.frames_written, w.files_closed + 1);
+                if let Err(e) = w.finish(link.number()) {
+                    if e.kind() != io::ErrorKind::BrokenPipe {
+                        error.get_or_insert(CaptureError::PcapOut {
+                            dest: self
+                                .pcap_out
+                                .as_ref()
+                                .map(|c| c.path.display().to_string())
+                                .unwrap_or_default(),
+                            error: e,
+                        });
+                    }
+                }
+                counts
+            });
         let published = publisher.join().unwrap_or_else(|_| Published {
             written: written.load(Ordering::Relaxed),
             ..Published::lost()
@@ -614,6 +707,7 @@ impl CaptureJob {
             sink_report: published.report,
             undelivered: published.undelivered,
             started: true,
+            pcap_written,
         }
     }
 }
@@ -634,6 +728,12 @@ fn running_line(live: &[Arc<Live>], written: u64) -> String {
     )
 }
 
+/// What the workers do besides encoding: `-w`, and the user-space filter of `-i any`.
+struct Taps {
+    pcap: Option<Arc<Mutex<PcapWriter>>>,
+    user_filter: Option<BpfFilter>,
+}
+
 /// Everything one worker thread owns.
 struct WorkerCtx {
     ring: Ring,
@@ -647,6 +747,9 @@ struct WorkerCtx {
     live: Arc<Live>,
     full_tx: Sender<JsonBatch>,
     free_rx: Receiver<JsonBatch>,
+    pcap: Option<Arc<Mutex<PcapWriter>>>,
+    /// On `any`: the filter, run here on the cooked frames (the kernel cannot).
+    user_filter: Option<BpfFilter>,
     /// Dropped when the worker ends (see `alive_rx`).
     _alive: Sender<()>,
 }
@@ -664,10 +767,24 @@ struct Encoding<'a> {
     halt: &'a AtomicBool,
     full_tx: &'a Sender<JsonBatch>,
     free_rx: &'a Receiver<JsonBatch>,
+    /// `-w`: shared by the workers; each frame is copied from the ring block into the
+    /// writer's buffer under the lock.
+    pcap: Option<&'a Mutex<PcapWriter>>,
+    /// The first `-w` write error (the run then stops).
+    pcap_error: Option<io::Error>,
+    /// What the ring delivers: Ethernet, or SLL2 on `any`.
+    link: LinkType,
+    user_filter: Option<&'a BpfFilter>,
 }
 
 impl Encoding<'_> {
     fn frame(&mut self, bytes: &[u8], meta: &FrameMeta) {
+        if let Some(f) = self.user_filter {
+            // Not captured, as the kernel filter would have kept it out of the ring.
+            if !f.matches(bytes, meta.wire_len) {
+                return;
+            }
+        }
         if let Some(limit) = self.limit {
             // Packet numbers are handed out once over all workers, so exactly `limit` are
             // encoded whatever the number of workers.
@@ -680,6 +797,22 @@ impl Encoding<'_> {
                 self.halt.store(true, Ordering::Relaxed);
             }
         }
+        if let Some(pcap) = self.pcap {
+            if self.pcap_error.is_none() {
+                let written = match pcap.lock() {
+                    Ok(mut w) => w.write(self.link.number(), meta.time_ns, meta.wire_len, bytes),
+                    Err(_) => Err(io::Error::other("another worker panicked while writing")),
+                };
+                if let Err(e) = written {
+                    // `-w - | head`: the reader went away, which stops the run quietly.
+                    if e.kind() != io::ErrorKind::BrokenPipe {
+                        self.pcap_error = Some(e);
+                    }
+                    self.halt.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
         let Some(batch) = self.batch.as_mut() else {
             // The publisher is gone (output failed); it counted what it could not write.
             return;
@@ -687,7 +820,7 @@ impl Encoding<'_> {
         if batch.is_empty() {
             self.batch_started = Instant::now();
         }
-        self.worker.process(LinkType::Ethernet, bytes, meta, batch);
+        self.worker.process(self.link, bytes, meta, batch);
         self.captured += 1;
         if batch.is_full() {
             self.send();
@@ -746,6 +879,10 @@ impl WorkerCtx {
             halt: &self.halt,
             full_tx: &self.full_tx,
             free_rx: &self.free_rx,
+            pcap: self.pcap.as_deref(),
+            pcap_error: None,
+            link: self.ring.link_type(),
+            user_filter: self.user_filter.as_ref(),
         };
         let mut error = None;
         let mut last_stats = Instant::now();
@@ -754,7 +891,18 @@ impl WorkerCtx {
                 .ring
                 .next_block(POLL_TIMEOUT, |bytes, meta| enc.frame(bytes, meta))
             {
-                Ok(0) => enc.send(),
+                Ok(0) => {
+                    enc.send();
+                    // A quiet link: what is buffered reaches the file (or `-w -`) now.
+                    if let Some(Ok(mut w)) = enc.pcap.map(Mutex::lock) {
+                        if let Err(e) = w.flush() {
+                            if e.kind() != io::ErrorKind::BrokenPipe {
+                                enc.pcap_error.get_or_insert(e);
+                            }
+                            self.halt.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
                 Ok(_) => enc.send_if_old(),
                 Err(e) => {
                     error = Some(e);
@@ -802,6 +950,7 @@ impl WorkerCtx {
             captured: enc.captured,
             queue_full_waits: enc.queue_full_waits,
             error,
+            pcap_error: enc.pcap_error,
         }
     }
 }
@@ -851,6 +1000,7 @@ mod tests {
             source_host: "test".into(),
             output: Output::Stdout,
             drop_to: None,
+            pcap_out: None,
         }
     }
 
@@ -927,6 +1077,7 @@ mod tests {
                 ..Undelivered::default()
             },
             started: true,
+            pcap_written: None,
         };
         assert!(outcome(0, 0, 0).loss_lines("vb").is_empty());
         // A freeze with no drop lost nothing.

@@ -2,6 +2,7 @@
 //! a publisher thread writes them to the sink in order and hands the buffers back.
 pub mod batch;
 pub mod capture;
+pub mod pcap_writer;
 mod publish;
 pub mod read;
 pub mod stats;

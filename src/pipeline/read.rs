@@ -6,6 +6,7 @@
 //! stays bounded by the buffer pools whatever the file size.
 
 use super::batch::{FrameBatch, JsonBatch, OversizedToken};
+use super::pcap_writer::PcapWriter;
 use super::publish::{BatchWriter, Published};
 use super::stats::{DecodeStats, Summary};
 use super::worker::Worker;
@@ -55,6 +56,11 @@ pub enum JobError {
         dest: String,
         error: io::Error,
     },
+    /// `-w`: the pcap file could not be created or written.
+    PcapOut {
+        dest: String,
+        error: io::Error,
+    },
 }
 
 impl JobError {
@@ -65,7 +71,7 @@ impl JobError {
             JobError::Read(e) => e.exit_code(),
             JobError::UnsupportedLinkType { .. } => 6,
             JobError::Filter { .. } => 7,
-            JobError::Output { .. } => 8,
+            JobError::Output { .. } | JobError::PcapOut { .. } => 8,
         }
     }
 }
@@ -87,6 +93,7 @@ impl fmt::Display for JobError {
             ),
             JobError::Filter { name, error } => write!(f, "{name}: {error}"),
             JobError::Output { dest, error } => write!(f, "cannot write to {dest}: {error}"),
+            JobError::PcapOut { dest, error } => write!(f, "-w {dest}: {error}"),
         }
     }
 }
@@ -102,6 +109,8 @@ pub struct Outcome {
     pub sink_report: Option<String>,
     /// Messages dropped or left in the spool: the run ends with exit code 16 if any.
     pub undelivered: Undelivered,
+    /// `-w`: frames written to the capture file(s), and how many files were completed.
+    pub pcap_written: Option<(u64, u64)>,
 }
 
 /// Buffers in flight per worker (bounds memory and keeps every thread busy).
@@ -117,8 +126,14 @@ const OVERSIZED_IN_FLIGHT: usize = 2;
 impl ReadJob {
     /// Runs the job with the sink its `output` names.
     pub fn run(&self) -> Outcome {
+        self.run_writing(None)
+    }
+
+    /// Runs the job with the sink its `output` names, and writes every frame that passes the
+    /// filter to `pcap` as well (`-w`).
+    pub fn run_writing(&self, pcap: Option<PcapWriter>) -> Outcome {
         match self.output.open() {
-            Ok(sink) => self.run_with_sink(sink),
+            Ok(sink) => self.run_inner(sink, pcap),
             Err(error) => Outcome {
                 summary: Summary::default(),
                 error: Some(JobError::Output {
@@ -127,12 +142,17 @@ impl ReadJob {
                 }),
                 sink_report: None,
                 undelivered: Undelivered::default(),
+                pcap_written: None,
             },
         }
     }
 
     /// Runs the job into any sink (for embedding, tests and benchmarks).
     pub fn run_with_sink(&self, sink: Box<dyn Sink>) -> Outcome {
+        self.run_inner(sink, None)
+    }
+
+    fn run_inner(&self, sink: Box<dyn Sink>, pcap: Option<PcapWriter>) -> Outcome {
         let workers = self.workers.max(1);
         let pool = BUFFERS_PER_WORKER * workers + 1;
         let (full_tx, full_rx) = bounded::<JsonBatch>(pool);
@@ -159,17 +179,41 @@ impl ReadJob {
                     }),
                     sink_report: None,
                     undelivered: Undelivered::default(),
+                    pcap_written: None,
                 }
             }
         };
         let mut summary = Summary::default();
         let mut state = ReadState::new(self, &output_closed);
-        let (decode, error) = if workers == 1 {
+        state.pcap = pcap;
+        let (decode, mut error) = if workers == 1 {
             self.run_inline(&mut state, &full_tx, &free_rx)
         } else {
             self.run_parallel(&mut state, workers, &full_tx, &free_rx)
         };
         drop(full_tx);
+        let pcap_dest = state
+            .pcap
+            .as_ref()
+            .and_then(|w| w.current_path())
+            .map(|p| p.display().to_string());
+        let pcap_written = state.pcap.take().map(|w| {
+            let counts = (w.frames_written, w.files_closed + 1);
+            // The last file is closed (and handed to --post-rotate) before the summary.
+            let link = state.last_link_type.unwrap_or(LinkType::Ethernet.number());
+            match w.finish(link) {
+                // `-w - | head`: the reader went away, as for the JSON on stdout.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+                Err(e) => {
+                    error.get_or_insert(JobError::PcapOut {
+                        dest: pcap_dest.clone().unwrap_or_default(),
+                        error: e,
+                    });
+                }
+                Ok(()) => {}
+            }
+            counts
+        });
         let published = publisher.join().unwrap_or_else(|_| Published::lost());
         summary.read = state.read;
         summary.filtered_out = state.filtered_out;
@@ -191,6 +235,7 @@ impl ReadJob {
             error,
             sink_report: published.report,
             undelivered: published.undelivered,
+            pcap_written,
         }
     }
 
@@ -361,6 +406,9 @@ struct ReadState<'j> {
     read: u64,
     filtered_out: u64,
     passed: u64,
+    /// `-w`: every frame that passes the filter goes here, in file order, before decoding.
+    pcap: Option<PcapWriter>,
+    last_link_type: Option<u32>,
 }
 
 impl<'j> ReadState<'j> {
@@ -372,6 +420,8 @@ impl<'j> ReadState<'j> {
             read: 0,
             filtered_out: 0,
             passed: 0,
+            pcap: None,
+            last_link_type: None,
         }
     }
 
@@ -435,6 +485,22 @@ impl<'j> ReadState<'j> {
                     }
                 }
                 self.passed += 1;
+                self.last_link_type = Some(frame.link_type);
+                if let Some(w) = self.pcap.as_mut() {
+                    if let Err(error) =
+                        w.write(frame.link_type, frame.time_ns, frame.wire_len, frame.data)
+                    {
+                        // `-w - | head`: the reader went away; a way to stop, not a failure.
+                        if error.kind() == io::ErrorKind::BrokenPipe {
+                            return None;
+                        }
+                        let dest = w
+                            .current_path()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default();
+                        return Some(JobError::PcapOut { dest, error });
+                    }
+                }
                 let meta = FrameMeta {
                     time_ns: frame.time_ns,
                     wire_len: frame.wire_len,

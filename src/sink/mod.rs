@@ -10,6 +10,7 @@
 //! and counts what it sent again ([`Sink::report`]).
 
 pub mod amqp;
+pub mod create;
 pub mod outbox;
 pub mod redis;
 mod resp;
@@ -251,6 +252,8 @@ impl Default for OutputOptions {
 pub enum Output {
     Stdout,
     File(PathBuf),
+    /// No JSON at all (`-w FILE` without `-o`: only the pcap is wanted).
+    Discard,
     Tcp(TcpConfig),
     Redis(RedisConfig),
     Amqp(AmqpConfig),
@@ -290,6 +293,10 @@ impl Output {
             return Ok(Output::File(PathBuf::from(path)));
         }
         let scheme = s.split_once("://").map(|(scheme, _)| scheme);
+        // No scheme: a file path, as `-o out.jsonl` means in other tools.
+        if scheme.is_none() {
+            return Ok(Output::File(PathBuf::from(s)));
+        }
         match scheme.map(str::to_ascii_lowercase).as_deref() {
             Some("tcp") => TcpConfig::parse(s).map(Output::Tcp),
             Some("redis") | Some("rediss") => RedisConfig::parse(s, options).map(Output::Redis),
@@ -308,8 +315,9 @@ impl Output {
     pub fn open(&self) -> io::Result<Box<dyn Sink>> {
         Ok(match self {
             Output::Stdout => Box::new(StdoutSink),
+            Output::Discard => Box::new(DiscardSink),
             Output::File(path) => Box::new(FileSink {
-                file: File::create(path)?,
+                file: create::open_for_writing(path)?,
             }),
             Output::Tcp(cfg) => {
                 Box::new(TcpSink::connect(cfg.clone()).map_err(StartError::into_io)?)
@@ -361,7 +369,7 @@ impl Output {
     /// delivery thread unless `--when-full block`; stdout and files are left as they are.
     pub fn with_delivery(self, delivery: Delivery) -> Output {
         match self {
-            Output::Stdout | Output::File(_) => self,
+            Output::Stdout | Output::File(_) | Output::Discard => self,
             Output::Delivered(inner, _) => inner.with_delivery(delivery),
             _ if delivery.when_full == WhenFull::Block => self,
             _ => Output::Delivered(Box::new(self), delivery),
@@ -373,6 +381,7 @@ impl Output {
     pub fn identity(&self) -> String {
         match self {
             Output::Stdout => "stdout".into(),
+            Output::Discard => "discard".into(),
             Output::File(p) => format!("file-{}", p.display()),
             Output::Tcp(cfg) => format!("tcp-{}-{}", cfg.host, cfg.port),
             Output::Redis(cfg) => {
@@ -390,7 +399,7 @@ impl Output {
     /// published packets are not captured again).
     pub fn endpoint(&self) -> Option<(&str, u16)> {
         match self {
-            Output::Stdout | Output::File(_) => None,
+            Output::Stdout | Output::File(_) | Output::Discard => None,
             Output::Tcp(cfg) => Some((cfg.host.as_str(), cfg.port)),
             Output::Redis(cfg) => Some((cfg.host.as_str(), cfg.port)),
             Output::Amqp(cfg) => Some((cfg.host.as_str(), cfg.port)),
@@ -402,6 +411,7 @@ impl Output {
     pub fn describe(&self) -> String {
         match self {
             Output::Stdout => "stdout".into(),
+            Output::Discard => "no JSON output (-w only)".into(),
             Output::File(p) => format!("file:{}", p.display()),
             Output::Tcp(cfg) => cfg.describe(),
             Output::Redis(cfg) => cfg.describe(),
@@ -690,6 +700,18 @@ impl Sink for StdoutSink {
     }
 }
 
+/// `Output::Discard`: the messages are encoded (the counters stay exact) and not kept.
+struct DiscardSink;
+
+impl Sink for DiscardSink {
+    fn write_batch(&mut self, _batch: &JsonBatch) -> io::Result<()> {
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 struct FileSink {
     file: File,
 }
@@ -712,6 +734,11 @@ mod tests {
         assert_eq!(Output::parse("-"), Ok(Output::Stdout));
         assert_eq!(Output::parse("file:/x"), Ok(Output::File("/x".into())));
         assert!(Output::parse("file:").is_err());
+        // No scheme: a path.
+        assert_eq!(
+            Output::parse("out.jsonl"),
+            Ok(Output::File("out.jsonl".into()))
+        );
         let e = Output::parse("mqtt://u:hunter2@h:1/0").unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
         assert!(matches!(

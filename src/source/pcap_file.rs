@@ -193,10 +193,18 @@ impl fmt::Display for ReadError {
                 name,
                 magic: Some(magic),
                 ..
-            } => write!(
-                f,
-                "{name}: not a pcap or pcapng file (starts with {magic:#010x})"
-            ),
+            } => match compression(*magic) {
+                // Not decompressed on the fly: a pipe through the tool says what it costs.
+                Some((kind, tool)) => write!(
+                    f,
+                    "{name}: {kind}-compressed, not a pcap or pcapng file; decompress it \
+                     first: {tool} -dc {name} | netpipe-fast read -"
+                ),
+                None => write!(
+                    f,
+                    "{name}: not a pcap or pcapng file (starts with {magic:#010x})"
+                ),
+            },
             ReadError::NotACapture {
                 name,
                 bytes_present: 0,
@@ -235,6 +243,18 @@ impl fmt::Display for ReadError {
                 "{name}: unsupported {format} version {major}.{minor} at offset {offset}"
             ),
         }
+    }
+}
+
+/// The compressor whose magic starts a file's first four bytes (big-endian), and the tool
+/// that undoes it: gzip (RFC 1952), zstd (RFC 8878), xz, bzip2.
+fn compression(magic: u32) -> Option<(&'static str, &'static str)> {
+    match magic {
+        m if m >> 16 == 0x1f8b => Some(("gzip", "gzip")),
+        0x28b5_2ffd => Some(("zstd", "zstd")),
+        0xfd37_7a58 => Some(("xz", "xz")),
+        m if m >> 8 == 0x42_5a68 => Some(("bzip2", "bzip2")),
+        _ => None,
     }
 }
 
@@ -404,8 +424,20 @@ impl<R: Read> fmt::Debug for CaptureReader<R> {
 
 impl CaptureReader<BufReader<File>> {
     /// Opens `path` and reads its file header (pcap) or first Section Header Block (pcapng).
-    /// Errors are named after `path` as given.
+    /// Errors are named after `path` as given. "-" is standard input (a pipe or a file,
+    /// pcap or pcapng; read through a duplicate of descriptor 0, so the type stays `File`).
     pub fn open(path: &Path) -> Result<Self, ReadError> {
+        if path.as_os_str() == "-" {
+            use std::os::fd::AsFd;
+            let name = "stdin".to_owned();
+            return match io::stdin().as_fd().try_clone_to_owned() {
+                Ok(fd) => Self::new(
+                    BufReader::with_capacity(READ_BUFFER_BYTES, File::from(fd)),
+                    name,
+                ),
+                Err(source) => Err(ReadError::Io { name, source }),
+            };
+        }
         let name = path.display().to_string();
         match File::open(path) {
             Ok(file) => Self::new(BufReader::with_capacity(READ_BUFFER_BYTES, file), name),

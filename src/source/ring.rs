@@ -31,6 +31,14 @@ pub const MIN_BLOCK_COUNT: usize = 2;
 /// `BPF_RET | BPF_K`: "return the constant k".
 const BPF_RET_K: u16 = 0x06;
 const VLAN_HEADER_BYTES: usize = 4;
+/// The interface name that captures on every interface, as tcpdump's `any`.
+pub const ANY_INTERFACE: &str = "any";
+/// `LINKTYPE_LINUX_SLL2`: what a ring on [`ANY_INTERFACE`] delivers.
+pub const LINKTYPE_LINUX_SLL2: u32 = 276;
+/// The Linux cooked v2 header (https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL2.html).
+const SLL2_HEADER_BYTES: usize = 20;
+/// `PACKET_OUTGOING` (`linux/if_packet.h`).
+const PACKET_OUTGOING: u8 = 4;
 const TPID_8021Q: u16 = 0x8100;
 
 /// How the kernel spreads frames over the rings of one fanout group (`packet(7)`).
@@ -107,7 +115,8 @@ pub struct RingConfig {
     pub promisc: bool,
     /// Fanout group id and mode, shared by every ring of one capture.
     pub fanout: Option<(u16, FanoutMode)>,
-    /// Compiled for Ethernet (link type 1).
+    /// Compiled for Ethernet (link type 1). Not used on [`ANY_INTERFACE`] (the kernel would
+    /// run it on each device's own framing): the caller filters the cooked frames.
     pub filter: Option<BpfFilter>,
 }
 
@@ -247,7 +256,10 @@ pub struct Ring {
     iface: String,
     ifindex: u32,
     snaplen: u32,
-    /// Where a frame is rebuilt with its VLAN header put back; sized once, never grows.
+    /// On [`ANY_INTERFACE`]: frames become Linux cooked v2 (SLL2), as tcpdump's `any`.
+    cooked: bool,
+    /// Where a frame is rebuilt with its VLAN header put back (or, cooked, behind its SLL2
+    /// header); sized once, never grows.
     scratch: Vec<u8>,
     totals: RingStats,
     warnings: Vec<String>,
@@ -259,10 +271,26 @@ impl Ring {
     pub fn open(cfg: &RingConfig) -> Result<Ring, RingError> {
         let iface = cfg.iface.as_str();
         let req = validate(cfg)?;
-        let program =
-            filter_program(cfg).map_err(|m| RingError::new(RingErrorKind::Filter, iface, m))?;
+        let program = if iface == ANY_INTERFACE {
+            filter_program(&RingConfig {
+                filter: None,
+                ..cfg.clone()
+            })
+        } else {
+            filter_program(cfg)
+        }
+        .map_err(|m| RingError::new(RingErrorKind::Filter, iface, m))?;
 
-        let (fd, ifindex) = open_checked_socket(iface, "only Ethernet interfaces can be captured")?;
+        let cooked = iface == ANY_INTERFACE;
+        let (fd, ifindex) = if cooked {
+            // Bound to interface 0 the socket sees every interface of the namespace, each
+            // frame with its own device's framing, which `take_block` turns into SLL2.
+            let fd = ring_sys::open_packet_socket()
+                .map_err(|e| RingError::sys(iface, "opening a packet socket", e))?;
+            (fd, 0)
+        } else {
+            open_checked_socket(iface, "only Ethernet interfaces can be captured")?
+        };
         ring_sys::set_tpacket_v3(&fd)
             .map_err(|e| RingError::sys(iface, "selecting TPACKET_V3", e))?;
         ring_sys::attach_filter(&fd, &program)
@@ -292,7 +320,13 @@ impl Ring {
         // The socket had protocol 0 until bind, so this queue should be empty; drain it
         // anyway so a stale frame can neither leak in nor keep poll(2) readable forever.
         ring_sys::drain_receive_queue(sock.fd());
-        if cfg.promisc {
+        if cfg.promisc && cooked {
+            warnings.push(
+                "interface \"any\": promiscuous mode is not used on all interfaces at once \
+                 (as in tcpdump); each interface keeps its own setting"
+                    .to_owned(),
+            );
+        } else if cfg.promisc {
             ring_sys::add_promisc_membership(sock.fd(), ifindex)
                 .map_err(|e| RingError::sys(iface, "enabling promiscuous mode", e))?;
         }
@@ -308,12 +342,14 @@ impl Ring {
         // Counters from before the ring existed are not ours to report.
         let _ = ring_sys::read_statistics(sock.fd());
 
-        let scratch_bytes = (cfg.snaplen as usize).min(cfg.block_bytes) + VLAN_HEADER_BYTES;
+        let scratch_bytes =
+            (cfg.snaplen as usize).min(cfg.block_bytes) + VLAN_HEADER_BYTES.max(SLL2_HEADER_BYTES);
         Ok(Ring {
             sock,
             iface: cfg.iface.clone(),
             ifindex,
             snaplen: cfg.snaplen,
+            cooked,
             scratch: Vec::with_capacity(scratch_bytes),
             totals: RingStats::default(),
             warnings,
@@ -350,6 +386,8 @@ impl Ring {
         let scratch = &mut self.scratch;
         let mut restored = 0u64;
         let snaplen = self.snaplen as usize;
+        let cooked = self.cooked;
+        let mut skipped = 0u32;
         let walk = self.sock.with_next_block(|block| {
             ring_sys::walk_block(block, |raw| {
                 let bytes = &raw.bytes[..raw.bytes.len().min(snaplen)];
@@ -358,6 +396,26 @@ impl Ring {
                     wire_len: raw.wire_len.max(bytes.len() as u32),
                     cap_len: bytes.len() as u32,
                 };
+                if cooked {
+                    let ll = raw.link.unwrap_or_default();
+                    // Loopback shows every packet twice (sent, then received): keep the
+                    // received copy, as libpcap does.
+                    if ll.sll_pkttype == PACKET_OUTGOING
+                        && ll.sll_hatype == ring_sys::ARPHRD_LOOPBACK
+                    {
+                        skipped += 1;
+                        return;
+                    }
+                    let frame = cook_sll2(scratch, bytes, &raw, &ll);
+                    meta.cap_len = frame.len() as u32;
+                    meta.wire_len = meta
+                        .wire_len
+                        .saturating_sub(u32::from(raw.net_offset))
+                        .saturating_add(SLL2_HEADER_BYTES as u32)
+                        .max(meta.cap_len);
+                    f(frame, &meta);
+                    return;
+                }
                 match vlan_tag(&raw) {
                     Some((tpid, tci)) if bytes.len() >= 12 => {
                         let frame = reinsert_vlan(scratch, bytes, tpid, tci);
@@ -371,7 +429,7 @@ impl Ring {
             })
         })?;
         self.totals.blocks += 1;
-        self.totals.frames += u64::from(walk.frames);
+        self.totals.frames += u64::from(walk.frames - skipped.min(walk.frames));
         self.totals.vlan_tags_restored += restored;
         if walk.bad.is_some() {
             self.totals.bad_blocks += 1;
@@ -390,9 +448,13 @@ impl Ring {
         self.totals
     }
 
-    /// Link type of the frames handed out.
+    /// Link type of the frames handed out: Ethernet, or Linux cooked v2 on `any`.
     pub fn link_type(&self) -> LinkType {
-        LinkType::Ethernet
+        if self.cooked {
+            LinkType::LinuxSll2
+        } else {
+            LinkType::Ethernet
+        }
     }
 
     pub fn iface(&self) -> &str {
@@ -457,6 +519,32 @@ pub(super) fn open_checked_socket(
         ));
     }
     Ok((fd, ifindex))
+}
+
+/// `raw`'s frame as Linux cooked v2: the SLL2 header made from its `sockaddr_ll`, then the
+/// bytes from the network header on (the device's own link header is dropped, as a
+/// `SOCK_DGRAM` socket would). VLAN tags the kernel took out are not put back.
+fn cook_sll2<'s>(
+    scratch: &'s mut Vec<u8>,
+    bytes: &[u8],
+    raw: &ring_sys::RawFrame<'_>,
+    ll: &ring_sys::SockaddrLl,
+) -> &'s [u8] {
+    let payload = bytes.get(usize::from(raw.net_offset)..).unwrap_or(&[]);
+    // Within the capacity set at open (snaplen + 20), so this never allocates.
+    let room = scratch.capacity().saturating_sub(SLL2_HEADER_BYTES);
+    let payload = &payload[..payload.len().min(room)];
+    scratch.clear();
+    // sll_protocol is already in network byte order in memory.
+    scratch.extend_from_slice(&ll.sll_protocol.to_ne_bytes());
+    scratch.extend_from_slice(&[0, 0]); // reserved
+    scratch.extend_from_slice(&(ll.sll_ifindex as u32).to_be_bytes());
+    scratch.extend_from_slice(&ll.sll_hatype.to_be_bytes());
+    scratch.push(ll.sll_pkttype);
+    scratch.push(ll.sll_halen.min(8));
+    scratch.extend_from_slice(&ll.sll_addr);
+    scratch.extend_from_slice(payload);
+    scratch
 }
 
 fn validate(cfg: &RingConfig) -> Result<TpacketReq3, RingError> {
@@ -631,6 +719,8 @@ mod tests {
             status,
             vlan_tci: 0x0005,
             vlan_tpid: tpid,
+            net_offset: 0,
+            link: None,
         };
         assert_eq!(vlan_tag(&raw(ring_sys::TP_STATUS_USER, 0)), None);
         assert_eq!(

@@ -997,7 +997,17 @@ pub struct RawFrame<'a> {
     pub status: u32,
     pub vlan_tci: u32,
     pub vlan_tpid: u16,
+    /// `tp_net - tp_mac`: the link-layer header's length within `bytes` (0 when the kernel
+    /// says the network header comes first, or says nothing sensible).
+    pub net_offset: u16,
+    /// The `sockaddr_ll` the kernel puts after the packet header (interface, hardware type,
+    /// packet type, source address), when it fits before `tp_mac`.
+    pub link: Option<SockaddrLl>,
 }
+
+/// Where TPACKET_V3 puts the `sockaddr_ll` of a packet: right after its header, aligned to
+/// `TPACKET_ALIGNMENT` (16) (`Documentation/networking/packet_mmap.rst`).
+const SOCKADDR_LL_OFFSET: usize = (size_of::<Tpacket3Hdr>() + 15) & !15;
 
 /// Why the walk over a block stopped early. `index` is the packet it stopped at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1070,6 +1080,18 @@ pub fn walk_block<'a>(block: &'a [u8], mut f: impl FnMut(RawFrame<'a>)) -> Block
             walk.bad = Some(BadBlock::Snaplen { index });
             return walk;
         };
+        // Kernel-written like the rest: used only when it lies between the header and the
+        // frame bytes.
+        let link = (SOCKADDR_LL_OFFSET + size_of::<SockaddrLl>() <= mac)
+            .then(|| block.get(offset + SOCKADDR_LL_OFFSET..start))
+            .flatten()
+            .and_then(|b| SockaddrLl::read_from_prefix(b).ok())
+            .map(|(ll, _)| ll);
+        let net_offset = hdr
+            .tp_net
+            .checked_sub(hdr.tp_mac)
+            .filter(|&n| usize::from(n) <= bytes.len())
+            .unwrap_or(0);
         f(RawFrame {
             bytes,
             sec: hdr.tp_sec,
@@ -1078,6 +1100,8 @@ pub fn walk_block<'a>(block: &'a [u8], mut f: impl FnMut(RawFrame<'a>)) -> Block
             status: hdr.tp_status,
             vlan_tci: hdr.hv1.tp_vlan_tci,
             vlan_tpid: hdr.hv1.tp_vlan_tpid,
+            net_offset,
+            link,
         });
         walk.frames += 1;
         if index + 1 < walk.announced {

@@ -118,6 +118,15 @@ impl fmt::Display for ReplayError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReplayError::File(e) => write!(f, "{e}"),
+            // The ring's own words speak of live capture; replay sends.
+            ReplayError::Ring(e) if e.kind() == crate::source::ring::RingErrorKind::Permission => {
+                write!(
+                    f,
+                    "interface {:?}: replay needs CAP_NET_RAW to send raw frames (run as root, \
+                     or grant it with `setcap cap_net_raw=eip` on the binary)",
+                    e.iface()
+                )
+            }
             ReplayError::Ring(e) => write!(f, "{e}"),
             ReplayError::Send { iface, error } => {
                 write!(f, "interface {iface:?}: sending failed: {error}")
