@@ -79,9 +79,26 @@ pub struct ReadArgs {
     )]
     pub source_host: String,
 
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+
     /// Do not print the summary at exit.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `--metrics`: Prometheus exposition of the run's counters.
+#[derive(Args, Debug, Clone)]
+pub struct MetricsArgs {
+    /// Serve the run's counters in the Prometheus (OpenMetrics) text format on
+    /// http://ADDR/metrics, e.g. 127.0.0.1:9100 (port 0: any free port, printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+
+    /// With --metrics: keep serving the final counters this many seconds after the run ends
+    /// (or until SIGINT/SIGTERM), so a last scrape sees the totals of the exit summary.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, requires = "metrics")]
+    pub metrics_linger: Option<Duration>,
 }
 
 /// `--redis-format` values.
@@ -163,7 +180,8 @@ pub struct CaptureArgs {
     #[arg(long)]
     pub no_promisc: bool,
 
-    /// Print a one-line running summary on stderr every SECS seconds.
+    /// Print a one-line running summary on stderr every SECS seconds (totals, rates since
+    /// the last line, and the spool when there is one).
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub stats_interval: Option<Duration>,
 
@@ -180,6 +198,9 @@ pub struct CaptureArgs {
     /// id), as `tcpdump -Z` does; the output is then opened as that user.
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 
     /// Do not print warnings, running summaries or the summary at exit.
     #[arg(short, long)]

@@ -1,16 +1,21 @@
 //! `netpipe-fast`: flags, then one library call, then an exit code.
 
 use clap::Parser;
-use netpipe_fast::cli::{with_default_command, CaptureArgs, Cli, Command, RecordArgs};
+use netpipe_fast::cli::{
+    with_default_command, CaptureArgs, Cli, Command, MetricsArgs, RecordArgs,
+};
 use netpipe_fast::pipeline::capture::{
     effective_filter, stop_on_signals, CaptureError, CaptureJob,
 };
-use netpipe_fast::pipeline::read::{JobError, ReadJob};
+use netpipe_fast::pipeline::metrics::{self, Metrics};
+use netpipe_fast::pipeline::read::{JobError, Observe, ReadJob};
 use netpipe_fast::sink::{start_exit_code, Output};
 use netpipe_fast::source::privilege::TargetUser;
+use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
     let cap_device_set = std::env::var_os("CAP_DEVICE").is_some_and(|v| !v.is_empty());
@@ -28,6 +33,15 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let metrics = match serve_metrics(&args.metrics, args.quiet) {
+                Ok(m) => m,
+                Err(code) => return code,
+            };
+            // The bar only where a person watches stderr, and not over JSON going to the
+            // same terminal.
+            let progress = !args.quiet
+                && std::io::stderr().is_terminal()
+                && !(output == Output::Stdout && std::io::stdout().is_terminal());
             let job = ReadJob {
                 files: args.files,
                 filter: args.filter.filter(|f| !f.trim().is_empty()),
@@ -36,7 +50,10 @@ fn main() -> ExitCode {
                 source_host: args.source_host,
                 output,
             };
-            let outcome = job.run();
+            let outcome = job.run_observed(&Observe {
+                metrics: metrics.clone(),
+                progress,
+            });
             if let Some(e) = &outcome.error {
                 eprintln!("netpipe-fast: {e}");
             }
@@ -44,6 +61,12 @@ fn main() -> ExitCode {
                 eprintln!("{}", outcome.summary);
                 if let Some(report) = &outcome.sink_report {
                     eprintln!("{report}");
+                }
+            }
+            if metrics.is_some() {
+                let stop = Arc::new(AtomicBool::new(false));
+                if stop_on_signals(&stop).is_ok() {
+                    linger(&args.metrics, &stop);
                 }
             }
             match outcome.error {
@@ -112,11 +135,19 @@ fn capture(args: CaptureArgs) -> ExitCode {
         return ExitCode::from(1);
     }
     let quiet = args.quiet;
-    let outcome = job.run(&stop, &mut |line| {
-        if !quiet {
-            eprintln!("netpipe-fast: {line}");
-        }
-    });
+    let metrics = match serve_metrics(&args.metrics, quiet) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let outcome = job.run_observed(
+        &stop,
+        &mut |line| {
+            if !quiet {
+                eprintln!("netpipe-fast: {line}");
+            }
+        },
+        metrics.as_ref(),
+    );
     if let Some(e) = &outcome.error {
         eprintln!("netpipe-fast: {e}");
     }
@@ -125,6 +156,11 @@ fn capture(args: CaptureArgs) -> ExitCode {
         if let Some(report) = &outcome.sink_report {
             eprintln!("{report}");
         }
+    }
+    if metrics.is_some() {
+        // The signal that ended the capture does not end the linger; the next one does.
+        stop.store(false, Ordering::Relaxed);
+        linger(&args.metrics, &stop);
     }
     match outcome.error {
         Some(CaptureError::Output { error, .. }) if start_exit_code(&error).is_some() => {
@@ -337,4 +373,40 @@ fn record(args: RecordArgs) -> ExitCode {
         eprintln!("{}", outcome.summary());
     }
     ExitCode::from(outcome.exit_code())
+}
+
+/// `--metrics ADDR`: starts the server (it lives as long as the process); says where it
+/// listens unless `quiet`. A bad or busy address ends the run with the usage-error code 2
+/// before anything is read.
+fn serve_metrics(args: &MetricsArgs, quiet: bool) -> Result<Option<Arc<Metrics>>, ExitCode> {
+    let Some(addr) = &args.metrics else {
+        return Ok(None);
+    };
+    let m = Metrics::new();
+    match metrics::serve(addr, Arc::clone(&m)) {
+        Ok(local) => {
+            if !quiet {
+                eprintln!("netpipe-fast: metrics on http://{local}/metrics");
+            }
+            Ok(Some(m))
+        }
+        Err(e) => {
+            eprintln!("netpipe-fast: --metrics {addr}: cannot listen: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// `--metrics-linger SECS`: keeps the process (and so the metrics server, with the run's
+/// final counters) alive that long, or until SIGINT/SIGTERM sets `stop` (registered by the
+/// caller with [`stop_on_signals`], once: a second registration would make the next signal
+/// end the process with code 1).
+fn linger(args: &MetricsArgs, stop: &AtomicBool) {
+    let Some(wait) = args.metrics_linger else {
+        return;
+    };
+    let end = Instant::now() + wait;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

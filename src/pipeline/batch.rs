@@ -19,6 +19,11 @@ pub struct JsonBatch {
     pub used: usize,
     /// End offset of each message in `buf`.
     pub ends: Vec<u32>,
+    /// The worker that filled it (per-worker `written` counts in `--metrics`).
+    pub worker: u16,
+    /// Live capture: kernel timestamp (ns since the epoch) of its first frame, for the
+    /// capture-to-acknowledgement latency.
+    pub first_time_ns: i64,
 }
 
 impl JsonBatch {
@@ -28,6 +33,8 @@ impl JsonBatch {
             buf: Vec::with_capacity(BATCH_BYTES + 64 * 1024),
             used: 0,
             ends: Vec::with_capacity(BATCH_PACKETS),
+            worker: 0,
+            first_time_ns: 0,
         }
     }
 

@@ -2,6 +2,8 @@
 //! a publisher thread writes them to the sink in order and hands the buffers back.
 pub mod batch;
 pub mod capture;
+pub mod metrics;
+pub mod progress;
 mod publish;
 pub mod read;
 pub mod stats;

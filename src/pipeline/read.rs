@@ -6,12 +6,14 @@
 //! stays bounded by the buffer pools whatever the file size.
 
 use super::batch::{FrameBatch, JsonBatch};
+use super::metrics::{Metrics, RunCounters};
+use super::progress::Progress;
 use super::publish::{BatchWriter, Published};
 use super::stats::{DecodeStats, Summary};
 use super::worker::Worker;
 use crate::decode::{link_type_name, LinkType};
 use crate::encode::FrameMeta;
-use crate::sink::{Output, Sink};
+use crate::sink::{Output, Sink, SinkProbe};
 use crate::source::filter::{BpfFilter, FilterError};
 use crate::source::pcap_file::{CaptureReader, Frame, ReadError};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -102,14 +104,28 @@ pub struct Outcome {
     pub sink_report: Option<String>,
 }
 
+/// What a run shows while it goes: `--metrics` and the progress bar.
+#[derive(Clone, Default)]
+pub struct Observe {
+    /// Counters to show on `/metrics` (attached when the run starts).
+    pub metrics: Option<Arc<Metrics>>,
+    /// Draw a progress bar on stderr (the caller checks that stderr is a terminal).
+    pub progress: bool,
+}
+
 /// Buffers in flight per worker (bounds memory and keeps every thread busy).
 const BUFFERS_PER_WORKER: usize = 3;
 
 impl ReadJob {
     /// Runs the job with the sink its `output` names.
     pub fn run(&self) -> Outcome {
-        match self.output.open() {
-            Ok(sink) => self.run_with_sink(sink),
+        self.run_observed(&Observe::default())
+    }
+
+    /// As [`ReadJob::run`], showing the run as `observe` asks.
+    pub fn run_observed(&self, observe: &Observe) -> Outcome {
+        match self.output.open_probed() {
+            Ok((sink, probe)) => self.run_with_sink_observed(sink, probe, observe),
             Err(error) => Outcome {
                 summary: Summary::default(),
                 error: Some(JobError::Output {
@@ -123,8 +139,28 @@ impl ReadJob {
 
     /// Runs the job into any sink (for embedding, tests and benchmarks).
     pub fn run_with_sink(&self, sink: Box<dyn Sink>) -> Outcome {
+        self.run_with_sink_observed(
+            sink,
+            SinkProbe::named(&self.output.describe()),
+            &Observe::default(),
+        )
+    }
+
+    fn run_with_sink_observed(
+        &self,
+        sink: Box<dyn Sink>,
+        probe: SinkProbe,
+        observe: &Observe,
+    ) -> Outcome {
         let workers = self.workers.max(1);
         let pool = BUFFERS_PER_WORKER * workers + 1;
+        let counters = RunCounters::new("read", workers);
+        counters
+            .queue_capacity_batches
+            .store(pool as u64, Ordering::Relaxed);
+        if let Some(m) = &observe.metrics {
+            m.attach(Arc::clone(&counters), probe);
+        }
         let (full_tx, full_rx) = bounded::<JsonBatch>(pool);
         let (free_tx, free_rx) = bounded::<JsonBatch>(pool);
         for _ in 0..pool {
@@ -134,9 +170,10 @@ impl ReadJob {
         let output_closed = Arc::new(AtomicBool::new(false));
         let publisher = {
             let closed = Arc::clone(&output_closed);
+            let counters = Arc::clone(&counters);
             thread::Builder::new()
                 .name("netpipe-publish".into())
-                .spawn(move || publish(sink, full_rx, free_tx, &closed))
+                .spawn(move || publish(sink, full_rx, free_tx, &closed, counters))
         };
         let publisher = match publisher {
             Ok(p) => p,
@@ -152,12 +189,19 @@ impl ReadJob {
             }
         };
         let mut summary = Summary::default();
-        let mut state = ReadState::new(self, &output_closed);
+        let mut state = ReadState::new(self, &output_closed, &counters);
+        if observe.progress {
+            state.progress = Some(Progress::new(&self.files));
+        }
         let (decode, error) = if workers == 1 {
             self.run_inline(&mut state, &full_tx, &free_rx)
         } else {
             self.run_parallel(&mut state, workers, &full_tx, &free_rx)
         };
+        if let Some(p) = &state.progress {
+            p.finish();
+        }
+        state.publish_counts();
         drop(full_tx);
         let published = publisher.join().unwrap_or_else(|_| Published::lost());
         summary.read = state.read;
@@ -167,6 +211,7 @@ impl ReadJob {
         summary.not_written = published.not_written;
         summary.output_closed =
             matches!(&published.error, Some(e) if e.kind() == io::ErrorKind::BrokenPipe);
+        counters.finished.store(true, Ordering::Release);
         let error = match published.error {
             // The output failing explains any early stop better than what the reader saw.
             Some(e) if e.kind() != io::ErrorKind::BrokenPipe => Some(JobError::Output {
@@ -194,6 +239,11 @@ impl ReadJob {
         let Ok(mut batch) = free_rx.recv() else {
             return (worker.stats, None);
         };
+        let shared = Arc::clone(&state.counters.workers[0]);
+        let publish = |stats: &DecodeStats| {
+            shared.publish_decode(stats);
+            shared.captured.store(stats.decoded, Ordering::Release);
+        };
         let error = state.for_each_frame(|item| {
             // At the end of each file its last messages go out at once (a file may be a pipe
             // that the next part of the stream takes a while to arrive on).
@@ -203,6 +253,7 @@ impl ReadJob {
                 }
                 batch.seq = seq;
                 seq += 1;
+                publish(&worker.stats);
                 let next = free_rx.recv().map_err(|_| ())?;
                 return full_tx
                     .send(std::mem::replace(&mut batch, next))
@@ -212,6 +263,7 @@ impl ReadJob {
             if batch.is_full() {
                 batch.seq = seq;
                 seq += 1;
+                publish(&worker.stats);
                 let next = free_rx.recv().map_err(|_| ())?;
                 full_tx
                     .send(std::mem::replace(&mut batch, next))
@@ -223,6 +275,7 @@ impl ReadJob {
             batch.seq = seq;
             let _ = full_tx.send(batch);
         }
+        publish(&worker.stats);
         (worker.stats, error)
     }
 
@@ -248,6 +301,7 @@ impl ReadJob {
                 let full_tx = full_tx.clone();
                 let free_rx = free_rx.clone();
                 let source_host = self.source_host.as_str();
+                let shared = Arc::clone(&state.counters.workers[i]);
                 let h = thread::Builder::new()
                     .name(format!("netpipe-worker-{i}"))
                     .spawn_scoped(scope, move || {
@@ -259,6 +313,7 @@ impl ReadJob {
                                 break;
                             };
                             out.seq = frames.seq;
+                            out.worker = u16::try_from(i).unwrap_or(u16::MAX);
                             for f in &frames.frames {
                                 let link = LinkType::from_number(f.link_type);
                                 if let Some(link) = link {
@@ -267,6 +322,8 @@ impl ReadJob {
                             }
                             frames.clear();
                             let _ = back_tx.send(frames);
+                            shared.publish_decode(&worker.stats);
+                            shared.captured.store(worker.stats.decoded, Ordering::Release);
                             if full_tx.send(out).is_err() {
                                 break;
                             }
@@ -330,6 +387,8 @@ impl ReadJob {
 struct ReadState<'j> {
     job: &'j ReadJob,
     output_closed: &'j AtomicBool,
+    counters: &'j Arc<RunCounters>,
+    progress: Option<Progress>,
     filters: HashMap<u32, BpfFilter>,
     read: u64,
     filtered_out: u64,
@@ -337,15 +396,28 @@ struct ReadState<'j> {
 }
 
 impl<'j> ReadState<'j> {
-    fn new(job: &'j ReadJob, output_closed: &'j AtomicBool) -> Self {
+    fn new(
+        job: &'j ReadJob,
+        output_closed: &'j AtomicBool,
+        counters: &'j Arc<RunCounters>,
+    ) -> Self {
         ReadState {
             job,
             output_closed,
+            counters,
+            progress: None,
             filters: HashMap::new(),
             read: 0,
             filtered_out: 0,
             passed: 0,
         }
+    }
+
+    /// Stores the reading counters where `--metrics` sees them.
+    fn publish_counts(&self) {
+        let c = self.counters;
+        c.frames_read.store(self.read, Ordering::Relaxed);
+        c.filtered_out.store(self.filtered_out, Ordering::Relaxed);
     }
 
     /// Calls `f` for every frame that passes the filter, file after file, and with `None`
@@ -372,6 +444,9 @@ impl<'j> ReadState<'j> {
                 let frame = match reader.next_frame() {
                     Ok(Some(fr)) => fr,
                     Ok(None) => {
+                        if let Some(p) = &mut self.progress {
+                            p.file_done(reader.offset());
+                        }
                         if f(None).is_err() {
                             return None;
                         }
@@ -380,6 +455,13 @@ impl<'j> ReadState<'j> {
                     Err(e) => return Some(JobError::Read(e)),
                 };
                 self.read += 1;
+                if self.read % Progress::EVERY == 0 {
+                    // Not per packet: the bar and the counters move every EVERY frames.
+                    if let Some(p) = &self.progress {
+                        p.update(offset, self.read);
+                    }
+                    self.publish_counts();
+                }
                 let Some(link) = LinkType::from_number(frame.link_type) else {
                     return Some(JobError::UnsupportedLinkType {
                         name: path.display().to_string(),
@@ -429,11 +511,16 @@ fn publish(
     full_rx: Receiver<JsonBatch>,
     free_tx: Sender<JsonBatch>,
     closed: &AtomicBool,
+    counters: Arc<RunCounters>,
 ) -> Published {
-    let mut writer = BatchWriter::new(sink, free_tx, closed, None);
+    let mut writer =
+        BatchWriter::new(sink, free_tx, closed, None).with_counters(Arc::clone(&counters));
     let mut pending: BTreeMap<u64, JsonBatch> = BTreeMap::new();
     let mut next_seq = 0u64;
     for batch in full_rx.iter() {
+        counters
+            .queue_depth_batches
+            .store(full_rx.len() as u64, Ordering::Relaxed);
         if batch.seq != next_seq {
             pending.insert(batch.seq, batch);
             continue;
