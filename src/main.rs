@@ -1,9 +1,7 @@
 //! `netpipe-fast`: flags, then one library call, then an exit code.
 
 use clap::Parser;
-use netpipe_fast::cli::{
-    with_default_command, CaptureArgs, Cli, Command, MetricsArgs, RecordArgs,
-};
+use netpipe_fast::cli::{with_default_command, CaptureArgs, Cli, Command, MetricsArgs, RecordArgs};
 use netpipe_fast::pipeline::capture::{
     effective_filter, stop_on_signals, CaptureError, CaptureJob,
 };

@@ -628,7 +628,13 @@ impl Rates {
     /// stores its ring's counters before its captured count (Release) and this reads every
     /// captured count before any received one (Acquire), so the line never shows more
     /// captured than received.
-    fn line(&mut self, live: &[Arc<WorkerCounters>], written: u64, probe: &SinkProbe, now: Instant) -> String {
+    fn line(
+        &mut self,
+        live: &[Arc<WorkerCounters>],
+        written: u64,
+        probe: &SinkProbe,
+        now: Instant,
+    ) -> String {
         let sum = |f: fn(&WorkerCounters) -> &AtomicU64| -> u64 {
             live.iter().map(|l| f(l).load(Ordering::Acquire)).sum()
         };

@@ -114,8 +114,8 @@ impl RunCounters {
 const LATENCY_MAX_US: u64 = 3_600_000_000;
 /// Upper bounds (seconds) of the exported histogram buckets.
 const LATENCY_BUCKETS_S: [f64; 17] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0, 10.0, 60.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 60.0,
 ];
 /// Quantiles exported beside the histogram (read straight from the HDR histogram).
 const LATENCY_QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
@@ -588,7 +588,13 @@ fn answer(mut stream: TcpStream, metrics: &Arc<Metrics>) -> io::Result<()> {
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
         if head.len() >= MAX_REQUEST_BYTES {
-            return respond(&mut stream, "400 Bad Request", "text/plain", b"too long\n", true);
+            return respond(
+                &mut stream,
+                "400 Bad Request",
+                "text/plain",
+                b"too long\n",
+                true,
+            );
         }
         let n = stream.read(&mut buf)?;
         if n == 0 {
@@ -597,17 +603,37 @@ fn answer(mut stream: TcpStream, metrics: &Arc<Metrics>) -> io::Result<()> {
         head.extend_from_slice(&buf[..n]);
     }
     let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let mut parts = line.split(|&b| b == b' ' || b == b'\r').filter(|p| !p.is_empty());
+    let mut parts = line
+        .split(|&b| b == b' ' || b == b'\r')
+        .filter(|p| !p.is_empty());
     let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
-        return respond(&mut stream, "400 Bad Request", "text/plain", b"bad request\n", true);
+        return respond(
+            &mut stream,
+            "400 Bad Request",
+            "text/plain",
+            b"bad request\n",
+            true,
+        );
     };
     let path = target.split(|&b| b == b'?').next().unwrap_or(target);
     let with_body = method != b"HEAD";
     if method != b"GET" && method != b"HEAD" {
-        return respond(&mut stream, "405 Method Not Allowed", "text/plain", b"GET only\n", true);
+        return respond(
+            &mut stream,
+            "405 Method Not Allowed",
+            "text/plain",
+            b"GET only\n",
+            true,
+        );
     }
     if path != b"/metrics" {
-        return respond(&mut stream, "404 Not Found", "text/plain", b"see /metrics\n", with_body);
+        return respond(
+            &mut stream,
+            "404 Not Found",
+            "text/plain",
+            b"see /metrics\n",
+            with_body,
+        );
     }
     let text = render(metrics);
     respond(

@@ -34,10 +34,8 @@ impl Progress {
             Some(t) => {
                 let bar = ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr());
                 bar.set_style(
-                    ProgressStyle::with_template(
-                        "{bar:30} {bytes}/{total_bytes} {msg} ETA {eta}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {msg} ETA {eta}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );
                 bar
             }

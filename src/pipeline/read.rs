@@ -323,7 +323,9 @@ impl ReadJob {
                             frames.clear();
                             let _ = back_tx.send(frames);
                             shared.publish_decode(&worker.stats);
-                            shared.captured.store(worker.stats.decoded, Ordering::Release);
+                            shared
+                                .captured
+                                .store(worker.stats.decoded, Ordering::Release);
                             if full_tx.send(out).is_err() {
                                 break;
                             }
