@@ -571,8 +571,12 @@ pub fn serve(addr: &str, metrics: Arc<Metrics>) -> io::Result<SocketAddr> {
         .spawn(move || {
             for conn in listener.incoming() {
                 // One scrape at a time: a scraper is one client; a stuck one times out.
-                if let Ok(stream) = conn {
-                    let _ = answer(stream, &metrics);
+                match conn {
+                    Ok(stream) => {
+                        let _ = answer(stream, &metrics);
+                    }
+                    // Out of descriptors and the like: wait a little instead of spinning.
+                    Err(_) => thread::sleep(Duration::from_millis(50)),
                 }
             }
         })?;
