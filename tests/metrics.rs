@@ -472,7 +472,15 @@ fn capture_is_scraped_while_running_and_at_the_end_equals_the_summary() {
                 <= during.n("netpipe_packets_received_total", &l),
             "worker {w}: more captured than received"
         );
+        assert!(during.n("netpipe_ring_blocks_filled", &l) <= during.n("netpipe_ring_blocks", &l));
     }
+    // --ring-mb 8 over 2 workers in 64 KiB blocks: 64 blocks each.
+    assert_eq!(during.n("netpipe_ring_blocks", &[("worker", "0")]), 64);
+    assert_eq!(during.n("netpipe_ring_blocks", &[("worker", "all")]), 128);
+    assert_eq!(
+        during.n("netpipe_queue_capacity_batches", &[("command", "capture")]),
+        7
+    );
 
     cap.signal("-INT");
     let summary = cap.wait_for_stderr("packets captured");

@@ -858,6 +858,10 @@ impl WorkerCtx {
 /// STATS_REFRESH and at the end, not per packet.
 fn publish_stats(live: &WorkerCounters, ring: &mut Ring, enc: &Encoding<'_>) -> RingStats {
     let captured = enc.captured;
+    let (filled, blocks) = ring.fill();
+    live.ring_blocks_filled
+        .store(filled as u64, Ordering::Relaxed);
+    live.ring_blocks.store(blocks as u64, Ordering::Relaxed);
     let s = ring.stats();
     live.received.store(s.packets, Ordering::Release);
     live.kernel_drops.store(s.drops, Ordering::Release);

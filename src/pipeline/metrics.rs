@@ -48,6 +48,10 @@ pub struct WorkerCounters {
     pub kernel_drops: AtomicU64,
     /// Live capture: ring queue freezes (`tp_freeze_q_cnt`).
     pub freezes: AtomicU64,
+    /// Live capture: ring blocks filled by the kernel and not yet handed back, and the
+    /// ring's size in blocks (sampled at each stats refresh).
+    pub ring_blocks_filled: AtomicU64,
+    pub ring_blocks: AtomicU64,
     /// Messages of this worker's batches the sink took.
     pub written: AtomicU64,
     /// Malformed packets by [`ErrorKind::index`].
@@ -349,6 +353,22 @@ impl Collector for MetricsCollector {
                 "Frames the kernel dropped because the ring was full (tp_drops)",
                 Counter,
                 &per_worker(&run, |w| load(&w.kernel_drops)),
+            )?;
+            let filled: Vec<_> = per_worker(&run, |w| load(&w.ring_blocks_filled));
+            family(
+                &mut enc,
+                "netpipe_ring_blocks_filled",
+                "Ring blocks the kernel has filled that the worker has not handed back yet \
+                 (sampled every 200 ms); divide by netpipe_ring_blocks for the fill",
+                Gauge,
+                &filled,
+            )?;
+            family(
+                &mut enc,
+                "netpipe_ring_blocks",
+                "Blocks in the worker's ring",
+                Gauge,
+                &per_worker(&run, |w| load(&w.ring_blocks)),
             )?;
             family(
                 &mut enc,
