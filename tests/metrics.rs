@@ -293,6 +293,15 @@ fn metrics_server_answers_only_its_path_and_refuses_a_busy_address() {
         let _ = c.read_to_string(&mut answer);
         answer
     };
+    // Clients that connect and say nothing do not stop the next scrape from being answered.
+    let silent: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    let started = Instant::now();
+    assert!(ask(b"GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "a silent client held the server"
+    );
+    drop(silent);
     assert!(ask(b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 404"));
     assert!(ask(b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 405"));
     assert!(ask(b"\r\n\r\n").starts_with("HTTP/1.1 400"));

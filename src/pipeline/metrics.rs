@@ -30,7 +30,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -581,19 +581,39 @@ const MAX_REQUEST_BYTES: usize = 8192;
 /// A client gets this long to send its request and take the answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Scrapes answered at the same time; a connection beyond them is closed at once.
+const MAX_CLIENTS: usize = 8;
+
 /// Serves `GET /metrics` on `addr` (`HOST:PORT`; port 0 picks a free one) from a thread of
-/// its own for the rest of the process; returns the address it listens on.
+/// its own for the rest of the process; returns the address it listens on. Each connection
+/// gets a short-lived thread of its own (at most [`MAX_CLIENTS`]), so a client that connects
+/// and says nothing holds one slot for [`CLIENT_TIMEOUT`], not the server.
 pub fn serve(addr: &str, metrics: Arc<Metrics>) -> io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
+    let busy = Arc::new(AtomicUsize::new(0));
     thread::Builder::new()
         .name("netpipe-metrics".into())
         .spawn(move || {
             for conn in listener.incoming() {
-                // One scrape at a time: a scraper is one client; a stuck one times out.
                 match conn {
                     Ok(stream) => {
-                        let _ = answer(stream, &metrics);
+                        if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+                            busy.fetch_sub(1, Ordering::AcqRel);
+                            continue; // dropped: closed
+                        }
+                        let metrics = Arc::clone(&metrics);
+                        let done = Arc::clone(&busy);
+                        let spawned =
+                            thread::Builder::new()
+                                .name("netpipe-scrape".into())
+                                .spawn(move || {
+                                    let _ = answer(stream, &metrics);
+                                    done.fetch_sub(1, Ordering::AcqRel);
+                                });
+                        if spawned.is_err() {
+                            busy.fetch_sub(1, Ordering::AcqRel);
+                        }
                     }
                     // Out of descriptors and the like: wait a little instead of spinning.
                     Err(_) => thread::sleep(Duration::from_millis(50)),
