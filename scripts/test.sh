@@ -232,6 +232,8 @@ else
   "$prom_venv/bin/pip" install -q --disable-pip-version-check prometheus_client
 fi
 info "$("$prom_venv/bin/python" -c 'import prometheus_client; print("prometheus_client", prometheus_client.__version__)' 2>/dev/null || echo prometheus_client)"
+# The progress-bar test gives `read` a pseudo-terminal with script(1) (util-linux).
+command -v script >/dev/null 2>&1 || apt_install bsdutils
 
 # ---------------------------------------------------------------------------------------------
 # TLS tests (tests/sink_tls.rs): openssl makes their CA and certificates; they start their own
