@@ -61,7 +61,7 @@ fn main() -> ExitCode {
                     eprintln!("{report}");
                 }
             }
-            if metrics.is_some() {
+            if metrics.as_ref().is_some_and(|m| m.has_run()) {
                 let stop = Arc::new(AtomicBool::new(false));
                 if stop_on_signals(&stop).is_ok() {
                     linger(&args.metrics, &stop);
@@ -155,7 +155,7 @@ fn capture(args: CaptureArgs) -> ExitCode {
             eprintln!("{report}");
         }
     }
-    if metrics.is_some() {
+    if outcome.started && metrics.is_some() {
         // The signal that ended the capture does not end the linger; the next one does.
         stop.store(false, Ordering::Relaxed);
         linger(&args.metrics, &stop);

@@ -565,3 +565,97 @@ fn capture_is_scraped_while_running_and_at_the_end_equals_the_summary() {
         assert!(l.contains("written/s") && l.contains("spool"), "{l}");
     }
 }
+
+// ---- a broker that stops answering: drops counted, and equal to the report ----
+
+/// `read --when-full drop` into a private Redis that is paused (SIGSTOP) while the packets
+/// arrive through a named pipe: the delivery layer drops what it has no room for. The scrape
+/// after the run shows the drops by reason, the published count and the written count
+/// exactly as the summary and the delivery report say them, and as Redis holds them.
+#[test]
+fn drops_and_publishes_of_a_stalled_broker_equal_the_report() {
+    require_parser();
+    let dir = TempDir::new("metrics", "drop");
+    let server = common::brokers::PrivateRedis::start("metrics_drop", &[]);
+    let queue = common::unique("metrics_drop_q");
+    let fifo = dir.path("in.pcap");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut cmd = bin();
+    cmd.arg("read")
+        .arg(&fifo)
+        .args([
+            "-o",
+            &server.url(),
+            "--queue",
+            &queue,
+            "--when-full",
+            "drop",
+        ])
+        .args(["--metrics", "127.0.0.1:0", "--metrics-linger", "120"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut p = Process::start(&mut cmd, Duration::from_secs(120));
+    let url = metrics_url(&mut p);
+    // The reader opens the pipe once the output has connected.
+    let mut pipe = std::fs::File::options().write(true).open(&fifo).unwrap();
+    server.pause(true);
+    let pcap = std::fs::read(root().join(FIXTURE)).unwrap();
+    pipe.write_all(&pcap).unwrap();
+    for _ in 0..2 {
+        pipe.write_all(&pcap[24..]).unwrap();
+    }
+    drop(pipe);
+    // While the broker is stopped the drops show up before the run ends.
+    wait_until("drops on /metrics", || {
+        let s = scrape(None, &url);
+        let sink = sink_label(&s);
+        s.n(
+            "netpipe_messages_dropped_total",
+            &[("sink", &sink), ("reason", "queue_full")],
+        ) > 0
+    });
+    server.pause(false);
+    let summary = p.wait_for_stderr("packets read");
+    let report = p.wait_for_stderr("delivery (--when-full drop)");
+    let s = scrape(None, &url);
+    assert_eq!(s.n("netpipe_run_finished", &[("command", "read")]), 1);
+    let sink = sink_label(&s);
+    let l = |reason: &'static str| [("sink", sink.as_str()), ("reason", reason)];
+    let dropped = count(&report, "dropped");
+    assert!(dropped > 0, "{report}");
+    assert_eq!(
+        s.n("netpipe_messages_dropped_total", &l("queue_full")),
+        dropped
+    );
+    for other in ["spool_full", "spool_error", "refused"] {
+        assert_eq!(s.n("netpipe_messages_dropped_total", &l(other)), 0);
+    }
+    let written = count(&summary, "written");
+    assert_eq!(
+        s.n("netpipe_packets_written_total", &[("worker", "all")]),
+        written
+    );
+    assert_eq!(written + dropped, 3 * common::FIXTURE_MESSAGES as u64);
+    let in_redis: u64 = redis::cmd("LLEN")
+        .arg(&queue)
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(in_redis, written);
+    assert_eq!(
+        s.n("netpipe_messages_published_total", &[("sink", &sink)]),
+        in_redis
+    );
+    assert_eq!(count(&report, "acknowledged by the broker"), in_redis);
+    p.signal("-TERM");
+    let (status, stderr) = p.finish();
+    // Another change makes a run that dropped messages end with exit code 16; either way
+    // it is not a failure of the metrics.
+    assert!(
+        matches!(status.code(), Some(0) | Some(16)),
+        "{status:?} {stderr:?}"
+    );
+}

@@ -164,6 +164,11 @@ impl Metrics {
         *lock(&self.run) = Some((run, sink));
     }
 
+    /// Whether a run has been attached (a run that could not start has none).
+    pub fn has_run(&self) -> bool {
+        lock(&self.run).is_some()
+    }
+
     /// Starts the latency watcher: batches fed to the returned [`LatencyFeed`] are settled
     /// when `acknowledged()` (a running count of messages the sink has acknowledged, in the
     /// order they were taken) passes them. The watcher ends when the feed is dropped, after a
