@@ -360,6 +360,8 @@ fn read_shows_a_progress_bar_on_a_terminal_only() {
     assert!(shown.contains("ETA"), "{shown:?}");
     assert!(shown.contains("KiB") || shown.contains("MiB"), "{shown:?}");
     assert!(shown.contains("27240 packets read"), "{shown:?}");
+    // One line that fits the terminal: redrawn in place, never a cursor-up for a wrapped line.
+    assert!(!shown.contains("\u{1b}[1A"), "the bar wrapped: {shown:?}");
 
     // -q: no bar, no summary.
     let quiet = read_on_a_terminal(&format!("{FIXTURE} -o file:/dev/null -q"));

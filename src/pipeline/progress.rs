@@ -34,8 +34,10 @@ impl Progress {
             Some(t) => {
                 let bar = ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr());
                 bar.set_style(
-                    ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {msg} ETA {eta}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    ProgressStyle::with_template(
+                        "{wide_bar} {bytes}/{total_bytes} {msg} ETA {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );
                 bar
             }
@@ -48,7 +50,7 @@ impl Progress {
                 bar
             }
         };
-        bar.set_message("0 packets");
+        bar.set_message("0 packets, 0 packets/s");
         bar.tick();
         Progress {
             bar,
