@@ -241,13 +241,14 @@ fn read_scrape_after_the_run_equals_the_summary() {
     }
     let mut errors = 0;
     for reason in ["truncated", "bad length", "bad name", "bad record"] {
+        let label = reason.replace(' ', "_");
         let n = s.n(
             "netpipe_decode_errors_total",
-            &[("worker", "all"), ("reason", reason)],
+            &[("worker", "all"), ("reason", &label)],
         );
         assert_eq!(
             n,
-            s.sum_workers("netpipe_decode_errors_total", &[("reason", reason)])
+            s.sum_workers("netpipe_decode_errors_total", &[("reason", &label)])
         );
         assert_eq!(n, reason_count(&summary, reason), "{reason}: {summary}");
         errors += n;

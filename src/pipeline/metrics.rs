@@ -417,7 +417,8 @@ impl Collector for MetricsCollector {
         for kind in ErrorKind::ALL {
             let mut rows = per_worker(&run, |w| load(&w.malformed[kind.index()]));
             for (labels, _) in &mut rows {
-                labels.push(("reason", kind.as_str().to_string()));
+                // Label values in Prometheus' snake_case: "bad length" is bad_length.
+                labels.push(("reason", kind.as_str().replace(' ', "_")));
             }
             errors.extend(rows);
         }
