@@ -260,6 +260,11 @@ fn read_scrape_after_the_run_equals_the_summary() {
         s.n("netpipe_messages_published_total", &[("sink", &sink)]),
         written
     );
+    // Capture-to-acknowledgement latency is for live capture only.
+    assert!(
+        !s.samples.keys().any(|(n, _)| n.contains("latency")),
+        "read has no latency"
+    );
     // What the file holds is what the counters say.
     let lines = std::fs::read(&out)
         .unwrap()
