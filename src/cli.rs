@@ -411,7 +411,7 @@ where
 const READ_EXIT_CODES: &str = "\
 Exit codes:
   0  done
-  2  usage error, or a malformed --output URL
+  2  usage error, a malformed --output URL, or a --metrics address that cannot be listened on
   3  a file cannot be opened      4  not a capture file
   5  truncated or corrupt capture  6  unsupported link type
   7  bad filter expression         8  output failed while writing
@@ -432,7 +432,8 @@ twice; they are counted as resent.";
 const CAPTURE_EXIT_CODES: &str = "\
 Exit codes:
   0  stopped by --count, --duration, SIGINT or SIGTERM
-  2  usage error, a malformed --output URL, or a ring setting the kernel refuses
+  2  usage error, a malformed --output URL, a ring setting the kernel refuses, or a
+     --metrics address that cannot be listened on
   6  the interface is not Ethernet   7  bad filter expression
   8  output failed while writing    9, 10, 11  broker output could not start (as for read)
   12 no permission: live capture needs CAP_NET_RAW (run as root)
