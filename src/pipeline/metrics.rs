@@ -1,9 +1,10 @@
 //! `--metrics ADDR`: the run's counters in the Prometheus/OpenMetrics text format on
 //! `http://ADDR/metrics`.
 //!
-//! Nothing here runs per packet. The workers already keep their counters in atomics (the
-//! `--stats-interval` line reads the same ones) and store them once per batch or ring-stats
-//! refresh; a scrape reads those atomics and the sink's own shared counters, and the
+//! Nothing here runs per packet. The workers keep their per-packet counters as plain
+//! integers and store them into shared atomics (the ones the `--stats-interval` line reads)
+//! once per batch (`read`) or every 200 ms ring-stats refresh (live capture, so a scrape is
+//! at most that old); a scrape reads those atomics and the sink's own shared counters, and the
 //! exposition is written by the `prometheus-client` crate (a [`Collector`] called at each
 //! scrape), so names, escaping and the `# EOF` trailer follow the OpenMetrics text format.
 //!
