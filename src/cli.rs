@@ -79,6 +79,11 @@ pub struct ReadArgs {
     )]
     pub source_host: String,
 
+    /// Print a one-line running summary on stderr every SECS seconds (totals, rates since
+    /// the last line, and the spool when there is one).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub stats_interval: Option<Duration>,
+
     #[command(flatten)]
     pub metrics: MetricsArgs,
 

@@ -48,9 +48,12 @@ fn main() -> ExitCode {
                 source_host: args.source_host,
                 output,
             };
+            let quiet = args.quiet;
             let outcome = job.run_observed(&Observe {
                 metrics: metrics.clone(),
                 progress,
+                stats_interval: args.stats_interval.filter(|_| !quiet),
+                notify: Some(Arc::new(|line: &str| eprintln!("netpipe-fast: {line}"))),
             });
             if let Some(e) = &outcome.error {
                 eprintln!("netpipe-fast: {e}");

@@ -667,3 +667,62 @@ fn drops_and_publishes_of_a_stalled_broker_equal_the_report() {
         "{status:?} {stderr:?}"
     );
 }
+
+/// `read --stats-interval`: running lines with totals and rates while a pipe feeds the
+/// reader; no line ever shows more written than read, and the last totals agree with the
+/// summary once the pipe closes.
+#[test]
+fn read_stats_lines_show_rates_and_never_more_written_than_read() {
+    let dir = TempDir::new("metrics", "stats");
+    let fifo = dir.path("in.pcap");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut cmd = bin();
+    cmd.arg("read")
+        .arg(&fifo)
+        .args([
+            "-o",
+            "file:/dev/null",
+            "--workers",
+            "2",
+            "--stats-interval",
+            "0.02",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut p = Process::start(&mut cmd, DEADLINE);
+    let mut pipe = std::fs::File::options().write(true).open(&fifo).unwrap();
+    let pcap = std::fs::read(root().join(FIXTURE)).unwrap();
+    pipe.write_all(&pcap).unwrap();
+    for _ in 0..2 {
+        pipe.write_all(&pcap[24..]).unwrap();
+    }
+    // With the pipe still open, the lines show what has been read so far.
+    let end = Instant::now() + DEADLINE;
+    while count(&p.wait_for_stderr("netpipe-fast: read: "), "read") == 0 {
+        assert!(Instant::now() < end, "no progress on the stats lines");
+    }
+    drop(pipe);
+    let summary = p.wait_for_stderr("packets read");
+    let stderr = finish_ok(p);
+    let lines: Vec<&String> = stderr
+        .iter()
+        .filter(|l| l.starts_with("netpipe-fast: read: "))
+        .collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        assert!(l.contains(" read/s, ") && l.ends_with(" written/s"), "{l}");
+        assert!(count(l, "written") <= count(l, "read"), "{l}");
+        assert!(
+            count(l, "read") <= 3 * common::FIXTURE_MESSAGES as u64,
+            "{l}"
+        );
+    }
+    assert_eq!(
+        count(&summary, "packets read"),
+        3 * common::FIXTURE_MESSAGES as u64
+    );
+}

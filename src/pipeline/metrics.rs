@@ -106,12 +106,21 @@ impl RunCounters {
         })
     }
 
-    /// Adds what the sink took of a batch made by worker `worker`.
+    /// Adds what the sink took of a batch made by worker `worker` (Release: a reader that
+    /// loads `written` first sees the read count stored before the batch was sent).
     pub fn add_written(&self, worker: usize, n: u64) {
-        self.written.fetch_add(n, Ordering::Relaxed);
+        self.written.fetch_add(n, Ordering::AcqRel);
         if let Some(w) = self.workers.get(worker) {
-            w.written.fetch_add(n, Ordering::Relaxed);
+            w.written.fetch_add(n, Ordering::AcqRel);
         }
+    }
+
+    /// `read`: frames read and filtered out so far; stored before each batch is handed on
+    /// (Release), so loading `written` then `frames_read` (Acquire) never shows more
+    /// written than read.
+    pub fn store_read(&self, (read, filtered_out): (u64, u64)) {
+        self.filtered_out.store(filtered_out, Ordering::Release);
+        self.frames_read.store(read, Ordering::Release);
     }
 }
 

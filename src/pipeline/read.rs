@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 /// A `read` run: which files, what to keep, where to write.
 #[derive(Clone, Debug)]
@@ -104,13 +105,19 @@ pub struct Outcome {
     pub sink_report: Option<String>,
 }
 
-/// What a run shows while it goes: `--metrics` and the progress bar.
+/// Where running summary lines go (the binary prints them on stderr).
+pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What a run shows while it goes: `--metrics`, the progress bar, running summaries.
 #[derive(Clone, Default)]
 pub struct Observe {
     /// Counters to show on `/metrics` (attached when the run starts).
     pub metrics: Option<Arc<Metrics>>,
     /// Draw a progress bar on stderr (the caller checks that stderr is a terminal).
     pub progress: bool,
+    /// Hand a running summary line to `notify` this often (`--stats-interval`).
+    pub stats_interval: Option<Duration>,
+    pub notify: Option<Notify>,
 }
 
 /// Buffers in flight per worker (bounds memory and keeps every thread busy).
@@ -159,7 +166,7 @@ impl ReadJob {
             .queue_capacity_batches
             .store(pool as u64, Ordering::Relaxed);
         if let Some(m) = &observe.metrics {
-            m.attach(Arc::clone(&counters), probe);
+            m.attach(Arc::clone(&counters), probe.clone());
         }
         let (full_tx, full_rx) = bounded::<JsonBatch>(pool);
         let (free_tx, free_rx) = bounded::<JsonBatch>(pool);
@@ -193,11 +200,29 @@ impl ReadJob {
         if observe.progress {
             state.progress = Some(Progress::new(&self.files));
         }
-        let (decode, error) = if workers == 1 {
-            self.run_inline(&mut state, &full_tx, &free_rx)
-        } else {
-            self.run_parallel(&mut state, workers, &full_tx, &free_rx)
-        };
+        let (decode, error) = thread::scope(|scope| {
+            // `--stats-interval`: a thread of its own reads the shared counters and stops
+            // when `done` closes (the channel wakes it at once).
+            let (done_tx, done_rx) = bounded::<()>(0);
+            if let (Some(every), Some(notify)) = (observe.stats_interval, &observe.notify) {
+                let (counters, probe) = (&counters, &probe);
+                let _ = thread::Builder::new()
+                    .name("netpipe-stats".into())
+                    .spawn_scoped(scope, move || {
+                        let mut last = (Instant::now(), 0u64, 0u64);
+                        while done_rx.recv_timeout(every).is_err_and(|e| e.is_timeout()) {
+                            notify(&running_line(counters, probe, &mut last));
+                        }
+                    });
+            }
+            let out = if workers == 1 {
+                self.run_inline(&mut state, &full_tx, &free_rx)
+            } else {
+                self.run_parallel(&mut state, workers, &full_tx, &free_rx)
+            };
+            drop(done_tx);
+            out
+        });
         if let Some(p) = &state.progress {
             p.finish();
         }
@@ -240,11 +265,12 @@ impl ReadJob {
             return (worker.stats, None);
         };
         let shared = Arc::clone(&state.counters.workers[0]);
+        let run = Arc::clone(state.counters);
         let publish = |stats: &DecodeStats| {
             shared.publish_decode(stats);
             shared.captured.store(stats.decoded, Ordering::Release);
         };
-        let error = state.for_each_frame(|item| {
+        let error = state.for_each_frame(|item, counts| {
             // At the end of each file its last messages go out at once (a file may be a pipe
             // that the next part of the stream takes a while to arrive on).
             let Some((link, frame, meta)) = item else {
@@ -254,6 +280,7 @@ impl ReadJob {
                 batch.seq = seq;
                 seq += 1;
                 publish(&worker.stats);
+                run.store_read(counts);
                 let next = free_rx.recv().map_err(|_| ())?;
                 return full_tx
                     .send(std::mem::replace(&mut batch, next))
@@ -264,6 +291,8 @@ impl ReadJob {
                 batch.seq = seq;
                 seq += 1;
                 publish(&worker.stats);
+                // Before the batch goes: a reader never sees more written than read.
+                run.store_read(counts);
                 let next = free_rx.recv().map_err(|_| ())?;
                 full_tx
                     .send(std::mem::replace(&mut batch, next))
@@ -348,7 +377,8 @@ impl ReadJob {
             drop(work_rx);
             let mut seq = 0u64;
             let mut current = back_rx.recv().ok();
-            let error = state.for_each_frame(|item| {
+            let run = Arc::clone(state.counters);
+            let error = state.for_each_frame(|item, counts| {
                 let batch = current.as_mut().ok_or(())?;
                 let end_of_file = match item {
                     Some((_, frame, meta)) => {
@@ -362,6 +392,7 @@ impl ReadJob {
                     let mut full = current.take().ok_or(())?;
                     full.seq = seq;
                     seq += 1;
+                    run.store_read(counts);
                     work_tx.send(full).map_err(|_| ())?;
                     current = Some(back_rx.recv().map_err(|_| ())?);
                 }
@@ -383,6 +414,34 @@ impl ReadJob {
             (stats, error)
         })
     }
+}
+
+/// The `read` `--stats-interval` line: totals, rates since the last line (`last`: when, frames
+/// read, written), the spool when there is one.
+fn running_line(c: &RunCounters, probe: &SinkProbe, last: &mut (Instant, u64, u64)) -> String {
+    let now = Instant::now();
+    // Written before read: see RunCounters::store_read.
+    let written = c.written.load(Ordering::Acquire);
+    let read = c.frames_read.load(Ordering::Acquire);
+    let secs = now
+        .saturating_duration_since(last.0)
+        .as_secs_f64()
+        .max(1e-9);
+    let mut line = format!(
+        "read: {read} read, {} filtered out, {written} written; {:.0} read/s, {:.0} written/s",
+        c.filtered_out.load(Ordering::Relaxed),
+        read.saturating_sub(last.1) as f64 / secs,
+        written.saturating_sub(last.2) as f64 / secs,
+    );
+    if probe.spool.is_some() {
+        let s = probe.snapshot();
+        line.push_str(&format!(
+            "; spool {} messages, {} bytes",
+            s.spool_messages, s.spool_bytes
+        ));
+    }
+    *last = (now, read, written);
+    line
 }
 
 /// Reading-side state: counters, compiled filters, the stop conditions.
@@ -417,9 +476,7 @@ impl<'j> ReadState<'j> {
 
     /// Stores the reading counters where `--metrics` sees them.
     fn publish_counts(&self) {
-        let c = self.counters;
-        c.frames_read.store(self.read, Ordering::Relaxed);
-        c.filtered_out.store(self.filtered_out, Ordering::Relaxed);
+        self.counters.store_read((self.read, self.filtered_out));
     }
 
     /// Calls `f` for every frame that passes the filter, file after file, and with `None`
@@ -427,7 +484,7 @@ impl<'j> ReadState<'j> {
     /// a file ends in an error (returned).
     fn for_each_frame<F>(&mut self, mut f: F) -> Option<JobError>
     where
-        F: FnMut(Option<(LinkType, &Frame<'_>, &FrameMeta)>) -> Result<(), ()>,
+        F: FnMut(Option<(LinkType, &Frame<'_>, &FrameMeta)>, (u64, u64)) -> Result<(), ()>,
     {
         let limit = self.job.count.unwrap_or(u64::MAX);
         for path in &self.job.files {
@@ -449,7 +506,7 @@ impl<'j> ReadState<'j> {
                         if let Some(p) = &mut self.progress {
                             p.file_done(reader.offset());
                         }
-                        if f(None).is_err() {
+                        if f(None, (self.read, self.filtered_out)).is_err() {
                             return None;
                         }
                         break;
@@ -497,7 +554,7 @@ impl<'j> ReadState<'j> {
                     wire_len: frame.wire_len,
                     cap_len: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
                 };
-                if f(Some((link, &frame, &meta))).is_err() {
+                if f(Some((link, &frame, &meta)), (self.read, self.filtered_out)).is_err() {
                     // The pipeline behind us stopped (its error is reported by the publisher).
                     return None;
                 }
