@@ -345,9 +345,13 @@ impl Collector for MetricsCollector {
             Gauge,
             &[(cmd.clone(), u64::from(run.finished.load(Ordering::Acquire)))],
         )?;
-        // Captured is read before received (see capture.rs: stored in the other order), so
-        // a scrape never shows more captured than received.
+        // Loaded in the reverse of the order they are stored in (received, then captured,
+        // then batches handed on and written), so a scrape never shows more captured than
+        // received (capture: see publish_stats there) nor, for read, more written than
+        // captured. (Live capture stores captured every 200 ms, so written may run ahead.)
+        let written = per_worker(&run, |w| load(&w.written));
         let captured = per_worker(&run, |w| load(&w.captured));
+        let received = per_worker(&run, |w| load(&w.received));
         family(
             &mut enc,
             "netpipe_packets_captured",
@@ -361,7 +365,7 @@ impl Collector for MetricsCollector {
                 "netpipe_packets_received",
                 "Frames that passed the kernel filter, dropped ones included (tp_packets)",
                 Counter,
-                &per_worker(&run, |w| load(&w.received)),
+                &received,
             )?;
             family(
                 &mut enc,
@@ -414,7 +418,7 @@ impl Collector for MetricsCollector {
             "netpipe_packets_written",
             "Messages the sink took, per worker and for all workers",
             Counter,
-            &per_worker(&run, |w| load(&w.written)),
+            &written,
         )?;
         family(
             &mut enc,
