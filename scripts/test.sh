@@ -218,6 +218,27 @@ fi
 info "$("$pandas_venv/bin/python" -c 'import pandas; print("pandas", pandas.__version__)')"
 
 # ---------------------------------------------------------------------------------------------
+# Python virtual environment with prometheus_client (the Prometheus project's own Python
+# client) for tests/metrics.rs: its parser, not a regex, reads what `--metrics` serves.
+# ---------------------------------------------------------------------------------------------
+
+step "prometheus_client virtual environment (target/prom-venv)"
+prom_venv=target/prom-venv
+if "$prom_venv/bin/python" -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1; then
+  info "present"
+else
+  if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  rm -rf "$prom_venv"
+  /usr/bin/python3 -m venv "$prom_venv"
+  "$prom_venv/bin/pip" install -q --disable-pip-version-check prometheus_client
+fi
+info "$("$prom_venv/bin/python" -c 'import prometheus_client; print("prometheus_client", prometheus_client.__version__)' 2>/dev/null || echo prometheus_client)"
+# The progress-bar test gives `read` a pseudo-terminal with script(1) (util-linux).
+command -v script >/dev/null 2>&1 || apt_install bsdutils
+
+# ---------------------------------------------------------------------------------------------
 # TLS tests (tests/sink_tls.rs): openssl makes their CA and certificates; they start their own
 # redis-server (with a TLS port: Debian's build links OpenSSL) and RabbitMQ node.
 # ---------------------------------------------------------------------------------------------

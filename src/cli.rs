@@ -92,6 +92,14 @@ pub struct ReadArgs {
     )]
     pub source_host: String,
 
+    /// Print a one-line running summary on stderr every SECS seconds (totals, rates since
+    /// the last line, and the spool when there is one).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub stats_interval: Option<Duration>,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+
     /// Do not print the summary at exit.
     #[arg(short, long)]
     pub quiet: bool,
@@ -204,6 +212,20 @@ impl PcapOutArgs {
     }
 }
 
+/// `--metrics`: Prometheus exposition of the run's counters.
+#[derive(Args, Debug, Clone)]
+pub struct MetricsArgs {
+    /// Serve the run's counters in the Prometheus (OpenMetrics) text format on
+    /// http://ADDR/metrics, e.g. 127.0.0.1:9100 (port 0: any free port, printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+
+    /// With --metrics: keep serving the final counters this many seconds after the run ends
+    /// (or until SIGINT/SIGTERM), so a last scrape sees the totals of the exit summary.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, requires = "metrics")]
+    pub metrics_linger: Option<Duration>,
+}
+
 /// `--redis-format` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RedisFormatArg {
@@ -302,7 +324,8 @@ pub struct CaptureArgs {
     #[arg(short = 'p', long)]
     pub no_promisc: bool,
 
-    /// Print a one-line running summary on stderr every SECS seconds.
+    /// Print a one-line running summary on stderr every SECS seconds (totals, rates since
+    /// the last line, and the spool when there is one).
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub stats_interval: Option<Duration>,
 
@@ -320,6 +343,9 @@ pub struct CaptureArgs {
     /// effective, inheritable; no_new_privs set); the output is then opened as that user.
     #[arg(short = 'Z', long, value_name = "NAME")]
     pub user: Option<String>,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 
     /// Do not print warnings, running summaries or the summary at exit.
     #[arg(short, long)]
@@ -580,7 +606,7 @@ where
 const READ_EXIT_CODES: &str = "\
 Exit codes:
   0  done
-  2  usage error, or a malformed --output URL
+  2  usage error, a malformed --output URL, or a --metrics address that cannot be listened on
   3  a file cannot be opened      4  not a capture file (a compressed one is named)
   5  truncated or corrupt capture  6  unsupported link type
   7  bad filter expression (checked before any output is created)
@@ -609,7 +635,8 @@ twice; they are counted as resent.";
 const CAPTURE_EXIT_CODES: &str = "\
 Exit codes:
   0  stopped by --count, --duration, SIGINT or SIGTERM
-  2  usage error, a malformed --output URL, or a ring setting the kernel refuses
+  2  usage error, a malformed --output URL, a ring setting the kernel refuses, or a
+     --metrics address that cannot be listened on
   6  the interface is not Ethernet   7  bad filter expression
   8  output (or the -w file) failed, or its spool directory is unsafe (as for read)
   9, 10, 11  broker output could not start (as for read)

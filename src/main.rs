@@ -1,18 +1,20 @@
 //! `netpipe-fast`: flags, then one library call, then an exit code.
 
 use clap::Parser;
-use netpipe_fast::cli::{with_default_command, CaptureArgs, Cli, Command, RecordArgs};
+use netpipe_fast::cli::{with_default_command, CaptureArgs, Cli, Command, MetricsArgs, RecordArgs};
 use netpipe_fast::pipeline::capture::{
     effective_filter, stop_on_signals, CaptureError, CaptureJob,
 };
+use netpipe_fast::pipeline::metrics::{self, Metrics};
 use netpipe_fast::pipeline::pcap_writer::{PcapOutConfig, PcapWriter};
-use netpipe_fast::pipeline::read::{JobError, ReadJob};
+use netpipe_fast::pipeline::read::{JobError, Observe, ReadJob};
 use netpipe_fast::sink::{start_exit_code, Output, Undelivered, EXIT_UNDELIVERED};
 use netpipe_fast::source::privilege::TargetUser;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A line on stderr that cannot panic: `2>&1 | head` closing the pipe must not turn a
 /// finished run into a crash (eprintln! panics when the write fails).
@@ -136,6 +138,16 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
         },
         None => None,
     };
+    let metrics = match serve_metrics(&args.metrics, args.quiet) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    // The bar only where a person watches stderr, and not over JSON going to the same
+    // terminal.
+    let progress = !args.quiet
+        && std::io::stderr().is_terminal()
+        && !(output == Output::Stdout && std::io::stdout().is_terminal());
+    let quiet = args.quiet;
     let job = ReadJob {
         files,
         filter,
@@ -144,7 +156,15 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
         source_host: args.source_host,
         output,
     };
-    let outcome = job.run_writing(writer);
+    let outcome = job.run_observed(
+        &Observe {
+            metrics: metrics.clone(),
+            progress,
+            stats_interval: args.stats_interval.filter(|_| !quiet),
+            notify: Some(Arc::new(|line: &str| say!("netpipe-fast: {line}"))),
+        },
+        writer,
+    );
     if let Some(e) = &outcome.error {
         say!("netpipe-fast: {e}");
     }
@@ -158,6 +178,12 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
             .and_then(|p| pcap_line(p, outcome.pcap_written, &job.output))
         {
             say!("{line}");
+        }
+    }
+    if metrics.as_ref().is_some_and(|m| m.has_run()) {
+        let stop = Arc::new(AtomicBool::new(false));
+        if stop_on_signals(&stop).is_ok() {
+            linger(&args.metrics, &stop);
         }
     }
     match outcome.error {
@@ -255,11 +281,19 @@ fn capture(args: CaptureArgs) -> ExitCode {
         return ExitCode::from(1);
     }
     let quiet = args.quiet;
-    let outcome = job.run(&stop, &mut |line| {
-        if !quiet {
-            say!("netpipe-fast: {line}");
-        }
-    });
+    let metrics = match serve_metrics(&args.metrics, quiet) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let outcome = job.run_observed(
+        &stop,
+        &mut |line| {
+            if !quiet {
+                say!("netpipe-fast: {line}");
+            }
+        },
+        metrics.as_ref(),
+    );
     if let Some(e) = &outcome.error {
         say!("netpipe-fast: {e}");
     }
@@ -274,6 +308,11 @@ fn capture(args: CaptureArgs) -> ExitCode {
         {
             say!("{line}");
         }
+    }
+    if outcome.started && metrics.is_some() {
+        // The signal that ended the capture does not end the linger; the next one does.
+        stop.store(false, Ordering::Relaxed);
+        linger(&args.metrics, &stop);
     }
     match outcome.error {
         Some(CaptureError::Output { error, .. }) if start_exit_code(&error).is_some() => {
@@ -519,4 +558,40 @@ fn record(args: RecordArgs) -> ExitCode {
         say!("{}", outcome.summary());
     }
     ExitCode::from(outcome.exit_code())
+}
+
+/// `--metrics ADDR`: starts the server (it lives as long as the process); says where it
+/// listens unless `quiet`. A bad or busy address ends the run with the usage-error code 2
+/// before anything is read.
+fn serve_metrics(args: &MetricsArgs, quiet: bool) -> Result<Option<Arc<Metrics>>, ExitCode> {
+    let Some(addr) = &args.metrics else {
+        return Ok(None);
+    };
+    let m = Metrics::new();
+    match metrics::serve(addr, Arc::clone(&m)) {
+        Ok(local) => {
+            if !quiet {
+                eprintln!("netpipe-fast: metrics on http://{local}/metrics");
+            }
+            Ok(Some(m))
+        }
+        Err(e) => {
+            eprintln!("netpipe-fast: --metrics {addr}: cannot listen: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// `--metrics-linger SECS`: keeps the process (and so the metrics server, with the run's
+/// final counters) alive that long, or until SIGINT/SIGTERM sets `stop` (registered by the
+/// caller with [`stop_on_signals`], once: a second registration would make the next signal
+/// end the process with code 1).
+fn linger(args: &MetricsArgs, stop: &AtomicBool) {
+    let Some(wait) = args.metrics_linger else {
+        return;
+    };
+    let end = Instant::now() + wait;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

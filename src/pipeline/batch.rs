@@ -28,6 +28,11 @@ pub struct JsonBatch {
     /// Set while the batch holds the JSON of an oversized frame batch: handed back (and the
     /// reader may send the next oversized one) when the batch is cleared or dropped.
     pub hold: Option<OversizedToken>,
+    /// The worker that filled it (per-worker `written` counts in `--metrics`).
+    pub worker: u16,
+    /// Live capture: kernel timestamp (ns since the epoch) of its first frame, for the
+    /// capture-to-acknowledgement latency.
+    pub first_time_ns: i64,
 }
 
 /// Permission for one oversized frame batch to be in flight, from the reader until its JSON
@@ -50,6 +55,8 @@ impl JsonBatch {
             used: 0,
             ends: Vec::with_capacity(BATCH_PACKETS),
             hold: None,
+            worker: 0,
+            first_time_ns: 0,
         }
     }
 

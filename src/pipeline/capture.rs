@@ -14,13 +14,14 @@
 //! the kernel has already put in their rings (bounded in time), then the sink is flushed.
 
 use super::batch::JsonBatch;
+use super::metrics::{LatencyFeed, Metrics, RunCounters, WorkerCounters};
 use super::pcap_writer::{PcapOutConfig, PcapWriter};
 use super::publish::{BatchWriter, Published};
 use super::stats::DecodeStats;
 use super::worker::Worker;
 use crate::decode::LinkType;
 use crate::encode::FrameMeta;
-use crate::sink::{Output, Sink, Undelivered};
+use crate::sink::{Output, Sink, SinkProbe, Undelivered};
 use crate::source::filter::{BpfFilter, FilterError};
 use crate::source::privilege::{PrivilegeError, TargetUser};
 use crate::source::ring::{
@@ -262,15 +263,6 @@ pub fn stop_on_signals(stop: &Arc<AtomicBool>) -> io::Result<()> {
     Ok(())
 }
 
-/// Counters a worker shares while it runs (for `--stats-interval` and the stop decision).
-#[derive(Default)]
-struct Live {
-    captured: AtomicU64,
-    received: AtomicU64,
-    kernel_drops: AtomicU64,
-    freezes: AtomicU64,
-}
-
 /// What a worker hands back when it ends.
 struct WorkerEnd {
     decode: DecodeStats,
@@ -336,6 +328,16 @@ impl CaptureJob {
     /// throughout (the binary sets it from SIGINT/SIGTERM). `notify` gets warnings and the
     /// running summaries, one line each.
     pub fn run(&self, stop: &AtomicBool, notify: &mut dyn FnMut(&str)) -> CaptureOutcome {
+        self.run_observed(stop, notify, None)
+    }
+
+    /// As [`CaptureJob::run`], with the run's counters on `metrics` (`--metrics`).
+    pub fn run_observed(
+        &self,
+        stop: &AtomicBool,
+        notify: &mut dyn FnMut(&str),
+        metrics: Option<&Arc<Metrics>>,
+    ) -> CaptureOutcome {
         let workers = self.workers.max(1);
         // On `any` the frames are cooked (SLL2) in user space, so the filter runs there too,
         // compiled for SLL2; elsewhere the kernel runs it, compiled for Ethernet.
@@ -434,7 +436,7 @@ impl CaptureJob {
             }
             None => None,
         };
-        let sink = match output.open() {
+        let (sink, probe) = match output.open_probed() {
             Ok(s) => s,
             Err(error) => {
                 return CaptureOutcome::failed(CaptureError::Output {
@@ -461,7 +463,18 @@ impl CaptureJob {
                 None => String::new(),
             }
         ));
-        self.run_rings(rings, cpus, sink, Taps { pcap, user_filter }, stop, notify)
+        self.run_rings(
+            rings,
+            cpus,
+            (sink, probe),
+            Taps {
+                pcap,
+                user_filter,
+                metrics,
+            },
+            stop,
+            notify,
+        )
     }
 
     /// The ring settings each worker gets: the budget split evenly, whole blocks.
@@ -521,12 +534,16 @@ impl CaptureJob {
         &self,
         rings: Vec<Ring>,
         cpus: Vec<Option<core_affinity::CoreId>>,
-        sink: Box<dyn Sink>,
+        (sink, probe): (Box<dyn Sink>, SinkProbe),
         taps: Taps,
         stop: &AtomicBool,
         notify: &mut dyn FnMut(&str),
     ) -> CaptureOutcome {
-        let Taps { pcap, user_filter } = taps;
+        let Taps {
+            pcap,
+            user_filter,
+            metrics,
+        } = taps;
         let link = rings
             .first()
             .map(Ring::link_type)
@@ -546,14 +563,41 @@ impl CaptureJob {
         let drain = Arc::new(AtomicBool::new(false));
         let claimed = Arc::new(AtomicU64::new(0));
         let written = Arc::new(AtomicU64::new(0));
-        let live: Vec<Arc<Live>> = (0..workers).map(|_| Arc::new(Live::default())).collect();
+        let counters = RunCounters::new("capture", workers);
+        counters
+            .queue_capacity_batches
+            .store(pool as u64, Ordering::Relaxed);
+        let live = counters.workers.clone();
+        let mut latency = None;
+        if let Some(m) = metrics {
+            m.attach(Arc::clone(&counters), probe.clone());
+            // Acknowledged: the sink's own count where it keeps one, else what it took.
+            let acknowledged: Box<dyn Fn() -> u64 + Send> = if probe.acknowledged().is_some() {
+                let p = probe.clone();
+                Box::new(move || p.acknowledged().unwrap_or(0))
+            } else {
+                let c = Arc::clone(&counters);
+                Box::new(move || c.written.load(Ordering::Relaxed))
+            };
+            match m.watch_latency(acknowledged) {
+                Ok(w) => latency = Some(w),
+                Err(e) => return CaptureOutcome::failed(CaptureError::Thread(e)),
+            }
+        }
+        let (feed, latency_thread) = match latency {
+            Some((f, t)) => (Some(f), Some(t)),
+            None => (None, None),
+        };
 
         let publisher = {
             let halt = Arc::clone(&halt);
             let written = Arc::clone(&written);
+            let counters = Arc::clone(&counters);
             thread::Builder::new()
                 .name("netpipe-publish".into())
-                .spawn(move || publish_unordered(sink, full_rx, free_tx, &halt, &written))
+                .spawn(move || {
+                    publish_unordered(sink, full_rx, free_tx, &halt, &written, counters, feed)
+                })
         };
         let publisher = match publisher {
             Ok(p) => p,
@@ -579,6 +623,7 @@ impl CaptureJob {
                 halt: Arc::clone(&halt),
                 drain: Arc::clone(&drain),
                 drain_poll: Duration::from_millis(u64::from(self.block_timeout_ms) + 20),
+                index: u16::try_from(i).unwrap_or(u16::MAX),
                 live: Arc::clone(&live[i]),
                 full_tx: full_tx.clone(),
                 free_rx: free_rx.clone(),
@@ -608,6 +653,7 @@ impl CaptureJob {
         let started = Instant::now();
         let deadline = self.duration.map(|d| started + d);
         let mut next_stats = self.stats_interval.map(|i| started + i);
+        let mut last_line = Rates::new(started);
         loop {
             match alive_rx.recv_timeout(TICK) {
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -622,7 +668,7 @@ impl CaptureJob {
             }
             if let (Some(at), Some(every)) = (next_stats, self.stats_interval) {
                 if now >= at {
-                    notify(&running_line(&live, written.load(Ordering::Relaxed)));
+                    notify(&last_line.line(&live, written.load(Ordering::Relaxed), &probe, now));
                     next_stats = Some(at + every);
                 }
             }
@@ -691,6 +737,13 @@ impl CaptureJob {
         });
         summary.written = published.written;
         summary.not_written = published.not_written;
+        if let Some(t) = latency_thread {
+            // Ends once the publisher dropped its feed; its last look saw the final count.
+            let _ = t.join();
+        }
+        // What the workers stored at their end is what the summary adds up; the flag tells a
+        // scraper the numbers are final.
+        counters.finished.store(true, Ordering::Release);
         let error = match published.error {
             // A reader that went away (`| head`) is a way to stop, not a failure.
             Some(e) if e.kind() == io::ErrorKind::BrokenPipe => error,
@@ -712,26 +765,81 @@ impl CaptureJob {
     }
 }
 
-/// The `--stats-interval` line.
-fn running_line(live: &[Arc<Live>], written: u64) -> String {
-    let sum = |f: fn(&Live) -> &AtomicU64| -> u64 {
-        live.iter().map(|l| f(l).load(Ordering::Relaxed)).sum()
-    };
-    format!(
-        "capture: {} captured, {} received by filter, {} dropped by kernel, {} queue freezes, \
-         {} written",
-        sum(|l| &l.captured),
-        sum(|l| &l.received),
-        sum(|l| &l.kernel_drops),
-        sum(|l| &l.freezes),
-        written
-    )
+/// The `--stats-interval` line and what its rates are measured against.
+struct Rates {
+    at: Instant,
+    captured: u64,
+    written: u64,
 }
 
-/// What the workers do besides encoding: `-w`, and the user-space filter of `-i any`.
-struct Taps {
+impl Rates {
+    fn new(at: Instant) -> Rates {
+        Rates {
+            at,
+            captured: 0,
+            written: 0,
+        }
+    }
+
+    /// Totals, rates since the last line, and the spool when there is one. Each worker
+    /// stores its ring's counters before its captured count (Release) and this reads every
+    /// captured count before any received one (Acquire), so the line never shows more
+    /// captured than received.
+    fn line(
+        &mut self,
+        live: &[Arc<WorkerCounters>],
+        written: u64,
+        probe: &SinkProbe,
+        now: Instant,
+    ) -> String {
+        let sum = |f: fn(&WorkerCounters) -> &AtomicU64| -> u64 {
+            live.iter().map(|l| f(l).load(Ordering::Acquire)).sum()
+        };
+        let captured = sum(|l| &l.captured);
+        let received = sum(|l| &l.received);
+        let secs = now.saturating_duration_since(self.at).as_secs_f64();
+        let rate = |now: u64, before: u64| {
+            if secs > 0.0 {
+                now.saturating_sub(before) as f64 / secs
+            } else {
+                0.0
+            }
+        };
+        let mut line = format!(
+            "capture: {captured} captured, {received} received by filter, {} dropped by kernel, \
+             {} queue freezes, {written} written; {:.0} captured/s, {:.0} written/s",
+            sum(|l| &l.kernel_drops),
+            sum(|l| &l.freezes),
+            rate(captured, self.captured),
+            rate(written, self.written),
+        );
+        let snap = probe.snapshot();
+        if probe.spool.is_some() {
+            line.push_str(&format!(
+                "; spool {} messages, {} bytes",
+                snap.spool_messages, snap.spool_bytes
+            ));
+        }
+        let dropped: u64 = snap.dropped.iter().map(|(_, n)| n).sum();
+        if dropped > 0 {
+            line.push_str(&format!("; {dropped} dropped by the delivery layer"));
+        }
+        *self = Rates {
+            at: now,
+            captured,
+            written,
+        };
+        line
+    }
+}
+
+/// What the workers do besides encoding: `-w`, the user-space filter of `-i any`, and
+/// `--metrics`.
+struct Taps<'m> {
     pcap: Option<Arc<Mutex<PcapWriter>>>,
     user_filter: Option<BpfFilter>,
+    /// `--metrics`: where the run's counters are shown.
+    metrics: Option<&'m Arc<Metrics>>,
 }
 
 /// Everything one worker thread owns.
@@ -744,7 +852,9 @@ struct WorkerCtx {
     halt: Arc<AtomicBool>,
     drain: Arc<AtomicBool>,
     drain_poll: Duration,
-    live: Arc<Live>,
+    /// Position among the workers (batches carry it for per-worker counts).
+    index: u16,
+    live: Arc<WorkerCounters>,
     full_tx: Sender<JsonBatch>,
     free_rx: Receiver<JsonBatch>,
     pcap: Option<Arc<Mutex<PcapWriter>>>,
@@ -757,6 +867,7 @@ struct WorkerCtx {
 /// Per-frame state of a worker, borrowed by the ring callback.
 struct Encoding<'a> {
     worker: Worker,
+    index: u16,
     batch: Option<JsonBatch>,
     batch_started: Instant,
     captured: u64,
@@ -818,7 +929,10 @@ impl Encoding<'_> {
             return;
         };
         if batch.is_empty() {
+            // Once per batch: who filled it and when its first frame was captured.
             self.batch_started = Instant::now();
+            batch.worker = self.index;
+            batch.first_time_ns = meta.time_ns;
         }
         self.worker.process(self.link, bytes, meta, batch);
         self.captured += 1;
@@ -870,6 +984,7 @@ impl WorkerCtx {
         }
         let mut enc = Encoding {
             worker: Worker::new(&self.source_host),
+            index: self.index,
             batch: self.free_rx.recv().ok(),
             batch_started: Instant::now(),
             captured: 0,
@@ -910,9 +1025,8 @@ impl WorkerCtx {
                     break;
                 }
             }
-            self.live.captured.store(enc.captured, Ordering::Relaxed);
             if last_stats.elapsed() >= STATS_REFRESH {
-                publish_ring_stats(&self.live, self.ring.stats());
+                publish_stats(&self.live, &mut self.ring, &enc);
                 last_stats = Instant::now();
             }
         }
@@ -941,9 +1055,7 @@ impl WorkerCtx {
             }
         }
         enc.send();
-        let ring = self.ring.stats();
-        publish_ring_stats(&self.live, ring);
-        self.live.captured.store(enc.captured, Ordering::Relaxed);
+        let ring = publish_stats(&self.live, &mut self.ring, &enc);
         WorkerEnd {
             decode: enc.worker.stats,
             ring,
@@ -955,10 +1067,23 @@ impl WorkerCtx {
     }
 }
 
-fn publish_ring_stats(live: &Live, s: RingStats) {
-    live.received.store(s.packets, Ordering::Relaxed);
-    live.kernel_drops.store(s.drops, Ordering::Relaxed);
-    live.freezes.store(s.freezes, Ordering::Relaxed);
+/// Stores a worker's counters for the stats line and `--metrics`: the captured count is
+/// taken before the kernel's counters are read (so received ≥ captured holds for the pair)
+/// and stored after them (Release), which is what lets readers keep the order. Called every
+/// STATS_REFRESH and at the end, not per packet.
+fn publish_stats(live: &WorkerCounters, ring: &mut Ring, enc: &Encoding<'_>) -> RingStats {
+    let captured = enc.captured;
+    let (filled, blocks) = ring.fill();
+    live.ring_blocks_filled
+        .store(filled as u64, Ordering::Relaxed);
+    live.ring_blocks.store(blocks as u64, Ordering::Relaxed);
+    let s = ring.stats();
+    live.received.store(s.packets, Ordering::Release);
+    live.kernel_drops.store(s.drops, Ordering::Release);
+    live.freezes.store(s.freezes, Ordering::Release);
+    live.publish_decode(&enc.worker.stats);
+    live.captured.store(captured, Ordering::Release);
+    s
 }
 
 /// The publisher thread of live capture: writes batches as they arrive (no order across
@@ -970,9 +1095,16 @@ fn publish_unordered(
     free_tx: Sender<JsonBatch>,
     halt: &AtomicBool,
     written: &AtomicU64,
+    counters: Arc<RunCounters>,
+    latency: Option<LatencyFeed>,
 ) -> Published {
-    let mut writer = BatchWriter::new(sink, free_tx, halt, Some(written));
+    let mut writer = BatchWriter::new(sink, free_tx, halt, Some(written))
+        .with_counters(Arc::clone(&counters))
+        .with_latency(latency);
     for batch in full_rx.iter() {
+        counters
+            .queue_depth_batches
+            .store(full_rx.len() as u64, Ordering::Relaxed);
         writer.write(batch);
     }
     writer.finish()

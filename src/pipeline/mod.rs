@@ -2,7 +2,9 @@
 //! a publisher thread writes them to the sink in order and hands the buffers back.
 pub mod batch;
 pub mod capture;
+pub mod metrics;
 pub mod pcap_writer;
+pub mod progress;
 mod publish;
 pub mod read;
 pub mod stats;

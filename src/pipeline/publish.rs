@@ -2,10 +2,12 @@
 //! first) and live capture (which writes batches as they come).
 
 use super::batch::JsonBatch;
+use super::metrics::{LatencyFeed, RunCounters};
 use crate::sink::{Sink, Undelivered};
 use crossbeam_channel::Sender;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// What the publisher did, for the summary.
 pub(crate) struct Published {
@@ -40,6 +42,10 @@ pub(crate) struct BatchWriter<'a> {
     stop: &'a AtomicBool,
     /// Running count of written messages for live progress lines, if wanted.
     written_live: Option<&'a AtomicU64>,
+    /// Per-worker written counts for `--metrics` and the stats line.
+    counters: Option<Arc<RunCounters>>,
+    /// Live capture with `--metrics`: what the sink took, for the latency watcher.
+    latency: Option<LatencyFeed>,
     out: Published,
 }
 
@@ -55,6 +61,8 @@ impl<'a> BatchWriter<'a> {
             free_tx,
             stop,
             written_live,
+            counters: None,
+            latency: None,
             out: Published {
                 written: 0,
                 not_written: 0,
@@ -65,7 +73,20 @@ impl<'a> BatchWriter<'a> {
         }
     }
 
+    /// Counts what the sink takes per worker in `counters`.
+    pub fn with_counters(mut self, counters: Arc<RunCounters>) -> Self {
+        self.counters = Some(counters);
+        self
+    }
+
+    /// Feeds what the sink takes to the latency watcher.
+    pub fn with_latency(mut self, feed: Option<LatencyFeed>) -> Self {
+        self.latency = feed;
+        self
+    }
+
     pub fn write(&mut self, batch: JsonBatch) {
+        let (worker, first_time_ns) = (usize::from(batch.worker), batch.first_time_ns);
         let n = batch.len() as u64;
         let mut batch = if self.out.error.is_none() {
             // The sink may keep this batch and hand back another empty one (the delivery
@@ -78,9 +99,18 @@ impl<'a> BatchWriter<'a> {
                     if let Some(w) = self.written_live {
                         w.store(self.out.written, Ordering::Relaxed);
                     }
+                    if let Some(c) = &self.counters {
+                        c.add_written(worker, taken as u64);
+                    }
+                    if let Some(feed) = &mut self.latency {
+                        feed.taken(first_time_ns, taken as u64);
+                    }
                 }
                 Err(e) => {
                     self.out.not_written += n;
+                    if let Some(c) = &self.counters {
+                        c.not_written.fetch_add(n, Ordering::Relaxed);
+                    }
                     self.out.error = Some(e);
                     self.stop.store(true, Ordering::Relaxed);
                 }
@@ -88,6 +118,9 @@ impl<'a> BatchWriter<'a> {
             batch
         } else {
             self.out.not_written += n;
+            if let Some(c) = &self.counters {
+                c.not_written.fetch_add(n, Ordering::Relaxed);
+            }
             batch
         };
         batch.clear();

@@ -6,13 +6,15 @@
 //! stays bounded by the buffer pools whatever the file size.
 
 use super::batch::{FrameBatch, JsonBatch, OversizedToken};
+use super::metrics::{Metrics, RunCounters};
 use super::pcap_writer::PcapWriter;
+use super::progress::Progress;
 use super::publish::{BatchWriter, Published};
 use super::stats::{DecodeStats, Summary};
 use super::worker::Worker;
 use crate::decode::{link_type_name, LinkType};
 use crate::encode::FrameMeta;
-use crate::sink::{Output, Sink, Undelivered};
+use crate::sink::{Output, Sink, SinkProbe, Undelivered};
 use crate::source::filter::{BpfFilter, FilterError};
 use crate::source::pcap_file::{CaptureReader, Frame, ReadError};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -23,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 /// A `read` run: which files, what to keep, where to write.
 #[derive(Clone, Debug)]
@@ -113,6 +116,21 @@ pub struct Outcome {
     pub pcap_written: Option<(u64, u64)>,
 }
 
+/// Where running summary lines go (the binary prints them on stderr).
+pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What a run shows while it goes: `--metrics`, the progress bar, running summaries.
+#[derive(Clone, Default)]
+pub struct Observe {
+    /// Counters to show on `/metrics` (attached when the run starts).
+    pub metrics: Option<Arc<Metrics>>,
+    /// Draw a progress bar on stderr (the caller checks that stderr is a terminal).
+    pub progress: bool,
+    /// Hand a running summary line to `notify` this often (`--stats-interval`).
+    pub stats_interval: Option<Duration>,
+    pub notify: Option<Notify>,
+}
+
 /// Buffers in flight per worker (bounds memory and keeps every thread busy).
 const BUFFERS_PER_WORKER: usize = 3;
 /// Oversized frame batches (see [`FrameBatch::is_oversized`]) in flight: from the reader until
@@ -126,14 +144,14 @@ const OVERSIZED_IN_FLIGHT: usize = 2;
 impl ReadJob {
     /// Runs the job with the sink its `output` names.
     pub fn run(&self) -> Outcome {
-        self.run_writing(None)
+        self.run_observed(&Observe::default(), None)
     }
 
-    /// Runs the job with the sink its `output` names, and writes every frame that passes the
-    /// filter to `pcap` as well (`-w`).
-    pub fn run_writing(&self, pcap: Option<PcapWriter>) -> Outcome {
-        match self.output.open() {
-            Ok(sink) => self.run_inner(sink, pcap),
+    /// As [`ReadJob::run`], showing the run as `observe` asks, and writing every frame that
+    /// passes the filter to `pcap` as well (`-w`).
+    pub fn run_observed(&self, observe: &Observe, pcap: Option<PcapWriter>) -> Outcome {
+        match self.output.open_probed() {
+            Ok((sink, probe)) => self.run_with_sink_observed(sink, probe, observe, pcap),
             Err(error) => Outcome {
                 summary: Summary::default(),
                 error: Some(JobError::Output {
@@ -149,12 +167,30 @@ impl ReadJob {
 
     /// Runs the job into any sink (for embedding, tests and benchmarks).
     pub fn run_with_sink(&self, sink: Box<dyn Sink>) -> Outcome {
-        self.run_inner(sink, None)
+        self.run_with_sink_observed(
+            sink,
+            SinkProbe::named(&self.output.describe()),
+            &Observe::default(),
+            None,
+        )
     }
 
-    fn run_inner(&self, sink: Box<dyn Sink>, pcap: Option<PcapWriter>) -> Outcome {
+    fn run_with_sink_observed(
+        &self,
+        sink: Box<dyn Sink>,
+        probe: SinkProbe,
+        observe: &Observe,
+        pcap: Option<PcapWriter>,
+    ) -> Outcome {
         let workers = self.workers.max(1);
         let pool = BUFFERS_PER_WORKER * workers + 1;
+        let counters = RunCounters::new("read", workers);
+        counters
+            .queue_capacity_batches
+            .store(pool as u64, Ordering::Relaxed);
+        if let Some(m) = &observe.metrics {
+            m.attach(Arc::clone(&counters), probe.clone());
+        }
         let (full_tx, full_rx) = bounded::<JsonBatch>(pool);
         let (free_tx, free_rx) = bounded::<JsonBatch>(pool);
         for _ in 0..pool {
@@ -164,9 +200,10 @@ impl ReadJob {
         let output_closed = Arc::new(AtomicBool::new(false));
         let publisher = {
             let closed = Arc::clone(&output_closed);
+            let counters = Arc::clone(&counters);
             thread::Builder::new()
                 .name("netpipe-publish".into())
-                .spawn(move || publish(sink, full_rx, free_tx, &closed))
+                .spawn(move || publish(sink, full_rx, free_tx, &closed, counters))
         };
         let publisher = match publisher {
             Ok(p) => p,
@@ -184,13 +221,38 @@ impl ReadJob {
             }
         };
         let mut summary = Summary::default();
-        let mut state = ReadState::new(self, &output_closed);
+        let mut state = ReadState::new(self, &output_closed, &counters);
         state.pcap = pcap;
-        let (decode, mut error) = if workers == 1 {
-            self.run_inline(&mut state, &full_tx, &free_rx)
-        } else {
-            self.run_parallel(&mut state, workers, &full_tx, &free_rx)
-        };
+        if observe.progress {
+            state.progress = Some(Progress::new(&self.files));
+        }
+        let (decode, mut error) = thread::scope(|scope| {
+            // `--stats-interval`: a thread of its own reads the shared counters and stops
+            // when `done` closes (the channel wakes it at once).
+            let (done_tx, done_rx) = bounded::<()>(0);
+            if let (Some(every), Some(notify)) = (observe.stats_interval, &observe.notify) {
+                let (counters, probe) = (&counters, &probe);
+                let _ = thread::Builder::new()
+                    .name("netpipe-stats".into())
+                    .spawn_scoped(scope, move || {
+                        let mut last = (Instant::now(), 0u64, 0u64);
+                        while done_rx.recv_timeout(every).is_err_and(|e| e.is_timeout()) {
+                            notify(&running_line(counters, probe, &mut last));
+                        }
+                    });
+            }
+            let out = if workers == 1 {
+                self.run_inline(&mut state, &full_tx, &free_rx)
+            } else {
+                self.run_parallel(&mut state, workers, &full_tx, &free_rx)
+            };
+            drop(done_tx);
+            out
+        });
+        if let Some(p) = &state.progress {
+            p.finish();
+        }
+        state.publish_counts();
         drop(full_tx);
         let pcap_dest = state
             .pcap
@@ -222,6 +284,7 @@ impl ReadJob {
         summary.not_written = published.not_written;
         summary.output_closed =
             matches!(&published.error, Some(e) if e.kind() == io::ErrorKind::BrokenPipe);
+        counters.finished.store(true, Ordering::Release);
         let error = match published.error {
             // The output failing explains any early stop better than what the reader saw.
             Some(e) if e.kind() != io::ErrorKind::BrokenPipe => Some(JobError::Output {
@@ -251,7 +314,13 @@ impl ReadJob {
         let Ok(mut batch) = free_rx.recv() else {
             return (worker.stats, None);
         };
-        let error = state.for_each_frame(|item| {
+        let shared = Arc::clone(&state.counters.workers[0]);
+        let run = Arc::clone(state.counters);
+        let publish = |stats: &DecodeStats| {
+            shared.publish_decode(stats);
+            shared.captured.store(stats.decoded, Ordering::Release);
+        };
+        let error = state.for_each_frame(|item, counts| {
             // At the end of each file its last messages go out at once (a file may be a pipe
             // that the next part of the stream takes a while to arrive on).
             let Some((link, frame, meta)) = item else {
@@ -260,6 +329,8 @@ impl ReadJob {
                 }
                 batch.seq = seq;
                 seq += 1;
+                publish(&worker.stats);
+                run.store_read(counts);
                 let next = free_rx.recv().map_err(|_| ())?;
                 return full_tx
                     .send(std::mem::replace(&mut batch, next))
@@ -269,6 +340,9 @@ impl ReadJob {
             if batch.is_full() {
                 batch.seq = seq;
                 seq += 1;
+                publish(&worker.stats);
+                // Before the batch goes: a reader never sees more written than read.
+                run.store_read(counts);
                 let next = free_rx.recv().map_err(|_| ())?;
                 full_tx
                     .send(std::mem::replace(&mut batch, next))
@@ -280,6 +354,7 @@ impl ReadJob {
             batch.seq = seq;
             let _ = full_tx.send(batch);
         }
+        publish(&worker.stats);
         (worker.stats, error)
     }
 
@@ -311,6 +386,7 @@ impl ReadJob {
                 let full_tx = full_tx.clone();
                 let free_rx = free_rx.clone();
                 let source_host = self.source_host.as_str();
+                let shared = Arc::clone(&state.counters.workers[i]);
                 let h = thread::Builder::new()
                     .name(format!("netpipe-worker-{i}"))
                     .spawn_scoped(scope, move || {
@@ -322,6 +398,7 @@ impl ReadJob {
                                 break;
                             };
                             out.seq = frames.seq;
+                            out.worker = u16::try_from(i).unwrap_or(u16::MAX);
                             for f in &frames.frames {
                                 let link = LinkType::from_number(f.link_type);
                                 if let Some(link) = link {
@@ -332,6 +409,10 @@ impl ReadJob {
                             out.hold = frames.hold.take();
                             frames.clear();
                             let _ = back_tx.send(frames);
+                            shared.publish_decode(&worker.stats);
+                            shared
+                                .captured
+                                .store(worker.stats.decoded, Ordering::Release);
                             if full_tx.send(out).is_err() {
                                 break;
                             }
@@ -354,7 +435,8 @@ impl ReadJob {
             drop(work_rx);
             let mut seq = 0u64;
             let mut current = back_rx.recv().ok();
-            let error = state.for_each_frame(|item| {
+            let run = Arc::clone(state.counters);
+            let error = state.for_each_frame(|item, counts| {
                 let batch = current.as_mut().ok_or(())?;
                 let end_of_file = match item {
                     Some((_, frame, meta)) => {
@@ -372,6 +454,7 @@ impl ReadJob {
                         token_rx.recv().map_err(|_| ())?;
                         full.hold = Some(OversizedToken(token_tx.clone()));
                     }
+                    run.store_read(counts);
                     work_tx.send(full).map_err(|_| ())?;
                     current = Some(back_rx.recv().map_err(|_| ())?);
                 }
@@ -398,10 +481,40 @@ impl ReadJob {
     }
 }
 
+/// The `read` `--stats-interval` line: totals, rates since the last line (`last`: when, frames
+/// read, written), the spool when there is one.
+fn running_line(c: &RunCounters, probe: &SinkProbe, last: &mut (Instant, u64, u64)) -> String {
+    let now = Instant::now();
+    // Written before read: see RunCounters::store_read.
+    let written = c.written.load(Ordering::Acquire);
+    let read = c.frames_read.load(Ordering::Acquire);
+    let secs = now
+        .saturating_duration_since(last.0)
+        .as_secs_f64()
+        .max(1e-9);
+    let mut line = format!(
+        "read: {read} read, {} filtered out, {written} written; {:.0} read/s, {:.0} written/s",
+        c.filtered_out.load(Ordering::Relaxed),
+        read.saturating_sub(last.1) as f64 / secs,
+        written.saturating_sub(last.2) as f64 / secs,
+    );
+    if probe.spool.is_some() {
+        let s = probe.snapshot();
+        line.push_str(&format!(
+            "; spool {} messages, {} bytes",
+            s.spool_messages, s.spool_bytes
+        ));
+    }
+    *last = (now, read, written);
+    line
+}
+
 /// Reading-side state: counters, compiled filters, the stop conditions.
 struct ReadState<'j> {
     job: &'j ReadJob,
     output_closed: &'j AtomicBool,
+    counters: &'j Arc<RunCounters>,
+    progress: Option<Progress>,
     filters: HashMap<u32, BpfFilter>,
     read: u64,
     filtered_out: u64,
@@ -412,10 +525,16 @@ struct ReadState<'j> {
 }
 
 impl<'j> ReadState<'j> {
-    fn new(job: &'j ReadJob, output_closed: &'j AtomicBool) -> Self {
+    fn new(
+        job: &'j ReadJob,
+        output_closed: &'j AtomicBool,
+        counters: &'j Arc<RunCounters>,
+    ) -> Self {
         ReadState {
             job,
             output_closed,
+            counters,
+            progress: None,
             filters: HashMap::new(),
             read: 0,
             filtered_out: 0,
@@ -425,12 +544,17 @@ impl<'j> ReadState<'j> {
         }
     }
 
+    /// Stores the reading counters where `--metrics` sees them.
+    fn publish_counts(&self) {
+        self.counters.store_read((self.read, self.filtered_out));
+    }
+
     /// Calls `f` for every frame that passes the filter, file after file, and with `None`
     /// at the end of each file, until the count is reached, the output closes, `f` fails, or
     /// a file ends in an error (returned).
     fn for_each_frame<F>(&mut self, mut f: F) -> Option<JobError>
     where
-        F: FnMut(Option<(LinkType, &Frame<'_>, &FrameMeta)>) -> Result<(), ()>,
+        F: FnMut(Option<(LinkType, &Frame<'_>, &FrameMeta)>, (u64, u64)) -> Result<(), ()>,
     {
         let limit = self.job.count.unwrap_or(u64::MAX);
         for path in &self.job.files {
@@ -449,7 +573,10 @@ impl<'j> ReadState<'j> {
                 let frame = match reader.next_frame() {
                     Ok(Some(fr)) => fr,
                     Ok(None) => {
-                        if f(None).is_err() {
+                        if let Some(p) = &mut self.progress {
+                            p.file_done(reader.offset());
+                        }
+                        if f(None, (self.read, self.filtered_out)).is_err() {
                             return None;
                         }
                         break;
@@ -457,6 +584,13 @@ impl<'j> ReadState<'j> {
                     Err(e) => return Some(JobError::Read(e)),
                 };
                 self.read += 1;
+                if self.read % Progress::EVERY == 0 {
+                    // Not per packet: the bar and the counters move every EVERY frames.
+                    if let Some(p) = &self.progress {
+                        p.update(offset, self.read);
+                    }
+                    self.publish_counts();
+                }
                 let Some(link) = LinkType::from_number(frame.link_type) else {
                     return Some(JobError::UnsupportedLinkType {
                         name: path.display().to_string(),
@@ -506,7 +640,7 @@ impl<'j> ReadState<'j> {
                     wire_len: frame.wire_len,
                     cap_len: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
                 };
-                if f(Some((link, &frame, &meta))).is_err() {
+                if f(Some((link, &frame, &meta)), (self.read, self.filtered_out)).is_err() {
                     // The pipeline behind us stopped (its error is reported by the publisher).
                     return None;
                 }
@@ -522,11 +656,16 @@ fn publish(
     full_rx: Receiver<JsonBatch>,
     free_tx: Sender<JsonBatch>,
     closed: &AtomicBool,
+    counters: Arc<RunCounters>,
 ) -> Published {
-    let mut writer = BatchWriter::new(sink, free_tx, closed, None);
+    let mut writer =
+        BatchWriter::new(sink, free_tx, closed, None).with_counters(Arc::clone(&counters));
     let mut pending: BTreeMap<u64, JsonBatch> = BTreeMap::new();
     let mut next_seq = 0u64;
     for batch in full_rx.iter() {
+        counters
+            .queue_depth_batches
+            .store(full_rx.len() as u64, Ordering::Relaxed);
         if batch.seq != next_seq {
             pending.insert(batch.seq, batch);
             continue;

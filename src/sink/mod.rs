@@ -313,33 +313,7 @@ impl Output {
     /// Opens the sink. Broker sinks connect here; their start-up failures carry a
     /// [`StartError`] (see [`start_exit_code`]).
     pub fn open(&self) -> io::Result<Box<dyn Sink>> {
-        Ok(match self {
-            Output::Stdout => Box::new(StdoutSink),
-            Output::Discard => Box::new(DiscardSink),
-            Output::File(path) => Box::new(FileSink {
-                file: create::open_for_writing(path)?,
-            }),
-            Output::Tcp(cfg) => {
-                Box::new(TcpSink::connect(cfg.clone()).map_err(StartError::into_io)?)
-            }
-            Output::Redis(cfg) => {
-                Box::new(RedisSink::connect(cfg.clone()).map_err(StartError::into_io)?)
-            }
-            Output::Amqp(cfg) => {
-                Box::new(AmqpSink::connect(cfg.clone()).map_err(StartError::into_io)?)
-            }
-            Output::Delivered(inner, delivery) => {
-                // The spool is checked before the broker is connected to: an unsafe spool
-                // directory ends the run before anything is sent.
-                let dir = outbox::spool_dir_of(delivery, &inner.identity());
-                let spool = outbox::open_spool(delivery, &dir).map_err(StartError::into_io)?;
-                let sink = inner.open()?;
-                Box::new(
-                    Outbox::start_with(sink, inner.describe(), delivery, &dir, spool)
-                        .map_err(StartError::into_io)?,
-                )
-            }
-        })
+        self.open_probed().map(|(sink, _)| sink)
     }
 
     /// For a capture that switches to `uid`:`gid` (`--user`) after opening its sockets: the
@@ -363,6 +337,48 @@ impl Output {
             }
             other => Ok(other),
         }
+    }
+
+    /// As [`Output::open`], with shared handles on the sink's counters ([`SinkProbe`]) for
+    /// `--metrics` and `--stats-interval`, readable while the sink runs in another thread.
+    pub fn open_probed(&self) -> io::Result<(Box<dyn Sink>, SinkProbe)> {
+        let mut probe = SinkProbe::named(&self.describe());
+        let sink: Box<dyn Sink> = match self {
+            Output::Tcp(cfg) => {
+                let s = TcpSink::connect(cfg.clone()).map_err(StartError::into_io)?;
+                probe.counters = Some(s.counters());
+                Box::new(s)
+            }
+            Output::Redis(cfg) => {
+                let s = RedisSink::connect(cfg.clone()).map_err(StartError::into_io)?;
+                probe.counters = Some(s.counters());
+                Box::new(s)
+            }
+            Output::Amqp(cfg) => {
+                let s = AmqpSink::connect(cfg.clone()).map_err(StartError::into_io)?;
+                probe.counters = Some(s.counters());
+                Box::new(s)
+            }
+            Output::Delivered(inner, delivery) => {
+                // The spool is checked before the broker is connected to: an unsafe spool
+                // directory ends the run before anything is sent.
+                let dir = outbox::spool_dir_of(delivery, &inner.identity());
+                let spool = outbox::open_spool(delivery, &dir).map_err(StartError::into_io)?;
+                let (sink, inner_probe) = inner.open_probed()?;
+                let outbox = Outbox::start_with(sink, inner.describe(), delivery, &dir, spool)
+                    .map_err(StartError::into_io)?;
+                probe.counters = inner_probe.counters;
+                probe.delivery = Some(outbox.counters());
+                probe.spool = Some(outbox.spool_gauge());
+                Box::new(outbox)
+            }
+            Output::Stdout => Box::new(StdoutSink),
+            Output::Discard => Box::new(DiscardSink),
+            Output::File(path) => Box::new(FileSink {
+                file: create::open_for_writing(path)?,
+            }),
+        };
+        Ok((sink, probe))
     }
 
     /// This output with `delivery` in front of it: broker outputs (tcp, redis, amqp) get a
@@ -688,6 +704,82 @@ pub(crate) fn log(line: std::fmt::Arguments<'_>) {
 
 /// Shared handle type for [`SinkCounters`].
 pub type SharedCounters = Arc<SinkCounters>;
+
+/// Shared handles on a running sink's counters (see [`Output::open_probed`]).
+#[derive(Clone, Default)]
+pub struct SinkProbe {
+    /// The destination (no password).
+    pub name: String,
+    /// Broker and tcp sinks: published, resent, reconnects.
+    pub counters: Option<SharedCounters>,
+    /// With a delivery thread: spooled, dropped, resent at outages.
+    pub delivery: Option<Arc<outbox::DeliveryCounters>>,
+    /// With a spool: its size now.
+    pub spool: Option<outbox::SpoolGauge>,
+}
+
+/// A [`SinkProbe`] read at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinkSnapshot {
+    /// `None` for sinks that keep no count of their own (stdout, files: what they took is
+    /// what they wrote).
+    pub published: Option<u64>,
+    pub resent: u64,
+    pub reconnects: u64,
+    /// Dropped messages by reason (`queue_full`, `spool_full`, `spool_error`, `refused`).
+    pub dropped: Vec<(&'static str, u64)>,
+    pub spooled: u64,
+    pub spool_bytes: u64,
+    pub spool_messages: u64,
+}
+
+impl SinkProbe {
+    pub fn named(name: &str) -> SinkProbe {
+        SinkProbe {
+            name: name.to_string(),
+            ..SinkProbe::default()
+        }
+    }
+
+    pub fn snapshot(&self) -> SinkSnapshot {
+        let mut s = SinkSnapshot::default();
+        if let Some(c) = &self.counters {
+            s.published = Some(c.published());
+            s.resent = c.resent();
+            s.reconnects = c.reconnects();
+        }
+        if let Some(d) = &self.delivery {
+            let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            s.resent += d.resent();
+            s.spooled = d.spooled();
+            s.dropped = vec![
+                ("queue_full", get(&d.dropped_queue_full)),
+                ("spool_full", get(&d.dropped_spool_full)),
+                ("spool_error", get(&d.dropped_spool_error)),
+                ("refused", get(&d.dropped_refused)),
+                ("broker_unreachable", get(&d.dropped_unreachable)),
+            ];
+        }
+        if let Some((bytes, messages)) = self.spool.as_ref().and_then(|g| g.size()) {
+            s.spool_bytes = bytes;
+            s.spool_messages = messages;
+        }
+        s
+    }
+
+    /// Messages of this run the destination has acknowledged so far, or let go of for good
+    /// (refused), counted in the order they were taken: `None` when the sink keeps no count
+    /// (then what was taken is acknowledged). Messages left by an earlier run are sent first
+    /// and are not this run's, so they are taken off.
+    pub fn acknowledged(&self) -> Option<u64> {
+        let published = self.counters.as_ref()?.published();
+        Some(match &self.delivery {
+            Some(d) => (published + d.dropped_refused.load(Ordering::Relaxed))
+                .saturating_sub(d.recovered()),
+            None => published,
+        })
+    }
+}
 
 struct StdoutSink;
 

@@ -415,6 +415,11 @@ impl Outbox {
         Arc::clone(&self.shared.counters)
     }
 
+    /// A handle that reads the spool's size while the run goes on (for `--metrics`).
+    pub fn spool_gauge(&self) -> SpoolGauge {
+        SpoolGauge(Arc::clone(&self.shared))
+    }
+
     /// Stops the delivery thread (after it delivered what it could) and keeps how it ended.
     fn join(&mut self) {
         if let Some(thread) = self.thread.take() {
@@ -624,6 +629,17 @@ impl Outbox {
             damaged_segments: self.damaged.len() as u64,
             spool_dir: self.spool_dir.clone(),
         }
+    }
+}
+
+/// Reads the size of an [`Outbox`]'s spool (taking its lock briefly, once per read).
+#[derive(Clone)]
+pub struct SpoolGauge(Arc<Shared>);
+
+impl SpoolGauge {
+    /// Bytes on disk and messages not yet sent; `None` without a spool (`--when-full drop`).
+    pub fn size(&self) -> Option<(u64, u64)> {
+        self.0.lock().as_ref().map(|s| (s.bytes(), s.unread()))
     }
 }
 

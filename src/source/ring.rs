@@ -470,6 +470,12 @@ impl Ring {
         self.sock.geometry().unwrap_or((0, 0))
     }
 
+    /// `(filled, total)` blocks: how many the kernel has filled and we have not handed back
+    /// yet, out of how many (the ring's fill, for `--metrics`).
+    pub fn fill(&self) -> (usize, usize) {
+        (self.sock.blocks_with_user(), self.geometry().1)
+    }
+
     /// Things the user should hear about (e.g. a ring shrunk for lack of memory).
     pub fn warnings(&self) -> &[String] {
         &self.warnings

@@ -659,6 +659,19 @@ impl PacketSocket {
     pub fn geometry(&self) -> Option<(usize, usize)> {
         self.map.as_ref().map(|m| (m.block_bytes, m.block_count))
     }
+
+    /// Blocks the kernel has filled and handed to user space that we have not given back
+    /// yet: how full the ring is (`--metrics`). One Acquire load per block; called now and
+    /// then by the ring's own worker, never per packet.
+    pub fn blocks_with_user(&self) -> usize {
+        let Some(map) = self.map.as_ref() else {
+            return 0;
+        };
+        (0..map.block_count)
+            .filter_map(|i| Self::status_word(map, i))
+            .filter(|w| w.load(Ordering::Acquire) & TP_STATUS_USER != 0)
+            .count()
+    }
 }
 
 // ---- the TPACKET_V2 transmit ring (used by `replay`) ----
