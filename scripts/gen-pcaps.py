@@ -70,6 +70,7 @@ from scapy.layers.inet6 import (  # noqa: E402
     RouterAlert,
 )
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether  # noqa: E402
+from scapy.layers.sctp import SCTP, SCTPChunkInit, SCTPChunkInitAck  # noqa: E402
 from scapy.packet import Raw  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
@@ -1278,6 +1279,19 @@ def fixture_tunnels():
     cap.add(eth(ROUTER, SERVER) / ip4(ROUTER, SERVER, id=0x4004) / tcp6)
     cap.add(eth(ROUTER, SERVER) / ip6(ROUTER, SERVER) / syn)
     cap.add(eth(ROUTER, SERVER) / ip6(ROUTER, SERVER) / icmp6)
+    # Flows the Community ID treats specially: SCTP (ports, not decoded), RSVP (no ports),
+    # SCTP inside VXLAN.
+    sctp = SCTP(sport=2905, dport=2905, tag=0) / SCTPChunkInit(init_tag=0x1234, a_rwnd=65535,
+                                                             n_out_streams=2, n_in_streams=2,
+                                                             init_tsn=1)
+    cap.add(eth(CLIENT, GATEWAY) / ip4(CLIENT, SERVER, id=0x4005) / sctp)
+    cap.add(eth(GATEWAY, CLIENT) / ip6(SERVER, CLIENT) / SCTP(sport=2905, dport=2905, tag=0x1234)
+            / SCTPChunkInitAck(init_tag=0x5678, a_rwnd=65535, n_out_streams=2, n_in_streams=2,
+                               init_tsn=1))
+    cap.add(outer4(udp(51008, 4789, vxlan_hdr(12) + l2(ip4(TENANT_A, TENANT_B, id=0x104)
+                                                       / sctp))))
+    rsvp = bytes([0x10, 1, 0, 0, 0xFF, 0, 0, 8]) + bytes(8)
+    cap.add(outer4(Tunnelled(46, rsvp), ROUTER, SERVER, ip_id=0x4006))
     # Cut short inside each tunnel header (wire length kept).
     full = bytes(outer4(udp(54000, 4789, vxlan_hdr(5) + l2(syn))))
     cap.add(full, caplen=14 + 20 + 8 + 5)

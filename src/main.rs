@@ -35,6 +35,7 @@ fn main() -> ExitCode {
                 workers: usize::from(args.workers),
                 source_host: args.source_host,
                 output,
+                packet: args.packet.options(),
             };
             let outcome = job.run();
             if let Some(e) = &outcome.error {
@@ -104,6 +105,7 @@ fn capture(args: CaptureArgs) -> ExitCode {
         stats_interval: args.stats_interval,
         source_host: args.source_host,
         output,
+        packet: args.packet.options(),
         drop_to,
     };
     let stop = Arc::new(AtomicBool::new(false));

@@ -11,6 +11,7 @@ pub mod arp;
 pub mod bytes;
 pub mod dns;
 pub mod ethernet;
+pub mod flow;
 pub mod geneve;
 pub mod gre;
 pub mod icmp;
@@ -291,6 +292,11 @@ impl<'a> Packet<'a> {
 
     pub fn layer_count(&self) -> usize {
         self.len
+    }
+
+    /// The decoded layers as a slice, outermost first.
+    pub fn layers_slice(&self) -> &[Layer<'a>] {
+        &self.layers[..self.len]
     }
 
     fn push(&mut self, layer: Layer<'a>) -> bool {

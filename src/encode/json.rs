@@ -1,6 +1,7 @@
 //! The packet writer: appends one JSON message per packet (see `docs/FORMAT.md`) to a reused
 //! buffer. No intermediate tree, no per-packet allocation once the buffer has grown.
 
+use super::community_id;
 use super::hex::{
     push_hex, push_ipv4, push_ipv6, push_latin1_escaped, push_mac, push_mac6, push_nine_digits,
     push_str_escaped, push_u64,
@@ -9,6 +10,7 @@ use super::out::Out;
 use crate::decode::arp::{AddrForm, Arp};
 use crate::decode::bytes;
 use crate::decode::dns::{self, Dns, RdataNames};
+use crate::decode::flow;
 use crate::decode::icmp::{self, Icmp};
 use crate::decode::icmpv6::{Icmpv6, Icmpv6Kind, NdOptKind, NdOption};
 use crate::decode::ipv4::Ipv4;
@@ -76,6 +78,8 @@ pub struct JsonEncoder {
     source_json: Vec<u8>,
     cached_sec: i64,
     cached_created: [u8; 19],
+    /// Seed of the Community ID hash (`--community-id-seed`, default 0).
+    community_id_seed: u16,
 }
 
 impl JsonEncoder {
@@ -92,7 +96,14 @@ impl JsonEncoder {
             source_json,
             cached_sec: i64::MIN,
             cached_created: [0; 19],
+            community_id_seed: 0,
         }
+    }
+
+    /// Uses `seed` for the Community ID of every message (the specification's default is 0).
+    pub fn with_community_id_seed(mut self, seed: u16) -> JsonEncoder {
+        self.community_id_seed = seed;
+        self
     }
 
     /// Appends the message for `pkt` and a newline to `out`.
@@ -160,6 +171,7 @@ impl JsonEncoder {
         push_u64(out, u64::from(meta.wire_len));
         out.extend_from_slice(b",\"cap_len\":");
         push_u64(out, u64::from(meta.cap_len));
+        self.write_community_ids(out, pkt);
         if let Some(e) = pkt.error {
             out.extend_from_slice(b",\"decode_error\":{\"layer\":\"");
             out.extend_from_slice(e.layer.as_str().as_bytes());
@@ -168,6 +180,29 @@ impl JsonEncoder {
             out.extend_from_slice(b"\"}");
         }
         out.extend_from_slice(b"}\n");
+    }
+}
+
+impl JsonEncoder {
+    /// `community_id` of the innermost flow and, for a tunnelled packet, `community_id_outer`
+    /// of the outermost one (docs/FORMAT.md).
+    #[inline]
+    fn write_community_ids(&self, out: &mut Out<'_>, pkt: &Packet<'_>) {
+        let mut text = [0u8; community_id::ID_LEN];
+        if let Some(inner) = flow::flow_tuple(pkt, flow::Which::Innermost) {
+            out.extend_from_slice(b",\"community_id\":\"");
+            let id = community_id::community_id(&inner, self.community_id_seed, &mut text);
+            out.extend_from_slice(id.as_bytes());
+            out.push(b'"');
+        }
+        if flow::is_tunnelled(pkt) {
+            if let Some(outer) = flow::flow_tuple(pkt, flow::Which::Outermost) {
+                out.extend_from_slice(b",\"community_id_outer\":\"");
+                let id = community_id::community_id(&outer, self.community_id_seed, &mut text);
+                out.extend_from_slice(id.as_bytes());
+                out.push(b'"');
+            }
+        }
     }
 }
 
@@ -850,7 +885,11 @@ fn write_gre(out: &mut Out<'_>, g: &Gre<'_>) {
     num!(out, "routing_present", u64::from(g.routing_present()));
     num!(out, "key_present", u64::from(g.key_present()));
     num!(out, "seqnum_present", u64::from(g.seqnum_present()));
-    num!(out, "strict_route_source", u64::from(g.strict_route_source()));
+    num!(
+        out,
+        "strict_route_source",
+        u64::from(g.strict_route_source())
+    );
     num!(out, "recursion_control", u64::from(g.recursion_control()));
     if g.pptp {
         num!(out, "acknum_present", u64::from(g.acknum_present()));
