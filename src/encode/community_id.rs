@@ -101,7 +101,16 @@ mod tests {
     /// One row of the specification's baseline tables (community-id-spec, baseline/README.md):
     /// protocol, source, destination, source port or ICMP type, destination port or ICMP
     /// code, the ID with seed 0 and with seed 1.
-    const SPEC_TABLE: &[(u8, &str, &str, Option<(u16, u16)>, &str, &str)] = &[
+    type SpecRow = (
+        u8,
+        &'static str,
+        &'static str,
+        Option<(u16, u16)>,
+        &'static str,
+        &'static str,
+    );
+
+    const SPEC_TABLE: &[SpecRow] = &[
         (
             6,
             "1.2.3.4",
