@@ -70,3 +70,53 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::decode::{decode, decode_with_options, DecodeOptions, Layer, LinkType};
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x88, 0x47]);
+        // label 16, cos 5, not bottom, ttl 64; label 17, bottom, ttl 63
+        f.extend_from_slice(&[0x00, 0x01, 0x0a, 0x40, 0x00, 0x01, 0x11, 0x3f]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn stack_then_payload_by_option() {
+        let mut ip = vec![0x45, 0, 0, 20, 0, 0, 0, 0, 64, 59, 0, 0];
+        ip.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+        let f = frame(&ip);
+        let p = decode(LinkType::Ethernet, &f);
+        let l: Vec<_> = p.layers().collect();
+        assert_eq!(l.len(), 4, "{l:?}");
+        let Layer::Mpls(a) = l[1] else { panic!() };
+        let Layer::Mpls(b) = l[2] else { panic!() };
+        assert_eq!((a.label(), a.cos(), a.s(), a.ttl()), (16, 5, 0, 64));
+        assert_eq!((b.label(), b.cos(), b.s(), b.ttl()), (17, 0, 1, 63));
+        assert!(matches!(l[3], Layer::Ipv4(_)));
+
+        // A payload that is neither IPv4 nor IPv6 stays raw by default ...
+        let eth = [
+            0x00, 0x00, 0x5e, 0x00, 0x53, 0x01, 0x00, 0x00, 0x5e, 0x00, 0x53, 0x02, 0x08, 0x06,
+        ];
+        let f = frame(&eth);
+        let p = decode(LinkType::Ethernet, &f);
+        assert_eq!(p.layer_count(), 3);
+        assert_eq!(p.raw, &eth);
+        // ... and is Ethernet with --mpls-payload ether (even one whose MAC starts with 4).
+        let opts = DecodeOptions {
+            mpls_payload: super::MplsPayload::Ether,
+        };
+        let f = frame(&eth);
+        let p = decode_with_options(LinkType::Ethernet, &f, &opts);
+        assert!(matches!(p.layers().nth(3), Some(Layer::Ether(_))));
+        let mut eth4 = eth;
+        eth4[0] = 0x45;
+        let f = frame(&eth4);
+        let p = decode_with_options(LinkType::Ethernet, &f, &opts);
+        assert!(matches!(p.layers().nth(3), Some(Layer::Ether(_))));
+    }
+}
