@@ -1,7 +1,12 @@
 //! Community ID v1 (https://github.com/corelight/community-id-spec): a SHA-1 over the seed and
 //! the flow tuple, ordered so that both directions of a flow give the same value, written as
 //! `1:` and the base64 of the digest. SHA-1 and base64 come from the RustCrypto `sha1` and the
-//! `base64` crates; nothing is allocated.
+//! `base64` crates; nothing is allocated per packet.
+//!
+//! Hashing costs about as much as a quarter of the rest of the per-packet work, and most
+//! packets belong to a flow seen a moment ago, so [`IdCache`] keeps the last IDs in a small
+//! direct-mapped table keyed by the exact bytes that would be hashed: a hit returns the same
+//! text the hash would give, by construction.
 
 use crate::decode::flow::{Addrs, FlowTuple, PROTO_ICMP, PROTO_ICMPV6};
 use base64::Engine;
@@ -48,8 +53,18 @@ fn icmpv6_counterpart(icmp_type: u16) -> Option<u16> {
     })
 }
 
+/// Most bytes hashed: seed 2, two IPv6 addresses 32, protocol and padding 2, ports 4.
+const MAX_INPUT: usize = 40;
+
 /// Writes the Community ID of `flow` with `seed` into `out` and returns it as text.
 pub fn community_id<'o>(flow: &FlowTuple<'_>, seed: u16, out: &'o mut [u8; ID_LEN]) -> &'o str {
+    let mut input = [0u8; MAX_INPUT];
+    let n = hash_input(flow, seed, &mut input);
+    render(&input[..n], out)
+}
+
+/// The bytes the specification hashes for `flow`, written into `buf`; returns their length.
+fn hash_input(flow: &FlowTuple<'_>, seed: u16, buf: &mut [u8; MAX_INPUT]) -> usize {
     // Port equivalents: ICMP type and code become (type, counterpart type) when the type has
     // a counterpart, else (type, code) and the flow is one-way (never reordered).
     let (ports, one_way) = match (flow.proto, flow.ports) {
@@ -75,16 +90,25 @@ pub fn community_id<'o>(flow: &FlowTuple<'_>, seed: u16, out: &'o mut [u8; ID_LE
     } else {
         (dst, src, ports.map(|(sp, dp)| (dp, sp)))
     };
-    let mut h = Sha1::new();
-    h.update(seed.to_be_bytes());
-    h.update(src);
-    h.update(dst);
-    h.update([flow.proto, 0]);
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        buf[n..n + bytes.len()].copy_from_slice(bytes);
+        n += bytes.len();
+    };
+    put(&seed.to_be_bytes());
+    put(src);
+    put(dst);
+    put(&[flow.proto, 0]);
     if let Some((sp, dp)) = ports {
-        h.update(sp.to_be_bytes());
-        h.update(dp.to_be_bytes());
+        put(&sp.to_be_bytes());
+        put(&dp.to_be_bytes());
     }
-    let digest = h.finalize();
+    n
+}
+
+/// `1:` + base64(SHA-1(input)) into `out`.
+fn render<'o>(input: &[u8], out: &'o mut [u8; ID_LEN]) -> &'o str {
+    let digest = Sha1::digest(input);
     out[..2].copy_from_slice(b"1:");
     let n = base64::engine::general_purpose::STANDARD
         .encode_slice(digest, &mut out[2..])
@@ -268,6 +292,29 @@ mod tests {
     }
 
     #[test]
+    fn cache_gives_what_the_hash_gives() {
+        let mut cache = IdCache::default();
+        let addrs: Vec<[u8; 4]> = (0..600u32)
+            .map(|i| i.wrapping_mul(2_654_435_761).to_be_bytes())
+            .collect();
+        for round in 0..3 {
+            for (i, a) in addrs.iter().enumerate() {
+                let b = addrs[(i + 1) % addrs.len()];
+                let ports = Some((i as u16, (i * 7 + round) as u16));
+                let flow = FlowTuple {
+                    addrs: Addrs::V4(a, &b),
+                    proto: 6,
+                    ports,
+                };
+                let mut out = [0u8; ID_LEN];
+                let want = community_id(&flow, 3, &mut out).to_string();
+                assert_eq!(cache.id(&flow, 3), want);
+                assert_eq!(cache.id(&flow, 3), want);
+            }
+        }
+    }
+
+    #[test]
     fn specification_tables() {
         for &(proto, s, d, ports, seed0, seed1) in SPEC_TABLE {
             assert_eq!(
@@ -281,5 +328,62 @@ mod tests {
                 "{proto} {s} {d} {ports:?} seed 1"
             );
         }
+    }
+}
+
+/// Entries of [`IdCache`] (a power of two): 256 × 72 bytes, about 18 KiB per encoder.
+const CACHE_ENTRIES: usize = 256;
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    input: [u8; MAX_INPUT],
+    /// Length of `input`; 0 marks an empty entry (a real input is at least 12 bytes).
+    input_len: u8,
+    id: [u8; ID_LEN],
+}
+
+/// The Community IDs of recently seen flows (see the module comment).
+#[derive(Clone, Debug)]
+pub struct IdCache {
+    entries: Box<[Entry]>,
+}
+
+impl Default for IdCache {
+    fn default() -> IdCache {
+        IdCache {
+            entries: vec![
+                Entry {
+                    input: [0; MAX_INPUT],
+                    input_len: 0,
+                    id: [0; ID_LEN],
+                };
+                CACHE_ENTRIES
+            ]
+            .into_boxed_slice(),
+        }
+    }
+}
+
+impl IdCache {
+    /// The Community ID of `flow` with `seed`, from the table or computed (and stored).
+    pub fn id(&mut self, flow: &FlowTuple<'_>, seed: u16) -> &str {
+        let mut input = [0u8; MAX_INPUT];
+        let n = hash_input(flow, seed, &mut input);
+        // FNV-1a over the input picks the slot; the whole input is compared on a hit.
+        let mut h: u32 = 0x811c_9dc5;
+        for &b in &input[..n] {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+        let slot = (h ^ (h >> 16)) as usize & (CACHE_ENTRIES - 1);
+        let Some(e) = self.entries.get_mut(slot) else {
+            return "";
+        };
+        if usize::from(e.input_len) != n || e.input[..n] != input[..n] {
+            e.input = input;
+            e.input_len = n as u8;
+            let len = render(&input[..n], &mut e.id).len();
+            debug_assert_eq!(len, ID_LEN);
+        }
+        std::str::from_utf8(&e.id).unwrap_or("")
     }
 }

@@ -80,6 +80,7 @@ pub struct JsonEncoder {
     cached_created: [u8; 19],
     /// Seed of the Community ID hash (`--community-id-seed`, default 0).
     community_id_seed: u16,
+    community_ids: community_id::IdCache,
 }
 
 impl JsonEncoder {
@@ -97,6 +98,7 @@ impl JsonEncoder {
             cached_sec: i64::MIN,
             cached_created: [0; 19],
             community_id_seed: 0,
+            community_ids: community_id::IdCache::default(),
         }
     }
 
@@ -187,19 +189,17 @@ impl JsonEncoder {
     /// `community_id` of the innermost flow and, for a tunnelled packet, `community_id_outer`
     /// of the outermost one (docs/FORMAT.md).
     #[inline]
-    fn write_community_ids(&self, out: &mut Out<'_>, pkt: &Packet<'_>) {
-        let mut text = [0u8; community_id::ID_LEN];
+    fn write_community_ids(&mut self, out: &mut Out<'_>, pkt: &Packet<'_>) {
+        let seed = self.community_id_seed;
         if let Some(inner) = flow::flow_tuple(pkt, flow::Which::Innermost) {
             out.extend_from_slice(b",\"community_id\":\"");
-            let id = community_id::community_id(&inner, self.community_id_seed, &mut text);
-            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(self.community_ids.id(&inner, seed).as_bytes());
             out.push(b'"');
         }
         if flow::is_tunnelled(pkt) {
             if let Some(outer) = flow::flow_tuple(pkt, flow::Which::Outermost) {
                 out.extend_from_slice(b",\"community_id_outer\":\"");
-                let id = community_id::community_id(&outer, self.community_id_seed, &mut text);
-                out.extend_from_slice(id.as_bytes());
+                out.extend_from_slice(self.community_ids.id(&outer, seed).as_bytes());
                 out.push(b'"');
             }
         }
