@@ -5,7 +5,8 @@ Usage:  fuzz/seed-corpus.py [CAPTURE_DIR ...]       (default: pcaps/)
 
 Reads every .pcap / .pcapng file in the given directories (plain Python, no scapy) and writes
 one corpus file per distinct (link type, frame): a selector byte naming the link type, as
-fuzz_targets/decode_frame.rs maps it, followed by the frame. Files are named by their SHA-1,
+fuzz_targets/decode_frame.rs maps it, followed by the frame (MPLS-over-Ethernet frames a second
+time with the selector's top bit set, for `--mpls-payload ether`). Files are named by their SHA-1,
 as libFuzzer names its own, into fuzz/corpus/decode_frame/. Frames of link types the decoder
 does not support are skipped. Damaged files are read up to the damage.
 """
@@ -85,12 +86,17 @@ def main(dirs):
             for link, frame in frames:
                 if link not in SELECTOR:
                     continue
-                seed = bytes([SELECTOR[link]]) + frame
-                out = os.path.join(OUT_DIR, hashlib.sha1(seed).hexdigest())
-                if not os.path.exists(out):
-                    with open(out, "wb") as f:
-                        f.write(seed)
-                    written += 1
+                seeds = [bytes([SELECTOR[link]]) + frame]
+                if link == 1 and frame[12:14] in (b"\x88\x47", b"\x88\x48"):
+                    # MPLS over Ethernet: also with the selector's top bit, which decodes the
+                    # payload after the bottom label as Ethernet (--mpls-payload ether).
+                    seeds.append(bytes([SELECTOR[link] | 0x80]) + frame)
+                for seed in seeds:
+                    out = os.path.join(OUT_DIR, hashlib.sha1(seed).hexdigest())
+                    if not os.path.exists(out):
+                        with open(out, "wb") as f:
+                            f.write(seed)
+                        written += 1
     print(f"seed-corpus.py: wrote {written} new seeds into {OUT_DIR}")
 
 

@@ -70,6 +70,7 @@ from scapy.layers.inet6 import (  # noqa: E402
     RouterAlert,
 )
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether  # noqa: E402
+from scapy.layers.sctp import SCTP, SCTPChunkInit, SCTPChunkInitAck  # noqa: E402
 from scapy.packet import Raw  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
@@ -1072,6 +1073,270 @@ def fixture_vlan():
 
 
 # ---------------------------------------------------------------------------------------------
+# tunnels.pcap
+#
+# Tunnel headers are packed here with struct (every bit under our control, independent of how
+# scapy's contrib classes build them); scapy builds the IP/UDP/TCP around and inside them, so
+# outer lengths and checksums are right.
+
+VTEP_A = Host("00:00:5e:00:53:a1", "203.0.113.11", "2001:db8:2::11", None)
+VTEP_B = Host("00:00:5e:00:53:b2", "203.0.113.12", "2001:db8:2::12", None)
+TENANT_A = Host("00:00:5e:00:53:c1", "192.0.2.101", "2001:db8:3::101", None)
+TENANT_B = Host("00:00:5e:00:53:c2", "192.0.2.102", "2001:db8:3::102", None)
+ETH_P_TEB = 0x6558          # transparent Ethernet bridging (GRE, GENEVE)
+ETH_P_MPLS_UC = 0x8847
+ETH_P_MPLS_MC = 0x8848
+ETH_P_PPPOE_DISC = 0x8863
+ETH_P_PPPOE_SESS = 0x8864
+ETH_P_ERSPAN_II = 0x88BE
+ETH_P_ERSPAN_III = 0x22EB
+ETH_P_PPP_GRE = 0x880B
+
+
+def vxlan_hdr(vni, flags=0x08, next_protocol=None, gp=None, reserved2=0):
+    """RFC 7348 header; next_protocol sets the VXLAN-GPE P bit, gp=(gpflags, gpid) the G bit."""
+    if next_protocol is not None:
+        flags |= 0x04
+    if gp is not None:
+        flags |= 0x80
+    out = bytes([flags])
+    if next_protocol is not None:
+        out += struct.pack("!HB", 0, next_protocol)
+    if gp is not None:
+        out += struct.pack("!BH", gp[0], gp[1])
+    if next_protocol is None and gp is None:
+        out += b"\x00\x00\x00"
+    return out + struct.pack("!I", (vni << 8) | reserved2)
+
+
+def geneve_hdr(vni, proto, options=(), oam=0, critical=0):
+    """RFC 8926 header; options are (class, type, data) with len(data) a multiple of 4."""
+    opts = b"".join(struct.pack("!HBB", c, t, len(d) // 4) + d for c, t, d in options)
+    return struct.pack("!BBHI", len(opts) // 4, (oam << 7) | (critical << 6), proto,
+                       vni << 8) + opts
+
+
+def gre_hdr(proto, key=None, seq=None, chksum=None, version=0):
+    b0 = (0x80 if chksum is not None else 0) | (0x20 if key is not None else 0) \
+        | (0x10 if seq is not None else 0)
+    out = struct.pack("!BBH", b0, version, proto)
+    if chksum is not None:
+        out += struct.pack("!HH", chksum, 0)
+    if key is not None:
+        out += struct.pack("!I", key)
+    if seq is not None:
+        out += struct.pack("!I", seq)
+    return out
+
+
+def gre_pptp_hdr(payload_len, call_id, seq=None, ack=None):
+    b0 = 0x20 | (0x10 if seq is not None else 0)
+    b1 = (0x80 if ack is not None else 0) | 1
+    out = struct.pack("!BBHHH", b0, b1, ETH_P_PPP_GRE, payload_len, call_id)
+    if seq is not None:
+        out += struct.pack("!I", seq)
+    if ack is not None:
+        out += struct.pack("!I", ack)
+    return out
+
+
+def erspan_ii_hdr(vlan, cos, session_id, index, en=3, t=0):
+    return struct.pack("!HHI", (1 << 12) | vlan, (cos << 13) | (en << 11) | (t << 10)
+                       | session_id, index)
+
+
+def erspan_iii_hdr(vlan, cos, session_id, timestamp, sgt, hw=0, d=0, gra=1, platform=None):
+    o = 1 if platform is not None else 0
+    out = struct.pack("!HHIHH", (2 << 12) | vlan, (cos << 13) | session_id, timestamp, sgt,
+                      (hw << 4) | (d << 3) | (gra << 1) | o)
+    if platform is not None:
+        platf_id, info1, info2 = platform
+        out += struct.pack("!II", (platf_id << 26) | info1, info2)
+    return out
+
+
+def mpls_stack(*labels):
+    """(label, cos, ttl) entries, outermost first; the last gets the bottom-of-stack bit."""
+    out = b""
+    for i, (label, cos, ttl) in enumerate(labels):
+        s = 1 if i == len(labels) - 1 else 0
+        out += struct.pack("!I", (label << 12) | (cos << 9) | (s << 8) | ttl)
+    return out
+
+
+def pppoe_hdr(code, session, payload):
+    return struct.pack("!BBHH", 0x11, code, session, len(payload)) + payload
+
+
+def fixture_tunnels():
+    cap = Capture(21)
+    query, response = dns_exchanges()[0]
+    # Inner tenant traffic, built once and wrapped in each tunnel.
+    syn = (ip4(TENANT_A, TENANT_B, id=0x101) / TCP(sport=41000, dport=80, seq=1000, flags="S",
+           window=64240, options=[("MSS", 1410), ("SAckOK", b""), ("WScale", 7)]))
+    synack = (ip4(TENANT_B, TENANT_A, id=0x201) / TCP(sport=80, dport=41000, seq=9000, ack=1001,
+              flags="SA", window=65160, options=[("MSS", 1410)]))
+    dnsq = ip4(TENANT_A, RESOLVER, id=0x102) / UDP(sport=41001, dport=53) / Raw(query)
+    dnsr = ip4(RESOLVER, TENANT_A, id=0x202) / UDP(sport=53, dport=41001) / Raw(response)
+    ping = ip4(TENANT_A, TENANT_B, id=0x103) / ICMP(type=8, id=7, seq=1) / Raw(b"inner ping")
+    pong = ip4(TENANT_B, TENANT_A, id=0x203) / ICMP(type=0, id=7, seq=1) / Raw(b"inner ping")
+    udp6 = ip6(TENANT_A, TENANT_B) / UDP(sport=41002, dport=9999) / Raw(b"inner v6 datagram")
+    tcp6 = (ip6(TENANT_A, TENANT_B) / TCP(sport=41003, dport=443, seq=77, flags="S",
+            window=64800, options=[("MSS", 1390)]))
+    icmp6 = ip6(TENANT_B, TENANT_A) / ICMPv6EchoRequest(id=8, seq=2, data=b"v6 ping in tunnel")
+    arp = ARP(op=1, hwsrc=TENANT_A.mac, psrc=TENANT_A.ip4, hwdst=ZERO_MAC, pdst=TENANT_B.ip4)
+
+    def l2(inner, src=TENANT_A, dst=TENANT_B):
+        """An inner Ethernet frame around `inner` (IPv4, IPv6 or ARP)."""
+        return bytes(eth(src, dst) / inner)
+
+    def outer4(payload_layer, src=VTEP_A, dst=VTEP_B, ip_id=0x4000):
+        return eth(src, dst) / under_ip(ip4(src, dst, id=ip_id, flags="DF"), payload_layer)
+
+    def outer6(payload_layer, src=VTEP_A, dst=VTEP_B):
+        return eth(src, dst) / under_ip(ip6(src, dst), payload_layer)
+
+    def udp(sport, dport, payload):
+        return UDP(sport=sport, dport=dport) / Raw(payload)
+
+    # VXLAN (RFC 7348) on 4789 both ways, on Linux's 8472, over IPv6, and inside 802.1Q.
+    cap.add(outer4(udp(51000, 4789, vxlan_hdr(5001) + l2(syn))), gap_us=0)
+    cap.add(outer4(udp(51001, 4789, vxlan_hdr(5001) + l2(synack, TENANT_B, TENANT_A)),
+                   VTEP_B, VTEP_A, 0x5000), gap_us=300)
+    cap.add(outer4(udp(51002, 8472, vxlan_hdr(0xABCDEF, reserved2=0x5A) + l2(dnsq))))
+    cap.add(outer6(udp(51003, 4789, vxlan_hdr(42) + l2(udp6))))
+    cap.add(eth(VTEP_A, VTEP_B) / Dot1Q(prio=3, vlan=700) / ip4(VTEP_A, VTEP_B, id=0x4001)
+            / udp(51004, 4789, vxlan_hdr(7) + l2(ping)))
+    # VXLAN group policy (G bit) around ARP; VXLAN-GPE (4790) with next protocol IPv4 and IPv6.
+    cap.add(outer4(udp(51005, 4789, vxlan_hdr(9, gp=(0x08, 0x1234)) + l2(arp, TENANT_A,
+                                                                        BROADCAST))))
+    cap.add(outer4(udp(51006, 4790, vxlan_hdr(10, next_protocol=1) + bytes(ping))))
+    cap.add(outer4(udp(51007, 4790, vxlan_hdr(11, next_protocol=2) + bytes(icmp6))))
+    # GENEVE (RFC 8926): Ethernet with two options, IPv4 with none, IPv6 with OAM + critical.
+    opts = [(0x0102, 0x80, b"\x00\x00\x00\x2a"), (0xFFFF, 0x01, b"geneve-option-8b")]
+    cap.add(outer4(udp(52000, 6081, geneve_hdr(0x123456, ETH_P_TEB, opts) + l2(dnsq))))
+    cap.add(outer4(udp(52001, 6081, geneve_hdr(77, ETH_P_IP) + bytes(syn))))
+    cap.add(outer4(udp(52002, 6081, geneve_hdr(78, ETH_P_IPV6, [(0x0101, 0x03, b"")], oam=1,
+                                               critical=1) + bytes(tcp6))))
+    # GRE (RFC 2784/2890): plain IPv4, key+sequence around Ethernet, checksum, over IPv6.
+    cap.add(outer4(GRE_raw(gre_hdr(ETH_P_IP) + bytes(ping))))
+    cap.add(outer4(GRE_raw(gre_hdr(ETH_P_IP) + bytes(pong)), VTEP_B, VTEP_A))
+    cap.add(outer4(GRE_raw(gre_hdr(ETH_P_TEB, key=0x0A0B0C0D, seq=1) + l2(dnsr, RESOLVER,
+                                                                        TENANT_A))))
+    cap.add(outer4(GRE_raw(gre_hdr(ETH_P_IPV6, chksum=0x1234, key=5) + bytes(udp6))))
+    cap.add(outer6(GRE_raw(gre_hdr(ETH_P_IP) + bytes(synack))))
+    cap.add(outer4(GRE_raw(gre_hdr(ETH_P_8021Q) + bytes(Dot1Q(vlan=33) / syn))))
+    cap.add(outer4(GRE_raw(gre_hdr(ETH_P_ARP) + bytes(arp))))
+    # Two deep: VXLAN inside GRE, GENEVE inside VXLAN, GRE inside IP-in-IP.
+    inner_vxlan = ip4(VTEP_A, VTEP_B, id=0x4100) / udp(53000, 4789, vxlan_hdr(900) + l2(syn))
+    cap.add(outer4(GRE_raw(gre_hdr(ETH_P_IP, key=99) + bytes(inner_vxlan)), ROUTER, SERVER))
+    inner_geneve = ip4(VTEP_A, VTEP_B, id=0x4101) / udp(53001, 6081, geneve_hdr(
+        901, ETH_P_TEB, [(0x0103, 0x02, b"\x01\x02\x03\x04")]) + l2(ping))
+    cap.add(outer4(udp(53002, 4789, vxlan_hdr(902) + l2(inner_geneve, VTEP_A, VTEP_B))))
+    inner_gre = under_ip(ip4(VTEP_A, VTEP_B, id=0x4102), GRE_raw(gre_hdr(ETH_P_IP)
+                                                                   + bytes(dnsq)))
+    cap.add(outer4(IPIP_raw(bytes(inner_gre)), ROUTER, SERVER))
+    # MPLS (RFC 3032): over Ethernet (unicast two labels, multicast one), inside GRE (two deep
+    # with VXLAN under it), MPLS in IP (RFC 4023), MPLS in UDP (RFC 7510, port 6635), and a
+    # label stack whose payload is not IP (raw by default).
+    cap.add(eth(ROUTER, SERVER, ETH_P_MPLS_UC) / Raw(mpls_stack((16001, 0, 64), (24, 5, 63))
+                                                    + bytes(syn)))
+    cap.add(eth(ROUTER, SERVER, ETH_P_MPLS_MC) / Raw(mpls_stack((300, 1, 10)) + bytes(udp6)))
+    cap.add(outer4(GRE_raw(gre_hdr(ETH_P_MPLS_UC) + mpls_stack((1000, 0, 255), (2000, 0, 255))
+                           + bytes(inner_vxlan))))
+    cap.add(outer4(Tunnelled(137, mpls_stack((17, 0, 1)) + bytes(pong)), ip_id=0x4002))
+    cap.add(outer4(udp(53003, 6635, mpls_stack((18, 2, 8)) + bytes(tcp6))))
+    cap.add(eth(ROUTER, SERVER, ETH_P_MPLS_UC) / Raw(mpls_stack((19, 0, 5)) + l2(ping)))
+    # ERSPAN: type II (GRE 0x88be with sequence), type III with and without the
+    # platform-specific sub-header (GRE 0x22eb), type I (0x88be without sequence number).
+    mirrored = l2(syn)
+    cap.add(outer4(GRE_raw(gre_hdr(ETH_P_ERSPAN_II, seq=17) + erspan_ii_hdr(100, 3, 0x155,
+                                                                            0xABCDE)
+                           + mirrored)))
+    cap.add(outer4(GRE_raw(gre_hdr(ETH_P_ERSPAN_III, seq=18) + erspan_iii_hdr(
+        200, 1, 0x2AA, 0x01020304, 0xBEEF, hw=5, d=1) + l2(tcp6))))
+    cap.add(outer4(GRE_raw(gre_hdr(ETH_P_ERSPAN_III, seq=19) + erspan_iii_hdr(
+        201, 0, 0x001, 0x0A0B0C0D, 0, platform=(3, 0x123456, 0xCAFEF00D)) + l2(arp))))
+    cap.add(outer4(GRE_raw(gre_hdr(ETH_P_ERSPAN_II) + l2(pong, TENANT_B, TENANT_A))))
+    # PPPoE: discovery (PADI with tags, padded to 60 bytes), session with PPP around IPv4 and
+    # IPv6 (padded), an LCP echo; PPTP's enhanced GRE with a compressed PPP protocol field.
+    tags = struct.pack("!HH", 0x0101, 0) + struct.pack("!HH", 0x0103, 4) + b"\x00\x00\x12\x34"
+    padi = bytes(eth(CLIENT, BROADCAST, ETH_P_PPPOE_DISC)) + pppoe_hdr(0x09, 0, tags)
+    cap.add(padi + bytes(60 - len(padi)))
+    cap.add(bytes(eth(CLIENT, GATEWAY, ETH_P_PPPOE_SESS)) + pppoe_hdr(0, 0x2A, b"\x00\x21"
+                                                                      + bytes(dnsq)))
+    sess6 = bytes(eth(GATEWAY, CLIENT, ETH_P_PPPOE_SESS)) + pppoe_hdr(0, 0x2A, b"\x00\x57"
+                                                                      + bytes(icmp6))
+    cap.add(sess6 + b"\x00" * 4)
+    lcp = b"\xc0\x21" + b"\x09\x01\x00\x08" + b"\x11\x22\x33\x44"
+    cap.add(bytes(eth(CLIENT, GATEWAY, ETH_P_PPPOE_SESS)) + pppoe_hdr(0, 0x2A, lcp)
+            + bytes(60 - 14 - 6 - len(lcp)))
+    ppp_payload = b"\x21" + bytes(ping)
+    cap.add(outer4(GRE_raw(gre_pptp_hdr(len(ppp_payload), 0x0400, seq=3, ack=2)
+                           + ppp_payload)))
+    # IP in IP (RFC 2003), IPv6 in IPv4 (6in4, RFC 4213), IPv4 in IPv6, IPv6 in IPv6.
+    cap.add(eth(ROUTER, SERVER) / ip4(ROUTER, SERVER, id=0x4003) / dnsr)
+    cap.add(eth(ROUTER, SERVER) / ip4(ROUTER, SERVER, id=0x4004) / tcp6)
+    cap.add(eth(ROUTER, SERVER) / ip6(ROUTER, SERVER) / syn)
+    cap.add(eth(ROUTER, SERVER) / ip6(ROUTER, SERVER) / icmp6)
+    # Flows the Community ID treats specially: SCTP (ports, not decoded), RSVP (no ports),
+    # SCTP inside VXLAN.
+    sctp = SCTP(sport=2905, dport=2905, tag=0) / SCTPChunkInit(init_tag=0x1234, a_rwnd=65535,
+                                                             n_out_streams=2, n_in_streams=2,
+                                                             init_tsn=1)
+    cap.add(eth(CLIENT, GATEWAY) / ip4(CLIENT, SERVER, id=0x4005) / sctp)
+    cap.add(eth(GATEWAY, CLIENT) / ip6(SERVER, CLIENT) / SCTP(sport=2905, dport=2905, tag=0x1234)
+            / SCTPChunkInitAck(init_tag=0x5678, a_rwnd=65535, n_out_streams=2, n_in_streams=2,
+                               init_tsn=1))
+    cap.add(outer4(udp(51008, 4789, vxlan_hdr(12) + l2(ip4(TENANT_A, TENANT_B, id=0x104)
+                                                       / sctp))))
+    rsvp = bytes([0x10, 1, 0, 0, 0xFF, 0, 0, 8]) + bytes(8)
+    cap.add(outer4(Tunnelled(46, rsvp), ROUTER, SERVER, ip_id=0x4006))
+    # Cut short inside each tunnel header (wire length kept).
+    full = bytes(outer4(udp(54000, 4789, vxlan_hdr(5) + l2(syn))))
+    cap.add(full, caplen=14 + 20 + 8 + 5)
+    full = bytes(outer4(udp(54001, 6081, geneve_hdr(6, ETH_P_TEB, opts) + l2(syn))))
+    cap.add(full, caplen=14 + 20 + 8 + 14)
+    full = bytes(outer4(GRE_raw(gre_hdr(ETH_P_TEB, key=1, seq=2) + l2(syn))))
+    cap.add(full, caplen=14 + 20 + 9)
+    full = bytes(eth(ROUTER, SERVER, ETH_P_MPLS_UC) / Raw(mpls_stack((1, 0, 1), (2, 0, 2))
+                                                          + bytes(syn)))
+    cap.add(full, caplen=14 + 6)
+    full = bytes(outer4(GRE_raw(gre_hdr(ETH_P_ERSPAN_III, seq=1) + erspan_iii_hdr(
+        1, 0, 1, 1, 1) + l2(syn))))
+    cap.add(full, caplen=14 + 20 + 8 + 7)
+    full = bytes(eth(CLIENT, GATEWAY, ETH_P_PPPOE_SESS)) + pppoe_hdr(0, 1, b"\x00\x21"
+                                                                     + bytes(syn))
+    cap.add(full, caplen=14 + 4)
+    # A GENEVE option whose length runs past the option area: the header is malformed.
+    bad = bytearray(geneve_hdr(8, ETH_P_TEB, [(0x0102, 0x80, b"\x00\x00\x00\x01")]))
+    bad[11] = 3
+    cap.add(outer4(udp(54002, 6081, bytes(bad) + l2(syn))))
+    return cap
+
+
+Tunnelled = namedtuple("Tunnelled", "proto payload")
+
+
+def GRE_raw(payload):  # noqa: N802  (used like a layer)
+    """GRE bytes (packed by gre_hdr) as the payload of IP protocol / next header 47."""
+    return Tunnelled(47, payload)
+
+
+def IPIP_raw(payload):  # noqa: N802
+    return Tunnelled(4, payload)
+
+
+def under_ip(l3, payload_layer):
+    """`l3` / payload, setting the protocol field when the payload is Tunnelled bytes (scapy
+    only infers it from layers it knows)."""
+    if isinstance(payload_layer, Tunnelled):
+        l3.setfieldval("nh" if isinstance(l3, IPv6) else "proto", payload_layer.proto)
+        return l3 / Raw(payload_layer.payload)
+    return l3 / payload_layer
+
+
+# ---------------------------------------------------------------------------------------------
 # Linux cooked captures (tcpdump -i any)
 
 SLL_HOST, SLL_BROADCAST, SLL_MULTICAST, SLL_OTHERHOST, SLL_OUTGOING = 0, 1, 2, 3, 4
@@ -1917,6 +2182,7 @@ def main(argv):
     pcapng("multi.pcapng", fixture_multi_pcapng)
     pcapng("big-endian.pcapng", fixture_big_endian_pcapng)
     pcap("mixed.pcap", fixture_mixed)
+    pcap("tunnels.pcap", fixture_tunnels)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,23 @@ else
 fi
 info "$("$kombu_venv/bin/python" -c 'import kombu, redis; print("kombu", kombu.__version__, "redis-py", redis.__version__)')"
 
+# Community ID reference implementation (Corelight's `communityid` from PyPI) for
+# tests/community_id.rs, in a venv that also sees the system site packages (python3-scapy, for
+# the oracle's dissection).
+step "communityid virtual environment (target/communityid-venv)"
+cid_venv=target/communityid-venv
+if "$cid_venv/bin/python" -c 'import communityid, scapy' >/dev/null 2>&1; then
+  info "present"
+else
+  if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  rm -rf "$cid_venv"
+  /usr/bin/python3 -m venv --system-site-packages "$cid_venv"
+  "$cid_venv/bin/pip" install -q --disable-pip-version-check communityid
+fi
+info "$("$cid_venv/bin/python" -c 'import importlib.metadata as m; print("communityid", m.version("communityid"))')"
+
 # ---------------------------------------------------------------------------------------------
 # Rust toolchain
 # ---------------------------------------------------------------------------------------------

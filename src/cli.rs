@@ -70,6 +70,9 @@ pub struct ReadArgs {
     #[command(flatten)]
     pub pcap: PcapOutArgs,
 
+    #[command(flatten)]
+    pub packet: PacketArgs,
+
     /// Keep only packets matching this tcpdump filter expression (compiled by libpcap).
     #[arg(short, long, env = "NETWORK_FILTER", value_name = "EXPR")]
     pub filter: Option<String>,
@@ -260,6 +263,9 @@ pub struct CaptureArgs {
 
     #[command(flatten)]
     pub pcap: PcapOutArgs,
+
+    #[command(flatten)]
+    pub packet: PacketArgs,
 
     /// Capture only packets matching this tcpdump filter expression (compiled by libpcap,
     /// run in the kernel before any packet reaches the ring).
@@ -1483,6 +1489,42 @@ impl DeliveryArgs {
             spool_dir: self.spool_dir.clone(),
             spool_cap_bytes: self.spool_mb << 20,
             ..Delivery::default()
+        }
+    }
+}
+
+/// Per-packet choices shared by `read` and `capture`.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct PacketArgs {
+    /// Seed of the Community ID flow hash in every message (`community_id`); sensors that
+    /// join their records must use the same seed.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub community_id_seed: u16,
+
+    /// What follows the bottom MPLS label: `ip` (IPv4 or IPv6 by the first nibble, anything
+    /// else raw) or `ether` (an Ethernet pseudowire without control word).
+    #[arg(long, value_enum, default_value_t = MplsPayloadArg::Ip, value_name = "KIND")]
+    pub mpls_payload: MplsPayloadArg,
+}
+
+/// `--mpls-payload` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MplsPayloadArg {
+    Ip,
+    Ether,
+}
+
+impl PacketArgs {
+    pub fn options(&self) -> crate::pipeline::worker::PacketOptions {
+        use crate::decode::mpls::MplsPayload;
+        crate::pipeline::worker::PacketOptions {
+            community_id_seed: self.community_id_seed,
+            decode: crate::decode::DecodeOptions {
+                mpls_payload: match self.mpls_payload {
+                    MplsPayloadArg::Ip => MplsPayload::Ip,
+                    MplsPayloadArg::Ether => MplsPayload::Ether,
+                },
+            },
         }
     }
 }

@@ -155,6 +155,7 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
         workers: usize::from(args.workers),
         source_host: args.source_host,
         output,
+        packet: args.packet.options(),
     };
     let outcome = job.run_observed(
         &Observe {
@@ -273,6 +274,7 @@ fn capture(args: CaptureArgs) -> ExitCode {
         stats_interval: args.stats_interval,
         source_host: args.source_host,
         output,
+        packet: args.packet.options(),
         drop_to,
     };
     let stop = Arc::new(AtomicBool::new(false));

@@ -229,6 +229,11 @@ fn check_message(line: &str, source: &str, ctx: &str) -> serde_json::Value {
 
     let keys = top_level_keys(line);
     let mut expected: Vec<&str> = ENVELOPE_KEYS.to_vec();
+    for optional in ["community_id", "community_id_outer"] {
+        if obj.contains_key(optional) {
+            expected.push(optional);
+        }
+    }
     if obj.contains_key("decode_error") {
         expected.push("decode_error");
     }

@@ -13,7 +13,8 @@
 //! neither holds a capture, a few frames built here stand in, so the properties still run.
 
 use netpipe_fast::decode::dns::{MAX_MESSAGE_NAME_JSON_BYTES, MAX_RECORDS_PER_SECTION};
-use netpipe_fast::decode::{decode, LinkType};
+use netpipe_fast::decode::mpls::MplsPayload;
+use netpipe_fast::decode::{decode, decode_with_options, DecodeOptions, LinkType};
 use netpipe_fast::encode::{max_message_bytes, FrameMeta, JsonEncoder};
 use netpipe_fast::source::pcap_file::CaptureReader;
 use proptest::prelude::*;
@@ -39,6 +40,9 @@ const ALL_LINK_TYPES: [LinkType; 7] = [
 const ENVELOPE_KEYS: [&str; 6] = [
     "data", "created", "source", "time_ns", "wire_len", "cap_len",
 ];
+
+/// Envelope keys that appear only on some messages.
+const OPTIONAL_KEYS: [&str; 3] = ["community_id", "community_id_outer", "decode_error"];
 
 /// A real frame: its link type and bytes.
 struct RealFrame {
@@ -238,7 +242,7 @@ fn check_one(
     );
     for key in obj.keys() {
         assert!(
-            ENVELOPE_KEYS.contains(&key.as_str()) || key == "decode_error",
+            ENVELOPE_KEYS.contains(&key.as_str()) || OPTIONAL_KEYS.contains(&key.as_str()),
             "unexpected envelope key {key:?} ({})",
             context()
         );
@@ -277,6 +281,26 @@ fn check_one(
         obj["cap_len"].as_u64(),
         Some(u64::from(meta.cap_len)),
         "({})",
+        context()
+    );
+    for key in ["community_id", "community_id_outer"] {
+        if let Some(id) = obj.get(key) {
+            let id = id.as_str().unwrap_or_default();
+            assert!(
+                id.len() == 30
+                    && id.starts_with("1:")
+                    && id.ends_with('=')
+                    && id[2..29]
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'),
+                "{key} {id:?} ({})",
+                context()
+            );
+        }
+    }
+    assert!(
+        obj.get("community_id_outer").is_none() || text.matches("\"ip").count() >= 2,
+        "community_id_outer without two IP layers ({})",
         context()
     );
     if let Some(err) = obj.get("decode_error") {
@@ -649,4 +673,192 @@ fn every_truncation_of_real_frames() {
             out.clear();
         }
     }
+}
+
+// ---- tunnels ----
+
+/// The entries of a JSON object in text order (serde_json's `Map` is sorted by key).
+struct Ordered(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Ordered, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Ordered, A::Error> {
+                let mut v = Vec::new();
+                while let Some(e) = m.next_entry::<String, Value>()? {
+                    v.push(e);
+                }
+                Ok(Ordered(v))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `(layer key without its `_N` suffix, value)` of each entry of a message's `data`, in
+/// order.
+fn layers_of(msg: &Value) -> Vec<(String, Value)> {
+    let Ordered(entries) =
+        serde_json::from_str(msg["__text"].as_str().expect("text")).expect("data object");
+    entries
+        .into_iter()
+        .map(|(k, v)| {
+            let base = match k.rsplit_once('_') {
+                Some((head, tail))
+                    if !head.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    head.to_string()
+                }
+                _ => k,
+            };
+            (base, v)
+        })
+        .collect()
+}
+
+fn message_with(link: LinkType, frame: &[u8], opts: &DecodeOptions) -> Value {
+    let mut out = Vec::new();
+    let meta = FrameMeta {
+        time_ns: 0,
+        wire_len: frame.len() as u32,
+        cap_len: frame.len() as u32,
+    };
+    JsonEncoder::new(SOURCE).encode(&mut out, &meta, &decode_with_options(link, frame, opts));
+    let mut msg: Value = serde_json::from_slice(&out).expect("valid JSON");
+    // Keep the `data` object's text too: its key order is part of the contract.
+    let text = std::str::from_utf8(&out).expect("UTF-8");
+    let start = text.find("{\"data\":").expect("data") + "{\"data\":".len();
+    let end = text.rfind("},\"created\":").expect("created") + 1;
+    msg["__text"] = Value::String(text[start..end].to_string());
+    msg
+}
+
+/// Ethernet / IPv4 192.0.2.1 -> 192.0.2.2 carrying `payload` as IP protocol `proto`.
+fn outer_ipv4(proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![
+        0x00, 0x00, 0x5e, 0x00, 0x53, 0xa1, 0x00, 0x00, 0x5e, 0x00, 0x53, 0xb2, 0x08, 0x00,
+    ];
+    let total = (20 + payload.len()) as u16;
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+        proto,
+        0,
+        0,
+    ]);
+    f.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+    f.extend_from_slice(payload);
+    f
+}
+
+fn in_vxlan(inner: &[u8]) -> Vec<u8> {
+    let len = (8 + 8 + inner.len()) as u16;
+    let mut udp = vec![0xc3, 0x50, 0x12, 0xb5, (len >> 8) as u8, len as u8, 0, 0];
+    udp.extend_from_slice(&[0x08, 0, 0, 0, 0, 0x13, 0x89, 0]);
+    udp.extend_from_slice(inner);
+    outer_ipv4(17, &udp)
+}
+
+/// Ethernet / two MPLS labels / `inner` (an Ethernet pseudowire: needs `--mpls-payload
+/// ether`).
+fn in_mpls(inner: &[u8]) -> Vec<u8> {
+    let mut f = vec![
+        0x00, 0x00, 0x5e, 0x00, 0x53, 0xa1, 0x00, 0x00, 0x5e, 0x00, 0x53, 0xb2, 0x88, 0x47,
+    ];
+    f.extend_from_slice(&[0x00, 0x01, 0x00, 0x40, 0x00, 0x02, 0x01, 0x40]);
+    f.extend_from_slice(inner);
+    f
+}
+
+fn in_gre(inner: &[u8]) -> Vec<u8> {
+    let mut gre = vec![0x20, 0x00, 0x65, 0x58, 0, 0, 0, 42];
+    gre.extend_from_slice(inner);
+    outer_ipv4(47, &gre)
+}
+
+/// Any Ethernet frame carried in VXLAN or in GRE (transparent Ethernet bridging) decodes to
+/// the outer layers, the tunnel header, then exactly the layers and values the frame has on
+/// its own, with suffixed keys; the outer values are the tunnel's, never the inner frame's;
+/// and the innermost flow's Community ID is the one the frame has on its own.
+#[test]
+fn tunnelled_frames_keep_their_layers_and_flow() {
+    let mut checked = 0;
+    for real in real_frames()
+        .iter()
+        .filter(|f| f.link == LinkType::Ethernet)
+    {
+        let alone = decode(LinkType::Ethernet, &real.bytes);
+        // The layer budget (16) must hold the 4 outer layers as well.
+        // ... and the outer IPv4 length must hold the frame (jumbo frames are skipped).
+        if alone.layer_count() > 12 || alone.layer_count() == 0 || real.bytes.len() > 9000 {
+            continue;
+        }
+        let ether_pw = DecodeOptions {
+            mpls_payload: MplsPayload::Ether,
+        };
+        for (tunnel, wrapped, opts) in [
+            ("vxlan", in_vxlan(&real.bytes), DecodeOptions::default()),
+            ("gre", in_gre(&real.bytes), DecodeOptions::default()),
+            ("mpls", in_mpls(&real.bytes), ether_pw),
+        ] {
+            // The frame alone, decoded with the same options.
+            let plain = message_with(LinkType::Ethernet, &real.bytes, &opts);
+            let inner_layers = layers_of(&plain);
+            let msg = message_with(LinkType::Ethernet, &wrapped, &opts);
+            let layers = layers_of(&msg);
+            let head: Vec<&str> = layers
+                .iter()
+                .take_while(|(k, _)| k != tunnel)
+                .map(|(k, _)| k.as_str())
+                .collect();
+            let expected_head: &[&str] = match tunnel {
+                "vxlan" => &["ether", "ip", "udp"],
+                "gre" => &["ether", "ip"],
+                _ => &["ether"],
+            };
+            assert_eq!(head, expected_head, "{}", hex(&real.bytes));
+            if tunnel != "mpls" {
+                assert_eq!(msg["data"]["ip"]["src"], "192.0.2.1");
+            }
+            assert_eq!(msg["data"]["ether"]["src"], "00:00:5e:00:53:b2");
+            // The tunnel header (two label entries for MPLS), then the frame's own layers.
+            let skip = if tunnel == "mpls" { 2 } else { 1 };
+            let tail = &layers[head.len() + skip..];
+            assert_eq!(
+                tail,
+                &inner_layers[..],
+                "{tunnel} around {}",
+                hex(&real.bytes)
+            );
+            assert_eq!(msg.get("decode_error"), plain.get("decode_error"));
+            // With a flow of its own, the frame keeps its ID inside the tunnel, and the
+            // tunnel's flow is `community_id_outer`.
+            if plain.get("community_id").is_some() {
+                assert_eq!(
+                    msg.get("community_id"),
+                    plain.get("community_id"),
+                    "{tunnel} around {}",
+                    hex(&real.bytes)
+                );
+                assert!(tunnel == "mpls" || msg.get("community_id_outer").is_some());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "only {checked} frames wrapped");
 }

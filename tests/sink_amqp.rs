@@ -335,6 +335,7 @@ fn connection_closed_by_the_broker_mid_stream_loses_nothing() {
         count: None,
         workers: 1,
         source_host: "localdev".into(),
+        packet: Default::default(),
         output: Output::Amqp(cfg.clone()),
     };
     let runner = std::thread::spawn(move || job.run_with_sink(Box::new(sink)));
@@ -406,6 +407,7 @@ fn measure_publish_rates() {
             count: None,
             workers: 1,
             source_host: "localdev".into(),
+            packet: Default::default(),
             output: Output::Amqp(cfg),
         };
         let started = Instant::now();

@@ -102,6 +102,7 @@ fn tcp_reconnects_and_loses_nothing_when_the_listener_drops_the_connection() {
         count: None,
         workers: 2,
         source_host: "localdev".into(),
+        packet: Default::default(),
         output: Output::Tcp(cfg),
     };
     let runner = thread::spawn(move || job.run_with_sink(Box::new(sink)));

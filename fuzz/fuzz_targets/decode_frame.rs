@@ -1,17 +1,20 @@
 //! Fuzz target: one frame through `decode` and `JsonEncoder::encode`.
 //!
-//! Input layout: the first byte selects the link type (modulo the number of link types, in
-//! the order of `LINK_TYPES`), the rest is the frame. The target fails on a panic (including
+//! Input layout: the first byte selects the link type (its low 7 bits modulo the number of
+//! link types, in the order of `LINK_TYPES`) and, with its top bit, `--mpls-payload ether`;
+//! the rest is the frame. The target fails on a panic (including
 //! arithmetic overflow: cargo fuzz builds with debug assertions), on output that is not
 //! exactly one line, and on a line that is not valid JSON with `data` as an object.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netpipe_fast::decode::{decode, LinkType};
+use netpipe_fast::decode::mpls::MplsPayload;
+use netpipe_fast::decode::{decode_with_options, DecodeOptions, LinkType};
 use netpipe_fast::encode::{FrameMeta, JsonEncoder};
 
-/// Selector byte `n` means `LINK_TYPES[n % 7]`; `seed-corpus.py` writes seeds in this order.
+/// Selector byte `n` means `LINK_TYPES[(n & 0x7f) % 7]`; `seed-corpus.py` writes seeds in
+/// this order (selectors 0-6, default options).
 const LINK_TYPES: [LinkType; 7] = [
     LinkType::Null,
     LinkType::Ethernet,
@@ -26,8 +29,15 @@ fuzz_target!(|input: &[u8]| {
     let Some((&selector, frame)) = input.split_first() else {
         return;
     };
-    let link = LINK_TYPES[usize::from(selector) % LINK_TYPES.len()];
-    let pkt = decode(link, frame);
+    let link = LINK_TYPES[usize::from(selector & 0x7f) % LINK_TYPES.len()];
+    let opts = DecodeOptions {
+        mpls_payload: if selector & 0x80 != 0 {
+            MplsPayload::Ether
+        } else {
+            MplsPayload::Ip
+        },
+    };
+    let pkt = decode_with_options(link, frame, &opts);
 
     let cap_len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
     let meta = FrameMeta {

@@ -10,6 +10,8 @@ pub const ETHERTYPE_ARP: u16 = 0x0806;
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
 pub const ETHERTYPE_QINQ: u16 = 0x88a8;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+pub const ETHERTYPE_PPPOE_DISCOVERY: u16 = 0x8863;
+pub const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
 
 /// Ethernet II header (IEEE 802.3 clause 3.1.1 with an EtherType).
 #[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
@@ -74,6 +76,9 @@ pub(crate) fn next_for_ether_type(t: u16) -> Next {
         ETHERTYPE_IPV6 => Next::Ipv6 { quoted: false },
         ETHERTYPE_ARP => Next::Arp,
         ETHERTYPE_VLAN | ETHERTYPE_QINQ => Next::EtherType(t),
+        super::mpls::ETHERTYPE_MPLS_UNICAST | super::mpls::ETHERTYPE_MPLS_MULTICAST => Next::Mpls,
+        ETHERTYPE_PPPOE_DISCOVERY => Next::Pppoe { discovery: true },
+        ETHERTYPE_PPPOE_SESSION => Next::Pppoe { discovery: false },
         _ => Next::Stop,
     }
 }

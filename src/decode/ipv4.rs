@@ -104,6 +104,9 @@ pub(crate) fn by_proto(proto: u8, quoted: bool) -> Next {
         17 => Next::Udp { quoted },
         // IPv6 in IPv4, also inside an ICMP error, is a plain IPv6 header (as in scapy).
         41 => Next::Ipv6 { quoted: false },
+        // GRE (RFC 2784) and MPLS in IP (RFC 4023); scapy binds neither inside an ICMP error.
+        47 if !quoted => Next::Gre,
+        super::mpls::IP_PROTO_MPLS if !quoted => Next::Mpls,
         _ => Next::Stop,
     }
 }

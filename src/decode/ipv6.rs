@@ -129,6 +129,8 @@ pub(crate) fn by_next_header<'a>(
         6 => return Next::Tcp { quoted },
         17 => return Next::Udp { quoted },
         41 if !quoted => return Next::Ipv6 { quoted: false },
+        47 if !quoted => return Next::Gre,
+        super::mpls::IP_PROTO_MPLS if !quoted => return Next::Mpls,
         58 => return Next::Icmpv6,
         _ => return Next::Stop,
     };

@@ -11,12 +11,18 @@ pub mod arp;
 pub mod bytes;
 pub mod dns;
 pub mod ethernet;
+pub mod flow;
+pub mod geneve;
+pub mod gre;
 pub mod icmp;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod mpls;
+pub mod pppoe;
 pub mod tcp;
 pub mod udp;
+pub mod vxlan;
 
 use std::fmt;
 
@@ -122,6 +128,13 @@ pub enum LayerName {
     Tcp,
     Udp,
     Dns,
+    Vxlan,
+    Geneve,
+    Gre,
+    Erspan,
+    Mpls,
+    Pppoe,
+    Ppp,
 }
 
 impl LayerName {
@@ -141,6 +154,13 @@ impl LayerName {
             LayerName::Tcp => "tcp",
             LayerName::Udp => "udp",
             LayerName::Dns => "dns",
+            LayerName::Vxlan => "vxlan",
+            LayerName::Geneve => "geneve",
+            LayerName::Gre => "gre",
+            LayerName::Erspan => "erspan",
+            LayerName::Mpls => "mpls",
+            LayerName::Pppoe => "pppoe",
+            LayerName::Ppp => "ppp",
         }
     }
 }
@@ -229,6 +249,17 @@ pub enum Layer<'a> {
     Tcp(tcp::Tcp<'a>),
     Udp(udp::Udp<'a>),
     Dns(dns::Dns<'a>),
+    Vxlan(vxlan::Vxlan<'a>),
+    Geneve(geneve::Geneve<'a>),
+    /// GRE, or the enhanced GRE header of PPTP (scapy `GRE_PPTP`).
+    Gre(gre::Gre<'a>),
+    Erspan(gre::Erspan<'a>),
+    /// One MPLS label stack entry.
+    Mpls(&'a mpls::MplsHdr),
+    /// PPPoE session (`pppoe`) or discovery (`pppoed`) header.
+    Pppoe(pppoe::Pppoe<'a>),
+    /// PPP: the protocol field's value.
+    Ppp(u16),
 }
 
 /// Most layers a frame can yield; deeper nesting ends in `raw`.
@@ -266,6 +297,11 @@ impl<'a> Packet<'a> {
 
     pub fn layer_count(&self) -> usize {
         self.len
+    }
+
+    /// The decoded layers as a slice, outermost first.
+    pub fn layers_slice(&self) -> &[Layer<'a>] {
+        &self.layers[..self.len]
     }
 
     fn push(&mut self, layer: Layer<'a>) -> bool {
@@ -318,6 +354,15 @@ pub(crate) enum Next {
         tcp: bool,
     },
     Arp,
+    Vxlan,
+    Geneve,
+    Gre,
+    Erspan(gre::ErspanKind),
+    Mpls,
+    Pppoe {
+        discovery: bool,
+    },
+    Ppp,
     /// Nothing more to decode: the rest is `raw`.
     Stop,
 }
@@ -328,6 +373,8 @@ pub(crate) struct Cursor<'a> {
     pub data: &'a [u8],
     pub pos: usize,
     pub end: usize,
+    /// What follows the bottom MPLS label (a decode option).
+    pub payload_of_mpls: mpls::MplsPayload,
 }
 
 impl<'a> Cursor<'a> {
@@ -353,10 +400,26 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Choices the bytes cannot make for the decoder (defaults: what a frame most likely holds).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// What follows the bottom MPLS label (`--mpls-payload`).
+    pub mpls_payload: mpls::MplsPayload,
+}
+
 /// Decodes one frame captured on `link`.
 pub fn decode(link: LinkType, frame: &[u8]) -> Packet<'_> {
+    decode_with_options(link, frame, &DecodeOptions::default())
+}
+
+/// Decodes one frame captured on `link` with non-default options.
+pub fn decode_with_options<'a>(
+    link: LinkType,
+    frame: &'a [u8],
+    opts: &DecodeOptions,
+) -> Packet<'a> {
     let mut pkt = Packet::new();
-    decode_into(&mut pkt, link, frame);
+    decode_into(&mut pkt, link, frame, opts);
     pkt
 }
 
@@ -364,16 +427,28 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Packet<'_> {
 /// hundred bytes; the per-packet path avoids copying it out).
 #[inline]
 pub fn decode_with<R>(link: LinkType, frame: &[u8], f: impl FnOnce(&Packet<'_>) -> R) -> R {
+    decode_with_options_then(link, frame, &DecodeOptions::default(), f)
+}
+
+/// [`decode_with`] with non-default options.
+#[inline]
+pub fn decode_with_options_then<R>(
+    link: LinkType,
+    frame: &[u8],
+    opts: &DecodeOptions,
+    f: impl FnOnce(&Packet<'_>) -> R,
+) -> R {
     let mut pkt = Packet::new();
-    decode_into(&mut pkt, link, frame);
+    decode_into(&mut pkt, link, frame, opts);
     f(&pkt)
 }
 
-fn decode_into<'a>(pkt: &mut Packet<'a>, link: LinkType, frame: &'a [u8]) {
+fn decode_into<'a>(pkt: &mut Packet<'a>, link: LinkType, frame: &'a [u8], opts: &DecodeOptions) {
     let mut cur = Cursor {
         data: frame,
         pos: 0,
         end: frame.len(),
+        payload_of_mpls: opts.mpls_payload,
     };
     let mut next = match link {
         LinkType::Ethernet => Next::Ether,
@@ -408,6 +483,13 @@ fn decode_into<'a>(pkt: &mut Packet<'a>, link: LinkType, frame: &'a [u8]) {
             Next::Icmpv6 => icmpv6::decode(&mut cur, pkt),
             Next::NdOptions => icmpv6::decode_nd_option(&mut cur, pkt),
             Next::Dns { tcp } => dns::decode(&mut cur, pkt, tcp),
+            Next::Vxlan => vxlan::decode(&mut cur, pkt),
+            Next::Geneve => geneve::decode(&mut cur, pkt),
+            Next::Gre => gre::decode(&mut cur, pkt),
+            Next::Erspan(kind) => gre::decode_erspan(kind, &mut cur, pkt),
+            Next::Mpls => mpls::decode(&mut cur, pkt),
+            Next::Pppoe { discovery } => pppoe::decode(&mut cur, pkt, discovery),
+            Next::Ppp => pppoe::decode_ppp(&mut cur, pkt),
         };
     }
     pkt.raw = cur.rest();

@@ -45,11 +45,21 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: boo
     if cur.rest().is_empty() {
         return Next::Stop;
     }
-    if is_dns_port(hdr.sport.get()) || is_dns_port(hdr.dport.get()) {
-        Next::Dns { tcp: false }
-    } else {
-        Next::Stop
+    let (sport, dport) = (hdr.sport.get(), hdr.dport.get());
+    if is_dns_port(sport) || is_dns_port(dport) {
+        return Next::Dns { tcp: false };
     }
+    // Tunnels (also inside an ICMP error, where scapy's UDPerror shares UDP's bindings).
+    if super::vxlan::is_vxlan_port(sport, dport) {
+        return Next::Vxlan;
+    }
+    if dport == super::geneve::UDP_PORT {
+        return Next::Geneve;
+    }
+    if dport == super::mpls::UDP_PORT {
+        return Next::Mpls;
+    }
+    Next::Stop
 }
 
 #[cfg(test)]

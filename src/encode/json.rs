@@ -1,6 +1,7 @@
 //! The packet writer: appends one JSON message per packet (see `docs/FORMAT.md`) to a reused
 //! buffer. No intermediate tree, no per-packet allocation once the buffer has grown.
 
+use super::community_id;
 use super::hex::{
     push_hex, push_ipv4, push_ipv6, push_latin1_escaped, push_mac, push_mac6, push_nine_digits,
     push_str_escaped, push_u64,
@@ -9,12 +10,14 @@ use super::out::Out;
 use crate::decode::arp::{AddrForm, Arp};
 use crate::decode::bytes;
 use crate::decode::dns::{self, Dns, RdataNames};
+use crate::decode::flow;
 use crate::decode::icmp::{self, Icmp};
 use crate::decode::icmpv6::{Icmpv6, Icmpv6Kind, NdOptKind, NdOption};
 use crate::decode::ipv4::Ipv4;
 use crate::decode::ipv6::{ExtHeader, ExtKind, Ipv6};
 use crate::decode::tcp::{Tcp, TcpOptions};
 use crate::decode::udp::Udp;
+use crate::decode::{geneve::Geneve, gre, gre::Gre, pppoe::Pppoe, vxlan::Vxlan};
 use crate::decode::{Layer, Packet};
 
 // Field writers. The names are literals, so each key token is a constant of known length
@@ -75,6 +78,9 @@ pub struct JsonEncoder {
     source_json: Vec<u8>,
     cached_sec: i64,
     cached_created: [u8; 19],
+    /// Seed of the Community ID hash (`--community-id-seed`, default 0).
+    community_id_seed: u16,
+    community_ids: community_id::IdCache,
 }
 
 impl JsonEncoder {
@@ -91,7 +97,15 @@ impl JsonEncoder {
             source_json,
             cached_sec: i64::MIN,
             cached_created: [0; 19],
+            community_id_seed: 0,
+            community_ids: community_id::IdCache::default(),
         }
+    }
+
+    /// Uses `seed` for the Community ID of every message (the specification's default is 0).
+    pub fn with_community_id_seed(mut self, seed: u16) -> JsonEncoder {
+        self.community_id_seed = seed;
+        self
     }
 
     /// Appends the message for `pkt` and a newline to `out`.
@@ -159,6 +173,7 @@ impl JsonEncoder {
         push_u64(out, u64::from(meta.wire_len));
         out.extend_from_slice(b",\"cap_len\":");
         push_u64(out, u64::from(meta.cap_len));
+        self.write_community_ids(out, pkt);
         if let Some(e) = pkt.error {
             out.extend_from_slice(b",\"decode_error\":{\"layer\":\"");
             out.extend_from_slice(e.layer.as_str().as_bytes());
@@ -184,6 +199,27 @@ pub fn max_message_bytes(frame_len: usize, source: &str) -> usize {
         + 6 * source.len()
 }
 
+impl JsonEncoder {
+    /// `community_id` of the innermost flow and, for a tunnelled packet, `community_id_outer`
+    /// of the outermost one (docs/FORMAT.md).
+    #[inline]
+    fn write_community_ids(&mut self, out: &mut Out<'_>, pkt: &Packet<'_>) {
+        let seed = self.community_id_seed;
+        if let Some(inner) = flow::flow_tuple(pkt, flow::Which::Innermost) {
+            out.extend_from_slice(b",\"community_id\":\"");
+            out.extend_from_slice(self.community_ids.id(&inner, seed).as_bytes());
+            out.push(b'"');
+        }
+        if flow::is_tunnelled(pkt) {
+            if let Some(outer) = flow::flow_tuple(pkt, flow::Which::Outermost) {
+                out.extend_from_slice(b",\"community_id_outer\":\"");
+                out.extend_from_slice(self.community_ids.id(&outer, seed).as_bytes());
+                out.push(b'"');
+            }
+        }
+    }
+}
+
 /// An upper bound of the message size for `pkt`, so it can be written without growing the
 /// buffer: hex doubles payload and padding, a DNS message can grow at most about twelve-fold
 /// (escaped name bytes, per-record keys), every other layer stays well under 512 bytes.
@@ -198,6 +234,8 @@ fn size_bound(pkt: &Packet<'_>) -> usize {
             Layer::Ipv4(ip) => 512 + 2 * ip.bytes.len(),
             Layer::Tcp(t) => 512 + 16 * t.bytes.len(),
             Layer::Arp(a) => 512 + 4 * a.addrs.len(),
+            // Up to 63 four-byte options, each an object of five keys.
+            Layer::Geneve(g) => 512 + 32 * g.bytes.len(),
             _ => 512,
         };
     }
@@ -267,6 +305,15 @@ fn layer_key(layer: &Layer<'_>) -> &'static str {
         Layer::Udp(u) if u.quoted => "udperror",
         Layer::Udp(_) => "udp",
         Layer::Dns(_) => "dns",
+        Layer::Vxlan(_) => "vxlan",
+        Layer::Geneve(_) => "geneve",
+        Layer::Gre(g) if g.pptp => "gre_pptp",
+        Layer::Gre(_) => "gre",
+        Layer::Erspan(e) => e.kind.key(),
+        Layer::Mpls(_) => "mpls",
+        Layer::Pppoe(p) if p.discovery => "pppoed",
+        Layer::Pppoe(_) => "pppoe",
+        Layer::Ppp(_) => "ppp",
     }
 }
 
@@ -389,6 +436,18 @@ fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) {
             Layer::Dns(d) => {
                 write_dns(out, d);
             }
+            Layer::Vxlan(v) => write_vxlan(out, v),
+            Layer::Geneve(g) => write_geneve(out, g),
+            Layer::Gre(g) => write_gre(out, g),
+            Layer::Erspan(e) => write_erspan(out, e),
+            Layer::Mpls(m) => {
+                num_first!(out, "label", u64::from(m.label()));
+                num!(out, "cos", u64::from(m.cos()));
+                num!(out, "s", u64::from(m.s()));
+                num!(out, "ttl", u64::from(m.ttl()));
+            }
+            Layer::Pppoe(p) => write_pppoe(out, p),
+            Layer::Ppp(proto) => num_first!(out, "proto", u64::from(*proto)),
         }
         out.push(b'}');
     }
@@ -787,6 +846,150 @@ fn write_udp(out: &mut Out<'_>, u: &Udp<'_>) {
     num!(out, "dport", u64::from(h.dport.get()));
     num!(out, "len", u64::from(h.len.get()));
     num!(out, "chksum", u64::from(h.chksum.get()));
+}
+
+fn write_vxlan(out: &mut Out<'_>, v: &Vxlan<'_>) {
+    let b = v.bytes;
+    num_first!(out, "flags", u64::from(v.flags()));
+    let mut at = 1;
+    if v.has_next_protocol() {
+        num!(out, "reserved0", u64::from(bytes::be16(b, at)));
+        num!(out, "NextProtocol", u64::from(bytes::byte(b, at + 2)));
+        at += 3;
+    }
+    if !v.has_group_policy() && !v.has_next_protocol() {
+        num!(out, "reserved1", u64::from(bytes::be32(b, 0) & 0x00ff_ffff));
+    }
+    if v.has_group_policy() {
+        num!(out, "gpflags", u64::from(bytes::byte(b, at)));
+        num!(out, "gpid", u64::from(bytes::be16(b, at + 1)));
+    }
+    num!(out, "vni", u64::from(v.vni()));
+    num!(out, "reserved2", u64::from(v.reserved2()));
+}
+
+fn write_geneve(out: &mut Out<'_>, g: &Geneve<'_>) {
+    num_first!(out, "version", u64::from(g.version()));
+    num!(out, "optionlen", u64::from(g.optionlen()));
+    num!(out, "oam", u64::from(g.oam()));
+    num!(out, "critical", u64::from(g.critical()));
+    num!(out, "reserved", u64::from(g.reserved()));
+    num!(out, "proto", u64::from(g.proto()));
+    num!(out, "vni", u64::from(g.vni()));
+    num!(out, "reserved2", u64::from(g.reserved2()));
+    key!(out, "options");
+    out.push(b'[');
+    // Options were checked to tile their area when the header was decoded.
+    for (i, o) in g.options().flatten().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        num_first!(out, "classid", u64::from(o.classid));
+        num!(out, "type", u64::from(o.opt_type));
+        num!(out, "reserved", u64::from(o.reserved));
+        num!(out, "length", u64::from(o.length));
+        hex_field!(out, "data", o.data);
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+fn write_gre(out: &mut Out<'_>, g: &Gre<'_>) {
+    num_first!(out, "chksum_present", u64::from(g.chksum_present()));
+    num!(out, "routing_present", u64::from(g.routing_present()));
+    num!(out, "key_present", u64::from(g.key_present()));
+    num!(out, "seqnum_present", u64::from(g.seqnum_present()));
+    num!(
+        out,
+        "strict_route_source",
+        u64::from(g.strict_route_source())
+    );
+    num!(out, "recursion_control", u64::from(g.recursion_control()));
+    if g.pptp {
+        num!(out, "acknum_present", u64::from(g.acknum_present()));
+    }
+    num!(out, "flags", u64::from(g.flags()));
+    num!(out, "version", u64::from(g.version()));
+    num!(out, "proto", u64::from(g.proto()));
+    let mut word = 0;
+    if g.pptp {
+        let w = g.word(0);
+        num!(out, "payload_len", u64::from(w >> 16));
+        num!(out, "call_id", u64::from(w & 0xffff));
+        word = 1;
+        if g.seqnum_present() == 1 {
+            num!(out, "sequence_number", u64::from(g.word(word)));
+            word += 1;
+        }
+        if g.acknum_present() == 1 {
+            num!(out, "ack_number", u64::from(g.word(word)));
+        }
+        return;
+    }
+    if g.chksum_present() == 1 || g.routing_present() == 1 {
+        let w = g.word(word);
+        num!(out, "chksum", u64::from(w >> 16));
+        num!(out, "offset", u64::from(w & 0xffff));
+        word += 1;
+    }
+    if g.key_present() == 1 {
+        num!(out, "key", u64::from(g.word(word)));
+        word += 1;
+    }
+    if g.seqnum_present() == 1 {
+        num!(out, "sequence_number", u64::from(g.word(word)));
+    }
+}
+
+fn write_erspan(out: &mut Out<'_>, e: &gre::Erspan<'_>) {
+    match e.kind {
+        gre::ErspanKind::I => {}
+        gre::ErspanKind::II | gre::ErspanKind::III => {
+            let w0 = e.be16(0);
+            let w1 = e.be16(2);
+            num_first!(out, "ver", u64::from(w0 >> 12));
+            num!(out, "vlan", u64::from(w0 & 0x0fff));
+            num!(out, "cos", u64::from(w1 >> 13));
+            if e.kind == gre::ErspanKind::II {
+                num!(out, "en", u64::from((w1 >> 11) & 3));
+            } else {
+                num!(out, "bso", u64::from((w1 >> 11) & 3));
+            }
+            num!(out, "t", u64::from((w1 >> 10) & 1));
+            num!(out, "session_id", u64::from(w1 & 0x03ff));
+            let w2 = e.be32(4);
+            if e.kind == gre::ErspanKind::II {
+                num!(out, "reserved", u64::from(w2 >> 20));
+                num!(out, "index", u64::from(w2 & 0x000f_ffff));
+            } else {
+                num!(out, "timestamp", u64::from(w2));
+                num!(out, "sgt_other", u64::from(e.be16(8)));
+                let w = e.be16(10);
+                num!(out, "p", u64::from(w >> 15));
+                num!(out, "ft", u64::from((w >> 10) & 0x1f));
+                num!(out, "hw", u64::from((w >> 4) & 0x3f));
+                num!(out, "d", u64::from((w >> 3) & 1));
+                num!(out, "gra", u64::from((w >> 1) & 3));
+                num!(out, "o", u64::from(w & 1));
+            }
+        }
+        gre::ErspanKind::PlatformSpecific => {
+            let w = e.be32(0);
+            num_first!(out, "platf_id", u64::from(w >> 26));
+            num!(out, "info1", u64::from(w & 0x03ff_ffff));
+            num!(out, "info2", u64::from(e.be32(4)));
+        }
+    }
+}
+
+fn write_pppoe(out: &mut Out<'_>, p: &Pppoe<'_>) {
+    let h = p.hdr;
+    num_first!(out, "version", u64::from(h.version()));
+    num!(out, "type", u64::from(h.pppoe_type()));
+    num!(out, "code", u64::from(h.code));
+    num!(out, "sessionid", u64::from(h.sessionid.get()));
+    num!(out, "len", u64::from(h.len.get()));
 }
 
 /// Writes a DNS name as a JSON string; `root` is what an empty name shows as.

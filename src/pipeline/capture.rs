@@ -75,6 +75,8 @@ pub struct CaptureJob {
     /// `source` of every message.
     pub source_host: String,
     pub output: Output,
+    /// Community ID seed and decode choices.
+    pub packet: super::worker::PacketOptions,
     /// Switch to this user once the rings are open, before the output is opened
     /// (`--user`, like `tcpdump -Z`).
     pub drop_to: Option<TargetUser>,
@@ -618,6 +620,7 @@ impl CaptureJob {
                 ring,
                 cpu,
                 source_host: self.source_host.clone(),
+                packet: self.packet,
                 limit: self.count,
                 claimed: Arc::clone(&claimed),
                 halt: Arc::clone(&halt),
@@ -847,6 +850,7 @@ struct WorkerCtx {
     ring: Ring,
     cpu: Option<core_affinity::CoreId>,
     source_host: String,
+    packet: super::worker::PacketOptions,
     limit: Option<u64>,
     claimed: Arc<AtomicU64>,
     halt: Arc<AtomicBool>,
@@ -983,7 +987,7 @@ impl WorkerCtx {
             let _ = core_affinity::set_for_current(core);
         }
         let mut enc = Encoding {
-            worker: Worker::new(&self.source_host),
+            worker: Worker::with_options(&self.source_host, &self.packet),
             index: self.index,
             batch: self.free_rx.recv().ok(),
             batch_started: Instant::now(),
@@ -1131,6 +1135,7 @@ mod tests {
             stats_interval: None,
             source_host: "test".into(),
             output: Output::Stdout,
+            packet: Default::default(),
             drop_to: None,
             pcap_out: None,
         }

@@ -40,6 +40,8 @@ pub struct ReadJob {
     /// `source` of every message.
     pub source_host: String,
     pub output: Output,
+    /// Community ID seed and decode choices.
+    pub packet: super::worker::PacketOptions,
 }
 
 /// Why a run stopped early. Everything decoded before it was still written.
@@ -309,7 +311,7 @@ impl ReadJob {
         full_tx: &Sender<JsonBatch>,
         free_rx: &Receiver<JsonBatch>,
     ) -> (DecodeStats, Option<JobError>) {
-        let mut worker = Worker::new(&self.source_host);
+        let mut worker = Worker::with_options(&self.source_host, &self.packet);
         let mut seq = 0u64;
         let Ok(mut batch) = free_rx.recv() else {
             return (worker.stats, None);
@@ -387,10 +389,11 @@ impl ReadJob {
                 let free_rx = free_rx.clone();
                 let source_host = self.source_host.as_str();
                 let shared = Arc::clone(&state.counters.workers[i]);
+                let packet = &self.packet;
                 let h = thread::Builder::new()
                     .name(format!("netpipe-worker-{i}"))
                     .spawn_scoped(scope, move || {
-                        let mut worker = Worker::new(source_host);
+                        let mut worker = Worker::with_options(source_host, packet);
                         // Take an output buffer before a frame batch, so the batch the
                         // publisher waits for can always be finished (no deadlock).
                         while let Ok(mut out) = free_rx.recv() {

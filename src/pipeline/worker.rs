@@ -2,19 +2,33 @@
 
 use super::batch::JsonBatch;
 use super::stats::DecodeStats;
-use crate::decode::{decode_with, LinkType};
+use crate::decode::{decode_with_options_then, DecodeOptions, LinkType};
 use crate::encode::{FrameMeta, JsonEncoder};
+
+/// Per-packet choices of a run (`--community-id-seed`, `--mpls-payload`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketOptions {
+    /// Seed of the Community ID hash (0 is the specification's default).
+    pub community_id_seed: u16,
+    pub decode: DecodeOptions,
+}
 
 /// Decodes and encodes frames; one per worker thread.
 pub struct Worker {
     encoder: JsonEncoder,
+    decode: DecodeOptions,
     pub stats: DecodeStats,
 }
 
 impl Worker {
     pub fn new(source_host: &str) -> Worker {
+        Worker::with_options(source_host, &PacketOptions::default())
+    }
+
+    pub fn with_options(source_host: &str, opts: &PacketOptions) -> Worker {
         Worker {
-            encoder: JsonEncoder::new(source_host),
+            encoder: JsonEncoder::new(source_host).with_community_id_seed(opts.community_id_seed),
+            decode: opts.decode,
             stats: DecodeStats::default(),
         }
     }
@@ -28,7 +42,7 @@ impl Worker {
         meta: &FrameMeta,
         batch: &mut JsonBatch,
     ) {
-        let end = decode_with(link, frame, |pkt| {
+        let end = decode_with_options_then(link, frame, &self.decode, |pkt| {
             self.stats.decoded += 1;
             if let Some(e) = pkt.error {
                 self.stats.malformed[e.kind.index()] += 1;

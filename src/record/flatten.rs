@@ -638,6 +638,33 @@ mod tests {
     }
 
     #[test]
+    fn tunnelled_layers_keep_outer_columns_and_suffix_inner_ones() {
+        // A VXLAN packet as `read` prints it (tests/golden/tunnels.pcap.jsonl, first line):
+        // the outer layers keep the original prefixes, the inner ones get `<key>_2_`, so no
+        // outer cell is overwritten and the names do not depend on the traffic mix.
+        let golden = include_str!("../../tests/golden/tunnels.pcap.jsonl");
+        let line = golden.lines().next().unwrap();
+        let got = flat(line).unwrap();
+        let get = |name: &str| {
+            let hits: Vec<_> = got.iter().filter(|(k, _)| k == name).collect();
+            assert_eq!(hits.len(), 1, "{name} in {got:?}");
+            hits[0].1.clone()
+        };
+        assert_eq!(get("ip_src"), "203.0.113.11");
+        assert_eq!(get("ip_2_src"), "192.0.2.101");
+        assert_eq!(get("eth_dst"), "00:00:5e:00:53:b2");
+        assert_eq!(get("ether_2_dst"), "00:00:5e:00:53:c2");
+        assert_eq!(get("udp_dport"), "4789");
+        assert_eq!(get("vxlan_vni"), "5001");
+        assert_eq!(get("tcp_dport"), "80");
+        let mut names: Vec<_> = got.iter().map(|(k, _)| k.as_str()).collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n, "a column was written twice");
+    }
+
+    #[test]
     fn bad_messages_leave_nothing() {
         let mut cols = Columns::default();
         let mut rows = Rows::default();

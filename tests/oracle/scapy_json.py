@@ -41,6 +41,14 @@ from scapy.layers import inet6 as sinet6  # noqa: E402
 from scapy.layers import l2 as sl2  # noqa: E402
 from scapy.packet import NoPayload, Packet, Padding, Raw  # noqa: E402
 from scapy.utils import RawPcapNgReader, RawPcapReader  # noqa: E402
+from scapy.layers import ppp as sppp  # noqa: E402
+from scapy.layers import vxlan as svxlan  # noqa: E402
+# Tunnel classes scapy keeps in contrib (importing a contrib module is what load_contrib
+# does: it makes the module's bindings).
+from scapy.contrib import erspan as serspan  # noqa: E402
+from scapy.contrib import geneve as sgeneve  # noqa: E402
+from scapy.contrib import mpls as smpls  # noqa: E402
+from scapy.packet import bind_layers, split_layers  # noqa: E402
 
 # scapy's readers cut every record at MTU (65535) bytes; the oracle reads whole
 # records [E3].
@@ -62,6 +70,9 @@ SUPPORTED = {
     sinet6.ICMPv6DestUnreach, sinet6.ICMPv6PacketTooBig,
     sinet6.ICMPv6TimeExceeded, sinet6.ICMPv6ParamProblem, sinet6.ICMPv6Unknown,
     sdns.DNS,
+    svxlan.VXLAN, sgeneve.GENEVE, sl2.GRE, sl2.GRE_PPTP,
+    serspan.ERSPAN_I, serspan.ERSPAN_II, serspan.ERSPAN_III, serspan.ERSPAN_PlatformSpecific,
+    smpls.MPLS, sppp.PPPoE, sppp.PPPoED, sppp.PPP,
 }
 
 # DNS record classes netpipe-fast decodes; a message holding any other record
@@ -208,6 +219,58 @@ def _loopback_payload(self, payload):
 
 
 sl2.Loopback.guess_payload_class = _loopback_payload
+
+
+# [M1] MPLS: scapy binds EtherType 0x8847 after Ethernet (and 802.1Q, which shares
+# Ethernet's bindings) and GRE only.  netpipe-fast reads 0x8847 and 0x8848 (multicast,
+# RFC 5332) as MPLS after every link layer and GRE.
+for _lower in (sl2.Ether, sl2.CookedLinux, sl2.CookedLinuxV2, sl2.GRE):
+    for _etype in (0x8847, 0x8848):
+        if _lower is sl2.Ether and _etype == 0x8847:
+            continue
+        if _lower is sl2.GRE:
+            bind_layers(_lower, smpls.MPLS, proto=_etype)
+        elif _lower is sl2.Ether:
+            bind_layers(_lower, smpls.MPLS, type=_etype)
+        else:
+            bind_layers(_lower, smpls.MPLS, proto=_etype)
+bind_layers(sl2.CookedLinuxV2, sppp.PPPoE, proto=0x8864)
+bind_layers(sl2.CookedLinuxV2, sppp.PPPoED, proto=0x8863)
+
+
+# [M2] After the bottom of the label stack scapy guesses IPv4 (nibble 4), IPv6 (6),
+# BIER (5), a pseudowire control word (first two bytes 0) or else Ethernet.  The
+# payload has no type field; netpipe-fast's default reads IPv4/IPv6 by the nibble and
+# leaves anything else raw (`--mpls-payload ether` is not compared).
+def _mpls_payload(self, payload):
+    if not payload:
+        return Padding
+    if not self.s:
+        return smpls.MPLS
+    nibble = payload[0] >> 4
+    if nibble == 4:
+        return sinet.IP
+    if nibble == 6:
+        return sinet6.IPv6
+    return Raw
+
+
+smpls.MPLS.guess_payload_class = _mpls_payload
+
+# [G1] ERSPAN type I (GRE 0x88be without a sequence number) has no header of its own;
+# scapy 2.5 reads an ERSPAN II header there.  The oracle binds ERSPAN_I, scapy's own
+# field-less class for it.
+split_layers(sl2.GRE, serspan.ERSPAN, proto=0x88be, seqnum_present=0)
+bind_layers(sl2.GRE, serspan.ERSPAN_I, proto=0x88be, seqnum_present=0)
+
+
+# [P1] PPPoE session: the payload is `len` bytes and the rest of the frame padding
+# (RFC 2516); scapy cuts by `len` only in the discovery class.
+def _pppoe_padding(self, s):
+    return s[:self.len], s[self.len:]
+
+
+sppp.PPPoE.extract_padding = _pppoe_padding
 
 
 # ---------------------------------------------------------------------------------
@@ -443,6 +506,30 @@ def _dns_section(name, val):
     return items
 
 
+def _geneve_options(layer, _opts):
+    """[G2] GENEVE options: a list of each option's fields.  scapy 2.5's GeneveOptions has
+    no extract_padding, so the options after the first become its Raw payload; the oracle
+    cuts the option area (optionlen * 4 bytes) into options by their `length` and
+    dissects each with GeneveOptions, as it does for EDNS0 options [D6].  Options that do
+    not tile the area exactly make the header malformed: raw."""
+    area = _header_bytes(layer)[8:8 + layer.optionlen * 4]
+    if len(area) != layer.optionlen * 4:
+        raise Malformed("geneve options truncated")
+    items = []
+    while area:
+        if len(area) < 4:
+            raise Malformed("geneve option header cut")
+        size = 4 + (area[3] & 0x1F) * 4
+        if size > len(area):
+            raise Malformed("geneve option runs past optionlen")
+        chunk, area = area[:size], area[size:]
+        o = sgeneve.GeneveOptions(chunk)
+        if not isinstance(o.payload, NoPayload):
+            raise OracleBug("geneve option longer than its fields")
+        items.append(_plain_fields(o))
+    return items
+
+
 # ---------------------------------------------------------------------------------
 # Layers
 
@@ -479,6 +566,8 @@ def _layer_fields(layer):
             out["fields_options"] = _tcp_options(layer, v)
         elif cls is sdns.DNS and name in ("qd", "an", "ns", "ar"):
             out[name] = _dns_section(name, v)
+        elif cls is sgeneve.GENEVE and name == "options":
+            out[name] = _geneve_options(layer, v)
         else:
             out[name] = _norm_value(_leaf_field(layer, f), v)
     if isinstance(layer, sinet.TCP) and "fields_options" not in out:

@@ -1,0 +1,396 @@
+//! Community ID v1 (https://github.com/corelight/community-id-spec): a SHA-1 over the seed and
+//! the flow tuple, ordered so that both directions of a flow give the same value, written as
+//! `1:` and the base64 of the digest. SHA-1 and base64 come from the RustCrypto `sha1` and the
+//! `base64` crates; nothing is allocated per packet.
+//!
+//! Hashing costs about as much as a quarter of the rest of the per-packet work, and most
+//! packets belong to a flow seen a moment ago, so [`IdCache`] keeps the last IDs in a small
+//! direct-mapped table keyed by the exact bytes that would be hashed: a hit returns the same
+//! text the hash would give, by construction.
+
+use crate::decode::flow::{Addrs, FlowTuple, PROTO_ICMP, PROTO_ICMPV6};
+use base64::Engine;
+use sha1::{Digest, Sha1};
+
+/// Length of `1:` + base64 of a 20-byte digest.
+pub const ID_LEN: usize = 2 + 28;
+
+/// ICMP (RFC 792 and friends) request/response types and their counterparts, as Zeek pairs
+/// them; any other type is a one-way message whose code takes the place of the second port.
+fn icmp_counterpart(icmp_type: u16) -> Option<u16> {
+    Some(match icmp_type {
+        8 => 0,
+        0 => 8,
+        13 => 14,
+        14 => 13,
+        15 => 16,
+        16 => 15,
+        10 => 9,
+        9 => 10,
+        17 => 18,
+        18 => 17,
+        _ => return None,
+    })
+}
+
+/// The same for ICMPv6: echo, MLD query/report, router and neighbor discovery, node
+/// information (who-are-you), home agent address discovery.
+fn icmpv6_counterpart(icmp_type: u16) -> Option<u16> {
+    Some(match icmp_type {
+        128 => 129,
+        129 => 128,
+        130 => 131,
+        131 => 130,
+        133 => 134,
+        134 => 133,
+        135 => 136,
+        136 => 135,
+        139 => 140,
+        140 => 139,
+        144 => 145,
+        145 => 144,
+        _ => return None,
+    })
+}
+
+/// Most bytes hashed: seed 2, two IPv6 addresses 32, protocol and padding 2, ports 4.
+const MAX_INPUT: usize = 40;
+
+/// Writes the Community ID of `flow` with `seed` into `out` and returns it as text.
+pub fn community_id<'o>(flow: &FlowTuple<'_>, seed: u16, out: &'o mut [u8; ID_LEN]) -> &'o str {
+    let mut input = [0u8; MAX_INPUT];
+    let n = hash_input(flow, seed, &mut input);
+    render(&input[..n], out)
+}
+
+/// The bytes the specification hashes for `flow`, written into `buf`; returns their length.
+fn hash_input(flow: &FlowTuple<'_>, seed: u16, buf: &mut [u8; MAX_INPUT]) -> usize {
+    // Port equivalents: ICMP type and code become (type, counterpart type) when the type has
+    // a counterpart, else (type, code) and the flow is one-way (never reordered).
+    let (ports, one_way) = match (flow.proto, flow.ports) {
+        (PROTO_ICMP, Some((t, c))) => match icmp_counterpart(t) {
+            Some(r) => (Some((t, r)), false),
+            None => (Some((t, c)), true),
+        },
+        (PROTO_ICMPV6, Some((t, c))) => match icmpv6_counterpart(t) {
+            Some(r) => (Some((t, r)), false),
+            None => (Some((t, c)), true),
+        },
+        (_, p) => (p, false),
+    };
+    let (src, dst): (&[u8], &[u8]) = match flow.addrs {
+        Addrs::V4(s, d) => (s, d),
+        Addrs::V6(s, d) => (s, d),
+    };
+    // Ordered when one-way, when the source address is the smaller, or when the addresses
+    // are equal and the source port is the smaller; otherwise both sides swap.
+    let ordered = one_way || src < dst || (src == dst && ports.is_some_and(|(sp, dp)| sp < dp));
+    let (src, dst, ports) = if ordered {
+        (src, dst, ports)
+    } else {
+        (dst, src, ports.map(|(sp, dp)| (dp, sp)))
+    };
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        buf[n..n + bytes.len()].copy_from_slice(bytes);
+        n += bytes.len();
+    };
+    put(&seed.to_be_bytes());
+    put(src);
+    put(dst);
+    put(&[flow.proto, 0]);
+    if let Some((sp, dp)) = ports {
+        put(&sp.to_be_bytes());
+        put(&dp.to_be_bytes());
+    }
+    n
+}
+
+/// `1:` + base64(SHA-1(input)) into `out`.
+fn render<'o>(input: &[u8], out: &'o mut [u8; ID_LEN]) -> &'o str {
+    let digest = Sha1::digest(input);
+    out[..2].copy_from_slice(b"1:");
+    let n = base64::engine::general_purpose::STANDARD
+        .encode_slice(digest, &mut out[2..])
+        .unwrap_or(0);
+    // base64 output is ASCII; the fallback cannot happen (28 bytes always fit).
+    std::str::from_utf8(&out[..2 + n]).unwrap_or("1:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    /// One row of the specification's baseline tables (community-id-spec, baseline/README.md):
+    /// protocol, source, destination, source port or ICMP type, destination port or ICMP
+    /// code, the ID with seed 0 and with seed 1.
+    type SpecRow = (
+        u8,
+        &'static str,
+        &'static str,
+        Option<(u16, u16)>,
+        &'static str,
+        &'static str,
+    );
+
+    const SPEC_TABLE: &[SpecRow] = &[
+        (
+            6,
+            "1.2.3.4",
+            "5.6.7.8",
+            Some((1122, 3344)),
+            "1:wCb3OG7yAFWelaUydu0D+125CLM=",
+            "1:HhA1B+6CoLbiKPEs5nhNYN4XWfk=",
+        ),
+        (
+            6,
+            "5.6.7.8",
+            "1.2.3.4",
+            Some((3344, 1122)),
+            "1:wCb3OG7yAFWelaUydu0D+125CLM=",
+            "1:HhA1B+6CoLbiKPEs5nhNYN4XWfk=",
+        ),
+        (
+            17,
+            "1.2.3.4",
+            "5.6.7.8",
+            Some((1122, 3344)),
+            "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg=",
+            "1:OShq+iKDAMVouh/4bMxB9Sz4amw=",
+        ),
+        (
+            17,
+            "5.6.7.8",
+            "1.2.3.4",
+            Some((3344, 1122)),
+            "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg=",
+            "1:OShq+iKDAMVouh/4bMxB9Sz4amw=",
+        ),
+        (
+            132,
+            "1.2.3.4",
+            "5.6.7.8",
+            Some((1122, 3344)),
+            "1:EKt4MsxuyaE6mL+hmrEkQ9csDD8=",
+            "1:uitchpn5MMGAQKBJh7bIr/bAr7s=",
+        ),
+        (
+            132,
+            "5.6.7.8",
+            "1.2.3.4",
+            Some((3344, 1122)),
+            "1:EKt4MsxuyaE6mL+hmrEkQ9csDD8=",
+            "1:uitchpn5MMGAQKBJh7bIr/bAr7s=",
+        ),
+        (
+            1,
+            "1.2.3.4",
+            "5.6.7.8",
+            Some((8, 0)),
+            "1:crodRHL2FEsHjbv3UkRrfbs4bZ0=",
+            "1:9pr4ZGTICiuZoIh90RRYE2RyXpU=",
+        ),
+        (
+            1,
+            "5.6.7.8",
+            "1.2.3.4",
+            Some((0, 0)),
+            "1:crodRHL2FEsHjbv3UkRrfbs4bZ0=",
+            "1:9pr4ZGTICiuZoIh90RRYE2RyXpU=",
+        ),
+        (
+            1,
+            "1.2.3.4",
+            "5.6.7.8",
+            Some((11, 0)),
+            "1:f/YiSyWqczrTgfUCZlBUnvHRcPk=",
+            "1:1DD7cWGC/Yg91YGsQeni8du3pIA=",
+        ),
+        (
+            58,
+            "fe80:0001:0203:0405:0607:0809:0A0B:0C0D",
+            "fe80:1011:1213:1415:1617:1819:1A1B:1C1D",
+            Some((128, 0)),
+            "1:0bf7hyMJUwt3fMED7z8LIfRpBeo=",
+            "1:IO27GQzPuCtNnwFvjWALMHu5tJE=",
+        ),
+        (
+            58,
+            "fe80:1011:1213:1415:1617:1819:1A1B:1C1D",
+            "fe80:0001:0203:0405:0607:0809:0A0B:0C0D",
+            Some((129, 0)),
+            "1:0bf7hyMJUwt3fMED7z8LIfRpBeo=",
+            "1:IO27GQzPuCtNnwFvjWALMHu5tJE=",
+        ),
+        (
+            58,
+            "fe80:0001:0203:0405:0607:0809:0A0B:0C0D",
+            "fe80:1011:1213:1415:1617:1819:1A1B:1C1D",
+            Some((146, 0)),
+            "1:fYC8+pz24E+EhANP1EZhpX0Dw10=",
+            "1:Cv4IKJe56BNkF0MBW2YxQ3Nwc3s=",
+        ),
+        (
+            46,
+            "1.2.3.4",
+            "5.6.7.8",
+            None,
+            "1:ikv3kmf89luf73WPz1jOs49S768=",
+            "1:/buhqeOmaRCopOZFy9HnoJd5XW8=",
+        ),
+        (
+            46,
+            "5.6.7.8",
+            "1.2.3.4",
+            None,
+            "1:ikv3kmf89luf73WPz1jOs49S768=",
+            "1:/buhqeOmaRCopOZFy9HnoJd5XW8=",
+        ),
+        (
+            46,
+            "fe80:0001:0203:0405:0607:0809:0A0B:0C0D",
+            "fe80:1011:1213:1415:1617:1819:1A1B:1C1D",
+            None,
+            "1:wQ/2mwrnXP4lmJcHdGL5ePjR+e0=",
+            "1:j6EyyfBzL4vWKHFXgUqb5Az3OxM=",
+        ),
+        (
+            46,
+            "fe80:1011:1213:1415:1617:1819:1A1B:1C1D",
+            "fe80:0001:0203:0405:0607:0809:0A0B:0C0D",
+            None,
+            "1:wQ/2mwrnXP4lmJcHdGL5ePjR+e0=",
+            "1:j6EyyfBzL4vWKHFXgUqb5Az3OxM=",
+        ),
+    ];
+
+    fn id_of(proto: u8, s: &str, d: &str, ports: Option<(u16, u16)>, seed: u16) -> String {
+        let (s, d): (IpAddr, IpAddr) = (s.parse().unwrap(), d.parse().unwrap());
+        let mut out = [0u8; ID_LEN];
+        match (s, d) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let (s, d) = (s.octets(), d.octets());
+                let flow = FlowTuple {
+                    addrs: Addrs::V4(&s, &d),
+                    proto,
+                    ports,
+                };
+                community_id(&flow, seed, &mut out).to_string()
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let (s, d) = (s.octets(), d.octets());
+                let flow = FlowTuple {
+                    addrs: Addrs::V6(&s, &d),
+                    proto,
+                    ports,
+                };
+                community_id(&flow, seed, &mut out).to_string()
+            }
+            _ => panic!("mixed families"),
+        }
+    }
+
+    #[test]
+    fn cache_gives_what_the_hash_gives() {
+        let mut cache = IdCache::default();
+        let addrs: Vec<[u8; 4]> = (0..600u32)
+            .map(|i| i.wrapping_mul(2_654_435_761).to_be_bytes())
+            .collect();
+        for round in 0..3 {
+            for (i, a) in addrs.iter().enumerate() {
+                let b = addrs[(i + 1) % addrs.len()];
+                let ports = Some((i as u16, (i * 7 + round) as u16));
+                let flow = FlowTuple {
+                    addrs: Addrs::V4(a, &b),
+                    proto: 6,
+                    ports,
+                };
+                let mut out = [0u8; ID_LEN];
+                let want = community_id(&flow, 3, &mut out).to_string();
+                assert_eq!(cache.id(&flow, 3), want);
+                assert_eq!(cache.id(&flow, 3), want);
+            }
+        }
+    }
+
+    #[test]
+    fn specification_tables() {
+        for &(proto, s, d, ports, seed0, seed1) in SPEC_TABLE {
+            assert_eq!(
+                id_of(proto, s, d, ports, 0),
+                seed0,
+                "{proto} {s} {d} {ports:?}"
+            );
+            assert_eq!(
+                id_of(proto, s, d, ports, 1),
+                seed1,
+                "{proto} {s} {d} {ports:?} seed 1"
+            );
+        }
+    }
+}
+
+/// Entries of [`IdCache`] (a power of two): 256 × 72 bytes, about 18 KiB per encoder.
+const CACHE_ENTRIES: usize = 256;
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    input: [u8; MAX_INPUT],
+    /// Length of `input`; 0 marks an empty entry (a real input is at least 12 bytes).
+    input_len: u8,
+    id: [u8; ID_LEN],
+}
+
+/// The Community IDs of recently seen flows (see the module comment).
+#[derive(Clone, Debug)]
+pub struct IdCache {
+    entries: Box<[Entry]>,
+}
+
+impl Default for IdCache {
+    fn default() -> IdCache {
+        IdCache {
+            entries: vec![
+                Entry {
+                    input: [0; MAX_INPUT],
+                    input_len: 0,
+                    id: [0; ID_LEN],
+                };
+                CACHE_ENTRIES
+            ]
+            .into_boxed_slice(),
+        }
+    }
+}
+
+impl IdCache {
+    /// The Community ID of `flow` with `seed`, from the table or computed (and stored).
+    pub fn id(&mut self, flow: &FlowTuple<'_>, seed: u16) -> &str {
+        let mut input = [0u8; MAX_INPUT];
+        let n = hash_input(flow, seed, &mut input);
+        // A multiply-rotate hash over the five 8-byte words of the (zero-padded) input picks
+        // the slot (a byte-at-a-time hash cost as much as the lookup saved); the whole input
+        // is compared on a hit.
+        let mut h: u64 = n as u64;
+        for w in input.chunks_exact(8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            h = (h ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .rotate_left(29);
+        }
+        let slot = (h >> 56) as usize & (CACHE_ENTRIES - 1);
+        let Some(e) = self.entries.get_mut(slot) else {
+            return "";
+        };
+        // Unused input bytes are zero in both, so comparing all of them is exact.
+        if usize::from(e.input_len) != n || e.input != input {
+            e.input = input;
+            e.input_len = n as u8;
+            let len = render(&input[..n], &mut e.id).len();
+            debug_assert_eq!(len, ID_LEN);
+        }
+        std::str::from_utf8(&e.id).unwrap_or("")
+    }
+}
