@@ -490,8 +490,44 @@ fn shown_scheme(s: &str) -> &str {
 /// The password from `--password-file FILE` (or its environment variable): the first line,
 /// without its line end. The file is named in errors; its content never is.
 pub fn read_password_file(path: &std::path::Path) -> Result<redis::Secret, String> {
-    let text = std::fs::read(path)
-        .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?;
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let cannot = |e: io::Error| format!("cannot read the password file {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    // A file another user can change could hand us a password of their choosing; pipes and
+    // other non-files (`--password-file <(pass show broker)`) have no such owner to check.
+    if meta.file_type().is_file() {
+        let euid = spool::effective_uid();
+        if meta.uid() != euid && meta.uid() != 0 {
+            return Err(format!(
+                "the password file {} belongs to uid {}, not to you or root; refusing to use it",
+                path.display(),
+                meta.uid()
+            ));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "the password file {} is writable by group or others (mode {:o}); refusing to \
+                 use it (chmod 600)",
+                path.display(),
+                meta.mode() & 0o7777
+            ));
+        }
+        if meta.mode() & 0o044 != 0 {
+            eprintln!(
+                "netpipe-fast: warning: the password file {} is readable by group or others \
+                 (mode {:o}); chmod 600 keeps it private",
+                path.display(),
+                meta.mode() & 0o7777
+            );
+        }
+    }
+    let mut text = Vec::new();
+    // The first line is all that is used; a huge file is not read whole.
+    file.take(64 * 1024)
+        .read_to_end(&mut text)
+        .map_err(cannot)?;
     let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
     let first = first.strip_suffix(b"\r").unwrap_or(first);
     if first.is_empty() {
@@ -872,6 +908,28 @@ mod tests {
         let p = split_url("amqp://u:a@b/c@h", "amqps").expect("parses");
         assert_eq!(p.credentials, Some(("u".into(), Some("a".into()))));
         assert_eq!((p.host_port, p.path), ("b", "c@h"));
+    }
+
+    #[test]
+    fn password_files_others_can_change_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "s3cret\nignored\n").expect("write");
+        let mode = |m| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m));
+        mode(0o600).expect("chmod");
+        assert_eq!(read_password_file(&path).map(|s| s.0), Ok("s3cret".into()));
+        mode(0o622).expect("chmod");
+        let e = read_password_file(&path).map(|s| s.0).unwrap_err();
+        assert!(e.contains("writable by group or others"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+        mode(0o600).expect("chmod");
+        if spool::effective_uid() == 0 {
+            // Planted by another user: refused even though root could read it.
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).expect("chown");
+            let e = read_password_file(&path).map(|s| s.0).unwrap_err();
+            assert!(e.contains("belongs to uid 65534"), "{e}");
+        }
     }
 
     #[test]
