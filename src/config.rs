@@ -618,11 +618,9 @@ pub fn apply(root: &Command, args: Vec<OsString>) -> Result<(Vec<OsString>, Vec<
     };
     // Top of the file first, then the command's section, which wins per key.
     let mut chosen: Vec<&Entry> = Vec::new();
-    for e in config
-        .entries
-        .iter()
-        .filter(|e| e.section.is_empty() || e.section == cmd_path)
-    {
+    let top = config.entries.iter().filter(|e| e.section.is_empty());
+    let own = config.entries.iter().filter(|e| e.section == cmd_path);
+    for e in top.chain(own) {
         if find_arg(&leaf, &e.key).is_none() || given.contains(&e.key) {
             continue;
         }

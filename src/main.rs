@@ -654,6 +654,18 @@ fn generate(args: netpipe_fast::cli::GenerateArgs) -> ExitCode {
         GenerateCommand::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut cmd, "netpipe-fast", &mut out);
+            if shell == clap_complete::Shell::Bash {
+                // clap_complete 4.6 spells a hyphenated program name two ways in the bash
+                // script (`netpipe__fast` where it tracks the words, `netpipe__subcmd__fast`
+                // in the cases that complete a subcommand's options), so nothing after the
+                // subcommand word completed; one spelling makes them meet
+                // (tests/operations.rs completes `capture --when-full`).
+                let text = String::from_utf8_lossy(&out).replace(
+                    &"netpipe-fast".replace('-', "__subcmd__"),
+                    &"netpipe-fast".replace('-', "__"),
+                );
+                out = text.into_bytes();
+            }
             let mut stdout = std::io::stdout().lock();
             if stdout.write_all(&out).and_then(|()| stdout.flush()).is_err() {
                 // A reader that went away (`| head`) has what it wanted.
