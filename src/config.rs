@@ -589,7 +589,10 @@ fn command_path(root: &Command, args: &[OsString]) -> (Vec<String>, usize) {
 /// `args` with the file's values for the command being run put in front of the real
 /// arguments, for every argument the real command line does not give. Returns the warnings
 /// to print. `args` without `--config` come back unchanged.
-pub fn apply(root: &Command, args: Vec<OsString>) -> Result<(Vec<OsString>, Vec<String>), ConfigError> {
+pub fn apply(
+    root: &Command,
+    args: Vec<OsString>,
+) -> Result<(Vec<OsString>, Vec<String>), ConfigError> {
     let Some(path) = config_path(&args) else {
         return Ok((args, Vec::new()));
     };
@@ -718,10 +721,17 @@ mod tests {
 
     #[test]
     fn the_command_path_and_the_option_are_found() {
-        let args: Vec<OsString> = ["np", "dataset", "prepare", "--config=f.toml", "--", "--config"]
-            .iter()
-            .map(OsString::from)
-            .collect();
+        let args: Vec<OsString> = [
+            "np",
+            "dataset",
+            "prepare",
+            "--config=f.toml",
+            "--",
+            "--config",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
         assert_eq!(
             command_path(&Cli::command(), &args),
             (vec!["dataset".to_owned(), "prepare".to_owned()], 2)

@@ -667,7 +667,11 @@ fn generate(args: netpipe_fast::cli::GenerateArgs) -> ExitCode {
                 out = text.into_bytes();
             }
             let mut stdout = std::io::stdout().lock();
-            if stdout.write_all(&out).and_then(|()| stdout.flush()).is_err() {
+            if stdout
+                .write_all(&out)
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
                 // A reader that went away (`| head`) has what it wanted.
                 return ExitCode::SUCCESS;
             }

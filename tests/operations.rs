@@ -238,7 +238,10 @@ fn the_env_example_names_only_known_variables() {
             continue;
         };
         if key.chars().all(|c| c.is_ascii_uppercase() || c == '_') && !key.is_empty() {
-            assert!(known.contains(&key.to_owned()), "{key} is read by no option");
+            assert!(
+                known.contains(&key.to_owned()),
+                "{key} is read by no option"
+            );
             seen += 1;
         }
     }
@@ -282,8 +285,17 @@ fn man_pages_render_and_cover_every_subcommand() {
         assert!(page.contains("SYNOPSIS") && page.contains(&format!("netpipe-fast-{sub}")));
     }
     let capture = man_text(&man1.join("netpipe-fast-capture.1"));
-    for opt in ["--iface", "--workers", "--when-full", "--config", "CAP_DEVICE"] {
-        assert!(capture.contains(opt), "{opt} missing from netpipe-fast-capture(1)");
+    for opt in [
+        "--iface",
+        "--workers",
+        "--when-full",
+        "--config",
+        "CAP_DEVICE",
+    ] {
+        assert!(
+            capture.contains(opt),
+            "{opt} missing from netpipe-fast-capture(1)"
+        );
     }
     assert!(man_text(&man1.join("netpipe-fast-dataset-prepare.1")).contains("--label-above"));
     // man(1) finds and formats it too, where man-db is installed.
@@ -323,7 +335,10 @@ fn shell_completions_complete_subcommands_and_values() {
     let dir = TempDir::new("np-ops", "compl");
     let bash = dir.path("netpipe-fast.bash");
     fs::write(&bash, completion("bash")).unwrap();
-    assert!(harness::command_succeeds("bash", &["-n", bash.to_str().unwrap()]));
+    assert!(harness::command_succeeds(
+        "bash",
+        &["-n", bash.to_str().unwrap()]
+    ));
     let complete = |words: &str| -> Vec<String> {
         let script = format!(
             "source {}; COMP_LINE='{words}'; COMP_POINT=${{#COMP_LINE}}; \
@@ -501,7 +516,11 @@ fn systemd_analyze_verifies_the_unit() {
 fn the_service_settings_capture_as_a_non_root_user_with_ambient_capabilities() {
     if !harness::live_available(
         "service capture test",
-        &[("setpriv", &["--version"], "setpriv (util-linux) is not installed")],
+        &[(
+            "setpriv",
+            &["--version"],
+            "setpriv (util-linux) is not installed",
+        )],
     ) {
         return;
     }
@@ -552,7 +571,10 @@ fn the_service_settings_capture_as_a_non_root_user_with_ambient_capabilities() {
         .arg("-i")
         .arg("PATH=/usr/bin:/bin")
         .arg(format!("XDG_STATE_HOME={}", private.display()));
-    for line in env_text.lines().filter(|l| !l.starts_with('#') && l.contains('=')) {
+    for line in env_text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains('='))
+    {
         let (key, value) = line.split_once('=').unwrap();
         let value = match key {
             "CAP_DEVICE" => "vb".to_owned(),
@@ -619,7 +641,15 @@ impl NsRedis {
         let child = Command::new("ip")
             .args(["netns", "exec", ns, "redis-server", "--port"])
             .arg(Self::PORT.to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+            ])
             .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -653,4 +683,18 @@ impl Drop for NsRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The TOML example of README "Operations" is a good file.
+#[test]
+fn the_readme_config_example_checks() {
+    let readme = fs::read_to_string(common::root().join("README.md")).unwrap();
+    let ops = &readme[readme.find("## Operations").expect("Operations section")..];
+    let start = ops.find("```toml\n").expect("a toml block") + 8;
+    let block = &ops[start..start + ops[start..].find("```").unwrap()];
+    let dir = TempDir::new("np-ops", "readme");
+    let cfg = config_file(&dir, "readme.toml", block);
+    let out = run(bin().args(["config", "check"]).arg(&cfg));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (9 settings)"));
 }
