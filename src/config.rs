@@ -707,6 +707,53 @@ mod tests {
     }
 
     #[test]
+    fn apply_adds_only_what_the_command_line_does_not_give() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("np-config-apply-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "count = 5\nworkers = 2\n[read]\nworkers = 3\nfiles = [\"x.pcap\"]\nquiet = true\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let words = |args: &[&str]| -> Vec<String> {
+            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            apply(&Cli::command(), args)
+                .unwrap()
+                .0
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect()
+        };
+        let cfg = path.to_str().unwrap();
+        // The section's workers win over the top's; -c on the command line wins over the
+        // file's count; the file's positional goes after `--`.
+        assert_eq!(
+            words(&["np", "read", "-c", "1", "--config", cfg]),
+            [
+                "np",
+                "read",
+                "--quiet",
+                "--workers=3",
+                "-c",
+                "1",
+                "--config",
+                cfg,
+                "--",
+                "x.pcap"
+            ]
+        );
+        // A file on the command line: the file's files are not added.
+        let given = words(&["np", "read", "y.pcap", "--config", cfg]);
+        assert!(!given.contains(&"x.pcap".to_owned()), "{given:?}");
+        // Without --config nothing changes.
+        assert_eq!(words(&["np", "read", "y.pcap"]), ["np", "read", "y.pcap"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn urls_with_passwords_are_found() {
         assert!(url_has_password("redis://:pw@h:6379/0"));
         assert!(url_has_password("amqp://u:pw@h/v"));
