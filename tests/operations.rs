@@ -698,3 +698,27 @@ fn the_readme_config_example_checks() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok (9 settings)"));
 }
+
+/// A reader that goes away early (`| head -c 1`) ends the new printing commands quietly.
+#[test]
+fn closed_pipes_end_generate_and_config_check_quietly() {
+    let bin_path = env!("CARGO_BIN_EXE_netpipe-fast");
+    for args in [
+        "generate completions bash",
+        "generate completions zsh",
+        "config check scripts/netpipe-fast.toml",
+    ] {
+        let script = format!("{bin_path} {args} | head -c 1 >/dev/null; echo ${{PIPESTATUS[0]}}");
+        let out = Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(common::root())
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{args}");
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{args}: {}",
+            stderr(&out)
+        );
+    }
+}
