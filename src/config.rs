@@ -257,21 +257,10 @@ fn find_arg<'c>(cmd: &'c Command, key: &str) -> Option<&'c Arg> {
 fn scalar_text(v: &DeValue<'_>) -> Option<String> {
     match v {
         DeValue::String(s) => Some(s.to_string()),
-        DeValue::Integer(i) => {
-            let digits = i.as_str().replace('_', "");
-            let (sign, digits) = match digits.strip_prefix('-') {
-                Some(d) => ("-", d.to_owned()),
-                None => ("", digits.trim_start_matches('+').to_owned()),
-            };
-            let body = match i.radix() {
-                10 => digits,
-                r => {
-                    let raw = digits.get(2..).unwrap_or_default();
-                    u128::from_str_radix(raw, r).ok()?.to_string()
-                }
-            };
-            Some(format!("{sign}{body}"))
-        }
+        // as_str is from_str_radix's form: no prefix, no underscores.
+        DeValue::Integer(i) => i128::from_str_radix(i.as_str(), i.radix())
+            .ok()
+            .map(|n| n.to_string()),
         DeValue::Float(f) => {
             let raw = f.as_str().replace('_', "");
             raw.parse::<f64>().ok().map(|x| x.to_string())
@@ -714,7 +703,7 @@ mod tests {
         let path = dir.join("c.toml");
         std::fs::write(
             &path,
-            "count = 5\nworkers = 2\n[read]\nworkers = 3\nfiles = [\"x.pcap\"]\nquiet = true\n",
+            "count = 5\nworkers = 2\n[read]\nworkers = 0x3\nfiles = [\"x.pcap\"]\nquiet = true\n",
         )
         .unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
