@@ -51,9 +51,11 @@ apt_install() {
 step "system packages"
 missing=()
 # wireshark-common: capinfos; gzip, zstd, xz-utils, bzip2: the compressed-file tests (-w, read);
-# time (/usr/bin/time): peak RSS of big records; util-linux: setpriv for the capability tests.
+# time (/usr/bin/time): peak RSS of big records; util-linux: setpriv for the capability tests;
+# groff-base, man-db: the man page tests; redis-tools: redis-cli inside a test's namespace.
 for entry in libpcap-dev:- python3-scapy:- tshark:tshark wireshark-common:capinfos tcpdump:tcpdump \
-  iproute2:ip gzip:gzip zstd:zstd xz-utils:xz bzip2:bzip2 time:/usr/bin/time util-linux:setpriv; do
+  iproute2:ip gzip:gzip zstd:zstd xz-utils:xz bzip2:bzip2 time:/usr/bin/time util-linux:setpriv \
+  groff-base:groff man-db:man redis-tools:redis-cli; do
   pkg=${entry%%:*}
   cmd=${entry#*:}
   if pkg_installed "$pkg" && { [ "$cmd" = - ] || command -v "$cmd" >/dev/null 2>&1; }; then
@@ -65,6 +67,12 @@ for entry in libpcap-dev:- python3-scapy:- tshark:tshark wireshark-common:capinf
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
+fi
+# systemd-analyze verifies scripts/netpipe-fast.service (tests/operations.rs). The systemd
+# package installs without starting anything in a container; where it cannot be installed the
+# test says so and skips (a host without systemd is no failure of ours).
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  apt_install systemd || info "systemd-analyze unavailable: the unit verify test will skip"
 fi
 # python3-scapy lands in the system interpreter; a pyenv or venv python3 earlier on PATH does
 # not see it, so say which interpreter the scapy oracle lives in.

@@ -23,6 +23,12 @@ use std::time::Duration;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Take options from this TOML file (keys are the long option names; `[COMMAND]`
+    /// sections; see `netpipe-fast config --help`). Flags given here win over the file, the
+    /// file over environment variables.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -49,6 +55,53 @@ pub enum Command {
     /// recorder's CSV dataset and JSON archive, at-least-once, with optional AntiNex predictions.
     #[command(after_help = RECORD_HELP)]
     Record(RecordArgs),
+    /// Configuration files: `config check FILE` names every bad key with its line.
+    #[command(after_help = crate::config::CONFIG_HELP)]
+    Config(ConfigArgs),
+    /// Write the man pages or shell completions made from these definitions (for
+    /// scripts/install.sh and packagers).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// `config` subcommands.
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Check FILE: TOML syntax, every key (an option of some command, or of its section's
+    /// command), every value's type and range, and that the file can be trusted. Exit 0 when
+    /// it can be used, 2 with one line per problem (FILE:LINE: key "KEY": why) otherwise.
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+/// `generate` subcommands.
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub command: GenerateCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GenerateCommand {
+    /// Man pages (section 1) into DIR: netpipe-fast.1 and one per subcommand
+    /// (netpipe-fast-read.1, netpipe-fast-dataset-prepare.1, ...).
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// The completion script for SHELL on stdout.
+    Completions {
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args, Debug)]

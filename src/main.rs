@@ -1,6 +1,6 @@
 //! `netpipe-fast`: flags, then one library call, then an exit code.
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use netpipe_fast::cli::{with_default_command, CaptureArgs, Cli, Command, MetricsArgs, RecordArgs};
 use netpipe_fast::pipeline::capture::{
     effective_filter, stop_on_signals, CaptureError, CaptureJob,
@@ -26,8 +26,25 @@ macro_rules! say {
 
 fn main() -> ExitCode {
     let cap_device_set = std::env::var_os("CAP_DEVICE").is_some_and(|v| !v.is_empty());
-    let cli = Cli::parse_from(with_default_command(std::env::args_os(), cap_device_set));
+    let args = with_default_command(std::env::args_os(), cap_device_set);
+    // --config FILE: the file's values join the arguments (below the real flags, above the
+    // environment) before clap parses them.
+    let args = match netpipe_fast::config::apply(&Cli::command(), args) {
+        Ok((args, warnings)) => {
+            for w in warnings {
+                say!("netpipe-fast: warning: {w}");
+            }
+            args
+        }
+        Err(e) => {
+            say!("netpipe-fast: --config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     match cli.command {
+        Command::Config(args) => config(args),
+        Command::Generate(args) => generate(args),
         Command::Read(args) => read(args),
         Command::Capture(args) => capture(args),
         Command::Replay(args) => replay(args),
@@ -596,4 +613,97 @@ fn linger(args: &MetricsArgs, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// `config check FILE`.
+fn config(args: netpipe_fast::cli::ConfigArgs) -> ExitCode {
+    let netpipe_fast::cli::ConfigCommand::Check { file } = args.command;
+    match netpipe_fast::config::check(&file, &Cli::command()) {
+        Ok((settings, warnings)) => {
+            for w in warnings {
+                say!("netpipe-fast: warning: {w}");
+            }
+            let _ = writeln!(
+                std::io::stdout(),
+                "{}: ok ({settings} settings)",
+                file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            say!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `generate man DIR` / `generate completions SHELL`: from the same clap definition the
+/// program parses with, so the pages and completions cannot drift from the options.
+fn generate(args: netpipe_fast::cli::GenerateArgs) -> ExitCode {
+    use netpipe_fast::cli::GenerateCommand;
+    let mut cmd = Cli::command();
+    match args.command {
+        GenerateCommand::Man { dir } => match write_man_pages(cmd, &dir) {
+            Ok(n) => {
+                say!("netpipe-fast: {n} man pages written to {}", dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                say!("netpipe-fast: generate man {}: {e}", dir.display());
+                ExitCode::from(8)
+            }
+        },
+        GenerateCommand::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "netpipe-fast", &mut out);
+            if shell == clap_complete::Shell::Bash {
+                // clap_complete 4.6 spells a hyphenated program name two ways in the bash
+                // script (`netpipe__fast` where it tracks the words, `netpipe__subcmd__fast`
+                // in the cases that complete a subcommand's options), so nothing after the
+                // subcommand word completed; one spelling makes them meet
+                // (tests/operations.rs completes `capture --when-full`).
+                let text = String::from_utf8_lossy(&out).replace(
+                    &"netpipe-fast".replace('-', "__subcmd__"),
+                    &"netpipe-fast".replace('-', "__"),
+                );
+                out = text.into_bytes();
+            }
+            let mut stdout = std::io::stdout().lock();
+            if stdout
+                .write_all(&out)
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                // A reader that went away (`| head`) has what it wanted.
+                return ExitCode::SUCCESS;
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// netpipe-fast.1 and one page per visible subcommand, nested ones included
+/// (netpipe-fast-dataset-prepare.1). Returns how many were written.
+fn write_man_pages(cmd: clap::Command, dir: &std::path::Path) -> std::io::Result<usize> {
+    fn write(cmd: clap::Command, dir: &std::path::Path, n: &mut usize) -> std::io::Result<()> {
+        let name = cmd.get_name().to_owned();
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+        std::fs::write(dir.join(format!("{name}.1")), page)?;
+        *n += 1;
+        for sub in cmd.get_subcommands() {
+            if sub.is_hide_set() || sub.get_name() == "help" {
+                continue;
+            }
+            let full = format!("{name}-{}", sub.get_name());
+            write(sub.clone().name(full.clone()).bin_name(full), dir, n)?;
+        }
+        Ok(())
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut cmd = cmd;
+    cmd.build();
+    let mut n = 0;
+    write(cmd, dir, &mut n)?;
+    Ok(n)
 }
