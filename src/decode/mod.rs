@@ -9,13 +9,18 @@
 
 pub mod arp;
 pub mod bytes;
+pub mod dhcp;
 pub mod dns;
 pub mod ethernet;
+pub mod fingerprint;
+pub mod http;
 pub mod icmp;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod ntp;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 use std::fmt;
@@ -122,6 +127,9 @@ pub enum LayerName {
     Tcp,
     Udp,
     Dns,
+    Bootp,
+    Http,
+    Tls,
 }
 
 impl LayerName {
@@ -141,6 +149,9 @@ impl LayerName {
             LayerName::Tcp => "tcp",
             LayerName::Udp => "udp",
             LayerName::Dns => "dns",
+            LayerName::Bootp => "bootp",
+            LayerName::Http => "http",
+            LayerName::Tls => "tls",
         }
     }
 }
@@ -224,6 +235,15 @@ pub enum Layer<'a> {
     Tcp(tcp::Tcp<'a>),
     Udp(udp::Udp<'a>),
     Dns(dns::Dns<'a>),
+    /// NTP (scapy `NTPHeader`).
+    Ntp(ntp::Ntp<'a>),
+    Bootp(dhcp::Bootp<'a>),
+    /// The DHCP options after BOOTP's magic cookie.
+    Dhcp(dhcp::Dhcp<'a>),
+    /// An HTTP/1.x request or response head (scapy `HTTPRequest` / `HTTPResponse`).
+    Http(http::Http<'a>),
+    /// A TLS handshake record with a ClientHello or ServerHello.
+    Tls(tls::Tls<'a>),
 }
 
 /// Most layers a frame can yield; deeper nesting ends in `raw`.
@@ -313,6 +333,14 @@ pub(crate) enum Next {
         tcp: bool,
     },
     Arp,
+    /// UDP port 123.
+    Ntp,
+    /// UDP 67 <-> 68.
+    Bootp,
+    /// A TCP payload that may start with an HTTP/1.x request or status line.
+    Http,
+    /// A TCP payload that may start with a TLS handshake record.
+    Tls,
     /// Nothing more to decode: the rest is `raw`.
     Stop,
 }
@@ -403,6 +431,10 @@ fn decode_into<'a>(pkt: &mut Packet<'a>, link: LinkType, frame: &'a [u8]) {
             Next::Icmpv6 => icmpv6::decode(&mut cur, pkt),
             Next::NdOptions => icmpv6::decode_nd_option(&mut cur, pkt),
             Next::Dns { tcp } => dns::decode(&mut cur, pkt, tcp),
+            Next::Ntp => ntp::decode(&mut cur, pkt),
+            Next::Bootp => dhcp::decode(&mut cur, pkt),
+            Next::Http => http::decode(&mut cur, pkt),
+            Next::Tls => tls::decode(&mut cur, pkt),
         };
     }
     pkt.raw = cur.rest();

@@ -93,6 +93,23 @@ impl<'a> Iterator for TcpOptions<'a> {
     }
 }
 
+/// The application layers scapy 2.5 binds to TCP ports once `http` and `tls` are loaded:
+/// HTTP/1.x on 80 and 8080, TLS on 443 (either side). On any other port a payload that
+/// starts like a TLS ClientHello/ServerHello record or an HTTP/1.x first line is tried as
+/// one (the decoders check the rest; anything else stays raw).
+fn app_by_ports(sport: u16, dport: u16, payload: &[u8]) -> Next {
+    let either = |p: u16| sport == p || dport == p;
+    if either(80) || either(8080) {
+        Next::Http
+    } else if either(443) || super::tls::looks_like_hello(payload) {
+        Next::Tls
+    } else if super::http::may_start_http(payload) {
+        Next::Http
+    } else {
+        Next::Stop
+    }
+}
+
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: bool) -> Next {
     let Ok((hdr, rest)) = TcpHdr::ref_from_prefix(cur.rest()) else {
         return fail(pkt, LayerName::Tcp, ErrorKind::Truncated);
@@ -120,8 +137,10 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: boo
     }
     if hdr.sport.get() == 53 || hdr.dport.get() == 53 {
         Next::Dns { tcp: true }
-    } else {
+    } else if quoted {
         Next::Stop
+    } else {
+        app_by_ports(hdr.sport.get(), hdr.dport.get(), cur.rest())
     }
 }
 

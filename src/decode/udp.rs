@@ -24,6 +24,16 @@ fn is_dns_port(port: u16) -> bool {
     port == 53 || port == 5353
 }
 
+/// The application layers scapy 2.5 binds to UDP ports besides DNS: NTP on 123 (either
+/// side), BOOTP/DHCP on 67 <-> 68 (both sides).
+fn app_by_ports(sport: u16, dport: u16) -> Option<Next> {
+    match (sport, dport) {
+        (123, _) | (_, 123) => Some(Next::Ntp),
+        (68, 67) | (67, 68) => Some(Next::Bootp),
+        _ => None,
+    }
+}
+
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: bool) -> Next {
     let Ok((hdr, _)) = UdpHdr::ref_from_prefix(cur.rest()) else {
         return fail(pkt, LayerName::Udp, ErrorKind::Truncated);
@@ -45,8 +55,13 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: boo
     if cur.rest().is_empty() {
         return Next::Stop;
     }
-    if is_dns_port(hdr.sport.get()) || is_dns_port(hdr.dport.get()) {
+    let (sport, dport) = (hdr.sport.get(), hdr.dport.get());
+    if is_dns_port(sport) || is_dns_port(dport) {
         Next::Dns { tcp: false }
+    } else if quoted {
+        Next::Stop
+    } else if let Some(next) = app_by_ports(sport, dport) {
+        next
     } else {
         Next::Stop
     }

@@ -57,6 +57,8 @@ macro_rules! ipv6_field {
     }};
 }
 
+mod apps;
+
 /// What the capture says about a frame besides its bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameMeta {
@@ -159,6 +161,7 @@ impl JsonEncoder {
         push_u64(out, u64::from(meta.wire_len));
         out.extend_from_slice(b",\"cap_len\":");
         push_u64(out, u64::from(meta.cap_len));
+        apps::write_fingerprints(out, pkt);
         if let Some(e) = pkt.error {
             out.extend_from_slice(b",\"decode_error\":{\"layer\":\"");
             out.extend_from_slice(e.layer.as_str().as_bytes());
@@ -183,6 +186,12 @@ fn size_bound(pkt: &Packet<'_>) -> usize {
             Layer::Ipv4(ip) => 512 + 2 * ip.bytes.len(),
             Layer::Tcp(t) => 512 + 16 * t.bytes.len(),
             Layer::Arp(a) => 512 + 4 * a.addrs.len(),
+            // DHCP: a one-byte `pad` is six bytes of JSON, a bare option name up to 32 for
+            // two bytes; TLS lists and the JA3 text stay under 8 bytes per byte of hello.
+            Layer::Bootp(b) => 1024 + 2 * b.options.len(),
+            Layer::Dhcp(d) => 512 + 24 * d.options.len(),
+            Layer::Http(h) => 512 + 8 * h.head.len(),
+            Layer::Tls(t) => 1024 + 16 * t.msg.len(),
             _ => 512,
         };
     }
@@ -252,6 +261,12 @@ fn layer_key(layer: &Layer<'_>) -> &'static str {
         Layer::Udp(u) if u.quoted => "udperror",
         Layer::Udp(_) => "udp",
         Layer::Dns(_) => "dns",
+        Layer::Ntp(_) => "ntpheader",
+        Layer::Bootp(_) => "bootp",
+        Layer::Dhcp(_) => "dhcp",
+        Layer::Http(h) if h.response => "httpresponse",
+        Layer::Http(_) => "httprequest",
+        Layer::Tls(_) => "tls",
     }
 }
 
@@ -374,6 +389,11 @@ fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) {
             Layer::Dns(d) => {
                 write_dns(out, d);
             }
+            Layer::Ntp(n) => apps::write_ntp(out, n),
+            Layer::Bootp(b) => apps::write_bootp(out, b),
+            Layer::Dhcp(d) => apps::write_dhcp(out, d),
+            Layer::Http(h) => apps::write_http(out, h),
+            Layer::Tls(t) => apps::write_tls(out, t),
         }
         out.push(b'}');
     }
