@@ -57,7 +57,7 @@ pub enum OptKind {
     Str,
     /// `IPField`: IPv4 addresses, four bytes each.
     Ip,
-    /// `IntField`: signed 32-bit numbers.
+    /// `IntField`: unsigned 32-bit numbers.
     Int,
     /// `ShortField`: unsigned 16-bit numbers.
     Short,

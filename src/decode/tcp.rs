@@ -93,6 +93,11 @@ impl<'a> Iterator for TcpOptions<'a> {
     }
 }
 
+/// TCP ports where scapy 2.5 decodes another protocol (Kerberos, DCE/RPC, LDAP, SMB/NetBIOS,
+/// PPTP, Skinny): the TLS/HTTP look-alike test is not applied there, so the output keeps
+/// matching scapy's (those protocols are raw here).
+const OTHER_PROTOCOL_PORTS: [u16; 8] = [88, 135, 139, 389, 445, 1723, 2000, 3268];
+
 /// The application layers scapy 2.5 binds to TCP ports once `http` and `tls` are loaded:
 /// HTTP/1.x on 80 and 8080, TLS on 443 (either side). On any other port a payload that
 /// starts like a TLS ClientHello/ServerHello record or an HTTP/1.x first line is tried as
@@ -101,7 +106,11 @@ fn app_by_ports(sport: u16, dport: u16, payload: &[u8]) -> Next {
     let either = |p: u16| sport == p || dport == p;
     if either(80) || either(8080) {
         Next::Http
-    } else if either(443) || super::tls::looks_like_hello(payload) {
+    } else if either(443) {
+        Next::Tls
+    } else if OTHER_PROTOCOL_PORTS.iter().any(|&p| either(p)) {
+        Next::Stop
+    } else if super::tls::looks_like_hello(payload) {
         Next::Tls
     } else if super::http::may_start_http(payload) {
         Next::Http

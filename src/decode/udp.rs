@@ -25,11 +25,11 @@ fn is_dns_port(port: u16) -> bool {
 }
 
 /// The application layers scapy 2.5 binds to UDP ports besides DNS: NTP on 123 (either
-/// side), BOOTP/DHCP on 67 <-> 68 (both sides).
+/// side), BOOTP/DHCP on 67 <-> 68 and 67 -> 67 (relay to server).
 fn app_by_ports(sport: u16, dport: u16) -> Option<Next> {
     match (sport, dport) {
         (123, _) | (_, 123) => Some(Next::Ntp),
-        (68, 67) | (67, 68) => Some(Next::Bootp),
+        (68, 67) | (67, 68) | (67, 67) => Some(Next::Bootp),
         _ => None,
     }
 }

@@ -519,12 +519,12 @@ def _layer_fields_generic(layer):
 
 
 def _bootp(layer):
-    fields, hdr, raw_after = _generic_fields(layer)
-    if layer.options[:4] == sdhcp.dhcpmagic and isinstance(layer.payload, sdhcp.DHCP):
-        # BOOTP.extract_padding hands the options after the cookie to DHCP, but its
-        # raw_packet_cache still holds them [A1].
-        hdr = hdr[:240]
-    return fields, hdr, raw_after
+    # [A1] BOOTP.extract_padding hands the options after the magic cookie to DHCP and
+    # rewrites `options`, which drops scapy's raw_packet_cache: the header is the fixed
+    # part and what is left in `options`.
+    if layer.raw_packet_cache is None:
+        layer.raw_packet_cache = bytes(layer.original)[:236 + len(layer.options)]
+    return _generic_fields(layer)
 
 
 def _dhcp_value(v):

@@ -11,13 +11,6 @@ use crate::decode::ntp::Ntp;
 use crate::decode::tls::{self, Extension, Hello, Tls};
 use crate::decode::{bytes, Layer, Packet};
 
-fn push_i64(out: &mut Out<'_>, v: i64) {
-    if v < 0 {
-        out.push(b'-');
-    }
-    push_u64(out, v.unsigned_abs());
-}
-
 fn quoted_ipv4(out: &mut Out<'_>, b: &[u8]) {
     out.push(b'"');
     match <&[u8; 4]>::try_from(b) {
@@ -156,7 +149,7 @@ fn write_dhcp_values(out: &mut Out<'_>, kind: OptKind, data: &[u8]) {
         OptKind::Int => {
             for c in data.chunks_exact(4) {
                 out.push(b',');
-                push_i64(out, i64::from(bytes::be32(c, 0) as i32));
+                push_u64(out, u64::from(bytes::be32(c, 0)));
             }
         }
         OptKind::Short => {
@@ -312,6 +305,7 @@ fn write_hello(out: &mut Out<'_>, h: &Hello<'_>) {
         if i > 0 {
             out.push(b',');
         }
+        out.push(b'{');
         write_extension(out, &e, client);
     }
     out.push(b']');
