@@ -94,6 +94,25 @@ fi
 info "$("$kombu_venv/bin/python" -c 'import kombu, redis; print("kombu", kombu.__version__, "redis-py", redis.__version__)')"
 
 # ---------------------------------------------------------------------------------------------
+# Python virtual environment with reference JA3/JA4 implementations from PyPI, for
+# tests/tls_fingerprints.rs: Salesforce's ja3 (with dpkt) and FoxIO's ja4plus. Made once.
+# ---------------------------------------------------------------------------------------------
+
+step "fingerprint virtual environment (target/fingerprint-venv)"
+fingerprint_venv=target/fingerprint-venv
+if [ -x "$fingerprint_venv/bin/ja3" ] && [ -x "$fingerprint_venv/bin/ja4plus" ]; then
+  info "present"
+else
+  if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  rm -rf "$fingerprint_venv"
+  /usr/bin/python3 -m venv "$fingerprint_venv"
+  "$fingerprint_venv/bin/pip" install -q --disable-pip-version-check ja3 dpkt ja4plus
+fi
+info "$("$fingerprint_venv/bin/pip" list --disable-pip-version-check 2>/dev/null | grep -iE '^(ja3|ja4plus|dpkt) ' | tr -s ' ' | tr '\n' ' ')"
+
+# ---------------------------------------------------------------------------------------------
 # Rust toolchain
 # ---------------------------------------------------------------------------------------------
 
