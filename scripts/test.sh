@@ -48,9 +48,10 @@ apt_install() {
 }
 
 # Each entry: package, and a command it provides ("-" when it is a library or module).
+# python3-cryptography: scapy's TLS layer (the oracle of tls.pcap) imports key shares with it.
 step "system packages"
 missing=()
-for entry in libpcap-dev:- python3-scapy:- tshark:tshark tcpdump:tcpdump iproute2:ip; do
+for entry in libpcap-dev:- python3-scapy:- python3-cryptography:- tshark:tshark tcpdump:tcpdump iproute2:ip; do
   pkg=${entry%%:*}
   cmd=${entry#*:}
   if pkg_installed "$pkg" && { [ "$cmd" = - ] || command -v "$cmd" >/dev/null 2>&1; }; then

@@ -103,6 +103,21 @@ fn is_alnum(b: u8) -> bool {
     b.is_ascii_alphanumeric()
 }
 
+/// JA4's two ALPN characters: `00` without a (non-empty) first protocol id; its first and
+/// last bytes when both are ASCII alphanumeric; else the first hex digit of the first byte
+/// and the last hex digit of the last byte (FoxIO's JA4.md, "ALPN Extension Value").
+fn alpn_chars(first: Option<&[u8]>) -> [u8; 2] {
+    let Some(p) = first.filter(|p| !p.is_empty()) else {
+        return *b"00";
+    };
+    let (a, z) = (p[0], p[p.len() - 1]);
+    if is_alnum(a) && is_alnum(z) {
+        [a, z]
+    } else {
+        [HEX[usize::from(a >> 4)], HEX[usize::from(z & 15)]]
+    }
+}
+
 /// The JA4 fingerprint of a ClientHello carried over TCP (`t`), or `None` when it offers more
 /// than [`MAX_JA4_CIPHERS`] cipher suites.
 pub fn ja4(h: &Hello<'_>) -> Option<[u8; JA4_BYTES]> {
@@ -155,16 +170,7 @@ pub fn ja4(h: &Hello<'_>) -> Option<[u8; JA4_BYTES]> {
         .and_then(|l| name_entries(l, false).next())
         .map(|(_, p)| p)
         .filter(|p| !p.is_empty());
-    if let Some(p) = first_alpn {
-        let (a, z) = (p[0], p[p.len() - 1]);
-        if is_alnum(a) && is_alnum(z) {
-            out[8] = a;
-            out[9] = z;
-        } else {
-            out[8] = HEX[usize::from(a >> 4)];
-            out[9] = HEX[usize::from(z & 15)];
-        }
-    }
+    out[8..10].copy_from_slice(&alpn_chars(first_alpn));
     out[10] = b'_';
     out[23] = b'_';
     ciphers[..nc].sort_unstable();
@@ -198,5 +204,25 @@ mod tests {
         assert_eq!(&hex4(0x1301), b"1301");
         assert_eq!(two_digits(7), *b"07");
         assert_eq!(two_digits(150), *b"99");
+    }
+
+    #[test]
+    fn alpn_characters_as_the_spec_shows_them() {
+        // The examples of JA4.md's "ALPN Extension Value" section.
+        let cases: [(&[u8], &[u8; 2]); 8] = [
+            (b"h2", b"h2"),
+            (b"http/1.1", b"h1"),
+            (b"x", b"xx"),
+            (&[0xab], b"ab"),
+            (&[0xab, 0xcd], b"ad"),
+            (&[0x30, 0xab], b"3b"),
+            (&[0x30, 0x31, 0xab, 0xcd], b"3d"),
+            (&[0x30, 0xab, 0xcd, 0x31], b"01"),
+        ];
+        for (alpn, want) in cases {
+            assert_eq!(&alpn_chars(Some(alpn)), want, "{alpn:02x?}");
+        }
+        assert_eq!(&alpn_chars(None), b"00");
+        assert_eq!(&alpn_chars(Some(b"")), b"00");
     }
 }
