@@ -313,7 +313,11 @@ fn check_one(
         );
         if let Some(ja4) = obj.get("ja4") {
             let ja4 = ja4.as_str().expect("ja4 text");
-            assert!(ja4.len() == 36 && ja4.starts_with('t'), "ja4 {ja4} ({})", context());
+            assert!(
+                ja4.len() == 36 && ja4.starts_with('t'),
+                "ja4 {ja4} ({})",
+                context()
+            );
         }
     } else {
         assert!(obj.get("ja4").is_none() && obj.get("ja3_hash").is_none());

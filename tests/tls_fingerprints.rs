@@ -34,7 +34,9 @@ fn venv_bin(name: &str) -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}): {}",
@@ -66,7 +68,11 @@ fn ours(pcap: &Path) -> Vec<Ours> {
 
 /// Microseconds of the day from ja4plus's `2026-11-29T12:30:00.029230Z`.
 fn micros_of_day(iso: &str) -> u64 {
-    let time = iso.split('T').nth(1).expect("ISO time").trim_end_matches('Z');
+    let time = iso
+        .split('T')
+        .nth(1)
+        .expect("ISO time")
+        .trim_end_matches('Z');
     let mut parts = time.split(':');
     let h: u64 = parts.next().unwrap().parse().unwrap();
     let m: u64 = parts.next().unwrap().parse().unwrap();
@@ -114,10 +120,9 @@ fn ja3_and_ja4_equal_reference_implementations() {
             .push(r);
     }
     // ja4plus: IPv4 and IPv6.
-    let ja4_out = run(Command::new(venv_bin("ja4plus")).args([
-        "analyze", "--format", "json", "--types", "ja4",
-    ])
-    .arg(&pcap));
+    let ja4_out = run(Command::new(venv_bin("ja4plus"))
+        .args(["analyze", "--format", "json", "--types", "ja4"])
+        .arg(&pcap));
     let mut ja4_ref: HashMap<(u64, u64), String> = HashMap::new();
     for line in ja4_out.lines().filter(|l| !l.trim().is_empty()) {
         let r: serde_json::Value = serde_json::from_str(line).expect("ja4plus JSON line");
@@ -140,14 +145,21 @@ fn ja3_and_ja4_equal_reference_implementations() {
                 .find(|r| (r["timestamp"].as_f64().unwrap() - t).abs() < 5e-6)
                 .unwrap_or_else(|| panic!("ja3 reports no hello at {t} from port {}", h.sport));
             assert_eq!(h.ja3, r["ja3"].as_str().unwrap(), "JA3 text of {h:?}");
-            assert_eq!(h.ja3_hash, r["ja3_digest"].as_str().unwrap(), "JA3 hash of {h:?}");
+            assert_eq!(
+                h.ja3_hash,
+                r["ja3_digest"].as_str().unwrap(),
+                "JA3 hash of {h:?}"
+            );
             ja3_compared += 1;
         }
         let key = (h.sport, h.time_us % 86_400_000_000);
         let reference = ja4_ref
             .get(&key)
             .unwrap_or_else(|| panic!("ja4plus reports no hello for {h:?}"));
-        let odd_alpn = !h.ja4[8..10].bytes().zip(reference[8..10].bytes()).all(|(a, b)| a == b)
+        let odd_alpn = !h.ja4[8..10]
+            .bytes()
+            .zip(reference[8..10].bytes())
+            .all(|(a, b)| a == b)
             && !reference[8..10].bytes().all(|b| b.is_ascii_alphanumeric());
         assert!(
             ja4_matches(&h.ja4, reference, odd_alpn),

@@ -175,7 +175,7 @@ impl Iterator for ClasslessRoutes<'_> {
             self.rest = &[];
             return Some(None);
         }
-        let octets = (usize::from(prefix) + 7) / 8;
+        let octets = usize::from(prefix).div_ceil(8);
         let route_len = 5 + octets;
         let Some(r) = self.rest.get(..route_len) else {
             self.rest = &[];
@@ -331,7 +331,14 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
         return Next::Stop;
     }
     cur.advance(FIXED_BYTES + options.len());
-    if dhcp && push(pkt, Layer::Dhcp(Dhcp { options: &after[4..] })) {
+    if dhcp
+        && push(
+            pkt,
+            Layer::Dhcp(Dhcp {
+                options: &after[4..],
+            }),
+        )
+    {
         cur.advance(after.len() - 4);
     }
     Next::Stop
@@ -349,21 +356,43 @@ mod tests {
         assert_eq!(v.len(), 8);
         assert!(matches!(
             v[0],
-            DhcpOption::Value { code: 53, name: Some("message-type"), kind: OptKind::Byte, data: [1] }
+            DhcpOption::Value {
+                code: 53,
+                name: Some("message-type"),
+                kind: OptKind::Byte,
+                data: [1]
+            }
         ));
-        let DhcpOption::Value { data, .. } = v[2] else { panic!() };
+        let DhcpOption::Value { data, .. } = v[2] else {
+            panic!()
+        };
         let routes: Vec<_> = ClasslessRoutes::new(data).collect();
         assert_eq!(
             routes,
-            [Some(Route { dest: [10, 0, 0, 0], prefix: 24, router: [10, 0, 0, 1] })]
+            [Some(Route {
+                dest: [10, 0, 0, 0],
+                prefix: 24,
+                router: [10, 0, 0, 1]
+            })]
         );
-        assert!(matches!(v[4], DhcpOption::Value { code: 51, data: [], .. }));
+        assert!(matches!(
+            v[4],
+            DhcpOption::Value {
+                code: 51,
+                data: [],
+                ..
+            }
+        ));
         assert_eq!(v[5], DhcpOption::End);
         assert_eq!(v[6], DhcpOption::Pad);
         // Option 1 says 2 bytes but only 1 follows: the rest is kept whole.
         assert_eq!(v[7], DhcpOption::Malformed(b"\x01\x02\x03"));
         // An address option of 3 bytes is malformed from there on.
-        let v: Vec<_> = Dhcp { options: b"\x03\x03\x01\x02\x03\xff" }.iter().collect();
+        let v: Vec<_> = Dhcp {
+            options: b"\x03\x03\x01\x02\x03\xff",
+        }
+        .iter()
+        .collect();
         assert_eq!(v, [DhcpOption::Malformed(b"\x03\x03\x01\x02\x03\xff")]);
     }
 }

@@ -46,7 +46,9 @@ pub fn ja3(h: &Hello<'_>, mut emit: impl FnMut(&[u8])) {
     emit(b",");
     dashed(
         &mut emit,
-        h.extensions().map(|e| e.ext_type).filter(|&t| !is_grease(t)),
+        h.extensions()
+            .map(|e| e.ext_type)
+            .filter(|&t| !is_grease(t)),
     );
     emit(b",");
     let groups = ext_data(h, EXT_SUPPORTED_GROUPS).map_or(&[][..], |d| d.get(2..).unwrap_or(&[]));
@@ -125,7 +127,11 @@ pub fn ja4(h: &Hello<'_>) -> Option<[u8; JA4_BYTES]> {
     out[0] = b't';
     // Version: the highest supported_versions entry, else the hello's own field.
     let version = ext_data(h, EXT_SUPPORTED_VERSIONS)
-        .and_then(|d| list_u16(d.get(1..).unwrap_or(&[])).filter(|&v| !is_grease(v)).max())
+        .and_then(|d| {
+            list_u16(d.get(1..).unwrap_or(&[]))
+                .filter(|&v| !is_grease(v))
+                .max()
+        })
         .unwrap_or(h.version);
     let v: &[u8; 2] = match version {
         0x0304 => b"13",
@@ -183,7 +189,8 @@ pub fn ja4(h: &Hello<'_>) -> Option<[u8; JA4_BYTES]> {
     if ne > 0 {
         let mut sha = Sha256::new();
         feed_hex_list(&mut sha, &exts[..ne]);
-        let sigs = ext_data(h, EXT_SIGNATURE_ALGORITHMS).map_or(&[][..], |d| d.get(2..).unwrap_or(&[]));
+        let sigs =
+            ext_data(h, EXT_SIGNATURE_ALGORITHMS).map_or(&[][..], |d| d.get(2..).unwrap_or(&[]));
         let mut first = true;
         for s in list_u16(sigs).filter(|&s| !is_grease(s)) {
             sha.update(if first { b"_" } else { b"," });

@@ -26,34 +26,128 @@ pub struct Http<'a> {
 
 /// scapy's header fields of a request after `Method`, `Path`, `Http_Version`, in its order.
 pub const REQUEST_HEADERS: [&str; 56] = [
-    "A_IM", "Accept", "Accept_Charset", "Accept_Datetime", "Accept_Encoding",
-    "Accept_Language", "Access_Control_Request_Headers", "Access_Control_Request_Method",
-    "Authorization", "Cache_Control", "Connection", "Content_Length", "Content_MD5",
-    "Content_Type", "Cookie", "DNT", "Date", "Expect", "Forwarded", "From", "Front_End_Https",
-    "HTTP2_Settings", "Host", "If_Match", "If_Modified_Since", "If_None_Match", "If_Range",
-    "If_Unmodified_Since", "Keep_Alive", "Max_Forwards", "Origin", "Permanent", "Pragma",
-    "Proxy_Authorization", "Proxy_Connection", "Range", "Referer", "Save_Data", "TE",
-    "Upgrade", "Upgrade_Insecure_Requests", "User_Agent", "Via", "Warning", "X_ATT_DeviceId",
-    "X_Correlation_ID", "X_Csrf_Token", "X_Forwarded_For", "X_Forwarded_Host",
-    "X_Forwarded_Proto", "X_Http_Method_Override", "X_Request_ID", "X_Requested_With",
-    "X_UIDH", "X_Wap_Profile", "Unknown_Headers",
+    "A_IM",
+    "Accept",
+    "Accept_Charset",
+    "Accept_Datetime",
+    "Accept_Encoding",
+    "Accept_Language",
+    "Access_Control_Request_Headers",
+    "Access_Control_Request_Method",
+    "Authorization",
+    "Cache_Control",
+    "Connection",
+    "Content_Length",
+    "Content_MD5",
+    "Content_Type",
+    "Cookie",
+    "DNT",
+    "Date",
+    "Expect",
+    "Forwarded",
+    "From",
+    "Front_End_Https",
+    "HTTP2_Settings",
+    "Host",
+    "If_Match",
+    "If_Modified_Since",
+    "If_None_Match",
+    "If_Range",
+    "If_Unmodified_Since",
+    "Keep_Alive",
+    "Max_Forwards",
+    "Origin",
+    "Permanent",
+    "Pragma",
+    "Proxy_Authorization",
+    "Proxy_Connection",
+    "Range",
+    "Referer",
+    "Save_Data",
+    "TE",
+    "Upgrade",
+    "Upgrade_Insecure_Requests",
+    "User_Agent",
+    "Via",
+    "Warning",
+    "X_ATT_DeviceId",
+    "X_Correlation_ID",
+    "X_Csrf_Token",
+    "X_Forwarded_For",
+    "X_Forwarded_Host",
+    "X_Forwarded_Proto",
+    "X_Http_Method_Override",
+    "X_Request_ID",
+    "X_Requested_With",
+    "X_UIDH",
+    "X_Wap_Profile",
+    "Unknown_Headers",
 ];
 
 /// scapy's header fields of a response after `Http_Version`, `Status_Code`, `Reason_Phrase`.
 pub const RESPONSE_HEADERS: [&str; 62] = [
-    "Accept_Patch", "Accept_Ranges", "Access_Control_Allow_Credentials",
-    "Access_Control_Allow_Headers", "Access_Control_Allow_Methods",
-    "Access_Control_Allow_Origin", "Access_Control_Expose_Headers", "Access_Control_Max_Age",
-    "Age", "Allow", "Alt_Svc", "Cache_Control", "Connection", "Content_Disposition",
-    "Content_Encoding", "Content_Language", "Content_Length", "Content_Location",
-    "Content_MD5", "Content_Range", "Content_Security_Policy", "Content_Type", "Date",
-    "Delta_Base", "ETag", "Expires", "IM", "Keep_Alive", "Last_Modified", "Link", "Location",
-    "P3P", "Permanent", "Pragma", "Proxy_Authenticate", "Public_Key_Pins", "Refresh",
-    "Retry_After", "Server", "Set_Cookie", "Status", "Strict_Transport_Security",
-    "Timing_Allow_Origin", "Tk", "Trailer", "Transfer_Encoding", "Upgrade", "Vary", "Via",
-    "WWW_Authenticate", "Warning", "X_Content_Duration", "X_Content_Security_Policy",
-    "X_Content_Type_Options", "X_Correlation_ID", "X_Frame_Options", "X_Powered_By",
-    "X_Request_ID", "X_UA_Compatible", "X_WebKit_CSP", "X_XSS_Protection", "Unknown_Headers",
+    "Accept_Patch",
+    "Accept_Ranges",
+    "Access_Control_Allow_Credentials",
+    "Access_Control_Allow_Headers",
+    "Access_Control_Allow_Methods",
+    "Access_Control_Allow_Origin",
+    "Access_Control_Expose_Headers",
+    "Access_Control_Max_Age",
+    "Age",
+    "Allow",
+    "Alt_Svc",
+    "Cache_Control",
+    "Connection",
+    "Content_Disposition",
+    "Content_Encoding",
+    "Content_Language",
+    "Content_Length",
+    "Content_Location",
+    "Content_MD5",
+    "Content_Range",
+    "Content_Security_Policy",
+    "Content_Type",
+    "Date",
+    "Delta_Base",
+    "ETag",
+    "Expires",
+    "IM",
+    "Keep_Alive",
+    "Last_Modified",
+    "Link",
+    "Location",
+    "P3P",
+    "Permanent",
+    "Pragma",
+    "Proxy_Authenticate",
+    "Public_Key_Pins",
+    "Refresh",
+    "Retry_After",
+    "Server",
+    "Set_Cookie",
+    "Status",
+    "Strict_Transport_Security",
+    "Timing_Allow_Origin",
+    "Tk",
+    "Trailer",
+    "Transfer_Encoding",
+    "Upgrade",
+    "Vary",
+    "Via",
+    "WWW_Authenticate",
+    "Warning",
+    "X_Content_Duration",
+    "X_Content_Security_Policy",
+    "X_Content_Type_Options",
+    "X_Correlation_ID",
+    "X_Frame_Options",
+    "X_Powered_By",
+    "X_Request_ID",
+    "X_UA_Compatible",
+    "X_WebKit_CSP",
+    "X_XSS_Protection",
+    "Unknown_Headers",
 ];
 
 /// The three first-line fields, in scapy's order.
@@ -121,7 +215,10 @@ fn is_space(b: u8) -> bool {
 
 fn trim(b: &[u8]) -> &[u8] {
     let start = b.iter().position(|&c| !is_space(c)).unwrap_or(b.len());
-    let end = b.iter().rposition(|&c| !is_space(c)).map_or(start, |i| i + 1);
+    let end = b
+        .iter()
+        .rposition(|&c| !is_space(c))
+        .map_or(start, |i| i + 1);
     &b[start..end.max(start)]
 }
 
@@ -182,13 +279,17 @@ fn is_status_line(line: &[u8]) -> bool {
 /// A cheap first look: the payload starts with a method and a space, or with `HTTP/`.
 pub fn may_start_http(payload: &[u8]) -> bool {
     payload.starts_with(b"HTTP/")
-        || METHODS.iter().any(|m| {
-            payload.len() > m.len() && payload.starts_with(m) && payload[m.len()] == b' '
-        })
+        || METHODS
+            .iter()
+            .any(|m| payload.len() > m.len() && payload.starts_with(m) && payload[m.len()] == b' ')
 }
 
 /// Whether a TCP payload starts with an HTTP/1.x request or status line (scapy's test).
 pub fn looks_like_http(payload: &[u8]) -> Option<bool> {
+    // Both patterns fix the first bytes: a body segment is turned away without a scan.
+    if !may_start_http(payload) {
+        return None;
+    }
     let crlf = find(payload, b"\r\n")?;
     let line = &payload[..crlf];
     if is_request_line(line) {
@@ -226,7 +327,10 @@ mod tests {
     #[test]
     fn first_lines_like_scapy() {
         assert_eq!(looks_like_http(b"GET / HTTP/1.1\r\n"), Some(false));
-        assert_eq!(looks_like_http(b"GET /a b HTTP/1.0\r\nHost: x\r\n\r\n"), Some(false));
+        assert_eq!(
+            looks_like_http(b"GET /a b HTTP/1.0\r\nHost: x\r\n\r\n"),
+            Some(false)
+        );
         assert_eq!(looks_like_http(b"GET / HTTP/1.1\n\r\n"), Some(false));
         assert_eq!(looks_like_http(b"GET / HTTP/1.1"), None);
         assert_eq!(looks_like_http(b"GET  HTTP/1.1\r\n"), None);

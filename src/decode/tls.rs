@@ -66,7 +66,9 @@ impl<'a> Hello<'a> {
         self.msgtype == CLIENT_HELLO
     }
     pub fn ciphers(&self) -> impl Iterator<Item = u16> + 'a {
-        self.ciphers.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]))
+        self.ciphers
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
     }
     pub fn extensions(&self) -> Extensions<'a> {
         Extensions {
@@ -144,7 +146,9 @@ pub fn name_entries(list: &[u8], with_type: bool) -> impl Iterator<Item = (u8, &
 
 fn names_tile(list: &[u8], with_type: bool) -> bool {
     let hdr = if with_type { 3 } else { 1 };
-    let used: usize = name_entries(list, with_type).map(|(_, n)| hdr + n.len()).sum();
+    let used: usize = name_entries(list, with_type)
+        .map(|(_, n)| hdr + n.len())
+        .sum();
     used == list.len()
 }
 
@@ -171,7 +175,8 @@ pub fn ext_list(ext: &Extension<'_>, client: bool) -> Option<()> {
 
 fn parse_hello(msg: &[u8]) -> Result<Hello<'_>, ErrorKind> {
     let t = *msg.first().ok_or(ErrorKind::Truncated)?;
-    let msglen = (u32::from(be16(msg, 1)) << 8) | u32::from(*msg.get(3).ok_or(ErrorKind::Truncated)?);
+    let msglen =
+        (u32::from(be16(msg, 1)) << 8) | u32::from(*msg.get(3).ok_or(ErrorKind::Truncated)?);
     let body = msg.get(4..).ok_or(ErrorKind::Truncated)?;
     if body.len() != msglen as usize {
         return Err(ErrorKind::BadLength);
@@ -253,7 +258,8 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let record = &rest[..5];
     let record_len = usize::from(be16(record, 3));
     let fragment = &rest[5..rest.len().min(5 + record_len)];
-    let msglen = usize::from(be16(fragment, 1)) << 8 | usize::from(fragment.get(3).copied().unwrap_or(0));
+    let msglen =
+        usize::from(be16(fragment, 1)) << 8 | usize::from(fragment.get(3).copied().unwrap_or(0));
     let Some(msg) = fragment.get(..4 + msglen) else {
         return fail(pkt, LayerName::Tls, ErrorKind::Truncated);
     };
@@ -296,7 +302,10 @@ mod tests {
         assert_eq!(h.ciphers().collect::<Vec<_>>(), [0x1301]);
         let e: Vec<_> = h.extensions().collect();
         assert_eq!(e.len(), 1);
-        assert_eq!(name_entries(&e[0].data[2..], true).next(), Some((0, &b"a.b"[..])));
+        assert_eq!(
+            name_entries(&e[0].data[2..], true).next(),
+            Some((0, &b"a.b"[..]))
+        );
         // A server-name list one byte short of its extension: the hello is refused.
         let n = msg.len();
         msg[n - 5] = 5;

@@ -85,7 +85,12 @@ pub(super) fn write_bootp(out: &mut Out<'_>, b: &Bootp<'_>) {
     num!(out, "xid", u64::from(b.be32(4)));
     num!(out, "secs", u64::from(b.be16(8)));
     num!(out, "flags", u64::from(b.be16(10)));
-    for (name, at) in [("ciaddr", 12), ("yiaddr", 16), ("siaddr", 20), ("giaddr", 24)] {
+    for (name, at) in [
+        ("ciaddr", 12),
+        ("yiaddr", 16),
+        ("siaddr", 20),
+        ("giaddr", 24),
+    ] {
         super::key(out, name, false);
         quoted_ipv4(out, b.field(at, at + 4));
     }
@@ -212,44 +217,54 @@ pub(super) fn write_http(out: &mut Out<'_>, h: &Http<'_>) {
     } else {
         (&http::REQUEST_LINE, &http::REQUEST_HEADERS)
     };
-    // Headers scapy takes into a field (the last one of a name wins); the rest are unknown.
-    let known = |name: &[u8]| {
-        line_fields
+    // One pass over the header lines: each gets the index of scapy's field it fills
+    // (first-line fields first, then the header table), or UNKNOWN. The decoder capped the
+    // line count at MAX_HEADER_LINES, so the arrays hold them all.
+    const UNKNOWN: u8 = u8::MAX;
+    const NONE: u16 = u16::MAX;
+    let mut lines: [(&[u8], &[u8]); http::MAX_HEADER_LINES] = [(&[], &[]); http::MAX_HEADER_LINES];
+    let mut field_of = [UNKNOWN; http::MAX_HEADER_LINES];
+    let mut last = [NONE; 3 + 64];
+    let mut n = 0;
+    for (name, value) in h.headers().take(http::MAX_HEADER_LINES) {
+        let index = line_fields
             .iter()
             .chain(table.iter())
-            .any(|f| http::name_matches(name, f))
-    };
-    let last_value = |field: &str| {
-        h.headers()
-            .filter(|(n, _)| http::name_matches(n, field))
-            .last()
-            .map(|(_, v)| v)
-    };
+            .position(|f| http::name_matches(name, f));
+        lines[n] = (name, value);
+        if let Some(i) = index.filter(|&i| i < last.len()) {
+            field_of[n] = i as u8;
+            last[i] = n as u16;
+        }
+        n += 1;
+    }
+    let lines = &lines[..n];
     let parts = h.first_line_parts();
     for (i, field) in line_fields.iter().enumerate() {
         super::key(out, field, i == 0);
-        let v = match parts {
-            Some(p) => p[i],
-            None => last_value(field).unwrap_or(&[]),
+        let v = match (parts, last[i]) {
+            (Some(p), _) => p[i],
+            (None, NONE) => &[],
+            (None, at) => lines[usize::from(at)].1,
         };
         quoted_latin1(out, v);
     }
-    for field in table.iter().filter(|f| **f != "Unknown_Headers") {
-        if let Some(v) = last_value(field) {
+    for (i, field) in table.iter().enumerate() {
+        let at = last.get(3 + i).copied().unwrap_or(NONE);
+        if at != NONE && *field != "Unknown_Headers" {
             super::key(out, field, false);
-            quoted_latin1(out, v);
+            quoted_latin1(out, lines[usize::from(at)].1);
         }
     }
     let mut any_unknown = false;
-    for (i, (name, _)) in h.headers().enumerate() {
-        if known(name) || h.headers().take(i).any(|(n, _)| same_header(n, name)) {
+    for (i, &(name, _)) in lines.iter().enumerate() {
+        let unknown = |j: &usize| field_of[*j] == UNKNOWN && same_header(lines[*j].0, name);
+        if field_of[i] != UNKNOWN || (0..i).any(|j| unknown(&j)) {
             continue;
         }
         // A repeated name keeps its first place and its last spelling and value.
-        let Some((last_name, value)) = h.headers().filter(|(n, _)| same_header(n, name)).last()
-        else {
-            continue;
-        };
+        let last_same = (i..n).rev().find(|j| unknown(j)).unwrap_or(i);
+        let (last_name, value) = lines[last_same];
         out.extend_from_slice(if any_unknown {
             b","
         } else {
