@@ -102,13 +102,19 @@ const OTHER_PROTOCOL_PORTS: [u16; 8] = [88, 135, 139, 389, 445, 1723, 2000, 3268
 /// HTTP/1.x on 80 and 8080, TLS on 443 (either side). On any other port a payload that
 /// starts like a TLS ClientHello/ServerHello record or an HTTP/1.x first line is tried as
 /// one (the decoders check the rest; anything else stays raw).
-fn app_by_ports(sport: u16, dport: u16, payload: &[u8]) -> Next {
+///
+/// scapy takes the first binding that matches, in the order they were made: the other
+/// protocols' ports come before HTTP's and TLS's. Inside an ICMP error (`TCPerror`, which
+/// shares TCP's bindings) only the ports count.
+fn app_by_ports(sport: u16, dport: u16, payload: &[u8], quoted: bool) -> Next {
     let either = |p: u16| sport == p || dport == p;
-    if either(80) || either(8080) {
+    if OTHER_PROTOCOL_PORTS.iter().any(|&p| either(p)) {
+        Next::Stop
+    } else if either(80) || either(8080) {
         Next::Http
     } else if either(443) {
         Next::Tls
-    } else if OTHER_PROTOCOL_PORTS.iter().any(|&p| either(p)) {
+    } else if quoted {
         Next::Stop
     } else if super::tls::looks_like_hello(payload) {
         Next::Tls
@@ -146,10 +152,8 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: boo
     }
     if hdr.sport.get() == 53 || hdr.dport.get() == 53 {
         Next::Dns { tcp: true }
-    } else if quoted {
-        Next::Stop
     } else {
-        app_by_ports(hdr.sport.get(), hdr.dport.get(), cur.rest())
+        app_by_ports(hdr.sport.get(), hdr.dport.get(), cur.rest(), quoted)
     }
 }
 
