@@ -11,28 +11,34 @@ pub const FIXED_BYTES: usize = 236;
 /// RFC 2131's magic cookie in front of the DHCP options.
 pub const MAGIC: [u8; 4] = [99, 130, 83, 99];
 
+/// One slice keeps [`Layer`] at its size (every frame's `Packet` holds
+/// [`super::MAX_LAYERS`] of them).
 #[derive(Clone, Copy, Debug)]
 pub struct Bootp<'a> {
-    /// Exactly [`FIXED_BYTES`] bytes.
-    pub fixed: &'a [u8],
-    /// scapy's `options` field: the magic cookie alone when DHCP follows, else every byte
-    /// after the fixed header.
-    pub options: &'a [u8],
+    /// The fixed header ([`FIXED_BYTES`]) and then scapy's `options` field: the magic cookie
+    /// alone when DHCP follows, else every byte after the fixed header.
+    pub bytes: &'a [u8],
 }
 
-impl Bootp<'_> {
+impl<'a> Bootp<'a> {
+    pub fn fixed(&self) -> &'a [u8] {
+        self.bytes.get(..FIXED_BYTES).unwrap_or(&[])
+    }
+    pub fn options(&self) -> &'a [u8] {
+        self.bytes.get(FIXED_BYTES..).unwrap_or(&[])
+    }
     pub fn byte(&self, at: usize) -> u8 {
-        self.fixed.get(at).copied().unwrap_or(0)
+        self.fixed().get(at).copied().unwrap_or(0)
     }
     pub fn be16(&self, at: usize) -> u16 {
-        be16(self.fixed, at)
+        be16(self.fixed(), at)
     }
     pub fn be32(&self, at: usize) -> u32 {
-        be32(self.fixed, at)
+        be32(self.fixed(), at)
     }
     /// `fixed[from..to]` (empty if out of range, which cannot happen for a decoded layer).
     pub fn field(&self, from: usize, to: usize) -> &[u8] {
-        self.fixed.get(from..to).unwrap_or(&[])
+        self.fixed().get(from..to).unwrap_or(&[])
     }
 }
 
@@ -327,7 +333,8 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let after = &rest[FIXED_BYTES..];
     let dhcp = after.starts_with(&MAGIC);
     let options = if dhcp { &after[..4] } else { after };
-    if !push(pkt, Layer::Bootp(Bootp { fixed, options })) {
+    let bytes = &rest[..fixed.len() + options.len()];
+    if !push(pkt, Layer::Bootp(Bootp { bytes })) {
         return Next::Stop;
     }
     cur.advance(FIXED_BYTES + options.len());

@@ -19,12 +19,12 @@ pub const SERVER_HELLO: u8 = 2;
 /// walks over them are bounded by this).
 pub const MAX_EXTENSIONS: usize = 256;
 
+/// One slice (the 5-byte record header, then the hello message) keeps [`Layer`] at its size:
+/// every frame's `Packet` holds [`super::MAX_LAYERS`] of them.
 #[derive(Clone, Copy, Debug)]
 pub struct Tls<'a> {
-    /// The 5-byte record header.
-    pub record: &'a [u8],
-    /// The hello message: 4-byte handshake header and body.
-    pub msg: &'a [u8],
+    /// The record header and the hello message (4-byte handshake header and body).
+    pub bytes: &'a [u8],
 }
 
 /// A hello's fields, located once (all offsets are inside `msg`, checked at decode time).
@@ -46,18 +46,26 @@ pub struct Hello<'a> {
 }
 
 impl<'a> Tls<'a> {
+    /// The 5-byte record header.
+    pub fn record(&self) -> &'a [u8] {
+        self.bytes.get(..5).unwrap_or(&[])
+    }
+    /// The hello message.
+    pub fn msg(&self) -> &'a [u8] {
+        self.bytes.get(5..).unwrap_or(&[])
+    }
     pub fn content_type(&self) -> u8 {
-        self.record.first().copied().unwrap_or(0)
+        self.record().first().copied().unwrap_or(0)
     }
     pub fn record_version(&self) -> u16 {
-        be16(self.record, 1)
+        be16(self.record(), 1)
     }
     pub fn record_len(&self) -> u16 {
-        be16(self.record, 3)
+        be16(self.record(), 3)
     }
     /// The hello's fields (always `Some` for a decoded layer).
     pub fn hello(&self) -> Option<Hello<'a>> {
-        parse_hello(self.msg).ok()
+        parse_hello(self.msg()).ok()
     }
 }
 
@@ -268,7 +276,8 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
         // layout this decoder does not show: raw, as before.
         Ok(h) if !h.is_client() && (h.version == 0x0304 || h.version > 0x7f00) => Next::Stop,
         Ok(_) => {
-            if push(pkt, Layer::Tls(Tls { record, msg })) {
+            let bytes = &rest[..5 + msg.len()];
+            if push(pkt, Layer::Tls(Tls { bytes })) {
                 cur.advance(5 + msg.len());
             }
             Next::Stop

@@ -188,10 +188,10 @@ fn size_bound(pkt: &Packet<'_>) -> usize {
             Layer::Arp(a) => 512 + 4 * a.addrs.len(),
             // DHCP: a one-byte `pad` is six bytes of JSON, a bare option name up to 32 for
             // two bytes; TLS lists and the JA3 text stay under 8 bytes per byte of hello.
-            Layer::Bootp(b) => 1024 + 2 * b.options.len(),
+            Layer::Bootp(b) => 1024 + 2 * b.bytes.len(),
             Layer::Dhcp(d) => 512 + 24 * d.options.len(),
             Layer::Http(h) => 512 + 8 * h.head.len(),
-            Layer::Tls(t) => 1024 + 16 * t.msg.len(),
+            Layer::Tls(t) => 1024 + 16 * t.bytes.len(),
             _ => 512,
         };
     }

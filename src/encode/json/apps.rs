@@ -97,7 +97,7 @@ pub(super) fn write_bootp(out: &mut Out<'_>, b: &Bootp<'_>) {
     hex_field!(out, "chaddr", b.field(28, 44));
     hex_field!(out, "sname", b.field(44, 108));
     hex_field!(out, "file", b.field(108, 236));
-    hex_field!(out, "options", b.options);
+    hex_field!(out, "options", b.options());
 }
 
 pub(super) fn write_dhcp(out: &mut Out<'_>, d: &Dhcp<'_>) {
