@@ -229,6 +229,10 @@ fn check_message(line: &str, source: &str, ctx: &str) -> serde_json::Value {
 
     let keys = top_level_keys(line);
     let mut expected: Vec<&str> = ENVELOPE_KEYS.to_vec();
+    // A TLS ClientHello's fingerprints follow `cap_len` (docs/FORMAT.md).
+    if obj.contains_key("ja3") {
+        expected.extend(["ja3", "ja3_hash", "ja4"]);
+    }
     if obj.contains_key("decode_error") {
         expected.push("decode_error");
     }
