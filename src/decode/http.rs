@@ -222,17 +222,10 @@ fn trim(b: &[u8]) -> &[u8] {
     &b[start..end.max(start)]
 }
 
-/// First `needle` (CRLF or CRLFCRLF) in `hay`: jumps from one CR to the next.
+/// First `needle` (CRLF or CRLFCRLF) in `hay`, by memchr's SIMD search: every HTTP segment
+/// is searched for both on the decode path.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = hay.get(from..)?.iter().position(|&b| b == b'\r') {
-        let at = from + i;
-        if hay.get(at..at + needle.len())? == needle {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
+    memchr::memmem::find(hay, needle)
 }
 
 fn is_digit(b: u8) -> bool {
@@ -311,7 +304,11 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
         head: &rest[..head_len],
         response,
     };
-    if http.headers().nth(MAX_HEADER_LINES).is_some() {
+    // A head has at most one header line per LF (plus a last one without): counting LFs is
+    // one SIMD pass, and only a head with that many lines is walked line by line.
+    if memchr::memchr_iter(b'\n', http.head).count() >= MAX_HEADER_LINES
+        && http.headers().nth(MAX_HEADER_LINES).is_some()
+    {
         return fail(pkt, LayerName::Http, ErrorKind::BadRecord);
     }
     if push(pkt, Layer::Http(http)) {
