@@ -179,33 +179,66 @@ impl<'a> Http<'a> {
 
     /// Header lines after the first line that have a colon: (name as written, value trimmed).
     pub fn headers(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone {
-        let start = find(self.head, b"\r\n").map_or(self.head.len(), |i| i + 2);
-        let mut rest = &self.head[start..];
+        self.headers_at().map(|(_, name, value)| (name, value))
+    }
+
+    /// As [`Http::headers`], with the offset of each line in `head` (for [`Http::line_at`]).
+    pub fn headers_at(&self) -> impl Iterator<Item = (usize, &'a [u8], &'a [u8])> + Clone {
+        let head = self.head;
+        let mut at = find(head, b"\r\n").map_or(head.len(), |i| i + 2);
         std::iter::from_fn(move || loop {
-            if rest.is_empty() {
-                return None;
-            }
-            let (line, next) = match find(rest, b"\r\n") {
-                Some(i) => (&rest[..i], &rest[i + 2..]),
-                None => (rest, &rest[rest.len()..]),
+            let rest = head.get(at..).filter(|r| !r.is_empty())?;
+            let line_at = at;
+            let line = match find(rest, b"\r\n") {
+                Some(i) => {
+                    at += i + 2;
+                    &rest[..i]
+                }
+                None => {
+                    at = head.len();
+                    rest
+                }
             };
-            rest = next;
-            if let Some(colon) = line.iter().position(|&b| b == b':') {
-                return Some((&line[..colon], trim(&line[colon + 1..])));
+            if let Some((name, value)) = split_header(line) {
+                return Some((line_at, name, value));
             }
         })
     }
+
+    /// The header line starting at `at` (an offset from [`Http::headers_at`]).
+    pub fn line_at(&self, at: usize) -> Option<(&'a [u8], &'a [u8])> {
+        let rest = self.head.get(at..)?;
+        split_header(&rest[..find(rest, b"\r\n").unwrap_or(rest.len())])
+    }
+}
+
+fn split_header(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let colon = line.iter().position(|&b| b == b':')?;
+    Some((&line[..colon], trim(&line[colon + 1..])))
+}
+
+/// The index of scapy's field a header name fills: `0..3` the first-line fields, then
+/// `3 + i` for `table[i]`; `None` for an unknown header.
+pub fn field_index(written: &[u8], line_fields: &[&str; 3], table: &[&str]) -> Option<usize> {
+    let w = trim(written);
+    line_fields
+        .iter()
+        .chain(table.iter())
+        .position(|f| f.len() == w.len() && same_name(w, f))
+}
+
+fn same_name(trimmed: &[u8], field: &str) -> bool {
+    trimmed.iter().zip(field.bytes()).all(|(&a, b)| {
+        let a = if a == b'-' { b'_' } else { a };
+        a.eq_ignore_ascii_case(&b)
+    })
 }
 
 /// Whether a header name as written is scapy's field `field` (names compared with `-` read
 /// as `_`, surrounding whitespace ignored, ASCII case folded).
 pub fn name_matches(written: &[u8], field: &str) -> bool {
     let w = trim(written);
-    w.len() == field.len()
-        && w.iter().zip(field.bytes()).all(|(&a, b)| {
-            let a = if a == b'-' { b'_' } else { a };
-            a.eq_ignore_ascii_case(&b)
-        })
+    w.len() == field.len() && same_name(w, field)
 }
 
 /// Python's `bytes.isspace` set, which `re`'s `\s` and `bytes.strip` use.

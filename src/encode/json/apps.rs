@@ -217,35 +217,26 @@ pub(super) fn write_http(out: &mut Out<'_>, h: &Http<'_>) {
     } else {
         (&http::REQUEST_LINE, &http::REQUEST_HEADERS)
     };
-    // One pass over the header lines: each gets the index of scapy's field it fills
-    // (first-line fields first, then the header table), or UNKNOWN. The decoder capped the
-    // line count at MAX_HEADER_LINES, so the arrays hold them all.
-    const UNKNOWN: u8 = u8::MAX;
-    const NONE: u16 = u16::MAX;
-    let mut lines: [(&[u8], &[u8]); http::MAX_HEADER_LINES] = [(&[], &[]); http::MAX_HEADER_LINES];
-    let mut field_of = [UNKNOWN; http::MAX_HEADER_LINES];
+    // One pass over the header lines: for each of scapy's fields, the offset of the last line
+    // that fills it (a repeated header keeps its last value). Offsets, not slices, keep the
+    // table small enough to set up for every head.
+    const NONE: u32 = u32::MAX;
     let mut last = [NONE; 3 + 64];
-    let mut n = 0;
-    for (name, value) in h.headers().take(http::MAX_HEADER_LINES) {
-        let index = line_fields
-            .iter()
-            .chain(table.iter())
-            .position(|f| http::name_matches(name, f));
-        lines[n] = (name, value);
-        if let Some(i) = index.filter(|&i| i < last.len()) {
-            field_of[n] = i as u8;
-            last[i] = n as u16;
+    for (at, name, _) in h.headers_at() {
+        if let Some(slot) =
+            http::field_index(name, line_fields, table).and_then(|i| last.get_mut(i))
+        {
+            *slot = at as u32;
         }
-        n += 1;
     }
-    let lines = &lines[..n];
+    let value_at = |at: u32| h.line_at(at as usize).map_or(&[][..], |(_, v)| v);
     let parts = h.first_line_parts();
     for (i, field) in line_fields.iter().enumerate() {
         super::key(out, field, i == 0);
-        let v = match (parts, last[i]) {
-            (Some(p), _) => p[i],
-            (None, NONE) => &[],
-            (None, at) => lines[usize::from(at)].1,
+        let v = match parts {
+            Some(p) => p[i],
+            None if last[i] == NONE => &[],
+            None => value_at(last[i]),
         };
         quoted_latin1(out, v);
     }
@@ -253,18 +244,26 @@ pub(super) fn write_http(out: &mut Out<'_>, h: &Http<'_>) {
         let at = last.get(3 + i).copied().unwrap_or(NONE);
         if at != NONE && *field != "Unknown_Headers" {
             super::key(out, field, false);
-            quoted_latin1(out, lines[usize::from(at)].1);
+            quoted_latin1(out, value_at(at));
         }
     }
     let mut any_unknown = false;
-    for (i, &(name, _)) in lines.iter().enumerate() {
-        let unknown = |j: &usize| field_of[*j] == UNKNOWN && same_header(lines[*j].0, name);
-        if field_of[i] != UNKNOWN || (0..i).any(|j| unknown(&j)) {
+    for (i, (_, name, _)) in h.headers_at().enumerate() {
+        // Same names (as scapy's dictionary compares them) are all known or all unknown.
+        if http::field_index(name, line_fields, table).is_some()
+            || h.headers().take(i).any(|(n, _)| same_header(n, name))
+        {
             continue;
         }
         // A repeated name keeps its first place and its last spelling and value.
-        let last_same = (i..n).rev().find(|j| unknown(j)).unwrap_or(i);
-        let (last_name, value) = lines[last_same];
+        let Some((last_name, value)) = h
+            .headers()
+            .skip(i)
+            .filter(|(n, _)| same_header(n, name))
+            .last()
+        else {
+            continue;
+        };
         out.extend_from_slice(if any_unknown {
             b","
         } else {
@@ -404,12 +403,13 @@ fn write_extension(out: &mut Out<'_>, e: &Extension<'_>, client: bool) {
     out.push(b'}');
 }
 
-/// The envelope's `ja3`, `ja3_hash` and `ja4` for the first ClientHello of the packet.
+/// The envelope's `ja3`, `ja3_hash` and `ja4` when the packet holds a ClientHello (always its
+/// last layer: nothing is decoded after a hello), so other packets pay one comparison.
 pub(super) fn write_fingerprints(out: &mut Out<'_>, pkt: &Packet<'_>) {
-    let Some(h) = pkt.layers().find_map(|l| match l {
-        Layer::Tls(t) => t.hello().filter(|h| h.is_client()),
-        _ => None,
-    }) else {
+    let Some(Layer::Tls(t)) = pkt.layers().last() else {
+        return;
+    };
+    let Some(h) = t.hello().filter(|h| h.is_client()) else {
         return;
     };
     out.extend_from_slice(b",\"ja3\":\"");
