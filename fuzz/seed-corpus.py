@@ -9,6 +9,10 @@ fuzz_targets/decode_frame.rs maps it, followed by the frame (MPLS-over-Ethernet 
 time with the selector's top bit set, for `--mpls-payload ether`). Files are named by their SHA-1,
 as libFuzzer names its own, into fuzz/corpus/decode_frame/. Frames of link types the decoder
 does not support are skipped. Damaged files are read up to the damage.
+
+pcaps/ holds frames of every layer the decoder knows, the application layers included
+(tls.pcap: ClientHellos of several client shapes and ServerHellos; http.pcap; dhcp.pcap;
+ntp.pcap), so the default seeds reach each decoder; decode_frame.dict adds their tokens.
 """
 
 import hashlib

@@ -2143,6 +2143,400 @@ def fixture_mixed():
 
 
 # ---------------------------------------------------------------------------------------------
+# Application layers: tls.pcap, http.pcap, dhcp.pcap, ntp.pcap
+#
+# The TLS hellos are assembled byte by byte here (every length under our control, so the
+# "real client shapes" below keep their exact cipher and extension order); scapy decodes them
+# in the oracle. Client shapes follow what the named clients sent in public captures: which
+# extensions, in which order, with GREASE where the client uses it. The key shares, randoms
+# and session ids are fixed filler, not real key material.
+
+
+def tls_ext(ext_type, data=b""):
+    return struct.pack("!HH", ext_type, len(data)) + data
+
+
+def tls_u16_list(values, prefix=2):
+    body = b"".join(struct.pack("!H", v) for v in values)
+    return struct.pack("!H" if prefix == 2 else "!B", len(body)) + body
+
+
+def tls_sni(host):
+    name = host.encode()
+    entry = b"\x00" + struct.pack("!H", len(name)) + name
+    return tls_ext(0, struct.pack("!H", len(entry)) + entry)
+
+
+def tls_alpn(*protocols):
+    body = b"".join(bytes([len(p)]) + p for p in protocols)
+    return tls_ext(16, struct.pack("!H", len(body)) + body)
+
+
+# A valid uncompressed P-256 point (the curve's generator, SEC 2): scapy imports the key
+# shares it reads, and refuses a filler point for secp256r1.
+P256_POINT = bytes.fromhex(
+    "04" "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"
+    "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5")
+
+
+def tls_key_share(*groups):
+    def key(g, n):
+        return P256_POINT if g == 23 else bytes([g & 0xFF]) * n
+    body = b"".join(struct.pack("!HH", g, len(key(g, n))) + key(g, n) for g, n in groups)
+    return tls_ext(51, struct.pack("!H", len(body)) + body)
+
+
+def tls_hello(msgtype, version, random32, sid, middle, exts):
+    body = struct.pack("!H", version) + random32 + bytes([len(sid)]) + sid + middle
+    if exts is not None:
+        block = b"".join(exts)
+        body += struct.pack("!H", len(block)) + block
+    return bytes([msgtype]) + struct.pack("!I", len(body))[1:] + body
+
+
+def tls_client_hello(version, ciphers, exts, sid=b"", comp=(0,), seed=0):
+    rng = random.Random(seed)
+    random32 = bytes(rng.randrange(256) for _ in range(32))
+    middle = tls_u16_list(ciphers) + bytes([len(comp)]) + bytes(comp)
+    return tls_hello(1, version, random32, sid, middle, exts)
+
+
+def tls_server_hello(version, cipher, exts, sid=b"", seed=0):
+    rng = random.Random(seed)
+    random32 = bytes(rng.randrange(256) for _ in range(32))
+    return tls_hello(2, version, random32, sid, struct.pack("!HB", cipher, 0), exts)
+
+
+def tls_record(content_type, payload, version=0x0301):
+    return struct.pack("!BHH", content_type, version, len(payload)) + payload
+
+
+CHROME_CIPHERS = [0x1301, 0x1302, 0x1303, 0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8,
+                  0xC013, 0xC014, 0x009C, 0x009D, 0x002F, 0x0035]
+SIG_ALGS_CHROME = [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601]
+
+
+def client_hello_chrome(host, seed):
+    """Chrome 120 shape: GREASE first in ciphers, extensions, groups and versions."""
+    grease = [0x0A0A, 0x3A3A, 0x5A5A, 0xDADA]
+    g = grease[seed % 4]
+    exts = [
+        tls_ext(g),
+        tls_sni(host),
+        tls_ext(23),
+        tls_ext(65281, b"\x00"),
+        tls_ext(10, tls_u16_list([g, 29, 23, 24])),
+        tls_ext(11, b"\x01\x00"),
+        tls_ext(35),
+        tls_alpn(b"h2", b"http/1.1"),
+        tls_ext(5, b"\x01\x00\x00\x00\x00"),
+        tls_ext(13, tls_u16_list(SIG_ALGS_CHROME)),
+        tls_ext(18),
+        tls_key_share((g, 1), (29, 32)),
+        tls_ext(45, b"\x01\x01"),
+        tls_ext(43, tls_u16_list([g, 0x0304, 0x0303], prefix=1)),
+        tls_ext(27, b"\x02\x00\x02"),
+        tls_ext(17513, b"\x00\x03\x02h2"),
+        tls_ext(grease[(seed + 1) % 4], b"\x00"),
+        tls_ext(21, bytes(37)),
+    ]
+    return tls_client_hello(0x0303, [g] + CHROME_CIPHERS, exts, sid=bytes(range(32)),
+                            seed=seed)
+
+
+def client_hello_firefox(host, seed):
+    """Firefox 121 shape: no GREASE, delegated credentials and record size limit."""
+    ciphers = [0x1301, 0x1303, 0x1302, 0xC02B, 0xC02F, 0xCCA9, 0xCCA8, 0xC02C, 0xC030,
+               0xC00A, 0xC009, 0xC013, 0xC014, 0x009C, 0x009D, 0x002F, 0x0035]
+    exts = [
+        tls_sni(host),
+        tls_ext(23),
+        tls_ext(65281, b"\x00"),
+        tls_ext(10, tls_u16_list([29, 23, 24, 25, 256, 257])),
+        tls_ext(11, b"\x01\x00"),
+        tls_ext(35),
+        tls_alpn(b"h2", b"http/1.1"),
+        tls_ext(5, b"\x01\x00\x00\x00\x00"),
+        tls_ext(34, tls_u16_list([0x0403, 0x0503, 0x0603, 0x0203])),
+        tls_key_share((29, 32), (23, 65)),
+        tls_ext(43, tls_u16_list([0x0304, 0x0303], prefix=1)),
+        tls_ext(13, tls_u16_list([0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0401,
+                                  0x0501, 0x0601, 0x0203, 0x0201])),
+        tls_ext(45, b"\x01\x01"),
+        tls_ext(28, b"\x40\x01"),
+        tls_ext(21, bytes(151)),
+    ]
+    return tls_client_hello(0x0303, ciphers, exts, sid=bytes(range(100, 132)), seed=seed)
+
+
+def client_hello_curl(host, seed):
+    """curl 7.88 / OpenSSL 3 shape: many TLS 1.2 suites, encrypt_then_mac, ALPN http/1.1."""
+    ciphers = [0x1302, 0x1303, 0x1301, 0xC02C, 0xC030, 0x009F, 0xCCA9, 0xCCA8, 0xCCAA,
+               0xC02B, 0xC02F, 0x009E, 0xC024, 0xC028, 0x006B, 0xC023, 0xC027, 0x0067,
+               0xC00A, 0xC014, 0x0039, 0xC009, 0xC013, 0x0033, 0x009D, 0x009C, 0x003D,
+               0x003C, 0x0035, 0x002F, 0x00FF]
+    exts = [
+        tls_sni(host),
+        tls_ext(11, b"\x03\x00\x01\x02"),
+        tls_ext(10, tls_u16_list([29, 23, 30, 25, 24, 256, 257, 258, 259, 260])),
+        tls_ext(35),
+        tls_alpn(b"http/1.1"),
+        tls_ext(22),
+        tls_ext(23),
+        tls_ext(49, b""),
+        tls_ext(13, tls_u16_list([0x0403, 0x0503, 0x0603, 0x0807, 0x0808, 0x0809, 0x080A,
+                                  0x080B, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601])),
+        tls_ext(43, tls_u16_list([0x0304, 0x0303], prefix=1)),
+        tls_ext(45, b"\x01\x01"),
+        tls_key_share((29, 32)),
+    ]
+    return tls_client_hello(0x0303, ciphers, exts, sid=bytes(range(50, 82)), seed=seed)
+
+
+def client_hello_legacy(seed):
+    """An old TLS 1.0 client: no extensions at all, so no SNI (JA4 `i`), no ALPN."""
+    ciphers = [0x0039, 0x0038, 0x0035, 0x0016, 0x0013, 0x000A, 0x0033, 0x0032, 0x002F,
+               0x0005, 0x0004, 0x0015, 0x0012, 0x0009, 0x00FF]
+    return tls_client_hello(0x0301, ciphers, None, seed=seed)
+
+
+def client_hello_odd_alpn(seed):
+    """A TLS 1.2 client whose first ALPN id is not alphanumeric at its end (JA4 then uses
+    hex digits), GREASE in signature algorithms, and no supported_versions."""
+    exts = [
+        tls_sni("203.0.113.7.example"),
+        tls_alpn(b"x-odd!", b"h2"),
+        tls_ext(10, tls_u16_list([23, 24])),
+        tls_ext(13, tls_u16_list([0x0601, 0x1A1A, 0x0401])),
+        tls_ext(0xFF01, b"\x00"),
+    ]
+    return tls_client_hello(0x0303, [0xC02F, 0xC030, 0x009C], exts, seed=seed)
+
+
+def fixture_tls():
+    cap = Capture(30)
+    rng = random.Random(443)
+    shapes = [
+        ("chrome", lambda s: client_hello_chrome("www.example.com", s)),
+        ("firefox", lambda s: client_hello_firefox("static.example.org", s)),
+        ("curl", lambda s: client_hello_curl("api.example.net", s)),
+        ("legacy", client_hello_legacy),
+        ("odd-alpn", client_hello_odd_alpn),
+    ]
+    port = 50100
+    for n, (_name, make) in enumerate(shapes):
+        v6 = n == 1
+        server = SERVER if n % 2 == 0 else SERVER2
+        conn = TcpConn(CLIENT, server, port + n, 443, eth_link(CLIENT, server), v6=v6,
+                       cisn=rng.getrandbits(32), sisn=rng.getrandbits(32), rng=rng)
+        cap.add(conn.seg(True, "S"), gap_us=20000)
+        cap.add(conn.seg(False, "SA"), gap_us=9000)
+        cap.add(conn.seg(True, "A"), gap_us=80)
+        cap.add(conn.seg(True, "PA", tls_record(0x16, make(n))), gap_us=150)
+        if n == 0:
+            # TLS 1.3 ServerHello (legacy 1.2 layout) with supported_versions and key_share,
+            # then the middlebox ChangeCipherSpec record and encrypted data.
+            sh = tls_server_hello(0x0303, 0x1301, [tls_ext(43, b"\x03\x04"),
+                                                   tls_ext(51, b"\x00\x1d\x00\x20" + bytes(32))],
+                                  sid=bytes(range(32)), seed=1)
+            cap.add(conn.seg(False, "PA", tls_record(0x16, sh, 0x0303)
+                             + tls_record(0x14, b"\x01", 0x0303)
+                             + tls_record(0x17, bytes(rng.randrange(256) for _ in range(90)),
+                                          0x0303)), gap_us=9000)
+        elif n == 2:
+            # TLS 1.2 ServerHello with an empty server_name and renegotiation_info, ALPN,
+            # followed in the same record by a (filler) Certificate message.
+            sh = tls_server_hello(0x0303, 0xC02F, [tls_ext(0), tls_ext(65281, b"\x00"),
+                                                   tls_alpn(b"http/1.1"), tls_ext(11, b"\x01\x00"),
+                                                   tls_ext(23)], seed=2)
+            cert = b"\x0b" + struct.pack("!I", 40)[1:] + bytes(40)
+            cap.add(conn.seg(False, "PA", tls_record(0x16, sh + cert, 0x0303)), gap_us=9000)
+        else:
+            cap.add(conn.seg(False, "A"), gap_us=9000)
+        # Application data both ways: not a hello, stays raw.
+        cap.add(conn.seg(True, "PA", tls_record(0x17, bytes(rng.randrange(256)
+                                                             for _ in range(60)), 0x0303)),
+                gap_us=300)
+        cap.add(conn.seg(True, "FA"), gap_us=40000)
+    # A ClientHello on a port scapy binds nothing to (8443): found by its bytes.
+    conn = TcpConn(CLIENT2, SERVER, 50200, 8443, eth_link(CLIENT2, SERVER), cisn=7, sisn=9)
+    cap.add(conn.seg(True, "PA", tls_record(0x16, client_hello_chrome("alt.example.com", 7))),
+            gap_us=30000)
+    # A ClientHello split over two segments: the first holds a cut hello (raw, flagged).
+    whole = tls_record(0x16, client_hello_firefox("split.example.com", 8))
+    conn = TcpConn(CLIENT2, SERVER2, 50201, 443, eth_link(CLIENT2, SERVER2), cisn=70, sisn=90)
+    cap.add(conn.seg(True, "PA", whole[:200]), gap_us=30000)
+    cap.add(conn.seg(True, "PA", whole[200:]), gap_us=100)
+    # A hello whose server-name list length is one short: refused whole (raw, flagged).
+    bad = bytearray(tls_record(0x16, client_hello_odd_alpn(9)))
+    sni_at = bytes(bad).find(b"\x00\x00\x00\x18\x00\x16")
+    bad[sni_at + 5] -= 1
+    cap.add(conn.seg(True, "PA", bytes(bad)), gap_us=100)
+    # A port-443 segment carrying something else entirely.
+    cap.add(conn.seg(True, "PA", b"SSH-2.0-OpenSSH_9.2\r\n"), gap_us=100)
+    return cap
+
+
+def fixture_http():
+    cap = Capture(31)
+    conn = TcpConn(CLIENT, SERVER, 50300, 80, eth_link(CLIENT, SERVER), cisn=1000, sisn=2000)
+    requests = [
+        # Known headers in odd spellings, a repeated known header (the last wins), unknown
+        # headers (one repeated in another case: first place, last spelling and value),
+        # a line without a colon, and a latin-1 byte in a value.
+        b"GET /search?q=caf\xe9 HTTP/1.1\r\nhost: www.example.com\r\nUSER-AGENT: fixture/2\r\n"
+        b"Accept-Encoding: gzip\r\nX-Trace: one\r\nno colon here\r\nAccept-Encoding: br\r\n"
+        b"x-trace: two\r\nX-Empty:\r\nCookie: a=1; b=\"2\"\r\n\r\n",
+        # HEAD with a path holding spaces (scapy splits at the first two runs of blanks).
+        b"HEAD /a b HTTP/1.0\r\nHost: h\r\n\r\n",
+        # OPTIONS *, CONNECT authority-form, DELETE, PUT with a body, TRACE.
+        b"OPTIONS * HTTP/1.1\r\nHost: www.example.com\r\nMax-Forwards: 0\r\n\r\n",
+        b"CONNECT www.example.com:443 HTTP/1.1\r\nHost: www.example.com:443\r\n"
+        b"Proxy-Authorization: Basic Zm9vOmJhcg==\r\n\r\n",
+        b"DELETE /item/7 HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: Bearer t\r\n\r\n",
+        b"PUT /item/8 HTTP/1.1\r\nHost: api.example.com\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 13\r\n\r\n{\"name\":\"x\"}\n",
+        b"TRACE / HTTP/1.1\r\nHost: www.example.com\r\nVia: 1.1 proxy\r\n\r\n",
+        # Head not finished in this segment: everything is head.
+        b"GET /long HTTP/1.1\r\nHost: www.example.com\r\nReferer: http://www.example.com/",
+    ]
+    responses = [
+        b"HTTP/1.1 301 Moved Permanently\r\nLocation: https://www.example.com/\r\n"
+        b"Content-Length: 0\r\nSet-Cookie: s=1\r\nX-Powered-By: fixture\r\nX-Custom: 1\r\n\r\n",
+        # A status line with no reason: scapy cannot split it, so the three fields are
+        # empty (or taken from same-named headers).
+        b"HTTP/1.1 200 \r\nStatus-Code: 299\r\nServer: fixture\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n",
+        b"HTTP/1.0 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
+    ]
+    cap.add(conn.seg(True, "S"), gap_us=1000)
+    cap.add(conn.seg(False, "SA"), gap_us=9000)
+    for i, req in enumerate(requests):
+        cap.add(conn.seg(True, "PA", req), gap_us=500)
+        if i < len(responses):
+            cap.add(conn.seg(False, "PA", responses[i]), gap_us=9000)
+    # Not HTTP on port 80: stays raw.
+    cap.add(conn.seg(True, "PA", b"GET / HTTP/2\r\n\r\n"), gap_us=500)
+    cap.add(conn.seg(True, "PA", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), gap_us=500)
+    # Port 8080 over IPv6, and port 3128 (found by its first line).
+    conn = TcpConn(CLIENT, SERVER, 50301, 8080, eth_link(CLIENT, SERVER), v6=True)
+    cap.add(conn.seg(True, "PA", http_request("/v6", host="[2001:db8:1::20]:8080")), gap_us=700)
+    cap.add(conn.seg(False, "PA", b"HTTP/1.1 204 No Content\r\nDate: Sun, 29 Nov 2026 "
+                     b"12:31:00 GMT\r\n\r\n"), gap_us=700)
+    conn = TcpConn(CLIENT, SERVER2, 50302, 3128, eth_link(CLIENT, SERVER2))
+    cap.add(conn.seg(True, "PA", b"GET http://www.example.com/ HTTP/1.1\r\nHost: "
+                     b"www.example.com\r\nProxy-Connection: keep-alive\r\n\r\n"), gap_us=700)
+    cap.add(conn.seg(False, "PA", b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                     b"Proxy-Authenticate: Basic realm=\"p\"\r\n\r\n"), gap_us=700)
+    return cap
+
+
+def dhcp_frame(src, dst, sport, dport, bootp_fields, options, tail=b"", src_mac=None,
+               dst_mac=BROADCAST):
+    from scapy.layers.dhcp import BOOTP, DHCP
+    payload = bytes(BOOTP(**bootp_fields) / DHCP(options=options)) if options is not None \
+        else bytes(BOOTP(**bootp_fields))
+    return (eth(src_mac or CLIENT.mac, dst_mac) / ip4(src, dst) / UDP(sport=sport, dport=dport)
+            / Raw(payload + tail))
+
+
+def fixture_dhcp():
+    cap = Capture(32)
+    chaddr = mac_bytes(CLIENT.mac)
+    xid = 0x3903F326
+    base = {"htype": 1, "hlen": 6, "xid": xid, "chaddr": chaddr}
+    client_id = b"\x01" + chaddr
+    prl = [1, 3, 6, 15, 26, 28, 51, 58, 59, 43, 119, 121]
+    # DORA.
+    cap.add(dhcp_frame("0.0.0.0", "255.255.255.255", 68, 67, dict(base, op=1, flags=0x8000),
+                       [("message-type", "discover"), ("client_id", client_id),
+                        ("max_dhcp_size", 1500), ("vendor_class_id", b"netpipe-fixture"),
+                        ("hostname", b"fixture-host"), ("param_req_list", prl), "end",
+                        "pad", "pad", "pad"]), gap_us=1000)
+    server_opts = [("server_id", GATEWAY.ip4), ("lease_time", 86400),
+                   ("renewal_time", 43200), ("rebinding_time", 75600),
+                   ("subnet_mask", "255.255.255.0"), ("broadcast_address", "192.0.2.255"),
+                   ("router", GATEWAY.ip4), ("name_server", RESOLVER.ip4, "192.0.2.54"),
+                   ("domain", b"example.com"),
+                   ("classless_static_routes", ["198.51.100.0/24:192.0.2.1",
+                                                "0.0.0.0/0:192.0.2.1"]),
+                   ("time_zone", 0xFFFFF1F0), "end"]  # -3600 s as scapy's unsigned IntField
+    offer = dict(base, op=2, yiaddr=CLIENT.ip4, siaddr=GATEWAY.ip4)
+    cap.add(dhcp_frame(GATEWAY.ip4, "255.255.255.255", 67, 68, offer,
+                       [("message-type", "offer")] + server_opts, src_mac=GATEWAY.mac),
+            gap_us=2000)
+    cap.add(dhcp_frame("0.0.0.0", "255.255.255.255", 68, 67, dict(base, op=1, secs=1),
+                       [("message-type", "request"), ("client_id", client_id),
+                        ("requested_addr", CLIENT.ip4), ("server_id", GATEWAY.ip4),
+                        ("hostname", b"fixture-host"), ("param_req_list", prl), "end"]),
+            gap_us=1000)
+    cap.add(dhcp_frame(GATEWAY.ip4, CLIENT.ip4, 67, 68, offer,
+                       [("message-type", "ack")] + server_opts, src_mac=GATEWAY.mac,
+                       dst_mac=CLIENT.mac), gap_us=2000)
+    # Relayed renewal (giaddr, hops), with an option scapy has no name for (224) and an
+    # empty lease_time, then a malformed tail (router option cut to 3 bytes).
+    relayed = BOOTP_PLAIN(dict(base, op=1, hops=1, giaddr="192.0.2.254", ciaddr=CLIENT.ip4))
+    cap.add(eth(GATEWAY, CLIENT) / ip4("192.0.2.254", GATEWAY) / UDP(sport=68, dport=67)
+            / Raw(bytes(relayed) + bytes([99, 130, 83, 99])
+                  + b"\x35\x01\x03\xe0\x02\x01\x02\x33\x00\xff"), gap_us=500000)
+    raw_opts = b"\x35\x01\x08\x03\x03\xc0\x00\x02"
+    cap.add(eth(CLIENT, GATEWAY) / ip4(CLIENT, GATEWAY) / UDP(sport=68, dport=67)
+            / Raw(bytes(BOOTP_PLAIN(dict(base, op=1))) + bytes([99, 130, 83, 99]) + raw_opts),
+            gap_us=1000)
+    # Plain BOOTP (no magic cookie): the vendor area stays BOOTP's options bytes.
+    cap.add(eth(CLIENT, GATEWAY) / ip4(CLIENT, GATEWAY) / UDP(sport=68, dport=67)
+            / Raw(bytes(BOOTP_PLAIN(dict(base, op=1))) + bytes(64)), gap_us=1000)
+    # Too short for BOOTP's fixed header: raw, flagged.
+    cap.add(eth(CLIENT, GATEWAY) / ip4(CLIENT, GATEWAY) / UDP(sport=68, dport=67)
+            / Raw(bytes(BOOTP_PLAIN(dict(base, op=1)))[:200]), gap_us=1000)
+    # Port 67 to port 67 (a relay talking to the server): scapy binds BOOTP there too.
+    cap.add(eth(CLIENT, GATEWAY) / ip4(CLIENT, GATEWAY) / UDP(sport=67, dport=67)
+            / Raw(bytes(BOOTP_PLAIN(dict(base, op=1)))), gap_us=1000)
+    return cap
+
+
+def BOOTP_PLAIN(fields):
+    from scapy.layers.dhcp import BOOTP
+    return BOOTP(**fields)
+
+
+def ntp_packet(first, stratum, poll, precision, delay, dispersion, ref_id, stamps):
+    return (struct.pack("!BBBbII", first, stratum, poll, precision, delay, dispersion)
+            + ref_id + b"".join(struct.pack("!Q", s) for s in stamps))
+
+
+def fixture_ntp():
+    cap = Capture(33)
+    era = 0xEDBB0000  # seconds since 1900 in late 2026
+    req = ntp_packet(0x23, 0, 6, -20, 0, 0, b"\x00\x00\x00\x00",
+                     [0, 0, 0, (era + 10) << 32 | 0x12345678])
+    cap.add(eth(CLIENT, SERVER) / ip4(CLIENT, SERVER) / UDP(sport=49123, dport=123) / Raw(req),
+            gap_us=1000)
+    rep = ntp_packet(0x24, 2, 6, -24, 0x00000A3D, 0x00001B2C, bytes([192, 0, 2, 123]),
+                     [(era + 5) << 32, (era + 10) << 32 | 0x12345678,
+                      (era + 10) << 32 | 0x20000000, (era + 10) << 32 | 0x20100000])
+    cap.add(eth(SERVER, CLIENT) / ip4(SERVER, CLIENT) / UDP(sport=123, dport=49123) / Raw(rep),
+            gap_us=15000)
+    # Stratum 1 server (reference id is text), symmetric mode both ports 123.
+    s1 = ntp_packet(0x1C, 1, 4, -29, 0, 0x10, b"GPS\x00",
+                    [(era + 1) << 32, 0, (era + 2) << 32, (era + 2) << 32 | 1])
+    cap.add(eth(SERVER2, CLIENT) / ip4(SERVER2, CLIENT) / UDP(sport=123, dport=123) / Raw(s1),
+            gap_us=15000)
+    # Broadcast (mode 5) over IPv6, with a 20-byte MAC after the header (raw after it).
+    bc = ntp_packet(0x25, 3, 6, -20, 0x100, 0x200, bytes([198, 51, 100, 1]),
+                    [(era + 3) << 32, 0, 0, (era + 4) << 32])
+    cap.add(eth(SERVER, CLIENT) / ip6(SERVER, CLIENT) / UDP(sport=123, dport=123)
+            / Raw(bc + struct.pack("!I", 7) + bytes(range(16))), gap_us=15000)
+    # Control message (mode 6) and a 40-byte stub: not NTPHeader, raw.
+    cap.add(eth(CLIENT, SERVER) / ip4(CLIENT, SERVER) / UDP(sport=49124, dport=123)
+            / Raw(b"\x16\x02\x00\x01" + bytes(44)), gap_us=1000)
+    cap.add(eth(CLIENT, SERVER) / ip4(CLIENT, SERVER) / UDP(sport=49125, dport=123)
+            / Raw(req[:40]), gap_us=1000)
+    return cap
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def main(argv):
@@ -2183,6 +2577,10 @@ def main(argv):
     pcapng("big-endian.pcapng", fixture_big_endian_pcapng)
     pcap("mixed.pcap", fixture_mixed)
     pcap("tunnels.pcap", fixture_tunnels)
+    pcap("tls.pcap", fixture_tls)
+    pcap("http.pcap", fixture_http)
+    pcap("dhcp.pcap", fixture_dhcp)
+    pcap("ntp.pcap", fixture_ntp)
 
 
 if __name__ == "__main__":

@@ -48,14 +48,16 @@ apt_install() {
 }
 
 # Each entry: package, and a command it provides ("-" when it is a library or module).
+# python3-cryptography: scapy's TLS layer (the oracle of tls.pcap) imports key shares with it.
 step "system packages"
 missing=()
 # wireshark-common: capinfos; gzip, zstd, xz-utils, bzip2: the compressed-file tests (-w, read);
 # time (/usr/bin/time): peak RSS of big records; util-linux: setpriv for the capability tests;
-# groff-base, man-db: the man page tests; redis-tools: redis-cli inside a test's namespace.
-for entry in libpcap-dev:- python3-scapy:- tshark:tshark wireshark-common:capinfos tcpdump:tcpdump \
-  iproute2:ip gzip:gzip zstd:zstd xz-utils:xz bzip2:bzip2 time:/usr/bin/time util-linux:setpriv \
-  groff-base:groff man-db:man redis-tools:redis-cli; do
+# groff-base, man-db: the man page tests; redis-tools: redis-cli inside a test's namespace;
+# python3-cryptography: scapy's TLS layer (the oracle of the tls fixtures).
+for entry in libpcap-dev:- python3-scapy:- python3-cryptography:- tshark:tshark \
+  wireshark-common:capinfos tcpdump:tcpdump iproute2:ip gzip:gzip zstd:zstd xz-utils:xz bzip2:bzip2 \
+  time:/usr/bin/time util-linux:setpriv groff-base:groff man-db:man redis-tools:redis-cli; do
   pkg=${entry%%:*}
   cmd=${entry#*:}
   if pkg_installed "$pkg" && { [ "$cmd" = - ] || command -v "$cmd" >/dev/null 2>&1; }; then
@@ -120,6 +122,25 @@ else
   "$cid_venv/bin/pip" install -q --disable-pip-version-check communityid
 fi
 info "$("$cid_venv/bin/python" -c 'import importlib.metadata as m; print("communityid", m.version("communityid"))')"
+
+# ---------------------------------------------------------------------------------------------
+# Python virtual environment with reference JA3/JA4 implementations from PyPI, for
+# tests/tls_fingerprints.rs: Salesforce's ja3 (with dpkt) and FoxIO's ja4plus. Made once.
+# ---------------------------------------------------------------------------------------------
+
+step "fingerprint virtual environment (target/fingerprint-venv)"
+fingerprint_venv=target/fingerprint-venv
+if [ -x "$fingerprint_venv/bin/ja3" ] && [ -x "$fingerprint_venv/bin/ja4plus" ]; then
+  info "present"
+else
+  if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  rm -rf "$fingerprint_venv"
+  /usr/bin/python3 -m venv "$fingerprint_venv"
+  "$fingerprint_venv/bin/pip" install -q --disable-pip-version-check ja3 dpkt ja4plus
+fi
+info "$("$fingerprint_venv/bin/pip" list --disable-pip-version-check 2>/dev/null | grep -iE '^(ja3|ja4plus|dpkt) ' | tr -s ' ' | tr '\n' ' ')"
 
 # ---------------------------------------------------------------------------------------------
 # Rust toolchain

@@ -234,6 +234,10 @@ fn check_message(line: &str, source: &str, ctx: &str) -> serde_json::Value {
             expected.push(optional);
         }
     }
+    // A TLS ClientHello's fingerprints follow the Community IDs (docs/FORMAT.md).
+    if obj.contains_key("ja3") {
+        expected.extend(["ja3", "ja3_hash", "ja4"]);
+    }
     if obj.contains_key("decode_error") {
         expected.push("decode_error");
     }

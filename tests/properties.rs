@@ -14,7 +14,7 @@
 
 use netpipe_fast::decode::dns::{MAX_MESSAGE_NAME_JSON_BYTES, MAX_RECORDS_PER_SECTION};
 use netpipe_fast::decode::mpls::MplsPayload;
-use netpipe_fast::decode::{decode, decode_with_options, DecodeOptions, LinkType};
+use netpipe_fast::decode::{decode, decode_with_options, DecodeOptions, Layer, LinkType};
 use netpipe_fast::encode::{max_message_bytes, FrameMeta, JsonEncoder};
 use netpipe_fast::source::pcap_file::CaptureReader;
 use proptest::prelude::*;
@@ -43,6 +43,8 @@ const ENVELOPE_KEYS: [&str; 6] = [
 
 /// Envelope keys that appear only on some messages.
 const OPTIONAL_KEYS: [&str; 3] = ["community_id", "community_id_outer", "decode_error"];
+/// Envelope keys after `cap_len` for a packet holding a TLS ClientHello.
+const FINGERPRINT_KEYS: [&str; 3] = ["ja3", "ja3_hash", "ja4"];
 
 /// A real frame: its link type and bytes.
 struct RealFrame {
@@ -52,6 +54,33 @@ struct RealFrame {
 
 /// Capture directories searched for real frames (a missing one is skipped).
 const CAPTURE_DIRS: [&str; 2] = ["pcaps", "../shared/corpus/tcpdump-tests"];
+
+/// The real frames whose decode holds an application layer besides DNS.
+fn application_frames() -> &'static [RealFrame] {
+    static FRAMES: OnceLock<Vec<RealFrame>> = OnceLock::new();
+    FRAMES.get_or_init(|| {
+        let frames: Vec<RealFrame> = real_frames()
+            .iter()
+            .filter(|f| {
+                decode(f.link, &f.bytes).layers().any(|l| {
+                    matches!(
+                        l,
+                        Layer::Tls(_) | Layer::Http(_) | Layer::Bootp(_) | Layer::Ntp(_)
+                    )
+                })
+            })
+            .map(|f| RealFrame {
+                link: f.link,
+                bytes: f.bytes.clone(),
+            })
+            .collect();
+        assert!(
+            frames.len() >= 20,
+            "pcaps/ should hold TLS, HTTP, DHCP and NTP frames (tls.pcap, http.pcap, ...)"
+        );
+        frames
+    })
+}
 
 /// Frames of every capture in [`CAPTURE_DIRS`] whose link type the decoder supports (read up
 /// to the first damaged record of each file), or the stand-ins below when there are none.
@@ -242,7 +271,9 @@ fn check_one(
     );
     for key in obj.keys() {
         assert!(
-            ENVELOPE_KEYS.contains(&key.as_str()) || OPTIONAL_KEYS.contains(&key.as_str()),
+            ENVELOPE_KEYS.contains(&key.as_str())
+                || OPTIONAL_KEYS.contains(&key.as_str())
+                || FINGERPRINT_KEYS.contains(&key.as_str()),
             "unexpected envelope key {key:?} ({})",
             context()
         );
@@ -303,6 +334,26 @@ fn check_one(
         "community_id_outer without two IP layers ({})",
         context()
     );
+    // TLS client fingerprints come together, and only with a ClientHello in `data`.
+    if let Some(ja3) = obj.get("ja3") {
+        let hash = obj["ja3_hash"].as_str().expect("ja3_hash with ja3");
+        assert!(ja3.is_string() && hash.len() == 32, "({})", context());
+        assert!(
+            obj["data"].get("tls").is_some() || obj["data"].get("tls_2").is_some(),
+            "ja3 without a tls layer ({})",
+            context()
+        );
+        if let Some(ja4) = obj.get("ja4") {
+            let ja4 = ja4.as_str().expect("ja4 text");
+            assert!(
+                ja4.len() == 36 && ja4.starts_with('t'),
+                "ja4 {ja4} ({})",
+                context()
+            );
+        }
+    } else {
+        assert!(obj.get("ja4").is_none() && obj.get("ja3_hash").is_none());
+    }
     if let Some(err) = obj.get("decode_error") {
         assert!(
             err["layer"].is_string() && err["reason"].is_string(),
@@ -451,6 +502,23 @@ proptest! {
         let real = &frames[pick.index(frames.len())].bytes;
         let mut frame = real[..cut.index(real.len() + 1)].to_vec();
         frame.extend_from_slice(&tail);
+        check_all_link_types(&frame, time_ns, 0);
+    }
+
+    /// Real frames carrying an application layer (TLS hello, HTTP head, BOOTP/DHCP, NTP),
+    /// mutated: the application decoders see near-valid input far more often than the
+    /// all-frames properties give them.
+    #[test]
+    fn mutated_application_frames(
+        pick in any::<Index>(),
+        edits in prop::collection::vec(mutation(), 1..8),
+        time_ns in time_ns(),
+    ) {
+        let frames = application_frames();
+        let mut frame = frames[pick.index(frames.len())].bytes.clone();
+        for m in &edits {
+            apply(&mut frame, m);
+        }
         check_all_link_types(&frame, time_ns, 0);
     }
 

@@ -9,18 +9,23 @@
 
 pub mod arp;
 pub mod bytes;
+pub mod dhcp;
 pub mod dns;
 pub mod ethernet;
+pub mod fingerprint;
 pub mod flow;
 pub mod geneve;
 pub mod gre;
+pub mod http;
 pub mod icmp;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod mpls;
+pub mod ntp;
 pub mod pppoe;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 pub mod vxlan;
 
@@ -135,6 +140,9 @@ pub enum LayerName {
     Mpls,
     Pppoe,
     Ppp,
+    Bootp,
+    Http,
+    Tls,
 }
 
 impl LayerName {
@@ -161,6 +169,9 @@ impl LayerName {
             LayerName::Mpls => "mpls",
             LayerName::Pppoe => "pppoe",
             LayerName::Ppp => "ppp",
+            LayerName::Bootp => "bootp",
+            LayerName::Http => "http",
+            LayerName::Tls => "tls",
         }
     }
 }
@@ -260,6 +271,15 @@ pub enum Layer<'a> {
     Pppoe(pppoe::Pppoe<'a>),
     /// PPP: the protocol field's value.
     Ppp(u16),
+    /// NTP (scapy `NTPHeader`).
+    Ntp(ntp::Ntp<'a>),
+    Bootp(dhcp::Bootp<'a>),
+    /// The DHCP options after BOOTP's magic cookie.
+    Dhcp(dhcp::Dhcp<'a>),
+    /// An HTTP/1.x request or response head (scapy `HTTPRequest` / `HTTPResponse`).
+    Http(http::Http<'a>),
+    /// A TLS handshake record with a ClientHello or ServerHello.
+    Tls(tls::Tls<'a>),
 }
 
 /// Most layers a frame can yield; deeper nesting ends in `raw`.
@@ -363,6 +383,14 @@ pub(crate) enum Next {
         discovery: bool,
     },
     Ppp,
+    /// UDP port 123.
+    Ntp,
+    /// UDP 67 <-> 68.
+    Bootp,
+    /// A TCP payload that may start with an HTTP/1.x request or status line.
+    Http,
+    /// A TCP payload that may start with a TLS handshake record.
+    Tls,
     /// Nothing more to decode: the rest is `raw`.
     Stop,
 }
@@ -490,6 +518,10 @@ fn decode_into<'a>(pkt: &mut Packet<'a>, link: LinkType, frame: &'a [u8], opts: 
             Next::Mpls => mpls::decode(&mut cur, pkt),
             Next::Pppoe { discovery } => pppoe::decode(&mut cur, pkt, discovery),
             Next::Ppp => pppoe::decode_ppp(&mut cur, pkt),
+            Next::Ntp => ntp::decode(&mut cur, pkt),
+            Next::Bootp => dhcp::decode(&mut cur, pkt),
+            Next::Http => http::decode(&mut cur, pkt),
+            Next::Tls => tls::decode(&mut cur, pkt),
         };
     }
     pkt.raw = cur.rest();

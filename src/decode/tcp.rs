@@ -93,6 +93,38 @@ impl<'a> Iterator for TcpOptions<'a> {
     }
 }
 
+/// TCP ports where scapy 2.5 decodes another protocol (Kerberos, DCE/RPC, LDAP, SMB/NetBIOS,
+/// PPTP, Skinny): the TLS/HTTP look-alike test is not applied there, so the output keeps
+/// matching scapy's (those protocols are raw here).
+const OTHER_PROTOCOL_PORTS: [u16; 8] = [88, 135, 139, 389, 445, 1723, 2000, 3268];
+
+/// The application layers scapy 2.5 binds to TCP ports once `http` and `tls` are loaded:
+/// HTTP/1.x on 80 and 8080, TLS on 443 (either side). On any other port a payload that
+/// starts like a TLS ClientHello/ServerHello record or an HTTP/1.x first line is tried as
+/// one (the decoders check the rest; anything else stays raw).
+///
+/// scapy takes the first binding that matches, in the order they were made: the other
+/// protocols' ports come before HTTP's and TLS's. Inside an ICMP error (`TCPerror`, which
+/// shares TCP's bindings) only the ports count.
+fn app_by_ports(sport: u16, dport: u16, payload: &[u8], quoted: bool) -> Next {
+    let either = |p: u16| sport == p || dport == p;
+    if OTHER_PROTOCOL_PORTS.iter().any(|&p| either(p)) {
+        Next::Stop
+    } else if either(80) || either(8080) {
+        Next::Http
+    } else if either(443) {
+        Next::Tls
+    } else if quoted {
+        Next::Stop
+    } else if super::tls::looks_like_hello(payload) {
+        Next::Tls
+    } else if super::http::may_start_http(payload) {
+        Next::Http
+    } else {
+        Next::Stop
+    }
+}
+
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: bool) -> Next {
     let Ok((hdr, rest)) = TcpHdr::ref_from_prefix(cur.rest()) else {
         return fail(pkt, LayerName::Tcp, ErrorKind::Truncated);
@@ -121,7 +153,7 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: boo
     if hdr.sport.get() == 53 || hdr.dport.get() == 53 {
         Next::Dns { tcp: true }
     } else {
-        Next::Stop
+        app_by_ports(hdr.sport.get(), hdr.dport.get(), cur.rest(), quoted)
     }
 }
 

@@ -24,6 +24,30 @@ fn is_dns_port(port: u16) -> bool {
     port == 53 || port == 5353
 }
 
+/// The application layers scapy 2.5 binds to UDP ports besides DNS: NTP on 123 (either
+/// side), BOOTP/DHCP on 67 <-> 68 and 67 -> 67 (relay to server).
+///
+/// scapy tries its bindings in the order they were made and takes the first that matches; a
+/// port bound earlier to a protocol decoded nowhere here (Kerberos 88 before BOOTP; DHCPv6,
+/// HSRP, IKE, L2TP, CLDAP, LLMNR, MGCP, Mobile IP, NetBIOS and NetFlow before NTP) leaves the
+/// payload raw, as the oracle sees it. The same bindings serve `UDPerror` inside ICMP errors.
+fn app_by_ports(sport: u16, dport: u16) -> Option<Next> {
+    let either = |p: u16| sport == p || dport == p;
+    if either(88) {
+        return None;
+    }
+    if matches!((sport, dport), (68, 67) | (67, 68) | (67, 67)) {
+        return Some(Next::Bootp);
+    }
+    let bound_before_ntp = matches!(dport, 546 | 547 | 138)
+        || [
+            1985, 2029, 4500, 500, 1701, 389, 5355, 2727, 434, 137, 2055, 2056, 9995, 9996, 6343,
+        ]
+        .iter()
+        .any(|&p| either(p));
+    (either(123) && !bound_before_ntp).then_some(Next::Ntp)
+}
+
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: bool) -> Next {
     let Ok((hdr, _)) = UdpHdr::ref_from_prefix(cur.rest()) else {
         return fail(pkt, LayerName::Udp, ErrorKind::Truncated);
@@ -48,6 +72,9 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: boo
     let (sport, dport) = (hdr.sport.get(), hdr.dport.get());
     if is_dns_port(sport) || is_dns_port(dport) {
         return Next::Dns { tcp: false };
+    }
+    if let Some(next) = app_by_ports(sport, dport) {
+        return next;
     }
     // Tunnels (also inside an ICMP error, where scapy's UDPerror shares UDP's bindings).
     if super::vxlan::is_vxlan_port(sport, dport) {
@@ -117,6 +144,30 @@ mod tests {
         assert_eq!(p.raw, b"abc");
         assert_eq!(p.padding, b"de");
         assert_eq!(p.error.unwrap().kind, crate::decode::ErrorKind::BadLength);
+    }
+
+    #[test]
+    fn application_ports_in_scapy_order() {
+        let mut ntp = vec![0x23u8];
+        ntp.resize(48, 0);
+        let layers = |s: u16, d: u16| {
+            let f = udp_in_ipv4(s, d, 8 + 48, &ntp, &[]);
+            decode(LinkType::Ipv4, &f).layer_count()
+        };
+        assert_eq!(layers(40000, 123), 3);
+        assert_eq!(layers(123, 123), 3);
+        // NetFlow (2055) and NetBIOS (137) are bound before NTP in scapy: raw.
+        assert_eq!(layers(2055, 123), 2);
+        assert_eq!(layers(123, 137), 2);
+        // BOOTP wants both ports; 236 bytes at least.
+        let bootp = vec![1u8; 240];
+        let f = udp_in_ipv4(68, 67, 8 + 240, &bootp, &[]);
+        assert!(matches!(
+            decode(LinkType::Ipv4, &f).layers().nth(2),
+            Some(Layer::Bootp(_))
+        ));
+        let f = udp_in_ipv4(68, 99, 8 + 240, &bootp, &[]);
+        assert_eq!(decode(LinkType::Ipv4, &f).layer_count(), 2);
     }
 
     #[test]

@@ -256,17 +256,24 @@ fn push_hex_word(out: &mut Out<'_>, w: u16) {
 /// Appends bytes as the contents of a JSON string, each byte one character U+0000..U+00FF
 /// (latin-1): printable ASCII as is, `"` and `\` escaped, everything else as `\u00XX`.
 pub fn push_latin1_escaped(out: &mut Out<'_>, bytes: &[u8]) {
-    for &b in bytes {
+    // Runs of printable ASCII (most of a name or an HTTP header) are copied in one piece.
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if matches!(b, 0x20..=0x7e) && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        start = i + 1;
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
-            0x20..=0x7e => out.push(b),
             _ => {
                 out.extend_from_slice(b"\\u00");
                 out.extend_from_slice(&HEX_PAIRS[usize::from(b)]);
             }
         }
     }
+    out.extend_from_slice(&bytes[start..]);
 }
 
 /// Appends a UTF-8 string as the contents of a JSON string (control characters, `"` and `\`

@@ -60,6 +60,8 @@ macro_rules! ipv6_field {
     }};
 }
 
+mod apps;
+
 /// What the capture says about a frame besides its bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameMeta {
@@ -174,6 +176,7 @@ impl JsonEncoder {
         out.extend_from_slice(b",\"cap_len\":");
         push_u64(out, u64::from(meta.cap_len));
         self.write_community_ids(out, pkt);
+        apps::write_fingerprints(out, pkt);
         if let Some(e) = pkt.error {
             out.extend_from_slice(b",\"decode_error\":{\"layer\":\"");
             out.extend_from_slice(e.layer.as_str().as_bytes());
@@ -236,6 +239,12 @@ fn size_bound(pkt: &Packet<'_>) -> usize {
             Layer::Arp(a) => 512 + 4 * a.addrs.len(),
             // Up to 63 four-byte options, each an object of five keys.
             Layer::Geneve(g) => 512 + 32 * g.bytes.len(),
+            // DHCP: a one-byte `pad` is six bytes of JSON, a bare option name up to 32 for
+            // two bytes; TLS lists and the JA3 text stay under 8 bytes per byte of hello.
+            Layer::Bootp(b) => 1024 + 2 * b.bytes.len(),
+            Layer::Dhcp(d) => 512 + 24 * d.options.len(),
+            Layer::Http(h) => 512 + 8 * h.head.len(),
+            Layer::Tls(t) => 1024 + 16 * t.bytes.len(),
             _ => 512,
         };
     }
@@ -314,6 +323,12 @@ fn layer_key(layer: &Layer<'_>) -> &'static str {
         Layer::Pppoe(p) if p.discovery => "pppoed",
         Layer::Pppoe(_) => "pppoe",
         Layer::Ppp(_) => "ppp",
+        Layer::Ntp(_) => "ntpheader",
+        Layer::Bootp(_) => "bootp",
+        Layer::Dhcp(_) => "dhcp",
+        Layer::Http(h) if h.response => "httpresponse",
+        Layer::Http(_) => "httprequest",
+        Layer::Tls(_) => "tls",
     }
 }
 
@@ -448,6 +463,11 @@ fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) {
             }
             Layer::Pppoe(p) => write_pppoe(out, p),
             Layer::Ppp(proto) => num_first!(out, "proto", u64::from(*proto)),
+            Layer::Ntp(n) => apps::write_ntp(out, n),
+            Layer::Bootp(b) => apps::write_bootp(out, b),
+            Layer::Dhcp(d) => apps::write_dhcp(out, d),
+            Layer::Http(h) => apps::write_http(out, h),
+            Layer::Tls(t) => apps::write_tls(out, t),
         }
         out.push(b'}');
     }

@@ -34,6 +34,21 @@ if not scapy.VERSION.startswith("2.5"):
 
 import scapy.all  # noqa: E402,F401  (conf.load_layers: the bindings a scapy user gets)
 from scapy.config import conf  # noqa: E402
+from scapy.main import load_layer  # noqa: E402
+
+# [A0] HTTP (TCP 80/8080) and TLS (TCP 443) are bound only once loaded, in this order; the
+# HTTP body is kept as captured (no de-chunking or decompression: the oracle accounts for
+# every wire byte).
+load_layer("http")
+load_layer("tls")
+conf.contribs["http"]["auto_compression"] = False
+
+from scapy.layers import dhcp as sdhcp  # noqa: E402
+from scapy.layers import http as shttp  # noqa: E402
+from scapy.layers import ntp as sntp  # noqa: E402
+from scapy.layers.tls import extensions as stlsext  # noqa: E402
+from scapy.layers.tls import handshake as stlshs  # noqa: E402
+from scapy.layers.tls import record as stlsrec  # noqa: E402
 from scapy.fields import ConditionalField, MultipleTypeField, StrFixedLenField  # noqa: E402
 from scapy.layers import dns as sdns  # noqa: E402
 from scapy.layers import inet as sinet  # noqa: E402
@@ -73,6 +88,8 @@ SUPPORTED = {
     svxlan.VXLAN, sgeneve.GENEVE, sl2.GRE, sl2.GRE_PPTP,
     serspan.ERSPAN_I, serspan.ERSPAN_II, serspan.ERSPAN_III, serspan.ERSPAN_PlatformSpecific,
     smpls.MPLS, sppp.PPPoE, sppp.PPPoED, sppp.PPP,
+    sntp.NTPHeader, sdhcp.BOOTP, sdhcp.DHCP, shttp.HTTPRequest, shttp.HTTPResponse,
+    stlsrec.TLS,
 }
 
 # DNS record classes netpipe-fast decodes; a message holding any other record
@@ -537,6 +554,8 @@ def _geneve_options(layer, _opts):
 def _layer_fields(layer):
     """(fields object, header bytes, bytes after the header that are raw or None)."""
     cls = type(layer)
+    if cls in APP_LAYERS:
+        return APP_LAYERS[cls](layer)
     fv = _field_values(layer)
     hdr = _header_bytes(layer)
     out = {}
@@ -573,6 +592,244 @@ def _layer_fields(layer):
     if isinstance(layer, sinet.TCP) and "fields_options" not in out:
         out["fields_options"] = {}
     return out, hdr, raw_after
+
+
+def _layer_fields_generic(layer):
+    saved = APP_LAYERS.pop(type(layer), None)
+    try:
+        return _layer_fields(layer)
+    finally:
+        if saved is not None:
+            APP_LAYERS[type(layer)] = saved
+
+
+# ---------------------------------------------------------------------------------
+# Application layers [A]
+
+
+def _bootp(layer):
+    # [A1] BOOTP.extract_padding hands the options after the magic cookie to DHCP and
+    # rewrites `options`, which drops scapy's raw_packet_cache: the header is the fixed
+    # part and what is left in `options`.
+    if layer.raw_packet_cache is None:
+        layer.raw_packet_cache = bytes(layer.original)[:236 + len(layer.options)]
+    return _generic_fields(layer)
+
+
+def _dhcp_value(v):
+    if isinstance(v, (bytes, bytearray)):
+        return _hex(v)
+    if isinstance(v, (list, tuple)):
+        return [_dhcp_value(x) for x in v]
+    if isinstance(v, (str, int)):
+        return v
+    raise OracleBug("dhcp value %r" % (v,))
+
+
+def _dhcp(layer):
+    """[A2] scapy's option list: "pad", "end", [name or code, values...] and, for a
+    malformed tail, its bytes (hex)."""
+    out = [_dhcp_value(o) for o in layer.options]
+    return {"options": out}, _header_bytes(layer), None
+
+
+def _http(layer):
+    """[A3] First-line fields always (\"\" when scapy could not split the line); header
+    fields only when the head has them; Unknown_Headers only when non-empty.  Texts are
+    latin-1, like DNS names."""
+    names = [f.name for f in layer.fields_desc]
+    out = {}
+    for n in names[:3]:
+        out[n] = _latin1(layer.fields.get(n, b""))
+    for n in names[3:]:
+        if n == "Unknown_Headers":
+            unknown = layer.fields.get(n)
+            if unknown:
+                out[n] = {_latin1(k): _latin1(v) for k, v in unknown.items()}
+        elif n in layer.fields:
+            out[n] = _latin1(layer.fields[n])
+    return out, _header_bytes(layer), None
+
+
+def _be16(b, at):
+    return struct.unpack("!H", b[at:at + 2])[0] if len(b) >= at + 2 else None
+
+
+TLS_DETAILED = (0, 10, 11, 13, 16, 43)
+
+
+def _tls_hello_extents(msg, client):
+    """[A4] The checks under which netpipe-fast shows a hello: every length inside the
+    hello agrees with the bytes.  Returns the raw extensions [(type, data)] or None when
+    the hello has none; raises Malformed otherwise."""
+    body = msg[4:]
+    if len(body) != int.from_bytes(msg[1:4], "big"):
+        raise Malformed("tls msglen")
+    if len(body) < 35:
+        raise Malformed("tls hello short")
+    at = 35 + body[34]
+    if client:
+        n = _be16(body, at)
+        if n is None or n % 2 or len(body) < at + 2 + n:
+            raise Malformed("tls ciphers")
+        at += 2 + n
+        if len(body) < at + 1 or len(body) < at + 1 + body[at]:
+            raise Malformed("tls comp")
+        at += 1 + body[at]
+    else:
+        if len(body) < at + 3:
+            raise Malformed("tls server hello short")
+        at += 3
+    if at == len(body):
+        return None
+    n = _be16(body, at)
+    if n is None or len(body) != at + 2 + n:
+        raise Malformed("tls extlen")
+    block = body[at + 2:]
+    exts = []
+    while block:
+        t, ln = _be16(block, 0), _be16(block, 2)
+        if ln is None or len(block) < 4 + ln:
+            raise Malformed("tls extension cut")
+        d = block[4:4 + ln]
+        exts.append((t, d))
+        block = block[4 + ln:]
+        if len(exts) > 256:
+            raise Malformed("tls too many extensions")
+        if t in TLS_DETAILED and d and not _tls_ext_consistent(t, d, client):
+            raise Malformed("tls extension %d lengths" % t)
+    return exts
+
+
+def _tls_ext_consistent(t, d, client):
+    def names_tile(lst, hdr):
+        while lst:
+            if len(lst) < hdr:
+                return False
+            ln = lst[hdr - 1] if hdr == 1 else _be16(lst, 1)
+            if len(lst) < hdr + ln:
+                return False
+            lst = lst[hdr + ln:]
+        return True
+    if t in (0, 16, 10, 13):
+        if len(d) < 2 or _be16(d, 0) != len(d) - 2:
+            return False
+        if t == 0:
+            return names_tile(d[2:], 3)
+        if t == 16:
+            return names_tile(d[2:], 1)
+        return len(d) % 2 == 0
+    if t == 11:
+        return d[0] == len(d) - 1
+    if client:
+        return d[0] == len(d) - 1 and len(d) % 2 == 1
+    return len(d) == 2
+
+
+def _tls_ext(e, raw_type, raw_data):
+    if e.type != raw_type:
+        raise OracleBug("tls extension %r vs bytes %r" % (e.type, raw_type))
+    out = {"type": e.type, "len": len(raw_data)}
+    if raw_type not in TLS_DETAILED:
+        out["val"] = _hex(raw_data)  # [A5] shown as scapy's TLS_Ext_Unknown
+        return out
+    if not raw_data:
+        return out
+    cls = type(e)
+    if cls is stlsext.TLS_Ext_ServerName:
+        out["servernameslen"] = e.servernameslen
+        out["servernames"] = [{"nametype": n.nametype, "namelen": n.namelen,
+                               "servername": _latin1(n.servername)} for n in e.servernames]
+    elif cls is stlsext.TLS_Ext_ALPN:
+        out["protocolslen"] = e.protocolslen
+        out["protocols"] = [{"len": p.len, "protocol": _latin1(p.protocol)}
+                            for p in e.protocols]
+    elif cls is stlsext.TLS_Ext_SupportedGroups:
+        out["groupslen"] = e.groupslen
+        out["groups"] = list(e.groups)
+    elif cls is stlsext.TLS_Ext_SignatureAlgorithms:
+        out["sig_algs_len"] = e.sig_algs_len
+        out["sig_algs"] = list(e.sig_algs)
+    elif cls is stlsext.TLS_Ext_SupportedPointFormat:
+        out["ecpllen"] = e.ecpllen
+        out["ecpl"] = list(e.ecpl)
+    elif cls is stlsext.TLS_Ext_SupportedVersion_CH:
+        out["versionslen"] = e.versionslen
+        out["versions"] = list(e.versions)
+    elif cls is stlsext.TLS_Ext_SupportedVersion_SH:
+        out["version"] = e.version
+    else:
+        raise Malformed("tls extension %d read as %s" % (raw_type, cls.__name__))
+    return out
+
+
+def _tls(layer):
+    """[A4] The first record, when it is a handshake record whose first message is a
+    ClientHello or a (pre-1.3 layout) ServerHello; the rest of the segment is raw.  The
+    record's cipher-state fields (iv, mac, pad, padlen) are empty in clear text and not
+    shown."""
+    orig = bytes(layer.original)
+    if len(orig) < 6 or orig[0] != 22 or orig[1] != 3:
+        raise Malformed("tls: not a handshake record")
+    frag = orig[5:5 + _be16(orig, 3)]
+    if len(frag) < 4:
+        raise Malformed("tls: record too short")
+    msg = frag[:4 + int.from_bytes(frag[1:4], "big")]
+    if len(msg) < 4 + int.from_bytes(frag[1:4], "big"):
+        raise Malformed("tls: hello cut")
+    msgs = layer.msg if isinstance(layer.msg, list) else []
+    if not msgs or type(msgs[0]) not in (stlshs.TLSClientHello, stlshs.TLSServerHello):
+        raise Malformed("tls: first message is not a hello")
+    h = msgs[0]
+    client = type(h) is stlshs.TLSClientHello
+    exts = _tls_hello_extents(msg, client)
+    hello = {"msgtype": h.msgtype, "msglen": h.msglen, "version": h.version,
+             "gmt_unix_time": h.gmt_unix_time, "random_bytes": _hex(h.random_bytes),
+             "sidlen": h.sidlen, "sid": _hex(h.sid)}
+    if client:
+        hello.update(cipherslen=h.cipherslen, ciphers=list(h.ciphers), complen=h.complen)
+    else:
+        hello["cipher"] = h.cipher
+    hello["comp"] = list(h.comp)
+    if exts is not None:
+        scapy_exts = h.ext or []
+        if len(scapy_exts) != len(exts):
+            raise OracleBug("tls: scapy read %d extensions, the bytes hold %d" % (
+                len(scapy_exts), len(exts)))
+        hello["extlen"] = h.extlen
+        hello["ext"] = [_tls_ext(e, t, d) for e, (t, d) in zip(scapy_exts, exts)]
+    out = {"type": layer.type, "version": layer.version, "len": layer.len, "msg": [hello]}
+    hdr = orig[:5 + len(msg)]
+    return out, hdr, orig[len(hdr):]
+
+
+def _generic_fields(layer):
+    return _layer_fields_generic(layer)
+
+
+APP_LAYERS = {
+    sdhcp.BOOTP: _bootp,
+    sdhcp.DHCP: _dhcp,
+    shttp.HTTPRequest: _http,
+    shttp.HTTPResponse: _http,
+    stlsrec.TLS: _tls,
+}
+
+
+def _tcp_any_port(layer, raw):
+    """[A6] On TCP ports scapy binds nothing to, netpipe-fast shows a segment that starts
+    with a TLS ClientHello/ServerHello record or an HTTP/1.x request or status line; the
+    oracle then has scapy dissect it as TLS or HTTP (scapy's own tests: HTTP's
+    guess_payload_class, TLS's message classes) and compares that."""
+    under = layer.underlayer
+    if type(under) is not sinet.TCP or not raw or 53 in (under.sport, under.dport):
+        return None
+    if len(raw) >= 6 and raw[0] == 22 and raw[1] == 3 and raw[5] in (1, 2):
+        return stlsrec.TLS(raw)
+    cls = shttp.HTTP().guess_payload_class(raw)
+    if cls in (shttp.HTTPRequest, shttp.HTTPResponse):
+        return cls(raw)
+    return None
 
 
 # Shortest header of each link-layer class.  A shorter frame makes scapy raise at
@@ -617,6 +874,21 @@ def _packet_data(frame, linktype):
     layer = pkt
     while not isinstance(layer, NoPayload):
         cls = type(layer)
+        if cls is shttp.HTTP and isinstance(
+                layer.payload, (shttp.HTTPRequest, shttp.HTTPResponse)):
+            layer = layer.payload  # [A3] scapy's empty HTTP wrapper is not shown
+            continue
+        if cls is Raw and raw is None:
+            other = _tcp_any_port(layer, layer.load)
+            if other is not None:
+                other.underlayer = layer.underlayer
+                try:
+                    result = _layer_fields(other)
+                except Malformed:
+                    result = None
+                if result is not None:
+                    layer = _splice(layer, other)
+                    cls = type(layer)
         if cls is Padding:
             pads.append(layer.load)  # [P] every Padding, in wire order
             layer = layer.payload
@@ -660,6 +932,18 @@ def _packet_data(frame, linktype):
     if accounted != len(frame):
         raise OracleBug("byte accounting: %d of %d bytes" % (accounted, len(frame)))
     return data
+
+
+def _splice(raw_layer, other):
+    """[A6] `other` (dissected from a Raw layer's bytes) in the Raw layer's place, with
+    the Padding layers that followed the Raw layer after its own payload."""
+    tail = raw_layer.payload
+    last = other
+    while not isinstance(last.payload, NoPayload):
+        last = last.payload
+    if not isinstance(tail, NoPayload):
+        last.add_payload(tail)
+    return other
 
 
 def _outer_padding(layer, frame, consumed, raw, pads):

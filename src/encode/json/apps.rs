@@ -1,0 +1,425 @@
+//! Writers of the application layers besides DNS: NTP, BOOTP/DHCP, HTTP/1.x, TLS hellos,
+//! and the TLS client fingerprints of the envelope (see `docs/FORMAT.md`).
+
+use super::super::hex::{push_hex, push_ipv4, push_latin1_escaped, push_u64};
+use super::super::out::Out;
+use super::sub;
+use crate::decode::dhcp::{Bootp, ClasslessRoutes, Dhcp, DhcpOption, OptKind};
+use crate::decode::fingerprint;
+use crate::decode::http::{self, Http};
+use crate::decode::ntp::Ntp;
+use crate::decode::tls::{self, Extension, Hello, Tls};
+use crate::decode::{bytes, Layer, Packet};
+
+fn quoted_ipv4(out: &mut Out<'_>, b: &[u8]) {
+    out.push(b'"');
+    match <&[u8; 4]>::try_from(b) {
+        Ok(a) => push_ipv4(out, a),
+        Err(_) => push_hex(out, b),
+    }
+    out.push(b'"');
+}
+
+fn quoted_hex(out: &mut Out<'_>, b: &[u8]) {
+    out.push(b'"');
+    push_hex(out, b);
+    out.push(b'"');
+}
+
+fn quoted_latin1(out: &mut Out<'_>, b: &[u8]) {
+    out.push(b'"');
+    push_latin1_escaped(out, b);
+    out.push(b'"');
+}
+
+/// `[n,n,...]` of big-endian 16-bit numbers.
+fn u16_list(out: &mut Out<'_>, b: &[u8]) {
+    out.push(b'[');
+    for (i, c) in b.chunks_exact(2).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_u64(out, u64::from(u16::from_be_bytes([c[0], c[1]])));
+    }
+    out.push(b']');
+}
+
+fn u8_list(out: &mut Out<'_>, b: &[u8]) {
+    out.push(b'[');
+    for (i, &v) in b.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_u64(out, u64::from(v));
+    }
+    out.push(b']');
+}
+
+pub(super) fn write_ntp(out: &mut Out<'_>, n: &Ntp<'_>) {
+    num_first!(out, "leap", u64::from(n.leap()));
+    num!(out, "version", u64::from(n.version()));
+    num!(out, "mode", u64::from(n.mode()));
+    num!(out, "stratum", u64::from(n.stratum()));
+    num!(out, "poll", u64::from(n.poll()));
+    num!(out, "precision", u64::from(n.precision()));
+    num!(out, "delay", u64::from(n.delay()));
+    num!(out, "dispersion", u64::from(n.dispersion()));
+    // scapy shows the reference id as an address above stratum 1, as four bytes below 2.
+    if n.stratum() > 1 {
+        key!(out, "id");
+        quoted_ipv4(out, n.ref_id());
+    } else {
+        hex_field!(out, "ref_id", n.ref_id());
+    }
+    num!(out, "ref", n.timestamp(0));
+    num!(out, "orig", n.timestamp(1));
+    num!(out, "recv", n.timestamp(2));
+    num!(out, "sent", n.timestamp(3));
+}
+
+pub(super) fn write_bootp(out: &mut Out<'_>, b: &Bootp<'_>) {
+    num_first!(out, "op", u64::from(b.byte(0)));
+    num!(out, "htype", u64::from(b.byte(1)));
+    num!(out, "hlen", u64::from(b.byte(2)));
+    num!(out, "hops", u64::from(b.byte(3)));
+    num!(out, "xid", u64::from(b.be32(4)));
+    num!(out, "secs", u64::from(b.be16(8)));
+    num!(out, "flags", u64::from(b.be16(10)));
+    for (name, at) in [
+        ("ciaddr", 12),
+        ("yiaddr", 16),
+        ("siaddr", 20),
+        ("giaddr", 24),
+    ] {
+        super::key(out, name, false);
+        quoted_ipv4(out, b.field(at, at + 4));
+    }
+    hex_field!(out, "chaddr", b.field(28, 44));
+    hex_field!(out, "sname", b.field(44, 108));
+    hex_field!(out, "file", b.field(108, 236));
+    hex_field!(out, "options", b.options());
+}
+
+pub(super) fn write_dhcp(out: &mut Out<'_>, d: &Dhcp<'_>) {
+    out.extend_from_slice(b"\"options\":[");
+    for (i, opt) in d.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match opt {
+            DhcpOption::Pad => out.extend_from_slice(b"\"pad\""),
+            DhcpOption::End => out.extend_from_slice(b"\"end\""),
+            DhcpOption::Malformed(rest) => quoted_hex(out, rest),
+            DhcpOption::Value {
+                code,
+                name,
+                kind,
+                data,
+            } => {
+                out.push(b'[');
+                match name {
+                    Some(n) => {
+                        out.push(b'"');
+                        out.extend_from_slice(n.as_bytes());
+                        out.push(b'"');
+                    }
+                    None => push_u64(out, u64::from(code)),
+                }
+                write_dhcp_values(out, kind, data);
+                out.push(b']');
+            }
+        }
+    }
+    out.push(b']');
+}
+
+/// The values after an option's name, each with its leading comma.
+fn write_dhcp_values(out: &mut Out<'_>, kind: OptKind, data: &[u8]) {
+    match kind {
+        OptKind::Bytes => {
+            out.push(b',');
+            quoted_hex(out, data);
+        }
+        OptKind::Str if !data.is_empty() => {
+            out.push(b',');
+            quoted_hex(out, data);
+        }
+        OptKind::Str => {}
+        OptKind::Ip => {
+            for a in data.chunks_exact(4) {
+                out.push(b',');
+                quoted_ipv4(out, a);
+            }
+        }
+        OptKind::Int => {
+            for c in data.chunks_exact(4) {
+                out.push(b',');
+                push_u64(out, u64::from(bytes::be32(c, 0)));
+            }
+        }
+        OptKind::Short => {
+            for c in data.chunks_exact(2) {
+                out.push(b',');
+                push_u64(out, u64::from(bytes::be16(c, 0)));
+            }
+        }
+        OptKind::Byte => {
+            for &v in data {
+                out.push(b',');
+                push_u64(out, u64::from(v));
+            }
+        }
+        OptKind::ByteList => {
+            out.push(b',');
+            u8_list(out, data);
+        }
+        OptKind::Classless => {
+            out.extend_from_slice(b",[");
+            for (i, r) in ClasslessRoutes::new(data).flatten().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.push(b'"');
+                push_ipv4(out, &r.dest);
+                out.push(b'/');
+                push_u64(out, u64::from(r.prefix));
+                out.push(b':');
+                push_ipv4(out, &r.router);
+                out.push(b'"');
+            }
+            out.push(b']');
+        }
+    }
+}
+
+/// The header key as scapy's dictionary compares them: trimmed, `-` as `_`, ASCII case
+/// folded.
+fn same_header(a: &[u8], b: &[u8]) -> bool {
+    let (a, b) = (trim_ws(a), trim_ws(b));
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(&x, &y)| {
+            let x = if x == b'-' { b'_' } else { x };
+            let y = if y == b'-' { b'_' } else { y };
+            x.eq_ignore_ascii_case(&y)
+        })
+}
+
+fn trim_ws(b: &[u8]) -> &[u8] {
+    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !ws(c)).map_or(start, |i| i + 1);
+    &b[start..end.max(start)]
+}
+
+pub(super) fn write_http(out: &mut Out<'_>, h: &Http<'_>) {
+    let (line_fields, table): (&[&str; 3], &[&str]) = if h.response {
+        (&http::STATUS_LINE, &http::RESPONSE_HEADERS)
+    } else {
+        (&http::REQUEST_LINE, &http::REQUEST_HEADERS)
+    };
+    // One pass over the header lines: for each of scapy's fields, the offset of the last line
+    // that fills it (a repeated header keeps its last value). Offsets, not slices, keep the
+    // table small enough to set up for every head.
+    const NONE: u32 = u32::MAX;
+    let mut last = [NONE; 3 + 64];
+    for (at, name, _) in h.headers_at() {
+        if let Some(slot) =
+            http::field_index(name, line_fields, table).and_then(|i| last.get_mut(i))
+        {
+            *slot = at as u32;
+        }
+    }
+    let value_at = |at: u32| h.line_at(at as usize).map_or(&[][..], |(_, v)| v);
+    let parts = h.first_line_parts();
+    for (i, field) in line_fields.iter().enumerate() {
+        super::key(out, field, i == 0);
+        let v = match parts {
+            Some(p) => p[i],
+            None if last[i] == NONE => &[],
+            None => value_at(last[i]),
+        };
+        quoted_latin1(out, v);
+    }
+    for (i, field) in table.iter().enumerate() {
+        let at = last.get(3 + i).copied().unwrap_or(NONE);
+        if at != NONE && *field != "Unknown_Headers" {
+            super::key(out, field, false);
+            quoted_latin1(out, value_at(at));
+        }
+    }
+    let mut any_unknown = false;
+    for (i, (_, name, _)) in h.headers_at().enumerate() {
+        // Same names (as scapy's dictionary compares them) are all known or all unknown.
+        if http::field_index(name, line_fields, table).is_some()
+            || h.headers().take(i).any(|(n, _)| same_header(n, name))
+        {
+            continue;
+        }
+        // A repeated name keeps its first place and its last spelling and value.
+        let Some((last_name, value)) = h
+            .headers()
+            .skip(i)
+            .filter(|(n, _)| same_header(n, name))
+            .last()
+        else {
+            continue;
+        };
+        out.extend_from_slice(if any_unknown {
+            b","
+        } else {
+            b",\"Unknown_Headers\":{"
+        });
+        any_unknown = true;
+        quoted_latin1(out, last_name);
+        out.push(b':');
+        quoted_latin1(out, value);
+    }
+    if any_unknown {
+        out.push(b'}');
+    }
+}
+
+pub(super) fn write_tls(out: &mut Out<'_>, t: &Tls<'_>) {
+    num_first!(out, "type", u64::from(t.content_type()));
+    num!(out, "version", u64::from(t.record_version()));
+    num!(out, "len", u64::from(t.record_len()));
+    out.extend_from_slice(b",\"msg\":[{");
+    if let Some(h) = t.hello() {
+        write_hello(out, &h);
+    }
+    out.extend_from_slice(b"}]");
+}
+
+fn write_hello(out: &mut Out<'_>, h: &Hello<'_>) {
+    let client = h.is_client();
+    num_first!(out, "msgtype", u64::from(h.msgtype));
+    num!(out, "msglen", u64::from(h.msglen));
+    num!(out, "version", u64::from(h.version));
+    num!(out, "gmt_unix_time", u64::from(bytes::be32(h.random, 0)));
+    hex_field!(out, "random_bytes", sub(h.random, 4, 32));
+    num!(out, "sidlen", h.sid.len() as u64);
+    hex_field!(out, "sid", h.sid);
+    if client {
+        num!(out, "cipherslen", h.ciphers.len() as u64);
+        key!(out, "ciphers");
+        u16_list(out, h.ciphers);
+        num!(out, "complen", h.comp.len() as u64);
+    } else {
+        num!(out, "cipher", u64::from(bytes::be16(h.ciphers, 0)));
+    }
+    key!(out, "comp");
+    u8_list(out, h.comp);
+    let Some(block) = h.ext else {
+        return;
+    };
+    num!(out, "extlen", block.len() as u64);
+    key!(out, "ext");
+    out.push(b'[');
+    for (i, e) in h.extensions().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        write_extension(out, &e, client);
+    }
+    out.push(b']');
+}
+
+fn write_extension(out: &mut Out<'_>, e: &Extension<'_>, client: bool) {
+    let d = e.data;
+    num_first!(out, "type", u64::from(e.ext_type));
+    num!(out, "len", d.len() as u64);
+    let detailed = matches!(
+        e.ext_type,
+        tls::EXT_SERVER_NAME
+            | tls::EXT_SUPPORTED_GROUPS
+            | tls::EXT_EC_POINT_FORMATS
+            | tls::EXT_SIGNATURE_ALGORITHMS
+            | tls::EXT_ALPN
+            | tls::EXT_SUPPORTED_VERSIONS
+    );
+    if !detailed {
+        hex_field!(out, "val", d);
+    } else if !d.is_empty() {
+        let len16 = u64::from(bytes::be16(d, 0));
+        let len8 = u64::from(d[0]);
+        match e.ext_type {
+            tls::EXT_SERVER_NAME => {
+                num!(out, "servernameslen", len16);
+                key!(out, "servernames");
+                out.push(b'[');
+                for (i, (kind, name)) in tls::name_entries(sub(d, 2, d.len()), true).enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.push(b'{');
+                    num_first!(out, "nametype", u64::from(kind));
+                    num!(out, "namelen", name.len() as u64);
+                    key!(out, "servername");
+                    quoted_latin1(out, name);
+                    out.push(b'}');
+                }
+                out.push(b']');
+            }
+            tls::EXT_ALPN => {
+                num!(out, "protocolslen", len16);
+                key!(out, "protocols");
+                out.push(b'[');
+                for (i, (_, p)) in tls::name_entries(sub(d, 2, d.len()), false).enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.push(b'{');
+                    num_first!(out, "len", p.len() as u64);
+                    key!(out, "protocol");
+                    quoted_latin1(out, p);
+                    out.push(b'}');
+                }
+                out.push(b']');
+            }
+            tls::EXT_SUPPORTED_GROUPS => {
+                num!(out, "groupslen", len16);
+                key!(out, "groups");
+                u16_list(out, sub(d, 2, d.len()));
+            }
+            tls::EXT_SIGNATURE_ALGORITHMS => {
+                num!(out, "sig_algs_len", len16);
+                key!(out, "sig_algs");
+                u16_list(out, sub(d, 2, d.len()));
+            }
+            tls::EXT_EC_POINT_FORMATS => {
+                num!(out, "ecpllen", len8);
+                key!(out, "ecpl");
+                u8_list(out, sub(d, 1, d.len()));
+            }
+            _ if client => {
+                num!(out, "versionslen", len8);
+                key!(out, "versions");
+                u16_list(out, sub(d, 1, d.len()));
+            }
+            _ => num!(out, "version", len16),
+        }
+    }
+    out.push(b'}');
+}
+
+/// The envelope's `ja3`, `ja3_hash` and `ja4` when the packet holds a ClientHello (always its
+/// last layer: nothing is decoded after a hello), so other packets pay one comparison.
+pub(super) fn write_fingerprints(out: &mut Out<'_>, pkt: &Packet<'_>) {
+    let Some(Layer::Tls(t)) = pkt.layers().last() else {
+        return;
+    };
+    let Some(h) = t.hello().filter(|h| h.is_client()) else {
+        return;
+    };
+    out.extend_from_slice(b",\"ja3\":\"");
+    fingerprint::ja3(&h, |piece| out.extend_from_slice(piece));
+    out.extend_from_slice(b"\",\"ja3_hash\":\"");
+    push_hex(out, &fingerprint::ja3_md5(&h));
+    out.push(b'"');
+    if let Some(ja4) = fingerprint::ja4(&h) {
+        out.extend_from_slice(b",\"ja4\":\"");
+        out.extend_from_slice(&ja4);
+        out.push(b'"');
+    }
+}
