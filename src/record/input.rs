@@ -215,6 +215,14 @@ pub fn open(
         // The input only reads: no kombu binding writes at connect.
         opts.redis_format = RedisFormat::Raw;
         let cfg = RedisConfig::parse(url, &opts).map_err(as_input)?;
+        if let Some(group) = &options.redis_group {
+            return Ok(Box::new(super::redis_stream::StreamInput::open(
+                cfg,
+                group.clone(),
+                resumed,
+                max_line_bytes,
+            )?));
+        }
         return Ok(Box::new(RedisInput::open(cfg, resumed)?));
     }
     if url.starts_with("amqp://") || url.starts_with("amqps://") {
