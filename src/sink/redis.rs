@@ -466,7 +466,7 @@ impl RedisSink {
         match self.cfg.mode {
             RedisMode::Stream => {
                 let maxlen = itoa::Buffer::new().format(self.cfg.maxlen).to_owned();
-                head.extend_from_slice(b"*7\r\n$4\r\nXADD\r\n");
+                head.extend_from_slice(b"*8\r\n$4\r\nXADD\r\n");
                 bulk_header(&mut head, queue.len());
                 head.extend_from_slice(queue);
                 head.extend_from_slice(b"\r\n$6\r\nMAXLEN\r\n$1\r\n~\r\n");
