@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod common;
 use common::brokers::{wait_for, PrivateRedis};
+use common::harness::Process;
 use common::{bin, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES};
 
 /// Under target/, not the system temp dir: the spool refuses a path through a world-writable
@@ -495,8 +496,15 @@ fn recorder_killed_mid_batch_another_in_the_group_claims_its_entries() {
     assert!(err.contains("took over"), "{err}");
     assert_eq!(merge(row_bag(&ca), row_bag(&cb)), reference);
     // A again, same name: its state says what it committed; nothing is pending for it.
-    let a = spawn_rec(&mk("a", "1000"), Stdio::piped());
-    let err = stop(a, &dir.path("a.stop"));
+    let mut a = Process::start(
+        rec().args(mk("a", "1000")).stdout(Stdio::null()),
+        Duration::from_secs(60),
+    );
+    a.wait_for_stderr("reading as consumer a");
+    std::fs::write(dir.path("a.stop"), b"").unwrap();
+    let (status, lines) = a.finish();
+    let err = lines.join("\n");
+    assert!(status.success(), "{err}");
     assert!(err.contains("(resumed)"), "{err}");
     assert_eq!(committed_rows(&ca), 2000);
 }

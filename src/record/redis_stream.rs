@@ -199,6 +199,11 @@ impl StreamInput {
             // Committed by the last run: XACK again (a crash may have come before its XACK).
             input.ack(&resumed.redelivery_hashes.clone()).map_err(fail)?;
         }
+        super::log(format_args!(
+            "{source}: reading as consumer {} (its entries read but not saved by an earlier \
+             run first)",
+            input.group.consumer
+        ));
         Ok(input)
     }
 
