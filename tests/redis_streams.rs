@@ -167,7 +167,14 @@ fn stream_msgs(server: &PrivateRedis, key: &str) -> Vec<Vec<u8>> {
 fn publish_stream(server: &PrivateRedis, key: &str, count: usize) {
     let out = bin()
         .args(["read", "-q", "-c", &count.to_string(), FIXTURE])
-        .args(["-o", &server.url(), "--redis-mode", "stream", "--queue", key])
+        .args([
+            "-o",
+            &server.url(),
+            "--redis-mode",
+            "stream",
+            "--queue",
+            key,
+        ])
         .output()
         .unwrap();
     assert!(
@@ -386,7 +393,14 @@ fn redis_killed_mid_stream_the_spool_takes_over() {
     let mut run = Run(bin()
         .arg("read")
         .args(&fifos)
-        .args(["-o", &server.url(), "--redis-mode", "stream", "--queue", &key])
+        .args([
+            "-o",
+            &server.url(),
+            "--redis-mode",
+            "stream",
+            "--queue",
+            &key,
+        ])
         .args(["--spool-dir", spool.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(File::create(&stderr).unwrap())
@@ -439,7 +453,12 @@ fn redis_killed_mid_stream_the_spool_takes_over() {
     let one = expected(&[FIXTURE]);
     let want: Vec<Vec<u8>> = (0..3).flat_map(|_| one.iter().cloned()).collect();
     let got = stream_msgs(&server, &key);
-    assert!(got.len() >= want.len(), "lost: {} of {}", got.len(), want.len());
+    assert!(
+        got.len() >= want.len(),
+        "lost: {} of {}",
+        got.len(),
+        want.len()
+    );
     let dup = (got.len() - want.len()) as u64;
     assert!(dup <= resent, "{dup} duplicates, {resent} resent");
     let mut w = 0;
@@ -447,7 +466,10 @@ fn redis_killed_mid_stream_the_spool_takes_over() {
         if w < want.len() && *m == want[w] {
             w += 1;
         } else {
-            assert!(got[..i].contains(m), "entry {i} is neither next nor a repeat");
+            assert!(
+                got[..i].contains(m),
+                "entry {i} is neither next nor a repeat"
+            );
         }
     }
     assert_eq!(w, want.len(), "not every message arrived in order");
@@ -567,7 +589,14 @@ fn channel_mode_reaches_a_redis_py_subscriber() {
     assert_eq!(line.trim(), "READY");
     let run = bin()
         .args(["read", "-c", &count.to_string(), FIXTURE])
-        .args(["-o", &server.url(), "--redis-mode", "channel", "--queue", &channel])
+        .args([
+            "-o",
+            &server.url(),
+            "--redis-mode",
+            "channel",
+            "--queue",
+            &channel,
+        ])
         .output()
         .unwrap();
     let summary = String::from_utf8_lossy(&run.stderr).into_owned();
@@ -577,7 +606,11 @@ fn channel_mode_reaches_a_redis_py_subscriber() {
     std::io::Read::read_to_end(&mut out, &mut rest).unwrap();
     let got = common::lines(&rest);
     let want = expected(&["-c", &count.to_string(), FIXTURE]);
-    assert!(got == want, "{} of {count} received, or out of order", got.len());
+    assert!(
+        got == want,
+        "{} of {count} received, or out of order",
+        got.len()
+    );
 }
 
 /// Channel mode never spools, whatever --when-full says: with nobody able to take the
@@ -587,14 +620,30 @@ fn channel_mode_is_never_spooled() {
     let scratch = Scratch::new("rs_chan_nospool");
     let mut server = PrivateRedis::start("rs_chan_nospool_srv", &[]);
     let fifo = scratch.path("in.pcap");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let spool = scratch.path("spool");
     let stderr = scratch.path("stderr");
     let mut run = Run(bin()
         .arg("read")
         .arg(&fifo)
-        .args(["-o", &server.url(), "--redis-mode", "channel", "--queue", "c"])
-        .args(["--when-full", "spool", "--spool-dir", spool.to_str().unwrap()])
+        .args([
+            "-o",
+            &server.url(),
+            "--redis-mode",
+            "channel",
+            "--queue",
+            "c",
+        ])
+        .args([
+            "--when-full",
+            "spool",
+            "--spool-dir",
+            spool.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .stderr(File::create(&stderr).unwrap())
         .spawn()

@@ -197,7 +197,9 @@ impl StreamInput {
         }
         if resumed.source == source && resumed.consumer == input.group.consumer {
             // Committed by the last run: XACK again (a crash may have come before its XACK).
-            input.ack(&resumed.redelivery_hashes.clone()).map_err(fail)?;
+            input
+                .ack(&resumed.redelivery_hashes.clone())
+                .map_err(fail)?;
         }
         super::log(format_args!(
             "{source}: reading as consumer {} (its entries read but not saved by an earlier \
@@ -373,7 +375,8 @@ impl StreamInput {
             self.hold()?;
         }
         if self.ready.is_empty()
-            && (self.claim_cursor.is_some() || self.claim_checked.elapsed() >= self.group.claim_idle)
+            && (self.claim_cursor.is_some()
+                || self.claim_checked.elapsed() >= self.group.claim_idle)
         {
             self.claim(room.clamp(1, FETCH_MAX))
                 .map_err(|e| self.error("taking over entries", e))?;

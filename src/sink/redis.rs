@@ -738,7 +738,9 @@ impl Sink for RedisSink {
         let c = &self.counters;
         let what = match self.cfg.mode {
             RedisMode::List => format!("list {} ({})", self.cfg.queue, self.cfg.format.as_str()),
-            RedisMode::Stream => format!("stream {} (MAXLEN ~ {})", self.cfg.queue, self.cfg.maxlen),
+            RedisMode::Stream => {
+                format!("stream {} (MAXLEN ~ {})", self.cfg.queue, self.cfg.maxlen)
+            }
             RedisMode::Channel => format!(
                 "channel {} ({} reached no subscriber)",
                 self.cfg.queue,
@@ -1087,6 +1089,7 @@ mod tests {
             in_flight: VecDeque::new(),
             spare: Vec::new(),
             counters: Arc::default(),
+            unheard: Arc::default(),
         };
         let mut b = JsonBatch::with_capacity();
         for m in ["{\"a\":1}", "{}"] {
@@ -1101,5 +1104,51 @@ mod tests {
             cmd,
             b"*4\r\n$5\r\nLPUSH\r\n$1\r\nQ\r\n$7\r\n{\"a\":1}\r\n$2\r\n{}\r\n"
         );
+    }
+
+    #[test]
+    fn stream_and_channel_commands_are_resp() {
+        let mut b = JsonBatch::with_capacity();
+        for m in ["{\"a\":1}", "{}"] {
+            b.buf.extend_from_slice(m.as_bytes());
+            b.buf.push(b'\n');
+            let end = b.buf.len();
+            b.commit(end);
+        }
+        for (mode, want) in [
+            (
+                RedisMode::Stream,
+                &b"*8\r\n$4\r\nXADD\r\n$1\r\nQ\r\n$6\r\nMAXLEN\r\n$1\r\n~\r\n$2\r\n25\r\n\
+                   $1\r\n*\r\n$3\r\nmsg\r\n$7\r\n{\"a\":1}\r\n\
+                   *8\r\n$4\r\nXADD\r\n$1\r\nQ\r\n$6\r\nMAXLEN\r\n$1\r\n~\r\n$2\r\n25\r\n\
+                   $1\r\n*\r\n$3\r\nmsg\r\n$2\r\n{}\r\n"[..],
+            ),
+            (
+                RedisMode::Channel,
+                &b"*3\r\n$7\r\nPUBLISH\r\n$1\r\nQ\r\n$7\r\n{\"a\":1}\r\n\
+                   *3\r\n$7\r\nPUBLISH\r\n$1\r\nQ\r\n$2\r\n{}\r\n"[..],
+            ),
+        ] {
+            let o = OutputOptions {
+                queue: "Q".into(),
+                redis_mode: mode,
+                redis_maxlen: 25,
+                ..OutputOptions::default()
+            };
+            let cfg = RedisConfig::parse("redis://h", &o).unwrap();
+            let sink = RedisSink {
+                envelope: KombuEnvelope::new("e", "r"),
+                cfg,
+                tls: None,
+                con: None,
+                in_flight: VecDeque::new(),
+                spare: Vec::new(),
+                counters: Arc::default(),
+                unheard: Arc::default(),
+            };
+            let mut cmd = Vec::new();
+            sink.build(&mut cmd, &b);
+            assert_eq!(cmd, want, "{mode:?}: {}", String::from_utf8_lossy(&cmd));
+        }
     }
 }
