@@ -35,6 +35,8 @@
 //!   instead of committing, because its messages may have been handed to another recorder;
 //!   it checks the lease right before each commit, so only a stall of more than the time to
 //!   live inside the snapshot write itself is left to that at-least-once window.
+//! - `redis://` with `--redis-mode stream --group G --consumer C`: a consumer group on a
+//!   stream, see [`super::redis_stream`] (XREADGROUP, XACK after the commit, XAUTOCLAIM).
 //! - `amqp://`: manual acks with a prefetch window the size of a snapshot; after the commit one
 //!   `basic.ack(multiple)` acknowledges the snapshot. A crash after the commit but before the
 //!   ack makes the broker deliver that snapshot's messages again (flagged `redelivered`): the

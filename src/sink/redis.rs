@@ -9,6 +9,16 @@
 //! value at the head and kombu's consumer BRPOPs from the tail, so the list stays first-in
 //! first-out.
 //!
+//! `--redis-mode stream`: one `XADD <queue> MAXLEN ~ N * msg <packet JSON>` per message, the
+//! batch's commands in one buffer and one write (pipelined), the same window of unanswered
+//! batches. Ids are the server's (`*`), so several capture hosts can share a stream; the cost
+//! is that a resend after a lost connection is stored again (see the at-least-once window
+//! below: duplicates ≤ resent). Explicit ids would make Redis refuse a resend, but only for one
+//! writer per stream, and a restarted writer would need the last id back from the server.
+//! `--redis-mode channel`: one `PUBLISH <queue> <packet JSON>` per message; the replies (the
+//! subscribers reached) are counted, and [`super::Output::with_delivery`] never spools a
+//! channel (a replay would reach other subscribers than the ones of the moment).
+//!
 //! `rediss://` (or any FORWARD_SSL_OPTIONS): TLS through rustls with the options' CA,
 //! client certificate and `cert_reqs` ([`super::tls`]).
 //!
