@@ -141,6 +141,18 @@ pub fn open(
     }
     // The sink's parsers say "output"; here the URL is the input.
     let as_input = |e: String| StartError::new(2, e.replacen("bad output URL", "bad input URL", 1));
+    if options.redis_group.is_some()
+        && !url.starts_with("redis://")
+        && !url.starts_with("rediss://")
+    {
+        return Err(StartError::new(
+            2,
+            format!(
+                "--redis-mode stream needs a redis:// input, not \"{}\"",
+                crate::sink::redact(url)
+            ),
+        ));
+    }
     if url == "-" {
         if resumed.source == "-" && resumed.lines > 0 {
             super::log(format_args!(

@@ -50,8 +50,9 @@ for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
   if #p == 0 or p[1][2] ~= ARGV[2] then return ARGV[i] end
 end
-if #ARGV > 2 then
-  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(ARGV, 3))
+-- In slices: unpack() of thousands of values overflows Lua's C stack.
+for i = 3, #ARGV, 500 do
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(ARGV, i, math.min(i + 499, #ARGV)))
 end
 return 0
 ";
