@@ -734,3 +734,62 @@ fn stream_input_usage_errors() {
         assert!(!dir.path("u.csv").exists(), "{args:?}");
     }
 }
+
+/// A recorder that stalls (SIGSTOP) longer than --claim-idle-ms loses its entries to another
+/// recorder of the group; when it wakes it stops with exit 17 instead of saving them too.
+#[test]
+fn stalled_recorder_whose_entries_were_taken_over_stops_without_saving_them() {
+    let dir = Scratch::new("rs_stall");
+    let server = PrivateRedis::start("rs_stall_srv", &[]);
+    let key = unique("stream");
+    let total = 2500;
+    let reference = reference(&dir, total);
+    publish_stream(&server, &key, total);
+    let mk = |name: &str, save: &str| {
+        let mut a = stream_args(&server, &key, "g", name);
+        a.extend(files(&dir, name));
+        a.extend(
+            [
+                "--save-after-num",
+                save,
+                "--idle-save-ms",
+                "0",
+                "--claim-idle-ms",
+                "900",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        a
+    };
+    let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
+    let mut a = spawn_rec(&mk("a", "1000"), Stdio::piped());
+    wait_for("A: 2000 saved, 500 held", Duration::from_secs(60), || {
+        committed_rows(&ca) == 2000 && pending(&server, &key, "g") == 500
+    });
+    let signal = |sig: &str, pid: u32| {
+        assert!(Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP", a.0.id());
+    let b = spawn_rec(&mk("b", "50"), Stdio::piped());
+    wait_for("B: A's entries saved", Duration::from_secs(60), || {
+        committed_rows(&cb) == 500 && pending(&server, &key, "g") == 0
+    });
+    signal("-CONT", a.0.id());
+    let mut status = None;
+    wait_for("A to notice and stop", Duration::from_secs(60), || {
+        status = a.0.try_wait().unwrap();
+        status.is_some()
+    });
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut a.0.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.unwrap().code(), Some(17), "{err}");
+    assert!(err.contains("taken over by another recorder"), "{err}");
+    stop(b, &dir.path("b.stop"));
+    assert_eq!(committed_rows(&ca), 2000);
+    assert_eq!(merge(row_bag(&ca), row_bag(&cb)), reference);
+}
