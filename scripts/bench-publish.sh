@@ -183,15 +183,16 @@ for run in $(seq 1 "$RUNS"); do
   R flushall >/dev/null
   run_netpipe redis_stream "$work/big.pcap" "$big_n" "$redis_pid" stream_len -- \
     -o "redis://127.0.0.1:$rport/0" --redis-mode stream --queue "$Q"
-  rm -f "$work"/rec*
+  rm -rf "$work/recording" && mkdir "$work/recording"
   /usr/bin/time -f "%U %S" -o "$work/time" "$BIN" record -q \
     --input "redis://127.0.0.1:$rport/0" --redis-mode stream --queue "$Q" --group bench \
     --consumer c1 --save-after-num 10000 --stop-after-num "$big_n" \
-    --output-csv "$work/rec.csv" --archive-json "$work/rec.json" --stop-file "$work/rec.stop"
+    --output-csv "$work/recording/r.csv" --archive-json "$work/recording/r.json" \
+    --stop-file "$work/recording/r.stop"
   [ "$(R xpending "$Q" bench | head -1)" = 0 ] || die "record_stream: entries left pending"
   awk -v n="$big_n" '{printf "%.0f - - %.2f\n", n / ($1 + $2), 1e6 * ($1 + $2) / n}' \
     "$work/time" >>"$work/record_stream_cpu"
-  rm -f "$work"/rec*
+  rm -rf "$work/recording"
   R flushall >/dev/null
 
   amqp_drop
