@@ -233,7 +233,8 @@ impl TlsRedis {
             == "stream"
         {
             // The `msg` field of each entry, oldest first (--redis-mode stream).
-            let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+            type Entry = (String, Vec<(String, Vec<u8>)>);
+            let entries: Vec<Entry> = redis::cmd("XRANGE")
                 .arg(key)
                 .arg("-")
                 .arg("+")
