@@ -9,6 +9,12 @@
 #          2. netpipe-fast read BIG --redis-format raw    (BIG: mixed.pcap repeated, ~313k msgs)
 #          3. netpipe-fast read BIG --redis-format kombu
 #          4. the original's path: one kombu publish per message (scripts/bench/kombu_publish.py)
+#   Redis streams (issue 10):
+#          s1. redis-benchmark -P 64 XADD key MAXLEN ~ 10000000 * msg <AVG bytes> (the anchor:
+#              pipelined XADD of a value the size of the average packet message)
+#          s2. netpipe-fast read BIG -o redis://... --redis-mode stream (pipelined XADD)
+#          s3. netpipe-fast record from that stream (--redis-mode stream --group): CPU time
+#              per message of the recorder (user + system, GNU time), one core
 #   AMQP   5. netpipe-fast read AMQP_PCAP -o amqp://... (publisher confirms)
 #          6. the same with --no-confirms
 #          7. the original's path into RabbitMQ (kombu, one publish per message)
@@ -75,6 +81,9 @@ big_n=$("$BIN" read "$work/big.pcap" -q | wc -l)
 amqp_n=$("$BIN" read "$work/amqp.pcap" -q | wc -l)
 "$BIN" read pcaps/mixed.pcap -q >"$work/messages.jsonl"
 echo "    big.pcap: $big_n messages, amqp.pcap: $amqp_n messages"
+avg_bytes=$(awk '{s += length($0)} END {printf "%d", s / NR}' "$work/messages.jsonl")
+xadd_value=$(head -c "$avg_bytes" </dev/zero | tr '\0' x)
+echo "    average packet message: $avg_bytes bytes"
 
 echo "==> private redis-server"
 rport=$(free_port)
@@ -148,6 +157,7 @@ run_netpipe() {
             1e6 * (t1 - t0) / hz / n, 1e6 * ours / n}' >>"$work/$name"
 }
 redis_len() { R llen "$Q"; }
+stream_len() { R xlen "$Q"; }
 
 for run in $(seq 1 "$RUNS"); do
   echo "==> run $run of $RUNS"
@@ -166,6 +176,23 @@ for run in $(seq 1 "$RUNS"); do
     --file "$work/messages.jsonl" --count "$KOMBU_COUNT" --queue "$Q" --exchange "$Q" \
     --routing-key "$Q" | python3 -c 'import json,sys; print("%.0f - - -" % json.load(sys.stdin)["rate"])' \
     >>"$work/redis_original"
+  R flushall >/dev/null
+  redis-benchmark -p "$rport" -P 64 -n "$BENCH_N" -q --csv \
+    XADD npf_bench_xadd MAXLEN '~' 10000000 '*' msg "$xadd_value" |
+    awk -F'"' '/XADD/ {printf "%.0f - - -\n", $4}' >>"$work/redis_benchmark_xadd"
+  R flushall >/dev/null
+  run_netpipe redis_stream "$work/big.pcap" "$big_n" "$redis_pid" stream_len -- \
+    -o "redis://127.0.0.1:$rport/0" --redis-mode stream --queue "$Q"
+  rm -rf "$work/recording" && mkdir "$work/recording"
+  /usr/bin/time -f "%U %S" -o "$work/time" "$BIN" record -q \
+    --input "redis://127.0.0.1:$rport/0" --redis-mode stream --queue "$Q" --group bench \
+    --consumer c1 --save-after-num 10000 --stop-after-num "$big_n" \
+    --output-csv "$work/recording/r.csv" --archive-json "$work/recording/r.json" \
+    --stop-file "$work/recording/r.stop"
+  [ "$(R xpending "$Q" bench | head -1)" = 0 ] || die "record_stream: entries left pending"
+  awk -v n="$big_n" '{printf "%.0f - - %.2f\n", n / ($1 + $2), 1e6 * ($1 + $2) / n}' \
+    "$work/time" >>"$work/record_stream_cpu"
+  rm -rf "$work/recording"
   R flushall >/dev/null
 
   amqp_drop
@@ -189,7 +216,8 @@ all() { cut -d' ' -f1 "$work/$1" | tr '\n' ' '; }
 echo
 echo "== medians of $RUNS runs ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%-18s %10s %8s %12s %12s   %s\n' "what" "msg/s" "broker" "broker µs/msg" "ours µs/msg" "all runs (msg/s)"
-for name in redis_benchmark redis_raw redis_kombu redis_original amqp_confirms amqp_no_confirms amqp_original; do
+for name in redis_benchmark redis_raw redis_kombu redis_original redis_benchmark_xadd redis_stream \
+  record_stream_cpu amqp_confirms amqp_no_confirms amqp_original; do
   printf '%-18s %10s %7s%% %12s %12s   %s\n' "$name" "$(med "$name" 1)" "$(med "$name" 2)" \
     "$(med "$name" 3)" "$(med "$name" 4)" "$(all "$name")"
 done
@@ -200,6 +228,8 @@ echo "  redis raw   / redis-benchmark LPUSH ops/s : $(ratio redis_raw redis_benc
 echo "  redis kombu / redis-benchmark LPUSH ops/s : $(ratio redis_kombu redis_benchmark)"
 echo "  redis raw   / original kombu publish      : $(ratio redis_raw redis_original)"
 echo "  redis kombu / original kombu publish      : $(ratio redis_kombu redis_original)"
+echo "  redis stream / redis-benchmark XADD ops/s : $(ratio redis_stream redis_benchmark_xadd) (target >= 0.6)"
+echo "  record from the stream, msg per CPU second : $(med record_stream_cpu 1) (target >= 150000)"
 echo "  amqp confirmed / original kombu publish   : $(ratio amqp_confirms amqp_original)"
 echo "  amqp confirmed / amqp confirms off        : $(ratio amqp_confirms amqp_no_confirms)"
 echo "messages: redis $big_n per run, amqp $amqp_n per run, original path $KOMBU_COUNT per run"

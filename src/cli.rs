@@ -282,6 +282,24 @@ pub struct MetricsArgs {
     pub metrics_linger: Option<Duration>,
 }
 
+/// `--redis-mode` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RedisModeArg {
+    List,
+    Stream,
+    Channel,
+}
+
+impl From<RedisModeArg> for crate::sink::RedisMode {
+    fn from(m: RedisModeArg) -> Self {
+        match m {
+            RedisModeArg::List => crate::sink::RedisMode::List,
+            RedisModeArg::Stream => crate::sink::RedisMode::Stream,
+            RedisModeArg::Channel => crate::sink::RedisMode::Channel,
+        }
+    }
+}
+
 /// `--redis-format` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RedisFormatArg {
@@ -526,6 +544,17 @@ pub struct OutputArgs {
     #[arg(long, value_enum, default_value_t = RedisFormatArg::Kombu, value_name = "FORMAT")]
     pub redis_format: RedisFormatArg,
 
+    /// Redis outputs: "list" (LPUSH, kombu or raw per --redis-format), "stream" (XADD
+    /// <queue> MAXLEN ~ N * msg <packet JSON>) or "channel" (PUBLISH <queue> <packet JSON>;
+    /// only subscribers connected now get it, never spooled: --when-full spool acts as drop).
+    #[arg(long, value_enum, default_value_t = RedisModeArg::List, value_name = "MODE")]
+    pub redis_mode: RedisModeArg,
+
+    /// Stream mode: trim the stream to about N entries (XADD MAXLEN ~ N).
+    #[arg(long, default_value_t = crate::sink::redis::DEFAULT_STREAM_MAXLEN, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_maxlen: u64,
+
     /// The queue (Redis list) messages go to.
     #[arg(
         long,
@@ -608,6 +637,9 @@ impl OutputArgs {
             routing_key: self.routing_key.clone(),
             ssl: self.ssl_options.clone(),
             amqp_confirms: !self.no_confirms,
+            redis_mode: self.redis_mode.into(),
+            redis_maxlen: self.redis_maxlen,
+            redis_group: None,
         })
     }
 }
@@ -1399,6 +1431,34 @@ pub struct RecordArgs {
     )]
     pub routing_key: String,
 
+    /// redis:// input: "list" (the list --queue, reliable fetch) or "stream" (the stream
+    /// --queue through the consumer group --group as --consumer: XREADGROUP, XACK after each
+    /// snapshot, XAUTOCLAIM of a dead recorder's entries).
+    #[arg(long, value_enum, default_value_t = RedisModeArg::List, value_name = "MODE")]
+    pub redis_mode: RedisModeArg,
+
+    /// Stream mode: the consumer group (created with MKSTREAM if missing). Recorders in one
+    /// group share the stream; each group gets every entry.
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
+
+    /// Stream mode: this recorder's name in the group; keep it across restarts, so the
+    /// entries it read but had not saved are read again first. Unique per running recorder.
+    #[arg(long, value_name = "NAME")]
+    pub consumer: Option<String>,
+
+    /// Stream mode: entries another consumer of the group has held this long without
+    /// acknowledging them are taken over (XAUTOCLAIM), at start and then this often.
+    #[arg(long, default_value_t = 30_000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(100..))]
+    pub claim_idle_ms: u64,
+
+    /// Stream mode: where a group this recorder creates starts: "0" (every entry already in
+    /// the stream) or "$" (only entries added from now on). An existing group is not moved.
+    #[arg(long, default_value = "0", value_name = "ID",
+          value_parser = clap::builder::PossibleValuesParser::new(["0", "$"]))]
+    pub group_start: String,
+
     /// Save a snapshot (CSV rows, archive, state) every N messages; messages are acknowledged
     /// only once in a snapshot.
     #[arg(long, env = "SAVE_AFTER_NUM", default_value_t = 100, value_name = "N")]
@@ -1467,6 +1527,36 @@ pub struct RecordArgs {
 }
 
 impl RecordArgs {
+    /// `--redis-mode stream` with its group settings; `None` in list mode. Fails when the
+    /// mode is channel or a name is missing.
+    pub fn redis_group(&self) -> Result<Option<crate::sink::RedisGroup>, String> {
+        match self.redis_mode {
+            RedisModeArg::List => {
+                if self.group.is_some() || self.consumer.is_some() {
+                    return Err("--group and --consumer need --redis-mode stream".into());
+                }
+                Ok(None)
+            }
+            RedisModeArg::Channel => Err(
+                "record cannot read a Redis channel (PUBLISH keeps nothing to acknowledge); \
+                 use --redis-mode stream or list"
+                    .into(),
+            ),
+            RedisModeArg::Stream => {
+                let named = |v: &Option<String>, flag: &str| match v.as_deref() {
+                    Some(n) if !n.is_empty() => Ok(n.to_string()),
+                    _ => Err(format!("--redis-mode stream needs {flag} NAME")),
+                };
+                Ok(Some(crate::sink::RedisGroup {
+                    group: named(&self.group, "--group")?,
+                    consumer: named(&self.consumer, "--consumer")?,
+                    claim_idle: Duration::from_millis(self.claim_idle_ms),
+                    start: self.group_start.clone(),
+                }))
+            }
+        }
+    }
+
     /// The password in `--password-file`, when one is named; fails when it cannot be read.
     pub fn input_password(&self) -> Result<Option<Secret>, String> {
         password_from(self.password_file.as_deref())

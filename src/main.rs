@@ -524,6 +524,13 @@ fn record(args: RecordArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let redis_group = match args.redis_group() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("netpipe-fast: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (csv_path, archive_path) = output_paths(
         &args.ds_dir,
         &args.ds_name,
@@ -540,6 +547,8 @@ fn record(args: RecordArgs) -> ExitCode {
             exchange: args.exchange,
             routing_key: args.routing_key,
             password,
+            redis_mode: args.redis_mode.into(),
+            redis_group,
             ..OutputOptions::default()
         },
         save_after,

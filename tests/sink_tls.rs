@@ -226,6 +226,30 @@ impl TlsRedis {
         .unwrap()
         .set_redis_settings(redis::RedisConnectionInfo::default().set_password(password));
         let mut con = redis::Client::open(info).unwrap().get_connection().unwrap();
+        if redis::cmd("TYPE")
+            .arg(key)
+            .query::<String>(&mut con)
+            .unwrap()
+            == "stream"
+        {
+            // The `msg` field of each entry, oldest first (--redis-mode stream).
+            type Entry = (String, Vec<(String, Vec<u8>)>);
+            let entries: Vec<Entry> = redis::cmd("XRANGE")
+                .arg(key)
+                .arg("-")
+                .arg("+")
+                .query(&mut con)
+                .unwrap();
+            return entries
+                .into_iter()
+                .map(|(_, mut fields)| {
+                    assert_eq!(fields.len(), 1, "one field per entry");
+                    let (name, msg) = fields.remove(0);
+                    assert_eq!(name, "msg");
+                    msg
+                })
+                .collect();
+        }
         let mut items: Vec<Vec<u8>> = redis::Commands::lrange(&mut con, key, 0, -1).unwrap();
         items.reverse();
         items
@@ -257,6 +281,15 @@ fn rediss_delivers_every_message_in_order_and_checks_the_certificate() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains(password));
     assert_eq!(server.list(password, &queue), want);
+
+    // Stream mode over the same TLS connection: XADD, every message once and in order.
+    let stream = unique("tls_stream");
+    let out = read_with(
+        &pki.options("ca.pem", "CERT_REQUIRED"),
+        &["-o", &url, "--redis-mode", "stream", "--queue", &stream],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.list(password, &stream), want);
 
     // The options as a flag, with redis-py's spellings and the numeric cert_reqs.
     let queue = unique("tls_flag");

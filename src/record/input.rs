@@ -35,6 +35,8 @@
 //!   instead of committing, because its messages may have been handed to another recorder;
 //!   it checks the lease right before each commit, so only a stall of more than the time to
 //!   live inside the snapshot write itself is left to that at-least-once window.
+//! - `redis://` with `--redis-mode stream --group G --consumer C`: a consumer group on a
+//!   stream, see [`super::redis_stream`] (XREADGROUP, XACK after the commit, XAUTOCLAIM).
 //! - `amqp://`: manual acks with a prefetch window the size of a snapshot; after the commit one
 //!   `basic.ack(multiple)` acknowledges the snapshot. A crash after the commit but before the
 //!   ack makes the broker deliver that snapshot's messages again (flagged `redelivered`): the
@@ -139,6 +141,18 @@ pub fn open(
     }
     // The sink's parsers say "output"; here the URL is the input.
     let as_input = |e: String| StartError::new(2, e.replacen("bad output URL", "bad input URL", 1));
+    if options.redis_group.is_some()
+        && !url.starts_with("redis://")
+        && !url.starts_with("rediss://")
+    {
+        return Err(StartError::new(
+            2,
+            format!(
+                "--redis-mode stream needs a redis:// input, not \"{}\"",
+                crate::sink::redact(url)
+            ),
+        ));
+    }
     if url == "-" {
         if resumed.source == "-" && resumed.lines > 0 {
             super::log(format_args!(
@@ -215,6 +229,14 @@ pub fn open(
         // The input only reads: no kombu binding writes at connect.
         opts.redis_format = RedisFormat::Raw;
         let cfg = RedisConfig::parse(url, &opts).map_err(as_input)?;
+        if let Some(group) = &options.redis_group {
+            return Ok(Box::new(super::redis_stream::StreamInput::open(
+                cfg,
+                group.clone(),
+                resumed,
+                max_line_bytes,
+            )?));
+        }
         return Ok(Box::new(RedisInput::open(cfg, resumed)?));
     }
     if url.starts_with("amqp://") || url.starts_with("amqps://") {

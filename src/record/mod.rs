@@ -14,6 +14,7 @@ pub mod antinex;
 pub mod csv;
 pub mod flatten;
 pub mod input;
+pub mod redis_stream;
 
 use crate::sink::{OutputOptions, StartError};
 use antinex::{AntinexClient, AntinexConfig};

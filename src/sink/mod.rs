@@ -29,7 +29,7 @@ use std::time::Duration;
 
 pub use self::amqp::{AmqpConfig, AmqpSink};
 pub use self::outbox::{Delivery, Outbox, WhenFull};
-pub use self::redis::{RedisConfig, RedisFormat, RedisSink};
+pub use self::redis::{RedisConfig, RedisFormat, RedisGroup, RedisMode, RedisSink};
 pub use self::tcp::{TcpConfig, TcpSink};
 pub use self::tls::{CertReqs, SslOptions};
 
@@ -231,6 +231,11 @@ pub struct OutputOptions {
     /// From `--password-file`: replaces any password in the URL, so the URL (in argv or the
     /// environment) need not hold one.
     pub password: Option<redis::Secret>,
+    /// `--redis-mode` (list, stream, channel) and, for streams, `--redis-maxlen`.
+    pub redis_mode: RedisMode,
+    pub redis_maxlen: u64,
+    /// `record` from a Redis stream: the consumer group (`--group`, `--consumer`, ...).
+    pub redis_group: Option<RedisGroup>,
 }
 
 impl Default for OutputOptions {
@@ -243,6 +248,9 @@ impl Default for OutputOptions {
             ssl: SslOptions::default(),
             amqp_confirms: true,
             password: None,
+            redis_mode: RedisMode::List,
+            redis_maxlen: redis::DEFAULT_STREAM_MAXLEN,
+            redis_group: None,
         }
     }
 }
@@ -388,6 +396,16 @@ impl Output {
             Output::Stdout | Output::File(_) | Output::Discard => self,
             Output::Delivered(inner, _) => inner.with_delivery(delivery),
             _ if delivery.when_full == WhenFull::Block => self,
+            // PUBLISH reaches only the subscribers of the moment: replaying a spool later
+            // would reach other ones, so a channel is never spooled; what it cannot take
+            // is dropped and counted.
+            Output::Redis(ref cfg) if cfg.mode == RedisMode::Channel => {
+                let delivery = Delivery {
+                    when_full: WhenFull::Drop,
+                    ..delivery
+                };
+                Output::Delivered(Box::new(self), delivery)
+            }
             _ => Output::Delivered(Box::new(self), delivery),
         }
     }

@@ -9,6 +9,16 @@
 //! value at the head and kombu's consumer BRPOPs from the tail, so the list stays first-in
 //! first-out.
 //!
+//! `--redis-mode stream`: one `XADD <queue> MAXLEN ~ N * msg <packet JSON>` per message, the
+//! batch's commands in one buffer and one write (pipelined), the same window of unanswered
+//! batches. Ids are the server's (`*`), so several capture hosts can share a stream; the cost
+//! is that a resend after a lost connection is stored again (see the at-least-once window
+//! below: duplicates ≤ resent). Explicit ids would make Redis refuse a resend, but only for one
+//! writer per stream, and a restarted writer would need the last id back from the server.
+//! `--redis-mode channel`: one `PUBLISH <queue> <packet JSON>` per message; the replies (the
+//! subscribers reached) are counted, and [`super::Output::with_delivery`] never spools a
+//! channel (a replay would reach other subscribers than the ones of the moment).
+//!
 //! `rediss://` (or any FORWARD_SSL_OPTIONS): TLS through rustls with the options' CA,
 //! client certificate and `cert_reqs` ([`super::tls`]).
 //!
@@ -43,6 +53,7 @@ use rustls::ClientConfig;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,6 +74,55 @@ impl RedisFormat {
             RedisFormat::Raw => "raw",
         }
     }
+}
+
+/// `--redis-mode`: which Redis structure the messages go to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RedisMode {
+    /// `LPUSH` into the list `--queue` (kombu envelope or raw, `--redis-format`).
+    #[default]
+    List,
+    /// `XADD <queue> MAXLEN ~ N * msg <packet JSON>`: an append-only log that several
+    /// consumer groups each read in full, and that can be read again.
+    Stream,
+    /// `PUBLISH <queue> <packet JSON>`: only subscribers connected right now get it.
+    Channel,
+}
+
+impl RedisMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisMode::List => "list",
+            RedisMode::Stream => "stream",
+            RedisMode::Channel => "channel",
+        }
+    }
+
+    /// The command one message (list: one batch) is sent with.
+    fn command(self) -> &'static str {
+        match self {
+            RedisMode::List => "LPUSH",
+            RedisMode::Stream => "XADD",
+            RedisMode::Channel => "PUBLISH",
+        }
+    }
+}
+
+/// Default of `--redis-maxlen`: the stream is trimmed (approximately) to this many entries.
+pub const DEFAULT_STREAM_MAXLEN: u64 = 10_000_000;
+
+/// `record --redis-mode stream --group NAME --consumer NAME`: reading a stream through a
+/// consumer group (see `record::redis_stream`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisGroup {
+    pub group: String,
+    pub consumer: String,
+    /// XAUTOCLAIM min-idle-time: entries another consumer has held unacknowledged this long
+    /// are taken over (that consumer is presumed dead).
+    pub claim_idle: Duration,
+    /// Where a group the recorder creates starts: `0` (everything in the stream) or `$`
+    /// (entries added from now on).
+    pub start: String,
 }
 
 /// A password that never shows in `Debug` output.
@@ -95,8 +155,12 @@ pub struct RedisConfig {
     /// How long to wait for a reply before treating the connection as lost.
     pub response_timeout: Duration,
     pub backoff: Backoff,
-    /// LPUSH commands written but not yet answered before `write_batch` waits for the oldest.
+    /// LPUSH commands (stream and channel modes: batches of XADD/PUBLISH commands) written
+    /// but not yet answered before `write_batch` waits for the oldest.
     pub window_commands: usize,
+    pub mode: RedisMode,
+    /// Stream mode: `MAXLEN ~` of every XADD.
+    pub maxlen: u64,
 }
 
 impl RedisConfig {
@@ -156,6 +220,8 @@ impl RedisConfig {
             response_timeout: Duration::from_secs(60),
             backoff: Backoff::default(),
             window_commands: 4,
+            mode: options.redis_mode,
+            maxlen: options.redis_maxlen,
         })
     }
 
@@ -332,6 +398,9 @@ pub struct RedisSink {
     /// Emptied commands for reuse.
     spare: Vec<Pending>,
     counters: SharedCounters,
+    /// Channel mode: messages PUBLISH reached no subscriber with (published, but nobody
+    /// heard them).
+    unheard: Arc<AtomicU64>,
 }
 
 impl RedisSink {
@@ -355,6 +424,7 @@ impl RedisSink {
             in_flight: VecDeque::new(),
             spare: Vec::new(),
             counters: Arc::new(SinkCounters::default()),
+            unheard: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -363,9 +433,15 @@ impl RedisSink {
         Arc::clone(&self.counters)
     }
 
-    /// Builds `LPUSH queue m1 ... mN` for the batch into `cmd`.
+    /// Builds `LPUSH queue m1 ... mN` for the batch into `cmd` (stream mode: one
+    /// `XADD queue MAXLEN ~ N * msg m` per message; channel mode: one `PUBLISH queue m` per
+    /// message, all in the one buffer, so the batch is still one write).
     fn build(&self, cmd: &mut Vec<u8>, batch: &JsonBatch) {
         cmd.clear();
+        if self.cfg.mode != RedisMode::List {
+            self.build_per_message(cmd, batch);
+            return;
+        }
         cmd.push(b'*');
         cmd.extend_from_slice(itoa::Buffer::new().format(batch.len() + 2).as_bytes());
         cmd.extend_from_slice(b"\r\n$5\r\nLPUSH\r\n");
@@ -392,41 +468,102 @@ impl RedisSink {
         }
     }
 
+    /// Stream and channel modes: one command per message, raw packet JSON (the line `read`
+    /// writes, without its newline).
+    fn build_per_message(&self, cmd: &mut Vec<u8>, batch: &JsonBatch) {
+        let queue = self.cfg.queue.as_bytes();
+        let mut head = Vec::with_capacity(64 + queue.len());
+        match self.cfg.mode {
+            RedisMode::Stream => {
+                let maxlen = itoa::Buffer::new().format(self.cfg.maxlen).to_owned();
+                head.extend_from_slice(b"*8\r\n$4\r\nXADD\r\n");
+                bulk_header(&mut head, queue.len());
+                head.extend_from_slice(queue);
+                head.extend_from_slice(b"\r\n$6\r\nMAXLEN\r\n$1\r\n~\r\n");
+                bulk_header(&mut head, maxlen.len());
+                head.extend_from_slice(maxlen.as_bytes());
+                head.extend_from_slice(b"\r\n$1\r\n*\r\n$3\r\nmsg\r\n");
+            }
+            _ => {
+                head.extend_from_slice(b"*3\r\n$7\r\nPUBLISH\r\n");
+                bulk_header(&mut head, queue.len());
+                head.extend_from_slice(queue);
+                head.extend_from_slice(b"\r\n");
+            }
+        }
+        cmd.reserve(batch.bytes().len() + batch.len() * (head.len() + 16));
+        for m in batch.messages() {
+            cmd.extend_from_slice(&head);
+            bulk_header(cmd, m.len());
+            cmd.extend_from_slice(m);
+            cmd.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// Replies one pending entry waits for: one LPUSH, or one command per message.
+    fn replies_of(&self, messages: u64) -> u64 {
+        match self.cfg.mode {
+            RedisMode::List => 1,
+            _ => messages,
+        }
+    }
+
     /// Reads the reply of the oldest command in flight. `Ok(Err(_))`: the connection (or a
     /// transient server state) failed and the caller must recover; `Err(_)`: the server
     /// refused the command for good (wrong type of key, ...), which ends the run.
     fn settle_oldest(&mut self) -> io::Result<Result<(), RespError>> {
+        let Some(oldest) = self.in_flight.front() else {
+            return Ok(Ok(()));
+        };
+        // Every reply of the entry is read before it counts: a lost connection part-way
+        // hands the whole entry back (the answered part is then sent twice, counted in
+        // `resent`).
+        let wanted = self.replies_of(oldest.messages);
         let Some(con) = self.con.as_mut() else {
             return Ok(Err(RespError::Io(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "not connected",
             ))));
         };
-        let reply = match con.read_reply() {
-            Ok(r) => r,
-            Err(e) => return Ok(Err(e)),
-        };
-        match reply {
-            Reply::Int(_) => {
-                if let Some(done) = self.in_flight.pop_front() {
-                    SinkCounters::add(&self.counters.published, done.messages);
-                    self.spare.push(done);
+        let mut heard = 0u64;
+        for _ in 0..wanted {
+            let reply = match con.read_reply() {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            };
+            match (self.cfg.mode, reply) {
+                (RedisMode::List, Reply::Int(_)) | (RedisMode::Stream, Reply::Bulk(Some(_))) => {}
+                (RedisMode::Channel, Reply::Int(receivers)) => {
+                    heard += u64::from(receivers > 0);
                 }
-                Ok(Ok(()))
+                (_, Reply::Error(text)) if retriable_code(Some(&text)) => {
+                    return Ok(Err(RespError::Protocol(format!("server error {text}"))));
+                }
+                (mode, Reply::Error(text)) => {
+                    return Err(io::Error::other(format!(
+                        "{}: {} to {} refused: {text}",
+                        self.cfg.describe(),
+                        mode.command(),
+                        self.cfg.queue
+                    )));
+                }
+                (mode, other) => {
+                    return Err(io::Error::other(format!(
+                        "{}: unexpected reply to {}: {other:?}",
+                        self.cfg.describe(),
+                        mode.command()
+                    )));
+                }
             }
-            Reply::Error(text) if retriable_code(Some(&text)) => {
-                Ok(Err(RespError::Protocol(format!("server error {text}"))))
-            }
-            Reply::Error(text) => Err(io::Error::other(format!(
-                "{}: LPUSH to {} refused: {text}",
-                self.cfg.describe(),
-                self.cfg.queue
-            ))),
-            other => Err(io::Error::other(format!(
-                "{}: unexpected reply to LPUSH: {other:?}",
-                self.cfg.describe()
-            ))),
         }
+        if let Some(done) = self.in_flight.pop_front() {
+            SinkCounters::add(&self.counters.published, done.messages);
+            if self.cfg.mode == RedisMode::Channel {
+                SinkCounters::add(&self.unheard, done.messages - heard);
+            }
+            self.spare.push(done);
+        }
+        Ok(Ok(()))
     }
 
     /// Gives up the connection and hands every unanswered message back, oldest first.
@@ -609,12 +746,21 @@ impl Sink for RedisSink {
 
     fn report(&self) -> Option<String> {
         let c = &self.counters;
+        let what = match self.cfg.mode {
+            RedisMode::List => format!("list {} ({})", self.cfg.queue, self.cfg.format.as_str()),
+            RedisMode::Stream => {
+                format!("stream {} (MAXLEN ~ {})", self.cfg.queue, self.cfg.maxlen)
+            }
+            RedisMode::Channel => format!(
+                "channel {} ({} reached no subscriber)",
+                self.cfg.queue,
+                self.unheard.load(Ordering::Relaxed)
+            ),
+        };
         Some(format!(
-            "published {} to {} list {} ({}), {} resent after {} reconnects",
+            "published {} to {} {what}, {} resent after {} reconnects",
             c.published(),
             self.cfg.describe(),
-            self.cfg.queue,
-            self.cfg.format.as_str(),
             c.resent(),
             c.reconnects()
         ))
@@ -681,7 +827,7 @@ fn open_connection(
     }
     // PING first: a server that wants a password answers NOAUTH here.
     expect_ok(&mut con, "PING", &[b"PING"])?;
-    if cfg.format == RedisFormat::Kombu {
+    if cfg.format == RedisFormat::Kombu && cfg.mode == RedisMode::List {
         let (key, member) = cfg.binding();
         let permanent = cfg.permanent_binding_key();
         let mut cmds = Vec::new();
@@ -953,6 +1099,7 @@ mod tests {
             in_flight: VecDeque::new(),
             spare: Vec::new(),
             counters: Arc::default(),
+            unheard: Arc::default(),
         };
         let mut b = JsonBatch::with_capacity();
         for m in ["{\"a\":1}", "{}"] {
@@ -967,5 +1114,51 @@ mod tests {
             cmd,
             b"*4\r\n$5\r\nLPUSH\r\n$1\r\nQ\r\n$7\r\n{\"a\":1}\r\n$2\r\n{}\r\n"
         );
+    }
+
+    #[test]
+    fn stream_and_channel_commands_are_resp() {
+        let mut b = JsonBatch::with_capacity();
+        for m in ["{\"a\":1}", "{}"] {
+            b.buf.extend_from_slice(m.as_bytes());
+            b.buf.push(b'\n');
+            let end = b.buf.len();
+            b.commit(end);
+        }
+        for (mode, want) in [
+            (
+                RedisMode::Stream,
+                &b"*8\r\n$4\r\nXADD\r\n$1\r\nQ\r\n$6\r\nMAXLEN\r\n$1\r\n~\r\n$2\r\n25\r\n\
+                   $1\r\n*\r\n$3\r\nmsg\r\n$7\r\n{\"a\":1}\r\n\
+                   *8\r\n$4\r\nXADD\r\n$1\r\nQ\r\n$6\r\nMAXLEN\r\n$1\r\n~\r\n$2\r\n25\r\n\
+                   $1\r\n*\r\n$3\r\nmsg\r\n$2\r\n{}\r\n"[..],
+            ),
+            (
+                RedisMode::Channel,
+                &b"*3\r\n$7\r\nPUBLISH\r\n$1\r\nQ\r\n$7\r\n{\"a\":1}\r\n\
+                   *3\r\n$7\r\nPUBLISH\r\n$1\r\nQ\r\n$2\r\n{}\r\n"[..],
+            ),
+        ] {
+            let o = OutputOptions {
+                queue: "Q".into(),
+                redis_mode: mode,
+                redis_maxlen: 25,
+                ..OutputOptions::default()
+            };
+            let cfg = RedisConfig::parse("redis://h", &o).unwrap();
+            let sink = RedisSink {
+                envelope: KombuEnvelope::new("e", "r"),
+                cfg,
+                tls: None,
+                con: None,
+                in_flight: VecDeque::new(),
+                spare: Vec::new(),
+                counters: Arc::default(),
+                unheard: Arc::default(),
+            };
+            let mut cmd = Vec::new();
+            sink.build(&mut cmd, &b);
+            assert_eq!(cmd, want, "{mode:?}: {}", String::from_utf8_lossy(&cmd));
+        }
     }
 }

@@ -1,0 +1,795 @@
+//! Redis Streams and channels (issue 10, items 2 and 3-Redis), against a private
+//! redis-server per test (tests/common/brokers.rs) and read back by redis-py (in
+//! target/kombu-venv, made by scripts/test.sh) as well as by our own `record`.
+
+use netpipe_fast::record::csv::{read_record, split_record};
+use redis::Value;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+mod common;
+use common::brokers::{wait_for, PrivateRedis};
+use common::harness::Process;
+use common::{bin, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES};
+
+/// Under target/, not the system temp dir: the spool refuses a path through a world-writable
+/// directory such as /tmp. Removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(what: &str) -> Scratch {
+        let dir = root().join("target/test-scratch").join(unique(what));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child killed (by its process id) if the test ends before it does.
+struct Run(Child);
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn python() -> PathBuf {
+    let p = root().join("target/kombu-venv/bin/python");
+    assert!(p.exists(), "{} missing: run scripts/test.sh", p.display());
+    p
+}
+
+/// Runs a redis-py script (`PORT`, `KEY` and argv[1..] given) and returns its stdout lines.
+fn redis_py(script: &str, port: u16, key: &str, args: &[&str]) -> Vec<Vec<u8>> {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(key)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "redis-py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    common::lines(&out.stdout)
+}
+
+/// redis-py XRANGE over the whole stream: the `msg` field of each entry, one per line, and
+/// the set of field names seen (last line).
+const XRANGE_PY: &str = r#"
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]))
+fields = set()
+last = "-"
+out = sys.stdout.buffer
+while True:
+    entries = r.xrange(sys.argv[2], min=last, max="+", count=1000)
+    if last != "-":
+        entries = entries[1:]
+    if not entries:
+        break
+    for eid, kv in entries:
+        fields.update(kv.keys())
+        out.write(kv[b"msg"] + b"\n")
+    last = entries[-1][0]
+out.write(b"FIELDS " + b",".join(sorted(fields)) + b"\n")
+"#;
+
+/// redis-py XREADGROUP of a new group from the start until the stream has no more.
+const XREADGROUP_PY: &str = r#"
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]))
+key, group = sys.argv[2], sys.argv[3]
+r.xgroup_create(key, group, id="0")
+out = sys.stdout.buffer
+while True:
+    got = r.xreadgroup(group, "py", {key: ">"}, count=1000, block=200)
+    if not got:
+        break
+    for _, entries in got:
+        ids = []
+        for eid, kv in entries:
+            out.write(kv[b"msg"] + b"\n")
+            ids.append(eid)
+        r.xack(key, group, *ids)
+pending = r.xpending(key, group)["pending"]
+out.write(b"PENDING %d\n" % pending)
+"#;
+
+/// redis-py subscriber: says READY once subscribed, then prints COUNT messages.
+const SUBSCRIBE_PY: &str = r#"
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]))
+p = r.pubsub(ignore_subscribe_messages=True)
+p.subscribe(sys.argv[2])
+while p.get_message(timeout=1.0) is None and not p.subscribed:
+    pass
+print("READY", flush=True)
+want = int(sys.argv[3])
+out = sys.stdout.buffer
+n = 0
+while n < want:
+    m = p.get_message(timeout=30.0)
+    if m is None:
+        break
+    out.write(m["data"] + b"\n")
+    n += 1
+out.flush()
+"#;
+
+/// The stream's `msg` fields in order, by our redis client (for the tests that only need
+/// the contents; redis-py reads it in the first test).
+fn stream_msgs(server: &PrivateRedis, key: &str) -> Vec<Vec<u8>> {
+    let mut con = server.connection();
+    let v: Value = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    let Value::Array(entries) = v else {
+        panic!("XRANGE: {v:?}")
+    };
+    entries
+        .into_iter()
+        .map(|e| match e {
+            Value::Array(mut pair) => match pair.pop() {
+                Some(Value::Array(kv)) => match &kv[..] {
+                    [Value::BulkString(f), Value::BulkString(m)] if f == b"msg" => m.clone(),
+                    other => panic!("entry fields {other:?}"),
+                },
+                other => panic!("entry {other:?}"),
+            },
+            other => panic!("entry {other:?}"),
+        })
+        .collect()
+}
+
+fn publish_stream(server: &PrivateRedis, key: &str, count: usize) {
+    let out = bin()
+        .args(["read", "-q", "-c", &count.to_string(), FIXTURE])
+        .args([
+            "-o",
+            &server.url(),
+            "--redis-mode",
+            "stream",
+            "--queue",
+            key,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "read failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// --- CSV comparison: each row as its non-empty named cells (a multiset) -------------------
+
+fn row_bag(path: &Path) -> HashMap<String, usize> {
+    let mut r = BufReader::new(File::open(path).unwrap());
+    let mut rec = Vec::new();
+    let mut all = Vec::new();
+    while read_record(&mut r, &mut rec).unwrap() > 0 {
+        all.push(
+            split_record(&rec)
+                .into_iter()
+                .map(|f| String::from_utf8(f).unwrap())
+                .collect::<Vec<_>>(),
+        );
+    }
+    let header = all.remove(0);
+    let mut bag = HashMap::new();
+    for row in all {
+        let key: Vec<String> = header
+            .iter()
+            .zip(&row)
+            .skip(1)
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(h, v)| format!("{h}={v}"))
+            .collect();
+        *bag.entry(key.join(";")).or_insert(0) += 1;
+    }
+    bag
+}
+
+fn merge(mut a: HashMap<String, usize>, b: HashMap<String, usize>) -> HashMap<String, usize> {
+    for (k, n) in b {
+        *a.entry(k).or_insert(0) += n;
+    }
+    a
+}
+
+fn committed_rows(csv: &Path) -> u64 {
+    let state = netpipe_fast::record::csv::suffixed(csv, ".state");
+    std::fs::read(&state)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["rows"].as_u64())
+        .unwrap_or(0)
+}
+
+fn rec() -> Command {
+    let mut c = bin();
+    c.arg("record");
+    for k in [
+        "SAVE_AFTER_NUM",
+        "STOP_AFTER_NUM",
+        "STOP_FILE",
+        "DS_NAME",
+        "DS_DIR",
+        "OUTPUT_CSV",
+        "ARCHIVE_JSON",
+    ] {
+        c.env_remove(k);
+    }
+    c
+}
+
+fn files(dir: &Scratch, name: &str) -> Vec<String> {
+    vec![
+        "--output-csv".into(),
+        dir.path(&format!("{name}.csv")).display().to_string(),
+        "--archive-json".into(),
+        dir.path(&format!("{name}.json")).display().to_string(),
+        "--stop-file".into(),
+        dir.path(&format!("{name}.stop")).display().to_string(),
+    ]
+}
+
+/// The recording of the first `count` fixture messages made from a JSON-lines file.
+fn reference(dir: &Scratch, count: usize) -> HashMap<String, usize> {
+    let jsonl = dir.path("fixture.jsonl");
+    let out = bin()
+        .args(["read", "-q", "-c", &count.to_string(), FIXTURE])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(&jsonl, &out.stdout).unwrap();
+    let mut args = files(dir, "reference");
+    args.extend(["--save-after-num".into(), "100000".into()]);
+    let out = rec()
+        .args(["--input", &format!("file:{}", jsonl.display())])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let bag = row_bag(&dir.path("reference.csv"));
+    assert_eq!(bag.values().sum::<usize>(), count);
+    bag
+}
+
+fn stream_args(server: &PrivateRedis, key: &str, group: &str, consumer: &str) -> Vec<String> {
+    [
+        "--input",
+        &server.url(),
+        "--redis-mode",
+        "stream",
+        "--queue",
+        key,
+        "--group",
+        group,
+        "--consumer",
+        consumer,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn spawn_rec(args: &[String], stderr: Stdio) -> Run {
+    Run(rec()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap())
+}
+
+/// Creates the stop file, waits for the recorder to end with success; returns its stderr.
+fn stop(mut run: Run, stop_file: &Path) -> String {
+    std::fs::write(stop_file, b"").unwrap();
+    let mut status = None;
+    wait_for("the recorder to stop", Duration::from_secs(60), || {
+        status = run.0.try_wait().unwrap();
+        status.is_some()
+    });
+    let mut err = String::new();
+    if let Some(mut e) = run.0.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut err).unwrap();
+    }
+    assert!(status.unwrap().success(), "recorder failed: {err}");
+    err
+}
+
+/// XPENDING summary count of `group`.
+fn pending(server: &PrivateRedis, key: &str, group: &str) -> u64 {
+    let v: Value = redis::cmd("XPENDING")
+        .arg(key)
+        .arg(group)
+        .query(&mut server.connection())
+        .unwrap();
+    match v {
+        Value::Array(parts) => match parts.first() {
+            Some(Value::Int(n)) => *n as u64,
+            other => panic!("XPENDING {other:?}"),
+        },
+        other => panic!("XPENDING {other:?}"),
+    }
+}
+
+/// Every message once and in order, read back by redis-py (XRANGE and XREADGROUP) and by
+/// two recorders in two groups, each of which gets everything.
+#[test]
+fn stream_output_every_message_once_in_order_for_redis_py_and_two_groups() {
+    let dir = Scratch::new("rs_once");
+    let server = PrivateRedis::start("rs_once_srv", &[]);
+    let key = unique("stream");
+    publish_stream(&server, &key, FIXTURE_MESSAGES);
+    let want = expected(&[FIXTURE]);
+    assert_eq!(want.len(), FIXTURE_MESSAGES);
+
+    let mut by_xrange = redis_py(XRANGE_PY, server.port, &key, &[]);
+    assert_eq!(by_xrange.pop(), Some(b"FIELDS msg".to_vec()));
+    assert!(by_xrange == want, "XRANGE differs from read's stdout");
+    let mut by_group = redis_py(XREADGROUP_PY, server.port, &key, &["pygroup"]);
+    assert_eq!(by_group.pop(), Some(b"PENDING 0".to_vec()));
+    assert!(by_group == want, "XREADGROUP differs from read's stdout");
+
+    let reference = reference(&dir, FIXTURE_MESSAGES);
+    // g2's snapshots hold 5,000 entries: the hold script works in slices.
+    for (group, save) in [("g1", "500"), ("g2", "5000")] {
+        let mut args = stream_args(&server, &key, group, "c1");
+        args.extend(files(&dir, group));
+        args.extend(["--save-after-num".into(), save.into()]);
+        let csv = dir.path(&format!("{group}.csv"));
+        let run = spawn_rec(&args, Stdio::piped());
+        wait_for("every row", Duration::from_secs(120), || {
+            committed_rows(&csv) as usize >= FIXTURE_MESSAGES
+        });
+        stop(run, &dir.path(&format!("{group}.stop")));
+        assert_eq!(row_bag(&csv), reference, "group {group}");
+        assert_eq!(pending(&server, &key, group), 0, "group {group}");
+    }
+}
+
+/// Redis killed while messages stream in: the spool takes them, everything arrives in
+/// order once Redis is back, and duplicates are at most what was resent.
+#[test]
+fn redis_killed_mid_stream_the_spool_takes_over() {
+    let scratch = Scratch::new("rs_outage");
+    let mut server = PrivateRedis::start(
+        "rs_outage_srv",
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    );
+    let key = unique("stream");
+    let fifos: Vec<PathBuf> = (1..=3)
+        .map(|i| scratch.path(&format!("part{i}.pcap")))
+        .collect();
+    for f in &fifos {
+        assert!(Command::new("mkfifo").arg(f).status().unwrap().success());
+    }
+    let spool = scratch.path("spool");
+    let stderr = scratch.path("stderr");
+    let mut run = Run(bin()
+        .arg("read")
+        .args(&fifos)
+        .args([
+            "-o",
+            &server.url(),
+            "--redis-mode",
+            "stream",
+            "--queue",
+            &key,
+        ])
+        .args(["--spool-dir", spool.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap());
+    let pcap = std::fs::read(root().join(FIXTURE)).unwrap();
+    let feed = |f: &Path| {
+        File::options()
+            .write(true)
+            .open(f)
+            .unwrap()
+            .write_all(&pcap)
+            .unwrap()
+    };
+    let xlen = |s: &PrivateRedis| -> usize {
+        redis::cmd("XLEN")
+            .arg(&key)
+            .query(&mut s.connection())
+            .unwrap()
+    };
+    feed(&fifos[0]);
+    wait_for("the first copy in Redis", Duration::from_secs(60), || {
+        xlen(&server) == FIXTURE_MESSAGES
+    });
+    server.kill();
+    feed(&fifos[1]);
+    wait_for(
+        "the second copy in the spool",
+        Duration::from_secs(60),
+        || spooled_records(&spool) == FIXTURE_MESSAGES,
+    );
+    server.spawn();
+    feed(&fifos[2]);
+    let mut status = None;
+    wait_for("the run to end", Duration::from_secs(120), || {
+        status = run.0.try_wait().unwrap();
+        status.is_some()
+    });
+    let summary = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(status.unwrap().code(), Some(0), "{summary}");
+    let resent = summary
+        .lines()
+        .find_map(|l| {
+            let at = l.find(" resent after")?;
+            l[..at].rsplit(' ').next()?.parse::<u64>().ok()
+        })
+        .unwrap_or_else(|| panic!("no resent count: {summary}"));
+    assert!(summary.contains("stream "), "{summary}");
+
+    let one = expected(&[FIXTURE]);
+    let want: Vec<Vec<u8>> = (0..3).flat_map(|_| one.iter().cloned()).collect();
+    let got = stream_msgs(&server, &key);
+    assert!(
+        got.len() >= want.len(),
+        "lost: {} of {}",
+        got.len(),
+        want.len()
+    );
+    let dup = (got.len() - want.len()) as u64;
+    assert!(dup <= resent, "{dup} duplicates, {resent} resent");
+    let mut w = 0;
+    for (i, m) in got.iter().enumerate() {
+        if w < want.len() && *m == want[w] {
+            w += 1;
+        } else {
+            assert!(
+                got[..i].contains(m),
+                "entry {i} is neither next nor a repeat"
+            );
+        }
+    }
+    assert_eq!(w, want.len(), "not every message arrived in order");
+}
+
+/// A recorder killed with SIGKILL while it holds read, unsaved entries: another recorder
+/// of the group takes them over (XAUTOCLAIM) and every message is in exactly one CSV.
+/// The killed one started again with its name re-reads nothing already saved.
+#[test]
+fn recorder_killed_mid_batch_another_in_the_group_claims_its_entries() {
+    let dir = Scratch::new("rs_claim");
+    let server = PrivateRedis::start("rs_claim_srv", &[]);
+    let key = unique("stream");
+    let total = 2500;
+    let reference = reference(&dir, total);
+    publish_stream(&server, &key, total);
+    let mk = |name: &str, save: &str| {
+        let mut a = stream_args(&server, &key, "g", name);
+        a.extend(files(&dir, name));
+        a.extend(
+            [
+                "--save-after-num",
+                save,
+                "--idle-save-ms",
+                "0",
+                "--claim-idle-ms",
+                "1000",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        a
+    };
+    let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
+    let mut a = spawn_rec(&mk("a", "1000"), Stdio::null());
+    wait_for("A: 2000 saved, 500 held", Duration::from_secs(60), || {
+        committed_rows(&ca) == 2000 && pending(&server, &key, "g") == 500
+    });
+    a.0.kill().unwrap(); // SIGKILL
+    a.0.wait().unwrap();
+    let b = spawn_rec(&mk("b", "50"), Stdio::piped());
+    wait_for("B: A's entries saved", Duration::from_secs(60), || {
+        committed_rows(&cb) == 500 && pending(&server, &key, "g") == 0
+    });
+    let err = stop(b, &dir.path("b.stop"));
+    assert!(err.contains("took over"), "{err}");
+    assert_eq!(merge(row_bag(&ca), row_bag(&cb)), reference);
+    // A again, same name: its state says what it committed; nothing is pending for it.
+    let mut a = Process::start(
+        rec().args(mk("a", "1000")).stdout(Stdio::null()),
+        Duration::from_secs(60),
+    );
+    a.wait_for_stderr("reading as consumer a");
+    std::fs::write(dir.path("a.stop"), b"").unwrap();
+    let (status, lines) = a.finish();
+    let err = lines.join("\n");
+    assert!(status.success(), "{err}");
+    assert!(err.contains("(resumed)"), "{err}");
+    assert_eq!(committed_rows(&ca), 2000);
+}
+
+/// A recorder stopped between reads comes back and reads its own pending entries first:
+/// kill -9 after a snapshot with more entries held, restart with the same consumer name.
+#[test]
+fn restarted_recorder_rereads_its_pending_entries_first() {
+    let dir = Scratch::new("rs_resume");
+    let server = PrivateRedis::start("rs_resume_srv", &[]);
+    let key = unique("stream");
+    let total = 1500;
+    let reference = reference(&dir, total);
+    publish_stream(&server, &key, total);
+    let mut args = stream_args(&server, &key, "g", "solo");
+    args.extend(files(&dir, "s"));
+    args.extend(
+        ["--save-after-num", "1000", "--idle-save-ms", "0"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let csv = dir.path("s.csv");
+    let mut run = spawn_rec(&args, Stdio::null());
+    wait_for("1000 saved, 500 held", Duration::from_secs(60), || {
+        committed_rows(&csv) == 1000 && pending(&server, &key, "g") == 500
+    });
+    run.0.kill().unwrap();
+    run.0.wait().unwrap();
+    let mut args2 = args.clone();
+    // The rest arrive as one short snapshot: save when idle.
+    let at = args2.iter().position(|a| a == "--idle-save-ms").unwrap();
+    args2[at + 1] = "200".into();
+    let run = spawn_rec(&args2, Stdio::piped());
+    wait_for("every row", Duration::from_secs(60), || {
+        committed_rows(&csv) as usize == total && pending(&server, &key, "g") == 0
+    });
+    stop(run, &dir.path("s.stop"));
+    assert_eq!(row_bag(&csv), reference);
+}
+
+/// Channel mode: a redis-py subscriber that keeps up receives every message, in order.
+#[test]
+fn channel_mode_reaches_a_redis_py_subscriber() {
+    let server = PrivateRedis::start("rs_channel_srv", &[]);
+    let channel = unique("channel");
+    let count = 2000;
+    let mut sub = Run(Command::new(python())
+        .arg("-c")
+        .arg(SUBSCRIBE_PY)
+        .arg(server.port.to_string())
+        .arg(&channel)
+        .arg(count.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap());
+    let mut out = BufReader::new(sub.0.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "READY");
+    let run = bin()
+        .args(["read", "-c", &count.to_string(), FIXTURE])
+        .args([
+            "-o",
+            &server.url(),
+            "--redis-mode",
+            "channel",
+            "--queue",
+            &channel,
+        ])
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "{summary}");
+    assert!(summary.contains("0 reached no subscriber"), "{summary}");
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut out, &mut rest).unwrap();
+    let got = common::lines(&rest);
+    let want = expected(&["-c", &count.to_string(), FIXTURE]);
+    assert!(
+        got == want,
+        "{} of {count} received, or out of order",
+        got.len()
+    );
+}
+
+/// Channel mode never spools, whatever --when-full says: with nobody able to take the
+/// messages they are dropped and counted, and the run ends with exit code 16.
+#[test]
+fn channel_mode_is_never_spooled() {
+    let scratch = Scratch::new("rs_chan_nospool");
+    let mut server = PrivateRedis::start("rs_chan_nospool_srv", &[]);
+    let fifo = scratch.path("in.pcap");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let spool = scratch.path("spool");
+    let stderr = scratch.path("stderr");
+    let mut run = Run(bin()
+        .arg("read")
+        .arg(&fifo)
+        .args([
+            "-o",
+            &server.url(),
+            "--redis-mode",
+            "channel",
+            "--queue",
+            "c",
+        ])
+        .args([
+            "--when-full",
+            "spool",
+            "--spool-dir",
+            spool.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap());
+    // Connected (the pipe is opened only after the output is), then the broker goes away.
+    let mut pipe = File::options().write(true).open(&fifo).unwrap();
+    server.kill();
+    pipe.write_all(&std::fs::read(root().join(FIXTURE)).unwrap())
+        .unwrap();
+    drop(pipe);
+    let mut status = None;
+    wait_for("the run to end", Duration::from_secs(60), || {
+        status = run.0.try_wait().unwrap();
+        status.is_some()
+    });
+    let summary = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(status.unwrap().code(), Some(16), "{summary}");
+    assert_eq!(spooled_records(&spool), 0, "{summary}");
+    assert!(summary.contains("dropped"), "{summary}");
+}
+
+/// Stream settings that cannot work are usage errors (exit 2), before anything is created.
+#[test]
+fn stream_input_usage_errors() {
+    let dir = Scratch::new("rs_usage");
+    for (args, why) in [
+        (
+            &[
+                "--input",
+                "redis://127.0.0.1:1/0",
+                "--redis-mode",
+                "stream",
+                "--consumer",
+                "c",
+            ][..],
+            "needs --group",
+        ),
+        (
+            &[
+                "--input",
+                "redis://127.0.0.1:1/0",
+                "--redis-mode",
+                "stream",
+                "--group",
+                "g",
+            ][..],
+            "needs --consumer",
+        ),
+        (
+            &[
+                "--input",
+                "redis://127.0.0.1:1/0",
+                "--group",
+                "g",
+                "--consumer",
+                "c",
+            ][..],
+            "need --redis-mode stream",
+        ),
+        (
+            &[
+                "--input",
+                "redis://127.0.0.1:1/0",
+                "--redis-mode",
+                "channel",
+            ][..],
+            "cannot read a Redis channel",
+        ),
+        (
+            &[
+                "--input",
+                "file:/dev/null",
+                "--redis-mode",
+                "stream",
+                "--group",
+                "g",
+                "--consumer",
+                "c",
+            ][..],
+            "needs a redis:// input",
+        ),
+    ] {
+        let out = rec().args(args).args(files(&dir, "u")).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: {err}");
+        assert!(!dir.path("u.csv").exists(), "{args:?}");
+    }
+}
+
+/// A recorder that stalls (SIGSTOP) longer than --claim-idle-ms loses its entries to another
+/// recorder of the group; when it wakes it stops with exit 17 instead of saving them too.
+#[test]
+fn stalled_recorder_whose_entries_were_taken_over_stops_without_saving_them() {
+    let dir = Scratch::new("rs_stall");
+    let server = PrivateRedis::start("rs_stall_srv", &[]);
+    let key = unique("stream");
+    let total = 2500;
+    let reference = reference(&dir, total);
+    publish_stream(&server, &key, total);
+    let mk = |name: &str, save: &str| {
+        let mut a = stream_args(&server, &key, "g", name);
+        a.extend(files(&dir, name));
+        a.extend(
+            [
+                "--save-after-num",
+                save,
+                "--idle-save-ms",
+                "0",
+                "--claim-idle-ms",
+                "900",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        a
+    };
+    let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
+    let mut a = spawn_rec(&mk("a", "1000"), Stdio::piped());
+    wait_for("A: 2000 saved, 500 held", Duration::from_secs(60), || {
+        committed_rows(&ca) == 2000 && pending(&server, &key, "g") == 500
+    });
+    let signal = |sig: &str, pid: u32| {
+        assert!(Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP", a.0.id());
+    let b = spawn_rec(&mk("b", "50"), Stdio::piped());
+    wait_for("B: A's entries saved", Duration::from_secs(60), || {
+        committed_rows(&cb) == 500 && pending(&server, &key, "g") == 0
+    });
+    signal("-CONT", a.0.id());
+    let mut status = None;
+    wait_for("A to notice and stop", Duration::from_secs(60), || {
+        status = a.0.try_wait().unwrap();
+        status.is_some()
+    });
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut a.0.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.unwrap().code(), Some(17), "{err}");
+    assert!(err.contains("taken over by another recorder"), "{err}");
+    stop(b, &dir.path("b.stop"));
+    assert_eq!(committed_rows(&ca), 2000);
+    assert_eq!(merge(row_bag(&ca), row_bag(&cb)), reference);
+}
