@@ -512,6 +512,17 @@ pub struct OutputArgs {
     /// socket (faster; a lost connection may lose what the broker had not stored yet).
     #[arg(long)]
     pub no_confirms: bool,
+    /// rabbitmq-stream://: the size limit of a stream created by this run (bytes; the broker
+    /// drops the oldest segments beyond it).
+    #[arg(long, value_name = "BYTES")]
+    pub stream_max_bytes: Option<u64>,
+    /// rabbitmq-stream://: the age limit of a stream created by this run, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub stream_max_age: Option<u64>,
+    /// rabbitmq-stream://: the deduplication name of the producer; keep it across restarts
+    /// [default: netpipe-fast-<host name>-<queue>].
+    #[arg(long, value_name = "NAME")]
+    pub producer_name: Option<String>,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
 }
@@ -549,6 +560,12 @@ impl OutputArgs {
             routing_key: self.routing_key.clone(),
             ssl: self.ssl_options.clone(),
             amqp_confirms: !self.no_confirms,
+            stream: crate::sink::StreamOptions {
+                max_bytes: self.stream_max_bytes,
+                max_age: self.stream_max_age.map(std::time::Duration::from_secs),
+                producer_name: self.producer_name.clone(),
+                ..Default::default()
+            },
         })
     }
 }

@@ -10,6 +10,7 @@
 //! and counts what it sent again ([`Sink::report`]).
 
 pub mod amqp;
+pub mod rabbit_stream;
 pub mod create;
 pub mod outbox;
 pub mod redis;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::amqp::{AmqpConfig, AmqpSink};
+pub use self::rabbit_stream::{RabbitStreamConfig, RabbitStreamSink, StreamOptions};
 pub use self::outbox::{Delivery, Outbox, WhenFull};
 pub use self::redis::{RedisConfig, RedisFormat, RedisSink};
 pub use self::tcp::{TcpConfig, TcpSink};
@@ -231,6 +233,8 @@ pub struct OutputOptions {
     /// From `--password-file`: replaces any password in the URL, so the URL (in argv or the
     /// environment) need not hold one.
     pub password: Option<redis::Secret>,
+    /// `rabbitmq-stream://`: retention of a new stream and the deduplication name.
+    pub stream: StreamOptions,
 }
 
 impl Default for OutputOptions {
@@ -243,6 +247,7 @@ impl Default for OutputOptions {
             ssl: SslOptions::default(),
             amqp_confirms: true,
             password: None,
+            stream: StreamOptions::default(),
         }
     }
 }
@@ -257,6 +262,8 @@ pub enum Output {
     Tcp(TcpConfig),
     Redis(RedisConfig),
     Amqp(AmqpConfig),
+    /// `rabbitmq-stream://`: a RabbitMQ stream (stream protocol, deduplicated).
+    RabbitStream(RabbitStreamConfig),
     /// A broker output with a delivery thread and, by default, a spool in front
     /// (`--when-full drop|spool`; see [`outbox`]). Made by [`Output::with_delivery`].
     Delivered(Box<Output>, Delivery),
@@ -273,8 +280,15 @@ impl Output {
     /// As [`Output::parse`], with the broker settings given. Errors never contain a password.
     /// An empty value (FORWARD_BROKER_URL set but empty) means stdout.
     pub fn parse_with(s: &str, options: &OutputOptions) -> Result<Output, String> {
-        let is_broker = ["redis://", "rediss://", "amqp://", "amqps://"]
-            .iter()
+        let is_broker = [
+            "redis://",
+            "rediss://",
+            "amqp://",
+            "amqps://",
+            "rabbitmq-stream://",
+            "rabbitmq-stream+tls://",
+        ]
+        .iter()
             .any(|p| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)));
         if options.password.is_some() && !is_broker {
             return Err(format!(
@@ -301,6 +315,9 @@ impl Output {
             Some("tcp") => TcpConfig::parse(s).map(Output::Tcp),
             Some("redis") | Some("rediss") => RedisConfig::parse(s, options).map(Output::Redis),
             Some("amqp") | Some("amqps") => AmqpConfig::parse(s, options).map(Output::Amqp),
+            Some("rabbitmq-stream") | Some("rabbitmq-stream+tls") => {
+                RabbitStreamConfig::parse(s, options, &options.stream).map(Output::RabbitStream)
+            }
             _ => Err(format!(
                 "unsupported output \"{}\": use \"-\" (stdout), \"file:PATH\", \
                  \"tcp://HOST:PORT\", \"redis://[:PASSWORD@]HOST[:PORT][/DB]\" or \
@@ -359,6 +376,11 @@ impl Output {
                 probe.counters = Some(s.counters());
                 Box::new(s)
             }
+            Output::RabbitStream(cfg) => {
+                let s = RabbitStreamSink::connect(cfg.clone()).map_err(StartError::into_io)?;
+                probe.counters = Some(s.counters());
+                Box::new(s)
+            }
             Output::Delivered(inner, delivery) => {
                 // The spool is checked before the broker is connected to: an unsafe spool
                 // directory ends the run before anything is sent.
@@ -407,6 +429,9 @@ impl Output {
                 "amqp-{}-{}-{}-{}-{}",
                 cfg.host, cfg.port, cfg.vhost, cfg.exchange, cfg.queue
             ),
+            Output::RabbitStream(cfg) => {
+                format!("rabbitmq-stream-{}-{}-{}", cfg.host, cfg.port, cfg.stream)
+            }
             Output::Delivered(inner, _) => inner.identity(),
         }
     }
@@ -419,6 +444,7 @@ impl Output {
             Output::Tcp(cfg) => Some((cfg.host.as_str(), cfg.port)),
             Output::Redis(cfg) => Some((cfg.host.as_str(), cfg.port)),
             Output::Amqp(cfg) => Some((cfg.host.as_str(), cfg.port)),
+            Output::RabbitStream(cfg) => Some((cfg.host.as_str(), cfg.port)),
             Output::Delivered(inner, _) => inner.endpoint(),
         }
     }
@@ -432,6 +458,7 @@ impl Output {
             Output::Tcp(cfg) => cfg.describe(),
             Output::Redis(cfg) => cfg.describe(),
             Output::Amqp(cfg) => cfg.describe(),
+            Output::RabbitStream(cfg) => cfg.describe(),
             Output::Delivered(inner, _) => inner.describe(),
         }
     }
