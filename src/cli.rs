@@ -1418,6 +1418,10 @@ pub struct RecordArgs {
     /// RabbitMQ prefetch window (default: SAVE_AFTER_NUM, at most 65535).
     #[arg(long, value_name = "N")]
     pub prefetch: Option<u16>,
+    /// rabbitmq-stream:// input: the name this recorder's offset is stored under in the broker
+    /// (a restart resumes after it) [default: netpipe-fast-record-<queue>].
+    #[arg(long, value_name = "NAME")]
+    pub reader_name: Option<String>,
 
     /// Do not print the summary at exit.
     #[arg(short, long)]

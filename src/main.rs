@@ -521,6 +521,10 @@ fn record(args: RecordArgs) -> ExitCode {
             exchange: args.exchange,
             routing_key: args.routing_key,
             password,
+            stream: netpipe_fast::sink::StreamOptions {
+                reader_name: args.reader_name,
+                ..Default::default()
+            },
             ..OutputOptions::default()
         },
         save_after,

@@ -217,6 +217,9 @@ pub fn open(
         let cfg = RedisConfig::parse(url, &opts).map_err(as_input)?;
         return Ok(Box::new(RedisInput::open(cfg, resumed)?));
     }
+    if url.starts_with("rabbitmq-stream://") || url.starts_with("rabbitmq-stream+tls://") {
+        return super::stream_input::open(url, options);
+    }
     if url.starts_with("amqp://") || url.starts_with("amqps://") {
         let cfg = AmqpConfig::parse(url, options).map_err(as_input)?;
         return Ok(Box::new(super::amqp_input::AmqpInput::open(

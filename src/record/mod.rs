@@ -10,6 +10,7 @@
 //! acknowledged only once saved.
 
 pub mod amqp_input;
+pub mod stream_input;
 pub mod antinex;
 pub mod csv;
 pub mod flatten;

@@ -47,6 +47,8 @@ pub struct StreamOptions {
     pub max_bytes: Option<u64>,
     pub max_age: Option<Duration>,
     pub producer_name: Option<String>,
+    /// `record --input rabbitmq-stream://`: the name offsets are stored under.
+    pub reader_name: Option<String>,
 }
 
 /// Where to connect, which stream, which producer.
