@@ -92,3 +92,64 @@ fn unreachable_and_refused_credentials_have_their_exit_codes() {
     assert_eq!(out.status.code(), Some(10), "{out:?}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("wrong-secret"));
 }
+
+/// The packets of a recorder's archive, without the fields the recorder adds.
+fn archived(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut packets = doc["packets"].as_array().cloned().unwrap_or_default();
+    for p in &mut packets {
+        if let Some(o) = p.as_object_mut() {
+            o.remove("id");
+            o.remove("received");
+        }
+    }
+    packets
+}
+
+#[test]
+fn restarted_stream_recorder_resumes_from_its_stored_offset() {
+    let stream = unique("stream_record");
+    let out = publish(&stream, &stream);
+    assert!(out.status.success(), "publish failed: {out:?}");
+    let dir = common::harness::TempDir::new("stream-record", "resume");
+    let reader = unique("reader");
+    let mut got = Vec::new();
+    // First run stops after 5,000 messages; the second takes the rest, and nothing else.
+    for (run, count) in [("a", 5_000usize), ("b", FIXTURE_MESSAGES - 5_000)] {
+        let archive = dir.path(&format!("{run}.json"));
+        let out = bin()
+            .args(["record", "--input", STREAM_URL, "--queue", &stream])
+            .args(["--reader-name", &reader, "--save-after-num", "700"])
+            .args(["--stop-after-num", &count.to_string()])
+            .arg("--output-csv")
+            .arg(dir.path(&format!("{run}.csv")))
+            .arg("--archive-json")
+            .arg(&archive)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "record run {run} failed: {out:?}");
+        got.extend(archived(&archive));
+    }
+    let want: Vec<serde_json::Value> = expected(&["-r", FIXTURE])
+        .iter()
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "the two runs did not read every message once, in order");
+    // A reader with another name reads everything again.
+    let archive = dir.path("other.json");
+    let out = bin()
+        .args(["record", "--input", STREAM_URL, "--queue", &stream])
+        .args(["--reader-name", &unique("other"), "--stop-after-num"])
+        .arg(FIXTURE_MESSAGES.to_string())
+        .arg("--output-csv")
+        .arg(dir.path("other.csv"))
+        .arg("--archive-json")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(archived(&archive) == want);
+    delete_stream(&stream);
+}
