@@ -136,7 +136,10 @@ fn restarted_stream_recorder_resumes_from_its_stored_offset() {
         .map(|l| serde_json::from_slice(l).unwrap())
         .collect();
     assert_eq!(got.len(), want.len());
-    assert!(got == want, "the two runs did not read every message once, in order");
+    assert!(
+        got == want,
+        "the two runs did not read every message once, in order"
+    );
     // A reader with another name reads everything again.
     let archive = dir.path("other.json");
     let out = bin()
@@ -152,4 +155,156 @@ fn restarted_stream_recorder_resumes_from_its_stored_offset() {
     assert!(out.status.success(), "{out:?}");
     assert!(archived(&archive) == want);
     delete_stream(&stream);
+}
+
+/// The records of a classic pcap file: (global header, records with their headers).
+fn pcap_records(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    assert_eq!(
+        &bytes[..4],
+        &[0xd4, 0xc3, 0xb2, 0xa1],
+        "little-endian pcap expected"
+    );
+    let mut at = 24;
+    let mut out = Vec::new();
+    while at + 16 <= bytes.len() {
+        let incl = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        out.push(bytes[at..at + 16 + incl].to_vec());
+        at += 16 + incl;
+    }
+    (bytes[..24].to_vec(), out)
+}
+
+/// Three private RabbitMQ nodes in one cluster, a stream replicated on all three; the
+/// stream's leader is killed with SIGKILL while the publisher is running, and started again.
+/// Every message is in the stream exactly once, in order (resends deduplicated by the broker).
+#[test]
+fn three_node_cluster_leader_killed_mid_stream_nothing_lost_no_duplicates() {
+    use common::brokers::PrivateRabbit;
+    use std::io::Write;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let pid = std::process::id();
+    let mut nodes: Vec<PrivateRabbit> = ["a", "b", "c"]
+        .iter()
+        .map(|n| {
+            PrivateRabbit::start_node(
+                &format!("cluster_{n}"),
+                &format!("rabbit-np-{n}-{pid}@localhost"),
+                true,
+            )
+        })
+        .collect();
+    nodes[1].join(&nodes[0]);
+    nodes[2].join(&nodes[0]);
+    let stream = unique("cluster_stream");
+    // Declared over AMQP with three replicas (x-initial-cluster-size), as an operator would.
+    let declare = Command::new(common::root().join("target/kombu-venv/bin/python"))
+        .arg("-c")
+        .arg(
+            "import sys, amqp\n\
+             c = amqp.Connection(sys.argv[1]); c.connect(); ch = c.channel()\n\
+             ch.queue_declare(sys.argv[2], durable=True, auto_delete=False,\n\
+                 arguments={'x-queue-type': 'stream', 'x-initial-cluster-size': 3})\n\
+             c.close()\n",
+        )
+        .arg(format!("127.0.0.1:{}", nodes[0].port))
+        .arg(&stream)
+        .output()
+        .unwrap();
+    assert!(declare.status.success(), "{declare:?}");
+    let members = nodes[0].ctl(&["list_queues", "-q", "name", "members"]);
+    let line = members
+        .lines()
+        .find(|l| l.starts_with(&stream))
+        .unwrap_or("");
+    for n in &nodes {
+        assert!(line.contains(&n.node), "stream not on {}: {line}", n.node);
+    }
+
+    let bytes = std::fs::read(common::root().join(FIXTURE)).unwrap();
+    let (header, records) = pcap_records(&bytes);
+    assert_eq!(records.len(), FIXTURE_MESSAGES);
+    let url = format!(
+        "rabbitmq-stream://guest:guest@127.0.0.1:{}",
+        nodes[0].stream_port
+    );
+    let mut child = bin()
+        .args(["read", "-r", "-", "-o", &url, "--queue", &stream])
+        .args(["--producer-name", "cluster-test"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&header).unwrap();
+    let half = records.len() / 2;
+    let fed = records[..half]
+        .iter()
+        .try_for_each(|r| stdin.write_all(r))
+        .and_then(|()| stdin.flush());
+    if let Err(e) = fed {
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "the publisher stopped reading ({e}): {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Mid-stream: once the stream holds messages, its leader goes.
+    let stored = || -> u64 {
+        let text = nodes[1].ctl(&["list_queues", "-q", "name", "messages"]);
+        text.lines()
+            .find(|l| l.starts_with(&stream))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    common::brokers::wait_for("the first messages", Duration::from_secs(60), || {
+        stored() > 0
+    });
+    let leaders = nodes[1].ctl(&["list_queues", "-q", "name", "leader"]);
+    let leader = leaders
+        .lines()
+        .find(|l| l.starts_with(&stream))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .to_string();
+    let victim = nodes.iter().position(|n| n.node == leader).unwrap();
+    nodes[victim].kill();
+    for r in &records[half..] {
+        stdin.write_all(r).unwrap();
+    }
+    stdin.flush().unwrap();
+    // The capture goes on while the node is down (the spool takes what cannot be sent), and
+    // ends after the node is back.
+    nodes[victim].spawn();
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the publisher did not finish");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "publisher failed: {status:?}\n{stderr}");
+    // One more than was sent is asked for: the read must time out with exactly the total.
+    let python = common::root().join("target/kombu-venv/bin/python");
+    let out = Command::new(python)
+        .arg(common::root().join("tests/kombu/consume_stream.py"))
+        .arg("--url")
+        .arg(format!("amqp://guest:guest@127.0.0.1:{}//", nodes[1].port))
+        .args(["--stream", &stream, "--count"])
+        .arg((FIXTURE_MESSAGES + 1).to_string())
+        .args(["--timeout", "20"])
+        .output()
+        .unwrap();
+    let got = lines(&out.stdout);
+    let want = expected(&["-r", FIXTURE]);
+    assert_eq!(got.len(), want.len(), "publisher said:\n{stderr}");
+    assert!(got == want, "messages out of order or changed");
+    eprintln!("publisher: {stderr}");
 }

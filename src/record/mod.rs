@@ -10,11 +10,11 @@
 //! acknowledged only once saved.
 
 pub mod amqp_input;
-pub mod stream_input;
 pub mod antinex;
 pub mod csv;
 pub mod flatten;
 pub mod input;
+pub mod stream_input;
 
 use crate::sink::{OutputOptions, StartError};
 use antinex::{AntinexClient, AntinexConfig};

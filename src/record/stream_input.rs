@@ -87,7 +87,11 @@ impl StreamInput {
                 ConsumerCreateError::Client(c) => start_error(&cfg, &Failure::Client(c)),
                 other => StartError::new(
                     2,
-                    format!("{}: cannot read stream \"{}\": {other}", cfg.describe(), cfg.stream),
+                    format!(
+                        "{}: cannot read stream \"{}\": {other}",
+                        cfg.describe(),
+                        cfg.stream
+                    ),
                 ),
             })?;
         Ok(StreamInput {
@@ -178,8 +182,15 @@ impl Input for StreamInput {
         let consumer = &self.consumer;
         let timeout = self.cfg.confirm_timeout;
         self.runtime
-            .block_on(async move { tokio::time::timeout(timeout, consumer.store_offset(offset)).await })
-            .map_err(|_| InputError(format!("{}: no answer to StoreOffset in time", self.cfg.describe())))?
+            .block_on(
+                async move { tokio::time::timeout(timeout, consumer.store_offset(offset)).await },
+            )
+            .map_err(|_| {
+                InputError(format!(
+                    "{}: no answer to StoreOffset in time",
+                    self.cfg.describe()
+                ))
+            })?
             .map_err(|e| InputError(format!("{}: StoreOffset failed: {e}", self.cfg.describe())))?;
         self.stored = Some(offset);
         Ok(())

@@ -10,9 +10,9 @@
 //! and counts what it sent again ([`Sink::report`]).
 
 pub mod amqp;
-pub mod rabbit_stream;
 pub mod create;
 pub mod outbox;
+pub mod rabbit_stream;
 pub mod redis;
 mod resp;
 pub mod spool;
@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::amqp::{AmqpConfig, AmqpSink};
-pub use self::rabbit_stream::{RabbitStreamConfig, RabbitStreamSink, StreamOptions};
 pub use self::outbox::{Delivery, Outbox, WhenFull};
+pub use self::rabbit_stream::{RabbitStreamConfig, RabbitStreamSink, StreamOptions};
 pub use self::redis::{RedisConfig, RedisFormat, RedisSink};
 pub use self::tcp::{TcpConfig, TcpSink};
 pub use self::tls::{CertReqs, SslOptions};
@@ -289,7 +289,7 @@ impl Output {
             "rabbitmq-stream+tls://",
         ]
         .iter()
-            .any(|p| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)));
+        .any(|p| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)));
         if options.password.is_some() && !is_broker {
             return Err(format!(
                 "a password file was given, but output \"{}\" takes no password (only \

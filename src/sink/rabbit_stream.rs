@@ -176,7 +176,10 @@ impl RabbitStreamConfig {
     }
 
     /// Connects (checking the credentials) and gives the client's environment.
-    pub(crate) fn environment(&self, runtime: &tokio::runtime::Runtime) -> Result<Environment, Failure> {
+    pub(crate) fn environment(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+    ) -> Result<Environment, Failure> {
         let mut builder = Environment::builder()
             .host(&self.host)
             .port(self.port)
@@ -237,7 +240,10 @@ pub(crate) fn start_error(cfg: &RabbitStreamConfig, e: &Failure) -> StartError {
             StartError::new(EXIT_TLS, format!("{dest}: TLS failed: {io}"))
         }
         Failure::Create(why) => StartError::new(EXIT_BAD_URL, format!("{dest}: {why}")),
-        other => StartError::new(EXIT_UNREACHABLE, format!("cannot connect to {dest}: {other}")),
+        other => StartError::new(
+            EXIT_UNREACHABLE,
+            format!("cannot connect to {dest}: {other}"),
+        ),
     }
 }
 
@@ -328,9 +334,11 @@ impl RabbitStreamSink {
         out
     }
 
+    /// A new id, for a message sent for the first time (counted in `sent`).
     fn take_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
+        self.sent += 1;
         id
     }
 
@@ -439,6 +447,12 @@ fn open_link(
                 status: ResponseCode::StreamAlreadyExists,
                 ..
             }) => {}
+            // The stream exists, made with other arguments (replicas, retention, leader
+            // locator): it is used as it is, as an existing stream always is.
+            Err(StreamCreateError::Create {
+                status: ResponseCode::PrecoditionFailed,
+                ..
+            }) => {}
             Err(StreamCreateError::Create { status, .. }) => {
                 return Err(Failure::Create(format!(
                     "cannot create the stream \"{}\": {status:?}",
@@ -518,14 +532,14 @@ impl Sink for RabbitStreamSink {
             return Ok(());
         }
         let pending = self.number(batch);
-        self.sent += pending.len() as u64;
         let dest = self.cfg.describe();
-        let mut resending = false;
         loop {
             match self.send(&pending) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    log(format_args!("{dest}: {e}; reconnecting, holding the output"));
+                    log(format_args!(
+                        "{dest}: {e}; reconnecting, holding the output"
+                    ));
                     self.drop_link();
                     let backoff = self.cfg.backoff;
                     let counters = Arc::clone(&self.counters);
@@ -534,9 +548,6 @@ impl Sink for RabbitStreamSink {
                         reconnect_forever(&dest, backoff, &counters, || open_link(cfg, runtime));
                     self.next_id = self.next_id.max(last_id + 1);
                     self.link = Some(link);
-                    if !resending {
-                        resending = true;
-                    }
                     SinkCounters::add(&self.counters.resent, pending.len() as u64);
                 }
             }
@@ -552,7 +563,6 @@ impl Sink for RabbitStreamSink {
             return Ok(());
         }
         let pending = self.number(batch);
-        self.sent += pending.len() as u64;
         if self.link.is_none() {
             return Err(self.hand_back(pending, "not connected".into()));
         }
