@@ -443,7 +443,8 @@ pub struct OutputArgs {
     /// Where to write: "-" or "stdout", "file:PATH" (JSON lines), "tcp://HOST:PORT" (JSON
     /// lines to a listener), "redis://[:PASSWORD@]HOST[:PORT][/DB]" (the Redis list --queue),
     /// "amqp://USER:PASS@HOST[:PORT][/VHOST]" (RabbitMQ: --exchange, --queue, --routing-key,
-    /// publisher confirms).
+    /// publisher confirms), "rabbitmq-stream://USER:PASS@HOST[:PORT][/VHOST]" (the RabbitMQ
+    /// stream --queue over the stream protocol, port 5552; deduplicated, see --producer-name).
     /// Broker outputs connect at start and, once running, reconnect forever.
     /// A value without a scheme is a file path (as "file:PATH"). Default: stdout, or nothing
     /// when -w is given. A password on the command line is visible to every local user (ps):

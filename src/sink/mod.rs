@@ -321,7 +321,8 @@ impl Output {
             _ => Err(format!(
                 "unsupported output \"{}\": use \"-\" (stdout), \"file:PATH\", \
                  \"tcp://HOST:PORT\", \"redis://[:PASSWORD@]HOST[:PORT][/DB]\" or \
-                 \"amqp://USER:PASSWORD@HOST[:PORT][/VHOST]\" (rediss://, amqps:// for TLS)",
+                 \"amqp://USER:PASSWORD@HOST[:PORT][/VHOST]\" (rediss://, amqps:// for TLS) \
+                 or \"rabbitmq-stream://USER:PASSWORD@HOST[:PORT][/VHOST]\"",
                 redact(s)
             )),
         }

@@ -607,3 +607,47 @@ impl Drop for RabbitStreamSink {
         self.drop_link();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::Output;
+
+    fn parse(url: &str) -> Result<RabbitStreamConfig, String> {
+        RabbitStreamConfig::parse(url, &OutputOptions::default(), &StreamOptions::default())
+    }
+
+    #[test]
+    fn ports_vhost_and_credentials() {
+        let c = parse("rabbitmq-stream://u:p%40ss@h").unwrap();
+        assert_eq!((c.port, c.vhost.as_str(), c.tls), (5552, "/", false));
+        assert_eq!((c.username.as_str(), c.password.0.as_str()), ("u", "p@ss"));
+        let c = parse("rabbitmq-stream+tls://h:7000/v%2fx").unwrap();
+        assert_eq!((c.port, c.vhost.as_str(), c.tls), (7000, "v/x", true));
+        assert_eq!(parse("rabbitmq-stream+tls://h").unwrap().port, 5551);
+        assert_eq!(c.username, "guest");
+        assert!(c.producer_name.starts_with("netpipe-fast-"));
+    }
+
+    #[test]
+    fn the_password_is_never_shown() {
+        let c = parse("rabbitmq-stream://u:hunter2@h:1").unwrap();
+        assert!(!c.describe().contains("hunter2"));
+        let e = parse("rabbitmq-stream://u:hunter2@h:notaport").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = Output::parse("rabbitmq-stream://u:hunter2@h:1/%zz").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn empty_producer_name_is_refused() {
+        let opts = StreamOptions {
+            producer_name: Some(String::new()),
+            ..StreamOptions::default()
+        };
+        assert!(
+            RabbitStreamConfig::parse("rabbitmq-stream://h", &OutputOptions::default(), &opts)
+                .is_err()
+        );
+    }
+}
