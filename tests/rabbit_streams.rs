@@ -308,3 +308,63 @@ fn three_node_cluster_leader_killed_mid_stream_nothing_lost_no_duplicates() {
     assert!(got == want, "messages out of order or changed");
     eprintln!("publisher: {stderr}");
 }
+
+#[test]
+fn password_file_keeps_the_secret_out_of_argv_for_output_and_record() {
+    let stream = unique("stream_pwfile");
+    let dir = common::harness::TempDir::new("stream-pw", "file");
+    let good = dir.path("good");
+    std::fs::write(&good, "guest\n").unwrap();
+    let bad = dir.path("bad");
+    std::fs::write(&bad, "not-the-password-42\n").unwrap();
+    let url = "rabbitmq-stream://guest@127.0.0.1:5552";
+    let out = bin()
+        .args([
+            "read",
+            "-r",
+            FIXTURE,
+            "-o",
+            url,
+            "--queue",
+            &stream,
+            "--password-file",
+        ])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = bin()
+        .args([
+            "read",
+            "-r",
+            FIXTURE,
+            "-o",
+            url,
+            "--queue",
+            &stream,
+            "--password-file",
+        ])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(10), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("not-the-password-42"));
+    let out = bin()
+        .args([
+            "record",
+            "--input",
+            url,
+            "--queue",
+            &stream,
+            "--stop-after-num",
+            "10",
+        ])
+        .arg("--password-file")
+        .arg(&good)
+        .arg("--output-csv")
+        .arg(dir.path("r.csv"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    delete_stream(&stream);
+}

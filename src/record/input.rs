@@ -124,9 +124,16 @@ pub fn open(
     resumed: &InputState,
     max_line_bytes: u64,
 ) -> Result<Box<dyn Input>, StartError> {
-    let is_broker = ["redis://", "rediss://", "amqp://", "amqps://"]
-        .iter()
-        .any(|p| url.starts_with(p));
+    let is_broker = [
+        "redis://",
+        "rediss://",
+        "amqp://",
+        "amqps://",
+        "rabbitmq-stream://",
+        "rabbitmq-stream+tls://",
+    ]
+    .iter()
+    .any(|p| url.starts_with(p));
     if options.password.is_some() && !is_broker {
         return Err(StartError::new(
             2,

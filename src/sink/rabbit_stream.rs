@@ -128,7 +128,9 @@ impl RabbitStreamConfig {
             max_age: stream.max_age,
             producer_name,
             connect_timeout: Duration::from_secs(10),
-            confirm_timeout: Duration::from_secs(30),
+            // A healthy broker confirms in milliseconds; a resend after a false timeout is
+            // deduplicated, so a short wait costs little and finds a dead leader sooner.
+            confirm_timeout: Duration::from_secs(10),
             backoff: Backoff::default(),
         })
     }
