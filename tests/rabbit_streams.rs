@@ -224,13 +224,19 @@ fn three_node_cluster_leader_killed_mid_stream_nothing_lost_no_duplicates() {
     let bytes = std::fs::read(common::root().join(FIXTURE)).unwrap();
     let (header, records) = pcap_records(&bytes);
     assert_eq!(records.len(), FIXTURE_MESSAGES);
+    // The spool of this run only (the default is under /var/lib, shared by every run); under
+    // target/, since the spool refuses a path through a world-writable directory like /tmp.
+    let spool = common::root()
+        .join("target/test-scratch")
+        .join(unique("stream_cluster_spool"));
     let url = format!(
         "rabbitmq-stream://guest:guest@127.0.0.1:{}",
         nodes[0].stream_port
     );
     let mut child = bin()
         .args(["read", "-r", "-", "-o", &url, "--queue", &stream])
-        .args(["--producer-name", "cluster-test"])
+        .args(["--producer-name", "cluster-test", "--spool-dir"])
+        .arg(&spool)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -307,6 +313,7 @@ fn three_node_cluster_leader_killed_mid_stream_nothing_lost_no_duplicates() {
     assert_eq!(got.len(), want.len(), "publisher said:\n{stderr}");
     assert!(got == want, "messages out of order or changed");
     eprintln!("publisher: {stderr}");
+    let _ = std::fs::remove_dir_all(&spool);
 }
 
 #[test]
