@@ -18,6 +18,10 @@
 #   AMQP   5. netpipe-fast read AMQP_PCAP -o amqp://... (publisher confirms)
 #          6. the same with --no-confirms
 #          7. the original's path into RabbitMQ (kombu, one publish per message)
+#   Stream 8. netpipe-fast read AMQP_PCAP -o rabbitmq-stream://... (confirmed, deduplicating
+#             producer; a new stream per run), compared with 5.
+#          9. netpipe-fast record --input rabbitmq-stream://... of that stream: messages per
+#             second of its CPU time (user + system)
 # with the broker's CPU time over each netpipe-fast run (100% = one core busy) from
 # /proc/PID/stat, and CPU microseconds per message of the broker and of netpipe-fast (GNU
 # time): on a shared machine the per-message CPU costs say more than the wall-clock rates. Every netpipe-fast run is checked: the list length / the queue's message
@@ -96,12 +100,16 @@ R() { redis-cli -p "$rport" "$@"; }
 echo "==> private RabbitMQ node"
 mkdir -p "$work/rabbit"
 aport=$(free_port)
+sport=$(free_port)
 cat >"$work/rabbit/rabbitmq.conf" <<EOF
 listeners.tcp.default = 127.0.0.1:$aport
+stream.listeners.tcp.1 = 127.0.0.1:$sport
+stream.advertised_host = 127.0.0.1
+stream.advertised_port = $sport
 default_user = bench
 default_pass = bench
 EOF
-echo "[]." >"$work/rabbit/enabled_plugins"
+echo "[rabbitmq_stream]." >"$work/rabbit/enabled_plugins"
 RABBITMQ_NODENAME="npf-bench-$$@localhost" RABBITMQ_DIST_PORT="$(free_port)" \
   RABBITMQ_CONFIG_FILE="$work/rabbit/rabbitmq.conf" \
   RABBITMQ_ENABLED_PLUGINS_FILE="$work/rabbit/enabled_plugins" \
@@ -114,7 +122,12 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 (exec 3<>"/dev/tcp/127.0.0.1/$aport") 2>/dev/null || die "RabbitMQ did not start: $(tail -5 "$work/rabbit/out.log")"
+for _ in $(seq 1 120); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$sport") 2>/dev/null && break
+  sleep 0.5
+done
 beam_pid=$(cat "$work/rabbit/pid")
+stream_url="rabbitmq-stream://bench:bench@127.0.0.1:$sport"
 amqp_url="amqp://bench:bench@127.0.0.1:$aport/"
 Q=npf_bench
 amqp_drop() {
@@ -158,6 +171,26 @@ run_netpipe() {
 }
 redis_len() { R llen "$Q"; }
 stream_len() { R xlen "$Q"; }
+
+# A stream has no exact message count to ask for: netpipe-fast exits non-zero (ending this
+# script) unless every message was confirmed, and `record_stream` then reads all of them back.
+stream_count() { echo "$amqp_n"; }
+
+# record_stream RUN: `record` reads the run's stream to its end; appends "rate-per-cpu-second"
+# (user + system time of the recorder) to $work/stream_record.
+record_stream() {
+  local run=$1 rec="$work/rec-$1"
+  mkdir -p "$rec"
+  /usr/bin/time -f "%U %S" -o "$work/rtime" "$BIN" record --input "$stream_url" \
+    --queue "${Q}_stream_$run" --reader-name "bench-$run" --stop-after-num "$amqp_n" \
+    --save-after-num 10000 --output-csv "$rec/out.csv" --archive-json "$rec/out.json" -q
+  local rows
+  rows=$(($(wc -l <"$rec/out.csv") - 1))
+  [ "$rows" = "$amqp_n" ] || die "record from the stream: $rows rows, $amqp_n expected"
+  awk -v n="$amqp_n" '{printf "%.0f - - %.2f\n", n / ($1 + $2), 1e6 * ($1 + $2) / n}' \
+    "$work/rtime" >>"$work/stream_record"
+  rm -rf "$rec"
+}
 
 for run in $(seq 1 "$RUNS"); do
   echo "==> run $run of $RUNS"
@@ -207,6 +240,10 @@ for run in $(seq 1 "$RUNS"); do
     --routing-key "$Q" | python3 -c 'import json,sys; print("%.0f - - -" % json.load(sys.stdin)["rate"])' \
     >>"$work/amqp_original"
   amqp_drop
+
+  run_netpipe stream_confirms "$work/amqp.pcap" "$amqp_n" "$beam_pid" stream_count -- \
+    -o "$stream_url" --queue "${Q}_stream_$run" --producer-name "bench-$run"
+  record_stream "$run"
 done
 
 med() {
@@ -217,7 +254,7 @@ echo
 echo "== medians of $RUNS runs ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%-18s %10s %8s %12s %12s   %s\n' "what" "msg/s" "broker" "broker µs/msg" "ours µs/msg" "all runs (msg/s)"
 for name in redis_benchmark redis_raw redis_kombu redis_original redis_benchmark_xadd redis_stream \
-  record_stream_cpu amqp_confirms amqp_no_confirms amqp_original; do
+  record_stream_cpu amqp_confirms amqp_no_confirms amqp_original stream_confirms stream_record; do
   printf '%-18s %10s %7s%% %12s %12s   %s\n' "$name" "$(med "$name" 1)" "$(med "$name" 2)" \
     "$(med "$name" 3)" "$(med "$name" 4)" "$(all "$name")"
 done
@@ -232,4 +269,5 @@ echo "  redis stream / redis-benchmark XADD ops/s : $(ratio redis_stream redis_b
 echo "  record from the stream, msg per CPU second : $(med record_stream_cpu 1) (target >= 150000)"
 echo "  amqp confirmed / original kombu publish   : $(ratio amqp_confirms amqp_original)"
 echo "  amqp confirmed / amqp confirms off        : $(ratio amqp_confirms amqp_no_confirms)"
+echo "  stream confirmed / amqp confirmed         : $(ratio stream_confirms amqp_confirms)"
 echo "messages: redis $big_n per run, amqp $amqp_n per run, original path $KOMBU_COUNT per run"

@@ -243,6 +243,18 @@ else
   info "ready"
 fi
 
+# RabbitMQ Streams (tests/rabbit_streams.rs): the stream protocol plugin on port 5552.
+# `rabbitmq-plugins enable` is idempotent and applies to the running node at once.
+stream_answers() { (exec 3<>/dev/tcp/127.0.0.1/5552) 2>/dev/null; }
+step "RabbitMQ stream plugin on 127.0.0.1:5552"
+if stream_answers; then
+  info "already answering"
+else
+  as_root timeout 60 rabbitmq-plugins enable rabbitmq_stream >/dev/null
+  wait_until 60 "the RabbitMQ stream port" stream_answers
+  info "ready"
+fi
+
 # ---------------------------------------------------------------------------------------------
 # record: Python virtual environment with pandas, for tests/record.rs (its oracle,
 # tests/record/pandas_oracle.py, builds the CSV the original recorder's way with

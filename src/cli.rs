@@ -520,7 +520,8 @@ pub struct OutputArgs {
     /// Where to write: "-" or "stdout", "file:PATH" (JSON lines), "tcp://HOST:PORT" (JSON
     /// lines to a listener), "redis://[:PASSWORD@]HOST[:PORT][/DB]" (the Redis list --queue),
     /// "amqp://USER:PASS@HOST[:PORT][/VHOST]" (RabbitMQ: --exchange, --queue, --routing-key,
-    /// publisher confirms).
+    /// publisher confirms), "rabbitmq-stream://USER:PASS@HOST[:PORT][/VHOST]" (the RabbitMQ
+    /// stream --queue over the stream protocol, port 5552; deduplicated, see --producer-name).
     /// Broker outputs connect at start and, once running, reconnect forever.
     /// A value without a scheme is a file path (as "file:PATH"). Default: stdout, or nothing
     /// when -w is given. A password on the command line is visible to every local user (ps):
@@ -600,6 +601,17 @@ pub struct OutputArgs {
     /// socket (faster; a lost connection may lose what the broker had not stored yet).
     #[arg(long)]
     pub no_confirms: bool,
+    /// rabbitmq-stream://: the size limit of a stream created by this run (bytes; the broker
+    /// drops the oldest segments beyond it).
+    #[arg(long, value_name = "BYTES")]
+    pub stream_max_bytes: Option<u64>,
+    /// rabbitmq-stream://: the age limit of a stream created by this run, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub stream_max_age: Option<u64>,
+    /// rabbitmq-stream://: the deduplication name of the producer; keep it across restarts
+    /// [default: netpipe-fast-<host name>-<queue>].
+    #[arg(long, value_name = "NAME")]
+    pub producer_name: Option<String>,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
 }
@@ -640,6 +652,12 @@ impl OutputArgs {
             redis_mode: self.redis_mode.into(),
             redis_maxlen: self.redis_maxlen,
             redis_group: None,
+            stream: crate::sink::StreamOptions {
+                max_bytes: self.stream_max_bytes,
+                max_age: self.stream_max_age.map(std::time::Duration::from_secs),
+                producer_name: self.producer_name.clone(),
+                ..Default::default()
+            },
         })
     }
 }
@@ -1520,6 +1538,10 @@ pub struct RecordArgs {
     /// RabbitMQ prefetch window (default: SAVE_AFTER_NUM, at most 65535).
     #[arg(long, value_name = "N")]
     pub prefetch: Option<u16>,
+    /// rabbitmq-stream:// input: the name this recorder's offset is stored under in the broker
+    /// (a restart resumes after it) [default: netpipe-fast-record-<queue>].
+    #[arg(long, value_name = "NAME")]
+    pub reader_name: Option<String>,
 
     /// Do not print the summary at exit.
     #[arg(short, long)]

@@ -549,6 +549,10 @@ fn record(args: RecordArgs) -> ExitCode {
             password,
             redis_mode: args.redis_mode.into(),
             redis_group,
+            stream: netpipe_fast::sink::StreamOptions {
+                reader_name: args.reader_name,
+                ..Default::default()
+            },
             ..OutputOptions::default()
         },
         save_after,

@@ -126,9 +126,16 @@ pub fn open(
     resumed: &InputState,
     max_line_bytes: u64,
 ) -> Result<Box<dyn Input>, StartError> {
-    let is_broker = ["redis://", "rediss://", "amqp://", "amqps://"]
-        .iter()
-        .any(|p| url.starts_with(p));
+    let is_broker = [
+        "redis://",
+        "rediss://",
+        "amqp://",
+        "amqps://",
+        "rabbitmq-stream://",
+        "rabbitmq-stream+tls://",
+    ]
+    .iter()
+    .any(|p| url.starts_with(p));
     if options.password.is_some() && !is_broker {
         return Err(StartError::new(
             2,
@@ -238,6 +245,9 @@ pub fn open(
             )?));
         }
         return Ok(Box::new(RedisInput::open(cfg, resumed)?));
+    }
+    if url.starts_with("rabbitmq-stream://") || url.starts_with("rabbitmq-stream+tls://") {
+        return super::stream_input::open(url, options);
     }
     if url.starts_with("amqp://") || url.starts_with("amqps://") {
         let cfg = AmqpConfig::parse(url, options).map_err(as_input)?;

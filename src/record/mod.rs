@@ -15,6 +15,7 @@ pub mod csv;
 pub mod flatten;
 pub mod input;
 pub mod redis_stream;
+pub mod stream_input;
 
 use crate::sink::{OutputOptions, StartError};
 use antinex::{AntinexClient, AntinexConfig};

@@ -12,6 +12,7 @@
 pub mod amqp;
 pub mod create;
 pub mod outbox;
+pub mod rabbit_stream;
 pub mod redis;
 mod resp;
 pub mod spool;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 pub use self::amqp::{AmqpConfig, AmqpSink};
 pub use self::outbox::{Delivery, Outbox, WhenFull};
+pub use self::rabbit_stream::{RabbitStreamConfig, RabbitStreamSink, StreamOptions};
 pub use self::redis::{RedisConfig, RedisFormat, RedisGroup, RedisMode, RedisSink};
 pub use self::tcp::{TcpConfig, TcpSink};
 pub use self::tls::{CertReqs, SslOptions};
@@ -236,6 +238,8 @@ pub struct OutputOptions {
     pub redis_maxlen: u64,
     /// `record` from a Redis stream: the consumer group (`--group`, `--consumer`, ...).
     pub redis_group: Option<RedisGroup>,
+    /// `rabbitmq-stream://`: retention of a new stream and the deduplication name.
+    pub stream: StreamOptions,
 }
 
 impl Default for OutputOptions {
@@ -251,6 +255,7 @@ impl Default for OutputOptions {
             redis_mode: RedisMode::List,
             redis_maxlen: redis::DEFAULT_STREAM_MAXLEN,
             redis_group: None,
+            stream: StreamOptions::default(),
         }
     }
 }
@@ -265,6 +270,8 @@ pub enum Output {
     Tcp(TcpConfig),
     Redis(RedisConfig),
     Amqp(AmqpConfig),
+    /// `rabbitmq-stream://`: a RabbitMQ stream (stream protocol, deduplicated).
+    RabbitStream(RabbitStreamConfig),
     /// A broker output with a delivery thread and, by default, a spool in front
     /// (`--when-full drop|spool`; see [`outbox`]). Made by [`Output::with_delivery`].
     Delivered(Box<Output>, Delivery),
@@ -281,9 +288,16 @@ impl Output {
     /// As [`Output::parse`], with the broker settings given. Errors never contain a password.
     /// An empty value (FORWARD_BROKER_URL set but empty) means stdout.
     pub fn parse_with(s: &str, options: &OutputOptions) -> Result<Output, String> {
-        let is_broker = ["redis://", "rediss://", "amqp://", "amqps://"]
-            .iter()
-            .any(|p| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)));
+        let is_broker = [
+            "redis://",
+            "rediss://",
+            "amqp://",
+            "amqps://",
+            "rabbitmq-stream://",
+            "rabbitmq-stream+tls://",
+        ]
+        .iter()
+        .any(|p| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)));
         if options.password.is_some() && !is_broker {
             return Err(format!(
                 "a password file was given, but output \"{}\" takes no password (only \
@@ -309,10 +323,14 @@ impl Output {
             Some("tcp") => TcpConfig::parse(s).map(Output::Tcp),
             Some("redis") | Some("rediss") => RedisConfig::parse(s, options).map(Output::Redis),
             Some("amqp") | Some("amqps") => AmqpConfig::parse(s, options).map(Output::Amqp),
+            Some("rabbitmq-stream") | Some("rabbitmq-stream+tls") => {
+                RabbitStreamConfig::parse(s, options, &options.stream).map(Output::RabbitStream)
+            }
             _ => Err(format!(
                 "unsupported output \"{}\": use \"-\" (stdout), \"file:PATH\", \
                  \"tcp://HOST:PORT\", \"redis://[:PASSWORD@]HOST[:PORT][/DB]\" or \
-                 \"amqp://USER:PASSWORD@HOST[:PORT][/VHOST]\" (rediss://, amqps:// for TLS)",
+                 \"amqp://USER:PASSWORD@HOST[:PORT][/VHOST]\" (rediss://, amqps:// for TLS) \
+                 or \"rabbitmq-stream://USER:PASSWORD@HOST[:PORT][/VHOST]\"",
                 redact(s)
             )),
         }
@@ -364,6 +382,11 @@ impl Output {
             }
             Output::Amqp(cfg) => {
                 let s = AmqpSink::connect(cfg.clone()).map_err(StartError::into_io)?;
+                probe.counters = Some(s.counters());
+                Box::new(s)
+            }
+            Output::RabbitStream(cfg) => {
+                let s = RabbitStreamSink::connect(cfg.clone()).map_err(StartError::into_io)?;
                 probe.counters = Some(s.counters());
                 Box::new(s)
             }
@@ -425,6 +448,9 @@ impl Output {
                 "amqp-{}-{}-{}-{}-{}",
                 cfg.host, cfg.port, cfg.vhost, cfg.exchange, cfg.queue
             ),
+            Output::RabbitStream(cfg) => {
+                format!("rabbitmq-stream-{}-{}-{}", cfg.host, cfg.port, cfg.stream)
+            }
             Output::Delivered(inner, _) => inner.identity(),
         }
     }
@@ -437,6 +463,7 @@ impl Output {
             Output::Tcp(cfg) => Some((cfg.host.as_str(), cfg.port)),
             Output::Redis(cfg) => Some((cfg.host.as_str(), cfg.port)),
             Output::Amqp(cfg) => Some((cfg.host.as_str(), cfg.port)),
+            Output::RabbitStream(cfg) => Some((cfg.host.as_str(), cfg.port)),
             Output::Delivered(inner, _) => inner.endpoint(),
         }
     }
@@ -450,6 +477,7 @@ impl Output {
             Output::Tcp(cfg) => cfg.describe(),
             Output::Redis(cfg) => cfg.describe(),
             Output::Amqp(cfg) => cfg.describe(),
+            Output::RabbitStream(cfg) => cfg.describe(),
             Output::Delivered(inner, _) => inner.describe(),
         }
     }

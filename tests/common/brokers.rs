@@ -126,23 +126,49 @@ pub struct PrivateRabbit {
     child: Option<Child>,
     pub node: String,
     pub port: u16,
+    /// The stream protocol port (0: no stream plugin).
+    pub stream_port: u16,
     dist_port: u16,
     pub dir: PathBuf,
 }
 
 impl PrivateRabbit {
     pub fn start(what: &str) -> PrivateRabbit {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        PrivateRabbit::start_node(
+            what,
+            &format!("npf-{}-{nanos}@localhost", std::process::id()),
+            false,
+        )
+    }
+
+    /// A node named `node`; with `stream`, the stream plugin on a free port of its own
+    /// (advertised as 127.0.0.1, so clients sent to it by the stream metadata reach it).
+    pub fn start_node(what: &str, node: &str, stream: bool) -> PrivateRabbit {
         let dir = std::env::temp_dir().join(unique(what));
         for sub in ["mnesia", "log"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
         let port = free_port();
-        std::fs::write(
-            dir.join("rabbitmq.conf"),
-            format!("listeners.tcp.1 = 127.0.0.1:{port}\nloopback_users = none\n"),
-        )
-        .unwrap();
-        std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
+        let stream_port = if stream { free_port() } else { 0 };
+        let mut conf = format!("listeners.tcp.1 = 127.0.0.1:{port}\nloopback_users = none\n");
+        if stream {
+            conf.push_str(&format!(
+                "stream.listeners.tcp.1 = 127.0.0.1:{stream_port}\n\
+                 stream.advertised_host = 127.0.0.1\n\
+                 stream.advertised_port = {stream_port}\n"
+            ));
+        }
+        std::fs::write(dir.join("rabbitmq.conf"), conf).unwrap();
+        let plugins = if stream {
+            "[rabbitmq_stream].\n"
+        } else {
+            "[].\n"
+        };
+        std::fs::write(dir.join("enabled_plugins"), plugins).unwrap();
         let ok = Command::new("chmod")
             .args(["-R", "a+rwX"])
             .arg(&dir)
@@ -150,19 +176,43 @@ impl PrivateRabbit {
             .unwrap()
             .success();
         assert!(ok, "chmod of {} failed", dir.display());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
         let mut r = PrivateRabbit {
             child: None,
-            node: format!("npf-{}-{nanos}@localhost", std::process::id()),
+            node: node.to_string(),
             port,
+            stream_port,
             dist_port: free_port(),
             dir,
         };
         r.spawn();
         r
+    }
+
+    /// `rabbitmqctl -n <this node> ARGS`, bounded; its output, or a panic naming the step.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let out = Command::new("timeout")
+            .args(["120", "rabbitmqctl", "-n", &self.node])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rabbitmqctl -n {} {args:?} failed: {}",
+            self.node,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Makes this node a member of `seed`'s cluster.
+    pub fn join(&self, seed: &PrivateRabbit) {
+        self.ctl(&["stop_app"]);
+        self.ctl(&["join_cluster", &seed.node]);
+        self.ctl(&["start_app"]);
+        let port = self.port;
+        wait_for("the joined node", Duration::from_secs(120), || {
+            accepts(port)
+        });
     }
 
     /// Starts the node (again, on the same ports and database) and waits for its listener.
@@ -197,6 +247,14 @@ impl PrivateRabbit {
                 accepts(port)
             },
         );
+        let stream_port = self.stream_port;
+        if stream_port != 0 {
+            wait_for(
+                "the private node's stream port",
+                Duration::from_secs(60),
+                || accepts(stream_port),
+            );
+        }
     }
 
     /// The Erlang VM's process id (rabbitmq-server runs it under `su`, as a child).
