@@ -115,6 +115,24 @@ fn pcap_line(pcap: &PcapOutConfig, written: Option<(u64, u64)>, output: &Output)
     ))
 }
 
+/// The closing lines of `read` and `capture`: the summary, the output's report, and what -w
+/// wrote.
+fn summary_lines(
+    summary: &dyn std::fmt::Display,
+    sink_report: Option<&str>,
+    pcap: Option<&PcapOutConfig>,
+    pcap_written: Option<(u64, u64)>,
+    output: &Output,
+) {
+    say!("{summary}");
+    if let Some(report) = sink_report {
+        say!("{report}");
+    }
+    if let Some(line) = pcap.and_then(|p| pcap_line(p, pcap_written, output)) {
+        say!("{line}");
+    }
+}
+
 fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
     let (files, filter) = match args.inputs() {
         Ok(i) => i,
@@ -187,16 +205,13 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
         say!("netpipe-fast: {e}");
     }
     if !args.quiet {
-        say!("{}", outcome.summary);
-        if let Some(report) = &outcome.sink_report {
-            say!("{report}");
-        }
-        if let Some(line) = pcap
-            .as_ref()
-            .and_then(|p| pcap_line(p, outcome.pcap_written, &job.output))
-        {
-            say!("{line}");
-        }
+        summary_lines(
+            &outcome.summary,
+            outcome.sink_report.as_deref(),
+            pcap.as_ref(),
+            outcome.pcap_written,
+            &job.output,
+        );
     }
     if metrics.as_ref().is_some_and(|m| m.has_run()) {
         let stop = Arc::new(AtomicBool::new(false));
@@ -317,16 +332,13 @@ fn capture(args: CaptureArgs) -> ExitCode {
         say!("netpipe-fast: {e}");
     }
     if outcome.started && !quiet {
-        say!("{}", outcome.summary);
-        if let Some(report) = &outcome.sink_report {
-            say!("{report}");
-        }
-        if let Some(line) = pcap
-            .as_ref()
-            .and_then(|p| pcap_line(p, outcome.pcap_written, &job.output))
-        {
-            say!("{line}");
-        }
+        summary_lines(
+            &outcome.summary,
+            outcome.sink_report.as_deref(),
+            pcap.as_ref(),
+            outcome.pcap_written,
+            &job.output,
+        );
     }
     if outcome.started && metrics.is_some() {
         // The signal that ended the capture does not end the linger; the next one does.
