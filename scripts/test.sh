@@ -345,7 +345,8 @@ export CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 export CARGO_PROFILE_BENCH_LTO=off CARGO_PROFILE_BENCH_CODEGEN_UNITS=16
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --release --all-targets 2>&1 | tee "$log"
+# --no-fail-fast: one failing test binary does not hide the others' results.
+cargo test --release --all-targets --no-fail-fast 2>&1 | tee "$log"
 # --all-targets leaves out documentation examples; they are part of "everything".
 cargo test --release --doc 2>&1 | tee -a "$log"
 # One closing line for the whole run, added up over every test binary.

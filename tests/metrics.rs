@@ -444,12 +444,17 @@ fn capture_is_scraped_while_running_and_at_the_end_equals_the_summary() {
     let dir = TempDir::new("metrics", "capture");
     let _redis = redis_in(&pair.b, &dir.0);
     let queue = "NETPIPE_METRICS_TEST";
+    // Under target/, not the system temp dir: the spool refuses a path through a
+    // world-writable directory such as /tmp.
+    let spool = root()
+        .join("target/test-scratch")
+        .join(common::unique("metrics-spool"));
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &pair.b, BIN, "capture", "--iface", "vb"])
         .args(["--workers", "2", "--ring-mb", "8", "--block-kb", "64"])
         .args(["-f", "not ip6", "-o", "redis://127.0.0.1:6379/0"])
         .args(["--queue", queue, "--spool-dir"])
-        .arg(dir.path("spool"))
+        .arg(&spool)
         .args(["--stats-interval", "0.05"])
         .args(["--metrics", "127.0.0.1:0", "--metrics-linger", "60"])
         .stdin(Stdio::null())
