@@ -288,6 +288,15 @@ impl Output {
     /// As [`Output::parse`], with the broker settings given. Errors never contain a password.
     /// An empty value (FORWARD_BROKER_URL set but empty) means stdout.
     pub fn parse_with(s: &str, options: &OutputOptions) -> Result<Output, String> {
+        const BROKER_SCHEMES: [&str; 7] = [
+            "tcp",
+            "redis",
+            "rediss",
+            "amqp",
+            "amqps",
+            "rabbitmq-stream",
+            "rabbitmq-stream+tls",
+        ];
         let is_broker = [
             "redis://",
             "rediss://",
@@ -315,8 +324,29 @@ impl Output {
             return Ok(Output::File(PathBuf::from(path)));
         }
         let scheme = s.split_once("://").map(|(scheme, _)| scheme);
-        // No scheme: a file path, as `-o out.jsonl` means in other tools.
         if scheme.is_none() {
+            // A broker scheme with a mistyped "://" is a bad URL, not a file name (and is not
+            // echoed: it may hold a password). `file:redis:x` or `./redis:x` name such a file.
+            let head = s.split_once(':').map(|(head, _)| head.to_ascii_lowercase());
+            if let Some(head) = head.filter(|h| BROKER_SCHEMES.contains(&h.as_str())) {
+                return Err(format!(
+                    "bad output URL \"{head}:...\": expected {head}://HOST..., or file:PATH for a \
+                     file whose name starts with \"{head}:\""
+                ));
+            }
+            // `USER:PASSWORD@HOST` without a scheme is a URL missing its scheme, not a file to
+            // name after a password. `file:PATH` or `./PATH` name such a file.
+            if let Some((userinfo, host)) = s.rsplit_once('@') {
+                let user = userinfo.split_once(':').map(|(user, _)| user);
+                if user.is_some_and(|u| !u.contains('/')) {
+                    let host = host.split('/').next().unwrap_or_default();
+                    return Err(format!(
+                        "bad output URL \"...@{host}\": credentials but no scheme; expected \
+                         redis://, amqp://, ... (or file:PATH for a file of that name)"
+                    ));
+                }
+            }
+            // No scheme: a file path, as `-o out.jsonl` means in other tools.
             return Ok(Output::File(PathBuf::from(s)));
         }
         match scheme.map(str::to_ascii_lowercase).as_deref() {
@@ -954,6 +984,39 @@ mod tests {
         let p = split_url("amqp://u:a@b/c@h", "amqps").expect("parses");
         assert_eq!(p.credentials, Some(("u".into(), Some("a".into()))));
         assert_eq!((p.host_port, p.path), ("b", "c@h"));
+    }
+
+    #[test]
+    fn scheme_less_outputs_are_files_unless_they_look_like_urls() {
+        let o = OutputOptions::default();
+        for file in [
+            "out.jsonl",
+            "/data/out.jsonl",
+            "./a:b@c.jsonl",
+            "out@2x.jsonl",
+        ] {
+            assert_eq!(
+                Output::parse_with(file, &o),
+                Ok(Output::File(file.into())),
+                "{file}"
+            );
+        }
+        for url in [
+            "redis:/u:S3cr3t@h",
+            "AMQP:u:S3cr3t@h",
+            "u:S3cr3t@h",
+            "u:S3/cr3t@h/0",
+        ] {
+            let e = Output::parse_with(url, &o).unwrap_err();
+            assert!(
+                e.starts_with("bad output URL") && !e.contains("S3"),
+                "{url}: {e}"
+            );
+        }
+        assert_eq!(
+            Output::parse_with("file:redis:x", &o),
+            Ok(Output::File("redis:x".into()))
+        );
     }
 
     #[test]
