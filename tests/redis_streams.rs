@@ -597,6 +597,10 @@ fn channel_mode_reaches_a_redis_py_subscriber() {
             "channel",
             "--queue",
             &channel,
+            // Waits for the server instead of dropping what the delivery thread has no
+            // room for (a file is read faster than PUBLISH goes: the default drops some).
+            "--when-full",
+            "block",
         ])
         .output()
         .unwrap();

@@ -315,6 +315,10 @@ impl Ring {
             ));
         }
 
+        // Counters from before the ring existed are not ours to report. Read (which zeroes
+        // them) before bind: after it frames arrive, and a frame counted then but zeroed here
+        // would be delivered with no count (more captured than received).
+        let _ = ring_sys::read_statistics(sock.fd());
         ring_sys::bind_interface(sock.fd(), ifindex)
             .map_err(|e| RingError::sys(iface, "binding to the interface", e))?;
         // The socket had protocol 0 until bind, so this queue should be empty; drain it
@@ -339,8 +343,6 @@ impl Ring {
                 )
             })?;
         }
-        // Counters from before the ring existed are not ours to report.
-        let _ = ring_sys::read_statistics(sock.fd());
 
         let scratch_bytes =
             (cfg.snaplen as usize).min(cfg.block_bytes) + VLAN_HEADER_BYTES.max(SLL2_HEADER_BYTES);
