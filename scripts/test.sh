@@ -91,18 +91,31 @@ fi
 # tests/sink_redis.rs: its consumer must read what we publish. Made once, kept in target/.
 # ---------------------------------------------------------------------------------------------
 
+# fresh_venv DIR [--system-site-packages] PACKAGE...: a new virtual environment in DIR (what
+# was there is removed) with PACKAGE... from PyPI.
+fresh_venv() {
+  local dir=$1
+  shift
+  local venv_args=()
+  if [ "${1:-}" = --system-site-packages ]; then
+    venv_args+=("$1")
+    shift
+  fi
+  if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  rm -rf "$dir"
+  /usr/bin/python3 -m venv "${venv_args[@]}" "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check "$@"
+}
+
 step "kombu virtual environment (target/kombu-venv)"
 kombu_venv=target/kombu-venv
 if "$kombu_venv/bin/python" -c 'import kombu.transport.redis, redis' >/dev/null 2>&1; then
   info "present"
 else
-  if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    apt_install python3-venv
-  fi
-  rm -rf "$kombu_venv"
-  /usr/bin/python3 -m venv "$kombu_venv"
   # kombu's redis extra brings redis-py and what its Redis transport imports.
-  "$kombu_venv/bin/pip" install -q --disable-pip-version-check 'kombu[redis]'
+  fresh_venv "$kombu_venv" 'kombu[redis]'
 fi
 info "$("$kombu_venv/bin/python" -c 'import kombu, redis; print("kombu", kombu.__version__, "redis-py", redis.__version__)')"
 
@@ -114,12 +127,7 @@ cid_venv=target/communityid-venv
 if "$cid_venv/bin/python" -c 'import communityid, scapy' >/dev/null 2>&1; then
   info "present"
 else
-  if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    apt_install python3-venv
-  fi
-  rm -rf "$cid_venv"
-  /usr/bin/python3 -m venv --system-site-packages "$cid_venv"
-  "$cid_venv/bin/pip" install -q --disable-pip-version-check communityid
+  fresh_venv "$cid_venv" --system-site-packages communityid
 fi
 info "$("$cid_venv/bin/python" -c 'import importlib.metadata as m; print("communityid", m.version("communityid"))')"
 
@@ -133,12 +141,7 @@ fingerprint_venv=target/fingerprint-venv
 if [ -x "$fingerprint_venv/bin/ja3" ] && [ -x "$fingerprint_venv/bin/ja4plus" ]; then
   info "present"
 else
-  if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    apt_install python3-venv
-  fi
-  rm -rf "$fingerprint_venv"
-  /usr/bin/python3 -m venv "$fingerprint_venv"
-  "$fingerprint_venv/bin/pip" install -q --disable-pip-version-check ja3 dpkt ja4plus
+  fresh_venv "$fingerprint_venv" ja3 dpkt ja4plus
 fi
 info "$("$fingerprint_venv/bin/pip" list --disable-pip-version-check 2>/dev/null | grep -iE '^(ja3|ja4plus|dpkt) ' | tr -s ' ' | tr '\n' ' ')"
 
@@ -266,12 +269,7 @@ pandas_venv=target/pandas-venv
 if "$pandas_venv/bin/python" -c 'import pandas' >/dev/null 2>&1; then
   info "present"
 else
-  if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    apt_install python3-venv
-  fi
-  rm -rf "$pandas_venv"
-  /usr/bin/python3 -m venv "$pandas_venv"
-  "$pandas_venv/bin/pip" install -q --disable-pip-version-check pandas
+  fresh_venv "$pandas_venv" pandas
 fi
 info "$("$pandas_venv/bin/python" -c 'import pandas; print("pandas", pandas.__version__)')"
 
@@ -285,12 +283,7 @@ prom_venv=target/prom-venv
 if "$prom_venv/bin/python" -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1; then
   info "present"
 else
-  if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    apt_install python3-venv
-  fi
-  rm -rf "$prom_venv"
-  /usr/bin/python3 -m venv "$prom_venv"
-  "$prom_venv/bin/pip" install -q --disable-pip-version-check prometheus_client
+  fresh_venv "$prom_venv" prometheus_client
 fi
 info "$("$prom_venv/bin/python" -c 'import prometheus_client; print("prometheus_client", prometheus_client.__version__)' 2>/dev/null || echo prometheus_client)"
 # The progress-bar test gives `read` a pseudo-terminal with script(1) (util-linux).
