@@ -150,11 +150,12 @@ pub enum PrepareError {
 impl PrepareError {
     /// Exit codes listed in `dataset prepare --help`.
     pub fn exit_code(&self) -> u8 {
+        use crate::exit::dataset;
         match self {
-            PrepareError::Usage(_) => 2,
-            PrepareError::NoInput(_) | PrepareError::Open { .. } => 3,
-            PrepareError::NotCsv { .. } => 4,
-            PrepareError::Write { .. } => 6,
+            PrepareError::Usage(_) => dataset::USAGE,
+            PrepareError::NoInput(_) | PrepareError::Open { .. } => dataset::NO_INPUT,
+            PrepareError::NotCsv { .. } => dataset::NOT_CSV,
+            PrepareError::Write { .. } => dataset::WRITE,
         }
     }
 }

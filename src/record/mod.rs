@@ -36,11 +36,11 @@ pub const DEFAULT_MAX_COLUMNS: usize = 4096;
 
 /// Exit code: the CSV, archive or state cannot be opened, resumed or written (also: a state
 /// file whose CSV is missing, or one not owned by this user).
-pub const EXIT_FILES: u8 = 15;
+pub const EXIT_FILES: u8 = crate::exit::RECORD_FILES;
 /// Exit code: finished, but some messages were rejected as bad input.
-pub const EXIT_REJECTED: u8 = 4;
+pub const EXIT_REJECTED: u8 = crate::exit::record::REJECTED;
 /// Exit code: the input failed while running (connection lost, read error).
-pub const EXIT_INPUT_LOST: u8 = 17;
+pub const EXIT_INPUT_LOST: u8 = crate::exit::INPUT_LOST;
 
 /// What to record and where.
 #[derive(Debug, Clone)]
@@ -119,7 +119,7 @@ impl Outcome {
         match &self.error {
             Some((code, _)) => *code,
             None if self.rejected > 0 => EXIT_REJECTED,
-            None => 0,
+            None => crate::exit::SUCCESS,
         }
     }
 

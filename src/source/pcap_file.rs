@@ -162,15 +162,15 @@ pub enum ReadError {
 }
 
 impl ReadError {
-    /// Process exit code for this error: 3 unreadable, 4 not a capture, 5 damaged/unsupported.
+    /// Process exit code for this error: unreadable, not a capture, damaged/unsupported.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            ReadError::Io { .. } => 3,
-            ReadError::NotACapture { .. } => 4,
+        i32::from(match self {
+            ReadError::Io { .. } => crate::exit::INPUT_UNREADABLE,
+            ReadError::NotACapture { .. } => crate::exit::NOT_A_CAPTURE,
             ReadError::Truncated { .. }
             | ReadError::Corrupt { .. }
-            | ReadError::UnsupportedVersion { .. } => 5,
-        }
+            | ReadError::UnsupportedVersion { .. } => crate::exit::CAPTURE_DAMAGED,
+        })
     }
 
     /// The file name the error is about.
