@@ -438,7 +438,11 @@ pub const LISTEN_HELP: &[HelpLine] = &[
 ];
 
 /// A command, its help list and the tables its codes come from (the shared one first).
-pub type Command = (&'static str, &'static [HelpLine], &'static [&'static [Code]]);
+pub type Command = (
+    &'static str,
+    &'static [HelpLine],
+    &'static [&'static [Code]],
+);
 
 /// Every command's help list with the tables its codes come from.
 pub const COMMANDS: &[Command] = &[

@@ -43,10 +43,6 @@ pub const DEFAULT_DROP_COLUMNS: [&str; 10] = [
     "ip_src",
 ];
 
-/// The original's label rule defaults.
-pub const DEFAULT_LABEL_NAMES: [&str; 2] = ["not_attack", "attack"];
-pub const DEFAULT_LABEL_VALUES: [i64; 2] = [0, 1];
-
 /// Row problems listed one by one; beyond this many only the count grows (the report says so).
 pub const MAX_PROBLEMS_LISTED: usize = 1000;
 
