@@ -8,6 +8,8 @@
 //! `BpfProgram::filter` gives libpcap the captured length as the wire length, so ours is run
 //! with the same (`len` loads and `greater`/`less` then agree on what they see).
 
+mod common;
+
 use netpipe_fast::source::filter::BpfFilter;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -188,7 +190,10 @@ fn interpreter_agrees_with_libpcap_on_the_fixtures_and_the_tcpdump_corpus() {
         compare_dir(&corpus, &mut programs, &mut tally);
     } else {
         assert!(!required, "{} is missing", corpus.display());
-        println!("skipped: {} is missing", corpus.display());
+        common::note_skip(&format!(
+            "skipping the tcpdump corpus part: {} is missing",
+            corpus.display()
+        ));
     }
     if corpus.is_dir() {
         // Most of tcpdump's 830 files are pcap or pcapng libpcap reads.

@@ -2487,8 +2487,8 @@ mod tests {
     }
 
     /// The tcpdump corpus (../shared) is missing: a skip on a developer's machine (said on a
-    /// `skipped:` line, which scripts/test.sh counts), a failure in CI or under
-    /// `NETPIPE_REQUIRE_LIVE=1`, so a green CI run always read it.
+    /// `skipping` line, also appended to `$NETPIPE_SKIP_LOG`, which scripts/test.sh counts),
+    /// a failure in CI or under `NETPIPE_REQUIRE_LIVE=1`, so a green CI run always read it.
     fn skip_corpus(dir: &Path) {
         let required = std::env::var_os("CI").is_some_and(|v| !v.is_empty())
             || std::env::var("NETPIPE_REQUIRE_LIVE").as_deref() == Ok("1");
@@ -2497,7 +2497,21 @@ mod tests {
             "{} is missing (CI or NETPIPE_REQUIRE_LIVE=1 requires it)",
             dir.display()
         );
-        println!("skipped: {} is not there", dir.display());
+        let line = format!(
+            "skipping a corpus unit test: {} is not there",
+            dir.display()
+        );
+        eprintln!("{line}");
+        if let Some(path) = std::env::var_os("NETPIPE_SKIP_LOG") {
+            use std::io::Write as _;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+            {
+                let _ = writeln!(f, "{line}");
+            }
+        }
     }
 
     /// Reads every file in `dir` to its end or first error, each within a second.
