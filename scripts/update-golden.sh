@@ -4,6 +4,14 @@
 # does not exit 0 also gets tests/golden/<capture>.exit with its exit code, which
 # tests/golden.rs then expects. Review `git diff tests/golden` before committing: the golden
 # files are the reviewed contract, not whatever the decoder prints today.
+#
+# So that a regression is not blessed by accident, nothing is replaced unless:
+# - the scapy oracle (tests/oracle/compare.py, Debian's python3-scapy) finds no difference
+#   between the new output and scapy's view of every capture;
+# - no capture gets a new or changed exit code (a new tests/golden/<capture>.exit): a capture
+#   that stops decoding is a regression until a person says otherwise, by writing the .exit
+#   file by hand after review.
+# Afterwards it prints `git diff --stat` of tests/golden.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -31,9 +39,11 @@ new=$(mktemp -d "${TMPDIR:-/tmp}/netpipe-golden.XXXXXX")
 trap 'rm -rf "$new"' EXIT
 
 count=0
+captures=()
 for capture in pcaps/*; do
   [ -f "$capture" ] && is_capture "$capture" || continue
   name=$(basename "$capture")
+  captures+=("$capture")
   rc=0
   env -u SOURCE_HOST "$bin" read "$capture" >"$new/$name.jsonl" 2>"$new/stderr" </dev/null || rc=$?
   lines=$(wc -l <"$new/$name.jsonl")
@@ -53,7 +63,38 @@ done
 rm -f "$new/stderr"
 [ "$count" -gt 0 ] || { echo "update-golden: no pcap or pcapng file in pcaps/" >&2; exit 1; }
 
+# An exit code that is new, or differs from the reviewed one, is not blessed here.
+refused=0
+for f in "$new"/*.exit; do
+  [ -e "$f" ] || continue
+  name=$(basename "$f")
+  if [ ! -f "tests/golden/$name" ]; then
+    echo "update-golden: ${name%.exit} now exits $(cat "$f") (no tests/golden/$name was reviewed)" >&2
+    refused=1
+  elif ! cmp -s "$f" "tests/golden/$name"; then
+    echo "update-golden: ${name%.exit} now exits $(cat "$f"), reviewed: $(cat "tests/golden/$name")" >&2
+    refused=1
+  fi
+done
+if [ "$refused" -ne 0 ]; then
+  echo "update-golden: nothing replaced; if the new exit code is right, write the .exit file by hand and run again" >&2
+  exit 1
+fi
+
+echo "==> scapy oracle (tests/oracle/compare.py) on ${#captures[@]} captures"
+if ! /usr/bin/python3 tests/oracle/compare.py --bin "$bin" "${captures[@]}" >"$new/oracle.txt" 2>&1; then
+  # The report of each capture that differs (at most 80 lines).
+  awk '/^== /{blk=""} {blk=blk $0 "\n"} /^   DIFFERENT$/{printf "%s", blk}' "$new/oracle.txt" |
+    head -n 80 >&2
+  echo "update-golden: the new output differs from scapy's view; nothing replaced" >&2
+  exit 1
+fi
+rm -f "$new/oracle.txt"
+
 mkdir -p tests/golden
 rm -f tests/golden/*.jsonl tests/golden/*.exit
 cp "$new"/* tests/golden/
-echo "==> wrote $count golden files to tests/golden/; review with: git diff --stat tests/golden"
+echo "==> wrote $count golden files to tests/golden/:"
+git diff --stat -- tests/golden
+git status --short -- tests/golden | grep -v '^ M' || true
+echo "==> review with: git diff tests/golden"

@@ -1,5 +1,6 @@
 //! Command-line definitions (clap), with the original's environment variables as fallbacks.
 
+use crate::exit;
 use crate::sink::redis::Secret;
 use crate::sink::{read_password_file, Delivery, OutputOptions, RedisFormat, SslOptions, WhenFull};
 use crate::source::ring::FanoutMode;
@@ -34,29 +35,29 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Read pcap/pcapng files and write one JSON message per packet.
-    #[command(after_help = READ_EXIT_CODES)]
+    #[command(after_help = exit::help_with(exit::READ_HELP, READ_NOTES))]
     Read(ReadArgs),
     /// Capture live from an interface (TPACKET_V3 rings, one per worker, in one fanout
     /// group) and write one JSON message per packet. Needs CAP_NET_RAW (root).
-    #[command(after_help = CAPTURE_EXIT_CODES)]
+    #[command(after_help = exit::help_with(exit::CAPTURE_HELP, CAPTURE_NOTES))]
     Capture(CaptureArgs),
     /// Send the frames of pcap/pcapng files out of an interface (TPACKET_V2 TX ring, qdisc
     /// bypass): a traffic generator for tests and benchmarks. Needs CAP_NET_RAW (root).
-    #[command(after_help = REPLAY_EXIT_CODES)]
+    #[command(after_help = exit::help_with(exit::REPLAY_HELP, REPLAY_NOTES))]
     Replay(ReplayArgs),
     /// Build datasets from recorded CSVs (`dataset prepare`).
     Dataset(DatasetArgs),
     /// Send test traffic: tcp, tcp-large, udp, icmp, arp (the original's *_send_msg scripts).
-    #[command(after_help = SEND_HELP)]
+    #[command(after_help = exit::help_after(SEND_HELP, exit::SEND_HELP))]
     Send(SendArgs),
     /// Listen for test traffic: tcp, udp (the original's listen_*_port scripts).
     Listen(ListenArgs),
     /// Record packet messages (Redis, RabbitMQ, a JSON-lines file or stdin) into the original
     /// recorder's CSV dataset and JSON archive, at-least-once, with optional AntiNex predictions.
-    #[command(after_help = RECORD_HELP)]
+    #[command(after_help = exit::help_after(RECORD_HELP, exit::RECORD_HELP))]
     Record(RecordArgs),
     /// Configuration files: `config check FILE` names every bad key with its line.
-    #[command(after_help = crate::config::CONFIG_HELP)]
+    #[command(after_help = exit::help_after(crate::config::CONFIG_HELP, exit::CONFIG_HELP))]
     Config(ConfigArgs),
     /// Write the man pages or shell completions made from these definitions (for
     /// scripts/install.sh and packagers).
@@ -711,25 +712,8 @@ where
     args
 }
 
-/// Exit codes of `read`, shown by `read --help`.
-const READ_EXIT_CODES: &str = "\
-Exit codes:
-  0  done
-  2  usage error, a malformed --output URL, or a --metrics address that cannot be listened on
-  3  a file cannot be opened      4  not a capture file (a compressed one is named)
-  5  truncated or corrupt capture  6  unsupported link type
-  7  bad filter expression (checked before any output is created)
-  8  output (or the -w file) failed or cannot be created, or the spool directory is unsafe
-     (not owned by you or root, writable by group or others, a symbolic link on its path) or
-     in use
-  9  broker unreachable at start (refused, unknown host, timeout)
-  10 broker refused the credentials at start
-  11 TLS could not start (rediss://, amqps://, --ssl-options): certificate not trusted,
-     wrong host name, not a TLS port, or a certificate/key file unreadable
-  16 messages were dropped (--when-full drop, spool full, broker unreachable) or are still
-     in the spool at exit, or a damaged spool segment was moved aside (*.damaged); the last
-     line says how many and where (a code above, if one applies, is given instead)
-
+/// Notes after the exit codes of `read --help`.
+const READ_NOTES: &str = "\
 Once running, tcp://, redis:// and amqp:// outputs reconnect forever with capped backoff,
 spooling to disk meanwhile (--when-full spool, the default), holding the output
 (--when-full block: back-pressure, nothing dropped) or dropping and counting
@@ -740,23 +724,8 @@ unconfirmed message; tcp:
 the last tcp_wmem+tcp_rmem bytes of whole batches), so a receiver may see those messages
 twice; they are counted as resent.";
 
-/// Exit codes of `capture`, shown by `capture --help`.
-const CAPTURE_EXIT_CODES: &str = "\
-Exit codes:
-  0  stopped by --count, --duration, SIGINT or SIGTERM
-  2  usage error, a malformed --output URL, a ring setting the kernel refuses, or a
-     --metrics address that cannot be listened on
-  6  the interface is not Ethernet   7  bad filter expression
-  8  output (or the -w file) failed, or its spool directory is unsafe (as for read)
-  9, 10, 11  broker output could not start (as for read)
-  12 no permission: live capture needs CAP_NET_RAW (run as root)
-  13 no such interface, or it is (or went) down
-  14 any other socket or ring failure
-  15 --user names no user, or switching to it failed, or a capability is still held after it
-  16 packets or messages were dropped or left in the spool: packets the kernel dropped (the
-     summary's \"dropped by kernel\": a ring was full), or messages dropped or still in the
-     spool at exit (as for read); a closing line says how many and where
-
+/// Notes after the exit codes of `capture --help`.
+const CAPTURE_NOTES: &str = "\
 Stopping prints a tcpdump-style summary on stderr: packets captured (handed to the encoder),
 received by filter and dropped by kernel (the kernel's counters over all rings), queue freezes,
 dropped inside netpipe-fast (encoded but not written because the output failed), written.";
@@ -924,17 +893,8 @@ pub struct ReplayArgs {
     pub quiet: bool,
 }
 
-/// Exit codes of `replay`, shown by `replay --help`.
-const REPLAY_EXIT_CODES: &str = "\
-Exit codes:
-  0  every pass sent (or stopped by SIGINT/SIGTERM)
-  2  usage error
-  3  a file cannot be opened   4  not a capture file   5  truncated or corrupt capture
-  6  the interface is not Ethernet
-  12 no permission: sending raw frames needs CAP_NET_RAW (run as root)
-  13 no such interface, or it is (or went) down
-  14 any other socket or ring failure
-
+/// Notes after the exit codes of `replay --help`.
+const REPLAY_NOTES: &str = "\
 The summary on stderr counts frames sent, bytes, elapsed time and rate, frames the kernel
 rejected, frames not sent because the interface cannot carry them (shorter than an Ethernet
 header, longer than the MTU allows), and frames skipped because they are not Ethernet.";
@@ -952,7 +912,7 @@ pub struct DatasetArgs {
 pub enum DatasetCommand {
     /// Merge recorded CSVs into a labelled full CSV and a numeric-only clean CSV, each with
     /// its metadata JSON (the original's prepare_dataset.py).
-    #[command(after_help = DATASET_PREPARE_HELP)]
+    #[command(after_help = exit::help_after(DATASET_PREPARE_HELP, exit::DATASET_HELP))]
     Prepare(DatasetPrepareArgs),
 }
 
@@ -1083,14 +1043,7 @@ its file's header (or that is not UTF-8) is skipped and reported as FILE:LINE.
 The clean CSV keeps a column when it is not dropped (--drop-column, label_name), some row has a
 value in it, and every value in it is a decimal number (sign, digits, fraction, exponent); a
 row with an empty cell in a kept column is left out (or filled: --fill-missing).
-fulldata_metadata.json and cleaned_metadata.json are written beside the two CSVs.
-
-Exit codes:
-  0  done                               5  done, but rows were skipped (reported above)
-  2  usage error (bad pattern, unknown --label-column, non-numeric --fill-missing)
-  3  no input file matched, or an input cannot be read
-  4  an input is not CSV (empty, header not UTF-8)
-  6  an output cannot be written (nothing is replaced)";
+fulldata_metadata.json and cleaned_metadata.json are written beside the two CSVs.";
 
 // ---------------------------------------------------------------------------------------------
 // Traffic tools: send / listen (src/tools/)
@@ -1208,10 +1161,10 @@ pub struct ListenArgs {
 pub enum ListenKind {
     /// Accept TCP connections one at a time: echo the first read back, read to the end, print
     /// one JSON line per message. Stops when the shutdown file exists.
-    #[command(after_help = LISTEN_HELP)]
+    #[command(after_help = exit::help_after(LISTEN_HELP, exit::LISTEN_HELP))]
     Tcp(TcpListenArgs),
     /// Receive UDP datagrams, one JSON line each. Stops when the shutdown file exists.
-    #[command(after_help = LISTEN_HELP)]
+    #[command(after_help = exit::help_after(LISTEN_HELP, exit::LISTEN_HELP))]
     Udp(UdpListenArgs),
 }
 
@@ -1291,27 +1244,11 @@ It counts only if owned by this user or root. STATE_DIR: /var/lib/netpipe-fast f
 $XDG_STATE_HOME/netpipe-fast or ~/.local/state/netpipe-fast (made 0700 at start); the
 original's /tmp names could be created by any user. TCP connections are served one at a time;
 one silent for --idle-timeout seconds is closed, so an idle peer cannot block the rest.
-SIGINT/SIGTERM stop it too. The last line on stderr counts the messages and bytes received.
-
-Exit codes:
-  0  stopped (shutdown file, --count, SIGINT/SIGTERM)
-  2  usage error (bad address or number)
-  3  the shutdown file exists at start
-  4  cannot bind (address in use, or a port below 1024 without root)
-  5  a receive error other than a peer resetting its connection";
+SIGINT/SIGTERM stop it too. The last line on stderr counts the messages and bytes received.";
 
 const SEND_HELP: &str = "\
 Every send prints one JSON line on stdout saying what was sent (and what came back).
-Defaults target this host only (127.0.0.1, localhost, lo).
-
-Exit codes:
-  0  sent (icmp: every request answered; arp: the reply came)
-  1  sent, but icmp requests went unanswered or no arp reply came in time
-  2  usage error (bad address, MAC or number)
-  3  cannot resolve or connect (connection refused, timeout)
-  4  no permission: icmp falls back to a ping socket, arp needs root (CAP_NET_RAW)
-  5  the send (or reading the reply) failed
-  6  no such interface, or it has no address to default to";
+Defaults target this host only (127.0.0.1, localhost, lo).";
 
 #[cfg(test)]
 mod dataset_and_tools_tests {
@@ -1598,17 +1535,7 @@ AntiNex predictions: ANTINEX_PUBLISH_ENABLED=1 and the other ANTINEX_* variables
 Spreadsheets: a cell starting with = + - @ is a formula to Excel or LibreOffice (CSV
 injection). Packet fields can hold such text (DNS names, payload text): open the CSV in a
 spreadsheet only with --csv-safe, which writes ' before such text cells. Numbers (-1, +3.5)
-are never prefixed; --csv-safe changes the text, so the CSV then differs from the original's.
-
-Exit codes:
-  0  done (end of input, STOP_FILE, STOP_AFTER_NUM, SIGINT/SIGTERM)
-  2  usage error or malformed input URL     3  input file cannot be opened
-  4  done, but some messages were rejected (see <csv>.rejected.jsonl)
-  9, 10, 11  broker unreachable, credentials refused, TLS asked for (as for read)
-  15 the CSV, archive or state cannot be written, or exists without a state to resume, or
-     the state is not trusted (not ours, a link) or records rows of a CSV that is missing
-  17 the input failed while running (the snapshots taken are kept; messages not yet in one
-     stay with the broker, or are read again from a file, at the next start)";
+are never prefixed; --csv-safe changes the text, so the CSV then differs from the original's.";
 /// `--when-full`, `--spool-dir`, `--spool-mb`: what a broker output does when the broker is
 /// slow or gone (shared by `read` and `capture`).
 #[derive(Args, Debug)]

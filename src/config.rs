@@ -62,9 +62,7 @@ Precedence: command-line flags > the file > environment variables > defaults. Un
 unknown sections and values of the wrong type are errors (exit 2), each named with its line.
 The file must be a regular file (no symbolic link), owned by you or root and not writable by
 group or others; a URL with a password in a file others can read gets a warning (use
-password-file).
-
-Exit codes of `config check`: 0 the file can be used; 2 it cannot (one line per problem).";
+password-file).";
 
 /// The largest configuration file read (a mistake such as `--config /dev/zero` ends quickly).
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;

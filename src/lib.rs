@@ -11,6 +11,7 @@ pub mod config;
 pub mod dataset;
 pub mod decode;
 pub mod encode;
+pub mod exit;
 pub mod paths;
 pub mod pipeline;
 pub mod record;

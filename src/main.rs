@@ -2,13 +2,14 @@
 
 use clap::{CommandFactory, Parser};
 use netpipe_fast::cli::{with_default_command, CaptureArgs, Cli, Command, MetricsArgs, RecordArgs};
+use netpipe_fast::exit;
 use netpipe_fast::pipeline::capture::{
     effective_filter, stop_on_signals, CaptureError, CaptureJob,
 };
 use netpipe_fast::pipeline::metrics::{self, Metrics};
 use netpipe_fast::pipeline::pcap_writer::{PcapOutConfig, PcapWriter};
 use netpipe_fast::pipeline::read::{JobError, Observe, ReadJob};
-use netpipe_fast::sink::{start_exit_code, Output, Undelivered, EXIT_UNDELIVERED};
+use netpipe_fast::sink::{start_exit_code, Output, Undelivered};
 use netpipe_fast::source::privilege::TargetUser;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             say!("netpipe-fast: --config: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::USAGE);
         }
     };
     let cli = Cli::parse_from(args);
@@ -138,24 +139,24 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
         Ok(i) => i,
         Err(e) => {
             say!("netpipe-fast: read: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::USAGE);
         }
     };
     if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         say!("netpipe-fast: read: stdin (-) can be read once");
-        return ExitCode::from(2);
+        return ExitCode::from(exit::USAGE);
     }
     let (output, pcap) = match outputs(&args.out, &args.pcap) {
         Ok(o) => o,
         Err(e) => {
             say!("netpipe-fast: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::USAGE);
         }
     };
     if let Some(expr) = &filter {
         if let Err(e) = check_filter(expr, files.first().map(|p| p.as_path())) {
             say!("netpipe-fast: {e}");
-            return ExitCode::from(7);
+            return ExitCode::from(exit::FILTER);
         }
     }
     // A file can wait for a slow broker: spool only during outages.
@@ -168,7 +169,7 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
             Ok(w) => Some(w),
             Err(e) => {
                 say!("netpipe-fast: -w {}: {e}", cfg.path.display());
-                return ExitCode::from(8);
+                return ExitCode::from(exit::OUTPUT_FAILED);
             }
         },
         None => None,
@@ -222,9 +223,9 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
     match outcome.error {
         // A broker sink that could not start says which exit code fits (9, 10, 11).
         Some(JobError::Output { error, .. }) if start_exit_code(&error).is_some() => {
-            ExitCode::from(start_exit_code(&error).unwrap_or(8))
+            ExitCode::from(start_exit_code(&error).unwrap_or(exit::OUTPUT_FAILED))
         }
-        Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
+        Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit::INTERNAL)),
         None => loss_exit(&outcome.undelivered),
     }
 }
@@ -246,7 +247,7 @@ fn list_interfaces() -> ExitCode {
         }
         Err(e) => {
             say!("netpipe-fast: cannot list the interfaces: {e}");
-            ExitCode::from(14)
+            ExitCode::from(exit::SOCKET)
         }
     }
 }
@@ -257,13 +258,13 @@ fn capture(args: CaptureArgs) -> ExitCode {
     }
     let Some(iface) = args.iface.clone() else {
         say!("netpipe-fast: capture needs an interface: -i IFACE (or CAP_DEVICE)");
-        return ExitCode::from(2);
+        return ExitCode::from(exit::USAGE);
     };
     let user_filter = match args.filter_expression() {
         Ok(f) => f,
         Err(e) => {
             say!("netpipe-fast: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::USAGE);
         }
     };
     // Looked up before any socket is opened, so a wrong name fails at once.
@@ -271,14 +272,14 @@ fn capture(args: CaptureArgs) -> ExitCode {
         Ok(u) => u,
         Err(e) => {
             say!("netpipe-fast: {e}");
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1));
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit::INTERNAL));
         }
     };
     let (output, pcap) = match outputs(&args.out, &args.pcap) {
         Ok((o, p)) => (o.with_delivery(args.out.delivery.delivery()), p),
         Err(e) => {
             say!("netpipe-fast: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::USAGE);
         }
     };
     let job = CaptureJob {
@@ -312,7 +313,7 @@ fn capture(args: CaptureArgs) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = stop_on_signals(&stop) {
         say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
-        return ExitCode::from(1);
+        return ExitCode::from(exit::INTERNAL);
     }
     let quiet = args.quiet;
     let metrics = match serve_metrics(&args.metrics, quiet) {
@@ -347,9 +348,9 @@ fn capture(args: CaptureArgs) -> ExitCode {
     }
     match outcome.error {
         Some(CaptureError::Output { error, .. }) if start_exit_code(&error).is_some() => {
-            ExitCode::from(start_exit_code(&error).unwrap_or(8))
+            ExitCode::from(start_exit_code(&error).unwrap_or(exit::OUTPUT_FAILED))
         }
-        Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
+        Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit::INTERNAL)),
         // Packets the kernel dropped are lost as surely as messages the output dropped.
         None => {
             let lines = outcome.loss_lines(&job.iface);
@@ -359,7 +360,7 @@ fn capture(args: CaptureArgs) -> ExitCode {
             if lines.is_empty() {
                 ExitCode::SUCCESS
             } else {
-                ExitCode::from(EXIT_UNDELIVERED)
+                ExitCode::from(exit::UNDELIVERED)
             }
         }
     }
@@ -370,7 +371,7 @@ fn capture(args: CaptureArgs) -> ExitCode {
 fn loss_exit(undelivered: &Undelivered) -> ExitCode {
     if undelivered.any() {
         eprintln!("netpipe-fast: {}", undelivered.line());
-        ExitCode::from(EXIT_UNDELIVERED)
+        ExitCode::from(exit::UNDELIVERED)
     } else {
         ExitCode::SUCCESS
     }
@@ -389,7 +390,7 @@ fn dataset(args: netpipe_fast::cli::DatasetArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             say!("netpipe-fast: dataset prepare: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::dataset::USAGE);
         }
     };
     match netpipe_fast::dataset::prepare::prepare(&config) {
@@ -417,7 +418,7 @@ fn dataset(args: netpipe_fast::cli::DatasetArgs) -> ExitCode {
                 say!("{}", report.summary(&config));
             }
             if report.rows_skipped > 0 {
-                ExitCode::from(5)
+                ExitCode::from(exit::dataset::ROWS_SKIPPED)
             } else {
                 ExitCode::SUCCESS
             }
@@ -461,7 +462,7 @@ fn listen(args: netpipe_fast::cli::ListenArgs) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = stop_on_signals(&stop) {
         say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
-        return ExitCode::from(1);
+        return ExitCode::from(exit::INTERNAL);
     }
     let proto = if cfg.proto == Proto::Tcp {
         "tcp"
@@ -504,7 +505,7 @@ fn replay(args: netpipe_fast::cli::ReplayArgs) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = stop_on_signals(&stop) {
         say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
-        return ExitCode::from(1);
+        return ExitCode::from(exit::INTERNAL);
     }
     let outcome = job.run(&stop);
     if let Some(e) = &outcome.error {
@@ -514,7 +515,7 @@ fn replay(args: netpipe_fast::cli::ReplayArgs) -> ExitCode {
         say!("replay: {}", outcome.summary);
     }
     match outcome.error {
-        Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
+        Some(e) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit::INTERNAL)),
         None => ExitCode::SUCCESS,
     }
 }
@@ -526,21 +527,21 @@ fn record(args: RecordArgs) -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             say!("netpipe-fast: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::USAGE);
         }
     };
     let password = match args.input_password() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("netpipe-fast: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::USAGE);
         }
     };
     let redis_group = match args.redis_group() {
         Ok(g) => g,
         Err(e) => {
             eprintln!("netpipe-fast: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::USAGE);
         }
     };
     let (csv_path, archive_path) = output_paths(
@@ -592,7 +593,7 @@ fn record(args: RecordArgs) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = stop_on_signals(&stop) {
         say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
-        return ExitCode::from(1);
+        return ExitCode::from(exit::INTERNAL);
     }
     let outcome = job.run(&stop);
     if let Some((_, e)) = &outcome.error {
@@ -621,7 +622,7 @@ fn serve_metrics(args: &MetricsArgs, quiet: bool) -> Result<Option<Arc<Metrics>>
         }
         Err(e) => {
             eprintln!("netpipe-fast: --metrics {addr}: cannot listen: {e}");
-            Err(ExitCode::from(2))
+            Err(ExitCode::from(exit::USAGE))
         }
     }
 }
@@ -657,7 +658,7 @@ fn config(args: netpipe_fast::cli::ConfigArgs) -> ExitCode {
         }
         Err(e) => {
             say!("{e}");
-            ExitCode::from(2)
+            ExitCode::from(exit::USAGE)
         }
     }
 }
@@ -675,7 +676,7 @@ fn generate(args: netpipe_fast::cli::GenerateArgs) -> ExitCode {
             }
             Err(e) => {
                 say!("netpipe-fast: generate man {}: {e}", dir.display());
-                ExitCode::from(8)
+                ExitCode::from(exit::OUTPUT_FAILED)
             }
         },
         GenerateCommand::Completions { shell } => {

@@ -2,8 +2,11 @@
 //! 830 files, many deliberately malformed) through `netpipe-fast read FILE -q`.
 //!
 //! Each file must finish within 5 seconds, without a panic or a signal, with an exit code in
-//! {0, 3, 4, 5, 6}, and with every stdout line a JSON message. Run with `--nocapture` to see
-//! the tally of exit codes.
+//! {0, 3, 4, 5, 6}, and with every stdout line a JSON message. The tally is pinned: how many
+//! files end with each exit code and how many JSON lines the whole corpus gives
+//! ([`EXPECTED_EXITS`], [`EXPECTED_JSON_LINES`]), so a file that silently stops decoding (or
+//! starts failing in an allowed way) fails the test. A change that really decodes more (a new
+//! link type) updates the pins in the same commit. Run with `--nocapture` to see the tally.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -22,6 +25,10 @@ const TIME_LIMIT: Duration = Duration::from_secs(5);
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
 const THREADS: usize = 2;
 const ALLOWED_EXIT_CODES: [i32; 5] = [0, 3, 4, 5, 6];
+/// Files per outcome over the 830 files (tcpdump's corpus as shipped in ../shared).
+const EXPECTED_EXITS: [(&str, usize); 2] = [("exit 0", 552), ("exit 6", 278)];
+/// JSON lines (one per packet) over the whole corpus.
+const EXPECTED_JSON_LINES: usize = 9373;
 const ENVELOPE_KEYS: [&str; 6] = [
     "data", "created", "source", "time_ns", "wire_len", "cap_len",
 ];
@@ -33,12 +40,15 @@ enum Outcome {
     TimedOut,
 }
 
-/// A scratch directory under the system temp dir, removed on drop.
+/// A scratch directory under target/test-scratch (no predictable name in a world-writable
+/// directory), removed on drop.
 struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> TempDir {
-        let path = std::env::temp_dir().join(format!("netpipe-fast-corpus-{}", std::process::id()));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/test-scratch")
+            .join(format!("corpus-{}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path).expect("create temp dir");
         TempDir(path)
@@ -267,4 +277,17 @@ fn tcpdump_corpus_never_hangs_panics_or_writes_bad_json() {
             shown.join("\n  ")
         );
     }
+    let want: BTreeMap<String, usize> = EXPECTED_EXITS
+        .iter()
+        .map(|(label, n)| (label.to_string(), *n))
+        .collect();
+    assert_eq!(
+        by_code, want,
+        "files per exit code changed (update EXPECTED_EXITS only if the change is meant)"
+    );
+    assert_eq!(
+        packets.load(Ordering::Relaxed),
+        EXPECTED_JSON_LINES,
+        "JSON lines over the corpus changed (update EXPECTED_JSON_LINES only if meant)"
+    );
 }

@@ -1061,13 +1061,13 @@ fn user_switch_from_ambient_capabilities_leaves_none() {
 }
 
 #[test]
-fn unknown_user_exits_15_before_opening_anything() {
+fn unknown_user_exits_18_before_opening_anything() {
     // Needs no root: the name is looked up before any socket is opened.
     let out = Command::new(BIN)
         .args(["--iface", "nope0", "--user", "no-such-user-np", "-o", "-"])
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(15), "{out:?}");
+    assert_eq!(out.status.code(), Some(18), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         stderr.trim(),

@@ -463,7 +463,7 @@ fn the_unit_runs_with_least_privilege() {
 #[test]
 fn systemd_analyze_verifies_the_unit() {
     if !harness::command_succeeds("systemd-analyze", &["--version"]) {
-        eprintln!("skipping systemd-analyze verify: systemd-analyze is not installed");
+        common::note_skip("skipping systemd-analyze verify: systemd-analyze is not installed");
         return;
     }
     let dir = TempDir::new("np-ops", "verify");

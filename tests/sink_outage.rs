@@ -99,6 +99,78 @@ fn fixture_bytes() -> Vec<u8> {
     std::fs::read(root().join(FIXTURE)).unwrap()
 }
 
+/// Seconds each copy of the fixture is moved later than the one before (a day, so even the
+/// `created` text of every message differs between copies).
+const COPY_SHIFT_SECS: u32 = 86_400;
+
+/// Copy `copy` (0, 1, 2, ...) of the fixture: every packet's time moved `copy` days later,
+/// so each copy's messages (`created`, `time_ns`) differ from every other copy's, and a
+/// spool replayed in the wrong place, or a copy delivered twice instead of another, shows.
+fn fixture_copy(copy: u32) -> Vec<u8> {
+    let mut pcap = fixture_bytes();
+    let le = match pcap[..4] {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
+        _ => panic!("{FIXTURE} is not a classic pcap"),
+    };
+    let u32_at = |b: &[u8], at: usize| {
+        let v = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        if le {
+            u32::from_le_bytes(v)
+        } else {
+            u32::from_be_bytes(v)
+        }
+    };
+    let mut at = PCAP_HEADER_BYTES;
+    let mut records = 0;
+    while at + 16 <= pcap.len() {
+        let secs = u32_at(&pcap, at) + copy * COPY_SHIFT_SECS;
+        let bytes = if le {
+            secs.to_le_bytes()
+        } else {
+            secs.to_be_bytes()
+        };
+        pcap[at..at + 4].copy_from_slice(&bytes);
+        at += 16 + u32_at(&pcap, at + 8) as usize;
+        records += 1;
+    }
+    assert_eq!(at, pcap.len(), "{FIXTURE}: records do not end at the end");
+    assert_eq!(records, FIXTURE_MESSAGES);
+    pcap
+}
+
+/// The messages `read` makes of copies `0..copies` of the fixture, in order (`args` before
+/// the file), checked to share no message between copies.
+fn expected_copies(scratch: &Scratch, copies: u32, args: &[&str]) -> Vec<Vec<Vec<u8>>> {
+    let all: Vec<Vec<Vec<u8>>> = (0..copies)
+        .map(|k| {
+            let path = scratch.path(&format!("expected-copy{k}.pcap"));
+            std::fs::write(&path, fixture_copy(k)).unwrap();
+            let mut a = args.to_vec();
+            a.push(path.to_str().unwrap());
+            let msgs = expected(&a);
+            assert_eq!(msgs.len(), FIXTURE_MESSAGES);
+            msgs
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for (k, msgs) in all.iter().enumerate() {
+        let mine: std::collections::HashSet<&Vec<u8>> = msgs.iter().collect();
+        assert!(
+            mine.iter().all(|m| !seen.contains(*m)),
+            "copy {k} repeats a message of an earlier copy"
+        );
+        seen.extend(mine);
+    }
+    all
+}
+
+/// Whether `part` is `whole` with some messages left out (order kept).
+fn is_subsequence(part: &[Vec<u8>], whole: &[Vec<u8>]) -> bool {
+    let mut w = whole.iter();
+    part.iter().all(|m| w.any(|x| x == m))
+}
+
 fn segment_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|d| {
@@ -220,20 +292,19 @@ fn redis_outage_spools_and_replays_in_order() {
             spool.to_str().unwrap(),
         ],
     );
-    let pcap = fixture_bytes();
-    feed(&fifos[0], &pcap);
+    feed(&fifos[0], &fixture_copy(0));
     wait_for("the first copy in Redis", Duration::from_secs(60), || {
         redis_len(&server, &queue) == FIXTURE_MESSAGES
     });
     server.kill();
-    feed(&fifos[1], &pcap);
+    feed(&fifos[1], &fixture_copy(1));
     wait_for(
         "the second copy in the spool",
         Duration::from_secs(60),
         || spooled_records(&spool) == FIXTURE_MESSAGES,
     );
     server.spawn();
-    feed(&fifos[2], &pcap);
+    feed(&fifos[2], &fixture_copy(2));
     let summary = wait_exit(&mut child, Duration::from_secs(120), &stderr);
 
     let total = 3 * FIXTURE_MESSAGES as u64;
@@ -247,8 +318,8 @@ fn redis_outage_spools_and_replays_in_order() {
     assert!(!summary.contains("left in the spool"), "{summary}");
     assert_eq!(segment_files(&spool), 0, "the spool was not emptied");
 
-    let one = expected(&["--redis-format", "raw", FIXTURE]);
-    let want: Vec<Vec<u8>> = (0..3).flat_map(|_| one.iter().cloned()).collect();
+    // Copy 1 (spooled) between copies 0 and 2: each copy's messages are its own.
+    let want: Vec<Vec<u8>> = expected_copies(&scratch, 3, &["--redis-format", "raw"]).concat();
     let received = redis_list(&server, &queue);
     assert_in_order_at_least_once(
         &received,
@@ -284,13 +355,12 @@ fn kill_9_while_spooling_then_the_next_start_replays_the_spool() {
     ];
     let stderr1 = scratch.path("stderr1");
     let mut child = start_reader(&fifos, &stderr1, &common_args);
-    let pcap = fixture_bytes();
-    feed(&fifos[0], &pcap);
+    feed(&fifos[0], &fixture_copy(0));
     wait_for("the first copy in Redis", Duration::from_secs(60), || {
         redis_len(&server, &queue) == FIXTURE_MESSAGES
     });
     server.kill();
-    feed(&fifos[1], &pcap);
+    feed(&fifos[1], &fixture_copy(1));
     wait_for(
         "the second copy in the spool",
         Duration::from_secs(60),
@@ -329,7 +399,7 @@ fn kill_9_while_spooling_then_the_next_start_replays_the_spool() {
     assert_eq!(count(&summary, "dropped"), 0, "{summary}");
     assert_eq!(segment_files(&spool), 0, "the spool was not emptied");
 
-    let one = expected(&["--redis-format", "raw", FIXTURE]);
+    let copies = expected_copies(&scratch, 2, &["--redis-format", "raw"]);
     let second = expected(&[
         "--redis-format",
         "raw",
@@ -338,9 +408,10 @@ fn kill_9_while_spooling_then_the_next_start_replays_the_spool() {
         "pcaps/ethernet-icmp.pcap",
     ]);
     assert!(!second.is_empty());
-    let want: Vec<Vec<u8>> = one
+    // The first run's copy 0, its spooled copy 1, then the second run's messages.
+    let want: Vec<Vec<u8>> = copies[0]
         .iter()
-        .chain(one.iter())
+        .chain(copies[1].iter())
         .chain(second.iter())
         .cloned()
         .collect();
@@ -376,10 +447,11 @@ fn when_full_drop_counts_every_drop() {
     // Open the pipe first: the reader opens it once the output has connected.
     let mut pipe = File::options().write(true).open(&fifos[0]).unwrap();
     server.pause(true);
-    let pcap = fixture_bytes();
-    pipe.write_all(&pcap).unwrap();
-    for _ in 0..2 {
-        pipe.write_all(&pcap[PCAP_HEADER_BYTES..]).unwrap();
+    // One pcap stream: copy 0 whole, then the records of copies 1 and 2.
+    pipe.write_all(&fixture_copy(0)).unwrap();
+    for k in 1..3 {
+        pipe.write_all(&fixture_copy(k)[PCAP_HEADER_BYTES..])
+            .unwrap();
     }
     drop(pipe);
     server.pause(false);
@@ -403,12 +475,11 @@ fn when_full_drop_counts_every_drop() {
         "received + dropped != read: {summary}"
     );
     assert_eq!(count(&summary, "written"), received.len() as u64);
-    // What arrived, arrived in order.
-    let one = expected(&["--redis-format", "raw", FIXTURE]);
-    let want: Vec<Vec<u8>> = (0..3).flat_map(|_| one.iter().cloned()).collect();
+    // What arrived, arrived in order, each message once.
+    let want: Vec<Vec<u8>> = expected_copies(&scratch, 3, &["--redis-format", "raw"]).concat();
     let mut w = want.iter();
     for (i, m) in received.iter().enumerate() {
-        assert!(w.any(|x| x == m), "message {i} out of order");
+        assert!(w.any(|x| x == m), "message {i} out of order or repeated");
     }
 }
 
@@ -440,15 +511,14 @@ fn when_full_drop_with_the_broker_killed_ends_with_exit_16() {
             "drop",
         ],
     );
-    let pcap = fixture_bytes();
-    feed(&fifos[0], &pcap);
+    feed(&fifos[0], &fixture_copy(0));
     // Drop mode may drop some of the first copy too (queue full on a busy machine): wait
     // for the broker to have some of it, not all.
     wait_for("the first copy in Redis", Duration::from_secs(60), || {
         redis_len(&server, &queue) > 0
     });
     server.kill();
-    feed(&fifos[1], &pcap);
+    feed(&fifos[1], &fixture_copy(1));
     // Bounded: nothing is held for a broker that is gone.
     let (code, summary) = wait_exit_code(&mut child, Duration::from_secs(30), &stderr);
     assert_eq!(code, Some(16), "{summary}");
@@ -470,11 +540,16 @@ fn when_full_drop_with_the_broker_killed_ends_with_exit_16() {
     // What Redis really holds (it kept every acknowledged write on disk): at least what was
     // acknowledged, nothing of the second copy.
     server.spawn();
-    let stored = redis_len(&server, &queue) as u64;
-    assert!(stored >= acknowledged, "{stored} stored: {summary}");
+    let stored = redis_list(&server, &queue);
     assert!(
-        stored <= FIXTURE_MESSAGES as u64,
-        "{stored} stored: {summary}"
+        stored.len() as u64 >= acknowledged,
+        "{} stored: {summary}",
+        stored.len()
+    );
+    let copies = expected_copies(&scratch, 2, &["--redis-format", "raw"]);
+    assert!(
+        is_subsequence(&stored, &copies[0]),
+        "Redis holds messages that are not of the first copy, in order: {summary}"
     );
 }
 
@@ -506,13 +581,12 @@ fn spool_full_and_messages_left_in_the_spool_exit_16() {
             "1",
         ],
     );
-    let pcap = fixture_bytes();
-    feed(&fifos[0], &pcap);
+    feed(&fifos[0], &fixture_copy(0));
     wait_for("the first copy in Redis", Duration::from_secs(60), || {
         redis_len(&server, &queue) == FIXTURE_MESSAGES
     });
     server.kill();
-    feed(&fifos[1], &pcap);
+    feed(&fifos[1], &fixture_copy(1));
     // The run waits FINISH_PATIENCE (10 s) for the broker, then leaves the rest.
     let (code, summary) = wait_exit_code(&mut child, Duration::from_secs(60), &stderr);
     assert_eq!(code, Some(16), "{summary}");
@@ -529,6 +603,17 @@ fn spool_full_and_messages_left_in_the_spool_exit_16() {
         "{summary}"
     );
     assert_eq!(spooled_records(&spool) as u64, left, "{summary}");
+    // What the spool keeps is the second copy's (the first was all in Redis), in order.
+    let copies = expected_copies(&scratch, 2, &["--redis-format", "raw"]);
+    let kept: Vec<Vec<u8>> = segment_records(&spool)
+        .into_iter()
+        .flat_map(|(_, _, records)| records.into_iter().map(|(_, m)| m))
+        .collect();
+    assert_eq!(kept.len() as u64, left);
+    assert!(
+        is_subsequence(&kept, &copies[1]),
+        "the spool holds messages that are not of the second copy, in order"
+    );
     let last = summary.lines().last().unwrap_or_default();
     assert!(
         last.contains(&format!("{dropped} message(s) dropped"))
@@ -713,8 +798,7 @@ fn rabbitmq_outage_spools_and_replays() {
     let mut run_args: Vec<&str> = vec!["--output", &url, "--spool-dir", spool.to_str().unwrap()];
     run_args.extend(args.iter().map(String::as_str));
     let mut child = start_reader(&fifos, &stderr, &run_args);
-    let pcap = fixture_bytes();
-    feed(&fifos[0], &pcap);
+    feed(&fifos[0], &fixture_copy(0));
     // The first copy confirmed: the queue holds it (rabbitmqctl counts it).
     let queue = names[0].1.clone();
     let node_name = node.node.clone();
@@ -732,7 +816,7 @@ fn rabbitmq_outage_spools_and_replays() {
         },
     );
     node.kill();
-    feed(&fifos[1], &pcap);
+    feed(&fifos[1], &fixture_copy(1));
     // At least the second copy: the queue counts messages before their confirms reach us, so
     // some of the first copy may be unconfirmed at the kill and spooled too.
     wait_for(
@@ -741,7 +825,7 @@ fn rabbitmq_outage_spools_and_replays() {
         || spooled_records(&spool) >= FIXTURE_MESSAGES,
     );
     node.spawn();
-    feed(&fifos[2], &pcap);
+    feed(&fifos[2], &fixture_copy(2));
     let summary = wait_exit(&mut child, Duration::from_secs(180), &stderr);
     let total = 3 * FIXTURE_MESSAGES as u64;
     assert_eq!(count(&summary, "written"), total, "{summary}");
@@ -771,8 +855,7 @@ fn rabbitmq_outage_spools_and_replays() {
         .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
         .filter_map(|r| r["body"].as_str().map(|b| b.as_bytes().to_vec()))
         .collect();
-    let one = expected(&[FIXTURE]);
-    let want: Vec<Vec<u8>> = (0..3).flat_map(|_| one.iter().cloned()).collect();
+    let want: Vec<Vec<u8>> = expected_copies(&scratch, 3, &[]).concat();
     assert_in_order_at_least_once(
         &received,
         &want,

@@ -32,7 +32,7 @@ fn can_plant(what: &str) -> bool {
     if std::env::var("NETPIPE_REQUIRE_LIVE").as_deref() == Ok("1") {
         panic!("{what} needs root (NETPIPE_REQUIRE_LIVE=1 requires it)");
     }
-    eprintln!("skipping {what}: not running as root");
+    common::note_skip(&format!("skipping {what}: not running as root"));
     false
 }
 

@@ -43,10 +43,6 @@ pub const DEFAULT_DROP_COLUMNS: [&str; 10] = [
     "ip_src",
 ];
 
-/// The original's label rule defaults.
-pub const DEFAULT_LABEL_NAMES: [&str; 2] = ["not_attack", "attack"];
-pub const DEFAULT_LABEL_VALUES: [i64; 2] = [0, 1];
-
 /// Row problems listed one by one; beyond this many only the count grows (the report says so).
 pub const MAX_PROBLEMS_LISTED: usize = 1000;
 
@@ -150,11 +146,12 @@ pub enum PrepareError {
 impl PrepareError {
     /// Exit codes listed in `dataset prepare --help`.
     pub fn exit_code(&self) -> u8 {
+        use crate::exit::dataset;
         match self {
-            PrepareError::Usage(_) => 2,
-            PrepareError::NoInput(_) | PrepareError::Open { .. } => 3,
-            PrepareError::NotCsv { .. } => 4,
-            PrepareError::Write { .. } => 6,
+            PrepareError::Usage(_) => dataset::USAGE,
+            PrepareError::NoInput(_) | PrepareError::Open { .. } => dataset::NO_INPUT,
+            PrepareError::NotCsv { .. } => dataset::NOT_CSV,
+            PrepareError::Write { .. } => dataset::WRITE,
         }
     }
 }

@@ -114,22 +114,23 @@ pub enum CaptureError {
 }
 
 impl CaptureError {
-    /// Process exit code: the ring's own (12 permission, 13 missing or down interface, 14
-    /// socket, 2 bad settings, 7 filter), 7 bad filter, 2 bad `--cpus`, 13/14 for a failure
-    /// while running, 8 output failure, 1 no thread.
+    /// Process exit code (from [`crate::exit`]): the ring's own (permission, missing or down
+    /// interface, socket, bad settings, filter), bad filter, bad `--cpus` (usage), missing
+    /// interface or socket for a failure while running, output failure, no thread.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            CaptureError::Ring(e) => e.exit_code(),
-            CaptureError::Filter(_) => 7,
-            CaptureError::Config(_) => 2,
+        use crate::exit;
+        i32::from(match self {
+            CaptureError::Ring(e) => return e.exit_code(),
+            CaptureError::User(e) => return e.exit_code(),
+            CaptureError::Filter(_) => exit::FILTER,
+            CaptureError::Config(_) => exit::USAGE,
             CaptureError::Capture { error, .. } => match error.raw_os_error() {
-                Some(libc::ENETDOWN) | Some(libc::ENODEV) | Some(libc::ENXIO) => 13,
-                _ => 14,
+                Some(libc::ENETDOWN) | Some(libc::ENODEV) | Some(libc::ENXIO) => exit::NO_INTERFACE,
+                _ => exit::SOCKET,
             },
-            CaptureError::Output { .. } | CaptureError::PcapOut { .. } => 8,
-            CaptureError::Thread(_) => 1,
-            CaptureError::User(e) => e.exit_code(),
-        }
+            CaptureError::Output { .. } | CaptureError::PcapOut { .. } => exit::OUTPUT_FAILED,
+            CaptureError::Thread(_) => exit::INTERNAL,
+        })
     }
 }
 

@@ -69,14 +69,16 @@ pub enum JobError {
 }
 
 impl JobError {
-    /// Process exit code: 3 unreadable input, 4 not a capture, 5 damaged capture, 6
-    /// unsupported link type, 7 bad filter, 8 output failure.
+    /// Process exit code (from [`crate::exit`]): the file's own, unsupported link type, bad
+    /// filter, output failure.
     pub fn exit_code(&self) -> i32 {
         match self {
             JobError::Read(e) => e.exit_code(),
-            JobError::UnsupportedLinkType { .. } => 6,
-            JobError::Filter { .. } => 7,
-            JobError::Output { .. } | JobError::PcapOut { .. } => 8,
+            JobError::UnsupportedLinkType { .. } => i32::from(crate::exit::LINK_TYPE),
+            JobError::Filter { .. } => i32::from(crate::exit::FILTER),
+            JobError::Output { .. } | JobError::PcapOut { .. } => {
+                i32::from(crate::exit::OUTPUT_FAILED)
+            }
         }
     }
 }

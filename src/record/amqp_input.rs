@@ -138,7 +138,7 @@ impl AmqpInput {
     ) -> Result<AmqpInput, StartError> {
         if cfg.tls {
             return Err(StartError::new(
-                11,
+                crate::exit::TLS,
                 "TLS (amqps://) is not supported by this build yet; use amqp://",
             ));
         }
@@ -147,11 +147,19 @@ impl AmqpInput {
             .thread_name("netpipe-amqp-in")
             .enable_all()
             .build()
-            .map_err(|e| StartError::new(9, format!("cannot start the AMQP runtime: {e}")))?;
+            .map_err(|e| {
+                StartError::new(
+                    crate::exit::BROKER_UNREACHABLE,
+                    format!("cannot start the AMQP runtime: {e}"),
+                )
+            })?;
         let runtime = async_rs::Runtime::tokio_with_runtime(tokio);
         let (connection, channel, consumer) =
             connect(&cfg, prefetch, &runtime).map_err(|e| match e {
-                None => StartError::new(9, format!("{}: no answer in time", cfg.describe())),
+                None => StartError::new(
+                    crate::exit::BROKER_UNREACHABLE,
+                    format!("{}: no answer in time", cfg.describe()),
+                ),
                 Some(e) => crate::sink::amqp::start_error_for_input(&cfg, e),
             })?;
         let earlier = if resumed.source == cfg.describe() {

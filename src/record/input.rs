@@ -138,7 +138,7 @@ pub fn open(
     .any(|p| url.starts_with(p));
     if options.password.is_some() && !is_broker {
         return Err(StartError::new(
-            2,
+            crate::exit::USAGE,
             format!(
                 "a password file was given, but input \"{}\" takes no password (only \
                  redis://, rediss://, amqp:// and amqps:// do)",
@@ -147,13 +147,18 @@ pub fn open(
         ));
     }
     // The sink's parsers say "output"; here the URL is the input.
-    let as_input = |e: String| StartError::new(2, e.replacen("bad output URL", "bad input URL", 1));
+    let as_input = |e: String| {
+        StartError::new(
+            crate::exit::USAGE,
+            e.replacen("bad output URL", "bad input URL", 1),
+        )
+    };
     if options.redis_group.is_some()
         && !url.starts_with("redis://")
         && !url.starts_with("rediss://")
     {
         return Err(StartError::new(
-            2,
+            crate::exit::USAGE,
             format!(
                 "--redis-mode stream needs a redis:// input, not \"{}\"",
                 crate::sink::redact(url)
@@ -178,8 +183,12 @@ pub fn open(
     }
     if let Some(path) = url.strip_prefix("file:") {
         let path = PathBuf::from(path);
-        let open_error =
-            |e: io::Error| StartError::new(3, format!("cannot open input {}: {e}", path.display()));
+        let open_error = |e: io::Error| {
+            StartError::new(
+                crate::exit::INPUT_UNREADABLE,
+                format!("cannot open input {}: {e}", path.display()),
+            )
+        };
         let mut f = File::open(&path).map_err(open_error)?;
         let meta = f.metadata().map_err(open_error)?;
         let identity = FileIdentity {
@@ -256,7 +265,7 @@ pub fn open(
         )?));
     }
     Err(StartError::new(
-        2,
+        crate::exit::USAGE,
         format!(
             "bad input \"{}\": expected redis://..., amqp://..., file:PATH or -",
             crate::sink::redact(url)
@@ -514,7 +523,7 @@ impl RedisInput {
         };
         let fail = |e: ::redis::RedisError| {
             StartError::new(
-                9,
+                crate::exit::BROKER_UNREACHABLE,
                 format!("{}: recovery failed: {e}", input_source(&source)),
             )
         };

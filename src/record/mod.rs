@@ -36,11 +36,11 @@ pub const DEFAULT_MAX_COLUMNS: usize = 4096;
 
 /// Exit code: the CSV, archive or state cannot be opened, resumed or written (also: a state
 /// file whose CSV is missing, or one not owned by this user).
-pub const EXIT_FILES: u8 = 15;
+pub const EXIT_FILES: u8 = crate::exit::RECORD_FILES;
 /// Exit code: finished, but some messages were rejected as bad input.
-pub const EXIT_REJECTED: u8 = 4;
+pub const EXIT_REJECTED: u8 = crate::exit::record::REJECTED;
 /// Exit code: the input failed while running (connection lost, read error).
-pub const EXIT_INPUT_LOST: u8 = 17;
+pub const EXIT_INPUT_LOST: u8 = crate::exit::INPUT_LOST;
 
 /// What to record and where.
 #[derive(Debug, Clone)]
@@ -119,7 +119,7 @@ impl Outcome {
         match &self.error {
             Some((code, _)) => *code,
             None if self.rejected > 0 => EXIT_REJECTED,
-            None => 0,
+            None => crate::exit::SUCCESS,
         }
     }
 
@@ -291,35 +291,31 @@ pub fn unwrap_envelope<'a>(raw: &'a [u8], body: &'a mut Vec<u8>) -> Result<&'a [
     Ok(body)
 }
 
-/// Standard base64 (padding optional, no line breaks) into `out`.
+/// Standard base64 (padding optional, no line breaks) appended to `out`; `None` (and `out`
+/// as it was) when `input` is not base64.
 pub fn base64_decode(input: &[u8], out: &mut Vec<u8>) -> Option<()> {
-    fn val(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let input = input
-        .strip_suffix(b"==")
-        .or_else(|| input.strip_suffix(b"="))
-        .unwrap_or(input);
-    if input.len() % 4 == 1 {
-        return None;
-    }
-    out.reserve(input.len() * 3 / 4);
-    for chunk in input.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= val(c)? << (18 - 6 * i);
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine;
+    // kombu pads; other writers may not. Stray low bits in the last symbol are accepted, as
+    // Python's base64.b64decode does.
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let start = out.len();
+    out.resize(start + base64::decoded_len_estimate(input.len()), 0);
+    match LENIENT.decode_slice(input, &mut out[start..]) {
+        Ok(n) => {
+            out.truncate(start + n);
+            Some(())
         }
-        let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
+        Err(_) => {
+            out.truncate(start);
+            None
+        }
     }
-    Some(())
 }
 
 /// Pending work between snapshots.

@@ -176,7 +176,12 @@ impl StreamInput {
             claimed: 0,
         };
         let source = input.source();
-        let fail = |e: String| StartError::new(9, format!("input {source}: {e}"));
+        let fail = |e: String| {
+            StartError::new(
+                crate::exit::BROKER_UNREACHABLE,
+                format!("input {source}: {e}"),
+            )
+        };
         match ::redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(&input.cfg.queue)

@@ -41,7 +41,12 @@ impl StreamInput {
             .thread_name("netpipe-rmq-stream-in")
             .enable_all()
             .build()
-            .map_err(|e| StartError::new(9, format!("cannot start the runtime: {e}")))?;
+            .map_err(|e| {
+                StartError::new(
+                    crate::exit::BROKER_UNREACHABLE,
+                    format!("cannot start the runtime: {e}"),
+                )
+            })?;
         let env = cfg
             .environment(&runtime)
             .map_err(|e| start_error(&cfg, &e))?;
@@ -86,7 +91,7 @@ impl StreamInput {
             .map_err(|e| match e {
                 ConsumerCreateError::Client(c) => start_error(&cfg, &Failure::Client(c)),
                 other => StartError::new(
-                    2,
+                    crate::exit::USAGE,
                     format!(
                         "{}: cannot read stream \"{}\": {other}",
                         cfg.describe(),
@@ -201,7 +206,7 @@ impl Input for StreamInput {
 /// `netpipe-fast-record-<stream>`).
 pub fn open(url: &str, options: &crate::sink::OutputOptions) -> Result<Box<dyn Input>, StartError> {
     let cfg = RabbitStreamConfig::parse(url, options, &options.stream)
-        .map_err(|e| StartError::new(2, e))?;
+        .map_err(|e| StartError::new(crate::exit::USAGE, e))?;
     let name = options
         .stream
         .reader_name

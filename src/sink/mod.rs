@@ -160,19 +160,19 @@ pub enum WriteError {
 }
 
 /// Exit code: the broker could not be reached at start-up (refused, unknown host, timeout).
-pub const EXIT_UNREACHABLE: u8 = 9;
+pub const EXIT_UNREACHABLE: u8 = crate::exit::BROKER_UNREACHABLE;
 /// Exit code: the broker refused the credentials at start-up.
-pub const EXIT_AUTH: u8 = 10;
+pub const EXIT_AUTH: u8 = crate::exit::BROKER_AUTH;
 /// Exit code: TLS (`rediss://`, `amqps://`, FORWARD_SSL_OPTIONS) could not start: the
 /// handshake failed (certificate not trusted, wrong host name, not a TLS port) or the
 /// certificate files could not be read.
-pub const EXIT_TLS: u8 = 11;
+pub const EXIT_TLS: u8 = crate::exit::TLS;
 /// Exit code: a malformed output URL (the usage-error code).
-pub const EXIT_BAD_URL: u8 = 2;
+pub const EXIT_BAD_URL: u8 = crate::exit::USAGE;
 /// Exit code: the output failed, or its spool directory cannot be trusted or used.
-pub const EXIT_OUTPUT_FAILED: u8 = 8;
+pub const EXIT_OUTPUT_FAILED: u8 = crate::exit::OUTPUT_FAILED;
 /// Exit code: messages were dropped or are still in the spool ([`Undelivered`]).
-pub const EXIT_UNDELIVERED: u8 = 16;
+pub const EXIT_UNDELIVERED: u8 = crate::exit::UNDELIVERED;
 
 /// Why a sink could not start. Carried inside the `io::Error` that [`Output::open`] returns;
 /// [`start_exit_code`] gets the exit code back out of it. Never holds a password.

@@ -314,6 +314,14 @@ impl Outbox {
         spool_dir: &Path,
         spool: Option<(Spool, Recovery)>,
     ) -> Result<Outbox, StartError> {
+        if delivery.when_full == WhenFull::Block {
+            // `--when-full block` holds the output in the sink itself (see
+            // `Output::with_delivery`); a delivery thread would only add a copy.
+            return Err(StartError::new(
+                EXIT_BAD_URL,
+                format!("{dest}: --when-full block takes no delivery thread"),
+            ));
+        }
         let counters = Arc::new(DeliveryCounters::default());
         let mut damaged = Vec::new();
         let spool = spool.map(|(spool, recovery)| {
@@ -455,16 +463,6 @@ impl Sink for Outbox {
         }
         let counters = Arc::clone(&self.shared.counters);
         match self.mode {
-            WhenFull::Block => {
-                // Not used for block (the sink holds by itself), but correct: wait for room.
-                match self.recycled.recv() {
-                    Ok(empty) => {
-                        let _ = self.tx.send(Msg::Batch(batch));
-                        (empty, Ok(n))
-                    }
-                    Err(_) => (batch, Err(self.failed_error())),
-                }
-            }
             WhenFull::Drop => match self.recycled.try_recv() {
                 Ok(empty) => {
                     let _ = self.tx.send(Msg::Batch(batch));
@@ -475,7 +473,8 @@ impl Sink for Outbox {
                     (batch, Ok(0))
                 }
             },
-            WhenFull::Spool => {
+            // Block never gets here: `start_with` refuses it (the sink holds by itself).
+            WhenFull::Spool | WhenFull::Block => {
                 let shared = Arc::clone(&self.shared);
                 let mut guard = loop {
                     let guard = shared.lock();
@@ -838,17 +837,6 @@ impl Delivering {
     fn write(&mut self, batch: &JsonBatch, from_spool: Option<Pos>) -> Wrote {
         let n = batch.len() as u64;
         self.unflushed = true;
-        if self.mode == WhenFull::Block {
-            // The sink holds the output and reconnects by itself.
-            return match self.sink.write_batch(batch) {
-                Ok(()) => Wrote::Ok,
-                Err(e) => {
-                    log(format_args!("{}: {e}", self.dest));
-                    add(&self.shared.counters.dropped_refused, n);
-                    Wrote::Failed
-                }
-            };
-        }
         match self.sink.try_write_batch(batch) {
             Ok(()) => {
                 self.accepted += n;
@@ -872,15 +860,6 @@ impl Delivering {
 
     /// Flushes the sink at the end (spool and drop modes: waits for the last confirms).
     fn finish_sink(&mut self) -> Wrote {
-        if self.mode == WhenFull::Block {
-            return match self.sink.flush() {
-                Ok(()) => Wrote::Ok,
-                Err(e) => {
-                    log(format_args!("{}: {e}", self.dest));
-                    Wrote::Failed
-                }
-            };
-        }
         let flushed = self.sink.try_flush();
         self.wrote_after(flushed, true)
     }
@@ -1299,5 +1278,28 @@ mod tests {
         let dir = default_spool_dir("redis-127.0.0.1-6379-0-NEW_PACKETS");
         assert!(dir.ends_with("netpipe-fast/spool/redis-127.0.0.1-6379-0-NEW_PACKETS"));
         assert!(!dir.starts_with("/tmp") && !dir.starts_with("/var/tmp"));
+    }
+
+    /// `--when-full block` holds in the sink itself: a delivery thread for it is refused at
+    /// start (so its write path has no block arm to keep correct).
+    #[test]
+    fn block_mode_takes_no_delivery_thread() {
+        let dir = unit_dir("block");
+        let broker = Arc::new(FakeBroker::default());
+        let refused = Outbox::start(
+            Box::new(FakeSink(Arc::clone(&broker))),
+            "fake".into(),
+            &Delivery {
+                when_full: WhenFull::Block,
+                ..quick()
+            },
+            &dir,
+        );
+        let Err(e) = refused else {
+            panic!("a block-mode outbox started")
+        };
+        assert_eq!(e.exit_code, EXIT_BAD_URL);
+        assert!(e.message.contains("block"), "{e}");
+        assert!(!dir.exists(), "nothing created for a refused outbox");
     }
 }

@@ -25,7 +25,7 @@ use std::ffi::CString;
 use std::fmt;
 
 /// Exit code when `--user` names no user, or the switch to it fails.
-pub const USER_EXIT_CODE: i32 = 15;
+pub const USER_EXIT_CODE: i32 = crate::exit::USER_SWITCH as i32;
 
 /// A user to switch to, resolved from its name.
 #[derive(Clone, Debug, PartialEq, Eq)]

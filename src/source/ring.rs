@@ -23,6 +23,7 @@ use super::filter::{BpfFilter, BpfInsn};
 use super::ring_sys::{self, PacketSocket, PollOutcome, TpacketReq3};
 use crate::decode::LinkType;
 use crate::encode::FrameMeta;
+use crate::exit;
 
 /// libpcap's largest snapshot length; frames are never cut shorter by default.
 pub const MAX_SNAPLEN_BYTES: u32 = 262_144;
@@ -204,16 +205,16 @@ impl RingError {
         &self.iface
     }
 
-    /// A distinct process exit code per kind (the read path uses 2..=11).
+    /// A distinct process exit code per kind (from [`crate::exit`]).
     pub fn exit_code(&self) -> i32 {
-        match self.kind {
-            RingErrorKind::Permission => 12,
-            RingErrorKind::NoSuchInterface | RingErrorKind::InterfaceDown => 13,
-            RingErrorKind::UnsupportedLinkType => 6,
-            RingErrorKind::Filter => 7,
-            RingErrorKind::Config => 2,
-            RingErrorKind::Socket => 14,
-        }
+        i32::from(match self.kind {
+            RingErrorKind::Permission => exit::PERMISSION,
+            RingErrorKind::NoSuchInterface | RingErrorKind::InterfaceDown => exit::NO_INTERFACE,
+            RingErrorKind::UnsupportedLinkType => exit::LINK_TYPE,
+            RingErrorKind::Filter => exit::FILTER,
+            RingErrorKind::Config => exit::USAGE,
+            RingErrorKind::Socket => exit::SOCKET,
+        })
     }
 }
 

@@ -52,13 +52,11 @@ pub const PACKET_FANOUT_QM: u16 = 5;
 /// flow) lands on the same ring.
 pub const PACKET_FANOUT_FLAG_DEFRAG: u16 = 0x8000;
 
+/// RX block status (`block_status`): the block belongs to the kernel / to user space.
 pub const TP_STATUS_KERNEL: u32 = 0;
 pub const TP_STATUS_USER: u32 = 1 << 0;
-pub const TP_STATUS_COPY: u32 = 1 << 1;
-pub const TP_STATUS_LOSING: u32 = 1 << 2;
 /// `tp_vlan_tci` holds the tag the kernel took out of the frame.
 pub const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
-pub const TP_STATUS_BLK_TMO: u32 = 1 << 5;
 /// `tp_vlan_tpid` holds that tag's TPID (0x8100, 0x88a8, ...).
 pub const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
 

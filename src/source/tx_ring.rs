@@ -16,7 +16,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::ring::{open_checked_socket, RingError};
-use super::ring_sys::{self, TpacketReq, TxSocket, TP_STATUS_AVAILABLE, TP_STATUS_WRONG_FORMAT};
+use super::ring_sys::{self, TpacketReq, TxSocket, TP_STATUS_WRONG_FORMAT};
 
 /// `ETH_HLEN`: the kernel refuses anything shorter (`dev_validate_header`).
 const ETH_HEADER_BYTES: usize = 14;
@@ -234,13 +234,6 @@ impl TxRing {
             self.fill(frame)?;
         }
         Ok(())
-    }
-
-    /// Slots the kernel has not given back yet (0 once every sent packet is freed).
-    pub fn busy_slots(&self) -> usize {
-        (0..self.sock.frame_count())
-            .filter(|&i| self.sock.frame_status(i) != Some(TP_STATUS_AVAILABLE))
-            .count()
     }
 }
 

@@ -26,13 +26,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Exit codes of `listen`.
-pub mod exit {
-    pub const USAGE: u8 = 2;
-    pub const HOOK_EXISTS: u8 = 3;
-    pub const BIND: u8 = 4;
-    pub const RECEIVE: u8 = 5;
-}
+/// Exit codes of `listen` (the table is in [`crate::exit::listen`]).
+pub use crate::exit::listen as exit;
 
 /// Bytes of one TCP message kept for the report; past this only the count grows (and the
 /// line says `truncated`), so a peer streaming forever cannot exhaust memory.

@@ -42,15 +42,8 @@ impl fmt::Display for ToolError {
 
 impl std::error::Error for ToolError {}
 
-/// Exit codes of `send`.
-pub mod send_exit {
-    pub const UNANSWERED: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const CONNECT: u8 = 3;
-    pub const PERMISSION: u8 = 4;
-    pub const IO: u8 = 5;
-    pub const INTERFACE: u8 = 6;
-}
+/// Exit codes of `send` (the table is in [`crate::exit::send`]).
+pub use crate::exit::send as send_exit;
 
 /// `%Y-%m-%d %H:%M:%S` (UTC) now, as the original stamped its test messages.
 pub fn now_stamp() -> String {

@@ -99,17 +99,18 @@ pub enum ReplayError {
 }
 
 impl ReplayError {
-    /// The exit codes of `capture` and `read`: 12 permission, 13 no interface or down, 14
-    /// other socket errors, 6 not Ethernet, 3/4/5 file errors.
+    /// The exit codes of `capture` and `read` ([`crate::exit`]): permission, no interface or
+    /// down, other socket errors, not Ethernet, the file errors.
     pub fn exit_code(&self) -> i32 {
+        use crate::exit;
         match self {
             ReplayError::File(e) => e.exit_code(),
             ReplayError::Ring(e) => e.exit_code(),
-            ReplayError::Send { error, .. } => match error.raw_os_error() {
-                Some(libc::ENETDOWN) | Some(libc::ENODEV) | Some(libc::ENXIO) => 13,
-                Some(libc::EPERM) | Some(libc::EACCES) => 12,
-                _ => 14,
-            },
+            ReplayError::Send { error, .. } => i32::from(match error.raw_os_error() {
+                Some(libc::ENETDOWN) | Some(libc::ENODEV) | Some(libc::ENXIO) => exit::NO_INTERFACE,
+                Some(libc::EPERM) | Some(libc::EACCES) => exit::PERMISSION,
+                _ => exit::SOCKET,
+            }),
         }
     }
 }

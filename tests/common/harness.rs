@@ -175,7 +175,9 @@ fn skip_or_fail(what: &str, why: &str) -> bool {
     if std::env::var("NETPIPE_REQUIRE_LIVE").as_deref() == Ok("1") {
         panic!("{what} cannot run: {why} (NETPIPE_REQUIRE_LIVE=1 requires it)");
     }
-    eprintln!("skipping {what}: {why} (set NETPIPE_REQUIRE_LIVE=1 to fail instead)");
+    super::note_skip(&format!(
+        "skipping {what}: {why} (set NETPIPE_REQUIRE_LIVE=1 to fail instead)"
+    ));
     false
 }
 

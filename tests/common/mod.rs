@@ -83,3 +83,20 @@ pub fn spooled_records(dir: &Path) -> usize {
     }
     n
 }
+
+/// A test that skips itself says so with `line` ("skipping WHAT: WHY") on stderr, and, when
+/// `NETPIPE_SKIP_LOG` names a file (scripts/test.sh sets it), appends the line there, so the
+/// run can count the tests that did not really run.
+pub fn note_skip(line: &str) {
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("NETPIPE_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
