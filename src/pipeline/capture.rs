@@ -357,7 +357,16 @@ impl CaptureJob {
             },
             None => None,
         };
-        let (filter, user_filter) = if any {
+        // A program the kernel would refuse (libpcap's optimiser reads a scratch cell it
+        // never wrote, e.g. `pppoes` on some link types) runs in user space, as libpcap
+        // does: every frame then comes through the ring and the workers drop the rest.
+        let refused = compiled.as_ref().and_then(|f| f.kernel_refusal());
+        if let Some(why) = refused {
+            notify(&format!(
+                "filter runs in user space: the kernel refuses the program ({why})"
+            ));
+        }
+        let (filter, user_filter) = if any || refused.is_some() {
             (None, compiled)
         } else {
             (compiled, None)

@@ -60,6 +60,7 @@ pub struct BpfFilter {
     insns: Vec<BpfInsn>,
     ops: Box<[Op]>,
     needs_kernel_metadata: bool,
+    kernel_refusal: Option<String>,
 }
 
 /// Why an expression could not become a filter: libpcap's message, or why the program it
@@ -167,6 +168,7 @@ impl BpfFilter {
             insns,
             ops: checked.ops.into_boxed_slice(),
             needs_kernel_metadata: checked.needs_kernel_metadata,
+            kernel_refusal: checked.kernel_refusal,
         })
     }
 
@@ -197,6 +199,14 @@ impl BpfFilter {
     /// rejects every frame that reaches such a load, as libpcap's own interpreter does.
     pub fn needs_kernel_metadata(&self) -> bool {
         self.needs_kernel_metadata
+    }
+
+    /// Why the kernel's checker (`check_load_and_stores`) would refuse the program, if it
+    /// would: a scratch cell read on a path where it was never written. Such a program runs
+    /// here (cells start at 0, as in libpcap's interpreter); live capture then filters in user
+    /// space instead of attaching it, as libpcap does.
+    pub fn kernel_refusal(&self) -> Option<&str> {
+        self.kernel_refusal.as_deref()
     }
 }
 
@@ -381,6 +391,8 @@ enum Op {
 struct Checked {
     ops: Vec<Op>,
     needs_kernel_metadata: bool,
+    /// Why the kernel would refuse the program although it is safe to run here.
+    kernel_refusal: Option<String>,
 }
 
 /// Decodes a program and applies the kernel's admission rules (`bpf_check_classic` and
@@ -509,10 +521,15 @@ fn check(insns: &[BpfInsn]) -> Result<Checked, String> {
     if !matches!(ops.last(), Some(Op::RetK(_) | Op::RetA)) {
         return Err("the last instruction does not return".into());
     }
-    check_scratch_init(&ops)?;
+    // A scratch cell read before any write is the one rule that guards the kernel, not
+    // memory safety: our interpreter (like libpcap's `bpf_filter`) starts with every cell at
+    // 0. libpcap's optimiser does emit such programs (`pppoes` on radiotap), and tcpdump then
+    // filters in user space, so the program is kept and only marked.
+    let kernel_refusal = check_scratch_init(&ops).err();
     Ok(Checked {
         ops,
         needs_kernel_metadata,
+        kernel_refusal,
     })
 }
 
@@ -1023,20 +1040,24 @@ mod tests {
     }
 
     #[test]
-    fn checker_refuses_reads_of_unwritten_scratch() {
+    fn unwritten_scratch_reads_are_kept_but_marked_for_the_kernel() {
         let ret1 = insn(RET, 0, 0, 1);
-        let why = rejected(&[insn(LD | W | MEM, 0, 0, 3), ret1]);
+        let f = prog(&[insn(LD | W | MEM, 0, 0, 3), insn(RET | RVAL_A, 0, 0, 0)]);
+        let why = f.kernel_refusal().unwrap_or_default();
         assert!(why.contains("before it is written"), "{why}");
+        // Cells start at 0, as in libpcap's interpreter: A = M[3] = 0, so no match.
+        assert!(!f.matches(&[0u8; 60], 60));
         // Written on the taken path only.
-        let why = rejected(&[
+        let f = prog(&[
             insn(JMP | JEQ, 0, 1, 0),
             insn(ST, 0, 0, 3),
             insn(LDX | W | MEM, 0, 0, 3),
             ret1,
         ]);
+        let why = f.kernel_refusal().unwrap_or_default();
         assert!(why.contains("before it is written"), "{why}");
         // Written on both paths: fine. Unreachable code reading memory is fine too.
-        prog(&[
+        let f = prog(&[
             insn(JMP | JEQ, 0, 2, 0),
             insn(ST, 0, 0, 3),
             insn(JMP | JA, 0, 0, 1),
@@ -1046,6 +1067,7 @@ mod tests {
             insn(LD | W | MEM, 0, 0, 9),
             ret1,
         ]);
+        assert_eq!(f.kernel_refusal(), None);
     }
 
     #[test]
