@@ -375,3 +375,106 @@ fn password_file_keeps_the_secret_out_of_argv_for_output_and_record() {
     assert!(out.status.success(), "{out:?}");
     delete_stream(&stream);
 }
+
+/// `JsonBatch::partition` hashes flows once issue 10's flow hashes are in the batch (branch
+/// `partitions`, H4). Until then every message goes to partition 0 and the spread check below
+/// is off. // H4 stub: set to true when merging the flow hashes.
+const FLOW_HASHES: bool = false;
+
+/// Reads a whole stream with kombu: one more message than it can hold is asked for, so the
+/// read ends at the timeout with exactly what is there.
+fn kombu_read_all(stream: &str) -> Vec<Vec<u8>> {
+    let python = common::root().join("target/kombu-venv/bin/python");
+    let out = Command::new(python)
+        .arg(common::root().join("tests/kombu/consume_stream.py"))
+        .args(["--url", AMQP_URL, "--stream", stream, "--count"])
+        .arg((FIXTURE_MESSAGES + 1).to_string())
+        .args(["--timeout", "15"])
+        .output()
+        .expect("kombu venv (target/kombu-venv, made by scripts/test.sh)");
+    lines(&out.stdout)
+}
+
+/// `--partitions 3`: streams `<queue>-0..2`, one deduplicating producer each. Every message
+/// is in exactly one partition, once; each partition keeps the capture's order; both
+/// directions of a flow (one community id) are in one partition. Read back by kombu and by
+/// our `record`, which must agree.
+#[test]
+fn partitions_every_message_once_in_order_and_flows_whole() {
+    const N: usize = 3;
+    let base = unique("stream_parts");
+    let out = bin()
+        .args(["read", "-r", FIXTURE, "-o", STREAM_URL, "--queue", &base])
+        .args(["--producer-name", &base, "--partitions", &N.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "publish failed: {stderr}");
+    assert!(
+        stderr.contains(&format!("{FIXTURE_MESSAGES} confirmed")),
+        "{stderr}"
+    );
+    let want = expected(&["-r", FIXTURE]);
+    let position: std::collections::HashMap<&[u8], usize> = want
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.as_slice(), i))
+        .collect();
+    assert_eq!(position.len(), want.len(), "the fixture has repeated lines");
+    let mut seen = vec![None; want.len()];
+    let mut flows: std::collections::HashMap<String, usize> = Default::default();
+    let mut used = 0;
+    let dir = common::harness::TempDir::new("stream-parts", "record");
+    for p in 0..N {
+        let stream = format!("{base}-{p}");
+        let got = kombu_read_all(&stream);
+        used += usize::from(!got.is_empty());
+        let mut last = None;
+        for m in &got {
+            let &at = position
+                .get(m.as_slice())
+                .unwrap_or_else(|| panic!("partition {p}: a message no one published"));
+            assert!(seen[at].is_none(), "message {at} stored twice");
+            seen[at] = Some(p);
+            assert!(last < Some(at), "partition {p}: out of the capture's order");
+            last = Some(at);
+            let v: serde_json::Value = serde_json::from_slice(m).unwrap();
+            if let Some(id) = v["community_id"].as_str() {
+                let first = *flows.entry(id.to_string()).or_insert(p);
+                assert_eq!(first, p, "flow {id} split over partitions {first} and {p}");
+            }
+        }
+        if got.is_empty() {
+            continue;
+        }
+        // Our recorder reads the same partition, in the same order.
+        let archive = dir.path(&format!("{p}.json"));
+        let rec = bin()
+            .args(["record", "--input", STREAM_URL, "--queue", &stream])
+            .args(["--reader-name", &unique("parts"), "--stop-after-num"])
+            .arg(got.len().to_string())
+            .arg("--output-csv")
+            .arg(dir.path(&format!("{p}.csv")))
+            .arg("--archive-json")
+            .arg(&archive)
+            .output()
+            .unwrap();
+        assert!(rec.status.success(), "record of {stream} failed: {rec:?}");
+        let from_kombu: Vec<serde_json::Value> = got
+            .iter()
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert!(
+            archived(&archive) == from_kombu,
+            "record and kombu disagree on {stream}"
+        );
+    }
+    let missing = seen.iter().filter(|s| s.is_none()).count();
+    assert_eq!(missing, 0, "{missing} message(s) in no partition");
+    if FLOW_HASHES {
+        assert!(used > 1, "every message went to one partition");
+    }
+    for p in 0..N {
+        delete_stream(&format!("{base}-{p}"));
+    }
+}

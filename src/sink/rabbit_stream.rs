@@ -206,6 +206,13 @@ impl RabbitStreamConfig {
         if let Err(e) = super::tls::server_name(&self.host) {
             return fail(e);
         }
+        if self.ssl.cert_reqs == CertReqs::None && self.ssl.certfile.is_some() {
+            return fail(
+                "with cert_reqs CERT_NONE the stream client sends no client certificate; give \
+                 ca_certs and CERT_REQUIRED to use certfile"
+                    .into(),
+            );
+        }
         if self.ssl.cert_reqs != CertReqs::None && self.ssl.ca_certs.is_none() {
             return fail(
                 "rabbitmq-stream+tls:// needs ca_certs in the SSL options (its client cannot \
@@ -332,6 +339,22 @@ pub(crate) fn start_error(cfg: &RabbitStreamConfig, e: &Failure) -> StartError {
         },
         Failure::Client(ClientError::Io(io)) if cfg.tls && is_tls_io(io) => {
             StartError::new(EXIT_TLS, format!("{dest}: TLS failed: {io}"))
+        }
+        // A server that closes on the ClientHello is most likely not speaking TLS there.
+        Failure::Client(ClientError::Io(io))
+            if cfg.tls
+                && matches!(
+                    io.kind(),
+                    io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+                ) =>
+        {
+            StartError::new(
+                EXIT_TLS,
+                format!(
+                    "{dest}: TLS failed: the server closed the connection during the handshake \
+                     ({io}); is it a TLS port?"
+                ),
+            )
         }
         Failure::Create(why) => StartError::new(EXIT_BAD_URL, format!("{dest}: {why}")),
         Failure::TlsSetup(why) => {
