@@ -430,7 +430,9 @@ impl TlsRabbit {
         let mut child = Command::new(server)
             .env(
                 "RABBITMQ_NODENAME",
-                format!("npf-tls-{}@localhost", std::process::id()),
+                // Unique per node: the tests of this file run at the same time, and two nodes
+                // of one name cannot both start.
+                format!("{}@localhost", unique("npf-tls")),
             )
             .env("RABBITMQ_DIST_PORT", dist_port.to_string())
             .env("RABBITMQ_CONFIG_FILE", dir.0.join("rabbitmq.conf"))

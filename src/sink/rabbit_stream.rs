@@ -15,8 +15,24 @@
 //! the delivery thread sends them again (from its spool, oldest first) the sink recognises
 //! them by their bytes and gives them the same ids again.
 //!
+//! Publishing: through the client's low-level connection (`Client::publish`), with a confirm
+//! handler of our own. The client's `Producer` keeps a boxed callback per message in a
+//! concurrent map and copies every body twice more; here a batch's messages are built once
+//! (shared with the copy kept for resending) and the handler only moves a per-partition count
+//! of confirmed ids, in send order ([`LaneTrack`]). Up to [`WINDOW_BATCHES`] batches are in
+//! flight; a batch counts as delivered (`published`) only once every message in it is
+//! confirmed, and messages are counted in the order they were written, so the delivery layer
+//! can trust the count to delete what it replayed from its spool.
+//!
+//! Partitions (`--partitions N`, N > 1): stream `<queue>-<i>` and producer
+//! `<producer-name>-<i>` for partition i, chosen per message by `JsonBatch::partition` (the
+//! flow hash: both directions of a flow in one partition, in order). Each stream's leader gets
+//! one connection, with one publisher id per partition it leads.
+//!
 //! The client (rabbitmq-stream-client, pinned in Cargo.toml) is async; as in the AMQP sink the
-//! sink owns a one-worker Tokio runtime and the publisher thread blocks on it.
+//! sink owns a one-worker Tokio runtime (which also runs the confirm handler) and the
+//! publisher thread blocks on it only to write frames; it waits for confirms on a condition
+//! variable.
 
 use super::redis::Secret;
 use super::tls::{CertReqs, SslOptions};
