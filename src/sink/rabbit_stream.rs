@@ -1207,6 +1207,94 @@ mod tests {
     }
 
     #[test]
+    fn confirms_count_in_send_order_even_when_they_come_out_of_order() {
+        let mut lane = LaneTrack::default();
+        for id in [7, 8, 9, 20, 21] {
+            lane.waiting.push_back(id);
+            lane.pushed += 1;
+        }
+        lane.confirm(8);
+        lane.confirm(20);
+        assert_eq!(lane.confirmed, 0, "7 is not confirmed yet");
+        lane.confirm(7);
+        assert_eq!(lane.confirmed, 2);
+        lane.confirm(9);
+        assert_eq!(lane.confirmed, 4);
+        lane.confirm(21);
+        assert_eq!(lane.confirmed, 5);
+        assert!(lane.waiting.is_empty() && lane.early.is_empty());
+    }
+
+    fn out(lane: u16, id: u64) -> Out {
+        Out {
+            message: Message::builder().body(vec![b'x']).build(),
+            lane,
+            id,
+        }
+    }
+
+    #[test]
+    fn a_batch_counts_in_order_and_retires_only_when_every_partition_confirmed_it() {
+        // Two partitions; batch 1 = (p0, p1, p0), batch 2 = (p1).
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        in_flight.push_back(InFlight {
+            out: vec![out(0, 1), out(1, 1), out(0, 2)],
+            ordinals: vec![0, 0, 1],
+            done: 0,
+        });
+        in_flight.push_back(InFlight {
+            out: vec![out(1, 2)],
+            ordinals: vec![1],
+            done: 0,
+        });
+        let counters = SinkCounters::default();
+        let mut t = Track::default();
+        t.lanes = vec![LaneTrack::default(), LaneTrack::default()];
+        // Partition 1 confirmed everything, partition 0 nothing: nothing counts yet, since
+        // the first message of the window is not confirmed.
+        t.lanes[1].confirmed = 2;
+        RabbitStreamSink::advance(&mut in_flight, &t, &counters);
+        assert_eq!((counters.published(), in_flight.len()), (0, 2));
+        t.lanes[0].confirmed = 1;
+        RabbitStreamSink::advance(&mut in_flight, &t, &counters);
+        assert_eq!((counters.published(), in_flight[0].done), (2, 2));
+        t.lanes[0].confirmed = 2;
+        RabbitStreamSink::advance(&mut in_flight, &t, &counters);
+        assert_eq!((counters.published(), in_flight.len()), (4, 0));
+    }
+
+    #[test]
+    fn partitions_name_streams_and_producers() {
+        let options = OutputOptions {
+            queue: "pk".into(),
+            partitions: 3,
+            ..OutputOptions::default()
+        };
+        let stream = StreamOptions {
+            producer_name: Some("cap".into()),
+            ..StreamOptions::default()
+        };
+        let c = RabbitStreamConfig::parse("rabbitmq-stream://h", &options, &stream).unwrap();
+        let names: Vec<String> = c.lanes().into_iter().map(|(s, p)| s + "/" + &p).collect();
+        assert_eq!(names, ["pk-0/cap-0", "pk-1/cap-1", "pk-2/cap-2"]);
+        let one = RabbitStreamConfig::parse(
+            "rabbitmq-stream://h",
+            &OutputOptions {
+                queue: "pk".into(),
+                ..OutputOptions::default()
+            },
+            &stream,
+        )
+        .unwrap();
+        assert_eq!(one.lanes(), [("pk".to_string(), "cap".to_string())]);
+        let too_many = OutputOptions {
+            partitions: 257,
+            ..OutputOptions::default()
+        };
+        assert!(RabbitStreamConfig::parse("rabbitmq-stream://h", &too_many, &stream).is_err());
+    }
+
+    #[test]
     fn empty_producer_name_is_refused() {
         let opts = StreamOptions {
             producer_name: Some(String::new()),
