@@ -1248,8 +1248,10 @@ mod tests {
             done: 0,
         });
         let counters = SinkCounters::default();
-        let mut t = Track::default();
-        t.lanes = vec![LaneTrack::default(), LaneTrack::default()];
+        let mut t = Track {
+            lanes: vec![LaneTrack::default(), LaneTrack::default()],
+            ..Track::default()
+        };
         // Partition 1 confirmed everything, partition 0 nothing: nothing counts yet, since
         // the first message of the window is not confirmed.
         t.lanes[1].confirmed = 2;
