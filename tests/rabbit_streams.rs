@@ -112,6 +112,17 @@ fn restarted_stream_recorder_resumes_from_its_stored_offset() {
     let stream = unique("stream_record");
     let out = publish(&stream, &stream);
     assert!(out.status.success(), "publish failed: {out:?}");
+    // The stream holds exactly the capture (so a mismatch below is the recorder's).
+    let whole = kombu_read_all(&stream);
+    assert_eq!(
+        whole.len(),
+        FIXTURE_MESSAGES,
+        "the stream holds another count"
+    );
+    assert!(
+        whole == expected(&["-r", FIXTURE]),
+        "the stream is not the capture"
+    );
     let dir = common::harness::TempDir::new("stream-record", "resume");
     let reader = unique("reader");
     let mut got = Vec::new();

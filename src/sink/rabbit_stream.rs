@@ -895,7 +895,10 @@ fn open_link(
     tracker: &Arc<Tracker>,
 ) -> Result<(Link, Vec<u64>), Failure> {
     let generation = tracker.next_generation(lanes.len());
-    let timeout = cfg.connect_timeout;
+    // Creating a replicated stream takes a while on a cluster: more time for more partitions.
+    let timeout = cfg
+        .connect_timeout
+        .saturating_mul(1 + u32::try_from(lanes.len() / 4).unwrap_or(u32::MAX));
     let mut opened: Vec<Client> = Vec::new();
     let work = async {
         let first = cfg.client(&cfg.host, cfg.port).await?;
