@@ -29,6 +29,8 @@
 #
 # Usage:  scripts/bench-publish.sh                 RUNS=5 by default
 #         RUNS=3 BIG_MB=100 AMQP_MB=20 KOMBU_COUNT=2000 scripts/bench-publish.sh
+#         SECTIONS="amqp stream" scripts/bench-publish.sh   (only those parts; default all three:
+#         redis amqp stream; stream's ratio needs amqp in the same run)
 # Needs: a release build (cargo build --release), redis-server, redis-benchmark,
 # rabbitmq-server, python3, target/kombu-venv (scripts/test.sh makes it).
 set -euo pipefail
@@ -36,6 +38,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 RUNS=${RUNS:-5}
+SECTIONS=${SECTIONS:-redis amqp stream}
+want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 BIG_MB=${BIG_MB:-100}
 AMQP_MB=${AMQP_MB:-20}
 KOMBU_COUNT=${KOMBU_COUNT:-2000}
@@ -194,6 +198,7 @@ record_stream() {
 
 for run in $(seq 1 "$RUNS"); do
   echo "==> run $run of $RUNS"
+  if want redis; then
   R flushall >/dev/null
   redis-benchmark -p "$rport" -t lpush -d 400 -P 64 -n "$BENCH_N" -q --csv |
     awk -F'"' '/LPUSH/ {printf "%.0f - - -\n", $4}' >>"$work/redis_benchmark"
@@ -227,7 +232,9 @@ for run in $(seq 1 "$RUNS"); do
     "$work/time" >>"$work/record_stream_cpu"
   rm -rf "$work/recording"
   R flushall >/dev/null
+  fi
 
+  if want amqp; then
   amqp_drop
   run_netpipe amqp_confirms "$work/amqp.pcap" "$amqp_n" "$beam_pid" amqp_count -- \
     -o "$amqp_url" --queue "$Q" --exchange "$Q" --routing-key "$Q"
@@ -240,13 +247,17 @@ for run in $(seq 1 "$RUNS"); do
     --routing-key "$Q" | python3 -c 'import json,sys; print("%.0f - - -" % json.load(sys.stdin)["rate"])' \
     >>"$work/amqp_original"
   amqp_drop
+  fi
 
+  if want stream; then
   run_netpipe stream_confirms "$work/amqp.pcap" "$amqp_n" "$beam_pid" stream_count -- \
     -o "$stream_url" --queue "${Q}_stream_$run" --producer-name "bench-$run"
   record_stream "$run"
+  fi
 done
 
 med() {
+  [ -f "$work/$1" ] || { echo -; return; }
   if grep -q -- ' -' "$work/$1"; then [ "$2" = 1 ] && cut -d' ' -f1 "$work/$1" | median || echo -; else cut -d' ' -f"$2" "$work/$1" | median; fi
 }
 all() { cut -d' ' -f1 "$work/$1" | tr '\n' ' '; }
@@ -255,10 +266,17 @@ echo "== medians of $RUNS runs ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores
 printf '%-18s %10s %8s %12s %12s   %s\n' "what" "msg/s" "broker" "broker µs/msg" "ours µs/msg" "all runs (msg/s)"
 for name in redis_benchmark redis_raw redis_kombu redis_original redis_benchmark_xadd redis_stream \
   record_stream_cpu amqp_confirms amqp_no_confirms amqp_original stream_confirms stream_record; do
+  [ -f "$work/$name" ] || continue
   printf '%-18s %10s %7s%% %12s %12s   %s\n' "$name" "$(med "$name" 1)" "$(med "$name" 2)" \
     "$(med "$name" 3)" "$(med "$name" 4)" "$(all "$name")"
 done
-ratio() { awk -v a="$(med "$1" 1)" -v b="$(med "$2" 1)" 'BEGIN {printf "%.2f", a / b}'; }
+ratio() {
+  if [ -f "$work/$1" ] && [ -f "$work/$2" ]; then
+    awk -v a="$(med "$1" 1)" -v b="$(med "$2" 1)" 'BEGIN {printf "%.2f", a / b}'
+  else
+    echo "- (not measured)"
+  fi
+}
 echo
 echo "ratios (medians):"
 echo "  redis raw   / redis-benchmark LPUSH ops/s : $(ratio redis_raw redis_benchmark)"

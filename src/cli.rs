@@ -613,6 +613,10 @@ pub struct OutputArgs {
     /// [default: netpipe-fast-<host name>-<queue>].
     #[arg(long, value_name = "NAME")]
     pub producer_name: Option<String>,
+    /// rabbitmq-stream://: spread the messages over N streams <queue>-0 .. <queue>-(N-1) by
+    /// flow hash (both directions of a flow in one), producer <producer-name>-<i> on each.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub partitions: u16, // H4 stub
     #[command(flatten)]
     pub delivery: DeliveryArgs,
 }
@@ -659,6 +663,7 @@ impl OutputArgs {
                 producer_name: self.producer_name.clone(),
                 ..Default::default()
             },
+            partitions: self.partitions, // H4 stub
         })
     }
 }

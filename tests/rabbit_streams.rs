@@ -112,6 +112,17 @@ fn restarted_stream_recorder_resumes_from_its_stored_offset() {
     let stream = unique("stream_record");
     let out = publish(&stream, &stream);
     assert!(out.status.success(), "publish failed: {out:?}");
+    // The stream holds exactly the capture (so a mismatch below is the recorder's).
+    let whole = kombu_read_all(&stream);
+    assert_eq!(
+        whole.len(),
+        FIXTURE_MESSAGES,
+        "the stream holds another count"
+    );
+    assert!(
+        whole == expected(&["-r", FIXTURE]),
+        "the stream is not the capture"
+    );
     let dir = common::harness::TempDir::new("stream-record", "resume");
     let reader = unique("reader");
     let mut got = Vec::new();
@@ -374,4 +385,198 @@ fn password_file_keeps_the_secret_out_of_argv_for_output_and_record() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     delete_stream(&stream);
+}
+
+/// `JsonBatch::partition` hashes flows once issue 10's flow hashes are in the batch (branch
+/// `partitions`, H4). Until then every message goes to partition 0 and the spread check below
+/// is off. // H4 stub: set to true when merging the flow hashes.
+const FLOW_HASHES: bool = false;
+
+/// Reads a whole stream with kombu: one more message than it can hold is asked for, so the
+/// read ends at the timeout with exactly what is there.
+fn kombu_read_all(stream: &str) -> Vec<Vec<u8>> {
+    let python = common::root().join("target/kombu-venv/bin/python");
+    let out = Command::new(python)
+        .arg(common::root().join("tests/kombu/consume_stream.py"))
+        .args(["--url", AMQP_URL, "--stream", stream, "--count"])
+        .arg((FIXTURE_MESSAGES + 1).to_string())
+        .args(["--timeout", "15"])
+        .output()
+        .expect("kombu venv (target/kombu-venv, made by scripts/test.sh)");
+    lines(&out.stdout)
+}
+
+/// `--partitions 3`: streams `<queue>-0..2`, one deduplicating producer each. Every message
+/// is in exactly one partition, once; each partition keeps the capture's order; both
+/// directions of a flow (one community id) are in one partition. Read back by kombu and by
+/// our `record`, which must agree.
+#[test]
+fn partitions_every_message_once_in_order_and_flows_whole() {
+    const N: usize = 3;
+    let base = unique("stream_parts");
+    let out = bin()
+        .args(["read", "-r", FIXTURE, "-o", STREAM_URL, "--queue", &base])
+        .args(["--producer-name", &base, "--partitions", &N.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "publish failed: {stderr}");
+    assert!(
+        stderr.contains(&format!("{FIXTURE_MESSAGES} confirmed")),
+        "{stderr}"
+    );
+    let want = expected(&["-r", FIXTURE]);
+    let position: std::collections::HashMap<&[u8], usize> = want
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.as_slice(), i))
+        .collect();
+    assert_eq!(position.len(), want.len(), "the fixture has repeated lines");
+    let mut seen = vec![None; want.len()];
+    let mut flows: std::collections::HashMap<String, usize> = Default::default();
+    let mut used = 0;
+    let dir = common::harness::TempDir::new("stream-parts", "record");
+    for p in 0..N {
+        let stream = format!("{base}-{p}");
+        let got = kombu_read_all(&stream);
+        used += usize::from(!got.is_empty());
+        let mut last = None;
+        for m in &got {
+            let &at = position
+                .get(m.as_slice())
+                .unwrap_or_else(|| panic!("partition {p}: a message no one published"));
+            assert!(seen[at].is_none(), "message {at} stored twice");
+            seen[at] = Some(p);
+            assert!(last < Some(at), "partition {p}: out of the capture's order");
+            last = Some(at);
+            let v: serde_json::Value = serde_json::from_slice(m).unwrap();
+            if let Some(id) = v["community_id"].as_str() {
+                let first = *flows.entry(id.to_string()).or_insert(p);
+                assert_eq!(first, p, "flow {id} split over partitions {first} and {p}");
+            }
+        }
+        if got.is_empty() {
+            continue;
+        }
+        // Our recorder reads the same partition, in the same order.
+        let archive = dir.path(&format!("{p}.json"));
+        let rec = bin()
+            .args(["record", "--input", STREAM_URL, "--queue", &stream])
+            .args(["--reader-name", &unique("parts"), "--stop-after-num"])
+            .arg(got.len().to_string())
+            .arg("--output-csv")
+            .arg(dir.path(&format!("{p}.csv")))
+            .arg("--archive-json")
+            .arg(&archive)
+            .output()
+            .unwrap();
+        assert!(rec.status.success(), "record of {stream} failed: {rec:?}");
+        let from_kombu: Vec<serde_json::Value> = got
+            .iter()
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert!(
+            archived(&archive) == from_kombu,
+            "record and kombu disagree on {stream}"
+        );
+    }
+    let missing = seen.iter().filter(|s| s.is_none()).count();
+    assert_eq!(missing, 0, "{missing} message(s) in no partition");
+    if FLOW_HASHES {
+        assert!(used > 1, "every message went to one partition");
+    }
+    for p in 0..N {
+        delete_stream(&format!("{base}-{p}"));
+    }
+}
+
+/// `--when-full block`: no spool, the sink itself holds the output. A private node is killed
+/// with SIGKILL while up to 8 batches are in flight and started again; the sink reconnects,
+/// sends every unconfirmed message again with its publishing id, and the broker keeps each
+/// message once: kombu reads back exactly the capture, in order.
+#[test]
+fn block_mode_node_killed_mid_stream_resends_in_flight_batches_without_duplicates() {
+    use common::brokers::PrivateRabbit;
+    use std::io::Write;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut node = PrivateRabbit::start_node(
+        "stream_block",
+        &format!("{}@localhost", unique("npf-block")),
+        true,
+    );
+    let stream = unique("block_stream");
+    let bytes = std::fs::read(common::root().join(FIXTURE)).unwrap();
+    let (header, records) = pcap_records(&bytes);
+    let url = format!(
+        "rabbitmq-stream://guest:guest@127.0.0.1:{}",
+        node.stream_port
+    );
+    let mut child = bin()
+        .args(["read", "-r", "-", "-o", &url, "--queue", &stream])
+        .args(["--producer-name", &stream, "--when-full", "block"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&header).unwrap();
+    let half = records.len() / 2;
+    for r in &records[..half] {
+        stdin.write_all(r).unwrap();
+    }
+    stdin.flush().unwrap();
+    let stored = || -> u64 {
+        let text = node.ctl(&["list_queues", "-q", "name", "messages"]);
+        text.lines()
+            .find(|l| l.starts_with(&stream))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    common::brokers::wait_for("the first messages", Duration::from_secs(60), || {
+        stored() > 0
+    });
+    node.kill();
+    // The rest goes into the pipe while the node is down: the sink holds it (block mode).
+    let feeder = std::thread::spawn(move || {
+        for r in &records[half..] {
+            if stdin.write_all(r).is_err() {
+                return;
+            }
+        }
+    });
+    node.spawn();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the publisher did not finish");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    feeder.join().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "publisher failed: {status:?}\n{stderr}");
+    assert!(
+        stderr.contains("reconnected after"),
+        "no reconnect: {stderr}"
+    );
+    eprintln!("publisher: {stderr}");
+    let python = common::root().join("target/kombu-venv/bin/python");
+    let out = Command::new(python)
+        .arg(common::root().join("tests/kombu/consume_stream.py"))
+        .arg("--url")
+        .arg(format!("amqp://guest:guest@127.0.0.1:{}//", node.port))
+        .args(["--stream", &stream, "--count"])
+        .arg((FIXTURE_MESSAGES + 1).to_string())
+        .args(["--timeout", "20"])
+        .output()
+        .unwrap();
+    let got = lines(&out.stdout);
+    let want = expected(&["-r", FIXTURE]);
+    assert_eq!(got.len(), want.len(), "publisher said:\n{stderr}");
+    assert!(got == want, "messages out of order or changed");
 }

@@ -364,19 +364,32 @@ const RABBIT_USER: &str = "npf";
 const RABBIT_PASSWORD: &str = "tls-amqp-s3cret";
 
 /// A RabbitMQ node of this test alone: its own node name, ports, database and logs, no
-/// plugins (the shared node's management port stays untouched). Stopped with SIGTERM.
+/// plugins but, when asked, the stream plugin with a TLS stream listener and a plain one of its
+/// own (the shared node's management and stream ports stay untouched). Stopped with SIGTERM.
 struct TlsRabbit {
     child: Child,
     dir: TempDir,
     tls_port: u16,
     plain_port: u16,
+    /// The stream protocol's TLS and plain ports (0 without the stream plugin).
+    stream_tls_port: u16,
+    stream_plain_port: u16,
 }
 
 impl TlsRabbit {
     fn start(pki: &Pki) -> TlsRabbit {
+        TlsRabbit::start_with(pki, false)
+    }
+
+    fn start_with(pki: &Pki, streams: bool) -> TlsRabbit {
         let dir = TempDir::new("tls_rabbit");
         let (tls_port, plain_port, dist_port) = (free_port(), free_port(), free_port());
-        let conf = format!(
+        let (stream_tls_port, stream_plain_port) = if streams {
+            (free_port(), free_port())
+        } else {
+            (0, 0)
+        };
+        let mut conf = format!(
             "listeners.tcp.default = 127.0.0.1:{plain_port}\n\
              listeners.ssl.default = 127.0.0.1:{tls_port}\n\
              ssl_options.cacertfile = {}\n\
@@ -390,8 +403,22 @@ impl TlsRabbit {
             pki.path("server.pem"),
             pki.path("server.key"),
         );
+        if streams {
+            // The TLS stream listener uses the node's ssl_options (client certificate required
+            // too); the advertised host is the one the certificate names.
+            conf.push_str(&format!(
+                "stream.listeners.tcp.default = 127.0.0.1:{stream_plain_port}\n\
+                 stream.listeners.ssl.default = 127.0.0.1:{stream_tls_port}\n\
+                 stream.advertised_host = 127.0.0.1\n"
+            ));
+        }
         std::fs::write(dir.0.join("rabbitmq.conf"), conf).unwrap();
-        std::fs::write(dir.0.join("enabled_plugins"), "[].\n").unwrap();
+        let plugins = if streams {
+            "[rabbitmq_stream].\n"
+        } else {
+            "[].\n"
+        };
+        std::fs::write(dir.0.join("enabled_plugins"), plugins).unwrap();
         // The package's wrapper in /usr/sbin switches to the rabbitmq user, who cannot read
         // our folder; the script it runs takes its settings from the environment.
         let server = Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
@@ -403,7 +430,9 @@ impl TlsRabbit {
         let mut child = Command::new(server)
             .env(
                 "RABBITMQ_NODENAME",
-                format!("npf-tls-{}@localhost", std::process::id()),
+                // Unique per node: the tests of this file run at the same time, and two nodes
+                // of one name cannot both start.
+                format!("{}@localhost", unique("npf-tls")),
             )
             .env("RABBITMQ_DIST_PORT", dist_port.to_string())
             .env("RABBITMQ_CONFIG_FILE", dir.0.join("rabbitmq.conf"))
@@ -425,11 +454,21 @@ impl TlsRabbit {
             "own RabbitMQ node",
             Duration::from_secs(90),
         );
+        if streams {
+            wait_for_port(
+                stream_tls_port,
+                &mut child,
+                "own RabbitMQ node's TLS stream listener",
+                Duration::from_secs(90),
+            );
+        }
         TlsRabbit {
             child,
             dir,
             tls_port,
             plain_port,
+            stream_tls_port,
+            stream_plain_port,
         }
     }
 
@@ -550,6 +589,114 @@ fn amqps_delivers_every_message_in_order_and_checks_the_certificate() {
     let out = read_with(
         &pki.options("ca.pem", "CERT_REQUIRED"),
         &[&["-o", plain.as_str()][..], &names[..]].concat(),
+    );
+    assert_tls_failure(&out, password, "TLS");
+}
+
+/// `rabbitmq-stream+tls://`: a private node with a TLS stream listener (client certificate
+/// required). Every message is confirmed and read back, in order, by kombu over AMQP 0-9-1;
+/// a certificate the options do not trust, a missing CA file and a key the stream client
+/// cannot use end the run at start with exit 11 and one line naming TLS.
+#[test]
+fn rabbitmq_stream_tls_delivers_every_message_in_order_and_checks_the_certificate() {
+    let pki = Pki::new();
+    let broker = TlsRabbit::start_with(&pki, true);
+    let password = RABBIT_PASSWORD;
+    let url = format!(
+        "rabbitmq-stream+tls://{RABBIT_USER}:{password}@127.0.0.1:{}/",
+        broker.stream_tls_port
+    );
+    let want = expected(&[FIXTURE]);
+    let stream = unique("tls_stream");
+    let out = read_with(
+        &pki.options("ca.pem", "CERT_REQUIRED"),
+        &["-o", &url, "--queue", &stream, "--producer-name", &stream],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains(password), "password printed: {err}");
+    assert!(
+        err.contains(&format!("{FIXTURE_MESSAGES} confirmed")),
+        "{err}"
+    );
+    // One more than was published is asked for: the read must end at exactly the total.
+    let amqp = format!(
+        "amqp://{RABBIT_USER}:{password}@127.0.0.1:{}//",
+        broker.plain_port
+    );
+    let read = Command::new(venv_python())
+        .arg(root().join("tests/kombu/consume_stream.py"))
+        .args(["--url", &amqp, "--stream", &stream, "--count"])
+        .arg((FIXTURE_MESSAGES + 1).to_string())
+        .args(["--timeout", "15"])
+        .output()
+        .unwrap();
+    let got = common::lines(&read.stdout);
+    assert_eq!(got.len(), want.len(), "kombu read back another count");
+    assert!(got == want, "kombu read other messages or another order");
+
+    // A CA that did not sign the broker's certificate: exit 11, nothing published.
+    let bad = unique("tls_stream_bad");
+    let out = read_with(
+        &pki.options("other-ca.pem", "CERT_REQUIRED"),
+        &["-o", &url, "--queue", &bad],
+    );
+    assert_tls_failure(&out, password, "UnknownIssuer");
+
+    // CERT_NONE: the stream client then sends no client certificate, which this broker
+    // requires; refused at start with the reason rather than a failed handshake.
+    let out = read_with(
+        &pki.options("other-ca.pem", "CERT_NONE"),
+        &["-o", &url, "--queue", &bad],
+    );
+    assert_tls_failure(&out, password, "CERT_NONE");
+
+    // Files the stream client would panic on are refused first, naming the file.
+    let missing = serde_json::json!({
+        "ca_certs": "/nonexistent/ca.pem",
+        "certfile": pki.path("client.pem"),
+        "keyfile": pki.path("client.key"),
+    })
+    .to_string();
+    let out = read_with(&missing, &["-o", &url, "--queue", &bad]);
+    assert_tls_failure(&out, password, "/nonexistent/ca.pem");
+    let no_ca = serde_json::json!({
+        "certfile": pki.path("client.pem"),
+        "keyfile": pki.path("client.key"),
+    })
+    .to_string();
+    let out = read_with(&no_ca, &["-o", &url, "--queue", &bad]);
+    assert_tls_failure(&out, password, "ca_certs");
+    let rsa_key = pki.path("client-rsa.key");
+    let converted = Command::new("openssl")
+        .args([
+            "rsa",
+            "-traditional",
+            "-in",
+            &pki.path("client.key"),
+            "-out",
+        ])
+        .arg(&rsa_key)
+        .output()
+        .unwrap();
+    assert!(converted.status.success(), "{converted:?}");
+    let pkcs1 = serde_json::json!({
+        "ca_certs": pki.path("ca.pem"),
+        "certfile": pki.path("client.pem"),
+        "keyfile": rsa_key,
+    })
+    .to_string();
+    let out = read_with(&pkcs1, &["-o", &url, "--queue", &bad]);
+    assert_tls_failure(&out, password, "PKCS #8");
+
+    // The plain stream port spoken to with TLS: exit 11, not a hang.
+    let plain = format!(
+        "rabbitmq-stream+tls://{RABBIT_USER}:{password}@127.0.0.1:{}/",
+        broker.stream_plain_port
+    );
+    let out = read_with(
+        &pki.options("ca.pem", "CERT_REQUIRED"),
+        &["-o", &plain, "--queue", &bad],
     );
     assert_tls_failure(&out, password, "TLS");
 }

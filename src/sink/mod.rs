@@ -240,6 +240,8 @@ pub struct OutputOptions {
     pub redis_group: Option<RedisGroup>,
     /// `rabbitmq-stream://`: retention of a new stream and the deduplication name.
     pub stream: StreamOptions,
+    /// `--partitions N`: messages spread over N streams by flow hash (1: one stream).
+    pub partitions: u16, // H4 stub
 }
 
 impl Default for OutputOptions {
@@ -256,6 +258,7 @@ impl Default for OutputOptions {
             redis_maxlen: redis::DEFAULT_STREAM_MAXLEN,
             redis_group: None,
             stream: StreamOptions::default(),
+            partitions: 1, // H4 stub
         }
     }
 }
