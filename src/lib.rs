@@ -6,6 +6,7 @@
 //! for one frame at a time.
 #![deny(unsafe_code)]
 
+pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod dataset;

@@ -45,6 +45,7 @@
 //!   interchangeable, so a hash match is always a right match when the multiset is kept.)
 
 use super::csv::InputState;
+use crate::broker::resp::{self, RedisError, RespConnection};
 use crate::sink::{AmqpConfig, OutputOptions, RedisConfig, RedisFormat, StartError};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -237,9 +238,11 @@ pub fn open(
         opts.redis_format = RedisFormat::Raw;
         let cfg = RedisConfig::parse(url, &opts).map_err(as_input)?;
         if let Some(group) = &options.redis_group {
+            let keys = vec![cfg.queue.clone()];
             return Ok(Box::new(super::redis_stream::StreamInput::open(
                 cfg,
                 group.clone(),
+                keys,
                 resumed,
                 max_line_bytes,
             )?));
@@ -434,7 +437,7 @@ impl Input for Lines {
 /// Reliable fetch from a Redis list (see the module documentation).
 struct RedisInput {
     cfg: RedisConfig,
-    con: ::redis::Connection,
+    con: RespConnection,
     consumer: String,
     /// The generation being filled (the last committed one + 1).
     generation: u64,
@@ -512,14 +515,14 @@ impl RedisInput {
             lease_refreshed: Instant::now(),
             orphans_checked: Instant::now(),
         };
-        let fail = |e: ::redis::RedisError| {
+        let fail = |e: RedisError| {
             StartError::new(
                 9,
                 format!("{}: recovery failed: {e}", input_source(&source)),
             )
         };
         // The lease first: from here on no other recorder takes this consumer's lists.
-        let mut pipe = ::redis::pipe();
+        let mut pipe = resp::pipe();
         pipe.atomic()
             .cmd("SET")
             .arg(input.lease_key(&input.consumer))
@@ -543,14 +546,14 @@ impl RedisInput {
         input.lease_refreshed = Instant::now();
         if committed > 0 {
             // Already in the CSV: only the list is left to drop.
-            ::redis::cmd("DEL")
+            resp::cmd("DEL")
                 .arg(input.list(committed))
                 .query::<i64>(&mut input.con)
                 .map_err(fail)?;
         }
         // Taken by the crashed run but not committed: first in line now. LRANGE lists them
         // newest first (LMOVE pushes on the left).
-        let left: Vec<Vec<u8>> = ::redis::cmd("LRANGE")
+        let left: Vec<Vec<u8>> = resp::cmd("LRANGE")
             .arg(input.list(input.generation))
             .arg(0)
             .arg(-1)
@@ -572,7 +575,7 @@ impl RedisInput {
     /// Extends the lease; an error if it had expired (another recorder may have taken this
     /// recorder's messages back to the queue).
     fn refresh_lease(&mut self) -> Result<(), InputError> {
-        let extended: i64 = ::redis::cmd("PEXPIRE")
+        let extended: i64 = resp::cmd("PEXPIRE")
             .arg(self.lease_key(&self.consumer))
             .arg(self.lease_ttl.as_millis() as u64)
             .query(&mut self.con)
@@ -593,13 +596,13 @@ impl RedisInput {
 
     /// Takes back the processing lists of recorders whose lease expired (see the module
     /// documentation). Returns the messages put back on the queue.
-    fn recover_orphans(&mut self) -> Result<u64, ::redis::RedisError> {
+    fn recover_orphans(&mut self) -> Result<u64, RedisError> {
         self.orphans_checked = Instant::now();
         let prefix = format!("{}.netpipe-processing.", self.cfg.queue);
         let mut keys: Vec<String> = Vec::new();
         let mut cursor: u64 = 0;
         loop {
-            let (next, batch): (u64, Vec<String>) = ::redis::cmd("SCAN")
+            let (next, batch): (u64, Vec<String>) = resp::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
                 .arg(format!("{}*", redis_glob_escape(&prefix)))
@@ -634,7 +637,7 @@ impl RedisInput {
         let mut requeued_total = 0;
         for (owner, mut generations) in by_owner {
             let lease = self.lease_key(&owner);
-            let alive: bool = ::redis::cmd("EXISTS").arg(&lease).query(&mut self.con)?;
+            let alive: bool = resp::cmd("EXISTS").arg(&lease).query(&mut self.con)?;
             if alive {
                 continue;
             }
@@ -645,7 +648,7 @@ impl RedisInput {
             for generation in generations {
                 let list = format!("{prefix}{owner}.{generation}");
                 let done = committed.is_some_and(|c| generation <= c);
-                let n: i64 = ::redis::cmd("EVAL")
+                let n: i64 = resp::cmd("EVAL")
                     .arg(RECOVER_SCRIPT)
                     .arg(3)
                     .arg(&lease)
@@ -683,7 +686,7 @@ impl RedisInput {
                 }
             }
             if all_done {
-                let _: i64 = ::redis::cmd("DEL")
+                let _: i64 = resp::cmd("DEL")
                     .arg(self.owner_key(&owner))
                     .query(&mut self.con)?;
             }
@@ -694,8 +697,8 @@ impl RedisInput {
     /// The last generation a lease-less owner committed, from the `committed` field of its
     /// owner record; None when there is none or it is not a number. Only that one field is
     /// read (a planted record could be large), and it is a number, never a path.
-    fn owner_committed(&mut self, owner: &str) -> Result<Option<u64>, ::redis::RedisError> {
-        let committed: Option<Vec<u8>> = ::redis::cmd("HGET")
+    fn owner_committed(&mut self, owner: &str) -> Result<Option<u64>, RedisError> {
+        let committed: Option<Vec<u8>> = resp::cmd("HGET")
             .arg(self.owner_key(owner))
             .arg("committed")
             .query(&mut self.con)?;
@@ -729,9 +732,9 @@ impl RedisInput {
     }
 
     /// Moves up to `n` messages into the processing list in one round trip.
-    fn fetch(&mut self, n: usize) -> Result<(), ::redis::RedisError> {
+    fn fetch(&mut self, n: usize) -> Result<(), RedisError> {
         let list = self.list(self.generation);
-        let mut pipe = ::redis::pipe();
+        let mut pipe = resp::pipe();
         for _ in 0..n {
             pipe.cmd("LMOVE")
                 .arg(&self.cfg.queue)
@@ -742,7 +745,7 @@ impl RedisInput {
         let got: Vec<Option<Vec<u8>>> = pipe.query(&mut self.con)?;
         self.ready.extend(got.into_iter().flatten());
         if self.ready.is_empty() {
-            let got: Option<Vec<u8>> = ::redis::cmd("BLMOVE")
+            let got: Option<Vec<u8>> = resp::cmd("BLMOVE")
                 .arg(&self.cfg.queue)
                 .arg(&list)
                 .arg("RIGHT")
@@ -766,7 +769,7 @@ impl RedisInput {
             return Ok(());
         }
         let list = self.list(self.generation);
-        let mut pipe = ::redis::pipe();
+        let mut pipe = resp::pipe();
         pipe.atomic();
         pipe.cmd("RPUSH").arg(&self.cfg.queue);
         for m in back.iter().rev() {
@@ -845,7 +848,7 @@ impl Input for RedisInput {
     }
 
     fn commit_mark(&mut self) -> Result<(), InputError> {
-        ::redis::cmd("HSET")
+        resp::cmd("HSET")
             .arg(self.owner_key(&self.consumer))
             .arg("committed")
             .arg(self.generation)
@@ -860,7 +863,7 @@ impl Input for RedisInput {
         let list = self.list(self.generation);
         self.generation += 1;
         self.last = None;
-        ::redis::cmd("DEL")
+        resp::cmd("DEL")
             .arg(&list)
             .query::<i64>(&mut self.con)
             .map(drop)
@@ -873,8 +876,8 @@ impl Drop for RedisInput {
     /// list is left, so that another recorder can still tell what of it was committed.
     fn drop(&mut self) {
         let list = self.list(self.generation);
-        let left: Result<bool, _> = ::redis::cmd("EXISTS").arg(&list).query(&mut self.con);
-        let mut pipe = ::redis::pipe();
+        let left: Result<bool, _> = resp::cmd("EXISTS").arg(&list).query(&mut self.con);
+        let mut pipe = resp::pipe();
         pipe.cmd("DEL").arg(self.lease_key(&self.consumer)).ignore();
         if matches!(left, Ok(false)) {
             pipe.cmd("DEL").arg(self.owner_key(&self.consumer)).ignore();

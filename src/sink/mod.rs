@@ -14,7 +14,6 @@ pub mod create;
 pub mod outbox;
 pub mod rabbit_stream;
 pub mod redis;
-mod resp;
 pub mod spool;
 pub mod tcp;
 pub mod tls;
