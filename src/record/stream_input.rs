@@ -14,9 +14,11 @@ use crate::sink::rabbit_stream::{start_error, Failure};
 use crate::sink::{RabbitStreamConfig, StartError};
 use futures_core::Stream;
 use rabbitmq_stream_client::error::{ClientError, ConsumerCreateError};
-use rabbitmq_stream_client::types::{OffsetSpecification, ResponseCode};
+use rabbitmq_stream_client::types::{Delivery, OffsetSpecification, ResponseCode};
 use rabbitmq_stream_client::Consumer;
+use std::collections::VecDeque;
 use std::pin::Pin;
+use std::task::Poll;
 
 pub struct StreamInput {
     cfg: RabbitStreamConfig,
@@ -32,7 +34,15 @@ pub struct StreamInput {
     /// The last offset stored with the broker.
     stored: Option<u64>,
     taken: u64,
+    /// Delivered by the client and not yet handed out, oldest first: taken from its channel
+    /// in bulk, so the recorder waits (and wakes) once per burst, not once per message.
+    ready: VecDeque<Delivery>,
+    /// The subscription failed or ended after the messages in `ready`.
+    failed: Option<String>,
 }
+
+/// Deliveries taken from the client per wait at most.
+const DRAIN_MAX: usize = 4096;
 
 impl StreamInput {
     pub fn open(cfg: RabbitStreamConfig, name: String) -> Result<StreamInput, StartError> {
@@ -104,33 +114,63 @@ impl StreamInput {
             before_last: None,
             stored,
             taken: 0,
+            ready: VecDeque::new(),
+            failed: None,
         })
+    }
+}
+
+impl StreamInput {
+    /// Waits up to IDLE_WAIT for deliveries, then takes every one already there (up to
+    /// DRAIN_MAX) without waiting again.
+    fn fill(&mut self) {
+        let consumer = &mut self.consumer;
+        let ready = &mut self.ready;
+        let got = self.runtime.block_on(async {
+            tokio::time::timeout(
+                IDLE_WAIT,
+                std::future::poll_fn(|cx| loop {
+                    match Pin::new(&mut *consumer).poll_next(cx) {
+                        Poll::Ready(Some(Ok(d))) => {
+                            ready.push_back(d);
+                            if ready.len() >= DRAIN_MAX {
+                                return Poll::Ready(None);
+                            }
+                        }
+                        Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(e.to_string())),
+                        Poll::Ready(None) => {
+                            return Poll::Ready(Some("the stream subscription ended".into()))
+                        }
+                        Poll::Pending if ready.is_empty() => return Poll::Pending,
+                        Poll::Pending => return Poll::Ready(None),
+                    }
+                }),
+            )
+            .await
+        });
+        if let Ok(Some(e)) = got {
+            self.failed = Some(format!("{}: {e}", self.cfg.describe()));
+        }
     }
 }
 
 impl Input for StreamInput {
     fn next(&mut self, buf: &mut Vec<u8>, _room: usize) -> Result<Fetch, InputError> {
         loop {
-            let consumer = &mut self.consumer;
-            let got = self.runtime.block_on(async {
-                tokio::time::timeout(
-                    IDLE_WAIT,
-                    std::future::poll_fn(|cx| Pin::new(&mut *consumer).poll_next(cx)),
-                )
-                .await
-            });
-            let delivery = match got {
-                Err(_) => return Ok(Fetch::Idle),
-                Ok(None) => {
-                    return Err(InputError(format!(
-                        "{}: the stream subscription ended",
-                        self.cfg.describe()
-                    )))
+            if self.ready.is_empty() {
+                if let Some(e) = self.failed.take() {
+                    return Err(InputError(e));
                 }
-                Ok(Some(Err(e))) => {
-                    return Err(InputError(format!("{}: {e}", self.cfg.describe())));
+                self.fill();
+                if self.ready.is_empty() {
+                    if let Some(e) = self.failed.take() {
+                        return Err(InputError(e));
+                    }
+                    return Ok(Fetch::Idle);
                 }
-                Ok(Some(Ok(d))) => d,
+            }
+            let Some(delivery) = self.ready.pop_front() else {
+                continue;
             };
             let offset = delivery.offset();
             if offset < self.from_offset {
