@@ -244,8 +244,6 @@ pub struct StreamInput {
     ready: VecDeque<Entry>,
     /// Handed out since the last commit: acknowledged after it.
     taken: Vec<(usize, EntryId)>,
-    /// Entries in `ready` or `taken` (so XAUTOCLAIM of an own entry is not recorded twice).
-    held: HashSet<(usize, EntryId)>,
     /// Per stream: re-reading this consumer's own pending entries after this id; None once
     /// done (or never: a stream whose backlog was read to its end).
     backlog_after: Vec<Option<EntryId>>,
@@ -281,7 +279,6 @@ impl StreamInput {
             got: Vec::new(),
             ready: VecDeque::new(),
             taken: Vec::new(),
-            held: HashSet::new(),
             backlog_after: vec![Some(EntryId { ms: 0, seq: 0 }); n],
             claim_cursor: Some((0, EntryId { ms: 0, seq: 0 })),
             claim_checked: Instant::now(),
@@ -437,14 +434,25 @@ impl StreamInput {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Keeps what was parsed into `got`: trimmed entries are acknowledged and counted,
-    /// entries already held are left out.
-    fn keep(&mut self) -> Result<(), String> {
+    /// The entries held: read and not yet acknowledged (in `ready` or `taken`).
+    fn held(&self) -> HashSet<(usize, EntryId)> {
+        self.ready
+            .iter()
+            .map(|e| (e.key, e.id))
+            .chain(self.taken.iter().copied())
+            .collect()
+    }
+
+    /// Keeps what was parsed into `got`: trimmed entries are acknowledged and counted; with
+    /// `dedupe` (entries that may be held already: own pending ones read again, or taken
+    /// over by XAUTOCLAIM) those already held are left out. New entries (`>`) never are.
+    fn keep(&mut self, dedupe: bool) -> Result<(), String> {
         let mut gone = Vec::new();
+        let mut held = if dedupe { self.held() } else { HashSet::new() };
         for e in self.got.drain(..) {
             if e.body.is_none() {
                 gone.push((e.key, e.id));
-            } else if self.held.insert((e.key, e.id)) {
+            } else if !dedupe || held.insert((e.key, e.id)) {
                 self.ready.push_back(e);
             }
         }
@@ -517,10 +525,11 @@ impl StreamInput {
             .ok_or("XAUTOCLAIM: no valid next cursor")?;
         parse_entries(&mut cur, key, &mut self.bodies, &mut self.got)
             .map_err(|e| format!("XAUTOCLAIM: {e}"))?;
+        let held = self.held();
         let fresh = self
             .got
             .iter()
-            .filter(|e| e.body.is_some() && !self.held.contains(&(e.key, e.id)))
+            .filter(|e| e.body.is_some() && !held.contains(&(e.key, e.id)))
             .count();
         if fresh > 0 {
             self.claimed += fresh as u64;
@@ -531,7 +540,7 @@ impl StreamInput {
                 self.group.claim_idle.as_millis()
             ));
         }
-        self.keep()?;
+        self.keep(true)?;
         if next == (EntryId { ms: 0, seq: 0 }) {
             if key + 1 < self.keys.len() {
                 self.claim_cursor = Some((key + 1, next));
@@ -600,18 +609,18 @@ impl StreamInput {
                     .map(|e| e.id);
             }
         }
-        self.keep()
+        self.keep(backlog)
     }
 
     /// Resets the idle time of every entry held, or fails if one was taken over.
     fn hold(&mut self) -> Result<(), InputError> {
-        if self.held.is_empty() {
+        let held = self.held();
+        if held.is_empty() {
             self.hold_refreshed = Instant::now();
             return Ok(());
         }
         for key in 0..self.keys.len() {
-            let ids: Vec<EntryId> = self
-                .held
+            let ids: Vec<EntryId> = held
                 .iter()
                 .filter(|(k, _)| *k == key)
                 .map(|(_, id)| *id)
@@ -673,7 +682,11 @@ impl StreamInput {
 
 impl Input for StreamInput {
     fn next(&mut self, buf: &mut Vec<u8>, room: usize) -> Result<Fetch, InputError> {
-        self.housekeeping(room)?;
+        if self.ready.is_empty() {
+            // Once per read, not per message: a read's entries are handed out in far less
+            // than a third of the claim time, and before_commit holds them again anyway.
+            self.housekeeping(room)?;
+        }
         if self.ready.is_empty() {
             self.read(room.clamp(1, FETCH_MAX), true)
                 .map_err(|e| self.error("reading", e))?;
@@ -724,9 +737,7 @@ impl Input for StreamInput {
             match got.pop() {
                 Some(entry) => self.ready.push_front(entry),
                 // Trimmed meanwhile: it stays pending and comes back empty at the next start.
-                None => {
-                    self.held.remove(&(key, id));
-                }
+                None => {}
             }
             self.last = self.taken.last().copied();
         }
@@ -754,9 +765,6 @@ impl Input for StreamInput {
     fn committed(&mut self) -> Result<(), InputError> {
         let taken = std::mem::take(&mut self.taken);
         self.ack(&taken).map_err(|e| self.error("acknowledge", e))?;
-        for id in &taken {
-            self.held.remove(id);
-        }
         self.taken = taken;
         self.taken.clear();
         Ok(())

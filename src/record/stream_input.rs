@@ -46,9 +46,13 @@ const DRAIN_MAX: usize = 4096;
 
 impl StreamInput {
     pub fn open(cfg: RabbitStreamConfig, name: String) -> Result<StreamInput, StartError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("netpipe-rmq-stream-in")
+        // A current-thread runtime: the client's tasks (socket reads, decoding, heartbeats)
+        // run inside this thread's `block_on` while it waits for deliveries, so a burst of
+        // messages costs no hand-over between threads (a worker thread made two context
+        // switches per wake-up, ~17 % of the recorder's CPU in a profile). Between waits the
+        // connection is not served; the recorder waits again within a snapshot's time, far
+        // inside the 60 s heartbeat.
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| StartError::new(9, format!("cannot start the runtime: {e}")))?;
