@@ -1543,12 +1543,31 @@ pub struct RecordArgs {
     #[arg(long, value_name = "NAME")]
     pub reader_name: Option<String>,
 
+    /// The input was published with `--partitions N`: its messages are in N streams or
+    /// queues named <queue>-0 .. <queue>-(N-1) (N = 1: just <queue>).
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub partitions: u32,
+
+    /// With --partitions: which partitions this recorder reads, as a list of numbers and
+    /// ranges ("0,2", "0-3", "1,4-6") [default: all]. Several recorders (or groups) can take
+    /// disjoint sets. Redis streams: one XREADGROUP over the selected streams; RabbitMQ
+    /// streams: one subscription per partition, offsets stored per partition. Rows of several
+    /// partitions interleave in the CSV (each partition's rows stay in its order).
+    #[arg(long, value_name = "LIST")]
+    pub partition: Option<String>,
+
     /// Do not print the summary at exit.
     #[arg(short, long)]
     pub quiet: bool,
 }
 
 impl RecordArgs {
+    /// `--partitions` and `--partition` as the partitions to read.
+    pub fn partitions(&self) -> Result<crate::record::Partitions, String> {
+        crate::record::Partitions::parse(self.partitions, self.partition.as_deref())
+    }
+
     /// `--redis-mode stream` with its group settings; `None` in list mode. Fails when the
     /// mode is channel or a name is missing.
     pub fn redis_group(&self) -> Result<Option<crate::sink::RedisGroup>, String> {

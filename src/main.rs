@@ -543,6 +543,13 @@ fn record(args: RecordArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let partitions = match args.partitions() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("netpipe-fast: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (csv_path, archive_path) = output_paths(
         &args.ds_dir,
         &args.ds_name,
@@ -578,6 +585,7 @@ fn record(args: RecordArgs) -> ExitCode {
         max_line_bytes: args.max_line_bytes,
         max_columns: args.max_columns,
         csv_safe: args.csv_safe,
+        partitions,
         dataset: args.ds_name,
         idle_save: (args.idle_save_ms > 0)
             .then(|| std::time::Duration::from_millis(args.idle_save_ms)),

@@ -123,6 +123,7 @@ pub trait Input {
 pub fn open(
     url: &str,
     options: &OutputOptions,
+    partitions: &super::Partitions,
     prefetch: u16,
     resumed: &InputState,
     max_line_bytes: u64,
@@ -158,6 +159,27 @@ pub fn open(
             format!(
                 "--redis-mode stream needs a redis:// input, not \"{}\"",
                 crate::sink::redact(url)
+            ),
+        ));
+    }
+    let is_stream = url.starts_with("rabbitmq-stream://")
+        || url.starts_with("rabbitmq-stream+tls://")
+        || options.redis_group.is_some();
+    let is_redis_list = (url.starts_with("redis://") || url.starts_with("rediss://"))
+        && options.redis_group.is_none();
+    if partitions.count > 1 && !is_stream && !(is_redis_list && partitions.selected.len() == 1) {
+        return Err(StartError::new(
+            2,
+            format!(
+                "--partitions: input \"{}\" {}",
+                crate::sink::redact(url),
+                if is_redis_list {
+                    "is a Redis list, read one partition at a time: start one recorder per \
+                     partition with --partition I, or use --redis-mode stream, which reads \
+                     several"
+                } else {
+                    "has no partitions (only Redis and RabbitMQ streams and Redis lists do)"
+                }
             ),
         ));
     }
@@ -236,9 +258,9 @@ pub fn open(
         let mut opts = options.clone();
         // The input only reads: no kombu binding writes at connect.
         opts.redis_format = RedisFormat::Raw;
-        let cfg = RedisConfig::parse(url, &opts).map_err(as_input)?;
+        let mut cfg = RedisConfig::parse(url, &opts).map_err(as_input)?;
+        let keys = partitions.names(&cfg.queue);
         if let Some(group) = &options.redis_group {
-            let keys = vec![cfg.queue.clone()];
             return Ok(Box::new(super::redis_stream::StreamInput::open(
                 cfg,
                 group.clone(),
@@ -247,10 +269,12 @@ pub fn open(
                 max_line_bytes,
             )?));
         }
+        // A list reads one partition (checked above): the queue is its name.
+        cfg.queue = keys[0].clone();
         return Ok(Box::new(RedisInput::open(cfg, resumed)?));
     }
     if url.starts_with("rabbitmq-stream://") || url.starts_with("rabbitmq-stream+tls://") {
-        return super::stream_input::open(url, options);
+        return super::stream_input::open(url, options, partitions);
     }
     if url.starts_with("amqp://") || url.starts_with("amqps://") {
         let cfg = AmqpConfig::parse(url, options).map_err(as_input)?;

@@ -734,10 +734,9 @@ impl Input for StreamInput {
                 Err(e) => Err(e.to_string()),
             };
             parsed.map_err(|e| self.error("give back", e))?;
-            match got.pop() {
-                Some(entry) => self.ready.push_front(entry),
-                // Trimmed meanwhile: it stays pending and comes back empty at the next start.
-                None => {}
+            // None: trimmed meanwhile; it stays pending and comes back empty at the next start.
+            if let Some(entry) = got.pop() {
+                self.ready.push_front(entry);
             }
             self.last = self.taken.last().copied();
         }

@@ -5,6 +5,11 @@
 //! stream when none is stored). A crash between the CSV commit and the StoreOffset reads the
 //! snapshot's messages again: at-least-once, as the other broker inputs.
 //!
+//! With `--partitions N` the input is the streams `<queue>-0 .. <queue>-(N-1)` (those chosen
+//! with `--partition`): one subscription per stream, each with its own offset stored under the
+//! same reader name (RabbitMQ keeps offsets per stream and name). Messages are handed out as
+//! they arrive, so rows of several partitions interleave; each partition's stay in order.
+//!
 //! A lost connection ends the run with an input error; started again, the recorder resumes
 //! from the stored offset. Several readers with different names each read everything.
 
@@ -15,37 +20,89 @@ use crate::sink::{RabbitStreamConfig, StartError};
 use futures_core::Stream;
 use rabbitmq_stream_client::error::{ClientError, ConsumerCreateError};
 use rabbitmq_stream_client::types::{Delivery, OffsetSpecification, ResponseCode};
-use rabbitmq_stream_client::Consumer;
+use rabbitmq_stream_client::{Consumer, Environment};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::Poll;
 
-pub struct StreamInput {
-    cfg: RabbitStreamConfig,
-    name: String,
-    runtime: tokio::runtime::Runtime,
+/// One stream read: its subscription and offsets.
+struct Part {
+    stream: String,
     consumer: Consumer,
     /// Offsets below this were committed by an earlier run (the broker delivers whole
-    /// chunks, so a subscription may start before the offset asked for).
+    /// chunks, so a subscription may start before the offset asked for) or handed out.
     from_offset: u64,
     /// Offset of the last message handed out, and of the one before it.
     last: Option<u64>,
     before_last: Option<u64>,
     /// The last offset stored with the broker.
     stored: Option<u64>,
-    taken: u64,
-    /// Delivered by the client and not yet handed out, oldest first: taken from its channel
-    /// in bulk, so the recorder waits (and wakes) once per burst, not once per message.
-    ready: VecDeque<Delivery>,
-    /// The subscription failed or ended after the messages in `ready`.
+}
+
+pub struct StreamInput {
+    cfg: RabbitStreamConfig,
+    name: String,
+    runtime: tokio::runtime::Runtime,
+    parts: Vec<Part>,
+    /// The part of the last message handed out.
+    last_part: Option<usize>,
+    /// Delivered by the client and not yet handed out, oldest first (with their part): taken
+    /// from its channels in bulk, so the recorder waits (and wakes) once per burst, not once
+    /// per message.
+    ready: VecDeque<(usize, Delivery)>,
+    /// A subscription failed or ended after the messages in `ready`.
     failed: Option<String>,
 }
 
 /// Deliveries taken from the client per wait at most.
 const DRAIN_MAX: usize = 4096;
 
+/// Subscribes to `stream` as reader `reader`, right after its stored offset (from the
+/// stream's start when none is stored). Returns the consumer and the stored offset.
+async fn subscribe(
+    env: &Environment,
+    reader: &str,
+    stream: &str,
+) -> Result<(Consumer, Option<u64>), ConsumerCreateError> {
+    // A consumer only to ask for the stored offset: the client asks through one.
+    let probe = env
+        .consumer()
+        .name(reader)
+        .offset(OffsetSpecification::Next)
+        .build(stream)
+        .await?;
+    let stored = match probe.query_offset().await {
+        Ok(o) => Some(o),
+        Err(rabbitmq_stream_client::error::ConsumerStoreOffsetError::Client(
+            ClientError::RequestError(ResponseCode::OffsetNotFound),
+        )) => None,
+        Err(e) => {
+            return Err(ConsumerCreateError::Client(ClientError::GenericError(
+                Box::new(e),
+            )))
+        }
+    };
+    let _ = probe.handle().close().await;
+    let start = match stored {
+        Some(o) => OffsetSpecification::Offset(o + 1),
+        None => OffsetSpecification::First,
+    };
+    let consumer = env
+        .consumer()
+        .name(reader)
+        .offset(start)
+        .build(stream)
+        .await?;
+    Ok((consumer, stored))
+}
+
 impl StreamInput {
-    pub fn open(cfg: RabbitStreamConfig, name: String) -> Result<StreamInput, StartError> {
+    /// Reads `streams` (in partition order) as reader `name`.
+    pub fn open(
+        cfg: RabbitStreamConfig,
+        name: String,
+        streams: Vec<String>,
+    ) -> Result<StreamInput, StartError> {
         // A current-thread runtime: the client's tasks (socket reads, decoding, heartbeats)
         // run inside this thread's `block_on` while it waits for deliveries, so a burst of
         // messages costs no hand-over between threads (a worker thread made two context
@@ -59,94 +116,79 @@ impl StreamInput {
         let env = cfg
             .environment(&runtime)
             .map_err(|e| start_error(&cfg, &e))?;
-        let timeout = cfg.connect_timeout;
-        let stream = cfg.stream.clone();
-        let reader = name.clone();
-        let work = async move {
-            // A consumer only to ask for the stored offset: the client asks through one.
-            let probe = env
-                .consumer()
-                .name(&reader)
-                .offset(OffsetSpecification::Next)
-                .build(&stream)
-                .await?;
-            let stored = match probe.query_offset().await {
-                Ok(o) => Some(o),
-                Err(rabbitmq_stream_client::error::ConsumerStoreOffsetError::Client(
-                    ClientError::RequestError(ResponseCode::OffsetNotFound),
-                )) => None,
-                Err(e) => {
-                    return Err(ConsumerCreateError::Client(ClientError::GenericError(
-                        Box::new(e),
-                    )))
-                }
-            };
-            let _ = probe.handle().close().await;
-            let start = match stored {
-                Some(o) => OffsetSpecification::Offset(o + 1),
-                None => OffsetSpecification::First,
-            };
-            let consumer = env
-                .consumer()
-                .name(&reader)
-                .offset(start)
-                .build(&stream)
-                .await?;
-            Ok((consumer, stored))
-        };
-        let (consumer, stored) = runtime
-            .block_on(async move { tokio::time::timeout(timeout, work).await })
-            .map_err(|_| start_error(&cfg, &Failure::Timeout("subscribing")))?
-            .map_err(|e| match e {
-                ConsumerCreateError::Client(c) => start_error(&cfg, &Failure::Client(c)),
-                other => StartError::new(
-                    2,
-                    format!(
-                        "{}: cannot read stream \"{}\": {other}",
-                        cfg.describe(),
-                        cfg.stream
+        let mut parts = Vec::with_capacity(streams.len());
+        for stream in streams {
+            let timeout = cfg.connect_timeout;
+            let (consumer, stored) = runtime
+                .block_on(async {
+                    tokio::time::timeout(timeout, subscribe(&env, &name, &stream)).await
+                })
+                .map_err(|_| start_error(&cfg, &Failure::Timeout("subscribing")))?
+                .map_err(|e| match e {
+                    ConsumerCreateError::Client(c) => start_error(&cfg, &Failure::Client(c)),
+                    other => StartError::new(
+                        2,
+                        format!(
+                            "{}: cannot read stream \"{stream}\": {other}",
+                            cfg.describe()
+                        ),
                     ),
-                ),
-            })?;
+                })?;
+            parts.push(Part {
+                stream,
+                consumer,
+                from_offset: stored.map_or(0, |o| o + 1),
+                last: None,
+                before_last: None,
+                stored,
+            });
+        }
         Ok(StreamInput {
             cfg,
             name,
             runtime,
-            consumer,
-            from_offset: stored.map_or(0, |o| o + 1),
-            last: None,
-            before_last: None,
-            stored,
-            taken: 0,
+            parts,
+            last_part: None,
             ready: VecDeque::new(),
             failed: None,
         })
     }
-}
 
-impl StreamInput {
     /// Waits up to IDLE_WAIT for deliveries, then takes every one already there (up to
-    /// DRAIN_MAX) without waiting again.
+    /// DRAIN_MAX, from every part in turn) without waiting again.
     fn fill(&mut self) {
-        let consumer = &mut self.consumer;
+        let parts = &mut self.parts;
         let ready = &mut self.ready;
         let got = self.runtime.block_on(async {
             tokio::time::timeout(
                 IDLE_WAIT,
-                std::future::poll_fn(|cx| loop {
-                    match Pin::new(&mut *consumer).poll_next(cx) {
-                        Poll::Ready(Some(Ok(d))) => {
-                            ready.push_back(d);
-                            if ready.len() >= DRAIN_MAX {
-                                return Poll::Ready(None);
+                std::future::poll_fn(|cx| {
+                    for (i, part) in parts.iter_mut().enumerate() {
+                        loop {
+                            match Pin::new(&mut part.consumer).poll_next(cx) {
+                                Poll::Ready(Some(Ok(d))) => {
+                                    ready.push_back((i, d));
+                                    if ready.len() >= DRAIN_MAX {
+                                        return Poll::Ready(None);
+                                    }
+                                }
+                                Poll::Ready(Some(Err(e))) => {
+                                    return Poll::Ready(Some(format!("{}: {e}", part.stream)))
+                                }
+                                Poll::Ready(None) => {
+                                    return Poll::Ready(Some(format!(
+                                        "the subscription to {} ended",
+                                        part.stream
+                                    )))
+                                }
+                                Poll::Pending => break,
                             }
                         }
-                        Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(e.to_string())),
-                        Poll::Ready(None) => {
-                            return Poll::Ready(Some("the stream subscription ended".into()))
-                        }
-                        Poll::Pending if ready.is_empty() => return Poll::Pending,
-                        Poll::Pending => return Poll::Ready(None),
+                    }
+                    if ready.is_empty() {
+                        Poll::Pending
+                    } else {
+                        Poll::Ready(None)
                     }
                 }),
             )
@@ -155,6 +197,11 @@ impl StreamInput {
         if let Ok(Some(e)) = got {
             self.failed = Some(format!("{}: {e}", self.cfg.describe()));
         }
+    }
+
+    fn streams(&self) -> String {
+        let names: Vec<&str> = self.parts.iter().map(|p| p.stream.as_str()).collect();
+        names.join(",")
     }
 }
 
@@ -173,77 +220,100 @@ impl Input for StreamInput {
                     return Ok(Fetch::Idle);
                 }
             }
-            let Some(delivery) = self.ready.pop_front() else {
+            let Some((i, delivery)) = self.ready.pop_front() else {
                 continue;
             };
+            let part = &mut self.parts[i];
             let offset = delivery.offset();
-            if offset < self.from_offset {
+            if offset < part.from_offset {
                 continue;
             }
-            self.from_offset = offset + 1;
+            part.from_offset = offset + 1;
             buf.clear();
             // A message without a data section (not written by us) is an empty message,
             // rejected and counted by the recorder like any other bad message.
             buf.extend_from_slice(delivery.message().data().unwrap_or_default());
-            self.before_last = self.last;
-            self.last = Some(offset);
-            self.taken += 1;
+            part.before_last = part.last;
+            part.last = Some(offset);
+            self.last_part = Some(i);
             return Ok(Fetch::Message);
         }
     }
 
     fn position(&self) -> String {
+        let (stream, offset) = match self.last_part {
+            Some(i) => (self.parts[i].stream.as_str(), self.parts[i].last),
+            None => (self.parts[0].stream.as_str(), None),
+        };
         format!(
-            "{} stream {} offset {}",
+            "{} stream {stream} offset {}",
             self.cfg.describe(),
-            self.cfg.stream,
-            self.last.map_or_else(|| "-".into(), |o| o.to_string())
+            offset.map_or_else(|| "-".into(), |o| o.to_string())
         )
     }
 
     fn give_back_last(&mut self) -> Result<(), InputError> {
         // Not stored: read again by the next run (it resumes after the stored offset).
-        self.last = self.before_last.take();
-        self.taken = self.taken.saturating_sub(1);
+        if let Some(i) = self.last_part.take() {
+            let part = &mut self.parts[i];
+            part.last = part.before_last.take();
+        }
         Ok(())
     }
 
     fn state(&self) -> InputState {
         InputState {
-            source: format!("{} stream {}", self.cfg.describe(), self.cfg.stream),
+            source: if self.parts.len() == 1 {
+                format!("{} stream {}", self.cfg.describe(), self.streams())
+            } else {
+                format!("{} streams {}", self.cfg.describe(), self.streams())
+            },
             consumer: self.name.clone(),
             ..InputState::default()
         }
     }
 
     fn committed(&mut self) -> Result<(), InputError> {
-        let Some(offset) = self.last else {
-            return Ok(());
-        };
-        if self.stored == Some(offset) {
-            return Ok(());
-        }
-        let consumer = &self.consumer;
         let timeout = self.cfg.confirm_timeout;
-        self.runtime
-            .block_on(
-                async move { tokio::time::timeout(timeout, consumer.store_offset(offset)).await },
-            )
-            .map_err(|_| {
-                InputError(format!(
-                    "{}: no answer to StoreOffset in time",
-                    self.cfg.describe()
-                ))
-            })?
-            .map_err(|e| InputError(format!("{}: StoreOffset failed: {e}", self.cfg.describe())))?;
-        self.stored = Some(offset);
+        for part in &mut self.parts {
+            let Some(offset) = part.last else {
+                continue;
+            };
+            if part.stored == Some(offset) {
+                continue;
+            }
+            let consumer = &part.consumer;
+            self.runtime
+                .block_on(async move {
+                    tokio::time::timeout(timeout, consumer.store_offset(offset)).await
+                })
+                .map_err(|_| {
+                    InputError(format!(
+                        "{}: no answer to StoreOffset for {} in time",
+                        self.cfg.describe(),
+                        part.stream
+                    ))
+                })?
+                .map_err(|e| {
+                    InputError(format!(
+                        "{}: StoreOffset for {} failed: {e}",
+                        self.cfg.describe(),
+                        part.stream
+                    ))
+                })?;
+            part.stored = Some(offset);
+        }
         Ok(())
     }
 }
 
 /// `record --input rabbitmq-stream://...`: the reader's name is `--reader-name` (default
 /// `netpipe-fast-record-<stream>`).
-pub fn open(url: &str, options: &crate::sink::OutputOptions) -> Result<Box<dyn Input>, StartError> {
+pub fn open(
+    url: &str,
+    options: &crate::sink::OutputOptions,
+    partitions: &super::Partitions,
+) -> Result<Box<dyn Input>, StartError> {
     let cfg = RabbitStreamConfig::parse(url, options, &options.stream)
         .map_err(|e| StartError::new(2, e))?;
     let name = options
@@ -251,5 +321,6 @@ pub fn open(url: &str, options: &crate::sink::OutputOptions) -> Result<Box<dyn I
         .reader_name
         .clone()
         .unwrap_or_else(|| format!("netpipe-fast-record-{}", cfg.stream));
-    Ok(Box::new(StreamInput::open(cfg, name)?))
+    let streams = partitions.names(&cfg.stream);
+    Ok(Box::new(StreamInput::open(cfg, name, streams)?))
 }
