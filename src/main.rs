@@ -565,11 +565,13 @@ fn record(args: RecordArgs) -> ExitCode {
             queue: args.queue,
             exchange: args.exchange,
             routing_key: args.routing_key,
+            ssl: args.ssl_options,
             password,
             redis_mode: args.redis_mode.into(),
             redis_group,
             stream: netpipe_fast::sink::StreamOptions {
-                reader_name: args.reader_name,
+                // --consumer (alias --reader-name) names the reader of both stream kinds.
+                reader_name: args.consumer.clone(),
                 ..Default::default()
             },
             ..OutputOptions::default()

@@ -18,13 +18,13 @@
 //! The client (rabbitmq-stream-client, pinned in Cargo.toml) is async; as in the AMQP sink the
 //! sink owns a one-worker Tokio runtime and the publisher thread blocks on it.
 
-use super::redis::Secret;
 use super::tls::{CertReqs, SslOptions};
 use super::{
     log, percent_decode, reconnect_forever, split_host_port, split_url, Backoff, Outage,
     OutputOptions, SharedCounters, Sink, SinkCounters, StartError, UrlParts, WriteError, EXIT_AUTH,
     EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
 };
+use crate::broker::Secret;
 use crate::pipeline::batch::JsonBatch;
 use rabbitmq_stream_client::error::{ClientError, ProducerCreateError, StreamCreateError};
 use rabbitmq_stream_client::types::{ByteCapacity, Message, ResponseCode};
