@@ -456,3 +456,111 @@ fn partitions_are_read_as_selected_with_an_offset_each() {
         delete_stream(&name(i));
     }
 }
+
+/// A private node is killed (SIGKILL) and started again while `record` reads its stream: the
+/// recorder logs the lost connection, subscribes again right after the last message it read,
+/// and records what is published after the restart: every message once, in order, in one run.
+#[test]
+fn stream_recorder_reconnects_after_a_broker_restart_and_resumes_after_its_last_message() {
+    use common::brokers::{wait_for, PrivateRabbit};
+    use std::process::Stdio;
+    use std::time::Duration;
+    let pid = std::process::id();
+    let mut node = PrivateRabbit::start_node(
+        "restart_rec",
+        &format!("rabbit-np-restart-{pid}@localhost"),
+        true,
+    );
+    let url = format!(
+        "rabbitmq-stream://guest:guest@127.0.0.1:{}",
+        node.stream_port
+    );
+    let stream = unique("restart_stream");
+    let publish_n = |args: &[&str], producer: &str| {
+        bin()
+            .arg("read")
+            .args(args)
+            .args(["-o", &url, "--queue", &stream, "--producer-name", producer])
+            .output()
+            .unwrap()
+    };
+    let out = publish_n(&["-c", "5000", FIXTURE], "before");
+    assert!(out.status.success(), "publish: {out:?}");
+    let dir = common::harness::TempDir::new("stream-record", "restart");
+    let csv = dir.path("r.csv");
+    let archive = dir.path("r.json");
+    let stop_file = dir.path("r.stop");
+    let mut rec = bin()
+        .args([
+            "record",
+            "--input",
+            &url,
+            "--queue",
+            &stream,
+            "--consumer",
+            "rec",
+        ])
+        .args(["--save-after-num", "1000", "--idle-save-ms", "200"])
+        .arg("--output-csv")
+        .arg(&csv)
+        .arg("--archive-json")
+        .arg(&archive)
+        .arg("--stop-file")
+        .arg(&stop_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let committed = || -> u64 {
+        std::fs::read(netpipe_fast::record::csv::suffixed(&csv, ".state"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["rows"].as_u64())
+            .unwrap_or(0)
+    };
+    wait_for("the first 5000 rows", Duration::from_secs(120), || {
+        committed() == 5000
+    });
+    node.kill();
+    node.spawn();
+    // The restarted node takes a moment to bring the stream back (until then it answers
+    // InternalError): publish again until it takes them. The producer name deduplicates
+    // anything a failed attempt got through.
+    wait_for(
+        "the stream back after the restart",
+        Duration::from_secs(120),
+        || publish_n(&["-r", FIXTURE], "after").status.success(),
+    );
+    let total = 5000 + FIXTURE_MESSAGES as u64;
+    wait_for(
+        "every row after the restart",
+        Duration::from_secs(180),
+        || {
+            assert!(
+                rec.try_wait().unwrap().is_none(),
+                "the recorder ended when the broker went away"
+            );
+            committed() == total
+        },
+    );
+    std::fs::write(&stop_file, b"").unwrap();
+    let out = rec.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("connection lost") && err.contains("subscribed again"),
+        "{err}"
+    );
+    let mut want: Vec<serde_json::Value> = expected(&["-c", "5000", FIXTURE])
+        .iter()
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    want.extend(
+        expected(&["-r", FIXTURE])
+            .iter()
+            .map(|l| serde_json::from_slice(l).unwrap()),
+    );
+    let got = archived(&archive);
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "not every message once and in order");
+}

@@ -10,8 +10,12 @@
 //! same reader name (RabbitMQ keeps offsets per stream and name). Messages are handed out as
 //! they arrive, so rows of several partitions interleave; each partition's stay in order.
 //!
-//! A lost connection ends the run with an input error; started again, the recorder resumes
-//! from the stored offset. Several readers with different names each read everything.
+//! A lost connection (the broker restarted, a node went away) is not the end: the recorder
+//! logs it, subscribes again with the client's backoff (at most `RECONNECT_FOR`), each
+//! partition right after the last message it read, so nothing is read twice or skipped, and
+//! goes on; offsets not yet stored are stored once it is back. Given up, the run ends with an
+//! input error (exit 17), and started again it resumes from the stored offsets. Several
+//! readers with different names each read everything.
 
 use super::csv::InputState;
 use super::input::{Fetch, Input, InputError, IDLE_WAIT};
@@ -24,6 +28,10 @@ use rabbitmq_stream_client::{Consumer, Environment};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::Poll;
+use std::time::{Duration, Instant};
+
+/// How long a recorder whose connection was lost keeps trying to subscribe again.
+const RECONNECT_FOR: Duration = Duration::from_secs(300);
 
 /// One stream read: its subscription and offsets.
 struct Part {
@@ -43,19 +51,42 @@ pub struct StreamInput {
     cfg: RabbitStreamConfig,
     name: String,
     runtime: tokio::runtime::Runtime,
+    env: Environment,
     parts: Vec<Part>,
+    /// The connection was lost at this time, for this reason: reconnecting.
+    lost: Option<(Instant, String)>,
+    /// Reconnection attempts since it was lost.
+    attempts: u32,
     /// The part of the last message handed out.
     last_part: Option<usize>,
     /// Delivered by the client and not yet handed out, oldest first (with their part): taken
     /// from its channels in bulk, so the recorder waits (and wakes) once per burst, not once
     /// per message.
     ready: VecDeque<(usize, Delivery)>,
-    /// A subscription failed or ended after the messages in `ready`.
-    failed: Option<String>,
 }
 
 /// Deliveries taken from the client per wait at most.
 const DRAIN_MAX: usize = 4096;
+
+/// Subscribes to `stream` as reader `reader` from `offset` (after a reconnection: right after
+/// the last message read).
+async fn resubscribe(
+    env: &Environment,
+    reader: &str,
+    stream: &str,
+    offset: u64,
+) -> Result<Consumer, ConsumerCreateError> {
+    let start = if offset == 0 {
+        OffsetSpecification::First
+    } else {
+        OffsetSpecification::Offset(offset)
+    };
+    env.consumer()
+        .name(reader)
+        .offset(start)
+        .build(stream)
+        .await
+}
 
 /// Subscribes to `stream` as reader `reader`, right after its stored offset (from the
 /// stream's start when none is stored). Returns the consumer and the stored offset.
@@ -147,10 +178,12 @@ impl StreamInput {
             cfg,
             name,
             runtime,
+            env,
             parts,
+            lost: None,
+            attempts: 0,
             last_part: None,
             ready: VecDeque::new(),
-            failed: None,
         })
     }
 
@@ -195,8 +228,61 @@ impl StreamInput {
             .await
         });
         if let Ok(Some(e)) = got {
-            self.failed = Some(format!("{}: {e}", self.cfg.describe()));
+            self.mark_lost(e);
         }
+    }
+
+    fn mark_lost(&mut self, why: String) {
+        if self.lost.is_none() {
+            super::log(format_args!(
+                "{}: connection lost ({why}); subscribing again, each stream right after its \
+                 last message read",
+                self.cfg.describe()
+            ));
+            self.lost = Some((Instant::now(), why));
+            self.attempts = 0;
+        }
+    }
+
+    /// One attempt to subscribe again to every stream (after the backoff's wait); an error
+    /// once it has tried for RECONNECT_FOR.
+    fn reconnect(&mut self) -> Result<(), InputError> {
+        let Some((since, why)) = &self.lost else {
+            return Ok(());
+        };
+        if since.elapsed() >= RECONNECT_FOR {
+            return Err(InputError(format!(
+                "{}: connection lost ({why}) and not back after {} s of retries (a restart \
+                 resumes after the offsets stored)",
+                self.cfg.describe(),
+                RECONNECT_FOR.as_secs()
+            )));
+        }
+        std::thread::sleep(self.cfg.backoff.delay(self.attempts));
+        self.attempts = self.attempts.saturating_add(1);
+        let timeout = self.cfg.connect_timeout;
+        let mut fresh = Vec::with_capacity(self.parts.len());
+        for part in &self.parts {
+            let work = resubscribe(&self.env, &self.name, &part.stream, part.from_offset);
+            match self
+                .runtime
+                .block_on(async { tokio::time::timeout(timeout, work).await })
+            {
+                Ok(Ok(c)) => fresh.push(c),
+                // Still down: the next call tries again.
+                _ => return Ok(()),
+            }
+        }
+        for (part, consumer) in self.parts.iter_mut().zip(fresh) {
+            part.consumer = consumer;
+        }
+        super::log(format_args!(
+            "{}: subscribed again after {} attempt(s)",
+            self.cfg.describe(),
+            self.attempts
+        ));
+        self.lost = None;
+        Ok(())
     }
 
     fn streams(&self) -> String {
@@ -209,14 +295,14 @@ impl Input for StreamInput {
     fn next(&mut self, buf: &mut Vec<u8>, _room: usize) -> Result<Fetch, InputError> {
         loop {
             if self.ready.is_empty() {
-                if let Some(e) = self.failed.take() {
-                    return Err(InputError(e));
+                if self.lost.is_some() {
+                    self.reconnect()?;
+                    if self.lost.is_some() {
+                        return Ok(Fetch::Idle);
+                    }
                 }
                 self.fill();
                 if self.ready.is_empty() {
-                    if let Some(e) = self.failed.take() {
-                        return Err(InputError(e));
-                    }
                     return Ok(Fetch::Idle);
                 }
             }
@@ -275,33 +361,38 @@ impl Input for StreamInput {
 
     fn committed(&mut self) -> Result<(), InputError> {
         let timeout = self.cfg.confirm_timeout;
-        for part in &mut self.parts {
-            let Some(offset) = part.last else {
-                continue;
-            };
-            if part.stored == Some(offset) {
-                continue;
-            }
-            let consumer = &part.consumer;
-            self.runtime
-                .block_on(async move {
+        for i in 0..self.parts.len() {
+            loop {
+                while self.lost.is_some() {
+                    self.reconnect()?;
+                }
+                let part = &self.parts[i];
+                let Some(offset) = part.last else {
+                    break;
+                };
+                if part.stored == Some(offset) {
+                    break;
+                }
+                let consumer = &part.consumer;
+                let stored = self.runtime.block_on(async move {
                     tokio::time::timeout(timeout, consumer.store_offset(offset)).await
-                })
-                .map_err(|_| {
-                    InputError(format!(
-                        "{}: no answer to StoreOffset for {} in time",
-                        self.cfg.describe(),
-                        part.stream
-                    ))
-                })?
-                .map_err(|e| {
-                    InputError(format!(
-                        "{}: StoreOffset for {} failed: {e}",
-                        self.cfg.describe(),
-                        part.stream
-                    ))
-                })?;
-            part.stored = Some(offset);
+                });
+                match stored {
+                    Ok(Ok(())) => {
+                        self.parts[i].stored = Some(offset);
+                        break;
+                    }
+                    // The offsets are kept: stored again once subscribed again.
+                    Ok(Err(e)) => self.mark_lost(format!(
+                        "StoreOffset for {} failed: {e}",
+                        self.parts[i].stream
+                    )),
+                    Err(_) => self.mark_lost(format!(
+                        "no answer to StoreOffset for {} in time",
+                        self.parts[i].stream
+                    )),
+                }
+            }
         }
         Ok(())
     }
