@@ -1,7 +1,7 @@
 //! Command-line definitions (clap), with the original's environment variables as fallbacks.
 
+use crate::broker::Secret;
 use crate::exit;
-use crate::sink::redis::Secret;
 use crate::sink::{read_password_file, Delivery, OutputOptions, RedisFormat, SslOptions, WhenFull};
 use crate::source::ring::FanoutMode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -1364,6 +1364,19 @@ pub struct RecordArgs {
     #[arg(long, env = "RECORD_INPUT_PASSWORD_FILE", value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 
+    /// TLS settings for rediss://, amqps:// and rabbitmq-stream+tls:// inputs, as `read`
+    /// takes them: a JSON object with kombu's names ({"ca_certs": "ca.pem", "certfile":
+    /// "client.pem", "keyfile": "client.key", "cert_reqs": "CERT_REQUIRED"}). Without ca_certs
+    /// the system's CAs are trusted. Non-empty turns TLS on for redis:// and amqp:// too.
+    #[arg(
+        long,
+        env = "FORWARD_SSL_OPTIONS",
+        default_value = "{}",
+        value_parser = SslOptions::parse_json,
+        value_name = "JSON"
+    )]
+    pub ssl_options: SslOptions,
+
     /// The queue (Redis list or RabbitMQ queue) to consume.
     #[arg(
         long,
@@ -1402,9 +1415,12 @@ pub struct RecordArgs {
     #[arg(long, value_name = "NAME")]
     pub group: Option<String>,
 
-    /// Stream mode: this recorder's name in the group; keep it across restarts, so the
-    /// entries it read but had not saved are read again first. Unique per running recorder.
-    #[arg(long, value_name = "NAME")]
+    /// Stream inputs: the name this recorder reads as; keep it across restarts. Redis stream
+    /// mode: its consumer name in --group (required; unique per running recorder), so the
+    /// entries it read but had not saved are read again first. rabbitmq-stream://: the name
+    /// its offset is stored under in the broker, so a restart resumes after it [default:
+    /// netpipe-fast-record-<queue>]. --reader-name is another name for this option.
+    #[arg(long, visible_alias = "reader-name", value_name = "NAME")]
     pub consumer: Option<String>,
 
     /// Stream mode: entries another consumer of the group has held this long without
@@ -1480,10 +1496,20 @@ pub struct RecordArgs {
     /// RabbitMQ prefetch window (default: SAVE_AFTER_NUM, at most 65535).
     #[arg(long, value_name = "N")]
     pub prefetch: Option<u16>,
-    /// rabbitmq-stream:// input: the name this recorder's offset is stored under in the broker
-    /// (a restart resumes after it) [default: netpipe-fast-record-<queue>].
-    #[arg(long, value_name = "NAME")]
-    pub reader_name: Option<String>,
+
+    /// The input was published with `--partitions N`: its messages are in N streams or
+    /// queues named <queue>-0 .. <queue>-(N-1) (N = 1: just <queue>).
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub partitions: u32,
+
+    /// With --partitions: which partitions this recorder reads, as a list of numbers and
+    /// ranges ("0,2", "0-3", "1,4-6") [default: all]. Several recorders (or groups) can take
+    /// disjoint sets. Redis streams: one XREADGROUP over the selected streams; RabbitMQ
+    /// streams: one subscription per partition, offsets stored per partition. Rows of several
+    /// partitions interleave in the CSV (each partition's rows stay in its order).
+    #[arg(long, value_name = "LIST")]
+    pub partition: Option<String>,
 
     /// Do not print the summary at exit.
     #[arg(short, long)]
@@ -1491,12 +1517,20 @@ pub struct RecordArgs {
 }
 
 impl RecordArgs {
+    /// `--partitions` and `--partition` as the partitions to read.
+    pub fn partitions(&self) -> Result<crate::record::Partitions, String> {
+        crate::record::Partitions::parse(self.partitions, self.partition.as_deref())
+    }
+
     /// `--redis-mode stream` with its group settings; `None` in list mode. Fails when the
     /// mode is channel or a name is missing.
     pub fn redis_group(&self) -> Result<Option<crate::sink::RedisGroup>, String> {
         match self.redis_mode {
             RedisModeArg::List => {
-                if self.group.is_some() || self.consumer.is_some() {
+                let redis =
+                    self.input.starts_with("redis://") || self.input.starts_with("rediss://");
+                // --consumer also names a RabbitMQ stream reader; a Redis list has none.
+                if self.group.is_some() || (redis && self.consumer.is_some()) {
                     return Err("--group and --consumer need --redis-mode stream".into());
                 }
                 Ok(None)

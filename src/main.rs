@@ -544,6 +544,13 @@ fn record(args: RecordArgs) -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
+    let partitions = match args.partitions() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("netpipe-fast: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     let (csv_path, archive_path) = output_paths(
         &args.ds_dir,
         &args.ds_name,
@@ -559,11 +566,13 @@ fn record(args: RecordArgs) -> ExitCode {
             queue: args.queue,
             exchange: args.exchange,
             routing_key: args.routing_key,
+            ssl: args.ssl_options,
             password,
             redis_mode: args.redis_mode.into(),
             redis_group,
             stream: netpipe_fast::sink::StreamOptions {
-                reader_name: args.reader_name,
+                // --consumer (alias --reader-name) names the reader of both stream kinds.
+                reader_name: args.consumer.clone(),
                 ..Default::default()
             },
             ..OutputOptions::default()
@@ -579,6 +588,7 @@ fn record(args: RecordArgs) -> ExitCode {
         max_line_bytes: args.max_line_bytes,
         max_columns: args.max_columns,
         csv_safe: args.csv_safe,
+        partitions,
         dataset: args.ds_name,
         idle_save: (args.idle_save_ms > 0)
             .then(|| std::time::Duration::from_millis(args.idle_save_ms)),

@@ -580,3 +580,192 @@ fn block_mode_node_killed_mid_stream_resends_in_flight_batches_without_duplicate
     assert_eq!(got.len(), want.len(), "publisher said:\n{stderr}");
     assert!(got == want, "messages out of order or changed");
 }
+
+/// `record --partitions 3 --partition 0,2` reads the streams `<q>-0` and `<q>-2` (as the
+/// publisher's `--partitions 3` names them), one subscription each, and stores an offset per
+/// partition under its reader name: a second run reads only what was added since, and never
+/// anything of `<q>-1`.
+#[test]
+fn partitions_are_read_as_selected_with_an_offset_each() {
+    let q = unique("parts");
+    let name = |i: usize| format!("{q}-{i}");
+    let publish_n = |stream: &str, n: usize, producer: &str| {
+        let out = bin()
+            .args(["read", "-c", &n.to_string(), FIXTURE, "-o", STREAM_URL])
+            .args(["--queue", stream, "--producer-name", producer])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "publish to {stream}: {out:?}");
+    };
+    for (i, n) in [(0, 300), (1, 500), (2, 200)] {
+        publish_n(&name(i), n, &name(i));
+    }
+    let dir = common::harness::TempDir::new("stream-record", "parts");
+    let reader = unique("reader");
+    let record = |run: &str, count: usize| {
+        let archive = dir.path(&format!("{run}.json"));
+        let out = bin()
+            .args(["record", "--input", STREAM_URL, "--queue", &q])
+            .args(["--partitions", "3", "--partition", "0,2"])
+            .args(["--reader-name", &reader, "--save-after-num", "150"])
+            .args(["--stop-after-num", &count.to_string()])
+            .arg("--output-csv")
+            .arg(dir.path(&format!("{run}.csv")))
+            .arg("--archive-json")
+            .arg(&archive)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "record run {run}: {out:?}");
+        let mut got: Vec<String> = archived(&archive).iter().map(|v| v.to_string()).collect();
+        got.sort();
+        got
+    };
+    let fixture = |n: usize| -> Vec<String> {
+        expected(&["-c", &n.to_string(), FIXTURE])
+            .iter()
+            .map(|l| {
+                serde_json::from_slice::<serde_json::Value>(l)
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let mut want = fixture(300);
+    want.extend(fixture(200));
+    want.sort();
+    let got = record("a", 500);
+    assert_eq!(got.len(), 500);
+    assert!(got == want, "partitions 0 and 2 were not read exactly once");
+    // 100 more in partition 0 (another producer: not deduplicated), 100 in partition 1: the
+    // same reader resumes each partition after its stored offset, and skips partition 1.
+    publish_n(&name(0), 100, &unique("more"));
+    publish_n(&name(1), 100, &unique("more"));
+    let got = record("b", 100);
+    let mut want = fixture(100);
+    want.sort();
+    assert!(
+        got == want,
+        "the second run did not read just the 100 new messages"
+    );
+    // Usage errors: a partition that does not exist.
+    let out = bin()
+        .args(["record", "--input", STREAM_URL, "--queue", &q])
+        .args(["--partitions", "3", "--partition", "3"])
+        .args(["--output-csv"])
+        .arg(dir.path("bad.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("partition 3 does not exist"));
+    for i in 0..3 {
+        delete_stream(&name(i));
+    }
+}
+
+/// A private node is killed (SIGKILL) and started again while `record` reads its stream: the
+/// recorder logs the lost connection, subscribes again right after the last message it read,
+/// and records what is published after the restart: every message once, in order, in one run.
+#[test]
+fn stream_recorder_reconnects_after_a_broker_restart_and_resumes_after_its_last_message() {
+    use common::brokers::{wait_for, PrivateRabbit};
+    use std::process::Stdio;
+    use std::time::Duration;
+    let pid = std::process::id();
+    let mut node = PrivateRabbit::start_node(
+        "restart_rec",
+        &format!("rabbit-np-restart-{pid}@localhost"),
+        true,
+    );
+    let url = format!(
+        "rabbitmq-stream://guest:guest@127.0.0.1:{}",
+        node.stream_port
+    );
+    let stream = unique("restart_stream");
+    let publish_n = |args: &[&str], producer: &str| {
+        bin()
+            .arg("read")
+            .args(args)
+            .args(["-o", &url, "--queue", &stream, "--producer-name", producer])
+            .output()
+            .unwrap()
+    };
+    let out = publish_n(&["-c", "5000", FIXTURE], "before");
+    assert!(out.status.success(), "publish: {out:?}");
+    let dir = common::harness::TempDir::new("stream-record", "restart");
+    let csv = dir.path("r.csv");
+    let archive = dir.path("r.json");
+    let stop_file = dir.path("r.stop");
+    let mut rec = bin()
+        .args([
+            "record",
+            "--input",
+            &url,
+            "--queue",
+            &stream,
+            "--consumer",
+            "rec",
+        ])
+        .args(["--save-after-num", "1000", "--idle-save-ms", "200"])
+        .arg("--output-csv")
+        .arg(&csv)
+        .arg("--archive-json")
+        .arg(&archive)
+        .arg("--stop-file")
+        .arg(&stop_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let committed = || -> u64 {
+        std::fs::read(netpipe_fast::record::csv::suffixed(&csv, ".state"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["rows"].as_u64())
+            .unwrap_or(0)
+    };
+    wait_for("the first 5000 rows", Duration::from_secs(120), || {
+        committed() == 5000
+    });
+    node.kill();
+    node.spawn();
+    // The restarted node takes a moment to bring the stream back (until then it answers
+    // InternalError): publish again until it takes them. The producer name deduplicates
+    // anything a failed attempt got through.
+    wait_for(
+        "the stream back after the restart",
+        Duration::from_secs(120),
+        || publish_n(&["-r", FIXTURE], "after").status.success(),
+    );
+    let total = 5000 + FIXTURE_MESSAGES as u64;
+    wait_for(
+        "every row after the restart",
+        Duration::from_secs(180),
+        || {
+            assert!(
+                rec.try_wait().unwrap().is_none(),
+                "the recorder ended when the broker went away"
+            );
+            committed() == total
+        },
+    );
+    std::fs::write(&stop_file, b"").unwrap();
+    let out = rec.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("connection lost") && err.contains("subscribed again"),
+        "{err}"
+    );
+    let mut want: Vec<serde_json::Value> = expected(&["-c", "5000", FIXTURE])
+        .iter()
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    want.extend(
+        expected(&["-r", FIXTURE])
+            .iter()
+            .map(|l| serde_json::from_slice(l).unwrap()),
+    );
+    let got = archived(&archive);
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "not every message once and in order");
+}

@@ -797,3 +797,71 @@ fn stalled_recorder_whose_entries_were_taken_over_stops_without_saving_them() {
     assert_eq!(committed_rows(&ca), 2000);
     assert_eq!(merge(row_bag(&ca), row_bag(&cb)), reference);
 }
+
+/// `--partitions 4 --partition 0,2` reads the streams `<key>-0` and `<key>-2` with one
+/// XREADGROUP; a second recorder of the group with `--partition 1,3` reads the other two.
+/// Each entry is recorded once and acknowledged on its own stream. A Redis list input reads
+/// one partition at a time: selecting two is refused with a clear error.
+#[test]
+fn partitions_are_read_as_selected_in_one_group() {
+    let dir = Scratch::new("rs_parts");
+    let server = PrivateRedis::start("rs_parts_srv", &[]);
+    let key = unique("pstream");
+    let counts = [300usize, 500, 200, 50];
+    for (i, n) in counts.iter().enumerate() {
+        publish_stream(&server, &format!("{key}-{i}"), *n);
+    }
+    let mut bags = Vec::new();
+    for (name, list) in [("even", "0,2"), ("odd", "1-3")] {
+        let mut args = stream_args(&server, &key, "g", name);
+        args.extend(files(&dir, name));
+        args.extend(
+            [
+                "--partitions",
+                "4",
+                "--partition",
+                list,
+                "--idle-save-ms",
+                "200",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        let want: usize = match name {
+            "even" => counts[0] + counts[2],
+            // Partition 2's entries were all taken by "even", in the same group.
+            _ => counts[1] + counts[3],
+        };
+        let csv = dir.path(&format!("{name}.csv"));
+        let run = spawn_rec(&args, Stdio::piped());
+        wait_for(
+            "every row of the partitions",
+            Duration::from_secs(60),
+            || committed_rows(&csv) as usize == want,
+        );
+        stop(run, &dir.path(&format!("{name}.stop")));
+        bags.push(row_bag(&csv));
+    }
+    // A scratch folder per reference: a second recording into the same CSV would resume it.
+    let r = |n| reference(&Scratch::new("rs_parts_ref"), n);
+    assert_eq!(bags[0], merge(r(300), r(200)));
+    // "1-3" is partitions 1, 2 and 3: partition 2's entries were all taken by "even" in the
+    // same group, so this one gets 1 and 3 only.
+    assert_eq!(bags[1], merge(r(500), r(50)));
+    for i in 0..4 {
+        assert_eq!(
+            pending(&server, &format!("{key}-{i}"), "g"),
+            0,
+            "partition {i}"
+        );
+    }
+    let out = rec()
+        .args(["--input", &server.url(), "--queue", &key])
+        .args(["--partitions", "4", "--partition", "0,1"])
+        .args(files(&dir, "list"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("one partition at a time"), "{err}");
+}

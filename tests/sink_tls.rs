@@ -350,6 +350,81 @@ fn rediss_delivers_every_message_in_order_and_checks_the_certificate() {
     assert_tls_failure(&out, password, "TLS");
 }
 
+/// `record` from rediss:// (the crate's one Redis client, with the sink's TLS set-up), in list
+/// mode and in stream mode, reads every message the TLS sink wrote; a CA that did not sign the
+/// server's certificate is exit 11 before anything is read, with no password printed.
+#[test]
+fn record_reads_rediss_lists_and_streams() {
+    let pki = Pki::new();
+    let password = "tls-rec-s3cret";
+    let server = TlsRedis::start(&pki, password);
+    let url = format!("rediss://:{password}@127.0.0.1:{}/0", server.tls_port);
+    let ssl = pki.options("ca.pem", "CERT_REQUIRED");
+    let dir = TempDir::new("tls_record");
+    let want = expected(&[FIXTURE]);
+    let record = |name: &str, extra: &[&str], ssl: &str| {
+        bin()
+            .args(["record", "--input", &url, "--stop-after-num"])
+            .arg(FIXTURE_MESSAGES.to_string())
+            .args(["--save-after-num", "1000", "--idle-save-ms", "200"])
+            .arg("--output-csv")
+            .arg(dir.0.join(format!("{name}.csv")))
+            .arg("--archive-json")
+            .arg(dir.0.join(format!("{name}.json")))
+            .args(extra)
+            .env("FORWARD_SSL_OPTIONS", ssl)
+            .output()
+            .unwrap()
+    };
+    // The packets of an archive, without the fields the recorder adds, in order.
+    let archived = |name: &str| -> Vec<Value> {
+        let text = std::fs::read_to_string(dir.0.join(format!("{name}.json"))).unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        let mut packets = doc["packets"].as_array().cloned().unwrap_or_default();
+        for p in &mut packets {
+            if let Some(o) = p.as_object_mut() {
+                o.remove("id");
+                o.remove("received");
+            }
+        }
+        packets
+    };
+    let want_json: Vec<Value> = want
+        .iter()
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    for (mode, name) in [("list", "tls_rec_list"), ("stream", "tls_rec_stream")] {
+        let queue = unique(name);
+        let out = read_with(&ssl, &["-o", &url, "--redis-mode", mode, "--queue", &queue]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut extra = vec!["--queue", &queue, "--redis-mode", mode];
+        if mode == "stream" {
+            extra.extend(["--group", "g", "--consumer", "c"]);
+        }
+        let out = record(name, &extra, &ssl);
+        assert!(out.status.success(), "record {mode}: {}", stderr(&out));
+        assert!(!stderr(&out).contains(password));
+        assert!(
+            archived(name) == want_json,
+            "record from rediss:// in {mode} mode did not read every message once, in order"
+        );
+        if mode == "list" {
+            assert!(
+                server.list(password, &queue).is_empty(),
+                "list not consumed"
+            );
+        }
+    }
+    // A CA that did not sign the server's certificate: exit 11, one line naming TLS.
+    let queue = unique("tls_rec_wrong_ca");
+    let out = record(
+        "wrong_ca",
+        &["--queue", &queue],
+        &pki.options("other-ca.pem", "CERT_REQUIRED"),
+    );
+    assert_tls_failure(&out, password, "UnknownIssuer");
+}
+
 fn venv_python() -> PathBuf {
     let py = root().join("target/kombu-venv/bin/python");
     assert!(

@@ -45,6 +45,7 @@
 //!   interchangeable, so a hash match is always a right match when the multiset is kept.)
 
 use super::csv::InputState;
+use crate::broker::resp::{self, RedisError, RespConnection};
 use crate::sink::{AmqpConfig, OutputOptions, RedisConfig, RedisFormat, StartError};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -122,6 +123,7 @@ pub trait Input {
 pub fn open(
     url: &str,
     options: &OutputOptions,
+    partitions: &super::Partitions,
     prefetch: u16,
     resumed: &InputState,
     max_line_bytes: u64,
@@ -162,6 +164,27 @@ pub fn open(
             format!(
                 "--redis-mode stream needs a redis:// input, not \"{}\"",
                 crate::sink::redact(url)
+            ),
+        ));
+    }
+    let is_stream = url.starts_with("rabbitmq-stream://")
+        || url.starts_with("rabbitmq-stream+tls://")
+        || options.redis_group.is_some();
+    let is_redis_list = (url.starts_with("redis://") || url.starts_with("rediss://"))
+        && options.redis_group.is_none();
+    if partitions.count > 1 && !is_stream && !(is_redis_list && partitions.selected.len() == 1) {
+        return Err(StartError::new(
+            crate::exit::USAGE,
+            format!(
+                "--partitions: input \"{}\" {}",
+                crate::sink::redact(url),
+                if is_redis_list {
+                    "is a Redis list, read one partition at a time: start one recorder per \
+                     partition with --partition I, or use --redis-mode stream, which reads \
+                     several"
+                } else {
+                    "has no partitions (only Redis and RabbitMQ streams and Redis lists do)"
+                }
             ),
         ));
     }
@@ -244,19 +267,23 @@ pub fn open(
         let mut opts = options.clone();
         // The input only reads: no kombu binding writes at connect.
         opts.redis_format = RedisFormat::Raw;
-        let cfg = RedisConfig::parse(url, &opts).map_err(as_input)?;
+        let mut cfg = RedisConfig::parse(url, &opts).map_err(as_input)?;
+        let keys = partitions.names(&cfg.queue);
         if let Some(group) = &options.redis_group {
             return Ok(Box::new(super::redis_stream::StreamInput::open(
                 cfg,
                 group.clone(),
+                keys,
                 resumed,
                 max_line_bytes,
             )?));
         }
+        // A list reads one partition (checked above): the queue is its name.
+        cfg.queue = keys[0].clone();
         return Ok(Box::new(RedisInput::open(cfg, resumed)?));
     }
     if url.starts_with("rabbitmq-stream://") || url.starts_with("rabbitmq-stream+tls://") {
-        return super::stream_input::open(url, options);
+        return super::stream_input::open(url, options, partitions);
     }
     if url.starts_with("amqp://") || url.starts_with("amqps://") {
         let cfg = AmqpConfig::parse(url, options).map_err(as_input)?;
@@ -443,7 +470,7 @@ impl Input for Lines {
 /// Reliable fetch from a Redis list (see the module documentation).
 struct RedisInput {
     cfg: RedisConfig,
-    con: ::redis::Connection,
+    con: RespConnection,
     consumer: String,
     /// The generation being filled (the last committed one + 1).
     generation: u64,
@@ -521,14 +548,14 @@ impl RedisInput {
             lease_refreshed: Instant::now(),
             orphans_checked: Instant::now(),
         };
-        let fail = |e: ::redis::RedisError| {
+        let fail = |e: RedisError| {
             StartError::new(
                 crate::exit::BROKER_UNREACHABLE,
                 format!("{}: recovery failed: {e}", input_source(&source)),
             )
         };
         // The lease first: from here on no other recorder takes this consumer's lists.
-        let mut pipe = ::redis::pipe();
+        let mut pipe = resp::pipe();
         pipe.atomic()
             .cmd("SET")
             .arg(input.lease_key(&input.consumer))
@@ -552,14 +579,14 @@ impl RedisInput {
         input.lease_refreshed = Instant::now();
         if committed > 0 {
             // Already in the CSV: only the list is left to drop.
-            ::redis::cmd("DEL")
+            resp::cmd("DEL")
                 .arg(input.list(committed))
                 .query::<i64>(&mut input.con)
                 .map_err(fail)?;
         }
         // Taken by the crashed run but not committed: first in line now. LRANGE lists them
         // newest first (LMOVE pushes on the left).
-        let left: Vec<Vec<u8>> = ::redis::cmd("LRANGE")
+        let left: Vec<Vec<u8>> = resp::cmd("LRANGE")
             .arg(input.list(input.generation))
             .arg(0)
             .arg(-1)
@@ -581,7 +608,7 @@ impl RedisInput {
     /// Extends the lease; an error if it had expired (another recorder may have taken this
     /// recorder's messages back to the queue).
     fn refresh_lease(&mut self) -> Result<(), InputError> {
-        let extended: i64 = ::redis::cmd("PEXPIRE")
+        let extended: i64 = resp::cmd("PEXPIRE")
             .arg(self.lease_key(&self.consumer))
             .arg(self.lease_ttl.as_millis() as u64)
             .query(&mut self.con)
@@ -602,13 +629,13 @@ impl RedisInput {
 
     /// Takes back the processing lists of recorders whose lease expired (see the module
     /// documentation). Returns the messages put back on the queue.
-    fn recover_orphans(&mut self) -> Result<u64, ::redis::RedisError> {
+    fn recover_orphans(&mut self) -> Result<u64, RedisError> {
         self.orphans_checked = Instant::now();
         let prefix = format!("{}.netpipe-processing.", self.cfg.queue);
         let mut keys: Vec<String> = Vec::new();
         let mut cursor: u64 = 0;
         loop {
-            let (next, batch): (u64, Vec<String>) = ::redis::cmd("SCAN")
+            let (next, batch): (u64, Vec<String>) = resp::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
                 .arg(format!("{}*", redis_glob_escape(&prefix)))
@@ -643,7 +670,7 @@ impl RedisInput {
         let mut requeued_total = 0;
         for (owner, mut generations) in by_owner {
             let lease = self.lease_key(&owner);
-            let alive: bool = ::redis::cmd("EXISTS").arg(&lease).query(&mut self.con)?;
+            let alive: bool = resp::cmd("EXISTS").arg(&lease).query(&mut self.con)?;
             if alive {
                 continue;
             }
@@ -654,7 +681,7 @@ impl RedisInput {
             for generation in generations {
                 let list = format!("{prefix}{owner}.{generation}");
                 let done = committed.is_some_and(|c| generation <= c);
-                let n: i64 = ::redis::cmd("EVAL")
+                let n: i64 = resp::cmd("EVAL")
                     .arg(RECOVER_SCRIPT)
                     .arg(3)
                     .arg(&lease)
@@ -692,7 +719,7 @@ impl RedisInput {
                 }
             }
             if all_done {
-                let _: i64 = ::redis::cmd("DEL")
+                let _: i64 = resp::cmd("DEL")
                     .arg(self.owner_key(&owner))
                     .query(&mut self.con)?;
             }
@@ -703,8 +730,8 @@ impl RedisInput {
     /// The last generation a lease-less owner committed, from the `committed` field of its
     /// owner record; None when there is none or it is not a number. Only that one field is
     /// read (a planted record could be large), and it is a number, never a path.
-    fn owner_committed(&mut self, owner: &str) -> Result<Option<u64>, ::redis::RedisError> {
-        let committed: Option<Vec<u8>> = ::redis::cmd("HGET")
+    fn owner_committed(&mut self, owner: &str) -> Result<Option<u64>, RedisError> {
+        let committed: Option<Vec<u8>> = resp::cmd("HGET")
             .arg(self.owner_key(owner))
             .arg("committed")
             .query(&mut self.con)?;
@@ -738,9 +765,9 @@ impl RedisInput {
     }
 
     /// Moves up to `n` messages into the processing list in one round trip.
-    fn fetch(&mut self, n: usize) -> Result<(), ::redis::RedisError> {
+    fn fetch(&mut self, n: usize) -> Result<(), RedisError> {
         let list = self.list(self.generation);
-        let mut pipe = ::redis::pipe();
+        let mut pipe = resp::pipe();
         for _ in 0..n {
             pipe.cmd("LMOVE")
                 .arg(&self.cfg.queue)
@@ -751,7 +778,7 @@ impl RedisInput {
         let got: Vec<Option<Vec<u8>>> = pipe.query(&mut self.con)?;
         self.ready.extend(got.into_iter().flatten());
         if self.ready.is_empty() {
-            let got: Option<Vec<u8>> = ::redis::cmd("BLMOVE")
+            let got: Option<Vec<u8>> = resp::cmd("BLMOVE")
                 .arg(&self.cfg.queue)
                 .arg(&list)
                 .arg("RIGHT")
@@ -775,7 +802,7 @@ impl RedisInput {
             return Ok(());
         }
         let list = self.list(self.generation);
-        let mut pipe = ::redis::pipe();
+        let mut pipe = resp::pipe();
         pipe.atomic();
         pipe.cmd("RPUSH").arg(&self.cfg.queue);
         for m in back.iter().rev() {
@@ -854,7 +881,7 @@ impl Input for RedisInput {
     }
 
     fn commit_mark(&mut self) -> Result<(), InputError> {
-        ::redis::cmd("HSET")
+        resp::cmd("HSET")
             .arg(self.owner_key(&self.consumer))
             .arg("committed")
             .arg(self.generation)
@@ -869,7 +896,7 @@ impl Input for RedisInput {
         let list = self.list(self.generation);
         self.generation += 1;
         self.last = None;
-        ::redis::cmd("DEL")
+        resp::cmd("DEL")
             .arg(&list)
             .query::<i64>(&mut self.con)
             .map(drop)
@@ -882,8 +909,8 @@ impl Drop for RedisInput {
     /// list is left, so that another recorder can still tell what of it was committed.
     fn drop(&mut self) {
         let list = self.list(self.generation);
-        let left: Result<bool, _> = ::redis::cmd("EXISTS").arg(&list).query(&mut self.con);
-        let mut pipe = ::redis::pipe();
+        let left: Result<bool, _> = resp::cmd("EXISTS").arg(&list).query(&mut self.con);
+        let mut pipe = resp::pipe();
         pipe.cmd("DEL").arg(self.lease_key(&self.consumer)).ignore();
         if matches!(left, Ok(false)) {
             pipe.cmd("DEL").arg(self.owner_key(&self.consumer)).ignore();

@@ -71,6 +71,81 @@ pub struct RecordJob {
     pub max_columns: usize,
     /// `--csv-safe`: text cells starting with `= + - @` (or tab, CR) get a `'` first.
     pub csv_safe: bool,
+    /// `--partitions N --partition LIST`: which of the input's partitions to read.
+    pub partitions: Partitions,
+}
+
+/// The partitions a recorder reads: the publisher with `--partitions N` writes to
+/// `<queue>-0 .. <queue>-(N-1)` (N = 1: to `<queue>` itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partitions {
+    pub count: u32,
+    /// Ascending, no duplicates, each below `count`.
+    pub selected: Vec<u32>,
+}
+
+impl Default for Partitions {
+    fn default() -> Self {
+        Partitions {
+            count: 1,
+            selected: vec![0],
+        }
+    }
+}
+
+impl Partitions {
+    /// `count` partitions, of which `list` ("0,2", "0-3", "1,4-6"; None: all) are read.
+    pub fn parse(count: u32, list: Option<&str>) -> Result<Partitions, String> {
+        if count == 0 {
+            return Err("--partitions must be at least 1".into());
+        }
+        let Some(list) = list else {
+            return Ok(Partitions {
+                count,
+                selected: (0..count).collect(),
+            });
+        };
+        let bad = |why: String| format!("--partition \"{list}\": {why}");
+        let number = |t: &str| {
+            t.trim()
+                .parse::<u32>()
+                .map_err(|_| bad(format!("\"{}\" is not a partition number", t.trim())))
+        };
+        let mut selected = Vec::new();
+        for item in list.split(',') {
+            let (from, to) = match item.split_once('-') {
+                Some((a, b)) => (number(a)?, number(b)?),
+                None => {
+                    let n = number(item)?;
+                    (n, n)
+                }
+            };
+            if from > to {
+                return Err(bad(format!("range {from}-{to} runs backwards")));
+            }
+            if to >= count {
+                return Err(bad(format!(
+                    "partition {to} does not exist with --partitions {count} (0 to {})",
+                    count - 1
+                )));
+            }
+            selected.extend(from..=to);
+        }
+        selected.sort_unstable();
+        selected.dedup();
+        Ok(Partitions { count, selected })
+    }
+
+    /// The names of the selected partitions of `queue`.
+    pub fn names(&self, queue: &str) -> Vec<String> {
+        if self.count == 1 {
+            return vec![queue.to_string()];
+        }
+        self.selected
+            .iter()
+            .map(|i| format!("{queue}-{i}"))
+            .collect()
+    }
 }
 
 /// Why the recorder stopped.
@@ -379,6 +454,7 @@ impl RecordJob {
         let mut input = match input::open(
             &self.input,
             &self.options,
+            &self.partitions,
             self.prefetch,
             &store.state.input,
             self.max_line_bytes,
@@ -770,6 +846,28 @@ mod tests {
             (c.to_str(), a.to_str()),
             (Some("/data/n-S.csv"), Some("/data/packets-n-S.json"))
         );
+    }
+
+    #[test]
+    fn partitions_are_parsed_from_lists_and_ranges() {
+        let p = |n, l| Partitions::parse(n, l).map(|p| p.selected);
+        assert_eq!(p(4, None), Ok(vec![0, 1, 2, 3]));
+        assert_eq!(p(4, Some("0,2")), Ok(vec![0, 2]));
+        assert_eq!(p(8, Some("5, 0-2,1")), Ok(vec![0, 1, 2, 5]));
+        assert_eq!(p(1, None), Ok(vec![0]));
+        for (n, bad) in [
+            (4, "4"),
+            (4, "2-1"),
+            (4, "x"),
+            (4, ""),
+            (4, "1-"),
+            (4, "0-9"),
+        ] {
+            assert!(p(n, Some(bad)).is_err(), "{bad}");
+        }
+        let two = Partitions::parse(4, Some("1,3")).unwrap();
+        assert_eq!(two.names("q"), ["q-1", "q-3"]);
+        assert_eq!(Partitions::default().names("q"), ["q"]);
     }
 
     #[test]

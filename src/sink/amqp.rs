@@ -36,13 +36,13 @@
 //! is inside `block_on`: heartbeats would stop while a quiet live capture sends nothing, and
 //! lapin's I/O thread cannot drive a current-thread runtime's reactor from outside.
 
-use super::redis::Secret;
 use super::tls::{is_tls_error, SslOptions};
 use super::{
     log, percent_decode, reconnect_forever, split_host_port, split_url, Backoff, Outage,
     OutputOptions, SharedCounters, Sink, SinkCounters, StartError, UrlParts, WriteError, EXIT_AUTH,
     EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
 };
+use crate::broker::Secret;
 use crate::pipeline::batch::JsonBatch;
 use async_rs::traits::Executor;
 use async_rs::TokioRuntime;

@@ -14,7 +14,6 @@ pub mod create;
 pub mod outbox;
 pub mod rabbit_stream;
 pub mod redis;
-mod resp;
 pub mod spool;
 pub mod tcp;
 pub mod tls;
@@ -232,7 +231,7 @@ pub struct OutputOptions {
     pub amqp_confirms: bool,
     /// From `--password-file`: replaces any password in the URL, so the URL (in argv or the
     /// environment) need not hold one.
-    pub password: Option<redis::Secret>,
+    pub password: Option<crate::broker::Secret>,
     /// `--redis-mode` (list, stream, channel) and, for streams, `--redis-maxlen`.
     pub redis_mode: RedisMode,
     pub redis_maxlen: u64,
@@ -568,7 +567,7 @@ fn shown_scheme(s: &str) -> &str {
 
 /// The password from `--password-file FILE` (or its environment variable): the first line,
 /// without its line end. The file is named in errors; its content never is.
-pub fn read_password_file(path: &std::path::Path) -> Result<redis::Secret, String> {
+pub fn read_password_file(path: &std::path::Path) -> Result<crate::broker::Secret, String> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
     let cannot = |e: io::Error| format!("cannot read the password file {}: {e}", path.display());
@@ -616,7 +615,7 @@ pub fn read_password_file(path: &std::path::Path) -> Result<redis::Secret, Strin
         ));
     }
     String::from_utf8(first.to_vec())
-        .map(redis::Secret)
+        .map(crate::broker::Secret)
         .map_err(|_| format!("the password file {} is not UTF-8 text", path.display()))
 }
 

@@ -34,13 +34,13 @@
 //! publisher thread blocks on it only to write frames; it waits for confirms on a condition
 //! variable.
 
-use super::redis::Secret;
 use super::tls::{CertReqs, SslOptions};
 use super::{
     log, percent_decode, reconnect_forever, split_host_port, split_url, Backoff, Outage,
     OutputOptions, SharedCounters, Sink, SinkCounters, StartError, UrlParts, WriteError, EXIT_AUTH,
     EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
 };
+use crate::broker::Secret;
 use crate::pipeline::batch::JsonBatch;
 use rabbitmq_stream_client::error::ClientError;
 use rabbitmq_stream_client::types::{Message, MessageResult, ResponseCode, ResponseKind};

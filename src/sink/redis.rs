@@ -41,13 +41,13 @@
 //! (`window_commands` batches of at most 1,024 messages) may be stored twice per reconnect;
 //! every message sent again is counted as `resent`, so duplicates ≤ resent.
 
-use super::resp::{bulk_header, encode_command, Reply, RespConnection, RespError};
 use super::tls::SslOptions;
 use super::{
     log, reconnect_forever, split_host_port, split_url, Backoff, Outage, OutputOptions,
     SharedCounters, Sink, SinkCounters, StartError, UrlParts, WriteError, EXIT_AUTH, EXIT_BAD_URL,
     EXIT_TLS, EXIT_UNREACHABLE,
 };
+use crate::broker::resp::{bulk_header, encode_command, Reply, RespConnection, RespError};
 use crate::pipeline::batch::JsonBatch;
 use rustls::ClientConfig;
 use std::collections::VecDeque;
@@ -125,15 +125,7 @@ pub struct RedisGroup {
     pub start: String,
 }
 
-/// A password that never shows in `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
+pub use crate::broker::Secret;
 
 /// Where to connect and what to write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -879,46 +871,23 @@ fn start_error(cfg: &RedisConfig, e: &OpenError) -> StartError {
     }
 }
 
-/// A connection for `record`'s Redis input: the redis crate's blocking client, whose commands
-/// the recorder's reliable fetch uses. The start-up checks, exit codes and wording are the
-/// sink's: AUTH, SELECT and PING go first through [`open_connection`] on a probe connection.
-pub(crate) fn connect_for_input(cfg: &RedisConfig) -> Result<::redis::Connection, StartError> {
-    if cfg.tls {
-        return Err(StartError::new(
-            EXIT_TLS,
-            "record cannot read from rediss:// (TLS) yet; use redis://",
-        ));
-    }
-    // Raw format: the probe writes no kombu binding.
-    let probe = RedisConfig {
+/// A connection for `record`'s Redis inputs: the sink's own client and start-up checks (TLS,
+/// AUTH, SELECT, PING; exit codes and wording), without the kombu binding.
+pub(crate) fn connect_for_input(cfg: &RedisConfig) -> Result<RespConnection, StartError> {
+    let tls = if cfg.tls {
+        Some(
+            cfg.ssl
+                .client_config()
+                .map_err(|e| StartError::new(EXIT_TLS, format!("TLS set-up failed: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let cfg = RedisConfig {
         format: RedisFormat::Raw,
         ..cfg.clone()
     };
-    drop(open_connection(&probe, None).map_err(|e| start_error(cfg, &e))?);
-    let cannot =
-        |e: ::redis::RedisError| StartError::new(EXIT_UNREACHABLE, format!("cannot connect: {e}"));
-    let mut settings = ::redis::RedisConnectionInfo::default()
-        .set_db(cfg.db)
-        .set_skip_set_lib_name();
-    if let Some(u) = &cfg.username {
-        settings = settings.set_username(u);
-    }
-    if let Some(p) = &cfg.password {
-        settings = settings.set_password(&p.0);
-    }
-    let info = ::redis::IntoConnectionInfo::into_connection_info(::redis::ConnectionAddr::Tcp(
-        cfg.host.clone(),
-        cfg.port,
-    ))
-    .map_err(cannot)?
-    .set_redis_settings(settings);
-    let con = ::redis::Client::open(info)
-        .and_then(|c| c.get_connection_with_timeout(cfg.connect_timeout))
-        .map_err(cannot)?;
-    con.set_read_timeout(Some(cfg.response_timeout))
-        .and_then(|()| con.set_write_timeout(Some(cfg.response_timeout)))
-        .map_err(cannot)?;
-    Ok(con)
+    open_connection(&cfg, tls.as_ref()).map_err(|e| start_error(&cfg, &e))
 }
 
 #[cfg(test)]
