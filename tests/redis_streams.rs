@@ -1129,3 +1129,70 @@ fn partitions_are_refused_where_they_cannot_work() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{:?}", out);
 }
+
+/// redis-py: PSUBSCRIBE `<key>-*`, READY once subscribed, then COUNT messages as
+/// `<channel> <msg>` lines.
+const PSUBSCRIBE_PY: &str = r#"
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]))
+p = r.pubsub(ignore_subscribe_messages=True)
+p.psubscribe(sys.argv[2] + "-*")
+while p.get_message(timeout=1.0) is None and not p.subscribed:
+    pass
+print("READY", flush=True)
+want = int(sys.argv[3])
+out = sys.stdout.buffer
+n = 0
+while n < want:
+    m = p.get_message(timeout=30.0)
+    if m is None:
+        break
+    out.write(m["channel"] + b" " + m["data"] + b"\n")
+    n += 1
+out.flush()
+"#;
+
+/// Channel mode publishes each message to its partition's channel `<queue>-<i>`: a redis-py
+/// pattern subscriber gets every message once, each channel's in order, flows together.
+#[test]
+fn partitioned_channels_reach_a_pattern_subscriber() {
+    let server = PrivateRedis::start("rs_pchan_srv", &[]);
+    let key = unique("pchan");
+    let n = 2;
+    let mut sub = Run(Command::new(python())
+        .arg("-c")
+        .arg(PSUBSCRIBE_PY)
+        .arg(server.port.to_string())
+        .arg(&key)
+        .arg(FIXTURE_MESSAGES.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap());
+    let mut out = BufReader::new(sub.0.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "READY");
+    let run = bin()
+        .args(["read", FIXTURE, "-o", &server.url()])
+        .args(["--redis-mode", "channel", "--queue", &key])
+        .args(["--partitions", &n.to_string(), "--when-full", "block"])
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "{summary}");
+    assert!(summary.contains("0 reached no subscriber"), "{summary}");
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut out, &mut rest).unwrap();
+    let mut parts = vec![Vec::new(); n];
+    for l in common::lines(&rest) {
+        let sp = l.iter().position(|&b| b == b' ').unwrap();
+        let channel = std::str::from_utf8(&l[..sp]).unwrap();
+        let i: usize = channel
+            .strip_prefix(&format!("{key}-"))
+            .and_then(|i| i.parse().ok())
+            .unwrap_or_else(|| panic!("message on channel {channel}"));
+        parts[i].push(l[sp + 1..].to_vec());
+    }
+    check_partitions(&parts, &expected(&[FIXTURE]));
+}

@@ -19,6 +19,14 @@
 //! subscribers reached) are counted, and [`super::Output::with_delivery`] never spools a
 //! channel (a replay would reach other subscribers than the ones of the moment).
 //!
+//! `--partitions N` (N > 1): each message goes to the key `<queue>-<i>` of its partition
+//! ([`JsonBatch::partition`]: by flow, both directions of a flow to one key). List mode sends
+//! one LPUSH per partition present in the batch, each with that partition's messages in batch
+//! order (a counting sort per batch); stream and channel modes name the partition's key in
+//! each message's command. Still one write per batch, the same window, resend and spool
+//! rules; `MAXLEN ~` applies to each partition's stream. A batch read back from the spool has
+//! no stored hashes: the partition is found again from each message, the same one.
+//!
 //! `rediss://` (or any FORWARD_SSL_OPTIONS): TLS through rustls with the options' CA,
 //! client certificate and `cert_reqs` ([`super::tls`]).
 //!
