@@ -14,7 +14,9 @@ use std::time::Duration;
 mod common;
 use common::brokers::{wait_for, PrivateRedis};
 use common::harness::Process;
-use common::{bin, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES};
+use common::{
+    bin, documented_partition, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES,
+};
 
 /// Under target/, not the system temp dir: the spool refuses a path through a world-writable
 /// directory such as /tmp. Removed on drop.
@@ -826,21 +828,6 @@ for i in range(n):
             out.write(b"%d " % i + m + b"\n")
 out.write(b"BARE %d\n" % r.exists(key))
 "#;
-
-/// The partition of a message by the documented rule, computed here from the message with
-/// serde_json and the base64 crate: the first four bytes of the `community_id` digest,
-/// big-endian, modulo N; 0 without a community_id.
-fn documented_partition(m: &[u8], n: usize) -> usize {
-    use base64::Engine;
-    let v: serde_json::Value = serde_json::from_slice(m).unwrap();
-    let Some(id) = v["community_id"].as_str() else {
-        return 0;
-    };
-    let digest = base64::engine::general_purpose::STANDARD
-        .decode(id.strip_prefix("1:").unwrap())
-        .unwrap();
-    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) as usize % n
-}
 
 /// One end of a flow: address and port.
 type End = (String, u64);
