@@ -12,7 +12,10 @@ pub struct PacketOptions {
     pub community_id_seed: u16,
     pub decode: DecodeOptions,
     /// `--partitions N`: above 1, each message's flow hash is stored in the batch
-    /// ([`JsonBatch::flows`]) for the sink to route by; at 1 nothing is computed.
+    /// ([`JsonBatch::flows`]) for the sink to route by; at 1 nothing is computed. Set it to
+    /// the output's ([`crate::sink::Output::partitions`]); left at 1 with a partitioned
+    /// output, the sink finds each hash from the message instead (the same partition, with
+    /// the work in the publisher thread rather than the workers).
     pub partitions: u16,
 }
 
