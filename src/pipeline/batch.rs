@@ -176,7 +176,13 @@ pub fn flow_hash(message: &[u8]) -> u32 {
     if digits == 0 || !before[..before.len() - digits].ends_with(b"\"cap_len\":") {
         return 0;
     }
-    let id = &message[at + COMMUNITY_ID_KEY.len()..];
+    community_id_hash(&message[at + COMMUNITY_ID_KEY.len()..])
+}
+
+/// The flow hash of a Community ID given as text (`1:` and base64, anything may follow): the
+/// first four bytes of its digest, big-endian; 0 when it is not one. [`flow_hash`] finds the
+/// text in a message; the worker is told where it wrote it (`JsonEncoder::community_id_at`).
+pub fn community_id_hash(id: &[u8]) -> u32 {
     // `1:` then base64: six symbols carry 36 bits, of which the first 32 are digest bytes 0..4.
     let Some(rest) = id.strip_prefix(b"1:").filter(|r| r.len() >= 6) else {
         return 0;
