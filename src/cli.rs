@@ -613,10 +613,14 @@ pub struct OutputArgs {
     /// [default: netpipe-fast-<host name>-<queue>].
     #[arg(long, value_name = "NAME")]
     pub producer_name: Option<String>,
-    /// rabbitmq-stream://: spread the messages over N streams <queue>-0 .. <queue>-(N-1) by
-    /// flow hash (both directions of a flow in one), producer <producer-name>-<i> on each.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-    pub partitions: u16, // H4 stub
+    /// Spread the messages over N partitions by flow: the keys (Redis, every --redis-mode)
+    /// or streams <queue>-0 .. <queue>-(N-1) instead of --queue. Both directions of a flow
+    /// (its community_id) go to one partition, in order; packets without a community_id
+    /// (no IP, later fragments) go to partition 0. 1 (the default) writes to --queue itself.
+    /// Only for redis:// and rabbitmq-stream:// outputs.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(crate::sink::MAX_PARTITIONS)))]
+    pub partitions: u16,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
 }
@@ -663,7 +667,7 @@ impl OutputArgs {
                 producer_name: self.producer_name.clone(),
                 ..Default::default()
             },
-            partitions: self.partitions, // H4 stub
+            partitions: self.partitions,
         })
     }
 }
@@ -1650,6 +1654,8 @@ impl PacketArgs {
         use crate::decode::mpls::MplsPayload;
         crate::pipeline::worker::PacketOptions {
             community_id_seed: self.community_id_seed,
+            // Set from the output (`Output::partitions`) by the caller.
+            partitions: 1,
             decode: crate::decode::DecodeOptions {
                 mpls_payload: match self.mpls_payload {
                     MplsPayloadArg::Ip => MplsPayload::Ip,

@@ -64,6 +64,13 @@ fn outputs(
 ) -> Result<(Output, Option<PcapOutConfig>), String> {
     let pcap = pcap.config().transpose()?;
     let output = match (&pcap, out.output.as_deref()) {
+        (Some(_), None) if out.partitions > 1 => {
+            return Err(format!(
+                "--partitions {} needs -o redis://... or rabbitmq-stream://... (-w alone \
+                 writes no messages)",
+                out.partitions
+            ))
+        }
         (Some(_), None) => Output::Discard,
         (_, dest) => Output::parse_with(dest.unwrap_or("-"), &out.output_options()?)?,
     };
@@ -184,6 +191,11 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
         && std::io::stderr().is_terminal()
         && !(output == Output::Stdout && std::io::stdout().is_terminal());
     let quiet = args.quiet;
+    // The workers store flow hashes only when the output partitions.
+    let packet = netpipe_fast::pipeline::worker::PacketOptions {
+        partitions: output.partitions(),
+        ..args.packet.options()
+    };
     let job = ReadJob {
         files,
         filter,
@@ -191,7 +203,7 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
         workers: usize::from(args.workers),
         source_host: args.source_host,
         output,
-        packet: args.packet.options(),
+        packet,
     };
     let outcome = job.run_observed(
         &Observe {
@@ -282,6 +294,11 @@ fn capture(args: CaptureArgs) -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
+    // The workers store flow hashes only when the output partitions.
+    let packet = netpipe_fast::pipeline::worker::PacketOptions {
+        partitions: output.partitions(),
+        ..args.packet.options()
+    };
     let job = CaptureJob {
         iface,
         pcap_out: pcap.clone(),
@@ -307,7 +324,7 @@ fn capture(args: CaptureArgs) -> ExitCode {
         stats_interval: args.stats_interval,
         source_host: args.source_host,
         output,
-        packet: args.packet.options(),
+        packet,
         drop_to,
     };
     let stop = Arc::new(AtomicBool::new(false));

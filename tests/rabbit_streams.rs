@@ -387,11 +387,6 @@ fn password_file_keeps_the_secret_out_of_argv_for_output_and_record() {
     delete_stream(&stream);
 }
 
-/// `JsonBatch::partition` hashes flows once issue 10's flow hashes are in the batch (branch
-/// `partitions`, H4). Until then every message goes to partition 0 and the spread check below
-/// is off. // H4 stub: set to true when merging the flow hashes.
-const FLOW_HASHES: bool = false;
-
 /// Reads a whole stream with kombu: one more message than it can hold is asked for, so the
 /// read ends at the timeout with exactly what is there.
 fn kombu_read_all(stream: &str) -> Vec<Vec<u8>> {
@@ -482,9 +477,7 @@ fn partitions_every_message_once_in_order_and_flows_whole() {
     }
     let missing = seen.iter().filter(|s| s.is_none()).count();
     assert_eq!(missing, 0, "{missing} message(s) in no partition");
-    if FLOW_HASHES {
-        assert!(used > 1, "every message went to one partition");
-    }
+    assert!(used > 1, "every message went to one partition");
     for p in 0..N {
         delete_stream(&format!("{base}-{p}"));
     }

@@ -14,7 +14,9 @@ use std::time::Duration;
 mod common;
 use common::brokers::{wait_for, PrivateRedis};
 use common::harness::Process;
-use common::{bin, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES};
+use common::{
+    bin, documented_partition, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES,
+};
 
 /// Under target/, not the system temp dir: the spool refuses a path through a world-writable
 /// directory such as /tmp. Removed on drop.
@@ -864,4 +866,388 @@ fn partitions_are_read_as_selected_in_one_group() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("one partition at a time"), "{err}");
+}
+
+// --- --partitions (issue 10 item 4) -------------------------------------------------------
+
+/// redis-py: every entry of `<key>-0` .. `<key>-(N-1)` as `<partition> <msg>` lines (streams
+/// by XRANGE, lists by LRANGE from the tail, the oldest first), then `BARE <n>`: whether the
+/// unsuffixed key exists.
+const PARTITIONS_PY: &str = r#"
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]))
+key, n, kind = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+out = sys.stdout.buffer
+for i in range(n):
+    name = "%s-%d" % (key, i)
+    if kind == "stream":
+        last = "-"
+        while True:
+            entries = r.xrange(name, min=last, max="+", count=1000)
+            if last != "-":
+                entries = entries[1:]
+            if not entries:
+                break
+            for eid, kv in entries:
+                out.write(b"%d " % i + kv[b"msg"] + b"\n")
+            last = entries[-1][0]
+    else:
+        for m in reversed(r.lrange(name, 0, -1)):
+            out.write(b"%d " % i + m + b"\n")
+out.write(b"BARE %d\n" % r.exists(key))
+"#;
+
+/// One end of a flow: address and port.
+type End = (String, u64);
+
+/// A TCP or UDP message's flow as both directions share it: the two ends in order, the
+/// protocol, and whether the message goes from the lower end; `None` for other packets.
+fn two_way_flow(m: &[u8]) -> Option<(End, End, String, bool)> {
+    let v: serde_json::Value = serde_json::from_slice(m).unwrap();
+    let data = &v["data"];
+    let ip = data.get("ip").or_else(|| data.get("ipv6"))?;
+    let l4 = ["tcp", "udp"]
+        .into_iter()
+        .find(|l| data.get(*l).is_some())?;
+    let a = (ip["src"].as_str()?.to_string(), data[l4]["sport"].as_u64()?);
+    let b = (ip["dst"].as_str()?.to_string(), data[l4]["dport"].as_u64()?);
+    let forward = a <= b;
+    let (lo, hi) = if forward { (a, b) } else { (b, a) };
+    Some((lo, hi, l4.to_string(), forward))
+}
+
+/// The messages of each partition, read back by redis-py, and whether the bare key exists.
+fn read_partitions(
+    server: &PrivateRedis,
+    key: &str,
+    n: usize,
+    kind: &str,
+) -> (Vec<Vec<Vec<u8>>>, bool) {
+    let mut lines = redis_py(PARTITIONS_PY, server.port, key, &[&n.to_string(), kind]);
+    let bare = lines.pop().unwrap();
+    let mut parts = vec![Vec::new(); n];
+    for l in lines {
+        let sp = l.iter().position(|&b| b == b' ').unwrap();
+        let i: usize = std::str::from_utf8(&l[..sp]).unwrap().parse().unwrap();
+        parts[i].push(l[sp + 1..].to_vec());
+    }
+    (parts, bare == b"BARE 1")
+}
+
+/// `read --partitions N` into Redis `kind` (stream or list, raw), exit status checked.
+fn publish_partitioned(server: &PrivateRedis, key: &str, n: usize, kind: &str) {
+    let out = bin()
+        .args(["read", "-q", FIXTURE, "-o", &server.url()])
+        .args([
+            "--redis-mode",
+            kind,
+            "--redis-format",
+            "raw",
+            "--queue",
+            key,
+        ])
+        .args(["--partitions", &n.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "read failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Checks what redis-py read from N partitions against `read`'s stdout: every message once,
+/// each partition holding exactly the messages of its flows in `read`'s order, both
+/// directions of every TCP/UDP flow in one partition, no partition empty.
+fn check_partitions(parts: &[Vec<Vec<u8>>], want: &[Vec<u8>]) {
+    let n = parts.len();
+    for (p, got) in parts.iter().enumerate() {
+        let mine: Vec<Vec<u8>> = want
+            .iter()
+            .filter(|m| documented_partition(m, n) == p)
+            .cloned()
+            .collect();
+        assert!(!mine.is_empty(), "partition {p} of {n} is empty");
+        assert!(
+            *got == mine,
+            "partition {p}: {} messages, want {} in read's order",
+            got.len(),
+            mine.len()
+        );
+    }
+    assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), want.len());
+    let mut flows: HashMap<_, (std::collections::HashSet<usize>, [bool; 2])> = HashMap::new();
+    for (p, got) in parts.iter().enumerate() {
+        for m in got {
+            if let Some((lo, hi, proto, forward)) = two_way_flow(m) {
+                let e = flows.entry((lo, hi, proto)).or_default();
+                e.0.insert(p);
+                e.1[usize::from(forward)] = true;
+            }
+        }
+    }
+    let both_ways = flows.values().filter(|(_, d)| d[0] && d[1]).count();
+    assert!(both_ways >= 10, "only {both_ways} flows seen both ways");
+    for (flow, (ps, _)) in &flows {
+        assert_eq!(ps.len(), 1, "{flow:?} is split over partitions {ps:?}");
+    }
+}
+
+/// `--partitions 4` on Redis streams, read back by redis-py XRANGE: `<queue>-0..3` hold every
+/// message once, per partition in `read`'s order, each flow (both directions) in one.
+#[test]
+fn partitioned_streams_keep_flows_together_and_order_per_partition() {
+    let server = PrivateRedis::start("rs_parts_srv", &[]);
+    let key = unique("pstream");
+    publish_partitioned(&server, &key, 4, "stream");
+    let want = expected(&[FIXTURE]);
+    let (parts, bare) = read_partitions(&server, &key, 4, "stream");
+    assert!(!bare, "the unsuffixed stream was written too");
+    check_partitions(&parts, &want);
+}
+
+/// Lists (one LPUSH per partition per batch) partition the same way; `--partitions 1` is
+/// today's output: the one list `--queue`, no `-0` key.
+#[test]
+fn partitioned_lists_and_one_partition_is_the_queue_itself() {
+    let server = PrivateRedis::start("rs_plist_srv", &[]);
+    let key = unique("plist");
+    publish_partitioned(&server, &key, 3, "list");
+    let want = expected(&[FIXTURE]);
+    let (parts, bare) = read_partitions(&server, &key, 3, "list");
+    assert!(!bare);
+    check_partitions(&parts, &want);
+
+    let one = unique("one");
+    publish_partitioned(&server, &one, 1, "stream");
+    let (parts, bare) = read_partitions(&server, &one, 1, "stream");
+    assert!(bare, "--partitions 1 must write the stream --queue itself");
+    assert!(parts[0].is_empty(), "--partitions 1 wrote <queue>-0");
+    assert!(stream_msgs(&server, &one) == want);
+}
+
+/// Redis killed mid-run with `--partitions 3`: what the spool kept is sent, once Redis is
+/// back, to the partitions it would have gone to (the spool keeps no hash: it is found again
+/// from each message), every message arrives, in order per partition, duplicates ≤ resent.
+#[test]
+fn partitions_survive_the_spool() {
+    let scratch = Scratch::new("rs_parts_outage");
+    let mut server = PrivateRedis::start(
+        "rs_parts_outage_srv",
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    );
+    let key = unique("pspool");
+    let n = 3;
+    let fifos: Vec<PathBuf> = (1..=3)
+        .map(|i| scratch.path(&format!("part{i}.pcap")))
+        .collect();
+    for f in &fifos {
+        assert!(Command::new("mkfifo").arg(f).status().unwrap().success());
+    }
+    let spool = scratch.path("spool");
+    let stderr = scratch.path("stderr");
+    let mut run = Run(bin()
+        .arg("read")
+        .args(&fifos)
+        .args([
+            "-o",
+            &server.url(),
+            "--redis-mode",
+            "stream",
+            "--queue",
+            &key,
+        ])
+        .args(["--partitions", &n.to_string()])
+        .args(["--spool-dir", spool.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap());
+    let pcap = std::fs::read(root().join(FIXTURE)).unwrap();
+    let feed = |f: &Path| {
+        File::options()
+            .write(true)
+            .open(f)
+            .unwrap()
+            .write_all(&pcap)
+            .unwrap()
+    };
+    let total = |s: &PrivateRedis| -> usize {
+        let mut con = s.connection();
+        (0..n)
+            .map(|i| {
+                redis::cmd("XLEN")
+                    .arg(format!("{key}-{i}"))
+                    .query::<usize>(&mut con)
+                    .unwrap()
+            })
+            .sum()
+    };
+    feed(&fifos[0]);
+    wait_for("the first copy in Redis", Duration::from_secs(60), || {
+        total(&server) == FIXTURE_MESSAGES
+    });
+    server.kill();
+    feed(&fifos[1]);
+    wait_for(
+        "the second copy in the spool",
+        Duration::from_secs(60),
+        || spooled_records(&spool) == FIXTURE_MESSAGES,
+    );
+    server.spawn();
+    feed(&fifos[2]);
+    let mut status = None;
+    wait_for("the run to end", Duration::from_secs(120), || {
+        status = run.0.try_wait().unwrap();
+        status.is_some()
+    });
+    let summary = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(status.unwrap().code(), Some(0), "{summary}");
+    assert!(
+        summary.contains(&format!("stream {key}-0..{key}-2")),
+        "{summary}"
+    );
+    let resent = summary
+        .lines()
+        .find_map(|l| {
+            let at = l.find(" resent after")?;
+            l[..at].rsplit(' ').next()?.parse::<u64>().ok()
+        })
+        .unwrap_or_else(|| panic!("no resent count: {summary}"));
+    let one = expected(&[FIXTURE]);
+    let mut dup = 0u64;
+    for p in 0..n {
+        let mine: Vec<&Vec<u8>> = one
+            .iter()
+            .filter(|m| documented_partition(m, n) == p)
+            .collect();
+        let want: Vec<&Vec<u8>> = (0..3).flat_map(|_| mine.iter().copied()).collect();
+        let got = stream_msgs(&server, &format!("{key}-{p}"));
+        assert!(got.len() >= want.len(), "partition {p}: lost some");
+        dup += (got.len() - want.len()) as u64;
+        let mut w = 0;
+        for (i, m) in got.iter().enumerate() {
+            if w < want.len() && m == want[w] {
+                w += 1;
+            } else {
+                assert!(
+                    got[..i].contains(m),
+                    "partition {p}: entry {i} is neither next nor a repeat (wrong partition?)"
+                );
+            }
+        }
+        assert_eq!(w, want.len(), "partition {p}: not every message, in order");
+    }
+    assert!(dup <= resent, "{dup} duplicates, {resent} resent");
+}
+
+/// `--partitions` where messages have no keys is refused with one line and exit code 2,
+/// before any output exists: files, stdout, tcp://, amqp://, -w alone, and out of range.
+#[test]
+fn partitions_are_refused_where_they_cannot_work() {
+    let dir = Scratch::new("rs_parts_usage");
+    let file = dir.path("out.jsonl");
+    let file_arg = format!("file:{}", file.display());
+    for args in [
+        vec!["-o", file_arg.as_str(), "--partitions", "2"],
+        vec!["-o", "-", "--partitions", "2"],
+        vec!["-o", "tcp://127.0.0.1:9", "--partitions", "2"],
+        vec!["-o", "amqp://guest:s3cret@127.0.0.1", "--partitions", "4"],
+        vec!["-w", file.to_str().unwrap(), "--partitions", "2"],
+        vec!["-o", "redis://127.0.0.1:9", "--partitions", "0"],
+        vec!["-o", "redis://127.0.0.1:9", "--partitions", "1025"],
+    ] {
+        let out = bin()
+            .args(["read", "-q", FIXTURE])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("partitions"), "{args:?}: {err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(out.stdout.is_empty(), "{args:?} wrote messages");
+        assert!(!file.exists(), "{args:?} created the output");
+    }
+    // Live capture checks the same before it opens a socket (no root needed to be refused).
+    let out = bin()
+        .args([
+            "capture",
+            "-i",
+            "lo",
+            "-o",
+            "tcp://127.0.0.1:9",
+            "--partitions",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{:?}", out);
+}
+
+/// redis-py: PSUBSCRIBE `<key>-*`, READY once subscribed, then COUNT messages as
+/// `<channel> <msg>` lines.
+const PSUBSCRIBE_PY: &str = r#"
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]))
+p = r.pubsub(ignore_subscribe_messages=True)
+p.psubscribe(sys.argv[2] + "-*")
+while p.get_message(timeout=1.0) is None and not p.subscribed:
+    pass
+print("READY", flush=True)
+want = int(sys.argv[3])
+out = sys.stdout.buffer
+n = 0
+while n < want:
+    m = p.get_message(timeout=30.0)
+    if m is None:
+        break
+    out.write(m["channel"] + b" " + m["data"] + b"\n")
+    n += 1
+out.flush()
+"#;
+
+/// Channel mode publishes each message to its partition's channel `<queue>-<i>`: a redis-py
+/// pattern subscriber gets every message once, each channel's in order, flows together.
+#[test]
+fn partitioned_channels_reach_a_pattern_subscriber() {
+    let server = PrivateRedis::start("rs_pchan_srv", &[]);
+    let key = unique("pchan");
+    let n = 2;
+    let mut sub = Run(Command::new(python())
+        .arg("-c")
+        .arg(PSUBSCRIBE_PY)
+        .arg(server.port.to_string())
+        .arg(&key)
+        .arg(FIXTURE_MESSAGES.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap());
+    let mut out = BufReader::new(sub.0.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "READY");
+    let run = bin()
+        .args(["read", FIXTURE, "-o", &server.url()])
+        .args(["--redis-mode", "channel", "--queue", &key])
+        .args(["--partitions", &n.to_string(), "--when-full", "block"])
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "{summary}");
+    assert!(summary.contains("0 reached no subscriber"), "{summary}");
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut out, &mut rest).unwrap();
+    let mut parts = vec![Vec::new(); n];
+    for l in common::lines(&rest) {
+        let sp = l.iter().position(|&b| b == b' ').unwrap();
+        let channel = std::str::from_utf8(&l[..sp]).unwrap();
+        let i: usize = channel
+            .strip_prefix(&format!("{key}-"))
+            .and_then(|i| i.parse().ok())
+            .unwrap_or_else(|| panic!("message on channel {channel}"));
+        parts[i].push(l[sp + 1..].to_vec());
+    }
+    check_partitions(&parts, &expected(&[FIXTURE]));
 }

@@ -316,6 +316,76 @@ fn kombu_consumer_reads_our_messages() {
     }
 }
 
+/// `--partitions 3` in kombu format: a kombu consumer of each list `<queue>-<i>` gets exactly
+/// that partition's messages (by the documented rule), in order, and the exchange's binding
+/// set names every partition's list.
+#[test]
+fn kombu_consumers_read_each_partition() {
+    let queue = unique("py_pq");
+    let exchange = unique("py_px");
+    let n = 3;
+    let mut keys: Vec<String> = (0..n).map(|i| format!("{queue}-{i}")).collect();
+    keys.extend([
+        format!("_kombu.binding.{exchange}"),
+        format!("_kombu.binding_permanent.{exchange}"),
+        "unacked".into(),
+        "unacked_index".into(),
+        "unacked_mutex".into(),
+    ]);
+    let _clean = Cleanup {
+        db: 12,
+        keys,
+        members: vec![],
+    };
+    let fixture_args = [FIXTURE, "--count", "600"];
+    let lines = expected(&fixture_args);
+    let url = format!("{SHARED}/12");
+    let out = bin()
+        .arg("read")
+        .args(fixture_args)
+        .args(["-o", &url, "--queue", &queue, "--exchange", &exchange])
+        .args(["--partitions", &n.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut con = shared_redis(12);
+    let members: Vec<Vec<u8>> = con.smembers(format!("_kombu.binding.{exchange}")).unwrap();
+    assert_eq!(members.len(), n);
+    for p in 0..n {
+        assert!(members.contains(&binding_member("NEW_PACKETS", &format!("{queue}-{p}"))));
+        let want: Vec<Value> = lines
+            .iter()
+            .filter(|l| common::documented_partition(l, n) == p)
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert!(!want.is_empty(), "partition {p} is empty");
+        let got = consume(&[
+            "--url",
+            &url,
+            "--queue",
+            &format!("{queue}-{p}"),
+            "--exchange",
+            &exchange,
+            "--mode",
+            "kombu",
+            "--count",
+            &want.len().to_string(),
+        ]);
+        assert_eq!(
+            got.last(),
+            Some(&serde_json::json!({"left": 0})),
+            "partition {p}"
+        );
+        let payloads: Vec<&Value> = got[..got.len() - 1].iter().map(|g| &g["payload"]).collect();
+        assert!(
+            payloads == want.iter().collect::<Vec<_>>(),
+            "partition {p}: {} messages, want {} in order",
+            payloads.len(),
+            want.len()
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Servers of our own
 // ---------------------------------------------------------------------------------------------

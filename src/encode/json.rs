@@ -83,6 +83,9 @@ pub struct JsonEncoder {
     /// Seed of the Community ID hash (`--community-id-seed`, default 0).
     community_id_seed: u16,
     community_ids: community_id::IdCache,
+    /// Where the innermost `community_id` text (`1:...`) starts in the last message written,
+    /// from the message's first byte; `None` when it has none.
+    community_id_at: Option<usize>,
 }
 
 impl JsonEncoder {
@@ -101,6 +104,7 @@ impl JsonEncoder {
             cached_created: [0; 19],
             community_id_seed: 0,
             community_ids: community_id::IdCache::default(),
+            community_id_at: None,
         }
     }
 
@@ -108,6 +112,14 @@ impl JsonEncoder {
     pub fn with_community_id_seed(mut self, seed: u16) -> JsonEncoder {
         self.community_id_seed = seed;
         self
+    }
+
+    /// Where the innermost `community_id` value (`1:` and the base64 digest) starts in the
+    /// message written last, counted from its first byte; `None` when that message has no
+    /// `community_id`. For `--partitions` (see `pipeline::batch::flow_hash`), which then need
+    /// not search the message for it.
+    pub fn community_id_at(&self) -> Option<usize> {
+        self.community_id_at
     }
 
     /// Appends the message for `pkt` and a newline to `out`.
@@ -148,6 +160,7 @@ impl JsonEncoder {
     }
 
     fn write_message(&mut self, out: &mut Out<'_>, meta: &FrameMeta, pkt: &Packet<'_>) {
+        self.community_id_at = None;
         out.extend_from_slice(b"{\"data\":{");
         write_layers(out, pkt);
         out.extend_from_slice(b"},\"created\":\"");
@@ -210,6 +223,7 @@ impl JsonEncoder {
         let seed = self.community_id_seed;
         if let Some(inner) = flow::flow_tuple(pkt, flow::Which::Innermost) {
             out.extend_from_slice(b",\"community_id\":\"");
+            self.community_id_at = Some(out.len());
             out.extend_from_slice(self.community_ids.id(&inner, seed).as_bytes());
             out.push(b'"');
         }

@@ -33,6 +33,10 @@ pub struct JsonBatch {
     /// Live capture: kernel timestamp (ns since the epoch) of its first frame, for the
     /// capture-to-acknowledgement latency.
     pub first_time_ns: i64,
+    /// With `--partitions N` (N > 1) only: each message's flow hash ([`flow_hash`]), one per
+    /// message, written by the worker; empty otherwise (and in batches read back from the
+    /// spool, whose hashes [`JsonBatch::partition`] finds again from the messages).
+    pub flows: Vec<u32>,
 }
 
 /// Permission for one oversized frame batch to be in flight, from the reader until its JSON
@@ -57,6 +61,7 @@ impl JsonBatch {
             hold: None,
             worker: 0,
             first_time_ns: 0,
+            flows: Vec::new(),
         }
     }
 
@@ -84,6 +89,33 @@ impl JsonBatch {
         self.ends.push(u32::try_from(end).unwrap_or(u32::MAX));
     }
 
+    /// Message `index` without its trailing newline (empty past the end).
+    pub fn message(&self, index: usize) -> &[u8] {
+        let start = match index.checked_sub(1) {
+            Some(before) => self.ends.get(before).map_or(usize::MAX, |&e| e as usize),
+            None => 0,
+        };
+        let end = self.ends.get(index).map_or(0, |&e| e as usize);
+        self.buf.get(start..end.saturating_sub(1)).unwrap_or(&[])
+    }
+
+    /// The partition (0..n) message `index` goes to with `--partitions n`: its flow hash
+    /// modulo `n` (see [`flow_hash`]); 0 when `n <= 1`. The hash is the one the worker
+    /// stored in [`JsonBatch::flows`]; a batch without them (read back from the spool, or
+    /// copied without them) finds it again from the message itself, which gives the same
+    /// value, so a replayed message goes to the partition it would have gone to.
+    pub fn partition(&self, index: usize, n: u16) -> u16 {
+        if n <= 1 {
+            return 0;
+        }
+        let hash = match self.flows.get(index) {
+            Some(&h) => h,
+            None => flow_hash(self.message(index)),
+        };
+        // `hash % n` is below n, so it fits.
+        (hash % u32::from(n)) as u16
+    }
+
     /// The messages, each without its trailing newline.
     pub fn messages(&self) -> impl Iterator<Item = &[u8]> {
         let mut start = 0usize;
@@ -95,17 +127,12 @@ impl JsonBatch {
         })
     }
 
-    /// The partition (below `n`) of message `index`, by its flow hash. // H4 stub
-    pub fn partition(&self, index: usize, n: u16) -> u16 {
-        let _ = (index, n); // H4 stub
-        0 // H4 stub
-    }
-
     /// Empties the batch for reuse; a buffer that grew far past its usual size is freed and
     /// replaced by one of the usual size (the one branch costs nothing per packet).
     pub fn clear(&mut self) {
         self.used = 0;
         self.ends.clear();
+        self.flows.clear();
         self.hold = None;
         if self.buf.capacity() > SHRINK_FACTOR * JSON_BATCH_ROOM_BYTES {
             self.buf = Vec::with_capacity(JSON_BATCH_ROOM_BYTES);
@@ -113,7 +140,66 @@ impl JsonBatch {
         if self.ends.capacity() > SHRINK_FACTOR * BATCH_PACKETS {
             self.ends = Vec::with_capacity(BATCH_PACKETS);
         }
+        if self.flows.capacity() > SHRINK_FACTOR * BATCH_PACKETS {
+            self.flows = Vec::with_capacity(BATCH_PACKETS);
+        }
     }
+}
+
+/// The key `community_id` is written under, between `cap_len` and the rest (FORMAT.md).
+const COMMUNITY_ID_KEY: &[u8] = b",\"community_id\":\"";
+
+/// The flow hash of a packet message, for `--partitions`: the first four bytes (big-endian)
+/// of the SHA-1 digest inside its `community_id` (Community ID v1: the innermost IP flow,
+/// both directions equal, a tunnelled packet by its inner flow), or 0 when the message has
+/// none (no IP header, or a later fragment or a header cut short, where the ports are
+/// missing). So partition = hash mod N can be computed by anyone from the message itself:
+/// `int.from_bytes(base64.b64decode(cid[2:])[:4], "big") % N` in Python. Hosts that use the
+/// same `--community-id-seed` put a flow in the same partition.
+///
+/// The key is searched from the end: only top-level fields of fixed shape follow it
+/// (`community_id_outer`, fingerprints, `decode_error`), and it is taken only right after
+/// `"cap_len":<digits>`, so text inside a packet field cannot pass for it (a JSON string
+/// holds `"` only escaped).
+pub fn flow_hash(message: &[u8]) -> u32 {
+    static FINDER: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::FinderRev::new(COMMUNITY_ID_KEY));
+    let Some(at) = FINDER.rfind(message) else {
+        return 0;
+    };
+    let before = &message[..at];
+    let digits = before
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if digits == 0 || !before[..before.len() - digits].ends_with(b"\"cap_len\":") {
+        return 0;
+    }
+    community_id_hash(&message[at + COMMUNITY_ID_KEY.len()..])
+}
+
+/// The flow hash of a Community ID given as text (`1:` and base64, anything may follow): the
+/// first four bytes of its digest, big-endian; 0 when it is not one. [`flow_hash`] finds the
+/// text in a message; the worker is told where it wrote it (`JsonEncoder::community_id_at`).
+pub fn community_id_hash(id: &[u8]) -> u32 {
+    // `1:` then base64: six symbols carry 36 bits, of which the first 32 are digest bytes 0..4.
+    let Some(rest) = id.strip_prefix(b"1:").filter(|r| r.len() >= 6) else {
+        return 0;
+    };
+    let mut bits: u64 = 0;
+    for &c in rest.iter().take(6) {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return 0,
+        };
+        bits = bits << 6 | u64::from(v);
+    }
+    (bits >> 4) as u32
 }
 
 /// Owned copies of captured frames, for handing to worker threads.
@@ -231,5 +317,58 @@ mod tests {
         let cap = json.buf.capacity();
         json.clear();
         assert_eq!(json.buf.capacity(), cap);
+    }
+
+    #[test]
+    fn flow_hash_reads_only_the_top_level_community_id() {
+        let id = "1:wCb3OG7yAFWelaUydu0D+125CLM=";
+        // wCb3OG: the digest starts c0 26 f7 38.
+        let real = format!("{{\"data\":{{}},\"cap_len\":60,\"community_id\":\"{id}\"}}\n");
+        assert_eq!(flow_hash(real.as_bytes()), 0xc026_f738);
+        let outer = format!(
+            "{{\"cap_len\":60,\"community_id\":\"{id}\",\"community_id_outer\":\"1:AAAAAAAA\"}}"
+        );
+        assert_eq!(flow_hash(outer.as_bytes()), 0xc026_f738);
+        for fake in [
+            // Inside a string a quote is escaped; a key elsewhere lacks `"cap_len":N` before it.
+            format!("{{\"raw\":\"\\\"cap_len\\\":1,\\\"community_id\\\":\\\"{id}\\\"\"}}"),
+            format!("{{\"x\":1,\"community_id\":\"{id}\"}}"),
+            format!("{{\"cap_len\":,\"community_id\":\"{id}\"}}"),
+            "{\"cap_len\":60,\"community_id\":\"1:wCb3O\"}".to_string(),
+            "{\"cap_len\":60,\"community_id\":\"2:wCb3OG7y\"}".to_string(),
+            "{\"cap_len\":60,\"community_id\":\"1:wC-3OG7y\"}".to_string(),
+            "{}".to_string(),
+        ] {
+            assert_eq!(flow_hash(fake.as_bytes()), 0, "{fake}");
+        }
+    }
+
+    #[test]
+    fn messages_by_index_and_partitions_with_or_without_stored_hashes() {
+        let mut b = JsonBatch::with_capacity();
+        for m in [
+            "{\"cap_len\":1,\"community_id\":\"1:AAAAAQAAAAAAAAAAAAAAAAAAAAA=\"}",
+            "{}",
+            "{\"cap_len\":1,\"community_id\":\"1:AAAAAwAAAAAAAAAAAAAAAAAAAAA=\"}",
+        ] {
+            b.buf.extend_from_slice(m.as_bytes());
+            b.buf.push(b'\n');
+            let end = b.buf.len();
+            b.commit(end);
+        }
+        assert_eq!(b.message(1), b"{}");
+        assert_eq!(b.message(3), b"");
+        let all: Vec<&[u8]> = b.messages().collect();
+        assert_eq!(all, (0..3).map(|i| b.message(i)).collect::<Vec<_>>());
+        // Hashes 1, 0, 3 found from the messages.
+        let parts = |b: &JsonBatch, n| (0..3).map(|i| b.partition(i, n)).collect::<Vec<_>>();
+        assert_eq!(parts(&b, 2), [1, 0, 1]);
+        assert_eq!(parts(&b, 4), [1, 0, 3]);
+        assert_eq!(parts(&b, 1), [0, 0, 0]);
+        // Stored hashes win (the worker's), and are cleared with the batch.
+        b.flows = vec![2, 2, 2];
+        assert_eq!(parts(&b, 4), [2, 2, 2]);
+        b.clear();
+        assert!(b.flows.is_empty());
     }
 }

@@ -239,9 +239,13 @@ pub struct OutputOptions {
     pub redis_group: Option<RedisGroup>,
     /// `rabbitmq-stream://`: retention of a new stream and the deduplication name.
     pub stream: StreamOptions,
-    /// `--partitions N`: messages spread over N streams by flow hash (1: one stream).
-    pub partitions: u16, // H4 stub
+    /// `--partitions N` (1..=[`MAX_PARTITIONS`]): above 1, messages go to `<queue>-0` ..
+    /// `<queue>-(N-1)` by flow hash (see [`Output::parse_with`] for the outputs that can).
+    pub partitions: u16,
 }
+
+/// Most partitions `--partitions` takes.
+pub const MAX_PARTITIONS: u16 = 1024;
 
 impl Default for OutputOptions {
     fn default() -> Self {
@@ -257,7 +261,7 @@ impl Default for OutputOptions {
             redis_maxlen: redis::DEFAULT_STREAM_MAXLEN,
             redis_group: None,
             stream: StreamOptions::default(),
-            partitions: 1, // H4 stub
+            partitions: 1,
         }
     }
 }
@@ -316,6 +320,7 @@ impl Output {
                 redact(s)
             ));
         }
+        check_partitions(s, options.partitions)?;
         if s.trim().is_empty() || s == "-" || s == "stdout" {
             return Ok(Output::Stdout);
         }
@@ -365,6 +370,16 @@ impl Output {
                  or \"rabbitmq-stream://USER:PASSWORD@HOST[:PORT][/VHOST]\"",
                 redact(s)
             )),
+        }
+    }
+
+    /// `--partitions`: how many partitions this output writes (1: the one key `--queue`).
+    pub fn partitions(&self) -> u16 {
+        match self {
+            Output::Redis(cfg) => cfg.partitions.max(1),
+            Output::RabbitStream(cfg) => cfg.partitions.max(1),
+            Output::Delivered(inner, _) => inner.partitions(),
+            _ => 1,
         }
     }
 
@@ -512,6 +527,34 @@ impl Output {
             Output::RabbitStream(cfg) => cfg.describe(),
             Output::Delivered(inner, _) => inner.describe(),
         }
+    }
+}
+
+/// `--partitions N` with output `url`: N in 1..=[`MAX_PARTITIONS`], and above 1 only for
+/// outputs that route each message to `<queue>-<partition>`: Redis in every mode (LPUSH,
+/// XADD, PUBLISH to the partition's key). Files, stdout and tcp:// have no keys, and
+/// amqp:// publishes to one exchange and routing key: refused with one line, not ignored.
+fn check_partitions(url: &str, partitions: u16) -> Result<(), String> {
+    if partitions == 0 || partitions > MAX_PARTITIONS {
+        return Err(format!(
+            "--partitions {partitions}: expected 1 to {MAX_PARTITIONS}"
+        ));
+    }
+    if partitions == 1 {
+        return Ok(());
+    }
+    let scheme = url
+        .split_once("://")
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("redis" | "rediss" | "rabbitmq-stream" | "rabbitmq-stream+tls") => Ok(()),
+        _ => Err(format!(
+            "--partitions {partitions}: output \"{}\" has no partitions (only redis:// \
+             and rabbitmq-stream:// outputs write to <queue>-0 .. <queue>-{}); leave \
+             --partitions out",
+            redact(url),
+            partitions - 1
+        )),
     }
 }
 
@@ -1109,5 +1152,38 @@ mod tests {
         let e = StartError::new(EXIT_AUTH, "refused").into_io();
         assert_eq!(start_exit_code(&e), Some(EXIT_AUTH));
         assert_eq!(start_exit_code(&io::Error::other("x")), None);
+    }
+
+    #[test]
+    fn partitions_only_where_messages_have_keys() {
+        let with = |n| OutputOptions {
+            partitions: n,
+            ..OutputOptions::default()
+        };
+        for url in ["redis://h", "rediss://h", "redis://h"] {
+            let o = Output::parse_with(url, &with(4)).unwrap();
+            assert_eq!(o.partitions(), 4, "{url}");
+            let delivered = o.with_delivery(Delivery::default());
+            assert_eq!(delivered.partitions(), 4, "{url}");
+        }
+        for url in [
+            "-",
+            "file:/x",
+            "out.jsonl",
+            "tcp://h:1",
+            "amqp://u:s3cret@h",
+            "rabbitmq-stream://u:s3cret@h",
+        ] {
+            let e = Output::parse_with(url, &with(2)).unwrap_err();
+            assert!(e.starts_with("--partitions 2: output"), "{url}: {e}");
+            assert!(!e.contains("s3cret"), "{e}");
+            // One partition is today's output, whatever it is.
+            assert_eq!(Output::parse_with(url, &with(1)).unwrap().partitions(), 1);
+        }
+        for n in [0, MAX_PARTITIONS + 1] {
+            let e = Output::parse_with("redis://h", &with(n)).unwrap_err();
+            assert!(e.contains("expected 1 to 1024"), "{e}");
+        }
+        assert!(Output::parse_with("redis://h", &with(MAX_PARTITIONS)).is_ok());
     }
 }

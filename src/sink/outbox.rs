@@ -453,6 +453,7 @@ impl Sink for Outbox {
         copy.buf.extend_from_slice(batch.bytes());
         copy.used = batch.used.min(copy.buf.len());
         copy.ends.extend_from_slice(&batch.ends);
+        copy.flows.extend_from_slice(&batch.flows);
         self.write_owned(copy).1.map(|_| ())
     }
 

@@ -19,6 +19,14 @@
 //! subscribers reached) are counted, and [`super::Output::with_delivery`] never spools a
 //! channel (a replay would reach other subscribers than the ones of the moment).
 //!
+//! `--partitions N` (N > 1): each message goes to the key `<queue>-<i>` of its partition
+//! ([`JsonBatch::partition`]: by flow, both directions of a flow to one key). List mode sends
+//! one LPUSH per partition present in the batch, each with that partition's messages in batch
+//! order (a counting sort per batch); stream and channel modes name the partition's key in
+//! each message's command. Still one write per batch, the same window, resend and spool
+//! rules; `MAXLEN ~` applies to each partition's stream. A batch read back from the spool has
+//! no stored hashes: the partition is found again from each message, the same one.
+//!
 //! `rediss://` (or any FORWARD_SSL_OPTIONS): TLS through rustls with the options' CA,
 //! client certificate and `cert_reqs` ([`super::tls`]).
 //!
@@ -153,6 +161,8 @@ pub struct RedisConfig {
     pub mode: RedisMode,
     /// Stream mode: `MAXLEN ~` of every XADD.
     pub maxlen: u64,
+    /// `--partitions N`: above 1, each message goes to the key `<queue>-<partition>`.
+    pub partitions: u16,
 }
 
 impl RedisConfig {
@@ -214,6 +224,7 @@ impl RedisConfig {
             window_commands: 4,
             mode: options.redis_mode,
             maxlen: options.redis_maxlen,
+            partitions: options.partitions.max(1),
         })
     }
 
@@ -233,20 +244,80 @@ impl RedisConfig {
         format!("{scheme}://{cred}{host}:{}/{}", self.port, self.db)
     }
 
+    /// The keys messages go to: `--queue`, or with `--partitions N` (N > 1) the N keys
+    /// `<queue>-0` .. `<queue>-(N-1)`, in partition order.
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        if self.partitions <= 1 {
+            return vec![self.queue.as_bytes().to_vec()];
+        }
+        (0..self.partitions)
+            .map(|i| format!("{}-{i}", self.queue).into_bytes())
+            .collect()
+    }
+
+    /// The keys as people read them: `q`, or `q-0..q-3`.
+    pub fn keys_shown(&self) -> String {
+        if self.partitions <= 1 {
+            self.queue.clone()
+        } else {
+            format!("{q}-0..{q}-{}", self.partitions - 1, q = self.queue)
+        }
+    }
+
     /// The set kombu 5.7 keeps bindings of queues without expiry in.
     pub fn permanent_binding_key(&self) -> String {
         format!("_kombu.binding_permanent.{}", self.exchange)
     }
 
-    /// The kombu binding set and member for this queue.
+    /// The kombu binding set and member for the first key (`--queue` itself without
+    /// partitions).
     pub fn binding(&self) -> (String, Vec<u8>) {
-        let key = format!("_kombu.binding.{}", self.exchange);
-        let mut member = Vec::new();
-        member.extend_from_slice(self.routing_key.as_bytes());
-        member.extend_from_slice(b"\x06\x16\x06\x16");
-        member.extend_from_slice(self.queue.as_bytes());
-        (key, member)
+        let (key, mut members) = self.bindings();
+        (key, members.swap_remove(0))
     }
+
+    /// The kombu binding set and a member for each key messages go to (one per partition).
+    pub fn bindings(&self) -> (String, Vec<Vec<u8>>) {
+        let key = format!("_kombu.binding.{}", self.exchange);
+        let members = self
+            .keys()
+            .into_iter()
+            .map(|queue| {
+                let mut member = Vec::new();
+                member.extend_from_slice(self.routing_key.as_bytes());
+                member.extend_from_slice(b"\x06\x16\x06\x16");
+                member.extend_from_slice(&queue);
+                member
+            })
+            .collect();
+        (key, members)
+    }
+}
+
+/// Stream and channel modes: the command for one message up to the message itself.
+fn command_head(cfg: &RedisConfig, key: &[u8]) -> Vec<u8> {
+    let mut head = Vec::with_capacity(64 + key.len());
+    match cfg.mode {
+        RedisMode::Stream => {
+            let maxlen = itoa::Buffer::new().format(cfg.maxlen).to_owned();
+            head.extend_from_slice(b"*8\r\n$4\r\nXADD\r\n");
+            bulk_header(&mut head, key.len());
+            head.extend_from_slice(key);
+            head.extend_from_slice(b"\r\n$6\r\nMAXLEN\r\n$1\r\n~\r\n");
+            bulk_header(&mut head, maxlen.len());
+            head.extend_from_slice(maxlen.as_bytes());
+            head.extend_from_slice(b"\r\n$1\r\n*\r\n$3\r\nmsg\r\n");
+        }
+        RedisMode::Channel => {
+            head.extend_from_slice(b"*3\r\n$7\r\nPUBLISH\r\n");
+            bulk_header(&mut head, key.len());
+            head.extend_from_slice(key);
+            head.extend_from_slice(b"\r\n");
+        }
+        // LPUSH heads are made per batch (they hold the message count).
+        RedisMode::List => {}
+    }
+    head
 }
 
 /// kombu's Redis envelope, built by appending bytes: the constant parts are made once.
@@ -348,6 +419,9 @@ pub fn base64_into(out: &mut Vec<u8>, input: &[u8]) {
 struct Pending {
     cmd: Vec<u8>,
     messages: u64,
+    /// Replies `cmd` gets: one per LPUSH (one per partition in the batch), or one per
+    /// message (XADD, PUBLISH).
+    replies: u64,
     /// With a delivery layer in front (`try_write_batch`): the batch's messages as given
     /// (concatenated, and each one's length), to hand back if the connection is lost before
     /// the reply; `write_batch` resends `cmd` itself and leaves these empty.
@@ -372,6 +446,18 @@ pub struct RedisSink {
     /// Channel mode: messages PUBLISH reached no subscriber with (published, but nobody
     /// heard them).
     unheard: Arc<AtomicU64>,
+    /// The key of each partition: `--queue`, or `<queue>-0` .. `<queue>-(N-1)`.
+    keys: Vec<Vec<u8>>,
+    /// Stream and channel modes: each partition's command up to the message (`XADD key
+    /// MAXLEN ~ N * msg`, `PUBLISH key`), made once.
+    heads: Vec<Vec<u8>>,
+    /// List mode with partitions, reused per batch: each message's partition, where each
+    /// partition's messages start in `order` (and the next free place), and the message
+    /// indices in partition order.
+    parts: Vec<u16>,
+    starts: Vec<u32>,
+    next: Vec<u32>,
+    order: Vec<u32>,
 }
 
 impl RedisSink {
@@ -387,16 +473,32 @@ impl RedisSink {
             None
         };
         let con = open_connection(&cfg, tls.as_ref()).map_err(|e| start_error(&cfg, &e))?;
-        Ok(RedisSink {
+        Ok(RedisSink::with_connection(cfg, tls, Some(con)))
+    }
+
+    fn with_connection(
+        cfg: RedisConfig,
+        tls: Option<Arc<ClientConfig>>,
+        con: Option<RespConnection>,
+    ) -> RedisSink {
+        let keys = cfg.keys();
+        let heads = keys.iter().map(|k| command_head(&cfg, k)).collect();
+        RedisSink {
             envelope: KombuEnvelope::new(&cfg.exchange, &cfg.routing_key),
+            keys,
+            heads,
+            parts: Vec::new(),
+            starts: Vec::new(),
+            next: Vec::new(),
+            order: Vec::new(),
             cfg,
             tls,
-            con: Some(con),
+            con,
             in_flight: VecDeque::new(),
             spare: Vec::new(),
             counters: Arc::new(SinkCounters::default()),
             unheard: Arc::new(AtomicU64::new(0)),
-        })
+        }
     }
 
     /// The counters, readable while the sink runs elsewhere.
@@ -404,78 +506,109 @@ impl RedisSink {
         Arc::clone(&self.counters)
     }
 
-    /// Builds `LPUSH queue m1 ... mN` for the batch into `cmd` (stream mode: one
-    /// `XADD queue MAXLEN ~ N * msg m` per message; channel mode: one `PUBLISH queue m` per
-    /// message, all in the one buffer, so the batch is still one write).
-    fn build(&self, cmd: &mut Vec<u8>, batch: &JsonBatch) {
+    /// Builds the batch's commands into `cmd` and returns how many replies they get: one
+    /// `LPUSH key m1 ... mK` per partition the batch has messages for (list mode), or one
+    /// `XADD key MAXLEN ~ N * msg m` (stream mode) or `PUBLISH key m` (channel mode) per
+    /// message, all in the one buffer, so the batch is still one write. The key is `--queue`,
+    /// or with `--partitions N` the message's partition's `<queue>-<i>`.
+    fn build(&mut self, cmd: &mut Vec<u8>, batch: &JsonBatch) -> u64 {
         cmd.clear();
         if self.cfg.mode != RedisMode::List {
             self.build_per_message(cmd, batch);
-            return;
+            return batch.len() as u64;
         }
+        let n = self.cfg.partitions;
+        self.reserve_elements(cmd, batch.bytes().len(), batch.len());
+        if n <= 1 {
+            self.push_lpush_head(cmd, 0, batch.len());
+            for m in batch.messages() {
+                self.push_element(cmd, m);
+            }
+            return 1;
+        }
+        // Partitioned: the messages in partition order, each partition's in batch order (a
+        // counting sort: one pass to count, one to place), then one LPUSH per partition.
+        let parts = usize::from(n);
+        self.starts.clear();
+        self.starts.resize(parts + 1, 0);
+        self.parts.clear();
+        for i in 0..batch.len() {
+            let p = batch.partition(i, n);
+            self.parts.push(p);
+            self.starts[usize::from(p) + 1] += 1;
+        }
+        for p in 0..parts {
+            self.starts[p + 1] += self.starts[p];
+        }
+        self.order.clear();
+        self.order.resize(batch.len(), 0);
+        self.next.clear();
+        self.next.extend_from_slice(&self.starts[..parts]);
+        for (i, &p) in self.parts.iter().enumerate() {
+            let at = &mut self.next[usize::from(p)];
+            self.order[*at as usize] = i as u32;
+            *at += 1;
+        }
+        let mut replies = 0;
+        for p in 0..parts {
+            let (from, to) = (self.starts[p] as usize, self.starts[p + 1] as usize);
+            if from == to {
+                continue;
+            }
+            self.push_lpush_head(cmd, p, to - from);
+            for &i in &self.order[from..to] {
+                self.push_element(cmd, batch.message(i as usize));
+            }
+            replies += 1;
+        }
+        replies
+    }
+
+    /// `*<count+2> LPUSH <key of partition>` (the array header and the first two elements).
+    fn push_lpush_head(&self, cmd: &mut Vec<u8>, partition: usize, count: usize) {
+        let key = self.keys.get(partition).map_or(&[][..], Vec::as_slice);
         cmd.push(b'*');
-        cmd.extend_from_slice(itoa::Buffer::new().format(batch.len() + 2).as_bytes());
+        cmd.extend_from_slice(itoa::Buffer::new().format(count + 2).as_bytes());
         cmd.extend_from_slice(b"\r\n$5\r\nLPUSH\r\n");
-        bulk_header(cmd, self.cfg.queue.len());
-        cmd.extend_from_slice(self.cfg.queue.as_bytes());
+        bulk_header(cmd, key.len());
+        cmd.extend_from_slice(key);
         cmd.extend_from_slice(b"\r\n");
+    }
+
+    fn reserve_elements(&self, cmd: &mut Vec<u8>, bytes: usize, messages: usize) {
+        match self.cfg.format {
+            RedisFormat::Raw => cmd.reserve(bytes + messages * 10),
+            RedisFormat::Kombu => cmd.reserve(bytes * 4 / 3 + messages * 300),
+        }
+    }
+
+    /// One list element: the packet JSON (raw) or its kombu envelope.
+    fn push_element(&self, cmd: &mut Vec<u8>, m: &[u8]) {
         match self.cfg.format {
             RedisFormat::Raw => {
-                cmd.reserve(batch.bytes().len() + batch.len() * 10);
-                for m in batch.messages() {
-                    bulk_header(cmd, m.len());
-                    cmd.extend_from_slice(m);
-                    cmd.extend_from_slice(b"\r\n");
-                }
+                bulk_header(cmd, m.len());
+                cmd.extend_from_slice(m);
             }
             RedisFormat::Kombu => {
-                cmd.reserve(batch.bytes().len() * 4 / 3 + batch.len() * 300);
-                for m in batch.messages() {
-                    bulk_header(cmd, self.envelope.len(m.len()));
-                    self.envelope.write(cmd, m, &uuid4());
-                    cmd.extend_from_slice(b"\r\n");
-                }
+                bulk_header(cmd, self.envelope.len(m.len()));
+                self.envelope.write(cmd, m, &uuid4());
             }
         }
+        cmd.extend_from_slice(b"\r\n");
     }
 
     /// Stream and channel modes: one command per message, raw packet JSON (the line `read`
-    /// writes, without its newline).
+    /// writes, without its newline), to its partition's key.
     fn build_per_message(&self, cmd: &mut Vec<u8>, batch: &JsonBatch) {
-        let queue = self.cfg.queue.as_bytes();
-        let mut head = Vec::with_capacity(64 + queue.len());
-        match self.cfg.mode {
-            RedisMode::Stream => {
-                let maxlen = itoa::Buffer::new().format(self.cfg.maxlen).to_owned();
-                head.extend_from_slice(b"*8\r\n$4\r\nXADD\r\n");
-                bulk_header(&mut head, queue.len());
-                head.extend_from_slice(queue);
-                head.extend_from_slice(b"\r\n$6\r\nMAXLEN\r\n$1\r\n~\r\n");
-                bulk_header(&mut head, maxlen.len());
-                head.extend_from_slice(maxlen.as_bytes());
-                head.extend_from_slice(b"\r\n$1\r\n*\r\n$3\r\nmsg\r\n");
-            }
-            _ => {
-                head.extend_from_slice(b"*3\r\n$7\r\nPUBLISH\r\n");
-                bulk_header(&mut head, queue.len());
-                head.extend_from_slice(queue);
-                head.extend_from_slice(b"\r\n");
-            }
-        }
-        cmd.reserve(batch.bytes().len() + batch.len() * (head.len() + 16));
-        for m in batch.messages() {
-            cmd.extend_from_slice(&head);
+        let n = self.cfg.partitions;
+        let longest_head = self.heads.iter().map(Vec::len).max().unwrap_or(0);
+        cmd.reserve(batch.bytes().len() + batch.len() * (longest_head + 16));
+        for (i, m) in batch.messages().enumerate() {
+            let p = usize::from(batch.partition(i, n));
+            cmd.extend_from_slice(self.heads.get(p).map_or(&[][..], Vec::as_slice));
             bulk_header(cmd, m.len());
             cmd.extend_from_slice(m);
             cmd.extend_from_slice(b"\r\n");
-        }
-    }
-
-    /// Replies one pending entry waits for: one LPUSH, or one command per message.
-    fn replies_of(&self, messages: u64) -> u64 {
-        match self.cfg.mode {
-            RedisMode::List => 1,
-            _ => messages,
         }
     }
 
@@ -489,7 +622,7 @@ impl RedisSink {
         // Every reply of the entry is read before it counts: a lost connection part-way
         // hands the whole entry back (the answered part is then sent twice, counted in
         // `resent`).
-        let wanted = self.replies_of(oldest.messages);
+        let wanted = oldest.replies;
         let Some(con) = self.con.as_mut() else {
             return Ok(Err(RespError::Io(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -515,7 +648,7 @@ impl RedisSink {
                         "{}: {} to {} refused: {text}",
                         self.cfg.describe(),
                         mode.command(),
-                        self.cfg.queue
+                        self.cfg.keys_shown()
                     )));
                 }
                 (mode, other) => {
@@ -616,7 +749,7 @@ impl Sink for RedisSink {
             }
         }
         let mut pending = self.spare.pop().unwrap_or_default();
-        self.build(&mut pending.cmd, batch);
+        pending.replies = self.build(&mut pending.cmd, batch);
         pending.messages = batch.len() as u64;
         pending.kept.clear();
         pending.kept_lens.clear();
@@ -665,7 +798,7 @@ impl Sink for RedisSink {
             }
         }
         let mut pending = self.spare.pop().unwrap_or_default();
-        self.build(&mut pending.cmd, batch);
+        pending.replies = self.build(&mut pending.cmd, batch);
         pending.messages = batch.len() as u64;
         pending.kept.clear();
         pending.kept_lens.clear();
@@ -718,13 +851,21 @@ impl Sink for RedisSink {
     fn report(&self) -> Option<String> {
         let c = &self.counters;
         let what = match self.cfg.mode {
-            RedisMode::List => format!("list {} ({})", self.cfg.queue, self.cfg.format.as_str()),
+            RedisMode::List => format!(
+                "list {} ({})",
+                self.cfg.keys_shown(),
+                self.cfg.format.as_str()
+            ),
             RedisMode::Stream => {
-                format!("stream {} (MAXLEN ~ {})", self.cfg.queue, self.cfg.maxlen)
+                format!(
+                    "stream {} (MAXLEN ~ {})",
+                    self.cfg.keys_shown(),
+                    self.cfg.maxlen
+                )
             }
             RedisMode::Channel => format!(
                 "channel {} ({} reached no subscriber)",
-                self.cfg.queue,
+                self.cfg.keys_shown(),
                 self.unheard.load(Ordering::Relaxed)
             ),
         };
@@ -799,11 +940,14 @@ fn open_connection(
     // PING first: a server that wants a password answers NOAUTH here.
     expect_ok(&mut con, "PING", &[b"PING"])?;
     if cfg.format == RedisFormat::Kombu && cfg.mode == RedisMode::List {
-        let (key, member) = cfg.binding();
+        let (key, members) = cfg.bindings();
         let permanent = cfg.permanent_binding_key();
         let mut cmds = Vec::new();
-        encode_command(&mut cmds, &[b"SADD", key.as_bytes(), &member]);
-        encode_command(&mut cmds, &[b"SADD", permanent.as_bytes(), &member]);
+        for set in [key.as_bytes(), permanent.as_bytes()] {
+            let mut args: Vec<&[u8]> = vec![b"SADD", set];
+            args.extend(members.iter().map(Vec::as_slice));
+            encode_command(&mut cmds, &args);
+        }
         con.send(&cmds)?;
         for _ in 0..2 {
             if let Reply::Error(text) = con.read_reply()? {
@@ -1041,16 +1185,7 @@ mod tests {
             ..OutputOptions::default()
         };
         let cfg = RedisConfig::parse("redis://h", &o).unwrap();
-        let sink = RedisSink {
-            envelope: KombuEnvelope::new("e", "r"),
-            cfg,
-            tls: None,
-            con: None,
-            in_flight: VecDeque::new(),
-            spare: Vec::new(),
-            counters: Arc::default(),
-            unheard: Arc::default(),
-        };
+        let mut sink = RedisSink::with_connection(cfg, None, None);
         let mut b = JsonBatch::with_capacity();
         for m in ["{\"a\":1}", "{}"] {
             b.buf.extend_from_slice(m.as_bytes());
@@ -1096,19 +1231,94 @@ mod tests {
                 ..OutputOptions::default()
             };
             let cfg = RedisConfig::parse("redis://h", &o).unwrap();
-            let sink = RedisSink {
-                envelope: KombuEnvelope::new("e", "r"),
-                cfg,
-                tls: None,
-                con: None,
-                in_flight: VecDeque::new(),
-                spare: Vec::new(),
-                counters: Arc::default(),
-                unheard: Arc::default(),
-            };
+            let mut sink = RedisSink::with_connection(cfg, None, None);
             let mut cmd = Vec::new();
             sink.build(&mut cmd, &b);
             assert_eq!(cmd, want, "{mode:?}: {}", String::from_utf8_lossy(&cmd));
         }
+    }
+
+    /// A message whose `community_id` digest starts with the 4 bytes of `hash_prefix`
+    /// (six base64 symbols) and nothing else of a packet.
+    fn with_id(batch: &mut JsonBatch, symbols: &str) {
+        let m =
+            format!("{{\"cap_len\":60,\"community_id\":\"1:{symbols}AAAAAAAAAAAAAAAAAAAAAA=\"}}");
+        batch.buf.extend_from_slice(m.as_bytes());
+        batch.buf.push(b'\n');
+        let end = batch.buf.len();
+        batch.commit(end);
+    }
+
+    #[test]
+    fn partitions_go_to_their_keys_in_order() {
+        // Hashes: AAAAAQ is 1 (partition 1 of 2), AAAAAA is 0, and no id at all is 0.
+        let mut b = JsonBatch::with_capacity();
+        with_id(&mut b, "AAAAAQ");
+        b.buf.extend_from_slice(b"{}\n");
+        let end = b.buf.len();
+        b.commit(end);
+        with_id(&mut b, "AAAAAA");
+        with_id(&mut b, "AAAAAQ");
+        let m: Vec<Vec<u8>> = b.messages().map(<[u8]>::to_vec).collect();
+        let bulk = |m: &[u8]| {
+            let mut v = format!("${}\r\n", m.len()).into_bytes();
+            v.extend_from_slice(m);
+            v.extend_from_slice(b"\r\n");
+            v
+        };
+        let o = |mode| OutputOptions {
+            queue: "Q".into(),
+            redis_format: RedisFormat::Raw,
+            redis_mode: mode,
+            redis_maxlen: 25,
+            partitions: 2,
+            ..OutputOptions::default()
+        };
+        // List: one LPUSH per partition, each partition's messages in batch order.
+        let cfg = RedisConfig::parse("redis://h", &o(RedisMode::List)).unwrap();
+        assert_eq!(cfg.keys_shown(), "Q-0..Q-1");
+        let mut sink = RedisSink::with_connection(cfg, None, None);
+        let mut cmd = Vec::new();
+        assert_eq!(sink.build(&mut cmd, &b), 2);
+        let mut want = b"*4\r\n$5\r\nLPUSH\r\n$3\r\nQ-0\r\n".to_vec();
+        want.extend(bulk(&m[1]));
+        want.extend(bulk(&m[2]));
+        want.extend_from_slice(b"*4\r\n$5\r\nLPUSH\r\n$3\r\nQ-1\r\n");
+        want.extend(bulk(&m[0]));
+        want.extend(bulk(&m[3]));
+        assert_eq!(cmd, want, "{}", String::from_utf8_lossy(&cmd));
+        // The same from the hashes the worker stored.
+        b.flows = vec![1, 0, 0, 1];
+        let mut again = Vec::new();
+        sink.build(&mut again, &b);
+        assert_eq!(again, want);
+        // Channel: one PUBLISH per message, in batch order, to its partition's key.
+        let cfg = RedisConfig::parse("redis://h", &o(RedisMode::Channel)).unwrap();
+        let mut sink = RedisSink::with_connection(cfg, None, None);
+        assert_eq!(sink.build(&mut cmd, &b), 4);
+        let mut want = Vec::new();
+        for (key, msg) in [
+            ("Q-1", &m[0]),
+            ("Q-0", &m[1]),
+            ("Q-0", &m[2]),
+            ("Q-1", &m[3]),
+        ] {
+            want.extend_from_slice(b"*3\r\n$7\r\nPUBLISH\r\n");
+            want.extend(bulk(key.as_bytes()));
+            want.extend(bulk(msg));
+        }
+        assert_eq!(cmd, want, "{}", String::from_utf8_lossy(&cmd));
+        // Kombu bindings: one member per partition's list.
+        let cfg = RedisConfig::parse(
+            "redis://h",
+            &OutputOptions {
+                partitions: 3,
+                ..OutputOptions::default()
+            },
+        )
+        .unwrap();
+        let (_, members) = cfg.bindings();
+        assert_eq!(members.len(), 3);
+        assert!(members[2].ends_with(b"\x06\x16NEW_PACKETS-2"));
     }
 }

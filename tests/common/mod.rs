@@ -100,3 +100,18 @@ pub fn note_skip(line: &str) {
         }
     }
 }
+
+/// The partition of a message by the documented rule, computed here from the message with
+/// serde_json and the base64 crate: the first four bytes of the `community_id` digest,
+/// big-endian, modulo N; 0 without a community_id.
+pub fn documented_partition(m: &[u8], n: usize) -> usize {
+    use base64::Engine;
+    let v: serde_json::Value = serde_json::from_slice(m).unwrap();
+    let Some(id) = v["community_id"].as_str() else {
+        return 0;
+    };
+    let digest = base64::engine::general_purpose::STANDARD
+        .decode(id.strip_prefix("1:").unwrap())
+        .unwrap();
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) as usize % n
+}
