@@ -6,15 +6,23 @@
 //! for one frame at a time.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
 pub mod config;
+#[cfg(feature = "cli")]
 pub mod dataset;
 pub mod decode;
 pub mod encode;
 pub mod exit;
+#[cfg(feature = "brokers")]
 pub mod paths;
+#[cfg(feature = "brokers")]
 pub mod pipeline;
+#[cfg(feature = "cli")]
 pub mod record;
+#[cfg(feature = "brokers")]
 pub mod sink;
 pub mod source;
+#[cfg(feature = "cli")]
 pub mod tools;

@@ -2594,6 +2594,7 @@ mod tests {
     /// - libpcap cuts a record's bytes to the file header's snaplen; we keep them all;
     /// - libpcap reports a wire length below the captured length as is; we raise it;
     /// - libpcap reads pcap seconds and fractions as signed 32-bit; the draft says unsigned.
+    #[cfg(feature = "bpf")]
     #[test]
     fn tcpdump_corpus_matches_libpcap() {
         let dir = Path::new(concat!(
