@@ -882,6 +882,7 @@ fn start_error(cfg: &RedisConfig, e: &OpenError) -> StartError {
 /// A connection for `record`'s Redis input: the redis crate's blocking client, whose commands
 /// the recorder's reliable fetch uses. The start-up checks, exit codes and wording are the
 /// sink's: AUTH, SELECT and PING go first through [`open_connection`] on a probe connection.
+#[cfg(feature = "cli")]
 pub(crate) fn connect_for_input(cfg: &RedisConfig) -> Result<::redis::Connection, StartError> {
     if cfg.tls {
         return Err(StartError::new(
