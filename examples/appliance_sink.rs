@@ -64,7 +64,10 @@ struct CountingSink {
 
 impl Sink for CountingSink {
     fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
-        let mut tally = self.tally.lock().map_err(|_| io::Error::other("poisoned"))?;
+        let mut tally = self
+            .tally
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))?;
         for message in batch.messages() {
             // `messages()` gives each message without its newline.
             if !(message.starts_with(b"{") && message.ends_with(b"}")) {
@@ -152,7 +155,10 @@ fn main() -> ExitCode {
     let expected = match reference(&file, source_host) {
         Ok(t) => t,
         Err(why) => {
-            eprintln!("appliance_sink: reference decode of {}: {why}", file.display());
+            eprintln!(
+                "appliance_sink: reference decode of {}: {why}",
+                file.display()
+            );
             return ExitCode::FAILURE;
         }
     };

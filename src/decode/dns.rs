@@ -2,7 +2,7 @@
 //! answer, authority and additional records, with name decompression bounded against loops
 //! and runaway names.
 //!
-//! [`decode`] validates the whole message once; the encoder walks it again with the same
+//! `decode` validates the whole message once; the encoder walks it again with the same
 //! [`Walker`], which is cheap and keeps the layer a pair of borrowed slices.
 //!
 //! Name compression lets a few wire bytes stand for a long name: a 2-byte pointer can repeat a

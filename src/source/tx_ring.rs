@@ -258,8 +258,8 @@ pub fn check_frame(frame: &[u8], mtu: u32) -> Result<(), NotSent> {
 
 /// Ring geometry for an interface MTU: a slot holds the header area and the longest frame
 /// the kernel would send (MTU + Ethernet header + one VLAN tag), rounded up to a power of
-/// two (at least 2 KiB); blocks are whole pages holding whole slots; about [`RING_BYTES`]
-/// in all, at least [`MIN_FRAMES`] slots.
+/// two (at least 2 KiB); blocks are whole pages holding whole slots; about `RING_BYTES`
+/// in all, at least `MIN_FRAMES` slots.
 pub fn tx_geometry(mtu: u32, page_bytes: usize) -> TpacketReq {
     let need = ring_sys::TX_DATA_OFFSET + mtu as usize + ETH_HEADER_BYTES + VLAN_HEADER_BYTES;
     let frame_bytes = need.next_power_of_two().max(2048);
