@@ -329,6 +329,34 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+# The library as an embedder who wants decoding only gets it (README "As a library"): no async
+# runtime, TLS or libpcap in the tree, and it builds, lints and tests on its own. Debug builds:
+# cheap next to the release test run below.
+step "library without default features (decode, encode, file reading)"
+heavy=$(cargo tree --no-default-features -e normal --prefix none)
+heavy=$(grep -E '^(tokio|lapin|rustls|pcap) ' <<<"$heavy" || true)
+[ -z "$heavy" ] || die "--no-default-features still pulls in: $(tr '\n' ' ' <<<"$heavy")"
+info "no tokio, lapin, rustls or pcap in: cargo tree --no-default-features -e normal"
+cargo clippy --no-default-features --lib --examples -- -D warnings
+cargo test --no-default-features --lib
+
+step "examples (built and run)"
+# decode_buffer needs no feature; it checks its own steps and prints one JSON message.
+example_out=$(cargo run -q --no-default-features --example decode_buffer)
+[[ $example_out == '{"data":{"ether":'*'"qname":"example.com."'*'"source":"example-host"'* ]] ||
+  die "examples/decode_buffer.rs printed an unexpected message: $example_out"
+info "decode_buffer: one DNS query decoded, encoded, filtered and read back"
+# appliance_sink embeds the engine with a Sink of its own and compares what it received with a
+# frame-by-frame decode of the same file; mixed.pcap holds 13,620 frames.
+example_out=$(cargo run -q --example appliance_sink)
+[[ $example_out == *"ok: 13620 messages"* ]] ||
+  die "examples/appliance_sink.rs: unexpected output: $example_out"
+info "appliance_sink: $(tail -n 1 <<<"$example_out")"
+
+step "cargo doc --no-deps, warnings denied (default and no default features)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --no-default-features
+
 step "cargo test --release --all-targets (and documentation examples)"
 # Tests run optimised (the 10^5-message broker runs and the big-record test need it), but
 # without the release profile's fat LTO and single codegen unit: linking some 30 test binaries
