@@ -16,7 +16,7 @@
 //! file needs no privilege, so this is what CI runs.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
@@ -99,7 +99,7 @@ impl Sink for CountingSink {
 
 /// The same file decoded and encoded on this thread, frame by frame, with the library's
 /// building blocks: the reference the engine's output must equal.
-fn reference(file: &PathBuf, source_host: &str) -> Result<Tally, String> {
+fn reference(file: &Path, source_host: &str) -> Result<Tally, String> {
     let mut reader = CaptureReader::open(file).map_err(|e| e.to_string())?;
     let mut encoder = JsonEncoder::new(source_host);
     let mut tally = Tally::new();

@@ -68,9 +68,7 @@ fn dns_query_frame() -> Vec<u8> {
 /// A classic pcap file (microsecond timestamps, Ethernet) holding `frame` once.
 fn pcap_file_with(frame: &[u8], time_ns: i64) -> Vec<u8> {
     let mut file = Vec::new();
-    for word in [0xa1b2_c3d4u32] {
-        file.extend_from_slice(&word.to_le_bytes());
-    }
+    file.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes()); // magic: little-endian, µs
     file.extend_from_slice(&2u16.to_le_bytes());
     file.extend_from_slice(&4u16.to_le_bytes());
     for word in [0u32, 0, 262_144, 1] {
