@@ -1,6 +1,10 @@
 //! tcpdump-syntax capture filters: compiled by libpcap, run by our own classic-BPF interpreter.
 //!
-//! [`BpfFilter::compile`] hands the expression to libpcap (`pcap_compile` on a dead handle of
+//! Without libpcap (the crate built without its `bpf` feature), a program compiled elsewhere
+//! runs through the same checker and interpreter: [`BpfFilter::from_program`] takes the
+//! instructions, [`BpfFilter::from_ddd`] the text `tcpdump -ddd` prints.
+//!
+//! `BpfFilter::compile` hands the expression to libpcap (`pcap_compile` on a dead handle of
 //! the requested link type), reads the resulting classic BPF program back, checks it the way
 //! the Linux kernel's `bpf_check_classic` does before accepting it for `SO_ATTACH_FILTER`,
 //! and keeps both the raw instructions (for the live ring to attach) and a pre-decoded form
@@ -157,7 +161,7 @@ impl BpfFilter {
     }
 
     /// A filter from a classic BPF program compiled elsewhere (for example by
-    /// `tcpdump -dd`, or by [`BpfFilter::compile`] on another machine), for frames of
+    /// `tcpdump -dd`, or by `BpfFilter::compile` on another machine), for frames of
     /// `link_type`. The program goes through the same checker as a compiled one (the kernel's
     /// admission rules); `expr` only names the filter in errors and in
     /// [`BpfFilter::expression`]. Needs no libpcap.
