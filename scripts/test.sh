@@ -339,6 +339,12 @@ heavy=$(grep -E '^(tokio|lapin|rustls|pcap) ' <<<"$heavy" || true)
 info "no tokio, lapin, rustls or pcap in: cargo tree --no-default-features -e normal"
 cargo clippy --no-default-features --lib --examples -- -D warnings
 cargo test --no-default-features --lib
+# Each feature on its own builds warning-free too (the dependencies are already checked by the
+# clippy step above, so this re-checks only the crate).
+for feature in bpf capture brokers; do
+  info "cargo clippy --no-default-features --features $feature --lib"
+  cargo clippy -q --no-default-features --features "$feature" --lib -- -D warnings
+done
 
 step "examples (built and run)"
 # decode_buffer needs no feature; it checks its own steps and prints one JSON message.
