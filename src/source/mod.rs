@@ -4,18 +4,13 @@
 //! listing (`interfaces`) and dropping root (`privilege`).
 pub mod filter;
 #[cfg(feature = "capture")]
-#[allow(missing_docs)]
 pub mod interfaces;
 pub mod pcap_file;
 #[cfg(feature = "capture")]
-#[allow(missing_docs)]
 pub mod privilege;
 #[cfg(feature = "capture")]
-#[allow(missing_docs)]
 pub mod ring;
 #[cfg(feature = "capture")]
-#[allow(missing_docs)]
 pub mod ring_sys;
 #[cfg(feature = "capture")]
-#[allow(missing_docs)]
 pub mod tx_ring;
