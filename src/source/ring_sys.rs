@@ -5,7 +5,7 @@
 //! `tpacket_req3`, block ownership through `block_status`), `include/uapi/linux/if_packet.h`
 //! (the structures mirrored below) and `packet(7)`.
 //!
-//! Rules kept here (see DESIGN.md, "Unsafe code"):
+//! Rules kept here (the project's rules for unsafe code):
 //! - each `unsafe {}` block holds one operation and says in a `// SAFETY:` comment why it is
 //!   sound;
 //! - the socket is an [`OwnedFd`], the mapping is unmapped when [`Mapping`] drops;
