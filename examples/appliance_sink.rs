@@ -142,15 +142,16 @@ fn main() -> ExitCode {
         packet: Default::default(),
     };
     let outcome = job.run_with_sink(Box::new(sink));
+    // What was decoded before an error was still delivered: say so either way.
+    println!("{}", outcome.summary);
+    if let Some(line) = &outcome.sink_report {
+        println!("{line}");
+    }
     if let Some(error) = &outcome.error {
         eprintln!("appliance_sink: {error}");
         return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1));
     }
     let engine = *tally.lock().expect("the publisher thread has ended");
-    println!("{}", outcome.summary);
-    if let Some(line) = &outcome.sink_report {
-        println!("{line}");
-    }
 
     let expected = match reference(&file, source_host) {
         Ok(t) => t,
