@@ -43,13 +43,16 @@
 //!
 //! # Cargo features
 //!
-//! | feature | gives | pulls in |
-//! |---|---|---|
-//! | (none) | `decode`, `encode`, `exit`, the pcap/pcapng reader, the cBPF interpreter for programs compiled elsewhere ([`source::filter::BpfFilter::from_ddd`]) | two dozen small crates: no async runtime, no TLS, no C library |
-//! | `bpf` | `BpfFilter::compile`: tcpdump filter expressions | libpcap (`pcap` crate; needs libpcap-dev) |
-//! | `capture` | the live ring, interface listing, dropping root | `libc`, `nix`, `rustix` |
-//! | `brokers` | the engine (`pipeline`) and every sink; implies `capture` and `bpf` | Tokio, lapin, rustls, the Redis and RabbitMQ Streams clients, ... |
-//! | `cli` (default) | the program and its commands; implies `brokers` | clap, csv, ureq, toml, ... |
+//! - no features: [`decode`], [`encode`], [`exit`], the pcap/pcapng reader, and the cBPF
+//!   checker and interpreter for programs compiled elsewhere
+//!   ([`source::filter::BpfFilter::from_ddd`]). 19 small crates (zerocopy, itoa, memchr,
+//!   base64, RustCrypto hashes): no async runtime, no TLS, no C library.
+//! - `bpf`: `BpfFilter::compile` for tcpdump filter expressions, through libpcap (the `pcap`
+//!   crate; libpcap-dev to build).
+//! - `capture`: the live ring, interface listing, dropping root (`libc`, `nix`, `rustix`).
+//! - `brokers`: the engine (`pipeline`) and every sink; implies `capture` and `bpf`. Tokio,
+//!   lapin, rustls, the Redis and RabbitMQ Streams clients, ...
+//! - `cli`: the program and its commands; implies `brokers` (clap, csv, ureq, toml, ...).
 //!
 //! The default is everything. To decode only:
 //!
