@@ -14,8 +14,11 @@
 /// One exit code: its number, its constant's name and what it means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Code {
+    /// The exit status.
     pub code: u8,
+    /// The constant's name as written in code (`send::CONNECT`).
     pub name: &'static str,
+    /// What the code means, as the help text says it.
     pub meaning: &'static str,
 }
 
@@ -158,11 +161,17 @@ pub mod record {
 /// `send`'s table.
 pub mod send {
     use super::{code, Code};
+    /// Sent, but no answer came.
     pub const UNANSWERED: u8 = 1;
+    /// Usage error (the crate-wide [`super::USAGE`]).
     pub const USAGE: u8 = super::USAGE;
+    /// The destination could not be resolved or connected.
     pub const CONNECT: u8 = 3;
+    /// No permission (raw sockets need root or CAP_NET_RAW).
     pub const PERMISSION: u8 = 4;
+    /// The send failed.
     pub const IO: u8 = 5;
+    /// No such interface or address.
     pub const INTERFACE: u8 = 6;
     /// `send`'s table.
     pub const TABLE: &[Code] = &[
@@ -179,9 +188,13 @@ pub mod send {
 /// `listen`'s table.
 pub mod listen {
     use super::{code, Code};
+    /// Usage error (the crate-wide [`super::USAGE`]).
     pub const USAGE: u8 = super::USAGE;
+    /// The shutdown file existed at start.
     pub const HOOK_EXISTS: u8 = 3;
+    /// The listening socket could not be bound.
     pub const BIND: u8 = 4;
+    /// Receiving failed.
     pub const RECEIVE: u8 = 5;
     /// `listen`'s table.
     pub const TABLE: &[Code] = &[
@@ -200,10 +213,15 @@ pub mod listen {
 /// `dataset prepare`'s table.
 pub mod dataset {
     use super::{code, Code};
+    /// Usage error (the crate-wide [`super::USAGE`]).
     pub const USAGE: u8 = super::USAGE;
+    /// No input file matched.
     pub const NO_INPUT: u8 = 3;
+    /// An input is not a CSV file the recorder wrote.
     pub const NOT_CSV: u8 = 4;
+    /// Done, but some rows were skipped.
     pub const ROWS_SKIPPED: u8 = 5;
+    /// The output could not be written.
     pub const WRITE: u8 = 6;
     /// `dataset prepare`'s table.
     pub const TABLE: &[Code] = &[

@@ -8,15 +8,22 @@ use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 #[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
 #[repr(C)]
 pub struct ArpHdr {
+    /// Hardware type (1: Ethernet).
     pub hwtype: U16,
+    /// Protocol type (an EtherType; 0x0800: IPv4).
     pub ptype: U16,
+    /// Hardware address length in bytes.
     pub hwlen: u8,
+    /// Protocol address length in bytes.
     pub plen: u8,
+    /// Operation (1: request, 2: reply).
     pub op: U16,
 }
 
+/// An ARP message (RFC 826): the fixed part and the four addresses.
 #[derive(Clone, Copy, Debug)]
 pub struct Arp<'a> {
+    /// The fixed part.
     pub hdr: &'a ArpHdr,
     /// The four addresses, `2 * (hwlen + plen)` bytes.
     pub addrs: &'a [u8],
@@ -34,15 +41,19 @@ impl<'a> Arp<'a> {
         };
         self.addrs.get(start..start + len).unwrap_or(&[])
     }
+    /// Sender hardware address (empty when cut).
     pub fn hwsrc(&self) -> &'a [u8] {
         self.addr(0)
     }
+    /// Sender protocol address (empty when cut).
     pub fn psrc(&self) -> &'a [u8] {
         self.addr(1)
     }
+    /// Target hardware address (empty when cut).
     pub fn hwdst(&self) -> &'a [u8] {
         self.addr(2)
     }
+    /// Target protocol address (empty when cut).
     pub fn pdst(&self) -> &'a [u8] {
         self.addr(3)
     }
@@ -51,13 +62,18 @@ impl<'a> Arp<'a> {
 /// How an ARP address is shown (scapy's MultipleTypeField choice).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AddrForm {
+    /// A MAC address (`aa:bb:cc:dd:ee:ff`).
     Mac,
+    /// An IPv4 address.
     Ipv4,
+    /// An IPv6 address.
     Ipv6,
+    /// Bytes, as scapy shows a string.
     Bytes,
 }
 
 impl Arp<'_> {
+    /// How the hardware addresses are shown: MAC for Ethernet with 6-byte addresses.
     pub fn hw_form(&self) -> AddrForm {
         if self.hdr.hwtype.get() == 1 && self.hdr.hwlen == 6 {
             AddrForm::Mac
@@ -65,6 +81,7 @@ impl Arp<'_> {
             AddrForm::Bytes
         }
     }
+    /// How the protocol addresses are shown: by protocol type and length.
     pub fn proto_form(&self) -> AddrForm {
         match (self.hdr.ptype.get(), self.hdr.plen) {
             (0x0800, 4) => AddrForm::Ipv4,

@@ -1,11 +1,13 @@
 //! Bounds-checked big-endian reads at an offset: 0 where the bytes are missing, never a panic.
 //! Used by the layers whose fields sit at type-dependent offsets (ICMP, ICMPv6, ND options).
 
+/// The byte at `at`, or 0 past the end.
 #[inline]
 pub fn byte(b: &[u8], at: usize) -> u8 {
     b.get(at).copied().unwrap_or(0)
 }
 
+/// The big-endian `u16` at `at`, or 0 when it is not all there.
 #[inline]
 pub fn be16(b: &[u8], at: usize) -> u16 {
     match b.get(at..at + 2) {
@@ -14,6 +16,7 @@ pub fn be16(b: &[u8], at: usize) -> u16 {
     }
 }
 
+/// The big-endian `u32` at `at`, or 0 when it is not all there.
 #[inline]
 pub fn be32(b: &[u8], at: usize) -> u32 {
     match b.get(at..at + 4) {

@@ -21,18 +21,23 @@ pub struct Bootp<'a> {
 }
 
 impl<'a> Bootp<'a> {
+    /// The fixed BOOTP header (empty when cut).
     pub fn fixed(&self) -> &'a [u8] {
         self.bytes.get(..FIXED_BYTES).unwrap_or(&[])
     }
+    /// What follows the fixed header (scapy's `options` field).
     pub fn options(&self) -> &'a [u8] {
         self.bytes.get(FIXED_BYTES..).unwrap_or(&[])
     }
+    /// The byte at `at` of the fixed header (0 past it).
     pub fn byte(&self, at: usize) -> u8 {
         self.fixed().get(at).copied().unwrap_or(0)
     }
+    /// The big-endian `u16` at `at` of the fixed header (0 past it).
     pub fn be16(&self, at: usize) -> u16 {
         be16(self.fixed(), at)
     }
+    /// The big-endian `u32` at `at` of the fixed header (0 past it).
     pub fn be32(&self, at: usize) -> u32 {
         be32(self.fixed(), at)
     }
@@ -45,10 +50,12 @@ impl<'a> Bootp<'a> {
 /// The DHCP options after the magic cookie, as captured (scapy's `DHCP.options` bytes).
 #[derive(Clone, Copy, Debug)]
 pub struct Dhcp<'a> {
+    /// The option bytes after the magic cookie.
     pub options: &'a [u8],
 }
 
 impl<'a> Dhcp<'a> {
+    /// The options one by one, as scapy lists them.
     pub fn iter(&self) -> DhcpOptions<'a> {
         DhcpOptions { rest: self.options }
     }
@@ -78,14 +85,20 @@ pub enum OptKind {
 /// One item of scapy's option list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DhcpOption<'a> {
+    /// Option 0, padding.
     Pad,
+    /// Option 255, the end of the options.
     End,
     /// A complete option: its code, scapy's name for it (`None`: shown by number) and kind,
     /// and its value bytes.
     Value {
+        /// The option code.
         code: u8,
+        /// scapy's name for it (`None`: shown by number).
         name: Option<&'static str>,
+        /// How its value is shown.
         kind: OptKind,
+        /// The value bytes.
         data: &'a [u8],
     },
     /// The rest of the options from a malformed one on, as one byte string (scapy appends
@@ -93,6 +106,7 @@ pub enum DhcpOption<'a> {
     Malformed(&'a [u8]),
 }
 
+/// Iterator over DHCP options ([`Dhcp::iter`]).
 pub struct DhcpOptions<'a> {
     rest: &'a [u8],
 }
@@ -155,8 +169,11 @@ fn value_parses(kind: OptKind, data: &[u8]) -> bool {
 /// One RFC 3442 route: destination (zero-filled), prefix length, router.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
+    /// Destination network, zero-filled past the prefix.
     pub dest: [u8; 4],
+    /// Prefix length in bits.
     pub prefix: u8,
+    /// The router for that destination.
     pub router: [u8; 4],
 }
 
@@ -167,6 +184,7 @@ pub struct ClasslessRoutes<'a> {
 }
 
 impl<'a> ClasslessRoutes<'a> {
+    /// The routes in the value of option 121.
     pub fn new(data: &'a [u8]) -> Self {
         ClasslessRoutes { rest: data }
     }

@@ -2,7 +2,7 @@
 //! answer, authority and additional records, with name decompression bounded against loops
 //! and runaway names.
 //!
-//! [`decode`] validates the whole message once; the encoder walks it again with the same
+//! `decode` validates the whole message once; the encoder walks it again with the same
 //! [`Walker`], which is cheap and keeps the layer a pair of borrowed slices.
 //!
 //! Name compression lets a few wire bytes stand for a long name: a 2-byte pointer can repeat a
@@ -28,6 +28,7 @@ pub const MAX_MESSAGE_NAME_JSON_BYTES: usize = 16 * 1024;
 /// dozen; this keeps the per-record keys of a datagram of empty records bounded as well.
 pub const MAX_RECORDS_PER_SECTION: u16 = 512;
 
+/// A DNS message (RFC 1035), validated once at decode time.
 #[derive(Clone, Copy, Debug)]
 pub struct Dns<'a> {
     /// The message from its 12-byte header to the end of the UDP payload or TCP segment
@@ -52,6 +53,7 @@ impl Dns<'_> {
             None => 0,
         }
     }
+    /// Message ID.
     pub fn id(&self) -> u16 {
         self.be16(0)
     }
@@ -59,18 +61,23 @@ impl Dns<'_> {
     pub fn flags(&self) -> u16 {
         self.be16(2)
     }
+    /// Number of questions the header announces.
     pub fn qdcount(&self) -> u16 {
         self.be16(4)
     }
+    /// Number of answer records the header announces.
     pub fn ancount(&self) -> u16 {
         self.be16(6)
     }
+    /// Number of authority records the header announces.
     pub fn nscount(&self) -> u16 {
         self.be16(8)
     }
+    /// Number of additional records the header announces.
     pub fn arcount(&self) -> u16 {
         self.be16(10)
     }
+    /// A reader over the questions and records, from just after the header.
     pub fn walker(&self) -> Walker<'_> {
         Walker {
             msg: self.msg,
@@ -82,21 +89,30 @@ impl Dns<'_> {
 /// A question: where its name starts, and its type and class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Question {
+    /// Offset of the name in the message.
     pub name_at: usize,
+    /// Question type (1: A, 28: AAAA, ...).
     pub qtype: u16,
+    /// Question class (1: IN).
     pub qclass: u16,
 }
 
 /// A resource record: where its owner name starts, its fixed fields and its rdata.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record<'a> {
+    /// Offset of the owner name in the message.
     pub name_at: usize,
+    /// Record type.
     pub rtype: u16,
+    /// Record class (the UDP payload size for OPT).
     pub rclass: u16,
+    /// Time to live in seconds (extended RCODE and flags for OPT).
     pub ttl: u32,
+    /// Length of the rdata as the record says.
     pub rdlen: u16,
     /// Offset of the rdata in the message (names inside it may point anywhere before).
     pub rdata_at: usize,
+    /// The rdata bytes.
     pub rdata: &'a [u8],
 }
 
@@ -107,6 +123,7 @@ pub struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
+    /// Reads the next question.
     pub fn question(&mut self) -> Result<Question, ErrorKind> {
         let name_at = self.pos;
         let end = walk_name(self.msg, self.pos, |_| {})?;
@@ -119,6 +136,7 @@ impl<'a> Walker<'a> {
         })
     }
 
+    /// Reads the next resource record.
     pub fn record(&mut self) -> Result<Record<'a>, ErrorKind> {
         let name_at = self.pos;
         let end = walk_name(self.msg, self.pos, |_| {})?;
@@ -141,6 +159,7 @@ impl<'a> Walker<'a> {
         })
     }
 
+    /// Offset of the next unread byte in the message.
     pub fn position(&self) -> usize {
         self.pos
     }
@@ -233,16 +252,22 @@ pub fn edns_options(rdata: &[u8]) -> impl Iterator<Item = (u16, u16, &[u8])> {
 /// An EDNS(0) Client Subnet option (RFC 7871), shown field by field as scapy does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientSubnet {
+    /// Address family (1: IPv4, 2: IPv6).
     pub family: u16,
+    /// Source prefix length in bits.
     pub source_plen: u8,
+    /// Scope prefix length in bits.
     pub scope_plen: u8,
     /// The address prefix, zero-filled to a whole address.
     pub address: SubnetAddr,
 }
 
+/// The address of a Client Subnet option.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SubnetAddr {
+    /// An IPv4 prefix.
     V4([u8; 4]),
+    /// An IPv6 prefix.
     V6([u8; 16]),
 }
 
@@ -377,6 +402,7 @@ pub enum RdataNames {
     Srv,
 }
 
+/// Where the compressed names sit in the rdata of `rtype`, for types that hold names.
 pub fn rdata_name_offsets(rtype: u16) -> Option<RdataNames> {
     match rtype {
         2..=5 | 12 => Some(RdataNames::One),

@@ -5,20 +5,30 @@ use super::{fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
 use zerocopy::network_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
+/// EtherType of IPv4.
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// EtherType of ARP.
 pub const ETHERTYPE_ARP: u16 = 0x0806;
+/// EtherType (TPID) of an 802.1Q tag.
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
+/// EtherType (TPID) of an 802.1ad tag.
 pub const ETHERTYPE_QINQ: u16 = 0x88a8;
+/// EtherType of IPv6.
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+/// EtherType of PPPoE discovery.
 pub const ETHERTYPE_PPPOE_DISCOVERY: u16 = 0x8863;
+/// EtherType of a PPPoE session.
 pub const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
 
 /// Ethernet II header (IEEE 802.3 clause 3.1.1 with an EtherType).
 #[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
 #[repr(C)]
 pub struct EtherHdr {
+    /// Destination MAC address.
     pub dst: [u8; 6],
+    /// Source MAC address.
     pub src: [u8; 6],
+    /// EtherType, or a length (802.3) when below 0x0600.
     pub ether_type: U16,
 }
 
@@ -26,7 +36,9 @@ pub struct EtherHdr {
 #[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
 #[repr(C)]
 pub struct VlanHdr {
+    /// Tag control information: priority, DEI, VLAN ID.
     pub tci: U16,
+    /// EtherType of what follows the tag.
     pub ether_type: U16,
 }
 
@@ -39,6 +51,7 @@ impl VlanHdr {
     pub fn dei(&self) -> u16 {
         (self.tci.get() >> 12) & 1
     }
+    /// VLAN identifier (12 bits).
     pub fn vlan(&self) -> u16 {
         self.tci.get() & 0x0fff
     }
@@ -48,10 +61,15 @@ impl VlanHdr {
 #[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
 #[repr(C)]
 pub struct SllHdr {
+    /// Packet type (0: to us, 4: sent by us, ...).
     pub pkttype: U16,
+    /// ARPHRD_* type of the link-layer address.
     pub lladdrtype: U16,
+    /// Length of the link-layer address.
     pub lladdrlen: U16,
+    /// Link-layer source address, zero-padded to 8 bytes.
     pub src: [u8; 8],
+    /// Protocol (an EtherType).
     pub proto: U16,
 }
 
@@ -59,12 +77,19 @@ pub struct SllHdr {
 #[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
 #[repr(C)]
 pub struct Sll2Hdr {
+    /// Protocol (an EtherType).
     pub proto: U16,
+    /// Reserved, 0.
     pub reserved: U16,
+    /// Interface index.
     pub ifindex: U32,
+    /// ARPHRD_* type of the link-layer address.
     pub lladdrtype: U16,
+    /// Packet type (0: to us, 4: sent by us, ...).
     pub pkttype: u8,
+    /// Length of the link-layer address.
     pub lladdrlen: u8,
+    /// Link-layer source address, zero-padded to 8 bytes.
     pub src: [u8; 8],
 }
 

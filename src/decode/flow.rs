@@ -7,23 +7,32 @@ use super::icmp::Icmp;
 use super::icmpv6::Icmpv6;
 use super::{bytes, Layer, Packet};
 
+/// IP protocol number of ICMP.
 pub const PROTO_ICMP: u8 = 1;
+/// IP protocol number of TCP.
 pub const PROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
 pub const PROTO_UDP: u8 = 17;
+/// IP protocol number of ICMPv6.
 pub const PROTO_ICMPV6: u8 = 58;
+/// IP protocol number of SCTP.
 pub const PROTO_SCTP: u8 = 132;
 
 /// Source and destination address, as on the wire (4 or 16 bytes each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Addrs<'a> {
+    /// IPv4 source and destination.
     V4(&'a [u8; 4], &'a [u8; 4]),
+    /// IPv6 source and destination.
     V6(&'a [u8; 16], &'a [u8; 16]),
 }
 
 /// One direction of a flow as seen in a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowTuple<'a> {
+    /// Source and destination addresses.
     pub addrs: Addrs<'a>,
+    /// IP protocol number.
     pub proto: u8,
     /// Source and destination ports, or for ICMP/ICMPv6 the type and the code (mapped to
     /// port equivalents by the hasher); `None` for protocols without ports.

@@ -3,15 +3,18 @@
 
 use super::{bytes, fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
 
+/// UDP port of GENEVE (RFC 8926).
 pub const UDP_PORT: u16 = 6081;
 
 /// A GENEVE header and its options (`8 + optionlen * 4` bytes).
 #[derive(Clone, Copy, Debug)]
 pub struct Geneve<'a> {
+    /// The header and its options.
     pub bytes: &'a [u8],
 }
 
 impl<'a> Geneve<'a> {
+    /// Version (2 bits).
     pub fn version(&self) -> u8 {
         bytes::byte(self.bytes, 0) >> 6
     }
@@ -19,21 +22,27 @@ impl<'a> Geneve<'a> {
     pub fn optionlen(&self) -> u8 {
         bytes::byte(self.bytes, 0) & 0x3f
     }
+    /// The OAM bit.
     pub fn oam(&self) -> u8 {
         bytes::byte(self.bytes, 1) >> 7
     }
+    /// The critical-options bit.
     pub fn critical(&self) -> u8 {
         (bytes::byte(self.bytes, 1) >> 6) & 1
     }
+    /// The six reserved bits after the flags.
     pub fn reserved(&self) -> u8 {
         bytes::byte(self.bytes, 1) & 0x3f
     }
+    /// Protocol type of the payload (an EtherType).
     pub fn proto(&self) -> u16 {
         bytes::be16(self.bytes, 2)
     }
+    /// Virtual network identifier (24 bits).
     pub fn vni(&self) -> u32 {
         bytes::be32(self.bytes, 4) >> 8
     }
+    /// The reserved byte after the VNI.
     pub fn reserved2(&self) -> u8 {
         bytes::byte(self.bytes, 7)
     }
@@ -48,13 +57,19 @@ impl<'a> Geneve<'a> {
 /// One option: class, type, the 3 reserved bits, length in 4-byte words, data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GeneveOption<'a> {
+    /// Option class.
     pub classid: u16,
+    /// Option type.
     pub opt_type: u8,
+    /// The three reserved bits.
     pub reserved: u8,
+    /// Length of the data in 4-byte words.
     pub length: u8,
+    /// Option data.
     pub data: &'a [u8],
 }
 
+/// Iterator over GENEVE options ([`Geneve::options`]).
 #[derive(Clone, Debug)]
 pub struct GeneveOptions<'a> {
     rest: &'a [u8],

@@ -7,14 +7,19 @@ use super::{bytes, ethernet, fail, push, Cursor, ErrorKind, Layer, LayerName, Ne
 
 /// GRE protocol values that lead somewhere other than the EtherType table.
 pub const PROTO_TRANSPARENT_ETHERNET: u16 = 0x6558;
+/// GRE protocol type of ERSPAN types I and II.
 pub const PROTO_ERSPAN_I_II: u16 = 0x88be;
+/// GRE protocol type of ERSPAN type III.
 pub const PROTO_ERSPAN_III: u16 = 0x22eb;
+/// GRE protocol type of PPP (PPTP).
 pub const PROTO_PPP: u16 = 0x880b;
 
 /// A GRE header as captured (4 to 16 bytes); `pptp` for the enhanced header of PPTP.
 #[derive(Clone, Copy, Debug)]
 pub struct Gre<'a> {
+    /// The header as captured.
     pub bytes: &'a [u8],
+    /// The enhanced header of PPTP (version 1).
     pub pptp: bool,
 }
 
@@ -22,21 +27,27 @@ impl<'a> Gre<'a> {
     fn bit(&self, byte: usize, shift: u8) -> u8 {
         (bytes::byte(self.bytes, byte) >> shift) & 1
     }
+    /// The checksum-present bit.
     pub fn chksum_present(&self) -> u8 {
         self.bit(0, 7)
     }
+    /// The routing-present bit.
     pub fn routing_present(&self) -> u8 {
         self.bit(0, 6)
     }
+    /// The key-present bit.
     pub fn key_present(&self) -> u8 {
         self.bit(0, 5)
     }
+    /// The sequence-number-present bit.
     pub fn seqnum_present(&self) -> u8 {
         self.bit(0, 4)
     }
+    /// The strict-source-route bit.
     pub fn strict_route_source(&self) -> u8 {
         self.bit(0, 3)
     }
+    /// Recursion control (3 bits).
     pub fn recursion_control(&self) -> u8 {
         bytes::byte(self.bytes, 0) & 7
     }
@@ -53,9 +64,11 @@ impl<'a> Gre<'a> {
             b
         }
     }
+    /// Version (0: GRE, 1: PPTP's enhanced GRE).
     pub fn version(&self) -> u8 {
         bytes::byte(self.bytes, 1) & 7
     }
+    /// Protocol type of the payload (an EtherType).
     pub fn proto(&self) -> u16 {
         bytes::be16(self.bytes, 2)
     }
@@ -131,6 +144,7 @@ pub enum ErspanKind {
 }
 
 impl ErspanKind {
+    /// The layer's JSON key (`erspan_ii`, ...).
     pub fn key(self) -> &'static str {
         match self {
             ErspanKind::I => "erspan_i",
@@ -139,6 +153,7 @@ impl ErspanKind {
             ErspanKind::PlatformSpecific => "erspan_platformspecific",
         }
     }
+    /// Length of this header in bytes.
     pub fn header_len(self) -> usize {
         match self {
             ErspanKind::I => 0,
@@ -148,19 +163,25 @@ impl ErspanKind {
     }
 }
 
+/// An ERSPAN header.
 #[derive(Clone, Copy, Debug)]
 pub struct Erspan<'a> {
+    /// Which header.
     pub kind: ErspanKind,
+    /// The header bytes ([`ErspanKind::header_len`] of them).
     pub bytes: &'a [u8],
 }
 
 impl<'a> Erspan<'a> {
+    /// The big-endian `u16` at `at` (0 past the end).
     pub fn be16(&self, at: usize) -> u16 {
         bytes::be16(self.bytes, at)
     }
+    /// The big-endian `u32` at `at` (0 past the end).
     pub fn be32(&self, at: usize) -> u32 {
         bytes::be32(self.bytes, at)
     }
+    /// The byte at `at` (0 past the end).
     pub fn byte(&self, at: usize) -> u8 {
         bytes::byte(self.bytes, at)
     }

@@ -17,10 +17,12 @@ const METHODS: [&[u8]; 8] = [
     b"OPTIONS", b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"TRACE", b"CONNECT",
 ];
 
+/// An HTTP/1.x request or response head.
 #[derive(Clone, Copy, Debug)]
 pub struct Http<'a> {
     /// From the first line through the blank line that ends the head (or the segment).
     pub head: &'a [u8],
+    /// A response (status line) rather than a request.
     pub response: bool,
 }
 
@@ -152,6 +154,7 @@ pub const RESPONSE_HEADERS: [&str; 62] = [
 
 /// The three first-line fields, in scapy's order.
 pub const REQUEST_LINE: [&str; 3] = ["Method", "Path", "Http_Version"];
+/// The three status-line fields, in scapy's order.
 pub const STATUS_LINE: [&str; 3] = ["Http_Version", "Status_Code", "Reason_Phrase"];
 
 impl<'a> Http<'a> {

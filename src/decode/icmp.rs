@@ -39,6 +39,7 @@ pub fn quotes_datagram(icmp_type: u8) -> bool {
     matches!(icmp_type, 3 | 4 | 5 | 11 | 12)
 }
 
+/// An ICMP header (RFC 792).
 #[derive(Clone, Copy, Debug)]
 pub struct Icmp<'a> {
     /// The header bytes, exactly `header_len(type)` long.
@@ -48,18 +49,23 @@ pub struct Icmp<'a> {
 }
 
 impl Icmp<'_> {
+    /// Message type.
     pub fn icmp_type(&self) -> u8 {
         self.bytes[0]
     }
+    /// Code.
     pub fn code(&self) -> u8 {
         self.bytes[1]
     }
+    /// The big-endian `u16` at `at` of the header (0 past the end).
     pub fn be16(&self, at: usize) -> u16 {
         bytes::be16(self.bytes, at)
     }
+    /// The big-endian `u32` at `at` of the header (0 past the end).
     pub fn be32(&self, at: usize) -> u32 {
         bytes::be32(self.bytes, at)
     }
+    /// The byte at `at` of the header (0 past the end).
     pub fn byte(&self, at: usize) -> u8 {
         bytes::byte(self.bytes, at)
     }

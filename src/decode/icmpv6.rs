@@ -6,19 +6,30 @@ use super::{bytes, fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet
 /// The ICMPv6 message classes decoded (scapy class names in lower case).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Icmpv6Kind {
+    /// Destination unreachable (type 1).
     DestUnreach,
+    /// Packet too big (type 2).
     PacketTooBig,
+    /// Time exceeded (type 3).
     TimeExceeded,
+    /// Parameter problem (type 4).
     ParamProblem,
+    /// Echo request (type 128).
     EchoRequest,
+    /// Echo reply (type 129).
     EchoReply,
+    /// Router solicitation (type 133).
     RouterSolicit,
+    /// Router advertisement (type 134).
     RouterAdvert,
+    /// Neighbor solicitation (type 135).
     NeighborSolicit,
+    /// Neighbor advertisement (type 136).
     NeighborAdvert,
 }
 
 impl Icmpv6Kind {
+    /// The kind of an ICMPv6 type, if it is one decoded field by field.
     pub fn from_type(t: u8) -> Option<Icmpv6Kind> {
         Some(match t {
             1 => Icmpv6Kind::DestUnreach,
@@ -35,6 +46,7 @@ impl Icmpv6Kind {
         })
     }
 
+    /// The layer's JSON key (scapy's class name, lower case).
     pub fn key(self) -> &'static str {
         match self {
             Icmpv6Kind::DestUnreach => "icmpv6destunreach",
@@ -60,20 +72,25 @@ impl Icmpv6Kind {
     }
 }
 
+/// An ICMPv6 message (RFC 4443, RFC 4861).
 #[derive(Clone, Copy, Debug)]
 pub struct Icmpv6<'a> {
+    /// Which message.
     pub kind: Icmpv6Kind,
     /// The fixed header; for echo messages also the data after it.
     pub bytes: &'a [u8],
 }
 
 impl Icmpv6<'_> {
+    /// The big-endian `u16` at `at` (0 past the end).
     pub fn be16(&self, at: usize) -> u16 {
         bytes::be16(self.bytes, at)
     }
+    /// The big-endian `u32` at `at` (0 past the end).
     pub fn be32(&self, at: usize) -> u32 {
         bytes::be32(self.bytes, at)
     }
+    /// The byte at `at` (0 past the end).
     pub fn byte(&self, at: usize) -> u8 {
         bytes::byte(self.bytes, at)
     }
@@ -82,13 +99,18 @@ impl Icmpv6<'_> {
 /// ND option types decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NdOptKind {
+    /// Source link-layer address (type 1).
     SrcLlAddr,
+    /// Target link-layer address (type 2).
     DstLlAddr,
+    /// Prefix information (type 3).
     PrefixInfo,
+    /// MTU (type 5).
     Mtu,
 }
 
 impl NdOptKind {
+    /// The layer's JSON key (scapy's class name, lower case).
     pub fn key(self) -> &'static str {
         match self {
             NdOptKind::SrcLlAddr => "icmpv6ndoptsrclladdr",
@@ -99,16 +121,21 @@ impl NdOptKind {
     }
 }
 
+/// A neighbor discovery option (RFC 4861 section 4.6).
 #[derive(Clone, Copy, Debug)]
 pub struct NdOption<'a> {
+    /// Which option.
     pub kind: NdOptKind,
+    /// The option, type and length bytes included.
     pub bytes: &'a [u8],
 }
 
 impl NdOption<'_> {
+    /// The big-endian `u32` at `at` (0 past the end).
     pub fn be32(&self, at: usize) -> u32 {
         bytes::be32(self.bytes, at)
     }
+    /// The byte at `at` (0 past the end).
     pub fn byte(&self, at: usize) -> u8 {
         bytes::byte(self.bytes, at)
     }

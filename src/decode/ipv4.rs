@@ -8,19 +8,30 @@ use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 #[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
 #[repr(C)]
 pub struct Ipv4Hdr {
+    /// Version (high 4 bits) and header length in words (low 4 bits).
     pub version_ihl: u8,
+    /// Type of service (DSCP and ECN).
     pub tos: u8,
+    /// Total length of the datagram in bytes.
     pub total_len: U16,
+    /// Identification.
     pub id: U16,
+    /// Flags (3 bits) and fragment offset (13 bits).
     pub flags_frag: U16,
+    /// Time to live.
     pub ttl: u8,
+    /// Protocol of the payload (6: TCP, 17: UDP, ...).
     pub proto: u8,
+    /// Header checksum.
     pub chksum: U16,
+    /// Source address.
     pub src: [u8; 4],
+    /// Destination address.
     pub dst: [u8; 4],
 }
 
 impl Ipv4Hdr {
+    /// Version (4 for a well-formed header).
     pub fn version(&self) -> u8 {
         self.version_ihl >> 4
     }

@@ -5,46 +5,63 @@ use super::{bytes, fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet
 use zerocopy::network_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
+/// The fixed 40-byte IPv6 header (RFC 8200).
 #[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
 #[repr(C)]
 pub struct Ipv6Hdr {
     /// version (4 bits), traffic class (8), flow label (20).
     pub vtf: U32,
+    /// Payload length in bytes.
     pub plen: U16,
+    /// Next header.
     pub nh: u8,
+    /// Hop limit.
     pub hlim: u8,
+    /// Source address.
     pub src: [u8; 16],
+    /// Destination address.
     pub dst: [u8; 16],
 }
 
 impl Ipv6Hdr {
+    /// Version (6 for a well-formed header).
     pub fn version(&self) -> u32 {
         self.vtf.get() >> 28
     }
+    /// Traffic class.
     pub fn tc(&self) -> u32 {
         (self.vtf.get() >> 20) & 0xff
     }
+    /// Flow label (20 bits).
     pub fn fl(&self) -> u32 {
         self.vtf.get() & 0x000f_ffff
     }
 }
 
+/// A decoded IPv6 header.
 #[derive(Clone, Copy, Debug)]
 pub struct Ipv6<'a> {
+    /// The fixed header.
     pub hdr: &'a Ipv6Hdr,
+    /// Quoted inside an ICMPv6 error (scapy `IPerror6`).
     pub quoted: bool,
 }
 
 /// Which extension header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExtKind {
+    /// Hop-by-hop options (next header 0).
     HopByHop,
+    /// Routing (next header 43).
     Routing,
+    /// Fragment (next header 44).
     Fragment,
+    /// Destination options (next header 60).
     DestOpt,
 }
 
 impl ExtKind {
+    /// The layer's JSON key.
     pub fn key(self) -> &'static str {
         match self {
             ExtKind::HopByHop => "ipv6exthdrhopbyhop",
@@ -59,14 +76,18 @@ impl ExtKind {
 /// fragment headers, at least 2 for the others).
 #[derive(Clone, Copy, Debug)]
 pub struct ExtHeader<'a> {
+    /// Which extension header.
     pub kind: ExtKind,
+    /// The header as captured.
     pub bytes: &'a [u8],
 }
 
 impl<'a> ExtHeader<'a> {
+    /// Next header.
     pub fn nh(&self) -> u8 {
         self.bytes.first().copied().unwrap_or(0)
     }
+    /// The header extension length field as on the wire (8-byte units after the first 8).
     pub fn len_field(&self) -> u8 {
         self.bytes.get(1).copied().unwrap_or(0)
     }

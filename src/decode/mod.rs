@@ -65,6 +65,7 @@ impl LinkType {
         })
     }
 
+    /// The `LINKTYPE_*` number of this link type (as in pcap and pcapng files).
     pub fn number(self) -> u32 {
         match self {
             LinkType::Null => 0,
@@ -119,33 +120,58 @@ pub fn link_type_name(link_type: u32) -> &'static str {
 /// The layer a [`ParseError`] happened in; also the JSON key stem of that layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerName {
+    /// Ethernet II or IEEE 802.3 (`ether`).
     Ether,
+    /// An 802.1Q or 802.1ad tag (`dot1q`).
     Dot1q,
+    /// Linux cooked capture v1 (`cookedlinux`).
     Sll,
+    /// Linux cooked capture v2 (`cookedlinuxv2`).
     Sll2,
+    /// BSD loopback (`loopback`).
     Loopback,
+    /// ARP (`arp`).
     Arp,
+    /// IPv4 (`ip`).
     Ip,
+    /// IPv6 (`ipv6`).
     Ipv6,
+    /// An IPv6 extension header (`ipv6exthdr`).
     Ipv6Ext,
+    /// ICMP (`icmp`).
     Icmp,
+    /// ICMPv6 (`icmpv6`).
     Icmpv6,
+    /// TCP (`tcp`).
     Tcp,
+    /// UDP (`udp`).
     Udp,
+    /// DNS (`dns`).
     Dns,
+    /// VXLAN (`vxlan`).
     Vxlan,
+    /// GENEVE (`geneve`).
     Geneve,
+    /// GRE (`gre`).
     Gre,
+    /// ERSPAN (`erspan`).
     Erspan,
+    /// An MPLS label stack entry (`mpls`).
     Mpls,
+    /// PPPoE (`pppoe`).
     Pppoe,
+    /// PPP (`ppp`).
     Ppp,
+    /// BOOTP and DHCP (`bootp`).
     Bootp,
+    /// An HTTP/1.x head (`http`).
     Http,
+    /// A TLS hello (`tls`).
     Tls,
 }
 
 impl LayerName {
+    /// The layer's JSON key stem (`ether`, `ip`, `tcp`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             LayerName::Ether => "ether",
@@ -193,6 +219,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in [`ErrorKind::index`] order (for per-kind counters).
     pub const ALL: [ErrorKind; 5] = [
         ErrorKind::Truncated,
         ErrorKind::BadLength,
@@ -201,6 +228,7 @@ impl ErrorKind {
         ErrorKind::OverLimit,
     ];
 
+    /// The kind as shown in messages and counters (`truncated`, `bad length`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Truncated => "truncated",
@@ -211,6 +239,7 @@ impl ErrorKind {
         }
     }
 
+    /// Position in [`ErrorKind::ALL`]: an index into per-kind counter arrays.
     pub fn index(self) -> usize {
         self as usize
     }
@@ -219,7 +248,9 @@ impl ErrorKind {
 /// A malformed or truncated layer: a small `Copy` value, never a panic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ParseError {
+    /// The layer that could not be decoded.
     pub layer: LayerName,
+    /// What was wrong with it.
     pub kind: ErrorKind,
 }
 
@@ -238,32 +269,50 @@ impl ParseError {
 /// One decoded layer, borrowing its header from the frame.
 #[derive(Clone, Copy, Debug)]
 pub enum Layer<'a> {
+    /// Ethernet II header.
     Ether(&'a ethernet::EtherHdr),
     /// An IEEE 802.3 frame: the EtherType field holds a length (scapy `Dot3`).
     Dot3(&'a ethernet::EtherHdr),
     /// An 802.1Q (`dot1q`) or 802.1ad (`dot1ad`) tag.
     Vlan {
+        /// The tag's TCI and inner EtherType.
         hdr: &'a ethernet::VlanHdr,
+        /// True for an 802.1ad (S-tag, EtherType 0x88a8) tag.
         ad: bool,
     },
+    /// Linux cooked capture v1 header.
     Sll(&'a ethernet::SllHdr),
+    /// Linux cooked capture v2 header.
     Sll2(&'a ethernet::Sll2Hdr),
     /// BSD loopback; the value scapy shows as `type` (the family's first byte).
     Loopback(u32),
+    /// ARP message.
     Arp(arp::Arp<'a>),
+    /// IPv4 header and options.
     Ipv4(ipv4::Ipv4<'a>),
+    /// IPv6 fixed header.
     Ipv6(ipv6::Ipv6<'a>),
+    /// IPv6 extension header (hop-by-hop, routing, fragment, destination options).
     Ipv6Ext(ipv6::ExtHeader<'a>),
+    /// ICMP header.
     Icmp(icmp::Icmp<'a>),
+    /// ICMPv6 message.
     Icmpv6(icmpv6::Icmpv6<'a>),
+    /// A neighbor discovery option of an ICMPv6 message.
     NdOption(icmpv6::NdOption<'a>),
+    /// TCP header and options.
     Tcp(tcp::Tcp<'a>),
+    /// UDP header.
     Udp(udp::Udp<'a>),
+    /// DNS message.
     Dns(dns::Dns<'a>),
+    /// VXLAN header.
     Vxlan(vxlan::Vxlan<'a>),
+    /// GENEVE header and options.
     Geneve(geneve::Geneve<'a>),
     /// GRE, or the enhanced GRE header of PPTP (scapy `GRE_PPTP`).
     Gre(gre::Gre<'a>),
+    /// ERSPAN header (type I, II, III or III's platform-specific sub-header).
     Erspan(gre::Erspan<'a>),
     /// One MPLS label stack entry.
     Mpls(&'a mpls::MplsHdr),
@@ -273,6 +322,7 @@ pub enum Layer<'a> {
     Ppp(u16),
     /// NTP (scapy `NTPHeader`).
     Ntp(ntp::Ntp<'a>),
+    /// BOOTP fixed header (DHCP when the magic cookie follows).
     Bootp(dhcp::Bootp<'a>),
     /// The DHCP options after BOOTP's magic cookie.
     Dhcp(dhcp::Dhcp<'a>),
@@ -315,6 +365,7 @@ impl<'a> Packet<'a> {
         self.layers[..self.len].iter()
     }
 
+    /// How many layers were decoded.
     pub fn layer_count(&self) -> usize {
         self.len
     }

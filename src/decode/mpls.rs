@@ -8,9 +8,13 @@ use super::{fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
 use zerocopy::network_endian::U32;
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
+/// EtherType of MPLS unicast.
 pub const ETHERTYPE_MPLS_UNICAST: u16 = 0x8847;
+/// EtherType of MPLS multicast.
 pub const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
+/// IP protocol number of MPLS in IP (RFC 4023).
 pub const IP_PROTO_MPLS: u8 = 137;
+/// UDP port of MPLS in UDP (RFC 7510).
 pub const UDP_PORT: u16 = 6635;
 
 /// How the payload after the bottom label is read (`--mpls-payload`).
@@ -27,10 +31,12 @@ pub enum MplsPayload {
 #[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
 #[repr(C)]
 pub struct MplsHdr {
+    /// Label (20 bits), traffic class (3), bottom of stack (1), TTL (8).
     pub word: U32,
 }
 
 impl MplsHdr {
+    /// Label value (20 bits).
     pub fn label(&self) -> u32 {
         self.word.get() >> 12
     }
@@ -42,6 +48,7 @@ impl MplsHdr {
     pub fn s(&self) -> u32 {
         (self.word.get() >> 8) & 1
     }
+    /// Time to live.
     pub fn ttl(&self) -> u32 {
         self.word.get() & 0xff
     }

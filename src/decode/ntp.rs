@@ -9,6 +9,7 @@ use super::{push, Cursor, Layer, Next, Packet};
 /// Size of the fixed NTP header; scapy's `_NTP_PACKET_MIN_SIZE`.
 pub const HEADER_BYTES: usize = 48;
 
+/// An NTP header (RFC 5905).
 #[derive(Clone, Copy, Debug)]
 pub struct Ntp<'a> {
     /// Exactly [`HEADER_BYTES`] bytes.
@@ -16,21 +17,27 @@ pub struct Ntp<'a> {
 }
 
 impl Ntp<'_> {
+    /// Leap indicator (2 bits).
     pub fn leap(&self) -> u8 {
         self.byte(0) >> 6
     }
+    /// Version (3 bits).
     pub fn version(&self) -> u8 {
         (self.byte(0) >> 3) & 7
     }
+    /// Mode (3 bits: 3 client, 4 server, ...).
     pub fn mode(&self) -> u8 {
         self.byte(0) & 7
     }
+    /// Stratum.
     pub fn stratum(&self) -> u8 {
         self.byte(1)
     }
+    /// Poll interval, log2 seconds.
     pub fn poll(&self) -> u8 {
         self.byte(2)
     }
+    /// Precision, log2 seconds, as the unsigned byte on the wire.
     pub fn precision(&self) -> u8 {
         self.byte(3)
     }
@@ -42,6 +49,7 @@ impl Ntp<'_> {
     pub fn dispersion(&self) -> u32 {
         be32(self.hdr, 8)
     }
+    /// Reference ID (4 bytes).
     pub fn ref_id(&self) -> &[u8] {
         self.hdr.get(12..16).unwrap_or(&[])
     }

@@ -8,28 +8,38 @@ use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
 /// PPP protocol numbers of the network layers decoded after PPP.
 pub const PPP_IPV4: u16 = 0x0021;
+/// PPP protocol number of IPv6.
 pub const PPP_IPV6: u16 = 0x0057;
 
+/// The 6-byte PPPoE header (RFC 2516).
 #[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
 #[repr(C)]
 pub struct PppoeHdr {
+    /// Version (high 4 bits) and type (low 4 bits).
     pub version_type: u8,
+    /// Code (0 in the session stage).
     pub code: u8,
+    /// Session ID.
     pub sessionid: U16,
+    /// Length of the payload in bytes.
     pub len: U16,
 }
 
 impl PppoeHdr {
+    /// Version (4 bits).
     pub fn version(&self) -> u8 {
         self.version_type >> 4
     }
+    /// Type (4 bits).
     pub fn pppoe_type(&self) -> u8 {
         self.version_type & 0x0f
     }
 }
 
+/// A decoded PPPoE header.
 #[derive(Clone, Copy, Debug)]
 pub struct Pppoe<'a> {
+    /// The header.
     pub hdr: &'a PppoeHdr,
     /// The discovery stage (`pppoed`).
     pub discovery: bool,

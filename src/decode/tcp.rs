@@ -4,17 +4,25 @@ use super::{fail, note, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet}
 use zerocopy::network_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
+/// The fixed 20-byte TCP header (RFC 9293).
 #[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
 #[repr(C)]
 pub struct TcpHdr {
+    /// Source port.
     pub sport: U16,
+    /// Destination port.
     pub dport: U16,
+    /// Sequence number.
     pub seq: U32,
+    /// Acknowledgment number.
     pub ack: U32,
     /// data offset (4 bits), reserved (3), then the 9 flag bits.
     pub off_flags: U16,
+    /// Window size.
     pub window: U16,
+    /// Checksum.
     pub chksum: U16,
+    /// Urgent pointer.
     pub urgptr: U16,
 }
 
@@ -23,6 +31,7 @@ impl TcpHdr {
     pub fn dataofs(&self) -> u16 {
         self.off_flags.get() >> 12
     }
+    /// The three reserved bits.
     pub fn reserved(&self) -> u16 {
         (self.off_flags.get() >> 9) & 0x7
     }
@@ -51,6 +60,7 @@ impl<'a> Tcp<'a> {
 /// One TCP option as found on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpOption<'a> {
+    /// Option kind (0: EOL, 1: NOP, 2: MSS, ...).
     pub kind: u8,
     /// Data after kind and length (empty for EOL and NOP).
     pub data: &'a [u8],
@@ -64,6 +74,7 @@ pub struct TcpOptions<'a> {
 }
 
 impl<'a> TcpOptions<'a> {
+    /// Options from the bytes after the fixed header.
     pub fn new(options: &'a [u8]) -> Self {
         TcpOptions { rest: options }
     }

@@ -12,7 +12,9 @@ use super::{fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
 
 /// Record content type of a handshake (RFC 8446 section 5.1).
 pub const CONTENT_HANDSHAKE: u8 = 22;
+/// Handshake type of a ClientHello.
 pub const CLIENT_HELLO: u8 = 1;
+/// Handshake type of a ServerHello.
 pub const SERVER_HELLO: u8 = 2;
 
 /// Most extensions accepted in one hello; a hello with more is left raw (the encoder's
@@ -30,11 +32,15 @@ pub struct Tls<'a> {
 /// A hello's fields, located once (all offsets are inside `msg`, checked at decode time).
 #[derive(Clone, Copy, Debug)]
 pub struct Hello<'a> {
+    /// Handshake type ([`CLIENT_HELLO`] or [`SERVER_HELLO`]).
     pub msgtype: u8,
+    /// Handshake message length (24 bits).
     pub msglen: u32,
+    /// Legacy version of the hello.
     pub version: u16,
     /// 32 bytes: scapy splits them into `gmt_unix_time` (4) and `random_bytes` (28).
     pub random: &'a [u8],
+    /// Session ID.
     pub sid: &'a [u8],
     /// ClientHello: the cipher suite list bytes; ServerHello: the chosen suite (2 bytes).
     pub ciphers: &'a [u8],
@@ -54,12 +60,15 @@ impl<'a> Tls<'a> {
     pub fn msg(&self) -> &'a [u8] {
         self.bytes.get(5..).unwrap_or(&[])
     }
+    /// Record content type ([`CONTENT_HANDSHAKE`]).
     pub fn content_type(&self) -> u8 {
         self.record().first().copied().unwrap_or(0)
     }
+    /// Record version.
     pub fn record_version(&self) -> u16 {
         be16(self.record(), 1)
     }
+    /// Record length.
     pub fn record_len(&self) -> u16 {
         be16(self.record(), 3)
     }
@@ -70,14 +79,17 @@ impl<'a> Tls<'a> {
 }
 
 impl<'a> Hello<'a> {
+    /// True for a ClientHello.
     pub fn is_client(&self) -> bool {
         self.msgtype == CLIENT_HELLO
     }
+    /// The cipher suites, in order (one for a ServerHello).
     pub fn ciphers(&self) -> impl Iterator<Item = u16> + 'a {
         self.ciphers
             .chunks_exact(2)
             .map(|c| u16::from_be_bytes([c[0], c[1]]))
     }
+    /// The extensions, in order.
     pub fn extensions(&self) -> Extensions<'a> {
         Extensions {
             rest: self.ext.unwrap_or(&[]),
@@ -88,7 +100,9 @@ impl<'a> Hello<'a> {
 /// One extension: its type and data (after the 4-byte type/length header).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Extension<'a> {
+    /// Extension type.
     pub ext_type: u16,
+    /// Extension data.
     pub data: &'a [u8],
 }
 
@@ -113,10 +127,15 @@ impl<'a> Iterator for Extensions<'a> {
 
 /// Extension types shown field by field (the rest show as `type`, `len`, `val`).
 pub const EXT_SERVER_NAME: u16 = 0;
+/// Extension type: supported groups.
 pub const EXT_SUPPORTED_GROUPS: u16 = 10;
+/// Extension type: EC point formats.
 pub const EXT_EC_POINT_FORMATS: u16 = 11;
+/// Extension type: signature algorithms.
 pub const EXT_SIGNATURE_ALGORITHMS: u16 = 13;
+/// Extension type: application-layer protocol negotiation.
 pub const EXT_ALPN: u16 = 16;
+/// Extension type: supported versions.
 pub const EXT_SUPPORTED_VERSIONS: u16 = 43;
 
 /// RFC 8701 GREASE values (0x0a0a, 0x1a1a, ..., 0xfafa).

@@ -4,18 +4,26 @@ use super::{fail, push, Cursor, ErrorKind, Layer, LayerName, Next, Packet};
 use zerocopy::network_endian::U16;
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
+/// The 8-byte UDP header (RFC 768).
 #[derive(FromBytes, KnownLayout, Immutable, Unaligned, Debug)]
 #[repr(C)]
 pub struct UdpHdr {
+    /// Source port.
     pub sport: U16,
+    /// Destination port.
     pub dport: U16,
+    /// Length of header and payload in bytes.
     pub len: U16,
+    /// Checksum (0: none).
     pub chksum: U16,
 }
 
+/// A decoded UDP header.
 #[derive(Clone, Copy, Debug)]
 pub struct Udp<'a> {
+    /// The header.
     pub hdr: &'a UdpHdr,
+    /// Quoted inside an ICMP error (scapy `UDPerror`).
     pub quoted: bool,
 }
 

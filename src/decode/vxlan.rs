@@ -24,16 +24,20 @@ pub fn is_vxlan_port(sport: u16, dport: u16) -> bool {
 /// set (scapy then reads both conditional field groups).
 #[derive(Clone, Copy, Debug)]
 pub struct Vxlan<'a> {
+    /// The header bytes.
     pub bytes: &'a [u8],
 }
 
 impl<'a> Vxlan<'a> {
+    /// The flags byte.
     pub fn flags(&self) -> u8 {
         bytes::byte(self.bytes, 0)
     }
+    /// The next-protocol flag (VXLAN-GPE) is set.
     pub fn has_next_protocol(&self) -> bool {
         self.flags() & FLAG_NEXT_PROTOCOL != 0
     }
+    /// The group-policy flag (VXLAN-GBP) is set.
     pub fn has_group_policy(&self) -> bool {
         self.flags() & FLAG_GROUP_POLICY != 0
     }
@@ -41,9 +45,11 @@ impl<'a> Vxlan<'a> {
     fn vni_at(&self) -> usize {
         header_len(self.flags()) - 4
     }
+    /// VXLAN network identifier (24 bits).
     pub fn vni(&self) -> u32 {
         bytes::be32(self.bytes, self.vni_at()) >> 8
     }
+    /// The reserved byte after the VNI.
     pub fn reserved2(&self) -> u8 {
         bytes::byte(self.bytes, self.vni_at() + 3)
     }

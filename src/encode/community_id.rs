@@ -1,4 +1,4 @@
-//! Community ID v1 (https://github.com/corelight/community-id-spec): a SHA-1 over the seed and
+//! Community ID v1 (<https://github.com/corelight/community-id-spec>): a SHA-1 over the seed and
 //! the flow tuple, ordered so that both directions of a flow give the same value, written as
 //! `1:` and the base64 of the digest. SHA-1 and base64 come from the RustCrypto `sha1` and the
 //! `base64` crates; nothing is allocated per packet.

@@ -13,6 +13,7 @@ pub struct Out<'a> {
 }
 
 impl<'a> Out<'a> {
+    /// A cursor at the start of `buf`.
     #[inline(always)]
     pub fn new(buf: &'a mut [u8]) -> Out<'a> {
         Out { buf, pos: 0 }
@@ -24,6 +25,7 @@ impl<'a> Out<'a> {
         self.pos
     }
 
+    /// True when nothing has been written.
     #[inline(always)]
     pub fn is_empty(&self) -> bool {
         self.pos == 0
@@ -35,6 +37,7 @@ impl<'a> Out<'a> {
         self.pos > self.buf.len()
     }
 
+    /// Appends one byte (counted even when it does not fit).
     #[inline(always)]
     pub fn push(&mut self, b: u8) {
         if let Some(d) = self.buf.get_mut(self.pos) {
@@ -43,6 +46,7 @@ impl<'a> Out<'a> {
         self.pos += 1;
     }
 
+    /// Appends `s` (counted even when it does not fit; then nothing of it is written).
     #[inline(always)]
     pub fn extend_from_slice(&mut self, s: &[u8]) {
         if let Some(d) = self.buf.get_mut(self.pos..self.pos + s.len()) {

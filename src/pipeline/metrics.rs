@@ -611,8 +611,8 @@ const MAX_CLIENTS: usize = 8;
 
 /// Serves `GET /metrics` on `addr` (`HOST:PORT`; port 0 picks a free one) from a thread of
 /// its own for the rest of the process; returns the address it listens on. Each connection
-/// gets a short-lived thread of its own (at most [`MAX_CLIENTS`]), so a client that connects
-/// and says nothing holds one slot for [`CLIENT_TIMEOUT`], not the server.
+/// gets a short-lived thread of its own (at most `MAX_CLIENTS`, 8), so a client that connects
+/// and says nothing holds one slot for `CLIENT_TIMEOUT` (5 s), not the server.
 pub fn serve(addr: &str, metrics: Arc<Metrics>) -> io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;

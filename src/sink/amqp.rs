@@ -829,6 +829,7 @@ fn close_link(runtime: &TokioRuntime, link: Link) {
 /// One line for a failure at start-up, with its exit code; never the password. The caller
 /// names the destination (`cannot write to amqp://...: <this>`).
 /// A start-up failure of `record`'s AMQP input, with the sink's exit codes and wording.
+#[cfg(feature = "cli")]
 pub(crate) fn start_error_for_input(cfg: &AmqpConfig, e: lapin::Error) -> StartError {
     start_error(cfg, &Failure::Lapin(e))
 }

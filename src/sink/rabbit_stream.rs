@@ -19,7 +19,7 @@
 //! handler of our own. The client's `Producer` keeps a boxed callback per message in a
 //! concurrent map and copies every body twice more; here a batch's messages are built once
 //! (shared with the copy kept for resending) and the handler only moves a per-partition count
-//! of confirmed ids, in send order ([`LaneTrack`]). Up to [`WINDOW_BATCHES`] batches are in
+//! of confirmed ids, in send order (`LaneTrack`). Up to [`WINDOW_BATCHES`] batches are in
 //! flight; a batch counts as delivered (`published`) only once every message in it is
 //! confirmed, and messages are counted in the order they were written, so the delivery layer
 //! can trust the count to delete what it replayed from its spool.
@@ -44,7 +44,9 @@ use crate::broker::Secret;
 use crate::pipeline::batch::JsonBatch;
 use rabbitmq_stream_client::error::ClientError;
 use rabbitmq_stream_client::types::{Message, MessageResult, ResponseCode, ResponseKind};
-use rabbitmq_stream_client::{Client, ClientOptions, Environment, TlsConfiguration};
+#[cfg(feature = "cli")]
+use rabbitmq_stream_client::Environment;
+use rabbitmq_stream_client::{Client, ClientOptions, TlsConfiguration};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -288,7 +290,9 @@ impl RabbitStreamConfig {
         Client::connect(opts.build()).await.map_err(Failure::Client)
     }
 
-    /// Connects (checking the credentials) and gives the client's environment.
+    /// Connects (checking the credentials) and gives the client's environment (`record`'s
+    /// stream input).
+    #[cfg(feature = "cli")]
     pub(crate) fn environment(
         &self,
         runtime: &tokio::runtime::Runtime,

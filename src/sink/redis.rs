@@ -3,7 +3,7 @@
 //! (kombu, Celery) read them; or, with `--redis-format raw`, the packet JSON itself.
 //!
 //! One `LPUSH queue m1 m2 ... mN` per batch (up to 1,024 messages), built as RESP bytes in one
-//! buffer and written straight to the socket ([`super::resp`]). Up to
+//! buffer and written straight to the socket (the `resp` module). Up to
 //! [`RedisConfig::window_commands`] such commands are in flight: the next batch goes out while
 //! the server still works on the previous ones, and replies are read in order. LPUSH puts each
 //! value at the head and kombu's consumer BRPOPs from the tail, so the list stays first-in
@@ -1017,6 +1017,7 @@ fn start_error(cfg: &RedisConfig, e: &OpenError) -> StartError {
 
 /// A connection for `record`'s Redis inputs: the sink's own client and start-up checks (TLS,
 /// AUTH, SELECT, PING; exit codes and wording), without the kombu binding.
+#[cfg(feature = "cli")]
 pub(crate) fn connect_for_input(cfg: &RedisConfig) -> Result<RespConnection, StartError> {
     let tls = if cfg.tls {
         Some(

@@ -1,6 +1,10 @@
 //! tcpdump-syntax capture filters: compiled by libpcap, run by our own classic-BPF interpreter.
 //!
-//! [`BpfFilter::compile`] hands the expression to libpcap (`pcap_compile` on a dead handle of
+//! Without libpcap (the crate built without its `bpf` feature), a program compiled elsewhere
+//! runs through the same checker and interpreter: [`BpfFilter::from_program`] takes the
+//! instructions, [`BpfFilter::from_ddd`] the text `tcpdump -ddd` prints.
+//!
+//! `BpfFilter::compile` hands the expression to libpcap (`pcap_compile` on a dead handle of
 //! the requested link type), reads the resulting classic BPF program back, checks it the way
 //! the Linux kernel's `bpf_check_classic` does before accepting it for `SO_ATTACH_FILTER`,
 //! and keeps both the raw instructions (for the live ring to attach) and a pre-decoded form
@@ -38,7 +42,9 @@
 //!   a `SOCK_DGRAM` packet socket shows its filter no such header, so such a program must be
 //!   rewritten (as libpcap does) before it is attached there.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
+#[cfg(feature = "bpf")]
+use std::fmt::Write as _;
 
 /// One classic BPF instruction, laid out like the kernel's `struct sock_filter`
 /// (`linux/filter.h`) and libpcap's `struct bpf_insn`, so a slice of these can be handed to
@@ -46,9 +52,13 @@ use std::fmt::{self, Write as _};
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BpfInsn {
+    /// Opcode: class, size, mode or operation, and source bits (`pcap/bpf.h`).
     pub code: u16,
+    /// Jump offset when a conditional jump's test is true (relative to the next instruction).
     pub jt: u8,
+    /// Jump offset when a conditional jump's test is false.
     pub jf: u8,
+    /// The constant operand: an offset, an immediate value or a scratch-memory index.
     pub k: u32,
 }
 
@@ -119,7 +129,9 @@ impl std::error::Error for FilterError {}
 impl BpfFilter {
     /// Compiles a tcpdump-syntax expression (`pcap-filter(7)`) for frames of `link_type`
     /// (a `LINKTYPE_*` value: 1 Ethernet, 113 Linux cooked, 101 raw IP, ...). The empty
-    /// expression accepts everything.
+    /// expression accepts everything. Needs the `bpf` feature (libpcap); without it, use
+    /// [`BpfFilter::from_program`] or [`BpfFilter::from_ddd`] with a program compiled elsewhere.
+    #[cfg(feature = "bpf")]
     pub fn compile(expr: &str, link_type: u32) -> Result<BpfFilter, FilterError> {
         let dlt = i32::try_from(linktype_to_dlt(link_type))
             .map_err(|_| FilterError::new(expr, link_type, "link type out of range"))?;
@@ -145,6 +157,46 @@ impl BpfFilter {
                 )
             })?;
             insns.push(parsed);
+        }
+        Self::from_insns(expr, link_type, insns)
+    }
+
+    /// A filter from a classic BPF program compiled elsewhere (for example by
+    /// `tcpdump -dd`, or by `BpfFilter::compile` on another machine), for frames of
+    /// `link_type`. The program goes through the same checker as a compiled one (the kernel's
+    /// admission rules); `expr` only names the filter in errors and in
+    /// [`BpfFilter::expression`]. Needs no libpcap.
+    pub fn from_program(
+        expr: &str,
+        link_type: u32,
+        insns: Vec<BpfInsn>,
+    ) -> Result<BpfFilter, FilterError> {
+        Self::from_insns(expr, link_type, insns)
+    }
+
+    /// A filter from the text `tcpdump -ddd` prints (the instruction count on the first line,
+    /// then one `code jt jf k` line in decimal per instruction), for frames of `link_type`.
+    /// Blank lines are ignored; anything else unreadable, or a count that does not match, is
+    /// a [`FilterError`]. `expr` names the filter as in [`BpfFilter::from_program`].
+    pub fn from_ddd(expr: &str, link_type: u32, ddd: &str) -> Result<BpfFilter, FilterError> {
+        let mut lines = ddd.lines().map(str::trim).filter(|l| !l.is_empty());
+        let count: usize = lines
+            .next()
+            .and_then(|l| l.parse().ok())
+            .ok_or_else(|| FilterError::new(expr, link_type, "no instruction count on line 1"))?;
+        let mut insns = Vec::with_capacity(count.min(MAX_INSNS));
+        for line in lines {
+            let insn = parse_insn(line).ok_or_else(|| {
+                FilterError::new(expr, link_type, format!("unreadable instruction {line:?}"))
+            })?;
+            insns.push(insn);
+        }
+        if insns.len() != count {
+            return Err(FilterError::new(
+                expr,
+                link_type,
+                format!("{} instructions, the first line says {count}", insns.len()),
+            ));
         }
         Self::from_insns(expr, link_type, insns)
     }
@@ -211,6 +263,7 @@ impl BpfFilter {
 }
 
 /// The pcap crate wraps libpcap's error buffer in `PcapError`; anything else is the crate's.
+#[cfg(feature = "bpf")]
 fn pcap_message(e: pcap::Error) -> String {
     match e {
         pcap::Error::PcapError(msg) => msg,
@@ -221,6 +274,7 @@ fn pcap_message(e: pcap::Error) -> String {
 /// `pcap_open_dead` takes a `DLT_*` value. For most link types it equals the `LINKTYPE_*`
 /// value stored in capture files; these are the exceptions on Linux (values from libpcap's
 /// `pcap/dlt.h` and the tcpdump.org link-layer header type registry).
+#[cfg(feature = "bpf")]
 fn linktype_to_dlt(link_type: u32) -> u32 {
     match link_type {
         100 => 11, // ATM_RFC1483
@@ -711,6 +765,7 @@ mod tests {
         insn(RET | RVAL_A, 0, 0, 0)
     }
 
+    #[cfg(feature = "bpf")]
     fn compile(expr: &str, link_type: u32) -> BpfFilter {
         match BpfFilter::compile(expr, link_type) {
             Ok(f) => f,
@@ -1125,6 +1180,7 @@ mod tests {
 
     // ---- libpcap ------------------------------------------------------------------------
 
+    #[cfg(feature = "bpf")]
     #[test]
     fn bad_expression_reports_libpcaps_message() {
         let err = BpfFilter::compile("tcp prt 80", 1).unwrap_err();
@@ -1156,6 +1212,7 @@ mod tests {
         assert!(!boxed.to_string().is_empty());
     }
 
+    #[cfg(feature = "bpf")]
     #[test]
     fn compiled_program_is_libpcaps() {
         let f = compile("tcp", 1);
@@ -1179,6 +1236,7 @@ mod tests {
         assert!(compile("", 1).matches(&[], 0));
     }
 
+    #[cfg(feature = "bpf")]
     #[test]
     fn dead_handle_vlan_uses_plain_loads() {
         for expr in ["vlan", "vlan 10", "vlan and tcp", "vlan 10 and vlan 20"] {
@@ -1197,6 +1255,7 @@ mod tests {
         assert!(!compile("inbound", 113).needs_kernel_metadata());
     }
 
+    #[cfg(feature = "bpf")]
     #[test]
     fn link_types_are_translated_for_libpcap() {
         // 101 is LINKTYPE_RAW; libpcap's dead handle wants DLT_RAW (12 on Linux).
@@ -1212,6 +1271,7 @@ mod tests {
         assert_eq!(raw.link_type(), 101);
     }
 
+    #[cfg(feature = "bpf")]
     #[test]
     fn truncated_capture_keeps_wire_length_semantics() {
         let greater = compile("greater 100", 1);
@@ -1234,10 +1294,14 @@ mod tests {
 
     // ---- frames for the differential test -----------------------------------------------
 
+    #[cfg(feature = "bpf")]
     const MAC_A: [u8; 6] = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55];
+    #[cfg(feature = "bpf")]
     const MAC_B: [u8; 6] = [0x02, 0x00, 0x5e, 0x10, 0x00, 0x01];
+    #[cfg(feature = "bpf")]
     const BROADCAST: [u8; 6] = [0xff; 6];
 
+    #[cfg(feature = "bpf")]
     fn eth(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
         let mut f = Vec::with_capacity(14 + payload.len());
         f.extend_from_slice(&dst);
@@ -1249,6 +1313,7 @@ mod tests {
 
     /// The rest of an 802.1Q/802.1ad tag (TCI, then the inner EtherType), for a frame whose
     /// EtherType field holds the TPID.
+    #[cfg(feature = "bpf")]
     fn tagged(vid: u16, inner: u16, payload: &[u8]) -> Vec<u8> {
         let mut f = Vec::new();
         f.extend_from_slice(&vid.to_be_bytes());
@@ -1257,6 +1322,7 @@ mod tests {
         f
     }
 
+    #[cfg(feature = "bpf")]
     fn ipv4(proto: u8, src: [u8; 4], dst: [u8; 4], frag_offset: u16, payload: &[u8]) -> Vec<u8> {
         let total = (20 + payload.len()) as u16;
         let mut p = vec![0x45, 0x00];
@@ -1270,6 +1336,7 @@ mod tests {
         p
     }
 
+    #[cfg(feature = "bpf")]
     fn ipv6(next: u8, src_last: u8, dst_last: u8, payload: &[u8]) -> Vec<u8> {
         let mut p = vec![0x60, 0, 0, 0];
         p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
@@ -1283,6 +1350,7 @@ mod tests {
         p
     }
 
+    #[cfg(feature = "bpf")]
     fn tcp(sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
         let mut t = Vec::new();
         t.extend_from_slice(&sport.to_be_bytes());
@@ -1292,6 +1360,7 @@ mod tests {
         t
     }
 
+    #[cfg(feature = "bpf")]
     fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
         let mut u = Vec::new();
         u.extend_from_slice(&sport.to_be_bytes());
@@ -1302,10 +1371,12 @@ mod tests {
         u
     }
 
+    #[cfg(feature = "bpf")]
     fn eth_ipv4(proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Vec<u8> {
         eth(MAC_B, MAC_A, 0x0800, &ipv4(proto, src, dst, 0, l4))
     }
 
+    #[cfg(feature = "bpf")]
     fn arp_request() -> Vec<u8> {
         let mut a = vec![0, 1, 8, 0, 6, 4, 0, 1];
         a.extend_from_slice(&MAC_A);
@@ -1316,6 +1387,7 @@ mod tests {
     }
 
     /// Linux cooked header (`LINKTYPE_LINUX_SLL`): packet type, ARPHRD, address, protocol.
+    #[cfg(feature = "bpf")]
     fn sll(packet_type: u16, protocol: u16, payload: &[u8]) -> Vec<u8> {
         let mut f = Vec::new();
         f.extend_from_slice(&packet_type.to_be_bytes());
@@ -1329,6 +1401,7 @@ mod tests {
     }
 
     /// Network-layer packets (EtherType, bytes) shared by all three link types.
+    #[cfg(feature = "bpf")]
     fn network_packets(rng: &mut Rng) -> Vec<(u16, Vec<u8>)> {
         let host = [192, 0, 2, 1];
         let peer = [198, 51, 100, 7];
@@ -1386,6 +1459,7 @@ mod tests {
     }
 
     /// Cuts, flips and noise applied to a well-formed frame.
+    #[cfg(feature = "bpf")]
     fn mutate(frame: &[u8], rng: &mut Rng) -> Vec<u8> {
         let mut f = frame.to_vec();
         match rng.below(3) {
@@ -1403,6 +1477,7 @@ mod tests {
         f
     }
 
+    #[cfg(feature = "bpf")]
     fn frames_for(link_type: u32, rng: &mut Rng) -> Vec<Vec<u8>> {
         let packets = network_packets(rng);
         let mut frames = Vec::new();
@@ -1442,6 +1517,7 @@ mod tests {
         frames
     }
 
+    #[cfg(feature = "bpf")]
     const EXPRESSIONS: &[&str] = &[
         "",
         "tcp",
@@ -1495,6 +1571,7 @@ mod tests {
         "udp and udp[8:4] = 0xabababab",
     ];
 
+    #[cfg(feature = "bpf")]
     fn differential(link_type: u32, seed: u64) {
         let mut rng = Rng(seed);
         let frames = frames_for(link_type, &mut rng);
@@ -1540,21 +1617,25 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "bpf")]
     #[test]
     fn matches_libpcap_on_ethernet() {
         differential(1, 0xe7e7_0001);
     }
 
+    #[cfg(feature = "bpf")]
     #[test]
     fn matches_libpcap_on_linux_cooked() {
         differential(113, 0x5110_0113);
     }
 
+    #[cfg(feature = "bpf")]
     #[test]
     fn matches_libpcap_on_raw_ip() {
         differential(101, 0x0a0a_0101);
     }
 
+    #[cfg(feature = "bpf")]
     #[test]
     fn hand_built_frames_match_as_expected() {
         let syn = eth_ipv4(
@@ -1583,5 +1664,79 @@ mod tests {
             let f = compile(expr, 1);
             assert_eq!(f.matches(frame, frame.len() as u32), want, "{expr}");
         }
+    }
+
+    /// `tcpdump -ddd -y EN10MB 'udp port 53'` (libpcap 1.10), pasted: a program compiled
+    /// elsewhere runs without libpcap.
+    const UDP_53_DDD: &str = "20
+40 0 0 12
+21 0 6 34525
+48 0 0 20
+21 0 15 17
+40 0 0 54
+21 12 0 53
+40 0 0 56
+21 10 11 53
+21 0 10 2048
+48 0 0 23
+21 0 8 17
+40 0 0 20
+69 6 0 8191
+177 0 0 14
+72 0 0 14
+21 2 0 53
+72 0 0 16
+21 0 1 53
+6 0 0 262144
+6 0 0 0
+";
+
+    #[test]
+    fn ddd_text_runs_without_libpcap() {
+        let f = BpfFilter::from_ddd("udp port 53", 1, UDP_53_DDD).unwrap();
+        assert_eq!(f.instructions().len(), 20);
+        assert_eq!(f.expression(), "udp port 53");
+        let mut dns = vec![0u8; 14 + 20 + 8];
+        dns[12..14].copy_from_slice(&[0x08, 0x00]);
+        dns[14] = 0x45;
+        dns[23] = 17;
+        dns[36..38].copy_from_slice(&53u16.to_be_bytes());
+        assert!(f.matches(&dns, dns.len() as u32));
+        dns[23] = 6; // TCP, same port
+        assert!(!f.matches(&dns, dns.len() as u32));
+        assert!(!f.matches(&dns[..20], dns.len() as u32));
+    }
+
+    #[test]
+    fn ddd_text_errors_are_values() {
+        let count = BpfFilter::from_ddd("x", 1, "3\n6 0 0 1\n").unwrap_err();
+        assert!(count.message().contains("first line says 3"), "{count}");
+        let bad = BpfFilter::from_ddd("x", 1, "1\n6 0 zero 1\n").unwrap_err();
+        assert!(bad.message().contains("unreadable"), "{bad}");
+        assert!(BpfFilter::from_ddd("x", 1, "").is_err());
+        // The checker still applies: a program that does not end in a return.
+        let open_end = BpfFilter::from_ddd("x", 1, "1\n40 0 0 12\n").unwrap_err();
+        assert!(open_end.message().contains("checker"), "{open_end}");
+        let ok = BpfFilter::from_program("all", 1, vec![insn(0x06, 0, 0, 1)]).unwrap();
+        assert!(ok.matches(&[], 0));
+    }
+
+    #[cfg(feature = "bpf")]
+    #[test]
+    fn ddd_text_is_what_libpcap_compiles() {
+        // tcpdump's snapshot length is 262144, the pcap crate's dead handle's 65535: only the
+        // accepting `ret` constants differ.
+        let snap = |insns: &[BpfInsn]| -> Vec<BpfInsn> {
+            insns
+                .iter()
+                .map(|i| match i.code {
+                    0x06 if i.k != 0 => BpfInsn { k: 1, ..*i },
+                    _ => *i,
+                })
+                .collect()
+        };
+        let ours = BpfFilter::from_ddd("udp port 53", 1, UDP_53_DDD).unwrap();
+        let libpcap = compile("udp port 53", 1);
+        assert_eq!(snap(ours.instructions()), snap(libpcap.instructions()));
     }
 }

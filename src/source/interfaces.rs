@@ -13,12 +13,17 @@ use std::io;
 /// One interface.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InterfaceInfo {
+    /// Interface index (`if_nametoindex`).
     pub index: u32,
+    /// Interface name (`eth0`).
     pub name: String,
     /// ARPHRD_* (`include/uapi/linux/if_arp.h`), when sysfs says.
     pub hardware_type: Option<u16>,
+    /// `IFF_UP`: administratively up.
     pub up: bool,
+    /// `IFF_RUNNING`: the link is up.
     pub running: bool,
+    /// `IFF_LOOPBACK`.
     pub loopback: bool,
     /// "ADDRESS/PREFIX", IPv4 first, in the order getifaddrs gives them.
     pub addresses: Vec<String>,

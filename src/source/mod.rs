@@ -1,8 +1,16 @@
-//! Packet sources: capture files (and, later, the live ring), plus the BPF filter.
+//! Packet sources: the pcap/pcapng reader ([`pcap_file`]), classic BPF filters ([`filter`])
+//! and, with the `capture` feature, the live TPACKET_V3 ring (`ring`, with the system calls
+//! in `ring_sys`, the only module with unsafe code), the TX ring (`tx_ring`), interface
+//! listing (`interfaces`) and dropping root (`privilege`).
 pub mod filter;
+#[cfg(feature = "capture")]
 pub mod interfaces;
 pub mod pcap_file;
+#[cfg(feature = "capture")]
 pub mod privilege;
+#[cfg(feature = "capture")]
 pub mod ring;
+#[cfg(feature = "capture")]
 pub mod ring_sys;
+#[cfg(feature = "capture")]
 pub mod tx_ring;

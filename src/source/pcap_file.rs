@@ -118,7 +118,12 @@ pub struct Frame<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaptureFormat {
     /// Classic pcap; `nanosecond` when the magic says the fraction is in nanoseconds.
-    Pcap { big_endian: bool, nanosecond: bool },
+    Pcap {
+        /// The file's fields are big-endian.
+        big_endian: bool,
+        /// Timestamp fractions are nanoseconds (else microseconds).
+        nanosecond: bool,
+    },
     /// pcapng; byte order may change from section to section.
     PcapNg,
 }
@@ -127,36 +132,57 @@ pub enum CaptureFormat {
 #[derive(Debug)]
 pub enum ReadError {
     /// The file could not be opened or read.
-    Io { name: String, source: io::Error },
+    Io {
+        /// The file's name as given.
+        name: String,
+        /// The I/O error.
+        source: io::Error,
+    },
     /// The file does not start with a pcap or pcapng magic number. `magic` holds the first
     /// four bytes (read big-endian) when the file has that many; `bytes_present` how many
     /// bytes there were, up to 4.
     NotACapture {
+        /// The file's name as given.
         name: String,
+        /// The first four bytes, read big-endian, if there were four.
         magic: Option<u32>,
+        /// How many bytes the file had, up to 4.
         bytes_present: usize,
     },
     /// The file ends inside `what`, which starts at `offset` and needs `needed_bytes`; only
     /// `present_bytes` of them are there.
     Truncated {
+        /// The file's name as given.
         name: String,
+        /// Byte offset of the header, record or block that was cut.
         offset: u64,
+        /// What was cut (`"a packet record header"`, `"a pcapng block"`, ...).
         what: &'static str,
+        /// Bytes it needs.
         needed_bytes: u64,
+        /// Bytes that are there.
         present_bytes: u64,
     },
     /// The record or block at `offset` breaks the format; `what` says how.
     Corrupt {
+        /// The file's name as given.
         name: String,
+        /// Byte offset of the record or block.
         offset: u64,
+        /// How it breaks the format.
         what: String,
     },
     /// A version of the format this reader does not know.
     UnsupportedVersion {
+        /// The file's name as given.
         name: String,
+        /// Byte offset of the header that names the version.
         offset: u64,
+        /// `"pcap"` or `"pcapng"`.
         format: &'static str,
+        /// Major version number.
         major: u16,
+        /// Minor version number.
         minor: u16,
     },
 }
@@ -2594,6 +2620,7 @@ mod tests {
     /// - libpcap cuts a record's bytes to the file header's snaplen; we keep them all;
     /// - libpcap reports a wire length below the captured length as is; we raise it;
     /// - libpcap reads pcap seconds and fractions as signed 32-bit; the draft says unsigned.
+    #[cfg(feature = "bpf")]
     #[test]
     fn tcpdump_corpus_matches_libpcap() {
         let dir = Path::new(concat!(

@@ -30,8 +30,11 @@ pub const USER_EXIT_CODE: i32 = crate::exit::USER_SWITCH as i32;
 /// A user to switch to, resolved from its name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetUser {
+    /// The user name as given.
     pub name: String,
+    /// Its user ID.
     pub uid: u32,
+    /// Its primary group ID.
     pub gid: u32,
 }
 
@@ -41,26 +44,43 @@ pub enum PrivilegeError {
     /// No such user in the user database.
     NoSuchUser(String),
     /// The user database could not be read.
-    Lookup { name: String, error: nix::Error },
+    Lookup {
+        /// The user name as given.
+        name: String,
+        /// Its error.
+        error: nix::Error,
+    },
     /// One of the calls that switch user failed (`what` names it).
     Switch {
+        /// The user name as given.
         name: String,
+        /// The call that failed (`setgroups`, `setgid`, `setuid`).
         what: &'static str,
+        /// Its error.
         error: nix::Error,
     },
     /// The switch seemed to work but the process can still become root again.
     StillPrivileged(String),
     /// A capability call failed (`what` names it).
     Capabilities {
+        /// The user name as given.
         name: String,
+        /// The call that failed.
         what: &'static str,
+        /// Its error.
         error: rustix::io::Errno,
     },
     /// After the drop a thread still holds a capability (`detail` quotes the status lines).
-    CapabilitiesLeft { name: String, detail: String },
+    CapabilitiesLeft {
+        /// The user name as given.
+        name: String,
+        /// The status lines that show the capability.
+        detail: String,
+    },
 }
 
 impl PrivilegeError {
+    /// The process exit code for this error (`capture --user` failures share one).
     pub fn exit_code(&self) -> i32 {
         USER_EXIT_CODE
     }

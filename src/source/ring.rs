@@ -69,6 +69,7 @@ impl FanoutMode {
         }
     }
 
+    /// The mode's name as `--fanout` takes it.
     pub fn as_str(self) -> &'static str {
         match self {
             FanoutMode::Hash => "hash",
@@ -101,6 +102,7 @@ impl FromStr for FanoutMode {
 /// What ring to open and how.
 #[derive(Clone, Debug)]
 pub struct RingConfig {
+    /// Interface name (`eth0`, or `any`).
     pub iface: String,
     /// Size of one block; a multiple of the page size.
     pub block_bytes: usize,
@@ -113,6 +115,7 @@ pub struct RingConfig {
     pub block_timeout_ms: u32,
     /// Bytes kept of each frame (the kernel cuts them through the filter's return value).
     pub snaplen: u32,
+    /// Put the interface in promiscuous mode while the ring is open.
     pub promisc: bool,
     /// Fanout group id and mode, shared by every ring of one capture.
     pub fanout: Option<(u16, FanoutMode)>,
@@ -142,12 +145,19 @@ impl RingConfig {
 /// What kind of failure [`RingError`] is, for exit codes and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RingErrorKind {
+    /// No permission: the socket needs `CAP_NET_RAW`.
     Permission,
+    /// No interface of that name.
     NoSuchInterface,
+    /// The interface is down.
     InterfaceDown,
+    /// The interface's hardware type is not one we capture from.
     UnsupportedLinkType,
+    /// The kernel refused the ring settings.
     Config,
+    /// The kernel refused the filter program.
     Filter,
+    /// Any other socket error.
     Socket,
 }
 
@@ -197,10 +207,12 @@ impl RingError {
         }
     }
 
+    /// What kind of failure this is.
     pub fn kind(&self) -> RingErrorKind {
         self.kind
     }
 
+    /// The interface the ring was for.
     pub fn iface(&self) -> &str {
         &self.iface
     }
@@ -460,10 +472,12 @@ impl Ring {
         }
     }
 
+    /// The interface name.
     pub fn iface(&self) -> &str {
         &self.iface
     }
 
+    /// The interface index.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }

@@ -5,7 +5,7 @@
 //! `tpacket_req3`, block ownership through `block_status`), `include/uapi/linux/if_packet.h`
 //! (the structures mirrored below) and `packet(7)`.
 //!
-//! Rules kept here (see DESIGN.md, "Unsafe code"):
+//! Rules kept here (the project's rules for unsafe code):
 //! - each `unsafe {}` block holds one operation and says in a `// SAFETY:` comment why it is
 //!   sound;
 //! - the socket is an [`OwnedFd`], the mapping is unmapped when [`Mapping`] drops;
@@ -34,19 +34,30 @@ use crate::source::filter::BpfInsn;
 pub const ETH_P_ALL: u16 = 0x0003;
 /// `SOL_PACKET` socket option level.
 pub const SOL_PACKET: libc::c_int = 263;
+/// `PACKET_ADD_MEMBERSHIP`: join a membership (promiscuous mode) for the socket.
 pub const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+/// `PACKET_RX_RING`: set up the receive ring.
 pub const PACKET_RX_RING: libc::c_int = 5;
+/// `PACKET_STATISTICS`: packet and drop counts since the last read.
 pub const PACKET_STATISTICS: libc::c_int = 6;
+/// `PACKET_VERSION`: choose the TPACKET header version.
 pub const PACKET_VERSION: libc::c_int = 10;
+/// `PACKET_FANOUT`: join a fanout group.
 pub const PACKET_FANOUT: libc::c_int = 18;
 /// `enum tpacket_versions { TPACKET_V1, TPACKET_V2, TPACKET_V3 }`.
 pub const TPACKET_V3: libc::c_int = 2;
+/// `PACKET_MR_PROMISC`: the membership type for promiscuous mode.
 pub const PACKET_MR_PROMISC: u16 = 1;
 
+/// Fanout mode: by flow hash.
 pub const PACKET_FANOUT_HASH: u16 = 0;
+/// Fanout mode: round robin.
 pub const PACKET_FANOUT_LB: u16 = 1;
+/// Fanout mode: by the CPU the packet arrived on.
 pub const PACKET_FANOUT_CPU: u16 = 2;
+/// Fanout mode: fill one socket, then the next.
 pub const PACKET_FANOUT_ROLLOVER: u16 = 3;
+/// Fanout mode: by the NIC's receive queue.
 pub const PACKET_FANOUT_QM: u16 = 5;
 /// Reassemble IP fragments before hashing, so every fragment of a datagram (and so a whole
 /// flow) lands on the same ring.
@@ -54,12 +65,14 @@ pub const PACKET_FANOUT_FLAG_DEFRAG: u16 = 0x8000;
 
 /// RX block status (`block_status`): the block belongs to the kernel / to user space.
 pub const TP_STATUS_KERNEL: u32 = 0;
+/// RX block status: the block belongs to user space.
 pub const TP_STATUS_USER: u32 = 1 << 0;
 /// `tp_vlan_tci` holds the tag the kernel took out of the frame.
 pub const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 /// `tp_vlan_tpid` holds that tag's TPID (0x8100, 0x88a8, ...).
 pub const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
 
+/// `TPACKET_ALIGNMENT`: headers in the ring are aligned to this.
 pub const TPACKET_ALIGNMENT: usize = 16;
 /// `TPACKET3_HDRLEN`: `TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) + sizeof(struct sockaddr_ll)`,
 /// the least room a frame slot needs before any packet byte.
@@ -70,6 +83,7 @@ pub const TPACKET3_HDRLEN: usize = size_of::<Tpacket3Hdr>().div_ceil(TPACKET_ALI
 /// `ARPHRD_ETHER` and `ARPHRD_LOOPBACK` (`include/uapi/linux/if_arp.h`): both deliver
 /// Ethernet headers to a `SOCK_RAW` packet socket.
 pub const ARPHRD_ETHER: u16 = 1;
+/// `ARPHRD_LOOPBACK`.
 pub const ARPHRD_LOOPBACK: u16 = 772;
 
 // ---- #[repr(C)] mirrors of the kernel structures (sizes checked by the tests below) ----
@@ -78,13 +92,19 @@ pub const ARPHRD_LOOPBACK: u16 = 772;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TpacketReq3 {
+    /// Bytes per block.
     pub tp_block_size: u32,
+    /// Number of blocks.
     pub tp_block_nr: u32,
+    /// Frame slot size (TPACKET_V3 only checks it).
     pub tp_frame_size: u32,
+    /// Number of frame slots (`block_nr * block_size / frame_size`).
     pub tp_frame_nr: u32,
     /// Milliseconds after which a block that is not full is retired anyway.
     pub tp_retire_blk_tov: u32,
+    /// Bytes of private area per block (0).
     pub tp_sizeof_priv: u32,
+    /// Feature request word (e.g. receive hash).
     pub tp_feature_req_word: u32,
 }
 
@@ -92,6 +112,7 @@ pub struct TpacketReq3 {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, FromBytes, KnownLayout, Immutable)]
 pub struct TpacketBdTs {
+    /// Seconds.
     pub ts_sec: u32,
     /// Nanoseconds with TPACKET_V3 (`ts_usec` and `ts_nsec` share this word).
     pub ts_nsec: u32,
@@ -101,13 +122,19 @@ pub struct TpacketBdTs {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, FromBytes, KnownLayout, Immutable)]
 pub struct TpacketHdrV1 {
+    /// Who owns the block ([`TP_STATUS_KERNEL`] or [`TP_STATUS_USER`]).
     pub block_status: u32,
+    /// Packets in the block.
     pub num_pkts: u32,
+    /// Offset of the first packet from the start of the block.
     pub offset_to_first_pkt: u32,
+    /// Bytes of the block in use.
     pub blk_len: u32,
     /// `__aligned_u64`.
     pub seq_num: u64,
+    /// Time of the first packet.
     pub ts_first_pkt: TpacketBdTs,
+    /// Time of the last packet.
     pub ts_last_pkt: TpacketBdTs,
 }
 
@@ -115,8 +142,11 @@ pub struct TpacketHdrV1 {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, FromBytes, KnownLayout, Immutable)]
 pub struct TpacketBlockDesc {
+    /// Block descriptor version.
     pub version: u32,
+    /// Offset of the private area.
     pub offset_to_priv: u32,
+    /// The block header.
     pub bh1: TpacketHdrV1,
 }
 
@@ -127,9 +157,13 @@ pub const BLOCK_STATUS_OFFSET: usize = 8;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, FromBytes, KnownLayout, Immutable)]
 pub struct TpacketHdrVariant1 {
+    /// Receive hash.
     pub tp_rxhash: u32,
+    /// The VLAN tag the kernel stripped (when `TP_STATUS_VLAN_VALID`).
     pub tp_vlan_tci: u32,
+    /// Its TPID (when `TP_STATUS_VLAN_TPID_VALID`).
     pub tp_vlan_tpid: u16,
+    /// Padding.
     pub tp_padding: u16,
 }
 
@@ -138,15 +172,25 @@ pub struct TpacketHdrVariant1 {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, FromBytes, KnownLayout, Immutable)]
 pub struct Tpacket3Hdr {
+    /// Offset of the next packet header from this one (0: last).
     pub tp_next_offset: u32,
+    /// Capture time, seconds.
     pub tp_sec: u32,
+    /// Capture time, nanoseconds.
     pub tp_nsec: u32,
+    /// Bytes captured.
     pub tp_snaplen: u32,
+    /// Length on the wire.
     pub tp_len: u32,
+    /// Per-packet status bits (`TP_STATUS_*`).
     pub tp_status: u32,
+    /// Offset of the link-layer header from this packet header.
     pub tp_mac: u16,
+    /// Offset of the network header from this packet header.
     pub tp_net: u16,
+    /// Receive hash and VLAN fields.
     pub hv1: TpacketHdrVariant1,
+    /// Padding.
     pub tp_padding: [u8; 8],
 }
 
@@ -154,13 +198,19 @@ pub struct Tpacket3Hdr {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, KnownLayout, Immutable)]
 pub struct SockaddrLl {
+    /// Address family (`AF_PACKET`).
     pub sll_family: u16,
     /// Network byte order.
     pub sll_protocol: u16,
+    /// Interface index.
     pub sll_ifindex: i32,
+    /// ARPHRD_* hardware type.
     pub sll_hatype: u16,
+    /// Packet type (`PACKET_HOST`, `PACKET_OUTGOING`, ...).
     pub sll_pkttype: u8,
+    /// Length of the hardware address.
     pub sll_halen: u8,
+    /// Hardware address, zero-padded.
     pub sll_addr: [u8; 8],
 }
 
@@ -180,9 +230,13 @@ pub struct TpacketStatsV3 {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PacketMreq {
+    /// Interface index.
     pub mr_ifindex: i32,
+    /// Membership type ([`PACKET_MR_PROMISC`]).
     pub mr_type: u16,
+    /// Address length (0 for promiscuous mode).
     pub mr_alen: u16,
+    /// Address (unused for promiscuous mode).
     pub mr_address: [u8; 8],
 }
 
@@ -432,10 +486,13 @@ pub fn drain_receive_queue(fd: &OwnedFd) -> usize {
 /// What [`poll_readable`] saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PollOutcome {
+    /// Data is ready.
     Readable,
     /// `POLLERR`: the socket has a pending error (see [`take_socket_error`]).
     Error,
+    /// The timeout passed.
     TimedOut,
+    /// A signal interrupted the wait.
     Interrupted,
 }
 
@@ -568,6 +625,7 @@ pub struct PacketSocket {
 }
 
 impl PacketSocket {
+    /// A packet socket with no ring mapped yet.
     pub fn new(fd: OwnedFd) -> PacketSocket {
         PacketSocket {
             map: None,
@@ -576,6 +634,7 @@ impl PacketSocket {
         }
     }
 
+    /// The socket.
     pub fn fd(&self) -> &OwnedFd {
         &self.fd
     }
@@ -684,13 +743,18 @@ impl PacketSocket {
 // The kernel only reads a frame's bytes; it writes its status word and, at completion, may
 // write the timestamp words of a frame that is SENDING.
 
+/// `PACKET_TX_RING`: set up the transmit ring.
 pub const PACKET_TX_RING: libc::c_int = 13;
+/// `PACKET_QDISC_BYPASS`: send without the queueing discipline.
 pub const PACKET_QDISC_BYPASS: libc::c_int = 20;
 /// `enum tpacket_versions`: the second member.
 pub const TPACKET_V2: libc::c_int = 1;
 
+/// TX slot status: free for user space to fill.
 pub const TP_STATUS_AVAILABLE: u32 = 0;
+/// TX slot status: filled, for the kernel to send.
 pub const TP_STATUS_SEND_REQUEST: u32 = 1 << 0;
+/// TX slot status: the kernel is sending it.
 pub const TP_STATUS_SENDING: u32 = 1 << 1;
 /// The kernel refused the frame (bad length or header); its head stays on that frame.
 pub const TP_STATUS_WRONG_FORMAT: u32 = 1 << 2;
@@ -699,15 +763,25 @@ pub const TP_STATUS_WRONG_FORMAT: u32 = 1 << 2;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, FromBytes, KnownLayout, Immutable)]
 pub struct Tpacket2Hdr {
+    /// Slot status (`TP_STATUS_*`).
     pub tp_status: u32,
+    /// Length of the frame.
     pub tp_len: u32,
+    /// Bytes captured (RX) or to send (TX).
     pub tp_snaplen: u32,
+    /// Offset of the link-layer header from this header.
     pub tp_mac: u16,
+    /// Offset of the network header from this header.
     pub tp_net: u16,
+    /// Time, seconds.
     pub tp_sec: u32,
+    /// Time, nanoseconds.
     pub tp_nsec: u32,
+    /// VLAN tag.
     pub tp_vlan_tci: u16,
+    /// VLAN TPID.
     pub tp_vlan_tpid: u16,
+    /// Padding.
     pub tp_padding: [u8; 4],
 }
 
@@ -722,9 +796,13 @@ const TP_LEN_OFFSET: usize = 4;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TpacketReq {
+    /// Bytes per block.
     pub tp_block_size: u32,
+    /// Number of blocks.
     pub tp_block_nr: u32,
+    /// Bytes per frame slot.
     pub tp_frame_size: u32,
+    /// Number of frame slots.
     pub tp_frame_nr: u32,
 }
 
@@ -792,6 +870,7 @@ pub struct TxSocket {
 }
 
 impl TxSocket {
+    /// A transmit socket with no ring mapped yet.
     pub fn new(fd: OwnedFd) -> TxSocket {
         TxSocket {
             map: None,
@@ -802,6 +881,7 @@ impl TxSocket {
         }
     }
 
+    /// The socket.
     pub fn fd(&self) -> &OwnedFd {
         &self.fd
     }
@@ -1001,12 +1081,17 @@ pub fn open_tx_socket(req: &TpacketReq, ifindex: u32) -> io::Result<TxSocket> {
 pub struct RawFrame<'a> {
     /// `tp_snaplen` bytes from `tp_mac`.
     pub bytes: &'a [u8],
+    /// `tp_sec`: capture time, seconds.
     pub sec: u32,
+    /// `tp_nsec`: capture time, nanoseconds.
     pub nsec: u32,
     /// `tp_len`, the length on the wire (without a stripped VLAN tag).
     pub wire_len: u32,
+    /// `tp_status`: per-packet status bits.
     pub status: u32,
+    /// `hv1.tp_vlan_tci`: the tag the kernel stripped, if `status` says so.
     pub vlan_tci: u32,
+    /// `hv1.tp_vlan_tpid`: its TPID, if `status` says so.
     pub vlan_tpid: u16,
     /// `tp_net - tp_mac`: the link-layer header's length within `bytes` (0 when the kernel
     /// says the network header comes first, or says nothing sensible).
@@ -1028,13 +1113,25 @@ pub enum BadBlock {
     /// `offset_to_first_pkt` points before the end of the block header or past the block.
     FirstOffset(u32),
     /// A packet header does not fit in the block.
-    PacketHeader { index: u32 },
+    PacketHeader {
+        /// The packet's index in the block.
+        index: u32,
+    },
     /// `tp_mac` points into the packet header or past the block.
-    MacOffset { index: u32 },
+    MacOffset {
+        /// The packet's index in the block.
+        index: u32,
+    },
     /// `tp_mac + tp_snaplen` runs past the block.
-    Snaplen { index: u32 },
+    Snaplen {
+        /// The packet's index in the block.
+        index: u32,
+    },
     /// `tp_next_offset` is 0 (or overflows) although more packets were announced.
-    NextOffset { index: u32 },
+    NextOffset {
+        /// The packet's index in the block.
+        index: u32,
+    },
 }
 
 /// What [`walk_block`] did.
@@ -1044,6 +1141,7 @@ pub struct BlockWalk {
     pub announced: u32,
     /// Frames handed to the callback.
     pub frames: u32,
+    /// Why the walk stopped early, if it did.
     pub bad: Option<BadBlock>,
 }
 

@@ -49,7 +49,9 @@ pub struct TxStats {
     pub sent_bytes: u64,
     /// Frames the kernel refused (TP_STATUS_WRONG_FORMAT).
     pub rejected_by_kernel: u64,
+    /// Frames shorter than an Ethernet header, not sent.
     pub too_short: u64,
+    /// Frames longer than the interface MTU allows, not sent.
     pub too_long: u64,
     /// Times `send(2)` found the interface congested (ENOBUFS) and was tried again.
     pub congestion_retries: u64,
@@ -97,10 +99,12 @@ impl TxRing {
         })
     }
 
+    /// The interface name.
     pub fn iface(&self) -> &str {
         &self.iface
     }
 
+    /// The interface MTU.
     pub fn mtu(&self) -> u32 {
         self.mtu
     }
@@ -115,6 +119,7 @@ impl TxRing {
         self.pending.len()
     }
 
+    /// What the ring has done so far.
     pub fn stats(&self) -> TxStats {
         self.stats
     }
@@ -258,8 +263,8 @@ pub fn check_frame(frame: &[u8], mtu: u32) -> Result<(), NotSent> {
 
 /// Ring geometry for an interface MTU: a slot holds the header area and the longest frame
 /// the kernel would send (MTU + Ethernet header + one VLAN tag), rounded up to a power of
-/// two (at least 2 KiB); blocks are whole pages holding whole slots; about [`RING_BYTES`]
-/// in all, at least [`MIN_FRAMES`] slots.
+/// two (at least 2 KiB); blocks are whole pages holding whole slots; about `RING_BYTES`
+/// in all, at least `MIN_FRAMES` slots.
 pub fn tx_geometry(mtu: u32, page_bytes: usize) -> TpacketReq {
     let need = ring_sys::TX_DATA_OFFSET + mtu as usize + ETH_HEADER_BYTES + VLAN_HEADER_BYTES;
     let frame_bytes = need.next_power_of_two().max(2048);
