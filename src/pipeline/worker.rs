@@ -58,7 +58,9 @@ impl Worker {
     }
 
     /// Appends the message for a datagram reassembled from `fragments` fragments (a
-    /// synthetic frame, see `pipeline::reassembly`), marked as such in the envelope.
+    /// synthetic frame, see `pipeline::reassembly`), marked as such in the envelope. Not
+    /// counted in [`DecodeStats`] (those count captured frames; the reassembler counts its
+    /// datagrams).
     pub fn process_reassembled(
         &mut self,
         link: LinkType,
@@ -68,10 +70,6 @@ impl Worker {
         batch: &mut JsonBatch,
     ) {
         let end = decode_with_options_then(link, frame, &self.decode, |pkt| {
-            self.stats.decoded += 1;
-            if let Some(e) = pkt.error {
-                self.stats.malformed[e.kind.index()] += 1;
-            }
             self.encoder
                 .encode_reassembled_at(&mut batch.buf, batch.used, meta, pkt, fragments)
         });
