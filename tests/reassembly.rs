@@ -213,3 +213,19 @@ fn the_filter_sees_fragments() {
     ]);
     assert_eq!(reassembled(&messages(&out)).len(), 5);
 }
+
+#[test]
+fn capture_refuses_a_fanout_that_spreads_fragments() {
+    // Checked before any socket is opened: no privilege or interface needed to see it.
+    let out = common::bin()
+        .args(["capture", "-i", "lo", "--reassemble", "--workers", "2"])
+        .args(["--fanout", "lb", "-c", "1", "-o", "/dev/null"])
+        .output()
+        .expect("run capture");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--reassemble with 2 workers needs --fanout hash"),
+        "{stderr}"
+    );
+}
