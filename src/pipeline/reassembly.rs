@@ -351,11 +351,7 @@ impl Reassembler {
             self.now_ns = time_ns;
         }
         self.expire();
-        if frag.truncated
-            || frag.data.is_empty()
-            || (frag.more && frag.data.len() % 8 != 0)
-            || frag.header.len() > MAX_IP_LEN
-        {
+        if frag.truncated || frag.data.is_empty() || (frag.more && frag.data.len() % 8 != 0) {
             self.stats.bad_fragments += 1;
             return None;
         }
@@ -423,7 +419,10 @@ impl Reassembler {
                     return None;
                 }
                 let d = self.remove(&key)?;
-                if d.header.len() + d.payload.len() - if key.v6 { 40 } else { 0 } > MAX_IP_LEN {
+                // The first fragment's header may be longer than the one the size was checked
+                // with (IPv4 options, IPv6 extension headers).
+                let fixed_first = d.header.len() - if key.v6 { 40 } else { 0 };
+                if fixed_first + d.payload.len() > MAX_IP_LEN {
                     self.stats.given_up[GiveUp::TooBig.index()] += 1;
                     return None;
                 }
