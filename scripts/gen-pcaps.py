@@ -33,6 +33,7 @@ conf.verb = 0
 
 # pylint: disable=wrong-import-position
 from scapy.layers.inet import (  # noqa: E402
+    fragment,
     ICMP,
     IP,
     TCP,
@@ -62,6 +63,7 @@ from scapy.layers.inet6 import (  # noqa: E402
     ICMPv6ParamProblem,
     ICMPv6TimeExceeded,
     IPv6,
+    fragment6,
     IPv6ExtHdrDestOpt,
     IPv6ExtHdrFragment,
     IPv6ExtHdrHopByHop,
@@ -2537,6 +2539,120 @@ def fixture_ntp():
 
 
 # ---------------------------------------------------------------------------------------------
+# IP fragments for `read --reassemble` (docs/FORMAT.md, "Fragment reassembly").
+
+
+def big_dns_response(ident, records, name="frag.example.com."):
+    """A DNS answer of `records` TXT records: about 100 bytes each, so it needs fragments."""
+    an = [rr(name, DNS_TXT, rd_txt(b"fragment %02d of a response too big for one frame. " % i,
+                                   b"padding text to make the record longer %02d" % i))
+          for i in range(records)]
+    return dns_message(ident, dns_flags(qr=1, ra=1), qd=[(name, DNS_TXT, CLASS_IN)], an=an)
+
+
+def v4_fragments(datagram, size):
+    """scapy's fragment(): the IPv4 datagram in fragments of `size` payload bytes."""
+    return fragment(datagram, fragsize=size)
+
+
+def v6_fragments(datagram, size):
+    """scapy's fragment6(): fragments of at most `size` bytes each (headers included)."""
+    return fragment6(datagram, size)
+
+
+def v4_piece(src, dst, ident, offset, payload, more, proto=17):
+    """One IPv4 fragment built by hand (for overlaps scapy's fragment() does not make)."""
+    return IP(src=src.ip4, dst=dst.ip4, id=ident, ttl=64, proto=proto,
+              flags="MF" if more else 0, frag=offset // 8) / Raw(payload)
+
+
+def v6_piece(src, dst, ident, offset, payload, more, nh=17):
+    return (IPv6(src=src.ip6, dst=dst.ip6, hlim=64)
+            / IPv6ExtHdrFragment(nh=nh, offset=offset // 8, m=1 if more else 0, id=ident)
+            / Raw(payload))
+
+
+def fixture_fragments():
+    cap = Capture(34)
+    srv, cli = eth(RESOLVER, CLIENT), eth(CLIENT, RESOLVER)
+    # 1. IPv4, three fragments in order (a DNS answer from the resolver).
+    dns1 = ip4(RESOLVER, CLIENT, id=0x4101) / UDP(sport=53, dport=40001) \
+        / Raw(big_dns_response(0x5101, 10))
+    for f in v4_fragments(dns1, 400):
+        cap.add(srv / f, gap_us=200)
+    # An ordinary packet between datagrams.
+    cap.add(cli / ip4(CLIENT, RESOLVER, id=0x4102) / UDP(sport=40002, dport=53)
+            / Raw(dns_message(0x5102, dns_flags(), qd=[("frag.example.com.", DNS_TXT,
+                                                       CLASS_IN)])), gap_us=1000)
+    # 2. IPv4 out of order: last fragment first, then the middle ones, then the first.
+    dns2 = ip4(RESOLVER, CLIENT, id=0x4103) / UDP(sport=53, dport=40002) \
+        / Raw(big_dns_response(0x5102, 12))
+    frags = v4_fragments(dns2, 512)
+    for f in reversed(frags):
+        cap.add(srv / f, gap_us=200)
+    # 3. IPv4 with a duplicate: the second fragment twice (exact duplicate, not an overlap).
+    dns3 = ip4(RESOLVER, CLIENT, id=0x4104) / UDP(sport=53, dport=40003) \
+        / Raw(big_dns_response(0x5103, 8))
+    frags = v4_fragments(dns3, 400)
+    for f in [frags[0], frags[1], frags[1]] + frags[2:]:
+        cap.add(srv / f, gap_us=200)
+    # 4. IPv4 overlap (first wins): 0..512, then 256..768 of different bytes, then the rest.
+    # (UDP checksum 0: none, as RFC 768 allows over IPv4.)
+    payload = bytes(UDP(sport=40004, dport=9, len=8 + 1016, chksum=0)
+                    / Raw((bytes(range(256)) * 4)[:1016]))
+    cap.add(cli / v4_piece(CLIENT, RESOLVER, 0x4105, 0, payload[:512], True), gap_us=200)
+    cap.add(cli / v4_piece(CLIENT, RESOLVER, 0x4105, 256, b"\xee" * 512, True), gap_us=200)
+    cap.add(cli / v4_piece(CLIENT, RESOLVER, 0x4105, 768, payload[768:], False), gap_us=200)
+    # 6. IPv4 behind an 802.1Q tag, in order.
+    dns6 = ip4(RESOLVER, CLIENT, id=0x4107) / UDP(sport=53, dport=40006) \
+        / Raw(big_dns_response(0x5106, 6))
+    for f in v4_fragments(dns6, 400):
+        cap.add(srv / Dot1Q(vlan=20) / f, gap_us=200)
+    # 7. IPv6 in order (fragment6 on a datagram with a fragment header).
+    dns7 = ip6(RESOLVER, CLIENT) / IPv6ExtHdrFragment(id=0x6107) \
+        / UDP(sport=53, dport=40007) / Raw(big_dns_response(0x5107, 10))
+    for f in v6_fragments(dns7, 500):
+        cap.add(srv / f, gap_us=200)
+    # 8. IPv6 out of order, then the first fragment once more after the datagram completed:
+    # no longer a duplicate of anything held, it starts a new datagram (which times out).
+    dns8 = ip6(RESOLVER, CLIENT) / IPv6ExtHdrFragment(id=0x6108) \
+        / UDP(sport=53, dport=40008) / Raw(big_dns_response(0x5108, 9))
+    frags = v6_fragments(dns8, 500)
+    for f in [frags[1], frags[0]] + frags[2:] + [frags[0]]:
+        cap.add(srv / f, gap_us=200)
+    # 9. IPv6 with a hop-by-hop header before the fragment header, in order.
+    dns9 = ip6(RESOLVER, CLIENT) / IPv6ExtHdrHopByHop(options=[RouterAlert()]) \
+        / IPv6ExtHdrFragment(id=0x6109) / UDP(sport=53, dport=40009) \
+        / Raw(big_dns_response(0x5109, 7))
+    for f in v6_fragments(dns9, 500):
+        cap.add(srv / f, gap_us=200)
+    # 10. IPv6 overlap: the second fragment overlaps the first by 8 bytes (RFC 5722: the
+    # datagram is dropped, and the fragment after it is late).
+    payload = bytes(UDP(sport=53, dport=40010, len=8 + 792, chksum=0)
+                    / Raw((bytes(range(200)) * 4)[:792]))
+    cap.add(srv / v6_piece(RESOLVER, CLIENT, 0x610A, 0, payload[:400], True), gap_us=200)
+    cap.add(srv / v6_piece(RESOLVER, CLIENT, 0x610A, 392, payload[392:600], True), gap_us=200)
+    cap.add(srv / v6_piece(RESOLVER, CLIENT, 0x610A, 600, payload[600:], False), gap_us=200)
+    # 11. IPv4 timeout: the second half arrives 31 s after the first (Linux ipfrag_time and
+    # our default are 30 s): the first is given up, the late half starts a datagram that is
+    # left incomplete at the end.
+    dns11 = ip4(RESOLVER, CLIENT, id=0x410B) / UDP(sport=53, dport=40011) \
+        / Raw(big_dns_response(0x510B, 6))
+    frags = v4_fragments(dns11, 400)
+    cap.add(srv / frags[0], gap_us=200)
+    for f in frags[1:]:
+        cap.add(srv / f, gap_us=31_000_000)
+    # 5. IPv4 incomplete: the middle fragment never comes (left incomplete at the end of the
+    # file; it comes last so that the timeout of case 11 does not end it first).
+    dns5 = ip4(RESOLVER, CLIENT, id=0x4106) / UDP(sport=53, dport=40005) \
+        / Raw(big_dns_response(0x5105, 8))
+    frags = v4_fragments(dns5, 400)
+    cap.add(srv / frags[0], gap_us=200)
+    cap.add(srv / frags[-1], gap_us=200)
+    return cap
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def main(argv):
@@ -2581,6 +2697,7 @@ def main(argv):
     pcap("http.pcap", fixture_http)
     pcap("dhcp.pcap", fixture_dhcp)
     pcap("ntp.pcap", fixture_ntp)
+    pcap("fragments.pcap", fixture_fragments)
 
 
 if __name__ == "__main__":

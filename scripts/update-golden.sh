@@ -61,6 +61,14 @@ for capture in pcaps/*; do
   count=$((count + 1))
 done
 rm -f "$new/stderr"
+# `read --reassemble` goldens (tests/golden/reassemble/<capture>.jsonl) for the captures made
+# for it.
+mkdir -p "$new/reassemble"
+for name in fragments.pcap; do
+  env -u SOURCE_HOST "$bin" read --reassemble "pcaps/$name" >"$new/reassemble/$name.jsonl" \
+    2>/dev/null </dev/null || { echo "update-golden: read --reassemble pcaps/$name failed" >&2; exit 1; }
+  printf '    %-40s %7d lines\n' "reassemble/$name" "$(wc -l <"$new/reassemble/$name.jsonl")"
+done
 [ "$count" -gt 0 ] || { echo "update-golden: no pcap or pcapng file in pcaps/" >&2; exit 1; }
 
 # An exit code that is new, or differs from the reviewed one, is not blessed here.
@@ -92,7 +100,10 @@ fi
 rm -f "$new/oracle.txt"
 
 mkdir -p tests/golden
-rm -f tests/golden/*.jsonl tests/golden/*.exit
+rm -f tests/golden/*.jsonl tests/golden/*.exit tests/golden/reassemble/*.jsonl
+mkdir -p tests/golden/reassemble
+cp "$new"/reassemble/* tests/golden/reassemble/
+rm -rf "$new/reassemble"
 cp "$new"/* tests/golden/
 echo "==> wrote $count golden files to tests/golden/:"
 git diff --stat -- tests/golden

@@ -1640,6 +1640,31 @@ pub struct PacketArgs {
     /// else raw) or `ether` (an Ethernet pseudowire without control word).
     #[arg(long, value_enum, default_value_t = MplsPayloadArg::Ip, value_name = "KIND")]
     pub mpls_payload: MplsPayloadArg,
+
+    /// Reassemble IPv4 and IPv6 fragments: after the fragment that completes a datagram,
+    /// one more message for the whole datagram, decoded through its upper layers and marked
+    /// `"reassembled":{"fragments":N}`. Every fragment still gets its own message. Limits and
+    /// give-up reasons: docs/FORMAT.md, "Fragment reassembly".
+    #[arg(long)]
+    pub reassemble: bool,
+
+    /// With --reassemble: most memory all datagrams in progress may hold together, in MiB
+    /// (the oldest are given up to make room, counted as memory_cap).
+    #[arg(long, default_value_t = 64, value_name = "MB",
+          value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub reassembly_mb: u64,
+
+    /// With --reassemble: a datagram not complete this many seconds of capture time after
+    /// its first fragment is given up (timeout); 30 is Linux's ipfrag_time.
+    #[arg(long, default_value_t = 30, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub reassembly_timeout: u64,
+
+    /// With --reassemble: most fragments one datagram may receive, duplicates included
+    /// (more: given up as too_many_fragments).
+    #[arg(long, default_value_t = 64, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(2..))]
+    pub reassembly_max_fragments: u16,
 }
 
 /// `--mpls-payload` values.
@@ -1662,6 +1687,15 @@ impl PacketArgs {
                     MplsPayloadArg::Ether => MplsPayload::Ether,
                 },
             },
+            reassembly: self
+                .reassemble
+                .then(|| crate::pipeline::reassembly::ReassemblyConfig {
+                    memory_bytes: usize::try_from(self.reassembly_mb << 20).unwrap_or(usize::MAX),
+                    timeout_ns: i64::try_from(self.reassembly_timeout)
+                        .unwrap_or(i64::MAX / 1_000_000_000)
+                        .saturating_mul(1_000_000_000),
+                    max_fragments: self.reassembly_max_fragments,
+                }),
         }
     }
 }

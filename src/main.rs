@@ -225,6 +225,9 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
             outcome.pcap_written,
             &job.output,
         );
+        if let Some(r) = &outcome.summary.reassembly {
+            say!("{}", r.line());
+        }
     }
     if metrics.as_ref().is_some_and(|m| m.has_run()) {
         let stop = Arc::new(AtomicBool::new(false));
@@ -357,6 +360,9 @@ fn capture(args: CaptureArgs) -> ExitCode {
             outcome.pcap_written,
             &job.output,
         );
+        if let Some(r) = &outcome.summary.reassembly {
+            say!("{}", r.line());
+        }
     }
     if outcome.started && metrics.is_some() {
         // The signal that ended the capture does not end the linger; the next one does.

@@ -195,6 +195,49 @@ fn every_pcap_matches_its_golden_output() {
     );
 }
 
+/// `read --reassemble` on the captures with a golden file in `tests/golden/reassemble/`
+/// (`<capture>.jsonl`, made by the same script): the per-packet messages and one message
+/// per reassembled datagram (docs/FORMAT.md, "Fragment reassembly").
+#[test]
+fn reassembled_output_matches_its_golden_output() {
+    let dir = Path::new(GOLDEN_DIR).join("reassemble");
+    let goldens: Vec<PathBuf> = sorted_files(dir.to_str().unwrap())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    assert!(
+        goldens
+            .iter()
+            .any(|g| file_name(g) == "fragments.pcap.jsonl"),
+        "tests/golden/reassemble/fragments.pcap.jsonl is missing (run {REGENERATE})"
+    );
+    for golden in goldens {
+        let name = file_name(&golden);
+        let capture = Path::new(PCAPS_DIR).join(name.strip_suffix(".jsonl").unwrap());
+        let expected = fs::read(&golden).expect("read golden file");
+        let out = Command::new(BIN)
+            .arg("read")
+            .arg("--reassemble")
+            .arg(&capture)
+            .env_remove("SOURCE_HOST")
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn netpipe-fast");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stdout == expected,
+            "read --reassemble {}: output differs from tests/golden/reassemble/{name}; {}",
+            capture.display(),
+            first_difference(&expected, &out.stdout)
+        );
+    }
+}
+
 #[test]
 fn first_difference_reports_line_and_both_lines() {
     let report = first_difference(b"a\nb\nc\n", b"a\nB\nc\n");

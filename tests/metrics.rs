@@ -278,6 +278,74 @@ fn read_scrape_after_the_run_equals_the_summary() {
 }
 
 #[test]
+fn read_reassembly_counters_equal_the_summary() {
+    require_parser();
+    let mut cmd = bin();
+    cmd.args([
+        "read",
+        "--reassemble",
+        "pcaps/fragments.pcap",
+        "--workers",
+        "2",
+    ])
+    .args(["--metrics", "127.0.0.1:0", "--metrics-linger", "60"])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null());
+    let mut p = Process::start(&mut cmd, DEADLINE);
+    let url = metrics_url(&mut p);
+    let summary = p.wait_for_stderr("packets read");
+    let line = p.wait_for_stderr("reassembly:");
+    let s = scrape(None, &url);
+    assert_eq!(s.n("netpipe_run_finished", &[("command", "read")]), 1);
+    let cmd = [("command", "read")];
+    assert_eq!(s.types["netpipe_reassembly_fragments_total"], "counter");
+    assert_eq!(
+        s.n("netpipe_reassembly_fragments_total", &cmd),
+        count(&line, "fragments")
+    );
+    let datagrams = count(&line, "datagrams reassembled");
+    assert_eq!(s.n("netpipe_reassembly_datagrams_total", &cmd), datagrams);
+    assert_eq!(
+        s.n("netpipe_reassembly_duplicate_fragments_total", &cmd),
+        count(&line, "duplicates")
+    );
+    assert_eq!(
+        s.n("netpipe_reassembly_late_fragments_total", &cmd),
+        count(&line, "late fragments")
+    );
+    let mut given_up = 0;
+    for reason in [
+        "timeout",
+        "overlap",
+        "too_many_fragments",
+        "too_big",
+        "inconsistent",
+        "memory_cap",
+        "incomplete",
+    ] {
+        let n = s.n(
+            "netpipe_reassembly_given_up_total",
+            &[("command", "read"), ("reason", reason)],
+        );
+        assert_eq!(n, reason_count(&line, reason), "{reason}: {line}");
+        given_up += n;
+    }
+    assert_eq!(given_up, count(&line, "given up"));
+    assert!(given_up > 0 && datagrams > 0, "{line}");
+    // Nothing is held once the input ended.
+    assert_eq!(s.n("netpipe_reassembly_memory_bytes", &cmd), 0);
+    // Captured counts frames; written counts them and the reassembled datagrams.
+    let read = count(&summary, "packets read");
+    assert_eq!(
+        s.n("netpipe_packets_captured_total", &[("worker", "all")]),
+        read
+    );
+    assert_eq!(count(&summary, "written"), read + datagrams);
+    p.signal("-TERM");
+    finish_ok(p);
+}
+
+#[test]
 fn metrics_server_answers_only_its_path_and_refuses_a_busy_address() {
     let mut cmd = bin();
     cmd.args(["read", FIXTURE, "-o", "file:/dev/null"])

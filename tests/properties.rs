@@ -930,3 +930,232 @@ fn tunnelled_frames_keep_their_layers_and_flow() {
     }
     assert!(checked > 100, "only {checked} frames wrapped");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fragment reassembly (`--reassemble`, docs/FORMAT.md "Fragment reassembly"): whatever the
+// order, duplicates and overlaps of the fragments, the datagram comes out as the policy says
+// (IPv4: first wins; IPv6: any overlap drops it, RFC 5722), and the memory held stays under
+// the cap while a flood of distinct datagrams is counted as evictions.
+
+use netpipe_fast::pipeline::reassembly::{GiveUp, Reassembler, ReassemblyConfig};
+
+/// A raw IPv4 fragment (link type 228) with identification `id`.
+fn frag_v4(id: u16, offset: usize, more: bool, data: &[u8]) -> Vec<u8> {
+    let total = 20 + data.len();
+    let ff = u16::try_from(offset / 8).unwrap() | if more { 0x2000 } else { 0 };
+    let mut f = vec![0x45, 0, (total >> 8) as u8, total as u8];
+    f.extend_from_slice(&id.to_be_bytes());
+    f.extend_from_slice(&ff.to_be_bytes());
+    f.extend_from_slice(&[64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2]);
+    f.extend_from_slice(data);
+    f
+}
+
+/// A raw IPv6 fragment (link type 229), fragment header right after the fixed header.
+fn frag_v6(id: u32, offset: usize, more: bool, data: &[u8]) -> Vec<u8> {
+    let plen = 8 + data.len();
+    let mut f = vec![0x60, 0, 0, 0, (plen >> 8) as u8, plen as u8, 44, 64];
+    f.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    f.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    let om = (u16::try_from(offset / 8).unwrap() << 3) | u16::from(more);
+    f.extend_from_slice(&[17, 0]);
+    f.extend_from_slice(&om.to_be_bytes());
+    f.extend_from_slice(&id.to_be_bytes());
+    f.extend_from_slice(data);
+    f
+}
+
+/// Cuts `len` bytes into fragments at the given 8-byte-unit cut points: (offset, end).
+fn pieces(len: usize, cuts: &[usize]) -> Vec<(usize, usize)> {
+    let mut points: Vec<usize> = cuts
+        .iter()
+        .map(|c| (c % len) / 8 * 8)
+        .filter(|&c| c > 0)
+        .collect();
+    points.push(0);
+    points.push(len);
+    points.sort_unstable();
+    points.dedup();
+    points.windows(2).map(|w| (w[0], w[1])).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Any split, any order, any duplicates: one datagram, equal to the original, after
+    /// the fragment that completed it, and nothing held afterwards.
+    #[test]
+    fn fragments_in_any_order_with_duplicates_reassemble(
+        payload in prop::collection::vec(any::<u8>(), 1..4000),
+        cuts in prop::collection::vec(any::<usize>(), 0..12),
+        order in Just(()).prop_perturb(|_, mut rng| rng.next_u64()),
+        dups in prop::collection::vec(any::<Index>(), 0..4),
+        v6 in any::<bool>(),
+    ) {
+        let parts = pieces(payload.len(), &cuts);
+        let mut sends: Vec<usize> = (0..parts.len()).collect();
+        for d in &dups {
+            sends.push(d.index(parts.len()));
+        }
+        // A permutation from the seed (Fisher-Yates with a small LCG).
+        let mut seed = order | 1;
+        for i in (1..sends.len()).rev() {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            sends.swap(i, (seed >> 33) as usize % (i + 1));
+        }
+        let mut r = Reassembler::new(ReassemblyConfig::default());
+        let mut got = Vec::new();
+        for (t, &i) in sends.iter().enumerate() {
+            let (s, e) = parts[i];
+            let more = e < payload.len();
+            let (link, f) = if v6 {
+                (LinkType::Ipv6, frag_v6(77, s, more, &payload[s..e]))
+            } else {
+                (LinkType::Ipv4, frag_v4(77, s, more, &payload[s..e]))
+            };
+            if let Some(d) = r.offer(link, &f, t as i64) {
+                got.push((t, d.frame.to_vec(), d.fragments));
+            }
+        }
+        let s = r.stats();
+        if parts.len() == 1 {
+            // Offset 0 and no more fragments: not a fragment at all.
+            prop_assert!(got.is_empty());
+            prop_assert_eq!(s.fragments, 0);
+        } else {
+            // Duplicates sent after completion start a new datagram: at most one completes
+            // per full set, the first completion is the original.
+            prop_assert!(!got.is_empty());
+            let (_, frame, n) = &got[0];
+            let hdr = if v6 { 40 } else { 20 };
+            prop_assert_eq!(&frame[hdr..], &payload[..]);
+            prop_assert_eq!(usize::from(*n), parts.len());
+            if v6 {
+                prop_assert_eq!(frame[6], 17);
+                prop_assert_eq!(usize::from(u16::from_be_bytes([frame[4], frame[5]])), payload.len());
+            } else {
+                prop_assert_eq!(usize::from(u16::from_be_bytes([frame[2], frame[3]])), 20 + payload.len());
+            }
+            prop_assert_eq!(s.given_up_total(), 0);
+        }
+        r.finish();
+        prop_assert_eq!(r.memory_bytes(), 0);
+    }
+
+    /// Overlapping fragments: IPv6 never completes (RFC 5722) and counts one overlap; IPv4
+    /// completes as "first wins" says, byte for byte.
+    #[test]
+    fn overlaps_follow_the_documented_policy(
+        frags in prop::collection::vec((0usize..64, 1usize..16, any::<u8>()), 2..10),
+        total_units in 8usize..80,
+        v6 in any::<bool>(),
+    ) {
+        // Fragments of 8-byte units with a fill byte each; then a last fragment to total.
+        let total = total_units * 8;
+        let mut model = vec![None::<u8>; total];
+        let mut r = Reassembler::new(ReassemblyConfig::default());
+        let mut sent = Vec::new();
+        for &(start, len, fill) in &frags {
+            let s = (start % total_units) * 8;
+            let e = (s + len * 8).min(total - 8).max(s);
+            if e == s { continue; }
+            sent.push((s, e, fill, true));
+        }
+        sent.push((total - 8, total, 0xab, false));
+        let mut first = None;
+        let mut overlapped = false;
+        let mut ranges: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+        for (t, &(s, e, fill, more)) in sent.iter().enumerate() {
+            let data = vec![fill; e - s];
+            let exact_dup = ranges.iter().any(|(a, b, d)| *a == s && *b == e && *d == data);
+            if !exact_dup && ranges.iter().any(|(a, b, _)| *a < e && s < *b) {
+                overlapped = true;
+            }
+            if !exact_dup {
+                ranges.push((s, e, data.clone()));
+            }
+            if !(exact_dup || v6 && overlapped) {
+                for (i, slot) in model[s..e].iter_mut().enumerate() {
+                    slot.get_or_insert(data[i]);
+                }
+            }
+            let (link, f) = if v6 {
+                (LinkType::Ipv6, frag_v6(5, s, more, &data))
+            } else {
+                (LinkType::Ipv4, frag_v4(5, s, more, &data))
+            };
+            if let Some(d) = r.offer(link, &f, t as i64) {
+                if first.is_none() {
+                    first = Some(d.frame.to_vec());
+                }
+            }
+        }
+        let covered = model.iter().all(Option::is_some);
+        let hdr = if v6 { 40 } else { 20 };
+        if v6 && overlapped {
+            prop_assert!(first.is_none());
+            prop_assert_eq!(r.stats().given_up[GiveUp::Overlap.index()], 1);
+        } else if covered && sent.iter().any(|&(s, _, _, _)| s == 0) {
+            let frame = first.expect("complete");
+            let want: Vec<u8> = model.iter().map(|b| b.unwrap()).collect();
+            prop_assert_eq!(&frame[hdr..], &want[..]);
+        } else {
+            prop_assert!(first.is_none());
+        }
+    }
+
+    /// Many datagrams at once with a small cap: the memory held never passes the cap, and
+    /// every datagram ends exactly one way (reassembled, given up, or left at the end).
+    #[test]
+    fn memory_stays_under_the_cap(
+        sends in prop::collection::vec((any::<u16>(), 0usize..8, any::<bool>(), 1usize..200), 1..300),
+        cap_kib in 1usize..64,
+    ) {
+        let cap = cap_kib * 1024;
+        let mut r = Reassembler::new(ReassemblyConfig {
+            memory_bytes: cap,
+            ..ReassemblyConfig::default()
+        });
+        for (t, &(id, unit, more, len)) in sends.iter().enumerate() {
+            let data = vec![id as u8; len * 8];
+            r.offer(LinkType::Ipv4, &frag_v4(id % 64, unit * 1024, more || unit == 0, &data), t as i64);
+            prop_assert!(r.memory_bytes() <= cap);
+        }
+        let open = r.in_progress() as u64;
+        let before = r.stats();
+        r.finish();
+        let s = r.stats();
+        prop_assert!(s.peak_memory_bytes <= cap as u64);
+        prop_assert!(s.given_up[GiveUp::Incomplete.index()] <= open);
+        prop_assert_eq!(s.given_up_total() - before.given_up_total(), s.given_up[GiveUp::Incomplete.index()]);
+        prop_assert_eq!(r.memory_bytes(), 0);
+    }
+}
+
+/// The flood of the issue: 100,000 first fragments of distinct datagrams against an 8 MiB
+/// cap. The memory held stays under it all along and every eviction is counted.
+#[test]
+fn a_flood_of_first_fragments_is_held_to_the_cap() {
+    let cap = 8 << 20;
+    let mut r = Reassembler::new(ReassemblyConfig {
+        memory_bytes: cap,
+        ..ReassemblyConfig::default()
+    });
+    let data = [0x5au8; 1400];
+    let mut most = 0;
+    for i in 0..100_000u32 {
+        let mut f = frag_v4(i as u16, 0, true, &data);
+        f[14] = (i >> 16) as u8; // another source address every 65,536 ids
+        assert!(r.offer(LinkType::Ipv4, &f, i64::from(i) * 1000).is_none());
+        most = most.max(r.memory_bytes());
+        assert!(r.memory_bytes() <= cap);
+    }
+    let s = r.stats();
+    let held = r.in_progress() as u64;
+    assert!(most > cap - 4096, "the cap was used: {most}");
+    assert_eq!(s.given_up[GiveUp::MemoryCap.index()] + held, 100_000);
+    assert_eq!(s.fragments, 100_000);
+    r.finish();
+    assert_eq!(r.stats().given_up[GiveUp::Incomplete.index()], held);
+    assert_eq!(r.memory_bytes(), 0);
+}

@@ -140,13 +140,39 @@ impl JsonEncoder {
         meta: &FrameMeta,
         pkt: &Packet<'_>,
     ) -> usize {
+        self.encode_marked_at(buf, used, meta, pkt, 0)
+    }
+
+    /// As [`JsonEncoder::encode_at`] for a datagram reassembled from `fragments` fragments:
+    /// the envelope says so (`"reassembled":{"fragments":N}` after `cap_len`).
+    pub fn encode_reassembled_at(
+        &mut self,
+        buf: &mut Vec<u8>,
+        used: usize,
+        meta: &FrameMeta,
+        pkt: &Packet<'_>,
+        fragments: u16,
+    ) -> usize {
+        self.encode_marked_at(buf, used, meta, pkt, fragments.max(1))
+    }
+
+    /// `reassembled`: 0 for a captured frame, else the fragment count.
+    #[inline(always)]
+    fn encode_marked_at(
+        &mut self,
+        buf: &mut Vec<u8>,
+        used: usize,
+        meta: &FrameMeta,
+        pkt: &Packet<'_>,
+        reassembled: u16,
+    ) -> usize {
         let bound = size_bound(pkt);
         if buf.len() < used + bound {
             buf.resize(used + bound, 0);
         }
         let written = {
             let mut out = Out::new(&mut buf[used..]);
-            self.write_message(&mut out, meta, pkt);
+            self.write_message(&mut out, meta, pkt, reassembled);
             if !out.overflowed() {
                 return used + out.len();
             }
@@ -155,11 +181,17 @@ impl JsonEncoder {
         // The estimate was short (it should not be): grow to the exact size and write again.
         buf.resize(used + written, 0);
         let mut out = Out::new(&mut buf[used..]);
-        self.write_message(&mut out, meta, pkt);
+        self.write_message(&mut out, meta, pkt, reassembled);
         used + out.len()
     }
 
-    fn write_message(&mut self, out: &mut Out<'_>, meta: &FrameMeta, pkt: &Packet<'_>) {
+    fn write_message(
+        &mut self,
+        out: &mut Out<'_>,
+        meta: &FrameMeta,
+        pkt: &Packet<'_>,
+        reassembled: u16,
+    ) {
         self.community_id_at = None;
         out.extend_from_slice(b"{\"data\":{");
         write_layers(out, pkt);
@@ -188,6 +220,11 @@ impl JsonEncoder {
         push_u64(out, u64::from(meta.wire_len));
         out.extend_from_slice(b",\"cap_len\":");
         push_u64(out, u64::from(meta.cap_len));
+        if reassembled != 0 {
+            out.extend_from_slice(b",\"reassembled\":{\"fragments\":");
+            push_u64(out, u64::from(reassembled));
+            out.push(b'}');
+        }
         self.write_community_ids(out, pkt);
         apps::write_fingerprints(out, pkt);
         if let Some(e) = pkt.error {

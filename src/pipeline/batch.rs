@@ -220,6 +220,9 @@ pub struct FrameRef {
     pub len: u32,
     pub link_type: u32,
     pub meta: FrameMeta,
+    /// A datagram reassembled from this many fragments (`--reassemble`); 0 for a frame as
+    /// captured.
+    pub reassembled: u16,
 }
 
 impl FrameBatch {
@@ -233,6 +236,11 @@ impl FrameBatch {
     }
 
     pub fn push(&mut self, data: &[u8], link_type: u32, meta: FrameMeta) {
+        self.push_marked(data, link_type, meta, 0);
+    }
+
+    /// Pushes a datagram reassembled from `fragments` fragments.
+    pub fn push_marked(&mut self, data: &[u8], link_type: u32, meta: FrameMeta, fragments: u16) {
         let start = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
         self.data.extend_from_slice(data);
         self.frames.push(FrameRef {
@@ -240,6 +248,7 @@ impl FrameBatch {
             len: u32::try_from(data.len()).unwrap_or(u32::MAX),
             link_type,
             meta,
+            reassembled: fragments,
         });
     }
 

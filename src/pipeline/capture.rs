@@ -17,6 +17,7 @@ use super::batch::JsonBatch;
 use super::metrics::{LatencyFeed, Metrics, RunCounters, WorkerCounters};
 use super::pcap_writer::{PcapOutConfig, PcapWriter};
 use super::publish::{BatchWriter, Published};
+use super::reassembly::{self, Reassembler, ReassemblyStats};
 use super::stats::DecodeStats;
 use super::worker::Worker;
 use crate::decode::LinkType;
@@ -172,6 +173,8 @@ pub struct CaptureSummary {
     /// Times a worker had to wait for the output (no empty batch ready): back-pressure.
     pub queue_full_waits: u64,
     pub decode: DecodeStats,
+    /// `--reassemble`: the reassemblers' counts, all workers.
+    pub reassembly: Option<ReassemblyStats>,
 }
 
 impl fmt::Display for CaptureSummary {
@@ -269,6 +272,8 @@ pub fn stop_on_signals(stop: &Arc<AtomicBool>) -> io::Result<()> {
 /// What a worker hands back when it ends.
 struct WorkerEnd {
     decode: DecodeStats,
+    /// `--reassemble`: this worker's reassembler's counts (incomplete ones counted at the end).
+    reassembly: Option<ReassemblyStats>,
     ring: RingStats,
     captured: u64,
     queue_full_waits: u64,
@@ -342,6 +347,16 @@ impl CaptureJob {
         metrics: Option<&Arc<Metrics>>,
     ) -> CaptureOutcome {
         let workers = self.workers.max(1);
+        if self.packet.reassembly.is_some() && workers > 1 && self.fanout != FanoutMode::Hash {
+            // Only the hash fanout keeps every fragment of a datagram on one ring: IPv4 ones
+            // are put back together by the kernel first (PACKET_FANOUT_FLAG_DEFRAG), IPv6
+            // ones share addresses and flow label, the hash's input, and carry no ports.
+            return CaptureOutcome::failed(CaptureError::Config(format!(
+                "--reassemble with {workers} workers needs --fanout hash (with {} the \
+                 fragments of one datagram are spread over the workers)",
+                self.fanout.as_str()
+            )));
+        }
         // On `any` the frames are cooked (SLL2) in user space, so the filter runs there too,
         // compiled for SLL2; elsewhere the kernel runs it, compiled for Ethernet.
         let any = self.iface == ANY_INTERFACE;
@@ -621,6 +636,11 @@ impl CaptureJob {
         let (alive_tx, alive_rx) = bounded::<()>(0);
         let mut handles = Vec::with_capacity(workers);
         let mut spawn_error = None;
+        // `--reassembly-mb` bounds all workers together: each reassembler gets its share.
+        let mut per_worker_packet = self.packet;
+        if let Some(r) = per_worker_packet.reassembly.as_mut() {
+            r.memory_bytes /= workers;
+        }
         for (i, (ring, cpu)) in rings
             .into_iter()
             .zip(cpus.into_iter().chain(std::iter::repeat(None)))
@@ -630,7 +650,7 @@ impl CaptureJob {
                 ring,
                 cpu,
                 source_host: self.source_host.clone(),
-                packet: self.packet,
+                packet: per_worker_packet,
                 limit: self.count,
                 claimed: Arc::clone(&claimed),
                 halt: Arc::clone(&halt),
@@ -695,6 +715,12 @@ impl CaptureJob {
                     summary.captured += end.captured;
                     summary.queue_full_waits += end.queue_full_waits;
                     summary.decode.add(&end.decode);
+                    if let Some(r) = &end.reassembly {
+                        summary
+                            .reassembly
+                            .get_or_insert_with(ReassemblyStats::default)
+                            .add(r);
+                    }
                     summary.received += end.ring.packets;
                     summary.kernel_drops += end.ring.drops;
                     summary.freezes += end.ring.freezes;
@@ -881,6 +907,8 @@ struct WorkerCtx {
 /// Per-frame state of a worker, borrowed by the ring callback.
 struct Encoding<'a> {
     worker: Worker,
+    /// `--reassemble`: this worker's reassembler (its share of `--reassembly-mb`).
+    reasm: Option<Reassembler>,
     index: u16,
     batch: Option<JsonBatch>,
     batch_started: Instant,
@@ -949,6 +977,13 @@ impl Encoding<'_> {
             batch.first_time_ns = meta.time_ns;
         }
         self.worker.process(self.link, bytes, meta, batch);
+        if let Some(r) = self.reasm.as_mut() {
+            if let Some(d) = r.offer(self.link, bytes, meta.time_ns) {
+                let m = reassembly::frame_meta(meta.time_ns, d.frame);
+                self.worker
+                    .process_reassembled(d.link, d.frame, &m, d.fragments, batch);
+            }
+        }
         self.captured += 1;
         if batch.is_full() {
             self.send();
@@ -998,6 +1033,7 @@ impl WorkerCtx {
         }
         let mut enc = Encoding {
             worker: Worker::with_options(&self.source_host, &self.packet),
+            reasm: self.packet.reassembly.map(Reassembler::new),
             index: self.index,
             batch: self.free_rx.recv().ok(),
             batch_started: Instant::now(),
@@ -1068,10 +1104,14 @@ impl WorkerCtx {
                 }
             }
         }
+        if let Some(r) = enc.reasm.as_mut() {
+            r.finish();
+        }
         enc.send();
         let ring = publish_stats(&self.live, &mut self.ring, &enc);
         WorkerEnd {
             decode: enc.worker.stats,
+            reassembly: enc.reasm.as_ref().map(Reassembler::stats),
             ring,
             captured: enc.captured,
             queue_full_waits: enc.queue_full_waits,
@@ -1096,6 +1136,9 @@ fn publish_stats(live: &WorkerCounters, ring: &mut Ring, enc: &Encoding<'_>) -> 
     live.kernel_drops.store(s.drops, Ordering::Release);
     live.freezes.store(s.freezes, Ordering::Release);
     live.publish_decode(&enc.worker.stats);
+    if let Some(r) = &enc.reasm {
+        live.publish_reassembly(&r.stats());
+    }
     live.captured.store(captured, Ordering::Release);
     s
 }

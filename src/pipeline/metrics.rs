@@ -16,6 +16,7 @@
 //! bound for each message (exact for the batch's first), seen with a resolution of 1 ms (the
 //! watcher thread polls the acknowledged count that often while batches are outstanding).
 
+use super::reassembly::{GiveUp, ReassemblyStats};
 use super::stats::DecodeStats;
 use crate::decode::ErrorKind;
 use crate::sink::SinkProbe;
@@ -57,6 +58,24 @@ pub struct WorkerCounters {
     pub written: AtomicU64,
     /// Malformed packets by [`ErrorKind::index`].
     pub malformed: [AtomicU64; ErrorKind::ALL.len()],
+    /// `--reassemble`: the reassembler's counts (`read` with several workers: the reading
+    /// thread's, stored under worker 0).
+    pub reassembly: ReassemblyCounters,
+}
+
+/// A reassembler's counts as atomics (see [`ReassemblyStats`]).
+#[derive(Debug, Default)]
+pub struct ReassemblyCounters {
+    /// Set once a reassembler stored its counts: the families are shown only then.
+    pub enabled: AtomicBool,
+    pub fragments: AtomicU64,
+    pub reassembled: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub overlaps_trimmed: AtomicU64,
+    pub bad_fragments: AtomicU64,
+    pub late_fragments: AtomicU64,
+    pub given_up: [AtomicU64; GiveUp::ALL.len()],
+    pub memory_bytes: AtomicU64,
 }
 
 impl WorkerCounters {
@@ -66,6 +85,23 @@ impl WorkerCounters {
         for (a, &b) in self.malformed.iter().zip(&s.malformed) {
             a.store(b, Ordering::Relaxed);
         }
+    }
+
+    /// Stores a reassembler's counts (per batch or stats refresh, like the decode counts).
+    pub fn publish_reassembly(&self, s: &ReassemblyStats) {
+        let r = &self.reassembly;
+        r.fragments.store(s.fragments, Ordering::Relaxed);
+        r.reassembled.store(s.reassembled, Ordering::Relaxed);
+        r.duplicates.store(s.duplicates, Ordering::Relaxed);
+        r.overlaps_trimmed
+            .store(s.overlaps_trimmed, Ordering::Relaxed);
+        r.bad_fragments.store(s.bad_fragments, Ordering::Relaxed);
+        r.late_fragments.store(s.late_fragments, Ordering::Relaxed);
+        for (a, &b) in r.given_up.iter().zip(&s.given_up) {
+            a.store(b, Ordering::Relaxed);
+        }
+        r.memory_bytes.store(s.memory_bytes, Ordering::Relaxed);
+        r.enabled.store(true, Ordering::Release);
     }
 }
 
@@ -443,6 +479,13 @@ impl Collector for MetricsCollector {
             Counter,
             &errors,
         )?;
+        if run
+            .workers
+            .iter()
+            .any(|w| w.reassembly.enabled.load(Ordering::Acquire))
+        {
+            encode_reassembly(&mut enc, &run, &cmd)?;
+        }
         family(
             &mut enc,
             "netpipe_queue_depth_batches",
@@ -464,6 +507,77 @@ impl Collector for MetricsCollector {
         }
         Ok(())
     }
+}
+
+/// `--reassemble`: the reassemblers' counts, summed over workers.
+fn encode_reassembly(
+    enc: &mut DescriptorEncoder,
+    run: &RunCounters,
+    cmd: &[(&'static str, String)],
+) -> fmt::Result {
+    use MetricType::{Counter, Gauge};
+    let sum = |f: &dyn Fn(&ReassemblyCounters) -> &AtomicU64| -> u64 {
+        run.workers.iter().map(|w| load(f(&w.reassembly))).sum()
+    };
+    let counters: [(&str, &str, u64); 6] = [
+        (
+            "netpipe_reassembly_fragments",
+            "IP fragments offered to the reassembler",
+            sum(&|r| &r.fragments),
+        ),
+        (
+            "netpipe_reassembly_datagrams",
+            "Datagrams reassembled (one extra message each)",
+            sum(&|r| &r.reassembled),
+        ),
+        (
+            "netpipe_reassembly_duplicate_fragments",
+            "Exact duplicate fragments ignored",
+            sum(&|r| &r.duplicates),
+        ),
+        (
+            "netpipe_reassembly_overlapping_fragments",
+            "IPv4 fragments overlapping bytes already held (first wins: only the gaps used)",
+            sum(&|r| &r.overlaps_trimmed),
+        ),
+        (
+            "netpipe_reassembly_bad_fragments",
+            "Fragments rejected on their own (cut short by the capture, empty, length not a \
+             multiple of 8)",
+            sum(&|r| &r.bad_fragments),
+        ),
+        (
+            "netpipe_reassembly_late_fragments",
+            "Fragments of a datagram already given up",
+            sum(&|r| &r.late_fragments),
+        ),
+    ];
+    for (name, help, v) in counters {
+        family(enc, name, help, Counter, &[(cmd.to_vec(), v)])?;
+    }
+    let rows: Vec<_> = GiveUp::ALL
+        .iter()
+        .map(|g| {
+            let mut l = cmd.to_vec();
+            l.push(("reason", g.as_str().to_string()));
+            (l, sum(&|r| &r.given_up[g.index()]))
+        })
+        .collect();
+    family(
+        enc,
+        "netpipe_reassembly_given_up",
+        "Datagrams given up, by reason (incomplete: still incomplete at the end of input, no \
+         loss of output)",
+        Counter,
+        &rows,
+    )?;
+    family(
+        enc,
+        "netpipe_reassembly_memory_bytes",
+        "Bytes the reassemblers hold now (at most --reassembly-mb)",
+        Gauge,
+        &[(cmd.to_vec(), sum(&|r| &r.memory_bytes))],
+    )
 }
 
 fn encode_sink(enc: &mut DescriptorEncoder, sink: &SinkProbe, written: u64) -> fmt::Result {

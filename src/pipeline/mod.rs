@@ -7,5 +7,6 @@ pub mod pcap_writer;
 pub mod progress;
 mod publish;
 pub mod read;
+pub mod reassembly;
 pub mod stats;
 pub mod worker;

@@ -10,6 +10,7 @@ use super::metrics::{Metrics, RunCounters};
 use super::pcap_writer::PcapWriter;
 use super::progress::Progress;
 use super::publish::{BatchWriter, Published};
+use super::reassembly::{self, Reassembler, ReassemblyStats};
 use super::stats::{DecodeStats, Summary};
 use super::worker::Worker;
 use crate::decode::{link_type_name, LinkType};
@@ -284,6 +285,7 @@ impl ReadJob {
         summary.read = state.read;
         summary.filtered_out = state.filtered_out;
         summary.decode = decode;
+        summary.reassembly = state.reassembly;
         summary.written = published.written;
         summary.not_written = published.not_written;
         summary.output_closed =
@@ -314,14 +316,19 @@ impl ReadJob {
         free_rx: &Receiver<JsonBatch>,
     ) -> (DecodeStats, Option<JobError>) {
         let mut worker = Worker::with_options(&self.source_host, &self.packet);
+        // `--reassemble`: fragments are put together here, in file order.
+        let mut reasm = self.packet.reassembly.map(Reassembler::new);
         let mut seq = 0u64;
         let Ok(mut batch) = free_rx.recv() else {
             return (worker.stats, None);
         };
         let shared = Arc::clone(&state.counters.workers[0]);
         let run = Arc::clone(state.counters);
-        let publish = |stats: &DecodeStats| {
+        let publish = |stats: &DecodeStats, reasm: &Option<Reassembler>| {
             shared.publish_decode(stats);
+            if let Some(r) = reasm {
+                shared.publish_reassembly(&r.stats());
+            }
             shared.captured.store(stats.decoded, Ordering::Release);
         };
         let error = state.for_each_frame(|item, counts| {
@@ -333,7 +340,7 @@ impl ReadJob {
                 }
                 batch.seq = seq;
                 seq += 1;
-                publish(&worker.stats);
+                publish(&worker.stats, &reasm);
                 run.store_read(counts);
                 let next = free_rx.recv().map_err(|_| ())?;
                 return full_tx
@@ -341,10 +348,16 @@ impl ReadJob {
                     .map_err(|_| ());
             };
             worker.process(link, frame.data, meta, &mut batch);
+            if let Some(r) = reasm.as_mut() {
+                if let Some(d) = r.offer(link, frame.data, meta.time_ns) {
+                    let m = reassembly::frame_meta(meta.time_ns, d.frame);
+                    worker.process_reassembled(d.link, d.frame, &m, d.fragments, &mut batch);
+                }
+            }
             if batch.is_full() {
                 batch.seq = seq;
                 seq += 1;
-                publish(&worker.stats);
+                publish(&worker.stats, &reasm);
                 // Before the batch goes: a reader never sees more written than read.
                 run.store_read(counts);
                 let next = free_rx.recv().map_err(|_| ())?;
@@ -358,7 +371,8 @@ impl ReadJob {
             batch.seq = seq;
             let _ = full_tx.send(batch);
         }
-        publish(&worker.stats);
+        state.reassembly = finish_reassembly(&mut reasm);
+        publish(&worker.stats, &reasm);
         (worker.stats, error)
     }
 
@@ -406,8 +420,17 @@ impl ReadJob {
                             out.worker = u16::try_from(i).unwrap_or(u16::MAX);
                             for f in &frames.frames {
                                 let link = LinkType::from_number(f.link_type);
-                                if let Some(link) = link {
+                                let Some(link) = link else { continue };
+                                if f.reassembled == 0 {
                                     worker.process(link, frames.frame(f), &f.meta, &mut out);
+                                } else {
+                                    worker.process_reassembled(
+                                        link,
+                                        frames.frame(f),
+                                        &f.meta,
+                                        f.reassembled,
+                                        &mut out,
+                                    );
                                 }
                             }
                             // Held until the publisher has written the JSON.
@@ -441,11 +464,22 @@ impl ReadJob {
             let mut seq = 0u64;
             let mut current = back_rx.recv().ok();
             let run = Arc::clone(state.counters);
+            // `--reassemble`: on the reading thread, which sees every fragment in file order;
+            // a completed datagram travels as one more frame right after the fragment that
+            // completed it, so its message keeps its place in the output.
+            let mut reasm = self.packet.reassembly.map(Reassembler::new);
+            let reader_counters = Arc::clone(&state.counters.workers[0]);
             let error = state.for_each_frame(|item, counts| {
                 let batch = current.as_mut().ok_or(())?;
                 let end_of_file = match item {
-                    Some((_, frame, meta)) => {
+                    Some((link, frame, meta)) => {
                         batch.push(frame.data, frame.link_type, *meta);
+                        if let Some(r) = reasm.as_mut() {
+                            if let Some(d) = r.offer(link, frame.data, meta.time_ns) {
+                                let m = reassembly::frame_meta(meta.time_ns, d.frame);
+                                batch.push_marked(d.frame, d.link.number(), m, d.fragments);
+                            }
+                        }
                         false
                     }
                     // A file ended: its last frames go to a worker at once.
@@ -458,6 +492,9 @@ impl ReadJob {
                     if full.is_oversized() {
                         token_rx.recv().map_err(|_| ())?;
                         full.hold = Some(OversizedToken(token_tx.clone()));
+                    }
+                    if let Some(r) = &reasm {
+                        reader_counters.publish_reassembly(&r.stats());
                     }
                     run.store_read(counts);
                     work_tx.send(full).map_err(|_| ())?;
@@ -475,6 +512,10 @@ impl ReadJob {
                 }
             }
             drop(work_tx);
+            state.reassembly = finish_reassembly(&mut reasm);
+            if let Some(r) = &state.reassembly {
+                reader_counters.publish_reassembly(r);
+            }
             let mut stats = DecodeStats::default();
             for h in handles {
                 if let Ok(s) = h.join() {
@@ -484,6 +525,14 @@ impl ReadJob {
             (stats, error)
         })
     }
+}
+
+/// The end of input: datagrams still incomplete are counted; the final counts.
+fn finish_reassembly(reasm: &mut Option<Reassembler>) -> Option<ReassemblyStats> {
+    reasm.as_mut().map(|r| {
+        r.finish();
+        r.stats()
+    })
 }
 
 /// The `read` `--stats-interval` line: totals, rates since the last line (`last`: when, frames
@@ -527,6 +576,8 @@ struct ReadState<'j> {
     /// `-w`: every frame that passes the filter goes here, in file order, before decoding.
     pcap: Option<PcapWriter>,
     last_link_type: Option<u32>,
+    /// `--reassemble`: the reassembler's final counts.
+    reassembly: Option<ReassemblyStats>,
 }
 
 impl<'j> ReadState<'j> {
@@ -546,6 +597,7 @@ impl<'j> ReadState<'j> {
             passed: 0,
             pcap: None,
             last_link_type: None,
+            reassembly: None,
         }
     }
 

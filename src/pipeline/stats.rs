@@ -1,5 +1,6 @@
 //! Counters every stage keeps, merged into the exit summary.
 
+use super::reassembly::ReassemblyStats;
 use crate::decode::ErrorKind;
 use std::fmt;
 
@@ -38,6 +39,9 @@ pub struct Summary {
     /// The reader of the output went away (a closed pipe, as with `| head`): not an error.
     pub output_closed: bool,
     pub decode: DecodeStats,
+    /// `--reassemble`: what the reassembler did (the binary prints [`ReassemblyStats::line`]
+    /// after the summary).
+    pub reassembly: Option<ReassemblyStats>,
 }
 
 impl fmt::Display for Summary {

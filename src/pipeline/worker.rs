@@ -1,11 +1,13 @@
 //! The per-packet work: decode a frame and append its JSON message to a batch.
 
 use super::batch::{community_id_hash, JsonBatch};
+use super::reassembly::ReassemblyConfig;
 use super::stats::DecodeStats;
 use crate::decode::{decode_with_options_then, DecodeOptions, LinkType};
 use crate::encode::{FrameMeta, JsonEncoder};
 
-/// Per-packet choices of a run (`--community-id-seed`, `--mpls-payload`, `--partitions`).
+/// Per-packet choices of a run (`--community-id-seed`, `--mpls-payload`, `--partitions`,
+/// `--reassemble`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PacketOptions {
     /// Seed of the Community ID hash (0 is the specification's default).
@@ -17,6 +19,9 @@ pub struct PacketOptions {
     /// output, the sink finds each hash from the message instead (the same partition, with
     /// the work in the publisher thread rather than the workers).
     pub partitions: u16,
+    /// `--reassemble`: reassemble IP fragments with these limits (one extra message per
+    /// datagram); `None`, the default, leaves every packet on its own.
+    pub reassembly: Option<ReassemblyConfig>,
 }
 
 impl Default for PacketOptions {
@@ -25,6 +30,7 @@ impl Default for PacketOptions {
             community_id_seed: 0,
             decode: DecodeOptions::default(),
             partitions: 1,
+            reassembly: None,
         }
     }
 }
@@ -69,6 +75,31 @@ impl Worker {
             self.encoder
                 .encode_at(&mut batch.buf, batch.used, meta, pkt)
         });
+        self.commit(batch, end);
+    }
+
+    /// Appends the message for a datagram reassembled from `fragments` fragments (a
+    /// synthetic frame, see `pipeline::reassembly`), marked as such in the envelope. Not
+    /// counted in [`DecodeStats`] (those count captured frames; the reassembler counts its
+    /// datagrams).
+    pub fn process_reassembled(
+        &mut self,
+        link: LinkType,
+        frame: &[u8],
+        meta: &FrameMeta,
+        fragments: u16,
+        batch: &mut JsonBatch,
+    ) {
+        let end = decode_with_options_then(link, frame, &self.decode, |pkt| {
+            self.encoder
+                .encode_reassembled_at(&mut batch.buf, batch.used, meta, pkt, fragments)
+        });
+        self.commit(batch, end);
+    }
+
+    /// Records the message just written (ending at `end`) and, with partitions, its flow hash.
+    #[inline]
+    fn commit(&self, batch: &mut JsonBatch, end: usize) {
         let start = batch.used;
         batch.commit(end);
         if self.hash_flows {
@@ -228,5 +259,24 @@ mod tests {
             checked += batch.len();
         }
         assert!(checked > 14_000, "{checked} messages");
+    }
+
+    /// Appends the message for a datagram reassembled from `fragments` fragments (a
+    /// synthetic frame, see `pipeline::reassembly`), marked as such in the envelope. Not
+    /// counted in [`DecodeStats`] (those count captured frames; the reassembler counts its
+    /// datagrams).
+    pub fn process_reassembled(
+        &mut self,
+        link: LinkType,
+        frame: &[u8],
+        meta: &FrameMeta,
+        fragments: u16,
+        batch: &mut JsonBatch,
+    ) {
+        let end = decode_with_options_then(link, frame, &self.decode, |pkt| {
+            self.encoder
+                .encode_reassembled_at(&mut batch.buf, batch.used, meta, pkt, fragments)
+        });
+        batch.commit(end);
     }
 }
