@@ -260,23 +260,4 @@ mod tests {
         }
         assert!(checked > 14_000, "{checked} messages");
     }
-
-    /// Appends the message for a datagram reassembled from `fragments` fragments (a
-    /// synthetic frame, see `pipeline::reassembly`), marked as such in the envelope. Not
-    /// counted in [`DecodeStats`] (those count captured frames; the reassembler counts its
-    /// datagrams).
-    pub fn process_reassembled(
-        &mut self,
-        link: LinkType,
-        frame: &[u8],
-        meta: &FrameMeta,
-        fragments: u16,
-        batch: &mut JsonBatch,
-    ) {
-        let end = decode_with_options_then(link, frame, &self.decode, |pkt| {
-            self.encoder
-                .encode_reassembled_at(&mut batch.buf, batch.used, meta, pkt, fragments)
-        });
-        batch.commit(end);
-    }
 }
