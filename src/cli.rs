@@ -1689,7 +1689,7 @@ impl PacketArgs {
             },
             reassembly: self
                 .reassemble
-                .then(|| crate::pipeline::reassembly::ReassemblyConfig {
+                .then(|| crate::source::reassembly::ReassemblyConfig {
                     memory_bytes: usize::try_from(self.reassembly_mb << 20).unwrap_or(usize::MAX),
                     timeout_ns: i64::try_from(self.reassembly_timeout)
                         .unwrap_or(i64::MAX / 1_000_000_000)

@@ -937,7 +937,7 @@ fn tunnelled_frames_keep_their_layers_and_flow() {
 // (IPv4: first wins; IPv6: any overlap drops it, RFC 5722), and the memory held stays under
 // the cap while a flood of distinct datagrams is counted as evictions.
 
-use netpipe_fast::pipeline::reassembly::{GiveUp, Reassembler, ReassemblyConfig};
+use netpipe_fast::source::reassembly::{GiveUp, Reassembler, ReassemblyConfig};
 
 /// A raw IPv4 fragment (link type 228) with identification `id`.
 fn frag_v4(id: u16, offset: usize, more: bool, data: &[u8]) -> Vec<u8> {

@@ -20,7 +20,7 @@
 use libfuzzer_sys::fuzz_target;
 use netpipe_fast::decode::{decode, LinkType};
 use netpipe_fast::encode::JsonEncoder;
-use netpipe_fast::pipeline::reassembly::{frame_meta, GiveUp, Reassembler, ReassemblyConfig};
+use netpipe_fast::source::reassembly::{frame_meta, GiveUp, Reassembler, ReassemblyConfig};
 
 const LINK_TYPES: [LinkType; 7] = [
     LinkType::Null,

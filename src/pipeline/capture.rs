@@ -17,7 +17,6 @@ use super::batch::JsonBatch;
 use super::metrics::{LatencyFeed, Metrics, RunCounters, WorkerCounters};
 use super::pcap_writer::{PcapOutConfig, PcapWriter};
 use super::publish::{BatchWriter, Published};
-use super::reassembly::{self, Reassembler, ReassemblyStats};
 use super::stats::DecodeStats;
 use super::worker::Worker;
 use crate::decode::LinkType;
@@ -25,6 +24,7 @@ use crate::encode::FrameMeta;
 use crate::sink::{Output, Sink, SinkProbe, Undelivered};
 use crate::source::filter::{BpfFilter, FilterError};
 use crate::source::privilege::{PrivilegeError, TargetUser};
+use crate::source::reassembly::{self, Reassembler, ReassemblyStats};
 use crate::source::ring::{
     FanoutMode, Ring, RingConfig, RingError, RingStats, ANY_INTERFACE, MIN_BLOCK_COUNT,
 };

@@ -16,10 +16,10 @@
 //! bound for each message (exact for the batch's first), seen with a resolution of 1 ms (the
 //! watcher thread polls the acknowledged count that often while batches are outstanding).
 
-use super::reassembly::{GiveUp, ReassemblyStats};
 use super::stats::DecodeStats;
 use crate::decode::ErrorKind;
 use crate::sink::SinkProbe;
+use crate::source::reassembly::{GiveUp, ReassemblyStats};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use hdrhistogram::Histogram;
 use prometheus_client::collector::Collector;

@@ -7,6 +7,5 @@ pub mod pcap_writer;
 pub mod progress;
 mod publish;
 pub mod read;
-pub mod reassembly;
 pub mod stats;
 pub mod worker;

@@ -1,7 +1,7 @@
 //! Counters every stage keeps, merged into the exit summary.
 
-use super::reassembly::ReassemblyStats;
 use crate::decode::ErrorKind;
+use crate::source::reassembly::ReassemblyStats;
 use std::fmt;
 
 /// Decode-side counters (one set per worker, added up at the end).

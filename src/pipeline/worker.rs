@@ -1,10 +1,10 @@
 //! The per-packet work: decode a frame and append its JSON message to a batch.
 
 use super::batch::{community_id_hash, JsonBatch};
-use super::reassembly::ReassemblyConfig;
 use super::stats::DecodeStats;
 use crate::decode::{decode_with_options_then, DecodeOptions, LinkType};
 use crate::encode::{FrameMeta, JsonEncoder};
+use crate::source::reassembly::ReassemblyConfig;
 
 /// Per-packet choices of a run (`--community-id-seed`, `--mpls-payload`, `--partitions`,
 /// `--reassemble`).
@@ -79,7 +79,7 @@ impl Worker {
     }
 
     /// Appends the message for a datagram reassembled from `fragments` fragments (a
-    /// synthetic frame, see `pipeline::reassembly`), marked as such in the envelope. Not
+    /// synthetic frame, see `source::reassembly`), marked as such in the envelope. Not
     /// counted in [`DecodeStats`] (those count captured frames; the reassembler counts its
     /// datagrams).
     pub fn process_reassembled(

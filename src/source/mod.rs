@@ -8,6 +8,7 @@ pub mod interfaces;
 pub mod pcap_file;
 #[cfg(feature = "capture")]
 pub mod privilege;
+pub mod reassembly;
 #[cfg(feature = "capture")]
 pub mod ring;
 #[cfg(feature = "capture")]

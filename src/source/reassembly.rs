@@ -78,17 +78,24 @@ impl Default for ReassemblyConfig {
 /// Why a datagram was given up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GiveUp {
+    /// Not complete within the timeout (capture time since its first fragment).
     Timeout,
+    /// Overlapping fragments where the policy drops the datagram (IPv6, RFC 5722).
     Overlap,
+    /// More fragments than the per-datagram limit.
     TooManyFragments,
+    /// Longer than an IP datagram can be.
     TooBig,
+    /// Fragments that contradict each other (two different ends, data past the end).
     Inconsistent,
+    /// Evicted, oldest first, to stay under the memory cap.
     MemoryCap,
     /// Still incomplete at the end of input (not a loss: see the module documentation).
     Incomplete,
 }
 
 impl GiveUp {
+    /// Every reason, in counter order.
     pub const ALL: [GiveUp; 7] = [
         GiveUp::Timeout,
         GiveUp::Overlap,
@@ -112,6 +119,7 @@ impl GiveUp {
         }
     }
 
+    /// Position of this reason in [`GiveUp::ALL`] and in the counters.
     pub fn index(self) -> usize {
         self as usize
     }
@@ -137,6 +145,7 @@ pub struct ReassemblyStats {
     pub given_up: [u64; GiveUp::ALL.len()],
     /// Bytes held now (a gauge), and the most held at once.
     pub memory_bytes: u64,
+    /// The most bytes held at once.
     pub peak_memory_bytes: u64,
 }
 
@@ -156,6 +165,7 @@ impl ReassemblyStats {
         self.peak_memory_bytes += o.peak_memory_bytes;
     }
 
+    /// Datagrams given up, all reasons together.
     pub fn given_up_total(&self) -> u64 {
         self.given_up.iter().sum()
     }
@@ -275,7 +285,9 @@ impl Datagram {
 /// call).
 #[derive(Debug)]
 pub struct Reassembled<'r> {
+    /// Link type of the synthetic frame (the completing fragment's).
     pub link: LinkType,
+    /// The frame: link header, IP header with the fragmentation undone, the whole payload.
     pub frame: &'r [u8],
     /// Fragments it was made of (duplicates not counted).
     pub fragments: u16,
@@ -311,6 +323,7 @@ pub struct Reassembler {
 }
 
 impl Reassembler {
+    /// A reassembler holding nothing, with these limits.
     pub fn new(cfg: ReassemblyConfig) -> Reassembler {
         Reassembler {
             cfg,
