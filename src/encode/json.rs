@@ -208,17 +208,16 @@ impl JsonEncoder {
     #[inline]
     fn write_community_ids(&mut self, out: &mut Out<'_>, pkt: &Packet<'_>) {
         let seed = self.community_id_seed;
-        if let Some(inner) = flow::flow_tuple(pkt, flow::Which::Innermost) {
+        let (inner, outer) = flow::flow_tuples(pkt);
+        if let Some(inner) = inner {
             out.extend_from_slice(b",\"community_id\":\"");
-            out.extend_from_slice(self.community_ids.id(&inner, seed).as_bytes());
+            out.extend_from_slice(self.community_ids.id(&inner, seed));
             out.push(b'"');
         }
-        if flow::is_tunnelled(pkt) {
-            if let Some(outer) = flow::flow_tuple(pkt, flow::Which::Outermost) {
-                out.extend_from_slice(b",\"community_id_outer\":\"");
-                out.extend_from_slice(self.community_ids.id(&outer, seed).as_bytes());
-                out.push(b'"');
-            }
+        if let Some(outer) = outer {
+            out.extend_from_slice(b",\"community_id_outer\":\"");
+            out.extend_from_slice(self.community_ids.id(&outer, seed));
+            out.push(b'"');
         }
     }
 }

@@ -217,26 +217,36 @@ pub(super) fn write_http(out: &mut Out<'_>, h: &Http<'_>) {
     } else {
         (&http::REQUEST_LINE, &http::REQUEST_HEADERS)
     };
-    // One pass over the header lines: for each of scapy's fields, the offset of the last line
-    // that fills it (a repeated header keeps its last value). Offsets, not slices, keep the
-    // table small enough to set up for every head.
-    const NONE: u32 = u32::MAX;
+    // One pass over the header lines: for each of scapy's fields, where in the head the value
+    // of the last line that fills it lies (a repeated header keeps its last value). Offsets,
+    // not slices, keep the table small enough to set up for every head.
+    const NONE: (u32, u32) = (u32::MAX, 0);
     let mut last = [NONE; 3 + 64];
-    for (at, name, _) in h.headers_at() {
-        if let Some(slot) =
-            http::field_index(name, line_fields, table).and_then(|i| last.get_mut(i))
-        {
-            *slot = at as u32;
+    let mut any_unknown_line = false;
+    let head_at = h.head.as_ptr() as usize;
+    for (name, value) in h.headers() {
+        match http::field_index(name, h.response).and_then(|i| last.get_mut(i)) {
+            // `value` lies inside `head`: its offset is the difference of the addresses.
+            Some(slot) => {
+                *slot = (
+                    (value.as_ptr() as usize - head_at) as u32,
+                    value.len() as u32,
+                )
+            }
+            None => any_unknown_line = true,
         }
     }
-    let value_at = |at: u32| h.line_at(at as usize).map_or(&[][..], |(_, v)| v);
+    let value_of = |(at, len): (u32, u32)| {
+        let at = at as usize;
+        h.head.get(at..at + len as usize).unwrap_or(&[])
+    };
     let parts = h.first_line_parts();
     for (i, field) in line_fields.iter().enumerate() {
         super::key(out, field, i == 0);
         let v = match parts {
             Some(p) => p[i],
             None if last[i] == NONE => &[],
-            None => value_at(last[i]),
+            None => value_of(last[i]),
         };
         quoted_latin1(out, v);
     }
@@ -244,13 +254,16 @@ pub(super) fn write_http(out: &mut Out<'_>, h: &Http<'_>) {
         let at = last.get(3 + i).copied().unwrap_or(NONE);
         if at != NONE && *field != "Unknown_Headers" {
             super::key(out, field, false);
-            quoted_latin1(out, value_at(at));
+            quoted_latin1(out, value_of(at));
         }
     }
+    if !any_unknown_line {
+        return;
+    }
     let mut any_unknown = false;
-    for (i, (_, name, _)) in h.headers_at().enumerate() {
+    for (i, (name, _)) in h.headers().enumerate() {
         // Same names (as scapy's dictionary compares them) are all known or all unknown.
-        if http::field_index(name, line_fields, table).is_some()
+        if http::field_index(name, h.response).is_some()
             || h.headers().take(i).any(|(n, _)| same_header(n, name))
         {
             continue;
