@@ -55,6 +55,8 @@ fn u8_list(out: &mut Out<'_>, b: &[u8]) {
     out.push(b']');
 }
 
+// Out of line: see the note above `write_mpls` in json.rs.
+#[inline(never)]
 pub(super) fn write_ntp(out: &mut Out<'_>, n: &Ntp<'_>) {
     num_first!(out, "leap", u64::from(n.leap()));
     num!(out, "version", u64::from(n.version()));
@@ -77,6 +79,8 @@ pub(super) fn write_ntp(out: &mut Out<'_>, n: &Ntp<'_>) {
     num!(out, "sent", n.timestamp(3));
 }
 
+// Out of line: see the note above `write_mpls` in json.rs.
+#[inline(never)]
 pub(super) fn write_bootp(out: &mut Out<'_>, b: &Bootp<'_>) {
     num_first!(out, "op", u64::from(b.byte(0)));
     num!(out, "htype", u64::from(b.byte(1)));
@@ -100,6 +104,8 @@ pub(super) fn write_bootp(out: &mut Out<'_>, b: &Bootp<'_>) {
     hex_field!(out, "options", b.options());
 }
 
+// Out of line: see the note above `write_mpls` in json.rs.
+#[inline(never)]
 pub(super) fn write_dhcp(out: &mut Out<'_>, d: &Dhcp<'_>) {
     out.extend_from_slice(b"\"options\":[");
     for (i, opt) in d.iter().enumerate() {
@@ -211,6 +217,8 @@ fn trim_ws(b: &[u8]) -> &[u8] {
     &b[start..end.max(start)]
 }
 
+// Out of line: see the note above `write_mpls` in json.rs.
+#[inline(never)]
 pub(super) fn write_http(out: &mut Out<'_>, h: &Http<'_>) {
     let (line_fields, table): (&[&str; 3], &[&str]) = if h.response {
         (&http::STATUS_LINE, &http::RESPONSE_HEADERS)
@@ -292,6 +300,8 @@ pub(super) fn write_http(out: &mut Out<'_>, h: &Http<'_>) {
     }
 }
 
+// Out of line: see the note above `write_mpls` in json.rs.
+#[inline(never)]
 pub(super) fn write_tls(out: &mut Out<'_>, t: &Tls<'_>) {
     num_first!(out, "type", u64::from(t.content_type()));
     num!(out, "version", u64::from(t.record_version()));
