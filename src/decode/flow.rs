@@ -52,17 +52,54 @@ pub enum Which {
 /// needs ports (TCP, UDP, SCTP, ICMP, ICMPv6) and the header holding them is missing (a
 /// later fragment, a header cut short).
 pub fn flow_tuple<'a>(pkt: &Packet<'a>, which: Which) -> Option<FlowTuple<'a>> {
+    let (outermost, innermost) = ip_layers(pkt)?;
+    flow_at(
+        pkt,
+        match which {
+            Which::Innermost => innermost,
+            Which::Outermost => outermost,
+        },
+    )
+}
+
+/// The flows of the innermost IP header and, when the packet is tunnelled (more than one IP
+/// header not quoted in an ICMP error), of the outermost one: what [`flow_tuple`] and
+/// [`is_tunnelled`] give, from one walk over the layers (every message's envelope needs
+/// both).
+pub fn flow_tuples<'a>(pkt: &Packet<'a>) -> (Option<FlowTuple<'a>>, Option<FlowTuple<'a>>) {
+    match ip_layers(pkt) {
+        None => (None, None),
+        Some((outermost, innermost)) => (
+            flow_at(pkt, innermost),
+            if outermost != innermost {
+                flow_at(pkt, outermost)
+            } else {
+                None
+            },
+        ),
+    }
+}
+
+/// Indices of the outermost and the innermost IP header not quoted inside an ICMP error.
+fn ip_layers(pkt: &Packet<'_>) -> Option<(usize, usize)> {
+    let mut found = None;
+    for (i, l) in pkt.layers_slice().iter().enumerate() {
+        let ip = match l {
+            Layer::Ipv4(ip) => !ip.quoted,
+            Layer::Ipv6(ip) => !ip.quoted,
+            _ => false,
+        };
+        if ip {
+            found = Some(found.map_or((i, i), |(first, _)| (first, i)));
+        }
+    }
+    found
+}
+
+/// The flow of the IP header at `layers[at]`.
+fn flow_at<'a>(pkt: &Packet<'a>, at: usize) -> Option<FlowTuple<'a>> {
     let layers = pkt.layers_slice();
-    let is_ip = |l: &Layer<'_>| match l {
-        Layer::Ipv4(ip) => !ip.quoted,
-        Layer::Ipv6(ip) => !ip.quoted,
-        _ => false,
-    };
-    let at = match which {
-        Which::Innermost => layers.iter().rposition(is_ip)?,
-        Which::Outermost => layers.iter().position(is_ip)?,
-    };
-    let (addrs, mut proto, first_fragment) = match &layers[at] {
+    let (addrs, mut proto, first_fragment) = match layers.get(at)? {
         Layer::Ipv4(ip) => {
             let (h, _) = ip.split()?;
             (Addrs::V4(&h.src, &h.dst), h.proto, h.frag() == 0)
@@ -119,11 +156,5 @@ fn icmpv6_type_code(i: &Icmpv6<'_>) -> (u16, u16) {
 
 /// Whether the packet has more than one IP flow (a tunnel): the outer one differs.
 pub fn is_tunnelled(pkt: &Packet<'_>) -> bool {
-    pkt.layers_slice()
-        .iter()
-        .filter(|l| {
-            matches!(l, Layer::Ipv4(ip) if !ip.quoted) || matches!(l, Layer::Ipv6(ip) if !ip.quoted)
-        })
-        .nth(1)
-        .is_some()
+    ip_layers(pkt).is_some_and(|(outermost, innermost)| outermost != innermost)
 }

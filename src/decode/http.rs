@@ -160,7 +160,7 @@ pub const STATUS_LINE: [&str; 3] = ["Http_Version", "Status_Code", "Reason_Phras
 impl<'a> Http<'a> {
     /// The first line, without its CRLF.
     pub fn first_line(&self) -> &'a [u8] {
-        let end = find(self.head, b"\r\n").unwrap_or(self.head.len());
+        let end = find_crlf(self.head).unwrap_or(self.head.len());
         &self.head[..end]
     }
 
@@ -188,11 +188,11 @@ impl<'a> Http<'a> {
     /// As [`Http::headers`], with the offset of each line in `head` (for [`Http::line_at`]).
     pub fn headers_at(&self) -> impl Iterator<Item = (usize, &'a [u8], &'a [u8])> + Clone {
         let head = self.head;
-        let mut at = find(head, b"\r\n").map_or(head.len(), |i| i + 2);
+        let mut at = find_crlf(head).map_or(head.len(), |i| i + 2);
         std::iter::from_fn(move || loop {
             let rest = head.get(at..).filter(|r| !r.is_empty())?;
             let line_at = at;
-            let line = match find(rest, b"\r\n") {
+            let line = match find_crlf(rest) {
                 Some(i) => {
                     at += i + 2;
                     &rest[..i]
@@ -211,7 +211,7 @@ impl<'a> Http<'a> {
     /// The header line starting at `at` (an offset from [`Http::headers_at`]).
     pub fn line_at(&self, at: usize) -> Option<(&'a [u8], &'a [u8])> {
         let rest = self.head.get(at..)?;
-        split_header(&rest[..find(rest, b"\r\n").unwrap_or(rest.len())])
+        split_header(&rest[..find_crlf(rest).unwrap_or(rest.len())])
     }
 }
 
@@ -220,15 +220,58 @@ fn split_header(line: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((&line[..colon], trim(&line[colon + 1..])))
 }
 
-/// The index of scapy's field a header name fills: `0..3` the first-line fields, then
-/// `3 + i` for `table[i]`; `None` for an unknown header.
-pub fn field_index(written: &[u8], line_fields: &[&str; 3], table: &[&str]) -> Option<usize> {
+/// The index of scapy's field a header name fills in a request (`response` false) or a
+/// response: `0..3` the first-line fields, then `3 + i` for the `i`th of
+/// [`REQUEST_HEADERS`] / [`RESPONSE_HEADERS`]; `None` for an unknown header. Only the
+/// fields whose names have the written name's length are compared (a table of bit masks
+/// made at compile time), so a known header costs one or two comparisons, not sixty.
+pub fn field_index(written: &[u8], response: bool) -> Option<usize> {
     let w = trim(written);
-    line_fields
-        .iter()
-        .chain(table.iter())
-        .position(|f| f.len() == w.len() && same_name(w, f))
+    let (masks, line_fields, table): (&[u128; NAME_LEN_SLOTS], &[&str; 3], &[&str]) = if response {
+        (&RESPONSE_NAME_LENGTHS, &STATUS_LINE, &RESPONSE_HEADERS)
+    } else {
+        (&REQUEST_NAME_LENGTHS, &REQUEST_LINE, &REQUEST_HEADERS)
+    };
+    let mut candidates = *masks.get(w.len())?;
+    // Lowest bit first: the first field in scapy's order wins, as a linear scan would.
+    while candidates != 0 {
+        let i = candidates.trailing_zeros() as usize;
+        candidates &= candidates - 1;
+        let field = match i.checked_sub(3) {
+            None => line_fields.get(i),
+            Some(j) => table.get(j),
+        }?;
+        if same_name(w, field) {
+            return Some(i);
+        }
+    }
+    None
 }
+
+/// Longest field name (32, `Access_Control_Allow_Credentials`) plus one, rounded up.
+const NAME_LEN_SLOTS: usize = 40;
+
+/// Bit `i` of entry `n` is set when field `i` (numbered as [`field_index`] returns them)
+/// has a name of `n` bytes. Every table fits in 128 bits (3 + 62 fields at most).
+const fn name_lengths(line_fields: &[&str; 3], table: &[&str]) -> [u128; NAME_LEN_SLOTS] {
+    let mut masks = [0u128; NAME_LEN_SLOTS];
+    let mut i = 0;
+    while i < 3 + table.len() {
+        let len = if i < 3 {
+            line_fields[i].len()
+        } else {
+            table[i - 3].len()
+        };
+        // Every name is shorter than NAME_LEN_SLOTS (a longer one fails the build here).
+        masks[len] |= 1u128 << i;
+        i += 1;
+    }
+    masks
+}
+
+static REQUEST_NAME_LENGTHS: [u128; NAME_LEN_SLOTS] = name_lengths(&REQUEST_LINE, &REQUEST_HEADERS);
+static RESPONSE_NAME_LENGTHS: [u128; NAME_LEN_SLOTS] =
+    name_lengths(&STATUS_LINE, &RESPONSE_HEADERS);
 
 fn same_name(trimmed: &[u8], field: &str) -> bool {
     trimmed.iter().zip(field.bytes()).all(|(&a, b)| {
@@ -258,10 +301,27 @@ fn trim(b: &[u8]) -> &[u8] {
     &b[start..end.max(start)]
 }
 
-/// First `needle` (CRLF or CRLFCRLF) in `hay`, by memchr's SIMD search: every HTTP segment
-/// is searched for both on the decode path.
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(hay, needle)
+/// Offset of the first CRLF in `hay`. Every CRLF ends at an LF, so the first LF that follows
+/// a CR is the first CRLF: memchr's SIMD search for one byte, with no searcher to set up
+/// (`memmem::find` builds one per call, which cost more than the search on these short
+/// lines).
+fn find_crlf(hay: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', hay)
+        .find(|&lf| lf > 0 && hay[lf - 1] == b'\r')
+        .map(|lf| lf - 1)
+}
+
+/// The head's length (through the first CRLFCRLF, or all of `seg` when there is none) and
+/// the number of LFs in it, in one pass over the LFs (each CRLFCRLF ends at one).
+fn head_len_and_lfs(seg: &[u8]) -> (usize, usize) {
+    let mut lfs = 0;
+    for lf in memchr::memchr_iter(b'\n', seg) {
+        lfs += 1;
+        if lf >= 3 && seg[lf - 3..lf] == *b"\r\n\r" {
+            return (lf + 1, lfs);
+        }
+    }
+    (seg.len(), lfs)
 }
 
 fn is_digit(b: u8) -> bool {
@@ -274,11 +334,9 @@ fn line_body(line: &[u8]) -> Option<&[u8]> {
     (!body.contains(&b'\n')).then_some(body)
 }
 
-/// `^(?:OPTIONS|GET|...|CONNECT) (?:.+?) HTTP/\d\.\d$`
-fn is_request_line(line: &[u8]) -> bool {
-    let Some(l) = line_body(line) else {
-        return false;
-    };
+/// `^(?:OPTIONS|GET|...|CONNECT) (?:.+?) HTTP/\d\.\d$` on a line without LF (see
+/// [`line_body`]).
+fn is_request_line(l: &[u8]) -> bool {
     let Some(method) = METHODS.iter().find(|m| l.starts_with(m)) else {
         return false;
     };
@@ -290,11 +348,8 @@ fn is_request_line(line: &[u8]) -> bool {
     tail.starts_with(b" HTTP/") && is_digit(tail[6]) && tail[7] == b'.' && is_digit(tail[8])
 }
 
-/// `^HTTP/\d\.\d \d\d\d .*$`
-fn is_status_line(line: &[u8]) -> bool {
-    let Some(l) = line_body(line) else {
-        return false;
-    };
+/// `^HTTP/\d\.\d \d\d\d .*$` on a line without LF (see [`line_body`]).
+fn is_status_line(l: &[u8]) -> bool {
     l.len() >= 13
         && l.starts_with(b"HTTP/")
         && is_digit(l[5])
@@ -305,12 +360,23 @@ fn is_status_line(line: &[u8]) -> bool {
         && l[12] == b' '
 }
 
-/// A cheap first look: the payload starts with a method and a space, or with `HTTP/`.
+/// A cheap first look: the payload starts with a method and a space, or with `HTTP/`. The
+/// first byte picks the one method (or `HTTP/`) it can be, so a body segment costs one
+/// comparison.
 pub fn may_start_http(payload: &[u8]) -> bool {
-    payload.starts_with(b"HTTP/")
-        || METHODS
-            .iter()
-            .any(|m| payload.len() > m.len() && payload.starts_with(m) && payload[m.len()] == b' ')
+    let method: &[u8] = match payload.first() {
+        Some(b'G') => b"GET",
+        Some(b'P') if payload.get(1) == Some(&b'O') => b"POST",
+        Some(b'P') => b"PUT",
+        Some(b'H') if payload.starts_with(b"HTTP/") => return true,
+        Some(b'H') => b"HEAD",
+        Some(b'O') => b"OPTIONS",
+        Some(b'D') => b"DELETE",
+        Some(b'T') => b"TRACE",
+        Some(b'C') => b"CONNECT",
+        _ => return false,
+    };
+    payload.len() > method.len() && payload.starts_with(method) && payload[method.len()] == b' '
 }
 
 /// Whether a TCP payload starts with an HTTP/1.x request or status line (scapy's test).
@@ -319,8 +385,13 @@ pub fn looks_like_http(payload: &[u8]) -> Option<bool> {
     if !may_start_http(payload) {
         return None;
     }
-    let crlf = find(payload, b"\r\n")?;
-    let line = &payload[..crlf];
+    // Usually the first LF ends the first CRLF, and the line before it holds no LF: then
+    // the line is checked as it is. Otherwise scapy's `$` rules apply (`line_body`).
+    let first_lf = memchr::memchr(b'\n', payload)?;
+    let line = match first_lf.checked_sub(1) {
+        Some(cr) if payload[cr] == b'\r' => &payload[..cr],
+        _ => line_body(&payload[..find_crlf(payload)?])?,
+    };
     if is_request_line(line) {
         Some(false)
     } else if is_status_line(line) {
@@ -335,16 +406,15 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let Some(response) = looks_like_http(rest) else {
         return Next::Stop;
     };
-    let head_len = find(rest, b"\r\n\r\n").map_or(rest.len(), |i| i + 4);
+    let (head_len, lfs) = head_len_and_lfs(rest);
     let http = Http {
         head: &rest[..head_len],
         response,
     };
-    // A head has at most one header line per LF (plus a last one without): counting LFs is
-    // one SIMD pass, and only a head with that many lines is walked line by line.
-    if memchr::memchr_iter(b'\n', http.head).count() >= MAX_HEADER_LINES
-        && http.headers().nth(MAX_HEADER_LINES).is_some()
-    {
+    // A head has at most one header line per LF (plus a last one without): the LFs were
+    // counted while looking for its end, and only a head with that many lines is walked line
+    // by line.
+    if lfs >= MAX_HEADER_LINES && http.headers().nth(MAX_HEADER_LINES).is_some() {
         return fail(pkt, LayerName::Http, ErrorKind::BadRecord);
     }
     if push(pkt, Layer::Http(http)) {

@@ -1,16 +1,16 @@
 //! Community ID v1 (<https://github.com/corelight/community-id-spec>): a SHA-1 over the seed and
 //! the flow tuple, ordered so that both directions of a flow give the same value, written as
-//! `1:` and the base64 of the digest. SHA-1 and base64 come from the RustCrypto `sha1` and the
-//! `base64` crates; nothing is allocated per packet.
+//! `1:` and the base64 of the digest. The SHA-1 compression function comes from the RustCrypto
+//! `sha1` crate (SHA-NI when the CPU has it); the one padded block and the 28 base64
+//! characters of the digest are laid out here. Nothing is allocated per packet.
 //!
 //! Hashing costs about as much as a quarter of the rest of the per-packet work, and most
 //! packets belong to a flow seen a moment ago, so [`IdCache`] keeps the last IDs in a small
-//! direct-mapped table keyed by the exact bytes that would be hashed: a hit returns the same
+//! direct-mapped table keyed by the ordered flow packed into five words (every field of the
+//! bytes that would be hashed, so different bytes never share a key): a hit returns the same
 //! text the hash would give, by construction.
 
 use crate::decode::flow::{Addrs, FlowTuple, PROTO_ICMP, PROTO_ICMPV6};
-use base64::Engine;
-use sha1::{Digest, Sha1};
 
 /// Length of `1:` + base64 of a 20-byte digest.
 pub const ID_LEN: usize = 2 + 28;
@@ -56,65 +56,172 @@ fn icmpv6_counterpart(icmp_type: u16) -> Option<u16> {
 /// Most bytes hashed: seed 2, two IPv6 addresses 32, protocol and padding 2, ports 4.
 const MAX_INPUT: usize = 40;
 
-/// Writes the Community ID of `flow` with `seed` into `out` and returns it as text.
+/// Writes the Community ID of `flow` with `seed` into `out` and returns it as text (ASCII).
 pub fn community_id<'o>(flow: &FlowTuple<'_>, seed: u16, out: &'o mut [u8; ID_LEN]) -> &'o str {
     let mut input = [0u8; MAX_INPUT];
-    let n = hash_input(flow, seed, &mut input);
-    render(&input[..n], out)
+    let n = Ordered::of(flow).hash_input(seed, &mut input);
+    render(&input[..n], out);
+    // base64 and `1:` are ASCII; the fallback cannot happen.
+    std::str::from_utf8(out).unwrap_or("1:")
 }
 
-/// The bytes the specification hashes for `flow`, written into `buf`; returns their length.
-fn hash_input(flow: &FlowTuple<'_>, seed: u16, buf: &mut [u8; MAX_INPUT]) -> usize {
-    // Port equivalents: ICMP type and code become (type, counterpart type) when the type has
-    // a counterpart, else (type, code) and the flow is one-way (never reordered).
-    let (ports, one_way) = match (flow.proto, flow.ports) {
-        (PROTO_ICMP, Some((t, c))) => match icmp_counterpart(t) {
-            Some(r) => (Some((t, r)), false),
-            None => (Some((t, c)), true),
-        },
-        (PROTO_ICMPV6, Some((t, c))) => match icmpv6_counterpart(t) {
-            Some(r) => (Some((t, r)), false),
-            None => (Some((t, c)), true),
-        },
-        (_, p) => (p, false),
-    };
-    let (src, dst): (&[u8], &[u8]) = match flow.addrs {
-        Addrs::V4(s, d) => (s, d),
-        Addrs::V6(s, d) => (s, d),
-    };
-    // Ordered when one-way, when the source address is the smaller, or when the addresses
-    // are equal and the source port is the smaller; otherwise both sides swap.
-    let ordered = one_way || src < dst || (src == dst && ports.is_some_and(|(sp, dp)| sp < dp));
-    let (src, dst, ports) = if ordered {
-        (src, dst, ports)
-    } else {
-        (dst, src, ports.map(|(sp, dp)| (dp, sp)))
-    };
-    let mut n = 0;
-    let mut put = |bytes: &[u8]| {
-        buf[n..n + bytes.len()].copy_from_slice(bytes);
-        n += bytes.len();
-    };
-    put(&seed.to_be_bytes());
-    put(src);
-    put(dst);
-    put(&[flow.proto, 0]);
-    if let Some((sp, dp)) = ports {
-        put(&sp.to_be_bytes());
-        put(&dp.to_be_bytes());
+/// A flow in the order the specification hashes it, addresses as unsigned big-endian numbers
+/// (an IPv4 address widened): ordering and the cache's key are integer operations, and the
+/// bytes to hash are only laid out when the cache misses.
+#[derive(Clone, Copy, Debug)]
+struct Ordered {
+    v6: bool,
+    src: u128,
+    dst: u128,
+    proto: u8,
+    ports: Option<(u16, u16)>,
+}
+
+impl Ordered {
+    fn of(flow: &FlowTuple<'_>) -> Ordered {
+        // Port equivalents: ICMP type and code become (type, counterpart type) when the type
+        // has a counterpart, else (type, code) and the flow is one-way (never reordered).
+        let (ports, one_way) = match (flow.proto, flow.ports) {
+            (PROTO_ICMP, Some((t, c))) => match icmp_counterpart(t) {
+                Some(r) => (Some((t, r)), false),
+                None => (Some((t, c)), true),
+            },
+            (PROTO_ICMPV6, Some((t, c))) => match icmpv6_counterpart(t) {
+                Some(r) => (Some((t, r)), false),
+                None => (Some((t, c)), true),
+            },
+            (_, p) => (p, false),
+        };
+        // Numbers compare as the wire's bytes do (big-endian, unsigned).
+        let (v6, src, dst) = match flow.addrs {
+            Addrs::V4(s, d) => (
+                false,
+                u128::from(u32::from_be_bytes(*s)),
+                u128::from(u32::from_be_bytes(*d)),
+            ),
+            Addrs::V6(s, d) => (true, u128::from_be_bytes(*s), u128::from_be_bytes(*d)),
+        };
+        // Ordered when one-way, when the source address is the smaller, or when the addresses
+        // are equal and the source port is the smaller; otherwise both sides swap.
+        let ordered = one_way || src < dst || (src == dst && ports.is_some_and(|(sp, dp)| sp < dp));
+        if ordered {
+            Ordered {
+                v6,
+                src,
+                dst,
+                proto: flow.proto,
+                ports,
+            }
+        } else {
+            Ordered {
+                v6,
+                src: dst,
+                dst: src,
+                proto: flow.proto,
+                ports: ports.map(|(sp, dp)| (dp, sp)),
+            }
+        }
     }
-    n
+
+    /// Five words that differ whenever the hashed bytes differ: both addresses in full, and
+    /// seed, protocol, family, whether there are ports, and the ports in the last word.
+    fn key(&self, seed: u16) -> [u64; KEY_WORDS] {
+        let (sp, dp) = self.ports.unwrap_or((0, 0));
+        [
+            (self.src >> 64) as u64,
+            self.src as u64,
+            (self.dst >> 64) as u64,
+            self.dst as u64,
+            (u64::from(seed) << 48)
+                | (u64::from(self.proto) << 40)
+                | (u64::from(self.v6) << 33)
+                | (u64::from(self.ports.is_some()) << 32)
+                | (u64::from(sp) << 16)
+                | u64::from(dp),
+        ]
+    }
+
+    /// The bytes the specification hashes, written into `buf`; returns their length.
+    fn hash_input(&self, seed: u16, buf: &mut [u8; MAX_INPUT]) -> usize {
+        let mut n = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[n..n + bytes.len()].copy_from_slice(bytes);
+            n += bytes.len();
+        };
+        put(&seed.to_be_bytes());
+        if self.v6 {
+            put(&self.src.to_be_bytes());
+            put(&self.dst.to_be_bytes());
+        } else {
+            put(&(self.src as u32).to_be_bytes());
+            put(&(self.dst as u32).to_be_bytes());
+        }
+        put(&[self.proto, 0]);
+        if let Some((sp, dp)) = self.ports {
+            put(&sp.to_be_bytes());
+            put(&dp.to_be_bytes());
+        }
+        n
+    }
+}
+
+const KEY_WORDS: usize = 5;
+
+/// SHA-1's initial state (RFC 3174 section 6.1).
+const SHA1_IV: [u32; 5] = [
+    0x6745_2301,
+    0xefcd_ab89,
+    0x98ba_dcfe,
+    0x1032_5476,
+    0xc3d2_e1f0,
+];
+
+/// SHA-1 of at most [`MAX_INPUT`] bytes. The input and its padding (RFC 3174 section 4: a 1
+/// bit, zeros, the length in bits as a 64-bit big-endian number) always fit one 64-byte
+/// block, so the block is laid out here and compressed once: the streaming `Digest` API's
+/// buffering and finalisation cost about as much as the compression itself with SHA-NI. The
+/// compression function is the `sha1` crate's (SHA-NI when the CPU has it, detected at run
+/// time).
+fn sha1_one_block(input: &[u8]) -> [u8; 20] {
+    let mut block = [0u8; 64];
+    let n = input.len().min(MAX_INPUT);
+    block[..n].copy_from_slice(&input[..n]);
+    block[n] = 0x80;
+    block[56..].copy_from_slice(&((n as u64) * 8).to_be_bytes());
+    let mut state = SHA1_IV;
+    sha1::compress(&mut state, &[block.into()]);
+    let mut digest = [0u8; 20];
+    for (chunk, word) in digest.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    digest
+}
+
+/// The standard base64 alphabet (RFC 4648 section 4).
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Base64 (RFC 4648, with padding) of a 20-byte digest: six groups of three bytes, then two
+/// bytes and one `=`, always 28 characters.
+fn base64_digest(digest: &[u8; 20], out: &mut [u8; 28]) {
+    let sextet = |v: u32, shift: u32| BASE64[(v >> shift) as usize & 63];
+    for (group, chars) in digest.chunks(3).zip(out.chunks_exact_mut(4)) {
+        let v = (u32::from(group[0]) << 16)
+            | (u32::from(group.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(group.get(2).copied().unwrap_or(0));
+        chars[0] = sextet(v, 18);
+        chars[1] = sextet(v, 12);
+        chars[2] = sextet(v, 6);
+        chars[3] = if group.len() == 3 { sextet(v, 0) } else { b'=' };
+    }
 }
 
 /// `1:` + base64(SHA-1(input)) into `out`.
-fn render<'o>(input: &[u8], out: &'o mut [u8; ID_LEN]) -> &'o str {
-    let digest = Sha1::digest(input);
+fn render(input: &[u8], out: &mut [u8; ID_LEN]) {
+    let digest = sha1_one_block(input);
+    let mut text = [0u8; 28];
+    base64_digest(&digest, &mut text);
     out[..2].copy_from_slice(b"1:");
-    let n = base64::engine::general_purpose::STANDARD
-        .encode_slice(digest, &mut out[2..])
-        .unwrap_or(0);
-    // base64 output is ASCII; the fallback cannot happen (28 bytes always fit).
-    std::str::from_utf8(&out[..2 + n]).unwrap_or("1:")
+    out[2..].copy_from_slice(&text);
 }
 
 #[cfg(test)]
@@ -308,8 +415,51 @@ mod tests {
                 };
                 let mut out = [0u8; ID_LEN];
                 let want = community_id(&flow, 3, &mut out).to_string();
-                assert_eq!(cache.id(&flow, 3), want);
-                assert_eq!(cache.id(&flow, 3), want);
+                assert_eq!(cache.id(&flow, 3), want.as_bytes());
+                assert_eq!(cache.id(&flow, 3), want.as_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn cache_keys_tell_families_and_ports_apart() {
+        // An IPv4 flow and IPv6 flows whose addresses are the same numbers, with and without
+        // ports, and the seed: all different inputs, so all must miss and give their own ID.
+        let (s4, d4) = ([1u8, 2, 3, 4], [5u8, 6, 7, 8]);
+        let mut s6 = [0u8; 16];
+        let mut d6 = [0u8; 16];
+        s6[12..].copy_from_slice(&s4);
+        d6[12..].copy_from_slice(&d4);
+        let flows = [
+            FlowTuple {
+                addrs: Addrs::V4(&s4, &d4),
+                proto: 17,
+                ports: Some((1, 2)),
+            },
+            FlowTuple {
+                addrs: Addrs::V6(&s6, &d6),
+                proto: 17,
+                ports: Some((1, 2)),
+            },
+            FlowTuple {
+                addrs: Addrs::V4(&s4, &d4),
+                proto: 17,
+                ports: None,
+            },
+            FlowTuple {
+                addrs: Addrs::V4(&s4, &d4),
+                proto: 17,
+                ports: Some((0, 0)),
+            },
+        ];
+        let mut cache = IdCache::default();
+        for seed in [0, 1] {
+            for _ in 0..2 {
+                for f in &flows {
+                    let mut out = [0u8; ID_LEN];
+                    let want = community_id(f, seed, &mut out).to_string();
+                    assert_eq!(cache.id(f, seed), want.as_bytes(), "{f:?} seed {seed}");
+                }
             }
         }
     }
@@ -336,61 +486,59 @@ const CACHE_ENTRIES: usize = 256;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    input: [u8; MAX_INPUT],
-    /// Length of `input`; 0 marks an empty entry (a real input is at least 12 bytes).
-    input_len: u8,
+    /// [`Ordered::key`] of the flow whose ID this is.
+    key: [u64; KEY_WORDS],
+    /// False for an entry never filled.
+    used: bool,
     id: [u8; ID_LEN],
 }
 
 /// The Community IDs of recently seen flows (see the module comment).
 #[derive(Clone, Debug)]
 pub struct IdCache {
-    entries: Box<[Entry]>,
+    entries: Box<[Entry; CACHE_ENTRIES]>,
 }
 
 impl Default for IdCache {
     fn default() -> IdCache {
+        const EMPTY: Entry = Entry {
+            key: [0; KEY_WORDS],
+            used: false,
+            id: [0; ID_LEN],
+        };
         IdCache {
-            entries: vec![
-                Entry {
-                    input: [0; MAX_INPUT],
-                    input_len: 0,
-                    id: [0; ID_LEN],
-                };
-                CACHE_ENTRIES
-            ]
-            .into_boxed_slice(),
+            entries: Box::new([EMPTY; CACHE_ENTRIES]),
         }
     }
 }
 
 impl IdCache {
-    /// The Community ID of `flow` with `seed`, from the table or computed (and stored).
-    pub fn id(&mut self, flow: &FlowTuple<'_>, seed: u16) -> &str {
-        let mut input = [0u8; MAX_INPUT];
-        let n = hash_input(flow, seed, &mut input);
-        // A multiply-rotate hash over the five 8-byte words of the (zero-padded) input picks
-        // the slot (a byte-at-a-time hash cost as much as the lookup saved); the whole input
-        // is compared on a hit.
-        let mut h: u64 = n as u64;
-        for w in input.chunks_exact(8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(w);
-            h = (h ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                .rotate_left(29);
+    /// The Community ID of `flow` with `seed` (ASCII text), from the table or computed (and
+    /// stored). Bytes, not `&str`: checking UTF-8 on every packet cost as much as the lookup.
+    pub fn id(&mut self, flow: &FlowTuple<'_>, seed: u16) -> &[u8; ID_LEN] {
+        let flow = Ordered::of(flow);
+        let key = flow.key(seed);
+        // The slot: the key's words rotated apart and XORed (independent operations), then
+        // one multiply whose top bits mix them all. A multiply per word, chained, was a
+        // dependency chain of some 25 cycles on every packet. The whole key is compared on a
+        // hit, so the slot only has to spread flows.
+        let folded = key[0]
+            ^ key[1].rotate_left(13)
+            ^ key[2].rotate_left(27)
+            ^ key[3].rotate_left(41)
+            ^ key[4].rotate_left(55);
+        let slot =
+            (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize & (CACHE_ENTRIES - 1);
+        let e = &mut self.entries[slot];
+        // XOR and OR of the five words (array `!=` becomes a `memcmp` call).
+        let differ = key.iter().zip(&e.key).fold(0, |acc, (a, b)| acc | (a ^ b));
+        if !e.used || differ != 0 {
+            let mut input = [0u8; MAX_INPUT];
+            let n = flow.hash_input(seed, &mut input);
+            e.key = key;
+            e.used = true;
+            render(&input[..n], &mut e.id);
         }
-        let slot = (h >> 56) as usize & (CACHE_ENTRIES - 1);
-        let Some(e) = self.entries.get_mut(slot) else {
-            return "";
-        };
-        // Unused input bytes are zero in both, so comparing all of them is exact.
-        if usize::from(e.input_len) != n || e.input != input {
-            e.input = input;
-            e.input_len = n as u8;
-            let len = render(&input[..n], &mut e.id).len();
-            debug_assert_eq!(len, ID_LEN);
-        }
-        std::str::from_utf8(&e.id).unwrap_or("")
+        &e.id
     }
 }

@@ -255,6 +255,9 @@ fn push_hex_word(out: &mut Out<'_>, w: u16) {
 
 /// Appends bytes as the contents of a JSON string, each byte one character U+0000..U+00FF
 /// (latin-1): printable ASCII as is, `"` and `\` escaped, everything else as `\u00XX`.
+///
+/// Inlined: DNS names call it once per label, and out of line the cursor lives in memory.
+#[inline]
 pub fn push_latin1_escaped(out: &mut Out<'_>, bytes: &[u8]) {
     // Runs of printable ASCII (most of a name or an HTTP header) are copied in one piece.
     let mut start = 0;

@@ -55,6 +55,8 @@ fn u8_list(out: &mut Out<'_>, b: &[u8]) {
     out.push(b']');
 }
 
+// Out of line: see the note above `write_mpls` in json.rs.
+#[inline(never)]
 pub(super) fn write_ntp(out: &mut Out<'_>, n: &Ntp<'_>) {
     num_first!(out, "leap", u64::from(n.leap()));
     num!(out, "version", u64::from(n.version()));
@@ -77,6 +79,8 @@ pub(super) fn write_ntp(out: &mut Out<'_>, n: &Ntp<'_>) {
     num!(out, "sent", n.timestamp(3));
 }
 
+// Out of line: see the note above `write_mpls` in json.rs.
+#[inline(never)]
 pub(super) fn write_bootp(out: &mut Out<'_>, b: &Bootp<'_>) {
     num_first!(out, "op", u64::from(b.byte(0)));
     num!(out, "htype", u64::from(b.byte(1)));
@@ -100,6 +104,8 @@ pub(super) fn write_bootp(out: &mut Out<'_>, b: &Bootp<'_>) {
     hex_field!(out, "options", b.options());
 }
 
+// Out of line: see the note above `write_mpls` in json.rs.
+#[inline(never)]
 pub(super) fn write_dhcp(out: &mut Out<'_>, d: &Dhcp<'_>) {
     out.extend_from_slice(b"\"options\":[");
     for (i, opt) in d.iter().enumerate() {
@@ -211,32 +217,44 @@ fn trim_ws(b: &[u8]) -> &[u8] {
     &b[start..end.max(start)]
 }
 
+// Out of line: see the note above `write_mpls` in json.rs.
+#[inline(never)]
 pub(super) fn write_http(out: &mut Out<'_>, h: &Http<'_>) {
     let (line_fields, table): (&[&str; 3], &[&str]) = if h.response {
         (&http::STATUS_LINE, &http::RESPONSE_HEADERS)
     } else {
         (&http::REQUEST_LINE, &http::REQUEST_HEADERS)
     };
-    // One pass over the header lines: for each of scapy's fields, the offset of the last line
-    // that fills it (a repeated header keeps its last value). Offsets, not slices, keep the
-    // table small enough to set up for every head.
-    const NONE: u32 = u32::MAX;
+    // One pass over the header lines: for each of scapy's fields, where in the head the value
+    // of the last line that fills it lies (a repeated header keeps its last value). Offsets,
+    // not slices, keep the table small enough to set up for every head.
+    const NONE: (u32, u32) = (u32::MAX, 0);
     let mut last = [NONE; 3 + 64];
-    for (at, name, _) in h.headers_at() {
-        if let Some(slot) =
-            http::field_index(name, line_fields, table).and_then(|i| last.get_mut(i))
-        {
-            *slot = at as u32;
+    let mut any_unknown_line = false;
+    let head_at = h.head.as_ptr() as usize;
+    for (name, value) in h.headers() {
+        match http::field_index(name, h.response).and_then(|i| last.get_mut(i)) {
+            // `value` lies inside `head`: its offset is the difference of the addresses.
+            Some(slot) => {
+                *slot = (
+                    (value.as_ptr() as usize - head_at) as u32,
+                    value.len() as u32,
+                )
+            }
+            None => any_unknown_line = true,
         }
     }
-    let value_at = |at: u32| h.line_at(at as usize).map_or(&[][..], |(_, v)| v);
+    let value_of = |(at, len): (u32, u32)| {
+        let at = at as usize;
+        h.head.get(at..at + len as usize).unwrap_or(&[])
+    };
     let parts = h.first_line_parts();
     for (i, field) in line_fields.iter().enumerate() {
         super::key(out, field, i == 0);
         let v = match parts {
             Some(p) => p[i],
             None if last[i] == NONE => &[],
-            None => value_at(last[i]),
+            None => value_of(last[i]),
         };
         quoted_latin1(out, v);
     }
@@ -244,13 +262,16 @@ pub(super) fn write_http(out: &mut Out<'_>, h: &Http<'_>) {
         let at = last.get(3 + i).copied().unwrap_or(NONE);
         if at != NONE && *field != "Unknown_Headers" {
             super::key(out, field, false);
-            quoted_latin1(out, value_at(at));
+            quoted_latin1(out, value_of(at));
         }
     }
+    if !any_unknown_line {
+        return;
+    }
     let mut any_unknown = false;
-    for (i, (_, name, _)) in h.headers_at().enumerate() {
+    for (i, (name, _)) in h.headers().enumerate() {
         // Same names (as scapy's dictionary compares them) are all known or all unknown.
-        if http::field_index(name, line_fields, table).is_some()
+        if http::field_index(name, h.response).is_some()
             || h.headers().take(i).any(|(n, _)| same_header(n, name))
         {
             continue;
@@ -279,6 +300,8 @@ pub(super) fn write_http(out: &mut Out<'_>, h: &Http<'_>) {
     }
 }
 
+// Out of line: see the note above `write_mpls` in json.rs.
+#[inline(never)]
 pub(super) fn write_tls(out: &mut Out<'_>, t: &Tls<'_>) {
     num_first!(out, "type", u64::from(t.content_type()));
     num!(out, "version", u64::from(t.record_version()));
