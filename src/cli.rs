@@ -368,8 +368,8 @@ pub struct CaptureArgs {
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
 
-    /// How the kernel spreads packets over the workers' rings (hash keeps a flow, IP
-    /// fragments included, on one worker).
+    /// How the kernel spreads packets over the workers' rings (hash keeps a flow on one
+    /// worker, and the fragments of one IP datagram, every one of them captured).
     #[arg(long, value_enum, default_value_t = FanoutArg::Hash, value_name = "MODE")]
     pub fanout: FanoutArg,
 

@@ -391,7 +391,7 @@ fn fanout_group_delivers_each_frame_to_one_ring() {
             open_ring(&pair.b, cfg).expect("open fanout ring")
         })
         .collect();
-    // Hash mode (with the defrag flag) is accepted too, in a group of its own.
+    // Hash mode is accepted too, in a group of its own.
     let mut hash_cfg = small_config("vb");
     hash_cfg.fanout = Some((group.wrapping_add(1), FanoutMode::Hash));
     drop(open_ring(&pair.b, hash_cfg).expect("open hash fanout ring"));

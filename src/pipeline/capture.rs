@@ -348,9 +348,12 @@ impl CaptureJob {
     ) -> CaptureOutcome {
         let workers = self.workers.max(1);
         if self.packet.reassembly.is_some() && workers > 1 && self.fanout != FanoutMode::Hash {
-            // Only the hash fanout keeps every fragment of a datagram on one ring: IPv4 ones
-            // are put back together by the kernel first (PACKET_FANOUT_FLAG_DEFRAG), IPv6
-            // ones share addresses and flow label, the hash's input, and carry no ports.
+            // Only the hash fanout keeps every fragment of a datagram on one ring: the
+            // kernel hashes an IP fragment, first one included, by its addresses and
+            // protocol, without ports (FanoutMode::type_flags cites the kernel source). It
+            // does not reassemble before the fanout (no PACKET_FANOUT_FLAG_DEFRAG), so every
+            // fragment is captured, as with one worker, and each worker's reassembler sees
+            // all the fragments of its datagrams.
             return CaptureOutcome::failed(CaptureError::Config(format!(
                 "--reassemble with {workers} workers needs --fanout hash (with {} the \
                  fragments of one datagram are spread over the workers)",

@@ -45,7 +45,8 @@ const TPID_8021Q: u16 = 0x8100;
 /// How the kernel spreads frames over the rings of one fanout group (`packet(7)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FanoutMode {
-    /// By flow hash, with IP fragments reassembled first so a flow stays on one ring.
+    /// By the kernel's symmetric flow hash: both directions of a flow on one ring, and every
+    /// fragment of one IP datagram on one ring (see [`FanoutMode::type_flags`]).
     Hash,
     /// Round robin.
     Lb,
@@ -59,9 +60,29 @@ pub enum FanoutMode {
 
 impl FanoutMode {
     /// The `PACKET_FANOUT` type-and-flags half word.
+    ///
+    /// `Hash` does not set `PACKET_FANOUT_FLAG_DEFRAG`. With it, `packet_rcv_fanout`
+    /// (net/packet/af_packet.c) hands IPv4 frames to `ip_check_defrag` before the fanout, and
+    /// the fragments of a datagram that never completes, or whose fragments overlap, never
+    /// reach a ring and are counted nowhere (not even in `tp_drops`): a silent loss, and not
+    /// what tcpdump or one ring sees. Without it the fragments of one datagram still share a
+    /// ring: `fanout_demux_hash` takes `__skb_get_hash_symmetric` (kernel commit
+    /// eb70db875671; `__skb_get_hash_symmetric_net` now), which dissects with
+    /// `flow_keys_dissector_symmetric` and without `FLOW_DISSECTOR_F_PARSE_1ST_FRAG`. In
+    /// `__skb_flow_dissect` (net/core/flow_dissector.c) an IPv4 header with MF or an offset
+    /// (`ip_is_fragment`), first fragment included, stops the dissection before the ports,
+    /// and so does an IPv6 fragment header (`NEXTHDR_FRAGMENT`); the ports stay 0. The hash
+    /// of every fragment is then that of its addresses and protocol. IPv4: source,
+    /// destination and protocol, all part of the reassembler's key, so one datagram is one
+    /// ring. IPv6: the addresses and the fragment header's next header (kernels before commit
+    /// a5e2151ff9d5 stop at the addresses of a header with a flow label), the same in every
+    /// fragment a sender makes; RFC 8200 lets the next header of later fragments differ,
+    /// and such a datagram may be split over rings: its fragments are all captured, and the
+    /// reassembler gives it up (counted). Unfragmented packets are still hashed with their
+    /// ports, per flow, so a flow's fragments may land on another ring than its whole packets.
     pub fn type_flags(self) -> u16 {
         match self {
-            FanoutMode::Hash => ring_sys::PACKET_FANOUT_HASH | ring_sys::PACKET_FANOUT_FLAG_DEFRAG,
+            FanoutMode::Hash => ring_sys::PACKET_FANOUT_HASH,
             FanoutMode::Lb => ring_sys::PACKET_FANOUT_LB,
             FanoutMode::Cpu => ring_sys::PACKET_FANOUT_CPU,
             FanoutMode::Rollover => ring_sys::PACKET_FANOUT_ROLLOVER,
@@ -866,7 +887,13 @@ mod tests {
             assert_eq!(m.parse::<FanoutMode>().unwrap().as_str(), m);
         }
         assert!("rnd".parse::<FanoutMode>().is_err());
-        assert_eq!(FanoutMode::Hash.type_flags(), 0x8000);
+        // Hash mode without PACKET_FANOUT_FLAG_DEFRAG: the kernel would swallow incomplete
+        // and overlapping IPv4 datagrams (see type_flags).
+        assert_eq!(FanoutMode::Hash.type_flags(), 0);
+        for m in ["hash", "lb", "cpu", "rollover", "qm"] {
+            let flags = m.parse::<FanoutMode>().unwrap().type_flags();
+            assert_eq!(flags & ring_sys::PACKET_FANOUT_FLAG_DEFRAG, 0, "{m}");
+        }
         assert_eq!(FanoutMode::Qm.type_flags(), 5);
     }
 

@@ -59,8 +59,10 @@ pub const PACKET_FANOUT_CPU: u16 = 2;
 pub const PACKET_FANOUT_ROLLOVER: u16 = 3;
 /// Fanout mode: by the NIC's receive queue.
 pub const PACKET_FANOUT_QM: u16 = 5;
-/// Reassemble IP fragments before hashing, so every fragment of a datagram (and so a whole
-/// flow) lands on the same ring.
+/// Fanout flag: the kernel reassembles IPv4 fragments before the fanout. Not set by
+/// netpipe-fast: the kernel keeps the fragments of incomplete or overlapping datagrams to
+/// itself, uncounted (see `FanoutMode::type_flags` in ring.rs). Kept to check that nothing sets
+/// it.
 pub const PACKET_FANOUT_FLAG_DEFRAG: u16 = 0x8000;
 
 /// RX block status (`block_status`): the block belongs to the kernel / to user space.
