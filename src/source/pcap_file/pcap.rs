@@ -10,7 +10,8 @@ use super::{
 
 const PCAP_FILE_HEADER_BYTES: usize = 24;
 
-/// How pcap record lengths are laid out (see the module docs on versions before 2.3).
+/// How pcap record lengths are laid out (see the `pcap_file` module docs on versions before
+/// 2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LengthOrder {
     Normal,
@@ -71,7 +72,8 @@ impl<R: Read> CaptureReader<R> {
             big_endian,
             nanosecond,
         };
-        // Low 16 bits: link type; bits 28..=31: optional FCS length (see module docs).
+        // Low 16 bits: link type; bits 28..=31: optional FCS length (see the `pcap_file`
+        // module docs).
         let link_type = link_field & 0xffff;
         self.link_types = vec![link_type];
         self.state = State::Pcap(PcapState {
