@@ -1161,15 +1161,27 @@ fn frames_the_kernel_refuses_are_counted_and_replay_goes_on() {
         s.written, sent,
         "every frame sent arrived once: {s:?} / {err}"
     );
+    // Once the MTU is down, no big frame gets through: the big frames stop for good and at
+    // least 150 small ones follow the last of them (the run went on for 200 records after
+    // the change). Where exactly they stop is left open: frames the kernel took before the
+    // change still arrive after it, and the output lags what was received, by more on a
+    // loaded machine than a fixed number of lines could allow for.
     let text = fs::read_to_string(&out).expect("read the output");
-    let after = text.lines().skip(refused_from + 100);
-    for line in after {
-        let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
-        assert!(
-            v["wire_len"].as_u64().is_some_and(|l| l <= 1018),
-            "a frame longer than MTU 1000 allows got through: {line}"
-        );
-    }
+    let lens: Vec<u64> = text
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+            v["wire_len"].as_u64().expect("wire_len")
+        })
+        .collect();
+    let last_big = lens.iter().rposition(|&l| l > 1018).unwrap_or(0);
+    let small_after = lens.len() - 1 - last_big;
+    assert!(
+        small_after >= 150,
+        "only {small_after} frames after the last one longer than MTU 1000 allows \
+         ({} lines, the MTU went down after {refused_from})",
+        lens.len()
+    );
 }
 
 /// `--loop 3 --pps 3000` of 200 frames: 600 frames, each frame three times, and no faster
