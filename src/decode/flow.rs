@@ -67,7 +67,18 @@ pub fn flow_tuple<'a>(pkt: &Packet<'a>, which: Which) -> Option<FlowTuple<'a>> {
 /// [`is_tunnelled`] give, from one walk over the layers (every message's envelope needs
 /// both).
 pub fn flow_tuples<'a>(pkt: &Packet<'a>) -> (Option<FlowTuple<'a>>, Option<FlowTuple<'a>>) {
-    match ip_layers(pkt) {
+    flow_tuples_at(pkt, ip_layers(pkt))
+}
+
+/// As [`flow_tuples`], for a caller that already walked the layers: `ip` holds the indices of
+/// the outermost and the innermost IP header not quoted inside an ICMP error (`None` when
+/// there is none), as [`flow_tuples`] finds them. The JSON encoder notes them while writing
+/// the layers, which saves a second walk per packet.
+pub fn flow_tuples_at<'a>(
+    pkt: &Packet<'a>,
+    ip: Option<(usize, usize)>,
+) -> (Option<FlowTuple<'a>>, Option<FlowTuple<'a>>) {
+    match ip {
         None => (None, None),
         Some((outermost, innermost)) => (
             flow_at(pkt, innermost),

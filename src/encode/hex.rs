@@ -111,14 +111,101 @@ pub fn push_u64(out: &mut Out<'_>, v: u64) {
 
 #[inline(never)]
 fn push_u64_long(out: &mut Out<'_>, v: u64) {
-    let digits = v.checked_ilog10().unwrap_or(0) as usize + 1;
-    if let Some(window) = out.window(digits) {
-        match u32::try_from(v) {
-            // Most numbers fit 32 bits, where division is cheaper.
-            Ok(n) => fill_u32(window, n),
-            Err(_) => fill_pairs_u64(window, v),
+    match u32::try_from(v) {
+        // Most numbers fit 32 bits: no branch on their length there.
+        Ok(n) => push_u32_padded(out, n),
+        Err(_) => {
+            let digits = v.checked_ilog10().unwrap_or(0) as usize + 1;
+            if let Some(window) = out.window(digits) {
+                fill_pairs_u64(window, v);
+            }
         }
     }
+}
+
+/// Lemire's digit count table: for a number whose highest set bit is bit `i`, adding entry
+/// `i` carries into the upper 32 bits exactly its count of decimal digits (entry `i` is
+/// `(k + 1) << 32` minus `10^k` when `10^k` falls among those numbers, else `k << 32`).
+static DIGIT_COUNT: [u64; 32] = {
+    let mut t = [0u64; 32];
+    let mut i = 0;
+    while i < 32 {
+        // Digits of the smallest number with this highest bit, and the next power of ten.
+        let low = 1u64 << i;
+        let mut k = 1u64;
+        let mut p = 10u64;
+        while p <= low {
+            k += 1;
+            p *= 10;
+        }
+        let high = (1u64 << (i + 1)) - 1;
+        t[i] = if p <= high {
+            ((k + 1) << 32) - p
+        } else {
+            k << 32
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Decimal digits of `n` (1 for 0), without a branch.
+#[inline(always)]
+fn digit_count(n: u32) -> usize {
+    let bit = 31 - (n | 1).leading_zeros() as usize;
+    ((u64::from(n) + DIGIT_COUNT[bit & 31]) >> 32) as usize
+}
+
+/// Appends `n` in decimal: all five or ten digits computed with constant divisions into a
+/// block (zero-padded on the left), the leading zeros shifted out, then one padded copy.
+#[inline(always)]
+fn push_u32_padded(out: &mut Out<'_>, n: u32) {
+    let digits = digit_count(n);
+    if digits <= 5 {
+        // Most fields (ports, lengths, checksums): only the low five digits.
+        let (l1, l4) = (n / 10_000, n % 10_000);
+        let (la, lb) = (
+            DEC_PAIRS[(l4 / 100) as usize],
+            DEC_PAIRS[(l4 % 100) as usize],
+        );
+        let text = [b'0' + l1 as u8, la[0], la[1], lb[0], lb[1], 0, 0, 0];
+        let shifted = u64::from_le_bytes(text) >> (8 * (5 - digits));
+        out.extend_padded(&shifted.to_le_bytes(), digits);
+        return;
+    }
+    let (high, low) = (n / 100_000, n % 100_000);
+    let (h1, h4) = (high / 10_000, high % 10_000);
+    let (l1, l4) = (low / 10_000, low % 10_000);
+    let (ha, hb) = (
+        DEC_PAIRS[(h4 / 100) as usize],
+        DEC_PAIRS[(h4 % 100) as usize],
+    );
+    let (la, lb) = (
+        DEC_PAIRS[(l4 / 100) as usize],
+        DEC_PAIRS[(l4 % 100) as usize],
+    );
+    let text: [u8; 16] = [
+        b'0' + h1 as u8,
+        ha[0],
+        ha[1],
+        hb[0],
+        hb[1],
+        b'0' + l1 as u8,
+        la[0],
+        la[1],
+        lb[0],
+        lb[1],
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ];
+    // Byte 0 is the least significant in little-endian order: shifting right drops the
+    // `10 - digits` leading zeros from the front of the text.
+    let shifted = u128::from_le_bytes(text) >> (8 * (10 - digits.min(10)));
+    out.extend_padded(&shifted.to_le_bytes(), digits);
 }
 
 /// Fills `window` (exactly as long as the number has digits). The low four digits and the
@@ -166,26 +253,44 @@ pub fn push_nine_digits(out: &mut Out<'_>, n: u32) {
     }
 }
 
-/// Appends a dotted-quad IPv4 address.
+/// Every byte value in decimal followed by a dot, left-aligned in four bytes, and how many of
+/// them count (digits and dot).
+static OCTETS: [([u8; 4], u8); 256] = {
+    let mut t = [([0u8; 4], 0u8); 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if b >= 100 {
+            ([b'0' + b / 100, b'0' + b / 10 % 10, b'0' + b % 10, b'.'], 4)
+        } else if b >= 10 {
+            ([b'0' + b / 10, b'0' + b % 10, b'.', 0], 3)
+        } else {
+            ([b'0' + b, b'.', 0, 0], 2)
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Appends a dotted-quad IPv4 address: the four octets' texts laid out in a 16-byte block by
+/// table look-ups (no branch per digit count), then one padded copy.
 #[inline]
 pub fn push_ipv4(out: &mut Out<'_>, a: &[u8; 4]) {
-    for (i, &b) in a.iter().enumerate() {
-        if i > 0 {
-            out.push(b'.');
+    let mut block = [0u8; 16];
+    let mut n = 0usize;
+    for &b in a {
+        let (text, len) = OCTETS[usize::from(b)];
+        // `n` is at most 12 here (three octets of at most four bytes).
+        if let Some(d) = block
+            .get_mut(n.min(12)..)
+            .and_then(|r| r.first_chunk_mut::<4>())
+        {
+            *d = text;
         }
-        push_u8_decimal(out, b);
+        n += usize::from(len);
     }
-}
-
-#[inline]
-fn push_u8_decimal(out: &mut Out<'_>, b: u8) {
-    if b >= 100 {
-        out.extend_from_slice(&[b'0' + b / 100, b'0' + b / 10 % 10, b'0' + b % 10]);
-    } else if b >= 10 {
-        out.extend_from_slice(&[b'0' + b / 10, b'0' + b % 10]);
-    } else {
-        out.push(b'0' + b);
-    }
+    // Without the last octet's dot.
+    out.extend_padded(&block, n - 1);
 }
 
 /// Appends an IPv6 address the way glibc's `inet_ntop` prints it (RFC 5952 style: lower
@@ -259,14 +364,24 @@ fn push_hex_word(out: &mut Out<'_>, w: u16) {
 /// Inlined: DNS names call it once per label, and out of line the cursor lives in memory.
 #[inline]
 pub fn push_latin1_escaped(out: &mut Out<'_>, bytes: &[u8]) {
-    // Runs of printable ASCII (most of a name or an HTTP header) are copied in one piece.
+    // Runs of printable ASCII (most of a name or an HTTP header) are copied in one piece;
+    // the run is found eight bytes at a time where it can.
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..).and_then(|r| r.first_chunk::<8>()) {
+            if !needs_escape(u64::from_le_bytes(*chunk)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        i += 1;
         if matches!(b, 0x20..=0x7e) && b != b'"' && b != b'\\' {
             continue;
         }
-        out.extend_from_slice(&bytes[start..i]);
-        start = i + 1;
+        out.extend_from_slice(&bytes[start..i - 1]);
+        start = i;
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -277,6 +392,31 @@ pub fn push_latin1_escaped(out: &mut Out<'_>, bytes: &[u8]) {
         }
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// Whether any of the eight bytes of `x` is outside printable ASCII (below 0x20, 0x7f and
+/// above) or is `"` or `\\` (SWAR: every test works on all eight bytes at once, with the
+/// high bits masked off so no carry crosses a byte).
+#[inline(always)]
+fn needs_escape(x: u64) -> bool {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const fn splat(b: u8) -> u64 {
+        0x0101_0101_0101_0101 * b as u64
+    }
+    let low = x & LOW7;
+    // High bit set in a byte that is 0x7f or more: its own high bit, or its low seven bits
+    // plus one carry into it.
+    let high_or_del = x | (low + splat(1));
+    // High bit clear in a byte whose low seven bits are below 0x20 (then set: the byte is a
+    // control character, or was caught above).
+    let control = !(low + splat(0x80 - 0x20));
+    // High bit set in a byte equal to `b` (its XOR with `b` is zero).
+    let equal = |b: u8| {
+        let v = x ^ splat(b);
+        !(((v & LOW7) + LOW7) | v)
+    };
+    (high_or_del | control | equal(b'"') | equal(b'\\')) & HIGH != 0
 }
 
 /// Appends a UTF-8 string as the contents of a JSON string (control characters, `"` and `\`
@@ -345,7 +485,47 @@ mod tests {
         ] {
             assert_eq!(text(|o| push_u64(o, v)), v.to_string().as_bytes());
         }
+        // Every digit count's edges, and a spread of other 32-bit numbers (the padded path).
+        let mut p = 1u64;
+        while p <= 10_000_000_000 {
+            for v in [p - 1, p, p + 1, 2 * p, 9 * p + (p - 1)] {
+                assert_eq!(text(|o| push_u64(o, v)), v.to_string().as_bytes());
+            }
+            p *= 10;
+        }
+        for i in 0..20_000u64 {
+            let v = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (i % 40)) & 0xffff_ffff;
+            assert_eq!(text(|o| push_u64(o, v)), v.to_string().as_bytes());
+        }
+        for shift in 0..32 {
+            let v = 1u64 << shift;
+            for w in [v - 1, v, v + 1] {
+                assert_eq!(text(|o| push_u64(o, w)), w.to_string().as_bytes());
+            }
+        }
         assert_eq!(text(|o| push_nine_digits(o, 1234)), b"000001234");
+        // Latin-1 escaping, eight bytes at a time where it can: every byte value at every
+        // position of a chunk, against the byte-by-byte rule.
+        let escape_one = |b: u8| -> Vec<u8> {
+            match b {
+                b'"' => b"\\\"".to_vec(),
+                b'\\' => b"\\\\".to_vec(),
+                0x20..=0x7e => vec![b],
+                _ => format!("\\u00{b:02x}").into_bytes(),
+            }
+        };
+        for b in 0..=255u8 {
+            for at in 0..19 {
+                let mut input = b"abcdefghijklmnopqrs".to_vec();
+                input[at] = b;
+                let want: Vec<u8> = input.iter().flat_map(|&c| escape_one(c)).collect();
+                assert_eq!(
+                    text(|o| push_latin1_escaped(o, &input)),
+                    want,
+                    "{b:#x} at {at}"
+                );
+            }
+        }
         assert_eq!(text(|o| push_ipv4(o, &[0, 9, 10, 255])), b"0.9.10.255");
         let bytes: Vec<u8> = (0..=255u8).chain(0..40).collect();
         let want: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

@@ -194,7 +194,7 @@ impl JsonEncoder {
     ) {
         self.community_id_at = None;
         out.extend_from_slice(b"{\"data\":{");
-        write_layers(out, pkt);
+        let ip = write_layers(out, pkt);
         out.extend_from_slice(b"},\"created\":\"");
         let sec = meta.time_ns.div_euclid(1_000_000_000);
         if sec != self.cached_sec {
@@ -225,7 +225,7 @@ impl JsonEncoder {
             push_u64(out, u64::from(reassembled));
             out.push(b'}');
         }
-        self.write_community_ids(out, pkt);
+        self.write_community_ids(out, pkt, ip);
         apps::write_fingerprints(out, pkt);
         if let Some(e) = pkt.error {
             out.extend_from_slice(b",\"decode_error\":{\"layer\":\"");
@@ -256,9 +256,15 @@ impl JsonEncoder {
     /// `community_id` of the innermost flow and, for a tunnelled packet, `community_id_outer`
     /// of the outermost one (docs/FORMAT.md).
     #[inline]
-    fn write_community_ids(&mut self, out: &mut Out<'_>, pkt: &Packet<'_>) {
+    /// `ip`: the IP headers' indices as [`write_layers`] returns them.
+    fn write_community_ids(
+        &mut self,
+        out: &mut Out<'_>,
+        pkt: &Packet<'_>,
+        ip: Option<(usize, usize)>,
+    ) {
         let seed = self.community_id_seed;
-        let (inner, outer) = flow::flow_tuples(pkt);
+        let (inner, outer) = flow::flow_tuples_at(pkt, ip);
         if let Some(inner) = inner {
             out.extend_from_slice(b",\"community_id\":\"");
             self.community_id_at = Some(out.len());
@@ -341,44 +347,65 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// The JSON key stem of a layer: scapy's class name in lower case.
 fn layer_key(layer: &Layer<'_>) -> &'static str {
+    match layer_block(layer) {
+        Ok(block) => block_key(block),
+        Err(key) => key,
+    }
+}
+
+/// The key of a block from [`layer_block`]: without `,"` and `":{`.
+#[inline(always)]
+fn block_key(block: &'static str) -> &'static str {
+    block.get(2..block.len().saturating_sub(3)).unwrap_or("")
+}
+
+/// `,"key":{` of a layer, written by one copy when the key is not repeated (`Ok`); for the
+/// layers whose key comes from the decoder's kind tables, the key alone (`Err`).
+#[inline(always)]
+fn layer_block(layer: &Layer<'_>) -> Result<&'static str, &'static str> {
+    macro_rules! block {
+        ($key:literal) => {
+            concat!(",\"", $key, "\":{")
+        };
+    }
     match layer {
-        Layer::Ether(_) => "ether",
-        Layer::Dot3(_) => "dot3",
-        Layer::Vlan { ad: true, .. } => "dot1ad",
-        Layer::Vlan { ad: false, .. } => "dot1q",
-        Layer::Sll(_) => "cookedlinux",
-        Layer::Sll2(_) => "cookedlinuxv2",
-        Layer::Loopback(_) => "loopback",
-        Layer::Arp(_) => "arp",
-        Layer::Ipv4(ip) if ip.quoted => "iperror",
-        Layer::Ipv4(_) => "ip",
-        Layer::Ipv6(ip) if ip.quoted => "iperror6",
-        Layer::Ipv6(_) => "ipv6",
-        Layer::Ipv6Ext(e) => e.kind.key(),
-        Layer::Icmp(i) if i.quoted => "icmperror",
-        Layer::Icmp(_) => "icmp",
-        Layer::Icmpv6(i) => i.kind.key(),
-        Layer::NdOption(o) => o.kind.key(),
-        Layer::Tcp(t) if t.quoted => "tcperror",
-        Layer::Tcp(_) => "tcp",
-        Layer::Udp(u) if u.quoted => "udperror",
-        Layer::Udp(_) => "udp",
-        Layer::Dns(_) => "dns",
-        Layer::Vxlan(_) => "vxlan",
-        Layer::Geneve(_) => "geneve",
-        Layer::Gre(g) if g.pptp => "gre_pptp",
-        Layer::Gre(_) => "gre",
-        Layer::Erspan(e) => e.kind.key(),
-        Layer::Mpls(_) => "mpls",
-        Layer::Pppoe(p) if p.discovery => "pppoed",
-        Layer::Pppoe(_) => "pppoe",
-        Layer::Ppp(_) => "ppp",
-        Layer::Ntp(_) => "ntpheader",
-        Layer::Bootp(_) => "bootp",
-        Layer::Dhcp(_) => "dhcp",
-        Layer::Http(h) if h.response => "httpresponse",
-        Layer::Http(_) => "httprequest",
-        Layer::Tls(_) => "tls",
+        Layer::Ether(_) => Ok(block!("ether")),
+        Layer::Dot3(_) => Ok(block!("dot3")),
+        Layer::Vlan { ad: true, .. } => Ok(block!("dot1ad")),
+        Layer::Vlan { ad: false, .. } => Ok(block!("dot1q")),
+        Layer::Sll(_) => Ok(block!("cookedlinux")),
+        Layer::Sll2(_) => Ok(block!("cookedlinuxv2")),
+        Layer::Loopback(_) => Ok(block!("loopback")),
+        Layer::Arp(_) => Ok(block!("arp")),
+        Layer::Ipv4(ip) if ip.quoted => Ok(block!("iperror")),
+        Layer::Ipv4(_) => Ok(block!("ip")),
+        Layer::Ipv6(ip) if ip.quoted => Ok(block!("iperror6")),
+        Layer::Ipv6(_) => Ok(block!("ipv6")),
+        Layer::Ipv6Ext(e) => Err(e.kind.key()),
+        Layer::Icmp(i) if i.quoted => Ok(block!("icmperror")),
+        Layer::Icmp(_) => Ok(block!("icmp")),
+        Layer::Icmpv6(i) => Err(i.kind.key()),
+        Layer::NdOption(o) => Err(o.kind.key()),
+        Layer::Tcp(t) if t.quoted => Ok(block!("tcperror")),
+        Layer::Tcp(_) => Ok(block!("tcp")),
+        Layer::Udp(u) if u.quoted => Ok(block!("udperror")),
+        Layer::Udp(_) => Ok(block!("udp")),
+        Layer::Dns(_) => Ok(block!("dns")),
+        Layer::Vxlan(_) => Ok(block!("vxlan")),
+        Layer::Geneve(_) => Ok(block!("geneve")),
+        Layer::Gre(g) if g.pptp => Ok(block!("gre_pptp")),
+        Layer::Gre(_) => Ok(block!("gre")),
+        Layer::Erspan(e) => Err(e.kind.key()),
+        Layer::Mpls(_) => Ok(block!("mpls")),
+        Layer::Pppoe(p) if p.discovery => Ok(block!("pppoed")),
+        Layer::Pppoe(_) => Ok(block!("pppoe")),
+        Layer::Ppp(_) => Ok(block!("ppp")),
+        Layer::Ntp(_) => Ok(block!("ntpheader")),
+        Layer::Bootp(_) => Ok(block!("bootp")),
+        Layer::Dhcp(_) => Ok(block!("dhcp")),
+        Layer::Http(h) if h.response => Ok(block!("httpresponse")),
+        Layer::Http(_) => Ok(block!("httprequest")),
+        Layer::Tls(_) => Ok(block!("tls")),
     }
 }
 
@@ -400,14 +427,30 @@ fn open_layer(
     layer: &Layer<'_>,
     signatures: &mut u64,
 ) {
-    let key = layer_key(layer);
+    let block = layer_block(layer);
+    let key = match block {
+        Ok(b) => block_key(b),
+        Err(k) => k,
+    };
+    let sig = key_signature(key);
+    let repeated = *signatures & sig != 0;
+    *signatures |= sig;
+    if let (Ok(b), false) = (block, repeated) {
+        // `,"key":{` (the comma only after the first layer).
+        let b = b.as_bytes();
+        out.extend_from_slice(if index > 0 {
+            b
+        } else {
+            b.get(1..).unwrap_or(b)
+        });
+        return;
+    }
     if index > 0 {
         out.push(b',');
     }
     out.push(b'"');
     out.extend_from_slice(key.as_bytes());
-    let sig = key_signature(key);
-    if *signatures & sig != 0 {
+    if repeated {
         let earlier = pkt
             .layers()
             .take(index)
@@ -418,11 +461,19 @@ fn open_layer(
             push_u64(out, earlier as u64 + 1);
         }
     }
-    *signatures |= sig;
     out.extend_from_slice(b"\":{");
 }
 
-fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) {
+/// Writes the `data` members; returns the indices of the outermost and the innermost IP
+/// header not quoted inside an ICMP error (what `flow::flow_tuples_at` takes), noted on the
+/// way so the Community ID needs no walk of its own.
+fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) -> Option<(usize, usize)> {
+    let mut ip_at: Option<(usize, usize)> = None;
+    let mut note_ip = |index: usize, quoted: bool| {
+        if !quoted {
+            ip_at = Some(ip_at.map_or((index, index), |(first, _)| (first, index)));
+        }
+    };
     let mut signatures = 0u64;
     // `raw` and `padding` are written once each even if the layer budget is full.
     let mut any = false;
@@ -475,9 +526,11 @@ fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) {
                 write_arp(out, a);
             }
             Layer::Ipv4(ip) => {
+                note_ip(index, ip.quoted);
                 write_ipv4(out, ip);
             }
             Layer::Ipv6(ip) => {
+                note_ip(index, ip.quoted);
                 write_ipv6(out, ip);
             }
             Layer::Ipv6Ext(e) => {
@@ -530,6 +583,7 @@ fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) {
         push_hex(out, bytes);
         out.extend_from_slice(b"\"}");
     }
+    ip_at
 }
 
 // ---- field helpers: `first` variants omit the leading comma ----

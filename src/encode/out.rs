@@ -55,6 +55,29 @@ impl<'a> Out<'a> {
         self.pos += s.len();
     }
 
+    /// Appends the first `n` bytes of `block` (`n` at most `N`). When all `N` bytes fit, the
+    /// whole block is copied (one fixed-size copy, no length-dependent loop) and only `n`
+    /// count: the bytes after them are room that later writes overwrite, never output (every
+    /// user of `Out` takes `len()` bytes). Counted even when it does not fit, as
+    /// [`Out::extend_from_slice`].
+    #[inline(always)]
+    pub fn extend_padded<const N: usize>(&mut self, block: &[u8; N], n: usize) {
+        let n = n.min(N);
+        match self
+            .buf
+            .get_mut(self.pos..)
+            .and_then(|r| r.first_chunk_mut::<N>())
+        {
+            Some(d) => *d = *block,
+            None => {
+                if let Some(d) = self.buf.get_mut(self.pos..self.pos + n) {
+                    d.copy_from_slice(&block[..n]);
+                }
+            }
+        }
+        self.pos += n;
+    }
+
     /// The next `n` bytes to fill in place (`None` if they do not fit); the cursor moves past
     /// them either way.
     #[inline(always)]
@@ -80,5 +103,33 @@ mod tests {
         assert_eq!(o.len(), 6);
         assert!(o.window(3).is_none());
         assert_eq!(&buf, b"abc\0");
+    }
+
+    #[test]
+    fn padded_writes_count_only_their_length() {
+        let block = *b"12345678";
+        // Room for the whole block: copied whole, three bytes counted, the next write lands
+        // right after them.
+        let mut buf = [0u8; 12];
+        let mut o = Out::new(&mut buf);
+        o.extend_padded(&block, 3);
+        o.extend_from_slice(b"ab");
+        assert_eq!(o.len(), 5);
+        assert!(!o.overflowed());
+        assert_eq!(&buf[..5], b"123ab");
+        // Room for the counted bytes but not the block: the exact bytes only.
+        let mut buf = [0u8; 4];
+        let mut o = Out::new(&mut buf);
+        o.extend_padded(&block, 4);
+        assert!(!o.overflowed());
+        assert_eq!(&buf, b"1234");
+        // No room: counted, nothing written.
+        let mut buf = [0u8; 4];
+        let mut o = Out::new(&mut buf);
+        o.extend_from_slice(b"xy");
+        o.extend_padded(&block, 3);
+        assert_eq!(o.len(), 5);
+        assert!(o.overflowed());
+        assert_eq!(&buf, b"xy\0\0");
     }
 }

@@ -230,16 +230,21 @@ pub(super) fn write_http(out: &mut Out<'_>, h: &Http<'_>) {
     // not slices, keep the table small enough to set up for every head.
     const NONE: (u32, u32) = (u32::MAX, 0);
     let mut last = [NONE; 3 + 64];
+    // Bit `i` set when `last[i]` was filled: the fields are then written by walking the set
+    // bits, not the whole table (a head fills a handful of its 56 or 62 fields).
+    let mut filled = 0u128;
     let mut any_unknown_line = false;
     let head_at = h.head.as_ptr() as usize;
     for (name, value) in h.headers() {
-        match http::field_index(name, h.response).and_then(|i| last.get_mut(i)) {
+        let index = http::field_index(name, h.response);
+        match index.and_then(|i| last.get_mut(i)) {
             // `value` lies inside `head`: its offset is the difference of the addresses.
             Some(slot) => {
                 *slot = (
                     (value.as_ptr() as usize - head_at) as u32,
                     value.len() as u32,
-                )
+                );
+                filled |= 1u128 << (index.unwrap_or(0) & 127);
             }
             None => any_unknown_line = true,
         }
@@ -258,9 +263,15 @@ pub(super) fn write_http(out: &mut Out<'_>, h: &Http<'_>) {
         };
         quoted_latin1(out, v);
     }
-    for (i, field) in table.iter().enumerate() {
-        let at = last.get(3 + i).copied().unwrap_or(NONE);
-        if at != NONE && *field != "Unknown_Headers" {
+    // The header fields filled, in the table's order (lowest bit first).
+    let mut headers = filled >> 3;
+    while headers != 0 {
+        let i = headers.trailing_zeros() as usize;
+        headers &= headers - 1;
+        let (Some(field), Some(&at)) = (table.get(i), last.get(3 + i)) else {
+            continue;
+        };
+        if *field != "Unknown_Headers" {
             super::key(out, field, false);
             quoted_latin1(out, value_of(at));
         }
