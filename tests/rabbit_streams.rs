@@ -655,7 +655,7 @@ fn partitions_are_read_as_selected_with_an_offset_each() {
     }
 }
 
-/// A private node is killed (SIGKILL) and started again while `record` reads its stream: the
+/// A private node is stopped and started again while `record` reads its stream: the
 /// recorder logs the lost connection, subscribes again right after the last message it read,
 /// and records what is published after the restart: every message once, in order, in one run.
 #[test]
@@ -719,7 +719,11 @@ fn stream_recorder_reconnects_after_a_broker_restart_and_resumes_after_its_last_
     wait_for("the first 5000 rows", Duration::from_secs(120), || {
         committed() == 5000
     });
-    node.kill();
+    // A clean stop, not SIGKILL: the recorder loses its connection just the same. After a
+    // SIGKILL the 3.10 node answered InternalError to the stream's declaration for over five
+    // minutes in two loaded full-suite runs (it came back in seconds when run alone); the
+    // publishing side's SIGKILL recovery is tested on the cluster (above).
+    node.stop();
     node.spawn();
     // The restarted node takes a moment to bring the stream back (until then it answers
     // InternalError): publish again until it takes them. The producer name deduplicates

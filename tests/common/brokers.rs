@@ -284,6 +284,22 @@ impl PrivateRabbit {
         let _ = std::fs::remove_file(self.dir.join("pid"));
     }
 
+    /// A clean shutdown (`rabbitmqctl stop`): connections are closed and every log is
+    /// flushed; [`PrivateRabbit::spawn`] starts the node again on the same database.
+    pub fn stop(&mut self) {
+        self.ctl(&["stop"]);
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+        let port = self.port;
+        wait_for(
+            "the stopped node to let go of its port",
+            Duration::from_secs(60),
+            || !accepts(port),
+        );
+        let _ = std::fs::remove_file(self.dir.join("pid"));
+    }
+
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
     }
