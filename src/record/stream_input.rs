@@ -367,6 +367,7 @@ impl Input for StreamInput {
     fn committed(&mut self) -> Result<(), InputError> {
         let timeout = self.cfg.confirm_timeout;
         for i in 0..self.parts.len() {
+            let mut mismatches = 0u32;
             loop {
                 while self.lost.is_some() {
                     self.reconnect()?;
@@ -379,13 +380,38 @@ impl Input for StreamInput {
                     break;
                 }
                 let consumer = &part.consumer;
+                // StoreOffset has no answer in the stream protocol: it is only written to the
+                // socket. Asking for the offset back (the broker handles a connection's
+                // frames in order) makes sure it was taken before the commit counts; without
+                // it, a recorder stopping right after its last commit closed the connection
+                // with deliveries unread, the kernel reset it, and the broker lost the last
+                // StoreOffset (the next run read some messages again; seen in a test).
                 let stored = self.runtime.block_on(async move {
-                    tokio::time::timeout(timeout, consumer.store_offset(offset)).await
+                    tokio::time::timeout(timeout, async {
+                        consumer.store_offset(offset).await?;
+                        consumer.query_offset().await.map(|o| o == offset)
+                    })
+                    .await
                 });
                 match stored {
-                    Ok(Ok(())) => {
+                    Ok(Ok(true)) => {
                         self.parts[i].stored = Some(offset);
                         break;
+                    }
+                    // Not there yet: store again; moved again and again, another reader
+                    // of the same name is storing its own offsets.
+                    Ok(Ok(false)) => {
+                        mismatches += 1;
+                        if mismatches >= 10 {
+                            return Err(InputError(format!(
+                                "{}: the offset stored for {} under reader name {:?} keeps \
+                                 changing: is another recorder using the same name?",
+                                self.cfg.describe(),
+                                self.parts[i].stream,
+                                self.name
+                            )));
+                        }
+                        continue;
                     }
                     // The offsets are kept: stored again once subscribed again.
                     Ok(Err(e)) => self.mark_lost(format!(
