@@ -281,6 +281,31 @@ fn reference(dir: &Scratch, count: usize) -> HashMap<String, usize> {
     bag
 }
 
+/// A recorder `name` of group `g` on `key` that saves every `save` messages (and not when
+/// idle) and takes over entries idle for `claim_ms`: its files in `dir`.
+fn claiming_args(
+    server: &PrivateRedis,
+    key: &str,
+    dir: &Scratch,
+    name: &str,
+    save: &str,
+    claim_ms: &str,
+) -> Vec<String> {
+    let mut a = stream_args(server, key, "g", name);
+    a.extend(files(dir, name));
+    for s in [
+        "--save-after-num",
+        save,
+        "--idle-save-ms",
+        "0",
+        "--claim-idle-ms",
+        claim_ms,
+    ] {
+        a.push(s.to_string());
+    }
+    a
+}
+
 fn stream_args(server: &PrivateRedis, key: &str, group: &str, consumer: &str) -> Vec<String> {
     [
         "--input",
@@ -489,23 +514,7 @@ fn recorder_killed_mid_batch_another_in_the_group_claims_its_entries() {
     let total = 2500;
     let reference = reference(&dir, total);
     publish_stream(&server, &key, total);
-    let mk = |name: &str, save: &str| {
-        let mut a = stream_args(&server, &key, "g", name);
-        a.extend(files(&dir, name));
-        a.extend(
-            [
-                "--save-after-num",
-                save,
-                "--idle-save-ms",
-                "0",
-                "--claim-idle-ms",
-                "1000",
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
-        a
-    };
+    let mk = |name: &str, save: &str| claiming_args(&server, &key, &dir, name, save, "1000");
     let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
     let mut a = spawn_rec(&mk("a", "1000"), Stdio::null());
     wait_for("A: 2000 saved, 500 held", Duration::from_secs(60), || {
@@ -751,23 +760,7 @@ fn stalled_recorder_whose_entries_were_taken_over_stops_without_saving_them() {
     let total = 2500;
     let reference = reference(&dir, total);
     publish_stream(&server, &key, total);
-    let mk = |name: &str, save: &str| {
-        let mut a = stream_args(&server, &key, "g", name);
-        a.extend(files(&dir, name));
-        a.extend(
-            [
-                "--save-after-num",
-                save,
-                "--idle-save-ms",
-                "0",
-                "--claim-idle-ms",
-                "900",
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
-        a
-    };
+    let mk = |name: &str, save: &str| claiming_args(&server, &key, &dir, name, save, "900");
     let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
     let mut a = spawn_rec(&mk("a", "1000"), Stdio::piped());
     wait_for("A: 2000 saved, 500 held", Duration::from_secs(60), || {
