@@ -42,7 +42,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 /// `config --help`: the form of the file, shown with the command.
-pub const CONFIG_HELP: &str = "\
+pub(crate) const CONFIG_HELP: &str = "\
 Any command takes --config FILE (after the command word): a TOML file whose keys are the long
 option names, e.g.
 
@@ -65,10 +65,10 @@ group or others; a URL with a password in a file others can read gets a warning 
 password-file).";
 
 /// The largest configuration file read (a mistake such as `--config /dev/zero` ends quickly).
-pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// The option that names the file (a key of that name in the file is an error).
-pub const CONFIG_OPTION: &str = "config";
+pub(crate) const CONFIG_OPTION: &str = "config";
 
 /// Commands whose options a file cannot give (they are not run from a file).
 const NOT_CONFIGURABLE: [&str; 3] = ["config", "generate", "help"];
@@ -76,15 +76,22 @@ const NOT_CONFIGURABLE: [&str; 3] = ["config", "generate", "help"];
 /// One problem with a configuration file, with its line when it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// The 1-based line in the file, or `None` for a problem with the whole file (it cannot
+    /// be opened or is not trusted).
     pub line: Option<usize>,
+    /// The dotted key with its section (`capture.ring-mb`; an unknown section is named
+    /// here too), or `None` for a problem with no key (syntax, the file itself).
     pub key: Option<String>,
+    /// What is wrong, in words meant for the user.
     pub message: String,
 }
 
 /// Why a configuration file cannot be used: every problem found (not only the first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The file as it was named on the command line.
     pub path: PathBuf,
+    /// Every problem found, in file order; never empty.
     pub problems: Vec<Problem>,
 }
 
@@ -111,7 +118,7 @@ impl std::error::Error for ConfigError {}
 
 /// A checked configuration file: the values for each command, as command-line words.
 #[derive(Debug, Default)]
-pub struct Config {
+pub(crate) struct Config {
     /// (command path, e.g. ["capture"] or [] for the top, key, arguments).
     entries: Vec<Entry>,
     /// Warnings to print (a password readable by others).
@@ -129,7 +136,7 @@ struct Entry {
 
 /// Reads and checks `path` against the command tree `root` (every section and key, whatever
 /// command is run).
-pub fn load(path: &Path, root: &Command) -> Result<Config, ConfigError> {
+pub(crate) fn load(path: &Path, root: &Command) -> Result<Config, ConfigError> {
     let text = read_trusted(path).map_err(|message| ConfigError {
         path: path.to_owned(),
         problems: vec![Problem {
@@ -534,7 +541,7 @@ fn url_has_password(s: &str) -> bool {
 }
 
 /// Where `--config FILE` (or `--config=FILE`) stands in `args`, before any `--`.
-pub fn config_path(args: &[OsString]) -> Option<PathBuf> {
+pub(crate) fn config_path(args: &[OsString]) -> Option<PathBuf> {
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         let Some(s) = a.to_str() else { continue };

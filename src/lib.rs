@@ -115,7 +115,6 @@ pub mod broker;
 #[allow(missing_docs)]
 pub mod cli;
 #[cfg(feature = "cli")]
-#[allow(missing_docs)]
 pub mod config;
 #[cfg(feature = "cli")]
 #[allow(missing_docs)]
