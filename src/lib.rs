@@ -123,7 +123,6 @@ pub mod decode;
 pub mod encode;
 pub mod exit;
 #[cfg(feature = "brokers")]
-#[allow(missing_docs)]
 pub mod paths;
 #[cfg(feature = "brokers")]
 #[allow(missing_docs)]
