@@ -117,7 +117,6 @@ pub mod cli;
 #[cfg(feature = "cli")]
 pub mod config;
 #[cfg(feature = "cli")]
-#[allow(missing_docs)]
 pub mod dataset;
 pub mod decode;
 pub mod encode;

@@ -53,18 +53,24 @@ pub struct LabelRule {
     pub above: f64,
     /// The number: this column's value; `None`: a seeded draw from 0..=100 (the original).
     pub column: Option<String>,
+    /// `label_name` of the first and the second label.
     pub names: [String; 2],
+    /// `label_value` of the first and the second label.
     pub values: [i64; 2],
 }
 
+/// What `dataset prepare` reads and writes (built from the flags by the command line).
 #[derive(Clone, Debug)]
 pub struct PrepareConfig {
     /// Glob patterns, in order; a file matched twice is read once.
     pub inputs: Vec<String>,
+    /// The full CSV to write: every column of every input; its metadata JSON goes beside it.
     pub fulldata_file: PathBuf,
+    /// The clean CSV to write: numeric columns only; its metadata JSON goes beside it.
     pub cleaned_file: PathBuf,
     /// Columns never used as features (kept in the full CSV, left out of the clean one).
     pub drop_columns: Vec<String>,
+    /// How rows are labelled; `None`: no label columns.
     pub label: Option<LabelRule>,
     /// Seed of the label draw; the same inputs, flags and seed give byte-identical CSVs.
     pub seed: u64,
@@ -72,10 +78,16 @@ pub struct PrepareConfig {
     pub fill_missing: Option<String>,
 }
 
+/// Why an input row was skipped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RowProblemKind {
     /// The row has a different number of fields than the file's header row.
-    Ragged { expected: usize, found: usize },
+    Ragged {
+        /// Fields in the header row.
+        expected: usize,
+        /// Fields in this row.
+        found: usize,
+    },
     /// A field is not UTF-8.
     InvalidUtf8,
 }
@@ -83,9 +95,11 @@ pub enum RowProblemKind {
 /// A skipped input row, with where it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RowProblem {
+    /// The input file, as its pattern matched it.
     pub file: PathBuf,
     /// 1-based line where the row starts.
     pub line: u64,
+    /// What is wrong with the row.
     pub kind: RowProblemKind,
 }
 
@@ -102,16 +116,21 @@ impl fmt::Display for RowProblem {
     }
 }
 
+/// What a `dataset prepare` run did: counts, columns kept and left out, and the warnings to
+/// print.
 #[derive(Debug, Default)]
 pub struct PrepareReport {
+    /// Input files read, in reading order.
     pub files: Vec<PathBuf>,
     /// Columns of the full CSV.
     pub columns: Vec<String>,
     /// Data rows read from the inputs (skipped ones included).
     pub rows_read: u64,
+    /// Rows written to the full CSV.
     pub rows_written: u64,
     /// Rows left out for a problem; the first [`MAX_PROBLEMS_LISTED`] are in `problems`.
     pub rows_skipped: u64,
+    /// The skipped rows, up to [`MAX_PROBLEMS_LISTED`], in reading order.
     pub problems: Vec<RowProblem>,
     /// Rows given the first and the second label.
     pub label_counts: [u64; 2],
@@ -123,6 +142,7 @@ pub struct PrepareReport {
     pub empty_columns: Vec<String>,
     /// Columns left out of the clean CSV because some value is not a number.
     pub non_numeric_columns: Vec<String>,
+    /// Rows written to the clean CSV.
     pub clean_rows_written: u64,
     /// Rows left out of the clean CSV for an empty cell (no `fill_missing`).
     pub clean_rows_dropped: u64,
@@ -130,17 +150,41 @@ pub struct PrepareReport {
     pub duplicate_headers: Vec<(PathBuf, String)>,
     /// Inputs matched by a pattern but left out because they are this run's outputs.
     pub skipped_outputs: Vec<PathBuf>,
+    /// Where the full CSV's metadata JSON was written (`fulldata_metadata.json` beside it).
     pub fulldata_metadata: PathBuf,
+    /// Where the clean CSV's metadata JSON was written (`cleaned_metadata.json` beside it).
     pub cleaned_metadata: PathBuf,
 }
 
+/// Why `dataset prepare` stopped; no output was replaced. [`PrepareError::exit_code`] maps
+/// each to the command's exit code.
 #[derive(Debug)]
 pub enum PrepareError {
+    /// A setting is invalid (a bad glob pattern, a non-numeric `--fill-missing`, ...).
     Usage(String),
+    /// No input file matches the patterns (or only this run's outputs do).
     NoInput(String),
-    Open { path: PathBuf, error: io::Error },
-    NotCsv { path: PathBuf, why: String },
-    Write { path: PathBuf, error: io::Error },
+    /// An input could not be opened or read.
+    Open {
+        /// The input file.
+        path: PathBuf,
+        /// The error from the file system.
+        error: io::Error,
+    },
+    /// An input is not CSV (no header row, unreadable structure).
+    NotCsv {
+        /// The input file.
+        path: PathBuf,
+        /// What is wrong, in words.
+        why: String,
+    },
+    /// An output (CSV, metadata or temporary file) could not be written or renamed.
+    Write {
+        /// The output file.
+        path: PathBuf,
+        /// The error from the file system.
+        error: io::Error,
+    },
 }
 
 impl PrepareError {
@@ -219,14 +263,16 @@ pub fn is_number(s: &[u8]) -> bool {
 /// its output sequence for a seed never changes, which is what makes `--seed` reproducible
 /// across versions (a crate's generator might change between releases).
 #[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
+pub(crate) struct SplitMix64(u64);
 
 impl SplitMix64 {
-    pub fn new(seed: u64) -> SplitMix64 {
+    /// A generator whose sequence is fixed by `seed`.
+    pub(crate) fn new(seed: u64) -> SplitMix64 {
         SplitMix64(seed)
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -236,7 +282,7 @@ impl SplitMix64 {
 
     /// Uniform in 0..=100 like Python's `random.randint(0, 100)` (multiply-shift; the bias,
     /// under 101/2^64, is far below anything a label rule could notice).
-    pub fn percent_draw(&mut self) -> u64 {
+    pub(crate) fn percent_draw(&mut self) -> u64 {
         ((u128::from(self.next_u64()) * 101) >> 64) as u64
     }
 }
@@ -245,7 +291,7 @@ impl SplitMix64 {
 /// reached by two patterns or two paths kept once (first place). "The same file" is the same
 /// device and inode, so links and symbolic-link loops (`a/loop/loop/x.csv`, up to the kernel's
 /// 40 hops) do not read one CSV many times.
-pub fn expand_inputs(patterns: &[String]) -> Result<Vec<PathBuf>, PrepareError> {
+pub(crate) fn expand_inputs(patterns: &[String]) -> Result<Vec<PathBuf>, PrepareError> {
     use std::os::unix::fs::MetadataExt;
     let mut files: Vec<PathBuf> = Vec::new();
     let mut seen: std::collections::HashSet<(u64, u64)> = std::collections::HashSet::new();
