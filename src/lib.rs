@@ -134,5 +134,4 @@ pub mod record;
 pub mod sink;
 pub mod source;
 #[cfg(feature = "cli")]
-#[allow(missing_docs)]
 pub mod tools;

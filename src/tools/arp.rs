@@ -17,35 +17,50 @@ use std::io::{self, Read, Write};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+/// The EtherType of ARP.
 pub const ETHERTYPE_ARP: u16 = 0x0806;
 /// `ARPHRD_ETHER` and `ARPHRD_LOOPBACK` (linux/if_arp.h): interfaces that carry Ethernet
 /// frames.
 const ARPHRD_ETHER: u16 = 1;
 const ARPHRD_LOOPBACK: u16 = 772;
+/// ARP operation codes (RFC 826): who-has and is-at.
 pub const OP_REQUEST: u16 = 1;
+/// See [`OP_REQUEST`].
 pub const OP_REPLY: u16 = 2;
 /// Ethernet header (14) + ARP for Ethernet/IPv4 (28); sent unpadded, as scapy sends it.
 pub const FRAME_BYTES: usize = 42;
 
+/// One `send arp`: the request to make and how long to wait for its answer.
 #[derive(Clone, Debug)]
 pub struct ArpSend {
+    /// The interface to send on; it must carry Ethernet frames.
     pub iface: String,
+    /// The address asked for; `None`: the interface's own IPv4 address.
     pub dst_ip: Option<Ipv4Addr>,
+    /// The frame's destination; `None`: the interface's own MAC address.
     pub dst_mac: Option<[u8; 6]>,
+    /// How long to wait for the reply after sending.
     pub timeout: Duration,
 }
 
+/// What was sent and whether it was answered; printed as one JSON line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArpOutcome {
+    /// The interface the request went out on.
     pub iface: String,
+    /// The frame's Ethernet destination.
     pub dst_mac: [u8; 6],
+    /// The interface's MAC address (Ethernet source and ARP sender).
     pub src_mac: [u8; 6],
+    /// The ARP sender address: the interface's IPv4 address, or 0.0.0.0 (a probe).
     pub src_ip: Ipv4Addr,
+    /// The address asked for.
     pub dst_ip: Ipv4Addr,
     /// The answering hardware address, when a reply came in time.
     pub reply_from: Option<[u8; 6]>,
 }
 
+/// `aa:bb:cc:dd:ee:ff`, lower-case hex.
 pub fn format_mac(m: &[u8; 6]) -> String {
     format!(
         "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
@@ -68,6 +83,7 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 }
 
 impl ArpOutcome {
+    /// The JSON line printed on stdout (scapy's field names: `hwsrc`, `psrc`, `pdst`).
     pub fn json_line(&self) -> String {
         json!({
             "sent": "arp",
@@ -133,6 +149,8 @@ fn socket_error(what: &str, e: io::Error) -> ToolError {
     ToolError::new(code, format!("{what}: {e}{hint}"))
 }
 
+/// Sends the request on `cfg.iface` and waits up to `cfg.timeout` for a reply; no reply is
+/// `Ok` with `reply_from: None`. Needs CAP_NET_RAW.
 pub fn send_arp(cfg: &ArpSend) -> Result<ArpOutcome, ToolError> {
     let fd = open_packet_socket().map_err(|e| socket_error("cannot open a packet socket", e))?;
     let ifindex = interface_index(&cfg.iface).map_err(|e| {

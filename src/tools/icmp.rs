@@ -14,47 +14,64 @@ use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+/// ICMP type of an echo request.
 pub const ECHO_REQUEST: u8 = 8;
+/// ICMP type of an echo reply.
 pub const ECHO_REPLY: u8 = 0;
 /// First payload byte; the next ones count up from it (mod 256), as the original's did.
 pub const PAYLOAD_START: u8 = 0x42;
 
+/// One `send icmp`: where, how many requests, how big, how long to wait.
 #[derive(Clone, Debug)]
 pub struct IcmpSend {
+    /// Host name or IPv4 address; the first IPv4 address it resolves to is pinged.
     pub dst: String,
+    /// Echo requests to send.
     pub count: u32,
     /// ICMP message bytes, 8-byte header included.
     pub size: u16,
+    /// How long each request waits for its reply.
     pub timeout: Duration,
+    /// From one request's send to the next one's.
     pub interval: Duration,
 }
 
 /// Which socket sent the requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IcmpSocketKind {
+    /// A raw socket (root or CAP_NET_RAW): the identifier is the process id.
     Raw,
+    /// An unprivileged ping socket: the kernel chose the identifier.
     Ping,
 }
 
 /// One request's fate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EchoResult {
+    /// The request's sequence number.
     pub seq: u16,
+    /// Round-trip time in milliseconds (microsecond resolution); `None`: no reply in time.
     pub rtt_ms: Option<f64>,
 }
 
+/// What a `send icmp` run did.
 #[derive(Clone, Debug)]
 pub struct IcmpOutcome {
+    /// The address pinged.
     pub to: Ipv4Addr,
+    /// The socket the requests went out on.
     pub socket: IcmpSocketKind,
+    /// One entry per request sent, in order.
     pub results: Vec<EchoResult>,
 }
 
 impl IcmpOutcome {
+    /// How many requests were answered in time.
     pub fn received(&self) -> usize {
         self.results.iter().filter(|r| r.rtt_ms.is_some()).count()
     }
 
+    /// The closing JSON line: address, socket kind, transmitted and received counts.
     pub fn summary_line(&self) -> String {
         json!({
             "sent": "icmp",

@@ -35,9 +35,12 @@ pub const MAX_KEPT_BYTES: usize = 16 << 20;
 /// Shortest wait between checks of the shutdown file (a zero `sleep` would block forever).
 const MIN_POLL: Duration = Duration::from_millis(10);
 
+/// Which listener to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Proto {
+    /// Accept connections one at a time; each connection is one message.
     Tcp,
+    /// Each datagram is one message.
     Udp,
 }
 
@@ -50,16 +53,24 @@ impl Proto {
     }
 }
 
+/// A listener's settings (built from the flags by [`super::command::listen_config`]).
 #[derive(Clone, Debug)]
 pub struct ListenConfig {
+    /// TCP or UDP.
     pub proto: Proto,
+    /// Address (or host name) to bind.
     pub host: String,
+    /// Port to bind; 0 picks a free one (reported through `on_ready`).
     pub port: u16,
+    /// TCP accept backlog (at least 1 is used); ignored for UDP.
     pub backlog: i32,
     /// Bytes per TCP read; the first read of a connection is echoed back.
     pub read_bytes: usize,
+    /// Longest wait between checks of the shutdown file and `stop` (at least 10 ms is used).
     pub sleep: Duration,
+    /// The listener stops once this file exists (owned by this user or root).
     pub shutdown_hook: PathBuf,
+    /// Stop after this many messages; `None`: no limit.
     pub count: Option<u64>,
     /// TCP: a connection silent for this long is closed (and what it sent reported).
     pub idle_timeout: Duration,
@@ -92,26 +103,35 @@ fn hook_present(path: &std::path::Path) -> bool {
     })
 }
 
+/// Why a listener stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
+    /// The shutdown file appeared.
     ShutdownFile,
+    /// `count` messages arrived.
     Count,
+    /// The `stop` flag was set (SIGINT/SIGTERM in the program).
     Signal,
 }
 
+/// What a listener received, for the last line on stderr.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListenSummary {
+    /// Messages reported (TCP connections that sent anything, or datagrams).
     pub messages: u64,
+    /// Bytes received in those messages, including any past [`MAX_KEPT_BYTES`].
     pub bytes: u64,
     /// TCP connections the peer reset before ending them properly (still reported).
     pub resets: u64,
     /// TCP connections closed by us after `idle_timeout` of silence (reported if they sent
     /// anything).
     pub idle_closed: u64,
+    /// Why the listener stopped.
     pub stopped_by: StopReason,
 }
 
 impl ListenSummary {
+    /// The summary as one line of text (the settings it names come from `cfg`).
     pub fn line(&self, cfg: &ListenConfig) -> String {
         let why = match self.stopped_by {
             StopReason::ShutdownFile => format!("shutdown file {}", cfg.shutdown_hook.display()),

@@ -5,12 +5,12 @@
 //! Every tool prints one JSON line per event on stdout (what was sent, what was received), so
 //! a script or a test can compare both ends; progress and errors go to stderr.
 
-pub mod arp;
+pub(crate) mod arp;
 pub mod command;
-pub mod icmp;
+pub(crate) mod icmp;
 pub mod listen;
 pub mod replay;
-pub mod send;
+pub(crate) mod send;
 
 use crate::encode::json::format_created;
 use std::fmt;
@@ -21,11 +21,14 @@ use std::time::Duration;
 /// A tool's failure: the line to print and the exit code (listed in each command's help).
 #[derive(Debug)]
 pub struct ToolError {
+    /// The process exit code, from the tool's table in [`crate::exit`].
     pub code: u8,
+    /// One line for stderr, without the program's name.
     pub message: String,
 }
 
 impl ToolError {
+    /// A failure with exit code `code`.
     pub fn new(code: u8, message: impl Into<String>) -> ToolError {
         ToolError {
             code,
@@ -46,7 +49,7 @@ impl std::error::Error for ToolError {}
 pub use crate::exit::send as send_exit;
 
 /// `%Y-%m-%d %H:%M:%S` (UTC) now, as the original stamped its test messages.
-pub fn now_stamp() -> String {
+pub(crate) fn now_stamp() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -55,12 +58,12 @@ pub fn now_stamp() -> String {
 }
 
 /// The original's default message: `"<prefix> time=<now> - <uuid4>"`.
-pub fn default_message(prefix: &str) -> String {
+pub(crate) fn default_message(prefix: &str) -> String {
     format!("{prefix} time={} - {}", now_stamp(), uuid::Uuid::new_v4())
 }
 
 /// `host:port` to the first address it resolves to.
-pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, ToolError> {
+pub(crate) fn resolve(host: &str, port: u16) -> Result<SocketAddr, ToolError> {
     (host, port)
         .to_socket_addrs()
         .map_err(|e| ToolError::new(send_exit::CONNECT, format!("cannot resolve {host}: {e}")))?
@@ -69,7 +72,7 @@ pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, ToolError> {
 }
 
 /// Seconds from a flag to a `Duration`; refuses negative, NaN and absurd values.
-pub fn seconds(what: &str, s: f64) -> Result<Duration, ToolError> {
+pub(crate) fn seconds(what: &str, s: f64) -> Result<Duration, ToolError> {
     Duration::try_from_secs_f64(s)
         .ok()
         .filter(|d| *d <= Duration::from_secs(86_400))
@@ -82,7 +85,7 @@ pub fn seconds(what: &str, s: f64) -> Result<Duration, ToolError> {
 }
 
 /// Internet checksum (RFC 1071): one's complement of the one's complement sum of 16-bit words.
-pub fn internet_checksum(bytes: &[u8]) -> u16 {
+pub(crate) fn internet_checksum(bytes: &[u8]) -> u16 {
     let mut sum: u32 = 0;
     let mut chunks = bytes.chunks_exact(2);
     for c in &mut chunks {

@@ -26,7 +26,9 @@ const MAX_BATCH_FRAMES: usize = 512;
 /// A `replay` run.
 #[derive(Clone, Debug)]
 pub struct ReplayJob {
+    /// The interface the frames go out of.
     pub iface: String,
+    /// pcap/pcapng files, sent in this order on every pass.
     pub files: Vec<PathBuf>,
     /// Frames per second; `None`: as fast as the interface takes them.
     pub pps: Option<u64>,
@@ -39,6 +41,7 @@ pub struct ReplayJob {
 pub struct ReplaySummary {
     /// Frames read from the files (over all passes).
     pub read_frames: u64,
+    /// The TX ring's counts: frames and bytes sent, refused by the kernel, too short or long.
     pub tx: TxStats,
     /// Frames whose link type is not Ethernet (not sent).
     pub not_ethernet: u64,
@@ -95,7 +98,12 @@ pub enum ReplayError {
     /// The TX ring could not be opened.
     Ring(RingError),
     /// Sending failed (the interface went down or away, or another socket error).
-    Send { iface: String, error: io::Error },
+    Send {
+        /// The interface sent on.
+        iface: String,
+        /// The error `send(2)` returned.
+        error: io::Error,
+    },
 }
 
 impl ReplayError {
@@ -141,7 +149,9 @@ impl std::error::Error for ReplayError {}
 /// The result of a run: what was done, and why it stopped early, if it did.
 #[derive(Debug)]
 pub struct ReplayOutcome {
+    /// What was read and sent, up to the end or the error.
     pub summary: ReplaySummary,
+    /// Why the run ended early; `None` when every pass finished or `stop` was set.
     pub error: Option<ReplayError>,
     /// False when nothing was attempted (a file or the ring failed to open).
     pub started: bool,

@@ -28,23 +28,35 @@ pub fn large_message(base: &str) -> String {
 /// for a reply.
 #[derive(Clone, Debug)]
 pub struct MessageSend {
+    /// Host name or address; the first address it resolves to is used.
     pub host: String,
+    /// Destination port.
     pub port: u16,
+    /// The bytes to send, whole.
     pub message: Vec<u8>,
+    /// Whether the reply (up to [`RESPONSE_BYTES`]) is reported; UDP waits for a datagram
+    /// back only then.
     pub need_response: bool,
+    /// Connect timeout, and how long to wait for the reply.
     pub timeout: Duration,
 }
 
 /// What a send did; printed as one JSON line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sent {
+    /// `"tcp"` or `"udp"`.
     pub proto: &'static str,
+    /// The address sent to, `ip:port`.
     pub to: String,
+    /// Bytes sent (the whole message).
     pub bytes: usize,
+    /// The reply, when one was asked for: TCP's may be empty (nothing came in time); for UDP
+    /// no reply in time is an error instead.
     pub response: Option<Vec<u8>>,
 }
 
 impl Sent {
+    /// The JSON line printed on stdout; `data` is the message sent (printed lossily as UTF-8).
     pub fn json_line(&self, data: &[u8]) -> String {
         json!({
             "sent": self.proto,
