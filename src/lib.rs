@@ -127,7 +127,6 @@ pub mod paths;
 #[allow(missing_docs)]
 pub mod pipeline;
 #[cfg(feature = "cli")]
-#[allow(missing_docs)]
 pub mod record;
 #[cfg(feature = "brokers")]
 #[allow(missing_docs)]

@@ -34,30 +34,60 @@ use std::time::Duration;
 /// The ANTINEX_* settings.
 #[derive(Clone, Debug)]
 pub struct AntinexConfig {
+    /// ANTINEX_URL without a trailing `/`; plain `http://` only.
     pub url: String,
+    /// ANTINEX_USER, for the token login.
     pub user: String,
+    /// ANTINEX_PASSWORD, for the token login.
     pub password: String,
+    /// ANTINEX_USE_MODEL_NAME: the request's `label`, naming the trained model.
     pub model_name: String,
+    /// ANTINEX_PUBLISH_REQUEST_FILE: a JSON object the request starts from (an unreadable
+    /// file is logged and an empty object used).
     pub request_file: PathBuf,
+    /// ANTINEX_MISSING_VALUE: what a missing cell becomes (a float when it parses as one and
+    /// `convert` is on, else text).
     pub missing_value: String,
+    /// ANTINEX_FEATURES_TO_PROCESS: the columns each row keeps; empty: every column.
     pub features: Vec<String>,
+    /// ANTINEX_IGNORE_FEATURES: columns left out of `features`.
     pub ignore_features: Vec<String>,
+    /// ANTINEX_SORT_VALUES, passed on as `sort_values` when not empty.
     pub sort_values: Vec<String>,
+    /// ANTINEX_METRICS, passed on as `metrics`.
     pub metrics: Vec<String>,
+    /// ANTINEX_HISTORIES, passed on as `histories`.
     pub histories: Vec<String>,
+    /// ANTINEX_PREDICT_FEATURE: the column the model predicts (`label_value`).
     pub predict_feature: String,
+    /// ANTINEX_ML_TYPE, passed on as `ml_type` (`classification`).
     pub ml_type: String,
+    /// ANTINEX_SEED, passed on as `seed`.
     pub seed: i64,
+    /// ANTINEX_TEST_SIZE, passed on as `test_size` (a fraction).
     pub test_size: f64,
+    /// ANTINEX_BATCH_SIZE, passed on as `batch_size`.
     pub batch_size: i64,
+    /// ANTINEX_EPOCHS, passed on as `epochs`.
     pub epochs: i64,
+    /// ANTINEX_NUM_SPLITS, passed on as `num_splits`.
     pub num_splits: i64,
+    /// ANTINEX_LOSS, passed on as `loss`.
     pub loss: String,
+    /// ANTINEX_OPTIMIZER, passed on as `optimizer`.
     pub optimizer: String,
+    /// ANTINEX_CONVERT_DATA (with ANTINEX_CONVERT_DATA_TYPE `float`): cells are sent as
+    /// floats; off: as their text (numbers as JSON numbers).
     pub convert: bool,
+    /// ANTINEX_INCLUDE_FAILED_CONVERSIONS: a cell that does not convert is sent as text
+    /// instead of being left out.
     pub include_failed_conversions: bool,
+    /// ANTINEX_PUBLISH_TO_CORE, passed on as `publish_to_core`.
     pub publish_to_core: bool,
+    /// ANTINEX_CHECK_MISSING_PREDICT: a row without the predict feature gets it with the
+    /// missing value.
     pub check_missing_predict: bool,
+    /// Timeout of each HTTP request (30 s; connecting: 10 s).
     pub timeout: Duration,
 }
 
@@ -130,21 +160,30 @@ impl AntinexConfig {
 /// Counters for the exit summary.
 #[derive(Default, Debug, Clone, Copy)]
 pub struct AntinexCounters {
+    /// Prediction jobs the API accepted (200 or 201).
     pub jobs_sent: u64,
+    /// Jobs that failed (logged; recording went on).
     pub jobs_failed: u64,
+    /// Rows in the accepted jobs.
     pub rows_sent: u64,
+    /// Token logins attempted (the first, and one per expired token).
     pub logins: u64,
 }
 
+/// The AntiNex REST client of one recording: a login token, the request template and the
+/// counters. Blocking; called from the recording thread after each snapshot.
 pub struct AntinexClient {
     cfg: AntinexConfig,
     agent: ureq::Agent,
     token: Option<String>,
     base: Map<String, Value>,
+    /// What was sent and what failed so far.
     pub counters: AntinexCounters,
 }
 
 impl AntinexClient {
+    /// A client for `cfg`; reads the request file now (a bad one is logged, not an error).
+    /// Nothing is sent until [`AntinexClient::publish`].
     pub fn new(cfg: AntinexConfig) -> AntinexClient {
         let base = match std::fs::read(&cfg.request_file) {
             Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
@@ -337,6 +376,7 @@ impl AntinexClient {
         Err(format!("job at {url}: refused (401) after a fresh login"))
     }
 
+    /// The API's base URL (ANTINEX_URL).
     pub fn url(&self) -> &str {
         &self.cfg.url
     }

@@ -106,37 +106,53 @@ fn trusted_owner(meta: &fs::Metadata) -> Result<(), String> {
 /// What survives a restart (the commit record).
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
 pub struct State {
+    /// The state file's format version (1).
     pub version: u32,
     /// The CSV header after `idx`, as in the file.
     pub columns: Vec<String>,
+    /// Committed length of the CSV in bytes; a restart cuts the file back to it.
     pub csv_bytes: u64,
     /// Rows in the CSV, and so the next `idx`.
     pub rows: u64,
     /// Where the last packet of the archive ends (the closing tail follows).
     pub archive_packets_end: u64,
+    /// Packets in the archive (its `num_packets`).
     pub archive_packets: u64,
+    /// Committed length of the rejected-messages file in bytes.
     pub rejected_bytes: u64,
+    /// Messages in the rejected-messages file.
     pub rejected: u64,
+    /// Snapshots committed, over every run of this recording.
     pub snapshots: u64,
     /// Input bookkeeping (see `input.rs`): a consumer id, the last committed generation, lines
     /// consumed from a file, and hashes of the last AMQP batch.
     pub input: InputState,
 }
 
+/// What the input needs to resume without duplicates or loss; each input uses its own
+/// fields and leaves the others at their defaults.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
 pub struct InputState {
     /// The input URL this state belongs to (without a password).
     pub source: String,
+    /// Redis: this recorder's consumer name (its processing lists, or its name in the
+    /// stream's group); RabbitMQ streams: the reader name.
     pub consumer: String,
+    /// Redis lists: the last committed generation (processing list) of `consumer`.
     pub generation: u64,
+    /// Files and stdin: lines consumed, skipped again on a restart.
     pub lines: u64,
+    /// AMQP: hashes of the last batch's messages, recognised if they are delivered again;
+    /// Redis streams: the entry ids of the last snapshot, acknowledged again at start.
     pub redelivery_hashes: Vec<String>,
-    /// `file:` inputs: which file the lines were counted in (device and inode) and how many
-    /// bytes they take, so that a restart skips them only in that same file.
+    /// `file:` inputs: the device of the file the lines were counted in, so that a restart
+    /// skips them only in that same file.
     #[serde(default)]
     pub file_dev: u64,
+    /// `file:` inputs: that file's inode number (with `file_dev`).
     #[serde(default)]
     pub file_ino: u64,
+    /// `file:` inputs: the bytes the consumed lines take; a restart seeks past them.
     #[serde(default)]
     pub bytes: u64,
     /// The file's birth time (statx), nanoseconds since 1970; 0 where the file system does not
@@ -149,8 +165,11 @@ const STATE_VERSION: u32 = 1;
 
 /// A rejected message, kept so nothing is acknowledged that was not saved somewhere.
 pub struct Rejection {
+    /// Where the message came from (`<file> line N`, `<url> queue Q message N`, ...).
     pub position: String,
+    /// Why it was rejected.
     pub error: String,
+    /// The message as received (empty when `length` is set).
     pub message: Vec<u8>,
     /// Set for a line too long to keep: its length in bytes, the message not copied.
     pub length: Option<u64>,
@@ -158,14 +177,21 @@ pub struct Rejection {
 
 /// The files of one recording and what of them is committed.
 pub struct Store {
+    /// The CSV.
     pub csv_path: PathBuf,
+    /// The JSON archive.
     pub archive_path: PathBuf,
+    /// `<csv>.rejected.jsonl`: rejected and empty messages, one JSON object a line.
     pub rejected_path: PathBuf,
+    /// `<csv>.state`: the commit record ([`State`]).
     pub state_path: PathBuf,
+    /// The dataset's name, written into the archive's tail.
     pub dataset: String,
+    /// Every column known (the CSV's and the pending rows'), with the `--max-columns` cap.
     pub columns: Columns,
     /// Column ids in the file's order (the header after `idx`).
     file_order: Vec<u32>,
+    /// What is committed, as the state file holds it after the last snapshot.
     pub state: State,
     /// Reused buffers: one CSV line, a snapshot's rows.
     line: Vec<u8>,
@@ -173,6 +199,7 @@ pub struct Store {
     /// Open handles, kept between snapshots (the CSV's is dropped when a rewrite replaces it).
     csv_file: Option<File>,
     archive_file: Option<File>,
+    /// Times this run rewrote the whole CSV for new columns.
     pub csv_rewrites: u64,
     /// Whether the files were found and resumed.
     pub resumed: bool,
@@ -185,7 +212,10 @@ pub struct Store {
 
 /// Why the files cannot be used.
 #[derive(Debug)]
-pub struct StoreError(pub String);
+pub struct StoreError(
+    /// The path and what is wrong with it, for the user.
+    pub String,
+);
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -743,7 +773,7 @@ const MAX_STATE_BYTES: u64 = 256 << 20;
 
 /// `field` as [`csv_field`] writes it, with a `'` first when a spreadsheet would take it for a
 /// formula (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return; OWASP's list).
-pub fn csv_field_safe(out: &mut Vec<u8>, field: &[u8]) {
+pub(crate) fn csv_field_safe(out: &mut Vec<u8>, field: &[u8]) {
     if matches!(
         field.first(),
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 /// The layer → column prefix table of the original recorder.
-pub fn layer_prefix(layer: &str) -> Cow<'static, str> {
+pub(crate) fn layer_prefix(layer: &str) -> Cow<'static, str> {
     Cow::Borrowed(match layer {
         "ether" => "eth_",
         "ip" => "ip_",
@@ -64,17 +64,22 @@ pub const TOO_MANY_COLUMNS: &str = "would add columns past --max-columns";
 /// What kind of JSON value a cell came from (the AntiNex client converts numbers only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CellKind {
+    /// `null`: an empty cell.
     Null,
+    /// A JSON number, written as pandas writes it.
     Number,
+    /// `true`/`false`, written `True`/`False`.
     Bool,
+    /// A string, written as it is.
     Text,
+    /// A list, written as compact JSON text.
     List,
 }
 
 /// A multiply-xor hash for column names (short, trusted-enough keys: a hash flood could only
 /// slow the recorder down, and the column table is bounded by what the messages hold).
 #[derive(Default, Clone, Copy)]
-pub struct NameHasher(u64);
+pub(crate) struct NameHasher(u64);
 
 impl std::hash::Hasher for NameHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -157,6 +162,8 @@ impl Columns {
         }
     }
 
+    /// The id of column `name`, numbered next if new; [`Columns::OVER`] when the cap refuses
+    /// a new name.
     pub fn id(&mut self, name: &str) -> u32 {
         if let Some(&id) = self.index.get(name) {
             return id;
@@ -171,18 +178,22 @@ impl Columns {
         id
     }
 
+    /// The id of column `name`, if it is known (nothing is added).
     pub fn get(&self, name: &str) -> Option<u32> {
         self.index.get(name).copied()
     }
 
+    /// The name of column `id`; empty for an id never given out.
     pub fn name(&self, id: u32) -> &str {
         self.names.get(id as usize).map_or("", String::as_str)
     }
 
+    /// How many columns are known.
     pub fn len(&self) -> usize {
         self.names.len()
     }
 
+    /// Whether no column is known yet.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
@@ -198,30 +209,39 @@ impl Columns {
 /// One cell of a pending row: column, kind, and its text in [`Rows::text`].
 #[derive(Clone, Copy, Debug)]
 pub struct Cell {
+    /// The column's id in [`Columns`].
     pub column: u32,
+    /// What JSON value the text came from.
     pub kind: CellKind,
+    /// Where the text starts in [`Rows::text`] (bytes).
     pub start: u32,
+    /// Where the text ends in [`Rows::text`] (bytes, exclusive).
     pub end: u32,
 }
 
 /// Rows flattened since the last snapshot: cell texts (unescaped) in one buffer.
 #[derive(Default)]
 pub struct Rows {
+    /// Every cell's text, back to back, not yet CSV-quoted.
     pub text: Vec<u8>,
+    /// Every row's cells, row after row.
     pub cells: Vec<Cell>,
     /// End index in `cells` of each row.
     pub row_ends: Vec<usize>,
 }
 
 impl Rows {
+    /// How many rows are pending.
     pub fn len(&self) -> usize {
         self.row_ends.len()
     }
 
+    /// Whether no row is pending.
     pub fn is_empty(&self) -> bool {
         self.row_ends.is_empty()
     }
 
+    /// Forgets every row, keeping the buffers' memory.
     pub fn clear(&mut self) {
         self.text.clear();
         self.cells.clear();
@@ -242,6 +262,7 @@ impl Rows {
         &self.cells[start..self.row_ends[i]]
     }
 
+    /// The text of cell `c` (a cell of these rows).
     pub fn cell_text(&self, c: &Cell) -> &[u8] {
         &self.text[c.start as usize..c.end as usize]
     }
@@ -250,7 +271,9 @@ impl Rows {
 /// What the walk learnt about the message besides its cells.
 #[derive(Default, Debug, Clone, Copy)]
 pub struct MessageInfo {
+    /// The message has an `id` key at the top (else the archive entry gets a new UUID).
     pub has_id: bool,
+    /// The message has a `received` key at the top (else the archive entry gets one).
     pub has_received: bool,
 }
 
@@ -522,7 +545,7 @@ impl<'de> Visitor<'de> for FieldSeed<'_, '_> {
 
 /// A float as Python's `repr` prints it (what pandas writes): shortest round-trip digits,
 /// scientific notation below 1e-4 and from 1e16 on, `.0` on whole numbers.
-pub fn python_float(v: f64) -> String {
+pub(crate) fn python_float(v: f64) -> String {
     if v.is_nan() {
         return "nan".into();
     }
@@ -550,7 +573,7 @@ pub fn python_float(v: f64) -> String {
 
 /// Appends `field` to a CSV line as Python's csv module (QUOTE_MINIMAL) writes it: quoted when
 /// it holds a comma, a quote, CR or LF, with quotes doubled.
-pub fn csv_field(out: &mut Vec<u8>, field: &[u8]) {
+pub(crate) fn csv_field(out: &mut Vec<u8>, field: &[u8]) {
     if field
         .iter()
         .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))

@@ -9,10 +9,14 @@
 //! their position, and saved in `<csv>.rejected.jsonl` with the snapshot, so they too are
 //! acknowledged only once saved.
 
+// The two input modules below are being rewritten in parallel (issue 14, item 1); their
+// public items are not all documented yet. The lead removes these two `allow`s once they are.
+#[allow(missing_docs)]
 pub mod amqp_input;
 pub mod antinex;
 pub mod csv;
 pub mod flatten;
+#[allow(missing_docs)]
 pub mod input;
 pub mod redis_stream;
 pub mod stream_input;
@@ -47,17 +51,28 @@ pub const EXIT_INPUT_LOST: u8 = crate::exit::INPUT_LOST;
 pub struct RecordJob {
     /// `redis://...`, `amqp://...`, `file:PATH` or `-`.
     pub input: String,
+    /// Broker settings for the input (queue, exchange, TLS, password, Redis mode and group,
+    /// stream reader name), shared with the publishing side.
     pub options: OutputOptions,
+    /// Messages per snapshot (SAVE_AFTER_NUM); 0 is taken as 1.
     pub save_after: u64,
-    /// `None`: never.
+    /// Stop after this many messages read (STOP_AFTER_NUM); `None`: never.
     pub stop_after: Option<u64>,
+    /// Recording stops (after a last snapshot) once this file exists; it must not exist at
+    /// start.
     pub stop_file: PathBuf,
+    /// The dataset's name (DS_NAME), written into the archive.
     pub dataset: String,
+    /// The CSV; its state, stop and rejected-messages files are named after it.
     pub csv_path: PathBuf,
+    /// The JSON archive of every recorded packet.
     pub archive_path: PathBuf,
     /// A snapshot also when nothing arrived for this long and messages are pending.
     pub idle_save: Option<Duration>,
+    /// AMQP prefetch window: messages the broker hands over before any acknowledgement
+    /// (other inputs ignore it).
     pub prefetch: u16,
+    /// AntiNex predictions after each snapshot; `None`: off.
     pub antinex: Option<AntinexConfig>,
     /// Test hook (NETPIPE_RECORD_ABORT_AFTER_COMMIT=N): abort the process right after the
     /// N-th snapshot is committed and before its messages are acknowledged, to show that a
@@ -79,6 +94,7 @@ pub struct RecordJob {
 /// `<queue>-0 .. <queue>-(N-1)` (N = 1: to `<queue>` itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Partitions {
+    /// How many partitions the publisher writes (`--partitions`); at least 1.
     pub count: u32,
     /// Ascending, no duplicates, each below `count`.
     pub selected: Vec<u32>,
@@ -151,18 +167,26 @@ impl Partitions {
 /// Why the recorder stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
+    /// A file or stdin ended.
     EndOfInput,
+    /// The stop file appeared.
     StopFile,
+    /// STOP_AFTER_NUM messages were read.
     StopAfter,
+    /// The `stop` flag was set (SIGINT/SIGTERM in the program).
     Signal,
+    /// The input or the files failed; [`Outcome::error`] says how.
     Failed,
 }
 
 /// The run's outcome: counters for the summary and an error if it failed.
 #[derive(Debug, Default)]
 pub struct Outcome {
+    /// Messages read from the input (rejected ones included).
     pub read: u64,
+    /// Messages that became a CSV row.
     pub recorded: u64,
+    /// Messages rejected as bad input (kept in the rejected-messages file).
     pub rejected: u64,
     /// Of the rejected: lines or messages over `--max-line-bytes`.
     pub rejected_too_long: u64,
@@ -173,23 +197,40 @@ pub struct Outcome {
     /// Packet messages without any field (undecodable frames): no row, kept with the
     /// rejected messages, not an error.
     pub empty: u64,
+    /// Messages skipped because an earlier run had already recorded them (redeliveries).
     pub skipped_duplicates: u64,
+    /// Snapshots committed by this run.
     pub snapshots: u64,
+    /// Times the whole CSV was rewritten because a snapshot brought new columns.
     pub csv_rewrites: u64,
+    /// Rows in the CSV at the end, earlier runs' included.
     pub rows_total: u64,
+    /// Columns in the CSV besides `idx`.
     pub columns: usize,
+    /// Whether an earlier recording was resumed (its state file found).
     pub resumed: bool,
+    /// Whether the message in hand when the stop file appeared went back to its queue.
     pub given_back: bool,
+    /// Why the run stopped; `None` when it ended before reading (the stop file existed, or
+    /// the files or the input could not be opened).
     pub stop: Option<StopReason>,
+    /// AntiNex job counts, when predictions were on.
     pub antinex: Option<antinex::AntinexCounters>,
+    /// The exit code ([`crate::exit`]) and message of a failure.
     pub error: Option<(u8, String)>,
+    /// The CSV recorded into.
     pub csv_path: PathBuf,
+    /// The JSON archive recorded into.
     pub archive_path: PathBuf,
+    /// Where rejected and empty messages are kept (`<csv>.rejected.jsonl`).
     pub rejected_path: PathBuf,
+    /// The first rejection, `position: reason`, for the summary.
     pub first_rejection: Option<String>,
 }
 
 impl Outcome {
+    /// The process exit code: the failure's, else [`EXIT_REJECTED`] when any message was
+    /// rejected, else 0.
     pub fn exit_code(&self) -> u8 {
         match &self.error {
             Some((code, _)) => *code,
@@ -198,6 +239,7 @@ impl Outcome {
         }
     }
 
+    /// The closing summary line (stderr): counts, files, and why the run stopped.
     pub fn summary(&self) -> String {
         let mut s = format!(
             "record: {} message(s) read, {} recorded, {} rejected",
@@ -260,7 +302,7 @@ pub(crate) fn log(args: std::fmt::Arguments) {
 }
 
 /// `%Y-%m-%d %H:%M:%S`, UTC, now.
-pub fn now_text() -> String {
+pub(crate) fn now_text() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -66,13 +66,14 @@ return 0
 
 /// A stream entry id, `<milliseconds>-<sequence>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EntryId {
+pub(crate) struct EntryId {
     ms: u64,
     seq: u64,
 }
 
 impl EntryId {
-    pub fn parse(b: &[u8]) -> Option<EntryId> {
+    /// `<ms>-<seq>` as Redis writes it; `None` for anything else.
+    pub(crate) fn parse(b: &[u8]) -> Option<EntryId> {
         let text = std::str::from_utf8(b).ok()?;
         let (ms, seq) = text.split_once('-')?;
         Some(EntryId {
@@ -228,6 +229,8 @@ fn parse_read(
     Ok(named)
 }
 
+/// A Redis stream read through a consumer group: the [`Input`] of
+/// `record --redis-mode stream` (see the module documentation).
 pub struct StreamInput {
     cfg: RedisConfig,
     group: RedisGroup,

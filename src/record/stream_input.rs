@@ -47,6 +47,8 @@ struct Part {
     stored: Option<u64>,
 }
 
+/// RabbitMQ streams read with offsets stored in the broker: the [`Input`] of
+/// `record --input rabbitmq-stream://...` (see the module documentation).
 pub struct StreamInput {
     cfg: RabbitStreamConfig,
     name: String,
