@@ -49,7 +49,8 @@ pub const EXIT_INPUT_LOST: u8 = crate::exit::INPUT_LOST;
 /// What to record and where.
 #[derive(Debug, Clone)]
 pub struct RecordJob {
-    /// `redis://...`, `amqp://...`, `file:PATH` or `-`.
+    /// `redis://...`, `rediss://...`, `amqp://...`, `amqps://...`, `rabbitmq-stream://...`
+    /// (or `+tls`), `file:PATH` or `-` (stdin).
     pub input: String,
     /// Broker settings for the input (queue, exchange, TLS, password, Redis mode and group,
     /// stream reader name), shared with the publishing side.
@@ -63,7 +64,8 @@ pub struct RecordJob {
     pub stop_file: PathBuf,
     /// The dataset's name (DS_NAME), written into the archive.
     pub dataset: String,
-    /// The CSV; its state, stop and rejected-messages files are named after it.
+    /// The CSV; its state and rejected-messages files are named after it (`<csv>.state`,
+    /// `<csv>.rejected.jsonl`).
     pub csv_path: PathBuf,
     /// The JSON archive of every recorded packet.
     pub archive_path: PathBuf,
