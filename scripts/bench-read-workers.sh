@@ -15,6 +15,18 @@
 # The load average is printed before and after.
 #
 #   scripts/bench-read-workers.sh BEFORE_BIN AFTER_BIN
+#   scripts/bench-read-workers.sh stdin AFTER_BIN
+#
+# BEFORE_BIN `stdin`: the "before" runs are AFTER_BIN reading `-` with the file on standard
+# input, which the streaming reader reads (what every file went through before the mapping).
+# hyperfine then runs every command through its shell (for the redirection), both builds
+# alike; it subtracts the shell's own start-up.
+#
+# With BIG=1 it then reads a BIG_BYTES (1 GiB) copy of mixed.pcap with each build and 1 and 2
+# workers, sampling /proc/PID/status every 20 ms: peak RssAnon (anonymous memory: heap,
+# stacks, buffers), peak RssFile (pages of mapped files, the binary included, that are mapped
+# into the process; the page cache the kernel keeps for the file is not the process's
+# memory and is not counted) and GNU time's maximum RSS (anonymous + file + shared).
 #
 # AFTER_BIN's tree (this one) builds examples/bench_passes with --release. Needs hyperfine,
 # tshark, GNU time, python3.
@@ -27,6 +39,8 @@ RUNS=${RUNS:-11}
 TSHARK_RUNS=${TSHARK_RUNS:-3}
 COPIES=${COPIES:-10}
 PASSES=${PASSES:-30}
+BIG=${BIG:-0}
+BIG_BYTES=${BIG_BYTES:-1073741824}
 FIXTURE=pcaps/mixed.pcap
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/netpipe-read-workers.XXXXXX")
@@ -44,26 +58,44 @@ echo "file: $COPIES x $FIXTURE, $packets packets, $(stat -c %s "$file") bytes"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
 
 # ---- 1. hyperfine, wall time --------------------------------------------------------------------
+# read_cmd TREE WORKERS: the command line of one run.
+read_cmd() {
+  if [ "$1" = before ] && [ "$before" = stdin ]; then
+    echo "$after read - -q -j $2 < $file"
+  else
+    echo "${!1} read $file -q -j $2"
+  fi
+}
 cmds=()
 for tree in before after; do
-  bin=${!tree}
-  for j in 1 2 3 4; do cmds+=("$bin read $file -q -j $j"); done
+  for j in 1 2 3 4; do cmds+=("$(read_cmd "$tree" "$j")"); done
 done
-hyperfine -N --style basic --warmup 1 --runs "$RUNS" --export-json "$work/read.json" "${cmds[@]}" >&2
+shell_flag=-N
+[ "$before" != stdin ] || shell_flag=""
+hyperfine $shell_flag --style basic --warmup 1 --runs "$RUNS" --export-json "$work/read.json" \
+  "${cmds[@]}" >&2
 hyperfine -N --style basic --warmup 0 --runs "$TSHARK_RUNS" --export-json "$work/tshark.json" \
   "tshark -T ek -r $file" >&2
 
 # ---- 2. interleaved CPU time --------------------------------------------------------------------
-# cpu CMD...: "wall user+sys" of one run.
+# cpu CMD...: "wall user+sys" of one run (stdin: $stdin_file, else /dev/null).
+stdin_file=/dev/null
 cpu() {
-  /usr/bin/time -f "%e %U %S" -o "$work/t" "$@" >/dev/null 2>&1
+  /usr/bin/time -f "%e %U %S" -o "$work/t" "$@" <"$stdin_file" >/dev/null 2>&1
   awk '{ printf "%s %.3f\n", $1, $2 + $3 }' "$work/t"
+}
+# cpu_read TREE WORKERS: cpu of one read run.
+cpu_read() {
+  if [ "$1" = before ] && [ "$before" = stdin ]; then
+    stdin_file=$file cpu "$after" read - -q -j "$2"
+  else
+    cpu "${!1}" read "$file" -q -j "$2"
+  fi
 }
 : >"$work/cpu.txt"
 for _ in $(seq "$RUNS"); do
   for tree in before after; do
-    bin=${!tree}
-    for j in 1 2 3 4; do echo "$tree-j$j $(cpu "$bin" read "$file" -q -j "$j")" >>"$work/cpu.txt"; done
+    for j in 1 2 3 4; do echo "$tree-j$j $(cpu_read "$tree" "$j")" >>"$work/cpu.txt"; done
   done
   echo "inmem-0 $(cpu "$passes_bin" decode_encode 0)" >>"$work/cpu.txt"
   echo "inmem-$PASSES $(cpu "$passes_bin" decode_encode "$PASSES")" >>"$work/cpu.txt"
@@ -100,3 +132,37 @@ for k, tree in enumerate(["before", "after"]):
               f"{pps / inmem_pps * 100:.0f} % | {c:.3f} s | {c / packets * 1e9:.0f} | "
               f"{med(name, 0) * 1000:.0f} ms |")
 PY
+
+[ "$BIG" = 1 ] || exit 0
+rm -f "$file"
+big=$work/big.pcap
+python3 scripts/make-big-pcap.py "$FIXTURE" "$big" "$BIG_BYTES"
+# peak TREE WORKERS: "peak-RssAnon-KiB peak-RssFile-KiB max-RSS-KiB" of one read of the big file.
+peak() {
+  if [ "$1" = before ] && [ "$before" = stdin ]; then
+    /usr/bin/time -f "%M" -o "$work/m" "$after" read - -q -j "$2" <"$big" >/dev/null 2>&1 &
+  else
+    /usr/bin/time -f "%M" -o "$work/m" "${!1}" read "$big" -q -j "$2" >/dev/null 2>&1 &
+  fi
+  local timer=$! pid="" anon=0 filed=0 a f
+  while kill -0 "$timer" 2>/dev/null; do
+    [ -n "$pid" ] || pid=$(pgrep -P "$timer" | head -n 1 || true)
+    if [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; then
+      a=$(awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+      f=$(awk '/^RssFile:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+      [ -n "$a" ] && [ "$a" -gt "$anon" ] && anon=$a
+      [ -n "$f" ] && [ "$f" -gt "$filed" ] && filed=$f
+    fi
+    sleep 0.02
+  done
+  wait "$timer"
+  echo "$anon $filed $(cat "$work/m")"
+}
+echo "| build | workers | peak RssAnon | peak RssFile | max RSS (GNU time) |"
+echo "|---|---|---|---|---|"
+for tree in before after; do
+  for j in 1 2; do
+    read -r anon filed max <<<"$(peak "$tree" "$j")"
+    echo "| $tree | $j | $anon KiB | $filed KiB | $max KiB |"
+  done
+done
