@@ -18,7 +18,7 @@
 //! borrow the bytes where they lie, with no copy into the record buffer, and the headers are
 //! parsed exactly as when streaming (same frames, same errors, same offsets). Pages of a
 //! mapping the reader has left behind are dropped from the process as it goes, so its resident
-//! size stays bounded as a streamed file's does. Pipes, standard input, small files and files
+//! size stays bounded as a streamed file's does. Pipes, standard input, empty files and files
 //! that cannot (or may not) be mapped are streamed.
 //!
 //! Decisions (each the least surprising choice we could find; tests pin them):
@@ -183,7 +183,7 @@ struct FrameMeta {
 
 /// Bytes a capture is read from in place (see the module docs, "In place").
 enum Shared {
-    /// A mapped file (`source::ring_sys::map_capture_file`).
+    /// A mapped file (`source::ring_sys::file_mapping::map_capture_file`).
     #[cfg(feature = "capture")]
     Map(memmap2::Mmap),
     /// A capture handed over in memory ([`CaptureReader::from_shared_bytes`]).
