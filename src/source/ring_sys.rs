@@ -1629,3 +1629,86 @@ mod tests {
         }
     }
 }
+
+// ==== File mapping ===============================================================================
+//
+// `read` maps regular capture files and decodes their records in place
+// (src/source/pcap_file, `CaptureReader::open`). This section is separate from the ring above:
+// it shares nothing with it but the rule that unsafe code lives in this module.
+//
+// The hazard of any file mapping is another process changing the file while it is mapped: a
+// truncation makes accesses past the new end raise SIGBUS (the process dies), and a write
+// changes bytes under a `&[u8]` that Rust assumes immutable. Neither can be ruled out by a
+// check made once (the file's owner, or root, can always truncate it later), so the policy is
+// to map only files where that takes a deliberate act of their owner, and to stream the rest:
+// - only a regular file, which we hold open for as long as the mapping lives (the `Mmap` is
+//   made from it and returned to a caller that keeps both), and whose length at the time of
+//   the map is the mapping's length (memmap2 reads it with fstat);
+// - only a file that neither its group nor others may write (mode `0o022` clear), so no other
+//   unprivileged user can truncate it;
+// - only a file owned by us (the effective user) or by root, or with no owner write bit: a file
+//   another user may write stays streamed.
+// What remains is the user (or root) truncating their own capture file while `read` runs on
+// it, as `tcpdump -w` over the same path would: the process then ends with SIGBUS, as ripgrep
+// and other mapping readers do. A file that grows while mapped is read up to the length it had
+// when it was mapped (the streaming reader would read the appended records too).
+
+/// Mapping capture files for the reader (kept apart from the ring above; see the comment
+/// just before this module).
+pub mod file_mapping {
+    use std::io;
+
+    /// Maps `file` read-only for the capture reader, or says why not (`ErrorKind::Unsupported`:
+    /// not a regular file, empty, writable by others; the caller then streams the file).
+    /// Advises the kernel that the mapping is read sequentially (read-ahead, early reclaim).
+    pub fn map_capture_file(file: &std::fs::File) -> io::Result<memmap2::Mmap> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata()?;
+        let refuse = |why: &str| Err(io::Error::new(io::ErrorKind::Unsupported, why.to_owned()));
+        if !meta.file_type().is_file() {
+            return refuse("not a regular file");
+        }
+        // An empty file cannot be mapped (and streaming reports it as such).
+        if meta.len() == 0 || usize::try_from(meta.len()).is_err() {
+            return refuse("empty, or too large to map");
+        }
+        if meta.mode() & 0o022 != 0 {
+            return refuse("writable by group or others");
+        }
+        let euid = nix::unistd::geteuid().as_raw();
+        if meta.uid() != euid && meta.uid() != 0 && meta.mode() & 0o200 != 0 {
+            return refuse("writable by another user");
+        }
+        // SAFETY: `Mmap::map` is unsafe because the mapped file may be changed or truncated by
+        // someone else while the mapping lives (see the section comment above). The checks above
+        // leave only the file's owner or root able to do that: the file is regular (so its length
+        // is fixed unless someone truncates or writes it), not writable by group or others, and
+        // owned by us or root or not writable by its owner. The mapping is read-only
+        // (PROT_READ, MAP_PRIVATE) and its length is the file's length now, so every byte of the
+        // returned slice is backed by the file when it is mapped. The caller keeps `file` open
+        // beside the mapping (`memmap2` also keeps the mapping valid after a close).
+        let map = unsafe { memmap2::Mmap::map(file) }?;
+        // Only advice: a failure costs read-ahead, never correctness.
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(map)
+    }
+
+    /// Drops this process's page-table entries for `map[offset..offset + len]` (`MADV_DONTNEED`)
+    /// once the reader is past them, so a mapped file's resident size stays bounded instead of
+    /// growing to the file size. The bytes stay readable: a later access reads them again from
+    /// the page cache or the file. A range outside the mapping is refused (`InvalidInput`);
+    /// memmap2 widens the start down to its page boundary.
+    pub fn drop_mapped_pages(map: &memmap2::Mmap, offset: usize, len: usize) -> io::Result<()> {
+        if !matches!(offset.checked_add(len), Some(end) if end <= map.len()) {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        // SAFETY: MADV_DONTNEED is unsafe in memmap2 because on private *writable* or anonymous
+        // mappings it discards the contents (later reads see zeros or the file's bytes, not what
+        // was written). `map` is a read-only (PROT_READ) private mapping of a file made by
+        // `map_capture_file`: it was never written, so its pages always equal the file's bytes,
+        // and dropping them only makes the next access fault them in again from the same file.
+        // No reference into the range sees different bytes afterwards. The range was checked to
+        // lie within the mapping just above.
+        unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) }
+    }
+}

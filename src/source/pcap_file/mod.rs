@@ -12,6 +12,15 @@
 //! and memory does not grow with the file; it only holds the largest record seen, which the
 //! limits below bound.
 //!
+//! In place: [`CaptureReader::open`] maps a regular file (with the `capture` feature; see
+//! "File mapping" in `source::ring_sys` for which files and why) and
+//! [`CaptureReader::from_shared_bytes`] takes a capture already in memory; either way frames
+//! borrow the bytes where they lie, with no copy into the record buffer, and the headers are
+//! parsed exactly as when streaming (same frames, same errors, same offsets). Pages of a
+//! mapping the reader has left behind are dropped from the process as it goes, so its resident
+//! size stays bounded as a streamed file's does. Pipes, standard input, empty files and files
+//! that cannot (or may not) be mapped are streamed.
+//!
 //! Decisions (each the least surprising choice we could find; tests pin them):
 //! - **Captured length above the original length** (a writer bug, or a pcap 2.4 file from an
 //!   old writer): every captured byte is kept and `wire_len` becomes `max(orig_len, caplen)`,
@@ -47,6 +56,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 mod error;
 mod pcap;
@@ -69,6 +79,10 @@ const SHRINK_ABOVE_BYTES: usize = 4 * PCAP_DEFAULT_MAX_CAPLEN_BYTES as usize;
 const SHRINK_TO_BYTES: usize = PCAP_DEFAULT_MAX_CAPLEN_BYTES as usize;
 /// Buffer of the `BufReader` that [`CaptureReader::open`] puts in front of the file.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
+/// A mapping's pages behind the reader are dropped in steps of this many bytes (a multiple of
+/// every page size Linux uses, so the ranges are page aligned).
+#[cfg(feature = "capture")]
+const DROP_BEHIND_BYTES: usize = 8 * 1024 * 1024;
 
 const PCAP_RECORD_HEADER_BYTES: usize = 16;
 /// Kuznetzov's patched libpcap adds ifindex (4), protocol (2), pkt_type (1) and a pad byte.
@@ -167,10 +181,87 @@ struct FrameMeta {
     interface_id: u32,
 }
 
+/// Bytes a capture is read from in place (see the module docs, "In place").
+enum Shared {
+    /// A mapped file (`source::ring_sys::file_mapping::map_capture_file`).
+    #[cfg(feature = "capture")]
+    Map(memmap2::Mmap),
+    /// A capture handed over in memory ([`CaptureReader::from_shared_bytes`]).
+    Bytes(Arc<dyn AsRef<[u8]> + Send + Sync>),
+}
+
+impl Shared {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            #[cfg(feature = "capture")]
+            Shared::Map(map) => map,
+            Shared::Bytes(bytes) => (**bytes).as_ref(),
+        }
+    }
+}
+
+/// A capture read in place and the reader's position in it.
+struct InPlace {
+    shared: Shared,
+    /// Next byte to read.
+    pos: usize,
+    /// The bytes of the last `fill_buf`: `start..end` of `shared`.
+    record_start: usize,
+    record_end: usize,
+    /// Pages below this offset have been dropped from the process (mapped files).
+    #[cfg(feature = "capture")]
+    dropped_to: usize,
+}
+
+impl InPlace {
+    /// Copies up to `out.len()` bytes from the position on; returns how many there were.
+    fn read(&mut self, out: &mut [u8]) -> usize {
+        let bytes = self.shared.bytes();
+        let from = bytes.get(self.pos..).unwrap_or_default();
+        let n = out.len().min(from.len());
+        if let (Some(dst), Some(src)) = (out.get_mut(..n), from.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.pos += n;
+        n
+    }
+
+    /// Moves the position up to `len` bytes on; returns how many there were.
+    fn advance(&mut self, len: u64) -> u64 {
+        let left = self.shared.bytes().len().saturating_sub(self.pos);
+        let n = usize::try_from(len).unwrap_or(usize::MAX).min(left);
+        self.pos += n;
+        n as u64
+    }
+
+    /// Drops the mapped pages well behind `before` (a record start): the reader never goes
+    /// back, and frames borrow only the current record.
+    #[cfg(feature = "capture")]
+    fn drop_behind(&mut self, before: usize) {
+        let Shared::Map(map) = &self.shared else {
+            return;
+        };
+        let to = before - before % DROP_BEHIND_BYTES;
+        if to >= self.dropped_to + DROP_BEHIND_BYTES {
+            // Only advice: if the kernel refuses, the pages stay until reclaimed.
+            let _ = crate::source::ring_sys::file_mapping::drop_mapped_pages(
+                map,
+                self.dropped_to,
+                to - self.dropped_to,
+            );
+            self.dropped_to = to;
+        }
+    }
+}
+
 /// Streaming pcap/pcapng reader. Give [`CaptureReader::new`] a buffered reader (as
 /// [`CaptureReader::open`] does): each record takes a few small reads.
 pub struct CaptureReader<R: Read> {
+    /// The byte stream; holds the open file, unread, when the file is mapped.
     reader: R,
+    /// Set when the capture is read in place (mapped file, shared bytes): then `reader` is
+    /// not read.
+    in_place: Option<InPlace>,
     name: String,
     format: CaptureFormat,
     state: State,
@@ -190,6 +281,7 @@ impl<R: Read> fmt::Debug for CaptureReader<R> {
             .field("link_types", &self.link_types)
             .field("offset", &self.offset)
             .field("finished", &self.finished)
+            .field("in_place", &self.in_place.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -211,6 +303,29 @@ impl CaptureReader<BufReader<File>> {
             };
         }
         let name = path.display().to_string();
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(source) => return Err(ReadError::Io { name, source }),
+        };
+        #[cfg(feature = "capture")]
+        if let Ok(map) = crate::source::ring_sys::file_mapping::map_capture_file(&file) {
+            // The file stays open in the (never read, unbuffered) reader beside its mapping.
+            return Self::start(
+                BufReader::with_capacity(0, file),
+                Some(InPlace::new(Shared::Map(map))),
+                name,
+            );
+        }
+        Self::new(BufReader::with_capacity(READ_BUFFER_BYTES, file), name)
+    }
+
+    /// As [`CaptureReader::open`], but always streams the file through a read buffer, never
+    /// maps it (for comparisons and for files that may change while they are read).
+    pub fn open_streaming(path: &Path) -> Result<Self, ReadError> {
+        if path.as_os_str() == "-" {
+            return Self::open(path);
+        }
+        let name = path.display().to_string();
         match File::open(path) {
             Ok(file) => Self::new(BufReader::with_capacity(READ_BUFFER_BYTES, file), name),
             Err(source) => Err(ReadError::Io { name, source }),
@@ -218,24 +333,41 @@ impl CaptureReader<BufReader<File>> {
     }
 }
 
+impl CaptureReader<io::Empty> {
+    /// Reads a capture held in memory in place: frames borrow `bytes`, nothing is copied.
+    /// Frames, errors and offsets are those [`CaptureReader::new`] gives for the same bytes.
+    pub fn from_shared_bytes(
+        bytes: Arc<dyn AsRef<[u8]> + Send + Sync>,
+        name: String,
+    ) -> Result<Self, ReadError> {
+        Self::start(io::empty(), Some(InPlace::new(Shared::Bytes(bytes))), name)
+    }
+}
+
+impl InPlace {
+    fn new(shared: Shared) -> Self {
+        InPlace {
+            shared,
+            pos: 0,
+            record_start: 0,
+            record_end: 0,
+            #[cfg(feature = "capture")]
+            dropped_to: 0,
+        }
+    }
+}
+
 impl<R: Read> CaptureReader<R> {
     /// Reads the file header from `reader`; `name` is used in error messages.
-    pub fn new(mut reader: R, name: String) -> Result<Self, ReadError> {
-        let mut magic_bytes = [0u8; 4];
-        let got = read_full(&mut reader, &mut magic_bytes).map_err(|source| ReadError::Io {
-            name: name.clone(),
-            source,
-        })?;
-        if got < magic_bytes.len() {
-            return Err(ReadError::NotACapture {
-                name,
-                magic: None,
-                bytes_present: got,
-            });
-        }
-        let magic = u32::from_be_bytes(magic_bytes);
+    pub fn new(reader: R, name: String) -> Result<Self, ReadError> {
+        Self::start(reader, None, name)
+    }
+
+    /// Reads the file header from `reader`, or from `in_place` when given.
+    fn start(reader: R, in_place: Option<InPlace>, name: String) -> Result<Self, ReadError> {
         let mut this = CaptureReader {
             reader,
+            in_place,
             name,
             format: CaptureFormat::PcapNg,
             state: State::PcapNg(PcapNgState {
@@ -247,6 +379,16 @@ impl<R: Read> CaptureReader<R> {
             buf: Vec::new(),
             finished: false,
         };
+        let mut magic_bytes = [0u8; 4];
+        let got = this.read_in(&mut magic_bytes)?;
+        if got < magic_bytes.len() {
+            return Err(ReadError::NotACapture {
+                name: this.name,
+                magic: None,
+                bytes_present: got,
+            });
+        }
+        let magic = u32::from_be_bytes(magic_bytes);
         // (byte order, nanosecond fraction, record header bytes)
         let (endian, nanosecond, record_header_bytes) = match magic {
             MAGIC_PCAP_US_BE => (Endian::Big, false, PCAP_RECORD_HEADER_BYTES),
@@ -269,6 +411,11 @@ impl<R: Read> CaptureReader<R> {
         };
         this.read_pcap_header(endian, nanosecond, record_header_bytes)?;
         Ok(this)
+    }
+
+    /// Whether frames are read in place from a mapping or shared bytes (else streamed).
+    pub fn is_in_place(&self) -> bool {
+        self.in_place.is_some()
     }
 
     /// The format found in the file header.
@@ -304,7 +451,7 @@ impl<R: Read> CaptureReader<R> {
         };
         match result {
             Ok(Some(meta)) => Ok(Some(Frame {
-                data: self.buf.get(meta.start..meta.end).unwrap_or_default(),
+                data: self.record().get(meta.start..meta.end).unwrap_or_default(),
                 wire_len: meta.wire_len,
                 time_ns: meta.time_ns,
                 link_type: meta.link_type,
@@ -348,9 +495,50 @@ impl<R: Read> CaptureReader<R> {
         }
     }
 
+    /// Reads until `out` is full or the input ends; returns the bytes read.
+    fn read_in(&mut self, out: &mut [u8]) -> Result<usize, ReadError> {
+        if let Some(in_place) = &mut self.in_place {
+            return Ok(in_place.read(out));
+        }
+        read_full(&mut self.reader, out).map_err(|e| self.io_error(e))
+    }
+
+    /// Skips `len` bytes without keeping them; returns the bytes skipped.
+    fn skip_bytes(&mut self, len: u64) -> Result<u64, ReadError> {
+        if let Some(in_place) = &mut self.in_place {
+            return Ok(in_place.advance(len));
+        }
+        let mut limited = (&mut self.reader).take(len);
+        // io::copy moves the bytes through a fixed stack buffer: no allocation.
+        io::copy(&mut limited, &mut io::sink()).map_err(|e| self.io_error(e))
+    }
+
+    /// The bytes of the last [`Self::fill_buf`] (streaming: the record buffer, whose first
+    /// `len` bytes they are).
+    fn record(&self) -> &[u8] {
+        match &self.in_place {
+            Some(p) => p
+                .shared
+                .bytes()
+                .get(p.record_start..p.record_end)
+                .unwrap_or_default(),
+            None => &self.buf,
+        }
+    }
+
     /// Reads up to `len` bytes into `buf[..len]`, growing the buffer if it is shorter;
-    /// returns how many bytes arrived before end of file.
+    /// returns how many bytes arrived before end of file. In place, nothing is copied: the
+    /// bytes are only marked as the record ([`Self::record`]).
     fn fill_buf(&mut self, len: usize) -> Result<usize, ReadError> {
+        if let Some(in_place) = &mut self.in_place {
+            let start = in_place.pos;
+            let got = in_place.advance(len as u64) as usize;
+            in_place.record_start = start;
+            in_place.record_end = start + got;
+            #[cfg(feature = "capture")]
+            in_place.drop_behind(start);
+            return Ok(got);
+        }
         if self.buf.len() < len {
             self.buf.resize(len, 0);
         } else if self.buf.len() > SHRINK_ABOVE_BYTES && len <= SHRINK_TO_BYTES {
@@ -543,6 +731,179 @@ mod tests {
         assert!(reader.buf.capacity() < 4096);
     }
 
+    // ---- mapped files ----------------------------------------------------------------------
+
+    /// A temporary file holding `bytes` with `mode`, removed on drop.
+    #[cfg(feature = "capture")]
+    struct TempCapture(std::path::PathBuf);
+
+    #[cfg(feature = "capture")]
+    impl TempCapture {
+        fn new(tag: &str, bytes: &[u8], mode: u32) -> TempCapture {
+            use std::os::unix::fs::PermissionsExt;
+            let path = std::env::temp_dir().join(format!(
+                "netpipe-fast-mapped-{tag}-{}.pcap",
+                std::process::id()
+            ));
+            std::fs::write(&path, bytes).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            TempCapture(path)
+        }
+    }
+
+    #[cfg(feature = "capture")]
+    impl Drop for TempCapture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// Frames, error text and end offset of `path`, mapped (`open`) or streamed.
+    #[cfg(feature = "capture")]
+    fn read_file(path: &Path, mapped: bool) -> (Vec<Owned>, Option<String>, u64) {
+        let opened = if mapped {
+            CaptureReader::open(path)
+        } else {
+            CaptureReader::open_streaming(path)
+        };
+        match opened {
+            Err(e) => (Vec::new(), Some(e.to_string()), 0),
+            Ok(mut reader) => {
+                let (frames, error) = drain(&mut reader);
+                (frames, error.map(|e| e.to_string()), reader.offset())
+            }
+        }
+    }
+
+    /// Every fixture in pcaps/ and every file of the tcpdump corpus (when it is there): the
+    /// mapped reader gives the same frames, errors and offsets as the streaming one.
+    #[cfg(feature = "capture")]
+    #[test]
+    fn mapped_files_read_as_streamed_files() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut paths = Vec::new();
+        for dir in [
+            root.join("pcaps"),
+            root.join("../shared/corpus/tcpdump-tests"),
+        ] {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                paths.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+            }
+        }
+        paths.sort();
+        let (mut mapped, mut with_errors) = (0, 0);
+        for path in &paths {
+            let streamed = read_file(path, false);
+            let in_place = read_file(path, true);
+            assert_eq!(in_place, streamed, "{}", path.display());
+            if let Ok(reader) = CaptureReader::open(path) {
+                mapped += usize::from(reader.is_in_place());
+            }
+            with_errors += usize::from(streamed.1.is_some());
+        }
+        eprintln!(
+            "{} files, {mapped} of them mapped, {with_errors} ending in an error",
+            paths.len()
+        );
+        assert!(mapped >= 20, "{mapped} files mapped");
+    }
+
+    #[cfg(feature = "capture")]
+    #[test]
+    fn only_files_no_one_else_may_write_are_mapped() {
+        let mut image = Pcap::new(false, false, ETH);
+        image.rec(1, 2, 3, &[1, 2, 3]).rec(4, 5, 600, &[7; 600]);
+        let own = TempCapture::new("own", &image.out, 0o644);
+        let reader = CaptureReader::open(&own.0).unwrap();
+        assert!(reader.is_in_place());
+        let read_only = TempCapture::new("read-only", &image.out, 0o444);
+        assert!(CaptureReader::open(&read_only.0).unwrap().is_in_place());
+        for (tag, mode) in [("group", 0o664), ("others", 0o646)] {
+            let shared = TempCapture::new(tag, &image.out, mode);
+            let mut reader = CaptureReader::open(&shared.0).unwrap();
+            assert!(!reader.is_in_place(), "{tag}");
+            assert_eq!(drain(&mut reader).0, read_ok(&image.out));
+        }
+        // Streaming on request; standard input and empty files always stream.
+        assert!(!CaptureReader::open_streaming(&own.0).unwrap().is_in_place());
+        let empty = TempCapture::new("empty", b"", 0o644);
+        let error = CaptureReader::open(&empty.0).unwrap_err();
+        assert!(error
+            .to_string()
+            .ends_with("empty file, not a pcap or pcapng file"));
+    }
+
+    /// A file cut inside a record, and a file cut inside a pcapng block: the mapping is as
+    /// long as the file, and the reader reports the same truncation, after the same frames,
+    /// as streaming does; bytes appended after the map are not read.
+    #[cfg(feature = "capture")]
+    #[test]
+    fn truncated_mapped_files_end_with_the_streamed_error() {
+        let mut image = Pcap::new(false, false, ETH);
+        for i in 0..100u32 {
+            image.rec(i, 0, 200, &[i as u8; 200]);
+        }
+        let (ng, _) = rich_pcapng(false);
+        for (tag, bytes) in [("pcap", &image.out), ("pcapng", &ng.out)] {
+            for cut in [bytes.len() - 1, bytes.len() - 150, 30] {
+                let file = TempCapture::new(tag, &bytes[..cut], 0o600);
+                let in_place = read_file(&file.0, true);
+                assert_eq!(in_place, read_file(&file.0, false), "{tag} cut at {cut}");
+                assert!(in_place.1.is_some(), "{tag} cut at {cut}");
+                if let Ok(reader) = CaptureReader::open(&file.0) {
+                    assert!(reader.is_in_place());
+                }
+            }
+        }
+        // Grows after it was mapped: read up to the length it had.
+        let file = TempCapture::new("grows", &image.out[..image.out.len() - 216], 0o600);
+        let mut reader = CaptureReader::open(&file.0).unwrap();
+        let mut more = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file.0)
+            .unwrap();
+        std::io::Write::write_all(&mut more, &image.out[image.out.len() - 216..]).unwrap();
+        let (frames, error) = drain(&mut reader);
+        assert!(error.is_none());
+        assert_eq!(frames.len(), 99);
+    }
+
+    /// The pages of a mapping the reader has passed are dropped: after reading a 48 MiB file
+    /// the mapping's resident size (its `Rss:` line in /proc/self/smaps) is a few steps of
+    /// [`DROP_BEHIND_BYTES`], not the file.
+    #[cfg(feature = "capture")]
+    #[test]
+    fn mapped_pages_behind_the_reader_are_dropped() {
+        let mut image = Pcap::new(false, false, ETH);
+        let record = vec![0x55u8; 1500];
+        while image.out.len() < 48 * 1024 * 1024 {
+            image.rec(1, 2, 1500, &record);
+        }
+        let file = TempCapture::new("rss", &image.out, 0o600);
+        drop(image);
+        let mut reader = CaptureReader::open(&file.0).unwrap();
+        assert!(reader.is_in_place());
+        let mut frames = 0;
+        while let Some(frame) = reader.next_frame().unwrap() {
+            assert_eq!(frame.data, &record[..]);
+            frames += 1;
+        }
+        assert!(frames > 30_000);
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let name = file.0.display().to_string();
+        let mut lines = smaps.lines().skip_while(|l| !l.ends_with(&name));
+        assert!(lines.next().is_some(), "mapping not in smaps");
+        let rss_kib: usize = lines
+            .find_map(|l| l.strip_prefix("Rss:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        eprintln!("resident after reading 48 MiB mapped: {rss_kib} KiB");
+        assert!(
+            rss_kib <= 3 * DROP_BEHIND_BYTES / 1024,
+            "{rss_kib} KiB resident"
+        );
+    }
+
     // ---- property-style: arbitrary bytes never panic ---------------------------------------
 
     /// SplitMix64: small, seedable, good enough to drive mutations.
@@ -566,8 +927,21 @@ mod tests {
         }
     }
 
-    /// Reads `bytes` to the end, checking invariants that must hold for any input.
+    /// Reads `bytes` to the end, checking invariants that must hold for any input, and that
+    /// reading in place gives the same frames and error.
     fn read_anything(bytes: &[u8]) {
+        let streamed = match open_bytes(bytes) {
+            Err(e) => (Vec::new(), Some(e.to_string()), 0),
+            Ok(mut reader) => {
+                let (frames, error) = drain(&mut reader);
+                (frames, error.map(|e| e.to_string()), reader.offset())
+            }
+        };
+        assert_eq!(read_in_place(bytes), streamed);
+        read_anything_streamed(bytes);
+    }
+
+    fn read_anything_streamed(bytes: &[u8]) {
         let mut reader = match open_bytes(bytes) {
             Ok(reader) => reader,
             Err(error) => {

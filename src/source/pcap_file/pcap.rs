@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use super::{
-    read_full, saturate_i64, CaptureFormat, CaptureReader, Endian, FrameMeta, ReadError, State,
+    saturate_i64, CaptureFormat, CaptureReader, Endian, FrameMeta, ReadError, State,
     MAX_RECORD_BYTES, NS_PER_SEC, PCAP_DEFAULT_MAX_CAPLEN_BYTES, PCAP_MODIFIED_RECORD_HEADER_BYTES,
 };
 
@@ -38,7 +38,7 @@ impl<R: Read> CaptureReader<R> {
     ) -> Result<(), ReadError> {
         // The magic (4 bytes) is already consumed; read the other 20.
         let mut rest = [0u8; PCAP_FILE_HEADER_BYTES - 4];
-        let got = read_full(&mut self.reader, &mut rest).map_err(|e| self.io_error(e))?;
+        let got = self.read_in(&mut rest)?;
         if got < rest.len() {
             return Err(self.truncated(
                 0,
@@ -103,7 +103,7 @@ impl<R: Read> CaptureReader<R> {
         let record_offset = self.offset;
         let mut header = [0u8; PCAP_MODIFIED_RECORD_HEADER_BYTES];
         let header = header.get_mut(..header_bytes).unwrap_or_default();
-        let got = read_full(&mut self.reader, header).map_err(|e| self.io_error(e))?;
+        let got = self.read_in(header)?;
         if got == 0 {
             return Ok(None);
         }

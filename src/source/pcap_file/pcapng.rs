@@ -1,11 +1,11 @@
 //! pcapng (draft-ietf-opsawg-pcapng): section headers, interface descriptions and the
 //! packet blocks; every other block is skipped.
 
-use std::io::{self, Read};
+use std::io::Read;
 
 use super::{
-    read_full, saturate_i64, CaptureFormat, CaptureReader, Endian, FrameMeta, ReadError, State,
-    BLOCK_SHB, MAX_RECORD_BYTES, NS_PER_SEC,
+    saturate_i64, CaptureFormat, CaptureReader, Endian, FrameMeta, ReadError, State, BLOCK_SHB,
+    MAX_RECORD_BYTES, NS_PER_SEC,
 };
 
 /// Interfaces one pcapng section may describe before it is called corrupt; keeps the
@@ -130,7 +130,7 @@ impl<R: Read> CaptureReader<R> {
             ));
         }
         let trailer = endian
-            .u32(&self.buf, body_len.saturating_sub(4))
+            .u32(self.record(), body_len.saturating_sub(4))
             .unwrap_or(0);
         if trailer != total_len {
             return Err(self.corrupt(
@@ -144,7 +144,7 @@ impl<R: Read> CaptureReader<R> {
     /// Reads a Section Header Block whose type (4 bytes) at `block_offset` is consumed.
     pub(super) fn read_section_header(&mut self, block_offset: u64) -> Result<(), ReadError> {
         let mut head = [0u8; 8];
-        let got = read_full(&mut self.reader, &mut head).map_err(|e| self.io_error(e))?;
+        let got = self.read_in(&mut head)?;
         if got < head.len() {
             return Err(self.truncated(
                 block_offset,
@@ -179,8 +179,8 @@ impl<R: Read> CaptureReader<R> {
         )?;
         self.read_block_body(block_offset, endian, 12, total_len)?;
         // Body now holds: major (2), minor (2), section length (8), options, trailer.
-        let major = endian.u16(&self.buf, 0).unwrap_or(0);
-        let minor = endian.u16(&self.buf, 2).unwrap_or(0);
+        let major = endian.u16(self.record(), 0).unwrap_or(0);
+        let minor = endian.u16(self.record(), 2).unwrap_or(0);
         if major != 1 {
             return Err(ReadError::UnsupportedVersion {
                 name: self.name.clone(),
@@ -229,7 +229,7 @@ impl<R: Read> CaptureReader<R> {
         }
         // Body: link type (2), reserved (2), snaplen (4), options, trailer (4). The block
         // length check guarantees the 12 fixed bytes.
-        let body = self.buf.get(..body_len).unwrap_or_default();
+        let body = self.record().get(..body_len).unwrap_or_default();
         let link_type = u32::from(endian.u16(body, 0).unwrap_or(0));
         let snaplen = endian.u32(body, 4).unwrap_or(0);
         let mut interface = Interface {
@@ -315,9 +315,7 @@ impl<R: Read> CaptureReader<R> {
 
     /// Skips `len` bytes of a block body without buffering them; returns the bytes skipped.
     fn skip(&mut self, len: u64) -> Result<u64, ReadError> {
-        let mut limited = (&mut self.reader).take(len);
-        // io::copy moves the bytes through a fixed stack buffer: no allocation.
-        io::copy(&mut limited, &mut io::sink()).map_err(|e| self.io_error(e))
+        self.skip_bytes(len)
     }
 
     /// Reads blocks until a packet block, skipping what carries no packets.
@@ -329,7 +327,7 @@ impl<R: Read> CaptureReader<R> {
                 State::Pcap(_) => return Ok(None),
             };
             let mut type_bytes = [0u8; 4];
-            let got = read_full(&mut self.reader, &mut type_bytes).map_err(|e| self.io_error(e))?;
+            let got = self.read_in(&mut type_bytes)?;
             if got == 0 {
                 return Ok(None);
             }
@@ -343,7 +341,7 @@ impl<R: Read> CaptureReader<R> {
                 continue;
             }
             let mut len_bytes = [0u8; 4];
-            let got = read_full(&mut self.reader, &mut len_bytes).map_err(|e| self.io_error(e))?;
+            let got = self.read_in(&mut len_bytes)?;
             if got < len_bytes.len() {
                 return Err(self.truncated(
                     block_offset,
@@ -369,7 +367,7 @@ impl<R: Read> CaptureReader<R> {
                 let skipped = self.skip(skip_len)?;
                 let mut trailer = [0u8; 4];
                 let got = if skipped == skip_len {
-                    read_full(&mut self.reader, &mut trailer).map_err(|e| self.io_error(e))?
+                    self.read_in(&mut trailer)?
                 } else {
                     0
                 };
@@ -415,7 +413,7 @@ impl<R: Read> CaptureReader<R> {
         block: &str,
         body_len: usize,
     ) -> Result<FrameMeta, ReadError> {
-        let body = self.buf.get(..body_len).unwrap_or_default();
+        let body = self.record().get(..body_len).unwrap_or_default();
         // Room for packet bytes: the body minus its trailer and the fixed fields.
         let field = |at| endian.u32(body, at).unwrap_or(0);
         if block_type == BLOCK_SPB {

@@ -277,22 +277,50 @@ pub(super) fn drain<R: Read>(reader: &mut CaptureReader<R>) -> (Vec<Owned>, Opti
     }
 }
 
+/// Frames, the error (as text) and the final offset of reading `bytes` in place.
+pub(super) fn read_in_place(bytes: &[u8]) -> (Vec<Owned>, Option<String>, u64) {
+    let shared: std::sync::Arc<dyn AsRef<[u8]> + Send + Sync> = std::sync::Arc::new(bytes.to_vec());
+    match CaptureReader::from_shared_bytes(shared, "t.cap".to_string()) {
+        Err(e) => (Vec::new(), Some(e.to_string()), 0),
+        Ok(mut reader) => {
+            assert!(reader.is_in_place());
+            let (frames, error) = drain(&mut reader);
+            if error.is_some() {
+                assert!(matches!(reader.next_frame(), Ok(None)));
+            }
+            (frames, error.map(|e| e.to_string()), reader.offset())
+        }
+    }
+}
+
 pub(super) fn read_ok(bytes: &[u8]) -> Vec<Owned> {
     let mut reader = open_bytes(bytes).expect("header");
     let (frames, error) = drain(&mut reader);
     assert!(error.is_none(), "unexpected error: {}", error.unwrap());
     assert_eq!(reader.offset(), bytes.len() as u64);
+    // In place: the same frames, to the same end.
+    assert_eq!(
+        read_in_place(bytes),
+        (frames.clone(), None, reader.offset())
+    );
     frames
 }
 
 pub(super) fn read_err(bytes: &[u8]) -> (Vec<Owned>, ReadError) {
     match open_bytes(bytes) {
-        Err(e) => (Vec::new(), e),
+        Err(e) => {
+            assert_eq!(read_in_place(bytes), (Vec::new(), Some(e.to_string()), 0));
+            (Vec::new(), e)
+        }
         Ok(mut reader) => {
             let (frames, error) = drain(&mut reader);
             let error = error.expect("an error");
             // After an error the reader is finished.
             assert!(matches!(reader.next_frame(), Ok(None)));
+            // In place: the same frames before the same error.
+            let (in_place, in_place_error, _) = read_in_place(bytes);
+            assert_eq!(in_place, frames);
+            assert_eq!(in_place_error, Some(error.to_string()));
             (frames, error)
         }
     }
