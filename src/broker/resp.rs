@@ -82,7 +82,7 @@ impl fmt::Display for RespError {
 
 impl From<io::Error> for RespError {
     fn from(e: io::Error) -> Self {
-        if crate::sink::tls::is_tls_error(&e) {
+        if super::tls::is_tls_error(&e) {
             RespError::Tls(e.to_string())
         } else {
             RespError::Io(e)
@@ -135,12 +135,12 @@ impl RespConnection {
             None => Stream::Plain(tcp),
             Some(config) => {
                 let name: ServerName<'static> =
-                    crate::sink::tls::server_name(host).map_err(RespError::Tls)?;
+                    super::tls::server_name(host).map_err(RespError::Tls)?;
                 let mut conn = ClientConnection::new(Arc::clone(config), name)
                     .map_err(|e| RespError::Tls(e.to_string()))?;
                 while conn.is_handshaking() {
                     conn.complete_io(&mut tcp).map_err(|e| {
-                        if crate::sink::tls::is_tls_error(&e) {
+                        if super::tls::is_tls_error(&e) {
                             RespError::Tls(e.to_string())
                         } else if matches!(
                             e.kind(),
