@@ -22,19 +22,18 @@
 //! `resent`, so duplicates ≤ resent.
 //!
 //! `amqps://` (or any FORWARD_SSL_OPTIONS): TLS through rustls with the options' CA, client
-//! certificate and `cert_reqs` ([`super::tls`]), on a socket our own connector opens for lapin.
+//! certificate and `cert_reqs` ([`crate::broker::tls`]), on a socket our own connector opens
+//! for lapin.
 //!
 //! Start-up failures end the run: unreachable (exit 9), credentials or virtual host refused
 //! (10), TLS failure (11: certificate not trusted, wrong host name, not a TLS port,
 //! unreadable certificate files), malformed URL or an exchange or queue that exists with
 //! other settings (2).
 //!
-//! lapin does its socket I/O on a thread of its own and runs its heartbeat and RPC tasks on
-//! the async runtime it is given. The sink owns a Tokio runtime with one worker thread for
-//! those, and the publisher thread blocks on it (`block_on`) to publish and to wait for
-//! confirms. A current-thread runtime would run lapin's tasks only while the publisher thread
-//! is inside `block_on`: heartbeats would stop while a quiet live capture sends nothing, and
-//! lapin's I/O thread cannot drive a current-thread runtime's reactor from outside.
+//! The connection, the channel, the declarations and the runtime (a Tokio runtime with one
+//! worker thread for lapin's heartbeat and RPC tasks, on which the publisher thread blocks to
+//! publish and to wait for confirms) are [`crate::broker::amqp`]'s, the same ones `record`'s
+//! AMQP input uses.
 
 use super::{
     log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters, WriteError,

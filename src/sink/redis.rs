@@ -28,7 +28,7 @@
 //! no stored hashes: the partition is found again from each message, the same one.
 //!
 //! `rediss://` (or any FORWARD_SSL_OPTIONS): TLS through rustls with the options' CA,
-//! client certificate and `cert_reqs` ([`super::tls`]).
+//! client certificate and `cert_reqs` ([`crate::broker::tls`]).
 //!
 //! In kombu format the sink also adds the queue to the exchange's binding set
 //! (`_kombu.binding.<exchange>`, member `<routing_key>\x06\x16\x06\x16<queue>`, empty pattern
