@@ -30,3 +30,23 @@ pub use self::backoff::Backoff;
 pub use self::error::{start_exit_code, StartError};
 pub use self::secret::{read_password_file, Secret};
 pub use self::url::redact;
+
+#[cfg(test)]
+mod tests {
+    /// The layer rule for this module: nothing in `src/broker/` imports the layers above it.
+    #[test]
+    fn broker_imports_nothing_from_the_layers_above() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/broker");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("src/broker") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("read");
+            for layer in ["pipeline", "sink", "record", "cli", "tools", "dataset"] {
+                let upward = format!("crate::{layer}");
+                assert!(!text.contains(&upward), "{} uses {upward}", path.display());
+            }
+            checked += 1;
+        }
+        assert!(checked >= 8, "only {checked} files in {}", dir.display());
+    }
+}
