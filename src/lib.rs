@@ -35,8 +35,8 @@
 //!   kernel checks them, run by our own interpreter) and, with the `capture` feature, the
 //!   TPACKET_V3 ring and interface helpers.
 //! - [`exit`]: the program's exit codes, one meaning per number.
-//! - With the `brokers` feature: `broker` (the one Redis client and the secret type, used by
-//!   both the publishing and the consuming side), `pipeline` (workers, the publisher, `pipeline::read::ReadJob`
+//! - With the `brokers` feature: `broker` (URLs, secrets, TLS, start errors, the one Redis
+//!   client and the one AMQP path, used by both the publishing and the consuming side), `pipeline` (workers, the publisher, `pipeline::read::ReadJob`
 //!   for files and `pipeline::capture::CaptureJob` for interfaces), `sink` (the `Sink` trait
 //!   and every output, the spool), `paths`.
 //! - With the `cli` feature: `cli`, `config`, `record`, `dataset`, `tools`: the program's
@@ -106,7 +106,6 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "brokers")]
-#[allow(missing_docs)]
 pub mod broker;
 #[cfg(feature = "cli")]
 // cli's doc comments are clap's help text (plain text with `<VALUE>` and `[OPTIONAL]`), not

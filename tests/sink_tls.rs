@@ -668,6 +668,86 @@ fn amqps_delivers_every_message_in_order_and_checks_the_certificate() {
     assert_tls_failure(&out, password, "TLS");
 }
 
+/// `record` from `amqps://` (the AMQP sink's own connection, TLS and declarations, in
+/// `broker::amqp`): a private node whose TLS listener wants a client certificate; record reads
+/// every message the TLS sink published, once and in order, and leaves the queue empty; a CA
+/// that did not sign the broker's certificate, and the plain port spoken to with TLS, are exit
+/// 11 before anything is read, with no password printed.
+#[test]
+fn record_reads_amqps_queues() {
+    let pki = Pki::new();
+    let broker = TlsRabbit::start(&pki);
+    let password = RABBIT_PASSWORD;
+    let url = format!(
+        "amqps://{RABBIT_USER}:{password}@127.0.0.1:{}/",
+        broker.tls_port
+    );
+    let ssl = pki.options("ca.pem", "CERT_REQUIRED");
+    let queue = unique("amqps_record");
+    let names = [
+        "--queue",
+        &queue,
+        "--exchange",
+        &queue,
+        "--routing-key",
+        &queue,
+    ];
+    let out = read_with(&ssl, &[&["-o", url.as_str()][..], &names[..]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let dir = TempDir::new("amqps_record");
+    let record = |url: &str, ssl: &str| {
+        bin()
+            .args(["record", "--input", url, "--stop-after-num"])
+            .arg(FIXTURE_MESSAGES.to_string())
+            .args(["--save-after-num", "1000", "--idle-save-ms", "200"])
+            .arg("--output-csv")
+            .arg(dir.0.join("amqps.csv"))
+            .arg("--archive-json")
+            .arg(dir.0.join("amqps.json"))
+            .args(names)
+            .env("FORWARD_SSL_OPTIONS", ssl)
+            .output()
+            .unwrap()
+    };
+    let out = record(&url, &ssl);
+    assert!(out.status.success(), "record: {}", stderr(&out));
+    assert!(!stderr(&out).contains(password), "{}", stderr(&out));
+    // The packets of the archive, without the fields the recorder adds, in order.
+    let text = std::fs::read_to_string(dir.0.join("amqps.json")).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let mut packets = doc["packets"].as_array().cloned().unwrap_or_default();
+    for p in &mut packets {
+        if let Some(o) = p.as_object_mut() {
+            o.remove("id");
+            o.remove("received");
+        }
+    }
+    let want: Vec<Value> = expected(&[FIXTURE])
+        .iter()
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(packets.len(), want.len(), "messages recorded");
+    assert!(
+        packets == want,
+        "record from amqps:// did not read every message once, in order"
+    );
+    // Acknowledged: nothing is left in the queue.
+    let left = broker.consume(&queue, 0);
+    assert_eq!(left.last().unwrap()["left"].as_u64(), Some(0), "{left:?}");
+
+    // A CA that did not sign the broker's certificate: exit 11, one line naming TLS.
+    let out = record(&url, &pki.options("other-ca.pem", "CERT_REQUIRED"));
+    assert_tls_failure(&out, password, "UnknownIssuer");
+    // The plain AMQP port spoken to with TLS: exit 11.
+    let plain = format!(
+        "amqps://{RABBIT_USER}:{password}@127.0.0.1:{}/",
+        broker.plain_port
+    );
+    let out = record(&plain, &ssl);
+    assert_tls_failure(&out, password, "TLS");
+}
+
 /// `rabbitmq-stream+tls://`: a private node with a TLS stream listener (client certificate
 /// required). Every message is confirmed and read back, in order, by kombu over AMQP 0-9-1;
 /// a certificate the options do not trust, a missing CA file and a key the stream client

@@ -51,11 +51,15 @@ impl Write for Stream {
 /// A reply (RESP2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
+    /// `+OK`: a simple string.
     Status(String),
     /// `-CODE message`: the server refused the command.
     Error(String),
+    /// `:N`: an integer.
     Int(i64),
+    /// `$N`: a bulk string; `None` for the null bulk string (`$-1`).
     Bulk(Option<Vec<u8>>),
+    /// `*N`: an array; `None` for the null array (`*-1`).
     Array(Option<Vec<Reply>>),
 }
 
@@ -82,7 +86,7 @@ impl fmt::Display for RespError {
 
 impl From<io::Error> for RespError {
     fn from(e: io::Error) -> Self {
-        if crate::sink::tls::is_tls_error(&e) {
+        if super::tls::is_tls_error(&e) {
             RespError::Tls(e.to_string())
         } else {
             RespError::Io(e)
@@ -96,6 +100,8 @@ const MAX_BULK_BYTES: usize = 512 << 20;
 /// Deepest nesting of arrays accepted.
 const MAX_DEPTH: usize = 8;
 
+/// One connection to a Redis server (TCP, or TLS through rustls), with its read buffer:
+/// commands are written as they are given (pipelined), replies are read in order.
 pub struct RespConnection {
     stream: Stream,
     buf: Vec<u8>,
@@ -135,12 +141,12 @@ impl RespConnection {
             None => Stream::Plain(tcp),
             Some(config) => {
                 let name: ServerName<'static> =
-                    crate::sink::tls::server_name(host).map_err(RespError::Tls)?;
+                    super::tls::server_name(host).map_err(RespError::Tls)?;
                 let mut conn = ClientConnection::new(Arc::clone(config), name)
                     .map_err(|e| RespError::Tls(e.to_string()))?;
                 while conn.is_handshaking() {
                     conn.complete_io(&mut tcp).map_err(|e| {
-                        if crate::sink::tls::is_tls_error(&e) {
+                        if super::tls::is_tls_error(&e) {
                             RespError::Tls(e.to_string())
                         } else if matches!(
                             e.kind(),
@@ -396,8 +402,11 @@ fn find_crlf(b: &[u8]) -> Option<usize> {
 /// follow one by one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Item<'a> {
+    /// `+OK`: a simple string.
     Status(&'a [u8]),
+    /// `-CODE message`: an error reply.
     Error(&'a [u8]),
+    /// `:N`: an integer.
     Int(i64),
     /// None: the null bulk string.
     Bulk(Option<&'a [u8]>),
@@ -423,6 +432,7 @@ pub struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    /// A cursor at the start of `bytes`.
     pub fn new(bytes: &'a [u8]) -> Cursor<'a> {
         Cursor { rest: bytes }
     }
@@ -561,6 +571,7 @@ pub struct Cmd {
 
 /// What can be a command argument (or several).
 pub trait ToArgs {
+    /// Appends this value's arguments (one for strings, bytes and numbers) to `out`.
     fn write_args(&self, out: &mut Vec<Vec<u8>>);
 }
 
@@ -601,6 +612,7 @@ macro_rules! number_args {
 number_args!(i32, u32, u64, i64, usize, f64);
 
 impl Cmd {
+    /// Appends an argument.
     pub fn arg(&mut self, a: impl ToArgs) -> &mut Cmd {
         a.write_args(&mut self.args);
         self
@@ -628,19 +640,23 @@ pub struct Pipeline {
     atomic: bool,
 }
 
+/// An empty pipeline.
 pub fn pipe() -> Pipeline {
     Pipeline::default()
 }
 
 impl Pipeline {
+    /// Wraps the commands in MULTI/EXEC (the replies are EXEC's array).
     pub fn atomic(&mut self) -> &mut Pipeline {
         self.atomic = true;
         self
     }
+    /// Starts the next command.
     pub fn cmd(&mut self, name: &str) -> &mut Pipeline {
         self.cmds.push((cmd(name), false));
         self
     }
+    /// Appends an argument to the last command.
     pub fn arg(&mut self, a: impl ToArgs) -> &mut Pipeline {
         if let Some((c, _)) = self.cmds.last_mut() {
             c.arg(a);
@@ -710,9 +726,11 @@ impl Pipeline {
 /// type than expected.
 #[derive(Debug)]
 pub enum RedisError {
+    /// The connection failed.
     Resp(RespError),
     /// `-CODE message`.
     Server(String),
+    /// A reply of another type than expected (what was expected and what came).
     Type(String),
 }
 
@@ -741,6 +759,7 @@ fn checked(r: Reply) -> Result<Reply, RedisError> {
 
 /// A reply converted to what the caller expects.
 pub trait FromReply: Sized {
+    /// Converts `r`, or says what was expected instead.
     fn from_reply(r: Reply) -> Result<Self, RedisError>;
 }
 

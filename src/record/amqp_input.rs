@@ -1,9 +1,10 @@
 //! `record --input amqp://...`: a RabbitMQ consumer with manual acknowledgements (see
 //! `input.rs` for the at-least-once protocol and the redelivery check).
 //!
-//! The runtime is set up as in the AMQP sink (a one-worker Tokio runtime that runs lapin's
-//! heartbeat and RPC tasks; the recording thread blocks on it). The exchange, queue and
-//! binding are declared as the publisher declares them, so starting the recorder first works.
+//! The connection (plain or TLS for `amqps://`), the runtime (a one-worker Tokio runtime that
+//! runs lapin's heartbeat and RPC tasks; the recording thread blocks on it) and the
+//! declarations are the AMQP sink's own, from `broker::amqp`: the exchange, queue and binding
+//! are declared as the publisher declares them, so starting the recorder first works.
 //! A lost connection is made again with capped exponential backoff (the sinks' `Backoff`),
 //! one attempt per call so the recorder keeps checking its stop file and signals meanwhile.
 //! Every unacknowledged message goes back to the queue at the broker; the hashes of those
@@ -11,104 +12,54 @@
 //! delivery (flagged `redelivered`) is acknowledged at the next commit without a second row.
 
 use super::csv::InputState;
-use super::input::{body_hash, Fetch, HashBag, Input, InputError, IDLE_WAIT};
-use crate::sink::{AmqpConfig, Backoff, StartError};
+use super::input_common::{body_hash, Fetch, HashBag, Input, InputError, IDLE_WAIT};
+use crate::broker::amqp::{self, AmqpEndpoint, Declarations, Failure};
+use crate::broker::{Backoff, StartError};
+use crate::sink::AmqpConfig;
 use async_rs::traits::Executor;
 use async_rs::TokioRuntime;
 use futures_core::Stream;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
-use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties, Consumer};
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::tcp::RustlsConnector;
+use lapin::{Channel, Connection, Consumer};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-/// Connects, declares the exchange, queue and binding as the publisher does, sets the
-/// prefetch window and starts consuming. None: no answer within the connect timeout.
-fn connect(
-    cfg: &AmqpConfig,
-    prefetch: u16,
-    runtime: &TokioRuntime,
-) -> Result<(Connection, Channel, Consumer), Option<lapin::Error>> {
-    let uri = cfg.uri();
-    // The process id in the name lets an operator (or a test) find this connection.
-    let props = ConnectionProperties::default()
-        .with_connection_name(format!("netpipe-fast record {}", std::process::id()).into());
-    let work = async {
-        let connection = Connection::connect_uri_with_runtime(uri, props, runtime.clone()).await?;
-        let channel = connection.create_channel().await?;
-        channel
-            .exchange_declare(
-                cfg.exchange.as_str().into(),
-                cfg.exchange_kind(),
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        channel
-            .queue_declare(
-                cfg.queue.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        channel
-            .queue_bind(
-                cfg.queue.as_str().into(),
-                cfg.exchange.as_str().into(),
-                cfg.routing_key.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        channel
-            .basic_qos(prefetch.max(1), BasicQosOptions::default())
-            .await?;
-        let consumer = channel
-            .basic_consume(
-                cfg.queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        Ok::<_, lapin::Error>((connection, channel, consumer))
-    };
-    runtime
-        .block_on(async { tokio::time::timeout(cfg.connect_timeout, work).await })
-        .map_err(|_| None)?
-        .map_err(Some)
-}
-
-/// Closes politely (the broker requeues what is unacknowledged at once), waiting 2 s at most.
-fn close_quickly(runtime: &TokioRuntime, connection: &Connection) {
-    let _ = runtime.block_on(async move {
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            connection.close(200, "recorder stopping".into()),
-        )
-        .await
-    });
-}
-
+/// The broker's connection, its channel and the consumer on it.
 struct Link {
     connection: Connection,
     channel: Channel,
     consumer: Consumer,
 }
 
+/// Closes politely (the broker requeues what is unacknowledged at once), waiting 2 s at most.
+fn close_quickly(runtime: &TokioRuntime, connection: &Connection) {
+    amqp::close(
+        runtime,
+        connection,
+        "recorder stopping",
+        Duration::from_secs(2),
+    );
+}
+
+/// Why a connection attempt failed, in the words of the recorder's log.
+fn failure_text(e: &Failure) -> String {
+    match e {
+        Failure::Timeout(_) => "no answer in time".to_string(),
+        e => e.to_string(),
+    }
+}
+
+/// `record --input amqp://...` (or `amqps://`): a RabbitMQ queue, consumed with manual
+/// acknowledgements.
 pub struct AmqpInput {
     cfg: AmqpConfig,
+    endpoint: AmqpEndpoint,
+    declarations: Declarations,
     prefetch: u16,
     runtime: TokioRuntime,
+    /// Built once from the SSL options; `None` without TLS.
+    tls: Option<RustlsConnector>,
     /// None while the connection is lost (reconnecting).
     link: Option<Link>,
     backoff: Backoff,
@@ -131,37 +82,31 @@ pub struct AmqpInput {
 }
 
 impl AmqpInput {
+    /// Connects, declares the exchange, queue and binding as the publisher does, and starts
+    /// consuming with a prefetch window of `prefetch` messages. `resumed`: the state of the
+    /// last run, whose redelivery hashes apply when it read the same source.
     pub fn open(
         cfg: AmqpConfig,
         prefetch: u16,
         resumed: &InputState,
     ) -> Result<AmqpInput, StartError> {
-        if cfg.tls {
-            return Err(StartError::new(
-                crate::exit::TLS,
-                "TLS (amqps://) is not supported by this build yet; use amqp://",
-            ));
-        }
-        let tokio = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("netpipe-amqp-in")
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                StartError::new(
-                    crate::exit::BROKER_UNREACHABLE,
-                    format!("cannot start the AMQP runtime: {e}"),
-                )
-            })?;
-        let runtime = async_rs::Runtime::tokio_with_runtime(tokio);
-        let (connection, channel, consumer) =
-            connect(&cfg, prefetch, &runtime).map_err(|e| match e {
-                None => StartError::new(
-                    crate::exit::BROKER_UNREACHABLE,
-                    format!("{}: no answer in time", cfg.describe()),
-                ),
-                Some(e) => crate::sink::amqp::start_error_for_input(&cfg, e),
-            })?;
+        let endpoint = AmqpEndpoint {
+            // The process id in the name lets an operator (or a test) find this connection.
+            connection_name: format!("netpipe-fast record {}", std::process::id()),
+            ..cfg.endpoint()
+        };
+        let declarations = cfg.declarations();
+        let tls = amqp::tls_connector(&endpoint)?;
+        let runtime = amqp::runtime("netpipe-amqp-in")?;
+        let (link, consumer) =
+            amqp::open_consumer(&endpoint, &declarations, &runtime, tls.as_ref(), prefetch)
+                .map_err(|e| match e {
+                    Failure::Timeout(_) => StartError::new(
+                        crate::exit::BROKER_UNREACHABLE,
+                        format!("{}: no answer in time", cfg.describe()),
+                    ),
+                    e => amqp::start_error(&endpoint, &declarations, &e),
+                })?;
         let earlier = if resumed.source == cfg.describe() {
             HashBag::from_list(&resumed.redelivery_hashes)
         } else {
@@ -169,11 +114,14 @@ impl AmqpInput {
         };
         Ok(AmqpInput {
             cfg,
+            endpoint,
+            declarations,
             prefetch,
             runtime,
+            tls,
             link: Some(Link {
-                connection,
-                channel,
+                connection: link.connection,
+                channel: link.channel,
                 consumer,
             }),
             backoff: Backoff::default(),
@@ -228,8 +176,15 @@ impl AmqpInput {
             std::thread::sleep((self.next_attempt - now).min(IDLE_WAIT));
             return;
         }
-        match connect(&self.cfg, self.prefetch, &self.runtime) {
-            Ok((connection, channel, consumer)) => {
+        let opened = amqp::open_consumer(
+            &self.endpoint,
+            &self.declarations,
+            &self.runtime,
+            self.tls.as_ref(),
+            self.prefetch,
+        );
+        match opened {
+            Ok((link, consumer)) => {
                 self.reconnects += 1;
                 super::log(format_args!(
                     "{}: reconnected (attempt {})",
@@ -237,8 +192,8 @@ impl AmqpInput {
                     self.attempts + 1
                 ));
                 self.link = Some(Link {
-                    connection,
-                    channel,
+                    connection: link.connection,
+                    channel: link.channel,
                     consumer,
                 });
             }
@@ -249,7 +204,7 @@ impl AmqpInput {
                     super::log(format_args!(
                         "{}: still cannot reconnect ({}); trying every {} ms",
                         self.cfg.describe(),
-                        e.map_or_else(|| "no answer in time".to_string(), |e| e.to_string()),
+                        failure_text(&e),
                         delay.as_millis()
                     ));
                 }
@@ -258,6 +213,7 @@ impl AmqpInput {
         }
     }
 
+    /// Connections lost and made again.
     pub fn reconnects(&self) -> u64 {
         self.reconnects
     }

@@ -18,14 +18,16 @@ pub mod csv;
 pub mod flatten;
 #[allow(missing_docs)]
 pub mod input;
+pub mod input_common;
 pub mod redis_stream;
 pub mod stream_input;
 
-use crate::sink::{OutputOptions, StartError};
+use crate::broker::StartError;
+use crate::sink::OutputOptions;
 use antinex::{AntinexClient, AntinexConfig};
 use csv::{Rejection, Store};
 use flatten::{flatten_message, Columns, Rows, ALWAYS_COLUMNS};
-use input::{Fetch, Input};
+use input_common::{Fetch, Input};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

@@ -35,9 +35,10 @@
 //! are kept as two numbers, not text.
 
 use super::csv::InputState;
-use super::input::{Fetch, Input, InputError};
+use super::input_common::{Fetch, Input, InputError};
 use crate::broker::resp::{encode_command, Cursor, Item, RespConnection, RespError};
-use crate::sink::{RedisConfig, RedisGroup, StartError};
+use crate::broker::StartError;
+use crate::sink::{RedisConfig, RedisGroup};
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::time::Instant;
@@ -270,7 +271,7 @@ impl StreamInput {
         resumed: &InputState,
         max_line_bytes: u64,
     ) -> Result<StreamInput, StartError> {
-        let con = crate::sink::redis::connect_for_input(&cfg)?;
+        let con = crate::broker::redis::connect(&cfg.endpoint())?;
         let n = keys.len();
         let mut input = StreamInput {
             cfg,

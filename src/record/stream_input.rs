@@ -18,9 +18,10 @@
 //! readers with different names each read everything.
 
 use super::csv::InputState;
-use super::input::{Fetch, Input, InputError, IDLE_WAIT};
+use super::input_common::{Fetch, Input, InputError, IDLE_WAIT};
+use crate::broker::StartError;
 use crate::sink::rabbit_stream::{start_error, Failure};
-use crate::sink::{RabbitStreamConfig, StartError};
+use crate::sink::RabbitStreamConfig;
 use futures_core::Stream;
 use rabbitmq_stream_client::error::{ClientError, ConsumerCreateError};
 use rabbitmq_stream_client::types::{Delivery, OffsetSpecification, ResponseCode};

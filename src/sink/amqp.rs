@@ -22,46 +22,38 @@
 //! `resent`, so duplicates ≤ resent.
 //!
 //! `amqps://` (or any FORWARD_SSL_OPTIONS): TLS through rustls with the options' CA, client
-//! certificate and `cert_reqs` ([`super::tls`]), on a socket our own connector opens for lapin.
+//! certificate and `cert_reqs` ([`crate::broker::tls`]), on a socket our own connector opens
+//! for lapin.
 //!
 //! Start-up failures end the run: unreachable (exit 9), credentials or virtual host refused
 //! (10), TLS failure (11: certificate not trusted, wrong host name, not a TLS port,
 //! unreadable certificate files), malformed URL or an exchange or queue that exists with
 //! other settings (2).
 //!
-//! lapin does its socket I/O on a thread of its own and runs its heartbeat and RPC tasks on
-//! the async runtime it is given. The sink owns a Tokio runtime with one worker thread for
-//! those, and the publisher thread blocks on it (`block_on`) to publish and to wait for
-//! confirms. A current-thread runtime would run lapin's tasks only while the publisher thread
-//! is inside `block_on`: heartbeats would stop while a quiet live capture sends nothing, and
-//! lapin's I/O thread cannot drive a current-thread runtime's reactor from outside.
+//! The connection, the channel, the declarations and the runtime (a Tokio runtime with one
+//! worker thread for lapin's heartbeat and RPC tasks, on which the publisher thread blocks to
+//! publish and to wait for confirms) are [`crate::broker::amqp`]'s, the same ones `record`'s
+//! AMQP input uses.
 
-use super::tls::{is_tls_error, SslOptions};
 use super::{
-    log, percent_decode, reconnect_forever, split_host_port, split_url, Backoff, Outage,
-    OutputOptions, SharedCounters, Sink, SinkCounters, StartError, UrlParts, WriteError, EXIT_AUTH,
-    EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
+    log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters, WriteError,
 };
-use crate::broker::Secret;
+use crate::broker::amqp::{self as broker_amqp, AmqpEndpoint, Declarations, Failure, Link};
+use crate::broker::tls::SslOptions;
+use crate::broker::url::{percent_decode, redact, split_host_port, split_url, UrlParts};
+use crate::broker::{Backoff, Secret, StartError};
 use crate::pipeline::batch::JsonBatch;
 use async_rs::traits::Executor;
 use async_rs::TokioRuntime;
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
-};
-use lapin::tcp::{AsyncTcpStream, RustlsConnector};
+use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
+use lapin::tcp::RustlsConnector;
 use lapin::types::{FieldTable, ShortString};
-use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-    PublisherConfirm,
-};
+use lapin::{BasicProperties, Confirmation, ExchangeKind, PublisherConfirm};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -103,7 +95,7 @@ impl AmqpConfig {
     /// guest/guest, the port to 5672 (5671 for amqps), the virtual host is the %-decoded path
     /// (`/`, `//` and `/%2f` all mean `/`).
     pub fn parse(url: &str, options: &OutputOptions) -> Result<AmqpConfig, String> {
-        let shown = super::redact(url);
+        let shown = redact(url);
         let bad = |why: &str| {
             format!(
                 "bad output URL \"{shown}\": {why}; expected \
@@ -169,68 +161,43 @@ impl AmqpConfig {
 
     /// The URL with the password replaced by `***` and the virtual host %-encoded.
     pub fn describe(&self) -> String {
-        let scheme = if self.tls { "amqps" } else { "amqp" };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        format!(
-            "{scheme}://{}:***@{host}:{}/{}",
-            percent_encode(&self.username),
-            self.port,
-            percent_encode(&self.vhost)
-        )
+        self.endpoint().describe()
     }
 
     /// `topic` when a routing key is set (so consumers may bind with patterns), else `direct`:
     /// what the original's publisher declared.
     pub fn exchange_kind(&self) -> ExchangeKind {
-        if self.routing_key.is_empty() {
-            ExchangeKind::Direct
-        } else {
-            ExchangeKind::Topic
-        }
+        self.declarations().exchange_kind()
     }
 
     /// The exchange type's name, as kombu spells it.
     pub fn exchange_type(&self) -> &'static str {
-        if self.routing_key.is_empty() {
-            "direct"
-        } else {
-            "topic"
-        }
+        self.declarations().exchange_type()
     }
 
-    /// The URI lapin gets: always `amqp`, since the TLS layer (when on) is our connector's.
-    pub(crate) fn uri(&self) -> AMQPUri {
-        AMQPUri {
-            scheme: AMQPScheme::AMQP,
-            authority: AMQPAuthority {
-                userinfo: AMQPUserInfo {
-                    username: self.username.clone(),
-                    password: self.password.0.clone(),
-                },
-                host: self.host.clone(),
-                port: self.port,
-            },
+    /// Where the connection goes and how it logs in, for [`crate::broker::amqp`].
+    pub fn endpoint(&self) -> AmqpEndpoint {
+        AmqpEndpoint {
+            host: self.host.clone(),
+            port: self.port,
             vhost: self.vhost.clone(),
-            query: AMQPQueryString::default(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            tls: self.tls,
+            ssl: self.ssl.clone(),
+            connect_timeout: self.connect_timeout,
+            connection_name: self.connection_name.clone(),
         }
     }
-}
 
-/// Escapes everything but RFC 3986 unreserved characters (so `/` becomes `%2f`).
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02x}"));
+    /// The exchange, queue and binding to declare.
+    pub fn declarations(&self) -> Declarations {
+        Declarations {
+            exchange: self.exchange.clone(),
+            queue: self.queue.clone(),
+            routing_key: self.routing_key.clone(),
         }
     }
-    out
 }
 
 /// One batch's messages, copied, until the broker has confirmed all of them.
@@ -274,38 +241,6 @@ impl InFlight {
     }
 }
 
-/// A connection and the channel messages go out on.
-struct Link {
-    connection: Connection,
-    channel: Channel,
-}
-
-/// Why a connection is given up.
-enum Failure {
-    Lapin(lapin::Error),
-    /// The TLS handshake failed (what rustls said).
-    Tls(String),
-    Nack,
-    Timeout(&'static str),
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Lapin(e) => write!(f, "{e}"),
-            Failure::Tls(e) => write!(f, "TLS: {e}"),
-            Failure::Nack => f.write_str("the broker refused (nacked) a message"),
-            Failure::Timeout(what) => write!(f, "no answer to {what} in time"),
-        }
-    }
-}
-
-impl From<lapin::Error> for Failure {
-    fn from(e: lapin::Error) -> Self {
-        Failure::Lapin(e)
-    }
-}
-
 /// Messages to a RabbitMQ exchange, confirmed, reconnecting forever.
 pub struct AmqpSink {
     cfg: AmqpConfig,
@@ -328,27 +263,8 @@ pub struct AmqpSink {
 impl AmqpSink {
     /// Connects, declares the exchange, queue and binding, and turns confirms on.
     pub fn connect(cfg: AmqpConfig) -> Result<AmqpSink, StartError> {
-        let tls = if cfg.tls {
-            let config = cfg
-                .ssl
-                .client_config()
-                .map_err(|e| StartError::new(EXIT_TLS, format!("TLS set-up failed: {e}")))?;
-            Some(RustlsConnector::from(config))
-        } else {
-            None
-        };
-        let tokio = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("netpipe-amqp")
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                StartError::new(
-                    EXIT_UNREACHABLE,
-                    format!("cannot start the AMQP runtime: {e}"),
-                )
-            })?;
-        let runtime = async_rs::Runtime::tokio_with_runtime(tokio);
+        let tls = broker_amqp::tls_connector(&cfg.endpoint())?;
+        let runtime = broker_amqp::runtime("netpipe-amqp")?;
         let link = open_link(&cfg, &runtime, tls.as_ref()).map_err(|e| start_error(&cfg, &e))?;
         Ok(AmqpSink {
             tls,
@@ -710,176 +626,30 @@ where
 }
 
 /// Connects (through TLS when `tls` is given), opens a channel, declares the exchange
-/// (durable), the queue (durable) and the binding, and turns publisher confirms on.
+/// (durable), the queue (durable) and the binding, and turns publisher confirms on
+/// ([`broker_amqp::open_publisher`]).
 fn open_link(
     cfg: &AmqpConfig,
     runtime: &TokioRuntime,
     tls: Option<&RustlsConnector>,
 ) -> Result<Link, Failure> {
-    let properties =
-        ConnectionProperties::default().with_connection_name(cfg.connection_name.as_str().into());
-    let exchange: ShortString = cfg.exchange.as_str().into();
-    let queue: ShortString = cfg.queue.as_str().into();
-    let timeout = cfg.connect_timeout;
-    // What the TLS layer said, if the handshake failed: lapin reports it as an I/O error of
-    // its own, and the start-up error must say TLS (exit 11).
-    let tls_failure: Arc<Mutex<Option<String>>> = Arc::default();
-    let work = async {
-        let connection = match tls {
-            None => {
-                Connection::connect_uri_with_runtime(cfg.uri(), properties, runtime.clone()).await?
-            }
-            Some(connector) => {
-                let connector = connector.clone();
-                let failure = Arc::clone(&tls_failure);
-                Connection::connector(
-                    cfg.uri(),
-                    runtime.clone(),
-                    async move |uri: AMQPUri, runtime: TokioRuntime| {
-                        let host = uri.authority.host.clone();
-                        let addrs = runtime.to_socket_addrs((host.clone(), uri.authority.port));
-                        let plain = AsyncTcpStream::connect(&runtime, addrs).await?;
-                        plain.into_rustls(&connector, &host).await.map_err(|e| {
-                            if let Ok(mut slot) = failure.lock() {
-                                *slot = Some(tls_failure_text(&e));
-                            }
-                            lapin::Error::from(e)
-                        })
-                    },
-                    properties,
-                )
-                .await?
-            }
-        };
-        let channel = connection.create_channel().await?;
-        let link = Link {
-            connection,
-            channel,
-        };
-        link.channel
-            .exchange_declare(
-                exchange.clone(),
-                cfg.exchange_kind(),
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        link.channel
-            .queue_declare(
-                queue.clone(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        link.channel
-            .queue_bind(
-                queue,
-                exchange,
-                cfg.routing_key.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        if cfg.confirms {
-            link.channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await?;
-        }
-        Ok::<Link, lapin::Error>(link)
-    };
-    let result = runtime
-        .block_on(async { tokio::time::timeout(timeout, work).await })
-        .map_err(|_| Failure::Timeout("connecting"))?
-        .map_err(Failure::Lapin);
-    if result.is_err() {
-        if let Some(why) = tls_failure.lock().ok().and_then(|mut s| s.take()) {
-            return Err(Failure::Tls(why));
-        }
-    }
-    result
-}
-
-/// A handshake failure in words; a server that closes on the ClientHello is most likely not
-/// speaking TLS on that port.
-fn tls_failure_text(e: &io::Error) -> String {
-    if is_tls_error(e) {
-        e.to_string()
-    } else {
-        format!("the server closed the connection during the handshake ({e}); is it a TLS port?")
-    }
+    broker_amqp::open_publisher(
+        &cfg.endpoint(),
+        &cfg.declarations(),
+        runtime,
+        tls,
+        cfg.confirms,
+    )
 }
 
 /// Closes a connection politely, waiting a little; a dead one is simply dropped.
 fn close_link(runtime: &TokioRuntime, link: Link) {
-    runtime.block_on(async move {
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            link.connection.close(200, "bye".into()),
-        )
-        .await;
-    });
+    broker_amqp::close(runtime, &link.connection, "bye", Duration::from_secs(1));
 }
 
-/// One line for a failure at start-up, with its exit code; never the password. The caller
-/// names the destination (`cannot write to amqp://...: <this>`).
-/// A start-up failure of `record`'s AMQP input, with the sink's exit codes and wording.
-#[cfg(feature = "cli")]
-pub(crate) fn start_error_for_input(cfg: &AmqpConfig, e: lapin::Error) -> StartError {
-    start_error(cfg, &Failure::Lapin(e))
-}
-
+/// One line for a failure at start-up, with its exit code; never the password.
 fn start_error(cfg: &AmqpConfig, e: &Failure) -> StartError {
-    if let Failure::Tls(why) = e {
-        return StartError::new(
-            EXIT_TLS,
-            format!("TLS handshake failed ({}): {why}", cfg.ssl.describe()),
-        );
-    }
-    let Failure::Lapin(e) = e else {
-        return StartError::new(EXIT_UNREACHABLE, format!("cannot connect: {e}"));
-    };
-    match e.kind() {
-        lapin::ErrorKind::ProtocolError(amqp) => {
-            let text = amqp.get_message().as_str();
-            match amqp.get_id() {
-                // ACCESS_REFUSED: the credentials (or the user's rights on the vhost).
-                403 if text.contains("login") || text.contains("PLAIN") => StartError::new(
-                    EXIT_AUTH,
-                    format!(
-                        "authentication refused for user \"{}\" (check the user and password \
-                         in the URL)",
-                        cfg.username
-                    ),
-                ),
-                403 | 530 => StartError::new(
-                    EXIT_AUTH,
-                    format!(
-                        "access refused for user \"{}\" (virtual host \"{}\"): {text}",
-                        cfg.username, cfg.vhost
-                    ),
-                ),
-                // PRECONDITION_FAILED: the exchange or queue exists with other settings.
-                406 => StartError::new(
-                    EXIT_BAD_URL,
-                    format!(
-                        "the broker refused the declarations (exchange \"{}\" of type {}, queue \
-                         \"{}\", both durable): {text}",
-                        cfg.exchange,
-                        cfg.exchange_type(),
-                        cfg.queue
-                    ),
-                ),
-                _ => StartError::new(EXIT_UNREACHABLE, format!("the broker refused: {text}")),
-            }
-        }
-        _ => StartError::new(EXIT_UNREACHABLE, format!("cannot connect: {e}")),
-    }
+    broker_amqp::start_error(&cfg.endpoint(), &cfg.declarations(), e)
 }
 
 #[cfg(test)]

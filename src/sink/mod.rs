@@ -1,6 +1,7 @@
 //! Sinks: where the publisher thread writes batches. JSON lines to stdout, a file or a TCP
 //! listener ([`tcp`]), Redis lists readable by kombu consumers ([`redis`]) and RabbitMQ
-//! exchanges with publisher confirms ([`amqp`]); TLS for both from kombu's ssl options ([`tls`]).
+//! exchanges with publisher confirms ([`amqp`]); TLS for both from kombu's ssl options
+//! ([`crate::broker::tls`]).
 //!
 //! Broker sinks connect when opened, so a wrong address or password ends the run before any
 //! packet is read, with one line and a distinct exit code ([`StartError`]). Once running they
@@ -16,7 +17,6 @@ pub mod rabbit_stream;
 pub mod redis;
 pub mod spool;
 pub mod tcp;
-pub mod tls;
 
 use crate::pipeline::batch::JsonBatch;
 use std::fmt;
@@ -25,14 +25,16 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use self::amqp::{AmqpConfig, AmqpSink};
 pub use self::outbox::{Delivery, Outbox, WhenFull};
 pub use self::rabbit_stream::{RabbitStreamConfig, RabbitStreamSink, StreamOptions};
 pub use self::redis::{RedisConfig, RedisFormat, RedisGroup, RedisMode, RedisSink};
 pub use self::tcp::{TcpConfig, TcpSink};
-pub use self::tls::{CertReqs, SslOptions};
+// What the broker layer owns (URLs, secrets, TLS, backoff, start errors), under the names
+// sink users have always imported it by.
+pub use crate::broker::tls::{CertReqs, SslOptions};
+pub use crate::broker::{read_password_file, redact, start_exit_code, Backoff, StartError};
 
 /// A destination for pre-serialised batches.
 pub trait Sink: Send {
@@ -172,49 +174,6 @@ pub const EXIT_BAD_URL: u8 = crate::exit::USAGE;
 pub const EXIT_OUTPUT_FAILED: u8 = crate::exit::OUTPUT_FAILED;
 /// Exit code: messages were dropped or are still in the spool ([`Undelivered`]).
 pub const EXIT_UNDELIVERED: u8 = crate::exit::UNDELIVERED;
-
-/// Why a sink could not start. Carried inside the `io::Error` that [`Output::open`] returns;
-/// [`start_exit_code`] gets the exit code back out of it. Never holds a password.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartError {
-    pub exit_code: u8,
-    pub message: String,
-}
-
-impl StartError {
-    pub fn new(exit_code: u8, message: impl Into<String>) -> StartError {
-        StartError {
-            exit_code,
-            message: message.into(),
-        }
-    }
-
-    pub fn into_io(self) -> io::Error {
-        let kind = match self.exit_code {
-            EXIT_UNREACHABLE => io::ErrorKind::ConnectionRefused,
-            EXIT_AUTH => io::ErrorKind::PermissionDenied,
-            EXIT_TLS => io::ErrorKind::Unsupported,
-            _ => io::ErrorKind::InvalidInput,
-        };
-        io::Error::new(kind, self)
-    }
-}
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for StartError {}
-
-/// The exit code a start-up failure of a sink asks for, if `error` is one.
-pub fn start_exit_code(error: &io::Error) -> Option<u8> {
-    error
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<StartError>())
-        .map(|e| e.exit_code)
-}
 
 /// Settings for broker outputs that do not fit in the URL (environment variables of the
 /// original: FORWARD_QUEUE, FORWARD_EXCHANGE, FORWARD_ROUTING_KEY, FORWARD_SSL_OPTIONS).
@@ -558,247 +517,6 @@ fn check_partitions(url: &str, partitions: u16) -> Result<(), String> {
     }
 }
 
-/// What of a URL may appear in a message: the scheme and the host (with the port when it is
-/// a number), never a user name, password, path or parameters; for example
-/// `redis://:secret@h:1/0` gives `redis://h:1`. Used by every error that names a URL the
-/// user gave, which may be malformed in any way: so the credentials are taken to end at the
-/// LAST `@` anywhere (a password may hold `@` and `/`), and without `://` only a scheme-like
-/// word before the first `:` is kept.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        let word = url.split([':', '@', '/']).next().unwrap_or("");
-        return if word.len() == url.len() && !url.contains('%') {
-            // Not a URL at all ("stdout2", "localhost"): nothing to hide.
-            url.to_string()
-        } else {
-            format!("{}:...", shown_scheme(word))
-        };
-    };
-    let after_cred = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    let host_port = after_cred.split(['/', '?', '#']).next().unwrap_or_default();
-    // A port that is not a number may be a password written without '@' (`redis://u:pass`):
-    // only a numeric port is shown.
-    let (host, port) = match host_port.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((h, after)) => (&host_port[..h.len() + 2], after.strip_prefix(':')),
-            None => ("", None),
-        },
-        None => match host_port.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (host_port, None),
-        },
-    };
-    let shown_host = match port {
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => format!("{host}:{p}"),
-        _ => host.to_string(),
-    };
-    format!("{}://{shown_host}", shown_scheme(scheme))
-}
-
-/// A scheme as written when it looks like one (letters, digits, `+ - .`), else `?`.
-fn shown_scheme(s: &str) -> &str {
-    let ok = !s.is_empty()
-        && s.len() <= 16
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-    if ok {
-        s
-    } else {
-        "?"
-    }
-}
-
-/// The password from `--password-file FILE` (or its environment variable): the first line,
-/// without its line end. The file is named in errors; its content never is.
-pub fn read_password_file(path: &std::path::Path) -> Result<crate::broker::Secret, String> {
-    use std::io::Read;
-    use std::os::unix::fs::MetadataExt;
-    let cannot = |e: io::Error| format!("cannot read the password file {}: {e}", path.display());
-    let file = std::fs::File::open(path).map_err(cannot)?;
-    let meta = file.metadata().map_err(cannot)?;
-    // A file another user can change could hand us a password of their choosing; pipes and
-    // other non-files (`--password-file <(pass show broker)`) have no such owner to check.
-    if meta.file_type().is_file() {
-        let euid = spool::effective_uid();
-        if meta.uid() != euid && meta.uid() != 0 {
-            return Err(format!(
-                "the password file {} belongs to uid {}, not to you or root; refusing to use it",
-                path.display(),
-                meta.uid()
-            ));
-        }
-        if meta.mode() & 0o022 != 0 {
-            return Err(format!(
-                "the password file {} is writable by group or others (mode {:o}); refusing to \
-                 use it (chmod 600)",
-                path.display(),
-                meta.mode() & 0o7777
-            ));
-        }
-        if meta.mode() & 0o044 != 0 {
-            eprintln!(
-                "netpipe-fast: warning: the password file {} is readable by group or others \
-                 (mode {:o}); chmod 600 keeps it private",
-                path.display(),
-                meta.mode() & 0o7777
-            );
-        }
-    }
-    let mut text = Vec::new();
-    // The first line is all that is used; a huge file is not read whole.
-    file.take(64 * 1024)
-        .read_to_end(&mut text)
-        .map_err(cannot)?;
-    let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
-    let first = first.strip_suffix(b"\r").unwrap_or(first);
-    if first.is_empty() {
-        return Err(format!(
-            "the password file {} is empty (the password is its first line)",
-            path.display()
-        ));
-    }
-    String::from_utf8(first.to_vec())
-        .map(crate::broker::Secret)
-        .map_err(|_| format!("the password file {} is not UTF-8 text", path.display()))
-}
-
-/// A broker URL split into its parts: `scheme://[USER[:PASSWORD]@]HOST[:PORT][/PATH]`, user
-/// and password %-decoded. Errors are the reason only; callers add the URL and its form.
-pub(crate) struct UrlParts<'a> {
-    /// The scheme is the TLS one (`rediss`, `amqps`).
-    pub tls: bool,
-    /// `None` without credentials; `Some((user, password))` otherwise, the password `None`
-    /// when there is no `:`.
-    pub credentials: Option<(String, Option<String>)>,
-    pub host_port: &'a str,
-    /// After the first `/`, not decoded.
-    pub path: &'a str,
-}
-
-/// Splits a broker URL. The userinfo normally ends at the last `@` before the first `/`; when
-/// no `@` comes before the first `/` but one comes after it, the `/` is taken to be part of
-/// the password (`redis://:S3cr/et@host`: generated passwords hold `/`), so it is neither
-/// refused nor shown as a path. Write `@` in a path as `%40`.
-pub(crate) fn split_url<'a>(url: &'a str, tls_scheme: &str) -> Result<UrlParts<'a>, String> {
-    let (scheme, rest) = url.split_once("://").ok_or("no scheme")?;
-    let slash = rest.find('/').unwrap_or(rest.len());
-    let cred_end = match rest[..slash].rfind('@') {
-        Some(at) => Some(at),
-        None => rest.rfind('@'),
-    };
-    let (cred, after_cred) = match cred_end {
-        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
-        None => (None, rest),
-    };
-    let (host_port, path) = match after_cred.find('/') {
-        Some(i) => (&after_cred[..i], &after_cred[i + 1..]),
-        None => (after_cred, ""),
-    };
-    if path.contains(['?', '#']) || host_port.contains(['?', '#']) {
-        return Err("URL parameters are not supported".into());
-    }
-    let credentials = match cred {
-        None => None,
-        Some(c) => {
-            let (u, p) = match c.split_once(':') {
-                Some((u, p)) => (u, Some(p)),
-                None => (c, None),
-            };
-            let u = percent_decode(u).ok_or("bad %-escape in the user name")?;
-            let p = match p {
-                Some(p) => Some(percent_decode(p).ok_or("bad %-escape in the password")?),
-                None => None,
-            };
-            Some((u, p))
-        }
-    };
-    Ok(UrlParts {
-        tls: scheme.eq_ignore_ascii_case(tls_scheme),
-        credentials,
-        host_port,
-        path,
-    })
-}
-
-/// `%XX` escapes to bytes; `None` for a broken escape or text that is not UTF-8.
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// A host and port as written in a URL: `[::1]:6379`, `localhost:6379`, `10.0.0.1`.
-pub(crate) fn split_host_port(
-    authority: &str,
-    default_port: Option<u16>,
-) -> Result<(String, u16), String> {
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or_else(|| "unclosed '[' in the host".to_string())?;
-        match after {
-            "" => (host, None),
-            _ => match after.strip_prefix(':') {
-                Some(p) => (host, Some(p)),
-                // Not echoed: whatever was typed here may be a misplaced password.
-                None => return Err("unexpected text after the bracketed host".into()),
-            },
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("the host is missing".into());
-    }
-    let port = match port {
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|&p| p != 0)
-            // Not echoed: `redis://user:pass` puts a password where the port goes.
-            .ok_or_else(|| "the port is not a number from 1 to 65535".to_string())?,
-        None => default_port.ok_or_else(|| "the port is missing (HOST:PORT)".to_string())?,
-    };
-    Ok((host.to_string(), port))
-}
-
-/// Capped exponential backoff between reconnect attempts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Backoff {
-    pub initial: Duration,
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(5),
-        }
-    }
-}
-
-impl Backoff {
-    /// The wait before attempt `attempt` (0 is the first retry): initial × 2^attempt, capped.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
-        self.initial.saturating_mul(factor).min(self.max)
-    }
-}
-
 /// Counters a broker sink keeps; shared, so a caller can read them while the sink runs in
 /// the publisher thread.
 #[derive(Debug, Default)]
@@ -999,39 +717,6 @@ mod tests {
     }
 
     #[test]
-    fn redact_keeps_scheme_and_host_only() {
-        for (url, shown) in [
-            ("redis://:p@ss@h:1/0", "redis://h:1"),
-            ("redis://u:s@h", "redis://h"),
-            ("redis://h:1/0", "redis://h:1"),
-            ("redis://:S3cr/et@h:6379/0", "redis://h:6379"),
-            ("tcp://user:pass@h:9", "tcp://h:9"),
-            ("amqp://u:p@[::1]:5672/vh", "amqp://[::1]:5672"),
-            ("redis://user:pass", "redis://user"),
-            ("redis://:pass", "redis://"),
-            ("redis://h:pass/0", "redis://h"),
-            ("redis:/u:pass@h", "redis:..."),
-            ("u:pass@h", "u:..."),
-            ("\u{e9}\u{e9}:pw", "?:..."),
-            ("stdot", "stdot"),
-            ("redis://h?password=pw", "redis://h"),
-        ] {
-            assert_eq!(redact(url), shown, "{url}");
-        }
-    }
-
-    #[test]
-    fn passwords_with_slashes_and_at_signs_parse() {
-        let p = split_url("redis://:S3cr/et@h:1/2", "rediss").expect("parses");
-        assert_eq!(p.credentials, Some((String::new(), Some("S3cr/et".into()))));
-        assert_eq!((p.host_port, p.path), ("h:1", "2"));
-        // An '@' before the first '/' ends the userinfo as usual; the path keeps the rest.
-        let p = split_url("amqp://u:a@b/c@h", "amqps").expect("parses");
-        assert_eq!(p.credentials, Some(("u".into(), Some("a".into()))));
-        assert_eq!((p.host_port, p.path), ("b", "c@h"));
-    }
-
-    #[test]
     fn scheme_less_outputs_are_files_unless_they_look_like_urls() {
         let o = OutputOptions::default();
         for file in [
@@ -1065,48 +750,6 @@ mod tests {
     }
 
     #[test]
-    fn password_files_others_can_change_are_refused() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("pw");
-        std::fs::write(&path, "s3cret\nignored\n").expect("write");
-        let mode = |m| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m));
-        mode(0o600).expect("chmod");
-        assert_eq!(read_password_file(&path).map(|s| s.0), Ok("s3cret".into()));
-        mode(0o622).expect("chmod");
-        let e = read_password_file(&path).map(|s| s.0).unwrap_err();
-        assert!(e.contains("writable by group or others"), "{e}");
-        assert!(!e.contains("s3cret"), "{e}");
-        mode(0o600).expect("chmod");
-        if spool::effective_uid() == 0 {
-            // Planted by another user: refused even though root could read it.
-            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).expect("chown");
-            let e = read_password_file(&path).map(|s| s.0).unwrap_err();
-            assert!(e.contains("belongs to uid 65534"), "{e}");
-        }
-    }
-
-    #[test]
-    fn password_file_first_line() {
-        let dir = std::env::temp_dir().join(format!("np-pwfile-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        let f = dir.join("pw");
-        std::fs::write(&f, "s3cr/et@x\r\nsecond line\n").expect("write");
-        assert_eq!(
-            read_password_file(&f).map(|s| s.0),
-            Ok("s3cr/et@x".to_string())
-        );
-        std::fs::write(&f, "\n").expect("write");
-        let e = read_password_file(&f).map(|s| s.0).unwrap_err();
-        assert!(e.contains("is empty"), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
-        let e = read_password_file(&dir.join("none"))
-            .map(|s| s.0)
-            .unwrap_err();
-        assert!(e.starts_with("cannot read the password file"), "{e}");
-    }
-
-    #[test]
     fn password_file_needs_a_broker_output() {
         let options = OutputOptions {
             password: Some(redis::Secret("pw".into())),
@@ -1117,41 +760,6 @@ mod tests {
             assert!(e.contains("takes no password"), "{e}");
         }
         assert!(Output::parse_with("redis://h", &options).is_ok());
-    }
-
-    #[test]
-    fn host_port() {
-        assert_eq!(split_host_port("h:1", None), Ok(("h".into(), 1)));
-        assert_eq!(split_host_port("[::1]:7", None), Ok(("::1".into(), 7)));
-        assert_eq!(
-            split_host_port("[::1]", Some(6379)),
-            Ok(("::1".into(), 6379))
-        );
-        assert_eq!(split_host_port("h", Some(6379)), Ok(("h".into(), 6379)));
-        assert!(split_host_port("h", None).is_err());
-        assert!(split_host_port("h:0", None).is_err());
-        assert!(split_host_port("h:99999", None).is_err());
-        assert!(split_host_port(":1", None).is_err());
-    }
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let b = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-        };
-        assert_eq!(b.delay(0), Duration::from_millis(100));
-        assert_eq!(b.delay(1), Duration::from_millis(200));
-        assert_eq!(b.delay(3), Duration::from_millis(800));
-        assert_eq!(b.delay(4), Duration::from_secs(1));
-        assert_eq!(b.delay(1000), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn start_errors_carry_exit_codes() {
-        let e = StartError::new(EXIT_AUTH, "refused").into_io();
-        assert_eq!(start_exit_code(&e), Some(EXIT_AUTH));
-        assert_eq!(start_exit_code(&io::Error::other("x")), None);
     }
 
     #[test]

@@ -34,13 +34,14 @@
 //! publisher thread blocks on it only to write frames; it waits for confirms on a condition
 //! variable.
 
-use super::tls::{CertReqs, SslOptions};
 use super::{
-    log, percent_decode, reconnect_forever, split_host_port, split_url, Backoff, Outage,
-    OutputOptions, SharedCounters, Sink, SinkCounters, StartError, UrlParts, WriteError, EXIT_AUTH,
-    EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
+    log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters, WriteError,
+    EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
 };
+use crate::broker::tls::{CertReqs, SslOptions};
+use crate::broker::url::{percent_decode, redact, split_host_port, split_url, UrlParts};
 use crate::broker::Secret;
+use crate::broker::{Backoff, StartError};
 use crate::pipeline::batch::JsonBatch;
 use rabbitmq_stream_client::error::ClientError;
 use rabbitmq_stream_client::types::{Message, MessageResult, ResponseCode, ResponseKind};
@@ -100,7 +101,7 @@ impl RabbitStreamConfig {
         options: &OutputOptions,
         stream: &StreamOptions,
     ) -> Result<RabbitStreamConfig, String> {
-        let shown = super::redact(url);
+        let shown = redact(url);
         let bad = |why: &str| {
             format!(
                 "bad output URL \"{shown}\": {why}; expected \
@@ -221,7 +222,7 @@ impl RabbitStreamConfig {
         if let Err(e) = self.ssl.client_config() {
             return fail(e);
         }
-        if let Err(e) = super::tls::server_name(&self.host) {
+        if let Err(e) = crate::broker::tls::server_name(&self.host) {
             return fail(e);
         }
         if self.ssl.cert_reqs == CertReqs::None && self.ssl.certfile.is_some() {

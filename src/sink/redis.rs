@@ -28,7 +28,7 @@
 //! no stored hashes: the partition is found again from each message, the same one.
 //!
 //! `rediss://` (or any FORWARD_SSL_OPTIONS): TLS through rustls with the options' CA,
-//! client certificate and `cert_reqs` ([`super::tls`]).
+//! client certificate and `cert_reqs` ([`crate::broker::tls`]).
 //!
 //! In kombu format the sink also adds the queue to the exchange's binding set
 //! (`_kombu.binding.<exchange>`, member `<routing_key>\x06\x16\x06\x16<queue>`, empty pattern
@@ -49,17 +49,17 @@
 //! (`window_commands` batches of at most 1,024 messages) may be stored twice per reconnect;
 //! every message sent again is counted as `resent`, so duplicates ≤ resent.
 
-use super::tls::SslOptions;
 use super::{
-    log, reconnect_forever, split_host_port, split_url, Backoff, Outage, OutputOptions,
-    SharedCounters, Sink, SinkCounters, StartError, UrlParts, WriteError, EXIT_AUTH, EXIT_BAD_URL,
-    EXIT_TLS, EXIT_UNREACHABLE,
+    log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters, WriteError,
 };
+use crate::broker::redis::{self as broker_redis, OpenError, RedisEndpoint};
 use crate::broker::resp::{bulk_header, encode_command, Reply, RespConnection, RespError};
+use crate::broker::tls::SslOptions;
+use crate::broker::url::{redact, split_host_port, split_url, UrlParts};
+use crate::broker::{Backoff, StartError};
 use crate::pipeline::batch::JsonBatch;
 use rustls::ClientConfig;
 use std::collections::VecDeque;
-use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -168,7 +168,7 @@ pub struct RedisConfig {
 impl RedisConfig {
     /// Parses `redis://` / `rediss://` URLs; user and password may be percent-encoded.
     pub fn parse(url: &str, options: &OutputOptions) -> Result<RedisConfig, String> {
-        let shown = super::redact(url);
+        let shown = redact(url);
         let bad = |why: &str| {
             format!(
                 "bad output URL \"{shown}\": {why}; expected redis://[:PASSWORD@]HOST[:PORT][/DB]"
@@ -226,6 +226,21 @@ impl RedisConfig {
             maxlen: options.redis_maxlen,
             partitions: options.partitions.max(1),
         })
+    }
+
+    /// Where the connection goes and how it logs in, for [`crate::broker::redis`].
+    pub fn endpoint(&self) -> RedisEndpoint {
+        RedisEndpoint {
+            host: self.host.clone(),
+            port: self.port,
+            db: self.db,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            tls: self.tls,
+            ssl: self.ssl.clone(),
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.response_timeout,
+        }
     }
 
     /// The URL with the password replaced by `***`.
@@ -463,16 +478,9 @@ pub struct RedisSink {
 impl RedisSink {
     /// Connects (TLS, AUTH, SELECT) and, in kombu format, records the exchange binding.
     pub fn connect(cfg: RedisConfig) -> Result<RedisSink, StartError> {
-        let tls = if cfg.tls {
-            Some(
-                cfg.ssl
-                    .client_config()
-                    .map_err(|e| StartError::new(EXIT_TLS, format!("TLS set-up failed: {e}")))?,
-            )
-        } else {
-            None
-        };
-        let con = open_connection(&cfg, tls.as_ref()).map_err(|e| start_error(&cfg, &e))?;
+        let tls = broker_redis::tls_config(&cfg.endpoint())?;
+        let con = open_connection(&cfg, tls.as_ref())
+            .map_err(|e| broker_redis::start_error(&cfg.endpoint(), &e))?;
         Ok(RedisSink::with_connection(cfg, tls, Some(con)))
     }
 
@@ -879,66 +887,13 @@ impl Sink for RedisSink {
     }
 }
 
-/// Why a connection could not be opened.
-enum OpenError {
-    Resp(RespError),
-    /// An error reply to AUTH/SELECT/PING/SADD: the command and the server's text.
-    Refused(&'static str, String),
-}
-
-impl fmt::Display for OpenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OpenError::Resp(e) => write!(f, "{e}"),
-            // Never the AUTH arguments: only the server's answer, which holds no password.
-            OpenError::Refused(cmd, text) => write!(f, "{cmd} refused: {text}"),
-        }
-    }
-}
-
-impl From<RespError> for OpenError {
-    fn from(e: RespError) -> Self {
-        OpenError::Resp(e)
-    }
-}
-
-/// Sends one command; an error reply becomes [`OpenError::Refused`].
-fn expect_ok(
-    con: &mut RespConnection,
-    name: &'static str,
-    args: &[&[u8]],
-) -> Result<Reply, OpenError> {
-    match con.command(args)? {
-        Reply::Error(text) => Err(OpenError::Refused(name, text)),
-        r => Ok(r),
-    }
-}
-
 /// Connects, authenticates, selects the database and checks the server answers commands
-/// (PING), and in kombu format records the binding.
+/// (PING: [`crate::broker::redis::open`]), and in kombu format records the binding.
 fn open_connection(
     cfg: &RedisConfig,
     tls: Option<&Arc<ClientConfig>>,
 ) -> Result<RespConnection, OpenError> {
-    let mut con = RespConnection::connect(
-        &cfg.host,
-        cfg.port,
-        tls,
-        cfg.connect_timeout,
-        cfg.response_timeout,
-    )?;
-    if let Some(p) = &cfg.password {
-        match &cfg.username {
-            Some(u) => expect_ok(&mut con, "AUTH", &[b"AUTH", u.as_bytes(), p.0.as_bytes()])?,
-            None => expect_ok(&mut con, "AUTH", &[b"AUTH", p.0.as_bytes()])?,
-        };
-    }
-    if cfg.db != 0 {
-        let db = cfg.db.to_string();
-        expect_ok(&mut con, "SELECT", &[b"SELECT", db.as_bytes()])?;
-    }
-    // PING first: a server that wants a password answers NOAUTH here.
-    expect_ok(&mut con, "PING", &[b"PING"])?;
+    let mut con = broker_redis::open(&cfg.endpoint(), tls)?;
     if cfg.format == RedisFormat::Kombu && cfg.mode == RedisMode::List {
         let (key, members) = cfg.bindings();
         let permanent = cfg.permanent_binding_key();
@@ -958,16 +913,6 @@ fn open_connection(
     Ok(con)
 }
 
-fn is_auth_error(e: &OpenError) -> bool {
-    match e {
-        OpenError::Refused("AUTH", _) => true,
-        OpenError::Refused(_, text) => {
-            matches!(text.split_whitespace().next(), Some("NOAUTH" | "WRONGPASS"))
-        }
-        OpenError::Resp(_) => false,
-    }
-}
-
 /// Server error codes worth waiting out: states that pass.
 fn retriable_code(text: Option<&str>) -> bool {
     matches!(
@@ -985,54 +930,6 @@ fn retriable_code(text: Option<&str>) -> bool {
                 | "WRONGPASS"
         )
     )
-}
-
-/// One line for a failure at start-up, with its exit code; never the password. The caller
-/// names the destination (`cannot write to redis://...: <this>`).
-fn start_error(cfg: &RedisConfig, e: &OpenError) -> StartError {
-    if is_auth_error(e) {
-        let how = if cfg.password.is_some() {
-            "check the password in the URL"
-        } else {
-            "the server wants a password: redis://:PASSWORD@HOST:PORT/DB"
-        };
-        return StartError::new(EXIT_AUTH, format!("authentication refused ({how})"));
-    }
-    match e {
-        OpenError::Resp(RespError::Tls(why)) => StartError::new(
-            EXIT_TLS,
-            format!("TLS handshake failed ({}): {why}", cfg.ssl.describe()),
-        ),
-        OpenError::Resp(e) => StartError::new(EXIT_UNREACHABLE, format!("cannot connect: {e}")),
-        OpenError::Refused("SELECT", text) => StartError::new(
-            EXIT_BAD_URL,
-            format!("database {} does not exist on the server ({text})", cfg.db),
-        ),
-        OpenError::Refused(..) => StartError::new(
-            EXIT_UNREACHABLE,
-            format!("the server refused to start: {e}"),
-        ),
-    }
-}
-
-/// A connection for `record`'s Redis inputs: the sink's own client and start-up checks (TLS,
-/// AUTH, SELECT, PING; exit codes and wording), without the kombu binding.
-#[cfg(feature = "cli")]
-pub(crate) fn connect_for_input(cfg: &RedisConfig) -> Result<RespConnection, StartError> {
-    let tls = if cfg.tls {
-        Some(
-            cfg.ssl
-                .client_config()
-                .map_err(|e| StartError::new(EXIT_TLS, format!("TLS set-up failed: {e}")))?,
-        )
-    } else {
-        None
-    };
-    let cfg = RedisConfig {
-        format: RedisFormat::Raw,
-        ..cfg.clone()
-    };
-    open_connection(&cfg, tls.as_ref()).map_err(|e| start_error(&cfg, &e))
 }
 
 #[cfg(test)]

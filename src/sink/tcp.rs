@@ -20,9 +20,10 @@
 //! and resends the window.
 
 use super::{
-    log, reconnect_forever, split_host_port, Backoff, SharedCounters, Sink, SinkCounters,
-    StartError, EXIT_BAD_URL, EXIT_UNREACHABLE,
+    log, reconnect_forever, SharedCounters, Sink, SinkCounters, EXIT_BAD_URL, EXIT_UNREACHABLE,
 };
+use crate::broker::url::{redact, split_host_port};
+use crate::broker::{Backoff, StartError};
 use crate::pipeline::batch::JsonBatch;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -73,7 +74,7 @@ impl TcpConfig {
 
     /// `tcp://HOST:PORT` (an IPv6 host in brackets).
     pub fn parse(url: &str) -> Result<TcpConfig, String> {
-        let shown = super::redact(url);
+        let shown = redact(url);
         let bad =
             |why: String| format!("bad output URL \"{shown}\": {why}; expected tcp://HOST:PORT");
         let rest = url

@@ -1,5 +1,6 @@
-//! TLS for `rediss://` and `amqps://`: FORWARD_SSL_OPTIONS (kombu's `ssl` dictionary) turned
-//! into one rustls client configuration that both broker sinks use.
+//! TLS for `rediss://`, `amqps://` and `rabbitmq-stream+tls://`: FORWARD_SSL_OPTIONS (kombu's
+//! `ssl` dictionary) turned into one rustls client configuration that every broker sink and
+//! every `record` input uses.
 //!
 //! The original handed the dictionary to kombu, which gives it to redis-py (Redis) or to
 //! py-amqp and Python's `ssl` module (RabbitMQ). The keys kept here are the ones both
@@ -69,6 +70,7 @@ impl CertReqs {
         }
     }
 
+    /// The name Python's `ssl` gives it (`CERT_REQUIRED`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             CertReqs::None => "CERT_NONE",
@@ -81,9 +83,13 @@ impl CertReqs {
 /// FORWARD_SSL_OPTIONS, parsed. Holds file names only: no secret.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SslOptions {
+    /// `ca_certs`: PEM file of the CAs to trust (else the system's trust store).
     pub ca_certs: Option<PathBuf>,
+    /// `certfile`: PEM client certificate chain, for brokers that ask for one.
     pub certfile: Option<PathBuf>,
+    /// `keyfile`: the client certificate's private key (else read from `certfile`).
     pub keyfile: Option<PathBuf>,
+    /// `cert_reqs`: how much of the server's certificate is checked.
     pub cert_reqs: CertReqs,
     /// The dictionary had at least one key (kombu then uses TLS whatever the scheme).
     pub given: bool,
