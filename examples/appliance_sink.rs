@@ -21,8 +21,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use netpipe_fast::decode::{self, LinkType};
+use netpipe_fast::encode::batch::JsonBatch;
 use netpipe_fast::encode::{FrameMeta, JsonEncoder};
-use netpipe_fast::pipeline::batch::JsonBatch;
 use netpipe_fast::pipeline::read::ReadJob;
 use netpipe_fast::sink::{Output, Sink};
 use netpipe_fast::source::pcap_file::CaptureReader;

@@ -117,6 +117,8 @@ pub mod cli;
 #[cfg(feature = "cli")]
 #[allow(missing_docs)]
 pub mod config;
+#[cfg(feature = "brokers")]
+pub mod create;
 #[cfg(feature = "cli")]
 #[allow(missing_docs)]
 pub mod dataset;
@@ -136,6 +138,7 @@ pub mod record;
 #[allow(missing_docs)]
 pub mod sink;
 pub mod source;
+pub mod time;
 #[cfg(feature = "cli")]
 #[allow(missing_docs)]
 pub mod tools;

@@ -13,13 +13,13 @@
 //! output failure or a ring failure. On a flag or duration stop the workers first drain what
 //! the kernel has already put in their rings (bounded in time), then the sink is flushed.
 
-use super::batch::JsonBatch;
 use super::metrics::{LatencyFeed, Metrics, RunCounters, WorkerCounters};
 use super::pcap_writer::{PcapOutConfig, PcapWriter};
 use super::publish::{BatchWriter, Published};
 use super::stats::DecodeStats;
 use super::worker::Worker;
 use crate::decode::LinkType;
+use crate::encode::batch::JsonBatch;
 use crate::encode::FrameMeta;
 use crate::sink::{Output, Sink, SinkProbe, Undelivered};
 use crate::source::filter::{BpfFilter, FilterError};

@@ -1,6 +1,5 @@
 //! The data path: a source feeds workers that decode and encode into [`batch::JsonBatch`]es;
 //! a publisher thread writes them to the sink in order and hands the buffers back.
-pub mod batch;
 pub mod capture;
 pub mod metrics;
 pub mod pcap_writer;

@@ -1,8 +1,8 @@
 //! The publisher thread's writing side, shared by `read` (which restores sequence order
 //! first) and live capture (which writes batches as they come).
 
-use super::batch::JsonBatch;
 use super::metrics::{LatencyFeed, RunCounters};
+use crate::encode::batch::JsonBatch;
 use crate::sink::{Sink, Undelivered};
 use crossbeam_channel::Sender;
 use std::io;

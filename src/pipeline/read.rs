@@ -5,7 +5,6 @@
 //! way a publisher thread writes the batches in order and hands the buffers back, so memory
 //! stays bounded by the buffer pools whatever the file size.
 
-use super::batch::{FrameBatch, JsonBatch, OversizedToken};
 use super::metrics::{Metrics, RunCounters};
 use super::pcap_writer::PcapWriter;
 use super::progress::Progress;
@@ -13,6 +12,7 @@ use super::publish::{BatchWriter, Published};
 use super::stats::{DecodeStats, Summary};
 use super::worker::Worker;
 use crate::decode::{link_type_name, LinkType};
+use crate::encode::batch::{FrameBatch, JsonBatch, OversizedToken};
 use crate::encode::FrameMeta;
 use crate::sink::{Output, Sink, SinkProbe, Undelivered};
 use crate::source::filter::{BpfFilter, FilterError};
@@ -145,6 +145,16 @@ const BUFFERS_PER_WORKER: usize = 3;
 /// deadlock: tokens go back from the workers and the publisher, which never wait for the
 /// reader.
 const OVERSIZED_IN_FLIGHT: usize = 2;
+
+/// A permission for one oversized batch in flight that goes back to the pool `tokens` when the
+/// batch's JSON is cleared or dropped. The pool has room for every token; it is gone only when
+/// the reader has stopped.
+fn oversized_token(tokens: &crossbeam_channel::Sender<()>) -> OversizedToken {
+    let tokens = tokens.clone();
+    OversizedToken::new(move || {
+        let _ = tokens.try_send(());
+    })
+}
 
 impl ReadJob {
     /// Runs the job with the sink its `output` names.
@@ -491,7 +501,7 @@ impl ReadJob {
                     seq += 1;
                     if full.is_oversized() {
                         token_rx.recv().map_err(|_| ())?;
-                        full.hold = Some(OversizedToken(token_tx.clone()));
+                        full.hold = Some(oversized_token(&token_tx));
                     }
                     if let Some(r) = &reasm {
                         reader_counters.publish_reassembly(&r.stats());
@@ -505,7 +515,7 @@ impl ReadJob {
             if let Some(mut last) = current.take() {
                 if !last.frames.is_empty() && (!last.is_oversized() || token_rx.recv().is_ok()) {
                     if last.is_oversized() {
-                        last.hold = Some(OversizedToken(token_tx.clone()));
+                        last.hold = Some(oversized_token(&token_tx));
                     }
                     last.seq = seq;
                     let _ = work_tx.send(last);

@@ -1,8 +1,8 @@
 //! The per-packet work: decode a frame and append its JSON message to a batch.
 
-use super::batch::{community_id_hash, JsonBatch};
 use super::stats::DecodeStats;
 use crate::decode::{decode_with_options_then, DecodeOptions, LinkType};
+use crate::encode::batch::{community_id_hash, JsonBatch};
 use crate::encode::{FrameMeta, JsonEncoder};
 use crate::source::reassembly::ReassemblyConfig;
 
@@ -118,7 +118,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::batch::flow_hash;
+    use crate::encode::batch::flow_hash;
     use crate::source::pcap_file::CaptureReader;
     use base64::Engine;
     use std::collections::{HashMap, HashSet};

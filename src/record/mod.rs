@@ -265,7 +265,7 @@ pub fn now_text() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    String::from_utf8_lossy(&crate::encode::json::format_created(secs)).into_owned()
+    String::from_utf8_lossy(&crate::time::format_created(secs)).into_owned()
 }
 
 /// `-%Y-%m-%d-%H-%M-%S` as the original named its files (UTC).

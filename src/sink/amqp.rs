@@ -43,7 +43,7 @@ use super::{
     EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
 };
 use crate::broker::Secret;
-use crate::pipeline::batch::JsonBatch;
+use crate::encode::batch::JsonBatch;
 use async_rs::traits::Executor;
 use async_rs::TokioRuntime;
 use lapin::options::{

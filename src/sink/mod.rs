@@ -10,7 +10,6 @@
 //! and counts what it sent again ([`Sink::report`]).
 
 pub mod amqp;
-pub mod create;
 pub mod outbox;
 pub mod rabbit_stream;
 pub mod redis;
@@ -18,7 +17,7 @@ pub mod spool;
 pub mod tcp;
 pub mod tls;
 
-use crate::pipeline::batch::JsonBatch;
+use crate::encode::batch::JsonBatch;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
@@ -453,7 +452,7 @@ impl Output {
             Output::Stdout => Box::new(StdoutSink),
             Output::Discard => Box::new(DiscardSink),
             Output::File(path) => Box::new(FileSink {
-                file: create::open_for_writing(path)?,
+                file: crate::create::open_for_writing(path)?,
             }),
         };
         Ok((sink, probe))

@@ -38,7 +38,7 @@ use super::{
     log, Backoff, Outage, Sink, StartError, Undelivered, WriteError, EXIT_BAD_URL,
     EXIT_OUTPUT_FAILED,
 };
-use crate::pipeline::batch::{JsonBatch, BATCH_BYTES, BATCH_PACKETS};
+use crate::encode::batch::{JsonBatch, BATCH_BYTES, BATCH_PACKETS};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::collections::VecDeque;
 use std::fmt;

@@ -41,7 +41,7 @@ use super::{
     EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
 };
 use crate::broker::Secret;
-use crate::pipeline::batch::JsonBatch;
+use crate::encode::batch::JsonBatch;
 use rabbitmq_stream_client::error::ClientError;
 use rabbitmq_stream_client::types::{Message, MessageResult, ResponseCode, ResponseKind};
 #[cfg(feature = "cli")]

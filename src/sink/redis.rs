@@ -56,7 +56,7 @@ use super::{
     EXIT_TLS, EXIT_UNREACHABLE,
 };
 use crate::broker::resp::{bulk_header, encode_command, Reply, RespConnection, RespError};
-use crate::pipeline::batch::JsonBatch;
+use crate::encode::batch::JsonBatch;
 use rustls::ClientConfig;
 use std::collections::VecDeque;
 use std::fmt;

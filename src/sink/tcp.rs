@@ -23,7 +23,7 @@ use super::{
     log, reconnect_forever, split_host_port, Backoff, SharedCounters, Sink, SinkCounters,
     StartError, EXIT_BAD_URL, EXIT_UNREACHABLE,
 };
-use crate::pipeline::batch::JsonBatch;
+use crate::encode::batch::JsonBatch;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
