@@ -138,7 +138,7 @@ fn main() -> ExitCode {
         workers: 2,
         source_host: source_host.into(),
         // Names the destination in messages; the sink given to run_with_sink is what is used.
-        output: Output::Discard,
+        output: Arc::new(Output::Discard),
         packet: Default::default(),
     };
     let outcome = job.run_with_sink(Box::new(sink));

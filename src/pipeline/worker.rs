@@ -15,7 +15,7 @@ pub struct PacketOptions {
     pub decode: DecodeOptions,
     /// `--partitions N`: above 1, each message's flow hash is stored in the batch
     /// ([`JsonBatch::flows`]) for the sink to route by; at 1 nothing is computed. Set it to
-    /// the output's ([`crate::sink::Output::partitions`]); left at 1 with a partitioned
+    /// the output's (`sink::Output::partitions`); left at 1 with a partitioned
     /// output, the sink finds each hash from the message instead (the same partition, with
     /// the work in the publisher thread rather than the workers).
     pub partitions: u16,

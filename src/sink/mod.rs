@@ -32,25 +32,24 @@ pub use self::rabbit_stream::{RabbitStreamConfig, RabbitStreamSink, StreamOption
 pub use self::redis::{RedisConfig, RedisFormat, RedisGroup, RedisMode, RedisSink};
 pub use self::tcp::{TcpConfig, TcpSink};
 pub use self::tls::{CertReqs, SslOptions};
+use crate::pipeline::deliver::ProbeCounters;
+pub use crate::pipeline::deliver::{Deliver, OpenOutput, OutputProbe, SinkSnapshot, Undelivered};
 
-/// A destination for pre-serialised batches.
+/// An output's connection as the delivery layer drives it: writes batches it keeps, and for
+/// broker outputs hands a lost connection back ([`Sink::try_write_batch`]) so that the
+/// delivery thread and spool of [`outbox::Outbox`] can take over. The publisher sees every
+/// output as a [`Deliver`] (a sink is one by itself, holding the output through an outage;
+/// with a delivery thread in front, the [`outbox::Outbox`] is).
 pub trait Sink: Send {
     /// Writes every message of the batch, in order.
     fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()>;
+    /// Writes out what is buffered and ends the stream (stdout, files, tcp) or waits for the
+    /// broker's answers to everything sent.
     fn flush(&mut self) -> io::Result<()>;
     /// One line for the exit summary about what this sink did beyond writing (broker sinks:
     /// messages published, resent, reconnects). Called after [`Sink::flush`].
     fn report(&self) -> Option<String> {
         None
-    }
-
-    /// Writes a batch the caller gives away, and gives back an empty batch of the same size
-    /// class for the caller's pool (this one, or another), with how many of its messages the
-    /// sink took (the rest were dropped and counted by the sink). The delivery layer
-    /// ([`outbox::Outbox`]) takes the batch itself, so the healthy path copies nothing.
-    fn write_owned(&mut self, batch: JsonBatch) -> (JsonBatch, io::Result<usize>) {
-        let result = self.write_batch(&batch).map(|()| batch.len());
-        (batch, result)
     }
 
     /// As [`Sink::write_batch`], but a lost connection is handed back to the caller as an
@@ -91,48 +90,62 @@ pub trait Sink: Send {
     }
 }
 
-/// Messages a run did not deliver: dropped (and counted), or still in the spool at exit.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Undelivered {
-    pub dropped: u64,
-    pub left_in_spool: u64,
-    /// Damaged spool segments found at start and moved aside (`*.damaged` files).
-    pub damaged_segments: u64,
-    pub spool_dir: Option<PathBuf>,
-}
-
-impl Undelivered {
-    /// Anything the exit code must report.
-    pub fn any(&self) -> bool {
-        self.dropped > 0 || self.left_in_spool > 0 || self.damaged_segments > 0
+/// A sink alone (no delivery thread) is delivered to by the publisher directly: it takes
+/// every batch it writes, and holds the output (retrying) through an outage.
+impl<S: Sink> Deliver for S {
+    fn deliver(&mut self, batch: JsonBatch) -> (JsonBatch, io::Result<usize>) {
+        let result = self.write_batch(&batch).map(|()| batch.len());
+        (batch, result)
     }
 
-    /// The one line that explains exit code [`EXIT_UNDELIVERED`].
-    pub fn line(&self) -> String {
-        let dir = self
-            .spool_dir
-            .as_ref()
-            .map_or_else(|| "the spool".to_string(), |d| d.display().to_string());
-        let mut parts = Vec::new();
-        if self.dropped > 0 {
-            parts.push(format!(
-                "{} message(s) dropped (counted above)",
-                self.dropped
-            ));
-        }
-        if self.left_in_spool > 0 {
-            parts.push(format!(
-                "{} message(s) still in the spool {dir} (sent at the next start)",
-                self.left_in_spool
-            ));
-        }
-        if self.damaged_segments > 0 {
-            parts.push(format!(
-                "{} damaged spool segment(s) moved aside in {dir} (*.damaged)",
-                self.damaged_segments
-            ));
-        }
-        format!("not everything was delivered: {}", parts.join("; "))
+    fn finish(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+
+    fn summary(&self) -> Option<String> {
+        self.report()
+    }
+
+    fn tally(&self) -> Undelivered {
+        self.undelivered()
+    }
+}
+
+/// A boxed sink that the publisher delivers to directly (no delivery thread).
+struct Direct(Box<dyn Sink>);
+
+impl Deliver for Direct {
+    fn deliver(&mut self, batch: JsonBatch) -> (JsonBatch, io::Result<usize>) {
+        let result = self.0.write_batch(&batch).map(|()| batch.len());
+        (batch, result)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+
+    fn summary(&self) -> Option<String> {
+        self.0.report()
+    }
+
+    fn tally(&self) -> Undelivered {
+        self.0.undelivered()
+    }
+}
+
+/// The program's `--output` is what `read` and `capture` open when they start.
+impl OpenOutput for Output {
+    fn describe(&self) -> String {
+        Output::describe(self)
+    }
+
+    fn open(&self) -> io::Result<(Box<dyn Deliver>, OutputProbe)> {
+        self.open_probed()
+    }
+
+    fn prepare_for_user(&self, uid: u32, gid: u32) -> io::Result<Option<Arc<dyn OpenOutput>>> {
+        let prepared = self.clone().with_spool_for_user(uid, gid)?;
+        Ok(Some(Arc::new(prepared)))
     }
 }
 
@@ -382,9 +395,9 @@ impl Output {
         }
     }
 
-    /// Opens the sink. Broker sinks connect here; their start-up failures carry a
-    /// [`StartError`] (see [`start_exit_code`]).
-    pub fn open(&self) -> io::Result<Box<dyn Sink>> {
+    /// Opens the output for the publisher. Broker sinks connect here; their start-up
+    /// failures carry a [`StartError`] (see [`start_exit_code`]).
+    pub fn open(&self) -> io::Result<Box<dyn Deliver>> {
         self.open_probed().map(|(sink, _)| sink)
     }
 
@@ -411,9 +424,34 @@ impl Output {
         }
     }
 
-    /// As [`Output::open`], with shared handles on the sink's counters ([`SinkProbe`]) for
+    /// As [`Output::open`], with shared handles on the sink's counters ([`OutputProbe`]) for
     /// `--metrics` and `--stats-interval`, readable while the sink runs in another thread.
-    pub fn open_probed(&self) -> io::Result<(Box<dyn Sink>, SinkProbe)> {
+    pub fn open_probed(&self) -> io::Result<(Box<dyn Deliver>, OutputProbe)> {
+        let name = self.describe();
+        let (deliver, probe): (Box<dyn Deliver>, SinkProbe) = match self {
+            Output::Delivered(inner, delivery) => {
+                // The spool is checked before the broker is connected to: an unsafe spool
+                // directory ends the run before anything is sent.
+                let dir = outbox::spool_dir_of(delivery, &inner.identity());
+                let spool = outbox::open_spool(delivery, &dir).map_err(StartError::into_io)?;
+                let (sink, mut probe) = inner.open_sink()?;
+                let outbox = Outbox::start_with(sink, inner.describe(), delivery, &dir, spool)
+                    .map_err(StartError::into_io)?;
+                probe.name = name.clone();
+                probe.delivery = Some(outbox.counters());
+                probe.spool = Some(outbox.spool_gauge());
+                (Box::new(outbox), probe)
+            }
+            _ => {
+                let (sink, probe) = self.open_sink()?;
+                (Box::new(Direct(sink)), probe)
+            }
+        };
+        Ok((deliver, OutputProbe::with_counters(&name, Arc::new(probe))))
+    }
+
+    /// The sink alone (no delivery thread), with the probe on its own counters.
+    fn open_sink(&self) -> io::Result<(Box<dyn Sink>, SinkProbe)> {
         let mut probe = SinkProbe::named(&self.describe());
         let sink: Box<dyn Sink> = match self {
             Output::Tcp(cfg) => {
@@ -436,19 +474,8 @@ impl Output {
                 probe.counters = Some(s.counters());
                 Box::new(s)
             }
-            Output::Delivered(inner, delivery) => {
-                // The spool is checked before the broker is connected to: an unsafe spool
-                // directory ends the run before anything is sent.
-                let dir = outbox::spool_dir_of(delivery, &inner.identity());
-                let spool = outbox::open_spool(delivery, &dir).map_err(StartError::into_io)?;
-                let (sink, inner_probe) = inner.open_probed()?;
-                let outbox = Outbox::start_with(sink, inner.describe(), delivery, &dir, spool)
-                    .map_err(StartError::into_io)?;
-                probe.counters = inner_probe.counters;
-                probe.delivery = Some(outbox.counters());
-                probe.spool = Some(outbox.spool_gauge());
-                Box::new(outbox)
-            }
+            // `with_delivery` never nests delivery threads.
+            Output::Delivered(inner, _) => return inner.open_sink(),
             Output::Stdout => Box::new(StdoutSink),
             Output::Discard => Box::new(DiscardSink),
             Output::File(path) => Box::new(FileSink {
@@ -861,7 +888,8 @@ pub(crate) fn log(line: std::fmt::Arguments<'_>) {
 /// Shared handle type for [`SinkCounters`].
 pub type SharedCounters = Arc<SinkCounters>;
 
-/// Shared handles on a running sink's counters (see [`Output::open_probed`]).
+/// Shared handles on a running sink's counters and its delivery thread's (what the
+/// [`OutputProbe`] of [`Output::open_probed`] reads).
 #[derive(Clone, Default)]
 pub struct SinkProbe {
     /// The destination (no password).
@@ -872,21 +900,6 @@ pub struct SinkProbe {
     pub delivery: Option<Arc<outbox::DeliveryCounters>>,
     /// With a spool: its size now.
     pub spool: Option<outbox::SpoolGauge>,
-}
-
-/// A [`SinkProbe`] read at one moment.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SinkSnapshot {
-    /// `None` for sinks that keep no count of their own (stdout, files: what they took is
-    /// what they wrote).
-    pub published: Option<u64>,
-    pub resent: u64,
-    pub reconnects: u64,
-    /// Dropped messages by reason (`queue_full`, `spool_full`, `spool_error`, `refused`).
-    pub dropped: Vec<(&'static str, u64)>,
-    pub spooled: u64,
-    pub spool_bytes: u64,
-    pub spool_messages: u64,
 }
 
 impl SinkProbe {
@@ -916,6 +929,7 @@ impl SinkProbe {
                 ("broker_unreachable", get(&d.dropped_unreachable)),
             ];
         }
+        s.has_spool = self.spool.is_some();
         if let Some((bytes, messages)) = self.spool.as_ref().and_then(|g| g.size()) {
             s.spool_bytes = bytes;
             s.spool_messages = messages;
@@ -934,6 +948,16 @@ impl SinkProbe {
                 .saturating_sub(d.recovered()),
             None => published,
         })
+    }
+}
+
+impl ProbeCounters for SinkProbe {
+    fn snapshot(&self) -> SinkSnapshot {
+        SinkProbe::snapshot(self)
+    }
+
+    fn acknowledged(&self) -> Option<u64> {
+        SinkProbe::acknowledged(self)
     }
 }
 
