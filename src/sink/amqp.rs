@@ -882,6 +882,47 @@ fn start_error(cfg: &AmqpConfig, e: &Failure) -> StartError {
     }
 }
 
+use super::{same_config, SinkConfig, SinkKind};
+
+/// `amqp://` and `amqps://` in the sink registry ([`super::SINK_KINDS`]).
+pub const KIND: SinkKind = SinkKind {
+    schemes: &["amqp", "amqps"],
+    takes_password: true,
+    partitioned: false,
+    parse: |url, options| Ok(Box::new(AmqpConfig::parse(url, options)?)),
+};
+
+impl SinkConfig for AmqpConfig {
+    fn build(&self) -> Result<(Box<dyn Sink>, SharedCounters), StartError> {
+        let sink = AmqpSink::connect(self.clone())?;
+        let counters = sink.counters();
+        Ok((Box::new(sink), counters))
+    }
+
+    fn describe(&self) -> String {
+        AmqpConfig::describe(self)
+    }
+
+    fn identity(&self) -> String {
+        format!(
+            "amqp-{}-{}-{}-{}-{}",
+            self.host, self.port, self.vhost, self.exchange, self.queue
+        )
+    }
+
+    fn endpoint(&self) -> (&str, u16) {
+        (self.host.as_str(), self.port)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn same_as(&self, other: &dyn SinkConfig) -> bool {
+        same_config(self, other)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -278,24 +278,120 @@ impl Default for OutputOptions {
     }
 }
 
+/// A sink kind's parsed options, as Vector's `SinkConfig`: where it connects and how to build
+/// the sink. Each kind implements it in its own file, next to a [`SinkKind`] registered in
+/// [`SINK_KINDS`].
+pub trait SinkConfig: fmt::Debug + Send + Sync + 'static {
+    /// Connects and returns the sink with its shared counters. A failure says why, with the
+    /// exit code it asks for.
+    fn build(&self) -> Result<(Box<dyn Sink>, SharedCounters), StartError>;
+
+    /// The destination for messages: no password, ever.
+    fn describe(&self) -> String;
+
+    /// A name for the destination, for the default spool directory: scheme, host, port and
+    /// the names messages go to (never a password).
+    fn identity(&self) -> String;
+
+    /// Host and TCP port (what live capture leaves out by default, so published packets are
+    /// not captured again).
+    fn endpoint(&self) -> (&str, u16);
+
+    /// `--partitions`: how many partitions this output writes (1: the one key `--queue`).
+    fn partitions(&self) -> u16 {
+        1
+    }
+
+    /// What the output cannot take now may be spooled and sent later. Not so for a Redis
+    /// channel: PUBLISH reaches only the subscribers of the moment.
+    fn spoolable(&self) -> bool {
+        true
+    }
+
+    /// The config itself, to compare outputs ([`same_config`]) and to look at one
+    /// ([`Output::config`]).
+    fn as_any(&self) -> &dyn std::any::Any;
+
+    /// Equal to `other` (use [`same_config`]).
+    fn same_as(&self, other: &dyn SinkConfig) -> bool;
+}
+
+/// [`SinkConfig::same_as`] for a config that can be compared.
+pub fn same_config<C: SinkConfig + PartialEq>(config: &C, other: &dyn SinkConfig) -> bool {
+    other.as_any().downcast_ref::<C>() == Some(config)
+}
+
+/// One sink kind of the registry: the URL schemes it answers and how it reads its options.
+pub struct SinkKind {
+    /// URL schemes (lower case) of this kind, as in `SCHEME://...`.
+    pub schemes: &'static [&'static str],
+    /// The URL may carry credentials, so `--password-file` applies.
+    pub takes_password: bool,
+    /// `--partitions` above 1 is possible (messages go to `<queue>-<partition>`).
+    pub partitioned: bool,
+    /// Parses an output URL of this kind with the broker settings given (errors never hold a
+    /// password).
+    pub parse: ParseConfig,
+}
+
+/// How a [`SinkKind`] reads its options from an output URL.
+pub type ParseConfig = fn(&str, &OutputOptions) -> Result<Box<dyn SinkConfig>, String>;
+
+/// Every sink kind an output URL can name. A new sink is a file of its own (its config
+/// implementing [`SinkConfig`], and its `KIND`) and one line here.
+pub const SINK_KINDS: &[&SinkKind] = &[&tcp::KIND, &redis::KIND, &amqp::KIND, &rabbit_stream::KIND];
+
+/// The kind whose schemes hold `scheme` (any case).
+fn kind_of(scheme: &str) -> Option<&'static SinkKind> {
+    SINK_KINDS
+        .iter()
+        .copied()
+        .find(|k| k.schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)))
+}
+
+/// A network or broker output: a [`SinkConfig`] from the registry.
+#[derive(Clone, Debug)]
+pub struct Configured(pub Arc<dyn SinkConfig>);
+
+impl PartialEq for Configured {
+    fn eq(&self, other: &Configured) -> bool {
+        self.0.same_as(other.0.as_ref())
+    }
+}
+
+impl Eq for Configured {}
+
 /// The `--output` choices.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
+    /// JSON lines on stdout.
     Stdout,
+    /// JSON lines in a file (`file:PATH`, or a path).
     File(PathBuf),
     /// No JSON at all (`-w FILE` without `-o`: only the pcap is wanted).
     Discard,
-    Tcp(TcpConfig),
-    Redis(RedisConfig),
-    Amqp(AmqpConfig),
-    /// `rabbitmq-stream://`: a RabbitMQ stream (stream protocol, deduplicated).
-    RabbitStream(RabbitStreamConfig),
+    /// TCP, Redis, RabbitMQ, RabbitMQ Streams: one of [`SINK_KINDS`].
+    Sink(Configured),
     /// A broker output with a delivery thread and, by default, a spool in front
     /// (`--when-full drop|spool`; see [`outbox`]). Made by [`Output::with_delivery`].
     Delivered(Box<Output>, Delivery),
 }
 
 impl Output {
+    /// The output a sink config names (as [`Output::parse`] would make from its URL).
+    pub fn of(config: impl SinkConfig) -> Output {
+        Output::Sink(Configured(Arc::new(config)))
+    }
+
+    /// The sink config of this output, if it is of type `C`.
+    pub fn config<C: SinkConfig>(&self) -> Option<&C> {
+        match self {
+            Output::Sink(c) => c.0.as_any().downcast_ref::<C>(),
+            Output::Delivered(inner, _) => inner.config(),
+            _ => None,
+        }
+    }
+
     /// `-` or `stdout`, `file:PATH`, `tcp://HOST:PORT`, `redis://[[user]:password@]HOST[:PORT][/DB]`
     /// (or `rediss://`), `amqp://[USER:PASSWORD@]HOST[:PORT][/VHOST]` (or `amqps://`), with
     /// default queue names and the kombu format.
@@ -306,25 +402,15 @@ impl Output {
     /// As [`Output::parse`], with the broker settings given. Errors never contain a password.
     /// An empty value (FORWARD_BROKER_URL set but empty) means stdout.
     pub fn parse_with(s: &str, options: &OutputOptions) -> Result<Output, String> {
-        const BROKER_SCHEMES: [&str; 7] = [
-            "tcp",
-            "redis",
-            "rediss",
-            "amqp",
-            "amqps",
-            "rabbitmq-stream",
-            "rabbitmq-stream+tls",
-        ];
-        let is_broker = [
-            "redis://",
-            "rediss://",
-            "amqp://",
-            "amqps://",
-            "rabbitmq-stream://",
-            "rabbitmq-stream+tls://",
-        ]
-        .iter()
-        .any(|p| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)));
+        let is_broker = SINK_KINDS
+            .iter()
+            .filter(|k| k.takes_password)
+            .flat_map(|k| k.schemes)
+            .any(|scheme| {
+                s.get(..scheme.len())
+                    .is_some_and(|h| h.eq_ignore_ascii_case(scheme))
+                    && s.get(scheme.len()..).is_some_and(|t| t.starts_with("://"))
+            });
         if options.password.is_some() && !is_broker {
             return Err(format!(
                 "a password file was given, but output \"{}\" takes no password (only \
@@ -347,7 +433,7 @@ impl Output {
             // A broker scheme with a mistyped "://" is a bad URL, not a file name (and is not
             // echoed: it may hold a password). `file:redis:x` or `./redis:x` name such a file.
             let head = s.split_once(':').map(|(head, _)| head.to_ascii_lowercase());
-            if let Some(head) = head.filter(|h| BROKER_SCHEMES.contains(&h.as_str())) {
+            if let Some(head) = head.filter(|h| kind_of(h).is_some()) {
                 return Err(format!(
                     "bad output URL \"{head}:...\": expected {head}://HOST..., or file:PATH for a \
                      file whose name starts with \"{head}:\""
@@ -368,14 +454,9 @@ impl Output {
             // No scheme: a file path, as `-o out.jsonl` means in other tools.
             return Ok(Output::File(PathBuf::from(s)));
         }
-        match scheme.map(str::to_ascii_lowercase).as_deref() {
-            Some("tcp") => TcpConfig::parse(s).map(Output::Tcp),
-            Some("redis") | Some("rediss") => RedisConfig::parse(s, options).map(Output::Redis),
-            Some("amqp") | Some("amqps") => AmqpConfig::parse(s, options).map(Output::Amqp),
-            Some("rabbitmq-stream") | Some("rabbitmq-stream+tls") => {
-                RabbitStreamConfig::parse(s, options, &options.stream).map(Output::RabbitStream)
-            }
-            _ => Err(format!(
+        match scheme.and_then(kind_of) {
+            Some(kind) => (kind.parse)(s, options).map(|c| Output::Sink(Configured(c.into()))),
+            None => Err(format!(
                 "unsupported output \"{}\": use \"-\" (stdout), \"file:PATH\", \
                  \"tcp://HOST:PORT\", \"redis://[:PASSWORD@]HOST[:PORT][/DB]\" or \
                  \"amqp://USER:PASSWORD@HOST[:PORT][/VHOST]\" (rediss://, amqps:// for TLS) \
@@ -388,8 +469,7 @@ impl Output {
     /// `--partitions`: how many partitions this output writes (1: the one key `--queue`).
     pub fn partitions(&self) -> u16 {
         match self {
-            Output::Redis(cfg) => cfg.partitions.max(1),
-            Output::RabbitStream(cfg) => cfg.partitions.max(1),
+            Output::Sink(c) => c.0.partitions(),
             Output::Delivered(inner, _) => inner.partitions(),
             _ => 1,
         }
@@ -454,25 +534,10 @@ impl Output {
     fn open_sink(&self) -> io::Result<(Box<dyn Sink>, SinkProbe)> {
         let mut probe = SinkProbe::named(&self.describe());
         let sink: Box<dyn Sink> = match self {
-            Output::Tcp(cfg) => {
-                let s = TcpSink::connect(cfg.clone()).map_err(StartError::into_io)?;
-                probe.counters = Some(s.counters());
-                Box::new(s)
-            }
-            Output::Redis(cfg) => {
-                let s = RedisSink::connect(cfg.clone()).map_err(StartError::into_io)?;
-                probe.counters = Some(s.counters());
-                Box::new(s)
-            }
-            Output::Amqp(cfg) => {
-                let s = AmqpSink::connect(cfg.clone()).map_err(StartError::into_io)?;
-                probe.counters = Some(s.counters());
-                Box::new(s)
-            }
-            Output::RabbitStream(cfg) => {
-                let s = RabbitStreamSink::connect(cfg.clone()).map_err(StartError::into_io)?;
-                probe.counters = Some(s.counters());
-                Box::new(s)
+            Output::Sink(c) => {
+                let (sink, counters) = c.0.build().map_err(StartError::into_io)?;
+                probe.counters = Some(counters);
+                sink
             }
             // `with_delivery` never nests delivery threads.
             Output::Delivered(inner, _) => return inner.open_sink(),
@@ -495,7 +560,7 @@ impl Output {
             // PUBLISH reaches only the subscribers of the moment: replaying a spool later
             // would reach other ones, so a channel is never spooled; what it cannot take
             // is dropped and counted.
-            Output::Redis(ref cfg) if cfg.mode == RedisMode::Channel => {
+            Output::Sink(ref c) if !c.0.spoolable() => {
                 let delivery = Delivery {
                     when_full: WhenFull::Drop,
                     ..delivery
@@ -513,17 +578,7 @@ impl Output {
             Output::Stdout => "stdout".into(),
             Output::Discard => "discard".into(),
             Output::File(p) => format!("file-{}", p.display()),
-            Output::Tcp(cfg) => format!("tcp-{}-{}", cfg.host, cfg.port),
-            Output::Redis(cfg) => {
-                format!("redis-{}-{}-{}-{}", cfg.host, cfg.port, cfg.db, cfg.queue)
-            }
-            Output::Amqp(cfg) => format!(
-                "amqp-{}-{}-{}-{}-{}",
-                cfg.host, cfg.port, cfg.vhost, cfg.exchange, cfg.queue
-            ),
-            Output::RabbitStream(cfg) => {
-                format!("rabbitmq-stream-{}-{}-{}", cfg.host, cfg.port, cfg.stream)
-            }
+            Output::Sink(c) => c.0.identity(),
             Output::Delivered(inner, _) => inner.identity(),
         }
     }
@@ -533,10 +588,7 @@ impl Output {
     pub fn endpoint(&self) -> Option<(&str, u16)> {
         match self {
             Output::Stdout | Output::File(_) | Output::Discard => None,
-            Output::Tcp(cfg) => Some((cfg.host.as_str(), cfg.port)),
-            Output::Redis(cfg) => Some((cfg.host.as_str(), cfg.port)),
-            Output::Amqp(cfg) => Some((cfg.host.as_str(), cfg.port)),
-            Output::RabbitStream(cfg) => Some((cfg.host.as_str(), cfg.port)),
+            Output::Sink(c) => Some(c.0.endpoint()),
             Output::Delivered(inner, _) => inner.endpoint(),
         }
     }
@@ -547,10 +599,7 @@ impl Output {
             Output::Stdout => "stdout".into(),
             Output::Discard => "no JSON output (-w only)".into(),
             Output::File(p) => format!("file:{}", p.display()),
-            Output::Tcp(cfg) => cfg.describe(),
-            Output::Redis(cfg) => cfg.describe(),
-            Output::Amqp(cfg) => cfg.describe(),
-            Output::RabbitStream(cfg) => cfg.describe(),
+            Output::Sink(c) => c.0.describe(),
             Output::Delivered(inner, _) => inner.describe(),
         }
     }
@@ -569,11 +618,11 @@ fn check_partitions(url: &str, partitions: u16) -> Result<(), String> {
     if partitions == 1 {
         return Ok(());
     }
-    let scheme = url
+    let kind = url
         .split_once("://")
-        .map(|(scheme, _)| scheme.to_ascii_lowercase());
-    match scheme.as_deref() {
-        Some("redis" | "rediss" | "rabbitmq-stream" | "rabbitmq-stream+tls") => Ok(()),
+        .and_then(|(scheme, _)| kind_of(scheme));
+    match kind {
+        Some(kind) if kind.partitioned => Ok(()),
         _ => Err(format!(
             "--partitions {partitions}: output \"{}\" has no partitions (only redis:// \
              and rabbitmq-stream:// outputs write to <queue>-0 .. <queue>-{}); leave \
@@ -1013,12 +1062,16 @@ mod tests {
         );
         let e = Output::parse("mqtt://u:hunter2@h:1/0").unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
-        assert!(matches!(
-            Output::parse("tcp://127.0.0.1:9"),
-            Ok(Output::Tcp(_))
-        ));
-        assert!(matches!(Output::parse("redis://h"), Ok(Output::Redis(_))));
-        assert!(matches!(Output::parse("amqp://h"), Ok(Output::Amqp(_))));
+        let parsed = |url: &str| Output::parse(url).unwrap();
+        assert!(parsed("tcp://127.0.0.1:9").config::<TcpConfig>().is_some());
+        assert!(parsed("redis://h").config::<RedisConfig>().is_some());
+        assert!(parsed("amqp://h").config::<AmqpConfig>().is_some());
+        assert!(parsed("rabbitmq-stream://h")
+            .config::<RabbitStreamConfig>()
+            .is_some());
+        assert_eq!(parsed("redis://h"), parsed("redis://h"));
+        assert_ne!(parsed("redis://h"), parsed("redis://h/2"));
+        assert_ne!(parsed("tcp://h:1"), parsed("redis://h:1"));
     }
 
     #[test]

@@ -1035,6 +1035,55 @@ pub(crate) fn connect_for_input(cfg: &RedisConfig) -> Result<RespConnection, Sta
     open_connection(&cfg, tls.as_ref()).map_err(|e| start_error(&cfg, &e))
 }
 
+use super::{same_config, SinkConfig, SinkKind};
+
+/// `redis://` and `rediss://` in the sink registry ([`super::SINK_KINDS`]).
+pub const KIND: SinkKind = SinkKind {
+    schemes: &["redis", "rediss"],
+    takes_password: true,
+    partitioned: true,
+    parse: |url, options| Ok(Box::new(RedisConfig::parse(url, options)?)),
+};
+
+impl SinkConfig for RedisConfig {
+    fn build(&self) -> Result<(Box<dyn Sink>, SharedCounters), StartError> {
+        let sink = RedisSink::connect(self.clone())?;
+        let counters = sink.counters();
+        Ok((Box::new(sink), counters))
+    }
+
+    fn describe(&self) -> String {
+        RedisConfig::describe(self)
+    }
+
+    fn identity(&self) -> String {
+        format!(
+            "redis-{}-{}-{}-{}",
+            self.host, self.port, self.db, self.queue
+        )
+    }
+
+    fn endpoint(&self) -> (&str, u16) {
+        (self.host.as_str(), self.port)
+    }
+
+    fn partitions(&self) -> u16 {
+        self.partitions.max(1)
+    }
+
+    fn spoolable(&self) -> bool {
+        self.mode != RedisMode::Channel
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn same_as(&self, other: &dyn SinkConfig) -> bool {
+        same_config(self, other)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
