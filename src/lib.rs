@@ -35,10 +35,12 @@
 //!   kernel checks them, run by our own interpreter) and, with the `capture` feature, the
 //!   TPACKET_V3 ring and interface helpers.
 //! - [`exit`]: the program's exit codes, one meaning per number.
+//! - [`time`]: the `created` time format, shared by every layer.
 //! - With the `brokers` feature: `broker` (the one Redis client and the secret type, used by
 //!   both the publishing and the consuming side), `pipeline` (workers, the publisher, `pipeline::read::ReadJob`
-//!   for files and `pipeline::capture::CaptureJob` for interfaces), `sink` (the `Sink` trait
-//!   and every output, the spool), `paths`.
+//!   for files and `pipeline::capture::CaptureJob` for interfaces, and in `pipeline::deliver`
+//!   what they need of an output), `sink` (the `Sink` trait, every output built from its
+//!   config, the spool), `create` (output files opened safely), `paths`.
 //! - With the `cli` feature: `cli`, `config`, `record`, `dataset`, `tools`: the program's
 //!   commands.
 //!

@@ -170,6 +170,27 @@ pub enum WriteError {
     Fatal(io::Error),
 }
 
+/// What a sink does with a lost connection (or a passing server error): wait it out inside,
+/// reconnecting and sending again what is unanswered, so the output is held (a sink alone);
+/// or hand every unanswered message back as an [`Outage`] (the delivery thread, which spools
+/// them). The one send path of each broker sink takes it as a parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnLoss {
+    /// Reconnect and send again, here.
+    Hold,
+    /// Give up the connection and hand the unanswered messages back.
+    HandBack,
+}
+
+/// The error a holding write returns: only a fatal one can come out of it.
+pub(crate) fn held(result: Result<(), WriteError>) -> io::Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(WriteError::Fatal(e)) => Err(e),
+        Err(WriteError::Outage(o)) => Err(io::Error::other(o.reason)),
+    }
+}
+
 /// Exit code: the broker could not be reached at start-up (refused, unknown host, timeout).
 pub const EXIT_UNREACHABLE: u8 = crate::exit::BROKER_UNREACHABLE;
 /// Exit code: the broker refused the credentials at start-up.
