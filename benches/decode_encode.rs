@@ -19,7 +19,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The worker flushes a batch once its JSON reaches 256 KiB (`pipeline::batch::BATCH_BYTES`);
+/// The worker flushes a batch once its JSON reaches 256 KiB (`encode::batch::BATCH_BYTES`);
 /// the bench empties its buffer at the same size so the output stays cache-sized as it does
 /// there.
 const FLUSH_BYTES: usize = 256 * 1024;

@@ -21,8 +21,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use netpipe_fast::decode::{self, LinkType};
+use netpipe_fast::encode::batch::JsonBatch;
 use netpipe_fast::encode::{FrameMeta, JsonEncoder};
-use netpipe_fast::pipeline::batch::JsonBatch;
 use netpipe_fast::pipeline::read::ReadJob;
 use netpipe_fast::sink::{Output, Sink};
 use netpipe_fast::source::pcap_file::CaptureReader;
@@ -138,7 +138,7 @@ fn main() -> ExitCode {
         workers: 2,
         source_host: source_host.into(),
         // Names the destination in messages; the sink given to run_with_sink is what is used.
-        output: Output::Discard,
+        output: Arc::new(Output::Discard),
         packet: Default::default(),
     };
     let outcome = job.run_with_sink(Box::new(sink));

@@ -35,10 +35,13 @@
 //!   kernel checks them, run by our own interpreter) and, with the `capture` feature, the
 //!   TPACKET_V3 ring and interface helpers.
 //! - [`exit`]: the program's exit codes, one meaning per number.
+//! - [`time`]: the `created` time format, shared by every layer.
 //! - With the `brokers` feature: `broker` (URLs, secrets, TLS, start errors, the one Redis
-//!   client and the one AMQP path, used by both the publishing and the consuming side), `pipeline` (workers, the publisher, `pipeline::read::ReadJob`
-//!   for files and `pipeline::capture::CaptureJob` for interfaces), `sink` (the `Sink` trait
-//!   and every output, the spool), `paths`.
+//!   client and the one AMQP path, used by both the publishing and the consuming side),
+//!   `pipeline` (workers, the publisher, `pipeline::read::ReadJob` for files and
+//!   `pipeline::capture::CaptureJob` for interfaces, and in `pipeline::deliver` what they need
+//!   of an output), `sink` (the `Sink` trait, every output built from its config, the spool),
+//!   `create` (output files opened safely), `paths`.
 //! - With the `cli` feature: `cli`, `config`, `record`, `dataset`, `tools`: the program's
 //!   commands.
 //!
@@ -115,6 +118,8 @@ pub mod broker;
 pub mod cli;
 #[cfg(feature = "cli")]
 pub mod config;
+#[cfg(feature = "brokers")]
+pub mod create;
 #[cfg(feature = "cli")]
 pub mod dataset;
 pub mod decode;
@@ -131,5 +136,6 @@ pub mod record;
 #[allow(missing_docs)]
 pub mod sink;
 pub mod source;
+pub mod time;
 #[cfg(feature = "cli")]
 pub mod tools;

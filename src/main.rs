@@ -202,7 +202,7 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
         count: args.count,
         workers: usize::from(args.workers),
         source_host: args.source_host,
-        output,
+        output: Arc::new(output.clone()),
         packet,
     };
     let outcome = job.run_observed(
@@ -223,7 +223,7 @@ fn read(args: netpipe_fast::cli::ReadArgs) -> ExitCode {
             outcome.sink_report.as_deref(),
             pcap.as_ref(),
             outcome.pcap_written,
-            &job.output,
+            &output,
         );
         if let Some(r) = &outcome.summary.reassembly {
             say!("{}", r.line());
@@ -326,7 +326,7 @@ fn capture(args: CaptureArgs) -> ExitCode {
         promisc: !args.no_promisc,
         stats_interval: args.stats_interval,
         source_host: args.source_host,
-        output,
+        output: Arc::new(output.clone()),
         packet,
         drop_to,
     };
@@ -358,7 +358,7 @@ fn capture(args: CaptureArgs) -> ExitCode {
             outcome.sink_report.as_deref(),
             pcap.as_ref(),
             outcome.pcap_written,
-            &job.output,
+            &output,
         );
         if let Some(r) = &outcome.summary.reassembly {
             say!("{}", r.line());

@@ -216,7 +216,7 @@ fn top_level_keys(line: &str) -> Vec<String> {
 /// point is that `created` and `time_ns` describe the same instant.
 fn utc_text(time_ns: u64) -> String {
     let secs = (time_ns / 1_000_000_000) as i64;
-    String::from_utf8_lossy(&netpipe_fast::encode::json::format_created(secs)).into_owned()
+    String::from_utf8_lossy(&netpipe_fast::time::format_created(secs)).into_owned()
 }
 
 /// Parses one output line and checks the envelope of docs/FORMAT.md.

@@ -336,7 +336,7 @@ fn connection_closed_by_the_broker_mid_stream_loses_nothing() {
         workers: 1,
         source_host: "localdev".into(),
         packet: Default::default(),
-        output: Output::Amqp(cfg.clone()),
+        output: std::sync::Arc::new(Output::of(cfg.clone())),
     };
     let runner = std::thread::spawn(move || job.run_with_sink(Box::new(sink)));
 
@@ -408,7 +408,7 @@ fn measure_publish_rates() {
             workers: 1,
             source_host: "localdev".into(),
             packet: Default::default(),
-            output: Output::Amqp(cfg),
+            output: std::sync::Arc::new(Output::of(cfg)),
         };
         let started = Instant::now();
         let outcome = job.run_with_sink(Box::new(sink));

@@ -513,7 +513,7 @@ fn redis_outage_mid_stream_loses_nothing() {
         workers: 1,
         source_host: "localdev".into(),
         packet: Default::default(),
-        output: Output::Redis(cfg),
+        output: std::sync::Arc::new(Output::of(cfg)),
     };
     let runner = std::thread::spawn(move || job.run_with_sink(Box::new(sink)));
 

@@ -103,7 +103,7 @@ fn tcp_reconnects_and_loses_nothing_when_the_listener_drops_the_connection() {
         workers: 2,
         source_host: "localdev".into(),
         packet: Default::default(),
-        output: Output::Tcp(cfg),
+        output: std::sync::Arc::new(Output::of(cfg)),
     };
     let runner = thread::spawn(move || job.run_with_sink(Box::new(sink)));
     let outcome = join_within(runner, Duration::from_secs(120), "the run");

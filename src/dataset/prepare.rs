@@ -13,7 +13,7 @@
 //! kept as the clean CSV's last column) rather than `label_name` (which the original's clean
 //! CSV did not even contain).
 
-use crate::encode::json::format_created;
+use crate::time::format_created;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fmt;

@@ -1,4 +1,5 @@
 //! Encoders: the packet JSON writer and the formatting primitives it uses.
+pub mod batch;
 pub mod community_id;
 pub mod hex;
 pub mod json;

@@ -13,15 +13,15 @@
 //! output failure or a ring failure. On a flag or duration stop the workers first drain what
 //! the kernel has already put in their rings (bounded in time), then the sink is flushed.
 
-use super::batch::JsonBatch;
+use super::deliver::{Deliver, OpenOutput, OutputProbe, Undelivered};
 use super::metrics::{LatencyFeed, Metrics, RunCounters, WorkerCounters};
 use super::pcap_writer::{PcapOutConfig, PcapWriter};
 use super::publish::{BatchWriter, Published};
 use super::stats::DecodeStats;
 use super::worker::Worker;
 use crate::decode::LinkType;
+use crate::encode::batch::JsonBatch;
 use crate::encode::FrameMeta;
-use crate::sink::{Output, Sink, SinkProbe, Undelivered};
 use crate::source::filter::{BpfFilter, FilterError};
 use crate::source::privilege::{PrivilegeError, TargetUser};
 use crate::source::reassembly::{self, Reassembler, ReassemblyStats};
@@ -75,7 +75,8 @@ pub struct CaptureJob {
     pub stats_interval: Option<Duration>,
     /// `source` of every message.
     pub source_host: String,
-    pub output: Output,
+    /// Where the messages go (opened after the rings, and after `drop_to`).
+    pub output: Arc<dyn OpenOutput>,
     /// Community ID seed and decode choices.
     pub packet: super::worker::PacketOptions,
     /// Switch to this user once the rings are open, before the output is opened
@@ -221,7 +222,7 @@ pub struct CaptureOutcome {
 }
 
 impl CaptureOutcome {
-    /// The closing lines that explain exit code 16 ([`crate::sink::EXIT_UNDELIVERED`]) for a
+    /// The closing lines that explain exit code 16 ([`crate::exit::UNDELIVERED`]) for a
     /// run that ended without an error, one per place where something was lost: the kernel's
     /// capture rings, then the output (dropped or left in the spool). Empty: nothing lost.
     ///
@@ -419,10 +420,10 @@ impl CaptureJob {
         // output is opened after the switch, so a file is created as the user; its spool
         // directory is checked and opened before it, as root, and given to the user (the
         // default one is under /var/lib/netpipe-fast, which only root can reach).
-        let mut output = self.output.clone();
+        let mut output = Arc::clone(&self.output);
         if let Some(user) = &self.drop_to {
-            output = match output.with_spool_for_user(user.uid, user.gid) {
-                Ok(o) => o,
+            output = match output.prepare_for_user(user.uid, user.gid) {
+                Ok(prepared) => prepared.unwrap_or(output),
                 Err(error) => {
                     return CaptureOutcome::failed(CaptureError::Output {
                         dest: self.output.describe(),
@@ -466,7 +467,7 @@ impl CaptureJob {
             }
             None => None,
         };
-        let (sink, probe) = match output.open_probed() {
+        let (sink, probe) = match output.open() {
             Ok(s) => s,
             Err(error) => {
                 return CaptureOutcome::failed(CaptureError::Output {
@@ -564,7 +565,7 @@ impl CaptureJob {
         &self,
         rings: Vec<Ring>,
         cpus: Vec<Option<core_affinity::CoreId>>,
-        (sink, probe): (Box<dyn Sink>, SinkProbe),
+        (sink, probe): (Box<dyn Deliver>, OutputProbe),
         taps: Taps,
         stop: &AtomicBool,
         notify: &mut dyn FnMut(&str),
@@ -831,7 +832,7 @@ impl Rates {
         &mut self,
         live: &[Arc<WorkerCounters>],
         written: u64,
-        probe: &SinkProbe,
+        probe: &OutputProbe,
         now: Instant,
     ) -> String {
         let sum = |f: fn(&WorkerCounters) -> &AtomicU64| -> u64 {
@@ -856,7 +857,7 @@ impl Rates {
             rate(written, self.written),
         );
         let snap = probe.snapshot();
-        if probe.spool.is_some() {
+        if snap.has_spool {
             line.push_str(&format!(
                 "; spool {} messages, {} bytes",
                 snap.spool_messages, snap.spool_bytes
@@ -1150,7 +1151,7 @@ fn publish_stats(live: &WorkerCounters, ring: &mut Ring, enc: &Encoding<'_>) -> 
 /// workers), returns their buffers; on an output error it stops the workers and counts the
 /// rest as not written.
 fn publish_unordered(
-    sink: Box<dyn Sink>,
+    sink: Box<dyn Deliver>,
     full_rx: Receiver<JsonBatch>,
     free_tx: Sender<JsonBatch>,
     halt: &AtomicBool,
@@ -1174,6 +1175,20 @@ fn publish_unordered(
 mod tests {
     use super::*;
 
+    /// An output these tests never open.
+    #[derive(Debug)]
+    struct Unopened;
+
+    impl OpenOutput for Unopened {
+        fn describe(&self) -> String {
+            "stdout".into()
+        }
+
+        fn open(&self) -> io::Result<(Box<dyn Deliver>, OutputProbe)> {
+            Err(io::Error::other("not opened in these tests"))
+        }
+    }
+
     fn job(workers: usize) -> CaptureJob {
         CaptureJob {
             iface: "eth0".into(),
@@ -1190,7 +1205,7 @@ mod tests {
             promisc: true,
             stats_interval: None,
             source_host: "test".into(),
-            output: Output::Stdout,
+            output: Arc::new(Unopened),
             packet: Default::default(),
             drop_to: None,
             pcap_out: None,

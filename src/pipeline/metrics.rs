@@ -16,9 +16,9 @@
 //! bound for each message (exact for the batch's first), seen with a resolution of 1 ms (the
 //! watcher thread polls the acknowledged count that often while batches are outstanding).
 
+use super::deliver::OutputProbe;
 use super::stats::DecodeStats;
 use crate::decode::ErrorKind;
-use crate::sink::SinkProbe;
 use crate::source::reassembly::{GiveUp, ReassemblyStats};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use hdrhistogram::Histogram;
@@ -180,7 +180,7 @@ const LATENCY_POLL: Duration = Duration::from_millis(1);
 /// What `/metrics` shows: the current run's counters and the latency histogram. Lives as long
 /// as the process (the server thread holds it).
 pub struct Metrics {
-    run: Mutex<Option<(Arc<RunCounters>, SinkProbe)>>,
+    run: Mutex<Option<(Arc<RunCounters>, OutputProbe)>>,
     latency: Mutex<Histogram<u64>>,
     /// Batches not measured because the watcher's queue was full.
     latency_skipped: AtomicU64,
@@ -210,7 +210,7 @@ impl Metrics {
     }
 
     /// Shows `run` (and the sink behind it) from now on.
-    pub fn attach(&self, run: Arc<RunCounters>, sink: SinkProbe) {
+    pub fn attach(&self, run: Arc<RunCounters>, sink: OutputProbe) {
         *lock(&self.run) = Some((run, sink));
     }
 
@@ -580,7 +580,7 @@ fn encode_reassembly(
     )
 }
 
-fn encode_sink(enc: &mut DescriptorEncoder, sink: &SinkProbe, written: u64) -> fmt::Result {
+fn encode_sink(enc: &mut DescriptorEncoder, sink: &OutputProbe, written: u64) -> fmt::Result {
     use MetricType::{Counter, Gauge};
     let label = || vec![("sink", sink.name.clone())];
     let s = sink.snapshot();
@@ -645,7 +645,7 @@ fn encode_sink(enc: &mut DescriptorEncoder, sink: &SinkProbe, written: u64) -> f
 }
 
 impl MetricsCollector {
-    fn encode_latency(&self, enc: &mut DescriptorEncoder, sink: &SinkProbe) -> fmt::Result {
+    fn encode_latency(&self, enc: &mut DescriptorEncoder, sink: &OutputProbe) -> fmt::Result {
         let hist = lock(&self.0.latency).clone();
         let labels = vec![("sink", sink.name.clone())];
         let count = hist.len();
@@ -859,7 +859,7 @@ mod tests {
         run.workers[1].captured.store(4, Ordering::Relaxed);
         run.add_written(1, 4);
         run.workers[1].malformed[ErrorKind::ALL[0].index()].store(2, Ordering::Relaxed);
-        m.attach(run, SinkProbe::named("stdout"));
+        m.attach(run, OutputProbe::named("stdout"));
         let text = render(&m);
         assert!(
             text.contains("netpipe_packets_captured_total{worker=\"all\"} 7"),

@@ -1,7 +1,7 @@
 //! The data path: a source feeds workers that decode and encode into [`batch::JsonBatch`]es;
 //! a publisher thread writes them to the sink in order and hands the buffers back.
-pub mod batch;
 pub mod capture;
+pub mod deliver;
 pub mod metrics;
 pub mod pcap_writer;
 pub mod progress;

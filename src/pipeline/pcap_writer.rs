@@ -28,7 +28,7 @@
 //! - Each file is flushed and closed before the next one is opened; `--post-rotate CMD` then
 //!   runs `CMD FILE` (no shell, as `tcpdump -z`) on it, and on the last file at the end.
 
-use crate::sink::create::open_for_writing as open_for_capture;
+use crate::create::open_for_writing as open_for_capture;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

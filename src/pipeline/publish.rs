@@ -1,9 +1,9 @@
 //! The publisher thread's writing side, shared by `read` (which restores sequence order
 //! first) and live capture (which writes batches as they come).
 
-use super::batch::JsonBatch;
+use super::deliver::{Deliver, Undelivered};
 use super::metrics::{LatencyFeed, RunCounters};
-use crate::sink::{Sink, Undelivered};
+use crate::encode::batch::JsonBatch;
 use crossbeam_channel::Sender;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,7 +37,7 @@ impl Published {
 /// writes nothing more, raises `stop` (so the sources stop producing) and counts every later
 /// message as not written: nothing is lost silently.
 pub(crate) struct BatchWriter<'a> {
-    sink: Box<dyn Sink>,
+    sink: Box<dyn Deliver>,
     free_tx: Sender<JsonBatch>,
     stop: &'a AtomicBool,
     /// Running count of written messages for live progress lines, if wanted.
@@ -51,7 +51,7 @@ pub(crate) struct BatchWriter<'a> {
 
 impl<'a> BatchWriter<'a> {
     pub fn new(
-        sink: Box<dyn Sink>,
+        sink: Box<dyn Deliver>,
         free_tx: Sender<JsonBatch>,
         stop: &'a AtomicBool,
         written_live: Option<&'a AtomicU64>,
@@ -91,7 +91,7 @@ impl<'a> BatchWriter<'a> {
         let mut batch = if self.out.error.is_none() {
             // The sink may keep this batch and hand back another empty one (the delivery
             // thread of `--when-full spool|drop`); the pool keeps its size either way.
-            let (batch, result) = self.sink.write_owned(batch);
+            let (batch, result) = self.sink.deliver(batch);
             match result {
                 Ok(taken) => {
                     // What the sink did not take it dropped and counted in its report.
@@ -131,12 +131,12 @@ impl<'a> BatchWriter<'a> {
     /// Flushes the sink (unless writing already failed) and returns the counts.
     pub fn finish(mut self) -> Published {
         if self.out.error.is_none() {
-            if let Err(e) = self.sink.flush() {
+            if let Err(e) = self.sink.finish() {
                 self.out.error = Some(e);
             }
         }
-        self.out.report = self.sink.report();
-        self.out.undelivered = self.sink.undelivered();
+        self.out.report = self.sink.summary();
+        self.out.undelivered = self.sink.tally();
         self.out
     }
 }

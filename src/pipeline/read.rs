@@ -5,7 +5,7 @@
 //! way a publisher thread writes the batches in order and hands the buffers back, so memory
 //! stays bounded by the buffer pools whatever the file size.
 
-use super::batch::{FrameBatch, JsonBatch, OversizedToken};
+use super::deliver::{Deliver, OpenOutput, OutputProbe, Undelivered};
 use super::metrics::{Metrics, RunCounters};
 use super::pcap_writer::PcapWriter;
 use super::progress::Progress;
@@ -13,8 +13,8 @@ use super::publish::{BatchWriter, Published};
 use super::stats::{DecodeStats, Summary};
 use super::worker::Worker;
 use crate::decode::{link_type_name, LinkType};
+use crate::encode::batch::{FrameBatch, JsonBatch, OversizedToken};
 use crate::encode::FrameMeta;
-use crate::sink::{Output, Sink, SinkProbe, Undelivered};
 use crate::source::filter::{BpfFilter, FilterError};
 use crate::source::pcap_file::{CaptureReader, Frame, ReadError};
 use crate::source::reassembly::{self, Reassembler, ReassemblyStats};
@@ -40,7 +40,8 @@ pub struct ReadJob {
     pub workers: usize,
     /// `source` of every message.
     pub source_host: String,
-    pub output: Output,
+    /// Where the messages go (opened when the run starts).
+    pub output: Arc<dyn OpenOutput>,
     /// Community ID seed and decode choices.
     pub packet: super::worker::PacketOptions,
 }
@@ -146,6 +147,16 @@ const BUFFERS_PER_WORKER: usize = 3;
 /// reader.
 const OVERSIZED_IN_FLIGHT: usize = 2;
 
+/// A permission for one oversized batch in flight that goes back to the pool `tokens` when the
+/// batch's JSON is cleared or dropped. The pool has room for every token; it is gone only when
+/// the reader has stopped.
+fn oversized_token(tokens: &crossbeam_channel::Sender<()>) -> OversizedToken {
+    let tokens = tokens.clone();
+    OversizedToken::new(move || {
+        let _ = tokens.try_send(());
+    })
+}
+
 impl ReadJob {
     /// Runs the job with the sink its `output` names.
     pub fn run(&self) -> Outcome {
@@ -155,7 +166,7 @@ impl ReadJob {
     /// As [`ReadJob::run`], showing the run as `observe` asks, and writing every frame that
     /// passes the filter to `pcap` as well (`-w`).
     pub fn run_observed(&self, observe: &Observe, pcap: Option<PcapWriter>) -> Outcome {
-        match self.output.open_probed() {
+        match self.output.open() {
             Ok((sink, probe)) => self.run_with_sink_observed(sink, probe, observe, pcap),
             Err(error) => Outcome {
                 summary: Summary::default(),
@@ -171,10 +182,10 @@ impl ReadJob {
     }
 
     /// Runs the job into any sink (for embedding, tests and benchmarks).
-    pub fn run_with_sink(&self, sink: Box<dyn Sink>) -> Outcome {
+    pub fn run_with_sink(&self, sink: Box<dyn Deliver>) -> Outcome {
         self.run_with_sink_observed(
             sink,
-            SinkProbe::named(&self.output.describe()),
+            OutputProbe::named(&self.output.describe()),
             &Observe::default(),
             None,
         )
@@ -182,8 +193,8 @@ impl ReadJob {
 
     fn run_with_sink_observed(
         &self,
-        sink: Box<dyn Sink>,
-        probe: SinkProbe,
+        sink: Box<dyn Deliver>,
+        probe: OutputProbe,
         observe: &Observe,
         pcap: Option<PcapWriter>,
     ) -> Outcome {
@@ -491,7 +502,7 @@ impl ReadJob {
                     seq += 1;
                     if full.is_oversized() {
                         token_rx.recv().map_err(|_| ())?;
-                        full.hold = Some(OversizedToken(token_tx.clone()));
+                        full.hold = Some(oversized_token(&token_tx));
                     }
                     if let Some(r) = &reasm {
                         reader_counters.publish_reassembly(&r.stats());
@@ -505,7 +516,7 @@ impl ReadJob {
             if let Some(mut last) = current.take() {
                 if !last.frames.is_empty() && (!last.is_oversized() || token_rx.recv().is_ok()) {
                     if last.is_oversized() {
-                        last.hold = Some(OversizedToken(token_tx.clone()));
+                        last.hold = Some(oversized_token(&token_tx));
                     }
                     last.seq = seq;
                     let _ = work_tx.send(last);
@@ -537,7 +548,7 @@ fn finish_reassembly(reasm: &mut Option<Reassembler>) -> Option<ReassemblyStats>
 
 /// The `read` `--stats-interval` line: totals, rates since the last line (`last`: when, frames
 /// read, written), the spool when there is one.
-fn running_line(c: &RunCounters, probe: &SinkProbe, last: &mut (Instant, u64, u64)) -> String {
+fn running_line(c: &RunCounters, probe: &OutputProbe, last: &mut (Instant, u64, u64)) -> String {
     let now = Instant::now();
     // Written before read: see RunCounters::store_read.
     let written = c.written.load(Ordering::Acquire);
@@ -552,8 +563,8 @@ fn running_line(c: &RunCounters, probe: &SinkProbe, last: &mut (Instant, u64, u6
         read.saturating_sub(last.1) as f64 / secs,
         written.saturating_sub(last.2) as f64 / secs,
     );
-    if probe.spool.is_some() {
-        let s = probe.snapshot();
+    let s = probe.snapshot();
+    if s.has_spool {
         line.push_str(&format!(
             "; spool {} messages, {} bytes",
             s.spool_messages, s.spool_bytes
@@ -709,7 +720,7 @@ impl<'j> ReadState<'j> {
 
 /// The publisher thread: writes batches in sequence order, returns their buffers.
 fn publish(
-    sink: Box<dyn Sink>,
+    sink: Box<dyn Deliver>,
     full_rx: Receiver<JsonBatch>,
     free_tx: Sender<JsonBatch>,
     closed: &AtomicBool,

@@ -1,8 +1,8 @@
 //! The per-packet work: decode a frame and append its JSON message to a batch.
 
-use super::batch::{community_id_hash, JsonBatch};
 use super::stats::DecodeStats;
 use crate::decode::{decode_with_options_then, DecodeOptions, LinkType};
+use crate::encode::batch::{community_id_hash, JsonBatch};
 use crate::encode::{FrameMeta, JsonEncoder};
 use crate::source::reassembly::ReassemblyConfig;
 
@@ -15,7 +15,7 @@ pub struct PacketOptions {
     pub decode: DecodeOptions,
     /// `--partitions N`: above 1, each message's flow hash is stored in the batch
     /// ([`JsonBatch::flows`]) for the sink to route by; at 1 nothing is computed. Set it to
-    /// the output's ([`crate::sink::Output::partitions`]); left at 1 with a partitioned
+    /// the output's (`sink::Output::partitions`); left at 1 with a partitioned
     /// output, the sink finds each hash from the message instead (the same partition, with
     /// the work in the publisher thread rather than the workers).
     pub partitions: u16,
@@ -118,7 +118,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::batch::flow_hash;
+    use crate::encode::batch::flow_hash;
     use crate::source::pcap_file::CaptureReader;
     use base64::Engine;
     use std::collections::{HashMap, HashSet};

@@ -33,6 +33,8 @@ impl std::fmt::Display for InputError {
     }
 }
 
+/// A source of recorded messages (a file, stdin, a Redis list or stream, an AMQP queue, a
+/// RabbitMQ stream), read one message at a time and acknowledged per committed snapshot.
 pub trait Input {
     /// The next message into `buf`. `room`: how many more messages the coming snapshot takes
     /// (a broker input never takes more ahead, so a commit covers all it holds).

@@ -42,7 +42,7 @@ use crate::broker::amqp::{self as broker_amqp, AmqpEndpoint, Declarations, Failu
 use crate::broker::tls::SslOptions;
 use crate::broker::url::{percent_decode, redact, split_host_port, split_url, UrlParts};
 use crate::broker::{Backoff, Secret, StartError};
-use crate::pipeline::batch::JsonBatch;
+use crate::encode::batch::JsonBatch;
 use async_rs::traits::Executor;
 use async_rs::TokioRuntime;
 use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
@@ -463,8 +463,24 @@ impl AmqpSink {
     }
 }
 
-impl Sink for AmqpSink {
-    fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
+use super::{held, OnLoss};
+
+impl AmqpSink {
+    /// After a failure: reconnect and send every in-flight batch again here (holding the
+    /// output), or hand every unconfirmed message back, as `on_loss` says.
+    fn lost(&mut self, why: Failure, on_loss: OnLoss) -> Result<(), WriteError> {
+        match on_loss {
+            OnLoss::Hold => {
+                self.recover(&why);
+                Ok(())
+            }
+            OnLoss::HandBack => Err(self.hand_back(why.to_string())),
+        }
+    }
+
+    /// Publishes a batch, with at most `window_batches` batches unconfirmed; a loss is
+    /// handled as `on_loss` says.
+    fn send_batch(&mut self, batch: &JsonBatch, on_loss: OnLoss) -> Result<(), WriteError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -472,81 +488,66 @@ impl Sink for AmqpSink {
         slot.fill(batch);
         self.sent += slot.len() as u64;
         self.in_flight.push_back(slot);
+        if self.link.is_none() && on_loss == OnLoss::HandBack {
+            return Err(self.hand_back("not connected".into()));
+        }
         let last = self.in_flight.len() - 1;
         if let Err(e) = self.send(last) {
-            // Sends every in-flight batch again, this one included.
-            self.recover(&e);
+            // Holding, sends every in-flight batch again, this one included.
+            self.lost(e, on_loss)?;
         }
         while self.in_flight.len() > self.cfg.window_batches.max(1) {
             if let Err(e) = self.confirm_oldest() {
-                self.recover(&e);
+                self.lost(e, on_loss)?;
             }
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    /// Waits for the broker to have everything in flight; a loss is handled as `on_loss`
+    /// says.
+    fn settle_all(&mut self, on_loss: OnLoss) -> Result<(), WriteError> {
         if !self.cfg.confirms {
             // Without confirms a publish is done once lapin has written it to the socket, not
             // once the broker has it: a synchronous call on the same channel answers only
             // after the broker has processed every frame sent before it, so the batches still
             // held are released only after that answer (and sent again if it does not come).
+            // Without it the last messages can still be unread in the socket buffers when the
+            // process exits, and go with the connection (seen: up to a few hundred of
+            // 108,960).
             while !self.in_flight.is_empty() {
                 match self.barrier() {
                     Ok(()) => break,
-                    Err(e) => self.recover(&e),
+                    Err(e) => self.lost(e, on_loss)?,
                 }
             }
         }
         while !self.in_flight.is_empty() {
             if let Err(e) = self.confirm_oldest() {
-                self.recover(&e);
+                self.lost(e, on_loss)?;
             }
         }
         Ok(())
+    }
+}
+
+impl Sink for AmqpSink {
+    fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
+        held(self.send_batch(batch, OnLoss::Hold))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        held(self.settle_all(OnLoss::Hold))
     }
 
     /// As `write_batch`, but a failure hands every unconfirmed message back (oldest first)
     /// instead of reconnecting.
     fn try_write_batch(&mut self, batch: &JsonBatch) -> Result<(), WriteError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut slot = self.spare.pop().unwrap_or_default();
-        slot.fill(batch);
-        self.sent += slot.len() as u64;
-        self.in_flight.push_back(slot);
-        if self.link.is_none() {
-            return Err(self.hand_back("not connected".into()));
-        }
-        let last = self.in_flight.len() - 1;
-        if let Err(e) = self.send(last) {
-            return Err(self.hand_back(e.to_string()));
-        }
-        while self.in_flight.len() > self.cfg.window_batches.max(1) {
-            if let Err(e) = self.confirm_oldest() {
-                return Err(self.hand_back(e.to_string()));
-            }
-        }
-        Ok(())
+        self.send_batch(batch, OnLoss::HandBack)
     }
 
     fn try_flush(&mut self) -> Result<(), WriteError> {
-        if !self.cfg.confirms && !self.in_flight.is_empty() {
-            // As in `flush`: without confirms only the answer to a synchronous call on the
-            // channel shows that the broker has routed what was sent before it. Without it
-            // the last messages can still be unread in the socket buffers when the process
-            // exits, and go with the connection (seen: up to a few hundred of 108,960).
-            if let Err(e) = self.barrier() {
-                return Err(self.hand_back(e.to_string()));
-            }
-        }
-        while !self.in_flight.is_empty() {
-            if let Err(e) = self.confirm_oldest() {
-                return Err(self.hand_back(e.to_string()));
-            }
-        }
-        Ok(())
+        self.settle_all(OnLoss::HandBack)
     }
 
     fn try_settle(&mut self) -> Result<(), WriteError> {
@@ -650,6 +651,47 @@ fn close_link(runtime: &TokioRuntime, link: Link) {
 /// One line for a failure at start-up, with its exit code; never the password.
 fn start_error(cfg: &AmqpConfig, e: &Failure) -> StartError {
     broker_amqp::start_error(&cfg.endpoint(), &cfg.declarations(), e)
+}
+
+use super::{same_config, SinkConfig, SinkKind};
+
+/// `amqp://` and `amqps://` in the sink registry ([`super::SINK_KINDS`]).
+pub const KIND: SinkKind = SinkKind {
+    schemes: &["amqp", "amqps"],
+    takes_password: true,
+    partitioned: false,
+    parse: |url, options| Ok(Box::new(AmqpConfig::parse(url, options)?)),
+};
+
+impl SinkConfig for AmqpConfig {
+    fn build(&self) -> Result<(Box<dyn Sink>, SharedCounters), StartError> {
+        let sink = AmqpSink::connect(self.clone())?;
+        let counters = sink.counters();
+        Ok((Box::new(sink), counters))
+    }
+
+    fn describe(&self) -> String {
+        AmqpConfig::describe(self)
+    }
+
+    fn identity(&self) -> String {
+        format!(
+            "amqp-{}-{}-{}-{}-{}",
+            self.host, self.port, self.vhost, self.exchange, self.queue
+        )
+    }
+
+    fn endpoint(&self) -> (&str, u16) {
+        (self.host.as_str(), self.port)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn same_as(&self, other: &dyn SinkConfig) -> bool {
+        same_config(self, other)
+    }
 }
 
 #[cfg(test)]

@@ -11,14 +11,13 @@
 //! and counts what it sent again ([`Sink::report`]).
 
 pub mod amqp;
-pub mod create;
 pub mod outbox;
 pub mod rabbit_stream;
 pub mod redis;
 pub mod spool;
 pub mod tcp;
 
-use crate::pipeline::batch::JsonBatch;
+use crate::encode::batch::JsonBatch;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
@@ -35,25 +34,24 @@ pub use self::tcp::{TcpConfig, TcpSink};
 // sink users have always imported it by.
 pub use crate::broker::tls::{CertReqs, SslOptions};
 pub use crate::broker::{read_password_file, redact, start_exit_code, Backoff, StartError};
+use crate::pipeline::deliver::ProbeCounters;
+pub use crate::pipeline::deliver::{Deliver, OpenOutput, OutputProbe, SinkSnapshot, Undelivered};
 
-/// A destination for pre-serialised batches.
+/// An output's connection as the delivery layer drives it: writes batches it keeps, and for
+/// broker outputs hands a lost connection back ([`Sink::try_write_batch`]) so that the
+/// delivery thread and spool of [`outbox::Outbox`] can take over. The publisher sees every
+/// output as a [`Deliver`] (a sink is one by itself, holding the output through an outage;
+/// with a delivery thread in front, the [`outbox::Outbox`] is).
 pub trait Sink: Send {
     /// Writes every message of the batch, in order.
     fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()>;
+    /// Writes out what is buffered and ends the stream (stdout, files, tcp) or waits for the
+    /// broker's answers to everything sent.
     fn flush(&mut self) -> io::Result<()>;
     /// One line for the exit summary about what this sink did beyond writing (broker sinks:
     /// messages published, resent, reconnects). Called after [`Sink::flush`].
     fn report(&self) -> Option<String> {
         None
-    }
-
-    /// Writes a batch the caller gives away, and gives back an empty batch of the same size
-    /// class for the caller's pool (this one, or another), with how many of its messages the
-    /// sink took (the rest were dropped and counted by the sink). The delivery layer
-    /// ([`outbox::Outbox`]) takes the batch itself, so the healthy path copies nothing.
-    fn write_owned(&mut self, batch: JsonBatch) -> (JsonBatch, io::Result<usize>) {
-        let result = self.write_batch(&batch).map(|()| batch.len());
-        (batch, result)
     }
 
     /// As [`Sink::write_batch`], but a lost connection is handed back to the caller as an
@@ -94,48 +92,62 @@ pub trait Sink: Send {
     }
 }
 
-/// Messages a run did not deliver: dropped (and counted), or still in the spool at exit.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Undelivered {
-    pub dropped: u64,
-    pub left_in_spool: u64,
-    /// Damaged spool segments found at start and moved aside (`*.damaged` files).
-    pub damaged_segments: u64,
-    pub spool_dir: Option<PathBuf>,
-}
-
-impl Undelivered {
-    /// Anything the exit code must report.
-    pub fn any(&self) -> bool {
-        self.dropped > 0 || self.left_in_spool > 0 || self.damaged_segments > 0
+/// A sink alone (no delivery thread) is delivered to by the publisher directly: it takes
+/// every batch it writes, and holds the output (retrying) through an outage.
+impl<S: Sink> Deliver for S {
+    fn deliver(&mut self, batch: JsonBatch) -> (JsonBatch, io::Result<usize>) {
+        let result = self.write_batch(&batch).map(|()| batch.len());
+        (batch, result)
     }
 
-    /// The one line that explains exit code [`EXIT_UNDELIVERED`].
-    pub fn line(&self) -> String {
-        let dir = self
-            .spool_dir
-            .as_ref()
-            .map_or_else(|| "the spool".to_string(), |d| d.display().to_string());
-        let mut parts = Vec::new();
-        if self.dropped > 0 {
-            parts.push(format!(
-                "{} message(s) dropped (counted above)",
-                self.dropped
-            ));
-        }
-        if self.left_in_spool > 0 {
-            parts.push(format!(
-                "{} message(s) still in the spool {dir} (sent at the next start)",
-                self.left_in_spool
-            ));
-        }
-        if self.damaged_segments > 0 {
-            parts.push(format!(
-                "{} damaged spool segment(s) moved aside in {dir} (*.damaged)",
-                self.damaged_segments
-            ));
-        }
-        format!("not everything was delivered: {}", parts.join("; "))
+    fn finish(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+
+    fn summary(&self) -> Option<String> {
+        self.report()
+    }
+
+    fn tally(&self) -> Undelivered {
+        self.undelivered()
+    }
+}
+
+/// A boxed sink that the publisher delivers to directly (no delivery thread).
+struct Direct(Box<dyn Sink>);
+
+impl Deliver for Direct {
+    fn deliver(&mut self, batch: JsonBatch) -> (JsonBatch, io::Result<usize>) {
+        let result = self.0.write_batch(&batch).map(|()| batch.len());
+        (batch, result)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+
+    fn summary(&self) -> Option<String> {
+        self.0.report()
+    }
+
+    fn tally(&self) -> Undelivered {
+        self.0.undelivered()
+    }
+}
+
+/// The program's `--output` is what `read` and `capture` open when they start.
+impl OpenOutput for Output {
+    fn describe(&self) -> String {
+        Output::describe(self)
+    }
+
+    fn open(&self) -> io::Result<(Box<dyn Deliver>, OutputProbe)> {
+        self.open_probed()
+    }
+
+    fn prepare_for_user(&self, uid: u32, gid: u32) -> io::Result<Option<Arc<dyn OpenOutput>>> {
+        let prepared = self.clone().with_spool_for_user(uid, gid)?;
+        Ok(Some(Arc::new(prepared)))
     }
 }
 
@@ -158,6 +170,27 @@ pub enum WriteError {
     Outage(Outage),
     /// The broker refused in a way that waiting does not fix.
     Fatal(io::Error),
+}
+
+/// What a sink does with a lost connection (or a passing server error): wait it out inside,
+/// reconnecting and sending again what is unanswered, so the output is held (a sink alone);
+/// or hand every unanswered message back as an [`Outage`] (the delivery thread, which spools
+/// them). The one send path of each broker sink takes it as a parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnLoss {
+    /// Reconnect and send again, here.
+    Hold,
+    /// Give up the connection and hand the unanswered messages back.
+    HandBack,
+}
+
+/// The error a holding write returns: only a fatal one can come out of it.
+pub(crate) fn held(result: Result<(), WriteError>) -> io::Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(WriteError::Fatal(e)) => Err(e),
+        Err(WriteError::Outage(o)) => Err(io::Error::other(o.reason)),
+    }
 }
 
 /// Exit code: the broker could not be reached at start-up (refused, unknown host, timeout).
@@ -225,24 +258,120 @@ impl Default for OutputOptions {
     }
 }
 
+/// A sink kind's parsed options, as Vector's `SinkConfig`: where it connects and how to build
+/// the sink. Each kind implements it in its own file, next to a [`SinkKind`] registered in
+/// [`SINK_KINDS`].
+pub trait SinkConfig: fmt::Debug + Send + Sync + 'static {
+    /// Connects and returns the sink with its shared counters. A failure says why, with the
+    /// exit code it asks for.
+    fn build(&self) -> Result<(Box<dyn Sink>, SharedCounters), StartError>;
+
+    /// The destination for messages: no password, ever.
+    fn describe(&self) -> String;
+
+    /// A name for the destination, for the default spool directory: scheme, host, port and
+    /// the names messages go to (never a password).
+    fn identity(&self) -> String;
+
+    /// Host and TCP port (what live capture leaves out by default, so published packets are
+    /// not captured again).
+    fn endpoint(&self) -> (&str, u16);
+
+    /// `--partitions`: how many partitions this output writes (1: the one key `--queue`).
+    fn partitions(&self) -> u16 {
+        1
+    }
+
+    /// What the output cannot take now may be spooled and sent later. Not so for a Redis
+    /// channel: PUBLISH reaches only the subscribers of the moment.
+    fn spoolable(&self) -> bool {
+        true
+    }
+
+    /// The config itself, to compare outputs ([`same_config`]) and to look at one
+    /// ([`Output::config`]).
+    fn as_any(&self) -> &dyn std::any::Any;
+
+    /// Equal to `other` (use [`same_config`]).
+    fn same_as(&self, other: &dyn SinkConfig) -> bool;
+}
+
+/// [`SinkConfig::same_as`] for a config that can be compared.
+pub fn same_config<C: SinkConfig + PartialEq>(config: &C, other: &dyn SinkConfig) -> bool {
+    other.as_any().downcast_ref::<C>() == Some(config)
+}
+
+/// One sink kind of the registry: the URL schemes it answers and how it reads its options.
+pub struct SinkKind {
+    /// URL schemes (lower case) of this kind, as in `SCHEME://...`.
+    pub schemes: &'static [&'static str],
+    /// The URL may carry credentials, so `--password-file` applies.
+    pub takes_password: bool,
+    /// `--partitions` above 1 is possible (messages go to `<queue>-<partition>`).
+    pub partitioned: bool,
+    /// Parses an output URL of this kind with the broker settings given (errors never hold a
+    /// password).
+    pub parse: ParseConfig,
+}
+
+/// How a [`SinkKind`] reads its options from an output URL.
+pub type ParseConfig = fn(&str, &OutputOptions) -> Result<Box<dyn SinkConfig>, String>;
+
+/// Every sink kind an output URL can name. A new sink is a file of its own (its config
+/// implementing [`SinkConfig`], and its `KIND`) and one line here.
+pub const SINK_KINDS: &[&SinkKind] = &[&tcp::KIND, &redis::KIND, &amqp::KIND, &rabbit_stream::KIND];
+
+/// The kind whose schemes hold `scheme` (any case).
+fn kind_of(scheme: &str) -> Option<&'static SinkKind> {
+    SINK_KINDS
+        .iter()
+        .copied()
+        .find(|k| k.schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)))
+}
+
+/// A network or broker output: a [`SinkConfig`] from the registry.
+#[derive(Clone, Debug)]
+pub struct Configured(pub Arc<dyn SinkConfig>);
+
+impl PartialEq for Configured {
+    fn eq(&self, other: &Configured) -> bool {
+        self.0.same_as(other.0.as_ref())
+    }
+}
+
+impl Eq for Configured {}
+
 /// The `--output` choices.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
+    /// JSON lines on stdout.
     Stdout,
+    /// JSON lines in a file (`file:PATH`, or a path).
     File(PathBuf),
     /// No JSON at all (`-w FILE` without `-o`: only the pcap is wanted).
     Discard,
-    Tcp(TcpConfig),
-    Redis(RedisConfig),
-    Amqp(AmqpConfig),
-    /// `rabbitmq-stream://`: a RabbitMQ stream (stream protocol, deduplicated).
-    RabbitStream(RabbitStreamConfig),
+    /// TCP, Redis, RabbitMQ, RabbitMQ Streams: one of [`SINK_KINDS`].
+    Sink(Configured),
     /// A broker output with a delivery thread and, by default, a spool in front
     /// (`--when-full drop|spool`; see [`outbox`]). Made by [`Output::with_delivery`].
     Delivered(Box<Output>, Delivery),
 }
 
 impl Output {
+    /// The output a sink config names (as [`Output::parse`] would make from its URL).
+    pub fn of(config: impl SinkConfig) -> Output {
+        Output::Sink(Configured(Arc::new(config)))
+    }
+
+    /// The sink config of this output, if it is of type `C`.
+    pub fn config<C: SinkConfig>(&self) -> Option<&C> {
+        match self {
+            Output::Sink(c) => c.0.as_any().downcast_ref::<C>(),
+            Output::Delivered(inner, _) => inner.config(),
+            _ => None,
+        }
+    }
+
     /// `-` or `stdout`, `file:PATH`, `tcp://HOST:PORT`, `redis://[[user]:password@]HOST[:PORT][/DB]`
     /// (or `rediss://`), `amqp://[USER:PASSWORD@]HOST[:PORT][/VHOST]` (or `amqps://`), with
     /// default queue names and the kombu format.
@@ -253,25 +382,15 @@ impl Output {
     /// As [`Output::parse`], with the broker settings given. Errors never contain a password.
     /// An empty value (FORWARD_BROKER_URL set but empty) means stdout.
     pub fn parse_with(s: &str, options: &OutputOptions) -> Result<Output, String> {
-        const BROKER_SCHEMES: [&str; 7] = [
-            "tcp",
-            "redis",
-            "rediss",
-            "amqp",
-            "amqps",
-            "rabbitmq-stream",
-            "rabbitmq-stream+tls",
-        ];
-        let is_broker = [
-            "redis://",
-            "rediss://",
-            "amqp://",
-            "amqps://",
-            "rabbitmq-stream://",
-            "rabbitmq-stream+tls://",
-        ]
-        .iter()
-        .any(|p| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)));
+        let is_broker = SINK_KINDS
+            .iter()
+            .filter(|k| k.takes_password)
+            .flat_map(|k| k.schemes)
+            .any(|scheme| {
+                s.get(..scheme.len())
+                    .is_some_and(|h| h.eq_ignore_ascii_case(scheme))
+                    && s.get(scheme.len()..).is_some_and(|t| t.starts_with("://"))
+            });
         if options.password.is_some() && !is_broker {
             return Err(format!(
                 "a password file was given, but output \"{}\" takes no password (only \
@@ -294,7 +413,7 @@ impl Output {
             // A broker scheme with a mistyped "://" is a bad URL, not a file name (and is not
             // echoed: it may hold a password). `file:redis:x` or `./redis:x` name such a file.
             let head = s.split_once(':').map(|(head, _)| head.to_ascii_lowercase());
-            if let Some(head) = head.filter(|h| BROKER_SCHEMES.contains(&h.as_str())) {
+            if let Some(head) = head.filter(|h| kind_of(h).is_some()) {
                 return Err(format!(
                     "bad output URL \"{head}:...\": expected {head}://HOST..., or file:PATH for a \
                      file whose name starts with \"{head}:\""
@@ -315,14 +434,9 @@ impl Output {
             // No scheme: a file path, as `-o out.jsonl` means in other tools.
             return Ok(Output::File(PathBuf::from(s)));
         }
-        match scheme.map(str::to_ascii_lowercase).as_deref() {
-            Some("tcp") => TcpConfig::parse(s).map(Output::Tcp),
-            Some("redis") | Some("rediss") => RedisConfig::parse(s, options).map(Output::Redis),
-            Some("amqp") | Some("amqps") => AmqpConfig::parse(s, options).map(Output::Amqp),
-            Some("rabbitmq-stream") | Some("rabbitmq-stream+tls") => {
-                RabbitStreamConfig::parse(s, options, &options.stream).map(Output::RabbitStream)
-            }
-            _ => Err(format!(
+        match scheme.and_then(kind_of) {
+            Some(kind) => (kind.parse)(s, options).map(|c| Output::Sink(Configured(c.into()))),
+            None => Err(format!(
                 "unsupported output \"{}\": use \"-\" (stdout), \"file:PATH\", \
                  \"tcp://HOST:PORT\", \"redis://[:PASSWORD@]HOST[:PORT][/DB]\" or \
                  \"amqp://USER:PASSWORD@HOST[:PORT][/VHOST]\" (rediss://, amqps:// for TLS) \
@@ -335,16 +449,15 @@ impl Output {
     /// `--partitions`: how many partitions this output writes (1: the one key `--queue`).
     pub fn partitions(&self) -> u16 {
         match self {
-            Output::Redis(cfg) => cfg.partitions.max(1),
-            Output::RabbitStream(cfg) => cfg.partitions.max(1),
+            Output::Sink(c) => c.0.partitions(),
             Output::Delivered(inner, _) => inner.partitions(),
             _ => 1,
         }
     }
 
-    /// Opens the sink. Broker sinks connect here; their start-up failures carry a
-    /// [`StartError`] (see [`start_exit_code`]).
-    pub fn open(&self) -> io::Result<Box<dyn Sink>> {
+    /// Opens the output for the publisher. Broker sinks connect here; their start-up
+    /// failures carry a [`StartError`] (see [`start_exit_code`]).
+    pub fn open(&self) -> io::Result<Box<dyn Deliver>> {
         self.open_probed().map(|(sink, _)| sink)
     }
 
@@ -371,48 +484,47 @@ impl Output {
         }
     }
 
-    /// As [`Output::open`], with shared handles on the sink's counters ([`SinkProbe`]) for
+    /// As [`Output::open`], with shared handles on the sink's counters ([`OutputProbe`]) for
     /// `--metrics` and `--stats-interval`, readable while the sink runs in another thread.
-    pub fn open_probed(&self) -> io::Result<(Box<dyn Sink>, SinkProbe)> {
-        let mut probe = SinkProbe::named(&self.describe());
-        let sink: Box<dyn Sink> = match self {
-            Output::Tcp(cfg) => {
-                let s = TcpSink::connect(cfg.clone()).map_err(StartError::into_io)?;
-                probe.counters = Some(s.counters());
-                Box::new(s)
-            }
-            Output::Redis(cfg) => {
-                let s = RedisSink::connect(cfg.clone()).map_err(StartError::into_io)?;
-                probe.counters = Some(s.counters());
-                Box::new(s)
-            }
-            Output::Amqp(cfg) => {
-                let s = AmqpSink::connect(cfg.clone()).map_err(StartError::into_io)?;
-                probe.counters = Some(s.counters());
-                Box::new(s)
-            }
-            Output::RabbitStream(cfg) => {
-                let s = RabbitStreamSink::connect(cfg.clone()).map_err(StartError::into_io)?;
-                probe.counters = Some(s.counters());
-                Box::new(s)
-            }
+    pub fn open_probed(&self) -> io::Result<(Box<dyn Deliver>, OutputProbe)> {
+        let name = self.describe();
+        let (deliver, probe): (Box<dyn Deliver>, SinkProbe) = match self {
             Output::Delivered(inner, delivery) => {
                 // The spool is checked before the broker is connected to: an unsafe spool
                 // directory ends the run before anything is sent.
                 let dir = outbox::spool_dir_of(delivery, &inner.identity());
                 let spool = outbox::open_spool(delivery, &dir).map_err(StartError::into_io)?;
-                let (sink, inner_probe) = inner.open_probed()?;
+                let (sink, mut probe) = inner.open_sink()?;
                 let outbox = Outbox::start_with(sink, inner.describe(), delivery, &dir, spool)
                     .map_err(StartError::into_io)?;
-                probe.counters = inner_probe.counters;
+                probe.name = name.clone();
                 probe.delivery = Some(outbox.counters());
                 probe.spool = Some(outbox.spool_gauge());
-                Box::new(outbox)
+                (Box::new(outbox), probe)
             }
+            _ => {
+                let (sink, probe) = self.open_sink()?;
+                (Box::new(Direct(sink)), probe)
+            }
+        };
+        Ok((deliver, OutputProbe::with_counters(&name, Arc::new(probe))))
+    }
+
+    /// The sink alone (no delivery thread), with the probe on its own counters.
+    fn open_sink(&self) -> io::Result<(Box<dyn Sink>, SinkProbe)> {
+        let mut probe = SinkProbe::named(&self.describe());
+        let sink: Box<dyn Sink> = match self {
+            Output::Sink(c) => {
+                let (sink, counters) = c.0.build().map_err(StartError::into_io)?;
+                probe.counters = Some(counters);
+                sink
+            }
+            // `with_delivery` never nests delivery threads.
+            Output::Delivered(inner, _) => return inner.open_sink(),
             Output::Stdout => Box::new(StdoutSink),
             Output::Discard => Box::new(DiscardSink),
             Output::File(path) => Box::new(FileSink {
-                file: create::open_for_writing(path)?,
+                file: crate::create::open_for_writing(path)?,
             }),
         };
         Ok((sink, probe))
@@ -428,7 +540,7 @@ impl Output {
             // PUBLISH reaches only the subscribers of the moment: replaying a spool later
             // would reach other ones, so a channel is never spooled; what it cannot take
             // is dropped and counted.
-            Output::Redis(ref cfg) if cfg.mode == RedisMode::Channel => {
+            Output::Sink(ref c) if !c.0.spoolable() => {
                 let delivery = Delivery {
                     when_full: WhenFull::Drop,
                     ..delivery
@@ -446,17 +558,7 @@ impl Output {
             Output::Stdout => "stdout".into(),
             Output::Discard => "discard".into(),
             Output::File(p) => format!("file-{}", p.display()),
-            Output::Tcp(cfg) => format!("tcp-{}-{}", cfg.host, cfg.port),
-            Output::Redis(cfg) => {
-                format!("redis-{}-{}-{}-{}", cfg.host, cfg.port, cfg.db, cfg.queue)
-            }
-            Output::Amqp(cfg) => format!(
-                "amqp-{}-{}-{}-{}-{}",
-                cfg.host, cfg.port, cfg.vhost, cfg.exchange, cfg.queue
-            ),
-            Output::RabbitStream(cfg) => {
-                format!("rabbitmq-stream-{}-{}-{}", cfg.host, cfg.port, cfg.stream)
-            }
+            Output::Sink(c) => c.0.identity(),
             Output::Delivered(inner, _) => inner.identity(),
         }
     }
@@ -466,10 +568,7 @@ impl Output {
     pub fn endpoint(&self) -> Option<(&str, u16)> {
         match self {
             Output::Stdout | Output::File(_) | Output::Discard => None,
-            Output::Tcp(cfg) => Some((cfg.host.as_str(), cfg.port)),
-            Output::Redis(cfg) => Some((cfg.host.as_str(), cfg.port)),
-            Output::Amqp(cfg) => Some((cfg.host.as_str(), cfg.port)),
-            Output::RabbitStream(cfg) => Some((cfg.host.as_str(), cfg.port)),
+            Output::Sink(c) => Some(c.0.endpoint()),
             Output::Delivered(inner, _) => inner.endpoint(),
         }
     }
@@ -480,10 +579,7 @@ impl Output {
             Output::Stdout => "stdout".into(),
             Output::Discard => "no JSON output (-w only)".into(),
             Output::File(p) => format!("file:{}", p.display()),
-            Output::Tcp(cfg) => cfg.describe(),
-            Output::Redis(cfg) => cfg.describe(),
-            Output::Amqp(cfg) => cfg.describe(),
-            Output::RabbitStream(cfg) => cfg.describe(),
+            Output::Sink(c) => c.0.describe(),
             Output::Delivered(inner, _) => inner.describe(),
         }
     }
@@ -502,11 +598,11 @@ fn check_partitions(url: &str, partitions: u16) -> Result<(), String> {
     if partitions == 1 {
         return Ok(());
     }
-    let scheme = url
+    let kind = url
         .split_once("://")
-        .map(|(scheme, _)| scheme.to_ascii_lowercase());
-    match scheme.as_deref() {
-        Some("redis" | "rediss" | "rabbitmq-stream" | "rabbitmq-stream+tls") => Ok(()),
+        .and_then(|(scheme, _)| kind_of(scheme));
+    match kind {
+        Some(kind) if kind.partitioned => Ok(()),
         _ => Err(format!(
             "--partitions {partitions}: output \"{}\" has no partitions (only redis:// \
              and rabbitmq-stream:// outputs write to <queue>-0 .. <queue>-{}); leave \
@@ -580,7 +676,8 @@ pub(crate) fn log(line: std::fmt::Arguments<'_>) {
 /// Shared handle type for [`SinkCounters`].
 pub type SharedCounters = Arc<SinkCounters>;
 
-/// Shared handles on a running sink's counters (see [`Output::open_probed`]).
+/// Shared handles on a running sink's counters and its delivery thread's (what the
+/// [`OutputProbe`] of [`Output::open_probed`] reads).
 #[derive(Clone, Default)]
 pub struct SinkProbe {
     /// The destination (no password).
@@ -591,21 +688,6 @@ pub struct SinkProbe {
     pub delivery: Option<Arc<outbox::DeliveryCounters>>,
     /// With a spool: its size now.
     pub spool: Option<outbox::SpoolGauge>,
-}
-
-/// A [`SinkProbe`] read at one moment.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SinkSnapshot {
-    /// `None` for sinks that keep no count of their own (stdout, files: what they took is
-    /// what they wrote).
-    pub published: Option<u64>,
-    pub resent: u64,
-    pub reconnects: u64,
-    /// Dropped messages by reason (`queue_full`, `spool_full`, `spool_error`, `refused`).
-    pub dropped: Vec<(&'static str, u64)>,
-    pub spooled: u64,
-    pub spool_bytes: u64,
-    pub spool_messages: u64,
 }
 
 impl SinkProbe {
@@ -635,6 +717,7 @@ impl SinkProbe {
                 ("broker_unreachable", get(&d.dropped_unreachable)),
             ];
         }
+        s.has_spool = self.spool.is_some();
         if let Some((bytes, messages)) = self.spool.as_ref().and_then(|g| g.size()) {
             s.spool_bytes = bytes;
             s.spool_messages = messages;
@@ -653,6 +736,16 @@ impl SinkProbe {
                 .saturating_sub(d.recovered()),
             None => published,
         })
+    }
+}
+
+impl ProbeCounters for SinkProbe {
+    fn snapshot(&self) -> SinkSnapshot {
+        SinkProbe::snapshot(self)
+    }
+
+    fn acknowledged(&self) -> Option<u64> {
+        SinkProbe::acknowledged(self)
     }
 }
 
@@ -708,12 +801,16 @@ mod tests {
         );
         let e = Output::parse("mqtt://u:hunter2@h:1/0").unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
-        assert!(matches!(
-            Output::parse("tcp://127.0.0.1:9"),
-            Ok(Output::Tcp(_))
-        ));
-        assert!(matches!(Output::parse("redis://h"), Ok(Output::Redis(_))));
-        assert!(matches!(Output::parse("amqp://h"), Ok(Output::Amqp(_))));
+        let parsed = |url: &str| Output::parse(url).unwrap();
+        assert!(parsed("tcp://127.0.0.1:9").config::<TcpConfig>().is_some());
+        assert!(parsed("redis://h").config::<RedisConfig>().is_some());
+        assert!(parsed("amqp://h").config::<AmqpConfig>().is_some());
+        assert!(parsed("rabbitmq-stream://h")
+            .config::<RabbitStreamConfig>()
+            .is_some());
+        assert_eq!(parsed("redis://h"), parsed("redis://h"));
+        assert_ne!(parsed("redis://h"), parsed("redis://h/2"));
+        assert_ne!(parsed("tcp://h:1"), parsed("redis://h:1"));
     }
 
     #[test]

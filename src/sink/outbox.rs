@@ -35,10 +35,10 @@
 
 use super::spool::{AppendError, Pos, Recovery, Spool, SpoolDir};
 use super::{
-    log, Backoff, Outage, Sink, StartError, Undelivered, WriteError, EXIT_BAD_URL,
+    log, Backoff, Deliver, Outage, Sink, StartError, Undelivered, WriteError, EXIT_BAD_URL,
     EXIT_OUTPUT_FAILED,
 };
-use crate::pipeline::batch::{JsonBatch, BATCH_BYTES, BATCH_PACKETS};
+use crate::encode::batch::{JsonBatch, BATCH_BYTES, BATCH_PACKETS};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::collections::VecDeque;
 use std::fmt;
@@ -445,19 +445,9 @@ impl Outbox {
     }
 }
 
-impl Sink for Outbox {
-    fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
-        // Only for callers that keep their batch: copy it.
-        let mut copy = JsonBatch::with_capacity();
-        copy.buf.clear();
-        copy.buf.extend_from_slice(batch.bytes());
-        copy.used = batch.used.min(copy.buf.len());
-        copy.ends.extend_from_slice(&batch.ends);
-        copy.flows.extend_from_slice(&batch.flows);
-        self.write_owned(copy).1.map(|_| ())
-    }
-
-    fn write_owned(&mut self, batch: JsonBatch) -> (JsonBatch, io::Result<usize>) {
+/// The publisher hands batches to the delivery thread (or the spool) without copying them.
+impl Deliver for Outbox {
+    fn deliver(&mut self, batch: JsonBatch) -> (JsonBatch, io::Result<usize>) {
         let n = batch.len();
         if self.shared.failed.load(Ordering::Relaxed) || self.thread.is_none() {
             return (batch, Err(self.failed_error()));
@@ -540,7 +530,7 @@ impl Sink for Outbox {
         }
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    fn finish(&mut self) -> io::Result<()> {
         self.join();
         match self.end.as_mut().and_then(|e| e.error.take()) {
             Some(e) => Err(e),
@@ -548,11 +538,11 @@ impl Sink for Outbox {
         }
     }
 
-    fn undelivered(&self) -> Undelivered {
+    fn tally(&self) -> Undelivered {
         self.undelivered_now()
     }
 
-    fn report(&self) -> Option<String> {
+    fn summary(&self) -> Option<String> {
         let c = &self.shared.counters;
         let end = self.end.as_ref();
         let mut line = format!(
@@ -1168,11 +1158,11 @@ mod tests {
                 }
                 broker.down.store(false, Ordering::SeqCst);
             }
-            let (_, taken) = outbox.write_owned(batch_of(next, 7));
+            let (_, taken) = outbox.deliver(batch_of(next, 7));
             assert_eq!(taken.unwrap(), 7);
             next += 7;
         }
-        outbox.flush().unwrap();
+        outbox.finish().unwrap();
         let want: Vec<Vec<u8>> = (0..next)
             .map(|i| format!("{{\"n\":{i}}}").into_bytes())
             .collect();
@@ -1181,7 +1171,7 @@ mod tests {
         assert_eq!(counters.replayed(), counters.spooled());
         assert_eq!(counters.dropped(), 0);
         assert_eq!(counters.left_in_spool(), 0);
-        let report = outbox.report().unwrap();
+        let report = outbox.summary().unwrap();
         assert!(report.contains("1 outage(s)"), "{report}");
         drop(outbox);
         let _ = std::fs::remove_dir_all(&dir);
@@ -1203,9 +1193,9 @@ mod tests {
         )
         .unwrap();
         for i in 0..5 {
-            let _ = outbox.write_owned(batch_of(i * 3, 3));
+            let _ = outbox.deliver(batch_of(i * 3, 3));
         }
-        outbox.flush().unwrap();
+        outbox.finish().unwrap();
         assert_eq!(outbox.counters().left_in_spool(), 15);
         drop(outbox);
         assert!(broker.stored.lock().unwrap().is_empty());
@@ -1219,8 +1209,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(outbox.counters().recovered(), 15);
-        let _ = outbox.write_owned(batch_of(15, 2));
-        outbox.flush().unwrap();
+        let _ = outbox.deliver(batch_of(15, 2));
+        outbox.finish().unwrap();
         let want: Vec<Vec<u8>> = (0..17)
             .map(|i| format!("{{\"n\":{i}}}").into_bytes())
             .collect();
@@ -1262,11 +1252,11 @@ mod tests {
         .unwrap();
         let mut taken_total = 0;
         for i in 0..20 {
-            let (_, taken) = outbox.write_owned(batch_of(i * 4, 4));
+            let (_, taken) = outbox.deliver(batch_of(i * 4, 4));
             taken_total += taken.unwrap();
         }
         drop(release_tx);
-        outbox.flush().unwrap();
+        outbox.finish().unwrap();
         let c = outbox.counters();
         assert!(c.dropped() > 0);
         assert_eq!(taken_total as u64 + c.dropped(), 80);

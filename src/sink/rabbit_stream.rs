@@ -42,7 +42,7 @@ use crate::broker::tls::{CertReqs, SslOptions};
 use crate::broker::url::{percent_decode, redact, split_host_port, split_url, UrlParts};
 use crate::broker::Secret;
 use crate::broker::{Backoff, StartError};
-use crate::pipeline::batch::JsonBatch;
+use crate::encode::batch::JsonBatch;
 use rabbitmq_stream_client::error::ClientError;
 use rabbitmq_stream_client::types::{Message, MessageResult, ResponseCode, ResponseKind};
 #[cfg(feature = "cli")]
@@ -1180,6 +1180,58 @@ impl Sink for RabbitStreamSink {
 impl Drop for RabbitStreamSink {
     fn drop(&mut self) {
         self.drop_link();
+    }
+}
+
+use super::{same_config, SinkConfig, SinkKind};
+
+/// `rabbitmq-stream://` and `rabbitmq-stream+tls://` in the sink registry
+/// ([`super::SINK_KINDS`]).
+pub const KIND: SinkKind = SinkKind {
+    schemes: &["rabbitmq-stream", "rabbitmq-stream+tls"],
+    takes_password: true,
+    partitioned: true,
+    parse: |url, options| {
+        Ok(Box::new(RabbitStreamConfig::parse(
+            url,
+            options,
+            &options.stream,
+        )?))
+    },
+};
+
+impl SinkConfig for RabbitStreamConfig {
+    fn build(&self) -> Result<(Box<dyn Sink>, SharedCounters), StartError> {
+        let sink = RabbitStreamSink::connect(self.clone())?;
+        let counters = sink.counters();
+        Ok((Box::new(sink), counters))
+    }
+
+    fn describe(&self) -> String {
+        RabbitStreamConfig::describe(self)
+    }
+
+    fn identity(&self) -> String {
+        format!(
+            "rabbitmq-stream-{}-{}-{}",
+            self.host, self.port, self.stream
+        )
+    }
+
+    fn endpoint(&self) -> (&str, u16) {
+        (self.host.as_str(), self.port)
+    }
+
+    fn partitions(&self) -> u16 {
+        self.partitions.max(1)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn same_as(&self, other: &dyn SinkConfig) -> bool {
+        same_config(self, other)
     }
 }
 

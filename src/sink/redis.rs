@@ -57,7 +57,7 @@ use crate::broker::resp::{bulk_header, encode_command, Reply, RespConnection, Re
 use crate::broker::tls::SslOptions;
 use crate::broker::url::{redact, split_host_port, split_url, UrlParts};
 use crate::broker::{Backoff, StartError};
-use crate::pipeline::batch::JsonBatch;
+use crate::encode::batch::JsonBatch;
 use rustls::ClientConfig;
 use std::collections::VecDeque;
 use std::io;
@@ -745,56 +745,21 @@ impl RedisSink {
     }
 }
 
-impl Sink for RedisSink {
-    fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
+use super::{held, OnLoss};
+
+impl RedisSink {
+    /// Sends a batch, with at most `window_commands` commands unanswered; a loss is handled
+    /// as `on_loss` says. Handing back, the messages are kept until answered (those already
+    /// written may have been stored: `maybe_delivered`).
+    fn send_batch(&mut self, batch: &JsonBatch, on_loss: OnLoss) -> Result<(), WriteError> {
         if batch.is_empty() {
             return Ok(());
         }
         // Room first, so at most `window_commands` commands are ever unanswered.
         while self.in_flight.len() >= self.cfg.window_commands.max(1) {
-            if let Err(e) = self.settle_oldest()? {
-                self.recover(&e);
-            }
-        }
-        let mut pending = self.spare.pop().unwrap_or_default();
-        pending.replies = self.build(&mut pending.cmd, batch);
-        pending.messages = batch.len() as u64;
-        pending.kept.clear();
-        pending.kept_lens.clear();
-        let sent = match self.con.as_mut() {
-            Some(con) => con.send(&pending.cmd),
-            None => Err(RespError::Io(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "not connected",
-            ))),
-        };
-        self.in_flight.push_back(pending);
-        if let Err(e) = sent {
-            // Sends every command in flight again, this one included.
-            self.recover(&e);
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        while !self.in_flight.is_empty() {
-            if let Err(e) = self.settle_oldest()? {
-                self.recover(&e);
-            }
-        }
-        Ok(())
-    }
-
-    /// As `write_batch` (up to `window_commands` LPUSHes unanswered), but a lost connection
-    /// or a passing server error hands every unanswered message back, oldest first, instead
-    /// of reconnecting: those already written may have been stored (`maybe_delivered`).
-    fn try_write_batch(&mut self, batch: &JsonBatch) -> Result<(), WriteError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        while self.in_flight.len() >= self.cfg.window_commands.max(1) {
             match self.settle_oldest() {
                 Ok(Ok(())) => {}
+                Ok(Err(e)) if on_loss == OnLoss::Hold => self.recover(&e),
                 Ok(Err(e)) => {
                     let mut outage = self.hand_back(&e);
                     outage
@@ -810,9 +775,11 @@ impl Sink for RedisSink {
         pending.messages = batch.len() as u64;
         pending.kept.clear();
         pending.kept_lens.clear();
-        for m in batch.messages() {
-            pending.kept.extend_from_slice(m);
-            pending.kept_lens.push(m.len());
+        if on_loss == OnLoss::HandBack {
+            for m in batch.messages() {
+                pending.kept.extend_from_slice(m);
+                pending.kept_lens.push(m.len());
+            }
         }
         let sent = match self.con.as_mut() {
             Some(con) => con.send(&pending.cmd),
@@ -826,19 +793,47 @@ impl Sink for RedisSink {
         self.in_flight.push_back(pending);
         match sent {
             Ok(()) => Ok(()),
+            // Sends every command in flight again, this one included.
+            Err(e) if on_loss == OnLoss::Hold => {
+                self.recover(&e);
+                Ok(())
+            }
             Err(e) => Err(WriteError::Outage(self.hand_back(&e))),
         }
     }
 
-    fn try_flush(&mut self) -> Result<(), WriteError> {
+    /// Reads the answer to every command in flight; a loss is handled as `on_loss` says.
+    fn settle_all(&mut self, on_loss: OnLoss) -> Result<(), WriteError> {
         while !self.in_flight.is_empty() {
             match self.settle_oldest() {
                 Ok(Ok(())) => {}
+                Ok(Err(e)) if on_loss == OnLoss::Hold => self.recover(&e),
                 Ok(Err(e)) => return Err(WriteError::Outage(self.hand_back(&e))),
                 Err(fatal) => return Err(WriteError::Fatal(fatal)),
             }
         }
         Ok(())
+    }
+}
+
+impl Sink for RedisSink {
+    fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
+        held(self.send_batch(batch, OnLoss::Hold))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        held(self.settle_all(OnLoss::Hold))
+    }
+
+    /// As `write_batch` (up to `window_commands` LPUSHes unanswered), but a lost connection
+    /// or a passing server error hands every unanswered message back, oldest first, instead
+    /// of reconnecting: those already written may have been stored (`maybe_delivered`).
+    fn try_write_batch(&mut self, batch: &JsonBatch) -> Result<(), WriteError> {
+        self.send_batch(batch, OnLoss::HandBack)
+    }
+
+    fn try_flush(&mut self) -> Result<(), WriteError> {
+        self.settle_all(OnLoss::HandBack)
     }
 
     fn try_settle(&mut self) -> Result<(), WriteError> {
@@ -930,6 +925,55 @@ fn retriable_code(text: Option<&str>) -> bool {
                 | "WRONGPASS"
         )
     )
+}
+
+use super::{same_config, SinkConfig, SinkKind};
+
+/// `redis://` and `rediss://` in the sink registry ([`super::SINK_KINDS`]).
+pub const KIND: SinkKind = SinkKind {
+    schemes: &["redis", "rediss"],
+    takes_password: true,
+    partitioned: true,
+    parse: |url, options| Ok(Box::new(RedisConfig::parse(url, options)?)),
+};
+
+impl SinkConfig for RedisConfig {
+    fn build(&self) -> Result<(Box<dyn Sink>, SharedCounters), StartError> {
+        let sink = RedisSink::connect(self.clone())?;
+        let counters = sink.counters();
+        Ok((Box::new(sink), counters))
+    }
+
+    fn describe(&self) -> String {
+        RedisConfig::describe(self)
+    }
+
+    fn identity(&self) -> String {
+        format!(
+            "redis-{}-{}-{}-{}",
+            self.host, self.port, self.db, self.queue
+        )
+    }
+
+    fn endpoint(&self) -> (&str, u16) {
+        (self.host.as_str(), self.port)
+    }
+
+    fn partitions(&self) -> u16 {
+        self.partitions.max(1)
+    }
+
+    fn spoolable(&self) -> bool {
+        self.mode != RedisMode::Channel
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn same_as(&self, other: &dyn SinkConfig) -> bool {
+        same_config(self, other)
+    }
 }
 
 #[cfg(test)]

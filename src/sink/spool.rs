@@ -56,7 +56,7 @@
 //! ignored (the whole segment is sent again): the cursor never makes the spool delete a
 //! record it did not deliver ([`Recovery::cursors_fixed`]).
 
-use crate::pipeline::batch::JsonBatch;
+use crate::encode::batch::JsonBatch;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::collections::VecDeque;
 use std::ffi::OsStr;

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::broker::url::{redact, split_host_port};
 use crate::broker::{Backoff, StartError};
-use crate::pipeline::batch::JsonBatch;
+use crate::encode::batch::JsonBatch;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
@@ -351,6 +351,44 @@ fn confirm_end(stream: &mut TcpStream, wait: Duration) -> io::Result<bool> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
+    }
+}
+
+use super::{same_config, SinkConfig, SinkKind};
+
+/// `tcp://HOST:PORT` in the sink registry ([`super::SINK_KINDS`]).
+pub const KIND: SinkKind = SinkKind {
+    schemes: &["tcp"],
+    takes_password: false,
+    partitioned: false,
+    parse: |url, _| Ok(Box::new(TcpConfig::parse(url)?)),
+};
+
+impl SinkConfig for TcpConfig {
+    fn build(&self) -> Result<(Box<dyn Sink>, SharedCounters), StartError> {
+        let sink = TcpSink::connect(self.clone())?;
+        let counters = sink.counters();
+        Ok((Box::new(sink), counters))
+    }
+
+    fn describe(&self) -> String {
+        TcpConfig::describe(self)
+    }
+
+    fn identity(&self) -> String {
+        format!("tcp-{}-{}", self.host, self.port)
+    }
+
+    fn endpoint(&self) -> (&str, u16) {
+        (self.host.as_str(), self.port)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn same_as(&self, other: &dyn SinkConfig) -> bool {
+        same_config(self, other)
     }
 }
 

@@ -12,7 +12,7 @@ pub mod listen;
 pub mod replay;
 pub(crate) mod send;
 
-use crate::encode::json::format_created;
+use crate::time::format_created;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};

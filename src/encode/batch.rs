@@ -22,6 +22,7 @@ pub struct JsonBatch {
     /// room to write in (see `JsonEncoder::encode_at`); it is never cleared, so a reused
     /// batch is never zero-filled again.
     pub buf: Vec<u8>,
+    /// Bytes of `buf` that hold messages.
     pub used: usize,
     /// End offset of each message in `buf`.
     pub ends: Vec<u32>,
@@ -40,18 +41,34 @@ pub struct JsonBatch {
 }
 
 /// Permission for one oversized frame batch to be in flight, from the reader until its JSON
-/// has been written; returned to the pool when dropped (see `pipeline::read`).
-#[derive(Debug)]
-pub struct OversizedToken(pub crossbeam_channel::Sender<()>);
+/// has been written: the release it was made with runs when it is dropped (`pipeline::read`
+/// hands the permission back to its pool that way). Oversized batches are rare, so the boxed
+/// release costs nothing on the usual path.
+pub struct OversizedToken(Option<Box<dyn FnOnce() + Send>>);
+
+impl OversizedToken {
+    /// A token that runs `release` once, when it is dropped.
+    pub fn new(release: impl FnOnce() + Send + 'static) -> OversizedToken {
+        OversizedToken(Some(Box::new(release)))
+    }
+}
+
+impl std::fmt::Debug for OversizedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OversizedToken")
+    }
+}
 
 impl Drop for OversizedToken {
     fn drop(&mut self) {
-        // The pool has room for every token; it is gone only when the reader has stopped.
-        let _ = self.0.try_send(());
+        if let Some(release) = self.0.take() {
+            release();
+        }
     }
 }
 
 impl JsonBatch {
+    /// An empty batch with room for a full batch's JSON and messages.
     pub fn with_capacity() -> JsonBatch {
         JsonBatch {
             seq: 0,
@@ -65,14 +82,17 @@ impl JsonBatch {
         }
     }
 
+    /// Messages in the batch.
     pub fn len(&self) -> usize {
         self.ends.len()
     }
 
+    /// No messages yet.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
 
+    /// Reached [`BATCH_BYTES`] or [`BATCH_PACKETS`]: time to hand it on.
     pub fn is_full(&self) -> bool {
         self.used >= BATCH_BYTES || self.ends.len() >= BATCH_PACKETS
     }
@@ -205,8 +225,11 @@ pub fn community_id_hash(id: &[u8]) -> u32 {
 /// Owned copies of captured frames, for handing to worker threads.
 #[derive(Debug, Default)]
 pub struct FrameBatch {
+    /// Position in the source's order (kept by the JSON batch made from it).
     pub seq: u64,
+    /// The frames' bytes, back to back.
     pub data: Vec<u8>,
+    /// Where each frame lies in `data`, with its metadata.
     pub frames: Vec<FrameRef>,
     /// The reader's permission to send this oversized batch; the worker moves it to the
     /// JSON batch it writes.
@@ -216,9 +239,13 @@ pub struct FrameBatch {
 /// One frame inside a [`FrameBatch`].
 #[derive(Clone, Copy, Debug)]
 pub struct FrameRef {
+    /// Offset of the frame in [`FrameBatch::data`].
     pub start: u32,
+    /// Bytes of the frame as captured.
     pub len: u32,
+    /// The frame's link type (pcap `LINKTYPE_*`).
     pub link_type: u32,
+    /// Capture time and lengths.
     pub meta: FrameMeta,
     /// A datagram reassembled from this many fragments (`--reassemble`); 0 for a frame as
     /// captured.
@@ -226,6 +253,7 @@ pub struct FrameRef {
 }
 
 impl FrameBatch {
+    /// An empty batch with room for a full batch of frames.
     pub fn with_capacity() -> FrameBatch {
         FrameBatch {
             seq: 0,
@@ -235,6 +263,7 @@ impl FrameBatch {
         }
     }
 
+    /// Copies a frame in.
     pub fn push(&mut self, data: &[u8], link_type: u32, meta: FrameMeta) {
         self.push_marked(data, link_type, meta, 0);
     }
@@ -252,10 +281,12 @@ impl FrameBatch {
         });
     }
 
+    /// Reached [`BATCH_BYTES`] or [`BATCH_PACKETS`]: time to hand it to a worker.
     pub fn is_full(&self) -> bool {
         self.data.len() >= BATCH_BYTES || self.frames.len() >= BATCH_PACKETS
     }
 
+    /// The bytes of frame `f` (empty if `f` does not belong to this batch).
     pub fn frame(&self, f: &FrameRef) -> &[u8] {
         let s = f.start as usize;
         self.data.get(s..s + f.len as usize).unwrap_or(&[])
@@ -286,13 +317,18 @@ mod tests {
 
     #[test]
     fn tokens_go_back_when_the_json_is_cleared_or_dropped() {
-        let (tx, rx) = crossbeam_channel::bounded::<()>(2);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(2);
+        let token = |tx: std::sync::mpsc::SyncSender<()>| {
+            OversizedToken::new(move || {
+                let _ = tx.try_send(());
+            })
+        };
         let mut json = JsonBatch::with_capacity();
-        json.hold = Some(OversizedToken(tx.clone()));
+        json.hold = Some(token(tx.clone()));
         assert!(rx.try_recv().is_err());
         json.clear();
         assert!(rx.try_recv().is_ok());
-        json.hold = Some(OversizedToken(tx));
+        json.hold = Some(token(tx));
         drop(json);
         assert!(rx.try_recv().is_ok());
     }
