@@ -1,4 +1,7 @@
-//! Command-line definitions (clap), with the original's environment variables as fallbacks.
+//! Command-line definitions (clap), with the original's environment variables as fallbacks,
+//! and what each command does with them: every command's arguments become a job value through
+//! its `into_job()` (in the command's own file), which [`Job::run`] runs to an exit code, so
+//! the program's `main` only parses, dispatches and exits.
 
 use crate::broker::Secret;
 use crate::exit;
@@ -7,11 +10,31 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A line on stderr that cannot panic: `2>&1 | head` closing the pipe must not turn a
+/// finished run into a crash (eprintln! panics when the write fails).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod capture;
+mod config;
 mod dataset;
 mod read;
 mod record;
+mod shared;
 mod tools;
+
+pub use capture::CaptureRun;
+pub use config::{
+    ConfigArgs, ConfigCommand, ConfigRun, GenerateArgs, GenerateCommand, GenerateRun,
+};
+pub use dataset::DatasetRun;
+pub use read::ReadRun;
+pub use record::RecordRun;
+pub use tools::{ListenRun, ReplayRun, SendRun};
 
 use capture::CAPTURE_NOTES;
 pub use capture::{parse_cpu_list, CaptureArgs, CpuList, FanoutArg};
@@ -83,44 +106,30 @@ pub enum Command {
     Generate(GenerateArgs),
 }
 
-/// `config` subcommands.
-#[derive(Args, Debug)]
-pub struct ConfigArgs {
-    #[command(subcommand)]
-    pub command: ConfigCommand,
+/// A command ready to run: what a command's `into_job()` makes of its parsed arguments.
+pub trait Job {
+    /// Runs the command to its end, saying on stderr what it has to say; the process's exit
+    /// code (from [`crate::exit`]).
+    fn run(self) -> u8;
 }
 
-#[derive(Subcommand, Debug)]
-pub enum ConfigCommand {
-    /// Check FILE: TOML syntax, every key (an option of some command, or of its section's
-    /// command), every value's type and range, and that the file can be trusted. Exit 0 when
-    /// it can be used, 2 with one line per problem (FILE:LINE: key "KEY": why) otherwise.
-    Check {
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-    },
+/// Why a command's arguments did not become a job: the line for stderr and the exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The whole line, `netpipe-fast: ` prefix included.
+    pub line: String,
+    /// The exit code (from [`crate::exit`]).
+    pub code: u8,
 }
 
-/// `generate` subcommands.
-#[derive(Args, Debug)]
-pub struct GenerateArgs {
-    #[command(subcommand)]
-    pub command: GenerateCommand,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum GenerateCommand {
-    /// Man pages (section 1) into DIR: netpipe-fast.1 and one per subcommand
-    /// (netpipe-fast-read.1, netpipe-fast-dataset-prepare.1, ...).
-    Man {
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-    },
-    /// The completion script for SHELL on stdout.
-    Completions {
-        #[arg(value_enum, value_name = "SHELL")]
-        shell: clap_complete::Shell,
-    },
+impl Refusal {
+    /// A refusal saying `line` and exiting with `code`.
+    pub fn new(code: u8, line: impl Into<String>) -> Refusal {
+        Refusal {
+            line: line.into(),
+            code,
+        }
+    }
 }
 
 /// `-w` and its rotation flags (shared by `read` and `capture`), as tcpdump spells them.

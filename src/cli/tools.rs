@@ -1,8 +1,15 @@
 //! The traffic tools: `replay`, `send` and `listen` (src/tools/).
 
+use super::{Job, Refusal};
 use crate::exit;
+use crate::pipeline::capture::stop_on_signals;
+use crate::tools::listen::{self, ListenConfig, Proto};
+use crate::tools::replay::ReplayJob;
 use clap::{Args, Subcommand, ValueEnum};
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// `--preset` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -260,6 +267,139 @@ SIGINT/SIGTERM stop it too. The last line on stderr counts the messages and byte
 pub(super) const SEND_HELP: &str = "\
 Every send prints one JSON line on stdout saying what was sent (and what came back).
 Defaults target this host only (127.0.0.1, localhost, lo).";
+
+impl ReplayArgs {
+    /// The job: the interface, the files and the pace.
+    pub fn into_job(self) -> Result<ReplayRun, Refusal> {
+        Ok(ReplayRun {
+            job: ReplayJob {
+                iface: self.iface,
+                files: self.files,
+                pps: self.pps,
+                loops: self.loops,
+            },
+            quiet: self.quiet,
+        })
+    }
+}
+
+/// `replay`, ready to run.
+#[derive(Debug)]
+pub struct ReplayRun {
+    job: ReplayJob,
+    quiet: bool,
+}
+
+impl Job for ReplayRun {
+    fn run(self) -> u8 {
+        let stop = Arc::new(AtomicBool::new(false));
+        if let Err(e) = stop_on_signals(&stop) {
+            say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+            return exit::INTERNAL;
+        }
+        let outcome = self.job.run(&stop);
+        if let Some(e) = &outcome.error {
+            say!("netpipe-fast: {e}");
+        }
+        if outcome.started && !self.quiet {
+            say!("replay: {}", outcome.summary);
+        }
+        match outcome.error {
+            Some(e) => u8::try_from(e.exit_code()).unwrap_or(exit::INTERNAL),
+            None => exit::SUCCESS,
+        }
+    }
+}
+
+impl SendArgs {
+    /// The job: what to send (checked when it runs, by the traffic tools).
+    pub fn into_job(self) -> Result<SendRun, Refusal> {
+        Ok(SendRun { args: self })
+    }
+}
+
+/// `send`, ready to run.
+#[derive(Debug)]
+pub struct SendRun {
+    args: SendArgs,
+}
+
+impl Job for SendRun {
+    fn run(self) -> u8 {
+        // A reader that went away (`| head -c 10`) has seen what it wanted: the send itself
+        // has happened, so its exit code stands and nothing panics.
+        let mut print = |line: &str| {
+            let _ = writeln!(std::io::stdout(), "{line}");
+        };
+        match crate::tools::command::run_send(self.args, &mut print) {
+            Ok(code) => {
+                if code == crate::tools::send_exit::UNANSWERED {
+                    say!("netpipe-fast: send: sent, but not every request was answered in time");
+                }
+                code
+            }
+            Err(e) => {
+                say!("netpipe-fast: send: {e}");
+                e.code
+            }
+        }
+    }
+}
+
+impl ListenArgs {
+    /// The job: the listener's configuration, or why the arguments cannot make one.
+    pub fn into_job(self) -> Result<ListenRun, Refusal> {
+        crate::tools::command::listen_config(self)
+            .map(|cfg| ListenRun { cfg })
+            .map_err(|e| Refusal::new(e.code, format!("netpipe-fast: listen: {e}")))
+    }
+}
+
+/// `listen`, ready to run.
+#[derive(Debug)]
+pub struct ListenRun {
+    cfg: ListenConfig,
+}
+
+impl Job for ListenRun {
+    fn run(self) -> u8 {
+        let cfg = self.cfg;
+        let stop = Arc::new(AtomicBool::new(false));
+        if let Err(e) = stop_on_signals(&stop) {
+            say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+            return exit::INTERNAL;
+        }
+        let proto = if cfg.proto == Proto::Tcp {
+            "tcp"
+        } else {
+            "udp"
+        };
+        let hook = cfg.shutdown_hook.display().to_string();
+        let result = listen::listen(
+            &cfg,
+            &stop,
+            &mut |addr| {
+                say!("netpipe-fast: listening on {proto} {addr} (stops when {hook} exists)")
+            },
+            &mut |line| {
+                let mut out = std::io::stdout().lock();
+                // Flushed per message so a reader sees it at once, not when a buffer fills.
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            },
+        );
+        match result {
+            Ok(summary) => {
+                say!("netpipe-fast: {}", summary.line(&cfg));
+                exit::SUCCESS
+            }
+            Err(e) => {
+                say!("netpipe-fast: listen: {e}");
+                e.code
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
