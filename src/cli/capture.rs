@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `capture` arguments.
 #[derive(Args, Debug)]
 pub struct CaptureArgs {
     /// Interface to capture on (Ethernet).
@@ -37,12 +38,15 @@ pub struct CaptureArgs {
     #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,
 
+    /// Where the JSON messages go.
     #[command(flatten)]
     pub out: OutputArgs,
 
+    /// `-w` and its rotation.
     #[command(flatten)]
     pub pcap: PcapOutArgs,
 
+    /// How packets are decoded.
     #[command(flatten)]
     pub packet: PacketArgs,
 
@@ -129,6 +133,7 @@ pub struct CaptureArgs {
     #[arg(short = 'Z', long, value_name = "NAME")]
     pub user: Option<String>,
 
+    /// `--metrics`.
     #[command(flatten)]
     pub metrics: MetricsArgs,
 
@@ -334,7 +339,11 @@ fn capture(job: CaptureJob, metrics_args: &MetricsArgs, quiet: bool) -> u8 {
     }
 }
 
-/// `--fanout` values.
+/// `--fanout` values: the kernel's fanout modes of the same names (`hash` by flow, `lb`
+/// round robin, `cpu` by arrival CPU, `rollover` fill one then the next, `qm` by NIC queue).
+// A doc comment on a variant would become clap's help for that value and change
+// `--help`; the values are described above and in the option's own help.
+#[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FanoutArg {
     Hash,
@@ -345,6 +354,7 @@ pub enum FanoutArg {
 }
 
 impl FanoutArg {
+    /// The ring's fanout mode.
     pub fn mode(self) -> FanoutMode {
         match self {
             FanoutArg::Hash => FanoutMode::Hash,

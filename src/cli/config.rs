@@ -6,13 +6,18 @@ use clap::{Args, CommandFactory, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 
-/// `config` subcommands.
+/// `config` arguments.
 #[derive(Args, Debug)]
 pub struct ConfigArgs {
+    /// Which `config` subcommand.
     #[command(subcommand)]
     pub command: ConfigCommand,
 }
 
+/// `config` subcommands.
+// A doc comment on a variant's field would become clap's help for that argument and
+// change `--help`; each variant's own doc names its argument.
+#[allow(missing_docs)]
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
     /// Check FILE: TOML syntax, every key (an option of some command, or of its section's
@@ -24,13 +29,18 @@ pub enum ConfigCommand {
     },
 }
 
-/// `generate` subcommands.
+/// `generate` arguments.
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
+    /// Which `generate` subcommand.
     #[command(subcommand)]
     pub command: GenerateCommand,
 }
 
+/// `generate` subcommands.
+// A doc comment on a variant's field would become clap's help for that argument and
+// change `--help`; each variant's own doc names its argument.
+#[allow(missing_docs)]
 #[derive(Subcommand, Debug)]
 pub enum GenerateCommand {
     /// Man pages (section 1) into DIR: netpipe-fast.1 and one per subcommand

@@ -5,12 +5,15 @@ use crate::exit;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
+/// `dataset` arguments.
 #[derive(Args, Debug)]
 pub struct DatasetArgs {
+    /// Which `dataset` subcommand.
     #[command(subcommand)]
     pub command: DatasetCommand,
 }
 
+/// `dataset` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum DatasetCommand {
     /// Merge recorded CSVs into a labelled full CSV and a numeric-only clean CSV, each with
@@ -19,6 +22,7 @@ pub enum DatasetCommand {
     Prepare(DatasetPrepareArgs),
 }
 
+/// `dataset prepare` arguments.
 #[derive(Args, Debug)]
 pub struct DatasetPrepareArgs {
     /// Recorded CSVs: a glob pattern (`*`, `**`, `?`, `[..]`); repeat for more. Default:

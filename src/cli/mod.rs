@@ -62,7 +62,9 @@ use tools::{REPLAY_NOTES, SEND_HELP};
                       netpipe-fast <COMMAND> [OPTIONS] ...",
     after_help = TOP_LEVEL_HELP
 )]
+/// The whole command line.
 pub struct Cli {
+    /// Which command.
     #[command(subcommand)]
     pub command: Command,
 
@@ -73,6 +75,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 }
 
+/// The commands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Read pcap/pcapng files and write one JSON message per packet.
@@ -202,7 +205,11 @@ pub struct MetricsArgs {
     pub metrics_linger: Option<Duration>,
 }
 
-/// `--redis-mode` values.
+/// `--redis-mode` values: a list (LPUSH/BRPOP), a stream (XADD, read by a group) or a
+/// channel (PUBLISH).
+// A doc comment on a variant would become clap's help for that value and change
+// `--help`; the values are described above and in the option's own help.
+#[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RedisModeArg {
     List,
@@ -220,7 +227,10 @@ impl From<RedisModeArg> for crate::sink::RedisMode {
     }
 }
 
-/// `--redis-format` values.
+/// `--redis-format` values: the kombu envelope the original wrote, or the bare message.
+// A doc comment on a variant would become clap's help for that value and change
+// `--help`; the values are described above and in the option's own help.
+#[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RedisFormatArg {
     Kombu,
@@ -345,6 +355,7 @@ pub struct OutputArgs {
     #[arg(long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=i64::from(crate::sink::MAX_PARTITIONS)))]
     pub partitions: u16,
+    /// What happens to messages while the output is down.
     #[command(flatten)]
     pub delivery: DeliveryArgs,
 }
@@ -464,7 +475,11 @@ pub struct DeliveryArgs {
     pub spool_mb: u64,
 }
 
-/// `--when-full` values.
+/// `--when-full` values: wait, drop the newest, or spool to disk while the output is down
+/// or behind.
+// A doc comment on a variant would become clap's help for that value and change
+// `--help`; the values are described above and in the option's own help.
+#[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum WhenFullArg {
     Block,
@@ -473,6 +488,7 @@ pub enum WhenFullArg {
 }
 
 impl DeliveryArgs {
+    /// The sink's delivery settings.
     pub fn delivery(&self) -> Delivery {
         Delivery {
             when_full: match self.when_full {
@@ -526,7 +542,10 @@ pub struct PacketArgs {
     pub reassembly_max_fragments: u16,
 }
 
-/// `--mpls-payload` values.
+/// `--mpls-payload` values: what follows the bottom MPLS label, IP or Ethernet.
+// A doc comment on a variant would become clap's help for that value and change
+// `--help`; the values are described above and in the option's own help.
+#[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum MplsPayloadArg {
     Ip,
@@ -534,6 +553,7 @@ pub enum MplsPayloadArg {
 }
 
 impl PacketArgs {
+    /// The workers' packet options.
     pub fn options(&self) -> crate::pipeline::worker::PacketOptions {
         use crate::decode::mpls::MplsPayload;
         crate::pipeline::worker::PacketOptions {

@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `read` arguments.
 #[derive(Args, Debug)]
 pub struct ReadArgs {
     /// Capture files (pcap or pcapng; "-" is stdin), read in order, then optionally a filter
@@ -27,12 +28,15 @@ pub struct ReadArgs {
     #[arg(short = 'r', long = "read-file", value_name = "FILE")]
     pub read_files: Vec<PathBuf>,
 
+    /// Where the JSON messages go.
     #[command(flatten)]
     pub out: OutputArgs,
 
+    /// `-w` and its rotation.
     #[command(flatten)]
     pub pcap: PcapOutArgs,
 
+    /// How packets are decoded.
     #[command(flatten)]
     pub packet: PacketArgs,
 
@@ -63,6 +67,7 @@ pub struct ReadArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub stats_interval: Option<Duration>,
 
+    /// `--metrics`.
     #[command(flatten)]
     pub metrics: MetricsArgs,
 

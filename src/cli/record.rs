@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `record` arguments.
 #[derive(Args, Debug)]
 pub struct RecordArgs {
     /// Where messages come from: "redis://[:PASSWORD@]HOST[:PORT][/DB]" (the list --queue;

@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-/// `--preset` values.
+/// `--preset` values: capture filters for the traffic of one tool (`arp`, `icmp`, `tcp`,
+/// `ssh`, `telnet`, `udp`).
+// A doc comment on a variant would become clap's help for that value and change
+// `--help`; the values are described above and in the option's own help.
+#[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PresetArg {
     Arp,
@@ -23,6 +27,7 @@ pub enum PresetArg {
 }
 
 impl PresetArg {
+    /// The capture filter preset.
     pub fn preset(self) -> crate::pipeline::capture::Preset {
         use crate::pipeline::capture::Preset;
         match self {
@@ -67,12 +72,15 @@ The summary on stderr counts frames sent, bytes, elapsed time and rate, frames t
 rejected, frames not sent because the interface cannot carry them (shorter than an Ethernet
 header, longer than the MTU allows), and frames skipped because they are not Ethernet.";
 
+/// `send` arguments.
 #[derive(Args, Debug)]
 pub struct SendArgs {
+    /// What to send.
     #[command(subcommand)]
     pub kind: SendKind,
 }
 
+/// `send` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum SendKind {
     /// One TCP message (MSG, or a timestamped test message), then half-close.
@@ -87,6 +95,7 @@ pub enum SendKind {
     Arp(ArpSendArgs),
 }
 
+/// `send tcp` and `send tcp-large` arguments.
 #[derive(Args, Debug)]
 pub struct TcpSendArgs {
     /// Host to connect to (the original's was fixed at 127.0.0.1).
@@ -106,6 +115,7 @@ pub struct TcpSendArgs {
     pub timeout: f64,
 }
 
+/// `send udp` arguments.
 #[derive(Args, Debug)]
 pub struct UdpSendArgs {
     /// Destination (the original's default 0.0.0.0 also meant this host).
@@ -125,6 +135,7 @@ pub struct UdpSendArgs {
     pub timeout: f64,
 }
 
+/// `send icmp` arguments.
 #[derive(Args, Debug)]
 pub struct IcmpSendArgs {
     /// Host to ping.
@@ -153,6 +164,7 @@ pub struct IcmpSendArgs {
     pub silent: bool,
 }
 
+/// `send arp` arguments.
 #[derive(Args, Debug)]
 pub struct ArpSendArgs {
     /// Interface to send on (the original's default was enp0s3; loopback here).
@@ -169,12 +181,15 @@ pub struct ArpSendArgs {
     pub timeout: f64,
 }
 
+/// `listen` arguments.
 #[derive(Args, Debug)]
 pub struct ListenArgs {
+    /// What to listen for.
     #[command(subcommand)]
     pub kind: ListenKind,
 }
 
+/// `listen` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum ListenKind {
     /// Accept TCP connections one at a time: echo the first read back, read to the end, print
@@ -186,6 +201,7 @@ pub enum ListenKind {
     Udp(UdpListenArgs),
 }
 
+/// `listen tcp` arguments.
 #[derive(Args, Debug)]
 pub struct TcpListenArgs {
     /// Address to listen on.
@@ -226,6 +242,7 @@ pub struct TcpListenArgs {
     pub idle_timeout: f64,
 }
 
+/// `listen udp` arguments.
 #[derive(Args, Debug)]
 pub struct UdpListenArgs {
     /// Address to listen on.
