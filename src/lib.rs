@@ -114,7 +114,6 @@ pub mod broker;
 // cli's doc comments are clap's help text (plain text with `<VALUE>` and `[OPTIONAL]`), not
 // rustdoc Markdown.
 #[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
-#[allow(missing_docs)]
 pub mod cli;
 #[cfg(feature = "cli")]
 pub mod config;

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use netpipe_fast::decode::{decode, Layer, LinkType};
 use netpipe_fast::encode::FrameMeta;
 use netpipe_fast::source::filter::BpfFilter;
+use netpipe_fast::source::ring::{iface, rx, sys};
 use netpipe_fast::source::ring::{FanoutMode, Ring, RingConfig, RingError, RingErrorKind};
-use netpipe_fast::source::ring_sys;
 
 mod common;
 use common::harness::{self, NetnsPair};
@@ -70,9 +70,9 @@ struct Sender(OwnedFd);
 impl Sender {
     fn open(ns: &str) -> Sender {
         in_netns(ns, || {
-            let fd = ring_sys::open_packet_socket().expect("packet socket in A");
-            let ifindex = ring_sys::interface_index("va").expect("va in A");
-            ring_sys::bind_interface(&fd, ifindex).expect("bind to va");
+            let fd = sys::open_packet_socket().expect("packet socket in A");
+            let ifindex = iface::interface_index("va").expect("va in A");
+            rx::bind_interface(&fd, ifindex).expect("bind to va");
             Sender(fd)
         })
     }

@@ -1,10 +1,21 @@
 //! `capture`: live capture from an interface.
 
-use super::{parse_seconds, MetricsArgs, OutputArgs, PacketArgs, PcapOutArgs, PresetArg};
+use super::shared::{linger, outputs, serve_metrics, summary_lines};
+use super::{
+    parse_seconds, Job, MetricsArgs, OutputArgs, PacketArgs, PcapOutArgs, PresetArg, Refusal,
+};
+use crate::exit;
+use crate::pipeline::capture::{effective_filter, stop_on_signals, CaptureError, CaptureJob};
+use crate::sink::{start_exit_code, Output};
+use crate::source::privilege::TargetUser;
 use crate::source::ring::FanoutMode;
 use clap::{Args, ValueEnum};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+/// `capture` arguments.
 #[derive(Args, Debug)]
 pub struct CaptureArgs {
     /// Interface to capture on (Ethernet).
@@ -27,12 +38,15 @@ pub struct CaptureArgs {
     #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,
 
+    /// Where the JSON messages go.
     #[command(flatten)]
     pub out: OutputArgs,
 
+    /// `-w` and its rotation.
     #[command(flatten)]
     pub pcap: PcapOutArgs,
 
+    /// How packets are decoded.
     #[command(flatten)]
     pub packet: PacketArgs,
 
@@ -119,6 +133,7 @@ pub struct CaptureArgs {
     #[arg(short = 'Z', long, value_name = "NAME")]
     pub user: Option<String>,
 
+    /// `--metrics`.
     #[command(flatten)]
     pub metrics: MetricsArgs,
 
@@ -141,7 +156,198 @@ impl CaptureArgs {
     }
 }
 
-/// `--fanout` values.
+impl CaptureArgs {
+    /// The job: `-D`, or the capture with its interface, filter, user to become and outputs,
+    /// or why they cannot be used.
+    pub fn into_job(self) -> Result<CaptureRun, Refusal> {
+        if self.list_interfaces {
+            return Ok(CaptureRun::ListInterfaces);
+        }
+        let Some(iface) = self.iface.clone() else {
+            return Err(Refusal::new(
+                exit::USAGE,
+                "netpipe-fast: capture needs an interface: -i IFACE (or CAP_DEVICE)",
+            ));
+        };
+        let user_filter = self
+            .filter_expression()
+            .map_err(|e| Refusal::new(exit::USAGE, format!("netpipe-fast: {e}")))?;
+        // Looked up before any socket is opened, so a wrong name fails at once.
+        let drop_to = self
+            .user
+            .as_deref()
+            .map(TargetUser::lookup)
+            .transpose()
+            .map_err(|e| {
+                Refusal::new(
+                    u8::try_from(e.exit_code()).unwrap_or(exit::INTERNAL),
+                    format!("netpipe-fast: {e}"),
+                )
+            })?;
+        let (output, pcap) = match outputs(&self.out, &self.pcap) {
+            Ok((o, p)) => (o.with_delivery(self.out.delivery.delivery()), p),
+            Err(e) => return Err(Refusal::new(exit::USAGE, format!("netpipe-fast: {e}"))),
+        };
+        // The workers store flow hashes only when the output partitions.
+        let packet = crate::pipeline::worker::PacketOptions {
+            partitions: output.partitions(),
+            ..self.packet.options()
+        };
+        let job = CaptureJob {
+            iface,
+            pcap_out: pcap,
+            filter: effective_filter(
+                user_filter.as_deref(),
+                self.preset.map(|p| p.preset()),
+                if self.capture_own_traffic {
+                    None
+                } else {
+                    output.endpoint()
+                },
+            ),
+            count: self.count,
+            duration: self.duration,
+            workers: usize::from(self.workers),
+            fanout: self.fanout.mode(),
+            cpus: self.cpus.map(|c| c.0),
+            ring_budget_bytes: self.ring_mb as usize * (1 << 20),
+            block_bytes: self.block_kb as usize * 1024,
+            block_timeout_ms: self.block_timeout_ms,
+            snaplen: self.snaplen,
+            promisc: !self.no_promisc,
+            stats_interval: self.stats_interval,
+            source_host: self.source_host,
+            output: Arc::new(output.clone()),
+            packet,
+            drop_to,
+        };
+        Ok(CaptureRun::Capture {
+            job: Box::new(job),
+            output,
+            metrics: self.metrics,
+            quiet: self.quiet,
+        })
+    }
+}
+
+/// `capture`, ready to run.
+#[derive(Debug)]
+pub enum CaptureRun {
+    /// `-D`: list the interfaces.
+    ListInterfaces,
+    /// Capture as the engine's job says, reporting as asked.
+    Capture {
+        /// The engine's job.
+        job: Box<CaptureJob>,
+        /// Where the messages go (for the summary lines).
+        output: Output,
+        /// `--metrics` and `--metrics-linger`.
+        metrics: MetricsArgs,
+        /// `--quiet`.
+        quiet: bool,
+    },
+}
+
+impl Job for CaptureRun {
+    fn run(self) -> u8 {
+        match self {
+            CaptureRun::ListInterfaces => list_interfaces(),
+            CaptureRun::Capture {
+                job,
+                output,
+                metrics,
+                quiet,
+            } => capture(*job, &output, &metrics, quiet),
+        }
+    }
+}
+
+/// `-D`: one line per interface on stdout.
+fn list_interfaces() -> u8 {
+    match crate::source::interfaces::list() {
+        Ok(all) => {
+            let mut out = std::io::stdout().lock();
+            for i in all {
+                if writeln!(out, "{}", i.line()).is_err() {
+                    // `-D | head -1`: the reader has what it wanted.
+                    return exit::SUCCESS;
+                }
+            }
+            let _ = writeln!(out, "{}", crate::source::interfaces::ANY_LINE);
+            let _ = out.flush();
+            exit::SUCCESS
+        }
+        Err(e) => {
+            say!("netpipe-fast: cannot list the interfaces: {e}");
+            exit::SOCKET
+        }
+    }
+}
+
+fn capture(job: CaptureJob, output: &Output, metrics_args: &MetricsArgs, quiet: bool) -> u8 {
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Err(e) = stop_on_signals(&stop) {
+        say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+        return exit::INTERNAL;
+    }
+    let metrics = match serve_metrics(metrics_args, quiet) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let outcome = job.run_observed(
+        &stop,
+        &mut |line| {
+            if !quiet {
+                say!("netpipe-fast: {line}");
+            }
+        },
+        metrics.as_ref(),
+    );
+    if let Some(e) = &outcome.error {
+        say!("netpipe-fast: {e}");
+    }
+    if outcome.started && !quiet {
+        summary_lines(
+            &outcome.summary,
+            outcome.sink_report.as_deref(),
+            job.pcap_out.as_ref(),
+            outcome.pcap_written,
+            output,
+        );
+        if let Some(r) = &outcome.summary.reassembly {
+            say!("{}", r.line());
+        }
+    }
+    if outcome.started && metrics.is_some() {
+        // The signal that ended the capture does not end the linger; the next one does.
+        stop.store(false, Ordering::Relaxed);
+        linger(metrics_args, &stop);
+    }
+    match outcome.error {
+        Some(CaptureError::Output { error, .. }) if start_exit_code(&error).is_some() => {
+            start_exit_code(&error).unwrap_or(exit::OUTPUT_FAILED)
+        }
+        Some(e) => u8::try_from(e.exit_code()).unwrap_or(exit::INTERNAL),
+        // Packets the kernel dropped are lost as surely as messages the output dropped.
+        None => {
+            let lines = outcome.loss_lines(&job.iface);
+            for line in &lines {
+                eprintln!("netpipe-fast: {line}");
+            }
+            if lines.is_empty() {
+                exit::SUCCESS
+            } else {
+                exit::UNDELIVERED
+            }
+        }
+    }
+}
+
+/// `--fanout` values: the kernel's fanout modes of the same names (`hash` by flow, `lb`
+/// round robin, `cpu` by arrival CPU, `rollover` fill one then the next, `qm` by NIC queue).
+// A doc comment on a variant would become clap's help for that value and change
+// `--help`; the values are described above and in the option's own help.
+#[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FanoutArg {
     Hash,
@@ -152,6 +358,7 @@ pub enum FanoutArg {
 }
 
 impl FanoutArg {
+    /// The ring's fanout mode.
     pub fn mode(self) -> FanoutMode {
         match self {
             FanoutArg::Hash => FanoutMode::Hash,

@@ -1,15 +1,19 @@
 //! `dataset prepare` (src/dataset/).
 
+use super::{Job, Refusal};
 use crate::exit;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
+/// `dataset` arguments.
 #[derive(Args, Debug)]
 pub struct DatasetArgs {
+    /// Which `dataset` subcommand.
     #[command(subcommand)]
     pub command: DatasetCommand,
 }
 
+/// `dataset` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum DatasetCommand {
     /// Merge recorded CSVs into a labelled full CSV and a numeric-only clean CSV, each with
@@ -18,6 +22,7 @@ pub enum DatasetCommand {
     Prepare(DatasetPrepareArgs),
 }
 
+/// `dataset prepare` arguments.
 #[derive(Args, Debug)]
 pub struct DatasetPrepareArgs {
     /// Recorded CSVs: a glob pattern (`*`, `**`, `?`, `[..]`); repeat for more. Default:
@@ -146,6 +151,80 @@ The clean CSV keeps a column when it is not dropped (--drop-column, label_name),
 value in it, and every value in it is a decimal number (sign, digits, fraction, exponent); a
 row with an empty cell in a kept column is left out (or filled: --fill-missing).
 fulldata_metadata.json and cleaned_metadata.json are written beside the two CSVs.";
+
+impl DatasetArgs {
+    /// The job: the library's configuration (seeded from the clock when `--seed` is not
+    /// given), or why the arguments cannot make one.
+    pub fn into_job(self) -> Result<DatasetRun, Refusal> {
+        let DatasetCommand::Prepare(args) = self.command;
+        // Without --seed the draw still has to be reproducible afterwards: the seed is printed
+        // and kept in the metadata.
+        // Kept below 2^53 so the metadata's JSON number survives readers that use doubles.
+        let clock_seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| (d.as_nanos() % (1u128 << 53)) as u64)
+            .unwrap_or(0);
+        let config = args.config(clock_seed).map_err(|e| {
+            Refusal::new(
+                exit::dataset::USAGE,
+                format!("netpipe-fast: dataset prepare: {e}"),
+            )
+        })?;
+        Ok(DatasetRun {
+            config,
+            summary: args.show_summary == "1" && !args.quiet,
+        })
+    }
+}
+
+/// `dataset prepare`, ready to run.
+#[derive(Debug)]
+pub struct DatasetRun {
+    config: crate::dataset::PrepareConfig,
+    /// Print the summary at the end.
+    summary: bool,
+}
+
+impl Job for DatasetRun {
+    fn run(self) -> u8 {
+        let config = self.config;
+        match crate::dataset::prepare::prepare(&config) {
+            Ok(report) => {
+                for p in &report.skipped_outputs {
+                    say!(
+                        "netpipe-fast: {}: matched an --input pattern but is this run's output; not read",
+                        p.display()
+                    );
+                }
+                for (file, column) in &report.duplicate_headers {
+                    say!(
+                        "netpipe-fast: {}: column {column:?} appears twice in the header; the first is used",
+                        file.display()
+                    );
+                }
+                for p in &report.problems {
+                    say!("netpipe-fast: {p}");
+                }
+                let unlisted = report.rows_skipped - report.problems.len() as u64;
+                if unlisted > 0 {
+                    say!("netpipe-fast: {unlisted} more rows skipped (not listed)");
+                }
+                if self.summary {
+                    say!("{}", report.summary(&config));
+                }
+                if report.rows_skipped > 0 {
+                    exit::dataset::ROWS_SKIPPED
+                } else {
+                    exit::SUCCESS
+                }
+            }
+            Err(e) => {
+                say!("netpipe-fast: dataset prepare: {e}");
+                e.exit_code()
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

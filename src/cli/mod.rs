@@ -1,4 +1,7 @@
-//! Command-line definitions (clap), with the original's environment variables as fallbacks.
+//! Command-line definitions (clap), with the original's environment variables as fallbacks,
+//! and what each command does with them: every command's arguments become a job value through
+//! its `into_job()` (in the command's own file), which [`Job::run`] runs to an exit code, so
+//! the program's `main` only parses, dispatches and exits.
 
 use crate::broker::Secret;
 use crate::exit;
@@ -7,11 +10,31 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A line on stderr that cannot panic: `2>&1 | head` closing the pipe must not turn a
+/// finished run into a crash (eprintln! panics when the write fails).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod capture;
+mod config;
 mod dataset;
 mod read;
 mod record;
+mod shared;
 mod tools;
+
+pub use capture::CaptureRun;
+pub use config::{
+    ConfigArgs, ConfigCommand, ConfigRun, GenerateArgs, GenerateCommand, GenerateRun,
+};
+pub use dataset::DatasetRun;
+pub use read::ReadRun;
+pub use record::RecordRun;
+pub use tools::{ListenRun, ReplayRun, SendRun};
 
 use capture::CAPTURE_NOTES;
 pub use capture::{parse_cpu_list, CaptureArgs, CpuList, FanoutArg};
@@ -39,7 +62,9 @@ use tools::{REPLAY_NOTES, SEND_HELP};
                       netpipe-fast <COMMAND> [OPTIONS] ...",
     after_help = TOP_LEVEL_HELP
 )]
+/// The whole command line.
 pub struct Cli {
+    /// Which command.
     #[command(subcommand)]
     pub command: Command,
 
@@ -50,6 +75,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 }
 
+/// The commands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Read pcap/pcapng files and write one JSON message per packet.
@@ -83,44 +109,30 @@ pub enum Command {
     Generate(GenerateArgs),
 }
 
-/// `config` subcommands.
-#[derive(Args, Debug)]
-pub struct ConfigArgs {
-    #[command(subcommand)]
-    pub command: ConfigCommand,
+/// A command ready to run: what a command's `into_job()` makes of its parsed arguments.
+pub trait Job {
+    /// Runs the command to its end, saying on stderr what it has to say; the process's exit
+    /// code (from [`crate::exit`]).
+    fn run(self) -> u8;
 }
 
-#[derive(Subcommand, Debug)]
-pub enum ConfigCommand {
-    /// Check FILE: TOML syntax, every key (an option of some command, or of its section's
-    /// command), every value's type and range, and that the file can be trusted. Exit 0 when
-    /// it can be used, 2 with one line per problem (FILE:LINE: key "KEY": why) otherwise.
-    Check {
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-    },
+/// Why a command's arguments did not become a job: the line for stderr and the exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The whole line, `netpipe-fast: ` prefix included.
+    pub line: String,
+    /// The exit code (from [`crate::exit`]).
+    pub code: u8,
 }
 
-/// `generate` subcommands.
-#[derive(Args, Debug)]
-pub struct GenerateArgs {
-    #[command(subcommand)]
-    pub command: GenerateCommand,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum GenerateCommand {
-    /// Man pages (section 1) into DIR: netpipe-fast.1 and one per subcommand
-    /// (netpipe-fast-read.1, netpipe-fast-dataset-prepare.1, ...).
-    Man {
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-    },
-    /// The completion script for SHELL on stdout.
-    Completions {
-        #[arg(value_enum, value_name = "SHELL")]
-        shell: clap_complete::Shell,
-    },
+impl Refusal {
+    /// A refusal saying `line` and exiting with `code`.
+    pub fn new(code: u8, line: impl Into<String>) -> Refusal {
+        Refusal {
+            line: line.into(),
+            code,
+        }
+    }
 }
 
 /// `-w` and its rotation flags (shared by `read` and `capture`), as tcpdump spells them.
@@ -193,7 +205,11 @@ pub struct MetricsArgs {
     pub metrics_linger: Option<Duration>,
 }
 
-/// `--redis-mode` values.
+/// `--redis-mode` values: a list (LPUSH/BRPOP), a stream (XADD, read by a group) or a
+/// channel (PUBLISH).
+// A doc comment on a variant would become clap's help for that value and change
+// `--help`; the values are described above and in the option's own help.
+#[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RedisModeArg {
     List,
@@ -211,7 +227,10 @@ impl From<RedisModeArg> for crate::sink::RedisMode {
     }
 }
 
-/// `--redis-format` values.
+/// `--redis-format` values: the kombu envelope the original wrote, or the bare message.
+// A doc comment on a variant would become clap's help for that value and change
+// `--help`; the values are described above and in the option's own help.
+#[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RedisFormatArg {
     Kombu,
@@ -336,6 +355,7 @@ pub struct OutputArgs {
     #[arg(long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=i64::from(crate::sink::MAX_PARTITIONS)))]
     pub partitions: u16,
+    /// What happens to messages while the output is down.
     #[command(flatten)]
     pub delivery: DeliveryArgs,
 }
@@ -455,7 +475,11 @@ pub struct DeliveryArgs {
     pub spool_mb: u64,
 }
 
-/// `--when-full` values.
+/// `--when-full` values: wait, drop the newest, or spool to disk while the output is down
+/// or behind.
+// A doc comment on a variant would become clap's help for that value and change
+// `--help`; the values are described above and in the option's own help.
+#[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum WhenFullArg {
     Block,
@@ -464,6 +488,7 @@ pub enum WhenFullArg {
 }
 
 impl DeliveryArgs {
+    /// The sink's delivery settings.
     pub fn delivery(&self) -> Delivery {
         Delivery {
             when_full: match self.when_full {
@@ -517,7 +542,10 @@ pub struct PacketArgs {
     pub reassembly_max_fragments: u16,
 }
 
-/// `--mpls-payload` values.
+/// `--mpls-payload` values: what follows the bottom MPLS label, IP or Ethernet.
+// A doc comment on a variant would become clap's help for that value and change
+// `--help`; the values are described above and in the option's own help.
+#[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum MplsPayloadArg {
     Ip,
@@ -525,6 +553,7 @@ pub enum MplsPayloadArg {
 }
 
 impl PacketArgs {
+    /// The workers' packet options.
     pub fn options(&self) -> crate::pipeline::worker::PacketOptions {
         use crate::decode::mpls::MplsPayload;
         crate::pipeline::worker::PacketOptions {

@@ -1,11 +1,20 @@
 //! `read`: pcap/pcapng files to JSON messages.
 
-use super::{parse_seconds, MetricsArgs, OutputArgs, PacketArgs, PcapOutArgs};
-use crate::sink::OutputOptions;
+use super::shared::{loss_exit, outputs, serve_metrics, summary_lines};
+use super::{parse_seconds, Job, MetricsArgs, OutputArgs, PacketArgs, PcapOutArgs, Refusal};
+use crate::exit;
+use crate::pipeline::capture::stop_on_signals;
+use crate::pipeline::pcap_writer::{PcapOutConfig, PcapWriter};
+use crate::pipeline::read::{JobError, Observe, ReadJob};
+use crate::sink::{start_exit_code, Output, OutputOptions};
 use clap::Args;
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
+/// `read` arguments.
 #[derive(Args, Debug)]
 pub struct ReadArgs {
     /// Capture files (pcap or pcapng; "-" is stdin), read in order, then optionally a filter
@@ -19,12 +28,15 @@ pub struct ReadArgs {
     #[arg(short = 'r', long = "read-file", value_name = "FILE")]
     pub read_files: Vec<PathBuf>,
 
+    /// Where the JSON messages go.
     #[command(flatten)]
     pub out: OutputArgs,
 
+    /// `-w` and its rotation.
     #[command(flatten)]
     pub pcap: PcapOutArgs,
 
+    /// How packets are decoded.
     #[command(flatten)]
     pub packet: PacketArgs,
 
@@ -55,6 +67,7 @@ pub struct ReadArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub stats_interval: Option<Duration>,
 
+    /// `--metrics`.
     #[command(flatten)]
     pub metrics: MetricsArgs,
 
@@ -118,6 +131,150 @@ impl ReadArgs {
     /// The broker settings of `--output`; fails when the password file cannot be read.
     pub fn output_options(&self) -> Result<OutputOptions, String> {
         self.out.output_options()
+    }
+}
+
+impl ReadArgs {
+    /// The job: the files, the filter (checked for the first file's link type) and the
+    /// outputs, or why they cannot be used.
+    pub fn into_job(self) -> Result<ReadRun, Refusal> {
+        let (files, filter) = self
+            .inputs()
+            .map_err(|e| Refusal::new(exit::USAGE, format!("netpipe-fast: read: {e}")))?;
+        if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+            return Err(Refusal::new(
+                exit::USAGE,
+                "netpipe-fast: read: stdin (-) can be read once",
+            ));
+        }
+        let (output, pcap) = outputs(&self.out, &self.pcap)
+            .map_err(|e| Refusal::new(exit::USAGE, format!("netpipe-fast: {e}")))?;
+        if let Some(expr) = &filter {
+            check_filter(expr, files.first().map(|p| p.as_path()))
+                .map_err(|e| Refusal::new(exit::FILTER, format!("netpipe-fast: {e}")))?;
+        }
+        // A file can wait for a slow broker: spool only during outages.
+        let output = output.with_delivery(crate::sink::Delivery {
+            wait_while_connected: true,
+            ..self.out.delivery.delivery()
+        });
+        // The workers store flow hashes only when the output partitions.
+        let packet = crate::pipeline::worker::PacketOptions {
+            partitions: output.partitions(),
+            ..self.packet.options()
+        };
+        Ok(ReadRun {
+            job: ReadJob {
+                files,
+                filter,
+                count: self.count,
+                workers: usize::from(self.workers),
+                source_host: self.source_host,
+                output: Arc::new(output.clone()),
+                packet,
+            },
+            output,
+            pcap,
+            metrics: self.metrics,
+            stats_interval: self.stats_interval,
+            quiet: self.quiet,
+        })
+    }
+}
+
+/// Checks a filter expression before any output is created, for the link type of the first
+/// file (Ethernet for stdin or a file that cannot be opened; that error comes later).
+fn check_filter(expr: &str, first_file: Option<&std::path::Path>) -> Result<(), String> {
+    use crate::source::filter::BpfFilter;
+    use crate::source::pcap_file::CaptureReader;
+    let link_type = first_file
+        .filter(|p| p.as_os_str() != "-")
+        .and_then(|p| CaptureReader::open(p).ok())
+        .and_then(|r| r.link_types().first().copied())
+        .unwrap_or(1);
+    BpfFilter::compile(expr, link_type)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// `read`, ready to run: the engine's job, the `-w` settings and how to report.
+#[derive(Debug)]
+pub struct ReadRun {
+    job: ReadJob,
+    output: Output,
+    pcap: Option<PcapOutConfig>,
+    metrics: MetricsArgs,
+    stats_interval: Option<Duration>,
+    quiet: bool,
+}
+
+impl Job for ReadRun {
+    fn run(self) -> u8 {
+        let ReadRun {
+            job,
+            output,
+            pcap,
+            metrics: metrics_args,
+            stats_interval,
+            quiet,
+        } = self;
+        let writer = match &pcap {
+            Some(cfg) => match PcapWriter::create(cfg.clone(), None) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    say!("netpipe-fast: -w {}: {e}", cfg.path.display());
+                    return exit::OUTPUT_FAILED;
+                }
+            },
+            None => None,
+        };
+        let metrics = match serve_metrics(&metrics_args, quiet) {
+            Ok(m) => m,
+            Err(code) => return code,
+        };
+        // The bar only where a person watches stderr, and not over JSON going to the same
+        // terminal.
+        let progress = !quiet
+            && std::io::stderr().is_terminal()
+            && !(output == Output::Stdout && std::io::stdout().is_terminal());
+        let outcome = job.run_observed(
+            &Observe {
+                metrics: metrics.clone(),
+                progress,
+                stats_interval: stats_interval.filter(|_| !quiet),
+                notify: Some(Arc::new(|line: &str| say!("netpipe-fast: {line}"))),
+            },
+            writer,
+        );
+        if let Some(e) = &outcome.error {
+            say!("netpipe-fast: {e}");
+        }
+        if !quiet {
+            summary_lines(
+                &outcome.summary,
+                outcome.sink_report.as_deref(),
+                pcap.as_ref(),
+                outcome.pcap_written,
+                &output,
+            );
+            if let Some(r) = &outcome.summary.reassembly {
+                say!("{}", r.line());
+            }
+        }
+        if metrics.as_ref().is_some_and(|m| m.has_run()) {
+            let stop = Arc::new(AtomicBool::new(false));
+            if stop_on_signals(&stop).is_ok() {
+                super::shared::linger(&metrics_args, &stop);
+            }
+        }
+        match outcome.error {
+            // A broker sink that could not start says which exit code fits (9, 10, 11).
+            Some(JobError::Output { error, .. }) if start_exit_code(&error).is_some() => {
+                start_exit_code(&error).unwrap_or(exit::OUTPUT_FAILED)
+            }
+            Some(e) => u8::try_from(e.exit_code()).unwrap_or(exit::INTERNAL),
+            None => loss_exit(&outcome.undelivered),
+        }
     }
 }
 

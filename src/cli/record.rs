@@ -1,12 +1,18 @@
 //! `record`: packet messages into the recorder's CSV dataset and JSON archive.
 
-use super::{password_from, RedisModeArg};
+use super::{password_from, Job, RedisModeArg, Refusal};
 use crate::broker::Secret;
-use crate::sink::SslOptions;
+use crate::exit;
+use crate::pipeline::capture::stop_on_signals;
+use crate::record::{antinex::AntinexConfig, file_stamp, output_paths, RecordJob};
+use crate::sink::{OutputOptions, RedisFormat, SslOptions};
 use clap::Args;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
+/// `record` arguments.
 #[derive(Args, Debug)]
 pub struct RecordArgs {
     /// Where messages come from: "redis://[:PASSWORD@]HOST[:PORT][/DB]" (the list --queue;
@@ -222,6 +228,97 @@ impl RecordArgs {
     /// The password in `--password-file`, when one is named; fails when it cannot be read.
     pub fn input_password(&self) -> Result<Option<Secret>, String> {
         password_from(self.password_file.as_deref())
+    }
+}
+
+impl RecordArgs {
+    /// The job: the input with its settings, the files to write and when to save and stop,
+    /// or why the arguments (or the AntiNex environment) cannot make one.
+    pub fn into_job(self) -> Result<RecordRun, Refusal> {
+        let usage = |e: String| Refusal::new(exit::USAGE, format!("netpipe-fast: {e}"));
+        let antinex =
+            AntinexConfig::from_env(|k| std::env::var(k).ok()).map_err(|e| usage(e.to_string()))?;
+        let password = self.input_password().map_err(usage)?;
+        let redis_group = self.redis_group().map_err(usage)?;
+        let partitions = self.partitions().map_err(usage)?;
+        let (csv_path, archive_path) = output_paths(
+            &self.ds_dir,
+            &self.ds_name,
+            self.output_csv.as_deref(),
+            self.archive_json.as_deref(),
+            &file_stamp(),
+        );
+        let save_after = u64::try_from(self.save_after_num.max(1)).unwrap_or(1);
+        let job = RecordJob {
+            input: self.input,
+            options: OutputOptions {
+                redis_format: RedisFormat::Raw,
+                queue: self.queue,
+                exchange: self.exchange,
+                routing_key: self.routing_key,
+                ssl: self.ssl_options,
+                password,
+                redis_mode: self.redis_mode.into(),
+                redis_group,
+                stream: crate::sink::StreamOptions {
+                    // --consumer (alias --reader-name) names the reader of both stream kinds.
+                    reader_name: self.consumer.clone(),
+                    ..Default::default()
+                },
+                ..OutputOptions::default()
+            },
+            save_after,
+            stop_after: u64::try_from(self.stop_after_num).ok().filter(|&n| n > 0),
+            stop_file: self
+                .stop_file
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or_else(|| crate::record::csv::suffixed(&csv_path, ".stop")),
+            csv_path,
+            archive_path,
+            max_line_bytes: self.max_line_bytes,
+            max_columns: self.max_columns,
+            csv_safe: self.csv_safe,
+            partitions,
+            dataset: self.ds_name,
+            idle_save: (self.idle_save_ms > 0)
+                .then(|| std::time::Duration::from_millis(self.idle_save_ms)),
+            prefetch: self
+                .prefetch
+                .unwrap_or_else(|| u16::try_from(save_after).unwrap_or(u16::MAX)),
+            antinex,
+            abort_after_commit: std::env::var("NETPIPE_RECORD_ABORT_AFTER_COMMIT")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+        };
+        Ok(RecordRun {
+            job: Box::new(job),
+            quiet: self.quiet,
+        })
+    }
+}
+
+/// `record`, ready to run.
+#[derive(Debug)]
+pub struct RecordRun {
+    job: Box<RecordJob>,
+    quiet: bool,
+}
+
+impl Job for RecordRun {
+    fn run(self) -> u8 {
+        let stop = Arc::new(AtomicBool::new(false));
+        if let Err(e) = stop_on_signals(&stop) {
+            say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+            return exit::INTERNAL;
+        }
+        let outcome = self.job.run(&stop);
+        if let Some((_, e)) = &outcome.error {
+            say!("netpipe-fast: {e}");
+        }
+        if !self.quiet {
+            say!("{}", outcome.summary());
+        }
+        outcome.exit_code()
     }
 }
 

@@ -1,10 +1,21 @@
 //! The traffic tools: `replay`, `send` and `listen` (src/tools/).
 
+use super::{Job, Refusal};
 use crate::exit;
+use crate::pipeline::capture::stop_on_signals;
+use crate::tools::listen::{self, ListenConfig, Proto};
+use crate::tools::replay::ReplayJob;
 use clap::{Args, Subcommand, ValueEnum};
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
-/// `--preset` values.
+/// `--preset` values: capture filters for the traffic of one tool (`arp`, `icmp`, `tcp`,
+/// `ssh`, `telnet`, `udp`).
+// A doc comment on a variant would become clap's help for that value and change
+// `--help`; the values are described above and in the option's own help.
+#[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PresetArg {
     Arp,
@@ -16,6 +27,7 @@ pub enum PresetArg {
 }
 
 impl PresetArg {
+    /// The capture filter preset.
     pub fn preset(self) -> crate::pipeline::capture::Preset {
         use crate::pipeline::capture::Preset;
         match self {
@@ -60,12 +72,15 @@ The summary on stderr counts frames sent, bytes, elapsed time and rate, frames t
 rejected, frames not sent because the interface cannot carry them (shorter than an Ethernet
 header, longer than the MTU allows), and frames skipped because they are not Ethernet.";
 
+/// `send` arguments.
 #[derive(Args, Debug)]
 pub struct SendArgs {
+    /// What to send.
     #[command(subcommand)]
     pub kind: SendKind,
 }
 
+/// `send` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum SendKind {
     /// One TCP message (MSG, or a timestamped test message), then half-close.
@@ -80,6 +95,7 @@ pub enum SendKind {
     Arp(ArpSendArgs),
 }
 
+/// `send tcp` and `send tcp-large` arguments.
 #[derive(Args, Debug)]
 pub struct TcpSendArgs {
     /// Host to connect to (the original's was fixed at 127.0.0.1).
@@ -99,6 +115,7 @@ pub struct TcpSendArgs {
     pub timeout: f64,
 }
 
+/// `send udp` arguments.
 #[derive(Args, Debug)]
 pub struct UdpSendArgs {
     /// Destination (the original's default 0.0.0.0 also meant this host).
@@ -118,6 +135,7 @@ pub struct UdpSendArgs {
     pub timeout: f64,
 }
 
+/// `send icmp` arguments.
 #[derive(Args, Debug)]
 pub struct IcmpSendArgs {
     /// Host to ping.
@@ -146,6 +164,7 @@ pub struct IcmpSendArgs {
     pub silent: bool,
 }
 
+/// `send arp` arguments.
 #[derive(Args, Debug)]
 pub struct ArpSendArgs {
     /// Interface to send on (the original's default was enp0s3; loopback here).
@@ -162,12 +181,15 @@ pub struct ArpSendArgs {
     pub timeout: f64,
 }
 
+/// `listen` arguments.
 #[derive(Args, Debug)]
 pub struct ListenArgs {
+    /// What to listen for.
     #[command(subcommand)]
     pub kind: ListenKind,
 }
 
+/// `listen` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum ListenKind {
     /// Accept TCP connections one at a time: echo the first read back, read to the end, print
@@ -179,6 +201,7 @@ pub enum ListenKind {
     Udp(UdpListenArgs),
 }
 
+/// `listen tcp` arguments.
 #[derive(Args, Debug)]
 pub struct TcpListenArgs {
     /// Address to listen on.
@@ -219,6 +242,7 @@ pub struct TcpListenArgs {
     pub idle_timeout: f64,
 }
 
+/// `listen udp` arguments.
 #[derive(Args, Debug)]
 pub struct UdpListenArgs {
     /// Address to listen on.
@@ -260,6 +284,139 @@ SIGINT/SIGTERM stop it too. The last line on stderr counts the messages and byte
 pub(super) const SEND_HELP: &str = "\
 Every send prints one JSON line on stdout saying what was sent (and what came back).
 Defaults target this host only (127.0.0.1, localhost, lo).";
+
+impl ReplayArgs {
+    /// The job: the interface, the files and the pace.
+    pub fn into_job(self) -> Result<ReplayRun, Refusal> {
+        Ok(ReplayRun {
+            job: ReplayJob {
+                iface: self.iface,
+                files: self.files,
+                pps: self.pps,
+                loops: self.loops,
+            },
+            quiet: self.quiet,
+        })
+    }
+}
+
+/// `replay`, ready to run.
+#[derive(Debug)]
+pub struct ReplayRun {
+    job: ReplayJob,
+    quiet: bool,
+}
+
+impl Job for ReplayRun {
+    fn run(self) -> u8 {
+        let stop = Arc::new(AtomicBool::new(false));
+        if let Err(e) = stop_on_signals(&stop) {
+            say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+            return exit::INTERNAL;
+        }
+        let outcome = self.job.run(&stop);
+        if let Some(e) = &outcome.error {
+            say!("netpipe-fast: {e}");
+        }
+        if outcome.started && !self.quiet {
+            say!("replay: {}", outcome.summary);
+        }
+        match outcome.error {
+            Some(e) => u8::try_from(e.exit_code()).unwrap_or(exit::INTERNAL),
+            None => exit::SUCCESS,
+        }
+    }
+}
+
+impl SendArgs {
+    /// The job: what to send (checked when it runs, by the traffic tools).
+    pub fn into_job(self) -> Result<SendRun, Refusal> {
+        Ok(SendRun { args: self })
+    }
+}
+
+/// `send`, ready to run.
+#[derive(Debug)]
+pub struct SendRun {
+    args: SendArgs,
+}
+
+impl Job for SendRun {
+    fn run(self) -> u8 {
+        // A reader that went away (`| head -c 10`) has seen what it wanted: the send itself
+        // has happened, so its exit code stands and nothing panics.
+        let mut print = |line: &str| {
+            let _ = writeln!(std::io::stdout(), "{line}");
+        };
+        match crate::tools::command::run_send(self.args, &mut print) {
+            Ok(code) => {
+                if code == crate::tools::send_exit::UNANSWERED {
+                    say!("netpipe-fast: send: sent, but not every request was answered in time");
+                }
+                code
+            }
+            Err(e) => {
+                say!("netpipe-fast: send: {e}");
+                e.code
+            }
+        }
+    }
+}
+
+impl ListenArgs {
+    /// The job: the listener's configuration, or why the arguments cannot make one.
+    pub fn into_job(self) -> Result<ListenRun, Refusal> {
+        crate::tools::command::listen_config(self)
+            .map(|cfg| ListenRun { cfg })
+            .map_err(|e| Refusal::new(e.code, format!("netpipe-fast: listen: {e}")))
+    }
+}
+
+/// `listen`, ready to run.
+#[derive(Debug)]
+pub struct ListenRun {
+    cfg: ListenConfig,
+}
+
+impl Job for ListenRun {
+    fn run(self) -> u8 {
+        let cfg = self.cfg;
+        let stop = Arc::new(AtomicBool::new(false));
+        if let Err(e) = stop_on_signals(&stop) {
+            say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+            return exit::INTERNAL;
+        }
+        let proto = if cfg.proto == Proto::Tcp {
+            "tcp"
+        } else {
+            "udp"
+        };
+        let hook = cfg.shutdown_hook.display().to_string();
+        let result = listen::listen(
+            &cfg,
+            &stop,
+            &mut |addr| {
+                say!("netpipe-fast: listening on {proto} {addr} (stops when {hook} exists)")
+            },
+            &mut |line| {
+                let mut out = std::io::stdout().lock();
+                // Flushed per message so a reader sees it at once, not when a buffer fills.
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            },
+        );
+        match result {
+            Ok(summary) => {
+                say!("netpipe-fast: {}", summary.line(&cfg));
+                exit::SUCCESS
+            }
+            Err(e) => {
+                say!("netpipe-fast: listen: {e}");
+                e.code
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

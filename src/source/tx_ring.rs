@@ -1,5 +1,5 @@
 //! A TPACKET_V2 transmit ring with qdisc bypass, without unsafe code (the system calls are in
-//! [`super::ring_sys`]): the sending half of `netpipe-fast replay`.
+//! [`super::ring::sys`]): the sending half of `netpipe-fast replay`.
 //!
 //! [`TxRing::queue`] copies a frame into the next free slot and marks it for sending;
 //! [`TxRing::flush`] makes the kernel send everything marked, in order, and waits until it
@@ -15,8 +15,9 @@ use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::ring::{open_checked_socket, RingError};
-use super::ring_sys::{self, TpacketReq, TxSocket, TP_STATUS_WRONG_FORMAT};
+use super::ring::abi::{TpacketReq, TP_STATUS_WRONG_FORMAT};
+use super::ring::tx::TxSocket;
+use super::ring::{self, open_checked_socket, RingError};
 
 /// `ETH_HLEN`: the kernel refuses anything shorter (`dev_validate_header`).
 const ETH_HEADER_BYTES: usize = 14;
@@ -78,11 +79,11 @@ impl TxRing {
     /// large enough for the interface's MTU.
     pub fn open(iface: &str) -> Result<TxRing, RingError> {
         let (probe, ifindex) = open_checked_socket(iface, "only Ethernet frames can be sent")?;
-        let mtu = ring_sys::interface_mtu(&probe, iface)
+        let mtu = ring::iface::interface_mtu(&probe, iface)
             .map_err(|e| RingError::sys(iface, "reading the MTU", e))?;
         drop(probe);
-        let req = tx_geometry(mtu, ring_sys::page_size());
-        let sock = ring_sys::open_tx_socket(&req, ifindex).map_err(|e| {
+        let req = tx_geometry(mtu, ring::sys::page_size());
+        let sock = ring::tx::open_tx_socket(&req, ifindex).map_err(|e| {
             RingError::sys(
                 iface,
                 "setting up the TX ring (TPACKET_V2, PACKET_QDISC_BYPASS, PACKET_TX_RING, mmap, bind)",
@@ -266,7 +267,7 @@ pub fn check_frame(frame: &[u8], mtu: u32) -> Result<(), NotSent> {
 /// two (at least 2 KiB); blocks are whole pages holding whole slots; about `RING_BYTES`
 /// in all, at least `MIN_FRAMES` slots.
 pub fn tx_geometry(mtu: u32, page_bytes: usize) -> TpacketReq {
-    let need = ring_sys::TX_DATA_OFFSET + mtu as usize + ETH_HEADER_BYTES + VLAN_HEADER_BYTES;
+    let need = ring::abi::TX_DATA_OFFSET + mtu as usize + ETH_HEADER_BYTES + VLAN_HEADER_BYTES;
     let frame_bytes = need.next_power_of_two().max(2048);
     let block_bytes = frame_bytes.max(page_bytes).next_multiple_of(page_bytes);
     let frames_per_block = block_bytes / frame_bytes;

@@ -4,13 +4,12 @@
 //! the request asks for the interface's own address and goes to its own MAC address.
 //!
 //! The frame goes out on an AF_PACKET socket bound to the interface (root or CAP_NET_RAW);
-//! the system calls are the ring module's (`source::ring_sys`), the crate's only unsafe code.
+//! the system calls are the ring module's (`source::ring::sys`), the crate's only unsafe code.
 
 use super::{send_exit, ToolError};
-use crate::source::ring_sys::{
-    bind_interface, interface_index, interface_ipv4_address, interface_mac_address,
-    open_packet_socket, poll_readable, PollOutcome,
-};
+use crate::source::ring::iface::{interface_index, interface_ipv4_address, interface_mac_address};
+use crate::source::ring::rx::{bind_interface, poll_readable, PollOutcome};
+use crate::source::ring::sys::open_packet_socket;
 use serde_json::json;
 use std::fs::File;
 use std::io::{self, Read, Write};

@@ -13,7 +13,7 @@
 //! limits below bound.
 //!
 //! In place: [`CaptureReader::open`] maps a regular file (with the `capture` feature; see
-//! "File mapping" in `source::ring_sys` for which files and why) and
+//! "File mapping" in `source::ring::sys` for which files and why) and
 //! [`CaptureReader::from_shared_bytes`] takes a capture already in memory; either way frames
 //! borrow the bytes where they lie, with no copy into the record buffer, and the headers are
 //! parsed exactly as when streaming (same frames, same errors, same offsets). Pages of a
@@ -183,7 +183,7 @@ struct FrameMeta {
 
 /// Bytes a capture is read from in place (see the module docs, "In place").
 enum Shared {
-    /// A mapped file (`source::ring_sys::file_mapping::map_capture_file`).
+    /// A mapped file (`source::ring::sys::file_mapping::map_capture_file`).
     #[cfg(feature = "capture")]
     Map(memmap2::Mmap),
     /// A capture handed over in memory ([`CaptureReader::from_shared_bytes`]).
@@ -244,7 +244,7 @@ impl InPlace {
         let to = before - before % DROP_BEHIND_BYTES;
         if to >= self.dropped_to + DROP_BEHIND_BYTES {
             // Only advice: if the kernel refuses, the pages stay until reclaimed.
-            let _ = crate::source::ring_sys::file_mapping::drop_mapped_pages(
+            let _ = crate::source::ring::sys::file_mapping::drop_mapped_pages(
                 map,
                 self.dropped_to,
                 to - self.dropped_to,
@@ -308,7 +308,7 @@ impl CaptureReader<BufReader<File>> {
             Err(source) => return Err(ReadError::Io { name, source }),
         };
         #[cfg(feature = "capture")]
-        if let Ok(map) = crate::source::ring_sys::file_mapping::map_capture_file(&file) {
+        if let Ok(map) = crate::source::ring::sys::file_mapping::map_capture_file(&file) {
             // The file stays open in the (never read, unbuffered) reader beside its mapping.
             return Self::start(
                 BufReader::with_capacity(0, file),

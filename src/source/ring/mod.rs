@@ -1,5 +1,13 @@
-//! Live capture from one TPACKET_V3 receive ring on an AF_PACKET socket, without unsafe code
-//! (the system calls are in [`super::ring_sys`]).
+//! Live capture from one TPACKET_V3 receive ring on an AF_PACKET socket, and the packet
+//! rings' kernel interface in the submodules:
+//! - [`abi`]: the TPACKET_V3 (RX) and TPACKET_V2 (TX) structures and constants;
+//! - [`rx`]: the receive socket's set-up calls, its mapped ring and the bounds-checked walk
+//!   over a retired block;
+//! - [`tx`]: the transmit socket and its ring (used by [`super::tx_ring`]);
+//! - [`iface`]: interface index, flags, addresses and MTU;
+//! - [`sys`]: the system calls and the shared ring memory, the crate's only unsafe code.
+//!
+//! This module itself has no unsafe code.
 //!
 //! [`Ring::open`] sets the socket up in the order that lets no unwanted frame in: TPACKET_V3,
 //! the BPF filter, the ring, and only then `bind` to the interface (the socket is created
@@ -13,6 +21,12 @@
 //! frame as it was on the wire. Kernel counters (`PACKET_STATISTICS`, zeroed on every read)
 //! are summed into running totals by [`Ring::stats`].
 
+pub mod abi;
+pub mod iface;
+pub mod rx;
+pub mod sys;
+pub mod tx;
+
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -20,10 +34,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::filter::{BpfFilter, BpfInsn};
-use super::ring_sys::{self, PacketSocket, PollOutcome, TpacketReq3};
 use crate::decode::LinkType;
 use crate::encode::FrameMeta;
 use crate::exit;
+use abi::TpacketReq3;
+use rx::{PacketSocket, PollOutcome};
 
 /// libpcap's largest snapshot length; frames are never cut shorter by default.
 pub const MAX_SNAPLEN_BYTES: u32 = 262_144;
@@ -82,11 +97,11 @@ impl FanoutMode {
     /// ports, per flow, so a flow's fragments may land on another ring than its whole packets.
     pub fn type_flags(self) -> u16 {
         match self {
-            FanoutMode::Hash => ring_sys::PACKET_FANOUT_HASH,
-            FanoutMode::Lb => ring_sys::PACKET_FANOUT_LB,
-            FanoutMode::Cpu => ring_sys::PACKET_FANOUT_CPU,
-            FanoutMode::Rollover => ring_sys::PACKET_FANOUT_ROLLOVER,
-            FanoutMode::Qm => ring_sys::PACKET_FANOUT_QM,
+            FanoutMode::Hash => abi::PACKET_FANOUT_HASH,
+            FanoutMode::Lb => abi::PACKET_FANOUT_LB,
+            FanoutMode::Cpu => abi::PACKET_FANOUT_CPU,
+            FanoutMode::Rollover => abi::PACKET_FANOUT_ROLLOVER,
+            FanoutMode::Qm => abi::PACKET_FANOUT_QM,
         }
     }
 
@@ -319,15 +334,14 @@ impl Ring {
         let (fd, ifindex) = if cooked {
             // Bound to interface 0 the socket sees every interface of the namespace, each
             // frame with its own device's framing, which `take_block` turns into SLL2.
-            let fd = ring_sys::open_packet_socket()
+            let fd = sys::open_packet_socket()
                 .map_err(|e| RingError::sys(iface, "opening a packet socket", e))?;
             (fd, 0)
         } else {
             open_checked_socket(iface, "only Ethernet interfaces can be captured")?
         };
-        ring_sys::set_tpacket_v3(&fd)
-            .map_err(|e| RingError::sys(iface, "selecting TPACKET_V3", e))?;
-        ring_sys::attach_filter(&fd, &program)
+        rx::set_tpacket_v3(&fd).map_err(|e| RingError::sys(iface, "selecting TPACKET_V3", e))?;
+        sys::attach_filter(&fd, &program)
             .map_err(|e| RingError::sys(iface, "attaching the BPF filter", e))?;
 
         let mut sock = PacketSocket::new(fd);
@@ -352,12 +366,12 @@ impl Ring {
         // Counters from before the ring existed are not ours to report. Read (which zeroes
         // them) before bind: after it frames arrive, and a frame counted then but zeroed here
         // would be delivered with no count (more captured than received).
-        let _ = ring_sys::read_statistics(sock.fd());
-        ring_sys::bind_interface(sock.fd(), ifindex)
+        let _ = rx::read_statistics(sock.fd());
+        rx::bind_interface(sock.fd(), ifindex)
             .map_err(|e| RingError::sys(iface, "binding to the interface", e))?;
         // The socket had protocol 0 until bind, so this queue should be empty; drain it
         // anyway so a stale frame can neither leak in nor keep poll(2) readable forever.
-        ring_sys::drain_receive_queue(sock.fd());
+        rx::drain_receive_queue(sock.fd());
         if cfg.promisc && cooked {
             warnings.push(
                 "interface \"any\": promiscuous mode is not used on all interfaces at once \
@@ -365,11 +379,11 @@ impl Ring {
                     .to_owned(),
             );
         } else if cfg.promisc {
-            ring_sys::add_promisc_membership(sock.fd(), ifindex)
+            rx::add_promisc_membership(sock.fd(), ifindex)
                 .map_err(|e| RingError::sys(iface, "enabling promiscuous mode", e))?;
         }
         if let Some((group, mode)) = cfg.fanout {
-            ring_sys::join_fanout(sock.fd(), group, mode.type_flags()).map_err(|e| {
+            rx::join_fanout(sock.fd(), group, mode.type_flags()).map_err(|e| {
                 RingError::sys(
                     iface,
                     &format!("joining fanout group {group} ({})", mode.as_str()),
@@ -405,9 +419,9 @@ impl Ring {
         if let Some(n) = self.take_block(&mut f) {
             return Ok(n);
         }
-        match ring_sys::poll_readable(self.sock.fd(), timeout)? {
+        match rx::poll_readable(self.sock.fd(), timeout)? {
             PollOutcome::Error => {
-                if let Some(e) = ring_sys::take_socket_error(self.sock.fd())? {
+                if let Some(e) = rx::take_socket_error(self.sock.fd())? {
                     return Err(e);
                 }
             }
@@ -425,7 +439,7 @@ impl Ring {
         let cooked = self.cooked;
         let mut skipped = 0u32;
         let walk = self.sock.with_next_block(|block| {
-            ring_sys::walk_block(block, |raw| {
+            rx::walk_block(block, |raw| {
                 let bytes = &raw.bytes[..raw.bytes.len().min(snaplen)];
                 let mut meta = FrameMeta {
                     time_ns: i64::from(raw.sec) * 1_000_000_000 + i64::from(raw.nsec),
@@ -436,9 +450,7 @@ impl Ring {
                     let ll = raw.link.unwrap_or_default();
                     // Loopback shows every packet twice (sent, then received): keep the
                     // received copy, as libpcap does.
-                    if ll.sll_pkttype == PACKET_OUTGOING
-                        && ll.sll_hatype == ring_sys::ARPHRD_LOOPBACK
-                    {
+                    if ll.sll_pkttype == PACKET_OUTGOING && ll.sll_hatype == abi::ARPHRD_LOOPBACK {
                         skipped += 1;
                         return;
                     }
@@ -476,7 +488,7 @@ impl Ring {
     /// Running totals: the kernel's counters (read now, and reset by that read) added to
     /// everything read before, plus our own.
     pub fn stats(&mut self) -> RingStats {
-        if let Ok(s) = ring_sys::read_statistics(self.sock.fd()) {
+        if let Ok(s) = rx::read_statistics(self.sock.fd()) {
             self.totals.packets += u64::from(s.tp_packets);
             self.totals.drops += u64::from(s.tp_drops);
             self.totals.freezes += u64::from(s.tp_freeze_q_cnt);
@@ -535,16 +547,16 @@ pub(super) fn open_checked_socket(
     iface: &str,
     not_ethernet: &str,
 ) -> Result<(OwnedFd, u32), RingError> {
-    let fd = ring_sys::open_packet_socket()
+    let fd = sys::open_packet_socket()
         .map_err(|e| RingError::sys(iface, "opening a packet socket", e))?;
-    let ifindex = ring_sys::interface_index(iface).map_err(|e| {
+    let ifindex = iface::interface_index(iface).map_err(|e| {
         if e.kind() == io::ErrorKind::InvalidInput {
             RingError::new(RingErrorKind::Config, iface, "not a valid interface name")
         } else {
             RingError::new(RingErrorKind::NoSuchInterface, iface, "no such interface")
         }
     })?;
-    let flags = ring_sys::interface_flags(&fd, iface)
+    let flags = iface::interface_flags(&fd, iface)
         .map_err(|e| RingError::sys(iface, "reading interface flags", e))?;
     if i32::from(flags) & libc::IFF_UP == 0 {
         return Err(RingError::new(
@@ -553,9 +565,9 @@ pub(super) fn open_checked_socket(
             format!("interface is down (bring it up: ip link set {iface} up)"),
         ));
     }
-    let hatype = ring_sys::interface_hardware_type(&fd, iface)
+    let hatype = iface::interface_hardware_type(&fd, iface)
         .map_err(|e| RingError::sys(iface, "reading the hardware type", e))?;
-    if hatype != ring_sys::ARPHRD_ETHER && hatype != ring_sys::ARPHRD_LOOPBACK {
+    if hatype != abi::ARPHRD_ETHER && hatype != abi::ARPHRD_LOOPBACK {
         return Err(RingError::new(
             RingErrorKind::UnsupportedLinkType,
             iface,
@@ -571,8 +583,8 @@ pub(super) fn open_checked_socket(
 fn cook_sll2<'s>(
     scratch: &'s mut Vec<u8>,
     bytes: &[u8],
-    raw: &ring_sys::RawFrame<'_>,
-    ll: &ring_sys::SockaddrLl,
+    raw: &rx::RawFrame<'_>,
+    ll: &abi::SockaddrLl,
 ) -> &'s [u8] {
     let payload = bytes.get(usize::from(raw.net_offset)..).unwrap_or(&[]);
     // Within the capacity set at open (snaplen + 20), so this never allocates.
@@ -601,7 +613,7 @@ fn validate(cfg: &RingConfig) -> Result<TpacketReq3, RingError> {
             libc::IFNAMSIZ - 1
         ));
     }
-    let page = ring_sys::page_size();
+    let page = sys::page_size();
     if cfg.block_bytes == 0
         || cfg.block_bytes % page != 0
         || u32::try_from(cfg.block_bytes).is_err()
@@ -611,15 +623,15 @@ fn validate(cfg: &RingConfig) -> Result<TpacketReq3, RingError> {
             cfg.block_bytes
         ));
     }
-    if cfg.frame_bytes < ring_sys::TPACKET3_HDRLEN
-        || cfg.frame_bytes % ring_sys::TPACKET_ALIGNMENT != 0
+    if cfg.frame_bytes < abi::TPACKET3_HDRLEN
+        || cfg.frame_bytes % abi::TPACKET_ALIGNMENT != 0
         || cfg.frame_bytes > cfg.block_bytes
     {
         return bad(format!(
             "frame size {} bytes must be a multiple of {} between {} and the block size",
             cfg.frame_bytes,
-            ring_sys::TPACKET_ALIGNMENT,
-            ring_sys::TPACKET3_HDRLEN
+            abi::TPACKET_ALIGNMENT,
+            abi::TPACKET3_HDRLEN
         ));
     }
     let frames_per_block = cfg.block_bytes / cfg.frame_bytes;
@@ -703,11 +715,11 @@ fn shrink_on_enomem(
 }
 
 /// The tag the kernel took out of the frame, as `(tpid, tci)`, if any.
-fn vlan_tag(raw: &ring_sys::RawFrame<'_>) -> Option<(u16, u16)> {
-    if raw.status & ring_sys::TP_STATUS_VLAN_VALID == 0 {
+fn vlan_tag(raw: &rx::RawFrame<'_>) -> Option<(u16, u16)> {
+    if raw.status & abi::TP_STATUS_VLAN_VALID == 0 {
         return None;
     }
-    let tpid = if raw.status & ring_sys::TP_STATUS_VLAN_TPID_VALID != 0 && raw.vlan_tpid != 0 {
+    let tpid = if raw.status & abi::TP_STATUS_VLAN_TPID_VALID != 0 && raw.vlan_tpid != 0 {
         raw.vlan_tpid
     } else {
         TPID_8021Q
@@ -755,7 +767,7 @@ mod tests {
 
     #[test]
     fn vlan_tag_from_status_bits() {
-        let raw = |status, tpid| ring_sys::RawFrame {
+        let raw = |status, tpid| rx::RawFrame {
             bytes: &[],
             sec: 0,
             nsec: 0,
@@ -766,12 +778,12 @@ mod tests {
             net_offset: 0,
             link: None,
         };
-        assert_eq!(vlan_tag(&raw(ring_sys::TP_STATUS_USER, 0)), None);
+        assert_eq!(vlan_tag(&raw(abi::TP_STATUS_USER, 0)), None);
         assert_eq!(
-            vlan_tag(&raw(ring_sys::TP_STATUS_VLAN_VALID, 0x88a8)),
+            vlan_tag(&raw(abi::TP_STATUS_VLAN_VALID, 0x88a8)),
             Some((0x8100, 5))
         );
-        let both = ring_sys::TP_STATUS_VLAN_VALID | ring_sys::TP_STATUS_VLAN_TPID_VALID;
+        let both = abi::TP_STATUS_VLAN_VALID | abi::TP_STATUS_VLAN_TPID_VALID;
         assert_eq!(vlan_tag(&raw(both, 0x88a8)), Some((0x88a8, 5)));
     }
 
@@ -830,7 +842,7 @@ mod tests {
 
     #[test]
     fn config_checks() {
-        let page = ring_sys::page_size();
+        let page = sys::page_size();
         let ok = RingConfig::new("eth0");
         let req = validate(&ok).unwrap();
         assert_eq!(
@@ -892,7 +904,7 @@ mod tests {
         assert_eq!(FanoutMode::Hash.type_flags(), 0);
         for m in ["hash", "lb", "cpu", "rollover", "qm"] {
             let flags = m.parse::<FanoutMode>().unwrap().type_flags();
-            assert_eq!(flags & ring_sys::PACKET_FANOUT_FLAG_DEFRAG, 0, "{m}");
+            assert_eq!(flags & abi::PACKET_FANOUT_FLAG_DEFRAG, 0, "{m}");
         }
         assert_eq!(FanoutMode::Qm.type_flags(), 5);
     }
