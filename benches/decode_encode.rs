@@ -4,7 +4,11 @@
 //! - `decode`: `decode` only;
 //! - `decode_encode`: `decode` then `JsonEncoder::encode_at` (the workers' path) with the full
 //!   payload as hex, into one reused buffer that is emptied whenever it reaches a batch's
-//!   size, as a worker's batch is flushed.
+//!   size, as a worker's batch is flushed;
+//! - `copy_output`: the anchor of `decode_encode` (issue 13): the same JSON bytes, made once
+//!   before the timing, copied message by message into a reused buffer emptied at the same
+//!   size. `decode_encode` / `copy_output` (packets per second) is the encoder's share of the
+//!   copy limit.
 //!
 //! Throughput is in packets (criterion prints `elem/s`). The whole `read` path, file to
 //! stdout, is timed by `scripts/bench-anchors.sh` instead. Run with
@@ -83,6 +87,41 @@ fn benches(c: &mut Criterion) {
                 used = decode_with(link, &all.bytes[start..end], |pkt| {
                     enc.encode_at(&mut out, used, &meta, pkt)
                 });
+                if used >= FLUSH_BYTES {
+                    black_box(&out[..used]);
+                    used = 0;
+                }
+            }
+            black_box(&out[..used]);
+        })
+    });
+
+    // Every message of one pass, made before the timing, and where each ends.
+    let (messages, ends) = {
+        let mut enc = JsonEncoder::new("localdev");
+        let mut messages = Vec::new();
+        let mut ends = Vec::with_capacity(all.frames.len());
+        for &(link, start, end, meta) in &all.frames {
+            decode_with(link, &all.bytes[start..end], |pkt| {
+                enc.encode(&mut messages, &meta, pkt)
+            });
+            ends.push(messages.len());
+        }
+        (messages, ends)
+    };
+    group.bench_function("copy_output", |b| {
+        let mut out = vec![0u8; FLUSH_BYTES + 64 * 1024];
+        let mut used = 0usize;
+        b.iter(|| {
+            let mut from = 0usize;
+            for &to in &ends {
+                let msg = &messages[from..to];
+                from = to;
+                if out.len() < used + msg.len() {
+                    out.resize(used + msg.len(), 0);
+                }
+                out[used..used + msg.len()].copy_from_slice(msg);
+                used += msg.len();
                 if used >= FLUSH_BYTES {
                     black_box(&out[..used]);
                     used = 0;

@@ -15,12 +15,45 @@ static HEX_PAIRS: [[u8; 2]; 256] = {
     t
 };
 
+/// Inputs at least this long go to the SIMD writer; shorter ones (MAC-sized fields, option
+/// bytes, the tail of a DNS record) are written inline by table, where a call and the CPU
+/// feature test would cost more than the bytes.
+const SIMD_MIN: usize = 16;
+
 /// Appends `bytes` as lower-case hex.
+///
+/// Long inputs (payloads) use `const_hex`, which picks AVX2, SSSE3 or NEON code at run time
+/// (the CPU's features are detected once and cached by std, then read with one atomic load
+/// per call); [`hex_scalar`] writes the short ones and is the oracle of the SIMD code in the
+/// tests.
 #[inline]
 pub fn push_hex(out: &mut Out<'_>, bytes: &[u8]) {
     let Some(dst) = out.window(bytes.len() * 2) else {
         return;
     };
+    if bytes.len() < SIMD_MIN {
+        for (pair, &b) in dst.chunks_exact_mut(2).zip(bytes) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
+        }
+    } else {
+        hex_simd(dst, bytes);
+    }
+}
+
+/// `dst` (exactly twice as long as `bytes`) filled with the hex of `bytes` by the SIMD code.
+#[inline(never)]
+fn hex_simd(dst: &mut [u8], bytes: &[u8]) {
+    if const_hex::encode_to_slice(bytes, dst).is_err() {
+        // Only a length mismatch is an error, and `dst` comes from `Out::window` with exactly
+        // this length; should it ever happen, the bytes are still written, never left stale.
+        hex_scalar(dst, bytes);
+    }
+}
+
+/// Fills `dst` with the lower-case hex of `bytes` (two digits per byte, as many as both
+/// lengths allow) without SIMD intrinsics: 16-byte blocks by branch-free arithmetic on
+/// fixed-size arrays, the rest by table. The reference the SIMD writer is tested against.
+pub fn hex_scalar(dst: &mut [u8], bytes: &[u8]) {
     let mut src_blocks = bytes.chunks_exact(16);
     let mut dst_blocks = dst.chunks_exact_mut(32);
     for (s, d) in (&mut src_blocks).zip(&mut dst_blocks) {
@@ -534,6 +567,111 @@ mod tests {
             text(|o| push_mac6(o, &[0, 1, 0xab, 0xcd, 0xef, 0xff])),
             b"00:01:ab:cd:ef:ff"
         );
+    }
+
+    /// The hex of `bytes` by the plainest rule (a nibble's digit from a string), independent
+    /// of both writers.
+    fn hex_reference(bytes: &[u8]) -> Vec<u8> {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        bytes
+            .iter()
+            .flat_map(|&b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]])
+            .collect()
+    }
+
+    /// The SIMD paths this CPU offers (what `push_hex` may run here), for the test's message.
+    fn simd_paths() -> &'static str {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // 32-byte AVX2 blocks, then one 16-byte SSSE3 block, then scalar bytes.
+                return "avx2+ssse3+scalar tail";
+            }
+            if std::arch::is_x86_feature_detected!("ssse3") {
+                return "ssse3+scalar tail";
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            if std::arch::is_aarch64_feature_detected!("neon") {
+                return "neon+scalar tail";
+            }
+        }
+        "scalar"
+    }
+
+    /// xorshift64*: reproducible test bytes without a dependency.
+    fn random_bytes(n: usize, mut state: u64) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+            })
+            .collect()
+    }
+
+    /// `push_hex` (SIMD for long inputs, on whichever path the CPU offers) equals the scalar
+    /// writer and the plain rule for every length 0..=4096, from every alignment of the source
+    /// (offset = length mod 64) and at an odd position in the output. With AVX2, the lengths
+    /// cover the 32-byte blocks, the 16-byte SSSE3 block (length mod 32 >= 16) and every
+    /// scalar tail length; the SSSE3-only and NEON paths are the same calls.
+    #[test]
+    fn simd_hex_equals_scalar_every_length() {
+        let src = random_bytes(4096 + 64, 0x9e37_79b9_7f4a_7c15);
+        let mut buf = vec![0u8; 3 + 2 * 4096];
+        let mut scalar = vec![0u8; 2 * 4096];
+        for len in 0..=4096usize {
+            let off = len % 64;
+            let input = &src[off..off + len];
+            let want = hex_reference(input);
+            hex_scalar(&mut scalar[..2 * len], input);
+            assert_eq!(&scalar[..2 * len], &want[..], "scalar, length {len}");
+            let mut o = Out::new(&mut buf);
+            o.extend_from_slice(b"abc");
+            push_hex(&mut o, input);
+            assert_eq!(o.len(), 3 + 2 * len);
+            assert!(!o.overflowed());
+            assert_eq!(
+                &buf[3..3 + 2 * len],
+                &want[..],
+                "push_hex ({}), length {len}",
+                simd_paths()
+            );
+        }
+        // All byte values, in and across SIMD lanes.
+        let every: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+        assert_eq!(text(|o| push_hex(o, &every)), hex_reference(&every));
+    }
+
+    proptest::proptest! {
+        /// Random bytes and lengths at a random output position: SIMD equals scalar, and a
+        /// buffer too short for the hex gets nothing written but the full length counted.
+        #[test]
+        fn simd_hex_equals_scalar(
+            input in proptest::collection::vec(proptest::num::u8::ANY, 0..=4096),
+            at in 0usize..40,
+        ) {
+            let mut buf = vec![0u8; at + 2 * input.len()];
+            let mut o = Out::new(&mut buf);
+            o.extend_from_slice(&vec![b'x'; at]);
+            push_hex(&mut o, &input);
+            proptest::prop_assert_eq!(o.len(), at + 2 * input.len());
+            let mut scalar = vec![0u8; 2 * input.len()];
+            hex_scalar(&mut scalar, &input);
+            proptest::prop_assert_eq!(&buf[at..], &scalar[..]);
+            proptest::prop_assert_eq!(&scalar, &hex_reference(&input));
+            if !input.is_empty() {
+                let mut short = vec![0u8; at + 2 * input.len() - 1];
+                let mut o = Out::new(&mut short);
+                o.extend_from_slice(&vec![b'x'; at]);
+                push_hex(&mut o, &input);
+                proptest::prop_assert!(o.overflowed());
+                proptest::prop_assert_eq!(o.len(), at + 2 * input.len());
+                proptest::prop_assert!(short[at..].iter().all(|&b| b == 0));
+            }
+        }
     }
 
     #[test]
