@@ -11,8 +11,7 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
-mod common;
-use common::{bin, lines, root, FIXTURE, FIXTURE_MESSAGES};
+use crate::common::{bin, lines, root, FIXTURE, FIXTURE_MESSAGES};
 
 fn stdout_of(args: &[&str]) -> Vec<u8> {
     let out = bin().arg("read").arg("-q").args(args).output().unwrap();

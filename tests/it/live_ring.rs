@@ -22,8 +22,7 @@ use netpipe_fast::source::filter::BpfFilter;
 use netpipe_fast::source::ring::{FanoutMode, Ring, RingConfig, RingError, RingErrorKind};
 use netpipe_fast::source::ring_sys;
 
-mod common;
-use common::harness::{self, NetnsPair};
+use crate::common::harness::{self, NetnsPair};
 
 /// The whole file should finish in well under 20 s; each wait is bounded by this.
 const DEADLINE: Duration = Duration::from_secs(5);

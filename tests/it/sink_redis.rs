@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-use common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
+use crate::common;
+use crate::common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
 
 const SHARED: &str = "redis://127.0.0.1:6379";
 fn shared_redis(db: u8) -> redis::Connection {

@@ -8,7 +8,7 @@
 //! `BpfProgram::filter` gives libpcap the captured length as the wire length, so ours is run
 //! with the same (`len` loads and `greater`/`less` then agree on what they see).
 
-mod common;
+use crate::common;
 
 use netpipe_fast::source::filter::BpfFilter;
 use std::collections::BTreeMap;

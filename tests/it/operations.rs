@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-mod common;
-use common::harness::{self, NetnsPair, Process, TempDir};
-use common::{bin, unique, FIXTURE};
+use crate::common;
+use crate::common::harness::{self, NetnsPair, Process, TempDir};
+use crate::common::{bin, unique, FIXTURE};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 

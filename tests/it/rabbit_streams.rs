@@ -1,9 +1,9 @@
 //! `-o rabbitmq-stream://`: RabbitMQ Streams against the machine's RabbitMQ (stream plugin on
 //! port 5552, enabled by scripts/test.sh), each test on a stream of its own.
 
-mod common;
+use crate::common;
 
-use common::{bin, expected, lines, unique, FIXTURE, FIXTURE_MESSAGES};
+use crate::common::{bin, expected, lines, unique, FIXTURE, FIXTURE_MESSAGES};
 use std::process::Command;
 
 const STREAM_URL: &str = "rabbitmq-stream://guest:guest@127.0.0.1:5552";

@@ -12,8 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-use common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
+use crate::common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
 
 const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 fn venv_python() -> PathBuf {

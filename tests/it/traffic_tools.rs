@@ -15,8 +15,7 @@ use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-mod common;
-use common::harness::{self, ip, lines_of, NetnsPair, Process, TempDir};
+use crate::common::harness::{self, ip, lines_of, NetnsPair, Process, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 /// Every wait in this file is bounded by this.

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-mod common;
-use common::brokers::{free_port, wait_for, PrivateRedis};
-use common::{bin, unique, FIXTURE};
+use crate::common;
+use crate::common::brokers::{free_port, wait_for, PrivateRedis};
+use crate::common::{bin, unique, FIXTURE};
 
 /// Two passwords: one plain, one holding '/' (which used to end the "host" early and put the
 /// whole URL in the message). The fragments below must never be printed.

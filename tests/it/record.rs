@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-use common::{bin, root, unique, FIXTURE, FIXTURE_MESSAGES};
+use crate::common;
+use crate::common::{bin, root, unique, FIXTURE, FIXTURE_MESSAGES};
 
 const REDIS: &str = "redis://127.0.0.1:6379/13";
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-mod common;
-use common::brokers::{wait_for, PrivateRedis};
-use common::harness::Process;
-use common::{
+use crate::common;
+use crate::common::brokers::{wait_for, PrivateRedis};
+use crate::common::harness::Process;
+use crate::common::{
     bin, documented_partition, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES,
 };
 

@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-mod common;
-use common::harness::TempDir;
+use crate::common::harness::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 const PCAPS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps");

@@ -15,9 +15,8 @@ use std::time::Duration;
 /// Bytes of the pcap global header (records follow it).
 const PCAP_HEADER_BYTES: usize = 24;
 
-mod common;
-use common::brokers::{wait_for, PrivateRabbit, PrivateRedis};
-use common::{bin, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES};
+use crate::common::brokers::{wait_for, PrivateRabbit, PrivateRedis};
+use crate::common::{bin, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES};
 
 struct Scratch {
     dir: PathBuf,

@@ -11,8 +11,7 @@
 use std::io::{BufReader, Read, Write};
 use std::process::{Command, Stdio};
 
-mod common;
-use common::harness::TempDir;
+use crate::common::harness::TempDir;
 
 const RECORDS: usize = 80;
 const RECORD_BYTES: usize = 16 * 1024 * 1024;

@@ -21,8 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod common;
-use common::harness::{self, ip, NetnsPair, Process, TempDir};
+use crate::common::harness::{self, ip, NetnsPair, Process, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 /// Every wait in this file is bounded by this.

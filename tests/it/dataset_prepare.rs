@@ -7,8 +7,8 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-mod common;
-use common::harness::TempDir;
+use crate::common;
+use crate::common::harness::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 const TCP: &str = "tests/dataset/tcp/recorded-tcp.csv";

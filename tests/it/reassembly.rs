@@ -4,7 +4,7 @@
 //! limits change the outcome as documented. The golden file of the run is checked in
 //! tests/golden.rs.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::path::PathBuf;

@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-mod common;
-use common::brokers::{free_port, wait_for, PrivateRedis};
-use common::harness::{effective_uid_is_root, live_available, Process};
-use common::{bin, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES};
+use crate::common;
+use crate::common::brokers::{free_port, wait_for, PrivateRedis};
+use crate::common::harness::{effective_uid_is_root, live_available, Process};
+use crate::common::{bin, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES};
 
 /// The other local user of the host.
 const ATTACKER_UID: u32 = 65534;

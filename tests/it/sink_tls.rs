@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-use common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
+use crate::common;
+use crate::common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-use common::harness::{self, ip, NetnsPair, Process, TempDir};
-use common::{bin, root, FIXTURE};
+use crate::common;
+use crate::common::harness::{self, ip, NetnsPair, Process, TempDir};
+use crate::common::{bin, root, FIXTURE};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 /// Every wait in this file is bounded by this.

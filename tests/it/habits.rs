@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-use common::harness::{self, TempDir};
-use common::{bin, FIXTURE, FIXTURE_MESSAGES};
+use crate::common;
+use crate::common::harness::{self, TempDir};
+use crate::common::{bin, FIXTURE, FIXTURE_MESSAGES};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(20);
