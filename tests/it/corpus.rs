@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+use crate::common::harness::TempDir;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
@@ -38,27 +40,6 @@ enum Outcome {
     Exited(i32),
     Signalled(ExitStatus),
     TimedOut,
-}
-
-/// A scratch directory under target/test-scratch (no predictable name in a world-writable
-/// directory), removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("target/test-scratch")
-            .join(format!("corpus-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Runs one file with stdout and stderr going to files (a pipe nobody drains would stall a
@@ -199,7 +180,13 @@ fn tcpdump_corpus_never_hangs_panics_or_writes_bad_json() {
     files.sort();
     assert!(!files.is_empty(), "{} holds no files", dir.display());
 
-    let tmp = TempDir::new();
+    // A scratch directory under target/test-scratch (no predictable name in a world-writable
+    // directory), removed on drop.
+    let tmp = TempDir::at(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/test-scratch")
+            .join(format!("corpus-{}", std::process::id())),
+    );
     let next = AtomicUsize::new(0);
     let by_code: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());

@@ -13,6 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common;
+use crate::common::harness::TempDir;
 use crate::common::{bin, root, unique, FIXTURE, FIXTURE_MESSAGES};
 
 const REDIS: &str = "redis://127.0.0.1:6379/13";
@@ -39,23 +40,6 @@ fn rec() -> Command {
         }
     }
     c
-}
-
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        let d = std::env::temp_dir().join(unique(what));
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Arguments naming the files of one recording in `dir` (prefix `name`).
@@ -176,7 +160,7 @@ fn columns_and_values_match_pandas_json_normalize() {
         "{} is missing: run scripts/test.sh (it makes the pandas virtual environment)",
         py.display()
     );
-    let dir = TempDir::new("rec_pandas");
+    let dir = TempDir::unique("rec_pandas");
     // Every golden file but the big one whole, every 40th message of the big one, the
     // original's own recorded messages and a kombu envelope: every layer combination we emit.
     let mut lines: Vec<String> = Vec::new();
@@ -298,7 +282,7 @@ fn columns_and_values_match_pandas_json_normalize() {
 
 #[test]
 fn bad_input_is_counted_with_its_position_and_saved() {
-    let dir = TempDir::new("rec_bad");
+    let dir = TempDir::unique("rec_bad");
     let good = r#"{"data":{"ether":{"type":2048},"ip":{"ihl":5}},"created":"x"}"#;
     let input = [
         good,
@@ -375,7 +359,7 @@ fn bad_input_is_counted_with_its_position_and_saved() {
 
 #[test]
 fn resumed_file_recording_has_every_message_once() {
-    let dir = TempDir::new("rec_resume");
+    let dir = TempDir::unique("rec_resume");
     let (jsonl, want) = reference(&dir, 3000);
     let input = format!("file:{}", jsonl.display());
     // First run stops after 1234 messages (snapshots of 100, and a last one at the stop).
@@ -487,7 +471,7 @@ fn stop(mut child: Child, stop_file: &Path) -> String {
 
 #[test]
 fn redis_recorder_killed_mid_stream_resumes_without_loss_or_duplicates() {
-    let dir = TempDir::new("rec_kill");
+    let dir = TempDir::unique("rec_kill");
     let (_, want) = reference(&dir, FIXTURE_MESSAGES);
     let queue = RedisQueue(unique("rec_kill"));
     fill_redis(&queue.0, FIXTURE_MESSAGES);
@@ -530,7 +514,7 @@ fn redis_recorder_killed_mid_stream_resumes_without_loss_or_duplicates() {
 
 #[test]
 fn two_recorders_split_one_redis_queue() {
-    let dir = TempDir::new("rec_two_redis");
+    let dir = TempDir::unique("rec_two_redis");
     let (_, want) = reference(&dir, FIXTURE_MESSAGES);
     let queue = RedisQueue(unique("rec_two"));
     let mk = |name: &str| {
@@ -565,7 +549,7 @@ fn two_recorders_split_one_redis_queue() {
 /// right after that commit, before its list is removed); it never comes back. Recorder B, on
 /// another CSV, must end with exactly the messages A did not commit. Returns B's stderr.
 fn dead_recorder_taken_up(what: &str, abort_after_commit: Option<u32>) -> String {
-    let dir = TempDir::new(what);
+    let dir = TempDir::unique(what);
     let (_, want) = reference(&dir, 2500);
     let queue = RedisQueue(unique(what));
     fill_redis(&queue.0, 2500);
@@ -717,7 +701,7 @@ fn two_recorders_split_one_rabbitmq_queue() {
         std::net::TcpStream::connect(("127.0.0.1", 5672)).is_ok(),
         "RabbitMQ is not answering on 127.0.0.1:5672; run scripts/test.sh"
     );
-    let dir = TempDir::new("rec_two_amqp");
+    let dir = TempDir::unique("rec_two_amqp");
     let (_, want) = reference(&dir, FIXTURE_MESSAGES);
     let names = AmqpNames::new("rec_two");
     let mk = |name: &str| {
@@ -801,7 +785,7 @@ fn respond(s: &mut std::net::TcpStream, status: &str, body: &str) {
 
 #[test]
 fn antinex_client_logs_in_sends_jwt_and_logs_in_again_after_401() {
-    let dir = TempDir::new("rec_antinex");
+    let dir = TempDir::unique("rec_antinex");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     // The server: login → t1; job with t1 → 401; login → t2; job with t2 → checked, 201.
@@ -936,7 +920,7 @@ fn antinex_client_logs_in_sends_jwt_and_logs_in_again_after_401() {
 
 #[test]
 fn stop_file_gives_the_message_in_hand_back_and_a_restart_finishes_the_queue() {
-    let dir = TempDir::new("rec_stopfile");
+    let dir = TempDir::unique("rec_stopfile");
     let (_, want) = reference(&dir, FIXTURE_MESSAGES);
     let queue = RedisQueue(unique("rec_stop"));
     fill_redis(&queue.0, FIXTURE_MESSAGES);
@@ -979,7 +963,7 @@ fn stop_file_gives_the_message_in_hand_back_and_a_restart_finishes_the_queue() {
 
 #[test]
 fn environment_variables_and_stdin() {
-    let dir = TempDir::new("rec_env");
+    let dir = TempDir::unique("rec_env");
     let packets = bin()
         .args(["read", "-q", "-c", "20", FIXTURE])
         .output()
@@ -1067,7 +1051,7 @@ fn crash_between_commit_and_ack(args: &[String], csv: &Path, stop_file: &Path) -
 
 #[test]
 fn crash_between_commit_and_ack_duplicates_nothing_redis() {
-    let dir = TempDir::new("rec_crash_redis");
+    let dir = TempDir::unique("rec_crash_redis");
     let (_, want) = reference(&dir, FIXTURE_MESSAGES);
     let queue = RedisQueue(unique("rec_crash"));
     fill_redis(&queue.0, FIXTURE_MESSAGES);
@@ -1117,7 +1101,7 @@ fn queue_counts(queue: &str) -> Option<(u64, u64)> {
 
 #[test]
 fn rabbitmq_connection_closed_by_the_broker_reconnects_without_duplicates() {
-    let dir = TempDir::new("rec_amqp_reconnect");
+    let dir = TempDir::unique("rec_amqp_reconnect");
     let (_, want) = reference(&dir, 2500);
     let names = AmqpNames::new("rec_reconnect");
     let mut args: Vec<String> = vec![
@@ -1170,7 +1154,7 @@ fn crash_between_commit_and_ack_duplicates_nothing_rabbitmq() {
         std::net::TcpStream::connect(("127.0.0.1", 5672)).is_ok(),
         "RabbitMQ is not answering on 127.0.0.1:5672; run scripts/test.sh"
     );
-    let dir = TempDir::new("rec_crash_amqp");
+    let dir = TempDir::unique("rec_crash_amqp");
     let (_, want) = reference(&dir, FIXTURE_MESSAGES);
     let names = AmqpNames::new("rec_crash");
     let mut args: Vec<String> = vec![
@@ -1214,7 +1198,7 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 /// messages (at-least-once: no commit mark, so they go back to the queue).
 #[test]
 fn hostile_owner_record_path_is_never_opened() {
-    let dir = TempDir::new("rec_owner_path");
+    let dir = TempDir::unique("rec_owner_path");
     let (_, want) = reference(&dir, 40);
     let queue = RedisQueue(unique("rec_owner_path"));
     let mut con = redis_con();
@@ -1292,7 +1276,7 @@ fn hostile_owner_record_path_is_never_opened() {
 /// recorded.
 #[test]
 fn overlong_line_is_rejected_by_position_and_length_not_copied() {
-    let dir = TempDir::new("rec_long_line");
+    let dir = TempDir::unique("rec_long_line");
     let good = r#"{"data":{"ip":{"src":"10.0.0.1","ttl":64}}}"#;
     let long_len = 3 << 20;
     let mut input = Vec::new();
@@ -1332,7 +1316,7 @@ fn overlong_line_is_rejected_by_position_and_length_not_copied() {
 /// more columns are rejected and counted, and the CSV keeps its width.
 #[test]
 fn distinct_key_flood_stops_at_max_columns() {
-    let dir = TempDir::new("rec_columns");
+    let dir = TempDir::unique("rec_columns");
     let mut input = String::new();
     for i in 0..300 {
         input.push_str(&format!("{{\"data\":{{\"ip\":{{\"k{i:04}\":{i}}}}}}}\n"));
@@ -1365,7 +1349,7 @@ fn distinct_key_flood_stops_at_max_columns() {
 /// numbers (even negative ones) are left alone, and without the flag nothing changes.
 #[test]
 fn csv_safe_prefixes_formula_text_but_not_numbers() {
-    let dir = TempDir::new("rec_csv_safe");
+    let dir = TempDir::unique("rec_csv_safe");
     let msg = r#"{"data":{"dns":{"qname":"=HYPERLINK(\"http://x\",\"y\")","an":"+1-2","ar":"@SUM(A1)","ns":"-cmd","ok":"plain","ttl":-1,"w":2.5}}}"#;
     std::fs::write(dir.path("in.jsonl"), format!("{msg}\n")).unwrap();
     let input = format!("file:{}", dir.path("in.jsonl").display());
@@ -1396,7 +1380,7 @@ fn csv_safe_prefixes_formula_text_but_not_numbers() {
 /// A folder like /tmp (sticky, world-writable) with a root-owned victim file in it.
 fn shared_folder(what: &str) -> (TempDir, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
-    let dir = TempDir::new(what);
+    let dir = TempDir::unique(what);
     std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let victim = dir.path("victim");
     std::fs::write(&victim, b"precious").unwrap();
@@ -1527,7 +1511,7 @@ fn record_stdin(stdin: &[u8], args: &[String]) -> Output {
 /// gives the CSV's real row count.
 #[test]
 fn stdin_resume_skips_nothing_and_output_csv_alone_runs_again() {
-    let dir = TempDir::new("rec_stdin_again");
+    let dir = TempDir::unique("rec_stdin_again");
     let first = bin()
         .args(["read", "-q", "-c", "30", FIXTURE])
         .output()
@@ -1560,7 +1544,7 @@ fn stdin_resume_skips_nothing_and_output_csv_alone_runs_again() {
 /// same path (another inode) is read from its first line.
 #[test]
 fn file_resume_offset_applies_only_to_the_same_file() {
-    let dir = TempDir::new("rec_same_file");
+    let dir = TempDir::unique("rec_same_file");
     let packets = bin()
         .args(["read", "-q", "-c", "30", FIXTURE])
         .output()
@@ -1622,7 +1606,7 @@ fn file_resume_offset_applies_only_to_the_same_file() {
 /// Item 12: a usage error or a failed start leaves no state file (nor CSV) behind.
 #[test]
 fn failed_start_leaves_no_state_file() {
-    let dir = TempDir::new("rec_failed_start");
+    let dir = TempDir::unique("rec_failed_start");
     for (name, url, code) in [
         ("bad", "bogus://x", 2),
         ("gone", "redis://127.0.0.1:1/0", 9),
@@ -1642,7 +1626,7 @@ fn failed_start_leaves_no_state_file() {
 /// Item 12: a state file whose CSV was deleted gives one clear line and exit 15.
 #[test]
 fn stale_state_with_missing_csv_says_what_to_delete() {
-    let dir = TempDir::new("rec_stale_state");
+    let dir = TempDir::unique("rec_stale_state");
     let packets = bin()
         .args(["read", "-q", "-c", "12", FIXTURE])
         .output()

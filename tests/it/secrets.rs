@@ -4,12 +4,12 @@
 //! `--password-file` or the environment. Brokers: a private redis-server with a password, the
 //! shared RabbitMQ (guest/guest) for a refused login; unique queue names.
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::common;
 use crate::common::brokers::{free_port, wait_for, PrivateRedis};
+use crate::common::harness::TempDir;
 use crate::common::{bin, unique, FIXTURE};
 
 /// Two passwords: one plain, one holding '/' (which used to end the "host" early and put the
@@ -38,20 +38,6 @@ fn assert_no_password(what: &str, out: &Output, code: i32) {
     assert!(!all.trim().is_empty(), "{what}: says nothing");
 }
 
-struct Dir(PathBuf);
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let d = std::env::temp_dir().join(unique(tag));
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `read` publishing one message to `url` (flag, or FORWARD_BROKER_URL when `env`).
 fn read_to(url: &str, env: bool, extra: &[&str]) -> Output {
     let mut c = bin();
@@ -65,7 +51,7 @@ fn read_to(url: &str, env: bool, extra: &[&str]) -> Output {
 }
 
 /// `record` from `url` (flag, or RECORD_INPUT_URL when `env`), stopping after one message.
-fn record_from(dir: &Dir, url: &str, env: bool, extra: &[&str]) -> Output {
+fn record_from(dir: &TempDir, url: &str, env: bool, extra: &[&str]) -> Output {
     let mut c = bin();
     c.arg("record");
     if env {
@@ -87,7 +73,7 @@ fn record_from(dir: &Dir, url: &str, env: bool, extra: &[&str]) -> Output {
 
 #[test]
 fn no_error_path_prints_the_password() {
-    let dir = Dir::new("sec_err");
+    let dir = TempDir::unique("sec_err");
     let redis = PrivateRedis::start("sec_redis", &[]);
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
@@ -173,7 +159,7 @@ fn no_error_path_prints_the_password() {
 /// password did reach the broker (the message pushed later is recorded).
 #[test]
 fn password_from_file_or_environment_is_not_in_the_command_line() {
-    let dir = Dir::new("sec_ps");
+    let dir = TempDir::unique("sec_ps");
     let redis = PrivateRedis::start("sec_ps_redis", &[]);
     let _: () = redis::cmd("CONFIG")
         .arg("SET")

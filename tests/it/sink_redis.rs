@@ -7,12 +7,12 @@ use netpipe_fast::pipeline::read::ReadJob;
 use netpipe_fast::sink::{Backoff, Output, OutputOptions, RedisConfig, RedisFormat, RedisSink};
 use redis::Commands;
 use serde_json::Value;
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common;
+use crate::common::brokers::{free_port, PrivateRedis};
 use crate::common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
 
 const SHARED: &str = "redis://127.0.0.1:6379";
@@ -390,75 +390,6 @@ fn kombu_consumers_read_each_partition() {
 // Servers of our own
 // ---------------------------------------------------------------------------------------------
 
-/// A redis-server on a free port, killed on drop.
-struct OwnRedis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-    args: Vec<String>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl OwnRedis {
-    fn start(what: &str, args: &[&str]) -> OwnRedis {
-        let dir = std::env::temp_dir().join(unique(what));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = OwnRedis {
-            child: Command::new("true").spawn().unwrap(),
-            port: free_port(),
-            dir,
-            args: args.iter().map(|s| s.to_string()).collect(),
-        };
-        server.spawn();
-        server
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--dir"])
-            .arg(&self.dir)
-            .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test.sh installs it)");
-        let _ = std::mem::replace(&mut self.child, child).wait();
-        // Ready when it accepts a connection (a password-protected one answers NOAUTH).
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "own redis-server did not start");
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("own redis-server exited: {status}");
-            }
-            std::thread::yield_now();
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// `received` must be `expected` with at most one block of `dup` messages sent twice,
 /// `dup <= resent`.
 fn assert_at_least_once(received: &[Vec<u8>], expected: &[Vec<u8>], resent: u64) {
@@ -486,7 +417,7 @@ fn assert_at_least_once(received: &[Vec<u8>], expected: &[Vec<u8>], resent: u64)
 /// the batches in flight at the kill may arrive twice (counted as resent).
 #[test]
 fn redis_outage_mid_stream_loses_nothing() {
-    let mut server = OwnRedis::start(
+    let mut server = PrivateRedis::start(
         "outage",
         &["--appendonly", "yes", "--appendfsync", "always"],
     );
@@ -596,7 +527,7 @@ fn start_failure(url: &str) -> (Option<i32>, String, String) {
 #[test]
 fn start_up_errors_are_one_line_with_distinct_codes_and_no_password() {
     let secret = "s3cr3t-pw";
-    let server = OwnRedis::start("auth", &["--requirepass", secret]);
+    let server = PrivateRedis::start("auth", &["--requirepass", secret]);
     let port = server.port;
 
     // Wrong password, and no password at all.

@@ -9,21 +9,14 @@
 //! messages back; netpipe-fast is given the TLS port alone.
 
 use serde_json::Value;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common;
+use crate::common::brokers::{free_port, wait_for, PrivateRedis};
+use crate::common::harness::TempDir;
 use crate::common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Polls until something accepts TCP connections on `port`, or panics at the deadline or
 /// when `child` exits first.
@@ -38,23 +31,6 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str, limit: Duration) {
     }
 }
 
-/// A temporary folder removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(unique(what));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A CA, a second unrelated CA, a server certificate (127.0.0.1 and localhost) and a client
 /// certificate, both signed by the first CA.
 struct Pki {
@@ -63,7 +39,7 @@ struct Pki {
 
 impl Pki {
     fn new() -> Pki {
-        let dir = TempDir::new("pki");
+        let dir = TempDir::unique("pki");
         let run = |args: &[&str]| {
             let out = Command::new("openssl")
                 .args(args)
@@ -178,42 +154,43 @@ fn assert_tls_failure(out: &Output, password: &str, must_mention: &str) {
     assert!(out.stdout.is_empty());
 }
 
+/// A private redis-server with a TLS port beside its plain one (which serves the checks).
 struct TlsRedis {
-    child: Child,
+    /// Stopped (and its directory removed) on drop.
+    _server: PrivateRedis,
     tls_port: u16,
     plain_port: u16,
-    _dir: TempDir,
 }
 
 impl TlsRedis {
     fn start(pki: &Pki, password: &str) -> TlsRedis {
-        let dir = TempDir::new("tls_redis");
-        let (tls_port, plain_port) = (free_port(), free_port());
-        let mut child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--port", &plain_port.to_string()])
-            .args(["--tls-port", &tls_port.to_string()])
-            .args(["--tls-cert-file", &pki.path("server.pem")])
-            .args(["--tls-key-file", &pki.path("server.key")])
-            .args(["--tls-ca-cert-file", &pki.path("ca.pem")])
-            .args(["--tls-auth-clients", "yes", "--requirepass", password])
-            .arg("--dir")
-            .arg(&dir.0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test.sh installs it)");
-        wait_for_port(
-            tls_port,
-            &mut child,
-            "own TLS redis-server",
-            Duration::from_secs(20),
+        let tls_port = free_port();
+        let server = PrivateRedis::start(
+            "tls_redis",
+            &[
+                "--appendonly",
+                "no",
+                "--tls-port",
+                &tls_port.to_string(),
+                "--tls-cert-file",
+                &pki.path("server.pem"),
+                "--tls-key-file",
+                &pki.path("server.key"),
+                "--tls-ca-cert-file",
+                &pki.path("ca.pem"),
+                "--tls-auth-clients",
+                "yes",
+                "--requirepass",
+                password,
+            ],
         );
+        wait_for("the TLS port", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
+        });
         TlsRedis {
-            child,
+            plain_port: server.port,
+            _server: server,
             tls_port,
-            plain_port,
-            _dir: dir,
         }
     }
 
@@ -253,13 +230,6 @@ impl TlsRedis {
         let mut items: Vec<Vec<u8>> = redis::Commands::lrange(&mut con, key, 0, -1).unwrap();
         items.reverse();
         items
-    }
-}
-
-impl Drop for TlsRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -360,7 +330,7 @@ fn record_reads_rediss_lists_and_streams() {
     let server = TlsRedis::start(&pki, password);
     let url = format!("rediss://:{password}@127.0.0.1:{}/0", server.tls_port);
     let ssl = pki.options("ca.pem", "CERT_REQUIRED");
-    let dir = TempDir::new("tls_record");
+    let dir = TempDir::unique("tls_record");
     let want = expected(&[FIXTURE]);
     let record = |name: &str, extra: &[&str], ssl: &str| {
         bin()
@@ -457,7 +427,7 @@ impl TlsRabbit {
     }
 
     fn start_with(pki: &Pki, streams: bool) -> TlsRabbit {
-        let dir = TempDir::new("tls_rabbit");
+        let dir = TempDir::unique("tls_rabbit");
         let (tls_port, plain_port, dist_port) = (free_port(), free_port(), free_port());
         let (stream_tls_port, stream_plain_port) = if streams {
             (free_port(), free_port())

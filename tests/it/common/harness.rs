@@ -15,10 +15,21 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(kind: &str, tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("{kind}-{}-{tag}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
+        TempDir::at(std::env::temp_dir().join(format!("{kind}-{}-{tag}", std::process::id())))
+    }
+
+    /// A directory named by [`super::unique`] (`what`, this process and the time) under the
+    /// system temp dir.
+    pub fn unique(what: &str) -> TempDir {
+        TempDir::at(std::env::temp_dir().join(super::unique(what)))
+    }
+
+    /// The directory `path`, emptied if it was there (for a place other than the system temp
+    /// dir).
+    pub fn at(path: PathBuf) -> TempDir {
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
