@@ -136,6 +136,8 @@ pub mod record;
 #[allow(missing_docs)]
 pub mod sink;
 pub mod source;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 #[cfg(feature = "cli")]
 #[allow(missing_docs)]
 pub mod tools;

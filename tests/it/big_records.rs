@@ -8,10 +8,12 @@
 //! file nor 2.7 GB of output on disk; GNU time (`/usr/bin/time`, installed by scripts/test.sh)
 //! reports the peak resident set of the process.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::common::harness::TempDir;
+use netpipe_fast::test_util::PcapFeed;
 
 const RECORDS: usize = 80;
 const RECORD_BYTES: usize = 16 * 1024 * 1024;
@@ -20,29 +22,17 @@ const RECORD_BYTES: usize = 16 * 1024 * 1024;
 /// (Before: 2.4 GB.)
 const PEAK_RSS_LIMIT_KB: u64 = 640 * 1024;
 
-/// A pcap header (Ethernet, snaplen 16 MiB) and `RECORDS` records of `RECORD_BYTES` each:
-/// an Ethernet header with an experimental EtherType, then bytes (shown as `raw` hex).
-fn write_capture(mut w: impl Write) -> std::io::Result<()> {
-    let mut header = Vec::new();
-    header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    header.extend_from_slice(&2u16.to_le_bytes());
-    header.extend_from_slice(&4u16.to_le_bytes());
-    header.extend_from_slice(&[0; 8]);
-    header.extend_from_slice(&(RECORD_BYTES as u32).to_le_bytes());
-    header.extend_from_slice(&1u32.to_le_bytes());
-    w.write_all(&header)?;
+/// A pcap (Ethernet, snaplen 16 MiB) of `RECORDS` records of `RECORD_BYTES` each, written
+/// to `path`: an Ethernet header with an experimental EtherType, then bytes (shown as `raw`
+/// hex).
+fn write_capture(path: &Path) -> std::io::Result<()> {
+    let mut feed = PcapFeed::create(path, 1, RECORD_BYTES as u32)?;
     let mut frame = vec![0x5au8; RECORD_BYTES];
     frame[..14].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0xb5]);
     for i in 0..RECORDS {
-        let mut rec = Vec::with_capacity(16);
-        rec.extend_from_slice(&(i as u32 + 1).to_le_bytes());
-        rec.extend_from_slice(&0u32.to_le_bytes());
-        rec.extend_from_slice(&(RECORD_BYTES as u32).to_le_bytes());
-        rec.extend_from_slice(&(RECORD_BYTES as u32).to_le_bytes());
-        w.write_all(&rec)?;
-        w.write_all(&frame)?;
+        feed.write((i as i64 + 1) * 1_000_000_000, &frame)?;
     }
-    w.flush()
+    feed.finish()
 }
 
 #[test]
@@ -69,10 +59,7 @@ fn sixteen_mib_records_with_16_workers_stay_within_memory_bound() {
         .expect("/usr/bin/time is installed (scripts/test.sh installs it)");
     let writer = {
         let fifo = fifo.clone();
-        std::thread::spawn(move || {
-            let f = std::fs::OpenOptions::new().write(true).open(&fifo)?;
-            write_capture(std::io::BufWriter::with_capacity(1 << 20, f))
-        })
+        std::thread::spawn(move || write_capture(&fifo))
     };
     let mut stderr = child.stderr.take().expect("stderr");
     let stderr_reader = std::thread::spawn(move || {

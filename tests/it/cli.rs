@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::common::frames::write_pcap;
 use crate::common::harness::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
@@ -328,25 +329,8 @@ fn walk_pcapng(bytes: &[u8], records: &mut Vec<(usize, usize)>) {
     assert_eq!(at, bytes.len(), "fixture has trailing bytes");
 }
 
-/// A classic little-endian pcap with one link type and the given frames.
-fn pcap_bytes(link_type: u32, frames: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes()); // thiszone
-    out.extend_from_slice(&0u32.to_le_bytes()); // sigfigs
-    out.extend_from_slice(&65_535u32.to_le_bytes()); // snaplen
-    out.extend_from_slice(&link_type.to_le_bytes());
-    for (i, frame) in frames.iter().enumerate() {
-        out.extend_from_slice(&(1_795_975_391u32 + i as u32).to_le_bytes()); // 2026-11-29
-        out.extend_from_slice(&123_456u32.to_le_bytes());
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(frame);
-    }
-    out
-}
+/// Capture time of the frames in the pcap files written here (2026-11-29 18:03:11.123456).
+const PCAP_TIME_NS: i64 = 1_795_975_391_123_456_000;
 
 /// IPv4/UDP 10.0.0.1:40000 -> 10.0.0.2:7777 with payload "hi" (checksums left zero; UDP
 /// allows that over IPv4, RFC 768).
@@ -516,7 +500,7 @@ fn unsupported_link_type_exits_6_and_names_it() {
     let tmp = temp_dir("linktype");
     let path = tmp.path("wlan.pcap");
     // Link type 105 is IEEE 802.11; a minimal data-frame header is enough.
-    fs::write(&path, pcap_bytes(105, &[&[0x08, 0x00, 0x00, 0x00][..]])).unwrap();
+    write_pcap(&path, 105, PCAP_TIME_NS, &[[0x08, 0x00, 0x00, 0x00]]);
     let out = run([OsStr::new("read"), path.as_os_str()]);
     assert_exit(&out, 6, "link type 105");
     let line = error_line(&out, "link type 105");
@@ -565,7 +549,7 @@ fn every_supported_link_type_is_read() {
     for (link_type, frame, first_layer) in cases {
         let what = format!("link type {link_type}");
         let path = tmp.path(&format!("lt{link_type}.pcap"));
-        fs::write(&path, pcap_bytes(link_type, &[frame])).unwrap();
+        write_pcap(&path, link_type, PCAP_TIME_NS, &[frame]);
         let stdout = run_ok([OsStr::new("read"), path.as_os_str()], &what);
         let lines = lines(&stdout, &what);
         assert_eq!(lines.len(), 1, "{what}: one packet");

@@ -5,15 +5,17 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common;
+use crate::common::frames::capinfos;
 use crate::common::harness::{self, TempDir};
 use crate::common::{bin, FIXTURE, FIXTURE_MESSAGES};
+use netpipe_fast::test_util::PcapFeed;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(20);
@@ -51,26 +53,6 @@ fn o(text: &str) -> &OsStr {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// capinfos' exact frame count and data bytes (`-M`: machine-readable numbers).
-fn capinfos(path: &Path) -> (u64, u64) {
-    let out = Command::new("capinfos")
-        .args(["-M", "-c", "-d"])
-        .arg(path)
-        .output()
-        .expect("run capinfos (apt-get install tshark)");
-    assert!(out.status.success(), "capinfos {}: {out:?}", path.display());
-    let text = String::from_utf8_lossy(&out.stdout);
-    let field = |label: &str| -> u64 {
-        text.lines()
-            .find(|l| l.starts_with(label))
-            .and_then(|l| l.split(':').nth(1))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {label} in capinfos output: {text}"))
-    };
-    (field("Number of packets"), field("Data size"))
 }
 
 /// Frames tcpdump reads from `path` (one line each with -q), checking it reads to the end.
@@ -334,31 +316,13 @@ fn size_rotation_and_a_ring_of_files_with_post_rotate() {
     }
 }
 
-/// Writes a pcap file header (Ethernet, microseconds) to `w`.
-fn pcap_header(w: &mut impl Write) {
-    let mut h = Vec::new();
-    h.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    h.extend_from_slice(&2u16.to_le_bytes());
-    h.extend_from_slice(&4u16.to_le_bytes());
-    h.extend_from_slice(&[0; 8]);
-    h.extend_from_slice(&65535u32.to_le_bytes());
-    h.extend_from_slice(&1u32.to_le_bytes());
-    w.write_all(&h).unwrap();
-}
-
-/// One 60-byte Ethernet/IPv4/UDP-ish frame record numbered `n`.
-fn pcap_record(w: &mut impl Write, n: u32) {
+/// Writes one 60-byte Ethernet/IPv4 frame numbered `n` (captured at `n` seconds) to `feed`.
+fn pcap_record(feed: &mut PcapFeed, n: u32) {
     let mut frame = vec![0u8; 60];
     frame[12] = 0x08; // IPv4
     frame[14] = 0x45;
     frame[20..24].copy_from_slice(&n.to_be_bytes());
-    let mut r = Vec::new();
-    r.extend_from_slice(&n.to_le_bytes());
-    r.extend_from_slice(&0u32.to_le_bytes());
-    r.extend_from_slice(&60u32.to_le_bytes());
-    r.extend_from_slice(&60u32.to_le_bytes());
-    r.extend_from_slice(&frame);
-    w.write_all(&r).unwrap();
+    feed.write(i64::from(n) * 1_000_000_000, &frame).unwrap();
 }
 
 /// -G: a `read` fed through a FIFO keeps getting frames until a second file appears (polled,
@@ -391,8 +355,7 @@ fn time_rotation_opens_strftime_named_files() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut feed = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-    pcap_header(&mut feed);
+    let mut feed = PcapFeed::create(&fifo, 1, 65_535).unwrap();
     let end = Instant::now() + DEADLINE;
     let mut sent = 0u32;
     while names(&out_dir).len() < 3 {
@@ -475,8 +438,7 @@ fn time_rotation_with_a_file_count_keeps_the_newest() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut feed = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-    pcap_header(&mut feed);
+    let mut feed = PcapFeed::create(&fifo, 1, 65_535).unwrap();
     let end = Instant::now() + DEADLINE;
     let mut sent = 0u32;
     // Until three files have been closed (so at least one was removed again).

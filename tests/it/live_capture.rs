@@ -21,7 +21,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::frames::{capinfos, checksum, ipv4_frame, write_pcap, DST_MAC, SRC_MAC};
 use crate::common::harness::{self, ip, NetnsPair, Process, TempDir};
+
+/// Capture time of the first frame in the pcap files written here (2023-11-14).
+const PCAP_TIME_NS: i64 = 1_700_000_000_000_000_000;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 /// Every wait in this file is bounded by this.
@@ -139,39 +143,6 @@ impl Drop for Sender {
     }
 }
 
-const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02]; // not vb's: B's stack ignores the frames
-const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-
-/// Ethernet + IPv4 192.0.2.1 -> 192.0.2.2 with a correct header checksum.
-fn ipv4_frame(proto: u8, ident: u16, l4: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&DST_MAC);
-    f.extend_from_slice(&SRC_MAC);
-    f.extend_from_slice(&[0x08, 0x00]);
-    let total = (20 + l4.len()) as u16;
-    let mut hdr = vec![0x45, 0];
-    hdr.extend_from_slice(&total.to_be_bytes());
-    hdr.extend_from_slice(&ident.to_be_bytes());
-    hdr.extend_from_slice(&[0x40, 0, 64, proto, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2]);
-    let sum = checksum(&hdr);
-    hdr[10..12].copy_from_slice(&sum.to_be_bytes());
-    f.extend_from_slice(&hdr);
-    f.extend_from_slice(l4);
-    f
-}
-
-/// The Internet checksum (RFC 1071).
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// Frame `n` of a test: UDP to port 9999 from a port that varies (so a hash fanout spreads
 /// them), or every third one an ICMP echo request; all different.
 fn test_frame(n: u32) -> Vec<u8> {
@@ -182,7 +153,7 @@ fn test_frame(n: u32) -> Vec<u8> {
         icmp.extend_from_slice(tag.as_bytes());
         let sum = checksum(&icmp);
         icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-        ipv4_frame(1, n as u16, &icmp)
+        ipv4_frame(None, 1, n as u16, &icmp)
     } else {
         let port = 20_000 + (n % 64) as u16;
         let mut udp = port.to_be_bytes().to_vec();
@@ -190,7 +161,7 @@ fn test_frame(n: u32) -> Vec<u8> {
         udp.extend_from_slice(&((8 + tag.len()) as u16).to_be_bytes());
         udp.extend_from_slice(&[0, 0]);
         udp.extend_from_slice(tag.as_bytes());
-        ipv4_frame(17, n as u16, &udp)
+        ipv4_frame(None, 17, n as u16, &udp)
     }
 }
 
@@ -198,29 +169,10 @@ fn test_frames(range: std::ops::Range<u32>) -> Vec<Vec<u8>> {
     range.map(test_frame).collect()
 }
 
-/// A classic little-endian microsecond pcap, Ethernet.
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut b = Vec::new();
-    b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&4u16.to_le_bytes());
-    b.extend_from_slice(&[0; 8]);
-    b.extend_from_slice(&262_144u32.to_le_bytes());
-    b.extend_from_slice(&1u32.to_le_bytes());
-    for (i, f) in frames.iter().enumerate() {
-        b.extend_from_slice(&1_700_000_000u32.to_le_bytes());
-        b.extend_from_slice(&(i as u32).to_le_bytes());
-        b.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        b.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        b.extend_from_slice(f);
-    }
-    fs::write(path, b).expect("write pcap");
-}
-
 /// The `data` objects `netpipe-fast read` gives for `frames`, as JSON text, counted.
 fn data_from_read(dir: &TempDir, frames: &[Vec<u8>]) -> BTreeMap<String, usize> {
     let pcap = dir.path("sent.pcap");
-    write_pcap(&pcap, frames);
+    write_pcap(&pcap, 1, PCAP_TIME_NS, frames);
     let out = Command::new(BIN)
         .arg("read")
         .arg(&pcap)
@@ -550,7 +502,7 @@ fn replay(ns: &str, pcap: &Path, args: &[&str]) -> (ExitStatus, String) {
 /// Writes `frames` to the pcap file `pcap` and replays it from namespace `ns`, which must
 /// succeed; returns replay's stderr.
 fn replay_frames(ns: &str, pcap: &Path, frames: &[Vec<u8>]) -> String {
-    write_pcap(pcap, frames);
+    write_pcap(pcap, 1, PCAP_TIME_NS, frames);
     let (status, replay_err) = replay(ns, pcap, &[]);
     assert!(status.success(), "replay: {status:?} {replay_err}");
     replay_err
@@ -735,7 +687,7 @@ fn tcp_frame(n: u32, sport: u16, dport: u16) -> Vec<u8> {
     tcp.extend_from_slice(&n.to_be_bytes()); // seq
     tcp.extend_from_slice(&[0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
     tcp.extend_from_slice(format!("preset test {n}").as_bytes());
-    ipv4_frame(6, n as u16, &tcp)
+    ipv4_frame(None, 6, n as u16, &tcp)
 }
 
 fn udp_frame(n: u32, dport: u16) -> Vec<u8> {
@@ -745,7 +697,7 @@ fn udp_frame(n: u32, dport: u16) -> Vec<u8> {
     udp.extend_from_slice(&((8 + tag.len()) as u16).to_be_bytes());
     udp.extend_from_slice(&[0, 0]);
     udp.extend_from_slice(tag.as_bytes());
-    ipv4_frame(17, n as u16, &udp)
+    ipv4_frame(None, 17, n as u16, &udp)
 }
 
 /// An ARP request from SRC_MAC / 192.0.2.1 for 192.0.2.(n % 250).
@@ -1080,7 +1032,7 @@ fn top_level_form_and_replay_report_missing_interfaces_as_13() {
         return;
     };
     let pcap = dir.path("one.pcap");
-    write_pcap(&pcap, &test_frames(0..1));
+    write_pcap(&pcap, 1, PCAP_TIME_NS, &test_frames(0..1));
     for args in [
         vec!["--iface", "nope0", "-o", "-"],
         vec![
@@ -1126,7 +1078,7 @@ fn frames_the_kernel_refuses_are_counted_and_replay_goes_on() {
         })
         .collect();
     let pcap = dir.path("sizes.pcap");
-    write_pcap(&pcap, &frames);
+    write_pcap(&pcap, 1, PCAP_TIME_NS, &frames);
     let mut replay = bin_in(&pair.a)
         .args(["replay", "--iface", "va"])
         .arg(&pcap)
@@ -1196,7 +1148,7 @@ fn replay_loops_and_paces() {
     cap.wait_listening();
     let frames = test_frames(0..200);
     let pcap = dir.path("pace.pcap");
-    write_pcap(&pcap, &frames);
+    write_pcap(&pcap, 1, PCAP_TIME_NS, &frames);
     let started = Instant::now();
     let (status, err) = replay(&pair.a, &pcap, &["--pps", "3000", "--loop", "3"]);
     let took = started.elapsed();
@@ -1224,7 +1176,7 @@ fn without_cap_net_raw_capture_and_replay_exit_12() {
     }
     let dir = scratch_dir("perm");
     let pcap = dir.path("one.pcap");
-    write_pcap(&pcap, &test_frames(0..1));
+    write_pcap(&pcap, 1, PCAP_TIME_NS, &test_frames(0..1));
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).expect("chmod");
     fs::set_permissions(&pcap, fs::Permissions::from_mode(0o644)).expect("chmod");
@@ -1252,26 +1204,6 @@ fn without_cap_net_raw_capture_and_replay_exit_12() {
         assert!(stderr.contains("CAP_NET_RAW"), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
-}
-
-/// capinfos' exact frame count and data bytes (`-M`).
-fn capinfos(path: &Path) -> (u64, u64) {
-    let out = Command::new("capinfos")
-        .args(["-M", "-c", "-d"])
-        .arg(path)
-        .output()
-        .expect("run capinfos (apt-get install tshark)");
-    assert!(out.status.success(), "capinfos {}: {out:?}", path.display());
-    let text = String::from_utf8_lossy(&out.stdout);
-    let field = |label: &str| -> u64 {
-        text.lines()
-            .find(|l| l.starts_with(label))
-            .and_then(|l| l.split(':').nth(1))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {label} in capinfos output: {text}"))
-    };
-    (field("Number of packets"), field("Data size"))
 }
 
 /// `-w` during a live capture with two workers, beside the JSON: every frame replayed is in

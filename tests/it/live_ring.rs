@@ -22,6 +22,7 @@ use netpipe_fast::source::filter::BpfFilter;
 use netpipe_fast::source::ring::{FanoutMode, Ring, RingConfig, RingError, RingErrorKind};
 use netpipe_fast::source::ring_sys;
 
+use crate::common::frames::{ipv4_frame, SRC_MAC};
 use crate::common::harness::{self, NetnsPair};
 
 /// The whole file should finish in well under 20 s; each wait is bounded by this.
@@ -89,33 +90,11 @@ impl Sender {
     }
 }
 
-const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02]; // not vb's: B's stack ignores the frames
-const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-
-/// An Ethernet frame (optionally 802.1Q-tagged) carrying IPv4 192.0.2.1 -> 192.0.2.2 with
-/// `proto` and `l4`. Checksums are left 0: nothing here verifies them.
-fn ipv4_frame(vlan_tci: Option<u16>, proto: u8, l4: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&DST_MAC);
-    f.extend_from_slice(&SRC_MAC);
-    if let Some(tci) = vlan_tci {
-        f.extend_from_slice(&[0x81, 0x00]);
-        f.extend_from_slice(&tci.to_be_bytes());
-    }
-    f.extend_from_slice(&[0x08, 0x00]);
-    let total = (20 + l4.len()) as u16;
-    f.extend_from_slice(&[0x45, 0]);
-    f.extend_from_slice(&total.to_be_bytes());
-    f.extend_from_slice(&[0, 1, 0, 0, 64, proto, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2]);
-    f.extend_from_slice(l4);
-    f
-}
-
 fn echo_request(vlan_tci: Option<u16>, seq: u16) -> Vec<u8> {
     let mut icmp = vec![8, 0, 0, 0, 0x4e, 0x50];
     icmp.extend_from_slice(&seq.to_be_bytes());
     icmp.extend_from_slice(b"netpipe-fast ring test payload..");
-    ipv4_frame(vlan_tci, 1, &icmp)
+    ipv4_frame(vlan_tci, 1, 1, &icmp)
 }
 
 fn udp_datagram(port: u16) -> Vec<u8> {
@@ -123,7 +102,7 @@ fn udp_datagram(port: u16) -> Vec<u8> {
     udp.extend_from_slice(&port.to_be_bytes());
     udp.extend_from_slice(&[0, 12, 0, 0]);
     udp.extend_from_slice(b"udp!");
-    ipv4_frame(None, 17, &udp)
+    ipv4_frame(None, 17, 1, &udp)
 }
 
 fn arp_request() -> Vec<u8> {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod brokers;
+pub mod frames;
 pub mod harness;
 
 use std::path::Path;
