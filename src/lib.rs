@@ -136,7 +136,7 @@ pub mod record;
 #[allow(missing_docs)]
 pub mod sink;
 pub mod source;
-#[cfg(feature = "test-util")]
+#[cfg(all(feature = "test-util", feature = "brokers"))]
 pub mod test_util;
 #[cfg(feature = "cli")]
 #[allow(missing_docs)]

@@ -1,5 +1,5 @@
-//! Helpers for this crate's own tests (the `test-util` feature, which only the test targets
-//! turn on; the shipped binary and a default build do not contain it).
+//! Helpers for this crate's own tests (the `test-util` feature with `brokers`; only the test
+//! targets turn `test-util` on, so the shipped binary and a default build do not contain it).
 //!
 //! Capture files for the tests come from the program's own `-w` writer
 //! ([`crate::pipeline::pcap_writer::PcapWriter`]): nanosecond pcap in this host's byte order,
