@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::common::frames::write_pcap;
 use crate::common::harness::TempDir;
+use crate::common::BIN;
 
-const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 const PCAPS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps");
 const ENVELOPE_KEYS: [&str; 6] = [
     "data", "created", "source", "time_ns", "wire_len", "cap_len",

@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::common::harness::TempDir;
+use crate::common::BIN;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 const CORPUS_DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/corpus/tcpdump-tests"

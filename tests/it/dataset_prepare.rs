@@ -9,8 +9,9 @@ use std::process::{Command, Output};
 
 use crate::common;
 use crate::common::harness::TempDir;
+use crate::common::stderr;
+use crate::common::BIN;
 
-const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 const TCP: &str = "tests/dataset/tcp/recorded-tcp.csv";
 const UDP: &str = "tests/dataset/udp/recorded-udp.csv";
 const RAGGED: &str = "tests/dataset/bad/ragged.csv";
@@ -36,10 +37,6 @@ fn prepare(args: &[&str]) -> Output {
         c.env_remove(v);
     }
     c.output().expect("run netpipe-fast")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Header and rows of a CSV, parsed with the csv crate (quoted cells decoded).

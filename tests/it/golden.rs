@@ -5,11 +5,11 @@
 //! the expected exit code; without one the run must exit 0. After an intended change of the
 //! output, regenerate with `scripts/update-golden.sh` and review the diff.
 
+use crate::common::BIN;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 const PCAPS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps");
 const GOLDEN_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden");
 const REGENERATE: &str = "scripts/update-golden.sh";

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::common;
 use crate::common::frames::capinfos;
 use crate::common::harness::{self, TempDir};
+use crate::common::stderr;
 use crate::common::{bin, FIXTURE, FIXTURE_MESSAGES};
 use netpipe_fast::test_util::PcapFeed;
 
@@ -49,10 +50,6 @@ fn s(p: &Path) -> &OsStr {
 
 fn o(text: &str) -> &OsStr {
     OsStr::new(text)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Frames tcpdump reads from `path` (one line each with -q), checking it reads to the end.

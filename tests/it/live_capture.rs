@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 
 use crate::common::frames::{capinfos, checksum, ipv4_frame, write_pcap, DST_MAC, SRC_MAC};
 use crate::common::harness::{self, ip, NetnsPair, Process, TempDir};
+use crate::common::BIN;
 
 /// Capture time of the first frame in the pcap files written here (2023-11-14).
 const PCAP_TIME_NS: i64 = 1_700_000_000_000_000_000;
 
-const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 /// Every wait in this file is bounded by this.
 const DEADLINE: Duration = Duration::from_secs(10);
 /// Interval of the bounded polls of the output file.

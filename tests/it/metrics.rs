@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 use crate::common::harness::{self, ip, NetnsPair, Process, TempDir};
+use crate::common::BIN;
 use crate::common::{bin, root, FIXTURE};
 
-const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 /// Every wait in this file is bounded by this.
 const DEADLINE: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(20);
@@ -39,7 +39,7 @@ print(json.dumps({"content_type": ctype, "samples": out}))
 "#;
 
 fn prom_python() -> PathBuf {
-    root().join("target/prom-venv/bin/python")
+    common::venv_python("prom")
 }
 
 /// Whether the parser is installed; without it the test fails (scripts/test.sh installs

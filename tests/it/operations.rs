@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::common;
 use crate::common::harness::{self, NetnsPair, Process, TempDir};
+use crate::common::stderr;
 use crate::common::{bin, unique, FIXTURE};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -26,10 +27,6 @@ fn config_file(dir: &TempDir, name: &str, text: &str) -> PathBuf {
 
 fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).output().expect("run netpipe-fast")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn json_lines(out: &Output) -> Vec<serde_json::Value> {

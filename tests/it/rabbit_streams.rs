@@ -11,7 +11,7 @@ const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672//";
 
 /// Reads `count` messages of `stream` from its start with kombu over AMQP 0-9-1.
 fn kombu_read(stream: &str, count: usize) -> Vec<Vec<u8>> {
-    let python = common::root().join("target/kombu-venv/bin/python");
+    let python = common::venv_python("kombu");
     let out = Command::new(python)
         .arg(common::root().join("tests/kombu/consume_stream.py"))
         .args(["--url", AMQP_URL, "--stream", stream, "--count"])
@@ -209,7 +209,7 @@ fn three_node_cluster_leader_killed_mid_stream_nothing_lost_no_duplicates() {
     nodes[2].join(&nodes[0]);
     let stream = unique("cluster_stream");
     // Declared over AMQP with three replicas (x-initial-cluster-size), as an operator would.
-    let declare = Command::new(common::root().join("target/kombu-venv/bin/python"))
+    let declare = Command::new(common::venv_python("kombu"))
         .arg("-c")
         .arg(
             "import sys, amqp\n\
@@ -309,7 +309,7 @@ fn three_node_cluster_leader_killed_mid_stream_nothing_lost_no_duplicates() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(status.success(), "publisher failed: {status:?}\n{stderr}");
     // One more than was sent is asked for: the read must time out with exactly the total.
-    let python = common::root().join("target/kombu-venv/bin/python");
+    let python = common::venv_python("kombu");
     let out = Command::new(python)
         .arg(common::root().join("tests/kombu/consume_stream.py"))
         .arg("--url")
@@ -390,7 +390,7 @@ fn password_file_keeps_the_secret_out_of_argv_for_output_and_record() {
 /// Reads a whole stream with kombu: one more message than it can hold is asked for, so the
 /// read ends at the timeout with exactly what is there.
 fn kombu_read_all(stream: &str) -> Vec<Vec<u8>> {
-    let python = common::root().join("target/kombu-venv/bin/python");
+    let python = common::venv_python("kombu");
     let out = Command::new(python)
         .arg(common::root().join("tests/kombu/consume_stream.py"))
         .args(["--url", AMQP_URL, "--stream", stream, "--count"])
@@ -558,7 +558,7 @@ fn block_mode_node_killed_mid_stream_resends_in_flight_batches_without_duplicate
         "no reconnect: {stderr}"
     );
     eprintln!("publisher: {stderr}");
-    let python = common::root().join("target/kombu-venv/bin/python");
+    let python = common::venv_python("kombu");
     let out = Command::new(python)
         .arg(common::root().join("tests/kombu/consume_stream.py"))
         .arg("--url")

@@ -154,7 +154,7 @@ fn reference(dir: &TempDir, count: usize) -> (PathBuf, HashMap<String, usize>) {
 
 #[test]
 fn columns_and_values_match_pandas_json_normalize() {
-    let py = root().join("target/pandas-venv/bin/python");
+    let py = common::venv_python("pandas");
     assert!(
         py.exists(),
         "{} is missing: run scripts/test.sh (it makes the pandas virtual environment)",
@@ -656,7 +656,7 @@ impl AmqpNames {
             std::net::TcpStream::connect(("127.0.0.1", 5672)).is_ok(),
             "RabbitMQ is not answering on 127.0.0.1:5672; run scripts/test.sh"
         );
-        let py = root().join("target/kombu-venv/bin/python");
+        let py = common::venv_python("kombu");
         assert!(
             py.exists(),
             "{} is missing: run scripts/test.sh (the clean-up of test queues uses kombu)",
@@ -686,7 +686,7 @@ impl AmqpNames {
 
 impl Drop for AmqpNames {
     fn drop(&mut self) {
-        let _ = Command::new(root().join("target/kombu-venv/bin/python"))
+        let _ = Command::new(common::venv_python("kombu"))
             .arg(root().join("tests/kombu/consume_amqp.py"))
             .args(["--url", "amqp://guest:guest@127.0.0.1:5672//", "--delete"])
             .args(self.args())

@@ -52,7 +52,7 @@ impl Drop for Run {
 }
 
 fn python() -> PathBuf {
-    let p = root().join("target/kombu-venv/bin/python");
+    let p = common::venv_python("kombu");
     assert!(p.exists(), "{} missing: run scripts/test.sh", p.display());
     p
 }
@@ -481,26 +481,7 @@ fn redis_killed_mid_stream_the_spool_takes_over() {
     let one = expected(&[FIXTURE]);
     let want: Vec<Vec<u8>> = (0..3).flat_map(|_| one.iter().cloned()).collect();
     let got = stream_msgs(&server, &key);
-    assert!(
-        got.len() >= want.len(),
-        "lost: {} of {}",
-        got.len(),
-        want.len()
-    );
-    let dup = (got.len() - want.len()) as u64;
-    assert!(dup <= resent, "{dup} duplicates, {resent} resent");
-    let mut w = 0;
-    for (i, m) in got.iter().enumerate() {
-        if w < want.len() && *m == want[w] {
-            w += 1;
-        } else {
-            assert!(
-                got[..i].contains(m),
-                "entry {i} is neither next nor a repeat"
-            );
-        }
-    }
-    assert_eq!(w, want.len(), "not every message arrived in order");
+    common::assert_in_order_at_least_once(&got, &want, resent);
 }
 
 /// A recorder killed with SIGKILL while it holds read, unsaved entries: another recorder

@@ -12,11 +12,13 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common;
 use crate::common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
+use crate::common::{combined, start_failure};
 
 const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 fn venv_python() -> PathBuf {
-    let py = root().join("target/kombu-venv/bin/python");
+    let py = common::venv_python("kombu");
     assert!(
         py.exists(),
         "{} is missing: run scripts/test.sh, which makes the kombu virtual environment",
@@ -100,7 +102,7 @@ impl Names {
 
 impl Drop for Names {
     fn drop(&mut self) {
-        let _ = Command::new(root().join("target/kombu-venv/bin/python"))
+        let _ = Command::new(common::venv_python("kombu"))
             .arg(root().join("tests/kombu/consume_amqp.py"))
             .args(["--url", BROKER, "--delete"])
             .args(self.args())
@@ -192,27 +194,6 @@ fn kombu_consumer_gets_the_packet_dictionaries() {
         );
         assert_eq!(g["properties"]["delivery_mode"], 2);
     }
-}
-
-fn combined(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs `read` into `url`; returns exit code, the stderr error line and all output.
-fn start_failure(url: &str) -> (Option<i32>, String, String) {
-    let out = bin().args(["read", FIXTURE, "-o", url]).output().unwrap();
-    let all = combined(&out);
-    assert!(out.stdout.is_empty(), "{url}: wrote to stdout");
-    let line = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string();
-    (out.status.code(), line, all)
 }
 
 #[test]

@@ -15,6 +15,8 @@ use std::time::Duration;
 /// Bytes of the pcap global header (records follow it).
 const PCAP_HEADER_BYTES: usize = 24;
 
+use crate::common;
+use crate::common::assert_in_order_at_least_once;
 use crate::common::brokers::{wait_for, PrivateRabbit, PrivateRedis};
 use crate::common::{bin, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES};
 
@@ -236,31 +238,6 @@ fn redis_len(server: &PrivateRedis, queue: &str) -> usize {
         .arg(queue)
         .query(&mut server.connection())
         .unwrap()
-}
-
-/// `received` is `want` with at most `resent` messages repeated (the at-least-once window).
-fn assert_in_order_at_least_once(received: &[Vec<u8>], want: &[Vec<u8>], resent: u64) {
-    assert!(
-        received.len() >= want.len(),
-        "lost messages: {} received, {} sent",
-        received.len(),
-        want.len()
-    );
-    let dup = (received.len() - want.len()) as u64;
-    assert!(dup <= resent, "{dup} duplicates but only {resent} resent");
-    // Every wanted message in order; an extra one may only repeat one already received.
-    let mut w = 0;
-    for (i, m) in received.iter().enumerate() {
-        if w < want.len() && *m == want[w] {
-            w += 1;
-        } else {
-            assert!(
-                received[..i].contains(m),
-                "message {i} received is neither the next one sent nor a repeat"
-            );
-        }
-    }
-    assert_eq!(w, want.len(), "not every message arrived in order");
 }
 
 /// Redis killed mid-stream and started again on the same port: the messages of the outage
@@ -772,7 +749,7 @@ fn a_damaged_spool_and_bad_cursors_still_deliver_every_good_record() {
 /// end.
 #[test]
 fn rabbitmq_outage_spools_and_replays() {
-    let py = root().join("target/kombu-venv/bin/python");
+    let py = common::venv_python("kombu");
     assert!(
         py.exists(),
         "{} is missing: run scripts/test.sh, which makes the kombu virtual environment",

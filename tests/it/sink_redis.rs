@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::common;
 use crate::common::brokers::{free_port, PrivateRedis};
 use crate::common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
+use crate::common::{combined, start_failure};
 
 const SHARED: &str = "redis://127.0.0.1:6379";
 fn shared_redis(db: u8) -> redis::Connection {
@@ -205,7 +206,7 @@ fn raw_format_delivers_every_message_once_in_order_with_env_settings() {
 }
 
 fn venv_python() -> PathBuf {
-    let py = root().join("target/kombu-venv/bin/python");
+    let py = common::venv_python("kombu");
     assert!(
         py.exists(),
         "{} is missing: run scripts/test.sh, which makes the kombu virtual environment",
@@ -501,27 +502,6 @@ fn redis_outage_mid_stream_loses_nothing() {
         "resent {} > the in-flight window of {window}",
         counters.resent()
     );
-}
-
-fn combined(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs `read` into `url`; returns exit code and the stderr error line.
-fn start_failure(url: &str) -> (Option<i32>, String, String) {
-    let out = bin().args(["read", FIXTURE, "-o", url]).output().unwrap();
-    let all = combined(&out);
-    assert!(out.stdout.is_empty(), "{url}: wrote to stdout");
-    let line = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string();
-    (out.status.code(), line, all)
 }
 
 #[test]

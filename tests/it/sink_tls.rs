@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::common;
 use crate::common::brokers::{free_port, wait_for, PrivateRedis};
 use crate::common::harness::TempDir;
+use crate::common::stderr;
 use crate::common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
 
 /// Polls until something accepts TCP connections on `port`, or panics at the deadline or
@@ -137,10 +138,6 @@ fn read_with(ssl_options: &str, args: &[&str]) -> Output {
         .env("FORWARD_SSL_OPTIONS", ssl_options)
         .output()
         .unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// A start-up failure must be exit 11 with one line naming TLS first, and no password.
@@ -396,7 +393,7 @@ fn record_reads_rediss_lists_and_streams() {
 }
 
 fn venv_python() -> PathBuf {
-    let py = root().join("target/kombu-venv/bin/python");
+    let py = common::venv_python("kombu");
     assert!(
         py.exists(),
         "{} is missing: run scripts/test.sh, which makes the kombu virtual environment",

@@ -16,8 +16,8 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use crate::common::harness::{self, ip, lines_of, NetnsPair, Process, TempDir};
+use crate::common::BIN;
 
-const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 /// Every wait in this file is bounded by this.
 const DEADLINE: Duration = Duration::from_secs(10);
 /// Interval of the bounded polls of an output file.

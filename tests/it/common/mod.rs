@@ -5,20 +5,82 @@ pub mod brokers;
 pub mod frames;
 pub mod harness;
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 pub const FIXTURE: &str = "pcaps/mixed.pcap";
 pub const FIXTURE_MESSAGES: usize = 13_620;
+
+/// The program under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
 
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The Python interpreter of the virtual environment `target/<name>-venv` (scripts/test.sh
+/// makes them: kombu, pandas, prom, communityid, fingerprint).
+pub fn venv_python(name: &str) -> PathBuf {
+    root().join(format!("target/{name}-venv/bin/python"))
+}
+
+/// A finished process's stderr, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A finished process's stdout then stderr, as text.
+pub fn combined(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `read` of the fixture into `url`, which must fail to start: returns the exit code,
+/// the first stderr line and all output (nothing may go to stdout).
+pub fn start_failure(url: &str) -> (Option<i32>, String, String) {
+    let out = bin().args(["read", FIXTURE, "-o", url]).output().unwrap();
+    let all = combined(&out);
+    assert!(out.stdout.is_empty(), "{url}: wrote to stdout");
+    let line = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    (out.status.code(), line, all)
+}
+
+/// `received` is `want` with at most `resent` messages repeated (the at-least-once window):
+/// every wanted message in order; an extra one may only repeat one already received.
+pub fn assert_in_order_at_least_once(received: &[Vec<u8>], want: &[Vec<u8>], resent: u64) {
+    assert!(
+        received.len() >= want.len(),
+        "lost messages: {} received, {} sent",
+        received.len(),
+        want.len()
+    );
+    let dup = (received.len() - want.len()) as u64;
+    assert!(dup <= resent, "{dup} duplicates but only {resent} resent");
+    let mut w = 0;
+    for (i, m) in received.iter().enumerate() {
+        if w < want.len() && *m == want[w] {
+            w += 1;
+        } else {
+            assert!(
+                received[..i].contains(m),
+                "message {i} received is neither the next one sent nor a repeat"
+            );
+        }
+    }
+    assert_eq!(w, want.len(), "not every message arrived in order");
+}
+
 /// The binary, run from the repository root, with none of the environment variables that
 /// would change where or how it publishes.
 pub fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_netpipe-fast"));
+    let mut c = Command::new(BIN);
     c.current_dir(root());
     for v in [
         "FORWARD_BROKER_URL",
