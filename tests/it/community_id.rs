@@ -28,25 +28,10 @@ fn venv_python(root: &Path) -> PathBuf {
     }
 }
 
-fn captures(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .map(|entry| entry.expect("read pcaps/ entry").path())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("pcap") | Some("pcapng")
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 fn check(seed: u16) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = venv_python(root);
-    let files = captures(&root.join("pcaps"));
+    let files = crate::common::capture_files(&root.join("pcaps"));
     assert!(files.iter().any(|f| f.ends_with("tunnels.pcap")));
     let out = Command::new(python)
         .arg(root.join("tests/oracle/community_id.py"))

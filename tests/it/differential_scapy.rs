@@ -6,26 +6,10 @@
 //! The oracle needs Debian's `python3-scapy` under `/usr/bin/python3`; without it
 //! this test fails rather than skips, so a green run always means "compared".
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const PYTHON: &str = "/usr/bin/python3";
-
-fn captures(dir: &Path) -> Vec<PathBuf> {
-    let entries =
-        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
-    let mut files: Vec<PathBuf> = entries
-        .map(|entry| entry.expect("read pcaps/ entry").path())
-        .filter(|path| {
-            matches!(
-                path.extension().and_then(|ext| ext.to_str()),
-                Some("pcap") | Some("pcapng")
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
 
 fn require_scapy() {
     let probe = Command::new(PYTHON).args(["-c", "import scapy"]).output();
@@ -49,7 +33,7 @@ fn every_capture_decodes_like_scapy() {
     require_scapy();
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let files = captures(&root.join("pcaps"));
+    let files = crate::common::capture_files(&root.join("pcaps"));
     assert!(
         !files.is_empty(),
         "no *.pcap or *.pcapng files in {}: nothing to compare",

@@ -3,7 +3,6 @@
 //! recorders on one Redis and one RabbitMQ queue, the AntiNex client against a local server.
 //! Brokers: the shared Redis (database 13) and RabbitMQ on 127.0.0.1, unique names, cleaned up.
 
-use netpipe_fast::record::csv::{read_record, split_record};
 use redis::Commands;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::common;
 use crate::common::harness::TempDir;
 use crate::common::{bin, root, unique, FIXTURE, FIXTURE_MESSAGES};
+use crate::common::{merge, read_csv, row_bag};
 
 const REDIS: &str = "redis://127.0.0.1:6379/13";
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -60,49 +60,6 @@ fn text(out: &Output) -> String {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// Header and rows of a CSV.
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = BufReader::new(std::fs::File::open(path).unwrap());
-    let mut rec = Vec::new();
-    let mut all = Vec::new();
-    while read_record(&mut r, &mut rec).unwrap() > 0 {
-        all.push(
-            split_record(&rec)
-                .into_iter()
-                .map(|f| String::from_utf8(f).unwrap())
-                .collect::<Vec<_>>(),
-        );
-    }
-    let header = all.remove(0);
-    (header, all)
-}
-
-/// Each row as "name=value;..." of its non-empty cells, idx left out: a row's identity that
-/// does not depend on the column set or the row's position. Counted (a multiset).
-fn row_bag(path: &Path) -> HashMap<String, usize> {
-    let (header, rows) = read_csv(path);
-    let mut bag = HashMap::new();
-    for r in rows {
-        assert_eq!(r.len(), header.len(), "ragged row in {}", path.display());
-        let key: Vec<String> = header
-            .iter()
-            .zip(&r)
-            .skip(1)
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(h, v)| format!("{h}={v}"))
-            .collect();
-        *bag.entry(key.join(";")).or_insert(0) += 1;
-    }
-    bag
-}
-
-fn merge(mut a: HashMap<String, usize>, b: HashMap<String, usize>) -> HashMap<String, usize> {
-    for (k, n) in b {
-        *a.entry(k).or_insert(0) += n;
-    }
-    a
 }
 
 fn rows_in(path: &Path) -> usize {

@@ -2,7 +2,6 @@
 //! redis-server per test (tests/common/brokers.rs) and read back by redis-py (in
 //! target/kombu-venv, made by scripts/test.sh) as well as by our own `record`.
 
-use netpipe_fast::record::csv::{read_record, split_record};
 use redis::Value;
 use std::collections::HashMap;
 use std::fs::File;
@@ -17,6 +16,7 @@ use crate::common::harness::Process;
 use crate::common::{
     bin, documented_partition, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES,
 };
+use crate::common::{merge, row_bag};
 
 /// Under target/, not the system temp dir: the spool refuses a path through a world-writable
 /// directory such as /tmp. Removed on drop.
@@ -187,40 +187,6 @@ fn publish_stream(server: &PrivateRedis, key: &str, count: usize) {
 }
 
 // --- CSV comparison: each row as its non-empty named cells (a multiset) -------------------
-
-fn row_bag(path: &Path) -> HashMap<String, usize> {
-    let mut r = BufReader::new(File::open(path).unwrap());
-    let mut rec = Vec::new();
-    let mut all = Vec::new();
-    while read_record(&mut r, &mut rec).unwrap() > 0 {
-        all.push(
-            split_record(&rec)
-                .into_iter()
-                .map(|f| String::from_utf8(f).unwrap())
-                .collect::<Vec<_>>(),
-        );
-    }
-    let header = all.remove(0);
-    let mut bag = HashMap::new();
-    for row in all {
-        let key: Vec<String> = header
-            .iter()
-            .zip(&row)
-            .skip(1)
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(h, v)| format!("{h}={v}"))
-            .collect();
-        *bag.entry(key.join(";")).or_insert(0) += 1;
-    }
-    bag
-}
-
-fn merge(mut a: HashMap<String, usize>, b: HashMap<String, usize>) -> HashMap<String, usize> {
-    for (k, n) in b {
-        *a.entry(k).or_insert(0) += n;
-    }
-    a
-}
 
 fn committed_rows(csv: &Path) -> u64 {
     let state = netpipe_fast::record::csv::suffixed(csv, ".state");

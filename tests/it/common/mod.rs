@@ -5,6 +5,7 @@ pub mod brokers;
 pub mod frames;
 pub mod harness;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -177,4 +178,66 @@ pub fn documented_partition(m: &[u8], n: usize) -> usize {
         .decode(id.strip_prefix("1:").unwrap())
         .unwrap();
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) as usize % n
+}
+
+/// Every `.pcap` and `.pcapng` file in `dir`, sorted by name.
+pub fn capture_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.expect("read a directory entry").path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap") | Some("pcapng")
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Header and rows of a CSV the recorder wrote, read with its own reader.
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    use netpipe_fast::record::csv::{read_record, split_record};
+    let mut r = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let mut rec = Vec::new();
+    let mut all = Vec::new();
+    while read_record(&mut r, &mut rec).unwrap() > 0 {
+        all.push(
+            split_record(&rec)
+                .into_iter()
+                .map(|f| String::from_utf8(f).unwrap())
+                .collect::<Vec<_>>(),
+        );
+    }
+    let header = all.remove(0);
+    (header, all)
+}
+
+/// Each row of a recorder CSV as "name=value;..." of its non-empty cells, idx left out: a
+/// row's identity that does not depend on the column set or the row's position. Counted (a
+/// multiset).
+pub fn row_bag(path: &Path) -> HashMap<String, usize> {
+    let (header, rows) = read_csv(path);
+    let mut bag = HashMap::new();
+    for r in rows {
+        assert_eq!(r.len(), header.len(), "ragged row in {}", path.display());
+        let key: Vec<String> = header
+            .iter()
+            .zip(&r)
+            .skip(1)
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(h, v)| format!("{h}={v}"))
+            .collect();
+        *bag.entry(key.join(";")).or_insert(0) += 1;
+    }
+    bag
+}
+
+/// The union of two row bags (counts added).
+pub fn merge(mut a: HashMap<String, usize>, b: HashMap<String, usize>) -> HashMap<String, usize> {
+    for (k, n) in b {
+        *a.entry(k).or_insert(0) += n;
+    }
+    a
 }
