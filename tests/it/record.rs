@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 use crate::common::harness::TempDir;
+use crate::common::kombu;
 use crate::common::{bin, root, unique, FIXTURE, FIXTURE_MESSAGES};
 use crate::common::{merge, read_csv, row_bag};
 
@@ -609,10 +610,7 @@ impl AmqpNames {
     /// Unique names; the clean-up on drop needs target/kombu-venv (scripts/test.sh makes it),
     /// so its absence fails the test rather than leaving queues on the shared broker.
     fn new(what: &str) -> AmqpNames {
-        assert!(
-            std::net::TcpStream::connect(("127.0.0.1", 5672)).is_ok(),
-            "RabbitMQ is not answering on 127.0.0.1:5672; run scripts/test.sh"
-        );
+        kombu::shared_rabbit_up();
         let py = common::venv_python("kombu");
         assert!(
             py.exists(),
@@ -643,21 +641,13 @@ impl AmqpNames {
 
 impl Drop for AmqpNames {
     fn drop(&mut self) {
-        let _ = Command::new(common::venv_python("kombu"))
-            .arg(root().join("tests/kombu/consume_amqp.py"))
-            .args(["--url", "amqp://guest:guest@127.0.0.1:5672//", "--delete"])
-            .args(self.args())
-            .stdout(Stdio::null())
-            .status();
+        kombu::delete_amqp("amqp://guest:guest@127.0.0.1:5672//", &self.args());
     }
 }
 
 #[test]
 fn two_recorders_split_one_rabbitmq_queue() {
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", 5672)).is_ok(),
-        "RabbitMQ is not answering on 127.0.0.1:5672; run scripts/test.sh"
-    );
+    kombu::shared_rabbit_up();
     let dir = TempDir::unique("rec_two_amqp");
     let (_, want) = reference(&dir, FIXTURE_MESSAGES);
     let names = AmqpNames::new("rec_two");
@@ -1107,10 +1097,7 @@ fn rabbitmq_connection_closed_by_the_broker_reconnects_without_duplicates() {
 
 #[test]
 fn crash_between_commit_and_ack_duplicates_nothing_rabbitmq() {
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", 5672)).is_ok(),
-        "RabbitMQ is not answering on 127.0.0.1:5672; run scripts/test.sh"
-    );
+    kombu::shared_rabbit_up();
     let dir = TempDir::unique("rec_crash_amqp");
     let (_, want) = reference(&dir, FIXTURE_MESSAGES);
     let names = AmqpNames::new("rec_crash");

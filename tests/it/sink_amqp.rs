@@ -9,31 +9,14 @@ use netpipe_fast::sink::{AmqpConfig, AmqpSink, Backoff, Output, OutputOptions};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common;
+use crate::common::kombu;
 use crate::common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
 use crate::common::{combined, start_failure};
 
 const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-fn venv_python() -> PathBuf {
-    let py = common::venv_python("kombu");
-    assert!(
-        py.exists(),
-        "{} is missing: run scripts/test.sh, which makes the kombu virtual environment",
-        py.display()
-    );
-    py
-}
-
-fn broker_up() {
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", 5672)).is_ok(),
-        "RabbitMQ is not answering on 127.0.0.1:5672; run scripts/test.sh"
-    );
-}
-
 /// An exchange, queue and routing key of one test; deleted (through kombu) on drop.
 struct Names {
     queue: String,
@@ -43,7 +26,7 @@ struct Names {
 
 impl Names {
     fn new(what: &str) -> Names {
-        broker_up();
+        kombu::shared_rabbit_up();
         Names {
             queue: unique(&format!("{what}_q")),
             exchange: unique(&format!("{what}_x")),
@@ -80,34 +63,18 @@ impl Names {
     }
 
     fn consume_with(&self, count: usize, extra: &[&str]) -> Vec<Value> {
-        let out = Command::new(venv_python())
-            .arg(root().join("tests/kombu/consume_amqp.py"))
-            .args(["--url", BROKER, "--count", &count.to_string()])
-            .args(self.args())
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "consume_amqp.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).expect("consume_amqp.py prints JSON"))
-            .collect()
+        let count = count.to_string();
+        let names = self.args();
+        let mut args = vec!["--url", BROKER, "--count", &count];
+        args.extend(names.iter().map(String::as_str));
+        args.extend(extra);
+        kombu::json_lines("consume_amqp.py", &args)
     }
 }
 
 impl Drop for Names {
     fn drop(&mut self) {
-        let _ = Command::new(common::venv_python("kombu"))
-            .arg(root().join("tests/kombu/consume_amqp.py"))
-            .args(["--url", BROKER, "--delete"])
-            .args(self.args())
-            .stdout(Stdio::null())
-            .status();
+        kombu::delete_amqp(BROKER, &self.args());
     }
 }
 
@@ -198,7 +165,7 @@ fn kombu_consumer_gets_the_packet_dictionaries() {
 
 #[test]
 fn start_up_errors_are_one_line_with_distinct_codes_and_no_password() {
-    broker_up();
+    kombu::shared_rabbit_up();
     let secret = "s3cr3t-amqp-pw";
 
     // Wrong password, unknown user.

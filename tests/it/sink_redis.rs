@@ -8,7 +8,7 @@ use netpipe_fast::sink::{Backoff, Output, OutputOptions, RedisConfig, RedisForma
 use redis::Commands;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common;
@@ -205,33 +205,9 @@ fn raw_format_delivers_every_message_once_in_order_with_env_settings() {
     assert!(items == want, "raw list differs from the stdout lines");
 }
 
-fn venv_python() -> PathBuf {
-    let py = common::venv_python("kombu");
-    assert!(
-        py.exists(),
-        "{} is missing: run scripts/test.sh, which makes the kombu virtual environment",
-        py.display()
-    );
-    py
-}
-
 /// Runs tests/kombu/consume.py and returns its JSON lines.
 fn consume(args: &[&str]) -> Vec<Value> {
-    let out = Command::new(venv_python())
-        .arg(root().join("tests/kombu/consume.py"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "consume.py {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).expect("consume.py prints JSON"))
-        .collect()
+    common::kombu::json_lines("consume.py", args)
 }
 
 /// The original's consumer library reads what we publish: kombu gets dictionaries equal to

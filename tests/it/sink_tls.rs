@@ -9,7 +9,7 @@
 //! messages back; netpipe-fast is given the TLS port alone.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use crate::common;
 use crate::common::brokers::{free_port, wait_for, PrivateRedis};
 use crate::common::harness::TempDir;
 use crate::common::stderr;
-use crate::common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
+use crate::common::{bin, expected, unique, FIXTURE, FIXTURE_MESSAGES};
 
 /// Polls until something accepts TCP connections on `port`, or panics at the deadline or
 /// when `child` exits first.
@@ -392,16 +392,6 @@ fn record_reads_rediss_lists_and_streams() {
     assert_tls_failure(&out, password, "UnknownIssuer");
 }
 
-fn venv_python() -> PathBuf {
-    let py = common::venv_python("kombu");
-    assert!(
-        py.exists(),
-        "{} is missing: run scripts/test.sh, which makes the kombu virtual environment",
-        py.display()
-    );
-    py
-}
-
 const RABBIT_USER: &str = "npf";
 const RABBIT_PASSWORD: &str = "tls-amqp-s3cret";
 
@@ -520,29 +510,22 @@ impl TlsRabbit {
             "amqp://{RABBIT_USER}:{RABBIT_PASSWORD}@127.0.0.1:{}//",
             self.plain_port
         );
-        let out = Command::new(venv_python())
-            .arg(root().join("tests/kombu/consume_amqp.py"))
-            .args(["--url", &url, "--count", &count.to_string()])
-            .args([
+        let count = count.to_string();
+        common::kombu::json_lines(
+            "consume_amqp.py",
+            &[
+                "--url",
+                &url,
+                "--count",
+                &count,
                 "--queue",
                 queue,
                 "--exchange",
                 queue,
                 "--routing-key",
                 queue,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "consume_amqp.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).expect("consume_amqp.py prints JSON"))
-            .collect()
+            ],
+        )
     }
 }
 
@@ -666,8 +649,7 @@ fn rabbitmq_stream_tls_delivers_every_message_in_order_and_checks_the_certificat
         "amqp://{RABBIT_USER}:{password}@127.0.0.1:{}//",
         broker.plain_port
     );
-    let read = Command::new(venv_python())
-        .arg(root().join("tests/kombu/consume_stream.py"))
+    let read = common::kombu::command("consume_stream.py")
         .args(["--url", &amqp, "--stream", &stream, "--count"])
         .arg((FIXTURE_MESSAGES + 1).to_string())
         .args(["--timeout", "15"])

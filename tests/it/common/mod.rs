@@ -4,6 +4,7 @@
 pub mod brokers;
 pub mod frames;
 pub mod harness;
+pub mod kombu;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
