@@ -5,34 +5,13 @@
 //! tests/golden.rs.
 
 use crate::common;
+use crate::common::harness::TempDir;
 
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 const PYTHON: &str = "/usr/bin/python3";
 const FRAGMENTS: &str = "pcaps/fragments.pcap";
-
-/// A scratch directory under the repository's target/ (not a predictable /tmp path), removed
-/// on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let p = common::root()
-            .join("target/test-scratch")
-            .join(format!("reassembly-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create scratch dir");
-        Scratch(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn read(args: &[&str]) -> Output {
     let out = common::bin()
@@ -74,7 +53,12 @@ fn reassembly_line(out: &Output) -> String {
 
 #[test]
 fn reassembled_datagrams_equal_scapys() {
-    let scratch = Scratch::new("oracle");
+    // Under the repository's target/ (not a predictable /tmp path), removed on drop.
+    let scratch = TempDir::at(
+        common::root()
+            .join("target/test-scratch")
+            .join(format!("reassembly-{}-oracle", std::process::id())),
+    );
     let oracle_pcap = scratch.0.join("defragmented.pcap");
     let oracle = Command::new(PYTHON)
         .arg(common::root().join("tests/oracle/defrag.py"))

@@ -16,44 +16,10 @@ use crate::common::harness::TempDir;
 use crate::common::kombu;
 use crate::common::{bin, root, unique, FIXTURE, FIXTURE_MESSAGES};
 use crate::common::{merge, read_csv, row_bag};
+use crate::common::{rec, record_files as files};
 
 const REDIS: &str = "redis://127.0.0.1:6379/13";
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
-/// `netpipe-fast record` with none of the recorder's variables from the caller's environment.
-fn rec() -> Command {
-    let mut c = bin();
-    c.arg("record");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ANTINEX_")
-            || [
-                "SAVE_AFTER_NUM",
-                "STOP_AFTER_NUM",
-                "STOP_FILE",
-                "DS_NAME",
-                "DS_DIR",
-                "OUTPUT_CSV",
-                "ARCHIVE_JSON",
-            ]
-            .contains(&k.as_str())
-        {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-/// Arguments naming the files of one recording in `dir` (prefix `name`).
-fn files(dir: &TempDir, name: &str) -> Vec<String> {
-    vec![
-        "--output-csv".into(),
-        dir.path(&format!("{name}.csv")).display().to_string(),
-        "--archive-json".into(),
-        dir.path(&format!("{name}.json")).display().to_string(),
-        "--stop-file".into(),
-        dir.path(&format!("{name}.stop")).display().to_string(),
-    ]
-}
 
 fn text(out: &Output) -> String {
     format!(

@@ -7,50 +7,21 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common;
 use crate::common::brokers::{wait_for, PrivateRedis};
 use crate::common::harness::Process;
+use crate::common::harness::{mkfifo, Run, TempDir};
 use crate::common::{
     bin, documented_partition, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES,
 };
 use crate::common::{merge, row_bag};
+use crate::common::{rec, record_files as files};
 
 /// Under target/, not the system temp dir: the spool refuses a path through a world-writable
 /// directory such as /tmp. Removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(what: &str) -> Scratch {
-        let dir = root().join("target/test-scratch").join(unique(what));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child killed (by its process id) if the test ends before it does.
-struct Run(Child);
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 fn python() -> PathBuf {
     let p = common::venv_python("kombu");
     assert!(p.exists(), "{} missing: run scripts/test.sh", p.display());
@@ -197,36 +168,8 @@ fn committed_rows(csv: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn rec() -> Command {
-    let mut c = bin();
-    c.arg("record");
-    for k in [
-        "SAVE_AFTER_NUM",
-        "STOP_AFTER_NUM",
-        "STOP_FILE",
-        "DS_NAME",
-        "DS_DIR",
-        "OUTPUT_CSV",
-        "ARCHIVE_JSON",
-    ] {
-        c.env_remove(k);
-    }
-    c
-}
-
-fn files(dir: &Scratch, name: &str) -> Vec<String> {
-    vec![
-        "--output-csv".into(),
-        dir.path(&format!("{name}.csv")).display().to_string(),
-        "--archive-json".into(),
-        dir.path(&format!("{name}.json")).display().to_string(),
-        "--stop-file".into(),
-        dir.path(&format!("{name}.stop")).display().to_string(),
-    ]
-}
-
 /// The recording of the first `count` fixture messages made from a JSON-lines file.
-fn reference(dir: &Scratch, count: usize) -> HashMap<String, usize> {
+fn reference(dir: &TempDir, count: usize) -> HashMap<String, usize> {
     let jsonl = dir.path("fixture.jsonl");
     let out = bin()
         .args(["read", "-q", "-c", &count.to_string(), FIXTURE])
@@ -252,7 +195,7 @@ fn reference(dir: &Scratch, count: usize) -> HashMap<String, usize> {
 fn claiming_args(
     server: &PrivateRedis,
     key: &str,
-    dir: &Scratch,
+    dir: &TempDir,
     name: &str,
     save: &str,
     claim_ms: &str,
@@ -335,7 +278,7 @@ fn pending(server: &PrivateRedis, key: &str, group: &str) -> u64 {
 /// two recorders in two groups, each of which gets everything.
 #[test]
 fn stream_output_every_message_once_in_order_for_redis_py_and_two_groups() {
-    let dir = Scratch::new("rs_once");
+    let dir = TempDir::scratch("rs_once");
     let server = PrivateRedis::start("rs_once_srv", &[]);
     let key = unique("stream");
     publish_stream(&server, &key, FIXTURE_MESSAGES);
@@ -370,7 +313,7 @@ fn stream_output_every_message_once_in_order_for_redis_py_and_two_groups() {
 /// order once Redis is back, and duplicates are at most what was resent.
 #[test]
 fn redis_killed_mid_stream_the_spool_takes_over() {
-    let scratch = Scratch::new("rs_outage");
+    let scratch = TempDir::scratch("rs_outage");
     let mut server = PrivateRedis::start(
         "rs_outage_srv",
         &["--appendonly", "yes", "--appendfsync", "always"],
@@ -380,7 +323,7 @@ fn redis_killed_mid_stream_the_spool_takes_over() {
         .map(|i| scratch.path(&format!("part{i}.pcap")))
         .collect();
     for f in &fifos {
-        assert!(Command::new("mkfifo").arg(f).status().unwrap().success());
+        mkfifo(f);
     }
     let spool = scratch.path("spool");
     let stderr = scratch.path("stderr");
@@ -455,7 +398,7 @@ fn redis_killed_mid_stream_the_spool_takes_over() {
 /// The killed one started again with its name re-reads nothing already saved.
 #[test]
 fn recorder_killed_mid_batch_another_in_the_group_claims_its_entries() {
-    let dir = Scratch::new("rs_claim");
+    let dir = TempDir::scratch("rs_claim");
     let server = PrivateRedis::start("rs_claim_srv", &[]);
     let key = unique("stream");
     let total = 2500;
@@ -494,7 +437,7 @@ fn recorder_killed_mid_batch_another_in_the_group_claims_its_entries() {
 /// kill -9 after a snapshot with more entries held, restart with the same consumer name.
 #[test]
 fn restarted_recorder_rereads_its_pending_entries_first() {
-    let dir = Scratch::new("rs_resume");
+    let dir = TempDir::scratch("rs_resume");
     let server = PrivateRedis::start("rs_resume_srv", &[]);
     let key = unique("stream");
     let total = 1500;
@@ -580,7 +523,7 @@ fn channel_mode_reaches_a_redis_py_subscriber() {
 /// messages they are dropped and counted, and the run ends with exit code 16.
 #[test]
 fn channel_mode_is_never_spooled() {
-    let scratch = Scratch::new("rs_chan_nospool");
+    let scratch = TempDir::scratch("rs_chan_nospool");
     let mut server = PrivateRedis::start("rs_chan_nospool_srv", &[]);
     let fifo = scratch.path("in.pcap");
     assert!(Command::new("mkfifo")
@@ -631,7 +574,7 @@ fn channel_mode_is_never_spooled() {
 /// Stream settings that cannot work are usage errors (exit 2), before anything is created.
 #[test]
 fn stream_input_usage_errors() {
-    let dir = Scratch::new("rs_usage");
+    let dir = TempDir::scratch("rs_usage");
     for (args, why) in [
         (
             &[
@@ -701,7 +644,7 @@ fn stream_input_usage_errors() {
 /// recorder of the group; when it wakes it stops with exit 17 instead of saving them too.
 #[test]
 fn stalled_recorder_whose_entries_were_taken_over_stops_without_saving_them() {
-    let dir = Scratch::new("rs_stall");
+    let dir = TempDir::scratch("rs_stall");
     let server = PrivateRedis::start("rs_stall_srv", &[]);
     let key = unique("stream");
     let total = 2500;
@@ -746,7 +689,7 @@ fn stalled_recorder_whose_entries_were_taken_over_stops_without_saving_them() {
 /// one partition at a time: selecting two is refused with a clear error.
 #[test]
 fn partitions_are_read_as_selected_in_one_group() {
-    let dir = Scratch::new("rs_parts");
+    let dir = TempDir::scratch("rs_parts");
     let server = PrivateRedis::start("rs_parts_srv", &[]);
     let key = unique("pstream");
     let counts = [300usize, 500, 200, 50];
@@ -785,7 +728,7 @@ fn partitions_are_read_as_selected_in_one_group() {
         bags.push(row_bag(&csv));
     }
     // A scratch folder per reference: a second recording into the same CSV would resume it.
-    let r = |n| reference(&Scratch::new("rs_parts_ref"), n);
+    let r = |n| reference(&TempDir::scratch("rs_parts_ref"), n);
     assert_eq!(bags[0], merge(r(300), r(200)));
     // "1-3" is partitions 1, 2 and 3: partition 2's entries were all taken by "even" in the
     // same group, so this one gets 1 and 3 only.
@@ -971,7 +914,7 @@ fn partitioned_lists_and_one_partition_is_the_queue_itself() {
 /// from each message), every message arrives, in order per partition, duplicates ≤ resent.
 #[test]
 fn partitions_survive_the_spool() {
-    let scratch = Scratch::new("rs_parts_outage");
+    let scratch = TempDir::scratch("rs_parts_outage");
     let mut server = PrivateRedis::start(
         "rs_parts_outage_srv",
         &["--appendonly", "yes", "--appendfsync", "always"],
@@ -982,7 +925,7 @@ fn partitions_survive_the_spool() {
         .map(|i| scratch.path(&format!("part{i}.pcap")))
         .collect();
     for f in &fifos {
-        assert!(Command::new("mkfifo").arg(f).status().unwrap().success());
+        mkfifo(f);
     }
     let spool = scratch.path("spool");
     let stderr = scratch.path("stderr");
@@ -1085,7 +1028,7 @@ fn partitions_survive_the_spool() {
 /// before any output exists: files, stdout, tcp://, amqp://, -w alone, and out of range.
 #[test]
 fn partitions_are_refused_where_they_cannot_work() {
-    let dir = Scratch::new("rs_parts_usage");
+    let dir = TempDir::scratch("rs_parts_usage");
     let file = dir.path("out.jsonl");
     let file_arg = format!("file:{}", file.display());
     for args in [

@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Bytes of the pcap global header (records follow it).
@@ -18,22 +18,19 @@ const PCAP_HEADER_BYTES: usize = 24;
 use crate::common;
 use crate::common::assert_in_order_at_least_once;
 use crate::common::brokers::{wait_for, PrivateRabbit, PrivateRedis};
+use crate::common::harness::{mkfifo, Run, TempDir};
 use crate::common::{bin, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES};
 
-struct Scratch {
-    dir: PathBuf,
-}
+/// A scratch directory (under target/: the spool refuses a path through a world-writable
+/// directory such as /tmp) that shows the runs' stderr files when the test failed.
+struct Scratch(TempDir);
 
 impl Scratch {
-    /// Under target/, not the system temp dir: the spool refuses a path through a
-    /// world-writable directory such as /tmp.
     fn new(what: &str) -> Scratch {
-        let dir = root().join("target/test-scratch").join(unique(what));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch { dir }
+        Scratch(TempDir::scratch(what))
     }
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+        self.0.path(name)
     }
 }
 
@@ -46,24 +43,6 @@ impl Drop for Scratch {
                     eprintln!("--- {name} of the run:\n{text}");
                 }
             }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn mkfifo(path: &Path) {
-    let ok = Command::new("mkfifo").arg(path).status().unwrap().success();
-    assert!(ok, "mkfifo {} failed", path.display());
-}
-
-/// A run of the binary, killed (by its process id) if the test ends before it does.
-struct Run(Child);
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
         }
     }
 }

@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use crate::common;
 use crate::common::brokers::{free_port, wait_for, PrivateRedis};
+use crate::common::harness::TempDir;
 use crate::common::harness::{effective_uid_is_root, live_available, Process};
-use crate::common::{bin, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES};
+use crate::common::{bin, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES};
 
 /// The other local user of the host.
 const ATTACKER_UID: u32 = 65534;
@@ -34,23 +35,6 @@ fn can_plant(what: &str) -> bool {
     }
     common::note_skip(&format!("skipping {what}: not running as root"));
     false
-}
-
-/// A scratch directory under target/ (root-owned, 0755), removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(what: &str) -> Scratch {
-        let dir = root().join("target/test-scratch").join(unique(what));
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A spool segment holding one record, `message` (the format of src/sink/spool.rs, written
@@ -144,7 +128,7 @@ fn a_spool_planted_in_a_world_writable_folder_is_refused_before_anything_is_publ
     if !can_plant("planted spool test") {
         return;
     }
-    let scratch = Scratch::new("planted");
+    let scratch = TempDir::scratch("planted");
     let shared = scratch.0.join("shared");
     fs::create_dir(&shared).unwrap();
     fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
@@ -180,7 +164,7 @@ fn a_spool_directory_or_segment_owned_by_another_user_is_refused() {
     if !can_plant("foreign owner test") {
         return;
     }
-    let scratch = Scratch::new("foreign");
+    let scratch = TempDir::scratch("foreign");
     let victim = victim_in(&scratch.0);
     let theirs = scratch.0.join("theirs");
     plant(&theirs, &victim);
@@ -234,7 +218,7 @@ fn the_default_spool_is_private_and_ignores_the_old_world_writable_place() {
     if !can_plant("default spool test") {
         return;
     }
-    let scratch = Scratch::new("default");
+    let scratch = TempDir::scratch("default");
     let victim = victim_in(&scratch.0);
     let queue = unique("default_q");
     let identity = format!("redis-127.0.0.1-6379-0-{queue}");

@@ -24,6 +24,16 @@ impl TempDir {
         TempDir::at(std::env::temp_dir().join(super::unique(what)))
     }
 
+    /// A directory named by [`super::unique`] under target/test-scratch: not the system temp
+    /// dir, because the spool refuses a path through a world-writable directory such as /tmp.
+    pub fn scratch(what: &str) -> TempDir {
+        TempDir::at(
+            super::root()
+                .join("target/test-scratch")
+                .join(super::unique(what)),
+        )
+    }
+
     /// The directory `path`, emptied if it was there (for a place other than the system temp
     /// dir).
     pub fn at(path: PathBuf) -> TempDir {
@@ -41,6 +51,24 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
+}
+
+/// A child process killed (by its process id) if the test ends before it does.
+pub struct Run(pub Child);
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Makes the named pipe `path`.
+pub fn mkfifo(path: &std::path::Path) {
+    let ok = Command::new("mkfifo").arg(path).status().unwrap().success();
+    assert!(ok, "mkfifo {} failed", path.display());
 }
 
 /// The lines of `r`, read on a thread of their own, as they arrive.

@@ -242,3 +242,38 @@ pub fn merge(mut a: HashMap<String, usize>, b: HashMap<String, usize>) -> HashMa
     }
     a
 }
+
+/// `netpipe-fast record` with none of the recorder's variables from the caller's environment.
+pub fn rec() -> Command {
+    let mut c = bin();
+    c.arg("record");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ANTINEX_")
+            || [
+                "SAVE_AFTER_NUM",
+                "STOP_AFTER_NUM",
+                "STOP_FILE",
+                "DS_NAME",
+                "DS_DIR",
+                "OUTPUT_CSV",
+                "ARCHIVE_JSON",
+            ]
+            .contains(&k.as_str())
+        {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// `record` arguments naming the files of one recording in `dir` (prefix `name`).
+pub fn record_files(dir: &harness::TempDir, name: &str) -> Vec<String> {
+    vec![
+        "--output-csv".into(),
+        dir.path(&format!("{name}.csv")).display().to_string(),
+        "--archive-json".into(),
+        dir.path(&format!("{name}.json")).display().to_string(),
+        "--stop-file".into(),
+        dir.path(&format!("{name}.stop")).display().to_string(),
+    ]
+}
