@@ -7,7 +7,7 @@
 #   DESTDIR=/tmp/pkg scripts/install.sh # stage for a package
 #
 # Needs libpcap (Debian/Ubuntu: apt-get install libpcap-dev) and a Rust toolchain.
-# NETPIPE_BIN=PATH installs that binary instead of building one (used by tests/operations.rs).
+# NETPIPE_BIN=PATH installs that binary instead of building one (used by tests/it/operations.rs).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -70,7 +70,7 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
-# systemd-analyze verifies scripts/netpipe-fast.service (tests/operations.rs). The systemd
+# systemd-analyze verifies scripts/netpipe-fast.service (tests/it/operations.rs). The systemd
 # package installs without starting anything in a container; where it cannot be installed the
 # test says so and skips (a host without systemd is no failure of ours).
 if ! command -v systemd-analyze >/dev/null 2>&1; then
@@ -88,7 +88,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # Python virtual environment with kombu (the original's messaging library), from PyPI, for
-# tests/sink_redis.rs: its consumer must read what we publish. Made once, kept in target/.
+# tests/it/sink_redis.rs: its consumer must read what we publish. Made once, kept in target/.
 # ---------------------------------------------------------------------------------------------
 
 # fresh_venv DIR [--system-site-packages] PACKAGE...: a new virtual environment in DIR (what
@@ -120,7 +120,7 @@ fi
 info "$("$kombu_venv/bin/python" -c 'import kombu, redis; print("kombu", kombu.__version__, "redis-py", redis.__version__)')"
 
 # Community ID reference implementation (Corelight's `communityid` from PyPI) for
-# tests/community_id.rs, in a venv that also sees the system site packages (python3-scapy, for
+# tests/it/community_id.rs, in a venv that also sees the system site packages (python3-scapy, for
 # the oracle's dissection).
 step "communityid virtual environment (target/communityid-venv)"
 cid_venv=target/communityid-venv
@@ -133,7 +133,7 @@ info "$("$cid_venv/bin/python" -c 'import importlib.metadata as m; print("commun
 
 # ---------------------------------------------------------------------------------------------
 # Python virtual environment with reference JA3/JA4 implementations from PyPI, for
-# tests/tls_fingerprints.rs: Salesforce's ja3 (with dpkt) and FoxIO's ja4plus. Made once.
+# tests/it/tls_fingerprints.rs: Salesforce's ja3 (with dpkt) and FoxIO's ja4plus. Made once.
 # ---------------------------------------------------------------------------------------------
 
 step "fingerprint virtual environment (target/fingerprint-venv)"
@@ -246,7 +246,7 @@ else
   info "ready"
 fi
 
-# RabbitMQ Streams (tests/rabbit_streams.rs): the stream protocol plugin on port 5552.
+# RabbitMQ Streams (tests/it/rabbit_streams.rs): the stream protocol plugin on port 5552.
 # `rabbitmq-plugins enable` is idempotent and applies to the running node at once.
 stream_answers() { (exec 3<>/dev/tcp/127.0.0.1/5552) 2>/dev/null; }
 step "RabbitMQ stream plugin on 127.0.0.1:5552"
@@ -259,7 +259,7 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
-# record: Python virtual environment with pandas, for tests/record.rs (its oracle,
+# record: Python virtual environment with pandas, for tests/it/record.rs (its oracle,
 # tests/record/pandas_oracle.py, builds the CSV the original recorder's way with
 # json_normalize) and scripts/bench-record.sh. Made once, kept in target/.
 # ---------------------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ info "$("$pandas_venv/bin/python" -c 'import pandas; print("pandas", pandas.__ve
 
 # ---------------------------------------------------------------------------------------------
 # Python virtual environment with prometheus_client (the Prometheus project's own Python
-# client) for tests/metrics.rs: its parser, not a regex, reads what `--metrics` serves.
+# client) for tests/it/metrics.rs: its parser, not a regex, reads what `--metrics` serves.
 # ---------------------------------------------------------------------------------------------
 
 step "prometheus_client virtual environment (target/prom-venv)"
@@ -290,7 +290,7 @@ info "$("$prom_venv/bin/python" -c 'import prometheus_client; print("prometheus_
 command -v script >/dev/null 2>&1 || apt_install bsdutils
 
 # ---------------------------------------------------------------------------------------------
-# TLS tests (tests/sink_tls.rs): openssl makes their CA and certificates; they start their own
+# TLS tests (tests/it/sink_tls.rs): openssl makes their CA and certificates; they start their own
 # redis-server (with a TLS port: Debian's build links OpenSSL) and RabbitMQ node.
 # ---------------------------------------------------------------------------------------------
 
@@ -305,11 +305,11 @@ fi
 redis_help=$(redis-server --help 2>&1 || true)
 redis_libs=$(ldd "$(command -v redis-server)" 2>/dev/null || true)
 if [[ $redis_help != *--tls-port* && $redis_libs != *libssl* ]]; then
-  die "this redis-server has no TLS support; tests/sink_tls.rs needs one built with TLS"
+  die "this redis-server has no TLS support; tests/it/sink_tls.rs needs one built with TLS"
 fi
 
 # ---------------------------------------------------------------------------------------------
-# Broker outage tests (tests/sink_outage.rs): they start private redis-server and RabbitMQ
+# Broker outage tests (tests/it/sink_outage.rs): they start private redis-server and RabbitMQ
 # nodes of their own (installed above), feed the binary through named pipes (mkfifo) and
 # pause a broker with kill -STOP/-CONT (/usr/bin/kill, from procps).
 # ---------------------------------------------------------------------------------------------
@@ -351,14 +351,15 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --no-default-features
 
 step "cargo test --release --all-targets (and documentation examples)"
 # Tests run optimised (the 10^5-message broker runs and the big-record test need it), but
-# without the release profile's fat LTO and single codegen unit: linking some 30 test binaries
-# with fat LTO took most of the run's time. The shipped binary (scripts/run.sh, install.sh)
-# keeps fat LTO.
+# without the release profile's fat LTO and single codegen unit: linking the test binaries
+# with fat LTO took most of the run's time (the integration tests are one binary, tests/it, with
+# the `test-util` feature through the crate's dev-dependency on itself). The shipped binary
+# (scripts/run.sh, install.sh) keeps fat LTO and has no `test-util`.
 export CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 export CARGO_PROFILE_BENCH_LTO=off CARGO_PROFILE_BENCH_CODEGEN_UNITS=16
 log=$(mktemp)
 # Tests that skip themselves (no root, no namespaces, no systemd-analyze, no ../shared) append
-# one "skipping WHAT: WHY" line here (tests/common: note_skip); counted at the end.
+# one "skipping WHAT: WHY" line here (tests/it/common: note_skip); counted at the end.
 NETPIPE_SKIP_LOG=$(mktemp)
 export NETPIPE_SKIP_LOG
 trap 'rm -f "$log" "$NETPIPE_SKIP_LOG"' EXIT

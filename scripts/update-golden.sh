@@ -2,7 +2,7 @@
 # Regenerates tests/golden/<capture>.jsonl for every capture in pcaps/ with the release binary
 # (`netpipe-fast read FILE`, SOURCE_HOST unset so "source" is "localdev"). A capture whose run
 # does not exit 0 also gets tests/golden/<capture>.exit with its exit code, which
-# tests/golden.rs then expects. Review `git diff tests/golden` before committing: the golden
+# tests/it/golden.rs then expects. Review `git diff tests/golden` before committing: the golden
 # files are the reviewed contract, not whatever the decoder prints today.
 #
 # So that a regression is not blessed by accident, nothing is replaced unless:
@@ -26,7 +26,7 @@ cargo build --release --bin netpipe-fast
 bin="${CARGO_TARGET_DIR:-target}/release/netpipe-fast"
 [ -x "$bin" ] || { echo "update-golden: $bin was not built" >&2; exit 1; }
 
-# Same rule as tests/golden.rs: a capture is a file with a pcap or pcapng magic number.
+# Same rule as tests/it/golden.rs: a capture is a file with a pcap or pcapng magic number.
 is_capture() {
   case "$(head -c 4 "$1" | od -An -tx1 | tr -d ' \n')" in
     a1b2c3d4 | d4c3b2a1 | a1b23c4d | 4d3cb2a1 | 0a0d0d0a) return 0 ;;

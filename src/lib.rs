@@ -135,6 +135,8 @@ pub mod record;
 #[allow(missing_docs)]
 pub mod sink;
 pub mod source;
+#[cfg(all(feature = "test-util", feature = "brokers"))]
+pub mod test_util;
 pub mod time;
 #[cfg(feature = "cli")]
 pub mod tools;

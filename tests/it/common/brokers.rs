@@ -1,0 +1,325 @@
+//! Private brokers for tests that stop a broker: each test starts its own server process on
+//! free ports in a temporary directory, so the shared Redis and RabbitMQ are never touched.
+//! Both are killed (by their process id) and their directories removed on drop.
+
+use super::unique;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `ready` until it is true; panics with `what` after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the Redis server on `port` answers PING as a server that has loaded its data: PONG,
+/// or NOAUTH from one that wants a password (a server still loading its append-only file
+/// answers LOADING).
+fn redis_ready(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut reply = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok()
+        && s.read_exact(&mut reply).is_ok()
+        && (reply.starts_with(b"+PONG") || reply.starts_with(b"-NOAUTH"))
+}
+
+fn accepts(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// `redis-server --port <free> --save ''` (plus `extra`), restartable on the same port.
+pub struct PrivateRedis {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+    extra: Vec<String>,
+}
+
+impl PrivateRedis {
+    pub fn start(what: &str, extra: &[&str]) -> PrivateRedis {
+        let dir = std::env::temp_dir().join(unique(what));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut r = PrivateRedis {
+            child: None,
+            port: free_port(),
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        r.spawn();
+        r
+    }
+
+    /// Starts the server (again) on its port and waits until it answers PING (an
+    /// append-only file is loaded by then).
+    pub fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--dir"])
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test.sh installs it)");
+        self.child = Some(child);
+        let port = self.port;
+        wait_for("the private redis-server", Duration::from_secs(30), || {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("private redis-server exited: {status}");
+            }
+            redis_ready(port)
+        });
+    }
+
+    /// SIGKILL: the broker vanishes without closing anything.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGSTOP / SIGCONT: the broker stops answering but keeps its connections.
+    pub fn pause(&self, paused: bool) {
+        if let Some(c) = &self.child {
+            let sig = if paused { "-STOP" } else { "-CONT" };
+            let ok = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "kill {sig} failed");
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url().as_str())
+            .unwrap()
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .unwrap()
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.pause(false);
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A RabbitMQ node of the test's own: node name `npf-<pid>-<n>@localhost`, AMQP and
+/// distribution ports free ones, database, logs, config and (no) plugins in a temporary
+/// directory. rabbitmq-server drops root to the `rabbitmq` user, so the directory is made
+/// writable for it. Epmd is the machine's (a node name registers there; nothing else).
+pub struct PrivateRabbit {
+    child: Option<Child>,
+    pub node: String,
+    pub port: u16,
+    /// The stream protocol port (0: no stream plugin).
+    pub stream_port: u16,
+    dist_port: u16,
+    pub dir: PathBuf,
+}
+
+impl PrivateRabbit {
+    pub fn start(what: &str) -> PrivateRabbit {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        PrivateRabbit::start_node(
+            what,
+            &format!("npf-{}-{nanos}@localhost", std::process::id()),
+            false,
+        )
+    }
+
+    /// A node named `node`; with `stream`, the stream plugin on a free port of its own
+    /// (advertised as 127.0.0.1, so clients sent to it by the stream metadata reach it).
+    pub fn start_node(what: &str, node: &str, stream: bool) -> PrivateRabbit {
+        let dir = std::env::temp_dir().join(unique(what));
+        for sub in ["mnesia", "log"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let port = free_port();
+        let stream_port = if stream { free_port() } else { 0 };
+        let mut conf = format!("listeners.tcp.1 = 127.0.0.1:{port}\nloopback_users = none\n");
+        if stream {
+            conf.push_str(&format!(
+                "stream.listeners.tcp.1 = 127.0.0.1:{stream_port}\n\
+                 stream.advertised_host = 127.0.0.1\n\
+                 stream.advertised_port = {stream_port}\n"
+            ));
+        }
+        std::fs::write(dir.join("rabbitmq.conf"), conf).unwrap();
+        let plugins = if stream {
+            "[rabbitmq_stream].\n"
+        } else {
+            "[].\n"
+        };
+        std::fs::write(dir.join("enabled_plugins"), plugins).unwrap();
+        let ok = Command::new("chmod")
+            .args(["-R", "a+rwX"])
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "chmod of {} failed", dir.display());
+        let mut r = PrivateRabbit {
+            child: None,
+            node: node.to_string(),
+            port,
+            stream_port,
+            dist_port: free_port(),
+            dir,
+        };
+        r.spawn();
+        r
+    }
+
+    /// `rabbitmqctl -n <this node> ARGS`, bounded; its output, or a panic naming the step.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let out = Command::new("timeout")
+            .args(["120", "rabbitmqctl", "-n", &self.node])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rabbitmqctl -n {} {args:?} failed: {}",
+            self.node,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Makes this node a member of `seed`'s cluster.
+    pub fn join(&self, seed: &PrivateRabbit) {
+        self.ctl(&["stop_app"]);
+        self.ctl(&["join_cluster", &seed.node]);
+        self.ctl(&["start_app"]);
+        let port = self.port;
+        wait_for("the joined node", Duration::from_secs(120), || {
+            accepts(port)
+        });
+    }
+
+    /// Starts the node (again, on the same ports and database) and waits for its listener.
+    pub fn spawn(&mut self) {
+        let child = Command::new("rabbitmq-server")
+            .env("RABBITMQ_NODENAME", &self.node)
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", self.dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", self.dir.join("log"))
+            .env("RABBITMQ_CONFIG_FILE", self.dir.join("rabbitmq"))
+            .env(
+                "RABBITMQ_ENABLED_PLUGINS_FILE",
+                self.dir.join("enabled_plugins"),
+            )
+            .env("RABBITMQ_PID_FILE", self.dir.join("pid"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rabbitmq-server is installed (scripts/test.sh installs it)");
+        self.child = Some(child);
+        let port = self.port;
+        wait_for(
+            "the private RabbitMQ node",
+            Duration::from_secs(120),
+            || {
+                if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                    panic!(
+                        "private rabbitmq-server exited: {status} (logs in {})",
+                        self.dir.join("log").display()
+                    );
+                }
+                accepts(port)
+            },
+        );
+        let stream_port = self.stream_port;
+        if stream_port != 0 {
+            wait_for(
+                "the private node's stream port",
+                Duration::from_secs(60),
+                || accepts(stream_port),
+            );
+        }
+    }
+
+    /// The Erlang VM's process id (rabbitmq-server runs it under `su`, as a child).
+    fn beam_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.dir.join("pid")).ok()?;
+        text.trim().parse().ok()
+    }
+
+    /// SIGKILL to the node: the broker vanishes without closing anything. Persistent
+    /// messages it confirmed are on disk and come back at [`PrivateRabbit::spawn`].
+    pub fn kill(&mut self) {
+        if let Some(pid) = self.beam_pid() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let port = self.port;
+        wait_for(
+            "the killed node to let go of its port",
+            Duration::from_secs(30),
+            || !accepts(port),
+        );
+        let _ = std::fs::remove_file(self.dir.join("pid"));
+    }
+
+    /// A clean shutdown (`rabbitmqctl stop`): connections are closed and every log is
+    /// flushed; [`PrivateRabbit::spawn`] starts the node again on the same database.
+    pub fn stop(&mut self) {
+        self.ctl(&["stop"]);
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+        let port = self.port;
+        wait_for(
+            "the stopped node to let go of its port",
+            Duration::from_secs(60),
+            || !accepts(port),
+        );
+        let _ = std::fs::remove_file(self.dir.join("pid"));
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+}
+
+impl Drop for PrivateRabbit {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

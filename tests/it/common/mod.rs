@@ -1,0 +1,279 @@
+//! Helpers shared by the sink tests (each test crate uses a different subset).
+#![allow(dead_code)]
+
+pub mod brokers;
+pub mod frames;
+pub mod harness;
+pub mod kombu;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const FIXTURE: &str = "pcaps/mixed.pcap";
+pub const FIXTURE_MESSAGES: usize = 13_620;
+
+/// The program under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_netpipe-fast");
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Python interpreter of the virtual environment `target/<name>-venv` (scripts/test.sh
+/// makes them: kombu, pandas, prom, communityid, fingerprint).
+pub fn venv_python(name: &str) -> PathBuf {
+    root().join(format!("target/{name}-venv/bin/python"))
+}
+
+/// A finished process's stderr, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A finished process's stdout then stderr, as text.
+pub fn combined(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `read` of the fixture into `url`, which must fail to start: returns the exit code,
+/// the first stderr line and all output (nothing may go to stdout).
+pub fn start_failure(url: &str) -> (Option<i32>, String, String) {
+    let out = bin().args(["read", FIXTURE, "-o", url]).output().unwrap();
+    let all = combined(&out);
+    assert!(out.stdout.is_empty(), "{url}: wrote to stdout");
+    let line = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    (out.status.code(), line, all)
+}
+
+/// `received` is `want` with at most `resent` messages repeated (the at-least-once window):
+/// every wanted message in order; an extra one may only repeat one already received.
+pub fn assert_in_order_at_least_once(received: &[Vec<u8>], want: &[Vec<u8>], resent: u64) {
+    assert!(
+        received.len() >= want.len(),
+        "lost messages: {} received, {} sent",
+        received.len(),
+        want.len()
+    );
+    let dup = (received.len() - want.len()) as u64;
+    assert!(dup <= resent, "{dup} duplicates but only {resent} resent");
+    let mut w = 0;
+    for (i, m) in received.iter().enumerate() {
+        if w < want.len() && *m == want[w] {
+            w += 1;
+        } else {
+            assert!(
+                received[..i].contains(m),
+                "message {i} received is neither the next one sent nor a repeat"
+            );
+        }
+    }
+    assert_eq!(w, want.len(), "not every message arrived in order");
+}
+
+/// The binary, run from the repository root, with none of the environment variables that
+/// would change where or how it publishes.
+pub fn bin() -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(root());
+    for v in [
+        "FORWARD_BROKER_URL",
+        "FORWARD_BROKER_PASSWORD_FILE",
+        "RECORD_INPUT_URL",
+        "RECORD_INPUT_PASSWORD_FILE",
+        "FORWARD_QUEUE",
+        "FORWARD_EXCHANGE",
+        "FORWARD_ROUTING_KEY",
+        "SOURCE_HOST",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// A name no other test (or run) uses.
+pub fn unique(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("netpipe_test_{what}_{}_{nanos}", std::process::id())
+}
+
+/// Non-empty lines of `bytes`.
+pub fn lines(bytes: &[u8]) -> Vec<Vec<u8>> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// The messages `read` writes to stdout, one per line, in order.
+pub fn expected(args: &[&str]) -> Vec<Vec<u8>> {
+    let out = bin().arg("read").arg("-q").args(args).output().unwrap();
+    assert!(out.status.success(), "read to stdout failed: {out:?}");
+    lines(&out.stdout)
+}
+
+/// Messages in the spool's segment files in `dir` (every whole record after the 8-byte
+/// magic, delivered or not: nothing is acknowledged while the broker is down).
+pub fn spooled_records(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in entries.flatten() {
+        if e.path().extension().and_then(|x| x.to_str()) != Some("seg") {
+            continue;
+        }
+        let bytes = std::fs::read(e.path()).unwrap_or_default();
+        let mut at = 8;
+        while at + 8 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            if at + 8 + len > bytes.len() {
+                break;
+            }
+            at += 8 + len;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// A test that skips itself says so with `line` ("skipping WHAT: WHY") on stderr, and, when
+/// `NETPIPE_SKIP_LOG` names a file (scripts/test.sh sets it), appends the line there, so the
+/// run can count the tests that did not really run.
+pub fn note_skip(line: &str) {
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("NETPIPE_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+/// The partition of a message by the documented rule, computed here from the message with
+/// serde_json and the base64 crate: the first four bytes of the `community_id` digest,
+/// big-endian, modulo N; 0 without a community_id.
+pub fn documented_partition(m: &[u8], n: usize) -> usize {
+    use base64::Engine;
+    let v: serde_json::Value = serde_json::from_slice(m).unwrap();
+    let Some(id) = v["community_id"].as_str() else {
+        return 0;
+    };
+    let digest = base64::engine::general_purpose::STANDARD
+        .decode(id.strip_prefix("1:").unwrap())
+        .unwrap();
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) as usize % n
+}
+
+/// Every `.pcap` and `.pcapng` file in `dir`, sorted by name.
+pub fn capture_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.expect("read a directory entry").path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap") | Some("pcapng")
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Header and rows of a CSV the recorder wrote, read with its own reader.
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    use netpipe_fast::record::csv::{read_record, split_record};
+    let mut r = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let mut rec = Vec::new();
+    let mut all = Vec::new();
+    while read_record(&mut r, &mut rec).unwrap() > 0 {
+        all.push(
+            split_record(&rec)
+                .into_iter()
+                .map(|f| String::from_utf8(f).unwrap())
+                .collect::<Vec<_>>(),
+        );
+    }
+    let header = all.remove(0);
+    (header, all)
+}
+
+/// Each row of a recorder CSV as "name=value;..." of its non-empty cells, idx left out: a
+/// row's identity that does not depend on the column set or the row's position. Counted (a
+/// multiset).
+pub fn row_bag(path: &Path) -> HashMap<String, usize> {
+    let (header, rows) = read_csv(path);
+    let mut bag = HashMap::new();
+    for r in rows {
+        assert_eq!(r.len(), header.len(), "ragged row in {}", path.display());
+        let key: Vec<String> = header
+            .iter()
+            .zip(&r)
+            .skip(1)
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(h, v)| format!("{h}={v}"))
+            .collect();
+        *bag.entry(key.join(";")).or_insert(0) += 1;
+    }
+    bag
+}
+
+/// The union of two row bags (counts added).
+pub fn merge(mut a: HashMap<String, usize>, b: HashMap<String, usize>) -> HashMap<String, usize> {
+    for (k, n) in b {
+        *a.entry(k).or_insert(0) += n;
+    }
+    a
+}
+
+/// `netpipe-fast record` with none of the recorder's variables from the caller's environment.
+pub fn rec() -> Command {
+    let mut c = bin();
+    c.arg("record");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ANTINEX_")
+            || [
+                "SAVE_AFTER_NUM",
+                "STOP_AFTER_NUM",
+                "STOP_FILE",
+                "DS_NAME",
+                "DS_DIR",
+                "OUTPUT_CSV",
+                "ARCHIVE_JSON",
+            ]
+            .contains(&k.as_str())
+        {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// `record` arguments naming the files of one recording in `dir` (prefix `name`).
+pub fn record_files(dir: &harness::TempDir, name: &str) -> Vec<String> {
+    vec![
+        "--output-csv".into(),
+        dir.path(&format!("{name}.csv")).display().to_string(),
+        "--archive-json".into(),
+        dir.path(&format!("{name}.json")).display().to_string(),
+        "--stop-file".into(),
+        dir.path(&format!("{name}.stop")).display().to_string(),
+    ]
+}

@@ -1,0 +1,67 @@
+//! Community ID against another implementation: for every capture in `pcaps/`,
+//! `tests/oracle/community_id.py` computes each packet's flow tuple from the scapy oracle's
+//! dissection and its Community ID with Corelight's `communityid` package (PyPI), and checks
+//! that `netpipe-fast read` printed the same `community_id` (and `community_id_outer` for
+//! tunnelled packets), with the default seed and with seed 1. The specification's own test
+//! vectors are checked by the unit tests of `src/encode/community_id.rs`.
+//!
+//! Needs target/communityid-venv (made by scripts/test.sh: a venv with the system site
+//! packages, for Debian's python3-scapy, plus `communityid`); without it this test fails
+//! rather than skips.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn venv_python(root: &Path) -> PathBuf {
+    let py = root.join("target/communityid-venv/bin/python");
+    let probe = Command::new(&py)
+        .args(["-c", "import communityid, scapy"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => py,
+        _ => panic!(
+            "{} cannot import communityid and scapy: run scripts/test.sh (it makes \
+             target/communityid-venv with `python3 -m venv --system-site-packages` and \
+             `pip install communityid`)",
+            py.display()
+        ),
+    }
+}
+
+fn check(seed: u16) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = venv_python(root);
+    let files = crate::common::capture_files(&root.join("pcaps"));
+    assert!(files.iter().any(|f| f.ends_with("tunnels.pcap")));
+    let out = Command::new(python)
+        .arg(root.join("tests/oracle/community_id.py"))
+        .arg("--bin")
+        .arg(env!("CARGO_BIN_EXE_netpipe-fast"))
+        .arg("--seed")
+        .arg(seed.to_string())
+        .args(&files)
+        .output()
+        .expect("run tests/oracle/community_id.py");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "community IDs differ from the communityid package (seed {seed}):\n{report}"
+    );
+    // Every capture was compared, and IDs were actually computed.
+    assert_eq!(report.matches("== ").count(), files.len(), "{report}");
+    assert!(report.contains("RESULT: same"), "{report}");
+}
+
+#[test]
+fn community_ids_equal_the_reference_implementation() {
+    check(0);
+}
+
+#[test]
+fn community_ids_with_seed_1_equal_the_reference_implementation() {
+    check(1);
+}
