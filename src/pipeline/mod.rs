@@ -1,5 +1,6 @@
-//! The data path: a source feeds workers that decode and encode into [`batch::JsonBatch`]es;
-//! a publisher thread writes them to the sink in order and hands the buffers back.
+//! The data path: a source feeds workers that decode and encode into batches
+//! ([`JsonBatch`](crate::encode::batch::JsonBatch)); a publisher thread writes them to the
+//! output in order and hands the buffers back.
 pub mod capture;
 pub mod deliver;
 pub mod metrics;
