@@ -19,7 +19,8 @@ const LAYERS: &[&[&str]] = &[
     &["pipeline"],
     &["broker"],
     &["sink"],
-    &["record", "dataset", "tools"],
+    // `test_util` (feature `test-util`): the -w pcap writer for the tests, above pipeline.
+    &["record", "dataset", "tools", "test_util"],
     &["cli", "config"],
 ];
 
