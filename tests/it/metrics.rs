@@ -543,8 +543,12 @@ fn capture_is_scraped_while_running_and_at_the_end_equals_the_summary() {
     wait_until("captured packets on /metrics", || {
         let s = scrape(Some(&pair.b), &url);
         let sink = sink_label(&s);
+        // Both workers' rings set up (each reports its blocks once its ring is mapped; one
+        // worker may capture before the other has finished), and packets moving.
         let moving = s.n("netpipe_packets_captured_total", &[("worker", "all")]) > 0
-            && s.n("netpipe_messages_published_total", &[("sink", &sink)]) > 0;
+            && s.n("netpipe_messages_published_total", &[("sink", &sink)]) > 0
+            && s.n("netpipe_ring_blocks", &[("worker", "0")]) > 0
+            && s.n("netpipe_ring_blocks", &[("worker", "1")]) > 0;
         if moving {
             during = Some(s);
         }
