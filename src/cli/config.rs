@@ -132,7 +132,7 @@ impl Job for GenerateRun {
                     // script (`netpipe__fast` where it tracks the words, `netpipe__subcmd__fast`
                     // in the cases that complete a subcommand's options), so nothing after the
                     // subcommand word completed; one spelling makes them meet
-                    // (tests/operations.rs completes `capture --when-full`).
+                    // (tests/it/operations.rs completes `capture --when-full`).
                     let text = String::from_utf8_lossy(&out).replace(
                         &"netpipe-fast".replace('-', "__subcmd__"),
                         &"netpipe-fast".replace('-', "__"),

@@ -245,7 +245,7 @@ impl JsonEncoder {
 /// Every layer's keys fit in 512 bytes plus at most 16 JSON bytes per byte of its own header
 /// (hex, numbers, TCP and IPv6 option lists, DNS record keys), `raw` and `padding` are two hex
 /// digits per byte, DNS names as written in JSON are capped per message, and the source is escaped once (six bytes per byte at
-/// most). Tested against the real encoder in tests/properties.rs.
+/// most). Tested against the real encoder in tests/it/properties.rs.
 pub fn max_message_bytes(frame_len: usize, source: &str) -> usize {
     512 * (crate::decode::MAX_LAYERS + 1)
         + 16 * frame_len
