@@ -1,17 +1,15 @@
 //! The traffic tools' commands: `replay`, `send` and `listen` (src/tools/), with the glue
 //! from their flags to the tools' own configurations.
 
+use super::shared::stop_flag;
 use super::{Job, Refusal};
 use crate::exit;
-use crate::pipeline::capture::stop_on_signals;
 use crate::tools::listen::{self, default_shutdown_hook, ListenConfig, Proto};
 use crate::tools::replay::ReplayJob;
 use crate::tools::{arp, default_message, icmp, seconds, send, send_exit, ToolError};
 use clap::{Args, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// `--preset` values: capture filters for the traffic of one tool (`arp`, `icmp`, `tcp`,
@@ -312,11 +310,10 @@ pub struct ReplayRun {
 
 impl Job for ReplayRun {
     fn run(self) -> u8 {
-        let stop = Arc::new(AtomicBool::new(false));
-        if let Err(e) = stop_on_signals(&stop) {
-            say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
-            return exit::INTERNAL;
-        }
+        let stop = match stop_flag() {
+            Ok(stop) => stop,
+            Err(code) => return code,
+        };
         let outcome = self.job.run(&stop);
         if let Some(e) = &outcome.error {
             say!("netpipe-fast: {e}");
@@ -534,11 +531,10 @@ pub struct ListenRun {
 impl Job for ListenRun {
     fn run(self) -> u8 {
         let cfg = self.cfg;
-        let stop = Arc::new(AtomicBool::new(false));
-        if let Err(e) = stop_on_signals(&stop) {
-            say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
-            return exit::INTERNAL;
-        }
+        let stop = match stop_flag() {
+            Ok(stop) => stop,
+            Err(code) => return code,
+        };
         let proto = if cfg.proto == Proto::Tcp {
             "tcp"
         } else {
