@@ -127,7 +127,6 @@ pub mod exit;
 #[cfg(feature = "brokers")]
 pub mod paths;
 #[cfg(feature = "brokers")]
-#[allow(missing_docs)]
 pub mod pipeline;
 #[cfg(feature = "cli")]
 pub mod record;

@@ -1,17 +1,17 @@
 //! `capture`: live capture from an interface.
 
-use super::shared::{linger, outputs, serve_metrics, summary_lines};
+use super::shared::{linger, outputs, serve_metrics, stop_flag, summary_lines};
 use super::{
     parse_seconds, Job, MetricsArgs, OutputArgs, PacketArgs, PcapOutArgs, PresetArg, Refusal,
 };
 use crate::exit;
-use crate::pipeline::capture::{effective_filter, stop_on_signals, CaptureError, CaptureJob};
+use crate::pipeline::capture::{effective_filter, CaptureError, CaptureJob};
 use crate::sink::{start_exit_code, Output};
 use crate::source::privilege::TargetUser;
 use crate::source::ring::FanoutMode;
 use clap::{Args, ValueEnum};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -285,11 +285,10 @@ fn list_interfaces() -> u8 {
 }
 
 fn capture(job: CaptureJob, output: &Output, metrics_args: &MetricsArgs, quiet: bool) -> u8 {
-    let stop = Arc::new(AtomicBool::new(false));
-    if let Err(e) = stop_on_signals(&stop) {
-        say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
-        return exit::INTERNAL;
-    }
+    let stop = match stop_flag() {
+        Ok(stop) => stop,
+        Err(code) => return code,
+    };
     let metrics = match serve_metrics(metrics_args, quiet) {
         Ok(m) => m,
         Err(code) => return code,

@@ -1,15 +1,13 @@
 //! `record`: packet messages into the recorder's CSV dataset and JSON archive.
 
+use super::shared::stop_flag;
 use super::{password_from, Job, RedisModeArg, Refusal};
 use crate::broker::Secret;
 use crate::exit;
-use crate::pipeline::capture::stop_on_signals;
 use crate::record::{antinex::AntinexConfig, file_stamp, output_paths, RecordJob};
 use crate::sink::{OutputOptions, RedisFormat, SslOptions};
 use clap::Args;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// `record` arguments.
@@ -306,11 +304,10 @@ pub struct RecordRun {
 
 impl Job for RecordRun {
     fn run(self) -> u8 {
-        let stop = Arc::new(AtomicBool::new(false));
-        if let Err(e) = stop_on_signals(&stop) {
-            say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
-            return exit::INTERNAL;
-        }
+        let stop = match stop_flag() {
+            Ok(stop) => stop,
+            Err(code) => return code,
+        };
         let outcome = self.job.run(&stop);
         if let Some((_, e)) = &outcome.error {
             say!("netpipe-fast: {e}");

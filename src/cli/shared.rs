@@ -3,6 +3,7 @@
 
 use super::{MetricsArgs, OutputArgs, PcapOutArgs};
 use crate::exit;
+use crate::pipeline::capture::stop_on_signals;
 use crate::pipeline::metrics::{self, Metrics};
 use crate::pipeline::pcap_writer::PcapOutConfig;
 use crate::sink::{Output, Undelivered};
@@ -109,6 +110,20 @@ pub(super) fn serve_metrics(args: &MetricsArgs, quiet: bool) -> Result<Option<Ar
         Err(e) => {
             eprintln!("netpipe-fast: --metrics {addr}: cannot listen: {e}");
             Err(exit::USAGE)
+        }
+    }
+}
+
+/// The stop flag of a command that runs until SIGINT or SIGTERM (a second signal ends the
+/// process at once, see [`stop_on_signals`]); when the handlers cannot be installed, says so
+/// and gives the exit code ([`exit::INTERNAL`]).
+pub(super) fn stop_flag() -> Result<Arc<AtomicBool>, u8> {
+    let stop = Arc::new(AtomicBool::new(false));
+    match stop_on_signals(&stop) {
+        Ok(()) => Ok(stop),
+        Err(e) => {
+            say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
+            Err(exit::INTERNAL)
         }
     }
 }

@@ -1,15 +1,16 @@
-//! The traffic tools: `replay`, `send` and `listen` (src/tools/).
+//! The traffic tools' commands: `replay`, `send` and `listen` (src/tools/), with the glue
+//! from their flags to the tools' own configurations.
 
+use super::shared::stop_flag;
 use super::{Job, Refusal};
 use crate::exit;
-use crate::pipeline::capture::stop_on_signals;
-use crate::tools::listen::{self, ListenConfig, Proto};
+use crate::tools::listen::{self, default_shutdown_hook, ListenConfig, Proto};
 use crate::tools::replay::ReplayJob;
+use crate::tools::{arp, default_message, icmp, seconds, send, send_exit, ToolError};
 use clap::{Args, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::time::Duration;
 
 /// `--preset` values: capture filters for the traffic of one tool (`arp`, `icmp`, `tcp`,
 /// `ssh`, `telnet`, `udp`).
@@ -309,11 +310,10 @@ pub struct ReplayRun {
 
 impl Job for ReplayRun {
     fn run(self) -> u8 {
-        let stop = Arc::new(AtomicBool::new(false));
-        if let Err(e) = stop_on_signals(&stop) {
-            say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
-            return exit::INTERNAL;
-        }
+        let stop = match stop_flag() {
+            Ok(stop) => stop,
+            Err(code) => return code,
+        };
         let outcome = self.job.run(&stop);
         if let Some(e) = &outcome.error {
             say!("netpipe-fast: {e}");
@@ -348,9 +348,9 @@ impl Job for SendRun {
         let mut print = |line: &str| {
             let _ = writeln!(std::io::stdout(), "{line}");
         };
-        match crate::tools::command::run_send(self.args, &mut print) {
+        match run_send(self.args, &mut print) {
             Ok(code) => {
-                if code == crate::tools::send_exit::UNANSWERED {
+                if code == send_exit::UNANSWERED {
                     say!("netpipe-fast: send: sent, but not every request was answered in time");
                 }
                 code
@@ -363,13 +363,163 @@ impl Job for SendRun {
     }
 }
 
+/// Runs one `send`; `print` gets the JSON lines for stdout. `Ok` carries the exit code
+/// (0, or 1 when icmp/arp got no answer).
+fn run_send(args: SendArgs, print: &mut dyn FnMut(&str)) -> Result<u8, ToolError> {
+    match args.kind {
+        SendKind::Tcp(a) => run_send_tcp(a, false, print),
+        SendKind::TcpLarge(a) => run_send_tcp(a, true, print),
+        SendKind::Udp(a) => {
+            let message = a.msg.unwrap_or_else(|| default_message("testing UDP msg"));
+            let cfg = message_send(a.host, a.port, message, a.need_response, a.timeout)?;
+            send_message(send::send_udp, &cfg, print)
+        }
+        SendKind::Icmp(a) => {
+            let cfg = icmp::IcmpSend {
+                dst: a.dst,
+                count: a.count,
+                size: a.size,
+                timeout: seconds("--timeout", a.timeout)?,
+                interval: Duration::from_millis(a.interval_ms),
+            };
+            let silent = a.silent;
+            let outcome = icmp::send_icmp(&cfg, &mut |line| {
+                if !silent {
+                    print(line)
+                }
+            })?;
+            print(&outcome.summary_line());
+            Ok(if outcome.received() == outcome.results.len() {
+                0
+            } else {
+                send_exit::UNANSWERED
+            })
+        }
+        SendKind::Arp(a) => {
+            let dst_mac = match a.dst_mac.as_deref() {
+                None => None,
+                Some(s) => Some(arp::parse_mac(s).ok_or_else(|| {
+                    ToolError::new(
+                        send_exit::USAGE,
+                        format!("--dst-mac {s:?} is not a MAC address"),
+                    )
+                })?),
+            };
+            let cfg = arp::ArpSend {
+                iface: a.iface,
+                dst_ip: a.dst_ip,
+                dst_mac,
+                timeout: seconds("--timeout", a.timeout)?,
+            };
+            let outcome = arp::send_arp(&cfg)?;
+            print(&outcome.json_line());
+            Ok(if outcome.reply_from.is_some() {
+                0
+            } else {
+                send_exit::UNANSWERED
+            })
+        }
+    }
+}
+
+fn run_send_tcp(a: TcpSendArgs, large: bool, print: &mut dyn FnMut(&str)) -> Result<u8, ToolError> {
+    let mut message = a.msg.unwrap_or_else(|| default_message("testing msg"));
+    if large {
+        message = send::large_message(&message);
+    }
+    let cfg = message_send(a.host, a.port, message, a.need_response, a.timeout)?;
+    send_message(send::send_tcp, &cfg, print)
+}
+
+/// A TCP or UDP send from its flags (`timeout_s`: `--timeout` in seconds).
+fn message_send(
+    host: String,
+    port: u16,
+    message: String,
+    need_response: bool,
+    timeout_s: f64,
+) -> Result<send::MessageSend, ToolError> {
+    Ok(send::MessageSend {
+        host,
+        port,
+        message: message.into_bytes(),
+        need_response,
+        timeout: seconds("--timeout", timeout_s)?,
+    })
+}
+
+/// Sends `cfg` with `send_fn` (TCP or UDP) and prints what was sent; exit code 0.
+fn send_message(
+    send_fn: fn(&send::MessageSend) -> Result<send::Sent, ToolError>,
+    cfg: &send::MessageSend,
+    print: &mut dyn FnMut(&str),
+) -> Result<u8, ToolError> {
+    let sent = send_fn(cfg)?;
+    print(&sent.json_line(&cfg.message));
+    Ok(0)
+}
+
 impl ListenArgs {
     /// The job: the listener's configuration, or why the arguments cannot make one.
     pub fn into_job(self) -> Result<ListenRun, Refusal> {
-        crate::tools::command::listen_config(self)
+        listen_config(self)
             .map(|cfg| ListenRun { cfg })
             .map_err(|e| Refusal::new(e.code, format!("netpipe-fast: listen: {e}")))
     }
+}
+
+/// The listener's configuration, the original's default shutdown file filled in.
+fn listen_config(args: ListenArgs) -> Result<ListenConfig, ToolError> {
+    let usage = |e: ToolError| ToolError::new(listen::exit::USAGE, e.message);
+    Ok(match args.kind {
+        ListenKind::Tcp(a) => ListenConfig {
+            proto: Proto::Tcp,
+            sleep: seconds("--sleep", a.sleep).map_err(usage)?,
+            idle_timeout: seconds("--idle-timeout", a.idle_timeout).map_err(usage)?,
+            shutdown_hook: match a.shutdown_hook {
+                Some(h) => h,
+                None => default_hook_ready(default_shutdown_hook(Proto::Tcp, &a.host, a.port))?,
+            },
+            host: a.host,
+            port: a.port,
+            backlog: a.backlog,
+            read_bytes: a.size as usize,
+            count: a.count,
+        },
+        ListenKind::Udp(a) => ListenConfig {
+            proto: Proto::Udp,
+            sleep: seconds("--sleep", a.sleep).map_err(usage)?,
+            idle_timeout: listen::DEFAULT_IDLE_TIMEOUT,
+            shutdown_hook: match a.shutdown_hook {
+                Some(h) => h,
+                None => default_hook_ready(default_shutdown_hook(Proto::Udp, &a.host, a.port))?,
+            },
+            host: a.host,
+            port: a.port,
+            backlog: 0,
+            read_bytes: (a.size as usize).max(1),
+            count: a.count,
+        },
+    })
+}
+
+/// The default shutdown file, its folder (the state directory) made 0700 if missing so that
+/// the file can be created there.
+fn default_hook_ready(hook: std::path::PathBuf) -> Result<std::path::PathBuf, ToolError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(dir) = hook.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                ToolError::new(
+                    listen::exit::USAGE,
+                    format!("cannot make the state directory {}: {e}", dir.display()),
+                )
+            })?;
+    }
+    Ok(hook)
 }
 
 /// `listen`, ready to run.
@@ -381,11 +531,10 @@ pub struct ListenRun {
 impl Job for ListenRun {
     fn run(self) -> u8 {
         let cfg = self.cfg;
-        let stop = Arc::new(AtomicBool::new(false));
-        if let Err(e) = stop_on_signals(&stop) {
-            say!("netpipe-fast: cannot handle SIGINT/SIGTERM: {e}");
-            return exit::INTERNAL;
-        }
+        let stop = match stop_flag() {
+            Ok(stop) => stop,
+            Err(code) => return code,
+        };
         let proto = if cfg.proto == Proto::Tcp {
             "tcp"
         } else {

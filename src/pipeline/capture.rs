@@ -53,23 +53,30 @@ const DRAIN_MAX: Duration = Duration::from_millis(500);
 /// A `capture` run: which interface, how to split it, when to stop, where to write.
 #[derive(Clone, Debug)]
 pub struct CaptureJob {
+    /// Interface name, or `any` ([`ANY_INTERFACE`]) for every interface.
     pub iface: String,
     /// tcpdump filter expression, compiled by libpcap for Ethernet and run in the kernel.
     pub filter: Option<String>,
     /// Stop after exactly this many packets have been handed to the encoder (all workers).
     pub count: Option<u64>,
+    /// Stop this long after the workers have started.
     pub duration: Option<Duration>,
     /// Worker threads, each with its own ring.
     pub workers: usize,
+    /// How the kernel spreads frames over the workers' rings (one fanout group).
     pub fanout: FanoutMode,
     /// CPU of each worker, in order; `None` pins worker i to the i-th CPU this process may
     /// run on.
     pub cpus: Option<Vec<usize>>,
     /// Ring memory for all workers together.
     pub ring_budget_bytes: usize,
+    /// Size of one ring block; a multiple of the page size.
     pub block_bytes: usize,
+    /// A block that is not full is handed to the worker after this many milliseconds.
     pub block_timeout_ms: u32,
+    /// Bytes kept of each frame.
     pub snaplen: u32,
+    /// Put the interface in promiscuous mode while capturing.
     pub promisc: bool,
     /// Hand a running summary to the `notify` callback this often.
     pub stats_interval: Option<Duration>,
@@ -92,21 +99,29 @@ pub struct CaptureJob {
 pub enum CaptureError {
     /// A ring could not be opened (permission, interface, settings).
     Ring(RingError),
+    /// The filter expression did not compile (or the compiled program was refused).
     Filter(FilterError),
     /// `--cpus` does not fit the workers.
     Config(String),
     /// A ring failed while capturing (e.g. the interface went down or away).
     Capture {
+        /// The interface of the failed ring.
         iface: String,
+        /// The error of the ring's poll or read.
         error: io::Error,
     },
+    /// The output could not be opened or failed while writing.
     Output {
+        /// The output as [`OpenOutput::describe`] names it (passwords redacted).
         dest: String,
+        /// What went wrong.
         error: io::Error,
     },
     /// `-w`: the capture file could not be created or written.
     PcapOut {
+        /// The `-w` path.
         dest: String,
+        /// What went wrong.
         error: io::Error,
     },
     /// A thread could not be started.
@@ -168,11 +183,13 @@ pub struct CaptureSummary {
     pub freezes: u64,
     /// Encoded but not written because the output failed or closed.
     pub not_written: u64,
+    /// Messages the output took.
     pub written: u64,
     /// Blocks whose layout the kernel got wrong (their remaining frames were skipped).
     pub bad_blocks: u64,
     /// Times a worker had to wait for the output (no empty batch ready): back-pressure.
     pub queue_full_waits: u64,
+    /// Decoded and malformed packets, all workers.
     pub decode: DecodeStats,
     /// `--reassemble`: the reassemblers' counts, all workers.
     pub reassembly: Option<ReassemblyStats>,
@@ -207,7 +224,9 @@ impl fmt::Display for CaptureSummary {
 /// The result of a run.
 #[derive(Debug)]
 pub struct CaptureOutcome {
+    /// What was captured and written (all zero when the capture never started).
     pub summary: CaptureSummary,
+    /// Why the run could not start or stopped early; `None` for a count, duration or flag stop.
     pub error: Option<CaptureError>,
     /// The sink's own line for the summary (broker sinks: published, resent, reconnects).
     pub sink_report: Option<String>,
@@ -285,11 +304,17 @@ struct WorkerEnd {
 /// The original's capture presets (its capture_*.py scripts, REFERENCE section 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
+    /// `arp`.
     Arp,
+    /// `icmp`.
     Icmp,
+    /// Web traffic: TCP ports 80, 443, 8010 and 8443.
     Tcp,
+    /// TCP port 22.
     Ssh,
+    /// TCP port 23.
     Telnet,
+    /// `udp`.
     Udp,
 }
 

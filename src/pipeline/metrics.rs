@@ -40,7 +40,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// One worker's running counters. Stored by the worker (per batch or stats refresh), read by
 /// `--stats-interval` lines and scrapes.
 #[derive(Debug, Default)]
-pub struct WorkerCounters {
+pub(crate) struct WorkerCounters {
     /// Frames handed to the encoder.
     pub captured: AtomicU64,
     /// Live capture: frames that passed the kernel filter, dropped ones included
@@ -50,9 +50,10 @@ pub struct WorkerCounters {
     pub kernel_drops: AtomicU64,
     /// Live capture: ring queue freezes (`tp_freeze_q_cnt`).
     pub freezes: AtomicU64,
-    /// Live capture: ring blocks filled by the kernel and not yet handed back, and the
-    /// ring's size in blocks (sampled at each stats refresh).
+    /// Live capture: ring blocks filled by the kernel and not yet handed back (sampled at
+    /// each stats refresh).
     pub ring_blocks_filled: AtomicU64,
+    /// Live capture: the ring's size in blocks.
     pub ring_blocks: AtomicU64,
     /// Messages of this worker's batches the sink took.
     pub written: AtomicU64,
@@ -65,7 +66,7 @@ pub struct WorkerCounters {
 
 /// A reassembler's counts as atomics (see [`ReassemblyStats`]).
 #[derive(Debug, Default)]
-pub struct ReassemblyCounters {
+pub(crate) struct ReassemblyCounters {
     /// Set once a reassembler stored its counts: the families are shown only then.
     pub enabled: AtomicBool,
     pub fragments: AtomicU64,
@@ -107,25 +108,29 @@ impl WorkerCounters {
 
 /// Counters of one run (`read` or `capture`), shared by its threads.
 #[derive(Debug)]
-pub struct RunCounters {
+pub(crate) struct RunCounters {
+    /// `read` or `capture`: the `command` label of every family.
     pub command: &'static str,
+    /// One set per worker, in worker order (at least one).
     pub workers: Vec<Arc<WorkerCounters>>,
-    /// `read`: frames read from the files, and those the filter rejected.
+    /// `read`: frames read from the files.
     pub frames_read: AtomicU64,
+    /// `read`: frames the filter rejected.
     pub filtered_out: AtomicU64,
     /// Messages the output failed to take (it failed or closed).
     pub not_written: AtomicU64,
     /// Messages the sink took, all workers.
     pub written: AtomicU64,
-    /// Full batches waiting for the publisher thread, sampled at each batch it takes, and
-    /// the most there can be.
+    /// Full batches waiting for the publisher thread, sampled at each batch it takes.
     pub queue_depth_batches: AtomicU64,
+    /// The most full batches there can be waiting (the pool's size).
     pub queue_capacity_batches: AtomicU64,
     /// The run has ended: every counter holds its final value (the exit summary's).
     pub finished: AtomicBool,
 }
 
 impl RunCounters {
+    /// Zeroed counters for `command` with `workers` workers (at least one set).
     pub fn new(command: &'static str, workers: usize) -> Arc<RunCounters> {
         Arc::new(RunCounters {
             command,
@@ -198,6 +203,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Metrics {
+    /// No run yet and an empty histogram; a run shows here once it is given these metrics
+    /// ([`Observe::metrics`](super::read::Observe::metrics) for `read`,
+    /// [`CaptureJob::run_observed`](super::capture::CaptureJob::run_observed) for `capture`).
     pub fn new() -> Arc<Metrics> {
         // Constant bounds within hdrhistogram's limits (high ≥ 2 × low, 3 ≤ 5 digits).
         let hist = Histogram::new_with_bounds(1, LATENCY_MAX_US, 3)
@@ -210,7 +218,7 @@ impl Metrics {
     }
 
     /// Shows `run` (and the sink behind it) from now on.
-    pub fn attach(&self, run: Arc<RunCounters>, sink: OutputProbe) {
+    pub(crate) fn attach(&self, run: Arc<RunCounters>, sink: OutputProbe) {
         *lock(&self.run) = Some((run, sink));
     }
 
@@ -223,7 +231,7 @@ impl Metrics {
     /// when `acknowledged()` (a running count of messages the sink has acknowledged, in the
     /// order they were taken) passes them. The watcher ends when the feed is dropped, after a
     /// last look; join the handle before reading final values.
-    pub fn watch_latency(
+    pub(crate) fn watch_latency(
         self: &Arc<Self>,
         acknowledged: Box<dyn Fn() -> u64 + Send>,
     ) -> io::Result<(LatencyFeed, thread::JoinHandle<()>)> {
@@ -298,7 +306,7 @@ struct Pending {
 }
 
 /// The publisher's side of the latency watcher: one cheap call per batch.
-pub struct LatencyFeed {
+pub(crate) struct LatencyFeed {
     tx: Sender<Pending>,
     taken: u64,
     metrics: Arc<Metrics>,

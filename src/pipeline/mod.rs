@@ -5,7 +5,7 @@ pub mod capture;
 pub mod deliver;
 pub mod metrics;
 pub mod pcap_writer;
-pub mod progress;
+pub(crate) mod progress;
 mod publish;
 pub mod read;
 pub mod stats;

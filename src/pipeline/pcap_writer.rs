@@ -52,7 +52,9 @@ pub const ROTATE_UNIT_BYTES: u64 = 1_000_000;
 /// pcap or pcapng.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PcapFormat {
+    /// pcap with nanosecond timestamps (magic 0xa1b23c4d); one link type per file.
     Pcap,
+    /// pcapng: one section per file, an interface per link type met.
     PcapNg,
 }
 
@@ -61,6 +63,7 @@ pub enum PcapFormat {
 pub struct PcapOutConfig {
     /// The file (or strftime pattern with `-G`); "-" is stdout.
     pub path: PathBuf,
+    /// pcap, or pcapng with `--pcapng`.
     pub format: PcapFormat,
     /// `-G`: a new file this often.
     pub rotate_every: Option<Duration>,
@@ -88,6 +91,7 @@ impl PcapOutConfig {
         }
     }
 
+    /// Whether the frames go to stdout (`-w -`).
     pub fn is_stdout(&self) -> bool {
         self.path.as_os_str() == "-"
     }
@@ -186,6 +190,7 @@ pub struct PcapWriter {
     children: Vec<Child>,
     /// Files completed (closed) so far.
     pub files_closed: u64,
+    /// Frames written so far, all files.
     pub frames_written: u64,
 }
 

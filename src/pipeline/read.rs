@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 /// A `read` run: which files, what to keep, where to write.
 #[derive(Clone, Debug)]
 pub struct ReadJob {
+    /// pcap/pcapng files, read in this order ("-" is standard input).
     pub files: Vec<PathBuf>,
     /// tcpdump filter expression, compiled by libpcap per link type.
     pub filter: Option<String>,
@@ -49,23 +50,36 @@ pub struct ReadJob {
 /// Why a run stopped early. Everything decoded before it was still written.
 #[derive(Debug)]
 pub enum JobError {
+    /// A file could not be opened or read, or is not valid pcap/pcapng.
     Read(ReadError),
+    /// A frame's link type has no decoder.
     UnsupportedLinkType {
+        /// The file.
         name: String,
+        /// The link type number (LINKTYPE_*).
         link_type: u32,
+        /// Byte offset of the frame's record in the file.
         offset: u64,
     },
+    /// The filter expression did not compile for a file's link type.
     Filter {
+        /// The file.
         name: String,
+        /// Why it did not compile.
         error: FilterError,
     },
+    /// The output could not be opened or failed while writing.
     Output {
+        /// The output as [`OpenOutput::describe`] names it (passwords redacted).
         dest: String,
+        /// What went wrong.
         error: io::Error,
     },
     /// `-w`: the pcap file could not be created or written.
     PcapOut {
+        /// The `-w` path.
         dest: String,
+        /// What went wrong.
         error: io::Error,
     },
 }
@@ -112,7 +126,9 @@ impl std::error::Error for JobError {}
 /// The result of a run: the counters, and the error that ended it early, if any.
 #[derive(Debug)]
 pub struct Outcome {
+    /// What was read and written.
     pub summary: Summary,
+    /// Why the run stopped early; `None` when every file was read (or `count` was reached).
     pub error: Option<JobError>,
     /// The sink's own line for the summary (broker sinks: published, resent, reconnects).
     pub sink_report: Option<String>,
@@ -134,6 +150,7 @@ pub struct Observe {
     pub progress: bool,
     /// Hand a running summary line to `notify` this often (`--stats-interval`).
     pub stats_interval: Option<Duration>,
+    /// Where the running summary lines go; none, and they are not made.
     pub notify: Option<Notify>,
 }
 

@@ -7,12 +7,14 @@ use std::fmt;
 /// Decode-side counters (one set per worker, added up at the end).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DecodeStats {
+    /// Frames decoded and encoded, malformed ones included.
     pub decoded: u64,
     /// Packets with a truncated or malformed layer, by [`ErrorKind::index`].
     pub malformed: [u64; ErrorKind::ALL.len()],
 }
 
 impl DecodeStats {
+    /// Adds `other`'s counts to these (one worker's into the run's).
     pub fn add(&mut self, other: &DecodeStats) {
         self.decoded += other.decoded;
         for (a, b) in self.malformed.iter_mut().zip(other.malformed) {
@@ -20,6 +22,7 @@ impl DecodeStats {
         }
     }
 
+    /// Malformed packets of every kind.
     pub fn malformed_total(&self) -> u64 {
         self.malformed.iter().sum()
     }
@@ -38,6 +41,7 @@ pub struct Summary {
     pub not_written: u64,
     /// The reader of the output went away (a closed pipe, as with `| head`): not an error.
     pub output_closed: bool,
+    /// Decoded and malformed packets, all workers.
     pub decode: DecodeStats,
     /// `--reassemble`: what the reassembler did (the binary prints [`ReassemblyStats::line`]
     /// after the summary).

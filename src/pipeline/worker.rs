@@ -12,6 +12,7 @@ use crate::source::reassembly::ReassemblyConfig;
 pub struct PacketOptions {
     /// Seed of the Community ID hash (0 is the specification's default).
     pub community_id_seed: u16,
+    /// Decoder choices (`--mpls-payload`).
     pub decode: DecodeOptions,
     /// `--partitions N`: above 1, each message's flow hash is stored in the batch
     /// ([`JsonBatch::flows`]) for the sink to route by; at 1 nothing is computed. Set it to
@@ -41,14 +42,18 @@ pub struct Worker {
     decode: DecodeOptions,
     /// Store flow hashes ([`PacketOptions::partitions`] above 1).
     hash_flows: bool,
+    /// Frames processed and malformed ones, since the worker was made.
     pub stats: DecodeStats,
 }
 
 impl Worker {
+    /// A worker with the default [`PacketOptions`]; `source_host` is every message's
+    /// `source`.
     pub fn new(source_host: &str) -> Worker {
         Worker::with_options(source_host, &PacketOptions::default())
     }
 
+    /// A worker with the run's per-packet choices.
     pub fn with_options(source_host: &str, opts: &PacketOptions) -> Worker {
         Worker {
             encoder: JsonEncoder::new(source_host).with_community_id_seed(opts.community_id_seed),

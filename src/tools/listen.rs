@@ -53,7 +53,7 @@ impl Proto {
     }
 }
 
-/// A listener's settings (built from the flags by [`super::command::listen_config`]).
+/// A listener's settings (`netpipe-fast listen` builds them from its flags).
 #[derive(Clone, Debug)]
 pub struct ListenConfig {
     /// TCP or UDP.

@@ -1,12 +1,13 @@
-//! Traffic tools: `replay` (send capture files through a TX ring), `send tcp|tcp-large|udp|icmp|arp` and `listen tcp|udp`, the original's
-//! `*_send_msg.py` and `listen_*_port.py` scripts with their environment variables, made to
-//! generate known traffic for captures and tests. Defaults target this host only.
+//! Traffic tools: `replay` (send capture files through a TX ring),
+//! `send tcp|tcp-large|udp|icmp|arp` and `listen tcp|udp`, the original's `*_send_msg.py` and
+//! `listen_*_port.py` scripts, made to generate known traffic for captures and tests. Defaults
+//! target this host only. Their flags and environment variables are `cli::tools`'s; these
+//! modules take configurations and know nothing of the command line.
 //!
 //! Every tool prints one JSON line per event on stdout (what was sent, what was received), so
 //! a script or a test can compare both ends; progress and errors go to stderr.
 
 pub(crate) mod arp;
-pub mod command;
 pub(crate) mod icmp;
 pub mod listen;
 pub mod replay;

@@ -26,11 +26,7 @@ const LAYERS: &[&[&str]] = &[
 
 /// Upward imports still known and accepted, each as (from module, to module). Every entry is
 /// a debt with its owner; the test also fails when an entry is no longer needed.
-const KNOWN_EXCEPTIONS: &[(&str, &str)] = &[
-    // Issue 14 item 5 (the cli split, `into_job()` per command) moves the flag-to-tool glue
-    // of tools/command.rs into src/cli/; remove this line when that branch is merged.
-    ("tools", "cli"),
-];
+const KNOWN_EXCEPTIONS: &[(&str, &str)] = &[];
 
 /// The layer of a top-level module; `None` for the crate roots (`main`, `lib`) and names that
 /// are not modules of the crate.
