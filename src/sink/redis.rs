@@ -54,7 +54,6 @@ use super::{
 };
 use crate::broker::redis::{self as broker_redis, OpenError, RedisEndpoint};
 use crate::broker::resp::{bulk_header, encode_command, Reply, RespConnection, RespError};
-use crate::broker::tls::SslOptions;
 use crate::broker::url::{redact, split_host_port, split_url, UrlParts};
 use crate::broker::{Backoff, StartError};
 use crate::encode::batch::JsonBatch;
@@ -138,26 +137,23 @@ pub use crate::broker::Secret;
 /// Where to connect and what to write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisConfig {
-    pub host: String,
-    pub port: u16,
-    pub db: i64,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    /// `rediss://`, or SSL options given: TLS.
-    pub tls: bool,
-    /// FORWARD_SSL_OPTIONS (CA, client certificate, cert_reqs).
-    pub ssl: SslOptions,
+    /// Host, port, database, credentials, TLS and timeouts of the connection.
+    pub endpoint: RedisEndpoint,
+    /// What each list element holds (`--redis-format`; list mode only).
     pub format: RedisFormat,
+    /// The key messages go to (FORWARD_QUEUE): a list, stream or channel by `mode`; with
+    /// partitions the prefix of `<queue>-<i>`.
     pub queue: String,
+    /// The kombu exchange (FORWARD_EXCHANGE) named in the envelope and the binding set.
     pub exchange: String,
+    /// The kombu routing key (FORWARD_ROUTING_KEY) named in the envelope and the binding.
     pub routing_key: String,
-    pub connect_timeout: Duration,
-    /// How long to wait for a reply before treating the connection as lost.
-    pub response_timeout: Duration,
+    /// Waits between reconnect attempts.
     pub backoff: Backoff,
     /// LPUSH commands (stream and channel modes: batches of XADD/PUBLISH commands) written
     /// but not yet answered before `write_batch` waits for the oldest.
     pub window_commands: usize,
+    /// `--redis-mode`: list, stream or channel.
     pub mode: RedisMode,
     /// Stream mode: `MAXLEN ~` of every XADD.
     pub maxlen: u64,
@@ -206,20 +202,22 @@ impl RedisConfig {
             }
         }
         Ok(RedisConfig {
-            host,
-            port,
-            db,
-            username,
-            password,
-            // kombu turns TLS on when ssl options are given, whatever the scheme.
-            tls: tls || options.ssl.given,
-            ssl: options.ssl.clone(),
+            endpoint: RedisEndpoint {
+                host,
+                port,
+                db,
+                username,
+                password,
+                // kombu turns TLS on when ssl options are given, whatever the scheme.
+                tls: tls || options.ssl.given,
+                ssl: options.ssl.clone(),
+                connect_timeout: Duration::from_secs(5),
+                response_timeout: Duration::from_secs(60),
+            },
             format: options.redis_format,
             queue: options.queue.clone(),
             exchange: options.exchange.clone(),
             routing_key: options.routing_key.clone(),
-            connect_timeout: Duration::from_secs(5),
-            response_timeout: Duration::from_secs(60),
             backoff: Backoff::default(),
             window_commands: 4,
             mode: options.redis_mode,
@@ -228,35 +226,9 @@ impl RedisConfig {
         })
     }
 
-    /// Where the connection goes and how it logs in, for [`crate::broker::redis`].
-    pub fn endpoint(&self) -> RedisEndpoint {
-        RedisEndpoint {
-            host: self.host.clone(),
-            port: self.port,
-            db: self.db,
-            username: self.username.clone(),
-            password: self.password.clone(),
-            tls: self.tls,
-            ssl: self.ssl.clone(),
-            connect_timeout: self.connect_timeout,
-            response_timeout: self.response_timeout,
-        }
-    }
-
     /// The URL with the password replaced by `***`.
     pub fn describe(&self) -> String {
-        let scheme = if self.tls { "rediss" } else { "redis" };
-        let cred = match (&self.username, &self.password) {
-            (None, None) => String::new(),
-            (Some(u), None) => format!("{u}@"),
-            (u, Some(_)) => format!("{}:***@", u.as_deref().unwrap_or("")),
-        };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        format!("{scheme}://{cred}{host}:{}/{}", self.port, self.db)
+        self.endpoint.describe()
     }
 
     /// The keys messages go to: `--queue`, or with `--partitions N` (N > 1) the N keys
@@ -478,9 +450,9 @@ pub struct RedisSink {
 impl RedisSink {
     /// Connects (TLS, AUTH, SELECT) and, in kombu format, records the exchange binding.
     pub fn connect(cfg: RedisConfig) -> Result<RedisSink, StartError> {
-        let tls = broker_redis::tls_config(&cfg.endpoint())?;
+        let tls = broker_redis::tls_config(&cfg.endpoint)?;
         let con = open_connection(&cfg, tls.as_ref())
-            .map_err(|e| broker_redis::start_error(&cfg.endpoint(), &e))?;
+            .map_err(|e| broker_redis::start_error(&cfg.endpoint, &e))?;
         Ok(RedisSink::with_connection(cfg, tls, Some(con)))
     }
 
@@ -888,7 +860,7 @@ fn open_connection(
     cfg: &RedisConfig,
     tls: Option<&Arc<ClientConfig>>,
 ) -> Result<RespConnection, OpenError> {
-    let mut con = broker_redis::open(&cfg.endpoint(), tls)?;
+    let mut con = broker_redis::open(&cfg.endpoint, tls)?;
     if cfg.format == RedisFormat::Kombu && cfg.mode == RedisMode::List {
         let (key, members) = cfg.bindings();
         let permanent = cfg.permanent_binding_key();
@@ -949,14 +921,12 @@ impl SinkConfig for RedisConfig {
     }
 
     fn identity(&self) -> String {
-        format!(
-            "redis-{}-{}-{}-{}",
-            self.host, self.port, self.db, self.queue
-        )
+        let e = &self.endpoint;
+        format!("redis-{}-{}-{}-{}", e.host, e.port, e.db, self.queue)
     }
 
     fn endpoint(&self) -> (&str, u16) {
-        (self.host.as_str(), self.port)
+        (self.endpoint.host.as_str(), self.endpoint.port)
     }
 
     fn partitions(&self) -> u16 {
@@ -1076,28 +1046,38 @@ mod tests {
         };
         for url in ["redis://:in-url@h/0", "redis://u@h", "redis://h"] {
             let c = RedisConfig::parse(url, &o).unwrap();
-            assert_eq!(c.password, Some(Secret("from-file".into())), "{url}");
+            assert_eq!(
+                c.endpoint.password,
+                Some(Secret("from-file".into())),
+                "{url}"
+            );
         }
         let c = RedisConfig::parse("redis://:S3cr/et@h:7/2", &OutputOptions::default()).unwrap();
-        assert_eq!(c.password, Some(Secret("S3cr/et".into())));
-        assert_eq!((c.host.as_str(), c.port, c.db), ("h", 7, 2));
+        assert_eq!(c.endpoint.password, Some(Secret("S3cr/et".into())));
+        assert_eq!(
+            (c.endpoint.host.as_str(), c.endpoint.port, c.endpoint.db),
+            ("h", 7, 2)
+        );
     }
 
     #[test]
     fn parse_urls() {
         let o = OutputOptions::default();
         let c = RedisConfig::parse("redis://localhost:6379/15", &o).unwrap();
-        assert_eq!((c.host.as_str(), c.port, c.db), ("localhost", 6379, 15));
-        assert_eq!(c.password, None);
+        assert_eq!(
+            (c.endpoint.host.as_str(), c.endpoint.port, c.endpoint.db),
+            ("localhost", 6379, 15)
+        );
+        assert_eq!(c.endpoint.password, None);
         let c = RedisConfig::parse("redis://:p%40ss@h", &o).unwrap();
-        assert_eq!((c.port, c.db), (6379, 0));
-        assert_eq!(c.password, Some(Secret("p@ss".into())));
+        assert_eq!((c.endpoint.port, c.endpoint.db), (6379, 0));
+        assert_eq!(c.endpoint.password, Some(Secret("p@ss".into())));
         assert_eq!(c.describe(), "redis://:***@h:6379/0");
         assert!(!format!("{c:?}").contains("p@ss"));
         let c = RedisConfig::parse("redis://u:s3cret@[::1]:7000/2", &o).unwrap();
-        assert_eq!(c.username.as_deref(), Some("u"));
+        assert_eq!(c.endpoint.username.as_deref(), Some("u"));
         assert_eq!(c.describe(), "redis://u:***@[::1]:7000/2");
-        assert!(RedisConfig::parse("rediss://h", &o).unwrap().tls);
+        assert!(RedisConfig::parse("rediss://h", &o).unwrap().endpoint.tls);
         for bad in [
             "redis://:s3cret@h:port/0",
             "redis://:s3cret@h:1/x",
