@@ -1,7 +1,10 @@
 //! Sinks: where the publisher thread writes batches. JSON lines to stdout, a file or a TCP
-//! listener ([`tcp`]), Redis lists readable by kombu consumers ([`redis`]) and RabbitMQ
-//! exchanges with publisher confirms ([`amqp`]); TLS for both from kombu's ssl options
-//! ([`crate::broker::tls`]).
+//! listener ([`tcp`]), Redis lists, streams and channels readable by kombu consumers
+//! ([`redis`]), RabbitMQ exchanges with publisher confirms ([`amqp`]) and RabbitMQ streams
+//! ([`rabbit_stream`]); TLS for the brokers from kombu's ssl options
+//! ([`crate::broker::tls`]). [`Output`] is the parsed `--output`; each network sink's
+//! [`SinkConfig`] is registered in [`SINK_KINDS`]. In front of a broker sink, the delivery
+//! thread ([`outbox`]) and its on-disk spool ([`spool`]) hold what the broker has not taken.
 //!
 //! Broker sinks connect when opened, so a wrong address or password ends the run before any
 //! packet is read, with one line and a distinct exit code ([`StartError`]). Once running they
@@ -212,9 +215,13 @@ pub const EXIT_UNDELIVERED: u8 = crate::exit::UNDELIVERED;
 /// original: FORWARD_QUEUE, FORWARD_EXCHANGE, FORWARD_ROUTING_KEY, FORWARD_SSL_OPTIONS).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputOptions {
+    /// `--redis-format`: kombu envelopes or the packet JSON itself in Redis lists.
     pub redis_format: RedisFormat,
+    /// FORWARD_QUEUE: the Redis key, AMQP queue or RabbitMQ stream messages go to.
     pub queue: String,
+    /// FORWARD_EXCHANGE: the AMQP exchange (Redis: the kombu exchange named in envelopes).
     pub exchange: String,
+    /// FORWARD_ROUTING_KEY: the AMQP routing key (Redis: the kombu routing key).
     pub routing_key: String,
     /// TLS settings for `rediss://` and `amqps://`; when given, TLS for `redis://` and
     /// `amqp://` too (as kombu does).
@@ -224,8 +231,9 @@ pub struct OutputOptions {
     /// From `--password-file`: replaces any password in the URL, so the URL (in argv or the
     /// environment) need not hold one.
     pub password: Option<crate::broker::Secret>,
-    /// `--redis-mode` (list, stream, channel) and, for streams, `--redis-maxlen`.
+    /// `--redis-mode`: list, stream or channel.
     pub redis_mode: RedisMode,
+    /// `--redis-maxlen`: `MAXLEN ~` of every XADD in stream mode, in entries.
     pub redis_maxlen: u64,
     /// `record` from a Redis stream: the consumer group (`--group`, `--consumer`, ...).
     pub redis_group: Option<RedisGroup>,
@@ -626,12 +634,15 @@ pub struct SinkCounters {
 }
 
 impl SinkCounters {
+    /// [`SinkCounters::published`] now.
     pub fn published(&self) -> u64 {
         self.published.load(Ordering::Relaxed)
     }
+    /// [`SinkCounters::resent`] now.
     pub fn resent(&self) -> u64 {
         self.resent.load(Ordering::Relaxed)
     }
+    /// [`SinkCounters::reconnects`] now.
     pub fn reconnects(&self) -> u64 {
         self.reconnects.load(Ordering::Relaxed)
     }
@@ -691,6 +702,7 @@ pub struct SinkProbe {
 }
 
 impl SinkProbe {
+    /// A probe on `name` with no counters yet.
     pub fn named(name: &str) -> SinkProbe {
         SinkProbe {
             name: name.to_string(),
@@ -698,6 +710,8 @@ impl SinkProbe {
         }
     }
 
+    /// The counters as they are now; a sink without counters (stdout, files) gives zeros
+    /// and `published: None`.
     pub fn snapshot(&self) -> SinkSnapshot {
         let mut s = SinkSnapshot::default();
         if let Some(c) = &self.counters {

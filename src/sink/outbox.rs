@@ -73,6 +73,7 @@ pub enum WhenFull {
 }
 
 impl WhenFull {
+    /// The `--when-full` value: `block`, `drop` or `spool`.
     pub fn as_str(self) -> &'static str {
         match self {
             WhenFull::Block => "block",
@@ -85,12 +86,15 @@ impl WhenFull {
 /// How a broker output copes with a slow or absent broker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery {
+    /// `--when-full`: what happens to what the broker cannot take now.
     pub when_full: WhenFull,
     /// `None`: [`default_spool_dir`] of the output.
     pub spool_dir: Option<PathBuf>,
     /// The spool directory, already checked and opened for the user a capture switches to
     /// (`--user`; see [`SpoolDir::open_for_user`]); used instead of `spool_dir`.
     pub prepared_dir: Option<SpoolDir>,
+    /// `--spool-mb`, in bytes: the spool's size cap (what does not fit is dropped and
+    /// counted).
     pub spool_cap_bytes: u64,
     /// Waits between reconnect attempts (spool mode; the other modes use the sink's own).
     pub backoff: Backoff,
@@ -200,8 +204,9 @@ pub struct DeliveryCounters {
     pub damaged_segments: AtomicU64,
     /// Cursor entries that pointed inside a record or past a segment's end, fixed at start.
     pub cursors_fixed: AtomicU64,
-    /// Damaged or cut records found at the end of spool segments at start, and their bytes.
+    /// Damaged or cut records found at the end of spool segments at start.
     pub torn_records: AtomicU64,
+    /// Bytes of those records, thrown away.
     pub torn_bytes: AtomicU64,
     /// Connection losses.
     pub outages: AtomicU64,
@@ -218,18 +223,23 @@ fn get(c: &AtomicU64) -> u64 {
 }
 
 impl DeliveryCounters {
+    /// [`DeliveryCounters::spooled`] now.
     pub fn spooled(&self) -> u64 {
         get(&self.spooled)
     }
+    /// [`DeliveryCounters::replayed`] now.
     pub fn replayed(&self) -> u64 {
         get(&self.replayed)
     }
+    /// [`DeliveryCounters::recovered`] now.
     pub fn recovered(&self) -> u64 {
         get(&self.recovered)
     }
+    /// [`DeliveryCounters::resent`] now.
     pub fn resent(&self) -> u64 {
         get(&self.resent)
     }
+    /// Messages dropped for any reason: the sum of the `dropped_*` counters.
     pub fn dropped(&self) -> u64 {
         get(&self.dropped_queue_full)
             + get(&self.dropped_spool_full)
@@ -237,6 +247,7 @@ impl DeliveryCounters {
             + get(&self.dropped_refused)
             + get(&self.dropped_unreachable)
     }
+    /// [`DeliveryCounters::left_in_spool`] now.
     pub fn left_in_spool(&self) -> u64 {
         get(&self.left_in_spool)
     }

@@ -63,8 +63,12 @@ const FRAME_MESSAGES: usize = 512;
 /// `--stream-max-age`, `--producer-name`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StreamOptions {
+    /// `--stream-max-bytes`: retention of a stream the sink creates, in bytes.
     pub max_bytes: Option<u64>,
+    /// `--stream-max-age`: retention of a stream the sink creates, by age.
     pub max_age: Option<Duration>,
+    /// `--producer-name`: the deduplication name (default: made from the host name and the
+    /// stream).
     pub producer_name: Option<String>,
     /// `record --input rabbitmq-stream://`: the name offsets are stored under.
     pub reader_name: Option<String>,
@@ -543,6 +547,8 @@ struct InFlight {
 
 const NOT_SENT: u64 = u64::MAX;
 
+/// Messages appended to a RabbitMQ stream (or one per partition), confirmed and
+/// deduplicated, reconnecting forever.
 pub struct RabbitStreamSink {
     cfg: RabbitStreamConfig,
     runtime: tokio::runtime::Runtime,
@@ -558,6 +564,8 @@ pub struct RabbitStreamSink {
 }
 
 impl RabbitStreamSink {
+    /// Connects to the stream's leader (each partition's), creates missing streams, declares
+    /// the producers and continues after the last publishing id the broker stored for each.
     pub fn connect(cfg: RabbitStreamConfig) -> Result<RabbitStreamSink, StartError> {
         cfg.check_tls_files().map_err(|e| start_error(&cfg, &e))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -596,6 +604,7 @@ impl RabbitStreamSink {
         })
     }
 
+    /// The counters, readable while the sink runs elsewhere.
     pub fn counters(&self) -> SharedCounters {
         Arc::clone(&self.counters)
     }

@@ -75,6 +75,7 @@ pub enum RedisFormat {
 }
 
 impl RedisFormat {
+    /// The `--redis-format` value: `kombu` or `raw`.
     pub fn as_str(self) -> &'static str {
         match self {
             RedisFormat::Kombu => "kombu",
@@ -97,6 +98,7 @@ pub enum RedisMode {
 }
 
 impl RedisMode {
+    /// The `--redis-mode` value: `list`, `stream` or `channel`.
     pub fn as_str(self) -> &'static str {
         match self {
             RedisMode::List => "list",
@@ -122,7 +124,9 @@ pub const DEFAULT_STREAM_MAXLEN: u64 = 10_000_000;
 /// consumer group (see `record::redis_stream`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisGroup {
+    /// `--group`: the consumer group (created when missing).
     pub group: String,
+    /// `--consumer`: this reader's name in the group.
     pub consumer: String,
     /// XAUTOCLAIM min-idle-time: entries another consumer has held unacknowledged this long
     /// are taken over (that consumer is presumed dead).
@@ -319,6 +323,7 @@ pub struct KombuEnvelope {
 const UUID_LEN: usize = 36;
 
 impl KombuEnvelope {
+    /// The envelope's constant parts for messages to `exchange` with `routing_key`.
     pub fn new(exchange: &str, routing_key: &str) -> KombuEnvelope {
         let mut middle = Vec::new();
         middle.extend_from_slice(

@@ -218,6 +218,7 @@ impl SpoolDir {
         })
     }
 
+    /// The directory's absolute path.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -355,7 +356,9 @@ fn untrusted(path: &Path, why: String) -> io::Error {
 /// A place in the spool: a segment and a byte offset in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pos {
+    /// The segment's id (its file is `<id as 16 hex digits>.seg`).
     pub segment: u64,
+    /// Bytes from the start of the segment file.
     pub offset: u64,
 }
 
@@ -382,6 +385,7 @@ pub struct Recovery {
 pub enum AppendError {
     /// The spool has reached its size cap.
     Full,
+    /// Writing the segment or the cursor failed.
     Io(io::Error),
 }
 
@@ -510,6 +514,7 @@ impl Spool {
         Ok((spool, recovery))
     }
 
+    /// The spool directory.
     pub fn dir(&self) -> &Path {
         &self.dir.path
     }
@@ -519,6 +524,7 @@ impl Spool {
         self.unread
     }
 
+    /// The size cap, in bytes of segment files.
     pub fn cap_bytes(&self) -> u64 {
         self.cap_bytes
     }

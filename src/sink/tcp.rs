@@ -34,13 +34,17 @@ use std::time::{Duration, Instant};
 /// Where and how to connect.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TcpConfig {
+    /// Host name or address (IPv6 without brackets).
     pub host: String,
+    /// TCP port.
     pub port: u16,
     /// Recent bytes (whole batches) resent after a reconnect.
     pub replay_bytes: usize,
+    /// How long connecting may take.
     pub connect_timeout: Duration,
     /// At the end, how long to wait for the peer to close after we shut our side down.
     pub close_wait: Duration,
+    /// Waits between reconnect attempts.
     pub backoff: Backoff,
 }
 
@@ -61,6 +65,8 @@ impl TcpConfig {
         sum.max(Self::MIN_REPLAY_BYTES)
     }
 
+    /// `host`:`port` with the defaults: [`TcpConfig::default_replay_bytes`], 5 s to connect
+    /// and 5 s to wait for the peer to close.
     pub fn new(host: impl Into<String>, port: u16) -> TcpConfig {
         TcpConfig {
             host: host.into(),
@@ -89,6 +95,7 @@ impl TcpConfig {
         Ok(TcpConfig::new(host, port))
     }
 
+    /// `tcp://HOST:PORT`, an IPv6 host in brackets.
     pub fn describe(&self) -> String {
         if self.host.contains(':') {
             format!("tcp://[{}]:{}", self.host, self.port)
