@@ -703,7 +703,7 @@ pub struct SinkProbe {
 
 impl SinkProbe {
     /// A probe on `name` with no counters yet.
-    pub fn named(name: &str) -> SinkProbe {
+    pub(crate) fn named(name: &str) -> SinkProbe {
         SinkProbe {
             name: name.to_string(),
             ..SinkProbe::default()

@@ -74,7 +74,7 @@ pub enum WhenFull {
 
 impl WhenFull {
     /// The `--when-full` value: `block`, `drop` or `spool`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             WhenFull::Block => "block",
             WhenFull::Drop => "drop",
@@ -224,23 +224,23 @@ fn get(c: &AtomicU64) -> u64 {
 
 impl DeliveryCounters {
     /// [`DeliveryCounters::spooled`] now.
-    pub fn spooled(&self) -> u64 {
+    pub(crate) fn spooled(&self) -> u64 {
         get(&self.spooled)
     }
     /// [`DeliveryCounters::replayed`] now.
-    pub fn replayed(&self) -> u64 {
+    pub(crate) fn replayed(&self) -> u64 {
         get(&self.replayed)
     }
     /// [`DeliveryCounters::recovered`] now.
-    pub fn recovered(&self) -> u64 {
+    pub(crate) fn recovered(&self) -> u64 {
         get(&self.recovered)
     }
     /// [`DeliveryCounters::resent`] now.
-    pub fn resent(&self) -> u64 {
+    pub(crate) fn resent(&self) -> u64 {
         get(&self.resent)
     }
     /// Messages dropped for any reason: the sum of the `dropped_*` counters.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         get(&self.dropped_queue_full)
             + get(&self.dropped_spool_full)
             + get(&self.dropped_spool_error)
@@ -248,7 +248,7 @@ impl DeliveryCounters {
             + get(&self.dropped_unreachable)
     }
     /// [`DeliveryCounters::left_in_spool`] now.
-    pub fn left_in_spool(&self) -> u64 {
+    pub(crate) fn left_in_spool(&self) -> u64 {
         get(&self.left_in_spool)
     }
 }

@@ -76,7 +76,7 @@ pub enum RedisFormat {
 
 impl RedisFormat {
     /// The `--redis-format` value: `kombu` or `raw`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RedisFormat::Kombu => "kombu",
             RedisFormat::Raw => "raw",
@@ -98,15 +98,6 @@ pub enum RedisMode {
 }
 
 impl RedisMode {
-    /// The `--redis-mode` value: `list`, `stream` or `channel`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RedisMode::List => "list",
-            RedisMode::Stream => "stream",
-            RedisMode::Channel => "channel",
-        }
-    }
-
     /// The command one message (list: one batch) is sent with.
     fn command(self) -> &'static str {
         match self {
@@ -313,7 +304,7 @@ fn command_head(cfg: &RedisConfig, key: &[u8]) -> Vec<u8> {
 
 /// kombu's Redis envelope, built by appending bytes: the constant parts are made once.
 #[derive(Debug, Clone)]
-pub struct KombuEnvelope {
+pub(crate) struct KombuEnvelope {
     head: Vec<u8>,
     middle: Vec<u8>,
     tail: Vec<u8>,
@@ -324,7 +315,7 @@ const UUID_LEN: usize = 36;
 
 impl KombuEnvelope {
     /// The envelope's constant parts for messages to `exchange` with `routing_key`.
-    pub fn new(exchange: &str, routing_key: &str) -> KombuEnvelope {
+    pub(crate) fn new(exchange: &str, routing_key: &str) -> KombuEnvelope {
         let mut middle = Vec::new();
         middle.extend_from_slice(
             b"\", \"content-encoding\": \"utf-8\", \"content-type\": \"application/json\", \
@@ -345,12 +336,12 @@ impl KombuEnvelope {
     }
 
     /// Bytes of the envelope of a body of `body_len` bytes.
-    pub fn len(&self, body_len: usize) -> usize {
+    pub(crate) fn len(&self, body_len: usize) -> usize {
         self.head.len() + base64_len(body_len) + self.middle.len() + UUID_LEN + self.tail.len()
     }
 
     /// Appends the envelope of `body` with `delivery_tag` (a UUID in text form).
-    pub fn write(&self, out: &mut Vec<u8>, body: &[u8], delivery_tag: &[u8; UUID_LEN]) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>, body: &[u8], delivery_tag: &[u8; UUID_LEN]) {
         out.extend_from_slice(&self.head);
         base64_into(out, body);
         out.extend_from_slice(&self.middle);
@@ -386,7 +377,7 @@ fn json_string(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Bytes of the padded standard base64 (RFC 4648 section 4) of `n` bytes.
-pub fn base64_len(n: usize) -> usize {
+pub(crate) fn base64_len(n: usize) -> usize {
     n.div_ceil(3) * 4
 }
 
@@ -394,7 +385,7 @@ pub fn base64_len(n: usize) -> usize {
 ///
 /// The output is sized once and filled in place by the `base64` crate (no allocation of its
 /// own): this runs over every kombu message body.
-pub fn base64_into(out: &mut Vec<u8>, input: &[u8]) {
+pub(crate) fn base64_into(out: &mut Vec<u8>, input: &[u8]) {
     use base64::Engine;
     let start = out.len();
     out.resize(start + base64_len(input.len()), 0);

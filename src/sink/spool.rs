@@ -219,7 +219,7 @@ impl SpoolDir {
     }
 
     /// The directory's absolute path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -514,18 +514,13 @@ impl Spool {
         Ok((spool, recovery))
     }
 
-    /// The spool directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir.path
-    }
-
     /// Messages not read yet.
     pub fn unread(&self) -> u64 {
         self.unread
     }
 
     /// The size cap, in bytes of segment files.
-    pub fn cap_bytes(&self) -> u64 {
+    pub(crate) fn cap_bytes(&self) -> u64 {
         self.cap_bytes
     }
 
