@@ -36,10 +36,10 @@
 //! AMQP input uses.
 
 use super::{
-    log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters, WriteError,
+    bad_url, log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters,
+    WriteError,
 };
 use crate::broker::amqp::{self as broker_amqp, AmqpEndpoint, Declarations, Failure, Link};
-use crate::broker::url::redact;
 use crate::broker::{Backoff, StartError};
 use crate::encode::batch::JsonBatch;
 use async_rs::traits::Executor;
@@ -50,7 +50,6 @@ use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Confirmation, ExchangeKind, PublisherConfirm};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -86,13 +85,6 @@ impl AmqpConfig {
     /// guest/guest, the port to 5672 (5671 for amqps), the virtual host is the %-decoded path
     /// (`/`, `//` and `/%2f` all mean `/`).
     pub fn parse(url: &str, options: &OutputOptions) -> Result<AmqpConfig, String> {
-        let shown = redact(url);
-        let bad = |why: &str| {
-            format!(
-                "bad output URL \"{shown}\": {why}; expected \
-                 amqp://USER:PASSWORD@HOST[:PORT][/VHOST]"
-            )
-        };
         let endpoint = AmqpEndpoint::from_url(
             url,
             "amqps",
@@ -100,7 +92,7 @@ impl AmqpConfig {
             options.password.as_ref(),
             &options.ssl,
         )
-        .map_err(|e| bad(&e))?;
+        .map_err(|e| bad_url(url, &e, "amqp://USER:PASSWORD@HOST[:PORT][/VHOST]"))?;
         for (what, name) in [("queue", &options.queue), ("exchange", &options.exchange)] {
             if name.is_empty() {
                 return Err(format!("the {what} name must not be empty"));
@@ -417,7 +409,7 @@ impl AmqpSink {
     }
 }
 
-use super::{held, OnLoss};
+use super::OnLoss;
 
 impl AmqpSink {
     /// After a failure: reconnect and send every in-flight batch again here (holding the
@@ -485,28 +477,10 @@ impl AmqpSink {
     }
 }
 
+/// Handing back (with a delivery thread in front), a failure gives up the connection and
+/// hands every unconfirmed message back, oldest first.
 impl Sink for AmqpSink {
-    fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
-        held(self.send_batch(batch, OnLoss::Hold))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        held(self.settle_all(OnLoss::Hold))
-    }
-
-    /// As `write_batch`, but a failure hands every unconfirmed message back (oldest first)
-    /// instead of reconnecting.
-    fn try_write_batch(&mut self, batch: &JsonBatch) -> Result<(), WriteError> {
-        self.send_batch(batch, OnLoss::HandBack)
-    }
-
-    fn try_flush(&mut self) -> Result<(), WriteError> {
-        self.settle_all(OnLoss::HandBack)
-    }
-
-    fn try_settle(&mut self) -> Result<(), WriteError> {
-        self.try_flush()
-    }
+    super::one_send_path!();
 
     fn reconnect_once(&mut self) -> Result<(), String> {
         let link =
@@ -514,10 +488,6 @@ impl Sink for AmqpSink {
         self.link = Some(link);
         SinkCounters::add(&self.counters.reconnects, 1);
         Ok(())
-    }
-
-    fn delivered(&self) -> u64 {
-        self.counters.published()
     }
 
     fn report(&self) -> Option<String> {
@@ -607,7 +577,7 @@ fn start_error(cfg: &AmqpConfig, e: &Failure) -> StartError {
     broker_amqp::start_error(&cfg.endpoint, &cfg.declarations(), e)
 }
 
-use super::{same_config, SinkConfig, SinkKind};
+use super::{SinkConfig, SinkKind};
 
 /// `amqp://` and `amqps://` in the sink registry ([`super::SINK_KINDS`]).
 pub const KIND: SinkKind = SinkKind {
@@ -638,14 +608,6 @@ impl SinkConfig for AmqpConfig {
 
     fn endpoint(&self) -> (&str, u16) {
         (self.endpoint.host.as_str(), self.endpoint.port)
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn SinkConfig) -> bool {
-        same_config(self, other)
     }
 }
 
@@ -729,13 +691,7 @@ mod tests {
 
     #[test]
     fn in_flight_copies_messages_without_newlines() {
-        let mut b = JsonBatch::with_capacity();
-        for m in ["{\"a\":1}", "{}", "[2]"] {
-            b.buf.extend_from_slice(m.as_bytes());
-            b.buf.push(b'\n');
-            let end = b.buf.len();
-            b.commit(end);
-        }
+        let b = crate::sink::test_batch::of(["{\"a\":1}", "{}", "[2]"]);
         let mut f = InFlight::default();
         f.fill(&b);
         let all: Vec<&[u8]> = f.messages(0).collect();

@@ -187,6 +187,46 @@ pub(crate) enum OnLoss {
     HandBack,
 }
 
+/// The [`Sink`] methods of a broker sink whose one send path is `send_batch(batch, OnLoss)`
+/// and `settle_all(OnLoss)`, counting in `self.counters`: the holding calls (`write_batch`,
+/// `flush`) wait a loss out, the `try_` calls hand it back as an [`Outage`], `try_settle`
+/// settles everything sent, and `delivered` is what the broker acknowledged. Expands inside
+/// `impl Sink for ...`, next to the sink's own `reconnect_once` and `report`.
+macro_rules! one_send_path {
+    () => {
+        fn write_batch(
+            &mut self,
+            batch: &$crate::encode::batch::JsonBatch,
+        ) -> ::std::io::Result<()> {
+            $crate::sink::held(self.send_batch(batch, $crate::sink::OnLoss::Hold))
+        }
+
+        fn flush(&mut self) -> ::std::io::Result<()> {
+            $crate::sink::held(self.settle_all($crate::sink::OnLoss::Hold))
+        }
+
+        fn try_write_batch(
+            &mut self,
+            batch: &$crate::encode::batch::JsonBatch,
+        ) -> Result<(), $crate::sink::WriteError> {
+            self.send_batch(batch, $crate::sink::OnLoss::HandBack)
+        }
+
+        fn try_flush(&mut self) -> Result<(), $crate::sink::WriteError> {
+            self.settle_all($crate::sink::OnLoss::HandBack)
+        }
+
+        fn try_settle(&mut self) -> Result<(), $crate::sink::WriteError> {
+            self.settle_all($crate::sink::OnLoss::HandBack)
+        }
+
+        fn delivered(&self) -> u64 {
+            self.counters.published()
+        }
+    };
+}
+pub(crate) use one_send_path;
+
 /// The error a holding write returns: only a fatal one can come out of it.
 pub(crate) fn held(result: Result<(), WriteError>) -> io::Result<()> {
     match result {
@@ -266,10 +306,30 @@ impl Default for OutputOptions {
     }
 }
 
+/// What every [`SinkConfig`] has by being `PartialEq`: a look at the concrete config, and a
+/// comparison with another of any kind (implemented for all of them at once).
+pub trait AnyConfig {
+    /// The config itself, to compare outputs and to look at one ([`Output::config`]).
+    fn as_any(&self) -> &dyn std::any::Any;
+
+    /// Of the same kind as `other` and equal to it.
+    fn same_as(&self, other: &dyn SinkConfig) -> bool;
+}
+
+impl<C: SinkConfig + PartialEq> AnyConfig for C {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn same_as(&self, other: &dyn SinkConfig) -> bool {
+        other.as_any().downcast_ref::<C>() == Some(self)
+    }
+}
+
 /// A sink kind's parsed options, as Vector's `SinkConfig`: where it connects and how to build
 /// the sink. Each kind implements it in its own file, next to a [`SinkKind`] registered in
 /// [`SINK_KINDS`].
-pub trait SinkConfig: fmt::Debug + Send + Sync + 'static {
+pub trait SinkConfig: AnyConfig + fmt::Debug + Send + Sync + 'static {
     /// Connects and returns the sink with its shared counters. A failure says why, with the
     /// exit code it asks for.
     fn build(&self) -> Result<(Box<dyn Sink>, SharedCounters), StartError>;
@@ -295,18 +355,6 @@ pub trait SinkConfig: fmt::Debug + Send + Sync + 'static {
     fn spoolable(&self) -> bool {
         true
     }
-
-    /// The config itself, to compare outputs ([`same_config`]) and to look at one
-    /// ([`Output::config`]).
-    fn as_any(&self) -> &dyn std::any::Any;
-
-    /// Equal to `other` (use [`same_config`]).
-    fn same_as(&self, other: &dyn SinkConfig) -> bool;
-}
-
-/// [`SinkConfig::same_as`] for a config that can be compared.
-pub fn same_config<C: SinkConfig + PartialEq>(config: &C, other: &dyn SinkConfig) -> bool {
-    other.as_any().downcast_ref::<C>() == Some(config)
 }
 
 /// One sink kind of the registry: the URL schemes it answers and how it reads its options.
@@ -621,6 +669,12 @@ fn check_partitions(url: &str, partitions: u16) -> Result<(), String> {
     }
 }
 
+/// The error for a malformed output URL: the URL redacted ([`redact`]), why, and the form
+/// expected.
+pub(crate) fn bad_url(url: &str, why: &str, form: &str) -> String {
+    format!("bad output URL \"{}\": {why}; expected {form}", redact(url))
+}
+
 /// Counters a broker sink keeps; shared, so a caller can read them while the sink runs in
 /// the publisher thread.
 #[derive(Debug, Default)]
@@ -796,6 +850,30 @@ impl Sink for FileSink {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
+    }
+}
+
+/// Batches for the sinks' unit tests, filled as the encoder fills them.
+#[cfg(test)]
+pub(crate) mod test_batch {
+    use crate::encode::batch::JsonBatch;
+
+    /// Appends `message` (without its newline) to `batch`.
+    pub(crate) fn push(batch: &mut JsonBatch, message: &[u8]) {
+        batch.buf.truncate(batch.used);
+        batch.buf.extend_from_slice(message);
+        batch.buf.push(b'\n');
+        let end = batch.buf.len();
+        batch.commit(end);
+    }
+
+    /// A batch of `messages`, in order.
+    pub(crate) fn of<S: AsRef<[u8]>>(messages: impl IntoIterator<Item = S>) -> JsonBatch {
+        let mut batch = JsonBatch::with_capacity();
+        for m in messages {
+            push(&mut batch, m.as_ref());
+        }
+        batch
     }
 }
 

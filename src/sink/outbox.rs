@@ -1110,15 +1110,7 @@ mod tests {
     }
 
     fn batch_of(first: usize, n: usize) -> JsonBatch {
-        let mut b = JsonBatch::with_capacity();
-        for i in first..first + n {
-            b.buf.truncate(b.used);
-            b.buf
-                .extend_from_slice(format!("{{\"n\":{i}}}\n").as_bytes());
-            let end = b.buf.len();
-            b.commit(end);
-        }
-        b
+        crate::sink::test_batch::of((first..first + n).map(|i| format!("{{\"n\":{i}}}")))
     }
 
     /// A scratch spool directory under target/ (the system temp dir is world-writable, which

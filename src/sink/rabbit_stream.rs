@@ -35,12 +35,11 @@
 //! variable.
 
 use super::{
-    log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters, WriteError,
-    EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
+    bad_url, log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters,
+    WriteError, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
 };
 use crate::broker::amqp::AmqpEndpoint;
 use crate::broker::tls::CertReqs;
-use crate::broker::url::redact;
 use crate::broker::{Backoff, StartError};
 use crate::encode::batch::JsonBatch;
 use rabbitmq_stream_client::error::ClientError;
@@ -105,13 +104,6 @@ impl RabbitStreamConfig {
         options: &OutputOptions,
         stream: &StreamOptions,
     ) -> Result<RabbitStreamConfig, String> {
-        let shown = redact(url);
-        let bad = |why: &str| {
-            format!(
-                "bad output URL \"{shown}\": {why}; expected \
-                 rabbitmq-stream://USER:PASSWORD@HOST[:PORT][/VHOST]"
-            )
-        };
         let endpoint = AmqpEndpoint::from_url(
             url,
             "rabbitmq-stream+tls",
@@ -119,7 +111,13 @@ impl RabbitStreamConfig {
             options.password.as_ref(),
             &options.ssl,
         )
-        .map_err(|e| bad(&e))?;
+        .map_err(|e| {
+            bad_url(
+                url,
+                &e,
+                "rabbitmq-stream://USER:PASSWORD@HOST[:PORT][/VHOST]",
+            )
+        })?;
         if options.queue.is_empty() || options.queue.len() > 255 {
             return Err("the stream name (--queue) must be 1 to 255 bytes".into());
         }
@@ -1173,7 +1171,7 @@ impl Drop for RabbitStreamSink {
     }
 }
 
-use super::{same_config, SinkConfig, SinkKind};
+use super::{SinkConfig, SinkKind};
 
 /// `rabbitmq-stream://` and `rabbitmq-stream+tls://` in the sink registry
 /// ([`super::SINK_KINDS`]).
@@ -1214,14 +1212,6 @@ impl SinkConfig for RabbitStreamConfig {
 
     fn partitions(&self) -> u16 {
         self.partitions.max(1)
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn SinkConfig) -> bool {
-        same_config(self, other)
     }
 }
 

@@ -50,11 +50,12 @@
 //! every message sent again is counted as `resent`, so duplicates ≤ resent.
 
 use super::{
-    log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters, WriteError,
+    bad_url, log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters,
+    WriteError,
 };
 use crate::broker::redis::{self as broker_redis, OpenError, RedisEndpoint};
 use crate::broker::resp::{bulk_header, encode_command, Reply, RespConnection, RespError};
-use crate::broker::url::{redact, split_host_port, split_url, UrlParts};
+use crate::broker::url::{split_host_port, split_url, UrlParts};
 use crate::broker::{Backoff, StartError};
 use crate::encode::batch::JsonBatch;
 use rustls::ClientConfig;
@@ -159,12 +160,7 @@ pub struct RedisConfig {
 impl RedisConfig {
     /// Parses `redis://` / `rediss://` URLs; user and password may be percent-encoded.
     pub fn parse(url: &str, options: &OutputOptions) -> Result<RedisConfig, String> {
-        let shown = redact(url);
-        let bad = |why: &str| {
-            format!(
-                "bad output URL \"{shown}\": {why}; expected redis://[:PASSWORD@]HOST[:PORT][/DB]"
-            )
-        };
+        let bad = |why: &str| bad_url(url, why, "redis://[:PASSWORD@]HOST[:PORT][/DB]");
         let UrlParts {
             tls,
             credentials,
@@ -713,7 +709,7 @@ impl RedisSink {
     }
 }
 
-use super::{held, OnLoss};
+use super::OnLoss;
 
 impl RedisSink {
     /// Sends a batch, with at most `window_commands` commands unanswered; a loss is handled
@@ -784,39 +780,17 @@ impl RedisSink {
     }
 }
 
+/// Handing back (with a delivery thread in front), a lost connection or a passing server
+/// error gives up the connection and hands every unanswered message back, oldest first:
+/// those already written may have been stored (`maybe_delivered`).
 impl Sink for RedisSink {
-    fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
-        held(self.send_batch(batch, OnLoss::Hold))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        held(self.settle_all(OnLoss::Hold))
-    }
-
-    /// As `write_batch` (up to `window_commands` LPUSHes unanswered), but a lost connection
-    /// or a passing server error hands every unanswered message back, oldest first, instead
-    /// of reconnecting: those already written may have been stored (`maybe_delivered`).
-    fn try_write_batch(&mut self, batch: &JsonBatch) -> Result<(), WriteError> {
-        self.send_batch(batch, OnLoss::HandBack)
-    }
-
-    fn try_flush(&mut self) -> Result<(), WriteError> {
-        self.settle_all(OnLoss::HandBack)
-    }
-
-    fn try_settle(&mut self) -> Result<(), WriteError> {
-        self.try_flush()
-    }
+    super::one_send_path!();
 
     fn reconnect_once(&mut self) -> Result<(), String> {
         let con = open_connection(&self.cfg, self.tls.as_ref()).map_err(|e| e.to_string())?;
         self.con = Some(con);
         SinkCounters::add(&self.counters.reconnects, 1);
         Ok(())
-    }
-
-    fn delivered(&self) -> u64 {
-        self.counters.published()
     }
 
     fn report(&self) -> Option<String> {
@@ -895,7 +869,7 @@ fn retriable_code(text: Option<&str>) -> bool {
     )
 }
 
-use super::{same_config, SinkConfig, SinkKind};
+use super::{SinkConfig, SinkKind};
 
 /// `redis://` and `rediss://` in the sink registry ([`super::SINK_KINDS`]).
 pub const KIND: SinkKind = SinkKind {
@@ -932,19 +906,12 @@ impl SinkConfig for RedisConfig {
     fn spoolable(&self) -> bool {
         self.mode != RedisMode::Channel
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn SinkConfig) -> bool {
-        same_config(self, other)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::test_batch;
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
@@ -1104,13 +1071,7 @@ mod tests {
         };
         let cfg = RedisConfig::parse("redis://h", &o).unwrap();
         let mut sink = RedisSink::with_connection(cfg, None, None);
-        let mut b = JsonBatch::with_capacity();
-        for m in ["{\"a\":1}", "{}"] {
-            b.buf.extend_from_slice(m.as_bytes());
-            b.buf.push(b'\n');
-            let end = b.buf.len();
-            b.commit(end);
-        }
+        let b = test_batch::of(["{\"a\":1}", "{}"]);
         let mut cmd = Vec::new();
         sink.build(&mut cmd, &b);
         assert_eq!(
@@ -1121,13 +1082,7 @@ mod tests {
 
     #[test]
     fn stream_and_channel_commands_are_resp() {
-        let mut b = JsonBatch::with_capacity();
-        for m in ["{\"a\":1}", "{}"] {
-            b.buf.extend_from_slice(m.as_bytes());
-            b.buf.push(b'\n');
-            let end = b.buf.len();
-            b.commit(end);
-        }
+        let b = test_batch::of(["{\"a\":1}", "{}"]);
         for (mode, want) in [
             (
                 RedisMode::Stream,
@@ -1161,10 +1116,7 @@ mod tests {
     fn with_id(batch: &mut JsonBatch, symbols: &str) {
         let m =
             format!("{{\"cap_len\":60,\"community_id\":\"1:{symbols}AAAAAAAAAAAAAAAAAAAAAA=\"}}");
-        batch.buf.extend_from_slice(m.as_bytes());
-        batch.buf.push(b'\n');
-        let end = batch.buf.len();
-        batch.commit(end);
+        test_batch::push(batch, m.as_bytes());
     }
 
     #[test]
@@ -1172,9 +1124,7 @@ mod tests {
         // Hashes: AAAAAQ is 1 (partition 1 of 2), AAAAAA is 0, and no id at all is 0.
         let mut b = JsonBatch::with_capacity();
         with_id(&mut b, "AAAAAQ");
-        b.buf.extend_from_slice(b"{}\n");
-        let end = b.buf.len();
-        b.commit(end);
+        test_batch::push(&mut b, b"{}");
         with_id(&mut b, "AAAAAA");
         with_id(&mut b, "AAAAAQ");
         let m: Vec<Vec<u8>> = b.messages().map(<[u8]>::to_vec).collect();

@@ -1156,15 +1156,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn batch(msgs: &[&str]) -> JsonBatch {
-        let mut b = JsonBatch::with_capacity();
-        for m in msgs {
-            b.buf.truncate(b.used);
-            b.buf.extend_from_slice(m.as_bytes());
-            b.buf.push(b'\n');
-            let end = b.buf.len();
-            b.commit(end);
-        }
-        b
+        crate::sink::test_batch::of(msgs)
     }
 
     fn texts(b: &JsonBatch) -> Vec<String> {

@@ -20,9 +20,10 @@
 //! and resends the window.
 
 use super::{
-    log, reconnect_forever, SharedCounters, Sink, SinkCounters, EXIT_BAD_URL, EXIT_UNREACHABLE,
+    bad_url, log, reconnect_forever, SharedCounters, Sink, SinkCounters, EXIT_BAD_URL,
+    EXIT_UNREACHABLE,
 };
-use crate::broker::url::{redact, split_host_port};
+use crate::broker::url::split_host_port;
 use crate::broker::{Backoff, StartError};
 use crate::encode::batch::JsonBatch;
 use std::collections::VecDeque;
@@ -80,9 +81,7 @@ impl TcpConfig {
 
     /// `tcp://HOST:PORT` (an IPv6 host in brackets).
     pub fn parse(url: &str) -> Result<TcpConfig, String> {
-        let shown = redact(url);
-        let bad =
-            |why: String| format!("bad output URL \"{shown}\": {why}; expected tcp://HOST:PORT");
+        let bad = |why: String| bad_url(url, &why, "tcp://HOST:PORT");
         let rest = url
             .split_once("://")
             .map(|(_, r)| r)
@@ -361,7 +360,7 @@ fn confirm_end(stream: &mut TcpStream, wait: Duration) -> io::Result<bool> {
     }
 }
 
-use super::{same_config, SinkConfig, SinkKind};
+use super::{SinkConfig, SinkKind};
 
 /// `tcp://HOST:PORT` in the sink registry ([`super::SINK_KINDS`]).
 pub const KIND: SinkKind = SinkKind {
@@ -389,14 +388,6 @@ impl SinkConfig for TcpConfig {
     fn endpoint(&self) -> (&str, u16) {
         (self.host.as_str(), self.port)
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn SinkConfig) -> bool {
-        same_config(self, other)
-    }
 }
 
 #[cfg(test)]
@@ -422,14 +413,7 @@ mod tests {
     }
 
     fn batch_of(lines: &[&str]) -> JsonBatch {
-        let mut b = JsonBatch::with_capacity();
-        for l in lines {
-            b.buf.extend_from_slice(l.as_bytes());
-            b.buf.push(b'\n');
-            let end = b.buf.len();
-            b.commit(end);
-        }
-        b
+        crate::sink::test_batch::of(lines)
     }
 
     #[test]
