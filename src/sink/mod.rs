@@ -688,15 +688,15 @@ pub struct SinkCounters {
 }
 
 impl SinkCounters {
-    /// [`SinkCounters::published`] now.
+    /// The `published` counter now.
     pub fn published(&self) -> u64 {
         self.published.load(Ordering::Relaxed)
     }
-    /// [`SinkCounters::resent`] now.
+    /// The `resent` counter now.
     pub fn resent(&self) -> u64 {
         self.resent.load(Ordering::Relaxed)
     }
-    /// [`SinkCounters::reconnects`] now.
+    /// The `reconnects` counter now.
     pub fn reconnects(&self) -> u64 {
         self.reconnects.load(Ordering::Relaxed)
     }

@@ -223,19 +223,19 @@ fn get(c: &AtomicU64) -> u64 {
 }
 
 impl DeliveryCounters {
-    /// [`DeliveryCounters::spooled`] now.
+    /// The `spooled` counter now.
     pub(crate) fn spooled(&self) -> u64 {
         get(&self.spooled)
     }
-    /// [`DeliveryCounters::replayed`] now.
+    /// The `replayed` counter now.
     pub(crate) fn replayed(&self) -> u64 {
         get(&self.replayed)
     }
-    /// [`DeliveryCounters::recovered`] now.
+    /// The `recovered` counter now.
     pub(crate) fn recovered(&self) -> u64 {
         get(&self.recovered)
     }
-    /// [`DeliveryCounters::resent`] now.
+    /// The `resent` counter now.
     pub(crate) fn resent(&self) -> u64 {
         get(&self.resent)
     }
@@ -247,7 +247,7 @@ impl DeliveryCounters {
             + get(&self.dropped_refused)
             + get(&self.dropped_unreachable)
     }
-    /// [`DeliveryCounters::left_in_spool`] now.
+    /// The `left_in_spool` counter now.
     pub(crate) fn left_in_spool(&self) -> u64 {
         get(&self.left_in_spool)
     }
