@@ -131,7 +131,6 @@ pub mod pipeline;
 #[cfg(feature = "cli")]
 pub mod record;
 #[cfg(feature = "brokers")]
-#[allow(missing_docs)]
 pub mod sink;
 pub mod source;
 #[cfg(all(feature = "test-util", feature = "brokers"))]

@@ -17,7 +17,7 @@
 
 use super::error::StartError;
 use super::tls::{is_tls_error, SslOptions};
-use super::url::percent_encode;
+use super::url::{percent_decode, percent_encode, split_host_port, split_url, UrlParts};
 use super::Secret;
 use crate::exit::{BROKER_AUTH, BROKER_UNREACHABLE, TLS, USAGE};
 use async_rs::traits::Executor;
@@ -59,6 +59,57 @@ pub struct AmqpEndpoint {
 }
 
 impl AmqpEndpoint {
+    /// Reads `SCHEME://[USER[:PASSWORD]@]HOST[:PORT][/VHOST]` as kombu does: user and
+    /// password default to guest/guest, `password` (from a password file) replaces the URL's,
+    /// TLS is on for `tls_scheme` or when `ssl` was given, the port defaults to
+    /// `default_ports.0` (`.1` with TLS), and the virtual host is the %-decoded path (`/`,
+    /// `//` and `/%2f` all mean `/`). Connecting may take 10 s; the connection is named
+    /// `netpipe-fast`. An error is the reason only (the caller names the URL, redacted).
+    pub fn from_url(
+        url: &str,
+        tls_scheme: &str,
+        default_ports: (u16, u16),
+        password: Option<&Secret>,
+        ssl: &SslOptions,
+    ) -> Result<AmqpEndpoint, String> {
+        let UrlParts {
+            tls,
+            credentials,
+            host_port,
+            path,
+        } = split_url(url, tls_scheme)?;
+        let (username, url_password) = match credentials {
+            None => ("guest".to_string(), "guest".to_string()),
+            Some((u, p)) => (
+                if u.is_empty() { "guest".into() } else { u },
+                p.unwrap_or_else(|| "guest".into()),
+            ),
+        };
+        // A password file wins over a password in the URL.
+        let password = password.map_or(url_password, |p| p.0.clone());
+        // kombu (py-amqp) turns TLS on when ssl options are given, whatever the scheme, and
+        // then defaults to the TLS port.
+        let tls = tls || ssl.given;
+        let default_port = if tls {
+            default_ports.1
+        } else {
+            default_ports.0
+        };
+        let (host, port) = split_host_port(host_port, Some(default_port))?;
+        let vhost = percent_decode(path).ok_or("bad %-escape in the virtual host")?;
+        Ok(AmqpEndpoint {
+            host,
+            port,
+            vhost: if vhost.is_empty() { "/".into() } else { vhost },
+            username,
+            password: Secret(password),
+            tls,
+            ssl: ssl.clone(),
+            connect_timeout: Duration::from_secs(10),
+            connection_name: "netpipe-fast".into(),
+        })
+    }
+
     /// The URI lapin gets: always `amqp`, since the TLS layer (when on) is our connector's.
     pub fn uri(&self) -> AMQPUri {
         AMQPUri {

@@ -37,6 +37,24 @@ pub struct RedisEndpoint {
     pub response_timeout: Duration,
 }
 
+impl RedisEndpoint {
+    /// The URL with the password replaced by `***` (`redis[s]://[USER][:***@]HOST:PORT/DB`).
+    pub fn describe(&self) -> String {
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        let cred = match (&self.username, &self.password) {
+            (None, None) => String::new(),
+            (Some(u), None) => format!("{u}@"),
+            (u, Some(_)) => format!("{}:***@", u.as_deref().unwrap_or("")),
+        };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{scheme}://{cred}{host}:{}/{}", self.port, self.db)
+    }
+}
+
 /// Why a connection could not be opened.
 #[derive(Debug)]
 pub enum OpenError {

@@ -93,7 +93,7 @@ impl AmqpInput {
         let endpoint = AmqpEndpoint {
             // The process id in the name lets an operator (or a test) find this connection.
             connection_name: format!("netpipe-fast record {}", std::process::id()),
-            ..cfg.endpoint()
+            ..cfg.endpoint.clone()
         };
         let declarations = cfg.declarations();
         let tls = amqp::tls_connector(&endpoint)?;

@@ -457,7 +457,7 @@ return n
 
 impl RedisInput {
     fn open(cfg: RedisConfig, resumed: &InputState) -> Result<RedisInput, StartError> {
-        let con = crate::broker::redis::connect(&cfg.endpoint())?;
+        let con = crate::broker::redis::connect(&cfg.endpoint)?;
         let source = cfg.describe();
         let (consumer, committed) = if resumed.source == source && !resumed.consumer.is_empty() {
             (resumed.consumer.clone(), resumed.generation)

@@ -271,7 +271,7 @@ impl StreamInput {
         resumed: &InputState,
         max_line_bytes: u64,
     ) -> Result<StreamInput, StartError> {
-        let con = crate::broker::redis::connect(&cfg.endpoint())?;
+        let con = crate::broker::redis::connect(&cfg.endpoint)?;
         let n = keys.len();
         let mut input = StreamInput {
             cfg,

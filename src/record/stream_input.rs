@@ -157,7 +157,7 @@ impl StreamInput {
             .map_err(|e| start_error(&cfg, &e))?;
         let mut parts = Vec::with_capacity(streams.len());
         for stream in streams {
-            let timeout = cfg.connect_timeout;
+            let timeout = cfg.endpoint.connect_timeout;
             let (consumer, stored) = runtime
                 .block_on(async {
                     tokio::time::timeout(timeout, subscribe(&env, &name, &stream)).await
@@ -268,7 +268,7 @@ impl StreamInput {
         }
         std::thread::sleep(self.cfg.backoff.delay(self.attempts));
         self.attempts = self.attempts.saturating_add(1);
-        let timeout = self.cfg.connect_timeout;
+        let timeout = self.cfg.endpoint.connect_timeout;
         let mut fresh = Vec::with_capacity(self.parts.len());
         for part in &self.parts {
             let work = resubscribe(&self.env, &self.name, &part.stream, part.from_offset);

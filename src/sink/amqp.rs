@@ -36,12 +36,11 @@
 //! AMQP input uses.
 
 use super::{
-    log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters, WriteError,
+    bad_url, log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters,
+    WriteError,
 };
 use crate::broker::amqp::{self as broker_amqp, AmqpEndpoint, Declarations, Failure, Link};
-use crate::broker::tls::SslOptions;
-use crate::broker::url::{percent_decode, redact, split_host_port, split_url, UrlParts};
-use crate::broker::{Backoff, Secret, StartError};
+use crate::broker::{Backoff, StartError};
 use crate::encode::batch::JsonBatch;
 use async_rs::traits::Executor;
 use async_rs::TokioRuntime;
@@ -51,7 +50,6 @@ use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Confirmation, ExchangeKind, PublisherConfirm};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -63,17 +61,11 @@ const CONFIRM_POLL: Duration = Duration::from_millis(100);
 /// Where to connect and what to declare.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AmqpConfig {
-    pub host: String,
-    pub port: u16,
-    /// The virtual host, decoded (`/` for RabbitMQ's default one).
-    pub vhost: String,
-    pub username: String,
-    pub password: Secret,
-    /// `amqps://`, or SSL options given: TLS.
-    pub tls: bool,
-    /// FORWARD_SSL_OPTIONS (CA, client certificate, cert_reqs).
-    pub ssl: SslOptions,
+    /// Host, port, virtual host, credentials, TLS, connect timeout and connection name.
+    pub endpoint: AmqpEndpoint,
+    /// The queue bound to the exchange (FORWARD_QUEUE; durable).
     pub queue: String,
+    /// The exchange messages are published to (FORWARD_EXCHANGE; durable).
     pub exchange: String,
     /// Empty: a `direct` exchange bound with the empty key; else a `topic` exchange.
     pub routing_key: String,
@@ -82,12 +74,10 @@ pub struct AmqpConfig {
     pub confirms: bool,
     /// Batches sent but not yet confirmed before `write_batch` waits for the oldest.
     pub window_batches: usize,
-    pub connect_timeout: Duration,
     /// How long to wait for a batch's confirms before treating the connection as lost.
     pub confirm_timeout: Duration,
+    /// Waits between reconnect attempts.
     pub backoff: Backoff,
-    /// The name the broker shows for the connection (`rabbitmqctl list_connections`).
-    pub connection_name: String,
 }
 
 impl AmqpConfig {
@@ -95,35 +85,14 @@ impl AmqpConfig {
     /// guest/guest, the port to 5672 (5671 for amqps), the virtual host is the %-decoded path
     /// (`/`, `//` and `/%2f` all mean `/`).
     pub fn parse(url: &str, options: &OutputOptions) -> Result<AmqpConfig, String> {
-        let shown = redact(url);
-        let bad = |why: &str| {
-            format!(
-                "bad output URL \"{shown}\": {why}; expected \
-                 amqp://USER:PASSWORD@HOST[:PORT][/VHOST]"
-            )
-        };
-        let UrlParts {
-            tls,
-            credentials,
-            host_port: hostport,
-            path,
-        } = split_url(url, "amqps").map_err(|e| bad(&e))?;
-        let (username, password) = match credentials {
-            None => ("guest".to_string(), "guest".to_string()),
-            Some((u, p)) => (
-                if u.is_empty() { "guest".into() } else { u },
-                p.unwrap_or_else(|| "guest".into()),
-            ),
-        };
-        // --password-file wins over a password in the URL.
-        let password = options.password.as_ref().map_or(password, |p| p.0.clone());
-        // kombu (py-amqp) turns TLS on when ssl options are given, whatever the scheme, and
-        // then defaults to the TLS port.
-        let tls = tls || options.ssl.given;
-        let default_port = if tls { 5671 } else { 5672 };
-        let (host, port) = split_host_port(hostport, Some(default_port)).map_err(|e| bad(&e))?;
-        let vhost = percent_decode(path).ok_or_else(|| bad("bad %-escape in the virtual host"))?;
-        let vhost = if vhost.is_empty() { "/".into() } else { vhost };
+        let endpoint = AmqpEndpoint::from_url(
+            url,
+            "amqps",
+            (5672, 5671),
+            options.password.as_ref(),
+            &options.ssl,
+        )
+        .map_err(|e| bad_url(url, &e, "amqp://USER:PASSWORD@HOST[:PORT][/VHOST]"))?;
         for (what, name) in [("queue", &options.queue), ("exchange", &options.exchange)] {
             if name.is_empty() {
                 return Err(format!("the {what} name must not be empty"));
@@ -140,28 +109,20 @@ impl AmqpConfig {
             }
         }
         Ok(AmqpConfig {
-            host,
-            port,
-            vhost,
-            username,
-            password: Secret(password),
-            tls,
-            ssl: options.ssl.clone(),
+            endpoint,
             queue: options.queue.clone(),
             exchange: options.exchange.clone(),
             routing_key: options.routing_key.clone(),
             confirms: options.amqp_confirms,
             window_batches: 4,
-            connect_timeout: Duration::from_secs(10),
             confirm_timeout: Duration::from_secs(60),
             backoff: Backoff::default(),
-            connection_name: "netpipe-fast".into(),
         })
     }
 
     /// The URL with the password replaced by `***` and the virtual host %-encoded.
     pub fn describe(&self) -> String {
-        self.endpoint().describe()
+        self.endpoint.describe()
     }
 
     /// `topic` when a routing key is set (so consumers may bind with patterns), else `direct`:
@@ -173,21 +134,6 @@ impl AmqpConfig {
     /// The exchange type's name, as kombu spells it.
     pub fn exchange_type(&self) -> &'static str {
         self.declarations().exchange_type()
-    }
-
-    /// Where the connection goes and how it logs in, for [`crate::broker::amqp`].
-    pub fn endpoint(&self) -> AmqpEndpoint {
-        AmqpEndpoint {
-            host: self.host.clone(),
-            port: self.port,
-            vhost: self.vhost.clone(),
-            username: self.username.clone(),
-            password: self.password.clone(),
-            tls: self.tls,
-            ssl: self.ssl.clone(),
-            connect_timeout: self.connect_timeout,
-            connection_name: self.connection_name.clone(),
-        }
     }
 
     /// The exchange, queue and binding to declare.
@@ -263,7 +209,7 @@ pub struct AmqpSink {
 impl AmqpSink {
     /// Connects, declares the exchange, queue and binding, and turns confirms on.
     pub fn connect(cfg: AmqpConfig) -> Result<AmqpSink, StartError> {
-        let tls = broker_amqp::tls_connector(&cfg.endpoint())?;
+        let tls = broker_amqp::tls_connector(&cfg.endpoint)?;
         let runtime = broker_amqp::runtime("netpipe-amqp")?;
         let link = open_link(&cfg, &runtime, tls.as_ref()).map_err(|e| start_error(&cfg, &e))?;
         Ok(AmqpSink {
@@ -463,7 +409,7 @@ impl AmqpSink {
     }
 }
 
-use super::{held, OnLoss};
+use super::OnLoss;
 
 impl AmqpSink {
     /// After a failure: reconnect and send every in-flight batch again here (holding the
@@ -531,28 +477,10 @@ impl AmqpSink {
     }
 }
 
+/// Handing back (with a delivery thread in front), a failure gives up the connection and
+/// hands every unconfirmed message back, oldest first.
 impl Sink for AmqpSink {
-    fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
-        held(self.send_batch(batch, OnLoss::Hold))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        held(self.settle_all(OnLoss::Hold))
-    }
-
-    /// As `write_batch`, but a failure hands every unconfirmed message back (oldest first)
-    /// instead of reconnecting.
-    fn try_write_batch(&mut self, batch: &JsonBatch) -> Result<(), WriteError> {
-        self.send_batch(batch, OnLoss::HandBack)
-    }
-
-    fn try_flush(&mut self) -> Result<(), WriteError> {
-        self.settle_all(OnLoss::HandBack)
-    }
-
-    fn try_settle(&mut self) -> Result<(), WriteError> {
-        self.try_flush()
-    }
+    super::one_send_path!();
 
     fn reconnect_once(&mut self) -> Result<(), String> {
         let link =
@@ -560,10 +488,6 @@ impl Sink for AmqpSink {
         self.link = Some(link);
         SinkCounters::add(&self.counters.reconnects, 1);
         Ok(())
-    }
-
-    fn delivered(&self) -> u64 {
-        self.counters.published()
     }
 
     fn report(&self) -> Option<String> {
@@ -635,7 +559,7 @@ fn open_link(
     tls: Option<&RustlsConnector>,
 ) -> Result<Link, Failure> {
     broker_amqp::open_publisher(
-        &cfg.endpoint(),
+        &cfg.endpoint,
         &cfg.declarations(),
         runtime,
         tls,
@@ -650,10 +574,10 @@ fn close_link(runtime: &TokioRuntime, link: Link) {
 
 /// One line for a failure at start-up, with its exit code; never the password.
 fn start_error(cfg: &AmqpConfig, e: &Failure) -> StartError {
-    broker_amqp::start_error(&cfg.endpoint(), &cfg.declarations(), e)
+    broker_amqp::start_error(&cfg.endpoint, &cfg.declarations(), e)
 }
 
-use super::{same_config, SinkConfig, SinkKind};
+use super::{SinkConfig, SinkKind};
 
 /// `amqp://` and `amqps://` in the sink registry ([`super::SINK_KINDS`]).
 pub const KIND: SinkKind = SinkKind {
@@ -675,35 +599,33 @@ impl SinkConfig for AmqpConfig {
     }
 
     fn identity(&self) -> String {
+        let e = &self.endpoint;
         format!(
             "amqp-{}-{}-{}-{}-{}",
-            self.host, self.port, self.vhost, self.exchange, self.queue
+            e.host, e.port, e.vhost, self.exchange, self.queue
         )
     }
 
     fn endpoint(&self) -> (&str, u16) {
-        (self.host.as_str(), self.port)
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn SinkConfig) -> bool {
-        same_config(self, other)
+        (self.endpoint.host.as_str(), self.endpoint.port)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::Secret;
 
     #[test]
     fn parse_urls() {
         let o = OutputOptions::default();
         let c = AmqpConfig::parse("amqp://guest:guest@127.0.0.1:5672/%2f", &o).unwrap();
         assert_eq!(
-            (c.host.as_str(), c.port, c.vhost.as_str()),
+            (
+                c.endpoint.host.as_str(),
+                c.endpoint.port,
+                c.endpoint.vhost.as_str()
+            ),
             ("127.0.0.1", 5672, "/")
         );
         assert_eq!(c.describe(), "amqp://guest:***@127.0.0.1:5672/%2f");
@@ -711,19 +633,23 @@ mod tests {
         // kombu's spellings of the default virtual host, and its defaults.
         for url in ["amqp://h", "amqp://h/", "amqp://h//"] {
             let c = AmqpConfig::parse(url, &o).unwrap();
-            assert_eq!((c.port, c.vhost.as_str()), (5672, "/"), "{url}");
             assert_eq!(
-                (c.username.as_str(), c.password.0.as_str()),
+                (c.endpoint.port, c.endpoint.vhost.as_str()),
+                (5672, "/"),
+                "{url}"
+            );
+            assert_eq!(
+                (c.endpoint.username.as_str(), c.endpoint.password.0.as_str()),
                 ("guest", "guest")
             );
         }
         let c = AmqpConfig::parse("amqp://u:p%40ss@[::1]:7/prod", &o).unwrap();
-        assert_eq!(c.password, Secret("p@ss".into()));
+        assert_eq!(c.endpoint.password, Secret("p@ss".into()));
         assert_eq!(c.describe(), "amqp://u:***@[::1]:7/prod");
         assert!(!format!("{c:?}").contains("p@ss"));
         let c = AmqpConfig::parse("amqps://u:p@h", &o).unwrap();
-        assert!(c.tls);
-        assert_eq!(c.port, 5671);
+        assert!(c.endpoint.tls);
+        assert_eq!(c.endpoint.port, 5671);
         for bad in [
             "amqp://u:s3cret@h:port/",
             "amqp://u:s3cret@:1/",
@@ -743,11 +669,14 @@ mod tests {
         };
         for url in ["amqp://u:in-url@h/", "amqp://u@h/", "amqp://h/"] {
             let c = AmqpConfig::parse(url, &o).unwrap();
-            assert_eq!(c.password.0, "from-file", "{url}");
+            assert_eq!(c.endpoint.password.0, "from-file", "{url}");
         }
         let c = AmqpConfig::parse("amqp://u:p/w@h:1/vh", &OutputOptions::default()).unwrap();
-        assert_eq!((c.password.0.as_str(), c.host.as_str()), ("p/w", "h"));
-        assert_eq!((c.port, c.vhost.as_str()), (1, "vh"));
+        assert_eq!(
+            (c.endpoint.password.0.as_str(), c.endpoint.host.as_str()),
+            ("p/w", "h")
+        );
+        assert_eq!((c.endpoint.port, c.endpoint.vhost.as_str()), (1, "vh"));
     }
 
     #[test]
@@ -762,13 +691,7 @@ mod tests {
 
     #[test]
     fn in_flight_copies_messages_without_newlines() {
-        let mut b = JsonBatch::with_capacity();
-        for m in ["{\"a\":1}", "{}", "[2]"] {
-            b.buf.extend_from_slice(m.as_bytes());
-            b.buf.push(b'\n');
-            let end = b.buf.len();
-            b.commit(end);
-        }
+        let b = crate::sink::test_batch::of(["{\"a\":1}", "{}", "[2]"]);
         let mut f = InFlight::default();
         f.fill(&b);
         let all: Vec<&[u8]> = f.messages(0).collect();

@@ -1,7 +1,10 @@
 //! Sinks: where the publisher thread writes batches. JSON lines to stdout, a file or a TCP
-//! listener ([`tcp`]), Redis lists readable by kombu consumers ([`redis`]) and RabbitMQ
-//! exchanges with publisher confirms ([`amqp`]); TLS for both from kombu's ssl options
-//! ([`crate::broker::tls`]).
+//! listener ([`tcp`]), Redis lists, streams and channels readable by kombu consumers
+//! ([`redis`]), RabbitMQ exchanges with publisher confirms ([`amqp`]) and RabbitMQ streams
+//! ([`rabbit_stream`]); TLS for the brokers from kombu's ssl options
+//! ([`crate::broker::tls`]). [`Output`] is the parsed `--output`; each network sink's
+//! [`SinkConfig`] is registered in [`SINK_KINDS`]. In front of a broker sink, the delivery
+//! thread ([`outbox`]) and its on-disk spool ([`spool`]) hold what the broker has not taken.
 //!
 //! Broker sinks connect when opened, so a wrong address or password ends the run before any
 //! packet is read, with one line and a distinct exit code ([`StartError`]). Once running they
@@ -184,6 +187,46 @@ pub(crate) enum OnLoss {
     HandBack,
 }
 
+/// The [`Sink`] methods of a broker sink whose one send path is `send_batch(batch, OnLoss)`
+/// and `settle_all(OnLoss)`, counting in `self.counters`: the holding calls (`write_batch`,
+/// `flush`) wait a loss out, the `try_` calls hand it back as an [`Outage`], `try_settle`
+/// settles everything sent, and `delivered` is what the broker acknowledged. Expands inside
+/// `impl Sink for ...`, next to the sink's own `reconnect_once` and `report`.
+macro_rules! one_send_path {
+    () => {
+        fn write_batch(
+            &mut self,
+            batch: &$crate::encode::batch::JsonBatch,
+        ) -> ::std::io::Result<()> {
+            $crate::sink::held(self.send_batch(batch, $crate::sink::OnLoss::Hold))
+        }
+
+        fn flush(&mut self) -> ::std::io::Result<()> {
+            $crate::sink::held(self.settle_all($crate::sink::OnLoss::Hold))
+        }
+
+        fn try_write_batch(
+            &mut self,
+            batch: &$crate::encode::batch::JsonBatch,
+        ) -> Result<(), $crate::sink::WriteError> {
+            self.send_batch(batch, $crate::sink::OnLoss::HandBack)
+        }
+
+        fn try_flush(&mut self) -> Result<(), $crate::sink::WriteError> {
+            self.settle_all($crate::sink::OnLoss::HandBack)
+        }
+
+        fn try_settle(&mut self) -> Result<(), $crate::sink::WriteError> {
+            self.settle_all($crate::sink::OnLoss::HandBack)
+        }
+
+        fn delivered(&self) -> u64 {
+            self.counters.published()
+        }
+    };
+}
+pub(crate) use one_send_path;
+
 /// The error a holding write returns: only a fatal one can come out of it.
 pub(crate) fn held(result: Result<(), WriteError>) -> io::Result<()> {
     match result {
@@ -212,9 +255,13 @@ pub const EXIT_UNDELIVERED: u8 = crate::exit::UNDELIVERED;
 /// original: FORWARD_QUEUE, FORWARD_EXCHANGE, FORWARD_ROUTING_KEY, FORWARD_SSL_OPTIONS).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputOptions {
+    /// `--redis-format`: kombu envelopes or the packet JSON itself in Redis lists.
     pub redis_format: RedisFormat,
+    /// FORWARD_QUEUE: the Redis key, AMQP queue or RabbitMQ stream messages go to.
     pub queue: String,
+    /// FORWARD_EXCHANGE: the AMQP exchange (Redis: the kombu exchange named in envelopes).
     pub exchange: String,
+    /// FORWARD_ROUTING_KEY: the AMQP routing key (Redis: the kombu routing key).
     pub routing_key: String,
     /// TLS settings for `rediss://` and `amqps://`; when given, TLS for `redis://` and
     /// `amqp://` too (as kombu does).
@@ -224,8 +271,9 @@ pub struct OutputOptions {
     /// From `--password-file`: replaces any password in the URL, so the URL (in argv or the
     /// environment) need not hold one.
     pub password: Option<crate::broker::Secret>,
-    /// `--redis-mode` (list, stream, channel) and, for streams, `--redis-maxlen`.
+    /// `--redis-mode`: list, stream or channel.
     pub redis_mode: RedisMode,
+    /// `--redis-maxlen`: `MAXLEN ~` of every XADD in stream mode, in entries.
     pub redis_maxlen: u64,
     /// `record` from a Redis stream: the consumer group (`--group`, `--consumer`, ...).
     pub redis_group: Option<RedisGroup>,
@@ -258,10 +306,30 @@ impl Default for OutputOptions {
     }
 }
 
+/// What every [`SinkConfig`] has by being `PartialEq`: a look at the concrete config, and a
+/// comparison with another of any kind (implemented for all of them at once).
+pub trait AnyConfig {
+    /// The config itself, to compare outputs and to look at one ([`Output::config`]).
+    fn as_any(&self) -> &dyn std::any::Any;
+
+    /// Of the same kind as `other` and equal to it.
+    fn same_as(&self, other: &dyn SinkConfig) -> bool;
+}
+
+impl<C: SinkConfig + PartialEq> AnyConfig for C {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn same_as(&self, other: &dyn SinkConfig) -> bool {
+        other.as_any().downcast_ref::<C>() == Some(self)
+    }
+}
+
 /// A sink kind's parsed options, as Vector's `SinkConfig`: where it connects and how to build
 /// the sink. Each kind implements it in its own file, next to a [`SinkKind`] registered in
 /// [`SINK_KINDS`].
-pub trait SinkConfig: fmt::Debug + Send + Sync + 'static {
+pub trait SinkConfig: AnyConfig + fmt::Debug + Send + Sync + 'static {
     /// Connects and returns the sink with its shared counters. A failure says why, with the
     /// exit code it asks for.
     fn build(&self) -> Result<(Box<dyn Sink>, SharedCounters), StartError>;
@@ -287,18 +355,6 @@ pub trait SinkConfig: fmt::Debug + Send + Sync + 'static {
     fn spoolable(&self) -> bool {
         true
     }
-
-    /// The config itself, to compare outputs ([`same_config`]) and to look at one
-    /// ([`Output::config`]).
-    fn as_any(&self) -> &dyn std::any::Any;
-
-    /// Equal to `other` (use [`same_config`]).
-    fn same_as(&self, other: &dyn SinkConfig) -> bool;
-}
-
-/// [`SinkConfig::same_as`] for a config that can be compared.
-pub fn same_config<C: SinkConfig + PartialEq>(config: &C, other: &dyn SinkConfig) -> bool {
-    other.as_any().downcast_ref::<C>() == Some(config)
 }
 
 /// One sink kind of the registry: the URL schemes it answers and how it reads its options.
@@ -613,6 +669,12 @@ fn check_partitions(url: &str, partitions: u16) -> Result<(), String> {
     }
 }
 
+/// The error for a malformed output URL: the URL redacted ([`redact`]), why, and the form
+/// expected.
+pub(crate) fn bad_url(url: &str, why: &str, form: &str) -> String {
+    format!("bad output URL \"{}\": {why}; expected {form}", redact(url))
+}
+
 /// Counters a broker sink keeps; shared, so a caller can read them while the sink runs in
 /// the publisher thread.
 #[derive(Debug, Default)]
@@ -626,12 +688,15 @@ pub struct SinkCounters {
 }
 
 impl SinkCounters {
+    /// The `published` counter now.
     pub fn published(&self) -> u64 {
         self.published.load(Ordering::Relaxed)
     }
+    /// The `resent` counter now.
     pub fn resent(&self) -> u64 {
         self.resent.load(Ordering::Relaxed)
     }
+    /// The `reconnects` counter now.
     pub fn reconnects(&self) -> u64 {
         self.reconnects.load(Ordering::Relaxed)
     }
@@ -691,13 +756,16 @@ pub struct SinkProbe {
 }
 
 impl SinkProbe {
-    pub fn named(name: &str) -> SinkProbe {
+    /// A probe on `name` with no counters yet.
+    pub(crate) fn named(name: &str) -> SinkProbe {
         SinkProbe {
             name: name.to_string(),
             ..SinkProbe::default()
         }
     }
 
+    /// The counters as they are now; a sink without counters (stdout, files) gives zeros
+    /// and `published: None`.
     pub fn snapshot(&self) -> SinkSnapshot {
         let mut s = SinkSnapshot::default();
         if let Some(c) = &self.counters {
@@ -782,6 +850,30 @@ impl Sink for FileSink {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
+    }
+}
+
+/// Batches for the sinks' unit tests, filled as the encoder fills them.
+#[cfg(test)]
+pub(crate) mod test_batch {
+    use crate::encode::batch::JsonBatch;
+
+    /// Appends `message` (without its newline) to `batch`.
+    pub(crate) fn push(batch: &mut JsonBatch, message: &[u8]) {
+        batch.buf.truncate(batch.used);
+        batch.buf.extend_from_slice(message);
+        batch.buf.push(b'\n');
+        let end = batch.buf.len();
+        batch.commit(end);
+    }
+
+    /// A batch of `messages`, in order.
+    pub(crate) fn of<S: AsRef<[u8]>>(messages: impl IntoIterator<Item = S>) -> JsonBatch {
+        let mut batch = JsonBatch::with_capacity();
+        for m in messages {
+            push(&mut batch, m.as_ref());
+        }
+        batch
     }
 }
 

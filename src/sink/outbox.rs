@@ -73,7 +73,8 @@ pub enum WhenFull {
 }
 
 impl WhenFull {
-    pub fn as_str(self) -> &'static str {
+    /// The `--when-full` value: `block`, `drop` or `spool`.
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             WhenFull::Block => "block",
             WhenFull::Drop => "drop",
@@ -85,12 +86,15 @@ impl WhenFull {
 /// How a broker output copes with a slow or absent broker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery {
+    /// `--when-full`: what happens to what the broker cannot take now.
     pub when_full: WhenFull,
     /// `None`: [`default_spool_dir`] of the output.
     pub spool_dir: Option<PathBuf>,
     /// The spool directory, already checked and opened for the user a capture switches to
     /// (`--user`; see [`SpoolDir::open_for_user`]); used instead of `spool_dir`.
     pub prepared_dir: Option<SpoolDir>,
+    /// `--spool-mb`, in bytes: the spool's size cap (what does not fit is dropped and
+    /// counted).
     pub spool_cap_bytes: u64,
     /// Waits between reconnect attempts (spool mode; the other modes use the sink's own).
     pub backoff: Backoff,
@@ -200,8 +204,9 @@ pub struct DeliveryCounters {
     pub damaged_segments: AtomicU64,
     /// Cursor entries that pointed inside a record or past a segment's end, fixed at start.
     pub cursors_fixed: AtomicU64,
-    /// Damaged or cut records found at the end of spool segments at start, and their bytes.
+    /// Damaged or cut records found at the end of spool segments at start.
     pub torn_records: AtomicU64,
+    /// Bytes of those records, thrown away.
     pub torn_bytes: AtomicU64,
     /// Connection losses.
     pub outages: AtomicU64,
@@ -218,26 +223,32 @@ fn get(c: &AtomicU64) -> u64 {
 }
 
 impl DeliveryCounters {
-    pub fn spooled(&self) -> u64 {
+    /// The `spooled` counter now.
+    pub(crate) fn spooled(&self) -> u64 {
         get(&self.spooled)
     }
-    pub fn replayed(&self) -> u64 {
+    /// The `replayed` counter now.
+    pub(crate) fn replayed(&self) -> u64 {
         get(&self.replayed)
     }
-    pub fn recovered(&self) -> u64 {
+    /// The `recovered` counter now.
+    pub(crate) fn recovered(&self) -> u64 {
         get(&self.recovered)
     }
-    pub fn resent(&self) -> u64 {
+    /// The `resent` counter now.
+    pub(crate) fn resent(&self) -> u64 {
         get(&self.resent)
     }
-    pub fn dropped(&self) -> u64 {
+    /// Messages dropped for any reason: the sum of the `dropped_*` counters.
+    pub(crate) fn dropped(&self) -> u64 {
         get(&self.dropped_queue_full)
             + get(&self.dropped_spool_full)
             + get(&self.dropped_spool_error)
             + get(&self.dropped_refused)
             + get(&self.dropped_unreachable)
     }
-    pub fn left_in_spool(&self) -> u64 {
+    /// The `left_in_spool` counter now.
+    pub(crate) fn left_in_spool(&self) -> u64 {
         get(&self.left_in_spool)
     }
 }
@@ -1099,15 +1110,7 @@ mod tests {
     }
 
     fn batch_of(first: usize, n: usize) -> JsonBatch {
-        let mut b = JsonBatch::with_capacity();
-        for i in first..first + n {
-            b.buf.truncate(b.used);
-            b.buf
-                .extend_from_slice(format!("{{\"n\":{i}}}\n").as_bytes());
-            let end = b.buf.len();
-            b.commit(end);
-        }
-        b
+        crate::sink::test_batch::of((first..first + n).map(|i| format!("{{\"n\":{i}}}")))
     }
 
     /// A scratch spool directory under target/ (the system temp dir is world-writable, which

@@ -35,12 +35,11 @@
 //! variable.
 
 use super::{
-    log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters, WriteError,
-    EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
+    bad_url, log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters,
+    WriteError, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
 };
-use crate::broker::tls::{CertReqs, SslOptions};
-use crate::broker::url::{percent_decode, redact, split_host_port, split_url, UrlParts};
-use crate::broker::Secret;
+use crate::broker::amqp::AmqpEndpoint;
+use crate::broker::tls::CertReqs;
 use crate::broker::{Backoff, StartError};
 use crate::encode::batch::JsonBatch;
 use rabbitmq_stream_client::error::ClientError;
@@ -63,8 +62,12 @@ const FRAME_MESSAGES: usize = 512;
 /// `--stream-max-age`, `--producer-name`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StreamOptions {
+    /// `--stream-max-bytes`: retention of a stream the sink creates, in bytes.
     pub max_bytes: Option<u64>,
+    /// `--stream-max-age`: retention of a stream the sink creates, by age.
     pub max_age: Option<Duration>,
+    /// `--producer-name`: the deduplication name (default: made from the host name and the
+    /// stream).
     pub producer_name: Option<String>,
     /// `record --input rabbitmq-stream://`: the name offsets are stored under.
     pub reader_name: Option<String>,
@@ -73,23 +76,23 @@ pub struct StreamOptions {
 /// Where to connect, which stream, which producer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RabbitStreamConfig {
-    pub host: String,
-    pub port: u16,
-    pub vhost: String,
-    pub username: String,
-    pub password: Secret,
-    pub tls: bool,
-    pub ssl: SslOptions,
+    /// RabbitMQ's host, stream port, virtual host, credentials, TLS and connect timeout, as
+    /// for AMQP 0-9-1 (its `connection_name` is not sent: the stream client has none).
+    pub endpoint: AmqpEndpoint,
+    /// The stream (`--queue`); with partitions the prefix of `<stream>-<i>`.
     pub stream: String,
+    /// `--stream-max-bytes`: retention of a stream the sink creates, in bytes.
     pub max_bytes: Option<u64>,
+    /// `--stream-max-age`: retention of a stream the sink creates, by age.
     pub max_age: Option<Duration>,
     /// The deduplication name; the default is made from the host name and the stream.
     pub producer_name: String,
     /// `--partitions`: 1 writes the stream `stream` itself; N > 1 writes `<stream>-0` ..
     /// `<stream>-(N-1)` by flow hash, producer `<producer_name>-<i>` on each.
     pub partitions: u16,
-    pub connect_timeout: Duration,
+    /// How long to wait for a batch's confirms before treating the connection as lost.
     pub confirm_timeout: Duration,
+    /// Waits between reconnect attempts.
     pub backoff: Backoff,
 }
 
@@ -101,32 +104,20 @@ impl RabbitStreamConfig {
         options: &OutputOptions,
         stream: &StreamOptions,
     ) -> Result<RabbitStreamConfig, String> {
-        let shown = redact(url);
-        let bad = |why: &str| {
-            format!(
-                "bad output URL \"{shown}\": {why}; expected \
-                 rabbitmq-stream://USER:PASSWORD@HOST[:PORT][/VHOST]"
+        let endpoint = AmqpEndpoint::from_url(
+            url,
+            "rabbitmq-stream+tls",
+            (5552, 5551),
+            options.password.as_ref(),
+            &options.ssl,
+        )
+        .map_err(|e| {
+            bad_url(
+                url,
+                &e,
+                "rabbitmq-stream://USER:PASSWORD@HOST[:PORT][/VHOST]",
             )
-        };
-        let UrlParts {
-            tls,
-            credentials,
-            host_port,
-            path,
-        } = split_url(url, "rabbitmq-stream+tls").map_err(|e| bad(&e))?;
-        let (username, password) = match credentials {
-            None => ("guest".to_string(), "guest".to_string()),
-            Some((u, p)) => (
-                if u.is_empty() { "guest".into() } else { u },
-                p.unwrap_or_else(|| "guest".into()),
-            ),
-        };
-        let password = options.password.as_ref().map_or(password, |p| p.0.clone());
-        let tls = tls || options.ssl.given;
-        let default_port = if tls { 5551 } else { 5552 };
-        let (host, port) = split_host_port(host_port, Some(default_port)).map_err(|e| bad(&e))?;
-        let vhost = percent_decode(path).ok_or_else(|| bad("bad %-escape in the virtual host"))?;
-        let vhost = if vhost.is_empty() { "/".into() } else { vhost };
+        })?;
         if options.queue.is_empty() || options.queue.len() > 255 {
             return Err("the stream name (--queue) must be 1 to 255 bytes".into());
         }
@@ -145,19 +136,12 @@ impl RabbitStreamConfig {
             ));
         }
         Ok(RabbitStreamConfig {
-            host,
-            port,
-            vhost,
-            username,
-            password: Secret(password),
-            tls,
-            ssl: options.ssl.clone(),
+            endpoint,
             stream: options.queue.clone(),
             max_bytes: stream.max_bytes,
             max_age: stream.max_age,
             producer_name,
             partitions,
-            connect_timeout: Duration::from_secs(10),
             // A healthy broker confirms in milliseconds; a resend after a false timeout is
             // deduplicated, so a short wait costs little and finds a dead leader sooner.
             confirm_timeout: Duration::from_secs(10),
@@ -167,25 +151,23 @@ impl RabbitStreamConfig {
 
     /// The URL without the password.
     pub fn describe(&self) -> String {
-        let scheme = if self.tls {
+        let e = &self.endpoint;
+        let scheme = if e.tls {
             "rabbitmq-stream+tls"
         } else {
             "rabbitmq-stream"
         };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
+        let host = if e.host.contains(':') {
+            format!("[{}]", e.host)
         } else {
-            self.host.clone()
+            e.host.clone()
         };
-        let vhost = if self.vhost == "/" {
+        let vhost = if e.vhost == "/" {
             String::new()
         } else {
-            self.vhost.clone()
+            e.vhost.clone()
         };
-        format!(
-            "{scheme}://{}:***@{host}:{}/{vhost}",
-            self.username, self.port
-        )
+        format!("{scheme}://{}:***@{host}:{}/{vhost}", e.username, e.port)
     }
 
     /// The client's TLS settings from FORWARD_SSL_OPTIONS / --ssl-options (the client takes
@@ -193,15 +175,15 @@ impl RabbitStreamConfig {
     /// them first).
     pub(crate) fn tls_config(&self) -> TlsConfiguration {
         let mut tls = TlsConfiguration::builder().enable(true);
-        if self.ssl.cert_reqs == CertReqs::None {
+        if self.endpoint.ssl.cert_reqs == CertReqs::None {
             tls = tls.trust_certificates(true);
         }
-        if let Some(ca) = &self.ssl.ca_certs {
+        if let Some(ca) = &self.endpoint.ssl.ca_certs {
             tls = tls.add_root_certificates(ca.display().to_string());
         }
-        if let Some(cert) = &self.ssl.certfile {
+        if let Some(cert) = &self.endpoint.ssl.certfile {
             // As Python's ssl: the key is read from certfile when keyfile is not given.
-            let key = self.ssl.keyfile.as_ref().unwrap_or(cert);
+            let key = self.endpoint.ssl.keyfile.as_ref().unwrap_or(cert);
             tls = tls.add_client_certificates_keys(
                 cert.display().to_string(),
                 key.display().to_string(),
@@ -215,33 +197,33 @@ impl RabbitStreamConfig {
     /// they are checked here first, with the same rustls checks the other TLS outputs use:
     /// a start-up error naming the file (exit 11), never a panic.
     pub(crate) fn check_tls_files(&self) -> Result<(), Failure> {
-        if !self.tls {
+        if !self.endpoint.tls {
             return Ok(());
         }
         let fail = |why: String| Err(Failure::TlsSetup(why));
-        if let Err(e) = self.ssl.client_config() {
+        if let Err(e) = self.endpoint.ssl.client_config() {
             return fail(e);
         }
-        if let Err(e) = crate::broker::tls::server_name(&self.host) {
+        if let Err(e) = crate::broker::tls::server_name(&self.endpoint.host) {
             return fail(e);
         }
-        if self.ssl.cert_reqs == CertReqs::None && self.ssl.certfile.is_some() {
+        if self.endpoint.ssl.cert_reqs == CertReqs::None && self.endpoint.ssl.certfile.is_some() {
             return fail(
                 "with cert_reqs CERT_NONE the stream client sends no client certificate; give \
                  ca_certs and CERT_REQUIRED to use certfile"
                     .into(),
             );
         }
-        if self.ssl.cert_reqs != CertReqs::None && self.ssl.ca_certs.is_none() {
+        if self.endpoint.ssl.cert_reqs != CertReqs::None && self.endpoint.ssl.ca_certs.is_none() {
             return fail(
                 "rabbitmq-stream+tls:// needs ca_certs in the SSL options (its client cannot \
                  use the system's trust store), or cert_reqs CERT_NONE"
                     .into(),
             );
         }
-        if let Some(cert) = &self.ssl.certfile {
+        if let Some(cert) = &self.endpoint.ssl.certfile {
             use rustls_pki_types::pem::PemObject;
-            let keyfile = self.ssl.keyfile.as_ref().unwrap_or(cert);
+            let keyfile = self.endpoint.ssl.keyfile.as_ref().unwrap_or(cert);
             match rustls_pki_types::PrivateKeyDer::from_pem_file(keyfile) {
                 Ok(rustls_pki_types::PrivateKeyDer::Pkcs8(_)) => {}
                 Ok(_) => {
@@ -282,10 +264,10 @@ impl RabbitStreamConfig {
         let mut opts = ClientOptions::builder()
             .host(host)
             .port(port)
-            .user(&self.username)
-            .password(&self.password.0)
-            .v_host(&self.vhost);
-        if self.tls {
+            .user(&self.endpoint.username)
+            .password(&self.endpoint.password.0)
+            .v_host(&self.endpoint.vhost);
+        if self.endpoint.tls {
             opts = opts.tls(self.tls_config());
         }
         Client::connect(opts.build()).await.map_err(Failure::Client)
@@ -300,15 +282,15 @@ impl RabbitStreamConfig {
     ) -> Result<Environment, Failure> {
         self.check_tls_files()?;
         let mut builder = Environment::builder()
-            .host(&self.host)
-            .port(self.port)
-            .username(&self.username)
-            .password(&self.password.0)
-            .virtual_host(&self.vhost);
-        if self.tls {
+            .host(&self.endpoint.host)
+            .port(self.endpoint.port)
+            .username(&self.endpoint.username)
+            .password(&self.endpoint.password.0)
+            .virtual_host(&self.endpoint.vhost);
+        if self.endpoint.tls {
             builder = builder.tls(self.tls_config());
         }
-        let timeout = self.connect_timeout;
+        let timeout = self.endpoint.connect_timeout;
         runtime
             .block_on(async move { tokio::time::timeout(timeout, builder.build()).await })
             .map_err(|_| Failure::Timeout("connecting"))?
@@ -353,17 +335,17 @@ pub(crate) fn start_error(cfg: &RabbitStreamConfig, e: &Failure) -> StartError {
                 EXIT_AUTH,
                 format!(
                     "{dest}: access refused for user \"{}\" (virtual host \"{}\"): {code:?}",
-                    cfg.username, cfg.vhost
+                    cfg.endpoint.username, cfg.endpoint.vhost
                 ),
             ),
             other => StartError::new(EXIT_UNREACHABLE, format!("{dest}: refused: {other:?}")),
         },
-        Failure::Client(ClientError::Io(io)) if cfg.tls && is_tls_io(io) => {
+        Failure::Client(ClientError::Io(io)) if cfg.endpoint.tls && is_tls_io(io) => {
             StartError::new(EXIT_TLS, format!("{dest}: TLS failed: {io}"))
         }
         // A server that closes on the ClientHello is most likely not speaking TLS there.
         Failure::Client(ClientError::Io(io))
-            if cfg.tls
+            if cfg.endpoint.tls
                 && matches!(
                     io.kind(),
                     io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
@@ -563,6 +545,8 @@ struct InFlight {
 
 const NOT_SENT: u64 = u64::MAX;
 
+/// Messages appended to a RabbitMQ stream (or one per partition), confirmed and
+/// deduplicated, reconnecting forever.
 pub struct RabbitStreamSink {
     cfg: RabbitStreamConfig,
     runtime: tokio::runtime::Runtime,
@@ -578,6 +562,8 @@ pub struct RabbitStreamSink {
 }
 
 impl RabbitStreamSink {
+    /// Connects to the stream's leader (each partition's), creates missing streams, declares
+    /// the producers and continues after the last publishing id the broker stored for each.
     pub fn connect(cfg: RabbitStreamConfig) -> Result<RabbitStreamSink, StartError> {
         cfg.check_tls_files().map_err(|e| start_error(&cfg, &e))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -616,6 +602,7 @@ impl RabbitStreamSink {
         })
     }
 
+    /// The counters, readable while the sink runs elsewhere.
     pub fn counters(&self) -> SharedCounters {
         Arc::clone(&self.counters)
     }
@@ -902,11 +889,12 @@ fn open_link(
     let generation = tracker.next_generation(lanes.len());
     // Creating a replicated stream takes a while on a cluster: more time for more partitions.
     let timeout = cfg
+        .endpoint
         .connect_timeout
         .saturating_mul(1 + u32::try_from(lanes.len() / 4).unwrap_or(u32::MAX));
     let mut opened: Vec<Client> = Vec::new();
     let work = async {
-        let first = cfg.client(&cfg.host, cfg.port).await?;
+        let first = cfg.client(&cfg.endpoint.host, cfg.endpoint.port).await?;
         opened.push(first.clone());
         for lane in lanes {
             let mut options = HashMap::new();
@@ -938,7 +926,7 @@ fn open_link(
         let metadata = first.metadata(streams).await.map_err(Failure::Client)?;
         // One connection per leader (the only node that writes: publishing elsewhere would
         // pass every message on to it).
-        let mut leaders: Vec<(String, u16)> = vec![(cfg.host.clone(), cfg.port)];
+        let mut leaders: Vec<(String, u16)> = vec![(cfg.endpoint.host.clone(), cfg.endpoint.port)];
         let mut clients: Vec<Option<Client>> = vec![Some(first.clone())];
         let mut route = Vec::with_capacity(lanes.len());
         let mut per_client: Vec<u16> = vec![0];
@@ -1183,7 +1171,7 @@ impl Drop for RabbitStreamSink {
     }
 }
 
-use super::{same_config, SinkConfig, SinkKind};
+use super::{SinkConfig, SinkKind};
 
 /// `rabbitmq-stream://` and `rabbitmq-stream+tls://` in the sink registry
 /// ([`super::SINK_KINDS`]).
@@ -1214,24 +1202,16 @@ impl SinkConfig for RabbitStreamConfig {
     fn identity(&self) -> String {
         format!(
             "rabbitmq-stream-{}-{}-{}",
-            self.host, self.port, self.stream
+            self.endpoint.host, self.endpoint.port, self.stream
         )
     }
 
     fn endpoint(&self) -> (&str, u16) {
-        (self.host.as_str(), self.port)
+        (self.endpoint.host.as_str(), self.endpoint.port)
     }
 
     fn partitions(&self) -> u16 {
         self.partitions.max(1)
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn SinkConfig) -> bool {
-        same_config(self, other)
     }
 }
 
@@ -1247,12 +1227,24 @@ mod tests {
     #[test]
     fn ports_vhost_and_credentials() {
         let c = parse("rabbitmq-stream://u:p%40ss@h").unwrap();
-        assert_eq!((c.port, c.vhost.as_str(), c.tls), (5552, "/", false));
-        assert_eq!((c.username.as_str(), c.password.0.as_str()), ("u", "p@ss"));
+        assert_eq!(
+            (c.endpoint.port, c.endpoint.vhost.as_str(), c.endpoint.tls),
+            (5552, "/", false)
+        );
+        assert_eq!(
+            (c.endpoint.username.as_str(), c.endpoint.password.0.as_str()),
+            ("u", "p@ss")
+        );
         let c = parse("rabbitmq-stream+tls://h:7000/v%2fx").unwrap();
-        assert_eq!((c.port, c.vhost.as_str(), c.tls), (7000, "v/x", true));
-        assert_eq!(parse("rabbitmq-stream+tls://h").unwrap().port, 5551);
-        assert_eq!(c.username, "guest");
+        assert_eq!(
+            (c.endpoint.port, c.endpoint.vhost.as_str(), c.endpoint.tls),
+            (7000, "v/x", true)
+        );
+        assert_eq!(
+            parse("rabbitmq-stream+tls://h").unwrap().endpoint.port,
+            5551
+        );
+        assert_eq!(c.endpoint.username, "guest");
         assert!(c.producer_name.starts_with("netpipe-fast-"));
     }
 

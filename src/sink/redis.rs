@@ -50,12 +50,12 @@
 //! every message sent again is counted as `resent`, so duplicates ≤ resent.
 
 use super::{
-    log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters, WriteError,
+    bad_url, log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters,
+    WriteError,
 };
 use crate::broker::redis::{self as broker_redis, OpenError, RedisEndpoint};
 use crate::broker::resp::{bulk_header, encode_command, Reply, RespConnection, RespError};
-use crate::broker::tls::SslOptions;
-use crate::broker::url::{redact, split_host_port, split_url, UrlParts};
+use crate::broker::url::{split_host_port, split_url, UrlParts};
 use crate::broker::{Backoff, StartError};
 use crate::encode::batch::JsonBatch;
 use rustls::ClientConfig;
@@ -76,7 +76,8 @@ pub enum RedisFormat {
 }
 
 impl RedisFormat {
-    pub fn as_str(self) -> &'static str {
+    /// The `--redis-format` value: `kombu` or `raw`.
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RedisFormat::Kombu => "kombu",
             RedisFormat::Raw => "raw",
@@ -98,14 +99,6 @@ pub enum RedisMode {
 }
 
 impl RedisMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RedisMode::List => "list",
-            RedisMode::Stream => "stream",
-            RedisMode::Channel => "channel",
-        }
-    }
-
     /// The command one message (list: one batch) is sent with.
     fn command(self) -> &'static str {
         match self {
@@ -123,7 +116,9 @@ pub const DEFAULT_STREAM_MAXLEN: u64 = 10_000_000;
 /// consumer group (see `record::redis_stream`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisGroup {
+    /// `--group`: the consumer group (created when missing).
     pub group: String,
+    /// `--consumer`: this reader's name in the group.
     pub consumer: String,
     /// XAUTOCLAIM min-idle-time: entries another consumer has held unacknowledged this long
     /// are taken over (that consumer is presumed dead).
@@ -138,26 +133,23 @@ pub use crate::broker::Secret;
 /// Where to connect and what to write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisConfig {
-    pub host: String,
-    pub port: u16,
-    pub db: i64,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    /// `rediss://`, or SSL options given: TLS.
-    pub tls: bool,
-    /// FORWARD_SSL_OPTIONS (CA, client certificate, cert_reqs).
-    pub ssl: SslOptions,
+    /// Host, port, database, credentials, TLS and timeouts of the connection.
+    pub endpoint: RedisEndpoint,
+    /// What each list element holds (`--redis-format`; list mode only).
     pub format: RedisFormat,
+    /// The key messages go to (FORWARD_QUEUE): a list, stream or channel by `mode`; with
+    /// partitions the prefix of `<queue>-<i>`.
     pub queue: String,
+    /// The kombu exchange (FORWARD_EXCHANGE) named in the envelope and the binding set.
     pub exchange: String,
+    /// The kombu routing key (FORWARD_ROUTING_KEY) named in the envelope and the binding.
     pub routing_key: String,
-    pub connect_timeout: Duration,
-    /// How long to wait for a reply before treating the connection as lost.
-    pub response_timeout: Duration,
+    /// Waits between reconnect attempts.
     pub backoff: Backoff,
     /// LPUSH commands (stream and channel modes: batches of XADD/PUBLISH commands) written
     /// but not yet answered before `write_batch` waits for the oldest.
     pub window_commands: usize,
+    /// `--redis-mode`: list, stream or channel.
     pub mode: RedisMode,
     /// Stream mode: `MAXLEN ~` of every XADD.
     pub maxlen: u64,
@@ -168,12 +160,7 @@ pub struct RedisConfig {
 impl RedisConfig {
     /// Parses `redis://` / `rediss://` URLs; user and password may be percent-encoded.
     pub fn parse(url: &str, options: &OutputOptions) -> Result<RedisConfig, String> {
-        let shown = redact(url);
-        let bad = |why: &str| {
-            format!(
-                "bad output URL \"{shown}\": {why}; expected redis://[:PASSWORD@]HOST[:PORT][/DB]"
-            )
-        };
+        let bad = |why: &str| bad_url(url, why, "redis://[:PASSWORD@]HOST[:PORT][/DB]");
         let UrlParts {
             tls,
             credentials,
@@ -206,20 +193,22 @@ impl RedisConfig {
             }
         }
         Ok(RedisConfig {
-            host,
-            port,
-            db,
-            username,
-            password,
-            // kombu turns TLS on when ssl options are given, whatever the scheme.
-            tls: tls || options.ssl.given,
-            ssl: options.ssl.clone(),
+            endpoint: RedisEndpoint {
+                host,
+                port,
+                db,
+                username,
+                password,
+                // kombu turns TLS on when ssl options are given, whatever the scheme.
+                tls: tls || options.ssl.given,
+                ssl: options.ssl.clone(),
+                connect_timeout: Duration::from_secs(5),
+                response_timeout: Duration::from_secs(60),
+            },
             format: options.redis_format,
             queue: options.queue.clone(),
             exchange: options.exchange.clone(),
             routing_key: options.routing_key.clone(),
-            connect_timeout: Duration::from_secs(5),
-            response_timeout: Duration::from_secs(60),
             backoff: Backoff::default(),
             window_commands: 4,
             mode: options.redis_mode,
@@ -228,35 +217,9 @@ impl RedisConfig {
         })
     }
 
-    /// Where the connection goes and how it logs in, for [`crate::broker::redis`].
-    pub fn endpoint(&self) -> RedisEndpoint {
-        RedisEndpoint {
-            host: self.host.clone(),
-            port: self.port,
-            db: self.db,
-            username: self.username.clone(),
-            password: self.password.clone(),
-            tls: self.tls,
-            ssl: self.ssl.clone(),
-            connect_timeout: self.connect_timeout,
-            response_timeout: self.response_timeout,
-        }
-    }
-
     /// The URL with the password replaced by `***`.
     pub fn describe(&self) -> String {
-        let scheme = if self.tls { "rediss" } else { "redis" };
-        let cred = match (&self.username, &self.password) {
-            (None, None) => String::new(),
-            (Some(u), None) => format!("{u}@"),
-            (u, Some(_)) => format!("{}:***@", u.as_deref().unwrap_or("")),
-        };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        format!("{scheme}://{cred}{host}:{}/{}", self.port, self.db)
+        self.endpoint.describe()
     }
 
     /// The keys messages go to: `--queue`, or with `--partitions N` (N > 1) the N keys
@@ -337,7 +300,7 @@ fn command_head(cfg: &RedisConfig, key: &[u8]) -> Vec<u8> {
 
 /// kombu's Redis envelope, built by appending bytes: the constant parts are made once.
 #[derive(Debug, Clone)]
-pub struct KombuEnvelope {
+pub(crate) struct KombuEnvelope {
     head: Vec<u8>,
     middle: Vec<u8>,
     tail: Vec<u8>,
@@ -347,7 +310,8 @@ pub struct KombuEnvelope {
 const UUID_LEN: usize = 36;
 
 impl KombuEnvelope {
-    pub fn new(exchange: &str, routing_key: &str) -> KombuEnvelope {
+    /// The envelope's constant parts for messages to `exchange` with `routing_key`.
+    pub(crate) fn new(exchange: &str, routing_key: &str) -> KombuEnvelope {
         let mut middle = Vec::new();
         middle.extend_from_slice(
             b"\", \"content-encoding\": \"utf-8\", \"content-type\": \"application/json\", \
@@ -368,12 +332,12 @@ impl KombuEnvelope {
     }
 
     /// Bytes of the envelope of a body of `body_len` bytes.
-    pub fn len(&self, body_len: usize) -> usize {
+    pub(crate) fn len(&self, body_len: usize) -> usize {
         self.head.len() + base64_len(body_len) + self.middle.len() + UUID_LEN + self.tail.len()
     }
 
     /// Appends the envelope of `body` with `delivery_tag` (a UUID in text form).
-    pub fn write(&self, out: &mut Vec<u8>, body: &[u8], delivery_tag: &[u8; UUID_LEN]) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>, body: &[u8], delivery_tag: &[u8; UUID_LEN]) {
         out.extend_from_slice(&self.head);
         base64_into(out, body);
         out.extend_from_slice(&self.middle);
@@ -409,7 +373,7 @@ fn json_string(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Bytes of the padded standard base64 (RFC 4648 section 4) of `n` bytes.
-pub fn base64_len(n: usize) -> usize {
+pub(crate) fn base64_len(n: usize) -> usize {
     n.div_ceil(3) * 4
 }
 
@@ -417,7 +381,7 @@ pub fn base64_len(n: usize) -> usize {
 ///
 /// The output is sized once and filled in place by the `base64` crate (no allocation of its
 /// own): this runs over every kombu message body.
-pub fn base64_into(out: &mut Vec<u8>, input: &[u8]) {
+pub(crate) fn base64_into(out: &mut Vec<u8>, input: &[u8]) {
     use base64::Engine;
     let start = out.len();
     out.resize(start + base64_len(input.len()), 0);
@@ -478,9 +442,9 @@ pub struct RedisSink {
 impl RedisSink {
     /// Connects (TLS, AUTH, SELECT) and, in kombu format, records the exchange binding.
     pub fn connect(cfg: RedisConfig) -> Result<RedisSink, StartError> {
-        let tls = broker_redis::tls_config(&cfg.endpoint())?;
+        let tls = broker_redis::tls_config(&cfg.endpoint)?;
         let con = open_connection(&cfg, tls.as_ref())
-            .map_err(|e| broker_redis::start_error(&cfg.endpoint(), &e))?;
+            .map_err(|e| broker_redis::start_error(&cfg.endpoint, &e))?;
         Ok(RedisSink::with_connection(cfg, tls, Some(con)))
     }
 
@@ -745,7 +709,7 @@ impl RedisSink {
     }
 }
 
-use super::{held, OnLoss};
+use super::OnLoss;
 
 impl RedisSink {
     /// Sends a batch, with at most `window_commands` commands unanswered; a loss is handled
@@ -816,39 +780,17 @@ impl RedisSink {
     }
 }
 
+/// Handing back (with a delivery thread in front), a lost connection or a passing server
+/// error gives up the connection and hands every unanswered message back, oldest first:
+/// those already written may have been stored (`maybe_delivered`).
 impl Sink for RedisSink {
-    fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
-        held(self.send_batch(batch, OnLoss::Hold))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        held(self.settle_all(OnLoss::Hold))
-    }
-
-    /// As `write_batch` (up to `window_commands` LPUSHes unanswered), but a lost connection
-    /// or a passing server error hands every unanswered message back, oldest first, instead
-    /// of reconnecting: those already written may have been stored (`maybe_delivered`).
-    fn try_write_batch(&mut self, batch: &JsonBatch) -> Result<(), WriteError> {
-        self.send_batch(batch, OnLoss::HandBack)
-    }
-
-    fn try_flush(&mut self) -> Result<(), WriteError> {
-        self.settle_all(OnLoss::HandBack)
-    }
-
-    fn try_settle(&mut self) -> Result<(), WriteError> {
-        self.try_flush()
-    }
+    super::one_send_path!();
 
     fn reconnect_once(&mut self) -> Result<(), String> {
         let con = open_connection(&self.cfg, self.tls.as_ref()).map_err(|e| e.to_string())?;
         self.con = Some(con);
         SinkCounters::add(&self.counters.reconnects, 1);
         Ok(())
-    }
-
-    fn delivered(&self) -> u64 {
-        self.counters.published()
     }
 
     fn report(&self) -> Option<String> {
@@ -888,7 +830,7 @@ fn open_connection(
     cfg: &RedisConfig,
     tls: Option<&Arc<ClientConfig>>,
 ) -> Result<RespConnection, OpenError> {
-    let mut con = broker_redis::open(&cfg.endpoint(), tls)?;
+    let mut con = broker_redis::open(&cfg.endpoint, tls)?;
     if cfg.format == RedisFormat::Kombu && cfg.mode == RedisMode::List {
         let (key, members) = cfg.bindings();
         let permanent = cfg.permanent_binding_key();
@@ -927,7 +869,7 @@ fn retriable_code(text: Option<&str>) -> bool {
     )
 }
 
-use super::{same_config, SinkConfig, SinkKind};
+use super::{SinkConfig, SinkKind};
 
 /// `redis://` and `rediss://` in the sink registry ([`super::SINK_KINDS`]).
 pub const KIND: SinkKind = SinkKind {
@@ -949,14 +891,12 @@ impl SinkConfig for RedisConfig {
     }
 
     fn identity(&self) -> String {
-        format!(
-            "redis-{}-{}-{}-{}",
-            self.host, self.port, self.db, self.queue
-        )
+        let e = &self.endpoint;
+        format!("redis-{}-{}-{}-{}", e.host, e.port, e.db, self.queue)
     }
 
     fn endpoint(&self) -> (&str, u16) {
-        (self.host.as_str(), self.port)
+        (self.endpoint.host.as_str(), self.endpoint.port)
     }
 
     fn partitions(&self) -> u16 {
@@ -966,19 +906,12 @@ impl SinkConfig for RedisConfig {
     fn spoolable(&self) -> bool {
         self.mode != RedisMode::Channel
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn SinkConfig) -> bool {
-        same_config(self, other)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::test_batch;
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
@@ -1076,28 +1009,38 @@ mod tests {
         };
         for url in ["redis://:in-url@h/0", "redis://u@h", "redis://h"] {
             let c = RedisConfig::parse(url, &o).unwrap();
-            assert_eq!(c.password, Some(Secret("from-file".into())), "{url}");
+            assert_eq!(
+                c.endpoint.password,
+                Some(Secret("from-file".into())),
+                "{url}"
+            );
         }
         let c = RedisConfig::parse("redis://:S3cr/et@h:7/2", &OutputOptions::default()).unwrap();
-        assert_eq!(c.password, Some(Secret("S3cr/et".into())));
-        assert_eq!((c.host.as_str(), c.port, c.db), ("h", 7, 2));
+        assert_eq!(c.endpoint.password, Some(Secret("S3cr/et".into())));
+        assert_eq!(
+            (c.endpoint.host.as_str(), c.endpoint.port, c.endpoint.db),
+            ("h", 7, 2)
+        );
     }
 
     #[test]
     fn parse_urls() {
         let o = OutputOptions::default();
         let c = RedisConfig::parse("redis://localhost:6379/15", &o).unwrap();
-        assert_eq!((c.host.as_str(), c.port, c.db), ("localhost", 6379, 15));
-        assert_eq!(c.password, None);
+        assert_eq!(
+            (c.endpoint.host.as_str(), c.endpoint.port, c.endpoint.db),
+            ("localhost", 6379, 15)
+        );
+        assert_eq!(c.endpoint.password, None);
         let c = RedisConfig::parse("redis://:p%40ss@h", &o).unwrap();
-        assert_eq!((c.port, c.db), (6379, 0));
-        assert_eq!(c.password, Some(Secret("p@ss".into())));
+        assert_eq!((c.endpoint.port, c.endpoint.db), (6379, 0));
+        assert_eq!(c.endpoint.password, Some(Secret("p@ss".into())));
         assert_eq!(c.describe(), "redis://:***@h:6379/0");
         assert!(!format!("{c:?}").contains("p@ss"));
         let c = RedisConfig::parse("redis://u:s3cret@[::1]:7000/2", &o).unwrap();
-        assert_eq!(c.username.as_deref(), Some("u"));
+        assert_eq!(c.endpoint.username.as_deref(), Some("u"));
         assert_eq!(c.describe(), "redis://u:***@[::1]:7000/2");
-        assert!(RedisConfig::parse("rediss://h", &o).unwrap().tls);
+        assert!(RedisConfig::parse("rediss://h", &o).unwrap().endpoint.tls);
         for bad in [
             "redis://:s3cret@h:port/0",
             "redis://:s3cret@h:1/x",
@@ -1128,13 +1071,7 @@ mod tests {
         };
         let cfg = RedisConfig::parse("redis://h", &o).unwrap();
         let mut sink = RedisSink::with_connection(cfg, None, None);
-        let mut b = JsonBatch::with_capacity();
-        for m in ["{\"a\":1}", "{}"] {
-            b.buf.extend_from_slice(m.as_bytes());
-            b.buf.push(b'\n');
-            let end = b.buf.len();
-            b.commit(end);
-        }
+        let b = test_batch::of(["{\"a\":1}", "{}"]);
         let mut cmd = Vec::new();
         sink.build(&mut cmd, &b);
         assert_eq!(
@@ -1145,13 +1082,7 @@ mod tests {
 
     #[test]
     fn stream_and_channel_commands_are_resp() {
-        let mut b = JsonBatch::with_capacity();
-        for m in ["{\"a\":1}", "{}"] {
-            b.buf.extend_from_slice(m.as_bytes());
-            b.buf.push(b'\n');
-            let end = b.buf.len();
-            b.commit(end);
-        }
+        let b = test_batch::of(["{\"a\":1}", "{}"]);
         for (mode, want) in [
             (
                 RedisMode::Stream,
@@ -1185,10 +1116,7 @@ mod tests {
     fn with_id(batch: &mut JsonBatch, symbols: &str) {
         let m =
             format!("{{\"cap_len\":60,\"community_id\":\"1:{symbols}AAAAAAAAAAAAAAAAAAAAAA=\"}}");
-        batch.buf.extend_from_slice(m.as_bytes());
-        batch.buf.push(b'\n');
-        let end = batch.buf.len();
-        batch.commit(end);
+        test_batch::push(batch, m.as_bytes());
     }
 
     #[test]
@@ -1196,9 +1124,7 @@ mod tests {
         // Hashes: AAAAAQ is 1 (partition 1 of 2), AAAAAA is 0, and no id at all is 0.
         let mut b = JsonBatch::with_capacity();
         with_id(&mut b, "AAAAAQ");
-        b.buf.extend_from_slice(b"{}\n");
-        let end = b.buf.len();
-        b.commit(end);
+        test_batch::push(&mut b, b"{}");
         with_id(&mut b, "AAAAAA");
         with_id(&mut b, "AAAAAQ");
         let m: Vec<Vec<u8>> = b.messages().map(<[u8]>::to_vec).collect();

@@ -218,7 +218,8 @@ impl SpoolDir {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    /// The directory's absolute path.
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -355,7 +356,9 @@ fn untrusted(path: &Path, why: String) -> io::Error {
 /// A place in the spool: a segment and a byte offset in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pos {
+    /// The segment's id (its file is `<id as 16 hex digits>.seg`).
     pub segment: u64,
+    /// Bytes from the start of the segment file.
     pub offset: u64,
 }
 
@@ -382,6 +385,7 @@ pub struct Recovery {
 pub enum AppendError {
     /// The spool has reached its size cap.
     Full,
+    /// Writing the segment or the cursor failed.
     Io(io::Error),
 }
 
@@ -510,16 +514,13 @@ impl Spool {
         Ok((spool, recovery))
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir.path
-    }
-
     /// Messages not read yet.
     pub fn unread(&self) -> u64 {
         self.unread
     }
 
-    pub fn cap_bytes(&self) -> u64 {
+    /// The size cap, in bytes of segment files.
+    pub(crate) fn cap_bytes(&self) -> u64 {
         self.cap_bytes
     }
 
@@ -1155,15 +1156,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn batch(msgs: &[&str]) -> JsonBatch {
-        let mut b = JsonBatch::with_capacity();
-        for m in msgs {
-            b.buf.truncate(b.used);
-            b.buf.extend_from_slice(m.as_bytes());
-            b.buf.push(b'\n');
-            let end = b.buf.len();
-            b.commit(end);
-        }
-        b
+        crate::sink::test_batch::of(msgs)
     }
 
     fn texts(b: &JsonBatch) -> Vec<String> {

@@ -20,9 +20,10 @@
 //! and resends the window.
 
 use super::{
-    log, reconnect_forever, SharedCounters, Sink, SinkCounters, EXIT_BAD_URL, EXIT_UNREACHABLE,
+    bad_url, log, reconnect_forever, SharedCounters, Sink, SinkCounters, EXIT_BAD_URL,
+    EXIT_UNREACHABLE,
 };
-use crate::broker::url::{redact, split_host_port};
+use crate::broker::url::split_host_port;
 use crate::broker::{Backoff, StartError};
 use crate::encode::batch::JsonBatch;
 use std::collections::VecDeque;
@@ -34,13 +35,17 @@ use std::time::{Duration, Instant};
 /// Where and how to connect.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TcpConfig {
+    /// Host name or address (IPv6 without brackets).
     pub host: String,
+    /// TCP port.
     pub port: u16,
     /// Recent bytes (whole batches) resent after a reconnect.
     pub replay_bytes: usize,
+    /// How long connecting may take.
     pub connect_timeout: Duration,
     /// At the end, how long to wait for the peer to close after we shut our side down.
     pub close_wait: Duration,
+    /// Waits between reconnect attempts.
     pub backoff: Backoff,
 }
 
@@ -61,6 +66,8 @@ impl TcpConfig {
         sum.max(Self::MIN_REPLAY_BYTES)
     }
 
+    /// `host`:`port` with the defaults: [`TcpConfig::default_replay_bytes`], 5 s to connect
+    /// and 5 s to wait for the peer to close.
     pub fn new(host: impl Into<String>, port: u16) -> TcpConfig {
         TcpConfig {
             host: host.into(),
@@ -74,9 +81,7 @@ impl TcpConfig {
 
     /// `tcp://HOST:PORT` (an IPv6 host in brackets).
     pub fn parse(url: &str) -> Result<TcpConfig, String> {
-        let shown = redact(url);
-        let bad =
-            |why: String| format!("bad output URL \"{shown}\": {why}; expected tcp://HOST:PORT");
+        let bad = |why: String| bad_url(url, &why, "tcp://HOST:PORT");
         let rest = url
             .split_once("://")
             .map(|(_, r)| r)
@@ -89,6 +94,7 @@ impl TcpConfig {
         Ok(TcpConfig::new(host, port))
     }
 
+    /// `tcp://HOST:PORT`, an IPv6 host in brackets.
     pub fn describe(&self) -> String {
         if self.host.contains(':') {
             format!("tcp://[{}]:{}", self.host, self.port)
@@ -354,7 +360,7 @@ fn confirm_end(stream: &mut TcpStream, wait: Duration) -> io::Result<bool> {
     }
 }
 
-use super::{same_config, SinkConfig, SinkKind};
+use super::{SinkConfig, SinkKind};
 
 /// `tcp://HOST:PORT` in the sink registry ([`super::SINK_KINDS`]).
 pub const KIND: SinkKind = SinkKind {
@@ -382,14 +388,6 @@ impl SinkConfig for TcpConfig {
     fn endpoint(&self) -> (&str, u16) {
         (self.host.as_str(), self.port)
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn SinkConfig) -> bool {
-        same_config(self, other)
-    }
 }
 
 #[cfg(test)]
@@ -415,14 +413,7 @@ mod tests {
     }
 
     fn batch_of(lines: &[&str]) -> JsonBatch {
-        let mut b = JsonBatch::with_capacity();
-        for l in lines {
-            b.buf.extend_from_slice(l.as_bytes());
-            b.buf.push(b'\n');
-            let end = b.buf.len();
-            b.commit(end);
-        }
-        b
+        crate::sink::test_batch::of(lines)
     }
 
     #[test]

@@ -269,7 +269,7 @@ fn connection_closed_by_the_broker_mid_stream_loses_nothing() {
     let copies = 6;
     let files: Vec<PathBuf> = (0..copies).map(|_| root().join(FIXTURE)).collect();
     let mut cfg = AmqpConfig::parse(BROKER, &names.options()).unwrap();
-    cfg.connection_name = unique("conn");
+    cfg.endpoint.connection_name = unique("conn");
     cfg.backoff = Backoff {
         initial: Duration::from_millis(20),
         max: Duration::from_millis(200),
@@ -294,7 +294,7 @@ fn connection_closed_by_the_broker_mid_stream_loses_nothing() {
         assert!(!runner.is_finished(), "the run ended before the outage");
         std::thread::park_timeout(Duration::from_millis(10));
     }
-    let pids = connections_named(&cfg.connection_name);
+    let pids = connections_named(&cfg.endpoint.connection_name);
     assert_eq!(pids.len(), 1, "our connection in rabbitmqctl: {pids:?}");
     let status = Command::new("rabbitmqctl")
         .args([
