@@ -30,11 +30,11 @@
 //! state file, which decides what is cut from the other files, is trusted only when it is
 //! owned by this user (or root) and writable by no one else.
 
-use super::flatten::{csv_field, CellKind, Columns, Rows, ALWAYS_COLUMNS};
+use super::flatten::{CellKind, Columns, Rows, ALWAYS_COLUMNS};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Opens `path` for writing without following a symbolic link in its last component;
@@ -193,8 +193,11 @@ pub struct Store {
     file_order: Vec<u32>,
     /// What is committed, as the state file holds it after the last snapshot.
     pub state: State,
-    /// Reused buffers: one CSV line, a snapshot's rows.
+    /// How a cell is written (csv-core's quoting).
+    dialect: Dialect,
+    /// Reused buffers: one CSV line, a `--csv-safe` cell, a snapshot's rows.
     line: Vec<u8>,
+    cell: Vec<u8>,
     rows_out: Vec<u8>,
     /// Open handles, kept between snapshots (the CSV's is dropped when a rewrite replaces it).
     csv_file: Option<File>,
@@ -249,7 +252,9 @@ impl Store {
                 version: STATE_VERSION,
                 ..State::default()
             },
+            dialect: Dialect::new(),
             line: Vec::new(),
+            cell: Vec::new(),
             rows_out: Vec::new(),
             csv_file: None,
             archive_file: None,
@@ -367,18 +372,20 @@ impl Store {
             let file =
                 open_read_nofollow(&self.csv_path).map_err(|e| self.missing(&self.csv_path, e))?;
             Self::check_ours(&self.csv_path, &file)?;
-            let mut reader = BufReader::new(file);
-            let mut header = Vec::new();
-            read_record(&mut reader, &mut header).map_err(|e| err(&self.csv_path, "read", e))?;
-            let fields = split_record(&header);
-            if fields.first().map(Vec::as_slice) != Some(b"idx".as_slice()) {
+            let mut reader = csv_reader(&file);
+            let mut rec = csv::ByteRecord::new();
+            reader
+                .read_byte_record(&mut rec)
+                .map_err(|e| err(&self.csv_path, "read", csv_io(e)))?;
+            if rec.get(0) != Some(b"idx".as_slice()) {
                 return Err(StoreError(format!(
                     "{}: the first line is not a recorder header",
                     self.csv_path.display()
                 )));
             }
-            let names: Vec<String> = fields[1..]
+            let names: Vec<String> = rec
                 .iter()
+                .skip(1)
                 .map(|f| String::from_utf8_lossy(f).into_owned())
                 .collect();
             let len = fs::metadata(&self.csv_path)
@@ -397,19 +404,32 @@ impl Store {
             } else {
                 // A rewrite was renamed in but not committed: keep its header (a superset)
                 // and the committed rows.
-                let mut at = header.len() as u64;
-                let mut rec = Vec::new();
+                let fewer = || {
+                    StoreError(format!(
+                        "{}: fewer rows than the {} committed",
+                        self.csv_path.display(),
+                        st.rows
+                    ))
+                };
                 for _ in 0..st.rows {
-                    let n = read_record(&mut reader, &mut rec)
-                        .map_err(|e| err(&self.csv_path, "read", e))?;
-                    if n == 0 || !rec.ends_with(b"\n") {
-                        return Err(StoreError(format!(
-                            "{}: fewer rows than the {} committed",
-                            self.csv_path.display(),
-                            st.rows
-                        )));
+                    let more = reader
+                        .read_byte_record(&mut rec)
+                        .map_err(|e| err(&self.csv_path, "read", csv_io(e)))?;
+                    if !more {
+                        return Err(fewer());
                     }
-                    at += n as u64;
+                }
+                // Where the next record starts: just after the last committed row's newline,
+                // which must be there (a row cut short by a crash ends at the end of the file
+                // without one).
+                let at = reader.position().byte();
+                if st.rows > 0 {
+                    let mut last = [0u8];
+                    let whole =
+                        at > 0 && file.read_exact_at(&mut last, at - 1).is_ok() && last[0] == b'\n';
+                    if !whole {
+                        return Err(fewer());
+                    }
                 }
                 for name in &names {
                     self.columns.id(name);
@@ -564,7 +584,10 @@ impl Store {
             let line = &mut self.line;
             line.clear();
             line.extend_from_slice(itoa::Buffer::new().format(idx).as_bytes());
-            // One comma before each column; the empty ones in runs.
+            // One comma before each column; the empty ones in runs. Writing every field
+            // through csv::Writer (a ByteRecord of all 159 fields per row of the fixture) cost
+            // the whole recorder 47 % more instructions (PERFORMANCE.md, "Recorder CSV
+            // through the csv crate").
             let mut at = 0;
             for (p, s) in slot.iter_mut().enumerate() {
                 if *s == u32::MAX {
@@ -572,14 +595,20 @@ impl Store {
                 }
                 line.resize(line.len() + (p + 1 - at), b',');
                 let cell = &cells[*s as usize];
+                let text = rows.cell_text(cell);
                 match cell.kind {
-                    // Digits, signs, '.', 'e', letters: never a separator or quote, so the
-                    // per-byte check csv_field makes (~16 % of the path) is skipped.
+                    // Digits, signs, '.', 'e', letters: never a separator, quote or line end,
+                    // so the quoting check (a scan of every byte) is skipped.
                     CellKind::Null | CellKind::Number | CellKind::Bool => {
-                        line.extend_from_slice(rows.cell_text(cell))
+                        line.extend_from_slice(text)
                     }
-                    CellKind::Text if self.csv_safe => csv_field_safe(line, rows.cell_text(cell)),
-                    CellKind::Text | CellKind::List => csv_field(line, rows.cell_text(cell)),
+                    CellKind::Text if self.csv_safe && spreadsheet_formula(text) => {
+                        self.cell.clear();
+                        self.cell.push(b'\'');
+                        self.cell.extend_from_slice(text);
+                        self.dialect.field(line, &self.cell)?
+                    }
+                    CellKind::Text | CellKind::List => self.dialect.field(line, text)?,
                 }
                 *s = u32::MAX;
                 at = p + 1;
@@ -597,14 +626,16 @@ impl Store {
     fn rewrite_csv(&mut self, order: &[u32], rows: &Rows) -> io::Result<()> {
         let tmp = temp_beside(&self.csv_path)?;
         let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file().try_clone()?);
-        let mut header = b"idx".to_vec();
+        let line = &mut self.line;
+        line.clear();
+        line.extend_from_slice(b"idx");
         for &c in order {
-            header.push(b',');
-            csv_field(&mut header, self.columns.name(c).as_bytes());
+            line.push(b',');
+            self.dialect.field(line, self.columns.name(c).as_bytes())?;
         }
-        header.push(b'\n');
-        w.write_all(&header)?;
-        let mut total = header.len() as u64;
+        line.push(b'\n');
+        w.write_all(line)?;
+        let mut total = line.len() as u64;
         if self.state.rows > 0 {
             // new position → old position, by column id.
             let mut old_pos = vec![usize::MAX; self.columns.len()];
@@ -613,29 +644,20 @@ impl Store {
             }
             let map: Vec<usize> = order.iter().map(|&c| old_pos[c as usize]).collect();
             let f = open_read_nofollow(&self.csv_path)?;
-            let mut reader = BufReader::with_capacity(1 << 20, f.take(self.state.csv_bytes));
-            let mut rec = Vec::new();
-            read_record(&mut reader, &mut rec)?; // old header
-            let mut line = Vec::new();
-            loop {
-                rec.clear();
-                if read_record(&mut reader, &mut rec)? == 0 {
-                    break;
-                }
-                let fields = split_record(&rec);
+            let mut reader = csv_reader(f.take(self.state.csv_bytes));
+            let mut old = csv::ByteRecord::new();
+            reader.read_byte_record(&mut old).map_err(csv_io)?; // old header
+            while reader.read_byte_record(&mut old).map_err(csv_io)? {
                 line.clear();
-                line.extend_from_slice(fields.first().map_or(&b""[..], Vec::as_slice));
-                for &old in &map {
+                line.extend_from_slice(old.get(0).unwrap_or_default());
+                for &p in &map {
                     line.push(b',');
-                    if let Some(f) = fields
-                        .get(old.wrapping_add(1))
-                        .filter(|_| old != usize::MAX)
-                    {
-                        csv_field(&mut line, f);
+                    if let Some(field) = old.get(p.wrapping_add(1)).filter(|_| p != usize::MAX) {
+                        self.dialect.field(line, field)?;
                     }
                 }
                 line.push(b'\n');
-                w.write_all(&line)?;
+                w.write_all(line)?;
                 total += line.len() as u64;
             }
         }
@@ -771,19 +793,87 @@ fn read_trusted(path: &Path) -> Result<Vec<u8>, StateRead> {
 /// per message of a snapshot).
 const MAX_STATE_BYTES: u64 = 256 << 20;
 
-/// `field` as [`csv_field`] writes it, with a `'` first when a spreadsheet would take it for a
-/// formula (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return; OWASP's list).
-pub(crate) fn csv_field_safe(out: &mut Vec<u8>, field: &[u8]) {
-    if matches!(
-        field.first(),
+/// Whether a spreadsheet would take text starting so for a formula (it starts with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return; OWASP's list): `--csv-safe` writes it with a `'` first.
+fn spreadsheet_formula(text: &[u8]) -> bool {
+    matches!(
+        text.first(),
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
-    ) {
-        let mut quoted = Vec::with_capacity(field.len() + 1);
-        quoted.push(b'\'');
-        quoted.extend_from_slice(field);
-        csv_field(out, &quoted);
-    } else {
-        csv_field(out, field);
+    )
+}
+
+/// The recorder's CSV dialect, as pandas `to_csv` and Python's csv module write it by default
+/// (QUOTE_MINIMAL): comma-separated, a field quoted only when it holds a comma, a quote, CR or
+/// LF, quotes doubled, every record ended by `\n`. The quoting decision and the escaping are
+/// csv-core's (the csv crate's engine, configured as `csv::WriterBuilder` would configure it);
+/// the rows around them (delimiters, the runs of empty cells, the line end) are written in
+/// place, which a `csv::Writer` cannot do without a field object per empty cell.
+struct Dialect(csv_core::Writer);
+
+impl Dialect {
+    fn new() -> Dialect {
+        Dialect(
+            csv_core::WriterBuilder::new()
+                .delimiter(b',')
+                .quote(b'"')
+                .double_quote(true)
+                .quote_style(csv_core::QuoteStyle::Necessary)
+                .terminator(csv_core::Terminator::Any(b'\n'))
+                .build(),
+        )
+    }
+
+    /// Appends `field` to `out` as one CSV field.
+    fn field(&self, out: &mut Vec<u8>, field: &[u8]) -> io::Result<()> {
+        if !self.0.should_quote(field) {
+            out.extend_from_slice(field);
+            return Ok(());
+        }
+        let start = out.len();
+        // Room for every byte doubled: the most quoting can need.
+        out.resize(start + 2 * field.len() + 2, 0);
+        out[start] = b'"';
+        let (result, read, wrote) = csv_core::quote(
+            field,
+            &mut out[start + 1..],
+            self.0.get_quote(),
+            self.0.get_escape(),
+            self.0.get_double_quote(),
+        );
+        if result != csv_core::WriteResult::InputEmpty || read != field.len() {
+            out.truncate(start);
+            return Err(io::Error::other("CSV quoting did not fit its buffer"));
+        }
+        out.truncate(start + 1 + wrote);
+        out.push(b'"');
+        Ok(())
+    }
+}
+
+/// Reads what [`Dialect`] wrote: records end at `\n` only (a CR is an ordinary byte, as
+/// in what we write it is always inside quotes), a quoted field may span lines, and a record
+/// with fewer fields than the header is read as it is (its missing cells empty), not refused.
+fn csv_reader<R: Read>(input: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(b',')
+        .quote(b'"')
+        .double_quote(true)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .flexible(true)
+        .buffer_capacity(1 << 20)
+        .from_reader(input)
+}
+
+/// A CSV error as the I/O error it carries (a full disk stays `StorageFull`); any other (none
+/// is expected from byte records read flexibly) as an other error.
+fn csv_io(e: csv::Error) -> io::Error {
+    if !e.is_io_error() {
+        return io::Error::other(e);
+    }
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
     }
 }
 
@@ -802,84 +892,53 @@ fn sync_dir(path: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Reads one CSV record (which may span lines inside quotes) into `out`, newline included;
-/// returns the bytes read (0 at the end).
-pub fn read_record(r: &mut impl BufRead, out: &mut Vec<u8>) -> io::Result<usize> {
-    out.clear();
-    let mut total = 0;
-    loop {
-        let n = r.read_until(b'\n', out)?;
-        total += n;
-        if n == 0 {
-            return Ok(total);
-        }
-        let quotes = out.iter().filter(|&&b| b == b'"').count();
-        if quotes % 2 == 0 {
-            return Ok(total);
-        }
-    }
-}
-
-/// The fields of one CSV record, unquoted.
-pub fn split_record(rec: &[u8]) -> Vec<Vec<u8>> {
-    let rec = rec.strip_suffix(b"\n").unwrap_or(rec);
-    let mut fields = Vec::new();
-    let mut cur = Vec::new();
-    let mut quoted = false;
-    let mut i = 0;
-    while i < rec.len() {
-        let b = rec[i];
-        if quoted {
-            if b == b'"' {
-                if rec.get(i + 1) == Some(&b'"') {
-                    cur.push(b'"');
-                    i += 1;
-                } else {
-                    quoted = false;
-                }
-            } else {
-                cur.push(b);
-            }
-        } else if b == b'"' {
-            quoted = true;
-        } else if b == b',' {
-            fields.push(std::mem::take(&mut cur));
-        } else {
-            cur.push(b);
-        }
-        i += 1;
-    }
-    fields.push(cur);
-    fields
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const FIELDS: [&[u8]; 9] = [
+        b"1", b"a,b", b"q\"x", b"l1\nl2", b"cr\rx", b"", b"plain", b"=f", b" sp ",
+    ];
+
+    /// The bytes the recorder wrote by hand before it used the csv crate (Python's
+    /// QUOTE_MINIMAL with `\n` line ends), for the same fields.
+    const WRITTEN: &[u8] = b"1,\"a,b\",\"q\"\"x\",\"l1\nl2\",\"cr\rx\",,plain,=f, sp \n";
+
     #[test]
-    fn records_round_trip() {
+    fn dialect_quotes_only_what_needs_it() {
+        let d = Dialect::new();
         let mut line = Vec::new();
-        for f in [&b"1"[..], b"a,b", b"q\"x", b"l1\nl2", b""] {
-            csv_field(&mut line, f);
-            line.push(b',');
+        for (i, f) in FIELDS.iter().enumerate() {
+            if i > 0 {
+                line.push(b',');
+            }
+            d.field(&mut line, f).unwrap();
         }
-        line.pop();
         line.push(b'\n');
-        let mut r = BufReader::new(&line[..]);
-        let mut rec = Vec::new();
-        assert_eq!(read_record(&mut r, &mut rec).unwrap(), line.len());
-        let fields = split_record(&rec);
-        assert_eq!(
-            fields,
-            vec![
-                b"1".to_vec(),
-                b"a,b".to_vec(),
-                b"q\"x".to_vec(),
-                b"l1\nl2".to_vec(),
-                b"".to_vec()
-            ]
-        );
+        assert_eq!(line, WRITTEN);
+        // The worst case: every byte a quote, each doubled.
+        line.clear();
+        d.field(&mut line, b"\"\"\"\"").unwrap();
+        assert_eq!(line, b"\"\"\"\"\"\"\"\"\"\"");
+    }
+
+    #[test]
+    fn reader_reads_back_and_says_where_each_record_ends() {
+        let text = [WRITTEN, b"2,x\n", b"3,\"cut"].concat();
+        let mut r = csv_reader(&text[..]);
+        let mut rec = csv::ByteRecord::new();
+        assert!(r.read_byte_record(&mut rec).unwrap());
+        assert_eq!(rec.iter().collect::<Vec<_>>(), FIELDS.to_vec());
+        // Just past the first record's newline, the one inside quotes not counted.
+        assert_eq!(r.position().byte(), WRITTEN.len() as u64);
+        assert!(r.read_byte_record(&mut rec).unwrap());
+        assert_eq!(rec.iter().collect::<Vec<_>>(), vec![&b"2"[..], b"x"]);
+        assert_eq!(r.position().byte(), WRITTEN.len() as u64 + 4);
+        // A row cut short is read to the end of the input, without a newline before it.
+        assert!(r.read_byte_record(&mut rec).unwrap());
+        assert_eq!(rec.iter().collect::<Vec<_>>(), vec![&b"3"[..], b"cut"]);
+        assert_eq!(r.position().byte(), text.len() as u64);
+        assert!(!r.read_byte_record(&mut rec).unwrap());
     }
 
     #[test]

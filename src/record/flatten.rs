@@ -571,28 +571,6 @@ pub(crate) fn python_float(v: f64) -> String {
     }
 }
 
-/// Appends `field` to a CSV line as Python's csv module (QUOTE_MINIMAL) writes it: quoted when
-/// it holds a comma, a quote, CR or LF, with quotes doubled.
-pub(crate) fn csv_field(out: &mut Vec<u8>, field: &[u8]) {
-    if field
-        .iter()
-        .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
-    {
-        out.push(b'"');
-        // Whole runs between quotes rather than a push per byte.
-        let mut rest = field;
-        while let Some(q) = rest.iter().position(|&b| b == b'"') {
-            out.extend_from_slice(&rest[..=q]);
-            out.push(b'"');
-            rest = &rest[q + 1..];
-        }
-        out.extend_from_slice(rest);
-        out.push(b'"');
-    } else {
-        out.extend_from_slice(field);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -718,15 +696,5 @@ mod tests {
         assert_eq!(python_float(1.5e-7), "1.5e-07");
         assert_eq!(python_float(0.1), "0.1");
         assert_eq!(python_float(0.0), "0.0");
-    }
-
-    #[test]
-    fn csv_quoting() {
-        let mut out = Vec::new();
-        csv_field(&mut out, b"a,b\"c");
-        assert_eq!(out, b"\"a,b\"\"c\"");
-        out.clear();
-        csv_field(&mut out, b"plain");
-        assert_eq!(out, b"plain");
     }
 }

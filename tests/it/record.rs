@@ -76,14 +76,20 @@ fn reference(dir: &TempDir, count: usize) -> (PathBuf, HashMap<String, usize>) {
     (jsonl, bag)
 }
 
-#[test]
-fn columns_and_values_match_pandas_json_normalize() {
+/// target/pandas-venv's Python (the oracle's pandas and csv module).
+fn pandas_python() -> PathBuf {
     let py = common::venv_python("pandas");
     assert!(
         py.exists(),
         "{} is missing: run scripts/test.sh (it makes the pandas virtual environment)",
         py.display()
     );
+    py
+}
+
+#[test]
+fn columns_and_values_match_pandas_json_normalize() {
+    let py = pandas_python();
     let dir = TempDir::unique("rec_pandas");
     // Every golden file but the big one whole, every 40th message of the big one, the
     // original's own recorded messages and a kombu envelope: every layer combination we emit.
@@ -1567,4 +1573,148 @@ fn stale_state_with_missing_csv_says_what_to_delete() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&line), "{err}");
     assert!(err.contains("not opened"), "{err}");
+}
+
+/// The CSV the recorder wrote by hand before it used the csv crate, for the messages of
+/// `quoted_fields_survive_rewrites_a_torn_restart_and_read_back_in_python` (made with that
+/// binary, `d278bc1`): the csv crate writes the same bytes.
+const QUOTED_CSV: &[u8] = b"idx,arp_id,dns_both,dns_cr,dns_f,dns_id,\"dns_k,\"\"\n\",dns_multi,dns_n,\
+dns_qname,dns_txt,eth_id,icmp_id,ip_id,ipvsix_id,pad_id,raw_id,tcp_id,udp_id,udp_note,udp_sport\n\
+0,,\"\"\",\n\r\"\"\",\"x\ry\",\"[1,\"\"a,b\"\"]\",,,\"l1\nl2\",-3,\"a,b\",\"say \"\"hi\"\"\",,,,,,,,,,\n\
+1,,,,,,odd key,,7,plain,,,,,,,,,,,\n\
+2,,,,,,,\"end\n\",,\"\"\"start\",,,,,,,,,,=1+2,53\n\
+3,,,,,,\"x\"\"y\",,,\"after, resume\",,,,,,,,,,,\n";
+
+/// Cells that need quoting (comma, quote, LF, CR, in values and in a column name) through
+/// every CSV path: new file, appends, rewrites for new columns (the committed rows read back
+/// and widened), and a restart after a crash that renamed a rewrite in but did not commit it
+/// (the wider header kept, the committed row found past its quoted newlines, a torn row cut).
+/// The file is byte for byte what the hand-written writer made, and Python's csv module and
+/// pandas read back every cell as it was sent.
+#[test]
+fn quoted_fields_survive_rewrites_a_torn_restart_and_read_back_in_python() {
+    let py = pandas_python();
+    let dir = TempDir::unique("rec_quoted");
+    let first = concat!(
+        r#"{"data":{"dns":{"qname":"a,b","txt":"say \"hi\"","multi":"l1\nl2","cr":"x\ry","both":"\",\n\r\"","n":-3,"f":[1,"a,b"]}}}"#,
+        "\n",
+        r#"{"data":{"dns":{"qname":"plain","n":7,"k,\"\n":"odd key"}}}"#,
+        "\n",
+        r#"{"data":{"udp":{"sport":53,"note":"=1+2"},"dns":{"qname":"\"start","multi":"end\n"}}}"#,
+        "\n"
+    );
+    let last = concat!(
+        r#"{"data":{"dns":{"qname":"after, resume","k,\"\n":"x\"y"}}}"#,
+        "\n"
+    );
+    let jsonl = dir.path("in.jsonl");
+    std::fs::write(&jsonl, first).unwrap();
+    let csv = dir.path("r.csv");
+    let state = netpipe_fast::record::csv::suffixed(&csv, ".state");
+    let run = |extra: &[&str]| {
+        let out = rec()
+            .args(["--input", &format!("file:{}", jsonl.display())])
+            .args(files(&dir, "r"))
+            .args(["--save-after-num", "1"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    // One message committed; keep that state.
+    run(&["--stop-after-num", "1"]);
+    let one = std::fs::read(&state).unwrap();
+    // The other two: each brings columns, so each rewrites the CSV.
+    run(&[]);
+    assert_eq!(committed_rows(&csv), 3);
+    // A crash after the last rewrite's rename and before its commit: the state of one
+    // message, the CSV three rows and two columns sets wider, a row torn at its end.
+    std::fs::write(&state, &one).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&csv)
+        .unwrap()
+        .write_all(b"9,\"torn")
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&jsonl)
+        .unwrap()
+        .write_all(last.as_bytes())
+        .unwrap();
+    run(&[]);
+    assert_eq!(committed_rows(&csv), 4);
+    let written = std::fs::read(&csv).unwrap();
+    assert!(
+        written == QUOTED_CSV,
+        "not the hand-written writer's bytes:\n{:?}\n{:?}",
+        String::from_utf8_lossy(&written),
+        String::from_utf8_lossy(QUOTED_CSV)
+    );
+
+    let script = r#"
+import csv, json, sys
+import pandas as pd
+with open(sys.argv[1], encoding="utf-8", newline="") as f:
+    rows = list(csv.reader(f))
+df = pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False)
+print(json.dumps({"csv": rows, "pandas": [list(df.columns)] + df.values.tolist()}))
+"#;
+    let out = Command::new(&py)
+        .args(["-c", script])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let read: HashMap<String, Vec<Vec<String>>> = serde_json::from_slice(&out.stdout).unwrap();
+    let k = "dns_k,\"\n";
+    let expected: Vec<Vec<(&str, &str)>> = vec![
+        vec![
+            ("idx", "0"),
+            ("dns_both", "\",\n\r\""),
+            ("dns_cr", "x\ry"),
+            ("dns_f", "[1,\"a,b\"]"),
+            ("dns_multi", "l1\nl2"),
+            ("dns_n", "-3"),
+            ("dns_qname", "a,b"),
+            ("dns_txt", "say \"hi\""),
+        ],
+        vec![
+            ("idx", "1"),
+            (k, "odd key"),
+            ("dns_n", "7"),
+            ("dns_qname", "plain"),
+        ],
+        vec![
+            ("idx", "2"),
+            ("dns_multi", "end\n"),
+            ("dns_qname", "\"start"),
+            ("udp_note", "=1+2"),
+            ("udp_sport", "53"),
+        ],
+        vec![("idx", "3"), (k, "x\"y"), ("dns_qname", "after, resume")],
+    ];
+    for reader in ["csv", "pandas"] {
+        let table = &read[reader];
+        let (header, rows) = (&table[0], &table[1..]);
+        assert_eq!(header.len(), 21, "{reader}: {header:?}");
+        assert!(header.contains(&k.to_string()), "{reader}: {header:?}");
+        let cells: Vec<Vec<(&str, &str)>> = rows
+            .iter()
+            .map(|r| {
+                assert_eq!(r.len(), header.len(), "{reader}: {r:?}");
+                let mut row: Vec<(&str, &str)> = header
+                    .iter()
+                    .zip(r)
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(h, v)| (h.as_str(), v.as_str()))
+                    .collect();
+                row.sort();
+                row
+            })
+            .collect();
+        let mut want = expected.clone();
+        want.iter_mut().for_each(|r| r.sort());
+        assert_eq!(cells, want, "{reader}");
+    }
 }

@@ -197,20 +197,19 @@ pub fn capture_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Header and rows of a CSV the recorder wrote, read with its own reader.
+/// Header and rows of a CSV the recorder wrote, read by the csv crate (the recorder's
+/// dialect: `\n` ends a record, a CR is data); ragged rows are kept as they are.
 pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    use netpipe_fast::record::csv::{read_record, split_record};
-    let mut r = std::io::BufReader::new(std::fs::File::open(path).unwrap());
-    let mut rec = Vec::new();
-    let mut all = Vec::new();
-    while read_record(&mut r, &mut rec).unwrap() > 0 {
-        all.push(
-            split_record(&rec)
-                .into_iter()
-                .map(|f| String::from_utf8(f).unwrap())
-                .collect::<Vec<_>>(),
-        );
-    }
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_path(path)
+        .unwrap();
+    let mut all: Vec<Vec<String>> = r
+        .records()
+        .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
+        .collect();
     let header = all.remove(0);
     (header, all)
 }
