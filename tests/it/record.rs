@@ -210,6 +210,82 @@ fn columns_and_values_match_pandas_json_normalize() {
         .all(|p| p["id"].is_string() && p["received"].is_string() && p["data"].is_object()));
 }
 
+/// The header row of a CSV the original's recorder wrote (../shared/reference), against ours:
+/// the original's own messages give that header byte for byte, and our messages for the same
+/// kind of traffic (Ethernet, IPv4, TCP with options, payload) give every one of its columns.
+#[test]
+fn original_recorders_header_is_reproduced() {
+    let reference = root().join("../shared/reference");
+    let original_header = std::fs::read_to_string(reference.join("original-csv-header.csv"))
+        .unwrap()
+        .trim_end()
+        .to_string();
+    let dir = TempDir::unique("rec_original_header");
+
+    let originals: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reference.join("original-messages.json")).unwrap())
+            .unwrap();
+    let lines: Vec<String> = originals["packets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert!(!lines.is_empty());
+    let jsonl = dir.path("original.jsonl");
+    std::fs::write(&jsonl, lines.join("\n") + "\n").unwrap();
+    let out = rec()
+        .args(["--input", &format!("file:{}", jsonl.display())])
+        .args(files(&dir, "original"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let written = std::fs::read_to_string(dir.path("original.csv")).unwrap();
+    assert_eq!(written.lines().next(), Some(original_header.as_str()));
+
+    // Ours: the fixture's messages that carry what the original's did.
+    let out = bin().args(["read", "-q", FIXTURE]).output().unwrap();
+    assert!(out.status.success());
+    let ours: Vec<&str> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let d = &v["data"];
+            let all_options = d["tcp"]["fields_options"].as_object().is_some_and(|o| {
+                ["MSS", "NOP", "SAckOK", "Timestamp", "WScale"]
+                    .iter()
+                    .all(|k| o.contains_key(*k))
+            });
+            d["ether"].is_object()
+                && d["ip"].is_object()
+                && d["tcp"].is_object()
+                && (all_options || d["raw"].is_object())
+        })
+        .collect();
+    assert!(
+        !ours.is_empty(),
+        "the fixture has no TCP packet with those options"
+    );
+    let jsonl = dir.path("ours.jsonl");
+    std::fs::write(&jsonl, ours.join("\n") + "\n").unwrap();
+    let out = rec()
+        .args(["--input", &format!("file:{}", jsonl.display())])
+        .args(files(&dir, "ours"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let (header, _) = read_csv(&dir.path("ours.csv"));
+    let missing: Vec<&str> = original_header
+        .split(',')
+        .filter(|c| !header.iter().any(|h| h == c))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "columns of the original missing from ours: {missing:?}"
+    );
+}
+
 #[test]
 fn bad_input_is_counted_with_its_position_and_saved() {
     let dir = TempDir::unique("rec_bad");
