@@ -13,11 +13,15 @@ use std::time::Duration;
 use crate::common;
 use crate::common::brokers::{wait_for, PrivateRedis};
 use crate::common::harness::Process;
-use crate::common::harness::{mkfifo, Run, TempDir};
+use crate::common::harness::{mkfifo, wait_exit as wait_child, Run, TempDir};
+use crate::common::outage::{
+    expected_copies, feed, first_copy_then_outage, fixture_copy, parts, resent, start_reader,
+    wait_exit, Scratch,
+};
 use crate::common::{
     bin, documented_partition, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES,
 };
-use crate::common::{merge, row_bag};
+use crate::common::{committed_rows, merge, row_bag};
 use crate::common::{rec, record_files as files};
 
 /// Under target/, not the system temp dir: the spool refuses a path through a world-writable
@@ -159,15 +163,6 @@ fn publish_stream(server: &PrivateRedis, key: &str, count: usize) {
 
 // --- CSV comparison: each row as its non-empty named cells (a multiset) -------------------
 
-fn committed_rows(csv: &Path) -> u64 {
-    let state = netpipe_fast::record::csv::suffixed(csv, ".state");
-    std::fs::read(&state)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["rows"].as_u64())
-        .unwrap_or(0)
-}
-
 /// The recording of the first `count` fixture messages made from a JSON-lines file.
 fn reference(dir: &TempDir, count: usize) -> HashMap<String, usize> {
     let jsonl = dir.path("fixture.jsonl");
@@ -245,16 +240,12 @@ fn spawn_rec(args: &[String], stderr: Stdio) -> Run {
 /// Creates the stop file, waits for the recorder to end with success; returns its stderr.
 fn stop(mut run: Run, stop_file: &Path) -> String {
     std::fs::write(stop_file, b"").unwrap();
-    let mut status = None;
-    wait_for("the recorder to stop", Duration::from_secs(60), || {
-        status = run.0.try_wait().unwrap();
-        status.is_some()
-    });
+    let status = wait_child(&mut run.0, "the recorder to stop", Duration::from_secs(60));
     let mut err = String::new();
     if let Some(mut e) = run.0.stderr.take() {
         std::io::Read::read_to_string(&mut e, &mut err).unwrap();
     }
-    assert!(status.unwrap().success(), "recorder failed: {err}");
+    assert!(status.success(), "recorder failed: {err}");
     err
 }
 
@@ -313,84 +304,49 @@ fn stream_output_every_message_once_in_order_for_redis_py_and_two_groups() {
 /// order once Redis is back, and duplicates are at most what was resent.
 #[test]
 fn redis_killed_mid_stream_the_spool_takes_over() {
-    let scratch = TempDir::scratch("rs_outage");
-    let mut server = PrivateRedis::start(
-        "rs_outage_srv",
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    );
+    let scratch = Scratch::new("rs_outage");
+    let mut server = PrivateRedis::durable("rs_outage_srv");
     let key = unique("stream");
-    let fifos: Vec<PathBuf> = (1..=3)
-        .map(|i| scratch.path(&format!("part{i}.pcap")))
-        .collect();
-    for f in &fifos {
-        mkfifo(f);
-    }
+    let fifos = parts(&scratch, 3);
     let spool = scratch.path("spool");
     let stderr = scratch.path("stderr");
-    let mut run = Run(bin()
-        .arg("read")
-        .args(&fifos)
-        .args([
+    let url = server.url();
+    let mut run = start_reader(
+        &fifos,
+        &stderr,
+        &[
             "-o",
-            &server.url(),
+            &url,
             "--redis-mode",
             "stream",
             "--queue",
             &key,
-        ])
-        .args(["--spool-dir", spool.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap());
-    let pcap = std::fs::read(root().join(FIXTURE)).unwrap();
-    let feed = |f: &Path| {
-        File::options()
-            .write(true)
-            .open(f)
-            .unwrap()
-            .write_all(&pcap)
-            .unwrap()
-    };
+            "--spool-dir",
+            spool.to_str().unwrap(),
+        ],
+    );
     let xlen = |s: &PrivateRedis| -> usize {
         redis::cmd("XLEN")
             .arg(&key)
             .query(&mut s.connection())
             .unwrap()
     };
-    feed(&fifos[0]);
-    wait_for("the first copy in Redis", Duration::from_secs(60), || {
-        xlen(&server) == FIXTURE_MESSAGES
-    });
-    server.kill();
-    feed(&fifos[1]);
-    wait_for(
-        "the second copy in the spool",
-        Duration::from_secs(60),
-        || spooled_records(&spool) == FIXTURE_MESSAGES,
+    first_copy_then_outage(
+        &mut server,
+        &fifos,
+        &spool,
+        |s| xlen(s) == FIXTURE_MESSAGES,
+        |n| n == FIXTURE_MESSAGES,
     );
     server.spawn();
-    feed(&fifos[2]);
-    let mut status = None;
-    wait_for("the run to end", Duration::from_secs(120), || {
-        status = run.0.try_wait().unwrap();
-        status.is_some()
-    });
-    let summary = std::fs::read_to_string(&stderr).unwrap();
-    assert_eq!(status.unwrap().code(), Some(0), "{summary}");
-    let resent = summary
-        .lines()
-        .find_map(|l| {
-            let at = l.find(" resent after")?;
-            l[..at].rsplit(' ').next()?.parse::<u64>().ok()
-        })
-        .unwrap_or_else(|| panic!("no resent count: {summary}"));
+    feed(&fifos[2], &fixture_copy(2));
+    let summary = wait_exit(&mut run, Duration::from_secs(120), &stderr);
     assert!(summary.contains("stream "), "{summary}");
 
-    let one = expected(&[FIXTURE]);
-    let want: Vec<Vec<u8>> = (0..3).flat_map(|_| one.iter().cloned()).collect();
+    // Copy 1 (spooled) between copies 0 and 2: each copy's messages are its own.
+    let want: Vec<Vec<u8>> = expected_copies(&scratch, 3, &[]).concat();
     let got = stream_msgs(&server, &key);
-    common::assert_in_order_at_least_once(&got, &want, resent);
+    common::assert_in_order_at_least_once(&got, &want, resent(&summary));
 }
 
 /// A recorder killed with SIGKILL while it holds read, unsaved entries: another recorder
@@ -469,17 +425,21 @@ fn restarted_recorder_rereads_its_pending_entries_first() {
     assert_eq!(row_bag(&csv), reference);
 }
 
-/// Channel mode: a redis-py subscriber that keeps up receives every message, in order.
-#[test]
-fn channel_mode_reaches_a_redis_py_subscriber() {
-    let server = PrivateRedis::start("rs_channel_srv", &[]);
-    let channel = unique("channel");
-    let count = 2000;
+/// Starts the redis-py subscriber `script` (arguments: port, `key`, `count`), waits until it
+/// is READY, then runs `read ARGS` into channel `key` of `server`, which must succeed with
+/// every message reaching a subscriber; returns the lines the subscriber printed.
+fn through_a_subscriber(
+    script: &str,
+    server: &PrivateRedis,
+    key: &str,
+    count: usize,
+    args: &[&str],
+) -> Vec<Vec<u8>> {
     let mut sub = Run(Command::new(python())
         .arg("-c")
-        .arg(SUBSCRIBE_PY)
+        .arg(script)
         .arg(server.port.to_string())
-        .arg(&channel)
+        .arg(key)
         .arg(count.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -490,19 +450,19 @@ fn channel_mode_reaches_a_redis_py_subscriber() {
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "READY");
     let run = bin()
-        .args(["read", "-c", &count.to_string(), FIXTURE])
+        .arg("read")
+        .args(args)
         .args([
             "-o",
             &server.url(),
             "--redis-mode",
             "channel",
             "--queue",
-            &channel,
-            // Waits for the server instead of dropping what the delivery thread has no
-            // room for (a file is read faster than PUBLISH goes: the default drops some).
-            "--when-full",
-            "block",
+            key,
         ])
+        // Waits for the server instead of dropping what the delivery thread has no room
+        // for (a file is read faster than PUBLISH goes: the default drops some).
+        .args(["--when-full", "block"])
         .output()
         .unwrap();
     let summary = String::from_utf8_lossy(&run.stderr).into_owned();
@@ -510,7 +470,22 @@ fn channel_mode_reaches_a_redis_py_subscriber() {
     assert!(summary.contains("0 reached no subscriber"), "{summary}");
     let mut rest = Vec::new();
     std::io::Read::read_to_end(&mut out, &mut rest).unwrap();
-    let got = common::lines(&rest);
+    common::lines(&rest)
+}
+
+/// Channel mode: a redis-py subscriber that keeps up receives every message, in order.
+#[test]
+fn channel_mode_reaches_a_redis_py_subscriber() {
+    let server = PrivateRedis::start("rs_channel_srv", &[]);
+    let channel = unique("channel");
+    let count = 2000;
+    let got = through_a_subscriber(
+        SUBSCRIBE_PY,
+        &server,
+        &channel,
+        count,
+        &["-c", &count.to_string(), FIXTURE],
+    );
     let want = expected(&["-c", &count.to_string(), FIXTURE]);
     assert!(
         got == want,
@@ -526,11 +501,7 @@ fn channel_mode_is_never_spooled() {
     let scratch = TempDir::scratch("rs_chan_nospool");
     let mut server = PrivateRedis::start("rs_chan_nospool_srv", &[]);
     let fifo = scratch.path("in.pcap");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    mkfifo(&fifo);
     let spool = scratch.path("spool");
     let stderr = scratch.path("stderr");
     let mut run = Run(bin()
@@ -560,13 +531,9 @@ fn channel_mode_is_never_spooled() {
     pipe.write_all(&std::fs::read(root().join(FIXTURE)).unwrap())
         .unwrap();
     drop(pipe);
-    let mut status = None;
-    wait_for("the run to end", Duration::from_secs(60), || {
-        status = run.0.try_wait().unwrap();
-        status.is_some()
-    });
+    let status = wait_child(&mut run.0, "the run to end", Duration::from_secs(60));
     let summary = std::fs::read_to_string(&stderr).unwrap();
-    assert_eq!(status.unwrap().code(), Some(16), "{summary}");
+    assert_eq!(status.code(), Some(16), "{summary}");
     assert_eq!(spooled_records(&spool), 0, "{summary}");
     assert!(summary.contains("dropped"), "{summary}");
 }
@@ -669,14 +636,10 @@ fn stalled_recorder_whose_entries_were_taken_over_stops_without_saving_them() {
         committed_rows(&cb) == 500 && pending(&server, &key, "g") == 0
     });
     signal("-CONT", a.0.id());
-    let mut status = None;
-    wait_for("A to notice and stop", Duration::from_secs(60), || {
-        status = a.0.try_wait().unwrap();
-        status.is_some()
-    });
+    let status = wait_child(&mut a.0, "A to notice and stop", Duration::from_secs(60));
     let mut err = String::new();
     std::io::Read::read_to_string(&mut a.0.stderr.take().unwrap(), &mut err).unwrap();
-    assert_eq!(status.unwrap().code(), Some(17), "{err}");
+    assert_eq!(status.code(), Some(17), "{err}");
     assert!(err.contains("taken over by another recorder"), "{err}");
     stop(b, &dir.path("b.stop"));
     assert_eq!(committed_rows(&ca), 2000);
@@ -914,47 +877,31 @@ fn partitioned_lists_and_one_partition_is_the_queue_itself() {
 /// from each message), every message arrives, in order per partition, duplicates ≤ resent.
 #[test]
 fn partitions_survive_the_spool() {
-    let scratch = TempDir::scratch("rs_parts_outage");
-    let mut server = PrivateRedis::start(
-        "rs_parts_outage_srv",
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    );
+    let scratch = Scratch::new("rs_parts_outage");
+    let mut server = PrivateRedis::durable("rs_parts_outage_srv");
     let key = unique("pspool");
     let n = 3;
-    let fifos: Vec<PathBuf> = (1..=3)
-        .map(|i| scratch.path(&format!("part{i}.pcap")))
-        .collect();
-    for f in &fifos {
-        mkfifo(f);
-    }
+    let fifos = parts(&scratch, 3);
     let spool = scratch.path("spool");
     let stderr = scratch.path("stderr");
-    let mut run = Run(bin()
-        .arg("read")
-        .args(&fifos)
-        .args([
+    let url = server.url();
+    let partitions = n.to_string();
+    let mut run = start_reader(
+        &fifos,
+        &stderr,
+        &[
             "-o",
-            &server.url(),
+            &url,
             "--redis-mode",
             "stream",
             "--queue",
             &key,
-        ])
-        .args(["--partitions", &n.to_string()])
-        .args(["--spool-dir", spool.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap());
-    let pcap = std::fs::read(root().join(FIXTURE)).unwrap();
-    let feed = |f: &Path| {
-        File::options()
-            .write(true)
-            .open(f)
-            .unwrap()
-            .write_all(&pcap)
-            .unwrap()
-    };
+            "--partitions",
+            &partitions,
+            "--spool-dir",
+            spool.to_str().unwrap(),
+        ],
+    );
     let total = |s: &PrivateRedis| -> usize {
         let mut con = s.connection();
         (0..n)
@@ -966,60 +913,31 @@ fn partitions_survive_the_spool() {
             })
             .sum()
     };
-    feed(&fifos[0]);
-    wait_for("the first copy in Redis", Duration::from_secs(60), || {
-        total(&server) == FIXTURE_MESSAGES
-    });
-    server.kill();
-    feed(&fifos[1]);
-    wait_for(
-        "the second copy in the spool",
-        Duration::from_secs(60),
-        || spooled_records(&spool) == FIXTURE_MESSAGES,
+    first_copy_then_outage(
+        &mut server,
+        &fifos,
+        &spool,
+        |s| total(s) == FIXTURE_MESSAGES,
+        |n| n == FIXTURE_MESSAGES,
     );
     server.spawn();
-    feed(&fifos[2]);
-    let mut status = None;
-    wait_for("the run to end", Duration::from_secs(120), || {
-        status = run.0.try_wait().unwrap();
-        status.is_some()
-    });
-    let summary = std::fs::read_to_string(&stderr).unwrap();
-    assert_eq!(status.unwrap().code(), Some(0), "{summary}");
+    feed(&fifos[2], &fixture_copy(2));
+    let summary = wait_exit(&mut run, Duration::from_secs(120), &stderr);
     assert!(
         summary.contains(&format!("stream {key}-0..{key}-2")),
         "{summary}"
     );
-    let resent = summary
-        .lines()
-        .find_map(|l| {
-            let at = l.find(" resent after")?;
-            l[..at].rsplit(' ').next()?.parse::<u64>().ok()
-        })
-        .unwrap_or_else(|| panic!("no resent count: {summary}"));
-    let one = expected(&[FIXTURE]);
+    let resent = resent(&summary);
+    // Copy 1 (spooled) between copies 0 and 2 in each partition.
+    let all = expected_copies(&scratch, 3, &[]).concat();
     let mut dup = 0u64;
     for p in 0..n {
-        let mine: Vec<&Vec<u8>> = one
+        let want: Vec<&Vec<u8>> = all
             .iter()
             .filter(|m| documented_partition(m, n) == p)
             .collect();
-        let want: Vec<&Vec<u8>> = (0..3).flat_map(|_| mine.iter().copied()).collect();
         let got = stream_msgs(&server, &format!("{key}-{p}"));
-        assert!(got.len() >= want.len(), "partition {p}: lost some");
-        dup += (got.len() - want.len()) as u64;
-        let mut w = 0;
-        for (i, m) in got.iter().enumerate() {
-            if w < want.len() && m == want[w] {
-                w += 1;
-            } else {
-                assert!(
-                    got[..i].contains(m),
-                    "partition {p}: entry {i} is neither next nor a repeat (wrong partition?)"
-                );
-            }
-        }
-        assert_eq!(w, want.len(), "partition {p}: not every message, in order");
+        dup += common::repeats_in_order(&format!("partition {p}: "), &got, &want);
     }
     assert!(dup <= resent, "{dup} duplicates, {resent} resent");
 }
@@ -1097,33 +1015,15 @@ fn partitioned_channels_reach_a_pattern_subscriber() {
     let server = PrivateRedis::start("rs_pchan_srv", &[]);
     let key = unique("pchan");
     let n = 2;
-    let mut sub = Run(Command::new(python())
-        .arg("-c")
-        .arg(PSUBSCRIBE_PY)
-        .arg(server.port.to_string())
-        .arg(&key)
-        .arg(FIXTURE_MESSAGES.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap());
-    let mut out = BufReader::new(sub.0.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "READY");
-    let run = bin()
-        .args(["read", FIXTURE, "-o", &server.url()])
-        .args(["--redis-mode", "channel", "--queue", &key])
-        .args(["--partitions", &n.to_string(), "--when-full", "block"])
-        .output()
-        .unwrap();
-    let summary = String::from_utf8_lossy(&run.stderr).into_owned();
-    assert!(run.status.success(), "{summary}");
-    assert!(summary.contains("0 reached no subscriber"), "{summary}");
-    let mut rest = Vec::new();
-    std::io::Read::read_to_end(&mut out, &mut rest).unwrap();
+    let got = through_a_subscriber(
+        PSUBSCRIBE_PY,
+        &server,
+        &key,
+        FIXTURE_MESSAGES,
+        &[FIXTURE, "--partitions", &n.to_string()],
+    );
     let mut parts = vec![Vec::new(); n];
-    for l in common::lines(&rest) {
+    for l in got {
         let sp = l.iter().position(|&b| b == b' ').unwrap();
         let channel = std::str::from_utf8(&l[..sp]).unwrap();
         let i: usize = channel

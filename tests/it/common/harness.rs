@@ -65,6 +65,16 @@ impl Drop for Run {
     }
 }
 
+/// Polls `child` until it has ended (panics naming `what` after `limit`); its exit status.
+pub fn wait_exit(child: &mut Child, what: &str, limit: Duration) -> ExitStatus {
+    let mut status = None;
+    super::brokers::wait_for(what, limit, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    status.expect("wait_for returns once the child has ended")
+}
+
 /// Makes the named pipe `path`.
 pub fn mkfifo(path: &std::path::Path) {
     let ok = Command::new("mkfifo").arg(path).status().unwrap().success();
