@@ -52,34 +52,35 @@ fn o(text: &str) -> &OsStr {
     OsStr::new(text)
 }
 
-/// Frames tcpdump reads from `path` (one line each with -q), checking it reads to the end.
-fn tcpdump_count(path: &Path) -> u64 {
-    let out = Command::new("tcpdump")
-        .args(["-nn", "-q", "-r"])
+/// The stdout of `tool ARGS PATH` (a capture reader given the file last), which must succeed.
+fn tool_output(tool: &str, args: &[&str], path: &Path) -> Vec<u8> {
+    let out = Command::new(tool)
+        .args(args)
         .arg(path)
         .output()
-        .expect("run tcpdump");
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
     assert!(
         out.status.success(),
-        "tcpdump -r {}: {out:?}",
+        "{tool} -r {}: {out:?}",
         path.display()
     );
-    out.stdout.iter().filter(|&&b| b == b'\n').count() as u64
+    out.stdout
+}
+
+/// Frames tcpdump reads from `path` (one line each with -q), checking it reads to the end.
+fn tcpdump_count(path: &Path) -> u64 {
+    let out = tool_output("tcpdump", &["-nn", "-q", "-r"], path);
+    out.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 /// Frames and total frame bytes (frame.len) tshark reads from `path`.
 fn tshark_frames(path: &Path) -> (u64, u64) {
-    let out = Command::new("tshark")
-        .args(["-n", "-T", "fields", "-e", "frame.cap_len", "-r"])
-        .arg(path)
-        .output()
-        .expect("run tshark");
-    assert!(
-        out.status.success(),
-        "tshark -r {}: {out:?}",
-        path.display()
+    let out = tool_output(
+        "tshark",
+        &["-n", "-T", "fields", "-e", "frame.cap_len", "-r"],
+        path,
     );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out);
     let lens: Vec<u64> = text
         .lines()
         .map(|l| l.trim().parse().expect("a frame length"))

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 use crate::common::harness::{self, ip, NetnsPair, Process, TempDir};
+use crate::common::outage::{fixture_bytes, PCAP_HEADER_BYTES};
 use crate::common::BIN;
 use crate::common::{bin, root, FIXTURE};
 
@@ -693,11 +694,7 @@ fn drops_and_publishes_of_a_stalled_broker_equal_the_report() {
     // The reader opens the pipe once the output has connected.
     let mut pipe = std::fs::File::options().write(true).open(&fifo).unwrap();
     server.pause(true);
-    let pcap = std::fs::read(root().join(FIXTURE)).unwrap();
-    pipe.write_all(&pcap).unwrap();
-    for _ in 0..2 {
-        pipe.write_all(&pcap[24..]).unwrap();
-    }
+    write_fixture_three_times(&mut pipe);
     drop(pipe);
     // While the broker is stopped the drops show up before the run ends.
     wait_until("drops on /metrics", || {
@@ -750,6 +747,15 @@ fn drops_and_publishes_of_a_stalled_broker_equal_the_report() {
     );
 }
 
+/// Writes the fixture into `pipe` as one pcap stream holding its records three times.
+fn write_fixture_three_times(pipe: &mut std::fs::File) {
+    let pcap = fixture_bytes();
+    pipe.write_all(&pcap).unwrap();
+    for _ in 0..2 {
+        pipe.write_all(&pcap[PCAP_HEADER_BYTES..]).unwrap();
+    }
+}
+
 /// `read --stats-interval`: running lines with totals and rates while a pipe feeds the
 /// reader; no line ever shows more written than read, and the last totals agree with the
 /// summary once the pipe closes.
@@ -773,11 +779,7 @@ fn read_stats_lines_show_rates_and_never_more_written_than_read() {
         .stdout(Stdio::null());
     let mut p = Process::start(&mut cmd, DEADLINE);
     let mut pipe = std::fs::File::options().write(true).open(&fifo).unwrap();
-    let pcap = std::fs::read(root().join(FIXTURE)).unwrap();
-    pipe.write_all(&pcap).unwrap();
-    for _ in 0..2 {
-        pipe.write_all(&pcap[24..]).unwrap();
-    }
+    write_fixture_three_times(&mut pipe);
     // With the pipe still open, the lines show what has been read so far.
     let end = Instant::now() + DEADLINE;
     while count(&p.wait_for_stderr("netpipe-fast: read: "), "read") == 0 {

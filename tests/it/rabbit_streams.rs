@@ -5,7 +5,7 @@ use crate::common;
 
 use crate::common::brokers::{wait_for, PrivateRabbit};
 use crate::common::frames::packet_records;
-use crate::common::harness::wait_exit;
+use crate::common::harness::{read_stderr, wait_exit, TempDir};
 use crate::common::kombu;
 use crate::common::{archived_packets, committed_rows};
 use crate::common::{bin, expected, unique, FIXTURE, FIXTURE_MESSAGES};
@@ -91,6 +91,29 @@ fn unreachable_and_refused_credentials_have_their_exit_codes() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("wrong-secret"));
 }
 
+/// `record --input STREAM_URL --queue QUEUE ARGS` into `<name>.csv` and `<name>.json` in
+/// `dir`, which must succeed (`what` names it in the failure); the archived packets.
+fn record_stream(
+    dir: &TempDir,
+    name: &str,
+    queue: &str,
+    args: &[&str],
+    what: &str,
+) -> Vec<serde_json::Value> {
+    let archive = dir.path(&format!("{name}.json"));
+    let out = bin()
+        .args(["record", "--input", STREAM_URL, "--queue", queue])
+        .args(args)
+        .arg("--output-csv")
+        .arg(dir.path(&format!("{name}.csv")))
+        .arg("--archive-json")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{what} failed: {out:?}");
+    archived_packets(&archive)
+}
+
 #[test]
 fn restarted_stream_recorder_resumes_from_its_stored_offset() {
     let stream = unique("stream_record");
@@ -107,24 +130,21 @@ fn restarted_stream_recorder_resumes_from_its_stored_offset() {
         whole == expected(&["-r", FIXTURE]),
         "the stream is not the capture"
     );
-    let dir = common::harness::TempDir::new("stream-record", "resume");
+    let dir = TempDir::new("stream-record", "resume");
     let reader = unique("reader");
     let mut got = Vec::new();
     // First run stops after 5,000 messages; the second takes the rest, and nothing else.
     for (run, count) in [("a", 5_000usize), ("b", FIXTURE_MESSAGES - 5_000)] {
-        let archive = dir.path(&format!("{run}.json"));
-        let out = bin()
-            .args(["record", "--input", STREAM_URL, "--queue", &stream])
-            .args(["--reader-name", &reader, "--save-after-num", "700"])
-            .args(["--stop-after-num", &count.to_string()])
-            .arg("--output-csv")
-            .arg(dir.path(&format!("{run}.csv")))
-            .arg("--archive-json")
-            .arg(&archive)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "record run {run} failed: {out:?}");
-        got.extend(archived_packets(&archive));
+        let count = count.to_string();
+        let args = ["--reader-name", &reader, "--save-after-num", "700"];
+        let args = [&args[..], &["--stop-after-num", &count]].concat();
+        got.extend(record_stream(
+            &dir,
+            run,
+            &stream,
+            &args,
+            &format!("record run {run}"),
+        ));
     }
     let want: Vec<serde_json::Value> = expected(&["-r", FIXTURE])
         .iter()
@@ -136,19 +156,10 @@ fn restarted_stream_recorder_resumes_from_its_stored_offset() {
         "the two runs did not read every message once, in order"
     );
     // A reader with another name reads everything again.
-    let archive = dir.path("other.json");
-    let out = bin()
-        .args(["record", "--input", STREAM_URL, "--queue", &stream])
-        .args(["--reader-name", &unique("other"), "--stop-after-num"])
-        .arg(FIXTURE_MESSAGES.to_string())
-        .arg("--output-csv")
-        .arg(dir.path("other.csv"))
-        .arg("--archive-json")
-        .arg(&archive)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert!(archived_packets(&archive) == want);
+    let count = FIXTURE_MESSAGES.to_string();
+    let other = unique("other");
+    let args = ["--reader-name", &other, "--stop-after-num", &count];
+    assert!(record_stream(&dir, "other", &stream, &args, "record as another reader") == want);
     delete_stream(&stream);
 }
 
@@ -176,8 +187,7 @@ fn stored(node: &PrivateRabbit, stream: &str) -> u64 {
 /// `needle` (if any) on stderr, which is returned.
 fn publisher_finished(child: &mut Child, needle: Option<&str>) -> String {
     let status = wait_exit(child, "the publisher to finish", Duration::from_secs(240));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = read_stderr(child);
     assert!(status.success(), "publisher failed: {status:?}\n{stderr}");
     if let Some(needle) = needle {
         assert!(stderr.contains(needle), "no {needle:?}: {stderr}");
@@ -216,19 +226,17 @@ fn three_node_cluster_leader_killed_mid_stream_nothing_lost_no_duplicates() {
     nodes[2].join(&nodes[0]);
     let stream = unique("cluster_stream");
     // Declared over AMQP with three replicas (x-initial-cluster-size), as an operator would.
-    let declare = Command::new(common::venv_python("kombu"))
-        .arg("-c")
-        .arg(
-            "import sys, amqp\n\
+    let declare = kombu::inline(
+        "import sys, amqp\n\
              c = amqp.Connection(sys.argv[1]); c.connect(); ch = c.channel()\n\
              ch.queue_declare(sys.argv[2], durable=True, auto_delete=False,\n\
                  arguments={'x-queue-type': 'stream', 'x-initial-cluster-size': 3})\n\
              c.close()\n",
-        )
-        .arg(format!("127.0.0.1:{}", nodes[0].port))
-        .arg(&stream)
-        .output()
-        .unwrap();
+    )
+    .arg(format!("127.0.0.1:{}", nodes[0].port))
+    .arg(&stream)
+    .output()
+    .unwrap();
     assert!(declare.status.success(), "{declare:?}");
     let members = nodes[0].ctl(&["list_queues", "-q", "name", "members"]);
     let line = members
@@ -304,7 +312,7 @@ fn three_node_cluster_leader_killed_mid_stream_nothing_lost_no_duplicates() {
 #[test]
 fn password_file_keeps_the_secret_out_of_argv_for_output_and_record() {
     let stream = unique("stream_pwfile");
-    let dir = common::harness::TempDir::new("stream-pw", "file");
+    let dir = TempDir::new("stream-pw", "file");
     let good = dir.path("good");
     std::fs::write(&good, "guest\n").unwrap();
     let bad = dir.path("bad");
@@ -372,7 +380,7 @@ fn partitions_every_message_once_in_order_and_flows_whole() {
     let mut seen = vec![None; want.len()];
     let mut flows: std::collections::HashMap<String, usize> = Default::default();
     let mut used = 0;
-    let dir = common::harness::TempDir::new("stream-parts", "record");
+    let dir = TempDir::new("stream-parts", "record");
     for p in 0..N {
         let stream = format!("{base}-{p}");
         let got = kombu_read_all(&stream);
@@ -396,24 +404,21 @@ fn partitions_every_message_once_in_order_and_flows_whole() {
             continue;
         }
         // Our recorder reads the same partition, in the same order.
-        let archive = dir.path(&format!("{p}.json"));
-        let rec = bin()
-            .args(["record", "--input", STREAM_URL, "--queue", &stream])
-            .args(["--reader-name", &unique("parts"), "--stop-after-num"])
-            .arg(got.len().to_string())
-            .arg("--output-csv")
-            .arg(dir.path(&format!("{p}.csv")))
-            .arg("--archive-json")
-            .arg(&archive)
-            .output()
-            .unwrap();
-        assert!(rec.status.success(), "record of {stream} failed: {rec:?}");
+        let reader = unique("parts");
+        let count = got.len().to_string();
+        let recorded = record_stream(
+            &dir,
+            &p.to_string(),
+            &stream,
+            &["--reader-name", &reader, "--stop-after-num", &count],
+            &format!("record of {stream}"),
+        );
         let from_kombu: Vec<serde_json::Value> = got
             .iter()
             .map(|l| serde_json::from_slice(l).unwrap())
             .collect();
         assert!(
-            archived_packets(&archive) == from_kombu,
+            recorded == from_kombu,
             "record and kombu disagree on {stream}"
         );
     }
@@ -497,26 +502,28 @@ fn partitions_are_read_as_selected_with_an_offset_each() {
     for (i, n) in [(0, 300), (1, 500), (2, 200)] {
         publish_n(&name(i), n, &name(i));
     }
-    let dir = common::harness::TempDir::new("stream-record", "parts");
+    let dir = TempDir::new("stream-record", "parts");
     let reader = unique("reader");
     let record = |run: &str, count: usize| {
-        let archive = dir.path(&format!("{run}.json"));
-        let out = bin()
-            .args(["record", "--input", STREAM_URL, "--queue", &q])
-            .args(["--partitions", "3", "--partition", "0,2"])
-            .args(["--reader-name", &reader, "--save-after-num", "150"])
-            .args(["--stop-after-num", &count.to_string()])
-            .arg("--output-csv")
-            .arg(dir.path(&format!("{run}.csv")))
-            .arg("--archive-json")
-            .arg(&archive)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "record run {run}: {out:?}");
-        let mut got: Vec<String> = archived_packets(&archive)
-            .iter()
-            .map(|v| v.to_string())
-            .collect();
+        let count = count.to_string();
+        let args = [
+            "--partitions",
+            "3",
+            "--partition",
+            "0,2",
+            "--reader-name",
+            &reader,
+        ];
+        let args = [
+            &args[..],
+            &["--save-after-num", "150", "--stop-after-num", &count],
+        ]
+        .concat();
+        let mut got: Vec<String> =
+            record_stream(&dir, run, &q, &args, &format!("record run {run}"))
+                .iter()
+                .map(|v| v.to_string())
+                .collect();
         got.sort();
         got
     };
@@ -588,7 +595,7 @@ fn stream_recorder_reconnects_after_a_broker_restart_and_resumes_after_its_last_
     };
     let out = publish_n(&["-c", "5000", FIXTURE], "before");
     assert!(out.status.success(), "publish: {out:?}");
-    let dir = common::harness::TempDir::new("stream-record", "restart");
+    let dir = TempDir::new("stream-record", "restart");
     let csv = dir.path("r.csv");
     let archive = dir.path("r.json");
     let stop_file = dir.path("r.stop");

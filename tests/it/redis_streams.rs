@@ -13,7 +13,8 @@ use std::time::Duration;
 use crate::common;
 use crate::common::brokers::{wait_for, PrivateRedis};
 use crate::common::harness::Process;
-use crate::common::harness::{mkfifo, wait_exit as wait_child, Run, TempDir};
+use crate::common::harness::{mkfifo, read_stderr, wait_exit as wait_child, Run, TempDir};
+use crate::common::kombu;
 use crate::common::outage::{
     expected_copies, feed, first_copy_then_outage, fixture_copy, parts, resent, start_reader,
     wait_exit, Scratch,
@@ -24,19 +25,9 @@ use crate::common::{
 use crate::common::{committed_rows, merge, row_bag};
 use crate::common::{rec, record_files as files};
 
-/// Under target/, not the system temp dir: the spool refuses a path through a world-writable
-/// directory such as /tmp. Removed on drop.
-fn python() -> PathBuf {
-    let p = common::venv_python("kombu");
-    assert!(p.exists(), "{} missing: run scripts/test.sh", p.display());
-    p
-}
-
 /// Runs a redis-py script (`PORT`, `KEY` and argv[1..] given) and returns its stdout lines.
 fn redis_py(script: &str, port: u16, key: &str, args: &[&str]) -> Vec<Vec<u8>> {
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
+    let out = kombu::inline(script)
         .arg(port.to_string())
         .arg(key)
         .args(args)
@@ -165,24 +156,7 @@ fn publish_stream(server: &PrivateRedis, key: &str, count: usize) {
 
 /// The recording of the first `count` fixture messages made from a JSON-lines file.
 fn reference(dir: &TempDir, count: usize) -> HashMap<String, usize> {
-    let jsonl = dir.path("fixture.jsonl");
-    let out = bin()
-        .args(["read", "-q", "-c", &count.to_string(), FIXTURE])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    std::fs::write(&jsonl, &out.stdout).unwrap();
-    let mut args = files(dir, "reference");
-    args.extend(["--save-after-num".into(), "100000".into()]);
-    let out = rec()
-        .args(["--input", &format!("file:{}", jsonl.display())])
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let bag = row_bag(&dir.path("reference.csv"));
-    assert_eq!(bag.values().sum::<usize>(), count);
-    bag
+    common::reference_recording(dir, count).1
 }
 
 /// A recorder `name` of group `g` on `key` that saves every `save` messages (and not when
@@ -349,44 +323,101 @@ fn redis_killed_mid_stream_the_spool_takes_over() {
     common::assert_in_order_at_least_once(&got, &want, resent(&summary));
 }
 
+/// Two recorders of group "g" on a stream of 2,500 fixture messages that take over entries
+/// idle for `claim_ms`: A saves every 1,000, B every 50.
+struct ClaimCase {
+    dir: TempDir,
+    server: PrivateRedis,
+    key: String,
+    claim_ms: &'static str,
+    /// The recording of the 2,500 messages made from a file.
+    reference: HashMap<String, usize>,
+}
+
+impl ClaimCase {
+    /// The stream published; A started (stderr to `a_stderr`) and waited for until it has
+    /// saved 2,000 rows and holds the other 500 read but unsaved.
+    fn a_holding_500(tag: &str, claim_ms: &'static str, a_stderr: Stdio) -> (ClaimCase, Run) {
+        let dir = TempDir::scratch(tag);
+        let server = PrivateRedis::start(&format!("{tag}_srv"), &[]);
+        let key = unique("stream");
+        let total = 2500;
+        let reference = reference(&dir, total);
+        publish_stream(&server, &key, total);
+        let case = ClaimCase {
+            dir,
+            server,
+            key,
+            claim_ms,
+            reference,
+        };
+        let a = spawn_rec(&case.args("a"), a_stderr);
+        wait_for("A: 2000 saved, 500 held", Duration::from_secs(60), || {
+            committed_rows(&case.csv("a")) == 2000 && case.pending() == 500
+        });
+        (case, a)
+    }
+
+    /// Recorder `name`'s arguments ("a" saves every 1,000, others every 50).
+    fn args(&self, name: &str) -> Vec<String> {
+        let save = if name == "a" { "1000" } else { "50" };
+        claiming_args(
+            &self.server,
+            &self.key,
+            &self.dir,
+            name,
+            save,
+            self.claim_ms,
+        )
+    }
+
+    fn csv(&self, name: &str) -> PathBuf {
+        self.dir.path(&format!("{name}.csv"))
+    }
+
+    fn pending(&self) -> u64 {
+        pending(&self.server, &self.key, "g")
+    }
+
+    /// B started and waited for until it has saved A's 500 entries and none is pending.
+    fn b_takes_over(&self) -> Run {
+        let b = spawn_rec(&self.args("b"), Stdio::piped());
+        wait_for("B: A's entries saved", Duration::from_secs(60), || {
+            committed_rows(&self.csv("b")) == 500 && self.pending() == 0
+        });
+        b
+    }
+
+    /// The rows of A's and B's CSVs together.
+    fn both(&self) -> HashMap<String, usize> {
+        merge(row_bag(&self.csv("a")), row_bag(&self.csv("b")))
+    }
+}
+
 /// A recorder killed with SIGKILL while it holds read, unsaved entries: another recorder
 /// of the group takes them over (XAUTOCLAIM) and every message is in exactly one CSV.
 /// The killed one started again with its name re-reads nothing already saved.
 #[test]
 fn recorder_killed_mid_batch_another_in_the_group_claims_its_entries() {
-    let dir = TempDir::scratch("rs_claim");
-    let server = PrivateRedis::start("rs_claim_srv", &[]);
-    let key = unique("stream");
-    let total = 2500;
-    let reference = reference(&dir, total);
-    publish_stream(&server, &key, total);
-    let mk = |name: &str, save: &str| claiming_args(&server, &key, &dir, name, save, "1000");
-    let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
-    let mut a = spawn_rec(&mk("a", "1000"), Stdio::null());
-    wait_for("A: 2000 saved, 500 held", Duration::from_secs(60), || {
-        committed_rows(&ca) == 2000 && pending(&server, &key, "g") == 500
-    });
+    let (case, mut a) = ClaimCase::a_holding_500("rs_claim", "1000", Stdio::null());
     a.0.kill().unwrap(); // SIGKILL
     a.0.wait().unwrap();
-    let b = spawn_rec(&mk("b", "50"), Stdio::piped());
-    wait_for("B: A's entries saved", Duration::from_secs(60), || {
-        committed_rows(&cb) == 500 && pending(&server, &key, "g") == 0
-    });
-    let err = stop(b, &dir.path("b.stop"));
+    let b = case.b_takes_over();
+    let err = stop(b, &case.dir.path("b.stop"));
     assert!(err.contains("took over"), "{err}");
-    assert_eq!(merge(row_bag(&ca), row_bag(&cb)), reference);
+    assert_eq!(case.both(), case.reference);
     // A again, same name: its state says what it committed; nothing is pending for it.
     let mut a = Process::start(
-        rec().args(mk("a", "1000")).stdout(Stdio::null()),
+        rec().args(case.args("a")).stdout(Stdio::null()),
         Duration::from_secs(60),
     );
     a.wait_for_stderr("reading as consumer a");
-    std::fs::write(dir.path("a.stop"), b"").unwrap();
+    std::fs::write(case.dir.path("a.stop"), b"").unwrap();
     let (status, lines) = a.finish();
     let err = lines.join("\n");
     assert!(status.success(), "{err}");
     assert!(err.contains("(resumed)"), "{err}");
-    assert_eq!(committed_rows(&ca), 2000);
+    assert_eq!(committed_rows(&case.csv("a")), 2000);
 }
 
 /// A recorder stopped between reads comes back and reads its own pending entries first:
@@ -435,9 +466,7 @@ fn through_a_subscriber(
     count: usize,
     args: &[&str],
 ) -> Vec<Vec<u8>> {
-    let mut sub = Run(Command::new(python())
-        .arg("-c")
-        .arg(script)
+    let mut sub = Run(kombu::inline(script)
         .arg(server.port.to_string())
         .arg(key)
         .arg(count.to_string())
@@ -611,18 +640,7 @@ fn stream_input_usage_errors() {
 /// recorder of the group; when it wakes it stops with exit 17 instead of saving them too.
 #[test]
 fn stalled_recorder_whose_entries_were_taken_over_stops_without_saving_them() {
-    let dir = TempDir::scratch("rs_stall");
-    let server = PrivateRedis::start("rs_stall_srv", &[]);
-    let key = unique("stream");
-    let total = 2500;
-    let reference = reference(&dir, total);
-    publish_stream(&server, &key, total);
-    let mk = |name: &str, save: &str| claiming_args(&server, &key, &dir, name, save, "900");
-    let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
-    let mut a = spawn_rec(&mk("a", "1000"), Stdio::piped());
-    wait_for("A: 2000 saved, 500 held", Duration::from_secs(60), || {
-        committed_rows(&ca) == 2000 && pending(&server, &key, "g") == 500
-    });
+    let (case, mut a) = ClaimCase::a_holding_500("rs_stall", "900", Stdio::piped());
     let signal = |sig: &str, pid: u32| {
         assert!(Command::new("kill")
             .args([sig, &pid.to_string()])
@@ -631,19 +649,15 @@ fn stalled_recorder_whose_entries_were_taken_over_stops_without_saving_them() {
             .success());
     };
     signal("-STOP", a.0.id());
-    let b = spawn_rec(&mk("b", "50"), Stdio::piped());
-    wait_for("B: A's entries saved", Duration::from_secs(60), || {
-        committed_rows(&cb) == 500 && pending(&server, &key, "g") == 0
-    });
+    let b = case.b_takes_over();
     signal("-CONT", a.0.id());
     let status = wait_child(&mut a.0, "A to notice and stop", Duration::from_secs(60));
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut a.0.stderr.take().unwrap(), &mut err).unwrap();
+    let err = read_stderr(&mut a.0);
     assert_eq!(status.code(), Some(17), "{err}");
     assert!(err.contains("taken over by another recorder"), "{err}");
-    stop(b, &dir.path("b.stop"));
-    assert_eq!(committed_rows(&ca), 2000);
-    assert_eq!(merge(row_bag(&ca), row_bag(&cb)), reference);
+    stop(b, &case.dir.path("b.stop"));
+    assert_eq!(committed_rows(&case.csv("a")), 2000);
+    assert_eq!(case.both(), case.reference);
 }
 
 /// `--partitions 4 --partition 0,2` reads the streams `<key>-0` and `<key>-2` with one

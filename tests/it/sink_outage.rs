@@ -106,10 +106,7 @@ fn redis_outage_spools_and_replays_in_order() {
 #[test]
 fn kill_9_while_spooling_then_the_next_start_replays_the_spool() {
     let scratch = Scratch::new("kill9");
-    let mut server = PrivateRedis::start(
-        "kill9_srv",
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    );
+    let mut server = PrivateRedis::durable("kill9_srv");
     let queue = unique("kill9_q");
     let fifos = parts(&scratch, 3);
     let spool = scratch.path("spool");

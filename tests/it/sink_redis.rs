@@ -394,10 +394,7 @@ fn assert_at_least_once(received: &[Vec<u8>], expected: &[Vec<u8>], resent: u64)
 /// the batches in flight at the kill may arrive twice (counted as resent).
 #[test]
 fn redis_outage_mid_stream_loses_nothing() {
-    let mut server = PrivateRedis::start(
-        "outage",
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    );
+    let mut server = PrivateRedis::durable("outage");
     let copies = 12;
     let files: Vec<PathBuf> = (0..copies).map(|_| root().join(FIXTURE)).collect();
     let queue = unique("outage_q");

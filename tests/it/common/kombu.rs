@@ -18,6 +18,20 @@ pub fn command(script: &str) -> Command {
     c
 }
 
+/// `python -c CODE` with the kombu environment's interpreter (kombu, py-amqp and redis-py),
+/// which must exist.
+pub fn inline(code: &str) -> Command {
+    let py = super::venv_python("kombu");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/test.sh, which makes the kombu virtual environment",
+        py.display()
+    );
+    let mut c = Command::new(py);
+    c.arg("-c").arg(code);
+    c
+}
+
 /// Runs `script ARGS`, which must succeed; its stdout, one JSON value a line.
 pub fn json_lines(script: &str, args: &[&str]) -> Vec<Value> {
     let out = command(script).args(args).output().unwrap();

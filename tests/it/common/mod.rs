@@ -1,4 +1,9 @@
-//! Helpers shared by the sink tests (each test crate uses a different subset).
+//! The helpers every test module shares (each uses a subset), so none is written twice:
+//! here the program under test, its output, recorder CSVs and archives, spool segments and
+//! ordering checks; `harness` scratch directories, child processes, live-test checks and
+//! network namespaces; `brokers` free ports and private Redis/RabbitMQ servers; `kombu` the
+//! kombu scripts and AMQP names; `frames` hand-built frames, pcap writing and an independent
+//! pcap/pcapng record walker; `outage` the pieces of the broker-outage tests.
 #![allow(dead_code)]
 
 pub mod brokers;
@@ -360,4 +365,31 @@ pub fn record_files(dir: &harness::TempDir, name: &str) -> Vec<String> {
         "--stop-file".into(),
         dir.path(&format!("{name}.stop")).display().to_string(),
     ]
+}
+
+/// The first `count` fixture messages as JSON lines (`fixture.jsonl` in `dir`), and the
+/// recording `record` makes of that file (`reference.*` in `dir`, one snapshot): its rows as
+/// a [`row_bag`], checked to hold `count` rows.
+pub fn reference_recording(
+    dir: &harness::TempDir,
+    count: usize,
+) -> (PathBuf, HashMap<String, usize>) {
+    let jsonl = dir.path("fixture.jsonl");
+    let out = bin()
+        .args(["read", "-q", "-c", &count.to_string(), FIXTURE])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(&jsonl, &out.stdout).unwrap();
+    let mut args = record_files(dir, "reference");
+    args.extend(["--save-after-num".into(), "100000".into()]);
+    let out = rec()
+        .args(["--input", &format!("file:{}", jsonl.display())])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", combined(&out));
+    let bag = row_bag(&dir.path("reference.csv"));
+    assert_eq!(bag.values().sum::<usize>(), count);
+    (jsonl, bag)
 }
