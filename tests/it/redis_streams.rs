@@ -278,49 +278,65 @@ fn stream_output_every_message_once_in_order_for_redis_py_and_two_groups() {
 /// order once Redis is back, and duplicates are at most what was resent.
 #[test]
 fn redis_killed_mid_stream_the_spool_takes_over() {
-    let scratch = Scratch::new("rs_outage");
-    let mut server = PrivateRedis::durable("rs_outage_srv");
     let key = unique("stream");
-    let fifos = parts(&scratch, 3);
-    let spool = scratch.path("spool");
-    let stderr = scratch.path("stderr");
-    let url = server.url();
-    let mut run = start_reader(
-        &fifos,
-        &stderr,
-        &[
-            "-o",
-            &url,
-            "--redis-mode",
-            "stream",
-            "--queue",
-            &key,
-            "--spool-dir",
-            spool.to_str().unwrap(),
-        ],
-    );
-    let xlen = |s: &PrivateRedis| -> usize {
-        redis::cmd("XLEN")
-            .arg(&key)
-            .query(&mut s.connection())
-            .unwrap()
-    };
-    first_copy_then_outage(
-        &mut server,
-        &fifos,
-        &spool,
-        |s| xlen(s) == FIXTURE_MESSAGES,
-        |n| n == FIXTURE_MESSAGES,
-    );
-    server.spawn();
-    feed(&fifos[2], &fixture_copy(2));
-    let summary = wait_exit(&mut run, Duration::from_secs(120), &stderr);
+    let (scratch, server, summary) = stream_outage("rs_outage", &key, None);
     assert!(summary.contains("stream "), "{summary}");
 
     // Copy 1 (spooled) between copies 0 and 2: each copy's messages are its own.
     let want: Vec<Vec<u8>> = expected_copies(&scratch, 3, &[]).concat();
     let got = stream_msgs(&server, &key);
     common::assert_in_order_at_least_once(&got, &want, resent(&summary));
+}
+
+/// `read` of three copies of the fixture (common::outage) from named pipes into the stream
+/// `key` of a durable private server, or with `partitions` into `<key>-0..`: the server is
+/// killed once copy 0 is in, started again once copy 1 is in the spool, then copy 2 follows;
+/// the run must succeed. The scratch directory, the server and the run's summary.
+fn stream_outage(
+    tag: &str,
+    key: &str,
+    partitions: Option<usize>,
+) -> (Scratch, PrivateRedis, String) {
+    let scratch = Scratch::new(tag);
+    let mut server = PrivateRedis::durable(&format!("{tag}_srv"));
+    let fifos = parts(&scratch, 3);
+    let spool = scratch.path("spool");
+    let stderr = scratch.path("stderr");
+    let mut args = vec![
+        "-o".to_string(),
+        server.url(),
+        "--redis-mode".into(),
+        "stream".into(),
+        "--queue".into(),
+        key.into(),
+    ];
+    let keys: Vec<String> = match partitions {
+        Some(n) => {
+            args.extend(["--partitions".into(), n.to_string()]);
+            (0..n).map(|i| format!("{key}-{i}")).collect()
+        }
+        None => vec![key.to_string()],
+    };
+    args.extend(["--spool-dir".into(), spool.display().to_string()]);
+    let mut run = start_reader(&fifos, &stderr, &args);
+    // Every entry of the stream(s), by XLEN.
+    let total = |s: &PrivateRedis| -> usize {
+        let mut con = s.connection();
+        keys.iter()
+            .map(|k| redis::cmd("XLEN").arg(k).query::<usize>(&mut con).unwrap())
+            .sum()
+    };
+    first_copy_then_outage(
+        &mut server,
+        &fifos,
+        &spool,
+        |s| total(s) == FIXTURE_MESSAGES,
+        |n| n == FIXTURE_MESSAGES,
+    );
+    server.spawn();
+    feed(&fifos[2], &fixture_copy(2));
+    let summary = wait_exit(&mut run, Duration::from_secs(120), &stderr);
+    (scratch, server, summary)
 }
 
 /// Two recorders of group "g" on a stream of 2,500 fixture messages that take over entries
@@ -891,52 +907,9 @@ fn partitioned_lists_and_one_partition_is_the_queue_itself() {
 /// from each message), every message arrives, in order per partition, duplicates ≤ resent.
 #[test]
 fn partitions_survive_the_spool() {
-    let scratch = Scratch::new("rs_parts_outage");
-    let mut server = PrivateRedis::durable("rs_parts_outage_srv");
     let key = unique("pspool");
     let n = 3;
-    let fifos = parts(&scratch, 3);
-    let spool = scratch.path("spool");
-    let stderr = scratch.path("stderr");
-    let url = server.url();
-    let partitions = n.to_string();
-    let mut run = start_reader(
-        &fifos,
-        &stderr,
-        &[
-            "-o",
-            &url,
-            "--redis-mode",
-            "stream",
-            "--queue",
-            &key,
-            "--partitions",
-            &partitions,
-            "--spool-dir",
-            spool.to_str().unwrap(),
-        ],
-    );
-    let total = |s: &PrivateRedis| -> usize {
-        let mut con = s.connection();
-        (0..n)
-            .map(|i| {
-                redis::cmd("XLEN")
-                    .arg(format!("{key}-{i}"))
-                    .query::<usize>(&mut con)
-                    .unwrap()
-            })
-            .sum()
-    };
-    first_copy_then_outage(
-        &mut server,
-        &fifos,
-        &spool,
-        |s| total(s) == FIXTURE_MESSAGES,
-        |n| n == FIXTURE_MESSAGES,
-    );
-    server.spawn();
-    feed(&fifos[2], &fixture_copy(2));
-    let summary = wait_exit(&mut run, Duration::from_secs(120), &stderr);
+    let (scratch, server, summary) = stream_outage("rs_parts_outage", &key, Some(n));
     assert!(
         summary.contains(&format!("stream {key}-0..{key}-2")),
         "{summary}"

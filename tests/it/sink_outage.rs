@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -39,6 +40,20 @@ fn redis_list(server: &PrivateRedis, queue: &str) -> Vec<Vec<u8>> {
     items
 }
 
+/// One Redis outage test's pieces: its scratch directory, a private server (`durable`: see
+/// [`PrivateRedis::durable`]), a queue of its own and the named pipes `part1..<n>.pcap`.
+fn redis_case(tag: &str, durable: bool, n: usize) -> (Scratch, PrivateRedis, String, Vec<PathBuf>) {
+    let scratch = Scratch::new(tag);
+    let srv = format!("{tag}_srv");
+    let server = if durable {
+        PrivateRedis::durable(&srv)
+    } else {
+        PrivateRedis::start(&srv, &[])
+    };
+    let fifos = parts(&scratch, n);
+    (scratch, server, unique(&format!("{tag}_q")), fifos)
+}
+
 /// `--output <server> --redis-format raw --queue <queue>` and `more`.
 fn raw_list_args(server: &PrivateRedis, queue: &str, more: &[&str]) -> Vec<String> {
     let mut args = vec![
@@ -64,10 +79,7 @@ fn redis_len(server: &PrivateRedis, queue: &str) -> usize {
 /// go to the spool and are sent, in order, before the ones after it.
 #[test]
 fn redis_outage_spools_and_replays_in_order() {
-    let scratch = Scratch::new("outage_redis");
-    let mut server = PrivateRedis::durable("outage_redis_srv");
-    let queue = unique("outage_q");
-    let fifos = parts(&scratch, 3);
+    let (scratch, mut server, queue, fifos) = redis_case("outage_redis", true, 3);
     let spool = scratch.path("spool");
     let stderr = scratch.path("stderr");
     let args = raw_list_args(&server, &queue, &["--spool-dir", spool.to_str().unwrap()]);
@@ -105,10 +117,7 @@ fn redis_outage_spools_and_replays_in_order() {
 /// is lost and nothing is repeated.
 #[test]
 fn kill_9_while_spooling_then_the_next_start_replays_the_spool() {
-    let scratch = Scratch::new("kill9");
-    let mut server = PrivateRedis::durable("kill9_srv");
-    let queue = unique("kill9_q");
-    let fifos = parts(&scratch, 3);
+    let (scratch, mut server, queue, fifos) = redis_case("kill9", true, 3);
     let spool = scratch.path("spool");
     let common_args = raw_list_args(&server, &queue, &["--spool-dir", spool.to_str().unwrap()]);
     let stderr1 = scratch.path("stderr1");
@@ -178,10 +187,7 @@ fn kill_9_while_spooling_then_the_next_start_replays_the_spool() {
 /// has no room for is dropped, and every message is either in Redis or counted as dropped.
 #[test]
 fn when_full_drop_counts_every_drop() {
-    let scratch = Scratch::new("drop");
-    let server = PrivateRedis::start("drop_srv", &[]);
-    let queue = unique("drop_q");
-    let fifos = parts(&scratch, 1);
+    let (scratch, server, queue, fifos) = redis_case("drop", false, 1);
     let stderr = scratch.path("stderr");
     let args = raw_list_args(&server, &queue, &["--when-full", "drop"]);
     let mut child = start_reader(&fifos, &stderr, &args);
@@ -229,10 +235,7 @@ fn when_full_drop_counts_every_drop() {
 /// exit 16, and every message read was either acknowledged or counted as dropped.
 #[test]
 fn when_full_drop_with_the_broker_killed_ends_with_exit_16() {
-    let scratch = Scratch::new("drop_kill");
-    let mut server = PrivateRedis::durable("drop_kill_srv");
-    let queue = unique("drop_kill_q");
-    let fifos = parts(&scratch, 2);
+    let (scratch, mut server, queue, fifos) = redis_case("drop_kill", true, 2);
     let stderr = scratch.path("stderr");
     let args = raw_list_args(&server, &queue, &["--when-full", "drop"]);
     let mut child = start_reader(&fifos, &stderr, &args);
@@ -283,10 +286,7 @@ fn when_full_drop_with_the_broker_killed_ends_with_exit_16() {
 /// how many were dropped and how many are left in which directory.
 #[test]
 fn spool_full_and_messages_left_in_the_spool_exit_16() {
-    let scratch = Scratch::new("spool_full");
-    let mut server = PrivateRedis::start("spool_full_srv", &[]);
-    let queue = unique("spool_full_q");
-    let fifos = parts(&scratch, 2);
+    let (scratch, mut server, queue, fifos) = redis_case("spool_full", false, 2);
     let spool = scratch.path("spool");
     let stderr = scratch.path("stderr");
     let args = raw_list_args(
@@ -347,10 +347,7 @@ fn spool_full_and_messages_left_in_the_spool_exit_16() {
 /// exit 16 because a damaged segment was set aside.
 #[test]
 fn a_damaged_spool_and_bad_cursors_still_deliver_every_good_record() {
-    let scratch = Scratch::new("damaged");
-    let mut server = PrivateRedis::start("damaged_srv", &[]);
-    let queue = unique("damaged_q");
-    let fifos = parts(&scratch, 3);
+    let (scratch, mut server, queue, fifos) = redis_case("damaged", false, 3);
     let spool = scratch.path("spool");
     let common_args = raw_list_args(&server, &queue, &["--spool-dir", spool.to_str().unwrap()]);
     let mut child = start_reader(&fifos, &scratch.path("stderr1"), &common_args);
