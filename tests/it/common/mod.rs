@@ -191,7 +191,7 @@ pub fn spooled_records(dir: &Path) -> usize {
     entries
         .flatten()
         .filter(|e| e.path().extension().and_then(|x| x.to_str()) == Some("seg"))
-        .map(|e| segment_payloads(&std::fs::read(e.path()).unwrap_or_default()).len())
+        .map(|e| segment_record_spans(&std::fs::read(e.path()).unwrap_or_default()).len())
         .sum()
 }
 
@@ -199,6 +199,15 @@ pub fn spooled_records(dir: &Path) -> usize {
 /// 8-byte magic, each a u32 LE length, a u32 LE CRC-32C and the payload (the format of
 /// src/sink/spool.rs, read here independently of it); a torn last record is left out.
 pub fn segment_payloads(bytes: &[u8]) -> Vec<(usize, Vec<u8>)> {
+    segment_record_spans(bytes)
+        .into_iter()
+        .map(|(at, len)| (at, bytes[at + 8..at + 8 + len].to_vec()))
+        .collect()
+}
+
+/// As [`segment_payloads`], each record as its offset and payload length only (nothing
+/// copied: [`spooled_records`] polls with it while the program under test runs).
+fn segment_record_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
     let mut records = Vec::new();
     let mut at = 8;
     while at + 8 <= bytes.len() {
@@ -206,7 +215,7 @@ pub fn segment_payloads(bytes: &[u8]) -> Vec<(usize, Vec<u8>)> {
         if at + 8 + len > bytes.len() {
             break;
         }
-        records.push((at, bytes[at + 8..at + 8 + len].to_vec()));
+        records.push((at, len));
         at += 8 + len;
     }
     records
