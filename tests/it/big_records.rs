@@ -12,7 +12,7 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::common::harness::TempDir;
+use crate::common::harness::{mkfifo, TempDir};
 use netpipe_fast::test_util::PcapFeed;
 
 const RECORDS: usize = 80;
@@ -39,12 +39,7 @@ fn write_capture(path: &Path) -> std::io::Result<()> {
 fn sixteen_mib_records_with_16_workers_stay_within_memory_bound() {
     let dir = TempDir::new("np-big-records", "rss");
     let fifo = dir.path("big.pcap");
-    let ok = Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("run mkfifo")
-        .success();
-    assert!(ok, "mkfifo failed");
+    mkfifo(&fifo);
     let mut child = Command::new("/usr/bin/time")
         .args(["-f", "maxrss_kb=%M"])
         .arg(env!("CARGO_BIN_EXE_netpipe-fast"))

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::common::frames::write_pcap;
+use crate::common::frames::{packet_records, write_pcap};
 use crate::common::harness::TempDir;
 use crate::common::BIN;
 
@@ -272,61 +272,6 @@ fn check_message(line: &str, source: &str, ctx: &str) -> serde_json::Value {
         );
     }
     value
-}
-
-/// Packet records of a capture file, as (start, end) byte ranges of each record or block,
-/// in file order. pcap: 16-byte record header + incl_len bytes. pcapng: Enhanced, Simple and
-/// (obsolete) Packet Blocks; other blocks are skipped.
-fn packet_records(bytes: &[u8]) -> Vec<(usize, usize)> {
-    let mut records = Vec::new();
-    match &bytes[..4] {
-        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => walk_pcap(bytes, true, &mut records),
-        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => {
-            walk_pcap(bytes, false, &mut records)
-        }
-        [0x0a, 0x0d, 0x0d, 0x0a] => walk_pcapng(bytes, &mut records),
-        other => panic!("not a capture file: magic {other:02x?}"),
-    }
-    records
-}
-
-fn read_u32(bytes: &[u8], at: usize, big_endian: bool) -> u32 {
-    let b: [u8; 4] = bytes[at..at + 4].try_into().unwrap();
-    if big_endian {
-        u32::from_be_bytes(b)
-    } else {
-        u32::from_le_bytes(b)
-    }
-}
-
-fn walk_pcap(bytes: &[u8], big_endian: bool, records: &mut Vec<(usize, usize)>) {
-    let mut at = 24;
-    while at + 16 <= bytes.len() {
-        let end = at + 16 + read_u32(bytes, at + 8, big_endian) as usize;
-        assert!(end <= bytes.len(), "fixture itself is truncated at {at}");
-        records.push((at, end));
-        at = end;
-    }
-    assert_eq!(at, bytes.len(), "fixture has trailing bytes");
-}
-
-fn walk_pcapng(bytes: &[u8], records: &mut Vec<(usize, usize)>) {
-    let mut at = 0;
-    let mut big_endian = false;
-    while at + 12 <= bytes.len() {
-        if bytes[at..at + 4] == [0x0a, 0x0d, 0x0d, 0x0a] {
-            // The byte-order magic 0x1A2B3C4D decides the order of this section.
-            big_endian = bytes[at + 8..at + 12] == [0x1a, 0x2b, 0x3c, 0x4d];
-        }
-        let block_type = read_u32(bytes, at, big_endian);
-        let end = at + read_u32(bytes, at + 4, big_endian) as usize;
-        assert!(end > at && end <= bytes.len(), "bad pcapng block at {at}");
-        if matches!(block_type, 2 | 3 | 6) {
-            records.push((at, end));
-        }
-        at = end;
-    }
-    assert_eq!(at, bytes.len(), "fixture has trailing bytes");
 }
 
 /// Capture time of the frames in the pcap files written here (2026-11-29 18:03:11.123456).

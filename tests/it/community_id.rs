@@ -9,44 +9,21 @@
 //! packages, for Debian's python3-scapy, plus `communityid`); without it this test fails
 //! rather than skips.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn venv_python(root: &Path) -> PathBuf {
-    let py = root.join("target/communityid-venv/bin/python");
-    let probe = Command::new(&py)
-        .args(["-c", "import communityid, scapy"])
-        .output();
-    match probe {
-        Ok(out) if out.status.success() => py,
-        _ => panic!(
-            "{} cannot import communityid and scapy: run scripts/test.sh (it makes \
-             target/communityid-venv with `python3 -m venv --system-site-packages` and \
-             `pip install communityid`)",
-            py.display()
-        ),
-    }
-}
+use crate::common::{capture_files, require_python_modules, root, run_oracle};
 
 fn check(seed: u16) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = venv_python(root);
-    let files = crate::common::capture_files(&root.join("pcaps"));
-    assert!(files.iter().any(|f| f.ends_with("tunnels.pcap")));
-    let out = Command::new(python)
-        .arg(root.join("tests/oracle/community_id.py"))
-        .arg("--bin")
-        .arg(env!("CARGO_BIN_EXE_netpipe-fast"))
-        .arg("--seed")
-        .arg(seed.to_string())
-        .args(&files)
-        .output()
-        .expect("run tests/oracle/community_id.py");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let python = root().join("target/communityid-venv/bin/python");
+    require_python_modules(
+        &python,
+        "communityid, scapy",
+        "run scripts/test.sh (it makes target/communityid-venv with `python3 -m venv \
+         --system-site-packages` and `pip install communityid`)",
     );
+    let files = capture_files(&root().join("pcaps"));
+    assert!(files.iter().any(|f| f.ends_with("tunnels.pcap")));
+    let mut args = vec!["--seed".into(), seed.to_string().into()];
+    args.extend(files.iter().map(|f| f.clone().into_os_string()));
+    let (out, report) = run_oracle::<std::ffi::OsString>(&python, "community_id.py", &args);
     assert!(
         out.status.success(),
         "community IDs differ from the communityid package (seed {seed}):\n{report}"

@@ -52,34 +52,35 @@ fn o(text: &str) -> &OsStr {
     OsStr::new(text)
 }
 
-/// Frames tcpdump reads from `path` (one line each with -q), checking it reads to the end.
-fn tcpdump_count(path: &Path) -> u64 {
-    let out = Command::new("tcpdump")
-        .args(["-nn", "-q", "-r"])
+/// The stdout of `tool ARGS PATH` (a capture reader given the file last), which must succeed.
+fn tool_output(tool: &str, args: &[&str], path: &Path) -> Vec<u8> {
+    let out = Command::new(tool)
+        .args(args)
         .arg(path)
         .output()
-        .expect("run tcpdump");
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
     assert!(
         out.status.success(),
-        "tcpdump -r {}: {out:?}",
+        "{tool} -r {}: {out:?}",
         path.display()
     );
-    out.stdout.iter().filter(|&&b| b == b'\n').count() as u64
+    out.stdout
+}
+
+/// Frames tcpdump reads from `path` (one line each with -q), checking it reads to the end.
+fn tcpdump_count(path: &Path) -> u64 {
+    let out = tool_output("tcpdump", &["-nn", "-q", "-r"], path);
+    out.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 /// Frames and total frame bytes (frame.len) tshark reads from `path`.
 fn tshark_frames(path: &Path) -> (u64, u64) {
-    let out = Command::new("tshark")
-        .args(["-n", "-T", "fields", "-e", "frame.cap_len", "-r"])
-        .arg(path)
-        .output()
-        .expect("run tshark");
-    assert!(
-        out.status.success(),
-        "tshark -r {}: {out:?}",
-        path.display()
+    let out = tool_output(
+        "tshark",
+        &["-n", "-T", "fields", "-e", "frame.cap_len", "-r"],
+        path,
     );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out);
     let lens: Vec<u64> = text
         .lines()
         .map(|l| l.trim().parse().expect("a frame length"))
@@ -322,45 +323,25 @@ fn pcap_record(feed: &mut PcapFeed, n: u32) {
     feed.write(i64::from(n) * 1_000_000_000, &frame).unwrap();
 }
 
-/// -G: a `read` fed through a FIFO keeps getting frames until a second file appears (polled,
-/// no sleep decides the outcome); then the FIFO closes. Every file is complete, named by the
-/// strftime pattern, and the frames add up.
-#[test]
-fn time_rotation_opens_strftime_named_files() {
-    let dir = TempDir::new("np-habits", "time");
-    let fifo = dir.path("feed");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
-    let out_dir = dir.path("out");
-    fs::create_dir(&out_dir).unwrap();
-    let pattern = out_dir.join("cap-%Y%m%d-%H%M%S.pcap");
+/// `read -q FIFO ARGS` fed through the named pipe `fifo` (made here) one record at a time,
+/// each followed by a short poll, until `done` says so (it is asked before each record and
+/// may assert; no third file etc. within DEADLINE fails with `what`); then the pipe closes
+/// and the run must end successfully. Returns how many records were sent.
+fn feed_until(fifo: &Path, args: &[&OsStr], what: &str, mut done: impl FnMut() -> bool) -> u32 {
+    harness::mkfifo(fifo);
     let mut child = bin()
-        .args([
-            o("read"),
-            o("-q"),
-            s(&fifo),
-            o("-w"),
-            s(&pattern),
-            o("-G"),
-            o("1"),
-        ])
+        .args([o("read"), o("-q"), s(fifo)])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut feed = PcapFeed::create(&fifo, 1, 65_535).unwrap();
+    let mut feed = PcapFeed::create(fifo, 1, 65_535).unwrap();
     let end = Instant::now() + DEADLINE;
     let mut sent = 0u32;
-    while names(&out_dir).len() < 3 {
-        assert!(
-            Instant::now() < end,
-            "no third file in time: {:?}",
-            names(&out_dir)
-        );
+    while !done() {
+        assert!(Instant::now() < end, "no {what} in time");
         pcap_record(&mut feed, sent);
         feed.flush().unwrap();
         sent += 1;
@@ -368,14 +349,26 @@ fn time_rotation_opens_strftime_named_files() {
     }
     drop(feed);
     let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = harness::read_stderr(&mut child);
     assert!(status.success(), "{status:?} {err}");
+    sent
+}
+
+/// -G: a `read` fed through a FIFO keeps getting frames until a second file appears (polled,
+/// no sleep decides the outcome); then the FIFO closes. Every file is complete, named by the
+/// strftime pattern, and the frames add up.
+#[test]
+fn time_rotation_opens_strftime_named_files() {
+    let dir = TempDir::new("np-habits", "time");
+    let out_dir = dir.path("out");
+    fs::create_dir(&out_dir).unwrap();
+    let pattern = out_dir.join("cap-%Y%m%d-%H%M%S.pcap");
+    let sent = feed_until(
+        &dir.path("feed"),
+        &[o("-w"), s(&pattern), o("-G"), o("1")],
+        "third file",
+        || names(&out_dir).len() >= 3,
+    );
     let files = names(&out_dir);
     let mut total = 0;
     for n in &files {
@@ -395,12 +388,6 @@ fn time_rotation_opens_strftime_named_files() {
 #[test]
 fn time_rotation_with_a_file_count_keeps_the_newest() {
     let dir = TempDir::new("np-habits", "timering");
-    let fifo = dir.path("feed");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
     let out_dir = dir.path("out");
     fs::create_dir(&out_dir).unwrap();
     let copies = dir.path("copies");
@@ -416,11 +403,10 @@ fn time_rotation_with_a_file_count_keeps_the_newest() {
     .unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     let pattern = out_dir.join("cap-%H%M%S.pcap");
-    let mut child = bin()
-        .args([
-            o("read"),
-            o("-q"),
-            s(&fifo),
+    // Until three files have been closed (so at least one was removed again).
+    let sent = feed_until(
+        &dir.path("feed"),
+        &[
             o("-w"),
             s(&pattern),
             o("-G"),
@@ -429,34 +415,13 @@ fn time_rotation_with_a_file_count_keeps_the_newest() {
             o("2"),
             o("--post-rotate"),
             s(&script),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut feed = PcapFeed::create(&fifo, 1, 65_535).unwrap();
-    let end = Instant::now() + DEADLINE;
-    let mut sent = 0u32;
-    // Until three files have been closed (so at least one was removed again).
-    while names(&copies).len() < 3 {
-        assert!(Instant::now() < end, "no third rotation in time");
-        assert!(names(&out_dir).len() <= 2, "{:?}", names(&out_dir));
-        pcap_record(&mut feed, sent);
-        feed.flush().unwrap();
-        sent += 1;
-        std::thread::sleep(POLL);
-    }
-    drop(feed);
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(status.success(), "{status:?} {err}");
+        ],
+        "third rotation",
+        || {
+            assert!(names(&out_dir).len() <= 2, "{:?}", names(&out_dir));
+            names(&copies).len() >= 3
+        },
+    );
     let kept = names(&out_dir);
     assert_eq!(kept.len(), 2, "{kept:?}");
     // Every closed file reached --post-rotate complete; together they hold every frame.
@@ -717,13 +682,7 @@ fn closed_stdout(args: &[&OsStr], stdin: Stdio) -> Output {
         .spawn()
         .unwrap();
     drop(child.stdout.take());
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = harness::read_stderr(&mut child);
     let status = child.wait().unwrap();
     assert!(!err.contains("panicked"), "{args:?}: {err}");
     assert!(

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 use crate::common::harness::{self, ip, NetnsPair, Process, TempDir};
+use crate::common::outage::{fixture_bytes, PCAP_HEADER_BYTES};
 use crate::common::BIN;
 use crate::common::{bin, root, FIXTURE};
 
@@ -65,6 +66,18 @@ struct Scrape {
 }
 
 impl Scrape {
+    /// Each `(metric, word)`: the sample `metric` with `labels` equals the number before
+    /// `word` in `text` (a summary or report line).
+    fn assert_counts(&self, labels: &[(&str, &str)], text: &str, pairs: &[(&str, &str)]) {
+        for (metric, word) in pairs {
+            assert_eq!(
+                self.n(metric, labels),
+                count(text, word),
+                "{metric} against \"{word}\" in {text:?}"
+            );
+        }
+    }
+
     /// The value of `name` with exactly `labels`.
     fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let key = (
@@ -299,20 +312,20 @@ fn read_reassembly_counters_equal_the_summary() {
     assert_eq!(s.n("netpipe_run_finished", &[("command", "read")]), 1);
     let cmd = [("command", "read")];
     assert_eq!(s.types["netpipe_reassembly_fragments_total"], "counter");
-    assert_eq!(
-        s.n("netpipe_reassembly_fragments_total", &cmd),
-        count(&line, "fragments")
+    s.assert_counts(
+        &cmd,
+        &line,
+        &[
+            ("netpipe_reassembly_fragments_total", "fragments"),
+            (
+                "netpipe_reassembly_datagrams_total",
+                "datagrams reassembled",
+            ),
+            ("netpipe_reassembly_duplicate_fragments_total", "duplicates"),
+            ("netpipe_reassembly_late_fragments_total", "late fragments"),
+        ],
     );
     let datagrams = count(&line, "datagrams reassembled");
-    assert_eq!(s.n("netpipe_reassembly_datagrams_total", &cmd), datagrams);
-    assert_eq!(
-        s.n("netpipe_reassembly_duplicate_fragments_total", &cmd),
-        count(&line, "duplicates")
-    );
-    assert_eq!(
-        s.n("netpipe_reassembly_late_fragments_total", &cmd),
-        count(&line, "late fragments")
-    );
     let mut given_up = 0;
     for reason in [
         "timeout",
@@ -584,17 +597,14 @@ fn capture_is_scraped_while_running_and_at_the_end_equals_the_summary() {
     let captured = count(&summary, "packets captured");
     assert!(captured > 0, "{summary}");
     assert_eq!(end.n("netpipe_packets_captured_total", &all), captured);
-    assert_eq!(
-        end.n("netpipe_packets_received_total", &all),
-        count(&summary, "received by filter")
-    );
-    assert_eq!(
-        end.n("netpipe_kernel_drops_total", &all),
-        count(&summary, "dropped by kernel")
-    );
-    assert_eq!(
-        end.n("netpipe_ring_queue_freezes_total", &all),
-        count(&summary, "queue freezes")
+    end.assert_counts(
+        &all,
+        &summary,
+        &[
+            ("netpipe_packets_received_total", "received by filter"),
+            ("netpipe_kernel_drops_total", "dropped by kernel"),
+            ("netpipe_ring_queue_freezes_total", "queue freezes"),
+        ],
     );
     let written = count(&summary, "written");
     assert_eq!(end.n("netpipe_packets_written_total", &all), written);
@@ -664,11 +674,7 @@ fn drops_and_publishes_of_a_stalled_broker_equal_the_report() {
     let server = common::brokers::PrivateRedis::start("metrics_drop", &[]);
     let queue = common::unique("metrics_drop_q");
     let fifo = dir.path("in.pcap");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    harness::mkfifo(&fifo);
     let mut cmd = bin();
     cmd.arg("read")
         .arg(&fifo)
@@ -688,11 +694,7 @@ fn drops_and_publishes_of_a_stalled_broker_equal_the_report() {
     // The reader opens the pipe once the output has connected.
     let mut pipe = std::fs::File::options().write(true).open(&fifo).unwrap();
     server.pause(true);
-    let pcap = std::fs::read(root().join(FIXTURE)).unwrap();
-    pipe.write_all(&pcap).unwrap();
-    for _ in 0..2 {
-        pipe.write_all(&pcap[24..]).unwrap();
-    }
+    write_fixture_three_times(&mut pipe);
     drop(pipe);
     // While the broker is stopped the drops show up before the run ends.
     wait_until("drops on /metrics", || {
@@ -745,6 +747,15 @@ fn drops_and_publishes_of_a_stalled_broker_equal_the_report() {
     );
 }
 
+/// Writes the fixture into `pipe` as one pcap stream holding its records three times.
+fn write_fixture_three_times(pipe: &mut std::fs::File) {
+    let pcap = fixture_bytes();
+    pipe.write_all(&pcap).unwrap();
+    for _ in 0..2 {
+        pipe.write_all(&pcap[PCAP_HEADER_BYTES..]).unwrap();
+    }
+}
+
 /// `read --stats-interval`: running lines with totals and rates while a pipe feeds the
 /// reader; no line ever shows more written than read, and the last totals agree with the
 /// summary once the pipe closes.
@@ -752,11 +763,7 @@ fn drops_and_publishes_of_a_stalled_broker_equal_the_report() {
 fn read_stats_lines_show_rates_and_never_more_written_than_read() {
     let dir = TempDir::new("metrics", "stats");
     let fifo = dir.path("in.pcap");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    harness::mkfifo(&fifo);
     let mut cmd = bin();
     cmd.arg("read")
         .arg(&fifo)
@@ -772,11 +779,7 @@ fn read_stats_lines_show_rates_and_never_more_written_than_read() {
         .stdout(Stdio::null());
     let mut p = Process::start(&mut cmd, DEADLINE);
     let mut pipe = std::fs::File::options().write(true).open(&fifo).unwrap();
-    let pcap = std::fs::read(root().join(FIXTURE)).unwrap();
-    pipe.write_all(&pcap).unwrap();
-    for _ in 0..2 {
-        pipe.write_all(&pcap[24..]).unwrap();
-    }
+    write_fixture_three_times(&mut pipe);
     // With the pipe still open, the lines show what has been read so far.
     let end = Instant::now() + DEADLINE;
     while count(&p.wait_for_stderr("netpipe-fast: read: "), "read") == 0 {

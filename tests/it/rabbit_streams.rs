@@ -3,28 +3,26 @@
 
 use crate::common;
 
-use crate::common::{bin, expected, lines, unique, FIXTURE, FIXTURE_MESSAGES};
-use std::process::Command;
+use crate::common::brokers::{wait_for, PrivateRabbit};
+use crate::common::frames::packet_records;
+use crate::common::harness::{read_stderr, wait_exit, TempDir};
+use crate::common::kombu;
+use crate::common::{archived_packets, committed_rows};
+use crate::common::{bin, expected, unique, FIXTURE, FIXTURE_MESSAGES};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 const STREAM_URL: &str = "rabbitmq-stream://guest:guest@127.0.0.1:5552";
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672//";
 
 /// Reads `count` messages of `stream` from its start with kombu over AMQP 0-9-1.
 fn kombu_read(stream: &str, count: usize) -> Vec<Vec<u8>> {
-    let python = common::venv_python("kombu");
-    let out = Command::new(python)
-        .arg(common::root().join("tests/kombu/consume_stream.py"))
-        .args(["--url", AMQP_URL, "--stream", stream, "--count"])
-        .arg(count.to_string())
-        .args(["--timeout", "60"])
-        .output()
-        .expect("kombu venv (target/kombu-venv, made by scripts/test.sh)");
-    assert!(
-        out.status.success(),
-        "kombu read fewer than {count} messages of {stream}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    lines(&out.stdout)
+    kombu::stream_messages(AMQP_URL, stream, count, 60)
+}
+
+/// Reads a whole stream with kombu (it holds at most the fixture's messages).
+fn kombu_read_all(stream: &str) -> Vec<Vec<u8>> {
+    kombu::whole_stream(AMQP_URL, stream, FIXTURE_MESSAGES, 15)
 }
 
 fn delete_stream(stream: &str) {
@@ -93,18 +91,27 @@ fn unreachable_and_refused_credentials_have_their_exit_codes() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("wrong-secret"));
 }
 
-/// The packets of a recorder's archive, without the fields the recorder adds.
-fn archived(path: &std::path::Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let mut packets = doc["packets"].as_array().cloned().unwrap_or_default();
-    for p in &mut packets {
-        if let Some(o) = p.as_object_mut() {
-            o.remove("id");
-            o.remove("received");
-        }
-    }
-    packets
+/// `record --input STREAM_URL --queue QUEUE ARGS` into `<name>.csv` and `<name>.json` in
+/// `dir`, which must succeed (`what` names it in the failure); the archived packets.
+fn record_stream(
+    dir: &TempDir,
+    name: &str,
+    queue: &str,
+    args: &[&str],
+    what: &str,
+) -> Vec<serde_json::Value> {
+    let archive = dir.path(&format!("{name}.json"));
+    let out = bin()
+        .args(["record", "--input", STREAM_URL, "--queue", queue])
+        .args(args)
+        .arg("--output-csv")
+        .arg(dir.path(&format!("{name}.csv")))
+        .arg("--archive-json")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{what} failed: {out:?}");
+    archived_packets(&archive)
 }
 
 #[test]
@@ -123,24 +130,21 @@ fn restarted_stream_recorder_resumes_from_its_stored_offset() {
         whole == expected(&["-r", FIXTURE]),
         "the stream is not the capture"
     );
-    let dir = common::harness::TempDir::new("stream-record", "resume");
+    let dir = TempDir::new("stream-record", "resume");
     let reader = unique("reader");
     let mut got = Vec::new();
     // First run stops after 5,000 messages; the second takes the rest, and nothing else.
     for (run, count) in [("a", 5_000usize), ("b", FIXTURE_MESSAGES - 5_000)] {
-        let archive = dir.path(&format!("{run}.json"));
-        let out = bin()
-            .args(["record", "--input", STREAM_URL, "--queue", &stream])
-            .args(["--reader-name", &reader, "--save-after-num", "700"])
-            .args(["--stop-after-num", &count.to_string()])
-            .arg("--output-csv")
-            .arg(dir.path(&format!("{run}.csv")))
-            .arg("--archive-json")
-            .arg(&archive)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "record run {run} failed: {out:?}");
-        got.extend(archived(&archive));
+        let count = count.to_string();
+        let args = ["--reader-name", &reader, "--save-after-num", "700"];
+        let args = [&args[..], &["--stop-after-num", &count]].concat();
+        got.extend(record_stream(
+            &dir,
+            run,
+            &stream,
+            &args,
+            &format!("record run {run}"),
+        ));
     }
     let want: Vec<serde_json::Value> = expected(&["-r", FIXTURE])
         .iter()
@@ -152,37 +156,53 @@ fn restarted_stream_recorder_resumes_from_its_stored_offset() {
         "the two runs did not read every message once, in order"
     );
     // A reader with another name reads everything again.
-    let archive = dir.path("other.json");
-    let out = bin()
-        .args(["record", "--input", STREAM_URL, "--queue", &stream])
-        .args(["--reader-name", &unique("other"), "--stop-after-num"])
-        .arg(FIXTURE_MESSAGES.to_string())
-        .arg("--output-csv")
-        .arg(dir.path("other.csv"))
-        .arg("--archive-json")
-        .arg(&archive)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert!(archived(&archive) == want);
+    let count = FIXTURE_MESSAGES.to_string();
+    let other = unique("other");
+    let args = ["--reader-name", &other, "--stop-after-num", &count];
+    assert!(record_stream(&dir, "other", &stream, &args, "record as another reader") == want);
     delete_stream(&stream);
 }
 
-/// The records of a classic pcap file: (global header, records with their headers).
-fn pcap_records(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
-    assert_eq!(
-        &bytes[..4],
-        &[0xd4, 0xc3, 0xb2, 0xa1],
-        "little-endian pcap expected"
-    );
-    let mut at = 24;
-    let mut out = Vec::new();
-    while at + 16 <= bytes.len() {
-        let incl = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
-        out.push(bytes[at..at + 16 + incl].to_vec());
-        at += 16 + incl;
+/// The fixture's bytes as its pcap global header and its records (each with its header).
+fn fixture_records() -> (Vec<u8>, Vec<Vec<u8>>) {
+    let bytes = std::fs::read(common::root().join(FIXTURE)).unwrap();
+    let records = packet_records(&bytes);
+    assert_eq!(records.len(), FIXTURE_MESSAGES);
+    let header = bytes[..records[0].0].to_vec();
+    let records = records.iter().map(|&(a, b)| bytes[a..b].to_vec()).collect();
+    (header, records)
+}
+
+/// Messages the stream `stream` holds, as `node` counts them (0 while it is not listed).
+fn stored(node: &PrivateRabbit, stream: &str) -> u64 {
+    let text = node.ctl(&["list_queues", "-q", "name", "messages"]);
+    text.lines()
+        .find(|l| l.starts_with(stream))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits (at most 240 s) for the publisher `child` to end; it must succeed and have said
+/// `needle` (if any) on stderr, which is returned.
+fn publisher_finished(child: &mut Child, needle: Option<&str>) -> String {
+    let status = wait_exit(child, "the publisher to finish", Duration::from_secs(240));
+    let stderr = read_stderr(child);
+    assert!(status.success(), "publisher failed: {status:?}\n{stderr}");
+    if let Some(needle) = needle {
+        assert!(stderr.contains(needle), "no {needle:?}: {stderr}");
     }
-    (bytes[..24].to_vec(), out)
+    stderr
+}
+
+/// The whole stream `stream`, read by kombu through `node`: exactly the fixture's messages,
+/// in order (`publisher` is what the publisher said, for the failure message).
+fn assert_stream_is_the_fixture(node: &PrivateRabbit, stream: &str, publisher: &str) {
+    let url = format!("amqp://guest:guest@127.0.0.1:{}//", node.port);
+    let got = kombu::whole_stream(&url, stream, FIXTURE_MESSAGES, 20);
+    let want = expected(&["-r", FIXTURE]);
+    assert_eq!(got.len(), want.len(), "publisher said:\n{publisher}");
+    assert!(got == want, "messages out of order or changed");
 }
 
 /// Three private RabbitMQ nodes in one cluster, a stream replicated on all three; the
@@ -190,10 +210,7 @@ fn pcap_records(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
 /// Every message is in the stream exactly once, in order (resends deduplicated by the broker).
 #[test]
 fn three_node_cluster_leader_killed_mid_stream_nothing_lost_no_duplicates() {
-    use common::brokers::PrivateRabbit;
     use std::io::Write;
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
     let pid = std::process::id();
     let mut nodes: Vec<PrivateRabbit> = ["a", "b", "c"]
         .iter()
@@ -209,19 +226,17 @@ fn three_node_cluster_leader_killed_mid_stream_nothing_lost_no_duplicates() {
     nodes[2].join(&nodes[0]);
     let stream = unique("cluster_stream");
     // Declared over AMQP with three replicas (x-initial-cluster-size), as an operator would.
-    let declare = Command::new(common::venv_python("kombu"))
-        .arg("-c")
-        .arg(
-            "import sys, amqp\n\
+    let declare = kombu::inline(
+        "import sys, amqp\n\
              c = amqp.Connection(sys.argv[1]); c.connect(); ch = c.channel()\n\
              ch.queue_declare(sys.argv[2], durable=True, auto_delete=False,\n\
                  arguments={'x-queue-type': 'stream', 'x-initial-cluster-size': 3})\n\
              c.close()\n",
-        )
-        .arg(format!("127.0.0.1:{}", nodes[0].port))
-        .arg(&stream)
-        .output()
-        .unwrap();
+    )
+    .arg(format!("127.0.0.1:{}", nodes[0].port))
+    .arg(&stream)
+    .output()
+    .unwrap();
     assert!(declare.status.success(), "{declare:?}");
     let members = nodes[0].ctl(&["list_queues", "-q", "name", "members"]);
     let line = members
@@ -232,9 +247,7 @@ fn three_node_cluster_leader_killed_mid_stream_nothing_lost_no_duplicates() {
         assert!(line.contains(&n.node), "stream not on {}: {line}", n.node);
     }
 
-    let bytes = std::fs::read(common::root().join(FIXTURE)).unwrap();
-    let (header, records) = pcap_records(&bytes);
-    assert_eq!(records.len(), FIXTURE_MESSAGES);
+    let (header, records) = fixture_records();
     // The spool of this run only (the default is under /var/lib, shared by every run); under
     // target/, since the spool refuses a path through a world-writable directory like /tmp.
     let spool = common::root()
@@ -269,16 +282,8 @@ fn three_node_cluster_leader_killed_mid_stream_nothing_lost_no_duplicates() {
         );
     }
     // Mid-stream: once the stream holds messages, its leader goes.
-    let stored = || -> u64 {
-        let text = nodes[1].ctl(&["list_queues", "-q", "name", "messages"]);
-        text.lines()
-            .find(|l| l.starts_with(&stream))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    common::brokers::wait_for("the first messages", Duration::from_secs(60), || {
-        stored() > 0
+    wait_for("the first messages", Duration::from_secs(60), || {
+        stored(&nodes[1], &stream) > 0
     });
     let leaders = nodes[1].ctl(&["list_queues", "-q", "name", "leader"]);
     let leader = leaders
@@ -297,32 +302,9 @@ fn three_node_cluster_leader_killed_mid_stream_nothing_lost_no_duplicates() {
     // ends after the node is back.
     nodes[victim].spawn();
     drop(stdin);
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the publisher did not finish");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(status.success(), "publisher failed: {status:?}\n{stderr}");
+    let stderr = publisher_finished(&mut child, None);
     // One more than was sent is asked for: the read must time out with exactly the total.
-    let python = common::venv_python("kombu");
-    let out = Command::new(python)
-        .arg(common::root().join("tests/kombu/consume_stream.py"))
-        .arg("--url")
-        .arg(format!("amqp://guest:guest@127.0.0.1:{}//", nodes[1].port))
-        .args(["--stream", &stream, "--count"])
-        .arg((FIXTURE_MESSAGES + 1).to_string())
-        .args(["--timeout", "20"])
-        .output()
-        .unwrap();
-    let got = lines(&out.stdout);
-    let want = expected(&["-r", FIXTURE]);
-    assert_eq!(got.len(), want.len(), "publisher said:\n{stderr}");
-    assert!(got == want, "messages out of order or changed");
+    assert_stream_is_the_fixture(&nodes[1], &stream, &stderr);
     eprintln!("publisher: {stderr}");
     let _ = std::fs::remove_dir_all(&spool);
 }
@@ -330,41 +312,23 @@ fn three_node_cluster_leader_killed_mid_stream_nothing_lost_no_duplicates() {
 #[test]
 fn password_file_keeps_the_secret_out_of_argv_for_output_and_record() {
     let stream = unique("stream_pwfile");
-    let dir = common::harness::TempDir::new("stream-pw", "file");
+    let dir = TempDir::new("stream-pw", "file");
     let good = dir.path("good");
     std::fs::write(&good, "guest\n").unwrap();
     let bad = dir.path("bad");
     std::fs::write(&bad, "not-the-password-42\n").unwrap();
     let url = "rabbitmq-stream://guest@127.0.0.1:5552";
-    let out = bin()
-        .args([
-            "read",
-            "-r",
-            FIXTURE,
-            "-o",
-            url,
-            "--queue",
-            &stream,
-            "--password-file",
-        ])
-        .arg(&good)
-        .output()
-        .unwrap();
+    let publish_with = |password_file: &std::path::Path| {
+        bin()
+            .args(["read", "-r", FIXTURE, "-o", url, "--queue", &stream])
+            .arg("--password-file")
+            .arg(password_file)
+            .output()
+            .unwrap()
+    };
+    let out = publish_with(&good);
     assert!(out.status.success(), "{out:?}");
-    let out = bin()
-        .args([
-            "read",
-            "-r",
-            FIXTURE,
-            "-o",
-            url,
-            "--queue",
-            &stream,
-            "--password-file",
-        ])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = publish_with(&bad);
     assert_eq!(out.status.code(), Some(10), "{out:?}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("not-the-password-42"));
     let out = bin()
@@ -385,20 +349,6 @@ fn password_file_keeps_the_secret_out_of_argv_for_output_and_record() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     delete_stream(&stream);
-}
-
-/// Reads a whole stream with kombu: one more message than it can hold is asked for, so the
-/// read ends at the timeout with exactly what is there.
-fn kombu_read_all(stream: &str) -> Vec<Vec<u8>> {
-    let python = common::venv_python("kombu");
-    let out = Command::new(python)
-        .arg(common::root().join("tests/kombu/consume_stream.py"))
-        .args(["--url", AMQP_URL, "--stream", stream, "--count"])
-        .arg((FIXTURE_MESSAGES + 1).to_string())
-        .args(["--timeout", "15"])
-        .output()
-        .expect("kombu venv (target/kombu-venv, made by scripts/test.sh)");
-    lines(&out.stdout)
 }
 
 /// `--partitions 3`: streams `<queue>-0..2`, one deduplicating producer each. Every message
@@ -430,7 +380,7 @@ fn partitions_every_message_once_in_order_and_flows_whole() {
     let mut seen = vec![None; want.len()];
     let mut flows: std::collections::HashMap<String, usize> = Default::default();
     let mut used = 0;
-    let dir = common::harness::TempDir::new("stream-parts", "record");
+    let dir = TempDir::new("stream-parts", "record");
     for p in 0..N {
         let stream = format!("{base}-{p}");
         let got = kombu_read_all(&stream);
@@ -454,24 +404,21 @@ fn partitions_every_message_once_in_order_and_flows_whole() {
             continue;
         }
         // Our recorder reads the same partition, in the same order.
-        let archive = dir.path(&format!("{p}.json"));
-        let rec = bin()
-            .args(["record", "--input", STREAM_URL, "--queue", &stream])
-            .args(["--reader-name", &unique("parts"), "--stop-after-num"])
-            .arg(got.len().to_string())
-            .arg("--output-csv")
-            .arg(dir.path(&format!("{p}.csv")))
-            .arg("--archive-json")
-            .arg(&archive)
-            .output()
-            .unwrap();
-        assert!(rec.status.success(), "record of {stream} failed: {rec:?}");
+        let reader = unique("parts");
+        let count = got.len().to_string();
+        let recorded = record_stream(
+            &dir,
+            &p.to_string(),
+            &stream,
+            &["--reader-name", &reader, "--stop-after-num", &count],
+            &format!("record of {stream}"),
+        );
         let from_kombu: Vec<serde_json::Value> = got
             .iter()
             .map(|l| serde_json::from_slice(l).unwrap())
             .collect();
         assert!(
-            archived(&archive) == from_kombu,
+            recorded == from_kombu,
             "record and kombu disagree on {stream}"
         );
     }
@@ -489,18 +436,14 @@ fn partitions_every_message_once_in_order_and_flows_whole() {
 /// message once: kombu reads back exactly the capture, in order.
 #[test]
 fn block_mode_node_killed_mid_stream_resends_in_flight_batches_without_duplicates() {
-    use common::brokers::PrivateRabbit;
     use std::io::Write;
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
     let mut node = PrivateRabbit::start_node(
         "stream_block",
         &format!("{}@localhost", unique("npf-block")),
         true,
     );
     let stream = unique("block_stream");
-    let bytes = std::fs::read(common::root().join(FIXTURE)).unwrap();
-    let (header, records) = pcap_records(&bytes);
+    let (header, records) = fixture_records();
     let url = format!(
         "rabbitmq-stream://guest:guest@127.0.0.1:{}",
         node.stream_port
@@ -520,16 +463,8 @@ fn block_mode_node_killed_mid_stream_resends_in_flight_batches_without_duplicate
         stdin.write_all(r).unwrap();
     }
     stdin.flush().unwrap();
-    let stored = || -> u64 {
-        let text = node.ctl(&["list_queues", "-q", "name", "messages"]);
-        text.lines()
-            .find(|l| l.starts_with(&stream))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    common::brokers::wait_for("the first messages", Duration::from_secs(60), || {
-        stored() > 0
+    wait_for("the first messages", Duration::from_secs(60), || {
+        stored(&node, &stream) > 0
     });
     node.kill();
     // The rest goes into the pipe while the node is down: the sink holds it (block mode).
@@ -541,37 +476,11 @@ fn block_mode_node_killed_mid_stream_resends_in_flight_batches_without_duplicate
         }
     });
     node.spawn();
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the publisher did not finish");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let stderr = publisher_finished(&mut child, Some("reconnected after"));
     feeder.join().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(status.success(), "publisher failed: {status:?}\n{stderr}");
-    assert!(
-        stderr.contains("reconnected after"),
-        "no reconnect: {stderr}"
-    );
     eprintln!("publisher: {stderr}");
-    let python = common::venv_python("kombu");
-    let out = Command::new(python)
-        .arg(common::root().join("tests/kombu/consume_stream.py"))
-        .arg("--url")
-        .arg(format!("amqp://guest:guest@127.0.0.1:{}//", node.port))
-        .args(["--stream", &stream, "--count"])
-        .arg((FIXTURE_MESSAGES + 1).to_string())
-        .args(["--timeout", "20"])
-        .output()
-        .unwrap();
-    let got = lines(&out.stdout);
-    let want = expected(&["-r", FIXTURE]);
-    assert_eq!(got.len(), want.len(), "publisher said:\n{stderr}");
-    assert!(got == want, "messages out of order or changed");
+    // One more than was sent is asked for: the read must time out with exactly the total.
+    assert_stream_is_the_fixture(&node, &stream, &stderr);
 }
 
 /// `record --partitions 3 --partition 0,2` reads the streams `<q>-0` and `<q>-2` (as the
@@ -593,23 +502,28 @@ fn partitions_are_read_as_selected_with_an_offset_each() {
     for (i, n) in [(0, 300), (1, 500), (2, 200)] {
         publish_n(&name(i), n, &name(i));
     }
-    let dir = common::harness::TempDir::new("stream-record", "parts");
+    let dir = TempDir::new("stream-record", "parts");
     let reader = unique("reader");
     let record = |run: &str, count: usize| {
-        let archive = dir.path(&format!("{run}.json"));
-        let out = bin()
-            .args(["record", "--input", STREAM_URL, "--queue", &q])
-            .args(["--partitions", "3", "--partition", "0,2"])
-            .args(["--reader-name", &reader, "--save-after-num", "150"])
-            .args(["--stop-after-num", &count.to_string()])
-            .arg("--output-csv")
-            .arg(dir.path(&format!("{run}.csv")))
-            .arg("--archive-json")
-            .arg(&archive)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "record run {run}: {out:?}");
-        let mut got: Vec<String> = archived(&archive).iter().map(|v| v.to_string()).collect();
+        let count = count.to_string();
+        let args = [
+            "--partitions",
+            "3",
+            "--partition",
+            "0,2",
+            "--reader-name",
+            &reader,
+        ];
+        let args = [
+            &args[..],
+            &["--save-after-num", "150", "--stop-after-num", &count],
+        ]
+        .concat();
+        let mut got: Vec<String> =
+            record_stream(&dir, run, &q, &args, &format!("record run {run}"))
+                .iter()
+                .map(|v| v.to_string())
+                .collect();
         got.sort();
         got
     };
@@ -660,9 +574,6 @@ fn partitions_are_read_as_selected_with_an_offset_each() {
 /// and records what is published after the restart: every message once, in order, in one run.
 #[test]
 fn stream_recorder_reconnects_after_a_broker_restart_and_resumes_after_its_last_message() {
-    use common::brokers::{wait_for, PrivateRabbit};
-    use std::process::Stdio;
-    use std::time::Duration;
     let pid = std::process::id();
     let mut node = PrivateRabbit::start_node(
         "restart_rec",
@@ -684,7 +595,7 @@ fn stream_recorder_reconnects_after_a_broker_restart_and_resumes_after_its_last_
     };
     let out = publish_n(&["-c", "5000", FIXTURE], "before");
     assert!(out.status.success(), "publish: {out:?}");
-    let dir = common::harness::TempDir::new("stream-record", "restart");
+    let dir = TempDir::new("stream-record", "restart");
     let csv = dir.path("r.csv");
     let archive = dir.path("r.json");
     let stop_file = dir.path("r.stop");
@@ -709,13 +620,7 @@ fn stream_recorder_reconnects_after_a_broker_restart_and_resumes_after_its_last_
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let committed = || -> u64 {
-        std::fs::read(netpipe_fast::record::csv::suffixed(&csv, ".state"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v["rows"].as_u64())
-            .unwrap_or(0)
-    };
+    let committed = || committed_rows(&csv);
     wait_for("the first 5000 rows", Duration::from_secs(120), || {
         committed() == 5000
     });
@@ -773,7 +678,7 @@ fn stream_recorder_reconnects_after_a_broker_restart_and_resumes_after_its_last_
             .iter()
             .map(|l| serde_json::from_slice(l).unwrap()),
     );
-    let got = archived(&archive);
+    let got = archived_packets(&archive);
     assert_eq!(got.len(), want.len());
     assert!(got == want, "not every message once and in order");
 }

@@ -13,26 +13,21 @@ use std::time::Duration;
 use crate::common;
 use crate::common::brokers::{wait_for, PrivateRedis};
 use crate::common::harness::Process;
-use crate::common::harness::{mkfifo, Run, TempDir};
+use crate::common::harness::{mkfifo, read_stderr, wait_exit as wait_child, Run, TempDir};
+use crate::common::kombu;
+use crate::common::outage::{
+    expected_copies, feed, first_copy_then_outage, fixture_copy, parts, resent, start_reader,
+    wait_exit, Scratch,
+};
 use crate::common::{
     bin, documented_partition, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES,
 };
-use crate::common::{merge, row_bag};
+use crate::common::{committed_rows, merge, row_bag};
 use crate::common::{rec, record_files as files};
-
-/// Under target/, not the system temp dir: the spool refuses a path through a world-writable
-/// directory such as /tmp. Removed on drop.
-fn python() -> PathBuf {
-    let p = common::venv_python("kombu");
-    assert!(p.exists(), "{} missing: run scripts/test.sh", p.display());
-    p
-}
 
 /// Runs a redis-py script (`PORT`, `KEY` and argv[1..] given) and returns its stdout lines.
 fn redis_py(script: &str, port: u16, key: &str, args: &[&str]) -> Vec<Vec<u8>> {
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
+    let out = kombu::inline(script)
         .arg(port.to_string())
         .arg(key)
         .args(args)
@@ -159,35 +154,9 @@ fn publish_stream(server: &PrivateRedis, key: &str, count: usize) {
 
 // --- CSV comparison: each row as its non-empty named cells (a multiset) -------------------
 
-fn committed_rows(csv: &Path) -> u64 {
-    let state = netpipe_fast::record::csv::suffixed(csv, ".state");
-    std::fs::read(&state)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["rows"].as_u64())
-        .unwrap_or(0)
-}
-
 /// The recording of the first `count` fixture messages made from a JSON-lines file.
 fn reference(dir: &TempDir, count: usize) -> HashMap<String, usize> {
-    let jsonl = dir.path("fixture.jsonl");
-    let out = bin()
-        .args(["read", "-q", "-c", &count.to_string(), FIXTURE])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    std::fs::write(&jsonl, &out.stdout).unwrap();
-    let mut args = files(dir, "reference");
-    args.extend(["--save-after-num".into(), "100000".into()]);
-    let out = rec()
-        .args(["--input", &format!("file:{}", jsonl.display())])
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let bag = row_bag(&dir.path("reference.csv"));
-    assert_eq!(bag.values().sum::<usize>(), count);
-    bag
+    common::reference_recording(dir, count).1
 }
 
 /// A recorder `name` of group `g` on `key` that saves every `save` messages (and not when
@@ -245,16 +214,12 @@ fn spawn_rec(args: &[String], stderr: Stdio) -> Run {
 /// Creates the stop file, waits for the recorder to end with success; returns its stderr.
 fn stop(mut run: Run, stop_file: &Path) -> String {
     std::fs::write(stop_file, b"").unwrap();
-    let mut status = None;
-    wait_for("the recorder to stop", Duration::from_secs(60), || {
-        status = run.0.try_wait().unwrap();
-        status.is_some()
-    });
+    let status = wait_child(&mut run.0, "the recorder to stop", Duration::from_secs(60));
     let mut err = String::new();
     if let Some(mut e) = run.0.stderr.take() {
         std::io::Read::read_to_string(&mut e, &mut err).unwrap();
     }
-    assert!(status.unwrap().success(), "recorder failed: {err}");
+    assert!(status.success(), "recorder failed: {err}");
     err
 }
 
@@ -313,84 +278,136 @@ fn stream_output_every_message_once_in_order_for_redis_py_and_two_groups() {
 /// order once Redis is back, and duplicates are at most what was resent.
 #[test]
 fn redis_killed_mid_stream_the_spool_takes_over() {
-    let scratch = TempDir::scratch("rs_outage");
-    let mut server = PrivateRedis::start(
-        "rs_outage_srv",
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    );
     let key = unique("stream");
-    let fifos: Vec<PathBuf> = (1..=3)
-        .map(|i| scratch.path(&format!("part{i}.pcap")))
-        .collect();
-    for f in &fifos {
-        mkfifo(f);
-    }
-    let spool = scratch.path("spool");
-    let stderr = scratch.path("stderr");
-    let mut run = Run(bin()
-        .arg("read")
-        .args(&fifos)
-        .args([
-            "-o",
-            &server.url(),
-            "--redis-mode",
-            "stream",
-            "--queue",
-            &key,
-        ])
-        .args(["--spool-dir", spool.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap());
-    let pcap = std::fs::read(root().join(FIXTURE)).unwrap();
-    let feed = |f: &Path| {
-        File::options()
-            .write(true)
-            .open(f)
-            .unwrap()
-            .write_all(&pcap)
-            .unwrap()
-    };
-    let xlen = |s: &PrivateRedis| -> usize {
-        redis::cmd("XLEN")
-            .arg(&key)
-            .query(&mut s.connection())
-            .unwrap()
-    };
-    feed(&fifos[0]);
-    wait_for("the first copy in Redis", Duration::from_secs(60), || {
-        xlen(&server) == FIXTURE_MESSAGES
-    });
-    server.kill();
-    feed(&fifos[1]);
-    wait_for(
-        "the second copy in the spool",
-        Duration::from_secs(60),
-        || spooled_records(&spool) == FIXTURE_MESSAGES,
-    );
-    server.spawn();
-    feed(&fifos[2]);
-    let mut status = None;
-    wait_for("the run to end", Duration::from_secs(120), || {
-        status = run.0.try_wait().unwrap();
-        status.is_some()
-    });
-    let summary = std::fs::read_to_string(&stderr).unwrap();
-    assert_eq!(status.unwrap().code(), Some(0), "{summary}");
-    let resent = summary
-        .lines()
-        .find_map(|l| {
-            let at = l.find(" resent after")?;
-            l[..at].rsplit(' ').next()?.parse::<u64>().ok()
-        })
-        .unwrap_or_else(|| panic!("no resent count: {summary}"));
+    let (scratch, server, summary) = stream_outage("rs_outage", &key, None);
     assert!(summary.contains("stream "), "{summary}");
 
-    let one = expected(&[FIXTURE]);
-    let want: Vec<Vec<u8>> = (0..3).flat_map(|_| one.iter().cloned()).collect();
+    // Copy 1 (spooled) between copies 0 and 2: each copy's messages are its own.
+    let want: Vec<Vec<u8>> = expected_copies(&scratch, 3, &[]).concat();
     let got = stream_msgs(&server, &key);
-    common::assert_in_order_at_least_once(&got, &want, resent);
+    common::assert_in_order_at_least_once(&got, &want, resent(&summary));
+}
+
+/// `read` of three copies of the fixture (common::outage) from named pipes into the stream
+/// `key` of a durable private server, or with `partitions` into `<key>-0..`: the server is
+/// killed once copy 0 is in, started again once copy 1 is in the spool, then copy 2 follows;
+/// the run must succeed. The scratch directory, the server and the run's summary.
+fn stream_outage(
+    tag: &str,
+    key: &str,
+    partitions: Option<usize>,
+) -> (Scratch, PrivateRedis, String) {
+    let scratch = Scratch::new(tag);
+    let mut server = PrivateRedis::durable(&format!("{tag}_srv"));
+    let fifos = parts(&scratch, 3);
+    let spool = scratch.path("spool");
+    let stderr = scratch.path("stderr");
+    let mut args = vec![
+        "-o".to_string(),
+        server.url(),
+        "--redis-mode".into(),
+        "stream".into(),
+        "--queue".into(),
+        key.into(),
+    ];
+    let keys: Vec<String> = match partitions {
+        Some(n) => {
+            args.extend(["--partitions".into(), n.to_string()]);
+            (0..n).map(|i| format!("{key}-{i}")).collect()
+        }
+        None => vec![key.to_string()],
+    };
+    args.extend(["--spool-dir".into(), spool.display().to_string()]);
+    let mut run = start_reader(&fifos, &stderr, &args);
+    // Every entry of the stream(s), by XLEN.
+    let total = |s: &PrivateRedis| -> usize {
+        let mut con = s.connection();
+        keys.iter()
+            .map(|k| redis::cmd("XLEN").arg(k).query::<usize>(&mut con).unwrap())
+            .sum()
+    };
+    first_copy_then_outage(
+        &mut server,
+        &fifos,
+        &spool,
+        |s| total(s) == FIXTURE_MESSAGES,
+        |n| n == FIXTURE_MESSAGES,
+    );
+    server.spawn();
+    feed(&fifos[2], &fixture_copy(2));
+    let summary = wait_exit(&mut run, Duration::from_secs(120), &stderr);
+    (scratch, server, summary)
+}
+
+/// Two recorders of group "g" on a stream of 2,500 fixture messages that take over entries
+/// idle for `claim_ms`: A saves every 1,000, B every 50.
+struct ClaimCase {
+    dir: TempDir,
+    server: PrivateRedis,
+    key: String,
+    claim_ms: &'static str,
+    /// The recording of the 2,500 messages made from a file.
+    reference: HashMap<String, usize>,
+}
+
+impl ClaimCase {
+    /// The stream published; A started (stderr to `a_stderr`) and waited for until it has
+    /// saved 2,000 rows and holds the other 500 read but unsaved.
+    fn a_holding_500(tag: &str, claim_ms: &'static str, a_stderr: Stdio) -> (ClaimCase, Run) {
+        let dir = TempDir::scratch(tag);
+        let server = PrivateRedis::start(&format!("{tag}_srv"), &[]);
+        let key = unique("stream");
+        let total = 2500;
+        let reference = reference(&dir, total);
+        publish_stream(&server, &key, total);
+        let case = ClaimCase {
+            dir,
+            server,
+            key,
+            claim_ms,
+            reference,
+        };
+        let a = spawn_rec(&case.args("a"), a_stderr);
+        wait_for("A: 2000 saved, 500 held", Duration::from_secs(60), || {
+            committed_rows(&case.csv("a")) == 2000 && case.pending() == 500
+        });
+        (case, a)
+    }
+
+    /// Recorder `name`'s arguments ("a" saves every 1,000, others every 50).
+    fn args(&self, name: &str) -> Vec<String> {
+        let save = if name == "a" { "1000" } else { "50" };
+        claiming_args(
+            &self.server,
+            &self.key,
+            &self.dir,
+            name,
+            save,
+            self.claim_ms,
+        )
+    }
+
+    fn csv(&self, name: &str) -> PathBuf {
+        self.dir.path(&format!("{name}.csv"))
+    }
+
+    fn pending(&self) -> u64 {
+        pending(&self.server, &self.key, "g")
+    }
+
+    /// B started and waited for until it has saved A's 500 entries and none is pending.
+    fn b_takes_over(&self) -> Run {
+        let b = spawn_rec(&self.args("b"), Stdio::piped());
+        wait_for("B: A's entries saved", Duration::from_secs(60), || {
+            committed_rows(&self.csv("b")) == 500 && self.pending() == 0
+        });
+        b
+    }
+
+    /// The rows of A's and B's CSVs together.
+    fn both(&self) -> HashMap<String, usize> {
+        merge(row_bag(&self.csv("a")), row_bag(&self.csv("b")))
+    }
 }
 
 /// A recorder killed with SIGKILL while it holds read, unsaved entries: another recorder
@@ -398,39 +415,25 @@ fn redis_killed_mid_stream_the_spool_takes_over() {
 /// The killed one started again with its name re-reads nothing already saved.
 #[test]
 fn recorder_killed_mid_batch_another_in_the_group_claims_its_entries() {
-    let dir = TempDir::scratch("rs_claim");
-    let server = PrivateRedis::start("rs_claim_srv", &[]);
-    let key = unique("stream");
-    let total = 2500;
-    let reference = reference(&dir, total);
-    publish_stream(&server, &key, total);
-    let mk = |name: &str, save: &str| claiming_args(&server, &key, &dir, name, save, "1000");
-    let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
-    let mut a = spawn_rec(&mk("a", "1000"), Stdio::null());
-    wait_for("A: 2000 saved, 500 held", Duration::from_secs(60), || {
-        committed_rows(&ca) == 2000 && pending(&server, &key, "g") == 500
-    });
+    let (case, mut a) = ClaimCase::a_holding_500("rs_claim", "1000", Stdio::null());
     a.0.kill().unwrap(); // SIGKILL
     a.0.wait().unwrap();
-    let b = spawn_rec(&mk("b", "50"), Stdio::piped());
-    wait_for("B: A's entries saved", Duration::from_secs(60), || {
-        committed_rows(&cb) == 500 && pending(&server, &key, "g") == 0
-    });
-    let err = stop(b, &dir.path("b.stop"));
+    let b = case.b_takes_over();
+    let err = stop(b, &case.dir.path("b.stop"));
     assert!(err.contains("took over"), "{err}");
-    assert_eq!(merge(row_bag(&ca), row_bag(&cb)), reference);
+    assert_eq!(case.both(), case.reference);
     // A again, same name: its state says what it committed; nothing is pending for it.
     let mut a = Process::start(
-        rec().args(mk("a", "1000")).stdout(Stdio::null()),
+        rec().args(case.args("a")).stdout(Stdio::null()),
         Duration::from_secs(60),
     );
     a.wait_for_stderr("reading as consumer a");
-    std::fs::write(dir.path("a.stop"), b"").unwrap();
+    std::fs::write(case.dir.path("a.stop"), b"").unwrap();
     let (status, lines) = a.finish();
     let err = lines.join("\n");
     assert!(status.success(), "{err}");
     assert!(err.contains("(resumed)"), "{err}");
-    assert_eq!(committed_rows(&ca), 2000);
+    assert_eq!(committed_rows(&case.csv("a")), 2000);
 }
 
 /// A recorder stopped between reads comes back and reads its own pending entries first:
@@ -469,17 +472,19 @@ fn restarted_recorder_rereads_its_pending_entries_first() {
     assert_eq!(row_bag(&csv), reference);
 }
 
-/// Channel mode: a redis-py subscriber that keeps up receives every message, in order.
-#[test]
-fn channel_mode_reaches_a_redis_py_subscriber() {
-    let server = PrivateRedis::start("rs_channel_srv", &[]);
-    let channel = unique("channel");
-    let count = 2000;
-    let mut sub = Run(Command::new(python())
-        .arg("-c")
-        .arg(SUBSCRIBE_PY)
+/// Starts the redis-py subscriber `script` (arguments: port, `key`, `count`), waits until it
+/// is READY, then runs `read ARGS` into channel `key` of `server`, which must succeed with
+/// every message reaching a subscriber; returns the lines the subscriber printed.
+fn through_a_subscriber(
+    script: &str,
+    server: &PrivateRedis,
+    key: &str,
+    count: usize,
+    args: &[&str],
+) -> Vec<Vec<u8>> {
+    let mut sub = Run(kombu::inline(script)
         .arg(server.port.to_string())
-        .arg(&channel)
+        .arg(key)
         .arg(count.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -490,19 +495,19 @@ fn channel_mode_reaches_a_redis_py_subscriber() {
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "READY");
     let run = bin()
-        .args(["read", "-c", &count.to_string(), FIXTURE])
+        .arg("read")
+        .args(args)
         .args([
             "-o",
             &server.url(),
             "--redis-mode",
             "channel",
             "--queue",
-            &channel,
-            // Waits for the server instead of dropping what the delivery thread has no
-            // room for (a file is read faster than PUBLISH goes: the default drops some).
-            "--when-full",
-            "block",
+            key,
         ])
+        // Waits for the server instead of dropping what the delivery thread has no room
+        // for (a file is read faster than PUBLISH goes: the default drops some).
+        .args(["--when-full", "block"])
         .output()
         .unwrap();
     let summary = String::from_utf8_lossy(&run.stderr).into_owned();
@@ -510,7 +515,22 @@ fn channel_mode_reaches_a_redis_py_subscriber() {
     assert!(summary.contains("0 reached no subscriber"), "{summary}");
     let mut rest = Vec::new();
     std::io::Read::read_to_end(&mut out, &mut rest).unwrap();
-    let got = common::lines(&rest);
+    common::lines(&rest)
+}
+
+/// Channel mode: a redis-py subscriber that keeps up receives every message, in order.
+#[test]
+fn channel_mode_reaches_a_redis_py_subscriber() {
+    let server = PrivateRedis::start("rs_channel_srv", &[]);
+    let channel = unique("channel");
+    let count = 2000;
+    let got = through_a_subscriber(
+        SUBSCRIBE_PY,
+        &server,
+        &channel,
+        count,
+        &["-c", &count.to_string(), FIXTURE],
+    );
     let want = expected(&["-c", &count.to_string(), FIXTURE]);
     assert!(
         got == want,
@@ -526,11 +546,7 @@ fn channel_mode_is_never_spooled() {
     let scratch = TempDir::scratch("rs_chan_nospool");
     let mut server = PrivateRedis::start("rs_chan_nospool_srv", &[]);
     let fifo = scratch.path("in.pcap");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    mkfifo(&fifo);
     let spool = scratch.path("spool");
     let stderr = scratch.path("stderr");
     let mut run = Run(bin()
@@ -560,13 +576,9 @@ fn channel_mode_is_never_spooled() {
     pipe.write_all(&std::fs::read(root().join(FIXTURE)).unwrap())
         .unwrap();
     drop(pipe);
-    let mut status = None;
-    wait_for("the run to end", Duration::from_secs(60), || {
-        status = run.0.try_wait().unwrap();
-        status.is_some()
-    });
+    let status = wait_child(&mut run.0, "the run to end", Duration::from_secs(60));
     let summary = std::fs::read_to_string(&stderr).unwrap();
-    assert_eq!(status.unwrap().code(), Some(16), "{summary}");
+    assert_eq!(status.code(), Some(16), "{summary}");
     assert_eq!(spooled_records(&spool), 0, "{summary}");
     assert!(summary.contains("dropped"), "{summary}");
 }
@@ -644,18 +656,7 @@ fn stream_input_usage_errors() {
 /// recorder of the group; when it wakes it stops with exit 17 instead of saving them too.
 #[test]
 fn stalled_recorder_whose_entries_were_taken_over_stops_without_saving_them() {
-    let dir = TempDir::scratch("rs_stall");
-    let server = PrivateRedis::start("rs_stall_srv", &[]);
-    let key = unique("stream");
-    let total = 2500;
-    let reference = reference(&dir, total);
-    publish_stream(&server, &key, total);
-    let mk = |name: &str, save: &str| claiming_args(&server, &key, &dir, name, save, "900");
-    let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
-    let mut a = spawn_rec(&mk("a", "1000"), Stdio::piped());
-    wait_for("A: 2000 saved, 500 held", Duration::from_secs(60), || {
-        committed_rows(&ca) == 2000 && pending(&server, &key, "g") == 500
-    });
+    let (case, mut a) = ClaimCase::a_holding_500("rs_stall", "900", Stdio::piped());
     let signal = |sig: &str, pid: u32| {
         assert!(Command::new("kill")
             .args([sig, &pid.to_string()])
@@ -664,23 +665,15 @@ fn stalled_recorder_whose_entries_were_taken_over_stops_without_saving_them() {
             .success());
     };
     signal("-STOP", a.0.id());
-    let b = spawn_rec(&mk("b", "50"), Stdio::piped());
-    wait_for("B: A's entries saved", Duration::from_secs(60), || {
-        committed_rows(&cb) == 500 && pending(&server, &key, "g") == 0
-    });
+    let b = case.b_takes_over();
     signal("-CONT", a.0.id());
-    let mut status = None;
-    wait_for("A to notice and stop", Duration::from_secs(60), || {
-        status = a.0.try_wait().unwrap();
-        status.is_some()
-    });
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut a.0.stderr.take().unwrap(), &mut err).unwrap();
-    assert_eq!(status.unwrap().code(), Some(17), "{err}");
+    let status = wait_child(&mut a.0, "A to notice and stop", Duration::from_secs(60));
+    let err = read_stderr(&mut a.0);
+    assert_eq!(status.code(), Some(17), "{err}");
     assert!(err.contains("taken over by another recorder"), "{err}");
-    stop(b, &dir.path("b.stop"));
-    assert_eq!(committed_rows(&ca), 2000);
-    assert_eq!(merge(row_bag(&ca), row_bag(&cb)), reference);
+    stop(b, &case.dir.path("b.stop"));
+    assert_eq!(committed_rows(&case.csv("a")), 2000);
+    assert_eq!(case.both(), case.reference);
 }
 
 /// `--partitions 4 --partition 0,2` reads the streams `<key>-0` and `<key>-2` with one
@@ -914,112 +907,24 @@ fn partitioned_lists_and_one_partition_is_the_queue_itself() {
 /// from each message), every message arrives, in order per partition, duplicates ≤ resent.
 #[test]
 fn partitions_survive_the_spool() {
-    let scratch = TempDir::scratch("rs_parts_outage");
-    let mut server = PrivateRedis::start(
-        "rs_parts_outage_srv",
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    );
     let key = unique("pspool");
     let n = 3;
-    let fifos: Vec<PathBuf> = (1..=3)
-        .map(|i| scratch.path(&format!("part{i}.pcap")))
-        .collect();
-    for f in &fifos {
-        mkfifo(f);
-    }
-    let spool = scratch.path("spool");
-    let stderr = scratch.path("stderr");
-    let mut run = Run(bin()
-        .arg("read")
-        .args(&fifos)
-        .args([
-            "-o",
-            &server.url(),
-            "--redis-mode",
-            "stream",
-            "--queue",
-            &key,
-        ])
-        .args(["--partitions", &n.to_string()])
-        .args(["--spool-dir", spool.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap());
-    let pcap = std::fs::read(root().join(FIXTURE)).unwrap();
-    let feed = |f: &Path| {
-        File::options()
-            .write(true)
-            .open(f)
-            .unwrap()
-            .write_all(&pcap)
-            .unwrap()
-    };
-    let total = |s: &PrivateRedis| -> usize {
-        let mut con = s.connection();
-        (0..n)
-            .map(|i| {
-                redis::cmd("XLEN")
-                    .arg(format!("{key}-{i}"))
-                    .query::<usize>(&mut con)
-                    .unwrap()
-            })
-            .sum()
-    };
-    feed(&fifos[0]);
-    wait_for("the first copy in Redis", Duration::from_secs(60), || {
-        total(&server) == FIXTURE_MESSAGES
-    });
-    server.kill();
-    feed(&fifos[1]);
-    wait_for(
-        "the second copy in the spool",
-        Duration::from_secs(60),
-        || spooled_records(&spool) == FIXTURE_MESSAGES,
-    );
-    server.spawn();
-    feed(&fifos[2]);
-    let mut status = None;
-    wait_for("the run to end", Duration::from_secs(120), || {
-        status = run.0.try_wait().unwrap();
-        status.is_some()
-    });
-    let summary = std::fs::read_to_string(&stderr).unwrap();
-    assert_eq!(status.unwrap().code(), Some(0), "{summary}");
+    let (scratch, server, summary) = stream_outage("rs_parts_outage", &key, Some(n));
     assert!(
         summary.contains(&format!("stream {key}-0..{key}-2")),
         "{summary}"
     );
-    let resent = summary
-        .lines()
-        .find_map(|l| {
-            let at = l.find(" resent after")?;
-            l[..at].rsplit(' ').next()?.parse::<u64>().ok()
-        })
-        .unwrap_or_else(|| panic!("no resent count: {summary}"));
-    let one = expected(&[FIXTURE]);
+    let resent = resent(&summary);
+    // Copy 1 (spooled) between copies 0 and 2 in each partition.
+    let all = expected_copies(&scratch, 3, &[]).concat();
     let mut dup = 0u64;
     for p in 0..n {
-        let mine: Vec<&Vec<u8>> = one
+        let want: Vec<&Vec<u8>> = all
             .iter()
             .filter(|m| documented_partition(m, n) == p)
             .collect();
-        let want: Vec<&Vec<u8>> = (0..3).flat_map(|_| mine.iter().copied()).collect();
         let got = stream_msgs(&server, &format!("{key}-{p}"));
-        assert!(got.len() >= want.len(), "partition {p}: lost some");
-        dup += (got.len() - want.len()) as u64;
-        let mut w = 0;
-        for (i, m) in got.iter().enumerate() {
-            if w < want.len() && m == want[w] {
-                w += 1;
-            } else {
-                assert!(
-                    got[..i].contains(m),
-                    "partition {p}: entry {i} is neither next nor a repeat (wrong partition?)"
-                );
-            }
-        }
-        assert_eq!(w, want.len(), "partition {p}: not every message, in order");
+        dup += common::repeats_in_order(&format!("partition {p}: "), &got, &want);
     }
     assert!(dup <= resent, "{dup} duplicates, {resent} resent");
 }
@@ -1097,33 +1002,15 @@ fn partitioned_channels_reach_a_pattern_subscriber() {
     let server = PrivateRedis::start("rs_pchan_srv", &[]);
     let key = unique("pchan");
     let n = 2;
-    let mut sub = Run(Command::new(python())
-        .arg("-c")
-        .arg(PSUBSCRIBE_PY)
-        .arg(server.port.to_string())
-        .arg(&key)
-        .arg(FIXTURE_MESSAGES.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap());
-    let mut out = BufReader::new(sub.0.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "READY");
-    let run = bin()
-        .args(["read", FIXTURE, "-o", &server.url()])
-        .args(["--redis-mode", "channel", "--queue", &key])
-        .args(["--partitions", &n.to_string(), "--when-full", "block"])
-        .output()
-        .unwrap();
-    let summary = String::from_utf8_lossy(&run.stderr).into_owned();
-    assert!(run.status.success(), "{summary}");
-    assert!(summary.contains("0 reached no subscriber"), "{summary}");
-    let mut rest = Vec::new();
-    std::io::Read::read_to_end(&mut out, &mut rest).unwrap();
+    let got = through_a_subscriber(
+        PSUBSCRIBE_PY,
+        &server,
+        &key,
+        FIXTURE_MESSAGES,
+        &[FIXTURE, "--partitions", &n.to_string()],
+    );
     let mut parts = vec![Vec::new(); n];
-    for l in common::lines(&rest) {
+    for l in got {
         let sp = l.iter().position(|&b| b == b' ').unwrap();
         let channel = std::str::from_utf8(&l[..sp]).unwrap();
         let i: usize = channel

@@ -7,93 +7,30 @@
 use netpipe_fast::pipeline::read::ReadJob;
 use netpipe_fast::sink::{AmqpConfig, AmqpSink, Backoff, Output, OutputOptions};
 use serde_json::Value;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::brokers::free_port;
 use crate::common::kombu;
+use crate::common::{assert_start_refused, combined};
 use crate::common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
-use crate::common::{combined, start_failure};
 
-const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-/// An exchange, queue and routing key of one test; deleted (through kombu) on drop.
-struct Names {
-    queue: String,
-    exchange: String,
-    routing_key: String,
-}
+use crate::common::kombu::{bodies, AmqpNames, SHARED_AMQP as BROKER};
 
-impl Names {
-    fn new(what: &str) -> Names {
-        kombu::shared_rabbit_up();
-        Names {
-            queue: unique(&format!("{what}_q")),
-            exchange: unique(&format!("{what}_x")),
-            routing_key: unique(&format!("{what}_rk")),
-        }
+/// The sink's queue, exchange and routing key settings for `names`.
+fn options(names: &AmqpNames) -> OutputOptions {
+    OutputOptions {
+        queue: names.queue.clone(),
+        exchange: names.exchange.clone(),
+        routing_key: names.routing_key.clone(),
+        ..OutputOptions::default()
     }
-
-    fn args(&self) -> Vec<String> {
-        [
-            "--queue",
-            &self.queue,
-            "--exchange",
-            &self.exchange,
-            "--routing-key",
-            &self.routing_key,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    }
-
-    fn options(&self) -> OutputOptions {
-        OutputOptions {
-            queue: self.queue.clone(),
-            exchange: self.exchange.clone(),
-            routing_key: self.routing_key.clone(),
-            ..OutputOptions::default()
-        }
-    }
-
-    /// Runs tests/kombu/consume_amqp.py for `count` messages and returns its JSON lines.
-    fn consume(&self, count: usize) -> Vec<Value> {
-        self.consume_with(count, &[])
-    }
-
-    fn consume_with(&self, count: usize, extra: &[&str]) -> Vec<Value> {
-        let count = count.to_string();
-        let names = self.args();
-        let mut args = vec!["--url", BROKER, "--count", &count];
-        args.extend(names.iter().map(String::as_str));
-        args.extend(extra);
-        kombu::json_lines("consume_amqp.py", &args)
-    }
-}
-
-impl Drop for Names {
-    fn drop(&mut self) {
-        kombu::delete_amqp(BROKER, &self.args());
-    }
-}
-
-/// The bodies of consumed records, and the closing `left` count.
-fn bodies(records: &[Value]) -> (Vec<Vec<u8>>, u64) {
-    let (last, messages) = records
-        .split_last()
-        .expect("consume_amqp.py printed nothing");
-    let left = last["left"].as_u64().expect("closing {\"left\": N}");
-    let bodies = messages
-        .iter()
-        .map(|r| r["body"].as_str().expect("body").as_bytes().to_vec())
-        .collect();
-    (bodies, left)
 }
 
 #[test]
 fn every_message_arrives_once_in_order_and_confirmed() {
-    let names = Names::new("all");
+    let names = AmqpNames::shared("all");
     let want = expected(&[FIXTURE]);
     assert_eq!(want.len(), FIXTURE_MESSAGES);
     let out = bin()
@@ -115,7 +52,7 @@ fn every_message_arrives_once_in_order_and_confirmed() {
         "password printed: {stderr}"
     );
 
-    let (got, left) = bodies(&names.consume(FIXTURE_MESSAGES));
+    let (got, left) = bodies(&names.consume(FIXTURE_MESSAGES, &[]));
     assert_eq!(got.len(), FIXTURE_MESSAGES);
     assert_eq!(left, 0, "more messages than the fixture has");
     let first_diff = got.iter().zip(&want).position(|(g, w)| g != w);
@@ -126,7 +63,7 @@ fn every_message_arrives_once_in_order_and_confirmed() {
 /// the packet JSON, with kombu's content type, encoding and persistent delivery.
 #[test]
 fn kombu_consumer_gets_the_packet_dictionaries() {
-    let names = Names::new("kombu");
+    let names = AmqpNames::shared("kombu");
     let fixture_args = [FIXTURE, "--count", "300"];
     let want: Vec<Value> = expected(&fixture_args)
         .iter()
@@ -144,7 +81,7 @@ fn kombu_consumer_gets_the_packet_dictionaries() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let got = names.consume(want.len());
+    let got = names.consume(want.len(), &[]);
     assert_eq!(got.len(), want.len() + 1);
     assert_eq!(got[want.len()], serde_json::json!({"left": 0}));
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -173,29 +110,24 @@ fn start_up_errors_are_one_line_with_distinct_codes_and_no_password() {
         format!("amqp://guest:{secret}@127.0.0.1:5672/%2f"),
         format!("amqp://nobody:{secret}@127.0.0.1:5672/"),
     ] {
-        let (code, line, all) = start_failure(&url);
-        assert_eq!(code, Some(10), "{all}");
-        assert!(line.contains("authentication refused"), "{line}");
-        assert!(!all.contains(secret), "password printed: {all}");
+        assert_start_refused(&url, 10, &["authentication refused"], secret);
     }
     // A virtual host that does not exist.
-    let (code, line, all) = start_failure(&format!(
-        "amqp://guest:{secret}@127.0.0.1:5672/no-such-vhost"
-    ));
-    assert!(code == Some(10), "{all}");
-    assert!(line.contains("refused"), "{line}");
-    assert!(!all.contains(secret), "{all}");
+    assert_start_refused(
+        &format!("amqp://guest:{secret}@127.0.0.1:5672/no-such-vhost"),
+        10,
+        &["refused"],
+        secret,
+    );
 
     // Nothing listening.
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let (code, line, all) = start_failure(&format!("amqp://guest:{secret}@127.0.0.1:{dead}/"));
-    assert_eq!(code, Some(9), "{all}");
-    assert!(line.contains("cannot connect"), "{line}");
-    assert!(!all.contains(secret), "{all}");
+    let dead = free_port();
+    assert_start_refused(
+        &format!("amqp://guest:{secret}@127.0.0.1:{dead}/"),
+        9,
+        &["cannot connect"],
+        secret,
+    );
 
     // Malformed URLs: usage error.
     for url in [
@@ -203,17 +135,16 @@ fn start_up_errors_are_one_line_with_distinct_codes_and_no_password() {
         format!("amqp://guest:{secret}@:5672/"),
         format!("amqp://guest:{secret}@127.0.0.1:5672/?heartbeat=5"),
     ] {
-        let (code, line, all) = start_failure(&url);
-        assert_eq!(code, Some(2), "{all}");
-        assert!(line.contains("URL"), "{line}");
-        assert!(!all.contains(secret), "{all}");
+        assert_start_refused(&url, 2, &["URL"], secret);
     }
 
     // TLS spoken to the plain AMQP port: the handshake fails (tests/sink_tls.rs has the rest).
-    let (code, line, all) = start_failure(&format!("amqps://guest:{secret}@127.0.0.1:5672/"));
-    assert_eq!(code, Some(11), "{all}");
-    assert!(line.contains("TLS"), "{line}");
-    assert!(!all.contains(secret), "{all}");
+    assert_start_refused(
+        &format!("amqps://guest:{secret}@127.0.0.1:5672/"),
+        11,
+        &["TLS"],
+        secret,
+    );
 }
 
 /// The pid (in `rabbitmqctl` form) of the broker connections named `name`.
@@ -263,12 +194,12 @@ fn assert_at_least_once(received: &[Vec<u8>], expected: &[Vec<u8>], resent: u64)
 /// stay within the counted resends. Only this test's own connection is closed.
 #[test]
 fn connection_closed_by_the_broker_mid_stream_loses_nothing() {
-    let names = Names::new("outage");
+    let names = AmqpNames::shared("outage");
     // Long enough (about 5 s at the broker's rate here) to still be running after the
     // rabbitmqctl calls that close the connection.
     let copies = 6;
     let files: Vec<PathBuf> = (0..copies).map(|_| root().join(FIXTURE)).collect();
-    let mut cfg = AmqpConfig::parse(BROKER, &names.options()).unwrap();
+    let mut cfg = AmqpConfig::parse(BROKER, &options(&names)).unwrap();
     cfg.endpoint.connection_name = unique("conn");
     cfg.backoff = Backoff {
         initial: Duration::from_millis(20),
@@ -328,7 +259,7 @@ fn connection_closed_by_the_broker_mid_stream_loses_nothing() {
     let resent = counters.resent();
     // Every message was confirmed, so all are in the queue: read until it is empty (at most
     // the upper bound, one more to see an excess).
-    let records = names.consume_with(
+    let records = names.consume(
         want.len() + resent as usize + 1,
         &["--drain", "--timeout", "3"],
     );
@@ -344,8 +275,8 @@ fn connection_closed_by_the_broker_mid_stream_loses_nothing() {
 fn measure_publish_rates() {
     let copies = 12;
     for confirms in [true, false] {
-        let names = Names::new("rate");
-        let mut cfg = AmqpConfig::parse(BROKER, &names.options()).unwrap();
+        let names = AmqpNames::shared("rate");
+        let mut cfg = AmqpConfig::parse(BROKER, &options(&names)).unwrap();
         cfg.confirms = confirms;
         let sink = AmqpSink::connect(cfg.clone()).unwrap();
         let job = ReadJob {
@@ -387,7 +318,7 @@ fn without_confirms_every_message_still_arrives() {
     let total = copies * FIXTURE_MESSAGES;
     // Not `drop`: it drops by design when the producer outruns the broker.
     for mode in ["spool", "block"] {
-        let names = Names::new(&format!("noconfirm_{mode}"));
+        let names = AmqpNames::shared(&format!("noconfirm_{mode}"));
         let out = bin()
             .arg("read")
             .args(vec![FIXTURE; copies])
@@ -414,12 +345,12 @@ fn without_confirms_every_message_still_arrives() {
 /// Reads the queue's depth until it reaches `want`, stops rising for `patience` or
 /// `deadline` passes; returns the last depth read. Never more than `want`: more would be
 /// duplicates.
-fn poll_depth(names: &Names, want: usize, patience: Duration, deadline: Duration) -> usize {
+fn poll_depth(names: &AmqpNames, want: usize, patience: Duration, deadline: Duration) -> usize {
     let mut last = 0usize;
     let started = Instant::now();
     let mut rose_at = started;
     loop {
-        let (bodies, left) = bodies(&names.consume_with(0, &[]));
+        let (bodies, left) = bodies(&names.consume(0, &[]));
         assert!(bodies.is_empty());
         let depth = left as usize;
         assert!(depth <= want, "{depth} messages in the queue, {want} sent");

@@ -8,196 +8,24 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
-/// Bytes of the pcap global header (records follow it).
-const PCAP_HEADER_BYTES: usize = 24;
-
-use crate::common;
 use crate::common::assert_in_order_at_least_once;
 use crate::common::brokers::{wait_for, PrivateRabbit, PrivateRedis};
-use crate::common::harness::{mkfifo, Run, TempDir};
-use crate::common::{bin, expected, root, spooled_records, unique, FIXTURE, FIXTURE_MESSAGES};
-
-/// A scratch directory (under target/: the spool refuses a path through a world-writable
-/// directory such as /tmp) that shows the runs' stderr files when the test failed.
-struct Scratch(TempDir);
-
-impl Scratch {
-    fn new(what: &str) -> Scratch {
-        Scratch(TempDir::scratch(what))
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.path(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            // What the runs said, to see why.
-            for name in ["stderr", "stderr1"] {
-                if let Ok(text) = std::fs::read_to_string(self.path(name)) {
-                    eprintln!("--- {name} of the run:\n{text}");
-                }
-            }
-        }
-    }
-}
-
-/// `netpipe-fast read <fifos> <args>`, stderr to a file. The pipes are made here; the
-/// reader opens them one after the other (the first once the output has connected).
-fn start_reader(fifos: &[PathBuf], stderr: &Path, args: &[&str]) -> Run {
-    for f in fifos {
-        mkfifo(f);
-    }
-    Run(bin()
-        .arg("read")
-        .args(fifos)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(File::create(stderr).unwrap())
-        .spawn()
-        .unwrap())
-}
-
-/// Writes a whole pcap into a pipe (waiting for the reader to open it) and closes it.
-fn feed(fifo: &Path, pcap: &[u8]) {
-    let mut pipe = File::options().write(true).open(fifo).unwrap();
-    pipe.write_all(pcap).unwrap();
-}
-
-fn parts(scratch: &Scratch, n: usize) -> Vec<PathBuf> {
-    (1..=n)
-        .map(|i| scratch.path(&format!("part{i}.pcap")))
-        .collect()
-}
-
-fn fixture_bytes() -> Vec<u8> {
-    std::fs::read(root().join(FIXTURE)).unwrap()
-}
-
-/// Seconds each copy of the fixture is moved later than the one before (a day, so even the
-/// `created` text of every message differs between copies).
-const COPY_SHIFT_SECS: u32 = 86_400;
-
-/// Copy `copy` (0, 1, 2, ...) of the fixture: every packet's time moved `copy` days later,
-/// so each copy's messages (`created`, `time_ns`) differ from every other copy's, and a
-/// spool replayed in the wrong place, or a copy delivered twice instead of another, shows.
-fn fixture_copy(copy: u32) -> Vec<u8> {
-    let mut pcap = fixture_bytes();
-    let le = match pcap[..4] {
-        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
-        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
-        _ => panic!("{FIXTURE} is not a classic pcap"),
-    };
-    let u32_at = |b: &[u8], at: usize| {
-        let v = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        if le {
-            u32::from_le_bytes(v)
-        } else {
-            u32::from_be_bytes(v)
-        }
-    };
-    let mut at = PCAP_HEADER_BYTES;
-    let mut records = 0;
-    while at + 16 <= pcap.len() {
-        let secs = u32_at(&pcap, at) + copy * COPY_SHIFT_SECS;
-        let bytes = if le {
-            secs.to_le_bytes()
-        } else {
-            secs.to_be_bytes()
-        };
-        pcap[at..at + 4].copy_from_slice(&bytes);
-        at += 16 + u32_at(&pcap, at + 8) as usize;
-        records += 1;
-    }
-    assert_eq!(at, pcap.len(), "{FIXTURE}: records do not end at the end");
-    assert_eq!(records, FIXTURE_MESSAGES);
-    pcap
-}
-
-/// The messages `read` makes of copies `0..copies` of the fixture, in order (`args` before
-/// the file), checked to share no message between copies.
-fn expected_copies(scratch: &Scratch, copies: u32, args: &[&str]) -> Vec<Vec<Vec<u8>>> {
-    let all: Vec<Vec<Vec<u8>>> = (0..copies)
-        .map(|k| {
-            let path = scratch.path(&format!("expected-copy{k}.pcap"));
-            std::fs::write(&path, fixture_copy(k)).unwrap();
-            let mut a = args.to_vec();
-            a.push(path.to_str().unwrap());
-            let msgs = expected(&a);
-            assert_eq!(msgs.len(), FIXTURE_MESSAGES);
-            msgs
-        })
-        .collect();
-    let mut seen = std::collections::HashSet::new();
-    for (k, msgs) in all.iter().enumerate() {
-        let mine: std::collections::HashSet<&Vec<u8>> = msgs.iter().collect();
-        assert!(
-            mine.iter().all(|m| !seen.contains(*m)),
-            "copy {k} repeats a message of an earlier copy"
-        );
-        seen.extend(mine);
-    }
-    all
-}
+use crate::common::kombu::{bodies, AmqpNames};
+use crate::common::outage::{
+    count, delivery_line, expected_copies, feed, first_copy_then_outage, fixture_bytes,
+    fixture_copy, parts, resent, segment_files, segment_records, start_reader, wait_exit,
+    wait_exit_code, Scratch, PCAP_HEADER_BYTES,
+};
+use crate::common::{bin, expected, spooled_records, unique, FIXTURE_MESSAGES};
 
 /// Whether `part` is `whole` with some messages left out (order kept).
 fn is_subsequence(part: &[Vec<u8>], whole: &[Vec<u8>]) -> bool {
     let mut w = whole.iter();
     part.iter().all(|m| w.any(|x| x == m))
-}
-
-fn segment_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.path().extension().and_then(|x| x.to_str()) == Some("seg"))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-/// The delivery layer's line of the summary.
-fn delivery_line(summary: &str) -> &str {
-    summary
-        .lines()
-        .find(|l| l.starts_with("delivery ("))
-        .unwrap_or_else(|| panic!("no delivery line in the summary:\n{summary}"))
-}
-
-/// The number written just before `word` in the summary (`"... 123 spooled, ..."`).
-fn count(summary: &str, word: &str) -> u64 {
-    let at = summary
-        .find(word)
-        .unwrap_or_else(|| panic!("no \"{word}\" in the summary:\n{summary}"));
-    summary[..at]
-        .trim_end()
-        .rsplit(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or_else(|| panic!("no number before \"{word}\" in:\n{summary}"))
-}
-
-fn wait_exit(run: &mut Run, limit: Duration, stderr: &Path) -> String {
-    let (code, text) = wait_exit_code(run, limit, stderr);
-    assert_eq!(code, Some(0), "the run failed: {text}");
-    text
-}
-
-/// Waits (at most `limit`) for the run to end; its exit code and stderr.
-fn wait_exit_code(run: &mut Run, limit: Duration, stderr: &Path) -> (Option<i32>, String) {
-    let child = &mut run.0;
-    let mut status = None;
-    wait_for("the run to end", limit, || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    let text = std::fs::read_to_string(stderr).unwrap();
-    (status.and_then(|s| s.code()), text)
 }
 
 /// The Redis list, oldest first.
@@ -212,6 +40,34 @@ fn redis_list(server: &PrivateRedis, queue: &str) -> Vec<Vec<u8>> {
     items
 }
 
+/// One Redis outage test's pieces: its scratch directory, a private server (`durable`: see
+/// [`PrivateRedis::durable`]), a queue of its own and the named pipes `part1..<n>.pcap`.
+fn redis_case(tag: &str, durable: bool, n: usize) -> (Scratch, PrivateRedis, String, Vec<PathBuf>) {
+    let scratch = Scratch::new(tag);
+    let srv = format!("{tag}_srv");
+    let server = if durable {
+        PrivateRedis::durable(&srv)
+    } else {
+        PrivateRedis::start(&srv, &[])
+    };
+    let fifos = parts(&scratch, n);
+    (scratch, server, unique(&format!("{tag}_q")), fifos)
+}
+
+/// `--output <server> --redis-format raw --queue <queue>` and `more`.
+fn raw_list_args(server: &PrivateRedis, queue: &str, more: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "--output".to_string(),
+        server.url(),
+        "--redis-format".into(),
+        "raw".into(),
+        "--queue".into(),
+        queue.into(),
+    ];
+    args.extend(more.iter().map(|s| s.to_string()));
+    args
+}
+
 fn redis_len(server: &PrivateRedis, queue: &str) -> usize {
     redis::cmd("LLEN")
         .arg(queue)
@@ -223,40 +79,17 @@ fn redis_len(server: &PrivateRedis, queue: &str) -> usize {
 /// go to the spool and are sent, in order, before the ones after it.
 #[test]
 fn redis_outage_spools_and_replays_in_order() {
-    let scratch = Scratch::new("outage_redis");
-    let mut server = PrivateRedis::start(
-        "outage_redis_srv",
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    );
-    let queue = unique("outage_q");
-    let fifos = parts(&scratch, 3);
+    let (scratch, mut server, queue, fifos) = redis_case("outage_redis", true, 3);
     let spool = scratch.path("spool");
     let stderr = scratch.path("stderr");
-    let url = server.url();
-    let mut child = start_reader(
+    let args = raw_list_args(&server, &queue, &["--spool-dir", spool.to_str().unwrap()]);
+    let mut child = start_reader(&fifos, &stderr, &args);
+    first_copy_then_outage(
+        &mut server,
         &fifos,
-        &stderr,
-        &[
-            "--output",
-            &url,
-            "--redis-format",
-            "raw",
-            "--queue",
-            &queue,
-            "--spool-dir",
-            spool.to_str().unwrap(),
-        ],
-    );
-    feed(&fifos[0], &fixture_copy(0));
-    wait_for("the first copy in Redis", Duration::from_secs(60), || {
-        redis_len(&server, &queue) == FIXTURE_MESSAGES
-    });
-    server.kill();
-    feed(&fifos[1], &fixture_copy(1));
-    wait_for(
-        "the second copy in the spool",
-        Duration::from_secs(60),
-        || spooled_records(&spool) == FIXTURE_MESSAGES,
+        &spool,
+        |s| redis_len(s, &queue) == FIXTURE_MESSAGES,
+        |n| n == FIXTURE_MESSAGES,
     );
     server.spawn();
     feed(&fifos[2], &fixture_copy(2));
@@ -276,11 +109,7 @@ fn redis_outage_spools_and_replays_in_order() {
     // Copy 1 (spooled) between copies 0 and 2: each copy's messages are its own.
     let want: Vec<Vec<u8>> = expected_copies(&scratch, 3, &["--redis-format", "raw"]).concat();
     let received = redis_list(&server, &queue);
-    assert_in_order_at_least_once(
-        &received,
-        &want,
-        count(delivery_line(&summary), "resent after"),
-    );
+    assert_in_order_at_least_once(&received, &want, resent(&summary));
 }
 
 /// Kill -9 the publisher while the broker is down and the stream is in the spool; start it
@@ -288,38 +117,17 @@ fn redis_outage_spools_and_replays_in_order() {
 /// is lost and nothing is repeated.
 #[test]
 fn kill_9_while_spooling_then_the_next_start_replays_the_spool() {
-    let scratch = Scratch::new("kill9");
-    let mut server = PrivateRedis::start(
-        "kill9_srv",
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    );
-    let queue = unique("kill9_q");
-    let fifos = parts(&scratch, 3);
+    let (scratch, mut server, queue, fifos) = redis_case("kill9", true, 3);
     let spool = scratch.path("spool");
-    let spool_arg = spool.to_str().unwrap().to_string();
-    let url = server.url();
-    let common_args = [
-        "--output",
-        &url,
-        "--redis-format",
-        "raw",
-        "--queue",
-        &queue,
-        "--spool-dir",
-        &spool_arg,
-    ];
+    let common_args = raw_list_args(&server, &queue, &["--spool-dir", spool.to_str().unwrap()]);
     let stderr1 = scratch.path("stderr1");
     let mut child = start_reader(&fifos, &stderr1, &common_args);
-    feed(&fifos[0], &fixture_copy(0));
-    wait_for("the first copy in Redis", Duration::from_secs(60), || {
-        redis_len(&server, &queue) == FIXTURE_MESSAGES
-    });
-    server.kill();
-    feed(&fifos[1], &fixture_copy(1));
-    wait_for(
-        "the second copy in the spool",
-        Duration::from_secs(60),
-        || spooled_records(&spool) == FIXTURE_MESSAGES,
+    first_copy_then_outage(
+        &mut server,
+        &fifos,
+        &spool,
+        |s| redis_len(s, &queue) == FIXTURE_MESSAGES,
+        |n| n == FIXTURE_MESSAGES,
     );
     // The reader now waits on the third pipe, the spool holds the second copy.
     child.0.kill().unwrap(); // SIGKILL
@@ -331,7 +139,7 @@ fn kill_9_while_spooling_then_the_next_start_replays_the_spool() {
         .arg("read")
         .arg("pcaps/ethernet-icmp.pcap")
         .args(["--source-host", "second-run"])
-        .args(common_args)
+        .args(&common_args)
         .output()
         .unwrap();
     let summary = String::from_utf8_lossy(&out.stderr).to_string();
@@ -379,26 +187,10 @@ fn kill_9_while_spooling_then_the_next_start_replays_the_spool() {
 /// has no room for is dropped, and every message is either in Redis or counted as dropped.
 #[test]
 fn when_full_drop_counts_every_drop() {
-    let scratch = Scratch::new("drop");
-    let server = PrivateRedis::start("drop_srv", &[]);
-    let queue = unique("drop_q");
-    let fifos = parts(&scratch, 1);
+    let (scratch, server, queue, fifos) = redis_case("drop", false, 1);
     let stderr = scratch.path("stderr");
-    let url = server.url();
-    let mut child = start_reader(
-        &fifos,
-        &stderr,
-        &[
-            "--output",
-            &url,
-            "--redis-format",
-            "raw",
-            "--queue",
-            &queue,
-            "--when-full",
-            "drop",
-        ],
-    );
+    let args = raw_list_args(&server, &queue, &["--when-full", "drop"]);
+    let mut child = start_reader(&fifos, &stderr, &args);
     // Open the pipe first: the reader opens it once the output has connected.
     let mut pipe = File::options().write(true).open(&fifos[0]).unwrap();
     server.pause(true);
@@ -443,29 +235,10 @@ fn when_full_drop_counts_every_drop() {
 /// exit 16, and every message read was either acknowledged or counted as dropped.
 #[test]
 fn when_full_drop_with_the_broker_killed_ends_with_exit_16() {
-    let scratch = Scratch::new("drop_kill");
-    let mut server = PrivateRedis::start(
-        "drop_kill_srv",
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    );
-    let queue = unique("drop_kill_q");
-    let fifos = parts(&scratch, 2);
+    let (scratch, mut server, queue, fifos) = redis_case("drop_kill", true, 2);
     let stderr = scratch.path("stderr");
-    let url = server.url();
-    let mut child = start_reader(
-        &fifos,
-        &stderr,
-        &[
-            "--output",
-            &url,
-            "--redis-format",
-            "raw",
-            "--queue",
-            &queue,
-            "--when-full",
-            "drop",
-        ],
-    );
+    let args = raw_list_args(&server, &queue, &["--when-full", "drop"]);
+    let mut child = start_reader(&fifos, &stderr, &args);
     feed(&fifos[0], &fixture_copy(0));
     // Drop mode may drop some of the first copy too (queue full on a busy machine): wait
     // for the broker to have some of it, not all.
@@ -513,29 +286,15 @@ fn when_full_drop_with_the_broker_killed_ends_with_exit_16() {
 /// how many were dropped and how many are left in which directory.
 #[test]
 fn spool_full_and_messages_left_in_the_spool_exit_16() {
-    let scratch = Scratch::new("spool_full");
-    let mut server = PrivateRedis::start("spool_full_srv", &[]);
-    let queue = unique("spool_full_q");
-    let fifos = parts(&scratch, 2);
+    let (scratch, mut server, queue, fifos) = redis_case("spool_full", false, 2);
     let spool = scratch.path("spool");
     let stderr = scratch.path("stderr");
-    let url = server.url();
-    let mut child = start_reader(
-        &fifos,
-        &stderr,
-        &[
-            "--output",
-            &url,
-            "--redis-format",
-            "raw",
-            "--queue",
-            &queue,
-            "--spool-dir",
-            spool.to_str().unwrap(),
-            "--spool-mb",
-            "1",
-        ],
+    let args = raw_list_args(
+        &server,
+        &queue,
+        &["--spool-dir", spool.to_str().unwrap(), "--spool-mb", "1"],
     );
+    let mut child = start_reader(&fifos, &stderr, &args);
     feed(&fifos[0], &fixture_copy(0));
     wait_for("the first copy in Redis", Duration::from_secs(60), || {
         redis_len(&server, &queue) == FIXTURE_MESSAGES
@@ -580,38 +339,6 @@ fn spool_full_and_messages_left_in_the_spool_exit_16() {
     );
 }
 
-/// The records of each segment file in `dir`, oldest segment first: the file, its id, and
-/// each record's offset and payload (read independently of src/sink/spool.rs: magic, then
-/// u32 LE length, u32 LE CRC-32C, payload).
-type SegmentRecords = (PathBuf, u64, Vec<(usize, Vec<u8>)>);
-
-fn segment_records(dir: &Path) -> Vec<SegmentRecords> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let name = e.file_name().into_string().unwrap();
-        let Some(id) = name
-            .strip_suffix(".seg")
-            .and_then(|h| u64::from_str_radix(h, 16).ok())
-        else {
-            continue;
-        };
-        let bytes = std::fs::read(e.path()).unwrap();
-        let mut records = Vec::new();
-        let mut at = 8;
-        while at + 8 <= bytes.len() {
-            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-            if at + 8 + len > bytes.len() {
-                break;
-            }
-            records.push((at, bytes[at + 8..at + 8 + len].to_vec()));
-            at += 8 + len;
-        }
-        out.push((e.path(), id, records));
-    }
-    out.sort_by_key(|s| s.1);
-    out
-}
-
 /// A spool written by the binary (Redis killed, the reader killed -9 while spooling), then
 /// damaged as the issue found it: a flipped byte in record 3 of a segment, a cursor pointing
 /// inside a record of it, and a cursor past the end of every other segment. The next start
@@ -620,35 +347,16 @@ fn segment_records(dir: &Path) -> Vec<SegmentRecords> {
 /// exit 16 because a damaged segment was set aside.
 #[test]
 fn a_damaged_spool_and_bad_cursors_still_deliver_every_good_record() {
-    let scratch = Scratch::new("damaged");
-    let mut server = PrivateRedis::start("damaged_srv", &[]);
-    let queue = unique("damaged_q");
-    let fifos = parts(&scratch, 3);
+    let (scratch, mut server, queue, fifos) = redis_case("damaged", false, 3);
     let spool = scratch.path("spool");
-    let spool_arg = spool.to_str().unwrap().to_string();
-    let url = server.url();
-    let common_args = [
-        "--output",
-        &url,
-        "--redis-format",
-        "raw",
-        "--queue",
-        &queue,
-        "--spool-dir",
-        &spool_arg,
-    ];
+    let common_args = raw_list_args(&server, &queue, &["--spool-dir", spool.to_str().unwrap()]);
     let mut child = start_reader(&fifos, &scratch.path("stderr1"), &common_args);
-    let pcap = fixture_bytes();
-    feed(&fifos[0], &pcap);
-    wait_for("the first copy in Redis", Duration::from_secs(60), || {
-        redis_len(&server, &queue) == FIXTURE_MESSAGES
-    });
-    server.kill();
-    feed(&fifos[1], &pcap);
-    wait_for(
-        "the second copy in the spool",
-        Duration::from_secs(60),
-        || spooled_records(&spool) == FIXTURE_MESSAGES,
+    first_copy_then_outage(
+        &mut server,
+        &fifos,
+        &spool,
+        |s| redis_len(s, &queue) == FIXTURE_MESSAGES,
+        |n| n == FIXTURE_MESSAGES,
     );
     child.0.kill().unwrap(); // SIGKILL
     child.0.wait().unwrap();
@@ -685,11 +393,11 @@ fn a_damaged_spool_and_bad_cursors_still_deliver_every_good_record() {
     assert_eq!(redis_len(&server, &queue), 0);
 
     let empty = scratch.path("empty.pcap");
-    std::fs::write(&empty, &pcap[..PCAP_HEADER_BYTES]).unwrap();
+    std::fs::write(&empty, &fixture_bytes()[..PCAP_HEADER_BYTES]).unwrap();
     let out = bin()
         .arg("read")
         .arg(&empty)
-        .args(common_args)
+        .args(&common_args)
         .output()
         .unwrap();
     let summary = String::from_utf8_lossy(&out.stderr).to_string();
@@ -728,56 +436,35 @@ fn a_damaged_spool_and_bad_cursors_still_deliver_every_good_record() {
 /// end.
 #[test]
 fn rabbitmq_outage_spools_and_replays() {
-    let py = common::venv_python("kombu");
-    assert!(
-        py.exists(),
-        "{} is missing: run scripts/test.sh, which makes the kombu virtual environment",
-        py.display()
-    );
     let scratch = Scratch::new("outage_amqp");
     let mut node = PrivateRabbit::start("outage_amqp_node");
-    let names = [
-        ("--queue", unique("oq")),
-        ("--exchange", unique("ox")),
-        ("--routing-key", unique("ork")),
-    ];
-    let mut args: Vec<String> = Vec::new();
-    for (flag, name) in &names {
-        args.push(flag.to_string());
-        args.push(name.clone());
-    }
+    let url = node.url();
+    let names = AmqpNames::private(&url, "outage");
+    let args = names.args();
     let fifos = parts(&scratch, 3);
     let spool = scratch.path("spool");
     let stderr = scratch.path("stderr");
-    let url = node.url();
     let mut run_args: Vec<&str> = vec!["--output", &url, "--spool-dir", spool.to_str().unwrap()];
     run_args.extend(args.iter().map(String::as_str));
     let mut child = start_reader(&fifos, &stderr, &run_args);
-    feed(&fifos[0], &fixture_copy(0));
-    // The first copy confirmed: the queue holds it (rabbitmqctl counts it).
-    let queue = names[0].1.clone();
-    let node_name = node.node.clone();
-    wait_for(
-        "the first copy in RabbitMQ",
-        Duration::from_secs(60),
-        || {
+    // The first copy is in once it is confirmed: the queue holds it (rabbitmqctl counts it).
+    // Then at least the second copy in the spool: the queue counts messages before their
+    // confirms reach us, so some of the first copy may be unconfirmed at the kill and spooled
+    // too.
+    first_copy_then_outage(
+        &mut node,
+        &fifos,
+        &spool,
+        |n| {
             let out = Command::new("rabbitmqctl")
-                .args(["-q", "-n", &node_name, "list_queues", "name", "messages"])
+                .args(["-q", "-n", &n.node, "list_queues", "name", "messages"])
                 .output()
                 .unwrap();
             String::from_utf8_lossy(&out.stdout).lines().any(|l| {
-                l.starts_with(&queue) && l.trim_end().ends_with(&FIXTURE_MESSAGES.to_string())
+                l.starts_with(&names.queue) && l.trim_end().ends_with(&FIXTURE_MESSAGES.to_string())
             })
         },
-    );
-    node.kill();
-    feed(&fifos[1], &fixture_copy(1));
-    // At least the second copy: the queue counts messages before their confirms reach us, so
-    // some of the first copy may be unconfirmed at the kill and spooled too.
-    wait_for(
-        "the second copy in the spool",
-        Duration::from_secs(60),
-        || spooled_records(&spool) >= FIXTURE_MESSAGES,
+        |n| n >= FIXTURE_MESSAGES,
     );
     node.spawn();
     feed(&fifos[2], &fixture_copy(2));
@@ -791,29 +478,8 @@ fn rabbitmq_outage_spools_and_replays() {
     assert_eq!(count(&summary, "replayed"), spooled, "{summary}");
     assert_eq!(segment_files(&spool), 0, "the spool was not emptied");
 
-    let out = Command::new(&py)
-        .arg(root().join("tests/kombu/consume_amqp.py"))
-        .args(["--url", &url, "--count", &(total + 100_000).to_string()])
-        .args(["--drain", "--timeout", "3"])
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "consume_amqp.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let received: Vec<Vec<u8>> = out
-        .stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
-        .filter_map(|r| r["body"].as_str().map(|b| b.as_bytes().to_vec()))
-        .collect();
+    let (received, _) =
+        bodies(&names.consume(total as usize + 100_000, &["--drain", "--timeout", "3"]));
     let want: Vec<Vec<u8>> = expected_copies(&scratch, 3, &[]).concat();
-    assert_in_order_at_least_once(
-        &received,
-        &want,
-        count(delivery_line(&summary), "resent after"),
-    );
+    assert_in_order_at_least_once(&received, &want, resent(&summary));
 }

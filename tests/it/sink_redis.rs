@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 use crate::common::brokers::{free_port, PrivateRedis};
+use crate::common::{assert_start_refused, combined, start_failure};
 use crate::common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
-use crate::common::{combined, start_failure};
 
 const SHARED: &str = "redis://127.0.0.1:6379";
 fn shared_redis(db: u8) -> redis::Connection {
@@ -394,10 +394,7 @@ fn assert_at_least_once(received: &[Vec<u8>], expected: &[Vec<u8>], resent: u64)
 /// the batches in flight at the kill may arrive twice (counted as resent).
 #[test]
 fn redis_outage_mid_stream_loses_nothing() {
-    let mut server = PrivateRedis::start(
-        "outage",
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    );
+    let mut server = PrivateRedis::durable("outage");
     let copies = 12;
     let files: Vec<PathBuf> = (0..copies).map(|_| root().join(FIXTURE)).collect();
     let queue = unique("outage_q");
@@ -487,10 +484,12 @@ fn start_up_errors_are_one_line_with_distinct_codes_and_no_password() {
     let port = server.port;
 
     // Wrong password, and no password at all.
-    let (code, line, all) = start_failure(&format!("redis://:wrong-{secret}@127.0.0.1:{port}/0"));
-    assert_eq!(code, Some(10), "{all}");
-    assert!(line.contains("authentication refused"), "{line}");
-    assert!(!all.contains(secret), "password printed: {all}");
+    assert_start_refused(
+        &format!("redis://:wrong-{secret}@127.0.0.1:{port}/0"),
+        10,
+        &["authentication refused"],
+        secret,
+    );
     let (code, line, _) = start_failure(&format!("redis://127.0.0.1:{port}/0"));
     assert_eq!(code, Some(10), "{line}");
     assert!(line.contains("wants a password"), "{line}");
@@ -516,10 +515,12 @@ fn start_up_errors_are_one_line_with_distinct_codes_and_no_password() {
 
     // Nothing listening.
     let dead = free_port();
-    let (code, line, all) = start_failure(&format!("redis://:{secret}@127.0.0.1:{dead}/0"));
-    assert_eq!(code, Some(9), "{all}");
-    assert!(line.contains("cannot connect"), "{line}");
-    assert!(!all.contains(secret), "{all}");
+    assert_start_refused(
+        &format!("redis://:{secret}@127.0.0.1:{dead}/0"),
+        9,
+        &["cannot connect"],
+        secret,
+    );
 
     // Malformed URLs: usage error.
     for url in [
@@ -527,18 +528,14 @@ fn start_up_errors_are_one_line_with_distinct_codes_and_no_password() {
         format!("redis://:{secret}@127.0.0.1:6379/db"),
         format!("nosuch://:{secret}@127.0.0.1:6379/0"),
     ] {
-        let (code, line, all) = start_failure(&url);
-        assert_eq!(code, Some(2), "{all}");
-        assert!(
-            line.contains("URL") || line.contains("unsupported output"),
-            "{line}"
-        );
-        assert!(!all.contains(secret), "{all}");
+        assert_start_refused(&url, 2, &["URL", "unsupported output"], secret);
     }
 
     // TLS spoken to a plain port: the handshake fails (tests/sink_tls.rs has the rest).
-    let (code, line, all) = start_failure(&format!("rediss://:{secret}@127.0.0.1:{port}/0"));
-    assert_eq!(code, Some(11), "{all}");
-    assert!(line.contains("TLS"), "{line}");
-    assert!(!all.contains(secret), "{all}");
+    assert_start_refused(
+        &format!("rediss://:{secret}@127.0.0.1:{port}/0"),
+        11,
+        &["TLS"],
+        secret,
+    );
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::common;
 use crate::common::brokers::{free_port, wait_for, PrivateRedis};
 use crate::common::harness::TempDir;
-use crate::common::stderr;
+use crate::common::{archived_packets, stderr};
 use crate::common::{bin, expected, unique, FIXTURE, FIXTURE_MESSAGES};
 
 /// Polls until something accepts TCP connections on `port`, or panics at the deadline or
@@ -138,6 +138,11 @@ fn read_with(ssl_options: &str, args: &[&str]) -> Output {
         .env("FORWARD_SSL_OPTIONS", ssl_options)
         .output()
         .unwrap()
+}
+
+/// `name` as the AMQP queue, exchange and routing key.
+fn one_name_args(name: &str) -> [&str; 6] {
+    ["--queue", name, "--exchange", name, "--routing-key", name]
 }
 
 /// A start-up failure must be exit 11 with one line naming TLS first, and no password.
@@ -344,18 +349,7 @@ fn record_reads_rediss_lists_and_streams() {
             .unwrap()
     };
     // The packets of an archive, without the fields the recorder adds, in order.
-    let archived = |name: &str| -> Vec<Value> {
-        let text = std::fs::read_to_string(dir.0.join(format!("{name}.json"))).unwrap();
-        let doc: Value = serde_json::from_str(&text).unwrap();
-        let mut packets = doc["packets"].as_array().cloned().unwrap_or_default();
-        for p in &mut packets {
-            if let Some(o) = p.as_object_mut() {
-                o.remove("id");
-                o.remove("received");
-            }
-        }
-        packets
-    };
+    let archived = |name: &str| archived_packets(&dir.0.join(format!("{name}.json")));
     let want_json: Vec<Value> = want
         .iter()
         .map(|l| serde_json::from_slice(l).unwrap())
@@ -504,28 +498,21 @@ impl TlsRabbit {
         }
     }
 
+    /// The TLS listener's `amqps://` URL, with the test user's password.
+    fn amqps_url(&self) -> String {
+        format!(
+            "amqps://{RABBIT_USER}:{RABBIT_PASSWORD}@127.0.0.1:{}/",
+            self.tls_port
+        )
+    }
+
     /// Reads `count` messages through the plain port with kombu (tests/kombu/consume_amqp.py).
     fn consume(&self, queue: &str, count: usize) -> Vec<Value> {
         let url = format!(
             "amqp://{RABBIT_USER}:{RABBIT_PASSWORD}@127.0.0.1:{}//",
             self.plain_port
         );
-        let count = count.to_string();
-        common::kombu::json_lines(
-            "consume_amqp.py",
-            &[
-                "--url",
-                &url,
-                "--count",
-                &count,
-                "--queue",
-                queue,
-                "--exchange",
-                queue,
-                "--routing-key",
-                queue,
-            ],
-        )
+        common::kombu::AmqpNames::one(&url, queue).consume(count, &[])
     }
 }
 
@@ -549,21 +536,11 @@ fn amqps_delivers_every_message_in_order_and_checks_the_certificate() {
     let pki = Pki::new();
     let broker = TlsRabbit::start(&pki);
     let password = RABBIT_PASSWORD;
-    let url = format!(
-        "amqps://{RABBIT_USER}:{password}@127.0.0.1:{}/",
-        broker.tls_port
-    );
+    let url = broker.amqps_url();
     let want = expected(&[FIXTURE]);
 
     let queue = unique("amqps_all");
-    let names = [
-        "--queue",
-        &queue,
-        "--exchange",
-        &queue,
-        "--routing-key",
-        &queue,
-    ];
+    let names = one_name_args(&queue);
     let out = read_with(
         &pki.options("ca.pem", "CERT_REQUIRED"),
         &[&["-o", url.as_str()][..], &names[..]].concat(),
@@ -575,19 +552,8 @@ fn amqps_delivers_every_message_in_order_and_checks_the_certificate() {
         err.contains(&format!("{FIXTURE_MESSAGES} confirmed")),
         "{err}"
     );
-    let records = broker.consume(&queue, FIXTURE_MESSAGES);
-    let (last, messages) = records
-        .split_last()
-        .expect("consume_amqp.py printed nothing");
-    assert_eq!(
-        last["left"].as_u64(),
-        Some(0),
-        "more messages than published"
-    );
-    let got: Vec<Vec<u8>> = messages
-        .iter()
-        .map(|r| r["body"].as_str().expect("body").as_bytes().to_vec())
-        .collect();
+    let (got, left) = common::kombu::bodies(&broker.consume(&queue, FIXTURE_MESSAGES));
+    assert_eq!(left, 0, "more messages than published");
     assert_eq!(got, want);
 
     // A CA that did not sign the broker's certificate: exit 11, nothing published.
@@ -628,20 +594,10 @@ fn record_reads_amqps_queues() {
     let pki = Pki::new();
     let broker = TlsRabbit::start(&pki);
     let password = RABBIT_PASSWORD;
-    let url = format!(
-        "amqps://{RABBIT_USER}:{password}@127.0.0.1:{}/",
-        broker.tls_port
-    );
+    let url = broker.amqps_url();
     let ssl = pki.options("ca.pem", "CERT_REQUIRED");
     let queue = unique("amqps_record");
-    let names = [
-        "--queue",
-        &queue,
-        "--exchange",
-        &queue,
-        "--routing-key",
-        &queue,
-    ];
+    let names = one_name_args(&queue);
     let out = read_with(&ssl, &[&["-o", url.as_str()][..], &names[..]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -664,15 +620,7 @@ fn record_reads_amqps_queues() {
     assert!(out.status.success(), "record: {}", stderr(&out));
     assert!(!stderr(&out).contains(password), "{}", stderr(&out));
     // The packets of the archive, without the fields the recorder adds, in order.
-    let text = std::fs::read_to_string(dir.0.join("amqps.json")).unwrap();
-    let doc: Value = serde_json::from_str(&text).unwrap();
-    let mut packets = doc["packets"].as_array().cloned().unwrap_or_default();
-    for p in &mut packets {
-        if let Some(o) = p.as_object_mut() {
-            o.remove("id");
-            o.remove("received");
-        }
-    }
+    let packets = archived_packets(&dir.0.join("amqps.json"));
     let want: Vec<Value> = expected(&[FIXTURE])
         .iter()
         .map(|l| serde_json::from_slice(l).unwrap())

@@ -67,6 +67,13 @@ impl PrivateRedis {
         r
     }
 
+    /// A server that writes every write to its append-only file before it answers
+    /// (`--appendonly yes --appendfsync always`): what it acknowledged survives a SIGKILL and
+    /// is there again after [`PrivateRedis::spawn`].
+    pub fn durable(what: &str) -> PrivateRedis {
+        PrivateRedis::start(what, &["--appendonly", "yes", "--appendfsync", "always"])
+    }
+
     /// Starts the server (again) on its port and waits until it answers PING (an
     /// append-only file is loaded by then).
     pub fn spawn(&mut self) {

@@ -65,6 +65,25 @@ impl Drop for Run {
     }
 }
 
+/// Polls `child` until it has ended (panics naming `what` after `limit`); its exit status.
+pub fn wait_exit(child: &mut Child, what: &str, limit: Duration) -> ExitStatus {
+    let mut status = None;
+    super::brokers::wait_for(what, limit, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    status.expect("wait_for returns once the child has ended")
+}
+
+/// Everything the child writes to its piped stderr, to the end (the child closes it when
+/// it ends).
+pub fn read_stderr(child: &mut Child) -> String {
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr piped"), &mut err)
+        .expect("read stderr");
+    err
+}
+
 /// Makes the named pipe `path`.
 pub fn mkfifo(path: &std::path::Path) {
     let ok = Command::new("mkfifo").arg(path).status().unwrap().success();

@@ -1,10 +1,16 @@
-//! Helpers shared by the sink tests (each test crate uses a different subset).
+//! The helpers every test module shares (each uses a subset), so none is written twice:
+//! here the program under test, its output, recorder CSVs and archives, spool segments and
+//! ordering checks; `harness` scratch directories, child processes, live-test checks and
+//! network namespaces; `brokers` free ports and private Redis/RabbitMQ servers; `kombu` the
+//! kombu scripts and AMQP names; `frames` hand-built frames, pcap writing and an independent
+//! pcap/pcapng record walker; `outage` the pieces of the broker-outage tests.
 #![allow(dead_code)]
 
 pub mod brokers;
 pub mod frames;
 pub mod harness;
 pub mod kombu;
+pub mod outage;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +30,41 @@ pub fn root() -> &'static Path {
 /// makes them: kombu, pandas, prom, communityid, fingerprint).
 pub fn venv_python(name: &str) -> PathBuf {
     root().join(format!("target/{name}-venv/bin/python"))
+}
+
+/// Panics with `how` (how to get them) unless `python` can import `modules` (e.g.
+/// "scapy, communityid"): an oracle test fails rather than skips without its oracle.
+pub fn require_python_modules(python: &Path, modules: &str, how: &str) {
+    let probe = Command::new(python)
+        .args(["-c", &format!("import {modules}")])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "{} cannot import {modules}, which this test needs as its oracle: {how}\n{}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!("cannot run {} ({e}): {how}", python.display()),
+    }
+}
+
+/// Runs `python tests/oracle/<script> --bin <the program under test> ARGS`; its output and
+/// its stdout then stderr as one text.
+pub fn run_oracle<S: AsRef<std::ffi::OsStr>>(
+    python: &Path,
+    script: &str,
+    args: &[S],
+) -> (Output, String) {
+    let out = Command::new(python)
+        .arg(root().join("tests/oracle").join(script))
+        .arg("--bin")
+        .arg(BIN)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run tests/oracle/{script}: {e}"));
+    let report = combined(&out);
+    (out, report)
 }
 
 /// A finished process's stderr, as text.
@@ -57,26 +98,42 @@ pub fn start_failure(url: &str) -> (Option<i32>, String, String) {
 /// `received` is `want` with at most `resent` messages repeated (the at-least-once window):
 /// every wanted message in order; an extra one may only repeat one already received.
 pub fn assert_in_order_at_least_once(received: &[Vec<u8>], want: &[Vec<u8>], resent: u64) {
+    let dup = repeats_in_order("", received, want);
+    assert!(dup <= resent, "{dup} duplicates but only {resent} resent");
+}
+
+/// Checks that `received` is every message of `want`, in order, with repeats of messages
+/// already received mixed in (nothing lost, nothing foreign, nothing out of order); returns
+/// the number of repeats. `what` starts each failure message (e.g. "partition 2: ").
+pub fn repeats_in_order<W: AsRef<[u8]>>(what: &str, received: &[Vec<u8>], want: &[W]) -> u64 {
     assert!(
         received.len() >= want.len(),
-        "lost messages: {} received, {} sent",
+        "{what}lost messages: {} received, {} sent",
         received.len(),
         want.len()
     );
-    let dup = (received.len() - want.len()) as u64;
-    assert!(dup <= resent, "{dup} duplicates but only {resent} resent");
     let mut w = 0;
     for (i, m) in received.iter().enumerate() {
-        if w < want.len() && *m == want[w] {
+        if w < want.len() && m.as_slice() == want[w].as_ref() {
             w += 1;
         } else {
             assert!(
                 received[..i].contains(m),
-                "message {i} received is neither the next one sent nor a repeat"
+                "{what}message {i} received is neither the next one sent nor a repeat"
             );
         }
     }
-    assert_eq!(w, want.len(), "not every message arrived in order");
+    assert_eq!(w, want.len(), "{what}not every message arrived in order");
+    (received.len() - want.len()) as u64
+}
+
+/// Runs `read` of the fixture into `url`, which must fail to start with exit `code`, a first
+/// stderr line containing one of `reasons`, and `secret` nowhere in the output.
+pub fn assert_start_refused(url: &str, code: i32, reasons: &[&str], secret: &str) {
+    let (got, line, all) = start_failure(url);
+    assert_eq!(got, Some(code), "{all}");
+    assert!(reasons.iter().any(|r| line.contains(r)), "{line}");
+    assert!(!all.contains(secret), "{all}");
 }
 
 /// The binary, run from the repository root, with none of the environment variables that
@@ -125,28 +182,69 @@ pub fn expected(args: &[&str]) -> Vec<Vec<u8>> {
 }
 
 /// Messages in the spool's segment files in `dir` (every whole record after the 8-byte
-/// magic, delivered or not: nothing is acknowledged while the broker is down).
+/// magic, delivered or not: nothing is acknowledged while the broker is down); 0 while the
+/// directory or a file cannot be read.
 pub fn spooled_records(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
-    let mut n = 0;
-    for e in entries.flatten() {
-        if e.path().extension().and_then(|x| x.to_str()) != Some("seg") {
-            continue;
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().and_then(|x| x.to_str()) == Some("seg"))
+        .map(|e| segment_record_spans(&std::fs::read(e.path()).unwrap_or_default()).len())
+        .sum()
+}
+
+/// The whole records of one spool segment file's bytes, as (offset, payload): after the
+/// 8-byte magic, each a u32 LE length, a u32 LE CRC-32C and the payload (the format of
+/// src/sink/spool.rs, read here independently of it); a torn last record is left out.
+pub fn segment_payloads(bytes: &[u8]) -> Vec<(usize, Vec<u8>)> {
+    segment_record_spans(bytes)
+        .into_iter()
+        .map(|(at, len)| (at, bytes[at + 8..at + 8 + len].to_vec()))
+        .collect()
+}
+
+/// As [`segment_payloads`], each record as its offset and payload length only (nothing
+/// copied: [`spooled_records`] polls with it while the program under test runs).
+fn segment_record_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut records = Vec::new();
+    let mut at = 8;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if at + 8 + len > bytes.len() {
+            break;
         }
-        let bytes = std::fs::read(e.path()).unwrap_or_default();
-        let mut at = 8;
-        while at + 8 <= bytes.len() {
-            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-            if at + 8 + len > bytes.len() {
-                break;
-            }
-            at += 8 + len;
-            n += 1;
+        records.push((at, len));
+        at += 8 + len;
+    }
+    records
+}
+
+/// Rows the recorder writing `csv` has committed, from its state file (0 before the first
+/// snapshot, or while the file is missing or being replaced).
+pub fn committed_rows(csv: &Path) -> u64 {
+    let state = netpipe_fast::record::csv::suffixed(csv, ".state");
+    std::fs::read(&state)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["rows"].as_u64())
+        .unwrap_or(0)
+}
+
+/// The packets of a recorder's archive (`--archive-json`), in order, without the fields the
+/// recorder adds (`id`, `received`).
+pub fn archived_packets(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut packets = doc["packets"].as_array().cloned().unwrap_or_default();
+    for p in &mut packets {
+        if let Some(o) = p.as_object_mut() {
+            o.remove("id");
+            o.remove("received");
         }
     }
-    n
+    packets
 }
 
 /// A test that skips itself says so with `line` ("skipping WHAT: WHY") on stderr, and, when
@@ -275,4 +373,31 @@ pub fn record_files(dir: &harness::TempDir, name: &str) -> Vec<String> {
         "--stop-file".into(),
         dir.path(&format!("{name}.stop")).display().to_string(),
     ]
+}
+
+/// The first `count` fixture messages as JSON lines (`fixture.jsonl` in `dir`), and the
+/// recording `record` makes of that file (`reference.*` in `dir`, one snapshot): its rows as
+/// a [`row_bag`], checked to hold `count` rows.
+pub fn reference_recording(
+    dir: &harness::TempDir,
+    count: usize,
+) -> (PathBuf, HashMap<String, usize>) {
+    let jsonl = dir.path("fixture.jsonl");
+    let out = bin()
+        .args(["read", "-q", "-c", &count.to_string(), FIXTURE])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(&jsonl, &out.stdout).unwrap();
+    let mut args = record_files(dir, "reference");
+    args.extend(["--save-after-num".into(), "100000".into()]);
+    let out = rec()
+        .args(["--input", &format!("file:{}", jsonl.display())])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", combined(&out));
+    let bag = row_bag(&dir.path("reference.csv"));
+    assert_eq!(bag.values().sum::<usize>(), count);
+    (jsonl, bag)
 }
