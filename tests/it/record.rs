@@ -9,12 +9,15 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common;
-use crate::common::harness::TempDir;
+use crate::common::brokers::{free_port, wait_for};
+use crate::common::harness::{read_stderr, wait_exit, TempDir};
 use crate::common::kombu;
+use crate::common::kombu::AmqpNames;
 use crate::common::{bin, root, unique, FIXTURE, FIXTURE_MESSAGES};
+use crate::common::{committed_rows, reference_recording};
 use crate::common::{merge, read_csv, row_bag};
 use crate::common::{rec, record_files as files};
 
@@ -34,46 +37,6 @@ fn rows_in(path: &Path) -> usize {
         return 0;
     }
     read_csv(path).1.len()
-}
-
-/// Committed rows, from the state file (0 before the first snapshot).
-fn committed_rows(csv: &Path) -> u64 {
-    let state = netpipe_fast::record::csv::suffixed(csv, ".state");
-    std::fs::read(&state)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["rows"].as_u64())
-        .unwrap_or(0)
-}
-
-fn poll(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The fixture as JSON lines, and the reference recording of it made from the file.
-fn reference(dir: &TempDir, count: usize) -> (PathBuf, HashMap<String, usize>) {
-    let jsonl = dir.path("fixture.jsonl");
-    let out = bin()
-        .args(["read", "-q", "-c", &count.to_string(), FIXTURE])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    std::fs::write(&jsonl, &out.stdout).unwrap();
-    let mut args = files(dir, "reference");
-    args.extend(["--save-after-num".into(), "100000".into()]);
-    let out = rec()
-        .args(["--input", &format!("file:{}", jsonl.display())])
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let bag = row_bag(&dir.path("reference.csv"));
-    assert_eq!(bag.values().sum::<usize>(), count);
-    (jsonl, bag)
 }
 
 /// target/pandas-venv's Python (the oracle's pandas and csv module).
@@ -366,7 +329,7 @@ fn bad_input_is_counted_with_its_position_and_saved() {
 #[test]
 fn resumed_file_recording_has_every_message_once() {
     let dir = TempDir::unique("rec_resume");
-    let (jsonl, want) = reference(&dir, 3000);
+    let (jsonl, want) = reference_recording(&dir, 3000);
     let input = format!("file:{}", jsonl.display());
     // First run stops after 1234 messages (snapshots of 100, and a last one at the stop).
     let out = rec()
@@ -457,28 +420,16 @@ fn spawn(args: &[String]) -> Child {
 /// Creates the stop file and waits for the recorder to end; returns its stderr.
 fn stop(mut child: Child, stop_file: &Path) -> String {
     std::fs::write(stop_file, b"").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            assert!(status.success(), "recorder failed: {status:?} {err}");
-            return err;
-        }
-        assert!(Instant::now() < deadline, "recorder did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = wait_exit(&mut child, "the recorder to stop", Duration::from_secs(30));
+    let err = read_stderr(&mut child);
+    assert!(status.success(), "recorder failed: {status:?} {err}");
+    err
 }
 
 #[test]
 fn redis_recorder_killed_mid_stream_resumes_without_loss_or_duplicates() {
     let dir = TempDir::unique("rec_kill");
-    let (_, want) = reference(&dir, FIXTURE_MESSAGES);
+    let (_, want) = reference_recording(&dir, FIXTURE_MESSAGES);
     let queue = RedisQueue(unique("rec_kill"));
     fill_redis(&queue.0, FIXTURE_MESSAGES);
     let mut args: Vec<String> = vec![
@@ -492,7 +443,7 @@ fn redis_recorder_killed_mid_stream_resumes_without_loss_or_duplicates() {
     args.extend(files(&dir, "k"));
     let csv = dir.path("k.csv");
     let mut child = spawn(&args);
-    poll("the first 2000 rows", Duration::from_secs(60), || {
+    wait_for("the first 2000 rows", Duration::from_secs(60), || {
         committed_rows(&csv) >= 2000
     });
     child.kill().unwrap(); // SIGKILL
@@ -503,7 +454,7 @@ fn redis_recorder_killed_mid_stream_resumes_without_loss_or_duplicates() {
         "the recorder finished before the kill"
     );
     let child = spawn(&args);
-    poll("every row", Duration::from_secs(60), || {
+    wait_for("every row", Duration::from_secs(60), || {
         committed_rows(&csv) as usize >= FIXTURE_MESSAGES
     });
     let err = stop(child, &dir.path("k.stop"));
@@ -521,7 +472,7 @@ fn redis_recorder_killed_mid_stream_resumes_without_loss_or_duplicates() {
 #[test]
 fn two_recorders_split_one_redis_queue() {
     let dir = TempDir::unique("rec_two_redis");
-    let (_, want) = reference(&dir, FIXTURE_MESSAGES);
+    let (_, want) = reference_recording(&dir, FIXTURE_MESSAGES);
     let queue = RedisQueue(unique("rec_two"));
     let mk = |name: &str| {
         let mut a: Vec<String> = vec![
@@ -538,7 +489,7 @@ fn two_recorders_split_one_redis_queue() {
     let (a, b) = (spawn(&mk("a")), spawn(&mk("b")));
     fill_redis(&queue.0, FIXTURE_MESSAGES);
     let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
-    poll(
+    wait_for(
         "every row in one CSV or the other",
         Duration::from_secs(60),
         || (committed_rows(&ca) + committed_rows(&cb)) as usize >= FIXTURE_MESSAGES,
@@ -556,7 +507,7 @@ fn two_recorders_split_one_redis_queue() {
 /// another CSV, must end with exactly the messages A did not commit. Returns B's stderr.
 fn dead_recorder_taken_up(what: &str, abort_after_commit: Option<u32>) -> String {
     let dir = TempDir::unique(what);
-    let (_, want) = reference(&dir, 2500);
+    let (_, want) = reference_recording(&dir, 2500);
     let queue = RedisQueue(unique(what));
     fill_redis(&queue.0, 2500);
     let mk = |name: &str, save: &str| {
@@ -587,7 +538,7 @@ fn dead_recorder_taken_up(what: &str, abort_after_commit: Option<u32>) -> String
         assert!(!status.success(), "the test hook did not abort");
     } else {
         let mut a = a.spawn().unwrap();
-        poll("A: 2000 saved, 500 taken", Duration::from_secs(60), || {
+        wait_for("A: 2000 saved, 500 taken", Duration::from_secs(60), || {
             let keys: Vec<String> = con.keys(&processing).unwrap();
             let held: usize = keys.iter().map(|k| con.llen::<_, usize>(k).unwrap()).sum();
             committed_rows(&ca) == 2000 && held == 500
@@ -605,7 +556,7 @@ fn dead_recorder_taken_up(what: &str, abort_after_commit: Option<u32>) -> String
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let b = b.spawn().unwrap();
-    poll(
+    wait_for(
         "B: A's list gone and the rest saved",
         Duration::from_secs(60),
         || {
@@ -648,57 +599,12 @@ fn dead_redis_recorder_committed_list_is_dropped_not_recorded_twice() {
 // RabbitMQ
 // ------------------------------------------------------------------------------------------
 
-struct AmqpNames {
-    queue: String,
-    exchange: String,
-    key: String,
-}
-
-impl AmqpNames {
-    /// Unique names; the clean-up on drop needs target/kombu-venv (scripts/test.sh makes it),
-    /// so its absence fails the test rather than leaving queues on the shared broker.
-    fn new(what: &str) -> AmqpNames {
-        kombu::shared_rabbit_up();
-        let py = common::venv_python("kombu");
-        assert!(
-            py.exists(),
-            "{} is missing: run scripts/test.sh (the clean-up of test queues uses kombu)",
-            py.display()
-        );
-        AmqpNames {
-            queue: unique(&format!("{what}_q")),
-            exchange: unique(&format!("{what}_x")),
-            key: unique(&format!("{what}_rk")),
-        }
-    }
-
-    fn args(&self) -> Vec<String> {
-        [
-            "--queue",
-            &self.queue,
-            "--exchange",
-            &self.exchange,
-            "--routing-key",
-            &self.key,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    }
-}
-
-impl Drop for AmqpNames {
-    fn drop(&mut self) {
-        kombu::delete_amqp("amqp://guest:guest@127.0.0.1:5672//", &self.args());
-    }
-}
-
 #[test]
 fn two_recorders_split_one_rabbitmq_queue() {
     kombu::shared_rabbit_up();
     let dir = TempDir::unique("rec_two_amqp");
-    let (_, want) = reference(&dir, FIXTURE_MESSAGES);
-    let names = AmqpNames::new("rec_two");
+    let (_, want) = reference_recording(&dir, FIXTURE_MESSAGES);
+    let names = AmqpNames::shared("rec_two");
     let mk = |name: &str| {
         let mut a: Vec<String> = vec![
             "--input".into(),
@@ -712,7 +618,7 @@ fn two_recorders_split_one_rabbitmq_queue() {
     };
     let a = spawn(&mk("a"));
     // The first recorder declares the queue; wait for it before publishing.
-    poll(
+    wait_for(
         "the first recorder's state file",
         Duration::from_secs(30),
         || dir.path("a.csv.state").exists(),
@@ -725,7 +631,7 @@ fn two_recorders_split_one_rabbitmq_queue() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
-    poll(
+    wait_for(
         "every row in one CSV or the other",
         Duration::from_secs(60),
         || (committed_rows(&ca) + committed_rows(&cb)) as usize >= FIXTURE_MESSAGES,
@@ -897,9 +803,7 @@ fn antinex_client_logs_in_sends_jwt_and_logs_in_again_after_401() {
     assert_eq!(rows[1]["idx"], 1);
 
     // An AntiNex that does not answer: counted as failed, the recording is complete.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_port = dead.local_addr().unwrap().port();
-    drop(dead);
+    let dead_port = free_port();
     let out = rec()
         .args(["--input", &format!("file:{}", jsonl.display())])
         .args(files(&dir, "dead"))
@@ -916,7 +820,7 @@ fn antinex_client_logs_in_sends_jwt_and_logs_in_again_after_401() {
 #[test]
 fn stop_file_gives_the_message_in_hand_back_and_a_restart_finishes_the_queue() {
     let dir = TempDir::unique("rec_stopfile");
-    let (_, want) = reference(&dir, FIXTURE_MESSAGES);
+    let (_, want) = reference_recording(&dir, FIXTURE_MESSAGES);
     let queue = RedisQueue(unique("rec_stop"));
     fill_redis(&queue.0, FIXTURE_MESSAGES);
     let mut args: Vec<String> = vec![
@@ -930,7 +834,7 @@ fn stop_file_gives_the_message_in_hand_back_and_a_restart_finishes_the_queue() {
     args.extend(files(&dir, "s"));
     let csv = dir.path("s.csv");
     let child = spawn(&args);
-    poll("the first 1000 rows", Duration::from_secs(60), || {
+    wait_for("the first 1000 rows", Duration::from_secs(60), || {
         committed_rows(&csv) >= 1000
     });
     let err = stop(child, &dir.path("s.stop"));
@@ -949,7 +853,7 @@ fn stop_file_gives_the_message_in_hand_back_and_a_restart_finishes_the_queue() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     std::fs::remove_file(dir.path("s.stop")).unwrap();
     let child = spawn(&args);
-    poll("every row", Duration::from_secs(60), || {
+    wait_for("every row", Duration::from_secs(60), || {
         committed_rows(&csv) as usize >= FIXTURE_MESSAGES
     });
     stop(child, &dir.path("s.stop"));
@@ -1038,7 +942,7 @@ fn crash_between_commit_and_ack(args: &[String], csv: &Path, stop_file: &Path) -
     );
     assert_eq!(committed_rows(csv), 20 * 50);
     let child = spawn(args);
-    poll("every row", Duration::from_secs(60), || {
+    wait_for("every row", Duration::from_secs(60), || {
         committed_rows(csv) as usize >= FIXTURE_MESSAGES
     });
     stop(child, stop_file)
@@ -1047,7 +951,7 @@ fn crash_between_commit_and_ack(args: &[String], csv: &Path, stop_file: &Path) -
 #[test]
 fn crash_between_commit_and_ack_duplicates_nothing_redis() {
     let dir = TempDir::unique("rec_crash_redis");
-    let (_, want) = reference(&dir, FIXTURE_MESSAGES);
+    let (_, want) = reference_recording(&dir, FIXTURE_MESSAGES);
     let queue = RedisQueue(unique("rec_crash"));
     fill_redis(&queue.0, FIXTURE_MESSAGES);
     let mut args: Vec<String> = vec![
@@ -1097,8 +1001,8 @@ fn queue_counts(queue: &str) -> Option<(u64, u64)> {
 #[test]
 fn rabbitmq_connection_closed_by_the_broker_reconnects_without_duplicates() {
     let dir = TempDir::unique("rec_amqp_reconnect");
-    let (_, want) = reference(&dir, 2500);
-    let names = AmqpNames::new("rec_reconnect");
+    let (_, want) = reference_recording(&dir, 2500);
+    let names = AmqpNames::shared("rec_reconnect");
     let mut args: Vec<String> = vec![
         "--input".into(),
         AMQP.into(),
@@ -1112,7 +1016,7 @@ fn rabbitmq_connection_closed_by_the_broker_reconnects_without_duplicates() {
     let csv = dir.path("r.csv");
     let child = spawn(&args);
     let pid = child.id();
-    poll("the recorder's connection", Duration::from_secs(30), || {
+    wait_for("the recorder's connection", Duration::from_secs(30), || {
         recorder_connection(pid).is_some()
     });
     let out = bin()
@@ -1122,7 +1026,7 @@ fn rabbitmq_connection_closed_by_the_broker_reconnects_without_duplicates() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     // Two snapshots committed, 500 rows pending and unacknowledged.
-    poll("2000 saved, 500 held", Duration::from_secs(60), || {
+    wait_for("2000 saved, 500 held", Duration::from_secs(60), || {
         committed_rows(&csv) == 2000 && queue_counts(&names.queue) == Some((500, 500))
     });
     let first = recorder_connection(pid).unwrap();
@@ -1132,7 +1036,7 @@ fn rabbitmq_connection_closed_by_the_broker_reconnects_without_duplicates() {
         "test: connection closed by the broker",
     ]);
     // A new connection, and the 500 delivered again to it (recognised, held unacknowledged).
-    poll("the new connection", Duration::from_secs(60), || {
+    wait_for("the new connection", Duration::from_secs(60), || {
         recorder_connection(pid).is_some_and(|c| c != first)
             && queue_counts(&names.queue) == Some((500, 500))
     });
@@ -1147,8 +1051,8 @@ fn rabbitmq_connection_closed_by_the_broker_reconnects_without_duplicates() {
 fn crash_between_commit_and_ack_duplicates_nothing_rabbitmq() {
     kombu::shared_rabbit_up();
     let dir = TempDir::unique("rec_crash_amqp");
-    let (_, want) = reference(&dir, FIXTURE_MESSAGES);
-    let names = AmqpNames::new("rec_crash");
+    let (_, want) = reference_recording(&dir, FIXTURE_MESSAGES);
+    let names = AmqpNames::shared("rec_crash");
     let mut args: Vec<String> = vec![
         "--input".into(),
         AMQP.into(),
@@ -1191,7 +1095,7 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 #[test]
 fn hostile_owner_record_path_is_never_opened() {
     let dir = TempDir::unique("rec_owner_path");
-    let (_, want) = reference(&dir, 40);
+    let (_, want) = reference_recording(&dir, 40);
     let queue = RedisQueue(unique("rec_owner_path"));
     let mut con = redis_con();
     // 40 messages in two dead recorders' processing lists (30 and 10), nothing on the queue.
@@ -1239,7 +1143,7 @@ fn hostile_owner_record_path_is_never_opened() {
     args.extend(files(&dir, "b"));
     let child = spawn(&args);
     let pid = child.id();
-    poll(
+    wait_for(
         "the orphaned messages recorded",
         Duration::from_secs(20),
         || committed_rows(&dir.path("b.csv")) == 40,
