@@ -13,6 +13,18 @@ pub const BATCH_PACKETS: usize = 1024;
 pub const SHRINK_FACTOR: usize = 4;
 /// Usual room of a JSON batch: a full batch plus one message.
 const JSON_BATCH_ROOM_BYTES: usize = BATCH_BYTES + 64 * 1024;
+/// The JSON a [`FrameBatch`] is expected to become when it is handed to a worker
+/// ([`FrameBatch::is_full`]): three usual batches, so that a hand-off carries some 700 frames
+/// of `pcaps/mixed.pcap` and the threads meet rarely.
+pub const FRAME_BATCH_JSON_BYTES: usize = 3 * BATCH_BYTES;
+/// Room of the JSON batch a worker writes a whole frame batch into
+/// ([`JsonBatch::with_room`]): the expected JSON and one usual batch more for frames whose
+/// messages are larger than the estimate.
+pub const WORKER_JSON_ROOM_BYTES: usize = FRAME_BATCH_JSON_BYTES + BATCH_BYTES;
+/// Room for copied frames in a [`FrameBatch`]: what [`FRAME_BATCH_JSON_BYTES`] allows, and one
+/// large frame.
+const FRAME_BATCH_ROOM_BYTES: usize =
+    FRAME_BATCH_JSON_BYTES / JSON_BYTES_PER_FRAME_BYTE + 64 * 1024;
 /// A frame's message holds each captured byte about twice (the payload's hex)...
 pub const JSON_BYTES_PER_FRAME_BYTE: usize = 2;
 /// ...plus the envelope and the decoded headers: about 440 bytes per frame of
@@ -46,6 +58,8 @@ pub struct JsonBatch {
     pub flows: Vec<u32>,
     /// Buffer capacities at the last [`JsonBatch::clear`], and how often they had changed.
     reuse: Reuse,
+    /// The buffer's usual capacity (it is cut back to this when it grew far past it).
+    room: usize,
 }
 
 /// How often a reused batch's buffers were found at another capacity when it was cleared
@@ -105,9 +119,15 @@ impl Drop for OversizedToken {
 impl JsonBatch {
     /// An empty batch with room for a full batch's JSON and messages.
     pub fn with_capacity() -> JsonBatch {
+        JsonBatch::with_room(JSON_BATCH_ROOM_BYTES)
+    }
+
+    /// An empty batch with `room_bytes` of room for JSON (a worker's, which takes a whole
+    /// [`FrameBatch`]: [`WORKER_JSON_ROOM_BYTES`]).
+    pub fn with_room(room_bytes: usize) -> JsonBatch {
         let mut batch = JsonBatch {
             seq: 0,
-            buf: Vec::with_capacity(JSON_BATCH_ROOM_BYTES),
+            buf: Vec::with_capacity(room_bytes),
             used: 0,
             ends: Vec::with_capacity(BATCH_PACKETS),
             hold: None,
@@ -115,6 +135,7 @@ impl JsonBatch {
             first_time_ns: 0,
             flows: Vec::new(),
             reuse: Reuse::default(),
+            room: room_bytes,
         };
         batch.reuse = Reuse::new(batch.capacities());
         batch
@@ -207,8 +228,8 @@ impl JsonBatch {
         self.flows.clear();
         self.hold = None;
         let before = self.capacities();
-        if self.buf.capacity() > SHRINK_FACTOR * JSON_BATCH_ROOM_BYTES {
-            self.buf = Vec::with_capacity(JSON_BATCH_ROOM_BYTES);
+        if self.buf.capacity() > SHRINK_FACTOR * self.room.max(JSON_BATCH_ROOM_BYTES) {
+            self.buf = Vec::with_capacity(self.room);
         }
         if self.ends.capacity() > SHRINK_FACTOR * BATCH_PACKETS {
             self.ends = Vec::with_capacity(BATCH_PACKETS);
@@ -359,7 +380,7 @@ impl FrameBatch {
     pub fn with_capacity() -> FrameBatch {
         let mut batch = FrameBatch {
             seq: 0,
-            data: Vec::with_capacity(BATCH_BYTES),
+            data: Vec::with_capacity(FRAME_BATCH_ROOM_BYTES),
             frames: Vec::with_capacity(BATCH_PACKETS),
             hold: None,
             shared: None,
@@ -453,13 +474,14 @@ impl FrameBatch {
 
     /// Time to hand it to a worker: the JSON its frames become (about
     /// [`JSON_BYTES_PER_FRAME_BYTE`] per byte and [`JSON_BYTES_PER_FRAME`] per frame) reaches
-    /// [`BATCH_BYTES`], or it holds [`BATCH_PACKETS`] frames. The worker writes a whole frame
-    /// batch into one JSON batch, so this keeps that within the JSON batch's usual room
-    /// and a reused JSON batch is not grown and cut back again batch after batch.
+    /// [`FRAME_BATCH_JSON_BYTES`], or it holds [`BATCH_PACKETS`] frames. The worker writes a
+    /// whole frame batch into one JSON batch, so this keeps that within the room of a
+    /// worker's JSON batch ([`WORKER_JSON_ROOM_BYTES`]), which is then not grown and cut back
+    /// again batch after batch.
     pub fn is_full(&self) -> bool {
         let json_bytes = JSON_BYTES_PER_FRAME_BYTE * self.frame_bytes()
             + JSON_BYTES_PER_FRAME * self.frames.len();
-        json_bytes >= BATCH_BYTES || self.frames.len() >= BATCH_PACKETS
+        json_bytes >= FRAME_BATCH_JSON_BYTES || self.frames.len() >= BATCH_PACKETS
     }
 
     /// Where the frames' bytes are, for [`FrameView::frame`].
@@ -492,7 +514,7 @@ impl FrameBatch {
         self.shared_len = 0;
         self.shared_from = usize::MAX;
         if self.data.capacity() > SHRINK_FACTOR * BATCH_BYTES {
-            self.data = Vec::with_capacity(BATCH_BYTES);
+            self.data = Vec::with_capacity(FRAME_BATCH_ROOM_BYTES);
         }
         if self.frames.capacity() > SHRINK_FACTOR * BATCH_PACKETS {
             self.frames = Vec::with_capacity(BATCH_PACKETS);

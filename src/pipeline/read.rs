@@ -13,7 +13,9 @@ use super::publish::{BatchWriter, Published};
 use super::stats::{DecodeStats, Summary};
 use super::worker::Worker;
 use crate::decode::{link_type_name, LinkType};
-use crate::encode::batch::{FrameBatch, JsonBatch, OversizedToken, SharedBytes};
+use crate::encode::batch::{
+    FrameBatch, JsonBatch, OversizedToken, SharedBytes, WORKER_JSON_ROOM_BYTES,
+};
 use crate::encode::FrameMeta;
 use crate::source::filter::{BpfFilter, FilterError};
 use crate::source::pcap_file::{CaptureReader, Frame, ReadError};
@@ -250,8 +252,14 @@ impl ReadJob {
         let (full_tx, full_rx) = bounded::<JsonBatch>(pool);
         let (free_tx, free_rx) = bounded::<JsonBatch>(pool);
         for _ in 0..pool {
-            // The channel has room for the whole pool.
-            let _ = free_tx.send(JsonBatch::with_capacity());
+            // The channel has room for the whole pool. A worker writes a whole frame batch
+            // into one JSON batch (more than the reading thread's batches hold).
+            let batch = if workers > 1 {
+                JsonBatch::with_room(WORKER_JSON_ROOM_BYTES)
+            } else {
+                JsonBatch::with_capacity()
+            };
+            let _ = free_tx.send(batch);
         }
         let output_closed = Arc::new(AtomicBool::new(false));
         let publisher = {
