@@ -303,7 +303,7 @@ pub fn community_id_hash(id: &[u8]) -> u32 {
 pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
 
 /// Captured frames for a worker thread: copies of frames in [`FrameBatch::data`], and frames of
-/// a mapped capture file handed on by position in [`FrameBatch::shared`] (no copy).
+/// a mapped capture file handed on by position ([`FrameBatch::push_shared`], no copy).
 #[derive(Default)]
 pub struct FrameBatch {
     /// Position in the source's order (kept by the JSON batch made from it).
