@@ -1,9 +1,10 @@
 //! `read`: capture files through the worker code to a sink, in file order.
 //!
 //! With one worker the reading thread decodes in place (no copy of the frame); with more it
-//! copies frames into [`FrameBatch`]es that worker threads turn into [`JsonBatch`]es. Either
-//! way a publisher thread writes the batches in order and hands the buffers back, so memory
-//! stays bounded by the buffer pools whatever the file size.
+//! fills [`FrameBatch`]es that worker threads turn into [`JsonBatch`]es: frames of a mapped
+//! file by their place in the mapping, streamed ones (stdin, pipes, compressed files) by
+//! copy. Either way a publisher thread writes the batches in order and hands the buffers
+//! back, so memory stays bounded by the buffer pools whatever the file size.
 
 use super::deliver::{Deliver, OpenOutput, OutputProbe, Undelivered};
 use super::metrics::{Metrics, RunCounters};
