@@ -1,7 +1,7 @@
-//! `read` of a mapped file against `read -` of the same bytes on standard input (which is
-//! always streamed): the same JSON, byte for byte, and the same exit code, for every fixture
-//! in pcaps/ and every file of tcpdump's corpus (`../shared/corpus/tcpdump-tests`, when it is
-//! there). And `--workers` 1 to 4 (4 is the appliance's documented command, on a machine
+//! `read` of a mapped file (with 1 and 2 workers) against `read -` of the same bytes on
+//! standard input (which is always streamed): the same JSON, byte for byte, and the same exit
+//! code, for every fixture in pcaps/ and every file of tcpdump's corpus
+//! (`../shared/corpus/tcpdump-tests`, when it is there). And `--workers` 1 to 4 (4 is the appliance's documented command, on a machine
 //! that may have 2 cores) all give the output of one worker, in file order, with the batch
 //! pools recycled (no batch buffer made after the start) and stdout written whole to a slow
 //! reader.
@@ -79,6 +79,18 @@ fn mapped_files_give_the_json_of_streamed_ones() {
                             path.display(),
                             mapped.1,
                             mapped.0.len(),
+                            streamed.1,
+                            streamed.0.len()
+                        );
+                        // Two workers take the mapped frames by position: the same again,
+                        // damaged records and exit codes included.
+                        let parallel = read(&["--workers", "2"], Some(path), None);
+                        assert!(
+                            parallel == streamed,
+                            "{}: 2 workers exit {:?}, {} bytes; streamed exit {:?}, {} bytes",
+                            path.display(),
+                            parallel.1,
+                            parallel.0.len(),
                             streamed.1,
                             streamed.0.len()
                         );
