@@ -192,6 +192,7 @@ enum Shared {
 }
 
 impl Shared {
+    #[inline]
     fn bytes(&self) -> &[u8] {
         match self {
             #[cfg(feature = "capture")]
@@ -229,6 +230,7 @@ struct InPlace {
 
 impl InPlace {
     /// Copies up to `out.len()` bytes from the position on; returns how many there were.
+    #[inline]
     fn read(&mut self, out: &mut [u8]) -> usize {
         let bytes = self.shared.bytes();
         let from = bytes.get(self.pos..).unwrap_or_default();
@@ -241,6 +243,7 @@ impl InPlace {
     }
 
     /// Moves the position up to `len` bytes on; returns how many there were.
+    #[inline]
     fn advance(&mut self, len: u64) -> u64 {
         let left = self.shared.bytes().len().saturating_sub(self.pos);
         let n = usize::try_from(len).unwrap_or(usize::MAX).min(left);
@@ -549,6 +552,7 @@ impl<R: Read> CaptureReader<R> {
     }
 
     /// Reads until `out` is full or the input ends; returns the bytes read.
+    #[inline]
     fn read_in(&mut self, out: &mut [u8]) -> Result<usize, ReadError> {
         if let Some(in_place) = &mut self.in_place {
             return Ok(in_place.read(out));
