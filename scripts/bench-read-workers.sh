@@ -13,6 +13,14 @@
 #      command (every command once per round, RUNS rounds), which stay comparable when other
 #      processes load the machine: CPU time does not count waiting for a core.
 # The load average is printed before and after.
+#   3. (PERF=1, the default when `perf` runs) `perf stat -e context-switches,cpu-migrations,
+#      task-clock` of every command with 1, 2 and 4 workers, interleaved as in 2: medians of
+#      context switches (voluntary and not: threads waiting for each other on the channels)
+#      and task-clock;
+#   4. (CALLGRIND=1, the default) total instructions of one run with 1, 2 and 4 workers of
+#      a CG_COPIES (2) x copy, by `valgrind --tool=callgrind` (every thread of the process;
+#      load-independent): what order keeping and the hand-off cost in work, and the ratio
+#      of the two builds.
 #
 #   scripts/bench-read-workers.sh BEFORE_BIN AFTER_BIN
 #   scripts/bench-read-workers.sh stdin AFTER_BIN
@@ -40,6 +48,9 @@ TSHARK_RUNS=${TSHARK_RUNS:-3}
 COPIES=${COPIES:-10}
 PASSES=${PASSES:-30}
 BIG=${BIG:-0}
+PERF=${PERF:-1}
+CALLGRIND=${CALLGRIND:-1}
+CG_COPIES=${CG_COPIES:-2}
 BIG_BYTES=${BIG_BYTES:-1073741824}
 FIXTURE=pcaps/mixed.pcap
 
@@ -132,6 +143,76 @@ for k, tree in enumerate(["before", "after"]):
               f"{pps / inmem_pps * 100:.0f} % | {c:.3f} s | {c / packets * 1e9:.0f} | "
               f"{med(name, 0) * 1000:.0f} ms |")
 PY
+
+# ---- 3. perf stat: context switches, task-clock ------------------------------------------------
+if [ "$PERF" = 1 ] && perf stat -e context-switches true >/dev/null 2>&1; then
+  # pstat TREE WORKERS: "context-switches cpu-migrations task-clock-ms" of one read run.
+  pstat() {
+    local cmd
+    if [ "$1" = before ] && [ "$before" = stdin ]; then
+      perf stat -x, -o "$work/p" -e context-switches,cpu-migrations,task-clock \
+        "$after" read - -q -j "$2" <"$file" >/dev/null 2>&1
+    else
+      perf stat -x, -o "$work/p" -e context-switches,cpu-migrations,task-clock \
+        "${!1}" read "$file" -q -j "$2" >/dev/null 2>&1
+    fi
+    awk -F, '$3 == "context-switches" { c = $1 } $3 == "cpu-migrations" { m = $1 }
+      $3 == "task-clock" { t = $1 } END { print c, m, t }' "$work/p"
+  }
+  : >"$work/perf.txt"
+  for _ in $(seq "$RUNS"); do
+    for tree in before after; do
+      for j in 1 2 4; do echo "$tree-j$j $(pstat "$tree" "$j")" >>"$work/perf.txt"; done
+    done
+  done
+  echo "load after perf stat: $(cut -d' ' -f1-3 /proc/loadavg)"
+  python3 - "$work/perf.txt" "$packets" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, cs, mig, ms = line.split()
+    rows.setdefault(name, []).append((float(cs), float(mig), float(ms)))
+packets = int(sys.argv[2])
+print("| build | workers | context switches (median) | per 1,000 packets | cpu-migrations | "
+      "task-clock median | task-clock ns/packet |")
+print("|---|---|---|---|---|---|---|")
+for name, r in rows.items():
+    tree, j = name.split("-j")
+    cs = statistics.median(x[0] for x in r)
+    mig = statistics.median(x[1] for x in r)
+    ms = statistics.median(x[2] for x in r)
+    print(f"| {tree} | {j} | {cs:,.0f} | {cs / packets * 1000:.2f} | {mig:,.0f} | {ms:.1f} ms | "
+          f"{ms * 1e6 / packets:.0f} |")
+PY
+fi
+
+# ---- 4. callgrind: instructions of the whole process --------------------------------------------
+if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null; then
+  cg_file=$work/mixed-x$CG_COPIES.pcap
+  cg_line=$(python3 scripts/make-big-pcap.py "$FIXTURE" "$cg_file" \
+    $((CG_COPIES * (fixture_bytes - 24) + 24)))
+  cg_packets=$(printf '%s\n' "$cg_line" | sed -E 's/^[^:]*: ([0-9]+) packets.*/\1/')
+  # instr TREE WORKERS: total instructions (all threads) of one read of $cg_file.
+  instr() {
+    local bin=${!1}
+    local input=(read "$cg_file")
+    if [ "$1" = before ] && [ "$before" = stdin ]; then bin=$after input=(read -); fi
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "${input[@]}" -q -j "$2" \
+      <"$cg_file" 2>&1 >/dev/null | sed -nE 's/.*Collected : ([0-9]+).*/\1/p'
+  }
+  echo "callgrind: $CG_COPIES x $FIXTURE, $cg_packets packets"
+  echo "| build | workers | instructions | per packet | / 1 worker of the same build |"
+  echo "|---|---|---|---|---|"
+  for tree in before after; do
+    one=""
+    for j in 1 2 4; do
+      n=$(instr "$tree" "$j")
+      [ -n "$one" ] || one=$n
+      awk -v t="$tree" -v j="$j" -v n="$n" -v one="$one" -v p="$cg_packets" \
+        'BEGIN { printf "| %s | %d | %d | %.1f | %.4f |\n", t, j, n, n / p, n / one }'
+    done
+  done
+fi
 
 [ "$BIG" = 1 ] || exit 0
 rm -f "$file"

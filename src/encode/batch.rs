@@ -1,6 +1,7 @@
 //! Reusable buffers passed between threads.
 
 use crate::encode::FrameMeta;
+use std::sync::Arc;
 
 /// Flush a batch once its JSON reaches this many bytes...
 pub const BATCH_BYTES: usize = 256 * 1024;
@@ -12,6 +13,23 @@ pub const BATCH_PACKETS: usize = 1024;
 pub const SHRINK_FACTOR: usize = 4;
 /// Usual room of a JSON batch: a full batch plus one message.
 const JSON_BATCH_ROOM_BYTES: usize = BATCH_BYTES + 64 * 1024;
+/// The JSON a [`FrameBatch`] is expected to become when it is handed to a worker
+/// ([`FrameBatch::is_full`]): three usual batches, so that a hand-off carries some 700 frames
+/// of `pcaps/mixed.pcap` and the threads meet rarely.
+pub const FRAME_BATCH_JSON_BYTES: usize = 3 * BATCH_BYTES;
+/// Room of the JSON batch a worker writes a whole frame batch into
+/// ([`JsonBatch::with_room`]): the expected JSON and one usual batch more for frames whose
+/// messages are larger than the estimate.
+pub const WORKER_JSON_ROOM_BYTES: usize = FRAME_BATCH_JSON_BYTES + BATCH_BYTES;
+/// Room for copied frames in a [`FrameBatch`]: what [`FRAME_BATCH_JSON_BYTES`] allows, and one
+/// large frame.
+const FRAME_BATCH_ROOM_BYTES: usize =
+    FRAME_BATCH_JSON_BYTES / JSON_BYTES_PER_FRAME_BYTE + 64 * 1024;
+/// A frame's message holds each captured byte about twice (the payload's hex)...
+pub const JSON_BYTES_PER_FRAME_BYTE: usize = 2;
+/// ...plus the envelope and the decoded headers: about 440 bytes per frame of
+/// `pcaps/mixed.pcap` (1,061 bytes of JSON for 312 captured bytes on average).
+pub const JSON_BYTES_PER_FRAME: usize = 512;
 
 /// Pre-serialised packet messages, one per line, ready for a sink.
 #[derive(Debug, Default)]
@@ -38,6 +56,37 @@ pub struct JsonBatch {
     /// message, written by the worker; empty otherwise (and in batches read back from the
     /// spool, whose hashes [`JsonBatch::partition`] finds again from the messages).
     pub flows: Vec<u32>,
+    /// Buffer capacities at the last [`JsonBatch::clear`], and how often they had changed.
+    reuse: Reuse,
+    /// The buffer's usual capacity (it is cut back to this when it grew far past it).
+    room: usize,
+}
+
+/// How often a reused batch's buffers were found at another capacity when it was cleared
+/// (grown past their room by an unusually large frame or message, or cut back after one):
+/// each is an allocation, and a steady state has none. `pipeline::read` sums them over its
+/// pools at the end of a run.
+#[derive(Clone, Copy, Debug, Default)]
+struct Reuse {
+    capacities: [usize; 3],
+    reallocations: u32,
+}
+
+impl Reuse {
+    fn new(capacities: [usize; 3]) -> Reuse {
+        Reuse {
+            capacities,
+            reallocations: 0,
+        }
+    }
+
+    /// Counts a change since the last look, then remembers `now`.
+    fn check(&mut self, before: [usize; 3], now: [usize; 3]) {
+        if before != self.capacities {
+            self.reallocations = self.reallocations.saturating_add(1);
+        }
+        self.capacities = now;
+    }
 }
 
 /// Permission for one oversized frame batch to be in flight, from the reader until its JSON
@@ -70,16 +119,40 @@ impl Drop for OversizedToken {
 impl JsonBatch {
     /// An empty batch with room for a full batch's JSON and messages.
     pub fn with_capacity() -> JsonBatch {
-        JsonBatch {
+        JsonBatch::with_room(JSON_BATCH_ROOM_BYTES)
+    }
+
+    /// An empty batch with `room_bytes` of room for JSON (a worker's, which takes a whole
+    /// [`FrameBatch`]: [`WORKER_JSON_ROOM_BYTES`]).
+    pub fn with_room(room_bytes: usize) -> JsonBatch {
+        let mut batch = JsonBatch {
             seq: 0,
-            buf: Vec::with_capacity(JSON_BATCH_ROOM_BYTES),
+            buf: Vec::with_capacity(room_bytes),
             used: 0,
             ends: Vec::with_capacity(BATCH_PACKETS),
             hold: None,
             worker: 0,
             first_time_ns: 0,
             flows: Vec::new(),
-        }
+            reuse: Reuse::default(),
+            room: room_bytes,
+        };
+        batch.reuse = Reuse::new(batch.capacities());
+        batch
+    }
+
+    /// Times the buffers had to be allocated again since the batch was made (see
+    /// [`JsonBatch::clear`]): 0 while frames and messages stay within the usual sizes.
+    pub fn reallocations(&self) -> u32 {
+        self.reuse.reallocations
+    }
+
+    fn capacities(&self) -> [usize; 3] {
+        [
+            self.buf.capacity(),
+            self.ends.capacity(),
+            self.flows.capacity(),
+        ]
     }
 
     /// Messages in the batch.
@@ -154,8 +227,9 @@ impl JsonBatch {
         self.ends.clear();
         self.flows.clear();
         self.hold = None;
-        if self.buf.capacity() > SHRINK_FACTOR * JSON_BATCH_ROOM_BYTES {
-            self.buf = Vec::with_capacity(JSON_BATCH_ROOM_BYTES);
+        let before = self.capacities();
+        if self.buf.capacity() > SHRINK_FACTOR * self.room.max(JSON_BATCH_ROOM_BYTES) {
+            self.buf = Vec::with_capacity(self.room);
         }
         if self.ends.capacity() > SHRINK_FACTOR * BATCH_PACKETS {
             self.ends = Vec::with_capacity(BATCH_PACKETS);
@@ -163,6 +237,8 @@ impl JsonBatch {
         if self.flows.capacity() > SHRINK_FACTOR * BATCH_PACKETS {
             self.flows = Vec::with_capacity(BATCH_PACKETS);
         }
+        let now = self.capacities();
+        self.reuse.check(before, now);
     }
 }
 
@@ -222,25 +298,50 @@ pub fn community_id_hash(id: &[u8]) -> u32 {
     (bits >> 4) as u32
 }
 
-/// Owned copies of captured frames, for handing to worker threads.
-#[derive(Debug, Default)]
+/// Bytes shared between threads by reference count: a mapped capture file, or a capture held
+/// in memory (`source::pcap_file::CaptureReader::shared_bytes`).
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// Captured frames for a worker thread: copies of frames in [`FrameBatch::data`], and frames of
+/// a mapped capture file handed on by position ([`FrameBatch::push_shared`], no copy).
+#[derive(Default)]
 pub struct FrameBatch {
     /// Position in the source's order (kept by the JSON batch made from it).
     pub seq: u64,
-    /// The frames' bytes, back to back.
+    /// The copied frames' bytes, back to back.
     pub data: Vec<u8>,
-    /// Where each frame lies in `data`, with its metadata.
+    /// Where each frame lies (in `data`, or in `shared`), with its metadata.
     pub frames: Vec<FrameRef>,
     /// The reader's permission to send this oversized batch; the worker moves it to the
     /// JSON batch it writes.
     pub hold: Option<OversizedToken>,
+    /// The capture the frames marked [`FrameRef::shared`] lie in; dropped when the batch is
+    /// cleared, so a mapping lives only while some batch still points into it.
+    shared: Option<SharedBytes>,
+    /// Bytes of the frames in `shared` (counted as `data` is, for [`FrameBatch::is_full`]).
+    shared_len: usize,
+    /// Lowest offset in `shared` of a frame of this batch (`usize::MAX` when none).
+    shared_from: usize,
+    /// Buffer capacities at the last [`FrameBatch::clear`], and how often they had changed.
+    reuse: Reuse,
+}
+
+impl std::fmt::Debug for FrameBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameBatch")
+            .field("seq", &self.seq)
+            .field("data_bytes", &self.data.len())
+            .field("frames", &self.frames.len())
+            .field("shared_bytes", &self.shared_len)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One frame inside a [`FrameBatch`].
 #[derive(Clone, Copy, Debug)]
 pub struct FrameRef {
-    /// Offset of the frame in [`FrameBatch::data`].
-    pub start: u32,
+    /// Offset of the frame in [`FrameBatch::data`], or in the shared capture when `shared`.
+    pub start: usize,
     /// Bytes of the frame as captured.
     pub len: u32,
     /// The frame's link type (pcap `LINKTYPE_*`).
@@ -250,17 +351,55 @@ pub struct FrameRef {
     /// A datagram reassembled from this many fragments (`--reassemble`); 0 for a frame as
     /// captured.
     pub reassembled: u16,
+    /// The bytes lie in the batch's shared capture (handed on by position), not in `data`.
+    pub shared: bool,
+}
+
+/// The bytes a worker reads a [`FrameBatch`]'s frames from, found once per batch
+/// ([`FrameBatch::view`]).
+#[derive(Clone, Copy)]
+pub struct FrameView<'a> {
+    data: &'a [u8],
+    shared: &'a [u8],
+}
+
+impl<'a> FrameView<'a> {
+    /// The bytes of frame `f` (empty if `f` does not belong to this batch).
+    #[inline]
+    pub fn frame(&self, f: &FrameRef) -> &'a [u8] {
+        let from = if f.shared { self.shared } else { self.data };
+        f.start
+            .checked_add(f.len as usize)
+            .and_then(|end| from.get(f.start..end))
+            .unwrap_or(&[])
+    }
 }
 
 impl FrameBatch {
     /// An empty batch with room for a full batch of frames.
     pub fn with_capacity() -> FrameBatch {
-        FrameBatch {
+        let mut batch = FrameBatch {
             seq: 0,
-            data: Vec::with_capacity(BATCH_BYTES),
+            data: Vec::with_capacity(FRAME_BATCH_ROOM_BYTES),
             frames: Vec::with_capacity(BATCH_PACKETS),
             hold: None,
-        }
+            shared: None,
+            shared_len: 0,
+            shared_from: usize::MAX,
+            reuse: Reuse::default(),
+        };
+        batch.reuse = Reuse::new(batch.capacities());
+        batch
+    }
+
+    /// Times the buffers had to be allocated again since the batch was made (see
+    /// [`FrameBatch::clear`]): 0 while frames stay within the usual sizes.
+    pub fn reallocations(&self) -> u32 {
+        self.reuse.reallocations
+    }
+
+    fn capacities(&self) -> [usize; 3] {
+        [self.data.capacity(), self.frames.capacity(), 0]
     }
 
     /// Copies a frame in.
@@ -270,7 +409,7 @@ impl FrameBatch {
 
     /// Pushes a datagram reassembled from `fragments` fragments.
     pub fn push_marked(&mut self, data: &[u8], link_type: u32, meta: FrameMeta, fragments: u16) {
-        let start = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
+        let start = self.data.len();
         self.data.extend_from_slice(data);
         self.frames.push(FrameRef {
             start,
@@ -278,36 +417,110 @@ impl FrameBatch {
             link_type,
             meta,
             reassembled: fragments,
+            shared: false,
         });
     }
 
-    /// Reached [`BATCH_BYTES`] or [`BATCH_PACKETS`]: time to hand it to a worker.
+    /// Adds the frame of `len` bytes at offset `at` of `shared` by position, without copying
+    /// it. A batch points into one capture only: when it already holds frames of another one
+    /// (or `at..at + len` is not inside `shared`), nothing is added and `false` says to copy
+    /// the frame in instead ([`FrameBatch::push`]).
+    pub fn push_shared(
+        &mut self,
+        shared: &SharedBytes,
+        at: usize,
+        len: usize,
+        link_type: u32,
+        meta: FrameMeta,
+    ) -> bool {
+        let (Ok(len32), Some(end)) = (u32::try_from(len), at.checked_add(len)) else {
+            return false;
+        };
+        match &self.shared {
+            Some(mine) if !Arc::ptr_eq(mine, shared) => return false,
+            Some(_) => {}
+            None => self.shared = Some(Arc::clone(shared)),
+        }
+        if end > (**shared).as_ref().len() {
+            return false;
+        }
+        self.shared_len += len;
+        self.shared_from = self.shared_from.min(at);
+        self.frames.push(FrameRef {
+            start: at,
+            len: len32,
+            link_type,
+            meta,
+            reassembled: 0,
+            shared: true,
+        });
+        true
+    }
+
+    /// The shared capture and the lowest offset in it of a frame handed on by position
+    /// (`None` when the batch has none): the reader keeps that capture's pages from there on until the batch
+    /// comes back.
+    pub fn shared_from(&self) -> Option<(&SharedBytes, usize)> {
+        self.shared
+            .as_ref()
+            .filter(|_| self.shared_from != usize::MAX)
+            .map(|s| (s, self.shared_from))
+    }
+
+    /// Bytes of all its frames, copied or shared.
+    pub fn frame_bytes(&self) -> usize {
+        self.data.len() + self.shared_len
+    }
+
+    /// Time to hand it to a worker: the JSON its frames become (about
+    /// [`JSON_BYTES_PER_FRAME_BYTE`] per byte and [`JSON_BYTES_PER_FRAME`] per frame) reaches
+    /// [`FRAME_BATCH_JSON_BYTES`], or it holds [`BATCH_PACKETS`] frames. The worker writes a
+    /// whole frame batch into one JSON batch, so this keeps that within the room of a
+    /// worker's JSON batch ([`WORKER_JSON_ROOM_BYTES`]), which is then not grown and cut back
+    /// again batch after batch.
     pub fn is_full(&self) -> bool {
-        self.data.len() >= BATCH_BYTES || self.frames.len() >= BATCH_PACKETS
+        let json_bytes = JSON_BYTES_PER_FRAME_BYTE * self.frame_bytes()
+            + JSON_BYTES_PER_FRAME * self.frames.len();
+        json_bytes >= FRAME_BATCH_JSON_BYTES || self.frames.len() >= BATCH_PACKETS
+    }
+
+    /// Where the frames' bytes are, for [`FrameView::frame`].
+    pub fn view(&self) -> FrameView<'_> {
+        FrameView {
+            data: &self.data,
+            shared: self.shared.as_ref().map_or(&[], |s| (**s).as_ref()),
+        }
     }
 
     /// The bytes of frame `f` (empty if `f` does not belong to this batch).
     pub fn frame(&self, f: &FrameRef) -> &[u8] {
-        let s = f.start as usize;
-        self.data.get(s..s + f.len as usize).unwrap_or(&[])
+        self.view().frame(f)
     }
 
-    /// Holds far more bytes than a usual batch (a frame of MiBs): the reader lets only a few
-    /// of these be in flight at once (see `pipeline::read`).
+    /// Holds far more bytes than a usual batch (a frame of MiBs; its JSON is larger still,
+    /// shared or copied): the reader lets only a few of these be in flight at once (see
+    /// `pipeline::read`).
     pub fn is_oversized(&self) -> bool {
-        self.data.len() > SHRINK_FACTOR * BATCH_BYTES
+        self.frame_bytes() > SHRINK_FACTOR * BATCH_BYTES
     }
 
-    /// Empties the batch for reuse, freeing a buffer that grew far past its usual size.
+    /// Empties the batch for reuse, freeing a buffer that grew far past its usual size, and
+    /// lets go of the shared capture.
     pub fn clear(&mut self) {
         self.data.clear();
         self.frames.clear();
+        let before = self.capacities();
+        self.shared = None;
+        self.shared_len = 0;
+        self.shared_from = usize::MAX;
         if self.data.capacity() > SHRINK_FACTOR * BATCH_BYTES {
-            self.data = Vec::with_capacity(BATCH_BYTES);
+            self.data = Vec::with_capacity(FRAME_BATCH_ROOM_BYTES);
         }
         if self.frames.capacity() > SHRINK_FACTOR * BATCH_PACKETS {
             self.frames = Vec::with_capacity(BATCH_PACKETS);
         }
+        let now = self.capacities();
+        self.reuse.check(before, now);
     }
 }
 
@@ -362,6 +575,56 @@ mod tests {
         let cap = json.buf.capacity();
         json.clear();
         assert_eq!(json.buf.capacity(), cap);
+    }
+
+    #[test]
+    fn frames_by_position_and_by_copy_in_one_batch() {
+        let meta = FrameMeta {
+            time_ns: 0,
+            wire_len: 0,
+            cap_len: 0,
+        };
+        let file: SharedBytes = Arc::new((0u8..=255).collect::<Vec<u8>>());
+        let other: SharedBytes = Arc::new(vec![9u8; 16]);
+        let mut frames = FrameBatch::with_capacity();
+        assert!(frames.shared_from().is_none());
+        assert!(frames.push_shared(&file, 100, 3, 1, meta));
+        frames.push_marked(&[7, 7], 1, meta, 2);
+        assert!(frames.push_shared(&file, 10, 2, 1, meta));
+        // Another capture, or a range past the end: refused, to be copied instead.
+        assert!(!frames.push_shared(&other, 0, 2, 1, meta));
+        assert!(!frames.push_shared(&file, 255, 2, 1, meta));
+        assert!(!frames.push_shared(&file, usize::MAX, 2, 1, meta));
+        let view = frames.view();
+        let got: Vec<&[u8]> = frames.frames.iter().map(|f| view.frame(f)).collect();
+        assert_eq!(got, [&[100u8, 101, 102][..], &[7, 7], &[10, 11]]);
+        assert_eq!(frames.frame_bytes(), 7);
+        let (shared, from) = frames.shared_from().expect("frames by position");
+        assert!(Arc::ptr_eq(shared, &file) && from == 10);
+        // Cleared: the capture is let go of (only the test's handle is left).
+        frames.clear();
+        assert!(frames.shared_from().is_none() && frames.frame_bytes() == 0);
+        assert_eq!(Arc::strong_count(&file), 1);
+        assert!(frames.push_shared(&other, 0, 16, 1, meta));
+        assert_eq!(frames.reallocations(), 0);
+    }
+
+    #[test]
+    fn reallocations_count_buffers_made_again() {
+        let mut json = JsonBatch::with_capacity();
+        json.buf.extend_from_slice(b"{}\n");
+        json.commit(3);
+        json.clear();
+        assert_eq!(json.reallocations(), 0);
+        // A message far past the room: the buffer grows (once) and is cut back (once more).
+        json.buf.resize(8 << 20, 0);
+        json.clear();
+        assert_eq!(json.reallocations(), 1);
+        json.clear();
+        assert_eq!(json.reallocations(), 1);
+        json.flows.push(1);
+        json.clear();
+        assert_eq!(json.reallocations(), 2);
     }
 
     #[test]

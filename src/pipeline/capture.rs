@@ -1173,7 +1173,7 @@ fn publish_stats(live: &WorkerCounters, ring: &mut Ring, enc: &Encoding<'_>) -> 
 }
 
 /// The publisher thread of live capture: writes batches as they arrive (no order across
-/// workers), returns their buffers; on an output error it stops the workers and counts the
+/// workers; what is queued together in one write), returns their buffers; on an output error it stops the workers and counts the
 /// rest as not written.
 fn publish_unordered(
     sink: Box<dyn Deliver>,
@@ -1187,11 +1187,16 @@ fn publish_unordered(
     let mut writer = BatchWriter::new(sink, free_tx, halt, Some(written))
         .with_counters(Arc::clone(&counters))
         .with_latency(latency);
-    for batch in full_rx.iter() {
+    // Batches already queued when one arrives go with it in one write (stdout and files:
+    // one `writev`); the channel holds at most a pool's worth, so `ready` never grows.
+    let mut ready = Vec::with_capacity(full_rx.capacity().unwrap_or(1).max(1));
+    while let Ok(batch) = full_rx.recv() {
         counters
             .queue_depth_batches
             .store(full_rx.len() as u64, Ordering::Relaxed);
-        writer.write(batch);
+        ready.push(batch);
+        ready.extend(full_rx.try_iter());
+        writer.write_many(&mut ready);
     }
     writer.finish()
 }

@@ -18,6 +18,33 @@ pub trait Deliver: Send {
     /// it dropped and counted, see [`Deliver::tally`]). An error ends the run's writing.
     fn deliver(&mut self, batch: JsonBatch) -> (JsonBatch, io::Result<usize>);
 
+    /// Delivers `batches` in order, as one [`Deliver::deliver`] call each would (every
+    /// element is replaced by the empty batch handed back), setting `taken[i]` to the
+    /// messages the output took of batch `i`. Stops at the first error, returned with the
+    /// index of the batch it hit: the batches before it were delivered, that one and the rest
+    /// were not (their `taken` stays 0). Outputs that write several batches with one system
+    /// call (stdout and files: `writev`) override it; `taken` is at least as long as
+    /// `batches`.
+    fn deliver_batches(
+        &mut self,
+        batches: &mut [JsonBatch],
+        taken: &mut [usize],
+    ) -> Result<(), (usize, io::Error)> {
+        for (i, slot) in batches.iter_mut().enumerate() {
+            let (back, result) = self.deliver(std::mem::take(slot));
+            *slot = back;
+            match result {
+                Ok(n) => {
+                    if let Some(t) = taken.get_mut(i) {
+                        *t = n;
+                    }
+                }
+                Err(e) => return Err((i, e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Writes out or waits for everything taken so far, and closes the output.
     fn finish(&mut self) -> io::Result<()>;
 
@@ -30,6 +57,63 @@ pub trait Deliver: Send {
     /// What this run dropped or left in the spool (asked after [`Deliver::finish`]).
     fn tally(&self) -> Undelivered {
         Undelivered::default()
+    }
+}
+
+/// Most batches handed to one `writev` by [`write_batches_vectored`] (Linux's `IOV_MAX` is
+/// 1024; the publisher rarely has more than a few ready).
+const MAX_IOVECS: usize = 64;
+
+/// Writes the messages of `batches` to `out`, in order, with as few `write_vectored` calls as
+/// it takes (one `writev` per up to 64 batches when the output takes everything at once).
+/// A short write, which pipes, sockets and full disks give, goes on from the first byte not
+/// written; `Interrupted` is retried. An error says which batch it hit: the batches before it
+/// were written whole, that one perhaps in part.
+pub fn write_batches_vectored<W: io::Write + ?Sized>(
+    out: &mut W,
+    batches: &[JsonBatch],
+) -> Result<(), (usize, io::Error)> {
+    // The next byte to write: batch `first`, offset `offset` in its messages.
+    let (mut first, mut offset) = (0usize, 0usize);
+    loop {
+        while batches
+            .get(first)
+            .is_some_and(|b| b.bytes().len() <= offset)
+        {
+            first += 1;
+            offset = 0;
+        }
+        let Some(rest) = batches.get(first..).filter(|r| !r.is_empty()) else {
+            return Ok(());
+        };
+        let mut slices = [io::IoSlice::new(&[]); MAX_IOVECS];
+        let mut count = 0;
+        for (slice, batch) in slices.iter_mut().zip(rest) {
+            let skip = if count == 0 { offset } else { 0 };
+            *slice = io::IoSlice::new(batch.bytes().get(skip..).unwrap_or_default());
+            count += 1;
+        }
+        match out.write_vectored(slices.get(..count).unwrap_or_default()) {
+            Ok(0) => return Err((first, io::ErrorKind::WriteZero.into())),
+            Ok(mut written) => {
+                while written > 0 {
+                    let Some(batch) = batches.get(first) else {
+                        break;
+                    };
+                    let left = batch.bytes().len().saturating_sub(offset);
+                    if written >= left {
+                        written -= left;
+                        first += 1;
+                        offset = 0;
+                    } else {
+                        offset += written;
+                        written = 0;
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((first, e)),
+        }
     }
 }
 
@@ -180,5 +264,117 @@ pub trait OpenOutput: Send + Sync + fmt::Debug {
     /// (the default): nothing to prepare.
     fn prepare_for_user(&self, _uid: u32, _gid: u32) -> io::Result<Option<Arc<dyn OpenOutput>>> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes at most `step` bytes per call (cycling through `steps`), fails with
+    /// `Interrupted` every third call, and with an error once `fail_at` bytes are in.
+    struct Stingy {
+        out: Vec<u8>,
+        steps: &'static [usize],
+        calls: usize,
+        fail_at: Option<usize>,
+    }
+
+    impl io::Write for Stingy {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[io::IoSlice::new(buf)])
+        }
+
+        fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls % 3 == 0 {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            if self.fail_at.is_some_and(|at| self.out.len() >= at) {
+                return Err(io::Error::other("disk full"));
+            }
+            let mut room = self.steps[self.calls % self.steps.len()];
+            let before = self.out.len();
+            for b in bufs {
+                let n = room.min(b.len());
+                self.out.extend_from_slice(&b[..n]);
+                room -= n;
+            }
+            Ok(self.out.len() - before)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn batch(messages: &[&str]) -> JsonBatch {
+        let mut b = JsonBatch::with_capacity();
+        for m in messages {
+            b.buf.extend_from_slice(m.as_bytes());
+            b.buf.push(b'\n');
+            let end = b.buf.len();
+            b.commit(end);
+        }
+        b
+    }
+
+    #[test]
+    fn short_writes_and_interruptions_write_every_byte_once_in_order() {
+        let batches = [
+            batch(&["{\"a\":1}", "{\"b\":22}"]),
+            batch(&[]),
+            batch(&["{\"c\":333}"]),
+            batch(&["{\"d\":4444}", "{}", "{\"e\":5}"]),
+        ];
+        let want: Vec<u8> = batches.iter().flat_map(|b| b.bytes().to_vec()).collect();
+        for steps in [&[1usize][..], &[3, 7, 1], &[5, 1000], &[1 << 20]] {
+            let mut out = Stingy {
+                out: Vec::new(),
+                steps,
+                calls: 0,
+                fail_at: None,
+            };
+            assert!(write_batches_vectored(&mut out, &batches).is_ok());
+            assert_eq!(out.out, want, "steps {steps:?}");
+        }
+        // Everything in one call when the output takes it.
+        let mut out = Stingy {
+            out: Vec::new(),
+            steps: &[1 << 20],
+            calls: 1,
+            fail_at: None,
+        };
+        assert!(write_batches_vectored(&mut out, &batches).is_ok());
+        assert_eq!((out.out.len(), out.calls), (want.len(), 2));
+    }
+
+    #[test]
+    fn an_error_names_the_batch_it_hit() {
+        let batches = [
+            batch(&["0123456789"]),
+            batch(&["abcdefghij"]),
+            batch(&["x"]),
+        ];
+        // 11 bytes in: the first batch is whole, the second not started; 15 in: inside it.
+        for (fail_at, hit, kept) in [(11, 1, 11), (15, 1, 15), (0, 0, 0), (22, 2, 22)] {
+            let mut out = Stingy {
+                out: Vec::new(),
+                steps: &[4, 7],
+                calls: 0,
+                fail_at: Some(fail_at),
+            };
+            let (at, e) = write_batches_vectored(&mut out, &batches).unwrap_err();
+            assert_eq!((at, out.out.len()), (hit, kept), "fail at {fail_at}");
+            assert_eq!(e.to_string(), "disk full");
+        }
+        let mut zero = Stingy {
+            out: Vec::new(),
+            steps: &[0],
+            calls: 0,
+            fail_at: None,
+        };
+        let (at, e) = write_batches_vectored(&mut zero, &batches).unwrap_err();
+        assert_eq!((at, e.kind()), (0, io::ErrorKind::WriteZero));
     }
 }

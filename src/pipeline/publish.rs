@@ -47,6 +47,10 @@ pub(crate) struct BatchWriter<'a> {
     /// Live capture with `--metrics`: what the sink took, for the latency watcher.
     latency: Option<LatencyFeed>,
     out: Published,
+    /// [`BatchWriter::write_many`]: per batch its worker, first capture time and messages...
+    origin: Vec<(usize, i64, u64)>,
+    /// ...and the messages the sink took.
+    taken: Vec<usize>,
 }
 
 impl<'a> BatchWriter<'a> {
@@ -70,6 +74,8 @@ impl<'a> BatchWriter<'a> {
                 report: None,
                 undelivered: Undelivered::default(),
             },
+            origin: Vec::new(),
+            taken: Vec::new(),
         }
     }
 
@@ -83,6 +89,69 @@ impl<'a> BatchWriter<'a> {
     pub fn with_latency(mut self, feed: Option<LatencyFeed>) -> Self {
         self.latency = feed;
         self
+    }
+
+    /// Writes `batches` (in order, emptying the vector) with as few calls into the sink as it
+    /// allows ([`Deliver::deliver_batches`]), counting and handing back each as
+    /// [`BatchWriter::write`] does.
+    pub fn write_many(&mut self, batches: &mut Vec<JsonBatch>) {
+        if batches.len() <= 1 {
+            if let Some(batch) = batches.pop() {
+                self.write(batch);
+            }
+            return;
+        }
+        // What each batch needs for the counters, read before the sink may swap it; the two
+        // vectors grow to the most batches written at once (the pool) and stay there.
+        self.origin.clear();
+        self.origin.extend(
+            batches
+                .iter()
+                .map(|b| (usize::from(b.worker), b.first_time_ns, b.len() as u64)),
+        );
+        self.taken.clear();
+        self.taken.resize(batches.len(), 0);
+        let failed = if self.out.error.is_none() {
+            match self.sink.deliver_batches(batches, &mut self.taken) {
+                Ok(()) => None,
+                Err((at, e)) => Some((at, e)),
+            }
+        } else {
+            Some((0, io::Error::other("not written")))
+        };
+        let delivered = failed.as_ref().map_or(batches.len(), |f| f.0);
+        for i in 0..self.origin.len() {
+            let (worker, first_time_ns, n) = self.origin[i];
+            if i < delivered {
+                let taken = self.taken.get(i).copied().unwrap_or(0) as u64;
+                self.out.written += taken;
+                if let Some(c) = &self.counters {
+                    c.add_written(worker, taken);
+                }
+                if let Some(feed) = &mut self.latency {
+                    feed.taken(first_time_ns, taken);
+                }
+            } else {
+                self.out.not_written += n;
+                if let Some(c) = &self.counters {
+                    c.not_written.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+        }
+        if let Some(w) = self.written_live {
+            w.store(self.out.written, Ordering::Relaxed);
+        }
+        if let Some((_, e)) = failed {
+            if self.out.error.is_none() {
+                self.out.error = Some(e);
+                self.stop.store(true, Ordering::Relaxed);
+            }
+        }
+        for mut batch in batches.drain(..) {
+            batch.clear();
+            // The pool may be gone when the sources have stopped; the buffer is then freed.
+            let _ = self.free_tx.send(batch);
+        }
     }
 
     pub fn write(&mut self, batch: JsonBatch) {

@@ -1,9 +1,10 @@
 //! `read`: capture files through the worker code to a sink, in file order.
 //!
 //! With one worker the reading thread decodes in place (no copy of the frame); with more it
-//! copies frames into [`FrameBatch`]es that worker threads turn into [`JsonBatch`]es. Either
-//! way a publisher thread writes the batches in order and hands the buffers back, so memory
-//! stays bounded by the buffer pools whatever the file size.
+//! fills [`FrameBatch`]es that worker threads turn into [`JsonBatch`]es: frames of a mapped
+//! file by their place in the mapping, streamed ones (stdin, pipes, compressed files) by
+//! copy. Either way a publisher thread writes the batches in order and hands the buffers
+//! back, so memory stays bounded by the buffer pools whatever the file size.
 
 use super::deliver::{Deliver, OpenOutput, OutputProbe, Undelivered};
 use super::metrics::{Metrics, RunCounters};
@@ -13,13 +14,16 @@ use super::publish::{BatchWriter, Published};
 use super::stats::{DecodeStats, Summary};
 use super::worker::Worker;
 use crate::decode::{link_type_name, LinkType};
-use crate::encode::batch::{FrameBatch, JsonBatch, OversizedToken};
+use crate::encode::batch::{
+    FrameBatch, JsonBatch, OversizedToken, SharedBytes, WORKER_JSON_ROOM_BYTES,
+};
 use crate::encode::FrameMeta;
 use crate::source::filter::{BpfFilter, FilterError};
 use crate::source::pcap_file::{CaptureReader, Frame, ReadError};
 use crate::source::reassembly::{self, Reassembler, ReassemblyStats};
 use crossbeam_channel::{bounded, Receiver, Sender};
-use std::collections::{BTreeMap, HashMap};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -136,6 +140,44 @@ pub struct Outcome {
     pub undelivered: Undelivered,
     /// `-w`: frames written to the capture file(s), and how many files were completed.
     pub pcap_written: Option<(u64, u64)>,
+    /// What the buffer pools did (a check that the steady state allocates nothing).
+    pub pools: PoolStats,
+}
+
+/// The buffer pools at the end of a run: the batches back in them, and how often a batch's
+/// buffers had to be allocated again during the run (`JsonBatch::reallocations`). With frames
+/// of usual sizes the pools end with the batches they started with (made once, at the start,
+/// [`PoolStats::made`]) and no reallocation, however long the input: the steady state
+/// allocates no batch buffers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// JSON and frame batches made when the run started.
+    pub made: u64,
+    /// JSON batches back in their pool at the end, or unused in a thread's hands.
+    pub json_batches: u64,
+    /// Frame batches back in their pool at the end, or unused in the reader's hands (runs
+    /// with 2 or more workers).
+    pub frame_batches: u64,
+    /// Buffers allocated again during the run, over every batch counted.
+    pub reallocations: u64,
+    /// Frames handed to workers by their place in a mapped file (2 or more workers)...
+    pub frames_by_position: u64,
+    /// ...and frames copied into frame batches (streamed input, reassembled datagrams).
+    pub frames_copied: u64,
+}
+
+impl PoolStats {
+    fn count_json(&mut self, batch: Option<&JsonBatch>) {
+        if let Some(b) = batch {
+            self.json_batches += 1;
+            self.reallocations += u64::from(b.reallocations());
+        }
+    }
+
+    fn count_frames(&mut self, batch: &FrameBatch) {
+        self.frame_batches += 1;
+        self.reallocations += u64::from(batch.reallocations());
+    }
 }
 
 /// Where running summary lines go (the binary prints them on stderr).
@@ -194,6 +236,7 @@ impl ReadJob {
                 sink_report: None,
                 undelivered: Undelivered::default(),
                 pcap_written: None,
+                pools: PoolStats::default(),
             },
         }
     }
@@ -227,8 +270,14 @@ impl ReadJob {
         let (full_tx, full_rx) = bounded::<JsonBatch>(pool);
         let (free_tx, free_rx) = bounded::<JsonBatch>(pool);
         for _ in 0..pool {
-            // The channel has room for the whole pool.
-            let _ = free_tx.send(JsonBatch::with_capacity());
+            // The channel has room for the whole pool. A worker writes a whole frame batch
+            // into one JSON batch (more than the reading thread's batches hold).
+            let batch = if workers > 1 {
+                JsonBatch::with_room(WORKER_JSON_ROOM_BYTES)
+            } else {
+                JsonBatch::with_capacity()
+            };
+            let _ = free_tx.send(batch);
         }
         let output_closed = Arc::new(AtomicBool::new(false));
         let publisher = {
@@ -236,7 +285,7 @@ impl ReadJob {
             let counters = Arc::clone(&counters);
             thread::Builder::new()
                 .name("netpipe-publish".into())
-                .spawn(move || publish(sink, full_rx, free_tx, &closed, counters))
+                .spawn(move || publish(sink, full_rx, free_tx, &closed, counters, pool))
         };
         let publisher = match publisher {
             Ok(p) => p,
@@ -250,6 +299,7 @@ impl ReadJob {
                     sink_report: None,
                     undelivered: Undelivered::default(),
                     pcap_written: None,
+                    pools: PoolStats::default(),
                 }
             }
         };
@@ -310,6 +360,17 @@ impl ReadJob {
             counts
         });
         let published = publisher.join().unwrap_or_else(|_| Published::lost());
+        // The publisher and workers are gone: every JSON batch not kept by the sink is back.
+        let mut pools = state.pools;
+        pools.made = (pool
+            + if workers > 1 {
+                BUFFERS_PER_WORKER * workers
+            } else {
+                0
+            }) as u64;
+        for batch in free_rx.try_iter() {
+            pools.count_json(Some(&batch));
+        }
         summary.read = state.read;
         summary.filtered_out = state.filtered_out;
         summary.decode = decode;
@@ -333,6 +394,7 @@ impl ReadJob {
             sink_report: published.report,
             undelivered: published.undelivered,
             pcap_written,
+            pools,
         }
     }
 
@@ -359,10 +421,13 @@ impl ReadJob {
             }
             shared.captured.store(stats.decoded, Ordering::Release);
         };
-        let error = state.for_each_frame(|item, counts| {
+        let error = state.for_each_frame(None, |item, counts| {
             // At the end of each file its last messages go out at once (a file may be a pipe
             // that the next part of the stream takes a while to arrive on).
-            let Some((link, frame, meta)) = item else {
+            let Some(Passed {
+                link, frame, meta, ..
+            }) = item
+            else {
                 if batch.is_empty() {
                     return Ok(());
                 }
@@ -398,6 +463,8 @@ impl ReadJob {
         if !batch.is_empty() {
             batch.seq = seq;
             let _ = full_tx.send(batch);
+        } else {
+            state.pools.count_json(Some(&batch));
         }
         state.reassembly = finish_reassembly(&mut reasm);
         publish(&worker.stats, &reasm);
@@ -416,7 +483,10 @@ impl ReadJob {
         let (work_tx, work_rx) = bounded::<FrameBatch>(frames_pool);
         let (back_tx, back_rx) = bounded::<FrameBatch>(frames_pool);
         for _ in 0..frames_pool {
-            let _ = back_tx.send(FrameBatch::with_capacity());
+            // Not yet sent: a sequence number no sent batch has (see `Keep::back`).
+            let mut batch = FrameBatch::with_capacity();
+            batch.seq = u64::MAX;
+            let _ = back_tx.send(batch);
         }
         // One token per oversized batch in flight; it travels with the batch and its JSON
         // (OversizedToken) and comes back when that is cleared or dropped.
@@ -440,21 +510,26 @@ impl ReadJob {
                         let mut worker = Worker::with_options(source_host, packet);
                         // Take an output buffer before a frame batch, so the batch the
                         // publisher waits for can always be finished (no deadlock).
+                        // The output buffer taken when the work ran out, for the pool tally.
+                        let mut spare = None;
                         while let Ok(mut out) = free_rx.recv() {
                             let Ok(mut frames) = work_rx.recv() else {
+                                spare = Some(out);
                                 break;
                             };
                             out.seq = frames.seq;
                             out.worker = u16::try_from(i).unwrap_or(u16::MAX);
+                            // Copied frames, or frames of the mapped file by position.
+                            let view = frames.view();
                             for f in &frames.frames {
                                 let link = LinkType::from_number(f.link_type);
                                 let Some(link) = link else { continue };
                                 if f.reassembled == 0 {
-                                    worker.process(link, frames.frame(f), &f.meta, &mut out);
+                                    worker.process(link, view.frame(f), &f.meta, &mut out);
                                 } else {
                                     worker.process_reassembled(
                                         link,
-                                        frames.frame(f),
+                                        view.frame(f),
                                         &f.meta,
                                         f.reassembled,
                                         &mut out,
@@ -473,7 +548,7 @@ impl ReadJob {
                                 break;
                             }
                         }
-                        worker.stats
+                        (worker.stats, spare)
                     });
                 match h {
                     Ok(h) => handles.push(h),
@@ -497,15 +572,33 @@ impl ReadJob {
             // completed it, so its message keeps its place in the output.
             let mut reasm = self.packet.reassembly.map(Reassembler::new);
             let reader_counters = Arc::clone(&state.counters.workers[0]);
-            let error = state.for_each_frame(|item, counts| {
+            // Frames of a mapped file go to the workers by position; the reader keeps their
+            // pages until their batch comes back.
+            let keep = Keep::with_capacity(frames_pool);
+            let (mut by_position_count, mut copied) = (0u64, 0u64);
+            let error = state.for_each_frame(Some(&keep), |item, counts| {
                 let batch = current.as_mut().ok_or(())?;
                 let end_of_file = match item {
-                    Some((link, frame, meta)) => {
-                        batch.push(frame.data, frame.link_type, *meta);
+                    Some(Passed {
+                        link,
+                        frame,
+                        meta,
+                        place,
+                    }) => {
+                        let by_position = place.is_some_and(|(shared, at)| {
+                            batch.push_shared(shared, at, frame.data.len(), frame.link_type, *meta)
+                        });
+                        if by_position {
+                            by_position_count += 1;
+                        } else {
+                            batch.push(frame.data, frame.link_type, *meta);
+                            copied += 1;
+                        }
                         if let Some(r) = reasm.as_mut() {
                             if let Some(d) = r.offer(link, frame.data, meta.time_ns) {
                                 let m = reassembly::frame_meta(meta.time_ns, d.frame);
                                 batch.push_marked(d.frame, d.link.number(), m, d.fragments);
+                                copied += 1;
                             }
                         }
                         false
@@ -525,8 +618,11 @@ impl ReadJob {
                         reader_counters.publish_reassembly(&r.stats());
                     }
                     run.store_read(counts);
+                    keep.sent(&full);
                     work_tx.send(full).map_err(|_| ())?;
-                    current = Some(back_rx.recv().map_err(|_| ())?);
+                    let back = back_rx.recv().map_err(|_| ())?;
+                    keep.back(back.seq);
+                    current = Some(back);
                 }
                 Ok(())
             });
@@ -537,18 +633,28 @@ impl ReadJob {
                     }
                     last.seq = seq;
                     let _ = work_tx.send(last);
+                } else if last.frames.is_empty() {
+                    state.pools.count_frames(&last);
                 }
             }
             drop(work_tx);
+            state.pools.frames_by_position = by_position_count;
+            state.pools.frames_copied = copied;
             state.reassembly = finish_reassembly(&mut reasm);
             if let Some(r) = &state.reassembly {
                 reader_counters.publish_reassembly(r);
             }
             let mut stats = DecodeStats::default();
             for h in handles {
-                if let Ok(s) = h.join() {
+                if let Ok((s, spare)) = h.join() {
                     stats.add(&s);
+                    state.pools.count_json(spare.as_ref());
                 }
+            }
+            // Every frame batch is back now (the workers have stopped): tally the pool.
+            drop(back_tx);
+            for batch in back_rx.try_iter() {
+                state.pools.count_frames(&batch);
             }
             (stats, error)
         })
@@ -591,6 +697,81 @@ fn running_line(c: &RunCounters, probe: &OutputProbe, last: &mut (Instant, u64, 
     line
 }
 
+/// A frame that passed the filter, as [`ReadState::for_each_frame`] hands it on.
+struct Passed<'f> {
+    link: LinkType,
+    frame: &'f Frame<'f>,
+    meta: &'f FrameMeta,
+    /// Read in place (a mapped file), when asked for: the capture and the offset of the
+    /// frame's data in it.
+    place: Option<(&'f SharedBytes, usize)>,
+}
+
+/// The frame batches a parallel run has sent to workers by position and not yet had back,
+/// with the capture each points into and its lowest offset: the reader keeps the mapped pages
+/// from there on (`CaptureReader::keep_from`), so the drop-behind never takes a page a worker
+/// is still decoding. At most the pool's batches are in flight, so nothing grows.
+struct Keep {
+    /// (sequence number, capture, lowest offset) per batch in flight by position.
+    in_flight: RefCell<VecDeque<(u64, usize, usize)>>,
+    /// The capture of the batch sent last and the lowest offset in flight in it.
+    floor: Cell<(usize, usize)>,
+}
+
+impl Keep {
+    fn with_capacity(batches: usize) -> Keep {
+        Keep {
+            in_flight: RefCell::new(VecDeque::with_capacity(batches)),
+            floor: Cell::new((0, usize::MAX)),
+        }
+    }
+
+    /// A capture's identity: where its bytes live (a capture stays alive, so its address
+    /// unique, while a batch in flight holds it).
+    fn id(shared: &SharedBytes) -> usize {
+        Arc::as_ptr(shared).cast::<()>() as usize
+    }
+
+    /// `batch` goes to a worker.
+    fn sent(&self, batch: &FrameBatch) {
+        if let Some((shared, from)) = batch.shared_from() {
+            let id = Keep::id(shared);
+            self.in_flight.borrow_mut().push_back((batch.seq, id, from));
+            self.update(id);
+        }
+    }
+
+    /// The batch numbered `seq` came back (an unsent one has `u64::MAX`).
+    fn back(&self, seq: u64) {
+        let mut in_flight = self.in_flight.borrow_mut();
+        if let Some(i) = in_flight.iter().position(|e| e.0 == seq) {
+            in_flight.remove(i);
+            drop(in_flight);
+            self.update(self.floor.get().0);
+        }
+    }
+
+    fn update(&self, id: usize) {
+        let from = self
+            .in_flight
+            .borrow()
+            .iter()
+            .filter(|e| e.1 == id)
+            .map(|e| e.2)
+            .min()
+            .unwrap_or(usize::MAX);
+        self.floor.set((id, from));
+    }
+
+    /// The lowest offset of `shared` still in flight (`usize::MAX`: none).
+    fn from(&self, shared: &SharedBytes) -> usize {
+        match self.floor.get() {
+            (id, from) if id == Keep::id(shared) => from,
+            _ => usize::MAX,
+        }
+    }
+}
+
 /// Reading-side state: counters, compiled filters, the stop conditions.
 struct ReadState<'j> {
     job: &'j ReadJob,
@@ -606,6 +787,8 @@ struct ReadState<'j> {
     last_link_type: Option<u32>,
     /// `--reassemble`: the reassembler's final counts.
     reassembly: Option<ReassemblyStats>,
+    /// The frame batch pool at the end of a parallel run.
+    pools: PoolStats,
 }
 
 impl<'j> ReadState<'j> {
@@ -626,6 +809,7 @@ impl<'j> ReadState<'j> {
             pcap: None,
             last_link_type: None,
             reassembly: None,
+            pools: PoolStats::default(),
         }
     }
 
@@ -637,9 +821,15 @@ impl<'j> ReadState<'j> {
     /// Calls `f` for every frame that passes the filter, file after file, and with `None`
     /// at the end of each file, until the count is reached, the output closes, `f` fails, or
     /// a file ends in an error (returned).
-    fn for_each_frame<F>(&mut self, mut f: F) -> Option<JobError>
+    ///
+    /// With `keep` (the parallel run), frames of a file read in place come with their place in
+    /// it ([`Passed::place`]) so that they can be handed on without a copy, and before each
+    /// record the reader is told to keep the mapped pages from `keep`'s offset on (the frames
+    /// still in flight; see `CaptureReader::keep_from`) when `keep`'s capture is the current
+    /// file's.
+    fn for_each_frame<F>(&mut self, keep: Option<&Keep>, mut f: F) -> Option<JobError>
     where
-        F: FnMut(Option<(LinkType, &Frame<'_>, &FrameMeta)>, (u64, u64)) -> Result<(), ()>,
+        F: FnMut(Option<Passed<'_>>, (u64, u64)) -> Result<(), ()>,
     {
         let limit = self.job.count.unwrap_or(u64::MAX);
         for path in &self.job.files {
@@ -650,13 +840,17 @@ impl<'j> ReadState<'j> {
                 Ok(r) => r,
                 Err(e) => return Some(JobError::Read(e)),
             };
+            let shared = keep.and_then(|_| reader.shared_bytes());
             loop {
                 if self.passed >= limit || self.output_closed.load(Ordering::Relaxed) {
                     return None;
                 }
+                if let (Some(keep), Some(shared)) = (keep, &shared) {
+                    reader.keep_from(keep.from(shared));
+                }
                 let offset = reader.offset();
-                let frame = match reader.next_frame() {
-                    Ok(Some(fr)) => fr,
+                let (frame, at) = match reader.next_frame_placed() {
+                    Ok(Some(placed)) => placed,
                     Ok(None) => {
                         if let Some(p) = &mut self.progress {
                             p.file_done(reader.offset());
@@ -725,7 +919,13 @@ impl<'j> ReadState<'j> {
                     wire_len: frame.wire_len,
                     cap_len: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
                 };
-                if f(Some((link, &frame, &meta)), (self.read, self.filtered_out)).is_err() {
+                let passed = Passed {
+                    link,
+                    frame: &frame,
+                    meta: &meta,
+                    place: shared.as_ref().zip(at),
+                };
+                if f(Some(passed), (self.read, self.filtered_out)).is_err() {
                     // The pipeline behind us stopped (its error is reported by the publisher).
                     return None;
                 }
@@ -735,36 +935,178 @@ impl<'j> ReadState<'j> {
     }
 }
 
-/// The publisher thread: writes batches in sequence order, returns their buffers.
+/// The publisher thread: writes batches in sequence order, returns their buffers. Batches
+/// that arrive early wait in a ring with a slot per batch of the pool (no allocation); every
+/// batch that is ready in order (the one awaited, those it frees, and any already queued) goes
+/// to the sink in one call, which stdout and files write with one `writev`.
 fn publish(
     sink: Box<dyn Deliver>,
     full_rx: Receiver<JsonBatch>,
     free_tx: Sender<JsonBatch>,
     closed: &AtomicBool,
     counters: Arc<RunCounters>,
+    pool: usize,
 ) -> Published {
     let mut writer =
         BatchWriter::new(sink, free_tx, closed, None).with_counters(Arc::clone(&counters));
-    let mut pending: BTreeMap<u64, JsonBatch> = BTreeMap::new();
-    let mut next_seq = 0u64;
-    for batch in full_rx.iter() {
+    let mut waiting = Reorder::new(pool);
+    let mut ready: Vec<JsonBatch> = Vec::with_capacity(pool);
+    while let Ok(batch) = full_rx.recv() {
         counters
             .queue_depth_batches
             .store(full_rx.len() as u64, Ordering::Relaxed);
-        if batch.seq != next_seq {
-            pending.insert(batch.seq, batch);
-            continue;
+        waiting.insert(batch);
+        // What else is already there goes in the same write.
+        for batch in full_rx.try_iter() {
+            waiting.insert(batch);
         }
-        writer.write(batch);
-        next_seq += 1;
-        while let Some(b) = pending.remove(&next_seq) {
-            writer.write(b);
-            next_seq += 1;
-        }
+        waiting.take_ready(&mut ready);
+        writer.write_many(&mut ready);
     }
     // Anything left waited for a batch that never came (the reader stopped): keep order.
-    for (_, b) in std::mem::take(&mut pending) {
-        writer.write(b);
-    }
+    waiting.take_all(&mut ready);
+    writer.write_many(&mut ready);
     writer.finish()
+}
+
+/// Batches that arrived before their turn, by sequence number: a ring with one slot per batch
+/// of the pool, which holds them all (sequence numbers in flight are fewer than the pool's
+/// batches apart); a map only if a sink ever handed back more batches than it took.
+struct Reorder {
+    slots: Vec<Option<JsonBatch>>,
+    overflow: BTreeMap<u64, JsonBatch>,
+    next_seq: u64,
+}
+
+impl Reorder {
+    fn new(pool: usize) -> Reorder {
+        Reorder {
+            slots: (0..pool.max(1)).map(|_| None).collect(),
+            overflow: BTreeMap::new(),
+            next_seq: 0,
+        }
+    }
+
+    fn slot(&self, seq: u64) -> usize {
+        // The remainder is below the slot count, a usize.
+        (seq % self.slots.len() as u64) as usize
+    }
+
+    fn insert(&mut self, batch: JsonBatch) {
+        let in_reach = batch.seq.wrapping_sub(self.next_seq) < self.slots.len() as u64;
+        let at = self.slot(batch.seq);
+        match self.slots.get_mut(at) {
+            Some(slot @ None) if in_reach => *slot = Some(batch),
+            _ => {
+                self.overflow.insert(batch.seq, batch);
+            }
+        }
+    }
+
+    /// Moves the batches that are next in order to `ready`.
+    fn take_ready(&mut self, ready: &mut Vec<JsonBatch>) {
+        loop {
+            let at = self.slot(self.next_seq);
+            let next = match self.slots.get_mut(at) {
+                Some(slot) if slot.as_ref().is_some_and(|b| b.seq == self.next_seq) => slot.take(),
+                _ => self.overflow.remove(&self.next_seq),
+            };
+            let Some(batch) = next else { return };
+            ready.push(batch);
+            self.next_seq += 1;
+        }
+    }
+
+    /// Moves every batch still waiting to `ready`, in sequence order.
+    fn take_all(&mut self, ready: &mut Vec<JsonBatch>) {
+        for batch in self.slots.iter_mut().filter_map(Option::take) {
+            self.overflow.insert(batch.seq, batch);
+        }
+        ready.extend(std::mem::take(&mut self.overflow).into_values());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::batch::SharedBytes;
+
+    fn numbered(seq: u64) -> JsonBatch {
+        let mut b = JsonBatch::with_capacity();
+        b.seq = seq;
+        b
+    }
+
+    fn seqs(ready: &mut Vec<JsonBatch>) -> Vec<u64> {
+        ready.drain(..).map(|b| b.seq).collect()
+    }
+
+    #[test]
+    fn reorder_hands_batches_on_in_sequence_order_without_a_map() {
+        let mut r = Reorder::new(4);
+        let mut ready = Vec::new();
+        for seq in [2, 1, 3] {
+            r.insert(numbered(seq));
+            r.take_ready(&mut ready);
+            assert!(ready.is_empty(), "{seq} came before 0");
+        }
+        assert!(r.overflow.is_empty(), "the ring holds a pool's worth");
+        r.insert(numbered(0));
+        r.take_ready(&mut ready);
+        assert_eq!(seqs(&mut ready), [0, 1, 2, 3]);
+        // Round the ring again, and one beyond its reach (a sink that handed back more
+        // batches than it took): kept in the map, still in order.
+        for seq in [5, 9, 4] {
+            r.insert(numbered(seq));
+        }
+        assert_eq!(r.overflow.len(), 1);
+        r.take_ready(&mut ready);
+        assert_eq!(seqs(&mut ready), [4, 5]);
+        r.insert(numbered(7));
+        r.take_all(&mut ready);
+        assert_eq!(seqs(&mut ready), [7, 9]);
+    }
+
+    #[test]
+    fn keep_holds_the_lowest_offset_in_flight_of_the_current_capture() {
+        let meta = FrameMeta {
+            time_ns: 0,
+            wire_len: 4,
+            cap_len: 4,
+        };
+        let a: SharedBytes = Arc::new(vec![0u8; 1000]);
+        let b: SharedBytes = Arc::new(vec![0u8; 1000]);
+        let batch = |seq, shared: &SharedBytes, at| {
+            let mut f = FrameBatch::with_capacity();
+            f.seq = seq;
+            assert!(f.push_shared(shared, at, 4, 1, meta));
+            assert!(f.push_shared(shared, at + 100, 4, 1, meta));
+            f
+        };
+        let keep = Keep::with_capacity(4);
+        assert_eq!(keep.from(&a), usize::MAX);
+        keep.sent(&batch(0, &a, 10));
+        keep.sent(&batch(1, &a, 200));
+        assert_eq!(keep.from(&a), 10);
+        // Back out of order: the floor moves only when the lowest comes back.
+        keep.back(u64::MAX);
+        keep.back(1);
+        assert_eq!(keep.from(&a), 10);
+        keep.sent(&batch(2, &a, 400));
+        keep.back(0);
+        assert_eq!(keep.from(&a), 400);
+        // The next file: its own floor; the old file's batch counts only for the old file.
+        keep.sent(&batch(3, &b, 50));
+        assert_eq!(keep.from(&b), 50);
+        assert_eq!(keep.from(&a), usize::MAX);
+        keep.back(2);
+        keep.back(3);
+        assert_eq!(keep.from(&b), usize::MAX);
+        // A batch of copies holds nothing.
+        let mut copies = FrameBatch::with_capacity();
+        copies.seq = 4;
+        copies.push(&[1, 2, 3], 1, meta);
+        keep.sent(&copies);
+        assert!(keep.in_flight.borrow().is_empty());
+    }
 }

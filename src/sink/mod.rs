@@ -48,6 +48,14 @@ pub use crate::pipeline::deliver::{Deliver, OpenOutput, OutputProbe, SinkSnapsho
 pub trait Sink: Send {
     /// Writes every message of the batch, in order.
     fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()>;
+    /// Writes every message of `batches`, in order; an error says which batch it hit (those
+    /// before it were written). Stdout and files write several batches with one `writev`.
+    fn write_batches(&mut self, batches: &[JsonBatch]) -> Result<(), (usize, io::Error)> {
+        for (i, batch) in batches.iter().enumerate() {
+            self.write_batch(batch).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
     /// Writes out what is buffered and ends the stream (stdout, files, tcp) or waits for the
     /// broker's answers to everything sent.
     fn flush(&mut self) -> io::Result<()>;
@@ -123,6 +131,19 @@ impl Deliver for Direct {
     fn deliver(&mut self, batch: JsonBatch) -> (JsonBatch, io::Result<usize>) {
         let result = self.0.write_batch(&batch).map(|()| batch.len());
         (batch, result)
+    }
+
+    fn deliver_batches(
+        &mut self,
+        batches: &mut [JsonBatch],
+        taken: &mut [usize],
+    ) -> Result<(), (usize, io::Error)> {
+        let result = self.0.write_batches(batches);
+        let done = result.as_ref().map_or_else(|e| e.0, |()| batches.len());
+        for (t, batch) in taken.iter_mut().zip(batches.iter()).take(done) {
+            *t = batch.len();
+        }
+        result
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -823,6 +844,9 @@ impl Sink for StdoutSink {
     fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
         io::stdout().lock().write_all(batch.bytes())
     }
+    fn write_batches(&mut self, batches: &[JsonBatch]) -> Result<(), (usize, io::Error)> {
+        crate::pipeline::deliver::write_batches_vectored(&mut io::stdout().lock(), batches)
+    }
     fn flush(&mut self) -> io::Result<()> {
         io::stdout().lock().flush()
     }
@@ -847,6 +871,9 @@ struct FileSink {
 impl Sink for FileSink {
     fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
         self.file.write_all(batch.bytes())
+    }
+    fn write_batches(&mut self, batches: &[JsonBatch]) -> Result<(), (usize, io::Error)> {
+        crate::pipeline::deliver::write_batches_vectored(&mut self.file, batches)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()

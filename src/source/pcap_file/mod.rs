@@ -183,19 +183,30 @@ struct FrameMeta {
 
 /// Bytes a capture is read from in place (see the module docs, "In place").
 enum Shared {
-    /// A mapped file (`source::ring::sys::file_mapping::map_capture_file`).
+    /// A mapped file (`source::ring::sys::file_mapping::map_capture_file`), shared with the
+    /// frame batches that hand its frames to workers by position ([`CaptureReader::shared_bytes`]).
     #[cfg(feature = "capture")]
-    Map(memmap2::Mmap),
+    Map(Arc<memmap2::Mmap>),
     /// A capture handed over in memory ([`CaptureReader::from_shared_bytes`]).
     Bytes(Arc<dyn AsRef<[u8]> + Send + Sync>),
 }
 
 impl Shared {
+    #[inline]
     fn bytes(&self) -> &[u8] {
         match self {
             #[cfg(feature = "capture")]
             Shared::Map(map) => map,
             Shared::Bytes(bytes) => (**bytes).as_ref(),
+        }
+    }
+
+    /// Another handle on the same bytes.
+    fn handle(&self) -> Arc<dyn AsRef<[u8]> + Send + Sync> {
+        match self {
+            #[cfg(feature = "capture")]
+            Shared::Map(map) => Arc::clone(map) as Arc<dyn AsRef<[u8]> + Send + Sync>,
+            Shared::Bytes(bytes) => Arc::clone(bytes),
         }
     }
 }
@@ -211,10 +222,15 @@ struct InPlace {
     /// Pages below this offset have been dropped from the process (mapped files).
     #[cfg(feature = "capture")]
     dropped_to: usize,
+    /// Pages from this offset on are kept even when the reader is past them: frames handed on
+    /// by position that a worker may still be reading ([`CaptureReader::keep_from`]).
+    #[cfg(feature = "capture")]
+    keep_from: usize,
 }
 
 impl InPlace {
     /// Copies up to `out.len()` bytes from the position on; returns how many there were.
+    #[inline]
     fn read(&mut self, out: &mut [u8]) -> usize {
         let bytes = self.shared.bytes();
         let from = bytes.get(self.pos..).unwrap_or_default();
@@ -227,6 +243,7 @@ impl InPlace {
     }
 
     /// Moves the position up to `len` bytes on; returns how many there were.
+    #[inline]
     fn advance(&mut self, len: u64) -> u64 {
         let left = self.shared.bytes().len().saturating_sub(self.pos);
         let n = usize::try_from(len).unwrap_or(usize::MAX).min(left);
@@ -234,13 +251,15 @@ impl InPlace {
         n as u64
     }
 
-    /// Drops the mapped pages well behind `before` (a record start): the reader never goes
-    /// back, and frames borrow only the current record.
+    /// Drops the mapped pages well behind `before` (a record start) and below
+    /// [`InPlace::keep_from`]: the reader never goes back, and frames borrow only the current
+    /// record unless they were handed on by position.
     #[cfg(feature = "capture")]
     fn drop_behind(&mut self, before: usize) {
         let Shared::Map(map) = &self.shared else {
             return;
         };
+        let before = before.min(self.keep_from);
         let to = before - before % DROP_BEHIND_BYTES;
         if to >= self.dropped_to + DROP_BEHIND_BYTES {
             // Only advice: if the kernel refuses, the pages stay until reclaimed.
@@ -312,7 +331,7 @@ impl CaptureReader<BufReader<File>> {
             // The file stays open in the (never read, unbuffered) reader beside its mapping.
             return Self::start(
                 BufReader::with_capacity(0, file),
-                Some(InPlace::new(Shared::Map(map))),
+                Some(InPlace::new(Shared::Map(Arc::new(map)))),
                 name,
             );
         }
@@ -353,6 +372,8 @@ impl InPlace {
             record_end: 0,
             #[cfg(feature = "capture")]
             dropped_to: 0,
+            #[cfg(feature = "capture")]
+            keep_from: usize::MAX,
         }
     }
 }
@@ -418,6 +439,29 @@ impl<R: Read> CaptureReader<R> {
         self.in_place.is_some()
     }
 
+    /// The bytes a capture read in place lies in (the mapped file, or the shared bytes), for
+    /// handing frames to other threads by position instead of by copy: the data of a frame
+    /// from [`CaptureReader::next_frame_placed`] lies at the offset it gives. `None` when the
+    /// capture is streamed (then frames live in the reader's buffer and must be copied). A
+    /// mapping stays mapped while any handle lives.
+    pub fn shared_bytes(&self) -> Option<Arc<dyn AsRef<[u8]> + Send + Sync>> {
+        self.in_place.as_ref().map(|p| p.shared.handle())
+    }
+
+    /// Keeps the mapped pages from `offset` on resident when the reader drops the ones it has
+    /// left behind ("In place" in the module docs): the frames handed on by position from
+    /// `offset` on are still being read. `usize::MAX`, the default, keeps nothing behind the
+    /// reader. The pages dropped are only advice to the kernel (a dropped page is read again
+    /// from the file on the next access), so this bounds wasted work, never correctness.
+    pub fn keep_from(&mut self, offset: usize) {
+        #[cfg(feature = "capture")]
+        if let Some(p) = &mut self.in_place {
+            p.keep_from = offset;
+        }
+        #[cfg(not(feature = "capture"))]
+        let _ = offset;
+    }
+
     /// The format found in the file header.
     pub fn format(&self) -> CaptureFormat {
         self.format
@@ -442,6 +486,14 @@ impl<R: Read> CaptureReader<R> {
     /// Next packet; `Ok(None)` at a clean end of file (or after an error was returned). The
     /// frame borrows the reader's buffer, which the next call reuses.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, ReadError> {
+        self.next_frame_placed()
+            .map(|next| next.map(|(frame, _)| frame))
+    }
+
+    /// As [`CaptureReader::next_frame`], with where the frame's data lies in
+    /// [`CaptureReader::shared_bytes`] when the capture is read in place (`None` when it is
+    /// streamed).
+    pub fn next_frame_placed(&mut self) -> Result<Option<(Frame<'_>, Option<usize>)>, ReadError> {
         if self.finished {
             return Ok(None);
         }
@@ -450,13 +502,17 @@ impl<R: Read> CaptureReader<R> {
             State::PcapNg(_) => self.next_pcapng_packet(),
         };
         match result {
-            Ok(Some(meta)) => Ok(Some(Frame {
-                data: self.record().get(meta.start..meta.end).unwrap_or_default(),
-                wire_len: meta.wire_len,
-                time_ns: meta.time_ns,
-                link_type: meta.link_type,
-                interface_id: meta.interface_id,
-            })),
+            Ok(Some(meta)) => {
+                let at = self.in_place.as_ref().map(|p| p.record_start + meta.start);
+                let frame = Frame {
+                    data: self.record().get(meta.start..meta.end).unwrap_or_default(),
+                    wire_len: meta.wire_len,
+                    time_ns: meta.time_ns,
+                    link_type: meta.link_type,
+                    interface_id: meta.interface_id,
+                };
+                Ok(Some((frame, at)))
+            }
             Ok(None) => {
                 self.finished = true;
                 Ok(None)
@@ -496,6 +552,7 @@ impl<R: Read> CaptureReader<R> {
     }
 
     /// Reads until `out` is full or the input ends; returns the bytes read.
+    #[inline]
     fn read_in(&mut self, out: &mut [u8]) -> Result<usize, ReadError> {
         if let Some(in_place) = &mut self.in_place {
             return Ok(in_place.read(out));
