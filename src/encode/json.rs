@@ -15,7 +15,7 @@ use crate::decode::icmp::{self, Icmp};
 use crate::decode::icmpv6::{Icmpv6, Icmpv6Kind, NdOptKind, NdOption};
 use crate::decode::ipv4::Ipv4;
 use crate::decode::ipv6::{ExtHeader, ExtKind, Ipv6};
-use crate::decode::tcp::{Tcp, TcpOptions};
+use crate::decode::tcp::{Tcp, TcpOption, TcpOptions};
 use crate::decode::udp::Udp;
 use crate::decode::{geneve::Geneve, gre, gre::Gre, mpls::MplsHdr, pppoe::Pppoe, vxlan::Vxlan};
 use crate::decode::{Layer, Packet};
@@ -843,6 +843,49 @@ fn sub(b: &[u8], from: usize, to: usize) -> &[u8] {
     b.get(from..to.min(b.len())).unwrap_or(&[])
 }
 
+/// TCP options fit in 40 bytes, so at most 40 of them (NOPs).
+const MAX_TCP_OPTIONS: usize = 40;
+/// The key `TSecr` among the option kinds (which are below 256).
+const TSECR_KEY: u16 = 256;
+
+/// The keys of `fields_options` in a Python dict's insertion order, each with the index of the
+/// option whose value it shows.
+struct OptionKeys {
+    keys: [(u16, u8); MAX_TCP_OPTIONS + 1],
+    len: usize,
+}
+
+impl OptionKeys {
+    fn new() -> OptionKeys {
+        OptionKeys {
+            keys: [(0, 0); MAX_TCP_OPTIONS + 1],
+            len: 0,
+        }
+    }
+
+    /// Sets `key` to the option at `at`: in place when present, else appended.
+    fn set(&mut self, key: u16, at: u8) {
+        if let Some(entry) = self.keys[..self.len].iter_mut().find(|(k, _)| *k == key) {
+            entry.1 = at;
+        } else if self.len < self.keys.len() {
+            self.keys[self.len] = (key, at);
+            self.len += 1;
+        }
+    }
+
+    /// Removes `key` when present, keeping the others' order.
+    fn remove(&mut self, key: u16) {
+        if let Some(i) = self.keys[..self.len].iter().position(|(k, _)| *k == key) {
+            self.keys.copy_within(i + 1..self.len, i);
+            self.len -= 1;
+        }
+    }
+
+    fn entries(&self) -> &[(u16, u8)] {
+        &self.keys[..self.len]
+    }
+}
+
 fn write_tcp(out: &mut Out<'_>, t: &Tcp<'_>) {
     let Some((h, options)) = t.split() else {
         return;
@@ -859,34 +902,45 @@ fn write_tcp(out: &mut Out<'_>, t: &Tcp<'_>) {
     num!(out, "urgptr", u64::from(h.urgptr.get()));
     key!(out, "fields_options");
     out.push(b'{');
-    let mut first = true;
-    let mut later = TcpOptions::new(options);
-    for opt in TcpOptions::new(options) {
-        later.next();
-        // A kind that occurs again later keeps only its last value (the original's dict).
-        if later.clone().any(|o| o.kind == opt.kind) {
-            continue;
+    // The original built a Python dict option by option: a kind seen again keeps the place of
+    // its first occurrence and takes the later value; `TSecr` is set beside each well-formed
+    // Timestamp and removed by a malformed one. `keys` replays those insertions.
+    let mut keys = OptionKeys::new();
+    let mut all: [TcpOption<'_>; MAX_TCP_OPTIONS] =
+        [TcpOption { kind: 0, data: &[] }; MAX_TCP_OPTIONS];
+    for (n, opt) in TcpOptions::new(options).take(MAX_TCP_OPTIONS).enumerate() {
+        all[n] = opt;
+        keys.set(u16::from(opt.kind), n as u8);
+        if opt.kind == 8 {
+            if opt.data.len() == 8 {
+                keys.set(TSECR_KEY, n as u8);
+            } else {
+                keys.remove(TSECR_KEY);
+            }
         }
-        if !first {
+    }
+    for (i, &(key, at)) in keys.entries().iter().enumerate() {
+        if i > 0 {
             out.push(b',');
         }
-        first = false;
+        let d = all[usize::from(at)].data;
+        if key == TSECR_KEY {
+            out.extend_from_slice(b"\"TSecr\":");
+            push_u64(out, be_u32(sub(d, 4, 8)));
+            continue;
+        }
+        let kind = key as u8;
         out.push(b'"');
-        match tcp_option_name(opt.kind) {
+        match tcp_option_name(kind) {
             Some(name) => out.extend_from_slice(name.as_bytes()),
-            None => push_u64(out, u64::from(opt.kind)),
+            None => push_u64(out, u64::from(kind)),
         }
         out.extend_from_slice(b"\":");
-        let d = opt.data;
-        match (opt.kind, d.len()) {
+        match (kind, d.len()) {
             (0 | 1, _) => out.extend_from_slice(b"null"),
             (2 | 28, 2) => push_u64(out, be_u16(d)),
             (3, 1) => push_u64(out, u64::from(d[0])),
-            (8, 8) => {
-                push_u64(out, be_u32(d));
-                out.extend_from_slice(b",\"TSecr\":");
-                push_u64(out, be_u32(sub(d, 4, 8)));
-            }
+            (8, 8) => push_u64(out, be_u32(d)),
             (5, n) if n % 4 == 0 && n != 4 => {
                 out.push(b'[');
                 for (i, c) in d.chunks_exact(4).enumerate() {
@@ -1298,5 +1352,74 @@ mod tests {
         );
         assert!(s.contains("\"source\":\"t\\\"x\""), "{s}");
         assert!(s.ends_with("}\n"));
+    }
+
+    /// `fields_options` of an Ethernet/IPv4/TCP frame with these option bytes.
+    fn tcp_options_json(options: &[u8]) -> String {
+        assert_eq!(options.len() % 4, 0);
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = 20 + 20 + options.len();
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            6,
+            0,
+            0,
+        ]);
+        f.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+        let dataofs = ((20 + options.len()) / 4) as u8;
+        f.extend_from_slice(&[0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, dataofs << 4, 0x10, 0, 1]);
+        f.extend_from_slice(&[0, 0, 0, 0]);
+        f.extend_from_slice(options);
+        let pkt = decode(LinkType::Ethernet, &f);
+        let mut out = Vec::new();
+        let meta = FrameMeta {
+            time_ns: 0,
+            wire_len: f.len() as u32,
+            cap_len: f.len() as u32,
+        };
+        JsonEncoder::new("t").encode(&mut out, &meta, &pkt);
+        let s = String::from_utf8(out).unwrap();
+        let from = s.find("\"fields_options\":").expect("fields_options") + 17;
+        let to = from + s[from..].find('}').unwrap() + 1;
+        s[from..to].to_string()
+    }
+
+    /// As the original's Python dict: a repeated kind keeps its first place and its last
+    /// value; a malformed Timestamp drops the TSecr of an earlier one, a later well-formed one
+    /// adds it again at the end.
+    #[test]
+    fn tcp_options_follow_dict_insertion_order() {
+        // NOP, Timestamp(1, 2), NOP, NOP, MSS 1460 (2 bytes of padding: EOL ends the list).
+        let opts = [
+            1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 1, 2, 4, 5, 0xb4, 0, 0, 0,
+        ];
+        assert_eq!(
+            tcp_options_json(&opts),
+            r#"{"NOP":null,"Timestamp":1,"TSecr":2,"MSS":1460,"EOL":null}"#
+        );
+        // MSS 1, WScale 7, MSS 2: MSS stays first with the later value.
+        let opts = [2, 4, 0, 1, 3, 3, 7, 2, 4, 0, 2, 0];
+        assert_eq!(
+            tcp_options_json(&opts),
+            r#"{"MSS":2,"WScale":7,"EOL":null}"#
+        );
+        // Timestamp(1, 2), a 4-byte Timestamp (malformed), NOP, Timestamp(3, 4).
+        let opts = [
+            8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 8, 4, 0xaa, 0xbb, 1, 8, 10, 0, 0, 0, 3, 0, 0, 0, 4, 0,
+            0, 0,
+        ];
+        assert_eq!(
+            tcp_options_json(&opts),
+            r#"{"Timestamp":3,"NOP":null,"TSecr":4,"EOL":null}"#
+        );
     }
 }

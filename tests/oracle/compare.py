@@ -41,11 +41,11 @@ SOURCE = "oracle-check"
 
 
 def same(a, b):
-    """JSON equality that keeps true/false apart from 1/0 and 1 from 1.0."""
+    """JSON equality that keeps true/false apart from 1/0 and 1 from 1.0, and keys in order."""
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
     return a == b
@@ -54,6 +54,10 @@ def same(a, b):
 def diff_values(path, ours, theirs, out):
     """Append (path, ours, theirs) for every leaf that differs."""
     if isinstance(ours, dict) and isinstance(theirs, dict):
+        ours_order = [k for k in ours if k in theirs]
+        theirs_order = [k for k in theirs if k in ours]
+        if ours_order != theirs_order:
+            out.append(("%s.<key order>" % path, ours_order, theirs_order))
         for k in list(ours) + [k for k in theirs if k not in ours]:
             diff_values(
                 "%s.%s" % (path, k),
