@@ -695,6 +695,66 @@ fn vlan_tagged_frames_keep_their_dot1q_layer() {
     assert_eq!(data_counts(&text), data_from_read(&dir, &frames));
 }
 
+/// 802.1ad (QinQ) frames through the capture path: an outer S-tag (TPID 0x88a8, VLAN 100,
+/// priority 3) around an inner 802.1Q C-tag (VLAN 42, priority 5). On receive the kernel
+/// moves the outer tag into the packet's metadata whatever the offload settings (the receive
+/// path untags 0x8100 and 0x88a8 frames before packet sockets see them), so the ring reports
+/// it in tp_vlan_tci with tp_vlan_tpid 0x88a8 and the capture must put it back with that
+/// TPID: each record equals what `read` gives for the same frames (a tag put back as 0x8100
+/// would decode as `dot1q`, not `dot1ad`, and differ).
+#[test]
+fn qinq_tagged_frames_are_captured_as_read_decodes_them() {
+    let Some((pair, dir)) = live_setup("qq") else {
+        return;
+    };
+    let out = dir.path("capture.jsonl");
+    let cap = Capture::listening(
+        &pair.b,
+        &out,
+        &ring_args("ether src 02:00:00:00:00:01", "4", &[]),
+    );
+    let frames: Vec<Vec<u8>> = (0..30)
+        .map(|n| {
+            let mut f = test_frame(n);
+            f.splice(12..12, [0x88, 0xa8, 0x60, 0x64, 0x81, 0x00, 0xa0, 0x2a]);
+            f
+        })
+        .collect();
+    let pcap = dir.path("qinq.pcap");
+    replay_frames(&pair.a, &pcap, &frames);
+    cap.stop_after(frames.len());
+    let text = fs::read_to_string(&out).expect("read the output");
+    assert_eq!(
+        data_counts(&text),
+        data_from_read(&dir, &frames),
+        "every QinQ frame once, decoded as read decodes it"
+    );
+    // Both tags are counted in the length again: 8 bytes more than the untagged frame.
+    let untagged = test_frame(0).len() as u64;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        let data = &v["data"];
+        let outer = &data["dot1ad"];
+        assert_eq!(
+            (outer["vlan"].as_u64(), outer["prio"].as_u64()),
+            (Some(100), Some(3)),
+            "{line}"
+        );
+        let inner = &data["dot1q"];
+        assert_eq!(
+            (inner["vlan"].as_u64(), inner["prio"].as_u64()),
+            (Some(42), Some(5)),
+            "{line}"
+        );
+        assert!(data["ip"].is_object(), "{line}");
+        assert_eq!(v["wire_len"], v["cap_len"], "{line}");
+        assert!(
+            v["wire_len"].as_u64().is_some_and(|l| l >= untagged + 8),
+            "{line}"
+        );
+    }
+}
+
 /// Ethernet + IPv4 TCP (SYN) from `sport` to `dport`, tagged with `n` in the payload.
 fn tcp_frame(n: u32, sport: u16, dport: u16) -> Vec<u8> {
     let mut tcp = sport.to_be_bytes().to_vec();
