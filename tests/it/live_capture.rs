@@ -1925,7 +1925,11 @@ impl BrokerRelay {
         BufReader::new(child.stdout.take().expect("relay stdout"))
             .read_line(&mut line)
             .expect("relay answer");
-        assert_eq!(line.trim(), "ready", "the relay did not start (see its stderr)");
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "the relay did not start (see its stderr)"
+        );
         BrokerRelay { child }
     }
 }
