@@ -695,6 +695,66 @@ fn vlan_tagged_frames_keep_their_dot1q_layer() {
     assert_eq!(data_counts(&text), data_from_read(&dir, &frames));
 }
 
+/// 802.1ad (QinQ) frames through the capture path: an outer S-tag (TPID 0x88a8, VLAN 100,
+/// priority 3) around an inner 802.1Q C-tag (VLAN 42, priority 5). On receive the kernel
+/// moves the outer tag into the packet's metadata whatever the offload settings (the receive
+/// path untags 0x8100 and 0x88a8 frames before packet sockets see them), so the ring reports
+/// it in tp_vlan_tci with tp_vlan_tpid 0x88a8 and the capture must put it back with that
+/// TPID: each record equals what `read` gives for the same frames (a tag put back as 0x8100
+/// would decode as `dot1q`, not `dot1ad`, and differ).
+#[test]
+fn qinq_tagged_frames_are_captured_as_read_decodes_them() {
+    let Some((pair, dir)) = live_setup("qq") else {
+        return;
+    };
+    let out = dir.path("capture.jsonl");
+    let cap = Capture::listening(
+        &pair.b,
+        &out,
+        &ring_args("ether src 02:00:00:00:00:01", "4", &[]),
+    );
+    let frames: Vec<Vec<u8>> = (0..30)
+        .map(|n| {
+            let mut f = test_frame(n);
+            f.splice(12..12, [0x88, 0xa8, 0x60, 0x64, 0x81, 0x00, 0xa0, 0x2a]);
+            f
+        })
+        .collect();
+    let pcap = dir.path("qinq.pcap");
+    replay_frames(&pair.a, &pcap, &frames);
+    cap.stop_after(frames.len());
+    let text = fs::read_to_string(&out).expect("read the output");
+    assert_eq!(
+        data_counts(&text),
+        data_from_read(&dir, &frames),
+        "every QinQ frame once, decoded as read decodes it"
+    );
+    // Both tags are counted in the length again: 8 bytes more than the untagged frame.
+    let untagged = test_frame(0).len() as u64;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        let data = &v["data"];
+        let outer = &data["dot1ad"];
+        assert_eq!(
+            (outer["vlan"].as_u64(), outer["prio"].as_u64()),
+            (Some(100), Some(3)),
+            "{line}"
+        );
+        let inner = &data["dot1q"];
+        assert_eq!(
+            (inner["vlan"].as_u64(), inner["prio"].as_u64()),
+            (Some(42), Some(5)),
+            "{line}"
+        );
+        assert!(data["ip"].is_object(), "{line}");
+        assert_eq!(v["wire_len"], v["cap_len"], "{line}");
+        assert!(
+            v["wire_len"].as_u64().is_some_and(|l| l >= untagged + 8),
+            "{line}"
+        );
+    }
+}
+
 /// Ethernet + IPv4 TCP (SYN) from `sport` to `dport`, tagged with `n` in the payload.
 fn tcp_frame(n: u32, sport: u16, dport: u16) -> Vec<u8> {
     let mut tcp = sport.to_be_bytes().to_vec();
@@ -1787,4 +1847,164 @@ fn fragments_spread_over_workers_are_all_captured_and_reassembled_per_datagram()
         data_from_read(&dir, &wholes),
         "each reassembled datagram as it was sent"
     );
+}
+
+// ---- live capture into RabbitMQ ----
+
+/// Relays TCP connections to 127.0.0.1:PORT inside a namespace to a Unix socket (argv 1):
+/// prints "ready" once it listens.
+const NETNS_RELAY: &str = r#"
+import socket, sys, threading
+path, port = sys.argv[1], int(sys.argv[2])
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", port))
+listener.listen(16)
+print("ready", flush=True)
+def pump(src, dst):
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    try:
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+while True:
+    conn, _ = listener.accept()
+    up = socket.socket(socket.AF_UNIX)
+    up.connect(path)
+    threading.Thread(target=pump, args=(conn, up), daemon=True).start()
+    threading.Thread(target=pump, args=(up, conn), daemon=True).start()
+"#;
+
+/// The shared RabbitMQ (127.0.0.1:5672 of the test's own namespace) made reachable as
+/// 127.0.0.1:5672 inside namespace `ns`: a python relay there listens on that port and
+/// passes each connection over a Unix socket (which crosses namespaces) to this process,
+/// whose threads connect it to the broker. Only loopback traffic on either side.
+struct BrokerRelay {
+    child: Child,
+}
+
+impl BrokerRelay {
+    fn start(ns: &str, dir: &TempDir) -> BrokerRelay {
+        ip(&["-n", ns, "link", "set", "lo", "up"]);
+        let path = dir.path("amqp.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind the relay");
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(inside) = conn else { return };
+                let Ok(broker) = std::net::TcpStream::connect(("127.0.0.1", 5672)) else {
+                    return;
+                };
+                let (mut in_r, mut in_w) = (inside.try_clone().unwrap(), inside);
+                let (mut br_r, mut br_w) = (broker.try_clone().unwrap(), broker);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut in_r, &mut br_w);
+                    let _ = br_w.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut br_r, &mut in_w);
+                    let _ = in_w.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, "/usr/bin/python3", "-c", NETNS_RELAY])
+            .arg(&path)
+            .arg("5672")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the relay");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("relay stdout"))
+            .read_line(&mut line)
+            .expect("relay answer");
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "the relay did not start (see its stderr)"
+        );
+        BrokerRelay { child }
+    }
+}
+
+impl Drop for BrokerRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `capture` in namespace B straight into RabbitMQ (the shared broker, through
+/// [`BrokerRelay`]): frames replayed from A arrive once each, read back with kombu, each
+/// body the record `read` makes of the same frame; the run ends on SIGINT with exit 0, a
+/// summary of exactly the frames sent, every message confirmed and nothing more in the queue.
+#[test]
+fn capture_into_rabbitmq_delivers_every_replayed_frame_once() {
+    let Some((pair, dir)) = live_setup("amqp") else {
+        return;
+    };
+    let names = crate::common::kombu::AmqpNames::shared("live_amqp");
+    let _relay = BrokerRelay::start(&pair.b, &dir);
+    let spool = crate::common::root()
+        .join("target/test-scratch")
+        .join(crate::common::unique("live-amqp-spool"));
+    let mut cmd = bin_in(&pair.b);
+    cmd.args(["capture", "--iface", "vb"])
+        .args(ring_args(FILTER, "8", &["--workers", "2"]))
+        .args(["-o", crate::common::kombu::SHARED_AMQP])
+        .args(names.args())
+        .arg("--spool-dir")
+        .arg(&spool)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut cap = Process::start(&mut cmd, Duration::from_secs(60));
+    cap.wait_for_stderr("listening on vb");
+    const N: u32 = 600;
+    let frames = test_frames(0..N);
+    let pcap = dir.path("replay.pcap");
+    let replay_err = replay_frames(&pair.a, &pcap, &frames);
+    assert_eq!(replay_count(&replay_err, " rejected by the kernel"), 0);
+
+    // kombu waits for all N while the capture runs.
+    let (got, _) = crate::common::kombu::bodies(&names.consume(N as usize, &[]));
+    cap.signal("-INT");
+    let (status, stderr) = cap.finish();
+    assert!(status.success(), "exit {status:?}; stderr: {stderr:?}");
+    let s = summary(&stderr);
+    assert_eq!((s.captured, s.written), (N as u64, N as u64), "{s:?}");
+    assert_eq!((s.kernel_drops, s.inside_drops), (0, 0), "{s:?}");
+    let report = format!(
+        "published {N} to amqp://guest:***@127.0.0.1:5672/%2f exchange {} queue {}, {N} \
+         confirmed",
+        names.exchange, names.queue
+    );
+    assert!(
+        stderr.iter().any(|l| l.contains(&report)),
+        "no {report:?}: {stderr:?}"
+    );
+    // Nothing was published after the N consumed: no message twice.
+    let (more, left) = crate::common::kombu::bodies(&names.consume(0, &[]));
+    assert_eq!((more.len(), left), (0, 0), "messages beyond the {N} frames");
+    let text: String = got
+        .iter()
+        .map(|b| format!("{}\n", String::from_utf8_lossy(b)))
+        .collect();
+    assert_eq!(
+        data_counts(&text),
+        data_from_read(&dir, &frames),
+        "every replayed frame exactly once in RabbitMQ, as read decodes it"
+    );
+    for body in &got {
+        let v: serde_json::Value = serde_json::from_slice(body).expect("JSON body");
+        assert_eq!(v["wire_len"], v["cap_len"]);
+        assert!(v["time_ns"].as_i64().is_some_and(|t| t > 0));
+    }
+    let _ = fs::remove_dir_all(&spool);
 }

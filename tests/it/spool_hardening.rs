@@ -366,3 +366,187 @@ fn capture_with_user_keeps_the_default_spool_working() {
     assert_eq!(spooled_records(&spool), 0);
     drop(receiver);
 }
+
+// ---- the spool of an AMQP run replayed by the next run ----
+
+/// The sum of the `name{...} N` samples at `url` (http://host:port/...) whose labels contain
+/// `label` (e.g. `worker="all"`; empty: every sample).
+fn metric_sum(url: &str, name: &str, label: &str) -> u64 {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut s = std::net::TcpStream::connect(host).expect("connect to /metrics");
+    write!(s, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+                && l.contains(label)
+        })
+        .map(|l| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no value in {l:?}")) as u64
+        })
+        .sum()
+}
+
+/// The number of messages in `queue` on the private node, as `rabbitmqctl list_queues` says.
+fn queue_depth(node: &common::brokers::PrivateRabbit, queue: &str) -> u64 {
+    node.ctl(&["-q", "list_queues", "name", "messages"])
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(queue)).then(|| w.next()?.parse().ok())?
+        })
+        .unwrap_or(0)
+}
+
+/// The UDP source port of a message (a packet record as JSON).
+fn udp_sport(body: &[u8]) -> u64 {
+    let v: serde_json::Value = serde_json::from_slice(body).expect("a JSON message");
+    v["data"]["udp"]["sport"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no udp.sport: {v}"))
+}
+
+/// The spool of a live capture into RabbitMQ survives a SIGINT during an outage and is sent
+/// by the next run, exactly once and first. `capture` on `lo` (UDP to a port of the test's
+/// own) publishes to a private node with a spool of its own: batch A is sent while the node
+/// is up (the node is killed once /metrics says everything written was acknowledged), batch
+/// B while it is down; SIGINT then ends the run with exit 16 and the number of messages still
+/// in the spool, which holds batch B only. With the node back a second capture replays the
+/// spool while batch C arrives; kombu then reads A's acknowledged messages, the spool's
+/// records byte for byte in their order, then C's, and nothing more.
+#[test]
+fn capture_spool_into_rabbitmq_left_by_sigint_is_replayed_once_first_after_restart() {
+    if !live_available("capture into RabbitMQ spool test", &[]) {
+        return;
+    }
+    use crate::common::kombu::{bodies, AmqpNames};
+    use crate::common::outage::{count, segment_records, Scratch};
+    let scratch = Scratch::new("amqp_spool_restart");
+    let mut node = common::brokers::PrivateRabbit::start("amqp_spool_restart_node");
+    let url = node.url();
+    let names = AmqpNames::private(&url, "spool_restart");
+    let spool = scratch.path("spool");
+    let port = free_port();
+    let receiver = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let filter = format!("udp and dst port {port}");
+    let capture = || {
+        let mut cmd = bin();
+        cmd.args(["capture", "--iface", "lo", "--filter", &filter])
+            .args(["--output", &url, "--spool-dir"])
+            .arg(&spool)
+            .args(names.args())
+            .args(["--metrics", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        let mut p = Process::start(&mut cmd, Duration::from_secs(120));
+        let line = p.wait_for_stderr("metrics on http://");
+        let metrics = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("a URL")
+            .to_string();
+        p.wait_for_stderr("listening on lo");
+        (p, metrics)
+    };
+    const SENT: u64 = 40;
+    // Each batch from a socket of its own: its messages carry that source port.
+    let send = |batch: &str| -> u64 {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..SENT {
+            s.send_to(
+                format!("batch {batch} datagram {i}").as_bytes(),
+                ("127.0.0.1", port),
+            )
+            .unwrap();
+        }
+        u64::from(s.local_addr().unwrap().port())
+    };
+    let written = |m: &str| metric_sum(m, "netpipe_packets_written_total", "worker=\"all\"");
+    let published = |m: &str| metric_sum(m, "netpipe_messages_published_total", "");
+    let limit = Duration::from_secs(60);
+
+    // Run 1: batch A delivered, then the outage and batch B.
+    let (run, metrics) = capture();
+    let port_a = send("A");
+    wait_for("batch A acknowledged", limit, || {
+        let w = written(&metrics);
+        w >= SENT && published(&metrics) == w
+    });
+    node.kill();
+    let port_b = send("B");
+    let before_b = published(&metrics);
+    wait_for("batch B in the spool", limit, || {
+        let w = written(&metrics);
+        w >= before_b + SENT && spooled_records(&spool) as u64 == w - before_b
+    });
+    run.signal("-INT");
+    let (status, stderr) = run.finish();
+    let text = stderr.join("\n");
+    assert_eq!(status.code(), Some(16), "{text}");
+    let left = spooled_records(&spool) as u64;
+    assert!(left >= SENT, "{text}");
+    assert!(
+        text.contains(&format!(
+            "not everything was delivered: {left} message(s) still in the spool {}",
+            spool.display()
+        )),
+        "{text}"
+    );
+    let summary = stderr
+        .iter()
+        .find(|l| l.contains("packets captured"))
+        .unwrap_or_else(|| panic!("no summary: {text}"));
+    let written_1 = count(summary, " written");
+    let delivered_1 = written_1 - left;
+    assert!(delivered_1 >= SENT, "{text}");
+    let kept: Vec<Vec<u8>> = segment_records(&spool)
+        .into_iter()
+        .flat_map(|(_, _, recs)| recs.into_iter().map(|(_, p)| p))
+        .collect();
+    assert_eq!(kept.len() as u64, left);
+    assert!(
+        kept.iter().all(|m| udp_sport(m) == port_b),
+        "the spool holds messages that are not batch B's"
+    );
+
+    // Run 2, with the node back: the spool is replayed while batch C arrives.
+    node.spawn();
+    let (run, metrics) = capture();
+    let port_c = send("C");
+    let mut written_2 = 0;
+    wait_for("the spool and batch C in the queue", limit, || {
+        written_2 = written(&metrics);
+        written_2 >= SENT
+            && published(&metrics) >= written_2
+            && queue_depth(&node, &names.queue) == delivered_1 + left + written_2
+    });
+    run.signal("-INT");
+    let (status, stderr) = run.finish();
+    assert_eq!(status.code(), Some(0), "{stderr:?}");
+    assert_eq!(spooled_records(&spool), 0, "the spool was not emptied");
+    assert!(
+        stderr.iter().any(|l| l.contains(&format!(
+            "{left} message(s) left in the spool {} by an earlier run",
+            spool.display()
+        ))),
+        "{stderr:?}"
+    );
+
+    let total = (delivered_1 + left + written_2) as usize;
+    let (received, after) = bodies(&names.consume(total, &[]));
+    assert_eq!(after, 0, "more messages than were written: some twice");
+    let (a, rest) = received.split_at(delivered_1 as usize);
+    let (spooled, c) = rest.split_at(left as usize);
+    assert!(a.iter().all(|m| udp_sport(m) == port_a), "first: batch A");
+    assert!(spooled == kept, "then the spool, byte for byte, in order");
+    assert_eq!(c.len() as u64, written_2);
+    assert!(c.iter().all(|m| udp_sport(m) == port_c), "last: batch C");
+    drop(receiver);
+}
