@@ -378,3 +378,60 @@ impl Drop for PrivateRabbit {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// redis-server inside network namespace `ns` (its loopback brought up) on the usual port
+/// (the namespace is the test's own, so the port is free there), data in `dir`; killed on
+/// drop.
+pub struct NsRedis {
+    child: Child,
+    ns: String,
+}
+
+impl NsRedis {
+    pub const PORT: u16 = 6379;
+
+    pub fn start(ns: &str, dir: &std::path::Path) -> NsRedis {
+        super::harness::ip(&["-n", ns, "link", "set", "lo", "up"]);
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "redis-server", "--port"])
+            .arg(Self::PORT.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server in the namespace");
+        let mut r = NsRedis {
+            child,
+            ns: ns.to_owned(),
+        };
+        wait_for("redis in the namespace", Duration::from_secs(30), || {
+            if let Ok(Some(status)) = r.child.try_wait() {
+                panic!("redis-server in namespace {ns} exited: {status}");
+            }
+            r.cli(&["PING"]) == "PONG"
+        });
+        r
+    }
+
+    /// redis-cli's answer to `args` inside the namespace, trimmed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "redis-cli", "-p"])
+            .arg(Self::PORT.to_string())
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for NsRedis {
+    fn drop(&mut self) {
+        // `ip netns exec` execs redis-server, so this is the server's own process id.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
