@@ -435,3 +435,26 @@ impl Drop for NsRedis {
         let _ = self.child.wait();
     }
 }
+
+/// A restart while another process holds the port waits for the port instead of failing or
+/// taking the other process for the server.
+#[test]
+fn private_redis_restarts_on_its_port_once_the_port_is_free() {
+    use redis::Commands;
+    let mut server = PrivateRedis::durable("restart-port");
+    let _: () = server.connection().set("k", "v").unwrap();
+    server.kill();
+    let holder = TcpListener::bind(("127.0.0.1", server.port)).unwrap();
+    let log = server.log_path();
+    let releaser = std::thread::spawn(move || {
+        // Released only after a start has failed on the taken port.
+        wait_for("a refused start", Duration::from_secs(30), || {
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Address already in use"))
+        });
+        drop(holder);
+    });
+    server.spawn();
+    releaser.join().unwrap();
+    let v: String = server.connection().get("k").unwrap();
+    assert_eq!(v, "v");
+}
