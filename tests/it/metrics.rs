@@ -10,12 +10,13 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common;
-use crate::common::harness::{self, ip, NetnsPair, Process, TempDir};
+use crate::common::brokers::NsRedis;
+use crate::common::harness::{self, NetnsPair, Process, TempDir};
 use crate::common::outage::{fixture_bytes, PCAP_HEADER_BYTES};
 use crate::common::BIN;
 use crate::common::{bin, root, FIXTURE};
@@ -482,31 +483,6 @@ fn live_available() -> bool {
     )
 }
 
-/// `redis-server` inside namespace `ns` on its loopback, port 6379; killed on drop.
-fn redis_in(ns: &str, dir: &Path) -> Process {
-    ip(&["-n", ns, "link", "set", "lo", "up"]);
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns, "redis-server", "--port", "6379"])
-        .args(["--bind", "127.0.0.1", "--save", "", "--dir"])
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    let p = Process::start(&mut cmd, DEADLINE);
-    wait_until("redis-server in the namespace", || {
-        redis_cli(ns, &["ping"]).trim() == "PONG"
-    });
-    p
-}
-
-fn redis_cli(ns: &str, args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "redis-cli", "-p", "6379"])
-        .args(args)
-        .output()
-        .expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     let end = Instant::now() + DEADLINE;
     while !ready() {
@@ -523,7 +499,7 @@ fn capture_is_scraped_while_running_and_at_the_end_equals_the_summary() {
     require_parser();
     let pair = NetnsPair::new("np-met", "cap", None);
     let dir = TempDir::new("metrics", "capture");
-    let _redis = redis_in(&pair.b, &dir.0);
+    let redis = NsRedis::start(&pair.b, &dir.0);
     let queue = "NETPIPE_METRICS_TEST";
     // Under target/, not the system temp dir: the spool refuses a path through a
     // world-writable directory such as /tmp.
@@ -625,7 +601,7 @@ fn capture_is_scraped_while_running_and_at_the_end_equals_the_summary() {
         "{sink_name}"
     );
     let sink = [("sink", sink_name.as_str())];
-    let in_redis: u64 = redis_cli(&pair.b, &["llen", queue]).trim().parse().unwrap();
+    let in_redis: u64 = redis.cli(&["llen", queue]).parse().unwrap();
     assert_eq!(in_redis, written);
     assert_eq!(end.n("netpipe_messages_published_total", &sink), in_redis);
     assert_eq!(

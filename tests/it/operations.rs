@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::common;
+use crate::common::brokers::NsRedis;
 use crate::common::harness::{self, NetnsPair, Process, TempDir};
 use crate::common::stderr;
 use crate::common::{bin, unique, FIXTURE};
@@ -524,8 +525,8 @@ fn the_service_settings_capture_as_a_non_root_user_with_ambient_capabilities() {
     let pair = NetnsPair::new("np-ops", "svc", None);
     // Under target/tmp: every directory above it belongs to root and is not writable by
     // others, as /var/lib is (a /tmp path would make the spool refuse, rightly).
-    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("svc"));
-    let _cleanup = TempDirAt(scratch.clone());
+    let scratch_dir = TempDir::at(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("svc")));
+    let scratch = scratch_dir.0.clone();
     let private = scratch.join("private");
     let state = private.join("netpipe-fast");
     fs::create_dir_all(&state).unwrap();
@@ -612,74 +613,6 @@ fn the_service_settings_capture_as_a_non_root_user_with_ambient_capabilities() {
     let nobody = fs::metadata(&state).unwrap().uid();
     assert_ne!(nobody, 0);
     assert_eq!(owner, nobody);
-}
-
-/// Removes a directory made outside the system temp dir on drop.
-struct TempDirAt(PathBuf);
-
-impl Drop for TempDirAt {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// redis-server inside network namespace `ns` (its loopback brought up), killed on drop.
-struct NsRedis {
-    child: std::process::Child,
-    ns: String,
-}
-
-impl NsRedis {
-    /// The namespace is ours alone, so the usual port is free there.
-    const PORT: u16 = 6379;
-
-    fn start(ns: &str, dir: &Path) -> NsRedis {
-        harness::ip(&["-n", ns, "link", "set", "lo", "up"]);
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, "redis-server", "--port"])
-            .arg(Self::PORT.to_string())
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-            ])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let r = NsRedis {
-            child,
-            ns: ns.to_owned(),
-        };
-        common::brokers::wait_for("redis in the namespace", DEADLINE, || {
-            r.cli(&["PING"]) == "PONG"
-        });
-        r
-    }
-
-    /// redis-cli's answer to `args`, trimmed.
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "redis-cli", "-p"])
-            .arg(Self::PORT.to_string())
-            .args(args)
-            .output()
-            .expect("run redis-cli");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-}
-
-impl Drop for NsRedis {
-    fn drop(&mut self) {
-        // `ip netns exec` execs redis-server, so this is the server's own process id.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The TOML example of README "Operations" is a good file.

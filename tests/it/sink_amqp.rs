@@ -11,8 +11,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::brokers::free_port;
+use crate::common::brokers::{free_port, wait_for};
+use crate::common::harness::TempDir;
 use crate::common::kombu;
+use crate::common::outage::HeldFeed;
 use crate::common::{assert_start_refused, combined};
 use crate::common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
 
@@ -195,10 +197,15 @@ fn assert_at_least_once(received: &[Vec<u8>], expected: &[Vec<u8>], resent: u64)
 #[test]
 fn connection_closed_by_the_broker_mid_stream_loses_nothing() {
     let names = AmqpNames::shared("outage");
-    // Long enough (about 5 s at the broker's rate here) to still be running after the
-    // rabbitmqctl calls that close the connection.
-    let copies = 6;
-    let files: Vec<PathBuf> = (0..copies).map(|_| root().join(FIXTURE)).collect();
+    // Three copies of the fixture through named pipes; the feed stops half-way through the
+    // second until the connection is closed, so the run is mid-stream then, whatever the
+    // broker's rate.
+    let copies = 3;
+    let dir = TempDir::unique("amqp-outage");
+    let files: Vec<PathBuf> = (1..=copies)
+        .map(|i| dir.path(&format!("part{i}.pcap")))
+        .collect();
+    let feed = HeldFeed::start(&files, 1);
     let mut cfg = AmqpConfig::parse(BROKER, &options(&names)).unwrap();
     cfg.endpoint.connection_name = unique("conn");
     cfg.backoff = Backoff {
@@ -218,13 +225,11 @@ fn connection_closed_by_the_broker_mid_stream_loses_nothing() {
     };
     let runner = std::thread::spawn(move || job.run_with_sink(Box::new(sink)));
 
-    // Close it once a part of the stream is confirmed.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while counters.published() < FIXTURE_MESSAGES as u64 {
-        assert!(Instant::now() < deadline, "publishing did not start");
+    // Close it once the first copy is confirmed.
+    wait_for("the first copy confirmed", Duration::from_secs(60), || {
         assert!(!runner.is_finished(), "the run ended before the outage");
-        std::thread::park_timeout(Duration::from_millis(10));
-    }
+        counters.published() >= FIXTURE_MESSAGES as u64
+    });
     let pids = connections_named(&cfg.endpoint.connection_name);
     assert_eq!(pids.len(), 1, "our connection in rabbitmqctl: {pids:?}");
     let status = Command::new("rabbitmqctl")
@@ -237,17 +242,13 @@ fn connection_closed_by_the_broker_mid_stream_loses_nothing() {
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(
-        !runner.is_finished(),
-        "the run ended before the connection was closed: make the stream longer"
-    );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !runner.is_finished() {
-        assert!(Instant::now() < deadline, "the run did not finish");
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
+    feed.release();
+    wait_for("the end of the run", Duration::from_secs(120), || {
+        runner.is_finished()
+    });
     let outcome = runner.join().unwrap();
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    feed.finish();
     assert_eq!(outcome.summary.written as usize, copies * FIXTURE_MESSAGES);
     assert!(counters.reconnects() >= 1, "the sink never reconnected");
     assert_eq!(counters.published() as usize, copies * FIXTURE_MESSAGES);

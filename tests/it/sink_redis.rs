@@ -1,7 +1,7 @@
 //! The Redis sink against real servers: the shared Redis on 127.0.0.1:6379 (started by
-//! scripts/test.sh; each test uses its own queue names in database 13, or 12 for kombu, and
-//! deletes them), and redis-server processes the tests start themselves on free ports (outage,
-//! password). The shared server on 6379 is never stopped.
+//! scripts/test.sh; each test uses its own queue names in database 13 and deletes them), and
+//! redis-server processes the tests start themselves on free ports (outage, password, and the
+//! kombu consumers, whose fixed `unacked*` keys would otherwise be shared). The shared server on 6379 is never stopped.
 
 use netpipe_fast::pipeline::read::ReadJob;
 use netpipe_fast::sink::{Backoff, Output, OutputOptions, RedisConfig, RedisFormat, RedisSink};
@@ -9,12 +9,14 @@ use redis::Commands;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common;
-use crate::common::brokers::{free_port, PrivateRedis};
+use crate::common::brokers::{free_port, wait_for, PrivateRedis};
+use crate::common::harness::TempDir;
+use crate::common::outage::HeldFeed;
 use crate::common::{assert_start_refused, combined, start_failure};
-use crate::common::{bin, expected, root, unique, FIXTURE, FIXTURE_MESSAGES};
+use crate::common::{bin, expected, unique, FIXTURE, FIXTURE_MESSAGES};
 
 const SHARED: &str = "redis://127.0.0.1:6379";
 fn shared_redis(db: u8) -> redis::Connection {
@@ -218,26 +220,16 @@ fn kombu_consumer_reads_our_messages() {
     let raw_queue = unique("py_raw_q");
     let exchange = unique("py_x");
     let routing_key = unique("py_rk");
-    let _clean = Cleanup {
-        db: 12,
-        keys: vec![
-            queue.clone(),
-            raw_queue.clone(),
-            format!("_kombu.binding.{exchange}"),
-            format!("_kombu.binding_permanent.{exchange}"),
-            "unacked".into(),
-            "unacked_index".into(),
-            "unacked_mutex".into(),
-        ],
-        members: vec![],
-    };
+    // kombu keeps fixed keys (`unacked*`) per database: a server of this test's own, so no
+    // other test's keys are touched and nothing shared is deleted.
+    let server = PrivateRedis::start("kombu", &[]);
     let fixture_args = [FIXTURE, "--count", "300"];
     let want: Vec<Value> = expected(&fixture_args)
         .iter()
         .map(|l| serde_json::from_slice(l).unwrap())
         .collect();
     assert_eq!(want.len(), 300);
-    let url = format!("{SHARED}/12");
+    let url = server.url();
     for (format, q) in [("kombu", &queue), ("raw", &raw_queue)] {
         let out = bin()
             .arg("read")
@@ -301,22 +293,11 @@ fn kombu_consumers_read_each_partition() {
     let queue = unique("py_pq");
     let exchange = unique("py_px");
     let n = 3;
-    let mut keys: Vec<String> = (0..n).map(|i| format!("{queue}-{i}")).collect();
-    keys.extend([
-        format!("_kombu.binding.{exchange}"),
-        format!("_kombu.binding_permanent.{exchange}"),
-        "unacked".into(),
-        "unacked_index".into(),
-        "unacked_mutex".into(),
-    ]);
-    let _clean = Cleanup {
-        db: 12,
-        keys,
-        members: vec![],
-    };
+    // A server of this test's own, as in kombu_consumer_reads_our_messages.
+    let server = PrivateRedis::start("kombu-partitions", &[]);
     let fixture_args = [FIXTURE, "--count", "600"];
     let lines = expected(&fixture_args);
-    let url = format!("{SHARED}/12");
+    let url = server.url();
     let out = bin()
         .arg("read")
         .args(fixture_args)
@@ -325,7 +306,7 @@ fn kombu_consumers_read_each_partition() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let mut con = shared_redis(12);
+    let mut con = server.connection();
     let members: Vec<Vec<u8>> = con.smembers(format!("_kombu.binding.{exchange}")).unwrap();
     assert_eq!(members.len(), n);
     for p in 0..n {
@@ -395,8 +376,15 @@ fn assert_at_least_once(received: &[Vec<u8>], expected: &[Vec<u8>], resent: u64)
 #[test]
 fn redis_outage_mid_stream_loses_nothing() {
     let mut server = PrivateRedis::durable("outage");
-    let copies = 12;
-    let files: Vec<PathBuf> = (0..copies).map(|_| root().join(FIXTURE)).collect();
+    // Three copies of the fixture through named pipes; the feed stops half-way through the
+    // second until the server is back, so the run is mid-stream at the kill, whatever the
+    // rate.
+    let copies = 3;
+    let dir = TempDir::unique("redis-outage");
+    let files: Vec<PathBuf> = (1..=copies)
+        .map(|i| dir.path(&format!("part{i}.pcap")))
+        .collect();
+    let feed = HeldFeed::start(&files, 1);
     let queue = unique("outage_q");
     let options = OutputOptions {
         redis_format: RedisFormat::Kombu,
@@ -422,46 +410,35 @@ fn redis_outage_mid_stream_loses_nothing() {
     };
     let runner = std::thread::spawn(move || job.run_with_sink(Box::new(sink)));
 
-    // Kill once a part of the stream is in.
-    let client = redis::Client::open(server.url().as_str()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut con = client.get_connection().unwrap();
-        let len: usize = con.llen(&queue).unwrap();
-        if len >= FIXTURE_MESSAGES {
-            break;
-        }
-        assert!(Instant::now() < deadline, "publishing did not start");
-        assert!(!runner.is_finished(), "the run ended before the outage");
-    }
+    // Kill once the first copy is in.
+    let mut con = server.connection();
+    wait_for(
+        "the first copy in the queue",
+        Duration::from_secs(60),
+        || {
+            assert!(!runner.is_finished(), "the run ended before the outage");
+            con.llen::<_, usize>(&queue).unwrap() >= FIXTURE_MESSAGES
+        },
+    );
+    drop(con);
     server.kill();
     server.spawn();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !runner.is_finished() {
-        assert!(
-            Instant::now() < deadline,
-            "the run did not finish after the restart"
-        );
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
+    feed.release();
+    wait_for(
+        "the end of the run after the restart",
+        Duration::from_secs(120),
+        || runner.is_finished(),
+    );
     let outcome = runner.join().unwrap();
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    feed.finish();
     assert_eq!(outcome.summary.written as usize, copies * FIXTURE_MESSAGES);
     assert!(counters.reconnects() >= 1, "the sink never reconnected");
 
     let want_one = expected(&[FIXTURE]);
     let want: Vec<Vec<u8>> = (0..copies).flat_map(|_| want_one.iter().cloned()).collect();
-    // The server may still be loading its append-only file when the run ends.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let items = loop {
-        let attempt = client
-            .get_connection()
-            .and_then(|mut con| con.lrange::<_, Vec<Vec<u8>>>(&queue, 0, -1));
-        match attempt {
-            Ok(v) => break v,
-            Err(e) => assert!(Instant::now() < deadline, "cannot read back: {e}"),
-        }
-    };
+    // `spawn` waited until the server answered PING, so its append-only file is loaded.
+    let items: Vec<Vec<u8>> = server.connection().lrange(&queue, 0, -1).unwrap();
     let bodies: Vec<Vec<u8>> = items
         .iter()
         .rev()

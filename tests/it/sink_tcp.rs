@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::common::brokers::free_port;
 use crate::common::{bin, lines, root, FIXTURE, FIXTURE_MESSAGES};
 
 fn stdout_of(args: &[&str]) -> Vec<u8> {
@@ -141,11 +142,7 @@ fn tcp_reconnects_and_loses_nothing_when_the_listener_drops_the_connection() {
 #[test]
 fn tcp_start_up_errors() {
     // Nothing listening: exit 9, one line naming the address.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let out = bin()
         .args(["read", FIXTURE, "-o", &format!("tcp://127.0.0.1:{port}")])
         .output()

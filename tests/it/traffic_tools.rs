@@ -287,12 +287,8 @@ fn listener_refuses_to_start_while_the_shutdown_file_exists() {
 
 #[test]
 fn send_to_a_closed_port_says_so() {
-    // Bind then drop: the port is (for this instant) known to be closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Bound then released: the port is (for this instant) known to be closed.
+    let port = crate::common::brokers::free_port();
     let out = tool(&["send", "tcp", "--port", &port.to_string(), "--msg", "x"])
         .output()
         .unwrap();

@@ -46,6 +46,12 @@ fn accepts(port: u16) -> bool {
 }
 
 /// `redis-server --port <free> --save ''` (plus `extra`), restartable on the same port.
+///
+/// The port comes from [`free_port`] (bind and release), so another process may take it
+/// before the server binds it: a start that cannot bind is tried again on a fresh port, and a
+/// restart on the same port is tried again until the port is free (bounded). A server counts
+/// as started only once its own log says it listens, so a server of another test that
+/// answers on the port is never taken for ours.
 pub struct PrivateRedis {
     child: Option<Child>,
     pub port: u16,
@@ -59,12 +65,20 @@ impl PrivateRedis {
         std::fs::create_dir_all(&dir).unwrap();
         let mut r = PrivateRedis {
             child: None,
-            port: free_port(),
+            port: 0,
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
-        r.spawn();
-        r
+        for _ in 0..10 {
+            r.port = free_port();
+            if r.try_spawn() {
+                return r;
+            }
+        }
+        panic!(
+            "no private redis-server started on 10 free ports; last log:\n{}",
+            r.log()
+        );
     }
 
     /// A server that writes every write to its append-only file before it answers
@@ -74,13 +88,41 @@ impl PrivateRedis {
         PrivateRedis::start(what, &["--appendonly", "yes", "--appendfsync", "always"])
     }
 
-    /// Starts the server (again) on its port and waits until it answers PING (an
-    /// append-only file is loaded by then).
+    /// Starts the server again on its port (after [`PrivateRedis::kill`], which waited for
+    /// the old process) and waits until it answers PING (an append-only file is loaded by
+    /// then). While the port is still taken, tries again for at most 30 s.
     pub fn spawn(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.try_spawn() {
+            assert!(
+                Instant::now() < deadline,
+                "the private redis-server could not listen on port {} again; log:\n{}",
+                self.port,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("redis.log")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// One start on `self.port`: true once this process logged that it listens and the port
+    /// answers PING; false if it exited first (it could not bind the port).
+    fn try_spawn(&mut self) -> bool {
+        // A fresh log, so a line of an earlier process is not taken for this one's.
+        let _ = std::fs::remove_file(self.log_path());
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--dir"])
             .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.log_path())
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -88,12 +130,18 @@ impl PrivateRedis {
             .expect("redis-server is installed (scripts/test.sh installs it)");
         self.child = Some(child);
         let port = self.port;
+        let mut exited = false;
         wait_for("the private redis-server", Duration::from_secs(30), || {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("private redis-server exited: {status}");
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
+                exited = true;
+                return true;
             }
-            redis_ready(port)
+            self.log().contains("Ready to accept connections") && redis_ready(port)
         });
+        if exited {
+            self.child = None;
+        }
+        !exited
     }
 
     /// SIGKILL: the broker vanishes without closing anything.
@@ -329,4 +377,84 @@ impl Drop for PrivateRabbit {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// redis-server inside network namespace `ns` (its loopback brought up) on the usual port
+/// (the namespace is the test's own, so the port is free there), data in `dir`; killed on
+/// drop.
+pub struct NsRedis {
+    child: Child,
+    ns: String,
+}
+
+impl NsRedis {
+    pub const PORT: u16 = 6379;
+
+    pub fn start(ns: &str, dir: &std::path::Path) -> NsRedis {
+        super::harness::ip(&["-n", ns, "link", "set", "lo", "up"]);
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "redis-server", "--port"])
+            .arg(Self::PORT.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server in the namespace");
+        let mut r = NsRedis {
+            child,
+            ns: ns.to_owned(),
+        };
+        wait_for("redis in the namespace", Duration::from_secs(30), || {
+            if let Ok(Some(status)) = r.child.try_wait() {
+                panic!("redis-server in namespace {ns} exited: {status}");
+            }
+            r.cli(&["PING"]) == "PONG"
+        });
+        r
+    }
+
+    /// redis-cli's answer to `args` inside the namespace, trimmed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "redis-cli", "-p"])
+            .arg(Self::PORT.to_string())
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for NsRedis {
+    fn drop(&mut self) {
+        // `ip netns exec` execs redis-server, so this is the server's own process id.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A restart while another process holds the port waits for the port instead of failing or
+/// taking the other process for the server.
+#[test]
+fn private_redis_restarts_on_its_port_once_the_port_is_free() {
+    use redis::Commands;
+    let mut server = PrivateRedis::durable("restart-port");
+    let _: () = server.connection().set("k", "v").unwrap();
+    server.kill();
+    let holder = TcpListener::bind(("127.0.0.1", server.port)).unwrap();
+    let log = server.log_path();
+    let releaser = std::thread::spawn(move || {
+        // Released only after a start has failed on the taken port.
+        wait_for("a refused start", Duration::from_secs(30), || {
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Address already in use"))
+        });
+        drop(holder);
+    });
+    server.spawn();
+    releaser.join().unwrap();
+    let v: String = server.connection().get("k").unwrap();
+    assert_eq!(v, "v");
 }

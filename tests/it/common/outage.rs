@@ -77,6 +77,54 @@ pub fn feed(fifo: &Path, pcap: &[u8]) {
     pipe.write_all(pcap).unwrap();
 }
 
+/// Feeds the fixture into named pipes (made here) one after the other, on a thread of its
+/// own, and stops half-way through pipe `held` until [`HeldFeed::release`]: a run reading the
+/// pipes cannot end before the test has acted (and is mid-stream, in pipe `held`, when it
+/// does), whatever the timing. Every pipe before `held` is complete by then.
+pub struct HeldFeed {
+    go: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl HeldFeed {
+    pub fn start(fifos: &[PathBuf], held: usize) -> HeldFeed {
+        assert!(held < fifos.len());
+        for f in fifos {
+            mkfifo(f);
+        }
+        let (go, wait) = std::sync::mpsc::channel();
+        let fifos = fifos.to_vec();
+        let thread = std::thread::spawn(move || {
+            let pcap = fixture_bytes();
+            for (i, fifo) in fifos.iter().enumerate() {
+                if i != held {
+                    feed(fifo, &pcap);
+                    continue;
+                }
+                let mut pipe = File::options().write(true).open(fifo).unwrap();
+                let (first, rest) = pcap.split_at(pcap.len() / 2);
+                pipe.write_all(first).unwrap();
+                pipe.flush().unwrap();
+                // A dropped sender (the test failed) releases the feed as well.
+                let _ = wait.recv();
+                pipe.write_all(rest).unwrap();
+            }
+        });
+        HeldFeed { go, thread }
+    }
+
+    /// Lets the rest of the held pipe and the pipes after it be written.
+    pub fn release(&self) {
+        let _ = self.go.send(());
+    }
+
+    /// Waits for the feeding thread, for a run that has ended well (the reader took every
+    /// byte, so this cannot block).
+    pub fn finish(self) {
+        self.thread.join().expect("the feeding thread failed");
+    }
+}
+
 /// The fixture's bytes.
 pub fn fixture_bytes() -> Vec<u8> {
     std::fs::read(root().join(FIXTURE)).unwrap()
