@@ -686,6 +686,39 @@ fn two_recorders_split_one_rabbitmq_queue() {
         a.extend(files(&dir, name));
         a
     };
+    // The test controls the input: the fixture cut in three (editcap, packets 1-100, the bulk,
+    // the last 100); A alone gets the first part, both the bulk, B alone (A stopped) the last.
+    let n = FIXTURE_MESSAGES;
+    let parts: Vec<PathBuf> = [
+        "1-100".to_string(),
+        format!("101-{}", n - 100),
+        format!("{}-{n}", n - 99),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, range)| {
+        let part = dir.path(&format!("part{i}.pcap"));
+        let out = Command::new("editcap")
+            .args(["-F", "pcap", "-r", FIXTURE])
+            .arg(&part)
+            .arg(range)
+            .output()
+            .expect("editcap (installed with tshark by scripts/test.sh) is needed by this test");
+        assert!(out.status.success(), "{}", text(&out));
+        part
+    })
+    .collect();
+    let publish = |part: &Path| {
+        let out = bin()
+            .args(["read", "-q"])
+            .arg(part)
+            .args(["-o", AMQP])
+            .args(names.args())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
     let a = spawn(&mk("a"));
     // The first recorder declares the queue; wait for it before publishing.
     wait_for(
@@ -693,23 +726,27 @@ fn two_recorders_split_one_rabbitmq_queue() {
         Duration::from_secs(30),
         || dir.path("a.csv.state").exists(),
     );
+    publish(&parts[0]);
+    wait_for("A: the first 100 saved", Duration::from_secs(60), || {
+        committed_rows(&ca) == 100
+    });
     let b = spawn(&mk("b"));
-    let out = bin()
-        .args(["read", "-q", FIXTURE, "-o", AMQP])
-        .args(names.args())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
+    publish(&parts[1]);
+    wait_for(
+        "all but the last 100 in one CSV or the other",
+        Duration::from_secs(60),
+        || (committed_rows(&ca) + committed_rows(&cb)) as usize == n - 100,
+    );
+    stop(a, &dir.path("a.stop"));
+    publish(&parts[2]);
     wait_for(
         "every row in one CSV or the other",
         Duration::from_secs(60),
-        || (committed_rows(&ca) + committed_rows(&cb)) as usize >= FIXTURE_MESSAGES,
+        || (committed_rows(&ca) + committed_rows(&cb)) as usize >= n,
     );
-    stop(a, &dir.path("a.stop"));
     stop(b, &dir.path("b.stop"));
     let (ra, rb) = (rows_in(&ca), rows_in(&cb));
-    assert!(ra > 0 && rb > 0, "one recorder got everything: {ra} / {rb}");
+    assert!(ra >= 100 && rb >= 100, "rows: {ra} / {rb}");
     assert_eq!(merge(row_bag(&ca), row_bag(&cb)), want);
 }
 
@@ -892,7 +929,7 @@ fn stop_file_gives_the_message_in_hand_back_and_a_restart_finishes_the_queue() {
     let dir = TempDir::unique("rec_stopfile");
     let (_, want) = reference_recording(&dir, FIXTURE_MESSAGES);
     let queue = RedisQueue(unique("rec_stop"));
-    fill_redis(&queue.0, FIXTURE_MESSAGES);
+    let staging = stage("rec_stop_stage", FIXTURE_MESSAGES);
     let mut args: Vec<String> = vec![
         "--input".into(),
         REDIS.into(),
@@ -903,17 +940,23 @@ fn stop_file_gives_the_message_in_hand_back_and_a_restart_finishes_the_queue() {
     ];
     args.extend(files(&dir, "s"));
     let csv = dir.path("s.csv");
-    let child = spawn(&args);
-    wait_for("the first 1000 rows", Duration::from_secs(60), || {
-        committed_rows(&csv) >= 1000
+    // Only 1005 on the queue until the stop: 1000 saved and 5 held when the stop file appears,
+    // whatever the recorder's speed (no idle snapshot in the first run).
+    let mut first = args.clone();
+    first.extend(["--idle-save-ms".into(), "0".into()]);
+    release(&staging, &queue.0, 1005);
+    let child = spawn(&first);
+    let mut con = redis_con();
+    wait_for("1000 rows saved, 5 held", Duration::from_secs(60), || {
+        committed_rows(&csv) == 1000
+            && con.llen::<_, usize>(&queue.0).unwrap() == 0
+            && held(&mut con, &queue.0) == 5
     });
     let err = stop(child, &dir.path("s.stop"));
     assert!(err.contains("stopped: stop file found"), "{err}");
-    let mut con = redis_con();
     let left: usize = con.llen(&queue.0).unwrap();
     let rows = rows_in(&csv);
-    assert!(left > 0, "the queue was drained before the stop");
-    assert_eq!(rows + left, FIXTURE_MESSAGES, "{err}");
+    assert_eq!(rows + left, 1005, "{err}");
     let lists: Vec<String> = con
         .keys(format!("{}.netpipe-processing.*", queue.0))
         .unwrap();
@@ -922,6 +965,7 @@ fn stop_file_gives_the_message_in_hand_back_and_a_restart_finishes_the_queue() {
     let out = rec().args(&args).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     std::fs::remove_file(dir.path("s.stop")).unwrap();
+    release(&staging, &queue.0, FIXTURE_MESSAGES - 1005);
     let child = spawn(&args);
     wait_for("every row", Duration::from_secs(60), || {
         committed_rows(&csv) as usize >= FIXTURE_MESSAGES
