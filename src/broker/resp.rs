@@ -372,7 +372,14 @@ impl RespConnection {
         if self.end == self.buf.len() {
             self.buf.resize(self.buf.len() * 2, 0);
         }
-        let n = self.stream.read(&mut self.buf[self.end..])?;
+        // A signal (SIGINT to `record`) interrupts a read on a socket with a timeout even
+        // under SA_RESTART; read again, the caller checks its stop flag between commands.
+        let n = loop {
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r?,
+            }
+        };
         if n == 0 {
             return Err(RespError::Io(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

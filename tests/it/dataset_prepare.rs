@@ -520,3 +520,88 @@ fn links_planted_at_output_names_are_not_followed() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// target/pandas-venv's Python (made by scripts/test.sh).
+fn pandas_python() -> std::path::PathBuf {
+    let py = common::venv_python("pandas");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/test.sh (it makes the pandas virtual environment)",
+        py.display()
+    );
+    py
+}
+
+/// External oracle: tests/dataset/pandas_oracle.py builds the full and clean CSVs with pandas
+/// from README's description and compares them with ours, cell by cell, on the recorded
+/// CSVs plus one with tricky cells (numbers with sign and exponent, `nan`, `inf`, hex, an
+/// address, a JSON list, a quoted multi-line cell, columns of its own), with and without a
+/// label column and with and without --fill-missing.
+#[test]
+fn full_and_clean_csv_match_a_pandas_implementation() {
+    let dir = temp_dir("pandas");
+    let tricky = dir.path("tricky.csv");
+    fs::write(
+        &tricky,
+        "idx,tcp_dport,num_signed,num_exp,odd_nan,odd_inf,odd_hex,ip_src,odd_list,note,udp_len\n\
+         0,22,+4,1e5,1,2,7,192.0.2.9,\"[1, 2]\",\"a, \"\"b\"\"\nc\",\n\
+         1,2000,-3.5,1E-2,nan,inf,0x1f,192.0.2.8,\"[]\",plain,12\n\
+         2,,0,-2.5e+3,3,4,9,192.0.2.7,\"[3]\",,\n",
+    )
+    .unwrap();
+    let all = vec![
+        TCP.to_string(),
+        tricky.display().to_string(),
+        UDP.to_string(),
+    ];
+    let only = vec![tricky.display().to_string()];
+    // (inputs, label column, above, fill value; "-": not given)
+    let configs: [(&Vec<String>, &str, &str, &str); 5] = [
+        (&all, "tcp_dport", "1000", "-1"),
+        (&all, "tcp_dport", "30", "-"),
+        (&all, "-", "-", "-"),
+        (&only, "-", "-", "-"),
+        (&only, "tcp_dport", "100", "0"),
+    ];
+    for (i, (inputs, label, above, fill)) in configs.iter().enumerate() {
+        let full = dir.path(&format!("full{i}.csv"));
+        let clean = dir.path(&format!("clean{i}.csv"));
+        let mut args: Vec<String> = vec![
+            "-q".into(),
+            "--fulldata-file".into(),
+            full.display().to_string(),
+            "--cleaned-file".into(),
+            clean.display().to_string(),
+        ];
+        for input in inputs.iter() {
+            args.extend(["--input".into(), input.clone()]);
+        }
+        if *label != "-" {
+            args.extend(["--label-column".into(), label.to_string()]);
+            args.extend(["--label-above".into(), above.to_string()]);
+        }
+        if *fill != "-" {
+            args.extend(["--fill-missing".into(), fill.to_string()]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = prepare(&refs);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let oracle = Command::new(pandas_python())
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("tests/dataset/pandas_oracle.py")
+            .arg(&full)
+            .arg(&clean)
+            .args([label, above, fill])
+            .args(inputs.iter())
+            .output()
+            .expect("run the pandas oracle");
+        assert!(
+            oracle.status.success(),
+            "config {i} ({label} {above} {fill}) differs from pandas:\n{}{}",
+            String::from_utf8_lossy(&oracle.stdout),
+            String::from_utf8_lossy(&oracle.stderr)
+        );
+        let said = String::from_utf8_lossy(&oracle.stdout);
+        assert!(said.starts_with("equal: "), "{said}");
+    }
+}

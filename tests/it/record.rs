@@ -408,6 +408,58 @@ fn fill_redis(queue: &str, count: usize) {
     assert!(out.status.success(), "{}", text(&out));
 }
 
+/// The fixture's first `count` messages on a staging list of their own, so that the test,
+/// not the recorder's speed, decides how many are on the queue at each step ([`release`]).
+fn stage(what: &str, count: usize) -> RedisQueue {
+    let staging = RedisQueue(unique(what));
+    fill_redis(&staging.0, count);
+    staging
+}
+
+/// Moves the next `n` staged messages, oldest first, to the consumer end's far side of `queue`
+/// (the order the sink would have pushed them in).
+fn release(staging: &RedisQueue, queue: &str, n: usize) {
+    let mut pipe = redis::pipe();
+    for _ in 0..n {
+        pipe.cmd("LMOVE")
+            .arg(&staging.0)
+            .arg(queue)
+            .arg("RIGHT")
+            .arg("LEFT");
+    }
+    let moved: Vec<Option<Vec<u8>>> = pipe.query(&mut redis_con()).unwrap();
+    assert!(moved.iter().all(Option::is_some), "staging ran out");
+}
+
+/// Messages held in the recorders' processing lists of `queue`.
+fn held(con: &mut redis::Connection, queue: &str) -> usize {
+    let keys: Vec<String> = con.keys(format!("{queue}.netpipe-processing.*")).unwrap();
+    keys.iter().map(|k| con.llen::<_, usize>(k).unwrap()).sum()
+}
+
+/// Sends `signal` (a name for kill(1)) to the process.
+fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args(["-s", signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -s {signal} {pid}");
+}
+
+/// Whether a SIGINT sent to the process is still pending (not yet taken by its handler).
+fn sigint_pending(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false; // gone
+    };
+    status
+        .lines()
+        .filter(|l| l.starts_with("ShdPnd:") || l.starts_with("SigPnd:"))
+        .any(|l| {
+            let mask = u64::from_str_radix(l.split_whitespace().nth(1).unwrap_or("0"), 16);
+            mask.unwrap_or(0) & (1 << 1) != 0 // SIGINT is signal 2, bit 1
+        })
+}
+
 fn spawn(args: &[String]) -> Child {
     rec()
         .args(args)
@@ -431,7 +483,7 @@ fn redis_recorder_killed_mid_stream_resumes_without_loss_or_duplicates() {
     let dir = TempDir::unique("rec_kill");
     let (_, want) = reference_recording(&dir, FIXTURE_MESSAGES);
     let queue = RedisQueue(unique("rec_kill"));
-    fill_redis(&queue.0, FIXTURE_MESSAGES);
+    let staging = stage("rec_kill_stage", FIXTURE_MESSAGES);
     let mut args: Vec<String> = vec![
         "--input".into(),
         REDIS.into(),
@@ -442,17 +494,22 @@ fn redis_recorder_killed_mid_stream_resumes_without_loss_or_duplicates() {
     ];
     args.extend(files(&dir, "k"));
     let csv = dir.path("k.csv");
-    let mut child = spawn(&args);
-    wait_for("the first 2000 rows", Duration::from_secs(60), || {
-        committed_rows(&csv) >= 2000
+    // Only 2010 messages on the queue and no idle snapshot: the recorder commits 2000 and holds
+    // 10 uncommitted when it is killed, however fast it is.
+    let mut first = args.clone();
+    first.extend(["--idle-save-ms".into(), "0".into()]);
+    release(&staging, &queue.0, 2010);
+    let mut child = spawn(&first);
+    let mut con = redis_con();
+    wait_for("2000 rows saved, 10 held", Duration::from_secs(60), || {
+        committed_rows(&csv) == 2000
+            && con.llen::<_, usize>(&queue.0).unwrap() == 0
+            && held(&mut con, &queue.0) == 10
     });
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let at_kill = committed_rows(&csv);
-    assert!(
-        (at_kill as usize) < FIXTURE_MESSAGES,
-        "the recorder finished before the kill"
-    );
+    assert_eq!(committed_rows(&csv), 2000);
+    release(&staging, &queue.0, FIXTURE_MESSAGES - 2010);
     let child = spawn(&args);
     wait_for("every row", Duration::from_secs(60), || {
         committed_rows(&csv) as usize >= FIXTURE_MESSAGES
@@ -460,7 +517,6 @@ fn redis_recorder_killed_mid_stream_resumes_without_loss_or_duplicates() {
     let err = stop(child, &dir.path("k.stop"));
     assert!(err.contains("(resumed)"), "{err}");
     assert_eq!(row_bag(&csv), want, "rows differ from the file recording");
-    let mut con = redis_con();
     let left: usize = con.llen(&queue.0).unwrap();
     assert_eq!(left, 0);
     let lists: Vec<String> = con
@@ -486,18 +542,32 @@ fn two_recorders_split_one_redis_queue() {
         a.extend(files(&dir, name));
         a
     };
-    let (a, b) = (spawn(&mk("a")), spawn(&mk("b")));
-    fill_redis(&queue.0, FIXTURE_MESSAGES);
+    // The test controls the input: 100 messages for A alone, then the bulk for both, then
+    // (A stopped) the last 100 for B alone; so each has rows whatever the timing.
+    let staging = stage("rec_two_stage", FIXTURE_MESSAGES);
     let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
+    let a = spawn(&mk("a"));
+    release(&staging, &queue.0, 100);
+    wait_for("A: the first 100 saved", Duration::from_secs(60), || {
+        committed_rows(&ca) == 100
+    });
+    let b = spawn(&mk("b"));
+    release(&staging, &queue.0, FIXTURE_MESSAGES - 200);
+    wait_for(
+        "all but the last 100 in one CSV or the other",
+        Duration::from_secs(60),
+        || (committed_rows(&ca) + committed_rows(&cb)) as usize == FIXTURE_MESSAGES - 100,
+    );
+    stop(a, &dir.path("a.stop"));
+    release(&staging, &queue.0, 100);
     wait_for(
         "every row in one CSV or the other",
         Duration::from_secs(60),
         || (committed_rows(&ca) + committed_rows(&cb)) as usize >= FIXTURE_MESSAGES,
     );
-    stop(a, &dir.path("a.stop"));
     stop(b, &dir.path("b.stop"));
     let (ra, rb) = (rows_in(&ca), rows_in(&cb));
-    assert!(ra > 0 && rb > 0, "one recorder got everything: {ra} / {rb}");
+    assert!(ra >= 100 && rb >= 100, "rows: {ra} / {rb}");
     assert_eq!(merge(row_bag(&ca), row_bag(&cb)), want);
 }
 
@@ -616,6 +686,39 @@ fn two_recorders_split_one_rabbitmq_queue() {
         a.extend(files(&dir, name));
         a
     };
+    // The test controls the input: the fixture cut in three (editcap, packets 1-100, the bulk,
+    // the last 100); A alone gets the first part, both the bulk, B alone (A stopped) the last.
+    let n = FIXTURE_MESSAGES;
+    let parts: Vec<PathBuf> = [
+        "1-100".to_string(),
+        format!("101-{}", n - 100),
+        format!("{}-{n}", n - 99),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, range)| {
+        let part = dir.path(&format!("part{i}.pcap"));
+        let out = Command::new("editcap")
+            .args(["-F", "pcap", "-r", FIXTURE])
+            .arg(&part)
+            .arg(range)
+            .output()
+            .expect("editcap (installed with tshark by scripts/test.sh) is needed by this test");
+        assert!(out.status.success(), "{}", text(&out));
+        part
+    })
+    .collect();
+    let publish = |part: &Path| {
+        let out = bin()
+            .args(["read", "-q"])
+            .arg(part)
+            .args(["-o", AMQP])
+            .args(names.args())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
     let a = spawn(&mk("a"));
     // The first recorder declares the queue; wait for it before publishing.
     wait_for(
@@ -623,23 +726,27 @@ fn two_recorders_split_one_rabbitmq_queue() {
         Duration::from_secs(30),
         || dir.path("a.csv.state").exists(),
     );
+    publish(&parts[0]);
+    wait_for("A: the first 100 saved", Duration::from_secs(60), || {
+        committed_rows(&ca) == 100
+    });
     let b = spawn(&mk("b"));
-    let out = bin()
-        .args(["read", "-q", FIXTURE, "-o", AMQP])
-        .args(names.args())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let (ca, cb) = (dir.path("a.csv"), dir.path("b.csv"));
+    publish(&parts[1]);
+    wait_for(
+        "all but the last 100 in one CSV or the other",
+        Duration::from_secs(60),
+        || (committed_rows(&ca) + committed_rows(&cb)) as usize == n - 100,
+    );
+    stop(a, &dir.path("a.stop"));
+    publish(&parts[2]);
     wait_for(
         "every row in one CSV or the other",
         Duration::from_secs(60),
-        || (committed_rows(&ca) + committed_rows(&cb)) as usize >= FIXTURE_MESSAGES,
+        || (committed_rows(&ca) + committed_rows(&cb)) as usize >= n,
     );
-    stop(a, &dir.path("a.stop"));
     stop(b, &dir.path("b.stop"));
     let (ra, rb) = (rows_in(&ca), rows_in(&cb));
-    assert!(ra > 0 && rb > 0, "one recorder got everything: {ra} / {rb}");
+    assert!(ra >= 100 && rb >= 100, "rows: {ra} / {rb}");
     assert_eq!(merge(row_bag(&ca), row_bag(&cb)), want);
 }
 
@@ -822,7 +929,7 @@ fn stop_file_gives_the_message_in_hand_back_and_a_restart_finishes_the_queue() {
     let dir = TempDir::unique("rec_stopfile");
     let (_, want) = reference_recording(&dir, FIXTURE_MESSAGES);
     let queue = RedisQueue(unique("rec_stop"));
-    fill_redis(&queue.0, FIXTURE_MESSAGES);
+    let staging = stage("rec_stop_stage", FIXTURE_MESSAGES);
     let mut args: Vec<String> = vec![
         "--input".into(),
         REDIS.into(),
@@ -833,17 +940,23 @@ fn stop_file_gives_the_message_in_hand_back_and_a_restart_finishes_the_queue() {
     ];
     args.extend(files(&dir, "s"));
     let csv = dir.path("s.csv");
-    let child = spawn(&args);
-    wait_for("the first 1000 rows", Duration::from_secs(60), || {
-        committed_rows(&csv) >= 1000
+    // Only 1005 on the queue until the stop: 1000 saved and 5 held when the stop file appears,
+    // whatever the recorder's speed (no idle snapshot in the first run).
+    let mut first = args.clone();
+    first.extend(["--idle-save-ms".into(), "0".into()]);
+    release(&staging, &queue.0, 1005);
+    let child = spawn(&first);
+    let mut con = redis_con();
+    wait_for("1000 rows saved, 5 held", Duration::from_secs(60), || {
+        committed_rows(&csv) == 1000
+            && con.llen::<_, usize>(&queue.0).unwrap() == 0
+            && held(&mut con, &queue.0) == 5
     });
     let err = stop(child, &dir.path("s.stop"));
     assert!(err.contains("stopped: stop file found"), "{err}");
-    let mut con = redis_con();
     let left: usize = con.llen(&queue.0).unwrap();
     let rows = rows_in(&csv);
-    assert!(left > 0, "the queue was drained before the stop");
-    assert_eq!(rows + left, FIXTURE_MESSAGES, "{err}");
+    assert_eq!(rows + left, 1005, "{err}");
     let lists: Vec<String> = con
         .keys(format!("{}.netpipe-processing.*", queue.0))
         .unwrap();
@@ -852,6 +965,7 @@ fn stop_file_gives_the_message_in_hand_back_and_a_restart_finishes_the_queue() {
     let out = rec().args(&args).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     std::fs::remove_file(dir.path("s.stop")).unwrap();
+    release(&staging, &queue.0, FIXTURE_MESSAGES - 1005);
     let child = spawn(&args);
     wait_for("every row", Duration::from_secs(60), || {
         committed_rows(&csv) as usize >= FIXTURE_MESSAGES
@@ -1697,4 +1811,102 @@ print(json.dumps({"csv": rows, "pandas": [list(df.columns)] + df.values.tolist()
         want.iter_mut().for_each(|r| r.sort());
         assert_eq!(cells, want, "{reader}");
     }
+}
+
+/// SIGINT to a recorder on a Redis queue: it exits 0 with everything it took either in the
+/// committed CSV or back on the queue, and a restart gives every message exactly once.
+#[test]
+fn sigint_stops_a_redis_recorder_cleanly_and_a_restart_finishes_the_queue() {
+    let dir = TempDir::unique("rec_sigint");
+    let (_, want) = reference_recording(&dir, FIXTURE_MESSAGES);
+    let queue = RedisQueue(unique("rec_sigint"));
+    let staging = stage("rec_sigint_stage", FIXTURE_MESSAGES);
+    let mut args: Vec<String> = vec![
+        "--input".into(),
+        REDIS.into(),
+        "--queue".into(),
+        queue.0.clone(),
+        "--save-after-num".into(),
+        "50".into(),
+    ];
+    args.extend(files(&dir, "i"));
+    let csv = dir.path("i.csv");
+    // 1010 on the queue, no idle snapshot: at the signal 1000 are saved and 10 held.
+    let mut first = args.clone();
+    first.extend(["--idle-save-ms".into(), "0".into()]);
+    release(&staging, &queue.0, 1010);
+    let mut child = spawn(&first);
+    let mut con = redis_con();
+    wait_for("1000 rows saved, 10 held", Duration::from_secs(60), || {
+        committed_rows(&csv) == 1000
+            && con.llen::<_, usize>(&queue.0).unwrap() == 0
+            && held(&mut con, &queue.0) == 10
+    });
+    send_signal(child.id(), "INT");
+    let status = wait_exit(&mut child, "the recorder to stop", Duration::from_secs(30));
+    let err = read_stderr(&mut child);
+    assert!(status.success(), "{status:?} {err}");
+    assert!(err.contains("stopped: signal"), "{err}");
+    let rows = rows_in(&csv);
+    assert_eq!(rows as u64, committed_rows(&csv), "{err}");
+    assert!(rows >= 1000, "{err}");
+    let left: usize = con.llen(&queue.0).unwrap();
+    assert_eq!(rows + left, 1010, "messages lost or doubled: {err}");
+    assert_eq!(held(&mut con, &queue.0), 0, "processing lists left");
+    release(&staging, &queue.0, FIXTURE_MESSAGES - 1010);
+    let child = spawn(&args);
+    wait_for("every row", Duration::from_secs(60), || {
+        committed_rows(&csv) as usize >= FIXTURE_MESSAGES
+    });
+    let err = stop(child, &dir.path("i.stop"));
+    assert!(err.contains("(resumed)"), "{err}");
+    assert_eq!(row_bag(&csv), want, "not every message once");
+}
+
+/// A second SIGINT while the recorder is finishing (here: stuck sending its AntiNex job to a
+/// server that never answers, 30 s timeout) ends it at once with exit code 1, as
+/// `stop_on_signals` documents; the snapshot committed before the job stays.
+#[test]
+fn second_sigint_while_finishing_ends_at_once_with_code_1() {
+    let dir = TempDir::unique("rec_sigint2");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let jsonl = dir.path("in.jsonl");
+    std::fs::write(
+        &jsonl,
+        r#"{"data":{"ether":{"type":2048},"ip":{"ihl":5,"src":"10.0.0.1"}}}"#.to_string() + "\n",
+    )
+    .unwrap();
+    let mut child = rec()
+        .args(["--input", &format!("file:{}", jsonl.display())])
+        .args(files(&dir, "s2"))
+        .env("ANTINEX_PUBLISH_ENABLED", "1")
+        .env("ANTINEX_URL", format!("http://127.0.0.1:{port}"))
+        .env("ANTINEX_USER", "alice")
+        .env("ANTINEX_PASSWORD", "s3cret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The recorder has committed its one row and is waiting for the login answer.
+    let (conn, _) = listener.accept().unwrap();
+    let mut r = BufReader::new(conn);
+    let mut first = String::new();
+    r.read_line(&mut first).unwrap();
+    assert!(first.starts_with("POST /api-token-auth/"), "{first}");
+    assert_eq!(committed_rows(&dir.path("s2.csv")), 1);
+    let pid = child.id();
+    send_signal(pid, "INT");
+    wait_for("the first SIGINT taken", Duration::from_secs(10), || {
+        !sigint_pending(pid)
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first SIGINT ended the recorder"
+    );
+    send_signal(pid, "INT");
+    let status = wait_exit(&mut child, "the second SIGINT", Duration::from_secs(5));
+    assert_eq!(status.code(), Some(1), "{}", read_stderr(&mut child));
+    assert_eq!(rows_in(&dir.path("s2.csv")), 1);
+    drop(r);
 }

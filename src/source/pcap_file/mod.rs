@@ -1298,7 +1298,7 @@ mod tests {
 
     /// Differential check against libpcap (through the `pcap` crate) on every corpus file:
     /// same packets, bytes, lengths and nanosecond timestamps, except where we deliberately
-    /// differ (each counted, and each agreeing with tshark):
+    /// differ (each counted; only libpcap is compared here, tshark is not run):
     /// - libpcap cuts a record's bytes to the file header's snaplen; we keep them all;
     /// - libpcap reports a wire length below the captured length as is; we raise it;
     /// - libpcap reads pcap seconds and fractions as signed 32-bit; the draft says unsigned.
