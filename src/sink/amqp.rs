@@ -415,13 +415,7 @@ impl AmqpSink {
     /// After a failure: reconnect and send every in-flight batch again here (holding the
     /// output), or hand every unconfirmed message back, as `on_loss` says.
     fn lost(&mut self, why: Failure, on_loss: OnLoss) -> Result<(), WriteError> {
-        match on_loss {
-            OnLoss::Hold => {
-                self.recover(&why);
-                Ok(())
-            }
-            OnLoss::HandBack => Err(self.hand_back(why.to_string())),
-        }
+        super::lost(self, why, on_loss, Self::recover, Self::hand_back)
     }
 
     /// Publishes a batch, with at most `window_batches` batches unconfirmed; a loss is

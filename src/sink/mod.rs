@@ -248,6 +248,25 @@ macro_rules! one_send_path {
 }
 pub(crate) use one_send_path;
 
+/// What a broker sink does after failure `why`, as `on_loss` says: `recover` (reconnect and
+/// send everything unanswered again, here) and go on, or give up the connection and
+/// `hand_back` every unanswered message as an [`Outage`].
+pub(crate) fn lost<S, F: std::fmt::Display>(
+    sink: &mut S,
+    why: F,
+    on_loss: OnLoss,
+    recover: fn(&mut S, &F),
+    hand_back: fn(&mut S, String) -> WriteError,
+) -> Result<(), WriteError> {
+    match on_loss {
+        OnLoss::Hold => {
+            recover(sink, &why);
+            Ok(())
+        }
+        OnLoss::HandBack => Err(hand_back(sink, why.to_string())),
+    }
+}
+
 /// The error a holding write returns: only a fatal one can come out of it.
 pub(crate) fn held(result: Result<(), WriteError>) -> io::Result<()> {
     match result {

@@ -35,8 +35,8 @@
 //! variable.
 
 use super::{
-    bad_url, log, reconnect_forever, Outage, OutputOptions, SharedCounters, Sink, SinkCounters,
-    WriteError, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
+    bad_url, log, reconnect_forever, OnLoss, Outage, OutputOptions, SharedCounters, Sink,
+    SinkCounters, WriteError, EXIT_AUTH, EXIT_BAD_URL, EXIT_TLS, EXIT_UNREACHABLE,
 };
 use crate::broker::amqp::AmqpEndpoint;
 use crate::broker::tls::CertReqs;
@@ -1056,82 +1056,58 @@ fn close_link(runtime: &tokio::runtime::Runtime, link: Link) {
     });
 }
 
-impl Sink for RabbitStreamSink {
-    fn write_batch(&mut self, batch: &JsonBatch) -> io::Result<()> {
+impl RabbitStreamSink {
+    /// After a failure: reconnect and send every in-flight batch again here (holding the
+    /// output), or hand every unconfirmed message back, as `on_loss` says.
+    fn lost(&mut self, why: Failure, on_loss: OnLoss) -> Result<(), WriteError> {
+        super::lost(self, why, on_loss, Self::recover, Self::hand_back)
+    }
+
+    /// Publishes a batch, with at most [`WINDOW_BATCHES`] batches unconfirmed; a loss is
+    /// handled as `on_loss` says.
+    fn send_batch(&mut self, batch: &JsonBatch, on_loss: OnLoss) -> Result<(), WriteError> {
         if batch.is_empty() {
             return Ok(());
         }
         let slot = self.number(batch);
         self.in_flight.push_back(slot);
-        let last = self.in_flight.len() - 1;
-        let sent = if self.link.is_some() {
-            self.send(last)
-        } else {
-            Err(Failure::Timeout("a connection"))
-        };
-        if let Err(e) = sent {
-            // Sends every in-flight batch again, this one included.
-            self.recover(&e);
-        }
-        while self.in_flight.len() > WINDOW_BATCHES {
-            if let Err(e) = self.confirm_oldest() {
-                self.recover(&e);
-            }
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        while !self.in_flight.is_empty() {
-            if let Err(e) = self.confirm_oldest() {
-                self.recover(&e);
-            }
-        }
-        Ok(())
-    }
-
-    fn try_write_batch(&mut self, batch: &JsonBatch) -> Result<(), WriteError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let slot = self.number(batch);
-        self.in_flight.push_back(slot);
-        if self.link.is_none() {
+        if self.link.is_none() && on_loss == OnLoss::HandBack {
             return Err(self.hand_back("not connected".into()));
         }
         let last = self.in_flight.len() - 1;
+        // Without a connection `send` fails, and holding reconnects.
         if let Err(e) = self.send(last) {
-            return Err(self.hand_back(e.to_string()));
+            // Holding, sends every in-flight batch again, this one included.
+            self.lost(e, on_loss)?;
         }
         while self.in_flight.len() > WINDOW_BATCHES {
             if let Err(e) = self.confirm_oldest() {
-                return Err(self.hand_back(e.to_string()));
+                self.lost(e, on_loss)?;
             }
         }
         Ok(())
     }
 
-    fn try_flush(&mut self) -> Result<(), WriteError> {
+    /// Waits until everything in flight is confirmed; a loss is handled as `on_loss` says.
+    fn settle_all(&mut self, on_loss: OnLoss) -> Result<(), WriteError> {
         while !self.in_flight.is_empty() {
             if let Err(e) = self.confirm_oldest() {
-                return Err(self.hand_back(e.to_string()));
+                self.lost(e, on_loss)?;
             }
         }
         Ok(())
     }
+}
 
-    fn try_settle(&mut self) -> Result<(), WriteError> {
-        self.try_flush()
-    }
+/// Handing back (with a delivery thread in front), a failure gives up the connections and
+/// hands every unconfirmed message back, oldest first, keeping their partitions and ids.
+impl Sink for RabbitStreamSink {
+    super::one_send_path!();
 
     fn reconnect_once(&mut self) -> Result<(), String> {
         self.relink().map_err(|e| e.to_string())?;
         SinkCounters::add(&self.counters.reconnects, 1);
         Ok(())
-    }
-
-    fn delivered(&self) -> u64 {
-        self.counters.published()
     }
 
     fn report(&self) -> Option<String> {

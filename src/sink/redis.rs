@@ -353,22 +353,23 @@ fn uuid4() -> [u8; UUID_LEN] {
     text
 }
 
-/// Appends `s` as a JSON string (quotes, backslashes and control characters escaped).
+/// Appends `s` as a JSON string (quotes, backslashes and control characters escaped), with
+/// the crate's one escaper: a first pass into no room counts the bytes (`Out` counts what does
+/// not fit), the second writes them into exactly that much.
 fn json_string(out: &mut Vec<u8>, s: &str) {
+    use crate::encode::hex::push_str_escaped;
+    use crate::encode::out::Out;
+    let mut count = Out::new(&mut []);
+    push_str_escaped(&mut count, s);
+    let n = count.len();
     out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            c if (c as u32) < 0x20 => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
-            }
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
-        }
-    }
+    let start = out.len();
+    out.resize(start + n, 0);
+    let mut o = Out::new(&mut out[start..]);
+    push_str_escaped(&mut o, s);
+    // Same input, same length; should it ever differ, nothing half-written is kept.
+    let written = if o.overflowed() { 0 } else { o.len() };
+    out.truncate(start + written);
     out.push(b'"');
 }
 
@@ -989,6 +990,64 @@ mod tests {
         let s = std::str::from_utf8(&a).unwrap();
         assert_eq!(s.as_bytes()[14], b'4', "{s}");
         assert!(matches!(s.as_bytes()[19], b'8' | b'9' | b'a' | b'b'), "{s}");
+    }
+
+    /// The escaper this sink used before it shared the crate's one (`push_str_escaped`):
+    /// kept here only to show the two write the same bytes.
+    fn json_string_by_chars(out: &mut Vec<u8>, s: &str) {
+        out.push(b'"');
+        for c in s.chars() {
+            match c {
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                c if (c as u32) < 0x20 => {
+                    out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+                }
+                c => {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
+        out.push(b'"');
+    }
+
+    #[test]
+    fn json_string_matches_the_char_by_char_escaper() {
+        let every_control: String = (0u8..0x20).map(char::from).collect();
+        let mut inputs = vec![
+            String::new(),
+            "celery".to_string(),
+            "\"".to_string(),
+            "\\".to_string(),
+            "a\"b\\c\"\\".to_string(),
+            every_control.clone(),
+            format!("x{every_control}y\u{7f}z"),
+            "caf\u{e9} \u{3a9}\u{20ac} \u{1f600} \u{10ffff}\u{80}\u{7ff}\u{800}\u{ffff}"
+                .to_string(),
+            "\u{1f600}\"\n\u{e9}\\\u{0}".to_string(),
+        ];
+        // Every scalar value below 0x800 (one- and two-byte UTF-8) and a sample above.
+        inputs.push((0u32..0x800).filter_map(char::from_u32).collect());
+        inputs.push(
+            (0x800u32..=0x10ffff)
+                .step_by(97)
+                .filter_map(char::from_u32)
+                .collect(),
+        );
+        for s in &inputs {
+            let (mut shared, mut local) = (b"prefix".to_vec(), b"prefix".to_vec());
+            json_string(&mut shared, s);
+            json_string_by_chars(&mut local, s);
+            assert_eq!(shared, local, "{s:?}");
+            // And it is the JSON string of `s`.
+            let back: String = serde_json::from_slice(&shared[6..]).unwrap();
+            assert_eq!(&back, s);
+        }
+        // Escaped, not passed through: the sequences themselves.
+        let mut out = Vec::new();
+        json_string(&mut out, "\u{1}\u{1f}\"\\");
+        assert_eq!(out, br#""\u0001\u001f\"\\""#);
     }
 
     #[test]
