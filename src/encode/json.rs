@@ -10,6 +10,7 @@ use super::out::Out;
 use crate::decode::arp::{AddrForm, Arp};
 use crate::decode::bytes;
 use crate::decode::dns::{self, Dns, RdataNames};
+use crate::decode::ethernet::{Sll2Hdr, SllHdr};
 use crate::decode::flow;
 use crate::decode::icmp::{self, Icmp};
 use crate::decode::icmpv6::{Icmpv6, Icmpv6Kind, NdOptKind, NdOption};
@@ -489,22 +490,8 @@ fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) -> Option<(usize, usize)> {
                 num!(out, "vlan", hdr.vlan());
                 num!(out, "type", hdr.ether_type.get());
             }
-            Layer::Sll(h) => {
-                num_first!(out, "pkttype", h.pkttype.get());
-                num!(out, "lladdrtype", h.lladdrtype.get());
-                num!(out, "lladdrlen", h.lladdrlen.get());
-                hex_field!(out, "src", &h.src);
-                num!(out, "proto", h.proto.get());
-            }
-            Layer::Sll2(h) => {
-                num_first!(out, "proto", h.proto.get());
-                num!(out, "reserved", h.reserved.get());
-                num!(out, "ifindex", h.ifindex.get());
-                num!(out, "lladdrtype", h.lladdrtype.get());
-                num!(out, "pkttype", h.pkttype);
-                num!(out, "lladdrlen", h.lladdrlen);
-                hex_field!(out, "src", &h.src);
-            }
+            Layer::Sll(h) => write_sll(out, h),
+            Layer::Sll2(h) => write_sll2(out, h),
             Layer::Loopback(t) => {
                 num_first!(out, "type", *t);
             }
@@ -595,6 +582,29 @@ fn field(out: &mut Out<'_>, name: &str, v: u32) {
     push_dec(out, v);
 }
 
+// Out of line, as the other layers a capture has in few packets or only at its link layer
+// (ARP, IPv6 extension headers, ICMPv6 and its options): the hot arms of `write_layers`
+// (Ethernet, IP, TCP, UDP, DNS) then fit the instruction cache together with the decoder.
+#[inline(never)]
+fn write_sll(out: &mut Out<'_>, h: &SllHdr) {
+    num_first!(out, "pkttype", h.pkttype.get());
+    num!(out, "lladdrtype", h.lladdrtype.get());
+    num!(out, "lladdrlen", h.lladdrlen.get());
+    hex_field!(out, "src", &h.src);
+    num!(out, "proto", h.proto.get());
+}
+
+#[inline(never)]
+fn write_sll2(out: &mut Out<'_>, h: &Sll2Hdr) {
+    num_first!(out, "proto", h.proto.get());
+    num!(out, "reserved", h.reserved.get());
+    num!(out, "ifindex", h.ifindex.get());
+    num!(out, "lladdrtype", h.lladdrtype.get());
+    num!(out, "pkttype", h.pkttype);
+    num!(out, "lladdrlen", h.lladdrlen);
+    hex_field!(out, "src", &h.src);
+}
+
 fn push_ipv4_or_hex(out: &mut Out<'_>, a: &[u8]) {
     out.push(b'"');
     match <&[u8; 4]>::try_from(a) {
@@ -613,6 +623,7 @@ fn push_ipv6_or_hex(out: &mut Out<'_>, a: &[u8]) {
     out.push(b'"');
 }
 
+#[inline(never)]
 fn write_arp(out: &mut Out<'_>, a: &Arp<'_>) {
     let h = a.hdr;
     num_first!(out, "hwtype", h.hwtype.get());
@@ -677,6 +688,7 @@ fn write_ipv6(out: &mut Out<'_>, ip: &Ipv6<'_>) {
     ipv6_field!(out, "dst", &h.dst);
 }
 
+#[inline(never)]
 fn write_ext(out: &mut Out<'_>, e: &ExtHeader<'_>) {
     num_first!(out, "nh", e.nh());
     match e.kind {
@@ -760,6 +772,7 @@ fn write_icmp(out: &mut Out<'_>, i: &Icmp<'_>) {
     }
 }
 
+#[inline(never)]
 fn write_icmpv6(out: &mut Out<'_>, i: &Icmpv6<'_>) {
     num_first!(out, "type", i.byte(0));
     num!(out, "code", i.byte(1));
@@ -805,6 +818,7 @@ fn write_icmpv6(out: &mut Out<'_>, i: &Icmpv6<'_>) {
     }
 }
 
+#[inline(never)]
 fn write_nd_option(out: &mut Out<'_>, o: &NdOption<'_>) {
     num_first!(out, "type", o.byte(0));
     num!(out, "len", o.byte(1));
