@@ -91,6 +91,8 @@ impl Arp<'_> {
     }
 }
 
+// Out of line: see `decode_into` (the common path stays small).
+#[inline(never)]
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let Ok((hdr, rest)) = ArpHdr::ref_from_prefix(cur.rest()) else {
         return fail(pkt, LayerName::Arp, ErrorKind::Truncated);

@@ -343,6 +343,8 @@ pub fn option_info(code: u8) -> Option<(&'static str, OptKind)> {
     })
 }
 
+// Out of line: see `decode_into` (the common path stays small).
+#[inline(never)]
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let rest = cur.rest();
     let Some(fixed) = rest.get(..FIXED_BYTES) else {

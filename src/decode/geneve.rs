@@ -104,6 +104,8 @@ impl<'a> Iterator for GeneveOptions<'a> {
     }
 }
 
+// Out of line: see `decode_into` (the common path stays small).
+#[inline(never)]
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let rest = cur.rest();
     let Some(&first) = rest.first() else {

@@ -91,6 +91,8 @@ fn gre_len(b0: u8, b1: u8, pptp: bool) -> usize {
     }
 }
 
+// Out of line: see `decode_into` (the common path stays small).
+#[inline(never)]
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let rest = cur.rest();
     if rest.len() < 4 {
@@ -187,6 +189,8 @@ impl<'a> Erspan<'a> {
     }
 }
 
+// Out of line: see `decode_into` (the common path stays small).
+#[inline(never)]
 pub(crate) fn decode_erspan<'a>(
     kind: ErspanKind,
     cur: &mut Cursor<'a>,

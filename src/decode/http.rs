@@ -401,6 +401,8 @@ pub fn looks_like_http(payload: &[u8]) -> Option<bool> {
     }
 }
 
+// Out of line: see `decode_into` (the common path stays small).
+#[inline(never)]
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let rest = cur.rest();
     let Some(response) = looks_like_http(rest) else {

@@ -141,6 +141,8 @@ impl NdOption<'_> {
     }
 }
 
+// Out of line: see `decode_into` (the common path stays small).
+#[inline(never)]
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let rest = cur.rest();
     let Some(&t) = rest.first() else {
@@ -170,6 +172,8 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     }
 }
 
+// Out of line: see `decode_into` (the common path stays small).
+#[inline(never)]
 pub(crate) fn decode_nd_option<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let rest = cur.rest();
     if rest.len() < 2 {

@@ -54,6 +54,8 @@ impl MplsHdr {
     }
 }
 
+// Out of line: see `decode_into` (the common path stays small).
+#[inline(never)]
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let Ok((hdr, _)) = MplsHdr::ref_from_prefix(cur.rest()) else {
         return fail(pkt, LayerName::Mpls, ErrorKind::Truncated);

@@ -63,6 +63,8 @@ impl Ntp<'_> {
     }
 }
 
+// Out of line: see `decode_into` (the common path stays small).
+#[inline(never)]
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let Some(hdr) = cur.rest().get(..HEADER_BYTES) else {
         return Next::Stop;

@@ -45,6 +45,8 @@ pub struct Pppoe<'a> {
     pub discovery: bool,
 }
 
+// Out of line: see `decode_into` (the common path stays small).
+#[inline(never)]
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, discovery: bool) -> Next {
     let Ok((hdr, _)) = PppoeHdr::ref_from_prefix(cur.rest()) else {
         return fail(pkt, LayerName::Pppoe, ErrorKind::Truncated);
@@ -64,6 +66,8 @@ pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, discovery: 
 /// The PPP protocol field: one byte when its low bit is set (protocol-field compression,
 /// RFC 1661 §6.5), otherwise two. A frame starting 0xff has HDLC address and control bytes
 /// instead, not decoded.
+// Out of line: see `decode_into` (the common path stays small).
+#[inline(never)]
 pub(crate) fn decode_ppp<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let rest = cur.rest();
     let Some(&first) = rest.first() else {

@@ -277,6 +277,8 @@ pub fn looks_like_hello(payload: &[u8]) -> bool {
         && matches!(payload[5], CLIENT_HELLO | SERVER_HELLO)
 }
 
+// Out of line: see `decode_into` (the common path stays small).
+#[inline(never)]
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let rest = cur.rest();
     if !looks_like_hello(rest) {

@@ -67,6 +67,8 @@ pub fn header_len(flags: u8) -> usize {
     1 + middle + 4
 }
 
+// Out of line: see `decode_into` (the common path stays small).
+#[inline(never)]
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let rest = cur.rest();
     let Some(&flags) = rest.first() else {

@@ -215,7 +215,8 @@ fn base64_digest(digest: &[u8; 20], out: &mut [u8; 28]) {
     }
 }
 
-/// `1:` + base64(SHA-1(input)) into `out`.
+/// `1:` + base64(SHA-1(input)) into `out`. Out of line: only new flows get here.
+#[inline(never)]
 fn render(input: &[u8], out: &mut [u8; ID_LEN]) {
     let digest = sha1_one_block(input);
     let mut text = [0u8; 28];
@@ -585,16 +586,17 @@ const NO_MATCH: u64 = 1 << 34;
 
 /// Five words that differ whenever the flows differ (addresses, protocol, family, ports and
 /// their presence, seed), in the packet's direction, without the ordering and ICMP mapping of
-/// [`Ordered`]: equal keys give equal IDs, which is all the fast path needs.
+/// [`Ordered`]: equal keys give equal IDs, which is all the fast path needs. The addresses
+/// are taken in the machine's byte order (plain loads: only equality matters here).
 #[inline(always)]
 fn raw_key(flow: &FlowTuple<'_>, seed: u16) -> [u64; KEY_WORDS] {
     let (v6, src, dst) = match flow.addrs {
         Addrs::V4(s, d) => (
             false,
-            u128::from(u32::from_be_bytes(*s)),
-            u128::from(u32::from_be_bytes(*d)),
+            u128::from(u32::from_ne_bytes(*s)),
+            u128::from(u32::from_ne_bytes(*d)),
         ),
-        Addrs::V6(s, d) => (true, u128::from_be_bytes(*s), u128::from_be_bytes(*d)),
+        Addrs::V6(s, d) => (true, u128::from_ne_bytes(*s), u128::from_ne_bytes(*d)),
     };
     let (sp, dp) = flow.ports.unwrap_or((0, 0));
     [
@@ -651,17 +653,25 @@ impl Default for IdCache {
 impl IdCache {
     /// The Community ID of `flow` with `seed` (ASCII text), from the table or computed (and
     /// stored). Bytes, not `&str`: checking UTF-8 on every packet cost as much as the lookup.
+    #[inline]
     pub fn id(&mut self, flow: &FlowTuple<'_>, seed: u16) -> &[u8; ID_LEN] {
         let raw = raw_key(flow, seed);
         if (differ(&raw, &self.last.key) != 0) & (differ(&raw, &self.last.rev) != 0) {
-            let id = *self.lookup(flow, seed);
-            self.last = Last {
-                key: raw,
-                rev: reversed(&raw, flow.proto),
-                id,
-            };
+            self.not_last(flow, seed, &raw);
         }
         &self.last.id
+    }
+
+    /// [`IdCache::id`] for a flow other than the last one: out of line, so the fast path
+    /// inlined into the encoder stays a few instructions.
+    #[inline(never)]
+    fn not_last(&mut self, flow: &FlowTuple<'_>, seed: u16, raw: &[u64; KEY_WORDS]) {
+        let id = *self.lookup(flow, seed);
+        self.last = Last {
+            key: *raw,
+            rev: reversed(raw, flow.proto),
+            id,
+        };
     }
 
     /// The table behind the one-entry fast path of [`IdCache::id`].

@@ -128,6 +128,116 @@ static DEC_PAIRS: [[u8; 2]; 100] = {
     t
 };
 
+/// A number written in decimal, by the writer its type calls for: header fields come as
+/// `u8`, `u16` or `u32`, and knowing the width at compile time lets each field take the
+/// cheapest code without a branch on its value (a table for bytes, five digits for 16-bit
+/// fields, inline; 32- and 64-bit numbers through the shared out-of-line writer).
+pub trait Decimal: Copy {
+    /// Appends `self` in decimal.
+    fn push_to(self, out: &mut Out<'_>);
+}
+
+impl Decimal for u8 {
+    #[inline(always)]
+    fn push_to(self, out: &mut Out<'_>) {
+        push_u8(out, self);
+    }
+}
+
+impl Decimal for u16 {
+    #[inline(always)]
+    fn push_to(self, out: &mut Out<'_>) {
+        push_u16(out, self);
+    }
+}
+
+impl Decimal for u32 {
+    #[inline(always)]
+    fn push_to(self, out: &mut Out<'_>) {
+        push_u32(out, self);
+    }
+}
+
+impl Decimal for u64 {
+    #[inline(always)]
+    fn push_to(self, out: &mut Out<'_>) {
+        push_u64(out, self);
+    }
+}
+
+/// Appends `v` in decimal with the writer of its type (see [`Decimal`]).
+#[inline(always)]
+pub fn push_dec<T: Decimal>(out: &mut Out<'_>, v: T) {
+    v.push_to(out);
+}
+
+/// Every byte value in decimal (one to three digits, little-endian in the low three bytes)
+/// with its digit count in the top byte.
+static U8_DECIMAL: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u32;
+        t[i] = if b >= 100 {
+            (b'0' as u32 + b / 100)
+                | ((b'0' as u32 + b / 10 % 10) << 8)
+                | ((b'0' as u32 + b % 10) << 16)
+                | (3 << 24)
+        } else if b >= 10 {
+            (b'0' as u32 + b / 10) | ((b'0' as u32 + b % 10) << 8) | (2 << 24)
+        } else {
+            (b'0' as u32 + b) | (1 << 24)
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Appends a byte value in decimal: one table load and one 4-byte padded copy (the byte
+/// after the digits is room, see [`Out::extend_padded`]); no branch on the value.
+#[inline(always)]
+pub fn push_u8(out: &mut Out<'_>, v: u8) {
+    let entry = U8_DECIMAL[usize::from(v)];
+    out.extend_padded(&entry.to_le_bytes(), (entry >> 24) as usize);
+}
+
+/// Appends a 16-bit value in decimal: below 256 by the byte table (inline), else the digit
+/// count by four comparisons, all five digits by constant divisions (multiplications) and
+/// two pair loads, the leading zeros shifted out, one 8-byte padded copy.
+#[inline(always)]
+pub fn push_u16(out: &mut Out<'_>, v: u16) {
+    match u8::try_from(v) {
+        Ok(b) => push_u8(out, b),
+        Err(_) => push_u16_wide(out, v),
+    }
+}
+
+#[inline(always)]
+fn push_u16_wide(out: &mut Out<'_>, v: u16) {
+    let n = u32::from(v);
+    let digits = 1
+        + usize::from(n >= 10)
+        + usize::from(n >= 100)
+        + usize::from(n >= 1_000)
+        + usize::from(n >= 10_000);
+    let shifted = five_digits(n / 10_000, n % 10_000) >> (8 * (5 - digits));
+    out.extend_padded(&shifted.to_le_bytes(), digits);
+}
+
+/// Appends a 32-bit value in decimal (the shared out-of-line writer).
+#[inline(always)]
+pub fn push_u32(out: &mut Out<'_>, v: u32) {
+    match u8::try_from(v) {
+        Ok(b) => push_u8(out, b),
+        Err(_) => push_u32_long(out, v),
+    }
+}
+
+#[inline(never)]
+fn push_u32_long(out: &mut Out<'_>, v: u32) {
+    push_u32_padded(out, v);
+}
+
 /// Appends an integer in decimal.
 ///
 /// Numbers below 100 (most header fields) take an inlined path; longer ones a shared one.
@@ -189,55 +299,35 @@ fn digit_count(n: u32) -> usize {
     ((u64::from(n) + DIGIT_COUNT[bit & 31]) >> 32) as usize
 }
 
+/// Five decimal digits as text in the low five bytes of a word (little-endian): `top` (one
+/// digit) then `rest` (below 10,000) zero-padded to four; built in a register, not in memory.
+#[inline(always)]
+fn five_digits(top: u32, rest: u32) -> u64 {
+    let (hi, lo) = (
+        u16::from_le_bytes(DEC_PAIRS[(rest / 100) as usize]),
+        u16::from_le_bytes(DEC_PAIRS[(rest % 100) as usize]),
+    );
+    u64::from(b'0' + top as u8) | (u64::from(hi) << 8) | (u64::from(lo) << 24)
+}
+
 /// Appends `n` in decimal: all five or ten digits computed with constant divisions into a
-/// block (zero-padded on the left), the leading zeros shifted out, then one padded copy.
+/// register (zero-padded on the left), the leading zeros shifted out, then one padded copy.
 #[inline(always)]
 fn push_u32_padded(out: &mut Out<'_>, n: u32) {
     let digits = digit_count(n);
     if digits <= 5 {
         // Most fields (ports, lengths, checksums): only the low five digits.
-        let (l1, l4) = (n / 10_000, n % 10_000);
-        let (la, lb) = (
-            DEC_PAIRS[(l4 / 100) as usize],
-            DEC_PAIRS[(l4 % 100) as usize],
-        );
-        let text = [b'0' + l1 as u8, la[0], la[1], lb[0], lb[1], 0, 0, 0];
-        let shifted = u64::from_le_bytes(text) >> (8 * (5 - digits));
+        let text = five_digits(n / 10_000, n % 10_000);
+        let shifted = text >> (8 * (5 - digits));
         out.extend_padded(&shifted.to_le_bytes(), digits);
         return;
     }
     let (high, low) = (n / 100_000, n % 100_000);
-    let (h1, h4) = (high / 10_000, high % 10_000);
-    let (l1, l4) = (low / 10_000, low % 10_000);
-    let (ha, hb) = (
-        DEC_PAIRS[(h4 / 100) as usize],
-        DEC_PAIRS[(h4 % 100) as usize],
-    );
-    let (la, lb) = (
-        DEC_PAIRS[(l4 / 100) as usize],
-        DEC_PAIRS[(l4 % 100) as usize],
-    );
-    let text: [u8; 16] = [
-        b'0' + h1 as u8,
-        ha[0],
-        ha[1],
-        hb[0],
-        hb[1],
-        b'0' + l1 as u8,
-        la[0],
-        la[1],
-        lb[0],
-        lb[1],
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-    ];
+    let text = u128::from(five_digits(high / 10_000, high % 10_000))
+        | (u128::from(five_digits(low / 10_000, low % 10_000)) << 40);
     // Byte 0 is the least significant in little-endian order: shifting right drops the
     // `10 - digits` leading zeros from the front of the text.
-    let shifted = u128::from_le_bytes(text) >> (8 * (10 - digits.min(10)));
+    let shifted = text >> (8 * (10 - digits.min(10)));
     out.extend_padded(&shifted.to_le_bytes(), digits);
 }
 
@@ -286,44 +376,63 @@ pub fn push_nine_digits(out: &mut Out<'_>, n: u32) {
     }
 }
 
-/// Every byte value in decimal followed by a dot, left-aligned in four bytes, and how many of
-/// them count (digits and dot).
-static OCTETS: [([u8; 4], u8); 256] = {
-    let mut t = [([0u8; 4], 0u8); 256];
+/// Every byte value in decimal followed by a dot (little-endian in the low bytes), with the
+/// count of those bytes (digits and dot) in the top byte.
+static OCTETS: [u32; 256] = {
+    let mut t = [0u32; 256];
     let mut i = 0;
     while i < 256 {
-        let b = i as u8;
+        let b = i as u32;
         t[i] = if b >= 100 {
-            ([b'0' + b / 100, b'0' + b / 10 % 10, b'0' + b % 10, b'.'], 4)
+            digit(b / 100)
+                | (digit(b / 10 % 10) << 8)
+                | (digit(b % 10) << 16)
+                | ((b'.' as u32) << 24)
         } else if b >= 10 {
-            ([b'0' + b / 10, b'0' + b % 10, b'.', 0], 3)
+            digit(b / 10) | (digit(b % 10) << 8) | ((b'.' as u32) << 16)
         } else {
-            ([b'0' + b, b'.', 0, 0], 2)
+            digit(b) | ((b'.' as u32) << 8)
         };
         i += 1;
     }
     t
 };
 
-/// Appends a dotted-quad IPv4 address: the four octets' texts laid out in a 16-byte block by
-/// table look-ups (no branch per digit count), then one padded copy.
+/// The ASCII digit `d`.
+const fn digit(d: u32) -> u32 {
+    b'0' as u32 + d
+}
+
+/// Length of each [`OCTETS`] entry (digits and dot).
+static OCTET_LENS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = if i >= 100 {
+            4
+        } else if i >= 10 {
+            3
+        } else {
+            2
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Appends a dotted-quad IPv4 address: the four octets' texts from a table, shifted into
+/// place in one 128-bit register (no branch per digit count, and no byte stores to memory
+/// that a wider load would then have to wait for), then one padded copy.
 #[inline]
 pub fn push_ipv4(out: &mut Out<'_>, a: &[u8; 4]) {
-    let mut block = [0u8; 16];
-    let mut n = 0usize;
+    let mut text = 0u128;
+    let mut n = 0u32;
     for &b in a {
-        let (text, len) = OCTETS[usize::from(b)];
-        // `n` is at most 12 here (three octets of at most four bytes).
-        if let Some(d) = block
-            .get_mut(n.min(12)..)
-            .and_then(|r| r.first_chunk_mut::<4>())
-        {
-            *d = text;
-        }
-        n += usize::from(len);
+        text |= u128::from(OCTETS[usize::from(b)]) << (8 * n);
+        n += u32::from(OCTET_LENS[usize::from(b)]);
     }
     // Without the last octet's dot.
-    out.extend_padded(&block, n - 1);
+    out.extend_padded(&text.to_le_bytes(), n as usize - 1);
 }
 
 /// Appends an IPv6 address the way glibc's `inet_ntop` prints it (RFC 5952 style: lower
@@ -537,6 +646,33 @@ mod tests {
             }
         }
         assert_eq!(text(|o| push_nine_digits(o, 1234)), b"000001234");
+        // The typed writers against the standard library, every value of the small types.
+        for v in 0..=u8::MAX {
+            assert_eq!(text(|o| push_dec(o, v)), v.to_string().as_bytes());
+        }
+        for v in 0..=u16::MAX {
+            assert_eq!(text(|o| push_dec(o, v)), v.to_string().as_bytes());
+        }
+        for i in 0..20_000u32 {
+            let v = i.wrapping_mul(0x9e37_79b9) >> (i % 32);
+            assert_eq!(text(|o| push_dec(o, v)), v.to_string().as_bytes());
+        }
+        for v in [0u32, 9, 10, 65_535, 65_536, 99_999, 100_000, u32::MAX] {
+            assert_eq!(text(|o| push_dec(o, v)), v.to_string().as_bytes());
+        }
+        // Exactly the digits' room left: the padded copies fall back to the counted bytes.
+        for v in [0u16, 7, 42, 255, 999, 65_535] {
+            let want = v.to_string();
+            let mut buf = vec![0u8; want.len()];
+            let mut o = Out::new(&mut buf);
+            push_dec(&mut o, v);
+            if let Ok(b) = u8::try_from(v) {
+                push_dec(&mut o, b);
+            }
+            assert!(o.overflowed() == (v <= 255));
+            assert_eq!(o.len(), want.len() * if v <= 255 { 2 } else { 1 });
+            assert_eq!(buf, want.as_bytes());
+        }
         // Latin-1 escaping, eight bytes at a time where it can: every byte value at every
         // position of a chunk, against the byte-by-byte rule.
         let escape_one = |b: u8| -> Vec<u8> {

@@ -3,13 +3,14 @@
 
 use super::community_id;
 use super::hex::{
-    push_hex, push_ipv4, push_ipv6, push_latin1_escaped, push_mac, push_mac6, push_nine_digits,
-    push_str_escaped, push_u64,
+    push_dec, push_hex, push_ipv4, push_ipv6, push_latin1_escaped, push_mac, push_mac6,
+    push_nine_digits, push_str_escaped, push_u64,
 };
 use super::out::Out;
 use crate::decode::arp::{AddrForm, Arp};
 use crate::decode::bytes;
 use crate::decode::dns::{self, Dns, RdataNames};
+use crate::decode::ethernet::{Sll2Hdr, SllHdr};
 use crate::decode::flow;
 use crate::decode::icmp::{self, Icmp};
 use crate::decode::icmpv6::{Icmpv6, Icmpv6Kind, NdOptKind, NdOption};
@@ -31,13 +32,13 @@ macro_rules! key {
 macro_rules! num {
     ($out:expr, $name:literal, $v:expr) => {{
         key!($out, $name);
-        push_u64($out, $v);
+        push_dec($out, $v);
     }};
 }
 macro_rules! num_first {
     ($out:expr, $name:literal, $v:expr) => {{
         $out.extend_from_slice(concat!("\"", $name, "\":").as_bytes());
-        push_u64($out, $v);
+        push_dec($out, $v);
     }};
 }
 macro_rules! hex_field {
@@ -167,7 +168,7 @@ impl JsonEncoder {
         pkt: &Packet<'_>,
         reassembled: u16,
     ) -> usize {
-        let bound = size_bound(pkt);
+        let bound = size_bound(pkt, &self.source_json);
         if buf.len() < used + bound {
             buf.resize(used + bound, 0);
         }
@@ -194,7 +195,7 @@ impl JsonEncoder {
         reassembled: u16,
     ) {
         self.community_id_at = None;
-        out.extend_from_slice(b"{\"data\":{");
+        out.extend_from_slice(b"{\"data\":");
         let ip = write_layers(out, pkt);
         out.extend_from_slice(b"},\"created\":\"");
         let sec = meta.time_ns.div_euclid(1_000_000_000);
@@ -218,12 +219,12 @@ impl JsonEncoder {
             push_u64(out, meta.time_ns.unsigned_abs());
         }
         out.extend_from_slice(b",\"wire_len\":");
-        push_u64(out, u64::from(meta.wire_len));
+        push_dec(out, meta.wire_len);
         out.extend_from_slice(b",\"cap_len\":");
-        push_u64(out, u64::from(meta.cap_len));
+        push_dec(out, meta.cap_len);
         if reassembled != 0 {
             out.extend_from_slice(b",\"reassembled\":{\"fragments\":");
-            push_u64(out, u64::from(reassembled));
+            push_dec(out, reassembled);
             out.push(b'}');
         }
         self.write_community_ids(out, pkt, ip);
@@ -281,55 +282,66 @@ impl JsonEncoder {
 }
 
 /// An upper bound of the message size for `pkt`, so it can be written without growing the
-/// buffer: hex doubles payload and padding, a DNS message can grow at most about twelve-fold
-/// (escaped name bytes, per-record keys), every other layer stays well under 512 bytes.
-fn size_bound(pkt: &Packet<'_>) -> usize {
-    let mut n = 512 + 2 * (pkt.raw.len() + pkt.padding.len());
-    for layer in pkt.layers() {
-        n += match layer {
-            // Names: counted as written in JSON when decoded.
-            Layer::Dns(d) => 512 + 16 * d.used + d.name_bytes,
-            Layer::Ipv6Ext(e) => 512 + 16 * e.bytes.len(),
-            Layer::Icmpv6(i) => 512 + 2 * i.bytes.len(),
-            Layer::Ipv4(ip) => 512 + 2 * ip.bytes.len(),
-            Layer::Tcp(t) => 512 + 16 * t.bytes.len(),
-            Layer::Arp(a) => 512 + 4 * a.addrs.len(),
-            // Up to 63 four-byte options, each an object of five keys.
-            Layer::Geneve(g) => 512 + 32 * g.bytes.len(),
-            // DHCP: a one-byte `pad` is six bytes of JSON, a bare option name up to 32 for
-            // two bytes; TLS lists and the JA3 text stay under 8 bytes per byte of hello.
-            Layer::Bootp(b) => 1024 + 2 * b.bytes.len(),
-            Layer::Dhcp(d) => 512 + 24 * d.options.len(),
-            Layer::Http(h) => 512 + 8 * h.head.len(),
-            Layer::Tls(t) => 1024 + 16 * t.bytes.len(),
-            _ => 512,
-        };
-    }
-    n
+/// buffer: [`max_message_bytes`] of its frame length, with the source as already escaped. A
+/// formula of the frame length, not a walk of the layers (which cost about as much as
+/// writing a layer, a mispredicted jump per layer included); the room it asks for is only
+/// room, grown once (zero-filled) and reused, never output.
+#[inline(always)]
+fn size_bound(pkt: &Packet<'_>, source_json: &[u8]) -> usize {
+    512 * (crate::decode::MAX_LAYERS + 1)
+        + 16 * pkt.frame_len()
+        + dns::MAX_MESSAGE_NAME_JSON_BYTES
+        + source_json.len()
 }
 
 /// The JSON key stem of a layer: scapy's class name in lower case.
 fn layer_key(layer: &Layer<'_>) -> &'static str {
     match layer_block(layer) {
-        Ok(block) => block_key(block),
+        Ok(block) => block.key,
         Err(key) => key,
     }
 }
 
-/// The key of a block from [`layer_block`]: without `,"` and `":{`.
-#[inline(always)]
-fn block_key(block: &'static str) -> &'static str {
-    block.get(2..block.len().saturating_sub(3)).unwrap_or("")
+/// Room for the longest `"key":{` of [`layer_block`] (`"cookedlinuxv2":{`, 17 bytes).
+const BLOCK_BYTES: usize = 24;
+
+/// A layer's `"key":{` laid out in a fixed-size array, so it is written by one fixed-size
+/// copy (a copy of a length known only at run time is a `memcpy` call).
+struct Block {
+    /// `"key":{` and zeros after it.
+    text: [u8; BLOCK_BYTES],
+    /// Bytes of `text` that count.
+    len: u8,
+    /// The key alone.
+    key: &'static str,
 }
 
-/// `,"key":{` of a layer, written by one copy when the key is not repeated (`Ok`); for the
+impl Block {
+    const fn new(text: &'static str, key: &'static str) -> Block {
+        let b = text.as_bytes();
+        let mut padded = [0u8; BLOCK_BYTES];
+        let mut i = 0;
+        while i < b.len() {
+            padded[i] = b[i];
+            i += 1;
+        }
+        Block {
+            text: padded,
+            len: b.len() as u8,
+            key,
+        }
+    }
+}
+
+/// `"key":{` of a layer, written by one copy when the key is not repeated (`Ok`); for the
 /// layers whose key comes from the decoder's kind tables, the key alone (`Err`).
 #[inline(always)]
-fn layer_block(layer: &Layer<'_>) -> Result<&'static str, &'static str> {
+fn layer_block(layer: &Layer<'_>) -> Result<&'static Block, &'static str> {
     macro_rules! block {
-        ($key:literal) => {
-            concat!(",\"", $key, "\":{")
-        };
+        ($key:literal) => {{
+            static BLOCK: Block = Block::new(concat!("\"", $key, "\":{"), $key);
+            &BLOCK
+        }};
     }
     match layer {
         Layer::Ether(_) => Ok(block!("ether")),
@@ -380,8 +392,9 @@ fn key_signature(key: &str) -> u64 {
     1u64 << ((b.len() * 7 + usize::from(last)) % 64)
 }
 
-/// Writes `"key":{` for the layer at `index` (with a leading comma after the first), with a
-/// `_2`, `_3`, ... suffix when an earlier layer had the same key.
+/// Writes `sep` (`{` before the first member of `data`, `,` before the others) and
+/// `"key":{` for the layer at `index`, with a `_2`, `_3`, ... suffix when an earlier layer had
+/// the same key.
 #[inline]
 fn open_layer(
     out: &mut Out<'_>,
@@ -389,27 +402,22 @@ fn open_layer(
     index: usize,
     layer: &Layer<'_>,
     signatures: &mut u64,
+    sep: u8,
 ) {
     let block = layer_block(layer);
     let key = match block {
-        Ok(b) => block_key(b),
+        Ok(b) => b.key,
         Err(k) => k,
     };
     let sig = key_signature(key);
     let repeated = *signatures & sig != 0;
     *signatures |= sig;
+    out.push(sep);
     if let (Ok(b), false) = (block, repeated) {
-        // `,"key":{` (the comma only after the first layer).
-        let b = b.as_bytes();
-        out.extend_from_slice(if index > 0 {
-            b
-        } else {
-            b.get(1..).unwrap_or(b)
-        });
+        // `"key":{` in one fixed-size copy, straight from the static block (patching a copy
+        // of it on the stack first would make the copy's loads wait for that store).
+        out.extend_padded(&b.text, usize::from(b.len));
         return;
-    }
-    if index > 0 {
-        out.push(b',');
     }
     out.push(b'"');
     out.extend_from_slice(key.as_bytes());
@@ -427,7 +435,8 @@ fn open_layer(
     out.extend_from_slice(b"\":{");
 }
 
-/// Writes the `data` members; returns the indices of the outermost and the innermost IP
+/// Writes the `data` object after its key (`{`, the members, not the closing `}`); returns
+/// the indices of the outermost and the innermost IP
 /// header not quoted inside an ICMP error (what `flow::flow_tuples_at` takes), noted on the
 /// way so the Community ID needs no walk of its own.
 fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) -> Option<(usize, usize)> {
@@ -438,11 +447,11 @@ fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) -> Option<(usize, usize)> {
         }
     };
     let mut signatures = 0u64;
-    // `raw` and `padding` are written once each even if the layer budget is full.
-    let mut any = false;
+    // `{` before the first member, `,` before the others.
+    let mut sep = b'{';
     for (index, layer) in pkt.layers().enumerate() {
-        any = true;
-        open_layer(out, pkt, index, layer, &mut signatures);
+        open_layer(out, pkt, index, layer, &mut signatures, sep);
+        sep = b',';
         match layer {
             Layer::Ether(h) => {
                 out.extend_from_slice(b"\"dst\":\"");
@@ -450,7 +459,7 @@ fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) -> Option<(usize, usize)> {
                 out.extend_from_slice(b"\",\"src\":\"");
                 push_mac6(out, &h.src);
                 out.extend_from_slice(b"\",\"type\":");
-                push_u64(out, u64::from(h.ether_type.get()));
+                push_dec(out, h.ether_type.get());
             }
             Layer::Dot3(h) => {
                 out.extend_from_slice(b"\"dst\":\"");
@@ -458,32 +467,18 @@ fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) -> Option<(usize, usize)> {
                 out.extend_from_slice(b"\",\"src\":\"");
                 push_mac6(out, &h.src);
                 out.extend_from_slice(b"\",\"len\":");
-                push_u64(out, u64::from(h.ether_type.get()));
+                push_dec(out, h.ether_type.get());
             }
             Layer::Vlan { hdr, .. } => {
-                num_first!(out, "prio", u64::from(hdr.prio()));
-                num!(out, "id", u64::from(hdr.dei()));
-                num!(out, "vlan", u64::from(hdr.vlan()));
-                num!(out, "type", u64::from(hdr.ether_type.get()));
+                num_first!(out, "prio", hdr.prio());
+                num!(out, "id", hdr.dei());
+                num!(out, "vlan", hdr.vlan());
+                num!(out, "type", hdr.ether_type.get());
             }
-            Layer::Sll(h) => {
-                num_first!(out, "pkttype", u64::from(h.pkttype.get()));
-                num!(out, "lladdrtype", u64::from(h.lladdrtype.get()));
-                num!(out, "lladdrlen", u64::from(h.lladdrlen.get()));
-                hex_field!(out, "src", &h.src);
-                num!(out, "proto", u64::from(h.proto.get()));
-            }
-            Layer::Sll2(h) => {
-                num_first!(out, "proto", u64::from(h.proto.get()));
-                num!(out, "reserved", u64::from(h.reserved.get()));
-                num!(out, "ifindex", u64::from(h.ifindex.get()));
-                num!(out, "lladdrtype", u64::from(h.lladdrtype.get()));
-                num!(out, "pkttype", u64::from(h.pkttype));
-                num!(out, "lladdrlen", u64::from(h.lladdrlen));
-                hex_field!(out, "src", &h.src);
-            }
+            Layer::Sll(h) => write_sll(out, h),
+            Layer::Sll2(h) => write_sll2(out, h),
             Layer::Loopback(t) => {
-                num_first!(out, "type", u64::from(*t));
+                num_first!(out, "type", *t);
             }
             Layer::Arp(a) => {
                 write_arp(out, a);
@@ -523,7 +518,7 @@ fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) -> Option<(usize, usize)> {
             Layer::Erspan(e) => write_erspan(out, e),
             Layer::Mpls(m) => write_mpls(out, m),
             Layer::Pppoe(p) => write_pppoe(out, p),
-            Layer::Ppp(proto) => num_first!(out, "proto", u64::from(*proto)),
+            Layer::Ppp(proto) => num_first!(out, "proto", *proto),
             Layer::Ntp(n) => apps::write_ntp(out, n),
             Layer::Bootp(b) => apps::write_bootp(out, b),
             Layer::Dhcp(d) => apps::write_dhcp(out, d),
@@ -532,19 +527,24 @@ fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) -> Option<(usize, usize)> {
         }
         out.push(b'}');
     }
-    for (key, bytes) in [("raw", pkt.raw), ("padding", pkt.padding)] {
-        if bytes.is_empty() {
-            continue;
-        }
-        if any {
-            out.push(b',');
-        }
-        any = true;
-        out.push(b'"');
-        out.extend_from_slice(key.as_bytes());
-        out.extend_from_slice(b"\":{\"load\":\"");
-        push_hex(out, bytes);
+    // `raw` and `padding` are written once each even if the layer budget is full.
+    if !pkt.raw.is_empty() {
+        out.push(sep);
+        sep = b',';
+        out.extend_from_slice(b"\"raw\":{\"load\":\"");
+        push_hex(out, pkt.raw);
         out.extend_from_slice(b"\"}");
+    }
+    if !pkt.padding.is_empty() {
+        out.push(sep);
+        sep = b',';
+        out.extend_from_slice(b"\"padding\":{\"load\":\"");
+        push_hex(out, pkt.padding);
+        out.extend_from_slice(b"\"}");
+    }
+    if sep == b'{' {
+        // No member: `{}`.
+        out.push(b'{');
     }
     ip_at
 }
@@ -562,9 +562,32 @@ fn key(out: &mut Out<'_>, name: &str, first: bool) {
 }
 
 #[inline]
-fn field(out: &mut Out<'_>, name: &str, v: u64) {
+fn field(out: &mut Out<'_>, name: &str, v: u32) {
     key(out, name, false);
-    push_u64(out, v);
+    push_dec(out, v);
+}
+
+// Out of line, as the other layers a capture has in few packets or only at its link layer
+// (ARP, IPv6 extension headers, ICMPv6 and its options): the hot arms of `write_layers`
+// (Ethernet, IP, TCP, UDP, DNS) then fit the instruction cache together with the decoder.
+#[inline(never)]
+fn write_sll(out: &mut Out<'_>, h: &SllHdr) {
+    num_first!(out, "pkttype", h.pkttype.get());
+    num!(out, "lladdrtype", h.lladdrtype.get());
+    num!(out, "lladdrlen", h.lladdrlen.get());
+    hex_field!(out, "src", &h.src);
+    num!(out, "proto", h.proto.get());
+}
+
+#[inline(never)]
+fn write_sll2(out: &mut Out<'_>, h: &Sll2Hdr) {
+    num_first!(out, "proto", h.proto.get());
+    num!(out, "reserved", h.reserved.get());
+    num!(out, "ifindex", h.ifindex.get());
+    num!(out, "lladdrtype", h.lladdrtype.get());
+    num!(out, "pkttype", h.pkttype);
+    num!(out, "lladdrlen", h.lladdrlen);
+    hex_field!(out, "src", &h.src);
 }
 
 fn push_ipv4_or_hex(out: &mut Out<'_>, a: &[u8]) {
@@ -585,13 +608,14 @@ fn push_ipv6_or_hex(out: &mut Out<'_>, a: &[u8]) {
     out.push(b'"');
 }
 
+#[inline(never)]
 fn write_arp(out: &mut Out<'_>, a: &Arp<'_>) {
     let h = a.hdr;
-    num_first!(out, "hwtype", u64::from(h.hwtype.get()));
-    num!(out, "ptype", u64::from(h.ptype.get()));
-    num!(out, "hwlen", u64::from(h.hwlen));
-    num!(out, "plen", u64::from(h.plen));
-    num!(out, "op", u64::from(h.op.get()));
+    num_first!(out, "hwtype", h.hwtype.get());
+    num!(out, "ptype", h.ptype.get());
+    num!(out, "hwlen", h.hwlen);
+    num!(out, "plen", h.plen);
+    num!(out, "op", h.op.get());
     let hw = a.hw_form();
     let pr = a.proto_form();
     for (name, bytes, form) in [
@@ -622,16 +646,16 @@ fn write_ipv4(out: &mut Out<'_>, ip: &Ipv4<'_>) {
     let Some((h, options)) = ip.split() else {
         return;
     };
-    num_first!(out, "version", u64::from(h.version()));
-    num!(out, "ihl", u64::from(h.ihl()));
-    num!(out, "tos", u64::from(h.tos));
-    num!(out, "len", u64::from(h.total_len.get()));
-    num!(out, "id", u64::from(h.id.get()));
-    num!(out, "flags", u64::from(h.flags()));
-    num!(out, "frag", u64::from(h.frag()));
-    num!(out, "ttl", u64::from(h.ttl));
-    num!(out, "proto", u64::from(h.proto));
-    num!(out, "chksum", u64::from(h.chksum.get()));
+    num_first!(out, "version", h.version());
+    num!(out, "ihl", h.ihl());
+    num!(out, "tos", h.tos);
+    num!(out, "len", h.total_len.get());
+    num!(out, "id", h.id.get());
+    num!(out, "flags", h.flags());
+    num!(out, "frag", h.frag());
+    num!(out, "ttl", h.ttl);
+    num!(out, "proto", h.proto);
+    num!(out, "chksum", h.chksum.get());
     ipv4_field!(out, "src", &h.src);
     ipv4_field!(out, "dst", &h.dst);
     hex_field!(out, "options", options);
@@ -639,29 +663,30 @@ fn write_ipv4(out: &mut Out<'_>, ip: &Ipv4<'_>) {
 
 fn write_ipv6(out: &mut Out<'_>, ip: &Ipv6<'_>) {
     let h = ip.hdr;
-    num_first!(out, "version", u64::from(h.version()));
-    num!(out, "tc", u64::from(h.tc()));
-    num!(out, "fl", u64::from(h.fl()));
-    num!(out, "plen", u64::from(h.plen.get()));
-    num!(out, "nh", u64::from(h.nh));
-    num!(out, "hlim", u64::from(h.hlim));
+    num_first!(out, "version", h.version());
+    num!(out, "tc", h.tc());
+    num!(out, "fl", h.fl());
+    num!(out, "plen", h.plen.get());
+    num!(out, "nh", h.nh);
+    num!(out, "hlim", h.hlim);
     ipv6_field!(out, "src", &h.src);
     ipv6_field!(out, "dst", &h.dst);
 }
 
+#[inline(never)]
 fn write_ext(out: &mut Out<'_>, e: &ExtHeader<'_>) {
-    num_first!(out, "nh", u64::from(e.nh()));
+    num_first!(out, "nh", e.nh());
     match e.kind {
         ExtKind::HopByHop | ExtKind::DestOpt => {
-            num!(out, "len", u64::from(e.len_field()));
+            num!(out, "len", e.len_field());
             hex_field!(out, "options", e.options());
         }
         ExtKind::Routing => {
-            num!(out, "len", u64::from(e.len_field()));
+            num!(out, "len", e.len_field());
             let (rtype, segleft, reserved) = e.routing_fields();
-            num!(out, "type", u64::from(rtype));
-            num!(out, "segleft", u64::from(segleft));
-            num!(out, "reserved", u64::from(reserved));
+            num!(out, "type", rtype);
+            num!(out, "segleft", segleft);
+            num!(out, "reserved", reserved);
             key!(out, "addresses");
             out.push(b'[');
             for (i, a) in e.addresses().enumerate() {
@@ -674,31 +699,31 @@ fn write_ext(out: &mut Out<'_>, e: &ExtHeader<'_>) {
         }
         ExtKind::Fragment => {
             let (res1, offset, res2, m, id) = e.fragment_fields();
-            num!(out, "res1", u64::from(res1));
-            num!(out, "offset", u64::from(offset));
-            num!(out, "res2", u64::from(res2));
-            num!(out, "m", u64::from(m));
-            num!(out, "id", u64::from(id));
+            num!(out, "res1", res1);
+            num!(out, "offset", offset);
+            num!(out, "res2", res2);
+            num!(out, "m", m);
+            num!(out, "id", id);
         }
     }
 }
 
 fn write_icmp(out: &mut Out<'_>, i: &Icmp<'_>) {
     let t = i.icmp_type();
-    num_first!(out, "type", u64::from(t));
-    num!(out, "code", u64::from(i.code()));
-    num!(out, "chksum", u64::from(i.be16(2)));
+    num_first!(out, "type", t);
+    num!(out, "code", i.code());
+    num!(out, "chksum", i.be16(2));
     let mut at = 4;
     if icmp::ID_SEQ_TYPES.contains(&t) {
-        num!(out, "id", u64::from(i.be16(4)));
-        num!(out, "seq", u64::from(i.be16(6)));
+        num!(out, "id", i.be16(4));
+        num!(out, "seq", i.be16(6));
         at = 8;
     }
     match t {
         13 | 14 => {
-            num!(out, "ts_ori", u64::from(i.be32(8)));
-            num!(out, "ts_rx", u64::from(i.be32(12)));
-            num!(out, "ts_tx", u64::from(i.be32(16)));
+            num!(out, "ts_ori", i.be32(8));
+            num!(out, "ts_rx", i.be32(12));
+            num!(out, "ts_tx", i.be32(16));
             at = 20;
         }
         5 => {
@@ -706,16 +731,16 @@ fn write_icmp(out: &mut Out<'_>, i: &Icmp<'_>) {
             at = 8;
         }
         12 => {
-            num!(out, "ptr", u64::from(i.byte(4)));
-            num!(out, "length", u64::from(i.byte(5)));
+            num!(out, "ptr", i.byte(4));
+            num!(out, "length", i.byte(5));
             at = 6;
         }
         3 | 11 => {
-            num!(out, "reserved", u64::from(i.byte(4)));
-            num!(out, "length", u64::from(i.byte(5)));
+            num!(out, "reserved", i.byte(4));
+            num!(out, "length", i.byte(5));
             at = 6;
             if t == 3 {
-                num!(out, "nexthopmtu", u64::from(i.be16(6)));
+                num!(out, "nexthopmtu", i.be16(6));
                 at = 8;
             }
         }
@@ -726,60 +751,62 @@ fn write_icmp(out: &mut Out<'_>, i: &Icmp<'_>) {
         _ => {}
     }
     match icmp::unused_len(t) {
-        2 => num!(out, "unused", u64::from(i.be16(at))),
-        4 => num!(out, "unused", u64::from(i.be32(at))),
+        2 => num!(out, "unused", i.be16(at)),
+        4 => num!(out, "unused", i.be32(at)),
         _ => out.extend_from_slice(b",\"unused\":\"\""),
     }
 }
 
+#[inline(never)]
 fn write_icmpv6(out: &mut Out<'_>, i: &Icmpv6<'_>) {
-    num_first!(out, "type", u64::from(i.byte(0)));
-    num!(out, "code", u64::from(i.byte(1)));
-    num!(out, "cksum", u64::from(i.be16(2)));
+    num_first!(out, "type", i.byte(0));
+    num!(out, "code", i.byte(1));
+    num!(out, "cksum", i.be16(2));
     match i.kind {
         Icmpv6Kind::DestUnreach | Icmpv6Kind::TimeExceeded => {
-            num!(out, "length", u64::from(i.byte(4)));
-            num!(out, "unused", u64::from(i.be32(4) & 0x00ff_ffff));
+            num!(out, "length", i.byte(4));
+            num!(out, "unused", i.be32(4) & 0x00ff_ffff);
         }
-        Icmpv6Kind::PacketTooBig => num!(out, "mtu", u64::from(i.be32(4))),
-        Icmpv6Kind::ParamProblem => num!(out, "ptr", u64::from(i.be32(4))),
+        Icmpv6Kind::PacketTooBig => num!(out, "mtu", i.be32(4)),
+        Icmpv6Kind::ParamProblem => num!(out, "ptr", i.be32(4)),
         Icmpv6Kind::EchoRequest | Icmpv6Kind::EchoReply => {
-            num!(out, "id", u64::from(i.be16(4)));
-            num!(out, "seq", u64::from(i.be16(6)));
+            num!(out, "id", i.be16(4));
+            num!(out, "seq", i.be16(6));
             hex_field!(out, "data", i.bytes.get(8..).unwrap_or(&[]));
         }
-        Icmpv6Kind::RouterSolicit => num!(out, "res", u64::from(i.be32(4))),
+        Icmpv6Kind::RouterSolicit => num!(out, "res", i.be32(4)),
         Icmpv6Kind::RouterAdvert => {
             let b = i.byte(5);
-            num!(out, "chlim", u64::from(i.byte(4)));
-            num!(out, "M", u64::from(b >> 7));
-            num!(out, "O", u64::from((b >> 6) & 1));
-            num!(out, "H", u64::from((b >> 5) & 1));
-            num!(out, "prf", u64::from((b >> 3) & 3));
-            num!(out, "P", u64::from((b >> 2) & 1));
-            num!(out, "res", u64::from(b & 3));
-            num!(out, "routerlifetime", u64::from(i.be16(6)));
-            num!(out, "reachabletime", u64::from(i.be32(8)));
-            num!(out, "retranstimer", u64::from(i.be32(12)));
+            num!(out, "chlim", i.byte(4));
+            num!(out, "M", b >> 7);
+            num!(out, "O", (b >> 6) & 1);
+            num!(out, "H", (b >> 5) & 1);
+            num!(out, "prf", (b >> 3) & 3);
+            num!(out, "P", (b >> 2) & 1);
+            num!(out, "res", b & 3);
+            num!(out, "routerlifetime", i.be16(6));
+            num!(out, "reachabletime", i.be32(8));
+            num!(out, "retranstimer", i.be32(12));
         }
         Icmpv6Kind::NeighborSolicit => {
-            num!(out, "res", u64::from(i.be32(4)));
+            num!(out, "res", i.be32(4));
             ipv6_field!(out, "tgt", sub(i.bytes, 8, 24));
         }
         Icmpv6Kind::NeighborAdvert => {
             let w = i.be32(4);
-            num!(out, "R", u64::from(w >> 31));
-            num!(out, "S", u64::from((w >> 30) & 1));
-            num!(out, "O", u64::from((w >> 29) & 1));
-            num!(out, "res", u64::from(w & 0x1fff_ffff));
+            num!(out, "R", w >> 31);
+            num!(out, "S", (w >> 30) & 1);
+            num!(out, "O", (w >> 29) & 1);
+            num!(out, "res", w & 0x1fff_ffff);
             ipv6_field!(out, "tgt", sub(i.bytes, 8, 24));
         }
     }
 }
 
+#[inline(never)]
 fn write_nd_option(out: &mut Out<'_>, o: &NdOption<'_>) {
-    num_first!(out, "type", u64::from(o.byte(0)));
-    num!(out, "len", u64::from(o.byte(1)));
+    num_first!(out, "type", o.byte(0));
+    num!(out, "len", o.byte(1));
     match o.kind {
         NdOptKind::SrcLlAddr | NdOptKind::DstLlAddr => {
             key!(out, "lladdr");
@@ -789,20 +816,20 @@ fn write_nd_option(out: &mut Out<'_>, o: &NdOption<'_>) {
         }
         NdOptKind::PrefixInfo => {
             let b = o.byte(3);
-            num!(out, "prefixlen", u64::from(o.byte(2)));
-            num!(out, "L", u64::from(b >> 7));
-            num!(out, "A", u64::from((b >> 6) & 1));
-            num!(out, "R", u64::from((b >> 5) & 1));
-            num!(out, "res1", u64::from(b & 0x1f));
-            num!(out, "validlifetime", u64::from(o.be32(4)));
-            num!(out, "preferredlifetime", u64::from(o.be32(8)));
-            num!(out, "res2", u64::from(o.be32(12)));
+            num!(out, "prefixlen", o.byte(2));
+            num!(out, "L", b >> 7);
+            num!(out, "A", (b >> 6) & 1);
+            num!(out, "R", (b >> 5) & 1);
+            num!(out, "res1", b & 0x1f);
+            num!(out, "validlifetime", o.be32(4));
+            num!(out, "preferredlifetime", o.be32(8));
+            num!(out, "res2", o.be32(12));
             ipv6_field!(out, "prefix", sub(o.bytes, 16, 32));
         }
         NdOptKind::Mtu => {
             let res = u16::from_be_bytes([o.byte(2), o.byte(3)]);
-            num!(out, "res", u64::from(res));
-            num!(out, "mtu", u64::from(o.be32(4)));
+            num!(out, "res", res);
+            num!(out, "mtu", o.be32(4));
         }
     }
 }
@@ -829,13 +856,13 @@ fn tcp_option_name(kind: u8) -> Option<&'static str> {
 }
 
 /// Big-endian u16 at the start of `b` (0 if `b` is shorter).
-fn be_u16(b: &[u8]) -> u64 {
-    u64::from(bytes::be16(b, 0))
+fn be_u16(b: &[u8]) -> u16 {
+    bytes::be16(b, 0)
 }
 
 /// Big-endian u32 at the start of `b` (0 if `b` is shorter).
-fn be_u32(b: &[u8]) -> u64 {
-    u64::from(bytes::be32(b, 0))
+fn be_u32(b: &[u8]) -> u32 {
+    bytes::be32(b, 0)
 }
 
 /// `b[from..to]`, or what exists of it.
@@ -890,16 +917,16 @@ fn write_tcp(out: &mut Out<'_>, t: &Tcp<'_>) {
     let Some((h, options)) = t.split() else {
         return;
     };
-    num_first!(out, "sport", u64::from(h.sport.get()));
-    num!(out, "dport", u64::from(h.dport.get()));
-    num!(out, "seq", u64::from(h.seq.get()));
-    num!(out, "ack", u64::from(h.ack.get()));
-    num!(out, "dataofs", u64::from(h.dataofs()));
-    num!(out, "reserved", u64::from(h.reserved()));
-    num!(out, "flags", u64::from(h.flags()));
-    num!(out, "window", u64::from(h.window.get()));
-    num!(out, "chksum", u64::from(h.chksum.get()));
-    num!(out, "urgptr", u64::from(h.urgptr.get()));
+    num_first!(out, "sport", h.sport.get());
+    num!(out, "dport", h.dport.get());
+    num!(out, "seq", h.seq.get());
+    num!(out, "ack", h.ack.get());
+    num!(out, "dataofs", h.dataofs());
+    num!(out, "reserved", h.reserved());
+    num!(out, "flags", h.flags());
+    num!(out, "window", h.window.get());
+    num!(out, "chksum", h.chksum.get());
+    num!(out, "urgptr", h.urgptr.get());
     key!(out, "fields_options");
     out.push(b'{');
     // The original built a Python dict option by option: a kind seen again keeps the place of
@@ -926,44 +953,44 @@ fn write_tcp(out: &mut Out<'_>, t: &Tcp<'_>) {
         let d = all[usize::from(at)].data;
         if key == TSECR_KEY {
             out.extend_from_slice(b"\"TSecr\":");
-            push_u64(out, be_u32(sub(d, 4, 8)));
+            push_dec(out, be_u32(sub(d, 4, 8)));
             continue;
         }
         let kind = key as u8;
         out.push(b'"');
         match tcp_option_name(kind) {
             Some(name) => out.extend_from_slice(name.as_bytes()),
-            None => push_u64(out, u64::from(kind)),
+            None => push_dec(out, kind),
         }
         out.extend_from_slice(b"\":");
         match (kind, d.len()) {
             (0 | 1, _) => out.extend_from_slice(b"null"),
-            (2 | 28, 2) => push_u64(out, be_u16(d)),
-            (3, 1) => push_u64(out, u64::from(d[0])),
-            (8, 8) => push_u64(out, be_u32(d)),
+            (2 | 28, 2) => push_dec(out, be_u16(d)),
+            (3, 1) => push_dec(out, d[0]),
+            (8, 8) => push_dec(out, be_u32(d)),
             (5, n) if n % 4 == 0 && n != 4 => {
                 out.push(b'[');
                 for (i, c) in d.chunks_exact(4).enumerate() {
                     if i > 0 {
                         out.push(b',');
                     }
-                    push_u64(out, be_u32(c));
+                    push_dec(out, be_u32(c));
                 }
                 out.push(b']');
             }
-            (5, 4) => push_u64(out, be_u32(d)),
+            (5, 4) => push_dec(out, be_u32(d)),
             (14, 3) => {
                 out.push(b'[');
-                push_u64(out, u64::from(d.first().copied().unwrap_or(0)));
+                push_dec(out, d.first().copied().unwrap_or(0));
                 out.push(b',');
-                push_u64(out, be_u16(sub(d, 1, 3)));
+                push_dec(out, be_u16(sub(d, 1, 3)));
                 out.push(b']');
             }
             (34, 8) => {
                 out.push(b'[');
-                push_u64(out, be_u32(d));
+                push_dec(out, be_u32(d));
                 out.push(b',');
-                push_u64(out, be_u32(sub(d, 4, 8)));
+                push_dec(out, be_u32(sub(d, 4, 8)));
                 out.push(b']');
             }
             _ => {
@@ -978,10 +1005,10 @@ fn write_tcp(out: &mut Out<'_>, t: &Tcp<'_>) {
 
 fn write_udp(out: &mut Out<'_>, u: &Udp<'_>) {
     let h = u.hdr;
-    num_first!(out, "sport", u64::from(h.sport.get()));
-    num!(out, "dport", u64::from(h.dport.get()));
-    num!(out, "len", u64::from(h.len.get()));
-    num!(out, "chksum", u64::from(h.chksum.get()));
+    num_first!(out, "sport", h.sport.get());
+    num!(out, "dport", h.dport.get());
+    num!(out, "len", h.len.get());
+    num!(out, "chksum", h.chksum.get());
 }
 
 // The tunnel and application writers stay out of line (`inline(never)`): inlined, they made
@@ -989,43 +1016,43 @@ fn write_udp(out: &mut Out<'_>, u: &Udp<'_>) {
 // packet slower on mixed.pcap (perf, issue 12), and the layers they write are rare.
 #[inline(never)]
 fn write_mpls(out: &mut Out<'_>, m: &MplsHdr) {
-    num_first!(out, "label", u64::from(m.label()));
-    num!(out, "cos", u64::from(m.cos()));
-    num!(out, "s", u64::from(m.s()));
-    num!(out, "ttl", u64::from(m.ttl()));
+    num_first!(out, "label", m.label());
+    num!(out, "cos", m.cos());
+    num!(out, "s", m.s());
+    num!(out, "ttl", m.ttl());
 }
 
 #[inline(never)]
 fn write_vxlan(out: &mut Out<'_>, v: &Vxlan<'_>) {
     let b = v.bytes;
-    num_first!(out, "flags", u64::from(v.flags()));
+    num_first!(out, "flags", v.flags());
     let mut at = 1;
     if v.has_next_protocol() {
-        num!(out, "reserved0", u64::from(bytes::be16(b, at)));
-        num!(out, "NextProtocol", u64::from(bytes::byte(b, at + 2)));
+        num!(out, "reserved0", bytes::be16(b, at));
+        num!(out, "NextProtocol", bytes::byte(b, at + 2));
         at += 3;
     }
     if !v.has_group_policy() && !v.has_next_protocol() {
-        num!(out, "reserved1", u64::from(bytes::be32(b, 0) & 0x00ff_ffff));
+        num!(out, "reserved1", bytes::be32(b, 0) & 0x00ff_ffff);
     }
     if v.has_group_policy() {
-        num!(out, "gpflags", u64::from(bytes::byte(b, at)));
-        num!(out, "gpid", u64::from(bytes::be16(b, at + 1)));
+        num!(out, "gpflags", bytes::byte(b, at));
+        num!(out, "gpid", bytes::be16(b, at + 1));
     }
-    num!(out, "vni", u64::from(v.vni()));
-    num!(out, "reserved2", u64::from(v.reserved2()));
+    num!(out, "vni", v.vni());
+    num!(out, "reserved2", v.reserved2());
 }
 
 #[inline(never)]
 fn write_geneve(out: &mut Out<'_>, g: &Geneve<'_>) {
-    num_first!(out, "version", u64::from(g.version()));
-    num!(out, "optionlen", u64::from(g.optionlen()));
-    num!(out, "oam", u64::from(g.oam()));
-    num!(out, "critical", u64::from(g.critical()));
-    num!(out, "reserved", u64::from(g.reserved()));
-    num!(out, "proto", u64::from(g.proto()));
-    num!(out, "vni", u64::from(g.vni()));
-    num!(out, "reserved2", u64::from(g.reserved2()));
+    num_first!(out, "version", g.version());
+    num!(out, "optionlen", g.optionlen());
+    num!(out, "oam", g.oam());
+    num!(out, "critical", g.critical());
+    num!(out, "reserved", g.reserved());
+    num!(out, "proto", g.proto());
+    num!(out, "vni", g.vni());
+    num!(out, "reserved2", g.reserved2());
     key!(out, "options");
     out.push(b'[');
     // Options were checked to tile their area when the header was decoded.
@@ -1034,10 +1061,10 @@ fn write_geneve(out: &mut Out<'_>, g: &Geneve<'_>) {
             out.push(b',');
         }
         out.push(b'{');
-        num_first!(out, "classid", u64::from(o.classid));
-        num!(out, "type", u64::from(o.opt_type));
-        num!(out, "reserved", u64::from(o.reserved));
-        num!(out, "length", u64::from(o.length));
+        num_first!(out, "classid", o.classid);
+        num!(out, "type", o.opt_type);
+        num!(out, "reserved", o.reserved);
+        num!(out, "length", o.length);
         hex_field!(out, "data", o.data);
         out.push(b'}');
     }
@@ -1046,49 +1073,45 @@ fn write_geneve(out: &mut Out<'_>, g: &Geneve<'_>) {
 
 #[inline(never)]
 fn write_gre(out: &mut Out<'_>, g: &Gre<'_>) {
-    num_first!(out, "chksum_present", u64::from(g.chksum_present()));
-    num!(out, "routing_present", u64::from(g.routing_present()));
-    num!(out, "key_present", u64::from(g.key_present()));
-    num!(out, "seqnum_present", u64::from(g.seqnum_present()));
-    num!(
-        out,
-        "strict_route_source",
-        u64::from(g.strict_route_source())
-    );
-    num!(out, "recursion_control", u64::from(g.recursion_control()));
+    num_first!(out, "chksum_present", g.chksum_present());
+    num!(out, "routing_present", g.routing_present());
+    num!(out, "key_present", g.key_present());
+    num!(out, "seqnum_present", g.seqnum_present());
+    num!(out, "strict_route_source", g.strict_route_source());
+    num!(out, "recursion_control", g.recursion_control());
     if g.pptp {
-        num!(out, "acknum_present", u64::from(g.acknum_present()));
+        num!(out, "acknum_present", g.acknum_present());
     }
-    num!(out, "flags", u64::from(g.flags()));
-    num!(out, "version", u64::from(g.version()));
-    num!(out, "proto", u64::from(g.proto()));
+    num!(out, "flags", g.flags());
+    num!(out, "version", g.version());
+    num!(out, "proto", g.proto());
     let mut word = 0;
     if g.pptp {
         let w = g.word(0);
-        num!(out, "payload_len", u64::from(w >> 16));
-        num!(out, "call_id", u64::from(w & 0xffff));
+        num!(out, "payload_len", w >> 16);
+        num!(out, "call_id", w & 0xffff);
         word = 1;
         if g.seqnum_present() == 1 {
-            num!(out, "sequence_number", u64::from(g.word(word)));
+            num!(out, "sequence_number", g.word(word));
             word += 1;
         }
         if g.acknum_present() == 1 {
-            num!(out, "ack_number", u64::from(g.word(word)));
+            num!(out, "ack_number", g.word(word));
         }
         return;
     }
     if g.chksum_present() == 1 || g.routing_present() == 1 {
         let w = g.word(word);
-        num!(out, "chksum", u64::from(w >> 16));
-        num!(out, "offset", u64::from(w & 0xffff));
+        num!(out, "chksum", w >> 16);
+        num!(out, "offset", w & 0xffff);
         word += 1;
     }
     if g.key_present() == 1 {
-        num!(out, "key", u64::from(g.word(word)));
+        num!(out, "key", g.word(word));
         word += 1;
     }
     if g.seqnum_present() == 1 {
-        num!(out, "sequence_number", u64::from(g.word(word)));
+        num!(out, "sequence_number", g.word(word));
     }
 }
 
@@ -1099,37 +1122,37 @@ fn write_erspan(out: &mut Out<'_>, e: &gre::Erspan<'_>) {
         gre::ErspanKind::II | gre::ErspanKind::III => {
             let w0 = e.be16(0);
             let w1 = e.be16(2);
-            num_first!(out, "ver", u64::from(w0 >> 12));
-            num!(out, "vlan", u64::from(w0 & 0x0fff));
-            num!(out, "cos", u64::from(w1 >> 13));
+            num_first!(out, "ver", w0 >> 12);
+            num!(out, "vlan", w0 & 0x0fff);
+            num!(out, "cos", w1 >> 13);
             if e.kind == gre::ErspanKind::II {
-                num!(out, "en", u64::from((w1 >> 11) & 3));
+                num!(out, "en", (w1 >> 11) & 3);
             } else {
-                num!(out, "bso", u64::from((w1 >> 11) & 3));
+                num!(out, "bso", (w1 >> 11) & 3);
             }
-            num!(out, "t", u64::from((w1 >> 10) & 1));
-            num!(out, "session_id", u64::from(w1 & 0x03ff));
+            num!(out, "t", (w1 >> 10) & 1);
+            num!(out, "session_id", w1 & 0x03ff);
             let w2 = e.be32(4);
             if e.kind == gre::ErspanKind::II {
-                num!(out, "reserved", u64::from(w2 >> 20));
-                num!(out, "index", u64::from(w2 & 0x000f_ffff));
+                num!(out, "reserved", w2 >> 20);
+                num!(out, "index", w2 & 0x000f_ffff);
             } else {
-                num!(out, "timestamp", u64::from(w2));
-                num!(out, "sgt_other", u64::from(e.be16(8)));
+                num!(out, "timestamp", w2);
+                num!(out, "sgt_other", e.be16(8));
                 let w = e.be16(10);
-                num!(out, "p", u64::from(w >> 15));
-                num!(out, "ft", u64::from((w >> 10) & 0x1f));
-                num!(out, "hw", u64::from((w >> 4) & 0x3f));
-                num!(out, "d", u64::from((w >> 3) & 1));
-                num!(out, "gra", u64::from((w >> 1) & 3));
-                num!(out, "o", u64::from(w & 1));
+                num!(out, "p", w >> 15);
+                num!(out, "ft", (w >> 10) & 0x1f);
+                num!(out, "hw", (w >> 4) & 0x3f);
+                num!(out, "d", (w >> 3) & 1);
+                num!(out, "gra", (w >> 1) & 3);
+                num!(out, "o", w & 1);
             }
         }
         gre::ErspanKind::PlatformSpecific => {
             let w = e.be32(0);
-            num_first!(out, "platf_id", u64::from(w >> 26));
-            num!(out, "info1", u64::from(w & 0x03ff_ffff));
-            num!(out, "info2", u64::from(e.be32(4)));
+            num_first!(out, "platf_id", w >> 26);
+            num!(out, "info1", w & 0x03ff_ffff);
+            num!(out, "info2", e.be32(4));
         }
     }
 }
@@ -1137,11 +1160,11 @@ fn write_erspan(out: &mut Out<'_>, e: &gre::Erspan<'_>) {
 #[inline(never)]
 fn write_pppoe(out: &mut Out<'_>, p: &Pppoe<'_>) {
     let h = p.hdr;
-    num_first!(out, "version", u64::from(h.version()));
-    num!(out, "type", u64::from(h.pppoe_type()));
-    num!(out, "code", u64::from(h.code));
-    num!(out, "sessionid", u64::from(h.sessionid.get()));
-    num!(out, "len", u64::from(h.len.get()));
+    num_first!(out, "version", h.version());
+    num!(out, "type", h.pppoe_type());
+    num!(out, "code", h.code);
+    num!(out, "sessionid", h.sessionid.get());
+    num!(out, "len", h.len.get());
 }
 
 /// Writes a DNS name as a JSON string; `root` is what an empty name shows as.
@@ -1166,29 +1189,29 @@ fn dns_name(out: &mut Out<'_>, msg: &[u8], at: usize, root: &[u8]) {
 fn write_dns(out: &mut Out<'_>, d: &Dns<'_>) {
     let first = match d.tcp_length {
         Some(len) => {
-            num_first!(out, "length", u64::from(len));
+            num_first!(out, "length", len);
             false
         }
         None => true,
     };
     key(out, "id", first);
-    push_u64(out, u64::from(d.id()));
+    push_dec(out, d.id());
     let f = d.flags();
-    num!(out, "qr", u64::from(f >> 15));
-    num!(out, "opcode", u64::from((f >> 11) & 0xf));
-    num!(out, "aa", u64::from((f >> 10) & 1));
-    num!(out, "tc", u64::from((f >> 9) & 1));
-    num!(out, "rd", u64::from((f >> 8) & 1));
-    num!(out, "ra", u64::from((f >> 7) & 1));
-    num!(out, "z", u64::from((f >> 6) & 1));
-    num!(out, "ad", u64::from((f >> 5) & 1));
-    num!(out, "cd", u64::from((f >> 4) & 1));
-    num!(out, "rcode", u64::from(f & 0xf));
+    num!(out, "qr", f >> 15);
+    num!(out, "opcode", (f >> 11) & 0xf);
+    num!(out, "aa", (f >> 10) & 1);
+    num!(out, "tc", (f >> 9) & 1);
+    num!(out, "rd", (f >> 8) & 1);
+    num!(out, "ra", (f >> 7) & 1);
+    num!(out, "z", (f >> 6) & 1);
+    num!(out, "ad", (f >> 5) & 1);
+    num!(out, "cd", (f >> 4) & 1);
+    num!(out, "rcode", f & 0xf);
     let counts = [d.qdcount(), d.ancount(), d.nscount(), d.arcount()];
-    num!(out, "qdcount", u64::from(counts[0]));
-    num!(out, "ancount", u64::from(counts[1]));
-    num!(out, "nscount", u64::from(counts[2]));
-    num!(out, "arcount", u64::from(counts[3]));
+    num!(out, "qdcount", counts[0]);
+    num!(out, "ancount", counts[1]);
+    num!(out, "nscount", counts[2]);
+    num!(out, "arcount", counts[3]);
     let msg = d.msg;
     let mut w = d.walker();
     key!(out, "qd");
@@ -1200,8 +1223,8 @@ fn write_dns(out: &mut Out<'_>, d: &Dns<'_>) {
         }
         out.extend_from_slice(b"{\"qname\":");
         dns_name(out, msg, q.name_at, b".");
-        num!(out, "qtype", u64::from(q.qtype));
-        num!(out, "qclass", u64::from(q.qclass));
+        num!(out, "qtype", q.qtype);
+        num!(out, "qclass", q.qclass);
         out.push(b'}');
     }
     out.push(b']');
@@ -1222,14 +1245,14 @@ fn write_dns(out: &mut Out<'_>, d: &Dns<'_>) {
 fn write_record(out: &mut Out<'_>, msg: &[u8], r: &dns::Record<'_>) {
     out.extend_from_slice(b"{\"rrname\":");
     dns_name(out, msg, r.name_at, b".");
-    num!(out, "type", u64::from(r.rtype));
+    num!(out, "type", r.rtype);
     if r.rtype == 41 {
         // OPT (RFC 6891): class is the UDP payload size, TTL holds extended RCODE, version, Z.
-        num!(out, "rclass", u64::from(r.rclass));
-        num!(out, "extrcode", u64::from(r.ttl >> 24));
-        num!(out, "version", u64::from((r.ttl >> 16) & 0xff));
-        num!(out, "z", u64::from(r.ttl & 0xffff));
-        num!(out, "rdlen", u64::from(r.rdlen));
+        num!(out, "rclass", r.rclass);
+        num!(out, "extrcode", r.ttl >> 24);
+        num!(out, "version", (r.ttl >> 16) & 0xff);
+        num!(out, "z", r.ttl & 0xffff);
+        num!(out, "rdlen", r.rdlen);
         key!(out, "rdata");
         out.push(b'[');
         for (i, (code, len, data)) in dns::edns_options(r.rdata).enumerate() {
@@ -1237,13 +1260,13 @@ fn write_record(out: &mut Out<'_>, msg: &[u8], r: &dns::Record<'_>) {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"optcode\":");
-            push_u64(out, u64::from(code));
-            num!(out, "optlen", u64::from(len));
+            push_dec(out, code);
+            num!(out, "optlen", len);
             match dns::client_subnet(code, data) {
                 Some(ecs) => {
-                    num!(out, "family", u64::from(ecs.family));
-                    num!(out, "source_plen", u64::from(ecs.source_plen));
-                    num!(out, "scope_plen", u64::from(ecs.scope_plen));
+                    num!(out, "family", ecs.family);
+                    num!(out, "source_plen", ecs.source_plen);
+                    num!(out, "scope_plen", ecs.scope_plen);
                     key!(out, "address");
                     out.push(b'"');
                     match ecs.address {
@@ -1259,9 +1282,9 @@ fn write_record(out: &mut Out<'_>, msg: &[u8], r: &dns::Record<'_>) {
         out.extend_from_slice(b"]}");
         return;
     }
-    num!(out, "rclass", u64::from(r.rclass));
-    num!(out, "ttl", u64::from(r.ttl));
-    num!(out, "rdlen", u64::from(r.rdlen));
+    num!(out, "rclass", r.rclass);
+    num!(out, "ttl", r.ttl);
+    num!(out, "rdlen", r.rdlen);
     let rd = r.rdata;
     let at = r.rdata_at;
     match dns::rdata_name_offsets(r.rtype) {

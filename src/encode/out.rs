@@ -69,11 +69,7 @@ impl<'a> Out<'a> {
             .and_then(|r| r.first_chunk_mut::<N>())
         {
             Some(d) => *d = *block,
-            None => {
-                if let Some(d) = self.buf.get_mut(self.pos..self.pos + n) {
-                    d.copy_from_slice(&block[..n]);
-                }
-            }
+            None => copy_tail(self.buf, self.pos, block.get(..n).unwrap_or(&[])),
         }
         self.pos += n;
     }
@@ -85,6 +81,18 @@ impl<'a> Out<'a> {
         let start = self.pos;
         self.pos += n;
         self.buf.get_mut(start..start + n)
+    }
+}
+
+/// The end of a buffer too short for a whole padded block: `s` at `pos` if it fits, else
+/// nothing. Cold and out of line: inlined, this length-dependent copy (a `memcpy` call) sat in
+/// the middle of every padded write and filled the instruction cache with code that runs at
+/// most once per buffer.
+#[cold]
+#[inline(never)]
+fn copy_tail(buf: &mut [u8], pos: usize, s: &[u8]) {
+    if let Some(d) = buf.get_mut(pos..pos + s.len()) {
+        d.copy_from_slice(s);
     }
 }
 

@@ -1,7 +1,7 @@
 //! Writers of the application layers besides DNS: NTP, BOOTP/DHCP, HTTP/1.x, TLS hellos,
 //! and the TLS client fingerprints of the envelope (see `docs/FORMAT.md`).
 
-use super::super::hex::{push_hex, push_ipv4, push_latin1_escaped, push_u64};
+use super::super::hex::{push_dec, push_hex, push_ipv4, push_latin1_escaped};
 use super::super::out::Out;
 use super::sub;
 use crate::decode::dhcp::{Bootp, ClasslessRoutes, Dhcp, DhcpOption, OptKind};
@@ -39,7 +39,7 @@ fn u16_list(out: &mut Out<'_>, b: &[u8]) {
         if i > 0 {
             out.push(b',');
         }
-        push_u64(out, u64::from(u16::from_be_bytes([c[0], c[1]])));
+        push_dec(out, u16::from_be_bytes([c[0], c[1]]));
     }
     out.push(b']');
 }
@@ -50,7 +50,7 @@ fn u8_list(out: &mut Out<'_>, b: &[u8]) {
         if i > 0 {
             out.push(b',');
         }
-        push_u64(out, u64::from(v));
+        push_dec(out, v);
     }
     out.push(b']');
 }
@@ -58,14 +58,14 @@ fn u8_list(out: &mut Out<'_>, b: &[u8]) {
 // Out of line: see the note above `write_mpls` in json.rs.
 #[inline(never)]
 pub(super) fn write_ntp(out: &mut Out<'_>, n: &Ntp<'_>) {
-    num_first!(out, "leap", u64::from(n.leap()));
-    num!(out, "version", u64::from(n.version()));
-    num!(out, "mode", u64::from(n.mode()));
-    num!(out, "stratum", u64::from(n.stratum()));
-    num!(out, "poll", u64::from(n.poll()));
-    num!(out, "precision", u64::from(n.precision()));
-    num!(out, "delay", u64::from(n.delay()));
-    num!(out, "dispersion", u64::from(n.dispersion()));
+    num_first!(out, "leap", n.leap());
+    num!(out, "version", n.version());
+    num!(out, "mode", n.mode());
+    num!(out, "stratum", n.stratum());
+    num!(out, "poll", n.poll());
+    num!(out, "precision", n.precision());
+    num!(out, "delay", n.delay());
+    num!(out, "dispersion", n.dispersion());
     // scapy shows the reference id as an address above stratum 1, as four bytes below 2.
     if n.stratum() > 1 {
         key!(out, "id");
@@ -82,13 +82,13 @@ pub(super) fn write_ntp(out: &mut Out<'_>, n: &Ntp<'_>) {
 // Out of line: see the note above `write_mpls` in json.rs.
 #[inline(never)]
 pub(super) fn write_bootp(out: &mut Out<'_>, b: &Bootp<'_>) {
-    num_first!(out, "op", u64::from(b.byte(0)));
-    num!(out, "htype", u64::from(b.byte(1)));
-    num!(out, "hlen", u64::from(b.byte(2)));
-    num!(out, "hops", u64::from(b.byte(3)));
-    num!(out, "xid", u64::from(b.be32(4)));
-    num!(out, "secs", u64::from(b.be16(8)));
-    num!(out, "flags", u64::from(b.be16(10)));
+    num_first!(out, "op", b.byte(0));
+    num!(out, "htype", b.byte(1));
+    num!(out, "hlen", b.byte(2));
+    num!(out, "hops", b.byte(3));
+    num!(out, "xid", b.be32(4));
+    num!(out, "secs", b.be16(8));
+    num!(out, "flags", b.be16(10));
     for (name, at) in [
         ("ciaddr", 12),
         ("yiaddr", 16),
@@ -129,7 +129,7 @@ pub(super) fn write_dhcp(out: &mut Out<'_>, d: &Dhcp<'_>) {
                         out.extend_from_slice(n.as_bytes());
                         out.push(b'"');
                     }
-                    None => push_u64(out, u64::from(code)),
+                    None => push_dec(out, code),
                 }
                 write_dhcp_values(out, kind, data);
                 out.push(b']');
@@ -160,19 +160,19 @@ fn write_dhcp_values(out: &mut Out<'_>, kind: OptKind, data: &[u8]) {
         OptKind::Int => {
             for c in data.chunks_exact(4) {
                 out.push(b',');
-                push_u64(out, u64::from(bytes::be32(c, 0)));
+                push_dec(out, bytes::be32(c, 0));
             }
         }
         OptKind::Short => {
             for c in data.chunks_exact(2) {
                 out.push(b',');
-                push_u64(out, u64::from(bytes::be16(c, 0)));
+                push_dec(out, bytes::be16(c, 0));
             }
         }
         OptKind::Byte => {
             for &v in data {
                 out.push(b',');
-                push_u64(out, u64::from(v));
+                push_dec(out, v);
             }
         }
         OptKind::ByteList => {
@@ -188,7 +188,7 @@ fn write_dhcp_values(out: &mut Out<'_>, kind: OptKind, data: &[u8]) {
                 out.push(b'"');
                 push_ipv4(out, &r.dest);
                 out.push(b'/');
-                push_u64(out, u64::from(r.prefix));
+                push_dec(out, r.prefix);
                 out.push(b':');
                 push_ipv4(out, &r.router);
                 out.push(b'"');
@@ -314,9 +314,9 @@ pub(super) fn write_http(out: &mut Out<'_>, h: &Http<'_>) {
 // Out of line: see the note above `write_mpls` in json.rs.
 #[inline(never)]
 pub(super) fn write_tls(out: &mut Out<'_>, t: &Tls<'_>) {
-    num_first!(out, "type", u64::from(t.content_type()));
-    num!(out, "version", u64::from(t.record_version()));
-    num!(out, "len", u64::from(t.record_len()));
+    num_first!(out, "type", t.content_type());
+    num!(out, "version", t.record_version());
+    num!(out, "len", t.record_len());
     out.extend_from_slice(b",\"msg\":[{");
     if let Some(h) = t.hello() {
         write_hello(out, &h);
@@ -326,10 +326,10 @@ pub(super) fn write_tls(out: &mut Out<'_>, t: &Tls<'_>) {
 
 fn write_hello(out: &mut Out<'_>, h: &Hello<'_>) {
     let client = h.is_client();
-    num_first!(out, "msgtype", u64::from(h.msgtype));
-    num!(out, "msglen", u64::from(h.msglen));
-    num!(out, "version", u64::from(h.version));
-    num!(out, "gmt_unix_time", u64::from(bytes::be32(h.random, 0)));
+    num_first!(out, "msgtype", h.msgtype);
+    num!(out, "msglen", h.msglen);
+    num!(out, "version", h.version);
+    num!(out, "gmt_unix_time", bytes::be32(h.random, 0));
     hex_field!(out, "random_bytes", sub(h.random, 4, 32));
     num!(out, "sidlen", h.sid.len() as u64);
     hex_field!(out, "sid", h.sid);
@@ -339,7 +339,7 @@ fn write_hello(out: &mut Out<'_>, h: &Hello<'_>) {
         u16_list(out, h.ciphers);
         num!(out, "complen", h.comp.len() as u64);
     } else {
-        num!(out, "cipher", u64::from(bytes::be16(h.ciphers, 0)));
+        num!(out, "cipher", bytes::be16(h.ciphers, 0));
     }
     key!(out, "comp");
     u8_list(out, h.comp);
@@ -361,7 +361,7 @@ fn write_hello(out: &mut Out<'_>, h: &Hello<'_>) {
 
 fn write_extension(out: &mut Out<'_>, e: &Extension<'_>, client: bool) {
     let d = e.data;
-    num_first!(out, "type", u64::from(e.ext_type));
+    num_first!(out, "type", e.ext_type);
     num!(out, "len", d.len() as u64);
     let detailed = matches!(
         e.ext_type,
@@ -387,7 +387,7 @@ fn write_extension(out: &mut Out<'_>, e: &Extension<'_>, client: bool) {
                         out.push(b',');
                     }
                     out.push(b'{');
-                    num_first!(out, "nametype", u64::from(kind));
+                    num_first!(out, "nametype", kind);
                     num!(out, "namelen", name.len() as u64);
                     key!(out, "servername");
                     quoted_latin1(out, name);
@@ -439,10 +439,16 @@ fn write_extension(out: &mut Out<'_>, e: &Extension<'_>, client: bool) {
 
 /// The envelope's `ja3`, `ja3_hash` and `ja4` when the packet holds a ClientHello (always its
 /// last layer: nothing is decoded after a hello), so other packets pay one comparison.
+#[inline]
 pub(super) fn write_fingerprints(out: &mut Out<'_>, pkt: &Packet<'_>) {
-    let Some(Layer::Tls(t)) = pkt.layers().last() else {
-        return;
-    };
+    if let Some(Layer::Tls(t)) = pkt.layers().last() {
+        write_tls_fingerprints(out, t);
+    }
+}
+
+/// The fingerprints of a TLS layer; out of line (a few packets per connection have one).
+#[inline(never)]
+fn write_tls_fingerprints(out: &mut Out<'_>, t: &Tls<'_>) {
     let Some(h) = t.hello().filter(|h| h.is_client()) else {
         return;
     };
