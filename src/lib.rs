@@ -131,6 +131,8 @@ pub mod pipeline;
 #[cfg(feature = "cli")]
 pub mod record;
 #[cfg(feature = "brokers")]
+pub mod signals;
+#[cfg(feature = "brokers")]
 pub mod sink;
 pub mod source;
 #[cfg(all(feature = "test-util", feature = "brokers"))]

@@ -3,9 +3,9 @@
 use super::shared::{loss_exit, outputs, serve_metrics, summary_lines};
 use super::{parse_seconds, Job, MetricsArgs, OutputArgs, PacketArgs, PcapOutArgs, Refusal};
 use crate::exit;
-use crate::pipeline::capture::stop_on_signals;
 use crate::pipeline::pcap_writer::{PcapOutConfig, PcapWriter};
 use crate::pipeline::read::{JobError, Observe, ReadJob};
+use crate::signals::stop_on_signals;
 use crate::sink::{start_exit_code, Output, OutputOptions};
 use clap::Args;
 use std::io::IsTerminal;

@@ -3,9 +3,9 @@
 
 use super::{MetricsArgs, OutputArgs, PcapOutArgs};
 use crate::exit;
-use crate::pipeline::capture::stop_on_signals;
 use crate::pipeline::metrics::{self, Metrics};
 use crate::pipeline::pcap_writer::PcapOutConfig;
+use crate::signals::stop_on_signals;
 use crate::sink::{Output, Undelivered};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

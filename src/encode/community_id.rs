@@ -197,22 +197,14 @@ fn sha1_one_block(input: &[u8]) -> [u8; 20] {
     digest
 }
 
-/// The standard base64 alphabet (RFC 4648 section 4).
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Base64 (RFC 4648, with padding) of a 20-byte digest: six groups of three bytes, then two
-/// bytes and one `=`, always 28 characters.
+/// Base64 (RFC 4648, with padding) of a 20-byte digest, by the crate's one codec (`base64`):
+/// always 28 characters.
 fn base64_digest(digest: &[u8; 20], out: &mut [u8; 28]) {
-    let sextet = |v: u32, shift: u32| BASE64[(v >> shift) as usize & 63];
-    for (group, chars) in digest.chunks(3).zip(out.chunks_exact_mut(4)) {
-        let v = (u32::from(group[0]) << 16)
-            | (u32::from(group.get(1).copied().unwrap_or(0)) << 8)
-            | u32::from(group.get(2).copied().unwrap_or(0));
-        chars[0] = sextet(v, 18);
-        chars[1] = sextet(v, 12);
-        chars[2] = sextet(v, 6);
-        chars[3] = if group.len() == 3 { sextet(v, 0) } else { b'=' };
-    }
+    use base64::Engine;
+    let n = base64::engine::general_purpose::STANDARD
+        .encode_slice(digest, out)
+        .unwrap_or(0);
+    debug_assert_eq!(n, 28);
 }
 
 /// `1:` + base64(SHA-1(input)) into `out`. Out of line: only new flows get here.

@@ -16,7 +16,7 @@ use crate::decode::icmp::{self, Icmp};
 use crate::decode::icmpv6::{Icmpv6, Icmpv6Kind, NdOptKind, NdOption};
 use crate::decode::ipv4::Ipv4;
 use crate::decode::ipv6::{ExtHeader, ExtKind, Ipv6};
-use crate::decode::tcp::{Tcp, TcpOption, TcpOptions};
+use crate::decode::tcp::{Tcp, TcpOptions};
 use crate::decode::udp::Udp;
 use crate::decode::{geneve::Geneve, gre, gre::Gre, mpls::MplsHdr, pppoe::Pppoe, vxlan::Vxlan};
 use crate::decode::{Layer, Packet};
@@ -870,49 +870,6 @@ fn sub(b: &[u8], from: usize, to: usize) -> &[u8] {
     b.get(from..to.min(b.len())).unwrap_or(&[])
 }
 
-/// TCP options fit in 40 bytes, so at most 40 of them (NOPs).
-const MAX_TCP_OPTIONS: usize = 40;
-/// The key `TSecr` among the option kinds (which are below 256).
-const TSECR_KEY: u16 = 256;
-
-/// The keys of `fields_options` in a Python dict's insertion order, each with the index of the
-/// option whose value it shows.
-struct OptionKeys {
-    keys: [(u16, u8); MAX_TCP_OPTIONS + 1],
-    len: usize,
-}
-
-impl OptionKeys {
-    fn new() -> OptionKeys {
-        OptionKeys {
-            keys: [(0, 0); MAX_TCP_OPTIONS + 1],
-            len: 0,
-        }
-    }
-
-    /// Sets `key` to the option at `at`: in place when present, else appended.
-    fn set(&mut self, key: u16, at: u8) {
-        if let Some(entry) = self.keys[..self.len].iter_mut().find(|(k, _)| *k == key) {
-            entry.1 = at;
-        } else if self.len < self.keys.len() {
-            self.keys[self.len] = (key, at);
-            self.len += 1;
-        }
-    }
-
-    /// Removes `key` when present, keeping the others' order.
-    fn remove(&mut self, key: u16) {
-        if let Some(i) = self.keys[..self.len].iter().position(|(k, _)| *k == key) {
-            self.keys.copy_within(i + 1..self.len, i);
-            self.len -= 1;
-        }
-    }
-
-    fn entries(&self) -> &[(u16, u8)] {
-        &self.keys[..self.len]
-    }
-}
-
 fn write_tcp(out: &mut Out<'_>, t: &Tcp<'_>) {
     let Some((h, options)) = t.split() else {
         return;
@@ -931,76 +888,90 @@ fn write_tcp(out: &mut Out<'_>, t: &Tcp<'_>) {
     out.push(b'{');
     // The original built a Python dict option by option: a kind seen again keeps the place of
     // its first occurrence and takes the later value; `TSecr` is set beside each well-formed
-    // Timestamp and removed by a malformed one. `keys` replays those insertions.
-    let mut keys = OptionKeys::new();
-    let mut all: [TcpOption<'_>; MAX_TCP_OPTIONS] =
-        [TcpOption { kind: 0, data: &[] }; MAX_TCP_OPTIONS];
-    for (n, opt) in TcpOptions::new(options).take(MAX_TCP_OPTIONS).enumerate() {
-        all[n] = opt;
-        keys.set(u16::from(opt.kind), n as u8);
+    // Timestamp and removed by a malformed one, so it stands after the well-formed Timestamp
+    // that last inserted it (`tsecr_at`), with the last Timestamp's value. Options are at most
+    // 40 bytes, so the scans for earlier and later kinds stay short.
+    let mut tsecr_at = None;
+    for (i, opt) in TcpOptions::new(options).enumerate() {
         if opt.kind == 8 {
-            if opt.data.len() == 8 {
-                keys.set(TSECR_KEY, n as u8);
-            } else {
-                keys.remove(TSECR_KEY);
+            if opt.data.len() != 8 {
+                tsecr_at = None;
+            } else if tsecr_at.is_none() {
+                tsecr_at = Some(i);
             }
         }
     }
-    for (i, &(key, at)) in keys.entries().iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let d = all[usize::from(at)].data;
-        if key == TSECR_KEY {
-            out.extend_from_slice(b"\"TSecr\":");
-            push_dec(out, be_u32(sub(d, 4, 8)));
-            continue;
-        }
-        let kind = key as u8;
-        out.push(b'"');
-        match tcp_option_name(kind) {
-            Some(name) => out.extend_from_slice(name.as_bytes()),
-            None => push_dec(out, kind),
-        }
-        out.extend_from_slice(b"\":");
-        match (kind, d.len()) {
-            (0 | 1, _) => out.extend_from_slice(b"null"),
-            (2 | 28, 2) => push_dec(out, be_u16(d)),
-            (3, 1) => push_dec(out, d[0]),
-            (8, 8) => push_dec(out, be_u32(d)),
-            (5, n) if n % 4 == 0 && n != 4 => {
-                out.push(b'[');
-                for (i, c) in d.chunks_exact(4).enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    push_dec(out, be_u32(c));
-                }
-                out.push(b']');
-            }
-            (5, 4) => push_dec(out, be_u32(d)),
-            (14, 3) => {
-                out.push(b'[');
-                push_dec(out, d.first().copied().unwrap_or(0));
+    let mut first = true;
+    let mut later = TcpOptions::new(options);
+    for (i, opt) in TcpOptions::new(options).enumerate() {
+        later.next();
+        let seen_before = TcpOptions::new(options).take(i).any(|o| o.kind == opt.kind);
+        // The value is the last occurrence's.
+        let last = later
+            .clone()
+            .filter(|o| o.kind == opt.kind)
+            .last()
+            .unwrap_or(opt);
+        if !seen_before {
+            if !first {
                 out.push(b',');
-                push_dec(out, be_u16(sub(d, 1, 3)));
-                out.push(b']');
             }
-            (34, 8) => {
-                out.push(b'[');
-                push_dec(out, be_u32(d));
-                out.push(b',');
-                push_dec(out, be_u32(sub(d, 4, 8)));
-                out.push(b']');
-            }
-            _ => {
-                out.push(b'"');
-                push_hex(out, d);
-                out.push(b'"');
-            }
+            first = false;
+            write_tcp_option(out, last.kind, last.data);
+        }
+        if tsecr_at == Some(i) {
+            out.extend_from_slice(b",\"TSecr\":");
+            let ts = later.clone().filter(|o| o.kind == 8).last().unwrap_or(opt);
+            push_dec(out, be_u32(sub(ts.data, 4, 8)));
         }
     }
     out.push(b'}');
+}
+
+/// One `"name":value` of `fields_options`.
+fn write_tcp_option(out: &mut Out<'_>, kind: u8, d: &[u8]) {
+    out.push(b'"');
+    match tcp_option_name(kind) {
+        Some(name) => out.extend_from_slice(name.as_bytes()),
+        None => push_dec(out, kind),
+    }
+    out.extend_from_slice(b"\":");
+    match (kind, d.len()) {
+        (0 | 1, _) => out.extend_from_slice(b"null"),
+        (2 | 28, 2) => push_dec(out, be_u16(d)),
+        (3, 1) => push_dec(out, d[0]),
+        (8, 8) => push_dec(out, be_u32(d)),
+        (5, n) if n % 4 == 0 && n != 4 => {
+            out.push(b'[');
+            for (i, c) in d.chunks_exact(4).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_dec(out, be_u32(c));
+            }
+            out.push(b']');
+        }
+        (5, 4) => push_dec(out, be_u32(d)),
+        (14, 3) => {
+            out.push(b'[');
+            push_dec(out, d.first().copied().unwrap_or(0));
+            out.push(b',');
+            push_dec(out, be_u16(sub(d, 1, 3)));
+            out.push(b']');
+        }
+        (34, 8) => {
+            out.push(b'[');
+            push_dec(out, be_u32(d));
+            out.push(b',');
+            push_dec(out, be_u32(sub(d, 4, 8)));
+            out.push(b']');
+        }
+        _ => {
+            out.push(b'"');
+            push_hex(out, d);
+            out.push(b'"');
+        }
+    }
 }
 
 fn write_udp(out: &mut Out<'_>, u: &Udp<'_>) {

@@ -277,18 +277,6 @@ impl CaptureOutcome {
     }
 }
 
-/// Makes SIGINT and SIGTERM set `stop`; a second one of either ends the process at once
-/// (exit code 1), so a capture stuck on a dead output can still be interrupted.
-pub fn stop_on_signals(stop: &Arc<AtomicBool>) -> io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    for sig in [SIGINT, SIGTERM] {
-        // Registered first, so it sees the flag as it was before this signal set it.
-        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(stop))?;
-        signal_hook::flag::register(sig, Arc::clone(stop))?;
-    }
-    Ok(())
-}
-
 /// What a worker hands back when it ends.
 struct WorkerEnd {
     decode: DecodeStats,

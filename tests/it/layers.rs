@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     // Small things every layer shares: exit codes, time formatting, safe file creation,
     // state directories.
-    &["exit", "time", "create", "paths"],
+    &["exit", "time", "create", "paths", "signals"],
     &["decode"],
     &["encode"],
     &["source"],
