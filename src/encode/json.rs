@@ -282,14 +282,19 @@ impl JsonEncoder {
 }
 
 /// An upper bound of the message size for `pkt`, so it can be written without growing the
-/// buffer: [`max_message_bytes`] of its frame length, with the source as already escaped. A
-/// formula of the frame length, not a walk of the layers (which cost about as much as
-/// writing a layer, a mispredicted jump per layer included); the room it asks for is only
-/// room, grown once (zero-filled) and reused, never output.
+/// buffer: [`max_message_bytes`]'s argument with the payload and padding counted at their two
+/// hex digits per byte instead of 16 (every other frame byte is some layer's header, at most
+/// 16 JSON bytes each). A formula of lengths, not a walk of the layers (which cost about as
+/// much as writing a layer, a mispredicted jump per layer included). The room is zero-filled
+/// when the buffer grows, so it must stay near the real size: 16 bytes per payload byte made a
+/// 16 MiB record reserve (and touch) 256 MiB.
 #[inline(always)]
 fn size_bound(pkt: &Packet<'_>, source_json: &[u8]) -> usize {
+    let hex = pkt.raw.len() + pkt.padding.len();
+    let headers = pkt.frame_len().saturating_sub(hex);
     512 * (crate::decode::MAX_LAYERS + 1)
-        + 16 * pkt.frame_len()
+        + 16 * headers
+        + 2 * hex
         + dns::MAX_MESSAGE_NAME_JSON_BYTES
         + source_json.len()
 }

@@ -469,6 +469,21 @@ fn spawn(args: &[String]) -> Child {
         .unwrap()
 }
 
+/// `--input` the shared Redis, `--queue QUEUE`, `--save-after-num N` and the files named
+/// `name` in `dir`.
+fn redis_recorder_args(queue: &str, save_after: u32, dir: &TempDir, name: &str) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--input".into(),
+        REDIS.into(),
+        "--queue".into(),
+        queue.into(),
+        "--save-after-num".into(),
+        save_after.to_string(),
+    ];
+    args.extend(files(dir, name));
+    args
+}
+
 /// Creates the stop file and waits for the recorder to end; returns its stderr.
 fn stop(mut child: Child, stop_file: &Path) -> String {
     std::fs::write(stop_file, b"").unwrap();
@@ -484,15 +499,7 @@ fn redis_recorder_killed_mid_stream_resumes_without_loss_or_duplicates() {
     let (_, want) = reference_recording(&dir, FIXTURE_MESSAGES);
     let queue = RedisQueue(unique("rec_kill"));
     let staging = stage("rec_kill_stage", FIXTURE_MESSAGES);
-    let mut args: Vec<String> = vec![
-        "--input".into(),
-        REDIS.into(),
-        "--queue".into(),
-        queue.0.clone(),
-        "--save-after-num".into(),
-        "20".into(),
-    ];
-    args.extend(files(&dir, "k"));
+    let args = redis_recorder_args(&queue.0, 20, &dir, "k");
     let csv = dir.path("k.csv");
     // Only 2010 messages on the queue and no idle snapshot: the recorder commits 2000 and holds
     // 10 uncommitted when it is killed, however fast it is.
@@ -930,15 +937,7 @@ fn stop_file_gives_the_message_in_hand_back_and_a_restart_finishes_the_queue() {
     let (_, want) = reference_recording(&dir, FIXTURE_MESSAGES);
     let queue = RedisQueue(unique("rec_stop"));
     let staging = stage("rec_stop_stage", FIXTURE_MESSAGES);
-    let mut args: Vec<String> = vec![
-        "--input".into(),
-        REDIS.into(),
-        "--queue".into(),
-        queue.0.clone(),
-        "--save-after-num".into(),
-        "10".into(),
-    ];
-    args.extend(files(&dir, "s"));
+    let args = redis_recorder_args(&queue.0, 10, &dir, "s");
     let csv = dir.path("s.csv");
     // Only 1005 on the queue until the stop: 1000 saved and 5 held when the stop file appears,
     // whatever the recorder's speed (no idle snapshot in the first run).
@@ -1068,15 +1067,7 @@ fn crash_between_commit_and_ack_duplicates_nothing_redis() {
     let (_, want) = reference_recording(&dir, FIXTURE_MESSAGES);
     let queue = RedisQueue(unique("rec_crash"));
     fill_redis(&queue.0, FIXTURE_MESSAGES);
-    let mut args: Vec<String> = vec![
-        "--input".into(),
-        REDIS.into(),
-        "--queue".into(),
-        queue.0.clone(),
-        "--save-after-num".into(),
-        "50".into(),
-    ];
-    args.extend(files(&dir, "c"));
+    let args = redis_recorder_args(&queue.0, 50, &dir, "c");
     let csv = dir.path("c.csv");
     // After the abort the committed snapshot's processing list is still there.
     let err = crash_between_commit_and_ack(&args, &csv, &dir.path("c.stop"));
@@ -1821,15 +1812,7 @@ fn sigint_stops_a_redis_recorder_cleanly_and_a_restart_finishes_the_queue() {
     let (_, want) = reference_recording(&dir, FIXTURE_MESSAGES);
     let queue = RedisQueue(unique("rec_sigint"));
     let staging = stage("rec_sigint_stage", FIXTURE_MESSAGES);
-    let mut args: Vec<String> = vec![
-        "--input".into(),
-        REDIS.into(),
-        "--queue".into(),
-        queue.0.clone(),
-        "--save-after-num".into(),
-        "50".into(),
-    ];
-    args.extend(files(&dir, "i"));
+    let args = redis_recorder_args(&queue.0, 50, &dir, "i");
     let csv = dir.path("i.csv");
     // 1010 on the queue, no idle snapshot: at the signal 1000 are saved and 10 held.
     let mut first = args.clone();
