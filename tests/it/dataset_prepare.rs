@@ -521,17 +521,6 @@ fn links_planted_at_output_names_are_not_followed() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// target/pandas-venv's Python (made by scripts/test.sh).
-fn pandas_python() -> std::path::PathBuf {
-    let py = common::venv_python("pandas");
-    assert!(
-        py.exists(),
-        "{} is missing: run scripts/test.sh (it makes the pandas virtual environment)",
-        py.display()
-    );
-    py
-}
-
 /// External oracle: tests/dataset/pandas_oracle.py builds the full and clean CSVs with pandas
 /// from README's description and compares them with ours, cell by cell, on the recorded
 /// CSVs plus one with tricky cells (numbers with sign and exponent, `nan`, `inf`, hex, an
@@ -586,7 +575,7 @@ fn full_and_clean_csv_match_a_pandas_implementation() {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = prepare(&refs);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let oracle = Command::new(pandas_python())
+        let oracle = Command::new(common::pandas_python())
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .arg("tests/dataset/pandas_oracle.py")
             .arg(&full)

@@ -649,32 +649,38 @@ fn replay_of_the_mixed_fixture_matches_read() {
     );
 }
 
-/// 802.1Q frames through the capture path: veth hands the tag to the kernel's metadata, the
-/// ring reports it in tp_vlan_tci and the capture puts it back: `dot1q` is in the JSON and
-/// the record equals what `read` gives for the tagged frame.
-#[test]
-fn vlan_tagged_frames_keep_their_dot1q_layer() {
-    let Some((pair, dir)) = live_setup("vl") else {
-        return;
-    };
+/// `count` test frames with `tags` inserted after the MAC addresses, replayed through a
+/// fresh veth pair into a capture with a 4-worker ring: the capture's JSON lines, the test's
+/// folder and the frames sent; `None` where `live_setup` skips.
+fn capture_tagged(name: &str, tags: &[u8], count: u32) -> Option<(String, TempDir, Vec<Vec<u8>>)> {
+    let (pair, dir) = live_setup(name)?;
     let out = dir.path("capture.jsonl");
     let cap = Capture::listening(
         &pair.b,
         &out,
         &ring_args("ether src 02:00:00:00:00:01", "4", &[]),
     );
-    // Priority 5, VLAN 42, around an ordinary test frame.
-    let frames: Vec<Vec<u8>> = (0..20)
+    let frames: Vec<Vec<u8>> = (0..count)
         .map(|n| {
             let mut f = test_frame(n);
-            f.splice(12..12, [0x81, 0x00, 0xa0, 0x2a]);
+            f.splice(12..12, tags.iter().copied());
             f
         })
         .collect();
-    let pcap = dir.path("vlan.pcap");
-    replay_frames(&pair.a, &pcap, &frames);
+    replay_frames(&pair.a, &dir.path("tagged.pcap"), &frames);
     cap.stop_after(frames.len());
     let text = fs::read_to_string(&out).expect("read the output");
+    Some((text, dir, frames))
+}
+
+/// 802.1Q frames through the capture path: veth hands the tag to the kernel's metadata, the
+/// ring reports it in tp_vlan_tci and the capture puts it back: `dot1q` is in the JSON and
+/// the record equals what `read` gives for the tagged frame.
+#[test]
+fn vlan_tagged_frames_keep_their_dot1q_layer() {
+    let Some((text, dir, frames)) = capture_tagged("vl", &[0x81, 0x00, 0xa0, 0x2a], 20) else {
+        return;
+    };
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
         let tag = &v["data"]["dot1q"];
@@ -704,26 +710,10 @@ fn vlan_tagged_frames_keep_their_dot1q_layer() {
 /// would decode as `dot1q`, not `dot1ad`, and differ).
 #[test]
 fn qinq_tagged_frames_are_captured_as_read_decodes_them() {
-    let Some((pair, dir)) = live_setup("qq") else {
+    let tags = [0x88, 0xa8, 0x60, 0x64, 0x81, 0x00, 0xa0, 0x2a];
+    let Some((text, dir, frames)) = capture_tagged("qq", &tags, 30) else {
         return;
     };
-    let out = dir.path("capture.jsonl");
-    let cap = Capture::listening(
-        &pair.b,
-        &out,
-        &ring_args("ether src 02:00:00:00:00:01", "4", &[]),
-    );
-    let frames: Vec<Vec<u8>> = (0..30)
-        .map(|n| {
-            let mut f = test_frame(n);
-            f.splice(12..12, [0x88, 0xa8, 0x60, 0x64, 0x81, 0x00, 0xa0, 0x2a]);
-            f
-        })
-        .collect();
-    let pcap = dir.path("qinq.pcap");
-    replay_frames(&pair.a, &pcap, &frames);
-    cap.stop_after(frames.len());
-    let text = fs::read_to_string(&out).expect("read the output");
     assert_eq!(
         data_counts(&text),
         data_from_read(&dir, &frames),

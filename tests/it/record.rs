@@ -39,20 +39,9 @@ fn rows_in(path: &Path) -> usize {
     read_csv(path).1.len()
 }
 
-/// target/pandas-venv's Python (the oracle's pandas and csv module).
-fn pandas_python() -> PathBuf {
-    let py = common::venv_python("pandas");
-    assert!(
-        py.exists(),
-        "{} is missing: run scripts/test.sh (it makes the pandas virtual environment)",
-        py.display()
-    );
-    py
-}
-
 #[test]
 fn columns_and_values_match_pandas_json_normalize() {
-    let py = pandas_python();
+    let py = common::pandas_python();
     let dir = TempDir::unique("rec_pandas");
     // Every golden file but the big one whole, every 40th message of the big one, the
     // original's own recorded messages and a kombu envelope: every layer combination we emit.
@@ -1678,7 +1667,7 @@ dns_qname,dns_txt,eth_id,icmp_id,ip_id,ipvsix_id,pad_id,raw_id,tcp_id,udp_id,udp
 /// pandas read back every cell as it was sent.
 #[test]
 fn quoted_fields_survive_rewrites_a_torn_restart_and_read_back_in_python() {
-    let py = pandas_python();
+    let py = common::pandas_python();
     let dir = TempDir::unique("rec_quoted");
     let first = concat!(
         r#"{"data":{"dns":{"qname":"a,b","txt":"say \"hi\"","multi":"l1\nl2","cr":"x\ry","both":"\",\n\r\"","n":-3,"f":[1,"a,b"]}}}"#,

@@ -32,6 +32,17 @@ pub fn venv_python(name: &str) -> PathBuf {
     root().join(format!("target/{name}-venv/bin/python"))
 }
 
+/// target/pandas-venv's Python (the oracles' pandas and csv module), which must exist.
+pub fn pandas_python() -> PathBuf {
+    let py = venv_python("pandas");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/test.sh (it makes the pandas virtual environment)",
+        py.display()
+    );
+    py
+}
+
 /// Panics with `how` (how to get them) unless `python` can import `modules` (e.g.
 /// "scapy, communityid"): an oracle test fails rather than skips without its oracle.
 pub fn require_python_modules(python: &Path, modules: &str, how: &str) {
