@@ -897,8 +897,10 @@ fn write_tcp(out: &mut Out<'_>, t: &Tcp<'_>) {
     // that last inserted it (`tsecr_at`), with the last Timestamp's value. Options are at most
     // 40 bytes, so the scans for earlier and later kinds stay short.
     let mut tsecr_at = None;
+    let mut last_timestamp: &[u8] = &[];
     for (i, opt) in TcpOptions::new(options).enumerate() {
         if opt.kind == 8 {
+            last_timestamp = opt.data;
             if opt.data.len() != 8 {
                 tsecr_at = None;
             } else if tsecr_at.is_none() {
@@ -911,13 +913,13 @@ fn write_tcp(out: &mut Out<'_>, t: &Tcp<'_>) {
     for (i, opt) in TcpOptions::new(options).enumerate() {
         later.next();
         let seen_before = TcpOptions::new(options).take(i).any(|o| o.kind == opt.kind);
-        // The value is the last occurrence's.
-        let last = later
-            .clone()
-            .filter(|o| o.kind == opt.kind)
-            .last()
-            .unwrap_or(opt);
         if !seen_before {
+            // The value is the last occurrence's.
+            let last = later
+                .clone()
+                .filter(|o| o.kind == opt.kind)
+                .last()
+                .unwrap_or(opt);
             if !first {
                 out.push(b',');
             }
@@ -926,8 +928,7 @@ fn write_tcp(out: &mut Out<'_>, t: &Tcp<'_>) {
         }
         if tsecr_at == Some(i) {
             out.extend_from_slice(b",\"TSecr\":");
-            let ts = later.clone().filter(|o| o.kind == 8).last().unwrap_or(opt);
-            push_dec(out, be_u32(sub(ts.data, 4, 8)));
+            push_dec(out, be_u32(sub(last_timestamp, 4, 8)));
         }
     }
     out.push(b'}');
