@@ -354,21 +354,20 @@ fn uuid4() -> [u8; UUID_LEN] {
 }
 
 /// Appends `s` as a JSON string (quotes, backslashes and control characters escaped), with
-/// the crate's one escaper: a first pass into no room counts the bytes (`Out` counts what does
-/// not fit), the second writes them into exactly that much.
+/// the crate's one escaper, into room for the worst case (six bytes per byte, `\u00xx`).
 fn json_string(out: &mut Vec<u8>, s: &str) {
     use crate::encode::hex::push_str_escaped;
     use crate::encode::out::Out;
-    let mut count = Out::new(&mut []);
-    push_str_escaped(&mut count, s);
-    let n = count.len();
     out.push(b'"');
     let start = out.len();
-    out.resize(start + n, 0);
+    out.resize(start + 6 * s.len(), 0);
     let mut o = Out::new(&mut out[start..]);
     push_str_escaped(&mut o, s);
-    // Same input, same length; should it ever differ, nothing half-written is kept.
-    let written = if o.overflowed() { 0 } else { o.len() };
+    debug_assert!(
+        !o.overflowed(),
+        "six bytes per byte is the most an escape takes"
+    );
+    let written = o.len().min(6 * s.len());
     out.truncate(start + written);
     out.push(b'"');
 }
