@@ -107,8 +107,12 @@ fn ip_layers(pkt: &Packet<'_>) -> Option<(usize, usize)> {
     found
 }
 
-/// The flow of the IP header at `layers[at]`.
-fn flow_at<'a>(pkt: &Packet<'a>, at: usize) -> Option<FlowTuple<'a>> {
+/// The flow of the IP header at `pkt.layers_slice()[at]` (an index [`flow_tuples_at`] takes),
+/// or `None` as for [`flow_tuple`]. Inlined into its caller: returned through memory, the
+/// tuple's small fields (written one by one, read back as words) stalled the encoder on
+/// store forwarding.
+#[inline(always)]
+pub fn flow_at<'a>(pkt: &Packet<'a>, at: usize) -> Option<FlowTuple<'a>> {
     let layers = pkt.layers_slice();
     let (addrs, mut proto, first_fragment) = match layers.get(at)? {
         Layer::Ipv4(ip) => {

@@ -5,12 +5,13 @@
 //! characters of the digest are laid out here. Nothing is allocated per packet.
 //!
 //! Hashing costs about as much as a quarter of the rest of the per-packet work, and most
-//! packets belong to a flow seen a moment ago, so [`IdCache`] keeps the last IDs in a small
-//! direct-mapped table keyed by the ordered flow packed into five words (every field of the
-//! bytes that would be hashed, so different bytes never share a key): a hit returns the same
-//! text the hash would give, by construction.
+//! packets belong to a flow seen a moment ago, so [`IdCache`] keeps the last flow's ID and,
+//! behind it, the IDs of recent flows in small set-associative tables keyed by the ordered
+//! flow packed into words (every field of the bytes that would be hashed, so different bytes
+//! never share a key): a hit returns the same text the hash would give, by construction.
 
-use crate::decode::flow::{Addrs, FlowTuple, PROTO_ICMP, PROTO_ICMPV6};
+use crate::decode::flow::{self, Addrs, FlowTuple, PROTO_ICMP, PROTO_ICMPV6};
+use crate::decode::Packet;
 
 /// Length of `1:` + base64 of a 20-byte digest.
 pub const ID_LEN: usize = 2 + 28;
@@ -79,9 +80,47 @@ struct Ordered {
 
 impl Ordered {
     fn of(flow: &FlowTuple<'_>) -> Ordered {
+        // Numbers compare as the wire's bytes do (big-endian, unsigned).
+        let (v6, src, dst) = match flow.addrs {
+            Addrs::V4(s, d) => (
+                false,
+                u128::from(u32::from_be_bytes(*s)),
+                u128::from(u32::from_be_bytes(*d)),
+            ),
+            Addrs::V6(s, d) => (true, u128::from_be_bytes(*s), u128::from_be_bytes(*d)),
+        };
+        Ordered::new(v6, src, dst, flow.proto, flow.ports)
+    }
+
+    /// The flow of a [`raw_key`] (which holds every field of the tuple), and the seed.
+    fn of_raw(raw: &[u64; 5]) -> (Ordered, u16) {
+        let meta = raw[0];
+        let ports = (meta & (1 << 32) != 0).then_some(((meta >> 16) as u16, meta as u16));
+        let v6 = meta & (1 << 33) != 0;
+        // `raw_key` loaded the addresses in the machine's byte order: back to the wire's bytes.
+        let (src, dst) = if v6 {
+            let word = |lo: u64, hi: u64| {
+                u128::from_be_bytes(((u128::from(hi) << 64) | u128::from(lo)).to_ne_bytes())
+            };
+            (word(raw[1], raw[2]), word(raw[3], raw[4]))
+        } else {
+            let word = |w: u64| u128::from(u32::from_be_bytes((w as u32).to_ne_bytes()));
+            (word(raw[1]), word(raw[1] >> 32))
+        };
+        let proto = (meta >> 40) as u8;
+        (
+            Ordered::new(v6, src, dst, proto, ports),
+            (meta >> 48) as u16,
+        )
+    }
+
+    /// Addresses as big-endian numbers, the protocol and the ports (or ICMP type and code)
+    /// as the packet carried them: mapped and ordered as the specification says.
+    #[inline(always)]
+    fn new(v6: bool, src: u128, dst: u128, proto: u8, ports: Option<(u16, u16)>) -> Ordered {
         // Port equivalents: ICMP type and code become (type, counterpart type) when the type
         // has a counterpart, else (type, code) and the flow is one-way (never reordered).
-        let (ports, one_way) = match (flow.proto, flow.ports) {
+        let (ports, one_way) = match (proto, ports) {
             (PROTO_ICMP, Some((t, c))) => match icmp_counterpart(t) {
                 Some(r) => (Some((t, r)), false),
                 None => (Some((t, c)), true),
@@ -92,15 +131,6 @@ impl Ordered {
             },
             (_, p) => (p, false),
         };
-        // Numbers compare as the wire's bytes do (big-endian, unsigned).
-        let (v6, src, dst) = match flow.addrs {
-            Addrs::V4(s, d) => (
-                false,
-                u128::from(u32::from_be_bytes(*s)),
-                u128::from(u32::from_be_bytes(*d)),
-            ),
-            Addrs::V6(s, d) => (true, u128::from_be_bytes(*s), u128::from_be_bytes(*d)),
-        };
         // Ordered when one-way, when the source address is the smaller, or when the addresses
         // are equal and the source port is the smaller; otherwise both sides swap.
         let ordered = one_way || src < dst || (src == dst && ports.is_some_and(|(sp, dp)| sp < dp));
@@ -109,7 +139,7 @@ impl Ordered {
                 v6,
                 src,
                 dst,
-                proto: flow.proto,
+                proto,
                 ports,
             }
         } else {
@@ -117,28 +147,10 @@ impl Ordered {
                 v6,
                 src: dst,
                 dst: src,
-                proto: flow.proto,
+                proto,
                 ports: ports.map(|(sp, dp)| (dp, sp)),
             }
         }
-    }
-
-    /// Five words that differ whenever the hashed bytes differ: both addresses in full, and
-    /// seed, protocol, family, whether there are ports, and the ports in the last word.
-    fn key(&self, seed: u16) -> [u64; KEY_WORDS] {
-        let (sp, dp) = self.ports.unwrap_or((0, 0));
-        [
-            (self.src >> 64) as u64,
-            self.src as u64,
-            (self.dst >> 64) as u64,
-            self.dst as u64,
-            (u64::from(seed) << 48)
-                | (u64::from(self.proto) << 40)
-                | (u64::from(self.v6) << 33)
-                | (u64::from(self.ports.is_some()) << 32)
-                | (u64::from(sp) << 16)
-                | u64::from(dp),
-        ]
     }
 
     /// The bytes the specification hashes, written into `buf`; returns their length.
@@ -164,8 +176,6 @@ impl Ordered {
         n
     }
 }
-
-const KEY_WORDS: usize = 5;
 
 /// SHA-1's initial state (RFC 3174 section 6.1).
 const SHA1_IV: [u32; 5] = [
@@ -215,6 +225,331 @@ fn render(input: &[u8], out: &mut [u8; ID_LEN]) {
     base64_digest(&digest, &mut text);
     out[..2].copy_from_slice(b"1:");
     out[2..].copy_from_slice(&text);
+}
+
+/// Ways per set of [`IdCache`]'s tables: four IPv4 keys of 16 bytes fill one 64-byte cache
+/// line, so a lookup compares a whole set from one line.
+const WAYS: usize = 4;
+
+/// Sets of the IPv4 table (a power of two): 256 flows. Small on purpose. On
+/// `pcaps/mixed.pcap` (2,498 flows, 12,978 IDs a pass) a fully associative LRU table of 16
+/// flows already misses only 2,985 times a pass, 256 flows 2,683, 4,096 flows 2,498 (the
+/// first packets of flows, which must hash). A table that held every flow across the
+/// bench's passes (4,096 IPv4 and 1,024 IPv6 flows, 273 KiB, tried) hashed 8 times less but
+/// was no faster on a CPU with SHA-NI: the packets streamed between two uses of a flow evict
+/// its lines, and a lookup that misses the caches costs about what one SHA-NI block does.
+/// This one (with [`V6_SETS`]) stays in the first-level caches.
+const V4_SETS: usize = 64;
+
+/// Sets of the IPv6 table (a power of two): 64 flows.
+const V6_SETS: usize = 16;
+
+/// Bytes of [`IdCache`]'s tables, for the documentation and a test: IPv4 keys 4 KiB (one
+/// cache line per set), IDs 8 KiB (32-byte slots, so an ID never straddles two cache lines)
+/// and a byte of replacement state per set; IPv6 keys 3 KiB (five words per way, each set
+/// padded to a cache line boundary), IDs 2 KiB and the state: about 17 KiB per encoder (one
+/// per worker), allocated once.
+pub const ID_CACHE_BYTES: usize = V4_SETS * (64 + WAYS * 32 + 1) + V6_SETS * (192 + WAYS * 32 + 1);
+
+/// The keys of one set, aligned to a cache line: `W` words per way.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Set<const W: usize>([[u64; W]; WAYS]);
+
+/// An ID's text in a slot of its own half cache line.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(32))]
+struct Slot([u8; ID_LEN]);
+
+/// One set-associative table of IDs keyed by `W`-word keys ([`Ordered::key_v4`] or
+/// [`Ordered::key_v6`]) in `SETS` sets of [`WAYS`] ways, replaced by tree pseudo-LRU: the
+/// compact keys apart from the IDs, so a lookup reads one line of keys and, on a hit, one
+/// ID slot. The full key is compared, so a hit gives what hashing would, by construction.
+#[derive(Clone, Debug)]
+struct Table<const W: usize, const SETS: usize> {
+    keys: Box<[Set<W>; SETS]>,
+    ids: Box<[[Slot; WAYS]; SETS]>,
+    /// Tree pseudo-LRU state of each set (see [`plru_touch`]).
+    plru: Box<[u8; SETS]>,
+    /// IDs rendered (misses), for the tests of associativity and replacement.
+    #[cfg(test)]
+    renders: usize,
+}
+
+/// The last key word of a way never filled: bit 34 is never set in a real key's meta word
+/// ([`meta_word`]), and the meta word is the first of every key.
+const EMPTY_META: u64 = 1 << 34;
+
+/// Boxes `SETS` copies of `value` without building the array on the stack first.
+fn boxed_array<T: Clone, const SETS: usize>(value: T) -> Box<[T; SETS]> {
+    match vec![value; SETS].into_boxed_slice().try_into() {
+        Ok(array) => array,
+        // A vector of `SETS` elements always converts.
+        Err(_) => unreachable!("vec![_; SETS] has SETS elements"),
+    }
+}
+
+impl<const W: usize, const SETS: usize> Default for Table<W, SETS> {
+    fn default() -> Self {
+        let mut empty = [0u64; W];
+        empty[0] = EMPTY_META;
+        Table {
+            keys: boxed_array(Set([empty; WAYS])),
+            ids: boxed_array([Slot([0; ID_LEN]); WAYS]),
+            plru: boxed_array(0),
+            #[cfg(test)]
+            renders: 0,
+        }
+    }
+}
+
+/// Tree pseudo-LRU of four ways in three bits: bit 0 says which pair holds the next victim
+/// (0: ways 0-1, 1: ways 2-3), bit 1 which way of the left pair, bit 2 which of the right
+/// pair. Using a way points the bits on its path away from it.
+#[inline(always)]
+fn plru_touch(state: u8, way: usize) -> u8 {
+    // (bits kept, bits set) per way.
+    const TOUCH: [(u8, u8); WAYS] = [(0b100, 0b011), (0b100, 0b001), (0b010, 0b100), (0b010, 0)];
+    let (keep, set) = TOUCH[way & (WAYS - 1)];
+    (state & keep) | set
+}
+
+/// The way [`plru_touch`]'s state points at: the pseudo-least recently used. A fresh set
+/// (state 0) fills ways 0, 2, 1, 3 before it evicts anything.
+#[inline(always)]
+fn plru_victim(state: u8) -> usize {
+    if state & 1 == 0 {
+        usize::from((state >> 1) & 1)
+    } else {
+        2 + usize::from((state >> 2) & 1)
+    }
+}
+
+impl<const W: usize, const SETS: usize> Table<W, SETS> {
+    /// The ID of the flow whose key is `key` (its set `set`), rendered from `flow` and stored
+    /// when no way holds it, copied into `out`.
+    #[inline(always)]
+    fn get(&mut self, key: &[u64; W], flow: &Ordered, seed: u16, out: &mut [u8; ID_LEN]) {
+        // The top bits of the product, which every bit of the key reaches.
+        let set = (spread(key) >> (64 - SETS.trailing_zeros())) as usize & (SETS - 1);
+        let keys = &self.keys[set].0;
+        // A bit per way whose key is `key` (at most one: keys are unique in a set); the words
+        // XORed and ORed, no early exit, so the four compares are independent.
+        let mut found = 0u32;
+        for (w, k) in keys.iter().enumerate() {
+            found |= u32::from(differ(k, key) == 0) << w;
+        }
+        let way = if found != 0 {
+            found.trailing_zeros() as usize & (WAYS - 1)
+        } else {
+            let way = plru_victim(self.plru[set]);
+            self.keys[set].0[way] = *key;
+            let mut input = [0u8; MAX_INPUT];
+            let n = flow.hash_input(seed, &mut input);
+            render(&input[..n], &mut self.ids[set][way].0);
+            #[cfg(test)]
+            {
+                self.renders += 1;
+            }
+            way
+        };
+        self.plru[set] = plru_touch(self.plru[set], way);
+        *out = self.ids[set][way].0;
+    }
+}
+
+/// The word every cache key starts with: seed, protocol, family, whether there are ports, and
+/// the two ports (or ICMP type and code, or their port equivalents). Bits 33 (family) and 32
+/// (ports present) are the only ones between the protocol and the ports; bit 34 stays clear
+/// ([`EMPTY_META`]).
+#[inline(always)]
+fn meta_word(seed: u16, proto: u8, v6: bool, ports: Option<(u16, u16)>) -> u64 {
+    let (sp, dp) = ports.unwrap_or((0, 0));
+    (u64::from(seed) << 48)
+        | (u64::from(proto) << 40)
+        | (u64::from(v6) << 33)
+        | (u64::from(ports.is_some()) << 32)
+        | (u64::from(sp) << 16)
+        | u64::from(dp)
+}
+
+/// Bits set where `a` and `b` differ (XOR and OR of the words: array `!=` becomes a `memcmp`
+/// call).
+#[inline(always)]
+fn differ<const W: usize>(a: &[u64; W], b: &[u64; W]) -> u64 {
+    a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y))
+}
+
+impl Ordered {
+    /// The IPv4 table's key: the meta word and both addresses; different hashed bytes give
+    /// different keys (the seed, protocol, ports and addresses are all in it).
+    #[inline(always)]
+    fn key_v4(&self, seed: u16) -> [u64; 2] {
+        [
+            meta_word(seed, self.proto, false, self.ports),
+            ((self.src as u64) << 32) | self.dst as u64,
+        ]
+    }
+
+    /// The IPv6 table's key: the meta word and both addresses in full.
+    #[inline(always)]
+    fn key_v6(&self, seed: u16) -> [u64; 5] {
+        [
+            meta_word(seed, self.proto, true, self.ports),
+            (self.src >> 64) as u64,
+            self.src as u64,
+            (self.dst >> 64) as u64,
+            self.dst as u64,
+        ]
+    }
+}
+
+/// A key's words rotated apart and XORed (independent operations), then one multiply whose
+/// top bits mix them all: the set is taken from those. The whole key is compared on a hit,
+/// so this only has to spread flows.
+#[inline(always)]
+fn spread<const W: usize>(key: &[u64; W]) -> u64 {
+    let folded = key
+        .iter()
+        .enumerate()
+        .fold(0u64, |acc, (i, w)| acc ^ w.rotate_left(13 * i as u32));
+    folded.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// The Community IDs of recently seen flows (see the module comment): the last flow, then a
+/// set-associative table per family. Memory: [`ID_CACHE_BYTES`] on the heap, allocated once.
+#[derive(Clone, Debug)]
+pub struct IdCache {
+    v4: Table<2, V4_SETS>,
+    v6: Table<5, V6_SETS>,
+    /// The flow asked for last, in the packet's own direction and reversed (see
+    /// [`IdCache::id`]).
+    last: Last,
+}
+
+/// The last flow looked up: most packets belong to the same flow as the one before them (on
+/// `pcaps/mixed.pcap`, 69 % of the packets with an ID), in one direction or the other, so
+/// this is compared first, before ordering the flow, finding its set and loading that set.
+#[derive(Clone, Copy, Debug)]
+struct Last {
+    /// [`raw_key`] of the flow as the packet carried it (an IPv4 flow uses the first two
+    /// words).
+    key: [u64; 5],
+    /// The same with source and destination swapped (the reply direction, which has the same
+    /// ID); a key no flow has for ICMP and ICMPv6, whose IDs are not symmetric that way.
+    rev: [u64; 5],
+    id: [u8; ID_LEN],
+}
+
+/// A key no flow has (see [`EMPTY_META`]).
+const NO_MATCH: [u64; 5] = [EMPTY_META, 0, 0, 0, 0];
+
+/// The flow in the packet's direction, without the ordering and ICMP mapping of [`Ordered`]:
+/// the meta word, then the addresses (IPv4: one word, the rest zero; IPv6: four). Equal keys
+/// give equal IDs, which is all the fast path needs; the family bit of the meta word keeps
+/// an IPv4 key from matching an IPv6 one's first words. The addresses are taken in the
+/// machine's byte order (plain loads: only equality matters here).
+#[inline(always)]
+fn raw_key(flow: &FlowTuple<'_>, seed: u16) -> [u64; 5] {
+    match flow.addrs {
+        Addrs::V4(s, d) => [
+            meta_word(seed, flow.proto, false, flow.ports),
+            u64::from(u32::from_ne_bytes(*s)) | (u64::from(u32::from_ne_bytes(*d)) << 32),
+            0,
+            0,
+            0,
+        ],
+        Addrs::V6(s, d) => {
+            let (s, d) = (u128::from_ne_bytes(*s), u128::from_ne_bytes(*d));
+            [
+                meta_word(seed, flow.proto, true, flow.ports),
+                s as u64,
+                (s >> 64) as u64,
+                d as u64,
+                (d >> 64) as u64,
+            ]
+        }
+    }
+}
+
+/// `key` seen from the other end: addresses and ports swapped.
+#[inline(always)]
+fn reversed(key: &[u64; 5]) -> [u64; 5] {
+    let proto = (key[0] >> 40) as u8;
+    if proto == PROTO_ICMP || proto == PROTO_ICMPV6 {
+        return NO_MATCH;
+    }
+    let m = key[0];
+    let meta = (m & !0xffff_ffff) | ((m & 0xffff) << 16) | ((m >> 16) & 0xffff);
+    if m & (1 << 33) == 0 {
+        [meta, key[1].rotate_left(32), 0, 0, 0]
+    } else {
+        [meta, key[3], key[4], key[1], key[2]]
+    }
+}
+
+impl Default for IdCache {
+    fn default() -> IdCache {
+        IdCache {
+            v4: Table::default(),
+            v6: Table::default(),
+            last: Last {
+                key: NO_MATCH,
+                rev: NO_MATCH,
+                id: [0; ID_LEN],
+            },
+        }
+    }
+}
+
+impl IdCache {
+    /// The Community ID of `flow` with `seed` (ASCII text), from the cache or computed (and
+    /// stored). Bytes, not `&str`: checking UTF-8 on every packet cost as much as the lookup.
+    #[inline]
+    pub fn id(&mut self, flow: &FlowTuple<'_>, seed: u16) -> &[u8; ID_LEN] {
+        let raw = raw_key(flow, seed);
+        let last = &self.last;
+        let hit = match flow.addrs {
+            // Two words each way; the family bit in word 0 keeps IPv6 keys out.
+            Addrs::V4(..) => {
+                (((raw[0] ^ last.key[0]) | (raw[1] ^ last.key[1])) == 0)
+                    | (((raw[0] ^ last.rev[0]) | (raw[1] ^ last.rev[1])) == 0)
+            }
+            Addrs::V6(..) => (differ(&raw, &last.key) == 0) | (differ(&raw, &last.rev) == 0),
+        };
+        if !hit {
+            self.not_last(&raw);
+        }
+        &self.last.id
+    }
+
+    /// The Community ID of the flow of the IP header at `pkt`'s layer `at` (see
+    /// [`flow::flow_at`]), `None` when that header has no flow. Out of line, with the flow
+    /// found inside (no tuple passed through memory) and the fast path of [`IdCache::id`].
+    #[inline(never)]
+    pub fn id_at(&mut self, pkt: &Packet<'_>, at: usize, seed: u16) -> Option<&[u8; ID_LEN]> {
+        let flow = flow::flow_at(pkt, at)?;
+        Some(self.id(&flow, seed))
+    }
+
+    /// [`IdCache::id`] for a flow other than the last one: out of line, so the fast path
+    /// inlined into the encoder stays a few instructions. Only the raw key is passed (every
+    /// field of the flow is in it): a tuple kept in memory for this call was stored as small
+    /// fields and read back as words, which stalled every packet on store forwarding. The ID
+    /// goes from the table's slot straight into `last`.
+    #[inline(never)]
+    fn not_last(&mut self, raw: &[u64; 5]) {
+        let (ordered, seed) = Ordered::of_raw(raw);
+        if ordered.v6 {
+            let key = ordered.key_v6(seed);
+            self.v6.get(&key, &ordered, seed, &mut self.last.id);
+        } else {
+            let key = ordered.key_v4(seed);
+            self.v4.get(&key, &ordered, seed, &mut self.last.id);
+        }
+        self.last.key = *raw;
+        self.last.rev = reversed(raw);
+    }
 }
 
 #[cfg(test)]
@@ -536,160 +871,253 @@ mod tests {
             );
         }
     }
-}
 
-/// Entries of [`IdCache`] (a power of two): 256 × 72 bytes, about 18 KiB per encoder.
-const CACHE_ENTRIES: usize = 256;
-
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    /// [`Ordered::key`] of the flow whose ID this is.
-    key: [u64; KEY_WORDS],
-    /// False for an entry never filled.
-    used: bool,
-    id: [u8; ID_LEN],
-}
-
-/// The Community IDs of recently seen flows (see the module comment).
-#[derive(Clone, Debug)]
-pub struct IdCache {
-    entries: Box<[Entry; CACHE_ENTRIES]>,
-    /// The flow asked for last, in the packet's own direction and reversed (see
-    /// [`IdCache::id`]).
-    last: Last,
-}
-
-/// The last flow looked up: most packets belong to the same flow as the one before them (on
-/// `pcaps/mixed.pcap`, 69 % of the packets with an ID), in one direction or the other, so
-/// this is compared first, before ordering the flow, hashing its key into a slot and loading
-/// that slot.
-#[derive(Clone, Copy, Debug)]
-struct Last {
-    /// [`raw_key`] of the flow as the packet carried it.
-    key: [u64; KEY_WORDS],
-    /// The same with source and destination swapped (the reply direction, which has the same
-    /// ID); a key no flow has for ICMP and ICMPv6, whose IDs are not symmetric that way.
-    rev: [u64; KEY_WORDS],
-    id: [u8; ID_LEN],
-}
-
-/// Bit 34 of the last key word, never set by [`raw_key`]: a reversed key that matches nothing.
-const NO_MATCH: u64 = 1 << 34;
-
-/// Five words that differ whenever the flows differ (addresses, protocol, family, ports and
-/// their presence, seed), in the packet's direction, without the ordering and ICMP mapping of
-/// [`Ordered`]: equal keys give equal IDs, which is all the fast path needs. The addresses
-/// are taken in the machine's byte order (plain loads: only equality matters here).
-#[inline(always)]
-fn raw_key(flow: &FlowTuple<'_>, seed: u16) -> [u64; KEY_WORDS] {
-    let (v6, src, dst) = match flow.addrs {
-        Addrs::V4(s, d) => (
-            false,
-            u128::from(u32::from_ne_bytes(*s)),
-            u128::from(u32::from_ne_bytes(*d)),
-        ),
-        Addrs::V6(s, d) => (true, u128::from_ne_bytes(*s), u128::from_ne_bytes(*d)),
-    };
-    let (sp, dp) = flow.ports.unwrap_or((0, 0));
-    [
-        (src >> 64) as u64,
-        src as u64,
-        (dst >> 64) as u64,
-        dst as u64,
-        (u64::from(seed) << 48)
-            | (u64::from(flow.proto) << 40)
-            | (u64::from(v6) << 33)
-            | (u64::from(flow.ports.is_some()) << 32)
-            | (u64::from(sp) << 16)
-            | u64::from(dp),
-    ]
-}
-
-/// `key` seen from the other end: addresses and ports swapped.
-#[inline(always)]
-fn reversed(key: &[u64; KEY_WORDS], proto: u8) -> [u64; KEY_WORDS] {
-    if proto == PROTO_ICMP || proto == PROTO_ICMPV6 {
-        return [0, 0, 0, 0, NO_MATCH];
+    /// The ID the specification gives (no cache).
+    fn want(flow: &FlowTuple<'_>, seed: u16) -> [u8; ID_LEN] {
+        let mut out = [0u8; ID_LEN];
+        community_id(flow, seed, &mut out);
+        out
     }
-    let w = key[4];
-    let ports = ((w & 0xffff) << 16) | ((w >> 16) & 0xffff);
-    [key[2], key[3], key[0], key[1], (w & !0xffff_ffff) | ports]
-}
 
-/// Bits set where `a` and `b` differ (XOR and OR of the words: array `!=` becomes a `memcmp`
-/// call).
-#[inline(always)]
-fn differ(a: &[u64; KEY_WORDS], b: &[u64; KEY_WORDS]) -> u64 {
-    a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y))
-}
+    /// IDs rendered by both tables so far.
+    fn renders(cache: &IdCache) -> usize {
+        cache.v4.renders + cache.v6.renders
+    }
 
-impl Default for IdCache {
-    fn default() -> IdCache {
-        const EMPTY: Entry = Entry {
-            key: [0; KEY_WORDS],
-            used: false,
-            id: [0; ID_LEN],
-        };
-        IdCache {
-            entries: Box::new([EMPTY; CACHE_ENTRIES]),
-            // No flow has these keys.
-            last: Last {
-                key: [0, 0, 0, 0, NO_MATCH],
-                rev: [0, 0, 0, 0, NO_MATCH],
-                id: [0; ID_LEN],
-            },
+    /// A flow's set in the IPv4 table, as `Table::get` finds it.
+    fn v4_set(flow: &FlowTuple<'_>, seed: u16) -> usize {
+        let key = Ordered::of(flow).key_v4(seed);
+        (spread(&key) >> (64 - V4_SETS.trailing_zeros())) as usize & (V4_SETS - 1)
+    }
+
+    #[test]
+    fn plru_fills_every_way_then_spares_the_recent_ones() {
+        // A fresh set fills all four ways before it evicts one.
+        let mut state = 0u8;
+        let mut filled = Vec::new();
+        for _ in 0..WAYS {
+            let way = plru_victim(state);
+            assert!(!filled.contains(&way), "way {way} filled twice");
+            filled.push(way);
+            state = plru_touch(state, way);
+        }
+        // Whatever the history, the way used last is never the next victim, nor is the other
+        // way of its pair when that was used just before it.
+        for history in 0..4096u32 {
+            let mut state = 0u8;
+            let mut used = Vec::new();
+            for i in 0..6 {
+                let way = (history >> (2 * i)) as usize & 3;
+                state = plru_touch(state, way);
+                used.push(way);
+            }
+            let last = used[5];
+            assert_ne!(plru_victim(state), last, "history {used:?}");
+            if used[4] ^ last == 1 {
+                assert_ne!(plru_victim(state), used[4], "history {used:?}");
+            }
+        }
+        // Ways used in the order 0, 1, 2, 3: way 0 is the least recently used, and the victim.
+        let state = (0..WAYS).fold(0, plru_touch);
+        assert_eq!(plru_victim(state), 0);
+    }
+
+    /// IPv4 TCP flows between 10.0.0.0/16 hosts, `n` of them, distinct.
+    fn v4_hosts(n: u32) -> Vec<([u8; 4], [u8; 4], u16)> {
+        (0..n)
+            .map(|i| {
+                let a = (0x0a00_0000 | (i % 251)).to_be_bytes();
+                let b = (0x0a00_0100 | (i / 251)).to_be_bytes();
+                (a, b, 1024 + (i % 7) as u16)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_full_set_keeps_its_flows_and_evicts_the_least_recent() {
+        // Five flows of one IPv4 set: four stay cached however often they are asked for, in
+        // either direction; the fifth evicts one, the pseudo-LRU one, and every answer is the
+        // hash's.
+        let hosts = v4_hosts(20_000);
+        let flows: Vec<FlowTuple<'_>> = hosts
+            .iter()
+            .map(|(a, b, p)| FlowTuple {
+                addrs: Addrs::V4(a, b),
+                proto: 6,
+                ports: Some((*p, 443)),
+            })
+            .collect();
+        let target = v4_set(&flows[0], 0);
+        let same: Vec<&FlowTuple<'_>> = flows
+            .iter()
+            .filter(|f| v4_set(f, 0) == target)
+            .take(WAYS + 1)
+            .collect();
+        assert_eq!(same.len(), WAYS + 1, "not enough flows collide");
+        let mut cache = IdCache::default();
+        for round in 0..3 {
+            for f in &same[..WAYS] {
+                let reply = FlowTuple {
+                    addrs: match f.addrs {
+                        Addrs::V4(s, d) => Addrs::V4(d, s),
+                        Addrs::V6(s, d) => Addrs::V6(d, s),
+                    },
+                    proto: f.proto,
+                    ports: f.ports.map(|(s, d)| (d, s)),
+                };
+                assert_eq!(cache.id(f, 0), &want(f, 0));
+                assert_eq!(cache.id(&reply, 0), &want(f, 0));
+            }
+            assert_eq!(
+                renders(&cache),
+                WAYS,
+                "round {round}: the four flows stay cached"
+            );
+        }
+        // Used last: same[3]; the victim is the pseudo-LRU way (way 0, same[0], filled first and
+        // used first in each round), so same[1..4] still hit.
+        assert_eq!(cache.id(same[WAYS], 0), &want(same[WAYS], 0));
+        assert_eq!(renders(&cache), WAYS + 1);
+        for f in &same[1..WAYS] {
+            assert_eq!(cache.id(f, 0), &want(f, 0));
+        }
+        assert_eq!(
+            renders(&cache),
+            WAYS + 1,
+            "the three recent flows were kept"
+        );
+        assert_eq!(cache.id(same[0], 0), &want(same[0], 0));
+        assert_eq!(
+            renders(&cache),
+            WAYS + 2,
+            "the evicted flow is rendered again"
+        );
+    }
+
+    #[test]
+    fn many_flows_both_families_seeds_and_icmp_give_what_the_hash_gives() {
+        // Thousands of flows (more than the tables hold, so sets overflow and evict), IPv4
+        // and IPv6, TCP, UDP, SCTP, ICMP and ICMPv6 (one-way and paired types), no ports,
+        // two seeds, each direction, asked for in a scrambled order with repeats.
+        let v4: Vec<([u8; 4], [u8; 4])> = (0..3000u32)
+            .map(|i| {
+                (
+                    i.wrapping_mul(2_654_435_761).to_be_bytes(),
+                    (i / 3).wrapping_mul(40_503).to_be_bytes(),
+                )
+            })
+            .collect();
+        let v6: Vec<([u8; 16], [u8; 16])> = (0..800u128)
+            .map(|i| {
+                (
+                    (i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)).to_be_bytes(),
+                    (0xfe80u128 << 112 | (i % 5)).to_be_bytes(),
+                )
+            })
+            .collect();
+        let protos = [6u8, 17, 132, 1, 58, 47];
+        let mut flows = Vec::new();
+        for (i, (a, b)) in v4.iter().enumerate() {
+            let proto = protos[i % protos.len()];
+            let ports = match proto {
+                47 => None,
+                1 | 58 => Some(([8u16, 0, 3, 128, 129, 135][i % 6], (i % 3) as u16)),
+                _ => Some(((i % 50) as u16, 80)),
+            };
+            flows.push(FlowTuple {
+                addrs: Addrs::V4(a, b),
+                proto,
+                ports,
+            });
+            flows.push(FlowTuple {
+                addrs: Addrs::V4(b, a),
+                proto,
+                ports: ports.map(|(s, d)| (d, s)),
+            });
+        }
+        for (i, (a, b)) in v6.iter().enumerate() {
+            let proto = protos[i % protos.len()];
+            let ports = match proto {
+                47 => None,
+                1 | 58 => Some(([128u16, 129, 135, 136, 1, 143][i % 6], 0)),
+                _ => Some((5353, (i % 9) as u16)),
+            };
+            flows.push(FlowTuple {
+                addrs: Addrs::V6(a, b),
+                proto,
+                ports,
+            });
+            flows.push(FlowTuple {
+                addrs: Addrs::V6(b, a),
+                proto,
+                ports: ports.map(|(s, d)| (d, s)),
+            });
+        }
+        let mut cache = IdCache::default();
+        let mut x = 1u64;
+        for step in 0..60_000usize {
+            // A walk that mostly stays near recent flows and sometimes jumps.
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let i = if x >> 62 == 0 {
+                (x >> 20) as usize % flows.len()
+            } else {
+                (step * 7 + (x >> 40) as usize % 64) % flows.len()
+            };
+            let seed = if (x >> 33) & 7 == 0 { 1 } else { 0 };
+            let f = &flows[i];
+            assert_eq!(cache.id(f, seed), &want(f, seed), "{f:?} seed {seed}");
+        }
+        assert!(renders(&cache) > 0);
+    }
+
+    #[test]
+    fn raw_keys_give_back_the_flow() {
+        // The slow path orders the flow from its raw key alone: it must be the flow's.
+        let (a, b) = ([192u8, 168, 1, 2], [10u8, 0, 0, 1]);
+        let (a6, b6) = ([0x20u8; 16], [0x01u8; 16]);
+        for seed in [0, 7, u16::MAX] {
+            for proto in [6u8, 17, 1, 58, 47] {
+                for ports in [None, Some((53u16, 40000u16)), Some((8, 0)), Some((3, 1))] {
+                    for addrs in [
+                        Addrs::V4(&a, &b),
+                        Addrs::V4(&b, &a),
+                        Addrs::V6(&a6, &b6),
+                        Addrs::V6(&b6, &a6),
+                    ] {
+                        let flow = FlowTuple {
+                            addrs,
+                            proto,
+                            ports,
+                        };
+                        let (o, s) = Ordered::of_raw(&raw_key(&flow, seed));
+                        let direct = Ordered::of(&flow);
+                        assert_eq!(s, seed);
+                        assert_eq!(
+                            (o.v6, o.src, o.dst, o.proto, o.ports),
+                            (
+                                direct.v6,
+                                direct.src,
+                                direct.dst,
+                                direct.proto,
+                                direct.ports
+                            ),
+                            "{flow:?}"
+                        );
+                    }
+                }
+            }
         }
     }
-}
 
-impl IdCache {
-    /// The Community ID of `flow` with `seed` (ASCII text), from the table or computed (and
-    /// stored). Bytes, not `&str`: checking UTF-8 on every packet cost as much as the lookup.
-    #[inline]
-    pub fn id(&mut self, flow: &FlowTuple<'_>, seed: u16) -> &[u8; ID_LEN] {
-        let raw = raw_key(flow, seed);
-        if (differ(&raw, &self.last.key) != 0) & (differ(&raw, &self.last.rev) != 0) {
-            self.not_last(flow, seed, &raw);
-        }
-        &self.last.id
-    }
-
-    /// [`IdCache::id`] for a flow other than the last one: out of line, so the fast path
-    /// inlined into the encoder stays a few instructions.
-    #[inline(never)]
-    fn not_last(&mut self, flow: &FlowTuple<'_>, seed: u16, raw: &[u64; KEY_WORDS]) {
-        let id = *self.lookup(flow, seed);
-        self.last = Last {
-            key: *raw,
-            rev: reversed(raw, flow.proto),
-            id,
-        };
-    }
-
-    /// The table behind the one-entry fast path of [`IdCache::id`].
-    #[inline]
-    fn lookup(&mut self, flow: &FlowTuple<'_>, seed: u16) -> &[u8; ID_LEN] {
-        let flow = Ordered::of(flow);
-        let key = flow.key(seed);
-        // The slot: the key's words rotated apart and XORed (independent operations), then
-        // one multiply whose top bits mix them all. A multiply per word, chained, was a
-        // dependency chain of some 25 cycles on every packet. The whole key is compared on a
-        // hit, so the slot only has to spread flows.
-        let folded = key[0]
-            ^ key[1].rotate_left(13)
-            ^ key[2].rotate_left(27)
-            ^ key[3].rotate_left(41)
-            ^ key[4].rotate_left(55);
-        let slot =
-            (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize & (CACHE_ENTRIES - 1);
-        let e = &mut self.entries[slot];
-        if !e.used || differ(&key, &e.key) != 0 {
-            let mut input = [0u8; MAX_INPUT];
-            let n = flow.hash_input(seed, &mut input);
-            e.key = key;
-            e.used = true;
-            render(&input[..n], &mut e.id);
-        }
-        &e.id
+    #[test]
+    fn documented_memory_is_the_tables() {
+        use std::mem::size_of;
+        let v4 = V4_SETS * (size_of::<Set<2>>() + size_of::<[Slot; WAYS]>() + 1);
+        let v6 = V6_SETS * (size_of::<Set<5>>() + size_of::<[Slot; WAYS]>() + 1);
+        assert_eq!(size_of::<Set<2>>(), 64);
+        assert_eq!(size_of::<Slot>(), 32);
+        assert_eq!(v4 + v6, ID_CACHE_BYTES);
     }
 }

@@ -11,7 +11,6 @@ use crate::decode::arp::{AddrForm, Arp};
 use crate::decode::bytes;
 use crate::decode::dns::{self, Dns, RdataNames};
 use crate::decode::ethernet::{Sll2Hdr, SllHdr};
-use crate::decode::flow;
 use crate::decode::icmp::{self, Icmp};
 use crate::decode::icmpv6::{Icmpv6, Icmpv6Kind, NdOptKind, NdOption};
 use crate::decode::ipv4::Ipv4;
@@ -265,18 +264,23 @@ impl JsonEncoder {
         pkt: &Packet<'_>,
         ip: Option<(usize, usize)>,
     ) {
+        // The flows of `flow::flow_tuples_at`, each found and looked up in one call.
+        let Some((outermost, innermost)) = ip else {
+            return;
+        };
         let seed = self.community_id_seed;
-        let (inner, outer) = flow::flow_tuples_at(pkt, ip);
-        if let Some(inner) = inner {
+        if let Some(id) = self.community_ids.id_at(pkt, innermost, seed) {
             out.extend_from_slice(b",\"community_id\":\"");
             self.community_id_at = Some(out.len());
-            out.extend_from_slice(self.community_ids.id(&inner, seed));
+            out.extend_from_slice(id);
             out.push(b'"');
         }
-        if let Some(outer) = outer {
-            out.extend_from_slice(b",\"community_id_outer\":\"");
-            out.extend_from_slice(self.community_ids.id(&outer, seed));
-            out.push(b'"');
+        if outermost != innermost {
+            if let Some(id) = self.community_ids.id_at(pkt, outermost, seed) {
+                out.extend_from_slice(b",\"community_id_outer\":\"");
+                out.extend_from_slice(id);
+                out.push(b'"');
+            }
         }
     }
 }
