@@ -493,7 +493,7 @@ impl<R: Read> CaptureReader<R> {
     /// As [`CaptureReader::next_frame`], with where the frame's data lies in
     /// [`CaptureReader::shared_bytes`] when the capture is read in place (`None` when it is
     /// streamed).
-    #[inline]
+    #[inline(always)]
     pub fn next_frame_placed(&mut self) -> Result<Option<(Frame<'_>, Option<usize>)>, ReadError> {
         // Most records of a mapped pcap file: parsed where they lie, nothing copied, in a few
         // instructions that the caller's loop can take in (the general path is large).
@@ -531,7 +531,7 @@ impl<R: Read> CaptureReader<R> {
 
     /// The frame `meta` describes in the record just read, and where its data lies in
     /// [`CaptureReader::shared_bytes`] when the capture is read in place.
-    #[inline]
+    #[inline(always)]
     fn placed(&self, meta: FrameMeta) -> (Frame<'_>, Option<usize>) {
         let at = self.in_place.as_ref().map(|p| p.record_start + meta.start);
         let frame = Frame {

@@ -171,7 +171,7 @@ impl<R: Read> CaptureReader<R> {
     /// `None` for anything else (not pcap, streamed, end of file, a record cut short or over
     /// the limit, lengths that may need swapping), with nothing consumed: the general path
     /// then reads the record and says what is wrong with it.
-    #[inline]
+    #[inline(always)]
     pub(super) fn next_pcap_in_place(&mut self) -> Option<FrameMeta> {
         let (State::Pcap(pcap), Some(place)) = (&self.state, &mut self.in_place) else {
             return None;
