@@ -493,7 +493,22 @@ impl<R: Read> CaptureReader<R> {
     /// As [`CaptureReader::next_frame`], with where the frame's data lies in
     /// [`CaptureReader::shared_bytes`] when the capture is read in place (`None` when it is
     /// streamed).
+    #[inline(always)]
     pub fn next_frame_placed(&mut self) -> Result<Option<(Frame<'_>, Option<usize>)>, ReadError> {
+        // Most records of a mapped pcap file: parsed where they lie, nothing copied, in a few
+        // instructions that the caller's loop can take in (the general path is large).
+        if !self.finished {
+            if let Some(meta) = self.next_pcap_in_place() {
+                return Ok(Some(self.placed(meta)));
+            }
+        }
+        self.next_frame_general()
+    }
+
+    /// [`CaptureReader::next_frame_placed`] for every record: streamed, pcapng, and the
+    /// pcap records that need a closer look.
+    #[inline(never)]
+    fn next_frame_general(&mut self) -> Result<Option<(Frame<'_>, Option<usize>)>, ReadError> {
         if self.finished {
             return Ok(None);
         }
@@ -502,17 +517,7 @@ impl<R: Read> CaptureReader<R> {
             State::PcapNg(_) => self.next_pcapng_packet(),
         };
         match result {
-            Ok(Some(meta)) => {
-                let at = self.in_place.as_ref().map(|p| p.record_start + meta.start);
-                let frame = Frame {
-                    data: self.record().get(meta.start..meta.end).unwrap_or_default(),
-                    wire_len: meta.wire_len,
-                    time_ns: meta.time_ns,
-                    link_type: meta.link_type,
-                    interface_id: meta.interface_id,
-                };
-                Ok(Some((frame, at)))
-            }
+            Ok(Some(meta)) => Ok(Some(self.placed(meta))),
             Ok(None) => {
                 self.finished = true;
                 Ok(None)
@@ -522,6 +527,21 @@ impl<R: Read> CaptureReader<R> {
                 Err(error)
             }
         }
+    }
+
+    /// The frame `meta` describes in the record just read, and where its data lies in
+    /// [`CaptureReader::shared_bytes`] when the capture is read in place.
+    #[inline(always)]
+    fn placed(&self, meta: FrameMeta) -> (Frame<'_>, Option<usize>) {
+        let at = self.in_place.as_ref().map(|p| p.record_start + meta.start);
+        let frame = Frame {
+            data: self.record().get(meta.start..meta.end).unwrap_or_default(),
+            wire_len: meta.wire_len,
+            time_ns: meta.time_ns,
+            link_type: meta.link_type,
+            interface_id: meta.interface_id,
+        };
+        (frame, at)
     }
 
     // ---- shared helpers -------------------------------------------------------------------
@@ -572,6 +592,7 @@ impl<R: Read> CaptureReader<R> {
 
     /// The bytes of the last [`Self::fill_buf`] (streaming: the record buffer, whose first
     /// `len` bytes they are).
+    #[inline]
     fn record(&self) -> &[u8] {
         match &self.in_place {
             Some(p) => p
