@@ -396,11 +396,19 @@ pub fn field_index(written: &[u8], response: bool) -> Option<usize> {
     } else {
         (&REQUEST_NAME_LENGTHS, &REQUEST_WORDS)
     };
-    let mut candidates = *masks.get(w.len())?;
-    if candidates == 0 {
+    let by_length = *masks.get(w.len())?;
+    if by_length == 0 {
         return None;
     }
     let words = name_words(w);
+    // Of those, only the fields whose first letter the folded name's first byte has (the low
+    // five bits of a lower-case letter number it): most names leave one candidate.
+    let by_first = if response {
+        &RESPONSE_FIRST_LETTERS
+    } else {
+        &REQUEST_FIRST_LETTERS
+    };
+    let mut candidates = by_length & by_first[(words[0] & 0x1f) as usize];
     // Lowest bit first: the first field in scapy's order wins, as a linear scan would.
     while candidates != 0 {
         let i = candidates.trailing_zeros() as usize;
@@ -437,6 +445,27 @@ const fn name_lengths(line_fields: &[&str; 3], table: &[&str]) -> [u128; NAME_LE
     }
     masks
 }
+
+/// Bit `i` of entry `c` is set when field `i` (numbered as [`field_index`] returns them)
+/// starts with the letter whose lower case has `c` in its low five bits (every name starts
+/// with a letter).
+const fn first_letters(line_fields: &[&str; 3], table: &[&str]) -> [u128; 32] {
+    let mut masks = [0u128; 32];
+    let mut i = 0;
+    while i < 3 + table.len() {
+        let name = if i < 3 {
+            line_fields[i].as_bytes()
+        } else {
+            table[i - 3].as_bytes()
+        };
+        masks[((name[0] | 0x20) & 0x1f) as usize] |= 1u128 << i;
+        i += 1;
+    }
+    masks
+}
+
+static REQUEST_FIRST_LETTERS: [u128; 32] = first_letters(&REQUEST_LINE, &REQUEST_HEADERS);
+static RESPONSE_FIRST_LETTERS: [u128; 32] = first_letters(&STATUS_LINE, &RESPONSE_HEADERS);
 
 static REQUEST_NAME_LENGTHS: [u128; NAME_LEN_SLOTS] = name_lengths(&REQUEST_LINE, &REQUEST_HEADERS);
 static RESPONSE_NAME_LENGTHS: [u128; NAME_LEN_SLOTS] =
