@@ -125,8 +125,16 @@ pub struct Walker<'a> {
 impl<'a> Walker<'a> {
     /// Reads the next question.
     pub fn question(&mut self) -> Result<Question, ErrorKind> {
+        self.question_with(|_| {})
+    }
+
+    /// Reads the next question, calling `label` for each label of its name as
+    /// [`walk_name`] does: a reader that also wants the name (the encoder writing it, the
+    /// decoder measuring it) walks it once, not twice.
+    #[inline]
+    pub fn question_with<F: FnMut(&[u8])>(&mut self, label: F) -> Result<Question, ErrorKind> {
         let name_at = self.pos;
-        let end = walk_name(self.msg, self.pos, |_| {})?;
+        let end = walk_name(self.msg, self.pos, label)?;
         let f = self.msg.get(end..end + 4).ok_or(ErrorKind::Truncated)?;
         self.pos = end + 4;
         Ok(Question {
@@ -138,8 +146,15 @@ impl<'a> Walker<'a> {
 
     /// Reads the next resource record.
     pub fn record(&mut self) -> Result<Record<'a>, ErrorKind> {
+        self.record_with(|_| {})
+    }
+
+    /// Reads the next resource record, calling `label` for each label of its owner name (see
+    /// [`Walker::question_with`]).
+    #[inline]
+    pub fn record_with<F: FnMut(&[u8])>(&mut self, label: F) -> Result<Record<'a>, ErrorKind> {
         let name_at = self.pos;
-        let end = walk_name(self.msg, self.pos, |_| {})?;
+        let end = walk_name(self.msg, self.pos, label)?;
         let f = self.msg.get(end..end + 10).ok_or(ErrorKind::Truncated)?;
         let rdlen = u16::from_be_bytes([f[8], f[9]]);
         let rdata_at = end + 10;
@@ -310,23 +325,39 @@ struct Validated {
     over_limit: bool,
 }
 
-/// The end of the name at `pos` and its length as written in JSON: each label byte as the
-/// encoder escapes it (`"` and `\\` two bytes, printable ASCII one, anything else `\u00XX`),
-/// plus its dot. The enclosing quotes are counted with the record's keys.
+/// The end of the name at `pos` and its length as written in JSON (see [`label_json_len`]).
+/// The enclosing quotes are counted with the record's keys.
 fn name_len(msg: &[u8], pos: usize) -> Result<(usize, usize), ErrorKind> {
     let mut n = 0usize;
-    let end = walk_name(msg, pos, |l| {
-        n += 1 + l
-            .iter()
-            .map(|&b| match b {
-                b'"' | b'\\' => 2,
-                0x20..=0x7e => 1,
-                _ => 6,
-            })
-            .sum::<usize>();
-    })?;
+    let end = walk_name(msg, pos, |l| n += label_json_len(l))?;
     Ok((end, n))
 }
+
+/// A label's length as written in JSON, with its dot: each byte as the encoder escapes it
+/// (`"` and `\\` two bytes, printable ASCII one, anything else six, `\u00XX`). The bytes
+/// are summed from a table, no branch per byte.
+#[inline(always)]
+fn label_json_len(label: &[u8]) -> usize {
+    1 + label
+        .iter()
+        .map(|&b| usize::from(JSON_BYTES[usize::from(b)]))
+        .sum::<usize>()
+}
+
+/// JSON bytes of each byte value inside a latin-1 string (see [`label_json_len`]).
+static JSON_BYTES: [u8; 256] = {
+    let mut t = [6u8; 256];
+    let mut b = 0x20;
+    while b <= 0x7e {
+        t[b] = if b == b'"' as usize || b == b'\\' as usize {
+            2
+        } else {
+            1
+        };
+        b += 1;
+    }
+    t
+};
 
 /// Validates every name and record so that encoding can walk the message without surprises,
 /// up to the per-message limits (see the module documentation).
@@ -356,12 +387,13 @@ fn validate(msg: &[u8]) -> Result<Validated, ErrorKind> {
     for (section, &count) in counts.iter().enumerate() {
         for _ in 0..count {
             let before = w.position();
-            let names = if section == 0 {
-                let q = w.question()?;
-                name_len(msg, q.name_at)?.1
+            // The owner name is measured while the walker reads it (one walk per name).
+            let mut names = 0usize;
+            let measure = |l: &[u8]| names += label_json_len(l);
+            if section == 0 {
+                w.question_with(measure)?;
             } else {
-                let r = w.record()?;
-                let mut names = name_len(msg, r.name_at)?.1;
+                let r = w.record_with(measure)?;
                 if let Some(name_kind) = rdata_name_offsets(r.rtype) {
                     names += check_rdata_names(msg, &r, name_kind)?;
                 } else {
@@ -371,8 +403,7 @@ fn validate(msg: &[u8]) -> Result<Validated, ErrorKind> {
                         _ => {}
                     }
                 }
-                names
-            };
+            }
             if v.shown[section] == MAX_RECORDS_PER_SECTION
                 || v.name_bytes + names > MAX_MESSAGE_NAME_JSON_BYTES
             {

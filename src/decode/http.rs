@@ -167,17 +167,7 @@ impl<'a> Http<'a> {
     /// The first line's three parts as scapy splits them (`re.split(rb"\s+", line.strip(),
     /// 2)`), or `None` when it has fewer than three.
     pub fn first_line_parts(&self) -> Option<[&'a [u8]; 3]> {
-        let line = trim(self.first_line());
-        let mut parts = [&line[..0]; 3];
-        let mut rest = line;
-        for part in parts.iter_mut().take(2) {
-            let end = rest.iter().position(|&b| is_space(b))?;
-            *part = &rest[..end];
-            let skip = rest[end..].iter().take_while(|&&b| is_space(b)).count();
-            rest = &rest[end + skip..];
-        }
-        parts[2] = rest;
-        Some(parts)
+        first_line_parts(self.first_line())
     }
 
     /// Header lines after the first line that have a colon: (name as written, value trimmed).
@@ -213,6 +203,178 @@ impl<'a> Http<'a> {
         let rest = self.head.get(at..)?;
         split_header(&rest[..find_crlf(rest).unwrap_or(rest.len())])
     }
+
+    /// [`Http::first_line`] and [`Http::headers_at`] in one pass over the head: calls
+    /// `header(line_at, name, value_at, value)` for each header line with a colon, in order
+    /// (`value_at` is the offset of the trimmed value in `head`), and returns the first line.
+    ///
+    /// The head is read eight bytes at a time: each word gives the positions of its LFs and
+    /// colons at once (SWAR), so the bytes between them cost nothing each, and there is no
+    /// search to set up per line.
+    #[inline]
+    pub fn scan(&self, mut header: impl FnMut(usize, &'a [u8], usize, &'a [u8])) -> &'a [u8] {
+        let head = self.head;
+        let n = head.len();
+        let mut first_line = head;
+        let mut first = true;
+        let mut start = 0;
+        let mut colon = usize::MAX;
+        let mut line_end = |start: usize, end: usize, colon: usize, first: bool| {
+            if first {
+                first_line = &head[..end];
+            } else if colon < end {
+                let value = &head[colon + 1..end];
+                let lead = value.iter().take_while(|&&b| is_space(b)).count();
+                let value = trim(value);
+                header(start, &head[start..colon], colon + 1 + lead, value);
+            }
+        };
+        let mut at = 0;
+        while at < n {
+            let word = match head.get(at..).and_then(|r| r.first_chunk::<8>()) {
+                Some(w) => u64::from_le_bytes(*w),
+                None => tail_word(head, at),
+            };
+            let mut hits = swar_eq(word, b'\n') | swar_eq(word, b':');
+            while hits != 0 {
+                let k = at + (hits.trailing_zeros() / 8) as usize;
+                hits &= hits - 1;
+                if head[k] == b':' {
+                    colon = colon.min(k);
+                } else if k > start && head[k - 1] == b'\r' {
+                    line_end(start, k - 1, colon, first);
+                    first = false;
+                    start = k + 1;
+                    colon = usize::MAX;
+                }
+            }
+            at += 8;
+        }
+        if start < n {
+            line_end(start, n, colon, first);
+        }
+        first_line
+    }
+}
+
+/// The bytes of `head` from `at` (fewer than eight) in the low bytes of a word, zeros above
+/// (a zero byte is neither LF nor colon).
+fn tail_word(head: &[u8], at: usize) -> u64 {
+    let rest = head.len().saturating_sub(at);
+    match head.last_chunk::<8>() {
+        Some(w) if rest > 0 => u64::from_le_bytes(*w) >> (8 * (8 - rest.min(8))),
+        _ => {
+            let mut w = [0u8; 8];
+            for (d, &b) in w.iter_mut().zip(head.get(at..).unwrap_or(&[])) {
+                *d = b;
+            }
+            u64::from_le_bytes(w)
+        }
+    }
+}
+
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+const fn splat(b: u8) -> u64 {
+    0x0101_0101_0101_0101 * b as u64
+}
+
+/// The high bit of each byte of `x` that equals `b` (exact: no carry crosses a byte).
+#[inline(always)]
+const fn swar_eq(x: u64, b: u8) -> u64 {
+    let v = x ^ splat(b);
+    !(((v & LOW7) + LOW7) | v) & HIGH
+}
+
+/// A word of a header name folded as scapy's names compare: ASCII upper-case letters to lower
+/// case, `-` to `_`, every other byte as it is (SWAR; bytes from 0x80 up are left alone).
+#[inline(always)]
+const fn fold_word(x: u64) -> u64 {
+    let low = x & LOW7;
+    // High bit set in a byte below 0x80 whose value is 0x41..=0x5a.
+    let upper = (low + splat(0x80 - 0x41)) & !(low + splat(0x80 - 0x5b)) & !x & HIGH;
+    let x = x | (upper >> 2);
+    // `-` (0x2d) XOR 0x72 is `_` (0x5f).
+    x ^ ((swar_eq(x, b'-') >> 7) * 0x72)
+}
+
+/// Words of a folded name (see [`fold_word`]), zero-padded.
+type NameWords = [u64; NAME_LEN_SLOTS / 8];
+
+/// `name` (shorter than [`NAME_LEN_SLOTS`]) folded into zero-padded words: whole words
+/// loaded as they are, the last part word from an overlapping load of the last eight bytes
+/// (or, in a name shorter than eight, two overlapping four-byte loads), no byte loop.
+#[inline(always)]
+fn name_words(name: &[u8]) -> NameWords {
+    let mut words = [0u64; NAME_LEN_SLOTS / 8];
+    let mut chunks = name.chunks_exact(8);
+    for (w, c) in words.iter_mut().zip(&mut chunks) {
+        if let Some(c) = c.first_chunk::<8>() {
+            *w = fold_word(u64::from_le_bytes(*c));
+        }
+    }
+    let part = chunks.remainder().len();
+    if part > 0 {
+        let n = name.len();
+        let word = if let Some(last) = name.last_chunk::<8>() {
+            u64::from_le_bytes(*last) >> (8 * (8 - part))
+        } else if let (Some(a), Some(b)) = (name.first_chunk::<4>(), name.last_chunk::<4>()) {
+            u64::from(u32::from_le_bytes(*a)) | (u64::from(u32::from_le_bytes(*b)) << (8 * (n - 4)))
+        } else {
+            name.iter()
+                .enumerate()
+                .fold(0, |w, (i, &b)| w | (u64::from(b) << (8 * i)))
+        };
+        if let Some(w) = words.get_mut(n / 8) {
+            *w = fold_word(word);
+        }
+    }
+    words
+}
+
+/// [`name_words`] of every field name (numbered as [`field_index`] returns them), at
+/// compile time; names are ASCII letters, digits and `_`.
+const fn table_words(line_fields: &[&str; 3], table: &[&str]) -> [NameWords; 3 + 64] {
+    let mut t = [[0u64; NAME_LEN_SLOTS / 8]; 3 + 64];
+    let mut i = 0;
+    while i < 3 + table.len() {
+        let name = if i < 3 {
+            line_fields[i].as_bytes()
+        } else {
+            table[i - 3].as_bytes()
+        };
+        let mut j = 0;
+        while j < name.len() {
+            t[i][j / 8] |= (name[j] as u64) << (8 * (j % 8));
+            j += 1;
+        }
+        let mut k = 0;
+        while k < NAME_LEN_SLOTS / 8 {
+            t[i][k] = fold_word(t[i][k]);
+            k += 1;
+        }
+        i += 1;
+    }
+    t
+}
+
+static REQUEST_WORDS: [NameWords; 3 + 64] = table_words(&REQUEST_LINE, &REQUEST_HEADERS);
+static RESPONSE_WORDS: [NameWords; 3 + 64] = table_words(&STATUS_LINE, &RESPONSE_HEADERS);
+
+/// A first line's three parts as scapy splits them (see [`Http::first_line_parts`]).
+pub fn first_line_parts(first_line: &[u8]) -> Option<[&[u8]; 3]> {
+    let line = trim(first_line);
+    let mut parts = [&line[..0]; 3];
+    let mut rest = line;
+    for part in parts.iter_mut().take(2) {
+        let end = rest.iter().position(|&b| is_space(b))?;
+        *part = &rest[..end];
+        let skip = rest[end..].iter().take_while(|&&b| is_space(b)).count();
+        rest = &rest[end + skip..];
+    }
+    parts[2] = rest;
+    Some(parts)
 }
 
 fn split_header(line: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -224,24 +386,39 @@ fn split_header(line: &[u8]) -> Option<(&[u8], &[u8])> {
 /// response: `0..3` the first-line fields, then `3 + i` for the `i`th of
 /// [`REQUEST_HEADERS`] / [`RESPONSE_HEADERS`]; `None` for an unknown header. Only the
 /// fields whose names have the written name's length are compared (a table of bit masks
-/// made at compile time), so a known header costs one or two comparisons, not sixty.
+/// made at compile time), each by comparing the folded name's five words with the field's
+/// folded at compile time ([`fold_word`]), so a known header costs a fold and one or two
+/// word comparisons, not a byte loop per candidate.
 pub fn field_index(written: &[u8], response: bool) -> Option<usize> {
     let w = trim(written);
-    let (masks, line_fields, table): (&[u128; NAME_LEN_SLOTS], &[&str; 3], &[&str]) = if response {
-        (&RESPONSE_NAME_LENGTHS, &STATUS_LINE, &RESPONSE_HEADERS)
+    let (masks, fields) = if response {
+        (&RESPONSE_NAME_LENGTHS, &RESPONSE_WORDS)
     } else {
-        (&REQUEST_NAME_LENGTHS, &REQUEST_LINE, &REQUEST_HEADERS)
+        (&REQUEST_NAME_LENGTHS, &REQUEST_WORDS)
     };
-    let mut candidates = *masks.get(w.len())?;
+    let by_length = *masks.get(w.len())?;
+    if by_length == 0 {
+        return None;
+    }
+    let words = name_words(w);
+    // Of those, only the fields whose first letter the folded name's first byte has (the low
+    // five bits of a lower-case letter number it): most names leave one candidate.
+    let by_first = if response {
+        &RESPONSE_FIRST_LETTERS
+    } else {
+        &REQUEST_FIRST_LETTERS
+    };
+    let mut candidates = by_length & by_first[(words[0] & 0x1f) as usize];
     // Lowest bit first: the first field in scapy's order wins, as a linear scan would.
     while candidates != 0 {
         let i = candidates.trailing_zeros() as usize;
         candidates &= candidates - 1;
-        let field = match i.checked_sub(3) {
-            None => line_fields.get(i),
-            Some(j) => table.get(j),
-        }?;
-        if same_name(w, field) {
+        let field = fields.get(i)?;
+        let differ = field
+            .iter()
+            .zip(&words)
+            .fold(0, |acc, (a, b)| acc | (a ^ b));
+        if differ == 0 {
             return Some(i);
         }
     }
@@ -268,6 +445,27 @@ const fn name_lengths(line_fields: &[&str; 3], table: &[&str]) -> [u128; NAME_LE
     }
     masks
 }
+
+/// Bit `i` of entry `c` is set when field `i` (numbered as [`field_index`] returns them)
+/// starts with the letter whose lower case has `c` in its low five bits (every name starts
+/// with a letter).
+const fn first_letters(line_fields: &[&str; 3], table: &[&str]) -> [u128; 32] {
+    let mut masks = [0u128; 32];
+    let mut i = 0;
+    while i < 3 + table.len() {
+        let name = if i < 3 {
+            line_fields[i].as_bytes()
+        } else {
+            table[i - 3].as_bytes()
+        };
+        masks[((name[0] | 0x20) & 0x1f) as usize] |= 1u128 << i;
+        i += 1;
+    }
+    masks
+}
+
+static REQUEST_FIRST_LETTERS: [u128; 32] = first_letters(&REQUEST_LINE, &REQUEST_HEADERS);
+static RESPONSE_FIRST_LETTERS: [u128; 32] = first_letters(&STATUS_LINE, &RESPONSE_HEADERS);
 
 static REQUEST_NAME_LENGTHS: [u128; NAME_LEN_SLOTS] = name_lengths(&REQUEST_LINE, &REQUEST_HEADERS);
 static RESPONSE_NAME_LENGTHS: [u128; NAME_LEN_SLOTS] =
@@ -465,5 +663,170 @@ mod tests {
             response: true,
         };
         assert!(s.first_line_parts().is_none());
+    }
+
+    /// The plain rule `field_index` must keep: the first of scapy's fields, in order, whose
+    /// name matches (`name_matches`, a byte loop).
+    fn field_index_linear(written: &[u8], response: bool) -> Option<usize> {
+        let (line, table): (&[&str; 3], &[&str]) = if response {
+            (&STATUS_LINE, &RESPONSE_HEADERS)
+        } else {
+            (&REQUEST_LINE, &REQUEST_HEADERS)
+        };
+        line.iter()
+            .chain(table)
+            .position(|f| name_matches(written, f))
+    }
+
+    /// The first line and header lines by the line-at-a-time iterators, for `scan`.
+    /// A first line and its header lines (offset, name, value).
+    type Lines = (Vec<u8>, Vec<(usize, Vec<u8>, Vec<u8>)>);
+
+    fn lines_by_iterators(h: &Http<'_>) -> Lines {
+        let headers = h
+            .headers_at()
+            .map(|(at, n, v)| (at, n.to_vec(), v.to_vec()))
+            .collect();
+        (h.first_line().to_vec(), headers)
+    }
+
+    fn lines_by_scan(h: &Http<'_>) -> Lines {
+        let mut headers = Vec::new();
+        let first = h.scan(|at, n, value_at, v| {
+            assert_eq!(&h.head[value_at..value_at + v.len()], v);
+            headers.push((at, n.to_vec(), v.to_vec()));
+        });
+        (first.to_vec(), headers)
+    }
+
+    #[test]
+    fn every_field_name_found_in_any_spelling() {
+        for response in [false, true] {
+            let (line, table): (&[&str; 3], &[&str]) = if response {
+                (&STATUS_LINE, &RESPONSE_HEADERS)
+            } else {
+                (&REQUEST_LINE, &REQUEST_HEADERS)
+            };
+            assert_eq!(table.last(), Some(&"Unknown_Headers"));
+            for (i, f) in line.iter().chain(table).enumerate() {
+                let want = field_index_linear(f.as_bytes(), response);
+                assert_eq!(want.map(|w| w <= i), Some(true));
+                for spelling in [
+                    f.to_string(),
+                    f.to_ascii_lowercase(),
+                    f.to_ascii_uppercase(),
+                    f.replace('_', "-"),
+                    format!(" \t{}\r ", f.to_ascii_lowercase().replace('_', "-")),
+                ] {
+                    assert_eq!(
+                        field_index(spelling.as_bytes(), response),
+                        want,
+                        "{spelling}"
+                    );
+                }
+                // One byte changed anywhere (to a neighbour, a non-ASCII byte or a space):
+                // unknown, or the linear rule's answer.
+                let b = f.as_bytes();
+                for at in 0..b.len() {
+                    for c in [
+                        b[at] ^ 0x01,
+                        b[at] | 0x80,
+                        b[at] ^ 0x20,
+                        b'-',
+                        b'@',
+                        b'[',
+                        b'`',
+                    ] {
+                        let mut v = b.to_vec();
+                        v[at] = c;
+                        assert_eq!(
+                            field_index(&v, response),
+                            field_index_linear(&v, response),
+                            "{v:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(field_index(b"Host:", false), None);
+        assert_eq!(field_index(&[b'a'; 60], false), None);
+        assert_eq!(field_index(b"", true), None);
+    }
+
+    #[test]
+    fn scan_equals_iterators() {
+        for head in [
+            &b""[..],
+            b"GET / HTTP/1.1",
+            b"GET / HTTP/1.1\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\nHost: a\r\nX:\r\n:y\r\n no colon\r\nA: b\nc: d\r\r\n",
+            b"\r\n\r\nA:b",
+            b"\n\r\nA:b:c",
+            b"HTTP/1.1 200 OK\r\nServer:   x  \r\nContent-Length: 12345678901234567890",
+        ] {
+            let h = Http {
+                head,
+                response: false,
+            };
+            assert_eq!(lines_by_scan(&h), lines_by_iterators(&h), "{head:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Heads made of the bytes that matter to the line and colon rules (and others), at
+        /// any length and alignment: `scan` equals the iterators.
+        #[test]
+        fn scan_equals_iterators_any_head(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(&b"\r\n"[..]),
+                    proptest::strategy::Just(&b"\r"[..]),
+                    proptest::strategy::Just(&b"\n"[..]),
+                    proptest::strategy::Just(&b":"[..]),
+                    proptest::strategy::Just(&b" "[..]),
+                    proptest::strategy::Just(&b"Host"[..]),
+                    proptest::strategy::Just(&b"user-agent"[..]),
+                    proptest::strategy::Just(&b"\xff\x0b"[..]),
+                ],
+                0..60,
+            ),
+            align in 0usize..8,
+        ) {
+            let mut buf = vec![b'x'; align];
+            for p in &pieces {
+                buf.extend_from_slice(p);
+            }
+            let h = Http { head: &buf[align..], response: false };
+            proptest::prop_assert_eq!(lines_by_scan(&h), lines_by_iterators(&h));
+        }
+
+        /// Any name (a field name respelled, or random bytes): the folded-word comparison
+        /// equals the byte loop.
+        #[test]
+        fn field_index_equals_linear(
+            pick in 0usize..70,
+            flips in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            random in proptest::collection::vec(proptest::num::u8::ANY, 0..45),
+            response: bool,
+        ) {
+            let table: &[&str] = if response { &RESPONSE_HEADERS } else { &REQUEST_HEADERS };
+            let mut name = match table.get(pick) {
+                Some(f) => f.as_bytes().to_vec(),
+                None => random,
+            };
+            for (b, f) in name.iter_mut().zip(&flips) {
+                match f % 8 {
+                    0 => *b ^= 0x20,
+                    1 if *b == b'_' => *b = b'-',
+                    2 => *b = f | 0x80,
+                    _ => {}
+                }
+            }
+            proptest::prop_assert_eq!(
+                field_index(&name, response),
+                field_index_linear(&name, response)
+            );
+        }
     }
 }

@@ -504,10 +504,21 @@ fn push_hex_word(out: &mut Out<'_>, w: u16) {
 /// (latin-1): printable ASCII as is, `"` and `\` escaped, everything else as `\u00XX`.
 ///
 /// Inlined: DNS names call it once per label, and out of line the cursor lives in memory.
+/// Most strings (labels, header values) need no escape: they are checked and copied a word
+/// at a time by [`push_if_clean`]; only a string with a byte to escape takes the run-by-run
+/// writer.
 #[inline]
 pub fn push_latin1_escaped(out: &mut Out<'_>, bytes: &[u8]) {
-    // Runs of printable ASCII (most of a name or an HTTP header) are copied in one piece;
-    // the run is found eight bytes at a time where it can.
+    if !push_if_clean(out, bytes, needs_escape) {
+        push_latin1_escaped_runs(out, bytes);
+    }
+}
+
+/// [`push_latin1_escaped`] for a string with something to escape: runs of printable ASCII
+/// are found eight bytes at a time where they can and copied in one piece, the bytes to
+/// escape written one by one.
+#[inline(never)]
+fn push_latin1_escaped_runs(out: &mut Out<'_>, bytes: &[u8]) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
@@ -562,9 +573,25 @@ fn needs_escape(x: u64) -> bool {
 }
 
 /// Appends a UTF-8 string as the contents of a JSON string (control characters, `"` and `\`
-/// escaped).
+/// escaped). A string with nothing to escape (the usual case) is checked and copied a word at
+/// a time ([`push_if_clean`]).
+#[inline]
 pub fn push_str_escaped(out: &mut Out<'_>, s: &str) {
-    for &b in s.as_bytes() {
+    push_utf8_escaped(out, s.as_bytes());
+}
+
+/// [`push_str_escaped`] on the string's bytes (the tests give it any bytes).
+#[inline(always)]
+fn push_utf8_escaped(out: &mut Out<'_>, s: &[u8]) {
+    if !push_if_clean(out, s, needs_str_escape) {
+        push_str_escaped_bytes(out, s);
+    }
+}
+
+/// [`push_str_escaped`] byte by byte, for a string with something to escape.
+#[inline(never)]
+fn push_str_escaped_bytes(out: &mut Out<'_>, s: &[u8]) {
+    for &b in s {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -575,6 +602,88 @@ pub fn push_str_escaped(out: &mut Out<'_>, s: &str) {
             _ => out.push(b),
         }
     }
+}
+
+/// Whether any of the eight bytes of `x` must be escaped in a JSON string holding UTF-8: a
+/// control character (below 0x20), `"` or `\\` (bytes from 0x7f up pass as they are). SWAR as
+/// [`needs_escape`].
+#[inline(always)]
+fn needs_str_escape(x: u64) -> bool {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const fn splat(b: u8) -> u64 {
+        0x0101_0101_0101_0101 * b as u64
+    }
+    let low = x & LOW7;
+    // High bit clear in a byte whose low seven bits are below 0x20; `!x` keeps only the
+    // bytes that are below 0x80 themselves.
+    let control = !(low + splat(0x80 - 0x20)) & !x;
+    let equal = |b: u8| {
+        let v = x ^ splat(b);
+        !(((v & LOW7) + LOW7) | v)
+    };
+    (control | equal(b'"') | equal(b'\\')) & HIGH != 0
+}
+
+/// Appends `bytes` as they are and returns true when no byte of them needs an escape by
+/// `dirty` (a test of eight bytes at once, see [`needs_escape`]); else writes nothing and
+/// returns false.
+///
+/// Up to 16 bytes are read as two overlapping words from the ends (no byte loop, no copy into
+/// a padded buffer), put together in order in a register and written with one padded store
+/// ([`Out::extend_padded`]); the bytes read twice are the same bytes, so OR-ing the words
+/// rebuilds the string. Longer strings are checked word by word and copied with one
+/// `extend_from_slice`.
+#[inline(always)]
+fn push_if_clean<F: Fn(u64) -> bool>(out: &mut Out<'_>, bytes: &[u8], dirty: F) -> bool {
+    let n = bytes.len();
+    if n > 16 {
+        return push_long_if_clean(out, bytes, dirty);
+    }
+    if let (Some(a), Some(b)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        // 8..=16 bytes: `b` starts at n - 8.
+        let (a, b) = (u64::from_le_bytes(*a), u64::from_le_bytes(*b));
+        if dirty(a) || dirty(b) {
+            return false;
+        }
+        let text = u128::from(a) | (u128::from(b) << (8 * (n - 8)));
+        out.extend_padded(&text.to_le_bytes(), n);
+    } else if let (Some(a), Some(b)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        // 4..=7 bytes.
+        let (a, b) = (u32::from_le_bytes(*a), u32::from_le_bytes(*b));
+        if dirty(u64::from(a) | (u64::from(b) << 32)) {
+            return false;
+        }
+        let text = u64::from(a) | (u64::from(b) << (8 * (n - 4)));
+        out.extend_padded(&text.to_le_bytes(), n);
+    } else if let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) {
+        // 1..=3 bytes: the first, middle and last cover them all; the rest of the word is
+        // filled with a letter so only these bytes are tested.
+        let mid = bytes.get(n / 2).copied().unwrap_or(first);
+        let text = u64::from(first)
+            | (u64::from(mid) << (8 * (n / 2)))
+            | (u64::from(last) << (8 * (n - 1)));
+        if dirty(text | (0x6161_6161_6161_6161 << (8 * n))) {
+            return false;
+        }
+        out.extend_padded(&text.to_le_bytes(), n);
+    }
+    true
+}
+
+/// [`push_if_clean`] for more than 16 bytes: each whole word, then the last eight bytes.
+#[inline(never)]
+fn push_long_if_clean<F: Fn(u64) -> bool>(out: &mut Out<'_>, bytes: &[u8], dirty: F) -> bool {
+    let word = |w: &[u8; 8]| u64::from_le_bytes(*w);
+    let clean = !bytes
+        .chunks_exact(8)
+        .filter_map(|w| w.first_chunk::<8>())
+        .chain(bytes.last_chunk::<8>())
+        .any(|w| dirty(word(w)));
+    if clean {
+        out.extend_from_slice(bytes);
+    }
+    clean
 }
 
 #[cfg(test)]
@@ -818,5 +927,122 @@ mod tests {
             push_latin1_escaped(o, b"a\"\\\x01\xe9");
         });
         assert_eq!(got, b"00ab7f01:02:fea\\\"\\\\\\u0001\\u00e9");
+    }
+
+    /// The byte-by-byte latin-1 rule, the oracle of `push_latin1_escaped`.
+    fn latin1_bytewise(bytes: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for &b in bytes {
+            match b {
+                b'"' => v.extend_from_slice(b"\\\""),
+                b'\\' => v.extend_from_slice(b"\\\\"),
+                0x20..=0x7e => v.push(b),
+                _ => v.extend_from_slice(format!("\\u00{b:02x}").as_bytes()),
+            }
+        }
+        v
+    }
+
+    /// The byte-by-byte JSON rule for UTF-8 text, the oracle of `push_str_escaped`.
+    fn utf8_bytewise(bytes: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for &b in bytes {
+            match b {
+                b'"' => v.extend_from_slice(b"\\\""),
+                b'\\' => v.extend_from_slice(b"\\\\"),
+                0x00..=0x1f => v.extend_from_slice(format!("\\u00{b:02x}").as_bytes()),
+                _ => v.push(b),
+            }
+        }
+        v
+    }
+
+    /// Runs both escapers on `input` written after `at` bytes, into a roomy buffer and into
+    /// one of exactly the needed size (the padded stores' fallback), against the oracles.
+    fn check_escapers(input: &[u8], at: usize) {
+        type Escaper = fn(&mut Out<'_>, &[u8]);
+        type Oracle = fn(&[u8]) -> Vec<u8>;
+        let escapers: [(Escaper, Oracle); 2] = [
+            (push_latin1_escaped, latin1_bytewise),
+            (push_utf8_escaped, utf8_bytewise),
+        ];
+        for (escape, oracle) in escapers {
+            let want = oracle(input);
+            for room in [at + want.len() + 64, at + want.len()] {
+                let mut buf = vec![0u8; room];
+                let mut o = Out::new(&mut buf);
+                o.extend_from_slice(&vec![b'x'; at]);
+                escape(&mut o, input);
+                assert!(!o.overflowed());
+                assert_eq!(o.len(), at + want.len(), "{input:?} at {at}");
+                assert_eq!(&buf[at..at + want.len()], &want[..], "{input:?} at {at}");
+            }
+            if !want.is_empty() {
+                // One byte short: counted in full, the output incomplete.
+                let mut buf = vec![0u8; at + want.len() - 1];
+                let mut o = Out::new(&mut buf);
+                o.extend_from_slice(&vec![b'x'; at]);
+                escape(&mut o, input);
+                assert!(o.overflowed());
+                assert_eq!(o.len(), at + want.len());
+            }
+        }
+    }
+
+    /// Every length 0..=64 at several source alignments, with every byte value at every
+    /// position of an otherwise clean string: the word-at-a-time paths (1..=3, 4..=7,
+    /// 8..=16 and longer) equal the byte loops.
+    #[test]
+    fn escapers_equal_bytewise_every_byte_length_and_alignment() {
+        let clean: Vec<u8> = (0..80u8).map(|i| b'a' + i % 26).collect();
+        for len in 0..=64usize {
+            for align in [0usize, 1, 3, 7] {
+                let mut src = clean.clone();
+                check_escapers(&src[align..align + len], align);
+                for pos in 0..len {
+                    for b in 0..=255u8 {
+                        src[align + pos] = b;
+                        let input = &src[align..align + len];
+                        let run = |escape: fn(&mut Out<'_>, &[u8])| {
+                            let mut buf = vec![0u8; 6 * len + 16];
+                            let mut o = Out::new(&mut buf);
+                            escape(&mut o, input);
+                            let n = o.len();
+                            buf.truncate(n);
+                            buf
+                        };
+                        let (l, u) = (run(push_latin1_escaped), run(push_utf8_escaped));
+                        assert_eq!(l, latin1_bytewise(input), "{b:#x} at {pos} of {len}");
+                        assert_eq!(u, utf8_bytewise(input), "{b:#x} at {pos} of {len}");
+                    }
+                    src[align + pos] = clean[align + pos];
+                }
+            }
+        }
+        assert_eq!(
+            text(|o| push_str_escaped(o, "é\"\u{1}")),
+            "é\\\"\\u0001".as_bytes()
+        );
+    }
+
+    proptest::proptest! {
+        /// Random bytes (biased towards printable ASCII, so long clean runs occur), random
+        /// alignment and output position, every room case: the escapers equal their oracles.
+        #[test]
+        fn escapers_equal_bytewise(
+            input in proptest::collection::vec(
+                proptest::prop_oneof![
+                    4 => 0x20u8..0x7f,
+                    1 => proptest::num::u8::ANY,
+                ],
+                0..=64,
+            ),
+            at in 0usize..20,
+            align in 0usize..8,
+        ) {
+            let mut src = vec![b'.'; align];
+            src.extend_from_slice(&input);
+            check_escapers(&src[align..], at);
+        }
     }
 }

@@ -1150,13 +1150,29 @@ fn write_pppoe(out: &mut Out<'_>, p: &Pppoe<'_>) {
 
 /// Writes a DNS name as a JSON string; `root` is what an empty name shows as.
 fn dns_name(out: &mut Out<'_>, msg: &[u8], at: usize, root: &[u8]) {
-    out.push(b'"');
-    let start = out.len();
+    let start = dns_name_open(out);
     // Validated at decode time; an error here cannot happen, and would only cut the name.
-    let _ = dns::walk_name(msg, at, |label| {
-        push_latin1_escaped(out, label);
-        out.push(b'.');
-    });
+    let _ = dns::walk_name(msg, at, |label| dns_label(out, label));
+    dns_name_close(out, start, root);
+}
+
+/// Opens a name's string; the name's labels follow ([`dns_label`]), written while a walker
+/// reads the name for its own ends (one walk per name, not two), then [`dns_name_close`].
+#[inline(always)]
+fn dns_name_open(out: &mut Out<'_>) -> usize {
+    out.push(b'"');
+    out.len()
+}
+
+#[inline(always)]
+fn dns_label(out: &mut Out<'_>, label: &[u8]) {
+    push_latin1_escaped(out, label);
+    out.push(b'.');
+}
+
+/// Closes a name opened at `start`; `root` is what an empty name shows as.
+#[inline(always)]
+fn dns_name_close(out: &mut Out<'_>, start: usize, root: &[u8]) {
     if out.len() == start {
         out.extend_from_slice(root);
     }
@@ -1198,12 +1214,19 @@ fn write_dns(out: &mut Out<'_>, d: &Dns<'_>) {
     key!(out, "qd");
     out.push(b'[');
     for i in 0..d.shown[0] {
-        let Ok(q) = w.question() else { break };
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"qname\":");
-        dns_name(out, msg, q.name_at, b".");
+        // The name is written as the walker reads it. Every shown question was read at
+        // decode time, so this cannot fail; if it did, the entry is closed and the list ends.
+        let start = dns_name_open(out);
+        let q = w.question_with(|label| dns_label(out, label));
+        dns_name_close(out, start, b".");
+        let Ok(q) = q else {
+            out.push(b'}');
+            break;
+        };
         num!(out, "qtype", q.qtype);
         num!(out, "qclass", q.qclass);
         out.push(b'}');
@@ -1213,19 +1236,26 @@ fn write_dns(out: &mut Out<'_>, d: &Dns<'_>) {
         key(out, section, false);
         out.push(b'[');
         for i in 0..count {
-            let Ok(r) = w.record() else { break };
             if i > 0 {
                 out.push(b',');
             }
+            // As the questions: the owner name written while the walker reads it.
+            out.extend_from_slice(b"{\"rrname\":");
+            let start = dns_name_open(out);
+            let r = w.record_with(|label| dns_label(out, label));
+            dns_name_close(out, start, b".");
+            let Ok(r) = r else {
+                out.push(b'}');
+                break;
+            };
             write_record(out, msg, &r);
         }
         out.push(b']');
     }
 }
 
+/// A record after its owner name (written by the caller as it read the record).
 fn write_record(out: &mut Out<'_>, msg: &[u8], r: &dns::Record<'_>) {
-    out.extend_from_slice(b"{\"rrname\":");
-    dns_name(out, msg, r.name_at, b".");
     num!(out, "type", r.rtype);
     if r.rtype == 41 {
         // OPT (RFC 6891): class is the UDP payload size, TTL holds extended RCODE, version, Z.

@@ -217,64 +217,105 @@ fn trim_ws(b: &[u8]) -> &[u8] {
     &b[start..end.max(start)]
 }
 
+/// Room for one key of an HTTP field: `,"` + the longest name (32 bytes) + `":"`.
+const HTTP_KEY_BYTES: usize = 40;
+
+/// Each field's JSON key and the opening quote of its value (`,"Name":"`; the first field's
+/// without the comma), padded to [`HTTP_KEY_BYTES`], with its length: written with one
+/// fixed-size copy ([`Out::extend_padded`]). Made at compile time from the name tables.
+type HttpKeys = [([u8; HTTP_KEY_BYTES], usize); 3 + 64];
+
+const fn http_keys(line_fields: &[&str; 3], table: &[&str]) -> HttpKeys {
+    let mut keys = [([0u8; HTTP_KEY_BYTES], 0); 3 + 64];
+    let mut i = 0;
+    while i < 3 + table.len() {
+        let name = if i < 3 {
+            line_fields[i].as_bytes()
+        } else {
+            table[i - 3].as_bytes()
+        };
+        let (key, len) = &mut keys[i];
+        let mut n = 0;
+        if i > 0 {
+            key[0] = b',';
+            n = 1;
+        }
+        key[n] = b'"';
+        n += 1;
+        let mut j = 0;
+        while j < name.len() {
+            key[n] = name[j];
+            n += 1;
+            j += 1;
+        }
+        // A name too long for the room fails the build here.
+        key[n] = b'"';
+        key[n + 1] = b':';
+        key[n + 2] = b'"';
+        *len = n + 3;
+        i += 1;
+    }
+    keys
+}
+
+static REQUEST_KEYS: HttpKeys = http_keys(&http::REQUEST_LINE, &http::REQUEST_HEADERS);
+static RESPONSE_KEYS: HttpKeys = http_keys(&http::STATUS_LINE, &http::RESPONSE_HEADERS);
+
 // Out of line: see the note above `write_mpls` in json.rs.
 #[inline(never)]
 pub(super) fn write_http(out: &mut Out<'_>, h: &Http<'_>) {
-    let (line_fields, table): (&[&str; 3], &[&str]) = if h.response {
-        (&http::STATUS_LINE, &http::RESPONSE_HEADERS)
+    let (keys, table_len) = if h.response {
+        (&RESPONSE_KEYS, http::RESPONSE_HEADERS.len())
     } else {
-        (&http::REQUEST_LINE, &http::REQUEST_HEADERS)
+        (&REQUEST_KEYS, http::REQUEST_HEADERS.len())
     };
-    // One pass over the header lines: for each of scapy's fields, where in the head the value
-    // of the last line that fills it lies (a repeated header keeps its last value). Offsets,
-    // not slices, keep the table small enough to set up for every head.
+    // One pass over the head (`Http::scan`): the first line, and for each of scapy's fields
+    // where in the head the value of the last line that fills it lies (a repeated header
+    // keeps its last value). Offsets, not slices, keep the table small enough to set up for
+    // every head.
     const NONE: (u32, u32) = (u32::MAX, 0);
     let mut last = [NONE; 3 + 64];
     // Bit `i` set when `last[i]` was filled: the fields are then written by walking the set
     // bits, not the whole table (a head fills a handful of its 56 or 62 fields).
     let mut filled = 0u128;
     let mut any_unknown_line = false;
-    let head_at = h.head.as_ptr() as usize;
-    for (name, value) in h.headers() {
+    let first_line = h.scan(|_, name, value_at, value| {
         let index = http::field_index(name, h.response);
-        match index.and_then(|i| last.get_mut(i)) {
-            // `value` lies inside `head`: its offset is the difference of the addresses.
-            Some(slot) => {
-                *slot = (
-                    (value.as_ptr() as usize - head_at) as u32,
-                    value.len() as u32,
-                );
-                filled |= 1u128 << (index.unwrap_or(0) & 127);
+        match index.and_then(|i| Some((i, last.get_mut(i)?))) {
+            Some((i, slot)) => {
+                *slot = (value_at as u32, value.len() as u32);
+                filled |= 1u128 << (i & 127);
             }
             None => any_unknown_line = true,
         }
-    }
+    });
     let value_of = |(at, len): (u32, u32)| {
         let at = at as usize;
         h.head.get(at..at + len as usize).unwrap_or(&[])
     };
-    let parts = h.first_line_parts();
-    for (i, field) in line_fields.iter().enumerate() {
-        super::key(out, field, i == 0);
+    let parts = http::first_line_parts(first_line);
+    for (i, (key, key_len)) in keys.iter().take(3).enumerate() {
+        out.extend_padded(key, *key_len);
         let v = match parts {
             Some(p) => p[i],
             None if last[i] == NONE => &[],
             None => value_of(last[i]),
         };
-        quoted_latin1(out, v);
+        push_latin1_escaped(out, v);
+        out.push(b'"');
     }
-    // The header fields filled, in the table's order (lowest bit first).
-    let mut headers = filled >> 3;
+    // The header fields filled, in the table's order (lowest bit first); the table's last
+    // field, `Unknown_Headers`, is written from the unknown lines below, never as a value.
+    let mut headers = (filled >> 3) & !(1u128 << ((table_len - 1) & 127));
     while headers != 0 {
         let i = headers.trailing_zeros() as usize;
         headers &= headers - 1;
-        let (Some(field), Some(&at)) = (table.get(i), last.get(3 + i)) else {
+        let (Some((key, key_len)), Some(&at)) = (keys.get(3 + i), last.get(3 + i)) else {
             continue;
         };
-        if *field != "Unknown_Headers" {
-            super::key(out, field, false);
-            quoted_latin1(out, value_of(at));
-        }
+        out.extend_padded(key, *key_len);
+        push_latin1_escaped(out, value_of(at));
+        out.push(b'"');
     }
     if !any_unknown_line {
         return;
