@@ -1,7 +1,7 @@
 //! Table-driven text formatting through an [`Out`] cursor: hex, decimal, MAC and IP
 //! addresses, JSON strings.
 
-use super::out::Out;
+use super::out::{Fixed, Out};
 
 /// Lower-case hex digit pairs for every byte value.
 static HEX_PAIRS: [[u8; 2]; 256] = {
@@ -102,6 +102,19 @@ pub fn push_mac6(out: &mut Out<'_>, mac: &[u8; 6]) {
     }
 }
 
+/// Writes the hex digits of a 6-byte MAC address into `text` at `at` (the colons between
+/// them are the caller's: a template already holds them).
+#[inline(always)]
+pub fn fill_mac6<const K: usize>(text: &mut [u8; K], at: usize, mac: &[u8; 6]) {
+    if let Some(t) = text.get_mut(at..at + 17) {
+        for (i, &b) in mac.iter().enumerate() {
+            let pair = HEX_PAIRS[usize::from(b)];
+            t[3 * i] = pair[0];
+            t[3 * i + 1] = pair[1];
+        }
+    }
+}
+
 /// Appends a MAC address as `aa:bb:cc:dd:ee:ff` (any length; bytes joined by colons).
 #[inline]
 pub fn push_mac(out: &mut Out<'_>, mac: &[u8]) {
@@ -135,12 +148,20 @@ static DEC_PAIRS: [[u8; 2]; 100] = {
 pub trait Decimal: Copy {
     /// Appends `self` in decimal.
     fn push_to(self, out: &mut Out<'_>);
+    /// Appends `self` in decimal to a fixed window (one padded block: 4 bytes for a `u8`, 8
+    /// for a `u16`, 16 for a `u32`, 24 for a `u64`).
+    fn put_to<const N: usize>(self, w: &mut Fixed<'_, N>);
 }
 
 impl Decimal for u8 {
     #[inline(always)]
     fn push_to(self, out: &mut Out<'_>) {
         push_u8(out, self);
+    }
+    #[inline(always)]
+    fn put_to<const N: usize>(self, w: &mut Fixed<'_, N>) {
+        let entry = U8_DECIMAL[usize::from(self)];
+        w.put_padded(&entry.to_le_bytes(), (entry >> 24) as usize);
     }
 }
 
@@ -149,12 +170,28 @@ impl Decimal for u16 {
     fn push_to(self, out: &mut Out<'_>) {
         push_u16(out, self);
     }
+    #[inline(always)]
+    fn put_to<const N: usize>(self, w: &mut Fixed<'_, N>) {
+        let (text, digits) = u16_text(self);
+        w.put_padded(&text.to_le_bytes(), digits);
+    }
 }
 
 impl Decimal for u32 {
     #[inline(always)]
     fn push_to(self, out: &mut Out<'_>) {
         push_u32(out, self);
+    }
+    #[inline(always)]
+    fn put_to<const N: usize>(self, w: &mut Fixed<'_, N>) {
+        let text = match u8::try_from(self) {
+            Ok(b) => {
+                let entry = U8_DECIMAL[usize::from(b)];
+                u128::from(entry & 0x00ff_ffff) | (u128::from(entry >> 24) << 120)
+            }
+            Err(_) => u32_text_long(self),
+        };
+        w.put_padded(&text.to_le_bytes(), (text >> 120) as usize);
     }
 }
 
@@ -163,6 +200,59 @@ impl Decimal for u64 {
     fn push_to(self, out: &mut Out<'_>) {
         push_u64(out, self);
     }
+    #[inline(always)]
+    fn put_to<const N: usize>(self, w: &mut Fixed<'_, N>) {
+        match u32::try_from(self) {
+            Ok(n) => n.put_to(w),
+            Err(_) => {
+                let digits = self.checked_ilog10().unwrap_or(0) as usize + 1;
+                let mut text = [0u8; 24];
+                fill_pairs_u64(&mut text[..digits.min(24)], self);
+                w.put_padded(&text, digits);
+            }
+        }
+    }
+}
+
+/// A 16-bit value's decimal text in the low bytes of a word (little-endian) and its digit
+/// count: below 256 by the byte table, else five digits by constant divisions with the
+/// leading zeros shifted out.
+#[inline(always)]
+fn u16_text(v: u16) -> (u64, usize) {
+    match u8::try_from(v) {
+        Ok(b) => {
+            let entry = U8_DECIMAL[usize::from(b)];
+            (u64::from(entry & 0x00ff_ffff), (entry >> 24) as usize)
+        }
+        Err(_) => {
+            let n = u32::from(v);
+            let digits = 1
+                + usize::from(n >= 10)
+                + usize::from(n >= 100)
+                + usize::from(n >= 1_000)
+                + usize::from(n >= 10_000);
+            (
+                five_digits(n / 10_000, n % 10_000) >> (8 * (5 - digits)),
+                digits,
+            )
+        }
+    }
+}
+
+/// A 32-bit value's decimal text in the low ten bytes (little-endian) with its digit count
+/// in the top byte; out of line, for the values of 256 and above (sequence numbers, TTLs).
+#[inline(never)]
+fn u32_text_long(n: u32) -> u128 {
+    let digits = digit_count(n);
+    let text = if digits <= 5 {
+        u128::from(five_digits(n / 10_000, n % 10_000) >> (8 * (5 - digits)))
+    } else {
+        let (high, low) = (n / 100_000, n % 100_000);
+        let text = u128::from(five_digits(high / 10_000, high % 10_000))
+            | (u128::from(five_digits(low / 10_000, low % 10_000)) << 40);
+        text >> (8 * (10 - digits.min(10)))
+    };
+    text | ((digits as u128) << 120)
 }
 
 /// Appends `v` in decimal with the writer of its type (see [`Decimal`]).
@@ -425,6 +515,20 @@ static OCTET_LENS: [u8; 256] = {
 /// that a wider load would then have to wait for), then one padded copy.
 #[inline]
 pub fn push_ipv4(out: &mut Out<'_>, a: &[u8; 4]) {
+    let (text, n) = ipv4_text(a);
+    out.extend_padded(&text.to_le_bytes(), n);
+}
+
+/// [`push_ipv4`] into a fixed window (one 16-byte block).
+#[inline(always)]
+pub fn put_ipv4<const N: usize>(w: &mut Fixed<'_, N>, a: &[u8; 4]) {
+    let (text, n) = ipv4_text(a);
+    w.put_padded(&text.to_le_bytes(), n);
+}
+
+/// A dotted-quad address's text in the low bytes of a 128-bit word, and its length.
+#[inline(always)]
+fn ipv4_text(a: &[u8; 4]) -> (u128, usize) {
     let mut text = 0u128;
     let mut n = 0u32;
     for &b in a {
@@ -432,7 +536,7 @@ pub fn push_ipv4(out: &mut Out<'_>, a: &[u8; 4]) {
         n += u32::from(OCTET_LENS[usize::from(b)]);
     }
     // Without the last octet's dot.
-    out.extend_padded(&text.to_le_bytes(), n as usize - 1);
+    (text, n as usize - 1)
 }
 
 /// Appends an IPv6 address the way glibc's `inet_ntop` prints it (RFC 5952 style: lower
