@@ -539,69 +539,102 @@ fn ipv4_text(a: &[u8; 4]) -> (u128, usize) {
     (text, n as usize - 1)
 }
 
-/// Appends an IPv6 address the way glibc's `inet_ntop` prints it (RFC 5952 style: lower
-/// case, no leading zeros, the longest run of two or more zero groups as `::`, the first run
-/// on ties), with the embedded-IPv4 forms `::a.b.c.d` and `::ffff:a.b.c.d`.
+/// Appends an IPv6 address the way glibc's `inet_ntop` prints it (see [`ipv6_text`]).
 pub fn push_ipv6(out: &mut Out<'_>, a: &[u8; 16]) {
+    out.fixed::<IPV6_TEXT_ROOM>(|w| w.slot(|t| ipv6_text(t, a)));
+}
+
+/// Room [`ipv6_text`] writes in: the longest text (39 bytes) and the padding of its last
+/// 8-byte block.
+pub const IPV6_TEXT_ROOM: usize = 48;
+
+/// Writes an IPv6 address at the start of `t` the way glibc's `inet_ntop` prints it (RFC
+/// 5952 style: lower case, no leading zeros, the longest run of two or more zero groups as
+/// `::`, the first run on ties), with the embedded-IPv4 forms `::a.b.c.d` and
+/// `::ffff:a.b.c.d`; returns its length. Each group is one 8-byte block (its separator and
+/// hex digits, made in a register), so no write depends on the length of the one before but
+/// through the position.
+#[inline]
+pub fn ipv6_text(t: &mut [u8; IPV6_TEXT_ROOM], a: &[u8; 16]) -> usize {
     let mut words = [0u16; 8];
     for (i, w) in words.iter_mut().enumerate() {
         *w = u16::from_be_bytes([a[2 * i], a[2 * i + 1]]);
     }
-    // Longest run of zero words (length >= 2).
-    let (mut best_start, mut best_len) = (usize::MAX, 0usize);
-    let mut i = 0;
-    while i < 8 {
-        if words[i] == 0 {
-            let s = i;
-            while i < 8 && words[i] == 0 {
-                i += 1;
-            }
-            if i - s > best_len {
-                best_start = s;
-                best_len = i - s;
+    // Longest run of zero words (length >= 2), the first on ties.
+    let (mut best_start, mut best_len) = (8usize, 0usize);
+    let mut run = 0usize;
+    for (i, &w) in words.iter().enumerate() {
+        if w == 0 {
+            run += 1;
+            if run > best_len {
+                best_len = run;
+                best_start = i + 1 - run;
             }
         } else {
-            i += 1;
+            run = 0;
         }
     }
     if best_len < 2 {
-        best_start = usize::MAX;
+        best_start = 8;
         best_len = 0;
     }
+    // glibc: an address starting with 6 zero words or 5 zero words then ffff ends in dotted
+    // IPv4 (`::a.b.c.d`, `::ffff:a.b.c.d`).
+    if best_start == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff)) {
+        let prefix: &[u8] = if best_len == 6 { b"::" } else { b"::ffff:" };
+        let (text, n) = ipv4_text(&[a[12], a[13], a[14], a[15]]);
+        if let Some(d) = t.get_mut(..prefix.len()) {
+            d.copy_from_slice(prefix);
+        }
+        if let Some(d) = t.get_mut(prefix.len()..prefix.len() + 16) {
+            d.copy_from_slice(&text.to_le_bytes());
+        }
+        return prefix.len() + n;
+    }
+    let mut pos = 0usize;
+    let mut put = |block: u64, n: usize| {
+        // At most 8 groups of 5 bytes: `pos` stays below 40.
+        let at = pos.min(IPV6_TEXT_ROOM - 8);
+        if let Some(d) = t.get_mut(at..).and_then(|r| r.first_chunk_mut::<8>()) {
+            *d = block.to_le_bytes();
+        }
+        pos += n;
+    };
     let mut i = 0;
     while i < 8 {
         if i == best_start {
-            out.push(b':');
+            // `::` in place of the run (the second colon is the next group's separator, or
+            // written here when the run ends the address).
             i += best_len;
-            if i == 8 {
-                out.push(b':');
-            }
+            put(
+                u64::from(u16::from_le_bytes(*b"::")),
+                1 + usize::from(i == 8),
+            );
             continue;
         }
-        if i != 0 {
-            out.push(b':');
+        let (digits, n) = hex_group(words[i]);
+        if i == 0 {
+            put(digits, n);
+        } else {
+            put(u64::from(b':') | (digits << 8), n + 1);
         }
-        // glibc: an address starting with 6 zero words (not ::0.0.0.x... see below) or
-        // 5 zero words then ffff ends in dotted IPv4.
-        if i == 6 && best_start == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff)) {
-            push_ipv4(out, &[a[12], a[13], a[14], a[15]]);
-            return;
-        }
-        push_hex_word(out, words[i]);
         i += 1;
     }
+    pos
 }
 
-fn push_hex_word(out: &mut Out<'_>, w: u16) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut started = false;
-    for shift in [12u32, 8, 4, 0] {
-        let d = ((w >> shift) & 0xf) as usize;
-        if d != 0 || started || shift == 0 {
-            out.push(DIGITS[d]);
-            started = true;
-        }
-    }
+/// A 16-bit group in lower-case hex without leading zeros (one to four digits, in the low
+/// bytes of a word), and its digit count; branch-free.
+#[inline(always)]
+fn hex_group(w: u16) -> (u64, usize) {
+    let x = u32::from(w);
+    // One nibble per byte, the most significant first in memory (little-endian).
+    let nibbles =
+        ((x >> 12) & 0xf) | (((x >> 8) & 0xf) << 8) | (((x >> 4) & 0xf) << 16) | ((x & 0xf) << 24);
+    // `'0' + v`, plus 39 more for `a`..`f` (bit 4 of `v + 6` is set exactly when `v > 9`).
+    let ascii = nibbles + 0x3030_3030 + (((nibbles + 0x0606_0606) >> 4) & 0x0101_0101) * 39;
+    let digits = (32 - (x | 1).leading_zeros() as usize).div_ceil(4);
+    (u64::from(ascii) >> (8 * (4 - digits)), digits)
 }
 
 /// Appends bytes as the contents of a JSON string, each byte one character U+0000..U+00FF
@@ -713,6 +746,30 @@ mod tests {
         assert_eq!(v6("fe80::"), "fe80::");
         assert_eq!(v6("ff02::1:ff00:1"), "ff02::1:ff00:1");
         assert_eq!(v6("1:0:0:2:0:0:0:3"), "1:0:0:2::3");
+        assert_eq!(v6("0:0:1::"), "0:0:1::");
+        assert_eq!(v6("1::"), "1::");
+        assert_eq!(
+            v6("abcd:ef01:2345:6789:a:bc:def:f00"),
+            "abcd:ef01:2345:6789:a:bc:def:f00"
+        );
+        // Against the standard library (RFC 5952 as glibc, which differs only for `::a.b.c.d`):
+        // addresses of many zero groups, in every arrangement.
+        let groups = [0u16, 0, 0, 1, 0x9, 0xab, 0xf00, 0xffff, 0x1234];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut w = [0u16; 8];
+            for g in &mut w {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *g = groups[(state % groups.len() as u64) as usize];
+            }
+            let a = std::net::Ipv6Addr::from(w);
+            if w[..6] == [0; 6] && w[6] != 0 {
+                continue;
+            }
+            assert_eq!(v6(&a.to_string()), a.to_string(), "{w:x?}");
+        }
     }
 
     #[test]

@@ -147,14 +147,15 @@ impl<const N: usize> Fixed<'_, N> {
             .and_then(|r| r.first_chunk_mut::<K>())
     }
 
-    /// The next `K` bytes to fill in place, of which the first `n` count (at most `K`; the
-    /// others are room for the next write, as in [`Fixed::put_padded`]).
+    /// The next `K` bytes to fill in place; `fill` returns how many of them count (at most
+    /// `K`; the others are room for the next write, as in [`Fixed::put_padded`]).
     #[inline(always)]
-    pub fn slot<const K: usize>(&mut self, n: usize, fill: impl FnOnce(&mut [u8; K])) {
+    pub fn slot<const K: usize>(&mut self, fill: impl FnOnce(&mut [u8; K]) -> usize) {
+        let n = match self.at::<K>() {
+            Some(d) => fill(d),
+            None => 0,
+        };
         debug_assert!(n <= K);
-        if let Some(d) = self.at::<K>() {
-            fill(d);
-        }
         self.pos += n;
     }
 
@@ -210,7 +211,10 @@ mod tests {
         let write = |w: &mut Fixed<'_, 16>| {
             w.put(b"ab");
             w.put_padded(b"cdefgh\0\0", 6);
-            w.slot::<4>(3, |t| *t = *b"ijkl");
+            w.slot::<4>(|t| {
+                *t = *b"ijkl";
+                3
+            });
             w.put_padded(b"mn\0\0", 1);
         };
         // Room for the window: written in place, the padding is room the next write reuses.
