@@ -243,16 +243,41 @@ fn u16_text(v: u16) -> (u64, usize) {
 /// in the top byte; out of line, for the values of 256 and above (sequence numbers, TTLs).
 #[inline(never)]
 fn u32_text_long(n: u32) -> u128 {
+    u32_text(n)
+}
+
+/// A 32-bit value's decimal text in the low ten bytes (little-endian) with its digit count
+/// in the top byte: up to five digits by constant divisions and the pair table, more (TCP
+/// sequence numbers, seconds since 1970) as two digits by table and eight by SWAR
+/// arithmetic ([`eight_digits`]); the leading zeros shifted out.
+#[inline(always)]
+fn u32_text(n: u32) -> u128 {
     let digits = digit_count(n);
     let text = if digits <= 5 {
         u128::from(five_digits(n / 10_000, n % 10_000) >> (8 * (5 - digits)))
     } else {
-        let (high, low) = (n / 100_000, n % 100_000);
-        let text = u128::from(five_digits(high / 10_000, high % 10_000))
-            | (u128::from(five_digits(low / 10_000, low % 10_000)) << 40);
+        let (top, rest) = (n / 100_000_000, n % 100_000_000);
+        let text = u128::from(u16::from_le_bytes(DEC_PAIRS[top as usize]))
+            | (u128::from(eight_digits(rest)) << 16);
         text >> (8 * (10 - digits.min(10)))
     };
     text | ((digits as u128) << 120)
+}
+
+/// The eight decimal digits of `n` (below 10^8, zero-padded) as text in a word, the most
+/// significant first in memory (little-endian), computed in lanes of one register: the two
+/// halves of four digits, then their hundreds and the rest in 16-bit lanes, then tens and
+/// units in bytes. A division by 100 in a lane is a multiplication by 10,486 and a shift by
+/// 20 (exact below 10,000), by 10 one by 103 and a shift by 10 (exact below 100); no product
+/// leaves its lane.
+#[inline(always)]
+fn eight_digits(n: u32) -> u64 {
+    let x = u64::from(n / 10_000) | (u64::from(n % 10_000) << 32);
+    let hundreds = ((x * 10_486) >> 20) & 0x0000_007f_0000_007f;
+    let y = hundreds | ((x - hundreds * 100) << 16);
+    let tens = ((y * 103) >> 10) & 0x000f_000f_000f_000f;
+    let z = tens | ((y - tens * 10) << 8);
+    z + 0x3030_3030_3030_3030
 }
 
 /// Appends `v` in decimal with the writer of its type (see [`Decimal`]).
@@ -404,21 +429,8 @@ fn five_digits(top: u32, rest: u32) -> u64 {
 /// register (zero-padded on the left), the leading zeros shifted out, then one padded copy.
 #[inline(always)]
 fn push_u32_padded(out: &mut Out<'_>, n: u32) {
-    let digits = digit_count(n);
-    if digits <= 5 {
-        // Most fields (ports, lengths, checksums): only the low five digits.
-        let text = five_digits(n / 10_000, n % 10_000);
-        let shifted = text >> (8 * (5 - digits));
-        out.extend_padded(&shifted.to_le_bytes(), digits);
-        return;
-    }
-    let (high, low) = (n / 100_000, n % 100_000);
-    let text = u128::from(five_digits(high / 10_000, high % 10_000))
-        | (u128::from(five_digits(low / 10_000, low % 10_000)) << 40);
-    // Byte 0 is the least significant in little-endian order: shifting right drops the
-    // `10 - digits` leading zeros from the front of the text.
-    let shifted = text >> (8 * (10 - digits.min(10)));
-    out.extend_padded(&shifted.to_le_bytes(), digits);
+    let text = u32_text(n);
+    out.extend_padded(&text.to_le_bytes(), (text >> 120) as usize);
 }
 
 /// Fills `window` (exactly as long as the number has digits). The low four digits and the
@@ -807,6 +819,18 @@ mod tests {
             }
         }
         assert_eq!(text(|o| push_nine_digits(o, 1234)), b"000001234");
+        // The SWAR eight digits: a spread of values with every digit at every place, and the
+        // lane edges (each half and each pair at 0, 99, 100, 9999).
+        let mut n = 0u32;
+        while n < 100_000_000 {
+            for v in [n, n + 99, n + 100, n + 9_999 % (100_000_000 - n)] {
+                assert_eq!(eight_digits(v).to_le_bytes(), *format!("{v:08}").as_bytes());
+            }
+            n += 9_973;
+        }
+        for v in [0, 9_999, 10_000, 99_990_000, 99_999_999] {
+            assert_eq!(eight_digits(v).to_le_bytes(), *format!("{v:08}").as_bytes());
+        }
         // The typed writers against the standard library, every value of the small types.
         for v in 0..=u8::MAX {
             assert_eq!(text(|o| push_dec(o, v)), v.to_string().as_bytes());
