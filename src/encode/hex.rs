@@ -553,7 +553,8 @@ fn ipv4_text(a: &[u8; 4]) -> (u128, usize) {
 
 /// Appends an IPv6 address the way glibc's `inet_ntop` prints it (see [`ipv6_text`]).
 pub fn push_ipv6(out: &mut Out<'_>, a: &[u8; 16]) {
-    out.fixed::<IPV6_TEXT_ROOM>(|w| w.slot(|t| ipv6_text(t, a)));
+    // A window of twice the room: writes start in its first half (see `Fixed`).
+    out.fixed::<128>(|w| w.slot(|t| ipv6_text(t, a)));
 }
 
 /// Room [`ipv6_text`] writes in: the longest text (39 bytes) and the padding of its last

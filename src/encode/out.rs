@@ -88,7 +88,10 @@ impl<'a> Out<'a> {
             .and_then(|r| r.first_chunk_mut::<N>())
         {
             Some(w) => w,
-            None => spare.insert([0; N]),
+            None => {
+                near_buffer_end();
+                spare.insert([0; N])
+            }
         };
         let mut w = Fixed {
             buf: window,
@@ -176,6 +179,12 @@ impl<const N: usize> Fixed<'_, N> {
         self.pos += n;
     }
 }
+
+/// Marks the path it is called on as cold, so the compiler places that code (filling a
+/// stack window with zeros) away from the hot writes.
+#[cold]
+#[inline(never)]
+fn near_buffer_end() {}
 
 /// The end of a buffer too short for a whole padded block: `s` at `pos` if it fits, else
 /// nothing. Cold and out of line: inlined, this length-dependent copy (a `memcpy` call) sat in
