@@ -936,7 +936,7 @@ fn write_tcp(out: &mut Out<'_>, t: &Tcp<'_>) {
     };
     let off_flags = h.off_flags.get();
     let mut options_written = false;
-    // Every write starts before byte 216 (in the window's first half): 8 to 24 bytes per
+    // Every write starts before byte 254 (in the window's first half): 8 to 32 bytes per
     // key, 4 per `u8`, 8 per `u16`, 16 per `u32` number.
     out.fixed::<512>(|w| {
         wnum_first!(w, "sport", h.sport.get());
@@ -958,6 +958,19 @@ fn write_tcp(out: &mut Out<'_>, t: &Tcp<'_>) {
             Decimal::put_to(u32::from_be_bytes([v0, v1, v2, v3]), w);
             wkey!(w, ",\"TSecr\":");
             Decimal::put_to(u32::from_be_bytes([e0, e1, e2, e3]), w);
+            w.put(b"}");
+            options_written = true;
+        }
+        // MSS, SAckOK, Timestamp, NOP, WScale: what Linux puts in a SYN and a SYN-ACK.
+        if let [2, 4, m0, m1, 4, 2, 8, 10, v0, v1, v2, v3, e0, e1, e2, e3, 1, 3, 3, ws] = *options {
+            wkey!(w, "\"MSS\":");
+            Decimal::put_to(u16::from_be_bytes([m0, m1]), w);
+            wkey!(w, ",\"SAckOK\":\"\",\"Timestamp\":");
+            Decimal::put_to(u32::from_be_bytes([v0, v1, v2, v3]), w);
+            wkey!(w, ",\"TSecr\":");
+            Decimal::put_to(u32::from_be_bytes([e0, e1, e2, e3]), w);
+            wkey!(w, ",\"NOP\":null,\"WScale\":");
+            Decimal::put_to(ws, w);
             w.put(b"}");
             options_written = true;
         }
@@ -1485,6 +1498,18 @@ mod tests {
              \"ack\":4294967295,\"dataofs\":8,\"reserved\":7,\"flags\":511,\"window\":65535,\
              \"chksum\":65535,\"urgptr\":65535,\"fields_options\":{\"NOP\":null,\
              \"Timestamp\":4294967295,\"TSecr\":4294967294}}";
+        assert!(s.contains(want), "{s}");
+        // The SYN options (MSS, SAckOK, Timestamp, NOP, WScale) at their widest.
+        let mut f = vec![0xab; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 80, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&[0xff; 12]);
+        f.extend_from_slice(&[0xaf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        f.extend_from_slice(&[2, 4, 0xff, 0xff, 4, 2, 8, 10, 0xff, 0xff, 0xff, 0xff]);
+        f.extend_from_slice(&[0xff, 0xff, 0xff, 0xfe, 1, 3, 3, 0xff]);
+        let s = encode(&f);
+        let want = "\"urgptr\":65535,\"fields_options\":{\"MSS\":65535,\"SAckOK\":\"\",\
+             \"Timestamp\":4294967295,\"TSecr\":4294967294,\"NOP\":null,\"WScale\":255}}";
         assert!(s.contains(want), "{s}");
         // IPv6 (every field at its widest) and UDP.
         let mut f = vec![0xab; 12];
