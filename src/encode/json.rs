@@ -353,6 +353,8 @@ struct Block {
     len: u8,
     /// The key alone.
     key: &'static str,
+    /// [`key_signature`] of the key.
+    sig: u64,
 }
 
 impl Block {
@@ -368,6 +370,7 @@ impl Block {
             text: padded,
             len: b.len() as u8,
             key,
+            sig: key_signature(key),
         }
     }
 }
@@ -425,10 +428,13 @@ fn layer_block(layer: &Layer<'_>) -> Result<&'static Block, &'static str> {
 
 /// A cheap signature of a key, so the common case (no key repeats) needs no search.
 #[inline]
-fn key_signature(key: &str) -> u64 {
+const fn key_signature(key: &str) -> u64 {
     let b = key.as_bytes();
-    let last = b.last().copied().unwrap_or(0);
-    1u64 << ((b.len() * 7 + usize::from(last)) % 64)
+    let last = match b.last() {
+        Some(&l) => l as usize,
+        None => 0,
+    };
+    1u64 << ((b.len() * 7 + last) % 64)
 }
 
 /// Writes `sep` (`{` before the first member of `data`, `,` before the others) and
@@ -444,20 +450,22 @@ fn open_layer(
     sep: u8,
 ) {
     let block = layer_block(layer);
-    let key = match block {
-        Ok(b) => b.key,
-        Err(k) => k,
+    let (key, sig) = match block {
+        Ok(b) => (b.key, b.sig),
+        Err(k) => (k, key_signature(k)),
     };
-    let sig = key_signature(key);
     let repeated = *signatures & sig != 0;
     *signatures |= sig;
-    out.push(sep);
     if let (Ok(b), false) = (block, repeated) {
         // `"key":{` in one fixed-size copy, straight from the static block (patching a copy
         // of it on the stack first would make the copy's loads wait for that store).
-        out.extend_padded(&b.text, usize::from(b.len));
+        out.fixed::<64>(|w| {
+            w.put(&[sep]);
+            w.put_padded(&b.text, usize::from(b.len));
+        });
         return;
     }
+    out.push(sep);
     out.push(b'"');
     out.extend_from_slice(key.as_bytes());
     if repeated {
