@@ -1,7 +1,7 @@
 //! Table-driven text formatting through an [`Out`] cursor: hex, decimal, MAC and IP
 //! addresses, JSON strings.
 
-use super::out::Out;
+use super::out::{Fixed, Out};
 
 /// Lower-case hex digit pairs for every byte value.
 static HEX_PAIRS: [[u8; 2]; 256] = {
@@ -102,6 +102,19 @@ pub fn push_mac6(out: &mut Out<'_>, mac: &[u8; 6]) {
     }
 }
 
+/// Writes the hex digits of a 6-byte MAC address into `text` at `at` (the colons between
+/// them are the caller's: a template already holds them).
+#[inline(always)]
+pub fn fill_mac6<const K: usize>(text: &mut [u8; K], at: usize, mac: &[u8; 6]) {
+    if let Some(t) = text.get_mut(at..at + 17) {
+        for (i, &b) in mac.iter().enumerate() {
+            let pair = HEX_PAIRS[usize::from(b)];
+            t[3 * i] = pair[0];
+            t[3 * i + 1] = pair[1];
+        }
+    }
+}
+
 /// Appends a MAC address as `aa:bb:cc:dd:ee:ff` (any length; bytes joined by colons).
 #[inline]
 pub fn push_mac(out: &mut Out<'_>, mac: &[u8]) {
@@ -135,12 +148,20 @@ static DEC_PAIRS: [[u8; 2]; 100] = {
 pub trait Decimal: Copy {
     /// Appends `self` in decimal.
     fn push_to(self, out: &mut Out<'_>);
+    /// Appends `self` in decimal to a fixed window (one padded block: 4 bytes for a `u8`, 8
+    /// for a `u16`, 16 for a `u32`, 24 for a `u64`).
+    fn put_to<const N: usize>(self, w: &mut Fixed<'_, N>);
 }
 
 impl Decimal for u8 {
     #[inline(always)]
     fn push_to(self, out: &mut Out<'_>) {
         push_u8(out, self);
+    }
+    #[inline(always)]
+    fn put_to<const N: usize>(self, w: &mut Fixed<'_, N>) {
+        let entry = U8_DECIMAL[usize::from(self)];
+        w.put_padded(&entry.to_le_bytes(), (entry >> 24) as usize);
     }
 }
 
@@ -149,12 +170,28 @@ impl Decimal for u16 {
     fn push_to(self, out: &mut Out<'_>) {
         push_u16(out, self);
     }
+    #[inline(always)]
+    fn put_to<const N: usize>(self, w: &mut Fixed<'_, N>) {
+        let (text, digits) = u16_text(self);
+        w.put_padded(&text.to_le_bytes(), digits);
+    }
 }
 
 impl Decimal for u32 {
     #[inline(always)]
     fn push_to(self, out: &mut Out<'_>) {
         push_u32(out, self);
+    }
+    #[inline(always)]
+    fn put_to<const N: usize>(self, w: &mut Fixed<'_, N>) {
+        let text = match u8::try_from(self) {
+            Ok(b) => {
+                let entry = U8_DECIMAL[usize::from(b)];
+                u128::from(entry & 0x00ff_ffff) | (u128::from(entry >> 24) << 120)
+            }
+            Err(_) => u32_text_long(self),
+        };
+        w.put_padded(&text.to_le_bytes(), (text >> 120) as usize);
     }
 }
 
@@ -163,6 +200,84 @@ impl Decimal for u64 {
     fn push_to(self, out: &mut Out<'_>) {
         push_u64(out, self);
     }
+    #[inline(always)]
+    fn put_to<const N: usize>(self, w: &mut Fixed<'_, N>) {
+        match u32::try_from(self) {
+            Ok(n) => n.put_to(w),
+            Err(_) => {
+                let digits = self.checked_ilog10().unwrap_or(0) as usize + 1;
+                let mut text = [0u8; 24];
+                fill_pairs_u64(&mut text[..digits.min(24)], self);
+                w.put_padded(&text, digits);
+            }
+        }
+    }
+}
+
+/// A 16-bit value's decimal text in the low bytes of a word (little-endian) and its digit
+/// count: below 256 by the byte table, else five digits by constant divisions with the
+/// leading zeros shifted out.
+#[inline(always)]
+fn u16_text(v: u16) -> (u64, usize) {
+    match u8::try_from(v) {
+        Ok(b) => {
+            let entry = U8_DECIMAL[usize::from(b)];
+            (u64::from(entry & 0x00ff_ffff), (entry >> 24) as usize)
+        }
+        Err(_) => {
+            let n = u32::from(v);
+            let digits = 1
+                + usize::from(n >= 10)
+                + usize::from(n >= 100)
+                + usize::from(n >= 1_000)
+                + usize::from(n >= 10_000);
+            (
+                five_digits(n / 10_000, n % 10_000) >> (8 * (5 - digits)),
+                digits,
+            )
+        }
+    }
+}
+
+/// A 32-bit value's decimal text in the low ten bytes (little-endian) with its digit count
+/// in the top byte; out of line, for the values of 256 and above (sequence numbers, TTLs).
+#[inline(never)]
+fn u32_text_long(n: u32) -> u128 {
+    u32_text(n)
+}
+
+/// A 32-bit value's decimal text in the low ten bytes (little-endian) with its digit count
+/// in the top byte: up to five digits by constant divisions and the pair table, more (TCP
+/// sequence numbers, seconds since 1970) as two digits by table and eight by SWAR
+/// arithmetic ([`eight_digits`]); the leading zeros shifted out.
+#[inline(always)]
+fn u32_text(n: u32) -> u128 {
+    let digits = digit_count(n);
+    let text = if digits <= 5 {
+        u128::from(five_digits(n / 10_000, n % 10_000) >> (8 * (5 - digits)))
+    } else {
+        let (top, rest) = (n / 100_000_000, n % 100_000_000);
+        let text = u128::from(u16::from_le_bytes(DEC_PAIRS[top as usize]))
+            | (u128::from(eight_digits(rest)) << 16);
+        text >> (8 * (10 - digits.min(10)))
+    };
+    text | ((digits as u128) << 120)
+}
+
+/// The eight decimal digits of `n` (below 10^8, zero-padded) as text in a word, the most
+/// significant first in memory (little-endian), computed in lanes of one register: the two
+/// halves of four digits, then their hundreds and the rest in 16-bit lanes, then tens and
+/// units in bytes. A division by 100 in a lane is a multiplication by 10,486 and a shift by
+/// 20 (exact below 10,000), by 10 one by 103 and a shift by 10 (exact below 100); no product
+/// leaves its lane.
+#[inline(always)]
+fn eight_digits(n: u32) -> u64 {
+    let x = u64::from(n / 10_000) | (u64::from(n % 10_000) << 32);
+    let hundreds = ((x * 10_486) >> 20) & 0x0000_007f_0000_007f;
+    let y = hundreds | ((x - hundreds * 100) << 16);
+    let tens = ((y * 103) >> 10) & 0x000f_000f_000f_000f;
+    let z = tens | ((y - tens * 10) << 8);
+    z + 0x3030_3030_3030_3030
 }
 
 /// Appends `v` in decimal with the writer of its type (see [`Decimal`]).
@@ -314,21 +429,8 @@ fn five_digits(top: u32, rest: u32) -> u64 {
 /// register (zero-padded on the left), the leading zeros shifted out, then one padded copy.
 #[inline(always)]
 fn push_u32_padded(out: &mut Out<'_>, n: u32) {
-    let digits = digit_count(n);
-    if digits <= 5 {
-        // Most fields (ports, lengths, checksums): only the low five digits.
-        let text = five_digits(n / 10_000, n % 10_000);
-        let shifted = text >> (8 * (5 - digits));
-        out.extend_padded(&shifted.to_le_bytes(), digits);
-        return;
-    }
-    let (high, low) = (n / 100_000, n % 100_000);
-    let text = u128::from(five_digits(high / 10_000, high % 10_000))
-        | (u128::from(five_digits(low / 10_000, low % 10_000)) << 40);
-    // Byte 0 is the least significant in little-endian order: shifting right drops the
-    // `10 - digits` leading zeros from the front of the text.
-    let shifted = text >> (8 * (10 - digits.min(10)));
-    out.extend_padded(&shifted.to_le_bytes(), digits);
+    let text = u32_text(n);
+    out.extend_padded(&text.to_le_bytes(), (text >> 120) as usize);
 }
 
 /// Fills `window` (exactly as long as the number has digits). The low four digits and the
@@ -425,6 +527,20 @@ static OCTET_LENS: [u8; 256] = {
 /// that a wider load would then have to wait for), then one padded copy.
 #[inline]
 pub fn push_ipv4(out: &mut Out<'_>, a: &[u8; 4]) {
+    let (text, n) = ipv4_text(a);
+    out.extend_padded(&text.to_le_bytes(), n);
+}
+
+/// [`push_ipv4`] into a fixed window (one 16-byte block).
+#[inline(always)]
+pub fn put_ipv4<const N: usize>(w: &mut Fixed<'_, N>, a: &[u8; 4]) {
+    let (text, n) = ipv4_text(a);
+    w.put_padded(&text.to_le_bytes(), n);
+}
+
+/// A dotted-quad address's text in the low bytes of a 128-bit word, and its length.
+#[inline(always)]
+fn ipv4_text(a: &[u8; 4]) -> (u128, usize) {
     let mut text = 0u128;
     let mut n = 0u32;
     for &b in a {
@@ -432,72 +548,106 @@ pub fn push_ipv4(out: &mut Out<'_>, a: &[u8; 4]) {
         n += u32::from(OCTET_LENS[usize::from(b)]);
     }
     // Without the last octet's dot.
-    out.extend_padded(&text.to_le_bytes(), n as usize - 1);
+    (text, n as usize - 1)
 }
 
-/// Appends an IPv6 address the way glibc's `inet_ntop` prints it (RFC 5952 style: lower
-/// case, no leading zeros, the longest run of two or more zero groups as `::`, the first run
-/// on ties), with the embedded-IPv4 forms `::a.b.c.d` and `::ffff:a.b.c.d`.
+/// Appends an IPv6 address the way glibc's `inet_ntop` prints it (see [`ipv6_text`]).
 pub fn push_ipv6(out: &mut Out<'_>, a: &[u8; 16]) {
+    // A window of twice the room: writes start in its first half (see `Fixed`).
+    out.fixed::<128>(|w| w.slot(|t| ipv6_text(t, a)));
+}
+
+/// Room [`ipv6_text`] writes in: the longest text (39 bytes) and the padding of its last
+/// 8-byte block.
+pub const IPV6_TEXT_ROOM: usize = 48;
+
+/// Writes an IPv6 address at the start of `t` the way glibc's `inet_ntop` prints it (RFC
+/// 5952 style: lower case, no leading zeros, the longest run of two or more zero groups as
+/// `::`, the first run on ties), with the embedded-IPv4 forms `::a.b.c.d` and
+/// `::ffff:a.b.c.d`; returns its length. Each group is one 8-byte block (its separator and
+/// hex digits, made in a register), so no write depends on the length of the one before but
+/// through the position.
+#[inline]
+pub fn ipv6_text(t: &mut [u8; IPV6_TEXT_ROOM], a: &[u8; 16]) -> usize {
     let mut words = [0u16; 8];
     for (i, w) in words.iter_mut().enumerate() {
         *w = u16::from_be_bytes([a[2 * i], a[2 * i + 1]]);
     }
-    // Longest run of zero words (length >= 2).
-    let (mut best_start, mut best_len) = (usize::MAX, 0usize);
-    let mut i = 0;
-    while i < 8 {
-        if words[i] == 0 {
-            let s = i;
-            while i < 8 && words[i] == 0 {
-                i += 1;
-            }
-            if i - s > best_len {
-                best_start = s;
-                best_len = i - s;
+    // Longest run of zero words (length >= 2), the first on ties.
+    let (mut best_start, mut best_len) = (8usize, 0usize);
+    let mut run = 0usize;
+    for (i, &w) in words.iter().enumerate() {
+        if w == 0 {
+            run += 1;
+            if run > best_len {
+                best_len = run;
+                best_start = i + 1 - run;
             }
         } else {
-            i += 1;
+            run = 0;
         }
     }
     if best_len < 2 {
-        best_start = usize::MAX;
+        best_start = 8;
         best_len = 0;
     }
+    // glibc: an address starting with 6 zero words or 5 zero words then ffff ends in dotted
+    // IPv4 (`::a.b.c.d`, `::ffff:a.b.c.d`).
+    if best_start == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff)) {
+        let prefix: &[u8] = if best_len == 6 { b"::" } else { b"::ffff:" };
+        let (text, n) = ipv4_text(&[a[12], a[13], a[14], a[15]]);
+        if let Some(d) = t.get_mut(..prefix.len()) {
+            d.copy_from_slice(prefix);
+        }
+        if let Some(d) = t.get_mut(prefix.len()..prefix.len() + 16) {
+            d.copy_from_slice(&text.to_le_bytes());
+        }
+        return prefix.len() + n;
+    }
+    let mut pos = 0usize;
+    let mut put = |block: u64, n: usize| {
+        // At most 8 groups of 5 bytes: `pos` stays below 40.
+        let at = pos.min(IPV6_TEXT_ROOM - 8);
+        if let Some(d) = t.get_mut(at..).and_then(|r| r.first_chunk_mut::<8>()) {
+            *d = block.to_le_bytes();
+        }
+        pos += n;
+    };
     let mut i = 0;
     while i < 8 {
         if i == best_start {
-            out.push(b':');
+            // `::` in place of the run (the second colon is the next group's separator, or
+            // written here when the run ends the address).
             i += best_len;
-            if i == 8 {
-                out.push(b':');
-            }
+            put(
+                u64::from(u16::from_le_bytes(*b"::")),
+                1 + usize::from(i == 8),
+            );
             continue;
         }
-        if i != 0 {
-            out.push(b':');
+        let (digits, n) = hex_group(words[i]);
+        if i == 0 {
+            put(digits, n);
+        } else {
+            put(u64::from(b':') | (digits << 8), n + 1);
         }
-        // glibc: an address starting with 6 zero words (not ::0.0.0.x... see below) or
-        // 5 zero words then ffff ends in dotted IPv4.
-        if i == 6 && best_start == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff)) {
-            push_ipv4(out, &[a[12], a[13], a[14], a[15]]);
-            return;
-        }
-        push_hex_word(out, words[i]);
         i += 1;
     }
+    pos
 }
 
-fn push_hex_word(out: &mut Out<'_>, w: u16) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut started = false;
-    for shift in [12u32, 8, 4, 0] {
-        let d = ((w >> shift) & 0xf) as usize;
-        if d != 0 || started || shift == 0 {
-            out.push(DIGITS[d]);
-            started = true;
-        }
-    }
+/// A 16-bit group in lower-case hex without leading zeros (one to four digits, in the low
+/// bytes of a word), and its digit count; branch-free.
+#[inline(always)]
+fn hex_group(w: u16) -> (u64, usize) {
+    let x = u32::from(w);
+    // One nibble per byte, the most significant first in memory (little-endian).
+    let nibbles =
+        ((x >> 12) & 0xf) | (((x >> 8) & 0xf) << 8) | (((x >> 4) & 0xf) << 16) | ((x & 0xf) << 24);
+    // `'0' + v`, plus 39 more for `a`..`f` (bit 4 of `v + 6` is set exactly when `v > 9`).
+    let ascii = nibbles + 0x3030_3030 + (((nibbles + 0x0606_0606) >> 4) & 0x0101_0101) * 39;
+    let digits = (32 - (x | 1).leading_zeros() as usize).div_ceil(4);
+    (u64::from(ascii) >> (8 * (4 - digits)), digits)
 }
 
 /// Appends bytes as the contents of a JSON string, each byte one character U+0000..U+00FF
@@ -718,6 +868,30 @@ mod tests {
         assert_eq!(v6("fe80::"), "fe80::");
         assert_eq!(v6("ff02::1:ff00:1"), "ff02::1:ff00:1");
         assert_eq!(v6("1:0:0:2:0:0:0:3"), "1:0:0:2::3");
+        assert_eq!(v6("0:0:1::"), "0:0:1::");
+        assert_eq!(v6("1::"), "1::");
+        assert_eq!(
+            v6("abcd:ef01:2345:6789:a:bc:def:f00"),
+            "abcd:ef01:2345:6789:a:bc:def:f00"
+        );
+        // Against the standard library (RFC 5952 as glibc, which differs only for `::a.b.c.d`):
+        // addresses of many zero groups, in every arrangement.
+        let groups = [0u16, 0, 0, 1, 0x9, 0xab, 0xf00, 0xffff, 0x1234];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut w = [0u16; 8];
+            for g in &mut w {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *g = groups[(state % groups.len() as u64) as usize];
+            }
+            let a = std::net::Ipv6Addr::from(w);
+            if w[..6] == [0; 6] && w[6] != 0 {
+                continue;
+            }
+            assert_eq!(v6(&a.to_string()), a.to_string(), "{w:x?}");
+        }
     }
 
     #[test]
@@ -755,6 +929,18 @@ mod tests {
             }
         }
         assert_eq!(text(|o| push_nine_digits(o, 1234)), b"000001234");
+        // The SWAR eight digits: a spread of values with every digit at every place, and the
+        // lane edges (each half and each pair at 0, 99, 100, 9999).
+        let mut n = 0u32;
+        while n < 100_000_000 {
+            for v in [n, n + 99, n + 100, n + 9_999 % (100_000_000 - n)] {
+                assert_eq!(eight_digits(v).to_le_bytes(), *format!("{v:08}").as_bytes());
+            }
+            n += 9_973;
+        }
+        for v in [0, 9_999, 10_000, 99_990_000, 99_999_999] {
+            assert_eq!(eight_digits(v).to_le_bytes(), *format!("{v:08}").as_bytes());
+        }
         // The typed writers against the standard library, every value of the small types.
         for v in 0..=u8::MAX {
             assert_eq!(text(|o| push_dec(o, v)), v.to_string().as_bytes());

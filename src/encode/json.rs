@@ -3,8 +3,8 @@
 
 use super::community_id;
 use super::hex::{
-    push_dec, push_hex, push_ipv4, push_ipv6, push_latin1_escaped, push_mac, push_mac6,
-    push_nine_digits, push_str_escaped, push_u64,
+    fill_mac6, ipv6_text, push_dec, push_hex, push_ipv4, push_ipv6, push_latin1_escaped, push_mac,
+    push_mac6, push_nine_digits, push_str_escaped, push_u64, put_ipv4, Decimal,
 };
 use super::out::Out;
 use crate::decode::arp::{AddrForm, Arp};
@@ -59,6 +59,40 @@ macro_rules! ipv6_field {
         key!($out, $name);
         push_ipv6_or_hex($out, $a);
     }};
+}
+
+// Writers into a fixed window (`Out::fixed`): each key a constant padded to a multiple of
+// eight bytes, written by whole words; the window's room was checked once for the layer.
+macro_rules! wkey {
+    ($w:expr, $text:expr) => {{
+        const TEXT: &str = $text;
+        const BLOCK: [u8; TEXT.len().div_ceil(8) * 8] = padded_block(TEXT);
+        $w.put_padded(&BLOCK, TEXT.len());
+    }};
+}
+macro_rules! wnum {
+    ($w:expr, $name:literal, $v:expr) => {{
+        wkey!($w, concat!(",\"", $name, "\":"));
+        Decimal::put_to($v, $w);
+    }};
+}
+macro_rules! wnum_first {
+    ($w:expr, $name:literal, $v:expr) => {{
+        wkey!($w, concat!("\"", $name, "\":"));
+        Decimal::put_to($v, $w);
+    }};
+}
+
+/// `text` in an array of `K` bytes (at least its length), zeros after it.
+const fn padded_block<const K: usize>(text: &str) -> [u8; K] {
+    let b = text.as_bytes();
+    let mut block = [0u8; K];
+    let mut i = 0;
+    while i < b.len() {
+        block[i] = b[i];
+        i += 1;
+    }
+    block
 }
 
 mod apps;
@@ -323,6 +357,8 @@ struct Block {
     len: u8,
     /// The key alone.
     key: &'static str,
+    /// [`key_signature`] of the key.
+    sig: u64,
 }
 
 impl Block {
@@ -338,6 +374,7 @@ impl Block {
             text: padded,
             len: b.len() as u8,
             key,
+            sig: key_signature(key),
         }
     }
 }
@@ -395,10 +432,13 @@ fn layer_block(layer: &Layer<'_>) -> Result<&'static Block, &'static str> {
 
 /// A cheap signature of a key, so the common case (no key repeats) needs no search.
 #[inline]
-fn key_signature(key: &str) -> u64 {
+const fn key_signature(key: &str) -> u64 {
     let b = key.as_bytes();
-    let last = b.last().copied().unwrap_or(0);
-    1u64 << ((b.len() * 7 + usize::from(last)) % 64)
+    let last = match b.last() {
+        Some(&l) => l as usize,
+        None => 0,
+    };
+    1u64 << ((b.len() * 7 + last) % 64)
 }
 
 /// Writes `sep` (`{` before the first member of `data`, `,` before the others) and
@@ -414,20 +454,22 @@ fn open_layer(
     sep: u8,
 ) {
     let block = layer_block(layer);
-    let key = match block {
-        Ok(b) => b.key,
-        Err(k) => k,
+    let (key, sig) = match block {
+        Ok(b) => (b.key, b.sig),
+        Err(k) => (k, key_signature(k)),
     };
-    let sig = key_signature(key);
     let repeated = *signatures & sig != 0;
     *signatures |= sig;
-    out.push(sep);
     if let (Ok(b), false) = (block, repeated) {
         // `"key":{` in one fixed-size copy, straight from the static block (patching a copy
         // of it on the stack first would make the copy's loads wait for that store).
-        out.extend_padded(&b.text, usize::from(b.len));
+        out.fixed::<64>(|w| {
+            w.put(&[sep]);
+            w.put_padded(&b.text, usize::from(b.len));
+        });
         return;
     }
+    out.push(sep);
     out.push(b'"');
     out.extend_from_slice(key.as_bytes());
     if repeated {
@@ -462,14 +504,19 @@ fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) -> Option<(usize, usize)> {
         open_layer(out, pkt, index, layer, &mut signatures, sep);
         sep = b',';
         match layer {
-            Layer::Ether(h) => {
-                out.extend_from_slice(b"\"dst\":\"");
-                push_mac6(out, &h.dst);
-                out.extend_from_slice(b"\",\"src\":\"");
-                push_mac6(out, &h.src);
-                out.extend_from_slice(b"\",\"type\":");
-                push_dec(out, h.ether_type.get());
-            }
+            Layer::Ether(h) => out.fixed::<128>(|w| {
+                const TEMPLATE: &[u8; 64] = &padded_block(
+                    "\"dst\":\"..:..:..:..:..:..\",\"src\":\"..:..:..:..:..:..\",\"type\":",
+                );
+                // The 59 bytes of keys and addresses; the rest is room for the number.
+                w.slot::<64>(|t| {
+                    *t = *TEMPLATE;
+                    fill_mac6(t, 7, &h.dst);
+                    fill_mac6(t, 33, &h.src);
+                    59
+                });
+                Decimal::put_to(h.ether_type.get(), w);
+            }),
             Layer::Dot3(h) => {
                 out.extend_from_slice(b"\"dst\":\"");
                 push_mac6(out, &h.dst);
@@ -655,31 +702,47 @@ fn write_ipv4(out: &mut Out<'_>, ip: &Ipv4<'_>) {
     let Some((h, options)) = ip.split() else {
         return;
     };
-    num_first!(out, "version", h.version());
-    num!(out, "ihl", h.ihl());
-    num!(out, "tos", h.tos);
-    num!(out, "len", h.total_len.get());
-    num!(out, "id", h.id.get());
-    num!(out, "flags", h.flags());
-    num!(out, "frag", h.frag());
-    num!(out, "ttl", h.ttl);
-    num!(out, "proto", h.proto);
-    num!(out, "chksum", h.chksum.get());
-    ipv4_field!(out, "src", &h.src);
-    ipv4_field!(out, "dst", &h.dst);
-    hex_field!(out, "options", options);
+    // Every write starts before byte 166 (in the window's first half): 8 or 16 bytes per
+    // key, 4 per `u8`, 8 per `u16` number, 16 per address.
+    out.fixed::<512>(|w| {
+        wnum_first!(w, "version", h.version());
+        wnum!(w, "ihl", h.ihl());
+        wnum!(w, "tos", h.tos);
+        wnum!(w, "len", h.total_len.get());
+        wnum!(w, "id", h.id.get());
+        // Three bits.
+        wnum!(w, "flags", (h.flags_frag.get() >> 13) as u8);
+        wnum!(w, "frag", h.frag());
+        wnum!(w, "ttl", h.ttl);
+        wnum!(w, "proto", h.proto);
+        wnum!(w, "chksum", h.chksum.get());
+        wkey!(w, ",\"src\":\"");
+        put_ipv4(w, &h.src);
+        wkey!(w, "\",\"dst\":\"");
+        put_ipv4(w, &h.dst);
+        wkey!(w, "\",\"options\":\"");
+    });
+    push_hex(out, options);
+    out.push(b'"');
 }
 
 fn write_ipv6(out: &mut Out<'_>, ip: &Ipv6<'_>) {
     let h = ip.hdr;
-    num_first!(out, "version", h.version());
-    num!(out, "tc", h.tc());
-    num!(out, "fl", h.fl());
-    num!(out, "plen", h.plen.get());
-    num!(out, "nh", h.nh);
-    num!(out, "hlim", h.hlim);
-    ipv6_field!(out, "src", &h.src);
-    ipv6_field!(out, "dst", &h.dst);
+    let vtf = h.vtf.get();
+    out.fixed::<512>(|w| {
+        // Four and eight bits.
+        wnum_first!(w, "version", (vtf >> 28) as u8);
+        wnum!(w, "tc", (vtf >> 20) as u8);
+        wnum!(w, "fl", h.fl());
+        wnum!(w, "plen", h.plen.get());
+        wnum!(w, "nh", h.nh);
+        wnum!(w, "hlim", h.hlim);
+        wkey!(w, ",\"src\":\"");
+        w.slot(|t| ipv6_text(t, &h.src));
+        wkey!(w, "\",\"dst\":\"");
+        w.slot(|t| ipv6_text(t, &h.dst));
+        w.put(b"\"");
+    });
 }
 
 #[inline(never)]
@@ -883,18 +946,50 @@ fn write_tcp(out: &mut Out<'_>, t: &Tcp<'_>) {
     let Some((h, options)) = t.split() else {
         return;
     };
-    num_first!(out, "sport", h.sport.get());
-    num!(out, "dport", h.dport.get());
-    num!(out, "seq", h.seq.get());
-    num!(out, "ack", h.ack.get());
-    num!(out, "dataofs", h.dataofs());
-    num!(out, "reserved", h.reserved());
-    num!(out, "flags", h.flags());
-    num!(out, "window", h.window.get());
-    num!(out, "chksum", h.chksum.get());
-    num!(out, "urgptr", h.urgptr.get());
-    key!(out, "fields_options");
-    out.push(b'{');
+    let off_flags = h.off_flags.get();
+    let mut options_written = false;
+    // Every write starts before byte 254 (in the window's first half): 8 to 32 bytes per
+    // key, 4 per `u8`, 8 per `u16`, 16 per `u32` number.
+    out.fixed::<512>(|w| {
+        wnum_first!(w, "sport", h.sport.get());
+        wnum!(w, "dport", h.dport.get());
+        wnum!(w, "seq", h.seq.get());
+        wnum!(w, "ack", h.ack.get());
+        // Four and three bits.
+        wnum!(w, "dataofs", (off_flags >> 12) as u8);
+        wnum!(w, "reserved", ((off_flags >> 9) & 7) as u8);
+        wnum!(w, "flags", h.flags());
+        wnum!(w, "window", h.window.get());
+        wnum!(w, "chksum", h.chksum.get());
+        wnum!(w, "urgptr", h.urgptr.get());
+        wkey!(w, ",\"fields_options\":{");
+        // NOP, NOP, Timestamp (RFC 7323, appendix A): the options of most segments of a
+        // connection, written here as the general loop below would write them.
+        if let [1, 1, 8, 10, v0, v1, v2, v3, e0, e1, e2, e3] = *options {
+            wkey!(w, "\"NOP\":null,\"Timestamp\":");
+            Decimal::put_to(u32::from_be_bytes([v0, v1, v2, v3]), w);
+            wkey!(w, ",\"TSecr\":");
+            Decimal::put_to(u32::from_be_bytes([e0, e1, e2, e3]), w);
+            w.put(b"}");
+            options_written = true;
+        }
+        // MSS, SAckOK, Timestamp, NOP, WScale: what Linux puts in a SYN and a SYN-ACK.
+        if let [2, 4, m0, m1, 4, 2, 8, 10, v0, v1, v2, v3, e0, e1, e2, e3, 1, 3, 3, ws] = *options {
+            wkey!(w, "\"MSS\":");
+            Decimal::put_to(u16::from_be_bytes([m0, m1]), w);
+            wkey!(w, ",\"SAckOK\":\"\",\"Timestamp\":");
+            Decimal::put_to(u32::from_be_bytes([v0, v1, v2, v3]), w);
+            wkey!(w, ",\"TSecr\":");
+            Decimal::put_to(u32::from_be_bytes([e0, e1, e2, e3]), w);
+            wkey!(w, ",\"NOP\":null,\"WScale\":");
+            Decimal::put_to(ws, w);
+            w.put(b"}");
+            options_written = true;
+        }
+    });
+    if options_written {
+        return;
+    }
     // The original built a Python dict option by option: a kind seen again keeps the place of
     // its first occurrence and takes the later value; `TSecr` is set beside each well-formed
     // Timestamp and removed by a malformed one, so it stands after the well-formed Timestamp
@@ -986,10 +1081,12 @@ fn write_tcp_option(out: &mut Out<'_>, kind: u8, d: &[u8]) {
 
 fn write_udp(out: &mut Out<'_>, u: &Udp<'_>) {
     let h = u.hdr;
-    num_first!(out, "sport", h.sport.get());
-    num!(out, "dport", h.dport.get());
-    num!(out, "len", h.len.get());
-    num!(out, "chksum", h.chksum.get());
+    out.fixed::<128>(|w| {
+        wnum_first!(w, "sport", h.sport.get());
+        wnum!(w, "dport", h.dport.get());
+        wnum!(w, "len", h.len.get());
+        wnum!(w, "chksum", h.chksum.get());
+    });
 }
 
 // The tunnel and application writers stay out of line (`inline(never)`): inlined, they made
@@ -1184,35 +1281,36 @@ fn dns_name_close(out: &mut Out<'_>, start: usize, root: &[u8]) {
 // instead of registers, which cost about 20 ns per packet on mixed.pcap (perf, issue 12).
 #[inline(always)]
 fn write_dns(out: &mut Out<'_>, d: &Dns<'_>) {
-    let first = match d.tcp_length {
-        Some(len) => {
-            num_first!(out, "length", len);
-            false
+    // The header's fields in one window: every write starts before byte 168.
+    out.fixed::<512>(|w| {
+        match d.tcp_length {
+            Some(len) => {
+                wnum_first!(w, "length", len);
+                wnum!(w, "id", d.id());
+            }
+            None => wnum_first!(w, "id", d.id()),
         }
-        None => true,
-    };
-    key(out, "id", first);
-    push_dec(out, d.id());
-    let f = d.flags();
-    num!(out, "qr", f >> 15);
-    num!(out, "opcode", (f >> 11) & 0xf);
-    num!(out, "aa", (f >> 10) & 1);
-    num!(out, "tc", (f >> 9) & 1);
-    num!(out, "rd", (f >> 8) & 1);
-    num!(out, "ra", (f >> 7) & 1);
-    num!(out, "z", (f >> 6) & 1);
-    num!(out, "ad", (f >> 5) & 1);
-    num!(out, "cd", (f >> 4) & 1);
-    num!(out, "rcode", f & 0xf);
-    let counts = [d.qdcount(), d.ancount(), d.nscount(), d.arcount()];
-    num!(out, "qdcount", counts[0]);
-    num!(out, "ancount", counts[1]);
-    num!(out, "nscount", counts[2]);
-    num!(out, "arcount", counts[3]);
+        let f = d.flags();
+        // One- and four-bit fields.
+        let bit = |shift: u16| ((f >> shift) & 1) as u8;
+        wnum!(w, "qr", bit(15));
+        wnum!(w, "opcode", ((f >> 11) & 0xf) as u8);
+        wnum!(w, "aa", bit(10));
+        wnum!(w, "tc", bit(9));
+        wnum!(w, "rd", bit(8));
+        wnum!(w, "ra", bit(7));
+        wnum!(w, "z", bit(6));
+        wnum!(w, "ad", bit(5));
+        wnum!(w, "cd", bit(4));
+        wnum!(w, "rcode", (f & 0xf) as u8);
+        wnum!(w, "qdcount", d.qdcount());
+        wnum!(w, "ancount", d.ancount());
+        wnum!(w, "nscount", d.nscount());
+        wnum!(w, "arcount", d.arcount());
+        wkey!(w, ",\"qd\":[");
+    });
     let msg = d.msg;
     let mut w = d.walker();
-    key!(out, "qd");
-    out.push(b'[');
     for i in 0..d.shown[0] {
         if i > 0 {
             out.push(b',');
@@ -1386,6 +1484,86 @@ mod tests {
         );
         assert!(s.contains("\"source\":\"t\\\"x\""), "{s}");
         assert!(s.ends_with("}\n"));
+    }
+
+    /// The layers written in fixed windows (`Out::fixed`), every field at its longest: the
+    /// windows' sizes hold them (the debug assertions of `Fixed` check every write).
+    #[test]
+    fn longest_fixed_fields_fit_their_windows() {
+        let encode = |f: &[u8]| {
+            let pkt = decode(LinkType::Ethernet, f);
+            let mut out = Vec::new();
+            let meta = FrameMeta {
+                time_ns: 0,
+                wire_len: f.len() as u32,
+                cap_len: f.len() as u32,
+            };
+            JsonEncoder::new("t").encode(&mut out, &meta, &pkt);
+            String::from_utf8(out).unwrap()
+        };
+        // Ethernet, IPv4 with 40 bytes of options and every field at its widest (a later
+        // fragment, so no TCP is decoded).
+        let mut f = vec![0xab; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x4f]);
+        f.extend_from_slice(&[0xff; 19]);
+        f.extend_from_slice(&[0x01; 40]);
+        let s = encode(&f);
+        let want = format!(
+            "{{\"data\":{{\"ether\":{{\"dst\":\"ab:ab:ab:ab:ab:ab\",\"src\":\"ab:ab:ab:ab:ab:ab\",\"type\":2048}},\
+             \"ip\":{{\"version\":4,\"ihl\":15,\"tos\":255,\"len\":65535,\"id\":65535,\"flags\":7,\
+             \"frag\":8191,\"ttl\":255,\"proto\":255,\"chksum\":65535,\"src\":\"255.255.255.255\",\
+             \"dst\":\"255.255.255.255\",\"options\":\"{}\"}}",
+            "01".repeat(40)
+        );
+        assert!(s.starts_with(&want), "{s}");
+        // TCP with 40 bytes of options and every field at its widest.
+        let mut f = vec![0xab; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 100, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&[0xff; 12]);
+        f.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        f.extend_from_slice(&[0x01; 40]);
+        let s = encode(&f);
+        let want = "\"tcp\":{\"sport\":65535,\"dport\":65535,\"seq\":4294967295,\
+             \"ack\":4294967295,\"dataofs\":15,\"reserved\":7,\"flags\":511,\"window\":65535,\
+             \"chksum\":65535,\"urgptr\":65535,\"fields_options\":{\"NOP\":null}}";
+        assert!(s.contains(want), "{s}");
+        // TCP with NOP, NOP, Timestamp and every field at its widest.
+        let mut f = vec![0xab; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 72, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&[0xff; 12]);
+        f.extend_from_slice(&[0x8f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        f.extend_from_slice(&[1, 1, 8, 10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]);
+        let s = encode(&f);
+        let want = "\"tcp\":{\"sport\":65535,\"dport\":65535,\"seq\":4294967295,\
+             \"ack\":4294967295,\"dataofs\":8,\"reserved\":7,\"flags\":511,\"window\":65535,\
+             \"chksum\":65535,\"urgptr\":65535,\"fields_options\":{\"NOP\":null,\
+             \"Timestamp\":4294967295,\"TSecr\":4294967294}}";
+        assert!(s.contains(want), "{s}");
+        // The SYN options (MSS, SAckOK, Timestamp, NOP, WScale) at their widest.
+        let mut f = vec![0xab; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 80, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&[0xff; 12]);
+        f.extend_from_slice(&[0xaf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        f.extend_from_slice(&[2, 4, 0xff, 0xff, 4, 2, 8, 10, 0xff, 0xff, 0xff, 0xff]);
+        f.extend_from_slice(&[0xff, 0xff, 0xff, 0xfe, 1, 3, 3, 0xff]);
+        let s = encode(&f);
+        let want = "\"urgptr\":65535,\"fields_options\":{\"MSS\":65535,\"SAckOK\":\"\",\
+             \"Timestamp\":4294967295,\"TSecr\":4294967294,\"NOP\":null,\"WScale\":255}}";
+        assert!(s.contains(want), "{s}");
+        // IPv6 (every field at its widest) and UDP.
+        let mut f = vec![0xab; 12];
+        f.extend_from_slice(&[0x86, 0xdd, 0x6f, 0xff, 0xff, 0xff, 0, 8, 17, 255]);
+        f.extend_from_slice(&[0x12; 32]);
+        f.extend_from_slice(&[0xff, 0xff, 0xff, 0xfe, 0, 8, 0xff, 0xff]);
+        let s = encode(&f);
+        let want = "\"ipv6\":{\"version\":6,\"tc\":255,\"fl\":1048575,\"plen\":8,\"nh\":17,\
+             \"hlim\":255,\"src\":\"1212:1212:1212:1212:1212:1212:1212:1212\",\
+             \"dst\":\"1212:1212:1212:1212:1212:1212:1212:1212\"},\
+             \"udp\":{\"sport\":65535,\"dport\":65534,\"len\":8,\"chksum\":65535}";
+        assert!(s.contains(want), "{s}");
     }
 
     /// `fields_options` of an Ethernet/IPv4/TCP frame with these option bytes.
