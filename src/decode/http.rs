@@ -387,7 +387,7 @@ fn split_header(line: &[u8]) -> Option<(&[u8], &[u8])> {
 /// [`REQUEST_HEADERS`] / [`RESPONSE_HEADERS`]; `None` for an unknown header. Only the
 /// fields whose names have the written name's length are compared (a table of bit masks
 /// made at compile time), each by comparing the folded name's five words with the field's
-/// folded at compile time ([`fold_word`]), so a known header costs a fold and one or two
+/// folded at compile time (`fold_word`), so a known header costs a fold and one or two
 /// word comparisons, not a byte loop per candidate.
 pub fn field_index(written: &[u8], response: bool) -> Option<usize> {
     let w = trim(written);

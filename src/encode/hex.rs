@@ -655,7 +655,7 @@ fn hex_group(w: u16) -> (u64, usize) {
 ///
 /// Inlined: DNS names call it once per label, and out of line the cursor lives in memory.
 /// Most strings (labels, header values) need no escape: they are checked and copied a word
-/// at a time by [`push_if_clean`]; only a string with a byte to escape takes the run-by-run
+/// at a time by `push_if_clean`; only a string with a byte to escape takes the run-by-run
 /// writer.
 #[inline]
 pub fn push_latin1_escaped(out: &mut Out<'_>, bytes: &[u8]) {
@@ -724,7 +724,7 @@ fn needs_escape(x: u64) -> bool {
 
 /// Appends a UTF-8 string as the contents of a JSON string (control characters, `"` and `\`
 /// escaped). A string with nothing to escape (the usual case) is checked and copied a word at
-/// a time ([`push_if_clean`]).
+/// a time (`push_if_clean`).
 #[inline]
 pub fn push_str_escaped(out: &mut Out<'_>, s: &str) {
     push_utf8_escaped(out, s.as_bytes());
