@@ -202,7 +202,7 @@ TD_RATE=$(median "${td_rates[@]}")
 
 # ---- 3 and 4. netpipe-fast ------------------------------------------------------------------
 # capture_run WORKERS CPUS REPLAY_ARGS... -> "sent rate captured kernel_drops inside_drops
-# written veth_drops cpu_s rss_kib"
+# written veth_drops cpu_s rss_kib capture_ns,publisher_ns,other_ns"
 capture_run() {
   local workers=$1 cpus=$2
   shift 2
@@ -221,21 +221,29 @@ capture_run() {
   read -r sent rate < <(replay "$@")
   wait_quiet "$out"
   # CPU time (utime + stime, all threads) and peak RSS, read before the process ends.
-  local ticks rss
+  local ticks rss split
   ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  # The same time per thread, in ns (schedstat: run time, exact rather than in ticks): the
+  # capture worker(s), the publisher that writes the file, and the rest (the coordinating
+  # thread, which also opened the rings).
+  split=$(for t in /proc/"$pid"/task/*; do
+    printf '%s %s\n' "$(cat "$t/comm")" "$(awk '{print $1}' "$t/schedstat")"
+  done | awk '$1 ~ /^netpipe-capture/ {c += $2; next} $1 == "netpipe-publish" {p += $2; next}
+    {o += $2} END {printf "%d,%d,%d", c, p, o}')
   rss=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
   kill -INT "$pid"
   wait "$pid" || die "capture failed: $(cat "$log")"
   local veth_after
   veth_after=$(veth_rx_dropped)
   python3 - "$(cat "$log")" "$sent" "$rate" "$((veth_after - veth_before))" "$ticks" \
-    "$(getconf CLK_TCK)" "$rss" <<'PY'
+    "$(getconf CLK_TCK)" "$rss" "$split" <<'PY'
 import re, sys
-log, sent, rate, veth, ticks, hz, rss = sys.argv[1:]
+log, sent, rate, veth, ticks, hz, rss, split = sys.argv[1:]
 line = [l for l in log.splitlines() if "packets captured" in l][0]
 num = lambda label: int(re.search(r"(\d+) " + label, line).group(1))
 print(sent, rate, num("packets captured"), num("dropped by kernel"),
-      num("dropped inside netpipe-fast"), num("written"), veth, int(ticks) / int(hz), rss)
+      num("dropped inside netpipe-fast"), num("written"), veth, int(ticks) / int(hz), rss,
+      split)
 PY
   rm -f "$out"
 }
@@ -246,10 +254,18 @@ np_kdrops=()
 np_idrops=()
 np_cpu_ns=()
 np_rss=()
+np_cap_ns=()
+np_pub_ns=()
+np_other_ns=()
 for _ in $(seq 1 "$RUNS"); do
-  read -r sent rate captured kdrops idrops written veth cpu_s rss < <(capture_run 1 "$CAP_CPU" --loop "$LOOPS" "$PCAP")
-  printf '  netpipe-fast: sent %s at %.0f/s, captured %s, written %s, dropped by kernel %s, inside %s, veth rx_dropped %s, cpu %.2f s, peak RSS %s KiB\n' \
-    "$sent" "$rate" "$captured" "$written" "$kdrops" "$idrops" "$veth" "$cpu_s" "$rss" >&2
+  read -r sent rate captured kdrops idrops written veth cpu_s rss split < <(capture_run 1 "$CAP_CPU" --loop "$LOOPS" "$PCAP")
+  IFS=, read -r cap_ns pub_ns other_ns <<<"$split"
+  printf '  netpipe-fast: sent %s at %.0f/s, captured %s, written %s, dropped by kernel %s, inside %s, veth rx_dropped %s, cpu %.2f s (ns/packet: capture %d, publisher %d, other %d), peak RSS %s KiB\n' \
+    "$sent" "$rate" "$captured" "$written" "$kdrops" "$idrops" "$veth" "$cpu_s" \
+    "$((cap_ns / captured))" "$((pub_ns / captured))" "$((other_ns / captured))" "$rss" >&2
+  np_cap_ns+=("$((cap_ns / captured))")
+  np_pub_ns+=("$((pub_ns / captured))")
+  np_other_ns+=("$((other_ns / captured))")
   np_rates+=("$rate")
   np_kdrops+=("$kdrops")
   np_idrops+=("$((idrops + veth))")
@@ -273,7 +289,7 @@ zero_drop_rate() {
     ok=1
     achieved=()
     for _ in $(seq 1 "$ZERO_RUNS"); do
-      read -r sent rate captured kdrops idrops written veth cpu_s rss < <(capture_run "$workers" "$cpus" --pps "$pps" --loop "$loops" "$PCAP")
+      read -r sent rate captured kdrops idrops written veth cpu_s rss _split < <(capture_run "$workers" "$cpus" --pps "$pps" --loop "$loops" "$PCAP")
       printf '  %s worker(s) at --pps %s: sent %s at %.0f/s, captured %s, dropped by kernel %s, inside %s, veth %s\n' \
         "$workers" "$pps" "$sent" "$rate" "$captured" "$kdrops" "$idrops" "$veth" >&2
       achieved+=("$rate")
@@ -317,6 +333,7 @@ runs: $RUNS (medians); zero-drop steps: $ZERO_RUNS runs of ${ZERO_SECONDS}s each
 | netpipe-fast 1 worker: dropped by kernel | $NP_KDROPS |
 | netpipe-fast 1 worker: dropped inside + veth rx_dropped | $NP_IDROPS |
 | netpipe-fast 1 worker: CPU per packet (utime+stime / captured) | $NP_CPU_NS ns |
+| same, by thread (schedstat run time / captured): capture worker / publisher / other | $(median "${np_cap_ns[@]}") / $(median "${np_pub_ns[@]}") / $(median "${np_other_ns[@]}") ns |
 | netpipe-fast 1 worker: peak RSS (VmHWM), median / max | $NP_RSS / $NP_RSS_MAX KiB (limit: ring $RING_MB MiB + 64 MiB = $(((RING_MB + 64) * 1024)) KiB) |
 | zero-drop rate, 1 worker: highest step passed (--pps asked) / rate reached | $ZERO_1_ASKED / $ZERO_1 frames/s |
 | zero-drop rate, 2 workers: highest step passed (--pps asked) / rate reached | $ZERO_2_ASKED / $ZERO_2 frames/s |
