@@ -1,4 +1,4 @@
-//! Fuzz target: a sequence of fragments through `pipeline::reassembly::Reassembler`.
+//! Fuzz target: a sequence of fragments through `source::reassembly::Reassembler`.
 //!
 //! Input layout: byte 0 picks the limits (memory cap 2-64 KiB, 2-17 fragments per datagram,
 //! timeout 1-16 ns of capture time, so evictions, give-ups and timeouts all happen within a

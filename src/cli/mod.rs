@@ -525,19 +525,19 @@ pub struct PacketArgs {
 
     /// With --reassemble: most memory all datagrams in progress may hold together, in MiB
     /// (the oldest are given up to make room, counted as memory_cap).
-    #[arg(long, default_value_t = 64, value_name = "MB",
+    #[arg(long, default_value_t = 64, value_name = "MB", requires = "reassemble",
           value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub reassembly_mb: u64,
 
     /// With --reassemble: a datagram not complete this many seconds of capture time after
     /// its first fragment is given up (timeout); 30 is Linux's ipfrag_time.
-    #[arg(long, default_value_t = 30, value_name = "SECS",
+    #[arg(long, default_value_t = 30, value_name = "SECS", requires = "reassemble",
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub reassembly_timeout: u64,
 
     /// With --reassemble: most fragments one datagram may receive, duplicates included
     /// (more: given up as too_many_fragments).
-    #[arg(long, default_value_t = 64, value_name = "N",
+    #[arg(long, default_value_t = 64, value_name = "N", requires = "reassemble",
           value_parser = clap::value_parser!(u16).range(2..))]
     pub reassembly_max_fragments: u16,
 }

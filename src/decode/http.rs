@@ -333,17 +333,27 @@ fn name_words(name: &[u8]) -> NameWords {
     words
 }
 
+/// Field name `i` as [`field_index`] numbers them: the first line's three fields, then
+/// `table`'s (at compile time).
+pub(crate) const fn field_name<'a>(
+    line_fields: &[&'a str; 3],
+    table: &[&'a str],
+    i: usize,
+) -> &'a [u8] {
+    if i < 3 {
+        line_fields[i].as_bytes()
+    } else {
+        table[i - 3].as_bytes()
+    }
+}
+
 /// [`name_words`] of every field name (numbered as [`field_index`] returns them), at
 /// compile time; names are ASCII letters, digits and `_`.
 const fn table_words(line_fields: &[&str; 3], table: &[&str]) -> [NameWords; 3 + 64] {
     let mut t = [[0u64; NAME_LEN_SLOTS / 8]; 3 + 64];
     let mut i = 0;
     while i < 3 + table.len() {
-        let name = if i < 3 {
-            line_fields[i].as_bytes()
-        } else {
-            table[i - 3].as_bytes()
-        };
+        let name = field_name(line_fields, table, i);
         let mut j = 0;
         while j < name.len() {
             t[i][j / 8] |= (name[j] as u64) << (8 * (j % 8));
@@ -434,11 +444,7 @@ const fn name_lengths(line_fields: &[&str; 3], table: &[&str]) -> [u128; NAME_LE
     let mut masks = [0u128; NAME_LEN_SLOTS];
     let mut i = 0;
     while i < 3 + table.len() {
-        let len = if i < 3 {
-            line_fields[i].len()
-        } else {
-            table[i - 3].len()
-        };
+        let len = field_name(line_fields, table, i).len();
         // Every name is shorter than NAME_LEN_SLOTS (a longer one fails the build here).
         masks[len] |= 1u128 << i;
         i += 1;
@@ -453,11 +459,7 @@ const fn first_letters(line_fields: &[&str; 3], table: &[&str]) -> [u128; 32] {
     let mut masks = [0u128; 32];
     let mut i = 0;
     while i < 3 + table.len() {
-        let name = if i < 3 {
-            line_fields[i].as_bytes()
-        } else {
-            table[i - 3].as_bytes()
-        };
+        let name = field_name(line_fields, table, i);
         masks[((name[0] | 0x20) & 0x1f) as usize] |= 1u128 << i;
         i += 1;
     }

@@ -697,16 +697,29 @@ fn push_latin1_escaped_runs(out: &mut Out<'_>, bytes: &[u8]) {
     out.extend_from_slice(&bytes[start..]);
 }
 
+/// The low seven bits of every byte of a word (SWAR escape checks).
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+/// The high bit of every byte of a word.
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// `b` in every byte of a word.
+const fn splat(b: u8) -> u64 {
+    0x0101_0101_0101_0101 * b as u64
+}
+
+/// The high bit set in every byte of `x` equal to `b` (its XOR with `b` is zero), clear in
+/// the others.
+#[inline(always)]
+const fn bytes_equal(x: u64, b: u8) -> u64 {
+    let v = x ^ splat(b);
+    !(((v & LOW7) + LOW7) | v)
+}
+
 /// Whether any of the eight bytes of `x` is outside printable ASCII (below 0x20, 0x7f and
 /// above) or is `"` or `\\` (SWAR: every test works on all eight bytes at once, with the
 /// high bits masked off so no carry crosses a byte).
 #[inline(always)]
 fn needs_escape(x: u64) -> bool {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const fn splat(b: u8) -> u64 {
-        0x0101_0101_0101_0101 * b as u64
-    }
     let low = x & LOW7;
     // High bit set in a byte that is 0x7f or more: its own high bit, or its low seven bits
     // plus one carry into it.
@@ -714,12 +727,7 @@ fn needs_escape(x: u64) -> bool {
     // High bit clear in a byte whose low seven bits are below 0x20 (then set: the byte is a
     // control character, or was caught above).
     let control = !(low + splat(0x80 - 0x20));
-    // High bit set in a byte equal to `b` (its XOR with `b` is zero).
-    let equal = |b: u8| {
-        let v = x ^ splat(b);
-        !(((v & LOW7) + LOW7) | v)
-    };
-    (high_or_del | control | equal(b'"') | equal(b'\\')) & HIGH != 0
+    (high_or_del | control | bytes_equal(x, b'"') | bytes_equal(x, b'\\')) & HIGH != 0
 }
 
 /// Appends a UTF-8 string as the contents of a JSON string (control characters, `"` and `\`
@@ -759,20 +767,11 @@ fn push_str_escaped_bytes(out: &mut Out<'_>, s: &[u8]) {
 /// [`needs_escape`].
 #[inline(always)]
 fn needs_str_escape(x: u64) -> bool {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const fn splat(b: u8) -> u64 {
-        0x0101_0101_0101_0101 * b as u64
-    }
     let low = x & LOW7;
     // High bit clear in a byte whose low seven bits are below 0x20; `!x` keeps only the
     // bytes that are below 0x80 themselves.
     let control = !(low + splat(0x80 - 0x20)) & !x;
-    let equal = |b: u8| {
-        let v = x ^ splat(b);
-        !(((v & LOW7) + LOW7) | v)
-    };
-    (control | equal(b'"') | equal(b'\\')) & HIGH != 0
+    (control | bytes_equal(x, b'"') | bytes_equal(x, b'\\')) & HIGH != 0
 }
 
 /// Appends `bytes` as they are and returns true when no byte of them needs an escape by

@@ -179,6 +179,25 @@ fn limits_change_the_outcome_as_documented() {
     assert!(out.stdout.is_empty());
 }
 
+/// A reassembly limit without `--reassemble` would change nothing: a usage error (exit 2)
+/// naming the missing flag, not a silent no-op; with it, the run succeeds.
+#[test]
+fn reassembly_limits_without_reassemble_are_a_usage_error() {
+    for flag in [
+        "--reassembly-mb",
+        "--reassembly-timeout",
+        "--reassembly-max-fragments",
+    ] {
+        let out = read(&[flag, "5", FRAGMENTS]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--reassemble"), "{flag}: {err}");
+        assert!(out.stdout.is_empty(), "{flag}");
+        let out = read(&["--reassemble", flag, "5", FRAGMENTS]);
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+    }
+}
+
 #[test]
 fn the_filter_sees_fragments() {
     // Only the first fragments pass `udp port 53` (the others carry no UDP header), so no

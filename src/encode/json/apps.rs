@@ -229,11 +229,7 @@ const fn http_keys(line_fields: &[&str; 3], table: &[&str]) -> HttpKeys {
     let mut keys = [([0u8; HTTP_KEY_BYTES], 0); 3 + 64];
     let mut i = 0;
     while i < 3 + table.len() {
-        let name = if i < 3 {
-            line_fields[i].as_bytes()
-        } else {
-            table[i - 3].as_bytes()
-        };
+        let name = http::field_name(line_fields, table, i);
         let (key, len) = &mut keys[i];
         let mut n = 0;
         if i > 0 {
