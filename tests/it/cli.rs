@@ -892,3 +892,52 @@ fn helper_top_level_keys() {
         ["data", "created", "source", "n", "z"]
     );
 }
+
+/// `--mpls-payload ether` as a user runs it: on `pcaps/tunnels.pcap` only messages with an
+/// MPLS label stack change, and the Ethernet pseudowire that the default (`ip`, by the first
+/// nibble) leaves as `raw` is decoded through its inner Ethernet, IPv4 and ICMP.
+#[test]
+fn mpls_payload_ether_decodes_pseudowires_and_changes_nothing_else() {
+    let file = format!("{PCAPS_DIR}/tunnels.pcap");
+    let lines = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["read", "-q"];
+        args.extend_from_slice(extra);
+        args.push(&file);
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(0), "{extra:?}");
+        String::from_utf8(out.stdout)
+            .expect("UTF-8")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let default = lines(&[]);
+    let ether = lines(&["--mpls-payload", "ether"]);
+    assert_eq!(
+        default,
+        lines(&["--mpls-payload", "ip"]),
+        "ip is the default"
+    );
+    assert_eq!(default.len(), ether.len());
+    let data = |line: &str| -> serde_json::Map<String, serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+        v["data"].as_object().expect("data object").clone()
+    };
+    let mut pseudowires = 0;
+    for (i, (d, e)) in default.iter().zip(&ether).enumerate() {
+        let (dd, ed) = (data(d), data(e));
+        if !dd.contains_key("mpls") {
+            assert_eq!(d, e, "message {i} has no MPLS but changed");
+            continue;
+        }
+        assert_eq!(dd["mpls"], ed["mpls"], "message {i}: the label itself");
+        if ed.contains_key("ether_2") && ed.contains_key("icmp") && !dd.contains_key("icmp") {
+            assert!(dd.contains_key("raw"), "message {i}: default leaves it raw");
+            pseudowires += 1;
+        }
+    }
+    assert!(
+        pseudowires >= 1,
+        "no Ethernet pseudowire decoded by --mpls-payload ether"
+    );
+}
