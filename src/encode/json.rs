@@ -1501,6 +1501,18 @@ mod tests {
             JsonEncoder::new("t").encode(&mut out, &meta, &pkt);
             String::from_utf8(out).unwrap()
         };
+        // Ethernet, IPv4 (IP total length `total`, 10.0.0.1 to 10.0.0.2) and a TCP header with
+        // every field at its widest but the data offset (`offset_byte`'s top nibble), then
+        // `options`.
+        let widest_tcp = |total: u8, offset_byte: u8, options: &[u8]| {
+            let mut f = vec![0xab; 12];
+            f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, total, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+            f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+            f.extend_from_slice(&[0xff; 12]);
+            f.extend_from_slice(&[offset_byte, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+            f.extend_from_slice(options);
+            f
+        };
         // Ethernet, IPv4 with 40 bytes of options and every field at its widest (a later
         // fragment, so no TCP is decoded).
         let mut f = vec![0xab; 12];
@@ -1517,39 +1529,31 @@ mod tests {
         );
         assert!(s.starts_with(&want), "{s}");
         // TCP with 40 bytes of options and every field at its widest.
-        let mut f = vec![0xab; 12];
-        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 100, 0, 0, 0x40, 0, 64, 6, 0, 0]);
-        f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
-        f.extend_from_slice(&[0xff; 12]);
-        f.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
-        f.extend_from_slice(&[0x01; 40]);
-        let s = encode(&f);
+        let s = encode(&widest_tcp(100, 0xff, &[0x01; 40]));
         let want = "\"tcp\":{\"sport\":65535,\"dport\":65535,\"seq\":4294967295,\
              \"ack\":4294967295,\"dataofs\":15,\"reserved\":7,\"flags\":511,\"window\":65535,\
              \"chksum\":65535,\"urgptr\":65535,\"fields_options\":{\"NOP\":null}}";
         assert!(s.contains(want), "{s}");
         // TCP with NOP, NOP, Timestamp and every field at its widest.
-        let mut f = vec![0xab; 12];
-        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 72, 0, 0, 0x40, 0, 64, 6, 0, 0]);
-        f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
-        f.extend_from_slice(&[0xff; 12]);
-        f.extend_from_slice(&[0x8f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
-        f.extend_from_slice(&[1, 1, 8, 10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]);
-        let s = encode(&f);
+        let s = encode(&widest_tcp(
+            72,
+            0x8f,
+            &[1, 1, 8, 10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe],
+        ));
         let want = "\"tcp\":{\"sport\":65535,\"dport\":65535,\"seq\":4294967295,\
              \"ack\":4294967295,\"dataofs\":8,\"reserved\":7,\"flags\":511,\"window\":65535,\
              \"chksum\":65535,\"urgptr\":65535,\"fields_options\":{\"NOP\":null,\
              \"Timestamp\":4294967295,\"TSecr\":4294967294}}";
         assert!(s.contains(want), "{s}");
         // The SYN options (MSS, SAckOK, Timestamp, NOP, WScale) at their widest.
-        let mut f = vec![0xab; 12];
-        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 80, 0, 0, 0x40, 0, 64, 6, 0, 0]);
-        f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
-        f.extend_from_slice(&[0xff; 12]);
-        f.extend_from_slice(&[0xaf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
-        f.extend_from_slice(&[2, 4, 0xff, 0xff, 4, 2, 8, 10, 0xff, 0xff, 0xff, 0xff]);
-        f.extend_from_slice(&[0xff, 0xff, 0xff, 0xfe, 1, 3, 3, 0xff]);
-        let s = encode(&f);
+        let s = encode(&widest_tcp(
+            80,
+            0xaf,
+            &[
+                2, 4, 0xff, 0xff, 4, 2, 8, 10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 1,
+                3, 3, 0xff,
+            ],
+        ));
         let want = "\"urgptr\":65535,\"fields_options\":{\"MSS\":65535,\"SAckOK\":\"\",\
              \"Timestamp\":4294967295,\"TSecr\":4294967294,\"NOP\":null,\"WScale\":255}}";
         assert!(s.contains(want), "{s}");
