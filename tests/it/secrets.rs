@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::common;
-use crate::common::brokers::{free_port, wait_for, PrivateRedis};
+use crate::common::brokers::{free_port, wait_for, PlainAmqpPort, PrivateRedis};
 use crate::common::harness::TempDir;
 use crate::common::{bin, unique, FIXTURE};
 
@@ -83,6 +83,7 @@ fn no_error_path_prints_the_password() {
         .unwrap();
     let port = redis.port;
     let dead = free_port();
+    let plain_amqp = PlainAmqpPort::start();
     let mut cases: Vec<(String, i32)> = Vec::new();
     for pw in [PW, PW_SLASH] {
         // Malformed URLs of every scheme: usage error (2).
@@ -112,7 +113,10 @@ fn no_error_path_prints_the_password() {
         cases.push((format!("redis://default:{pw}@127.0.0.1:{port}/0"), 10));
         cases.push((format!("amqp://guest:{pw}@127.0.0.1:5672/"), 10));
         cases.push((format!("rediss://:{pw}@127.0.0.1:{port}/0"), 11));
-        cases.push((format!("amqps://guest:{pw}@127.0.0.1:5672/"), 11));
+        cases.push((
+            format!("amqps://guest:{pw}@127.0.0.1:{}/", plain_amqp.port),
+            11,
+        ));
     }
     for (url, code) in &cases {
         for env in [false, true] {

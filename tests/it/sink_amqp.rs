@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::brokers::{free_port, wait_for};
+use crate::common::brokers::{free_port, wait_for, PlainAmqpPort};
 use crate::common::harness::TempDir;
 use crate::common::kombu;
 use crate::common::outage::HeldFeed;
@@ -140,9 +140,11 @@ fn start_up_errors_are_one_line_with_distinct_codes_and_no_password() {
         assert_start_refused(&url, 2, &["URL"], secret);
     }
 
-    // TLS spoken to the plain AMQP port: the handshake fails (tests/sink_tls.rs has the rest).
+    // TLS spoken to a plain AMQP port (one that answers as RabbitMQ's does): the handshake
+    // fails (tests/sink_tls.rs has the rest, against a RabbitMQ node's own plain port).
+    let plain = PlainAmqpPort::start();
     assert_start_refused(
-        &format!("amqps://guest:{secret}@127.0.0.1:5672/"),
+        &format!("amqps://guest:{secret}@127.0.0.1:{}/", plain.port),
         11,
         &["TLS"],
         secret,

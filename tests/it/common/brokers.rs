@@ -185,6 +185,57 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// A plain (non-TLS) AMQP 0-9-1 port of the test's own that answers every client as
+/// RabbitMQ answers one whose first bytes are not the AMQP protocol header: it writes the
+/// header it speaks (`AMQP\0\0\x09\x01`) and closes. A TLS client talking to it sees
+/// non-TLS bytes at once, so a test of "TLS spoken to a plain port" does not depend on how
+/// fast a loaded shared broker answers. Stopped (and its thread joined) on drop.
+pub struct PlainAmqpPort {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PlainAmqpPort {
+    pub fn start() -> PlainAmqpPort {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                // RabbitMQ reads the 8 bytes of a protocol header before it answers.
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut first = [0u8; 8];
+                let _ = conn.read_exact(&mut first);
+                let _ = conn.write_all(b"AMQP\x00\x00\x09\x01");
+            }
+        });
+        PlainAmqpPort {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for PlainAmqpPort {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wakes the accepting thread, which sees the flag and returns.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A RabbitMQ node of the test's own: node name `npf-<pid>-<n>@localhost`, AMQP and
 /// distribution ports free ones, database, logs, config and (no) plugins in a temporary
 /// directory. rabbitmq-server drops root to the `rabbitmq` user, so the directory is made
