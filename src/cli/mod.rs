@@ -535,6 +535,13 @@ pub struct PacketArgs {
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub reassembly_timeout: u64,
 
+    /// With --reassemble: a datagram held this many seconds of real time is given up
+    /// (global_timeout), whatever the packets' timestamps say (a quiet link, a pipe, a file
+    /// whose timestamps stand still); 0 turns this limit off.
+    #[arg(long, default_value_t = 60, value_name = "SECS", requires = "reassemble",
+          value_parser = clap::value_parser!(u64).range(0..=86400))]
+    pub reassembly_global_timeout: u64,
+
     /// With --reassemble: most fragments one datagram may receive, duplicates included
     /// (more: given up as too_many_fragments).
     #[arg(long, default_value_t = 64, value_name = "N", requires = "reassemble",
@@ -573,6 +580,7 @@ impl PacketArgs {
                     timeout_ns: i64::try_from(self.reassembly_timeout)
                         .unwrap_or(i64::MAX / 1_000_000_000)
                         .saturating_mul(1_000_000_000),
+                    global_timeout_ns: self.reassembly_global_timeout.saturating_mul(1_000_000_000),
                     max_fragments: self.reassembly_max_fragments,
                 }),
         }

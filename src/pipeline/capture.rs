@@ -1093,6 +1093,11 @@ impl WorkerCtx {
                 }
             }
             if last_stats.elapsed() >= STATS_REFRESH {
+                // The reassembler's real-time clock (the global timeout): a quiet link's
+                // datagrams in progress go even though no packet moves capture time.
+                if let Some(r) = enc.reasm.as_mut() {
+                    r.tick(Instant::now());
+                }
                 publish_stats(&self.live, &mut self.ring, &enc);
                 last_stats = Instant::now();
             }

@@ -411,9 +411,11 @@ impl ReadJob {
         };
         let shared = Arc::clone(&state.counters.workers[0]);
         let run = Arc::clone(state.counters);
-        let publish = |stats: &DecodeStats, reasm: &Option<Reassembler>| {
+        // Once per batch handed on: the reassembler's real-time clock ticks, and the counts go out.
+        let publish = |stats: &DecodeStats, reasm: &mut Option<Reassembler>| {
             shared.publish_decode(stats);
             if let Some(r) = reasm {
+                r.tick(Instant::now());
                 shared.publish_reassembly(&r.stats());
             }
             shared.captured.store(stats.decoded, Ordering::Release);
@@ -426,11 +428,16 @@ impl ReadJob {
             }) = item
             else {
                 if batch.is_empty() {
+                    // Nothing to hand on, but the end of an input is a moment to look at
+                    // the reassembler's real-time clock all the same (a quiet pipe).
+                    if let Some(r) = reasm.as_mut() {
+                        r.tick(Instant::now());
+                    }
                     return Ok(());
                 }
                 batch.seq = seq;
                 seq += 1;
-                publish(&worker.stats, &reasm);
+                publish(&worker.stats, &mut reasm);
                 run.store_read(counts);
                 let next = free_rx.recv().map_err(|_| ())?;
                 return full_tx
@@ -447,7 +454,7 @@ impl ReadJob {
             if inline_batch_is_full(&batch) {
                 batch.seq = seq;
                 seq += 1;
-                publish(&worker.stats, &reasm);
+                publish(&worker.stats, &mut reasm);
                 // Before the batch goes: a reader never sees more written than read.
                 run.store_read(counts);
                 let next = free_rx.recv().map_err(|_| ())?;
@@ -464,7 +471,7 @@ impl ReadJob {
             state.pools.count_json(Some(&batch));
         }
         state.reassembly = finish_reassembly(&mut reasm);
-        publish(&worker.stats, &reasm);
+        publish(&worker.stats, &mut reasm);
         (worker.stats, error)
     }
 
@@ -600,8 +607,14 @@ impl ReadJob {
                         }
                         false
                     }
-                    // A file ended: its last frames go to a worker at once.
-                    None => !batch.frames.is_empty(),
+                    // A file ended: its last frames go to a worker at once (and the
+                    // reassembler's real-time clock is looked at even when there are none).
+                    None => {
+                        if let Some(r) = reasm.as_mut() {
+                            r.tick(Instant::now());
+                        }
+                        !batch.frames.is_empty()
+                    }
                 };
                 if batch.is_full() || end_of_file {
                     let mut full = current.take().ok_or(())?;
@@ -611,7 +624,8 @@ impl ReadJob {
                         token_rx.recv().map_err(|_| ())?;
                         full.hold = Some(oversized_token(&token_tx));
                     }
-                    if let Some(r) = &reasm {
+                    if let Some(r) = reasm.as_mut() {
+                        r.tick(Instant::now());
                         reader_counters.publish_reassembly(&r.stats());
                     }
                     run.store_read(counts);

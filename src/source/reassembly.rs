@@ -12,9 +12,15 @@
 //! Rules (RFC 791, RFC 815, RFC 8200 section 4.5, RFC 5722):
 //! - Key: source, destination, protocol and identification for IPv4; source, destination
 //!   and fragment identification for IPv6 (RFC 8200 does not key on the next header).
-//! - Time is the packets' capture time, never the wall clock, so `read` is deterministic. The
-//!   clock is the highest timestamp seen so far. A datagram not complete `timeout_ns` after
-//!   its first fragment arrived is given up (`timeout`).
+//! - Two timeouts. **Per datagram** (per flow of fragments), in capture time, never the wall
+//!   clock, so `read` is deterministic: the clock is the highest timestamp of any frame seen
+//!   so far, and a datagram not complete `timeout_ns` after its first fragment arrived is
+//!   given up (`timeout`). **Global**, in real (monotonic) time, for the whole reassembler:
+//!   the caller ticks it ([`Reassembler::tick`]) when it hands on a batch and, in `capture`,
+//!   while the link is quiet; a datagram held `global_timeout_ns` of real time (counted from
+//!   the tick before its first fragment) is given up (`global_timeout`) whatever the packets'
+//!   timestamps say. It bounds how long state lives when capture time stops (a quiet link,
+//!   a pipe, a file whose timestamps stand still or go back).
 //! - Overlap: IPv6 follows RFC 5722: any overlap discards the whole datagram, including its
 //!   fragments still to come (`overlap`). IPv4 keeps the bytes that arrived first ("first
 //!   wins"): an overlapping fragment only fills what is still missing (`overlaps_trimmed`).
@@ -53,23 +59,27 @@ pub const ENTRY_OVERHEAD_BYTES: usize = 512;
 const MAX_IP_LEN: usize = 65_535;
 
 /// Limits of a reassembler (`--reassembly-mb`, `--reassembly-timeout`,
-/// `--reassembly-max-fragments`).
+/// `--reassembly-global-timeout`, `--reassembly-max-fragments`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReassemblyConfig {
     /// Most bytes all datagrams in progress may hold together.
     pub memory_bytes: usize,
     /// A datagram not complete this long (capture time) after its first fragment is given up.
     pub timeout_ns: i64,
+    /// A datagram held this long in real time (see [`Reassembler::tick`]) is given up; 0: no
+    /// such limit.
+    pub global_timeout_ns: u64,
     /// Most fragments one datagram may receive.
     pub max_fragments: u16,
 }
 
 impl Default for ReassemblyConfig {
-    /// 64 MiB, 30 s (Linux `ipfrag_time`), 64 fragments.
+    /// 64 MiB, 30 s (Linux `ipfrag_time`) of capture time, 60 s of real time, 64 fragments.
     fn default() -> Self {
         ReassemblyConfig {
             memory_bytes: 64 << 20,
             timeout_ns: 30_000_000_000,
+            global_timeout_ns: 60_000_000_000,
             max_fragments: 64,
         }
     }
@@ -80,6 +90,8 @@ impl Default for ReassemblyConfig {
 pub enum GiveUp {
     /// Not complete within the timeout (capture time since its first fragment).
     Timeout,
+    /// Held longer than the global timeout (real time).
+    GlobalTimeout,
     /// Overlapping fragments where the policy drops the datagram (IPv6, RFC 5722).
     Overlap,
     /// More fragments than the per-datagram limit.
@@ -96,8 +108,9 @@ pub enum GiveUp {
 
 impl GiveUp {
     /// Every reason, in counter order.
-    pub const ALL: [GiveUp; 7] = [
+    pub const ALL: [GiveUp; 8] = [
         GiveUp::Timeout,
+        GiveUp::GlobalTimeout,
         GiveUp::Overlap,
         GiveUp::TooManyFragments,
         GiveUp::TooBig,
@@ -110,6 +123,7 @@ impl GiveUp {
     pub fn as_str(self) -> &'static str {
         match self {
             GiveUp::Timeout => "timeout",
+            GiveUp::GlobalTimeout => "global_timeout",
             GiveUp::Overlap => "overlap",
             GiveUp::TooManyFragments => "too_many_fragments",
             GiveUp::TooBig => "too_big",
@@ -237,6 +251,9 @@ struct Fragment<'a> {
 struct Datagram {
     seq: u64,
     first_ns: i64,
+    /// Real time (nanoseconds since the reassembler was made) of the last tick before its
+    /// first fragment.
+    born_wall_ns: u64,
     given_up: bool,
     /// The first fragment's header (empty until it arrives), see [`Fragment::header`].
     header: Vec<u8>,
@@ -316,6 +333,9 @@ pub struct Reassembler {
     order: BTreeMap<u64, Key>,
     next_seq: u64,
     now_ns: i64,
+    /// Real time: when the reassembler was made, and the last tick (nanoseconds after it).
+    wall_base: std::time::Instant,
+    wall_ns: u64,
     memory: usize,
     stats: ReassemblyStats,
     out: Vec<u8>,
@@ -331,6 +351,8 @@ impl Reassembler {
             order: BTreeMap::new(),
             next_seq: 0,
             now_ns: i64::MIN,
+            wall_base: std::time::Instant::now(),
+            wall_ns: 0,
             memory: 0,
             stats: ReassemblyStats::default(),
             out: Vec::new(),
@@ -357,12 +379,13 @@ impl Reassembler {
 
     /// Offers one frame captured at `time_ns`. Returns the reassembled datagram when this
     /// frame was the fragment that completed it.
+    /// Every frame moves the capture-time clock; only fragments are looked at further.
     pub fn offer(&mut self, link: LinkType, frame: &[u8], time_ns: i64) -> Option<Reassembled<'_>> {
-        let frag = find_fragment(link, frame)?;
-        self.stats.fragments += 1;
         if time_ns > self.now_ns {
             self.now_ns = time_ns;
         }
+        let frag = find_fragment(link, frame)?;
+        self.stats.fragments += 1;
         self.expire();
         if frag.truncated || frag.data.is_empty() || (frag.more && frag.data.len() % 8 != 0) {
             self.stats.bad_fragments += 1;
@@ -383,6 +406,7 @@ impl Reassembler {
             let d = Datagram {
                 seq,
                 first_ns: self.now_ns,
+                born_wall_ns: self.wall_ns,
                 given_up: false,
                 header: Vec::new(),
                 nh_at: 0,
@@ -460,22 +484,44 @@ impl Reassembler {
         self.memory = 0;
     }
 
-    /// Gives up datagrams older than the timeout (tombstones just go).
+    /// The real-time clock: the caller calls this now and then (each batch it hands on, and
+    /// while the link is quiet), never per packet. Datagrams held longer than the global
+    /// timeout are given up, and the capture-time timeout is applied too (the clock may have
+    /// moved with frames that were not fragments).
+    pub fn tick(&mut self, now: std::time::Instant) {
+        let ns = u64::try_from(now.saturating_duration_since(self.wall_base).as_nanos())
+            .unwrap_or(u64::MAX);
+        self.tick_ns(ns);
+    }
+
+    /// [`Reassembler::tick`] at `ns` nanoseconds after the reassembler was made.
+    fn tick_ns(&mut self, ns: u64) {
+        self.wall_ns = self.wall_ns.max(ns);
+        self.expire();
+    }
+
+    /// Gives up datagrams older than either timeout (tombstones just go). Both ages grow
+    /// with arrival order (the clocks never go back), so only the oldest need looking at.
     fn expire(&mut self) {
         let timeout = self.cfg.timeout_ns;
+        let global = self.cfg.global_timeout_ns;
         while let Some((_, key)) = self.order.first_key_value() {
             let key = *key;
             let Some(d) = self.table.get(&key) else {
                 self.order.pop_first();
                 continue;
             };
-            if d.first_ns.saturating_add(timeout) >= self.now_ns {
+            let why = if d.first_ns.saturating_add(timeout) < self.now_ns {
+                GiveUp::Timeout
+            } else if global > 0 && d.born_wall_ns.saturating_add(global) <= self.wall_ns {
+                GiveUp::GlobalTimeout
+            } else {
                 break;
-            }
+            };
             if d.given_up {
                 self.remove(&key);
             } else {
-                self.give_up(&key, GiveUp::Timeout, false);
+                self.give_up(&key, why, false);
             }
         }
     }
@@ -967,6 +1013,86 @@ mod tests {
         r.finish();
         assert_eq!(r.stats().given_up[GiveUp::Incomplete.index()], 2);
         assert_eq!(r.memory_bytes(), 0);
+    }
+
+    #[test]
+    fn frames_that_are_not_fragments_move_the_capture_clock() {
+        let mut r = Reassembler::new(ReassemblyConfig {
+            timeout_ns: 1000,
+            ..ReassemblyConfig::default()
+        });
+        let p = payload(16);
+        r.offer(LinkType::Ipv4, &v4(5, 0, true, &p[..8]), 0);
+        // A UDP datagram that is not a fragment, 5000 ns later: the clock moves; the held
+        // datagram goes at the next tick (or the next fragment), whichever comes first.
+        let whole = v4(9, 0, false, &p);
+        assert!(r.offer(LinkType::Ipv4, &whole, 5000).is_none());
+        assert_eq!(r.stats().fragments, 1);
+        assert_eq!(r.in_progress(), 1);
+        r.tick_ns(0);
+        assert_eq!(r.stats().given_up[GiveUp::Timeout.index()], 1);
+        assert_eq!(r.in_progress(), 0);
+        assert_eq!(r.memory_bytes(), 0);
+    }
+
+    #[test]
+    fn global_timeout_uses_real_time_whatever_the_timestamps_say() {
+        let mut r = Reassembler::new(ReassemblyConfig {
+            global_timeout_ns: 1_000,
+            ..ReassemblyConfig::default()
+        });
+        let p = payload(16);
+        // Capture time stands still (every timestamp 0, as in many crafted files).
+        r.offer(LinkType::Ipv4, &v4(1, 0, true, &p[..8]), 0);
+        r.tick_ns(400);
+        r.offer(LinkType::Ipv4, &v4(2, 0, true, &p[..8]), 0);
+        // A tombstone (too many fragments is not the case here: an IPv6 overlap).
+        r.offer(LinkType::Ipv6, &v6(3, 0, true, &p[..8]), 0);
+        r.offer(LinkType::Ipv6, &v6(3, 0, true, &p[8..]), 0);
+        assert_eq!(r.stats().given_up[GiveUp::Overlap.index()], 1);
+        r.tick_ns(999);
+        assert_eq!(r.stats().given_up[GiveUp::GlobalTimeout.index()], 0);
+        assert_eq!(r.in_progress(), 3);
+        // 1000 ns after the tick before datagram 1: only it goes.
+        r.tick_ns(1000);
+        assert_eq!(r.stats().given_up[GiveUp::GlobalTimeout.index()], 1);
+        assert_eq!(r.in_progress(), 2);
+        // A clock read that went back changes nothing.
+        r.tick_ns(10);
+        assert_eq!(r.in_progress(), 2);
+        // Datagram 1's last fragment now starts a new datagram; 2 and the tombstone go at
+        // 1400 (the tombstone is not counted again).
+        assert!(r
+            .offer(LinkType::Ipv4, &v4(1, 8, false, &p[8..]), 0)
+            .is_none());
+        r.tick_ns(1400);
+        assert_eq!(r.stats().given_up[GiveUp::GlobalTimeout.index()], 2);
+        assert_eq!(r.stats().given_up[GiveUp::Overlap.index()], 1);
+        assert_eq!(r.in_progress(), 1);
+        r.tick_ns(2400);
+        assert_eq!(r.stats().given_up[GiveUp::GlobalTimeout.index()], 3);
+        assert_eq!(r.in_progress(), 0);
+        assert_eq!(r.memory_bytes(), 0);
+        assert_eq!(r.stats().given_up[GiveUp::Timeout.index()], 0);
+        assert!(
+            r.stats().line().contains("global_timeout 3"),
+            "{}",
+            r.stats().line()
+        );
+    }
+
+    #[test]
+    fn a_global_timeout_of_zero_is_off() {
+        let mut r = Reassembler::new(ReassemblyConfig {
+            global_timeout_ns: 0,
+            ..ReassemblyConfig::default()
+        });
+        let p = payload(16);
+        r.offer(LinkType::Ipv4, &v4(1, 0, true, &p[..8]), 0);
+        r.tick_ns(u64::MAX);
+        assert_eq!(r.in_progress(), 1);
+        let done = r.offer(LinkType::Ipv4, &v4(1, 8, false, &p[8..]), 0);
+        assert_eq!(done.map(|d| d.fragments), Some(2));
     }
 
     #[test]

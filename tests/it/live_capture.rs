@@ -1839,6 +1839,114 @@ fn fragments_spread_over_workers_are_all_captured_and_reassembled_per_datagram()
     );
 }
 
+/// The value of the sample `netpipe_reassembly_given_up_total{...reason="REASON"}` in the
+/// OpenMetrics text `text` (0 when absent).
+fn given_up(text: &str, reason: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with("netpipe_reassembly_given_up_total{"))
+        .filter(|l| l.contains(&format!("reason=\"{reason}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.trim().parse::<u64>().ok())
+        .sum()
+}
+
+/// `capture --reassemble --reassembly-global-timeout 1`: the link goes quiet after the first
+/// fragment of a datagram, so capture time stops; the global (real-time) timeout gives the
+/// datagram up anyway, no sooner than a second after it was sent, and `--metrics` shows it
+/// while the capture runs. Its last fragment, sent after that, starts a new datagram (so
+/// nothing is reassembled from the two), and a datagram whose fragments come together is
+/// still reassembled. The 30 s per-datagram timeout never acts here.
+#[test]
+fn a_quiet_link_gives_datagrams_up_after_the_global_timeout() {
+    let Some((pair, dir)) = live_setup("fragglobal") else {
+        return;
+    };
+    ip(&["-n", &pair.b, "link", "set", "lo", "up"]);
+    let out = dir.path("capture.jsonl");
+    let mut cap = Capture::start(
+        &pair.b,
+        &out,
+        &ring_args(
+            "ether src 02:00:00:00:00:01",
+            "8",
+            &[
+                "--workers",
+                "1",
+                "--reassemble",
+                "--reassembly-global-timeout",
+                "1",
+                "--metrics",
+                "127.0.0.1:0",
+            ],
+        ),
+    );
+    let url = cap
+        .process
+        .wait_for_stderr("metrics on http://")
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("a metrics URL")
+        .to_owned();
+    cap.wait_listening();
+    let scrape = || {
+        let scraped = Command::new("ip")
+            .args(["netns", "exec", &pair.b, "/usr/bin/python3", "-c"])
+            .arg("import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
+            .arg(&url)
+            .output()
+            .expect("scrape the metrics");
+        assert!(scraped.status.success(), "scrape: {scraped:?}");
+        String::from_utf8_lossy(&scraped.stdout).into_owned()
+    };
+    let mut sender = Sender::open(&pair.a);
+    // A datagram whose two fragments come together: reassembled.
+    let whole = fragment_test_udp(1, 100);
+    sender.send(&[
+        ipv4_fragment(1, 100, 0, true, &whole[..24]),
+        ipv4_fragment(1, 100, 24, false, &whole[24..]),
+    ]);
+    // The first half of another, then nothing.
+    let late = fragment_test_udp(1, 101);
+    let sent = Instant::now();
+    sender.send(&[ipv4_fragment(1, 101, 0, true, &late[..24])]);
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let text = scrape();
+        if given_up(&text, "global_timeout") == 1 {
+            assert_eq!(given_up(&text, "timeout"), 0, "{text}");
+            break;
+        }
+        assert!(Instant::now() < end, "never given up: {text}");
+        std::thread::sleep(POLL);
+    }
+    assert!(
+        sent.elapsed() >= Duration::from_secs(1),
+        "given up {:?} after its fragment, before the global timeout",
+        sent.elapsed()
+    );
+    // Its second half now starts a datagram of its own, incomplete at the end.
+    sender.send(&[ipv4_fragment(1, 101, 24, false, &late[24..])]);
+    let stderr = cap.stop_after(4 + 1);
+    let line = stderr
+        .iter()
+        .find(|l| l.starts_with("reassembly:"))
+        .unwrap_or_else(|| panic!("no reassembly line: {stderr:?}"));
+    assert!(
+        line.starts_with(
+            "reassembly: 4 fragments, 1 datagrams reassembled, 2 given up (global_timeout 1, \
+             incomplete 1), 0 duplicates"
+        ),
+        "{line}"
+    );
+    let text = fs::read_to_string(&out).expect("read the output");
+    let (plain, reassembled) = split_reassembled(&text);
+    assert_eq!(plain.lines().count(), 4, "every fragment as itself");
+    assert_eq!(
+        data_counts(&reassembled),
+        data_from_read(&dir, &[ipv4_fragment(1, 100, 0, false, &whole)]),
+        "only the datagram whose fragments came together"
+    );
+}
+
 // ---- live capture into RabbitMQ ----
 
 /// Relays TCP connections to 127.0.0.1:PORT inside a namespace to a Unix socket (argv 1):

@@ -8,7 +8,8 @@ use crate::common;
 use crate::common::harness::TempDir;
 
 use serde_json::Value;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 const PYTHON: &str = "/usr/bin/python3";
 const FRAGMENTS: &str = "pcaps/fragments.pcap";
@@ -186,6 +187,7 @@ fn reassembly_limits_without_reassemble_are_a_usage_error() {
     for flag in [
         "--reassembly-mb",
         "--reassembly-timeout",
+        "--reassembly-global-timeout",
         "--reassembly-max-fragments",
     ] {
         let out = read(&[flag, "5", FRAGMENTS]);
@@ -231,4 +233,123 @@ fn capture_refuses_a_fanout_that_spreads_fragments() {
         stderr.contains("--reassemble with 2 workers needs --fanout hash"),
         "{stderr}"
     );
+}
+
+/// A raw-IPv4 fragment (link type 228) of a 32-byte UDP payload, identification 7: the first
+/// half (offset 0, MF) or the second.
+fn half_of_datagram_7(first: bool) -> Vec<u8> {
+    let data: Vec<u8> = (0u8..32).collect();
+    let (bytes, frag) = if first {
+        (&data[..16], 0x2000u16)
+    } else {
+        (&data[16..], 2u16)
+    };
+    let total = (20 + bytes.len()) as u16;
+    let mut f = vec![0x45, 0];
+    f.extend_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&[0, 7]);
+    f.extend_from_slice(&frag.to_be_bytes());
+    f.extend_from_slice(&[64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2]);
+    let sum = crate::common::frames::checksum(&f);
+    f[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(bytes);
+    f
+}
+
+/// Opens the FIFO `path` for writing once a reader has it open (bounded: a reader that went
+/// away fails the test instead of hanging it). The writes that follow are small enough for
+/// the pipe's buffer.
+fn open_fifo(path: &std::path::Path) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        // O_NONBLOCK: ENXIO instead of waiting while nobody reads it.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(f) => return f,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                assert!(Instant::now() < end, "nobody opened {}", path.display());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("open {}: {e}", path.display()),
+        }
+    }
+}
+
+/// Copies the file `from` into the FIFO `to` (see [`open_fifo`]) and closes it.
+fn write_fifo(to: &std::path::Path, from: &std::path::Path) {
+    let mut f = open_fifo(to);
+    std::io::Write::write_all(&mut f, &std::fs::read(from).unwrap()).unwrap();
+}
+
+/// `read` of three inputs in a row, all with the same capture time: the first half of a
+/// datagram, then an input with no frame, then its second half. From regular files (read at
+/// once) the datagram is reassembled, with or without a global timeout. From pipes whose
+/// second one stays open without data for more than the one-second global timeout, capture
+/// time does not move, yet the datagram is given up (`global_timeout`, checked when the
+/// second input ends) and its second half starts a new one that the end finds incomplete.
+#[test]
+fn the_global_timeout_gives_up_what_a_quiet_pipe_holds() {
+    let dir = TempDir::unique("reasm_global");
+    let t = 1_700_000_000_000_000_000;
+    let files = [
+        dir.path("first.pcap"),
+        dir.path("none.pcap"),
+        dir.path("second.pcap"),
+    ];
+    common::frames::write_pcap(&files[0], 228, t, &[half_of_datagram_7(true)]);
+    common::frames::write_pcap::<Vec<u8>>(&files[1], 228, t, &[]);
+    common::frames::write_pcap(&files[2], 228, t, &[half_of_datagram_7(false)]);
+    let names: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+    for global in ["0", "1", "60"] {
+        let mut args = vec!["--reassemble", "--reassembly-global-timeout", global];
+        args.extend(&names);
+        let out = read(&args);
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(reassembled(&messages(&out)).len(), 1, "global {global}");
+    }
+
+    // One reading thread (1 worker) and a reading thread feeding two workers.
+    for workers in ["1", "2"] {
+        let pipes = [0, 1, 2].map(|i| dir.path(&format!("p{workers}-{i}")));
+        for p in &pipes {
+            crate::common::harness::mkfifo(p);
+        }
+        let child = common::bin()
+            .args(["read", "--reassemble", "--reassembly-global-timeout", "1"])
+            .args(["--workers", workers])
+            .args(&pipes)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start read");
+        // Each open for writing waits until `read` opens that pipe, i.e. has finished the
+        // one before.
+        write_fifo(&pipes[0], &files[0]);
+        let quiet_from = Instant::now();
+        let mut second = open_fifo(&pipes[1]);
+        // The time that has to pass for the limit under test: read is blocked on the open
+        // pipe.
+        while quiet_from.elapsed() < Duration::from_millis(1200) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::io::Write::write_all(&mut second, &std::fs::read(&files[1]).unwrap()).unwrap();
+        drop(second);
+        write_fifo(&pipes[2], &files[2]);
+        let out = child.wait_with_output().expect("wait for read");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(messages(&out).len(), 2, "both fragments as themselves");
+        assert!(reassembled(&messages(&out)).is_empty());
+        assert!(
+            reassembly_line(&out).starts_with(
+                "reassembly: 2 fragments, 0 datagrams reassembled, 2 given up (global_timeout 1, \
+                 incomplete 1)"
+            ),
+            "--workers {workers}: {}",
+            reassembly_line(&out)
+        );
+    }
 }
