@@ -4,7 +4,9 @@
 //! timeout 1-16 ns of capture time, so evictions, give-ups and timeouts all happen within a
 //! short input). Then records, each starting with a control byte `c`:
 //! - `c & 0x80` set: a raw frame; the next byte selects the link type (as `decode_frame`),
-//!   the next its length `n`, then `n` bytes (fewer at the end of the input).
+//!   the next its length `n`, then `n` bytes (fewer at the end of the input). Before it, the
+//!   real-time clock of the global timeout (0-31 ns, from byte 0; 0 is off) moves `c & 0x0f`
+//!   ns on and ticks.
 //! - otherwise a well-formed fragment built from the next 4 bytes: `c & 1` IPv6, `c & 2`
 //!   more-fragments, `(c >> 2) & 3` the identification (so datagrams collide), a 16-bit
 //!   offset in 8-byte units (masked to 13 bits), the data length, then that many data bytes
@@ -67,15 +69,23 @@ fuzz_target!(|input: &[u8]| {
         memory_bytes: (usize::from(limits & 0x1f) + 1) * 2048,
         max_fragments: u16::from((limits >> 5) & 0x7) * 2 + 2,
         timeout_ns: i64::from(limits & 0x0f) + 1,
+        // 0 (off) to 31 ns of real time, as the fuzzer's own clock below counts it.
+        global_timeout_ns: u64::from(limits >> 3),
     };
     let mut r = Reassembler::new(cfg);
     let mut enc = JsonEncoder::new("localdev");
     let mut now = 0i64;
+    let mut wall = 0u64;
     let mut offered = 0u64;
     while let Some((&c, tail)) = rest.split_first() {
         rest = tail;
         now += i64::from((c >> 4) & 7);
         let (link, frame) = if c & 0x80 != 0 {
+            // A raw frame's record also ticks the real-time clock, `c & 0x0f` ns on (0: a
+            // tick that finds the clock where it was).
+            wall += u64::from(c & 0x0f);
+            r.tick_ns(wall);
+            assert!(r.memory_bytes() <= cfg.memory_bytes, "memory over the cap");
             let Some((&sel, tail)) = rest.split_first() else {
                 break;
             };

@@ -229,6 +229,44 @@ mod tests {
         assert_eq!(p.error.unwrap().layer, crate::decode::LayerName::Arp);
     }
 
+    /// Ethernet and `tags` 802.1Q tags, then `rest` after the last tag's EtherType 0x0800.
+    fn tagged(tags: usize, rest: &[u8]) -> Vec<u8> {
+        let mut f = vec![0xffu8; 6];
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+        for i in 0..tags {
+            f.extend_from_slice(&[0x81, 0x00, 0, i as u8 + 1]);
+        }
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.extend_from_slice(rest);
+        f
+    }
+
+    #[test]
+    fn a_stack_deeper_than_the_layer_limit_is_flagged_over_limit() {
+        use crate::decode::{ErrorKind, LayerName, MAX_LAYERS};
+        let ip = [
+            0x45u8, 0, 0, 20, 0, 1, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2,
+        ];
+        let f = tagged(20, &ip);
+        let p = decode(LinkType::Ethernet, &f);
+        assert_eq!(p.layer_count(), MAX_LAYERS);
+        let e = p.error.expect("flagged");
+        assert_eq!((e.layer, e.kind), (LayerName::Dot1q, ErrorKind::OverLimit));
+        // The 16th layer is the 15th tag; the five tags after it and the IPv4 header are raw.
+        assert_eq!(p.raw.len(), 5 * 4 + ip.len());
+        // Exactly 16 layers and nothing after them: whole, no error.
+        let f = tagged(MAX_LAYERS - 1, &[]);
+        let p = decode(LinkType::Ethernet, &f);
+        assert_eq!(p.layer_count(), MAX_LAYERS);
+        assert!(p.raw.is_empty());
+        assert!(p.error.is_none(), "{:?}", p.error);
+        // One layer fewer than the limit: the IPv4 header is the 16th layer, no error.
+        let f = tagged(MAX_LAYERS - 2, &ip);
+        let p = decode(LinkType::Ethernet, &f);
+        assert_eq!(p.layer_count(), MAX_LAYERS);
+        assert!(p.error.is_none(), "{:?}", p.error);
+    }
+
     #[test]
     fn short_ethernet_is_raw() {
         let f = [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10];

@@ -164,6 +164,8 @@ pub enum LayerName {
     Ppp,
     /// BOOTP and DHCP (`bootp`).
     Bootp,
+    /// NTP (`ntpheader`).
+    Ntp,
     /// An HTTP/1.x head (`http`).
     Http,
     /// A TLS hello (`tls`).
@@ -196,6 +198,7 @@ impl LayerName {
             LayerName::Pppoe => "pppoe",
             LayerName::Ppp => "ppp",
             LayerName::Bootp => "bootp",
+            LayerName::Ntp => "ntpheader",
             LayerName::Http => "http",
             LayerName::Tls => "tls",
         }
@@ -332,7 +335,41 @@ pub enum Layer<'a> {
     Tls(tls::Tls<'a>),
 }
 
-/// Most layers a frame can yield; deeper nesting ends in `raw`.
+impl Layer<'_> {
+    /// The name a `decode_error` gives this layer.
+    pub fn name(&self) -> LayerName {
+        match self {
+            Layer::Ether(_) | Layer::Dot3(_) => LayerName::Ether,
+            Layer::Vlan { .. } => LayerName::Dot1q,
+            Layer::Sll(_) => LayerName::Sll,
+            Layer::Sll2(_) => LayerName::Sll2,
+            Layer::Loopback(_) => LayerName::Loopback,
+            Layer::Arp(_) => LayerName::Arp,
+            Layer::Ipv4(_) => LayerName::Ip,
+            Layer::Ipv6(_) => LayerName::Ipv6,
+            Layer::Ipv6Ext(_) => LayerName::Ipv6Ext,
+            Layer::Icmp(_) => LayerName::Icmp,
+            Layer::Icmpv6(_) | Layer::NdOption(_) => LayerName::Icmpv6,
+            Layer::Tcp(_) => LayerName::Tcp,
+            Layer::Udp(_) => LayerName::Udp,
+            Layer::Dns(_) => LayerName::Dns,
+            Layer::Vxlan(_) => LayerName::Vxlan,
+            Layer::Geneve(_) => LayerName::Geneve,
+            Layer::Gre(_) => LayerName::Gre,
+            Layer::Erspan(_) => LayerName::Erspan,
+            Layer::Mpls(_) => LayerName::Mpls,
+            Layer::Pppoe(_) => LayerName::Pppoe,
+            Layer::Ppp(_) => LayerName::Ppp,
+            Layer::Ntp(_) => LayerName::Ntp,
+            Layer::Bootp(_) | Layer::Dhcp(_) => LayerName::Bootp,
+            Layer::Http(_) => LayerName::Http,
+            Layer::Tls(_) => LayerName::Tls,
+        }
+    }
+}
+
+/// Most layers a frame can yield; deeper nesting ends in `raw` with a `decode_error` of
+/// reason `over limit`.
 pub const MAX_LAYERS: usize = 16;
 
 /// A decoded frame. `layers[..len]` are valid; `raw` and `padding` are sub-slices of the frame.
@@ -384,13 +421,28 @@ impl<'a> Packet<'a> {
         &self.layers[..self.len]
     }
 
+    /// Adds a layer; false when [`MAX_LAYERS`] are there already: the walk stops and what is
+    /// left is `raw` (see [`Packet::over_limit`]).
     fn push(&mut self, layer: Layer<'a>) -> bool {
         if self.len < MAX_LAYERS {
             self.layers[self.len] = layer;
             self.len += 1;
             true
         } else {
+            self.over_limit();
             false
+        }
+    }
+
+    /// The walk stopped at [`MAX_LAYERS`] with bytes still to decode: the packet says so
+    /// (`decode_error` `{"layer": <the last layer kept>, "reason": "over limit"}`) unless it
+    /// has an error already.
+    #[cold]
+    fn over_limit(&mut self) {
+        if self.error.is_none() {
+            if let Some(last) = self.layers_slice().last() {
+                self.error = Some(ParseError::new(last.name(), ErrorKind::OverLimit));
+            }
         }
     }
 }
@@ -552,6 +604,9 @@ fn decode_into<'a>(pkt: &mut Packet<'a>, link: LinkType, frame: &'a [u8], opts: 
     // common path (Ethernet, IP, TCP, UDP, DNS, ICMP) paid for it in instruction-cache misses.
     loop {
         if pkt.len >= MAX_LAYERS {
+            if next != Next::Stop && !cur.rest().is_empty() {
+                pkt.over_limit();
+            }
             break;
         }
         next = match next {

@@ -494,8 +494,9 @@ impl Reassembler {
         self.tick_ns(ns);
     }
 
-    /// [`Reassembler::tick`] at `ns` nanoseconds after the reassembler was made.
-    fn tick_ns(&mut self, ns: u64) {
+    /// [`Reassembler::tick`] at `ns` nanoseconds after the reassembler was made (tests and
+    /// the fuzz target drive the real-time clock with it).
+    pub fn tick_ns(&mut self, ns: u64) {
         self.wall_ns = self.wall_ns.max(ns);
         self.expire();
     }
