@@ -1047,7 +1047,7 @@ mod tests {
         r.offer(LinkType::Ipv4, &v4(1, 0, true, &p[..8]), 0);
         r.tick_ns(400);
         r.offer(LinkType::Ipv4, &v4(2, 0, true, &p[..8]), 0);
-        // A tombstone (too many fragments is not the case here: an IPv6 overlap).
+        // A tombstone: an IPv6 datagram given up for an overlap.
         r.offer(LinkType::Ipv6, &v6(3, 0, true, &p[..8]), 0);
         r.offer(LinkType::Ipv6, &v6(3, 0, true, &p[8..]), 0);
         assert_eq!(r.stats().given_up[GiveUp::Overlap.index()], 1);

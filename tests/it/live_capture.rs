@@ -237,6 +237,16 @@ impl Capture {
         self.wait_for_line("listening on vb");
     }
 
+    /// The URL of `--metrics 127.0.0.1:0`, from the line the capture prints.
+    fn metrics_url(&mut self) -> String {
+        self.process
+            .wait_for_stderr("metrics on http://")
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("a metrics URL")
+            .to_owned()
+    }
+
     /// Whole lines in the output file now.
     fn lines_written(&self) -> usize {
         fs::read(&self.out)
@@ -1678,6 +1688,18 @@ fn fragment_test_udp(host: u8, ident: u16) -> Vec<u8> {
     udp
 }
 
+/// The OpenMetrics text at `url`, fetched from inside namespace `ns`.
+fn scrape_in(ns: &str, url: &str) -> String {
+    let scraped = Command::new("ip")
+        .args(["netns", "exec", ns, "/usr/bin/python3", "-c"])
+        .arg("import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
+        .arg(url)
+        .output()
+        .expect("scrape the metrics");
+    assert!(scraped.status.success(), "scrape: {scraped:?}");
+    String::from_utf8_lossy(&scraped.stdout).into_owned()
+}
+
 /// `netpipe_packets_captured_total` per worker (not "all") in the OpenMetrics text `text`.
 fn captured_per_worker(text: &str) -> BTreeMap<String, u64> {
     let mut per = BTreeMap::new();
@@ -1770,13 +1792,7 @@ fn fragments_spread_over_workers_are_all_captured_and_reassembled_per_datagram()
             ],
         ),
     );
-    let url = cap
-        .process
-        .wait_for_stderr("metrics on http://")
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("a metrics URL")
-        .to_owned();
+    let url = cap.metrics_url();
     cap.wait_listening();
     let mut sender = Sender::open(&pair.a);
     sender.send(&frames);
@@ -1785,14 +1801,7 @@ fn fragments_spread_over_workers_are_all_captured_and_reassembled_per_datagram()
     // Both workers captured some of the frames (the counts are stored every 200 ms).
     let end = Instant::now() + DEADLINE;
     let per_worker = loop {
-        let scraped = Command::new("ip")
-            .args(["netns", "exec", &pair.b, "/usr/bin/python3", "-c"])
-            .arg("import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
-            .arg(&url)
-            .output()
-            .expect("scrape the metrics");
-        assert!(scraped.status.success(), "scrape: {scraped:?}");
-        let per = captured_per_worker(&String::from_utf8_lossy(&scraped.stdout));
+        let per = captured_per_worker(&scrape_in(&pair.b, &url));
         if per.values().sum::<u64>() == frames.len() as u64 {
             break per;
         }
@@ -1879,24 +1888,8 @@ fn a_quiet_link_gives_datagrams_up_after_the_global_timeout() {
             ],
         ),
     );
-    let url = cap
-        .process
-        .wait_for_stderr("metrics on http://")
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("a metrics URL")
-        .to_owned();
+    let url = cap.metrics_url();
     cap.wait_listening();
-    let scrape = || {
-        let scraped = Command::new("ip")
-            .args(["netns", "exec", &pair.b, "/usr/bin/python3", "-c"])
-            .arg("import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
-            .arg(&url)
-            .output()
-            .expect("scrape the metrics");
-        assert!(scraped.status.success(), "scrape: {scraped:?}");
-        String::from_utf8_lossy(&scraped.stdout).into_owned()
-    };
     let mut sender = Sender::open(&pair.a);
     // A datagram whose two fragments come together: reassembled.
     let whole = fragment_test_udp(1, 100);
@@ -1910,7 +1903,7 @@ fn a_quiet_link_gives_datagrams_up_after_the_global_timeout() {
     sender.send(&[ipv4_fragment(1, 101, 0, true, &late[..24])]);
     let end = Instant::now() + DEADLINE;
     loop {
-        let text = scrape();
+        let text = scrape_in(&pair.b, &url);
         if given_up(&text, "global_timeout") == 1 {
             assert_eq!(given_up(&text, "timeout"), 0, "{text}");
             break;
