@@ -65,8 +65,10 @@ impl Counting {
 }
 
 // SAFETY (for the impl): every method forwards to `System` with the caller's own arguments,
-// so `System`'s guarantees are the caller's; the bookkeeping touches only const-initialised
-// thread-locals without destructors, which never allocate.
+// so `System`'s guarantees are the caller's. The bookkeeping touches only const-initialised
+// thread-locals without destructors, which never allocate; only the opt-in backtrace branch
+// allocates, before `System` is called and with counting off, so those nested calls go
+// straight to `System` and cannot recurse further.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         Counting::note(ALLOC, layout.size());
