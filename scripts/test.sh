@@ -371,6 +371,7 @@ trap 'rm -f "$log" "$NETPIPE_SKIP_LOG"' EXIT
 # by output lag and counter races). Each test still runs once: the count below is unchanged.
 live_modules=(live_capture:: live_ring:: metrics::)
 cargo test --release --lib --bins --examples --benches --no-fail-fast 2>&1 | tee "$log"
+cargo test --release --test alloc --no-fail-fast 2>&1 | tee -a "$log"
 cargo test --release --test it --no-fail-fast -- "${live_modules[@]/#/--skip=}" 2>&1 | tee -a "$log"
 cargo test --release --test it --no-fail-fast -- "${live_modules[@]}" 2>&1 | tee -a "$log"
 # --all-targets leaves out documentation examples; they are part of "everything".

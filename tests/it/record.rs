@@ -1882,3 +1882,263 @@ fn second_sigint_while_finishing_ends_at_once_with_code_1() {
     assert_eq!(rows_in(&dir.path("s2.csv")), 1);
     drop(r);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Tunnels: the column names of repeated layers (docs/FORMAT.md, "Repeated layers in `record`
+// CSVs"; README "From capture to a recorded CSV"), derived here from the documented rules and
+// from scapy's dissection (tests/oracle/scapy_json.py), not from the recorder's own code.
+// ---------------------------------------------------------------------------------------------
+
+/// The column prefix of a layer key, as documented: the original recorder's ten, else
+/// `<key>_` (a suffixed key keeps its suffix: `ether_2` is `ether_2_`, not `eth_2_`).
+fn documented_prefix(key: &str) -> String {
+    match key {
+        "ether" => "eth_",
+        "ip" => "ip_",
+        "ipv6" => "ipv6_",
+        "tcp" => "tcp_",
+        "udp" => "udp_",
+        "dns" => "dns_",
+        "icmp" => "icmp_",
+        "arp" => "arp_",
+        "raw" => "raw_",
+        "padding" => "pad_",
+        other => return format!("{other}_"),
+    }
+    .to_string()
+}
+
+/// The ten `*_id` columns every CSV has (README, "What you get").
+const DOCUMENTED_ID_COLUMNS: [&str; 10] = [
+    "eth_id",
+    "ip_id",
+    "ipvsix_id",
+    "icmp_id",
+    "arp_id",
+    "tcp_id",
+    "udp_id",
+    "dns_id",
+    "raw_id",
+    "pad_id",
+];
+
+/// A layer's cells as pandas `json_normalize` makes them: nested object keys joined with `.`,
+/// an empty object no column, every other value one cell.
+fn normalized(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+    match v.as_object() {
+        Some(map) => {
+            for (k, inner) in map {
+                let name = if prefix.ends_with('_') {
+                    format!("{prefix}{k}")
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                normalized(&name, inner, out);
+            }
+        }
+        None => out.push((prefix.to_string(), v.clone())),
+    }
+}
+
+/// The documented cells of one packet's `data`.
+fn documented_cells(data: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    let mut cells = Vec::new();
+    for (key, layer) in data.as_object().expect("data is an object") {
+        assert!(layer.is_object(), "layer {key} is not an object");
+        normalized(&documented_prefix(key), layer, &mut cells);
+    }
+    cells
+}
+
+/// Whether a CSV cell holds `v` as documented: numbers as digits, strings as they are,
+/// `True`/`False`, null empty, lists as JSON text.
+fn cell_holds(cell: &str, v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Null => cell.is_empty(),
+        Value::Bool(b) => cell == if *b { "True" } else { "False" },
+        Value::Number(n) if n.is_u64() || n.is_i64() => cell == n.to_string(),
+        Value::Number(n) => panic!("no float expected in the tunnel fixture: {n}"),
+        Value::String(s) => cell == s,
+        Value::Array(_) => serde_json::from_str::<Value>(cell).ok().as_ref() == Some(v),
+        Value::Object(_) => unreachable!("objects are flattened"),
+    }
+}
+
+/// `read` then `record` of `jsonl` lines (written to `dir/<name>.jsonl`); the CSV.
+fn record_lines(dir: &TempDir, name: &str, lines: &[&str]) -> (Vec<String>, Vec<Vec<String>>) {
+    let jsonl = dir.path(&format!("{name}.jsonl"));
+    std::fs::write(&jsonl, lines.join("\n") + "\n").unwrap();
+    let out = rec()
+        .args(["--input", &format!("file:{}", jsonl.display())])
+        .args(files(dir, name))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{name}: {}", text(&out));
+    read_csv(&dir.path(&format!("{name}.csv")))
+}
+
+/// `idx`, then the sorted union of the documented names of `cells` and the ten id columns.
+fn documented_header<'a>(cells: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut names: Vec<String> = cells.into_iter().map(str::to_string).collect();
+    names.extend(DOCUMENTED_ID_COLUMNS.iter().map(|s| s.to_string()));
+    names.sort_unstable();
+    names.dedup();
+    std::iter::once("idx".to_string()).chain(names).collect()
+}
+
+#[test]
+fn tunnel_columns_are_the_documented_names_and_keep_outer_values() {
+    let pcap = "pcaps/tunnels.pcap";
+    let dir = TempDir::unique("rec_tunnels");
+    let read = bin().args(["read", "-q", pcap]).output().unwrap();
+    assert!(read.status.success(), "{}", text(&read));
+    let ours_text = String::from_utf8(read.stdout).unwrap();
+    let ours: Vec<&str> = ours_text.lines().collect();
+
+    // scapy's dissection of the same file, in the message format (the differential test's
+    // oracle): the expected columns and values come from it.
+    let scapy = Command::new("/usr/bin/python3")
+        .arg(root().join("tests/oracle/scapy_json.py"))
+        .arg(root().join(pcap))
+        .output()
+        .unwrap();
+    assert!(scapy.status.success(), "scapy oracle: {}", text(&scapy));
+    let oracle: Vec<serde_json::Value> = String::from_utf8(scapy.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(oracle.len(), ours.len(), "packets: scapy vs read");
+    let expected: Vec<Vec<(String, serde_json::Value)>> = oracle
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let data = m
+                .get("data")
+                .unwrap_or_else(|| panic!("scapy: frame {}: {m}", i + 1));
+            documented_cells(data)
+        })
+        .collect();
+
+    // The whole file: the header is exactly the documented one.
+    let (header, rows) = record_lines(&dir, "all", &ours);
+    let want_header = documented_header(expected.iter().flatten().map(|(n, _)| n.as_str()));
+    assert_eq!(header, want_header, "CSV header of {pcap}");
+    // The documented examples and every tunnel kind of the fixture are among them: outer
+    // layers under the plain prefixes, tunnel headers under their own, inner layers suffixed
+    // (two and three deep).
+    for name in [
+        "eth_dst",
+        "ip_src",
+        "ipv6_src",
+        "udp_dport",
+        "tcp_dport",
+        "dot1q_vlan",
+        "vxlan_vni",
+        "geneve_vni",
+        "geneve_options",
+        "gre_key",
+        "gre_sequence_number",
+        "gre_chksum",
+        "gre_pptp_call_id",
+        "erspan_ii_session_id",
+        "erspan_iii_session_id",
+        "erspan_platformspecific_platf_id",
+        "mpls_label",
+        "mpls_2_label",
+        "pppoe_sessionid",
+        "pppoed_code",
+        "ppp_proto",
+        "ether_2_dst",
+        "ether_3_dst",
+        "ip_2_src",
+        "ip_3_src",
+        "ipv6_2_dst",
+        "udp_2_sport",
+    ] {
+        assert!(header.iter().any(|h| h == name), "no column {name}");
+    }
+    assert!(!header
+        .iter()
+        .any(|h| h.starts_with("eth_2") || h.starts_with("pad_2")));
+
+    // Every row holds exactly scapy's values under the documented names: no outer value
+    // overwritten by an inner one, nothing in a column its packet does not have.
+    assert_eq!(rows.len(), expected.len());
+    let col: HashMap<&str, usize> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
+    for (i, (row, cells)) in rows.iter().zip(&expected).enumerate() {
+        let frame = i + 1;
+        assert_eq!(row.len(), header.len(), "frame {frame}: ragged row");
+        assert_eq!(row[0], i.to_string(), "frame {frame}: idx");
+        let mut filled = vec![false; header.len()];
+        filled[0] = true;
+        for (name, value) in cells {
+            let c = col[name.as_str()];
+            assert!(
+                cell_holds(&row[c], value),
+                "frame {frame}: {name} is {:?}, scapy says {value}",
+                row[c]
+            );
+            filled[c] = true;
+        }
+        for (c, cell) in row.iter().enumerate() {
+            assert!(
+                filled[c] || cell.is_empty(),
+                "frame {frame}: {} holds {cell:?}, but the packet has no such field",
+                header[c]
+            );
+        }
+    }
+    // Spot checks read straight off the capture's layout (README of pcaps/): the first
+    // packet is VXLAN between the tunnel endpoints around tenant TCP; frame 19 is VXLAN in
+    // GRE (three IPv4 headers); frame 24 VXLAN under two MPLS labels (1000, 2000) in GRE.
+    let cell = |frame: usize, name: &str| rows[frame - 1][col[name]].as_str();
+    assert_eq!(
+        [cell(1, "ip_src"), cell(1, "ip_2_src"), cell(1, "tcp_dport")],
+        ["203.0.113.11", "192.0.2.101", "80"]
+    );
+    assert_eq!(
+        [
+            cell(19, "ip_src"),
+            cell(19, "ip_2_src"),
+            cell(19, "ip_3_src")
+        ],
+        ["203.0.113.1", "203.0.113.11", "192.0.2.101"]
+    );
+    assert_eq!(
+        [cell(24, "mpls_label"), cell(24, "mpls_2_label")],
+        ["1000", "2000"]
+    );
+
+    // Stable: a second run gives the same CSV, and each packet recorded on its own gives the
+    // columns of its own layers and values only (they do not depend on the traffic mix),
+    // so two files of the same shape have the same header.
+    let (header_again, rows_again) = record_lines(&dir, "again", &ours);
+    assert_eq!((&header_again, &rows_again), (&header, &rows));
+    let mut by_shape: HashMap<Vec<String>, Vec<usize>> = HashMap::new();
+    for (i, line) in ours.iter().enumerate() {
+        let (alone_header, alone_rows) = record_lines(&dir, &format!("frame{}", i + 1), &[line]);
+        let want = documented_header(expected[i].iter().map(|(n, _)| n.as_str()));
+        assert_eq!(alone_header, want, "frame {} recorded alone", i + 1);
+        assert_eq!(alone_rows.len(), 1);
+        for (c, name) in alone_header.iter().enumerate().skip(1) {
+            assert_eq!(
+                alone_rows[0][c],
+                rows[i][col[name.as_str()]],
+                "frame {}: {name} alone and in the whole file",
+                i + 1
+            );
+        }
+        by_shape.entry(alone_header).or_default().push(i + 1);
+    }
+    // Shapes the fixture has more than once (VXLAN both ways; GRE around IPv4 both ways).
+    assert!(
+        by_shape.values().filter(|frames| frames.len() > 1).count() >= 2,
+        "{by_shape:?}"
+    );
+}
