@@ -4,7 +4,7 @@
 use super::community_id;
 use super::hex::{
     fill_mac6, ipv6_text, push_dec, push_hex, push_ipv4, push_ipv6, push_latin1_escaped, push_mac,
-    push_mac6, push_nine_digits, push_str_escaped, push_u64, put_ipv4, Decimal,
+    push_mac6, push_str_escaped, push_u64, put_ipv4, put_nine_digits, Decimal,
 };
 use super::out::Out;
 use crate::decode::arp::{AddrForm, Arp};
@@ -113,8 +113,14 @@ pub struct FrameMeta {
 #[derive(Clone, Debug)]
 pub struct JsonEncoder {
     source_json: Vec<u8>,
+    /// The second [`JsonEncoder::head`] was made for.
     cached_sec: i64,
-    cached_created: [u8; 19],
+    /// What follows `data` up to the nanoseconds and changes only with the second:
+    /// `},"created":"...","source":"...","time_ns":` and, for a second after the epoch, its
+    /// digits (the nanoseconds' nine follow). Rebuilt in place when the second changes.
+    head: Vec<u8>,
+    /// `head` padded to [`HEAD_BYTES`] (when it fits), written by one fixed-size copy.
+    head_block: [u8; HEAD_BYTES],
     /// Seed of the Community ID hash (`--community-id-seed`, default 0).
     community_id_seed: u16,
     community_ids: community_id::IdCache,
@@ -136,7 +142,8 @@ impl JsonEncoder {
         JsonEncoder {
             source_json,
             cached_sec: i64::MIN,
-            cached_created: [0; 19],
+            head: Vec::new(),
+            head_block: [0; HEAD_BYTES],
             community_id_seed: 0,
             community_ids: community_id::IdCache::default(),
             community_id_at: None,
@@ -230,31 +237,32 @@ impl JsonEncoder {
         self.community_id_at = None;
         out.extend_from_slice(b"{\"data\":");
         let ip = write_layers(out, pkt);
-        out.extend_from_slice(b"},\"created\":\"");
         let sec = meta.time_ns.div_euclid(1_000_000_000);
         if sec != self.cached_sec {
-            self.cached_created = format_created(sec);
-            self.cached_sec = sec;
+            self.cache_head(sec);
         }
-        out.extend_from_slice(&self.cached_created);
-        out.extend_from_slice(b"\",\"source\":\"");
-        out.extend_from_slice(&self.source_json);
-        out.extend_from_slice(b"\",\"time_ns\":");
+        match self.head.len() {
+            n if n <= HEAD_BYTES => out.extend_padded(&self.head_block, n),
+            _ => out.extend_from_slice(&self.head),
+        }
         let nanos = meta.time_ns.rem_euclid(1_000_000_000) as u32;
-        if sec > 0 {
-            // Seconds then nine digits of nanoseconds: cheaper than one 19-digit number.
-            push_u64(out, sec.unsigned_abs());
-            push_nine_digits(out, nanos);
-        } else {
+        if sec <= 0 {
             if meta.time_ns < 0 {
                 out.push(b'-');
             }
             push_u64(out, meta.time_ns.unsigned_abs());
         }
-        out.extend_from_slice(b",\"wire_len\":");
-        push_dec(out, meta.wire_len);
-        out.extend_from_slice(b",\"cap_len\":");
-        push_dec(out, meta.cap_len);
+        // Every write starts before byte 48: 16 bytes for the nine digits and per key, 16 per
+        // `u32` number.
+        out.fixed::<64>(|w| {
+            if sec > 0 {
+                // The seconds are in `head`: nine digits of nanoseconds follow them (cheaper
+                // than one 19-digit number).
+                put_nine_digits(w, nanos);
+            }
+            wnum!(w, "wire_len", meta.wire_len);
+            wnum!(w, "cap_len", meta.cap_len);
+        });
         if reassembled != 0 {
             out.extend_from_slice(b",\"reassembled\":{\"fragments\":");
             push_dec(out, reassembled);
@@ -271,7 +279,38 @@ impl JsonEncoder {
         }
         out.extend_from_slice(b"}\n");
     }
+
+    /// Makes [`JsonEncoder::head`] for second `sec` (once per second of capture time, so
+    /// consecutive packets of the same second share it).
+    #[cold]
+    #[inline(never)]
+    fn cache_head(&mut self, sec: i64) {
+        self.cached_sec = sec;
+        let head = &mut self.head;
+        head.clear();
+        head.extend_from_slice(b"},\"created\":\"");
+        head.extend_from_slice(&format_created(sec));
+        head.extend_from_slice(b"\",\"source\":\"");
+        head.extend_from_slice(&self.source_json);
+        head.extend_from_slice(b"\",\"time_ns\":");
+        if sec > 0 {
+            let mut digits = [0u8; 24];
+            let mut o = Out::new(&mut digits);
+            push_u64(&mut o, sec.unsigned_abs());
+            let n = o.len();
+            head.extend_from_slice(digits.get(..n).unwrap_or(&[]));
+        }
+        self.head_block = [0; HEAD_BYTES];
+        if let Some(d) = self.head_block.get_mut(..head.len()) {
+            d.copy_from_slice(head);
+        }
+    }
 }
+
+/// Room for [`JsonEncoder::head`] in one fixed-size copy: the envelope's constant text
+/// (37 bytes), 19 bytes of time and at most 10 of seconds leave 62 for the escaped source host;
+/// a longer head is copied by length.
+const HEAD_BYTES: usize = 128;
 
 /// The largest message, newline included, that a frame of `frame_len` captured bytes can
 /// produce with source host `source` (docs/FORMAT.md, "Size of a message"):
@@ -1484,6 +1523,48 @@ mod tests {
         );
         assert!(s.contains("\"source\":\"t\\\"x\""), "{s}");
         assert!(s.ends_with("}\n"));
+    }
+
+    /// The envelope after `data` (the cached head, then nanoseconds and lengths): times
+    /// before, at and after the epoch, the second changing back and forth, and a source host
+    /// too long for the head's fixed-size copy.
+    #[test]
+    fn envelope_times_and_sources() {
+        let f = [0u8; 14];
+        let pkt = decode(LinkType::Ethernet, &f);
+        for host in ["h", &"x\"y".repeat(40)] {
+            let mut enc = JsonEncoder::new(host);
+            let source = host.replace('"', "\\\"");
+            for time_ns in [
+                1_700_000_000_123_456_789i64,
+                1_700_000_000_000_000_007,
+                1_700_000_001_999_999_999,
+                1_700_000_000_000_000_000,
+                1_000_000_000,
+                999_999_999,
+                0,
+                -1,
+                -1_500_000_000,
+                i64::MAX,
+                i64::MIN,
+            ] {
+                let meta = FrameMeta {
+                    time_ns,
+                    wire_len: 70_000,
+                    cap_len: 14,
+                };
+                let mut out = Vec::new();
+                enc.encode(&mut out, &meta, &pkt);
+                let s = String::from_utf8(out).unwrap();
+                let created = format_created(time_ns.div_euclid(1_000_000_000));
+                let want = format!(
+                    "}},\"created\":\"{}\",\"source\":\"{source}\",\"time_ns\":{time_ns},\
+                     \"wire_len\":70000,\"cap_len\":14}}\n",
+                    std::str::from_utf8(&created).unwrap()
+                );
+                assert!(s.ends_with(&want), "{s}\nwant {want}");
+            }
+        }
     }
 
     /// The layers written in fixed windows (`Out::fixed`), every field at its longest: the
