@@ -1354,31 +1354,36 @@ fn write_dns(out: &mut Out<'_>, d: &Dns<'_>) {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(b"{\"qname\":");
         // The name is written as the walker reads it. Every shown question was read at
         // decode time, so this cannot fail; if it did, the entry is closed and the list ends.
-        let start = dns_name_open(out);
+        out.extend_from_slice(b"{\"qname\":\"");
+        let start = out.len();
         let q = w.question_with(|label| dns_label(out, label));
         dns_name_close(out, start, b".");
         let Ok(q) = q else {
             out.push(b'}');
             break;
         };
-        num!(out, "qtype", q.qtype);
-        num!(out, "qclass", q.qclass);
-        out.push(b'}');
+        out.fixed::<64>(|w| {
+            wnum!(w, "qtype", q.qtype);
+            wnum!(w, "qclass", q.qclass);
+            w.put(b"}");
+        });
     }
-    out.push(b']');
-    for (section, count) in [("an", d.shown[1]), ("ns", d.shown[2]), ("ar", d.shown[3])] {
-        key(out, section, false);
-        out.push(b'[');
+    // Each section's `],"..":[` (closing the one before) is one 8-byte copy.
+    for (open, count) in [
+        (b"],\"an\":[", d.shown[1]),
+        (b"],\"ns\":[", d.shown[2]),
+        (b"],\"ar\":[", d.shown[3]),
+    ] {
+        out.extend_from_slice(open);
         for i in 0..count {
             if i > 0 {
                 out.push(b',');
             }
             // As the questions: the owner name written while the walker reads it.
-            out.extend_from_slice(b"{\"rrname\":");
-            let start = dns_name_open(out);
+            out.extend_from_slice(b"{\"rrname\":\"");
+            let start = out.len();
             let r = w.record_with(|label| dns_label(out, label));
             dns_name_close(out, start, b".");
             let Ok(r) = r else {
@@ -1387,22 +1392,24 @@ fn write_dns(out: &mut Out<'_>, d: &Dns<'_>) {
             };
             write_record(out, msg, &r);
         }
-        out.push(b']');
     }
+    out.push(b']');
 }
 
 /// A record after its owner name (written by the caller as it read the record).
 fn write_record(out: &mut Out<'_>, msg: &[u8], r: &dns::Record<'_>) {
-    num!(out, "type", r.rtype);
     if r.rtype == 41 {
         // OPT (RFC 6891): class is the UDP payload size, TTL holds extended RCODE, version, Z.
-        num!(out, "rclass", r.rclass);
-        num!(out, "extrcode", r.ttl >> 24);
-        num!(out, "version", (r.ttl >> 16) & 0xff);
-        num!(out, "z", r.ttl & 0xffff);
-        num!(out, "rdlen", r.rdlen);
-        key!(out, "rdata");
-        out.push(b'[');
+        // Every write ends before byte 102 (85 bytes of text, the last key a 16-byte block).
+        out.fixed::<128>(|w| {
+            wnum!(w, "type", r.rtype);
+            wnum!(w, "rclass", r.rclass);
+            wnum!(w, "extrcode", (r.ttl >> 24) as u8);
+            wnum!(w, "version", (r.ttl >> 16) as u8);
+            wnum!(w, "z", r.ttl as u16);
+            wnum!(w, "rdlen", r.rdlen);
+            wkey!(w, ",\"rdata\":[");
+        });
         for (i, (code, len, data)) in dns::edns_options(r.rdata).enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -1430,11 +1437,40 @@ fn write_record(out: &mut Out<'_>, msg: &[u8], r: &dns::Record<'_>) {
         out.extend_from_slice(b"]}");
         return;
     }
-    num!(out, "rclass", r.rclass);
-    num!(out, "ttl", r.ttl);
-    num!(out, "rdlen", r.rdlen);
     let rd = r.rdata;
     let at = r.rdata_at;
+    // Every write ends before byte 114: at most 55 bytes of fields, then the 16-byte key
+    // block, an IPv6 address's 48-byte slot (39 bytes of text) and the closing 2 bytes.
+    let mut closed = false;
+    out.fixed::<160>(|w| {
+        wnum!(w, "type", r.rtype);
+        wnum!(w, "rclass", r.rclass);
+        wnum!(w, "ttl", r.ttl);
+        wnum!(w, "rdlen", r.rdlen);
+        // The address records (A, AAAA) of the full length, whole in this window.
+        match (r.rtype, rd.len()) {
+            (1, 4) => {
+                if let Some(a) = rd.first_chunk::<4>() {
+                    wkey!(w, ",\"rdata\":\"");
+                    put_ipv4(w, a);
+                    w.put(b"\"}");
+                    closed = true;
+                }
+            }
+            (28, 16) => {
+                if let Some(a) = rd.first_chunk::<16>() {
+                    wkey!(w, ",\"rdata\":\"");
+                    w.slot(|t| ipv6_text(t, a));
+                    w.put(b"\"}");
+                    closed = true;
+                }
+            }
+            _ => {}
+        }
+    });
+    if closed {
+        return;
+    }
     match dns::rdata_name_offsets(r.rtype) {
         Some(RdataNames::One) => {
             key!(out, "rdata");
