@@ -6,7 +6,7 @@ use super::hex::{
     fill_mac6, ipv6_text, push_dec, push_hex, push_ipv4, push_ipv6, push_latin1_escaped, push_mac,
     push_mac6, push_str_escaped, push_u64, put_ipv4, put_nine_digits, Decimal,
 };
-use super::out::Out;
+use super::out::{Fixed, Out};
 use crate::decode::arp::{AddrForm, Arp};
 use crate::decode::bytes;
 use crate::decode::dns::{self, Dns, RdataNames};
@@ -706,13 +706,51 @@ fn push_ipv6_or_hex(out: &mut Out<'_>, a: &[u8]) {
 #[inline(never)]
 fn write_arp(out: &mut Out<'_>, a: &Arp<'_>) {
     let h = a.hdr;
+    let hw = a.hw_form();
+    let pr = a.proto_form();
+    // Ethernet and IPv4 addresses (nearly every ARP packet): the whole layer in one window.
+    // Every write ends before byte 190: 62 bytes of numbers and keys, then per address a
+    // 16-byte key block and a 24-byte MAC or 16-byte IPv4 block (17 or 15 bytes of text).
+    if let (AddrForm::Mac, AddrForm::Ipv4, Some(hwsrc), Some(psrc), Some(hwdst), Some(pdst)) = (
+        hw,
+        pr,
+        <&[u8; 6]>::try_from(a.hwsrc()).ok(),
+        <&[u8; 4]>::try_from(a.psrc()).ok(),
+        <&[u8; 6]>::try_from(a.hwdst()).ok(),
+        <&[u8; 4]>::try_from(a.pdst()).ok(),
+    ) {
+        const MAC: [u8; 24] = padded_block("..:..:..:..:..:..");
+        out.fixed::<256>(|w| {
+            wnum_first!(w, "hwtype", h.hwtype.get());
+            wnum!(w, "ptype", h.ptype.get());
+            wnum!(w, "hwlen", h.hwlen);
+            wnum!(w, "plen", h.plen);
+            wnum!(w, "op", h.op.get());
+            wkey!(w, ",\"hwsrc\":\"");
+            w.slot::<24>(|t| {
+                *t = MAC;
+                fill_mac6(t, 0, hwsrc);
+                17
+            });
+            wkey!(w, "\",\"psrc\":\"");
+            put_ipv4(w, psrc);
+            wkey!(w, "\",\"hwdst\":\"");
+            w.slot::<24>(|t| {
+                *t = MAC;
+                fill_mac6(t, 0, hwdst);
+                17
+            });
+            wkey!(w, "\",\"pdst\":\"");
+            put_ipv4(w, pdst);
+            w.put(b"\"");
+        });
+        return;
+    }
     num_first!(out, "hwtype", h.hwtype.get());
     num!(out, "ptype", h.ptype.get());
     num!(out, "hwlen", h.hwlen);
     num!(out, "plen", h.plen);
     num!(out, "op", h.op.get());
-    let hw = a.hw_form();
-    let pr = a.proto_form();
     for (name, bytes, form) in [
         ("hwsrc", a.hwsrc(), hw),
         ("psrc", a.psrc(), pr),
@@ -821,50 +859,68 @@ fn write_ext(out: &mut Out<'_>, e: &ExtHeader<'_>) {
 
 fn write_icmp(out: &mut Out<'_>, i: &Icmp<'_>) {
     let t = i.icmp_type();
-    num_first!(out, "type", t);
-    num!(out, "code", i.code());
-    num!(out, "chksum", i.be16(2));
-    let mut at = 4;
-    if icmp::ID_SEQ_TYPES.contains(&t) {
-        num!(out, "id", i.be16(4));
-        num!(out, "seq", i.be16(6));
-        at = 8;
-    }
-    match t {
-        13 | 14 => {
-            num!(out, "ts_ori", i.be32(8));
-            num!(out, "ts_rx", i.be32(12));
-            num!(out, "ts_tx", i.be32(16));
-            at = 20;
+    let id_seq = icmp::ID_SEQ_TYPES.contains(&t);
+    // Where `unused` is, after the fields before it.
+    let at = match t {
+        13 | 14 => 20,
+        17 | 18 => 12,
+        3 | 5 => 8,
+        11 | 12 => 6,
+        _ if id_seq => 8,
+        _ => 4,
+    };
+    // The types with an address before `unused` write it between two windows.
+    let address = matches!(t, 5 | 17 | 18);
+    // Every write ends before byte 180: at most 147 bytes of keys and numbers (type, code,
+    // chksum, id, seq, three timestamps, unused), the last a 16-byte block.
+    out.fixed::<256>(|w| {
+        wnum_first!(w, "type", t);
+        wnum!(w, "code", i.code());
+        wnum!(w, "chksum", i.be16(2));
+        if id_seq {
+            wnum!(w, "id", i.be16(4));
+            wnum!(w, "seq", i.be16(6));
         }
-        5 => {
-            ipv4_field!(out, "gw", sub(i.bytes, 4, 8));
-            at = 8;
-        }
-        12 => {
-            num!(out, "ptr", i.byte(4));
-            num!(out, "length", i.byte(5));
-            at = 6;
-        }
-        3 | 11 => {
-            num!(out, "reserved", i.byte(4));
-            num!(out, "length", i.byte(5));
-            at = 6;
-            if t == 3 {
-                num!(out, "nexthopmtu", i.be16(6));
-                at = 8;
+        match t {
+            13 | 14 => {
+                wnum!(w, "ts_ori", i.be32(8));
+                wnum!(w, "ts_rx", i.be32(12));
+                wnum!(w, "ts_tx", i.be32(16));
             }
+            12 => {
+                wnum!(w, "ptr", i.byte(4));
+                wnum!(w, "length", i.byte(5));
+            }
+            3 | 11 => {
+                wnum!(w, "reserved", i.byte(4));
+                wnum!(w, "length", i.byte(5));
+                if t == 3 {
+                    wnum!(w, "nexthopmtu", i.be16(6));
+                }
+            }
+            _ => {}
         }
-        17 | 18 => {
+        if !address {
+            put_icmp_unused(w, i, t, at);
+        }
+    });
+    if address {
+        if t == 5 {
+            ipv4_field!(out, "gw", sub(i.bytes, 4, 8));
+        } else {
             ipv4_field!(out, "addr_mask", sub(i.bytes, 8, 12));
-            at = 12;
         }
-        _ => {}
+        out.fixed::<64>(|w| put_icmp_unused(w, i, t, at));
     }
+}
+
+/// ICMP's `unused` field at `at` (as wide as scapy has it for type `t`, or an empty string).
+#[inline(always)]
+fn put_icmp_unused<const N: usize>(w: &mut Fixed<'_, N>, i: &Icmp<'_>, t: u8, at: usize) {
     match icmp::unused_len(t) {
-        2 => num!(out, "unused", i.be16(at)),
-        4 => num!(out, "unused", i.be32(at)),
-        _ => out.extend_from_slice(b",\"unused\":\"\""),
+        2 => wnum!(w, "unused", i.be16(at)),
+        4 => wnum!(w, "unused", i.be32(at)),
+        _ => wkey!(w, ",\"unused\":\"\""),
     }
 }
 
@@ -1600,6 +1656,66 @@ mod tests {
                 );
                 assert!(s.ends_with(&want), "{s}\nwant {want}");
             }
+        }
+    }
+
+    /// ICMP's fields for each shape of header (the windowed writer), as scapy names them.
+    #[test]
+    fn icmp_fields_by_type() {
+        let icmp_json = |icmp: &[u8]| {
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 20 + icmp.len() as u8, 0, 0, 0, 0]);
+            f.extend_from_slice(&[64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+            f.extend_from_slice(icmp);
+            let pkt = decode(LinkType::Ethernet, &f);
+            let mut out = Vec::new();
+            let meta = FrameMeta {
+                time_ns: 0,
+                wire_len: f.len() as u32,
+                cap_len: f.len() as u32,
+            };
+            JsonEncoder::new("t").encode(&mut out, &meta, &pkt);
+            String::from_utf8(out).unwrap()
+        };
+        let cases: [(&[u8], &str); 8] = [
+            (
+                &[8, 0, 0x12, 0x34, 0, 1, 0, 2, b'a', b'b'],
+                r#""icmp":{"type":8,"code":0,"chksum":4660,"id":1,"seq":2,"unused":""}"#,
+            ),
+            (
+                &[
+                    13, 0, 0, 0, 0, 1, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 255, 255, 255, 255,
+                ],
+                r#""icmp":{"type":13,"code":0,"chksum":0,"id":1,"seq":2,"ts_ori":3,"ts_rx":4,"ts_tx":4294967295,"unused":""}"#,
+            ),
+            (
+                &[5, 1, 0, 0, 10, 0, 0, 1],
+                r#""icmp":{"type":5,"code":1,"chksum":0,"gw":"10.0.0.1","unused":""}"#,
+            ),
+            (
+                &[17, 0, 0, 0, 0, 7, 0, 8, 255, 255, 255, 0],
+                r#""icmp":{"type":17,"code":0,"chksum":0,"id":7,"seq":8,"addr_mask":"255.255.255.0","unused":""}"#,
+            ),
+            (
+                &[12, 0, 0, 0, 20, 3, 1, 2],
+                r#""icmp":{"type":12,"code":0,"chksum":0,"ptr":20,"length":3,"unused":258}"#,
+            ),
+            (
+                &[11, 0, 0, 0, 0, 5, 0, 9],
+                r#""icmp":{"type":11,"code":0,"chksum":0,"reserved":0,"length":5,"unused":9}"#,
+            ),
+            (
+                &[3, 4, 0, 0, 0, 0, 5, 220],
+                r#""icmp":{"type":3,"code":4,"chksum":0,"reserved":0,"length":0,"nexthopmtu":1500,"unused":""}"#,
+            ),
+            (
+                &[4, 0, 0, 0, 0, 1, 0, 0],
+                r#""icmp":{"type":4,"code":0,"chksum":0,"unused":65536}"#,
+            ),
+        ];
+        for (icmp, want) in cases {
+            let s = icmp_json(icmp);
+            assert!(s.contains(want), "{s}\nwant {want}");
         }
     }
 
