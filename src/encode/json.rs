@@ -564,12 +564,12 @@ fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) -> Option<(usize, usize)> {
                 out.extend_from_slice(b"\",\"len\":");
                 push_dec(out, h.ether_type.get());
             }
-            Layer::Vlan { hdr, .. } => {
-                num_first!(out, "prio", hdr.prio());
-                num!(out, "id", hdr.dei());
-                num!(out, "vlan", hdr.vlan());
-                num!(out, "type", hdr.ether_type.get());
-            }
+            Layer::Vlan { hdr, .. } => out.fixed::<64>(|w| {
+                wnum_first!(w, "prio", hdr.prio());
+                wnum!(w, "id", hdr.dei());
+                wnum!(w, "vlan", hdr.vlan());
+                wnum!(w, "type", hdr.ether_type.get());
+            }),
             Layer::Sll(h) => write_sll(out, h),
             Layer::Sll2(h) => write_sll2(out, h),
             Layer::Loopback(t) => {
@@ -926,52 +926,95 @@ fn put_icmp_unused<const N: usize>(w: &mut Fixed<'_, N>, i: &Icmp<'_>, t: u8, at
 
 #[inline(never)]
 fn write_icmpv6(out: &mut Out<'_>, i: &Icmpv6<'_>) {
-    num_first!(out, "type", i.byte(0));
-    num!(out, "code", i.byte(1));
-    num!(out, "cksum", i.be16(2));
-    match i.kind {
-        Icmpv6Kind::DestUnreach | Icmpv6Kind::TimeExceeded => {
-            num!(out, "length", i.byte(4));
-            num!(out, "unused", i.be32(4) & 0x00ff_ffff);
+    // The echo types' data is written after the window, by length.
+    let mut data = None;
+    // Neighbour solicitations and advertisements end with their target address.
+    let mut tgt = None;
+    // Every write ends before byte 170: at most 153 bytes of keys and numbers (a router
+    // advertisement's), then a 16-byte number block; or 77 (a neighbour advertisement's,
+    // the target's key included), then the address's 48-byte slot and the quote.
+    out.fixed::<256>(|w| {
+        wnum_first!(w, "type", i.byte(0));
+        wnum!(w, "code", i.byte(1));
+        wnum!(w, "cksum", i.be16(2));
+        match i.kind {
+            Icmpv6Kind::DestUnreach | Icmpv6Kind::TimeExceeded => {
+                wnum!(w, "length", i.byte(4));
+                wnum!(w, "unused", i.be32(4) & 0x00ff_ffff);
+            }
+            Icmpv6Kind::PacketTooBig => wnum!(w, "mtu", i.be32(4)),
+            Icmpv6Kind::ParamProblem => wnum!(w, "ptr", i.be32(4)),
+            Icmpv6Kind::EchoRequest | Icmpv6Kind::EchoReply => {
+                wnum!(w, "id", i.be16(4));
+                wnum!(w, "seq", i.be16(6));
+                wkey!(w, ",\"data\":\"");
+                data = Some(i.bytes.get(8..).unwrap_or(&[]));
+            }
+            Icmpv6Kind::RouterSolicit => wnum!(w, "res", i.be32(4)),
+            Icmpv6Kind::RouterAdvert => {
+                let b = i.byte(5);
+                wnum!(w, "chlim", i.byte(4));
+                wnum!(w, "M", b >> 7);
+                wnum!(w, "O", (b >> 6) & 1);
+                wnum!(w, "H", (b >> 5) & 1);
+                wnum!(w, "prf", (b >> 3) & 3);
+                wnum!(w, "P", (b >> 2) & 1);
+                wnum!(w, "res", b & 3);
+                wnum!(w, "routerlifetime", i.be16(6));
+                wnum!(w, "reachabletime", i.be32(8));
+                wnum!(w, "retranstimer", i.be32(12));
+            }
+            Icmpv6Kind::NeighborSolicit => {
+                wnum!(w, "res", i.be32(4));
+                tgt = Some(sub(i.bytes, 8, 24));
+            }
+            Icmpv6Kind::NeighborAdvert => {
+                let x = i.be32(4);
+                wnum!(w, "R", x >> 31);
+                wnum!(w, "S", (x >> 30) & 1);
+                wnum!(w, "O", (x >> 29) & 1);
+                wnum!(w, "res", x & 0x1fff_ffff);
+                tgt = Some(sub(i.bytes, 8, 24));
+            }
         }
-        Icmpv6Kind::PacketTooBig => num!(out, "mtu", i.be32(4)),
-        Icmpv6Kind::ParamProblem => num!(out, "ptr", i.be32(4)),
-        Icmpv6Kind::EchoRequest | Icmpv6Kind::EchoReply => {
-            num!(out, "id", i.be16(4));
-            num!(out, "seq", i.be16(6));
-            hex_field!(out, "data", i.bytes.get(8..).unwrap_or(&[]));
+        if let Some(a) = tgt.and_then(|t| <&[u8; 16]>::try_from(t).ok()) {
+            wkey!(w, ",\"tgt\":\"");
+            w.slot(|t| ipv6_text(t, a));
+            w.put(b"\"");
+            tgt = None;
         }
-        Icmpv6Kind::RouterSolicit => num!(out, "res", i.be32(4)),
-        Icmpv6Kind::RouterAdvert => {
-            let b = i.byte(5);
-            num!(out, "chlim", i.byte(4));
-            num!(out, "M", b >> 7);
-            num!(out, "O", (b >> 6) & 1);
-            num!(out, "H", (b >> 5) & 1);
-            num!(out, "prf", (b >> 3) & 3);
-            num!(out, "P", (b >> 2) & 1);
-            num!(out, "res", b & 3);
-            num!(out, "routerlifetime", i.be16(6));
-            num!(out, "reachabletime", i.be32(8));
-            num!(out, "retranstimer", i.be32(12));
-        }
-        Icmpv6Kind::NeighborSolicit => {
-            num!(out, "res", i.be32(4));
-            ipv6_field!(out, "tgt", sub(i.bytes, 8, 24));
-        }
-        Icmpv6Kind::NeighborAdvert => {
-            let w = i.be32(4);
-            num!(out, "R", w >> 31);
-            num!(out, "S", (w >> 30) & 1);
-            num!(out, "O", (w >> 29) & 1);
-            num!(out, "res", w & 0x1fff_ffff);
-            ipv6_field!(out, "tgt", sub(i.bytes, 8, 24));
-        }
+    });
+    if let Some(d) = data {
+        push_hex(out, d);
+        out.push(b'"');
+    }
+    if let Some(t) = tgt {
+        // A target cut short: what there is of it, in hex.
+        ipv6_field!(out, "tgt", t);
     }
 }
 
 #[inline(never)]
 fn write_nd_option(out: &mut Out<'_>, o: &NdOption<'_>) {
+    if let (NdOptKind::SrcLlAddr | NdOptKind::DstLlAddr, Ok(mac)) =
+        (o.kind, <&[u8; 6]>::try_from(sub(o.bytes, 2, 8)))
+    {
+        const MAC: [u8; 24] = padded_block("..:..:..:..:..:..");
+        // Every write ends before byte 56: at most 20 bytes of keys and numbers, the 16-byte
+        // key block, the 24-byte address block (17 bytes of text) and the closing quote.
+        out.fixed::<128>(|w| {
+            wnum_first!(w, "type", o.byte(0));
+            wnum!(w, "len", o.byte(1));
+            wkey!(w, ",\"lladdr\":\"");
+            w.slot::<24>(|t| {
+                *t = MAC;
+                fill_mac6(t, 0, mac);
+                17
+            });
+            w.put(b"\"");
+        });
+        return;
+    }
     num_first!(out, "type", o.byte(0));
     num!(out, "len", o.byte(1));
     match o.kind {
