@@ -450,8 +450,8 @@ fn fill_pairs_u64(window: &mut [u8], mut n: u64) {
 }
 
 /// Appends exactly nine digits of `n` (zero-padded; `n` below 10^9, else its low nine), for
-/// the nanosecond part of a timestamp: the top digit and eight by [`eight_digits`] in one
-/// 16-byte padded block.
+/// the nanosecond part of a timestamp: the top digit and eight by SWAR arithmetic
+/// (`eight_digits`) in one 16-byte padded block.
 #[inline(always)]
 pub fn put_nine_digits<const N: usize>(w: &mut Fixed<'_, N>, n: u32) {
     let n = n % 1_000_000_000;
