@@ -4,9 +4,9 @@
 use super::community_id;
 use super::hex::{
     fill_mac6, ipv6_text, push_dec, push_hex, push_ipv4, push_ipv6, push_latin1_escaped, push_mac,
-    push_mac6, push_nine_digits, push_str_escaped, push_u64, put_ipv4, Decimal,
+    push_mac6, push_str_escaped, push_u64, put_ipv4, put_nine_digits, Decimal,
 };
-use super::out::Out;
+use super::out::{Fixed, Out};
 use crate::decode::arp::{AddrForm, Arp};
 use crate::decode::bytes;
 use crate::decode::dns::{self, Dns, RdataNames};
@@ -113,8 +113,14 @@ pub struct FrameMeta {
 #[derive(Clone, Debug)]
 pub struct JsonEncoder {
     source_json: Vec<u8>,
+    /// The second [`JsonEncoder::head`] was made for.
     cached_sec: i64,
-    cached_created: [u8; 19],
+    /// What follows `data` up to the nanoseconds and changes only with the second:
+    /// `},"created":"...","source":"...","time_ns":` and, for a second after the epoch, its
+    /// digits (the nanoseconds' nine follow). Rebuilt in place when the second changes.
+    head: Vec<u8>,
+    /// `head` padded to [`HEAD_BYTES`] (when it fits), written by one fixed-size copy.
+    head_block: [u8; HEAD_BYTES],
     /// Seed of the Community ID hash (`--community-id-seed`, default 0).
     community_id_seed: u16,
     community_ids: community_id::IdCache,
@@ -136,7 +142,8 @@ impl JsonEncoder {
         JsonEncoder {
             source_json,
             cached_sec: i64::MIN,
-            cached_created: [0; 19],
+            head: Vec::new(),
+            head_block: [0; HEAD_BYTES],
             community_id_seed: 0,
             community_ids: community_id::IdCache::default(),
             community_id_at: None,
@@ -230,31 +237,32 @@ impl JsonEncoder {
         self.community_id_at = None;
         out.extend_from_slice(b"{\"data\":");
         let ip = write_layers(out, pkt);
-        out.extend_from_slice(b"},\"created\":\"");
         let sec = meta.time_ns.div_euclid(1_000_000_000);
         if sec != self.cached_sec {
-            self.cached_created = format_created(sec);
-            self.cached_sec = sec;
+            self.cache_head(sec);
         }
-        out.extend_from_slice(&self.cached_created);
-        out.extend_from_slice(b"\",\"source\":\"");
-        out.extend_from_slice(&self.source_json);
-        out.extend_from_slice(b"\",\"time_ns\":");
+        match self.head.len() {
+            n if n <= HEAD_BYTES => out.extend_padded(&self.head_block, n),
+            _ => out.extend_from_slice(&self.head),
+        }
         let nanos = meta.time_ns.rem_euclid(1_000_000_000) as u32;
-        if sec > 0 {
-            // Seconds then nine digits of nanoseconds: cheaper than one 19-digit number.
-            push_u64(out, sec.unsigned_abs());
-            push_nine_digits(out, nanos);
-        } else {
+        if sec <= 0 {
             if meta.time_ns < 0 {
                 out.push(b'-');
             }
             push_u64(out, meta.time_ns.unsigned_abs());
         }
-        out.extend_from_slice(b",\"wire_len\":");
-        push_dec(out, meta.wire_len);
-        out.extend_from_slice(b",\"cap_len\":");
-        push_dec(out, meta.cap_len);
+        // Every write starts before byte 48: 16 bytes for the nine digits and per key, 16 per
+        // `u32` number.
+        out.fixed::<64>(|w| {
+            if sec > 0 {
+                // The seconds are in `head`: nine digits of nanoseconds follow them (cheaper
+                // than one 19-digit number).
+                put_nine_digits(w, nanos);
+            }
+            wnum!(w, "wire_len", meta.wire_len);
+            wnum!(w, "cap_len", meta.cap_len);
+        });
         if reassembled != 0 {
             out.extend_from_slice(b",\"reassembled\":{\"fragments\":");
             push_dec(out, reassembled);
@@ -271,7 +279,38 @@ impl JsonEncoder {
         }
         out.extend_from_slice(b"}\n");
     }
+
+    /// Makes [`JsonEncoder::head`] for second `sec` (once per second of capture time, so
+    /// consecutive packets of the same second share it).
+    #[cold]
+    #[inline(never)]
+    fn cache_head(&mut self, sec: i64) {
+        self.cached_sec = sec;
+        let head = &mut self.head;
+        head.clear();
+        head.extend_from_slice(b"},\"created\":\"");
+        head.extend_from_slice(&format_created(sec));
+        head.extend_from_slice(b"\",\"source\":\"");
+        head.extend_from_slice(&self.source_json);
+        head.extend_from_slice(b"\",\"time_ns\":");
+        if sec > 0 {
+            let mut digits = [0u8; 24];
+            let mut o = Out::new(&mut digits);
+            push_u64(&mut o, sec.unsigned_abs());
+            let n = o.len();
+            head.extend_from_slice(digits.get(..n).unwrap_or(&[]));
+        }
+        self.head_block = [0; HEAD_BYTES];
+        if let Some(d) = self.head_block.get_mut(..head.len()) {
+            d.copy_from_slice(head);
+        }
+    }
 }
+
+/// Room for [`JsonEncoder::head`] in one fixed-size copy: the envelope's constant text
+/// (37 bytes), 19 bytes of time and at most 10 of seconds leave 62 for the escaped source host;
+/// a longer head is copied by length.
+const HEAD_BYTES: usize = 128;
 
 /// The largest message, newline included, that a frame of `frame_len` captured bytes can
 /// produce with source host `source` (docs/FORMAT.md, "Size of a message"):
@@ -525,12 +564,12 @@ fn write_layers(out: &mut Out<'_>, pkt: &Packet<'_>) -> Option<(usize, usize)> {
                 out.extend_from_slice(b"\",\"len\":");
                 push_dec(out, h.ether_type.get());
             }
-            Layer::Vlan { hdr, .. } => {
-                num_first!(out, "prio", hdr.prio());
-                num!(out, "id", hdr.dei());
-                num!(out, "vlan", hdr.vlan());
-                num!(out, "type", hdr.ether_type.get());
-            }
+            Layer::Vlan { hdr, .. } => out.fixed::<64>(|w| {
+                wnum_first!(w, "prio", hdr.prio());
+                wnum!(w, "id", hdr.dei());
+                wnum!(w, "vlan", hdr.vlan());
+                wnum!(w, "type", hdr.ether_type.get());
+            }),
             Layer::Sll(h) => write_sll(out, h),
             Layer::Sll2(h) => write_sll2(out, h),
             Layer::Loopback(t) => {
@@ -667,13 +706,51 @@ fn push_ipv6_or_hex(out: &mut Out<'_>, a: &[u8]) {
 #[inline(never)]
 fn write_arp(out: &mut Out<'_>, a: &Arp<'_>) {
     let h = a.hdr;
+    let hw = a.hw_form();
+    let pr = a.proto_form();
+    // Ethernet and IPv4 addresses (nearly every ARP packet): the whole layer in one window.
+    // Every write ends before byte 190: 62 bytes of numbers and keys, then per address a
+    // 16-byte key block and a 24-byte MAC or 16-byte IPv4 block (17 or 15 bytes of text).
+    if let (AddrForm::Mac, AddrForm::Ipv4, Some(hwsrc), Some(psrc), Some(hwdst), Some(pdst)) = (
+        hw,
+        pr,
+        <&[u8; 6]>::try_from(a.hwsrc()).ok(),
+        <&[u8; 4]>::try_from(a.psrc()).ok(),
+        <&[u8; 6]>::try_from(a.hwdst()).ok(),
+        <&[u8; 4]>::try_from(a.pdst()).ok(),
+    ) {
+        const MAC: [u8; 24] = padded_block("..:..:..:..:..:..");
+        out.fixed::<256>(|w| {
+            wnum_first!(w, "hwtype", h.hwtype.get());
+            wnum!(w, "ptype", h.ptype.get());
+            wnum!(w, "hwlen", h.hwlen);
+            wnum!(w, "plen", h.plen);
+            wnum!(w, "op", h.op.get());
+            wkey!(w, ",\"hwsrc\":\"");
+            w.slot::<24>(|t| {
+                *t = MAC;
+                fill_mac6(t, 0, hwsrc);
+                17
+            });
+            wkey!(w, "\",\"psrc\":\"");
+            put_ipv4(w, psrc);
+            wkey!(w, "\",\"hwdst\":\"");
+            w.slot::<24>(|t| {
+                *t = MAC;
+                fill_mac6(t, 0, hwdst);
+                17
+            });
+            wkey!(w, "\",\"pdst\":\"");
+            put_ipv4(w, pdst);
+            w.put(b"\"");
+        });
+        return;
+    }
     num_first!(out, "hwtype", h.hwtype.get());
     num!(out, "ptype", h.ptype.get());
     num!(out, "hwlen", h.hwlen);
     num!(out, "plen", h.plen);
     num!(out, "op", h.op.get());
-    let hw = a.hw_form();
-    let pr = a.proto_form();
     for (name, bytes, form) in [
         ("hwsrc", a.hwsrc(), hw),
         ("psrc", a.psrc(), pr),
@@ -782,101 +859,162 @@ fn write_ext(out: &mut Out<'_>, e: &ExtHeader<'_>) {
 
 fn write_icmp(out: &mut Out<'_>, i: &Icmp<'_>) {
     let t = i.icmp_type();
-    num_first!(out, "type", t);
-    num!(out, "code", i.code());
-    num!(out, "chksum", i.be16(2));
-    let mut at = 4;
-    if icmp::ID_SEQ_TYPES.contains(&t) {
-        num!(out, "id", i.be16(4));
-        num!(out, "seq", i.be16(6));
-        at = 8;
-    }
-    match t {
-        13 | 14 => {
-            num!(out, "ts_ori", i.be32(8));
-            num!(out, "ts_rx", i.be32(12));
-            num!(out, "ts_tx", i.be32(16));
-            at = 20;
+    let id_seq = icmp::ID_SEQ_TYPES.contains(&t);
+    // Where `unused` is, after the fields before it.
+    let at = match t {
+        13 | 14 => 20,
+        17 | 18 => 12,
+        3 | 5 => 8,
+        11 | 12 => 6,
+        _ if id_seq => 8,
+        _ => 4,
+    };
+    // The types with an address before `unused` write it between two windows.
+    let address = matches!(t, 5 | 17 | 18);
+    // Every write ends before byte 180: at most 147 bytes of keys and numbers (type, code,
+    // chksum, id, seq, three timestamps, unused), the last a 16-byte block.
+    out.fixed::<256>(|w| {
+        wnum_first!(w, "type", t);
+        wnum!(w, "code", i.code());
+        wnum!(w, "chksum", i.be16(2));
+        if id_seq {
+            wnum!(w, "id", i.be16(4));
+            wnum!(w, "seq", i.be16(6));
         }
-        5 => {
-            ipv4_field!(out, "gw", sub(i.bytes, 4, 8));
-            at = 8;
-        }
-        12 => {
-            num!(out, "ptr", i.byte(4));
-            num!(out, "length", i.byte(5));
-            at = 6;
-        }
-        3 | 11 => {
-            num!(out, "reserved", i.byte(4));
-            num!(out, "length", i.byte(5));
-            at = 6;
-            if t == 3 {
-                num!(out, "nexthopmtu", i.be16(6));
-                at = 8;
+        match t {
+            13 | 14 => {
+                wnum!(w, "ts_ori", i.be32(8));
+                wnum!(w, "ts_rx", i.be32(12));
+                wnum!(w, "ts_tx", i.be32(16));
             }
+            12 => {
+                wnum!(w, "ptr", i.byte(4));
+                wnum!(w, "length", i.byte(5));
+            }
+            3 | 11 => {
+                wnum!(w, "reserved", i.byte(4));
+                wnum!(w, "length", i.byte(5));
+                if t == 3 {
+                    wnum!(w, "nexthopmtu", i.be16(6));
+                }
+            }
+            _ => {}
         }
-        17 | 18 => {
+        if !address {
+            put_icmp_unused(w, i, t, at);
+        }
+    });
+    if address {
+        if t == 5 {
+            ipv4_field!(out, "gw", sub(i.bytes, 4, 8));
+        } else {
             ipv4_field!(out, "addr_mask", sub(i.bytes, 8, 12));
-            at = 12;
         }
-        _ => {}
+        out.fixed::<64>(|w| put_icmp_unused(w, i, t, at));
     }
+}
+
+/// ICMP's `unused` field at `at` (as wide as scapy has it for type `t`, or an empty string).
+#[inline(always)]
+fn put_icmp_unused<const N: usize>(w: &mut Fixed<'_, N>, i: &Icmp<'_>, t: u8, at: usize) {
     match icmp::unused_len(t) {
-        2 => num!(out, "unused", i.be16(at)),
-        4 => num!(out, "unused", i.be32(at)),
-        _ => out.extend_from_slice(b",\"unused\":\"\""),
+        2 => wnum!(w, "unused", i.be16(at)),
+        4 => wnum!(w, "unused", i.be32(at)),
+        _ => wkey!(w, ",\"unused\":\"\""),
     }
 }
 
 #[inline(never)]
 fn write_icmpv6(out: &mut Out<'_>, i: &Icmpv6<'_>) {
-    num_first!(out, "type", i.byte(0));
-    num!(out, "code", i.byte(1));
-    num!(out, "cksum", i.be16(2));
-    match i.kind {
-        Icmpv6Kind::DestUnreach | Icmpv6Kind::TimeExceeded => {
-            num!(out, "length", i.byte(4));
-            num!(out, "unused", i.be32(4) & 0x00ff_ffff);
+    // The echo types' data is written after the window, by length.
+    let mut data = None;
+    // Neighbour solicitations and advertisements end with their target address.
+    let mut tgt = None;
+    // Every write ends before byte 170: at most 153 bytes of keys and numbers (a router
+    // advertisement's), then a 16-byte number block; or 77 (a neighbour advertisement's,
+    // the target's key included), then the address's 48-byte slot and the quote.
+    out.fixed::<256>(|w| {
+        wnum_first!(w, "type", i.byte(0));
+        wnum!(w, "code", i.byte(1));
+        wnum!(w, "cksum", i.be16(2));
+        match i.kind {
+            Icmpv6Kind::DestUnreach | Icmpv6Kind::TimeExceeded => {
+                wnum!(w, "length", i.byte(4));
+                wnum!(w, "unused", i.be32(4) & 0x00ff_ffff);
+            }
+            Icmpv6Kind::PacketTooBig => wnum!(w, "mtu", i.be32(4)),
+            Icmpv6Kind::ParamProblem => wnum!(w, "ptr", i.be32(4)),
+            Icmpv6Kind::EchoRequest | Icmpv6Kind::EchoReply => {
+                wnum!(w, "id", i.be16(4));
+                wnum!(w, "seq", i.be16(6));
+                wkey!(w, ",\"data\":\"");
+                data = Some(i.bytes.get(8..).unwrap_or(&[]));
+            }
+            Icmpv6Kind::RouterSolicit => wnum!(w, "res", i.be32(4)),
+            Icmpv6Kind::RouterAdvert => {
+                let b = i.byte(5);
+                wnum!(w, "chlim", i.byte(4));
+                wnum!(w, "M", b >> 7);
+                wnum!(w, "O", (b >> 6) & 1);
+                wnum!(w, "H", (b >> 5) & 1);
+                wnum!(w, "prf", (b >> 3) & 3);
+                wnum!(w, "P", (b >> 2) & 1);
+                wnum!(w, "res", b & 3);
+                wnum!(w, "routerlifetime", i.be16(6));
+                wnum!(w, "reachabletime", i.be32(8));
+                wnum!(w, "retranstimer", i.be32(12));
+            }
+            Icmpv6Kind::NeighborSolicit => {
+                wnum!(w, "res", i.be32(4));
+                tgt = Some(sub(i.bytes, 8, 24));
+            }
+            Icmpv6Kind::NeighborAdvert => {
+                let x = i.be32(4);
+                wnum!(w, "R", x >> 31);
+                wnum!(w, "S", (x >> 30) & 1);
+                wnum!(w, "O", (x >> 29) & 1);
+                wnum!(w, "res", x & 0x1fff_ffff);
+                tgt = Some(sub(i.bytes, 8, 24));
+            }
         }
-        Icmpv6Kind::PacketTooBig => num!(out, "mtu", i.be32(4)),
-        Icmpv6Kind::ParamProblem => num!(out, "ptr", i.be32(4)),
-        Icmpv6Kind::EchoRequest | Icmpv6Kind::EchoReply => {
-            num!(out, "id", i.be16(4));
-            num!(out, "seq", i.be16(6));
-            hex_field!(out, "data", i.bytes.get(8..).unwrap_or(&[]));
+        if let Some(a) = tgt.and_then(|t| <&[u8; 16]>::try_from(t).ok()) {
+            wkey!(w, ",\"tgt\":\"");
+            w.slot(|t| ipv6_text(t, a));
+            w.put(b"\"");
+            tgt = None;
         }
-        Icmpv6Kind::RouterSolicit => num!(out, "res", i.be32(4)),
-        Icmpv6Kind::RouterAdvert => {
-            let b = i.byte(5);
-            num!(out, "chlim", i.byte(4));
-            num!(out, "M", b >> 7);
-            num!(out, "O", (b >> 6) & 1);
-            num!(out, "H", (b >> 5) & 1);
-            num!(out, "prf", (b >> 3) & 3);
-            num!(out, "P", (b >> 2) & 1);
-            num!(out, "res", b & 3);
-            num!(out, "routerlifetime", i.be16(6));
-            num!(out, "reachabletime", i.be32(8));
-            num!(out, "retranstimer", i.be32(12));
-        }
-        Icmpv6Kind::NeighborSolicit => {
-            num!(out, "res", i.be32(4));
-            ipv6_field!(out, "tgt", sub(i.bytes, 8, 24));
-        }
-        Icmpv6Kind::NeighborAdvert => {
-            let w = i.be32(4);
-            num!(out, "R", w >> 31);
-            num!(out, "S", (w >> 30) & 1);
-            num!(out, "O", (w >> 29) & 1);
-            num!(out, "res", w & 0x1fff_ffff);
-            ipv6_field!(out, "tgt", sub(i.bytes, 8, 24));
-        }
+    });
+    if let Some(d) = data {
+        push_hex(out, d);
+        out.push(b'"');
+    }
+    if let Some(t) = tgt {
+        // A target cut short: what there is of it, in hex.
+        ipv6_field!(out, "tgt", t);
     }
 }
 
 #[inline(never)]
 fn write_nd_option(out: &mut Out<'_>, o: &NdOption<'_>) {
+    if let (NdOptKind::SrcLlAddr | NdOptKind::DstLlAddr, Ok(mac)) =
+        (o.kind, <&[u8; 6]>::try_from(sub(o.bytes, 2, 8)))
+    {
+        const MAC: [u8; 24] = padded_block("..:..:..:..:..:..");
+        // Every write ends before byte 56: at most 20 bytes of keys and numbers, the 16-byte
+        // key block, the 24-byte address block (17 bytes of text) and the closing quote.
+        out.fixed::<128>(|w| {
+            wnum_first!(w, "type", o.byte(0));
+            wnum!(w, "len", o.byte(1));
+            wkey!(w, ",\"lladdr\":\"");
+            w.slot::<24>(|t| {
+                *t = MAC;
+                fill_mac6(t, 0, mac);
+                17
+            });
+            w.put(b"\"");
+        });
+        return;
+    }
     num_first!(out, "type", o.byte(0));
     num!(out, "len", o.byte(1));
     match o.kind {
@@ -1315,31 +1453,36 @@ fn write_dns(out: &mut Out<'_>, d: &Dns<'_>) {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(b"{\"qname\":");
         // The name is written as the walker reads it. Every shown question was read at
         // decode time, so this cannot fail; if it did, the entry is closed and the list ends.
-        let start = dns_name_open(out);
+        out.extend_from_slice(b"{\"qname\":\"");
+        let start = out.len();
         let q = w.question_with(|label| dns_label(out, label));
         dns_name_close(out, start, b".");
         let Ok(q) = q else {
             out.push(b'}');
             break;
         };
-        num!(out, "qtype", q.qtype);
-        num!(out, "qclass", q.qclass);
-        out.push(b'}');
+        out.fixed::<64>(|w| {
+            wnum!(w, "qtype", q.qtype);
+            wnum!(w, "qclass", q.qclass);
+            w.put(b"}");
+        });
     }
-    out.push(b']');
-    for (section, count) in [("an", d.shown[1]), ("ns", d.shown[2]), ("ar", d.shown[3])] {
-        key(out, section, false);
-        out.push(b'[');
+    // Each section's `],"..":[` (closing the one before) is one 8-byte copy.
+    for (open, count) in [
+        (b"],\"an\":[", d.shown[1]),
+        (b"],\"ns\":[", d.shown[2]),
+        (b"],\"ar\":[", d.shown[3]),
+    ] {
+        out.extend_from_slice(open);
         for i in 0..count {
             if i > 0 {
                 out.push(b',');
             }
             // As the questions: the owner name written while the walker reads it.
-            out.extend_from_slice(b"{\"rrname\":");
-            let start = dns_name_open(out);
+            out.extend_from_slice(b"{\"rrname\":\"");
+            let start = out.len();
             let r = w.record_with(|label| dns_label(out, label));
             dns_name_close(out, start, b".");
             let Ok(r) = r else {
@@ -1348,22 +1491,24 @@ fn write_dns(out: &mut Out<'_>, d: &Dns<'_>) {
             };
             write_record(out, msg, &r);
         }
-        out.push(b']');
     }
+    out.push(b']');
 }
 
 /// A record after its owner name (written by the caller as it read the record).
 fn write_record(out: &mut Out<'_>, msg: &[u8], r: &dns::Record<'_>) {
-    num!(out, "type", r.rtype);
     if r.rtype == 41 {
         // OPT (RFC 6891): class is the UDP payload size, TTL holds extended RCODE, version, Z.
-        num!(out, "rclass", r.rclass);
-        num!(out, "extrcode", r.ttl >> 24);
-        num!(out, "version", (r.ttl >> 16) & 0xff);
-        num!(out, "z", r.ttl & 0xffff);
-        num!(out, "rdlen", r.rdlen);
-        key!(out, "rdata");
-        out.push(b'[');
+        // Every write ends before byte 102 (85 bytes of text, the last key a 16-byte block).
+        out.fixed::<128>(|w| {
+            wnum!(w, "type", r.rtype);
+            wnum!(w, "rclass", r.rclass);
+            wnum!(w, "extrcode", (r.ttl >> 24) as u8);
+            wnum!(w, "version", (r.ttl >> 16) as u8);
+            wnum!(w, "z", r.ttl as u16);
+            wnum!(w, "rdlen", r.rdlen);
+            wkey!(w, ",\"rdata\":[");
+        });
         for (i, (code, len, data)) in dns::edns_options(r.rdata).enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -1391,11 +1536,40 @@ fn write_record(out: &mut Out<'_>, msg: &[u8], r: &dns::Record<'_>) {
         out.extend_from_slice(b"]}");
         return;
     }
-    num!(out, "rclass", r.rclass);
-    num!(out, "ttl", r.ttl);
-    num!(out, "rdlen", r.rdlen);
     let rd = r.rdata;
     let at = r.rdata_at;
+    // Every write ends before byte 114: at most 55 bytes of fields, then the 16-byte key
+    // block, an IPv6 address's 48-byte slot (39 bytes of text) and the closing 2 bytes.
+    let mut closed = false;
+    out.fixed::<160>(|w| {
+        wnum!(w, "type", r.rtype);
+        wnum!(w, "rclass", r.rclass);
+        wnum!(w, "ttl", r.ttl);
+        wnum!(w, "rdlen", r.rdlen);
+        // The address records (A, AAAA) of the full length, whole in this window.
+        match (r.rtype, rd.len()) {
+            (1, 4) => {
+                if let Some(a) = rd.first_chunk::<4>() {
+                    wkey!(w, ",\"rdata\":\"");
+                    put_ipv4(w, a);
+                    w.put(b"\"}");
+                    closed = true;
+                }
+            }
+            (28, 16) => {
+                if let Some(a) = rd.first_chunk::<16>() {
+                    wkey!(w, ",\"rdata\":\"");
+                    w.slot(|t| ipv6_text(t, a));
+                    w.put(b"\"}");
+                    closed = true;
+                }
+            }
+            _ => {}
+        }
+    });
+    if closed {
+        return;
+    }
     match dns::rdata_name_offsets(r.rtype) {
         Some(RdataNames::One) => {
             key!(out, "rdata");
@@ -1484,6 +1658,108 @@ mod tests {
         );
         assert!(s.contains("\"source\":\"t\\\"x\""), "{s}");
         assert!(s.ends_with("}\n"));
+    }
+
+    /// The envelope after `data` (the cached head, then nanoseconds and lengths): times
+    /// before, at and after the epoch, the second changing back and forth, and a source host
+    /// too long for the head's fixed-size copy.
+    #[test]
+    fn envelope_times_and_sources() {
+        let f = [0u8; 14];
+        let pkt = decode(LinkType::Ethernet, &f);
+        for host in ["h", &"x\"y".repeat(40)] {
+            let mut enc = JsonEncoder::new(host);
+            let source = host.replace('"', "\\\"");
+            for time_ns in [
+                1_700_000_000_123_456_789i64,
+                1_700_000_000_000_000_007,
+                1_700_000_001_999_999_999,
+                1_700_000_000_000_000_000,
+                1_000_000_000,
+                999_999_999,
+                0,
+                -1,
+                -1_500_000_000,
+                i64::MAX,
+                i64::MIN,
+            ] {
+                let meta = FrameMeta {
+                    time_ns,
+                    wire_len: 70_000,
+                    cap_len: 14,
+                };
+                let mut out = Vec::new();
+                enc.encode(&mut out, &meta, &pkt);
+                let s = String::from_utf8(out).unwrap();
+                let created = format_created(time_ns.div_euclid(1_000_000_000));
+                let want = format!(
+                    "}},\"created\":\"{}\",\"source\":\"{source}\",\"time_ns\":{time_ns},\
+                     \"wire_len\":70000,\"cap_len\":14}}\n",
+                    std::str::from_utf8(&created).unwrap()
+                );
+                assert!(s.ends_with(&want), "{s}\nwant {want}");
+            }
+        }
+    }
+
+    /// ICMP's fields for each shape of header (the windowed writer), as scapy names them.
+    #[test]
+    fn icmp_fields_by_type() {
+        let icmp_json = |icmp: &[u8]| {
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 20 + icmp.len() as u8, 0, 0, 0, 0]);
+            f.extend_from_slice(&[64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+            f.extend_from_slice(icmp);
+            let pkt = decode(LinkType::Ethernet, &f);
+            let mut out = Vec::new();
+            let meta = FrameMeta {
+                time_ns: 0,
+                wire_len: f.len() as u32,
+                cap_len: f.len() as u32,
+            };
+            JsonEncoder::new("t").encode(&mut out, &meta, &pkt);
+            String::from_utf8(out).unwrap()
+        };
+        let cases: [(&[u8], &str); 8] = [
+            (
+                &[8, 0, 0x12, 0x34, 0, 1, 0, 2, b'a', b'b'],
+                r#""icmp":{"type":8,"code":0,"chksum":4660,"id":1,"seq":2,"unused":""}"#,
+            ),
+            (
+                &[
+                    13, 0, 0, 0, 0, 1, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 255, 255, 255, 255,
+                ],
+                r#""icmp":{"type":13,"code":0,"chksum":0,"id":1,"seq":2,"ts_ori":3,"ts_rx":4,"ts_tx":4294967295,"unused":""}"#,
+            ),
+            (
+                &[5, 1, 0, 0, 10, 0, 0, 1],
+                r#""icmp":{"type":5,"code":1,"chksum":0,"gw":"10.0.0.1","unused":""}"#,
+            ),
+            (
+                &[17, 0, 0, 0, 0, 7, 0, 8, 255, 255, 255, 0],
+                r#""icmp":{"type":17,"code":0,"chksum":0,"id":7,"seq":8,"addr_mask":"255.255.255.0","unused":""}"#,
+            ),
+            (
+                &[12, 0, 0, 0, 20, 3, 1, 2],
+                r#""icmp":{"type":12,"code":0,"chksum":0,"ptr":20,"length":3,"unused":258}"#,
+            ),
+            (
+                &[11, 0, 0, 0, 0, 5, 0, 9],
+                r#""icmp":{"type":11,"code":0,"chksum":0,"reserved":0,"length":5,"unused":9}"#,
+            ),
+            (
+                &[3, 4, 0, 0, 0, 0, 5, 220],
+                r#""icmp":{"type":3,"code":4,"chksum":0,"reserved":0,"length":0,"nexthopmtu":1500,"unused":""}"#,
+            ),
+            (
+                &[4, 0, 0, 0, 0, 1, 0, 0],
+                r#""icmp":{"type":4,"code":0,"chksum":0,"unused":65536}"#,
+            ),
+        ];
+        for (icmp, want) in cases {
+            let s = icmp_json(icmp);
+            assert!(s.contains(want), "{s}\nwant {want}");
+        }
     }
 
     /// The layers written in fixed windows (`Out::fixed`), every field at its longest: the
