@@ -265,6 +265,45 @@ mod tests {
         let p = decode(LinkType::Ethernet, &f);
         assert_eq!(p.layer_count(), MAX_LAYERS);
         assert!(p.error.is_none(), "{:?}", p.error);
+        // IPv4 as the 16th layer, then bytes that no layer would take (protocol 253): raw
+        // without the limit too, so not flagged.
+        let mut ip253 = ip;
+        ip253[9] = 253;
+        ip253[3] = 28;
+        let mut rest = ip253.to_vec();
+        rest.extend_from_slice(b"8 bytes!");
+        let f = tagged(MAX_LAYERS - 2, &rest);
+        let p = decode(LinkType::Ethernet, &f);
+        assert_eq!(p.layer_count(), MAX_LAYERS);
+        assert_eq!(p.raw, b"8 bytes!");
+        assert!(p.error.is_none(), "{:?}", p.error);
+        // TCP to port 80 as the 16th layer: a payload that is not HTTP stays raw, unflagged;
+        // an HTTP request (a 17th layer) is flagged, naming the TCP layer.
+        for (payload, flagged) in [
+            (&b"not a request"[..], false),
+            (&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..], true),
+        ] {
+            let mut l3 = ip;
+            l3[9] = 6;
+            let total = (20 + 20 + payload.len()) as u16;
+            l3[2..4].copy_from_slice(&total.to_be_bytes());
+            let mut rest = l3.to_vec();
+            rest.extend_from_slice(&[0x30, 0x39, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18]);
+            rest.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+            rest.extend_from_slice(payload);
+            let f = tagged(MAX_LAYERS - 3, &rest);
+            let p = decode(LinkType::Ethernet, &f);
+            assert_eq!(p.layer_count(), MAX_LAYERS);
+            assert_eq!(p.raw, payload);
+            let want = flagged.then_some((LayerName::Tcp, ErrorKind::OverLimit));
+            assert_eq!(p.error.map(|e| (e.layer, e.kind)), want, "{payload:?}");
+            // Without the tags, the same bytes decode to HTTP only when flagged above.
+            let mut eth = vec![0xffu8; 6];
+            eth.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+            eth.extend_from_slice(&rest);
+            let whole = decode(LinkType::Ethernet, &eth);
+            assert_eq!(whole.layer_count(), 3 + usize::from(flagged), "{payload:?}");
+        }
     }
 
     #[test]

@@ -604,47 +604,87 @@ fn decode_into<'a>(pkt: &mut Packet<'a>, link: LinkType, frame: &'a [u8], opts: 
     // common path (Ethernet, IP, TCP, UDP, DNS, ICMP) paid for it in instruction-cache misses.
     loop {
         if pkt.len >= MAX_LAYERS {
-            if next != Next::Stop && !cur.rest().is_empty() {
-                pkt.over_limit();
+            if next != Next::Stop && pkt.error.is_none() && !cur.rest().is_empty() {
+                flag_if_over_limit(next, &cur, pkt);
             }
             break;
         }
-        next = match next {
-            Next::Stop => break,
-            Next::Ether => ethernet::decode_ether(&mut cur, pkt),
-            Next::EtherType(t) => ethernet::by_ether_type(t, &mut cur, pkt),
-            Next::Arp => arp::decode(&mut cur, pkt),
-            Next::IpAny => match cur.rest().first().map(|b| b >> 4) {
-                Some(6) => ipv6::decode(&mut cur, pkt, false),
-                Some(_) => ipv4::decode(&mut cur, pkt, false),
-                None => Next::Stop,
-            },
-            Next::Ipv4 { quoted } => ipv4::decode(&mut cur, pkt, quoted),
-            Next::Ipv6 { quoted } => ipv6::decode(&mut cur, pkt, quoted),
-            Next::IpProto { proto, quoted } => ipv4::by_proto(proto, quoted),
-            Next::Ipv6Nh { nh, quoted } => ipv6::by_next_header(nh, quoted, &mut cur, pkt),
-            Next::Tcp { quoted } => tcp::decode(&mut cur, pkt, quoted),
-            Next::Udp { quoted } => udp::decode(&mut cur, pkt, quoted),
-            Next::Icmp { quoted } => icmp::decode(&mut cur, pkt, quoted),
-            Next::Icmpv6 => icmpv6::decode(&mut cur, pkt),
-            Next::NdOptions => icmpv6::decode_nd_option(&mut cur, pkt),
-            Next::Dns { tcp } => dns::decode(&mut cur, pkt, tcp),
-            Next::Vxlan => vxlan::decode(&mut cur, pkt),
-            Next::Geneve => geneve::decode(&mut cur, pkt),
-            Next::Gre => gre::decode(&mut cur, pkt),
-            Next::Erspan(kind) => gre::decode_erspan(kind, &mut cur, pkt),
-            Next::Mpls => mpls::decode(&mut cur, pkt),
-            Next::Pppoe { discovery } => pppoe::decode(&mut cur, pkt, discovery),
-            Next::Ppp => pppoe::decode_ppp(&mut cur, pkt),
-            Next::Ntp => ntp::decode(&mut cur, pkt),
-            Next::Bootp => dhcp::decode(&mut cur, pkt),
-            Next::Http => http::decode(&mut cur, pkt),
-            Next::Tls => tls::decode(&mut cur, pkt),
-        };
+        if next == Next::Stop {
+            break;
+        }
+        next = step(next, &mut cur, pkt);
     }
     pkt.raw = cur.rest();
     pkt.padding = frame.get(cur.end..).unwrap_or(&[]);
     pkt.frame_len = frame.len();
+}
+
+/// One step of the walk: decodes what `next` names (pushing its layer, if any) and says what
+/// comes after it.
+#[inline(always)]
+fn step<'a>(next: Next, cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
+    match next {
+        Next::Stop => Next::Stop,
+        Next::Ether => ethernet::decode_ether(cur, pkt),
+        Next::EtherType(t) => ethernet::by_ether_type(t, cur, pkt),
+        Next::Arp => arp::decode(cur, pkt),
+        Next::IpAny => match cur.rest().first().map(|b| b >> 4) {
+            Some(6) => ipv6::decode(cur, pkt, false),
+            Some(_) => ipv4::decode(cur, pkt, false),
+            None => Next::Stop,
+        },
+        Next::Ipv4 { quoted } => ipv4::decode(cur, pkt, quoted),
+        Next::Ipv6 { quoted } => ipv6::decode(cur, pkt, quoted),
+        Next::IpProto { proto, quoted } => ipv4::by_proto(proto, quoted),
+        Next::Ipv6Nh { nh, quoted } => ipv6::by_next_header(nh, quoted, cur, pkt),
+        Next::Tcp { quoted } => tcp::decode(cur, pkt, quoted),
+        Next::Udp { quoted } => udp::decode(cur, pkt, quoted),
+        Next::Icmp { quoted } => icmp::decode(cur, pkt, quoted),
+        Next::Icmpv6 => icmpv6::decode(cur, pkt),
+        Next::NdOptions => icmpv6::decode_nd_option(cur, pkt),
+        Next::Dns { tcp } => dns::decode(cur, pkt, tcp),
+        Next::Vxlan => vxlan::decode(cur, pkt),
+        Next::Geneve => geneve::decode(cur, pkt),
+        Next::Gre => gre::decode(cur, pkt),
+        Next::Erspan(kind) => gre::decode_erspan(kind, cur, pkt),
+        Next::Mpls => mpls::decode(cur, pkt),
+        Next::Pppoe { discovery } => pppoe::decode(cur, pkt, discovery),
+        Next::Ppp => pppoe::decode_ppp(cur, pkt),
+        Next::Ntp => ntp::decode(cur, pkt),
+        Next::Bootp => dhcp::decode(cur, pkt),
+        Next::Http => http::decode(cur, pkt),
+        Next::Tls => tls::decode(cur, pkt),
+    }
+}
+
+/// The walk reached [`MAX_LAYERS`] with `next` still to do: follows it on copies of the
+/// cursor and packet. Only if a step tries to add a layer (which the full packet refuses,
+/// flagging itself `over limit`) is `pkt` flagged; steps that add none (a protocol number
+/// nothing decodes, a payload that is not the application its port suggests) leave it whole,
+/// as the walk without the limit would.
+#[cold]
+#[inline(never)]
+fn flag_if_over_limit<'a>(mut next: Next, cur: &Cursor<'a>, pkt: &mut Packet<'a>) {
+    let mut probe = *pkt;
+    let mut c = Cursor {
+        data: cur.data,
+        pos: cur.pos,
+        end: cur.end,
+        payload_of_mpls: cur.payload_of_mpls,
+    };
+    // Every step but a few dispatches (which lead to one that pushes or stops) tries to push,
+    // so this ends within a handful of steps; the bound is only a guard.
+    for _ in 0..MAX_LAYERS {
+        if next == Next::Stop || probe.error.is_some() {
+            break;
+        }
+        next = step(next, &mut c, &mut probe);
+    }
+    if let Some(e) = probe.error {
+        if e.kind == ErrorKind::OverLimit && probe.len == MAX_LAYERS {
+            pkt.error = Some(e);
+        }
+    }
 }
 
 /// Records a malformation (the first one wins) and stops the walk.
