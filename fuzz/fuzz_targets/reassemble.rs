@@ -112,7 +112,9 @@ fuzz_target!(|input: &[u8]| {
             fragment(c, &f, &data)
         };
         offered += 1;
-        let done = r.offer(link, &frame, now).map(|d| (d.link, d.frame.to_vec(), d.fragments));
+        let done = r
+            .offer_at(link, &frame, now, Some(wall))
+            .map(|d| (d.link, d.frame.to_vec(), d.fragments));
         assert!(r.memory_bytes() <= cfg.memory_bytes, "memory over the cap");
         if let Some((link, frame, fragments)) = done {
             assert!(fragments >= 1);

@@ -16,10 +16,10 @@
 //!   clock, so `read` is deterministic: the clock is the highest timestamp of any frame seen
 //!   so far, and a datagram not complete `timeout_ns` after its first fragment arrived is
 //!   given up (`timeout`). **Global**, in real (monotonic) time, for the whole reassembler:
-//!   the caller ticks it ([`Reassembler::tick`]) when it hands on a batch and, in `capture`,
-//!   while the link is quiet; a datagram held `global_timeout_ns` of real time (counted from
-//!   the tick before its first fragment) is given up (`global_timeout`) whatever the packets'
-//!   timestamps say. It bounds how long state lives when capture time stops (a quiet link,
+//!   the clock is read at every fragment and when the caller ticks it ([`Reassembler::tick`]:
+//!   each batch handed on, the end of each input, every 200 ms in `capture`); a datagram held
+//!   `global_timeout_ns` of real time since its first fragment is given up (`global_timeout`)
+//!   at the first reading after that, whatever the packets' timestamps say. It bounds how long state lives when capture time stops (a quiet link,
 //!   a pipe, a file whose timestamps stand still or go back).
 //! - Overlap: IPv6 follows RFC 5722: any overlap discards the whole datagram, including its
 //!   fragments still to come (`overlap`). IPv4 keeps the bytes that arrived first ("first
@@ -251,8 +251,7 @@ struct Fragment<'a> {
 struct Datagram {
     seq: u64,
     first_ns: i64,
-    /// Real time (nanoseconds since the reassembler was made) of the last tick before its
-    /// first fragment.
+    /// Real time (nanoseconds since the reassembler was made) of its first fragment.
     born_wall_ns: u64,
     given_up: bool,
     /// The first fragment's header (empty until it arrives), see [`Fragment::header`].
@@ -333,7 +332,8 @@ pub struct Reassembler {
     order: BTreeMap<u64, Key>,
     next_seq: u64,
     now_ns: i64,
-    /// Real time: when the reassembler was made, and the last tick (nanoseconds after it).
+    /// Real time: when the reassembler was made, and the latest reading (nanoseconds after
+    /// it) of a fragment or a tick.
     wall_base: std::time::Instant,
     wall_ns: u64,
     memory: usize,
@@ -379,13 +379,30 @@ impl Reassembler {
 
     /// Offers one frame captured at `time_ns`. Returns the reassembled datagram when this
     /// frame was the fragment that completed it.
+    ///
     /// Every frame moves the capture-time clock; only fragments are looked at further.
     pub fn offer(&mut self, link: LinkType, frame: &[u8], time_ns: i64) -> Option<Reassembled<'_>> {
+        self.offer_at(link, frame, time_ns, None)
+    }
+
+    /// [`Reassembler::offer`] with the real-time clock's reading given (nanoseconds after the
+    /// reassembler was made; tests and the fuzz target), or read here when `None`: once per
+    /// fragment, never for other frames. A datagram's global timeout counts from its first
+    /// fragment's reading.
+    pub fn offer_at(
+        &mut self,
+        link: LinkType,
+        frame: &[u8],
+        time_ns: i64,
+        wall_ns: Option<u64>,
+    ) -> Option<Reassembled<'_>> {
         if time_ns > self.now_ns {
             self.now_ns = time_ns;
         }
         let frag = find_fragment(link, frame)?;
         self.stats.fragments += 1;
+        let wall = wall_ns.unwrap_or_else(|| self.elapsed_ns(std::time::Instant::now()));
+        self.wall_ns = self.wall_ns.max(wall);
         self.expire();
         if frag.truncated || frag.data.is_empty() || (frag.more && frag.data.len() % 8 != 0) {
             self.stats.bad_fragments += 1;
@@ -489,9 +506,12 @@ impl Reassembler {
     /// timeout are given up, and the capture-time timeout is applied too (the clock may have
     /// moved with frames that were not fragments).
     pub fn tick(&mut self, now: std::time::Instant) {
-        let ns = u64::try_from(now.saturating_duration_since(self.wall_base).as_nanos())
-            .unwrap_or(u64::MAX);
-        self.tick_ns(ns);
+        self.tick_ns(self.elapsed_ns(now));
+    }
+
+    /// Nanoseconds from the reassembler's making to `now`.
+    fn elapsed_ns(&self, now: std::time::Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.wall_base).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// [`Reassembler::tick`] at `ns` nanoseconds after the reassembler was made (tests and
@@ -1043,35 +1063,46 @@ mod tests {
             ..ReassemblyConfig::default()
         });
         let p = payload(16);
-        // Capture time stands still (every timestamp 0, as in many crafted files).
-        r.offer(LinkType::Ipv4, &v4(1, 0, true, &p[..8]), 0);
+        // Capture time stands still (every timestamp 0, as in many crafted files); the
+        // real-time clock is given: first fragments at 0 and 400.
+        r.offer_at(LinkType::Ipv4, &v4(1, 0, true, &p[..8]), 0, Some(0));
         r.tick_ns(400);
-        r.offer(LinkType::Ipv4, &v4(2, 0, true, &p[..8]), 0);
+        r.offer_at(LinkType::Ipv4, &v4(2, 0, true, &p[..8]), 0, Some(400));
         // A tombstone: an IPv6 datagram given up for an overlap.
-        r.offer(LinkType::Ipv6, &v6(3, 0, true, &p[..8]), 0);
-        r.offer(LinkType::Ipv6, &v6(3, 0, true, &p[8..]), 0);
+        r.offer_at(LinkType::Ipv6, &v6(3, 0, true, &p[..8]), 0, Some(400));
+        r.offer_at(LinkType::Ipv6, &v6(3, 0, true, &p[8..]), 0, Some(400));
         assert_eq!(r.stats().given_up[GiveUp::Overlap.index()], 1);
         r.tick_ns(999);
         assert_eq!(r.stats().given_up[GiveUp::GlobalTimeout.index()], 0);
         assert_eq!(r.in_progress(), 3);
-        // 1000 ns after the tick before datagram 1: only it goes.
+        // 1000 ns after datagram 1's first fragment: only it goes.
         r.tick_ns(1000);
         assert_eq!(r.stats().given_up[GiveUp::GlobalTimeout.index()], 1);
         assert_eq!(r.in_progress(), 2);
         // A clock read that went back changes nothing.
         r.tick_ns(10);
         assert_eq!(r.in_progress(), 2);
-        // Datagram 1's last fragment now starts a new datagram; 2 and the tombstone go at
-        // 1400 (the tombstone is not counted again).
+        // Datagram 1's last fragment now starts a new datagram (at 1000); 2 and the tombstone
+        // go at 1400 (the tombstone is not counted again).
         assert!(r
-            .offer(LinkType::Ipv4, &v4(1, 8, false, &p[8..]), 0)
+            .offer_at(LinkType::Ipv4, &v4(1, 8, false, &p[8..]), 0, Some(1000))
             .is_none());
         r.tick_ns(1400);
         assert_eq!(r.stats().given_up[GiveUp::GlobalTimeout.index()], 2);
         assert_eq!(r.stats().given_up[GiveUp::Overlap.index()], 1);
         assert_eq!(r.in_progress(), 1);
-        r.tick_ns(2400);
+        // A fragment's own reading expires what is old before it is taken.
+        assert!(r
+            .offer_at(LinkType::Ipv4, &v4(4, 0, true, &p[..8]), 0, Some(2500))
+            .is_none());
         assert_eq!(r.stats().given_up[GiveUp::GlobalTimeout.index()], 3);
+        assert_eq!(r.in_progress(), 1);
+        // Datagram 4 counts from its own first fragment (2500), not from the tick before it
+        // (1400): still held at 3000, completed at 3499.
+        r.tick_ns(3000);
+        assert_eq!(r.in_progress(), 1);
+        let done = r.offer_at(LinkType::Ipv4, &v4(4, 8, false, &p[8..]), 0, Some(3499));
+        assert_eq!(done.map(|d| d.fragments), Some(2));
         assert_eq!(r.in_progress(), 0);
         assert_eq!(r.memory_bytes(), 0);
         assert_eq!(r.stats().given_up[GiveUp::Timeout.index()], 0);

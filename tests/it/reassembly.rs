@@ -256,10 +256,18 @@ fn half_of_datagram_7(first: bool) -> Vec<u8> {
     f
 }
 
-/// Opens the FIFO `path` for writing once a reader has it open (bounded: a reader that went
-/// away fails the test instead of hanging it). The writes that follow are small enough for
-/// the pipe's buffer.
+/// Opens the FIFO `path` for writing, blocking writes, once a reader has it open (bounded: a
+/// reader that never comes fails the test instead of hanging it; one that goes away makes
+/// the writes fail with EPIPE).
 fn open_fifo(path: &std::path::Path) -> std::fs::File {
+    let probe = open_fifo_nonblocking(path);
+    // A reader has it open now, so a blocking open returns at once.
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    drop(probe);
+    f
+}
+
+fn open_fifo_nonblocking(path: &std::path::Path) -> std::fs::File {
     use std::os::unix::fs::OpenOptionsExt;
     let end = Instant::now() + Duration::from_secs(20);
     loop {
@@ -348,6 +356,148 @@ fn the_global_timeout_gives_up_what_a_quiet_pipe_holds() {
                 "reassembly: 2 fragments, 0 datagrams reassembled, 2 given up (global_timeout 1, \
                  incomplete 1)"
             ),
+            "--workers {workers}: {}",
+            reassembly_line(&out)
+        );
+    }
+}
+
+/// Pcap bytes (little-endian, microseconds, link type 228 raw IPv4): the file header when
+/// `frames` is None, else the records of `frames`, each stamped at the same second.
+fn pcap_bytes(frames: Option<&[Vec<u8>]>) -> Vec<u8> {
+    let mut b = Vec::new();
+    let Some(frames) = frames else {
+        for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 228] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        return b;
+    };
+    for f in frames {
+        for v in [1_700_000_000u32, 0, f.len() as u32, f.len() as u32] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(f);
+    }
+    b
+}
+
+/// A UDP datagram (not a fragment) of raw IPv4, to fill batches.
+fn filler() -> Vec<u8> {
+    let mut f = vec![
+        0x45, 0, 0, 28, 0, 9, 0, 0, 64, 17, 0, 0, 192, 0, 2, 9, 192, 0, 2, 2,
+    ];
+    let sum = crate::common::frames::checksum(&f);
+    f[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&[0x30, 0x39, 0x00, 0x35, 0, 8, 0, 0]);
+    f
+}
+
+/// `read --reassemble --reassembly-global-timeout 1 --workers W` of one pipe, written in
+/// `chunks`: each waits its delay after the one before (the time the limit under test is
+/// about), then its bytes go in.
+fn read_one_pipe(dir: &TempDir, workers: &str, chunks: &[(Duration, Vec<u8>)]) -> Output {
+    let pipe = dir.path(&format!("pipe-{workers}-{}", common::unique("p")));
+    crate::common::harness::mkfifo(&pipe);
+    let child = common::bin()
+        .args(["read", "--reassemble", "--reassembly-global-timeout", "1"])
+        .args(["--workers", workers])
+        .arg(&pipe)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start read");
+    let mut w = open_fifo(&pipe);
+    let mut last = Instant::now();
+    for (delay, bytes) in chunks {
+        while last.elapsed() < *delay {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::io::Write::write_all(&mut w, bytes).unwrap();
+        std::io::Write::flush(&mut w).unwrap();
+        last = Instant::now();
+    }
+    drop(w);
+    let out = child.wait_with_output().expect("wait for read");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    out
+}
+
+/// One pipe that goes quiet between a datagram's two fragments for longer than the
+/// one-second global timeout, in the middle of its input: the second fragment's own clock
+/// reading finds the first one's datagram too old, so it is given up and the second starts
+/// one of its own (incomplete at the end). The same bytes without the pause reassemble.
+#[test]
+fn a_pipe_quiet_in_the_middle_gives_the_datagram_up() {
+    let dir = TempDir::unique("reasm_midpipe");
+    let (first, second) = (half_of_datagram_7(true), half_of_datagram_7(false));
+    let head = pcap_bytes(None);
+    for workers in ["1", "2"] {
+        let out = read_one_pipe(
+            &dir,
+            workers,
+            &[
+                (
+                    Duration::ZERO,
+                    [head.clone(), pcap_bytes(Some(std::slice::from_ref(&first)))].concat(),
+                ),
+                (
+                    Duration::from_millis(1200),
+                    pcap_bytes(Some(std::slice::from_ref(&second))),
+                ),
+            ],
+        );
+        assert!(
+            reassembled(&messages(&out)).is_empty(),
+            "--workers {workers}"
+        );
+        assert!(
+            reassembly_line(&out).starts_with(
+                "reassembly: 2 fragments, 0 datagrams reassembled, 2 given up (global_timeout 1, \
+                 incomplete 1)"
+            ),
+            "--workers {workers}: {}",
+            reassembly_line(&out)
+        );
+        let out = read_one_pipe(
+            &dir,
+            workers,
+            &[(
+                Duration::ZERO,
+                [
+                    head.clone(),
+                    pcap_bytes(Some(&[first.clone(), second.clone()])),
+                ]
+                .concat(),
+            )],
+        );
+        assert_eq!(reassembled(&messages(&out)).len(), 1, "--workers {workers}");
+    }
+}
+
+/// The global timeout counts from a datagram's first fragment, not from an earlier moment:
+/// a pipe that stays empty for longer than the timeout before anything arrives, then brings
+/// both fragments with two batches' worth of other packets between them (so the clock is
+/// also read at a batch hand-off between them), reassembles the datagram.
+#[test]
+fn the_global_timeout_counts_from_the_first_fragment() {
+    let dir = TempDir::unique("reasm_late");
+    let mut frames = vec![half_of_datagram_7(true)];
+    frames.extend(std::iter::repeat_with(filler).take(2_100));
+    frames.push(half_of_datagram_7(false));
+    for workers in ["1", "2"] {
+        let out = read_one_pipe(
+            &dir,
+            workers,
+            &[(
+                Duration::from_millis(1200),
+                [pcap_bytes(None), pcap_bytes(Some(&frames))].concat(),
+            )],
+        );
+        assert_eq!(messages(&out).len(), 2_103, "--workers {workers}");
+        assert_eq!(reassembled(&messages(&out)).len(), 1, "--workers {workers}");
+        assert!(
+            reassembly_line(&out)
+                .starts_with("reassembly: 2 fragments, 1 datagrams reassembled, 0 given up"),
             "--workers {workers}: {}",
             reassembly_line(&out)
         );
