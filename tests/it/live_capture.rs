@@ -30,6 +30,8 @@ const PCAP_TIME_NS: i64 = 1_700_000_000_000_000_000;
 
 /// Every wait in this file is bounded by this.
 const DEADLINE: Duration = Duration::from_secs(10);
+/// The bound of [`Capture::wait_for_records`].
+const RECORDS_DEADLINE: Duration = Duration::from_secs(60);
 /// Interval of the bounded polls of the output file.
 const POLL: Duration = Duration::from_millis(10);
 /// Matches the test frames only.
@@ -254,9 +256,11 @@ impl Capture {
             .unwrap_or(0)
     }
 
-    /// Bounded poll until the output file has at least `n` lines.
+    /// Bounded poll until the output file has at least `n` lines (a longer bound than the
+    /// other waits: on a loaded machine a capture of thousands of frames writes them
+    /// seconds after they were sent; a passing test waits only as long as it takes).
     fn wait_for_records(&self, n: usize) {
-        let end = Instant::now() + DEADLINE;
+        let end = Instant::now() + RECORDS_DEADLINE;
         while self.lines_written() < n {
             assert!(
                 Instant::now() < end,
