@@ -468,6 +468,10 @@ fn check_rdata_names(msg: &[u8], r: &Record<'_>, kind: RdataNames) -> Result<usi
     })
 }
 
+// Inlined into the walk (decode_into), as LLVM did by itself until the walk's cold over-limit
+// code tipped its size estimate (callgrind, decode of mixed.pcap: 827.5 -> 821.7 instructions
+// per packet with tcp, dns and decode_ether inlined again; 805.5 before that code).
+#[inline(always)]
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, tcp: bool) -> Next {
     let rest = cur.rest();
     let (tcp_length, msg, prefix) = if tcp {

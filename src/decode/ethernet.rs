@@ -108,6 +108,10 @@ pub(crate) fn next_for_ether_type(t: u16) -> Next {
     }
 }
 
+// Inlined into the walk (decode_into), as LLVM did by itself until the walk's cold over-limit
+// code tipped its size estimate (callgrind, decode of mixed.pcap: 827.5 -> 821.7 instructions
+// per packet with tcp, dns and decode_ether inlined again; 805.5 before that code).
+#[inline(always)]
 pub(crate) fn decode_ether<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     let Ok((hdr, _)) = EtherHdr::ref_from_prefix(cur.rest()) else {
         return fail(pkt, LayerName::Ether, ErrorKind::Truncated);

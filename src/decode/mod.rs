@@ -386,6 +386,9 @@ pub struct Packet<'a> {
     pub error: Option<ParseError>,
     /// Length of the decoded frame in bytes.
     frame_len: usize,
+    /// A layer was refused because [`MAX_LAYERS`] were there already (see
+    /// [`Packet::over_limit`]).
+    refused: bool,
 }
 
 impl<'a> Packet<'a> {
@@ -397,6 +400,7 @@ impl<'a> Packet<'a> {
             raw: &[],
             padding: &[],
             error: None,
+            refused: false,
         }
     }
 
@@ -421,15 +425,17 @@ impl<'a> Packet<'a> {
         &self.layers[..self.len]
     }
 
-    /// Adds a layer; false when [`MAX_LAYERS`] are there already: the walk stops and what is
-    /// left is `raw` (see [`Packet::over_limit`]).
+    /// Adds a layer; false when [`MAX_LAYERS`] are there already: the walk stops, what is
+    /// left is `raw`, and the refusal is noted for [`Packet::over_limit`] (a store, not a
+    /// call: this is inlined into every decoder, and a call here made the walk too big for
+    /// the common decoders to be inlined into it).
     fn push(&mut self, layer: Layer<'a>) -> bool {
         if self.len < MAX_LAYERS {
             self.layers[self.len] = layer;
             self.len += 1;
             true
         } else {
-            self.over_limit();
+            self.refused = true;
             false
         }
     }
@@ -438,6 +444,7 @@ impl<'a> Packet<'a> {
     /// (`decode_error` `{"layer": <the last layer kept>, "reason": "over limit"}`) unless it
     /// has an error already.
     #[cold]
+    #[inline(never)]
     fn over_limit(&mut self) {
         if self.error.is_none() {
             if let Some(last) = self.layers_slice().last() {
@@ -604,24 +611,56 @@ fn decode_into<'a>(pkt: &mut Packet<'a>, link: LinkType, frame: &'a [u8], opts: 
     // common path (Ethernet, IP, TCP, UDP, DNS, ICMP) paid for it in instruction-cache misses.
     loop {
         if pkt.len >= MAX_LAYERS {
-            if next != Next::Stop && pkt.error.is_none() && !cur.rest().is_empty() {
+            if pkt.refused {
+                pkt.over_limit();
+            } else if next != Next::Stop && pkt.error.is_none() && !cur.rest().is_empty() {
                 flag_if_over_limit(next, &cur, pkt);
             }
             break;
         }
-        if next == Next::Stop {
-            break;
-        }
-        next = step(next, &mut cur, pkt);
+        // The same steps as [`step`], written out here, so the hot loop's code is what it was
+        // before `step` existed (callgrind: 13 fewer instructions per packet than calling it).
+        next = match next {
+            Next::Stop => break,
+            Next::Ether => ethernet::decode_ether(&mut cur, pkt),
+            Next::EtherType(t) => ethernet::by_ether_type(t, &mut cur, pkt),
+            Next::Arp => arp::decode(&mut cur, pkt),
+            Next::IpAny => match cur.rest().first().map(|b| b >> 4) {
+                Some(6) => ipv6::decode(&mut cur, pkt, false),
+                Some(_) => ipv4::decode(&mut cur, pkt, false),
+                None => Next::Stop,
+            },
+            Next::Ipv4 { quoted } => ipv4::decode(&mut cur, pkt, quoted),
+            Next::Ipv6 { quoted } => ipv6::decode(&mut cur, pkt, quoted),
+            Next::IpProto { proto, quoted } => ipv4::by_proto(proto, quoted),
+            Next::Ipv6Nh { nh, quoted } => ipv6::by_next_header(nh, quoted, &mut cur, pkt),
+            Next::Tcp { quoted } => tcp::decode(&mut cur, pkt, quoted),
+            Next::Udp { quoted } => udp::decode(&mut cur, pkt, quoted),
+            Next::Icmp { quoted } => icmp::decode(&mut cur, pkt, quoted),
+            Next::Icmpv6 => icmpv6::decode(&mut cur, pkt),
+            Next::NdOptions => icmpv6::decode_nd_option(&mut cur, pkt),
+            Next::Dns { tcp } => dns::decode(&mut cur, pkt, tcp),
+            Next::Vxlan => vxlan::decode(&mut cur, pkt),
+            Next::Geneve => geneve::decode(&mut cur, pkt),
+            Next::Gre => gre::decode(&mut cur, pkt),
+            Next::Erspan(kind) => gre::decode_erspan(kind, &mut cur, pkt),
+            Next::Mpls => mpls::decode(&mut cur, pkt),
+            Next::Pppoe { discovery } => pppoe::decode(&mut cur, pkt, discovery),
+            Next::Ppp => pppoe::decode_ppp(&mut cur, pkt),
+            Next::Ntp => ntp::decode(&mut cur, pkt),
+            Next::Bootp => dhcp::decode(&mut cur, pkt),
+            Next::Http => http::decode(&mut cur, pkt),
+            Next::Tls => tls::decode(&mut cur, pkt),
+        };
     }
     pkt.raw = cur.rest();
     pkt.padding = frame.get(cur.end..).unwrap_or(&[]);
     pkt.frame_len = frame.len();
 }
 
-/// One step of the walk: decodes what `next` names (pushing its layer, if any) and says what
-/// comes after it.
-#[inline(always)]
+/// One step of the walk, for [`flag_if_over_limit`]: decodes what `next` names (pushing its
+/// layer, if any) and says what comes after it. The same match as the walk's own loop.
+#[inline(never)]
 fn step<'a>(next: Next, cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
     match next {
         Next::Stop => Next::Stop,
@@ -658,8 +697,8 @@ fn step<'a>(next: Next, cur: &mut Cursor<'a>, pkt: &mut Packet<'a>) -> Next {
 }
 
 /// The walk reached [`MAX_LAYERS`] with `next` still to do: follows it on copies of the
-/// cursor and packet. Only if a step tries to add a layer (which the full packet refuses,
-/// flagging itself `over limit`) is `pkt` flagged; steps that add none (a protocol number
+/// cursor and packet. Only if a step tries to add a layer (which the full packet refuses)
+/// is `pkt` flagged `over limit`; steps that add none (a protocol number
 /// nothing decodes, a payload that is not the application its port suggests) leave it whole,
 /// as the walk without the limit would.
 #[cold]
@@ -675,15 +714,13 @@ fn flag_if_over_limit<'a>(mut next: Next, cur: &Cursor<'a>, pkt: &mut Packet<'a>
     // Every step but a few dispatches (which lead to one that pushes or stops) tries to push,
     // so this ends within a handful of steps; the bound is only a guard.
     for _ in 0..MAX_LAYERS {
-        if next == Next::Stop || probe.error.is_some() {
+        if next == Next::Stop || probe.error.is_some() || probe.refused {
             break;
         }
         next = step(next, &mut c, &mut probe);
     }
-    if let Some(e) = probe.error {
-        if e.kind == ErrorKind::OverLimit && probe.len == MAX_LAYERS {
-            pkt.error = Some(e);
-        }
+    if probe.refused {
+        pkt.over_limit();
     }
 }
 

@@ -150,6 +150,10 @@ fn app_by_ports(sport: u16, dport: u16, payload: &[u8], quoted: bool) -> Next {
     }
 }
 
+// Inlined into the walk (decode_into), as LLVM did by itself until the walk's cold over-limit
+// code tipped its size estimate (callgrind, decode of mixed.pcap: 827.5 -> 821.7 instructions
+// per packet with tcp, dns and decode_ether inlined again; 805.5 before that code).
+#[inline(always)]
 pub(crate) fn decode<'a>(cur: &mut Cursor<'a>, pkt: &mut Packet<'a>, quoted: bool) -> Next {
     let Ok((hdr, rest)) = TcpHdr::ref_from_prefix(cur.rest()) else {
         return fail(pkt, LayerName::Tcp, ErrorKind::Truncated);
