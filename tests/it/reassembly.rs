@@ -326,14 +326,7 @@ fn the_global_timeout_gives_up_what_a_quiet_pipe_holds() {
         for p in &pipes {
             crate::common::harness::mkfifo(p);
         }
-        let child = common::bin()
-            .args(["read", "--reassemble", "--reassembly-global-timeout", "1"])
-            .args(["--workers", workers])
-            .args(&pipes)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start read");
+        let child = read_pipes(workers, &pipes);
         // Each open for writing waits until `read` opens that pipe, i.e. has finished the
         // one before.
         write_fifo(&pipes[0], &files[0]);
@@ -360,6 +353,19 @@ fn the_global_timeout_gives_up_what_a_quiet_pipe_holds() {
             reassembly_line(&out)
         );
     }
+}
+
+/// Starts `read --reassemble --reassembly-global-timeout 1 --workers W` of `pipes`, in
+/// order, with its output and errors piped.
+fn read_pipes(workers: &str, pipes: &[std::path::PathBuf]) -> std::process::Child {
+    common::bin()
+        .args(["read", "--reassemble", "--reassembly-global-timeout", "1"])
+        .args(["--workers", workers])
+        .args(pipes)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start read")
 }
 
 /// Pcap bytes (little-endian, microseconds, link type 228 raw IPv4): the file header when
@@ -398,14 +404,7 @@ fn filler() -> Vec<u8> {
 fn read_one_pipe(dir: &TempDir, workers: &str, chunks: &[(Duration, Vec<u8>)]) -> Output {
     let pipe = dir.path(&format!("pipe-{workers}-{}", common::unique("p")));
     crate::common::harness::mkfifo(&pipe);
-    let child = common::bin()
-        .args(["read", "--reassemble", "--reassembly-global-timeout", "1"])
-        .args(["--workers", workers])
-        .arg(&pipe)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start read");
+    let child = read_pipes(workers, std::slice::from_ref(&pipe));
     let mut w = open_fifo(&pipe);
     let mut last = Instant::now();
     for (delay, bytes) in chunks {
