@@ -289,3 +289,67 @@ fn help_and_man_pages_name_the_flag() {
         );
     }
 }
+
+/// A full disk (an 8 MiB ext4 file system on a loop device, mounted in a mount namespace of
+/// the test's own): the direct run ends as the buffered one does (exit 8, the same error
+/// line), and what it wrote is a prefix of the whole output (nothing padded or out of place).
+#[test]
+fn a_full_disk_ends_the_run_as_without_direct_io() {
+    if !harness::live_available(
+        "direct I/O full-disk test",
+        &[
+            ("mkfs.ext4", &["-V"], "mkfs.ext4 (e2fsprogs) is missing"),
+            ("unshare", &["--version"], "unshare (util-linux) is missing"),
+        ],
+    ) {
+        return;
+    }
+    let dir = TempDir::scratch("direct_io_full");
+    let whole = dir.path("whole.jsonl");
+    read_to(Path::new(FIXTURE), "1", &whole, false);
+    let whole = fs::read(&whole).unwrap();
+    let img = dir.path("img");
+    fs::File::create(&img).unwrap().set_len(8 << 20).unwrap();
+    assert!(harness::command_succeeds(
+        "mkfs.ext4",
+        &["-q", "-F", img.to_str().unwrap()]
+    ));
+    fs::create_dir(dir.path("mnt")).unwrap();
+    // Both runs write mnt/out.jsonl (so their error lines can be compared as they are); what
+    // they wrote and said is copied out before the namespace, and with it the mount, ends.
+    let script = r#"
+        set -u
+        mount -o loop "$1/img" "$1/mnt" || exit 1
+        for mode in direct plain; do
+            flag=; [ "$mode" = direct ] && flag=--direct-io
+            "$2" read -q "$3" -o "$1/mnt/out.jsonl" $flag 2>"$1/$mode.err"
+            echo $? >"$1/$mode.rc"
+            cp "$1/mnt/out.jsonl" "$1/$mode.jsonl" && rm "$1/mnt/out.jsonl" || exit 1
+        done
+    "#;
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&dir.0)
+        .arg(crate::common::BIN)
+        .arg(crate::common::root().join(FIXTURE))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = |name: &str| fs::read_to_string(dir.path(name)).unwrap();
+    let (direct_err, plain_err) = (text("direct.err"), text("plain.err"));
+    assert_eq!(text("direct.rc").trim(), "8", "{direct_err}");
+    assert_eq!(text("plain.rc").trim(), "8", "{plain_err}");
+    assert!(
+        direct_err.contains("No space left on device"),
+        "{direct_err}"
+    );
+    // The same lines, so no "--direct-io: ... does not support" either: O_DIRECT was used.
+    assert_eq!(direct_err, plain_err);
+    let direct = fs::read(dir.path("direct.jsonl")).unwrap();
+    assert!(direct.len() > 1 << 20, "{} bytes", direct.len());
+    assert!(
+        whole.starts_with(&direct),
+        "the {} bytes written are not the start of the output",
+        direct.len()
+    );
+}
