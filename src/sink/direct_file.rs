@@ -10,11 +10,12 @@
 //! the file when the write returns (a `tail -f` reader does not wait for a block to fill), and
 //! at the end it holds exactly the bytes written, no padding. The part of the last block that
 //! is not full (the tail) is written through the page cache (`O_DIRECT` cleared, `pwrite` at
-//! its offset, the flag set again) and kept at the start of the buffer, so the next direct
-//! write rewrites that block from its aligned start with the same bytes and more. The kernel
-//! writes back and drops the cached page of that block before a direct write over it
-//! (`Documentation/filesystems/iomap/operations.rst`, "Direct I/O"), so readers never see
-//! stale bytes.
+//! its offset, the flag set again) and kept at the start of the buffer; the next write
+//! finishes that block the same way and writes the whole blocks after it directly. Rewriting
+//! the tail's block with `O_DIRECT` instead would make the kernel write back and wait for its
+//! dirty page first (`Documentation/filesystems/iomap/operations.rst`, "Direct I/O"): in live
+//! capture here that cost the publisher thread about a quarter more CPU time (issue 13). Bytes
+//! go out in file order, so a reader never meets a hole.
 //!
 //! Where direct I/O is refused (a FIFO or character device such as /dev/null, a file system
 //! that says so in `STATX_DIOALIGN`, tmpfs, `EINVAL` from `fcntl` or from the first direct
@@ -211,8 +212,8 @@ impl<F: Positioned> DirectWriter<F> {
         self.refused
     }
 
-    /// Takes `bytes` into the buffer, writing the whole buffer directly each time it fills.
-    /// They are in the file only after [`DirectWriter::settle`].
+    /// Takes `bytes` into the buffer, writing it out each time it fills. They are in the
+    /// file only after [`DirectWriter::settle`].
     pub(crate) fn gather(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
             let room = self.capacity - self.fill;
@@ -222,52 +223,76 @@ impl<F: Positioned> DirectWriter<F> {
             self.fill += now.len();
             bytes = rest;
             if self.fill == self.capacity {
-                self.write_blocks(self.capacity)?;
+                self.write_out()?;
             }
         }
         Ok(())
     }
 
-    /// Puts everything gathered into the file: the whole blocks directly, the tail through
-    /// the page cache (kept in the buffer for the next direct write).
+    /// Puts everything gathered into the file (see [`DirectWriter::write_out`]).
     pub(crate) fn settle(&mut self) -> io::Result<()> {
+        self.write_out()
+    }
+
+    /// Writes every gathered byte that is not in the file yet, in file order (so a reader
+    /// never meets a hole): the rest of the block an earlier tail went into, through the page
+    /// cache as that tail did; the whole blocks after it with `O_DIRECT`; the new tail through
+    /// the page cache. A direct write never covers a block with bytes in the page cache, so
+    /// it never waits for their writeback. Then the whole blocks leave the buffer; the tail
+    /// stays at its start.
+    fn write_out(&mut self) -> io::Result<()> {
+        let head_end = self.on_disk.next_multiple_of(self.align).min(self.fill);
+        if head_end > self.on_disk {
+            self.write_buffered(head_end)?;
+        }
         let whole = self.fill - self.fill % self.align;
-        if whole > 0 {
-            self.write_blocks(whole)?;
+        if whole > self.on_disk {
+            self.write_direct(whole)?;
         }
         if self.fill > self.on_disk {
-            let tail = &self.store[self.start + self.on_disk..self.start + self.fill];
-            self.file
-                .write_buffered(tail, self.base + self.on_disk as u64)?;
-            self.on_disk = self.fill;
+            self.write_buffered(self.fill)?;
+        }
+        let done = self.on_disk - self.on_disk % self.align;
+        if done > 0 {
+            self.store
+                .copy_within(self.start + done..self.start + self.fill, self.start);
+            self.fill -= done;
+            self.on_disk -= done;
+            self.base += done as u64;
         }
         Ok(())
     }
 
-    /// Writes the first `len` bytes of the buffer (a multiple of `align`) at `base`, then
-    /// moves what follows them to the start of the buffer.
-    fn write_blocks(&mut self, len: usize) -> io::Result<()> {
-        let mut done = 0usize;
-        while done < len {
-            let bytes = &self.store[self.start + done..self.start + len];
-            let offset = self.base + done as u64;
+    /// Writes the buffer from `on_disk` to `end` through the page cache.
+    fn write_buffered(&mut self, end: usize) -> io::Result<()> {
+        let bytes = &self.store[self.start + self.on_disk..self.start + end];
+        self.file
+            .write_buffered(bytes, self.base + self.on_disk as u64)?;
+        self.on_disk = end;
+        Ok(())
+    }
+
+    /// Writes the buffer from `on_disk` (a block boundary) to `end` (one too) with
+    /// `O_DIRECT`; through the page cache once direct I/O was refused.
+    fn write_direct(&mut self, end: usize) -> io::Result<()> {
+        while self.on_disk < end {
             if self.refused {
-                self.file.write_buffered(bytes, offset)?;
-                break;
+                return self.write_buffered(end);
             }
-            match self.file.write_direct(bytes, offset) {
+            let bytes = &self.store[self.start + self.on_disk..self.start + end];
+            match self
+                .file
+                .write_direct(bytes, self.base + self.on_disk as u64)
+            {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) if n % self.align == 0 => {
-                    self.untried = false;
-                    done += n;
-                }
-                // A short write that ends inside a block (not seen from ext4 or XFS): the
-                // rest of these blocks through the page cache, as a later tail would go.
                 Ok(n) => {
                     self.untried = false;
-                    let rest = &self.store[self.start + done + n..self.start + len];
-                    self.file.write_buffered(rest, offset + n as u64)?;
-                    break;
+                    self.on_disk += n;
+                    // A short write that ends inside a block (not seen from ext4 or XFS):
+                    // the rest of these blocks through the page cache.
+                    if n % self.align != 0 {
+                        return self.write_buffered(end);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if self.untried && e.raw_os_error() == Some(libc::EINVAL) => {
@@ -277,13 +302,6 @@ impl<F: Positioned> DirectWriter<F> {
                 Err(e) => return Err(e),
             }
         }
-        let (from, to) = (self.start + len, self.start + self.fill);
-        self.store.copy_within(from..to, self.start);
-        self.fill -= len;
-        self.base += len as u64;
-        // The tail written earlier lies inside the blocks just written (it is shorter than
-        // one), so nothing left in the buffer is in the file yet.
-        self.on_disk = self.on_disk.saturating_sub(len);
         Ok(())
     }
 }
@@ -429,7 +447,7 @@ mod tests {
     }
 
     #[test]
-    fn the_tail_goes_through_the_page_cache_and_its_block_is_rewritten() {
+    fn the_tail_and_the_rest_of_its_block_go_through_the_page_cache() {
         let mut w = DirectWriter::new(Fake::new(16), 16, 64);
         let (a, b) = (pattern(10, 1), pattern(30, 2));
         w.gather(&a).unwrap();
@@ -440,12 +458,17 @@ mod tests {
         w.file.calls.clear();
         w.gather(&b).unwrap();
         w.settle().unwrap();
-        // 40 bytes: the two whole blocks directly (the first rewritten from offset 0 with
-        // the old tail), the new tail of 8 after them.
+        // 40 bytes: the rest of the first block as its start went, through the page cache
+        // (a direct write over it would wait for its writeback), the second block directly,
+        // the new tail of 8 after it.
         assert_eq!(
             w.file.calls,
             [
-                Call::Direct { offset: 0, len: 32 },
+                Call::Buffered { offset: 10, len: 6 },
+                Call::Direct {
+                    offset: 16,
+                    len: 16
+                },
                 Call::Buffered { offset: 32, len: 8 }
             ]
         );
@@ -485,7 +508,11 @@ mod tests {
             w.file.calls,
             [
                 Call::Buffered { offset: 0, len: 5 },
-                Call::Direct { offset: 0, len: 64 },
+                Call::Buffered { offset: 5, len: 11 },
+                Call::Direct {
+                    offset: 16,
+                    len: 48
+                },
                 Call::Direct {
                     offset: 64,
                     len: 64
@@ -546,7 +573,7 @@ mod tests {
         w.gather(&pattern(20, 1)).unwrap();
         w.settle().unwrap();
         w.file.einval = true;
-        w.gather(&pattern(20, 1)).unwrap();
+        w.gather(&pattern(40, 1)).unwrap();
         let e = w.settle().unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
         assert!(!w.refused());
