@@ -1,6 +1,6 @@
 //! `--direct-io`: JSON lines written to a regular file with `O_DIRECT`, past the page cache.
 //!
-//! A buffered write of live traffic costs the publisher thread most of its CPU in the kernel:
+//! A buffered write of live traffic costs the publisher thread much of its CPU in the kernel:
 //! copying into the page cache, allocating pages, delayed allocation (issue 13). With
 //! `O_DIRECT` the block layer takes the bytes from our buffer, so batches are gathered into
 //! one buffer aligned as the file system asks (`statx` `STATX_DIOALIGN`, Linux 6.1; else 4096)
@@ -29,8 +29,9 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-/// Bytes gathered before a direct write when a batch does not end the write call first: four
-/// full batches ([`crate::encode::batch::BATCH_BYTES`]); a multiple of every alignment taken.
+/// The buffer batches are gathered in; a write call of more goes out in direct writes of this
+/// size. Four full batches ([`crate::encode::batch::BATCH_BYTES`]); a multiple of every
+/// alignment taken.
 pub const BUFFER_BYTES: usize = 1 << 20;
 
 /// The alignment used when the kernel does not report one (before Linux 6.1): the page size
@@ -62,7 +63,15 @@ pub(crate) fn open(file: File, path: &Path) -> Box<dyn Sink> {
         .and_then(|flags| rustix::fs::fcntl_setfl(&file, flags | OFlags::DIRECT).map(|()| flags))
     {
         Ok(flags) => Box::new(DirectFileSink {
-            out: DirectWriter::new(OsFile { file, flags }, align, BUFFER_BYTES),
+            out: DirectWriter::new(
+                OsFile {
+                    file,
+                    flags,
+                    direct: true,
+                },
+                align,
+                BUFFER_BYTES,
+            ),
             path: path.to_path_buf(),
         }),
         Err(_) => {
@@ -109,8 +118,8 @@ fn alignment_of(mem_align: u32, offset_align: u32) -> Option<usize> {
     (align.is_power_of_two() && align <= BUFFER_BYTES / 4).then_some(align)
 }
 
-/// What [`DirectWriter`] asks of the file (a trait, so that the tail and rewrite logic is
-/// tested against a recording fake).
+/// What [`DirectWriter`] asks of the file (a trait, so that the tail logic is tested
+/// against a recording fake).
 pub(crate) trait Positioned {
     /// One write of `bytes` at `offset` with `O_DIRECT` (aligned); may be short.
     fn write_direct(&mut self, bytes: &[u8], offset: u64) -> io::Result<usize>;
@@ -120,11 +129,13 @@ pub(crate) trait Positioned {
     fn give_up_direct(&mut self) -> io::Result<()>;
 }
 
-/// The output file, `O_DIRECT` set except while a tail is written.
+/// The output file, `O_DIRECT` set except while a tail is written (or after it was refused).
 struct OsFile {
     file: File,
     /// Its file status flags without `O_DIRECT` (read once: nothing else changes them).
     flags: OFlags,
+    /// Direct I/O not refused: `O_DIRECT` is set between buffered writes.
+    direct: bool,
 }
 
 impl OsFile {
@@ -146,6 +157,9 @@ impl Positioned for OsFile {
     }
 
     fn write_buffered(&mut self, bytes: &[u8], offset: u64) -> io::Result<()> {
+        if !self.direct {
+            return self.file.write_all_at(bytes, offset);
+        }
         self.set_direct(false)?;
         let written = self.file.write_all_at(bytes, offset);
         // The flag goes back even when the write failed; the write's error comes first.
@@ -154,6 +168,7 @@ impl Positioned for OsFile {
     }
 
     fn give_up_direct(&mut self) -> io::Result<()> {
+        self.direct = false;
         self.set_direct(false)
     }
 }
