@@ -19,6 +19,7 @@
 #
 #   scripts/bench-live.sh
 #   RUNS=7 LOOPS=100 scripts/bench-live.sh
+#   DIRECT_IO=1 scripts/bench-live.sh      # netpipe-fast writes its JSON file with --direct-io
 #
 # Needs: root, ip (iproute2), taskset, python3, tcpdump, trafgen (Debian package netsniff-ng;
 # installed when missing). The machine should be otherwise idle; on a shared one, compare the
@@ -36,6 +37,13 @@ ZERO_RATES=${ZERO_RATES:-"500000 400000 300000 250000 200000 150000 100000 50000
 ZERO_RUNS=${ZERO_RUNS:-3}
 ZERO_SECONDS=${ZERO_SECONDS:-2}
 RING_MB=${RING_MB:-64}
+DIRECT_IO=${DIRECT_IO:-0}
+# DIRECT_IO=1: the JSON file is written with O_DIRECT (README, "--direct-io"); nothing else
+# changes.
+NP_OUT_FLAGS=()
+if [ "$DIRECT_IO" = 1 ]; then
+  NP_OUT_FLAGS=(--direct-io)
+fi
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN=$(realpath -m "$TARGET_DIR/release/netpipe-fast")
 NS_A=np-bench-$$-a
@@ -214,7 +222,7 @@ capture_run() {
   # The whole process (workers and the publisher thread that writes the file) on CPUS, so
   # with one worker it stays off the sender's core, as tcpdump does.
   ip netns exec "$NS_B" taskset -c "$cpus" "$BIN" --iface vb --workers "$workers" --cpus "$cpus" \
-    --ring-mb "$RING_MB" --filter "$FILTER" -o "file:$out" 2>"$log" &
+    --ring-mb "$RING_MB" --filter "$FILTER" -o "file:$out" "${NP_OUT_FLAGS[@]}" 2>"$log" &
   local pid=$!
   wait_for "$log" "listening on vb"
   local sent rate
@@ -320,6 +328,7 @@ machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 
 code: $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(rustc --version 2>/dev/null)
 anchors: $(tcpdump --version 2>&1 | head -1), $(trafgen -v 2>&1 | head -1)
 frames: 60 bytes (64 on a wire with FCS), $FRAMES unique, $((FRAMES * LOOPS)) per full-speed run; sender on CPU $SEND_CPU, capture on CPU $CAP_CPU
+netpipe-fast JSON file: $([ "$DIRECT_IO" = 1 ] && echo "--direct-io (O_DIRECT)" || echo "through the page cache")
 runs: $RUNS (medians); zero-drop steps: $ZERO_RUNS runs of ${ZERO_SECONDS}s each
 
 | figure | median |

@@ -355,6 +355,13 @@ pub struct OutputArgs {
     #[arg(long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=i64::from(crate::sink::MAX_PARTITIONS)))]
     pub partitions: u16,
+    /// JSON to a file (-o PATH): write it with O_DIRECT, past the page cache, in aligned
+    /// blocks from a 1 MiB buffer (less CPU per packet). Each write still puts every record
+    /// in the file at once (the block not yet full goes through the page cache), and the file
+    /// holds the same bytes. Where direct I/O is refused (tmpfs, pipes, /dev/null) one line
+    /// says so and the page cache is used.
+    #[arg(long)]
+    pub direct_io: bool,
     /// What happens to messages while the output is down.
     #[command(flatten)]
     pub delivery: DeliveryArgs,

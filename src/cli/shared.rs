@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The JSON destination and the `-w` settings of `read` and `capture`: with `-w` and no
-/// `-o`, no JSON; `-w -` and JSON on stdout together is a usage error.
+/// `-o`, no JSON; `-w -` and JSON on stdout together is a usage error, as is `--direct-io`
+/// with JSON going anywhere but a file.
 pub(super) fn outputs(
     out: &OutputArgs,
     pcap: &PcapOutArgs,
@@ -28,6 +29,11 @@ pub(super) fn outputs(
         }
         (Some(_), None) => Output::Discard,
         (_, dest) => Output::parse_with(dest.unwrap_or("-"), &out.output_options()?)?,
+    };
+    let output = if out.direct_io {
+        output.with_direct_io()?
+    } else {
+        output
     };
     if pcap.as_ref().is_some_and(|p| p.is_stdout()) && output == Output::Stdout {
         return Err(

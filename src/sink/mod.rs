@@ -14,6 +14,7 @@
 //! and counts what it sent again ([`Sink::report`]).
 
 pub mod amqp;
+pub mod direct_file;
 pub mod outbox;
 pub mod rabbit_stream;
 pub mod redis;
@@ -444,6 +445,9 @@ pub enum Output {
     Stdout,
     /// JSON lines in a file (`file:PATH`, or a path).
     File(PathBuf),
+    /// JSON lines in a file written with `O_DIRECT` (`--direct-io`; see [`direct_file`]).
+    /// Made by [`Output::with_direct_io`].
+    DirectFile(PathBuf),
     /// No JSON at all (`-w FILE` without `-o`: only the pcap is wanted).
     Discard,
     /// TCP, Redis, RabbitMQ, RabbitMQ Streams: one of [`SINK_KINDS`].
@@ -542,6 +546,22 @@ impl Output {
         }
     }
 
+    /// `--direct-io`: this file output written with `O_DIRECT` ([`direct_file`]). Only a file
+    /// output can be (the error says so, for the usage-error exit code).
+    pub fn with_direct_io(self) -> Result<Output, String> {
+        match self {
+            Output::File(path) | Output::DirectFile(path) => Ok(Output::DirectFile(path)),
+            Output::Discard => Err("--direct-io is for JSON written to a file: give -o PATH \
+                                    (-w alone writes no JSON)"
+                .into()),
+            other => Err(format!(
+                "--direct-io is for JSON written to a file (-o PATH or -o file:PATH), not to \
+                 {}",
+                other.describe()
+            )),
+        }
+    }
+
     /// `--partitions`: how many partitions this output writes (1: the one key `--queue`).
     pub fn partitions(&self) -> u16 {
         match self {
@@ -622,6 +642,9 @@ impl Output {
             Output::File(path) => Box::new(FileSink {
                 file: crate::create::open_for_writing(path)?,
             }),
+            Output::DirectFile(path) => {
+                direct_file::open(crate::create::open_for_writing(path)?, path)
+            }
         };
         Ok((sink, probe))
     }
@@ -630,7 +653,7 @@ impl Output {
     /// delivery thread unless `--when-full block`; stdout and files are left as they are.
     pub fn with_delivery(self, delivery: Delivery) -> Output {
         match self {
-            Output::Stdout | Output::File(_) | Output::Discard => self,
+            Output::Stdout | Output::File(_) | Output::DirectFile(_) | Output::Discard => self,
             Output::Delivered(inner, _) => inner.with_delivery(delivery),
             _ if delivery.when_full == WhenFull::Block => self,
             // PUBLISH reaches only the subscribers of the moment: replaying a spool later
@@ -653,7 +676,7 @@ impl Output {
         match self {
             Output::Stdout => "stdout".into(),
             Output::Discard => "discard".into(),
-            Output::File(p) => format!("file-{}", p.display()),
+            Output::File(p) | Output::DirectFile(p) => format!("file-{}", p.display()),
             Output::Sink(c) => c.0.identity(),
             Output::Delivered(inner, _) => inner.identity(),
         }
@@ -663,7 +686,7 @@ impl Output {
     /// published packets are not captured again).
     pub fn endpoint(&self) -> Option<(&str, u16)> {
         match self {
-            Output::Stdout | Output::File(_) | Output::Discard => None,
+            Output::Stdout | Output::File(_) | Output::DirectFile(_) | Output::Discard => None,
             Output::Sink(c) => Some(c.0.endpoint()),
             Output::Delivered(inner, _) => inner.endpoint(),
         }
@@ -674,7 +697,7 @@ impl Output {
         match self {
             Output::Stdout => "stdout".into(),
             Output::Discard => "no JSON output (-w only)".into(),
-            Output::File(p) => format!("file:{}", p.display()),
+            Output::File(p) | Output::DirectFile(p) => format!("file:{}", p.display()),
             Output::Sink(c) => c.0.describe(),
             Output::Delivered(inner, _) => inner.describe(),
         }
@@ -883,8 +906,9 @@ impl Sink for DiscardSink {
     }
 }
 
-struct FileSink {
-    file: File,
+/// JSON lines in a file, through the page cache.
+pub(crate) struct FileSink {
+    pub(crate) file: File,
 }
 
 impl Sink for FileSink {

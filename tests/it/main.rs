@@ -12,6 +12,7 @@ mod community_id;
 mod corpus;
 mod dataset_prepare;
 mod differential_scapy;
+mod direct_io;
 mod golden;
 mod habits;
 mod layers;
