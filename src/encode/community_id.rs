@@ -254,9 +254,11 @@ const WAYS: usize = 4;
 /// anyway), so there size hardly matters; traffic with thousands of live flows needs room.
 /// Live capture of 5,000 UDP flows in turn (`scripts/bench-live.sh`) hashed every packet
 /// with the former 256-flow table (SHA-1, base64 and the miss path were a third of the
-/// capture worker's samples); with this table the worker's median CPU per packet went from
-/// 184 to 162 ns (12 runs each, shared machine), and the in-memory `decode_encode` bench on
-/// mixed.pcap did not slow down (2.70 ms a pass before, 2.59-2.64 after). A flow seen again
+/// capture worker's samples); with this table the worker's CPU per packet went from 178 to
+/// 141 ns (bench-live.sh, medians of 3 runs, one after the other on a shared 2-core EPYC
+/// VM), and the in-memory `decode_encode` bench on mixed.pcap did not slow down (2.70 ms a
+/// pass before, 2.59-2.64 after). A table of 16,384 IPv4 flows (768 KiB) was slower live
+/// than this one: more of its lookups came from memory. A flow seen again
 /// after thousands of other packets finds its set evicted from the caches, so
 /// [`Table::get`] loads all of the set's cache lines at once: one miss's latency, not three
 /// in a row (keys, then the ID, then the replacement state).
