@@ -6,9 +6,10 @@
 //!
 //! Hashing costs about as much as a quarter of the rest of the per-packet work, and most
 //! packets belong to a flow seen a moment ago, so [`IdCache`] keeps the last flow's ID and,
-//! behind it, the IDs of recent flows in small set-associative tables keyed by the ordered
-//! flow packed into words (every field of the bytes that would be hashed, so different bytes
-//! never share a key): a hit returns the same text the hash would give, by construction.
+//! behind it, the IDs of recent flows (8,192 IPv4 and 1,024 IPv6) in set-associative tables
+//! keyed by the ordered flow packed into words (every field of the bytes that would be
+//! hashed, so different bytes never share a key): a hit returns the same text the hash would
+//! give, by construction.
 
 use crate::decode::flow::{self, Addrs, FlowTuple, PROTO_ICMP, PROTO_ICMPV6};
 use crate::decode::Packet;
@@ -207,14 +208,30 @@ fn sha1_one_block(input: &[u8]) -> [u8; 20] {
     digest
 }
 
-/// Base64 (RFC 4648, with padding) of a 20-byte digest, by the crate's one codec (`base64`):
-/// always 28 characters.
+/// The base64 alphabet (RFC 4648 section 4, table 1).
+const BASE64_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Base64 (RFC 4648 section 4, with padding) of a 20-byte digest: always 28 characters, six
+/// groups of three bytes, then two bytes and one `=`. Written out for this one size: the
+/// `base64` crate's general engine (the oracle in the tests) took about 290 instructions
+/// per ID for its length checks and chunking, as many as the rest of the miss path without
+/// SHA-1, and every packet of a flow not in the cache pays it.
+#[inline(always)]
 fn base64_digest(digest: &[u8; 20], out: &mut [u8; 28]) {
-    use base64::Engine;
-    let n = base64::engine::general_purpose::STANDARD
-        .encode_slice(digest, out)
-        .unwrap_or(0);
-    debug_assert_eq!(n, 28);
+    let char_at = |bits: u32, shift: u32| BASE64_ALPHABET[((bits >> shift) & 63) as usize];
+    for (group, chars) in digest.chunks_exact(3).zip(out.chunks_exact_mut(4)) {
+        let bits = (u32::from(group[0]) << 16) | (u32::from(group[1]) << 8) | u32::from(group[2]);
+        chars[0] = char_at(bits, 18);
+        chars[1] = char_at(bits, 12);
+        chars[2] = char_at(bits, 6);
+        chars[3] = char_at(bits, 0);
+    }
+    let bits = (u32::from(digest[18]) << 16) | (u32::from(digest[19]) << 8);
+    out[24] = char_at(bits, 18);
+    out[25] = char_at(bits, 12);
+    out[26] = char_at(bits, 6);
+    out[27] = b'=';
 }
 
 /// `1:` + base64(SHA-1(input)) into `out`. Out of line: only new flows get here.
@@ -231,46 +248,48 @@ fn render(input: &[u8], out: &mut [u8; ID_LEN]) {
 /// line, so a lookup compares a whole set from one line.
 const WAYS: usize = 4;
 
-/// Sets of the IPv4 table (a power of two): 256 flows. Small on purpose. On
-/// `pcaps/mixed.pcap` (2,498 flows, 12,978 IDs a pass) a fully associative LRU table of 16
-/// flows already misses only 2,985 times a pass, 256 flows 2,683, 4,096 flows 2,498 (the
-/// first packets of flows, which must hash). A table that held every flow across the
-/// bench's passes (4,096 IPv4 and 1,024 IPv6 flows, 273 KiB, tried) hashed 8 times less but
-/// was no faster on a CPU with SHA-NI: the packets streamed between two uses of a flow evict
-/// its lines, and a lookup that misses the caches costs about what one SHA-NI block does.
-/// This one (with [`V6_SETS`]) stays in the first-level caches.
-const V4_SETS: usize = 64;
+/// Sets of the IPv4 table (a power of two): 8,192 flows. On `pcaps/mixed.pcap` (2,498
+/// flows, 12,978 IDs a pass) a fully associative LRU table of 16 flows already misses only
+/// 2,985 times a pass and 256 flows 2,683 (the first packets of flows, which must hash
+/// anyway), so there size hardly matters; traffic with thousands of live flows needs room.
+/// Live capture of 5,000 UDP flows in turn (`scripts/bench-live.sh`) hashed every packet
+/// with the former 256-flow table (SHA-1, base64 and the miss path were a third of the
+/// capture worker's samples); with this table the worker's CPU per packet went from 178 to
+/// 141 ns (bench-live.sh, medians of 3 runs, one after the other on a shared 2-core EPYC
+/// VM), and the in-memory `decode_encode` bench on mixed.pcap did not slow down (2.70 ms a
+/// pass before, 2.59-2.64 after). A table of 16,384 IPv4 flows (768 KiB) was slower live
+/// than this one: more of its lookups came from memory. A flow seen again
+/// after thousands of other packets finds its set evicted from the caches, so
+/// [`Table::get`] loads all of the set's cache lines at once: one miss's latency, not three
+/// in a row (keys, then the ID, then the replacement state).
+const V4_SETS: usize = 2048;
 
-/// Sets of the IPv6 table (a power of two): 64 flows.
-const V6_SETS: usize = 16;
+/// Sets of the IPv6 table (a power of two): 1,024 flows.
+const V6_SETS: usize = 256;
 
-/// Bytes of [`IdCache`]'s tables, for the documentation and a test: IPv4 keys 4 KiB (one
-/// cache line per set), IDs 8 KiB (32-byte slots, so an ID never straddles two cache lines)
-/// and a byte of replacement state per set; IPv6 keys 3 KiB (five words per way, each set
-/// padded to a cache line boundary), IDs 2 KiB and the state: about 17 KiB per encoder (one
-/// per worker), allocated once.
-pub const ID_CACHE_BYTES: usize = V4_SETS * (64 + WAYS * 32 + 1) + V6_SETS * (192 + WAYS * 32 + 1);
+/// Bytes of [`IdCache`]'s tables, for the documentation and a test: an IPv4 set is three
+/// cache lines (four 16-byte keys, four 30-byte IDs and the replacement state, 185 bytes),
+/// an IPv6 set five (four 40-byte keys, the IDs and the state, 281 bytes): 464 KiB per
+/// encoder (one per worker), allocated once.
+pub const ID_CACHE_BYTES: usize = V4_SETS * 3 * 64 + V6_SETS * 5 * 64;
 
-/// The keys of one set, aligned to a cache line: `W` words per way.
+/// One set: the keys of its [`WAYS`] ways (`W` words each), their IDs and the set's tree
+/// pseudo-LRU state (see [`plru_touch`]), in adjacent cache lines from a line boundary. A
+/// lookup compares the keys, then copies one ID and updates the state.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
-struct Set<const W: usize>([[u64; W]; WAYS]);
-
-/// An ID's text in a slot of its own half cache line.
-#[derive(Clone, Copy, Debug)]
-#[repr(C, align(32))]
-struct Slot([u8; ID_LEN]);
+struct Set<const W: usize> {
+    keys: [[u64; W]; WAYS],
+    ids: [[u8; ID_LEN]; WAYS],
+    plru: u8,
+}
 
 /// One set-associative table of IDs keyed by `W`-word keys ([`Ordered::key_v4`] or
-/// [`Ordered::key_v6`]) in `SETS` sets of [`WAYS`] ways, replaced by tree pseudo-LRU: the
-/// compact keys apart from the IDs, so a lookup reads one line of keys and, on a hit, one
-/// ID slot. The full key is compared, so a hit gives what hashing would, by construction.
+/// [`Ordered::key_v6`]) in `SETS` sets of [`WAYS`] ways, replaced by tree pseudo-LRU. The
+/// full key is compared, so a hit gives what hashing would, by construction.
 #[derive(Clone, Debug)]
 struct Table<const W: usize, const SETS: usize> {
-    keys: Box<[Set<W>; SETS]>,
-    ids: Box<[[Slot; WAYS]; SETS]>,
-    /// Tree pseudo-LRU state of each set (see [`plru_touch`]).
-    plru: Box<[u8; SETS]>,
+    sets: Box<[Set<W>; SETS]>,
     /// IDs rendered (misses), for the tests of associativity and replacement.
     #[cfg(test)]
     renders: usize,
@@ -294,9 +313,11 @@ impl<const W: usize, const SETS: usize> Default for Table<W, SETS> {
         let mut empty = [0u64; W];
         empty[0] = EMPTY_META;
         Table {
-            keys: boxed_array(Set([empty; WAYS])),
-            ids: boxed_array([Slot([0; ID_LEN]); WAYS]),
-            plru: boxed_array(0),
+            sets: boxed_array(Set {
+                keys: [empty; WAYS],
+                ids: [[0; ID_LEN]; WAYS],
+                plru: 0,
+            }),
             #[cfg(test)]
             renders: 0,
         }
@@ -326,35 +347,44 @@ fn plru_victim(state: u8) -> usize {
 }
 
 impl<const W: usize, const SETS: usize> Table<W, SETS> {
-    /// The ID of the flow whose key is `key` (its set `set`), rendered from `flow` and stored
-    /// when no way holds it, copied into `out`.
+    /// The ID of the flow whose key is `key`, rendered from `flow` and stored when no way
+    /// of its set holds it, copied into `out`.
     #[inline(always)]
     fn get(&mut self, key: &[u64; W], flow: &Ordered, seed: u16, out: &mut [u8; ID_LEN]) {
         // The top bits of the product, which every bit of the key reaches.
-        let set = (spread(key) >> (64 - SETS.trailing_zeros())) as usize & (SETS - 1);
-        let keys = &self.keys[set].0;
+        let set =
+            &mut self.sets[(spread(key) >> (64 - SETS.trailing_zeros())) as usize & (SETS - 1)];
+        // A byte from each cache line of the IDs and the state, read now: when the set is
+        // not cached (a flow last seen thousands of packets ago) these misses overlap the
+        // keys' instead of following the compare.
+        let ids = set.ids.as_flattened();
+        let mut touch = set.plru;
+        for at in (0..ids.len()).step_by(64) {
+            touch ^= ids[at];
+        }
+        std::hint::black_box(touch);
         // A bit per way whose key is `key` (at most one: keys are unique in a set); the words
         // XORed and ORed, no early exit, so the four compares are independent.
         let mut found = 0u32;
-        for (w, k) in keys.iter().enumerate() {
+        for (w, k) in set.keys.iter().enumerate() {
             found |= u32::from(differ(k, key) == 0) << w;
         }
         let way = if found != 0 {
             found.trailing_zeros() as usize & (WAYS - 1)
         } else {
-            let way = plru_victim(self.plru[set]);
-            self.keys[set].0[way] = *key;
+            let way = plru_victim(set.plru);
+            set.keys[way] = *key;
             let mut input = [0u8; MAX_INPUT];
             let n = flow.hash_input(seed, &mut input);
-            render(&input[..n], &mut self.ids[set][way].0);
+            render(&input[..n], &mut set.ids[way]);
             #[cfg(test)]
             {
                 self.renders += 1;
             }
             way
         };
-        self.plru[set] = plru_touch(self.plru[set], way);
-        *out = self.ids[set][way].0;
+        set.plru = plru_touch(set.plru, way);
+        *out = set.ids[way];
     }
 }
 
@@ -999,7 +1029,7 @@ mod tests {
         // Thousands of flows (more than the tables hold, so sets overflow and evict), IPv4
         // and IPv6, TCP, UDP, SCTP, ICMP and ICMPv6 (one-way and paired types), no ports,
         // two seeds, each direction, asked for in a scrambled order with repeats.
-        let v4: Vec<([u8; 4], [u8; 4])> = (0..3000u32)
+        let v4: Vec<([u8; 4], [u8; 4])> = (0..24_000u32)
             .map(|i| {
                 (
                     i.wrapping_mul(2_654_435_761).to_be_bytes(),
@@ -1007,7 +1037,7 @@ mod tests {
                 )
             })
             .collect();
-        let v6: Vec<([u8; 16], [u8; 16])> = (0..800u128)
+        let v6: Vec<([u8; 16], [u8; 16])> = (0..4_000u128)
             .map(|i| {
                 (
                     (i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)).to_be_bytes(),
@@ -1054,8 +1084,9 @@ mod tests {
             });
         }
         let mut cache = IdCache::default();
+        let mut keys = std::collections::HashSet::new();
         let mut x = 1u64;
-        for step in 0..60_000usize {
+        for step in 0..200_000usize {
             // A walk that mostly stays near recent flows and sometimes jumps.
             x = x
                 .wrapping_mul(6_364_136_223_846_793_005)
@@ -1068,8 +1099,20 @@ mod tests {
             let seed = if (x >> 33) & 7 == 0 { 1 } else { 0 };
             let f = &flows[i];
             assert_eq!(cache.id(f, seed), &want(f, seed), "{f:?} seed {seed}");
+            let o = Ordered::of(f);
+            keys.insert(if o.v6 {
+                o.key_v6(seed).to_vec()
+            } else {
+                o.key_v4(seed).to_vec()
+            });
         }
-        assert!(renders(&cache) > 0);
+        // More IDs rendered than distinct flows asked for: flows were evicted and came back.
+        assert!(
+            renders(&cache) > keys.len(),
+            "{} renders, {} flows",
+            renders(&cache),
+            keys.len()
+        );
     }
 
     #[test]
@@ -1111,13 +1154,45 @@ mod tests {
         }
     }
 
+    /// The base64 written out for 20-byte digests is the `base64` crate's, for digests of
+    /// every byte value in every position and random ones.
+    #[test]
+    fn digest_base64_is_the_crates() {
+        use base64::Engine;
+        let mut digests = Vec::new();
+        for at in 0..20 {
+            for value in 0..=255u8 {
+                let mut d = [0x5au8; 20];
+                d[at] = value;
+                digests.push(d);
+            }
+        }
+        let mut x = 0x0123_4567_89ab_cdefu64;
+        for _ in 0..10_000 {
+            let mut d = [0u8; 20];
+            for b in &mut d {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = (x >> 24) as u8;
+            }
+            digests.push(d);
+        }
+        for d in digests {
+            let mut ours = [0u8; 28];
+            base64_digest(&d, &mut ours);
+            let want = base64::engine::general_purpose::STANDARD.encode(d);
+            assert_eq!(std::str::from_utf8(&ours), Ok(want.as_str()), "{d:?}");
+        }
+    }
+
     #[test]
     fn documented_memory_is_the_tables() {
         use std::mem::size_of;
-        let v4 = V4_SETS * (size_of::<Set<2>>() + size_of::<[Slot; WAYS]>() + 1);
-        let v6 = V6_SETS * (size_of::<Set<5>>() + size_of::<[Slot; WAYS]>() + 1);
-        assert_eq!(size_of::<Set<2>>(), 64);
-        assert_eq!(size_of::<Slot>(), 32);
+        assert_eq!(size_of::<Set<2>>(), 3 * 64);
+        assert_eq!(size_of::<Set<5>>(), 5 * 64);
+        let v4 = V4_SETS * size_of::<Set<2>>();
+        let v6 = V6_SETS * size_of::<Set<5>>();
         assert_eq!(v4 + v6, ID_CACHE_BYTES);
     }
 }
