@@ -20,7 +20,9 @@ use super::publish::{BatchWriter, Published};
 use super::stats::DecodeStats;
 use super::worker::Worker;
 use crate::decode::LinkType;
-use crate::encode::batch::JsonBatch;
+use crate::encode::batch::{
+    JsonBatch, BATCH_PACKETS, FRAME_BATCH_JSON_BYTES, WORKER_JSON_ROOM_BYTES,
+};
 use crate::encode::FrameMeta;
 use crate::source::filter::{BpfFilter, FilterError};
 use crate::source::privilege::{PrivilegeError, TargetUser};
@@ -598,7 +600,7 @@ impl CaptureJob {
         let (free_tx, free_rx) = bounded::<JsonBatch>(pool);
         for _ in 0..pool {
             // The channel has room for the whole pool.
-            let _ = free_tx.send(JsonBatch::with_capacity());
+            let _ = free_tx.send(JsonBatch::with_room(WORKER_JSON_ROOM_BYTES));
         }
         // Set when the workers are to stop: by us (flag, deadline), by a worker (count
         // reached, ring failed) or by the publisher (output failed).
@@ -1002,7 +1004,7 @@ impl Encoding<'_> {
             }
         }
         self.captured += 1;
-        if batch.is_full() {
+        if handoff_is_full(batch) {
             self.send();
         }
     }
@@ -1040,6 +1042,14 @@ impl Encoding<'_> {
             self.send();
         }
     }
+}
+
+/// A worker hands its batch to the publisher at [`FRAME_BATCH_JSON_BYTES`] of JSON or
+/// [`BATCH_PACKETS`] messages, as `read` does with one worker (or after [`BATCH_MAX_AGE`]),
+/// not at the usual batch size ([`JsonBatch::is_full`]): fewer hand-offs, which with
+/// `--direct-io` cost the publisher less per packet (issue 13).
+fn handoff_is_full(batch: &JsonBatch) -> bool {
+    batch.used >= FRAME_BATCH_JSON_BYTES || batch.len() >= BATCH_PACKETS
 }
 
 impl WorkerCtx {
@@ -1197,6 +1207,29 @@ fn publish_unordered(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch of `n` messages of `size` bytes each.
+    fn batch_of(n: usize, size: usize) -> JsonBatch {
+        let mut b = JsonBatch::with_room(WORKER_JSON_ROOM_BYTES);
+        for i in 1..=n {
+            b.commit(i * size);
+        }
+        b
+    }
+
+    #[test]
+    fn hand_off_at_read_sizes_not_the_usual_batch() {
+        // 400-byte messages (60-byte frames): the usual batch is full at 656, a hand-off at
+        // 1,024 messages.
+        assert!(batch_of(656, 400).is_full());
+        assert!(!handoff_is_full(&batch_of(1023, 400)));
+        assert!(handoff_is_full(&batch_of(1024, 400)));
+        // Large messages: at FRAME_BATCH_JSON_BYTES of JSON.
+        let size = 1500;
+        let below = FRAME_BATCH_JSON_BYTES / size;
+        assert!(!handoff_is_full(&batch_of(below, size)));
+        assert!(handoff_is_full(&batch_of(below + 1, size)));
+    }
 
     /// An output these tests never open.
     #[derive(Debug)]
