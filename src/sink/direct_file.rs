@@ -15,7 +15,10 @@
 //! the tail's block with `O_DIRECT` instead would make the kernel write back and wait for its
 //! dirty page first (`Documentation/filesystems/iomap/operations.rst`, "Direct I/O"): in live
 //! capture here that cost the publisher thread about a quarter more CPU time (issue 13). Bytes
-//! go out in file order, so a reader never meets a hole.
+//! go out in file order, so a reader never meets a hole. (That no direct write meets a dirty
+//! page holds where a page is no larger than the alignment, 4 KiB pages; with 64 KiB pages the
+//! tail's page can reach into the next direct write, which then waits for its writeback: the
+//! file is the same, only slower.)
 //!
 //! Where direct I/O is refused (a FIFO or character device such as /dev/null, a file system
 //! that says so in `STATX_DIOALIGN`, tmpfs, `EINVAL` from `fcntl` or from the first direct
