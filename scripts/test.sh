@@ -54,10 +54,12 @@ missing=()
 # wireshark-common: capinfos; gzip, zstd, xz-utils, bzip2: the compressed-file tests (-w, read);
 # time (/usr/bin/time): peak RSS of big records; util-linux: setpriv for the capability tests;
 # groff-base, man-db: the man page tests; redis-tools: redis-cli inside a test's namespace;
-# python3-cryptography: scapy's TLS layer (the oracle of the tls fixtures).
+# python3-cryptography: scapy's TLS layer (the oracle of the tls fixtures); e2fsprogs, mount:
+# the --direct-io full-disk test (a small ext4 image mounted through a loop device).
 for entry in libpcap-dev:- python3-scapy:- python3-cryptography:- tshark:tshark \
   wireshark-common:capinfos tcpdump:tcpdump iproute2:ip gzip:gzip zstd:zstd xz-utils:xz bzip2:bzip2 \
-  time:/usr/bin/time util-linux:setpriv groff-base:groff man-db:man redis-tools:redis-cli; do
+  time:/usr/bin/time util-linux:setpriv groff-base:groff man-db:man redis-tools:redis-cli \
+  e2fsprogs:mkfs.ext4 mount:mount; do
   pkg=${entry%%:*}
   cmd=${entry#*:}
   if pkg_installed "$pkg" && { [ "$cmd" = - ] || command -v "$cmd" >/dev/null 2>&1; }; then
