@@ -20,9 +20,7 @@ use super::publish::{BatchWriter, Published};
 use super::stats::DecodeStats;
 use super::worker::Worker;
 use crate::decode::LinkType;
-use crate::encode::batch::{
-    JsonBatch, BATCH_PACKETS, FRAME_BATCH_JSON_BYTES, WORKER_JSON_ROOM_BYTES,
-};
+use crate::encode::batch::{JsonBatch, WORKER_JSON_ROOM_BYTES};
 use crate::encode::FrameMeta;
 use crate::source::filter::{BpfFilter, FilterError};
 use crate::source::privilege::{PrivilegeError, TargetUser};
@@ -1004,7 +1002,7 @@ impl Encoding<'_> {
             }
         }
         self.captured += 1;
-        if handoff_is_full(batch) {
+        if batch.is_full_for_handoff() {
             self.send();
         }
     }
@@ -1042,14 +1040,6 @@ impl Encoding<'_> {
             self.send();
         }
     }
-}
-
-/// A worker hands its batch to the publisher at [`FRAME_BATCH_JSON_BYTES`] of JSON or
-/// [`BATCH_PACKETS`] messages, as `read` does with one worker (or after [`BATCH_MAX_AGE`]),
-/// not at the usual batch size ([`JsonBatch::is_full`]): fewer hand-offs, which with
-/// `--direct-io` cost the publisher less per packet (issue 13).
-fn handoff_is_full(batch: &JsonBatch) -> bool {
-    batch.used >= FRAME_BATCH_JSON_BYTES || batch.len() >= BATCH_PACKETS
 }
 
 impl WorkerCtx {
@@ -1207,6 +1197,7 @@ fn publish_unordered(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode::batch::FRAME_BATCH_JSON_BYTES;
 
     /// A batch of `n` messages of `size` bytes each.
     fn batch_of(n: usize, size: usize) -> JsonBatch {
@@ -1222,13 +1213,13 @@ mod tests {
         // 400-byte messages (60-byte frames): the usual batch is full at 656, a hand-off at
         // 1,024 messages.
         assert!(batch_of(656, 400).is_full());
-        assert!(!handoff_is_full(&batch_of(1023, 400)));
-        assert!(handoff_is_full(&batch_of(1024, 400)));
+        assert!(!batch_of(1023, 400).is_full_for_handoff());
+        assert!(batch_of(1024, 400).is_full_for_handoff());
         // Large messages: at FRAME_BATCH_JSON_BYTES of JSON.
         let size = 1500;
         let below = FRAME_BATCH_JSON_BYTES / size;
-        assert!(!handoff_is_full(&batch_of(below, size)));
-        assert!(handoff_is_full(&batch_of(below + 1, size)));
+        assert!(!batch_of(below, size).is_full_for_handoff());
+        assert!(batch_of(below + 1, size).is_full_for_handoff());
     }
 
     /// An output these tests never open.

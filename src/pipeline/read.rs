@@ -15,8 +15,7 @@ use super::stats::{DecodeStats, Summary};
 use super::worker::Worker;
 use crate::decode::{link_type_name, LinkType};
 use crate::encode::batch::{
-    FrameBatch, JsonBatch, OversizedToken, SharedBytes, BATCH_PACKETS, FRAME_BATCH_JSON_BYTES,
-    WORKER_JSON_ROOM_BYTES,
+    FrameBatch, JsonBatch, OversizedToken, SharedBytes, WORKER_JSON_ROOM_BYTES,
 };
 use crate::encode::FrameMeta;
 use crate::source::filter::{BpfFilter, FilterError};
@@ -273,7 +272,7 @@ impl ReadJob {
         for _ in 0..pool {
             // The channel has room for the whole pool. A worker writes a whole frame batch
             // into one JSON batch; the reading thread of a one-worker run hands batches of
-            // the same size on ([`inline_batch_is_full`]).
+            // the same size on ([`JsonBatch::is_full_for_handoff`]).
             let _ = free_tx.send(JsonBatch::with_room(WORKER_JSON_ROOM_BYTES));
         }
         let output_closed = Arc::new(AtomicBool::new(false));
@@ -451,7 +450,7 @@ impl ReadJob {
                     worker.process_reassembled(d.link, d.frame, &m, d.fragments, &mut batch);
                 }
             }
-            if inline_batch_is_full(&batch) {
+            if batch.is_full_for_handoff() {
                 batch.seq = seq;
                 seq += 1;
                 publish(&worker.stats, &mut reasm);
@@ -670,17 +669,6 @@ impl ReadJob {
             (stats, error)
         })
     }
-}
-
-/// Whether the reading thread of a one-worker run hands `batch` to the publisher: at the
-/// JSON a worker's batch is expected to hold ([`FRAME_BATCH_JSON_BYTES`], some 700 messages
-/// of `pcaps/mixed.pcap`) or at [`BATCH_PACKETS`] messages, not at the usual batch size
-/// ([`JsonBatch::is_full`], a quarter of that): every hand-off wakes the publisher (a futex
-/// wake, its spin and a context switch on each side), which cost some 7 % of the CPU time of
-/// `read FILE > /dev/null` at the usual size.
-#[inline]
-fn inline_batch_is_full(batch: &JsonBatch) -> bool {
-    batch.used >= FRAME_BATCH_JSON_BYTES || batch.len() >= BATCH_PACKETS
 }
 
 /// The end of input: datagrams still incomplete are counted; the final counts.
