@@ -6,7 +6,7 @@
 #   PREFIX=$HOME/.local scripts/install.sh --no-service   # a user install, no unit
 #   DESTDIR=/tmp/pkg scripts/install.sh # stage for a package
 #
-# Needs libpcap (Debian/Ubuntu: apt-get install libpcap-dev) and a Rust toolchain.
+# Needs a Rust toolchain; libpcap (Debian/Ubuntu: libpcap0.8) at run time for filter expressions.
 # NETPIPE_BIN=PATH installs that binary instead of building one (used by tests/it/operations.rs).
 set -euo pipefail
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: installs what the build needs (libpcap-dev), builds the
+# The main job on a fresh machine: installs libpcap (opened at run time for filter
+# expressions; the build itself needs no system library), builds the
 # release binary, and runs it. With no arguments it turns the bundled pcaps/mixed.pcap into
 # JSON lines on stdout; any arguments are passed to netpipe-fast instead, e.g.
 #   scripts/run.sh read pcaps/ethernet-udp-dns.pcap --filter 'udp port 53'
@@ -10,10 +11,10 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-if [ "$(dpkg-query -W -f='${db:Status-Status}' libpcap-dev 2>/dev/null || true)" != installed ]; then
-  echo "scripts/run.sh: installing libpcap-dev (needed to compile filter expressions)" >&2
+if [ "$(dpkg-query -W -f='${db:Status-Status}' libpcap0.8 2>/dev/null || true)" != installed ]; then
+  echo "scripts/run.sh: installing libpcap0.8 (needed to compile filter expressions)" >&2
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >&2
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libpcap-dev </dev/null >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libpcap0.8 </dev/null >&2
 fi
 if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
   # shellcheck disable=SC1091

@@ -242,3 +242,56 @@ fn interpreter_agrees_with_libpcap_on_the_fixtures_and_the_tcpdump_corpus() {
     // The fixtures' link types (Ethernet, cooked, raw IP, ...) compile everything libpcap does.
     assert_eq!(fixtures.checker_refused, Vec::<String>::new());
 }
+
+/// libpcap is opened only when a filter expression is compiled: in a mount namespace of the
+/// test's own where every libpcap file the loader knows is replaced by /dev/null, `read`
+/// without a filter gives every message (a program linked against libpcap would not even
+/// start), and with one it fails with exit code 7 and one line saying libpcap is missing.
+#[test]
+fn libpcap_is_opened_only_for_filter_expressions() {
+    use std::process::Command;
+    if !common::harness::root_available("hiding libpcap in a mount namespace")
+        || !common::harness::command_succeeds("unshare", &["--version"])
+    {
+        return;
+    }
+    let dir = common::harness::TempDir::scratch("no_libpcap");
+    let script = r#"
+        set -u
+        found=0
+        for f in $(ldconfig -p | sed -n 's/^.*libpcap\.so[^ ]* .*=> //p'); do
+            mount --bind /dev/null "$f" || exit 1
+            found=1
+        done
+        [ "$found" = 1 ] || exit 2
+        "$2" read -q "$3" >"$1/plain.out" 2>"$1/plain.err"; echo $? >"$1/plain.rc"
+        "$2" read -q "$3" tcp >"$1/filter.out" 2>"$1/filter.err"; echo $? >"$1/filter.rc"
+    "#;
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&dir.0)
+        .arg(common::BIN)
+        .arg(common::root().join(common::FIXTURE))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = |name: &str| std::fs::read_to_string(dir.path(name)).unwrap();
+    assert_eq!(text("plain.rc").trim(), "0", "{}", text("plain.err"));
+    assert_eq!(text("plain.out").lines().count(), common::FIXTURE_MESSAGES);
+    let err = text("filter.err");
+    assert_eq!(text("filter.rc").trim(), "7", "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(
+            "netpipe-fast: bad filter expression \"tcp\": filter expressions need libpcap, \
+             which could not be loaded ("
+        ),
+        "{err}"
+    );
+    assert!(text("filter.out").is_empty());
+}

@@ -1,9 +1,6 @@
 //! Filters from outside the interpreter: tcpdump expressions compiled through libpcap (the
 //! `bpf` feature) and the text `tcpdump -ddd` prints.
 
-#[cfg(feature = "bpf")]
-use std::fmt::Write as _;
-
 use super::{BpfFilter, BpfInsn, FilterError, MAX_INSNS};
 
 impl BpfFilter {
@@ -15,29 +12,12 @@ impl BpfFilter {
     pub fn compile(expr: &str, link_type: u32) -> Result<BpfFilter, FilterError> {
         let dlt = i32::try_from(linktype_to_dlt(link_type))
             .map_err(|_| FilterError::new(expr, link_type, "link type out of range"))?;
-        let dead = pcap::Capture::dead(pcap::Linktype(dlt))
-            .map_err(|e| FilterError::new(expr, link_type, pcap_message(e)))?;
-        let program = dead
-            .compile(expr, true)
-            .map_err(|e| FilterError::new(expr, link_type, pcap_message(e)))?;
-
-        // The crate shows instructions only through `Display` ("code jt jf k"); reading that
-        // back keeps this module free of unsafe code.
-        let mut text = String::new();
-        let mut insns = Vec::with_capacity(program.get_instructions().len());
-        for insn in program.get_instructions() {
-            text.clear();
-            // Writing into a String cannot fail.
-            let _ = write!(text, "{insn}");
-            let parsed = parse_insn(&text).ok_or_else(|| {
-                FilterError::new(
-                    expr,
-                    link_type,
-                    format!("unreadable instruction {text:?} from libpcap"),
-                )
-            })?;
-            insns.push(parsed);
-        }
+        let program = crate::source::ring::sys::libpcap::compile(dlt, expr)
+            .map_err(|message| FilterError::new(expr, link_type, message))?;
+        let insns = program
+            .into_iter()
+            .map(|(code, jt, jf, k)| BpfInsn { code, jt, jf, k })
+            .collect();
         Self::from_insns(expr, link_type, insns)
     }
 
@@ -69,15 +49,6 @@ impl BpfFilter {
     }
 }
 
-/// The pcap crate wraps libpcap's error buffer in `PcapError`; anything else is the crate's.
-#[cfg(feature = "bpf")]
-fn pcap_message(e: pcap::Error) -> String {
-    match e {
-        pcap::Error::PcapError(msg) => msg,
-        other => other.to_string(),
-    }
-}
-
 /// `pcap_open_dead` takes a `DLT_*` value. For most link types it equals the `LINKTYPE_*`
 /// value stored in capture files; these are the exceptions on Linux (values from libpcap's
 /// `pcap/dlt.h` and the tcpdump.org link-layer header type registry).
@@ -93,7 +64,7 @@ fn linktype_to_dlt(link_type: u32) -> u32 {
     }
 }
 
-/// Parses the pcap crate's `"code jt jf k"` rendering of one instruction.
+/// Parses one `code jt jf k` line of `tcpdump -ddd` (decimal).
 fn parse_insn(text: &str) -> Option<BpfInsn> {
     let mut fields = text.split_ascii_whitespace();
     let insn = BpfInsn {
@@ -658,7 +629,7 @@ mod tests {
     #[cfg(feature = "bpf")]
     #[test]
     fn ddd_text_is_what_libpcap_compiles() {
-        // tcpdump's snapshot length is 262144, the pcap crate's dead handle's 65535: only the
+        // tcpdump's snapshot length is 262144, our dead handle's 65535: only the
         // accepting `ret` constants differ.
         let snap = |insns: &[BpfInsn]| -> Vec<BpfInsn> {
             insns

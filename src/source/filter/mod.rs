@@ -5,7 +5,9 @@
 //! instructions, [`BpfFilter::from_ddd`] the text `tcpdump -ddd` prints.
 //!
 //! `BpfFilter::compile` hands the expression to libpcap (`pcap_compile` on a dead handle of
-//! the requested link type), reads the resulting classic BPF program back, checks it the way
+//! the requested link type; libpcap is opened at run time, the first time an expression is
+//! compiled, see `source::ring::sys::libpcap`, so a program given no filter never loads it),
+//! reads the resulting classic BPF program back, checks it the way
 //! the Linux kernel's `bpf_check_classic` does before accepting it for `SO_ATTACH_FILTER`,
 //! and keeps both the raw instructions (for the live ring to attach) and a pre-decoded form
 //! that [`BpfFilter::matches`] interprets without allocating. The interpreter follows libpcap's
@@ -18,13 +20,13 @@
 //!
 //! Things worth knowing about what libpcap hands us (libpcap 1.10, checked by the tests):
 //!
-//! - The `pcap` crate opens the dead handle with a snapshot length of 65535, so "accept"
+//! - The dead handle is opened with a snapshot length of 65535, so "accept"
 //!   compiles to `ret #65535`. Offline that is only a non-zero verdict, but the kernel reads a
 //!   socket filter's return value as "keep this many bytes": attached unchanged, the program
 //!   would cut frames longer than 65535 bytes (GRO/BIG TCP super-packets, loopback with its
 //!   64 KiB MTU). libpcap itself raises non-zero `ret` constants before attaching to a mapped ring;
 //!   the live source should do the same with [`BpfFilter::instructions`].
-//! - The netmask passed to `pcap_compile` is 0 (the crate offers no other), so `ip broadcast`
+//! - The netmask passed to `pcap_compile` is 0, so `ip broadcast`
 //!   only recognises 0.0.0.0 and 255.255.255.255.
 //! - `vlan` on a dead handle compiles to plain loads of the EtherType at offset 12 (0x8100,
 //!   0x88a8, 0x9100) and of the tag at offset 14. libpcap emits the kernel's ancillary

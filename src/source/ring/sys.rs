@@ -699,6 +699,185 @@ pub mod file_mapping {
     }
 }
 
+// ---- libpcap, opened when a filter expression is compiled ----------------------------------
+//
+// Filter expressions are compiled by libpcap (`pcap_compile` on a handle from
+// `pcap_open_dead`; the program is then checked and run by our own code, see
+// `source::filter`). Linked at build time, libpcap made every start of the program load it
+// and the ten libraries it needs (D-Bus, systemd, gcrypt, lzma, zstd, lz4, ...), whether or
+// not a filter was given: 1.5-1.8 ms of CPU per start on this project's 2-core VM (a C
+// program that only links libpcap against one that links nothing, PERFORMANCE.md), a tenth
+// of `read` on a 44 MB file with two workers. So it is opened with `dlopen` by its soname
+// (the system's library search path only, never a path from the command line) the first
+// time an expression is compiled, and stays loaded for the life of the process.
+//
+// What the calls rely on, from `pcap(3PCAP)`: `pcap_open_dead` returns a handle or NULL;
+// `pcap_compile` fills a `struct bpf_program` (`bf_len` instructions at `bf_insns`, libpcap's
+// memory until `pcap_freecode`) and returns 0, or returns -1 (`PCAP_ERROR`) with a message in
+// the handle's error buffer (`pcap_geterr`, NUL-terminated, valid until the next call on the
+// handle); `pcap_close` frees the handle. Since libpcap 1.8 `pcap_compile` may be called from
+// several threads at once; every supported distribution ships a later one.
+
+/// Compiling filter expressions through libpcap, loaded on first use (see the comment above).
+#[cfg(feature = "bpf")]
+pub mod libpcap {
+    use std::ffi::{c_char, c_int, c_uint, CStr, CString};
+    use std::sync::OnceLock;
+
+    /// libpcap's sonames, the current one first (Debian and Ubuntu ship `libpcap.so.0.8`,
+    /// other distributions `libpcap.so.1`; `libpcap.so` is the development link).
+    pub const SONAMES: [&str; 3] = ["libpcap.so.1", "libpcap.so.0.8", "libpcap.so"];
+
+    /// The snapshot length of the dead handle, which the compiled program's accepting
+    /// `ret` returns (what the `pcap` crate used before, so programs are unchanged).
+    const SNAPLEN: c_int = 65_535;
+
+    /// `struct bpf_insn` of `pcap/bpf.h`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    struct RawInsn {
+        code: u16,
+        jt: u8,
+        jf: u8,
+        k: u32,
+    }
+
+    /// `struct bpf_program` of `pcap/bpf.h`.
+    #[repr(C)]
+    struct Program {
+        bf_len: c_uint,
+        bf_insns: *mut RawInsn,
+    }
+
+    /// `pcap_t`, only ever behind a pointer.
+    #[repr(C)]
+    struct Handle {
+        _opaque: [u8; 0],
+    }
+
+    type OpenDead = unsafe extern "C" fn(c_int, c_int) -> *mut Handle;
+    type Compile =
+        unsafe extern "C" fn(*mut Handle, *mut Program, *const c_char, c_int, c_uint) -> c_int;
+    type GetErr = unsafe extern "C" fn(*mut Handle) -> *mut c_char;
+    type FreeCode = unsafe extern "C" fn(*mut Program);
+    type Close = unsafe extern "C" fn(*mut Handle);
+
+    /// The library and the five functions taken from it; the function pointers stay valid
+    /// because the library is never closed (it lives in a static).
+    struct Api {
+        _library: libloading::Library,
+        open_dead: OpenDead,
+        compile: Compile,
+        geterr: GetErr,
+        freecode: FreeCode,
+        close: Close,
+    }
+
+    /// The loaded library, or why it could not be loaded (one line), decided once.
+    fn api() -> Result<&'static Api, String> {
+        static API: OnceLock<Result<Api, String>> = OnceLock::new();
+        API.get_or_init(load).as_ref().map_err(Clone::clone)
+    }
+
+    fn load() -> Result<Api, String> {
+        let mut tried = Vec::new();
+        for name in SONAMES {
+            // SAFETY: `dlopen` runs the library's initialisers; libpcap's only set up its own
+            // state (no requirement on the caller's threads or signals), and `name` is one of
+            // the constant sonames above, resolved through the system's library path.
+            match unsafe { libloading::Library::new(name) } {
+                Ok(library) => return symbols(library).map_err(|e| format!("{name}: {e}")),
+                Err(e) => tried.push(e.to_string()),
+            }
+        }
+        Err(format!(
+            "filter expressions need libpcap, which could not be loaded ({})",
+            tried.join("; ")
+        ))
+    }
+
+    fn symbols(library: libloading::Library) -> Result<Api, libloading::Error> {
+        // SAFETY (each `get` below): the type given is the C prototype of that function in
+        // `pcap/pcap.h` (libpcap 1.x), so calling through the pointer matches its ABI.
+        let open_dead = *unsafe { library.get::<OpenDead>(b"pcap_open_dead\0") }?;
+        // SAFETY: as above.
+        let compile = *unsafe { library.get::<Compile>(b"pcap_compile\0") }?;
+        // SAFETY: as above.
+        let geterr = *unsafe { library.get::<GetErr>(b"pcap_geterr\0") }?;
+        // SAFETY: as above.
+        let freecode = *unsafe { library.get::<FreeCode>(b"pcap_freecode\0") }?;
+        // SAFETY: as above.
+        let close = *unsafe { library.get::<Close>(b"pcap_close\0") }?;
+        Ok(Api {
+            _library: library,
+            open_dead,
+            compile,
+            geterr,
+            freecode,
+            close,
+        })
+    }
+
+    /// One instruction of a compiled program: `(code, jt, jf, k)`.
+    pub type Insn = (u16, u8, u8, u32);
+
+    /// Compiles `expr` (`pcap-filter(7)`) for link type `dlt` (a `DLT_*` value), optimised,
+    /// with netmask 0, and returns its instructions; `Err` holds libpcap's message, or why
+    /// libpcap could not be used, in one line.
+    pub fn compile(dlt: i32, expr: &str) -> Result<Vec<Insn>, String> {
+        let api = api()?;
+        let text = CString::new(expr).map_err(|_| "the expression holds a NUL byte".to_owned())?;
+        // SAFETY: `pcap_open_dead` has no preconditions; a NULL result is checked below.
+        let handle = unsafe { (api.open_dead)(dlt, SNAPLEN) };
+        if handle.is_null() {
+            return Err("libpcap could not make a handle (out of memory)".to_owned());
+        }
+        let mut program = Program {
+            bf_len: 0,
+            bf_insns: std::ptr::null_mut(),
+        };
+        // SAFETY: `handle` is live (non-NULL from `pcap_open_dead`, closed only below),
+        // `program` is a valid `struct bpf_program` to fill, and `text` is NUL-terminated and
+        // outlives the call.
+        let rc = unsafe { (api.compile)(handle, &mut program, text.as_ptr(), 1, 0) };
+        let result = if rc != 0 {
+            // SAFETY: `handle` is live; after a failed call its error buffer holds a
+            // NUL-terminated message.
+            let message = unsafe { (api.geterr)(handle) };
+            Err(if message.is_null() {
+                "libpcap refused the expression".to_owned()
+            } else {
+                // SAFETY: a non-NULL pointer to the handle's NUL-terminated error buffer,
+                // copied out before the handle is closed.
+                let message = unsafe { CStr::from_ptr(message) };
+                message
+                    .to_string_lossy()
+                    .lines()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+        } else {
+            let insns = if program.bf_insns.is_null() || program.bf_len == 0 {
+                Vec::new()
+            } else {
+                // SAFETY: after a successful `pcap_compile`, `bf_insns` points to `bf_len`
+                // initialised instructions owned by `program` until `pcap_freecode` below.
+                let raw = unsafe {
+                    std::slice::from_raw_parts(program.bf_insns, program.bf_len as usize)
+                };
+                raw.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect()
+            };
+            // SAFETY: `program` was filled by a successful `pcap_compile` and is freed once;
+            // the instructions were copied out above.
+            unsafe { (api.freecode)(&mut program) };
+            Ok(insns)
+        };
+        // SAFETY: `handle` came from `pcap_open_dead`, is closed once, after its last use.
+        unsafe { (api.close)(handle) };
+        result
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
