@@ -706,8 +706,8 @@ pub mod file_mapping {
 // `source::filter`). Linked at build time, libpcap made every start of the program load it
 // and the ten libraries it needs (D-Bus, systemd, gcrypt, lzma, zstd, lz4, ...), whether or
 // not a filter was given: 1.5-1.8 ms of CPU per start on this project's 2-core VM (a C
-// program that only links libpcap against one that links nothing, PERFORMANCE.md), a tenth
-// of `read` on a 44 MB file with two workers. So it is opened with `dlopen` by its soname
+// program that only links libpcap against one that links nothing, PERFORMANCE.md), 6 % of
+// the wall time of `read` on a 44 MB file with two workers. So it is opened with `dlopen` by its soname
 // (the system's library search path only, never a path from the command line) the first
 // time an expression is compiled, and stays loaded for the life of the process.
 //
@@ -715,14 +715,14 @@ pub mod file_mapping {
 // `pcap_compile` fills a `struct bpf_program` (`bf_len` instructions at `bf_insns`, libpcap's
 // memory until `pcap_freecode`) and returns 0, or returns -1 (`PCAP_ERROR`) with a message in
 // the handle's error buffer (`pcap_geterr`, NUL-terminated, valid until the next call on the
-// handle); `pcap_close` frees the handle. Since libpcap 1.8 `pcap_compile` may be called from
-// several threads at once; every supported distribution ships a later one.
+// handle); `pcap_close` frees the handle. Calls are made one at a time (a lock): old libpcap
+// releases kept the compiler's state in globals, and compiling is rare.
 
 /// Compiling filter expressions through libpcap, loaded on first use (see the comment above).
 #[cfg(feature = "bpf")]
 pub mod libpcap {
     use std::ffi::{c_char, c_int, c_uint, CStr, CString};
-    use std::sync::OnceLock;
+    use std::sync::{Mutex, OnceLock};
 
     /// libpcap's sonames, the current one first (Debian and Ubuntu ship `libpcap.so.0.8`,
     /// other distributions `libpcap.so.1`; `libpcap.so` is the development link).
@@ -766,6 +766,8 @@ pub mod libpcap {
     /// because the library is never closed (it lives in a static).
     struct Api {
         _library: libloading::Library,
+        /// Held for each compile (see the comment above the module).
+        one_at_a_time: Mutex<()>,
         open_dead: OpenDead,
         compile: Compile,
         geterr: GetErr,
@@ -810,6 +812,7 @@ pub mod libpcap {
         let close = *unsafe { library.get::<Close>(b"pcap_close\0") }?;
         Ok(Api {
             _library: library,
+            one_at_a_time: Mutex::new(()),
             open_dead,
             compile,
             geterr,
@@ -827,6 +830,11 @@ pub mod libpcap {
     pub fn compile(dlt: i32, expr: &str) -> Result<Vec<Insn>, String> {
         let api = api()?;
         let text = CString::new(expr).map_err(|_| "the expression holds a NUL byte".to_owned())?;
+        // A panic elsewhere while holding it leaves nothing half done here: take it anyway.
+        let _one = api
+            .one_at_a_time
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         // SAFETY: `pcap_open_dead` has no preconditions; a NULL result is checked below.
         let handle = unsafe { (api.open_dead)(dlt, SNAPLEN) };
         if handle.is_null() {
