@@ -10,11 +10,6 @@
 //!   size. `decode_encode` / `copy_output` (packets per second) is the encoder's share of the
 //!   copy limit.
 //!
-//! - `decode_copy`: each packet decoded and its prepared message copied, in one loop: what
-//!   any encoder on this decoder does even if it formatted nothing (issue 13's copy-ratio
-//!   target asks `decode_encode` to be at most 3x `copy_output`; this shows how much of that
-//!   is left for formatting).
-//!
 //! Throughput is in packets (criterion prints `elem/s`). The whole `read` path, file to
 //! stdout, is timed by `scripts/bench-anchors.sh` instead. Run with
 //! `cargo bench --bench decode_encode`; set `NETPIPE_BENCH_PCAP` to bench another capture.
@@ -122,47 +117,21 @@ fn benches(c: &mut Criterion) {
             for &to in &ends {
                 let msg = &messages[from..to];
                 from = to;
-                used = append(&mut out, used, msg);
-            }
-            black_box(&out[..used]);
-        })
-    });
-
-    // Decode, then copy the packet's prepared message: an encoder that formatted nothing
-    // (every byte of JSON already at hand) still does this much.
-    group.bench_function("decode_copy", |b| {
-        let mut out = vec![0u8; FLUSH_BYTES + 64 * 1024];
-        let mut used = 0usize;
-        b.iter(|| {
-            let mut from = 0usize;
-            for (&(link, start, end, _), &to) in all.frames.iter().zip(&ends) {
-                let pkt = decode(link, &all.bytes[start..end]);
-                black_box(&pkt);
-                let msg = &messages[from..to];
-                from = to;
-                used = append(&mut out, used, msg);
+                if out.len() < used + msg.len() {
+                    out.resize(used + msg.len(), 0);
+                }
+                out[used..used + msg.len()].copy_from_slice(msg);
+                used += msg.len();
+                if used >= FLUSH_BYTES {
+                    black_box(&out[..used]);
+                    used = 0;
+                }
             }
             black_box(&out[..used]);
         })
     });
 
     group.finish();
-}
-
-/// Copies `msg` into `out` at `used` and returns the new length, emptying the buffer once it
-/// reaches a batch's size (`copy_output` and `decode_copy`).
-#[inline(always)]
-fn append(out: &mut Vec<u8>, used: usize, msg: &[u8]) -> usize {
-    if out.len() < used + msg.len() {
-        out.resize(used + msg.len(), 0);
-    }
-    out[used..used + msg.len()].copy_from_slice(msg);
-    let used = used + msg.len();
-    if used >= FLUSH_BYTES {
-        black_box(&out[..used]);
-        return 0;
-    }
-    used
 }
 
 criterion_group! {

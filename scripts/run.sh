@@ -11,10 +11,12 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-if [ "$(dpkg-query -W -f='${db:Status-Status}' libpcap0.8 2>/dev/null || true)" != installed ]; then
-  echo "scripts/run.sh: installing libpcap0.8 (needed to compile filter expressions)" >&2
+if ! /sbin/ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.\(1\|0\.8\) '; then
+  echo "scripts/run.sh: installing libpcap (needed to compile filter expressions)" >&2
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >&2
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libpcap0.8 </dev/null >&2
+  # Debian 13 and Ubuntu 24.04 name the package libpcap0.8t64; earlier releases libpcap0.8.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libpcap0.8t64 </dev/null >&2 ||
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libpcap0.8 </dev/null >&2
 fi
 if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
   # shellcheck disable=SC1091

@@ -336,9 +336,9 @@ cargo clippy --all-targets -- -D warnings
 # cheap next to the release test run below.
 step "library without default features (decode, encode, file reading)"
 heavy=$(cargo tree --no-default-features -e normal --prefix none)
-heavy=$(grep -E '^(tokio|lapin|rustls|pcap) ' <<<"$heavy" || true)
+heavy=$(grep -E '^(tokio|lapin|rustls|pcap|libloading) ' <<<"$heavy" || true)
 [ -z "$heavy" ] || die "--no-default-features still pulls in: $(tr '\n' ' ' <<<"$heavy")"
-info "no tokio, lapin, rustls or pcap in: cargo tree --no-default-features -e normal"
+info "no tokio, lapin, rustls, pcap or libloading in: cargo tree --no-default-features -e normal"
 cargo clippy --no-default-features --lib --examples -- -D warnings
 # Each feature on its own builds warning-free too (the dependencies are already checked by the
 # clippy step above, so this re-checks only the crate).

@@ -91,7 +91,11 @@ pub const TABLE: &[Code] = &[
         "an input capture is truncated or corrupt",
     ),
     code(LINK_TYPE, "LINK_TYPE", "unsupported link type"),
-    code(FILTER, "FILTER", "bad filter expression"),
+    code(
+        FILTER,
+        "FILTER",
+        "bad filter expression, or libpcap (needed for one) cannot be loaded",
+    ),
     code(
         OUTPUT_FAILED,
         "OUTPUT_FAILED",
@@ -263,7 +267,8 @@ pub const READ_HELP: &[HelpLine] = &[
     (LINK_TYPE, "unsupported link type"),
     (
         FILTER,
-        "bad filter expression (checked before any output is created)",
+        "bad filter expression, or libpcap cannot be loaded (checked before any output\n\
+         is created)",
     ),
     (
         OUTPUT_FAILED,
@@ -303,7 +308,10 @@ pub const CAPTURE_HELP: &[HelpLine] = &[
          --metrics address that cannot be listened on",
     ),
     (LINK_TYPE, "the interface is not Ethernet"),
-    (FILTER, "bad filter expression"),
+    (
+        FILTER,
+        "bad filter expression, or libpcap (needed for one) cannot be loaded",
+    ),
     (
         OUTPUT_FAILED,
         "output (or the -w file) failed, or its spool directory is unsafe (as for read)",

@@ -51,8 +51,9 @@
 //!   checker and interpreter for programs compiled elsewhere
 //!   ([`source::filter::BpfFilter::from_ddd`]). 20 small crates (zerocopy, itoa, memchr,
 //!   base64, RustCrypto hashes): no async runtime, no TLS, no C library.
-//! - `bpf`: `BpfFilter::compile` for tcpdump filter expressions, through libpcap (the `pcap`
-//!   crate; libpcap-dev to build).
+//! - `bpf`: `BpfFilter::compile` for tcpdump filter expressions, through libpcap, opened at
+//!   run time when the first expression is compiled (nothing to build against); implies
+//!   `capture`, whose system-call module holds the loader's unsafe code.
 //! - `capture`: the live ring, interface listing, dropping root (`libc`, `nix`, `rustix`).
 //! - `brokers`: the engine (`pipeline`) and every sink; implies `capture` and `bpf`. Tokio,
 //!   lapin, rustls, the Redis and RabbitMQ Streams clients, ...

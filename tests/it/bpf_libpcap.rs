@@ -243,16 +243,44 @@ fn interpreter_agrees_with_libpcap_on_the_fixtures_and_the_tcpdump_corpus() {
     assert_eq!(fixtures.checker_refused, Vec::<String>::new());
 }
 
-/// libpcap is opened only when a filter expression is compiled: in a mount namespace of the
-/// test's own where every libpcap file the loader knows is replaced by /dev/null, `read`
-/// without a filter gives every message (a program linked against libpcap would not even
-/// start), and with one it fails with exit code 7 and one line saying libpcap is missing.
+/// libpcap is opened only when a filter expression is compiled: a run without a filter does
+/// not load it (the loader's `LD_DEBUG=libs` trace names no libpcap; with a filter it does),
+/// and in a mount namespace of the test's own where every libpcap file the loader knows is
+/// replaced by /dev/null, `read` without a filter gives every message (a program linked
+/// against libpcap would not even start) and with one fails with exit code 7 and one line
+/// saying libpcap could not be loaded.
 #[test]
 fn libpcap_is_opened_only_for_filter_expressions() {
     use std::process::Command;
-    if !common::harness::root_available("hiding libpcap in a mount namespace")
-        || !common::harness::command_succeeds("unshare", &["--version"])
-    {
+    let fixture = common::root().join(common::FIXTURE);
+    let loaded = |filter: Option<&str>| -> bool {
+        let out = Command::new(common::BIN)
+            .args(["read", "-q", "-c", "1"])
+            .arg(&fixture)
+            .args(filter)
+            .env("LD_DEBUG", "libs")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{:?}", out.status);
+        String::from_utf8_lossy(&out.stderr).contains("libpcap.so")
+    };
+    assert!(!loaded(None), "libpcap loaded by a run without a filter");
+    assert!(
+        loaded(Some("tcp")),
+        "LD_DEBUG=libs traced no libpcap for a filter"
+    );
+
+    if !common::harness::live_available(
+        "hiding libpcap in a mount namespace",
+        &[
+            (
+                "unshare",
+                &["-m", "true"],
+                "unshare -m (util-linux, CAP_SYS_ADMIN) fails",
+            ),
+            ("ldconfig", &["-p"], "ldconfig is missing"),
+        ],
+    ) {
         return;
     }
     let dir = common::harness::TempDir::scratch("no_libpcap");
@@ -263,7 +291,7 @@ fn libpcap_is_opened_only_for_filter_expressions() {
             mount --bind /dev/null "$f" || exit 1
             found=1
         done
-        [ "$found" = 1 ] || exit 2
+        [ "$found" = 1 ] || { echo "ldconfig -p lists no libpcap" >&2; exit 2; }
         "$2" read -q "$3" >"$1/plain.out" 2>"$1/plain.err"; echo $? >"$1/plain.rc"
         "$2" read -q "$3" tcp >"$1/filter.out" 2>"$1/filter.err"; echo $? >"$1/filter.rc"
     "#;
@@ -271,7 +299,7 @@ fn libpcap_is_opened_only_for_filter_expressions() {
         .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
         .arg(&dir.0)
         .arg(common::BIN)
-        .arg(common::root().join(common::FIXTURE))
+        .arg(&fixture)
         .output()
         .unwrap();
     assert!(

@@ -5,7 +5,8 @@
 //!   over a retired block;
 //! - [`tx`]: the transmit socket and its ring (used by [`super::tx_ring`]);
 //! - [`iface`]: interface index, flags, addresses and MTU;
-//! - [`sys`]: the system calls and the shared ring memory, the crate's only unsafe code.
+//! - [`sys`]: the system calls and the shared ring memory, the capture-file mapping and
+//!   libpcap's compile functions (opened on first use): the crate's only unsafe code.
 //!
 //! This module itself has no unsafe code.
 //!

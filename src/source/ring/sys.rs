@@ -1,5 +1,6 @@
-//! The system calls behind the packet rings, and the memory the kernel shares with us. This
-//! is the only module of the crate where `unsafe` is allowed; everything here is a small
+//! The system calls behind the packet rings, and the memory the kernel shares with us; also
+//! the mapping of capture files and libpcap's compile functions, opened on first use (their
+//! own sections below). This is the only module of the crate where `unsafe` is allowed; everything here is a small
 //! primitive with a safe signature, and the safe logic built on it lives in the sibling
 //! modules ([`super::rx`], [`super::tx`], [`super::iface`]).
 //!
@@ -788,7 +789,10 @@ pub mod libpcap {
             // state (no requirement on the caller's threads or signals), and `name` is one of
             // the constant sonames above, resolved through the system's library path.
             match unsafe { libloading::Library::new(name) } {
-                Ok(library) => return symbols(library).map_err(|e| format!("{name}: {e}")),
+                Ok(library) => match symbols(library) {
+                    Ok(api) => return Ok(api),
+                    Err(e) => tried.push(format!("{name}: {e}")),
+                },
                 Err(e) => tried.push(e.to_string()),
             }
         }
@@ -798,17 +802,20 @@ pub mod libpcap {
         ))
     }
 
+    /// The five functions of `library`. The pointers are copied out of libloading's
+    /// `Symbol`s, which would tie them to the borrow of `library`: they stay valid because
+    /// `library` moves into the same [`Api`], which lives in a static and is never dropped.
     fn symbols(library: libloading::Library) -> Result<Api, libloading::Error> {
-        // SAFETY (each `get` below): the type given is the C prototype of that function in
-        // `pcap/pcap.h` (libpcap 1.x), so calling through the pointer matches its ABI.
+        // SAFETY: `OpenDead` is the C prototype of `pcap_open_dead` in `pcap/pcap.h`
+        // (libpcap 1.x), so calling through the pointer matches the function's ABI.
         let open_dead = *unsafe { library.get::<OpenDead>(b"pcap_open_dead\0") }?;
-        // SAFETY: as above.
+        // SAFETY: `Compile` is the prototype of `pcap_compile` (`bpf_u_int32` is `c_uint`).
         let compile = *unsafe { library.get::<Compile>(b"pcap_compile\0") }?;
-        // SAFETY: as above.
+        // SAFETY: `GetErr` is the prototype of `pcap_geterr`.
         let geterr = *unsafe { library.get::<GetErr>(b"pcap_geterr\0") }?;
-        // SAFETY: as above.
+        // SAFETY: `FreeCode` is the prototype of `pcap_freecode`.
         let freecode = *unsafe { library.get::<FreeCode>(b"pcap_freecode\0") }?;
-        // SAFETY: as above.
+        // SAFETY: `Close` is the prototype of `pcap_close`.
         let close = *unsafe { library.get::<Close>(b"pcap_close\0") }?;
         Ok(Api {
             _library: library,
