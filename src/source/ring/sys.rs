@@ -706,9 +706,9 @@ pub mod file_mapping {
 // `pcap_open_dead`; the program is then checked and run by our own code, see
 // `source::filter`). Linked at build time, libpcap made every start of the program load it
 // and the ten libraries it needs (D-Bus, systemd, gcrypt, lzma, zstd, lz4, ...), whether or
-// not a filter was given: 1.5-1.8 ms of CPU per start on this project's 2-core VM (a C
-// program that only links libpcap against one that links nothing, PERFORMANCE.md), 6 % of
-// the wall time of `read` on a 44 MB file with two workers. So it is opened with `dlopen` by its soname
+// not a filter was given: 1.4-1.8 ms of CPU per start on this project's 2-core VM (a C
+// program that only links libpcap against one that links nothing, PERFORMANCE.md), about 3 %
+// of the wall time of `read` on a 44 MB file with two workers. So it is opened with `dlopen` by its soname
 // (the system's library search path only, never a path from the command line) the first
 // time an expression is compiled, and stays loaded for the life of the process.
 //
