@@ -12,12 +12,8 @@ impl BpfFilter {
     pub fn compile(expr: &str, link_type: u32) -> Result<BpfFilter, FilterError> {
         let dlt = i32::try_from(linktype_to_dlt(link_type))
             .map_err(|_| FilterError::new(expr, link_type, "link type out of range"))?;
-        let program = crate::source::ring::sys::libpcap::compile(dlt, expr)
+        let insns = crate::source::ring::sys::libpcap::compile(dlt, expr)
             .map_err(|message| FilterError::new(expr, link_type, message))?;
-        let insns = program
-            .into_iter()
-            .map(|(code, jt, jf, k)| BpfInsn { code, jt, jf, k })
-            .collect();
         Self::from_insns(expr, link_type, insns)
     }
 

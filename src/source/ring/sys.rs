@@ -722,6 +722,7 @@ pub mod file_mapping {
 /// Compiling filter expressions through libpcap, loaded on first use (see the comment above).
 #[cfg(feature = "bpf")]
 pub mod libpcap {
+    use super::BpfInsn;
     use std::ffi::{c_char, c_int, c_uint, CStr, CString};
     use std::sync::{Mutex, OnceLock};
 
@@ -733,21 +734,13 @@ pub mod libpcap {
     /// `ret` returns (what the `pcap` crate used before, so programs are unchanged).
     const SNAPLEN: c_int = 65_535;
 
-    /// `struct bpf_insn` of `pcap/bpf.h`.
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug)]
-    struct RawInsn {
-        code: u16,
-        jt: u8,
-        jf: u8,
-        k: u32,
-    }
-
-    /// `struct bpf_program` of `pcap/bpf.h`.
+    /// `struct bpf_program` of `pcap/bpf.h`; its instructions are `struct bpf_insn`, which
+    /// [`BpfInsn`] mirrors (the same layout as the kernel's `sock_filter`, pinned by a test
+    /// below).
     #[repr(C)]
     struct Program {
         bf_len: c_uint,
-        bf_insns: *mut RawInsn,
+        bf_insns: *mut BpfInsn,
     }
 
     /// `pcap_t`, only ever behind a pointer.
@@ -828,13 +821,10 @@ pub mod libpcap {
         })
     }
 
-    /// One instruction of a compiled program: `(code, jt, jf, k)`.
-    pub type Insn = (u16, u8, u8, u32);
-
     /// Compiles `expr` (`pcap-filter(7)`) for link type `dlt` (a `DLT_*` value), optimised,
     /// with netmask 0, and returns its instructions; `Err` holds libpcap's message, or why
     /// libpcap could not be used, in one line.
-    pub fn compile(dlt: i32, expr: &str) -> Result<Vec<Insn>, String> {
+    pub fn compile(dlt: i32, expr: &str) -> Result<Vec<BpfInsn>, String> {
         let api = api()?;
         let text = CString::new(expr).map_err(|_| "the expression holds a NUL byte".to_owned())?;
         // A panic elsewhere while holding it leaves nothing half done here: take it anyway.
@@ -877,10 +867,10 @@ pub mod libpcap {
             } else {
                 // SAFETY: after a successful `pcap_compile`, `bf_insns` points to `bf_len`
                 // initialised instructions owned by `program` until `pcap_freecode` below.
-                let raw = unsafe {
+                let insns = unsafe {
                     std::slice::from_raw_parts(program.bf_insns, program.bf_len as usize)
                 };
-                raw.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect()
+                insns.to_vec()
             };
             // SAFETY: `program` was filled by a successful `pcap_compile` and is freed once;
             // the instructions were copied out above.
