@@ -196,8 +196,14 @@ pub struct Observe {
     pub notify: Option<Notify>,
 }
 
-/// Buffers in flight per worker (bounds memory and keeps every thread busy).
+/// Frame batches in flight per worker (bounds memory and keeps every thread busy).
 const BUFFERS_PER_WORKER: usize = 3;
+/// JSON batches per worker, plus one (bounds memory and keeps every thread busy). Each is
+/// written up to [`FRAME_BATCH_JSON_BYTES`](crate::encode::batch::FRAME_BATCH_JSON_BYTES)
+/// and the pool is used in turn, so every batch of it is faulted in, page by page, on its
+/// first use: with two workers a third batch each cost 3-4 % of the CPU time of reading a
+/// 44 MB file and kept no thread busier (PERFORMANCE.md, issue 13, 2026-12-07 23:00).
+const JSON_BATCHES_PER_WORKER: usize = 2;
 /// Oversized frame batches (see [`FrameBatch::is_oversized`]) in flight: from the reader until
 /// their JSON is written (or dropped). The pools bound buffers by count, which a file of
 /// 16 MiB records turns into gigabytes (16 workers: 48 frame batches of 16 MiB plus their
@@ -259,7 +265,7 @@ impl ReadJob {
         pcap: Option<PcapWriter>,
     ) -> Outcome {
         let workers = self.workers.max(1);
-        let pool = BUFFERS_PER_WORKER * workers + 1;
+        let pool = JSON_BATCHES_PER_WORKER * workers + 1;
         let counters = RunCounters::new("read", workers);
         counters
             .queue_capacity_batches

@@ -211,7 +211,7 @@ fn the_batch_pools_end_as_they_started_however_long_the_file() {
         );
         assert_eq!(outcome.summary.written, messages as u64);
         let pools = outcome.pools;
-        let json_pool = 3 * workers as u64 + 1;
+        let json_pool = 2 * workers as u64 + 1;
         let frame_pool = if workers > 1 { 3 * workers as u64 } else { 0 };
         assert_eq!(pools.made, json_pool + frame_pool, "--workers {workers}");
         assert_eq!(

@@ -698,6 +698,35 @@ pub mod file_mapping {
         // lie within the mapping just above.
         unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) }
     }
+
+    /// Bytes between two prefetched addresses: the cache line of x86-64 cores.
+    pub const PREFETCH_STRIDE: usize = 64;
+
+    /// Asks the CPU to bring `bytes[from..to]` into its caches (one prefetch instruction per
+    /// [`PREFETCH_STRIDE`] bytes), so that later loads of it do not each wait for memory. The
+    /// reader of a mapped capture file finds each record by the length in the record before
+    /// it: without this, every record header is a load that waits for memory before the next
+    /// can be found. Only a hint: nothing is read or faulted in, and it does nothing on other
+    /// architectures. The range is clipped to `bytes`.
+    #[inline]
+    pub fn prefetch(bytes: &[u8], from: usize, to: usize) {
+        let Some(range) = bytes.get(from..to.min(bytes.len())) else {
+            return;
+        };
+        #[cfg(target_arch = "x86_64")]
+        for at in (0..range.len()).step_by(PREFETCH_STRIDE) {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let line = range[at..].as_ptr().cast::<i8>();
+            // SAFETY: `_mm_prefetch` is unsafe only because it is a `#[target_feature(enable =
+            // "sse")]` function, and SSE is part of the x86-64 baseline every build of this crate
+            // targets. PREFETCHT0 has no architectural effect: it reads nothing into a register,
+            // writes nothing, and never faults, even for an address that is not mapped; `line`
+            // points into `range` all the same.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = range;
+    }
 }
 
 // ---- libpcap, opened when a filter expression is compiled ----------------------------------
@@ -894,6 +923,27 @@ mod tests {
         assert_eq!(offset_of!(SockFprog, filter), size_of::<usize>());
         assert_eq!(size_of::<BpfInsn>(), size_of::<libc::sock_filter>());
         assert_eq!(offset_of!(BpfInsn, k), 4);
+    }
+
+    /// Any range is clipped to the slice: out of it, reversed, empty or at the ends of `usize`,
+    /// nothing is touched and nothing panics.
+    #[test]
+    fn prefetch_clips_every_range_to_the_slice() {
+        use file_mapping::prefetch;
+        let bytes = vec![7u8; 3 * 64 + 5];
+        for (from, to) in [
+            (0, bytes.len()),
+            (0, usize::MAX),
+            (10, 5),
+            (bytes.len(), bytes.len() + 64),
+            (bytes.len() + 1, 0),
+            (usize::MAX, usize::MAX),
+            (63, 65),
+        ] {
+            prefetch(&bytes, from, to);
+        }
+        prefetch(&[], 0, 64);
+        assert!(bytes.iter().all(|&b| b == 7));
     }
 
     #[test]
