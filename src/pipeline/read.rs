@@ -202,7 +202,7 @@ const BUFFERS_PER_WORKER: usize = 3;
 /// written up to [`FRAME_BATCH_JSON_BYTES`](crate::encode::batch::FRAME_BATCH_JSON_BYTES)
 /// and the pool is used in turn, so every batch of it is faulted in, page by page, on its
 /// first use: with two workers a third batch each cost 3-4 % of the CPU time of reading a
-/// 44 MB file and kept no thread busier (PERFORMANCE.md, issue 13, 2026-12-07 23:00).
+/// 44 MB file and kept no thread busier (PERFORMANCE.md, issue 13, 2026-12-07 23:00-23:52).
 const JSON_BATCHES_PER_WORKER: usize = 2;
 /// Oversized frame batches (see [`FrameBatch::is_oversized`]) in flight: from the reader until
 /// their JSON is written (or dropped). The pools bound buffers by count, which a file of
