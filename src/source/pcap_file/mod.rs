@@ -84,7 +84,7 @@ const READ_BUFFER_BYTES: usize = 256 * 1024;
 #[cfg(feature = "capture")]
 const DROP_BEHIND_BYTES: usize = 8 * 1024 * 1024;
 /// How far ahead of the reader the bytes of a capture read in place are prefetched (1, 2, 4
-/// and 8 KiB measured alike, 16 and 64 KiB worse: PERFORMANCE.md, issue 13, 2026-12-07 23:00).
+/// and 8 KiB measured alike, 16 and 64 KiB worse: PERFORMANCE.md, issue 13, 2026-12-07 23:00-23:52).
 #[cfg(feature = "capture")]
 const PREFETCH_AHEAD_BYTES: usize = 2048;
 
