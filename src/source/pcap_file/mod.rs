@@ -230,7 +230,8 @@ struct InPlace {
     /// by position that a worker may still be reading ([`CaptureReader::keep_from`]).
     #[cfg(feature = "capture")]
     keep_from: usize,
-    /// Bytes below this offset have been prefetched ([`InPlace::prefetch_ahead`]).
+    /// Offset up to which prefetches were issued ([`InPlace::prefetch_ahead`]; bytes a
+    /// record longer than the distance skipped over were not).
     #[cfg(feature = "capture")]
     prefetched_to: usize,
 }
@@ -269,7 +270,10 @@ impl InPlace {
         use crate::source::ring::sys::file_mapping::{prefetch, PREFETCH_STRIDE};
         let to = pos.saturating_add(PREFETCH_AHEAD_BYTES);
         if to >= self.prefetched_to.saturating_add(PREFETCH_STRIDE) {
+            // From the start of the cache line, so a line begun by the last range is not
+            // skipped.
             let from = self.prefetched_to.max(pos);
+            let from = from - from % PREFETCH_STRIDE;
             prefetch(self.shared.bytes(), from, to);
             self.prefetched_to = to;
         }

@@ -1,6 +1,6 @@
 //! The system calls behind the packet rings, and the memory the kernel shares with us; also
-//! the mapping of capture files and libpcap's compile functions, opened on first use (their
-//! own sections below). This is the only module of the crate where `unsafe` is allowed; everything here is a small
+//! the mapping of capture files (and the prefetch hint its reader gives the CPU) and
+//! libpcap's compile functions, opened on first use (their own sections below). This is the only module of the crate where `unsafe` is allowed; everything here is a small
 //! primitive with a safe signature, and the safe logic built on it lives in the sibling
 //! modules ([`super::rx`], [`super::tx`], [`super::iface`]).
 //!
@@ -707,24 +707,25 @@ pub mod file_mapping {
     /// reader of a mapped capture file finds each record by the length in the record before
     /// it: without this, every record header is a load that waits for memory before the next
     /// can be found. Only a hint: nothing is read or faulted in, and it does nothing on other
-    /// architectures. The range is clipped to `bytes`.
+    /// architectures than x86-64. The range is clipped to `bytes`.
     #[inline]
     pub fn prefetch(bytes: &[u8], from: usize, to: usize) {
         let Some(range) = bytes.get(from..to.min(bytes.len())) else {
             return;
         };
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
         for at in (0..range.len()).step_by(PREFETCH_STRIDE) {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
             let line = range[at..].as_ptr().cast::<i8>();
-            // SAFETY: `_mm_prefetch` is unsafe only because it is a `#[target_feature(enable =
-            // "sse")]` function, and SSE is part of the x86-64 baseline every build of this crate
-            // targets. PREFETCHT0 has no architectural effect: it reads nothing into a register,
-            // writes nothing, and never faults, even for an address that is not mapped; `line`
-            // points into `range` all the same.
+            // SAFETY: `_mm_prefetch` is unsafe because it is a `#[target_feature(enable =
+            // "sse")]` function taking a raw pointer. SSE is enabled in this build (the `cfg`
+            // above checks it; it is part of the x86-64 baseline). PREFETCHT0 has no
+            // architectural effect: it reads nothing into a register, writes nothing, and never
+            // faults, even for an address that is not mapped, so no pointer could make it
+            // unsound; `line` points into `range` all the same.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(line) };
         }
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
         let _ = range;
     }
 }
