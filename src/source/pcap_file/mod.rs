@@ -259,6 +259,15 @@ impl InPlace {
         n as u64
     }
 
+    /// The reader took the record starting at `start` and is now at `next`: the pages well
+    /// behind the record are dropped and the bytes ahead of `next` prefetched.
+    #[cfg(feature = "capture")]
+    #[inline]
+    fn passed(&mut self, start: usize, next: usize) {
+        self.drop_behind(start);
+        self.prefetch_ahead(next);
+    }
+
     /// Prefetches the bytes up to [`PREFETCH_AHEAD_BYTES`] past `pos` into the CPU's caches
     /// that are not yet: the next record headers, which the reader must read one after the
     /// other (each one's length says where the next is), and the frames, which the
@@ -644,10 +653,7 @@ impl<R: Read> CaptureReader<R> {
             in_place.record_start = start;
             in_place.record_end = start + got;
             #[cfg(feature = "capture")]
-            {
-                in_place.drop_behind(start);
-                in_place.prefetch_ahead(start + got);
-            }
+            in_place.passed(start, start + got);
             return Ok(got);
         }
         if self.buf.len() < len {

@@ -216,10 +216,7 @@ impl<R: Read> CaptureReader<R> {
         place.record_start = data_at;
         place.record_end = data_end;
         #[cfg(feature = "capture")]
-        {
-            place.drop_behind(data_at);
-            place.prefetch_ahead(data_end);
-        }
+        place.passed(data_at, data_end);
         self.offset = self.offset.saturating_add((header_bytes + data_len) as u64);
         Some(FrameMeta {
             start: 0,

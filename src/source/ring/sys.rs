@@ -1,6 +1,7 @@
 //! The system calls behind the packet rings, and the memory the kernel shares with us; also
 //! the mapping of capture files (and the prefetch hint its reader gives the CPU) and
-//! libpcap's compile functions, opened on first use (their own sections below). This is the only module of the crate where `unsafe` is allowed; everything here is a small
+//! libpcap's compile functions, opened on first use (their own sections below). This is the
+//! only module of the crate where `unsafe` is allowed; everything here is a small
 //! primitive with a safe signature, and the safe logic built on it lives in the sibling
 //! modules ([`super::rx`], [`super::tx`], [`super::iface`]).
 //!
