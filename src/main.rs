@@ -2,7 +2,7 @@
 //! job in its own file under src/cli/ (`into_job()`); this file only parses, dispatches and
 //! exits.
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use netpipe_fast::cli::{with_default_command, Cli, Command, Job, Refusal};
 use netpipe_fast::exit;
 use std::io::Write;
@@ -21,7 +21,10 @@ fn main() -> ExitCode {
     let args = with_default_command(std::env::args_os(), cap_device_set);
     // --config FILE: the file's values join the arguments (below the real flags, above the
     // environment) before clap parses them.
-    let args = match netpipe_fast::config::apply(&Cli::command(), args) {
+    // The command tree is built once (building it is a good part of start-up: every
+    // subcommand's arguments, help and value parsers) and serves both --config and the parse.
+    let command = Cli::command();
+    let args = match netpipe_fast::config::apply(&command, args) {
         Ok((args, warnings)) => {
             for w in warnings {
                 say!("netpipe-fast: warning: {w}");
@@ -33,7 +36,11 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
-    let cli = Cli::parse_from(args);
+    // What `Cli::parse_from` does, on the tree already built: usage errors, --help and
+    // --version print and exit here as they would there.
+    let mut matches = command.get_matches_from(args);
+    let cli = Cli::from_arg_matches_mut(&mut matches)
+        .unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
     ExitCode::from(match cli.command {
         Command::Config(args) => run(args.into_job()),
         Command::Generate(args) => run(args.into_job()),
