@@ -416,6 +416,7 @@ impl ReadJob {
         };
         let shared = Arc::clone(&state.counters.workers[0]);
         let run = Arc::clone(state.counters);
+        let mut hand_off = PairedHandOff::new(full_tx);
         // Once per batch handed on: the reassembler's real-time clock ticks, and the counts go out.
         let publish = |stats: &DecodeStats, reasm: &mut Option<Reassembler>| {
             shared.publish_decode(stats);
@@ -429,25 +430,27 @@ impl ReadJob {
             // At the end of each file its last messages go out at once (a file may be a pipe
             // that the next part of the stream takes a while to arrive on).
             let Some(Passed {
-                link, frame, meta, ..
+                link,
+                frame,
+                meta,
+                in_place,
+                ..
             }) = item
             else {
                 if batch.is_empty() {
-                    // Nothing to hand on, but the end of an input is a moment to look at
-                    // the reassembler's real-time clock all the same (a quiet pipe).
+                    // Nothing more to hand on, but the end of an input is a moment to look
+                    // at the reassembler's real-time clock all the same (a quiet pipe).
                     if let Some(r) = reasm.as_mut() {
                         r.tick(Instant::now());
                     }
-                    return Ok(());
+                    return hand_off.flush();
                 }
                 batch.seq = seq;
                 seq += 1;
                 publish(&worker.stats, &mut reasm);
                 run.store_read(counts);
                 let next = free_rx.recv().map_err(|_| ())?;
-                return full_tx
-                    .send(std::mem::replace(&mut batch, next))
-                    .map_err(|_| ());
+                return hand_off.send(std::mem::replace(&mut batch, next), false);
             };
             worker.process(link, frame.data, meta, &mut batch);
             if let Some(r) = reasm.as_mut() {
@@ -463,12 +466,12 @@ impl ReadJob {
                 // Before the batch goes: a reader never sees more written than read.
                 run.store_read(counts);
                 let next = free_rx.recv().map_err(|_| ())?;
-                full_tx
-                    .send(std::mem::replace(&mut batch, next))
-                    .map_err(|_| ())?;
+                hand_off.send(std::mem::replace(&mut batch, next), in_place)?;
             }
             Ok(())
         });
+        // What was decoded goes out, however the loop ended.
+        let _ = hand_off.flush();
         if !batch.is_empty() {
             batch.seq = seq;
             let _ = full_tx.send(batch);
@@ -593,6 +596,7 @@ impl ReadJob {
                         frame,
                         meta,
                         place,
+                        ..
                     }) => {
                         let by_position = place.is_some_and(|(shared, at)| {
                             batch.push_shared(shared, at, frame.data.len(), frame.link_type, *meta)
@@ -713,6 +717,49 @@ fn running_line(c: &RunCounters, probe: &OutputProbe, last: &mut (Instant, u64, 
     line
 }
 
+/// How the reading thread of a one-worker run hands full JSON batches to the publisher. A
+/// batch of a mapped file waits for the next one and the two go together: the first send
+/// wakes the publisher, the second finds it awake and is written in the same `writev`, so the
+/// reading thread pays for one wake-up per two batches (on the VMs measured a wake-up of the
+/// idle core cost the reading thread tens of µs, 4 % of a run: PERFORMANCE.md). Batches of a
+/// pipe or stdin go at once: the next one may be long in coming. The pool has room for it:
+/// while one batch is held back and another fills, every other batch of the pool has been
+/// handed on and comes back (`JSON_BATCHES_PER_WORKER + 1` of them, at least 3).
+struct PairedHandOff<'a> {
+    full_tx: &'a Sender<JsonBatch>,
+    held: Option<JsonBatch>,
+}
+
+const _: () = assert!(JSON_BATCHES_PER_WORKER + 1 >= 3);
+
+impl<'a> PairedHandOff<'a> {
+    fn new(full_tx: &'a Sender<JsonBatch>) -> Self {
+        PairedHandOff {
+            full_tx,
+            held: None,
+        }
+    }
+
+    /// Hands `batch` on, after the one held back; with `pair` and none held back, holds it
+    /// back instead. Err when the publisher has gone.
+    fn send(&mut self, batch: JsonBatch, pair: bool) -> Result<(), ()> {
+        if pair && self.held.is_none() {
+            self.held = Some(batch);
+            return Ok(());
+        }
+        self.flush()?;
+        self.full_tx.send(batch).map_err(|_| ())
+    }
+
+    /// Hands on the batch held back, if any.
+    fn flush(&mut self) -> Result<(), ()> {
+        match self.held.take() {
+            Some(batch) => self.full_tx.send(batch).map_err(|_| ()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A frame that passed the filter, as [`ReadState::for_each_frame`] hands it on.
 struct Passed<'f> {
     link: LinkType,
@@ -721,6 +768,8 @@ struct Passed<'f> {
     /// Read in place (a mapped file), when asked for: the capture and the offset of the
     /// frame's data in it.
     place: Option<(&'f SharedBytes, usize)>,
+    /// The frame's file is read in place (mapped), not streamed from a pipe or stdin.
+    in_place: bool,
 }
 
 /// The frame batches a parallel run has sent to workers by position and not yet had back,
@@ -857,6 +906,7 @@ impl<'j> ReadState<'j> {
                 Err(e) => return Some(JobError::Read(e)),
             };
             let shared = keep.and_then(|_| reader.shared_bytes());
+            let in_place = reader.is_in_place();
             loop {
                 if self.passed >= limit || self.output_closed.load(Ordering::Relaxed) {
                     return None;
@@ -940,6 +990,7 @@ impl<'j> ReadState<'j> {
                     frame: &frame,
                     meta: &meta,
                     place: shared.as_ref().zip(at),
+                    in_place,
                 };
                 if f(Some(passed), (self.read, self.filtered_out)).is_err() {
                     // The pipeline behind us stopped (its error is reported by the publisher).
@@ -1055,6 +1106,37 @@ mod tests {
 
     fn seqs(ready: &mut Vec<JsonBatch>) -> Vec<u64> {
         ready.drain(..).map(|b| b.seq).collect()
+    }
+
+    #[test]
+    fn paired_hand_off_holds_one_mapped_batch_back_and_never_a_streamed_one() {
+        let (tx, rx) = bounded::<JsonBatch>(8);
+        let arrived = |rx: &Receiver<JsonBatch>| rx.try_iter().map(|b| b.seq).collect::<Vec<_>>();
+        let mut hand_off = PairedHandOff::new(&tx);
+        // Mapped: the first waits, the second takes it along, in order.
+        hand_off.send(numbered(0), true).expect("publisher there");
+        assert_eq!(arrived(&rx), Vec::<u64>::new());
+        hand_off.send(numbered(1), true).expect("publisher there");
+        assert_eq!(arrived(&rx), [0, 1]);
+        hand_off.send(numbered(2), true).expect("publisher there");
+        assert_eq!(arrived(&rx), Vec::<u64>::new());
+        // A streamed batch goes at once, after the one held back.
+        hand_off.send(numbered(3), false).expect("publisher there");
+        assert_eq!(arrived(&rx), [2, 3]);
+        hand_off.send(numbered(4), false).expect("publisher there");
+        assert_eq!(arrived(&rx), [4]);
+        // The end: what is held back goes.
+        hand_off.send(numbered(5), true).expect("publisher there");
+        hand_off.flush().expect("publisher there");
+        assert_eq!(arrived(&rx), [5]);
+        hand_off.flush().expect("nothing held: nothing to do");
+        assert_eq!(arrived(&rx), Vec::<u64>::new());
+        // The publisher gone: an error, not a batch kept forever.
+        hand_off
+            .send(numbered(6), true)
+            .expect("held back, not sent yet");
+        drop(rx);
+        assert!(hand_off.flush().is_err());
     }
 
     #[test]
