@@ -282,12 +282,14 @@ impl ReadJob {
             let _ = free_tx.send(JsonBatch::with_room(WORKER_JSON_ROOM_BYTES));
         }
         let output_closed = Arc::new(AtomicBool::new(false));
+        let publisher_idle = Arc::new(AtomicBool::new(false));
         let publisher = {
             let closed = Arc::clone(&output_closed);
+            let idle = Arc::clone(&publisher_idle);
             let counters = Arc::clone(&counters);
             thread::Builder::new()
                 .name("netpipe-publish".into())
-                .spawn(move || publish(sink, full_rx, free_tx, &closed, counters, pool))
+                .spawn(move || publish(sink, full_rx, free_tx, &closed, &idle, counters, pool))
         };
         let publisher = match publisher {
             Ok(p) => p,
@@ -327,7 +329,7 @@ impl ReadJob {
                     });
             }
             let out = if workers == 1 {
-                self.run_inline(&mut state, &full_tx, &free_rx)
+                self.run_inline(&mut state, &full_tx, &free_rx, &publisher_idle)
             } else {
                 self.run_parallel(&mut state, workers, &full_tx, &free_rx)
             };
@@ -406,6 +408,7 @@ impl ReadJob {
         state: &mut ReadState<'_>,
         full_tx: &Sender<JsonBatch>,
         free_rx: &Receiver<JsonBatch>,
+        publisher_idle: &AtomicBool,
     ) -> (DecodeStats, Option<JobError>) {
         let mut worker = Worker::with_options(&self.source_host, &self.packet);
         // `--reassemble`: fragments are put together here, in file order.
@@ -416,7 +419,7 @@ impl ReadJob {
         };
         let shared = Arc::clone(&state.counters.workers[0]);
         let run = Arc::clone(state.counters);
-        let mut hand_off = PairedHandOff::new(full_tx);
+        let mut hand_off = PairedHandOff::new(full_tx, publisher_idle);
         // Once per batch handed on: the reassembler's real-time clock ticks, and the counts go out.
         let publish = |stats: &DecodeStats, reasm: &mut Option<Reassembler>| {
             shared.publish_decode(stats);
@@ -718,32 +721,37 @@ fn running_line(c: &RunCounters, probe: &OutputProbe, last: &mut (Instant, u64, 
 }
 
 /// How the reading thread of a one-worker run hands full JSON batches to the publisher. A
-/// batch of a mapped file waits for the next one and the two go together: the first send
-/// wakes the publisher, the second finds it awake and is written in the same `writev`, so the
-/// reading thread pays for one wake-up per two batches (on the VMs measured a wake-up of the
-/// idle core cost the reading thread tens of µs, 4 % of a run: PERFORMANCE.md). Batches of a
-/// pipe or stdin go at once: the next one may be long in coming. The pool has room for it:
-/// while one batch is held back and another fills, every other batch of the pool has been
-/// handed on and comes back (`JSON_BATCHES_PER_WORKER + 1` of them, at least 3).
+/// send to a publisher that waits for work wakes it, and on the VMs measured a wake-up of its
+/// idle core cost the reading thread tens of µs, 4 % of a run (PERFORMANCE.md); a send to a
+/// busy publisher costs nothing of the kind. So when the publisher is idle, a batch of a
+/// mapped file waits for the next and the two go together: the first send wakes it, the
+/// second usually finds it awake, and both go out in one `writev`. When the publisher is
+/// busy (a slow output), every batch goes at once, as does every batch of a pipe or stdin
+/// (the next may be long in coming). An idle publisher has handed back every batch it had,
+/// so while one is held back the third batch of the pool (`JSON_BATCHES_PER_WORKER + 1`, at
+/// least 3) is free: the reading thread never waits for a batch while it holds one back.
 struct PairedHandOff<'a> {
     full_tx: &'a Sender<JsonBatch>,
+    /// Set by the publisher while it waits for a batch ([`publish`]).
+    publisher_idle: &'a AtomicBool,
     held: Option<JsonBatch>,
 }
 
 const _: () = assert!(JSON_BATCHES_PER_WORKER + 1 >= 3);
 
 impl<'a> PairedHandOff<'a> {
-    fn new(full_tx: &'a Sender<JsonBatch>) -> Self {
+    fn new(full_tx: &'a Sender<JsonBatch>, publisher_idle: &'a AtomicBool) -> Self {
         PairedHandOff {
             full_tx,
+            publisher_idle,
             held: None,
         }
     }
 
-    /// Hands `batch` on, after the one held back; with `pair` and none held back, holds it
-    /// back instead. Err when the publisher has gone.
-    fn send(&mut self, batch: JsonBatch, pair: bool) -> Result<(), ()> {
-        if pair && self.held.is_none() {
+    /// Hands `batch` on, after the one held back. A batch of a mapped file (`mapped`) is held
+    /// back instead when none is and the publisher is idle. Err when the publisher has gone.
+    fn send(&mut self, batch: JsonBatch, mapped: bool) -> Result<(), ()> {
+        if mapped && self.held.is_none() && self.publisher_idle.load(Ordering::Relaxed) {
             self.held = Some(batch);
             return Ok(());
         }
@@ -1011,6 +1019,7 @@ fn publish(
     full_rx: Receiver<JsonBatch>,
     free_tx: Sender<JsonBatch>,
     closed: &AtomicBool,
+    idle: &AtomicBool,
     counters: Arc<RunCounters>,
     pool: usize,
 ) -> Published {
@@ -1018,7 +1027,15 @@ fn publish(
         BatchWriter::new(sink, free_tx, closed, None).with_counters(Arc::clone(&counters));
     let mut waiting = Reorder::new(pool);
     let mut ready: Vec<JsonBatch> = Vec::with_capacity(pool);
-    while let Ok(batch) = full_rx.recv() {
+    loop {
+        // Idle from here until a batch comes: the reading thread of a one-worker run then
+        // hands batches on in pairs ([`PairedHandOff`]). Every batch taken has been handed
+        // back by now.
+        idle.store(true, Ordering::Relaxed);
+        let Ok(batch) = full_rx.recv() else {
+            break;
+        };
+        idle.store(false, Ordering::Relaxed);
         counters
             .queue_depth_batches
             .store(full_rx.len() as u64, Ordering::Relaxed);
@@ -1109,10 +1126,11 @@ mod tests {
     }
 
     #[test]
-    fn paired_hand_off_holds_one_mapped_batch_back_and_never_a_streamed_one() {
+    fn paired_hand_off_holds_a_mapped_batch_back_only_for_an_idle_publisher() {
         let (tx, rx) = bounded::<JsonBatch>(8);
         let arrived = |rx: &Receiver<JsonBatch>| rx.try_iter().map(|b| b.seq).collect::<Vec<_>>();
-        let mut hand_off = PairedHandOff::new(&tx);
+        let idle = AtomicBool::new(true);
+        let mut hand_off = PairedHandOff::new(&tx, &idle);
         // Mapped: the first waits, the second takes it along, in order.
         hand_off.send(numbered(0), true).expect("publisher there");
         assert_eq!(arrived(&rx), Vec::<u64>::new());
@@ -1131,6 +1149,11 @@ mod tests {
         assert_eq!(arrived(&rx), [5]);
         hand_off.flush().expect("nothing held: nothing to do");
         assert_eq!(arrived(&rx), Vec::<u64>::new());
+        // A busy publisher: no wake-up to save, a mapped batch goes at once.
+        idle.store(false, Ordering::Relaxed);
+        hand_off.send(numbered(7), true).expect("publisher there");
+        assert_eq!(arrived(&rx), [7]);
+        idle.store(true, Ordering::Relaxed);
         // The publisher gone: an error, not a batch kept forever.
         hand_off
             .send(numbered(6), true)
