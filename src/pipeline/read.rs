@@ -420,7 +420,8 @@ impl ReadJob {
         let shared = Arc::clone(&state.counters.workers[0]);
         let run = Arc::clone(state.counters);
         let mut hand_off = PairedHandOff::new(full_tx, publisher_idle);
-        // Once per batch handed on: the reassembler's real-time clock ticks, and the counts go out.
+        // Once per full batch (handed on, or held back to go with the next): the reassembler's
+        // real-time clock ticks, and the counts go out.
         let publish = |stats: &DecodeStats, reasm: &mut Option<Reassembler>| {
             shared.publish_decode(stats);
             if let Some(r) = reasm {
@@ -1156,7 +1157,7 @@ mod tests {
         idle.store(true, Ordering::Relaxed);
         // The publisher gone: an error, not a batch kept forever.
         hand_off
-            .send(numbered(6), true)
+            .send(numbered(8), true)
             .expect("held back, not sent yet");
         drop(rx);
         assert!(hand_off.flush().is_err());
